@@ -1,0 +1,158 @@
+/*
+ * base: what every shiplog module shares and nothing else provides.
+ *
+ *   - Errors. Every function returns 0 on success or a negative code:
+ *     either -errno passed through from the OS, or one of shiplog's own codes
+ *     below (a reserved range starting at -10000 so it never meets errno).
+ *     sl_strerror() and sl_errname() cover both.
+ *   - CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2.
+ *   - Clocks: wall time in µs (injectable for tests), monotonic ns.
+ *   - Diagnostics: sl_log_error() etc. write one line to stderr with the
+ *     program name; modules log the context (file, offset, txid, peer) where
+ *     the failure happens and return the code.
+ *   - Fault points: numbered hooks at every write, fsync, rename and send.
+ *     In release builds sl_fault() is the constant 0 and costs nothing; test
+ *     builds (SL_FAULT_INJECTION) can make any point fail. Numbers are never
+ *     reused.
+ *
+ * Thread safety: everything here is safe from any thread, except
+ * sl_clock_set_for_test() and sl_fault_set(), which tests call before
+ * starting threads.
+ */
+#ifndef SL_BASE_H
+#define SL_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* shiplog's own error codes: X(name, value, message). */
+#define SL_ERRNO_MAP(X)                                                        \
+  X(SL_ECORRUPT, -10001, "corrupt data (checksum or structure mismatch)")      \
+  X(SL_EVERSION, -10002, "unsupported format or protocol version")             \
+  X(SL_EGAP, -10003, "transaction ids are not contiguous")                     \
+  X(SL_ENOTFOUND, -10004, "no such entity")                                    \
+  X(SL_EEXIST, -10005, "entity already exists")                                \
+  X(SL_EHASRELS, -10006, "node still has relationships (use detach)")          \
+  X(SL_EINVAL, -10007, "invalid argument or input")                            \
+  X(SL_ELOCKED, -10008, "store is open for writing by another process")        \
+  X(SL_EREADONLY, -10009, "store is open read-only")                           \
+  X(SL_EFAILED, -10010, "log is in the failed state after an I/O error")       \
+  X(SL_ESTOREID, -10011, "store id does not match")                            \
+  X(SL_ETIME, -10012, "commit time goes backwards or lies in the future")      \
+  X(SL_EEND, -10013, "no more records")                                        \
+  X(SL_ETOOBIG, -10014, "record or message exceeds the size limit")            \
+  X(SL_ETRUNCATED, -10015, "input ends inside a record")                       \
+  X(SL_ENOTLOG, -10016, "not a shiplog file (bad magic)")
+
+enum sl_error {
+#define SL__ERR_ENUM(name, value, msg) name = value,
+  SL_ERRNO_MAP(SL__ERR_ENUM)
+#undef SL__ERR_ENUM
+};
+
+/* Message for any code (0, -errno or SL_E*). Static storage. */
+const char *sl_strerror(int code);
+/* "SL_ECORRUPT", "EIO", ...: the symbolic name, for logs and tests. */
+const char *sl_errname(int code);
+
+/* ---- diagnostics ---------------------------------------------------- */
+/* Program name printed before each line ("shiplog"); set once by main(). */
+void sl_set_progname(const char *name);
+void sl_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sl_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sl_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Info lines are printed only when verbose; errors and warnings always. */
+void sl_log_set_verbose(bool on);
+
+/* ---- CRC32C --------------------------------------------------------- */
+/* crc: 0 to start, or the result of a previous call to continue. */
+uint32_t sl_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* ---- clocks ----------------------------------------------------------- */
+/* Wall clock, µs since the epoch (UTC). Tests may replace it. */
+uint64_t sl_now_us(void);
+void sl_clock_set_for_test(uint64_t (*fn)(void));
+/* Monotonic clock in ns, for latencies and timeouts. */
+uint64_t sl_mono_ns(void);
+
+/* Parse a TIME as spec/cli.md defines it: ISO-8601 with a zone
+ * ("2026-11-25T14:03:07Z", "2026-11-25T15:03:07.250+01:00", up to µs) or
+ * "@SECONDS[.FRACTION]". Returns 0 and µs since the epoch, or SL_EINVAL. */
+int sl_time_parse(const char *text, uint64_t *out_us);
+/* Format µs since the epoch as "2026-11-25T14:03:07.123456Z" (fraction
+ * omitted when zero). buf must hold 32 bytes. Returns buf. */
+char *sl_time_format(uint64_t us, char *buf, size_t len);
+
+/* ---- little-endian helpers ------------------------------------------- */
+static inline void sl_put_le32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline uint32_t sl_get_le32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void sl_put_le64(uint8_t *p, uint64_t v) {
+  sl_put_le32(p, (uint32_t)v); sl_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t sl_get_le64(const uint8_t *p) {
+  return (uint64_t)sl_get_le32(p) | (uint64_t)sl_get_le32(p + 4) << 32;
+}
+/* Big-endian, for LMDB keys that must sort numerically under memcmp. */
+static inline void sl_put_be64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--) { p[i] = (uint8_t)v; v >>= 8; }
+}
+static inline uint64_t sl_get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+  return v;
+}
+
+/* ---- files ------------------------------------------------------------ */
+/* write()/pwrite() the whole buffer, retrying short writes and EINTR. */
+int sl_write_all(int fd, const void *buf, size_t len);
+int sl_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/* pread() up to len bytes; returns bytes read (short at EOF) or -errno. */
+long sl_pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* fsync a directory, so that a create/rename/unlink in it is durable. */
+int sl_fsync_dir(const char *dir);
+/* Write a small file atomically: DIR/NAME.tmp, fsync, rename, fsync dir. */
+int sl_write_file_atomic(const char *dir, const char *name, const void *buf, size_t len);
+/* Read a whole small file (at most max bytes) into a malloc'd buffer. */
+int sl_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len);
+/* mkdir -p with mode 0700 for the created components. */
+int sl_mkdir_p(const char *path);
+/* rm -rf; missing is success. */
+int sl_remove_tree(const char *path);
+
+/* ---- fault points ----------------------------------------------------- */
+/* Numbered hooks; a number is never reused for another place. */
+enum sl_fault_point {
+  SL_FAULT_NONE = 0,
+  SL_FAULT_LOG_WRITE = 1,        /* frame write to the active segment */
+  SL_FAULT_LOG_FSYNC = 2,        /* group-commit fdatasync */
+  SL_FAULT_LOG_SEG_CREATE = 3,   /* creating a new segment file */
+  SL_FAULT_LOG_SEG_FSYNC = 4,    /* fdatasync of a segment being sealed */
+  SL_FAULT_LOG_DIR_FSYNC = 5,    /* fsync of the log directory */
+  SL_FAULT_LOG_UNLINK = 6,       /* removing an old segment */
+  SL_FAULT_FILE_RENAME = 7,      /* sl_write_file_atomic rename */
+  SL_FAULT_FILE_FSYNC = 8,       /* sl_write_file_atomic fsync */
+  SL_FAULT_STORE_CHECKPOINT = 9, /* LMDB env sync at a checkpoint */
+  SL_FAULT__COUNT
+};
+#ifdef SL_FAULT_INJECTION
+/* Returns 0, or the negative code the point must fail with. */
+int sl_fault(enum sl_fault_point point);
+/* Make `point` fail with `code` after `skip` more passes, `times` times
+ * (-1: for ever). point SL_FAULT_NONE clears everything. */
+void sl_fault_set(enum sl_fault_point point, int code, int skip, int times);
+/* How often each point was passed (to loop over reachable points). */
+uint64_t sl_fault_hits(enum sl_fault_point point);
+#else
+#define sl_fault(point) 0
+#endif
+
+#define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SL_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,232 @@
+/*
+ * The transaction log: a directory of fixed-size segment files holding
+ * CRC-framed protobuf transactions (proto/transaction.proto). The primary's
+ * store, the receiver's archive and every restore read and write it with this
+ * module, so the bytes below are a contract.
+ *
+ * FILES
+ *   LOGDIR/NNNNNNNNNNNNNNNNNNNN.seg  segment number, 20 decimal digits,
+ *                                    numbers contiguous from the oldest kept
+ *   LOGDIR/durable                   durable mark (below); derived
+ *   LOGDIR/consumers/NAME            consumer positions (below)
+ *
+ * SEGMENT HEADER (128 bytes, all integers little-endian)
+ *   0   8  magic "SHIPLOG\x1a"
+ *   8   2  format version (1)
+ *   10  2  header length (128)
+ *   12  4  flags (0; bits are reserved for at-rest encryption)
+ *   16 16  store id (random, fixed at sl_store_create)
+ *   32  8  segment number
+ *   40  8  first txid: the txid of the first frame in this segment
+ *   48  8  epoch at the start of the segment (failover lineage; 0 for now)
+ *   56  8  rolling log checksum before first txid (lineage; 0 for now)
+ *   64 32  key id, NUL-padded (at-rest encryption; all zero = plaintext)
+ *   96 28  reserved, zero
+ *   124 4  CRC32C of bytes 0..123
+ * A reader refuses a wrong magic (SL_ENOTLOG), a version it does not know
+ * (SL_EVERSION), a bad header CRC (SL_ECORRUPT) and, where it expects one,
+ * another store id (SL_ESTOREID) -- each naming the file.
+ *
+ * FRAME (from offset 128, back to back)
+ *   0   4  payload length L (1 .. SL_FRAME_MAX)
+ *   4   4  CRC32C over bytes 0..3 (the length) followed by the L payload bytes
+ *   8   L  payload: a packed shiplog.Transaction
+ * A frame is valid when L is in range, the whole frame lies inside the file,
+ * the CRC matches, and the payload's txid is the previous frame's txid + 1
+ * (the segment header's first txid for the first frame). A segment holds
+ * only whole frames; the active segment grows until appending the next frame
+ * would pass the segment size, then a new segment starts (a frame larger than
+ * the segment size gets a segment of its own).
+ *
+ * RECOVERY (sl_log_open for writing)
+ *   Frames are scanned from the newest segment's start. At the first frame
+ *   that is not valid:
+ *     - if a valid frame continuing the txid sequence follows it (read at the
+ *       offset the bad frame's length implies), the damage is in the middle
+ *       of the log: SL_ECORRUPT naming file and offset, nothing is changed;
+ *     - otherwise it is a torn tail (a crash during an unacknowledged append):
+ *       the file is truncated at the bad frame and the cut is logged.
+ *   A bad frame in any segment but the newest is always SL_ECORRUPT.
+ *   Recovery then fdatasyncs the newest segment and publishes the durable mark.
+ *
+ * DURABILITY AND GROUP COMMIT
+ *   sl_log_append() writes the frame to the segment with write() (so a killed
+ *   process loses nothing it appended) and returns; sl_log_wait_durable()
+ *   then blocks until an fdatasync covers the frame. Committers that wait at
+ *   the same time share one fdatasync: the first becomes the leader, syncs
+ *   everything written so far, publishes, and wakes the rest. Order:
+ *   append frames -> fdatasync -> publish durable txid -> wake waiters.
+ *   After a failed fdatasync the log is FAILED: every later call returns
+ *   SL_EFAILED until the log is closed and reopened (recovery). The fsync is
+ *   never retried: the kernel may already have dropped the dirty pages.
+ *
+ * DURABLE MARK (LOGDIR/durable, 32 bytes)
+ *   0 8 durable txid (every frame up to it is on stable storage) | 8 8 its
+ *   segment number | 16 8 end offset of its frame in that segment | 24 4
+ *   CRC32C of 0..23 | 28 4 zero. Rewritten in place (pwrite, no fsync) after
+ *   every group commit, so tailing readers in other processes may ship
+ *   exactly the durable prefix and can wait for it with inotify. Derived:
+ *   recovery rewrites it; a reader that finds it torn retries.
+ *
+ * CONSUMERS (LOGDIR/consumers/NAME, written with sl_write_file_atomic)
+ *   "txid\n": the consumer (e.g. a shipper) has confirmed every txid up to
+ *   and including it. A segment is removed only when all of its frames are at
+ *   or below both the store's checkpoint txid and every consumer's txid.
+ *
+ * POSITIONS are txids. "durable txid" and "consumer txid" are inclusive: the
+ * last txid covered. "next txid" is exclusive: the txid the next append gets.
+ *
+ * THREADS: one sl_log may be used from many threads; appends are serialized
+ * by the caller (the store's writer lock) or by the log's own mutex. A reader
+ * (sl_log_reader) belongs to one thread.
+ */
+#ifndef SL_LOG_H
+#define SL_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_SEG_MAGIC "SHIPLOG\x1a"
+#define SL_SEG_VERSION 1
+#define SL_SEG_HEADER_SIZE 128
+#define SL_FRAME_HEADER_SIZE 8
+#define SL_FRAME_MAX (256u << 20)                 /* largest payload: 256 MiB */
+#define SL_SEG_SIZE_DEFAULT (64ull << 20)
+#define SL_SEG_SIZE_MIN (4096ull)
+#define SL_STORE_ID_SIZE 16
+#define SL_KEY_ID_SIZE 32
+#define SL_DURABLE_MARK_SIZE 32
+
+typedef struct sl_log sl_log;
+typedef struct sl_log_reader sl_log_reader;
+
+/* A decoded segment header. */
+typedef struct sl_seg_header {
+  uint16_t version;
+  uint32_t flags;
+  uint8_t store_id[SL_STORE_ID_SIZE];
+  uint64_t segno;
+  uint64_t first_txid;
+  uint64_t epoch;
+  uint64_t prev_checksum;
+  char key_id[SL_KEY_ID_SIZE + 1];
+} sl_seg_header;
+
+/* Encode into 128 bytes / decode and validate 128 bytes. decode returns
+ * SL_ENOTLOG, SL_EVERSION or SL_ECORRUPT (no logging: callers name the file). */
+void sl_seg_header_encode(const sl_seg_header *h, uint8_t out[SL_SEG_HEADER_SIZE]);
+int sl_seg_header_decode(const uint8_t in[SL_SEG_HEADER_SIZE], sl_seg_header *h);
+
+/* Frame codec on a buffer. encode writes the 8-byte frame header for the
+ * payload (the caller places the payload after it). decode looks at buf[0..len):
+ * returns 0 and sets *payload, *payload_len, *frame_len for a whole frame
+ * with a good CRC; SL_ETRUNCATED if the buffer ends inside the frame (or is
+ * shorter than a frame header); SL_ECORRUPT for a zero or oversized length or
+ * a CRC mismatch. */
+void sl_frame_header_encode(const void *payload, uint32_t payload_len, uint8_t out[SL_FRAME_HEADER_SIZE]);
+int sl_frame_decode(const uint8_t *buf, size_t len, const uint8_t **payload,
+                    uint32_t *payload_len, size_t *frame_len);
+
+/* Read txid, commit time and epoch from a packed Transaction without
+ * unpacking its ops. Returns 0, or SL_ECORRUPT if the fields are missing. */
+int sl_txn_peek(const uint8_t *payload, size_t len, uint64_t *txid,
+                uint64_t *commit_us, uint64_t *epoch);
+
+/* ---- writing ---------------------------------------------------------- */
+typedef struct sl_log_options {
+  uint64_t segment_size;                /* 0: SL_SEG_SIZE_DEFAULT */
+  uint8_t store_id[SL_STORE_ID_SIZE];   /* required when creating */
+  uint64_t first_txid;                  /* creating: txid of the first frame (1) */
+} sl_log_options;
+
+/* Create LOGDIR (must not hold segments) with its first segment. */
+int sl_log_create(const char *logdir, const sl_log_options *opt);
+
+/* Open for appending: runs RECOVERY above. store_id (if not NULL) must match
+ * the segments'. The caller holds the store's exclusive lock. */
+int sl_log_open(const char *logdir, const uint8_t *store_id, sl_log **out);
+void sl_log_close(sl_log *log);
+
+/* The txid the next append must carry, and the last durable txid. */
+uint64_t sl_log_next_txid(const sl_log *log);
+uint64_t sl_log_durable_txid(sl_log *log);
+/* The commit time of the last appended transaction (0 when empty). */
+uint64_t sl_log_last_commit_us(const sl_log *log);
+const uint8_t *sl_log_store_id(const sl_log *log);
+
+/* Append one packed Transaction whose txid must be sl_log_next_txid() and
+ * whose commit time must not be below the previous one. Writes the frame
+ * (rotating segments as needed) but does not wait for durability. Callers
+ * serialize appends. Errors: SL_EGAP, SL_ETIME, SL_ETOOBIG, SL_EFAILED,
+ * -errno from write (the log is then FAILED: the frame may be half-written). */
+int sl_log_append(sl_log *log, const uint8_t *payload, size_t len);
+
+/* Block until every txid <= txid is durable (group commit). Returns 0 or the
+ * log's sticky error (SL_EFAILED after a failed fdatasync). */
+int sl_log_wait_durable(sl_log *log, uint64_t txid);
+
+/* Remove segments whose every frame is <= min(checkpoint_txid, all
+ * consumers' txids). Never removes the active segment. Returns the number
+ * of segments removed, or a negative code. */
+int sl_log_prune(sl_log *log, uint64_t checkpoint_txid);
+
+/* Consumer positions (shared with other processes through files). */
+int sl_log_consumer_set(const char *logdir, const char *name, uint64_t txid);
+int sl_log_consumer_get(const char *logdir, const char *name, uint64_t *txid);
+int sl_log_consumer_remove(const char *logdir, const char *name);
+
+/* Read the durable mark of LOGDIR (any process). SL_ENOTFOUND if absent. */
+int sl_log_read_durable_mark(const char *logdir, uint64_t *txid);
+
+/* ---- listing and reading --------------------------------------------- */
+typedef struct sl_seg_info {
+  uint64_t segno;
+  uint64_t first_txid;
+  uint64_t size;        /* file size in bytes */
+  char path[4096];
+} sl_seg_info;
+
+/* List LOGDIR's segments in order into a malloc'd array (free()).
+ * Checks every header (store id against the first). */
+int sl_log_list(const char *logdir, sl_seg_info **out, size_t *count);
+
+/* A forward reader over a log directory, usable from any process while a
+ * writer appends. It starts at from_txid (the first txid it returns; a txid
+ * before the oldest kept segment is SL_ENOTFOUND) and returns frames in txid
+ * order across segment boundaries. */
+typedef struct sl_frame {
+  uint64_t txid;
+  uint64_t commit_us;
+  uint64_t epoch;
+  const uint8_t *payload;   /* packed Transaction; valid until the next call */
+  uint32_t payload_len;
+  uint64_t segno;           /* where the frame lies */
+  uint64_t offset;          /* offset of its frame header in the segment */
+} sl_frame;
+
+typedef struct sl_log_reader_options {
+  /* Stop at this txid (inclusive). 0: no limit. Tailers pass the durable
+   * txid so that they never return a frame that is not yet durable. */
+  uint64_t max_txid;
+  /* true: a bad frame at the end of the newest segment is reported as
+   * SL_EEND (it may be an append in progress); false: any bad frame is
+   * SL_ECORRUPT with file and offset (verify, restore from an archive). */
+  bool tolerate_tail;
+} sl_log_reader_options;
+
+int sl_log_reader_open(const char *logdir, uint64_t from_txid,
+                       const sl_log_reader_options *opt, sl_log_reader **out);
+/* 0 and *frame filled; SL_EEND when no further frame is available now (call
+ * again later to tail); SL_ECORRUPT / SL_EGAP / -errno on damage, logged
+ * with the file and offset. */
+int sl_log_reader_next(sl_log_reader *r, sl_frame *frame);
+/* Change the txid limit (e.g. after the durable mark moved). */
+void sl_log_reader_set_max(sl_log_reader *r, uint64_t max_txid);
+void sl_log_reader_close(sl_log_reader *r);
+
+/* Find the first txid whose commit time is > since_us (for --since), by
+ * scanning segment headers then frames. *txid = next txid if none. */
+int sl_log_find_after_time(const char *logdir, uint64_t since_us, uint64_t *txid);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * The graph store: nodes with labels and properties, typed relationships with
+ * properties (Neo4j's model), kept in LMDB and made durable by the
+ * transaction log (store/log.h).
+ *
+ * STORE DIRECTORY
+ *   DIR/store.id     "shiplog-store 1\n" + store id (32 hex) + "\n"
+ *   DIR/log/         the transaction log (the truth)
+ *   DIR/data.mdb     LMDB state (derived from the log; see below)
+ *   DIR/lock.mdb     LMDB's reader table
+ *   DIR/writer.lock  flock()ed by the one process that opens for writing;
+ *                    holds the boot id while open, for power-loss detection
+ *   DIR/checkpoint   "txid\n": LMDB was synced to disk with every txid up to
+ *                    this one applied
+ *
+ * COMMIT PATH
+ *   sl_tx_begin takes the store's writer lock and an LMDB write transaction;
+ *   each write is validated and applied to it at once (so a failing op
+ *   aborts the whole transaction with nothing logged, and reads through the
+ *   transaction see its own writes). sl_tx_commit packs the transaction,
+ *   appends the frame to the log (write(), so a killed process loses
+ *   nothing), commits LMDB (no sync), releases the writer lock, then waits
+ *   for the group fdatasync. It returns 0 only when the transaction is
+ *   durable. Other readers may see a transaction a moment before its commit
+ *   call returns; a transaction whose commit failed with SL_EFAILED may or may
+ *   not survive a power loss (as with any database after a failed fsync).
+ *
+ * DERIVED STATE
+ *   LMDB is derived from the log: `applied txid` in LMDB's meta says which
+ *   prefix of the log it holds (applied in the same LMDB transaction as the
+ *   ops, so it is exact). On open for writing, every frame past it is
+ *   replayed. LMDB is opened without sync; checkpoints (at segment rotation,
+ *   every SL_CHECKPOINT_BYTES of log and at close) sync it and record the
+ *   checkpoint txid, and only segments at or below the checkpoint may be
+ *   pruned. After a power loss (writer.lock left behind by another boot) LMDB
+ *   may be torn: it is rebuilt by replaying the log from txid 1, or, when the
+ *   log no longer reaches back that far, the open fails with SL_ECORRUPT and
+ *   says to restore from a backup.
+ *
+ * LMDB DATABASES (keys big-endian so that memcmp order is numeric order)
+ *   meta        name -> value (applied_txid, last_commit_us, next ids, counts)
+ *   nodes       id(8) -> empty
+ *   node_labels id(8) label -> empty            labels of a node, sorted
+ *   label_index len(1) label id(8) -> empty     nodes by label
+ *   node_props  id(8) key -> value              properties, sorted by key
+ *   rels        id(8) -> start(8) end(8) type
+ *   rel_props   id(8) key -> value
+ *   adjacency   node(8) dir(1) tlen(1) type rel(8) -> other(8)
+ *   Labels, types and property keys are 1..255 bytes of UTF-8 without NUL.
+ *
+ * THREADS AND PROCESSES
+ *   One process opens a store for writing (SL_ELOCKED otherwise); any number
+ *   of processes open it read-only at the same time (SL_OPEN_RDONLY). In a
+ *   process, write transactions are serialized (sl_tx_begin blocks), read
+ *   views may be used concurrently, each by one thread at a time.
+ */
+#ifndef SL_STORE_H
+#define SL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define SL_NAME_MAX 255
+#define SL_CHECKPOINT_BYTES (256ull << 20)
+
+typedef struct sl_store sl_store;
+typedef struct sl_tx sl_tx;
+typedef struct sl_view sl_view;
+
+/* ---- values ------------------------------------------------------------ */
+typedef enum sl_kind {
+  SL_NULL = 0, /* only as "remove" in mutation input; never stored */
+  SL_BOOL,
+  SL_INT,
+  SL_DOUBLE,
+  SL_STRING,
+  SL_BYTES,
+  SL_LIST
+} sl_kind;
+
+typedef struct sl_value {
+  sl_kind kind;
+  sl_kind elem_kind;   /* SL_LIST: kind of every element; SL_NULL = empty list of unknown kind */
+  size_t len;          /* SL_STRING/SL_BYTES: byte length; SL_LIST: element count */
+  union {
+    bool b;
+    int64_t i;
+    double d;
+    const char *s;             /* not NUL-terminated in general: use len */
+    const uint8_t *bytes;
+    const struct sl_value *items; /* SL_LIST: len scalar values of elem_kind */
+  } u;
+} sl_value;
+
+typedef struct sl_prop {
+  const char *key; /* NUL-terminated */
+  sl_value value;
+} sl_prop;
+
+/* Compare two values for equality (doubles bitwise, so NaN equals NaN). */
+bool sl_value_equal(const sl_value *a, const sl_value *b);
+
+/* ---- opening ------------------------------------------------------------- */
+typedef struct sl_store_options {
+  uint64_t segment_size;   /* 0: SL_SEG_SIZE_DEFAULT */
+  uint64_t map_size;       /* LMDB map size; 0: 64 GiB (sparse) */
+  const uint8_t *store_id; /* NULL: a new random id; else SL_STORE_ID_SIZE bytes
+                              (a restore keeps its primary's id) */
+  uint64_t first_txid;     /* 0 or 1: empty store; N+1 for a store whose LMDB
+                              state already holds txids 1..N (restore, load) */
+  bool no_log;             /* a standby: no log of its own; the receiver's
+                              archive is its log and replays into it */
+} sl_store_options;
+
+#define SL_OPEN_RDONLY 1u
+#define SL_OPEN_NOLOG 2u   /* open a no_log store for applying (standby) */
+
+/* Create an empty store in DIR (created if missing; must be empty). */
+int sl_store_create(const char *dir, const sl_store_options *opt);
+/* Open. For writing this takes writer.lock and recovers (log tail, replay). */
+int sl_store_open(const char *dir, unsigned flags, sl_store **out);
+/* Checkpoints (when open for writing) and closes. No tx may be open. */
+void sl_store_close(sl_store *st);
+
+const uint8_t *sl_store_id(const sl_store *st);
+const char *sl_store_dir(const sl_store *st);
+/* The log of a store opened for writing (NULL when read-only). */
+sl_log *sl_store_log(sl_store *st);
+/* Sync LMDB, record the checkpoint, prune segments no one needs. */
+int sl_store_checkpoint(sl_store *st);
+
+/* ---- writing ------------------------------------------------------------- */
+int sl_tx_begin(sl_store *st, sl_tx **out);
+/* Commit time for this transaction (µs); default: the store's clock, never
+ * below the previous commit. SL_ETIME if it goes back or is > now + 60 s. */
+int sl_tx_set_commit_time(sl_tx *tx, uint64_t us);
+
+/* id 0 = assign the next free id; a given id must be unused (SL_EEXIST).
+ * *out_id (may be NULL) receives the id. */
+int sl_tx_create_node(sl_tx *tx, uint64_t id, const char *const *labels, size_t nlabels,
+                      const sl_prop *props, size_t nprops, uint64_t *out_id);
+int sl_tx_delete_node(sl_tx *tx, uint64_t id, bool detach); /* SL_EHASRELS */
+int sl_tx_add_label(sl_tx *tx, uint64_t id, const char *label);
+int sl_tx_remove_label(sl_tx *tx, uint64_t id, const char *label);
+int sl_tx_set_node_prop(sl_tx *tx, uint64_t id, const char *key, const sl_value *v);
+int sl_tx_remove_node_prop(sl_tx *tx, uint64_t id, const char *key);
+int sl_tx_create_rel(sl_tx *tx, uint64_t id, const char *type, uint64_t start, uint64_t end,
+                     const sl_prop *props, size_t nprops, uint64_t *out_id);
+int sl_tx_delete_rel(sl_tx *tx, uint64_t id);
+int sl_tx_set_rel_prop(sl_tx *tx, uint64_t id, const char *key, const sl_value *v);
+int sl_tx_remove_rel_prop(sl_tx *tx, uint64_t id, const char *key);
+/* Any write error leaves the transaction usable only for sl_tx_abort:
+ * commit then returns the first error (nothing of it is applied). Setting a
+ * property to SL_NULL removes it. Adding a label the node has, or removing a
+ * label or property it lacks, is a no-op and is not logged. */
+
+/* Durable commit. *txid (may be NULL) receives its txid. An empty
+ * transaction commits nothing and sets *txid to 0. The tx is freed. */
+int sl_tx_commit(sl_tx *tx, uint64_t *txid);
+void sl_tx_abort(sl_tx *tx);
+/* Reads through the transaction (sees its own writes). Owned by the tx. */
+sl_view *sl_tx_view(sl_tx *tx);
+
+/* Apply one packed Transaction from another log (receiver's standby,
+ * restore, load) as one atomic LMDB transaction. Its txid must be the next
+ * one (SL_EGAP otherwise; a txid at or below the applied one is
+ * SL_EEXIST, so a caller can skip duplicates); ids and commit time come from
+ * the record. Validates every op as a commit would (SL_ENOTFOUND, ...). A
+ * store with a log appends the record to it and waits for durability; a
+ * no_log store only applies (its caller's archive is durable already). */
+int sl_store_apply(sl_store *st, const uint8_t *payload, size_t len);
+/* Apply many records in one LMDB transaction (faster replay). Stops at the
+ * first failure, applying none of that call's records. */
+int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const size_t *lens, size_t n);
+
+/* ---- reading ------------------------------------------------------------- */
+/* A consistent snapshot (LMDB read transaction). */
+int sl_view_begin(sl_store *st, sl_view **out);
+void sl_view_end(sl_view *v);
+
+typedef struct sl_node {
+  uint64_t id;
+  size_t nlabels;
+  const char **labels; /* sorted bytewise */
+  size_t nprops;
+  sl_prop *props;      /* sorted by key bytewise */
+} sl_node;
+
+typedef struct sl_rel {
+  uint64_t id;
+  const char *type;
+  uint64_t start, end;
+  size_t nprops;
+  sl_prop *props;      /* sorted by key bytewise */
+} sl_rel;
+
+/* Results point into the view's scratch memory: valid until the next
+ * sl_view_* call on the same view, or sl_view_end. SL_ENOTFOUND if absent. */
+int sl_view_node(sl_view *v, uint64_t id, sl_node *out);
+int sl_view_rel(sl_view *v, uint64_t id, sl_rel *out);
+int sl_view_node_prop(sl_view *v, uint64_t id, const char *key, sl_value *out);
+int sl_view_rel_prop(sl_view *v, uint64_t id, const char *key, sl_value *out);
+
+typedef enum sl_dir { SL_DIR_OUT = 1, SL_DIR_IN = 2, SL_DIR_BOTH = 3 } sl_dir;
+/* Callbacks return 0 to go on, anything else stops the walk and is returned.
+ * Pointers passed to a callback are valid during the call only. The walk
+ * must not call other sl_view_* functions on the same view. */
+typedef int (*sl_rel_fn)(void *arg, uint64_t rel_id, const char *type, uint64_t start, uint64_t end);
+/* Relationships of a node by direction and type (NULL: any), ascending by
+ * (direction, type, id); a self-loop is reported once for SL_DIR_BOTH. */
+int sl_view_node_rels(sl_view *v, uint64_t node, sl_dir dir, const char *type, sl_rel_fn fn, void *arg);
+typedef int (*sl_id_fn)(void *arg, uint64_t id);
+int sl_view_nodes_by_label(sl_view *v, const char *label, sl_id_fn fn, void *arg);
+/* Every node / relationship id, ascending. */
+int sl_view_all_nodes(sl_view *v, sl_id_fn fn, void *arg);
+int sl_view_all_rels(sl_view *v, sl_id_fn fn, void *arg);
+
+typedef struct sl_counts {
+  uint64_t nodes, rels;
+  uint64_t applied_txid;    /* last txid applied in this view */
+  uint64_t last_commit_us;  /* its commit time */
+  uint64_t next_node_id, next_rel_id;
+} sl_counts;
+int sl_view_counts(sl_view *v, sl_counts *out);
+/* Nodes carrying a label. */
+int sl_view_count_label(sl_view *v, const char *label, uint64_t *out);
+
+#endif

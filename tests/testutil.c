@@ -1,0 +1,65 @@
+/* Shared test helpers; see testutil.h. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tu_tmpdir(const char *name) {
+  static char buf[4096];
+  const char *root = getenv("SL_TEST_TMP");
+  if (!root || !*root) root = "/tmp/shiplog-test";
+  mkdir(root, 0700);
+  snprintf(buf, sizeof buf, "%s/%s.%d", root, name, (int)getpid());
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", buf);
+  if (system(cmd) != 0) fail_msg("cannot clear %s", buf);
+  if (mkdir(buf, 0700) != 0) fail_msg("mkdir %s: %s", buf, strerror(errno));
+  return buf;
+}
+
+char *tu_path(const char *dir, const char *name) {
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *p = malloc(n);
+  snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+uint64_t tu_seed(const char *test_name) {
+  const char *env = getenv("SL_SEED");
+  uint64_t seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+  if (seed == 0) seed = 1;
+  fprintf(stderr, "%s: seed %llu (rerun with SL_SEED=%llu)\n", test_name,
+          (unsigned long long)seed, (unsigned long long)seed);
+  return seed;
+}
+
+uint64_t tu_rand(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+  *s = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+uint64_t tu_rand_below(uint64_t *s, uint64_t n) { return n ? tu_rand(s) % n : 0; }
+
+const char *tu_shiplog_bin(void) {
+  const char *b = getenv("SL_BIN");
+  return (b && *b && access(b, X_OK) == 0) ? b : NULL;
+}
+
+int tu_system(const char *fmt, ...) {
+  char cmd[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  int st = system(cmd);
+  if (st == -1) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}

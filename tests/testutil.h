@@ -1,0 +1,37 @@
+/*
+ * Helpers shared by the cmocka tests: scratch directories under
+ * $SL_TEST_TMP (the build tree's testtmp/ when run by ctest), a printed,
+ * replayable random seed (SL_SEED=N reruns a failure), and the path of the
+ * shiplog binary for tests that start real processes.
+ */
+#ifndef SL_TESTUTIL_H
+#define SL_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* A fresh empty directory (removed first if it exists); returns a static
+ * buffer that stays valid until the next call in the process. */
+const char *tu_tmpdir(const char *name);
+/* Copy a path into a malloc'd "DIR/NAME" string. */
+char *tu_path(const char *dir, const char *name);
+
+/* Seed for randomized tests: $SL_SEED or time-based; printed once. */
+uint64_t tu_seed(const char *test_name);
+/* xorshift64*; state must be non-zero. */
+uint64_t tu_rand(uint64_t *state);
+/* Uniform in [0, n). */
+uint64_t tu_rand_below(uint64_t *state, uint64_t n);
+
+/* $SL_BIN (the shiplog binary) or NULL; tests that need it skip (77). */
+const char *tu_shiplog_bin(void);
+/* Run a shell command, return its exit status (-1 on failure to run). */
+int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Exit status that ctest counts as "skipped". */
+#define TU_SKIP 77
+
+#endif

@@ -137,6 +137,7 @@ enum sl_fault_point {
   SL_FAULT_FILE_RENAME = 7,      /* sl_write_file_atomic rename */
   SL_FAULT_FILE_FSYNC = 8,       /* sl_write_file_atomic fsync */
   SL_FAULT_STORE_CHECKPOINT = 9, /* LMDB env sync at a checkpoint */
+  SL_FAULT_NET_SEND = 10,        /* send() of a replication message */
   SL_FAULT__COUNT
 };
 #ifdef SL_FAULT_INJECTION

@@ -21,7 +21,10 @@
  *   48  8  epoch at the start of the segment (failover lineage; 0 for now)
  *   56  8  rolling log checksum before first txid (lineage; 0 for now)
  *   64 32  key id, NUL-padded (at-rest encryption; all zero = plaintext)
- *   96 28  reserved, zero
+ *   96  8  segment size the writer rotates at (sl_log_options.segment_size;
+ *          0 = SL_SEG_SIZE_DEFAULT): sl_log_open takes it from the newest
+ *          segment, so the size chosen at create survives reopening
+ *   104 20 reserved, zero
  *   124 4  CRC32C of bytes 0..123
  * A reader refuses a wrong magic (SL_ENOTLOG), a version it does not know
  * (SL_EVERSION), a bad header CRC (SL_ECORRUPT) and, where it expects one,
@@ -111,6 +114,7 @@ typedef struct sl_seg_header {
   uint64_t epoch;
   uint64_t prev_checksum;
   char key_id[SL_KEY_ID_SIZE + 1];
+  uint64_t segment_size;
 } sl_seg_header;
 
 /* Encode into 128 bytes / decode and validate 128 bytes. decode returns
@@ -165,6 +169,15 @@ int sl_log_append(sl_log *log, const uint8_t *payload, size_t len);
 /* Block until every txid <= txid is durable (group commit). Returns 0 or the
  * log's sticky error (SL_EFAILED after a failed fdatasync). */
 int sl_log_wait_durable(sl_log *log, uint64_t txid);
+
+/* Counters since open, for tests and stats: appended frames, group-commit
+ * fdatasyncs (syncs < appends shows that commits shared them), rotations. */
+typedef struct sl_log_stats {
+  uint64_t appends;
+  uint64_t syncs;
+  uint64_t rotations;
+} sl_log_stats;
+void sl_log_get_stats(sl_log *log, sl_log_stats *out);
 
 /* Remove segments whose every frame is <= min(checkpoint_txid, all
  * consumers' txids). Never removes the active segment. Returns the number

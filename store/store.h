@@ -152,6 +152,9 @@ int sl_tx_create_rel(sl_tx *tx, uint64_t id, const char *type, uint64_t start, u
 int sl_tx_delete_rel(sl_tx *tx, uint64_t id);
 int sl_tx_set_rel_prop(sl_tx *tx, uint64_t id, const char *key, const sl_value *v);
 int sl_tx_remove_rel_prop(sl_tx *tx, uint64_t id, const char *key);
+/* What the first failing write found ("node 17 does not exist"), or NULL
+ * while none failed. Valid until the transaction ends. */
+const char *sl_tx_error(const sl_tx *tx);
 /* Any write error leaves the transaction usable only for sl_tx_abort:
  * commit then returns the first error (nothing of it is applied). Setting a
  * property to SL_NULL removes it. Adding a label the node has, or removing a
@@ -210,7 +213,9 @@ typedef enum sl_dir { SL_DIR_OUT = 1, SL_DIR_IN = 2, SL_DIR_BOTH = 3 } sl_dir;
  * must not call other sl_view_* functions on the same view. */
 typedef int (*sl_rel_fn)(void *arg, uint64_t rel_id, const char *type, uint64_t start, uint64_t end);
 /* Relationships of a node by direction and type (NULL: any), ascending by
- * (direction, type, id); a self-loop is reported once for SL_DIR_BOTH. */
+ * (direction, type, id), types ordered by length, then bytewise (the
+ * adjacency key); a self-loop is reported once for SL_DIR_BOTH (going out).
+ * SL_ENOTFOUND if the node does not exist. */
 int sl_view_node_rels(sl_view *v, uint64_t node, sl_dir dir, const char *type, sl_rel_fn fn, void *arg);
 typedef int (*sl_id_fn)(void *arg, uint64_t id);
 int sl_view_nodes_by_label(sl_view *v, const char *label, sl_id_fn fn, void *arg);

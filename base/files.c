@@ -1,0 +1,238 @@
+/*
+ * File helpers: the few I/O patterns every module repeats.
+ *
+ * Writes loop over short transfers and EINTR, so a caller either wrote all
+ * of its buffer or has an error. Small metadata files (consumer positions,
+ * checkpoints, ids) are replaced with the classic atomic sequence: write
+ * DIR/NAME.tmp, fsync it, rename over NAME, fsync DIR. A crash leaves either
+ * the old or the new content, plus at most a stale NAME.tmp that the next
+ * write truncates. The fsyncs and the rename pass fault points
+ * (SL_FAULT_FILE_FSYNC for both fsyncs, SL_FAULT_FILE_RENAME).
+ *
+ * Functions that take a path log their failures with it (sl_read_file stays
+ * quiet about a missing file, which callers treat as "not set"); functions
+ * on a file descriptor leave the logging to the caller, who knows the name.
+ */
+#include "sl_base.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int sl_write_all(int fd, const void *buf, size_t len) {
+  const uint8_t *p = buf;
+  while (len) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (w == 0) return -EIO;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+int sl_pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
+  const uint8_t *p = buf;
+  while (len) {
+    ssize_t w = pwrite(fd, p, len, (off_t)off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (w == 0) return -EIO;
+    p += w;
+    off += (uint64_t)w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+long sl_pread_full(int fd, void *buf, size_t len, uint64_t off) {
+  uint8_t *p = buf;
+  size_t got = 0;
+  while (got < len) {
+    ssize_t r = pread(fd, p + got, len - got, (off_t)(off + got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (long)got;
+}
+
+int sl_fsync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    int rc = -errno;
+    sl_log_error("open directory %s: %s", dir, sl_strerror(rc));
+    return rc;
+  }
+  int rc = fsync(fd) ? -errno : 0;
+  if (rc) sl_log_error("fsync directory %s: %s", dir, sl_strerror(rc));
+  close(fd);
+  return rc;
+}
+
+int sl_write_file_atomic(const char *dir, const char *name, const void *buf, size_t len) {
+  char path[PATH_MAX], tmp[PATH_MAX];
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path ||
+      (size_t)snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= sizeof tmp)
+    return -ENAMETOOLONG;
+  bool renamed = false;
+  int rc;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    rc = -errno;
+    sl_log_error("create %s: %s", tmp, sl_strerror(rc));
+    return rc;
+  }
+  if ((rc = sl_write_all(fd, buf, len))) {
+    sl_log_error("write %s: %s", tmp, sl_strerror(rc));
+    goto fail;
+  }
+  if ((rc = sl_fault(SL_FAULT_FILE_FSYNC)) || (rc = fsync(fd) ? -errno : 0)) {
+    sl_log_error("fsync %s: %s", tmp, sl_strerror(rc));
+    goto fail;
+  }
+  rc = close(fd) ? -errno : 0;
+  fd = -1;
+  if (rc) {
+    sl_log_error("close %s: %s", tmp, sl_strerror(rc));
+    goto fail;
+  }
+  if ((rc = sl_fault(SL_FAULT_FILE_RENAME)) || (rc = rename(tmp, path) ? -errno : 0)) {
+    sl_log_error("rename %s to %s: %s", tmp, path, sl_strerror(rc));
+    goto fail;
+  }
+  renamed = true;
+  if ((rc = sl_fault(SL_FAULT_FILE_FSYNC))) {
+    sl_log_error("fsync directory %s: %s", dir, sl_strerror(rc));
+    goto fail;
+  }
+  if ((rc = sl_fsync_dir(dir))) goto fail;
+  return 0;
+
+fail:
+  if (fd >= 0) close(fd);
+  if (!renamed) unlink(tmp);
+  return rc;
+}
+
+int sl_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len) {
+  uint8_t *buf = NULL;
+  int rc;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    rc = -errno;
+    if (rc != -ENOENT) sl_log_error("open %s: %s", path, sl_strerror(rc));
+    return rc;
+  }
+  struct stat st;
+  if (fstat(fd, &st)) {
+    rc = -errno;
+    sl_log_error("stat %s: %s", path, sl_strerror(rc));
+    goto fail;
+  }
+  /* One byte more than the size (or the limit) tells growth from EOF. */
+  size_t cap = (size_t)SL_MIN((uint64_t)st.st_size, (uint64_t)max) + 1, len = 0;
+  for (;;) {
+    uint8_t *nb = realloc(buf, cap + 1); /* + NUL, so text callers may parse in place */
+    if (!nb) {
+      rc = -ENOMEM;
+      goto fail;
+    }
+    buf = nb;
+    long r = sl_pread_full(fd, buf + len, cap - len, len);
+    if (r < 0) {
+      rc = (int)r;
+      sl_log_error("read %s: %s", path, sl_strerror(rc));
+      goto fail;
+    }
+    len += (size_t)r;
+    if (len > max) {
+      rc = SL_ETOOBIG;
+      sl_log_error("%s: larger than %zu bytes", path, max);
+      goto fail;
+    }
+    if (len < cap) break;
+    cap = SL_MIN(cap * 2, max + 1);
+  }
+  close(fd);
+  buf[len] = 0;
+  *out = buf;
+  *out_len = len;
+  return 0;
+
+fail:
+  free(buf);
+  close(fd);
+  return rc;
+}
+
+int sl_mkdir_p(const char *path) {
+  char buf[PATH_MAX];
+  size_t n = strlen(path);
+  if (n == 0) return SL_EINVAL;
+  if (n >= sizeof buf) return -ENAMETOOLONG;
+  memcpy(buf, path, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    char saved = buf[i];
+    buf[i] = 0;
+    if (mkdir(buf, 0700) && errno != EEXIST) {
+      int rc = -errno;
+      sl_log_error("mkdir %s: %s", buf, sl_strerror(rc));
+      return rc;
+    }
+    buf[i] = saved;
+  }
+  struct stat st;
+  if (stat(path, &st) || !S_ISDIR(st.st_mode)) {
+    sl_log_error("mkdir %s: %s", path, sl_strerror(-ENOTDIR));
+    return -ENOTDIR;
+  }
+  return 0;
+}
+
+/* rm -rf NAME relative to the directory dfd, without following symlinks. */
+static int remove_at(int dfd, const char *name) {
+  struct stat st;
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW)) return errno == ENOENT ? 0 : -errno;
+  if (S_ISDIR(st.st_mode)) {
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+      close(fd);
+      return -errno;
+    }
+    struct dirent *de;
+    int rc = 0;
+    while (!rc && (de = readdir(d))) {
+      if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+      rc = remove_at(fd, de->d_name);
+    }
+    closedir(d);
+    if (rc) return rc;
+  }
+  if (unlinkat(dfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) && errno != ENOENT)
+    return -errno;
+  return 0;
+}
+
+int sl_remove_tree(const char *path) {
+  int rc = remove_at(AT_FDCWD, path);
+  if (rc) sl_log_error("remove %s: %s", path, sl_strerror(rc));
+  return rc;
+}

@@ -1,0 +1,173 @@
+/*
+ * Helpers shared by the subcommands; see cli.h. Kept free of any one
+ * command's logic: parsing, messages, progress and safe output files.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sl_base.h"
+
+int cli_getopt(int argc, char **argv, const struct option *opts) {
+  static char progname[64];
+  snprintf(progname, sizeof progname, "shiplog %s", argv[0]);
+  argv[0] = progname;
+  return getopt_long(argc, argv, "h", opts, NULL);
+}
+
+int cli_help(const char *text) {
+  fputs(text, stdout);
+  return CLI_OK;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...) {
+  if (fmt) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sl_log_error("%s: %s", cmd, msg);
+  }
+  fprintf(stderr, "Try 'shiplog %s --help'.\n", cmd);
+  return CLI_USAGE;
+}
+
+int cli_positional(int argc, char **argv, const char *cmd, int n, const char *const *names, char ***pos) {
+  int have = argc - optind;
+  if (have < n) return cli_usage(cmd, "missing %s", names[have]);
+  if (have > n) return cli_usage(cmd, "unexpected argument '%s'", argv[optind + n]);
+  *pos = argv + optind;
+  return CLI_OK;
+}
+
+int cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (errno || end == text || *end || text[0] == '-')
+    return cli_usage(cmd, "--%s: '%s' is not a non-negative integer", opt, text);
+  *out = v;
+  return CLI_OK;
+}
+
+int cli_parse_size(const char *cmd, const char *opt, const char *text, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  int shift = 0;
+  if (*end == 'K' || *end == 'k') shift = 10;
+  if (*end == 'M' || *end == 'm') shift = 20;
+  if (*end == 'G' || *end == 'g') shift = 30;
+  if (shift) end++;
+  if (errno || end == text || *end || text[0] == '-' || (v << shift >> shift) != v)
+    return cli_usage(cmd, "--%s: '%s' is not a size in bytes (suffix K, M or G allowed)", opt, text);
+  *out = v << shift;
+  return CLI_OK;
+}
+
+int cli_parse_time(const char *cmd, const char *opt, const char *text, uint64_t *out) {
+  if (sl_time_parse(text, out))
+    return cli_usage(cmd, "--%s: '%s' is not a TIME (ISO-8601 with a zone, or @SECONDS)", opt, text);
+  return CLI_OK;
+}
+
+int cli_open_store(const char *dir, unsigned flags, sl_store **out) {
+  int rc = sl_store_open(dir, flags, out);
+  if (rc) sl_log_error("%s: cannot open store: %s", dir, sl_strerror(rc));
+  return rc;
+}
+
+const char *cli_join(char *buf, size_t len, const char *dir, const char *name) {
+  snprintf(buf, len, "%s/%s", dir, name);
+  return buf;
+}
+
+/* ---- progress ---------------------------------------------------------------------- */
+void cli_progress_init(cli_progress *p, const char *what, bool bytes, bool quiet) {
+  *p = (cli_progress){.what = what, .bytes = bytes, .on = !quiet && isatty(STDERR_FILENO)};
+}
+
+static void amount(char *buf, size_t len, uint64_t v, bool bytes) {
+  if (bytes)
+    snprintf(buf, len, "%.1f MiB", (double)v / (1 << 20));
+  else
+    snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+void cli_progress_update(void *arg, uint64_t done, uint64_t total) {
+  cli_progress *p = arg;
+  uint64_t now = sl_mono_ns();
+  if (!p->on || (p->shown && now - p->last_ns < 200000000ull)) return;
+  p->last_ns = now;
+  p->shown = true;
+  char d[32], t[32];
+  amount(d, sizeof d, done, p->bytes);
+  if (total) {
+    amount(t, sizeof t, total, p->bytes);
+    fprintf(stderr, "\r%s: %s of %s (%.0f%%)\033[K", p->what, d, t, 100.0 * (double)done / (double)total);
+  } else {
+    fprintf(stderr, "\r%s: %s\033[K", p->what, d);
+  }
+}
+
+void cli_progress_end(cli_progress *p) {
+  if (p->shown) fputs("\r\033[K", stderr);
+  p->shown = false;
+}
+
+/* ---- output files ---------------------------------------------------------------------- */
+int cli_out_open(cli_out *o, const char *path) {
+  struct stat sb;
+  *o = (cli_out){.path = path && strcmp(path, "-") ? path : "<stdout>"};
+  if (!path || !strcmp(path, "-")) {
+    o->f = stdout;
+    return 0;
+  }
+  if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+    o->f = fopen(path, "w");
+  } else {
+    size_t n = strlen(path) + 5;
+    if (!(o->tmp = malloc(n))) return -ENOMEM;
+    snprintf(o->tmp, n, "%s.tmp", path);
+    o->f = fopen(o->tmp, "w");
+  }
+  if (!o->f) {
+    int rc = -errno;
+    sl_log_error("%s: cannot create: %s", o->tmp ? o->tmp : path, sl_strerror(rc));
+    free(o->tmp);
+    o->tmp = NULL;
+    return rc;
+  }
+  setvbuf(o->f, NULL, _IOFBF, 1 << 20);
+  return 0;
+}
+
+int cli_out_commit(cli_out *o) {
+  int rc = 0;
+  if (fflush(o->f) != 0 || (o->tmp && fsync(fileno(o->f)) != 0)) rc = errno ? -errno : -EIO;
+  if (o->f != stdout && fclose(o->f) != 0 && !rc) rc = errno ? -errno : -EIO;
+  o->f = NULL;
+  if (!rc && o->tmp && rename(o->tmp, o->path) != 0) rc = -errno;
+  if (rc) {
+    sl_log_error("%s: %s", o->path, sl_strerror(rc));
+    if (o->tmp) unlink(o->tmp);
+  }
+  free(o->tmp);
+  o->tmp = NULL;
+  return rc;
+}
+
+void cli_out_abort(cli_out *o) {
+  if (o->f && o->f != stdout) fclose(o->f);
+  if (o->tmp) unlink(o->tmp);
+  free(o->tmp);
+  *o = (cli_out){0};
+}

@@ -1,0 +1,86 @@
+/*
+ * Helpers shared by the `shiplog` subcommands (cli/cmd_*.c): exit codes,
+ * option parsing, opening stores with a clear message, progress lines and
+ * output files that appear only when complete.
+ *
+ * Every subcommand is `int cmd_NAME(int argc, char **argv)` with argv[0] the
+ * subcommand's name; it returns the process exit status (spec/cli.md):
+ * CLI_OK, CLI_FAIL (the job failed; a message naming the file, offset, line
+ * or peer is already on stderr) or CLI_USAGE.
+ */
+#ifndef SL_CLI_H
+#define SL_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "store.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* The subcommands (one table in main.c). */
+int cmd_init(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+
+/* ---- options ------------------------------------------------------------------ */
+/* getopt_long over a subcommand's argv: long options, plus "-h" as 'h' (opts
+ * carry {"help", no_argument, NULL, 'h'}). Options may follow positional
+ * arguments. getopt's own complaints name "shiplog CMD". */
+int cli_getopt(int argc, char **argv, const struct option *opts);
+/* The text of `shiplog CMD --help` on stdout; returns CLI_OK. */
+int cli_help(const char *text);
+/* "shiplog: <message>" and a pointer to --help on stderr; returns CLI_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The positional arguments left after cli_getopt: exactly n of them, or a
+ * usage error naming what is missing (names: e.g. {"DIR", "FILE"}). Returns
+ * CLI_OK with *pos pointing at them, or CLI_USAGE. */
+int cli_positional(int argc, char **argv, const char *cmd, int n, const char *const *names, char ***pos);
+
+/* Option values; each returns CLI_OK or a usage error naming the option. */
+int cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *out);
+/* BYTES with an optional K, M, G suffix (powers of 1024). */
+int cli_parse_size(const char *cmd, const char *opt, const char *text, uint64_t *out);
+/* TIME as spec/cli.md defines it. */
+int cli_parse_time(const char *cmd, const char *opt, const char *text, uint64_t *out);
+
+/* ---- stores ---------------------------------------------------------------------- */
+/* sl_store_open, with "shiplog: DIR: cannot open store: reason" on failure. */
+int cli_open_store(const char *dir, unsigned flags, sl_store **out);
+/* "DIR/NAME" into buf (PATH_MAX). */
+const char *cli_join(char *buf, size_t len, const char *dir, const char *name);
+
+/* ---- progress ------------------------------------------------------------------------ */
+/* A line rewritten in place on stderr, at most 5 times a second, only when
+ * stderr is a terminal and not quiet. Pass cli_progress_update and the
+ * struct as an sl_progress_fn and its argument. */
+typedef struct cli_progress {
+  const char *what;
+  bool on, bytes, shown;
+  uint64_t last_ns;
+} cli_progress;
+void cli_progress_init(cli_progress *p, const char *what, bool bytes, bool quiet);
+void cli_progress_update(void *arg, uint64_t done, uint64_t total);
+void cli_progress_end(cli_progress *p);
+
+/* ---- output files ---------------------------------------------------------------------- */
+/* Writing to PATH.tmp, renamed over PATH (after fsync) by cli_out_commit, so
+ * that a failed job leaves no file behind. NULL or "-" is standard output;
+ * a path that exists and is not a regular file (a pipe, /dev/null) is
+ * written in place. */
+typedef struct cli_out {
+  FILE *f;
+  const char *path; /* for messages */
+  char *tmp;        /* NULL: written in place */
+} cli_out;
+int cli_out_open(cli_out *o, const char *path);
+int cli_out_commit(cli_out *o);
+void cli_out_abort(cli_out *o);
+
+#endif

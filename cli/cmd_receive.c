@@ -1,0 +1,401 @@
+/*
+ * `shiplog receive` and `shiplog status` (spec/cli.md, "Shipping").
+ *
+ * receive runs sl_receiver_run until SIGINT or SIGTERM, which only set a
+ * flag: the receiver then closes its connections, stops the appliers and
+ * writes each stream's final status before the process exits 0.
+ *
+ * status reads reports, never live state of another process:
+ *   STORE side: STORE/ship/NAME.status per shipper (sl_ship_status_read)
+ *               and the store log's durable mark (the primary's committed
+ *               txid, fresher than the shipper's report);
+ *   DATA side:  sl_stream_status_read per stream (status file, archive
+ *               durable mark, the standby's own applied txid).
+ * Lag in transactions is committed - applied; lag in bytes is the size of
+ * the log frames after the applied txid (the primary's log on the STORE
+ * side, the archive on the DATA side), measured from the segment sizes;
+ * lag in ms is as each report gives it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmd_repl.h"
+#include "codec.h"
+#include "log.h"
+#include "receiver.h"
+#include "sl_base.h"
+#include "shipper.h"
+
+/* ---- receive ------------------------------------------------------------------- */
+static const char receive_help[] =
+    "Usage: shiplog receive --listen HOST:PORT --data DIR [options]\n"
+    "\n"
+    "Serve replication streams from many primaries. Each stream NAME keeps its\n"
+    "archive (DIR/streams/NAME/archive, the log's own segment format) and, when\n"
+    "the archive starts at txid 1, a hot standby (DIR/streams/NAME/standby) that\n"
+    "any process may open read-only. Runs until SIGINT or SIGTERM.\n"
+    "\n"
+    "  --listen HOST:PORT   address to listen on ([v6]:PORT too; port 0: any free port)\n"
+    "  --data DIR           data directory (created if missing)\n"
+    "  --heartbeat-ms N     heartbeat interval when idle (default 1000)\n"
+    "  --timeout-ms N       close a shipper silent this long (default 10000)\n"
+    "  --max-connections N  refuse connections past this many (default 256)\n"
+    "  --max-batch-bytes N  largest raw batch accepted (suffix K, M; default 64M)\n"
+    "  --ready-file FILE    write the listening port to FILE once listening\n"
+    "  --insecure           plain TCP without authentication (TLS is not built yet,\n"
+    "                       so this is the only mode for now)\n"
+    "  -v, --verbose        log connections and stream events\n";
+
+static volatile sig_atomic_t receive_stop;
+
+static void on_signal(int sig) {
+  (void)sig;
+  receive_stop = 1;
+}
+
+static int parse_ms(const char *opt, const char *text, int *out) {
+  uint64_t v;
+  if (cli_parse_u64("receive", opt, text, &v)) return CLI_USAGE;
+  if (v < 1 || v > 3600000) return cli_usage("receive", "--%s must lie between 1 and 3600000", opt);
+  *out = (int)v;
+  return CLI_OK;
+}
+
+int sl_cmd_receive(int argc, char **argv) {
+  static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+                                       {"data", required_argument, NULL, 'd'},
+                                       {"heartbeat-ms", required_argument, NULL, 'b'},
+                                       {"timeout-ms", required_argument, NULL, 't'},
+                                       {"max-connections", required_argument, NULL, 'c'},
+                                       {"max-batch-bytes", required_argument, NULL, 'm'},
+                                       {"ready-file", required_argument, NULL, 'r'},
+                                       {"insecure", no_argument, NULL, 'i'},
+                                       {"verbose", no_argument, NULL, 'v'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+  sl_receiver_options ro = {.ready_fd = -1};
+  const char *ready_file = NULL;
+  uint64_t v;
+  int c;
+  while ((c = cli_getopt(argc, argv, opts)) != -1) {
+    switch (c) {
+    case 'h': return cli_help(receive_help);
+    case 'l': ro.listen = optarg; break;
+    case 'd': ro.data_dir = optarg; break;
+    case 'b': if (parse_ms("heartbeat-ms", optarg, &ro.heartbeat_ms)) return CLI_USAGE; break;
+    case 't': if (parse_ms("timeout-ms", optarg, &ro.timeout_ms)) return CLI_USAGE; break;
+    case 'c':
+      if (cli_parse_u64("receive", "max-connections", optarg, &v)) return CLI_USAGE;
+      if (v < 1 || v > 65536) return cli_usage("receive", "--max-connections must lie between 1 and 65536");
+      ro.max_connections = (int)v;
+      break;
+    case 'm':
+      if (cli_parse_size("receive", "max-batch-bytes", optarg, &v)) return CLI_USAGE;
+      if (v < 65536 || v > SL_BATCH_RAW_MAX)
+        return cli_usage("receive", "--max-batch-bytes must lie between 64K and %uM", SL_BATCH_RAW_MAX >> 20);
+      ro.max_batch_bytes = (size_t)v;
+      break;
+    case 'r': ready_file = optarg; break;
+    case 'i': break;
+    case 'v': sl_log_set_verbose(true); break;
+    default: return cli_usage("receive", NULL);
+    }
+  }
+  if (optind < argc) return cli_usage("receive", "unexpected argument '%s'", argv[optind]);
+  if (!ro.listen) return cli_usage("receive", "--listen HOST:PORT is required");
+  if (!ro.data_dir) return cli_usage("receive", "--data DIR is required");
+  char host[256], port[16];
+  if (sl_hostport_parse(ro.listen, host, sizeof host, port, sizeof port))
+    return cli_usage("receive", "--listen: '%s' is not HOST:PORT", ro.listen);
+  if (ready_file) {
+    ro.ready_fd = open(ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (ro.ready_fd < 0) {
+      sl_log_error("%s: %s", ready_file, strerror(errno));
+      return CLI_FAIL;
+    }
+  }
+  sl_log_warn("plain TCP without authentication (--insecure; TLS is not available yet)");
+
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  int rc = sl_receiver_run(&ro, &receive_stop);
+  return rc ? CLI_FAIL : CLI_OK;
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+static const char status_help[] =
+    "Usage: shiplog status STORE [--json]\n"
+    "       shiplog status --data DIR [--stream NAME] [--json]\n"
+    "\n"
+    "Per stream: the primary's last committed txid, the shipped, durable (on the\n"
+    "receiver's disk) and applied (visible on the standby) txids, the lag in\n"
+    "transactions, bytes and milliseconds, and the connection state.\n"
+    "STORE: the shippers of that primary store. --data: the streams of a\n"
+    "receiver's data directory (works whether or not the receiver runs).\n"
+    "\n"
+    "  --data DIR     a receiver's data directory\n"
+    "  --stream NAME  only this stream\n"
+    "  --json         one JSON object: {\"streams\": [...]} \n";
+
+/* Bytes of the log frames after txid `after` (0 when nothing follows or the
+ * log cannot be read): from that frame's offset to the end of the newest
+ * segment, summing segment sizes without their headers in between. */
+static uint64_t log_bytes_after(const char *logdir, uint64_t after, uint64_t last) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  sl_log_reader *rd = NULL;
+  sl_frame f;
+  uint64_t total = 0;
+  if (after >= last || sl_log_list(logdir, &segs, &n) != 0 || n == 0) goto out;
+  uint64_t segno = segs[0].segno, off = SL_SEG_HEADER_SIZE;
+  sl_log_reader_options o = {.max_txid = last, .tolerate_tail = true};
+  if (after + 1 >= segs[0].first_txid && sl_log_reader_open(logdir, after + 1, &o, &rd) == 0 &&
+      sl_log_reader_next(rd, &f) == 0) {
+    segno = f.segno;
+    off = f.offset;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (segs[i].segno < segno) continue;
+    uint64_t from = segs[i].segno == segno ? off : SL_SEG_HEADER_SIZE;
+    if (segs[i].size > from) total += segs[i].size - from;
+  }
+out:
+  if (rd) sl_log_reader_close(rd);
+  free(segs);
+  return total;
+}
+
+static int names_cmp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names of DIR's entries that end in suffix (suffix removed) and are
+ * valid stream names. *out is malloc'd, with malloc'd strings. */
+static int list_names(const char *dir, const char *suffix, char ***out, size_t *count) {
+  DIR *d = opendir(dir);
+  *out = NULL;
+  *count = 0;
+  if (!d) return errno == ENOENT ? 0 : -errno;
+  size_t cap = 0, sl = strlen(suffix);
+  struct dirent *e;
+  int rc = 0;
+  while ((e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    if (n <= sl || strcmp(e->d_name + n - sl, suffix) != 0) continue;
+    char *name = strndup(e->d_name, n - sl);
+    if (!name) { rc = -ENOMEM; break; }
+    if (!sl_stream_name_valid(name)) { free(name); continue; }
+    if (*count == cap) {
+      cap = cap ? 2 * cap : 8;
+      char **p = realloc(*out, cap * sizeof *p);
+      if (!p) { free(name); rc = -ENOMEM; break; }
+      *out = p;
+    }
+    (*out)[(*count)++] = name;
+  }
+  closedir(d);
+  if (*count) qsort(*out, *count, sizeof **out, names_cmp);
+  return rc;
+}
+
+static void free_names(char **names, size_t n) {
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+}
+
+static void print_header(void) {
+  printf("%-20s %-12s %-21s %10s %10s %10s %10s %8s %10s %8s\n", "STREAM", "STATE", "PEER",
+         "COMMITTED", "SHIPPED", "DURABLE", "APPLIED", "LAG_TX", "LAG_BYTES", "LAG_MS");
+}
+
+static void print_row(const char *name, const char *state, const char *peer, uint64_t committed,
+                      uint64_t shipped, uint64_t durable, const char *applied, uint64_t lag_tx,
+                      uint64_t lag_bytes, uint64_t lag_ms, const char *error) {
+  printf("%-20s %-12s %-21s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10s %8" PRIu64 " %10" PRIu64
+         " %8" PRIu64 "\n",
+         name, state, peer[0] ? peer : "-", committed, shipped, durable, applied, lag_tx, lag_bytes,
+         lag_ms);
+  if (error[0]) printf("  error: %s\n", error);
+}
+
+static int print_json(json_t *o) {
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  if (!s) return CLI_FAIL;
+  puts(s);
+  free(s);
+  return CLI_OK;
+}
+
+/* The primary's side: STORE/ship/NAME.status. */
+static int status_store(const char *store, bool json) {
+  char shipdir[4096], logdir[4096];
+  char **names;
+  size_t n;
+  uint64_t committed = 0;
+  cli_join(logdir, sizeof logdir, store, "log");
+  int rc = sl_log_read_durable_mark(logdir, &committed);
+  if (rc && rc != SL_ENOTFOUND) return CLI_FAIL;
+  if (rc == SL_ENOTFOUND && access(logdir, F_OK) != 0) {
+    sl_log_error("%s: not a store (no log directory)", store);
+    return CLI_FAIL;
+  }
+  rc = list_names(cli_join(shipdir, sizeof shipdir, store, "ship"), ".status", &names, &n);
+  if (rc) {
+    sl_log_error("%s: %s", shipdir, sl_strerror(rc));
+    return CLI_FAIL;
+  }
+  json_t *arr = json_array();
+  if (!json) print_header();
+  for (size_t i = 0; i < n; i++) {
+    sl_ship_status ss;
+    rc = sl_ship_status_read(store, names[i], &ss);
+    if (rc) {
+      sl_log_error("%s: stream %s: cannot read its status: %s", store, names[i], sl_strerror(rc));
+      continue;
+    }
+    uint64_t com = SL_MAX(committed, ss.committed);
+    uint64_t lag_tx = com > ss.applied ? com - ss.applied : 0;
+    uint64_t lag_bytes = log_bytes_after(logdir, ss.applied, com);
+    if (json) {
+      json_array_append_new(
+          arr, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}",
+                         "stream", names[i], "state", ss.state, "peer", ss.peer,
+                         "committed", (json_int_t)com, "shipped", (json_int_t)ss.shipped,
+                         "durable", (json_int_t)ss.durable, "applied", (json_int_t)ss.applied,
+                         "lag_tx", (json_int_t)lag_tx, "lag_bytes", (json_int_t)lag_bytes,
+                         "lag_ms", (json_int_t)ss.lag_ms, "bytes", (json_int_t)ss.bytes,
+                         "batches", (json_int_t)ss.batches, "reconnects", (json_int_t)ss.reconnects,
+                         "updated_us", (json_int_t)ss.updated_us, "error", ss.error));
+    } else {
+      char applied[24];
+      snprintf(applied, sizeof applied, "%" PRIu64, ss.applied);
+      print_row(names[i], ss.state, ss.peer, com, ss.shipped, ss.durable, applied, lag_tx,
+                lag_bytes, ss.lag_ms, ss.error);
+    }
+  }
+  free_names(names, n);
+  if (!json) {
+    if (n == 0) printf("(no shipper has run on %s)\n", store);
+    json_decref(arr);
+    return CLI_OK;
+  }
+  return print_json(json_pack("{s:s,s:I,s:o}", "store", store, "committed", (json_int_t)committed,
+                              "streams", arr));
+}
+
+/* The receiver's side: DIR/streams/NAME. */
+static int status_data(const char *data, const char *only, bool json) {
+  char streams[4096], archive[4096];
+  char **names = NULL;
+  size_t n = 0;
+  int rc, status = CLI_OK;
+  if (only) {
+    if (!sl_stream_name_valid(only))
+      return cli_usage("status", "--stream: '%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", only);
+    names = malloc(sizeof *names);
+    if (!names || !(names[0] = strdup(only))) {
+      free(names);
+      return CLI_FAIL;
+    }
+    n = 1;
+  } else {
+    if (access(data, F_OK) != 0) {
+      sl_log_error("%s: %s", data, strerror(errno));
+      return CLI_FAIL;
+    }
+    rc = list_names(cli_join(streams, sizeof streams, data, "streams"), "", &names, &n);
+    if (rc) {
+      sl_log_error("%s: %s", streams, sl_strerror(rc));
+      return CLI_FAIL;
+    }
+  }
+  json_t *arr = json_array();
+  if (!json) print_header();
+  for (size_t i = 0; i < n; i++) {
+    sl_stream_status st;
+    rc = sl_stream_status_read(data, names[i], &st);
+    if (rc) {
+      sl_log_error("%s: stream %s: %s", data, names[i],
+                   rc == SL_ENOTFOUND ? "no such stream" : sl_strerror(rc));
+      status = CLI_FAIL;
+      continue;
+    }
+    char sub[200];
+    snprintf(sub, sizeof sub, "streams/%s/standby", names[i]);
+    bool standby = access(cli_join(streams, sizeof streams, data, sub), F_OK) == 0;
+    snprintf(sub, sizeof sub, "streams/%s/archive", names[i]);
+    cli_join(archive, sizeof archive, data, sub);
+    uint64_t com = SL_MAX(st.primary_committed, st.durable);
+    uint64_t pos = standby ? st.applied : st.durable;
+    uint64_t lag_tx = com > pos ? com - pos : 0;
+    uint64_t lag_bytes = standby ? log_bytes_after(archive, st.applied, st.durable) : 0;
+    if (json) {
+      json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}",
+                            "stream", names[i], "state", st.state, "peer", st.peer,
+                            "first_txid", (json_int_t)st.first_txid, "committed", (json_int_t)com,
+                            "shipped", (json_int_t)st.received, "durable", (json_int_t)st.durable,
+                            "applied", (json_int_t)st.applied, "standby", standby,
+                            "lag_tx", (json_int_t)lag_tx, "lag_bytes", (json_int_t)lag_bytes,
+                            "lag_ms", (json_int_t)st.lag_ms, "bytes", (json_int_t)st.bytes,
+                            "batches", (json_int_t)st.batches,
+                            "primary_time_us", (json_int_t)st.primary_time_us,
+                            "last_commit_us", (json_int_t)st.last_commit_us,
+                            "updated_us", (json_int_t)st.updated_us, "error", st.error);
+      json_array_append_new(arr, o);
+    } else {
+      char applied[24];
+      if (standby) snprintf(applied, sizeof applied, "%" PRIu64, st.applied);
+      else snprintf(applied, sizeof applied, "-");
+      print_row(names[i], st.state, st.peer, com, st.received, st.durable, applied, lag_tx,
+                lag_bytes, st.lag_ms, st.error);
+    }
+  }
+  free_names(names, n);
+  if (!json) {
+    if (n == 0) printf("(no streams in %s)\n", data);
+    json_decref(arr);
+    return status;
+  }
+  int prc = print_json(json_pack("{s:s,s:o}", "data", data, "streams", arr));
+  return status != CLI_OK ? status : prc;
+}
+
+int sl_cmd_status(int argc, char **argv) {
+  static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                       {"stream", required_argument, NULL, 's'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+  const char *data = NULL, *stream = NULL;
+  bool json = false;
+  char **pos;
+  int c;
+  while ((c = cli_getopt(argc, argv, opts)) != -1) {
+    switch (c) {
+    case 'h': return cli_help(status_help);
+    case 'd': data = optarg; break;
+    case 's': stream = optarg; break;
+    case 'j': json = true; break;
+    default: return cli_usage("status", NULL);
+    }
+  }
+  if (data) {
+    if (optind < argc) return cli_usage("status", "give either STORE or --data DIR, not both");
+    return status_data(data, stream, json);
+  }
+  if (stream) return cli_usage("status", "--stream needs --data DIR");
+  if (cli_positional(argc, argv, "status", 1, (const char *[]){"STORE"}, &pos)) return CLI_USAGE;
+  return status_store(pos[0], json);
+}

@@ -1,0 +1,143 @@
+/*
+ * `shiplog ship` (spec/cli.md, "Shipping"): tail a store's log and stream
+ * it to a receiver, until SIGINT or SIGTERM (exit 0), a permanent refusal
+ * or a local failure (exit 1), or, with --exit-when-caught-up, until the
+ * receiver holds everything durable here (exit 0). The signal handlers only
+ * set the flag sl_shipper_run polls; it then writes the final consumer
+ * position and status before returning.
+ */
+#include <signal.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cmd_repl.h"
+#include "codec.h"
+#include "sl_base.h"
+#include "shipper.h"
+
+static const char ship_help[] =
+    "Usage: shiplog ship STORE --to HOST:PORT --stream NAME [options]\n"
+    "\n"
+    "Tail STORE's transaction log and stream every durable transaction to the\n"
+    "receiver at HOST:PORT as stream NAME. Network failures and receiver\n"
+    "restarts are retried with backoff for ever, resuming at the receiver's\n"
+    "durable txid; a permanent refusal ends it (exit 1). Segments the receiver\n"
+    "does not hold yet are kept (consumer ship-NAME). Status: STORE/ship/NAME.status\n"
+    "(see shiplog status STORE). Runs until SIGINT or SIGTERM.\n"
+    "\n"
+    "  --to HOST:PORT          the receiver ([v6]:PORT too)\n"
+    "  --stream NAME           stream name, [A-Za-z0-9_.-]{1,64}\n"
+    "  --since TIME            a new stream starts with the first transaction\n"
+    "                          committed after TIME (incremental backup)\n"
+    "  --from-txid N           a new stream starts at txid N\n"
+    "                          (both are ignored when the stream already holds txids)\n"
+    "  --batch-bytes N         raw bytes per batch (suffix K, M; default 1M)\n"
+    "  --batch-delay-us N      wait up to N us to fill a batch (default 0: ship at once)\n"
+    "  --window-bytes N        unacknowledged raw bytes in flight (default 32M)\n"
+    "  --heartbeat-ms N        heartbeat when idle this long (default 1000)\n"
+    "  --timeout-ms N          a receiver silent this long is dead (default 10000)\n"
+    "  --backoff-max-ms N      longest wait between reconnects (default 5000)\n"
+    "  --io auto|uring|plain   I/O backend (default auto: io_uring when available;\n"
+    "                          $SHIPLOG_IO also chooses)\n"
+    "  --exit-when-caught-up   exit 0 once the receiver holds everything durable\n"
+    "  --insecure              plain TCP (the only mode until TLS is built)\n"
+    "  -v, --verbose           log connections\n";
+
+static volatile sig_atomic_t ship_stop;
+
+static void on_signal(int sig) {
+  (void)sig;
+  ship_stop = 1;
+}
+
+static int parse_ms(const char *opt, const char *text, int *out) {
+  uint64_t v;
+  if (cli_parse_u64("ship", opt, text, &v)) return CLI_USAGE;
+  if (v < 1 || v > 3600000) return cli_usage("ship", "--%s must lie between 1 and 3600000", opt);
+  *out = (int)v;
+  return CLI_OK;
+}
+
+int sl_cmd_ship(int argc, char **argv) {
+  static const struct option opts[] = {{"to", required_argument, NULL, 't'},
+                                       {"stream", required_argument, NULL, 's'},
+                                       {"since", required_argument, NULL, 'S'},
+                                       {"from-txid", required_argument, NULL, 'f'},
+                                       {"batch-bytes", required_argument, NULL, 'b'},
+                                       {"batch-delay-us", required_argument, NULL, 'd'},
+                                       {"window-bytes", required_argument, NULL, 'w'},
+                                       {"heartbeat-ms", required_argument, NULL, 'H'},
+                                       {"timeout-ms", required_argument, NULL, 'T'},
+                                       {"backoff-max-ms", required_argument, NULL, 'B'},
+                                       {"io", required_argument, NULL, 'i'},
+                                       {"exit-when-caught-up", no_argument, NULL, 'x'},
+                                       {"insecure", no_argument, NULL, 'I'},
+                                       {"verbose", no_argument, NULL, 'v'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+  sl_shipper_options o = {0};
+  uint64_t v;
+  char **pos;
+  int c;
+  while ((c = cli_getopt(argc, argv, opts)) != -1) {
+    switch (c) {
+    case 'h': return cli_help(ship_help);
+    case 't': o.to = optarg; break;
+    case 's': o.stream = optarg; break;
+    case 'S':
+      if (cli_parse_time("ship", "since", optarg, &o.since_us)) return CLI_USAGE;
+      o.has_since = true;
+      break;
+    case 'f':
+      if (cli_parse_u64("ship", "from-txid", optarg, &o.from_txid)) return CLI_USAGE;
+      if (o.from_txid == 0) return cli_usage("ship", "--from-txid: txids start at 1");
+      break;
+    case 'b':
+      if (cli_parse_size("ship", "batch-bytes", optarg, &v)) return CLI_USAGE;
+      if (v < 4096 || v > SL_BATCH_RAW_MAX)
+        return cli_usage("ship", "--batch-bytes must lie between 4K and %uM", SL_BATCH_RAW_MAX >> 20);
+      o.batch_max_bytes = (size_t)v;
+      break;
+    case 'd':
+      if (cli_parse_u64("ship", "batch-delay-us", optarg, &v)) return CLI_USAGE;
+      if (v > 10000000) return cli_usage("ship", "--batch-delay-us must be at most 10000000");
+      o.batch_delay_us = (uint32_t)v;
+      break;
+    case 'w':
+      if (cli_parse_size("ship", "window-bytes", optarg, &v)) return CLI_USAGE;
+      if (v < 65536 || v > (1ull << 32)) return cli_usage("ship", "--window-bytes must lie between 64K and 4G");
+      o.window_bytes = (size_t)v;
+      break;
+    case 'H': if (parse_ms("heartbeat-ms", optarg, &o.heartbeat_ms)) return CLI_USAGE; break;
+    case 'T': if (parse_ms("timeout-ms", optarg, &o.timeout_ms)) return CLI_USAGE; break;
+    case 'B': if (parse_ms("backoff-max-ms", optarg, &o.backoff_max_ms)) return CLI_USAGE; break;
+    case 'i':
+      if (!strcmp(optarg, "auto")) o.backend = SL_IO_AUTO;
+      else if (!strcmp(optarg, "uring")) o.backend = SL_IO_URING;
+      else if (!strcmp(optarg, "plain")) o.backend = SL_IO_PLAIN;
+      else return cli_usage("ship", "--io: '%s' is not auto, uring or plain", optarg);
+      break;
+    case 'x': o.exit_when_caught_up = true; break;
+    case 'I': break; /* TLS comes later; plain TCP is all there is */
+    case 'v': sl_log_set_verbose(true); break;
+    default: return cli_usage("ship", NULL);
+    }
+  }
+  if (cli_positional(argc, argv, "ship", 1, (const char *[]){"STORE"}, &pos)) return CLI_USAGE;
+  o.store_dir = pos[0];
+  if (!o.to) return cli_usage("ship", "--to HOST:PORT is required");
+  if (!o.stream) return cli_usage("ship", "--stream NAME is required");
+  if (o.has_since && o.from_txid) return cli_usage("ship", "give either --since or --from-txid, not both");
+  char host[256], port[16];
+  if (sl_hostport_parse(o.to, host, sizeof host, port, sizeof port))
+    return cli_usage("ship", "--to: '%s' is not HOST:PORT", o.to);
+  if (!sl_stream_name_valid(o.stream))
+    return cli_usage("ship", "--stream: '%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", o.stream);
+
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  return sl_shipper_run(&o, &ship_stop) ? CLI_FAIL : CLI_OK;
+}

@@ -1,0 +1,56 @@
+/*
+ * The `shiplog` binary: one subcommand per job (spec/cli.md). main() only
+ * finds the subcommand in the table below and hands it its arguments;
+ * each cmd_* parses its own options and returns the exit status
+ * (0 done, 1 the job failed, 2 bad usage).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "sl_base.h"
+
+static const struct command {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} commands[] = {
+    {"init", cmd_init, "create an empty store"},
+    {"exec", cmd_exec, "apply a mutation file"},
+    {"stats", cmd_stats, "counts, last txid and time, log segments, sizes"},
+    {"log", cmd_log, "print log records: txid, time, ops"},
+    {"verify", cmd_verify, "check every frame, and that the state equals a replay of the log"},
+    {"export", cmd_export, "canonical export (JSON Lines)"},
+    {"import", cmd_import, "canonical or APOC JSON Lines into a new store"},
+};
+
+static void usage(FILE *out) {
+  fputs("Usage: shiplog COMMAND [ARGS...]\n\nCommands:\n", out);
+  for (size_t i = 0; i < SL_ARRAY_LEN(commands); i++)
+    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+  fputs("\nRun 'shiplog COMMAND --help' for a command's arguments.\n"
+        "Exit status: 0 success, 1 the job failed, 2 bad usage.\n",
+        out);
+}
+
+int main(int argc, char **argv) {
+  sl_set_progname("shiplog");
+  if (argc < 2) {
+    usage(stderr);
+    return CLI_USAGE;
+  }
+  const char *name = argv[1];
+  if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+    usage(stdout);
+    return CLI_OK;
+  }
+  for (size_t i = 0; i < SL_ARRAY_LEN(commands); i++) {
+    if (strcmp(name, commands[i].name)) continue;
+    optind = 1;
+    return commands[i].run(argc - 1, argv + 1);
+  }
+  sl_log_error("unknown command '%s'", name);
+  usage(stderr);
+  return CLI_USAGE;
+}

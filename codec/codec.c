@@ -1,0 +1,414 @@
+/*
+ * codec.c: framing of replication messages, batch sealing/opening, and
+ * blocking TCP connections. The formats are in codec.h.
+ *
+ * Receiving reads the 8-byte header first and checks the length against the
+ * caller's limit before allocating, so a hostile peer cannot make us
+ * allocate more than max_body. A connection keeps one receive buffer and one
+ * send buffer that grow to the largest message seen and are reused.
+ */
+#include "codec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lz4.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sl_base.h"
+
+int sl_buf_reserve(sl_buf *b, size_t cap) {
+  if (cap <= b->cap) return 0;
+  size_t n = b->cap ? b->cap : 4096;
+  while (n < cap) n *= 2;
+  uint8_t *p = realloc(b->data, n);
+  if (!p) return -ENOMEM;
+  b->data = p;
+  b->cap = n;
+  return 0;
+}
+
+void sl_buf_free(sl_buf *b) {
+  free(b->data);
+  memset(b, 0, sizeof *b);
+}
+
+/* ---- messages ------------------------------------------------------------------ */
+
+int sl_msg_encode(const Shiplog__Repl__Message *m, sl_buf *out) {
+  size_t body = protobuf_c_message_get_packed_size(&m->base);
+  if (body == 0 || body > SL_MSG_MAX) return SL_ETOOBIG;
+  int rc = sl_buf_reserve(out, out->len + SL_MSG_HEADER_SIZE + body);
+  if (rc) return rc;
+  uint8_t *h = out->data + out->len;
+  protobuf_c_message_pack(&m->base, h + SL_MSG_HEADER_SIZE);
+  sl_put_le32(h, (uint32_t)body);
+  uint32_t crc = sl_crc32c(0, h, 4);
+  sl_put_le32(h + 4, sl_crc32c(crc, h + SL_MSG_HEADER_SIZE, body));
+  out->len += SL_MSG_HEADER_SIZE + body;
+  return 0;
+}
+
+static int check_header(const uint8_t *h, size_t max_body, uint32_t *body) {
+  *body = sl_get_le32(h);
+  if (*body == 0) return SL_ECORRUPT;
+  if (*body > max_body) return SL_ETOOBIG;
+  return 0;
+}
+
+static int unpack_body(const uint8_t *h, uint32_t body, Shiplog__Repl__Message **out) {
+  uint32_t crc = sl_crc32c(sl_crc32c(0, h, 4), h + SL_MSG_HEADER_SIZE, body);
+  if (crc != sl_get_le32(h + 4)) return SL_ECORRUPT;
+  *out = shiplog__repl__message__unpack(NULL, body, h + SL_MSG_HEADER_SIZE);
+  if (!*out) return SL_ECORRUPT;
+  if ((*out)->body_case == SHIPLOG__REPL__MESSAGE__BODY__NOT_SET) {
+    sl_msg_free(*out);
+    *out = NULL;
+    return SL_ECORRUPT;
+  }
+  return 0;
+}
+
+int sl_msg_decode(const uint8_t *buf, size_t len, size_t max_body,
+                  Shiplog__Repl__Message **out, size_t *consumed) {
+  *out = NULL;
+  if (len < SL_MSG_HEADER_SIZE) return SL_ETRUNCATED;
+  uint32_t body;
+  int rc = check_header(buf, max_body, &body);
+  if (rc) return rc;
+  if (len - SL_MSG_HEADER_SIZE < body) return SL_ETRUNCATED;
+  rc = unpack_body(buf, body, out);
+  if (rc) return rc;
+  *consumed = SL_MSG_HEADER_SIZE + (size_t)body;
+  return 0;
+}
+
+void sl_msg_free(Shiplog__Repl__Message *m) {
+  if (m) shiplog__repl__message__free_unpacked(m, NULL);
+}
+
+const char *sl_msg_kind(const Shiplog__Repl__Message *m) {
+  switch (m->body_case) {
+  case SHIPLOG__REPL__MESSAGE__BODY_HELLO: return "hello";
+  case SHIPLOG__REPL__MESSAGE__BODY_WELCOME: return "welcome";
+  case SHIPLOG__REPL__MESSAGE__BODY_BATCH: return "batch";
+  case SHIPLOG__REPL__MESSAGE__BODY_ACK: return "ack";
+  case SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT: return "heartbeat";
+  case SHIPLOG__REPL__MESSAGE__BODY_ERROR: return "error";
+  default: return "unknown";
+  }
+}
+
+void sl_msg_error(Shiplog__Repl__Message *m, Shiplog__Repl__Error *e,
+                  Shiplog__Repl__ErrorCode code, bool permanent, const char *text) {
+  shiplog__repl__message__init(m);
+  shiplog__repl__error__init(e);
+  e->code = code;
+  e->message = (char *)text;
+  e->has_permanent = true;
+  e->permanent = permanent;
+  m->body_case = SHIPLOG__REPL__MESSAGE__BODY_ERROR;
+  m->error = e;
+}
+
+bool sl_stream_name_valid(const char *name) {
+  size_t n = strlen(name);
+  if (n < 1 || n > 64) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '.' || c == '-'))
+      return false;
+  }
+  /* "." and ".." would name directories that are not the stream's own. */
+  return strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/* ---- batches ------------------------------------------------------------------- */
+
+int sl_batch_seal(const uint8_t *frames, size_t len, uint64_t first_txid, uint64_t last_txid,
+                  bool compress, sl_buf *scratch, Shiplog__Repl__Batch *out) {
+  if (len == 0 || len > SL_BATCH_RAW_MAX) return SL_ETOOBIG;
+  shiplog__repl__batch__init(out);
+  out->first_txid = first_txid;
+  out->last_txid = last_txid;
+  out->raw_len = (uint32_t)len;
+  out->raw_crc32c = sl_crc32c(0, frames, len);
+  out->has_compression = true;
+  if (compress) {
+    int bound = LZ4_compressBound((int)len);
+    int rc = sl_buf_reserve(scratch, (size_t)bound);
+    if (rc) return rc;
+    int n = LZ4_compress_default((const char *)frames, (char *)scratch->data, (int)len, bound);
+    if (n <= 0) return SL_EINVAL;
+    scratch->len = (size_t)n;
+    out->compression = SHIPLOG__REPL__COMPRESSION__COMPRESSION_LZ4;
+    out->data.data = scratch->data;
+    out->data.len = (size_t)n;
+  } else {
+    out->compression = SHIPLOG__REPL__COMPRESSION__COMPRESSION_NONE;
+    out->data.data = (uint8_t *)frames;
+    out->data.len = len;
+  }
+  return 0;
+}
+
+int sl_batch_open(const Shiplog__Repl__Batch *b, size_t max_raw, sl_buf *raw) {
+  if (b->raw_len == 0 || b->raw_len > max_raw) return SL_ETOOBIG;
+  if (b->first_txid == 0 || b->last_txid < b->first_txid) return SL_EGAP;
+  int rc = sl_buf_reserve(raw, b->raw_len);
+  if (rc) return rc;
+  Shiplog__Repl__Compression comp =
+      b->has_compression ? b->compression : SHIPLOG__REPL__COMPRESSION__COMPRESSION_NONE;
+  if (comp == SHIPLOG__REPL__COMPRESSION__COMPRESSION_LZ4) {
+    if (b->data.len > (size_t)LZ4_compressBound((int)b->raw_len)) return SL_ECORRUPT;
+    int n = LZ4_decompress_safe((const char *)b->data.data, (char *)raw->data, (int)b->data.len,
+                                (int)b->raw_len);
+    if (n != (int)b->raw_len) return SL_ECORRUPT;
+  } else if (comp == SHIPLOG__REPL__COMPRESSION__COMPRESSION_NONE) {
+    if (b->data.len != b->raw_len) return SL_ECORRUPT;
+    memcpy(raw->data, b->data.data, b->raw_len);
+  } else {
+    return SL_EVERSION;
+  }
+  raw->len = b->raw_len;
+  if (sl_crc32c(0, raw->data, raw->len) != b->raw_crc32c) return SL_ECORRUPT;
+
+  /* Walk the frames: each whole with a good CRC, txids dense first..last. */
+  uint64_t expect = b->first_txid;
+  size_t off = 0;
+  while (off < raw->len) {
+    const uint8_t *payload;
+    uint32_t plen;
+    size_t flen;
+    rc = sl_frame_decode(raw->data + off, raw->len - off, &payload, &plen, &flen);
+    if (rc) return rc == SL_ETRUNCATED ? SL_ECORRUPT : rc;
+    uint64_t txid, ts, epoch;
+    rc = sl_txn_peek(payload, plen, &txid, &ts, &epoch);
+    if (rc) return rc;
+    if (txid != expect) return SL_EGAP;
+    expect++;
+    off += flen;
+  }
+  if (expect != b->last_txid + 1) return SL_EGAP;
+  return 0;
+}
+
+/* ---- connections --------------------------------------------------------------- */
+
+struct sl_conn {
+  int fd;
+  char peer[80];
+  sl_buf rbuf;  /* receive: header + body of the current message */
+  sl_buf sbuf;  /* send: the framed message */
+};
+
+int sl_hostport_parse(const char *text, char *host, size_t hostlen, char *port, size_t portlen) {
+  const char *colon;
+  const char *h = text;
+  size_t hl;
+  if (text[0] == '[') {
+    const char *close = strchr(text, ']');
+    if (!close || close[1] != ':') return SL_EINVAL;
+    h = text + 1;
+    hl = (size_t)(close - h);
+    colon = close + 1;
+  } else {
+    colon = strrchr(text, ':');
+    if (!colon) return SL_EINVAL;
+    hl = (size_t)(colon - text);
+  }
+  size_t pl = strlen(colon + 1);
+  if (hl == 0 || hl >= hostlen || pl == 0 || pl >= portlen) return SL_EINVAL;
+  for (const char *p = colon + 1; *p; p++)
+    if (*p < '0' || *p > '9') return SL_EINVAL;
+  memcpy(host, h, hl);
+  host[hl] = 0;
+  memcpy(port, colon + 1, pl + 1);
+  return 0;
+}
+
+static int resolve(const char *hostport, bool passive, struct addrinfo **res) {
+  char host[256], port[16];
+  int rc = sl_hostport_parse(hostport, host, sizeof host, port, sizeof port);
+  if (rc) return rc;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                           .ai_flags = passive ? AI_PASSIVE : 0};
+  rc = getaddrinfo(host, port, &hints, res);
+  if (rc) return rc == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+  return 0;
+}
+
+int sl_listen(const char *hostport, int backlog, int *fd_out) {
+  struct addrinfo *res;
+  int rc = resolve(hostport, true, &res);
+  if (rc) return rc;
+  int fd = -1;
+  rc = -EADDRNOTAVAIL;
+  for (struct addrinfo *a = res; a; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0) { rc = -errno; continue; }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, backlog) == 0) { rc = 0; break; }
+    rc = -errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (rc == 0) *fd_out = fd;
+  return rc;
+}
+
+static void describe_peer(int fd, char *out, size_t len) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char host[64] = "?";
+  int port = 0;
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET) {
+      struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+      inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+      port = ntohs(s4->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+      inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+      port = ntohs(s6->sin6_port);
+    }
+  }
+  snprintf(out, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+int sl_conn_wrap(int fd, sl_conn **out) {
+  sl_conn *c = calloc(1, sizeof *c);
+  if (!c) return -ENOMEM;
+  c->fd = fd;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  describe_peer(fd, c->peer, sizeof c->peer);
+  *out = c;
+  return 0;
+}
+
+static int wait_fd(int fd, short events, int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = events};
+  for (;;) {
+    int n = poll(&p, 1, timeout_ms);
+    if (n > 0) return 0;
+    if (n == 0) return -ETIMEDOUT;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int sl_conn_connect(const char *hostport, int timeout_ms, sl_conn **out) {
+  struct addrinfo *res;
+  int rc = resolve(hostport, false, &res);
+  if (rc) return rc;
+  int fd = -1;
+  rc = -ECONNREFUSED;
+  for (struct addrinfo *a = res; a; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) { rc = -errno; continue; }
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) { rc = 0; break; }
+    rc = -errno;
+    if (rc == -EINPROGRESS) {
+      rc = wait_fd(fd, POLLOUT, timeout_ms);
+      if (rc == 0) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        rc = -err;
+      }
+      if (rc == 0) break;
+    }
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (rc) return rc;
+  /* Back to blocking mode: sends block, receives wait with poll first. */
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) { rc = -errno; close(fd); return rc; }
+  rc = sl_conn_wrap(fd, out);
+  if (rc) close(fd);
+  return rc;
+}
+
+int sl_conn_fd(const sl_conn *c) { return c->fd; }
+const char *sl_conn_peer(const sl_conn *c) { return c->peer; }
+
+int sl_conn_send(sl_conn *c, const Shiplog__Repl__Message *m) {
+  c->sbuf.len = 0;
+  int rc = sl_msg_encode(m, &c->sbuf);
+  if (rc) return rc;
+  size_t off = 0;
+  while (off < c->sbuf.len) {
+    rc = sl_fault(SL_FAULT_NET_SEND);
+    if (rc) return rc;
+    ssize_t n = send(c->fd, c->sbuf.data + off, c->sbuf.len - off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    off += (size_t)n;
+  }
+  /* Don't keep a huge send buffer after one large batch. */
+  if (c->sbuf.cap > (8u << 20)) sl_buf_free(&c->sbuf);
+  return 0;
+}
+
+/* Read exactly len bytes into buf, each wait bounded by timeout_ms. The
+ * peer closing before the first byte is SL_EEND, inside them SL_ETRUNCATED. */
+static int read_exact(sl_conn *c, uint8_t *buf, size_t len, int timeout_ms) {
+  size_t off = 0;
+  while (off < len) {
+    int rc = wait_fd(c->fd, POLLIN, timeout_ms);
+    if (rc) return rc;
+    ssize_t n = recv(c->fd, buf + off, len - off, 0);
+    if (n == 0) return off ? SL_ETRUNCATED : SL_EEND;
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return -errno;
+    }
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+int sl_conn_recv(sl_conn *c, int timeout_ms, size_t max_body, Shiplog__Repl__Message **out) {
+  *out = NULL;
+  int rc = sl_buf_reserve(&c->rbuf, SL_MSG_HEADER_SIZE);
+  if (rc) return rc;
+  rc = read_exact(c, c->rbuf.data, SL_MSG_HEADER_SIZE, timeout_ms);
+  if (rc) return rc;
+  uint32_t body;
+  rc = check_header(c->rbuf.data, max_body, &body);
+  if (rc) return rc;
+  rc = sl_buf_reserve(&c->rbuf, SL_MSG_HEADER_SIZE + (size_t)body);
+  if (rc) return rc;
+  /* Once a header arrived, the body must follow promptly too. */
+  rc = read_exact(c, c->rbuf.data + SL_MSG_HEADER_SIZE, body, timeout_ms < 0 ? 30000 : timeout_ms);
+  if (rc) return rc == -ETIMEDOUT || rc == SL_EEND ? SL_ETRUNCATED : rc;
+  rc = unpack_body(c->rbuf.data, body, out);
+  if (c->rbuf.cap > (8u << 20)) sl_buf_free(&c->rbuf);
+  return rc;
+}
+
+void sl_conn_shutdown(sl_conn *c) { shutdown(c->fd, SHUT_RDWR); }
+
+void sl_conn_close(sl_conn *c) {
+  if (!c) return;
+  close(c->fd);
+  sl_buf_free(&c->rbuf);
+  sl_buf_free(&c->sbuf);
+  free(c);
+}

@@ -1,0 +1,111 @@
+/*
+ * codec: the bytes a shipper and a receiver exchange, shared by both sides
+ * (neither includes the other). Messages are proto/replication.proto.
+ *
+ * WIRE FRAMING (one message; integers little-endian)
+ *   0  4  body length B (1 .. SL_MSG_MAX)
+ *   4  4  CRC32C over bytes 0..3 followed by the B body bytes
+ *   8  B  body: a packed shiplog.repl.Message
+ * A receiver reads the 8-byte header, refuses a length over its limit before
+ * allocating (SL_ETOOBIG), reads the body, checks the CRC (SL_ECORRUPT) and
+ * unpacks (SL_ECORRUPT on malformed protobuf). TLS (later) wraps these bytes;
+ * the CRC stays, so plain TCP is checked end to end as well.
+ *
+ * BATCH PAYLOAD
+ *   Batch.data is the LZ4 block compression (or a copy, COMPRESSION_NONE) of
+ *   raw_len bytes of consecutive log frames exactly as store/log.h lays them
+ *   out. sl_batch_open() decompresses into the caller's buffer, checks
+ *   raw_crc32c, then walks the frames: every frame's CRC, txids dense from
+ *   first_txid to last_txid. Only then does the receiver archive them.
+ *
+ * THREADS: an sl_conn is used by one thread at a time for sending and one
+ * for receiving (a send lock is the caller's business). Other functions are
+ * pure.
+ */
+#ifndef SL_CODEC_H
+#define SL_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "replication.pb-c.h"
+
+#define SL_PROTOCOL_VERSION 1
+#define SL_MSG_HEADER_SIZE 8
+#define SL_MSG_MAX (72u << 20)          /* largest message body accepted */
+#define SL_BATCH_RAW_MAX (64u << 20)    /* largest raw batch accepted */
+
+/* A growable byte buffer. */
+typedef struct sl_buf {
+  uint8_t *data;
+  size_t len, cap;
+} sl_buf;
+int sl_buf_reserve(sl_buf *b, size_t cap);   /* cap total bytes */
+void sl_buf_free(sl_buf *b);
+
+/* ---- messages on buffers -------------------------------------------------- */
+/* Append the framed message to out. */
+int sl_msg_encode(const Shiplog__Repl__Message *m, sl_buf *out);
+/* Decode one framed message from buf[0..len). Returns 0 with *out (free with
+ * sl_msg_free) and *consumed; SL_ETRUNCATED when more bytes are needed;
+ * SL_ETOOBIG / SL_ECORRUPT on bad input. */
+int sl_msg_decode(const uint8_t *buf, size_t len, size_t max_body,
+                  Shiplog__Repl__Message **out, size_t *consumed);
+void sl_msg_free(Shiplog__Repl__Message *m);
+/* "hello", "batch", ...: the message's kind, for logs. */
+const char *sl_msg_kind(const Shiplog__Repl__Message *m);
+
+/* ---- batches ------------------------------------------------------------------ */
+/* Compress raw frames into out->data (bytes kept in scratch, which must
+ * outlive *out) and fill the Batch's required fields. */
+int sl_batch_seal(const uint8_t *frames, size_t len, uint64_t first_txid, uint64_t last_txid,
+                  bool compress, sl_buf *scratch, Shiplog__Repl__Batch *out);
+/* Decompress and check a batch (see BATCH PAYLOAD). raw receives the frames.
+ * Errors: SL_ETOOBIG (raw_len over max_raw), SL_ECORRUPT (decompression,
+ * CRC, a frame), SL_EGAP (txids not dense or not first..last). */
+int sl_batch_open(const Shiplog__Repl__Batch *b, size_t max_raw, sl_buf *raw);
+
+/* ---- connections -------------------------------------------------------------- */
+typedef struct sl_conn sl_conn;
+
+/* Parse "HOST:PORT" ("[v6]:PORT" too). */
+int sl_hostport_parse(const char *text, char *host, size_t hostlen, char *port, size_t portlen);
+/* Listening TCP socket (SO_REUSEADDR, CLOEXEC). */
+int sl_listen(const char *hostport, int backlog, int *fd_out);
+/* Connect with a timeout; TCP_NODELAY. */
+int sl_conn_connect(const char *hostport, int timeout_ms, sl_conn **out);
+/* Wrap an accepted/connected socket; the conn owns fd. */
+int sl_conn_wrap(int fd, sl_conn **out);
+int sl_conn_fd(const sl_conn *c);
+/* "127.0.0.1:5432": the peer's address, for logs. */
+const char *sl_conn_peer(const sl_conn *c);
+/* Send one message (blocking, whole). */
+int sl_conn_send(sl_conn *c, const Shiplog__Repl__Message *m);
+/* Receive one message, waiting at most timeout_ms (-1: for ever):
+ * 0 and *out; -ETIMEDOUT; -ECONNRESET / SL_EEND when the peer closed;
+ * SL_ETRUNCATED when it closed (or stalled) inside a message;
+ * SL_ETOOBIG / SL_ECORRUPT on bad input. */
+int sl_conn_recv(sl_conn *c, int timeout_ms, size_t max_body, Shiplog__Repl__Message **out);
+/* Shut down both directions (wakes a thread blocked in recv). */
+void sl_conn_shutdown(sl_conn *c);
+void sl_conn_close(sl_conn *c);
+
+/* Build common messages (fields owned by the caller's storage). */
+void sl_msg_error(Shiplog__Repl__Message *m, Shiplog__Repl__Error *e,
+                  Shiplog__Repl__ErrorCode code, bool permanent, const char *text);
+/* Stream names: [A-Za-z0-9_.-]{1,64}. */
+bool sl_stream_name_valid(const char *name);
+
+/* ---- status files ---------------------------------------------------------- */
+/* Status files are "key=value" lines, replaced atomically (write PATH.tmp,
+ * rename; no fsync: they are reports, not state) so a reader in another
+ * process sees an old or a new version, never a mix. */
+int sl_status_write(const char *path, const char *text);
+/* Read PATH whole into buf (NUL-terminated). */
+int sl_status_load(const char *path, char *buf, size_t len);
+/* Value of key in a loaded status text; false if absent. */
+bool sl_status_get(const char *text, const char *key, char *out, size_t outlen);
+uint64_t sl_status_get_u64(const char *text, const char *key);
+
+#endif

@@ -1,0 +1,389 @@
+/*
+ * Import of JSON Lines graphs (the canonical export, spec/export.md, or the
+ * output of APOC's apoc.export.json.all) into a new store.
+ *
+ * INPUT. One object per line with "type" "node" or "relationship". Nodes:
+ * "id", "labels" (any order: the store sorts them), "properties".
+ * Relationships: "id", "label" (the type, APOC's name for it),
+ * "start":{"id":..}, "end":{"id":..}, "properties". Other keys are ignored,
+ * as are the labels APOC copies into start/end. Ids are strings (as APOC and
+ * export write them) or JSON integers (older APOC). All node lines come
+ * before the first relationship line, as both writers emit them.
+ *
+ * IDS (interchange.h states the rule): the first line of each kind decides
+ * between keeping the file's ids (canonical exports: positive decimal
+ * integers, so export | import | export is the identity) and assigning new
+ * ones in input order (APOC counts from 0, which the store does not use, or
+ * writes element ids). When assigning, a hash table maps each node's id text
+ * to its new id, for the relationships' endpoints; relationship id texts go
+ * into a second table only to refuse duplicates. Keys live in an arena that
+ * is freed at the end (about key length + 24 bytes per entity).
+ *
+ * ALL OR NOTHING. Ops are committed in transactions of ops_per_tx; at the
+ * first bad line the current transaction is aborted, the store closed and
+ * its directory removed, so a failed import leaves nothing behind.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "interchange_int.h"
+#include "sl_base.h"
+
+#define DEFAULT_OPS_PER_TX 10000
+#define PROGRESS_LINES 4096
+
+/* ---- id text -> id ------------------------------------------------------------ */
+typedef struct id_slot {
+  const char *key; /* NULL: empty */
+  size_t len;
+  uint64_t hash;
+  uint64_t val;
+} id_slot;
+
+typedef struct id_map {
+  id_slot *slots;
+  size_t cap, n; /* cap: a power of two */
+  sl__scratch *keys;
+} id_map;
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a final mix */
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  return h ^ (h >> 33);
+}
+
+static id_slot *map_find(id_map *m, const char *key, size_t len, uint64_t h) {
+  for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    id_slot *s = &m->slots[i];
+    if (!s->key || (s->hash == h && s->len == len && !memcmp(s->key, key, len))) return s;
+  }
+}
+
+static int map_grow(id_map *m) {
+  size_t cap = m->cap ? m->cap * 2 : 1024;
+  id_slot *old = m->slots;
+  size_t oldcap = m->cap;
+  if (!(m->slots = calloc(cap, sizeof *m->slots))) {
+    m->slots = old;
+    return -ENOMEM;
+  }
+  m->cap = cap;
+  for (size_t i = 0; i < oldcap; i++)
+    if (old[i].key) *map_find(m, old[i].key, old[i].len, old[i].hash) = old[i];
+  free(old);
+  return 0;
+}
+
+/* *slot: the key's slot; its key is NULL when the key is new (the caller
+ * then calls map_insert on it). */
+static int map_lookup(id_map *m, const char *key, size_t len, id_slot **slot) {
+  int rc;
+  if (m->n * 10 >= m->cap * 7 && (rc = map_grow(m))) return rc;
+  *slot = map_find(m, key, len, hash_bytes(key, len));
+  return 0;
+}
+
+static int map_insert(id_map *m, id_slot *s, const char *key, size_t len, uint64_t val) {
+  if (!m->keys && !(m->keys = sl__scratch_new())) return -ENOMEM;
+  char *copy = sl__scratch_alloc(m->keys, len ? len : 1);
+  if (!copy) return -ENOMEM;
+  memcpy(copy, key, len);
+  *s = (id_slot){.key = copy, .len = len, .hash = hash_bytes(key, len), .val = val};
+  m->n++;
+  return 0;
+}
+
+static void map_free(id_map *m) {
+  free(m->slots);
+  sl__scratch_free(m->keys);
+}
+
+/* ---- the importer ----------------------------------------------------------------- */
+typedef enum id_mode { IDS_UNDECIDED, IDS_KEEP, IDS_ASSIGN } id_mode;
+
+typedef struct importer {
+  const char *name;
+  uint64_t lineno;
+  sl_store *st;
+  sl_tx *tx;
+  uint64_t ops_in_tx, ops_per_tx;
+  id_mode node_mode, rel_mode;
+  id_map nodes, rels;
+  bool seen_rel;
+  sl__scratch *arena; /* this line's values */
+  sl_import_result res;
+  char why[512];
+} importer;
+
+static int why(importer *im, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int why(importer *im, int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(im->why, sizeof im->why, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+/* An id as its text (key) and, when it is a decimal integer >= 1 in
+ * canonical spelling, its value (*num; 0 otherwise). */
+typedef struct id_text {
+  char buf[24];
+  const char *key;
+  size_t len;
+  uint64_t num;
+} id_text;
+
+static int read_id(importer *im, json_t *j, const char *what, id_text *t) {
+  t->num = 0;
+  if (json_is_integer(j)) {
+    json_int_t v = json_integer_value(j);
+    t->len = (size_t)snprintf(t->buf, sizeof t->buf, "%" PRId64, (int64_t)v);
+    t->key = t->buf;
+    if (v >= 1) t->num = (uint64_t)v;
+    return 0;
+  }
+  if (!json_is_string(j)) return why(im, SL_EINVAL, "%s must be a string or an integer", what);
+  t->key = json_string_value(j);
+  t->len = json_string_length(j);
+  if (t->len == 0 || t->len > 20 || t->key[0] == '0') return 0;
+  uint64_t v = 0;
+  for (size_t i = 0; i < t->len; i++) {
+    unsigned d = (unsigned char)t->key[i] - '0';
+    if (d > 9 || v > (UINT64_MAX - d) / 10) return 0;
+    v = v * 10 + d;
+  }
+  t->num = v;
+  return 0;
+}
+
+static int ensure_tx(importer *im) {
+  int rc = 0;
+  if (!im->tx && (rc = sl_tx_begin(im->st, &im->tx))) why(im, rc, "cannot begin a transaction: %s", sl_strerror(rc));
+  return rc;
+}
+
+static int op_done(importer *im) {
+  if (++im->ops_in_tx < im->ops_per_tx) return 0;
+  sl_tx *tx = im->tx;
+  im->tx = NULL;
+  im->ops_in_tx = 0;
+  int rc = sl_tx_commit(tx, NULL);
+  if (rc) why(im, rc, "commit: %s", sl_strerror(rc));
+  return rc;
+}
+
+static int get_props(importer *im, json_t *root, sl_prop **props, size_t *n) {
+  json_t *j = json_object_get(root, "properties");
+  *props = NULL;
+  *n = 0;
+  if (!j) return 0;
+  char reason[256];
+  int rc = sl__json_props(j, im->arena, props, n, reason, sizeof reason);
+  if (rc == SL_EINVAL) return why(im, rc, "properties: %s", reason);
+  return rc;
+}
+
+static int decide(importer *im, id_mode *mode, const id_text *t, const char *kind) {
+  if (*mode == IDS_UNDECIDED) *mode = t->num ? IDS_KEEP : IDS_ASSIGN;
+  if (*mode == IDS_KEEP && !t->num)
+    return why(im, SL_EINVAL,
+               "%s id \"%.64s\" is not a positive integer, as the first %s's id was (ids are then kept)", kind,
+               t->key, kind);
+  return 0;
+}
+
+static int import_node(importer *im, json_t *root) {
+  id_text t;
+  sl_prop *props;
+  size_t nprops, nlabels = 0;
+  int rc;
+
+  if (im->seen_rel) return why(im, SL_EINVAL, "node line after relationship lines (nodes come first)");
+  json_t *jid = json_object_get(root, "id");
+  if (!jid) return why(im, SL_EINVAL, "node without \"id\"");
+  if ((rc = read_id(im, jid, "node id", &t)) || (rc = decide(im, &im->node_mode, &t, "node"))) return rc;
+
+  json_t *jl = json_object_get(root, "labels");
+  if (jl && !json_is_array(jl)) return why(im, SL_EINVAL, "\"labels\" must be an array of strings");
+  const char **labels = sl__scratch_alloc(im->arena, (json_array_size(jl) + 1) * sizeof *labels);
+  if (!labels) return -ENOMEM;
+  for (; nlabels < json_array_size(jl); nlabels++) {
+    char reason[256];
+    if (sl__json_name(json_array_get(jl, nlabels), &labels[nlabels], reason, sizeof reason))
+      return why(im, SL_EINVAL, "label %zu: %s", nlabels + 1, reason);
+  }
+  if ((rc = get_props(im, root, &props, &nprops))) return rc;
+
+  id_slot *slot = NULL;
+  if (im->node_mode == IDS_ASSIGN) {
+    if ((rc = map_lookup(&im->nodes, t.key, t.len, &slot))) return rc;
+    if (slot->key) return why(im, SL_EEXIST, "node id \"%.64s\" appears twice", t.key);
+  }
+  uint64_t id;
+  if ((rc = ensure_tx(im))) return rc;
+  rc = sl_tx_create_node(im->tx, im->node_mode == IDS_KEEP ? t.num : 0, labels, nlabels, props, nprops, &id);
+  if (rc == SL_EEXIST) return why(im, rc, "node id %" PRIu64 " appears twice", t.num);
+  if (rc) return why(im, rc, "node \"%.64s\": %s", t.key, sl_tx_error(im->tx) ? sl_tx_error(im->tx) : sl_strerror(rc));
+  if (slot && (rc = map_insert(&im->nodes, slot, t.key, t.len, id))) return rc;
+  im->res.nodes++;
+  return op_done(im);
+}
+
+/* The new id of the node that start / end names. */
+static int endpoint(importer *im, json_t *root, const char *field, uint64_t *out) {
+  json_t *e = json_object_get(root, field);
+  json_t *jid = json_is_object(e) ? json_object_get(e, "id") : NULL;
+  if (!jid) return why(im, SL_EINVAL, "relationship without \"%s\":{\"id\":...}", field);
+  id_text t;
+  char what[16];
+  snprintf(what, sizeof what, "%s.id", field);
+  int rc = read_id(im, jid, what, &t);
+  if (rc) return rc;
+  if (im->node_mode == IDS_KEEP && t.num) {
+    *out = t.num;
+    return 0;
+  }
+  id_slot *slot = NULL;
+  if (im->node_mode == IDS_ASSIGN && (rc = map_lookup(&im->nodes, t.key, t.len, &slot))) return rc;
+  if (!slot || !slot->key) return why(im, SL_ENOTFOUND, "%s node \"%.64s\" is not in the file", field, t.key);
+  *out = slot->val;
+  return 0;
+}
+
+static int import_rel(importer *im, json_t *root) {
+  id_text t;
+  const char *type;
+  uint64_t start, end, id;
+  sl_prop *props;
+  size_t nprops;
+  char reason[256];
+  int rc;
+
+  im->seen_rel = true;
+  json_t *jid = json_object_get(root, "id");
+  if (!jid) return why(im, SL_EINVAL, "relationship without \"id\"");
+  if ((rc = read_id(im, jid, "relationship id", &t)) || (rc = decide(im, &im->rel_mode, &t, "relationship")))
+    return rc;
+  json_t *jt = json_object_get(root, "label");
+  if (!jt) return why(im, SL_EINVAL, "relationship without \"label\" (its type)");
+  if (sl__json_name(jt, &type, reason, sizeof reason)) return why(im, SL_EINVAL, "\"label\": %s", reason);
+  if ((rc = endpoint(im, root, "start", &start)) || (rc = endpoint(im, root, "end", &end)) ||
+      (rc = get_props(im, root, &props, &nprops)))
+    return rc;
+
+  id_slot *slot = NULL;
+  if (im->rel_mode == IDS_ASSIGN) {
+    if ((rc = map_lookup(&im->rels, t.key, t.len, &slot))) return rc;
+    if (slot->key) return why(im, SL_EEXIST, "relationship id \"%.64s\" appears twice", t.key);
+  }
+  if ((rc = ensure_tx(im))) return rc;
+  rc = sl_tx_create_rel(im->tx, im->rel_mode == IDS_KEEP ? t.num : 0, type, start, end, props, nprops, &id);
+  if (rc == SL_EEXIST) return why(im, rc, "relationship id %" PRIu64 " appears twice", t.num);
+  if (rc) return why(im, rc, "relationship \"%.64s\": %s", t.key, sl_tx_error(im->tx) ? sl_tx_error(im->tx) : sl_strerror(rc));
+  if (slot && (rc = map_insert(&im->rels, slot, t.key, t.len, id))) return rc;
+  im->res.rels++;
+  return op_done(im);
+}
+
+static int import_line(importer *im, const char *line, size_t len) {
+  json_error_t jerr;
+  json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+  if (!root) return why(im, SL_EINVAL, "column %d: %s", jerr.column, jerr.text);
+  sl__scratch_reset(im->arena);
+  int rc;
+  json_t *type = json_object_get(root, "type");
+  const char *ts = json_is_string(type) ? json_string_value(type) : "";
+  if (!strcmp(ts, "node"))
+    rc = import_node(im, root);
+  else if (!strcmp(ts, "relationship"))
+    rc = import_rel(im, root);
+  else
+    rc = why(im, SL_EINVAL, "expected an object with \"type\" \"node\" or \"relationship\"");
+  if (rc == -ENOMEM && !im->why[0]) why(im, rc, "%s", sl_strerror(rc));
+  json_decref(root);
+  return rc;
+}
+
+int sl_import_jsonl(const char *path, const char *into_dir, const sl_import_options *opt, sl_import_result *res) {
+  importer im = {.name = strcmp(path, "-") ? path : "<stdin>"};
+  im.ops_per_tx = opt && opt->ops_per_tx ? opt->ops_per_tx : DEFAULT_OPS_PER_TX;
+  struct stat sb;
+  bool existed = stat(into_dir, &sb) == 0, created = false;
+  FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
+  char *line = NULL;
+  size_t cap = 0;
+  uint64_t size = 0, done = 0;
+  ssize_t len;
+  int rc;
+
+  if (!in) {
+    rc = -errno;
+    sl_log_error("%s: %s", path, sl_strerror(rc));
+    goto fail;
+  }
+  if (fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode)) size = (uint64_t)sb.st_size;
+  if (!(im.arena = sl__scratch_new())) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  if ((rc = sl_store_create(into_dir, opt ? opt->store : NULL))) {
+    sl_log_error("%s: cannot create a store: %s", into_dir, sl_strerror(rc));
+    goto fail;
+  }
+  created = true;
+  if ((rc = sl_store_open(into_dir, 0, &im.st))) {
+    sl_log_error("%s: cannot open the new store: %s", into_dir, sl_strerror(rc));
+    goto fail;
+  }
+
+  while ((len = getline(&line, &cap, in)) >= 0) {
+    im.lineno++;
+    done += (uint64_t)len;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+    size_t i = 0;
+    while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t')) i++;
+    if (i == (size_t)len) continue;
+    im.why[0] = 0;
+    if ((rc = import_line(&im, line, (size_t)len))) {
+      sl_log_error("%s:%" PRIu64 ": %s", im.name, im.lineno, im.why);
+      goto fail;
+    }
+    if (opt && opt->progress && im.lineno % PROGRESS_LINES == 0) opt->progress(opt->progress_arg, done, size);
+  }
+  if (ferror(in)) {
+    rc = errno ? -errno : -EIO;
+    sl_log_error("%s:%" PRIu64 ": read failed: %s", im.name, im.lineno + 1, sl_strerror(rc));
+    goto fail;
+  }
+  if (im.tx) {
+    sl_tx *tx = im.tx;
+    im.tx = NULL;
+    if ((rc = sl_tx_commit(tx, NULL))) {
+      sl_log_error("%s: commit: %s", into_dir, sl_strerror(rc));
+      goto fail;
+    }
+  }
+  if (opt && opt->progress) opt->progress(opt->progress_arg, done, size);
+  rc = 0;
+fail:
+  if (im.tx) sl_tx_abort(im.tx);
+  if (im.st) sl_store_close(im.st);
+  if (rc && created) {
+    int rm = sl_remove_tree(into_dir);
+    if (rm) sl_log_error("%s: cannot remove the partial store: %s", into_dir, sl_strerror(rm));
+    else if (existed) sl_mkdir_p(into_dir);
+  }
+  if (in && in != stdin) fclose(in);
+  free(line);
+  sl__scratch_free(im.arena);
+  map_free(&im.nodes);
+  map_free(&im.rels);
+  if (res) *res = im.res;
+  return rc;
+}

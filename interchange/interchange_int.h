@@ -1,0 +1,59 @@
+/*
+ * Internals shared by the files of interchange/ (not part of its contract):
+ * an output buffer with JSON writers, a scratch arena, and the conversion
+ * of jansson values into sl_value (the mapping interchange.h describes).
+ */
+#ifndef SL_INTERCHANGE_INT_H
+#define SL_INTERCHANGE_INT_H
+
+#include <jansson.h>
+
+#include "interchange.h"
+
+/* ---- output buffer ------------------------------------------------------------ */
+/* A growable byte buffer. An allocation failure is sticky in err (-ENOMEM):
+ * later appends do nothing, and sl__jbuf_flush reports it. */
+typedef struct sl__jbuf {
+  char *p;
+  size_t len, cap;
+  int err;
+} sl__jbuf;
+
+void sl__jbuf_put(sl__jbuf *b, const void *s, size_t n);
+static inline void sl__jbuf_puts(sl__jbuf *b, const char *s) { sl__jbuf_put(b, s, __builtin_strlen(s)); }
+void sl__jbuf_putc(sl__jbuf *b, char c);
+void sl__jbuf_u64(sl__jbuf *b, uint64_t v);
+void sl__jbuf_i64(sl__jbuf *b, int64_t v);
+/* A JSON string: quotes and minimal escaping. */
+void sl__jbuf_str(sl__jbuf *b, const char *s, size_t n);
+/* A value in the JSON mapping ($double and $bytes forms included). */
+void sl__jbuf_value(sl__jbuf *b, const sl_value *v);
+/* Properties as a JSON object with keys in the given order. */
+void sl__jbuf_props(sl__jbuf *b, const sl_prop *props, size_t n);
+/* Write the buffer to out and empty it. Returns 0, b->err, or -errno
+ * (logged as a write error on `name`). */
+int sl__jbuf_flush(sl__jbuf *b, FILE *out, const char *name);
+void sl__jbuf_free(sl__jbuf *b);
+
+/* ---- scratch arena ------------------------------------------------------------ */
+/* Bump allocation for one line's values; reset between lines. */
+typedef struct sl__scratch sl__scratch;
+sl__scratch *sl__scratch_new(void);
+void *sl__scratch_alloc(sl__scratch *a, size_t n);      /* NULL when out of memory */
+void sl__scratch_reset(sl__scratch *a);                 /* keeps one block */
+void sl__scratch_free(sl__scratch *a);
+
+/* ---- JSON input -> values ------------------------------------------------------- */
+/* Convert j. Strings point into j (valid while j lives); lists and bytes
+ * into the arena. allow_null: null becomes SL_NULL (set_*_prop), else it is
+ * refused. Returns 0, SL_EINVAL with the reason in why, or -ENOMEM. */
+int sl__json_value(json_t *j, sl__scratch *a, bool allow_null, sl_value *out, char *why, size_t whylen);
+/* Convert a JSON object of properties into an arena array (keys in the
+ * object's order). Reasons name the key. */
+int sl__json_props(json_t *obj, sl__scratch *a, sl_prop **out, size_t *n, char *why, size_t whylen);
+/* A label, type or key: a string of 1..SL_NAME_MAX bytes without NUL. */
+int sl__json_name(json_t *j, const char **out, char *why, size_t whylen);
+/* Check a name given as a C string (object keys). */
+int sl__json_key_check(const char *s, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,507 @@
+/*
+ * JSON values in both directions, shared by mutation files, the canonical
+ * export and import, and log printing.
+ *
+ * OUTPUT goes through sl__jbuf, a plain growable buffer that the exporters
+ * flush to their FILE in large pieces: one entity costs no allocation once
+ * the buffer has grown to the largest entity. Strings are escaped minimally
+ * (interchange.h), copying runs of plain bytes at once.
+ *
+ * DOUBLES: the shortest round-trip form is found by asking printf for p
+ * significant digits ("%.*e", correctly rounded by glibc) and strtod for the
+ * way back. Whether p digits read back is monotone in p (the p-digit grid is
+ * part of the p+1-digit grid, so the nearest p+1-digit decimal is at least as
+ * close), so a binary search over 1..17 needs about four tries. The digits
+ * are then laid out as ECMAScript does, plus ".0" where the text would
+ * otherwise read as an integer.
+ *
+ * INPUT: jansson has already parsed the text (and told integers from reals:
+ * "1.0" and "1e3" are reals, an integer beyond int64 is a parse error). The
+ * conversion checks the shapes interchange.h allows and puts lists and
+ * decoded bytes into a per-line arena, so a line of any size costs a few
+ * block allocations that the next line reuses.
+ */
+#include "interchange_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_base.h"
+
+/* ---- output buffer --------------------------------------------------------- */
+static bool jbuf_grow(sl__jbuf *b, size_t more) {
+  if (b->err) return false;
+  if (b->len + more <= b->cap) return true;
+  size_t cap = b->cap ? b->cap : 4096;
+  while (cap < b->len + more) cap *= 2;
+  char *p = realloc(b->p, cap);
+  if (!p) {
+    b->err = -ENOMEM;
+    return false;
+  }
+  b->p = p;
+  b->cap = cap;
+  return true;
+}
+
+void sl__jbuf_put(sl__jbuf *b, const void *s, size_t n) {
+  if (!jbuf_grow(b, n)) return;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+}
+
+void sl__jbuf_putc(sl__jbuf *b, char c) {
+  if (!jbuf_grow(b, 1)) return;
+  b->p[b->len++] = c;
+}
+
+void sl__jbuf_u64(sl__jbuf *b, uint64_t v) {
+  char tmp[20];
+  size_t i = sizeof tmp;
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  sl__jbuf_put(b, tmp + i, sizeof tmp - i);
+}
+
+void sl__jbuf_i64(sl__jbuf *b, int64_t v) {
+  if (v < 0) {
+    sl__jbuf_putc(b, '-');
+    sl__jbuf_u64(b, (uint64_t)0 - (uint64_t)v); /* INT64_MIN too */
+  } else {
+    sl__jbuf_u64(b, (uint64_t)v);
+  }
+}
+
+void sl__jbuf_str(sl__jbuf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *u = (const unsigned char *)s;
+  sl__jbuf_putc(b, '"');
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = u[i];
+    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
+    sl__jbuf_put(b, s + run, i - run);
+    run = i + 1;
+    if (c == '"' || c == '\\') {
+      char esc[2] = {'\\', (char)c};
+      sl__jbuf_put(b, esc, 2);
+    } else {
+      char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      sl__jbuf_put(b, esc, 6);
+    }
+  }
+  sl__jbuf_put(b, s + run, n - run);
+  sl__jbuf_putc(b, '"');
+}
+
+static void jbuf_scalar(sl__jbuf *b, sl_kind kind, const sl_value *v) {
+  switch (kind) {
+  case SL_BOOL:
+    sl__jbuf_puts(b, v->u.b ? "true" : "false");
+    break;
+  case SL_INT:
+    sl__jbuf_i64(b, v->u.i);
+    break;
+  case SL_DOUBLE: {
+    char tmp[SL_DOUBLE_BUF];
+    size_t n = sl_double_format(v->u.d, tmp);
+    if (isfinite(v->u.d)) {
+      sl__jbuf_put(b, tmp, n);
+    } else {
+      sl__jbuf_puts(b, "{\"$double\":\"");
+      sl__jbuf_put(b, tmp, n);
+      sl__jbuf_puts(b, "\"}");
+    }
+    break;
+  }
+  case SL_STRING:
+    sl__jbuf_str(b, v->u.s, v->len);
+    break;
+  case SL_BYTES:
+    sl__jbuf_puts(b, "{\"$bytes\":\"");
+    if (jbuf_grow(b, (v->len + 2) / 3 * 4)) b->len += sl_base64_encode(v->u.bytes, v->len, b->p + b->len);
+    sl__jbuf_puts(b, "\"}");
+    break;
+  default: /* SL_NULL / SL_LIST never reach here: lists hold scalars */
+    sl__jbuf_puts(b, "null");
+    break;
+  }
+}
+
+void sl__jbuf_value(sl__jbuf *b, const sl_value *v) {
+  if (v->kind != SL_LIST) {
+    jbuf_scalar(b, v->kind, v);
+    return;
+  }
+  sl__jbuf_putc(b, '[');
+  for (size_t i = 0; i < v->len; i++) {
+    if (i) sl__jbuf_putc(b, ',');
+    jbuf_scalar(b, v->elem_kind, &v->u.items[i]);
+  }
+  sl__jbuf_putc(b, ']');
+}
+
+void sl__jbuf_props(sl__jbuf *b, const sl_prop *props, size_t n) {
+  sl__jbuf_putc(b, '{');
+  for (size_t i = 0; i < n; i++) {
+    if (i) sl__jbuf_putc(b, ',');
+    sl__jbuf_str(b, props[i].key, strlen(props[i].key));
+    sl__jbuf_putc(b, ':');
+    sl__jbuf_value(b, &props[i].value);
+  }
+  sl__jbuf_putc(b, '}');
+}
+
+int sl__jbuf_flush(sl__jbuf *b, FILE *out, const char *name) {
+  if (b->err) {
+    sl_log_error("%s: %s", name, sl_strerror(b->err));
+    return b->err;
+  }
+  if (b->len && fwrite(b->p, 1, b->len, out) != b->len) {
+    int rc = errno ? -errno : -EIO;
+    sl_log_error("%s: write failed: %s", name, sl_strerror(rc));
+    return rc;
+  }
+  b->len = 0;
+  return 0;
+}
+
+int sl_json_put_string(FILE *out, const char *s, size_t n) {
+  sl__jbuf b = {0};
+  sl__jbuf_str(&b, s, n);
+  int rc = b.err;
+  if (!rc && fwrite(b.p, 1, b.len, out) != b.len) rc = errno ? -errno : -EIO;
+  sl__jbuf_free(&b);
+  return rc;
+}
+
+void sl__jbuf_free(sl__jbuf *b) {
+  free(b->p);
+  *b = (sl__jbuf){0};
+}
+
+/* ---- doubles ------------------------------------------------------------------ */
+static size_t put_str(char *buf, const char *s) {
+  size_t n = strlen(s);
+  memcpy(buf, s, n + 1);
+  return n;
+}
+
+size_t sl_double_format(double d, char buf[SL_DOUBLE_BUF]) {
+  if (isnan(d)) return put_str(buf, "NaN");
+  if (isinf(d)) return put_str(buf, d > 0 ? "Infinity" : "-Infinity");
+  if (d == 0) return put_str(buf, signbit(d) ? "-0.0" : "0.0");
+
+  char tmp[40];
+  int lo = 1, hi = 17;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    snprintf(tmp, sizeof tmp, "%.*e", mid - 1, d);
+    if (strtod(tmp, NULL) == d)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  snprintf(tmp, sizeof tmp, "%.*e", lo - 1, d);
+
+  /* tmp is [-]D[.DDD]e(+|-)XX: collect the digits and the exponent. */
+  char dig[20];
+  int k = 0;
+  const char *p = tmp;
+  bool neg = *p == '-';
+  if (neg) p++;
+  for (; *p != 'e'; p++)
+    if (*p != '.') dig[k++] = *p;
+  int e = atoi(p + 1);
+  while (k > 1 && dig[k - 1] == '0') k--;
+
+  /* ECMAScript Number::toString: n is the decimal point's position. */
+  int n = e + 1;
+  size_t o = 0;
+  if (neg) buf[o++] = '-';
+  if (k <= n && n <= 21) {
+    memcpy(buf + o, dig, (size_t)k);
+    o += (size_t)k;
+    for (int i = k; i < n; i++) buf[o++] = '0';
+    buf[o++] = '.';
+    buf[o++] = '0';
+  } else if (0 < n && n <= 21) {
+    memcpy(buf + o, dig, (size_t)n);
+    o += (size_t)n;
+    buf[o++] = '.';
+    memcpy(buf + o, dig + n, (size_t)(k - n));
+    o += (size_t)(k - n);
+  } else if (-6 < n && n <= 0) {
+    buf[o++] = '0';
+    buf[o++] = '.';
+    for (int i = n; i < 0; i++) buf[o++] = '0';
+    memcpy(buf + o, dig, (size_t)k);
+    o += (size_t)k;
+  } else {
+    buf[o++] = dig[0];
+    if (k > 1) {
+      buf[o++] = '.';
+      memcpy(buf + o, dig + 1, (size_t)(k - 1));
+      o += (size_t)(k - 1);
+    }
+    o += (size_t)snprintf(buf + o, SL_DOUBLE_BUF - o, "e%c%d", n - 1 < 0 ? '-' : '+', abs(n - 1));
+  }
+  buf[o] = 0;
+  return o;
+}
+
+/* ---- base64 --------------------------------------------------------------------- */
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t sl_base64_encode(const uint8_t *in, size_t len, char *out) {
+  size_t o = 0, i = 0;
+  for (; i + 3 <= len; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+    out[o++] = b64chars[v >> 18];
+    out[o++] = b64chars[(v >> 12) & 63];
+    out[o++] = b64chars[(v >> 6) & 63];
+    out[o++] = b64chars[v & 63];
+  }
+  if (i < len) {
+    uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+    out[o++] = b64chars[v >> 18];
+    out[o++] = b64chars[(v >> 12) & 63];
+    out[o++] = i + 1 < len ? b64chars[(v >> 6) & 63] : '=';
+    out[o++] = '=';
+  }
+  return o;
+}
+
+static int b64val(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+long sl_base64_decode(const char *in, size_t len, uint8_t *out) {
+  if (len % 4) return SL_EINVAL;
+  size_t o = 0;
+  for (size_t i = 0; i < len; i += 4) {
+    bool last = i + 4 == len;
+    int pad = last ? (in[i + 3] == '=') + (in[i + 2] == '=' && in[i + 3] == '=') : 0;
+    int v[4];
+    for (int j = 0; j < 4 - pad; j++)
+      if ((v[j] = b64val(in[i + j])) < 0) return SL_EINVAL;
+    for (int j = 4 - pad; j < 4; j++) v[j] = 0;
+    uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+    /* Bits below the last encoded byte must be zero, so that each byte
+     * string has exactly one encoding (what export writes). */
+    if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff))) return SL_EINVAL;
+    out[o++] = (uint8_t)(w >> 16);
+    if (pad < 2) out[o++] = (uint8_t)(w >> 8);
+    if (pad < 1) out[o++] = (uint8_t)w;
+  }
+  return (long)o;
+}
+
+/* ---- arena -------------------------------------------------------------------------- */
+typedef struct arena_block {
+  struct arena_block *next;
+  size_t size, used;
+  max_align_t data[];
+} arena_block;
+
+struct sl__scratch {
+  arena_block *head; /* newest first */
+};
+
+sl__scratch *sl__scratch_new(void) { return calloc(1, sizeof(sl__scratch)); }
+
+void *sl__scratch_alloc(sl__scratch *a, size_t n) {
+  n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+  arena_block *b = a->head;
+  if (!b || b->size - b->used < n) {
+    size_t size = SL_MAX((size_t)64 << 10, n * 2);
+    b = malloc(sizeof *b + size);
+    if (!b) return NULL;
+    b->next = a->head;
+    b->size = size;
+    b->used = 0;
+    a->head = b;
+  }
+  void *p = (char *)b->data + b->used;
+  b->used += n;
+  return p;
+}
+
+void sl__scratch_reset(sl__scratch *a) {
+  if (!a->head) return;
+  arena_block *b = a->head->next;
+  while (b) {
+    arena_block *next = b->next;
+    free(b);
+    b = next;
+  }
+  a->head->next = NULL;
+  a->head->used = 0;
+}
+
+void sl__scratch_free(sl__scratch *a) {
+  if (!a) return;
+  sl__scratch_reset(a);
+  free(a->head);
+  free(a);
+}
+
+/* ---- JSON input -> values ------------------------------------------------------------ */
+static int fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *why, size_t whylen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, whylen, fmt, ap);
+  va_end(ap);
+  return SL_EINVAL;
+}
+
+static const char *json_kind_name(json_t *j) {
+  switch (json_typeof(j)) {
+  case JSON_OBJECT: return "an object";
+  case JSON_ARRAY: return "an array";
+  case JSON_STRING: return "a string";
+  case JSON_INTEGER: return "an integer";
+  case JSON_REAL: return "a number";
+  case JSON_TRUE:
+  case JSON_FALSE: return "a boolean";
+  default: return "null";
+  }
+}
+
+static const char *kind_name(sl_kind k) {
+  static const char *names[] = {"null", "boolean", "integer", "double", "string", "bytes", "list"};
+  return names[k];
+}
+
+/* {"$double": ...} and {"$bytes": ...}; other objects are not values. */
+static int tagged_value(json_t *j, sl__scratch *a, sl_value *out, char *why, size_t whylen) {
+  json_t *t;
+  if (json_object_size(j) == 1 && (t = json_object_get(j, "$double"))) {
+    const char *s = json_is_string(t) ? json_string_value(t) : "";
+    if (!strcmp(s, "NaN"))
+      out->u.d = NAN;
+    else if (!strcmp(s, "Infinity"))
+      out->u.d = INFINITY;
+    else if (!strcmp(s, "-Infinity"))
+      out->u.d = -INFINITY;
+    else
+      return fail(why, whylen, "$double must be \"NaN\", \"Infinity\" or \"-Infinity\"");
+    out->kind = SL_DOUBLE;
+    return 0;
+  }
+  if (json_object_size(j) == 1 && (t = json_object_get(j, "$bytes"))) {
+    if (!json_is_string(t)) return fail(why, whylen, "$bytes must be a base64 string");
+    size_t n = json_string_length(t);
+    uint8_t *buf = sl__scratch_alloc(a, n / 4 * 3 + 1);
+    if (!buf) return -ENOMEM;
+    long got = sl_base64_decode(json_string_value(t), n, buf);
+    if (got < 0) return fail(why, whylen, "$bytes is not padded standard base64");
+    out->kind = SL_BYTES;
+    out->u.bytes = buf;
+    out->len = (size_t)got;
+    return 0;
+  }
+  if (json_object_get(j, "crs")) return fail(why, whylen, "point values are not supported");
+  return fail(why, whylen, "map values are not supported");
+}
+
+static int scalar_value(json_t *j, sl__scratch *a, sl_value *out, char *why, size_t whylen) {
+  *out = (sl_value){0};
+  switch (json_typeof(j)) {
+  case JSON_TRUE:
+  case JSON_FALSE:
+    out->kind = SL_BOOL;
+    out->u.b = json_is_true(j);
+    return 0;
+  case JSON_INTEGER:
+    out->kind = SL_INT;
+    out->u.i = json_integer_value(j);
+    return 0;
+  case JSON_REAL:
+    out->kind = SL_DOUBLE;
+    out->u.d = json_real_value(j);
+    return 0;
+  case JSON_STRING:
+    out->kind = SL_STRING;
+    out->u.s = json_string_value(j);
+    out->len = json_string_length(j);
+    if (memchr(out->u.s, 0, out->len)) return fail(why, whylen, "strings may not contain \\u0000");
+    return 0;
+  case JSON_OBJECT:
+    return tagged_value(j, a, out, why, whylen);
+  default:
+    return fail(why, whylen, "%s is not a value here", json_kind_name(j));
+  }
+}
+
+int sl__json_value(json_t *j, sl__scratch *a, bool allow_null, sl_value *out, char *why, size_t whylen) {
+  if (json_is_null(j)) {
+    if (!allow_null) return fail(why, whylen, "null is only allowed in set_*_prop (remove)");
+    *out = (sl_value){.kind = SL_NULL};
+    return 0;
+  }
+  if (!json_is_array(j)) return scalar_value(j, a, out, why, whylen);
+
+  size_t n = json_array_size(j);
+  sl_value *items = sl__scratch_alloc(a, (n ? n : 1) * sizeof *items);
+  if (!items) return -ENOMEM;
+  sl_kind kind = SL_NULL;
+  for (size_t i = 0; i < n; i++) {
+    json_t *e = json_array_get(j, i);
+    if (json_is_array(e) || json_is_null(e))
+      return fail(why, whylen, "list element %zu is %s; lists hold scalars", i, json_kind_name(e));
+    int rc = scalar_value(e, a, &items[i], why, whylen);
+    if (rc) return rc;
+    if (i && items[i].kind != kind)
+      return fail(why, whylen, "list mixes %s and %s elements", kind_name(kind), kind_name(items[i].kind));
+    kind = items[i].kind;
+  }
+  *out = (sl_value){.kind = SL_LIST, .elem_kind = kind, .len = n, .u.items = items};
+  return 0;
+}
+
+int sl__json_key_check(const char *s, char *why, size_t whylen) {
+  size_t n = strlen(s);
+  if (n == 0 || n > SL_NAME_MAX) return fail(why, whylen, "names must be 1..%d bytes, not %zu", SL_NAME_MAX, n);
+  return 0;
+}
+
+int sl__json_name(json_t *j, const char **out, char *why, size_t whylen) {
+  if (!json_is_string(j)) return fail(why, whylen, "expected a string, found %s", json_kind_name(j));
+  if (strlen(json_string_value(j)) != json_string_length(j))
+    return fail(why, whylen, "names may not contain NUL");
+  *out = json_string_value(j);
+  return sl__json_key_check(*out, why, whylen);
+}
+
+int sl__json_props(json_t *obj, sl__scratch *a, sl_prop **out, size_t *n, char *why, size_t whylen) {
+  if (!json_is_object(obj)) return fail(why, whylen, "properties must be an object, not %s", json_kind_name(obj));
+  sl_prop *props = sl__scratch_alloc(a, (json_object_size(obj) + 1) * sizeof *props);
+  if (!props) return -ENOMEM;
+  size_t i = 0;
+  const char *key;
+  json_t *val;
+  json_object_foreach(obj, key, val) {
+    char reason[256];
+    int rc = sl__json_key_check(key, reason, sizeof reason);
+    if (!rc) rc = sl__json_value(val, a, false, &props[i].value, reason, sizeof reason);
+    if (rc == SL_EINVAL) return fail(why, whylen, "property \"%.64s\": %s", key, reason);
+    if (rc) return rc;
+    props[i++].key = key;
+  }
+  *out = props;
+  *n = i;
+  return 0;
+}

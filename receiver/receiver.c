@@ -1,0 +1,595 @@
+/*
+ * receiver.c: the listener and the replication sessions of `shiplog receive`
+ * (messages: proto/replication.proto; framing: codec/codec.h; per-stream
+ * state: stream.c).
+ *
+ * THREADS. The thread calling sl_receiver_run accepts connections (and
+ * notices *stop); each connection gets a thread of its own for its whole
+ * life; each stream has a worker thread (stream.c) that applies to the
+ * standby. Only a connection's own thread sends on it, so no send lock:
+ * the worker tells the owner that `applied` moved through the stream's
+ * eventfd, and the owner sends the Ack.
+ *
+ * SESSION (one connection; every edge names the function that takes it)
+ *
+ *   accepted --handshake()--> HELLO_WAIT --Hello ok, sl__stream_attach()--> STREAMING
+ *       |                        |  bad version / name / store id:
+ *       |                        |  Error{permanent} --> CLOSED
+ *       | too many connections   |  silent for timeout_ms, garbage --> CLOSED
+ *       v                        v
+ *     Error{ERR_BUSY} --------> CLOSED <--- serve(): EOF, timeout, bad frame
+ *                                            (Error{ERR_BAD_MESSAGE}), bad batch
+ *                                            (Error{ERR_CORRUPT|GAP|TOO_BIG}),
+ *                                            disk error (Error{ERR_IO}),
+ *                                            takeover by a newer connection,
+ *                                            receiver stopping
+ *
+ * STREAMING, per group of batches (receive_group()):
+ *   receive Batch -> sl_batch_open (decompress, CRC of every frame, dense
+ *   txids) -> trim frames already appended -> the first new txid must be the
+ *   archive's next one (else ERR_GAP) -> sl_log_append each frame -> if more
+ *   bytes already wait in the socket, take the next message the same way
+ *   (up to GROUP_MAX_BYTES) -> one fdatasync for the group
+ *   (sl__stream_sync) -> Ack{durable, applied}. The worker applies and pokes
+ *   the eventfd -> Ack{durable, applied} again. Heartbeat both ways when
+ *   idle; a peer silent for timeout_ms is closed.
+ *
+ * LIMITS: before the Hello a message may be at most HELLO_MAX bytes; after
+ * it, the LZ4 bound of max_batch_bytes plus envelope. The codec checks the
+ * length in the header before allocating anything.
+ */
+#include "receiver_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sl_base.h"
+
+#define HELLO_MAX (64u << 10)
+#define ENVELOPE_MAX 4096u
+#define GROUP_MAX_BYTES (16u << 20)
+#define ACCEPT_POLL_MS 200
+
+typedef struct conn_ctx {
+  sl__receiver *r;
+  volatile sig_atomic_t *stop;
+  sl_conn *c;
+  pthread_t thread;
+  bool done;                /* (r->mu) the thread has finished */
+  struct conn_ctx *next;    /* (r->mu) */
+  sl__stream *s;
+  size_t max_body;
+  sl_buf raw;               /* decompressed batch */
+  uint64_t sent_durable, sent_applied;
+  uint64_t last_tx_ns, last_rx_ns;
+} conn_ctx;
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+static int send_error(conn_ctx *cx, Shiplog__Repl__ErrorCode code, bool permanent, const char *text) {
+  Shiplog__Repl__Message m;
+  Shiplog__Repl__Error e;
+  sl_msg_error(&m, &e, code, permanent, text);
+  int rc = sl_conn_send(cx->c, &m);
+  cx->last_tx_ns = sl_mono_ns();
+  return rc;
+}
+
+static int send_ack(conn_ctx *cx) {
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
+  Shiplog__Repl__Ack a = SHIPLOG__REPL__ACK__INIT;
+  uint64_t durable, applied;
+  sl__stream_positions(cx->s, &durable, &applied);
+  a.durable_txid = durable;
+  a.has_applied_txid = true;
+  a.applied_txid = applied;
+  a.has_receiver_time_us = true;
+  a.receiver_time_us = sl_now_us();
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_ACK;
+  m.ack = &a;
+  int rc = sl_conn_send(cx->c, &m);
+  cx->last_tx_ns = sl_mono_ns();
+  cx->sent_durable = durable;
+  cx->sent_applied = applied;
+  return rc;
+}
+
+static int send_heartbeat(conn_ctx *cx) {
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
+  Shiplog__Repl__Heartbeat h = SHIPLOG__REPL__HEARTBEAT__INIT;
+  uint64_t durable, applied;
+  sl__stream_positions(cx->s, &durable, &applied);
+  h.has_time_us = h.has_durable_txid = h.has_applied_txid = true;
+  h.time_us = sl_now_us();
+  h.durable_txid = durable;
+  h.applied_txid = applied;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT;
+  m.heartbeat = &h;
+  int rc = sl_conn_send(cx->c, &m);
+  cx->last_tx_ns = sl_mono_ns();
+  return rc;
+}
+
+/* "stream NAME from PEER", or "connection from PEER" before the hello. */
+static const char *describe(const conn_ctx *cx, char *buf, size_t len) {
+  if (cx->s) snprintf(buf, len, "stream %s from %s", cx->s->name, sl_conn_peer(cx->c));
+  else snprintf(buf, len, "connection from %s", sl_conn_peer(cx->c));
+  return buf;
+}
+
+/* A bad message from the peer: log it naming the peer, tell the peer, close.
+ * Returns rc so callers can `return refuse(...)`. */
+static int refuse(conn_ctx *cx, int rc, Shiplog__Repl__ErrorCode code, bool permanent,
+                  const char *what) {
+  char who[160];
+  sl_log_error("%s: %s", describe(cx, who, sizeof who), what);
+  if (cx->s) sl__stream_set_error(cx->s, "from %s: %s", sl_conn_peer(cx->c), what);
+  send_error(cx, code, permanent, what);
+  return rc;
+}
+
+/* Map a receive error to what we tell the peer. */
+static int recv_failed(conn_ctx *cx, int rc, const char *phase) {
+  char why[160], who[160];
+  describe(cx, who, sizeof who);
+  switch (rc) {
+  case SL_ETOOBIG:
+    snprintf(why, sizeof why, "%s: message over the limit of %zu bytes", phase, cx->max_body);
+    return refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_TOO_BIG, false, why);
+  case SL_ECORRUPT:
+    snprintf(why, sizeof why, "%s: malformed message (bad checksum or encoding)", phase);
+    return refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false, why);
+  case SL_ETRUNCATED:
+    snprintf(why, sizeof why, "%s: message truncated (peer stopped inside it)", phase);
+    return refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false, why);
+  case -ETIMEDOUT:
+    sl_log_error("%s: %s: nothing received for %d ms, closing", who, phase,
+                 cx->r->opt.timeout_ms);
+    return rc;
+  case SL_EEND:
+  case -ECONNRESET:
+  case -EPIPE:
+    sl_log_info("%s: connection closed", who);
+    return rc;
+  default:
+    sl_log_error("%s: %s: %s", who, phase, sl_strerror(rc));
+    return rc;
+  }
+}
+
+/* ---- handshake ---------------------------------------------------------------------- */
+
+static int handshake(conn_ctx *cx) {
+  sl__receiver *r = cx->r;
+  Shiplog__Repl__Message *m = NULL;
+  char why[400];
+  cx->max_body = HELLO_MAX;
+  int rc = sl_conn_recv(cx->c, r->opt.timeout_ms, cx->max_body, &m);
+  if (rc) return recv_failed(cx, rc, "waiting for hello");
+  if (m->body_case != SHIPLOG__REPL__MESSAGE__BODY_HELLO) {
+    snprintf(why, sizeof why, "expected a hello, got a %s", sl_msg_kind(m));
+    rc = refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false, why);
+    goto out;
+  }
+  const Shiplog__Repl__Hello *h = m->hello;
+  if (h->protocol_version != SL_PROTOCOL_VERSION) {
+    snprintf(why, sizeof why, "protocol version %u is not spoken here (this receiver speaks %u)",
+             h->protocol_version, SL_PROTOCOL_VERSION);
+    rc = refuse(cx, SL_EVERSION, SHIPLOG__REPL__ERROR_CODE__ERR_VERSION, true, why);
+    goto out;
+  }
+  if (!sl_stream_name_valid(h->stream)) {
+    snprintf(why, sizeof why, "invalid stream name \"%.80s\" (allowed: [A-Za-z0-9_.-]{1,64})",
+             h->stream);
+    rc = refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_UNKNOWN_STREAM, true, why);
+    goto out;
+  }
+  if (h->store_id.len != SL_STORE_ID_SIZE) {
+    snprintf(why, sizeof why, "stream %s: store id has %zu bytes, not %d", h->stream,
+             h->store_id.len, SL_STORE_ID_SIZE);
+    rc = refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_STORE_ID, true, why);
+    goto out;
+  }
+  uint64_t first = 1;
+  if (h->has_start && (h->start == SHIPLOG__REPL__START_KIND__START_FROM_TXID ||
+                       h->start == SHIPLOG__REPL__START_KIND__START_SINCE_TIME) &&
+      h->has_start_txid && h->start_txid > 0)
+    first = h->start_txid;
+
+  sl__stream *s;
+  rc = sl__stream_get(r, h->stream, h->store_id.data, first, &s, why, sizeof why);
+  if (rc == SL_ESTOREID) {
+    rc = refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_STORE_ID, true, why);
+    goto out;
+  }
+  if (rc) {
+    rc = refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_IO, false, why);
+    goto out;
+  }
+  rc = sl__stream_attach(s, cx->c, r->opt.timeout_ms, why, sizeof why);
+  if (rc) {
+    rc = refuse(cx, rc, rc == SL_ELOCKED ? SHIPLOG__REPL__ERROR_CODE__ERR_BUSY
+                                         : SHIPLOG__REPL__ERROR_CODE__ERR_IO, false, why);
+    goto out;
+  }
+  cx->s = s;
+  sl__stream_note_primary(s, h->has_committed_txid ? h->committed_txid : 0,
+                          h->has_primary_time_us ? h->primary_time_us : 0);
+
+  Shiplog__Repl__Message wm = SHIPLOG__REPL__MESSAGE__INIT;
+  Shiplog__Repl__Welcome w = SHIPLOG__REPL__WELCOME__INIT;
+  uint64_t durable, applied;
+  sl__stream_positions(s, &durable, &applied);
+  pthread_mutex_lock(&s->mu);
+  uint64_t archive_first = s->first_txid;
+  pthread_mutex_unlock(&s->mu);
+  w.protocol_version = SL_PROTOCOL_VERSION;
+  w.durable_txid = durable;
+  w.has_applied_txid = w.has_first_txid = w.has_max_batch_bytes = true;
+  w.applied_txid = applied;
+  w.first_txid = archive_first;
+  w.max_batch_bytes = (uint32_t)r->opt.max_batch_bytes;
+  wm.body_case = SHIPLOG__REPL__MESSAGE__BODY_WELCOME;
+  wm.welcome = &w;
+  rc = sl_conn_send(cx->c, &wm);
+  cx->last_tx_ns = cx->last_rx_ns = sl_mono_ns();
+  cx->sent_durable = durable;
+  cx->sent_applied = applied;
+  if (rc) {
+    sl_log_error("stream %s from %s: sending welcome: %s", s->name, sl_conn_peer(cx->c),
+                 sl_strerror(rc));
+    goto out;
+  }
+  sl_log_info("stream %s from %s (%s): welcome, durable %llu, applied %llu", s->name,
+              sl_conn_peer(cx->c), h->software ? h->software : "?", (unsigned long long)durable,
+              (unsigned long long)applied);
+  /* Past the hello: room for a whole compressed batch. */
+  size_t raw = r->opt.max_batch_bytes;
+  cx->max_body = SL_MIN((size_t)SL_MSG_MAX, raw + raw / 255 + 16 + ENVELOPE_MAX);
+out:
+  sl_msg_free(m);
+  return rc;
+}
+
+/* ---- streaming ------------------------------------------------------------------------ */
+
+static Shiplog__Repl__ErrorCode batch_error_code(int rc) {
+  switch (rc) {
+  case SL_ETOOBIG: return SHIPLOG__REPL__ERROR_CODE__ERR_TOO_BIG;
+  case SL_EGAP: return SHIPLOG__REPL__ERROR_CODE__ERR_GAP;
+  case SL_ECORRUPT:
+  case SL_ETIME: return SHIPLOG__REPL__ERROR_CODE__ERR_CORRUPT;
+  case SL_EVERSION: return SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE;
+  default: return SHIPLOG__REPL__ERROR_CODE__ERR_IO;
+  }
+}
+
+/* Verify one batch and append its new frames. *appended is set when frames
+ * went to the archive (a sync is then due). */
+static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b, bool *appended) {
+  sl__stream *s = cx->s;
+  char why[300];
+  unsigned long long first = b->first_txid, last = b->last_txid;
+  int rc = sl_batch_open(b, cx->r->opt.max_batch_bytes, &cx->raw);
+  if (rc) {
+    snprintf(why, sizeof why, "batch txids %llu..%llu (%u raw bytes): %s", first, last,
+             b->raw_len, sl_strerror(rc));
+    return refuse(cx, rc, batch_error_code(rc), false, why);
+  }
+  uint64_t next = sl__stream_next_txid(s);
+  if (b->first_txid > next) {
+    snprintf(why, sizeof why, "batch txids %llu..%llu does not continue the archive, "
+             "which expects txid %llu", first, last, (unsigned long long)next);
+    return refuse(cx, SL_EGAP, SHIPLOG__REPL__ERROR_CODE__ERR_GAP, false, why);
+  }
+  if (b->last_txid >= next) {
+    uint64_t added;
+    rc = sl__stream_append(s, cx->raw.data, cx->raw.len, &added);
+    if (rc) {
+      snprintf(why, sizeof why, "batch txids %llu..%llu: archiving: %s", first, last,
+               sl_strerror(rc));
+      return refuse(cx, rc, batch_error_code(rc), false, why);
+    }
+    if (added) *appended = true;
+  }
+  sl__stream_note_batch(s, b->raw_len, b->has_last_commit_us ? b->last_commit_us : 0);
+  sl__stream_note_primary(s, b->has_committed_txid ? b->committed_txid : 0,
+                          b->has_sent_time_us ? b->sent_time_us : 0);
+  return 0;
+}
+
+static int on_message(conn_ctx *cx, const Shiplog__Repl__Message *m, bool *appended, bool *batch) {
+  char why[300];
+  switch (m->body_case) {
+  case SHIPLOG__REPL__MESSAGE__BODY_BATCH:
+    *batch = true;
+    return on_batch(cx, m->batch, appended);
+  case SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT:
+    sl__stream_note_primary(cx->s, m->heartbeat->has_committed_txid ? m->heartbeat->committed_txid : 0,
+                            m->heartbeat->has_time_us ? m->heartbeat->time_us : 0);
+    return 0;
+  case SHIPLOG__REPL__MESSAGE__BODY_ERROR:
+    sl_log_error("stream %s from %s: the shipper reports error %d: %s", cx->s->name,
+                 sl_conn_peer(cx->c), (int)m->error->code,
+                 m->error->message ? m->error->message : "");
+    return SL_EEND;
+  default:
+    snprintf(why, sizeof why, "unexpected %s message while streaming", sl_msg_kind(m));
+    return refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false, why);
+  }
+}
+
+static bool socket_readable(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, 0) > 0;
+}
+
+/* One or more messages that are already waiting, then one sync and one Ack. */
+static int receive_group(conn_ctx *cx) {
+  bool appended = false, batch = false;
+  size_t group_bytes = 0;
+  int rc;
+  do {
+    Shiplog__Repl__Message *m;
+    rc = sl_conn_recv(cx->c, cx->r->opt.timeout_ms, cx->max_body, &m);
+    if (rc) {
+      recv_failed(cx, rc, "receiving");
+      break;
+    }
+    cx->last_rx_ns = sl_mono_ns();
+    if (m->body_case == SHIPLOG__REPL__MESSAGE__BODY_BATCH) group_bytes += m->batch->raw_len;
+    rc = on_message(cx, m, &appended, &batch);
+    sl_msg_free(m);
+  } while (rc == 0 && group_bytes < GROUP_MAX_BYTES && socket_readable(sl_conn_fd(cx->c)));
+  /* What was appended before a failure is still synced and acknowledged. */
+  if (appended) {
+    int src = sl__stream_sync(cx->s);
+    if (src) {
+      char why[200];
+      snprintf(why, sizeof why, "archive sync failed: %s", sl_strerror(src));
+      if (rc == 0) refuse(cx, src, SHIPLOG__REPL__ERROR_CODE__ERR_IO, false, why);
+      return src;
+    }
+  }
+  if (batch && rc == 0) rc = send_ack(cx);
+  return rc;
+}
+
+static int serve(conn_ctx *cx) {
+  sl__receiver *r = cx->r;
+  uint64_t hb_ns = (uint64_t)r->opt.heartbeat_ms * 1000000u;
+  uint64_t to_ns = (uint64_t)r->opt.timeout_ms * 1000000u;
+  int rc = 0;
+  while (!*cx->stop) {
+    uint64_t now = sl_mono_ns();
+    uint64_t hb_due = cx->last_tx_ns + hb_ns, to_due = cx->last_rx_ns + to_ns;
+    uint64_t due = SL_MIN(hb_due, to_due);
+    int wait_ms = due > now ? (int)((due - now + 999999) / 1000000) : 0;
+    struct pollfd p[2] = {{.fd = sl_conn_fd(cx->c), .events = POLLIN},
+                          {.fd = cx->s->notify_fd, .events = POLLIN}};
+    int n = poll(p, 2, SL_MIN(wait_ms, ACCEPT_POLL_MS));
+    if (n < 0 && errno != EINTR) {
+      rc = -errno;
+      break;
+    }
+    if (n > 0 && (p[1].revents & POLLIN)) {
+      uint64_t v;
+      if (read(cx->s->notify_fd, &v, sizeof v) < 0 && errno != EAGAIN) {
+        rc = -errno;
+        break;
+      }
+      uint64_t durable, applied;
+      sl__stream_positions(cx->s, &durable, &applied);
+      if (applied != cx->sent_applied || durable != cx->sent_durable) {
+        rc = send_ack(cx);
+        if (rc) break;
+      }
+    }
+    if (n > 0 && p[0].revents) {
+      rc = receive_group(cx);
+      if (rc) break;
+      continue;
+    }
+    now = sl_mono_ns();
+    if (now >= cx->last_rx_ns + to_ns) {
+      sl_log_error("stream %s from %s: nothing received for %d ms, closing", cx->s->name,
+                   sl_conn_peer(cx->c), r->opt.timeout_ms);
+      sl__stream_set_error(cx->s, "from %s: silent for %d ms", sl_conn_peer(cx->c),
+                           r->opt.timeout_ms);
+      rc = -ETIMEDOUT;
+      break;
+    }
+    if (now >= cx->last_tx_ns + hb_ns) {
+      rc = send_heartbeat(cx);
+      if (rc) break;
+    }
+  }
+  return rc;
+}
+
+static void *conn_main(void *arg) {
+  conn_ctx *cx = arg;
+  sl_log_info("connection from %s", sl_conn_peer(cx->c));
+  if (handshake(cx) == 0) {
+    serve(cx);
+    sl__stream_detach(cx->s, cx->c);
+  }
+  sl_buf_free(&cx->raw);
+  pthread_mutex_lock(&cx->r->mu);
+  cx->done = true;
+  pthread_mutex_unlock(&cx->r->mu);
+  return NULL;
+}
+
+/* ---- the listener ------------------------------------------------------------------------ */
+
+static int lock_data_dir(sl__receiver *r) {
+  char *p;
+  if (asprintf(&p, "%s/%s", r->data_dir, SL__LOCK_FILE) < 0) return -ENOMEM;
+  int rc = 0;
+  r->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (r->lock_fd < 0) {
+    rc = -errno;
+    sl_log_error("cannot open %s: %s", p, sl_strerror(rc));
+  } else if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    rc = errno == EWOULDBLOCK ? SL_ELOCKED : -errno;
+    sl_log_error("%s: %s", p, errno == EWOULDBLOCK ? "another receiver serves this data directory"
+                                                   : strerror(errno));
+  }
+  free(p);
+  return rc;
+}
+
+static int tell_port(int listen_fd, int ready_fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+  int port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                      : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  char line[16];
+  int n = snprintf(line, sizeof line, "%d\n", port);
+  int rc = sl_write_all(ready_fd, line, (size_t)n);
+  close(ready_fd);
+  return rc;
+}
+
+/* Join finished connection threads; with all, shut down and join the rest. */
+static size_t reap(sl__receiver *r, conn_ctx **list, bool all) {
+  size_t live = 0;
+  pthread_mutex_lock(&r->mu);
+  if (all)
+    for (conn_ctx *cx = *list; cx; cx = cx->next)
+      if (!cx->done) sl_conn_shutdown(cx->c);
+  pthread_mutex_unlock(&r->mu);
+  for (conn_ctx **pp = list; *pp;) {
+    conn_ctx *cx = *pp;
+    pthread_mutex_lock(&r->mu);
+    bool done = cx->done;
+    pthread_mutex_unlock(&r->mu);
+    if (done || all) {
+      pthread_join(cx->thread, NULL);
+      *pp = cx->next;
+      sl_conn_close(cx->c);
+      free(cx);
+    } else {
+      live++;
+      pp = &cx->next;
+    }
+  }
+  return live;
+}
+
+static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, size_t live,
+                       volatile sig_atomic_t *stop) {
+  int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd < 0) {
+    if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+      sl_log_warn("accept: %s", strerror(errno));
+    return;
+  }
+  sl_conn *c;
+  if (sl_conn_wrap(fd, &c) != 0) {
+    close(fd);
+    return;
+  }
+  if (live >= (size_t)r->opt.max_connections) {
+    sl_log_error("connection from %s refused: %d connections already", sl_conn_peer(c),
+                 r->opt.max_connections);
+    conn_ctx tmp = {.r = r, .c = c};
+    send_error(&tmp, SHIPLOG__REPL__ERROR_CODE__ERR_BUSY, false, "too many connections");
+    sl_conn_close(c);
+    return;
+  }
+  conn_ctx *cx = calloc(1, sizeof *cx);
+  if (!cx) {
+    sl_conn_close(c);
+    return;
+  }
+  cx->r = r;
+  cx->stop = stop;
+  cx->c = c;
+  int rc = pthread_create(&cx->thread, NULL, conn_main, cx);
+  if (rc) {
+    sl_log_error("connection from %s: cannot start a thread: %s", sl_conn_peer(c), strerror(rc));
+    sl_conn_close(c);
+    free(cx);
+    return;
+  }
+  cx->next = *list;
+  *list = cx;
+}
+
+int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop) {
+  static volatile sig_atomic_t never;
+  sl__receiver r = {.opt = *opt, .lock_fd = -1};
+  conn_ctx *conns = NULL;
+  int lfd = -1, ready_fd = opt->ready_fd;
+  int rc;
+  if (!stop) stop = &never;
+  if (!r.opt.heartbeat_ms) r.opt.heartbeat_ms = 1000;
+  if (!r.opt.timeout_ms) r.opt.timeout_ms = 10000;
+  if (!r.opt.max_batch_bytes || r.opt.max_batch_bytes > SL_BATCH_RAW_MAX)
+    r.opt.max_batch_bytes = SL_BATCH_RAW_MAX;
+  if (!r.opt.max_connections) r.opt.max_connections = 256;
+  pthread_mutex_init(&r.mu, NULL);
+  rc = -ENOMEM;
+  r.data_dir = strdup(opt->data_dir);
+  if (!r.data_dir || asprintf(&r.streams_dir, "%s/%s", opt->data_dir, SL__STREAMS_DIR) < 0) {
+    r.streams_dir = NULL;
+    goto fail;
+  }
+  rc = sl_mkdir_p(r.streams_dir);
+  if (rc) {
+    sl_log_error("cannot create %s: %s", r.streams_dir, sl_strerror(rc));
+    goto fail;
+  }
+  rc = lock_data_dir(&r);
+  if (rc) goto fail;
+  rc = sl__streams_open_all(&r);
+  if (rc) goto fail;
+  rc = sl_listen(opt->listen, 128, &lfd);
+  if (rc) {
+    sl_log_error("cannot listen on %s: %s", opt->listen, sl_strerror(rc));
+    goto fail;
+  }
+  if (ready_fd >= 0) {
+    rc = tell_port(lfd, ready_fd);
+    ready_fd = -1;
+    if (rc) {
+      sl_log_error("cannot report the port: %s", sl_strerror(rc));
+      goto fail;
+    }
+  }
+  sl_log_info("receiving on %s into %s (%zu streams)", opt->listen, r.data_dir, r.nstreams);
+  while (!*stop) {
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    int n = poll(&p, 1, ACCEPT_POLL_MS);
+    size_t live = reap(&r, &conns, false);
+    if (n > 0) accept_one(&r, lfd, &conns, live, stop);
+    else if (n < 0 && errno != EINTR) {
+      rc = -errno;
+      sl_log_error("poll on the listening socket: %s", sl_strerror(rc));
+      break;
+    }
+  }
+fail:
+  if (ready_fd >= 0) close(ready_fd); /* the waiting side sees EOF, not a hang */
+  if (lfd >= 0) close(lfd);
+  reap(&r, &conns, true);
+  sl__streams_close_all(&r);
+  if (r.lock_fd >= 0) close(r.lock_fd);
+  free(r.data_dir);
+  free(r.streams_dir);
+  pthread_mutex_destroy(&r.mu);
+  return rc;
+}

@@ -1,0 +1,66 @@
+/*
+ * receiver: accepts replication streams from many primaries, keeps each
+ * stream's durable archive and applies it to the stream's hot standby.
+ *
+ * DATA DIRECTORY (spec/cli.md)
+ *   DIR/streams/NAME/archive/    the stream's log: the store's own segment
+ *                                format (store/log.h), store id = the primary's
+ *   DIR/streams/NAME/standby/    a no_log store (store/store.h) that any
+ *                                process may open read-only; present when the
+ *                                archive starts at txid 1
+ *   DIR/streams/NAME/snapshots/  base snapshots (point-in-time issue)
+ *   DIR/streams/NAME/status      key=value lines, rewritten (no fsync) as
+ *                                things change; read by `shiplog status`
+ *
+ * PER BATCH: verify (sl_batch_open) -> append frames to the archive ->
+ * fdatasync (group: batches already waiting in the socket are appended first)
+ * -> Ack{durable} -> the stream's applier thread applies archived frames to
+ * the standby in order, one LMDB transaction per group of transactions
+ * (readers never see half a transaction) -> Ack{applied}. Everything is
+ * positioned by txid: a batch that overlaps what is durable is trimmed, a
+ * gap is refused (ERR_GAP), another store id is refused for good
+ * (ERR_STORE_ID), a corrupt batch is refused (ERR_CORRUPT) and the
+ * connection closed; what is durable stays. Other streams go on.
+ *
+ * One live connection per stream: a new connection for a stream (same
+ * store id) takes over from the old one, which is shut down.
+ */
+#ifndef SL_RECEIVER_H
+#define SL_RECEIVER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sl_receiver_options {
+  const char *listen;          /* HOST:PORT; port 0 picks one (see ready_fd) */
+  const char *data_dir;
+  int heartbeat_ms;            /* 0: 1000 */
+  int timeout_ms;              /* silent shipper; 0: 10000 */
+  size_t max_batch_bytes;      /* raw; 0: SL_BATCH_RAW_MAX */
+  int max_connections;         /* 0: 256 */
+  int ready_fd;                /* >= 0: write "PORT\n" here once listening, then close it */
+} sl_receiver_options;
+
+int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop);
+
+typedef struct sl_stream_status {
+  char name[65];
+  char state[32];              /* connected, disconnected, stopped */
+  char peer[80];
+  uint64_t first_txid;         /* archive's first txid */
+  uint64_t received;           /* newest txid appended to the archive (durable soon) */
+  uint64_t durable, applied;
+  uint64_t primary_committed;  /* as last reported by the shipper */
+  uint64_t primary_time_us;    /* primary clock as last reported (commits, heartbeats) */
+  uint64_t last_commit_us;     /* commit time of the newest durable transaction */
+  uint64_t bytes, batches;
+  uint64_t lag_ms;
+  uint64_t updated_us;
+  char error[256];
+} sl_stream_status;
+/* Status of one stream, from its directory (works while the receiver runs). */
+int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_status *out);
+
+#endif

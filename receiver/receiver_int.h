@@ -1,0 +1,117 @@
+/*
+ * Module-private declarations of the receiver (receiver.c, stream.c).
+ * Nothing outside receiver/ includes this file.
+ *
+ * Who does what:
+ *   receiver.c  the listener, one thread per connection, the session
+ *               (handshake, batches, acks, heartbeats, takeover).
+ *   stream.c    one stream's state: its archive log and hot standby, the
+ *               applier thread, the status file, and the stream registry.
+ *
+ * LOCKING: sl__receiver.mu guards the registry (streams are added, never
+ * removed while the receiver runs). sl__stream.mu guards every field of a
+ * stream marked (mu); the archive log is used only by the stream's owner
+ * (the one connection attached to it), so appends need no lock of ours.
+ */
+#ifndef SL_RECEIVER_INT_H
+#define SL_RECEIVER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "log.h"
+#include "receiver.h"
+#include "store.h"
+
+#define SL__STREAMS_DIR "streams"
+/* A stream directory is built under NAME~new and renamed into place, so a
+ * crash never leaves half a stream ('~' is not allowed in stream names). */
+#define SL__NEW_SUFFIX "~new"
+/* flock()ed by the running receiver: one receiver per data directory, and
+ * `shiplog status` tells a live "connected" from a stale one. */
+#define SL__LOCK_FILE "receiver.lock"
+
+typedef struct sl__receiver sl__receiver;
+
+typedef struct sl__stream {
+  sl__receiver *r;
+  char name[65];
+  char *dir, *archive_dir, *standby_dir, *status_path;
+  uint8_t store_id[SL_STORE_ID_SIZE];
+
+  pthread_mutex_t mu;
+  pthread_cond_t cond;      /* applier: durable moved, status dirty, stop */
+  pthread_cond_t owner_cond;/* takeover: the owner left */
+
+  /* Archive, used by the owner only. NULL after an I/O failure: the next
+   * owner reopens it (recovery cuts a torn tail). */
+  sl_log *log;
+  char log_error[200];      /* why log is NULL */
+
+  sl_store *standby;        /* NULL when the archive does not start at 1 */
+  pthread_t applier;
+  bool applier_running;
+
+  int notify_fd;            /* eventfd: applied moved; the owner sends an Ack */
+  sl_conn *owner;           /* (mu) the attached connection, or NULL */
+  char peer[80];            /* (mu) the owner's, or the last one's */
+
+  /* (mu) positions, inclusive txids */
+  uint64_t first_txid, received, durable, applied;
+  uint64_t primary_committed, primary_time_us, primary_report_us;
+  uint64_t last_commit_us;       /* newest durable transaction */
+  uint64_t applied_commit_us;    /* newest applied transaction */
+  uint64_t behind_since_us;      /* receiver clock when applied fell behind; 0: caught up */
+  uint64_t bytes, batches;
+  bool standby_stopped;          /* an apply failed: archiving goes on */
+  char error[256];
+  bool stop, dirty;
+  uint64_t status_written_ns;
+} sl__stream;
+
+struct sl__receiver {
+  sl_receiver_options opt;
+  char *data_dir, *streams_dir;
+  int lock_fd;
+  pthread_mutex_t mu;
+  sl__stream **streams;     /* (mu) */
+  size_t nstreams, cap;
+};
+
+/* ---- stream.c --------------------------------------------------------------- */
+/* Open every stream under DIR/streams (archive recovery; appliers start and
+ * catch up from the archive). A stream that cannot be opened is logged and
+ * kept with log == NULL, so other streams are served. */
+int sl__streams_open_all(sl__receiver *r);
+/* Stop appliers, write final status, close everything. */
+void sl__streams_close_all(sl__receiver *r);
+
+/* Find stream `name`, or create it with the hello's store id and first txid.
+ * SL_ESTOREID when it exists with another id; *why gets the text to log and
+ * send back. */
+int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
+                   uint64_t first_txid, sl__stream **out, char *why, size_t whylen);
+
+/* Make connection c the stream's only one: an attached one is shut down and
+ * waited for (up to wait_ms; SL_ELOCKED if it does not leave). Reopens a
+ * failed archive (its error in *why). */
+int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t whylen);
+void sl__stream_detach(sl__stream *s, sl_conn *c);
+
+/* Append the frames of a verified batch whose txids continue the archive
+ * (frames at or below what is appended are skipped). *added counts frames
+ * appended. Errors as sl_log_append; the archive is then closed (see log). */
+int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len, uint64_t *added);
+/* Wait until every appended frame is durable, publish it, wake the applier. */
+int sl__stream_sync(sl__stream *s);
+/* Next txid the archive expects. */
+uint64_t sl__stream_next_txid(sl__stream *s);
+
+void sl__stream_note_primary(sl__stream *s, uint64_t committed, uint64_t time_us);
+void sl__stream_note_batch(sl__stream *s, uint64_t bytes, uint64_t last_commit_us);
+void sl__stream_set_error(sl__stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sl__stream_positions(sl__stream *s, uint64_t *durable, uint64_t *applied);
+
+#endif

@@ -1,0 +1,901 @@
+/*
+ * stream.c: one replication stream on the receiver -- its archive, its hot
+ * standby, its worker thread and its status file -- and the registry of
+ * streams.
+ *
+ * DIRECTORY (receiver.h): DIR/streams/NAME/{archive,standby,snapshots,status}.
+ * A new stream is built under NAME~new (archive created with the hello's
+ * store id and first txid; standby created only when that first txid is 1)
+ * and renamed into place, then the streams directory is fsynced: a crash
+ * leaves either no stream or a whole one, and leftovers are removed at start.
+ *
+ * POSITIONS (inclusive txids; first_txid - 1 means "nothing yet"):
+ *   received  <= durable? no: durable <= received <= archive next txid - 1
+ *   applied   <= durable
+ *   received: appended to the archive by the owner (write(), not yet synced)
+ *   durable:  covered by an fdatasync of the archive; only these are acked
+ *             and only these are applied
+ *   applied:  committed in the standby's LMDB. The standby records its own
+ *             applied txid in the same LMDB transaction as the ops, so after
+ *             any crash the worker resumes exactly at applied + 1, reading
+ *             the archive: no gap, no duplicate (a duplicate would be
+ *             SL_EEXIST anyway).
+ *
+ * DERIVED STATE. The standby is derived from the archive: "what is the graph
+ * after txid N" is answered by replaying archive frames first_txid..N into
+ * it. The status file is derived from live state and only a report.
+ *
+ * WORKER THREAD (one per stream): waits on `cond`; when durable > applied
+ * it reads archived frames (up to the durable txid, never beyond) and
+ * applies them in groups of up to APPLY_MAX_TX transactions per LMDB
+ * transaction (sl_store_apply_batch: a reader of the standby sees whole
+ * transactions only), publishes `applied` and pokes the owner through an
+ * eventfd, which sends Ack{applied}. It also rewrites the status file, at
+ * most every STATUS_EVERY_MS while something changed. An apply failure stops
+ * the standby (state "stopped", error in status and log); archiving goes on.
+ *
+ * ARCHIVE FAILURE. An append or fdatasync error leaves the log FAILED
+ * (store/log.h); the stream closes it and the next connection reopens it,
+ * whose recovery cuts any torn tail, so the stream resumes once the disk
+ * has room again.
+ */
+#include "receiver_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sl_base.h"
+
+#define APPLY_MAX_TX 4096
+#define APPLY_MAX_BYTES (8u << 20)
+#define STATUS_EVERY_MS 100
+#define CHECKPOINT_EVERY_MS 30000
+
+static char *join(const char *a, const char *b) {
+  char *p;
+  return asprintf(&p, "%s/%s", a, b) < 0 ? NULL : p;
+}
+
+static void hex_id(const uint8_t *id, char out[2 * SL_STORE_ID_SIZE + 1]) {
+  for (int i = 0; i < SL_STORE_ID_SIZE; i++) sprintf(out + 2 * i, "%02x", id[i]);
+}
+
+static bool dir_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void deadline_after_ms(struct timespec *ts, long ms) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
+/* ---- lifetime -------------------------------------------------------------------- */
+
+static void stream_free(sl__stream *s) {
+  if (!s) return;
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cond);
+  pthread_cond_destroy(&s->owner_cond);
+  if (s->notify_fd >= 0) close(s->notify_fd);
+  free(s->dir);
+  free(s->archive_dir);
+  free(s->standby_dir);
+  free(s->status_path);
+  free(s);
+}
+
+static sl__stream *stream_new(sl__receiver *r, const char *name) {
+  sl__stream *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->r = r;
+  s->notify_fd = -1;
+  snprintf(s->name, sizeof s->name, "%s", name);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cond, &ca);
+  pthread_cond_init(&s->owner_cond, &ca);
+  pthread_condattr_destroy(&ca);
+  s->dir = join(r->streams_dir, name);
+  s->archive_dir = s->dir ? join(s->dir, "archive") : NULL;
+  s->standby_dir = s->dir ? join(s->dir, "standby") : NULL;
+  s->status_path = s->dir ? join(s->dir, "status") : NULL;
+  s->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (!s->archive_dir || !s->standby_dir || !s->status_path || s->notify_fd < 0) {
+    stream_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* The status of the previous run, so that counters and the primary's last
+ * report survive a receiver restart. */
+static void load_old_status(sl__stream *s) {
+  char text[4096];
+  if (sl_status_load(s->status_path, text, sizeof text) != 0) return;
+  s->primary_committed = sl_status_get_u64(text, "primary_committed");
+  s->primary_time_us = sl_status_get_u64(text, "primary_time_us");
+  s->bytes = sl_status_get_u64(text, "bytes");
+  s->batches = sl_status_get_u64(text, "batches");
+  sl_status_get(text, "peer", s->peer, sizeof s->peer);
+}
+
+/* Open (recover) the archive. Called at start and by attach after a failure. */
+static int open_archive(sl__stream *s, const uint8_t *store_id) {
+  sl_seg_info *segs = NULL;
+  size_t nseg = 0;
+  int rc = sl_log_open(s->archive_dir, store_id, &s->log);
+  if (rc) goto fail;
+  rc = sl_log_list(s->archive_dir, &segs, &nseg);
+  if (rc) goto fail;
+  memcpy(s->store_id, sl_log_store_id(s->log), SL_STORE_ID_SIZE);
+  s->first_txid = nseg ? segs[0].first_txid : sl_log_next_txid(s->log);
+  /* Recovery synced everything that is there. */
+  s->received = s->durable = sl_log_next_txid(s->log) - 1;
+  s->last_commit_us = sl_log_last_commit_us(s->log);
+  s->log_error[0] = 0;
+  free(segs);
+  return 0;
+fail:
+  snprintf(s->log_error, sizeof s->log_error, "archive %s: %s", s->archive_dir, sl_strerror(rc));
+  sl_log_error("stream %s: cannot open archive %s: %s", s->name, s->archive_dir, sl_strerror(rc));
+  if (s->log) sl_log_close(s->log);
+  s->log = NULL;
+  free(segs);
+  return rc;
+}
+
+/* Stop applying for good (until restart); mu held. */
+static void stop_standby_v(sl__stream *s, const char *fmt, va_list ap) {
+  vsnprintf(s->error, sizeof s->error, fmt, ap);
+  s->standby_stopped = true;
+  s->dirty = true;
+  sl_log_error("stream %s: %s; the standby stops applying, the archive goes on", s->name, s->error);
+}
+
+static void stop_standby_locked(sl__stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void stop_standby_locked(sl__stream *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  stop_standby_v(s, fmt, ap);
+  va_end(ap);
+}
+
+static void stop_standby(sl__stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void stop_standby(sl__stream *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  pthread_mutex_lock(&s->mu);
+  stop_standby_v(s, fmt, ap);
+  pthread_mutex_unlock(&s->mu);
+  va_end(ap);
+}
+
+/* mu held, or the stream not yet shared. */
+static void open_standby(sl__stream *s) {
+  sl_view *v = NULL;
+  sl_counts c;
+  int rc = sl_store_open(s->standby_dir, SL_OPEN_NOLOG, &s->standby);
+  if (rc) {
+    stop_standby_locked(s, "standby %s: %s", s->standby_dir, sl_strerror(rc));
+    return;
+  }
+  if (memcmp(sl_store_id(s->standby), s->store_id, SL_STORE_ID_SIZE) != 0) {
+    stop_standby_locked(s, "standby %s belongs to another store than the archive", s->standby_dir);
+    return;
+  }
+  rc = sl_view_begin(s->standby, &v);
+  if (rc == 0) rc = sl_view_counts(v, &c);
+  if (v) sl_view_end(v);
+  if (rc) {
+    stop_standby_locked(s, "standby %s: %s", s->standby_dir, sl_strerror(rc));
+    return;
+  }
+  s->applied = c.applied_txid;
+  s->applied_commit_us = c.last_commit_us;
+  if (s->applied > s->durable)
+    stop_standby_locked(s, "standby %s holds txid %llu, past the archive's durable txid %llu", s->standby_dir,
+                 (unsigned long long)s->applied, (unsigned long long)s->durable);
+}
+
+/* ---- status file ------------------------------------------------------------------ */
+
+static const char *state_of(const sl__stream *s) {
+  if (s->standby_stopped) return "stopped";
+  return s->owner ? "connected" : "disconnected";
+}
+
+/* Keep `behind_since_us` right after any position moved (mu held). */
+static void update_behind(sl__stream *s) {
+  uint64_t target = SL_MAX(s->primary_committed, s->durable);
+  bool behind = s->standby ? s->applied < target : s->durable < target;
+  if (!behind) s->behind_since_us = 0;
+  else if (!s->behind_since_us) s->behind_since_us = sl_now_us();
+}
+
+static void status_format(const sl__stream *s, char *buf, size_t len) {
+  char id[2 * SL_STORE_ID_SIZE + 1], err[sizeof s->error];
+  hex_id(s->store_id, id);
+  snprintf(err, sizeof err, "%s", s->error[0] ? s->error : s->log_error);
+  for (char *p = err; *p; p++)
+    if (*p == '\n') *p = ' ';
+  snprintf(buf, len,
+           "stream=%s\nstate=%s\npeer=%s\nstore_id=%s\nstandby=%s\nfirst_txid=%llu\n"
+           "received=%llu\ndurable=%llu\napplied=%llu\nprimary_committed=%llu\n"
+           "primary_time_us=%llu\nlast_commit_us=%llu\napplied_commit_us=%llu\n"
+           "behind_since_us=%llu\nbytes=%llu\nbatches=%llu\nupdated_us=%llu\nerror=%s\n",
+           s->name, state_of(s), s->peer, id,
+           s->standby ? (s->standby_stopped ? "stopped" : "applying") : "none",
+           (unsigned long long)s->first_txid, (unsigned long long)s->received,
+           (unsigned long long)s->durable, (unsigned long long)s->applied,
+           (unsigned long long)s->primary_committed, (unsigned long long)s->primary_time_us,
+           (unsigned long long)s->last_commit_us, (unsigned long long)s->applied_commit_us,
+           (unsigned long long)s->behind_since_us, (unsigned long long)s->bytes,
+           (unsigned long long)s->batches, (unsigned long long)sl_now_us(), err);
+}
+
+/* Write the status file if it changed (mu held; released during the write). */
+static void flush_status(sl__stream *s) {
+  char text[2048];
+  if (!s->dirty) return;
+  s->dirty = false;
+  s->status_written_ns = sl_mono_ns();
+  status_format(s, text, sizeof text);
+  pthread_mutex_unlock(&s->mu);
+  int rc = sl_status_write(s->status_path, text);
+  if (rc) sl_log_warn("stream %s: cannot write %s: %s", s->name, s->status_path, sl_strerror(rc));
+  pthread_mutex_lock(&s->mu);
+}
+
+/* ---- the worker: applies the archive to the standby ----------------------------- */
+
+typedef struct applier {
+  sl__stream *s;
+  sl_log_reader *rd;
+  sl_buf data;                 /* copies of the payloads of one group */
+  size_t *offs, *lens;
+  const uint8_t **ptrs;
+  uint64_t *commit_us;
+  uint64_t next_txid;          /* the reader's next frame */
+  unsigned empty_reads;        /* reads that found nothing below durable */
+  uint64_t bytes_since_ckpt, ckpt_ns;
+} applier;
+
+static void poke_owner(sl__stream *s) {
+  uint64_t one = 1;
+  if (write(s->notify_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+    sl_log_warn("stream %s: eventfd: %s", s->name, strerror(errno));
+}
+
+/* Publish applied = last (mu not held). */
+static void publish_applied(sl__stream *s, uint64_t last, uint64_t commit_us) {
+  pthread_mutex_lock(&s->mu);
+  s->applied = last;
+  s->applied_commit_us = commit_us;
+  update_behind(s);
+  s->dirty = true;
+  pthread_mutex_unlock(&s->mu);
+  poke_owner(s);
+}
+
+/* Apply records one at a time after a group failed, to apply its good
+ * prefix and name the record that fails. */
+static void apply_singly(applier *a, size_t n, int group_rc) {
+  sl__stream *s = a->s;
+  uint64_t first = a->next_txid - n;
+  for (size_t i = 0; i < n; i++) {
+    int rc = sl_store_apply(s->standby, a->ptrs[i], a->lens[i]);
+    if (rc == 0 || rc == SL_EEXIST) {
+      publish_applied(s, first + i, a->commit_us[i]);
+      continue;
+    }
+    stop_standby(s, "standby stopped at txid %llu: %s", (unsigned long long)(first + i),
+                 sl_strerror(rc));
+    return;
+  }
+  /* Every record went in alone: the group failed for another reason. */
+  if (group_rc) sl_log_warn("stream %s: group apply failed (%s), single applies succeeded", s->name,
+                            sl_strerror(group_rc));
+}
+
+static int grow_arrays(applier *a) {
+  if (a->offs) return 0;
+  a->offs = calloc(APPLY_MAX_TX, sizeof *a->offs);
+  a->lens = calloc(APPLY_MAX_TX, sizeof *a->lens);
+  a->ptrs = calloc(APPLY_MAX_TX, sizeof *a->ptrs);
+  a->commit_us = calloc(APPLY_MAX_TX, sizeof *a->commit_us);
+  return a->offs && a->lens && a->ptrs && a->commit_us ? 0 : -ENOMEM;
+}
+
+/* Read durable frames from applied+1 and apply one group. Returns the number
+ * applied (0: nothing readable yet) or a negative code (standby stopped). */
+static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
+  sl__stream *s = a->s;
+  sl_frame f;
+  int rc = grow_arrays(a);
+  if (rc) goto fail;
+  if (a->rd && a->next_txid != applied + 1) {
+    sl_log_reader_close(a->rd);
+    a->rd = NULL;
+  }
+  if (!a->rd) {
+    sl_log_reader_options ro = {.max_txid = durable, .tolerate_tail = true};
+    rc = sl_log_reader_open(s->archive_dir, applied + 1, &ro, &a->rd);
+    if (rc) goto fail;
+    a->next_txid = applied + 1;
+  } else {
+    sl_log_reader_set_max(a->rd, durable);
+  }
+  size_t n = 0;
+  a->data.len = 0;
+  while (n < APPLY_MAX_TX && a->data.len < APPLY_MAX_BYTES && a->next_txid <= durable) {
+    rc = sl_log_reader_next(a->rd, &f);
+    if (rc == SL_EEND) break;
+    if (rc) goto fail;
+    if (f.txid != a->next_txid) {
+      rc = SL_EGAP;
+      sl_log_error("stream %s: archive frame has txid %llu, expected %llu", s->name,
+                   (unsigned long long)f.txid, (unsigned long long)a->next_txid);
+      goto fail;
+    }
+    rc = sl_buf_reserve(&a->data, a->data.len + f.payload_len);
+    if (rc) goto fail;
+    memcpy(a->data.data + a->data.len, f.payload, f.payload_len);
+    a->offs[n] = a->data.len;
+    a->lens[n] = f.payload_len;
+    a->commit_us[n] = f.commit_us;
+    a->data.len += f.payload_len;
+    a->next_txid++;
+    n++;
+  }
+  if (n == 0) {
+    /* Durable frames must be readable; a reader that keeps finding none
+     * (e.g. it saw a segment before its rotation settled) is reopened,
+     * and after that the standby is stopped rather than spun. */
+    if (++a->empty_reads > 100) {
+      rc = SL_ECORRUPT;
+      sl_log_error("stream %s: archive %s: durable txid %llu cannot be read", s->name,
+                   s->archive_dir, (unsigned long long)(applied + 1));
+      goto fail;
+    }
+    sl_log_reader_close(a->rd);
+    a->rd = NULL;
+    return 0;
+  }
+  a->empty_reads = 0;
+  for (size_t i = 0; i < n; i++) a->ptrs[i] = a->data.data + a->offs[i];
+  rc = sl_store_apply_batch(s->standby, a->ptrs, a->lens, n);
+  if (rc) {
+    apply_singly(a, n, rc);
+    return -1;
+  }
+  publish_applied(s, a->next_txid - 1, a->commit_us[n - 1]);
+  a->bytes_since_ckpt += a->data.len;
+  return (int)n;
+fail:
+  stop_standby(s, "standby stopped at txid %llu: reading archive %s: %s",
+               (unsigned long long)(applied + 1), s->archive_dir, sl_strerror(rc));
+  return rc;
+}
+
+/* LMDB is opened without sync; checkpoints bound what a power loss costs. */
+static void maybe_checkpoint(applier *a) {
+  uint64_t now = sl_mono_ns();
+  if (a->bytes_since_ckpt == 0) return;
+  if (a->bytes_since_ckpt < SL_CHECKPOINT_BYTES &&
+      now - a->ckpt_ns < (uint64_t)CHECKPOINT_EVERY_MS * 1000000u)
+    return;
+  int rc = sl_store_checkpoint(a->s->standby);
+  if (rc) sl_log_warn("stream %s: standby checkpoint: %s", a->s->name, sl_strerror(rc));
+  a->bytes_since_ckpt = 0;
+  a->ckpt_ns = now;
+}
+
+static void *worker_main(void *arg) {
+  sl__stream *s = arg;
+  applier a = {.s = s, .ckpt_ns = sl_mono_ns()};
+  pthread_mutex_lock(&s->mu);
+  while (!s->stop) {
+    if (s->standby && !s->standby_stopped && s->applied < s->durable) {
+      uint64_t applied = s->applied, durable = s->durable;
+      pthread_mutex_unlock(&s->mu);
+      int n = apply_group(&a, applied, durable);
+      if (n > 0) maybe_checkpoint(&a);
+      pthread_mutex_lock(&s->mu);
+      if (n == 0) {
+        struct timespec ts;
+        deadline_after_ms(&ts, 5);
+        pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+      }
+      /* Status goes out between groups too while catching up. */
+      if (sl_mono_ns() - s->status_written_ns >= (uint64_t)STATUS_EVERY_MS * 1000000u)
+        flush_status(s);
+      continue;
+    }
+    uint64_t since_ms = (sl_mono_ns() - s->status_written_ns) / 1000000u;
+    if (s->dirty && since_ms >= STATUS_EVERY_MS) {
+      flush_status(s);
+      continue;
+    }
+    struct timespec ts;
+    deadline_after_ms(&ts, s->dirty ? (long)(STATUS_EVERY_MS - since_ms) : 1000);
+    pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+  }
+  s->dirty = true;
+  flush_status(s);
+  pthread_mutex_unlock(&s->mu);
+  if (a.rd) sl_log_reader_close(a.rd);
+  sl_buf_free(&a.data);
+  free(a.offs);
+  free(a.lens);
+  free(a.ptrs);
+  free(a.commit_us);
+  return NULL;
+}
+
+static int start_worker(sl__stream *s) {
+  int rc = -pthread_create(&s->applier, NULL, worker_main, s);
+  if (rc) {
+    sl_log_error("stream %s: cannot start its worker thread: %s", s->name, sl_strerror(rc));
+    return rc;
+  }
+  s->applier_running = true;
+  return 0;
+}
+
+/* A stream directory that exists: open archive and standby, start the worker. */
+static int stream_load(sl__receiver *r, const char *name, sl__stream **out) {
+  sl__stream *s = stream_new(r, name);
+  if (!s) return -ENOMEM;
+  load_old_status(s);
+  if (open_archive(s, NULL) == 0 && dir_exists(s->standby_dir)) open_standby(s);
+  update_behind(s);
+  s->dirty = true;
+  int rc = start_worker(s);
+  if (rc) {
+    if (s->standby) sl_store_close(s->standby);
+    if (s->log) sl_log_close(s->log);
+    stream_free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+static void stream_close(sl__stream *s) {
+  pthread_mutex_lock(&s->mu);
+  s->stop = true;
+  s->owner = NULL;
+  s->dirty = true;
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->mu);
+  if (s->applier_running) pthread_join(s->applier, NULL);
+  if (s->standby) sl_store_close(s->standby);
+  if (s->log) sl_log_close(s->log);
+  stream_free(s);
+}
+
+/* ---- registry -------------------------------------------------------------------- */
+
+static int registry_add(sl__receiver *r, sl__stream *s) {
+  if (r->nstreams == r->cap) {
+    size_t cap = r->cap ? 2 * r->cap : 16;
+    sl__stream **p = realloc(r->streams, cap * sizeof *p);
+    if (!p) return -ENOMEM;
+    r->streams = p;
+    r->cap = cap;
+  }
+  r->streams[r->nstreams++] = s;
+  return 0;
+}
+
+int sl__streams_open_all(sl__receiver *r) {
+  DIR *d = opendir(r->streams_dir);
+  if (!d) {
+    int rc = -errno;
+    sl_log_error("cannot read %s: %s", r->streams_dir, sl_strerror(rc));
+    return rc;
+  }
+  int rc = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const char *name = e->d_name;
+    size_t n = strlen(name), sn = strlen(SL__NEW_SUFFIX);
+    if (n > sn && strcmp(name + n - sn, SL__NEW_SUFFIX) == 0) {
+      char *p = join(r->streams_dir, name);
+      sl_log_warn("removing %s, a stream whose creation was interrupted", p ? p : name);
+      if (p) sl_remove_tree(p);
+      free(p);
+      continue;
+    }
+    if (!sl_stream_name_valid(name)) continue;
+    char *p = join(r->streams_dir, name);
+    bool isdir = p && dir_exists(p);
+    free(p);
+    if (!isdir) continue;
+    sl__stream *s;
+    rc = stream_load(r, name, &s);
+    if (rc) break;
+    rc = registry_add(r, s);
+    if (rc) {
+      stream_close(s);
+      break;
+    }
+    sl_log_info("stream %s: archive %llu..%llu, applied %llu", s->name,
+                (unsigned long long)s->first_txid, (unsigned long long)s->durable,
+                (unsigned long long)s->applied);
+  }
+  closedir(d);
+  return rc;
+}
+
+void sl__streams_close_all(sl__receiver *r) {
+  for (size_t i = 0; i < r->nstreams; i++) stream_close(r->streams[i]);
+  free(r->streams);
+  r->streams = NULL;
+  r->nstreams = r->cap = 0;
+}
+
+/* Build NAME~new/{archive,standby,snapshots} and rename it to NAME. */
+static int stream_create(sl__receiver *r, const char *name, const uint8_t *store_id,
+                         uint64_t first_txid) {
+  char *tmp = NULL, *final = NULL, *archive = NULL, *standby = NULL, *snaps = NULL;
+  char tmpname[80];
+  int rc = -ENOMEM;
+  snprintf(tmpname, sizeof tmpname, "%s%s", name, SL__NEW_SUFFIX);
+  tmp = join(r->streams_dir, tmpname);
+  final = join(r->streams_dir, name);
+  if (!tmp || !final) goto fail;
+  archive = join(tmp, "archive");
+  standby = join(tmp, "standby");
+  snaps = join(tmp, "snapshots");
+  if (!archive || !standby || !snaps) goto fail;
+  rc = sl_remove_tree(tmp);
+  if (rc == 0) rc = sl_mkdir_p(archive);
+  if (rc == 0) rc = sl_mkdir_p(snaps);
+  if (rc) goto fail;
+  sl_log_options lo = {.first_txid = first_txid};
+  memcpy(lo.store_id, store_id, SL_STORE_ID_SIZE);
+  rc = sl_log_create(archive, &lo);
+  if (rc) goto fail;
+  if (first_txid == 1) {
+    sl_store_options so = {.store_id = store_id, .first_txid = 1, .no_log = true};
+    rc = sl_store_create(standby, &so);
+    if (rc) goto fail;
+  }
+  if (rename(tmp, final) != 0) {
+    rc = -errno;
+    goto fail;
+  }
+  rc = sl_fsync_dir(r->streams_dir);
+  if (rc) goto fail;
+  free(tmp);
+  free(final);
+  free(archive);
+  free(standby);
+  free(snaps);
+  return 0;
+fail:
+  sl_log_error("stream %s: cannot create it in %s: %s", name, r->streams_dir, sl_strerror(rc));
+  if (tmp) sl_remove_tree(tmp);
+  free(tmp);
+  free(final);
+  free(archive);
+  free(standby);
+  free(snaps);
+  return rc;
+}
+
+int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
+                   uint64_t first_txid, sl__stream **out, char *why, size_t whylen) {
+  int rc = 0;
+  sl__stream *s = NULL;
+  why[0] = 0;
+  pthread_mutex_lock(&r->mu);
+  for (size_t i = 0; i < r->nstreams; i++)
+    if (strcmp(r->streams[i]->name, name) == 0) s = r->streams[i];
+  if (s) {
+    pthread_mutex_lock(&s->mu);
+    /* An archive that could not be opened at start: try again to learn
+     * whose stream it is. */
+    if (!s->log && s->first_txid == 0 && open_archive(s, NULL) != 0) {
+      snprintf(why, whylen, "stream %s: %s", name, s->log_error);
+      rc = SL_ECORRUPT;
+    } else if (memcmp(s->store_id, store_id, SL_STORE_ID_SIZE) != 0) {
+      char have[2 * SL_STORE_ID_SIZE + 1], got[2 * SL_STORE_ID_SIZE + 1];
+      hex_id(s->store_id, have);
+      hex_id(store_id, got);
+      snprintf(why, whylen, "stream %s belongs to store %s, not %s", name, have, got);
+      rc = SL_ESTOREID;
+    }
+    pthread_mutex_unlock(&s->mu);
+  } else {
+    rc = stream_create(r, name, store_id, first_txid);
+    if (rc == 0) rc = stream_load(r, name, &s);
+    if (rc == 0) {
+      rc = registry_add(r, s);
+      if (rc) stream_close(s);
+    }
+    if (rc) snprintf(why, whylen, "cannot create stream %s: %s", name, sl_strerror(rc));
+    else
+      sl_log_info("stream %s: created, archive starts at txid %llu%s", name,
+                  (unsigned long long)first_txid, first_txid == 1 ? ", with a standby" : "");
+  }
+  pthread_mutex_unlock(&r->mu);
+  if (rc == 0) *out = s;
+  return rc;
+}
+
+/* ---- the owner's side -------------------------------------------------------------- */
+
+int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t whylen) {
+  int rc = 0;
+  struct timespec ts;
+  deadline_after_ms(&ts, wait_ms);
+  pthread_mutex_lock(&s->mu);
+  if (s->owner) {
+    sl_log_warn("stream %s: %s takes over from %s", s->name, sl_conn_peer(c), s->peer);
+    sl_conn_shutdown(s->owner);
+    while (s->owner && !s->stop)
+      if (pthread_cond_timedwait(&s->owner_cond, &s->mu, &ts) == ETIMEDOUT) break;
+    if (s->owner || s->stop) {
+      snprintf(why, whylen, "stream %s: the previous connection from %s has not left yet", s->name,
+               s->peer);
+      rc = SL_ELOCKED;
+      goto out;
+    }
+  }
+  if (!s->log) {
+    rc = open_archive(s, s->store_id);
+    if (rc) {
+      snprintf(why, whylen, "stream %s: %s", s->name, s->log_error);
+      goto out;
+    }
+    if (!s->standby && dir_exists(s->standby_dir) && !s->standby_stopped) open_standby(s);
+  }
+  s->owner = c;
+  snprintf(s->peer, sizeof s->peer, "%s", sl_conn_peer(c));
+  if (!s->standby_stopped) s->error[0] = 0; /* the last session's trouble is history */
+  s->dirty = true;
+  uint64_t drain;
+  if (read(s->notify_fd, &drain, sizeof drain) < 0 && errno != EAGAIN)
+    sl_log_warn("stream %s: eventfd: %s", s->name, strerror(errno));
+  pthread_cond_signal(&s->cond);
+out:
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+void sl__stream_detach(sl__stream *s, sl_conn *c) {
+  pthread_mutex_lock(&s->mu);
+  if (s->owner == c) {
+    s->owner = NULL;
+    s->dirty = true;
+    pthread_cond_broadcast(&s->owner_cond);
+    pthread_cond_signal(&s->cond);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* After an append or sync failure: the log is FAILED; close it so that the
+ * next owner reopens (recovers) it. Only the owner calls this. */
+static void archive_failed(sl__stream *s, int rc) {
+  pthread_mutex_lock(&s->mu);
+  snprintf(s->log_error, sizeof s->log_error, "archive %s: %s", s->archive_dir, sl_strerror(rc));
+  snprintf(s->error, sizeof s->error, "%s", s->log_error);
+  sl_log *log = s->log;
+  s->log = NULL;
+  s->received = s->durable;
+  s->dirty = true;
+  pthread_mutex_unlock(&s->mu);
+  sl_log_close(log);
+}
+
+uint64_t sl__stream_next_txid(sl__stream *s) { return sl_log_next_txid(s->log); }
+
+int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len, uint64_t *added) {
+  uint64_t next = sl_log_next_txid(s->log);
+  size_t off = 0;
+  *added = 0;
+  while (off < len) {
+    const uint8_t *payload;
+    uint32_t plen;
+    size_t flen;
+    uint64_t txid, ts, epoch;
+    int rc = sl_frame_decode(raw + off, len - off, &payload, &plen, &flen);
+    if (rc == 0) rc = sl_txn_peek(payload, plen, &txid, &ts, &epoch);
+    if (rc) return rc; /* sl_batch_open checked these already */
+    off += flen;
+    if (txid < next) continue;
+    rc = sl_log_append(s->log, payload, plen);
+    if (rc) {
+      sl_log_error("stream %s: archive %s: append txid %llu: %s", s->name, s->archive_dir,
+                   (unsigned long long)txid, sl_strerror(rc));
+      /* Refusals (time, size) leave the log usable; write errors do not. */
+      if (rc > -10000 || rc == SL_EFAILED) archive_failed(s, rc);
+      return rc;
+    }
+    next++;
+    (*added)++;
+  }
+  pthread_mutex_lock(&s->mu);
+  s->received = next - 1;
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+int sl__stream_sync(sl__stream *s) {
+  uint64_t target = sl_log_next_txid(s->log) - 1;
+  int rc = sl_log_wait_durable(s->log, target);
+  if (rc) {
+    sl_log_error("stream %s: archive %s: sync up to txid %llu: %s", s->name, s->archive_dir,
+                 (unsigned long long)target, sl_strerror(rc));
+    archive_failed(s, rc);
+    return rc;
+  }
+  uint64_t commit_us = sl_log_last_commit_us(s->log);
+  pthread_mutex_lock(&s->mu);
+  if (target > s->durable) {
+    s->durable = target;
+    s->last_commit_us = commit_us;
+    update_behind(s);
+    s->dirty = true;
+    pthread_cond_signal(&s->cond);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+void sl__stream_note_primary(sl__stream *s, uint64_t committed, uint64_t time_us) {
+  pthread_mutex_lock(&s->mu);
+  if (committed > s->primary_committed) s->primary_committed = committed;
+  if (time_us > s->primary_time_us) s->primary_time_us = time_us;
+  update_behind(s);
+  s->dirty = true;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void sl__stream_note_batch(sl__stream *s, uint64_t bytes, uint64_t last_commit_us) {
+  pthread_mutex_lock(&s->mu);
+  s->bytes += bytes;
+  s->batches++;
+  /* A commit the primary made is also a reading of its clock. */
+  if (last_commit_us > s->primary_time_us) s->primary_time_us = last_commit_us;
+  s->dirty = true;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void sl__stream_set_error(sl__stream *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  pthread_mutex_lock(&s->mu);
+  if (!s->standby_stopped) vsnprintf(s->error, sizeof s->error, fmt, ap);
+  s->dirty = true;
+  pthread_cond_signal(&s->cond);
+  pthread_mutex_unlock(&s->mu);
+  va_end(ap);
+}
+
+void sl__stream_positions(sl__stream *s, uint64_t *durable, uint64_t *applied) {
+  pthread_mutex_lock(&s->mu);
+  *durable = s->durable;
+  *applied = s->applied;
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- reading the status of a stream from another process ------------------------------ */
+
+/* Is a receiver running on data_dir? It holds receiver.lock. */
+static bool receiver_running(const char *data_dir) {
+  char *p = join(data_dir, SL__LOCK_FILE);
+  if (!p) return false;
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  free(p);
+  if (fd < 0) return false;
+  bool held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  close(fd);
+  return held;
+}
+
+int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_status *out) {
+  char text[4096];
+  char *dir = NULL, *archive = NULL, *standby = NULL, *status = NULL;
+  int rc;
+  memset(out, 0, sizeof *out);
+  if (!sl_stream_name_valid(stream)) return SL_EINVAL;
+  snprintf(out->name, sizeof out->name, "%s", stream);
+  rc = -ENOMEM;
+  if (asprintf(&dir, "%s/%s/%s", data_dir, SL__STREAMS_DIR, stream) < 0) {
+    dir = NULL;
+    goto out;
+  }
+  archive = join(dir, "archive");
+  standby = join(dir, "standby");
+  status = join(dir, "status");
+  if (!archive || !standby || !status) goto out;
+  if (!dir_exists(dir)) {
+    rc = SL_ENOTFOUND;
+    goto out;
+  }
+  rc = 0;
+  if (sl_status_load(status, text, sizeof text) != 0) text[0] = 0;
+  if (!sl_status_get(text, "state", out->state, sizeof out->state))
+    snprintf(out->state, sizeof out->state, "disconnected");
+  sl_status_get(text, "peer", out->peer, sizeof out->peer);
+  sl_status_get(text, "error", out->error, sizeof out->error);
+  out->first_txid = sl_status_get_u64(text, "first_txid");
+  out->received = sl_status_get_u64(text, "received");
+  out->durable = sl_status_get_u64(text, "durable");
+  out->applied = sl_status_get_u64(text, "applied");
+  out->primary_committed = sl_status_get_u64(text, "primary_committed");
+  out->primary_time_us = sl_status_get_u64(text, "primary_time_us");
+  out->last_commit_us = sl_status_get_u64(text, "last_commit_us");
+  out->bytes = sl_status_get_u64(text, "bytes");
+  out->batches = sl_status_get_u64(text, "batches");
+  out->updated_us = sl_status_get_u64(text, "updated_us");
+  uint64_t applied_commit_us = sl_status_get_u64(text, "applied_commit_us");
+  uint64_t behind_since = sl_status_get_u64(text, "behind_since_us");
+
+  /* The archive's durable mark and the standby itself are fresher than a
+   * status file written up to STATUS_EVERY_MS ago (or by a dead receiver). */
+  uint64_t mark;
+  if (sl_log_read_durable_mark(archive, &mark) == 0 && mark > out->durable) out->durable = mark;
+  if (out->received < out->durable) out->received = out->durable;
+  if (out->first_txid == 0) {
+    sl_seg_info *segs;
+    size_t n;
+    if (sl_log_list(archive, &segs, &n) == 0) {
+      if (n) out->first_txid = segs[0].first_txid;
+      free(segs);
+    }
+  }
+  sl_store *st;
+  if (dir_exists(standby) && sl_store_open(standby, SL_OPEN_RDONLY, &st) == 0) {
+    sl_view *v;
+    sl_counts c;
+    if (sl_view_begin(st, &v) == 0) {
+      if (sl_view_counts(v, &c) == 0) {
+        out->applied = c.applied_txid;
+        applied_commit_us = c.last_commit_us;
+      }
+      sl_view_end(v);
+    }
+    sl_store_close(st);
+  }
+  if (strcmp(out->state, "connected") == 0 && !receiver_running(data_dir))
+    snprintf(out->state, sizeof out->state, "disconnected");
+
+  /* Lag in time: since the newest applied commit, or since falling behind
+   * if that is later (an idle primary's old commit is not lag). */
+  bool has_standby = dir_exists(standby);
+  uint64_t target = SL_MAX(out->primary_committed, out->durable);
+  uint64_t pos = has_standby ? out->applied : out->durable;
+  if (pos < target) {
+    uint64_t from = SL_MAX(applied_commit_us, behind_since);
+    uint64_t now = sl_now_us();
+    out->lag_ms = from && now > from ? (now - from) / 1000 : 0;
+  }
+out:
+  free(dir);
+  free(archive);
+  free(standby);
+  free(status);
+  return rc;
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The shiplog demonstration (the README's first quick-start command).
+#
+# Installs what is missing, builds, then shows the store end to end in a demo
+# directory that is made anew on every run (./demo-data, or $SL_DEMO_DIR):
+#   1. dependencies and build (scripts/build.sh)
+#   2. an empty store (shiplog init)
+#   3. the LDBC SNB example graph replayed as its own history: every creation
+#      and deletion from 2010 to 2013 as a transaction at its original time
+#      (scripts/ldbc-to-mutations.sh, shiplog exec)
+#   4. a random graph workload on top of it (bench_gen, shiplog exec)
+#   5. shiplog stats
+#   6. the transaction log: its first and last records, and a time filter
+#   7. shiplog verify: every frame checked, state equal to a replay of the log
+#   8. the canonical export
+# Each step is a function; it stops at the first failure with a non-zero
+# exit status and says which step failed.
+set -Eeuo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BUILD=${SL_BUILD_DIR:-build}
+DEMO=${SL_DEMO_DIR:-demo-data}
+SHIPLOG=$BUILD/shiplog
+STORE=$DEMO/store
+current_step=startup
+
+step() {
+  current_step=$*
+  printf '\n=== %s ===\n' "$*"
+}
+# Echo a command, then run it (output redirections are the caller's: echo those by hand).
+run() {
+  printf '$ %s\n' "$*"
+  "$@"
+}
+trap 'echo; echo "demo: FAILED in step: $current_step" >&2' ERR
+
+# The LDBC sample: the repository's copy, else the shared data beside it.
+find_ldbc() {
+  local d
+  for d in data/ldbc-snb-example-graph ../shared/data/ldbc-snb-example-graph; do
+    if [[ -d $d/dynamic && -d $d/static ]]; then
+      LDBC=$d
+      return
+    fi
+  done
+  echo "demo: the LDBC SNB example graph is missing: looked in data/ldbc-snb-example-graph" >&2
+  echo "demo: and ../shared/data/ldbc-snb-example-graph (each needs static/ and dynamic/)" >&2
+  return 1
+}
+
+step_build() {
+  step "1. dependencies and build"
+  scripts/build.sh
+}
+
+step_init() {
+  step "2. a new store in $STORE"
+  rm -rf "$DEMO"
+  mkdir -p "$DEMO"
+  run "$SHIPLOG" init "$STORE"
+}
+
+step_ldbc() {
+  step "3. the LDBC SNB example graph, replayed in time order"
+  find_ldbc
+  echo "\$ scripts/ldbc-to-mutations.sh $LDBC > $DEMO/ldbc.jsonl"
+  scripts/ldbc-to-mutations.sh "$LDBC" >"$DEMO/ldbc.jsonl"
+  echo "$(grep -vc '^//' "$DEMO/ldbc.jsonl") transactions from $LDBC; the first and last:"
+  grep -v '^//' "$DEMO/ldbc.jsonl" | sed -n '1p;$p' | cut -c1-200
+  run "$SHIPLOG" exec "$STORE" "$DEMO/ldbc.jsonl"
+  echo "the graph as it stood at the end of the LDBC history: $(counts)"
+}
+
+# "N nodes, M relationships, last txid T" from shiplog stats --json.
+counts() {
+  "$SHIPLOG" stats "$STORE" --json |
+    sed -E 's/.*"nodes":([0-9]+),"relationships":([0-9]+),"last_txid":([0-9]+).*/\1 nodes, \2 relationships, last txid \3/'
+}
+
+step_random() {
+  step "4. a random graph workload on top (bench_gen)"
+  # Ids from 10^6 up: the LDBC nodes are at KIND * 10^12 + id and its
+  # relationships at 1..100, so nothing collides.
+  local gen=("$BUILD/bench_gen" --tx 3000 --ops-per-tx 1-8 --seed 42 --nodes-first 200 --id-base 1000000)
+  echo "\$ ${gen[*]} > $DEMO/random.jsonl"
+  "${gen[@]}" >"$DEMO/random.jsonl"
+  echo "$(wc -l <"$DEMO/random.jsonl") transactions, $(wc -c <"$DEMO/random.jsonl") bytes; the first:"
+  head -1 "$DEMO/random.jsonl" | cut -c1-200
+  local t0 t1
+  t0=$(date +%s%N)
+  run "$SHIPLOG" exec "$STORE" "$DEMO/random.jsonl"
+  t1=$(date +%s%N)
+  echo "applied in $(((t1 - t0) / 1000000)) ms, every transaction durable (fdatasync'd) before the next"
+}
+
+step_stats() {
+  step "5. stats"
+  run "$SHIPLOG" stats "$STORE"
+}
+
+step_log() {
+  step "6. the transaction log"
+  "$SHIPLOG" log "$STORE" >"$DEMO/log.txt"
+  echo "\$ $SHIPLOG log $STORE   ($(wc -l <"$DEMO/log.txt") lines; first and last 4)"
+  head -4 "$DEMO/log.txt" | cut -c1-200
+  echo "..."
+  tail -4 "$DEMO/log.txt" | cut -c1-200
+  echo
+  "$SHIPLOG" log "$STORE" --since 2012-07-01T00:00:00Z >"$DEMO/log-since.txt"
+  echo "\$ $SHIPLOG log $STORE --since 2012-07-01T00:00:00Z   (first 4: the LDBC deletions of 2012-2013)"
+  head -4 "$DEMO/log-since.txt" | cut -c1-200
+  echo
+  "$SHIPLOG" log "$STORE" --from-txid 1 --json >"$DEMO/log.jsonl"
+  echo "\$ $SHIPLOG log $STORE --from-txid 1 --json   (first record)"
+  head -1 "$DEMO/log.jsonl" | cut -c1-300
+}
+
+step_verify() {
+  step "7. verify"
+  run "$SHIPLOG" verify "$STORE"
+}
+
+step_export() {
+  step "8. canonical export"
+  run "$SHIPLOG" export "$STORE" --to "$DEMO/export.jsonl"
+  echo "$(wc -l <"$DEMO/export.jsonl") lines (nodes by id, then relationships); a Person and a KNOWS:"
+  grep -m1 '"labels":\["Person"\],"properties":{"birthday"' "$DEMO/export.jsonl" | cut -c1-300 || true
+  grep -m1 '"label":"KNOWS"' "$DEMO/export.jsonl" | cut -c1-300 || true
+}
+
+step_build
+step_init
+step_ldbc
+step_random
+step_stats
+step_log
+step_verify
+step_export
+current_step=done
+echo
+echo "demo: all steps passed; the store and its files are in $DEMO/"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Install the Debian packages that building and testing shiplog needs, and only
+# when some are missing: a machine that has them all is left alone (no apt-get
+# update, no network). Works on a fresh Debian 12 minbase system (bash,
+# coreutils, grep, sed and mawk are all the scripts use besides these), as root
+# or through sudo, without questions (DEBIAN_FRONTEND=noninteractive).
+#
+# Usage: scripts/deps.sh           # install what is missing
+#        scripts/deps.sh --check   # only list what is missing; exit 1 if any
+set -euo pipefail
+
+# Build: compiler, CMake, pkg-config and the libraries CMakeLists.txt looks for.
+# Tests: cmocka. lmdb-utils (mdb_stat, mdb_dump) helps look inside a store.
+PACKAGES=(
+  gcc make libc6-dev cmake pkg-config
+  liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
+  liblmdb-dev libjansson-dev libcmocka-dev
+  lmdb-utils
+)
+
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+
+if [[ ${1:-} == --check ]]; then
+  if ((${#missing[@]})); then
+    echo "deps: missing: ${missing[*]}"
+    exit 1
+  fi
+  echo "deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+if ((${#missing[@]} == 0)); then
+  echo "deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  echo "deps: not root, using sudo"
+  as_root=(sudo)
+else
+  echo "deps: missing packages (${missing[*]}) and not root, and sudo is not installed." >&2
+  echo "deps: run as root: apt-get update && apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+still=()
+for p in "${missing[@]}"; do
+  installed "$p" || still+=("$p")
+done
+if ((${#still[@]})); then
+  echo "deps: could not install: ${still[*]}" >&2
+  exit 1
+fi
+echo "deps: installed ${#missing[@]} packages"

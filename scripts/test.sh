@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The test command (the README's second quick-start command, and what CI runs
+# through .ci/run).
+#
+#   1. installs missing dependencies (scripts/deps.sh)
+#   2. builds two trees: build/ (RelWithDebInfo with assertions) and
+#      build-asan/ (the same with -DSL_SANITIZE=ON: AddressSanitizer + UBSan)
+#   3. runs every test (cmocka units and tests/e2e_*.sh) with ctest in both
+#   4. smoke-runs the benches briefly so they do not rot: bench_commit for
+#      0.5 s per run, and a bench_gen workload applied with shiplog exec and
+#      checked with shiplog verify (numbers are printed, never judged)
+# It goes on after a failure so that one run shows every problem, exits
+# non-zero if anything failed, and ends with one summary line.
+# SL_BUILD_DIR and SL_ASAN_BUILD_DIR override the two build directories.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/deps.sh || { echo "test: dependencies could not be installed" >&2; exit 1; }
+
+BUILD=${SL_BUILD_DIR:-build}
+ASAN=${SL_ASAN_BUILD_DIR:-build-asan}
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+passed=0 failed=0 skipped=0
+problems=()
+
+section() { printf '\n=== %s ===\n' "$*"; }
+fail() {
+  problems+=("$1")
+  failed=$((failed + ${2:-1}))
+}
+
+# build DIR [cmake args...]
+build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" "$@" &&
+    cmake --build "$dir" -j"$(nproc)"
+}
+
+# run_ctest DIR: adds the tree's counts to the totals.
+run_ctest() {
+  local dir=$1 log total nfail nskip
+  log=$(mktemp)
+  ctest --test-dir "$dir" --output-on-failure -j2 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  if ! grep -qE '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log"; then
+    fail "$dir: ctest ran no test (rc $rc)"
+    rm -f "$log"
+    return
+  fi
+  total=$(sed -nE 's/.* failed out of ([0-9]+).*/\1/p' "$log" | tail -1)
+  nfail=$(sed -nE 's/.*tests passed, ([0-9]+) tests? failed out of.*/\1/p' "$log" | tail -1)
+  nskip=$(grep -cE '\(Skipped\)$' "$log")
+  rm -f "$log"
+  passed=$((passed + total - nfail - nskip))
+  skipped=$((skipped + nskip))
+  if ((nfail > 0)); then
+    fail "$dir: $nfail of $total tests failed" "$nfail"
+  elif ((rc != 0)); then
+    fail "$dir: ctest exited $rc"
+  fi
+  if ((total == 0)); then
+    fail "$dir: no tests"
+  fi
+}
+
+section "build: $BUILD/"
+if build "$BUILD"; then
+  section "tests: $BUILD/"
+  run_ctest "$BUILD"
+else
+  fail "$BUILD: build failed"
+fi
+
+section "build: $ASAN/ (AddressSanitizer + UBSan)"
+if build "$ASAN" -DSL_SANITIZE=ON; then
+  section "tests: $ASAN/"
+  run_ctest "$ASAN"
+else
+  fail "$ASAN: build failed"
+fi
+
+section "bench smoke"
+if [[ -x $BUILD/bench_commit && -x $BUILD/bench_gen && -x $BUILD/shiplog ]]; then
+  smoke=$BUILD/bench-smoke
+  rm -rf "$smoke"
+  mkdir -p "$smoke"
+  if "$BUILD/bench_commit" --seconds 0.5 --dir "$smoke" --json "$smoke/commit.json"; then
+    passed=$((passed + 1))
+  else
+    fail "bench_commit smoke run failed"
+  fi
+  if "$BUILD/bench_gen" --tx 300 --ops-per-tx 1-10 --seed 7 --nodes-first 20 >"$smoke/gen.jsonl" &&
+    "$BUILD/shiplog" init "$smoke/store" &&
+    "$BUILD/shiplog" exec "$smoke/store" "$smoke/gen.jsonl" >/dev/null &&
+    "$BUILD/shiplog" verify "$smoke/store"; then
+    echo "bench_gen: 300 transactions applied and verified"
+    passed=$((passed + 1))
+  else
+    fail "bench_gen workload did not apply or verify"
+  fi
+  rm -rf "$smoke"
+else
+  fail "bench smoke: $BUILD/bench_commit, bench_gen or shiplog missing"
+fi
+
+echo
+for p in "${problems[@]}"; do echo "FAILED: $p"; done
+echo "test: $passed passed, $failed failed, $skipped skipped"
+((failed == 0 && passed > 0))

@@ -1,0 +1,885 @@
+/*
+ * shipper.c: the shipping session (shipper.h): tail the durable log, batch,
+ * compress, send, and record what the receiver made durable.
+ *
+ * SESSION STATES (the state each function leaves the shipper in; the
+ * status file names them connecting / streaming / backoff / stopped /
+ * failed, and HANDSHAKE reports as "connecting")
+ *
+ *                      session_connect()            on_welcome()
+ *      +-> CONNECTING --------------------> HANDSHAKE -----------> STREAMING --+
+ *      |        |      TCP up, Hello sent       |     start found,     |        |
+ *      |        |                               |     consumer set     |        |
+ *      |        | transient()                   | transient()          |        | stop flag,
+ *      |        | (connect failed)              | (Error, timeout,     |        | caught up
+ *      |        v                               |  closed)             |        | (session_stream)
+ *      +---- BACKOFF <--------------------------+----------------------+        v
+ *    session_backoff()  ^            transient(): network error, silent      STOPPED
+ *    (100 ms .. max,    |            receiver, transient Error{}
+ *     with jitter)      |
+ *                       |  fatal(): Error{permanent}, receiver ahead of the log,
+ *                       +- start pruned, damaged log, local I/O  ---------------> FAILED
+ *
+ * Every function that fails has already moved the state (transient() or
+ * fatal()) and logged; callers only check the state.
+ *
+ * BATCH WIRE FORMAT (codec.h has the framing; proto/replication.proto the
+ * messages). Batch.data is the LZ4 block compression of raw_len bytes of
+ * consecutive log frames exactly as they lie in the primary's segments:
+ *     [len 4 LE][crc32c 4 LE over len+payload][payload: shiplog.Transaction]...
+ * covering txids first_txid..last_txid (dense, inclusive), raw_crc32c over
+ * the raw bytes. last_commit_us is last_txid's commit time, committed_txid
+ * the primary's durable mark when sent, sent_time_us the primary's clock.
+ * A batch never holds a frame above the durable mark and never splits one.
+ *
+ * POSITIONS (txids, inclusive unless said otherwise)
+ *   committed  the log's durable mark as last read (tail.h)
+ *   next       tail's next txid (exclusive: the next frame to batch)
+ *   shipped    last txid handed to the socket
+ *   durable    last txid the receiver acknowledged as fsynced (Ack)
+ *   applied    last txid the receiver reports visible on its standby
+ * applied <= durable <= shipped < next <= committed + 1. Only `durable`
+ * may become the store's consumer position ("ship-STREAM"), so the primary
+ * keeps every segment the receiver could still ask for after a crash.
+ *
+ * FLOW. Sent batches wait in a ring (last txid, raw bytes, commit time)
+ * until acknowledged; the raw bytes of unacknowledged batches are bounded by
+ * window_bytes. A batch is sent at once (batch_delay_us 0) or when it is
+ * full or has waited batch_delay_us. Each loop turn reads the mark only when
+ * inotify said it changed (or after an idle wait), so an idle primary costs
+ * one sleeping io_uring_enter and a busy one a handful of system calls per
+ * batch, none per frame: the mark read, one segment read, one send.
+ *
+ * BACKGROUND WRITER. The consumer position file is written with fsync
+ * (sl_log_consumer_set) and the status file with rename; both are done by a
+ * reporter thread, at most every 200 ms and at exit, so that the streaming
+ * thread never waits for a disk flush between a commit and its shipping.
+ * The one exception is the registration at the start of a session (start
+ * txid - 1), which the streaming thread waits for BEFORE shipping.
+ */
+#include "shipper.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "io.h"
+#include "log.h"
+#include "sl_base.h"
+#include "store.h"
+#include "tail.h"
+
+#define DEFAULT_BATCH_BYTES (1u << 20)
+#define DEFAULT_WINDOW_BYTES (32u << 20)
+#define DEFAULT_HEARTBEAT_MS 1000
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_BACKOFF_MAX_MS 5000
+#define BACKOFF_MIN_MS 100
+#define REPORT_MS 200         /* status and consumer file: at most this often */
+#define SETTLE_MS 100         /* exit_when_caught_up: quiet this long first */
+#define IDLE_WAKE_MS 200      /* longest sleep: re-read the mark, check stop */
+#define RECV_BUF_BYTES 65536
+#define RECV_MAX_BODY (1u << 20) /* a receiver sends only small messages */
+#define SENT_RING 4096        /* unacknowledged batches tracked */
+#define SOFTWARE "shiplog 0.1.0"
+
+typedef enum state { ST_CONNECTING, ST_HANDSHAKE, ST_STREAMING, ST_BACKOFF, ST_STOPPED, ST_FAILED } state;
+static const char *const state_name[] = {"connecting", "connecting", "streaming",
+                                         "backoff", "stopped", "failed"};
+
+/* ---- reporter thread --------------------------------------------------------- */
+
+typedef struct reporter {
+  pthread_t thread;
+  bool started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  char logdir[PATH_MAX];
+  char consumer[80];
+  char status_path[PATH_MAX];
+  /* guarded by mu */
+  bool stop, urgent;
+  bool have_want;
+  uint64_t want, written;   /* consumer position wanted / on disk */
+  bool written_valid;
+  uint64_t gen, gen_done;   /* requests posted / completed */
+  int write_rc;
+  char status[1024];
+  bool status_new;
+} reporter;
+
+static void *reporter_main(void *arg) {
+  reporter *r = arg;
+  char status[sizeof r->status];
+  int logged_rc = 0;
+  pthread_mutex_lock(&r->mu);
+  for (;;) {
+    while (!r->stop && !r->status_new &&
+           !(r->have_want && (!r->written_valid || r->want != r->written)) && r->gen_done == r->gen)
+      pthread_cond_wait(&r->cv, &r->mu);
+    bool stopping = r->stop;
+    bool write_consumer = r->have_want && (!r->written_valid || r->want != r->written);
+    uint64_t want = r->want, gen = r->gen;
+    bool write_status = r->status_new;
+    if (write_status) memcpy(status, r->status, sizeof status);
+    r->status_new = false;
+    r->urgent = false;
+    pthread_mutex_unlock(&r->mu);
+
+    int rc = write_consumer ? sl_log_consumer_set(r->logdir, r->consumer, want) : 0;
+    if (rc && rc != logged_rc)
+      sl_log_warn("%s: cannot record consumer %s at txid %llu: %s", r->logdir, r->consumer,
+                  (unsigned long long)want, sl_strerror(rc));
+    logged_rc = rc;
+    if (write_status) (void)sl_status_write(r->status_path, status);
+
+    pthread_mutex_lock(&r->mu);
+    if (write_consumer && rc == 0) {
+      r->written = want;
+      r->written_valid = true;
+    }
+    r->write_rc = rc;
+    r->gen_done = gen;
+    pthread_cond_broadcast(&r->cv);
+    if (stopping && !r->status_new && (!r->have_want || r->want == r->written)) break;
+    if (stopping) continue;
+    /* Rate limit: sleep REPORT_MS unless stopped or asked to hurry. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += REPORT_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    while (!r->stop && !r->urgent && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) {
+    }
+  }
+  pthread_mutex_unlock(&r->mu);
+  return NULL;
+}
+
+static int reporter_start(reporter *r) {
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->cv, NULL);
+  int rc = pthread_create(&r->thread, NULL, reporter_main, r);
+  if (rc) return -rc;
+  r->started = true;
+  return 0;
+}
+
+/* Post a consumer position; with wait, return once it is on disk. */
+static int reporter_consumer(reporter *r, uint64_t txid, bool wait) {
+  pthread_mutex_lock(&r->mu);
+  r->want = txid;
+  r->have_want = true;
+  uint64_t gen = ++r->gen;
+  if (wait) r->urgent = true;
+  pthread_cond_broadcast(&r->cv);
+  int rc = 0;
+  if (wait) {
+    while (r->gen_done < gen) pthread_cond_wait(&r->cv, &r->mu);
+    rc = r->write_rc;
+  }
+  pthread_mutex_unlock(&r->mu);
+  return rc;
+}
+
+static void reporter_status(reporter *r, const char *text) {
+  pthread_mutex_lock(&r->mu);
+  snprintf(r->status, sizeof r->status, "%s", text);
+  r->status_new = true;
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* Write what is pending and end the thread. */
+static void reporter_stop(reporter *r) {
+  if (!r->started) return;
+  pthread_mutex_lock(&r->mu);
+  r->stop = true;
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  pthread_join(r->thread, NULL);
+  pthread_cond_destroy(&r->cv);
+  pthread_mutex_destroy(&r->mu);
+  r->started = false;
+}
+
+/* ---- the shipper ------------------------------------------------------------------ */
+
+typedef struct sent {
+  uint64_t last_txid, commit_us;
+  size_t bytes;
+} sent;
+
+typedef struct shipper {
+  const sl_shipper_options *opt;
+  volatile sig_atomic_t *stop;
+  size_t batch_max, batch_cap, window;
+  int heartbeat_ms, timeout_ms, backoff_max_ms;
+  char logdir[PATH_MAX];
+  uint8_t store_id[SL_STORE_ID_SIZE];
+  uint64_t since_txid;           /* --since resolved at start */
+  sl__io *io;
+  sl__tail *tail;
+  reporter rep;
+
+  state st;
+  int rc;                        /* FAILED: the code sl_shipper_run returns */
+  sl_conn *conn;
+  int fd;
+  sl_buf rbuf, sbuf, batch, lz4;
+  uint64_t batch_first, batch_last, batch_commit_us, batch_start_ns;
+
+  /* sent batches: [q_applied, q_durable) acknowledged durable, kept for the
+   * applied commit time; [q_durable, q_end) in flight. Counters, index % SENT_RING. */
+  sent *q;
+  uint64_t q_applied, q_durable, q_end;
+  size_t inflight;
+
+  uint64_t committed, shipped, durable, applied, applied_commit_us;
+  uint64_t confirmed;            /* consumer position: max(durable, start - 1) */
+  size_t recv_limit;             /* the receiver's largest raw batch */
+  uint64_t bytes, batches, reconnects, sessions;
+  uint64_t last_send_ns, last_recv_ns, report_ns, caught_up_ns;
+  bool mark_dirty, report_dirty;
+  int backoff_ms;
+  uint64_t rng;
+  int logged_rc;
+  char error[256];
+} shipper;
+
+static const char *err_code_name(Shiplog__Repl__ErrorCode code) {
+  const ProtobufCEnumValue *v =
+      protobuf_c_enum_descriptor_get_value(&shiplog__repl__error_code__descriptor, (int)code);
+  return v ? v->name : "ERR_UNKNOWN";
+}
+
+static void disconnect(shipper *s) {
+  if (s->conn) {
+    sl__io_forget(s->io, s->fd);
+    sl_conn_close(s->conn);
+  }
+  s->conn = NULL;
+  s->fd = -1;
+  s->rbuf.len = 0;
+  s->batch.len = 0;
+  s->batch_first = 0;
+  s->q_applied = s->q_durable = s->q_end = 0;
+  s->inflight = 0;
+}
+
+static void set_error(shipper *s, const char *fmt, va_list ap) {
+  vsnprintf(s->error, sizeof s->error, fmt, ap);
+  s->report_dirty = true;
+}
+
+/* A failure worth retrying: close, go to BACKOFF; log it unless the same
+ * failure was logged last time (a receiver down for an hour is one line). */
+__attribute__((format(printf, 3, 4))) static int transient(shipper *s, int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  set_error(s, fmt, ap);
+  va_end(ap);
+  if (rc != s->logged_rc) sl_log_warn("%s; retrying", s->error);
+  s->logged_rc = rc;
+  disconnect(s);
+  s->st = ST_BACKOFF;
+  return rc;
+}
+
+/* A failure that ends the shipper (exit 1). fmt NULL: already logged. */
+__attribute__((format(printf, 3, 4))) static int fatal(shipper *s, int rc, const char *fmt, ...) {
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(s, fmt, ap);
+    va_end(ap);
+    sl_log_error("%s", s->error);
+  } else {
+    snprintf(s->error, sizeof s->error, "%s", sl_strerror(rc));
+  }
+  disconnect(s);
+  s->st = ST_FAILED;
+  s->rc = rc;
+  return rc;
+}
+
+static void report(shipper *s, uint64_t now_ns) {
+  uint64_t now_us = sl_now_us();
+  uint64_t lag_ms = 0;
+  if (s->applied < s->committed && s->applied_commit_us && now_us > s->applied_commit_us)
+    lag_ms = (now_us - s->applied_commit_us) / 1000;
+  char text[1024];
+  snprintf(text, sizeof text,
+           "state=%s\npeer=%s\ncommitted=%llu\nshipped=%llu\ndurable=%llu\napplied=%llu\n"
+           "bytes=%llu\nbatches=%llu\nreconnects=%llu\nlag_ms=%llu\nio=%s\nupdated_us=%llu\n"
+           "error=%s\n",
+           state_name[s->st], s->opt->to, (unsigned long long)s->committed,
+           (unsigned long long)s->shipped, (unsigned long long)s->durable,
+           (unsigned long long)s->applied, (unsigned long long)s->bytes,
+           (unsigned long long)s->batches, (unsigned long long)s->reconnects,
+           (unsigned long long)lag_ms, sl__io_name(s->io), (unsigned long long)now_us, s->error);
+  reporter_status(&s->rep, text);
+  s->report_ns = now_ns;
+  s->report_dirty = false;
+}
+
+static int send_msg(shipper *s, const Shiplog__Repl__Message *m) {
+  int rc = sl_fault(SL_FAULT_NET_SEND);
+  s->sbuf.len = 0;
+  if (rc == 0) rc = sl_msg_encode(m, &s->sbuf);
+  if (rc == 0) rc = sl__io_send_all(s->io, s->fd, s->sbuf.data, s->sbuf.len, s->timeout_ms);
+  if (rc) return transient(s, rc, "send to %s: %s", s->opt->to, sl_strerror(rc));
+  /* Don't keep a huge buffer after one oversized frame. */
+  if (s->sbuf.cap > 4 * s->batch_max + 4096) sl_buf_free(&s->sbuf);
+  s->last_send_ns = sl_mono_ns();
+  return 0;
+}
+
+static int refresh_mark(shipper *s) {
+  s->mark_dirty = false;
+  int rc = sl__tail_refresh(s->tail);
+  if (rc) return fatal(s, rc, NULL);
+  uint64_t d = sl__tail_durable(s->tail);
+  if (d != s->committed) {
+    s->committed = d;
+    s->report_dirty = true;
+  }
+  return 0;
+}
+
+/* ---- edges out of CONNECTING ---------------------------------------------------- */
+
+static int session_connect(shipper *s) {
+  int rc = sl_conn_connect(s->opt->to, s->timeout_ms, &s->conn);
+  if (rc) {
+    s->conn = NULL;
+    return transient(s, rc, "cannot connect to receiver %s: %s", s->opt->to, sl_strerror(rc));
+  }
+  s->fd = sl_conn_fd(s->conn);
+  if ((rc = sl_buf_reserve(&s->rbuf, RECV_BUF_BYTES))) return fatal(s, rc, "out of memory");
+  if ((rc = refresh_mark(s))) return rc;
+
+  Shiplog__Repl__Hello h = SHIPLOG__REPL__HELLO__INIT;
+  h.protocol_version = SL_PROTOCOL_VERSION;
+  h.stream = (char *)s->opt->stream;
+  h.store_id.data = s->store_id;
+  h.store_id.len = SL_STORE_ID_SIZE;
+  h.has_start = true;
+  h.start = SHIPLOG__REPL__START_KIND__START_RESUME;
+  if (s->opt->from_txid) {
+    h.start = SHIPLOG__REPL__START_KIND__START_FROM_TXID;
+    h.has_start_txid = true;
+    h.start_txid = s->opt->from_txid;
+  } else if (s->opt->has_since) {
+    h.start = SHIPLOG__REPL__START_KIND__START_SINCE_TIME;
+    h.has_start_txid = true;
+    h.start_txid = s->since_txid;
+    h.has_since_time_us = true;
+    h.since_time_us = s->opt->since_us;
+  }
+  h.has_committed_txid = true;
+  h.committed_txid = s->committed;
+  h.has_primary_time_us = true;
+  h.primary_time_us = sl_now_us();
+  h.software = SOFTWARE;
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_HELLO;
+  m.hello = &h;
+  if ((rc = send_msg(s, &m))) return rc;
+  s->last_recv_ns = sl_mono_ns();
+  s->st = ST_HANDSHAKE;
+  s->report_dirty = true;
+  return 0;
+}
+
+/* ---- edges out of HANDSHAKE ------------------------------------------------------- */
+
+static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
+  const sl_shipper_options *o = s->opt;
+  uint64_t d = w->durable_txid, start;
+  int rc = refresh_mark(s);
+  if (rc) return rc;
+  bool first = s->sessions++ == 0;
+  if (!first) s->reconnects++;
+
+  s->recv_limit = SL_BATCH_RAW_MAX;
+  if (w->has_max_batch_bytes && w->max_batch_bytes > 0 && w->max_batch_bytes < s->recv_limit)
+    s->recv_limit = w->max_batch_bytes;
+  s->batch_cap = SL_MIN(s->batch_max, s->recv_limit);
+
+  if (d > s->committed)
+    return fatal(s, SL_EGAP,
+                 "receiver %s holds stream %s up to txid %llu, but this store's log is durable "
+                 "only up to txid %llu: not the history it was shipped from",
+                 o->to, o->stream, (unsigned long long)d, (unsigned long long)s->committed);
+  if (d > 0) {
+    start = d + 1;
+    if (first && (o->from_txid || o->has_since))
+      sl_log_warn("stream %s on %s already holds txids up to %llu; resuming at %llu (%s applies "
+                  "only to a new stream)", o->stream, o->to, (unsigned long long)d,
+                  (unsigned long long)start, o->from_txid ? "--from-txid" : "--since");
+  } else if (o->from_txid) {
+    start = o->from_txid;
+  } else if (o->has_since) {
+    start = s->since_txid;
+  } else {
+    if ((rc = sl__tail_oldest(s->tail, &start)))
+      return fatal(s, rc, "%s: cannot list the log: %s", s->logdir, sl_strerror(rc));
+    if (start > 1 && first)
+      sl_log_warn("%s: the log starts at txid %llu (older segments were pruned); shipping "
+                  "stream %s from there", s->logdir, (unsigned long long)start, o->stream);
+  }
+  if (start > s->committed + 1)
+    return fatal(s, SL_EGAP, "cannot ship from txid %llu: %s is durable only up to txid %llu",
+                 (unsigned long long)start, s->logdir, (unsigned long long)s->committed);
+
+  /* Protect the segments we are about to read before reading them. */
+  if ((rc = reporter_consumer(&s->rep, start - 1, true)))
+    return fatal(s, rc, "%s: cannot record consumer ship-%s: %s", s->logdir, o->stream,
+                 sl_strerror(rc));
+  rc = sl__tail_seek(s->tail, start);
+  if (rc == SL_ENOTFOUND)
+    return fatal(s, rc, "%s: segment for txid %llu was removed", s->logdir,
+                 (unsigned long long)start);
+  if (rc) return fatal(s, rc, NULL);
+
+  s->shipped = s->confirmed = start - 1;
+  s->durable = d;
+  s->applied = w->has_applied_txid ? w->applied_txid : 0;
+  s->applied_commit_us = 0;
+  s->st = ST_STREAMING;
+  s->backoff_ms = 0;
+  s->caught_up_ns = 0;
+  s->error[0] = 0;
+  s->report_dirty = true;
+  s->last_send_ns = s->last_recv_ns = sl_mono_ns();
+  if (s->logged_rc) sl_log_warn("connected to receiver %s again; stream %s resumes at txid %llu",
+                                o->to, o->stream, (unsigned long long)start);
+  else sl_log_info("shipping stream %s to %s from txid %llu (%s)", o->stream, o->to,
+                   (unsigned long long)start, sl__io_name(s->io));
+  s->logged_rc = 0;
+  return 0;
+}
+
+static int on_error_msg(shipper *s, const Shiplog__Repl__Error *e) {
+  int rc;
+  switch (e->code) {
+  case SHIPLOG__REPL__ERROR_CODE__ERR_VERSION: rc = SL_EVERSION; break;
+  case SHIPLOG__REPL__ERROR_CODE__ERR_STORE_ID: rc = SL_ESTOREID; break;
+  case SHIPLOG__REPL__ERROR_CODE__ERR_GAP: rc = SL_EGAP; break;
+  case SHIPLOG__REPL__ERROR_CODE__ERR_DIVERGED: rc = SL_EGAP; break;
+  case SHIPLOG__REPL__ERROR_CODE__ERR_CORRUPT: rc = SL_ECORRUPT; break;
+  case SHIPLOG__REPL__ERROR_CODE__ERR_TOO_BIG: rc = SL_ETOOBIG; break;
+  case SHIPLOG__REPL__ERROR_CODE__ERR_UNKNOWN_STREAM: rc = SL_ENOTFOUND; break;
+  case SHIPLOG__REPL__ERROR_CODE__ERR_FORBIDDEN: rc = -EACCES; break;
+  case SHIPLOG__REPL__ERROR_CODE__ERR_IO: rc = -EIO; break;
+  case SHIPLOG__REPL__ERROR_CODE__ERR_BUSY: rc = -EBUSY; break;
+  default: rc = SL_EINVAL; break;
+  }
+  const char *text = e->message ? e->message : "";
+  if (e->has_permanent && e->permanent)
+    return fatal(s, rc, "receiver %s refused stream %s: %s (%s)", s->opt->to, s->opt->stream, text,
+                 err_code_name(e->code));
+  return transient(s, rc, "receiver %s refused stream %s: %s (%s)", s->opt->to, s->opt->stream,
+                   text, err_code_name(e->code));
+}
+
+/* ---- acknowledgements ---------------------------------------------------------------- */
+
+static int on_positions(shipper *s, uint64_t durable, bool has_applied, uint64_t applied) {
+  if (durable > s->shipped)
+    return transient(s, SL_EINVAL, "receiver %s acknowledged txid %llu, but only %llu was shipped",
+                     s->opt->to, (unsigned long long)durable, (unsigned long long)s->shipped);
+  if (durable > s->durable) {
+    s->durable = durable;
+    while (s->q_durable < s->q_end && s->q[s->q_durable % SENT_RING].last_txid <= durable)
+      s->inflight -= s->q[s->q_durable++ % SENT_RING].bytes;
+    s->report_dirty = true;
+  }
+  if (durable > s->confirmed) {
+    s->confirmed = durable;
+    reporter_consumer(&s->rep, durable, false);
+  }
+  if (has_applied && applied > s->applied) {
+    s->applied = SL_MIN(applied, s->durable);
+    while (s->q_applied < s->q_durable && s->q[s->q_applied % SENT_RING].last_txid <= s->applied)
+      s->applied_commit_us = s->q[s->q_applied++ % SENT_RING].commit_us;
+    s->report_dirty = true;
+  }
+  return 0;
+}
+
+static int handle_msg(shipper *s, const Shiplog__Repl__Message *m) {
+  switch (m->body_case) {
+  case SHIPLOG__REPL__MESSAGE__BODY_WELCOME:
+    if (s->st == ST_HANDSHAKE) return on_welcome(s, m->welcome);
+    break;
+  case SHIPLOG__REPL__MESSAGE__BODY_ACK:
+    if (s->st == ST_STREAMING)
+      return on_positions(s, m->ack->durable_txid, m->ack->has_applied_txid, m->ack->applied_txid);
+    break;
+  case SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT:
+    if (s->st == ST_STREAMING && m->heartbeat->has_durable_txid)
+      return on_positions(s, m->heartbeat->durable_txid, m->heartbeat->has_applied_txid,
+                          m->heartbeat->applied_txid);
+    return 0;
+  case SHIPLOG__REPL__MESSAGE__BODY_ERROR: return on_error_msg(s, m->error);
+  default: break;
+  }
+  return transient(s, SL_EINVAL, "receiver %s sent an unexpected %s message", s->opt->to,
+                   sl_msg_kind(m));
+}
+
+/* Received bytes: decode and handle every whole message, keep the rest. */
+static int on_received(shipper *s, long got) {
+  if (got == 0) return transient(s, SL_EEND, "receiver %s closed the connection", s->opt->to);
+  if (got < 0)
+    return transient(s, (int)got, "receive from %s: %s", s->opt->to, sl_strerror((int)got));
+  s->rbuf.len += (size_t)got;
+  s->last_recv_ns = sl_mono_ns();
+  size_t off = 0;
+  int rc;
+  for (;;) {
+    Shiplog__Repl__Message *m;
+    size_t used;
+    rc = sl_msg_decode(s->rbuf.data + off, s->rbuf.len - off, RECV_MAX_BODY, &m, &used);
+    if (rc) break;
+    rc = handle_msg(s, m);
+    sl_msg_free(m);
+    if (rc || (s->st != ST_HANDSHAKE && s->st != ST_STREAMING)) return rc;
+    off += used;
+  }
+  if (rc != SL_ETRUNCATED)
+    return transient(s, rc, "bad message from receiver %s: %s", s->opt->to, sl_strerror(rc));
+  memmove(s->rbuf.data, s->rbuf.data + off, s->rbuf.len - off);
+  s->rbuf.len -= off;
+  /* Room for the whole next message (nothing is in flight on rbuf now). */
+  size_t need = RECV_BUF_BYTES;
+  if (s->rbuf.len >= SL_MSG_HEADER_SIZE) need = SL_MSG_HEADER_SIZE + sl_get_le32(s->rbuf.data) + 4096;
+  if ((rc = sl_buf_reserve(&s->rbuf, need))) return fatal(s, rc, "out of memory");
+  return 0;
+}
+
+/* Wait for the log, the receiver or timeout_ms, and handle what came. */
+static int pump(shipper *s, int timeout_ms) {
+  sl__io_waitset w = {.notify_fd = sl__tail_notify_fd(s->tail), .sock_fd = s->fd,
+                   .timeout_ms = timeout_ms};
+  if (s->fd >= 0) {
+    w.recv_buf = s->rbuf.data + s->rbuf.len;
+    w.recv_len = s->rbuf.cap - s->rbuf.len;
+  }
+  sl__io_events ev;
+  int rc = sl__io_wait(s->io, &w, &ev);
+  if (rc) return fatal(s, rc, "%s: wait: %s", sl__io_name(s->io), sl_strerror(rc));
+  if (ev.ready & SL__IO_NOTIFY) sl__tail_notify(s->tail, ev.notify, ev.notify_len);
+  /* Also after a quiet wait: inotify is the fast path, not the only one. */
+  if ((ev.ready & SL__IO_NOTIFY) || ev.ready == 0) s->mark_dirty = true;
+  if (ev.ready & SL__IO_RECV) return on_received(s, ev.received);
+  return 0;
+}
+
+static int session_handshake(shipper *s) {
+  while (s->st == ST_HANDSHAKE) {
+    if (*s->stop) {
+      disconnect(s);
+      s->st = ST_STOPPED;
+      return 0;
+    }
+    uint64_t now = sl_mono_ns(), until = s->last_recv_ns + (uint64_t)s->timeout_ms * 1000000u;
+    if (now >= until)
+      return transient(s, -ETIMEDOUT, "receiver %s did not answer the hello within %d ms",
+                       s->opt->to, s->timeout_ms);
+    int rc = pump(s, (int)SL_MIN((until - now) / 1000000u + 1, (uint64_t)IDLE_WAKE_MS));
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* ---- STREAMING ---------------------------------------------------------------------------- */
+
+static int send_batch(shipper *s) {
+  Shiplog__Repl__Batch b;
+  int rc = sl_batch_seal(s->batch.data, s->batch.len, s->batch_first, s->batch_last, true, &s->lz4, &b);
+  if (rc)
+    return fatal(s, rc, "cannot seal batch of txids %llu..%llu: %s",
+                 (unsigned long long)s->batch_first, (unsigned long long)s->batch_last,
+                 sl_strerror(rc));
+  b.has_last_commit_us = true;
+  b.last_commit_us = s->batch_commit_us;
+  b.has_sent_time_us = true;
+  b.sent_time_us = sl_now_us();
+  b.has_committed_txid = true;
+  b.committed_txid = s->committed;
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BATCH;
+  m.batch = &b;
+  if ((rc = send_msg(s, &m))) return rc;
+
+  if (s->q_end - s->q_applied == SENT_RING) s->q_applied++; /* forget the oldest applied-time hint */
+  s->q[s->q_end++ % SENT_RING] = (sent){s->batch_last, s->batch_commit_us, s->batch.len};
+  s->inflight += s->batch.len;
+  s->shipped = s->batch_last;
+  s->bytes += s->batch.len;
+  s->batches++;
+  s->report_dirty = true;
+  s->batch.len = 0;
+  s->batch_first = 0;
+  if (s->batch.cap > 4 * s->batch_max) sl_buf_free(&s->batch);
+  if (s->lz4.cap > 8 * s->batch_max) sl_buf_free(&s->lz4);
+  return 0;
+}
+
+static bool window_open(const shipper *s) {
+  return s->inflight < s->window && s->q_end - s->q_durable < SENT_RING;
+}
+
+/* Batch whatever is durable and not yet shipped, sending full batches (and
+ * every batch when there is no delay). */
+static int fill(shipper *s, uint64_t now) {
+  while (window_open(s) && sl__tail_next_txid(s->tail) <= s->committed) {
+    sl__tail_run run;
+    size_t before = s->batch.len;
+    int rc = sl__tail_read(s->tail, &s->batch, s->batch_cap, &run);
+    if (rc) return fatal(s, rc, NULL);
+    if (run.bytes == 0) break;
+    if (before == 0) {
+      s->batch_first = run.first_txid;
+      s->batch_start_ns = now;
+    }
+    s->batch_last = run.last_txid;
+    s->batch_commit_us = run.last_commit_us;
+    if (s->batch.len > s->recv_limit)
+      return fatal(s, SL_ETOOBIG,
+                   "%s: txid %llu is a %zu-byte frame, more than receiver %s takes in a batch "
+                   "(%zu bytes)", s->logdir, (unsigned long long)run.first_txid, s->batch.len,
+                   s->opt->to, s->recv_limit);
+    if (s->opt->batch_delay_us == 0 || s->batch.len >= s->batch_cap) {
+      if ((rc = send_batch(s))) return rc;
+    } else {
+      break;
+    }
+  }
+  if (s->batch.len > 0 && now >= s->batch_start_ns + (uint64_t)s->opt->batch_delay_us * 1000u)
+    return send_batch(s);
+  return 0;
+}
+
+static int send_heartbeat(shipper *s) {
+  Shiplog__Repl__Heartbeat hb = SHIPLOG__REPL__HEARTBEAT__INIT;
+  hb.has_time_us = true;
+  hb.time_us = sl_now_us();
+  hb.has_committed_txid = true;
+  hb.committed_txid = s->committed;
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT;
+  m.heartbeat = &hb;
+  return send_msg(s, &m);
+}
+
+static uint64_t earlier(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static int session_stream(shipper *s) {
+  const uint64_t ms = 1000000u;
+  while (s->st == ST_STREAMING) {
+    if (*s->stop) {
+      disconnect(s);
+      s->st = ST_STOPPED;
+      return 0;
+    }
+    int rc;
+    if (s->mark_dirty && (rc = refresh_mark(s))) return rc;
+    uint64_t now = sl_mono_ns();
+    if ((rc = fill(s, now))) return rc;
+    if (now >= s->last_send_ns + (uint64_t)s->heartbeat_ms * ms && (rc = send_heartbeat(s)))
+      return rc;
+    if (now >= s->last_recv_ns + (uint64_t)s->timeout_ms * ms)
+      return transient(s, -ETIMEDOUT, "receiver %s silent for %d ms", s->opt->to, s->timeout_ms);
+
+    uint64_t wake = earlier(s->last_send_ns + (uint64_t)s->heartbeat_ms * ms,
+                            s->last_recv_ns + (uint64_t)s->timeout_ms * ms);
+    if (s->batch.len > 0)
+      wake = earlier(wake, s->batch_start_ns + (uint64_t)s->opt->batch_delay_us * 1000u);
+    if (s->opt->exit_when_caught_up) {
+      bool caught_up = s->batch.len == 0 && s->shipped == s->committed && s->q_durable == s->q_end;
+      if (!caught_up) {
+        s->caught_up_ns = 0;
+      } else if (!s->caught_up_ns) {
+        s->caught_up_ns = now;
+      } else if (now >= s->caught_up_ns + SETTLE_MS * ms) {
+        s->st = ST_STOPPED;
+        return 0;
+      }
+      if (caught_up) {
+        s->mark_dirty = true; /* look again before declaring it */
+        wake = earlier(wake, s->caught_up_ns + SETTLE_MS * ms);
+      }
+    }
+    if (s->report_dirty) {
+      if (now >= s->report_ns + REPORT_MS * ms) report(s, now);
+      else wake = earlier(wake, s->report_ns + REPORT_MS * ms);
+    }
+    uint64_t left = wake > now ? (wake - now + ms - 1) / ms : 0;
+    if ((rc = pump(s, (int)SL_MIN(left, (uint64_t)IDLE_WAKE_MS)))) return rc;
+  }
+  return 0;
+}
+
+/* ---- BACKOFF ------------------------------------------------------------------------------ */
+
+static int session_backoff(shipper *s) {
+  s->backoff_ms = s->backoff_ms ? SL_MIN(2 * s->backoff_ms, s->backoff_max_ms) : BACKOFF_MIN_MS;
+  /* xorshift jitter: wait between half and all of the delay, so that many
+   * shippers of one restarted receiver don't come back in step. */
+  s->rng ^= s->rng << 13;
+  s->rng ^= s->rng >> 7;
+  s->rng ^= s->rng << 17;
+  uint64_t delay_ms = (uint64_t)s->backoff_ms / 2 + s->rng % ((uint64_t)s->backoff_ms / 2 + 1);
+  uint64_t until = sl_mono_ns() + delay_ms * 1000000u;
+  report(s, sl_mono_ns());
+  for (;;) {
+    if (*s->stop) {
+      s->st = ST_STOPPED;
+      return 0;
+    }
+    uint64_t now = sl_mono_ns();
+    if (now >= until) break;
+    int rc = pump(s, (int)SL_MIN((until - now) / 1000000u + 1, (uint64_t)IDLE_WAKE_MS));
+    if (rc) return rc;
+  }
+  s->st = ST_CONNECTING;
+  return 0;
+}
+
+/* ---- setup ------------------------------------------------------------------------------------ */
+
+static int read_store_id(shipper *s) {
+  sl_store *st;
+  int rc = sl_store_open(s->opt->store_dir, SL_OPEN_RDONLY, &st);
+  if (rc) {
+    sl_log_error("%s: cannot open store: %s", s->opt->store_dir, sl_strerror(rc));
+    return rc;
+  }
+  memcpy(s->store_id, sl_store_id(st), SL_STORE_ID_SIZE);
+  sl_store_close(st);
+  return 0;
+}
+
+static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_t *stop) {
+  int rc;
+  s->opt = opt;
+  s->stop = stop;
+  s->fd = -1;
+  s->batch_max = opt->batch_max_bytes ? opt->batch_max_bytes : DEFAULT_BATCH_BYTES;
+  s->batch_max = SL_MIN(s->batch_max, (size_t)SL_BATCH_RAW_MAX);
+  s->batch_cap = s->batch_max;
+  s->window = opt->window_bytes ? opt->window_bytes : DEFAULT_WINDOW_BYTES;
+  s->heartbeat_ms = opt->heartbeat_ms > 0 ? opt->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
+  s->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : DEFAULT_TIMEOUT_MS;
+  s->backoff_max_ms = opt->backoff_max_ms > 0 ? opt->backoff_max_ms : DEFAULT_BACKOFF_MAX_MS;
+  s->backoff_max_ms = SL_MAX(s->backoff_max_ms, BACKOFF_MIN_MS);
+  s->rng = sl_mono_ns() | 1;
+  s->mark_dirty = true;
+  if (!opt->store_dir || !opt->to || !opt->stream) {
+    sl_log_error("shipper: store, receiver address and stream are required");
+    return SL_EINVAL;
+  }
+  if (!sl_stream_name_valid(opt->stream)) {
+    sl_log_error("stream name '%s' is not valid ([A-Za-z0-9_.-]{1,64})", opt->stream);
+    return SL_EINVAL;
+  }
+  if (snprintf(s->logdir, sizeof s->logdir, "%s/log", opt->store_dir) >= (int)sizeof s->logdir)
+    return -ENAMETOOLONG;
+  snprintf(s->rep.logdir, sizeof s->rep.logdir, "%s", s->logdir);
+  snprintf(s->rep.consumer, sizeof s->rep.consumer, "ship-%s", opt->stream);
+  char shipdir[PATH_MAX];
+  snprintf(shipdir, sizeof shipdir, "%s/ship", opt->store_dir);
+  if (snprintf(s->rep.status_path, sizeof s->rep.status_path, "%s/%s.status", shipdir,
+               opt->stream) >= (int)sizeof s->rep.status_path)
+    return -ENAMETOOLONG;
+
+  if ((rc = read_store_id(s))) return rc;
+  if ((rc = sl_mkdir_p(shipdir))) {
+    sl_log_error("%s: %s", shipdir, sl_strerror(rc));
+    return rc;
+  }
+  if (opt->has_since && (rc = sl_log_find_after_time(s->logdir, opt->since_us, &s->since_txid))) {
+    sl_log_error("%s: cannot find where --since starts: %s", s->logdir, sl_strerror(rc));
+    return rc;
+  }
+  if ((rc = sl__io_open(opt->backend, &s->io))) return rc;
+  if ((rc = sl__tail_open(s->logdir, s->store_id, s->io, &s->tail))) return rc;
+  if (!(s->q = calloc(SENT_RING, sizeof *s->q))) return -ENOMEM;
+  if ((rc = sl_buf_reserve(&s->batch, s->batch_max)) || (rc = sl_buf_reserve(&s->rbuf, RECV_BUF_BYTES)))
+    return rc;
+  return reporter_start(&s->rep);
+}
+
+int sl_shipper_run(const sl_shipper_options *opt, volatile sig_atomic_t *stop) {
+  shipper *s = calloc(1, sizeof *s);
+  if (!s) return -ENOMEM;
+  int rc = setup(s, opt, stop);
+  if (rc) goto done;
+  report(s, sl_mono_ns());
+  while (s->st != ST_STOPPED && s->st != ST_FAILED) {
+    switch (s->st) {
+    case ST_CONNECTING: session_connect(s); break;
+    case ST_HANDSHAKE: session_handshake(s); break;
+    case ST_STREAMING: session_stream(s); break;
+    case ST_BACKOFF: session_backoff(s); break;
+    default: break;
+    }
+    if (*stop && s->st != ST_FAILED) {
+      disconnect(s);
+      s->st = ST_STOPPED;
+    }
+  }
+  rc = s->st == ST_FAILED ? s->rc : 0;
+  /* Final reports: the last acknowledged position and the final state. */
+  if (s->sessions) reporter_consumer(&s->rep, s->confirmed, false);
+  report(s, sl_mono_ns());
+done:
+  disconnect(s);
+  reporter_stop(&s->rep);
+  sl__tail_close(s->tail);
+  sl__io_close(s->io);
+  sl_buf_free(&s->rbuf);
+  sl_buf_free(&s->sbuf);
+  sl_buf_free(&s->batch);
+  sl_buf_free(&s->lz4);
+  free(s->q);
+  free(s);
+  return rc;
+}
+
+/* ---- status file ------------------------------------------------------------------------------ */
+
+int sl_ship_status_read(const char *store_dir, const char *stream, sl_ship_status *out) {
+  char path[PATH_MAX], text[2048];
+  memset(out, 0, sizeof *out);
+  if (!sl_stream_name_valid(stream)) return SL_EINVAL;
+  if (snprintf(path, sizeof path, "%s/ship/%s.status", store_dir, stream) >= (int)sizeof path)
+    return -ENAMETOOLONG;
+  int rc = sl_status_load(path, text, sizeof text);
+  if (rc) return rc;
+  sl_status_get(text, "state", out->state, sizeof out->state);
+  sl_status_get(text, "peer", out->peer, sizeof out->peer);
+  sl_status_get(text, "error", out->error, sizeof out->error);
+  out->committed = sl_status_get_u64(text, "committed");
+  out->shipped = sl_status_get_u64(text, "shipped");
+  out->durable = sl_status_get_u64(text, "durable");
+  out->applied = sl_status_get_u64(text, "applied");
+  out->bytes = sl_status_get_u64(text, "bytes");
+  out->batches = sl_status_get_u64(text, "batches");
+  out->reconnects = sl_status_get_u64(text, "reconnects");
+  out->lag_ms = sl_status_get_u64(text, "lag_ms");
+  out->updated_us = sl_status_get_u64(text, "updated_us");
+  return 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * shipper: tails a live store's transaction log and streams it to a
+ * receiver (proto/replication.proto, codec/codec.h).
+ *
+ * It reads only the durable prefix of the log (the log's durable mark), so
+ * nothing a primary could still lose is ever shipped. It waits for growth
+ * without polling (inotify on the log directory), follows segment rotation,
+ * batches what is ready (bounded by bytes and by delay), compresses with lz4
+ * and keeps up to a window of unacknowledged batches in flight. Each durable
+ * acknowledgement is recorded as the store's consumer position
+ * ("ship-STREAM" in STORE/log/consumers/), so the primary keeps every
+ * segment not yet durable on the receiver. After any network error or
+ * receiver restart it reconnects with backoff and resumes at the receiver's
+ * durable txid; a permanent refusal (Error.permanent) ends it.
+ *
+ * I/O backends: io_uring (file reads, inotify reads, socket receive and
+ * send through one ring) or plain (pread/poll/send) where io_uring is not
+ * available (ENOSYS/EPERM, e.g. seccomp); the fallback is announced once.
+ *
+ * Status: STORE/ship/STREAM.status, rewritten at most every 200 ms while
+ * something changes (key=value lines: state, peer, committed, shipped,
+ * durable, applied, bytes, batches, reconnects, lag_ms, error). Read by
+ * `shiplog status STORE`.
+ */
+#ifndef SL_SHIPPER_H
+#define SL_SHIPPER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum sl_io_backend { SL_IO_AUTO = 0, SL_IO_URING, SL_IO_PLAIN } sl_io_backend;
+
+typedef struct sl_shipper_options {
+  const char *store_dir;
+  const char *to;              /* HOST:PORT */
+  const char *stream;
+  uint64_t from_txid;          /* 0: not given */
+  bool has_since;
+  uint64_t since_us;           /* --since: ship transactions committed after it */
+  size_t batch_max_bytes;      /* 0: 1 MiB of raw frames */
+  uint32_t batch_delay_us;     /* wait up to this long to fill a batch; 0: ship at once */
+  size_t window_bytes;         /* unacknowledged raw bytes in flight; 0: 32 MiB */
+  int heartbeat_ms;            /* 0: 1000 */
+  int timeout_ms;              /* silent receiver; 0: 10000 */
+  int backoff_max_ms;          /* 0: 5000 */
+  sl_io_backend backend;
+  bool exit_when_caught_up;    /* stop once everything durable is acknowledged */
+} sl_shipper_options;
+
+/* Run until *stop becomes non-zero (signal handler), a permanent refusal
+ * (returns SL_EINVAL / SL_ESTOREID / ... with the receiver's message logged)
+ * or, with exit_when_caught_up, until caught up (returns 0). */
+int sl_shipper_run(const sl_shipper_options *opt, volatile sig_atomic_t *stop);
+
+/* Status of the shipper of STREAM on STORE, from its status file. */
+typedef struct sl_ship_status {
+  char state[32];              /* connecting, streaming, backoff, stopped, failed */
+  char peer[80];
+  uint64_t committed, shipped, durable, applied;
+  uint64_t bytes, batches, reconnects;
+  uint64_t lag_ms;             /* now - commit time of the newest applied tx, when behind */
+  uint64_t updated_us;
+  char error[256];
+} sl_ship_status;
+int sl_ship_status_read(const char *store_dir, const char *stream, sl_ship_status *out);
+
+#endif

@@ -1,0 +1,975 @@
+/*
+ * The graph in LMDB: the schema, the ops, the log records they come from
+ * and go to, and every read.
+ *
+ * SCHEMA (store.h lists it too; integers in keys are big-endian so that
+ * memcmp order is numeric order)
+ *   meta        name -> u64 LE (applied_txid, last_commit_us, next_node_id,
+ *               next_rel_id, node_count, rel_count, base_txid,
+ *               segment_size, no_log, format_version) or bytes (store_id)
+ *   nodes       id(8) -> empty
+ *   node_labels id(8) label -> empty
+ *   label_index len(1) label id(8) -> empty
+ *   node_props  id(8) key -> value (value.c)
+ *   rels        id(8) -> start(8) end(8) type
+ *   rel_props   id(8) key -> value
+ *   adjacency   node(8) dir(1) tlen(1) type rel(8) -> other node(8)
+ *               dir 1 = out (node is the start), 2 = in; a self-loop has
+ *               one entry of each
+ * Every key is unique, so a label, property or adjacency entry is one put
+ * and one delete, and "everything of node N" is one prefix scan.
+ *
+ * OPS (sl__op_*) validate and apply in one pass to an LMDB write
+ * transaction. A failing op leaves that transaction half-changed; callers
+ * never commit it (sl_tx_commit and sl_store_apply abort), which is what
+ * makes a transaction all-or-nothing without a separate validation pass.
+ * Checks run in this order, so that one input has one answer: names and
+ * values (SL_EINVAL), referenced entities (SL_ENOTFOUND), the new id
+ * (SL_EEXIST), then relationships left (SL_EHASRELS).
+ *
+ * ONE APPLY PATH: the sl_tx_* wrappers call the ops and, when an op
+ * changed something, record it into the Transaction being built (the ids
+ * assigned included); sl__apply_record decodes a packed Transaction and
+ * calls the same ops. Replay is therefore the commit path minus recording,
+ * and deterministic: ids come from the record, detach deletes walk the
+ * adjacency in key order.
+ *
+ * Meta counters live in sl__wctx.meta during a transaction and are written
+ * once, at its commit (store.c).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+const char *const sl__db_names[SL__DB_COUNT] = {
+    "meta", "nodes", "node_labels", "label_index", "node_props", "rels", "rel_props", "adjacency"};
+
+enum { DIR_OUT = SL_DIR_OUT, DIR_IN = SL_DIR_IN };
+
+int sl__mdb_err(int rc) {
+  if (rc >= 0) return -rc;
+  switch (rc) {
+  case MDB_MAP_FULL:
+  case MDB_TXN_FULL:
+  case MDB_CURSOR_FULL:
+  case MDB_PAGE_FULL:
+    return -ENOSPC;
+  case MDB_READERS_FULL:
+    return -EAGAIN;
+  case MDB_VERSION_MISMATCH:
+    return SL_EVERSION;
+  case MDB_NOTFOUND:
+    return SL_ENOTFOUND;
+  case MDB_KEYEXIST:
+    return SL_EEXIST;
+  case MDB_BAD_VALSIZE:
+    return SL_EINVAL;
+  default:
+    return SL_ECORRUPT;
+  }
+}
+
+int sl__cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_cursor **out) {
+  if (!cs->c[db]) {
+    int rc = mdb_cursor_open(cs->txn, dbis[db], &cs->c[db]);
+    if (rc) {
+      sl_log_error("LMDB cursor on %s: %s", sl__db_names[db], mdb_strerror(rc));
+      return sl__mdb_err(rc);
+    }
+  }
+  *out = cs->c[db];
+  return 0;
+}
+
+void sl__cursors_close(sl__cursors *cs) {
+  for (int i = 0; i < SL__DB_COUNT; i++) {
+    if (cs->c[i]) mdb_cursor_close(cs->c[i]);
+    cs->c[i] = NULL;
+  }
+}
+
+/* ---- meta ------------------------------------------------------------------ */
+static const struct {
+  const char *name;
+  size_t off;
+} meta_fields[] = {
+    {"applied_txid", offsetof(sl__meta, applied_txid)},
+    {"last_commit_us", offsetof(sl__meta, last_commit_us)},
+    {"next_node_id", offsetof(sl__meta, next_node_id)},
+    {"next_rel_id", offsetof(sl__meta, next_rel_id)},
+    {"node_count", offsetof(sl__meta, node_count)},
+    {"rel_count", offsetof(sl__meta, rel_count)},
+};
+
+int sl__meta_get_bytes(MDB_txn *txn, MDB_dbi dbi, const char *name, MDB_val *out) {
+  MDB_val k = {strlen(name), (void *)name};
+  int rc = mdb_get(txn, dbi, &k, out);
+  if (rc == MDB_NOTFOUND) return SL_ENOTFOUND;
+  if (rc) {
+    sl_log_error("LMDB meta %s: %s", name, mdb_strerror(rc));
+    return sl__mdb_err(rc);
+  }
+  return 0;
+}
+
+int sl__meta_put_bytes(MDB_txn *txn, MDB_dbi dbi, const char *name, const void *p, size_t n) {
+  MDB_val k = {strlen(name), (void *)name}, d = {n, (void *)p};
+  int rc = mdb_put(txn, dbi, &k, &d, 0);
+  if (rc) {
+    sl_log_error("LMDB meta %s: %s", name, mdb_strerror(rc));
+    return sl__mdb_err(rc);
+  }
+  return 0;
+}
+
+int sl__meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out) {
+  MDB_val d;
+  int rc = sl__meta_get_bytes(txn, dbi, name, &d);
+  if (rc) return rc;
+  if (d.mv_size != 8) {
+    sl_log_error("LMDB meta %s: %zu bytes, expected 8", name, d.mv_size);
+    return SL_ECORRUPT;
+  }
+  *out = sl_get_le64(d.mv_data);
+  return 0;
+}
+
+int sl__meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t v) {
+  uint8_t b[8];
+  sl_put_le64(b, v);
+  return sl__meta_put_bytes(txn, dbi, name, b, 8);
+}
+
+int sl__meta_read(MDB_txn *txn, MDB_dbi dbi, sl__meta *m) {
+  for (size_t i = 0; i < SL_ARRAY_LEN(meta_fields); i++) {
+    int rc = sl__meta_get_u64(txn, dbi, meta_fields[i].name, (uint64_t *)((char *)m + meta_fields[i].off));
+    if (rc == SL_ENOTFOUND) {
+      sl_log_error("LMDB meta %s is missing", meta_fields[i].name);
+      return SL_ECORRUPT;
+    }
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+int sl__meta_write(MDB_txn *txn, MDB_dbi dbi, const sl__meta *m, const sl__meta *old) {
+  for (size_t i = 0; i < SL_ARRAY_LEN(meta_fields); i++) {
+    uint64_t v = *(const uint64_t *)((const char *)m + meta_fields[i].off);
+    if (old && v == *(const uint64_t *)((const char *)old + meta_fields[i].off)) continue;
+    int rc = sl__meta_put_u64(txn, dbi, meta_fields[i].name, v);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* ---- op helpers --------------------------------------------------------------- */
+static int op_fail(sl__wctx *w, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int op_fail(sl__wctx *w, int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w->err, sizeof w->err, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+/* An LMDB failure (I/O, map full): logged, unlike refused input. */
+static int mdb_fail(sl__wctx *w, int rc, enum sl__db db) {
+  sl_log_error("LMDB %s: %s", sl__db_names[db], mdb_strerror(rc));
+  return op_fail(w, sl__mdb_err(rc), "LMDB %s: %s", sl__db_names[db], mdb_strerror(rc));
+}
+
+static MDB_dbi dbi(const sl__wctx *w, enum sl__db db) { return w->st->dbi[db]; }
+
+/* mdb_put of key k[0..kn) and data; returns the raw LMDB code. */
+static int put(sl__wctx *w, enum sl__db db, const void *k, size_t kn, const void *d, size_t dn, unsigned flags) {
+  MDB_val key = {kn, (void *)k}, val = {dn, (void *)d};
+  return mdb_put(w->txn, dbi(w, db), &key, &val, flags);
+}
+
+static int del(sl__wctx *w, enum sl__db db, const void *k, size_t kn) {
+  MDB_val key = {kn, (void *)k};
+  return mdb_del(w->txn, dbi(w, db), &key, NULL);
+}
+
+/* 0 if the node / relationship exists, else SL_ENOTFOUND with w->err. */
+static int must_exist(sl__wctx *w, bool rel, uint64_t id, const char *role) {
+  uint8_t k[8];
+  sl_put_be64(k, id);
+  MDB_val key = {8, k}, val;
+  enum sl__db db = rel ? SL__DB_RELS : SL__DB_NODES;
+  int rc = mdb_get(w->txn, dbi(w, db), &key, &val);
+  if (rc == MDB_NOTFOUND)
+    return op_fail(w, SL_ENOTFOUND, "%s%s %llu does not exist", role, rel ? "relationship" : "node",
+                   (unsigned long long)id);
+  return rc ? mdb_fail(w, rc, db) : 0;
+}
+
+static int check_name(sl__wctx *w, const char *name, const char *what) {
+  int n = sl__name_check(name);
+  if (n < 0) return op_fail(w, SL_EINVAL, "%s is not 1..%d bytes of UTF-8", what, SL_NAME_MAX);
+  return n;
+}
+
+static int check_props(sl__wctx *w, const sl_prop *props, size_t n) {
+  if (n && !props) return op_fail(w, SL_EINVAL, "properties missing");
+  for (size_t i = 0; i < n; i++) {
+    if (check_name(w, props[i].key, "property key") < 0) return SL_EINVAL;
+    if (props[i].value.kind == SL_NULL)
+      return op_fail(w, SL_EINVAL, "property %s: null is only allowed to remove a property", props[i].key);
+    if (sl__value_check(&props[i].value))
+      return op_fail(w, SL_EINVAL, "property %s: not a storable value (UTF-8 strings without NUL, "
+                     "lists of one scalar kind)", props[i].key);
+  }
+  return 0;
+}
+
+/* Take the given id or assign the next one; keeps next_id above every id used. */
+static int take_id(sl__wctx *w, uint64_t *id, uint64_t *next_id, const char *what) {
+  if (*id == 0) {
+    if (*next_id == UINT64_MAX) return op_fail(w, SL_EINVAL, "no %s ids left", what);
+    *id = *next_id;
+  } else if (*id == UINT64_MAX) {
+    return op_fail(w, SL_EINVAL, "%s id %llu is reserved", what, (unsigned long long)*id);
+  }
+  if (*id >= *next_id) *next_id = *id + 1;
+  return 0;
+}
+
+/* Put entity id's property: 1 if it existed and `flags` has MDB_NOOVERWRITE. */
+static int put_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, size_t kl, const sl_value *v,
+                    unsigned flags) {
+  enum sl__db db = rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS;
+  uint8_t k[8 + SL_NAME_MAX];
+  sl_put_be64(k, id);
+  memcpy(k + 8, key, kl);
+  MDB_val key_v = {8 + kl, k}, val = {sl__value_encoded_size(v), NULL};
+  int rc = mdb_put(w->txn, dbi(w, db), &key_v, &val, flags | MDB_RESERVE);
+  if (rc == MDB_KEYEXIST) return 1;
+  if (rc) return mdb_fail(w, rc, db);
+  sl__value_encode(v, val.mv_data);
+  return 0;
+}
+
+static size_t label_index_key(uint8_t *k, const char *label, size_t ll, uint64_t id) {
+  k[0] = (uint8_t)ll;
+  memcpy(k + 1, label, ll);
+  sl_put_be64(k + 1 + ll, id);
+  return 1 + ll + 8;
+}
+
+/* 1 if the node already had the label. */
+static int add_label(sl__wctx *w, uint64_t id, const char *label, size_t ll) {
+  uint8_t k[1 + SL_NAME_MAX + 8];
+  sl_put_be64(k, id);
+  memcpy(k + 8, label, ll);
+  int rc = put(w, SL__DB_NODE_LABELS, k, 8 + ll, "", 0, MDB_NOOVERWRITE);
+  if (rc == MDB_KEYEXIST) return 1;
+  if (rc) return mdb_fail(w, rc, SL__DB_NODE_LABELS);
+  rc = put(w, SL__DB_LABEL_INDEX, k, label_index_key(k, label, ll, id), "", 0, 0);
+  return rc ? mdb_fail(w, rc, SL__DB_LABEL_INDEX) : 0;
+}
+
+static size_t adj_key(uint8_t *k, uint64_t node, int dir, const char *type, size_t tl, uint64_t rel) {
+  sl_put_be64(k, node);
+  k[8] = (uint8_t)dir;
+  k[9] = (uint8_t)tl;
+  memcpy(k + 10, type, tl);
+  sl_put_be64(k + 10 + tl, rel);
+  return 10 + tl + 8;
+}
+
+/* Delete every key of `db` starting with id(8); for node_labels also the
+ * label_index entries. */
+static int delete_owned(sl__wctx *w, enum sl__db db, uint64_t id) {
+  MDB_cursor *c;
+  uint8_t prefix[8], k2[1 + SL_NAME_MAX + 8];
+  int rc = sl__cursor(&w->cur, w->st->dbi, db, &c);
+  if (rc) return op_fail(w, rc, "LMDB cursor");
+  sl_put_be64(prefix, id);
+  MDB_val k = {8, prefix}, d;
+  int mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+  while (mrc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, prefix, 8) == 0) {
+    if (db == SL__DB_NODE_LABELS) {
+      size_t ll = k.mv_size - 8;
+      size_t n = label_index_key(k2, (const char *)k.mv_data + 8, ll, id);
+      if ((mrc = del(w, SL__DB_LABEL_INDEX, k2, n))) return mdb_fail(w, mrc, SL__DB_LABEL_INDEX);
+    }
+    if ((mrc = mdb_cursor_del(c, 0))) return mdb_fail(w, mrc, db);
+    mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+  }
+  return mrc && mrc != MDB_NOTFOUND ? mdb_fail(w, mrc, db) : 0;
+}
+
+/* ---- ops -------------------------------------------------------------------------- */
+int sl__op_create_node(sl__wctx *w, uint64_t *id, const char *const *labels, size_t nlabels,
+                       const sl_prop *props, size_t nprops) {
+  uint8_t k[8];
+  int rc;
+  if (nlabels && !labels) return op_fail(w, SL_EINVAL, "labels missing");
+  for (size_t i = 0; i < nlabels; i++)
+    if (check_name(w, labels[i], "label") < 0) return SL_EINVAL;
+  if ((rc = check_props(w, props, nprops))) return rc;
+  if ((rc = take_id(w, id, &w->meta.next_node_id, "node"))) return rc;
+  sl_put_be64(k, *id);
+  rc = put(w, SL__DB_NODES, k, 8, "", 0, MDB_NOOVERWRITE);
+  if (rc == MDB_KEYEXIST) return op_fail(w, SL_EEXIST, "node %llu exists", (unsigned long long)*id);
+  if (rc) return mdb_fail(w, rc, SL__DB_NODES);
+  for (size_t i = 0; i < nlabels; i++)
+    if ((rc = add_label(w, *id, labels[i], strlen(labels[i]))) < 0) return rc;
+  for (size_t i = 0; i < nprops; i++) {
+    rc = put_prop(w, false, *id, props[i].key, strlen(props[i].key), &props[i].value, MDB_NOOVERWRITE);
+    if (rc < 0) return rc;
+    if (rc) return op_fail(w, SL_EINVAL, "property %s given twice", props[i].key);
+  }
+  w->meta.node_count++;
+  return 0;
+}
+
+int sl__op_delete_rel(sl__wctx *w, uint64_t id) {
+  uint8_t k[8], ak[SL__KEY_MAX];
+  char type[SL_NAME_MAX];
+  sl_put_be64(k, id);
+  MDB_val key = {8, k}, val;
+  int rc = mdb_get(w->txn, dbi(w, SL__DB_RELS), &key, &val);
+  if (rc == MDB_NOTFOUND) return op_fail(w, SL_ENOTFOUND, "relationship %llu does not exist", (unsigned long long)id);
+  if (rc) return mdb_fail(w, rc, SL__DB_RELS);
+  if (val.mv_size < 17 || val.mv_size > 16 + SL_NAME_MAX) {
+    sl_log_error("LMDB rels: relationship %llu has a %zu-byte record", (unsigned long long)id, val.mv_size);
+    return op_fail(w, SL_ECORRUPT, "relationship %llu: bad record", (unsigned long long)id);
+  }
+  uint64_t start = sl_get_be64(val.mv_data), end = sl_get_be64((uint8_t *)val.mv_data + 8);
+  size_t tl = val.mv_size - 16;
+  memcpy(type, (uint8_t *)val.mv_data + 16, tl);
+  if ((rc = del(w, SL__DB_ADJACENCY, ak, adj_key(ak, start, DIR_OUT, type, tl, id))) ||
+      (rc = del(w, SL__DB_ADJACENCY, ak, adj_key(ak, end, DIR_IN, type, tl, id))))
+    return mdb_fail(w, rc, SL__DB_ADJACENCY);
+  if ((rc = delete_owned(w, SL__DB_REL_PROPS, id))) return rc;
+  if ((rc = del(w, SL__DB_RELS, k, 8))) return mdb_fail(w, rc, SL__DB_RELS);
+  w->meta.rel_count--;
+  return 0;
+}
+
+int sl__op_delete_node(sl__wctx *w, uint64_t id, bool detach) {
+  uint8_t k[8];
+  MDB_cursor *c;
+  int rc = must_exist(w, false, id, "");
+  if (rc) return rc;
+  if ((rc = sl__cursor(&w->cur, w->st->dbi, SL__DB_ADJACENCY, &c))) return op_fail(w, rc, "LMDB cursor");
+  sl_put_be64(k, id);
+  for (;;) {
+    MDB_val key = {8, k}, val;
+    int mrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    if (mrc == MDB_NOTFOUND || (mrc == 0 && memcmp(key.mv_data, k, 8) != 0)) break;
+    if (mrc) return mdb_fail(w, mrc, SL__DB_ADJACENCY);
+    if (!detach)
+      return op_fail(w, SL_EHASRELS, "node %llu has relationships (delete with detach)", (unsigned long long)id);
+    /* Deleting the relationship removes this entry (and its twin). */
+    if ((rc = sl__op_delete_rel(w, sl_get_be64((uint8_t *)key.mv_data + key.mv_size - 8)))) return rc;
+  }
+  if ((rc = delete_owned(w, SL__DB_NODE_LABELS, id)) || (rc = delete_owned(w, SL__DB_NODE_PROPS, id))) return rc;
+  if ((rc = del(w, SL__DB_NODES, k, 8))) return mdb_fail(w, rc, SL__DB_NODES);
+  w->meta.node_count--;
+  return 0;
+}
+
+int sl__op_add_label(sl__wctx *w, uint64_t id, const char *label) {
+  int ll = check_name(w, label, "label"), rc;
+  if (ll < 0) return ll;
+  if ((rc = must_exist(w, false, id, ""))) return rc;
+  return add_label(w, id, label, (size_t)ll);
+}
+
+int sl__op_remove_label(sl__wctx *w, uint64_t id, const char *label) {
+  uint8_t k[1 + SL_NAME_MAX + 8];
+  int ll = check_name(w, label, "label"), rc;
+  if (ll < 0) return ll;
+  if ((rc = must_exist(w, false, id, ""))) return rc;
+  sl_put_be64(k, id);
+  memcpy(k + 8, label, (size_t)ll);
+  rc = del(w, SL__DB_NODE_LABELS, k, 8 + (size_t)ll);
+  if (rc == MDB_NOTFOUND) return 1;
+  if (rc) return mdb_fail(w, rc, SL__DB_NODE_LABELS);
+  rc = del(w, SL__DB_LABEL_INDEX, k, label_index_key(k, label, (size_t)ll, id));
+  return rc ? mdb_fail(w, rc, SL__DB_LABEL_INDEX) : 0;
+}
+
+int sl__op_remove_prop(sl__wctx *w, bool rel, uint64_t id, const char *key) {
+  uint8_t k[8 + SL_NAME_MAX];
+  int kl = check_name(w, key, "property key"), rc;
+  if (kl < 0) return kl;
+  if ((rc = must_exist(w, rel, id, ""))) return rc;
+  sl_put_be64(k, id);
+  memcpy(k + 8, key, (size_t)kl);
+  enum sl__db db = rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS;
+  rc = del(w, db, k, 8 + (size_t)kl);
+  if (rc == MDB_NOTFOUND) return 1;
+  return rc ? mdb_fail(w, rc, db) : 0;
+}
+
+int sl__op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, const sl_value *v) {
+  if (!v || v->kind == SL_NULL) return sl__op_remove_prop(w, rel, id, key);
+  int kl = check_name(w, key, "property key"), rc;
+  if (kl < 0) return kl;
+  if (sl__value_check(v))
+    return op_fail(w, SL_EINVAL, "property %s: not a storable value (UTF-8 strings without NUL, "
+                   "lists of one scalar kind)", key);
+  if ((rc = must_exist(w, rel, id, ""))) return rc;
+  return put_prop(w, rel, id, key, (size_t)kl, v, 0);
+}
+
+int sl__op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t start, uint64_t end,
+                      const sl_prop *props, size_t nprops) {
+  uint8_t k[8], val[16 + SL_NAME_MAX], ak[SL__KEY_MAX], other[8];
+  int tl = check_name(w, type, "relationship type"), rc;
+  if (tl < 0) return tl;
+  if ((rc = check_props(w, props, nprops))) return rc;
+  if ((rc = must_exist(w, false, start, "start ")) || (rc = must_exist(w, false, end, "end "))) return rc;
+  if ((rc = take_id(w, id, &w->meta.next_rel_id, "relationship"))) return rc;
+  sl_put_be64(k, *id);
+  sl_put_be64(val, start);
+  sl_put_be64(val + 8, end);
+  memcpy(val + 16, type, (size_t)tl);
+  rc = put(w, SL__DB_RELS, k, 8, val, 16 + (size_t)tl, MDB_NOOVERWRITE);
+  if (rc == MDB_KEYEXIST) return op_fail(w, SL_EEXIST, "relationship %llu exists", (unsigned long long)*id);
+  if (rc) return mdb_fail(w, rc, SL__DB_RELS);
+  sl_put_be64(other, end);
+  if ((rc = put(w, SL__DB_ADJACENCY, ak, adj_key(ak, start, DIR_OUT, type, (size_t)tl, *id), other, 8, 0)))
+    return mdb_fail(w, rc, SL__DB_ADJACENCY);
+  sl_put_be64(other, start);
+  if ((rc = put(w, SL__DB_ADJACENCY, ak, adj_key(ak, end, DIR_IN, type, (size_t)tl, *id), other, 8, 0)))
+    return mdb_fail(w, rc, SL__DB_ADJACENCY);
+  for (size_t i = 0; i < nprops; i++) {
+    rc = put_prop(w, true, *id, props[i].key, strlen(props[i].key), &props[i].value, MDB_NOOVERWRITE);
+    if (rc < 0) return rc;
+    if (rc) return op_fail(w, SL_EINVAL, "property %s given twice", props[i].key);
+  }
+  w->meta.rel_count++;
+  return 0;
+}
+
+/* ---- replaying a record ------------------------------------------------------------- */
+static int pb_props(sl__wctx *w, sl__arena *a, Shiplog__Property **pp, size_t n, sl_prop **out) {
+  sl_prop *props = NULL;
+  *out = NULL;
+  if (!n) return 0;
+  if (!(props = sl__arena_alloc(a, n * sizeof *props))) return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    props[i].key = pp[i]->key;
+    if (sl__value_from_pb(a, pp[i]->value, &props[i].value))
+      return op_fail(w, SL_EINVAL, "property %s: malformed value", pp[i]->key);
+  }
+  *out = props;
+  return 0;
+}
+
+static int apply_op(sl__wctx *w, sl__arena *a, const Shiplog__Op *op) {
+  sl_prop *props;
+  sl_value v;
+  uint64_t id;
+  int rc;
+  switch (op->op_case) {
+  case SHIPLOG__OP__OP_CREATE_NODE: {
+    const Shiplog__CreateNode *c = op->create_node;
+    if (!(id = c->id)) return op_fail(w, SL_EINVAL, "create_node without an id");
+    if ((rc = pb_props(w, a, c->props, c->n_props, &props))) return rc;
+    return sl__op_create_node(w, &id, (const char *const *)c->labels, c->n_labels, props, c->n_props);
+  }
+  case SHIPLOG__OP__OP_DELETE_NODE:
+    return sl__op_delete_node(w, op->delete_node->id, op->delete_node->has_detach && op->delete_node->detach);
+  case SHIPLOG__OP__OP_ADD_LABEL:
+    return sl__op_add_label(w, op->add_label->id, op->add_label->label);
+  case SHIPLOG__OP__OP_REMOVE_LABEL:
+    return sl__op_remove_label(w, op->remove_label->id, op->remove_label->label);
+  case SHIPLOG__OP__OP_SET_NODE_PROP:
+  case SHIPLOG__OP__OP_SET_REL_PROP: {
+    const Shiplog__SetProperty *s = op->op_case == SHIPLOG__OP__OP_SET_NODE_PROP ? op->set_node_prop : op->set_rel_prop;
+    if (sl__value_from_pb(a, s->value, &v) || v.kind == SL_NULL)
+      return op_fail(w, SL_EINVAL, "property %s: malformed value", s->key);
+    return sl__op_set_prop(w, op->op_case == SHIPLOG__OP__OP_SET_REL_PROP, s->id, s->key, &v);
+  }
+  case SHIPLOG__OP__OP_REMOVE_NODE_PROP:
+    return sl__op_remove_prop(w, false, op->remove_node_prop->id, op->remove_node_prop->key);
+  case SHIPLOG__OP__OP_REMOVE_REL_PROP:
+    return sl__op_remove_prop(w, true, op->remove_rel_prop->id, op->remove_rel_prop->key);
+  case SHIPLOG__OP__OP_CREATE_REL: {
+    const Shiplog__CreateRelationship *c = op->create_rel;
+    if (!(id = c->id)) return op_fail(w, SL_EINVAL, "create_rel without an id");
+    if ((rc = pb_props(w, a, c->props, c->n_props, &props))) return rc;
+    return sl__op_create_rel(w, &id, c->type, c->start, c->end, props, c->n_props);
+  }
+  case SHIPLOG__OP__OP_DELETE_REL:
+    return sl__op_delete_rel(w, op->delete_rel->id);
+  default:
+    /* A newer writer's op (an unknown oneof member). */
+    return op_fail(w, SL_EVERSION, "an op this version does not know");
+  }
+}
+
+int sl__apply_record(sl__wctx *w, sl__arena *a, const uint8_t *payload, size_t len) {
+  ProtobufCAllocator al;
+  sl__arena_pb_allocator(a, &al);
+  Shiplog__Transaction *t = shiplog__transaction__unpack(&al, len, payload);
+  if (!t) {
+    sl_log_error("transaction after txid %llu: cannot decode the %zu-byte record",
+                 (unsigned long long)w->meta.applied_txid, len);
+    return SL_ECORRUPT;
+  }
+  if (t->txid != w->meta.applied_txid + 1) {
+    if (t->txid <= w->meta.applied_txid) return SL_EEXIST; /* a duplicate: the caller skips it */
+    sl_log_error("apply: expected txid %llu, found %llu", (unsigned long long)w->meta.applied_txid + 1,
+                 (unsigned long long)t->txid);
+    return SL_EGAP;
+  }
+  if (t->commit_time_us < w->meta.last_commit_us) {
+    sl_log_error("apply txid %llu: commit time %llu is before the previous one (%llu)",
+                 (unsigned long long)t->txid, (unsigned long long)t->commit_time_us,
+                 (unsigned long long)w->meta.last_commit_us);
+    return SL_ETIME;
+  }
+  for (size_t i = 0; i < t->n_ops; i++) {
+    w->err[0] = 0;
+    int rc = apply_op(w, a, t->ops[i]);
+    if (rc < 0) {
+      sl_log_error("apply txid %llu op %zu: %s (%s)", (unsigned long long)t->txid, i + 1, w->err,
+                   sl_errname(rc));
+      return rc;
+    }
+  }
+  w->meta.applied_txid = t->txid;
+  w->meta.last_commit_us = t->commit_time_us;
+  return 0;
+}
+
+/* ---- writing through a transaction: apply, then record ---------------------------------- */
+static int tx_done(sl_tx *tx, int rc) {
+  if (rc < 0) {
+    if (!tx->err) tx->err = rc;
+    return rc;
+  }
+  return 0;
+}
+
+static Shiplog__Op *record(sl_tx *tx, Shiplog__Op__OpCase kind, void *msg) {
+  if (!msg) return NULL;
+  if (tx->nops == tx->ops_cap) {
+    size_t cap = tx->ops_cap ? tx->ops_cap * 2 : 64;
+    Shiplog__Op **ops = realloc(tx->ops, cap * sizeof *ops);
+    if (!ops) return NULL;
+    tx->ops = ops;
+    tx->ops_cap = cap;
+  }
+  Shiplog__Op *op = sl__arena_alloc(&tx->arena, sizeof *op);
+  if (!op) return NULL;
+  shiplog__op__init(op);
+  op->op_case = kind;
+  op->create_node = msg; /* every member of the union is a message pointer */
+  tx->ops[tx->nops++] = op;
+  return op;
+}
+
+static char *dup_str(sl_tx *tx, const char *s) { return sl__arena_strndup(&tx->arena, s, strlen(s)); }
+
+static Shiplog__Property **pb_props_of(sl_tx *tx, const sl_prop *props, size_t n) {
+  Shiplog__Property **pp = sl__arena_alloc(&tx->arena, (n ? n : 1) * sizeof *pp);
+  if (!pp) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    Shiplog__Property *p = sl__arena_alloc(&tx->arena, sizeof *p);
+    if (!p) return NULL;
+    shiplog__property__init(p);
+    if (!(p->key = dup_str(tx, props[i].key)) || sl__value_to_pb(&tx->arena, &props[i].value, &p->value))
+      return NULL;
+    pp[i] = p;
+  }
+  return pp;
+}
+
+#define NEW_MSG(tx, type, init) ({ type *m_ = sl__arena_alloc(&(tx)->arena, sizeof(type)); if (m_) init(m_); m_; })
+
+int sl_tx_create_node(sl_tx *tx, uint64_t id, const char *const *labels, size_t nlabels, const sl_prop *props,
+                      size_t nprops, uint64_t *out_id) {
+  if (tx->err) return tx->err;
+  int rc = sl__op_create_node(&tx->w, &id, labels, nlabels, props, nprops);
+  if (rc == 0) {
+    Shiplog__CreateNode *m = NEW_MSG(tx, Shiplog__CreateNode, shiplog__create_node__init);
+    rc = -ENOMEM;
+    if (m && (m->labels = sl__arena_alloc(&tx->arena, (nlabels ? nlabels : 1) * sizeof *m->labels)) &&
+        (m->props = pb_props_of(tx, props, nprops))) {
+      m->id = id;
+      m->n_labels = nlabels;
+      m->n_props = nprops;
+      rc = 0;
+      for (size_t i = 0; i < nlabels && !rc; i++)
+        if (!(m->labels[i] = dup_str(tx, labels[i]))) rc = -ENOMEM;
+      if (!rc && !record(tx, SHIPLOG__OP__OP_CREATE_NODE, m)) rc = -ENOMEM;
+    }
+    if (rc == 0 && out_id) *out_id = id;
+  }
+  return tx_done(tx, rc);
+}
+
+int sl_tx_delete_node(sl_tx *tx, uint64_t id, bool detach) {
+  if (tx->err) return tx->err;
+  int rc = sl__op_delete_node(&tx->w, id, detach);
+  if (rc == 0) {
+    Shiplog__DeleteNode *m = NEW_MSG(tx, Shiplog__DeleteNode, shiplog__delete_node__init);
+    if (m) {
+      m->id = id;
+      m->has_detach = detach;
+      m->detach = detach;
+    }
+    if (!record(tx, SHIPLOG__OP__OP_DELETE_NODE, m)) rc = -ENOMEM;
+  }
+  return tx_done(tx, rc);
+}
+
+static int tx_label(sl_tx *tx, bool add, uint64_t id, const char *label) {
+  if (tx->err) return tx->err;
+  int rc = add ? sl__op_add_label(&tx->w, id, label) : sl__op_remove_label(&tx->w, id, label);
+  if (rc == 0) {
+    Shiplog__NodeLabel *m = NEW_MSG(tx, Shiplog__NodeLabel, shiplog__node_label__init);
+    if (m) {
+      m->id = id;
+      m->label = dup_str(tx, label);
+    }
+    if (!m || !m->label || !record(tx, add ? SHIPLOG__OP__OP_ADD_LABEL : SHIPLOG__OP__OP_REMOVE_LABEL, m))
+      rc = -ENOMEM;
+  }
+  return tx_done(tx, rc);
+}
+
+int sl_tx_add_label(sl_tx *tx, uint64_t id, const char *label) { return tx_label(tx, true, id, label); }
+int sl_tx_remove_label(sl_tx *tx, uint64_t id, const char *label) { return tx_label(tx, false, id, label); }
+
+static int tx_remove_prop(sl_tx *tx, bool rel, uint64_t id, const char *key) {
+  if (tx->err) return tx->err;
+  int rc = sl__op_remove_prop(&tx->w, rel, id, key);
+  if (rc == 0) {
+    Shiplog__RemoveProperty *m = NEW_MSG(tx, Shiplog__RemoveProperty, shiplog__remove_property__init);
+    if (m) {
+      m->id = id;
+      m->key = dup_str(tx, key);
+    }
+    if (!m || !m->key ||
+        !record(tx, rel ? SHIPLOG__OP__OP_REMOVE_REL_PROP : SHIPLOG__OP__OP_REMOVE_NODE_PROP, m))
+      rc = -ENOMEM;
+  }
+  return tx_done(tx, rc);
+}
+
+static int tx_set_prop(sl_tx *tx, bool rel, uint64_t id, const char *key, const sl_value *v) {
+  if (!v || v->kind == SL_NULL) return tx_remove_prop(tx, rel, id, key);
+  if (tx->err) return tx->err;
+  int rc = sl__op_set_prop(&tx->w, rel, id, key, v);
+  if (rc == 0) {
+    Shiplog__SetProperty *m = NEW_MSG(tx, Shiplog__SetProperty, shiplog__set_property__init);
+    if (m) {
+      m->id = id;
+      m->key = dup_str(tx, key);
+    }
+    if (!m || !m->key || sl__value_to_pb(&tx->arena, v, &m->value) ||
+        !record(tx, rel ? SHIPLOG__OP__OP_SET_REL_PROP : SHIPLOG__OP__OP_SET_NODE_PROP, m))
+      rc = -ENOMEM;
+  }
+  return tx_done(tx, rc);
+}
+
+int sl_tx_set_node_prop(sl_tx *tx, uint64_t id, const char *key, const sl_value *v) {
+  return tx_set_prop(tx, false, id, key, v);
+}
+int sl_tx_remove_node_prop(sl_tx *tx, uint64_t id, const char *key) { return tx_remove_prop(tx, false, id, key); }
+int sl_tx_set_rel_prop(sl_tx *tx, uint64_t id, const char *key, const sl_value *v) {
+  return tx_set_prop(tx, true, id, key, v);
+}
+int sl_tx_remove_rel_prop(sl_tx *tx, uint64_t id, const char *key) { return tx_remove_prop(tx, true, id, key); }
+
+int sl_tx_create_rel(sl_tx *tx, uint64_t id, const char *type, uint64_t start, uint64_t end, const sl_prop *props,
+                     size_t nprops, uint64_t *out_id) {
+  if (tx->err) return tx->err;
+  int rc = sl__op_create_rel(&tx->w, &id, type, start, end, props, nprops);
+  if (rc == 0) {
+    Shiplog__CreateRelationship *m = NEW_MSG(tx, Shiplog__CreateRelationship, shiplog__create_relationship__init);
+    if (m) {
+      m->id = id;
+      m->start = start;
+      m->end = end;
+      m->n_props = nprops;
+      m->type = dup_str(tx, type);
+      m->props = pb_props_of(tx, props, nprops);
+    }
+    if (!m || !m->type || !m->props || !record(tx, SHIPLOG__OP__OP_CREATE_REL, m)) rc = -ENOMEM;
+    if (rc == 0 && out_id) *out_id = id;
+  }
+  return tx_done(tx, rc);
+}
+
+int sl_tx_delete_rel(sl_tx *tx, uint64_t id) {
+  if (tx->err) return tx->err;
+  int rc = sl__op_delete_rel(&tx->w, id);
+  if (rc == 0) {
+    Shiplog__DeleteRelationship *m = NEW_MSG(tx, Shiplog__DeleteRelationship, shiplog__delete_relationship__init);
+    if (m) m->id = id;
+    if (!record(tx, SHIPLOG__OP__OP_DELETE_REL, m)) rc = -ENOMEM;
+  }
+  return tx_done(tx, rc);
+}
+
+const char *sl_tx_error(const sl_tx *tx) {
+  if (!tx->err) return NULL;
+  return tx->w.err[0] ? tx->w.err : sl_strerror(tx->err);
+}
+
+/* ---- reading ----------------------------------------------------------------------------- */
+typedef int (*kv_fn)(void *arg, const MDB_val *k, const MDB_val *d);
+
+/* Call fn for every key of db starting with prefix[0..pn) (all keys when
+ * pn is 0), in key order. */
+static int scan(sl_view *v, enum sl__db db, const uint8_t *prefix, size_t pn, kv_fn fn, void *arg) {
+  MDB_cursor *c;
+  int rc = sl__cursor(&v->cur, v->st->dbi, db, &c);
+  if (rc) return rc;
+  MDB_val k = {pn, (void *)prefix}, d;
+  int mrc = mdb_cursor_get(c, &k, &d, pn ? MDB_SET_RANGE : MDB_FIRST);
+  while (mrc == 0 && k.mv_size >= pn && memcmp(k.mv_data, prefix, pn) == 0) {
+    if ((rc = fn(arg, &k, &d))) return rc;
+    mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+  }
+  if (mrc && mrc != MDB_NOTFOUND) {
+    sl_log_error("LMDB %s: %s", sl__db_names[db], mdb_strerror(mrc));
+    return sl__mdb_err(mrc);
+  }
+  return 0;
+}
+
+static int view_get(sl_view *v, enum sl__db db, const void *k, size_t kn, MDB_val *out) {
+  MDB_val key = {kn, (void *)k};
+  int rc = mdb_get(v->txn, v->st->dbi[db], &key, out);
+  if (rc == MDB_NOTFOUND) return SL_ENOTFOUND;
+  if (rc) {
+    sl_log_error("LMDB %s: %s", sl__db_names[db], mdb_strerror(rc));
+    return sl__mdb_err(rc);
+  }
+  return 0;
+}
+
+/* A growing array in the view's scratch arena. */
+typedef struct grow {
+  sl_view *v;
+  void *items;
+  size_t n, cap, size;
+} grow;
+
+static void *grow_next(grow *g) {
+  if (g->n == g->cap) {
+    size_t cap = g->cap ? g->cap * 2 : 8;
+    void *items = sl__arena_alloc(&g->v->scratch, cap * g->size);
+    if (!items) return NULL;
+    if (g->n) memcpy(items, g->items, g->n * g->size);
+    g->items = items;
+    g->cap = cap;
+  }
+  return (char *)g->items + g->size * g->n++;
+}
+
+static int collect_label(void *arg, const MDB_val *k, const MDB_val *d) {
+  (void)d;
+  grow *g = arg;
+  const char **slot = grow_next(g);
+  if (!slot || !(*slot = sl__arena_strndup(&g->v->scratch, (const uint8_t *)k->mv_data + 8, k->mv_size - 8)))
+    return -ENOMEM;
+  return 0;
+}
+
+static int collect_prop(void *arg, const MDB_val *k, const MDB_val *d) {
+  grow *g = arg;
+  sl_prop *p = grow_next(g);
+  if (!p || !(p->key = sl__arena_strndup(&g->v->scratch, (const uint8_t *)k->mv_data + 8, k->mv_size - 8)))
+    return -ENOMEM;
+  int rc = sl__value_decode(d->mv_data, d->mv_size, &g->v->scratch, &p->value);
+  if (rc == SL_ECORRUPT) sl_log_error("LMDB: property %s has a malformed value", p->key);
+  return rc;
+}
+
+static int read_props(sl_view *v, bool rel, uint64_t id, size_t *n, sl_prop **props) {
+  uint8_t k[8];
+  grow g = {v, NULL, 0, 0, sizeof(sl_prop)};
+  sl_put_be64(k, id);
+  int rc = scan(v, rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS, k, 8, collect_prop, &g);
+  *n = g.n;
+  *props = g.items;
+  return rc;
+}
+
+int sl_view_node(sl_view *v, uint64_t id, sl_node *out) {
+  uint8_t k[8];
+  MDB_val val;
+  sl__arena_reset(&v->scratch);
+  memset(out, 0, sizeof *out);
+  sl_put_be64(k, id);
+  int rc = view_get(v, SL__DB_NODES, k, 8, &val);
+  if (rc) return rc;
+  grow g = {v, NULL, 0, 0, sizeof(char *)};
+  if ((rc = scan(v, SL__DB_NODE_LABELS, k, 8, collect_label, &g))) return rc;
+  out->id = id;
+  out->nlabels = g.n;
+  out->labels = g.items;
+  return read_props(v, false, id, &out->nprops, &out->props);
+}
+
+int sl_view_rel(sl_view *v, uint64_t id, sl_rel *out) {
+  uint8_t k[8];
+  MDB_val val;
+  sl__arena_reset(&v->scratch);
+  memset(out, 0, sizeof *out);
+  sl_put_be64(k, id);
+  int rc = view_get(v, SL__DB_RELS, k, 8, &val);
+  if (rc) return rc;
+  if (val.mv_size < 17) {
+    sl_log_error("LMDB rels: relationship %llu has a %zu-byte record", (unsigned long long)id, val.mv_size);
+    return SL_ECORRUPT;
+  }
+  out->id = id;
+  out->start = sl_get_be64(val.mv_data);
+  out->end = sl_get_be64((uint8_t *)val.mv_data + 8);
+  if (!(out->type = sl__arena_strndup(&v->scratch, (uint8_t *)val.mv_data + 16, val.mv_size - 16))) return -ENOMEM;
+  return read_props(v, true, id, &out->nprops, &out->props);
+}
+
+static int view_prop(sl_view *v, bool rel, uint64_t id, const char *key, sl_value *out) {
+  uint8_t k[8 + SL_NAME_MAX];
+  MDB_val val;
+  sl__arena_reset(&v->scratch);
+  memset(out, 0, sizeof *out);
+  int kl = sl__name_check(key);
+  if (kl < 0) return SL_EINVAL;
+  sl_put_be64(k, id);
+  memcpy(k + 8, key, (size_t)kl);
+  int rc = view_get(v, rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS, k, 8 + (size_t)kl, &val);
+  if (rc) return rc;
+  rc = sl__value_decode(val.mv_data, val.mv_size, &v->scratch, out);
+  if (rc == SL_ECORRUPT) sl_log_error("LMDB: property %s has a malformed value", key);
+  return rc;
+}
+
+int sl_view_node_prop(sl_view *v, uint64_t id, const char *key, sl_value *out) {
+  return view_prop(v, false, id, key, out);
+}
+int sl_view_rel_prop(sl_view *v, uint64_t id, const char *key, sl_value *out) {
+  return view_prop(v, true, id, key, out);
+}
+
+typedef struct rel_walk {
+  uint64_t node;
+  bool skip_loops; /* the in-walk of SL_DIR_BOTH: loops were reported going out */
+  sl_rel_fn fn;
+  void *arg;
+} rel_walk;
+
+static int walk_rel(void *arg, const MDB_val *k, const MDB_val *d) {
+  rel_walk *rw = arg;
+  const uint8_t *p = k->mv_data;
+  char type[SL_NAME_MAX + 1];
+  size_t tl = p[9];
+  if (k->mv_size != 10 + tl + 8 || d->mv_size != 8) {
+    sl_log_error("LMDB adjacency: malformed entry of node %llu", (unsigned long long)rw->node);
+    return SL_ECORRUPT;
+  }
+  uint64_t rel = sl_get_be64(p + 10 + tl), other = sl_get_be64(d->mv_data);
+  if (rw->skip_loops && other == rw->node) return 0;
+  memcpy(type, p + 10, tl);
+  type[tl] = 0;
+  return p[8] == DIR_OUT ? rw->fn(rw->arg, rel, type, rw->node, other) : rw->fn(rw->arg, rel, type, other, rw->node);
+}
+
+int sl_view_node_rels(sl_view *v, uint64_t node, sl_dir dir, const char *type, sl_rel_fn fn, void *arg) {
+  uint8_t k[10 + SL_NAME_MAX];
+  MDB_val val;
+  int tl = 0, rc;
+  sl__arena_reset(&v->scratch);
+  if ((dir & ~SL_DIR_BOTH) || !dir || (type && (tl = sl__name_check(type)) < 0)) return SL_EINVAL;
+  sl_put_be64(k, node);
+  if ((rc = view_get(v, SL__DB_NODES, k, 8, &val))) return rc;
+  rel_walk rw = {node, false, fn, arg};
+  for (int d = DIR_OUT; d <= DIR_IN; d++) {
+    if (!(dir & d)) continue;
+    k[8] = (uint8_t)d;
+    size_t pn = 9;
+    if (type) {
+      k[9] = (uint8_t)tl;
+      memcpy(k + 10, type, (size_t)tl);
+      pn = 10 + (size_t)tl;
+    }
+    rw.skip_loops = dir == SL_DIR_BOTH && d == DIR_IN;
+    if ((rc = scan(v, SL__DB_ADJACENCY, k, pn, walk_rel, &rw))) return rc;
+  }
+  return 0;
+}
+
+typedef struct id_walk {
+  sl_id_fn fn;
+  void *arg;
+  uint64_t count;
+} id_walk;
+
+static int walk_tail_id(void *arg, const MDB_val *k, const MDB_val *d) {
+  (void)d;
+  id_walk *iw = arg;
+  iw->count++;
+  return iw->fn ? iw->fn(iw->arg, sl_get_be64((uint8_t *)k->mv_data + k->mv_size - 8)) : 0;
+}
+
+static int label_scan(sl_view *v, const char *label, id_walk *iw) {
+  uint8_t k[1 + SL_NAME_MAX];
+  sl__arena_reset(&v->scratch);
+  int ll = sl__name_check(label);
+  if (ll < 0) return SL_EINVAL;
+  k[0] = (uint8_t)ll;
+  memcpy(k + 1, label, (size_t)ll);
+  return scan(v, SL__DB_LABEL_INDEX, k, 1 + (size_t)ll, walk_tail_id, iw);
+}
+
+int sl_view_nodes_by_label(sl_view *v, const char *label, sl_id_fn fn, void *arg) {
+  id_walk iw = {fn, arg, 0};
+  return label_scan(v, label, &iw);
+}
+
+int sl_view_count_label(sl_view *v, const char *label, uint64_t *out) {
+  id_walk iw = {NULL, NULL, 0};
+  int rc = label_scan(v, label, &iw);
+  *out = iw.count;
+  return rc;
+}
+
+int sl_view_all_nodes(sl_view *v, sl_id_fn fn, void *arg) {
+  id_walk iw = {fn, arg, 0};
+  sl__arena_reset(&v->scratch);
+  return scan(v, SL__DB_NODES, NULL, 0, walk_tail_id, &iw);
+}
+
+int sl_view_all_rels(sl_view *v, sl_id_fn fn, void *arg) {
+  id_walk iw = {fn, arg, 0};
+  sl__arena_reset(&v->scratch);
+  return scan(v, SL__DB_RELS, NULL, 0, walk_tail_id, &iw);
+}
+
+int sl_view_counts(sl_view *v, sl_counts *out) {
+  sl__meta m;
+  sl__arena_reset(&v->scratch);
+  memset(out, 0, sizeof *out);
+  if (v->tx_meta) {
+    m = *v->tx_meta;
+  } else {
+    int rc = sl__meta_read(v->txn, v->st->dbi[SL__DB_META], &m);
+    if (rc) return rc;
+  }
+  out->nodes = m.node_count;
+  out->rels = m.rel_count;
+  out->applied_txid = m.applied_txid;
+  out->last_commit_us = m.last_commit_us;
+  out->next_node_id = m.next_node_id;
+  out->next_rel_id = m.next_rel_id;
+  return 0;
+}

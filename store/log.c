@@ -1,0 +1,1437 @@
+/*
+ * The transaction log. The on-disk format (segment header, frame, durable
+ * mark, consumer files) and the recovery rule are specified in log.h; this
+ * file is the one implementation of them.
+ *
+ * WRITER STATE
+ *   One sl_log owns the newest segment ("active") through an O_RDWR fd.
+ *   Two locks:
+ *     append_mu  serializes sl_log_append (and thereby rotation): the
+ *                appender alone changes fd, segno, seg_end and next_txid.
+ *     mu + cv    guard the published positions: written (last frame fully
+ *                handed to write()), durable (covered by an fdatasync),
+ *                the `syncing` flag, the sticky fail code and the counters.
+ *   Lock order: append_mu before mu. Nothing does I/O while holding mu
+ *   except the 32-byte pwrite of the durable mark.
+ *
+ * GROUP COMMIT (sl_log_wait_durable)
+ *   A waiter whose txid is not durable becomes the leader if nobody is
+ *   syncing: it sets `syncing`, captures written txid and the fd, drops mu,
+ *   fdatasyncs, retakes mu, publishes durable = captured txid, rewrites the
+ *   durable mark and broadcasts. Waiters that arrive meanwhile sleep on cv
+ *   and either find their txid covered when woken or lead the next round, so
+ *   N concurrent committers cost about two fdatasyncs, not N. A failed
+ *   fdatasync stores the error in fail_code: the log is FAILED, every later
+ *   call returns SL_EFAILED, and nothing retries the sync (the kernel may
+ *   have dropped the dirty pages and would report success the second time).
+ *
+ * ROTATION
+ *   When the next frame would pass the segment size, the appender (holding
+ *   append_mu) waits until no leader is syncing and takes the `syncing` role
+ *   itself, so no leader can fdatasync an fd that is about to be closed.
+ *   It fdatasyncs the old segment (everything in it is then durable and is
+ *   published as such), writes NNN.seg.tmp with the header, fdatasyncs and
+ *   renames it, fsyncs the directory, and swaps fds. A segment therefore
+ *   appears under its final name only with a whole header, and only after
+ *   its predecessor received its last byte: a reader that sees segment N+1
+ *   knows segment N is complete. A failure before the rename leaves the old
+ *   segment active and the log usable; a failed fsync makes it FAILED.
+ *
+ * RECOVERY (sl_log_open) follows log.h, plus one guard: the durable mark
+ *   names the end of the last frame an fdatasync covered. A bad frame below
+ *   that offset cannot be an unacknowledged torn append, so it is reported
+ *   as SL_ECORRUPT instead of being cut (this also catches a damaged length
+ *   field, after which the "valid frame follows" test cannot find the next
+ *   frame). A torn or missing mark gives no evidence and is ignored: the
+ *   mark is derived and rewritten at the end of recovery. Only the newest
+ *   segment is scanned (and its predecessor when the newest holds no frame,
+ *   for the last commit time); older segments were fdatasynced when sealed
+ *   and are checked by every reader that passes them.
+ *
+ * READING
+ *   A segment is read through seg_scan: pread into a buffer that reads ahead
+ *   in READ_CHUNK pieces, against the file size as last seen (fstat), so a
+ *   length field from a torn frame never makes it allocate or read past EOF.
+ *   seg_iter walks the frames of one segment checking CRC, txid sequence and
+ *   payload. The reader (any process) chains iterators across segments;
+ *   recovery and sl_log_find_after_time use the same iterator.
+ */
+#include "log.h"
+#include "sl_base.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define READ_CHUNK (1u << 20)
+#define SEG_NAME_DIGITS 20
+#define SEG_SUFFIX ".seg"
+#define TMP_SUFFIX ".tmp"
+#define MARK_NAME "durable"
+#define MARK_RETRIES 200
+#define CONSUMERS_DIR "consumers"
+#define CONSUMER_NAME_MAX 64
+/* iter_frame: no whole, valid frame at the current offset (it->bad says why). */
+#define BAD_FRAME 1
+
+struct sl_log {
+  char *dir;
+  uint8_t store_id[SL_STORE_ID_SIZE];
+  uint64_t seg_size;
+  int mark_fd;
+
+  pthread_mutex_t append_mu;
+  /* Changed by the appender under append_mu (fd and segno also under mu). */
+  int fd;
+  uint64_t segno;
+  uint64_t seg_first_txid;
+  uint64_t seg_end;        /* offset of the next frame in the active segment */
+  uint64_t epoch;          /* of the last transaction: the next header's epoch */
+  uint64_t next_txid;      /* atomic: read by sl_log_next_txid without locks */
+  uint64_t last_commit_us; /* atomic, as next_txid */
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint64_t written_txid, written_segno, written_end;
+  uint64_t durable_txid, durable_segno, durable_end;
+  bool syncing;  /* a leader or a rotation owns the fd's sync */
+  int fail_code; /* 0, or the error that made the log FAILED */
+  sl_log_stats stats;
+};
+
+/* ---- debug invariants ------------------------------------------------- */
+
+#ifndef NDEBUG
+/* The whole writer state; caller holds mu and the appender is quiescent
+ * (append_mu held, or inside open). */
+static void log_check(const sl_log *log) {
+  assert(log->seg_size >= SL_SEG_SIZE_MIN);
+  assert(log->fd >= 0);
+  assert(log->seg_end >= SL_SEG_HEADER_SIZE);
+  assert(log->written_txid + 1 == log->next_txid);
+  assert(log->seg_first_txid <= log->next_txid);
+  assert(log->durable_txid <= log->written_txid);
+  assert(log->written_segno <= log->segno && log->durable_segno <= log->written_segno);
+  assert(log->durable_segno < log->written_segno || log->durable_end <= log->written_end);
+  assert(log->written_segno < log->segno || log->written_end <= log->seg_end);
+}
+#else
+#define log_check(log) ((void)0)
+#endif
+
+/* ---- codecs ------------------------------------------------------------ */
+
+void sl_seg_header_encode(const sl_seg_header *h, uint8_t out[SL_SEG_HEADER_SIZE]) {
+  memset(out, 0, SL_SEG_HEADER_SIZE);
+  memcpy(out, SL_SEG_MAGIC, 8);
+  out[8] = (uint8_t)h->version;
+  out[9] = (uint8_t)(h->version >> 8);
+  out[10] = SL_SEG_HEADER_SIZE;
+  sl_put_le32(out + 12, h->flags);
+  memcpy(out + 16, h->store_id, SL_STORE_ID_SIZE);
+  sl_put_le64(out + 32, h->segno);
+  sl_put_le64(out + 40, h->first_txid);
+  sl_put_le64(out + 48, h->epoch);
+  sl_put_le64(out + 56, h->prev_checksum);
+  memcpy(out + 64, h->key_id, strnlen(h->key_id, SL_KEY_ID_SIZE));
+  sl_put_le64(out + 96, h->segment_size);
+  sl_put_le32(out + 124, sl_crc32c(0, out, 124));
+}
+
+int sl_seg_header_decode(const uint8_t in[SL_SEG_HEADER_SIZE], sl_seg_header *h) {
+  if (memcmp(in, SL_SEG_MAGIC, 8)) return SL_ENOTLOG;
+  uint16_t version = (uint16_t)(in[8] | in[9] << 8);
+  if (version != SL_SEG_VERSION) return SL_EVERSION;
+  if (sl_get_le32(in + 124) != sl_crc32c(0, in, 124)) return SL_ECORRUPT;
+  if ((in[10] | in[11] << 8) != SL_SEG_HEADER_SIZE) return SL_ECORRUPT;
+  memset(h, 0, sizeof *h);
+  h->version = version;
+  h->flags = sl_get_le32(in + 12);
+  memcpy(h->store_id, in + 16, SL_STORE_ID_SIZE);
+  h->segno = sl_get_le64(in + 32);
+  h->first_txid = sl_get_le64(in + 40);
+  h->epoch = sl_get_le64(in + 48);
+  h->prev_checksum = sl_get_le64(in + 56);
+  memcpy(h->key_id, in + 64, SL_KEY_ID_SIZE);
+  h->segment_size = sl_get_le64(in + 96);
+  return 0;
+}
+
+static uint32_t frame_crc(const uint8_t len_le[4], const void *payload, uint32_t payload_len) {
+  return sl_crc32c(sl_crc32c(0, len_le, 4), payload, payload_len);
+}
+
+void sl_frame_header_encode(const void *payload, uint32_t payload_len,
+                            uint8_t out[SL_FRAME_HEADER_SIZE]) {
+  sl_put_le32(out, payload_len);
+  sl_put_le32(out + 4, frame_crc(out, payload, payload_len));
+}
+
+int sl_frame_decode(const uint8_t *buf, size_t len, const uint8_t **payload,
+                    uint32_t *payload_len, size_t *frame_len) {
+  if (len < SL_FRAME_HEADER_SIZE) return SL_ETRUNCATED;
+  uint32_t l = sl_get_le32(buf);
+  if (l == 0 || l > SL_FRAME_MAX) return SL_ECORRUPT;
+  if (len - SL_FRAME_HEADER_SIZE < l) return SL_ETRUNCATED;
+  if (sl_get_le32(buf + 4) != frame_crc(buf, buf + SL_FRAME_HEADER_SIZE, l)) return SL_ECORRUPT;
+  *payload = buf + SL_FRAME_HEADER_SIZE;
+  *payload_len = l;
+  *frame_len = SL_FRAME_HEADER_SIZE + (size_t)l;
+  return 0;
+}
+
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+  uint64_t v = 0;
+  for (unsigned shift = 0; shift < 64; shift += 7) {
+    if (*p >= end) return SL_ECORRUPT;
+    uint8_t b = *(*p)++;
+    if (shift == 63 && b > 1) return SL_ECORRUPT; /* more than 64 bits */
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *out = v;
+      return 0;
+    }
+  }
+  return SL_ECORRUPT;
+}
+
+/* Top-level fields of shiplog.Transaction: 1 txid, 2 commit_time_us,
+ * 3 epoch (varints); everything else is skipped by its wire type. */
+int sl_txn_peek(const uint8_t *payload, size_t len, uint64_t *txid, uint64_t *commit_us,
+                uint64_t *epoch) {
+  const uint8_t *p = payload, *end = payload + len;
+  uint64_t f[4] = {0};
+  bool seen[4] = {false};
+  while (p < end) {
+    uint64_t key, v;
+    if (get_varint(&p, end, &key)) return SL_ECORRUPT;
+    uint64_t field = key >> 3;
+    unsigned wire = (unsigned)(key & 7);
+    if (field == 0 || field > 0x1fffffff) return SL_ECORRUPT;
+    if (field <= 3 && wire != 0) return SL_ECORRUPT;
+    switch (wire) {
+    case 0: /* varint */
+      if (get_varint(&p, end, &v)) return SL_ECORRUPT;
+      if (field <= 3) {
+        f[field] = v;
+        seen[field] = true;
+      }
+      break;
+    case 1: /* fixed64 */
+      if (end - p < 8) return SL_ECORRUPT;
+      p += 8;
+      break;
+    case 2: /* length-delimited */
+      if (get_varint(&p, end, &v) || v > (uint64_t)(end - p)) return SL_ECORRUPT;
+      p += v;
+      break;
+    case 5: /* fixed32 */
+      if (end - p < 4) return SL_ECORRUPT;
+      p += 4;
+      break;
+    default: /* groups (3, 4) are not used by shiplog's schema; 6, 7 do not exist */
+      return SL_ECORRUPT;
+    }
+  }
+  if (!seen[1] || !seen[2]) return SL_ECORRUPT;
+  if (txid) *txid = f[1];
+  if (commit_us) *commit_us = f[2];
+  if (epoch) *epoch = f[3];
+  return 0;
+}
+
+static void mark_encode(uint8_t out[SL_DURABLE_MARK_SIZE], uint64_t txid, uint64_t segno,
+                        uint64_t end) {
+  sl_put_le64(out, txid);
+  sl_put_le64(out + 8, segno);
+  sl_put_le64(out + 16, end);
+  sl_put_le32(out + 24, sl_crc32c(0, out, 24));
+  sl_put_le32(out + 28, 0);
+}
+
+/* ---- paths and directory listing ---------------------------------------- */
+
+static int seg_path(char out[PATH_MAX], const char *dir, uint64_t segno, const char *suffix) {
+  int n = snprintf(out, PATH_MAX, "%s/%020" PRIu64 SEG_SUFFIX "%s", dir, segno, suffix);
+  return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* "NNNNNNNNNNNNNNNNNNNN.seg" followed by `suffix`. */
+static bool parse_seg_name(const char *name, const char *suffix, uint64_t *segno) {
+  size_t sl = strlen(suffix);
+  if (strlen(name) != SEG_NAME_DIGITS + strlen(SEG_SUFFIX) + sl) return false;
+  uint64_t v = 0;
+  for (int i = 0; i < SEG_NAME_DIGITS; i++) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    if (v > (UINT64_MAX - 9) / 10) return false;
+    v = v * 10 + (uint64_t)(name[i] - '0');
+  }
+  if (memcmp(name + SEG_NAME_DIGITS, SEG_SUFFIX, strlen(SEG_SUFFIX)) ||
+      memcmp(name + SEG_NAME_DIGITS + strlen(SEG_SUFFIX), suffix, sl))
+    return false;
+  *segno = v;
+  return true;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Segment numbers in dir whose file name ends in `suffix` ("" for
+ * segments), sorted; malloc'd. */
+static int list_segnos(const char *dir, const char *suffix, uint64_t **out, size_t *count) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    int rc = -errno;
+    sl_log_error("open log directory %s: %s", dir, sl_strerror(rc));
+    return rc;
+  }
+  uint64_t *v = NULL;
+  size_t n = 0, cap = 0;
+  int rc = 0;
+  struct dirent *de;
+  errno = 0;
+  while ((de = readdir(d))) {
+    uint64_t segno;
+    if (!parse_seg_name(de->d_name, suffix, &segno)) continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      uint64_t *nv = realloc(v, cap * sizeof *v);
+      if (!nv) {
+        rc = -ENOMEM;
+        goto fail;
+      }
+      v = nv;
+    }
+    v[n++] = segno;
+  }
+  if (errno) {
+    rc = -errno;
+    sl_log_error("read log directory %s: %s", dir, sl_strerror(rc));
+    goto fail;
+  }
+  closedir(d);
+  if (n) qsort(v, n, sizeof *v, cmp_u64);
+  *out = v;
+  *count = n;
+  return 0;
+
+fail:
+  closedir(d);
+  free(v);
+  return rc;
+}
+
+/* Read and check the header of an open segment file. */
+static int seg_read_header(int fd, const char *path, sl_seg_header *h) {
+  uint8_t buf[SL_SEG_HEADER_SIZE];
+  long r = sl_pread_full(fd, buf, sizeof buf, 0);
+  int rc;
+  if (r < 0) {
+    rc = (int)r;
+    sl_log_error("read header of %s: %s", path, sl_strerror(rc));
+    return rc;
+  }
+  if (r < SL_SEG_HEADER_SIZE) {
+    sl_log_error("%s: %ld bytes, shorter than a segment header", path, r);
+    return r >= 8 && memcmp(buf, SL_SEG_MAGIC, 8) == 0 ? SL_ECORRUPT : SL_ENOTLOG;
+  }
+  if ((rc = sl_seg_header_decode(buf, h))) {
+    sl_log_error("%s: segment header: %s", path, sl_strerror(rc));
+    return rc;
+  }
+  if (h->flags) {
+    sl_log_error("%s: segment flags 0x%" PRIx32 " (encryption) are not supported", path, h->flags);
+    return SL_EVERSION;
+  }
+  return 0;
+}
+
+int sl_log_list(const char *logdir, sl_seg_info **out, size_t *count) {
+  uint64_t *segnos = NULL;
+  size_t n = 0;
+  sl_seg_info *v = NULL;
+  uint8_t store_id[SL_STORE_ID_SIZE];
+  int fd = -1;
+  int rc = list_segnos(logdir, "", &segnos, &n);
+  if (rc) return rc;
+  if (n && !(v = calloc(n, sizeof *v))) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  for (size_t i = 0; i < n; i++) {
+    sl_seg_info *s = &v[i];
+    sl_seg_header h;
+    struct stat st;
+    if ((rc = seg_path(s->path, logdir, segnos[i], ""))) goto fail;
+    if ((fd = open(s->path, O_RDONLY | O_CLOEXEC)) < 0) {
+      rc = -errno;
+      sl_log_error("open %s: %s", s->path, sl_strerror(rc));
+      goto fail;
+    }
+    if ((rc = seg_read_header(fd, s->path, &h))) goto fail;
+    if (fstat(fd, &st)) {
+      rc = -errno;
+      sl_log_error("stat %s: %s", s->path, sl_strerror(rc));
+      goto fail;
+    }
+    close(fd);
+    fd = -1;
+    if (h.segno != segnos[i]) {
+      sl_log_error("%s: header names segment %" PRIu64, s->path, h.segno);
+      rc = SL_ECORRUPT;
+      goto fail;
+    }
+    if (i == 0) {
+      memcpy(store_id, h.store_id, SL_STORE_ID_SIZE);
+    } else if (memcmp(store_id, h.store_id, SL_STORE_ID_SIZE)) {
+      sl_log_error("%s: belongs to another store than %s", s->path, v[0].path);
+      rc = SL_ESTOREID;
+      goto fail;
+    } else if (segnos[i] != segnos[i - 1] + 1) {
+      sl_log_error("%s: segment %" PRIu64 " is missing before it", s->path, segnos[i - 1] + 1);
+      rc = SL_EGAP;
+      goto fail;
+    } else if (h.first_txid <= v[i - 1].first_txid) {
+      sl_log_error("%s: first txid %" PRIu64 " does not follow segment %" PRIu64
+                   "'s first txid %" PRIu64,
+                   s->path, h.first_txid, v[i - 1].segno, v[i - 1].first_txid);
+      rc = SL_ECORRUPT;
+      goto fail;
+    }
+    s->segno = h.segno;
+    s->first_txid = h.first_txid;
+    s->size = (uint64_t)st.st_size;
+  }
+  free(segnos);
+  *out = v;
+  *count = n;
+  return 0;
+
+fail:
+  if (fd >= 0) close(fd);
+  free(segnos);
+  free(v);
+  return rc;
+}
+
+/* ---- scanning segments -------------------------------------------------- */
+
+typedef struct seg_scan {
+  int fd;
+  char path[PATH_MAX];
+  uint64_t size; /* file size when last looked (fstat) */
+  uint8_t *buf;
+  size_t cap;
+  uint64_t buf_off; /* file offset of buf[0] */
+  size_t buf_len;
+} seg_scan;
+
+typedef struct seg_iter {
+  seg_scan s;
+  sl_seg_header h;
+  uint64_t off;       /* of the next frame */
+  uint64_t next_txid; /* the txid the frame at off must carry */
+  int bad;            /* after BAD_FRAME: SL_ETRUNCATED or SL_ECORRUPT */
+} seg_iter;
+
+static int scan_refresh(seg_scan *s) {
+  struct stat st;
+  if (fstat(s->fd, &st)) {
+    int rc = -errno;
+    sl_log_error("stat %s: %s", s->path, sl_strerror(rc));
+    return rc;
+  }
+  s->size = (uint64_t)st.st_size;
+  return 0;
+}
+
+/* Make file bytes [off, off + n) available in the buffer. */
+static int scan_fill(seg_scan *s, uint64_t off, size_t n) {
+  if (off >= s->buf_off && off + n <= s->buf_off + s->buf_len) return 0;
+  if (off > s->size || n > s->size - off) return SL_ETRUNCATED;
+  size_t want = (size_t)SL_MIN((uint64_t)SL_MAX(n, (size_t)READ_CHUNK), s->size - off);
+  if (want > s->cap) {
+    uint8_t *nb = realloc(s->buf, want);
+    if (!nb) return -ENOMEM;
+    s->buf = nb;
+    s->cap = want;
+  }
+  s->buf_len = 0;
+  long r = sl_pread_full(s->fd, s->buf, want, off);
+  if (r < 0) return (int)r;
+  s->buf_off = off;
+  s->buf_len = (size_t)r;
+  return (size_t)r < n ? SL_ETRUNCATED : 0; /* the file shrank */
+}
+
+/* The frame at off, with CRC checked: 0, SL_ETRUNCATED, SL_ECORRUPT, -errno. */
+static int scan_frame(seg_scan *s, uint64_t off, const uint8_t **payload, uint32_t *plen,
+                      size_t *flen) {
+  int rc = scan_fill(s, off, SL_FRAME_HEADER_SIZE);
+  if (rc) return rc;
+  uint32_t l = sl_get_le32(s->buf + (off - s->buf_off));
+  if (l == 0 || l > SL_FRAME_MAX) return SL_ECORRUPT;
+  if ((rc = scan_fill(s, off, SL_FRAME_HEADER_SIZE + (size_t)l))) return rc;
+  return sl_frame_decode(s->buf + (off - s->buf_off), SL_FRAME_HEADER_SIZE + (size_t)l, payload,
+                         plen, flen);
+}
+
+static void scan_close(seg_scan *s) {
+  if (s->fd >= 0) close(s->fd);
+  s->fd = -1;
+  s->buf_len = 0;
+}
+
+/* Open the segment at path and position at its first frame. The buffer of
+ * a previous segment is kept for reuse. */
+static int iter_open(seg_iter *it, const char *path, int flags) {
+  int rc;
+  it->s.buf_len = 0;
+  snprintf(it->s.path, sizeof it->s.path, "%s", path);
+  if ((it->s.fd = open(path, flags | O_CLOEXEC)) < 0) {
+    rc = -errno;
+    sl_log_error("open %s: %s", path, sl_strerror(rc));
+    return rc;
+  }
+  if ((rc = seg_read_header(it->s.fd, path, &it->h)) || (rc = scan_refresh(&it->s))) {
+    scan_close(&it->s);
+    return rc;
+  }
+  it->off = SL_SEG_HEADER_SIZE;
+  it->next_txid = it->h.first_txid;
+  it->bad = 0;
+  return 0;
+}
+
+/* The next frame of the segment: 0 (frame filled, iterator advanced);
+ * SL_EEND when the file (as last measured) ends exactly at a frame
+ * boundary; BAD_FRAME when the bytes at it->off are not a whole frame with a
+ * good CRC (not logged: the caller decides whether that is a torn tail);
+ * SL_ECORRUPT / SL_EGAP (logged) for a frame with a good CRC whose payload
+ * is not the expected transaction; -errno. */
+static int iter_frame(seg_iter *it, sl_frame *f) {
+  if (it->off >= it->s.size) return SL_EEND;
+  const uint8_t *p;
+  uint32_t plen;
+  size_t flen;
+  int rc = scan_frame(&it->s, it->off, &p, &plen, &flen);
+  if (rc == SL_ETRUNCATED || rc == SL_ECORRUPT) {
+    it->bad = rc;
+    return BAD_FRAME;
+  }
+  if (rc) {
+    sl_log_error("read %s at offset %" PRIu64 ": %s", it->s.path, it->off, sl_strerror(rc));
+    return rc;
+  }
+  if (sl_txn_peek(p, plen, &f->txid, &f->commit_us, &f->epoch)) {
+    sl_log_error("%s: frame at offset %" PRIu64 " has a good CRC but is not a transaction",
+                 it->s.path, it->off);
+    return SL_ECORRUPT;
+  }
+  if (f->txid != it->next_txid) {
+    sl_log_error("%s: frame at offset %" PRIu64 ": expected txid %" PRIu64 ", found %" PRIu64,
+                 it->s.path, it->off, it->next_txid, f->txid);
+    return SL_EGAP;
+  }
+  f->payload = p;
+  f->payload_len = plen;
+  f->segno = it->h.segno;
+  f->offset = it->off;
+  it->off += flen;
+  it->next_txid++;
+  return 0;
+}
+
+/* Report the bad frame an iterator stopped at as corruption. */
+static int iter_corrupt(const seg_iter *it, const char *why) {
+  sl_log_error("%s: %s at offset %" PRIu64 " (expected txid %" PRIu64 ")%s", it->s.path,
+               it->bad == SL_ETRUNCATED ? "frame cut short" : "bad frame", it->off,
+               it->next_txid, why);
+  return SL_ECORRUPT;
+}
+
+/* Walk a segment that must be whole to its end (any bad frame: corrupt).
+ * Leaves the last frame in *last (txid 0 if the segment has none). */
+static int iter_walk_sealed(seg_iter *it, sl_frame *last) {
+  sl_frame f;
+  int rc;
+  last->txid = 0;
+  while ((rc = iter_frame(it, &f)) == 0) *last = f;
+  if (rc == BAD_FRAME) return iter_corrupt(it, "");
+  return rc == SL_EEND ? 0 : rc;
+}
+
+/* ---- durable mark ------------------------------------------------------- */
+
+typedef struct mark {
+  uint64_t txid, segno, end;
+} mark;
+
+/* SL_ENOTFOUND if absent, SL_ECORRUPT if it stays torn across retries. */
+static int mark_read(const char *logdir, mark *m) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/" MARK_NAME, logdir) >= (int)sizeof path)
+    return -ENAMETOOLONG;
+  int rc, fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return SL_ENOTFOUND;
+    rc = -errno;
+    sl_log_error("open %s: %s", path, sl_strerror(rc));
+    return rc;
+  }
+  rc = SL_ECORRUPT;
+  for (int i = 0; i < MARK_RETRIES; i++) {
+    uint8_t b[SL_DURABLE_MARK_SIZE];
+    long r = sl_pread_full(fd, b, sizeof b, 0);
+    if (r < 0) {
+      rc = (int)r;
+      sl_log_error("read %s: %s", path, sl_strerror(rc));
+      break;
+    }
+    if (r == SL_DURABLE_MARK_SIZE && sl_get_le32(b + 24) == sl_crc32c(0, b, 24)) {
+      m->txid = sl_get_le64(b);
+      m->segno = sl_get_le64(b + 8);
+      m->end = sl_get_le64(b + 16);
+      rc = 0;
+      break;
+    }
+    usleep(1000); /* a writer's pwrite in progress */
+  }
+  close(fd);
+  return rc;
+}
+
+int sl_log_read_durable_mark(const char *logdir, uint64_t *txid) {
+  mark m;
+  int rc = mark_read(logdir, &m);
+  if (rc == SL_ECORRUPT) sl_log_error("%s/" MARK_NAME ": %s", logdir, sl_strerror(rc));
+  if (!rc) *txid = m.txid;
+  return rc;
+}
+
+/* Publish a durable position (caller holds mu) and wake the waiters. The
+ * mark is derived, so failing to rewrite it only costs tailers latency. */
+static void publish_durable(sl_log *log, uint64_t txid, uint64_t segno, uint64_t end) {
+  if (txid >= log->durable_txid &&
+      (txid != log->durable_txid || segno != log->durable_segno || end != log->durable_end)) {
+    log->durable_txid = txid;
+    log->durable_segno = segno;
+    log->durable_end = end;
+    uint8_t b[SL_DURABLE_MARK_SIZE];
+    mark_encode(b, txid, segno, end);
+    int rc = sl_pwrite_all(log->mark_fd, b, sizeof b, 0);
+    if (rc) sl_log_warn("%s/" MARK_NAME ": %s", log->dir, sl_strerror(rc));
+  }
+  pthread_cond_broadcast(&log->cv);
+}
+
+/* Enter the FAILED state (caller holds mu). */
+static void set_failed(sl_log *log, int code) {
+  if (!log->fail_code) log->fail_code = code ? code : SL_EFAILED;
+  pthread_cond_broadcast(&log->cv);
+}
+
+/* ---- creating segments ---------------------------------------------------- */
+
+/* Write the segment h describes: NAME.tmp with the header, fdatasync, rename
+ * to NAME, fsync the directory. *fd_out stays open O_RDWR. On failure before
+ * the rename nothing is left; *renamed says whether it got that far. */
+static int seg_create(const char *dir, const sl_seg_header *h, int *fd_out, bool *renamed) {
+  char path[PATH_MAX], tmp[PATH_MAX];
+  uint8_t hdr[SL_SEG_HEADER_SIZE];
+  int fd = -1, rc;
+  *renamed = false;
+  if ((rc = seg_path(path, dir, h->segno, "")) || (rc = seg_path(tmp, dir, h->segno, TMP_SUFFIX)))
+    return rc;
+  if ((rc = sl_fault(SL_FAULT_LOG_SEG_CREATE))) {
+    sl_log_error("create %s: %s", tmp, sl_strerror(rc));
+    return rc;
+  }
+  if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+    rc = -errno;
+    sl_log_error("create %s: %s", tmp, sl_strerror(rc));
+    return rc;
+  }
+  sl_seg_header_encode(h, hdr);
+  if ((rc = sl_pwrite_all(fd, hdr, sizeof hdr, 0)) || (rc = fdatasync(fd) ? -errno : 0)) {
+    sl_log_error("write header of %s: %s", tmp, sl_strerror(rc));
+    goto fail;
+  }
+  if (rename(tmp, path)) {
+    rc = -errno;
+    sl_log_error("rename %s: %s", tmp, sl_strerror(rc));
+    goto fail;
+  }
+  *renamed = true;
+  if ((rc = sl_fault(SL_FAULT_LOG_DIR_FSYNC))) {
+    sl_log_error("fsync directory %s: %s", dir, sl_strerror(rc));
+    goto fail;
+  }
+  if ((rc = sl_fsync_dir(dir))) goto fail;
+  *fd_out = fd;
+  return 0;
+
+fail:
+  close(fd);
+  if (!*renamed) unlink(tmp);
+  return rc;
+}
+
+/* Seal the active segment and start the next (caller holds append_mu). */
+static int rotate(sl_log *log) {
+  char path[PATH_MAX];
+  int new_fd = -1, rc;
+  bool renamed = false, synced = false;
+
+  pthread_mutex_lock(&log->mu);
+  while (log->syncing) pthread_cond_wait(&log->cv, &log->mu);
+  if (log->fail_code) {
+    pthread_mutex_unlock(&log->mu);
+    return SL_EFAILED;
+  }
+  log->syncing = true; /* from here no leader touches the old fd */
+  uint64_t txid = log->written_txid, segno = log->written_segno, end = log->written_end;
+  pthread_mutex_unlock(&log->mu);
+
+  seg_path(path, log->dir, log->segno, "");
+  if ((rc = sl_fault(SL_FAULT_LOG_SEG_FSYNC)) || (rc = fdatasync(log->fd) ? -errno : 0)) {
+    sl_log_error("fdatasync %s (sealing it): %s; the log is FAILED until reopened", path,
+                 sl_strerror(rc));
+  } else {
+    synced = true;
+    sl_seg_header h = {.version = SL_SEG_VERSION,
+                       .segno = log->segno + 1,
+                       .first_txid = log->next_txid,
+                       .epoch = log->epoch,
+                       .segment_size = log->seg_size};
+    memcpy(h.store_id, log->store_id, SL_STORE_ID_SIZE);
+    rc = seg_create(log->dir, &h, &new_fd, &renamed);
+  }
+
+  pthread_mutex_lock(&log->mu);
+  log->syncing = false;
+  if (synced) publish_durable(log, txid, segno, end);
+  if (rc && renamed)
+    sl_log_error("%s: the log is FAILED until reopened", log->dir);
+  if (rc && (!synced || renamed)) set_failed(log, rc); /* a failed fsync is never retried */
+  if (!rc) {
+    close(log->fd);
+    log->fd = new_fd;
+    log->segno++;
+    log->seg_first_txid = log->next_txid;
+    log->seg_end = SL_SEG_HEADER_SIZE;
+    log->stats.rotations++;
+    log_check(log);
+  }
+  pthread_cond_broadcast(&log->cv);
+  pthread_mutex_unlock(&log->mu);
+  return rc;
+}
+
+/* ---- writer API ---------------------------------------------------------- */
+
+int sl_log_create(const char *logdir, const sl_log_options *opt) {
+  uint64_t *segnos = NULL;
+  size_t n = 0;
+  int fd = -1, rc;
+  bool renamed;
+  uint64_t seg_size = opt->segment_size ? opt->segment_size : SL_SEG_SIZE_DEFAULT;
+  uint64_t first = opt->first_txid ? opt->first_txid : 1;
+  if (seg_size < SL_SEG_SIZE_MIN) {
+    sl_log_error("%s: segment size %" PRIu64 " is below the minimum %llu", logdir, seg_size,
+                 SL_SEG_SIZE_MIN);
+    return SL_EINVAL;
+  }
+  if ((rc = sl_mkdir_p(logdir)) || (rc = list_segnos(logdir, "", &segnos, &n))) return rc;
+  free(segnos);
+  if (n) {
+    sl_log_error("%s already holds log segments", logdir);
+    return SL_EEXIST;
+  }
+  sl_seg_header h = {.version = SL_SEG_VERSION, .segno = 1, .first_txid = first,
+                     .segment_size = seg_size};
+  memcpy(h.store_id, opt->store_id, SL_STORE_ID_SIZE);
+  if ((rc = seg_create(logdir, &h, &fd, &renamed))) return rc;
+  close(fd);
+  uint8_t b[SL_DURABLE_MARK_SIZE];
+  mark_encode(b, first - 1, h.segno, SL_SEG_HEADER_SIZE);
+  return sl_write_file_atomic(logdir, MARK_NAME, b, sizeof b);
+}
+
+/* Remove NNN.seg.tmp files left by a crash during rotation. */
+static int remove_stale_tmp(const char *logdir) {
+  uint64_t *segnos = NULL;
+  size_t n = 0;
+  int rc = list_segnos(logdir, TMP_SUFFIX, &segnos, &n);
+  for (size_t i = 0; !rc && i < n; i++) {
+    char path[PATH_MAX];
+    if (!(rc = seg_path(path, logdir, segnos[i], TMP_SUFFIX)) && unlink(path) && errno != ENOENT) {
+      rc = -errno;
+      sl_log_error("remove %s: %s", path, sl_strerror(rc));
+    }
+  }
+  free(segnos);
+  return rc;
+}
+
+/* After BAD_FRAME: does a valid frame with the following txid start where
+ * the bad frame's length says the next one begins? */
+static bool valid_frame_follows(seg_iter *it) {
+  if (it->bad != SL_ECORRUPT) return false; /* cut short: nothing can follow */
+  uint32_t l = sl_get_le32(it->s.buf + (it->off - it->s.buf_off));
+  const uint8_t *p;
+  uint32_t plen;
+  size_t flen;
+  uint64_t txid;
+  return l && l <= SL_FRAME_MAX &&
+         scan_frame(&it->s, it->off + SL_FRAME_HEADER_SIZE + l, &p, &plen, &flen) == 0 &&
+         sl_txn_peek(p, plen, &txid, NULL, NULL) == 0 && txid == it->next_txid + 1;
+}
+
+/* RECOVERY of log.h on the newest segment, opened in it (O_RDWR). Sets the
+ * appender state. `m` is the durable mark or NULL. */
+static int recover_newest(sl_log *log, seg_iter *it, const mark *m) {
+  sl_frame f = {0};
+  uint64_t last_commit = 0, epoch = it->h.epoch;
+  int rc;
+  while ((rc = iter_frame(it, &f)) == 0) {
+    last_commit = f.commit_us;
+    epoch = f.epoch;
+  }
+  if (rc != SL_EEND && rc != BAD_FRAME) return rc;
+
+  if (rc == BAD_FRAME && valid_frame_follows(it))
+    return iter_corrupt(it, "; a valid frame follows it, so this is not a torn tail");
+  if (m && (m->segno > it->h.segno || (m->segno == it->h.segno && m->end > it->off))) {
+    if (rc == BAD_FRAME)
+      return iter_corrupt(it, "; it lies below the durable mark, so this is not a torn tail");
+    sl_log_error("%s: ends at offset %" PRIu64 " (txid %" PRIu64 ") but the durable mark says "
+                 "txid %" PRIu64 " ending at segment %" PRIu64 " offset %" PRIu64 " is durable",
+                 it->s.path, it->off, it->next_txid - 1, m->txid, m->segno, m->end);
+    return SL_ECORRUPT;
+  }
+  if (rc == BAD_FRAME) {
+    sl_log_warn("%s: cutting a torn tail at offset %" PRIu64 " (%" PRIu64 " bytes, %s); "
+                "the next txid is %" PRIu64,
+                it->s.path, it->off, it->s.size - it->off,
+                it->bad == SL_ETRUNCATED ? "frame cut short" : "bad frame", it->next_txid);
+    if (ftruncate(it->s.fd, (off_t)it->off)) {
+      rc = -errno;
+      sl_log_error("truncate %s at offset %" PRIu64 ": %s", it->s.path, it->off, sl_strerror(rc));
+      return rc;
+    }
+    it->s.size = it->off;
+    it->s.buf_len = 0;
+  }
+  log->seg_end = it->off;
+  log->next_txid = it->next_txid;
+  log->last_commit_us = last_commit;
+  log->epoch = epoch;
+  return 0;
+}
+
+int sl_log_open(const char *logdir, const uint8_t *store_id, sl_log **out) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  seg_iter it = {.s.fd = -1};
+  sl_log *log = NULL;
+  char path[PATH_MAX];
+  int rc;
+  mark m;
+  bool have_mark;
+
+  if ((rc = remove_stale_tmp(logdir)) || (rc = sl_log_list(logdir, &segs, &n))) goto fail;
+  if (n == 0) {
+    sl_log_error("%s: no log segments", logdir);
+    rc = SL_ENOTFOUND;
+    goto fail;
+  }
+  if (!(log = calloc(1, sizeof *log))) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  log->fd = log->mark_fd = -1;
+  pthread_mutex_init(&log->append_mu, NULL);
+  pthread_mutex_init(&log->mu, NULL);
+  pthread_cond_init(&log->cv, NULL);
+  if (!(log->dir = strdup(logdir))) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+
+  const sl_seg_info *newest = &segs[n - 1];
+  if ((rc = iter_open(&it, newest->path, O_RDWR))) goto fail;
+  if (store_id && memcmp(store_id, it.h.store_id, SL_STORE_ID_SIZE)) {
+    sl_log_error("%s: belongs to another store", newest->path);
+    rc = SL_ESTOREID;
+    goto fail;
+  }
+  memcpy(log->store_id, it.h.store_id, SL_STORE_ID_SIZE);
+  log->seg_size = it.h.segment_size ? it.h.segment_size : SL_SEG_SIZE_DEFAULT;
+  log->segno = it.h.segno;
+  log->seg_first_txid = it.h.first_txid;
+
+  rc = mark_read(logdir, &m);
+  have_mark = rc == 0;
+  if (rc == SL_ECORRUPT) sl_log_warn("%s/" MARK_NAME " is damaged; ignoring it", logdir);
+  else if (rc && rc != SL_ENOTFOUND) goto fail;
+  if ((rc = recover_newest(log, &it, have_mark ? &m : NULL))) goto fail;
+  log->fd = it.s.fd;
+  it.s.fd = -1;
+
+  /* Durable position: the end of the newest segment, or of its predecessor
+   * when the newest holds no frame yet (which also supplies the last commit
+   * time and epoch, and must end right before the newest's first txid). */
+  uint64_t dseg = log->segno, dend = log->seg_end;
+  if (log->next_txid == log->seg_first_txid && n > 1) {
+    sl_frame last;
+    if ((rc = iter_open(&it, segs[n - 2].path, O_RDONLY)) || (rc = iter_walk_sealed(&it, &last)))
+      goto fail;
+    if (it.next_txid != log->seg_first_txid) {
+      sl_log_error("%s: ends before txid %" PRIu64 " but %s starts at txid %" PRIu64, it.s.path,
+                   it.next_txid, newest->path, log->seg_first_txid);
+      rc = SL_EGAP;
+      goto fail;
+    }
+    if (last.txid) {
+      log->last_commit_us = last.commit_us;
+      log->epoch = last.epoch;
+    }
+    dseg = it.h.segno;
+    dend = it.off;
+    scan_close(&it.s);
+  }
+
+  if ((rc = sl_fault(SL_FAULT_LOG_FSYNC)) || (rc = fdatasync(log->fd) ? -errno : 0)) {
+    sl_log_error("fdatasync %s: %s", newest->path, sl_strerror(rc));
+    goto fail;
+  }
+  snprintf(path, sizeof path, "%s/" MARK_NAME, logdir);
+  if ((log->mark_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+    rc = -errno;
+    sl_log_error("open %s: %s", path, sl_strerror(rc));
+    goto fail;
+  }
+  log->written_txid = log->next_txid - 1;
+  log->written_segno = dseg;
+  log->written_end = dend;
+  pthread_mutex_lock(&log->mu);
+  publish_durable(log, log->written_txid, dseg, dend);
+  log_check(log);
+  pthread_mutex_unlock(&log->mu);
+
+  free(it.s.buf);
+  free(segs);
+  *out = log;
+  return 0;
+
+fail:
+  scan_close(&it.s);
+  free(it.s.buf);
+  free(segs);
+  sl_log_close(log);
+  return rc;
+}
+
+void sl_log_close(sl_log *log) {
+  if (!log) return;
+  pthread_mutex_lock(&log->mu);
+  while (log->syncing) pthread_cond_wait(&log->cv, &log->mu);
+  pthread_mutex_unlock(&log->mu);
+  pthread_cond_destroy(&log->cv);
+  pthread_mutex_destroy(&log->mu);
+  pthread_mutex_destroy(&log->append_mu);
+  if (log->fd >= 0) close(log->fd);
+  if (log->mark_fd >= 0) close(log->mark_fd);
+  free(log->dir);
+  free(log);
+}
+
+uint64_t sl_log_next_txid(const sl_log *log) {
+  return __atomic_load_n(&log->next_txid, __ATOMIC_ACQUIRE);
+}
+
+uint64_t sl_log_last_commit_us(const sl_log *log) {
+  return __atomic_load_n(&log->last_commit_us, __ATOMIC_ACQUIRE);
+}
+
+uint64_t sl_log_durable_txid(sl_log *log) {
+  pthread_mutex_lock(&log->mu);
+  uint64_t t = log->durable_txid;
+  pthread_mutex_unlock(&log->mu);
+  return t;
+}
+
+const uint8_t *sl_log_store_id(const sl_log *log) { return log->store_id; }
+
+void sl_log_get_stats(sl_log *log, sl_log_stats *out) {
+  pthread_mutex_lock(&log->mu);
+  *out = log->stats;
+  pthread_mutex_unlock(&log->mu);
+}
+
+/* One pwritev of frame header + payload at the end of the active segment. */
+static int write_frame(sl_log *log, const uint8_t hdr[SL_FRAME_HEADER_SIZE],
+                       const uint8_t *payload, size_t len) {
+  uint64_t off = log->seg_end;
+  int rc = sl_fault(SL_FAULT_LOG_WRITE);
+  if (rc) {
+    /* Leave half a frame behind, as a crash inside write() can. */
+    if (!sl_pwrite_all(log->fd, hdr, SL_FRAME_HEADER_SIZE, off))
+      (void)sl_pwrite_all(log->fd, payload, len / 2, off + SL_FRAME_HEADER_SIZE);
+    return rc;
+  }
+  struct iovec iov[2] = {{(void *)hdr, SL_FRAME_HEADER_SIZE}, {(void *)payload, len}};
+  ssize_t w;
+  do w = pwritev(log->fd, iov, 2, (off_t)off);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) return -errno;
+  size_t done = (size_t)w;
+  if (done < SL_FRAME_HEADER_SIZE) { /* short write (a signal, a full disk): finish it */
+    if ((rc = sl_pwrite_all(log->fd, hdr + done, SL_FRAME_HEADER_SIZE - done, off + done)))
+      return rc;
+    done = SL_FRAME_HEADER_SIZE;
+  }
+  return sl_pwrite_all(log->fd, payload + (done - SL_FRAME_HEADER_SIZE),
+                       len - (done - SL_FRAME_HEADER_SIZE), off + done);
+}
+
+int sl_log_append(sl_log *log, const uint8_t *payload, size_t len) {
+  uint64_t txid, commit_us, epoch;
+  char path[PATH_MAX];
+  int rc;
+  if (len > SL_FRAME_MAX) {
+    sl_log_error("%s: transaction of %zu bytes exceeds the frame limit of %u", log->dir, len,
+                 SL_FRAME_MAX);
+    return SL_ETOOBIG;
+  }
+  if (sl_txn_peek(payload, len, &txid, &commit_us, &epoch)) {
+    sl_log_error("%s: append of %zu bytes that are not a packed transaction", log->dir, len);
+    return SL_EINVAL;
+  }
+  pthread_mutex_lock(&log->append_mu);
+  pthread_mutex_lock(&log->mu);
+  rc = log->fail_code ? SL_EFAILED : 0;
+  pthread_mutex_unlock(&log->mu);
+  if (rc) goto out;
+  if (txid != log->next_txid) {
+    sl_log_error("%s: append of txid %" PRIu64 ", expected %" PRIu64, log->dir, txid,
+                 log->next_txid);
+    rc = SL_EGAP;
+    goto out;
+  }
+  if (commit_us < log->last_commit_us) {
+    sl_log_error("%s: txid %" PRIu64 " commit time %" PRIu64 " is before the previous %" PRIu64,
+                 log->dir, txid, commit_us, log->last_commit_us);
+    rc = SL_ETIME;
+    goto out;
+  }
+  size_t frame_len = SL_FRAME_HEADER_SIZE + len;
+  if (log->seg_end > SL_SEG_HEADER_SIZE && log->seg_end + frame_len > log->seg_size &&
+      (rc = rotate(log)))
+    goto out;
+
+  uint8_t hdr[SL_FRAME_HEADER_SIZE];
+  sl_frame_header_encode(payload, (uint32_t)len, hdr);
+  if ((rc = write_frame(log, hdr, payload, len))) {
+    seg_path(path, log->dir, log->segno, "");
+    sl_log_error("write txid %" PRIu64 " to %s at offset %" PRIu64
+                 ": %s; the log is FAILED until reopened",
+                 txid, path, log->seg_end, sl_strerror(rc));
+    pthread_mutex_lock(&log->mu);
+    set_failed(log, rc);
+    pthread_mutex_unlock(&log->mu);
+    goto out;
+  }
+  log->seg_end += frame_len;
+  log->epoch = epoch;
+  __atomic_store_n(&log->last_commit_us, commit_us, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&log->mu);
+  log->written_txid = txid;
+  log->written_segno = log->segno;
+  log->written_end = log->seg_end;
+  log->stats.appends++;
+  __atomic_store_n(&log->next_txid, txid + 1, __ATOMIC_RELEASE);
+  log_check(log);
+  pthread_mutex_unlock(&log->mu);
+out:
+  pthread_mutex_unlock(&log->append_mu);
+  return rc;
+}
+
+int sl_log_wait_durable(sl_log *log, uint64_t txid) {
+  int rc = 0;
+  pthread_mutex_lock(&log->mu);
+  for (;;) {
+    if (log->fail_code) {
+      rc = SL_EFAILED;
+      break;
+    }
+    if (txid <= log->durable_txid) break;
+    if (txid > log->written_txid) {
+      sl_log_error("%s: waiting for txid %" PRIu64 ", but only %" PRIu64 " was appended",
+                   log->dir, txid, log->written_txid);
+      rc = SL_EINVAL;
+      break;
+    }
+    if (log->syncing) {
+      pthread_cond_wait(&log->cv, &log->mu);
+      continue;
+    }
+    /* Lead one group commit: append -> fdatasync -> publish -> wake. */
+    log->syncing = true;
+    uint64_t t = log->written_txid, seg = log->written_segno, end = log->written_end;
+    int fd = log->fd;
+    pthread_mutex_unlock(&log->mu);
+    rc = sl_fault(SL_FAULT_LOG_FSYNC);
+    if (!rc && fdatasync(fd)) rc = -errno;
+    pthread_mutex_lock(&log->mu);
+    log->syncing = false;
+    if (rc) {
+      char path[PATH_MAX];
+      seg_path(path, log->dir, log->segno, "");
+      sl_log_error("fdatasync %s (txid %" PRIu64 "): %s; the log is FAILED until reopened", path,
+                   t, sl_strerror(rc));
+      set_failed(log, rc);
+      break;
+    }
+    log->stats.syncs++;
+    publish_durable(log, t, seg, end);
+  }
+  pthread_mutex_unlock(&log->mu);
+  return rc;
+}
+
+/* ---- consumers and pruning ------------------------------------------------ */
+
+static bool consumer_name_ok(const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || n > CONSUMER_NAME_MAX || name[0] == '.') return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '.' || c == '-'))
+      return false;
+  }
+  /* NAME.tmp is sl_write_file_atomic's scratch file. */
+  return n < strlen(TMP_SUFFIX) || strcmp(name + n - strlen(TMP_SUFFIX), TMP_SUFFIX) != 0;
+}
+
+static int consumer_dir(char out[PATH_MAX], const char *logdir) {
+  int n = snprintf(out, PATH_MAX, "%s/" CONSUMERS_DIR, logdir);
+  return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+int sl_log_consumer_set(const char *logdir, const char *name, uint64_t txid) {
+  char dir[PATH_MAX], text[32];
+  int rc;
+  if (!consumer_name_ok(name)) {
+    sl_log_error("%s: invalid consumer name \"%s\"", logdir, name);
+    return SL_EINVAL;
+  }
+  if ((rc = consumer_dir(dir, logdir)) || (rc = sl_mkdir_p(dir))) return rc;
+  int n = snprintf(text, sizeof text, "%" PRIu64 "\n", txid);
+  return sl_write_file_atomic(dir, name, text, (size_t)n);
+}
+
+int sl_log_consumer_get(const char *logdir, const char *name, uint64_t *txid) {
+  char path[PATH_MAX];
+  uint8_t *buf;
+  size_t len;
+  if (!consumer_name_ok(name)) return SL_EINVAL;
+  int n = snprintf(path, sizeof path, "%s/" CONSUMERS_DIR "/%s", logdir, name);
+  if (n < 0 || n >= (int)sizeof path) return -ENAMETOOLONG;
+  int rc = sl_read_file(path, 32, &buf, &len);
+  if (rc) return rc == -ENOENT ? SL_ENOTFOUND : rc;
+  uint64_t v = 0;
+  size_t i = 0;
+  bool overflow = false;
+  for (; i < len && buf[i] >= '0' && buf[i] <= '9'; i++) {
+    unsigned d = (unsigned)(buf[i] - '0');
+    overflow |= v > (UINT64_MAX - d) / 10;
+    v = v * 10 + d;
+  }
+  if (overflow || i == 0 || i + 1 != len || buf[i] != '\n') {
+    sl_log_error("%s: not a consumer position (\"txid\\n\")", path);
+    rc = SL_ECORRUPT;
+  } else {
+    *txid = v;
+  }
+  free(buf);
+  return rc;
+}
+
+int sl_log_consumer_remove(const char *logdir, const char *name) {
+  char dir[PATH_MAX], path[PATH_MAX];
+  int rc;
+  if (!consumer_name_ok(name)) return SL_EINVAL;
+  if ((rc = consumer_dir(dir, logdir))) return rc;
+  int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+  if (n < 0 || n >= (int)sizeof path) return -ENAMETOOLONG;
+  if (unlink(path)) {
+    rc = -errno;
+    if (rc == -ENOENT) return SL_ENOTFOUND;
+    sl_log_error("remove %s: %s", path, sl_strerror(rc));
+    return rc;
+  }
+  return sl_fsync_dir(dir);
+}
+
+/* The lowest position of all consumers, or UINT64_MAX when there are none. */
+static int consumers_min(const char *logdir, uint64_t *min) {
+  char dir[PATH_MAX];
+  int rc = consumer_dir(dir, logdir);
+  *min = UINT64_MAX;
+  if (rc) return rc;
+  DIR *d = opendir(dir);
+  if (!d) {
+    if (errno == ENOENT) return 0;
+    rc = -errno;
+    sl_log_error("open %s: %s", dir, sl_strerror(rc));
+    return rc;
+  }
+  struct dirent *de;
+  while (!rc && (de = readdir(d))) {
+    uint64_t t;
+    if (!consumer_name_ok(de->d_name)) continue;
+    rc = sl_log_consumer_get(logdir, de->d_name, &t);
+    if (rc == SL_ENOTFOUND) rc = 0; /* removed meanwhile */
+    else if (!rc) *min = SL_MIN(*min, t);
+  }
+  closedir(d);
+  return rc;
+}
+
+int sl_log_prune(sl_log *log, uint64_t checkpoint_txid) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  uint64_t limit;
+  int removed = 0, rc;
+  pthread_mutex_lock(&log->mu);
+  rc = log->fail_code ? SL_EFAILED : 0;
+  uint64_t active = log->segno;
+  pthread_mutex_unlock(&log->mu);
+  if (rc || (rc = consumers_min(log->dir, &limit)) || (rc = sl_log_list(log->dir, &segs, &n)))
+    return rc;
+  limit = SL_MIN(limit, checkpoint_txid);
+  /* A segment's last txid is its successor's first txid - 1. */
+  for (size_t i = 0; i + 1 < n && segs[i].segno < active && segs[i + 1].first_txid - 1 <= limit;
+       i++) {
+    if ((rc = sl_fault(SL_FAULT_LOG_UNLINK)) || (rc = unlink(segs[i].path) ? -errno : 0)) {
+      sl_log_error("remove %s: %s", segs[i].path, sl_strerror(rc));
+      break;
+    }
+    removed++;
+  }
+  free(segs);
+  if (removed) {
+    int frc = sl_fault(SL_FAULT_LOG_DIR_FSYNC);
+    if (frc) sl_log_error("fsync directory %s: %s", log->dir, sl_strerror(frc));
+    else frc = sl_fsync_dir(log->dir);
+    if (!rc) rc = frc;
+  }
+  return rc ? rc : removed;
+}
+
+/* ---- reader ------------------------------------------------------------------ */
+
+struct sl_log_reader {
+  char *dir;
+  sl_log_reader_options opt;
+  uint64_t from_txid;
+  uint8_t store_id[SL_STORE_ID_SIZE];
+  int err; /* a failed segment switch leaves no segment to read: sticky */
+  seg_iter it;
+};
+
+int sl_log_reader_open(const char *logdir, uint64_t from_txid, const sl_log_reader_options *opt,
+                       sl_log_reader **out) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0, i;
+  sl_log_reader *r = NULL;
+  int rc = sl_log_list(logdir, &segs, &n);
+  if (rc) return rc;
+  if (n == 0) {
+    sl_log_error("%s: no log segments", logdir);
+    rc = SL_ENOTFOUND;
+    goto fail;
+  }
+  if (from_txid == 0) from_txid = segs[0].first_txid;
+  if (from_txid < segs[0].first_txid) {
+    sl_log_error("%s: txid %" PRIu64 " is no longer in the log (the oldest segment starts at %" PRIu64
+                 ")",
+                 logdir, from_txid, segs[0].first_txid);
+    rc = SL_ENOTFOUND;
+    goto fail;
+  }
+  for (i = n - 1; segs[i].first_txid > from_txid; i--) continue;
+  if (!(r = calloc(1, sizeof *r)) || !(r->dir = strdup(logdir))) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  r->it.s.fd = -1;
+  if (opt) r->opt = *opt;
+  r->from_txid = from_txid;
+  if ((rc = iter_open(&r->it, segs[i].path, O_RDONLY))) goto fail;
+  memcpy(r->store_id, r->it.h.store_id, SL_STORE_ID_SIZE);
+  free(segs);
+  *out = r;
+  return 0;
+
+fail:
+  free(segs);
+  sl_log_reader_close(r);
+  return rc;
+}
+
+/* Move to segment segno + 1, which must continue the txid sequence. */
+static int reader_next_segment(sl_log_reader *r) {
+  char path[PATH_MAX];
+  uint64_t expect = r->it.next_txid, segno = r->it.h.segno + 1;
+  int rc = seg_path(path, r->dir, segno, "");
+  if (rc) return rc;
+  scan_close(&r->it.s);
+  if ((rc = iter_open(&r->it, path, O_RDONLY))) return rc;
+  if (memcmp(r->it.h.store_id, r->store_id, SL_STORE_ID_SIZE)) {
+    sl_log_error("%s: belongs to another store", path);
+    return SL_ESTOREID;
+  }
+  if (r->it.h.segno != segno) {
+    sl_log_error("%s: header names segment %" PRIu64, path, r->it.h.segno);
+    return SL_ECORRUPT;
+  }
+  if (r->it.h.first_txid != expect) {
+    sl_log_error("%s: starts at txid %" PRIu64 ", expected %" PRIu64 " after the previous segment",
+                 path, r->it.h.first_txid, expect);
+    return SL_EGAP;
+  }
+  return 0;
+}
+
+int sl_log_reader_next(sl_log_reader *r, sl_frame *frame) {
+  for (;;) {
+    if (r->opt.max_txid && r->it.next_txid > r->opt.max_txid) return SL_EEND;
+    if (r->err) return r->err;
+    int rc = iter_frame(&r->it, frame);
+    if (rc == 0) {
+      if (frame->txid < r->from_txid) continue;
+      return 0;
+    }
+    if (rc != SL_EEND && rc != BAD_FRAME) return rc;
+
+    /* No whole frame in what we saw of the file. Look for the next segment
+     * first and measure afterwards: if the next one exists then, the size
+     * measured later is final. */
+    char next[PATH_MAX];
+    struct stat st;
+    if ((rc = seg_path(next, r->dir, r->it.h.segno + 1, ""))) return rc;
+    bool has_next = stat(next, &st) == 0;
+    uint64_t seen = r->it.s.size;
+    r->it.s.buf_len = 0; /* bytes past a torn tail may still change */
+    if ((rc = scan_refresh(&r->it.s))) return rc;
+    if (r->it.s.size != seen) continue;
+    if (!has_next) {
+      if (r->it.off < r->it.s.size && !r->opt.tolerate_tail) return iter_corrupt(&r->it, "");
+      return SL_EEND;
+    }
+    if (r->it.off < r->it.s.size)
+      return iter_corrupt(&r->it, " in a sealed segment (a later segment exists)");
+    if ((rc = reader_next_segment(r))) {
+      scan_close(&r->it.s);
+      return r->err = rc;
+    }
+  }
+}
+
+void sl_log_reader_set_max(sl_log_reader *r, uint64_t max_txid) { r->opt.max_txid = max_txid; }
+
+void sl_log_reader_close(sl_log_reader *r) {
+  if (!r) return;
+  scan_close(&r->it.s);
+  free(r->it.s.buf);
+  free(r->dir);
+  free(r);
+}
+
+/* ---- time search ------------------------------------------------------------- */
+
+/* Commit time of a segment's first frame; *none when it has no whole frame
+ * (only the newest may: it can be empty or hold an append in progress). */
+static int first_commit(seg_iter *it, const sl_seg_info *seg, bool newest, uint64_t *us,
+                        bool *none) {
+  sl_frame f;
+  int rc = iter_open(it, seg->path, O_RDONLY);
+  if (rc) return rc;
+  rc = iter_frame(it, &f);
+  *none = rc == SL_EEND || rc == BAD_FRAME;
+  if (rc == 0) *us = f.commit_us;
+  else if (rc == BAD_FRAME && !newest) rc = iter_corrupt(it, "");
+  else if (rc == SL_EEND && !newest) {
+    sl_log_error("%s: a sealed segment without frames", it->s.path);
+    rc = SL_ECORRUPT;
+  } else if (*none) rc = 0;
+  scan_close(&it->s);
+  return rc;
+}
+
+int sl_log_find_after_time(const char *logdir, uint64_t since_us, uint64_t *txid) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  seg_iter it = {.s.fd = -1};
+  uint64_t us;
+  bool none;
+  int rc = sl_log_list(logdir, &segs, &n);
+  if (rc) return rc;
+  if (n == 0) {
+    sl_log_error("%s: no log segments", logdir);
+    rc = SL_ENOTFOUND;
+    goto out;
+  }
+  /* Commit times never decrease: find the last segment whose first frame
+   * is at or before since_us (an empty newest segment counts as later). */
+  size_t lo = 0, hi = n; /* the answer lies in [lo, hi) once lo's first frame qualifies */
+  if ((rc = first_commit(&it, &segs[0], n == 1, &us, &none))) goto out;
+  if (none || us > since_us) {
+    *txid = segs[0].first_txid;
+    goto out;
+  }
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if ((rc = first_commit(&it, &segs[mid], mid + 1 == n, &us, &none))) goto out;
+    if (!none && us <= since_us) lo = mid;
+    else hi = mid;
+  }
+  if ((rc = iter_open(&it, segs[lo].path, O_RDONLY))) goto out;
+  sl_frame f;
+  while ((rc = iter_frame(&it, &f)) == 0) {
+    if (f.commit_us > since_us) {
+      *txid = f.txid;
+      goto out;
+    }
+  }
+  if (rc == BAD_FRAME && lo + 1 < n) {
+    rc = iter_corrupt(&it, "");
+    goto out;
+  }
+  if (rc != SL_EEND && rc != BAD_FRAME) goto out; /* the newest's tail may be an append */
+  rc = 0;
+  *txid = lo + 1 < n ? segs[lo + 1].first_txid : it.next_txid;
+
+out:
+  scan_close(&it.s);
+  free(it.s.buf);
+  free(segs);
+  return rc;
+}

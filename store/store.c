@@ -1,0 +1,834 @@
+/*
+ * The store directory: creating and opening it, the writer lock, recovery,
+ * checkpoints and the commit path. graph.c holds the schema and the ops,
+ * value.c the value encodings; store.h describes the directory.
+ *
+ * LMDB IS DERIVED STATE. The log is the truth; LMDB answers one question
+ * fast: "what is the graph after txid meta.applied_txid?". It is opened
+ * MDB_NOSYNC for a store with a log: a commit appends the frame to the log
+ * (write()), commits LMDB without syncing, releases the writer lock and
+ * only then waits for the group fdatasync of the log. Since LMDB's meta
+ * (applied_txid) changes in the same LMDB transaction as the ops, the
+ * state LMDB holds is always exactly some prefix of the log.
+ *
+ * RECOVERY (sl_store_open for writing)
+ *   1. flock(writer.lock): one writer process (SL_ELOCKED otherwise).
+ *   2. writer.lock says "open BOOT" while a writer has the store open and
+ *      "closed" after a clean close. "open" with another boot's id means the
+ *      machine went down with the store open: unsynced LMDB pages may be
+ *      torn, so LMDB is deleted and rebuilt from the log, which must then
+ *      start at txid 1 (SL_ECORRUPT, "restore from a backup", otherwise).
+ *      The same boot's id means only the process died: the page cache
+ *      holds every LMDB commit, and LMDB is trusted.
+ *   3. writer.lock := "open <this boot>" (fdatasync'd) before anything is
+ *      written to LMDB without sync. A rebuild writes it only after the new
+ *      LMDB exists, so a crash during a rebuild leads to another rebuild.
+ *   4. sl_log_open repairs the log's tail; frames past applied_txid (those
+ *      appended by commits whose LMDB commit did not happen) are replayed in
+ *      batches of REPLAY_BATCH_TX frames or REPLAY_BATCH_BYTES. LMDB ahead
+ *      of the log cannot happen with these rules and is SL_ECORRUPT.
+ *
+ * CHECKPOINTS: mdb_env_sync, then DIR/checkpoint := txid, then the log may
+ * drop segments at or below it. Taken every min(segment size,
+ * SL_CHECKPOINT_BYTES) of log (by the committer that crosses the mark,
+ * after its own commit is durable, so no one waits for it under the writer
+ * lock) and at close, before writer.lock says "closed".
+ *
+ * A NO-LOG STORE (standby) has no log to rebuild from; its LMDB is opened
+ * MDB_NOMETASYNC instead, which keeps it intact through a power loss (the
+ * last applied transactions may be lost; the receiver's archive has them).
+ *
+ * LOCKS: st->wlock is the writer lock: held from sl_tx_begin to the end of
+ * commit/abort, and by sl_store_apply*. It guards st->meta, the reusable
+ * tx, pack buffer and apply arena. st->ckpt_lock keeps checkpoints one at a
+ * time. Views need no lock (LMDB read transactions, MDB_NOTLS so that a
+ * view may move between threads).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store_int.h"
+
+#define STORE_ID_HEADER "shiplog-store "
+#define STORE_ID_VERSION 1
+#define MAP_SIZE_DEFAULT (64ull << 30)
+#define MAX_DBS 16
+#define MAX_READERS 256
+#define REPLAY_BATCH_TX 10000
+#define REPLAY_BATCH_BYTES (64u << 20)
+#define COMMIT_AHEAD_MAX_US (60ull * 1000000)
+#define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
+
+static int join(char *out, size_t n, const char *dir, const char *name) {
+  int r = snprintf(out, n, "%s/%s", dir, name);
+  if (r < 0 || (size_t)r >= n) {
+    sl_log_error("%s/%s: path too long", dir, name);
+    return -ENAMETOOLONG;
+  }
+  return 0;
+}
+
+static bool exists(const char *dir, const char *name) {
+  char p[4096];
+  struct stat sb;
+  return join(p, sizeof p, dir, name) == 0 && stat(p, &sb) == 0;
+}
+
+/* ---- store.id --------------------------------------------------------------- */
+static int read_store_id(const char *dir, uint8_t id[SL_STORE_ID_SIZE]) {
+  char p[4096];
+  uint8_t *buf = NULL;
+  size_t len = 0, hl = strlen(STORE_ID_HEADER);
+  int rc = join(p, sizeof p, dir, "store.id");
+  if (rc) return rc;
+  if ((rc = sl_read_file(p, 256, &buf, &len))) {
+    if (rc == -ENOENT) sl_log_error("%s: not a shiplog store (no store.id)", dir);
+    else sl_log_error("%s: %s", p, sl_strerror(rc));
+    return rc;
+  }
+  rc = SL_ECORRUPT;
+  if (len < hl + 2 || memcmp(buf, STORE_ID_HEADER, hl) != 0) goto bad;
+  if (buf[hl] != '0' + STORE_ID_VERSION || buf[hl + 1] != '\n') {
+    rc = SL_EVERSION;
+    goto bad;
+  }
+  if (len != hl + 2 + 2 * SL_STORE_ID_SIZE + 1 || buf[len - 1] != '\n') goto bad;
+  for (size_t i = 0; i < SL_STORE_ID_SIZE; i++) {
+    unsigned v;
+    char h[3] = {(char)buf[hl + 2 + 2 * i], (char)buf[hl + 3 + 2 * i], 0};
+    if (sscanf(h, "%2x", &v) != 1) goto bad;
+    id[i] = (uint8_t)v;
+  }
+  free(buf);
+  return 0;
+bad:
+  sl_log_error("%s: %s", p, rc == SL_EVERSION ? "store format version not supported" : "malformed");
+  free(buf);
+  return rc;
+}
+
+static int write_store_id(const char *dir, const uint8_t id[SL_STORE_ID_SIZE]) {
+  char text[128];
+  int n = snprintf(text, sizeof text, "%s%d\n", STORE_ID_HEADER, STORE_ID_VERSION);
+  for (size_t i = 0; i < SL_STORE_ID_SIZE; i++) n += snprintf(text + n, sizeof text - (size_t)n, "%02x", id[i]);
+  text[n++] = '\n';
+  int rc = sl_write_file_atomic(dir, "store.id", text, (size_t)n);
+  if (rc) sl_log_error("%s/store.id: %s", dir, sl_strerror(rc));
+  return rc;
+}
+
+/* ---- LMDB environment ---------------------------------------------------------- */
+static int env_open(sl_store *st, unsigned flags, uint64_t map_size) {
+  int rc = mdb_env_create(&st->env);
+  if (!rc) rc = mdb_env_set_maxdbs(st->env, MAX_DBS);
+  if (!rc) rc = mdb_env_set_maxreaders(st->env, MAX_READERS);
+  if (!rc && map_size) rc = mdb_env_set_mapsize(st->env, map_size);
+  if (!rc) rc = mdb_env_open(st->env, st->dir, flags | MDB_NOTLS, 0600);
+  if (rc) {
+    if (rc == EACCES && (flags & MDB_RDONLY))
+      sl_log_error("%s: LMDB: %s (reading needs write access to lock.mdb, LMDB's reader table)", st->dir,
+                   mdb_strerror(rc));
+    else
+      sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+    mdb_env_close(st->env);
+    st->env = NULL;
+    return sl__mdb_err(rc);
+  }
+  return 0;
+}
+
+static int dbis_open(sl_store *st, MDB_txn *txn, unsigned flags) {
+  for (int i = 0; i < SL__DB_COUNT; i++) {
+    int rc = mdb_dbi_open(txn, sl__db_names[i], flags, &st->dbi[i]);
+    if (rc) {
+      sl_log_error("%s: LMDB database %s: %s", st->dir, sl__db_names[i], mdb_strerror(rc));
+      return rc == MDB_NOTFOUND ? SL_ECORRUPT : sl__mdb_err(rc);
+    }
+  }
+  return 0;
+}
+
+/* A new LMDB holding an empty graph whose state is "txids 1..base applied". */
+static int lmdb_init(sl_store *st, uint64_t base_txid, uint64_t segment_size, bool no_log) {
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+  if (rc) {
+    sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+    return sl__mdb_err(rc);
+  }
+  sl__meta m = {.applied_txid = base_txid, .next_node_id = 1, .next_rel_id = 1};
+  MDB_dbi meta;
+  if ((rc = dbis_open(st, txn, MDB_CREATE))) goto fail;
+  meta = st->dbi[SL__DB_META];
+  if ((rc = sl__meta_put_u64(txn, meta, "format_version", SL__FORMAT_VERSION)) ||
+      (rc = sl__meta_put_bytes(txn, meta, "store_id", st->id, SL_STORE_ID_SIZE)) ||
+      (rc = sl__meta_put_u64(txn, meta, "base_txid", base_txid)) ||
+      (rc = sl__meta_put_u64(txn, meta, "segment_size", segment_size)) ||
+      (rc = sl__meta_put_u64(txn, meta, "no_log", no_log)) || (rc = sl__meta_write(txn, meta, &m, NULL)))
+    goto fail;
+  if ((rc = mdb_txn_commit(txn)) || (rc = mdb_env_sync(st->env, 1))) {
+    sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+    return sl__mdb_err(rc);
+  }
+  st->meta = m;
+  return 0;
+fail:
+  mdb_txn_abort(txn);
+  return rc;
+}
+
+/* Check format and store id; load the meta a writer needs. */
+static int load_meta(sl_store *st) {
+  MDB_txn *txn;
+  MDB_val id;
+  uint64_t version = 0, no_log = 0, seg = 0;
+  int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+  if (rc) {
+    sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+    return sl__mdb_err(rc);
+  }
+  MDB_dbi meta;
+  if ((rc = dbis_open(st, txn, 0))) goto out;
+  meta = st->dbi[SL__DB_META];
+  if ((rc = sl__meta_get_u64(txn, meta, "format_version", &version))) goto missing;
+  if (version != SL__FORMAT_VERSION) {
+    sl_log_error("%s: LMDB format version %" PRIu64 " is not supported (this build reads %d)", st->dir, version,
+                 SL__FORMAT_VERSION);
+    rc = SL_EVERSION;
+    goto out;
+  }
+  if ((rc = sl__meta_get_bytes(txn, meta, "store_id", &id))) goto missing;
+  if (id.mv_size != SL_STORE_ID_SIZE || memcmp(id.mv_data, st->id, SL_STORE_ID_SIZE) != 0) {
+    sl_log_error("%s: LMDB belongs to another store than store.id names", st->dir);
+    rc = SL_ESTOREID;
+    goto out;
+  }
+  if ((rc = sl__meta_get_u64(txn, meta, "no_log", &no_log)) ||
+      (rc = sl__meta_get_u64(txn, meta, "segment_size", &seg)) || (rc = sl__meta_read(txn, meta, &st->meta)))
+    goto missing;
+  st->no_log = no_log != 0;
+  st->ckpt_every = SL_MIN(seg ? seg : SL_SEG_SIZE_DEFAULT, SL_CHECKPOINT_BYTES);
+  rc = mdb_txn_commit(txn); /* keeps the dbi handles */
+  txn = NULL;
+  if (rc) {
+    sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+    rc = sl__mdb_err(rc);
+  }
+  goto out;
+missing:
+  if (rc == SL_ENOTFOUND) {
+    sl_log_error("%s: LMDB meta is incomplete", st->dir);
+    rc = SL_ECORRUPT;
+  }
+out:
+  if (txn) mdb_txn_abort(txn);
+  return rc;
+}
+
+/* ---- write transactions on LMDB ------------------------------------------------- */
+static int wbegin(sl_store *st, sl__wctx *w) {
+  memset(&w->cur, 0, sizeof w->cur);
+  w->st = st;
+  w->meta = st->meta;
+  w->err[0] = 0;
+  int rc = mdb_txn_begin(st->env, NULL, 0, &w->txn);
+  if (rc) {
+    w->txn = NULL;
+    sl_log_error("%s: LMDB write transaction: %s", st->dir, mdb_strerror(rc));
+    return sl__mdb_err(rc);
+  }
+  w->cur.txn = w->txn;
+  return 0;
+}
+
+static void wabort(sl__wctx *w) {
+  sl__cursors_close(&w->cur);
+  if (w->txn) mdb_txn_abort(w->txn);
+  w->txn = NULL;
+}
+
+/* Write the meta, commit. On failure the transaction is gone too. */
+static int wcommit(sl__wctx *w) {
+  sl_store *st = w->st;
+  int rc = sl__meta_write(w->txn, st->dbi[SL__DB_META], &w->meta, &st->meta);
+  if (rc) {
+    wabort(w);
+    return rc;
+  }
+  sl__cursors_close(&w->cur);
+  rc = mdb_txn_commit(w->txn);
+  w->txn = NULL;
+  if (rc) {
+    sl_log_error("%s: LMDB commit of txid %" PRIu64 ": %s", st->dir, w->meta.applied_txid, mdb_strerror(rc));
+    return sl__mdb_err(rc);
+  }
+  st->meta = w->meta;
+  return 0;
+}
+
+/* ---- writer.lock ------------------------------------------------------------------ */
+static void read_boot_id(char *out, size_t n) {
+  /* Plain read(): /proc files report size 0. */
+  char buf[64];
+  int fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
+  ssize_t r = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0) close(fd);
+  if (r <= 0) {
+    snprintf(out, n, "unknown"); /* no power-loss detection without a boot id */
+    return;
+  }
+  buf[r] = 0;
+  buf[strcspn(buf, "\n")] = 0;
+  snprintf(out, n, "%s", buf);
+}
+
+static int lock_state_write(sl_store *st, const char *state) {
+  char buf[128];
+  int n = snprintf(buf, sizeof buf, "%s\n", state);
+  int rc = sl_pwrite_all(st->lock_fd, buf, (size_t)n, 0);
+  if (!rc && (ftruncate(st->lock_fd, n) || fdatasync(st->lock_fd))) rc = -errno;
+  if (rc) sl_log_error("%s/writer.lock: %s", st->dir, sl_strerror(rc));
+  return rc;
+}
+
+/* Take writer.lock; *foreign_boot gets the boot id of a writer that never
+ * closed the store, if it was another boot's (else ""). */
+static int lock_take(sl_store *st, char *foreign_boot, size_t n) {
+  char p[4096], buf[128];
+  int rc = join(p, sizeof p, st->dir, "writer.lock");
+  if (rc) return rc;
+  foreign_boot[0] = 0;
+  if ((st->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+    rc = -errno;
+    sl_log_error("%s: %s", p, strerror(errno));
+    return rc;
+  }
+  if (flock(st->lock_fd, LOCK_EX | LOCK_NB)) {
+    rc = errno == EWOULDBLOCK ? SL_ELOCKED : -errno;
+    sl_log_error("%s: %s", st->dir, rc == SL_ELOCKED ? "open for writing by another process" : strerror(errno));
+    return rc;
+  }
+  read_boot_id(st->boot_id, sizeof st->boot_id);
+  long r = sl_pread_full(st->lock_fd, buf, sizeof buf - 1, 0);
+  if (r < 0) {
+    sl_log_error("%s: %s", p, sl_strerror((int)r));
+    return (int)r;
+  }
+  buf[r] = 0;
+  buf[strcspn(buf, "\n")] = 0;
+  if (strncmp(buf, "open ", 5) == 0 && strcmp(buf + 5, st->boot_id) != 0) snprintf(foreign_boot, n, "%.*s", (int)n - 1, buf + 5);
+  return 0;
+}
+
+/* ---- recovery ------------------------------------------------------------------------ */
+/* Replay the log's frames past LMDB's applied txid. */
+static int replay(sl_store *st, const char *logdir) {
+  uint64_t last = sl_log_next_txid(st->log) - 1, applied = st->meta.applied_txid, n = 0, bytes = 0;
+  sl_log_reader *r = NULL;
+  sl__wctx w = {0};
+  sl_frame f;
+  int rc;
+  if (applied > last) {
+    sl_log_error("%s: LMDB has applied txid %" PRIu64 " but the log ends at %" PRIu64
+                 " (files from different stores or times mixed?)", st->dir, applied, last);
+    return SL_ECORRUPT;
+  }
+  if (applied == last) return 0;
+  sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
+  if ((rc = sl_log_reader_open(logdir, applied + 1, &ro, &r))) {
+    if (rc == SL_ENOTFOUND) {
+      sl_log_error("%s: LMDB has applied txid %" PRIu64 " but the log no longer holds txid %" PRIu64, st->dir,
+                   applied, applied + 1);
+      rc = SL_ECORRUPT;
+    }
+    return rc;
+  }
+  uint64_t t0 = sl_mono_ns();
+  if ((rc = wbegin(st, &w))) goto out;
+  while ((rc = sl_log_reader_next(r, &f)) == 0) {
+    rc = sl__apply_record(&w, &st->apply_arena, f.payload, f.payload_len);
+    sl__arena_reset(&st->apply_arena);
+    if (rc) {
+      sl_log_error("%s: replaying txid %" PRIu64 " (segment %" PRIu64 " offset %" PRIu64 ") failed", st->dir,
+                   f.txid, f.segno, f.offset);
+      goto out;
+    }
+    bytes += f.payload_len;
+    if (++n % REPLAY_BATCH_TX == 0 || bytes >= REPLAY_BATCH_BYTES) {
+      bytes = 0;
+      if ((rc = wcommit(&w)) || (rc = wbegin(st, &w))) goto out;
+    }
+  }
+  if (rc != SL_EEND) goto out;
+  if ((rc = wcommit(&w))) goto out;
+  if (st->meta.applied_txid != last) {
+    sl_log_error("%s: log replay stopped at txid %" PRIu64 ", expected %" PRIu64, st->dir, st->meta.applied_txid,
+                 last);
+    rc = SL_ECORRUPT;
+    goto out;
+  }
+  sl_log_info("%s: replayed %" PRIu64 " transactions from the log in %.3f s", st->dir, n,
+              (double)(sl_mono_ns() - t0) / 1e9);
+  rc = 0;
+out:
+  wabort(&w);
+  sl_log_reader_close(r);
+  return rc;
+}
+
+/* After a power loss: LMDB may be torn; make a new one to replay into. */
+static int rebuild(sl_store *st, const char *logdir, const char *why) {
+  sl_seg_info *segs = NULL;
+  size_t nseg = 0;
+  char p[4096];
+  struct stat sb;
+  int rc = sl_log_list(logdir, &segs, &nseg);
+  if (rc) return rc;
+  if (nseg == 0 || segs[0].first_txid != 1) {
+    sl_log_error("%s: %s, and the log starts at txid %" PRIu64 ", not 1, so LMDB cannot be rebuilt: restore "
+                 "the store from a backup", st->dir, why, nseg ? segs[0].first_txid : 0);
+    free(segs);
+    return SL_ECORRUPT;
+  }
+  /* segment_size is in the LMDB we distrust; sealed segments show it. */
+  uint64_t seg = 0;
+  for (size_t i = 0; i + 1 < nseg; i++) seg = SL_MAX(seg, segs[i].size);
+  free(segs);
+  sl_log_warn("%s: %s: rebuilding LMDB from the log", st->dir, why);
+  uint64_t map = MAP_SIZE_DEFAULT;
+  if ((rc = join(p, sizeof p, st->dir, "data.mdb"))) return rc;
+  if (stat(p, &sb) == 0) map = SL_MAX(map, 2 * (uint64_t)sb.st_size);
+  if (unlink(p) && errno != ENOENT) goto unlink_failed;
+  if ((rc = join(p, sizeof p, st->dir, "lock.mdb"))) return rc;
+  if (unlink(p) && errno != ENOENT) goto unlink_failed;
+  if ((rc = env_open(st, MDB_NOSYNC, map))) return rc;
+  return lmdb_init(st, 0, seg ? seg : SL_SEG_SIZE_DEFAULT, false);
+unlink_failed:
+  rc = -errno;
+  sl_log_error("%s: %s", p, strerror(errno));
+  return rc;
+}
+
+static int open_writer(sl_store *st) {
+  char foreign[64], logdir[4096], why[160];
+  bool has_log = exists(st->dir, "log");
+  int rc = lock_take(st, foreign, sizeof foreign);
+  if (rc) return rc;
+  if (has_log != !(st->flags & SL_OPEN_NOLOG)) {
+    sl_log_error("%s: %s", st->dir, has_log ? "has a log: open it without SL_OPEN_NOLOG"
+                                            : "has no log of its own (a standby): open it with SL_OPEN_NOLOG");
+    return SL_EINVAL;
+  }
+  if ((rc = join(logdir, sizeof logdir, st->dir, "log"))) return rc;
+  bool have_data = exists(st->dir, "data.mdb");
+  why[0] = 0;
+  if (foreign[0] && has_log)
+    snprintf(why, sizeof why, "the machine went down while the store was open (boot %s)", foreign);
+  else if (!have_data && has_log)
+    snprintf(why, sizeof why, "data.mdb is missing");
+  if (!have_data && !has_log) {
+    sl_log_error("%s: data.mdb is missing", st->dir);
+    return SL_ECORRUPT;
+  }
+  if (why[0]) {
+    rc = rebuild(st, logdir, why);
+  } else {
+    if (foreign[0]) sl_log_info("%s: opened after a power loss; a no-log store is kept intact by LMDB", st->dir);
+    rc = env_open(st, has_log ? MDB_NOSYNC : MDB_NOMETASYNC, 0);
+  }
+  if (rc || (rc = load_meta(st))) return rc;
+  if (st->no_log == has_log) {
+    sl_log_error("%s: LMDB says the store %s a log, the directory disagrees", st->dir, st->no_log ? "has no" : "has");
+    return SL_ECORRUPT;
+  }
+  int dead = 0;
+  mdb_reader_check(st->env, &dead); /* slots of killed readers */
+  char state[80];
+  snprintf(state, sizeof state, "open %s", st->boot_id);
+  if ((rc = lock_state_write(st, state))) return rc;
+  if (!has_log) return 0;
+  if ((rc = sl_log_open(logdir, st->id, &st->log))) return rc;
+  return replay(st, logdir);
+}
+
+static int open_rdonly(sl_store *st) {
+  if (!exists(st->dir, "data.mdb")) {
+    sl_log_error("%s: data.mdb is missing", st->dir);
+    return -ENOENT;
+  }
+  int rc = env_open(st, MDB_RDONLY, 0);
+  return rc ? rc : load_meta(st);
+}
+
+/* ---- open / close -------------------------------------------------------------------- */
+static void store_free(sl_store *st, bool mark_clean) {
+  if (st->log) sl_log_close(st->log);
+  if (st->env) mdb_env_close(st->env);
+  if (st->lock_fd >= 0) {
+    if (mark_clean) lock_state_write(st, "closed");
+    close(st->lock_fd); /* releases the flock */
+  }
+  sl__arena_free(&st->tx.arena);
+  sl__arena_free(&st->tx.view.scratch);
+  sl__arena_free(&st->apply_arena);
+  free(st->tx.ops);
+  free(st->pack);
+  pthread_mutex_destroy(&st->wlock);
+  pthread_mutex_destroy(&st->ckpt_lock);
+  free(st->dir);
+  free(st);
+}
+
+int sl_store_open(const char *dir, unsigned flags, sl_store **out) {
+  *out = NULL;
+  sl_store *st = calloc(1, sizeof *st);
+  if (!st || !(st->dir = strdup(dir))) {
+    free(st);
+    return -ENOMEM;
+  }
+  st->flags = flags;
+  st->rdonly = flags & SL_OPEN_RDONLY;
+  st->lock_fd = -1;
+  pthread_mutex_init(&st->wlock, NULL);
+  pthread_mutex_init(&st->ckpt_lock, NULL);
+  sl__arena_init(&st->tx.arena);
+  sl__arena_init(&st->tx.view.scratch);
+  sl__arena_init(&st->apply_arena);
+  int rc = read_store_id(dir, st->id);
+  if (!rc) rc = st->rdonly ? open_rdonly(st) : open_writer(st);
+  if (rc) {
+    store_free(st, false);
+    return rc;
+  }
+  *out = st;
+  return 0;
+}
+
+void sl_store_close(sl_store *st) {
+  if (!st) return;
+  bool clean = false;
+  if (!st->rdonly) {
+    /* "closed" promises a synced LMDB that no durable txid is missing from. */
+    clean = !st->failed && (!st->log || sl_log_wait_durable(st->log, st->meta.applied_txid) == 0) &&
+            sl_store_checkpoint(st) == 0;
+  }
+  store_free(st, clean);
+}
+
+const uint8_t *sl_store_id(const sl_store *st) { return st->id; }
+const char *sl_store_dir(const sl_store *st) { return st->dir; }
+sl_log *sl_store_log(sl_store *st) { return st->log; }
+
+/* ---- create --------------------------------------------------------------------------- */
+static int dir_check_empty(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    int rc = -errno;
+    sl_log_error("%s: %s", dir, strerror(errno));
+    return rc;
+  }
+  struct dirent *e;
+  int rc = 0;
+  while ((e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+      sl_log_error("%s: not empty (a new store needs an empty or missing directory)", dir);
+      rc = SL_EEXIST;
+      break;
+    }
+  closedir(d);
+  return rc;
+}
+
+int sl_store_create(const char *dir, const sl_store_options *opt) {
+  static const char *const created[] = {"data.mdb", "lock.mdb", "writer.lock", "writer.lock.tmp", "store.id.tmp"};
+  sl_store_options o = {0};
+  sl_store st = {.dir = (char *)dir, .lock_fd = -1};
+  char logdir[4096], p[4096];
+  bool made_dir = false;
+  struct stat sb;
+  int rc;
+  if (opt) o = *opt;
+  uint64_t first = o.first_txid ? o.first_txid : 1;
+  if ((rc = join(logdir, sizeof logdir, dir, "log"))) return rc;
+  if (stat(dir, &sb) == 0) {
+    if ((rc = dir_check_empty(dir))) return rc;
+  } else if (errno == ENOENT) {
+    if ((rc = sl_mkdir_p(dir))) {
+      sl_log_error("%s: %s", dir, sl_strerror(rc));
+      return rc;
+    }
+    made_dir = true;
+  } else {
+    rc = -errno;
+    sl_log_error("%s: %s", dir, strerror(errno));
+    return rc;
+  }
+  if (o.store_id) {
+    memcpy(st.id, o.store_id, SL_STORE_ID_SIZE);
+  } else if (getrandom(st.id, SL_STORE_ID_SIZE, 0) != SL_STORE_ID_SIZE) {
+    rc = -errno;
+    sl_log_error("getrandom: %s", strerror(errno));
+    goto fail;
+  }
+  if ((rc = env_open(&st, 0, o.map_size ? o.map_size : MAP_SIZE_DEFAULT)) ||
+      (rc = lmdb_init(&st, first - 1, o.segment_size ? o.segment_size : SL_SEG_SIZE_DEFAULT, o.no_log)))
+    goto fail;
+  mdb_env_close(st.env);
+  st.env = NULL;
+  if (!o.no_log) {
+    sl_log_options lo = {.segment_size = o.segment_size, .first_txid = first};
+    memcpy(lo.store_id, st.id, SL_STORE_ID_SIZE);
+    if ((rc = sl_log_create(logdir, &lo))) goto fail;
+  }
+  if ((rc = sl_write_file_atomic(dir, "writer.lock", "closed\n", 7))) {
+    sl_log_error("%s/writer.lock: %s", dir, sl_strerror(rc));
+    goto fail;
+  }
+  /* Last: a directory without store.id is a half-created store. */
+  if ((rc = write_store_id(dir, st.id))) goto fail;
+  return 0;
+fail:
+  if (st.env) mdb_env_close(st.env);
+  if (made_dir) {
+    sl_remove_tree(dir);
+  } else {
+    for (size_t i = 0; i < SL_ARRAY_LEN(created); i++)
+      if (join(p, sizeof p, dir, created[i]) == 0) unlink(p);
+    if (!o.no_log) sl_remove_tree(logdir);
+  }
+  return rc;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------- */
+static int checkpoint_locked(sl_store *st) {
+  char buf[32];
+  pthread_mutex_lock(&st->wlock);
+  uint64_t txid = st->meta.applied_txid;
+  st->bytes_since_ckpt = 0;
+  pthread_mutex_unlock(&st->wlock);
+  /* Every commit up to txid is in the page cache: one sync covers them. */
+  int rc = sl_fault(SL_FAULT_STORE_CHECKPOINT);
+  if (!rc) rc = sl__mdb_err(mdb_env_sync(st->env, 1));
+  if (rc) {
+    sl_log_error("%s: LMDB sync for the checkpoint at txid %" PRIu64 ": %s", st->dir, txid, sl_strerror(rc));
+    return rc;
+  }
+  int n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", txid);
+  if ((rc = sl_write_file_atomic(st->dir, "checkpoint", buf, (size_t)n))) {
+    sl_log_error("%s/checkpoint: %s", st->dir, sl_strerror(rc));
+    return rc;
+  }
+  if (st->log && (rc = sl_log_prune(st->log, txid)) < 0) return rc;
+  return 0;
+}
+
+int sl_store_checkpoint(sl_store *st) {
+  if (st->rdonly) return SL_EREADONLY;
+  pthread_mutex_lock(&st->ckpt_lock);
+  int rc = checkpoint_locked(st);
+  pthread_mutex_unlock(&st->ckpt_lock);
+  return rc;
+}
+
+/* From a committer past the mark; skipped if another checkpoint runs. */
+static void checkpoint_if_due(sl_store *st, bool due) {
+  if (!due || pthread_mutex_trylock(&st->ckpt_lock)) return;
+  checkpoint_locked(st); /* a failure is logged; the next mark retries */
+  pthread_mutex_unlock(&st->ckpt_lock);
+}
+
+/* ---- the commit path ---------------------------------------------------------------------- */
+int sl_tx_begin(sl_store *st, sl_tx **out) {
+  *out = NULL;
+  if (st->rdonly || st->no_log) return SL_EREADONLY;
+  pthread_mutex_lock(&st->wlock);
+  if (st->failed) {
+    int rc = st->failed;
+    pthread_mutex_unlock(&st->wlock);
+    return rc;
+  }
+  sl_tx *tx = &st->tx;
+  tx->st = st;
+  tx->err = 0;
+  tx->has_commit_time = false;
+  tx->nops = 0;
+  tx->view_open = false;
+  sl__arena_reset(&tx->arena);
+  int rc = wbegin(st, &tx->w);
+  if (rc) {
+    pthread_mutex_unlock(&st->wlock);
+    return rc;
+  }
+  *out = tx;
+  return 0;
+}
+
+int sl_tx_set_commit_time(sl_tx *tx, uint64_t us) {
+  if (tx->err) return tx->err;
+  uint64_t now = sl_now_us();
+  if (us < tx->w.meta.last_commit_us || us > now + COMMIT_AHEAD_MAX_US) {
+    snprintf(tx->w.err, sizeof tx->w.err, "commit time %" PRIu64 " is %s", us,
+             us < tx->w.meta.last_commit_us ? "before the previous commit" : "more than 60 s in the future");
+    return tx->err = SL_ETIME;
+  }
+  tx->has_commit_time = true;
+  tx->commit_us = us;
+  return 0;
+}
+
+sl_view *sl_tx_view(sl_tx *tx) {
+  sl_view *v = &tx->view;
+  if (!tx->view_open) {
+    v->st = tx->st;
+    v->txn = tx->w.txn;
+    v->owned_by_tx = true;
+    v->tx_meta = &tx->w.meta;
+    memset(&v->cur, 0, sizeof v->cur);
+    v->cur.txn = tx->w.txn;
+    tx->view_open = true;
+  }
+  return v;
+}
+
+static void tx_end(sl_tx *tx) {
+  if (tx->view_open) sl__cursors_close(&tx->view.cur);
+  tx->view_open = false;
+  wabort(&tx->w);
+  pthread_mutex_unlock(&tx->st->wlock);
+}
+
+void sl_tx_abort(sl_tx *tx) {
+  if (tx) tx_end(tx);
+}
+
+static int pack_reserve(sl_store *st, size_t len) {
+  if (len <= st->pack_cap) return 0;
+  size_t cap = SL_MAX(len, st->pack_cap * 2);
+  uint8_t *p = realloc(st->pack, cap);
+  if (!p) return -ENOMEM;
+  st->pack = p;
+  st->pack_cap = cap;
+  return 0;
+}
+
+int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
+  sl_store *st = tx->st;
+  int rc = tx->err;
+  if (txid_out) *txid_out = 0;
+  if (rc || tx->nops == 0) {
+    tx_end(tx);
+    return rc;
+  }
+  if (tx->view_open) sl__cursors_close(&tx->view.cur);
+  tx->view_open = false;
+  sl__meta *m = &tx->w.meta;
+  uint64_t txid = m->applied_txid + 1;
+  Shiplog__Transaction rec = SHIPLOG__TRANSACTION__INIT;
+  rec.txid = txid;
+  rec.commit_time_us = tx->has_commit_time ? tx->commit_us : SL_MAX(sl_now_us(), m->last_commit_us);
+  rec.n_ops = tx->nops;
+  rec.ops = tx->ops;
+  size_t len = shiplog__transaction__get_packed_size(&rec);
+  if (len > SL_FRAME_MAX) {
+    sl_log_error("%s: transaction of %zu ops packs to %zu bytes, more than a frame holds", st->dir, tx->nops, len);
+    rc = SL_ETOOBIG;
+    goto abort;
+  }
+  if ((rc = pack_reserve(st, len))) goto abort;
+  shiplog__transaction__pack(&rec, st->pack);
+  m->applied_txid = txid;
+  m->last_commit_us = rec.commit_time_us;
+  if ((rc = sl_log_append(st->log, st->pack, len))) goto abort;
+  /* From here the frame is in the log: LMDB must follow or we stop. */
+  if ((rc = wcommit(&tx->w))) {
+    st->failed = rc;
+    sl_log_error("%s: txid %" PRIu64 " is in the log but not in LMDB: reopen the store to replay it", st->dir, txid);
+    pthread_mutex_unlock(&st->wlock);
+    return rc;
+  }
+  st->bytes_since_ckpt += len + SL_FRAME_HEADER_SIZE;
+  bool due = st->bytes_since_ckpt >= st->ckpt_every;
+  pthread_mutex_unlock(&st->wlock);
+  if (txid_out) *txid_out = txid;
+  if ((rc = sl_log_wait_durable(st->log, txid))) return rc;
+  checkpoint_if_due(st, due);
+  return 0;
+abort:
+  tx_end(tx);
+  return rc;
+}
+
+int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const size_t *lens, size_t n) {
+  sl__wctx w = {0};
+  size_t appended = 0, bytes = 0;
+  int rc;
+  if (st->rdonly) return SL_EREADONLY;
+  if (n == 0) return 0;
+  pthread_mutex_lock(&st->wlock);
+  if ((rc = st->failed) || (rc = wbegin(st, &w))) goto out;
+  for (size_t i = 0; i < n; i++) {
+    rc = sl__apply_record(&w, &st->apply_arena, payloads[i], lens[i]);
+    sl__arena_reset(&st->apply_arena);
+    if (rc) goto out;
+    bytes += lens[i] + SL_FRAME_HEADER_SIZE;
+  }
+  /* Every record applies: only now do they reach the log. */
+  for (; st->log && appended < n; appended++)
+    if ((rc = sl_log_append(st->log, payloads[appended], lens[appended]))) goto out;
+  if ((rc = wcommit(&w))) goto out;
+  st->bytes_since_ckpt += bytes;
+  bool due = st->bytes_since_ckpt >= st->ckpt_every;
+  uint64_t last = st->meta.applied_txid;
+  pthread_mutex_unlock(&st->wlock);
+  if (st->log && (rc = sl_log_wait_durable(st->log, last))) return rc;
+  checkpoint_if_due(st, due);
+  return 0;
+out:
+  if (appended) {
+    st->failed = rc;
+    sl_log_error("%s: records up to txid %" PRIu64 " are in the log but not in LMDB: reopen the store to replay",
+                 st->dir, w.meta.applied_txid - (n - appended));
+  }
+  wabort(&w);
+  pthread_mutex_unlock(&st->wlock);
+  return rc;
+}
+
+int sl_store_apply(sl_store *st, const uint8_t *payload, size_t len) {
+  return sl_store_apply_batch(st, &payload, &len, 1);
+}
+
+/* ---- views --------------------------------------------------------------------------------- */
+int sl_view_begin(sl_store *st, sl_view **out) {
+  *out = NULL;
+  sl_view *v = calloc(1, sizeof *v);
+  if (!v) return -ENOMEM;
+  v->st = st;
+  sl__arena_init(&v->scratch);
+  int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &v->txn);
+  if (rc) {
+    sl_log_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
+    free(v);
+    return sl__mdb_err(rc);
+  }
+  v->cur.txn = v->txn;
+  *out = v;
+  return 0;
+}
+
+void sl_view_end(sl_view *v) {
+  if (!v || v->owned_by_tx) return;
+  sl__cursors_close(&v->cur);
+  mdb_txn_abort(v->txn);
+  sl__arena_free(&v->scratch);
+  free(v);
+}

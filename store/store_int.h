@@ -1,0 +1,187 @@
+/*
+ * Module-private declarations of the graph store (store.c, graph.c,
+ * value.c). Nothing outside store/ includes this file.
+ *
+ * Who does what:
+ *   store.c  directory layout, open/create/close, writer lock and power-loss
+ *            detection, recovery (log replay), checkpoints, the commit path
+ *            (sl_tx_begin/commit/abort) and sl_store_apply*.
+ *   graph.c  the LMDB schema, the ops (validate + apply to one MDB_txn), the
+ *            sl_tx_* write wrappers that also record each op into the
+ *            Transaction being built, the decoding of a packed Transaction
+ *            into the same ops (replay), and every read (sl_view_*).
+ *   value.c  sl_value <-> LMDB bytes, sl_value <-> Shiplog__Value, equality,
+ *            and the UTF-8 / name checks.
+ */
+#ifndef SL_STORE_INT_H
+#define SL_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <lmdb.h>
+
+#include "sl_base.h"
+#include "store.h"
+#include "transaction.pb-c.h"
+
+/* ---- arena: bump allocation, freed or reset in one call ------------------ */
+typedef struct sl__chunk sl__chunk;
+typedef struct sl__arena {
+  sl__chunk *chunks; /* newest first */
+  uint8_t *p, *end;
+  size_t used;       /* bytes handed out since the last reset (sizing hint) */
+} sl__arena;
+
+void sl__arena_init(sl__arena *a);
+/* NULL only when malloc fails. Aligned for any scalar type. */
+void *sl__arena_alloc(sl__arena *a, size_t n);
+/* Copy n bytes and append a NUL. */
+char *sl__arena_strndup(sl__arena *a, const void *s, size_t n);
+/* Forget everything handed out; keeps one chunk big enough for the last
+ * cycle so that a steady workload does not call malloc again. */
+void sl__arena_reset(sl__arena *a);
+void sl__arena_free(sl__arena *a);
+/* A protobuf-c allocator drawing from the arena (free is a no-op). */
+void sl__arena_pb_allocator(sl__arena *a, ProtobufCAllocator *out);
+
+/* ---- LMDB schema ------------------------------------------------------------ */
+enum sl__db {
+  SL__DB_META,
+  SL__DB_NODES,
+  SL__DB_NODE_LABELS,
+  SL__DB_LABEL_INDEX,
+  SL__DB_NODE_PROPS,
+  SL__DB_RELS,
+  SL__DB_REL_PROPS,
+  SL__DB_ADJACENCY,
+  SL__DB_COUNT
+};
+extern const char *const sl__db_names[SL__DB_COUNT];
+
+#define SL__FORMAT_VERSION 1
+/* Longest key: adjacency node(8) dir(1) tlen(1) type(255) rel(8). */
+#define SL__KEY_MAX (8 + 1 + 1 + SL_NAME_MAX + 8)
+
+/* The counters kept in the meta database, all written in the LMDB
+ * transaction that applies the ops they describe. */
+typedef struct sl__meta {
+  uint64_t applied_txid;
+  uint64_t last_commit_us;
+  uint64_t next_node_id, next_rel_id;
+  uint64_t node_count, rel_count;
+} sl__meta;
+
+/* Map an LMDB return code to ours (positive errno -> -errno). */
+int sl__mdb_err(int rc);
+
+/* Cursors of one MDB_txn, opened on first use. */
+typedef struct sl__cursors {
+  MDB_txn *txn;
+  MDB_cursor *c[SL__DB_COUNT];
+} sl__cursors;
+int sl__cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_cursor **out);
+void sl__cursors_close(sl__cursors *cs);
+
+/* One LMDB write transaction applying ops: the meta it will commit and the
+ * cursors it uses. */
+typedef struct sl__wctx {
+  sl_store *st;
+  MDB_txn *txn;
+  sl__cursors cur;
+  sl__meta meta;
+  char err[200]; /* what the failing op found (for sl_tx_error and logs) */
+} sl__wctx;
+
+/* ---- the store ------------------------------------------------------------- */
+struct sl_view {
+  sl_store *st;
+  MDB_txn *txn;
+  bool owned_by_tx;
+  const sl__meta *tx_meta; /* a tx view reads the tx's uncommitted meta */
+  sl__cursors cur;
+  sl__arena scratch;
+};
+
+struct sl_tx {
+  sl_store *st;
+  sl__wctx w;
+  int err;                 /* first error: the tx may only be aborted */
+  bool has_commit_time;
+  uint64_t commit_us;
+  sl__arena arena;         /* recorded ops and their strings */
+  Shiplog__Op **ops;       /* grows; kept across transactions */
+  size_t nops, ops_cap;
+  struct sl_view view;     /* sl_tx_view */
+  bool view_open;
+};
+
+struct sl_store {
+  char *dir;
+  unsigned flags;
+  bool rdonly, no_log;
+  uint8_t id[SL_STORE_ID_SIZE];
+  MDB_env *env;
+  MDB_dbi dbi[SL__DB_COUNT];
+  sl_log *log;
+  int lock_fd;              /* writer.lock, flock()ed; -1 when read-only */
+  char boot_id[64];
+
+  pthread_mutex_t wlock;    /* the writer lock: one tx or apply at a time */
+  sl__meta meta;            /* committed meta (under wlock) */
+  int failed;               /* sticky: LMDB and the log disagree until reopen */
+  sl_tx tx;                 /* the one write transaction, reused */
+  uint8_t *pack;            /* reusable packing buffer (under wlock) */
+  size_t pack_cap;
+  sl__arena apply_arena;    /* unpacked records (under wlock) */
+
+  pthread_mutex_t ckpt_lock;  /* one checkpoint at a time */
+  uint64_t ckpt_every;        /* log bytes between automatic checkpoints */
+  uint64_t bytes_since_ckpt;  /* under wlock */
+};
+
+/* ---- meta (graph.c) -------------------------------------------------------- */
+int sl__meta_read(MDB_txn *txn, MDB_dbi meta_dbi, sl__meta *m);
+/* Write the fields of `m` that differ from `old` (all when old is NULL). */
+int sl__meta_write(MDB_txn *txn, MDB_dbi meta_dbi, const sl__meta *m, const sl__meta *old);
+int sl__meta_get_u64(MDB_txn *txn, MDB_dbi meta_dbi, const char *name, uint64_t *out);
+int sl__meta_put_u64(MDB_txn *txn, MDB_dbi meta_dbi, const char *name, uint64_t v);
+int sl__meta_get_bytes(MDB_txn *txn, MDB_dbi meta_dbi, const char *name, MDB_val *out);
+int sl__meta_put_bytes(MDB_txn *txn, MDB_dbi meta_dbi, const char *name, const void *p, size_t n);
+
+/* ---- ops (graph.c): validate and apply to w->txn --------------------------- */
+/* Each returns 0 when applied, 1 when it was a no-op (not logged), or a
+ * negative code. *id == 0 asks create_* to assign one (written back). */
+int sl__op_create_node(sl__wctx *w, uint64_t *id, const char *const *labels, size_t nlabels,
+                       const sl_prop *props, size_t nprops);
+int sl__op_delete_node(sl__wctx *w, uint64_t id, bool detach);
+int sl__op_add_label(sl__wctx *w, uint64_t id, const char *label);
+int sl__op_remove_label(sl__wctx *w, uint64_t id, const char *label);
+int sl__op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, const sl_value *v);
+int sl__op_remove_prop(sl__wctx *w, bool rel, uint64_t id, const char *key);
+int sl__op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t start, uint64_t end,
+                      const sl_prop *props, size_t nprops);
+int sl__op_delete_rel(sl__wctx *w, uint64_t id);
+
+/* Apply one packed Transaction to w (its txid must be w->meta.applied_txid
+ * + 1 and its commit time not below the last); updates w->meta. The arena
+ * holds the unpacked record (the caller resets it). */
+int sl__apply_record(sl__wctx *w, sl__arena *a, const uint8_t *payload, size_t len);
+
+/* ---- values (value.c) ------------------------------------------------------ */
+/* Checks a name (label, type, key): 1..SL_NAME_MAX bytes of UTF-8, no NUL.
+ * Returns its length or SL_EINVAL. */
+int sl__name_check(const char *name);
+bool sl__utf8_valid(const uint8_t *p, size_t n);
+/* A storable value: not SL_NULL, strings UTF-8 without NUL (the log's
+ * protobuf strings are NUL-terminated), lists of one scalar kind. */
+int sl__value_check(const sl_value *v);
+size_t sl__value_encoded_size(const sl_value *v);
+void sl__value_encode(const sl_value *v, uint8_t *out);
+/* Decode LMDB bytes; strings are copied into the arena, NUL-terminated. */
+int sl__value_decode(const uint8_t *p, size_t n, sl__arena *a, sl_value *out);
+/* sl_value -> protobuf (copies into the arena) and back (points into pb). */
+int sl__value_to_pb(sl__arena *a, const sl_value *v, Shiplog__Value **out);
+int sl__value_from_pb(sl__arena *a, const Shiplog__Value *pb, sl_value *out);
+
+#endif

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# End-to-end test of the store subcommands of the shiplog binary: init, exec,
+# stats, log, verify, export, import, --help and usage errors.
+# Needs $SL_BIN (the binary) and $SL_TEST_TMP (scratch); exit 0 = pass.
+set -u
+
+BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
+[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
+T=${SL_TEST_TMP:-/tmp/shiplog-test}/e2e_cli.$$
+rm -rf "$T" && mkdir -p "$T" || exit 1
+trap 'rm -rf "$T"' EXIT
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+# expect STATUS DESCRIPTION CMD...: run CMD (stdout > $T/out, stderr > $T/err)
+# and check its exit status.
+expect() {
+  local want=$1 desc=$2
+  shift 2
+  "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then ok "$desc"; else
+    bad "$desc (exit $got, want $want)"
+    sed 's/^/    err: /' "$T/err" | head -5
+  fi
+}
+# contains FILE TEXT DESCRIPTION
+contains() {
+  if grep -qF -- "$2" "$1"; then ok "$3"; else
+    bad "$3: '$2' not in $1"
+    sed 's/^/    | /' "$1" | head -5
+  fi
+}
+same() { # same FILE1 FILE2 DESCRIPTION
+  if cmp -s "$1" "$2"; then ok "$3"; else
+    bad "$3"
+    diff "$1" "$2" | head -10 | sed 's/^/    /'
+  fi
+}
+
+# ---- --help and usage -------------------------------------------------------
+expect 0 "shiplog --help" "$BIN" --help
+for c in init exec stats log verify export import; do
+  expect 0 "$c --help" "$BIN" "$c" --help
+  contains "$T/out" "Usage: shiplog $c" "$c --help shows its usage"
+done
+expect 2 "no command" "$BIN"
+expect 2 "unknown command" "$BIN" frobnicate
+contains "$T/err" "unknown command 'frobnicate'" "unknown command named"
+expect 2 "init without DIR" "$BIN" init
+expect 2 "init with a bad size" "$BIN" init "$T/x" --segment-size 12Q
+expect 2 "init with a tiny segment" "$BIN" init "$T/x" --segment-size 100
+expect 2 "exec without FILE" "$BIN" exec "$T/x"
+expect 2 "log with a bad txid" "$BIN" log "$T/x" --from-txid abc
+expect 2 "log with a bad time" "$BIN" log "$T/x" --since yesterday
+expect 2 "stats with an unknown option" "$BIN" stats "$T/x" --bogus
+expect 2 "import without --into" "$BIN" import "$T/x"
+expect 2 "verify with two dirs" "$BIN" verify "$T/x" "$T/y"
+[ ! -e "$T/x" ] && ok "usage errors create nothing" || bad "usage errors create nothing"
+expect 1 "stats on a missing store" "$BIN" stats "$T/nostore"
+contains "$T/err" "$T/nostore" "the error names the directory"
+
+# ---- init, exec ------------------------------------------------------------------
+S=$T/store
+expect 0 "init" "$BIN" init "$S" --segment-size 4K
+expect 1 "init on a non-empty store" "$BIN" init "$S"
+
+# The example of spec/mutations.md, with a "ts" on every line so that the
+# commit times (and so the log) are the same on every run.
+cat >"$T/example.jsonl" <<'EOF'
+{"ts":"2026-11-25T14:00:00Z","ops":[{"op":"create_node","id":1,"labels":["Person"],"props":{"name":"Ann","born":1984}},{"op":"create_node","id":2,"labels":["Person"],"props":{"name":"Bo"}},{"op":"create_rel","id":1,"type":"KNOWS","start":1,"end":2,"props":{"since":2019}}]}
+{"ts":"2026-11-25T14:03:07Z","ops":[{"op":"set_node_prop","id":2,"key":"tags","value":["x","y"]}]}
+// a comment, then a blank line
+
+{"ts":"2026-11-25T14:05:00Z","ops":[{"op":"delete_node","id":1,"detach":true}]}
+EOF
+expect 0 "exec the example" "$BIN" exec "$S" "$T/example.jsonl"
+[ ! -s "$T/out" ] && ok "no ids printed when all were given" || bad "no ids printed when all were given"
+
+cat >"$T/kinds.jsonl" <<'EOF'
+{"ts":"2026-11-25T14:10:00Z","ops":[{"op":"create_node","labels":["Z","A"],"props":{"d":1.0,"e":0.1,"big":1e300,"neg":-0.0,"nan":{"$double":"NaN"},"inf":{"$double":"-Infinity"},"b":{"$bytes":"AAEC"},"s":"q\"\\\n\u0001é","l":[],"li":[1,2],"t":true}},{"op":"create_rel","type":"LIKES","start":2,"end":3,"props":{"w":2.5}}]}
+EOF
+expect 0 "exec from stdin" sh -c "'$BIN' exec '$S' - < '$T/kinds.jsonl'"
+printf 'node 3\nrel 2\n' >"$T/ids.want"
+same "$T/out" "$T/ids.want" "exec prints the assigned ids"
+
+# ---- bad lines ---------------------------------------------------------------------
+cat >"$T/bad.jsonl" <<'EOF'
+{"ts":"2026-11-25T14:20:00Z","ops":[{"op":"add_label","id":2,"label":"Good"}]}
+{"ops":[{"op":"add_label","id":2,"label":"Half"},{"op":"explode","id":2}]}
+{"ops":[{"op":"create_node","id":2,"labels":[]}]}
+{"ops": [
+{"ts":"2026-11-25T14:21:00Z","ops":[{"op":"add_label","id":3,"label":"Good"}]}
+EOF
+expect 1 "exec with bad lines fails" "$BIN" exec "$S" "$T/bad.jsonl"
+contains "$T/err" "$T/bad.jsonl:2: op 2: unknown op" "bad op reported as FILE:LINE"
+contains "$T/err" "$T/bad.jsonl:3: op 1 (create_node): node 2" "duplicate id reported as FILE:LINE"
+contains "$T/err" "$T/bad.jsonl:4: " "malformed JSON reported as FILE:LINE"
+printf '{"ops":[{"op":"explode"}]}\n{"ops":[{"op":"create_node","id":2,"labels":[]}]}\n' >"$T/stop.jsonl"
+expect 1 "stop-on-error" "$BIN" exec "$S" "$T/stop.jsonl" --stop-on-error
+contains "$T/err" 'stop.jsonl:1: op 1: unknown op "explode"' "stop-on-error reports the first bad line"
+if grep -q "stop.jsonl:2:" "$T/err"; then bad "stop-on-error stops there"; else ok "stop-on-error stops there"; fi
+
+# ---- export: golden ---------------------------------------------------------------------
+cat >"$T/golden.jsonl" <<'EOF'
+{"type":"node","id":"2","labels":["Good","Person"],"properties":{"name":"Bo","tags":["x","y"]}}
+{"type":"node","id":"3","labels":["A","Good","Z"],"properties":{"b":{"$bytes":"AAEC"},"big":1e+300,"d":1.0,"e":0.1,"inf":{"$double":"-Infinity"},"l":[],"li":[1,2],"nan":{"$double":"NaN"},"neg":-0.0,"s":"q\"\\\u000a\u0001é","t":true}}
+{"type":"relationship","id":"2","label":"LIKES","start":{"id":"2","labels":["Good","Person"]},"end":{"id":"3","labels":["A","Good","Z"]},"properties":{"w":2.5}}
+EOF
+expect 0 "export" "$BIN" export "$S"
+cp "$T/out" "$T/a.jsonl"
+same "$T/a.jsonl" "$T/golden.jsonl" "export equals the golden file"
+expect 0 "export --to" "$BIN" export "$S" --to "$T/a2.jsonl"
+same "$T/a2.jsonl" "$T/golden.jsonl" "export --to writes the same bytes"
+[ ! -e "$T/a2.jsonl.tmp" ] && ok "no temporary file left" || bad "no temporary file left"
+
+# ---- import -----------------------------------------------------------------------------
+expect 0 "import" "$BIN" import "$T/a.jsonl" --into "$T/imp" --quiet
+expect 0 "export the import" "$BIN" export "$T/imp"
+same "$T/out" "$T/golden.jsonl" "export | import | export is the identity"
+expect 0 "import from stdin" sh -c "'$BIN' export '$S' | '$BIN' import - --into '$T/imp2'"
+expect 0 "export the stdin import" "$BIN" export "$T/imp2"
+same "$T/out" "$T/golden.jsonl" "export | import - | export is the identity"
+expect 1 "import into a non-empty store" "$BIN" import "$T/a.jsonl" --into "$T/imp"
+printf '{"type":"node","id":"1","labels":[]}\n{"type":"node","id":"2","labels":[],"properties":{"p":{"crs":"wgs-84"}}}\n' >"$T/point.jsonl"
+expect 1 "import refuses points" "$BIN" import "$T/point.jsonl" --into "$T/imp3"
+contains "$T/err" "$T/point.jsonl:2: properties: property \"p\": point values are not supported" "the refusal names FILE:LINE"
+[ ! -e "$T/imp3" ] && ok "a failed import leaves nothing" || bad "a failed import leaves nothing"
+
+# ---- stats ------------------------------------------------------------------------------
+expect 0 "stats" "$BIN" stats "$S"
+contains "$T/out" "nodes          2" "stats counts nodes"
+expect 0 "stats --json" "$BIN" stats "$S" --json
+contains "$T/out" '"nodes":2,"relationships":1,"last_txid":6,' "stats --json counts and last txid"
+contains "$T/out" '"last_commit":"2026-11-25T14:21:00Z"' "stats --json last commit time"
+contains "$T/out" '"durable_txid":6' "stats --json durable txid"
+if command -v python3 >/dev/null; then
+  python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/out" && ok "stats --json is JSON" || bad "stats --json is JSON"
+fi
+
+# ---- log ---------------------------------------------------------------------------------
+expect 0 "log" "$BIN" log "$S"
+[ "$(wc -l <"$T/out")" -eq 6 ] && ok "log prints 6 records" || bad "log prints 6 records"
+contains "$T/out" '1 2026-11-25T14:00:00Z create_node id=1 labels=[Person] props={name:"Ann",born:1984}; create_node id=2' "log text form"
+contains "$T/out" '3 2026-11-25T14:05:00Z delete_node id=1 detach=true' "log shows delete_node"
+expect 0 "log --since" "$BIN" log "$S" --since 2026-11-25T14:03:07Z
+[ "$(wc -l <"$T/out")" -eq 4 ] && ok "log --since skips the first two" || bad "log --since skips the first two"
+expect 0 "log --from-txid" "$BIN" log "$S" --from-txid 5 --json
+[ "$(wc -l <"$T/out")" -eq 2 ] && ok "log --from-txid 5 prints 2" || bad "log --from-txid 5 prints 2"
+contains "$T/out" '{"txid":5,"ts":"2026-11-25T14:20:00Z","commit_time_us":' "log --json form"
+expect 0 "log --json" "$BIN" log "$S" --json
+cp "$T/out" "$T/log.jsonl"
+expect 0 "init a replay store" "$BIN" init "$T/rep"
+expect 0 "exec the log --json output" "$BIN" exec "$T/rep" "$T/log.jsonl"
+expect 0 "export the replay" "$BIN" export "$T/rep"
+same "$T/out" "$T/golden.jsonl" "log --json re-executes to the same graph"
+
+# ---- verify ------------------------------------------------------------------------------
+expect 0 "verify" "$BIN" verify "$S"
+contains "$T/out" "OK" "verify says OK"
+contains "$T/out" "equals a replay" "verify compared the state"
+
+# Many small transactions over several 4 KiB segments, kept by a consumer
+# that has confirmed nothing (else checkpoints prune them).
+B=$T/big
+expect 0 "init big" "$BIN" init "$B" --segment-size 4K
+mkdir -p "$B/log/consumers" && echo 0 >"$B/log/consumers/e2e"
+for i in $(seq 1 300); do
+  printf '{"ops":[{"op":"create_node","id":%d,"labels":["N"],"props":{"i":%d,"s":"%0100d"}}]}\n' "$i" "$i" 0
+done >"$T/many.jsonl"
+expect 0 "exec 300 transactions" "$BIN" exec "$B" "$T/many.jsonl"
+expect 0 "stats big" "$BIN" stats "$B" --json
+if python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["log"]["segments"] > 3 else 1)' "$T/out"; then
+  ok "the log spans several segments"; else bad "the log spans several segments"; fi
+expect 0 "log big" "$BIN" log "$B"
+[ "$(wc -l <"$T/out")" -eq 300 ] && ok "log reads across segments" || bad "log reads across segments"
+expect 0 "verify big" "$BIN" verify "$B"
+contains "$T/out" "equals a replay" "verify replays across segments"
+
+# Without the consumer, segments are pruned: the state check is skipped.
+P=$T/pruned
+expect 0 "init pruned" "$BIN" init "$P" --segment-size 4K
+expect 0 "exec 300 transactions (pruned)" "$BIN" exec "$P" "$T/many.jsonl"
+expect 0 "verify pruned" "$BIN" verify "$P"
+contains "$T/out" "state check skipped: the log begins at txid" "verify says why it skipped the state check"
+expect 1 "log --from-txid before the oldest segment" "$BIN" log "$P" --from-txid 1
+contains "$T/err" "no longer in the log" "log says the txid was pruned"
+
+# A flipped byte inside the first frame's payload.
+cp -r "$S" "$T/damaged"
+seg=$(ls "$T/damaged/log/"*.seg | head -1)
+byte=$(od -An -tu1 -j150 -N1 "$seg" | tr -d ' ')
+printf "$(printf '\\%03o' $(((byte ^ 0xff) & 0xff)))" | dd of="$seg" bs=1 seek=150 conv=notrunc status=none
+expect 1 "verify finds a flipped byte" "$BIN" verify "$T/damaged"
+contains "$T/err" "$(basename "$seg")" "the damage report names the segment"
+contains "$T/err" "offset" "the damage report names the offset"
+expect 1 "log refuses a damaged durable frame" "$BIN" log "$T/damaged"
+contains "$T/err" "$(basename "$seg")" "log names the damaged segment"
+
+# ---- beside a running writer ----------------------------------------------------------
+W=$T/w
+expect 0 "init w" "$BIN" init "$W"
+mkfifo "$T/fifo"
+"$BIN" exec "$W" "$T/fifo" >"$T/w.out" 2>"$T/w.err" &
+wpid=$!
+exec 7>"$T/fifo"
+echo '{"ops":[{"op":"create_node","labels":["A"]}]}' >&7
+for _ in $(seq 100); do grep -q "node 1" "$T/w.out" && break; sleep 0.1; done
+contains "$T/w.out" "node 1" "exec prints an id as soon as it commits"
+expect 0 "stats beside a writer" "$BIN" stats "$W" --json
+contains "$T/out" '"nodes":1,' "stats sees the writer's commit"
+expect 0 "verify beside a writer" "$BIN" verify "$W"
+expect 0 "export beside a writer" "$BIN" export "$W"
+contains "$T/out" '{"type":"node","id":"1","labels":["A"],"properties":{}}' "export sees the writer's commit"
+expect 0 "log beside a writer" "$BIN" log "$W"
+expect 1 "a second writer is refused" "$BIN" exec "$W" "$T/example.jsonl"
+contains "$T/err" "$W: cannot open store" "the refusal names the store"
+exec 7>&-
+wait "$wpid" && ok "the writer ends cleanly" || bad "the writer ends cleanly"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -52,7 +52,7 @@ static const char receive_help[] =
     "  --ready-file FILE    write the listening port to FILE once listening\n"
     "  --insecure           plain TCP without authentication (TLS is not built yet,\n"
     "                       so this is the only mode for now)\n"
-    "  -v, --verbose        log connections and stream events\n";
+    "  --verbose            log connections and stream events\n";
 
 static volatile sig_atomic_t receive_stop;
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_repl.h"
 #include "sl_base.h"
 
 static const struct command {
@@ -23,6 +24,9 @@ static const struct command {
     {"verify", cmd_verify, "check every frame, and that the state equals a replay of the log"},
     {"export", cmd_export, "canonical export (JSON Lines)"},
     {"import", cmd_import, "canonical or APOC JSON Lines into a new store"},
+    {"receive", sl_cmd_receive, "serve replication streams from many primaries"},
+    {"ship", sl_cmd_ship, "tail a store's log and stream it to a receiver"},
+    {"status", sl_cmd_status, "per stream: committed / shipped / durable / applied txid, lag"},
 };
 
 static void usage(FILE *out) {

@@ -29,24 +29,6 @@
 #define FLUSH_AT (256u << 10)
 #define PROGRESS_EVERY 4096
 
-typedef struct id_vec {
-  uint64_t *v;
-  size_t n, cap;
-} id_vec;
-
-static int push_id(void *arg, uint64_t id) {
-  id_vec *ids = arg;
-  if (ids->n == ids->cap) {
-    size_t cap = ids->cap ? ids->cap * 2 : 4096;
-    uint64_t *v = realloc(ids->v, cap * sizeof *v);
-    if (!v) return -ENOMEM;
-    ids->v = v;
-    ids->cap = cap;
-  }
-  ids->v[ids->n++] = id;
-  return 0;
-}
-
 static void put_labels(sl__jbuf *b, const char *const *labels, size_t n) {
   sl__jbuf_putc(b, '[');
   for (size_t i = 0; i < n; i++) {
@@ -73,7 +55,7 @@ static int put_endpoint(sl_view *v, sl__jbuf *b, uint64_t rel, uint64_t id) {
 }
 
 int sl_export_canonical(sl_view *v, FILE *out, const char *name, sl_progress_fn progress, void *progress_arg) {
-  id_vec ids = {0};
+  sl__idvec ids = {0};
   sl__jbuf b = {0}, props = {0};
   sl_counts counts;
   uint64_t done = 0;
@@ -85,7 +67,7 @@ int sl_export_canonical(sl_view *v, FILE *out, const char *name, sl_progress_fn 
   }
   uint64_t total = counts.nodes + counts.rels;
 
-  if ((rc = sl_view_all_nodes(v, push_id, &ids))) {
+  if ((rc = sl_view_all_nodes(v, sl__idvec_push, &ids))) {
     sl_log_error("export: listing nodes: %s", sl_strerror(rc));
     goto fail;
   }
@@ -107,7 +89,7 @@ int sl_export_canonical(sl_view *v, FILE *out, const char *name, sl_progress_fn 
   }
 
   ids.n = 0;
-  if ((rc = sl_view_all_rels(v, push_id, &ids))) {
+  if ((rc = sl_view_all_rels(v, sl__idvec_push, &ids))) {
     sl_log_error("export: listing relationships: %s", sl_strerror(rc));
     goto fail;
   }

@@ -14,14 +14,13 @@
  * between keeping the file's ids (canonical exports: positive decimal
  * integers, so export | import | export is the identity) and assigning new
  * ones in input order (APOC counts from 0, which the store does not use, or
- * writes element ids). When assigning, a hash table maps each node's id text
+ * writes element ids). When assigning, an sl__idmap maps each node's id text
  * to its new id, for the relationships' endpoints; relationship id texts go
- * into a second table only to refuse duplicates. Keys live in an arena that
- * is freed at the end (about key length + 24 bytes per entity).
+ * into a second map only to refuse duplicates.
  *
- * ALL OR NOTHING. Ops are committed in transactions of ops_per_tx; at the
- * first bad line the current transaction is aborted, the store closed and
- * its directory removed, so a failed import leaves nothing behind.
+ * ALL OR NOTHING. Ops go through an sl__sink (transactions of ops_per_tx);
+ * at the first bad line the sink aborts and removes the store, so a failed
+ * import leaves nothing behind.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,85 +35,15 @@
 #define DEFAULT_OPS_PER_TX 10000
 #define PROGRESS_LINES 4096
 
-/* ---- id text -> id ------------------------------------------------------------ */
-typedef struct id_slot {
-  const char *key; /* NULL: empty */
-  size_t len;
-  uint64_t hash;
-  uint64_t val;
-} id_slot;
-
-typedef struct id_map {
-  id_slot *slots;
-  size_t cap, n; /* cap: a power of two */
-  sl__scratch *keys;
-} id_map;
-
-static uint64_t hash_bytes(const char *s, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a final mix */
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  return h ^ (h >> 33);
-}
-
-static id_slot *map_find(id_map *m, const char *key, size_t len, uint64_t h) {
-  for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-    id_slot *s = &m->slots[i];
-    if (!s->key || (s->hash == h && s->len == len && !memcmp(s->key, key, len))) return s;
-  }
-}
-
-static int map_grow(id_map *m) {
-  size_t cap = m->cap ? m->cap * 2 : 1024;
-  id_slot *old = m->slots;
-  size_t oldcap = m->cap;
-  if (!(m->slots = calloc(cap, sizeof *m->slots))) {
-    m->slots = old;
-    return -ENOMEM;
-  }
-  m->cap = cap;
-  for (size_t i = 0; i < oldcap; i++)
-    if (old[i].key) *map_find(m, old[i].key, old[i].len, old[i].hash) = old[i];
-  free(old);
-  return 0;
-}
-
-/* *slot: the key's slot; its key is NULL when the key is new (the caller
- * then calls map_insert on it). */
-static int map_lookup(id_map *m, const char *key, size_t len, id_slot **slot) {
-  int rc;
-  if (m->n * 10 >= m->cap * 7 && (rc = map_grow(m))) return rc;
-  *slot = map_find(m, key, len, hash_bytes(key, len));
-  return 0;
-}
-
-static int map_insert(id_map *m, id_slot *s, const char *key, size_t len, uint64_t val) {
-  if (!m->keys && !(m->keys = sl__scratch_new())) return -ENOMEM;
-  char *copy = sl__scratch_alloc(m->keys, len ? len : 1);
-  if (!copy) return -ENOMEM;
-  memcpy(copy, key, len);
-  *s = (id_slot){.key = copy, .len = len, .hash = hash_bytes(key, len), .val = val};
-  m->n++;
-  return 0;
-}
-
-static void map_free(id_map *m) {
-  free(m->slots);
-  sl__scratch_free(m->keys);
-}
-
 /* ---- the importer ----------------------------------------------------------------- */
 typedef enum id_mode { IDS_UNDECIDED, IDS_KEEP, IDS_ASSIGN } id_mode;
 
 typedef struct importer {
   const char *name;
   uint64_t lineno;
-  sl_store *st;
-  sl_tx *tx;
-  uint64_t ops_in_tx, ops_per_tx;
+  sl__sink sink;
   id_mode node_mode, rel_mode;
-  id_map nodes, rels;
+  sl__idmap nodes, rels;
   bool seen_rel;
   sl__scratch *arena; /* this line's values */
   sl_import_result res;
@@ -162,18 +91,14 @@ static int read_id(importer *im, json_t *j, const char *what, id_text *t) {
   return 0;
 }
 
-static int ensure_tx(importer *im) {
-  int rc = 0;
-  if (!im->tx && (rc = sl_tx_begin(im->st, &im->tx))) why(im, rc, "cannot begin a transaction: %s", sl_strerror(rc));
+static int ensure_tx(importer *im, sl_tx **tx) {
+  int rc = sl__sink_tx(&im->sink, tx);
+  if (rc) why(im, rc, "cannot begin a transaction: %s", sl_strerror(rc));
   return rc;
 }
 
 static int op_done(importer *im) {
-  if (++im->ops_in_tx < im->ops_per_tx) return 0;
-  sl_tx *tx = im->tx;
-  im->tx = NULL;
-  im->ops_in_tx = 0;
-  int rc = sl_tx_commit(tx, NULL);
+  int rc = sl__sink_op_done(&im->sink);
   if (rc) why(im, rc, "commit: %s", sl_strerror(rc));
   return rc;
 }
@@ -220,17 +145,18 @@ static int import_node(importer *im, json_t *root) {
   }
   if ((rc = get_props(im, root, &props, &nprops))) return rc;
 
-  id_slot *slot = NULL;
+  sl__idslot *slot = NULL;
   if (im->node_mode == IDS_ASSIGN) {
-    if ((rc = map_lookup(&im->nodes, t.key, t.len, &slot))) return rc;
+    if ((rc = sl__idmap_lookup(&im->nodes, t.key, t.len, &slot))) return rc;
     if (slot->key) return why(im, SL_EEXIST, "node id \"%.64s\" appears twice", t.key);
   }
   uint64_t id;
-  if ((rc = ensure_tx(im))) return rc;
-  rc = sl_tx_create_node(im->tx, im->node_mode == IDS_KEEP ? t.num : 0, labels, nlabels, props, nprops, &id);
+  sl_tx *tx;
+  if ((rc = ensure_tx(im, &tx))) return rc;
+  rc = sl_tx_create_node(tx, im->node_mode == IDS_KEEP ? t.num : 0, labels, nlabels, props, nprops, &id);
   if (rc == SL_EEXIST) return why(im, rc, "node id %" PRIu64 " appears twice", t.num);
-  if (rc) return why(im, rc, "node \"%.64s\": %s", t.key, sl_tx_error(im->tx) ? sl_tx_error(im->tx) : sl_strerror(rc));
-  if (slot && (rc = map_insert(&im->nodes, slot, t.key, t.len, id))) return rc;
+  if (rc) return why(im, rc, "node \"%.64s\": %s", t.key, sl_tx_error(tx) ? sl_tx_error(tx) : sl_strerror(rc));
+  if (slot && (rc = sl__idmap_insert(&im->nodes, slot, t.key, t.len, id))) return rc;
   im->res.nodes++;
   return op_done(im);
 }
@@ -249,8 +175,8 @@ static int endpoint(importer *im, json_t *root, const char *field, uint64_t *out
     *out = t.num;
     return 0;
   }
-  id_slot *slot = NULL;
-  if (im->node_mode == IDS_ASSIGN && (rc = map_lookup(&im->nodes, t.key, t.len, &slot))) return rc;
+  sl__idslot *slot = NULL;
+  if (im->node_mode == IDS_ASSIGN && (rc = sl__idmap_lookup(&im->nodes, t.key, t.len, &slot))) return rc;
   if (!slot || !slot->key) return why(im, SL_ENOTFOUND, "%s node \"%.64s\" is not in the file", field, t.key);
   *out = slot->val;
   return 0;
@@ -277,16 +203,17 @@ static int import_rel(importer *im, json_t *root) {
       (rc = get_props(im, root, &props, &nprops)))
     return rc;
 
-  id_slot *slot = NULL;
+  sl__idslot *slot = NULL;
   if (im->rel_mode == IDS_ASSIGN) {
-    if ((rc = map_lookup(&im->rels, t.key, t.len, &slot))) return rc;
+    if ((rc = sl__idmap_lookup(&im->rels, t.key, t.len, &slot))) return rc;
     if (slot->key) return why(im, SL_EEXIST, "relationship id \"%.64s\" appears twice", t.key);
   }
-  if ((rc = ensure_tx(im))) return rc;
-  rc = sl_tx_create_rel(im->tx, im->rel_mode == IDS_KEEP ? t.num : 0, type, start, end, props, nprops, &id);
+  sl_tx *tx;
+  if ((rc = ensure_tx(im, &tx))) return rc;
+  rc = sl_tx_create_rel(tx, im->rel_mode == IDS_KEEP ? t.num : 0, type, start, end, props, nprops, &id);
   if (rc == SL_EEXIST) return why(im, rc, "relationship id %" PRIu64 " appears twice", t.num);
-  if (rc) return why(im, rc, "relationship \"%.64s\": %s", t.key, sl_tx_error(im->tx) ? sl_tx_error(im->tx) : sl_strerror(rc));
-  if (slot && (rc = map_insert(&im->rels, slot, t.key, t.len, id))) return rc;
+  if (rc) return why(im, rc, "relationship \"%.64s\": %s", t.key, sl_tx_error(tx) ? sl_tx_error(tx) : sl_strerror(rc));
+  if (slot && (rc = sl__idmap_insert(&im->rels, slot, t.key, t.len, id))) return rc;
   im->res.rels++;
   return op_done(im);
 }
@@ -312,9 +239,7 @@ static int import_line(importer *im, const char *line, size_t len) {
 
 int sl_import_jsonl(const char *path, const char *into_dir, const sl_import_options *opt, sl_import_result *res) {
   importer im = {.name = strcmp(path, "-") ? path : "<stdin>"};
-  im.ops_per_tx = opt && opt->ops_per_tx ? opt->ops_per_tx : DEFAULT_OPS_PER_TX;
   struct stat sb;
-  bool existed = stat(into_dir, &sb) == 0, created = false;
   FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
   char *line = NULL;
   size_t cap = 0;
@@ -332,15 +257,9 @@ int sl_import_jsonl(const char *path, const char *into_dir, const sl_import_opti
     rc = -ENOMEM;
     goto fail;
   }
-  if ((rc = sl_store_create(into_dir, opt ? opt->store : NULL))) {
-    sl_log_error("%s: cannot create a store: %s", into_dir, sl_strerror(rc));
+  if ((rc = sl__sink_open(&im.sink, into_dir, opt ? opt->store : NULL,
+                          opt && opt->ops_per_tx ? opt->ops_per_tx : DEFAULT_OPS_PER_TX)))
     goto fail;
-  }
-  created = true;
-  if ((rc = sl_store_open(into_dir, 0, &im.st))) {
-    sl_log_error("%s: cannot open the new store: %s", into_dir, sl_strerror(rc));
-    goto fail;
-  }
 
   while ((len = getline(&line, &cap, in)) >= 0) {
     im.lineno++;
@@ -361,29 +280,15 @@ int sl_import_jsonl(const char *path, const char *into_dir, const sl_import_opti
     sl_log_error("%s:%" PRIu64 ": read failed: %s", im.name, im.lineno + 1, sl_strerror(rc));
     goto fail;
   }
-  if (im.tx) {
-    sl_tx *tx = im.tx;
-    im.tx = NULL;
-    if ((rc = sl_tx_commit(tx, NULL))) {
-      sl_log_error("%s: commit: %s", into_dir, sl_strerror(rc));
-      goto fail;
-    }
-  }
   if (opt && opt->progress) opt->progress(opt->progress_arg, done, size);
   rc = 0;
 fail:
-  if (im.tx) sl_tx_abort(im.tx);
-  if (im.st) sl_store_close(im.st);
-  if (rc && created) {
-    int rm = sl_remove_tree(into_dir);
-    if (rm) sl_log_error("%s: cannot remove the partial store: %s", into_dir, sl_strerror(rm));
-    else if (existed) sl_mkdir_p(into_dir);
-  }
+  rc = sl__sink_close(&im.sink, rc);
   if (in && in != stdin) fclose(in);
   free(line);
   sl__scratch_free(im.arena);
-  map_free(&im.nodes);
-  map_free(&im.rels);
+  sl__idmap_free(&im.nodes);
+  sl__idmap_free(&im.rels);
   if (res) *res = im.res;
   return rc;
 }

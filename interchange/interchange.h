@@ -6,6 +6,8 @@
  *   - The canonical export (spec/export.md): JSON Lines in the shape of APOC's
  *     apoc.export.json.all, byte-identical for equal graphs.
  *   - Import of that export (and of APOC's own output) into a new store.
+ *   - neo4j-admin's CSV files, both ways, and cypher-shell scripts
+ *     (spec/cli.md: import --nodes/--relationships, export --csv/--cypher).
  *   - Printing log records (`shiplog log`): as mutation lines or as text.
  *
  * VALUES IN JSON (one mapping, shared by every format here)
@@ -147,6 +149,138 @@ typedef struct sl_import_result {
  * Transactions of ops_per_tx ops. Returns 0 or the first error's code. */
 int sl_import_jsonl(const char *path, const char *into_dir, const sl_import_options *opt,
                     sl_import_result *res);
+
+/* ---- neo4j-admin CSV import (spec/cli.md) --------------------------------------------- */
+/* The header conventions of `neo4j-admin database import full`:
+ *   name:ID  :ID(GROUP)       node id in an id space (default: one unnamed
+ *                             space); kept as property `name` when named
+ *                             (a string, or an int64 with SL_CSV_ID_INTEGER)
+ *   :LABEL                    labels, array-delimited, empty elements ignored
+ *   :START_ID(GROUP) :END_ID(GROUP) :TYPE     relationships
+ *   :IGNORE, or an empty header field         column skipped
+ *   name, name:TYPE, name:TYPE[]              properties: string (default),
+ *       int long short byte (int64, range-checked for the type), float double
+ *       (double), boolean (true/false, any case), char (one character, kept
+ *       as a string); TYPE[] is a list split on the array delimiter; byte[]
+ *       is a bytes value. Type names and keywords in any case. point and the
+ *       temporal types are refused; so are header options ({...}).
+ * The header is parsed as neo4j-admin parses it: options {..} are cut out,
+ * then a group (..), then the type after the LAST ':', so a key may hold ':'.
+ * Fields: an unquoted empty field is no property; a quoted empty one is an
+ * empty string, an empty list in an array column, empty bytes in byte[]
+ * (and no property in the other scalar columns, as neo4j-admin reads them).
+ * Inside quotes a doubled quote is one quote; a quote counts only at the
+ * start of a field; after the closing quote comes a delimiter or a line
+ * end. Lines end with \n, \r\n or \r; blank lines are skipped; a UTF-8 BOM
+ * at the start of a file is skipped. Numbers may carry surrounding
+ * whitespace (neo4j-admin trims it); doubles are spelled as Java reads them
+ * (NaN, Infinity, -Infinity, 1e+300, an f/d suffix), hexadecimal excepted. */
+typedef enum sl_csv_id_type { SL_CSV_ID_STRING = 0, SL_CSV_ID_INTEGER } sl_csv_id_type;
+
+/* One --nodes or --relationships: files read as one (the first record of
+ * files[0] is the header, so a separate header file goes first; each later
+ * file holds rows only). */
+typedef struct sl_csv_source {
+  const char *const *files;
+  size_t nfiles;
+  const char *const *labels; /* nodes: added to every node (LABEL:LABEL=) */
+  size_t nlabels;
+  const char *type;          /* relationships: the type of rows without one (TYPE=); may be NULL */
+} sl_csv_source;
+
+typedef struct sl_csv_options {
+  char delimiter;        /* 0: ',' */
+  char array_delimiter;  /* 0: ';' */
+  char quote;            /* 0: '"' */
+  sl_csv_id_type id_type;
+  bool multiline_fields; /* a quoted field may hold line breaks */
+  bool skip_bad_relationships; /* skip relationships without a type or with an unknown endpoint */
+  bool skip_duplicate_nodes;   /* skip a node whose id its id space already has */
+  bool ignore_extra_columns;   /* ignore fields beyond the header */
+  bool ignore_empty_strings;   /* a quoted empty string is no property */
+  bool trim_strings;           /* trim whitespace around strings, labels, types, ids */
+  uint64_t ops_per_tx;           /* 0: 10000 */
+  const sl_store_options *store; /* NULL: defaults */
+  sl_progress_fn progress;       /* bytes read of the files' total size */
+  void *progress_arg;
+} sl_csv_options;
+
+typedef struct sl_csv_result {
+  uint64_t nodes, rels;
+  uint64_t skipped_nodes, skipped_rels; /* by the skip options */
+} sl_csv_result;
+
+/* Create a new store in into_dir (missing or empty) from CSV files: every
+ * node source in order, then every relationship source (as neo4j-admin
+ * does). Node and relationship ids are assigned from 1 in input order.
+ * Refused as "FILE:LINE: column N (HEADER): reason" on stderr (the column
+ * where there is one): a value that does not parse as its type, a type
+ * shiplog does not hold, a missing end quote, a line break in a quoted field
+ * without multiline_fields, extra fields, duplicate node ids and
+ * relationships without a type or to unknown ids (unless the matching option
+ * skips them: each skip is a warning on stderr, the first 100 of them
+ * shown). A failed import removes the store (into_dir itself is left, empty,
+ * if it existed before). Returns 0 or the first error's code; res (may be
+ * NULL) is filled in every case. Memory: an id map entry (key + 32 bytes)
+ * per node id, plus one row. */
+int sl_import_csv(const sl_csv_source *nodes, size_t nnodes, const sl_csv_source *rels, size_t nrels,
+                  const char *into_dir, const sl_csv_options *opt, sl_csv_result *res);
+
+/* ---- neo4j-admin CSV export (spec/cli.md) ---------------------------------------------- */
+typedef struct sl_csv_export_result {
+  size_t node_files, rel_files;
+  uint64_t nodes, rels;
+} sl_csv_export_result;
+
+/* Write the view's graph as files that `neo4j-admin database import full`
+ * accepts, into dir (missing or empty; made complete or not at all: the
+ * files are written into a temporary sibling that is renamed to dir):
+ *   nodes_N.csv          :ID,:LABEL,key:type,...   (ids are shiplog's)
+ *   relationships_N.csv  :START_ID,:END_ID,:TYPE,key:type,...
+ *   import.args          the options that load them, paths relative to dir:
+ *                        --id-type=integer, --array-delimiter=C when not ';',
+ *                        --multiline-fields=true when a field holds a line
+ *                        break, then one --nodes= / --relationships= per file.
+ * Entities go to the first file whose columns agree with every key they
+ * have (first fit in id order), so a key with values of different kinds
+ * leads to separate files. Values: boolean, long, double (Java's spelling,
+ * NaN and +-Infinity included), string (always quoted), byte[] for bytes
+ * (signed decimals), TYPE[] for lists; an empty list is "" in an array
+ * column. The array delimiter is the first of ; | ^ ~ ! $ % & * + / < > ?
+ * TAB and the ASCII control characters that no label and no list string
+ * holds. Refused (SL_EINVAL, logged naming the entity and key), because the
+ * format has no spelling for them: a list of byte arrays, a list of one
+ * empty string (it reads back as an empty list), a property key holding '('
+ * or '{' (neo4j-admin reads those as an id space or header options), and a
+ * graph whose labels and list strings leave no array delimiter free.
+ * Note that neo4j-admin itself drops empty arrays; shiplog import keeps them.
+ * Memory: 12 bytes per node and relationship. Returns 0, -errno (logged
+ * with the path) or a store error. */
+int sl_export_csv(sl_view *v, const char *dir, sl_progress_fn progress, void *progress_arg,
+                  sl_csv_export_result *res);
+
+/* ---- cypher-shell script export (spec/cli.md) -------------------------------------------- */
+typedef struct sl_cypher_options {
+  uint64_t batch_size;   /* statements per :begin/:commit; 0: 20000 */
+  sl_progress_fn progress;
+  void *progress_arg;
+} sl_cypher_options;
+
+/* Write a cypher-shell script that recreates the view's graph in an empty
+ * Neo4j 5 database, in the shape of apoc.export.cypher.all (format
+ * cypher-shell): a uniqueness constraint on a temporary label `UNIQUE IMPORT
+ * LABEL` and key `UNIQUE IMPORT ID` (the shiplog node id); nodes as CREATE
+ * statements, relationships as MATCH ... CREATE on that key, each in
+ * :begin/:commit batches of batch_size; then the temporary label and key
+ * removed in batches and the constraint dropped. Values are inlined as
+ * literals: strings double-quoted with \" \\ and \uXXXX escapes, names in
+ * backticks (` doubled), NaN as 0.0/0.0 and +-Infinity as +-1.0/0.0. Cypher
+ * has no byte-array literal: bytes are written as lists of signed integers
+ * (a warning says how many), and a list of byte arrays is refused
+ * (SL_EINVAL), as is a graph that already uses the temporary label or key.
+ * `name` names the output in messages. Returns 0, -errno on a write error
+ * (logged) or a store error. */
+int sl_export_cypher(sl_view *v, FILE *out, const char *name, const sl_cypher_options *opt);
 
 /* ---- text helpers (also used by the other exporters) ------------------------------ */
 #define SL_DOUBLE_BUF 32

@@ -1,7 +1,9 @@
 /*
  * Internals shared by the files of interchange/ (not part of its contract):
- * an output buffer with JSON writers, a scratch arena, and the conversion
- * of jansson values into sl_value (the mapping interchange.h describes).
+ * an output buffer with JSON writers, a scratch arena, the conversion of
+ * jansson values into sl_value (the mapping interchange.h describes), and
+ * the plumbing of importers and exporters (id lists, id maps, the sink
+ * that builds a new store).
  */
 #ifndef SL_INTERCHANGE_INT_H
 #define SL_INTERCHANGE_INT_H
@@ -55,5 +57,61 @@ int sl__json_props(json_t *obj, sl__scratch *a, sl_prop **out, size_t *n, char *
 int sl__json_name(json_t *j, const char **out, char *why, size_t whylen);
 /* Check a name given as a C string (object keys). */
 int sl__json_key_check(const char *s, char *why, size_t whylen);
+
+/* ---- id lists ------------------------------------------------------------------ */
+/* The ids of a view walk, collected first because a walk may not call other
+ * view functions. 8 bytes per id. */
+typedef struct sl__idvec {
+  uint64_t *v;
+  size_t n, cap;
+} sl__idvec;
+/* An sl_id_fn: appends id to the sl__idvec arg; -ENOMEM stops the walk. */
+int sl__idvec_push(void *vec, uint64_t id);
+
+/* ---- id text -> id ---------------------------------------------------------------- */
+/* Open-addressing hash map from byte-string keys (ids as a file spells them)
+ * to the ids a new store assigned. Keys are copied into the map's own arena:
+ * about key length + 32 bytes per entry. Start from a zeroed map. */
+typedef struct sl__idslot {
+  const char *key; /* NULL: empty */
+  size_t len;
+  uint64_t hash;
+  uint64_t val;
+} sl__idslot;
+
+typedef struct sl__idmap {
+  sl__idslot *slots;
+  size_t cap, n; /* cap: a power of two */
+  sl__scratch *keys;
+} sl__idmap;
+
+/* *slot: the key's slot; its key is NULL when the key is new (then call
+ * sl__idmap_insert on it before any other lookup). Returns 0 or -ENOMEM. */
+int sl__idmap_lookup(sl__idmap *m, const char *key, size_t len, sl__idslot **slot);
+int sl__idmap_insert(sl__idmap *m, sl__idslot *slot, const char *key, size_t len, uint64_t val);
+void sl__idmap_free(sl__idmap *m);
+
+/* ---- building a new store ------------------------------------------------------------ */
+/* What every importer shares: create the store, write in transactions of
+ * ops_per_tx ops, and on failure remove what was made (the directory itself
+ * stays, empty, if it existed before). */
+typedef struct sl__sink {
+  const char *dir;
+  bool existed, created;
+  sl_store *st;
+  sl_tx *tx;
+  uint64_t ops_in_tx, ops_per_tx;
+} sl__sink;
+
+/* Create and open a new store in dir (missing or empty). Logs failures. */
+int sl__sink_open(sl__sink *s, const char *dir, const sl_store_options *opt, uint64_t ops_per_tx);
+/* The open transaction, begun if none is. Logs nothing. */
+int sl__sink_tx(sl__sink *s, sl_tx **tx);
+/* Count one op; commits (durably) once ops_per_tx are pending. Logs nothing. */
+int sl__sink_op_done(sl__sink *s);
+/* rc == 0: commit what is pending (logged on failure) and close. Otherwise,
+ * or when that commit fails: abort, close and remove the store. Returns the
+ * final code. Safe on a sink that was never opened. */
+int sl__sink_close(sl__sink *s, int rc);
 
 #endif

@@ -59,6 +59,7 @@
 #define ENVELOPE_MAX 4096u
 #define GROUP_MAX_BYTES (16u << 20)
 #define ACCEPT_POLL_MS 200
+#define LINGER_MS 1000
 
 typedef struct conn_ctx {
   sl__receiver *r;
@@ -72,6 +73,7 @@ typedef struct conn_ctx {
   sl_buf raw;               /* decompressed batch */
   uint64_t sent_durable, sent_applied;
   uint64_t last_tx_ns, last_rx_ns;
+  bool refused;             /* an Error was sent: close gently (linger_close) */
 } conn_ctx;
 
 /* ---- sending ------------------------------------------------------------------------ */
@@ -135,6 +137,7 @@ static int refuse(conn_ctx *cx, int rc, Shiplog__Repl__ErrorCode code, bool perm
   sl_log_error("%s: %s", describe(cx, who, sizeof who), what);
   if (cx->s) sl__stream_set_error(cx->s, "from %s: %s", sl_conn_peer(cx->c), what);
   send_error(cx, code, permanent, what);
+  cx->refused = true;
   return rc;
 }
 
@@ -417,6 +420,23 @@ static int serve(conn_ctx *cx) {
   return rc;
 }
 
+/* After an Error: closing a socket that still holds unread input sends a
+ * reset, which can destroy the Error before the peer reads it (a shipper
+ * has batches in flight). So stop sending, then read and drop what comes
+ * until the peer closes, for LINGER_MS at most. */
+static void linger_close(conn_ctx *cx) {
+  int fd = sl_conn_fd(cx->c);
+  uint8_t junk[4096];
+  uint64_t end = sl_mono_ns() + (uint64_t)LINGER_MS * 1000000u;
+  shutdown(fd, SHUT_WR);
+  for (uint64_t now = sl_mono_ns(); now < end && !*cx->stop; now = sl_mono_ns()) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) break;
+    ssize_t n = recv(fd, junk, sizeof junk, 0);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
+  }
+}
+
 static void *conn_main(void *arg) {
   conn_ctx *cx = arg;
   sl_log_info("connection from %s", sl_conn_peer(cx->c));
@@ -424,6 +444,7 @@ static void *conn_main(void *arg) {
     serve(cx);
     sl__stream_detach(cx->s, cx->c);
   }
+  if (cx->refused) linger_close(cx);
   sl_buf_free(&cx->raw);
   pthread_mutex_lock(&cx->r->mu);
   cx->done = true;

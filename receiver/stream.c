@@ -8,6 +8,8 @@
  * store id and first txid; standby created only when that first txid is 1)
  * and renamed into place, then the streams directory is fsynced: a crash
  * leaves either no stream or a whole one, and leftovers are removed at start.
+ * A standby that is missing at start while the archive begins at txid 1 is
+ * rebuilt (rebuild_standby): remove it to rebuild it.
  *
  * POSITIONS (inclusive txids; first_txid - 1 means "nothing yet"):
  *   received  <= durable? no: durable <= received <= archive next txid - 1
@@ -460,12 +462,40 @@ static int start_worker(sl__stream *s) {
   return 0;
 }
 
+/* The standby is derived from the archive: when it is missing (an operator
+ * removed it to rebuild it) and the archive still starts at txid 1, create
+ * an empty one (under standby~new, renamed into place); the worker then
+ * replays the whole archive into it. */
+static int rebuild_standby(sl__stream *s) {
+  char *tmp = NULL;
+  int rc = -ENOMEM;
+  if (asprintf(&tmp, "%s" SL__NEW_SUFFIX, s->standby_dir) < 0) return rc;
+  sl_store_options so = {.store_id = s->store_id, .first_txid = 1, .no_log = true};
+  rc = sl_remove_tree(tmp);
+  if (rc == 0) rc = sl_store_create(tmp, &so);
+  if (rc == 0 && rename(tmp, s->standby_dir) != 0) rc = -errno;
+  if (rc == 0) rc = sl_fsync_dir(s->dir);
+  if (rc) {
+    sl_log_error("stream %s: cannot rebuild the standby %s: %s", s->name, s->standby_dir,
+                 sl_strerror(rc));
+    sl_remove_tree(tmp);
+  } else {
+    sl_log_warn("stream %s: standby %s was missing: rebuilding it from the archive", s->name,
+                s->standby_dir);
+  }
+  free(tmp);
+  return rc;
+}
+
 /* A stream directory that exists: open archive and standby, start the worker. */
 static int stream_load(sl__receiver *r, const char *name, sl__stream **out) {
   sl__stream *s = stream_new(r, name);
   if (!s) return -ENOMEM;
   load_old_status(s);
-  if (open_archive(s, NULL) == 0 && dir_exists(s->standby_dir)) open_standby(s);
+  if (open_archive(s, NULL) == 0) {
+    if (!dir_exists(s->standby_dir) && s->first_txid == 1) rebuild_standby(s);
+    if (dir_exists(s->standby_dir)) open_standby(s);
+  }
   update_behind(s);
   s->dirty = true;
   int rc = start_worker(s);

@@ -72,7 +72,6 @@
 #include "io.h"
 #include "log.h"
 #include "sl_base.h"
-#include "store.h"
 #include "tail.h"
 
 #define DEFAULT_BATCH_BYTES (1u << 20)
@@ -226,6 +225,7 @@ typedef struct shipper {
   char logdir[PATH_MAX];
   uint8_t store_id[SL_STORE_ID_SIZE];
   uint64_t since_txid;           /* --since resolved at start */
+  uint64_t oldest;               /* the log's first txid at the last connect */
   sl__io *io;
   sl__tail *tail;
   reporter rep;
@@ -374,6 +374,8 @@ static int session_connect(shipper *s) {
   h.store_id.len = SL_STORE_ID_SIZE;
   h.has_start = true;
   h.start = SHIPLOG__REPL__START_KIND__START_RESUME;
+  if ((rc = sl__tail_oldest(s->tail, &s->oldest)))
+    return fatal(s, rc, "%s: cannot list the log: %s", s->logdir, sl_strerror(rc));
   if (s->opt->from_txid) {
     h.start = SHIPLOG__REPL__START_KIND__START_FROM_TXID;
     h.has_start_txid = true;
@@ -384,6 +386,12 @@ static int session_connect(shipper *s) {
     h.start_txid = s->since_txid;
     h.has_since_time_us = true;
     h.since_time_us = s->opt->since_us;
+  } else if (s->oldest > 1) {
+    /* A new stream must start where the log does; a receiver that already
+     * holds the stream ignores this and answers with its durable txid. */
+    h.start = SHIPLOG__REPL__START_KIND__START_FROM_TXID;
+    h.has_start_txid = true;
+    h.start_txid = s->oldest;
   }
   h.has_committed_txid = true;
   h.committed_txid = s->committed;
@@ -431,8 +439,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   } else if (o->has_since) {
     start = s->since_txid;
   } else {
-    if ((rc = sl__tail_oldest(s->tail, &start)))
-      return fatal(s, rc, "%s: cannot list the log: %s", s->logdir, sl_strerror(rc));
+    start = s->oldest;
     if (start > 1 && first)
       sl_log_warn("%s: the log starts at txid %llu (older segments were pruned); shipping "
                   "stream %s from there", s->logdir, (unsigned long long)start, o->stream);
@@ -461,12 +468,18 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   s->error[0] = 0;
   s->report_dirty = true;
   s->last_send_ns = s->last_recv_ns = sl_mono_ns();
-  if (s->logged_rc) sl_log_warn("connected to receiver %s again; stream %s resumes at txid %llu",
-                                o->to, o->stream, (unsigned long long)start);
-  else sl_log_info("shipping stream %s to %s from txid %llu (%s)", o->stream, o->to,
-                   (unsigned long long)start, sl__io_name(s->io));
-  s->logged_rc = 0;
+  sl_log_info("shipping stream %s to %s from txid %llu (%s)", o->stream, o->to,
+              (unsigned long long)start, sl__io_name(s->io));
   return 0;
+}
+
+/* The session works again (the receiver acknowledged something, or there
+ * was nothing to acknowledge): end the quiet period of a logged failure. */
+static void recovered(shipper *s) {
+  if (!s->logged_rc) return;
+  sl_log_warn("receiver %s takes stream %s again (durable txid %llu)", s->opt->to, s->opt->stream,
+              (unsigned long long)s->durable);
+  s->logged_rc = 0;
 }
 
 static int on_error_msg(shipper *s, const Shiplog__Repl__Error *e) {
@@ -499,6 +512,7 @@ static int on_positions(shipper *s, uint64_t durable, bool has_applied, uint64_t
     return transient(s, SL_EINVAL, "receiver %s acknowledged txid %llu, but only %llu was shipped",
                      s->opt->to, (unsigned long long)durable, (unsigned long long)s->shipped);
   if (durable > s->durable) {
+    recovered(s);
     s->durable = durable;
     while (s->q_durable < s->q_end && s->q[s->q_durable % SENT_RING].last_txid <= durable)
       s->inflight -= s->q[s->q_durable++ % SENT_RING].bytes;
@@ -707,8 +721,9 @@ static int session_stream(shipper *s) {
                             s->last_recv_ns + (uint64_t)s->timeout_ms * ms);
     if (s->batch.len > 0)
       wake = earlier(wake, s->batch_start_ns + (uint64_t)s->opt->batch_delay_us * 1000u);
+    bool caught_up = s->batch.len == 0 && s->shipped == s->committed && s->q_durable == s->q_end;
+    if (caught_up) recovered(s);
     if (s->opt->exit_when_caught_up) {
-      bool caught_up = s->batch.len == 0 && s->shipped == s->committed && s->q_durable == s->q_end;
       if (!caught_up) {
         s->caught_up_ns = 0;
       } else if (!s->caught_up_ns) {
@@ -760,16 +775,39 @@ static int session_backoff(shipper *s) {
 
 /* ---- setup ------------------------------------------------------------------------------------ */
 
+/* STORE/store.id as store.h lays it out ("shiplog-store 1\n", 32 hex digits,
+ * "\n"), read directly rather than through sl_store_open(): opening the
+ * store's LMDB environment a second time in a process that already has it
+ * open (a shipper thread embedded next to the writer, bench_ship) would
+ * break LMDB's locks. */
 static int read_store_id(shipper *s) {
-  sl_store *st;
-  int rc = sl_store_open(s->opt->store_dir, SL_OPEN_RDONLY, &st);
+  char path[PATH_MAX];
+  uint8_t *text = NULL;
+  size_t len = 0;
+  snprintf(path, sizeof path, "%s/store.id", s->opt->store_dir);
+  int rc = sl_read_file(path, 256, &text, &len);
   if (rc) {
-    sl_log_error("%s: cannot open store: %s", s->opt->store_dir, sl_strerror(rc));
+    sl_log_error("%s: not a store: %s", s->opt->store_dir, sl_strerror(rc));
     return rc;
   }
-  memcpy(s->store_id, sl_store_id(st), SL_STORE_ID_SIZE);
-  sl_store_close(st);
-  return 0;
+  const char *p = memchr(text, '\n', len);
+  rc = SL_ECORRUPT;
+  if (len > 14 && memcmp(text, "shiplog-store ", 14) == 0 && p &&
+      (size_t)((const uint8_t *)p - text) + 2 + 2 * SL_STORE_ID_SIZE <= len) {
+    p++;
+    rc = 0;
+    for (int i = 0; i < 2 * SL_STORE_ID_SIZE && rc == 0; i++) {
+      char c = p[i];
+      int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (v < 0) rc = SL_ECORRUPT;
+      else if (i % 2 == 0) s->store_id[i / 2] = (uint8_t)(v << 4);
+      else s->store_id[i / 2] |= (uint8_t)v;
+    }
+  }
+  if (rc) sl_log_error("%s: not a store id file", path);
+  free(text);
+  return rc;
 }
 
 static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_t *stop) {

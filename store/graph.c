@@ -19,7 +19,7 @@
  * Every key is unique, so a label, property or adjacency entry is one put
  * and one delete, and "everything of node N" is one prefix scan.
  *
- * OPS (sl__op_*) validate and apply in one pass to an LMDB write
+ * OPS (op_*) validate and apply in one pass to an LMDB write
  * transaction. A failing op leaves that transaction half-changed; callers
  * never commit it (sl_tx_commit and sl_store_apply abort), which is what
  * makes a transaction all-or-nothing without a separate validation pass.
@@ -73,7 +73,7 @@ int sl__mdb_err(int rc) {
   }
 }
 
-int sl__cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_cursor **out) {
+static int cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_cursor **out) {
   if (!cs->c[db]) {
     int rc = mdb_cursor_open(cs->txn, dbis[db], &cs->c[db]);
     if (rc) {
@@ -227,8 +227,12 @@ static int check_props(sl__wctx *w, const sl_prop *props, size_t n) {
   return 0;
 }
 
-/* Take the given id or assign the next one; keeps next_id above every id used. */
+/* Take the given id or assign the next one; keeps next_id above every id
+ * used. Returns MDB_APPEND when the id lies above every id in use (the
+ * common case: LMDB then fills pages instead of splitting them in half),
+ * else MDB_NOOVERWRITE. */
 static int take_id(sl__wctx *w, uint64_t *id, uint64_t *next_id, const char *what) {
+  int flag = *id == 0 || *id >= *next_id ? MDB_APPEND : MDB_NOOVERWRITE;
   if (*id == 0) {
     if (*next_id == UINT64_MAX) return op_fail(w, SL_EINVAL, "no %s ids left", what);
     *id = *next_id;
@@ -236,7 +240,7 @@ static int take_id(sl__wctx *w, uint64_t *id, uint64_t *next_id, const char *wha
     return op_fail(w, SL_EINVAL, "%s id %llu is reserved", what, (unsigned long long)*id);
   }
   if (*id >= *next_id) *next_id = *id + 1;
-  return 0;
+  return flag;
 }
 
 /* Put entity id's property: 1 if it existed and `flags` has MDB_NOOVERWRITE. */
@@ -287,7 +291,7 @@ static size_t adj_key(uint8_t *k, uint64_t node, int dir, const char *type, size
 static int delete_owned(sl__wctx *w, enum sl__db db, uint64_t id) {
   MDB_cursor *c;
   uint8_t prefix[8], k2[1 + SL_NAME_MAX + 8];
-  int rc = sl__cursor(&w->cur, w->st->dbi, db, &c);
+  int rc = cursor(&w->cur, w->st->dbi, db, &c);
   if (rc) return op_fail(w, rc, "LMDB cursor");
   sl_put_be64(prefix, id);
   MDB_val k = {8, prefix}, d;
@@ -305,7 +309,7 @@ static int delete_owned(sl__wctx *w, enum sl__db db, uint64_t id) {
 }
 
 /* ---- ops -------------------------------------------------------------------------- */
-int sl__op_create_node(sl__wctx *w, uint64_t *id, const char *const *labels, size_t nlabels,
+static int op_create_node(sl__wctx *w, uint64_t *id, const char *const *labels, size_t nlabels,
                        const sl_prop *props, size_t nprops) {
   uint8_t k[8];
   int rc;
@@ -313,9 +317,10 @@ int sl__op_create_node(sl__wctx *w, uint64_t *id, const char *const *labels, siz
   for (size_t i = 0; i < nlabels; i++)
     if (check_name(w, labels[i], "label") < 0) return SL_EINVAL;
   if ((rc = check_props(w, props, nprops))) return rc;
-  if ((rc = take_id(w, id, &w->meta.next_node_id, "node"))) return rc;
+  int flag = take_id(w, id, &w->meta.next_node_id, "node");
+  if (flag < 0) return flag;
   sl_put_be64(k, *id);
-  rc = put(w, SL__DB_NODES, k, 8, "", 0, MDB_NOOVERWRITE);
+  rc = put(w, SL__DB_NODES, k, 8, "", 0, (unsigned)flag);
   if (rc == MDB_KEYEXIST) return op_fail(w, SL_EEXIST, "node %llu exists", (unsigned long long)*id);
   if (rc) return mdb_fail(w, rc, SL__DB_NODES);
   for (size_t i = 0; i < nlabels; i++)
@@ -329,7 +334,7 @@ int sl__op_create_node(sl__wctx *w, uint64_t *id, const char *const *labels, siz
   return 0;
 }
 
-int sl__op_delete_rel(sl__wctx *w, uint64_t id) {
+static int op_delete_rel(sl__wctx *w, uint64_t id) {
   uint8_t k[8], ak[SL__KEY_MAX];
   char type[SL_NAME_MAX];
   sl_put_be64(k, id);
@@ -353,12 +358,12 @@ int sl__op_delete_rel(sl__wctx *w, uint64_t id) {
   return 0;
 }
 
-int sl__op_delete_node(sl__wctx *w, uint64_t id, bool detach) {
+static int op_delete_node(sl__wctx *w, uint64_t id, bool detach) {
   uint8_t k[8];
   MDB_cursor *c;
   int rc = must_exist(w, false, id, "");
   if (rc) return rc;
-  if ((rc = sl__cursor(&w->cur, w->st->dbi, SL__DB_ADJACENCY, &c))) return op_fail(w, rc, "LMDB cursor");
+  if ((rc = cursor(&w->cur, w->st->dbi, SL__DB_ADJACENCY, &c))) return op_fail(w, rc, "LMDB cursor");
   sl_put_be64(k, id);
   for (;;) {
     MDB_val key = {8, k}, val;
@@ -368,7 +373,7 @@ int sl__op_delete_node(sl__wctx *w, uint64_t id, bool detach) {
     if (!detach)
       return op_fail(w, SL_EHASRELS, "node %llu has relationships (delete with detach)", (unsigned long long)id);
     /* Deleting the relationship removes this entry (and its twin). */
-    if ((rc = sl__op_delete_rel(w, sl_get_be64((uint8_t *)key.mv_data + key.mv_size - 8)))) return rc;
+    if ((rc = op_delete_rel(w, sl_get_be64((uint8_t *)key.mv_data + key.mv_size - 8)))) return rc;
   }
   if ((rc = delete_owned(w, SL__DB_NODE_LABELS, id)) || (rc = delete_owned(w, SL__DB_NODE_PROPS, id))) return rc;
   if ((rc = del(w, SL__DB_NODES, k, 8))) return mdb_fail(w, rc, SL__DB_NODES);
@@ -376,14 +381,14 @@ int sl__op_delete_node(sl__wctx *w, uint64_t id, bool detach) {
   return 0;
 }
 
-int sl__op_add_label(sl__wctx *w, uint64_t id, const char *label) {
+static int op_add_label(sl__wctx *w, uint64_t id, const char *label) {
   int ll = check_name(w, label, "label"), rc;
   if (ll < 0) return ll;
   if ((rc = must_exist(w, false, id, ""))) return rc;
   return add_label(w, id, label, (size_t)ll);
 }
 
-int sl__op_remove_label(sl__wctx *w, uint64_t id, const char *label) {
+static int op_remove_label(sl__wctx *w, uint64_t id, const char *label) {
   uint8_t k[1 + SL_NAME_MAX + 8];
   int ll = check_name(w, label, "label"), rc;
   if (ll < 0) return ll;
@@ -397,7 +402,7 @@ int sl__op_remove_label(sl__wctx *w, uint64_t id, const char *label) {
   return rc ? mdb_fail(w, rc, SL__DB_LABEL_INDEX) : 0;
 }
 
-int sl__op_remove_prop(sl__wctx *w, bool rel, uint64_t id, const char *key) {
+static int op_remove_prop(sl__wctx *w, bool rel, uint64_t id, const char *key) {
   uint8_t k[8 + SL_NAME_MAX];
   int kl = check_name(w, key, "property key"), rc;
   if (kl < 0) return kl;
@@ -410,8 +415,8 @@ int sl__op_remove_prop(sl__wctx *w, bool rel, uint64_t id, const char *key) {
   return rc ? mdb_fail(w, rc, db) : 0;
 }
 
-int sl__op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, const sl_value *v) {
-  if (!v || v->kind == SL_NULL) return sl__op_remove_prop(w, rel, id, key);
+static int op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, const sl_value *v) {
+  if (!v || v->kind == SL_NULL) return op_remove_prop(w, rel, id, key);
   int kl = check_name(w, key, "property key"), rc;
   if (kl < 0) return kl;
   if (sl__value_check(v))
@@ -421,19 +426,20 @@ int sl__op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, const s
   return put_prop(w, rel, id, key, (size_t)kl, v, 0);
 }
 
-int sl__op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t start, uint64_t end,
+static int op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t start, uint64_t end,
                       const sl_prop *props, size_t nprops) {
   uint8_t k[8], val[16 + SL_NAME_MAX], ak[SL__KEY_MAX], other[8];
   int tl = check_name(w, type, "relationship type"), rc;
   if (tl < 0) return tl;
   if ((rc = check_props(w, props, nprops))) return rc;
   if ((rc = must_exist(w, false, start, "start ")) || (rc = must_exist(w, false, end, "end "))) return rc;
-  if ((rc = take_id(w, id, &w->meta.next_rel_id, "relationship"))) return rc;
+  int flag = take_id(w, id, &w->meta.next_rel_id, "relationship");
+  if (flag < 0) return flag;
   sl_put_be64(k, *id);
   sl_put_be64(val, start);
   sl_put_be64(val + 8, end);
   memcpy(val + 16, type, (size_t)tl);
-  rc = put(w, SL__DB_RELS, k, 8, val, 16 + (size_t)tl, MDB_NOOVERWRITE);
+  rc = put(w, SL__DB_RELS, k, 8, val, 16 + (size_t)tl, (unsigned)flag);
   if (rc == MDB_KEYEXIST) return op_fail(w, SL_EEXIST, "relationship %llu exists", (unsigned long long)*id);
   if (rc) return mdb_fail(w, rc, SL__DB_RELS);
   sl_put_be64(other, end);
@@ -476,33 +482,33 @@ static int apply_op(sl__wctx *w, sl__arena *a, const Shiplog__Op *op) {
     const Shiplog__CreateNode *c = op->create_node;
     if (!(id = c->id)) return op_fail(w, SL_EINVAL, "create_node without an id");
     if ((rc = pb_props(w, a, c->props, c->n_props, &props))) return rc;
-    return sl__op_create_node(w, &id, (const char *const *)c->labels, c->n_labels, props, c->n_props);
+    return op_create_node(w, &id, (const char *const *)c->labels, c->n_labels, props, c->n_props);
   }
   case SHIPLOG__OP__OP_DELETE_NODE:
-    return sl__op_delete_node(w, op->delete_node->id, op->delete_node->has_detach && op->delete_node->detach);
+    return op_delete_node(w, op->delete_node->id, op->delete_node->has_detach && op->delete_node->detach);
   case SHIPLOG__OP__OP_ADD_LABEL:
-    return sl__op_add_label(w, op->add_label->id, op->add_label->label);
+    return op_add_label(w, op->add_label->id, op->add_label->label);
   case SHIPLOG__OP__OP_REMOVE_LABEL:
-    return sl__op_remove_label(w, op->remove_label->id, op->remove_label->label);
+    return op_remove_label(w, op->remove_label->id, op->remove_label->label);
   case SHIPLOG__OP__OP_SET_NODE_PROP:
   case SHIPLOG__OP__OP_SET_REL_PROP: {
     const Shiplog__SetProperty *s = op->op_case == SHIPLOG__OP__OP_SET_NODE_PROP ? op->set_node_prop : op->set_rel_prop;
     if (sl__value_from_pb(a, s->value, &v) || v.kind == SL_NULL)
       return op_fail(w, SL_EINVAL, "property %s: malformed value", s->key);
-    return sl__op_set_prop(w, op->op_case == SHIPLOG__OP__OP_SET_REL_PROP, s->id, s->key, &v);
+    return op_set_prop(w, op->op_case == SHIPLOG__OP__OP_SET_REL_PROP, s->id, s->key, &v);
   }
   case SHIPLOG__OP__OP_REMOVE_NODE_PROP:
-    return sl__op_remove_prop(w, false, op->remove_node_prop->id, op->remove_node_prop->key);
+    return op_remove_prop(w, false, op->remove_node_prop->id, op->remove_node_prop->key);
   case SHIPLOG__OP__OP_REMOVE_REL_PROP:
-    return sl__op_remove_prop(w, true, op->remove_rel_prop->id, op->remove_rel_prop->key);
+    return op_remove_prop(w, true, op->remove_rel_prop->id, op->remove_rel_prop->key);
   case SHIPLOG__OP__OP_CREATE_REL: {
     const Shiplog__CreateRelationship *c = op->create_rel;
     if (!(id = c->id)) return op_fail(w, SL_EINVAL, "create_rel without an id");
     if ((rc = pb_props(w, a, c->props, c->n_props, &props))) return rc;
-    return sl__op_create_rel(w, &id, c->type, c->start, c->end, props, c->n_props);
+    return op_create_rel(w, &id, c->type, c->start, c->end, props, c->n_props);
   }
   case SHIPLOG__OP__OP_DELETE_REL:
-    return sl__op_delete_rel(w, op->delete_rel->id);
+    return op_delete_rel(w, op->delete_rel->id);
   default:
     /* A newer writer's op (an unknown oneof member). */
     return op_fail(w, SL_EVERSION, "an op this version does not know");
@@ -592,7 +598,7 @@ static Shiplog__Property **pb_props_of(sl_tx *tx, const sl_prop *props, size_t n
 int sl_tx_create_node(sl_tx *tx, uint64_t id, const char *const *labels, size_t nlabels, const sl_prop *props,
                       size_t nprops, uint64_t *out_id) {
   if (tx->err) return tx->err;
-  int rc = sl__op_create_node(&tx->w, &id, labels, nlabels, props, nprops);
+  int rc = op_create_node(&tx->w, &id, labels, nlabels, props, nprops);
   if (rc == 0) {
     Shiplog__CreateNode *m = NEW_MSG(tx, Shiplog__CreateNode, shiplog__create_node__init);
     rc = -ENOMEM;
@@ -613,7 +619,7 @@ int sl_tx_create_node(sl_tx *tx, uint64_t id, const char *const *labels, size_t 
 
 int sl_tx_delete_node(sl_tx *tx, uint64_t id, bool detach) {
   if (tx->err) return tx->err;
-  int rc = sl__op_delete_node(&tx->w, id, detach);
+  int rc = op_delete_node(&tx->w, id, detach);
   if (rc == 0) {
     Shiplog__DeleteNode *m = NEW_MSG(tx, Shiplog__DeleteNode, shiplog__delete_node__init);
     if (m) {
@@ -628,7 +634,7 @@ int sl_tx_delete_node(sl_tx *tx, uint64_t id, bool detach) {
 
 static int tx_label(sl_tx *tx, bool add, uint64_t id, const char *label) {
   if (tx->err) return tx->err;
-  int rc = add ? sl__op_add_label(&tx->w, id, label) : sl__op_remove_label(&tx->w, id, label);
+  int rc = add ? op_add_label(&tx->w, id, label) : op_remove_label(&tx->w, id, label);
   if (rc == 0) {
     Shiplog__NodeLabel *m = NEW_MSG(tx, Shiplog__NodeLabel, shiplog__node_label__init);
     if (m) {
@@ -646,7 +652,7 @@ int sl_tx_remove_label(sl_tx *tx, uint64_t id, const char *label) { return tx_la
 
 static int tx_remove_prop(sl_tx *tx, bool rel, uint64_t id, const char *key) {
   if (tx->err) return tx->err;
-  int rc = sl__op_remove_prop(&tx->w, rel, id, key);
+  int rc = op_remove_prop(&tx->w, rel, id, key);
   if (rc == 0) {
     Shiplog__RemoveProperty *m = NEW_MSG(tx, Shiplog__RemoveProperty, shiplog__remove_property__init);
     if (m) {
@@ -663,7 +669,7 @@ static int tx_remove_prop(sl_tx *tx, bool rel, uint64_t id, const char *key) {
 static int tx_set_prop(sl_tx *tx, bool rel, uint64_t id, const char *key, const sl_value *v) {
   if (!v || v->kind == SL_NULL) return tx_remove_prop(tx, rel, id, key);
   if (tx->err) return tx->err;
-  int rc = sl__op_set_prop(&tx->w, rel, id, key, v);
+  int rc = op_set_prop(&tx->w, rel, id, key, v);
   if (rc == 0) {
     Shiplog__SetProperty *m = NEW_MSG(tx, Shiplog__SetProperty, shiplog__set_property__init);
     if (m) {
@@ -689,7 +695,7 @@ int sl_tx_remove_rel_prop(sl_tx *tx, uint64_t id, const char *key) { return tx_r
 int sl_tx_create_rel(sl_tx *tx, uint64_t id, const char *type, uint64_t start, uint64_t end, const sl_prop *props,
                      size_t nprops, uint64_t *out_id) {
   if (tx->err) return tx->err;
-  int rc = sl__op_create_rel(&tx->w, &id, type, start, end, props, nprops);
+  int rc = op_create_rel(&tx->w, &id, type, start, end, props, nprops);
   if (rc == 0) {
     Shiplog__CreateRelationship *m = NEW_MSG(tx, Shiplog__CreateRelationship, shiplog__create_relationship__init);
     if (m) {
@@ -708,7 +714,7 @@ int sl_tx_create_rel(sl_tx *tx, uint64_t id, const char *type, uint64_t start, u
 
 int sl_tx_delete_rel(sl_tx *tx, uint64_t id) {
   if (tx->err) return tx->err;
-  int rc = sl__op_delete_rel(&tx->w, id);
+  int rc = op_delete_rel(&tx->w, id);
   if (rc == 0) {
     Shiplog__DeleteRelationship *m = NEW_MSG(tx, Shiplog__DeleteRelationship, shiplog__delete_relationship__init);
     if (m) m->id = id;
@@ -729,11 +735,11 @@ typedef int (*kv_fn)(void *arg, const MDB_val *k, const MDB_val *d);
  * pn is 0), in key order. */
 static int scan(sl_view *v, enum sl__db db, const uint8_t *prefix, size_t pn, kv_fn fn, void *arg) {
   MDB_cursor *c;
-  int rc = sl__cursor(&v->cur, v->st->dbi, db, &c);
+  int rc = cursor(&v->cur, v->st->dbi, db, &c);
   if (rc) return rc;
   MDB_val k = {pn, (void *)prefix}, d;
   int mrc = mdb_cursor_get(c, &k, &d, pn ? MDB_SET_RANGE : MDB_FIRST);
-  while (mrc == 0 && k.mv_size >= pn && memcmp(k.mv_data, prefix, pn) == 0) {
+  while (mrc == 0 && k.mv_size >= pn && (!pn || memcmp(k.mv_data, prefix, pn) == 0)) {
     if ((rc = fn(arg, &k, &d))) return rc;
     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
   }

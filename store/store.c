@@ -10,6 +10,11 @@
  * only then waits for the group fdatasync of the log. Since LMDB's meta
  * (applied_txid) changes in the same LMDB transaction as the ops, the
  * state LMDB holds is always exactly some prefix of the log.
+ *   MDB_WRITEMAP too: without it every LMDB commit write()s its dirty pages,
+ * which cost more than half of the time a small commit holds the writer
+ * lock on ext4. The price: LMDB extends data.mdb to the map size (a sparse
+ * file) while a writer has it open; a clean close truncates it to the pages
+ * in use.
  *
  * RECOVERY (sl_store_open for writing)
  *   1. flock(writer.lock): one writer process (SL_ELOCKED otherwise).
@@ -24,8 +29,8 @@
  *      written to LMDB without sync. A rebuild writes it only after the new
  *      LMDB exists, so a crash during a rebuild leads to another rebuild.
  *   4. sl_log_open repairs the log's tail; frames past applied_txid (those
- *      appended by commits whose LMDB commit did not happen) are replayed in
- *      batches of REPLAY_BATCH_TX frames or REPLAY_BATCH_BYTES. LMDB ahead
+ *      appended by commits whose LMDB commit did not happen) are replayed,
+ *      one LMDB transaction per REPLAY_BATCH_TX frames or REPLAY_BATCH_BYTES. LMDB ahead
  *      of the log cannot happen with these rules and is SL_ECORRUPT.
  *
  * CHECKPOINTS: mdb_env_sync, then DIR/checkpoint := txid, then the log may
@@ -64,7 +69,8 @@
 #define MAX_DBS 16
 #define MAX_READERS 256
 #define REPLAY_BATCH_TX 10000
-#define REPLAY_BATCH_BYTES (64u << 20)
+#define REPLAY_BATCH_BYTES (16u << 20) /* larger LMDB transactions spill dirty pages */
+#define LOG_ENV_FLAGS (MDB_NOSYNC | MDB_WRITEMAP)
 #define COMMIT_AHEAD_MAX_US (60ull * 1000000)
 #define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
 
@@ -256,16 +262,17 @@ static void wabort(sl__wctx *w) {
   w->txn = NULL;
 }
 
-/* Write the meta, commit. On failure the transaction is gone too. */
-static int wcommit(sl__wctx *w) {
+/* Put the meta into the transaction (before anything reaches the log, so
+ * that only the LMDB commit itself can fail after an append). */
+static int wmeta(sl__wctx *w) {
+  return sl__meta_write(w->txn, w->st->dbi[SL__DB_META], &w->meta, &w->st->meta);
+}
+
+/* Commit (after wmeta). On failure the transaction is gone too. */
+static int wfinish(sl__wctx *w) {
   sl_store *st = w->st;
-  int rc = sl__meta_write(w->txn, st->dbi[SL__DB_META], &w->meta, &st->meta);
-  if (rc) {
-    wabort(w);
-    return rc;
-  }
   sl__cursors_close(&w->cur);
-  rc = mdb_txn_commit(w->txn);
+  int rc = mdb_txn_commit(w->txn);
   w->txn = NULL;
   if (rc) {
     sl_log_error("%s: LMDB commit of txid %" PRIu64 ": %s", st->dir, w->meta.applied_txid, mdb_strerror(rc));
@@ -273,6 +280,15 @@ static int wcommit(sl__wctx *w) {
   }
   st->meta = w->meta;
   return 0;
+}
+
+static int wcommit(sl__wctx *w) {
+  int rc = wmeta(w);
+  if (rc) {
+    wabort(w);
+    return rc;
+  }
+  return wfinish(w);
 }
 
 /* ---- writer.lock ------------------------------------------------------------------ */
@@ -410,7 +426,7 @@ static int rebuild(sl_store *st, const char *logdir, const char *why) {
   if (unlink(p) && errno != ENOENT) goto unlink_failed;
   if ((rc = join(p, sizeof p, st->dir, "lock.mdb"))) return rc;
   if (unlink(p) && errno != ENOENT) goto unlink_failed;
-  if ((rc = env_open(st, MDB_NOSYNC, map))) return rc;
+  if ((rc = env_open(st, LOG_ENV_FLAGS, map))) return rc;
   return lmdb_init(st, 0, seg ? seg : SL_SEG_SIZE_DEFAULT, false);
 unlink_failed:
   rc = -errno;
@@ -443,7 +459,7 @@ static int open_writer(sl_store *st) {
     rc = rebuild(st, logdir, why);
   } else {
     if (foreign[0]) sl_log_info("%s: opened after a power loss; a no-log store is kept intact by LMDB", st->dir);
-    rc = env_open(st, has_log ? MDB_NOSYNC : MDB_NOMETASYNC, 0);
+    rc = env_open(st, has_log ? LOG_ENV_FLAGS : MDB_NOMETASYNC, 0);
   }
   if (rc || (rc = load_meta(st))) return rc;
   if (st->no_log == has_log) {
@@ -470,9 +486,25 @@ static int open_rdonly(sl_store *st) {
 }
 
 /* ---- open / close -------------------------------------------------------------------- */
+/* MDB_WRITEMAP grew data.mdb to the map size: give back the unused tail.
+ * Readers in other processes touch only pages of their snapshots, which lie
+ * below the last page in use. */
+static void env_close_trimmed(sl_store *st, bool trim) {
+  MDB_envinfo info;
+  MDB_stat ms;
+  char p[4096];
+  unsigned flags = 0;
+  trim = trim && !mdb_env_get_flags(st->env, &flags) && (flags & MDB_WRITEMAP) && !mdb_env_info(st->env, &info) &&
+         !mdb_env_stat(st->env, &ms) && !join(p, sizeof p, st->dir, "data.mdb");
+  mdb_env_close(st->env);
+  st->env = NULL;
+  if (trim && truncate(p, (off_t)(info.me_last_pgno + 1) * ms.ms_psize))
+    sl_log_warn("%s: cannot trim to its used size: %s", p, strerror(errno));
+}
+
 static void store_free(sl_store *st, bool mark_clean) {
   if (st->log) sl_log_close(st->log);
-  if (st->env) mdb_env_close(st->env);
+  if (st->env) env_close_trimmed(st, mark_clean);
   if (st->lock_fd >= 0) {
     if (mark_clean) lock_state_write(st, "closed");
     close(st->lock_fd); /* releases the flock */
@@ -747,9 +779,9 @@ int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
   shiplog__transaction__pack(&rec, st->pack);
   m->applied_txid = txid;
   m->last_commit_us = rec.commit_time_us;
-  if ((rc = sl_log_append(st->log, st->pack, len))) goto abort;
+  if ((rc = wmeta(&tx->w)) || (rc = sl_log_append(st->log, st->pack, len))) goto abort;
   /* From here the frame is in the log: LMDB must follow or we stop. */
-  if ((rc = wcommit(&tx->w))) {
+  if ((rc = wfinish(&tx->w))) {
     st->failed = rc;
     sl_log_error("%s: txid %" PRIu64 " is in the log but not in LMDB: reopen the store to replay it", st->dir, txid);
     pthread_mutex_unlock(&st->wlock);
@@ -782,9 +814,10 @@ int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const siz
     bytes += lens[i] + SL_FRAME_HEADER_SIZE;
   }
   /* Every record applies: only now do they reach the log. */
+  if ((rc = wmeta(&w))) goto out;
   for (; st->log && appended < n; appended++)
     if ((rc = sl_log_append(st->log, payloads[appended], lens[appended]))) goto out;
-  if ((rc = wcommit(&w))) goto out;
+  if ((rc = wfinish(&w))) goto out;
   st->bytes_since_ckpt += bytes;
   bool due = st->bytes_since_ckpt >= st->ckpt_every;
   uint64_t last = st->meta.applied_txid;

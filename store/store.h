@@ -6,7 +6,10 @@
  * STORE DIRECTORY
  *   DIR/store.id     "shiplog-store 1\n" + store id (32 hex) + "\n"
  *   DIR/log/         the transaction log (the truth)
- *   DIR/data.mdb     LMDB state (derived from the log; see below)
+ *   DIR/data.mdb     LMDB state (derived from the log; see below). While a
+ *                    writer has a store with a log open, a sparse file as
+ *                    large as the LMDB map (MDB_WRITEMAP; `du` shows what it
+ *                    holds); a clean close trims it to the pages in use
  *   DIR/lock.mdb     LMDB's reader table
  *   DIR/writer.lock  flock()ed by the one process that opens for writing;
  *                    holds the boot id while open, for power-loss detection
@@ -118,11 +121,16 @@ typedef struct sl_store_options {
 #define SL_OPEN_RDONLY 1u
 #define SL_OPEN_NOLOG 2u   /* open a no_log store for applying (standby) */
 
-/* Create an empty store in DIR (created if missing; must be empty). */
+/* Create an empty store in DIR (created if missing; must be empty:
+ * SL_EEXIST otherwise). A failed create removes what it made. */
 int sl_store_create(const char *dir, const sl_store_options *opt);
-/* Open. For writing this takes writer.lock and recovers (log tail, replay). */
+/* Open. For writing this takes writer.lock and recovers (log tail, replay).
+ * Errors: SL_ELOCKED (another writer), SL_EINVAL (SL_OPEN_NOLOG on a store
+ * with a log or its absence on one without), SL_ECORRUPT (LMDB cannot be
+ * rebuilt after a power loss, or is ahead of the log), SL_ESTOREID,
+ * SL_EVERSION, -ENOENT (no store.id: not a store, or half created). */
 int sl_store_open(const char *dir, unsigned flags, sl_store **out);
-/* Checkpoints (when open for writing) and closes. No tx may be open. */
+/* Checkpoints (when open for writing) and closes. No tx or view may be open. */
 void sl_store_close(sl_store *st);
 
 const uint8_t *sl_store_id(const sl_store *st);
@@ -176,7 +184,9 @@ sl_view *sl_tx_view(sl_tx *tx);
  * no_log store only applies (its caller's archive is durable already). */
 int sl_store_apply(sl_store *st, const uint8_t *payload, size_t len);
 /* Apply many records in one LMDB transaction (faster replay). Stops at the
- * first failure, applying none of that call's records. */
+ * first failure, applying none of that call's records. Batches of about
+ * 4-16 MiB of records replay fastest; much larger ones make LMDB spill
+ * dirty pages. */
 int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const size_t *lens, size_t n);
 
 /* ---- reading ------------------------------------------------------------- */

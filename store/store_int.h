@@ -17,7 +17,6 @@
 #define SL_STORE_INT_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 
 #include <lmdb.h>
 
@@ -75,12 +74,11 @@ typedef struct sl__meta {
 /* Map an LMDB return code to ours (positive errno -> -errno). */
 int sl__mdb_err(int rc);
 
-/* Cursors of one MDB_txn, opened on first use. */
+/* Cursors of one MDB_txn, opened on first use (graph.c). */
 typedef struct sl__cursors {
   MDB_txn *txn;
   MDB_cursor *c[SL__DB_COUNT];
 } sl__cursors;
-int sl__cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_cursor **out);
 void sl__cursors_close(sl__cursors *cs);
 
 /* One LMDB write transaction applying ops: the meta it will commit and the
@@ -149,20 +147,7 @@ int sl__meta_put_u64(MDB_txn *txn, MDB_dbi meta_dbi, const char *name, uint64_t 
 int sl__meta_get_bytes(MDB_txn *txn, MDB_dbi meta_dbi, const char *name, MDB_val *out);
 int sl__meta_put_bytes(MDB_txn *txn, MDB_dbi meta_dbi, const char *name, const void *p, size_t n);
 
-/* ---- ops (graph.c): validate and apply to w->txn --------------------------- */
-/* Each returns 0 when applied, 1 when it was a no-op (not logged), or a
- * negative code. *id == 0 asks create_* to assign one (written back). */
-int sl__op_create_node(sl__wctx *w, uint64_t *id, const char *const *labels, size_t nlabels,
-                       const sl_prop *props, size_t nprops);
-int sl__op_delete_node(sl__wctx *w, uint64_t id, bool detach);
-int sl__op_add_label(sl__wctx *w, uint64_t id, const char *label);
-int sl__op_remove_label(sl__wctx *w, uint64_t id, const char *label);
-int sl__op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, const sl_value *v);
-int sl__op_remove_prop(sl__wctx *w, bool rel, uint64_t id, const char *key);
-int sl__op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t start, uint64_t end,
-                      const sl_prop *props, size_t nprops);
-int sl__op_delete_rel(sl__wctx *w, uint64_t id);
-
+/* ---- replay (graph.c) ------------------------------------------------------ */
 /* Apply one packed Transaction to w (its txid must be w->meta.applied_txid
  * + 1 and its commit time not below the last); updates w->meta. The arena
  * holds the unpacked record (the caller resets it). */
@@ -172,7 +157,6 @@ int sl__apply_record(sl__wctx *w, sl__arena *a, const uint8_t *payload, size_t l
 /* Checks a name (label, type, key): 1..SL_NAME_MAX bytes of UTF-8, no NUL.
  * Returns its length or SL_EINVAL. */
 int sl__name_check(const char *name);
-bool sl__utf8_valid(const uint8_t *p, size_t n);
 /* A storable value: not SL_NULL, strings UTF-8 without NUL (the log's
  * protobuf strings are NUL-terminated), lists of one scalar kind. */
 int sl__value_check(const sl_value *v);

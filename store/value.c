@@ -123,7 +123,7 @@ void sl__arena_pb_allocator(sl__arena *a, ProtobufCAllocator *out) {
 }
 
 /* ---- names and UTF-8 --------------------------------------------------------- */
-bool sl__utf8_valid(const uint8_t *p, size_t n) {
+static bool utf8_valid(const uint8_t *p, size_t n) {
   size_t i = 0;
   while (i < n) {
     uint8_t c = p[i];
@@ -151,7 +151,7 @@ bool sl__utf8_valid(const uint8_t *p, size_t n) {
 int sl__name_check(const char *name) {
   if (!name) return SL_EINVAL;
   size_t n = strnlen(name, SL_NAME_MAX + 1);
-  if (n == 0 || n > SL_NAME_MAX || !sl__utf8_valid((const uint8_t *)name, n)) return SL_EINVAL;
+  if (n == 0 || n > SL_NAME_MAX || !utf8_valid((const uint8_t *)name, n)) return SL_EINVAL;
   return (int)n;
 }
 
@@ -167,7 +167,7 @@ static int scalar_check(const sl_value *v) {
   case SL_STRING:
     if (v->len && !v->u.s) return SL_EINVAL;
     if (v->len > UINT32_MAX || (v->len && memchr(v->u.s, 0, v->len))) return SL_EINVAL;
-    return sl__utf8_valid((const uint8_t *)v->u.s, v->len) ? 0 : SL_EINVAL;
+    return utf8_valid((const uint8_t *)v->u.s, v->len) ? 0 : SL_EINVAL;
   case SL_BYTES:
     if (v->len && !v->u.bytes) return SL_EINVAL;
     return v->len > UINT32_MAX ? SL_EINVAL : 0;

@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# End-to-end test of shipping: real `shiplog exec` / `ship` / `receive`
+# processes on 127.0.0.1.
+#   1. a workload commits while shipping; the standby catches up (applied ==
+#      the primary's last txid) and its export equals the primary's byte for
+#      byte; the archive's log equals the primary's log record for record;
+#      then the catch-up speed of a standby that is far behind.
+#   2. the same while the shipper, the receiver and the primary (exec) are
+#      SIGKILLed at random moments and restarted: nothing acknowledged is
+#      lost, nothing is applied twice.
+#   3. two primaries into one receiver (two streams), both equal.
+#   4. malformed frames from a raw socket: the receiver logs an error naming
+#      the peer, never hangs, and keeps serving the other streams.
+# Needs $SL_BIN, $SL_BUILD/bench_gen, jq. SL_SEED=N replays the random choices.
+set -u
+
+BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
+[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
+"$BIN" receive --help >/dev/null 2>&1 || { echo "skip: $BIN has no receive command"; exit 77; }
+GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
+[ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
+command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
+T=${SL_TEST_TMP:-/tmp/shiplog-test}/e2e_ship.$$
+rm -rf "$T" && mkdir -p "$T" || exit 1
+SEED=${SL_SEED:-$(( $(date +%s) % 100000 ))}
+RANDOM=$SEED
+echo "seed $SEED (rerun with SL_SEED=$SEED)"
+
+passed=0
+failed=0
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  if [ "$failed" -eq 0 ]; then rm -rf "$T"; else echo "kept $T for inspection"; fi
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+jqe() { jq -e "$@" >/dev/null; }
+check() { # check DESCRIPTION CMD...: CMD's exit status decides
+  local desc=$1
+  shift
+  if "$@"; then ok "$desc"; else bad "$desc"; fi
+}
+expect() { # expect STATUS DESCRIPTION CMD...
+  local want=$1 desc=$2
+  shift 2
+  "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then ok "$desc"; else
+    bad "$desc (exit $got, want $want)"
+    sed 's/^/    err: /' "$T/err" | head -5
+  fi
+}
+contains() { # contains FILE TEXT DESCRIPTION
+  if grep -qF -- "$2" "$1"; then ok "$3"; else
+    bad "$3: '$2' not in $1"
+    sed 's/^/    | /' "$1" | tail -5
+  fi
+}
+now_ms() { date +%s%3N; }
+
+# ---- processes ------------------------------------------------------------------
+# start_receiver DATA PORT: PORT 0 picks one; sets RX_PID and RX_PORT. A fixed
+# port is retried for a while (a killed receiver's socket may linger).
+start_receiver() {
+  local data=$1 port=$2 pf="$T/port.$$.$RANDOM" try i p
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    rm -f "$pf"
+    "$BIN" receive --listen "127.0.0.1:$port" --data "$data" --ready-file "$pf" \
+      --heartbeat-ms 200 --timeout-ms 3000 --verbose 2>>"$T/rx.log" &
+    RX_PID=$!
+    pids+=("$RX_PID")
+    for i in $(seq 100); do
+      p=$(cat "$pf" 2>/dev/null)
+      if [[ $p =~ ^[0-9]+$ ]]; then
+        RX_PORT=$p
+        rm -f "$pf"
+        return 0
+      fi
+      kill -0 "$RX_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -9 "$RX_PID" 2>/dev/null
+    wait "$RX_PID" 2>/dev/null
+    sleep 0.3
+  done
+  echo "cannot start a receiver on port $port"
+  return 1
+}
+# start_shipper STORE PORT STREAM: sets SH_PID.
+start_shipper() {
+  "$BIN" ship "$1" --to "127.0.0.1:$2" --stream "$3" --heartbeat-ms 200 --timeout-ms 3000 \
+    --backoff-max-ms 300 2>>"$T/ship-$3.log" &
+  SH_PID=$!
+  pids+=("$SH_PID")
+}
+kill9() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+
+# gen FILE N CHUNK: N random transactions whose ids do not meet other chunks'.
+gen() { "$GEN" --tx "$2" --ops-per-tx 1-6 --seed $((SEED + $3)) --id-base $(($3 * 10000000 + 1)) >"$1"; }
+last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
+applied_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r '.streams[0].applied // 0'; }
+# wait_applied DATA STREAM TXID SECONDS
+wait_applied() {
+  local deadline=$((SECONDS + $4)) a
+  while :; do
+    a=$(applied_of "$1" "$2")
+    [ "$a" = "$3" ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "    stream $2: applied $a, want $3"
+      "$BIN" status --data "$1" --stream "$2" | sed 's/^/    /'
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+# same_as_primary STORE DATA STREAM: exports byte-equal; the archive holds
+# txids 1..last densely (the log reader checks the sequence) and, where the
+# primary still has them (it prunes what the receiver holds), the very same
+# records.
+same_as_primary() {
+  local s=$1 d=$2 n=$3 first last
+  "$BIN" export "$s" --to "$T/p.json" || return 1
+  "$BIN" export "$d/streams/$n/standby" --to "$T/s.json" || return 1
+  if ! cmp -s "$T/p.json" "$T/s.json"; then
+    echo "    exports differ:"
+    diff "$T/p.json" "$T/s.json" | head -5 | cut -c1-150 | sed 's/^/    /'
+    return 1
+  fi
+  mkdir -p "$T/arch.$n" && ln -sfn "$d/streams/$n/archive" "$T/arch.$n/log"
+  "$BIN" log "$s" --json >"$T/p.log" || return 1
+  "$BIN" log "$T/arch.$n" --json >"$T/a.log" || return 1
+  first=$("$BIN" stats "$s" --json | jq -r .log.first_txid)
+  last=$(last_txid "$s")
+  if [ "$(wc -l <"$T/a.log")" != "$last" ] || [ "$(head -1 "$T/a.log" | jq -r .txid)" != 1 ]; then
+    echo "    the archive does not hold txids 1..$last"
+    return 1
+  fi
+  if ! tail -n +"$first" "$T/a.log" | cmp -s "$T/p.log" -; then
+    echo "    archive records differ from the primary's (from txid $first):"
+    tail -n +"$first" "$T/a.log" | diff "$T/p.log" - | head -5 | cut -c1-150 | sed 's/^/    /'
+    return 1
+  fi
+  echo "    $last transactions (records $first..$last compared), export $(wc -c <"$T/p.json") bytes: equal"
+}
+
+# ---- usage ------------------------------------------------------------------------------
+expect 0 "receive --help" "$BIN" receive --help
+contains "$T/out" "Usage: shiplog receive" "receive --help shows its usage"
+expect 0 "status --help" "$BIN" status --help
+expect 2 "receive without --listen" "$BIN" receive --data "$T/x"
+expect 2 "receive without --data" "$BIN" receive --listen 127.0.0.1:0
+expect 2 "receive with a bad --listen" "$BIN" receive --listen nocolon --data "$T/x"
+expect 2 "receive with a bad --timeout-ms" "$BIN" receive --listen 127.0.0.1:0 --data "$T/x" --timeout-ms x
+expect 2 "status --stream without --data" "$BIN" status --stream a
+expect 2 "status with a bad stream name" "$BIN" status --data "$T" --stream "a/b"
+[ ! -e "$T/x" ] && ok "usage errors create nothing" || bad "usage errors create nothing"
+
+# ---- 1. a workload while shipping -----------------------------------------------------
+P1=$T/p1 D=$T/data
+"$BIN" init "$P1" --segment-size 256K >/dev/null
+start_receiver "$D" 0 || exit 1
+PORT=$RX_PORT
+RX1=$RX_PID
+expect 1 "a second receiver on the same data directory" "$BIN" receive --listen 127.0.0.1:0 --data "$D"
+contains "$T/err" "another receiver serves this data directory" "it says why"
+gen "$T/w1a" 1500 1
+"$BIN" exec "$P1" "$T/w1a" >/dev/null   # before the shipper starts
+start_shipper "$P1" "$PORT" s1
+SH1=$SH_PID
+for c in 2 3; do gen "$T/w1" 1500 $c && "$BIN" exec "$P1" "$T/w1" >/dev/null; done
+L1=$(last_txid "$P1")
+check "1: the standby applies up to the primary's last txid ($L1)" wait_applied "$D" s1 "$L1" 60
+check "1: standby export and archive equal the primary's" same_as_primary "$P1" "$D" s1
+"$BIN" status --data "$D" --json >"$T/st.json"
+check "1: status --data: connected, durable = applied = last, no lag" \
+  jqe --argjson l "$L1" '.streams[0] | .state == "connected" and .durable == $l and .applied == $l and .lag_tx == 0 and .lag_bytes == 0' "$T/st.json"
+sleep 0.5 # the shipper's status file follows within 200 ms
+"$BIN" status "$P1" --json >"$T/st.json"
+check "1: status STORE: streaming, durable = applied = committed" \
+  jqe --argjson l "$L1" '.streams[0] | .stream == "s1" and .state == "streaming" and .committed == $l and .durable == $l and .applied == $l and .lag_tx == 0' "$T/st.json"
+expect 0 "1: status STORE (table)" "$BIN" status "$P1"
+contains "$T/out" "streaming" "1: the table shows the connection state"
+expect 0 "1: status --data (table)" "$BIN" status --data "$D"
+contains "$T/out" "connected" "1: the receiver's table shows the connection state"
+
+# Catch-up: commit with the shipper stopped, then time the standby.
+kill9 "$SH1"
+gen "$T/w1" 20000 4
+"$BIN" exec "$P1" "$T/w1" >/dev/null
+L1=$(last_txid "$P1")
+t0=$(now_ms)
+start_shipper "$P1" "$PORT" s1
+SH1=$SH_PID
+if wait_applied "$D" s1 "$L1" 120; then
+  ms=$(( $(now_ms) - t0 ))
+  ok "1: a standby 20000 transactions behind catches up in $ms ms ($(( 20000 * 1000 / (ms > 0 ? ms : 1) )) tx/s, ship + archive + apply)"
+else
+  bad "1: a standby 20000 transactions behind catches up"
+fi
+check "1: still equal after the catch-up" same_as_primary "$P1" "$D" s1
+
+# ---- 3. two primaries into one receiver --------------------------------------------------
+PA=$T/pa PB=$T/pb
+"$BIN" init "$PA" >/dev/null
+"$BIN" init "$PB" --segment-size 64K >/dev/null
+start_shipper "$PA" "$PORT" a
+SHA=$SH_PID
+start_shipper "$PB" "$PORT" b
+SHB=$SH_PID
+gen "$T/wa" 3000 11
+gen "$T/wb" 3000 12
+"$BIN" exec "$PA" "$T/wa" >/dev/null &
+EA=$!
+"$BIN" exec "$PB" "$T/wb" >/dev/null &
+EB=$!
+wait "$EA" "$EB"
+LA=$(last_txid "$PA") LB=$(last_txid "$PB")
+check "3: stream a applied ($LA)" wait_applied "$D" a "$LA" 60
+check "3: stream b applied ($LB)" wait_applied "$D" b "$LB" 60
+check "3: stream a equals its primary" same_as_primary "$PA" "$D" a
+check "3: stream b equals its primary" same_as_primary "$PB" "$D" b
+"$BIN" status --data "$D" --json >"$T/st.json"
+check "3: status lists the three streams" jqe '[.streams[].stream] == ["a","b","s1"]' "$T/st.json"
+
+# ---- 4. malformed frames from a raw socket -------------------------------------------------
+raw_send() { # raw_send PRINTF-FORMAT: send, then read until the receiver closes
+  exec 3<>"/dev/tcp/127.0.0.1/$PORT" || return 1
+  # shellcheck disable=SC2059
+  printf "$1" >&3
+  timeout 10 cat <&3 >/dev/null 2>&1
+  local rc=$?
+  exec 3<&- 3>&-
+  [ "$rc" -ne 124 ] # 124: still open after 10 s, a hang
+}
+before=$(grep -c "error: connection from 127.0.0.1:" "$T/rx.log")
+check "4: garbage gets an answer or a close, no hang" raw_send 'GARBAGE\r\nnot a frame at all\r\n'
+check "4: a bad CRC gets an answer or a close" raw_send '\x04\x00\x00\x00\xde\xad\xbe\xef\x0a\x01\x02\x03'
+check "4: an oversize length gets an answer or a close" raw_send '\xff\xff\xff\x7f\x00\x00\x00\x00'
+check "4: a truncated message then close" raw_send '\x40\x00\x00\x00\x00\x00\x00\x00\x0a\x05'
+sleep 0.2
+after=$(grep -c "error: connection from 127.0.0.1:" "$T/rx.log")
+check "4: the receiver logged errors naming the peer" [ "$after" -ge $((before + 4)) ]
+grep "error: connection from 127.0.0.1:" "$T/rx.log" | tail -4 | sed 's/^/    /'
+check "4: the receiver still runs" kill -0 "$RX1"
+gen "$T/wa" 500 13
+"$BIN" exec "$PA" "$T/wa" >/dev/null
+LA=$(last_txid "$PA")
+check "4: stream a keeps applying ($LA)" wait_applied "$D" a "$LA" 30
+check "4: stream a equals its primary" same_as_primary "$PA" "$D" a
+kill9 "$SHA"
+kill9 "$SHB"
+kill9 "$SH1"
+kill -TERM "$RX1"
+wait "$RX1"
+check "4: the receiver stops cleanly on SIGTERM (exit 0)" [ $? -eq 0 ]
+"$BIN" status --data "$D" --json >"$T/st.json"
+check "4: status without a receiver: disconnected" jqe 'all(.streams[]; .state == "disconnected")' "$T/st.json"
+# The standby is derived: removed, it is rebuilt from the archive at start.
+rm -rf "$D/streams/b/standby"
+start_receiver "$D" 0 || exit 1
+check "4: a removed standby is rebuilt from the archive" wait_applied "$D" b "$LB" 60
+check "4: the rebuilt standby equals its primary" same_as_primary "$PB" "$D" b
+kill -TERM "$RX_PID"
+wait "$RX_PID"
+
+# ---- 2. kills at random moments ---------------------------------------------------------------
+P2=$T/p2 D2=$T/data2
+"$BIN" init "$P2" --segment-size 128K >/dev/null
+start_receiver "$D2" 0 || exit 1
+PORT2=$RX_PORT
+RX2=$RX_PID
+start_shipper "$P2" "$PORT2" chaos
+SH2=$SH_PID
+kills_rx=0 kills_sh=0 kills_ex=0 chunk=100
+end=$((SECONDS + ${SL_E2E_CHAOS_SECONDS:-25}))
+while [ "$SECONDS" -lt "$end" ]; do
+  chunk=$((chunk + 1))
+  gen "$T/w2" 2000 $chunk
+  "$BIN" exec "$P2" "$T/w2" >/dev/null 2>>"$T/exec.log" &
+  EX=$!
+  pids+=("$EX")
+  for k in 1 2 3; do
+    sleep "0.$((RANDOM % 4))$((RANDOM % 10))"
+    case $((RANDOM % 5)) in
+    0) kill -9 "$EX" 2>/dev/null && kills_ex=$((kills_ex + 1)) ;;
+    1) kill9 "$RX2"; kills_rx=$((kills_rx + 1))
+       start_receiver "$D2" "$PORT2" || break 2
+       RX2=$RX_PID ;;
+    2) kill9 "$SH2"; kills_sh=$((kills_sh + 1))
+       start_shipper "$P2" "$PORT2" chaos
+       SH2=$SH_PID ;;
+    *) ;;
+    esac
+  done
+  wait "$EX" 2>/dev/null
+done 2>>"$T/chaos.log" # bash's "Killed" notices
+echo "    killed: receiver $kills_rx, shipper $kills_sh, primary (exec) $kills_ex times"
+gen "$T/w2" 500 $((chunk + 1))
+"$BIN" exec "$P2" "$T/w2" >/dev/null 2>>"$T/exec.log"
+L2=$(last_txid "$P2")
+check "2: after the kills the standby applies up to $L2" wait_applied "$D2" chaos "$L2" 120
+check "2: nothing lost, nothing applied twice (export and archive equal the primary's)" \
+  same_as_primary "$P2" "$D2" chaos
+if grep -q "standby stop" "$T/rx.log"; then bad "2: no standby stopped"; else ok "2: no standby stopped"; fi
+kill9 "$SH2"
+kill -TERM "$RX2"
+wait "$RX2"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

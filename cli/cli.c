@@ -92,14 +92,24 @@ const char *cli_join(char *buf, size_t len, const char *dir, const char *name) {
 
 /* ---- progress ---------------------------------------------------------------------- */
 void cli_progress_init(cli_progress *p, const char *what, bool bytes, bool quiet) {
-  *p = (cli_progress){.what = what, .bytes = bytes, .on = !quiet && isatty(STDERR_FILENO)};
+  *p = (cli_progress){.what = what, .bytes = bytes, .on = !quiet && isatty(STDERR_FILENO), .start_ns = sl_mono_ns()};
 }
 
-static void amount(char *buf, size_t len, uint64_t v, bool bytes) {
+static void amount(char *buf, size_t len, double v, bool bytes) {
   if (bytes)
-    snprintf(buf, len, "%.1f MiB", (double)v / (1 << 20));
+    snprintf(buf, len, "%.1f MiB", v / (1 << 20));
   else
-    snprintf(buf, len, "%llu", (unsigned long long)v);
+    snprintf(buf, len, "%.0f", v);
+}
+
+static void duration(char *buf, size_t len, double s) {
+  uint64_t n = (uint64_t)(s + 0.5);
+  if (n < 60)
+    snprintf(buf, len, "%us", (unsigned)n);
+  else if (n < 3600)
+    snprintf(buf, len, "%um%02us", (unsigned)(n / 60), (unsigned)(n % 60));
+  else
+    snprintf(buf, len, "%uh%02um", (unsigned)(n / 3600), (unsigned)(n / 60 % 60));
 }
 
 void cli_progress_update(void *arg, uint64_t done, uint64_t total) {
@@ -108,13 +118,23 @@ void cli_progress_update(void *arg, uint64_t done, uint64_t total) {
   if (!p->on || (p->shown && now - p->last_ns < 200000000ull)) return;
   p->last_ns = now;
   p->shown = true;
-  char d[32], t[32];
-  amount(d, sizeof d, done, p->bytes);
+  char d[32], t[32], r[32], l[32], tail[96] = "";
+  double secs = (double)(now - p->start_ns) / 1e9, per = secs > 0 ? (double)done / secs : 0;
+  amount(d, sizeof d, (double)done, p->bytes);
+  if (secs >= 0.5 && done) { /* a rate from the first instants says nothing */
+    amount(r, sizeof r, per, p->bytes);
+    if (total > done) {
+      duration(l, sizeof l, (double)(total - done) / per);
+      snprintf(tail, sizeof tail, ", %s/s, %s left", r, l);
+    } else {
+      snprintf(tail, sizeof tail, ", %s/s", r);
+    }
+  }
   if (total) {
-    amount(t, sizeof t, total, p->bytes);
-    fprintf(stderr, "\r%s: %s of %s (%.0f%%)\033[K", p->what, d, t, 100.0 * (double)done / (double)total);
+    amount(t, sizeof t, (double)total, p->bytes);
+    fprintf(stderr, "\r%s: %s of %s (%.0f%%)%s\033[K", p->what, d, t, 100.0 * (double)done / (double)total, tail);
   } else {
-    fprintf(stderr, "\r%s: %s\033[K", p->what, d);
+    fprintf(stderr, "\r%s: %s%s\033[K", p->what, d, tail);
   }
 }
 

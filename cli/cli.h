@@ -28,6 +28,8 @@ int cmd_log(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_load(int argc, char **argv);
 
 /* ---- options ------------------------------------------------------------------ */
 /* getopt_long over a subcommand's argv: long options, plus "-h" as 'h' (opts
@@ -58,12 +60,13 @@ const char *cli_join(char *buf, size_t len, const char *dir, const char *name);
 
 /* ---- progress ------------------------------------------------------------------------ */
 /* A line rewritten in place on stderr, at most 5 times a second, only when
- * stderr is a terminal and not quiet. Pass cli_progress_update and the
- * struct as an sl_progress_fn and its argument. */
+ * stderr is a terminal and not quiet: done of total, percent, rate and time
+ * left (from the average rate since init). Pass cli_progress_update and the
+ * struct as an sl_progress_fn (or sl_dump_progress_fn) and its argument. */
 typedef struct cli_progress {
   const char *what;
   bool on, bytes, shown;
-  uint64_t last_ns;
+  uint64_t start_ns, last_ns;
 } cli_progress;
 void cli_progress_init(cli_progress *p, const char *what, bool bytes, bool quiet);
 void cli_progress_update(void *arg, uint64_t done, uint64_t total);

@@ -61,38 +61,37 @@ static void mem_free(cli_mem *m) {
   free(m->p);
 }
 
-static const char export_help[] =
-    "Usage: shiplog export STORE [--to FILE] [--quiet]\n"
-    "       shiplog export STORE --csv DIR [--quiet]\n"
-    "       shiplog export STORE --cypher [--to FILE] [--batch-size N] [--quiet]\n"
-    "\n"
-    "Write the graph of STORE, read from one snapshot (a writer may be running).\n"
-    "\n"
-    "Without a form option: the canonical export (spec/export.md), JSON Lines in\n"
-    "the shape of APOC's apoc.export.json.all, every node ascending by id, then\n"
-    "every relationship; equal graphs give byte-identical exports.\n"
-    "\n"
-    "--csv DIR: files that `neo4j-admin database import full` accepts, in DIR\n"
-    "(new or empty; complete or not at all): nodes_N.csv, relationships_N.csv\n"
-    "and import.args, the options that load them. Lossless for shiplog import:\n"
-    "  cd DIR && shiplog import @import.args --into STORE2\n"
-    "  cd DIR && neo4j-admin database import full @import.args\n"
-    "A key with values of different kinds splits its entities over several files.\n"
-    "Refused, having no CSV form: lists of byte arrays, a list of one empty\n"
-    "string, keys holding '(' or '{'.\n"
-    "\n"
-    "--cypher: a cypher-shell script that recreates the graph in an empty Neo4j 5\n"
-    "database (as apoc.export.cypher.all writes it: CREATE statements in\n"
-    ":begin/:commit batches, matched through a temporary indexed import label):\n"
-    "  cypher-shell -f FILE\n"
-    "Bytes become lists of integers (Cypher has no byte-array literal).\n"
-    "\n"
-    "  --to FILE         write to FILE (created complete or not at all) instead\n"
-    "                    of standard output\n"
-    "  --csv DIR         neo4j-admin CSV files into DIR\n"
-    "  --cypher          a cypher-shell script\n"
-    "  --batch-size N    statements per transaction in the script (20000)\n"
-    "  --quiet           no progress line on a terminal, no summary\n";
+static const char export_help[] = "Usage: shiplog export STORE [--to FILE] [--quiet]\n"
+                                  "       shiplog export STORE --csv DIR [--quiet]\n"
+                                  "       shiplog export STORE --cypher [--to FILE] [--batch-size N] [--quiet]\n"
+                                  "\n"
+                                  "Write the graph of STORE, read from one snapshot (a writer may be running).\n"
+                                  "\n"
+                                  "Without a form option: the canonical export (spec/export.md), JSON Lines in\n"
+                                  "the shape of APOC's apoc.export.json.all, every node ascending by id, then\n"
+                                  "every relationship; equal graphs give byte-identical exports.\n"
+                                  "\n"
+                                  "--csv DIR: files that `neo4j-admin database import full` accepts, in DIR\n"
+                                  "(new or empty; complete or not at all): nodes_N.csv, relationships_N.csv\n"
+                                  "and import.args, the options that load them. Lossless for shiplog import:\n"
+                                  "  cd DIR && shiplog import @import.args --into STORE2\n"
+                                  "  cd DIR && neo4j-admin database import full @import.args\n"
+                                  "A key with values of different kinds splits its entities over several files.\n"
+                                  "Refused, having no CSV form: lists of byte arrays, a list of one empty\n"
+                                  "string, keys holding '(' or '{'.\n"
+                                  "\n"
+                                  "--cypher: a cypher-shell script that recreates the graph in an empty Neo4j 5\n"
+                                  "database (as apoc.export.cypher.all writes it: CREATE statements in\n"
+                                  ":begin/:commit batches, matched through a temporary indexed import label):\n"
+                                  "  cypher-shell -f FILE\n"
+                                  "Bytes become lists of integers (Cypher has no byte-array literal).\n"
+                                  "\n"
+                                  "  --to FILE         write to FILE (created complete or not at all) instead\n"
+                                  "                    of standard output\n"
+                                  "  --csv DIR         neo4j-admin CSV files into DIR\n"
+                                  "  --cypher          a cypher-shell script\n"
+                                  "  --batch-size N    statements per transaction in the script (20000)\n"
+                                  "  --quiet           no progress line on a terminal, no summary\n";
 
 int cmd_export(int argc, char **argv) {
   static const struct option opts[] = {{"to", required_argument, NULL, 't'},
@@ -122,7 +121,8 @@ int cmd_export(int argc, char **argv) {
     }
   }
   if (cli_positional(argc, argv, "export", 1, (const char *[]){"STORE"}, &pos)) return CLI_USAGE;
-  if (csv && (to || cypher)) return cli_usage("export", "--csv writes a directory; it goes with neither --to nor --cypher");
+  if (csv && (to || cypher))
+    return cli_usage("export", "--csv writes a directory; it goes with neither --to nor --cypher");
   if (batch && !cypher) return cli_usage("export", "--batch-size belongs to --cypher");
   sl_store *st;
   sl_view *v = NULL;
@@ -162,45 +162,44 @@ fail:
 }
 
 /* ---- import ------------------------------------------------------------------------ */
-static const char import_help[] =
-    "Usage: shiplog import FILE --into DIR [--quiet]\n"
-    "       shiplog import --nodes=[LABEL[:LABEL...]=]FILE[,FILE...] ...\n"
-    "                      [--relationships=[TYPE=]FILE[,FILE...] ...] --into DIR\n"
-    "                      [CSV options] [--quiet]\n"
-    "       shiplog import @ARGS_FILE --into DIR\n"
-    "\n"
-    "Create a new store in DIR (missing or empty). Bad input is reported as\n"
-    "FILE:LINE: reason; nothing is left behind in DIR.\n"
-    "\n"
-    "FILE: JSON Lines, a canonical export (spec/export.md) or the output of\n"
-    "APOC's apoc.export.json.all; '-' reads standard input. Node lines come\n"
-    "before relationship lines; relationships are read by start.id / end.id.\n"
-    "When the first node's id is an integer >= 1 (as in a canonical export) node\n"
-    "ids are kept, so export | import | export is the identity; otherwise (APOC's\n"
-    "ids from 0, element ids) new ids are assigned from 1 in input order.\n"
-    "Relationship ids likewise. Map and point values are refused.\n"
-    "\n"
-    "--nodes / --relationships: neo4j-admin import CSV files, with the options of\n"
-    "`neo4j-admin database import full` (same names and meanings; @FILE reads\n"
-    "options from FILE as neo4j-admin does). Files after '=' are read as one: the\n"
-    "first line of the first is the header (name:ID(GROUP), :LABEL, :START_ID(GROUP),\n"
-    ":END_ID(GROUP), :TYPE, :IGNORE, name:TYPE with int long short byte float double\n"
-    "boolean char string, and TYPE[] arrays; byte[] is a bytes value). Node and\n"
-    "relationship ids are assigned from 1 in input order.\n"
-    "\n"
-    "  --into DIR                    the new store\n"
-    "  --delimiter=C                 between fields (,); also TAB, \\t, U+XXXX\n"
-    "  --array-delimiter=C           between array elements (;)\n"
-    "  --quote=C                     around fields (\")\n"
-    "  --id-type=string|integer      ids as strings (default) or int64\n"
-    "  --multiline-fields[=BOOL]     quoted fields may span lines (false)\n"
-    "  --skip-bad-relationships[=BOOL]  skip relationships without a type or to\n"
-    "                                unknown ids, with a warning (false)\n"
-    "  --skip-duplicate-nodes[=BOOL] skip nodes whose id is taken (false)\n"
-    "  --ignore-extra-columns[=BOOL] ignore fields beyond the header (false)\n"
-    "  --ignore-empty-strings[=BOOL] a quoted empty string is no property (false)\n"
-    "  --trim-strings[=BOOL]         trim whitespace around strings (false)\n"
-    "  --quiet                       no progress line on a terminal, no summary\n";
+static const char import_help[] = "Usage: shiplog import FILE --into DIR [--quiet]\n"
+                                  "       shiplog import --nodes=[LABEL[:LABEL...]=]FILE[,FILE...] ...\n"
+                                  "                      [--relationships=[TYPE=]FILE[,FILE...] ...] --into DIR\n"
+                                  "                      [CSV options] [--quiet]\n"
+                                  "       shiplog import @ARGS_FILE --into DIR\n"
+                                  "\n"
+                                  "Create a new store in DIR (missing or empty). Bad input is reported as\n"
+                                  "FILE:LINE: reason; nothing is left behind in DIR.\n"
+                                  "\n"
+                                  "FILE: JSON Lines, a canonical export (spec/export.md) or the output of\n"
+                                  "APOC's apoc.export.json.all; '-' reads standard input. Node lines come\n"
+                                  "before relationship lines; relationships are read by start.id / end.id.\n"
+                                  "When the first node's id is an integer >= 1 (as in a canonical export) node\n"
+                                  "ids are kept, so export | import | export is the identity; otherwise (APOC's\n"
+                                  "ids from 0, element ids) new ids are assigned from 1 in input order.\n"
+                                  "Relationship ids likewise. Map and point values are refused.\n"
+                                  "\n"
+                                  "--nodes / --relationships: neo4j-admin import CSV files, with the options of\n"
+                                  "`neo4j-admin database import full` (same names and meanings; @FILE reads\n"
+                                  "options from FILE as neo4j-admin does). Files after '=' are read as one: the\n"
+                                  "first line of the first is the header (name:ID(GROUP), :LABEL, :START_ID(GROUP),\n"
+                                  ":END_ID(GROUP), :TYPE, :IGNORE, name:TYPE with int long short byte float double\n"
+                                  "boolean char string, and TYPE[] arrays; byte[] is a bytes value). Node and\n"
+                                  "relationship ids are assigned from 1 in input order.\n"
+                                  "\n"
+                                  "  --into DIR                    the new store\n"
+                                  "  --delimiter=C                 between fields (,); also TAB, \\t, U+XXXX\n"
+                                  "  --array-delimiter=C           between array elements (;)\n"
+                                  "  --quote=C                     around fields (\")\n"
+                                  "  --id-type=string|integer      ids as strings (default) or int64\n"
+                                  "  --multiline-fields[=BOOL]     quoted fields may span lines (false)\n"
+                                  "  --skip-bad-relationships[=BOOL]  skip relationships without a type or to\n"
+                                  "                                unknown ids, with a warning (false)\n"
+                                  "  --skip-duplicate-nodes[=BOOL] skip nodes whose id is taken (false)\n"
+                                  "  --ignore-extra-columns[=BOOL] ignore fields beyond the header (false)\n"
+                                  "  --ignore-empty-strings[=BOOL] a quoted empty string is no property (false)\n"
+                                  "  --trim-strings[=BOOL]         trim whitespace around strings (false)\n"
+                                  "  --quiet                       no progress line on a terminal, no summary\n";
 
 /* Read FILE's arguments as picocli does (see the top of this file). */
 static int args_file(const char *path, cli_mem *mem, char ***v, size_t *n, size_t *cap) {
@@ -283,9 +282,12 @@ static int expand_args(int argc, char **argv, cli_mem *mem, int *out_argc, char 
 /* --delimiter and friends: one ASCII character, TAB, \t or U+XXXX. */
 static int parse_char(const char *opt, const char *text, char *out) {
   unsigned long code = 256;
-  if (!strcmp(text, "TAB") || !strcmp(text, "\\t")) code = '\t';
-  else if (strlen(text) == 1) code = (unsigned char)text[0];
-  else if ((text[0] == 'U' || text[0] == 'u') && text[1] == '+' && text[2] && strspn(text + 2, "0123456789abcdefABCDEF") == strlen(text + 2))
+  if (!strcmp(text, "TAB") || !strcmp(text, "\\t"))
+    code = '\t';
+  else if (strlen(text) == 1)
+    code = (unsigned char)text[0];
+  else if ((text[0] == 'U' || text[0] == 'u') && text[1] == '+' && text[2] &&
+           strspn(text + 2, "0123456789abcdefABCDEF") == strlen(text + 2))
     code = strtoul(text + 2, NULL, 16);
   if (code == 0 || code >= 0x80 || code == '\n' || code == '\r')
     return cli_usage("import", "--%s: '%s' is not one ASCII character (TAB, \\t and U+XXXX also name one)", opt, text);
@@ -294,9 +296,12 @@ static int parse_char(const char *opt, const char *text, char *out) {
 }
 
 static int parse_bool(const char *opt, const char *text, bool *out) {
-  if (!text || !strcasecmp(text, "true")) *out = true;
-  else if (!strcasecmp(text, "false")) *out = false;
-  else return cli_usage("import", "--%s: '%s' is neither true nor false", opt, text);
+  if (!text || !strcasecmp(text, "true"))
+    *out = true;
+  else if (!strcasecmp(text, "false"))
+    *out = false;
+  else
+    return cli_usage("import", "--%s: '%s' is neither true nor false", opt, text);
   return CLI_OK;
 }
 
@@ -398,9 +403,12 @@ int cmd_import(int argc, char **argv) {
     case 'a': rc = parse_char(name, optarg, &co.array_delimiter); break;
     case 'Q': rc = parse_char(name, optarg, &co.quote); break;
     case 'I':
-      if (!strcasecmp(optarg, "string")) co.id_type = SL_CSV_ID_STRING;
-      else if (!strcasecmp(optarg, "integer")) co.id_type = SL_CSV_ID_INTEGER;
-      else rc = cli_usage("import", "--id-type: '%s' is not string or integer (shiplog assigns its own ids)", optarg);
+      if (!strcasecmp(optarg, "string"))
+        co.id_type = SL_CSV_ID_STRING;
+      else if (!strcasecmp(optarg, "integer"))
+        co.id_type = SL_CSV_ID_INTEGER;
+      else
+        rc = cli_usage("import", "--id-type: '%s' is not string or integer (shiplog assigns its own ids)", optarg);
       break;
     case 'm': rc = parse_bool(name, optarg, &co.multiline_fields); break;
     case 'B': rc = parse_bool(name, optarg, &co.skip_bad_relationships); break;
@@ -421,10 +429,9 @@ int cmd_import(int argc, char **argv) {
   } else if (csv && !nsrc[0]) {
     rc = cli_usage("import", "--relationships needs --nodes: relationships connect the nodes those files hold");
   } else if (csv) {
-    char d = co.delimiter ? co.delimiter : ',', a = co.array_delimiter ? co.array_delimiter : ';',
-         q = co.quote ? co.quote : '"';
-    if (d == q || a == q || a == d)
-      rc = cli_usage("import", "the delimiter, the array delimiter and the quote must be three different characters");
+    char d = co.delimiter ? co.delimiter : ',', q = co.quote ? co.quote : '"';
+    if (d == q)
+      rc = cli_usage("import", "the delimiter and the quote must differ");
     else
       rc = import_csv(into, src[0], nsrc[0], src[1], nsrc[1], &co, quiet);
   } else {

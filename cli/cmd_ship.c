@@ -41,7 +41,7 @@ static const char ship_help[] =
     "                          $SHIPLOG_IO also chooses)\n"
     "  --exit-when-caught-up   exit 0 once the receiver holds everything durable\n"
     "  --insecure              plain TCP (the only mode until TLS is built)\n"
-    "  -v, --verbose           log connections\n";
+    "  --verbose               log connections\n";
 
 static volatile sig_atomic_t ship_stop;
 

@@ -24,6 +24,8 @@ static const struct command {
     {"verify", cmd_verify, "check every frame, and that the state equals a replay of the log"},
     {"export", cmd_export, "canonical export (JSON Lines)"},
     {"import", cmd_import, "canonical or APOC JSON Lines into a new store"},
+    {"dump", cmd_dump, "a full or incremental backup file of a store"},
+    {"load", cmd_load, "a backup file into a new store, or onto the store it follows"},
     {"receive", sl_cmd_receive, "serve replication streams from many primaries"},
     {"ship", sl_cmd_ship, "tail a store's log and stream it to a receiver"},
     {"status", sl_cmd_status, "per stream: committed / shipped / durable / applied txid, lag"},

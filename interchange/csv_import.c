@@ -65,15 +65,15 @@ typedef struct csv_reader {
   const char *const *files;
   size_t nfiles, next_file;
   FILE *f;
-  const char *name;   /* the file being read, for messages */
-  unsigned char *in;  /* read buffer */
+  const char *name;  /* the file being read, for messages */
+  unsigned char *in; /* read buffer */
   size_t ipos, ilen;
-  uint64_t line;      /* line of the next byte, from 1 */
-  uint64_t rec_line;  /* line the current record started on */
-  uint64_t err_line;  /* line a reader error names (0: none) */
-  uint64_t bytes;     /* consumed from all files */
-  int err;            /* read error (sticky) */
-  char *buf;          /* fields of the current record, each NUL-terminated */
+  uint64_t line;     /* line of the next byte, from 1 */
+  uint64_t rec_line; /* line the current record started on */
+  uint64_t err_line; /* line a reader error names (0: none) */
+  uint64_t bytes;    /* consumed from all files */
+  int err;           /* read error (sticky) */
+  char *buf;         /* fields of the current record, each NUL-terminated */
   size_t len, cap;
   csv_field *fields;
   size_t nfields, fcap;
@@ -200,7 +200,8 @@ static int rd_next(csv_reader *r, char *why, size_t wl) {
             rd_getc(r);
           } else {
             if (next != r->delim && next != '\n' && next != '\r' && next != RD_EOF)
-              return rd_fail(r, r->line, why, wl, "characters after a closing quote (a quote inside a quoted field is doubled)");
+              return rd_fail(r, r->line, why, wl,
+                             "characters after a closing quote (a quote inside a quoted field is doubled)");
             break;
           }
         } else if (c == '\n' || c == '\r') {
@@ -250,11 +251,11 @@ typedef enum vtype { VT_STRING, VT_LONG, VT_INT, VT_SHORT, VT_BYTE, VT_DOUBLE, V
 static const struct {
   const char *name;
   vtype type;
-} type_names[] = {{"string", VT_STRING}, {"long", VT_LONG},     {"int", VT_INT},         {"short", VT_SHORT},
-                  {"byte", VT_BYTE},     {"double", VT_DOUBLE}, {"float", VT_FLOAT},     {"boolean", VT_BOOL},
-                  {"char", VT_CHAR}};
-static const char *const foreign_types[] = {"point", "date", "time", "datetime", "localtime", "localdatetime",
-                                            "duration"};
+} type_names[] = {{"string", VT_STRING}, {"long", VT_LONG},    {"int", VT_INT},
+                  {"short", VT_SHORT},   {"byte", VT_BYTE},    {"double", VT_DOUBLE},
+                  {"float", VT_FLOAT},   {"boolean", VT_BOOL}, {"char", VT_CHAR}};
+static const char *const foreign_types[] = {"point",     "date",          "time",    "datetime",
+                                            "localtime", "localdatetime", "duration"};
 
 typedef enum colkind { COL_IGNORE, COL_ID, COL_LABEL, COL_START, COL_END, COL_TYPE, COL_PROP } colkind;
 
@@ -280,7 +281,7 @@ typedef struct csvimp {
   size_t nspaces;
   csv_reader rd;
   const sl_csv_source *src;
-  bool rels;          /* reading a relationship source */
+  bool rels; /* reading a relationship source */
   column *cols;
   size_t ncols;
   sl__scratch *arena; /* this row's values */
@@ -434,7 +435,11 @@ static int parse_header(csvimp *im) {
     if (rc) return rc;
     colkind k = im->cols[i].kind;
     if (have[k] && (k == COL_ID || k == COL_START || k == COL_END || k == COL_TYPE))
-      return col_why(im, i, "a second %s column", k == COL_ID ? ":ID" : k == COL_START ? ":START_ID" : k == COL_END ? ":END_ID" : ":TYPE");
+      return col_why(im, i, "a second %s column",
+                     k == COL_ID      ? ":ID"
+                     : k == COL_START ? ":START_ID"
+                     : k == COL_END   ? ":END_ID"
+                                      : ":TYPE");
     have[k] = true;
   }
   if (im->rels && (!have[COL_START] || !have[COL_END]))
@@ -506,9 +511,12 @@ static int parse_double(const char *s, size_t n, double *out) {
 
 static int parse_bool(const char *s, size_t n, bool *out) {
   trim(&s, &n);
-  if (streq_ci(s, n, "true")) *out = true;
-  else if (streq_ci(s, n, "false")) *out = false;
-  else return SL_EINVAL;
+  if (streq_ci(s, n, "true"))
+    *out = true;
+  else if (streq_ci(s, n, "false"))
+    *out = false;
+  else
+    return SL_EINVAL;
   return 0;
 }
 
@@ -530,8 +538,10 @@ static const char *type_name(vtype t) {
 /* One scalar of column type t from s[0..n) (NUL at s[n] for strings).
  * what: "" or "element N: " for messages. */
 static int scalar(csvimp *im, size_t col, vtype t, const char *s, size_t n, const char *what, sl_value *v) {
-  static const int64_t lo[] = {[VT_LONG] = INT64_MIN, [VT_INT] = INT32_MIN, [VT_SHORT] = INT16_MIN, [VT_BYTE] = INT8_MIN};
-  static const int64_t hi[] = {[VT_LONG] = INT64_MAX, [VT_INT] = INT32_MAX, [VT_SHORT] = INT16_MAX, [VT_BYTE] = INT8_MAX};
+  static const int64_t lo[] = {
+      [VT_LONG] = INT64_MIN, [VT_INT] = INT32_MIN, [VT_SHORT] = INT16_MIN, [VT_BYTE] = INT8_MIN};
+  static const int64_t hi[] = {
+      [VT_LONG] = INT64_MAX, [VT_INT] = INT32_MAX, [VT_SHORT] = INT16_MAX, [VT_BYTE] = INT8_MAX};
   int rc;
   *v = (sl_value){0};
   switch (t) {
@@ -594,7 +604,8 @@ static int prop_value(csvimp *im, size_t col, const csv_field *f, sl_value *v, b
       while (at + len < n && s[at + len] != im->o->array_delimiter) len++;
       int64_t x;
       int rc = parse_int(s + at, len, INT8_MIN, INT8_MAX, &x);
-      if (rc == 1) return col_why(im, col, "element %zu: %.*s is out of range for byte", i + 1, (int)SL_MIN(len, 40), s + at);
+      if (rc == 1)
+        return col_why(im, col, "element %zu: %.*s is out of range for byte", i + 1, (int)SL_MIN(len, 40), s + at);
       if (rc) return col_why(im, col, "element %zu: not an integer: \"%.*s\"", i + 1, (int)SL_MIN(len, 40), s + at);
       bytes[i] = (uint8_t)x;
       at += len + 1;
@@ -726,8 +737,10 @@ static int node_row(csvimp *im) {
     if (slot->key) {
       const char *sp = im->spaces[space].name;
       char shown[48];
-      if (im->o->id_type == SL_CSV_ID_INTEGER) snprintf(shown, sizeof shown, "%" PRId64, (int64_t)sl_get_be64((const uint8_t *)key));
-      else snprintf(shown, sizeof shown, "%.*s", (int)SL_MIN(keylen, 40), key);
+      if (im->o->id_type == SL_CSV_ID_INTEGER)
+        snprintf(shown, sizeof shown, "%" PRId64, (int64_t)sl_get_be64((const uint8_t *)key));
+      else
+        snprintf(shown, sizeof shown, "%.*s", (int)SL_MIN(keylen, 40), key);
       if (!im->o->skip_duplicate_nodes)
         return why(im, SL_EEXIST, "node id '%s'%s%s%s appears twice (--skip-duplicate-nodes skips it)", shown,
                    *sp ? " in id space '" : "", sp, *sp ? "'" : "");
@@ -738,7 +751,8 @@ static int node_row(csvimp *im) {
   sl_tx *tx;
   uint64_t id;
   if ((rc = sl__sink_tx(&im->sink, &tx))) return why(im, rc, "cannot begin a transaction: %s", sl_strerror(rc));
-  if ((rc = sl_tx_create_node(tx, 0, im->labels, nlabels, im->props, nprops, &id))) return store_why(im, tx, rc, "node");
+  if ((rc = sl_tx_create_node(tx, 0, im->labels, nlabels, im->props, nprops, &id)))
+    return store_why(im, tx, rc, "node");
   if (slot && (rc = sl__idmap_insert(&im->spaces[space].map, slot, key, keylen, id))) return rc;
   im->res.nodes++;
   if ((rc = sl__sink_op_done(&im->sink))) return why(im, rc, "commit: %s", sl_strerror(rc));
@@ -886,7 +900,8 @@ int sl_import_csv(const sl_csv_source *nodes, size_t nnodes, const sl_csv_source
   if (!im.defaults.array_delimiter) im.defaults.array_delimiter = ';';
   if (!im.defaults.quote) im.defaults.quote = '"';
   im.o = &im.defaults;
-  im.rd = (csv_reader){.delim = (unsigned char)im.o->delimiter, .quote = (unsigned char)im.o->quote,
+  im.rd = (csv_reader){.delim = (unsigned char)im.o->delimiter,
+                       .quote = (unsigned char)im.o->quote,
                        .multiline = im.o->multiline_fields};
 
   if (!(im.rd.in = malloc(READ_CHUNK)) || !(im.arena = sl__scratch_new())) {

@@ -4,7 +4,8 @@
  * "cypher-shell" and no optimizations:
  *
  *   :begin
- *   CREATE CONSTRAINT UNIQUE_IMPORT_NAME FOR (node:`UNIQUE IMPORT LABEL`) REQUIRE (node.`UNIQUE IMPORT ID`) IS UNIQUE;
+ *   CREATE CONSTRAINT UNIQUE_IMPORT_NAME FOR (node:`UNIQUE IMPORT LABEL`)
+ *     REQUIRE (node.`UNIQUE IMPORT ID`) IS UNIQUE;                   (one line)
  *   :commit
  *   CALL db.awaitIndexes(300);
  *   :begin
@@ -12,7 +13,8 @@
  *   ...                                          (batch_size statements)
  *   :commit
  *   :begin
- *   MATCH (n1:`UNIQUE IMPORT LABEL`{`UNIQUE IMPORT ID`:1}), (n2:`UNIQUE IMPORT LABEL`{`UNIQUE IMPORT ID`:2}) CREATE (n1)-[r:`KNOWS` {`since`:2019}]->(n2);
+ *   MATCH (n1:`UNIQUE IMPORT LABEL`{`UNIQUE IMPORT ID`:1}), (n2:`UNIQUE IMPORT LABEL`{`UNIQUE IMPORT ID`:2})
+ *     CREATE (n1)-[r:`KNOWS` {`since`:2019}]->(n2);         (one line in the script)
  *   :commit
  *   :begin
  *   MATCH (n:`UNIQUE IMPORT LABEL`) WITH n LIMIT 20000 REMOVE n:`UNIQUE IMPORT LABEL` REMOVE n.`UNIQUE IMPORT ID`;
@@ -102,9 +104,12 @@ static void put_scalar(cyexp *x, sl_kind kind, const sl_value *v) {
   case SL_BOOL: sl__jbuf_puts(b, v->u.b ? "true" : "false"); break;
   case SL_INT: sl__jbuf_i64(b, v->u.i); break;
   case SL_DOUBLE:
-    if (isnan(v->u.d)) sl__jbuf_puts(b, "0.0/0.0");
-    else if (isinf(v->u.d)) sl__jbuf_puts(b, v->u.d > 0 ? "1.0/0.0" : "-1.0/0.0");
-    else sl__jbuf_put(b, tmp, sl_double_format(v->u.d, tmp));
+    if (isnan(v->u.d))
+      sl__jbuf_puts(b, "0.0/0.0");
+    else if (isinf(v->u.d))
+      sl__jbuf_puts(b, v->u.d > 0 ? "1.0/0.0" : "-1.0/0.0");
+    else
+      sl__jbuf_put(b, tmp, sl_double_format(v->u.d, tmp));
     break;
   case SL_STRING: put_string(b, v->u.s, v->len); break;
   default: /* SL_BYTES */

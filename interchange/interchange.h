@@ -254,7 +254,7 @@ typedef struct sl_csv_export_result {
  * or '{' (neo4j-admin reads those as an id space or header options), and a
  * graph whose labels and list strings leave no array delimiter free.
  * Note that neo4j-admin itself drops empty arrays; shiplog import keeps them.
- * Memory: 12 bytes per node and relationship. Returns 0, -errno (logged
+ * Memory: 12 bytes per node and relationship (20 while sorting them by file). Returns 0, -errno (logged
  * with the path) or a store error. */
 int sl_export_csv(sl_view *v, const char *dir, sl_progress_fn progress, void *progress_arg,
                   sl_csv_export_result *res);

@@ -58,7 +58,7 @@
 #define HELLO_MAX (64u << 10)
 #define ENVELOPE_MAX 4096u
 #define GROUP_MAX_BYTES (16u << 20)
-#define ACCEPT_POLL_MS 200
+#define POLL_MAX_MS 200           /* longest sleep: notice *stop */
 #define LINGER_MS 1000
 
 typedef struct conn_ctx {
@@ -277,9 +277,8 @@ static Shiplog__Repl__ErrorCode batch_error_code(int rc) {
   }
 }
 
-/* Verify one batch and append its new frames. *appended is set when frames
- * went to the archive (a sync is then due). */
-static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b, bool *appended) {
+/* Verify one batch and append its new frames (the group syncs them). */
+static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
   sl__stream *s = cx->s;
   char why[300];
   unsigned long long first = b->first_txid, last = b->last_txid;
@@ -296,14 +295,12 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b, bool *appended)
     return refuse(cx, SL_EGAP, SHIPLOG__REPL__ERROR_CODE__ERR_GAP, false, why);
   }
   if (b->last_txid >= next) {
-    uint64_t added;
-    rc = sl__stream_append(s, cx->raw.data, cx->raw.len, &added);
+    rc = sl__stream_append(s, cx->raw.data, cx->raw.len);
     if (rc) {
       snprintf(why, sizeof why, "batch txids %llu..%llu: archiving: %s", first, last,
                sl_strerror(rc));
       return refuse(cx, rc, batch_error_code(rc), false, why);
     }
-    if (added) *appended = true;
   }
   sl__stream_note_batch(s, b->raw_len, b->has_last_commit_us ? b->last_commit_us : 0);
   sl__stream_note_primary(s, b->has_committed_txid ? b->committed_txid : 0,
@@ -311,12 +308,12 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b, bool *appended)
   return 0;
 }
 
-static int on_message(conn_ctx *cx, const Shiplog__Repl__Message *m, bool *appended, bool *batch) {
+static int on_message(conn_ctx *cx, const Shiplog__Repl__Message *m, bool *batch) {
   char why[300];
   switch (m->body_case) {
   case SHIPLOG__REPL__MESSAGE__BODY_BATCH:
     *batch = true;
-    return on_batch(cx, m->batch, appended);
+    return on_batch(cx, m->batch);
   case SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT:
     sl__stream_note_primary(cx->s, m->heartbeat->has_committed_txid ? m->heartbeat->committed_txid : 0,
                             m->heartbeat->has_time_us ? m->heartbeat->time_us : 0);
@@ -339,7 +336,7 @@ static bool socket_readable(int fd) {
 
 /* One or more messages that are already waiting, then one sync and one Ack. */
 static int receive_group(conn_ctx *cx) {
-  bool appended = false, batch = false;
+  bool batch = false;
   size_t group_bytes = 0;
   int rc;
   do {
@@ -351,11 +348,13 @@ static int receive_group(conn_ctx *cx) {
     }
     cx->last_rx_ns = sl_mono_ns();
     if (m->body_case == SHIPLOG__REPL__MESSAGE__BODY_BATCH) group_bytes += m->batch->raw_len;
-    rc = on_message(cx, m, &appended, &batch);
+    rc = on_message(cx, m, &batch);
     sl_msg_free(m);
   } while (rc == 0 && group_bytes < GROUP_MAX_BYTES && socket_readable(sl_conn_fd(cx->c)));
-  /* What was appended before a failure is still synced and acknowledged. */
-  if (appended) {
+  /* What was appended before a failure is still synced. A batch that only
+   * repeated what is appended syncs too: frames left unsynced by a refused
+   * batch of an earlier session become durable that way. */
+  if (batch) {
     int src = sl__stream_sync(cx->s);
     if (src) {
       char why[200];
@@ -380,7 +379,7 @@ static int serve(conn_ctx *cx) {
     int wait_ms = due > now ? (int)((due - now + 999999) / 1000000) : 0;
     struct pollfd p[2] = {{.fd = sl_conn_fd(cx->c), .events = POLLIN},
                           {.fd = cx->s->notify_fd, .events = POLLIN}};
-    int n = poll(p, 2, SL_MIN(wait_ms, ACCEPT_POLL_MS));
+    int n = poll(p, 2, SL_MIN(wait_ms, POLL_MAX_MS));
     if (n < 0 && errno != EINTR) {
       rc = -errno;
       break;
@@ -594,7 +593,7 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
   sl_log_info("receiving on %s into %s (%zu streams)", opt->listen, r.data_dir, r.nstreams);
   while (!*stop) {
     struct pollfd p = {.fd = lfd, .events = POLLIN};
-    int n = poll(&p, 1, ACCEPT_POLL_MS);
+    int n = poll(&p, 1, POLL_MAX_MS);
     size_t live = reap(&r, &conns, false);
     if (n > 0) accept_one(&r, lfd, &conns, live, stop);
     else if (n < 0 && errno != EINTR) {

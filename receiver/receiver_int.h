@@ -6,7 +6,8 @@
  *   receiver.c  the listener, one thread per connection, the session
  *               (handshake, batches, acks, heartbeats, takeover).
  *   stream.c    one stream's state: its archive log and hot standby, the
- *               applier thread, the status file, and the stream registry.
+ *               worker thread (applies, writes status), the status file,
+ *               and the stream registry.
  *
  * LOCKING: sl__receiver.mu guards the registry (streams are added, never
  * removed while the receiver runs). sl__stream.mu guards every field of a
@@ -42,7 +43,7 @@ typedef struct sl__stream {
   uint8_t store_id[SL_STORE_ID_SIZE];
 
   pthread_mutex_t mu;
-  pthread_cond_t cond;      /* applier: durable moved, status dirty, stop */
+  pthread_cond_t cond;      /* worker: durable moved, status dirty, stop */
   pthread_cond_t owner_cond;/* takeover: the owner left */
 
   /* Archive, used by the owner only. NULL after an I/O failure: the next
@@ -51,8 +52,8 @@ typedef struct sl__stream {
   char log_error[200];      /* why log is NULL */
 
   sl_store *standby;        /* NULL when the archive does not start at 1 */
-  pthread_t applier;
-  bool applier_running;
+  pthread_t worker;
+  bool worker_running;
 
   int notify_fd;            /* eventfd: applied moved; the owner sends an Ack */
   sl_conn *owner;           /* (mu) the attached connection, or NULL */
@@ -101,10 +102,11 @@ int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t 
 void sl__stream_detach(sl__stream *s, sl_conn *c);
 
 /* Append the frames of a verified batch whose txids continue the archive
- * (frames at or below what is appended are skipped). *added counts frames
- * appended. Errors as sl_log_append; the archive is then closed (see log). */
-int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len, uint64_t *added);
-/* Wait until every appended frame is durable, publish it, wake the applier. */
+ * (frames below the archive's next txid are skipped). Errors as
+ * sl_log_append; after a write error the archive is closed (see log). */
+int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len);
+/* Wait until every appended frame is durable, publish it, wake the worker.
+ * SL_EFAILED when a failure closed the archive. */
 int sl__stream_sync(sl__stream *s);
 /* Next txid the archive expects. */
 uint64_t sl__stream_next_txid(sl__stream *s);

@@ -11,9 +11,8 @@
  * A standby that is missing at start while the archive begins at txid 1 is
  * rebuilt (rebuild_standby): remove it to rebuild it.
  *
- * POSITIONS (inclusive txids; first_txid - 1 means "nothing yet"):
- *   received  <= durable? no: durable <= received <= archive next txid - 1
- *   applied   <= durable
+ * POSITIONS (inclusive txids; first_txid - 1 means "nothing yet"),
+ * applied <= durable <= received <= the archive's next txid - 1:
  *   received: appended to the archive by the owner (write(), not yet synced)
  *   durable:  covered by an fdatasync of the archive; only these are acked
  *             and only these are applied
@@ -453,12 +452,12 @@ static void *worker_main(void *arg) {
 }
 
 static int start_worker(sl__stream *s) {
-  int rc = -pthread_create(&s->applier, NULL, worker_main, s);
+  int rc = -pthread_create(&s->worker, NULL, worker_main, s);
   if (rc) {
     sl_log_error("stream %s: cannot start its worker thread: %s", s->name, sl_strerror(rc));
     return rc;
   }
-  s->applier_running = true;
+  s->worker_running = true;
   return 0;
 }
 
@@ -516,7 +515,7 @@ static void stream_close(sl__stream *s) {
   s->dirty = true;
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->mu);
-  if (s->applier_running) pthread_join(s->applier, NULL);
+  if (s->worker_running) pthread_join(s->worker, NULL);
   if (s->standby) sl_store_close(s->standby);
   if (s->log) sl_log_close(s->log);
   stream_free(s);
@@ -740,10 +739,9 @@ static void archive_failed(sl__stream *s, int rc) {
 
 uint64_t sl__stream_next_txid(sl__stream *s) { return sl_log_next_txid(s->log); }
 
-int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len, uint64_t *added) {
+int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len) {
   uint64_t next = sl_log_next_txid(s->log);
   size_t off = 0;
-  *added = 0;
   while (off < len) {
     const uint8_t *payload;
     uint32_t plen;
@@ -763,7 +761,6 @@ int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len, uint64_t *a
       return rc;
     }
     next++;
-    (*added)++;
   }
   pthread_mutex_lock(&s->mu);
   s->received = next - 1;
@@ -772,7 +769,12 @@ int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len, uint64_t *a
 }
 
 int sl__stream_sync(sl__stream *s) {
+  if (!s->log) return SL_EFAILED; /* closed by a failure earlier in this group */
   uint64_t target = sl_log_next_txid(s->log) - 1;
+  pthread_mutex_lock(&s->mu);
+  bool done = target <= s->durable;
+  pthread_mutex_unlock(&s->mu);
+  if (done) return 0;
   int rc = sl_log_wait_durable(s->log, target);
   if (rc) {
     sl_log_error("stream %s: archive %s: sync up to txid %llu: %s", s->name, s->archive_dir,

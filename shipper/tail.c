@@ -83,7 +83,7 @@ int sl__tail_open(const char *logdir, const uint8_t store_id[SL_STORE_ID_SIZE], 
   if (!t) return -ENOMEM;
   int rc;
   t->io = io;
-  t->seg_fd = t->ino_fd = -1;
+  t->seg_fd = t->ino_fd = t->dir_wd = t->mark_wd = -1;
   memcpy(t->store_id, store_id, SL_STORE_ID_SIZE);
   if (snprintf(t->logdir, sizeof t->logdir, "%s", logdir) >= (int)sizeof t->logdir ||
       snprintf(t->mark_path, sizeof t->mark_path, "%s/durable", logdir) >= (int)sizeof t->mark_path) {

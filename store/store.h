@@ -32,13 +32,13 @@
  *   LMDB is derived from the log: `applied txid` in LMDB's meta says which
  *   prefix of the log it holds (applied in the same LMDB transaction as the
  *   ops, so it is exact). On open for writing, every frame past it is
- *   replayed. LMDB is opened without sync; checkpoints (at segment rotation,
- *   every SL_CHECKPOINT_BYTES of log and at close) sync it and record the
- *   checkpoint txid, and only segments at or below the checkpoint may be
- *   pruned. After a power loss (writer.lock left behind by another boot) LMDB
- *   may be torn: it is rebuilt by replaying the log from txid 1, or, when the
- *   log no longer reaches back that far, the open fails with SL_ECORRUPT and
- *   says to restore from a backup.
+ *   replayed. LMDB is opened without sync; checkpoints (after every segment
+ *   size of log appended, at most SL_CHECKPOINT_BYTES, and at close) sync it
+ *   and record the checkpoint txid, and only segments at or below the
+ *   checkpoint may be pruned. After a power loss (writer.lock left behind by
+ *   another boot) LMDB may be torn: it is rebuilt by replaying the log from
+ *   txid 1, or, when the log no longer reaches back that far, the open fails
+ *   with SL_ECORRUPT and says to restore from a backup.
  *
  * LMDB DATABASES (keys big-endian so that memcmp order is numeric order)
  *   meta        name -> value (applied_txid, last_commit_us, next ids, counts)
@@ -92,7 +92,9 @@ typedef struct sl_value {
     bool b;
     int64_t i;
     double d;
-    const char *s;             /* not NUL-terminated in general: use len */
+    const char *s;             /* UTF-8 without NUL bytes (the log's protobuf
+                                  strings cannot hold them); not NUL-terminated
+                                  in general: use len */
     const uint8_t *bytes;
     const struct sl_value *items; /* SL_LIST: len scalar values of elem_kind */
   } u;

@@ -160,7 +160,9 @@ expect 2 "status with a bad stream name" "$BIN" status --data "$T" --stream "a/b
 
 # ---- 1. a workload while shipping -----------------------------------------------------
 P1=$T/p1 D=$T/data
-"$BIN" init "$P1" --segment-size 256K >/dev/null
+# Big enough segments that nothing is pruned before the shipper first
+# registers its consumer position (a pruned start is the shipper's refusal).
+"$BIN" init "$P1" --segment-size 4M >/dev/null
 start_receiver "$D" 0 || exit 1
 PORT=$RX_PORT
 RX1=$RX_PID

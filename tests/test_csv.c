@@ -102,8 +102,8 @@ static void fx_free(fixture *fx) {
 }
 
 /* Import nodes_text (and rels_text, if any) with labels/type prefixes. */
-static int fx_run_with(fixture *fx, const char *nodes_text, const char *label, const char *rels_text,
-                       const char *type, const sl_csv_options *o) {
+static int fx_run_with(fixture *fx, const char *nodes_text, const char *label, const char *rels_text, const char *type,
+                       const sl_csv_options *o) {
   free(fx->err);
   free(fx->graph);
   fx->err = fx->graph = NULL;
@@ -116,8 +116,10 @@ static int fx_run_with(fixture *fx, const char *nodes_text, const char *label, c
   capture_begin();
   int rc = sl_import_csv(&ns, 1, &rs, rels_text ? 1 : 0, fx->store, o, &fx->res);
   fx->err = capture_end();
-  if (rc == 0) fx->graph = export_string(fx->store);
-  else if (access(fx->store, F_OK) == 0) fail_msg("a failed import left %s behind", fx->store);
+  if (rc == 0)
+    fx->graph = export_string(fx->store);
+  else if (access(fx->store, F_OK) == 0)
+    fail_msg("a failed import left %s behind", fx->store);
   return rc;
 }
 
@@ -142,16 +144,15 @@ static void csv_typed_columns(void **state) {
       "n2,,2147483647,9223372036854775807,-32768,127, 2.5f ,NaN,false,\xc3\xa9,,,,,,\n"
       "n3,;;C;,0, 42 ,0,0,-Infinity,-0.0,False,\xe2\x82\xac,\" spaced \",,,,,\n";
   assert_int_equal(fx_run(&fx, text, NULL, NULL), 0);
-  expect_graph(&fx,
-               "{\"type\":\"node\",\"id\":\"1\",\"labels\":[\"A\",\"B\"],\"properties\":{\"a:b\":7,\"b\":-128,"
-               "\"c\":\"x\",\"d\":1e+300,\"f\":1.5,\"i\":-2147483648,\"id\":\"n1\",\"l\":-9223372036854775808,"
-               "\"plain\":\"world\",\"s\":32767,\"str\":\"hello\",\"t\":true}}\n"
-               "{\"type\":\"node\",\"id\":\"2\",\"labels\":[],\"properties\":{\"b\":127,\"c\":\"\xc3\xa9\","
-               "\"d\":{\"$double\":\"NaN\"},\"f\":2.5,\"i\":2147483647,\"id\":\"n2\",\"l\":9223372036854775807,"
-               "\"s\":-32768,\"t\":false}}\n"
-               "{\"type\":\"node\",\"id\":\"3\",\"labels\":[\"C\"],\"properties\":{\"b\":0,\"c\":\"\xe2\x82\xac\","
-               "\"d\":-0.0,\"f\":{\"$double\":\"-Infinity\"},\"i\":0,\"id\":\"n3\",\"l\":42,\"s\":0,"
-               "\"str\":\" spaced \",\"t\":false}}\n");
+  expect_graph(&fx, "{\"type\":\"node\",\"id\":\"1\",\"labels\":[\"A\",\"B\"],\"properties\":{\"a:b\":7,\"b\":-128,"
+                    "\"c\":\"x\",\"d\":1e+300,\"f\":1.5,\"i\":-2147483648,\"id\":\"n1\",\"l\":-9223372036854775808,"
+                    "\"plain\":\"world\",\"s\":32767,\"str\":\"hello\",\"t\":true}}\n"
+                    "{\"type\":\"node\",\"id\":\"2\",\"labels\":[],\"properties\":{\"b\":127,\"c\":\"\xc3\xa9\","
+                    "\"d\":{\"$double\":\"NaN\"},\"f\":2.5,\"i\":2147483647,\"id\":\"n2\",\"l\":9223372036854775807,"
+                    "\"s\":-32768,\"t\":false}}\n"
+                    "{\"type\":\"node\",\"id\":\"3\",\"labels\":[\"C\"],\"properties\":{\"b\":0,\"c\":\"\xe2\x82\xac\","
+                    "\"d\":-0.0,\"f\":{\"$double\":\"-Infinity\"},\"i\":0,\"id\":\"n3\",\"l\":42,\"s\":0,"
+                    "\"str\":\" spaced \",\"t\":false}}\n");
   fx_free(&fx);
 }
 
@@ -186,8 +187,9 @@ static void csv_array_columns(void **state) {
   sl_remove_tree(fx.store);
   assert_int_equal(sl_import_csv(&src, 1, NULL, 0, fx.store, &o, NULL), 0);
   char *g = export_string(fx.store);
-  assert_string_equal(g, "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"h\":[1,2,3],\"name\":\"a,b\"}}\n"
-                         "{\"type\":\"node\",\"id\":\"2\",\"labels\":[],\"properties\":{\"h\":[4],\"name\":\"q|\\\"\"}}\n");
+  assert_string_equal(
+      g, "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"h\":[1,2,3],\"name\":\"a,b\"}}\n"
+         "{\"type\":\"node\",\"id\":\"2\",\"labels\":[],\"properties\":{\"h\":[4],\"name\":\"q|\\\"\"}}\n");
   free(g);
   free(hpath);
   fx_free(&fx);
@@ -207,13 +209,13 @@ static void csv_quoting(void **state) {
                      "ab\"c,4\n"
                      "\"\",5\n";
   assert_int_equal(fx_run(&fx, text, NULL, &ml), 0);
-  expect_graph(&fx,
-               "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"n\":1,\"name\":\"a \\\"quoted\\\", "
-               "with comma\"}}\n"
-               "{\"type\":\"node\",\"id\":\"2\",\"labels\":[],\"properties\":{\"n\":2,\"name\":\"two\\u000alines\"}}\n"
-               "{\"type\":\"node\",\"id\":\"3\",\"labels\":[],\"properties\":{\"n\":3,\"name\":\"cr\\u000d\\u000alf\"}}\n"
-               "{\"type\":\"node\",\"id\":\"4\",\"labels\":[],\"properties\":{\"n\":4,\"name\":\"ab\\\"c\"}}\n"
-               "{\"type\":\"node\",\"id\":\"5\",\"labels\":[],\"properties\":{\"n\":5,\"name\":\"\"}}\n");
+  expect_graph(
+      &fx, "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"n\":1,\"name\":\"a \\\"quoted\\\", "
+           "with comma\"}}\n"
+           "{\"type\":\"node\",\"id\":\"2\",\"labels\":[],\"properties\":{\"n\":2,\"name\":\"two\\u000alines\"}}\n"
+           "{\"type\":\"node\",\"id\":\"3\",\"labels\":[],\"properties\":{\"n\":3,\"name\":\"cr\\u000d\\u000alf\"}}\n"
+           "{\"type\":\"node\",\"id\":\"4\",\"labels\":[],\"properties\":{\"n\":4,\"name\":\"ab\\\"c\"}}\n"
+           "{\"type\":\"node\",\"id\":\"5\",\"labels\":[],\"properties\":{\"n\":5,\"name\":\"\"}}\n");
 
   /* Line numbers count physical lines (\r\n once, a lone \r too): the bad row starts on line 10. */
   char bad[512];
@@ -270,16 +272,19 @@ static void csv_id_spaces(void **state) {
   assert_int_equal(res.rels, 3);
   char *g = export_string(fx.store);
   assert_string_equal(
-      g, "{\"type\":\"node\",\"id\":\"1\",\"labels\":[\"Person\"],\"properties\":{\"id\":1,\"name\":\"Ann\"}}\n"
-         "{\"type\":\"node\",\"id\":\"2\",\"labels\":[\"Person\"],\"properties\":{\"id\":2,\"name\":\"Bo\"}}\n"
-         "{\"type\":\"node\",\"id\":\"3\",\"labels\":[\"Forum\",\"Group\"],\"properties\":{\"fid\":1,\"title\":\"Skiing\"}}\n"
-         "{\"type\":\"node\",\"id\":\"4\",\"labels\":[\"Forum\",\"Group\"],\"properties\":{\"fid\":7,\"title\":\"Cinema\"}}\n"
-         "{\"type\":\"relationship\",\"id\":\"1\",\"label\":\"KNOWS\",\"start\":{\"id\":\"1\",\"labels\":[\"Person\"]},"
-         "\"end\":{\"id\":\"2\",\"labels\":[\"Person\"]},\"properties\":{}}\n"
-         "{\"type\":\"relationship\",\"id\":\"2\",\"label\":\"HAS_MEMBER\",\"start\":{\"id\":\"4\",\"labels\":[\"Forum\","
-         "\"Group\"]},\"end\":{\"id\":\"1\",\"labels\":[\"Person\"]},\"properties\":{\"since\":2010}}\n"
-         "{\"type\":\"relationship\",\"id\":\"3\",\"label\":\"MODERATOR\",\"start\":{\"id\":\"3\",\"labels\":[\"Forum\","
-         "\"Group\"]},\"end\":{\"id\":\"2\",\"labels\":[\"Person\"]},\"properties\":{\"since\":2011}}\n");
+      g,
+      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[\"Person\"],\"properties\":{\"id\":1,\"name\":\"Ann\"}}\n"
+      "{\"type\":\"node\",\"id\":\"2\",\"labels\":[\"Person\"],\"properties\":{\"id\":2,\"name\":\"Bo\"}}\n"
+      "{\"type\":\"node\",\"id\":\"3\",\"labels\":[\"Forum\",\"Group\"],\"properties\":{\"fid\":1,\"title\":\"Skiing\"}"
+      "}\n"
+      "{\"type\":\"node\",\"id\":\"4\",\"labels\":[\"Forum\",\"Group\"],\"properties\":{\"fid\":7,\"title\":\"Cinema\"}"
+      "}\n"
+      "{\"type\":\"relationship\",\"id\":\"1\",\"label\":\"KNOWS\",\"start\":{\"id\":\"1\",\"labels\":[\"Person\"]},"
+      "\"end\":{\"id\":\"2\",\"labels\":[\"Person\"]},\"properties\":{}}\n"
+      "{\"type\":\"relationship\",\"id\":\"2\",\"label\":\"HAS_MEMBER\",\"start\":{\"id\":\"4\",\"labels\":[\"Forum\","
+      "\"Group\"]},\"end\":{\"id\":\"1\",\"labels\":[\"Person\"]},\"properties\":{\"since\":2010}}\n"
+      "{\"type\":\"relationship\",\"id\":\"3\",\"label\":\"MODERATOR\",\"start\":{\"id\":\"3\",\"labels\":[\"Forum\","
+      "\"Group\"]},\"end\":{\"id\":\"2\",\"labels\":[\"Person\"]},\"properties\":{\"since\":2011}}\n");
   free(g);
 
   /* String ids: "007" and "7" differ; an unnamed :ID keeps no property; no id at all is fine. */
@@ -333,7 +338,8 @@ static void csv_refusals(void **state) {
       {":ID\n1\n", ":START_ID(Nope),:END_ID\n", false,
        "rels.csv:1: column 1 (:START_ID(Nope)): id space 'Nope' is not defined by any node file"},
       {":ID\n1\n", ":END_ID,:TYPE\n", false, "rels.csv:1: a relationship header needs :START_ID and :END_ID"},
-      {":ID\n1\n", ":START_ID,:END_ID,:LABEL\n", false, "rels.csv:1: column 3 (:LABEL): a relationship file has no :LABEL"},
+      {":ID\n1\n", ":START_ID,:END_ID,:LABEL\n", false,
+       "rels.csv:1: column 3 (:LABEL): a relationship file has no :LABEL"},
       {"s\n\"a\"\n", NULL, false, NULL}, /* control: accepted */
   };
   fixture fx;
@@ -346,7 +352,8 @@ static void csv_refusals(void **state) {
       continue;
     }
     if (rc == 0) fail_msg("case %zu accepted, want \"%s\"", i, cases[i].want);
-    if (!strstr(fx.err, cases[i].want)) fail_msg("case %zu: stderr \"%s\", want \"...%s...\"", i, fx.err, cases[i].want);
+    if (!strstr(fx.err, cases[i].want))
+      fail_msg("case %zu: stderr \"%s\", want \"...%s...\"", i, fx.err, cases[i].want);
   }
   /* A file that does not exist, named. */
   const char *nf[] = {"/nonexistent/nodes.csv"};
@@ -366,9 +373,9 @@ static void csv_skip_options(void **state) {
   fixture fx;
   fx_init(&fx, "csv_skip");
   sl_csv_options o = {.skip_duplicate_nodes = true, .skip_bad_relationships = true, .ignore_extra_columns = true};
-  assert_int_equal(fx_run(&fx, ":ID,n\n1,a\n1,dup,extra\n2,b\n",
-                          ":START_ID,:END_ID,:TYPE\n1,2,\n1,9,T\n,2,T\n2,1,T,extra\n", &o),
-                   0);
+  assert_int_equal(
+      fx_run(&fx, ":ID,n\n1,a\n1,dup,extra\n2,b\n", ":START_ID,:END_ID,:TYPE\n1,2,\n1,9,T\n,2,T\n2,1,T,extra\n", &o),
+      0);
   assert_int_equal(fx.res.nodes, 2);
   assert_int_equal(fx.res.skipped_nodes, 1);
   assert_int_equal(fx.res.rels, 1);
@@ -409,8 +416,10 @@ static int export_csv_dir(const char *store, const char *dir, char **err) {
   char *e = capture_end();
   sl_view_end(v);
   sl_store_close(st);
-  if (err) *err = e;
-  else free(e);
+  if (err)
+    *err = e;
+  else
+    free(e);
   return rc;
 }
 
@@ -507,9 +516,17 @@ static char *graph_shape(const char *dir) {
   return out.p;
 }
 
-static const char *const words[] = {"", "a", "Ann", "\xc3\xa9t\xc3\xa9", "\xe2\x82\xac\xf0\x9f\x98\x80",
-                                    "quote\"back\\slash", "tab\tnl\ncr\r\x01\x1f\x7f", "comma,semi;pipe|",
-                                    " spaced ", "\"", "NaN"};
+static const char *const words[] = {"",
+                                    "a",
+                                    "Ann",
+                                    "\xc3\xa9t\xc3\xa9",
+                                    "\xe2\x82\xac\xf0\x9f\x98\x80",
+                                    "quote\"back\\slash",
+                                    "tab\tnl\ncr\r\x01\x1f\x7f",
+                                    "comma,semi;pipe|",
+                                    " spaced ",
+                                    "\"",
+                                    "NaN"};
 
 /* A random value of any kind the CSV form can hold. */
 static void rand_value(uint64_t *s, sl_value *v, sl_value *items, uint8_t *bytes) {
@@ -566,7 +583,8 @@ static void random_graph(const char *dir, uint64_t *s) {
     size_t np = tu_rand_below(s, 3);
     for (size_t i = 0; i < np; i++) rand_value(s, &props[i].value, items[i], bytes[i]);
     uint64_t a = 5 * (1 + tu_rand_below(s, 40)), b = 5 * (1 + tu_rand_below(s, 40));
-    assert_int_equal(sl_tx_create_rel(tx, id * 3, tu_rand_below(s, 2) ? "KNOWS" : "semi;\"type\",", a, b, props, np, NULL), 0);
+    assert_int_equal(
+        sl_tx_create_rel(tx, id * 3, tu_rand_below(s, 2) ? "KNOWS" : "semi;\"type\",", a, b, props, np, NULL), 0);
   }
   assert_int_equal(sl_tx_commit(tx, NULL), 0);
   sl_store_close(st);
@@ -707,7 +725,8 @@ static void cypher_golden(void **state) {
   sl_tx *tx;
   assert_int_equal(sl_tx_begin(st, &tx), 0);
   const char *labels[] = {"Per`son", "B"};
-  sl_value dl[] = {{.kind = SL_DOUBLE, .u.d = NAN}, {.kind = SL_DOUBLE, .u.d = -INFINITY}, {.kind = SL_DOUBLE, .u.d = 1e300}};
+  sl_value dl[] = {
+      {.kind = SL_DOUBLE, .u.d = NAN}, {.kind = SL_DOUBLE, .u.d = -INFINITY}, {.kind = SL_DOUBLE, .u.d = 1e300}};
   sl_prop p1[] = {{"name", {.kind = SL_STRING, .u.s = "A\"n\\n\n\x01\xc3\xa9", .len = 9}},
                   {"d", {.kind = SL_LIST, .elem_kind = SL_DOUBLE, .len = 3, .u.items = dl}},
                   {"min", {.kind = SL_INT, .u.i = INT64_MIN}},
@@ -728,7 +747,8 @@ static void cypher_golden(void **state) {
   assert_string_equal(
       text,
       ":begin\n"
-      "CREATE CONSTRAINT UNIQUE_IMPORT_NAME FOR (node:`UNIQUE IMPORT LABEL`) REQUIRE (node.`UNIQUE IMPORT ID`) IS UNIQUE;\n"
+      "CREATE CONSTRAINT UNIQUE_IMPORT_NAME FOR (node:`UNIQUE IMPORT LABEL`) REQUIRE (node.`UNIQUE IMPORT ID`) IS "
+      "UNIQUE;\n"
       ":commit\n"
       "CALL db.awaitIndexes(300);\n"
       ":begin\n"
@@ -778,11 +798,11 @@ static void cypher_golden(void **state) {
 int main(void) {
   sl_set_progname("test_csv");
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(csv_typed_columns),    cmocka_unit_test(csv_array_columns),
-      cmocka_unit_test(csv_quoting),          cmocka_unit_test(csv_empty_fields),
-      cmocka_unit_test(csv_id_spaces),        cmocka_unit_test(csv_refusals),
-      cmocka_unit_test(csv_skip_options),     cmocka_unit_test(csv_export_files),
-      cmocka_unit_test(csv_export_refusals),  cmocka_unit_test(csv_export_roundtrip),
+      cmocka_unit_test(csv_typed_columns),   cmocka_unit_test(csv_array_columns),
+      cmocka_unit_test(csv_quoting),         cmocka_unit_test(csv_empty_fields),
+      cmocka_unit_test(csv_id_spaces),       cmocka_unit_test(csv_refusals),
+      cmocka_unit_test(csv_skip_options),    cmocka_unit_test(csv_export_files),
+      cmocka_unit_test(csv_export_refusals), cmocka_unit_test(csv_export_roundtrip),
       cmocka_unit_test(cypher_golden),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

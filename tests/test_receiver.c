@@ -615,13 +615,33 @@ static void receiver_disk_error_resumes(void **state) {
   assert_true(d == 10 || d == 15);
   send_batch(c, d + 1, 20, true);
   assert_int_equal(ack_until(c, 20), 20);
-  wait_applied(c, 20);
+  /* A failure inside a group of pipelined batches: the first batch is
+   * appended, the second fails; whatever was appended is kept. */
+  sl_fault_set(SL_FAULT_LOG_WRITE, -ENOSPC, 5, -1);
+  send_batch(c, 21, 25, true);
+  send_batch(c, 26, 30, true);
+  int rc;
+  Shiplog__Repl__Message *m;
+  while ((m = next_msg(c, &rc)) != NULL && m->body_case == SHIPLOG__REPL__MESSAGE__BODY_ACK)
+    sl_msg_free(m);
+  assert_non_null(m);
+  assert_int_equal(m->body_case, SHIPLOG__REPL__MESSAGE__BODY_ERROR);
+  assert_int_equal(m->error->code, SHIPLOG__REPL__ERROR_CODE__ERR_IO);
+  sl_msg_free(m);
+  sl_conn_close(c);
+  sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
+  c = dial(&r);
+  d = hello_ok(c, "d", ID_A, 0, NULL);
+  assert_true(d == 20 || d == 25);
+  send_batch(c, d + 1, 30, true);
+  assert_int_equal(ack_until(c, 30), 30);
+  wait_applied(c, 30);
   sl_conn_close(c);
   rx_stop(&r);
-  assert_int_equal(archive_last(&r, "d", 1), 20);
+  assert_int_equal(archive_last(&r, "d", 1), 30);
   sl_counts cn;
   standby_counts(&r, "d", &cn);
-  assert_int_equal(cn.nodes, 20);
+  assert_int_equal(cn.nodes, 30);
 #else
   skip();
 #endif

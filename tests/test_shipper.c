@@ -252,6 +252,40 @@ static void shipper_tail_follows_live_writer(void **state) {
   free(dir);
 }
 
+static void *commit_later_main(void *arg) {
+  usleep(50000);
+  commit_n(arg, 1, 10);
+  return NULL;
+}
+
+/* One commit wakes a waiting tail at once (the mark's inotify watch, not a
+ * timeout or a segment rotation). */
+static void shipper_tail_wakes_on_commit(void **state) {
+  (void)state;
+  char *dir = make_store("tail_wake", 0);
+  commit_n(dir, 1, 10);
+  tailer tl;
+  tailer_open(&tl, dir);
+  assert_int_equal(sl__tail_seek(tl.tail, 2), 0);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, commit_later_main, dir), 0);
+  sl__io_waitset ws = {.notify_fd = sl__tail_notify_fd(tl.tail), .sock_fd = -1, .timeout_ms = 1000};
+  sl__io_events ev;
+  uint64_t durable = 1;
+  for (int i = 0; i < 10 && durable < 2; i++) {
+    assert_int_equal(sl__io_wait(tl.io, &ws, &ev), 0);
+    assert_int_equal(ev.ready, SL__IO_NOTIFY); /* never the 1 s timeout */
+    sl__tail_notify(tl.tail, ev.notify, ev.notify_len);
+    assert_int_equal(sl__tail_refresh(tl.tail), 0);
+    durable = sl__tail_durable(tl.tail);
+  }
+  pthread_join(th, NULL);
+  assert_int_equal(durable, 2);
+  assert_int_equal(drain(&tl, 4096), 1);
+  tailer_close(&tl);
+  free(dir);
+}
+
 /* A frame for txid on the end of the newest segment, as the log would write it. */
 static void make_frame(sl_buf *out, uint64_t txid, uint64_t commit_us) {
   Shiplog__Transaction t = SHIPLOG__TRANSACTION__INIT;
@@ -754,6 +788,35 @@ static void shipper_session_since_time(void **state) {
   free(dir);
 }
 
+/* A new stream from a log pruned past txid 1 starts at the oldest kept txid,
+ * and says so in the hello (the receiver then expects that txid first). */
+static void shipper_session_pruned_log_starts_at_oldest(void **state) {
+  (void)state;
+  char *dir = make_store("session_pruned", SL_SEG_SIZE_MIN);
+  char *logdir = tu_path(dir, "log");
+  assert_int_equal(sl_log_consumer_remove(logdir, "test-hold"), 0);
+  commit_n(dir, 200, 150); /* the close checkpoints and prunes */
+  sl_seg_info *segs;
+  size_t n;
+  assert_int_equal(sl_log_list(logdir, &segs, &n), 0);
+  uint64_t oldest = segs[0].first_txid;
+  free(segs);
+  assert_true(oldest > 1);
+  fake fk = {0};
+  fake_start(&fk);
+  volatile sig_atomic_t stop = 0;
+  sl_shipper_options o = ship_opts(dir, fk.addr);
+  assert_int_equal(sl_shipper_run(&o, &stop), 0);
+  fake_stop(&fk);
+  assert_int_equal(fk.start, SHIPLOG__REPL__START_KIND__START_FROM_TXID);
+  assert_int_equal(fk.start_txid, oldest);
+  assert_true(fk.dense);
+  assert_int_equal(fk.received_txids, 201 - oldest);
+  assert_int_equal(consumer_of(dir, "ship-s1"), 200);
+  free(logdir);
+  free(dir);
+}
+
 static void shipper_session_permanent_refusal(void **state) {
   (void)state;
   char *dir = make_store("session_refused", 0);
@@ -871,6 +934,7 @@ static void shipper_ships_to_real_receiver(void **state) {
 #define SHIPPER_TESTS                                                    \
   cmocka_unit_test(shipper_tail_reads_across_rotation),                  \
   cmocka_unit_test(shipper_tail_follows_live_writer),                    \
+  cmocka_unit_test(shipper_tail_wakes_on_commit),                        \
   cmocka_unit_test(shipper_tail_never_returns_torn_tail),                \
   cmocka_unit_test(shipper_tail_seeks_by_txid),                          \
   cmocka_unit_test(shipper_tail_seeks_by_time),                          \
@@ -878,6 +942,7 @@ static void shipper_ships_to_real_receiver(void **state) {
   cmocka_unit_test(shipper_session_resumes_from_receiver),               \
   cmocka_unit_test(shipper_session_reconnects_after_drop),               \
   cmocka_unit_test(shipper_session_since_time),                          \
+  cmocka_unit_test(shipper_session_pruned_log_starts_at_oldest),         \
   cmocka_unit_test(shipper_session_permanent_refusal),                   \
   cmocka_unit_test(shipper_session_stops_while_retrying),                \
   cmocka_unit_test(shipper_ships_to_real_receiver)

@@ -1,0 +1,194 @@
+/*
+ * dump and load: backup files for moving a store between machines
+ * (spec/cli.md, "Point in time"; the file format is store/dump.h).
+ *
+ * dump opens the store read-only, so it runs beside the store's writer: a
+ * full dump is one LMDB read snapshot, an incremental one reads the log up
+ * to its durable mark. The file is written as FILE.tmp, fsynced and renamed
+ * (then its directory fsynced), so FILE appears complete or not at all;
+ * "-" streams to standard output.
+ *
+ * load --into builds a new store beside NEW_DIR and renames it into place;
+ * load --onto opens STORE for writing and checks the whole file before it
+ * applies the first transaction. The store module logs every refusal with
+ * the file and offset ("shiplog: FILE: offset N: reason").
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dump.h"
+#include "sl_base.h"
+
+static double mib(uint64_t b) { return (double)b / (1 << 20); }
+
+/* ---- dump -------------------------------------------------------------------------- */
+static const char dump_help[] =
+    "Usage: shiplog dump STORE --to FILE|- [--since TIME] [--from-txid N] [--quiet]\n"
+    "\n"
+    "Write a backup file of STORE, which is opened read-only (its writer goes on).\n"
+    "\n"
+    "Without --since or --from-txid: a full dump, a consistent image of the store\n"
+    "at its last applied txid (one read snapshot), loaded with\n"
+    "  shiplog load FILE --into NEW_DIR\n"
+    "With them: an incremental dump, the durable transactions of STORE's log from\n"
+    "the given point on, loaded onto the store it follows with\n"
+    "  shiplog load FILE --onto STORE\n"
+    "Commit times may repeat across txids, so chains are safest by txid: dump the\n"
+    "next incremental --from-txid (the previous file's last txid + 1).\n"
+    "\n"
+    "The file is lz4-compressed and checksummed (format: store/dump.h); it is\n"
+    "written as FILE.tmp and renamed when complete, so a failed dump leaves no FILE.\n"
+    "\n"
+    "  --to FILE         the backup file; '-' writes to standard output\n"
+    "  --since TIME      every transaction committed after TIME (ISO-8601 with a\n"
+    "                    zone, or @SECONDS[.FRACTION])\n"
+    "  --from-txid N     the transactions from txid N on (with --since: whichever\n"
+    "                    starts later)\n"
+    "  --quiet           no progress line on a terminal, no summary\n";
+
+int cmd_dump(int argc, char **argv) {
+  static const struct option opts[] = {{"to", required_argument, NULL, 't'},
+                                       {"since", required_argument, NULL, 's'},
+                                       {"from-txid", required_argument, NULL, 'f'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+  sl_dump_options o = {0};
+  const char *to = NULL;
+  bool quiet = false;
+  char **pos;
+  int c;
+  while ((c = cli_getopt(argc, argv, opts)) != -1) {
+    switch (c) {
+    case 'h': return cli_help(dump_help);
+    case 't': to = optarg; break;
+    case 's':
+      if (cli_parse_time("dump", "since", optarg, &o.since_us)) return CLI_USAGE;
+      o.has_since = true;
+      break;
+    case 'f':
+      if (cli_parse_u64("dump", "from-txid", optarg, &o.from_txid)) return CLI_USAGE;
+      if (!o.from_txid) return cli_usage("dump", "--from-txid must be at least 1");
+      break;
+    case 'q': quiet = true; break;
+    default: return cli_usage("dump", NULL);
+    }
+  }
+  if (cli_positional(argc, argv, "dump", 1, (const char *[]){"STORE"}, &pos)) return CLI_USAGE;
+  if (!to) return cli_usage("dump", "missing --to FILE (or --to - for standard output)");
+  bool incremental = o.has_since || o.from_txid;
+  sl_store *st;
+  cli_out out = {0};
+  cli_progress prog;
+  sl_dump_info info;
+  int rc;
+
+  if (cli_open_store(pos[0], SL_OPEN_RDONLY, &st)) return CLI_FAIL;
+  if ((rc = cli_out_open(&out, to))) goto fail;
+  cli_progress_init(&prog, incremental ? "dump (transactions)" : "dump (records)", false, quiet);
+  o.progress = cli_progress_update;
+  o.progress_arg = &prog;
+  o.name = out.path;
+  rc = incremental ? sl_dump_incremental(st, fileno(out.f), &o, &info) : sl_dump_full(st, fileno(out.f), &o, &info);
+  cli_progress_end(&prog);
+  if (rc) goto fail;
+  bool renamed = out.tmp != NULL;
+  if ((rc = cli_out_commit(&out))) goto fail;
+  if (renamed) { /* the rename itself must survive a crash: fsync the directory */
+    char dir[PATH_MAX];
+    const char *slash = strrchr(to, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == to ? 1 : slash - to) : 1, slash ? to : ".");
+    if ((rc = sl_fsync_dir(dir))) goto fail;
+  }
+  if (!quiet) {
+    const sl_dump_header *h = &info.header;
+    if (h->first_txid > h->last_txid)
+      fprintf(stderr, "dump: incremental, no transaction after txid %" PRIu64 " yet", h->last_txid);
+    else
+      fprintf(stderr, "dump: %s, txids %" PRIu64 "..%" PRIu64, incremental ? "incremental" : "full", h->first_txid,
+              h->last_txid);
+    fprintf(stderr, ", %" PRIu64 " %s, %.1f MiB (%.1f MiB before compression) to %s\n", info.records,
+            incremental ? "transactions" : "records", mib(info.file_bytes), mib(info.raw_bytes), out.path);
+  }
+fail:
+  if (rc) cli_out_abort(&out);
+  sl_store_close(st);
+  return rc ? CLI_FAIL : CLI_OK;
+}
+
+/* ---- load -------------------------------------------------------------------------- */
+static const char load_help[] =
+    "Usage: shiplog load FILE --into NEW_DIR [--quiet]\n"
+    "       shiplog load FILE --onto STORE [--quiet]\n"
+    "\n"
+    "Load a backup file written by shiplog dump.\n"
+    "\n"
+    "--into NEW_DIR: a full dump becomes a new store in NEW_DIR (missing or empty)\n"
+    "with the source's store id and graph; its log continues from the dump's\n"
+    "txid + 1. It is built in NEW_DIR.tmp-PID and renamed when complete: a\n"
+    "damaged file leaves nothing behind.\n"
+    "\n"
+    "--onto STORE: an incremental dump is applied to the store it follows. The\n"
+    "whole file is checked before anything is applied. Refused: another store's\n"
+    "file, a file starting past STORE's last txid + 1 (a gap: load the dumps in\n"
+    "between first), a file ending before STORE's last txid. Transactions STORE\n"
+    "already holds are skipped.\n"
+    "\n"
+    "Damage is reported as FILE: offset N: reason (exit status 1).\n"
+    "\n"
+    "  --into NEW_DIR    a new store from a full dump\n"
+    "  --onto STORE      apply an incremental dump to STORE\n"
+    "  --quiet           no progress line on a terminal, no summary\n";
+
+int cmd_load(int argc, char **argv) {
+  static const struct option opts[] = {{"into", required_argument, NULL, 'i'},
+                                       {"onto", required_argument, NULL, 'o'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+  const char *into = NULL, *onto = NULL;
+  bool quiet = false;
+  char **pos;
+  int c;
+  while ((c = cli_getopt(argc, argv, opts)) != -1) {
+    switch (c) {
+    case 'h': return cli_help(load_help);
+    case 'i': into = optarg; break;
+    case 'o': onto = optarg; break;
+    case 'q': quiet = true; break;
+    default: return cli_usage("load", NULL);
+    }
+  }
+  if (cli_positional(argc, argv, "load", 1, (const char *[]){"FILE"}, &pos)) return CLI_USAGE;
+  if (!into == !onto) return cli_usage("load", "give exactly one of --into NEW_DIR and --onto STORE");
+  const char *file = pos[0];
+  cli_progress prog;
+  cli_progress_init(&prog, "load", true, quiet);
+  sl_load_options lo = {.progress = cli_progress_update, .progress_arg = &prog};
+  int rc;
+
+  if (into) {
+    sl_dump_info info;
+    rc = sl_load_full(file, into, &lo, &info);
+    cli_progress_end(&prog);
+    if (!rc && !quiet)
+      fprintf(stderr, "load: %s holds the store at txid %" PRIu64 " (%" PRIu64 " records from %.1f MiB)\n", into,
+              info.header.last_txid, info.records, mib(info.file_bytes));
+    return rc ? CLI_FAIL : CLI_OK;
+  }
+  sl_store *st;
+  sl_load_result res;
+  if (cli_open_store(onto, 0, &st)) return CLI_FAIL;
+  rc = sl_load_incremental(file, st, &lo, &res);
+  cli_progress_end(&prog);
+  sl_store_close(st);
+  if (!rc && !quiet)
+    fprintf(stderr, "load: applied %" PRIu64 " transactions to %s (now at txid %" PRIu64 "), skipped %" PRIu64
+                    " it held already\n",
+            res.applied, onto, res.to_txid, res.skipped);
+  return rc ? CLI_FAIL : CLI_OK;
+}

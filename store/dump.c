@@ -1,0 +1,707 @@
+/*
+ * Writing and reading backup files; the format is specified in dump.h,
+ * loading them into stores is load.c.
+ *
+ * WRITING streams: records are appended to one raw chunk buffer; when the
+ * next record would pass SL_DUMP_CHUNK_RAW (or the chunk size a test asks
+ * for) the chunk is LZ4-compressed
+ * (LZ4_compress_default) into a second buffer and written with one write()
+ * of header + stored bytes. The raw buffer keeps 16 bytes of headroom so
+ * that a chunk LZ4 cannot shrink is written from it directly. Memory is
+ * therefore two chunks whatever the store's size (more only while a record
+ * larger than a chunk passes through), and the output is one sequential
+ * stream, so a pipe works as well as a file.
+ *
+ * A FULL DUMP is one LMDB read transaction: the meta database in it gives
+ * the applied txid and commit time of exactly the image that the cursors
+ * then walk, database by database in index order. Nothing is locked: the
+ * store's writers go on, and LMDB keeps the snapshot's pages alive until
+ * the transaction ends.
+ *
+ * AN INCREMENTAL DUMP reads the store's log directory with sl_log_reader
+ * up to the durable mark read at the start (a frame past it may be an
+ * append in progress); it re-encodes each frame header (same bytes as in
+ * the segment) in front of the payload.
+ *
+ * READING checks a chunk completely (lengths, flags, the CRC over the
+ * stored bytes, LZ4 decoding to exactly raw_len bytes) before handing out
+ * its first record, and the trailer (count, CRC of all raw bytes, end of
+ * file) before reporting SL_EEND. Every failure is logged once, as
+ * "PATH: offset N: reason", and is sticky.
+ */
+#include "dump.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <lz4.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store_int.h"
+
+#define PROGRESS_EVERY 8192 /* records between progress calls within a chunk */
+
+/* ---- header --------------------------------------------------------------------- */
+void sl_dump_header_encode(const sl_dump_header *h, uint8_t out[SL_DUMP_HEADER_SIZE]) {
+  memset(out, 0, SL_DUMP_HEADER_SIZE);
+  memcpy(out, SL_DUMP_MAGIC, 8);
+  out[8] = SL_DUMP_VERSION & 0xff;
+  out[9] = SL_DUMP_VERSION >> 8;
+  out[10] = SL_DUMP_HEADER_SIZE & 0xff;
+  out[11] = SL_DUMP_HEADER_SIZE >> 8;
+  sl_put_le32(out + 12, h->kind);
+  memcpy(out + 16, h->store_id, SL_STORE_ID_SIZE);
+  sl_put_le64(out + 32, h->first_txid);
+  sl_put_le64(out + 40, h->last_txid);
+  sl_put_le64(out + 48, h->last_commit_us);
+  sl_put_le64(out + 56, h->since_us);
+  sl_put_le64(out + 64, h->created_us);
+  sl_put_le64(out + 72, h->epoch);
+  memcpy(out + 80, h->key_id, strnlen(h->key_id, SL_KEY_ID_SIZE));
+  sl_put_le32(out + 124, sl_crc32c(0, out, 124));
+}
+
+int sl_dump_header_decode(const uint8_t in[SL_DUMP_HEADER_SIZE], sl_dump_header *h) {
+  static const uint8_t zero[SL_KEY_ID_SIZE];
+  if (memcmp(in, SL_DUMP_MAGIC, 8)) return SL_ENOTLOG;
+  uint16_t version = (uint16_t)(in[8] | in[9] << 8);
+  if (version != SL_DUMP_VERSION) return SL_EVERSION;
+  if (sl_get_le32(in + 124) != sl_crc32c(0, in, 124)) return SL_ECORRUPT;
+  if ((in[10] | in[11] << 8) != SL_DUMP_HEADER_SIZE) return SL_ECORRUPT;
+  memset(h, 0, sizeof *h);
+  h->version = version;
+  h->kind = sl_get_le32(in + 12);
+  memcpy(h->store_id, in + 16, SL_STORE_ID_SIZE);
+  h->first_txid = sl_get_le64(in + 32);
+  h->last_txid = sl_get_le64(in + 40);
+  h->last_commit_us = sl_get_le64(in + 48);
+  h->since_us = sl_get_le64(in + 56);
+  h->created_us = sl_get_le64(in + 64);
+  h->epoch = sl_get_le64(in + 72);
+  memcpy(h->key_id, in + 80, SL_KEY_ID_SIZE);
+  if (h->kind != SL_DUMP_FULL && h->kind != SL_DUMP_INCREMENTAL) return SL_ECORRUPT;
+  if (h->first_txid == 0 || h->last_txid + 1 < h->first_txid) return SL_ECORRUPT;
+  if (h->kind == SL_DUMP_FULL && h->first_txid != 1) return SL_ECORRUPT;
+  if (memcmp(in + 80, zero, SL_KEY_ID_SIZE)) return SL_EVERSION; /* encrypted: a later format */
+  return 0;
+}
+
+/* ---- writer ------------------------------------------------------------------------ */
+typedef struct writer {
+  int fd;
+  const char *name;
+  uint8_t *rawbuf; /* SL_DUMP_CHUNK_HEADER_SIZE headroom, then the raw chunk */
+  size_t len, cap; /* raw bytes in the chunk, capacity after the headroom */
+  size_t chunk_raw; /* flush before a record would pass this */
+  uint8_t *out;    /* chunk header + LZ4 block */
+  size_t out_cap;
+  uint32_t raw_crc;
+  uint64_t records, raw_bytes, file_bytes;
+} writer;
+
+static int writer_grow(writer *w, size_t cap) {
+  if (cap > SL_DUMP_CHUNK_MAX) return SL_ETOOBIG;
+  size_t out_cap = SL_DUMP_CHUNK_HEADER_SIZE + (size_t)LZ4_compressBound((int)cap);
+  uint8_t *r = realloc(w->rawbuf, SL_DUMP_CHUNK_HEADER_SIZE + cap);
+  if (!r) return -ENOMEM;
+  w->rawbuf = r;
+  w->cap = cap;
+  uint8_t *o = realloc(w->out, out_cap);
+  if (!o) return -ENOMEM;
+  w->out = o;
+  w->out_cap = out_cap;
+  return 0;
+}
+
+static int writer_init(writer *w, int fd, const sl_dump_options *o) {
+  *w = (writer){.fd = fd,
+                .name = o && o->name ? o->name : "dump output",
+                .chunk_raw = o && o->chunk_raw ? SL_MIN(o->chunk_raw, SL_DUMP_CHUNK_MAX) : SL_DUMP_CHUNK_RAW};
+  return writer_grow(w, SL_DUMP_CHUNK_RAW);
+}
+
+static void writer_free(writer *w) {
+  free(w->rawbuf);
+  free(w->out);
+}
+
+static int writer_put(writer *w, const void *p, size_t n) {
+  int rc = sl_write_all(w->fd, p, n);
+  if (rc) {
+    sl_log_error("%s: write: %s", w->name, sl_strerror(rc));
+    return rc;
+  }
+  w->file_bytes += n;
+  return 0;
+}
+
+static void chunk_header(uint8_t h[SL_DUMP_CHUNK_HEADER_SIZE], uint32_t raw_len, uint32_t stored_len, uint32_t flags,
+                         const uint8_t *stored) {
+  sl_put_le32(h, raw_len);
+  sl_put_le32(h + 4, stored_len);
+  sl_put_le32(h + 8, flags);
+  sl_put_le32(h + 12, sl_crc32c(sl_crc32c(0, h, 12), stored, stored_len));
+}
+
+static int writer_flush(writer *w) {
+  if (!w->len) return 0;
+  uint8_t *raw = w->rawbuf + SL_DUMP_CHUNK_HEADER_SIZE;
+  int n = LZ4_compress_default((const char *)raw, (char *)w->out + SL_DUMP_CHUNK_HEADER_SIZE, (int)w->len,
+                               (int)(w->out_cap - SL_DUMP_CHUNK_HEADER_SIZE));
+  uint8_t *chunk = w->out;
+  size_t stored = (size_t)n;
+  uint32_t flags = 1;
+  if (n <= 0 || stored >= w->len) { /* incompressible: store raw */
+    chunk = w->rawbuf;
+    stored = w->len;
+    flags = 0;
+  }
+  chunk_header(chunk, (uint32_t)w->len, (uint32_t)stored, flags, chunk + SL_DUMP_CHUNK_HEADER_SIZE);
+  w->raw_crc = sl_crc32c(w->raw_crc, raw, w->len);
+  w->raw_bytes += w->len;
+  w->len = 0;
+  return writer_put(w, chunk, SL_DUMP_CHUNK_HEADER_SIZE + stored);
+}
+
+/* Room for a record of n bytes in the current chunk (flushing it first if
+ * the record would make it pass the chunk size); the caller fills it. */
+static int writer_reserve(writer *w, size_t n, uint8_t **p) {
+  int rc;
+  if (w->len && w->len + n > w->chunk_raw && (rc = writer_flush(w))) return rc;
+  if (n > w->cap && (rc = writer_grow(w, n))) {
+    if (rc == SL_ETOOBIG) sl_log_error("%s: a record of %zu bytes exceeds the largest chunk", w->name, n);
+    return rc;
+  }
+  *p = w->rawbuf + SL_DUMP_CHUNK_HEADER_SIZE + w->len;
+  w->len += n;
+  w->records++;
+  return 0;
+}
+
+static int writer_finish(writer *w) {
+  uint8_t t[SL_DUMP_CHUNK_HEADER_SIZE + SL_DUMP_TRAILER_SIZE] = {0};
+  int rc = writer_flush(w);
+  if (rc) return rc;
+  uint8_t *body = t + SL_DUMP_CHUNK_HEADER_SIZE;
+  sl_put_le64(body, w->records);
+  sl_put_le32(body + 8, w->raw_crc);
+  chunk_header(t, 0, SL_DUMP_TRAILER_SIZE, 0, body);
+  return writer_put(w, t, sizeof t);
+}
+
+static int write_header(writer *w, const sl_dump_header *h) {
+  uint8_t b[SL_DUMP_HEADER_SIZE];
+  sl_dump_header_encode(h, b);
+  return writer_put(w, b, sizeof b);
+}
+
+static void fill_info(sl_dump_info *out, const sl_dump_header *h, const writer *w) {
+  if (!out) return;
+  *out = (sl_dump_info){.header = *h, .records = w->records, .raw_bytes = w->raw_bytes, .file_bytes = w->file_bytes};
+}
+
+static void progress(const sl_dump_options *o, uint64_t done, uint64_t total) {
+  if (o && o->progress) o->progress(o->progress_arg, done, total);
+}
+
+/* ---- full dump ------------------------------------------------------------------- */
+int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info *out) {
+  MDB_txn *txn = NULL;
+  MDB_cursor *c = NULL;
+  sl__meta m;
+  writer w;
+  uint64_t total = 0;
+  int rc = writer_init(&w, fd, opt);
+  if (rc) goto fail;
+  if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))) {
+    sl_log_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
+    rc = sl__mdb_err(rc);
+    txn = NULL;
+    goto fail;
+  }
+  if ((rc = sl__meta_read(txn, st->dbi[SL__DB_META], &m))) goto fail;
+  for (int db = 0; db < SL__DB_COUNT; db++) {
+    MDB_stat s;
+    if (mdb_stat(txn, st->dbi[db], &s) == 0) total += s.ms_entries;
+  }
+  sl_dump_header h = {.kind = SL_DUMP_FULL,
+                      .first_txid = 1,
+                      .last_txid = m.applied_txid,
+                      .last_commit_us = m.last_commit_us,
+                      .created_us = sl_now_us()};
+  memcpy(h.store_id, st->id, SL_STORE_ID_SIZE);
+  if ((rc = write_header(&w, &h))) goto fail;
+  progress(opt, 0, total);
+  for (int db = 0; db < SL__DB_COUNT; db++) {
+    MDB_val k, v;
+    if ((rc = mdb_cursor_open(txn, st->dbi[db], &c))) {
+      sl_log_error("%s: LMDB cursor on %s: %s", st->dir, sl__db_names[db], mdb_strerror(rc));
+      rc = sl__mdb_err(rc);
+      goto fail;
+    }
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+      uint8_t *p;
+      if (k.mv_size == 0 || k.mv_size > SL_DUMP_KEY_MAX || v.mv_size > SL_FRAME_MAX) {
+        sl_log_error("%s: LMDB %s holds a key of %zu bytes with a value of %zu bytes: not dumpable", st->dir,
+                     sl__db_names[db], k.mv_size, v.mv_size);
+        rc = SL_ECORRUPT;
+        goto fail;
+      }
+      if ((rc = writer_reserve(&w, SL_DUMP_RECORD_HEADER_SIZE + k.mv_size + v.mv_size, &p))) goto fail;
+      p[0] = (uint8_t)db;
+      sl_put_le32(p + 1, (uint32_t)k.mv_size);
+      sl_put_le32(p + 5, (uint32_t)v.mv_size);
+      memcpy(p + SL_DUMP_RECORD_HEADER_SIZE, k.mv_data, k.mv_size);
+      memcpy(p + SL_DUMP_RECORD_HEADER_SIZE + k.mv_size, v.mv_data, v.mv_size);
+      if (w.records % PROGRESS_EVERY == 0) progress(opt, w.records, total);
+    }
+    if (rc != MDB_NOTFOUND) {
+      sl_log_error("%s: LMDB %s: %s", st->dir, sl__db_names[db], mdb_strerror(rc));
+      rc = sl__mdb_err(rc);
+      goto fail;
+    }
+    mdb_cursor_close(c);
+    c = NULL;
+  }
+  if ((rc = writer_finish(&w))) goto fail;
+  progress(opt, w.records, total);
+  fill_info(out, &h, &w);
+  rc = 0;
+fail:
+  if (c) mdb_cursor_close(c);
+  if (txn) mdb_txn_abort(txn);
+  writer_free(&w);
+  return rc;
+}
+
+/* ---- incremental dump ------------------------------------------------------------ */
+/* The commit time of txid (which the log holds up to max). */
+static int commit_time_of(const char *logdir, uint64_t txid, uint64_t *us) {
+  sl_log_reader *r;
+  sl_frame f;
+  sl_log_reader_options ro = {.max_txid = txid};
+  int rc = sl_log_reader_open(logdir, txid, &ro, &r);
+  if (rc) return rc;
+  rc = sl_log_reader_next(r, &f);
+  if (!rc) *us = f.commit_us;
+  sl_log_reader_close(r);
+  return rc == SL_EEND ? SL_ECORRUPT : rc;
+}
+
+/* Resolve the txid range [*first, *last] the options ask for. */
+static int incremental_range(const char *logdir, const sl_dump_options *o, uint64_t *first, uint64_t *last) {
+  sl_seg_info *segs = NULL;
+  size_t nseg = 0;
+  uint64_t durable = 0;
+  int rc = sl_log_list(logdir, &segs, &nseg);
+  if (rc) {
+    sl_log_error("%s: cannot list the log: %s", logdir, sl_strerror(rc));
+    return rc;
+  }
+  uint64_t oldest = nseg ? segs[0].first_txid : 0;
+  free(segs);
+  if (!nseg) {
+    sl_log_error("%s: the log has no segments", logdir);
+    return SL_ECORRUPT;
+  }
+  rc = sl_log_read_durable_mark(logdir, &durable);
+  if (rc && rc != SL_ENOTFOUND) {
+    sl_log_error("%s: cannot read the durable mark: %s", logdir, sl_strerror(rc));
+    return rc;
+  }
+  /* No mark: never opened for writing since it was made, so nothing past
+   * the log's start is durable (and max_txid 0 would mean "no limit"). */
+  durable = SL_MAX(durable, oldest - 1);
+  uint64_t from = oldest;
+  if (o && o->from_txid) {
+    if (o->from_txid < oldest) {
+      sl_log_error("%s: txid %" PRIu64 " is no longer in the log (it begins at txid %" PRIu64 ")", logdir,
+                   o->from_txid, oldest);
+      return SL_ENOTFOUND;
+    }
+    if (o->from_txid > durable + 1) {
+      sl_log_error("%s: txid %" PRIu64 " lies past the last durable txid %" PRIu64, logdir, o->from_txid, durable);
+      return SL_EINVAL;
+    }
+    from = o->from_txid;
+  }
+  if (o && o->has_since) {
+    uint64_t after;
+    char t[32];
+    if ((rc = sl_log_find_after_time(logdir, o->since_us, &after))) {
+      sl_log_error("%s: cannot search the log by time: %s", logdir, sl_strerror(rc));
+      return rc;
+    }
+    if (!o->from_txid && after == oldest && oldest > 1) {
+      sl_log_error("%s: the log begins at txid %" PRIu64 " (older ones were pruned) and its first transaction is "
+                   "after %s, so pruned ones may be after it too: dump with --from-txid, or take a full dump",
+                   logdir, oldest, sl_time_format(o->since_us, t, sizeof t));
+      return SL_ENOTFOUND;
+    }
+    /* Past the durable mark all is "not yet": nothing after TIME is durable. */
+    from = SL_MAX(from, SL_MIN(after, durable + 1));
+  }
+  *first = from;
+  *last = durable;
+  return 0;
+}
+
+int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info *out) {
+  char logdir[4096];
+  sl_log_reader *r = NULL;
+  uint64_t first, last;
+  sl_frame f;
+  writer w;
+  int rc = writer_init(&w, fd, opt);
+  if (rc) goto fail;
+  if (st->no_log) {
+    sl_log_error("%s: has no log of its own (a standby): an incremental dump reads the store's log", st->dir);
+    rc = SL_EINVAL;
+    goto fail;
+  }
+  if (snprintf(logdir, sizeof logdir, "%s/log", st->dir) >= (int)sizeof logdir) {
+    rc = -ENAMETOOLONG;
+    goto fail;
+  }
+  if ((rc = incremental_range(logdir, opt, &first, &last))) goto fail;
+  sl_dump_header h = {.kind = SL_DUMP_INCREMENTAL,
+                      .first_txid = first,
+                      .last_txid = first > last ? first - 1 : last,
+                      .since_us = opt && opt->has_since ? opt->since_us : 0,
+                      .created_us = sl_now_us()};
+  memcpy(h.store_id, st->id, SL_STORE_ID_SIZE);
+  if (first <= last && (rc = commit_time_of(logdir, last, &h.last_commit_us))) {
+    sl_log_error("%s: cannot read txid %" PRIu64 ": %s", logdir, last, sl_strerror(rc));
+    goto fail;
+  }
+  if ((rc = write_header(&w, &h))) goto fail;
+  uint64_t total = first <= last ? last - first + 1 : 0, next = first;
+  progress(opt, 0, total);
+  if (first <= last) {
+    sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
+    if ((rc = sl_log_reader_open(logdir, first, &ro, &r))) {
+      sl_log_error("%s: cannot read from txid %" PRIu64 ": %s", logdir, first, sl_strerror(rc));
+      goto fail;
+    }
+    while ((rc = sl_log_reader_next(r, &f)) == 0) {
+      uint8_t *p;
+      if (f.txid != next) {
+        sl_log_error("%s: segment %" PRIu64 " offset %" PRIu64 ": txid %" PRIu64 " where %" PRIu64 " was expected",
+                     logdir, f.segno, f.offset, f.txid, next);
+        rc = SL_EGAP;
+        goto fail;
+      }
+      if ((rc = writer_reserve(&w, SL_FRAME_HEADER_SIZE + f.payload_len, &p))) goto fail;
+      sl_frame_header_encode(f.payload, f.payload_len, p);
+      memcpy(p + SL_FRAME_HEADER_SIZE, f.payload, f.payload_len);
+      next++;
+      if (w.records % PROGRESS_EVERY == 0) progress(opt, w.records, total);
+    }
+    if (rc != SL_EEND) goto fail;
+    if (next != last + 1) {
+      sl_log_error("%s: the log ends at txid %" PRIu64 ", before its durable mark %" PRIu64, logdir, next - 1, last);
+      rc = SL_ECORRUPT;
+      goto fail;
+    }
+  }
+  if ((rc = writer_finish(&w))) goto fail;
+  progress(opt, w.records, total);
+  fill_info(out, &h, &w);
+  rc = 0;
+fail:
+  if (r) sl_log_reader_close(r);
+  writer_free(&w);
+  return rc;
+}
+
+/* ---- reader ------------------------------------------------------------------------ */
+struct sl_dump_reader {
+  char *path;
+  int fd;
+  uint64_t size;
+  sl_dump_header h;
+  uint64_t pos;       /* offset of the next chunk header */
+  uint64_t chunk_off; /* offset of the chunk being read */
+  uint8_t *stored;
+  size_t stored_cap;
+  uint8_t *raw;
+  size_t raw_cap, raw_len, raw_pos;
+  uint32_t raw_crc;
+  uint64_t records, raw_bytes;
+  int state;          /* 0 while reading; then SL_EEND or the sticky error */
+  uint64_t err_off;
+  /* order checks */
+  int last_db;
+  uint8_t prev_key[SL_DUMP_KEY_MAX];
+  size_t prev_klen;
+  uint64_t next_txid;
+};
+
+static int bad(sl_dump_reader *r, int rc, uint64_t off, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int bad(sl_dump_reader *r, int rc, uint64_t off, const char *fmt, ...) {
+  char msg[300];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  sl_log_error("%s: offset %" PRIu64 ": %s", r->path, off, msg);
+  r->err_off = off;
+  return r->state = rc;
+}
+
+static int reserve(uint8_t **buf, size_t *cap, size_t n) {
+  if (n <= *cap) return 0;
+  uint8_t *p = realloc(*buf, n);
+  if (!p) return -ENOMEM;
+  *buf = p;
+  *cap = n;
+  return 0;
+}
+
+static void reader_reset(sl_dump_reader *r) {
+  r->pos = SL_DUMP_HEADER_SIZE;
+  r->chunk_off = SL_DUMP_HEADER_SIZE;
+  r->raw_len = r->raw_pos = 0;
+  r->raw_crc = 0;
+  r->records = r->raw_bytes = 0;
+  r->state = 0;
+  r->err_off = 0;
+  r->last_db = -1;
+  r->prev_klen = 0;
+  r->next_txid = r->h.first_txid;
+}
+
+int sl_dump_open(const char *path, sl_dump_reader **out) {
+  uint8_t b[SL_DUMP_HEADER_SIZE];
+  struct stat sb;
+  int rc;
+  *out = NULL;
+  sl_dump_reader *r = calloc(1, sizeof *r);
+  if (!r || !(r->path = strdup(path))) {
+    free(r);
+    return -ENOMEM;
+  }
+  r->fd = -1;
+  if ((r->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(r->fd, &sb)) {
+    rc = -errno;
+    sl_log_error("%s: %s", path, sl_strerror(rc));
+    goto fail;
+  }
+  r->size = (uint64_t)sb.st_size;
+  posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  long n = sl_pread_full(r->fd, b, sizeof b, 0);
+  if (n < 0) {
+    rc = (int)n;
+    sl_log_error("%s: %s", path, sl_strerror(rc));
+    goto fail;
+  }
+  if (n >= 8 && memcmp(b, SL_DUMP_MAGIC, 8)) {
+    rc = bad(r, SL_ENOTLOG, 0, "not a shiplog dump (bad magic)");
+    goto fail;
+  }
+  if (n < (long)sizeof b) {
+    rc = bad(r, SL_ETRUNCATED, 0, "the file ends inside the %d-byte header", SL_DUMP_HEADER_SIZE);
+    goto fail;
+  }
+  if ((rc = sl_dump_header_decode(b, &r->h))) {
+    bad(r, rc, 0, "%s",
+        rc == SL_EVERSION ? (b[8] | b[9] << 8) != SL_DUMP_VERSION ? "dump format version not supported"
+                                                                    : "encrypted with a key id this build cannot read"
+                          : "damaged header (checksum or field mismatch)");
+    goto fail;
+  }
+  reader_reset(r);
+  *out = r;
+  return 0;
+fail:
+  sl_dump_close(r);
+  return rc;
+}
+
+const sl_dump_header *sl_dump_reader_header(const sl_dump_reader *r) { return &r->h; }
+uint64_t sl_dump_reader_pos(const sl_dump_reader *r) { return r->pos; }
+uint64_t sl_dump_reader_size(const sl_dump_reader *r) { return r->size; }
+uint64_t sl_dump_reader_error_offset(const sl_dump_reader *r) { return r->err_off; }
+
+void sl_dump_reader_info(const sl_dump_reader *r, sl_dump_info *out) {
+  *out = (sl_dump_info){.header = r->h, .records = r->records, .raw_bytes = r->raw_bytes, .file_bytes = r->pos};
+}
+
+int sl_dump_rewind(sl_dump_reader *r) {
+  reader_reset(r);
+  return 0;
+}
+
+void sl_dump_close(sl_dump_reader *r) {
+  if (!r) return;
+  if (r->fd >= 0) close(r->fd);
+  free(r->stored);
+  free(r->raw);
+  free(r->path);
+  free(r);
+}
+
+/* Read len bytes at off; a short read is truncation. */
+static int read_at(sl_dump_reader *r, void *buf, size_t len, uint64_t off, uint64_t chunk, const char *what) {
+  long n = sl_pread_full(r->fd, buf, len, off);
+  if (n < 0) return bad(r, (int)n, chunk, "read: %s", sl_strerror((int)n));
+  if ((size_t)n < len)
+    return bad(r, SL_ETRUNCATED, chunk, "the file ends inside %s (truncated)", what);
+  return 0;
+}
+
+static int read_trailer(sl_dump_reader *r, const uint8_t hdr[SL_DUMP_CHUNK_HEADER_SIZE]) {
+  uint8_t t[SL_DUMP_TRAILER_SIZE], extra;
+  uint64_t off = r->pos;
+  int rc;
+  if (sl_get_le32(hdr + 4) != SL_DUMP_TRAILER_SIZE || sl_get_le32(hdr + 8) != 0)
+    return bad(r, SL_ECORRUPT, off, "damaged trailer (length or flags)");
+  if ((rc = read_at(r, t, sizeof t, off + SL_DUMP_CHUNK_HEADER_SIZE, off, "the trailer"))) return rc;
+  if (sl_get_le32(hdr + 12) != sl_crc32c(sl_crc32c(0, hdr, 12), t, sizeof t))
+    return bad(r, SL_ECORRUPT, off, "trailer checksum mismatch");
+  uint64_t count = sl_get_le64(t);
+  if (count != r->records || sl_get_le32(t + 8) != r->raw_crc || sl_get_le32(t + 12) != 0)
+    return bad(r, SL_ECORRUPT, off,
+               "the trailer does not match the chunks (it counts %" PRIu64 " records, the chunks hold %" PRIu64
+               "; checksum of the records %s)",
+               count, r->records, sl_get_le32(t + 8) == r->raw_crc ? "matches" : "differs");
+  if (r->h.kind == SL_DUMP_INCREMENTAL && r->next_txid != r->h.last_txid + 1)
+    return bad(r, SL_ECORRUPT, off, "the file ends at txid %" PRIu64 ", its header says %" PRIu64, r->next_txid - 1,
+               r->h.last_txid);
+  uint64_t end = off + SL_DUMP_CHUNK_HEADER_SIZE + SL_DUMP_TRAILER_SIZE;
+  long n = sl_pread_full(r->fd, &extra, 1, end);
+  if (n < 0) return bad(r, (int)n, end, "read: %s", sl_strerror((int)n));
+  if (n > 0) return bad(r, SL_ECORRUPT, end, "data after the trailer");
+  r->pos = end;
+  return r->state = SL_EEND;
+}
+
+/* Read and check the chunk at r->pos into r->raw. */
+static int read_chunk(sl_dump_reader *r) {
+  uint8_t hdr[SL_DUMP_CHUNK_HEADER_SIZE];
+  uint64_t off = r->pos;
+  long n = sl_pread_full(r->fd, hdr, sizeof hdr, off);
+  int rc;
+  if (n < 0) return bad(r, (int)n, off, "read: %s", sl_strerror((int)n));
+  if (n == 0) return bad(r, SL_ETRUNCATED, off, "the file ends before the trailer (truncated)");
+  if ((size_t)n < sizeof hdr) return bad(r, SL_ETRUNCATED, off, "the file ends inside a chunk header (truncated)");
+  uint32_t raw_len = sl_get_le32(hdr), stored_len = sl_get_le32(hdr + 4), flags = sl_get_le32(hdr + 8);
+  if (raw_len == 0) return read_trailer(r, hdr);
+  if (raw_len > SL_DUMP_CHUNK_MAX || flags > 1 || (flags == 0 && stored_len != raw_len) ||
+      (flags == 1 && (stored_len == 0 || stored_len > (uint32_t)LZ4_compressBound((int)raw_len))))
+    return bad(r, SL_ECORRUPT, off, "damaged chunk header (raw %" PRIu32 ", stored %" PRIu32 ", flags %" PRIu32 ")",
+               raw_len, stored_len, flags);
+  if (off + SL_DUMP_CHUNK_HEADER_SIZE + stored_len > r->size)
+    return bad(r, SL_ETRUNCATED, off,
+               "the chunk's %" PRIu32 " bytes run past the end of the file at offset %" PRIu64
+               " (truncated, or a damaged length)",
+               stored_len, r->size);
+  if ((rc = reserve(&r->raw, &r->raw_cap, raw_len)) ||
+      (flags && (rc = reserve(&r->stored, &r->stored_cap, stored_len))))
+    return bad(r, rc, off, "%s", sl_strerror(rc));
+  uint8_t *stored = flags ? r->stored : r->raw;
+  if ((rc = read_at(r, stored, stored_len, off + SL_DUMP_CHUNK_HEADER_SIZE, off, "a chunk"))) return rc;
+  if (sl_get_le32(hdr + 12) != sl_crc32c(sl_crc32c(0, hdr, 12), stored, stored_len))
+    return bad(r, SL_ECORRUPT, off, "chunk checksum mismatch");
+  if (flags && LZ4_decompress_safe((const char *)stored, (char *)r->raw, (int)stored_len, (int)raw_len) !=
+                   (int)raw_len)
+    return bad(r, SL_ECORRUPT, off, "the chunk does not decompress to its %" PRIu32 " bytes", raw_len);
+  r->raw_crc = sl_crc32c(r->raw_crc, r->raw, raw_len);
+  r->raw_bytes += raw_len;
+  r->raw_len = raw_len;
+  r->raw_pos = 0;
+  r->chunk_off = off;
+  r->pos = off + SL_DUMP_CHUNK_HEADER_SIZE + stored_len;
+  return 0;
+}
+
+/* LMDB's default key order: memcmp, then the shorter first. */
+static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
+  int c = memcmp(a, b, SL_MIN(an, bn));
+  return c ? c : (an > bn) - (an < bn);
+}
+
+static int parse_full(sl_dump_reader *r, const uint8_t *p, size_t left, sl_dump_record *rec, size_t *used) {
+  uint64_t off = r->chunk_off;
+  size_t at = r->raw_pos;
+  if (left < SL_DUMP_RECORD_HEADER_SIZE)
+    return bad(r, SL_ECORRUPT, off, "record at raw byte %zu runs past the chunk", at);
+  unsigned db = p[0];
+  uint32_t klen = sl_get_le32(p + 1), vlen = sl_get_le32(p + 5);
+  if (db >= SL__DB_COUNT) return bad(r, SL_ECORRUPT, off, "record at raw byte %zu: unknown database index %u", at, db);
+  if ((int)db < r->last_db)
+    return bad(r, SL_ECORRUPT, off, "record at raw byte %zu: database %u after database %d", at, db, r->last_db);
+  if (klen == 0 || klen > SL_DUMP_KEY_MAX || vlen > SL_FRAME_MAX ||
+      (uint64_t)klen + vlen > left - SL_DUMP_RECORD_HEADER_SIZE)
+    return bad(r, SL_ECORRUPT, off, "record at raw byte %zu: bad lengths (key %" PRIu32 ", value %" PRIu32 ")", at,
+               klen, vlen);
+  const uint8_t *key = p + SL_DUMP_RECORD_HEADER_SIZE;
+  if ((int)db == r->last_db && key_cmp(r->prev_key, r->prev_klen, key, klen) >= 0)
+    return bad(r, SL_ECORRUPT, off, "record at raw byte %zu: keys of %s out of order", at, sl__db_names[db]);
+  r->last_db = (int)db;
+  memcpy(r->prev_key, key, klen);
+  r->prev_klen = klen;
+  rec->db = db;
+  rec->key = key;
+  rec->klen = klen;
+  rec->val = key + klen;
+  rec->vlen = vlen;
+  *used = SL_DUMP_RECORD_HEADER_SIZE + klen + vlen;
+  return 0;
+}
+
+static int parse_frame(sl_dump_reader *r, const uint8_t *p, size_t left, sl_dump_record *rec, size_t *used) {
+  uint64_t off = r->chunk_off, epoch;
+  const uint8_t *payload;
+  uint32_t plen;
+  int rc = sl_frame_decode(p, left, &payload, &plen, used);
+  if (rc) return bad(r, SL_ECORRUPT, off, "frame at raw byte %zu: %s", r->raw_pos, sl_strerror(rc));
+  if (sl_txn_peek(payload, plen, &rec->txid, &rec->commit_us, &epoch))
+    return bad(r, SL_ECORRUPT, off, "frame at raw byte %zu is not a transaction", r->raw_pos);
+  if (rec->txid != r->next_txid || rec->txid > r->h.last_txid)
+    return bad(r, SL_ECORRUPT, off, "frame at raw byte %zu holds txid %" PRIu64 " where %" PRIu64 " was expected",
+               r->raw_pos, rec->txid, r->next_txid);
+  r->next_txid++;
+  rec->payload = payload;
+  rec->len = plen;
+  return 0;
+}
+
+int sl_dump_next(sl_dump_reader *r, sl_dump_record *rec) {
+  int rc;
+  if (r->state) return r->state;
+  if (r->raw_pos == r->raw_len && (rc = read_chunk(r))) return rc;
+  memset(rec, 0, sizeof *rec);
+  rec->offset = r->chunk_off;
+  const uint8_t *p = r->raw + r->raw_pos;
+  size_t left = r->raw_len - r->raw_pos, used = 0;
+  rc = r->h.kind == SL_DUMP_FULL ? parse_full(r, p, left, rec, &used) : parse_frame(r, p, left, rec, &used);
+  if (rc) return rc;
+  r->raw_pos += used;
+  r->records++;
+  return 0;
+}
+
+int sl_dump_verify(const char *path, sl_dump_progress_fn fn, void *arg, sl_dump_info *out) {
+  sl_dump_reader *r;
+  sl_dump_record rec;
+  uint64_t chunk = 0;
+  int rc = sl_dump_open(path, &r);
+  if (rc) return rc;
+  while ((rc = sl_dump_next(r, &rec)) == 0) {
+    if (fn && rec.offset != chunk) fn(arg, r->pos, r->size);
+    chunk = rec.offset;
+  }
+  if (rc == SL_EEND) {
+    rc = 0;
+    if (fn) fn(arg, r->pos, r->size);
+    if (out) sl_dump_reader_info(r, out);
+  }
+  sl_dump_close(r);
+  return rc;
+}

@@ -573,6 +573,11 @@ int sl_export_csv(sl_view *v, const char *dir, sl_progress_fn progress, void *pr
     x.tmp = NULL;
     goto fail;
   }
+  if (chmod(x.tmp, 0755) != 0) { /* mkdtemp's 0700 would keep neo4j-admin's user out */
+    rc = -errno;
+    sl_log_error("%s: chmod: %s", x.tmp, sl_strerror(rc));
+    goto fail;
+  }
   if ((rc = pass2(&x)) || (rc = write_args(&x))) goto fail;
   if ((rc = sl_fsync_dir(x.tmp))) {
     sl_log_error("%s: fsync: %s", x.tmp, sl_strerror(rc));

@@ -7,7 +7,7 @@
  *   NOTIFY  READ of the inotify fd (O_NONBLOCK: the kernel arms its own
  *           poll and completes the READ when the watched file is written;
  *           a blocking inotify fd would instead park an io-wq worker
- *           thread in read(), measured 3-4x slower to wake). Kernels that
+ *           thread in read(), measured 2-3x slower to wake). Kernels that
  *           complete it with -EAGAIN get POLL_ADD + read() instead.
  *   RECV    receive into the caller's buffer
  *   READ    segment data at an offset

@@ -2,15 +2,22 @@
  * Writing and reading backup files; the format is specified in dump.h,
  * loading them into stores is load.c.
  *
- * WRITING streams: records are appended to one raw chunk buffer; when the
- * next record would pass SL_DUMP_CHUNK_RAW (or the chunk size a test asks
- * for) the chunk is LZ4-compressed
- * (LZ4_compress_default) into a second buffer and written with one write()
- * of header + stored bytes. The raw buffer keeps 16 bytes of headroom so
- * that a chunk LZ4 cannot shrink is written from it directly. Memory is
- * therefore two chunks whatever the store's size (more only while a record
- * larger than a chunk passes through), and the output is one sequential
- * stream, so a pipe works as well as a file.
+ * WRITING streams through a small pipeline. The caller's thread (the
+ * producer: LMDB cursors or the log reader) appends records to the raw
+ * buffer of a chunk slot; when the next record would pass SL_DUMP_CHUNK_RAW
+ * (or the chunk size a test asks for) it numbers the slot and hands it to
+ * WRITER_WORKERS threads, which LZ4-compress slots in parallel
+ * (LZ4_compress_default) and write them strictly in number order, each
+ * with one write() of header + stored bytes; the worker whose turn it is
+ * also continues the CRC of all raw bytes, so that runs in order too. The
+ * raw buffer keeps 16 bytes of headroom so that a chunk LZ4 cannot shrink is
+ * written from it directly. Why threads: LZ4 costs more CPU than walking
+ * LMDB, and a plain copy of data.mdb (the yardstick) costs almost none, so
+ * on one core a dump could not keep up with a fast disk. Memory is
+ * WRITER_SLOTS chunks (two buffers each) whatever the store's size (more
+ * only while a record larger than a chunk passes through), and the output
+ * is one sequential stream, so a pipe works as well as a file. The first
+ * write error is sticky: the producer sees it at its next hand-over.
  *
  * A FULL DUMP is one LMDB read transaction: the meta database in it gives
  * the applied txid and commit time of exactly the image that the cursors
@@ -35,6 +42,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <lz4.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +52,9 @@
 
 #include "store_int.h"
 
-#define PROGRESS_EVERY 8192 /* records between progress calls within a chunk */
+#define PROGRESS_EVERY 8192 /* records between progress calls */
+#define WRITER_SLOTS 4      /* chunks being filled, compressed or written */
+#define WRITER_WORKERS 2    /* threads compressing chunks (writes stay in order) */
 
 /* ---- header --------------------------------------------------------------------- */
 void sl_dump_header_encode(const sl_dump_header *h, uint8_t out[SL_DUMP_HEADER_SIZE]) {
@@ -92,44 +102,57 @@ int sl_dump_header_decode(const uint8_t in[SL_DUMP_HEADER_SIZE], sl_dump_header 
 }
 
 /* ---- writer ------------------------------------------------------------------------ */
+/* A slot holds one chunk on its way out: FILLING (the producer appends
+ * records), READY (handed over, numbered), BUSY (a worker compresses it,
+ * then waits for its turn to write). Chunks are written in the order they
+ * were numbered. */
+enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_BUSY };
+
+typedef struct slot {
+  uint8_t *rawbuf; /* SL_DUMP_CHUNK_HEADER_SIZE headroom, then the raw chunk */
+  size_t len, cap; /* raw bytes in the chunk, capacity after the headroom */
+  uint8_t *out;    /* chunk header + LZ4 block */
+  size_t out_cap;
+  uint64_t seq;
+  int state;
+} slot;
+
 typedef struct writer {
   int fd;
   const char *name;
-  uint8_t *rawbuf; /* SL_DUMP_CHUNK_HEADER_SIZE headroom, then the raw chunk */
-  size_t len, cap; /* raw bytes in the chunk, capacity after the headroom */
-  size_t chunk_raw; /* flush before a record would pass this */
-  uint8_t *out;    /* chunk header + LZ4 block */
-  size_t out_cap;
+  size_t chunk_raw; /* hand a chunk over before a record would pass this */
+  slot slots[WRITER_SLOTS];
+  slot *cur;        /* FILLING, owned by the producer */
+  uint64_t records; /* producer's count */
+  pthread_t workers[WRITER_WORKERS];
+  int nworkers;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint64_t next_seq, next_write;
+  int err;          /* sticky: the first failure */
+  bool closing;
+  /* Changed only by the worker whose turn it is to write (the turns are
+   * passed under mu), read by the producer after joining them. */
   uint32_t raw_crc;
-  uint64_t records, raw_bytes, file_bytes;
+  uint64_t raw_bytes, file_bytes;
 } writer;
 
-static int writer_grow(writer *w, size_t cap) {
+static int slot_grow(slot *s, size_t cap) {
   if (cap > SL_DUMP_CHUNK_MAX) return SL_ETOOBIG;
   size_t out_cap = SL_DUMP_CHUNK_HEADER_SIZE + (size_t)LZ4_compressBound((int)cap);
-  uint8_t *r = realloc(w->rawbuf, SL_DUMP_CHUNK_HEADER_SIZE + cap);
+  uint8_t *r = realloc(s->rawbuf, SL_DUMP_CHUNK_HEADER_SIZE + cap);
   if (!r) return -ENOMEM;
-  w->rawbuf = r;
-  w->cap = cap;
-  uint8_t *o = realloc(w->out, out_cap);
+  s->rawbuf = r;
+  s->cap = cap;
+  uint8_t *o = realloc(s->out, out_cap);
   if (!o) return -ENOMEM;
-  w->out = o;
-  w->out_cap = out_cap;
+  s->out = o;
+  s->out_cap = out_cap;
   return 0;
 }
 
-static int writer_init(writer *w, int fd, const sl_dump_options *o) {
-  *w = (writer){.fd = fd,
-                .name = o && o->name ? o->name : "dump output",
-                .chunk_raw = o && o->chunk_raw ? SL_MIN(o->chunk_raw, SL_DUMP_CHUNK_MAX) : SL_DUMP_CHUNK_RAW};
-  return writer_grow(w, SL_DUMP_CHUNK_RAW);
-}
-
-static void writer_free(writer *w) {
-  free(w->rawbuf);
-  free(w->out);
-}
-
+/* Write p[0..n) (by the producer before the workers have anything, or by
+ * the worker whose turn it is). */
 static int writer_put(writer *w, const void *p, size_t n) {
   int rc = sl_write_all(w->fd, p, n);
   if (rc) {
@@ -148,45 +171,139 @@ static void chunk_header(uint8_t h[SL_DUMP_CHUNK_HEADER_SIZE], uint32_t raw_len,
   sl_put_le32(h + 12, sl_crc32c(sl_crc32c(0, h, 12), stored, stored_len));
 }
 
-static int writer_flush(writer *w) {
-  if (!w->len) return 0;
-  uint8_t *raw = w->rawbuf + SL_DUMP_CHUNK_HEADER_SIZE;
-  int n = LZ4_compress_default((const char *)raw, (char *)w->out + SL_DUMP_CHUNK_HEADER_SIZE, (int)w->len,
-                               (int)(w->out_cap - SL_DUMP_CHUNK_HEADER_SIZE));
-  uint8_t *chunk = w->out;
-  size_t stored = (size_t)n;
+/* Compress a slot's chunk; *chunk = header + stored bytes, *n their size. */
+static void slot_seal(slot *s, const uint8_t **chunk, size_t *n) {
+  uint8_t *raw = s->rawbuf + SL_DUMP_CHUNK_HEADER_SIZE;
+  int c = LZ4_compress_default((const char *)raw, (char *)s->out + SL_DUMP_CHUNK_HEADER_SIZE, (int)s->len,
+                               (int)(s->out_cap - SL_DUMP_CHUNK_HEADER_SIZE));
+  uint8_t *h = s->out;
+  size_t stored = (size_t)c;
   uint32_t flags = 1;
-  if (n <= 0 || stored >= w->len) { /* incompressible: store raw */
-    chunk = w->rawbuf;
-    stored = w->len;
+  if (c <= 0 || stored >= s->len) { /* incompressible: store raw */
+    h = s->rawbuf;
+    stored = s->len;
     flags = 0;
   }
-  chunk_header(chunk, (uint32_t)w->len, (uint32_t)stored, flags, chunk + SL_DUMP_CHUNK_HEADER_SIZE);
-  w->raw_crc = sl_crc32c(w->raw_crc, raw, w->len);
-  w->raw_bytes += w->len;
-  w->len = 0;
-  return writer_put(w, chunk, SL_DUMP_CHUNK_HEADER_SIZE + stored);
+  chunk_header(h, (uint32_t)s->len, (uint32_t)stored, flags, h + SL_DUMP_CHUNK_HEADER_SIZE);
+  *chunk = h;
+  *n = SL_DUMP_CHUNK_HEADER_SIZE + stored;
 }
 
-/* Room for a record of n bytes in the current chunk (flushing it first if
- * the record would make it pass the chunk size); the caller fills it. */
+static void *worker_main(void *arg) {
+  writer *w = arg;
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    slot *s = NULL;
+    for (int i = 0; i < WRITER_SLOTS; i++)
+      if (w->slots[i].state == SLOT_READY && (!s || w->slots[i].seq < s->seq)) s = &w->slots[i];
+    if (!s) {
+      if (w->closing) break;
+      pthread_cond_wait(&w->cv, &w->mu);
+      continue;
+    }
+    s->state = SLOT_BUSY;
+    pthread_mutex_unlock(&w->mu);
+    const uint8_t *chunk;
+    size_t n;
+    slot_seal(s, &chunk, &n);
+    pthread_mutex_lock(&w->mu);
+    while (w->next_write != s->seq && !w->err) pthread_cond_wait(&w->cv, &w->mu);
+    if (!w->err) {
+      pthread_mutex_unlock(&w->mu);
+      w->raw_crc = sl_crc32c(w->raw_crc, s->rawbuf + SL_DUMP_CHUNK_HEADER_SIZE, s->len);
+      w->raw_bytes += s->len;
+      int rc = writer_put(w, chunk, n);
+      pthread_mutex_lock(&w->mu);
+      if (rc && !w->err) w->err = rc;
+    }
+    w->next_write++;
+    s->len = 0;
+    s->state = SLOT_FREE;
+    pthread_cond_broadcast(&w->cv);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+/* Hand the filling chunk (if it holds anything) to the workers and take a
+ * free slot. Returns the sticky error, if any. */
+static int writer_submit(writer *w) {
+  pthread_mutex_lock(&w->mu);
+  if (w->cur && w->cur->len) {
+    w->cur->seq = w->next_seq++;
+    w->cur->state = SLOT_READY;
+    w->cur = NULL;
+    pthread_cond_broadcast(&w->cv);
+  }
+  while (!w->cur && !w->err) {
+    for (int i = 0; i < WRITER_SLOTS && !w->cur; i++)
+      if (w->slots[i].state == SLOT_FREE) w->cur = &w->slots[i];
+    if (w->cur) w->cur->state = SLOT_FILLING;
+    else pthread_cond_wait(&w->cv, &w->mu);
+  }
+  int rc = w->err;
+  pthread_mutex_unlock(&w->mu);
+  return rc;
+}
+
+/* Let the workers drain what was handed over, and join them. With
+ * `abandon` they drop it unwritten. Returns the sticky error. */
+static int writer_stop(writer *w, bool abandon) {
+  pthread_mutex_lock(&w->mu);
+  w->closing = true;
+  if (abandon && !w->err) w->err = -ECANCELED;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  for (int i = 0; i < w->nworkers; i++) pthread_join(w->workers[i], NULL);
+  w->nworkers = 0;
+  return w->err;
+}
+
+static void writer_free(writer *w) {
+  if (w->nworkers) writer_stop(w, true);
+  for (int i = 0; i < WRITER_SLOTS; i++) {
+    free(w->slots[i].rawbuf);
+    free(w->slots[i].out);
+  }
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->cv);
+}
+
+static int writer_init(writer *w, int fd, const sl_dump_options *o) {
+  *w = (writer){.fd = fd,
+                .name = o && o->name ? o->name : "dump output",
+                .chunk_raw = o && o->chunk_raw ? SL_MIN(o->chunk_raw, SL_DUMP_CHUNK_MAX) : SL_DUMP_CHUNK_RAW};
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+  int rc = 0;
+  for (int i = 0; i < WRITER_SLOTS && !rc; i++) rc = slot_grow(&w->slots[i], w->chunk_raw);
+  for (int i = 0; i < WRITER_WORKERS && !rc; i++)
+    if (!(rc = -pthread_create(&w->workers[i], NULL, worker_main, w))) w->nworkers++;
+  return rc ? rc : writer_submit(w);
+}
+
+/* Room for a record of n bytes in the current chunk (handing the chunk over
+ * first if the record would make it pass the chunk size); the caller fills
+ * it. */
 static int writer_reserve(writer *w, size_t n, uint8_t **p) {
   int rc;
-  if (w->len && w->len + n > w->chunk_raw && (rc = writer_flush(w))) return rc;
-  if (n > w->cap && (rc = writer_grow(w, n))) {
+  if (w->cur->len && w->cur->len + n > w->chunk_raw && (rc = writer_submit(w))) return rc;
+  slot *s = w->cur;
+  if (n > s->cap && (rc = slot_grow(s, n))) {
     if (rc == SL_ETOOBIG) sl_log_error("%s: a record of %zu bytes exceeds the largest chunk", w->name, n);
     return rc;
   }
-  *p = w->rawbuf + SL_DUMP_CHUNK_HEADER_SIZE + w->len;
-  w->len += n;
+  *p = s->rawbuf + SL_DUMP_CHUNK_HEADER_SIZE + s->len;
+  s->len += n;
   w->records++;
   return 0;
 }
 
+/* The last chunk, then the trailer. */
 static int writer_finish(writer *w) {
   uint8_t t[SL_DUMP_CHUNK_HEADER_SIZE + SL_DUMP_TRAILER_SIZE] = {0};
-  int rc = writer_flush(w);
-  if (rc) return rc;
+  int rc = writer_submit(w);
+  if (rc || (rc = writer_stop(w, false))) return rc;
   uint8_t *body = t + SL_DUMP_CHUNK_HEADER_SIZE;
   sl_put_le64(body, w->records);
   sl_put_le32(body + 8, w->raw_crc);
@@ -200,6 +317,7 @@ static int write_header(writer *w, const sl_dump_header *h) {
   return writer_put(w, b, sizeof b);
 }
 
+/* After writer_finish (the workers are joined). */
 static void fill_info(sl_dump_info *out, const sl_dump_header *h, const writer *w) {
   if (!out) return;
   *out = (sl_dump_info){.header = *h, .records = w->records, .raw_bytes = w->raw_bytes, .file_bytes = w->file_bytes};

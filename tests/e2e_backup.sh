@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# End-to-end test of backup files through real processes: shiplog dump
+# (full, --from-txid, --since, to a file and to stdout) and shiplog load
+# (--into, --onto), chains equal to the source (canonical exports), the
+# refusals (gap, another store, wrong kind, target not empty), damaged and
+# truncated files named with their offset and nothing left behind, a failed
+# dump leaving no file, the progress line only on a terminal, and a loaded
+# store that goes on committing from the next txid.
+# Needs $SL_BIN, $SL_BUILD/bench_gen and $SL_TEST_TMP; exit 0 = pass.
+set -u
+
+BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
+[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
+"$BIN" dump --help >/dev/null 2>&1 || { echo "skip: $BIN has no dump command"; exit 77; }
+GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
+[ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
+T=${SL_TEST_TMP:-/tmp/shiplog-test}/e2e_backup.$$
+rm -rf "$T" && mkdir -p "$T" || exit 1
+
+passed=0
+failed=0
+cleanup() { if [ "$failed" -eq 0 ]; then rm -rf "$T"; else echo "kept $T for inspection"; fi; }
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+# expect STATUS DESCRIPTION CMD...: run CMD (stdout > $T/out, stderr > $T/err)
+expect() {
+  local want=$1 desc=$2
+  shift 2
+  "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then ok "$desc"; else
+    bad "$desc (exit $got, want $want)"
+    sed 's/^/    err: /' "$T/err" | head -5
+  fi
+}
+contains() { # contains FILE TEXT DESCRIPTION
+  if grep -qF -- "$2" "$1"; then ok "$3"; else
+    bad "$3: '$2' not in $1"
+    sed 's/^/    | /' "$1" | head -5
+  fi
+}
+not() { ! "$@"; }
+check() { # check DESCRIPTION COMMAND...
+  local desc=$1
+  shift
+  if "$@"; then ok "$desc"; else bad "$desc"; fi
+}
+# same_graph A B DESCRIPTION: equal canonical exports
+same_graph() {
+  "$BIN" export "$1" --to "$T/ga.jsonl" --quiet && "$BIN" export "$2" --to "$T/gb.jsonl" --quiet
+  if cmp -s "$T/ga.jsonl" "$T/gb.jsonl"; then ok "$3"; else
+    bad "$3"
+    diff "$T/ga.jsonl" "$T/gb.jsonl" | head -6 | sed 's/^/    /'
+  fi
+}
+last_txid() { "$BIN" stats "$1" --json | sed 's/.*"last_txid":\([0-9]*\).*/\1/'; }
+nothing_left() { # nothing_left DIR DESCRIPTION: no DIR, no DIR.tmp-*
+  if [ ! -e "$1" ] && ! ls -d "$1".tmp-* >/dev/null 2>&1; then ok "$2"; else bad "$2"; fi
+}
+# flip_byte FILE OFFSET: invert one byte in place
+flip_byte() {
+  local b
+  b=$(od -An -tu1 -j"$2" -N1 "$1" | tr -d ' ')
+  printf "$(printf '\\%03o' $(((b ^ 0xff) & 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# ---- --help and usage ---------------------------------------------------------------
+for c in dump load; do
+  expect 0 "$c --help" "$BIN" "$c" --help
+  contains "$T/out" "Usage: shiplog $c" "$c --help shows its usage"
+done
+expect 2 "dump without --to" "$BIN" dump "$T/x"
+expect 2 "dump with a bad time" "$BIN" dump "$T/x" --to "$T/f" --since yesterday
+expect 2 "dump --from-txid 0" "$BIN" dump "$T/x" --to "$T/f" --from-txid 0
+expect 2 "load without a target" "$BIN" load "$T/f"
+expect 2 "load with two targets" "$BIN" load "$T/f" --into "$T/a" --onto "$T/b"
+expect 2 "load without FILE" "$BIN" load --into "$T/a"
+check "usage errors create nothing" test ! -e "$T/f" -a ! -e "$T/a" -a ! -e "$T/x"
+expect 1 "dump of a missing store" "$BIN" dump "$T/nostore" --to "$T/f"
+contains "$T/err" "$T/nostore" "the error names the store"
+check "a failed dump leaves no file" test ! -e "$T/f" -a ! -e "$T/f.tmp"
+expect 1 "load of a missing file" "$BIN" load "$T/nofile" --into "$T/a"
+nothing_left "$T/a" "a failed load leaves no store"
+
+# ---- a source store ---------------------------------------------------------------------
+S=$T/src
+ts0=$(( ($(date +%s) - 86400) * 1000000 ))
+"$GEN" --tx 400 --ops-per-tx 1-8 --seed 11 --nodes-first 300 --id-base 1000 --ts-start "$ts0" >"$T/w1.jsonl"
+"$GEN" --tx 200 --ops-per-tx 1-8 --seed 12 --id-base 100000 --ts-start $((ts0 + 3600000000)) >"$T/w2.jsonl"
+"$GEN" --tx 200 --ops-per-tx 1-8 --seed 13 --id-base 200000 --ts-start $((ts0 + 7200000000)) >"$T/w3.jsonl"
+"$GEN" --tx 100 --ops-per-tx 1-8 --seed 14 --id-base 300000 --ts-start $((ts0 + 10800000000)) >"$T/w4.jsonl"
+expect 0 "init the source" "$BIN" init "$S"
+expect 0 "exec the first workload" "$BIN" exec "$S" "$T/w1.jsonl"
+A=$(last_txid "$S")
+
+# ---- full dump and load --------------------------------------------------------------------
+expect 0 "full dump" "$BIN" dump "$S" --to "$T/full.dump"
+contains "$T/err" "dump: full, txids 1..$A" "the summary names the txids"
+check "no progress line when stderr is not a terminal" not grep -q $'\r' "$T/err"
+check "no temporary file left" [ ! -e "$T/full.dump.tmp" ]
+expect 0 "full dump --quiet to stdout" sh -c "'$BIN' dump '$S' --to - --quiet > '$T/stdout.dump'"
+check "--quiet prints nothing" [ ! -s "$T/err" ]
+check "the stdout dump has bytes" [ -s "$T/stdout.dump" ]
+expect 0 "load --into" "$BIN" load "$T/full.dump" --into "$T/L"
+same_graph "$S" "$T/L" "the loaded store equals the source"
+"$BIN" stats "$S" --json | jq -c '{store_id,nodes,relationships,last_txid,last_commit_us}' >"$T/s1"
+"$BIN" stats "$T/L" --json | jq -c '{store_id,nodes,relationships,last_txid,last_commit_us}' >"$T/s2"
+check "same store id, counts, last txid and commit time" cmp -s "$T/s1" "$T/s2"
+expect 0 "load the stdout dump" "$BIN" load "$T/stdout.dump" --into "$T/L2/" --quiet
+same_graph "$S" "$T/L2" "the stdout dump loads to the same graph"
+expect 1 "load --into a non-empty directory" "$BIN" load "$T/full.dump" --into "$T/L2"
+contains "$T/err" "not empty" "the refusal says why"
+mkdir "$T/empty"
+expect 0 "load --into an empty directory" "$BIN" load "$T/full.dump" --into "$T/empty" --quiet
+same_graph "$S" "$T/empty" "the empty directory now holds the store"
+
+# ---- incremental chain ------------------------------------------------------------------------
+expect 0 "exec the second workload" "$BIN" exec "$S" "$T/w2.jsonl"
+B=$(last_txid "$S")
+expect 0 "incremental --from-txid" "$BIN" dump "$S" --from-txid $((A + 1)) --to "$T/i1.dump"
+contains "$T/err" "dump: incremental, txids $((A + 1))..$B" "the summary names the range"
+expect 0 "exec the third workload" "$BIN" exec "$S" "$T/w3.jsonl"
+C=$(last_txid "$S")
+tsB=$("$BIN" log "$S" --from-txid "$B" | head -1 | awk '{print $2}')
+expect 0 "incremental --since the last txid's time" "$BIN" dump "$S" --since "$tsB" --to "$T/i2.dump"
+contains "$T/err" "txids $((B + 1))..$C" "--since starts after that time"
+expect 0 "exec the fourth workload" "$BIN" exec "$S" "$T/w4.jsonl"
+D=$(last_txid "$S")
+expect 0 "incremental to stdout" sh -c "'$BIN' dump '$S' --from-txid $((C + 1)) --to - > '$T/i3.dump'"
+
+expect 1 "a gap is refused" "$BIN" load "$T/i2.dump" --onto "$T/L"
+contains "$T/err" "starts at txid $((B + 1)) but $T/L is at txid $A" "the refusal names both txids"
+check "the refused load changed nothing" [ "$(last_txid "$T/L")" -eq "$A" ]
+expect 1 "a full dump --onto is refused" "$BIN" load "$T/full.dump" --onto "$T/L"
+expect 1 "an incremental --into is refused" "$BIN" load "$T/i1.dump" --into "$T/X"
+nothing_left "$T/X" "the refused --into leaves nothing"
+expect 0 "load i1 --onto" "$BIN" load "$T/i1.dump" --onto "$T/L"
+contains "$T/err" "applied $((B - A)) transactions" "i1 applied its transactions"
+expect 0 "load i2 --onto" "$BIN" load "$T/i2.dump" --onto "$T/L"
+expect 0 "load i3 --onto" "$BIN" load "$T/i3.dump" --onto "$T/L"
+check "the chain reaches the source's last txid" [ "$(last_txid "$T/L")" -eq "$D" ]
+same_graph "$S" "$T/L" "full + 3 incrementals equal the source"
+expect 1 "a file the store is past is refused" "$BIN" load "$T/i1.dump" --onto "$T/L"
+
+# Overlap: from A-4 onto a store at A skips 5.
+expect 0 "overlapping incremental" "$BIN" dump "$S" --from-txid $((A - 4)) --to "$T/ov.dump"
+expect 0 "load the overlap onto a fresh copy" "$BIN" load "$T/ov.dump" --onto "$T/L2"
+contains "$T/err" "skipped 5 it held already" "the overlap was skipped"
+same_graph "$S" "$T/L2" "the overlap load equals the source"
+
+# Another store's file.
+expect 0 "init another store" "$BIN" init "$T/other"
+expect 0 "exec into it" "$BIN" exec "$T/other" "$T/w4.jsonl"
+expect 0 "dump it" "$BIN" dump "$T/other" --from-txid 1 --to "$T/other.dump"
+expect 1 "another store's file is refused" "$BIN" load "$T/other.dump" --onto "$T/L2"
+contains "$T/err" "a dump of store" "the refusal names the store ids"
+
+# ---- the loaded store goes on ---------------------------------------------------------------
+printf '{"ops":[{"op":"create_node","labels":["After"],"props":{"k":1}}]}\n' >"$T/after.jsonl"
+expect 0 "exec on the loaded store" "$BIN" exec "$T/L" "$T/after.jsonl"
+check "its txids continue" [ "$(last_txid "$T/L")" -eq $((D + 1)) ]
+expect 0 "log of the loaded store" "$BIN" log "$T/L" --json
+contains "$T/out" "{\"txid\":$((D + 1))," "the log holds the new txid"
+expect 0 "verify the loaded store" "$BIN" verify "$T/L"
+expect 0 "exec the same on the source" "$BIN" exec "$S" "$T/after.jsonl"
+same_graph "$S" "$T/L" "both went on alike (ids continue too)"
+
+# ---- damage -------------------------------------------------------------------------------------
+size=$(stat -c %s "$T/full.dump")
+for off in 0 20 130 $((size / 2)) $((size - 20)); do
+  cp "$T/full.dump" "$T/bad.dump"
+  flip_byte "$T/bad.dump" "$off"
+  expect 1 "a byte flipped at $off is refused" "$BIN" load "$T/bad.dump" --into "$T/D"
+  contains "$T/err" "$T/bad.dump: offset " "the error names the file and an offset"
+  nothing_left "$T/D" "nothing is left behind (flip at $off)"
+done
+head -c $((size - 100)) "$T/full.dump" >"$T/short.dump"
+expect 1 "a truncated file is refused" "$BIN" load "$T/short.dump" --into "$T/D"
+contains "$T/err" "truncated" "the error says truncated"
+contains "$T/err" "$T/short.dump: offset " "and names the offset"
+nothing_left "$T/D" "nothing is left behind (truncated)"
+cp "$T/i3.dump" "$T/badinc.dump"
+flip_byte "$T/badinc.dump" $(($(stat -c %s "$T/badinc.dump") - 40))
+before=$(last_txid "$T/L2")
+expect 1 "a damaged incremental is refused" "$BIN" load "$T/badinc.dump" --onto "$T/L2"
+contains "$T/err" "$T/badinc.dump: offset " "the error names the offset"
+check "nothing of it was applied" [ "$(last_txid "$T/L2")" -eq "$before" ]
+printf 'not a dump at all, just text\n%.0s' $(seq 10) >"$T/text.dump"
+expect 1 "a file that is not a dump" "$BIN" load "$T/text.dump" --into "$T/D"
+contains "$T/err" "offset 0: not a shiplog dump" "the error says so"
+
+# A dump that fails while writing (file size limit) leaves no file.
+( trap '' XFSZ; ulimit -f 16; "$BIN" dump "$S" --to "$T/big.dump" >"$T/out" 2>"$T/err" )
+st=$?
+check "a dump that cannot write fails (exit $st)" [ "$st" -eq 1 ]
+contains "$T/err" "$T/big.dump" "the error names the file"
+check "and leaves no file" test ! -e "$T/big.dump" -a ! -e "$T/big.dump.tmp"
+
+# ---- progress on a terminal --------------------------------------------------------------------
+if command -v script >/dev/null; then
+  script -qec "'$BIN' dump '$S' --to '$T/tty.dump'" /dev/null >"$T/tty.out" 2>&1
+  contains "$T/tty.out" "dump (records): " "a terminal shows the progress line"
+  script -qec "'$BIN' dump '$S' --to '$T/tty2.dump' --quiet" /dev/null >"$T/tty.out" 2>&1
+  check "--quiet hides it" not grep -q "dump (records)" "$T/tty.out"
+  script -qec "'$BIN' load '$T/full.dump' --into '$T/tty'" /dev/null >"$T/tty.out" 2>&1
+  contains "$T/tty.out" "load: " "load shows it too"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -17,19 +17,24 @@
  *   with 1-2 labels and 3-4 properties (ints, doubles, names and sentences
  *   drawn from small vocabularies, as real graphs compress), relationships
  *   between recent nodes with a property. It is closed, so data.mdb holds
- *   only the pages in use. Then, R times each, in turn:
+ *   only the pages in use. Then, R times, in turn:
  *     copy  read data.mdb with 1 MiB read()s, write a copy with 1 MiB
  *           write()s, fdatasync, close: what any file-level backup costs;
  *     dump  open the store read-only, sl_dump_full into a new file,
  *           fdatasync, close (what `shiplog dump STORE --to FILE` does);
- *     load  sl_load_full of that file into a new directory (LMDB appends,
+ *   each once with data.mdb in the page cache ("cached": the build just
+ *   wrote it) and once after dropping its pages (POSIX_FADV_DONTNEED, "from
+ *   disk": a store larger than memory, or a backup at night); then
+ *     load  sl_load_full of the dump into a new directory (LMDB appends,
  *           a checkpoint sync, rename).
- *   Rates are data.mdb bytes per second for all three, so they compare
+ *   Rates are data.mdb bytes per second for all of them, so they compare
  *   directly: the dump does the same job as the copy (the store, made
- *   durable in one file). Both read a data.mdb that sits in the page cache
- *   (the build just wrote it), so the copy is as fast as it can be. The
- *   target is dump >= 90% of copy. Nothing here asserts on times: shared
- *   machines vary by 30-60% between runs; compare within one run.
+ *   durable in one file). The target is dump >= 90% of copy. A cached copy
+ *   costs little CPU, while a dump walks every key and compresses it, so on
+ *   a machine whose disk absorbs writes at memory speed the cached ratio
+ *   shows the CPU cost; the from-disk ratio is the one a real backup sees.
+ *   Nothing here asserts on times: shared machines vary by 30-60% between
+ *   runs; compare within one run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -111,6 +116,13 @@ static void build(const char *dir, const char *mdb, uint64_t target) {
   sl_store_close(st);
   printf("built %s: %.1f MiB data.mdb, %" PRIu64 " nodes, in %.1f s\n", dir, (double)used_bytes(mdb) / (1 << 20), nodes,
          (double)(sl_mono_ns() - t0) / 1e9);
+}
+
+/* Drop data.mdb's pages from the page cache (it is clean after the build). */
+static void evict(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) die("evict", -errno);
+  close(fd);
 }
 
 static double plain_copy(const char *from, const char *to) {
@@ -205,7 +217,7 @@ int main(int argc, char **argv) {
   struct stat sb;
   if (stat(mdb, &sb)) die(mdb, -errno);
   double size = (double)sb.st_size / (1 << 20);
-  stat3 c = {0}, d = {0}, l = {0};
+  stat3 c = {0}, d = {0}, cc = {0}, dc = {0}, l = {0};
   sl_dump_info info = {0};
   for (uint64_t r = 0; r < rounds; r++) {
     unlink(copy);
@@ -213,16 +225,25 @@ int main(int argc, char **argv) {
     note(&c, size / plain_copy(mdb, copy));
     unlink(copy);
     note(&d, size / dump(dir, file, &info));
+    unlink(file);
+    evict(mdb);
+    note(&cc, size / plain_copy(mdb, copy));
+    unlink(copy);
+    evict(mdb);
+    note(&dc, size / dump(dir, file, &info));
     note(&l, size / load(file, into));
   }
   printf("data.mdb %.1f MiB; dump file %.1f MiB (records %.1f MiB, %" PRIu64 " key/values, lz4 %.0f%%)\n", size,
          (double)info.file_bytes / (1 << 20), (double)info.raw_bytes / (1 << 20), info.records,
          100.0 * (double)info.file_bytes / (double)info.raw_bytes);
-  printf("%-22s %10s %10s   (data.mdb MiB/s, best of %" PRIu64 " and worst)\n", "", "best", "worst", rounds);
-  printf("%-22s %10.1f %10.1f\n", "plain copy + fdatasync", c.best, c.worst);
-  printf("%-22s %10.1f %10.1f\n", "dump (full) + fdatasync", d.best, d.worst);
-  printf("%-22s %10.1f %10.1f\n", "load (full)", l.best, l.worst);
-  printf("dump / plain copy: %.0f%% (target >= 90%%)\n", 100.0 * d.best / c.best);
+  printf("%-34s %8s %8s   (data.mdb MiB/s, best and worst of %" PRIu64 ")\n", "", "best", "worst", rounds);
+  printf("%-34s %8.1f %8.1f\n", "plain copy + fdatasync, cached", c.best, c.worst);
+  printf("%-34s %8.1f %8.1f\n", "dump (full) + fdatasync, cached", d.best, d.worst);
+  printf("%-34s %8.1f %8.1f\n", "plain copy + fdatasync, from disk", cc.best, cc.worst);
+  printf("%-34s %8.1f %8.1f\n", "dump (full) + fdatasync, from disk", dc.best, dc.worst);
+  printf("%-34s %8.1f %8.1f\n", "load (full)", l.best, l.worst);
+  printf("dump / plain copy: %.0f%% cached, %.0f%% from disk (target >= 90%%)\n", 100.0 * d.best / c.best,
+         100.0 * dc.best / cc.best);
   sl_remove_tree(root);
   return 0;
 }

@@ -10,12 +10,13 @@
 set -euo pipefail
 
 # Build: compiler, CMake, pkg-config and the libraries CMakeLists.txt looks for.
-# Tests: cmocka. lmdb-utils (mdb_stat, mdb_dump) helps look inside a store.
+# Tests: cmocka; jq reads the --json output of the commands in the end-to-end
+# tests. lmdb-utils (mdb_stat, mdb_dump) helps look inside a store.
 PACKAGES=(
   gcc make libc6-dev cmake pkg-config
   liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev libjansson-dev libcmocka-dev
-  lmdb-utils
+  jq lmdb-utils
 )
 
 installed() {

@@ -48,9 +48,13 @@ static const char dump_help[] =
     "                    zone, or @SECONDS[.FRACTION])\n"
     "  --from-txid N     the transactions from txid N on (with --since: whichever\n"
     "                    starts later)\n"
-    "  --quiet           no progress line on a terminal, no summary\n";
+    "  --quiet           no progress line on a terminal, no summary\n"
+    "\n"
+    "Scheduled backups into a folder of full and incremental dumps, and their\n"
+    "check: shiplog dump [STORE] --chain DIR (see shiplog dump --chain . --help).\n";
 
 int cmd_dump(int argc, char **argv) {
+  if (cli_option_given(argc, argv, "chain")) return cli_dump_chain(argc, argv);
   static const struct option opts[] = {{"to", required_argument, NULL, 't'},
                                        {"since", required_argument, NULL, 's'},
                                        {"from-txid", required_argument, NULL, 'f'},
@@ -142,9 +146,13 @@ static const char load_help[] =
     "\n"
     "  --into NEW_DIR    a new store from a full dump\n"
     "  --onto STORE      apply an incremental dump to STORE\n"
-    "  --quiet           no progress line on a terminal, no summary\n";
+    "  --quiet           no progress line on a terminal, no summary\n"
+    "\n"
+    "shiplog load --chain DIR --into NEW_DIR restores the newest chain of dumps in\n"
+    "DIR (see shiplog dump --chain . --help).\n";
 
 int cmd_load(int argc, char **argv) {
+  if (cli_option_given(argc, argv, "chain")) return cli_load_chain(argc, argv);
   static const struct option opts[] = {{"into", required_argument, NULL, 'i'},
                                        {"onto", required_argument, NULL, 'o'},
                                        {"quiet", no_argument, NULL, 'q'},

@@ -43,6 +43,7 @@
 #include <inttypes.h>
 #include <lz4.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,8 @@
 #define PROGRESS_EVERY 8192 /* records between progress calls */
 #define WRITER_SLOTS 4      /* chunks being filled, compressed or written */
 #define WRITER_WORKERS 2    /* threads compressing chunks (writes stay in order) */
+#define PREFETCH_STEP (8u << 20) /* readahead() piece for a cold full dump */
+#define PREFETCH_MEM_SHARE 4     /* prefetch only stores up to 1/4 of RAM */
 
 /* ---- header --------------------------------------------------------------------- */
 void sl_dump_header_encode(const sl_dump_header *h, uint8_t out[SL_DUMP_HEADER_SIZE]) {
@@ -328,12 +331,59 @@ static void progress(const sl_dump_options *o, uint64_t done, uint64_t total) {
 }
 
 /* ---- full dump ------------------------------------------------------------------- */
+/* A cold full dump is bound by page-fault latency: the cursors touch
+ * LMDB's pages in key order, which is not file order, one fault and one
+ * small read at a time. When the pages in use fit easily in memory, a
+ * thread reads them into the page cache in large sequential pieces ahead of
+ * the walk (bigger stores would only evict what the walk still needs). */
+typedef struct prefetch {
+  pthread_t th;
+  bool running;
+  int fd;
+  uint64_t len;
+  atomic_bool stop;
+} prefetch;
+
+static void *prefetch_main(void *arg) {
+  prefetch *p = arg;
+  for (uint64_t off = 0; off < p->len && !atomic_load(&p->stop); off += PREFETCH_STEP)
+    (void)readahead(p->fd, (off64_t)off, SL_MIN(PREFETCH_STEP, p->len - off)); /* only a hint */
+  return NULL;
+}
+
+static void prefetch_start(prefetch *p, sl_store *st) {
+  MDB_envinfo ei;
+  MDB_stat ms;
+  char path[4096];
+  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  p->running = false;
+  p->fd = -1;
+  atomic_init(&p->stop, false);
+  if (mdb_env_info(st->env, &ei) || mdb_env_stat(st->env, &ms) || pages <= 0 || psize <= 0) return;
+  p->len = (uint64_t)(ei.me_last_pgno + 1) * ms.ms_psize;
+  if (p->len > (uint64_t)pages * (uint64_t)psize / PREFETCH_MEM_SHARE) return;
+  if (snprintf(path, sizeof path, "%s/data.mdb", st->dir) >= (int)sizeof path) return;
+  if ((p->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return;
+  p->running = pthread_create(&p->th, NULL, prefetch_main, p) == 0;
+  if (!p->running) close(p->fd);
+}
+
+static void prefetch_stop(prefetch *p) {
+  if (!p->running) return;
+  atomic_store(&p->stop, true);
+  pthread_join(p->th, NULL);
+  close(p->fd);
+  p->running = false;
+}
+
 int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info *out) {
   MDB_txn *txn = NULL;
   MDB_cursor *c = NULL;
   sl__meta m;
   writer w;
+  prefetch pf;
   uint64_t total = 0;
+  prefetch_start(&pf, st);
   int rc = writer_init(&w, fd, opt);
   if (rc) goto fail;
   if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))) {
@@ -391,6 +441,7 @@ int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info 
   fill_info(out, &h, &w);
   rc = 0;
 fail:
+  prefetch_stop(&pf);
   if (c) mdb_cursor_close(c);
   if (txn) mdb_txn_abort(txn);
   writer_free(&w);

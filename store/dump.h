@@ -86,7 +86,8 @@
  *
  * THREADS: every function here works on its own arguments; a reader
  * belongs to one thread. sl_dump_full and sl_dump_incremental may run while
- * other threads or processes write to the store.
+ * other threads or processes write to the store; they compress on helper
+ * threads of their own, which end before they return.
  */
 #ifndef SL_DUMP_H
 #define SL_DUMP_H
@@ -161,10 +162,12 @@ typedef struct sl_dump_options {
  * file, a pipe). st may be open read-only or for writing; the image is one
  * LMDB read transaction, so writers go on meanwhile (LMDB keeps the pages
  * of that snapshot while it lasts, so data.mdb may grow during a long
- * dump). Memory stays about 3 x SL_DUMP_CHUNK_RAW whatever the store's
- * size. The caller makes the file durable (fsync) and names it. Errors:
- * -errno from write (logged), LMDB errors. out (may be NULL) is filled on
- * success. */
+ * dump). Memory stays at a few chunks (8 MiB) whatever the store's size;
+ * the call uses helper threads of its own (compression, and readahead of
+ * data.mdb when it is small next to RAM) and joins them before returning.
+ * The caller makes the file durable (fsync) and names it. Errors: -errno
+ * from write (logged with opt->name), LMDB errors. out (may be NULL) is
+ * filled on success. */
 int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info *out);
 
 /* Write an incremental dump of st's log (DIR/log) to fd: the durable
@@ -222,6 +225,8 @@ int sl_dump_verify(const char *path, sl_dump_progress_fn progress, void *progres
 typedef struct sl_load_options {
   sl_dump_progress_fn progress;  /* bytes of the file processed of its size */
   void *progress_arg;            /* (--onto reads the file twice: 2 x size) */
+  bool no_log;                   /* full: build a no_log store (a receiver's
+                                    standby, rebuilt from a snapshot) */
 } sl_load_options;
 
 /* Build a new store in DIR (missing or an empty directory: SL_EEXIST

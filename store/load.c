@@ -262,11 +262,18 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   if (rc == SL_EEND) rc = 0;
   if (rc || (rc = meta_check(&m, path, h, &segment_size))) goto fail;
 
-  sl_store_options so = {.store_id = h->store_id, .first_txid = h->last_txid + 1, .segment_size = segment_size};
+  /* The default LMDB map (64 GiB, sparse) unless the image may need more:
+   * records compress to about a third, and LMDB pages are not full. */
+  uint64_t map = 8 * sl_dump_reader_size(r);
+  sl_store_options so = {.store_id = h->store_id,
+                         .first_txid = h->last_txid + 1,
+                         .segment_size = segment_size,
+                         .map_size = map > (64ull << 30) ? map : 0,
+                         .no_log = o && o->no_log};
   sl_remove_tree(tmp); /* a leftover of a killed load with our pid */
   if ((rc = sl_store_create(tmp, &so))) goto fail;
   made = true;
-  if ((rc = sl_store_open(tmp, 0, &st))) goto fail;
+  if ((rc = sl_store_open(tmp, so.no_log ? SL_OPEN_NOLOG : 0, &st))) goto fail;
   if ((rc = append_records(st, r, path, &m, &rec, have_rec, o))) goto fail;
 
   /* LMDB was written behind the store's back: reload what it caches. */

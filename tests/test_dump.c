@@ -690,6 +690,165 @@ static void dump_write_error(void **state) {
   done_dir(dir);
 }
 
+/* ---- forged files: valid checksums around bad contents --------------------------------- */
+typedef struct forge {
+  uint8_t buf[8192];
+  size_t len;       /* raw bytes of the one chunk */
+  uint64_t records;
+} forge;
+
+static void forge_record(forge *f, unsigned db, const void *key, size_t klen, const void *val, size_t vlen) {
+  uint8_t *p = f->buf + f->len;
+  p[0] = (uint8_t)db;
+  sl_put_le32(p + 1, (uint32_t)klen);
+  sl_put_le32(p + 5, (uint32_t)vlen);
+  memcpy(p + 9, key, klen);
+  memcpy(p + 9 + klen, val, vlen);
+  f->len += 9 + klen + vlen;
+  f->records++;
+}
+
+static void forge_meta_u64(forge *f, const char *name, uint64_t v) {
+  uint8_t b[8];
+  sl_put_le64(b, v);
+  forge_record(f, 0, name, strlen(name), b, 8);
+}
+
+/* Header + one raw chunk + trailer, every CRC right. */
+static void forge_write(const char *path, const sl_dump_header *h, const forge *f, uint64_t count_delta) {
+  uint8_t out[SL_DUMP_HEADER_SIZE + 2 * SL_DUMP_CHUNK_HEADER_SIZE + sizeof f->buf + SL_DUMP_TRAILER_SIZE];
+  size_t n = SL_DUMP_HEADER_SIZE;
+  sl_dump_header_encode(h, out);
+  if (f->len) {
+    uint8_t *c = out + n;
+    sl_put_le32(c, (uint32_t)f->len);
+    sl_put_le32(c + 4, (uint32_t)f->len);
+    sl_put_le32(c + 8, 0);
+    memcpy(c + 16, f->buf, f->len);
+    sl_put_le32(c + 12, sl_crc32c(sl_crc32c(0, c, 12), f->buf, f->len));
+    n += 16 + f->len;
+  }
+  uint8_t *t = out + n;
+  memset(t, 0, 32);
+  sl_put_le32(t + 4, SL_DUMP_TRAILER_SIZE);
+  sl_put_le64(t + 16, f->records + count_delta);
+  sl_put_le32(t + 24, sl_crc32c(0, f->buf, f->len));
+  sl_put_le32(t + 12, sl_crc32c(sl_crc32c(0, t, 12), t + 16, 16));
+  write_all(path, out, n + 32);
+}
+
+/* Load `path` into `dst`; expect `code` and `text` in the message. */
+static void expect_refusal(const char *dir, const char *path, const char *dst, int code, const char *text) {
+  capture cap;
+  capture_begin(&cap, dir);
+  int rc = sl_load_full(path, dst, NULL, NULL);
+  char *err = capture_end(&cap);
+  if (rc != code || !strstr(err, text))
+    fail_msg("expected %s with '%s', got %s: %s", sl_errname(code), text, sl_errname(rc), err);
+  free(err);
+  assert_false(exists(dst));
+}
+
+static void dump_forged_contents(void **state) {
+  (void)state;
+  char *dir = new_dir("dump_forged");
+  char *file = tu_path(dir, "f.dump"), *dst = tu_path(dir, "dst"), *ok = tu_path(dir, "ok");
+  uint8_t id[SL_STORE_ID_SIZE] = {1, 2, 3};
+  sl_dump_header h = {.kind = SL_DUMP_FULL, .first_txid = 1, .last_txid = 0};
+  memcpy(h.store_id, id, sizeof id);
+  uint8_t k1[8] = {0, 0, 0, 0, 0, 0, 0, 1}, k2[8] = {0, 0, 0, 0, 0, 0, 0, 2};
+
+  /* A minimal valid image: meta only, then one node. */
+  forge f = {0};
+  forge_meta_u64(&f, "applied_txid", 0);
+  forge_meta_u64(&f, "format_version", 1);
+  forge_meta_u64(&f, "last_commit_us", 0);
+  forge_meta_u64(&f, "next_node_id", 2);
+  forge_meta_u64(&f, "next_rel_id", 1);
+  forge_meta_u64(&f, "node_count", 1);
+  forge_meta_u64(&f, "rel_count", 0);
+  forge_record(&f, 0, "store_id", 8, id, sizeof id);
+  forge valid = f;
+  forge_record(&valid, 1, k1, 8, "", 0);
+  forge_write(file, &h, &valid, 0);
+  OK(sl_load_full(file, ok, NULL, NULL));
+  sl_store *st = open_rw(ok);
+  sl_node n;
+  sl_view *v;
+  OK(sl_view_begin(st, &v));
+  OK(sl_view_node(v, 1, &n));
+  sl_view_end(v);
+  sl_store_close(st);
+
+  forge g = f;
+  forge_record(&g, 9, k1, 8, "", 0); /* past the last database */
+  forge_write(file, &h, &g, 0);
+  expect_refusal(dir, file, dst, SL_ECORRUPT, "unknown database index 9");
+
+  g = f;
+  forge_record(&g, 1, k2, 8, "", 0);
+  forge_record(&g, 1, k1, 8, "", 0);
+  forge_write(file, &h, &g, 0);
+  expect_refusal(dir, file, dst, SL_ECORRUPT, "keys of nodes out of order");
+
+  g = f;
+  forge_record(&g, 2, k1, 8, "", 0);
+  forge_record(&g, 1, k2, 8, "", 0);
+  forge_write(file, &h, &g, 0);
+  expect_refusal(dir, file, dst, SL_ECORRUPT, "database 1 after database 2");
+
+  forge_write(file, &h, &valid, 1);
+  expect_refusal(dir, file, dst, SL_ECORRUPT, "the trailer does not match the chunks");
+
+  g = valid;
+  g.buf[(9 + strlen("applied_txid") + 8) + 9 + strlen("format_version")] = 2; /* the 2nd record: format_version */
+  forge_write(file, &h, &g, 0);
+  expect_refusal(dir, file, dst, SL_EVERSION, "LMDB format version 2 is not supported");
+
+  sl_dump_header h2 = h;
+  h2.last_txid = 5; /* the image says 0 */
+  forge_write(file, &h2, &valid, 0);
+  expect_refusal(dir, file, dst, SL_ECORRUPT, "the image is at txid 0, the header says 5");
+
+  h2 = h;
+  snprintf(h2.key_id, sizeof h2.key_id, "k1");
+  forge_write(file, &h2, &valid, 0);
+  expect_refusal(dir, file, dst, SL_EVERSION, "offset 0: encrypted");
+
+  uint8_t b[SL_DUMP_HEADER_SIZE];
+  sl_dump_header_encode(&h, b);
+  b[8] = 2; /* version 2, CRC fixed up */
+  sl_put_le32(b + 124, sl_crc32c(0, b, 124));
+  write_all(file, b, sizeof b);
+  expect_refusal(dir, file, dst, SL_EVERSION, "offset 0: dump format version not supported");
+
+  /* An incremental whose frames skip a txid. */
+  sl_dump_header hi = {.kind = SL_DUMP_INCREMENTAL, .first_txid = 1, .last_txid = 2};
+  memcpy(hi.store_id, id, sizeof id);
+  forge fi = {0};
+  for (uint64_t txid = 1; txid <= 3; txid += 2) {
+    uint8_t payload[32];
+    size_t plen = 0; /* field 1 (txid) and 2 (commit time) as varints */
+    payload[plen++] = 0x08;
+    payload[plen++] = (uint8_t)txid;
+    payload[plen++] = 0x10;
+    payload[plen++] = 1;
+    sl_frame_header_encode(payload, (uint32_t)plen, fi.buf + fi.len);
+    memcpy(fi.buf + fi.len + SL_FRAME_HEADER_SIZE, payload, plen);
+    fi.len += SL_FRAME_HEADER_SIZE + plen;
+    fi.records++;
+  }
+  forge_write(file, &hi, &fi, 0);
+  capture cap;
+  capture_begin(&cap, dir);
+  int rc = sl_dump_verify(file, NULL, NULL, NULL);
+  char *err = capture_end(&cap);
+  if (rc != SL_ECORRUPT || !strstr(err, "holds txid 3 where 2 was expected")) fail_msg("%s: %s", sl_errname(rc), err);
+  free(err);
+  free(file), free(dst), free(ok);
+  done_dir(dir);
+}
+
 /* ---- a dump beside a writer ------------------------------------------------------------ */
 typedef struct writer_arg {
   sl_store *st;
@@ -779,6 +938,18 @@ static void dump_beside_writer(void **state) {
     OK(sl_store_open(ld, SL_OPEN_RDONLY, &l));
     assert_same_state(l, r);
     sl_store_close(l);
+    if (i == 0) { /* a standby (no log of its own) dumps to a store with a log */
+      char *sf = tu_path(dir, "standby.dump"), *sd = tu_path(dir, "from_standby");
+      ERR(SL_EINVAL, dump_file(r, sf, true, NULL, NULL));
+      OK(dump_file(r, sf, false, NULL, NULL));
+      OK(sl_load_full(sf, sd, NULL, NULL));
+      sl_store *s2 = open_rw(sd);
+      assert_same_state(r, s2);
+      gen g2 = {.rng = 5};
+      assert_int_equal(gen_tx(s2, &g2, 2), info[i].header.last_txid + 1);
+      sl_store_close(s2);
+      free(g2.nodes), free(sf), free(sd);
+    }
     sl_store_close(r);
     free(ld), free(rd), free(files[i]);
   }
@@ -792,7 +963,8 @@ int main(void) {
       cmocka_unit_test(dump_full_roundtrip),      cmocka_unit_test(dump_empty_store),
       cmocka_unit_test(dump_incremental_chain),   cmocka_unit_test(dump_incremental_pruned),
       cmocka_unit_test(dump_every_byte_flip),     cmocka_unit_test(dump_truncation_detected),
-      cmocka_unit_test(dump_write_error),         cmocka_unit_test(dump_beside_writer),
+      cmocka_unit_test(dump_write_error),         cmocka_unit_test(dump_forged_contents),
+      cmocka_unit_test(dump_beside_writer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

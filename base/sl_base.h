@@ -8,8 +8,9 @@
  *   - CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2.
  *   - Clocks: wall time in µs (injectable for tests), monotonic ns.
  *   - Diagnostics: sl_log_error() etc. write one line to stderr with the
- *     program name; modules log the context (file, offset, txid, peer) where
- *     the failure happens and return the code.
+ *     program name (text or JSON, with time, stream and peer for daemons);
+ *     modules log the context (file, offset, txid, peer) where the failure
+ *     happens and return the code. Never log secrets.
  *   - Fault points: numbered hooks at every write, fsync, rename and send.
  *     In release builds sl_fault() is the constant 0 and costs nothing; test
  *     builds (SL_FAULT_INJECTION) can make any point fail. Numbers are never
@@ -43,7 +44,8 @@
   X(SL_EEND, -10013, "no more records")                                        \
   X(SL_ETOOBIG, -10014, "record or message exceeds the size limit")            \
   X(SL_ETRUNCATED, -10015, "input ends inside a record")                       \
-  X(SL_ENOTLOG, -10016, "not a shiplog file (bad magic)")
+  X(SL_ENOTLOG, -10016, "not a shiplog file (bad magic)")                      \
+  X(SL_EAUTH, -10017, "authentication failed (certificate or TLS)")
 
 enum sl_error {
 #define SL__ERR_ENUM(name, value, msg) name = value,
@@ -64,6 +66,17 @@ void sl_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sl_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Info lines are printed only when verbose; errors and warnings always. */
 void sl_log_set_verbose(bool on);
+/* Line format (base/diag.c has examples): TEXT "shiplog: error: TEXT", or
+ * JSON, one object per line with time, level, program, stream, peer, msg.
+ * Timestamps (long-running commands) add the time and the thread's context
+ * to text lines. Set once by main() before threads start. */
+typedef enum sl_log_format { SL_LOG_TEXT = 0, SL_LOG_JSON } sl_log_format;
+void sl_log_set_format(sl_log_format f);
+void sl_log_set_timestamps(bool on);
+/* The calling thread's context, added to every line it logs from now on:
+ * the stream and the peer (HOST:PORT) it works for; NULL or "" for none.
+ * Copied; thread-local. */
+void sl_log_context(const char *stream, const char *peer);
 
 /* ---- CRC32C --------------------------------------------------------- */
 /* crc: 0 to start, or the result of a previous call to continue. */

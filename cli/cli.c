@@ -19,7 +19,11 @@ int cli_getopt(int argc, char **argv, const struct option *opts) {
   static char progname[64];
   snprintf(progname, sizeof progname, "shiplog %s", argv[0]);
   argv[0] = progname;
-  return getopt_long(argc, argv, "h", opts, NULL);
+  int c, idx = -1;
+  if (cli__config_getopt(opts, &c)) return c;
+  c = getopt_long(argc, argv, "h", opts, &idx);
+  cli__config_seen(opts, c, idx);
+  return c;
 }
 
 int cli_help(const char *text) {
@@ -34,7 +38,9 @@ int cli_usage(const char *cmd, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    sl_log_error("%s: %s", cmd, msg);
+    char where[600];
+    cli__config_where(msg, where, sizeof where);
+    sl_log_error("%s%s: %s", where, cmd, msg);
   }
   fprintf(stderr, "Try 'shiplog %s --help'.\n", cmd);
   return CLI_USAGE;

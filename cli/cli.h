@@ -30,6 +30,13 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_load(int argc, char **argv);
+/* Dump chains (cli/dump_chain.c): `dump [STORE] --chain DIR ...` and
+ * `load --chain DIR --into NEW_DIR`; cmd_dump and cmd_load hand over to
+ * them when --chain is given (cli_option_given: on the command line or in
+ * the --config file). */
+int cli_dump_chain(int argc, char **argv);
+int cli_load_chain(int argc, char **argv);
+bool cli_option_given(int argc, char **argv, const char *name);
 
 /* ---- options ------------------------------------------------------------------ */
 /* getopt_long over a subcommand's argv: long options, plus "-h" as 'h' (opts
@@ -51,6 +58,24 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *
 int cli_parse_size(const char *cmd, const char *opt, const char *text, uint64_t *out);
 /* TIME as spec/cli.md defines it. */
 int cli_parse_time(const char *cmd, const char *opt, const char *text, uint64_t *out);
+
+/* ---- global options and configuration files (cli/config.c) -------------------------- */
+/* Before a subcommand runs (main.c): take `--log-format text|json` and
+ * `--config FILE` out of its arguments (argv[0] is its name), set the log
+ * format, and put FILE's keys in front of the remaining arguments as flags
+ * given first (so the real flags win). *argv may become a new array that
+ * lives until exit. Returns CLI_OK, CLI_USAGE (bad option or a bad line,
+ * named FILE:LINE) or CLI_FAIL (FILE unreadable). */
+int cli_global_options(const char *cmd, int *argc, char ***argv);
+/* cli_getopt's and cli_usage's hooks: hand out the file's keys (true with
+ * the option in *c), note an option given on the command line, and
+ * "FILE:LINE: " for a usage message about a value that came from the file
+ * (else ""). */
+bool cli__config_getopt(const struct option *opts, int *c);
+void cli__config_seen(const struct option *opts, int c, int longindex);
+void cli__config_where(const char *msg, char *out, size_t len);
+/* Does the --config file give KEY? */
+bool cli__config_has(const char *key);
 
 /* ---- stores ---------------------------------------------------------------------- */
 /* sl_store_open, with "shiplog: DIR: cannot open store: reason" on failure. */

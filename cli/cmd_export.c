@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "cmd_repl.h"
 #include "interchange.h"
 #include "sl_base.h"
 
@@ -62,6 +63,7 @@ static void mem_free(cli_mem *m) {
 }
 
 static const char export_help[] = "Usage: shiplog export STORE [--to FILE] [--quiet]\n"
+                                  "       shiplog export --data DIR --stream NAME --at-txid N [--to FILE] [--quiet]\n"
                                   "       shiplog export STORE --csv DIR [--quiet]\n"
                                   "       shiplog export STORE --cypher [--to FILE] [--batch-size N] [--quiet]\n"
                                   "\n"
@@ -86,6 +88,11 @@ static const char export_help[] = "Usage: shiplog export STORE [--to FILE] [--qu
                                   "  cypher-shell -f FILE\n"
                                   "Bytes become lists of integers (Cypher has no byte-array literal).\n"
                                   "\n"
+                                  "--data DIR --stream NAME --at-txid N: the state of a receiver's stream as of\n"
+                                  "txid N instead of a store, restored on the fly (shiplog restore) into a\n"
+                                  "temporary store under $TMPDIR (else /tmp) that is removed afterwards; any of\n"
+                                  "the forms above.\n"
+                                  "\n"
                                   "  --to FILE         write to FILE (created complete or not at all) instead\n"
                                   "                    of standard output\n"
                                   "  --csv DIR         neo4j-admin CSV files into DIR\n"
@@ -99,11 +106,15 @@ int cmd_export(int argc, char **argv) {
                                        {"cypher", no_argument, NULL, 'y'},
                                        {"batch-size", required_argument, NULL, 'b'},
                                        {"quiet", no_argument, NULL, 'q'},
+                                       {"data", required_argument, NULL, 'd'},
+                                       {"stream", required_argument, NULL, 's'},
+                                       {"at-txid", required_argument, NULL, 'a'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  const char *to = NULL, *csv = NULL;
-  bool quiet = false, cypher = false;
-  uint64_t batch = 0;
+  const char *to = NULL, *csv = NULL, *data = NULL, *stream = NULL;
+  bool quiet = false, cypher = false, at = false;
+  uint64_t batch = 0, at_txid = 0;
+  char *restored = NULL;
   char **pos;
   int c;
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -117,20 +128,38 @@ int cmd_export(int argc, char **argv) {
       if (!batch) return cli_usage("export", "--batch-size must be at least 1");
       break;
     case 'q': quiet = true; break;
+    case 'd': data = optarg; break;
+    case 's': stream = optarg; break;
+    case 'a':
+      if (cli_parse_u64("export", "at-txid", optarg, &at_txid)) return CLI_USAGE;
+      at = true;
+      break;
     default: return cli_usage("export", NULL);
     }
   }
-  if (cli_positional(argc, argv, "export", 1, (const char *[]){"STORE"}, &pos)) return CLI_USAGE;
+  if (data || stream || at) {
+    if (!data || !stream || !at) return cli_usage("export", "--data, --stream and --at-txid go together");
+    if (optind < argc) return cli_usage("export", "give either STORE or --data DIR, not both");
+  } else if (cli_positional(argc, argv, "export", 1, (const char *[]){"STORE"}, &pos)) {
+    return CLI_USAGE;
+  }
   if (csv && (to || cypher))
     return cli_usage("export", "--csv writes a directory; it goes with neither --to nor --cypher");
   if (batch && !cypher) return cli_usage("export", "--batch-size belongs to --cypher");
+  if (data) {
+    if (cli_restore_temp(data, stream, at_txid, quiet, &restored)) return CLI_FAIL;
+    pos = &restored;
+  }
   sl_store *st;
   sl_view *v = NULL;
   cli_out out = {0};
   cli_progress prog;
   int rc;
 
-  if (cli_open_store(pos[0], SL_OPEN_RDONLY, &st)) return CLI_FAIL;
+  if (cli_open_store(pos[0], SL_OPEN_RDONLY, &st)) {
+    cli_restore_temp_remove(restored);
+    return CLI_FAIL;
+  }
   if ((rc = sl_view_begin(st, &v))) {
     sl_log_error("%s: cannot read the store: %s", pos[0], sl_strerror(rc));
     goto fail;
@@ -158,6 +187,7 @@ fail:
   if (rc) cli_out_abort(&out);
   if (v) sl_view_end(v);
   sl_store_close(st);
+  cli_restore_temp_remove(restored);
   return rc ? CLI_FAIL : CLI_OK;
 }
 

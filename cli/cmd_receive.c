@@ -50,9 +50,24 @@ static const char receive_help[] =
     "  --max-connections N  refuse connections past this many (default 256)\n"
     "  --max-batch-bytes N  largest raw batch accepted (suffix K, M; default 64M)\n"
     "  --ready-file FILE    write the listening port to FILE once listening\n"
+    "  --segment-size BYTES archive segment size of new streams (suffix K, M, G;\n"
+    "                       default 64M)\n"
+    "  --snapshot-every S   a base snapshot of each standby every S seconds (default\n"
+    "                       0: not by time)\n"
+    "  --snapshot-after-bytes N\n"
+    "                       a snapshot once the archive grew by N bytes since the\n"
+    "                       newest one, which bounds what a restore replays\n"
+    "                       (suffix K, M, G; default 1G; 0: not by size)\n"
     "  --insecure           plain TCP without authentication (TLS is not built yet,\n"
     "                       so this is the only mode for now)\n"
-    "  --verbose            log connections and stream events\n";
+    "  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics\n"
+    "                       (port 0: any free port, logged with --verbose)\n"
+    "  --verbose            log connections and stream events\n"
+    "  --config FILE        read options from FILE ('key = value' lines, keys named\n"
+    "                       as the options; the command line wins)\n"
+    "  --log-format text|json  log lines for people (default) or log shippers\n"
+    "\n"
+    "Under systemd (Type=notify) it reports READY=1 once it listens.\n";
 
 static volatile sig_atomic_t receive_stop;
 
@@ -77,11 +92,16 @@ int sl_cmd_receive(int argc, char **argv) {
                                        {"max-connections", required_argument, NULL, 'c'},
                                        {"max-batch-bytes", required_argument, NULL, 'm'},
                                        {"ready-file", required_argument, NULL, 'r'},
+                                       {"segment-size", required_argument, NULL, 'S'},
+                                       {"snapshot-every", required_argument, NULL, 'E'},
+                                       {"snapshot-after-bytes", required_argument, NULL, 'B'},
                                        {"insecure", no_argument, NULL, 'i'},
                                        {"verbose", no_argument, NULL, 'v'},
+                                       {"metrics", required_argument, NULL, 'M'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  sl_receiver_options ro = {.ready_fd = -1};
+  const char *metrics = NULL;
+  sl_receiver_options ro = {.ready_fd = -1, .snapshot_after_bytes = 1ull << 30};
   const char *ready_file = NULL;
   uint64_t v;
   int c;
@@ -104,8 +124,20 @@ int sl_cmd_receive(int argc, char **argv) {
       ro.max_batch_bytes = (size_t)v;
       break;
     case 'r': ready_file = optarg; break;
+    case 'S':
+      if (cli_parse_size("receive", "segment-size", optarg, &ro.segment_size)) return CLI_USAGE;
+      if (ro.segment_size < SL_SEG_SIZE_MIN)
+        return cli_usage("receive", "--segment-size must be at least %llu", (unsigned long long)SL_SEG_SIZE_MIN);
+      break;
+    case 'E':
+      if (cli_parse_u64("receive", "snapshot-every", optarg, &ro.snapshot_every_s)) return CLI_USAGE;
+      break;
+    case 'B':
+      if (cli_parse_size("receive", "snapshot-after-bytes", optarg, &ro.snapshot_after_bytes)) return CLI_USAGE;
+      break;
     case 'i': break;
     case 'v': sl_log_set_verbose(true); break;
+    case 'M': metrics = optarg; break;
     default: return cli_usage("receive", NULL);
     }
   }
@@ -115,6 +147,8 @@ int sl_cmd_receive(int argc, char **argv) {
   char host[256], port[16];
   if (sl_hostport_parse(ro.listen, host, sizeof host, port, sizeof port))
     return cli_usage("receive", "--listen: '%s' is not HOST:PORT", ro.listen);
+  if (metrics && sl_hostport_parse(metrics, host, sizeof host, port, sizeof port))
+    return cli_usage("receive", "--metrics: '%s' is not HOST:PORT", metrics);
   if (ready_file) {
     ro.ready_fd = open(ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (ro.ready_fd < 0) {
@@ -129,7 +163,13 @@ int sl_cmd_receive(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+  cli_daemon d;
+  if (cli_daemon_start(&d, metrics)) return CLI_FAIL;
+  ro.metrics = d.metrics;
+  ro.on_ready = cli_notify_ready;
+  ro.ready_arg = (void *)"listening";
   int rc = sl_receiver_run(&ro, &receive_stop);
+  cli_daemon_stop(&d);
   return rc ? CLI_FAIL : CLI_OK;
 }
 
@@ -148,41 +188,11 @@ static const char status_help[] =
     "  --stream NAME  only this stream\n"
     "  --json         one JSON object: {\"streams\": [...]} \n";
 
-/* Bytes of the log frames after txid `after` (0 when nothing follows or the
- * log cannot be read): from that frame's offset to the end of the newest
- * segment, summing segment sizes without their headers in between. */
-static uint64_t log_bytes_after(const char *logdir, uint64_t after, uint64_t last) {
-  sl_seg_info *segs = NULL;
-  size_t n = 0;
-  sl_log_reader *rd = NULL;
-  sl_frame f;
-  uint64_t total = 0;
-  if (after >= last || sl_log_list(logdir, &segs, &n) != 0 || n == 0) goto out;
-  uint64_t segno = segs[0].segno, off = SL_SEG_HEADER_SIZE;
-  sl_log_reader_options o = {.max_txid = last, .tolerate_tail = true};
-  if (after + 1 >= segs[0].first_txid && sl_log_reader_open(logdir, after + 1, &o, &rd) == 0 &&
-      sl_log_reader_next(rd, &f) == 0) {
-    segno = f.segno;
-    off = f.offset;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (segs[i].segno < segno) continue;
-    uint64_t from = segs[i].segno == segno ? off : SL_SEG_HEADER_SIZE;
-    if (segs[i].size > from) total += segs[i].size - from;
-  }
-out:
-  if (rd) sl_log_reader_close(rd);
-  free(segs);
-  return total;
-}
-
 static int names_cmp(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Sorted names of DIR's entries that end in suffix (suffix removed) and are
- * valid stream names. *out is malloc'd, with malloc'd strings. */
-static int list_names(const char *dir, const char *suffix, char ***out, size_t *count) {
+int cli_list_names(const char *dir, const char *suffix, char ***out, size_t *count) {
   DIR *d = opendir(dir);
   *out = NULL;
   *count = 0;
@@ -209,7 +219,7 @@ static int list_names(const char *dir, const char *suffix, char ***out, size_t *
   return rc;
 }
 
-static void free_names(char **names, size_t n) {
+void cli_free_names(char **names, size_t n) {
   for (size_t i = 0; i < n; i++) free(names[i]);
   free(names);
 }
@@ -251,7 +261,7 @@ static int status_store(const char *store, bool json) {
     sl_log_error("%s: not a store (no log directory)", store);
     return CLI_FAIL;
   }
-  rc = list_names(cli_join(shipdir, sizeof shipdir, store, "ship"), ".status", &names, &n);
+  rc = cli_list_names(cli_join(shipdir, sizeof shipdir, store, "ship"), ".status", &names, &n);
   if (rc) {
     sl_log_error("%s: %s", shipdir, sl_strerror(rc));
     return CLI_FAIL;
@@ -267,7 +277,7 @@ static int status_store(const char *store, bool json) {
     }
     uint64_t com = SL_MAX(committed, ss.committed);
     uint64_t lag_tx = com > ss.applied ? com - ss.applied : 0;
-    uint64_t lag_bytes = log_bytes_after(logdir, ss.applied, com);
+    uint64_t lag_bytes = sl_log_bytes_after(logdir, ss.applied, com);
     if (json) {
       json_array_append_new(
           arr, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}",
@@ -285,7 +295,7 @@ static int status_store(const char *store, bool json) {
                 lag_bytes, ss.lag_ms, ss.error);
     }
   }
-  free_names(names, n);
+  cli_free_names(names, n);
   if (!json) {
     if (n == 0) printf("(no shipper has run on %s)\n", store);
     json_decref(arr);
@@ -315,7 +325,7 @@ static int status_data(const char *data, const char *only, bool json) {
       sl_log_error("%s: %s", data, strerror(errno));
       return CLI_FAIL;
     }
-    rc = list_names(cli_join(streams, sizeof streams, data, "streams"), "", &names, &n);
+    rc = cli_list_names(cli_join(streams, sizeof streams, data, "streams"), "", &names, &n);
     if (rc) {
       sl_log_error("%s: %s", streams, sl_strerror(rc));
       return CLI_FAIL;
@@ -340,9 +350,9 @@ static int status_data(const char *data, const char *only, bool json) {
     uint64_t com = SL_MAX(st.primary_committed, st.durable);
     uint64_t pos = standby ? st.applied : st.durable;
     uint64_t lag_tx = com > pos ? com - pos : 0;
-    uint64_t lag_bytes = standby ? log_bytes_after(archive, st.applied, st.durable) : 0;
+    uint64_t lag_bytes = standby ? sl_log_bytes_after(archive, st.applied, st.durable) : 0;
     if (json) {
-      json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}",
+      json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}",
                             "stream", names[i], "state", st.state, "peer", st.peer,
                             "first_txid", (json_int_t)st.first_txid, "committed", (json_int_t)com,
                             "shipped", (json_int_t)st.received, "durable", (json_int_t)st.durable,
@@ -352,6 +362,7 @@ static int status_data(const char *data, const char *only, bool json) {
                             "batches", (json_int_t)st.batches,
                             "primary_time_us", (json_int_t)st.primary_time_us,
                             "last_commit_us", (json_int_t)st.last_commit_us,
+                            "reachable_time_us", (json_int_t)st.reachable_time_us,
                             "updated_us", (json_int_t)st.updated_us, "error", st.error);
       json_array_append_new(arr, o);
     } else {
@@ -362,7 +373,7 @@ static int status_data(const char *data, const char *only, bool json) {
                 lag_bytes, st.lag_ms, st.error);
     }
   }
-  free_names(names, n);
+  cli_free_names(names, n);
   if (!json) {
     if (n == 0) printf("(no streams in %s)\n", data);
     json_decref(arr);

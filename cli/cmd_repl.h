@@ -6,8 +6,46 @@
 #ifndef SL_CMD_REPL_H
 #define SL_CMD_REPL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metrics.h"
+
 int sl_cmd_ship(int argc, char **argv);
 int sl_cmd_receive(int argc, char **argv);
 int sl_cmd_status(int argc, char **argv);
+/* Point in time (cmd_pitr.c). */
+int sl_cmd_snapshot(int argc, char **argv);
+int sl_cmd_restore(int argc, char **argv);
+int sl_cmd_prune(int argc, char **argv);
+/* export --at-txid: restore the stream's state at txid into a new store in
+ * a temporary directory under $TMPDIR (else /tmp); *store_dir (malloc'd) names
+ * it. Returns CLI_OK or CLI_FAIL (logged). cli_restore_temp_remove removes
+ * the directory and frees the name (NULL: nothing). */
+int cli_restore_temp(const char *data, const char *stream, uint64_t txid, bool quiet, char **store_dir);
+void cli_restore_temp_remove(char *store_dir);
+
+/* Sorted names of DIR's entries that end in suffix (suffix removed) and are
+ * valid stream names (a missing DIR has none). *out is malloc'd, with
+ * malloc'd strings: cli_free_names. */
+int cli_list_names(const char *dir, const char *suffix, char ***out, size_t *count);
+void cli_free_names(char **names, size_t n);
+
+/* ---- cli/daemon.c: what ship and receive share ------------------------------------- */
+typedef struct cli_daemon {
+  sl_metrics *metrics;        /* NULL without --metrics */
+  sl_metrics_server *server;
+} cli_daemon;
+/* Log lines with time and context from now on; with metrics_addr
+ * (HOST:PORT, port 0: any free one, logged with --verbose), serve /metrics
+ * there. Returns 0 or the error, logged. */
+int cli_daemon_start(cli_daemon *d, const char *metrics_addr);
+/* Tell systemd we stop, stop serving, free the metrics. */
+void cli_daemon_stop(cli_daemon *d);
+/* sd_notify(3): send STATE to $NOTIFY_SOCKET, if set. */
+void cli_notify(const char *state);
+/* An on_ready callback: "READY=1" and STATUS=status (a const char *). */
+void cli_notify_ready(void *status);
 
 #endif

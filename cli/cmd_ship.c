@@ -41,7 +41,15 @@ static const char ship_help[] =
     "                          $SHIPLOG_IO also chooses)\n"
     "  --exit-when-caught-up   exit 0 once the receiver holds everything durable\n"
     "  --insecure              plain TCP (the only mode until TLS is built)\n"
-    "  --verbose               log connections\n";
+    "  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics\n"
+    "                          (port 0: any free port, logged with --verbose)\n"
+    "  --verbose               log connections\n"
+    "  --config FILE           read options from FILE ('key = value' lines, keys\n"
+    "                          named as the options; the command line wins)\n"
+    "  --log-format text|json  log lines for people (default) or log shippers\n"
+    "\n"
+    "Under systemd (Type=notify) it reports READY=1 once the first session\n"
+    "with the receiver is up.\n";
 
 static volatile sig_atomic_t ship_stop;
 
@@ -73,9 +81,11 @@ int sl_cmd_ship(int argc, char **argv) {
                                        {"exit-when-caught-up", no_argument, NULL, 'x'},
                                        {"insecure", no_argument, NULL, 'I'},
                                        {"verbose", no_argument, NULL, 'v'},
+                                       {"metrics", required_argument, NULL, 'M'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   sl_shipper_options o = {0};
+  const char *metrics = NULL;
   uint64_t v;
   char **pos;
   int c;
@@ -120,6 +130,7 @@ int sl_cmd_ship(int argc, char **argv) {
     case 'x': o.exit_when_caught_up = true; break;
     case 'I': break; /* TLS comes later; plain TCP is all there is */
     case 'v': sl_log_set_verbose(true); break;
+    case 'M': metrics = optarg; break;
     default: return cli_usage("ship", NULL);
     }
   }
@@ -133,11 +144,20 @@ int sl_cmd_ship(int argc, char **argv) {
     return cli_usage("ship", "--to: '%s' is not HOST:PORT", o.to);
   if (!sl_stream_name_valid(o.stream))
     return cli_usage("ship", "--stream: '%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", o.stream);
+  if (metrics && sl_hostport_parse(metrics, host, sizeof host, port, sizeof port))
+    return cli_usage("ship", "--metrics: '%s' is not HOST:PORT", metrics);
 
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
-  return sl_shipper_run(&o, &ship_stop) ? CLI_FAIL : CLI_OK;
+  cli_daemon d;
+  if (cli_daemon_start(&d, metrics)) return CLI_FAIL;
+  o.metrics = d.metrics;
+  o.on_ready = cli_notify_ready;
+  o.ready_arg = (void *)"streaming";
+  int rc = sl_shipper_run(&o, &ship_stop);
+  cli_daemon_stop(&d);
+  return rc ? CLI_FAIL : CLI_OK;
 }

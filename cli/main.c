@@ -29,13 +29,18 @@ static const struct command {
     {"receive", sl_cmd_receive, "serve replication streams from many primaries"},
     {"ship", sl_cmd_ship, "tail a store's log and stream it to a receiver"},
     {"status", sl_cmd_status, "per stream: committed / shipped / durable / applied txid, lag"},
+    {"snapshot", sl_cmd_snapshot, "a base snapshot of a receiver's standby now"},
+    {"restore", sl_cmd_restore, "a stream's state at a time or txid, from a receiver's data"},
+    {"prune", sl_cmd_prune, "retention of a receiver's snapshots and archive segments"},
 };
 
 static void usage(FILE *out) {
   fputs("Usage: shiplog COMMAND [ARGS...]\n\nCommands:\n", out);
   for (size_t i = 0; i < SL_ARRAY_LEN(commands); i++)
     fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-  fputs("\nRun 'shiplog COMMAND --help' for a command's arguments.\n"
+  fputs("\nEvery command also takes --config FILE (its options as 'key = value' lines;\n"
+        "flags win) and --log-format text|json.\n"
+        "\nRun 'shiplog COMMAND --help' for a command's arguments.\n"
         "Exit status: 0 success, 1 the job failed, 2 bad usage.\n",
         out);
 }
@@ -54,7 +59,10 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < SL_ARRAY_LEN(commands); i++) {
     if (strcmp(name, commands[i].name)) continue;
     optind = 1;
-    return commands[i].run(argc - 1, argv + 1);
+    int sub_argc = argc - 1;
+    char **sub_argv = argv + 1;
+    int rc = cli_global_options(name, &sub_argc, &sub_argv);
+    return rc ? rc : commands[i].run(sub_argc, sub_argv);
   }
   sl_log_error("unknown command '%s'", name);
   usage(stderr);

@@ -1,13 +1,19 @@
 /*
  * codec.c: framing of replication messages, batch sealing/opening, and
- * blocking TCP connections. The formats are in codec.h.
+ * TCP connections (plain, or TLS through tls.c). The formats are in codec.h.
  *
  * Receiving reads the 8-byte header first and checks the length against the
  * caller's limit before allocating, so a hostile peer cannot make us
  * allocate more than max_body. A connection keeps one receive buffer and one
  * send buffer that grow to the largest message seen and are reused.
+ *
+ * Every wait is a poll() bounded by the caller's timeout and by the
+ * connection's deadline (sl_conn_set_deadline), so a peer that sends
+ * nothing, or one byte now and then, holds a connection only so long.
+ * Sends never block without a limit either: a peer that stops reading is
+ * -ETIMEDOUT after send_timeout_ms.
  */
-#include "codec.h"
+#include "codec_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -205,12 +211,8 @@ int sl_batch_open(const Shiplog__Repl__Batch *b, size_t max_raw, sl_buf *raw) {
 
 /* ---- connections --------------------------------------------------------------- */
 
-struct sl_conn {
-  int fd;
-  char peer[80];
-  sl_buf rbuf;  /* receive: header + body of the current message */
-  sl_buf sbuf;  /* send: the framed message */
-};
+#define SEND_TIMEOUT_MS 30000
+#define BODY_TIMEOUT_MS 30000
 
 int sl_hostport_parse(const char *text, char *host, size_t hostlen, char *port, size_t portlen) {
   const char *colon;
@@ -292,6 +294,7 @@ int sl_conn_wrap(int fd, sl_conn **out) {
   sl_conn *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
   c->fd = fd;
+  c->send_timeout_ms = SEND_TIMEOUT_MS;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   describe_peer(fd, c->peer, sizeof c->peer);
@@ -307,6 +310,17 @@ static int wait_fd(int fd, short events, int timeout_ms) {
     if (n == 0) return -ETIMEDOUT;
     if (errno != EINTR) return -errno;
   }
+}
+
+int sl__conn_wait(sl_conn *c, short events, int timeout_ms) {
+  int ms = timeout_ms;
+  if (c->deadline_ns) {
+    uint64_t now = sl_mono_ns();
+    if (now >= c->deadline_ns) return -ETIMEDOUT;
+    uint64_t left = (c->deadline_ns - now + 999999) / 1000000;
+    if (ms < 0 || left < (uint64_t)ms) ms = (int)SL_MIN(left, (uint64_t)INT32_MAX);
+  }
+  return wait_fd(c->fd, events, ms);
 }
 
 int sl_conn_connect(const char *hostport, int timeout_ms, sl_conn **out) {
@@ -346,24 +360,55 @@ int sl_conn_connect(const char *hostport, int timeout_ms, sl_conn **out) {
 int sl_conn_fd(const sl_conn *c) { return c->fd; }
 const char *sl_conn_peer(const sl_conn *c) { return c->peer; }
 
+void sl_conn_set_deadline(sl_conn *c, uint64_t mono_ns) { c->deadline_ns = mono_ns; }
+void sl_conn_set_send_timeout(sl_conn *c, int timeout_ms) { c->send_timeout_ms = timeout_ms; }
+
+bool sl_conn_pending(const sl_conn *c) { return c->ssl && SSL_has_pending(c->ssl); }
+
+long sl_conn_read_some(sl_conn *c, void *buf, size_t len) {
+  if (c->ssl) return sl__tls_read(c, buf, len);
+  for (;;) {
+    ssize_t n = recv(c->fd, buf, len, MSG_DONTWAIT);
+    if (n >= 0) return (long)n;
+    if (errno == EWOULDBLOCK) return -EAGAIN;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int sl_conn_write_all(sl_conn *c, const void *buf, size_t len, int timeout_ms) {
+  const uint8_t *p = buf;
+  size_t off = 0;
+  while (off < len) {
+    int rc = sl_fault(SL_FAULT_NET_SEND);
+    if (rc) return rc;
+    long n;
+    if (c->ssl) {
+      n = sl__tls_write(c, p + off, len - off);
+    } else {
+      n = send(c->fd, p + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0) n = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+    if (n > 0) {
+      off += (size_t)n;
+      continue;
+    }
+    if (n == -EINTR) continue;
+    if (n != -EAGAIN) return n ? (int)n : -EPIPE;
+    /* A TLS write may need to read first (a post-handshake message). */
+    rc = sl__conn_wait(c, c->ssl && SSL_want_read(c->ssl) ? POLLIN : POLLOUT, timeout_ms);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 int sl_conn_send(sl_conn *c, const Shiplog__Repl__Message *m) {
   c->sbuf.len = 0;
   int rc = sl_msg_encode(m, &c->sbuf);
   if (rc) return rc;
-  size_t off = 0;
-  while (off < c->sbuf.len) {
-    rc = sl_fault(SL_FAULT_NET_SEND);
-    if (rc) return rc;
-    ssize_t n = send(c->fd, c->sbuf.data + off, c->sbuf.len - off, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    off += (size_t)n;
-  }
+  rc = sl_conn_write_all(c, c->sbuf.data, c->sbuf.len, c->send_timeout_ms);
   /* Don't keep a huge send buffer after one large batch. */
   if (c->sbuf.cap > (8u << 20)) sl_buf_free(&c->sbuf);
-  return 0;
+  return rc;
 }
 
 /* Read exactly len bytes into buf, each wait bounded by timeout_ms. The
@@ -371,14 +416,15 @@ int sl_conn_send(sl_conn *c, const Shiplog__Repl__Message *m) {
 static int read_exact(sl_conn *c, uint8_t *buf, size_t len, int timeout_ms) {
   size_t off = 0;
   while (off < len) {
-    int rc = wait_fd(c->fd, POLLIN, timeout_ms);
-    if (rc) return rc;
-    ssize_t n = recv(c->fd, buf + off, len - off, 0);
-    if (n == 0) return off ? SL_ETRUNCATED : SL_EEND;
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return -errno;
+    /* Bytes TLS already decrypted do not make the socket readable. */
+    if (!sl_conn_pending(c)) {
+      int rc = sl__conn_wait(c, c->want_write ? POLLOUT : POLLIN, timeout_ms);
+      if (rc) return rc;
     }
+    long n = sl_conn_read_some(c, buf + off, len - off);
+    if (n == 0) return off ? SL_ETRUNCATED : SL_EEND;
+    if (n == -EAGAIN || n == -EINTR) continue;
+    if (n < 0) return (int)n;
     off += (size_t)n;
   }
   return 0;
@@ -396,7 +442,7 @@ int sl_conn_recv(sl_conn *c, int timeout_ms, size_t max_body, Shiplog__Repl__Mes
   rc = sl_buf_reserve(&c->rbuf, SL_MSG_HEADER_SIZE + (size_t)body);
   if (rc) return rc;
   /* Once a header arrived, the body must follow promptly too. */
-  rc = read_exact(c, c->rbuf.data + SL_MSG_HEADER_SIZE, body, timeout_ms < 0 ? 30000 : timeout_ms);
+  rc = read_exact(c, c->rbuf.data + SL_MSG_HEADER_SIZE, body, timeout_ms < 0 ? BODY_TIMEOUT_MS : timeout_ms);
   if (rc) return rc == -ETIMEDOUT || rc == SL_EEND ? SL_ETRUNCATED : rc;
   rc = unpack_body(c->rbuf.data, body, out);
   if (c->rbuf.cap > (8u << 20)) sl_buf_free(&c->rbuf);
@@ -407,6 +453,7 @@ void sl_conn_shutdown(sl_conn *c) { shutdown(c->fd, SHUT_RDWR); }
 
 void sl_conn_close(sl_conn *c) {
   if (!c) return;
+  sl__tls_close(c);
   close(c->fd);
   sl_buf_free(&c->rbuf);
   sl_buf_free(&c->sbuf);

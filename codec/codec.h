@@ -8,8 +8,8 @@
  *   8  B  body: a packed shiplog.repl.Message
  * A receiver reads the 8-byte header, refuses a length over its limit before
  * allocating (SL_ETOOBIG), reads the body, checks the CRC (SL_ECORRUPT) and
- * unpacks (SL_ECORRUPT on malformed protobuf). TLS (later) wraps these bytes;
- * the CRC stays, so plain TCP is checked end to end as well.
+ * unpacks (SL_ECORRUPT on malformed protobuf). TLS wraps these bytes (see
+ * TLS below); the CRC stays, so plain TCP is checked end to end as well.
  *
  * BATCH PAYLOAD
  *   Batch.data is the LZ4 block compression (or a copy, COMPRESSION_NONE) of
@@ -18,9 +18,18 @@
  *   raw_crc32c, then walks the frames: every frame's CRC, txids dense from
  *   first_txid to last_txid. Only then does the receiver archive them.
  *
- * THREADS: an sl_conn is used by one thread at a time for sending and one
- * for receiving (a send lock is the caller's business). Other functions are
- * pure.
+ * TLS (codec/tls.c has the design): TLS 1.3 only, both sides present a
+ * certificate that must chain to the other side's CA file; the client also
+ * checks the server's name. No session resumption, so no 0-RTT data and no
+ * replayable session. A connection becomes a TLS one with
+ * sl_conn_tls_connect / sl_conn_tls_accept right after TCP is up; from then
+ * on sl_conn_send/recv/read_some/write_all go through the session.
+ *
+ * THREADS: a plain sl_conn is used by one thread at a time for sending and
+ * one for receiving (a send lock is the caller's business); a TLS one by
+ * one thread at a time for both (an OpenSSL session is not safe for a
+ * concurrent read and write). sl_conn_shutdown may be called from any
+ * thread. Other functions are pure; an sl_tls_ctx may be shared by threads.
  */
 #ifndef SL_CODEC_H
 #define SL_CODEC_H
@@ -89,7 +98,54 @@ int sl_conn_send(sl_conn *c, const Shiplog__Repl__Message *m);
 int sl_conn_recv(sl_conn *c, int timeout_ms, size_t max_body, Shiplog__Repl__Message **out);
 /* Shut down both directions (wakes a thread blocked in recv). */
 void sl_conn_shutdown(sl_conn *c);
+/* Close (a TLS session first sends close_notify) and free. */
 void sl_conn_close(sl_conn *c);
+
+/* Every later wait of c (receive, send, handshake) ends by this
+ * sl_mono_ns() time at the latest (-ETIMEDOUT); 0 removes the limit. */
+void sl_conn_set_deadline(sl_conn *c, uint64_t mono_ns);
+/* How long sl_conn_send waits for a peer that reads nothing (default 30 s). */
+void sl_conn_set_send_timeout(sl_conn *c, int timeout_ms);
+/* For callers that wait on the socket themselves (poll, io_uring): read up
+ * to len bytes without blocking: > 0 bytes, 0 the peer closed, -EAGAIN
+ * nothing yet, or an error (TLS: SL_EAUTH, SL_ECORRUPT; -errno). */
+long sl_conn_read_some(sl_conn *c, void *buf, size_t len);
+/* Whether received bytes wait inside the connection (TLS decrypted them
+ * already), where a poll of the socket does not see them. Read them first. */
+bool sl_conn_pending(const sl_conn *c);
+/* Send all len bytes: 0, -ETIMEDOUT when no progress for timeout_ms, or
+ * an error as for sl_conn_read_some. */
+int sl_conn_write_all(sl_conn *c, const void *buf, size_t len, int timeout_ms);
+
+/* ---- TLS ------------------------------------------------------------------------ */
+typedef struct sl_tls_ctx sl_tls_ctx;
+
+/* A client (server false) or server context from PEM files: our
+ * certificate chain, its private key, and the CA every peer's certificate
+ * must chain to. Errors, logged naming the file: -errno (unreadable),
+ * SL_EINVAL (not a certificate / key, or a key of another certificate).
+ * A key file readable by group or others is a warning. */
+int sl_tls_ctx_new(bool server, const char *cert_file, const char *key_file, const char *ca_file,
+                   sl_tls_ctx **out);
+void sl_tls_ctx_free(sl_tls_ctx *t);
+/* The handshake on a connected c, all of it within timeout_ms.
+ * connect: the server's certificate must name server_name (a DNS name,
+ * or an IP address); it is also sent as SNI. accept: the client must
+ * present a certificate; a first byte that cannot start a TLS handshake
+ * is SL_EVERSION at once (a plain-TCP peer, which can still be answered
+ * in plain framing). Errors: SL_EAUTH (a certificate refused, by either
+ * side, or the peer does not speak TLS 1.3), -ETIMEDOUT, SL_EEND or
+ * -errno (the peer went away), SL_ECORRUPT (a broken handshake); the
+ * reason is in sl_conn_tls_error. Nothing is logged. */
+int sl_conn_tls_connect(sl_conn *c, sl_tls_ctx *t, const char *server_name, int timeout_ms);
+int sl_conn_tls_accept(sl_conn *c, sl_tls_ctx *t, int timeout_ms);
+bool sl_conn_is_tls(const sl_conn *c);
+/* Why the last TLS operation on c failed ("" if none). Valid until the
+ * next call on c. */
+const char *sl_conn_tls_error(const sl_conn *c);
+/* The peer certificate's identities (subject CN, then each DNS
+ * subjectAltName); 0 for a plain connection. Valid until close. */
+size_t sl_conn_identities(const sl_conn *c, const char *const **ids);
 
 /* Build common messages (fields owned by the caller's storage). */
 void sl_msg_error(Shiplog__Repl__Message *m, Shiplog__Repl__Error *e,

@@ -135,6 +135,7 @@ static int refuse(conn_ctx *cx, int rc, Shiplog__Repl__ErrorCode code, bool perm
                   const char *what) {
   char who[160];
   sl_log_error("%s: %s", describe(cx, who, sizeof who), what);
+  sl__rx_metrics_rejected(cx->r, cx->s, code);
   if (cx->s) sl__stream_set_error(cx->s, "from %s: %s", sl_conn_peer(cx->c), what);
   send_error(cx, code, permanent, what);
   cx->refused = true;
@@ -303,6 +304,7 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
     }
   }
   sl__stream_note_batch(s, b->raw_len, b->has_last_commit_us ? b->last_commit_us : 0);
+  sl__rx_metrics_batch(s, b->raw_len, b->data.len);
   sl__stream_note_primary(s, b->has_committed_txid ? b->committed_txid : 0,
                           b->has_sent_time_us ? b->sent_time_us : 0);
   return 0;
@@ -438,8 +440,10 @@ static void linger_close(conn_ctx *cx) {
 
 static void *conn_main(void *arg) {
   conn_ctx *cx = arg;
+  sl_log_context(NULL, sl_conn_peer(cx->c));
   sl_log_info("connection from %s", sl_conn_peer(cx->c));
   if (handshake(cx) == 0) {
+    sl_log_context(cx->s->name, sl_conn_peer(cx->c));
     serve(cx);
     sl__stream_detach(cx->s, cx->c);
   }
@@ -577,6 +581,8 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
   if (rc) goto fail;
   rc = sl__streams_open_all(&r);
   if (rc) goto fail;
+  rc = sl__rx_metrics_start(&r);
+  if (rc) goto fail;
   rc = sl_listen(opt->listen, 128, &lfd);
   if (rc) {
     sl_log_error("cannot listen on %s: %s", opt->listen, sl_strerror(rc));
@@ -591,6 +597,7 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
     }
   }
   sl_log_info("receiving on %s into %s (%zu streams)", opt->listen, r.data_dir, r.nstreams);
+  if (opt->on_ready) opt->on_ready(opt->ready_arg);
   while (!*stop) {
     struct pollfd p = {.fd = lfd, .events = POLLIN};
     int n = poll(&p, 1, POLL_MAX_MS);
@@ -606,6 +613,7 @@ fail:
   if (ready_fd >= 0) close(ready_fd); /* the waiting side sees EOF, not a hang */
   if (lfd >= 0) close(lfd);
   reap(&r, &conns, true);
+  sl__rx_metrics_stop(&r);
   sl__streams_close_all(&r);
   if (r.lock_fd >= 0) close(r.lock_fd);
   free(r.data_dir);

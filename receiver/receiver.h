@@ -8,9 +8,30 @@
  *   DIR/streams/NAME/standby/    a no_log store (store/store.h) that any
  *                                process may open read-only; present when the
  *                                archive starts at txid 1
- *   DIR/streams/NAME/snapshots/  base snapshots (point-in-time issue)
+ *   DIR/streams/NAME/snapshots/  base snapshots of the standby (receiver/
+ *                                pitr.h): on a schedule, after so many
+ *                                archived bytes, or by `shiplog snapshot`
  *   DIR/streams/NAME/status      key=value lines, rewritten (no fsync) as
  *                                things change; read by `shiplog status`
+ *   DIR/streams/NAME/state       key=value lines written atomically (fsync)
+ *                                at most once a second when they change:
+ *                                durable (txid) and reachable_time_us, the
+ *                                primary's clock as last reported (commits
+ *                                and heartbeats) counted only once the
+ *                                archive durably held every transaction the
+ *                                primary had committed by then. A restore
+ *                                to a time T <= reachable_time_us misses
+ *                                nothing; status carries the same key,
+ *                                fresher (every 100 ms, no fsync), and a
+ *                                reader takes the larger: each value is
+ *                                backed by fsynced archive frames when it
+ *                                is written, so neither can overstate.
+ *
+ * STANDBY DURABILITY: the standby is written without sync (store.h, no_log)
+ * and synced about once a second by the stream's keeper thread; after a
+ * power loss the receiver rebuilds it at start from the newest snapshot the
+ * archive continues (or from an empty store when the archive starts at
+ * txid 1) and the worker replays the archive into it.
  *
  * PER BATCH: verify (sl_batch_open) -> append frames to the archive ->
  * fdatasync (group: batches already waiting in the socket are appended first)
@@ -33,6 +54,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
+
 typedef struct sl_receiver_options {
   const char *listen;          /* HOST:PORT; port 0 picks one (see ready_fd) */
   const char *data_dir;
@@ -41,6 +64,17 @@ typedef struct sl_receiver_options {
   size_t max_batch_bytes;      /* raw; 0: SL_BATCH_RAW_MAX */
   int max_connections;         /* 0: 256 */
   int ready_fd;                /* >= 0: write "PORT\n" here once listening, then close it */
+  uint64_t segment_size;       /* archive segments of new streams; 0: SL_SEG_SIZE_DEFAULT */
+  /* Snapshots of each standby (0: never by that rule): every N seconds,
+   * and when the archive grew by N bytes since the newest snapshot (what a
+   * restore from it would replay). Taken by the stream's keeper thread from
+   * an LMDB read transaction while the worker goes on applying. */
+  uint64_t snapshot_every_s;
+  uint64_t snapshot_after_bytes;
+  sl_metrics *metrics;         /* NULL, or where the streams' metrics go (README
+                                  "Operations"); must outlive sl_receiver_run */
+  void (*on_ready)(void *arg); /* NULL, or called once the listener is up */
+  void *ready_arg;
 } sl_receiver_options;
 
 int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop);
@@ -55,6 +89,7 @@ typedef struct sl_stream_status {
   uint64_t primary_committed;  /* as last reported by the shipper */
   uint64_t primary_time_us;    /* primary clock as last reported (commits, heartbeats) */
   uint64_t last_commit_us;     /* commit time of the newest durable transaction */
+  uint64_t reachable_time_us;  /* restores to times up to this miss nothing (state above) */
   uint64_t bytes, batches;
   uint64_t lag_ms;
   uint64_t updated_us;

@@ -18,6 +18,7 @@
 #define SL_RECEIVER_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,13 +34,16 @@
 /* flock()ed by the running receiver: one receiver per data directory, and
  * `shiplog status` tells a live "connected" from a stale one. */
 #define SL__LOCK_FILE "receiver.lock"
+/* DIR/streams/NAME/state (receiver.h). */
+#define SL__STATE_FILE "state"
 
 typedef struct sl__receiver sl__receiver;
+typedef struct sl__stream_metrics sl__stream_metrics;
 
 typedef struct sl__stream {
   sl__receiver *r;
   char name[65];
-  char *dir, *archive_dir, *standby_dir, *status_path;
+  char *dir, *archive_dir, *standby_dir, *status_path, *snap_dir;
   uint8_t store_id[SL_STORE_ID_SIZE];
 
   pthread_mutex_t mu;
@@ -54,6 +58,11 @@ typedef struct sl__stream {
   sl_store *standby;        /* NULL when the archive does not start at 1 */
   pthread_t worker;
   bool worker_running;
+  /* The keeper thread: state file, standby syncs, snapshots (stream.c). */
+  pthread_t keeper;
+  bool keeper_running;
+  pthread_cond_t keeper_cond; /* stop */
+  atomic_bool snap_cancel;
 
   int notify_fd;            /* eventfd: applied moved; the owner sends an Ack */
   sl_conn *owner;           /* (mu) the attached connection, or NULL */
@@ -66,10 +75,14 @@ typedef struct sl__stream {
   uint64_t applied_commit_us;    /* newest applied transaction */
   uint64_t behind_since_us;      /* receiver clock when applied fell behind; 0: caught up */
   uint64_t bytes, batches;
+  uint64_t reachable_us;         /* receiver.h, "state" */
+  uint64_t pending_committed, pending_time_us; /* a report not yet covered by durable */
+  uint64_t snap_bytes;           /* archived since the newest snapshot (about) */
   bool standby_stopped;          /* an apply failed: archiving goes on */
   char error[256];
   bool stop, dirty;
   uint64_t status_written_ns;
+  sl__stream_metrics *mx;   /* rx_metrics.c; NULL without metrics */
 } sl__stream;
 
 struct sl__receiver {
@@ -115,5 +128,30 @@ void sl__stream_note_primary(sl__stream *s, uint64_t committed, uint64_t time_us
 void sl__stream_note_batch(sl__stream *s, uint64_t bytes, uint64_t last_commit_us);
 void sl__stream_set_error(sl__stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sl__stream_positions(sl__stream *s, uint64_t *durable, uint64_t *applied);
+
+/* ---- snapshot.c, restore.c (pitr.h) ----------------------------------------------- */
+/* Remove snapshot .tmp files whose writing process is gone. */
+void sl__snapshots_clean(const char *snap_dir);
+/* flock() a stream's snapshots folder: shared by restores (waits), exclusive
+ * by prune (SL_ELOCKED at once when held). *fd_out: close it to release. */
+int sl__stream_lock(const char *snap_dir, bool exclusive, int *fd_out);
+/* The larger reachable_time_us of the stream's state and status files (0
+ * when neither says). */
+uint64_t sl__stream_reachable_us(const char *stream_dir);
+
+/* ---- rx_metrics.c: Prometheus metrics (no-ops without opt.metrics) ------------------ */
+/* Register / unregister the collect callback (stop before closing streams). */
+int sl__rx_metrics_start(sl__receiver *r);
+void sl__rx_metrics_stop(sl__receiver *r);
+/* The stream's series (s->mx), when it is loaded; freed with the stream. */
+void sl__rx_metrics_stream(sl__stream *s);
+void sl__rx_metrics_stream_free(sl__stream *s);
+/* Hot path, atomics only: a group made durable / applied whose newest
+ * transaction committed at commit_us; a batch's raw and compressed bytes; a
+ * refusal (s NULL before the hello). */
+void sl__rx_metrics_durable(sl__stream *s, uint64_t commit_us);
+void sl__rx_metrics_applied(sl__stream *s, uint64_t commit_us);
+void sl__rx_metrics_batch(sl__stream *s, uint64_t raw, uint64_t compressed);
+void sl__rx_metrics_rejected(sl__receiver *r, sl__stream *s, Shiplog__Repl__ErrorCode code);
 
 #endif

@@ -8,8 +8,11 @@
  * store id and first txid; standby created only when that first txid is 1)
  * and renamed into place, then the streams directory is fsynced: a crash
  * leaves either no stream or a whole one, and leftovers are removed at start.
- * A standby that is missing at start while the archive begins at txid 1 is
- * rebuilt (rebuild_standby): remove it to rebuild it.
+ * A standby that is missing at start, or torn by a power loss (store.h:
+ * it is written without sync, so its open then fails with SL_ECORRUPT), is
+ * rebuilt (rebuild_standby): from the newest snapshot the archive continues,
+ * else from an empty store when the archive begins at txid 1; the worker
+ * then replays the archive into it. Remove it to rebuild it.
  *
  * POSITIONS (inclusive txids; first_txid - 1 means "nothing yet"),
  * applied <= durable <= received <= the archive's next txid - 1:
@@ -35,6 +38,20 @@
  * most every STATUS_EVERY_MS while something changed. An apply failure stops
  * the standby (state "stopped", error in status and log); archiving goes on.
  *
+ * KEEPER THREAD (one per stream) wakes once a second and does what may
+ * take an fsync or longer, so that the worker's apply path never waits for
+ * it: writes the state file (receiver.h) when it changed, syncs the
+ * standby (sl_store_checkpoint: LMDB is written without sync) when it
+ * applied something, takes a snapshot when one is due (options
+ * snapshot_every_s / snapshot_after_bytes; pitr.h) and re-reads the
+ * archive's first txid (prune runs in other processes) every
+ * FIRST_TXID_EVERY_MS. A snapshot in progress is cancelled at close.
+ *
+ * REACHABLE TIME (receiver.h, "state"): a report of the primary's clock T
+ * with its committed txid C counts once durable >= C (the latest report
+ * waits in pending_* until then); a durable transaction committed at time
+ * t also makes t - 1 reachable, as commit times never decrease.
+ *
  * ARCHIVE FAILURE. An append or fdatasync error leaves the log FAILED
  * (store/log.h); the stream closes it and the next connection reopens it,
  * whose recovery cuts any torn tail, so the stream resumes once the disk
@@ -55,12 +72,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pitr.h"
 #include "sl_base.h"
 
 #define APPLY_MAX_TX 4096
 #define APPLY_MAX_BYTES (8u << 20)
 #define STATUS_EVERY_MS 100
-#define CHECKPOINT_EVERY_MS 30000
+#define KEEPER_TICK_MS 1000
+#define FIRST_TXID_EVERY_MS 10000
+#define SNAPSHOT_RETRY_S 60
 
 static char *join(const char *a, const char *b) {
   char *p;
@@ -93,11 +113,14 @@ static void stream_free(sl__stream *s) {
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cond);
   pthread_cond_destroy(&s->owner_cond);
+  pthread_cond_destroy(&s->keeper_cond);
   if (s->notify_fd >= 0) close(s->notify_fd);
   free(s->dir);
   free(s->archive_dir);
   free(s->standby_dir);
   free(s->status_path);
+  free(s->snap_dir);
+  sl__rx_metrics_stream_free(s);
   free(s);
 }
 
@@ -113,13 +136,15 @@ static sl__stream *stream_new(sl__receiver *r, const char *name) {
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cond, &ca);
   pthread_cond_init(&s->owner_cond, &ca);
+  pthread_cond_init(&s->keeper_cond, &ca);
   pthread_condattr_destroy(&ca);
   s->dir = join(r->streams_dir, name);
   s->archive_dir = s->dir ? join(s->dir, "archive") : NULL;
   s->standby_dir = s->dir ? join(s->dir, "standby") : NULL;
   s->status_path = s->dir ? join(s->dir, "status") : NULL;
+  s->snap_dir = s->dir ? join(s->dir, "snapshots") : NULL;
   s->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (!s->archive_dir || !s->standby_dir || !s->status_path || s->notify_fd < 0) {
+  if (!s->archive_dir || !s->standby_dir || !s->status_path || !s->snap_dir || s->notify_fd < 0) {
     stream_free(s);
     return NULL;
   }
@@ -136,6 +161,15 @@ static void load_old_status(sl__stream *s) {
   s->bytes = sl_status_get_u64(text, "bytes");
   s->batches = sl_status_get_u64(text, "batches");
   sl_status_get(text, "peer", s->peer, sizeof s->peer);
+}
+
+/* Keep reachable_us up with durable and the primary's reports (mu held). */
+static void update_reachable(sl__stream *s) {
+  if (s->last_commit_us > 1 && s->last_commit_us - 1 > s->reachable_us) s->reachable_us = s->last_commit_us - 1;
+  if (s->pending_time_us && s->pending_committed <= s->durable) {
+    if (s->pending_time_us > s->reachable_us) s->reachable_us = s->pending_time_us;
+    s->pending_time_us = s->pending_committed = 0;
+  }
 }
 
 /* Open (recover) the archive. Called at start and by attach after a failure. */
@@ -189,31 +223,35 @@ static void stop_standby(sl__stream *s, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* mu held, or the stream not yet shared. */
-static void open_standby(sl__stream *s) {
+/* mu held, or the stream not yet shared. A failure stops the standby,
+ * except SL_ECORRUPT when torn_ok (torn by a power loss: the caller
+ * rebuilds it). Returns the open's code. */
+static int open_standby(sl__stream *s, bool torn_ok) {
   sl_view *v = NULL;
   sl_counts c;
   int rc = sl_store_open(s->standby_dir, SL_OPEN_NOLOG, &s->standby);
   if (rc) {
-    stop_standby_locked(s, "standby %s: %s", s->standby_dir, sl_strerror(rc));
-    return;
+    s->standby = NULL;
+    if (!(torn_ok && rc == SL_ECORRUPT)) stop_standby_locked(s, "standby %s: %s", s->standby_dir, sl_strerror(rc));
+    return rc;
   }
   if (memcmp(sl_store_id(s->standby), s->store_id, SL_STORE_ID_SIZE) != 0) {
     stop_standby_locked(s, "standby %s belongs to another store than the archive", s->standby_dir);
-    return;
+    return SL_ESTOREID;
   }
   rc = sl_view_begin(s->standby, &v);
   if (rc == 0) rc = sl_view_counts(v, &c);
   if (v) sl_view_end(v);
   if (rc) {
     stop_standby_locked(s, "standby %s: %s", s->standby_dir, sl_strerror(rc));
-    return;
+    return rc;
   }
   s->applied = c.applied_txid;
   s->applied_commit_us = c.last_commit_us;
   if (s->applied > s->durable)
     stop_standby_locked(s, "standby %s holds txid %llu, past the archive's durable txid %llu", s->standby_dir,
                  (unsigned long long)s->applied, (unsigned long long)s->durable);
+  return 0;
 }
 
 /* ---- status file ------------------------------------------------------------------ */
@@ -241,7 +279,8 @@ static void status_format(const sl__stream *s, char *buf, size_t len) {
            "stream=%s\nstate=%s\npeer=%s\nstore_id=%s\nstandby=%s\nfirst_txid=%llu\n"
            "received=%llu\ndurable=%llu\napplied=%llu\nprimary_committed=%llu\n"
            "primary_time_us=%llu\nlast_commit_us=%llu\napplied_commit_us=%llu\n"
-           "behind_since_us=%llu\nbytes=%llu\nbatches=%llu\nupdated_us=%llu\nerror=%s\n",
+           "behind_since_us=%llu\nbytes=%llu\nbatches=%llu\nupdated_us=%llu\nreachable_time_us=%llu\n"
+           "error=%s\n",
            s->name, state_of(s), s->peer, id,
            s->standby ? (s->standby_stopped ? "stopped" : "applying") : "none",
            (unsigned long long)s->first_txid, (unsigned long long)s->received,
@@ -249,7 +288,8 @@ static void status_format(const sl__stream *s, char *buf, size_t len) {
            (unsigned long long)s->primary_committed, (unsigned long long)s->primary_time_us,
            (unsigned long long)s->last_commit_us, (unsigned long long)s->applied_commit_us,
            (unsigned long long)s->behind_since_us, (unsigned long long)s->bytes,
-           (unsigned long long)s->batches, (unsigned long long)sl_now_us(), err);
+           (unsigned long long)s->batches, (unsigned long long)sl_now_us(),
+           (unsigned long long)s->reachable_us, err);
 }
 
 /* Write the status file if it changed (mu held; released during the write). */
@@ -276,7 +316,6 @@ typedef struct applier {
   uint64_t *commit_us;
   uint64_t next_txid;          /* the reader's next frame */
   unsigned empty_reads;        /* reads that found nothing below durable */
-  uint64_t bytes_since_ckpt, ckpt_ns;
 } applier;
 
 static void poke_owner(sl__stream *s) {
@@ -293,6 +332,7 @@ static void publish_applied(sl__stream *s, uint64_t last, uint64_t commit_us) {
   update_behind(s);
   s->dirty = true;
   pthread_mutex_unlock(&s->mu);
+  sl__rx_metrics_applied(s, commit_us);
   poke_owner(s);
 }
 
@@ -388,7 +428,6 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
     return -1;
   }
   publish_applied(s, a->next_txid - 1, a->commit_us[n - 1]);
-  a->bytes_since_ckpt += a->data.len;
   return (int)n;
 fail:
   stop_standby(s, "standby stopped at txid %llu: reading archive %s: %s",
@@ -396,29 +435,16 @@ fail:
   return rc;
 }
 
-/* LMDB is opened without sync; checkpoints bound what a power loss costs. */
-static void maybe_checkpoint(applier *a) {
-  uint64_t now = sl_mono_ns();
-  if (a->bytes_since_ckpt == 0) return;
-  if (a->bytes_since_ckpt < SL_CHECKPOINT_BYTES &&
-      now - a->ckpt_ns < (uint64_t)CHECKPOINT_EVERY_MS * 1000000u)
-    return;
-  int rc = sl_store_checkpoint(a->s->standby);
-  if (rc) sl_log_warn("stream %s: standby checkpoint: %s", a->s->name, sl_strerror(rc));
-  a->bytes_since_ckpt = 0;
-  a->ckpt_ns = now;
-}
-
 static void *worker_main(void *arg) {
   sl__stream *s = arg;
-  applier a = {.s = s, .ckpt_ns = sl_mono_ns()};
+  applier a = {.s = s};
+  sl_log_context(s->name, NULL);
   pthread_mutex_lock(&s->mu);
   while (!s->stop) {
     if (s->standby && !s->standby_stopped && s->applied < s->durable) {
       uint64_t applied = s->applied, durable = s->durable;
       pthread_mutex_unlock(&s->mu);
       int n = apply_group(&a, applied, durable);
-      if (n > 0) maybe_checkpoint(&a);
       pthread_mutex_lock(&s->mu);
       if (n == 0) {
         struct timespec ts;
@@ -451,54 +477,247 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-static int start_worker(sl__stream *s) {
-  int rc = -pthread_create(&s->worker, NULL, worker_main, s);
+static int start_thread(sl__stream *s, pthread_t *t, bool *running, void *(*fn)(void *), const char *what) {
+  int rc = -pthread_create(t, NULL, fn, s);
   if (rc) {
-    sl_log_error("stream %s: cannot start its worker thread: %s", s->name, sl_strerror(rc));
+    sl_log_error("stream %s: cannot start its %s thread: %s", s->name, what, sl_strerror(rc));
     return rc;
   }
-  s->worker_running = true;
+  *running = true;
   return 0;
 }
 
+static void stream_stop_threads(sl__stream *s) {
+  pthread_mutex_lock(&s->mu);
+  s->stop = true;
+  s->owner = NULL;
+  s->dirty = true;
+  atomic_store(&s->snap_cancel, true);
+  pthread_cond_broadcast(&s->cond);
+  pthread_cond_broadcast(&s->keeper_cond);
+  pthread_mutex_unlock(&s->mu);
+  if (s->worker_running) pthread_join(s->worker, NULL);
+  if (s->keeper_running) pthread_join(s->keeper, NULL);
+  s->worker_running = s->keeper_running = false;
+}
+
+/* ---- the keeper: state file, standby syncs, snapshots ---------------------------- */
+
+typedef struct keeper {
+  sl__stream *s;
+  uint64_t state_reachable, state_durable; /* as last written */
+  uint64_t synced_applied;
+  uint64_t snap_txid, snap_us;             /* the newest snapshot, or (0, start) */
+  uint64_t snap_retry_us;
+  uint64_t first_txid_ns;
+} keeper;
+
+static void write_state(keeper *k, uint64_t reachable, uint64_t durable) {
+  char text[128];
+  if (reachable == k->state_reachable && durable == k->state_durable) return;
+  int n = snprintf(text, sizeof text, "durable=%llu\nreachable_time_us=%llu\n", (unsigned long long)durable,
+                   (unsigned long long)reachable);
+  int rc = sl_write_file_atomic(k->s->dir, SL__STATE_FILE, text, (size_t)n);
+  if (rc) {
+    sl_log_warn("stream %s: cannot write %s/%s: %s", k->s->name, k->s->dir, SL__STATE_FILE, sl_strerror(rc));
+    return;
+  }
+  k->state_reachable = reachable;
+  k->state_durable = durable;
+}
+
+/* Archive bytes after txid (about: whole segments that hold any later txid). */
+static uint64_t archive_bytes_after(const char *archive, uint64_t txid) {
+  sl_seg_info *segs;
+  size_t n;
+  uint64_t total = 0;
+  if (sl_log_list(archive, &segs, &n)) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (i + 1 == n || segs[i + 1].first_txid - 1 > txid) total += segs[i].size - SL_SEG_HEADER_SIZE;
+  free(segs);
+  return total;
+}
+
+static void keeper_init(keeper *k) {
+  sl__stream *s = k->s;
+  sl_snapshot *snaps;
+  size_t n;
+  k->snap_us = sl_now_us();
+  sl__snapshots_clean(s->snap_dir);
+  if (sl_snapshot_list(s->snap_dir, s->store_id, &snaps, &n) == 0 && n) {
+    k->snap_txid = snaps[n - 1].txid;
+    k->snap_us = snaps[n - 1].created_us;
+  }
+  if (n) free(snaps);
+  uint64_t bytes = archive_bytes_after(s->archive_dir, k->snap_txid);
+  pthread_mutex_lock(&s->mu);
+  s->snap_bytes = bytes;
+  pthread_mutex_unlock(&s->mu);
+  k->first_txid_ns = sl_mono_ns();
+}
+
+static void maybe_snapshot(keeper *k, sl_store *standby, uint64_t applied, uint64_t bytes) {
+  sl__stream *s = k->s;
+  const sl_receiver_options *o = &s->r->opt;
+  uint64_t now = sl_now_us();
+  bool by_time = o->snapshot_every_s && now - k->snap_us >= o->snapshot_every_s * 1000000u;
+  bool by_bytes = o->snapshot_after_bytes && bytes >= o->snapshot_after_bytes;
+  if (!standby || applied <= k->snap_txid || !(by_time || by_bytes) || now < k->snap_retry_us) return;
+  sl_snapshot_options so = {.cancel = &s->snap_cancel};
+  sl_snapshot snap;
+  bool existed;
+  uint64_t t0 = sl_mono_ns();
+  int rc = sl_snapshot_take(standby, s->snap_dir, &so, &snap, &existed);
+  if (rc) {
+    if (rc != -ECANCELED)
+      sl_log_warn("stream %s: snapshot failed (%s); next try in %d s", s->name, sl_strerror(rc), SNAPSHOT_RETRY_S);
+    k->snap_retry_us = now + SNAPSHOT_RETRY_S * 1000000ull;
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  s->snap_bytes -= SL_MIN(bytes, s->snap_bytes); /* what arrived meanwhile still counts */
+  pthread_mutex_unlock(&s->mu);
+  k->snap_txid = snap.txid;
+  k->snap_us = now;
+  sl_log_info("stream %s: snapshot at txid %llu (%s): %s, %.1f MiB in %.1f s", s->name,
+              (unsigned long long)snap.txid, by_bytes ? "archive grew" : "schedule", snap.path,
+              (double)snap.bytes / (1 << 20), (double)(sl_mono_ns() - t0) / 1e9);
+}
+
+/* The archive's first txid moves when prune (another process) removes segments. */
+static void refresh_first_txid(keeper *k) {
+  sl_seg_info *segs;
+  size_t n;
+  if (sl_mono_ns() - k->first_txid_ns < FIRST_TXID_EVERY_MS * 1000000ull) return;
+  k->first_txid_ns = sl_mono_ns();
+  if (sl_log_list(k->s->archive_dir, &segs, &n) != 0) return;
+  if (n) {
+    pthread_mutex_lock(&k->s->mu);
+    if (k->s->first_txid != segs[0].first_txid) k->s->dirty = true;
+    k->s->first_txid = segs[0].first_txid;
+    pthread_mutex_unlock(&k->s->mu);
+  }
+  free(segs);
+}
+
+static void *keeper_main(void *arg) {
+  sl__stream *s = arg;
+  keeper k = {.s = s, .synced_applied = UINT64_MAX};
+  keeper_init(&k);
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    uint64_t reachable = s->reachable_us, durable = s->durable, applied = s->applied, bytes = s->snap_bytes;
+    sl_store *standby = s->standby_stopped ? NULL : s->standby;
+    bool stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    write_state(&k, reachable, durable);
+    if (stop) break;
+    if (standby && applied != k.synced_applied) {
+      int rc = sl_store_checkpoint(standby);
+      if (rc) sl_log_warn("stream %s: standby sync: %s", s->name, sl_strerror(rc));
+      else k.synced_applied = applied;
+    }
+    maybe_snapshot(&k, standby, applied, bytes);
+    refresh_first_txid(&k);
+    pthread_mutex_lock(&s->mu);
+    if (!s->stop) {
+      struct timespec ts;
+      deadline_after_ms(&ts, KEEPER_TICK_MS);
+      pthread_cond_timedwait(&s->keeper_cond, &s->mu, &ts);
+    }
+  }
+  return NULL;
+}
+
+/* The newest snapshot the archive continues and the standby may start from
+ * (its txid + 1 within the archive, not past the durable txid); loading
+ * a damaged one is logged and the next older one tried. 0: none loaded. */
+static int load_snapshot_standby(sl__stream *s, const char *tmp, uint64_t *txid) {
+  sl_snapshot *snaps;
+  size_t n;
+  int rc = sl_snapshot_list(s->snap_dir, s->store_id, &snaps, &n);
+  *txid = 0;
+  if (rc) return rc;
+  rc = SL_ENOTFOUND;
+  for (size_t i = n; i-- > 0;) {
+    if (snaps[i].txid + 1 < s->first_txid || snaps[i].txid > s->durable) continue;
+    sl_load_options lo = {.no_log = true};
+    sl_remove_tree(tmp);
+    if ((rc = sl_load_full(snaps[i].path, tmp, &lo, NULL)) == 0) {
+      *txid = snaps[i].txid;
+      break;
+    }
+    sl_log_warn("stream %s: cannot rebuild the standby from %s: %s", s->name, snaps[i].path, sl_strerror(rc));
+  }
+  free(snaps);
+  return rc;
+}
+
 /* The standby is derived from the archive: when it is missing (an operator
- * removed it to rebuild it) and the archive still starts at txid 1, create
- * an empty one (under standby~new, renamed into place); the worker then
- * replays the whole archive into it. */
-static int rebuild_standby(sl__stream *s) {
+ * removed it to rebuild it) or was torn by a power loss, build it anew
+ * under standby~new, renamed into place: from the newest usable snapshot,
+ * else empty when the archive starts at txid 1; the worker then replays
+ * the archive into it. SL_ENOTFOUND when neither is possible. */
+static int rebuild_standby(sl__stream *s, const char *why) {
   char *tmp = NULL;
+  uint64_t base = 0;
   int rc = -ENOMEM;
   if (asprintf(&tmp, "%s" SL__NEW_SUFFIX, s->standby_dir) < 0) return rc;
-  sl_store_options so = {.store_id = s->store_id, .first_txid = 1, .no_log = true};
-  rc = sl_remove_tree(tmp);
-  if (rc == 0) rc = sl_store_create(tmp, &so);
+  rc = load_snapshot_standby(s, tmp, &base);
+  if (rc && s->first_txid == 1) {
+    sl_store_options so = {.store_id = s->store_id, .first_txid = 1, .no_log = true};
+    rc = sl_remove_tree(tmp);
+    if (rc == 0) rc = sl_store_create(tmp, &so);
+  }
+  if (rc == 0) rc = sl_remove_tree(s->standby_dir);
   if (rc == 0 && rename(tmp, s->standby_dir) != 0) rc = -errno;
   if (rc == 0) rc = sl_fsync_dir(s->dir);
   if (rc) {
-    sl_log_error("stream %s: cannot rebuild the standby %s: %s", s->name, s->standby_dir,
-                 sl_strerror(rc));
+    sl_log_error("stream %s: the standby %s %s and cannot be rebuilt: %s", s->name, s->standby_dir, why,
+                 rc == SL_ENOTFOUND ? "no snapshot continued by the archive, which does not start at txid 1"
+                                    : sl_strerror(rc));
     sl_remove_tree(tmp);
   } else {
-    sl_log_warn("stream %s: standby %s was missing: rebuilding it from the archive", s->name,
-                s->standby_dir);
+    sl_log_warn("stream %s: the standby %s %s: rebuilt from %s; replaying the archive from txid %llu", s->name,
+                s->standby_dir, why, base ? "the newest snapshot" : "an empty store",
+                (unsigned long long)base + 1);
   }
   free(tmp);
   return rc;
 }
 
-/* A stream directory that exists: open archive and standby, start the worker. */
+static bool has_snapshot(sl__stream *s) {
+  sl_snapshot *snaps;
+  size_t n;
+  if (sl_snapshot_list(s->snap_dir, s->store_id, &snaps, &n) || !n) return false;
+  free(snaps);
+  return true;
+}
+
+/* At load: open the standby, rebuilding it when missing or torn. */
+static void prepare_standby(sl__stream *s) {
+  bool exists = dir_exists(s->standby_dir);
+  if (exists && open_standby(s, true) != SL_ECORRUPT) return;
+  if (!exists && s->first_txid != 1 && !has_snapshot(s)) return; /* a stream without a standby */
+  if (rebuild_standby(s, exists ? "was torn by a power loss" : "was missing") == 0) open_standby(s, false);
+  else if (exists) stop_standby_locked(s, "standby %s was torn by a power loss and cannot be rebuilt", s->standby_dir);
+}
+
+/* A stream directory that exists: open archive and standby, start the threads. */
 static int stream_load(sl__receiver *r, const char *name, sl__stream **out) {
   sl__stream *s = stream_new(r, name);
   if (!s) return -ENOMEM;
   load_old_status(s);
-  if (open_archive(s, NULL) == 0) {
-    if (!dir_exists(s->standby_dir) && s->first_txid == 1) rebuild_standby(s);
-    if (dir_exists(s->standby_dir)) open_standby(s);
-  }
+  sl__rx_metrics_stream(s);
+  s->reachable_us = sl__stream_reachable_us(s->dir);
+  if (open_archive(s, NULL) == 0) prepare_standby(s);
   update_behind(s);
+  update_reachable(s);
   s->dirty = true;
-  int rc = start_worker(s);
+  int rc = start_thread(s, &s->worker, &s->worker_running, worker_main, "worker");
+  if (rc == 0) rc = start_thread(s, &s->keeper, &s->keeper_running, keeper_main, "keeper");
   if (rc) {
+    stream_stop_threads(s);
     if (s->standby) sl_store_close(s->standby);
     if (s->log) sl_log_close(s->log);
     stream_free(s);
@@ -509,13 +728,7 @@ static int stream_load(sl__receiver *r, const char *name, sl__stream **out) {
 }
 
 static void stream_close(sl__stream *s) {
-  pthread_mutex_lock(&s->mu);
-  s->stop = true;
-  s->owner = NULL;
-  s->dirty = true;
-  pthread_cond_broadcast(&s->cond);
-  pthread_mutex_unlock(&s->mu);
-  if (s->worker_running) pthread_join(s->worker, NULL);
+  stream_stop_threads(s);
   if (s->standby) sl_store_close(s->standby);
   if (s->log) sl_log_close(s->log);
   stream_free(s);
@@ -600,7 +813,7 @@ static int stream_create(sl__receiver *r, const char *name, const uint8_t *store
   if (rc == 0) rc = sl_mkdir_p(archive);
   if (rc == 0) rc = sl_mkdir_p(snaps);
   if (rc) goto fail;
-  sl_log_options lo = {.first_txid = first_txid};
+  sl_log_options lo = {.first_txid = first_txid, .segment_size = r->opt.segment_size};
   memcpy(lo.store_id, store_id, SL_STORE_ID_SIZE);
   rc = sl_log_create(archive, &lo);
   if (rc) goto fail;
@@ -697,7 +910,7 @@ int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t 
       snprintf(why, whylen, "stream %s: %s", s->name, s->log_error);
       goto out;
     }
-    if (!s->standby && dir_exists(s->standby_dir) && !s->standby_stopped) open_standby(s);
+    if (!s->standby && dir_exists(s->standby_dir) && !s->standby_stopped) open_standby(s, false);
   }
   s->owner = c;
   snprintf(s->peer, sizeof s->peer, "%s", sl_conn_peer(c));
@@ -788,10 +1001,12 @@ int sl__stream_sync(sl__stream *s) {
     s->durable = target;
     s->last_commit_us = commit_us;
     update_behind(s);
+    update_reachable(s);
     s->dirty = true;
     pthread_cond_signal(&s->cond);
   }
   pthread_mutex_unlock(&s->mu);
+  sl__rx_metrics_durable(s, commit_us);
   return 0;
 }
 
@@ -799,7 +1014,12 @@ void sl__stream_note_primary(sl__stream *s, uint64_t committed, uint64_t time_us
   pthread_mutex_lock(&s->mu);
   if (committed > s->primary_committed) s->primary_committed = committed;
   if (time_us > s->primary_time_us) s->primary_time_us = time_us;
+  if (time_us > s->pending_time_us) {
+    s->pending_time_us = time_us;
+    s->pending_committed = SL_MAX(committed, s->pending_committed);
+  }
   update_behind(s);
+  update_reachable(s);
   s->dirty = true;
   pthread_mutex_unlock(&s->mu);
 }
@@ -807,6 +1027,7 @@ void sl__stream_note_primary(sl__stream *s, uint64_t committed, uint64_t time_us
 void sl__stream_note_batch(sl__stream *s, uint64_t bytes, uint64_t last_commit_us) {
   pthread_mutex_lock(&s->mu);
   s->bytes += bytes;
+  s->snap_bytes += bytes;
   s->batches++;
   /* A commit the primary made is also a reading of its clock. */
   if (last_commit_us > s->primary_time_us) s->primary_time_us = last_commit_us;
@@ -883,6 +1104,7 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
   out->batches = sl_status_get_u64(text, "batches");
   out->updated_us = sl_status_get_u64(text, "updated_us");
   uint64_t applied_commit_us = sl_status_get_u64(text, "applied_commit_us");
+  out->reachable_time_us = sl__stream_reachable_us(dir);
   uint64_t behind_since = sl_status_get_u64(text, "behind_since_us");
 
   /* The archive's durable mark and the standby itself are fresher than a

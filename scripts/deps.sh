@@ -12,11 +12,15 @@ set -euo pipefail
 # Build: compiler, CMake, pkg-config and the libraries CMakeLists.txt looks for.
 # Tests: cmocka; jq reads the --json output of the commands in the end-to-end
 # tests. lmdb-utils (mdb_stat, mdb_dump) helps look inside a store.
+# libinih-dev parses --config files. Operations tests (tests/e2e_ops.sh,
+# e2e_systemd.sh): curl scrapes /metrics, prometheus brings promtool and the
+# server that scrapes shiplog, systemd brings systemd-analyze.
 PACKAGES=(
   gcc make libc6-dev cmake pkg-config
   liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
-  liblmdb-dev libjansson-dev libcmocka-dev
+  liblmdb-dev libjansson-dev libcmocka-dev libinih-dev
   jq lmdb-utils
+  curl prometheus systemd
 )
 
 installed() {

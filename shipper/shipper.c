@@ -80,6 +80,7 @@
 #include "codec.h"
 #include "io.h"
 #include "log.h"
+#include "ship_metrics.h"
 #include "sl_base.h"
 #include "tail.h"
 
@@ -236,6 +237,7 @@ static void reporter_stop(reporter *r) {
 typedef struct slot {
   sl_buf raw, lz4, wire;
   uint64_t first, last, commit_us, start_ns;
+  size_t data_len;               /* compressed bytes (Batch.data) */
   int rc;                        /* sealing result */
 } slot;
 
@@ -244,6 +246,7 @@ static int seal_slot(slot *b, uint64_t committed) {
   Shiplog__Repl__Batch bt;
   int rc = sl_batch_seal(b->raw.data, b->raw.len, b->first, b->last, true, &b->lz4, &bt);
   if (rc) return rc;
+  b->data_len = bt.data.len;
   bt.has_last_commit_us = true;
   bt.last_commit_us = b->commit_us;
   bt.has_sent_time_us = true;
@@ -344,6 +347,7 @@ typedef struct shipper {
   sl__io *io;
   sl__tail *tail;
   reporter rep;
+  sl__ship_metrics *mx;          /* NULL without opt->metrics */
 
   state st;
   int rc;                        /* FAILED: the code sl_shipper_run returns */
@@ -365,6 +369,7 @@ typedef struct shipper {
   uint64_t confirmed;            /* consumer position: max(durable, start - 1) */
   size_t recv_limit;             /* the receiver's largest raw batch */
   uint64_t bytes, batches, reconnects, sessions;
+  uint64_t compressed_bytes;     /* Batch.data bytes sent (after compression) */
   uint64_t last_send_ns, last_recv_ns, report_ns, caught_up_ns;
   bool mark_dirty, report_dirty;
   int backoff_ms;
@@ -451,6 +456,11 @@ static void report(shipper *s, uint64_t now_ns) {
            (unsigned long long)s->batches, (unsigned long long)s->reconnects,
            (unsigned long long)lag_ms, sl__io_name(s->io), (unsigned long long)now_us, s->error);
   reporter_status(&s->rep, text);
+  sl__ship_metrics_report(s->mx, &(sl__ship_numbers){
+      .streaming = s->st == ST_STREAMING, .committed = s->committed, .shipped = s->shipped,
+      .durable = s->durable, .applied = s->applied, .applied_commit_us = s->applied_commit_us,
+      .bytes = s->bytes, .compressed_bytes = s->compressed_bytes, .batches = s->batches,
+      .reconnects = s->reconnects});
   s->report_ns = now_ns;
   s->report_dirty = false;
 }
@@ -594,6 +604,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   s->last_send_ns = s->last_recv_ns = sl_mono_ns();
   sl_log_info("shipping stream %s to %s from txid %llu (%s)", o->stream, o->to,
               (unsigned long long)start, sl__io_name(s->io));
+  if (first && o->on_ready) o->on_ready(o->ready_arg);
   return 0;
 }
 
@@ -622,6 +633,7 @@ static int on_error_msg(shipper *s, const Shiplog__Repl__Error *e) {
   default: rc = SL_EINVAL; break;
   }
   const char *text = e->message ? e->message : "";
+  sl__ship_metrics_refused(s->mx, err_code_name(e->code));
   if (e->has_permanent && e->permanent)
     return fatal(s, rc, "receiver %s refused stream %s: %s (%s)", s->opt->to, s->opt->stream, text,
                  err_code_name(e->code));
@@ -638,8 +650,10 @@ static int on_positions(shipper *s, uint64_t durable, bool has_applied, uint64_t
   if (durable > s->durable) {
     recovered(s);
     s->durable = durable;
-    while (s->q_durable < s->q_end && s->q[s->q_durable % SENT_RING].last_txid <= durable)
+    while (s->q_durable < s->q_end && s->q[s->q_durable % SENT_RING].last_txid <= durable) {
+      sl__ship_metrics_durable(s->mx, s->q[s->q_durable % SENT_RING].commit_us);
       s->inflight -= s->q[s->q_durable++ % SENT_RING].bytes;
+    }
     s->report_dirty = true;
   }
   if (durable > s->confirmed) {
@@ -648,8 +662,10 @@ static int on_positions(shipper *s, uint64_t durable, bool has_applied, uint64_t
   }
   if (has_applied && applied > s->applied) {
     s->applied = SL_MIN(applied, s->durable);
-    while (s->q_applied < s->q_durable && s->q[s->q_applied % SENT_RING].last_txid <= s->applied)
+    while (s->q_applied < s->q_durable && s->q[s->q_applied % SENT_RING].last_txid <= s->applied) {
       s->applied_commit_us = s->q[s->q_applied++ % SENT_RING].commit_us;
+      sl__ship_metrics_applied(s->mx, s->applied_commit_us);
+    }
     s->report_dirty = true;
   }
   return 0;
@@ -761,6 +777,7 @@ static int send_slot(shipper *s, slot *b) {
   s->inflight += b->raw.len;
   s->shipped = b->last;
   s->bytes += b->raw.len;
+  s->compressed_bytes += b->data_len;
   s->batches++;
   s->report_dirty = true;
   b->raw.len = 0;
@@ -989,6 +1006,7 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
     return -ENAMETOOLONG;
 
   if ((rc = read_store_id(s))) return rc;
+  if ((rc = sl__ship_metrics_open(opt->metrics, opt->stream, s->logdir, &s->mx))) return rc;
   if ((rc = sl_mkdir_p(shipdir))) {
     sl_log_error("%s: %s", shipdir, sl_strerror(rc));
     return rc;
@@ -1009,6 +1027,7 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
 int sl_shipper_run(const sl_shipper_options *opt, volatile sig_atomic_t *stop) {
   shipper *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
+  sl_log_context(opt->stream, opt->to);
   int rc = setup(s, opt, stop);
   if (rc) goto done;
   report(s, sl_mono_ns());
@@ -1033,6 +1052,7 @@ done:
   disconnect(s);
   sealer_stop(&s->z);
   reporter_stop(&s->rep);
+  sl__ship_metrics_close(s->mx);
   sl__tail_close(s->tail);
   sl__io_close(s->io);
   sl_buf_free(&s->rbuf);

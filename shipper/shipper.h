@@ -20,7 +20,9 @@
  * Status: STORE/ship/STREAM.status, rewritten at most every 200 ms while
  * something changes (key=value lines: state, peer, committed, shipped,
  * durable, applied, bytes, batches, reconnects, lag_ms, error). Read by
- * `shiplog status STORE`.
+ * `shiplog status STORE`. The same numbers, and latency histograms, go to
+ * opt->metrics when given (updated when the status is, at most every
+ * 200 ms; histograms as acknowledgements arrive).
  */
 #ifndef SL_SHIPPER_H
 #define SL_SHIPPER_H
@@ -29,6 +31,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "metrics.h"
 
 typedef enum sl_io_backend { SL_IO_AUTO = 0, SL_IO_URING, SL_IO_PLAIN } sl_io_backend;
 
@@ -47,6 +51,10 @@ typedef struct sl_shipper_options {
   int backoff_max_ms;          /* 0: 5000 */
   sl_io_backend backend;
   bool exit_when_caught_up;    /* stop once everything durable is acknowledged */
+  sl_metrics *metrics;         /* NULL, or where the stream's metrics go (README "Operations");
+                                  must outlive sl_shipper_run */
+  void (*on_ready)(void *arg); /* NULL, or called once, when the first session is up */
+  void *ready_arg;
 } sl_shipper_options;
 
 /* Run until *stop becomes non-zero (signal handler), a permanent refusal

@@ -242,4 +242,10 @@ void sl_log_reader_close(sl_log_reader *r);
  * scanning segment headers then frames. *txid = next txid if none. */
 int sl_log_find_after_time(const char *logdir, uint64_t since_us, uint64_t *txid);
 
+/* Lag in bytes (`shiplog status`, metrics): the bytes of LOGDIR's frames
+ * after txid `after`, from that frame's offset to the end of the newest
+ * segment, segment headers in between not counted; 0 when after >= last
+ * (the newest txid of interest) or the log cannot be read. Any process. */
+uint64_t sl_log_bytes_after(const char *logdir, uint64_t after, uint64_t last);
+
 #endif

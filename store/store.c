@@ -39,9 +39,15 @@
  * after its own commit is durable, so no one waits for it under the writer
  * lock) and at close, before writer.lock says "closed".
  *
- * A NO-LOG STORE (standby) has no log to rebuild from; its LMDB is opened
- * MDB_NOMETASYNC instead, which keeps it intact through a power loss (the
- * last applied transactions may be lost; the receiver's archive has them).
+ * A NO-LOG STORE (standby) is opened MDB_NOSYNC | MDB_WRITEMAP too: an
+ * apply costs no fsync, so a standby follows its primary within a
+ * fraction of a millisecond. It has no log to rebuild from, so after a
+ * power loss (writer.lock left "open" by another boot) LMDB may be torn and
+ * any open of it, for writing or reading, fails with SL_ECORRUPT until its
+ * owner rebuilds it from what it is derived from (the receiver: the newest
+ * snapshot and its archive). sl_store_checkpoint syncs it (the receiver does
+ * so about once a second), which bounds the dirty pages, not what a power
+ * loss costs.
  *
  * LOCKS: st->wlock is the writer lock: held from sl_tx_begin to the end of
  * commit/abort, and by sl_store_apply*. It guards st->meta, the reusable
@@ -70,7 +76,7 @@
 #define MAX_READERS 256
 #define REPLAY_BATCH_TX 10000
 #define REPLAY_BATCH_BYTES (16u << 20) /* larger LMDB transactions spill dirty pages */
-#define LOG_ENV_FLAGS (MDB_NOSYNC | MDB_WRITEMAP)
+#define ENV_FLAGS (MDB_NOSYNC | MDB_WRITEMAP) /* for writing, log or not */
 #define COMMIT_AHEAD_MAX_US (60ull * 1000000)
 #define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
 
@@ -316,6 +322,14 @@ static int lock_state_write(sl_store *st, const char *state) {
   return rc;
 }
 
+/* writer.lock's text says "open BOOT" with another boot's id: copy BOOT. */
+static void foreign_of(char *text, const char *boot, char *foreign_boot, size_t n) {
+  text[strcspn(text, "\n")] = 0;
+  foreign_boot[0] = 0;
+  if (strncmp(text, "open ", 5) == 0 && strcmp(text + 5, boot) != 0)
+    snprintf(foreign_boot, n, "%.*s", (int)n - 1, text + 5);
+}
+
 /* Take writer.lock; *foreign_boot gets the boot id of a writer that never
  * closed the store, if it was another boot's (else ""). */
 static int lock_take(sl_store *st, char *foreign_boot, size_t n) {
@@ -340,8 +354,7 @@ static int lock_take(sl_store *st, char *foreign_boot, size_t n) {
     return (int)r;
   }
   buf[r] = 0;
-  buf[strcspn(buf, "\n")] = 0;
-  if (strncmp(buf, "open ", 5) == 0 && strcmp(buf + 5, st->boot_id) != 0) snprintf(foreign_boot, n, "%.*s", (int)n - 1, buf + 5);
+  foreign_of(buf, st->boot_id, foreign_boot, n);
   return 0;
 }
 
@@ -426,7 +439,7 @@ static int rebuild(sl_store *st, const char *logdir, const char *why) {
   if (unlink(p) && errno != ENOENT) goto unlink_failed;
   if ((rc = join(p, sizeof p, st->dir, "lock.mdb"))) return rc;
   if (unlink(p) && errno != ENOENT) goto unlink_failed;
-  if ((rc = env_open(st, LOG_ENV_FLAGS, map))) return rc;
+  if ((rc = env_open(st, ENV_FLAGS, map))) return rc;
   return lmdb_init(st, 0, seg ? seg : SL_SEG_SIZE_DEFAULT, false);
 unlink_failed:
   rc = -errno;
@@ -455,12 +468,12 @@ static int open_writer(sl_store *st) {
     sl_log_error("%s: data.mdb is missing", st->dir);
     return SL_ECORRUPT;
   }
-  if (why[0]) {
-    rc = rebuild(st, logdir, why);
-  } else {
-    if (foreign[0]) sl_log_info("%s: opened after a power loss; a no-log store is kept intact by LMDB", st->dir);
-    rc = env_open(st, has_log ? LOG_ENV_FLAGS : MDB_NOMETASYNC, 0);
+  if (foreign[0] && !has_log) {
+    sl_log_error("%s: the machine went down while this standby was open (boot %s): its LMDB, written without "
+                 "sync, may be torn; rebuild it from its archive", st->dir, foreign);
+    return SL_ECORRUPT;
   }
+  rc = why[0] ? rebuild(st, logdir, why) : env_open(st, ENV_FLAGS, 0);
   if (rc || (rc = load_meta(st))) return rc;
   if (st->no_log == has_log) {
     sl_log_error("%s: LMDB says the store %s a log, the directory disagrees", st->dir, st->no_log ? "has no" : "has");
@@ -482,7 +495,60 @@ static int open_rdonly(sl_store *st) {
     return -ENOENT;
   }
   int rc = env_open(st, MDB_RDONLY, 0);
-  return rc ? rc : load_meta(st);
+  if (rc || (rc = load_meta(st)) || !st->no_log) return rc;
+  /* A standby is written without sync: after a power loss it may be torn
+   * until its owner rebuilds it (and writes writer.lock anew). */
+  char p[4096], boot[64], foreign[64];
+  uint8_t *text = NULL;
+  size_t len = 0;
+  if ((rc = join(p, sizeof p, st->dir, "writer.lock")) || sl_read_file(p, 127, &text, &len) != 0) return rc;
+  char buf[128];
+  snprintf(buf, sizeof buf, "%.*s", (int)len, (const char *)text);
+  free(text);
+  read_boot_id(boot, sizeof boot);
+  foreign_of(buf, boot, foreign, sizeof foreign);
+  if (!foreign[0]) return 0;
+  sl_log_error("%s: the machine went down while this standby was open (boot %s): it may be torn until its "
+               "receiver rebuilds it", st->dir, foreign);
+  return SL_ECORRUPT;
+}
+
+int sl_store_lock_unused(const char *dir, int *lock_fd) {
+  char p[4096];
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+  int rc, fd = -1, lfd = -1;
+  *lock_fd = -1;
+  if ((rc = join(p, sizeof p, dir, "writer.lock"))) return rc;
+  if ((fd = open(p, O_RDWR | O_CLOEXEC)) < 0) {
+    rc = -errno;
+    sl_log_error("%s: %s", p, strerror(errno));
+    return rc;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB)) {
+    rc = errno == EWOULDBLOCK ? SL_ELOCKED : -errno;
+    sl_log_error("%s: %s", dir, rc == SL_ELOCKED ? "open for writing by another process" : strerror(errno));
+    goto fail;
+  }
+  /* Every process with the LMDB environment open holds a shared fcntl lock
+   * on byte 0 of lock.mdb (LMDB's "is anyone else here" test). */
+  if ((rc = join(p, sizeof p, dir, "lock.mdb"))) goto fail;
+  if ((lfd = open(p, O_RDONLY | O_CLOEXEC)) >= 0) {
+    if (fcntl(lfd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
+      sl_log_error("%s: open (for reading) by process %d", dir, (int)fl.l_pid);
+      rc = SL_ELOCKED;
+    }
+    close(lfd);
+    if (rc) goto fail;
+  } else if (errno != ENOENT) {
+    rc = -errno;
+    sl_log_error("%s: %s", p, strerror(errno));
+    goto fail;
+  }
+  *lock_fd = fd;
+  return 0;
+fail:
+  close(fd);
+  return rc;
 }
 
 /* ---- open / close -------------------------------------------------------------------- */

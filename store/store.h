@@ -130,8 +130,19 @@ int sl_store_create(const char *dir, const sl_store_options *opt);
  * Errors: SL_ELOCKED (another writer), SL_EINVAL (SL_OPEN_NOLOG on a store
  * with a log or its absence on one without), SL_ECORRUPT (LMDB cannot be
  * rebuilt after a power loss, or is ahead of the log), SL_ESTOREID,
- * SL_EVERSION, -ENOENT (no store.id: not a store, or half created). */
+ * SL_EVERSION, -ENOENT (no store.id: not a store, or half created).
+ * A no_log store (standby) is written without any sync (MDB_NOSYNC): after
+ * a power loss, until its owner rebuilds it, every open of it (read-only
+ * too) fails with SL_ECORRUPT; its owner removes it and builds it anew from
+ * what it derives from (the receiver: snapshot + archive). */
 int sl_store_open(const char *dir, unsigned flags, sl_store **out);
+/* Is DIR in use by any process? 0 when none has it open, for writing
+ * (writer.lock flocked) or reading (LMDB's shared lock on lock.mdb); then
+ * *lock_fd holds writer.lock flocked, so that no writer opens DIR until the
+ * caller closes it (an in-place restore swaps the directory meanwhile).
+ * SL_ELOCKED otherwise, logged naming DIR and, for a reader, its pid. The
+ * caller's own process must not have DIR open. */
+int sl_store_lock_unused(const char *dir, int *lock_fd);
 /* Checkpoints (when open for writing) and closes. No tx or view may be open. */
 void sl_store_close(sl_store *st);
 
@@ -139,7 +150,8 @@ const uint8_t *sl_store_id(const sl_store *st);
 const char *sl_store_dir(const sl_store *st);
 /* The log of a store opened for writing (NULL when read-only). */
 sl_log *sl_store_log(sl_store *st);
-/* Sync LMDB, record the checkpoint, prune segments no one needs. */
+/* Sync LMDB, record the checkpoint, prune segments no one needs. Safe from
+ * another thread while one applies or commits (the sync takes no lock). */
 int sl_store_checkpoint(sl_store *st);
 
 /* ---- writing ------------------------------------------------------------- */

@@ -401,6 +401,40 @@ static void base_diag_lines(void **state) {
   free(out);
 }
 
+static uint64_t diag_clock(void) { return 1795615387250000ull; } /* 2026-11-25T14:03:07.25Z */
+
+static void print_formats(void) {
+  sl_clock_set_for_test(diag_clock);
+  sl_log_set_timestamps(true);
+  sl_log_error("no context");
+  sl_log_context("main", "10.0.0.5:41000");
+  sl_log_warn("line\nbreak");
+  sl_log_set_format(SL_LOG_JSON);
+  sl_log_error("q\"b\\s\x01 \xc3\xa9 \xff");
+  sl_log_context(NULL, "p:1");
+  sl_log_set_verbose(true);
+  sl_log_info("i");
+  sl_log_set_verbose(false);
+  sl_log_context(NULL, NULL);
+  sl_log_set_format(SL_LOG_TEXT);
+  sl_log_set_timestamps(false);
+  sl_clock_set_for_test(NULL);
+}
+
+static void base_diag_formats(void **state) {
+  (void)state;
+  char *out = capture_stderr(print_formats);
+  const char *want =
+      "2026-11-25T14:03:07.250000Z shiplog: error: no context\n"
+      "2026-11-25T14:03:07.250000Z shiplog: stream=main peer=10.0.0.5:41000: warning: line break\n"
+      "{\"time\":\"2026-11-25T14:03:07.250000Z\",\"level\":\"error\",\"program\":\"shiplog\","
+      "\"stream\":\"main\",\"peer\":\"10.0.0.5:41000\",\"msg\":\"q\\\"b\\\\s\\u0001 \xc3\xa9 \\ufffd\"}\n"
+      "{\"time\":\"2026-11-25T14:03:07.250000Z\",\"level\":\"info\",\"program\":\"shiplog\","
+      "\"peer\":\"p:1\",\"msg\":\"i\"}\n";
+  assert_string_equal(out, want);
+  free(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(base_crc32c_vectors),
@@ -417,6 +451,7 @@ int main(void) {
       cmocka_unit_test(base_write_file_atomic_faults),
 #endif
       cmocka_unit_test(base_diag_lines),
+      cmocka_unit_test(base_diag_formats),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,369 @@
+/*
+ * `shiplog snapshot`, `restore` and `prune` (spec/cli.md, "Point in time"):
+ * thin front ends of receiver/pitr.h on a receiver's data directory. They
+ * run beside the receiver: snapshot opens the standby read-only (one LMDB
+ * read transaction while the receiver applies), restore reads the archive
+ * up to its durable mark, prune unlinks only what pitr.h says no kept
+ * snapshot needs.
+ *
+ * restore stops between replay groups on SIGINT or SIGTERM (a flag the
+ * restore polls), so an interrupted restore leaves nothing behind either.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmd_repl.h"
+#include "codec.h"
+#include "pitr.h"
+#include "sl_base.h"
+
+static double mib(uint64_t b) { return (double)b / (1 << 20); }
+
+static int print_json(json_t *o) {
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!s) return CLI_FAIL;
+  puts(s);
+  free(s);
+  return CLI_OK;
+}
+
+static int check_stream(const char *cmd, const char *data, const char *stream) {
+  if (!data) return cli_usage(cmd, "--data DIR is required");
+  if (!stream) return cli_usage(cmd, "--stream NAME is required");
+  if (!sl_stream_name_valid(stream))
+    return cli_usage(cmd, "--stream: '%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", stream);
+  return CLI_OK;
+}
+
+/* ---- snapshot ---------------------------------------------------------------------- */
+static const char snapshot_help[] =
+    "Usage: shiplog snapshot --data DIR --stream NAME [--quiet] [--json]\n"
+    "\n"
+    "Take a base snapshot of stream NAME's standby now, while the receiver keeps\n"
+    "applying (one LMDB read transaction): a full dump (store/dump.h) named by the\n"
+    "txid it holds, DIR/streams/NAME/snapshots/<txid>.snap, written to a temporary\n"
+    "file and renamed when complete. A restore starts from the newest snapshot at\n"
+    "or before its target and replays the archive from there. The receiver also\n"
+    "takes them itself (receive --snapshot-every, --snapshot-after-bytes).\n"
+    "\n"
+    "  --data DIR      the receiver's data directory\n"
+    "  --stream NAME   the stream\n"
+    "  --quiet         no progress line on a terminal\n"
+    "  --json          one JSON object instead of the summary line\n";
+
+int sl_cmd_snapshot(int argc, char **argv) {
+  static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                       {"stream", required_argument, NULL, 's'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+  const char *data = NULL, *stream = NULL;
+  bool quiet = false, json = false;
+  int c;
+  while ((c = cli_getopt(argc, argv, opts)) != -1) {
+    switch (c) {
+    case 'h': return cli_help(snapshot_help);
+    case 'd': data = optarg; break;
+    case 's': stream = optarg; break;
+    case 'q': quiet = true; break;
+    case 'j': json = true; break;
+    default: return cli_usage("snapshot", NULL);
+    }
+  }
+  if (optind < argc) return cli_usage("snapshot", "unexpected argument '%s'", argv[optind]);
+  if (check_stream("snapshot", data, stream)) return CLI_USAGE;
+  cli_progress prog;
+  cli_progress_init(&prog, "snapshot (records)", false, quiet);
+  sl_snapshot_options so = {.progress = cli_progress_update, .progress_arg = &prog};
+  sl_snapshot snap;
+  bool existed;
+  uint64_t t0 = sl_mono_ns();
+  int rc = sl_snapshot_stream(data, stream, &so, &snap, &existed);
+  cli_progress_end(&prog);
+  if (rc) return CLI_FAIL;
+  char t[40];
+  if (snap.commit_us) sl_time_format(snap.commit_us, t, sizeof t);
+  else snprintf(t, sizeof t, "empty");
+  if (json)
+    return print_json(json_pack("{s:s,s:I,s:I,s:s,s:s,s:I,s:b,s:f}", "stream", stream, "txid", (json_int_t)snap.txid,
+                                "commit_us", (json_int_t)snap.commit_us, "commit_time", t, "path", snap.path,
+                                "bytes", (json_int_t)snap.bytes, "existed", existed,
+                                "seconds", (double)(sl_mono_ns() - t0) / 1e9));
+  if (existed)
+    printf("stream %s already has a snapshot at txid %" PRIu64 " (%s): %s\n", stream, snap.txid, t, snap.path);
+  else
+    printf("snapshot of stream %s at txid %" PRIu64 " (%s): %s, %.1f MiB in %.1f s\n", stream, snap.txid, t,
+           snap.path, mib(snap.bytes), (double)(sl_mono_ns() - t0) / 1e9);
+  return CLI_OK;
+}
+
+/* ---- restore ------------------------------------------------------------------------ */
+static const char restore_help[] =
+    "Usage: shiplog restore --data DIR --stream NAME (--to-time TIME | --to-txid N)\n"
+    "                       (--into NEW_DIR | --in-place STORE) [--quiet] [--json]\n"
+    "\n"
+    "Materialize stream NAME as it was at a point in time, from a receiver's data\n"
+    "directory: the newest snapshot at or before the target (or an empty store\n"
+    "when the archive starts at txid 1), then the archive replayed up to the\n"
+    "target. The result is a complete store (the stream's store id, its own log\n"
+    "continuing at the next txid) that shiplog and the store API open and write.\n"
+    "\n"
+    "Targets are inclusive: --to-time TIME keeps every transaction committed at or\n"
+    "before TIME (ISO-8601 with a zone, or @SECONDS[.FRACTION]); --to-txid N keeps\n"
+    "txids 1..N. A target past what the archive is known to hold (a txid past its\n"
+    "durable one, a time later than the primary's clock as last reported with\n"
+    "everything before it archived) or before the first snapshot the archive\n"
+    "continues is refused, saying what the stream holds.\n"
+    "\n"
+    "  --into NEW_DIR    a new store in NEW_DIR (missing or empty)\n"
+    "  --in-place STORE  replace STORE, the stream's primary, which no process may\n"
+    "                    have open; its old state is kept as\n"
+    "                    STORE.before-restore-<UTC time> (remove it yourself)\n"
+    "  --quiet           no progress line on a terminal\n"
+    "  --json            one JSON object instead of the summary line\n"
+    "\n"
+    "The store is built beside the target and renamed into place when complete:\n"
+    "a failed or interrupted restore leaves nothing behind.\n";
+
+static atomic_bool restore_cancel;
+
+static void on_signal(int sig) {
+  (void)sig;
+  atomic_store(&restore_cancel, true);
+}
+
+typedef struct restore_progress {
+  cli_progress load, replay;
+  bool replaying;
+} restore_progress;
+
+static void load_progress(void *arg, uint64_t done, uint64_t total) {
+  restore_progress *p = arg;
+  cli_progress_update(&p->load, done, total);
+}
+
+static void replay_progress(void *arg, uint64_t done, uint64_t total) {
+  restore_progress *p = arg;
+  if (!p->replaying) {
+    cli_progress_end(&p->load);
+    p->replay.start_ns = sl_mono_ns(); /* the rate counts replay time only */
+    p->replaying = true;
+  }
+  cli_progress_update(&p->replay, done, total);
+}
+
+int sl_cmd_restore(int argc, char **argv) {
+  static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                       {"stream", required_argument, NULL, 's'},
+                                       {"to-time", required_argument, NULL, 'T'},
+                                       {"to-txid", required_argument, NULL, 'N'},
+                                       {"into", required_argument, NULL, 'i'},
+                                       {"in-place", required_argument, NULL, 'p'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+  sl_restore_options o = {.cancel = &restore_cancel};
+  bool quiet = false, json = false, has_txid = false;
+  int c;
+  while ((c = cli_getopt(argc, argv, opts)) != -1) {
+    switch (c) {
+    case 'h': return cli_help(restore_help);
+    case 'd': o.data_dir = optarg; break;
+    case 's': o.stream = optarg; break;
+    case 'T':
+      if (cli_parse_time("restore", "to-time", optarg, &o.time_us)) return CLI_USAGE;
+      o.by_time = true;
+      break;
+    case 'N':
+      if (cli_parse_u64("restore", "to-txid", optarg, &o.txid)) return CLI_USAGE;
+      has_txid = true;
+      break;
+    case 'i': o.into = optarg; break;
+    case 'p': o.in_place = optarg; break;
+    case 'q': quiet = true; break;
+    case 'j': json = true; break;
+    default: return cli_usage("restore", NULL);
+    }
+  }
+  if (optind < argc) return cli_usage("restore", "unexpected argument '%s'", argv[optind]);
+  if (check_stream("restore", o.data_dir, o.stream)) return CLI_USAGE;
+  if (o.by_time == has_txid) return cli_usage("restore", "give exactly one of --to-time TIME and --to-txid N");
+  if (!o.into == !o.in_place) return cli_usage("restore", "give exactly one of --into NEW_DIR and --in-place STORE");
+
+  restore_progress rp = {0};
+  cli_progress_init(&rp.load, "restore: loading the snapshot", true, quiet);
+  cli_progress_init(&rp.replay, "restore: replaying (transactions)", false, quiet);
+  o.load_progress = load_progress;
+  o.replay_progress = replay_progress;
+  o.progress_arg = &rp;
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sl_restore_result res;
+  uint64_t t0 = sl_mono_ns();
+  int rc = sl_restore(&o, &res);
+  cli_progress_end(&rp.load);
+  cli_progress_end(&rp.replay);
+  if (rc == -ECANCELED) sl_log_error("restore interrupted: nothing was left behind");
+  if (rc) return CLI_FAIL;
+  double secs = (double)(sl_mono_ns() - t0) / 1e9, replay_s = (double)res.replay_ns / 1e9;
+  char t[40];
+  if (res.txid) sl_time_format(res.commit_us, t, sizeof t);
+  else snprintf(t, sizeof t, "empty");
+  const char *where = o.into ? o.into : o.in_place;
+  if (json)
+    return print_json(json_pack(
+        "{s:s,s:I,s:I,s:s,s:s,s:I,s:s,s:I,s:I,s:f,s:f,s:s}", "stream", o.stream, "txid", (json_int_t)res.txid,
+        "commit_us", (json_int_t)res.commit_us, "commit_time", t, "store", where, "base_txid",
+        (json_int_t)res.base_txid, "base", res.base_path[0] ? res.base_path : "empty store", "replayed",
+        (json_int_t)res.replayed, "replayed_bytes", (json_int_t)res.replayed_bytes, "seconds", secs,
+        "replay_seconds", replay_s, "kept", res.kept));
+  printf("restored %s to txid %" PRIu64 " (%s) in %s\n", o.stream, res.txid, t, where);
+  if (res.base_path[0])
+    printf("  from snapshot %s (txid %" PRIu64 ")", res.base_path, res.base_txid);
+  else
+    printf("  from an empty store");
+  printf(" + %" PRIu64 " transactions replayed (%.1f MiB", res.replayed, mib(res.replayed_bytes));
+  if (res.replayed && replay_s > 0) printf(", %.0f tx/s", (double)res.replayed / replay_s);
+  printf("), %.2f s in all\n", secs);
+  if (res.kept[0]) printf("  the store's state before the restore is kept in %s\n", res.kept);
+  return CLI_OK;
+}
+
+/* ---- export --at-txid --------------------------------------------------------------- */
+int cli_restore_temp(const char *data, const char *stream, uint64_t txid, bool quiet, char **store_dir) {
+  const char *base = getenv("TMPDIR");
+  char *root = NULL;
+  *store_dir = NULL;
+  if (asprintf(&root, "%s/shiplog-export-XXXXXX", base && *base ? base : "/tmp") < 0) return CLI_FAIL;
+  if (!mkdtemp(root)) {
+    sl_log_error("%s: cannot create a temporary directory: %s", root, strerror(errno));
+    free(root);
+    return CLI_FAIL;
+  }
+  if (asprintf(store_dir, "%s/store", root) < 0) *store_dir = NULL;
+  free(root);
+  if (!*store_dir) return CLI_FAIL;
+  restore_progress rp = {0};
+  cli_progress_init(&rp.load, "export: loading the snapshot", true, quiet);
+  cli_progress_init(&rp.replay, "export: replaying (transactions)", false, quiet);
+  sl_restore_options o = {.data_dir = data, .stream = stream, .txid = txid, .into = *store_dir,
+                          .load_progress = load_progress, .replay_progress = replay_progress, .progress_arg = &rp};
+  sl_restore_result res;
+  int rc = sl_restore(&o, &res);
+  cli_progress_end(&rp.load);
+  cli_progress_end(&rp.replay);
+  if (rc) {
+    cli_restore_temp_remove(*store_dir);
+    *store_dir = NULL;
+    return CLI_FAIL;
+  }
+  return CLI_OK;
+}
+
+void cli_restore_temp_remove(char *store_dir) {
+  if (!store_dir) return;
+  char *slash = strrchr(store_dir, '/');
+  if (slash) *slash = 0; /* the mkdtemp directory */
+  sl_remove_tree(store_dir);
+  free(store_dir);
+}
+
+/* ---- prune -------------------------------------------------------------------------- */
+static const char prune_help[] =
+    "Usage: shiplog prune --data DIR [--stream NAME] [--keep-snapshots N] [--keep-days D] [--json]\n"
+    "\n"
+    "Retention of a receiver's snapshots and archive segments (every stream, or\n"
+    "NAME). A snapshot is kept when it is one of the newest N, or was taken in the\n"
+    "last D days, or is the newest one taken before them (so that every point of\n"
+    "those days stays restorable); the newest snapshot is always kept, and with\n"
+    "neither option none is removed. Then the archive segments whose every txid is\n"
+    "at or below the oldest kept snapshot (and applied by the standby) are\n"
+    "removed, oldest first, never the newest: what the oldest kept snapshot needs\n"
+    "to reach the present stays. With no snapshot, no segment is removed. Runs\n"
+    "while the receiver runs; refused while a restore reads the stream.\n"
+    "\n"
+    "  --data DIR            the receiver's data directory\n"
+    "  --stream NAME         only this stream\n"
+    "  --keep-snapshots N    keep the newest N snapshots\n"
+    "  --keep-days D         keep the snapshots of the last D days (fractions allowed)\n"
+    "  --json                JSON Lines, one object per stream\n";
+
+static int prune_one(const char *data, const char *stream, const sl_prune_options *o, bool json) {
+  sl_prune_result r;
+  if (sl_prune_stream(data, stream, o, &r)) return CLI_FAIL;
+  if (json)
+    return print_json(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "stream", stream, "snapshots_removed",
+                                (json_int_t)r.snapshots_removed, "snapshots_kept", (json_int_t)r.snapshots_kept,
+                                "segments_removed", (json_int_t)r.segments_removed, "bytes_removed",
+                                (json_int_t)r.bytes_removed, "archive_first_txid", (json_int_t)r.archive_first_txid));
+  printf("stream %s: removed %zu snapshots (kept %zu) and %zu archive segments, %.1f MiB; the archive now "
+         "starts at txid %" PRIu64 "\n",
+         stream, r.snapshots_removed, r.snapshots_kept, r.segments_removed, mib(r.bytes_removed),
+         r.archive_first_txid);
+  return CLI_OK;
+}
+
+int sl_cmd_prune(int argc, char **argv) {
+  static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                       {"stream", required_argument, NULL, 's'},
+                                       {"keep-snapshots", required_argument, NULL, 'n'},
+                                       {"keep-days", required_argument, NULL, 'D'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+  const char *data = NULL, *stream = NULL;
+  sl_prune_options o = {0};
+  bool json = false;
+  char *end;
+  int c;
+  while ((c = cli_getopt(argc, argv, opts)) != -1) {
+    switch (c) {
+    case 'h': return cli_help(prune_help);
+    case 'd': data = optarg; break;
+    case 's': stream = optarg; break;
+    case 'n':
+      if (cli_parse_u64("prune", "keep-snapshots", optarg, &o.keep_snapshots)) return CLI_USAGE;
+      if (!o.keep_snapshots) return cli_usage("prune", "--keep-snapshots must be at least 1");
+      break;
+    case 'D':
+      o.keep_days = strtod(optarg, &end);
+      if (end == optarg || *end || !(o.keep_days > 0) || o.keep_days > 1e6)
+        return cli_usage("prune", "--keep-days: '%s' is not a positive number of days", optarg);
+      break;
+    case 'j': json = true; break;
+    default: return cli_usage("prune", NULL);
+    }
+  }
+  if (optind < argc) return cli_usage("prune", "unexpected argument '%s'", argv[optind]);
+  if (!data) return cli_usage("prune", "--data DIR is required");
+  if (stream) {
+    if (!sl_stream_name_valid(stream))
+      return cli_usage("prune", "--stream: '%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", stream);
+    return prune_one(data, stream, &o, json);
+  }
+  char dir[4096];
+  char **names;
+  size_t n;
+  int rc = cli_list_names(cli_join(dir, sizeof dir, data, "streams"), "", &names, &n), status = CLI_OK;
+  if (rc) {
+    sl_log_error("%s: %s", dir, sl_strerror(rc));
+    return CLI_FAIL;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (prune_one(data, names[i], &o, json)) status = CLI_FAIL;
+  cli_free_names(names, n);
+  if (n == 0 && !json) printf("(no streams in %s)\n", data);
+  return status;
+}

@@ -1,0 +1,57 @@
+/*
+ * Shared by the libFuzzer targets in tests/fuzz/ (built with -DSL_FUZZ=ON by
+ * clang only; tests/fuzz/run.sh runs them). Each target feeds one decoder of
+ * bytes that come from a file or a socket. A target must not leak, must
+ * not keep state between inputs that changes what an input does, and must
+ * accept any input: the decoders' own errors are the expected outcome.
+ */
+#ifndef SL_FUZZ_H
+#define SL_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "sl_base.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* A file holding data for decoders that take a path: a memfd, named by
+ * /proc/self/fd/N (path must hold 32 bytes). Returns the fd (close it after
+ * use) or -1. */
+static inline int fuzz_memfile(const uint8_t *data, size_t size, char *path) {
+  int fd = memfd_create("fuzz", MFD_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t off = 0;
+  while (off < size) {
+    ssize_t n = write(fd, data + off, size - off);
+    if (n <= 0) {
+      close(fd);
+      return -1;
+    }
+    off += (size_t)n;
+  }
+  snprintf(path, 32, "/proc/self/fd/%d", fd);
+  return fd;
+}
+
+/* A scratch directory for targets that build stores (made once per
+ * process): in /dev/shm where there is one, since every store created
+ * fsyncs, which costs nothing in memory. */
+static char fuzz_scratch_dir[64];
+static inline void fuzz_scratch_remove(void) { sl_remove_tree(fuzz_scratch_dir); }
+static inline const char *fuzz_scratch(void) {
+  if (!fuzz_scratch_dir[0]) {
+    snprintf(fuzz_scratch_dir, sizeof fuzz_scratch_dir, "%s/shiplog-fuzz.XXXXXX",
+             access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
+    if (!mkdtemp(fuzz_scratch_dir)) abort();
+    atexit(fuzz_scratch_remove);
+  }
+  return fuzz_scratch_dir;
+}
+
+#endif

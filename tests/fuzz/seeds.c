@@ -1,0 +1,154 @@
+/*
+ * seeds: writes the seed inputs of fuzz_msg and fuzz_batch, which need
+ * framed messages and sealed batches that only the codec can make:
+ *   seeds LOGDIR OUTDIR   (LOGDIR: a store's log with a few transactions)
+ * writes OUTDIR/msg/ (each message kind, and a hello + batches stream) and
+ * OUTDIR/batch/ (the fuzz_batch input layout, see fuzz_batch.c). Run by
+ * tests/fuzz/make_corpus.sh.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "codec.h"
+#include "log.h"
+#include "sl_base.h"
+
+static void put(const char *dir, const char *name, const uint8_t *p, size_t n) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(p, 1, n, f) != n || fclose(f)) {
+    fprintf(stderr, "seeds: %s: %s\n", path, strerror(errno));
+    exit(1);
+  }
+}
+
+static void put_msg(const char *dir, const char *name, const Shiplog__Repl__Message *m) {
+  sl_buf b = {0};
+  if (sl_msg_encode(m, &b)) exit(1);
+  put(dir, name, b.data, b.len);
+  sl_buf_free(&b);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: seeds LOGDIR OUTDIR\n");
+    return 2;
+  }
+  /* The first frames of the log, raw. */
+  sl_log_reader *r;
+  sl_frame f;
+  uint8_t frames[16384];
+  size_t len = 0;
+  uint64_t first = 0, last = 0;
+  if (sl_log_reader_open(argv[1], 1, NULL, &r)) return 1;
+  while (sl_log_reader_next(r, &f) == 0 && len + SL_FRAME_HEADER_SIZE + f.payload_len <= sizeof frames) {
+    sl_frame_header_encode(f.payload, f.payload_len, frames + len);
+    memcpy(frames + len + SL_FRAME_HEADER_SIZE, f.payload, f.payload_len);
+    len += SL_FRAME_HEADER_SIZE + f.payload_len;
+    if (!first) first = f.txid;
+    last = f.txid;
+    if (last - first == 7) break;
+  }
+  sl_log_reader_close(r);
+  if (!len) return 1;
+
+  char msg[4096], bat[4096];
+  snprintf(msg, sizeof msg, "%s/msg", argv[2]);
+  snprintf(bat, sizeof bat, "%s/batch", argv[2]);
+  mkdir(msg, 0755);
+  mkdir(bat, 0755);
+
+  uint8_t id[SL_STORE_ID_SIZE] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
+  Shiplog__Repl__Hello h = SHIPLOG__REPL__HELLO__INIT;
+  h.protocol_version = SL_PROTOCOL_VERSION;
+  h.stream = "s1";
+  h.store_id.data = id;
+  h.store_id.len = sizeof id;
+  h.has_start = h.has_start_txid = h.has_committed_txid = true;
+  h.start = SHIPLOG__REPL__START_KIND__START_FROM_TXID;
+  h.start_txid = first;
+  h.committed_txid = last;
+  h.software = "seeds";
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_HELLO;
+  m.hello = &h;
+  put_msg(msg, "hello", &m);
+
+  Shiplog__Repl__Welcome w = SHIPLOG__REPL__WELCOME__INIT;
+  w.protocol_version = SL_PROTOCOL_VERSION;
+  w.durable_txid = first - 1;
+  w.has_max_batch_bytes = true;
+  w.max_batch_bytes = 1u << 20;
+  m = (Shiplog__Repl__Message)SHIPLOG__REPL__MESSAGE__INIT;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_WELCOME;
+  m.welcome = &w;
+  put_msg(msg, "welcome", &m);
+
+  Shiplog__Repl__Ack a = SHIPLOG__REPL__ACK__INIT;
+  a.durable_txid = last;
+  a.has_applied_txid = true;
+  a.applied_txid = first;
+  m = (Shiplog__Repl__Message)SHIPLOG__REPL__MESSAGE__INIT;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_ACK;
+  m.ack = &a;
+  put_msg(msg, "ack", &m);
+
+  Shiplog__Repl__Heartbeat hb = SHIPLOG__REPL__HEARTBEAT__INIT;
+  hb.has_time_us = hb.has_committed_txid = true;
+  hb.time_us = 1700000000000000ull;
+  hb.committed_txid = last;
+  m = (Shiplog__Repl__Message)SHIPLOG__REPL__MESSAGE__INIT;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT;
+  m.heartbeat = &hb;
+  put_msg(msg, "heartbeat", &m);
+
+  Shiplog__Repl__Error e;
+  sl_msg_error(&m, &e, SHIPLOG__REPL__ERROR_CODE__ERR_FORBIDDEN, true, "stream s1 is not yours");
+  put_msg(msg, "error", &m);
+
+  /* A session: hello, then the frames as an lz4 batch and as a raw one. */
+  sl_buf stream = {0}, scratch = {0};
+  Shiplog__Repl__Batch b;
+  m = (Shiplog__Repl__Message)SHIPLOG__REPL__MESSAGE__INIT;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_HELLO;
+  m.hello = &h;
+  if (sl_msg_encode(&m, &stream)) return 1;
+  for (int lz4 = 1; lz4 >= 0; lz4--) {
+    if (sl_batch_seal(frames, len, first, last, lz4, &scratch, &b)) return 1;
+    m = (Shiplog__Repl__Message)SHIPLOG__REPL__MESSAGE__INIT;
+    m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BATCH;
+    m.batch = &b;
+    put_msg(msg, lz4 ? "batch-lz4" : "batch-raw", &m);
+    if (sl_msg_encode(&m, &stream)) return 1;
+  }
+  put(msg, "session", stream.data, stream.len);
+
+  /* fuzz_batch inputs: header, then frames (mode 0/2) or Batch.data (1/3). */
+  for (int mode = 0; mode < 4; mode++) {
+    uint8_t in[SL_FRAME_HEADER_SIZE + sizeof frames + 64];
+    const uint8_t *data = frames;
+    size_t dlen = len;
+    if (mode & 1) {
+      if (sl_batch_seal(frames, len, first, last, mode & 2, &scratch, &b)) return 1;
+      data = b.data.data;
+      dlen = b.data.len;
+    }
+    in[0] = (uint8_t)mode;
+    sl_put_le32(in + 1, (uint32_t)first);
+    in[5] = (uint8_t)(last - first);
+    in[6] = 0;
+    sl_put_le32(in + 7, (uint32_t)len);
+    sl_put_le32(in + 11, sl_crc32c(0, frames, len));
+    memcpy(in + 15, data, dlen);
+    char name[32];
+    snprintf(name, sizeof name, "mode%d", mode);
+    put(bat, name, in, 15 + dlen);
+  }
+  sl_buf_free(&stream);
+  sl_buf_free(&scratch);
+  return 0;
+}

@@ -514,6 +514,7 @@ static const struct row {
     {"  log replayed per second", "restore", "replay_mb_per_s", "MB/s", true},
     {"full backup (pg_basebackup / dump)", "backup", "mb_per_s", "MB/s", true},
     {"  its duration", "backup", "seconds", "s", false},
+    {"  the state it copies (data dir / LMDB)", "backup", "source_mb", "MB", false},
     {"  its size", "backup", "mb", "MB", false},
     {"log (WAL) bytes per tx", "load", "log_bytes_per_tx", "B", false},
     {"wire bytes per tx", "load", "wire_bytes_per_tx", "B", false},

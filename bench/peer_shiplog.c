@@ -94,7 +94,8 @@ static int sl_side_open(const peer_opts *o, peer_side **out) {
     sl_log_error("%s: cannot open the store: %s", o->store, sl_strerror(rc));
     goto fail;
   }
-  s->ship = (sl_shipper_options){.store_dir = o->store, .to = o->receiver, .stream = o->stream};
+  s->ship = (sl_shipper_options){.store_dir = o->store, .to = o->receiver, .stream = o->stream,
+                                .insecure = true};
   if ((rc = -pthread_create(&s->ship_thread, NULL, ship_main, s))) goto fail;
   s->shipping = true;
   *out = s;

@@ -58,8 +58,20 @@ static const char receive_help[] =
     "                       a snapshot once the archive grew by N bytes since the\n"
     "                       newest one, which bounds what a restore replays\n"
     "                       (suffix K, M, G; default 1G; 0: not by size)\n"
-    "  --insecure           plain TCP without authentication (TLS is not built yet,\n"
-    "                       so this is the only mode for now)\n"
+    "  --tls-cert FILE      TLS 1.3: this receiver's certificate (PEM; chain allowed)\n"
+    "  --tls-key FILE       its private key (PEM)\n"
+    "  --tls-ca FILE        the CA every shipper's certificate must chain to\n"
+    "  --allow FILE         which certificates may write which stream: lines\n"
+    "                       'STREAM IDENTITY [IDENTITY...]' (subject CN or DNS\n"
+    "                       name), '#' comments; other streams are refused\n"
+    "                       (without it every certificate from --tls-ca may\n"
+    "                       write every stream)\n"
+    "  --insecure           plain TCP: no encryption, no authentication (a warning\n"
+    "                       says so); either this or the three --tls-* files is\n"
+    "                       required\n"
+    "  --max-connections-per-peer N\n"
+    "                       connections from one address (default 16)\n"
+    "  --allow-root         run as root (refused otherwise: run it as its own user)\n"
     "  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics\n"
     "                       (port 0: any free port, logged with --verbose)\n"
     "  --verbose            log connections and stream events\n"
@@ -96,6 +108,12 @@ int sl_cmd_receive(int argc, char **argv) {
                                        {"snapshot-every", required_argument, NULL, 'E'},
                                        {"snapshot-after-bytes", required_argument, NULL, 'B'},
                                        {"insecure", no_argument, NULL, 'i'},
+                                       {"tls-cert", required_argument, NULL, 'C'},
+                                       {"tls-key", required_argument, NULL, 'K'},
+                                       {"tls-ca", required_argument, NULL, 'A'},
+                                       {"allow", required_argument, NULL, 'W'},
+                                       {"max-connections-per-peer", required_argument, NULL, 'P'},
+                                       {"allow-root", no_argument, NULL, 'R'},
                                        {"verbose", no_argument, NULL, 'v'},
                                        {"metrics", required_argument, NULL, 'M'},
                                        {"help", no_argument, NULL, 'h'},
@@ -103,6 +121,7 @@ int sl_cmd_receive(int argc, char **argv) {
   const char *metrics = NULL;
   sl_receiver_options ro = {.ready_fd = -1, .snapshot_after_bytes = 1ull << 30};
   const char *ready_file = NULL;
+  bool allow_root = false;
   uint64_t v;
   int c;
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -135,7 +154,18 @@ int sl_cmd_receive(int argc, char **argv) {
     case 'B':
       if (cli_parse_size("receive", "snapshot-after-bytes", optarg, &ro.snapshot_after_bytes)) return CLI_USAGE;
       break;
-    case 'i': break;
+    case 'i': ro.insecure = true; break;
+    case 'C': ro.tls_cert = optarg; break;
+    case 'K': ro.tls_key = optarg; break;
+    case 'A': ro.tls_ca = optarg; break;
+    case 'W': ro.allow_file = optarg; break;
+    case 'P':
+      if (cli_parse_u64("receive", "max-connections-per-peer", optarg, &v)) return CLI_USAGE;
+      if (v < 1 || v > 65536)
+        return cli_usage("receive", "--max-connections-per-peer must lie between 1 and 65536");
+      ro.max_connections_per_peer = (int)v;
+      break;
+    case 'R': allow_root = true; break;
     case 'v': sl_log_set_verbose(true); break;
     case 'M': metrics = optarg; break;
     default: return cli_usage("receive", NULL);
@@ -149,14 +179,21 @@ int sl_cmd_receive(int argc, char **argv) {
     return cli_usage("receive", "--listen: '%s' is not HOST:PORT", ro.listen);
   if (metrics && sl_hostport_parse(metrics, host, sizeof host, port, sizeof port))
     return cli_usage("receive", "--metrics: '%s' is not HOST:PORT", metrics);
+  if (cli_tls_check("receive", &(cli_tls){.cert = ro.tls_cert, .key = ro.tls_key, .ca = ro.tls_ca,
+                                          .allow = ro.allow_file, .insecure = ro.insecure}))
+    return CLI_USAGE;
+  if (geteuid() == 0 && !allow_root) {
+    sl_log_error("refusing to run as root: run the receiver as its own unprivileged user "
+                 "(README \"Security\"), or pass --allow-root");
+    return CLI_FAIL;
+  }
   if (ready_file) {
-    ro.ready_fd = open(ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ro.ready_fd = open(ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (ro.ready_fd < 0) {
       sl_log_error("%s: %s", ready_file, strerror(errno));
       return CLI_FAIL;
     }
   }
-  sl_log_warn("plain TCP without authentication (--insecure; TLS is not available yet)");
 
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);

@@ -32,6 +32,17 @@ void cli_restore_temp_remove(char *store_dir);
 int cli_list_names(const char *dir, const char *suffix, char ***out, size_t *count);
 void cli_free_names(char **names, size_t n);
 
+/* ---- cli/security.c: --tls-cert/--tls-key/--tls-ca or --insecure ------------------------ */
+typedef struct cli_tls {
+  const char *cert, *key, *ca;
+  const char *server_name;    /* ship --tls-server-name */
+  const char *allow;          /* receive --allow */
+  bool insecure;
+} cli_tls;
+/* Exactly TLS (all three files) or --insecure (warned about on stderr):
+ * CLI_OK, or a usage error that names what to pass (CLI_USAGE). */
+int cli_tls_check(const char *cmd, const cli_tls *t);
+
 /* ---- cli/daemon.c: what ship and receive share ------------------------------------- */
 typedef struct cli_daemon {
   sl_metrics *metrics;        /* NULL without --metrics */

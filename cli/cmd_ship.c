@@ -40,7 +40,14 @@ static const char ship_help[] =
     "  --io auto|uring|plain   I/O backend (default auto: io_uring when available;\n"
     "                          $SHIPLOG_IO also chooses)\n"
     "  --exit-when-caught-up   exit 0 once the receiver holds everything durable\n"
-    "  --insecure              plain TCP (the only mode until TLS is built)\n"
+    "  --tls-cert FILE         TLS 1.3: this shipper's certificate (PEM; chain allowed)\n"
+    "  --tls-key FILE          its private key (PEM)\n"
+    "  --tls-ca FILE           the CA the receiver's certificate must chain to\n"
+    "  --tls-server-name NAME  the name the receiver's certificate must carry\n"
+    "                          (default: the HOST of --to)\n"
+    "  --insecure              plain TCP: no encryption, no authentication (a\n"
+    "                          warning says so); either this or the three --tls-*\n"
+    "                          files is required\n"
     "  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics\n"
     "                          (port 0: any free port, logged with --verbose)\n"
     "  --verbose               log connections\n"
@@ -80,6 +87,10 @@ int sl_cmd_ship(int argc, char **argv) {
                                        {"io", required_argument, NULL, 'i'},
                                        {"exit-when-caught-up", no_argument, NULL, 'x'},
                                        {"insecure", no_argument, NULL, 'I'},
+                                       {"tls-cert", required_argument, NULL, 'C'},
+                                       {"tls-key", required_argument, NULL, 'K'},
+                                       {"tls-ca", required_argument, NULL, 'A'},
+                                       {"tls-server-name", required_argument, NULL, 'N'},
                                        {"verbose", no_argument, NULL, 'v'},
                                        {"metrics", required_argument, NULL, 'M'},
                                        {"help", no_argument, NULL, 'h'},
@@ -128,7 +139,11 @@ int sl_cmd_ship(int argc, char **argv) {
       else return cli_usage("ship", "--io: '%s' is not auto, uring or plain", optarg);
       break;
     case 'x': o.exit_when_caught_up = true; break;
-    case 'I': break; /* TLS comes later; plain TCP is all there is */
+    case 'I': o.insecure = true; break;
+    case 'C': o.tls_cert = optarg; break;
+    case 'K': o.tls_key = optarg; break;
+    case 'A': o.tls_ca = optarg; break;
+    case 'N': o.tls_server_name = optarg; break;
     case 'v': sl_log_set_verbose(true); break;
     case 'M': metrics = optarg; break;
     default: return cli_usage("ship", NULL);
@@ -146,6 +161,9 @@ int sl_cmd_ship(int argc, char **argv) {
     return cli_usage("ship", "--stream: '%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", o.stream);
   if (metrics && sl_hostport_parse(metrics, host, sizeof host, port, sizeof port))
     return cli_usage("ship", "--metrics: '%s' is not HOST:PORT", metrics);
+  if (cli_tls_check("ship", &(cli_tls){.cert = o.tls_cert, .key = o.tls_key, .ca = o.tls_ca,
+                                       .server_name = o.tls_server_name, .insecure = o.insecure}))
+    return CLI_USAGE;
 
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);

@@ -28,7 +28,8 @@ struct sl_conn {
   bool want_write;       /* the session must write before it can read on */
   char **ids;            /* the peer certificate's identities: CN, then DNS SANs */
   size_t nids;
-  char tls_error[256];   /* why the last TLS call failed */
+  char tls_error[512];   /* why the last TLS call failed */
+  char server_name[256]; /* client: the name the server's certificate must carry */
 };
 
 /* Non-blocking read and write of up to len bytes through the session:

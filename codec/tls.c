@@ -188,6 +188,27 @@ static bool auth_reason(int r) {
   }
 }
 
+/* The peer's alert refusing the handshake (our certificate, our version). */
+static bool peer_alert(int r) {
+  switch (r) {
+  case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+  case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+  case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+  case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+  case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+  case SSL_R_SSLV3_ALERT_NO_CERTIFICATE:
+  case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+  case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+  case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+  case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+  case SSL_R_TLSV1_ALERT_INSUFFICIENT_SECURITY:
+  case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    return true;
+  default:
+    return false;
+  }
+}
+
 static bool not_tls_reason(int r) {
   return r == SSL_R_WRONG_VERSION_NUMBER || r == SSL_R_PACKET_LENGTH_TOO_LONG ||
          r == SSL_R_HTTP_REQUEST || r == SSL_R_HTTPS_PROXY_REQUEST || r == SSL_R_UNKNOWN_PROTOCOL;
@@ -228,6 +249,8 @@ static int classify(sl_conn *c, int ret) {
     if (not_tls_reason(r))
       snprintf(c->tls_error, sizeof c->tls_error, "the peer does not speak TLS (%s): a plain "
                "--insecure peer?", reason);
+    else if (peer_alert(r))
+      snprintf(c->tls_error, sizeof c->tls_error, "refused by the peer: %s", reason);
     else
       snprintf(c->tls_error, sizeof c->tls_error, "%s", reason);
   }
@@ -243,11 +266,9 @@ static int verify_cb(int ok, X509_STORE_CTX *x) {
     int err = X509_STORE_CTX_get_error(x);
     char subject[160] = "?";
     if (cert) X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
-    const char *host = SSL_get0_peername(ssl);
     if (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH)
       snprintf(c->tls_error, sizeof c->tls_error, "certificate %s does not name %s (host name "
-               "mismatch; --tls-server-name sets the name to check)", subject,
-               host ? host : "the host dialled");
+               "mismatch; --tls-server-name sets the name to check)", subject, c->server_name);
     else
       snprintf(c->tls_error, sizeof c->tls_error, "certificate %s: %s", subject,
                X509_verify_cert_error_string(err));
@@ -334,10 +355,6 @@ void sl_tls_ctx_free(sl_tls_ctx *t) {
 /* ---- sessions --------------------------------------------------------------------- */
 
 static int start(sl_conn *c, sl_tls_ctx *t) {
-  if (c->ssl) return SL_EINVAL;
-  c->tls_error[0] = 0;
-  int fl = fcntl(c->fd, F_GETFL);
-  if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
   bio_state *st = calloc(1, sizeof *st);
   if (!st) return -ENOMEM;
   st->fd = c->fd;
@@ -353,6 +370,23 @@ static int start(sl_conn *c, sl_tls_ctx *t) {
   SSL_set_bio(c->ssl, bio, bio);
   SSL_set_app_data(c->ssl, c);
   return 0;
+}
+
+/* The client checks the server's certificate against the name it dialled. */
+static int check_name(sl_conn *c, const char *server_name) {
+  uint8_t ip[16];
+  int ok;
+  snprintf(c->server_name, sizeof c->server_name, "%s", server_name);
+  if (inet_pton(AF_INET, server_name, ip) == 1 || inet_pton(AF_INET6, server_name, ip) == 1) {
+    ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), server_name);
+  } else {
+    SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    ok = SSL_set_tlsext_host_name(c->ssl, server_name) == 1 && SSL_set1_host(c->ssl, server_name) == 1;
+  }
+  if (ok) return 0;
+  ERR_clear_error();
+  snprintf(c->tls_error, sizeof c->tls_error, "'%s' is not a host name to check", server_name);
+  return SL_EINVAL;
 }
 
 /* A peer identity (see IDENTITIES); names that are not plain text are skipped. */
@@ -412,65 +446,60 @@ static int handshake(sl_conn *c, bool server) {
   }
 }
 
-/* The handshake (after, for a server, a look at the first byte), all of it
- * within timeout_ms: c's deadline is moved in for the duration. */
-static int bounded(sl_conn *c, int timeout_ms, bool server) {
+/* A TLS client's first byte is a handshake record's type, 0x16: anything
+ * else is a plain-TCP peer (SL_EVERSION), answered before any session
+ * exists, so in plain framing. */
+static int peek_client(sl_conn *c) {
+  uint8_t b = 0;
+  for (;;) {
+    int rc = sl__conn_wait(c, POLLIN, -1);
+    if (rc == -ETIMEDOUT) {
+      snprintf(c->tls_error, sizeof c->tls_error, "no TLS handshake started in time");
+      return rc;
+    }
+    if (rc) return rc;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) {
+      snprintf(c->tls_error, sizeof c->tls_error, "the peer closed the connection");
+      return SL_EEND;
+    }
+    if (n > 0) break;
+    if (errno != EINTR && errno != EAGAIN) {
+      snprintf(c->tls_error, sizeof c->tls_error, "%s", strerror(errno));
+      return -errno;
+    }
+  }
+  if (b == 0x16) return 0;
+  snprintf(c->tls_error, sizeof c->tls_error, "not a TLS client (first byte 0x%02x): a plain "
+           "TCP (--insecure) shipper?", b);
+  return SL_EVERSION;
+}
+
+/* Set up the session and run the handshake (after, for a server, a look at
+ * the first byte), all within timeout_ms: c's deadline is moved in for the
+ * duration. */
+static int begin(sl_conn *c, sl_tls_ctx *t, int timeout_ms, const char *server_name) {
   uint64_t saved = c->deadline_ns;
   uint64_t until = sl_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
   if (timeout_ms >= 0 && (!saved || until < saved)) c->deadline_ns = until;
+  c->tls_error[0] = 0;
   int rc = 0;
-  if (server) {
-    /* A TLS client's first byte is a handshake record's type, 0x16. */
-    uint8_t b = 0;
-    ssize_t n = -1;
-    while ((rc = sl__conn_wait(c, POLLIN, -1)) == 0) {
-      n = recv(c->fd, &b, 1, MSG_PEEK);
-      if (n > 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
-      if (n == 0) break;
-    }
-    if (rc == -ETIMEDOUT) {
-      snprintf(c->tls_error, sizeof c->tls_error, "no TLS handshake started in time");
-    } else if (rc == 0 && n == 0) {
-      snprintf(c->tls_error, sizeof c->tls_error, "the peer closed the connection");
-      rc = SL_EEND;
-    } else if (rc == 0 && n < 0) {
-      rc = -errno;
-      snprintf(c->tls_error, sizeof c->tls_error, "%s", strerror(errno));
-    } else if (rc == 0 && b != 0x16) {
-      snprintf(c->tls_error, sizeof c->tls_error, "not a TLS client (first byte 0x%02x): a plain "
-               "TCP (--insecure) shipper?", b);
-      rc = SL_EVERSION;
-    }
-  }
-  if (rc == 0) rc = handshake(c, server);
+  int fl = fcntl(c->fd, F_GETFL);
+  if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) rc = -errno;
+  if (rc == 0 && t->server) rc = peek_client(c);
+  if (rc == 0) rc = start(c, t);
+  if (rc == 0 && server_name) rc = check_name(c, server_name);
+  if (rc == 0) rc = handshake(c, t->server);
   c->deadline_ns = saved;
   return rc;
 }
 
 int sl_conn_tls_connect(sl_conn *c, sl_tls_ctx *t, const char *server_name, int timeout_ms) {
-  if (t->server) return SL_EINVAL;
-  int rc = start(c, t);
-  if (rc) return rc;
-  uint8_t ip[16];
-  if (inet_pton(AF_INET, server_name, ip) == 1 || inet_pton(AF_INET6, server_name, ip) == 1) {
-    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), server_name) != 1) rc = SL_EINVAL;
-  } else {
-    SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (SSL_set_tlsext_host_name(c->ssl, server_name) != 1 || SSL_set1_host(c->ssl, server_name) != 1)
-      rc = SL_EINVAL;
-  }
-  if (rc) {
-    ERR_clear_error();
-    snprintf(c->tls_error, sizeof c->tls_error, "'%s' is not a host name to check", server_name);
-    return rc;
-  }
-  return bounded(c, timeout_ms, false);
+  return t->server || c->ssl ? SL_EINVAL : begin(c, t, timeout_ms, server_name);
 }
 
 int sl_conn_tls_accept(sl_conn *c, sl_tls_ctx *t, int timeout_ms) {
-  if (!t->server) return SL_EINVAL;
-  int rc = start(c, t);
-  return rc ? rc : bounded(c, timeout_ms, true);
+  return !t->server || c->ssl ? SL_EINVAL : begin(c, t, timeout_ms, NULL);
 }
 
 bool sl_conn_is_tls(const sl_conn *c) { return c->ssl != NULL; }

@@ -36,7 +36,17 @@
  *
  * LIMITS: before the Hello a message may be at most HELLO_MAX bytes; after
  * it, the LZ4 bound of max_batch_bytes plus envelope. The codec checks the
- * length in the header before allocating anything.
+ * length in the header before allocating anything. Connections: at most
+ * max_connections, and max_connections_per_peer from one address, counted
+ * at accept (before TLS); more are refused at once. The TLS handshake and
+ * the Hello together must arrive within timeout_ms of the accept (the
+ * connection's deadline, codec.h), so a silent or trickling peer cannot
+ * hold a slot; sends to a peer that stops reading time out as well.
+ *
+ * SECURITY (receiver.h): secure() runs the TLS handshake on the
+ * connection's own thread (a slow handshake never stalls accept); the
+ * allow list is checked in handshake() right after the Hello names its
+ * stream and before the stream is looked up or created.
  */
 #include "receiver_int.h"
 
@@ -51,6 +61,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sl_base.h"
@@ -68,6 +79,7 @@ typedef struct conn_ctx {
   pthread_t thread;
   bool done;                /* (r->mu) the thread has finished */
   struct conn_ctx *next;    /* (r->mu) */
+  char host[64];            /* the peer's address without the port */
   sl__stream *s;
   size_t max_body;
   sl_buf raw;               /* decompressed batch */
@@ -180,6 +192,7 @@ static int handshake(conn_ctx *cx) {
   cx->max_body = HELLO_MAX;
   int rc = sl_conn_recv(cx->c, r->opt.timeout_ms, cx->max_body, &m);
   if (rc) return recv_failed(cx, rc, "waiting for hello");
+  sl_conn_set_deadline(cx->c, 0); /* conn_main's: authenticated and introduced in time */
   if (m->body_case != SHIPLOG__REPL__MESSAGE__BODY_HELLO) {
     snprintf(why, sizeof why, "expected a hello, got a %s", sl_msg_kind(m));
     rc = refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false, why);
@@ -197,6 +210,19 @@ static int handshake(conn_ctx *cx) {
              h->stream);
     rc = refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_UNKNOWN_STREAM, true, why);
     goto out;
+  }
+  if (r->allow) {
+    const char *const *ids;
+    size_t nids = sl_conn_identities(cx->c, &ids);
+    if (!sl__allow_check(r->allow, h->stream, ids, nids)) {
+      char names[200] = "";
+      for (size_t i = 0; i < nids; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", ids[i]);
+      snprintf(why, sizeof why, "stream %s: certificate %s may not write it (not in the allow list %s)",
+               h->stream, nids ? names : "(no identity)", r->opt.allow_file);
+      rc = refuse(cx, -EACCES, SHIPLOG__REPL__ERROR_CODE__ERR_FORBIDDEN, true, why);
+      goto out;
+    }
   }
   if (h->store_id.len != SL_STORE_ID_SIZE) {
     snprintf(why, sizeof why, "stream %s: store id has %zu bytes, not %d", h->stream,
@@ -331,9 +357,9 @@ static int on_message(conn_ctx *cx, const Shiplog__Repl__Message *m, bool *batch
   }
 }
 
-static bool socket_readable(int fd) {
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  return poll(&p, 1, 0) > 0;
+static bool conn_readable(sl_conn *c) {
+  struct pollfd p = {.fd = sl_conn_fd(c), .events = POLLIN};
+  return sl_conn_pending(c) || poll(&p, 1, 0) > 0;
 }
 
 /* One or more messages that are already waiting, then one sync and one Ack. */
@@ -352,7 +378,7 @@ static int receive_group(conn_ctx *cx) {
     if (m->body_case == SHIPLOG__REPL__MESSAGE__BODY_BATCH) group_bytes += m->batch->raw_len;
     rc = on_message(cx, m, &batch);
     sl_msg_free(m);
-  } while (rc == 0 && group_bytes < GROUP_MAX_BYTES && socket_readable(sl_conn_fd(cx->c)));
+  } while (rc == 0 && group_bytes < GROUP_MAX_BYTES && conn_readable(cx->c));
   /* What was appended before a failure is still synced. A batch that only
    * repeated what is appended syncs too: frames left unsynced by a refused
    * batch of an earlier session become durable that way. */
@@ -381,10 +407,16 @@ static int serve(conn_ctx *cx) {
     int wait_ms = due > now ? (int)((due - now + 999999) / 1000000) : 0;
     struct pollfd p[2] = {{.fd = sl_conn_fd(cx->c), .events = POLLIN},
                           {.fd = cx->s->notify_fd, .events = POLLIN}};
-    int n = poll(p, 2, SL_MIN(wait_ms, POLL_MAX_MS));
+    /* Bytes TLS already decrypted do not show on the socket. */
+    bool pending = sl_conn_pending(cx->c);
+    int n = poll(p, 2, pending ? 0 : SL_MIN(wait_ms, POLL_MAX_MS));
     if (n < 0 && errno != EINTR) {
       rc = -errno;
       break;
+    }
+    if (pending) {
+      p[0].revents |= POLLIN;
+      n = n > 0 ? n : 1;
     }
     if (n > 0 && (p[1].revents & POLLIN)) {
       uint64_t v;
@@ -438,11 +470,40 @@ static void linger_close(conn_ctx *cx) {
   }
 }
 
+/* TLS on a new connection (secure receivers). A plain-TCP client is told in
+ * plain framing that TLS is required; a refused certificate got its alert
+ * from OpenSSL already. */
+static int secure(conn_ctx *cx) {
+  sl__receiver *r = cx->r;
+  int rc = sl_conn_tls_accept(cx->c, r->tls, r->opt.timeout_ms);
+  if (rc == 0) {
+    const char *const *ids;
+    size_t n = sl_conn_identities(cx->c, &ids);
+    sl_log_info("connection from %s: TLS 1.3, certificate %s", sl_conn_peer(cx->c),
+                n ? ids[0] : "(no identity)");
+    return 0;
+  }
+  if (rc == SL_EVERSION)
+    return refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_VERSION, true,
+                  "this receiver requires TLS: the shipper connected in plain TCP (give it "
+                  "--tls-cert, --tls-key and --tls-ca)");
+  sl__rx_metrics_rejected(r, NULL, SHIPLOG__REPL__ERROR_CODE__ERR_FORBIDDEN);
+  sl_log_error("connection from %s: TLS handshake failed: %s", sl_conn_peer(cx->c),
+               sl_conn_tls_error(cx->c)[0] ? sl_conn_tls_error(cx->c) : sl_strerror(rc));
+  /* Let the alert reach the peer before the close (see linger_close). */
+  cx->refused = rc == SL_EAUTH || rc == SL_ECORRUPT;
+  return rc;
+}
+
 static void *conn_main(void *arg) {
   conn_ctx *cx = arg;
   sl_log_context(NULL, sl_conn_peer(cx->c));
   sl_log_info("connection from %s", sl_conn_peer(cx->c));
-  if (handshake(cx) == 0) {
+  /* Authentication and the Hello within timeout_ms of the accept. */
+  sl_conn_set_deadline(cx->c, sl_mono_ns() + (uint64_t)cx->r->opt.timeout_ms * 1000000u);
+  sl_conn_set_send_timeout(cx->c, cx->r->opt.timeout_ms);
+  int rc = cx->r->tls ? secure(cx) : 0;
+  if (rc == 0 && handshake(cx) == 0) {
     sl_log_context(cx->s->name, sl_conn_peer(cx->c));
     serve(cx);
     sl__stream_detach(cx->s, cx->c);
@@ -487,6 +548,49 @@ static int tell_port(int listen_fd, int ready_fd) {
   return rc;
 }
 
+/* The data directory and DIR/streams: a directory others may write to
+ * would let them plant or swap archives and standbys. */
+static int check_private_dir(const char *dir) {
+  struct stat sb;
+  if (stat(dir, &sb) != 0) {
+    int rc = -errno;
+    sl_log_error("%s: %s", dir, sl_strerror(rc));
+    return rc;
+  }
+  if (!(sb.st_mode & 022)) return 0;
+  sl_log_error("%s is writable by %s (mode %04o): a receiver's data directory must not be; "
+               "chmod go-w %s", dir, (sb.st_mode & 022) == 022 ? "group and others"
+               : (sb.st_mode & 020) ? "its group" : "others", (unsigned)(sb.st_mode & 07777), dir);
+  return SL_EINVAL;
+}
+
+/* TLS context and allow list from the options, or plain TCP. */
+static int setup_security(sl__receiver *r) {
+  const sl_receiver_options *o = &r->opt;
+  bool tls = o->tls_cert || o->tls_key || o->tls_ca;
+  if (tls == o->insecure) {
+    sl_log_error(tls ? "receiver: TLS files and insecure (plain TCP) both given: choose one"
+                     : "receiver: give a TLS certificate, key and CA, or choose insecure plain TCP");
+    return SL_EINVAL;
+  }
+  if (o->allow_file && !tls) {
+    sl_log_error("receiver: an allow list needs TLS (identities come from certificates)");
+    return SL_EINVAL;
+  }
+  if (!tls) return 0;
+  int rc = sl_tls_ctx_new(true, o->tls_cert, o->tls_key, o->tls_ca, &r->tls);
+  if (rc) return rc;
+  if (!o->allow_file) {
+    sl_log_warn("no allow list (--allow): every certificate issued by %s may write every stream",
+                o->tls_ca);
+    return 0;
+  }
+  rc = sl__allow_load(o->allow_file, &r->allow);
+  if (rc == 0)
+    sl_log_info("allow list %s: %zu streams", o->allow_file, sl__allow_count(r->allow));
+  return rc;
+}
+
 /* Join finished connection threads; with all, shut down and join the rest. */
 static size_t reap(sl__receiver *r, conn_ctx **list, bool all) {
   size_t live = 0;
@@ -513,6 +617,24 @@ static size_t reap(sl__receiver *r, conn_ctx **list, bool all) {
   return live;
 }
 
+/* The address part of "HOST:PORT" / "[V6]:PORT". */
+static void peer_host(const char *peer, char *host, size_t len) {
+  char port[16];
+  if (sl_hostport_parse(peer, host, len, port, sizeof port)) snprintf(host, len, "%s", peer);
+}
+
+/* Refuse c at accept: plain peers get Error{ERR_BUSY} (retry later); a
+ * TLS receiver cannot answer before a handshake, so it just closes. */
+static void refuse_busy(sl__receiver *r, sl_conn *c, const char *text) {
+  if (!r->tls) {
+    conn_ctx tmp = {.r = r, .c = c};
+    sl_conn_set_send_timeout(c, 1000);
+    send_error(&tmp, SHIPLOG__REPL__ERROR_CODE__ERR_BUSY, false, text);
+  }
+  sl__rx_metrics_rejected(r, NULL, SHIPLOG__REPL__ERROR_CODE__ERR_BUSY);
+  sl_conn_close(c);
+}
+
 static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, size_t live,
                        volatile sig_atomic_t *stop) {
   int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -529,9 +651,20 @@ static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, size_t live,
   if (live >= (size_t)r->opt.max_connections) {
     sl_log_error("connection from %s refused: %d connections already", sl_conn_peer(c),
                  r->opt.max_connections);
-    conn_ctx tmp = {.r = r, .c = c};
-    send_error(&tmp, SHIPLOG__REPL__ERROR_CODE__ERR_BUSY, false, "too many connections");
-    sl_conn_close(c);
+    refuse_busy(r, c, "too many connections");
+    return;
+  }
+  char host[64];
+  peer_host(sl_conn_peer(c), host, sizeof host);
+  int from_peer = 0;
+  pthread_mutex_lock(&r->mu);
+  for (conn_ctx *o = *list; o; o = o->next)
+    if (!o->done && strcmp(o->host, host) == 0) from_peer++;
+  pthread_mutex_unlock(&r->mu);
+  if (from_peer >= r->opt.max_connections_per_peer) {
+    sl_log_error("connection from %s refused: %d connections from %s already "
+                 "(--max-connections-per-peer)", sl_conn_peer(c), from_peer, host);
+    refuse_busy(r, c, "too many connections from this address");
     return;
   }
   conn_ctx *cx = calloc(1, sizeof *cx);
@@ -539,6 +672,7 @@ static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, size_t live,
     sl_conn_close(c);
     return;
   }
+  snprintf(cx->host, sizeof cx->host, "%s", host);
   cx->r = r;
   cx->stop = stop;
   cx->c = c;
@@ -565,7 +699,10 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
   if (!r.opt.max_batch_bytes || r.opt.max_batch_bytes > SL_BATCH_RAW_MAX)
     r.opt.max_batch_bytes = SL_BATCH_RAW_MAX;
   if (!r.opt.max_connections) r.opt.max_connections = 256;
+  if (!r.opt.max_connections_per_peer) r.opt.max_connections_per_peer = 16;
   pthread_mutex_init(&r.mu, NULL);
+  rc = setup_security(&r);
+  if (rc) goto fail;
   rc = -ENOMEM;
   r.data_dir = strdup(opt->data_dir);
   if (!r.data_dir || asprintf(&r.streams_dir, "%s/%s", opt->data_dir, SL__STREAMS_DIR) < 0) {
@@ -577,6 +714,7 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
     sl_log_error("cannot create %s: %s", r.streams_dir, sl_strerror(rc));
     goto fail;
   }
+  if ((rc = check_private_dir(r.data_dir)) || (rc = check_private_dir(r.streams_dir))) goto fail;
   rc = lock_data_dir(&r);
   if (rc) goto fail;
   rc = sl__streams_open_all(&r);
@@ -616,6 +754,8 @@ fail:
   sl__rx_metrics_stop(&r);
   sl__streams_close_all(&r);
   if (r.lock_fd >= 0) close(r.lock_fd);
+  sl_tls_ctx_free(r.tls);
+  sl__allow_free(r.allow);
   free(r.data_dir);
   free(r.streams_dir);
   pthread_mutex_destroy(&r.mu);

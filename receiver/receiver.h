@@ -45,6 +45,22 @@
  *
  * One live connection per stream: a new connection for a stream (same
  * store id) takes over from the old one, which is shut down.
+ *
+ * SECURITY (README "Security"): with TLS (tls_cert, tls_key, tls_ca) a
+ * shipper must present a certificate that chains to tls_ca, and with an
+ * allow list it may open only the streams that name one of its
+ * certificate's identities (subject CN or DNS SAN): anything else is
+ * Error{ERR_FORBIDDEN, permanent}, checked before the stream is looked at,
+ * so a shipper cannot create, take over or write another's stream. A
+ * plain-TCP shipper is answered Error{ERR_VERSION, permanent} ("this
+ * receiver requires TLS"). insecure: plain TCP, no authentication.
+ * Limits that hold before authentication: max_connections overall,
+ * max_connections_per_peer per peer address (more are closed at accept),
+ * and the TLS handshake plus the Hello must arrive within timeout_ms of the
+ * accept (a silent or trickling client loses its slot). The data
+ * directory (and DIR/streams) must not be writable by group or others
+ * (SL_EINVAL naming it and its mode); what the receiver creates is 0700 /
+ * 0600.
  */
 #ifndef SL_RECEIVER_H
 #define SL_RECEIVER_H
@@ -63,6 +79,14 @@ typedef struct sl_receiver_options {
   int timeout_ms;              /* silent shipper; 0: 10000 */
   size_t max_batch_bytes;      /* raw; 0: SL_BATCH_RAW_MAX */
   int max_connections;         /* 0: 256 */
+  int max_connections_per_peer;/* from one peer address; 0: 16 */
+  /* TLS 1.3 files (PEM), or insecure (plain TCP): exactly one of the two,
+   * else sl_receiver_run returns SL_EINVAL. allow_file (TLS only): the
+   * allow list (receiver/allow.c); NULL lets every certificate that
+   * chains to tls_ca open every stream (warned at start). */
+  const char *tls_cert, *tls_key, *tls_ca;
+  const char *allow_file;
+  bool insecure;
   int ready_fd;                /* >= 0: write "PORT\n" here once listening, then close it */
   uint64_t segment_size;       /* archive segments of new streams; 0: SL_SEG_SIZE_DEFAULT */
   /* Snapshots of each standby (0: never by that rule): every N seconds,

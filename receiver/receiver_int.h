@@ -38,6 +38,7 @@
 #define SL__STATE_FILE "state"
 
 typedef struct sl__receiver sl__receiver;
+typedef struct sl__allow sl__allow;
 typedef struct sl__stream_metrics sl__stream_metrics;
 
 typedef struct sl__stream {
@@ -89,10 +90,21 @@ struct sl__receiver {
   sl_receiver_options opt;
   char *data_dir, *streams_dir;
   int lock_fd;
+  sl_tls_ctx *tls;          /* NULL: insecure plain TCP */
+  sl__allow *allow;         /* NULL: no allow list */
   pthread_mutex_t mu;
   sl__stream **streams;     /* (mu) */
   size_t nstreams, cap;
 };
+
+/* ---- allow.c: the allow list (README "Security") ---------------------------------- */
+/* Read FILE; a bad line refuses it all ("FILE:LINE: reason" logged):
+ * SL_EINVAL, -errno. */
+int sl__allow_load(const char *path, sl__allow **out);
+/* May a certificate with these identities open stream? */
+bool sl__allow_check(const sl__allow *a, const char *stream, const char *const *ids, size_t nids);
+size_t sl__allow_count(const sl__allow *a);   /* streams named */
+void sl__allow_free(sl__allow *a);
 
 /* ---- stream.c --------------------------------------------------------------- */
 /* Open every stream under DIR/streams (archive recovery; appliers start and

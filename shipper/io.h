@@ -13,6 +13,12 @@
  *   io_plain.c  pread / poll / read / recv / send, for kernels or sandboxes
  *               (seccomp, containers) without io_uring.
  *
+ * A TLS connection's bytes must pass through its OpenSSL session, so for
+ * one the caller sets sock_poll: the backend then only waits for the
+ * socket to become readable (io_uring: POLL_ADD instead of RECV) and
+ * reports SL__IO_READABLE; the caller reads and sends through the session
+ * (sl_conn_read_some / sl_conn_write_all), never with send_all.
+ *
  * sl__io_open() picks one: the caller's choice, else $SHIPLOG_IO
  * ("uring" or "plain"), else io_uring when the probe succeeds, else plain,
  * announced once per process ("io_uring unavailable (reason); using plain
@@ -29,6 +35,7 @@
 #ifndef SL_SHIPPER_IO_H
 #define SL_SHIPPER_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,18 +43,19 @@
 
 typedef struct sl__io sl__io;
 
-enum { SL__IO_NOTIFY = 1u, SL__IO_RECV = 2u };
+enum { SL__IO_NOTIFY = 1u, SL__IO_RECV = 2u, SL__IO_READABLE = 4u };
 
 typedef struct sl__io_waitset {
   int notify_fd;          /* inotify fd (O_NONBLOCK), or -1 */
   int sock_fd;            /* connected socket, or -1 */
+  bool sock_poll;         /* TLS: only report sock_fd readable (SL__IO_READABLE) */
   uint8_t *recv_buf;      /* received bytes land here (see BUFFER OWNERSHIP) */
-  size_t recv_len;        /* > 0 when sock_fd >= 0 */
+  size_t recv_len;        /* > 0 when sock_fd >= 0 and not sock_poll */
   int timeout_ms;         /* >= 0 */
 } sl__io_waitset;
 
 typedef struct sl__io_events {
-  unsigned ready;         /* SL__IO_NOTIFY | SL__IO_RECV; 0: timeout or signal */
+  unsigned ready;         /* SL__IO_NOTIFY | SL__IO_RECV | SL__IO_READABLE; 0: timeout or signal */
   const uint8_t *notify;  /* inotify records read; valid until the next wait */
   size_t notify_len;
   long received;          /* SL__IO_RECV: bytes received, 0 = peer closed, or -errno */

@@ -2,7 +2,7 @@
  * io_plain.c: the shipper's fallback I/O backend (io.h) with ordinary
  * system calls: pread for segment data, poll over {inotify fd, socket} with
  * a timeout, then a non-blocking read of the inotify fd and recv of the
- * socket, and send with MSG_DONTWAIT + poll(POLLOUT) so that a stuck
+ * socket (with sock_poll, only the readiness is reported), and send with MSG_DONTWAIT + poll(POLLOUT) so that a stuck
  * receiver is noticed after timeout_ms.
  *
  * Nothing is ever in flight between calls, so forget() has nothing to do.
@@ -80,7 +80,9 @@ static int plain_wait(sl__io *io, const sl__io_waitset *w, sl__io_events *ev) {
       return -errno;
     }
   }
-  if (si >= 0 && pf[si].revents) {
+  if (si >= 0 && pf[si].revents && w->sock_poll) {
+    ev->ready |= SL__IO_READABLE;
+  } else if (si >= 0 && pf[si].revents) {
     ssize_t got = recv(w->sock_fd, w->recv_buf, w->recv_len, MSG_DONTWAIT);
     if (got >= 0) {
       ev->ready |= SL__IO_RECV;

@@ -9,7 +9,8 @@
  *           a blocking inotify fd would instead park an io-wq worker
  *           thread in read(), measured 2-3x slower to wake). Kernels that
  *           complete it with -EAGAIN get POLL_ADD + read() instead.
- *   RECV    receive into the caller's buffer
+ *   RECV    receive into the caller's buffer; with sock_poll (TLS) a
+ *           POLL_ADD for POLLIN in its place, reported as READABLE
  *   READ    segment data at an offset
  *   SEND    message bytes (MSG_NOSIGNAL; partial sends are resubmitted)
  *   CANCEL  ASYNC_CANCEL of one of the above (its completion is ignored)
@@ -54,6 +55,7 @@ typedef struct uring_io {
   struct io_uring ring;
   slot notify, recv, read, send;
   bool notify_by_poll;  /* the kernel refused a READ of the inotify fd */
+  bool recv_is_poll;    /* the RECV slot holds a POLL_ADD (sock_poll) */
   uint8_t notify_buf[4096] __attribute__((aligned(8)));
 } uring_io;
 
@@ -214,7 +216,9 @@ static int uring_wait(sl__io *io, const sl__io_waitset *w, sl__io_events *ev) {
   if (w->notify_fd >= 0 && !u->notify.armed && !u->notify.done) arm_notify(u, w->notify_fd);
   if (w->sock_fd >= 0 && !u->recv.armed && !u->recv.done) {
     struct io_uring_sqe *sqe = get_sqe(u);
-    io_uring_prep_recv(sqe, w->sock_fd, w->recv_buf, w->recv_len, 0);
+    if (w->sock_poll) io_uring_prep_poll_add(sqe, w->sock_fd, POLLIN);
+    else io_uring_prep_recv(sqe, w->sock_fd, w->recv_buf, w->recv_len, 0);
+    u->recv_is_poll = w->sock_poll;
     arm(u, sqe, TAG_RECV, w->sock_fd);
   }
   reap(u);
@@ -232,7 +236,10 @@ static int uring_wait(sl__io *io, const sl__io_waitset *w, sl__io_events *ev) {
   }
   if (w->sock_fd >= 0 && u->recv.done && u->recv.fd == w->sock_fd) {
     u->recv.done = false;
-    if (u->recv.res != -EINTR && u->recv.res != -EAGAIN) {
+    if (u->recv_is_poll) {
+      /* Readable, or an error the session's read will report. */
+      if (u->recv.res != -EINTR && u->recv.res != -ECANCELED) ev->ready |= SL__IO_READABLE;
+    } else if (u->recv.res != -EINTR && u->recv.res != -EAGAIN) {
       ev->ready |= SL__IO_RECV;
       ev->received = u->recv.res;
     }

@@ -347,6 +347,8 @@ typedef struct shipper {
   sl__io *io;
   sl__tail *tail;
   reporter rep;
+  sl_tls_ctx *tls;               /* NULL: plain TCP (insecure) */
+  char server_name[256];         /* the name the receiver's certificate must carry */
   sl__ship_metrics *mx;          /* NULL without opt->metrics */
 
   state st;
@@ -465,12 +467,28 @@ static void report(shipper *s, uint64_t now_ns) {
   s->report_dirty = false;
 }
 
-static int send_msg(shipper *s, const Shiplog__Repl__Message *m) {
+/* Whole bytes to the receiver: through the TLS session, or the backend's
+ * send on the plain socket. */
+static int send_bytes(shipper *s, const uint8_t *buf, size_t len) {
+  if (s->tls) return sl_conn_write_all(s->conn, buf, len, s->timeout_ms);
   int rc = sl_fault(SL_FAULT_NET_SEND);
+  return rc ? rc : sl__io_send_all(s->io, s->fd, buf, len, s->timeout_ms);
+}
+
+/* A failed send or receive: a refused certificate ends the shipper. */
+static int net_failed(shipper *s, int rc, const char *what) {
+  if (rc == SL_EAUTH)
+    return fatal(s, rc, "TLS with receiver %s: %s", s->opt->to, sl_conn_tls_error(s->conn));
+  if (s->tls && (rc == SL_ECORRUPT || rc == SL_EEND) && sl_conn_tls_error(s->conn)[0])
+    return transient(s, rc, "%s %s: %s", what, s->opt->to, sl_conn_tls_error(s->conn));
+  return transient(s, rc, "%s %s: %s", what, s->opt->to, sl_strerror(rc));
+}
+
+static int send_msg(shipper *s, const Shiplog__Repl__Message *m) {
   s->sbuf.len = 0;
-  if (rc == 0) rc = sl_msg_encode(m, &s->sbuf);
-  if (rc == 0) rc = sl__io_send_all(s->io, s->fd, s->sbuf.data, s->sbuf.len, s->timeout_ms);
-  if (rc) return transient(s, rc, "send to %s: %s", s->opt->to, sl_strerror(rc));
+  int rc = sl_msg_encode(m, &s->sbuf);
+  if (rc == 0) rc = send_bytes(s, s->sbuf.data, s->sbuf.len);
+  if (rc) return net_failed(s, rc, "send to");
   s->last_send_ns = sl_mono_ns();
   return 0;
 }
@@ -498,6 +516,15 @@ static int session_connect(shipper *s) {
     return transient(s, rc, "cannot connect to receiver %s: %s", s->opt->to, sl_strerror(rc));
   }
   s->fd = sl_conn_fd(s->conn);
+  if (s->tls && (rc = sl_conn_tls_connect(s->conn, s->tls, s->server_name, SL_MIN(s->timeout_ms, 5000)))) {
+    /* A certificate refused (ours by the receiver, or the receiver's by
+     * us) or a receiver that does not speak TLS: configuration, so final. */
+    if (rc == SL_EAUTH)
+      return fatal(s, rc, "TLS handshake with receiver %s: %s", s->opt->to,
+                   sl_conn_tls_error(s->conn));
+    return transient(s, rc, "TLS handshake with receiver %s: %s", s->opt->to,
+                     sl_conn_tls_error(s->conn)[0] ? sl_conn_tls_error(s->conn) : sl_strerror(rc));
+  }
   if ((rc = sl_buf_reserve(&s->rbuf, RECV_BUF_BYTES))) return fatal(s, rc, "out of memory");
   if ((rc = refresh_mark(s))) return rc;
 
@@ -602,8 +629,8 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   s->error[0] = 0;
   s->report_dirty = true;
   s->last_send_ns = s->last_recv_ns = sl_mono_ns();
-  sl_log_info("shipping stream %s to %s from txid %llu (%s)", o->stream, o->to,
-              (unsigned long long)start, sl__io_name(s->io));
+  sl_log_info("shipping stream %s to %s from txid %llu (%s, %s)", o->stream, o->to,
+              (unsigned long long)start, sl__io_name(s->io), s->tls ? "TLS 1.3" : "plain TCP");
   if (first && o->on_ready) o->on_ready(o->ready_arg);
   return 0;
 }
@@ -695,8 +722,7 @@ static int handle_msg(shipper *s, const Shiplog__Repl__Message *m) {
 /* Received bytes: decode and handle every whole message, keep the rest. */
 static int on_received(shipper *s, long got) {
   if (got == 0) return transient(s, SL_EEND, "receiver %s closed the connection", s->opt->to);
-  if (got < 0)
-    return transient(s, (int)got, "receive from %s: %s", s->opt->to, sl_strerror((int)got));
+  if (got < 0) return net_failed(s, (int)got, "receive from");
   s->rbuf.len += (size_t)got;
   s->last_recv_ns = sl_mono_ns();
   size_t off = 0;
@@ -722,11 +748,24 @@ static int on_received(shipper *s, long got) {
   return 0;
 }
 
+/* TLS: read what the session has for us (the socket was readable, or the
+ * session holds decrypted bytes), until it has nothing more. */
+static int tls_receive(shipper *s) {
+  while (s->fd >= 0) {
+    long got = sl_conn_read_some(s->conn, s->rbuf.data + s->rbuf.len, s->rbuf.cap - s->rbuf.len);
+    if (got == -EAGAIN) return 0;
+    int rc = on_received(s, got);
+    if (rc || s->fd < 0 || !sl_conn_pending(s->conn)) return rc;
+  }
+  return 0;
+}
+
 /* Wait for the log, the receiver or timeout_ms, and handle what came. */
 static int pump(shipper *s, int timeout_ms) {
+  bool pending = s->tls && s->fd >= 0 && sl_conn_pending(s->conn);
   sl__io_waitset w = {.notify_fd = sl__tail_notify_fd(s->tail), .sock_fd = s->fd,
-                   .timeout_ms = timeout_ms};
-  if (s->fd >= 0) {
+                   .sock_poll = s->tls != NULL, .timeout_ms = pending ? 0 : timeout_ms};
+  if (s->fd >= 0 && !s->tls) {
     w.recv_buf = s->rbuf.data + s->rbuf.len;
     w.recv_len = s->rbuf.cap - s->rbuf.len;
   }
@@ -737,6 +776,7 @@ static int pump(shipper *s, int timeout_ms) {
   /* Also after a quiet wait: inotify is the fast path, not the only one. */
   if ((ev.ready & SL__IO_NOTIFY) || ev.ready == 0) s->mark_dirty = true;
   if (ev.ready & SL__IO_RECV) return on_received(s, ev.received);
+  if ((ev.ready & SL__IO_READABLE) || pending) return tls_receive(s);
   return 0;
 }
 
@@ -768,9 +808,8 @@ static int send_slot(shipper *s, slot *b) {
   if (b->rc)
     return fatal(s, b->rc, "cannot seal batch of txids %llu..%llu: %s",
                  (unsigned long long)b->first, (unsigned long long)b->last, sl_strerror(b->rc));
-  int rc = sl_fault(SL_FAULT_NET_SEND);
-  if (rc == 0) rc = sl__io_send_all(s->io, s->fd, b->wire.data, b->wire.len, s->timeout_ms);
-  if (rc) return transient(s, rc, "send to %s: %s", s->opt->to, sl_strerror(rc));
+  int rc = send_bytes(s, b->wire.data, b->wire.len);
+  if (rc) return net_failed(s, rc, "send to");
   s->last_send_ns = sl_mono_ns();
   if (s->q_end - s->q_applied == SENT_RING) s->q_applied++; /* forget the oldest applied-time hint */
   s->q[s->q_end++ % SENT_RING] = (sent){b->last, b->commit_us, b->raw.len};
@@ -995,6 +1034,22 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
     sl_log_error("stream name '%s' is not valid ([A-Za-z0-9_.-]{1,64})", opt->stream);
     return SL_EINVAL;
   }
+  bool tls = opt->tls_cert || opt->tls_key || opt->tls_ca || opt->tls_server_name;
+  if (tls == opt->insecure) {
+    sl_log_error(tls ? "shipper: TLS files and insecure (plain TCP) both given: choose one"
+                     : "shipper: give a TLS certificate, key and CA, or choose insecure plain TCP");
+    return SL_EINVAL;
+  }
+  if (tls) {
+    char port[16];
+    if (opt->tls_server_name) {
+      snprintf(s->server_name, sizeof s->server_name, "%s", opt->tls_server_name);
+    } else if (sl_hostport_parse(opt->to, s->server_name, sizeof s->server_name, port, sizeof port)) {
+      sl_log_error("receiver address '%s' is not HOST:PORT", opt->to);
+      return SL_EINVAL;
+    }
+    if ((rc = sl_tls_ctx_new(false, opt->tls_cert, opt->tls_key, opt->tls_ca, &s->tls))) return rc;
+  }
   if (snprintf(s->logdir, sizeof s->logdir, "%s/log", opt->store_dir) >= (int)sizeof s->logdir)
     return -ENAMETOOLONG;
   snprintf(s->rep.logdir, sizeof s->rep.logdir, "%s", s->logdir);
@@ -1055,6 +1110,7 @@ done:
   sl__ship_metrics_close(s->mx);
   sl__tail_close(s->tail);
   sl__io_close(s->io);
+  sl_tls_ctx_free(s->tls);
   sl_buf_free(&s->rbuf);
   sl_buf_free(&s->sbuf);
   for (int i = 0; i < 2; i++) {

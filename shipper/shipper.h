@@ -16,6 +16,8 @@
  * I/O backends: io_uring (file reads, inotify reads, socket receive and
  * send through one ring) or plain (pread/poll/send) where io_uring is not
  * available (ENOSYS/EPERM, e.g. seccomp); the fallback is announced once.
+ * With TLS the socket's bytes go through the OpenSSL session (codec.h) and
+ * the backend only reports that the socket is readable (io.h sock_poll).
  *
  * Status: STORE/ship/STREAM.status, rewritten at most every 200 ms while
  * something changes (key=value lines: state, peer, committed, shipped,
@@ -50,6 +52,13 @@ typedef struct sl_shipper_options {
   int timeout_ms;              /* silent receiver; 0: 10000 */
   int backoff_max_ms;          /* 0: 5000 */
   sl_io_backend backend;
+  /* Security (README "Security"): TLS 1.3 with our certificate and key,
+   * the receiver's checked against tls_ca and tls_server_name (NULL: the
+   * host of `to`); or, with insecure, plain TCP. Exactly one of the two:
+   * neither, or both, is SL_EINVAL. A certificate refused by either side
+   * ends the shipper (SL_EAUTH), as a permanent refusal does. */
+  const char *tls_cert, *tls_key, *tls_ca, *tls_server_name;
+  bool insecure;
   bool exit_when_caught_up;    /* stop once everything durable is acknowledged */
   sl_metrics *metrics;         /* NULL, or where the stream's metrics go (README "Operations");
                                   must outlive sl_shipper_run */

@@ -98,17 +98,21 @@ wait_for() {
 value() { awk -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 scrape() { curl -sf --max-time 5 "$1" >"$2"; }
 
+# Plain TCP here (tests/e2e_security.sh covers TLS); root must say so.
+RX_SEC=(--insecure)
+[ "$(id -u)" -eq 0 ] && RX_SEC+=(--allow-root)
+
 # ---- 1. metrics under a shipping workload ---------------------------------------------
 P=$T/p D=$T/data
 "$BIN" init "$P" --segment-size 1M >/dev/null
 "$BIN" receive --listen 127.0.0.1:0 --data "$D" --ready-file "$T/rx.port" --metrics 127.0.0.1:0 \
-  --heartbeat-ms 200 --verbose 2>"$T/rx.log" &
+  --heartbeat-ms 200 --verbose "${RX_SEC[@]}" 2>"$T/rx.log" &
 RX=$!
 pids+=("$RX")
 RXM=$(wait_for "$T/rx.log" 'http://127\.0\.0\.1:[0-9]+/metrics' 10) || { bad "the receiver logs its metrics address"; exit 1; }
 PORT=$(cat "$T/rx.port")
 "$BIN" ship "$P" --to "127.0.0.1:$PORT" --stream main --metrics 127.0.0.1:0 --heartbeat-ms 200 \
-  --verbose 2>"$T/sh.log" &
+  --verbose --insecure 2>"$T/sh.log" &
 SH=$!
 pids+=("$SH")
 SHM=$(wait_for "$T/sh.log" 'http://127\.0\.0\.1:[0-9]+/metrics' 10) || { bad "the shipper logs its metrics address"; exit 1; }
@@ -283,7 +287,7 @@ contains "$T/err" "$T/missing.conf" "3: ...naming it"
 # ---- 4. log lines ----------------------------------------------------------------------------
 kill "$RX" && wait "$RX"
 "$BIN" receive --listen 127.0.0.1:0 --data "$D" --ready-file "$T/rx2.port" --log-format json --verbose \
-  --heartbeat-ms 200 2>"$T/rx2.log" &
+  --heartbeat-ms 200 "${RX_SEC[@]}" 2>"$T/rx2.log" &
 RX=$!
 pids+=("$RX")
 for i in $(seq 100); do [ -s "$T/rx2.port" ] && break; sleep 0.05; done
@@ -292,9 +296,9 @@ printf 'log-format = json\n' >"$T/json.conf"
 gen "$T/w3" 50 3
 "$BIN" exec "$P" "$T/w3" >/dev/null
 expect 0 "4: ship with log-format = json in its file" "$BIN" ship "$P" --config "$T/json.conf" \
-  --to "127.0.0.1:$PORT" --stream main --exit-when-caught-up --verbose
+  --to "127.0.0.1:$PORT" --stream main --exit-when-caught-up --verbose --insecure
 cp "$T/err" "$T/sh2.log"
-"$BIN" ship "$P" --to "127.0.0.1:1" --stream main --exit-when-caught-up --log-format json 2>"$T/sh3.log" &
+"$BIN" ship "$P" --to "127.0.0.1:1" --stream main --exit-when-caught-up --log-format json --insecure 2>"$T/sh3.log" &
 S3=$!
 sleep 0.5
 kill "$S3"
@@ -333,13 +337,13 @@ EOF
   NL=$!
   pids+=("$NL")
   for i in $(seq 100); do [ -S "$NS" ] && break; sleep 0.05; done
-  NOTIFY_SOCKET=$NS "$BIN" receive --listen 127.0.0.1:0 --data "$D" --ready-file "$T/rx3.port" 2>/dev/null &
+  NOTIFY_SOCKET=$NS "$BIN" receive --listen 127.0.0.1:0 --data "$D" --ready-file "$T/rx3.port" "${RX_SEC[@]}" 2>/dev/null &
   RX=$!
   pids+=("$RX")
   for i in $(seq 100); do [ -s "$T/rx3.port" ] && break; sleep 0.05; done
   wait_for "$T/notify.out" 'READY=1 STATUS=listening' 10 >/dev/null && ok "5: the receiver says READY=1 once it listens" ||
     bad "5: no READY=1 from the receiver"
-  NOTIFY_SOCKET=$NS "$BIN" ship "$P" --to "127.0.0.1:$(cat "$T/rx3.port")" --stream main --exit-when-caught-up 2>/dev/null
+  NOTIFY_SOCKET=$NS "$BIN" ship "$P" --to "127.0.0.1:$(cat "$T/rx3.port")" --stream main --exit-when-caught-up --insecure 2>/dev/null
   wait_for "$T/notify.out" 'READY=1 STATUS=streaming' 10 >/dev/null && ok "5: the shipper says READY=1 once streaming" ||
     bad "5: no READY=1 from the shipper"
   kill "$RX" && wait "$RX"

@@ -70,8 +70,10 @@ contains() { # contains FILE TEXT DESCRIPTION
 start_receiver() { # DATA: sets RX_PID, RX_PORT
   local pf="$T/port.$RANDOM" i p
   rm -f "$pf"
+  # plain TCP here (tests/e2e_security.sh covers TLS); root must say so
   "$BIN" receive --listen 127.0.0.1:0 --data "$1" --ready-file "$pf" --heartbeat-ms 200 --timeout-ms 3000 \
-    --segment-size 64K --snapshot-after-bytes 256K --verbose 2>>"$T/rx.log" &
+    --segment-size 64K --snapshot-after-bytes 256K --verbose --insecure \
+    $([ "$(id -u)" -eq 0 ] && echo --allow-root) 2>>"$T/rx.log" &
   RX_PID=$!
   pids+=("$RX_PID")
   for i in $(seq 200); do
@@ -85,7 +87,7 @@ start_receiver() { # DATA: sets RX_PID, RX_PORT
 }
 start_shipper() { # STORE PORT STREAM: sets SH_PID
   "$BIN" ship "$1" --to "127.0.0.1:$2" --stream "$3" --heartbeat-ms 200 --timeout-ms 3000 \
-    --backoff-max-ms 300 2>>"$T/ship.log" &
+    --backoff-max-ms 300 --insecure 2>>"$T/ship.log" &
   SH_PID=$!
   pids+=("$SH_PID")
 }

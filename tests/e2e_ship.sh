@@ -9,9 +9,13 @@
 #      SIGKILLed at random moments and restarted: nothing acknowledged is
 #      lost, nothing is applied twice.
 #   3. two primaries into one receiver (two streams), both equal.
-#   4. malformed frames from a raw socket: the receiver logs an error naming
-#      the peer, never hangs, and keeps serving the other streams.
-# Needs $SL_BIN, $SL_BUILD/bench_gen, jq. SL_SEED=N replays the random choices.
+#   4. malformed frames inside TLS (openssl s_client) and plain bytes on the
+#      TLS port: the receiver logs an error naming the peer, never hangs, and
+#      keeps serving the other streams.
+# Every connection is TLS 1.3 with client certificates and an allow list
+# (certificates from tests/make_certs.sh); tests/e2e_security.sh covers the
+# refusals. Needs $SL_BIN, $SL_BUILD/bench_gen, jq, openssl. SL_SEED=N
+# replays the random choices.
 set -u
 
 BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
@@ -20,6 +24,7 @@ BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
 GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
 [ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
 command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
+command -v openssl >/dev/null || { echo "skip: openssl is not installed"; exit 77; }
 T=${SL_TEST_TMP:-/tmp/shiplog-test}/e2e_ship.$$
 rm -rf "$T" && mkdir -p "$T" || exit 1
 SEED=${SL_SEED:-$(( $(date +%s) % 100000 ))}
@@ -61,6 +66,16 @@ contains() { # contains FILE TEXT DESCRIPTION
 }
 now_ms() { date +%s%3N; }
 
+# ---- certificates ------------------------------------------------------------------
+# One client certificate per primary; the allow list gives each its streams.
+PKI=$T/pki
+bash "${SL_SOURCE:-$(dirname "$0")/..}/tests/make_certs.sh" "$PKI" p1 pa pb p2 || exit 1
+printf '%s\n' "# stream  identities" "s1 p1" "a pa" "b pb.shippers.test" "chaos p2" >"$T/allow"
+RX_TLS=(--tls-cert "$PKI/receiver.crt" --tls-key "$PKI/receiver.key" --tls-ca "$PKI/ca.crt"
+  --allow "$T/allow")
+[ "$(id -u)" -eq 0 ] && RX_TLS+=(--allow-root)
+cert_of() { case $1 in s1) echo p1 ;; a) echo pa ;; b) echo pb ;; *) echo p2 ;; esac; }
+
 # ---- processes ------------------------------------------------------------------
 # start_receiver DATA PORT: PORT 0 picks one; sets RX_PID and RX_PORT. A fixed
 # port is retried for a while (a killed receiver's socket may linger).
@@ -68,7 +83,7 @@ start_receiver() {
   local data=$1 port=$2 pf="$T/port.$$.$RANDOM" try i p
   for try in 1 2 3 4 5 6 7 8 9 10; do
     rm -f "$pf"
-    "$BIN" receive --listen "127.0.0.1:$port" --data "$data" --ready-file "$pf" \
+    "$BIN" receive --listen "127.0.0.1:$port" --data "$data" --ready-file "$pf" "${RX_TLS[@]}" \
       --heartbeat-ms 200 --timeout-ms 3000 --verbose 2>>"$T/rx.log" &
     RX_PID=$!
     pids+=("$RX_PID")
@@ -89,9 +104,13 @@ start_receiver() {
   echo "cannot start a receiver on port $port"
   return 1
 }
-# start_shipper STORE PORT STREAM: sets SH_PID.
+# start_shipper STORE PORT STREAM: sets SH_PID. The receiver's certificate
+# names localhost and 127.0.0.1: either may be dialled.
 start_shipper() {
+  local c
+  c=$(cert_of "$3")
   "$BIN" ship "$1" --to "127.0.0.1:$2" --stream "$3" --heartbeat-ms 200 --timeout-ms 3000 \
+    --tls-cert "$PKI/$c.crt" --tls-key "$PKI/$c.key" --tls-ca "$PKI/ca.crt" \
     --backoff-max-ms 300 2>>"$T/ship-$3.log" &
   SH_PID=$!
   pids+=("$SH_PID")
@@ -166,7 +185,7 @@ P1=$T/p1 D=$T/data
 start_receiver "$D" 0 || exit 1
 PORT=$RX_PORT
 RX1=$RX_PID
-expect 1 "a second receiver on the same data directory" "$BIN" receive --listen 127.0.0.1:0 --data "$D"
+expect 1 "a second receiver on the same data directory" "$BIN" receive --listen 127.0.0.1:0 --data "$D" "${RX_TLS[@]}"
 contains "$T/err" "another receiver serves this data directory" "it says why"
 gen "$T/w1a" 1500 1
 "$BIN" exec "$P1" "$T/w1a" >/dev/null   # before the shipper starts
@@ -227,25 +246,35 @@ check "3: stream b equals its primary" same_as_primary "$PB" "$D" b
 "$BIN" status --data "$D" --json >"$T/st.json"
 check "3: status lists the three streams" jqe '[.streams[].stream] == ["a","b","s1"]' "$T/st.json"
 
-# ---- 4. malformed frames from a raw socket -------------------------------------------------
-raw_send() { # raw_send PRINTF-FORMAT: send, then read until the receiver closes
+# ---- 4. malformed frames, inside TLS and on the bare socket -------------------------------
+# tls_send PRINTF-FORMAT [openssl s_client option]: a trusted certificate
+# sends the bytes inside TLS, then reads until the receiver closes.
+tls_send() {
+  # shellcheck disable=SC2059
+  printf "$1" | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -quiet ${2:-} \
+    -cert "$PKI/pa.crt" -key "$PKI/pa.key" -CAfile "$PKI/ca.crt" -verify_return_error >/dev/null 2>&1
+  [ $? -ne 124 ] # 124: still open after 10 s, a hang
+}
+raw_send() { # raw_send PRINTF-FORMAT: plain bytes on the TLS port
   exec 3<>"/dev/tcp/127.0.0.1/$PORT" || return 1
   # shellcheck disable=SC2059
   printf "$1" >&3
   timeout 10 cat <&3 >/dev/null 2>&1
   local rc=$?
   exec 3<&- 3>&-
-  [ "$rc" -ne 124 ] # 124: still open after 10 s, a hang
+  [ "$rc" -ne 124 ]
 }
 before=$(grep -c "error: connection from 127.0.0.1:" "$T/rx.log")
-check "4: garbage gets an answer or a close, no hang" raw_send 'GARBAGE\r\nnot a frame at all\r\n'
-check "4: a bad CRC gets an answer or a close" raw_send '\x04\x00\x00\x00\xde\xad\xbe\xef\x0a\x01\x02\x03'
-check "4: an oversize length gets an answer or a close" raw_send '\xff\xff\xff\x7f\x00\x00\x00\x00'
-check "4: a truncated message then close" raw_send '\x40\x00\x00\x00\x00\x00\x00\x00\x0a\x05'
+check "4: garbage in TLS gets an answer or a close, no hang" tls_send 'GARBAGE\r\nnot a frame at all\r\n'
+check "4: a bad CRC gets an answer or a close" tls_send '\x04\x00\x00\x00\xde\xad\xbe\xef\x0a\x01\x02\x03'
+check "4: an oversize length gets an answer or a close" tls_send '\xff\xff\xff\x7f\x00\x00\x00\x00'
+check "4: a truncated message then close" tls_send '\x40\x00\x00\x00\x00\x00\x00\x00\x0a\x05' -no_ign_eof
+check "4: plain bytes on the TLS port get an answer or a close" raw_send 'GARBAGE\r\n'
+check "4: a TLS record header and then nothing gets a close" raw_send '\x16\x03\x01\x02\x00\x01'
 sleep 0.2
 after=$(grep -c "error: connection from 127.0.0.1:" "$T/rx.log")
-check "4: the receiver logged errors naming the peer" [ "$after" -ge $((before + 4)) ]
-grep "error: connection from 127.0.0.1:" "$T/rx.log" | tail -4 | sed 's/^/    /'
+check "4: the receiver logged errors naming the peer" [ "$after" -ge $((before + 6)) ]
+grep "error: connection from 127.0.0.1:" "$T/rx.log" | tail -6 | sed 's/^/    /'
 check "4: the receiver still runs" kill -0 "$RX1"
 gen "$T/wa" 500 13
 "$BIN" exec "$PA" "$T/wa" >/dev/null

@@ -55,7 +55,7 @@ static void rx_start(rx *r, const char *dir, int max_connections, int timeout_ms
   if (dir != r->dir) snprintf(r->dir, sizeof r->dir, "%s", dir);
   r->stop = 0;
   assert_int_equal(pipe(p), 0);
-  r->o = (sl_receiver_options){.listen = "127.0.0.1:0", .data_dir = r->dir, .heartbeat_ms = 100,
+  r->o = (sl_receiver_options){.listen = "127.0.0.1:0", .data_dir = r->dir, .insecure = true, .heartbeat_ms = 100,
                                .timeout_ms = timeout_ms, .max_connections = max_connections,
                                .ready_fd = p[1]};
   assert_int_equal(pthread_create(&r->t, NULL, rx_main, r), 0);
@@ -739,7 +739,7 @@ static void receiver_data_dir_locked(void **state) {
   (void)state;
   rx r;
   rx_start(&r, tu_tmpdir("receiver_locked"), 0, 10000);
-  sl_receiver_options o = {.listen = "127.0.0.1:0", .data_dir = r.dir, .ready_fd = -1};
+  sl_receiver_options o = {.listen = "127.0.0.1:0", .data_dir = r.dir, .ready_fd = -1, .insecure = true};
   volatile sig_atomic_t stop = 0;
   assert_int_equal(sl_receiver_run(&o, &stop), SL_ELOCKED);
   rx_stop(&r);

@@ -695,7 +695,7 @@ static void fake_stop(fake *fk) {
 }
 
 static sl_shipper_options ship_opts(const char *store, const char *to) {
-  return (sl_shipper_options){.store_dir = store, .to = to, .stream = "s1", .batch_max_bytes = 4096,
+  return (sl_shipper_options){.store_dir = store, .to = to, .stream = "s1", .insecure = true, .batch_max_bytes = 4096,
                               .heartbeat_ms = 100, .timeout_ms = 3000, .backoff_max_ms = 200,
                               .backend = g_backend, .exit_when_caught_up = true};
 }
@@ -888,7 +888,7 @@ static void rx_start(rx *r, const char *data) {
   char buf[16] = {0};
   size_t n = 0;
   assert_int_equal(pipe(p), 0);
-  r->o = (sl_receiver_options){.listen = "127.0.0.1:0", .data_dir = data, .heartbeat_ms = 100,
+  r->o = (sl_receiver_options){.listen = "127.0.0.1:0", .data_dir = data, .insecure = true, .heartbeat_ms = 100,
                                .ready_fd = p[1]};
   assert_int_equal(pthread_create(&r->t, NULL, rx_main, r), 0);
   while (n < sizeof buf - 1 && !memchr(buf, '\n', n)) {

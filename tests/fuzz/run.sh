@@ -6,7 +6,6 @@
 #   tests/fuzz/run.sh [NAME...]       # default: every target
 #   FUZZ_SECONDS=20                   # per target
 #   FUZZ_BUILD_DIR=build-fuzz         # the clang tree (-DSL_FUZZ=ON)
-#   FUZZ_JOBS=1                       # parallel fuzzing processes per target
 #
 # A crash, leak, timeout or sanitizer report stops that target; its input is
 # kept in FUZZ_BUILD_DIR/artifacts/NAME/ and the script exits 1 after the
@@ -18,7 +17,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 SECONDS_EACH=${FUZZ_SECONDS:-20}
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
-JOBS=${FUZZ_JOBS:-1}
 if ! command -v clang >/dev/null; then
   echo "fuzz: clang is not installed; skipping the fuzz targets (scripts/deps.sh installs it)"
   exit 77
@@ -50,7 +48,7 @@ for n in "${targets[@]}"; do
   log=$BUILD/fuzz-$n.log
   echo "fuzz: $n for ${SECONDS_EACH}s (seeds: $(ls "$seeds" 2>/dev/null | wc -l))"
   "$BUILD/fuzz_$n" "$work" "$seeds" -max_total_time="$SECONDS_EACH" -timeout=10 \
-    -close_fd_mask=2 -print_final_stats=1 -jobs="$JOBS" -workers="$JOBS" \
+    -close_fd_mask=2 -print_final_stats=1 \
     -artifact_prefix="$art/" >"$log" 2>&1
   rc=$?
   stats=$(grep -E '^#[0-9]+' "$log" | tail -1)

@@ -12,7 +12,6 @@
  *                  [--rep K] [--label NAME]
  *                  shiplog: --store DIR --receiver HOST:PORT --rx-data DIR --stream NAME
  *                  pg:      --primary CONNINFO --standby CONNINFO
- *   bench_peer replay --archive DIR --into STORE --to-time-us T
  *   bench_peer report FILE [--json OUT]
  *   bench_peer has-pg        exit 0 when built with the PostgreSQL side (libpq)
  *
@@ -43,12 +42,6 @@
  * After the load the system settles (the standby catches up; bench/peer.h)
  * and reports its byte counters.
  *
- * REPLAY (the shiplog restore, until `shiplog restore` exists): apply the
- * frames of a receiver's archive, from STORE's applied txid + 1 up to the
- * last one committed at or before T, to STORE (a `shiplog load` of a base
- * dump), in batches of about 8 MiB (sl_store_apply_batch: one LMDB
- * transaction each, appended to STORE's log and made durable).
- *
  * REPORT. Figures per system and repetition, and shiplog / PostgreSQL for
  * each repetition (the two systems were measured interleaved in the same
  * run, so the ratio is the figure to quote: shared machines move absolute
@@ -66,12 +59,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "log.h"
 #include "peer.h"
 #include "sl_base.h"
-#include "store.h"
 
 #define MAX_CLIENTS 64
 #define POLL_NS 100000
@@ -86,7 +76,6 @@ static void usage(void) {
           "                      [--rep K] [--label NAME]\n"
           "                      shiplog: --store DIR --receiver HOST:PORT --rx-data DIR --stream NAME\n"
           "                      pg:      --primary CONNINFO --standby CONNINFO\n"
-          "       bench_peer replay --archive DIR --into STORE --to-time-us T\n"
           "       bench_peer report FILE [--json OUT]\n"
           "       bench_peer has-pg\n");
   exit(2);
@@ -353,8 +342,8 @@ static int cmd_run(int argc, char **argv) {
   }
   if (exhausted) sl_log_warn("%d clients ran out of lines before the time was up: make the workload longer", exhausted);
   if (p.rc) sl_log_error("probe: %s", sl_strerror(p.rc));
-  qsort(all.ns, all.n, sizeof *all.ns, cmp_u64);
-  qsort(p.lat.ns, p.lat.n, sizeof *p.lat.ns, cmp_u64);
+  if (all.n) qsort(all.ns, all.n, sizeof *all.ns, cmp_u64);
+  if (p.lat.n) qsort(p.lat.ns, p.lat.n, sizeof *p.lat.ns, cmp_u64);
   double secs = (double)(end - r.t0) / 1e9;
   char iso[40] = "";
   if (target_us) sl_time_format(target_us, iso, sizeof iso);
@@ -387,102 +376,6 @@ done:
   free(p.lat.ns);
   if (r.side) ops->close(r.side);
   free(cs);
-  return rc ? 1 : 0;
-}
-
-/* ---- replay ---------------------------------------------------------------------------- */
-
-#define REPLAY_BATCH (8u << 20)
-
-typedef struct batch {
-  uint8_t *data;
-  size_t len, cap;
-  size_t *offs, *lens;
-  size_t n, ncap;
-} batch;
-
-static int batch_add(batch *b, const sl_frame *f) {
-  if (b->len + f->payload_len > b->cap) {
-    size_t cap = SL_MAX(b->cap * 2, b->len + f->payload_len + REPLAY_BATCH);
-    uint8_t *d = realloc(b->data, cap);
-    if (!d) return -ENOMEM;
-    b->data = d;
-    b->cap = cap;
-  }
-  if (b->n == b->ncap) {
-    size_t ncap = b->ncap ? b->ncap * 2 : 4096;
-    size_t *o = realloc(b->offs, ncap * sizeof *o), *l = o ? realloc(b->lens, ncap * sizeof *l) : NULL;
-    if (o) b->offs = o;
-    if (!o || !l) return -ENOMEM;
-    b->lens = l;
-    b->ncap = ncap;
-  }
-  memcpy(b->data + b->len, f->payload, f->payload_len);
-  b->offs[b->n] = b->len;
-  b->lens[b->n++] = f->payload_len;
-  b->len += f->payload_len;
-  return 0;
-}
-
-static int batch_flush(sl_store *st, batch *b) {
-  if (!b->n) return 0;
-  const uint8_t **ps = malloc(b->n * sizeof *ps);
-  if (!ps) return -ENOMEM;
-  for (size_t i = 0; i < b->n; i++) ps[i] = b->data + b->offs[i];
-  int rc = sl_store_apply_batch(st, ps, b->lens, b->n);
-  free(ps);
-  b->n = b->len = 0;
-  return rc;
-}
-
-static int cmd_replay(int argc, char **argv) {
-  const char *archive = NULL, *into = NULL;
-  uint64_t to_us = 0;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--archive")) archive = argv[i + 1];
-    else if (!strcmp(argv[i], "--into")) into = argv[i + 1];
-    else if (!strcmp(argv[i], "--to-time-us")) to_us = strtoull(argv[i + 1], NULL, 10);
-    else usage();
-  }
-  if (!archive || !into || !to_us || argc % 2) usage();
-  sl_store *st = NULL;
-  sl_log_reader *rd = NULL;
-  batch b = {0};
-  uint64_t frames = 0, bytes = 0, last = 0;
-  int rc = sl_store_open(into, 0, &st);
-  if (rc) {
-    sl_log_error("%s: %s", into, sl_strerror(rc));
-    goto done;
-  }
-  sl_view *v;
-  sl_counts c;
-  if ((rc = sl_view_begin(st, &v))) goto done;
-  rc = sl_view_counts(v, &c);
-  sl_view_end(v);
-  if (rc) goto done;
-  sl_log_reader_options ro = {.max_txid = 0, .tolerate_tail = false};
-  if ((rc = sl_log_reader_open(archive, c.applied_txid + 1, &ro, &rd))) {
-    sl_log_error("%s: from txid %" PRIu64 ": %s", archive, c.applied_txid + 1, sl_strerror(rc));
-    goto done;
-  }
-  sl_frame f;
-  while ((rc = sl_log_reader_next(rd, &f)) == 0 && f.commit_us <= to_us) {
-    if ((rc = batch_add(&b, &f))) goto done;
-    frames++;
-    bytes += SL_FRAME_HEADER_SIZE + f.payload_len;
-    last = f.txid;
-    if (b.len >= REPLAY_BATCH && (rc = batch_flush(st, &b))) goto done;
-  }
-  if (rc != 0 && rc != SL_EEND) goto done;
-  rc = batch_flush(st, &b);
-  if (rc == 0) printf("{\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"last_txid\":%" PRIu64 "}\n", frames, bytes, last);
-done:
-  if (rc) sl_log_error("replay into %s: %s", into, sl_strerror(rc));
-  if (rd) sl_log_reader_close(rd);
-  if (st) sl_store_close(st);
-  free(b.data);
-  free(b.offs);
-  free(b.lens);
   return rc ? 1 : 0;
 }
 
@@ -668,7 +561,6 @@ int main(int argc, char **argv) {
   sl_set_progname("bench_peer");
   if (argc < 2) usage();
   if (!strcmp(argv[1], "run")) return cmd_run(argc, argv);
-  if (!strcmp(argv[1], "replay")) return cmd_replay(argc, argv);
   if (!strcmp(argv[1], "report")) return cmd_report(argc, argv);
 #ifdef SL_HAVE_LIBPQ
   if (!strcmp(argv[1], "has-pg")) return 0;

@@ -163,7 +163,10 @@ int cli_out_open(cli_out *o, const char *path) {
     size_t n = strlen(path) + 5;
     if (!(o->tmp = malloc(n))) return -ENOMEM;
     snprintf(o->tmp, n, "%s.tmp", path);
-    o->f = fopen(o->tmp, "w");
+    /* 0600: dumps and exports hold the whole graph (README "Security"). */
+    int fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    o->f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !o->f) close(fd);
   }
   if (!o->f) {
     int rc = -errno;

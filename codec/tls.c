@@ -326,7 +326,8 @@ int sl_tls_ctx_new(bool server, const char *cert_file, const char *key_file, con
   SSL_CTX_set_num_tickets(t->ctx, 0);
   if (SSL_CTX_use_certificate_chain_file(t->ctx, cert_file) != 1)
     return ctx_fail(t, "certificate", cert_file);
-  if (SSL_CTX_use_PrivateKey_file(t->ctx, key_file, SSL_FILETYPE_PEM) != 1)
+  if (SSL_CTX_use_PrivateKey_file(t->ctx, key_file, SSL_FILETYPE_PEM) != 1 &&
+      ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
     return ctx_fail(t, "key", key_file);
   if (SSL_CTX_check_private_key(t->ctx) != 1) {
     ERR_clear_error();

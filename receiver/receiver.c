@@ -739,10 +739,11 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
   while (!*stop) {
     struct pollfd p = {.fd = lfd, .events = POLLIN};
     int n = poll(&p, 1, POLL_MAX_MS);
+    int err = errno; /* before reap() */
     size_t live = reap(&r, &conns, false);
     if (n > 0) accept_one(&r, lfd, &conns, live, stop);
-    else if (n < 0 && errno != EINTR) {
-      rc = -errno;
+    else if (n < 0 && err != EINTR) {
+      rc = -err;
       sl_log_error("poll on the listening socket: %s", sl_strerror(rc));
       break;
     }

@@ -547,8 +547,8 @@ static void keeper_init(keeper *k) {
   if (sl_snapshot_list(s->snap_dir, s->store_id, &snaps, &n) == 0 && n) {
     k->snap_txid = snaps[n - 1].txid;
     k->snap_us = snaps[n - 1].created_us;
+    free(snaps);
   }
-  if (n) free(snaps);
   uint64_t bytes = archive_bytes_after(s->archive_dir, k->snap_txid);
   pthread_mutex_lock(&s->mu);
   s->snap_bytes = bytes;

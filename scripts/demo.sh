@@ -13,6 +13,12 @@
 #   6. the transaction log: its first and last records, and a time filter
 #   7. shiplog verify: every frame checked, state equal to a replay of the log
 #   8. the canonical export
+#   9. shipping and point-in-time restore: a CA and certificates made with the
+#      openssl command in the demo directory, a TLS receiver on 127.0.0.1
+#      (port 0, --ready-file) with an allow list, the store shipped to it over
+#      TLS 1.3 with a client certificate, status until the standby has
+#      caught up, a snapshot, then the store restored to a moment of the LDBC
+#      history and its stats; the processes are stopped by their PIDs
 # Each step is a function; it stops at the first failure with a non-zero
 # exit status and says which step failed.
 set -Eeuo pipefail
@@ -34,6 +40,15 @@ run() {
   "$@"
 }
 trap 'echo; echo "demo: FAILED in step: $current_step" >&2' ERR
+# Background processes (step 9) are stopped by PID however the demo ends.
+bg_pids=()
+stop_bg() {
+  local p
+  for p in "${bg_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${bg_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  bg_pids=()
+}
+trap stop_bg EXIT
 
 # The LDBC sample: the repository's copy, else the shared data beside it.
 find_ldbc() {
@@ -129,6 +144,71 @@ step_export() {
   grep -m1 '"label":"KNOWS"' "$DEMO/export.jsonl" | cut -c1-300 || true
 }
 
+# A CA, the receiver's certificate (localhost) and the primary's (CN demo-primary),
+# as README "Security" makes them; keys 0600.
+make_certs() {
+  local d=$1 ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+  mkdir -p "$d"
+  (
+    umask 077
+    cd "$d"
+    openssl req -x509 -new "${ec[@]}" -days 30 -subj "/CN=shiplog demo CA" -keyout ca.key -out ca.crt
+    openssl req -new "${ec[@]}" -subj "/CN=localhost" -keyout receiver.key -out receiver.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >receiver.ext
+    openssl x509 -req -in receiver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile receiver.ext -out receiver.crt
+    openssl req -new "${ec[@]}" -subj "/CN=demo-primary" -keyout primary.key -out primary.csr
+    printf 'extendedKeyUsage=clientAuth\n' >primary.ext
+    openssl x509 -req -in primary.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile primary.ext -out primary.crt
+  ) 2>/dev/null
+}
+
+step_ship_restore() {
+  step "9. shipping over TLS and point-in-time restore"
+  local data=$DEMO/receiver port_file=$DEMO/receiver.port port last applied i root=()
+  local pki=$DEMO/pki
+  echo "a CA and certificates with openssl (README \"Security\") in $pki:"
+  make_certs "$pki"
+  ls "$pki"
+  printf '# stream  certificate identities\ndemo  demo-primary\n' >"$DEMO/allow"
+  echo "allow list $DEMO/allow: stream demo may be written by certificate demo-primary only"
+  local rx_tls=(--tls-cert "$pki/receiver.crt" --tls-key "$pki/receiver.key" --tls-ca "$pki/ca.crt"
+    --allow "$DEMO/allow")
+  local sh_tls=(--tls-cert "$pki/primary.crt" --tls-key "$pki/primary.key" --tls-ca "$pki/ca.crt")
+  [[ $(id -u) -eq 0 ]] && root=(--allow-root) # the receiver refuses root unless told
+  echo "\$ $SHIPLOG receive --listen 127.0.0.1:0 --data $data --ready-file $port_file ${rx_tls[*]} ${root[*]} &"
+  "$SHIPLOG" receive --listen 127.0.0.1:0 --data "$data" --ready-file "$port_file" "${rx_tls[@]}" "${root[@]}" \
+    2>"$DEMO/receiver.log" &
+  bg_pids+=($!)
+  for i in $(seq 100); do
+    port=$(cat "$port_file" 2>/dev/null || true)
+    [[ $port =~ ^[0-9]+$ ]] && break
+    sleep 0.1
+  done
+  [[ $port =~ ^[0-9]+$ ]] || { echo "demo: the receiver did not start (see $DEMO/receiver.log)" >&2; return 1; }
+  echo "\$ $SHIPLOG ship $STORE --to localhost:$port --stream demo ${sh_tls[*]} &"
+  "$SHIPLOG" ship "$STORE" --to "localhost:$port" --stream demo "${sh_tls[@]}" 2>"$DEMO/ship.log" &
+  bg_pids+=($!)
+  last=$("$SHIPLOG" stats "$STORE" --json | sed -E 's/.*"last_txid":([0-9]+).*/\1/')
+  for i in $(seq 300); do
+    # (no stream yet until the shipper's first session: not a failure)
+    applied=$("$SHIPLOG" status --data "$data" --stream demo --json 2>/dev/null |
+      sed -nE 's/.*"applied":([0-9]+).*/\1/p' || true)
+    [[ ${applied:-0} == "$last" ]] && break
+    sleep 0.1
+  done
+  [[ ${applied:-0} == "$last" ]] || { echo "demo: the standby did not catch up (applied ${applied:-0} of $last)" >&2; return 1; }
+  echo "the standby applied every transaction (txid $last):"
+  run "$SHIPLOG" status --data "$data"
+  run "$SHIPLOG" snapshot --data "$data" --stream demo
+  echo
+  echo "the store as it stood on 2012-07-01 (the LDBC history), rebuilt from the receiver's archive:"
+  run "$SHIPLOG" restore --data "$data" --stream demo --to-time 2012-07-01T00:00:00Z --into "$DEMO/restored"
+  run "$SHIPLOG" stats "$DEMO/restored"
+  stop_bg
+}
+
 step_build
 step_init
 step_ldbc
@@ -137,6 +217,7 @@ step_stats
 step_log
 step_verify
 step_export
+step_ship_restore
 current_step=done
 echo
 echo "demo: all steps passed; the store and its files are in $DEMO/"

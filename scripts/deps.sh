@@ -14,12 +14,14 @@ set -euo pipefail
 # tests. lmdb-utils (mdb_stat, mdb_dump) helps look inside a store.
 # libinih-dev parses --config files. Operations tests (tests/e2e_ops.sh,
 # e2e_systemd.sh): curl scrapes /metrics, prometheus brings promtool and the
-# server that scrapes shiplog, systemd brings systemd-analyze.
+# server that scrapes shiplog, systemd brings systemd-analyze. libssl-dev:
+# TLS (codec/tls.c); openssl makes the test and demo certificates; clang
+# builds the libFuzzer targets (tests/fuzz/run.sh).
 PACKAGES=(
   gcc make libc6-dev cmake pkg-config
   liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
-  liblmdb-dev libjansson-dev libcmocka-dev libinih-dev
-  jq lmdb-utils
+  liblmdb-dev libjansson-dev libcmocka-dev libinih-dev libssl-dev
+  jq lmdb-utils openssl clang
   curl prometheus systemd
 )
 

@@ -9,6 +9,9 @@
 #   4. smoke-runs the benches briefly so they do not rot: bench_commit for
 #      0.5 s per run, and a bench_gen workload applied with shiplog exec and
 #      checked with shiplog verify (numbers are printed, never judged)
+#   5. runs every libFuzzer target (tests/fuzz/run.sh, clang, build-fuzz/)
+#      for FUZZ_SECONDS (default 20) each on its seed corpus; skipped with a
+#      message when clang is missing
 # It goes on after a failure so that one run shows every problem, exits
 # non-zero if anything failed, and ends with one summary line.
 # SL_BUILD_DIR and SL_ASAN_BUILD_DIR override the two build directories.
@@ -103,6 +106,17 @@ if [[ -x $BUILD/bench_commit && -x $BUILD/bench_gen && -x $BUILD/shiplog ]]; the
   rm -rf "$smoke"
 else
   fail "bench smoke: $BUILD/bench_commit, bench_gen or shiplog missing"
+fi
+
+section "fuzz targets (tests/fuzz/run.sh)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} tests/fuzz/run.sh
+rc=$?
+if ((rc == 0)); then
+  passed=$((passed + 1))
+elif ((rc == 77)); then
+  skipped=$((skipped + 1))
+else
+  fail "fuzz targets: a crash or a build failure (see above)"
 fi
 
 echo

@@ -67,11 +67,12 @@ contains() { # contains FILE TEXT DESCRIPTION
 }
 
 # ---- processes (as e2e_ship.sh) ----------------------------------------------------------
-start_receiver() { # DATA: sets RX_PID, RX_PORT
-  local pf="$T/port.$RANDOM" i p
+start_receiver() { # DATA [ARGS...]: sets RX_PID, RX_PORT
+  local pf="$T/port.$RANDOM" i p data=$1
+  shift
   rm -f "$pf"
   # plain TCP here (tests/e2e_security.sh covers TLS); root must say so
-  "$BIN" receive --listen 127.0.0.1:0 --data "$1" --ready-file "$pf" --heartbeat-ms 200 --timeout-ms 3000 \
+  "$BIN" receive --listen 127.0.0.1:0 --data "$data" --ready-file "$pf" --heartbeat-ms 200 --timeout-ms 3000 "$@" \
     --segment-size 64K --snapshot-after-bytes 256K --verbose --insecure \
     $([ "$(id -u)" -eq 0 ] && echo --allow-root) 2>>"$T/rx.log" &
   RX_PID=$!
@@ -267,7 +268,7 @@ stop "$RX"
 echo "open 00000000-0000-0000-0000-000000000000" >"$D/streams/s/standby/writer.lock"
 expect 1 "5: a standby left open by another boot is not read" "$BIN" export "$D/streams/s/standby"
 contains "$T/err" "the machine went down" "5: it says why"
-start_receiver "$D" || exit 1
+start_receiver "$D" --snapshot-every 1 || exit 1
 RX=$RX_PID
 stop "$SH"
 start_shipper "$P" "$RX_PORT" s
@@ -277,6 +278,8 @@ L=$(last_txid "$P")
 check "5: the rebuilt standby applies up to $L" wait_applied "$D" s "$L" 60
 contains "$T/rx.log" "was torn by a power loss: rebuilt from the newest snapshot" "5: rebuilt from a snapshot"
 check "5: it equals the primary" same_export "$P" "$D/streams/s/standby"
+for i in $(seq 50); do grep -q "(schedule)" "$T/rx.log" && break; sleep 0.1; done
+check "5: the receiver takes snapshots on a schedule (--snapshot-every 1)" grep -q "(schedule)" "$T/rx.log"
 
 # ---- 6. the README's story: a mistake on the primary, undone ------------------------------------------
 # (README "Point-in-time restore" shows these commands.)
@@ -301,7 +304,7 @@ check "6: the restored store equals the primary before the mistake" cmp -s "$T/b
 stop "$SH" # the primary's own processes stop before it is replaced
 mkfifo "$T/fifo"
 exec 3<>"$T/fifo"
-"$BIN" exec "$P" - <"$T/fifo" >/dev/null 2>&1 &
+"$BIN" exec "$P" - <"$T/fifo" >/dev/null 2>&1 3>&- & # only this shell may hold the writing end
 HOLD=$!
 pids+=("$HOLD")
 sleep 0.5

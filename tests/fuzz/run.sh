@@ -10,8 +10,9 @@
 # A crash, leak, timeout or sanitizer report stops that target; its input is
 # kept in FUZZ_BUILD_DIR/artifacts/NAME/ and the script exits 1 after the
 # others ran. Every crash found becomes a regression input in
-# tests/fuzz/regress/NAME/ (run by tests/test_fuzz_regress.c in every ctest
-# run) and a fix. Exit 77 when clang is missing.
+# tests/fuzz/regress/NAME/ and a fix: ctest replays the seed corpus and the
+# regressions through each harness in every build (fuzz_replay_NAME,
+# tests/fuzz/replay.c). Exit 77 when clang is missing.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 

@@ -145,47 +145,17 @@ static void bio_method_init(void) {
 
 /* ---- errors ------------------------------------------------------------------- */
 
-/* The first reason in OpenSSL's error queue (the root cause), cleared. */
+/* The first reason in OpenSSL's error queue (the root cause); the queue
+ * is emptied. */
 static int take_reason(char *text, size_t len) {
-  unsigned long e = ERR_get_error(), last;
+  unsigned long e = ERR_get_error();
   int reason = e ? ERR_GET_REASON(e) : 0;
   if (e && text[0] == 0) {
     const char *r = ERR_reason_error_string(e);
     snprintf(text, len, "%s", r ? r : "TLS error");
   }
-  while ((last = ERR_get_error()) != 0) {
-  }
+  ERR_clear_error();
   return reason;
-}
-
-static bool auth_reason(int r) {
-  switch (r) {
-  case SSL_R_CERTIFICATE_VERIFY_FAILED:
-  case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
-  case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
-  case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
-  case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
-  case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
-  case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
-  case SSL_R_SSLV3_ALERT_NO_CERTIFICATE:
-  case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
-  case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
-  case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
-  case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
-  case SSL_R_TLSV1_ALERT_INSUFFICIENT_SECURITY:
-  case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
-  case SSL_R_UNSUPPORTED_PROTOCOL:
-  case SSL_R_NO_PROTOCOLS_AVAILABLE:
-  case SSL_R_VERSION_TOO_LOW:
-  case SSL_R_WRONG_VERSION_NUMBER:
-  case SSL_R_PACKET_LENGTH_TOO_LONG:
-  case SSL_R_HTTP_REQUEST:
-  case SSL_R_HTTPS_PROXY_REQUEST:
-  case SSL_R_UNKNOWN_PROTOCOL:
-    return true;
-  default:
-    return false;
-  }
 }
 
 /* The peer's alert refusing the handshake (our certificate, our version). */
@@ -209,15 +179,23 @@ static bool peer_alert(int r) {
   }
 }
 
+/* Bytes that are not TLS records: a plain-TCP (or HTTP) peer. */
 static bool not_tls_reason(int r) {
   return r == SSL_R_WRONG_VERSION_NUMBER || r == SSL_R_PACKET_LENGTH_TOO_LONG ||
          r == SSL_R_HTTP_REQUEST || r == SSL_R_HTTPS_PROXY_REQUEST || r == SSL_R_UNKNOWN_PROTOCOL;
 }
 
+/* SL_EAUTH: refused by either side, or no TLS 1.3 to speak (see ERRORS). */
+static bool auth_reason(int r) {
+  return peer_alert(r) || not_tls_reason(r) || r == SSL_R_CERTIFICATE_VERIFY_FAILED ||
+         r == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE || r == SSL_R_UNSUPPORTED_PROTOCOL ||
+         r == SSL_R_NO_PROTOCOLS_AVAILABLE || r == SSL_R_VERSION_TOO_LOW;
+}
+
 /* Map the result ret of an SSL call on c (see ERRORS above). */
 static int classify(sl_conn *c, int ret) {
-  int e = SSL_get_error(c->ssl, ret);
   int err = errno;
+  int e = SSL_get_error(c->ssl, ret);
   switch (e) {
   case SSL_ERROR_WANT_READ: return WANT_READ;
   case SSL_ERROR_WANT_WRITE: return WANT_WRITE;

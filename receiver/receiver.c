@@ -12,17 +12,21 @@
  *
  * SESSION (one connection; every edge names the function that takes it)
  *
- *   accepted --handshake()--> HELLO_WAIT --Hello ok, sl__stream_attach()--> STREAMING
- *       |                        |  bad version / name / store id:
- *       |                        |  Error{permanent} --> CLOSED
- *       | too many connections   |  silent for timeout_ms, garbage --> CLOSED
- *       v                        v
- *     Error{ERR_BUSY} --------> CLOSED <--- serve(): EOF, timeout, bad frame
- *                                            (Error{ERR_BAD_MESSAGE}), bad batch
- *                                            (Error{ERR_CORRUPT|GAP|TOO_BIG}),
- *                                            disk error (Error{ERR_IO}),
- *                                            takeover by a newer connection,
- *                                            receiver stopping
+ *   accepted --secure() (TLS only)--> TLS up --handshake()--> HELLO_WAIT
+ *       |          |  plain client: Error{ERR_VERSION, permanent} --> CLOSED
+ *       |          |  refused certificate, broken or slow handshake --> CLOSED
+ *       | too many connections, overall or from one address (accept_one())
+ *       v
+ *     Error{ERR_BUSY} (plain TCP only) --> CLOSED
+ *
+ *   HELLO_WAIT --Hello ok, allowed, sl__stream_attach()--> STREAMING
+ *       |  bad version / name / store id, a stream the certificate may not
+ *       |  write (ERR_FORBIDDEN): Error{permanent} --> CLOSED
+ *       |  TLS + Hello not within timeout_ms of the accept, garbage --> CLOSED
+ *
+ *   STREAMING --serve()--> CLOSED: EOF, timeout, bad frame (Error{ERR_BAD_MESSAGE}),
+ *       bad batch (Error{ERR_CORRUPT|GAP|TOO_BIG}), disk error (Error{ERR_IO}),
+ *       takeover by a newer connection, receiver stopping
  *
  * STREAMING, per group of batches (receive_group()):
  *   receive Batch -> sl_batch_open (decompress, CRC of every frame, dense

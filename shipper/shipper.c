@@ -8,7 +8,7 @@
  *
  *                      session_connect()            on_welcome()
  *      +-> CONNECTING --------------------> HANDSHAKE -----------> STREAMING --+
- *      |        |      TCP up, Hello sent       |     start found,     |        |
+ *      |        |  TCP (+TLS) up, Hello sent    |     start found,     |        |
  *      |        |                               |     consumer set     |        |
  *      |        | transient()                   | transient()          |        | stop flag,
  *      |        | (connect failed)              | (Error, timeout,     |        | caught up
@@ -18,7 +18,8 @@
  *    (100 ms .. max,    |            receiver, transient Error{}
  *     with jitter)      |
  *                       |  fatal(): Error{permanent}, receiver ahead of the log,
- *                       +- start pruned, damaged log, local I/O  ---------------> FAILED
+ *                       +- start pruned, damaged log, local I/O, a certificate
+ *                          refused by either side (SL_EAUTH)  ------------------> FAILED
  *
  * Every function that fails has already moved the state (transient() or
  * fatal()) and logged; callers only check the state.

@@ -31,7 +31,9 @@
  * behind it); else an incremental from the chain's last txid + 1, or
  * nothing when no transaction came since. Then --keep-full N removes the
  * oldest chains beyond the newest N (0: keep all), a full dump with all its
- * incrementals at a time, and only after the new file is in place.
+ * incrementals at a time, and only after the new file is in place. Each
+ * file written records its last txid as the store's log consumer
+ * "dump-chain", so the store keeps every segment the next incremental needs.
  *
  * LOADING a chain takes the newest complete chain: its full dump becomes a
  * new store in NEW_DIR.chain-tmp-PID, each incremental is applied in order
@@ -72,6 +74,10 @@ typedef struct listing {
   int chains;
   bool broken;        /* some file has a problem */
 } listing;
+
+/* The consumer name under STORE/log/consumers/ that keeps the log a chain
+ * needs (one per store: a store is dumped into one chain folder). */
+#define CHAIN_CONSUMER "dump-chain"
 
 static bool is_full(const entry *e) { return e->h.kind == SL_DUMP_FULL; }
 
@@ -389,6 +395,11 @@ static int add(const char *store, const char *dir, uint64_t full_every_s, uint64
     rc = write_one(st, dir, true, 0, quiet, name, sizeof name, &info);
   }
   if (rc) goto out;
+  /* Hold the store's log from here on, so that the next incremental finds
+   * its first txid (a checkpoint would otherwise prune it, breaking the
+   * chain). Not fatal: the next run would start a new chain. */
+  int crc = sl_log_consumer_set(cli_join(logdir, sizeof logdir, store, "log"), CHAIN_CONSUMER, info.header.last_txid);
+  if (crc) sl_log_warn("%s: cannot record consumer %s: %s", logdir, CHAIN_CONSUMER, sl_strerror(crc));
   if (!quiet)
     fprintf(stderr, "dump: %s, txids %" PRIu64 "..%" PRIu64 " to %s/%s%s%s%s\n", why ? "full" : "incremental",
             info.header.first_txid, info.header.last_txid, dir, name, why ? " (" : "", why ? why : "",

@@ -187,8 +187,8 @@ step_ship_restore() {
     sleep 0.1
   done
   [[ $port =~ ^[0-9]+$ ]] || { echo "demo: the receiver did not start (see $DEMO/receiver.log)" >&2; return 1; }
-  echo "\$ $SHIPLOG ship $STORE --to localhost:$port --stream demo ${sh_tls[*]} &"
-  "$SHIPLOG" ship "$STORE" --to "localhost:$port" --stream demo "${sh_tls[@]}" 2>"$DEMO/ship.log" &
+  echo "\$ $SHIPLOG ship $STORE --to 127.0.0.1:$port --stream demo ${sh_tls[*]} &"
+  "$SHIPLOG" ship "$STORE" --to "127.0.0.1:$port" --stream demo "${sh_tls[@]}" 2>"$DEMO/ship.log" &
   bg_pids+=($!)
   last=$("$SHIPLOG" stats "$STORE" --json | sed -E 's/.*"last_txid":([0-9]+).*/\1/')
   for i in $(seq 300); do

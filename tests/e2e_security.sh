@@ -159,7 +159,7 @@ expect 1 "2: ...and one writable by its group" \
   umask 000
   start_receiver "$T/priv/rx" "${TLS_RX[@]}" || exit 1
   # shellcheck disable=SC2046
-  "$BIN" ship "$T/priv/store" --to "localhost:$RX_PORT" --stream a $(tls_of p1) \
+  "$BIN" ship "$T/priv/store" --to "127.0.0.1:$RX_PORT" --stream a $(tls_of p1) \
     --exit-when-caught-up 2>>"$T/ship.log"
   rc=$?
   kill -TERM "$RX_PID"
@@ -179,7 +179,7 @@ RX1=$RX_PID
 "$BIN" init "$T/pa" --segment-size 64K >/dev/null
 mutations 200 1 | "$BIN" exec "$T/pa" - >/dev/null
 # shellcheck disable=SC2046
-"$BIN" ship "$T/pa" --to "localhost:$PORT" --stream a $(tls_of p1) --heartbeat-ms 200 \
+"$BIN" ship "$T/pa" --to "127.0.0.1:$PORT" --stream a $(tls_of p1) --heartbeat-ms 200 \
   --backoff-max-ms 200 2>>"$T/ship-a.log" &
 SHA=$!
 pids+=("$SHA")
@@ -189,23 +189,23 @@ check "3: the allowed shipper streams (stream a)" wait_applied "$D" a 200 30
 mutations 20 1 | "$BIN" exec "$T/pb" - >/dev/null
 # shellcheck disable=SC2046
 expect 1 "3: an unknown certificate is refused (exit 1, no retrying)" \
-  "$BIN" ship "$T/pb" --to "localhost:$PORT" --stream b --tls-cert "$PKI/rogue.crt" \
+  "$BIN" ship "$T/pb" --to "127.0.0.1:$PORT" --stream b --tls-cert "$PKI/rogue.crt" \
   --tls-key "$PKI/rogue.key" --tls-ca "$PKI/ca.crt" --exit-when-caught-up
 contains "$T/err" "refused by the peer: tlsv1 alert unknown ca" "3: ...the shipper says the receiver refused its certificate"
 contains "$T/rx.log" "TLS handshake failed: certificate /CN=rogue: unable to get local issuer certificate" \
   "3: ...the receiver names the certificate and why"
 # shellcheck disable=SC2046
 expect 1 "3: a certificate allowed for another stream is refused" \
-  "$BIN" ship "$T/pb" --to "localhost:$PORT" --stream a $(tls_of p2) --exit-when-caught-up
+  "$BIN" ship "$T/pb" --to "127.0.0.1:$PORT" --stream a $(tls_of p2) --exit-when-caught-up
 contains "$T/err" "stream a: certificate p2, p2.shippers.test may not write it (not in the allow list" \
   "3: ...with the receiver's reason (ERR_FORBIDDEN)"
 contains "$T/err" "ERR_FORBIDDEN" "3: ...as ERR_FORBIDDEN"
 # shellcheck disable=SC2046
 expect 1 "3: ...also for a stream it would create" \
-  "$BIN" ship "$T/pb" --to "localhost:$PORT" --stream c $(tls_of p2) --exit-when-caught-up
+  "$BIN" ship "$T/pb" --to "127.0.0.1:$PORT" --stream c $(tls_of p2) --exit-when-caught-up
 check "3: ...which is not created" [ ! -e "$D/streams/c" ]
 expect 1 "3: a plain-TCP shipper is refused by a TLS receiver" \
-  "$BIN" ship "$T/pb" --to "localhost:$PORT" --stream b --insecure --exit-when-caught-up
+  "$BIN" ship "$T/pb" --to "127.0.0.1:$PORT" --stream b --insecure --exit-when-caught-up
 contains "$T/err" "this receiver requires TLS" "3: ...saying so"
 # shellcheck disable=SC2046
 expect 1 "3: a receiver whose certificate does not carry the name dialled is refused" \
@@ -214,19 +214,19 @@ expect 1 "3: a receiver whose certificate does not carry the name dialled is ref
 contains "$T/err" "does not name db.example.org" "3: ...naming the name"
 # shellcheck disable=SC2046
 expect 1 "3: a receiver from another CA is refused" \
-  "$BIN" ship "$T/pb" --to "localhost:$PORT" --stream b --tls-cert "$PKI/p2.crt" --tls-key "$PKI/p2.key" \
+  "$BIN" ship "$T/pb" --to "127.0.0.1:$PORT" --stream b --tls-cert "$PKI/p2.crt" --tls-key "$PKI/p2.key" \
   --tls-ca "$PKI/rogue-ca.crt" --exit-when-caught-up
 contains "$T/err" "certificate /CN=shiplog test CA: self-signed certificate in certificate chain" "3: ...saying why"
 start_receiver "$T/plain" --insecure || exit 1
 # shellcheck disable=SC2046
 expect 1 "3: a TLS shipper refuses a plain receiver" \
-  "$BIN" ship "$T/pb" --to "localhost:$RX_PORT" --stream b $(tls_of p2) --exit-when-caught-up
+  "$BIN" ship "$T/pb" --to "127.0.0.1:$RX_PORT" --stream b $(tls_of p2) --exit-when-caught-up
 contains "$T/err" "does not speak TLS" "3: ...saying it does not speak TLS"
 kill -TERM "$RX_PID"
 wait "$RX_PID" 2>/dev/null
 # shellcheck disable=SC2046
 expect 0 "3: p2 may write its own stream b (by its DNS name)" \
-  "$BIN" ship "$T/pb" --to "localhost:$PORT" --stream b $(tls_of p2) --exit-when-caught-up
+  "$BIN" ship "$T/pb" --to "127.0.0.1:$PORT" --stream b $(tls_of p2) --exit-when-caught-up
 mutations 300 1000 | "$BIN" exec "$T/pa" - >/dev/null
 check "3: stream a went on all along" wait_applied "$D" a 500 30
 check "3: the receiver still runs" kill -0 "$RX1"
@@ -279,11 +279,11 @@ contains "$T/rx.log" "$(basename "$aseg")" "4: the receiver names stream a's dam
 mutations 30 5000 | "$BIN" exec "$T/pb" - >/dev/null
 # shellcheck disable=SC2046
 expect 0 "4: ...while stream b goes on" \
-  "$BIN" ship "$T/pb" --to "localhost:$RX_PORT" --stream b $(tls_of p2) --exit-when-caught-up
+  "$BIN" ship "$T/pb" --to "127.0.0.1:$RX_PORT" --stream b $(tls_of p2) --exit-when-caught-up
 check "4: ...and is applied" wait_applied "$D" b "$(last_txid "$T/pb")" 30
 # The shipper of stream a is told why (a disk problem may pass: it retries).
 # shellcheck disable=SC2046
-"$BIN" ship "$T/pa" --to "localhost:$RX_PORT" --stream a $(tls_of p1) --backoff-max-ms 200 \
+"$BIN" ship "$T/pa" --to "127.0.0.1:$RX_PORT" --stream a $(tls_of p1) --backoff-max-ms 200 \
   2>"$T/ship-a2.log" &
 SHA=$!
 pids+=("$SHA")
@@ -304,7 +304,7 @@ cp "$PKI/p1.crt" "$T/bad.crt"
 damage "$T/bad.crt" 100
 # shellcheck disable=SC2046
 expect 1 "4: a certificate file with a flipped byte is refused" \
-  "$BIN" ship "$T/pb" --to "localhost:1" --stream b --tls-cert "$T/bad.crt" --tls-key "$PKI/p1.key" \
+  "$BIN" ship "$T/pb" --to "127.0.0.1:1" --stream b --tls-cert "$T/bad.crt" --tls-key "$PKI/p1.key" \
   --tls-ca "$PKI/ca.crt"
 contains "$T/err" "$T/bad.crt" "4: ...naming it"
 

@@ -64,6 +64,30 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *
   return CLI_OK;
 }
 
+int cli_parse_ms(const char *cmd, const char *opt, const char *text, int *out) {
+  uint64_t v;
+  if (cli_parse_u64(cmd, opt, text, &v)) return CLI_USAGE;
+  if (v < 1 || v > 3600000) return cli_usage(cmd, "--%s must lie between 1 and 3600000", opt);
+  *out = (int)v;
+  return CLI_OK;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
+volatile sig_atomic_t *cli_stop_on_signals(void) {
+  struct sigaction sa = {.sa_handler = on_stop_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  return &stop_requested;
+}
+
 int cli_parse_size(const char *cmd, const char *opt, const char *text, uint64_t *out) {
   char *end;
   errno = 0;

@@ -12,6 +12,7 @@
 #define SL_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +55,12 @@ int cli_positional(int argc, char **argv, const char *cmd, int n, const char *co
 
 /* Option values; each returns CLI_OK or a usage error naming the option. */
 int cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *out);
+/* A duration in ms for --OPT, 1..3600000 (an hour). */
+int cli_parse_ms(const char *cmd, const char *opt, const char *text, int *out);
+/* For long-running commands: SIGINT and SIGTERM set the returned flag, which
+ * the command's loop polls to stop cleanly; SIGPIPE is ignored (a closed
+ * peer shows up as EPIPE instead). */
+volatile sig_atomic_t *cli_stop_on_signals(void);
 /* BYTES with an optional K, M, G suffix (powers of 1024). */
 int cli_parse_size(const char *cmd, const char *opt, const char *text, uint64_t *out);
 /* TIME as spec/cli.md defines it. */

@@ -59,7 +59,7 @@ static const char snapshot_help[] =
     "  --quiet         no progress line on a terminal\n"
     "  --json          one JSON object instead of the summary line\n";
 
-int sl_cmd_snapshot(int argc, char **argv) {
+int cmd_snapshot(int argc, char **argv) {
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
                                        {"stream", required_argument, NULL, 's'},
                                        {"quiet", no_argument, NULL, 'q'},
@@ -161,7 +161,7 @@ static void replay_progress(void *arg, uint64_t done, uint64_t total) {
   cli_progress_update(&p->replay, done, total);
 }
 
-int sl_cmd_restore(int argc, char **argv) {
+int cmd_restore(int argc, char **argv) {
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
                                        {"stream", required_argument, NULL, 's'},
                                        {"to-time", required_argument, NULL, 'T'},
@@ -315,7 +315,7 @@ static int prune_one(const char *data, const char *stream, const sl_prune_option
   return CLI_OK;
 }
 
-int sl_cmd_prune(int argc, char **argv) {
+int cmd_prune(int argc, char **argv) {
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
                                        {"stream", required_argument, NULL, 's'},
                                        {"keep-snapshots", required_argument, NULL, 'n'},

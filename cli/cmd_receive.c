@@ -81,22 +81,7 @@ static const char receive_help[] =
     "\n"
     "Under systemd (Type=notify) it reports READY=1 once it listens.\n";
 
-static volatile sig_atomic_t receive_stop;
-
-static void on_signal(int sig) {
-  (void)sig;
-  receive_stop = 1;
-}
-
-static int parse_ms(const char *opt, const char *text, int *out) {
-  uint64_t v;
-  if (cli_parse_u64("receive", opt, text, &v)) return CLI_USAGE;
-  if (v < 1 || v > 3600000) return cli_usage("receive", "--%s must lie between 1 and 3600000", opt);
-  *out = (int)v;
-  return CLI_OK;
-}
-
-int sl_cmd_receive(int argc, char **argv) {
+int cmd_receive(int argc, char **argv) {
   static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
                                        {"data", required_argument, NULL, 'd'},
                                        {"heartbeat-ms", required_argument, NULL, 'b'},
@@ -129,8 +114,8 @@ int sl_cmd_receive(int argc, char **argv) {
     case 'h': return cli_help(receive_help);
     case 'l': ro.listen = optarg; break;
     case 'd': ro.data_dir = optarg; break;
-    case 'b': if (parse_ms("heartbeat-ms", optarg, &ro.heartbeat_ms)) return CLI_USAGE; break;
-    case 't': if (parse_ms("timeout-ms", optarg, &ro.timeout_ms)) return CLI_USAGE; break;
+    case 'b': if (cli_parse_ms("receive", "heartbeat-ms", optarg, &ro.heartbeat_ms)) return CLI_USAGE; break;
+    case 't': if (cli_parse_ms("receive", "timeout-ms", optarg, &ro.timeout_ms)) return CLI_USAGE; break;
     case 'c':
       if (cli_parse_u64("receive", "max-connections", optarg, &v)) return CLI_USAGE;
       if (v < 1 || v > 65536) return cli_usage("receive", "--max-connections must lie between 1 and 65536");
@@ -195,17 +180,13 @@ int sl_cmd_receive(int argc, char **argv) {
     }
   }
 
-  struct sigaction sa = {.sa_handler = on_signal};
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  volatile sig_atomic_t *stop = cli_stop_on_signals();
   cli_daemon d;
   if (cli_daemon_start(&d, metrics)) return CLI_FAIL;
   ro.metrics = d.metrics;
   ro.on_ready = cli_notify_ready;
   ro.ready_arg = (void *)"listening";
-  int rc = sl_receiver_run(&ro, &receive_stop);
+  int rc = sl_receiver_run(&ro, stop);
   cli_daemon_stop(&d);
   return rc ? CLI_FAIL : CLI_OK;
 }
@@ -420,7 +401,7 @@ static int status_data(const char *data, const char *only, bool json) {
   return status != CLI_OK ? status : prc;
 }
 
-int sl_cmd_status(int argc, char **argv) {
+int cmd_status(int argc, char **argv) {
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
                                        {"stream", required_argument, NULL, 's'},
                                        {"json", no_argument, NULL, 'j'},

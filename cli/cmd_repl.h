@@ -12,13 +12,13 @@
 
 #include "metrics.h"
 
-int sl_cmd_ship(int argc, char **argv);
-int sl_cmd_receive(int argc, char **argv);
-int sl_cmd_status(int argc, char **argv);
+int cmd_ship(int argc, char **argv);
+int cmd_receive(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 /* Point in time (cmd_pitr.c). */
-int sl_cmd_snapshot(int argc, char **argv);
-int sl_cmd_restore(int argc, char **argv);
-int sl_cmd_prune(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 /* export --at-txid: restore the stream's state at txid into a new store in
  * a temporary directory under $TMPDIR (else /tmp); *store_dir (malloc'd) names
  * it. Returns CLI_OK or CLI_FAIL (logged). cli_restore_temp_remove removes

@@ -58,22 +58,7 @@ static const char ship_help[] =
     "Under systemd (Type=notify) it reports READY=1 once the first session\n"
     "with the receiver is up.\n";
 
-static volatile sig_atomic_t ship_stop;
-
-static void on_signal(int sig) {
-  (void)sig;
-  ship_stop = 1;
-}
-
-static int parse_ms(const char *opt, const char *text, int *out) {
-  uint64_t v;
-  if (cli_parse_u64("ship", opt, text, &v)) return CLI_USAGE;
-  if (v < 1 || v > 3600000) return cli_usage("ship", "--%s must lie between 1 and 3600000", opt);
-  *out = (int)v;
-  return CLI_OK;
-}
-
-int sl_cmd_ship(int argc, char **argv) {
+int cmd_ship(int argc, char **argv) {
   static const struct option opts[] = {{"to", required_argument, NULL, 't'},
                                        {"stream", required_argument, NULL, 's'},
                                        {"since", required_argument, NULL, 'S'},
@@ -129,9 +114,9 @@ int sl_cmd_ship(int argc, char **argv) {
       if (v < 65536 || v > (1ull << 32)) return cli_usage("ship", "--window-bytes must lie between 64K and 4G");
       o.window_bytes = (size_t)v;
       break;
-    case 'H': if (parse_ms("heartbeat-ms", optarg, &o.heartbeat_ms)) return CLI_USAGE; break;
-    case 'T': if (parse_ms("timeout-ms", optarg, &o.timeout_ms)) return CLI_USAGE; break;
-    case 'B': if (parse_ms("backoff-max-ms", optarg, &o.backoff_max_ms)) return CLI_USAGE; break;
+    case 'H': if (cli_parse_ms("ship", "heartbeat-ms", optarg, &o.heartbeat_ms)) return CLI_USAGE; break;
+    case 'T': if (cli_parse_ms("ship", "timeout-ms", optarg, &o.timeout_ms)) return CLI_USAGE; break;
+    case 'B': if (cli_parse_ms("ship", "backoff-max-ms", optarg, &o.backoff_max_ms)) return CLI_USAGE; break;
     case 'i':
       if (!strcmp(optarg, "auto")) o.backend = SL_IO_AUTO;
       else if (!strcmp(optarg, "uring")) o.backend = SL_IO_URING;
@@ -165,17 +150,13 @@ int sl_cmd_ship(int argc, char **argv) {
                                        .server_name = o.tls_server_name, .insecure = o.insecure}))
     return CLI_USAGE;
 
-  struct sigaction sa = {.sa_handler = on_signal};
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  volatile sig_atomic_t *stop = cli_stop_on_signals();
   cli_daemon d;
   if (cli_daemon_start(&d, metrics)) return CLI_FAIL;
   o.metrics = d.metrics;
   o.on_ready = cli_notify_ready;
   o.ready_arg = (void *)"streaming";
-  int rc = sl_shipper_run(&o, &ship_stop);
+  int rc = sl_shipper_run(&o, stop);
   cli_daemon_stop(&d);
   return rc ? CLI_FAIL : CLI_OK;
 }

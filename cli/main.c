@@ -26,12 +26,12 @@ static const struct command {
     {"import", cmd_import, "canonical or APOC JSON Lines, or neo4j-admin CSV, into a new store"},
     {"dump", cmd_dump, "a full or incremental backup file of a store"},
     {"load", cmd_load, "a backup file into a new store, or onto the store it follows"},
-    {"receive", sl_cmd_receive, "serve replication streams from many primaries"},
-    {"ship", sl_cmd_ship, "tail a store's log and stream it to a receiver"},
-    {"status", sl_cmd_status, "per stream: committed / shipped / durable / applied txid, lag"},
-    {"snapshot", sl_cmd_snapshot, "a base snapshot of a receiver's standby now"},
-    {"restore", sl_cmd_restore, "a stream's state at a time or txid, from a receiver's data"},
-    {"prune", sl_cmd_prune, "retention of a receiver's snapshots and archive segments"},
+    {"receive", cmd_receive, "serve replication streams from many primaries"},
+    {"ship", cmd_ship, "tail a store's log and stream it to a receiver"},
+    {"status", cmd_status, "per stream: committed / shipped / durable / applied txid, lag"},
+    {"snapshot", cmd_snapshot, "a base snapshot of a receiver's standby now"},
+    {"restore", cmd_restore, "a stream's state at a time or txid, from a receiver's data"},
+    {"prune", cmd_prune, "retention of a receiver's snapshots and archive segments"},
 };
 
 static void usage(FILE *out) {

@@ -16,12 +16,13 @@ set -euo pipefail
 # e2e_systemd.sh): curl scrapes /metrics, prometheus brings promtool and the
 # server that scrapes shiplog, systemd brings systemd-analyze. libssl-dev:
 # TLS (codec/tls.c); openssl makes the test and demo certificates; clang
-# builds the libFuzzer targets (tests/fuzz/run.sh).
+# and its sanitizer/libFuzzer runtimes (libclang-rt-14-dev) build the fuzz
+# targets (tests/fuzz/run.sh).
 PACKAGES=(
   gcc make libc6-dev cmake pkg-config
   liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev libjansson-dev libcmocka-dev libinih-dev libssl-dev
-  jq lmdb-utils openssl clang
+  jq lmdb-utils openssl clang libclang-rt-14-dev
   curl prometheus systemd
 )
 

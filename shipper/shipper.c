@@ -891,6 +891,12 @@ static int send_heartbeat(shipper *s) {
   Shiplog__Repl__Heartbeat hb = SHIPLOG__REPL__HEARTBEAT__INIT;
   hb.has_time_us = true;
   hb.time_us = sl_now_us();
+  /* The clock first, then the durable mark: "every commit up to time_us is
+   * at or below committed_txid" must hold, and the receiver bounds
+   * --to-time restores by it. A mark read before the clock could miss a
+   * commit made in between. */
+  int rc = refresh_mark(s);
+  if (rc) return rc;
   hb.has_committed_txid = true;
   hb.committed_txid = s->committed;
   Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;

@@ -27,28 +27,8 @@ BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
 GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
 [ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
 command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
-T=${SL_TEST_TMP:-/tmp/shiplog-test}/e2e_restore.$$
-rm -rf "$T" && mkdir -p "$T" || exit 1
-SEED=${SL_SEED:-$(( $(date +%s) % 100000 ))}
-RANDOM=$SEED
-echo "seed $SEED (rerun with SL_SEED=$SEED)"
-
-passed=0
-failed=0
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  if [ "$failed" -eq 0 ]; then rm -rf "$T"; else echo "kept $T for inspection"; fi
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { # check DESCRIPTION CMD...
-  local desc=$1
-  shift
-  if "$@"; then ok "$desc"; else bad "$desc"; fi
-}
+. "$(dirname "$0")/lib_e2e.sh"
+e2e_begin e2e_restore
 expect() { # expect STATUS DESCRIPTION CMD...: stdout in $T/out, stderr in $T/err
   local want=$1 desc=$2
   shift 2

@@ -23,21 +23,8 @@ BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
 command -v openssl >/dev/null || { echo "skip: openssl is not installed"; exit 77; }
 command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
 SRC=${SL_SOURCE:-$(cd "$(dirname "$0")/.." && pwd)}
-T=${SL_TEST_TMP:-/tmp/shiplog-test}/e2e_security.$$
-rm -rf "$T" && mkdir -p "$T" || exit 1
-
-passed=0
-failed=0
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  if [ "$failed" -eq 0 ]; then rm -rf "$T"; else echo "kept $T for inspection"; fi
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+. "$(dirname "$0")/lib_e2e.sh"
+e2e_begin e2e_security
 expect() { # expect STATUS DESCRIPTION CMD...
   local want=$1 desc=$2
   shift 2

@@ -17,12 +17,6 @@
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-}
 
 static char *read_text(const char *path) {
   uint8_t *buf;
@@ -59,21 +53,6 @@ static char *capture_end(void) {
   return s;
 }
 
-/* The canonical export of the store in dir. */
-static char *export_string(const char *dir) {
-  sl_store *st;
-  sl_view *v;
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  assert_int_equal(sl_store_open(dir, SL_OPEN_RDONLY, &st), 0);
-  assert_int_equal(sl_view_begin(st, &v), 0);
-  assert_int_equal(sl_export_canonical(v, f, "memory", NULL, NULL), 0);
-  sl_view_end(v);
-  sl_store_close(st);
-  fclose(f);
-  return buf;
-}
 
 /* One scratch directory per test: root/nodes.csv, root/rels.csv, root/store. */
 typedef struct fixture {
@@ -108,16 +87,16 @@ static int fx_run_with(fixture *fx, const char *nodes_text, const char *label, c
   free(fx->graph);
   fx->err = fx->graph = NULL;
   sl_remove_tree(fx->store);
-  write_file(fx->nodes, nodes_text);
+  tu_write_file(fx->nodes, nodes_text);
   const char *nf[] = {fx->nodes}, *rf[] = {fx->rels}, *labels[] = {label};
   sl_csv_source ns = {.files = nf, .nfiles = 1, .labels = labels, .nlabels = label ? 1 : 0};
   sl_csv_source rs = {.files = rf, .nfiles = 1, .type = type};
-  if (rels_text) write_file(fx->rels, rels_text);
+  if (rels_text) tu_write_file(fx->rels, rels_text);
   capture_begin();
   int rc = sl_import_csv(&ns, 1, &rs, rels_text ? 1 : 0, fx->store, o, &fx->res);
   fx->err = capture_end();
   if (rc == 0)
-    fx->graph = export_string(fx->store);
+    fx->graph = tu_export(fx->store, NULL);
   else if (access(fx->store, F_OK) == 0)
     fail_msg("a failed import left %s behind", fx->store);
   return rc;
@@ -180,13 +159,13 @@ static void csv_array_columns(void **state) {
   sl_csv_options o = {.delimiter = '|', .array_delimiter = ','};
   const char *hdr = "h:long[]|name\n";
   char *hpath = tu_path(fx.root, "header.csv");
-  write_file(hpath, hdr);
-  write_file(fx.nodes, "1,2,3|a,b\n\n4|\"q|\"\"\"\n");
+  tu_write_file(hpath, hdr);
+  tu_write_file(fx.nodes, "1,2,3|a,b\n\n4|\"q|\"\"\"\n");
   const char *files[] = {hpath, fx.nodes};
   sl_csv_source src = {.files = files, .nfiles = 2};
   sl_remove_tree(fx.store);
   assert_int_equal(sl_import_csv(&src, 1, NULL, 0, fx.store, &o, NULL), 0);
-  char *g = export_string(fx.store);
+  char *g = tu_export(fx.store, NULL);
   assert_string_equal(
       g, "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"h\":[1,2,3],\"name\":\"a,b\"}}\n"
          "{\"type\":\"node\",\"id\":\"2\",\"labels\":[],\"properties\":{\"h\":[4],\"name\":\"q|\\\"\"}}\n");
@@ -256,10 +235,10 @@ static void csv_id_spaces(void **state) {
   fixture fx;
   fx_init(&fx, "csv_ids");
   char *forums = tu_path(fx.root, "forums.csv"), *members = tu_path(fx.root, "members.csv");
-  write_file(fx.nodes, "id:ID(Person)|name\n1|Ann\n2|Bo\n");
-  write_file(forums, "fid:ID(Forum)|title\n1|Skiing\n007|Cinema\n");
-  write_file(fx.rels, ":START_ID(Person)|:END_ID(Person)\n1|2\n");
-  write_file(members, ":START_ID(Forum)|:END_ID(Person)|:TYPE|since:int\n7|1||2010\n1|2|MODERATOR|2011\n");
+  tu_write_file(fx.nodes, "id:ID(Person)|name\n1|Ann\n2|Bo\n");
+  tu_write_file(forums, "fid:ID(Forum)|title\n1|Skiing\n007|Cinema\n");
+  tu_write_file(fx.rels, ":START_ID(Person)|:END_ID(Person)\n1|2\n");
+  tu_write_file(members, ":START_ID(Forum)|:END_ID(Person)|:TYPE|since:int\n7|1||2010\n1|2|MODERATOR|2011\n");
   const char *p[] = {fx.nodes}, *f[] = {forums}, *k[] = {fx.rels}, *m[] = {members};
   const char *person[] = {"Person"}, *forum[] = {"Forum", "Group"};
   sl_csv_source ns[] = {{.files = p, .nfiles = 1, .labels = person, .nlabels = 1},
@@ -270,7 +249,7 @@ static void csv_id_spaces(void **state) {
   assert_int_equal(sl_import_csv(ns, 2, rs, 2, fx.store, &o, &res), 0);
   assert_int_equal(res.nodes, 4);
   assert_int_equal(res.rels, 3);
-  char *g = export_string(fx.store);
+  char *g = tu_export(fx.store, NULL);
   assert_string_equal(
       g,
       "{\"type\":\"node\",\"id\":\"1\",\"labels\":[\"Person\"],\"properties\":{\"id\":1,\"name\":\"Ann\"}}\n"
@@ -607,7 +586,7 @@ static void csv_export_roundtrip(void **state) {
     /* A second trip gives the same files and so the same ids. */
     assert_int_equal(export_csv_dir(b, db, NULL), 0);
     assert_int_equal(import_args(db, c), 0);
-    char *eb = export_string(b), *ec = export_string(c);
+    char *eb = tu_export(b, NULL), *ec = tu_export(c, NULL);
     assert_string_equal(eb, ec);
     free(sa);
     free(sb);

@@ -301,28 +301,7 @@ static void random_graph(sl_store *st, uint64_t *s) {
   assert_int_equal(sl_tx_commit(tx, NULL), 0);
 }
 
-/* The canonical export of the store in dir, as a malloc'd string. */
-static char *export_string(const char *dir) {
-  sl_store *st;
-  sl_view *v;
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  assert_int_equal(sl_store_open(dir, SL_OPEN_RDONLY, &st), 0);
-  assert_int_equal(sl_view_begin(st, &v), 0);
-  assert_int_equal(sl_export_canonical(v, f, "memory", NULL, NULL), 0);
-  sl_view_end(v);
-  sl_store_close(st);
-  fclose(f);
-  return buf;
-}
 
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-}
 
 static void interchange_roundtrip(void **state) {
   (void)state;
@@ -340,19 +319,19 @@ static void interchange_roundtrip(void **state) {
     random_graph(st, &seed);
     sl_store_close(st);
 
-    char *ea = export_string(a);
-    write_file(fa, ea);
+    char *ea = tu_export(a, NULL);
+    tu_write_file(fa, ea);
     sl_import_result res;
     assert_int_equal(sl_import_jsonl(fa, b, NULL, &res), 0);
     assert_int_equal(res.nodes, 30);
     assert_int_equal(res.rels, 40);
-    char *eb = export_string(b);
+    char *eb = tu_export(b, NULL);
     assert_string_equal(ea, eb);
 
     /* Small transactions give the same graph. */
-    write_file(fb, eb);
+    tu_write_file(fb, eb);
     assert_int_equal(sl_import_jsonl(fb, c, &(sl_import_options){.ops_per_tx = 7}, NULL), 0);
-    char *ec = export_string(c);
+    char *ec = tu_export(c, NULL);
     assert_string_equal(ea, ec);
     free(ea);
     free(eb);
@@ -371,7 +350,7 @@ static void interchange_import_apoc(void **state) {
   (void)state;
   const char *root = tu_tmpdir("apoc");
   char *in = tu_path(root, "apoc.json"), *dir = tu_path(root, "store");
-  write_file(in,
+  tu_write_file(in,
              "{\"type\":\"node\",\"id\":\"0\",\"labels\":[\"User\",\"Admin\"],\"properties\":{\"name\":\"Adam\","
              "\"age\":42,\"male\":true,\"kids\":[\"Sam\",\"Anna\"],\"w\":1.0}}\n"
              "{\"type\":\"node\",\"id\":\"1\",\"labels\":[\"User\"],\"properties\":{\"name\":\"Jim\"}}\n"
@@ -379,7 +358,7 @@ static void interchange_import_apoc(void **state) {
              "{\"id\":\"0\",\"type\":\"relationship\",\"label\":\"KNOWS\",\"properties\":{\"since\":1993},"
              "\"start\":{\"id\":\"0\",\"labels\":[\"Wrong\"]},\"end\":{\"id\":\"1\",\"labels\":[\"User\"]}}\n");
   assert_int_equal(sl_import_jsonl(in, dir, NULL, NULL), 0);
-  char *e = export_string(dir);
+  char *e = tu_export(dir, NULL);
   assert_string_equal(e,
                       "{\"type\":\"node\",\"id\":\"1\",\"labels\":[\"Admin\",\"User\"],\"properties\":{\"age\":42,"
                       "\"kids\":[\"Sam\",\"Anna\"],\"male\":true,\"name\":\"Adam\",\"w\":1.0}}\n"
@@ -412,7 +391,7 @@ static void interchange_import_errors(void **state) {
   const char *root = tu_tmpdir("import_errors");
   char *in = tu_path(root, "in.jsonl"), *dir = tu_path(root, "store");
   for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
-    write_file(in, cases[i]);
+    tu_write_file(in, cases[i]);
     if (sl_import_jsonl(in, dir, NULL, NULL) == 0) fail_msg("accepted: %s", cases[i]);
     if (access(dir, F_OK) == 0) fail_msg("left %s behind for: %s", dir, cases[i]);
   }

@@ -200,19 +200,6 @@ static int teardown(void **state) {
 }
 
 /* ---- the model ---------------------------------------------------------------------------- */
-static char *export_of(const char *dir, size_t *len) {
-  sl_store *st;
-  sl_view *v;
-  char *buf = NULL;
-  FILE *f = open_memstream(&buf, len);
-  OK(sl_store_open(dir, SL_OPEN_RDONLY, &st));
-  OK(sl_view_begin(st, &v));
-  OK(sl_export_canonical(v, f, dir, NULL, NULL));
-  sl_view_end(v);
-  sl_store_close(st);
-  fclose(f);
-  return buf;
-}
 
 /* The model's export at each of the sorted txids. */
 static char **model_exports(const uint64_t *txids, size_t n, size_t *lens) {
@@ -230,7 +217,7 @@ static char **model_exports(const uint64_t *txids, size_t n, size_t *lens) {
       sl_store_close(m);
       at = txids[i];
     }
-    out[i] = export_of(dir, &lens[i]);
+    out[i] = tu_export(dir, &lens[i]);
   }
   sl_remove_tree(dir);
   free(dir);
@@ -284,7 +271,7 @@ static void restore_and_compare(target *t, size_t n, uint64_t archive_first, con
     assert_int_equal(r.base_txid, expected_base(t[i].txid, archive_first, t[i].by_time, t[i].us));
     assert_int_equal(r.replayed, t[i].txid - r.base_txid);
     size_t len;
-    char *got = export_of(into, &len);
+    char *got = tu_export(into, &len);
     if (len != lens[i] || memcmp(got, model[i], len))
       fail_msg("%s: restore to %s %" PRIu64 " (txid %" PRIu64 ", base %" PRIu64 ") differs from the model", what,
                t[i].by_time ? "time" : "txid", t[i].by_time ? t[i].us : t[i].txid, t[i].txid, r.base_txid);
@@ -487,7 +474,7 @@ static void restore_in_place(void **state) {
   char *store = cat(F.root, "inplace"), *other = cat(F.root, "other"), *into = cat(F.root, "expected");
   assert_int_equal(tu_system("cp -r '%s' '%s'", F.primary, store), 0);
   size_t old_len, want_len, got_len;
-  char *old = export_of(store, &old_len);
+  char *old = tu_export(store, &old_len);
   uint64_t at = F.snap_at[1] + 7;
   sl_restore_options o = {.data_dir = F.data, .stream = "s", .txid = at, .in_place = store};
   sl_restore_result r;
@@ -512,12 +499,12 @@ static void restore_in_place(void **state) {
   OK(sl_restore(&o, &r));
   assert_int_equal(r.txid, at);
   assert_true(r.kept[0] != 0);
-  char *kept = export_of(r.kept, &got_len);
+  char *kept = tu_export(r.kept, &got_len);
   assert_true(got_len == old_len && !memcmp(kept, old, old_len)); /* the old state, aside */
   sl_restore_options e = {.data_dir = F.data, .stream = "s", .txid = at, .into = into};
   sl_restore_result er;
   OK(sl_restore(&e, &er));
-  char *want = export_of(into, &want_len), *got = export_of(store, &got_len);
+  char *want = tu_export(into, &want_len), *got = tu_export(store, &got_len);
   assert_true(want_len == got_len && !memcmp(want, got, got_len));
   assert_int_equal(tu_system("rm -rf '%s' '%s' '%s' '%s'", store, r.kept, other, into), 0);
   free(old), free(kept), free(want), free(got);

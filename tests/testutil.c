@@ -1,6 +1,9 @@
 /* Shared test helpers; see testutil.h. */
 #include "testutil.h"
 
+#include "interchange.h"
+#include "store.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +50,29 @@ uint64_t tu_rand(uint64_t *s) {
 }
 
 uint64_t tu_rand_below(uint64_t *s, uint64_t n) { return n ? tu_rand(s) % n : 0; }
+
+void tu_write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f) fail_msg("cannot write %s: %s", path, strerror(errno));
+  fputs(text, f);
+  fclose(f);
+}
+
+char *tu_export(const char *dir, size_t *len) {
+  sl_store *st;
+  sl_view *v;
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&buf, &n);
+  assert_int_equal(sl_store_open(dir, SL_OPEN_RDONLY, &st), 0);
+  assert_int_equal(sl_view_begin(st, &v), 0);
+  assert_int_equal(sl_export_canonical(v, f, dir, NULL, NULL), 0);
+  sl_view_end(v);
+  sl_store_close(st);
+  fclose(f);
+  if (len) *len = n;
+  return buf;
+}
 
 const char *tu_shiplog_bin(void) {
   const char *b = getenv("SL_BIN");

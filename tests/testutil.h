@@ -31,6 +31,12 @@ const char *tu_shiplog_bin(void);
 /* Run a shell command, return its exit status (-1 on failure to run). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Write text to path (created or truncated). */
+void tu_write_file(const char *path, const char *text);
+/* The canonical export (spec/export.md) of the store in dir, opened
+ * read-only, as a malloc'd string; *len (may be NULL) gets its length. */
+char *tu_export(const char *dir, size_t *len);
+
 /* Exit status that ctest counts as "skipped". */
 #define TU_SKIP 77
 

@@ -33,48 +33,16 @@ static const uint8_t ID_B[16] = {0xb2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 static uint64_t base_us;
 
 /* ---- the receiver in a thread ---------------------------------------------------- */
-typedef struct rx {
-  pthread_t t;
-  volatile sig_atomic_t stop;
-  int rc;
-  sl_receiver_options o;
-  char dir[4096];
-  char addr[64];
-} rx;
-
-static void *rx_main(void *arg) {
-  rx *r = arg;
-  r->rc = sl_receiver_run(&r->o, &r->stop);
-  return NULL;
-}
+typedef tu_receiver rx;
 
 static void rx_start(rx *r, const char *dir, int max_connections, int timeout_ms) {
-  int p[2];
-  char buf[16] = {0};
-  size_t n = 0;
   if (dir != r->dir) snprintf(r->dir, sizeof r->dir, "%s", dir);
   r->stop = 0;
-  assert_int_equal(pipe(p), 0);
   r->o = (sl_receiver_options){.listen = "127.0.0.1:0", .data_dir = r->dir, .insecure = true, .heartbeat_ms = 100,
-                               .timeout_ms = timeout_ms, .max_connections = max_connections,
-                               .ready_fd = p[1]};
-  assert_int_equal(pthread_create(&r->t, NULL, rx_main, r), 0);
-  while (n < sizeof buf - 1 && !memchr(buf, '\n', n)) {
-    ssize_t k = read(p[0], buf + n, sizeof buf - 1 - n);
-    if (k <= 0) break;
-    n += (size_t)k;
-  }
-  close(p[0]);
-  int port = atoi(buf);
-  assert_true(port > 0);
-  snprintf(r->addr, sizeof r->addr, "127.0.0.1:%d", port);
+                               .timeout_ms = timeout_ms, .max_connections = max_connections};
+  tu_receiver_start(r);
 }
 
-static void rx_stop(rx *r) {
-  r->stop = 1;
-  assert_int_equal(pthread_join(r->t, NULL), 0);
-  assert_int_equal(r->rc, 0);
-}
 
 /* ---- frames and messages --------------------------------------------------------- */
 
@@ -315,7 +283,7 @@ static void receiver_archives_and_applies(void **state) {
   wait_status(&r, "s1", "applied", "20");
   sl_conn_close(c);
   wait_status(&r, "s1", "state", "disconnected");
-  rx_stop(&r);
+  tu_receiver_stop(&r);
 
   sl_stream_status st;
   assert_int_equal(sl_stream_status_read(r.dir, "s1", &st), 0);
@@ -429,7 +397,7 @@ static void receiver_malformed_frames_isolated(void **state) {
   send_batch(good, 6, 10, true);
   assert_int_equal(ack_until(good, 10), 10);
   sl_conn_close(good);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   assert_int_equal(archive_last(&r, "good", 1), 10);
   assert_int_equal(archive_last(&r, "bad", 1), 3);
   sl_buf_free(&hello);
@@ -448,7 +416,7 @@ static void receiver_version_refused(void **state) {
   send_batch(c, 1, 1, false);
   expect_error(c, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false);
   sl_conn_close(c);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   struct stat sb;
   char p[4200];
   snprintf(p, sizeof p, "%s/streams/v", r.dir);
@@ -466,7 +434,7 @@ static void receiver_bad_stream_name(void **state) {
     expect_error(c, SHIPLOG__REPL__ERROR_CODE__ERR_UNKNOWN_STREAM, true);
     sl_conn_close(c);
   }
-  rx_stop(&r);
+  tu_receiver_stop(&r);
 }
 
 static void receiver_store_id_refused(void **state) {
@@ -485,14 +453,14 @@ static void receiver_store_id_refused(void **state) {
   send_batch(a, 4, 5, true);
   assert_int_equal(ack_until(a, 5), 5);
   sl_conn_close(a);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   /* Also after a restart (the id comes from the archive). */
   rx_start(&r, r.dir, 0, 10000);
   b = dial(&r);
   send_hello(b, SL_PROTOCOL_VERSION, "s", ID_B, 0);
   expect_error(b, SHIPLOG__REPL__ERROR_CODE__ERR_STORE_ID, true);
   sl_conn_close(b);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
 }
 
 static void receiver_gap_refused(void **state) {
@@ -512,7 +480,7 @@ static void receiver_gap_refused(void **state) {
   send_batch(c, 6, 7, true);
   assert_int_equal(ack_until(c, 7), 7);
   sl_conn_close(c);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   assert_int_equal(archive_last(&r, "g", 1), 7);
 }
 
@@ -535,7 +503,7 @@ static void receiver_overlap_trimmed(void **state) {
   assert_int_equal(ack_until(c, 109), 109);
   wait_applied(c, 109);
   sl_conn_close(c);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   assert_int_equal(archive_last(&r, "o", 1), 109);
   sl_counts cn;
   standby_counts(&r, "o", &cn);
@@ -564,7 +532,7 @@ static void receiver_takeover(void **state) {
   assert_int_equal(ack_until(new, 4), 4);
   sl_conn_close(old);
   sl_conn_close(new);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
 }
 
 static void receiver_restart_resumes(void **state) {
@@ -575,7 +543,7 @@ static void receiver_restart_resumes(void **state) {
   assert_int_equal(hello_ok(c, "r", ID_A, 0, NULL), 0);
   for (uint64_t t = 1; t <= 500; t += 50) send_batch(c, t, t + 49, true);
   assert_int_equal(ack_until(c, 500), 500);
-  rx_stop(&r); /* possibly before the standby caught up */
+  tu_receiver_stop(&r); /* possibly before the standby caught up */
   sl_conn_close(c);
   rx_start(&r, r.dir, 0, 10000);
   c = dial(&r);
@@ -585,7 +553,7 @@ static void receiver_restart_resumes(void **state) {
   assert_int_equal(ack_until(c, 510), 510);
   wait_applied(c, 510);
   sl_conn_close(c);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   sl_counts cn;
   standby_counts(&r, "r", &cn);
   assert_int_equal(cn.nodes, 510);
@@ -645,7 +613,7 @@ static void receiver_disk_error_resumes(void **state) {
   assert_int_equal(ack_until(c, 30), 30);
   wait_applied(c, 30);
   sl_conn_close(c);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   assert_int_equal(archive_last(&r, "d", 1), 30);
   sl_counts cn;
   standby_counts(&r, "d", &cn);
@@ -674,7 +642,7 @@ static void receiver_apply_error_stops_standby(void **state) {
   send_batch(c, 6, 7, true);
   assert_int_equal(ack_until(c, 7), 7);
   sl_conn_close(c);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   assert_int_equal(archive_last(&r, "a", 1), 7);
   sl_stream_status st;
   assert_int_equal(sl_stream_status_read(r.dir, "a", &st), 0);
@@ -695,7 +663,7 @@ static void receiver_from_txid_has_no_standby(void **state) {
   send_batch(c, 99, 104, true);  /* 99 is before the archive: trimmed */
   assert_int_equal(ack_until(c, 104), 104);
   sl_conn_close(c);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   assert_int_equal(archive_last(&r, "late", 100), 104);
   char p[4200];
   struct stat sb;
@@ -732,7 +700,7 @@ static void receiver_connection_limits(void **state) {
   assert_null(m);
   assert_true(rc == SL_EEND || rc == -ECONNRESET);
   sl_conn_close(b);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
 }
 
 static void receiver_data_dir_locked(void **state) {
@@ -742,7 +710,7 @@ static void receiver_data_dir_locked(void **state) {
   sl_receiver_options o = {.listen = "127.0.0.1:0", .data_dir = r.dir, .ready_fd = -1, .insecure = true};
   volatile sig_atomic_t stop = 0;
   assert_int_equal(sl_receiver_run(&o, &stop), SL_ELOCKED);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
 }
 
 static int clear_faults(void **state) {

@@ -318,51 +318,20 @@ static void security_allow_list_parses(void **state) {
 }
 
 /* ---- the receiver ---------------------------------------------------------------------- */
-typedef struct rx {
-  pthread_t t;
-  volatile sig_atomic_t stop;
-  int rc;
-  sl_receiver_options o;
-  char dir[4096], allow[4200];
-  char addr[64];
-} rx;
-
-static void *rx_main(void *arg) {
-  rx *r = arg;
-  r->rc = sl_receiver_run(&r->o, &r->stop);
-  return NULL;
-}
+typedef tu_receiver rx;
 
 /* A TLS receiver with an allow list (a: p1, b: p2) in dir. */
 static void rx_start(rx *r, const char *dir, int timeout_ms, int per_peer) {
-  int p[2];
-  char buf[16] = {0};
-  size_t n = 0;
   memset(r, 0, sizeof *r);
   snprintf(r->dir, sizeof r->dir, "%s/data", dir);
   snprintf(r->allow, sizeof r->allow, "%s", write_file(dir, "allow", "a p1\nb p2.shippers.test\n"));
-  assert_int_equal(pipe(p), 0);
   r->o = (sl_receiver_options){.listen = "127.0.0.1:0", .data_dir = r->dir, .heartbeat_ms = 100,
                                .timeout_ms = timeout_ms, .max_connections_per_peer = per_peer,
                                .tls_cert = pem("receiver.crt"), .tls_key = pem("receiver.key"),
-                               .tls_ca = pem("ca.crt"), .allow_file = r->allow, .ready_fd = p[1]};
-  assert_int_equal(pthread_create(&r->t, NULL, rx_main, r), 0);
-  while (n < sizeof buf - 1 && !memchr(buf, '\n', n)) {
-    ssize_t k = read(p[0], buf + n, sizeof buf - 1 - n);
-    if (k <= 0) break;
-    n += (size_t)k;
-  }
-  close(p[0]);
-  int port = atoi(buf);
-  assert_true(port > 0);
-  snprintf(r->addr, sizeof r->addr, "127.0.0.1:%d", port);
+                               .tls_ca = pem("ca.crt"), .allow_file = r->allow};
+  tu_receiver_start(r);
 }
 
-static void rx_stop(rx *r) {
-  r->stop = 1;
-  assert_int_equal(pthread_join(r->t, NULL), 0);
-  assert_int_equal(r->rc, 0);
-}
 
 static char *make_store(const char *dir, const char *name, int ntx) {
   char *p = tu_path(dir, name);
@@ -434,7 +403,7 @@ static void security_receiver_enforces_allow_list(void **state) {
   /* The right certificate for b works, by its DNS name. */
   assert_int_equal(ship(s2, r.addr, "b", "p2"), 0);
   assert_int_equal(durable_of(r.dir, "b"), 10);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   free(s1);
   free(s2);
   free((char *)dir);
@@ -582,7 +551,7 @@ static void security_receiver_survives_replay_and_truncation(void **state) {
   sl_store_close(st);
   assert_int_equal(ship(s1, r.addr, "a", "p1"), 0);
   assert_int_equal(durable_of(r.dir, "a"), 35);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   free(s1);
   free((char *)dir);
 }
@@ -625,7 +594,7 @@ static void security_receiver_limits_silent_and_many_peers(void **state) {
   char *s1 = make_store(dir, "p1", 5);
   assert_int_equal(ship(s1, r.addr, "a", "p1"), 0);
   assert_int_equal(durable_of(r.dir, "a"), 5);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   free(s1);
   free((char *)dir);
 }
@@ -701,7 +670,7 @@ static void security_files_are_private(void **state) {
   rx_start(&r, dir, 3000, 0);
   char *s1 = make_store(dir, "p1", 50);
   assert_int_equal(ship(s1, r.addr, "a", "p1"), 0);
-  rx_stop(&r);
+  tu_receiver_stop(&r);
   umask(old);
   check_private(r.dir);
   check_private(s1);

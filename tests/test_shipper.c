@@ -869,36 +869,11 @@ static void shipper_session_stops_while_retrying(void **state) {
 
 /* ---- against the real receiver ------------------------------------------------------------------ */
 
-typedef struct rx {
-  pthread_t t;
-  volatile sig_atomic_t stop;
-  int rc;
-  sl_receiver_options o;
-  char addr[64];
-} rx;
-
-static void *rx_main(void *arg) {
-  rx *r = arg;
-  r->rc = sl_receiver_run(&r->o, &r->stop);
-  return NULL;
-}
+typedef tu_receiver rx;
 
 static void rx_start(rx *r, const char *data) {
-  int p[2];
-  char buf[16] = {0};
-  size_t n = 0;
-  assert_int_equal(pipe(p), 0);
-  r->o = (sl_receiver_options){.listen = "127.0.0.1:0", .data_dir = data, .insecure = true, .heartbeat_ms = 100,
-                               .ready_fd = p[1]};
-  assert_int_equal(pthread_create(&r->t, NULL, rx_main, r), 0);
-  while (n < sizeof buf - 1 && !memchr(buf, '\n', n)) {
-    ssize_t k = read(p[0], buf + n, sizeof buf - 1 - n);
-    if (k <= 0) break;
-    n += (size_t)k;
-  }
-  close(p[0]);
-  assert_true(atoi(buf) > 0);
-  snprintf(r->addr, sizeof r->addr, "127.0.0.1:%d", atoi(buf));
+  r->o = (sl_receiver_options){.listen = "127.0.0.1:0", .data_dir = data, .insecure = true, .heartbeat_ms = 100};
+  tu_receiver_start(r);
 }
 
 static void shipper_ships_to_real_receiver(void **state) {

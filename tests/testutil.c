@@ -74,6 +74,37 @@ char *tu_export(const char *dir, size_t *len) {
   return buf;
 }
 
+static void *receiver_main(void *arg) {
+  tu_receiver *r = arg;
+  r->rc = sl_receiver_run(&r->o, &r->stop);
+  return NULL;
+}
+
+void tu_receiver_start(tu_receiver *r) {
+  int p[2];
+  char buf[16] = {0};
+  size_t n = 0;
+  r->stop = 0;
+  assert_int_equal(pipe(p), 0);
+  r->o.ready_fd = p[1];  /* the receiver writes "PORT\n" and closes it */
+  assert_int_equal(pthread_create(&r->t, NULL, receiver_main, r), 0);
+  while (n < sizeof buf - 1 && !memchr(buf, '\n', n)) {
+    ssize_t k = read(p[0], buf + n, sizeof buf - 1 - n);
+    if (k <= 0) break;
+    n += (size_t)k;
+  }
+  close(p[0]);
+  int port = atoi(buf);
+  assert_true(port > 0);
+  snprintf(r->addr, sizeof r->addr, "127.0.0.1:%d", port);
+}
+
+void tu_receiver_stop(tu_receiver *r) {
+  r->stop = 1;
+  assert_int_equal(pthread_join(r->t, NULL), 0);
+  assert_int_equal(r->rc, 0);
+}
+
 const char *tu_shiplog_bin(void) {
   const char *b = getenv("SL_BIN");
   return (b && *b && access(b, X_OK) == 0) ? b : NULL;

@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include "receiver.h"
 
 /* A fresh empty directory (removed first if it exists); returns a static
  * buffer that stays valid until the next call in the process. */
@@ -36,6 +40,21 @@ void tu_write_file(const char *path, const char *text);
 /* The canonical export (spec/export.md) of the store in dir, opened
  * read-only, as a malloc'd string; *len (may be NULL) gets its length. */
 char *tu_export(const char *dir, size_t *len);
+
+/* A receiver in a thread of the test process (sl_receiver_run). */
+typedef struct tu_receiver {
+  pthread_t t;
+  volatile sig_atomic_t stop;
+  int rc;                  /* what sl_receiver_run returned */
+  sl_receiver_options o;   /* set by the test; ready_fd is set by start */
+  char dir[4096];          /* room for its data directory's path */
+  char allow[4200];        /* room for its --allow file's path */
+  char addr[64];           /* "127.0.0.1:PORT" once it listens */
+} tu_receiver;
+/* Run r->o in a thread and return once it listens (port 0 allowed). */
+void tu_receiver_start(tu_receiver *r);
+/* Ask it to stop, join it, and assert it returned 0. */
+void tu_receiver_stop(tu_receiver *r);
 
 /* Exit status that ctest counts as "skipped". */
 #define TU_SKIP 77

@@ -14,13 +14,16 @@
  *   0   8  magic "SHIPLOG\x1a"
  *   8   2  format version (1)
  *   10  2  header length (128)
- *   12  4  flags (0; bits are reserved for at-rest encryption)
+ *   12  4  flags: bit 0 SL_SEG_F_SEALED = every frame's payload is a
+ *          sealed transaction under the key named at 64 (SEALED FRAMES);
+ *          other bits zero (a reader refuses bits it does not know)
  *   16 16  store id (random, fixed at sl_store_create)
  *   32  8  segment number
  *   40  8  first txid: the txid of the first frame in this segment
- *   48  8  epoch at the start of the segment (failover lineage; 0 for now)
- *   56  8  rolling log checksum before first txid (lineage; 0 for now)
- *   64 32  key id, NUL-padded (at-rest encryption; all zero = plaintext)
+ *   48  8  epoch at the start of the segment (LINEAGE)
+ *   56  8  rolling log checksum through first txid - 1 (LINEAGE)
+ *   64 32  key id, NUL-padded: the key of the segment's sealed frames
+ *          (all zero = plaintext, flags bit 0 clear)
  *   96  8  segment size the writer rotates at (sl_log_options.segment_size;
  *          0 = SL_SEG_SIZE_DEFAULT): sl_log_open takes it from the newest
  *          segment, so the size chosen at create survives reopening
@@ -40,6 +43,34 @@
  * only whole frames; the active segment grows until appending the next frame
  * would pass the segment size, then a new segment starts (a frame larger than
  * the segment size gets a segment of its own).
+ *
+ * LINEAGE (failover)
+ *   Every transaction carries the epoch it was committed in (0 until the
+ *   first promotion). The rolling log checksum is a 64-bit chain over the
+ *   history: cs(first_txid - 1) is the segment header's value (0 for a log
+ *   that starts at txid 1) and
+ *       cs(txid) = sl_lineage_next(cs(txid - 1), txid, plain CRC)
+ *   where plain CRC is the frame CRC (bytes 4..7) the transaction has as a
+ *   plaintext frame. It is not a cryptographic hash: it lets two logs
+ *   (a primary's and a receiver's archive, an old primary and the new one)
+ *   tell whether they share their history up to a txid. sl_frame.checksum
+ *   gives it for every frame read.
+ *
+ * SEALED FRAMES (at-rest encryption)
+ *   In a segment with flag SL_SEG_F_SEALED, the frame envelope is unchanged
+ *   ([length][CRC32C over the stored bytes]) but the payload is a packed
+ *   Transaction holding only txid, commit_time_us, epoch (in clear, so
+ *   sl_txn_peek, ordering and lineage work without the key), checksum =
+ *   cs(txid), and sealed = nonce (12) | ciphertext | tag (16): AES-256-GCM
+ *   of the packed plaintext Transaction under
+ *       HKDF-SHA256(key, salt = store id,
+ *                   info = "shiplog frame v1" | le64(txid >> 24))
+ *   (one subkey per 2^24 txids, so random 96-bit nonces never come near
+ *   their collision bound), with additional data le64 txid | le64
+ *   commit_time_us | le64 epoch | le64 checksum | store id | key id (32
+ *   bytes, NUL-padded). crypt/crypt.h seals and opens them. All frames of a
+ *   segment use the segment's key; a writer whose key changes starts a new
+ *   segment.
  *
  * RECOVERY (sl_log_open for writing)
  *   Frames are scanned from the newest segment's start. At the first frame
@@ -100,6 +131,7 @@
 #define SL_STORE_ID_SIZE 16
 #define SL_KEY_ID_SIZE 32
 #define SL_DURABLE_MARK_SIZE 32
+#define SL_SEG_F_SEALED 0x1u
 
 typedef struct sl_log sl_log;
 typedef struct sl_log_reader sl_log_reader;
@@ -136,6 +168,10 @@ int sl_frame_decode(const uint8_t *buf, size_t len, const uint8_t **payload,
  * unpacking its ops. Returns 0, or SL_ECORRUPT if the fields are missing. */
 int sl_txn_peek(const uint8_t *payload, size_t len, uint64_t *txid,
                 uint64_t *commit_us, uint64_t *epoch);
+
+/* The rolling log checksum (LINEAGE): the value through txid, given the
+ * value through txid - 1 and the transaction's plaintext frame CRC. */
+uint64_t sl_lineage_next(uint64_t prev, uint64_t txid, uint32_t plain_crc);
 
 /* ---- writing ---------------------------------------------------------- */
 typedef struct sl_log_options {
@@ -214,6 +250,8 @@ typedef struct sl_frame {
   uint64_t epoch;
   const uint8_t *payload;   /* packed Transaction; valid until the next call */
   uint32_t payload_len;
+  uint64_t checksum;        /* rolling log checksum through txid (LINEAGE) */
+  const char *key_id;       /* sealed frame: its segment's key id; NULL: plaintext */
   uint64_t segno;           /* where the frame lies */
   uint64_t offset;          /* offset of its frame header in the segment */
 } sl_frame;

@@ -55,9 +55,18 @@
  *   seg_iter walks the frames of one segment checking CRC, txid sequence and
  *   payload. The reader (any process) chains iterators across segments;
  *   recovery and sl_log_find_after_time use the same iterator.
+ *
+ * SEALED SEGMENTS (log.h, SEALED FRAMES). The log neither seals nor opens:
+ *   the caller appends payloads it sealed and names their key with
+ *   sl_log_set_key_id. A key other than the active segment's starts a new
+ *   segment; when the active one holds no frame yet its header is rewritten
+ *   in place instead (no empty segment in the middle of the log; the next
+ *   group-commit fdatasync covers the header with the frame). Readers hand
+ *   out the segment's key id with every frame.
  */
 #include "log.h"
 #include "sl_base.h"
+#include "crypt.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -99,6 +108,8 @@ struct sl_log {
   uint64_t epoch;          /* of the last transaction: the next header's epoch */
   uint64_t next_txid;      /* atomic: read by sl_log_next_txid without locks */
   uint64_t last_commit_us; /* atomic, as next_txid */
+  char key_id[SL_KEY_ID_SIZE + 1];     /* of frames appended from now on ("": plain) */
+  char seg_key_id[SL_KEY_ID_SIZE + 1]; /* of the active segment */
 
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -351,9 +362,13 @@ static int seg_read_header(int fd, const char *path, sl_seg_header *h) {
     sl_log_error("%s: segment header: %s", path, sl_strerror(rc));
     return rc;
   }
-  if (h->flags) {
-    sl_log_error("%s: segment flags 0x%" PRIx32 " (encryption) are not supported", path, h->flags);
+  if (h->flags & ~SL_SEG_F_SEALED) {
+    sl_log_error("%s: segment flags 0x%" PRIx32 " are not supported", path, h->flags);
     return SL_EVERSION;
+  }
+  if (!(h->flags & SL_SEG_F_SEALED) != !h->key_id[0]) {
+    sl_log_error("%s: segment header: the sealed flag and the key id disagree", path);
+    return SL_ECORRUPT;
   }
   return 0;
 }
@@ -547,6 +562,7 @@ static int iter_frame(seg_iter *it, sl_frame *f) {
   }
   f->payload = p;
   f->payload_len = plen;
+  f->key_id = it->h.flags & SL_SEG_F_SEALED ? it->h.key_id : NULL;
   f->segno = it->h.segno;
   f->offset = it->off;
   it->off += flen;
@@ -717,6 +733,8 @@ static int rotate(sl_log *log) {
                        .epoch = log->epoch,
                        .segment_size = log->seg_size};
     memcpy(h.store_id, log->store_id, SL_STORE_ID_SIZE);
+    memcpy(h.key_id, log->key_id, sizeof h.key_id);
+    h.flags = h.key_id[0] ? SL_SEG_F_SEALED : 0;
     rc = seg_create(log->dir, &h, &new_fd, &renamed);
   }
 
@@ -732,6 +750,7 @@ static int rotate(sl_log *log) {
     log->segno++;
     log->seg_first_txid = log->next_txid;
     log->seg_end = SL_SEG_HEADER_SIZE;
+    memcpy(log->seg_key_id, log->key_id, sizeof log->seg_key_id);
     log->stats.rotations++;
     log_check(log);
   }
@@ -882,6 +901,8 @@ int sl_log_open(const char *logdir, const uint8_t *store_id, sl_log **out) {
   log->seg_size = it.h.segment_size ? it.h.segment_size : SL_SEG_SIZE_DEFAULT;
   log->segno = it.h.segno;
   log->seg_first_txid = it.h.first_txid;
+  memcpy(log->seg_key_id, it.h.key_id, sizeof log->seg_key_id);
+  memcpy(log->key_id, it.h.key_id, sizeof log->key_id);
 
   rc = mark_read(logdir, &m);
   have_mark = rc == 0;
@@ -1008,6 +1029,40 @@ static int write_frame(sl_log *log, const uint8_t hdr[SL_FRAME_HEADER_SIZE],
                        len - (done - SL_FRAME_HEADER_SIZE), off + done);
 }
 
+/* The active segment holds no frame: give its header the log's key id
+ * (caller holds append_mu). */
+static int rekey_empty_segment(sl_log *log) {
+  uint8_t b[SL_SEG_HEADER_SIZE];
+  char path[PATH_MAX];
+  sl_seg_header h;
+  seg_path(path, log->dir, log->segno, "");
+  long r = sl_pread_full(log->fd, b, sizeof b, 0);
+  int rc = r < 0 ? (int)r : r < SL_SEG_HEADER_SIZE ? SL_ECORRUPT : sl_seg_header_decode(b, &h);
+  if (rc == 0) {
+    memset(h.key_id, 0, sizeof h.key_id);
+    memcpy(h.key_id, log->key_id, sizeof h.key_id);
+    h.flags = h.key_id[0] ? h.flags | SL_SEG_F_SEALED : h.flags & ~SL_SEG_F_SEALED;
+    sl_seg_header_encode(&h, b);
+    rc = sl_pwrite_all(log->fd, b, sizeof b, 0);
+  }
+  if (rc) {
+    sl_log_error("%s: rewriting the header for key %s: %s", path, log->key_id[0] ? log->key_id : "(none)",
+                 sl_strerror(rc));
+    return rc;
+  }
+  memcpy(log->seg_key_id, log->key_id, sizeof log->seg_key_id);
+  return 0;
+}
+
+void sl_log_set_key_id(sl_log *log, const char *key_id) {
+  pthread_mutex_lock(&log->append_mu);
+  memset(log->key_id, 0, sizeof log->key_id);
+  if (key_id) snprintf(log->key_id, sizeof log->key_id, "%s", key_id);
+  pthread_mutex_unlock(&log->append_mu);
+}
+
+const char *sl_log_key_id(sl_log *log) { return log->key_id; }
+
 int sl_log_append(sl_log *log, const uint8_t *payload, size_t len) {
   uint64_t txid, commit_us, epoch;
   char path[PATH_MAX];
@@ -1038,9 +1093,18 @@ int sl_log_append(sl_log *log, const uint8_t *payload, size_t len) {
     rc = SL_ETIME;
     goto out;
   }
+  if (log->key_id[0] && sl_crypt_frame_parse(payload, len, &(sl_sealed_meta){0}, &(const uint8_t *){0},
+                                              &(size_t){0})) {
+    sl_log_error("%s: txid %" PRIu64 " is not sealed but the log's key is %s", log->dir, txid, log->key_id);
+    rc = SL_EINVAL;
+    goto out;
+  }
   size_t frame_len = SL_FRAME_HEADER_SIZE + len;
-  if (log->seg_end > SL_SEG_HEADER_SIZE && log->seg_end + frame_len > log->seg_size &&
-      (rc = rotate(log)))
+  bool new_key = strcmp(log->key_id, log->seg_key_id) != 0;
+  if (new_key && log->seg_end == SL_SEG_HEADER_SIZE) {
+    if ((rc = rekey_empty_segment(log))) goto out;
+  } else if (log->seg_end > SL_SEG_HEADER_SIZE && (new_key || log->seg_end + frame_len > log->seg_size) &&
+             (rc = rotate(log)))
     goto out;
 
   uint8_t hdr[SL_FRAME_HEADER_SIZE];

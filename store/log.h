@@ -202,6 +202,16 @@ const uint8_t *sl_log_store_id(const sl_log *log);
  * -errno from write (the log is then FAILED: the frame may be half-written). */
 int sl_log_append(sl_log *log, const uint8_t *payload, size_t len);
 
+/* The key id of the frames appended from now on (NULL or "": plaintext).
+ * The caller seals the payloads (crypt/crypt.h); sl_log_append then refuses
+ * a payload that is not a sealed transaction (SL_EINVAL). A key other than
+ * the active segment's starts a new segment at the next append. After
+ * sl_log_open it is the newest segment's key. sl_log_key_id returns it
+ * ("" = plaintext; valid until the next sl_log_set_key_id); both serialize
+ * with appends. */
+void sl_log_set_key_id(sl_log *log, const char *key_id);
+const char *sl_log_key_id(sl_log *log);
+
 /* Block until every txid <= txid is durable (group commit). Returns 0 or the
  * log's sticky error (SL_EFAILED after a failed fdatasync). */
 int sl_log_wait_durable(sl_log *log, uint64_t txid);

@@ -209,6 +209,13 @@ static long key_index(const sl_keyring *kr, const char *key_id) {
 
 bool sl_keyring_has(const sl_keyring *kr, const char *key_id) { return key_index(kr, key_id) >= 0; }
 
+bool sl_crypt_key_id_valid(const char *key_id) {
+  size_t n = 0;
+  for (; key_id[n]; n++)
+    if (n >= SL_CRYPT_KEY_ID_MAX || !id_char(key_id[n])) return false;
+  return n > 0;
+}
+
 /* ---- subkeys ------------------------------------------------------------------- */
 
 static int hkdf(const uint8_t k[SL_CRYPT_KEY_SIZE], const uint8_t *salt, const uint8_t *info, size_t info_len,

@@ -69,6 +69,8 @@ void sl_keyring_free(sl_keyring *kr);
 /* The key id that seals new files (the file's first key). Valid while kr. */
 const char *sl_keyring_primary(const sl_keyring *kr);
 bool sl_keyring_has(const sl_keyring *kr, const char *key_id);
+/* KEY_ID syntax: [A-Za-z0-9_-]{1,32}. */
+bool sl_crypt_key_id_valid(const char *key_id);
 /* The key file's path, for messages. */
 const char *sl_keyring_path(const sl_keyring *kr);
 

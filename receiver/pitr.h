@@ -107,6 +107,7 @@ typedef struct sl_restore_options {
   /* May be NULL. Set (e.g. by a signal handler) to stop between replay
    * groups: the restore then fails with -ECANCELED, leaving nothing. */
   const atomic_bool *cancel;
+  sl_keyring *keyring;          /* opens sealed archive frames and snapshots */
 } sl_restore_options;
 
 typedef struct sl_restore_result {

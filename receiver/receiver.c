@@ -319,6 +319,11 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
              b->raw_len, sl_strerror(rc));
     return refuse(cx, rc, batch_error_code(rc), false, why);
   }
+  if (b->key_id && !sl_crypt_key_id_valid(b->key_id)) {
+    snprintf(why, sizeof why, "batch txids %llu..%llu: key id is not [A-Za-z0-9_-]{1,32}", first, last);
+    return refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false, why);
+  }
+  sl__stream_set_key(s, b->key_id);
   uint64_t next = sl__stream_next_txid(s);
   if (b->first_txid > next) {
     snprintf(why, sizeof why, "batch txids %llu..%llu does not continue the archive, "

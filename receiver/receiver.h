@@ -70,6 +70,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypt.h"
 #include "metrics.h"
 
 typedef struct sl_receiver_options {
@@ -87,6 +88,11 @@ typedef struct sl_receiver_options {
   const char *tls_cert, *tls_key, *tls_ca;
   const char *allow_file;
   bool insecure;
+  /* At-rest encryption (crypt/crypt.h; README "Security"): NULL, or the
+   * keys that open sealed frames for the standby and seal snapshots. A
+   * stream whose frames are sealed with a key not in it is archive-only:
+   * durable acks, no standby. Must outlive sl_receiver_run. */
+  sl_keyring *keyring;
   int ready_fd;                /* >= 0: write "PORT\n" here once listening, then close it */
   uint64_t segment_size;       /* archive segments of new streams; 0: SL_SEG_SIZE_DEFAULT */
   /* Snapshots of each standby (0: never by that rule): every N seconds,

@@ -80,6 +80,7 @@ typedef struct sl__stream {
   uint64_t pending_committed, pending_time_us; /* a report not yet covered by durable */
   uint64_t snap_bytes;           /* archived since the newest snapshot (about) */
   bool standby_stopped;          /* an apply failed: archiving goes on */
+  bool archive_only;             /* with standby_stopped: frames sealed with a key we lack */
   char error[256];
   bool stop, dirty;
   uint64_t status_written_ns;
@@ -133,6 +134,9 @@ int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len);
 /* Wait until every appended frame is durable, publish it, wake the worker.
  * SL_EFAILED when a failure closed the archive. */
 int sl__stream_sync(sl__stream *s);
+/* Archive the next frames in segments of key_id (NULL: plaintext), as the
+ * batch carrying them says (log.h: a new key starts a segment). */
+void sl__stream_set_key(sl__stream *s, const char *key_id);
 /* Next txid the archive expects. */
 uint64_t sl__stream_next_txid(sl__stream *s);
 

@@ -270,6 +270,7 @@ static int replay(const sl_restore_options *o, const char *archive, sl_store *st
   if ((rc = sl_log_reader_open(archive, from, &ro, &rd))) goto out;
   if (o->replay_progress) o->replay_progress(o->progress_arg, 0, total);
   while ((rc = sl_log_reader_next(rd, &f)) == 0) {
+    if ((rc = sl_log_reader_open_frame(rd, o->keyring, &f))) goto out;
     if (f.txid != last + 1) {
       sl_log_error("%s: segment %" PRIu64 " offset %" PRIu64 ": txid %" PRIu64 ", expected %" PRIu64, archive,
                    f.segno, f.offset, f.txid, last + 1);

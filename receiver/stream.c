@@ -52,6 +52,15 @@
  * waits in pending_* until then); a durable transaction committed at time
  * t also makes t - 1 reachable, as commit times never decrease.
  *
+ * SEALED FRAMES (at-rest encryption; README "Security"). The archive stores
+ * frames as they arrive, sealed or not, in segments of the batch's key. The
+ * worker opens sealed frames with the receiver's keyring before applying
+ * them; a frame sealed with a key the keyring lacks makes the stream
+ * ARCHIVE-ONLY (state "archive-only": archiving and durable acks go on, the
+ * standby stays where it is); a frame that does not open (wrong key bytes,
+ * a changed byte) stops the standby naming file, offset, txid and key.
+ * Nothing sealed is ever applied: the store refuses it too.
+ *
  * ARCHIVE FAILURE. An append or fdatasync error leaves the log FAILED
  * (store/log.h); the stream closes it and the next connection reopens it,
  * whose recovery cuts any torn tail, so the stream resumes once the disk
@@ -257,6 +266,7 @@ static int open_standby(sl__stream *s, bool torn_ok) {
 /* ---- status file ------------------------------------------------------------------ */
 
 static const char *state_of(const sl__stream *s) {
+  if (s->archive_only) return "archive-only";
   if (s->standby_stopped) return "stopped";
   return s->owner ? "connected" : "disconnected";
 }
@@ -264,7 +274,7 @@ static const char *state_of(const sl__stream *s) {
 /* Keep `behind_since_us` right after any position moved (mu held). */
 static void update_behind(sl__stream *s) {
   uint64_t target = SL_MAX(s->primary_committed, s->durable);
-  bool behind = s->standby ? s->applied < target : s->durable < target;
+  bool behind = s->standby && !s->archive_only ? s->applied < target : s->durable < target;
   if (!behind) s->behind_since_us = 0;
   else if (!s->behind_since_us) s->behind_since_us = sl_now_us();
 }
@@ -365,6 +375,33 @@ static int grow_arrays(applier *a) {
   return a->offs && a->lens && a->ptrs && a->commit_us ? 0 : -ENOMEM;
 }
 
+/* Open the sealed frame f into a->data (room reserved). Without its key the
+ * stream becomes archive-only; a frame that does not open stops the
+ * standby. Either way nothing of the group is applied (negative return). */
+static int open_sealed(applier *a, const sl_frame *f, size_t *plen) {
+  sl__stream *s = a->s;
+  sl_keyring *kr = s->r->opt.keyring;
+  char seg[32];
+  snprintf(seg, sizeof seg, "%020llu.seg", (unsigned long long)f->segno);
+  if (!kr || !sl_keyring_has(kr, f->key_id)) {
+    pthread_mutex_lock(&s->mu);
+    if (!s->archive_only) {
+      s->archive_only = true;
+      stop_standby_locked(s, "archive-only: frames sealed with key %s, not in the key file%s%s", f->key_id,
+                          kr ? " " : "", kr ? sl_keyring_path(kr) : "");
+    }
+    pthread_mutex_unlock(&s->mu);
+    return SL_ENOTFOUND;
+  }
+  int rc = sl_crypt_open_frame(kr, f->key_id, s->store_id, f->payload, f->payload_len,
+                               a->data.data + a->data.len, plen, NULL);
+  if (rc)
+    stop_standby(s, "standby stopped at txid %llu: %s/%s offset %llu: sealed frame (key %s) does not open: %s",
+                 (unsigned long long)f->txid, s->archive_dir, seg, (unsigned long long)f->offset, f->key_id,
+                 rc == SL_EAUTH ? "authentication failed (wrong key or changed bytes)" : sl_strerror(rc));
+  return rc;
+}
+
 /* Read durable frames from applied+1 and apply one group. Returns the number
  * applied (0: nothing readable yet) or a negative code (standby stopped). */
 static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
@@ -398,11 +435,16 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
     }
     rc = sl_buf_reserve(&a->data, a->data.len + f.payload_len);
     if (rc) goto fail;
-    memcpy(a->data.data + a->data.len, f.payload, f.payload_len);
+    size_t plen = f.payload_len;
+    if (f.key_id) {
+      if ((rc = open_sealed(a, &f, &plen))) return rc;
+    } else {
+      memcpy(a->data.data + a->data.len, f.payload, f.payload_len);
+    }
     a->offs[n] = a->data.len;
-    a->lens[n] = f.payload_len;
+    a->lens[n] = plen;
     a->commit_us[n] = f.commit_us;
-    a->data.len += f.payload_len;
+    a->data.len += plen;
     a->next_txid++;
     n++;
   }
@@ -951,6 +993,10 @@ static void archive_failed(sl__stream *s, int rc) {
 }
 
 uint64_t sl__stream_next_txid(sl__stream *s) { return sl_log_next_txid(s->log); }
+
+void sl__stream_set_key(sl__stream *s, const char *key_id) {
+  if (s->log && strcmp(sl_log_key_id(s->log), key_id ? key_id : "")) sl_log_set_key_id(s->log, key_id);
+}
 
 int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len) {
   uint64_t next = sl_log_next_txid(s->log);

@@ -32,6 +32,9 @@
  * the raw bytes. last_commit_us is last_txid's commit time, committed_txid
  * the primary's durable mark when sent, sent_time_us the primary's clock.
  * A batch never holds a frame above the durable mark and never splits one.
+ * With a keyring (at-rest encryption) every frame is sealed (crypt.h)
+ * before the batch is compressed, on the thread that seals the batch, and
+ * Batch.key_id names the key; the primary's own log stays plaintext.
  *
  * POSITIONS (txids, inclusive unless said otherwise)
  *   committed  the log's durable mark as last read (tail.h)
@@ -237,16 +240,52 @@ static void reporter_stop(reporter *r) {
 /* A batch on its way: raw frames, then the whole framed Batch message. */
 typedef struct slot {
   sl_buf raw, lz4, wire;
+  sl_buf sealed;                 /* raw with every frame sealed (keyring) */
+  sl_keyring *kr;                /* NULL: frames go as they are */
+  const uint8_t *store_id;
   uint64_t first, last, commit_us, start_ns;
   size_t data_len;               /* compressed bytes (Batch.data) */
   int rc;                        /* sealing result */
 } slot;
 
 /* Compress and frame the batch in b (CRC32C, LZ4, protobuf, codec frame). */
+/* Seal every frame of b->raw into b->sealed (at-rest encryption). */
+static int seal_frames(slot *b) {
+  size_t off = 0;
+  b->sealed.len = 0;
+  while (off < b->raw.len) {
+    const uint8_t *p;
+    uint32_t plen;
+    size_t flen, slen;
+    sl_sealed_meta m = {0};
+    int rc = sl_frame_decode(b->raw.data + off, b->raw.len - off, &p, &plen, &flen);
+    if (rc == 0) rc = sl_txn_peek(p, plen, &m.txid, &m.commit_us, &m.epoch);
+    if (rc == 0) rc = sl_buf_reserve(&b->sealed, b->sealed.len + SL_FRAME_HEADER_SIZE + plen + SL_CRYPT_FRAME_EXTRA);
+    if (rc) return rc;
+    uint8_t *out = b->sealed.data + b->sealed.len;
+    /* checksum: the tail does not carry the rolling log checksum yet
+     * (LINEAGE); 0 is sealed, and authenticated, as it is. */
+    if ((rc = sl_crypt_seal_frame(b->kr, NULL, b->store_id, &m, p, plen, out + SL_FRAME_HEADER_SIZE, &slen))) {
+      sl_log_error("seal txid %llu with key %s: %s", (unsigned long long)m.txid, sl_keyring_primary(b->kr),
+                   sl_strerror(rc));
+      return rc;
+    }
+    sl_frame_header_encode(out + SL_FRAME_HEADER_SIZE, (uint32_t)slen, out);
+    b->sealed.len += SL_FRAME_HEADER_SIZE + slen;
+    off += flen;
+  }
+  return 0;
+}
+
 static int seal_slot(slot *b, uint64_t committed) {
   Shiplog__Repl__Batch bt;
-  int rc = sl_batch_seal(b->raw.data, b->raw.len, b->first, b->last, true, &b->lz4, &bt);
+  const sl_buf *frames = &b->raw;
+  int rc = b->kr ? seal_frames(b) : 0;
   if (rc) return rc;
+  if (b->kr) frames = &b->sealed;
+  rc = sl_batch_seal(frames->data, frames->len, b->first, b->last, true, &b->lz4, &bt);
+  if (rc) return rc;
+  if (b->kr) bt.key_id = (char *)sl_keyring_primary(b->kr);
   b->data_len = bt.data.len;
   bt.has_last_commit_us = true;
   bt.last_commit_us = b->commit_us;
@@ -825,6 +864,7 @@ static int send_slot(shipper *s, slot *b) {
   if (b->raw.cap > 4 * s->batch_max) sl_buf_free(&b->raw);
   if (b->lz4.cap > 8 * s->batch_max) sl_buf_free(&b->lz4);
   if (b->wire.cap > 8 * s->batch_max) sl_buf_free(&b->wire);
+  if (b->sealed.cap > 8 * s->batch_max) sl_buf_free(&b->sealed);
   return 0;
 }
 
@@ -1080,8 +1120,11 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
   if ((rc = sl__io_open(opt->backend, &s->io))) return rc;
   if ((rc = sl__tail_open(s->logdir, s->store_id, s->io, &s->tail))) return rc;
   if (!(s->q = calloc(SENT_RING, sizeof *s->q))) return -ENOMEM;
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < 2; i++) {
     if ((rc = sl_buf_reserve(&s->slots[i].raw, s->batch_max))) return rc;
+    s->slots[i].kr = opt->keyring;
+    s->slots[i].store_id = s->store_id;
+  }
   if ((rc = sl_buf_reserve(&s->rbuf, RECV_BUF_BYTES)) || (rc = sealer_start(&s->z))) return rc;
   return reporter_start(&s->rep);
 }
@@ -1124,6 +1167,7 @@ done:
     sl_buf_free(&s->slots[i].raw);
     sl_buf_free(&s->slots[i].lz4);
     sl_buf_free(&s->slots[i].wire);
+    sl_buf_free(&s->slots[i].sealed);
   }
   free(s->q);
   free(s);

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypt.h"
 #include "metrics.h"
 
 typedef enum sl_io_backend { SL_IO_AUTO = 0, SL_IO_URING, SL_IO_PLAIN } sl_io_backend;
@@ -60,6 +61,10 @@ typedef struct sl_shipper_options {
   const char *tls_cert, *tls_key, *tls_ca, *tls_server_name;
   bool insecure;
   bool exit_when_caught_up;    /* stop once everything durable is acknowledged */
+  /* At-rest encryption (crypt/crypt.h): NULL, or seal every frame with the
+   * keyring's first key before batching (Batch.key_id names it), so the
+   * receiver's archive holds only ciphertext. Must outlive sl_shipper_run. */
+  sl_keyring *keyring;
   sl_metrics *metrics;         /* NULL, or where the stream's metrics go (README "Operations");
                                   must outlive sl_shipper_run */
   void (*on_ready)(void *arg); /* NULL, or called once, when the first session is up */

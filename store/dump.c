@@ -30,6 +30,13 @@
  * append in progress); it re-encodes each frame header (same bytes as in
  * the segment) in front of the payload.
  *
+ * SEALED FILES (dump.h, AT-REST ENCRYPTION): the worker that compressed a
+ * chunk also seals it (crypt.h) into a third buffer of the slot, so sealing
+ * runs in parallel with compression; the chunk's index is its sequence
+ * number, known before its turn to write. The trailer is sealed last, with
+ * index = the number of chunks. The reader opens each chunk after its CRC
+ * checked out and before LZ4 sees it.
+ *
  * READING checks a chunk completely (lengths, flags, the CRC over the
  * stored bytes, LZ4 decoding to exactly raw_len bytes) before handing out
  * its first record, and the trailer (count, CRC of all raw bytes, end of
@@ -51,6 +58,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crypt.h"
 #include "store_int.h"
 
 #define PROGRESS_EVERY 8192 /* records between progress calls */
@@ -63,8 +71,8 @@
 void sl_dump_header_encode(const sl_dump_header *h, uint8_t out[SL_DUMP_HEADER_SIZE]) {
   memset(out, 0, SL_DUMP_HEADER_SIZE);
   memcpy(out, SL_DUMP_MAGIC, 8);
-  out[8] = SL_DUMP_VERSION & 0xff;
-  out[9] = SL_DUMP_VERSION >> 8;
+  out[8] = h->key_id[0] ? SL_DUMP_VERSION_SEALED : SL_DUMP_VERSION;
+  out[9] = 0;
   out[10] = SL_DUMP_HEADER_SIZE & 0xff;
   out[11] = SL_DUMP_HEADER_SIZE >> 8;
   sl_put_le32(out + 12, h->kind);
@@ -83,7 +91,7 @@ int sl_dump_header_decode(const uint8_t in[SL_DUMP_HEADER_SIZE], sl_dump_header 
   static const uint8_t zero[SL_KEY_ID_SIZE];
   if (memcmp(in, SL_DUMP_MAGIC, 8)) return SL_ENOTLOG;
   uint16_t version = (uint16_t)(in[8] | in[9] << 8);
-  if (version != SL_DUMP_VERSION) return SL_EVERSION;
+  if (version != SL_DUMP_VERSION && version != SL_DUMP_VERSION_SEALED) return SL_EVERSION;
   if (sl_get_le32(in + 124) != sl_crc32c(0, in, 124)) return SL_ECORRUPT;
   if ((in[10] | in[11] << 8) != SL_DUMP_HEADER_SIZE) return SL_ECORRUPT;
   memset(h, 0, sizeof *h);
@@ -100,7 +108,9 @@ int sl_dump_header_decode(const uint8_t in[SL_DUMP_HEADER_SIZE], sl_dump_header 
   if (h->kind != SL_DUMP_FULL && h->kind != SL_DUMP_INCREMENTAL) return SL_ECORRUPT;
   if (h->first_txid == 0 || h->last_txid + 1 < h->first_txid) return SL_ECORRUPT;
   if (h->kind == SL_DUMP_FULL && h->first_txid != 1) return SL_ECORRUPT;
-  if (memcmp(in + 80, zero, SL_KEY_ID_SIZE)) return SL_EVERSION; /* encrypted: a later format */
+  /* Version 1 is plaintext, version 2 sealed: the key id says the same. */
+  if (!memcmp(in + 80, zero, SL_KEY_ID_SIZE) != (version == SL_DUMP_VERSION)) return SL_ECORRUPT;
+  if (version == SL_DUMP_VERSION_SEALED && !sl_crypt_key_id_valid(h->key_id)) return SL_ECORRUPT;
   return 0;
 }
 
@@ -116,6 +126,7 @@ typedef struct slot {
   size_t len, cap; /* raw bytes in the chunk, capacity after the headroom */
   uint8_t *out;    /* chunk header + LZ4 block */
   size_t out_cap;
+  uint8_t *sealed; /* sealed files: chunk header + nonce | ciphertext | tag */
   uint64_t seq;
   int state;
 } slot;
@@ -126,6 +137,8 @@ typedef struct writer {
   size_t chunk_raw; /* hand a chunk over before a record would pass this */
   slot slots[WRITER_SLOTS];
   slot *cur;        /* FILLING, owned by the producer */
+  sl_keyring *kr;   /* sealed file: the key (kr's first) and the header */
+  uint8_t header[SL_DUMP_HEADER_SIZE];
   uint64_t records; /* producer's count */
   pthread_t workers[WRITER_WORKERS];
   int nworkers;
@@ -151,6 +164,9 @@ static int slot_grow(slot *s, size_t cap) {
   if (!o) return -ENOMEM;
   s->out = o;
   s->out_cap = out_cap;
+  uint8_t *z = realloc(s->sealed, out_cap + SL_CRYPT_OVERHEAD);
+  if (!z) return -ENOMEM;
+  s->sealed = z;
   return 0;
 }
 
@@ -174,8 +190,31 @@ static void chunk_header(uint8_t h[SL_DUMP_CHUNK_HEADER_SIZE], uint32_t raw_len,
   sl_put_le32(h + 12, sl_crc32c(sl_crc32c(0, h, 12), stored, stored_len));
 }
 
-/* Compress a slot's chunk; *chunk = header + stored bytes, *n their size. */
-static void slot_seal(slot *s, const uint8_t **chunk, size_t *n) {
+/* Seal a chunk's stored bytes: h[0..16) receives the chunk header, the bytes
+ * after it nonce | ciphertext | tag, with additional data chunk header
+ * bytes 0..11 | le64 index | the file header (dump.h). */
+static int chunk_seal(writer *w, uint64_t index, uint32_t raw_len, uint32_t flags, const uint8_t *in, size_t len,
+                      uint8_t *h) {
+  uint8_t aad[12 + 8 + SL_DUMP_HEADER_SIZE];
+  uint32_t stored_len = (uint32_t)(len + SL_CRYPT_OVERHEAD);
+  sl_put_le32(aad, raw_len);
+  sl_put_le32(aad + 4, stored_len);
+  sl_put_le32(aad + 8, flags | SL_DUMP_CHUNK_F_SEALED);
+  sl_put_le64(aad + 12, index);
+  memcpy(aad + 20, w->header, SL_DUMP_HEADER_SIZE);
+  const uint8_t *store_id = w->header + 16;
+  int rc = sl_crypt_seal_chunk(w->kr, NULL, store_id, aad, sizeof aad, in, len, h + SL_DUMP_CHUNK_HEADER_SIZE);
+  if (rc) {
+    sl_log_error("%s: sealing chunk %" PRIu64 ": %s", w->name, index, sl_strerror(rc));
+    return rc;
+  }
+  chunk_header(h, raw_len, stored_len, flags | SL_DUMP_CHUNK_F_SEALED, h + SL_DUMP_CHUNK_HEADER_SIZE);
+  return 0;
+}
+
+/* Compress (and seal) a slot's chunk; *chunk = header + stored bytes, *n
+ * their size. */
+static int slot_seal(writer *w, slot *s, const uint8_t **chunk, size_t *n) {
   uint8_t *raw = s->rawbuf + SL_DUMP_CHUNK_HEADER_SIZE;
   int c = LZ4_compress_default((const char *)raw, (char *)s->out + SL_DUMP_CHUNK_HEADER_SIZE, (int)s->len,
                                (int)(s->out_cap - SL_DUMP_CHUNK_HEADER_SIZE));
@@ -187,9 +226,17 @@ static void slot_seal(slot *s, const uint8_t **chunk, size_t *n) {
     stored = s->len;
     flags = 0;
   }
+  if (w->kr) {
+    int rc = chunk_seal(w, s->seq, (uint32_t)s->len, flags, h + SL_DUMP_CHUNK_HEADER_SIZE, stored, s->sealed);
+    if (rc) return rc;
+    *chunk = s->sealed;
+    *n = SL_DUMP_CHUNK_HEADER_SIZE + stored + SL_CRYPT_OVERHEAD;
+    return 0;
+  }
   chunk_header(h, (uint32_t)s->len, (uint32_t)stored, flags, h + SL_DUMP_CHUNK_HEADER_SIZE);
   *chunk = h;
   *n = SL_DUMP_CHUNK_HEADER_SIZE + stored;
+  return 0;
 }
 
 static void *worker_main(void *arg) {
@@ -206,10 +253,11 @@ static void *worker_main(void *arg) {
     }
     s->state = SLOT_BUSY;
     pthread_mutex_unlock(&w->mu);
-    const uint8_t *chunk;
-    size_t n;
-    slot_seal(s, &chunk, &n);
+    const uint8_t *chunk = NULL;
+    size_t n = 0;
+    int src = slot_seal(w, s, &chunk, &n);
     pthread_mutex_lock(&w->mu);
+    if (src && !w->err) w->err = src;
     while (w->next_write != s->seq && !w->err) pthread_cond_wait(&w->cv, &w->mu);
     if (!w->err) {
       pthread_mutex_unlock(&w->mu);
@@ -267,6 +315,7 @@ static void writer_free(writer *w) {
   for (int i = 0; i < WRITER_SLOTS; i++) {
     free(w->slots[i].rawbuf);
     free(w->slots[i].out);
+    free(w->slots[i].sealed);
   }
   pthread_mutex_destroy(&w->mu);
   pthread_cond_destroy(&w->cv);
@@ -274,6 +323,7 @@ static void writer_free(writer *w) {
 
 static int writer_init(writer *w, int fd, const sl_dump_options *o) {
   *w = (writer){.fd = fd,
+                .kr = o ? o->keyring : NULL,
                 .name = o && o->name ? o->name : "dump output",
                 .chunk_raw = o && o->chunk_raw ? SL_MIN(o->chunk_raw, SL_DUMP_CHUNK_MAX) : SL_DUMP_CHUNK_RAW};
   pthread_mutex_init(&w->mu, NULL);
@@ -305,19 +355,26 @@ static int writer_reserve(writer *w, size_t n, uint8_t **p) {
 /* The last chunk, then the trailer. */
 static int writer_finish(writer *w) {
   uint8_t t[SL_DUMP_CHUNK_HEADER_SIZE + SL_DUMP_TRAILER_SIZE] = {0};
+  uint8_t st[SL_DUMP_CHUNK_HEADER_SIZE + SL_DUMP_TRAILER_SIZE + SL_CRYPT_OVERHEAD];
   int rc = writer_submit(w);
   if (rc || (rc = writer_stop(w, false))) return rc;
   uint8_t *body = t + SL_DUMP_CHUNK_HEADER_SIZE;
   sl_put_le64(body, w->records);
   sl_put_le32(body + 8, w->raw_crc);
+  if (w->kr) {
+    if ((rc = chunk_seal(w, w->next_seq, 0, 0, body, SL_DUMP_TRAILER_SIZE, st))) return rc;
+    return writer_put(w, st, sizeof st);
+  }
   chunk_header(t, 0, SL_DUMP_TRAILER_SIZE, 0, body);
   return writer_put(w, t, sizeof t);
 }
 
-static int write_header(writer *w, const sl_dump_header *h) {
-  uint8_t b[SL_DUMP_HEADER_SIZE];
-  sl_dump_header_encode(h, b);
-  return writer_put(w, b, sizeof b);
+/* Also names the key (sealed files), as the header must before it is written. */
+static int write_header(writer *w, sl_dump_header *h) {
+  if (w->kr) snprintf(h->key_id, sizeof h->key_id, "%s", sl_keyring_primary(w->kr));
+  h->version = w->kr ? SL_DUMP_VERSION_SEALED : SL_DUMP_VERSION;
+  sl_dump_header_encode(h, w->header);
+  return writer_put(w, w->header, sizeof w->header);
 }
 
 /* After writer_finish (the workers are joined). */
@@ -609,6 +666,11 @@ struct sl_dump_reader {
   uint8_t prev_key[SL_DUMP_KEY_MAX];
   size_t prev_klen;
   uint64_t next_txid;
+  sl_keyring *kr;     /* sealed file: opens its chunks */
+  uint64_t chunk_index;
+  uint8_t header[SL_DUMP_HEADER_SIZE];
+  uint8_t *opened;    /* a sealed chunk's stored bytes, opened */
+  size_t opened_cap;
 };
 
 static int bad(sl_dump_reader *r, int rc, uint64_t off, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -643,10 +705,13 @@ static void reader_reset(sl_dump_reader *r) {
   r->last_db = -1;
   r->prev_klen = 0;
   r->next_txid = r->h.first_txid;
+  r->chunk_index = 0;
 }
 
-int sl_dump_open(const char *path, sl_dump_reader **out) {
-  uint8_t b[SL_DUMP_HEADER_SIZE];
+int sl_dump_open(const char *path, sl_dump_reader **out) { return sl_dump_open_keyed(path, NULL, out); }
+
+int sl_dump_open_keyed(const char *path, sl_keyring *kr, sl_dump_reader **out) {
+  uint8_t *b;
   struct stat sb;
   int rc;
   *out = NULL;
@@ -656,6 +721,8 @@ int sl_dump_open(const char *path, sl_dump_reader **out) {
     return -ENOMEM;
   }
   r->fd = -1;
+  r->kr = kr;
+  b = r->header;
   if ((r->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(r->fd, &sb)) {
     rc = -errno;
     sl_log_error("%s: %s", path, sl_strerror(rc));
@@ -663,7 +730,7 @@ int sl_dump_open(const char *path, sl_dump_reader **out) {
   }
   r->size = (uint64_t)sb.st_size;
   posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  long n = sl_pread_full(r->fd, b, sizeof b, 0);
+  long n = sl_pread_full(r->fd, b, SL_DUMP_HEADER_SIZE, 0);
   if (n < 0) {
     rc = (int)n;
     sl_log_error("%s: %s", path, sl_strerror(rc));
@@ -673,15 +740,19 @@ int sl_dump_open(const char *path, sl_dump_reader **out) {
     rc = bad(r, SL_ENOTLOG, 0, "not a shiplog dump (bad magic)");
     goto fail;
   }
-  if (n < (long)sizeof b) {
+  if (n < SL_DUMP_HEADER_SIZE) {
     rc = bad(r, SL_ETRUNCATED, 0, "the file ends inside the %d-byte header", SL_DUMP_HEADER_SIZE);
     goto fail;
   }
   if ((rc = sl_dump_header_decode(b, &r->h))) {
     bad(r, rc, 0, "%s",
-        rc == SL_EVERSION ? (b[8] | b[9] << 8) != SL_DUMP_VERSION ? "dump format version not supported"
-                                                                    : "encrypted with a key id this build cannot read"
-                          : "damaged header (checksum or field mismatch)");
+        rc == SL_EVERSION ? "dump format version not supported" : "damaged header (checksum or field mismatch)");
+    goto fail;
+  }
+  if (r->h.key_id[0] && (!kr || !sl_keyring_has(kr, r->h.key_id))) {
+    rc = bad(r, SL_ENOTFOUND, 0, "the file is sealed with key %s, %s%s", r->h.key_id,
+             kr ? "which is not in the key file " : "and no key file was given (--key-file or " SL_CRYPT_ENV ")",
+             kr ? sl_keyring_path(kr) : "");
     goto fail;
   }
   reader_reset(r);
@@ -711,6 +782,7 @@ void sl_dump_close(sl_dump_reader *r) {
   if (r->fd >= 0) close(r->fd);
   free(r->stored);
   free(r->raw);
+  free(r->opened);
   free(r->path);
   free(r);
 }
@@ -724,15 +796,39 @@ static int read_at(sl_dump_reader *r, void *buf, size_t len, uint64_t off, uint6
   return 0;
 }
 
+/* Open the sealed stored bytes in[0..len) of the chunk at off (header hdr)
+ * into out (len - SL_CRYPT_OVERHEAD bytes). */
+static int open_sealed(sl_dump_reader *r, const uint8_t hdr[SL_DUMP_CHUNK_HEADER_SIZE], uint64_t off,
+                       const uint8_t *in, size_t len, uint8_t *out) {
+  uint8_t aad[12 + 8 + SL_DUMP_HEADER_SIZE];
+  memcpy(aad, hdr, 12);
+  sl_put_le64(aad + 12, r->chunk_index);
+  memcpy(aad + 20, r->header, SL_DUMP_HEADER_SIZE);
+  int rc = sl_crypt_open_chunk(r->kr, r->h.key_id, r->h.store_id, aad, sizeof aad, in, len, out);
+  if (rc == SL_EAUTH)
+    return bad(r, rc, off, "sealed chunk %" PRIu64 " (key %s) does not open: authentication failed (wrong key, "
+               "changed bytes, or chunks moved, removed or cut off)", r->chunk_index, r->h.key_id);
+  if (rc) return bad(r, rc, off, "sealed chunk %" PRIu64 " (key %s): %s", r->chunk_index, r->h.key_id, sl_strerror(rc));
+  r->chunk_index++;
+  return 0;
+}
+
 static int read_trailer(sl_dump_reader *r, const uint8_t hdr[SL_DUMP_CHUNK_HEADER_SIZE]) {
-  uint8_t t[SL_DUMP_TRAILER_SIZE], extra;
+  uint8_t t[SL_DUMP_TRAILER_SIZE + SL_CRYPT_OVERHEAD], extra;
   uint64_t off = r->pos;
+  bool sealed = r->h.key_id[0];
+  uint32_t stored_len = SL_DUMP_TRAILER_SIZE + (sealed ? SL_CRYPT_OVERHEAD : 0);
   int rc;
-  if (sl_get_le32(hdr + 4) != SL_DUMP_TRAILER_SIZE || sl_get_le32(hdr + 8) != 0)
+  if (sl_get_le32(hdr + 4) != stored_len || sl_get_le32(hdr + 8) != (sealed ? SL_DUMP_CHUNK_F_SEALED : 0))
     return bad(r, SL_ECORRUPT, off, "damaged trailer (length or flags)");
-  if ((rc = read_at(r, t, sizeof t, off + SL_DUMP_CHUNK_HEADER_SIZE, off, "the trailer"))) return rc;
-  if (sl_get_le32(hdr + 12) != sl_crc32c(sl_crc32c(0, hdr, 12), t, sizeof t))
+  if ((rc = read_at(r, t, stored_len, off + SL_DUMP_CHUNK_HEADER_SIZE, off, "the trailer"))) return rc;
+  if (sl_get_le32(hdr + 12) != sl_crc32c(sl_crc32c(0, hdr, 12), t, stored_len))
     return bad(r, SL_ECORRUPT, off, "trailer checksum mismatch");
+  if (sealed) {
+    uint8_t plain[SL_DUMP_TRAILER_SIZE];
+    if ((rc = open_sealed(r, hdr, off, t, stored_len, plain))) return rc;
+    memcpy(t, plain, sizeof plain);
+  }
   uint64_t count = sl_get_le64(t);
   if (count != r->records || sl_get_le32(t + 8) != r->raw_crc || sl_get_le32(t + 12) != 0)
     return bad(r, SL_ECORRUPT, off,
@@ -742,7 +838,7 @@ static int read_trailer(sl_dump_reader *r, const uint8_t hdr[SL_DUMP_CHUNK_HEADE
   if (r->h.kind == SL_DUMP_INCREMENTAL && r->next_txid != r->h.last_txid + 1)
     return bad(r, SL_ECORRUPT, off, "the file ends at txid %" PRIu64 ", its header says %" PRIu64, r->next_txid - 1,
                r->h.last_txid);
-  uint64_t end = off + SL_DUMP_CHUNK_HEADER_SIZE + SL_DUMP_TRAILER_SIZE;
+  uint64_t end = off + SL_DUMP_CHUNK_HEADER_SIZE + stored_len;
   long n = sl_pread_full(r->fd, &extra, 1, end);
   if (n < 0) return bad(r, (int)n, end, "read: %s", sl_strerror((int)n));
   if (n > 0) return bad(r, SL_ECORRUPT, end, "data after the trailer");
@@ -761,8 +857,16 @@ static int read_chunk(sl_dump_reader *r) {
   if ((size_t)n < sizeof hdr) return bad(r, SL_ETRUNCATED, off, "the file ends inside a chunk header (truncated)");
   uint32_t raw_len = sl_get_le32(hdr), stored_len = sl_get_le32(hdr + 4), flags = sl_get_le32(hdr + 8);
   if (raw_len == 0) return read_trailer(r, hdr);
-  if (raw_len > SL_DUMP_CHUNK_MAX || flags > 1 || (flags == 0 && stored_len != raw_len) ||
-      (flags == 1 && (stored_len == 0 || stored_len > (uint32_t)LZ4_compressBound((int)raw_len))))
+  /* A sealed file's chunks are all sealed (bit 1), a plain file's none;
+   * the checks below are on the stored bytes inside the seal. */
+  bool sealed = r->h.key_id[0];
+  uint32_t extra = sealed ? SL_CRYPT_OVERHEAD : 0, inner = stored_len - extra;
+  if (sealed != !!(flags & SL_DUMP_CHUNK_F_SEALED) || stored_len < extra)
+    return bad(r, SL_ECORRUPT, off, "damaged chunk header (flags %" PRIu32 " in a %s file)", flags,
+               sealed ? "sealed" : "plaintext");
+  flags &= ~SL_DUMP_CHUNK_F_SEALED;
+  if (raw_len > SL_DUMP_CHUNK_MAX || flags > 1 || (flags == 0 && inner != raw_len) ||
+      (flags == 1 && (inner == 0 || inner > (uint32_t)LZ4_compressBound((int)raw_len))))
     return bad(r, SL_ECORRUPT, off, "damaged chunk header (raw %" PRIu32 ", stored %" PRIu32 ", flags %" PRIu32 ")",
                raw_len, stored_len, flags);
   if (off + SL_DUMP_CHUNK_HEADER_SIZE + stored_len > r->size)
@@ -771,12 +875,19 @@ static int read_chunk(sl_dump_reader *r) {
                " (truncated, or a damaged length)",
                stored_len, r->size);
   if ((rc = reserve(&r->raw, &r->raw_cap, raw_len)) ||
-      (flags && (rc = reserve(&r->stored, &r->stored_cap, stored_len))))
+      ((flags || sealed) && (rc = reserve(&r->stored, &r->stored_cap, stored_len))) ||
+      (sealed && flags && (rc = reserve(&r->opened, &r->opened_cap, inner))))
     return bad(r, rc, off, "%s", sl_strerror(rc));
-  uint8_t *stored = flags ? r->stored : r->raw;
+  uint8_t *stored = flags || sealed ? r->stored : r->raw;
   if ((rc = read_at(r, stored, stored_len, off + SL_DUMP_CHUNK_HEADER_SIZE, off, "a chunk"))) return rc;
   if (sl_get_le32(hdr + 12) != sl_crc32c(sl_crc32c(0, hdr, 12), stored, stored_len))
     return bad(r, SL_ECORRUPT, off, "chunk checksum mismatch");
+  if (sealed) {
+    uint8_t *opened = flags ? r->opened : r->raw;
+    if ((rc = open_sealed(r, hdr, off, stored, stored_len, opened))) return rc;
+    stored = opened;
+    stored_len = inner;
+  }
   if (flags && LZ4_decompress_safe((const char *)stored, (char *)r->raw, (int)stored_len, (int)raw_len) !=
                    (int)raw_len)
     return bad(r, SL_ECORRUPT, off, "the chunk does not decompress to its %" PRIu32 " bytes", raw_len);
@@ -857,10 +968,14 @@ int sl_dump_next(sl_dump_reader *r, sl_dump_record *rec) {
 }
 
 int sl_dump_verify(const char *path, sl_dump_progress_fn fn, void *arg, sl_dump_info *out) {
+  return sl_dump_verify_keyed(path, NULL, fn, arg, out);
+}
+
+int sl_dump_verify_keyed(const char *path, sl_keyring *kr, sl_dump_progress_fn fn, void *arg, sl_dump_info *out) {
   sl_dump_reader *r;
   sl_dump_record rec;
   uint64_t chunk = 0;
-  int rc = sl_dump_open(path, &r);
+  int rc = sl_dump_open_keyed(path, kr, &r);
   if (rc) return rc;
   while ((rc = sl_dump_next(r, &rec)) == 0) {
     if (fn && rec.offset != chunk) fn(arg, r->pos, r->size);

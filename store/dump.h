@@ -11,7 +11,7 @@
  *
  * HEADER (128 bytes)
  *   0   8  magic "SHIPDUMP"
- *   8   2  format version (1)
+ *   8   2  format version: 1 plaintext, 2 sealed (AT-REST ENCRYPTION)
  *   10  2  header length (128)
  *   12  4  kind: 1 full, 2 incremental
  *   16 16  store id of the source store
@@ -22,8 +22,8 @@
  *   56  8  since, µs: the TIME of `dump --since`, else 0
  *   64  8  created, µs since the epoch
  *   72  8  epoch (failover lineage; 0 for now)
- *   80 32  key id, NUL-padded; all zero = plaintext (at-rest encryption is
- *          a later format: this version refuses a non-zero key id)
+ *   80 32  key id, NUL-padded: all zero in version 1; in version 2 the
+ *          key every chunk is sealed with ([A-Za-z0-9_-]{1,32})
  *   112 12 reserved, zero
  *   124 4  CRC32C of bytes 0..123
  *
@@ -32,7 +32,9 @@
  *   4   4  stored_len S: bytes that follow the chunk header
  *   8   4  flags: bit 0 = the S bytes are one LZ4 block that decompresses
  *          to exactly R bytes (1 <= S <= LZ4_compressBound(R)); clear = the
- *          R raw bytes themselves (S = R). Other bits zero.
+ *          R raw bytes themselves (S = R). Bit 1 = sealed (below): set on
+ *          every chunk of a version 2 file, on none of a version 1 file.
+ *          Other bits zero.
  *   12  4  CRC32C over bytes 0..11 of this chunk header followed by the S
  *          stored bytes
  *   16  S  stored bytes
@@ -69,6 +71,23 @@
  *   | 12 4 zero
  *   The file ends right after it.
  *
+ * AT-REST ENCRYPTION (version 2; crypt/crypt.h). Compress first, then
+ *   seal: a sealed chunk's S stored bytes are nonce (12) | AES-256-GCM
+ *   ciphertext | tag (16) of what a plaintext chunk would store (the LZ4
+ *   block or the raw bytes, bit 0 as above, so S is 28 more), under
+ *   HKDF-SHA256(key, salt = store id, info = "shiplog dump v1") with
+ *   additional data: chunk header bytes 0..11 | le64 chunk index (0, 1, ...
+ *   in file order) | the 128 header bytes. The trailer is sealed the same
+ *   way (flags 2, stored_len 44) with index = the number of chunks. So a
+ *   chunk changed, moved to another place or file, removed, or cut off at
+ *   the end fails to open (SL_EAUTH), and a header changed after writing
+ *   fails every chunk. The CRC still covers the stored (sealed) bytes, so
+ *   damage is named as such before any key is used. Version 1 files are
+ *   written exactly as before (old readers read them); an old reader
+ *   refuses a version 2 file (SL_EVERSION) instead of misreading it. What
+ *   stays in clear: the header (store id, kind, txids, times, key id) and
+ *   the chunk sizes.
+ *
  * A VALID FILE has a header that decodes, chunks whose lengths, flags and
  * CRCs hold and whose raw bytes parse into whole records as above (full:
  * databases not going backwards, keys strictly ascending within a database;
@@ -99,7 +118,9 @@
 #include "store.h"
 
 #define SL_DUMP_MAGIC "SHIPDUMP"
-#define SL_DUMP_VERSION 1
+#define SL_DUMP_VERSION 1                    /* plaintext */
+#define SL_DUMP_VERSION_SEALED 2             /* at-rest encryption */
+#define SL_DUMP_CHUNK_F_SEALED 0x2u
 #define SL_DUMP_HEADER_SIZE 128
 #define SL_DUMP_CHUNK_HEADER_SIZE 16
 #define SL_DUMP_TRAILER_SIZE 16              /* bytes after the trailer's chunk header */
@@ -124,8 +145,10 @@ typedef struct sl_dump_header {
 } sl_dump_header;
 
 /* Encode into 128 bytes / decode and check 128 bytes. decode returns
- * SL_ENOTLOG, SL_EVERSION (version, or a key id: encrypted) or SL_ECORRUPT
- * (CRC, header length, kind); it logs nothing (callers name the file). */
+ * SL_ENOTLOG, SL_EVERSION (version) or SL_ECORRUPT (CRC, header length,
+ * kind, a key id that disagrees with the version); it logs nothing
+ * (callers name the file). encode writes version 2 when h->key_id is set,
+ * else 1. */
 void sl_dump_header_encode(const sl_dump_header *h, uint8_t out[SL_DUMP_HEADER_SIZE]);
 int sl_dump_header_decode(const uint8_t in[SL_DUMP_HEADER_SIZE], sl_dump_header *h);
 
@@ -156,6 +179,8 @@ typedef struct sl_dump_options {
   const char *name; /* names the output in messages (NULL: "dump output") */
   uint32_t chunk_raw; /* raw bytes per chunk; 0: SL_DUMP_CHUNK_RAW (tests use
                          small ones to get many chunks from a small store) */
+  sl_keyring *keyring; /* NULL: plaintext (version 1); else sealed with its
+                          first key (version 2, AT-REST ENCRYPTION) */
 } sl_dump_options;
 
 /* Write a full dump of st to fd (written sequentially; any kind of fd: a
@@ -201,6 +226,11 @@ typedef struct sl_dump_record {
  * Errors: -errno (open, read), SL_ENOTLOG, SL_EVERSION, SL_ECORRUPT,
  * SL_ETRUNCATED. */
 int sl_dump_open(const char *path, sl_dump_reader **out);
+/* The same with the keys that open a sealed file (kr may be NULL; it must
+ * outlive the reader). A sealed file whose key is not in kr (or without
+ * kr) is refused at open, naming the key id: SL_ENOTFOUND. A sealed chunk
+ * that does not open is SL_EAUTH, logged like other damage. */
+int sl_dump_open_keyed(const char *path, sl_keyring *kr, sl_dump_reader **out);
 const sl_dump_header *sl_dump_reader_header(const sl_dump_reader *r);
 /* Bytes of the file read so far, and its size (for progress). */
 uint64_t sl_dump_reader_pos(const sl_dump_reader *r);
@@ -220,6 +250,8 @@ void sl_dump_close(sl_dump_reader *r);
 /* Read and check the whole file (as sl_dump_next does); out (may be NULL)
  * receives header and totals. */
 int sl_dump_verify(const char *path, sl_dump_progress_fn progress, void *progress_arg, sl_dump_info *out);
+int sl_dump_verify_keyed(const char *path, sl_keyring *kr, sl_dump_progress_fn progress, void *progress_arg,
+                         sl_dump_info *out);
 
 /* ---- loading ------------------------------------------------------------------ */
 typedef struct sl_load_options {
@@ -227,6 +259,7 @@ typedef struct sl_load_options {
   void *progress_arg;            /* (--onto reads the file twice: 2 x size) */
   bool no_log;                   /* full: build a no_log store (a receiver's
                                     standby, rebuilt from a snapshot) */
+  sl_keyring *keyring;           /* opens sealed files (may be NULL) */
 } sl_load_options;
 
 /* Build a new store in DIR (missing or an empty directory: SL_EEXIST

@@ -524,6 +524,11 @@ int sl__apply_record(sl__wctx *w, sl__arena *a, const uint8_t *payload, size_t l
                  (unsigned long long)w->meta.applied_txid, len);
     return SL_ECORRUPT;
   }
+  if (t->has_sealed) { /* log.h, SEALED FRAMES: opened with its key first, never applied as is */
+    sl_log_error("apply txid %llu: the transaction is sealed (at-rest encryption); it must be opened "
+                 "with its key before it is applied", (unsigned long long)t->txid);
+    return SL_EINVAL;
+  }
   if (t->txid != w->meta.applied_txid + 1) {
     if (t->txid <= w->meta.applied_txid) return SL_EEXIST; /* a duplicate: the caller skips it */
     sl_log_error("apply: expected txid %llu, found %llu", (unsigned long long)w->meta.applied_txid + 1,

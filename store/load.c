@@ -249,7 +249,7 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash == target ? 1 : slash - target) : 1,
            slash ? target : ".");
 
-  if ((rc = target_free(target)) || (rc = sl_dump_open(path, &r))) goto fail;
+  if ((rc = target_free(target)) || (rc = sl_dump_open_keyed(path, o ? o->keyring : NULL, &r))) goto fail;
   const sl_dump_header *h = sl_dump_reader_header(r);
   if (h->kind != SL_DUMP_FULL) {
     sl_log_error("%s: an incremental dump (txids %" PRIu64 "..%" PRIu64 "): load it onto the store it follows "
@@ -364,7 +364,7 @@ int sl_load_incremental(const char *path, sl_store *st, const sl_load_options *o
   uint64_t chunk = 0;
   int rc;
 
-  if ((rc = sl_dump_open(path, &r))) goto fail;
+  if ((rc = sl_dump_open_keyed(path, o ? o->keyring : NULL, &r))) goto fail;
   const sl_dump_header *h = sl_dump_reader_header(r);
   uint64_t size = sl_dump_reader_size(r);
   if (h->kind != SL_DUMP_INCREMENTAL) {

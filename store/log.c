@@ -1318,6 +1318,8 @@ struct sl_log_reader {
   uint8_t store_id[SL_STORE_ID_SIZE];
   int err; /* a failed segment switch leaves no segment to read: sticky */
   seg_iter it;
+  uint8_t *plain; /* sl_log_reader_open_frame's output */
+  size_t plain_cap;
 };
 
 int sl_log_reader_open(const char *logdir, uint64_t from_txid, const sl_log_reader_options *opt,
@@ -1419,12 +1421,46 @@ int sl_log_reader_next(sl_log_reader *r, sl_frame *frame) {
   }
 }
 
+int sl_log_reader_open_frame(sl_log_reader *r, sl_keyring *kr, sl_frame *f) {
+  if (!f->key_id) return 0;
+  char path[PATH_MAX];
+  size_t len;
+  int rc = SL_ENOTFOUND;
+  seg_path(path, r->dir, f->segno, "");
+  if (!kr) {
+    sl_log_error("%s: offset %" PRIu64 ": txid %" PRIu64 " is sealed with key %s: give the key file "
+                 "(--key-file or " SL_CRYPT_ENV ")", path, f->offset, f->txid, f->key_id);
+    return rc;
+  }
+  if (!sl_keyring_has(kr, f->key_id)) {
+    sl_log_error("%s: offset %" PRIu64 ": txid %" PRIu64 " is sealed with key %s, which is not in the key "
+                 "file %s", path, f->offset, f->txid, f->key_id, sl_keyring_path(kr));
+    return rc;
+  }
+  if (r->plain_cap < f->payload_len) {
+    uint8_t *p = realloc(r->plain, f->payload_len);
+    if (!p) return -ENOMEM;
+    r->plain = p;
+    r->plain_cap = f->payload_len;
+  }
+  if ((rc = sl_crypt_open_frame(kr, f->key_id, r->store_id, f->payload, f->payload_len, r->plain, &len, NULL))) {
+    sl_log_error("%s: offset %" PRIu64 ": txid %" PRIu64 " sealed with key %s does not open: %s", path, f->offset,
+                 f->txid, f->key_id,
+                 rc == SL_EAUTH ? "authentication failed (wrong key, or changed bytes)" : sl_strerror(rc));
+    return rc;
+  }
+  f->payload = r->plain;
+  f->payload_len = (uint32_t)len;
+  return 0;
+}
+
 void sl_log_reader_set_max(sl_log_reader *r, uint64_t max_txid) { r->opt.max_txid = max_txid; }
 
 void sl_log_reader_close(sl_log_reader *r) {
   if (!r) return;
   scan_close(&r->it.s);
   free(r->it.s.buf);
+  free(r->plain);
   free(r->dir);
   free(r);
 }

@@ -282,6 +282,13 @@ int sl_log_reader_open(const char *logdir, uint64_t from_txid,
  * again later to tail); SL_ECORRUPT / SL_EGAP / -errno on damage, logged
  * with the file and offset. */
 int sl_log_reader_next(sl_log_reader *r, sl_frame *frame);
+/* Make *frame (just returned by sl_log_reader_next) plaintext: a sealed
+ * frame is opened with kr into a buffer of the reader's (payload valid
+ * until the next call); a plaintext one is left as it is. Errors, logged
+ * naming file, offset, txid and key id: SL_ENOTFOUND (no kr, or its key is
+ * not in kr), SL_EAUTH (wrong key, or a changed byte), SL_ECORRUPT. */
+typedef struct sl_keyring sl_keyring;
+int sl_log_reader_open_frame(sl_log_reader *r, sl_keyring *kr, sl_frame *frame);
 /* Change the txid limit (e.g. after the durable mark moved). */
 void sl_log_reader_set_max(sl_log_reader *r, uint64_t max_txid);
 void sl_log_reader_close(sl_log_reader *r);

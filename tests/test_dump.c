@@ -813,11 +813,15 @@ static void dump_forged_contents(void **state) {
   h2 = h;
   snprintf(h2.key_id, sizeof h2.key_id, "k1");
   forge_write(file, &h2, &valid, 0);
-  expect_refusal(dir, file, dst, SL_EVERSION, "offset 0: encrypted");
+  expect_refusal(dir, file, dst, SL_ENOTFOUND, "offset 0: the file is sealed with key k1, and no key file");
 
   uint8_t b[SL_DUMP_HEADER_SIZE];
   sl_dump_header_encode(&h, b);
-  b[8] = 2; /* version 2, CRC fixed up */
+  b[8] = 2; /* version 2 (sealed) without a key id, CRC fixed up */
+  sl_put_le32(b + 124, sl_crc32c(0, b, 124));
+  write_all(file, b, sizeof b);
+  expect_refusal(dir, file, dst, SL_ECORRUPT, "offset 0: damaged header");
+  b[8] = 3;
   sl_put_le32(b + 124, sl_crc32c(0, b, 124));
   write_all(file, b, sizeof b);
   expect_refusal(dir, file, dst, SL_EVERSION, "offset 0: dump format version not supported");

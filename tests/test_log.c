@@ -387,7 +387,8 @@ static void log_create_and_open_refusals(void **state) {
     bool fix_crc;
     int rc;
   } cases[] = {{0, 'X', true, SL_ENOTLOG}, {8, 9, true, SL_EVERSION},
-               {40, 0x77, false, SL_ECORRUPT}, {12, 1, true, SL_EVERSION} /* flags */};
+               {40, 0x77, false, SL_ECORRUPT}, {12, 2, true, SL_EVERSION} /* unknown flag */,
+               {12, 1, true, SL_ECORRUPT} /* sealed without a key id */};
   for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
     memcpy(bad, orig, sizeof bad);
     bad[cases[i].off] = cases[i].val;

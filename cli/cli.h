@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "crypt.h"
 #include "store.h"
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -83,6 +84,19 @@ void cli__config_seen(const struct option *opts, int c, int longindex);
 void cli__config_where(const char *msg, char *out, size_t len);
 /* Does the --config file give KEY? */
 bool cli__config_has(const char *key);
+
+/* ---- at-rest encryption keys (cli/security.c; README "Security") --------------------- */
+/* `--key-file FILE` in every command that reads or writes archives or dumps
+ * (config key `key-file`); getopt returns CLI_OPT_KEY_FILE for it. */
+#define CLI_OPT_KEY_FILE 0x4b46
+#define CLI_KEY_FILE_OPTION {"key-file", required_argument, NULL, CLI_OPT_KEY_FILE}
+#define CLI_KEY_FILE_HELP                                                                    \
+  "  --key-file FILE         at-rest encryption keys, lines 'KEY_ID HEX' (mode 0600;\n"       \
+  "                          default $SHIPLOG_KEY_FILE): the first seals new files,\n"        \
+  "                          every one opens old ones\n"
+/* Load --key-file PATH, else $SHIPLOG_KEY_FILE, else none (*out = NULL).
+ * CLI_OK, or CLI_FAIL with the reason (FILE:LINE) on stderr. */
+int cli_keyring(const char *path, sl_keyring **out);
 
 /* ---- stores ---------------------------------------------------------------------- */
 /* sl_store_open, with "shiplog: DIR: cannot open store: reason" on failure. */

@@ -49,6 +49,8 @@ static const char dump_help[] =
     "  --from-txid N     the transactions from txid N on (with --since: whichever\n"
     "                    starts later)\n"
     "  --quiet           no progress line on a terminal, no summary\n"
+    CLI_KEY_FILE_HELP
+    "                          (with a key the file is sealed: AES-256-GCM)\n"
     "\n"
     "Scheduled backups into a folder of full and incremental dumps, and their\n"
     "check: shiplog dump [STORE] --chain DIR (see shiplog dump --chain . --help).\n";
@@ -59,10 +61,11 @@ int cmd_dump(int argc, char **argv) {
                                        {"since", required_argument, NULL, 's'},
                                        {"from-txid", required_argument, NULL, 'f'},
                                        {"quiet", no_argument, NULL, 'q'},
+                                       CLI_KEY_FILE_OPTION,
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   sl_dump_options o = {0};
-  const char *to = NULL;
+  const char *to = NULL, *key_file = NULL;
   bool quiet = false;
   char **pos;
   int c;
@@ -79,6 +82,7 @@ int cmd_dump(int argc, char **argv) {
       if (!o.from_txid) return cli_usage("dump", "--from-txid must be at least 1");
       break;
     case 'q': quiet = true; break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     default: return cli_usage("dump", NULL);
     }
   }
@@ -91,7 +95,11 @@ int cmd_dump(int argc, char **argv) {
   sl_dump_info info;
   int rc;
 
-  if (cli_open_store(pos[0], SL_OPEN_RDONLY, &st)) return CLI_FAIL;
+  if (cli_keyring(key_file, &o.keyring)) return CLI_FAIL;
+  if (cli_open_store(pos[0], SL_OPEN_RDONLY, &st)) {
+    sl_keyring_free(o.keyring);
+    return CLI_FAIL;
+  }
   if ((rc = cli_out_open(&out, to))) goto fail;
   cli_progress_init(&prog, incremental ? "dump (transactions)" : "dump (records)", false, quiet);
   o.progress = cli_progress_update;
@@ -121,6 +129,7 @@ int cmd_dump(int argc, char **argv) {
 fail:
   if (rc) cli_out_abort(&out);
   sl_store_close(st);
+  sl_keyring_free(o.keyring);
   return rc ? CLI_FAIL : CLI_OK;
 }
 
@@ -147,6 +156,7 @@ static const char load_help[] =
     "  --into NEW_DIR    a new store from a full dump\n"
     "  --onto STORE      apply an incremental dump to STORE\n"
     "  --quiet           no progress line on a terminal, no summary\n"
+    CLI_KEY_FILE_HELP
     "\n"
     "shiplog load --chain DIR --into NEW_DIR restores the newest chain of dumps in\n"
     "DIR (see shiplog dump --chain . --help).\n";
@@ -156,9 +166,10 @@ int cmd_load(int argc, char **argv) {
   static const struct option opts[] = {{"into", required_argument, NULL, 'i'},
                                        {"onto", required_argument, NULL, 'o'},
                                        {"quiet", no_argument, NULL, 'q'},
+                                       CLI_KEY_FILE_OPTION,
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  const char *into = NULL, *onto = NULL;
+  const char *into = NULL, *onto = NULL, *key_file = NULL;
   bool quiet = false;
   char **pos;
   int c;
@@ -168,6 +179,7 @@ int cmd_load(int argc, char **argv) {
     case 'i': into = optarg; break;
     case 'o': onto = optarg; break;
     case 'q': quiet = true; break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     default: return cli_usage("load", NULL);
     }
   }
@@ -178,11 +190,13 @@ int cmd_load(int argc, char **argv) {
   cli_progress_init(&prog, "load", true, quiet);
   sl_load_options lo = {.progress = cli_progress_update, .progress_arg = &prog};
   int rc;
+  if (cli_keyring(key_file, &lo.keyring)) return CLI_FAIL;
 
   if (into) {
     sl_dump_info info;
     rc = sl_load_full(file, into, &lo, &info);
     cli_progress_end(&prog);
+    sl_keyring_free(lo.keyring);
     if (!rc && !quiet)
       fprintf(stderr, "load: %s holds the store at txid %" PRIu64 " (%" PRIu64 " records from %.1f MiB)\n", into,
               info.header.last_txid, info.records, mib(info.file_bytes));
@@ -190,10 +204,14 @@ int cmd_load(int argc, char **argv) {
   }
   sl_store *st;
   sl_load_result res;
-  if (cli_open_store(onto, 0, &st)) return CLI_FAIL;
+  if (cli_open_store(onto, 0, &st)) {
+    sl_keyring_free(lo.keyring);
+    return CLI_FAIL;
+  }
   rc = sl_load_incremental(file, st, &lo, &res);
   cli_progress_end(&prog);
   sl_store_close(st);
+  sl_keyring_free(lo.keyring);
   if (!rc && !quiet)
     fprintf(stderr, "load: applied %" PRIu64 " transactions to %s (now at txid %" PRIu64 "), skipped %" PRIu64
                     " it held already\n",

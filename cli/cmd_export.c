@@ -98,7 +98,9 @@ static const char export_help[] = "Usage: shiplog export STORE [--to FILE] [--qu
                                   "  --csv DIR         neo4j-admin CSV files into DIR\n"
                                   "  --cypher          a cypher-shell script\n"
                                   "  --batch-size N    statements per transaction in the script (20000)\n"
-                                  "  --quiet           no progress line on a terminal, no summary\n";
+                                  "  --quiet           no progress line on a terminal, no summary\n"
+                                  CLI_KEY_FILE_HELP
+                                  "                          (--data: opens a sealed archive and snapshots)\n";
 
 int cmd_export(int argc, char **argv) {
   static const struct option opts[] = {{"to", required_argument, NULL, 't'},
@@ -109,9 +111,10 @@ int cmd_export(int argc, char **argv) {
                                        {"data", required_argument, NULL, 'd'},
                                        {"stream", required_argument, NULL, 's'},
                                        {"at-txid", required_argument, NULL, 'a'},
+                                       CLI_KEY_FILE_OPTION,
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  const char *to = NULL, *csv = NULL, *data = NULL, *stream = NULL;
+  const char *to = NULL, *csv = NULL, *data = NULL, *stream = NULL, *key_file = NULL;
   bool quiet = false, cypher = false, at = false;
   uint64_t batch = 0, at_txid = 0;
   char *restored = NULL;
@@ -134,6 +137,7 @@ int cmd_export(int argc, char **argv) {
       if (cli_parse_u64("export", "at-txid", optarg, &at_txid)) return CLI_USAGE;
       at = true;
       break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     default: return cli_usage("export", NULL);
     }
   }
@@ -147,7 +151,7 @@ int cmd_export(int argc, char **argv) {
     return cli_usage("export", "--csv writes a directory; it goes with neither --to nor --cypher");
   if (batch && !cypher) return cli_usage("export", "--batch-size belongs to --cypher");
   if (data) {
-    if (cli_restore_temp(data, stream, at_txid, quiet, &restored)) return CLI_FAIL;
+    if (cli_restore_temp(data, stream, at_txid, quiet, key_file, &restored)) return CLI_FAIL;
     pos = &restored;
   }
   sl_store *st;

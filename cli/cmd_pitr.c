@@ -57,16 +57,19 @@ static const char snapshot_help[] =
     "  --data DIR      the receiver's data directory\n"
     "  --stream NAME   the stream\n"
     "  --quiet         no progress line on a terminal\n"
-    "  --json          one JSON object instead of the summary line\n";
+    "  --json          one JSON object instead of the summary line\n"
+    CLI_KEY_FILE_HELP
+    "                          (the receiver's: the snapshot is sealed with it)\n";
 
 int cmd_snapshot(int argc, char **argv) {
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
                                        {"stream", required_argument, NULL, 's'},
                                        {"quiet", no_argument, NULL, 'q'},
                                        {"json", no_argument, NULL, 'j'},
+                                       CLI_KEY_FILE_OPTION,
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  const char *data = NULL, *stream = NULL;
+  const char *data = NULL, *stream = NULL, *key_file = NULL;
   bool quiet = false, json = false;
   int c;
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -76,6 +79,7 @@ int cmd_snapshot(int argc, char **argv) {
     case 's': stream = optarg; break;
     case 'q': quiet = true; break;
     case 'j': json = true; break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     default: return cli_usage("snapshot", NULL);
     }
   }
@@ -87,7 +91,9 @@ int cmd_snapshot(int argc, char **argv) {
   sl_snapshot snap;
   bool existed;
   uint64_t t0 = sl_mono_ns();
+  if (cli_keyring(key_file, &so.keyring)) return CLI_FAIL;
   int rc = sl_snapshot_stream(data, stream, &so, &snap, &existed);
+  sl_keyring_free(so.keyring);
   cli_progress_end(&prog);
   if (rc) return CLI_FAIL;
   char t[40];
@@ -130,6 +136,8 @@ static const char restore_help[] =
     "                    STORE.before-restore-<UTC time> (remove it yourself)\n"
     "  --quiet           no progress line on a terminal\n"
     "  --json            one JSON object instead of the summary line\n"
+    CLI_KEY_FILE_HELP
+    "                          (opens a sealed archive and sealed snapshots)\n"
     "\n"
     "The store is built beside the target and renamed into place when complete:\n"
     "a failed or interrupted restore leaves nothing behind.\n";
@@ -170,9 +178,11 @@ int cmd_restore(int argc, char **argv) {
                                        {"in-place", required_argument, NULL, 'p'},
                                        {"quiet", no_argument, NULL, 'q'},
                                        {"json", no_argument, NULL, 'j'},
+                                       CLI_KEY_FILE_OPTION,
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   sl_restore_options o = {.cancel = &restore_cancel};
+  const char *key_file = NULL;
   bool quiet = false, json = false, has_txid = false;
   int c;
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -192,6 +202,7 @@ int cmd_restore(int argc, char **argv) {
     case 'p': o.in_place = optarg; break;
     case 'q': quiet = true; break;
     case 'j': json = true; break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     default: return cli_usage("restore", NULL);
     }
   }
@@ -212,7 +223,9 @@ int cmd_restore(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   sl_restore_result res;
   uint64_t t0 = sl_mono_ns();
+  if (cli_keyring(key_file, &o.keyring)) return CLI_FAIL;
   int rc = sl_restore(&o, &res);
+  sl_keyring_free(o.keyring);
   cli_progress_end(&rp.load);
   cli_progress_end(&rp.replay);
   if (rc == -ECANCELED) sl_log_error("restore interrupted: nothing was left behind");
@@ -242,7 +255,8 @@ int cmd_restore(int argc, char **argv) {
 }
 
 /* ---- export --at-txid --------------------------------------------------------------- */
-int cli_restore_temp(const char *data, const char *stream, uint64_t txid, bool quiet, char **store_dir) {
+int cli_restore_temp(const char *data, const char *stream, uint64_t txid, bool quiet, const char *key_file,
+                     char **store_dir) {
   const char *base = getenv("TMPDIR");
   char *root = NULL;
   *store_dir = NULL;
@@ -261,7 +275,8 @@ int cli_restore_temp(const char *data, const char *stream, uint64_t txid, bool q
   sl_restore_options o = {.data_dir = data, .stream = stream, .txid = txid, .into = *store_dir,
                           .load_progress = load_progress, .replay_progress = replay_progress, .progress_arg = &rp};
   sl_restore_result res;
-  int rc = sl_restore(&o, &res);
+  int rc = cli_keyring(key_file, &o.keyring) ? SL_EINVAL : sl_restore(&o, &res);
+  sl_keyring_free(o.keyring);
   cli_progress_end(&rp.load);
   cli_progress_end(&rp.replay);
   if (rc) {

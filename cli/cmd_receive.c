@@ -72,6 +72,10 @@ static const char receive_help[] =
     "  --max-connections-per-peer N\n"
     "                       connections from one address (default 16)\n"
     "  --allow-root         run as root (refused otherwise: run it as its own user)\n"
+    "  --key-file FILE      at-rest encryption keys, lines 'KEY_ID HEX' (mode 0600;\n"
+    "                       default $SHIPLOG_KEY_FILE): open sealed frames for the\n"
+    "                       standby and seal snapshots; a stream sealed with a key\n"
+    "                       not in it is archive-only (ciphertext, no standby)\n"
     "  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics\n"
     "                       (port 0: any free port, logged with --verbose)\n"
     "  --verbose            log connections and stream events\n"
@@ -97,13 +101,14 @@ int cmd_receive(int argc, char **argv) {
                                        {"tls-key", required_argument, NULL, 'K'},
                                        {"tls-ca", required_argument, NULL, 'A'},
                                        {"allow", required_argument, NULL, 'W'},
+                                       CLI_KEY_FILE_OPTION,
                                        {"max-connections-per-peer", required_argument, NULL, 'P'},
                                        {"allow-root", no_argument, NULL, 'R'},
                                        {"verbose", no_argument, NULL, 'v'},
                                        {"metrics", required_argument, NULL, 'M'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  const char *metrics = NULL;
+  const char *metrics = NULL, *key_file = NULL;
   sl_receiver_options ro = {.ready_fd = -1, .snapshot_after_bytes = 1ull << 30};
   const char *ready_file = NULL;
   bool allow_root = false;
@@ -144,6 +149,7 @@ int cmd_receive(int argc, char **argv) {
     case 'K': ro.tls_key = optarg; break;
     case 'A': ro.tls_ca = optarg; break;
     case 'W': ro.allow_file = optarg; break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     case 'P':
       if (cli_parse_u64("receive", "max-connections-per-peer", optarg, &v)) return CLI_USAGE;
       if (v < 1 || v > 65536)
@@ -172,6 +178,9 @@ int cmd_receive(int argc, char **argv) {
                  "(README \"Security\"), or pass --allow-root");
     return CLI_FAIL;
   }
+  if (cli_keyring(key_file, &ro.keyring)) return CLI_FAIL;
+  if (!ro.keyring)
+    sl_log_info("no key file: streams whose frames are sealed are archive-only (no standby)");
   if (ready_file) {
     ro.ready_fd = open(ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (ro.ready_fd < 0) {
@@ -188,6 +197,7 @@ int cmd_receive(int argc, char **argv) {
   ro.ready_arg = (void *)"listening";
   int rc = sl_receiver_run(&ro, stop);
   cli_daemon_stop(&d);
+  sl_keyring_free(ro.keyring);
   return rc ? CLI_FAIL : CLI_OK;
 }
 

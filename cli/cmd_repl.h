@@ -23,7 +23,8 @@ int cmd_prune(int argc, char **argv);
  * a temporary directory under $TMPDIR (else /tmp); *store_dir (malloc'd) names
  * it. Returns CLI_OK or CLI_FAIL (logged). cli_restore_temp_remove removes
  * the directory and frees the name (NULL: nothing). */
-int cli_restore_temp(const char *data, const char *stream, uint64_t txid, bool quiet, char **store_dir);
+int cli_restore_temp(const char *data, const char *stream, uint64_t txid, bool quiet, const char *key_file,
+                     char **store_dir);
 void cli_restore_temp_remove(char *store_dir);
 
 /* Sorted names of DIR's entries that end in suffix (suffix removed) and are

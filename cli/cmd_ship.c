@@ -48,6 +48,8 @@ static const char ship_help[] =
     "  --insecure              plain TCP: no encryption, no authentication (a\n"
     "                          warning says so); either this or the three --tls-*\n"
     "                          files is required\n"
+    CLI_KEY_FILE_HELP
+    "                          (with a key, every frame is sealed before it leaves)\n"
     "  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics\n"
     "                          (port 0: any free port, logged with --verbose)\n"
     "  --verbose               log connections\n"
@@ -76,12 +78,13 @@ int cmd_ship(int argc, char **argv) {
                                        {"tls-key", required_argument, NULL, 'K'},
                                        {"tls-ca", required_argument, NULL, 'A'},
                                        {"tls-server-name", required_argument, NULL, 'N'},
+                                       CLI_KEY_FILE_OPTION,
                                        {"verbose", no_argument, NULL, 'v'},
                                        {"metrics", required_argument, NULL, 'M'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   sl_shipper_options o = {0};
-  const char *metrics = NULL;
+  const char *metrics = NULL, *key_file = NULL;
   uint64_t v;
   char **pos;
   int c;
@@ -129,6 +132,7 @@ int cmd_ship(int argc, char **argv) {
     case 'K': o.tls_key = optarg; break;
     case 'A': o.tls_ca = optarg; break;
     case 'N': o.tls_server_name = optarg; break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     case 'v': sl_log_set_verbose(true); break;
     case 'M': metrics = optarg; break;
     default: return cli_usage("ship", NULL);
@@ -150,13 +154,18 @@ int cmd_ship(int argc, char **argv) {
                                        .server_name = o.tls_server_name, .insecure = o.insecure}))
     return CLI_USAGE;
 
+  if (cli_keyring(key_file, &o.keyring)) return CLI_FAIL;
   volatile sig_atomic_t *stop = cli_stop_on_signals();
   cli_daemon d;
-  if (cli_daemon_start(&d, metrics)) return CLI_FAIL;
+  if (cli_daemon_start(&d, metrics)) {
+    sl_keyring_free(o.keyring);
+    return CLI_FAIL;
+  }
   o.metrics = d.metrics;
   o.on_ready = cli_notify_ready;
   o.ready_arg = (void *)"streaming";
   int rc = sl_shipper_run(&o, stop);
   cli_daemon_stop(&d);
+  sl_keyring_free(o.keyring);
   return rc ? CLI_FAIL : CLI_OK;
 }

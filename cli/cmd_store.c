@@ -247,16 +247,20 @@ static const char log_help[] =
     "                   zone, or @SECONDS[.FRACTION])\n"
     "  --from-txid N    start at txid N (with --since: whichever is later)\n"
     "  --json           JSON Lines {\"txid\",\"ts\",\"commit_time_us\",\"ops\"}, the ops\n"
-    "                   in the mutation-file format (shiplog exec can run them)\n";
+    "                   in the mutation-file format (shiplog exec can run them)\n"
+    CLI_KEY_FILE_HELP
+    "                          (opens sealed frames; without it they are refused)\n";
 
 int cmd_log(int argc, char **argv) {
   static const struct option opts[] = {{"since", required_argument, NULL, 's'},
                                        {"from-txid", required_argument, NULL, 'f'},
                                        {"json", no_argument, NULL, 'j'},
+                                       CLI_KEY_FILE_OPTION,
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   bool json = false, has_since = false;
   uint64_t since = 0, from = 0;
+  const char *key_file = NULL;
   char **pos;
   int c;
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -270,6 +274,7 @@ int cmd_log(int argc, char **argv) {
     case 'f':
       if (cli_parse_u64("log", "from-txid", optarg, &from)) return CLI_USAGE;
       break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     default: return cli_usage("log", NULL);
     }
   }
@@ -296,16 +301,20 @@ int cmd_log(int argc, char **argv) {
   if (lf.has_durable && from > lf.durable_txid) return CLI_OK; /* nothing after it yet */
 
   sl_log_reader *r;
+  sl_keyring *kr;
   /* Frames up to the durable mark are whole and synced: damage among them is
    * corruption, not an append in progress. */
   sl_log_reader_options ro = {.max_txid = lf.durable_txid, .tolerate_tail = !lf.has_durable};
+  if (cli_keyring(key_file, &kr)) return CLI_FAIL;
   int rc = sl_log_reader_open(logdir, from, &ro, &r);
   if (rc) {
     sl_log_error("%s: cannot read from txid %" PRIu64 ": %s", logdir, from, sl_strerror(rc));
+    sl_keyring_free(kr);
     return CLI_FAIL;
   }
   sl_frame f;
   while ((rc = sl_log_reader_next(r, &f)) == 0) {
+    if ((rc = sl_log_reader_open_frame(r, kr, &f))) break;
     if ((rc = sl_txn_print(f.payload, f.payload_len, json, stdout))) {
       if (rc == SL_ECORRUPT)
         sl_log_error("%s: segment %" PRIu64 " offset %" PRIu64 ": txid %" PRIu64 " does not unpack", logdir, f.segno,
@@ -314,6 +323,7 @@ int cmd_log(int argc, char **argv) {
     }
   }
   sl_log_reader_close(r);
+  sl_keyring_free(kr);
   if (rc == SL_EEND) rc = 0;
   if (fflush(stdout) != 0 && !rc) {
     rc = -errno;

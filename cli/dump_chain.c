@@ -39,6 +39,10 @@
  * new store in NEW_DIR.chain-tmp-PID, each incremental is applied in order
  * (each checked whole before it is applied), and the directory is renamed
  * to NEW_DIR when all went well; a failure removes it.
+ *
+ * KEYS: with --key-file (or SHIPLOG_KEY_FILE) new files are sealed with its
+ * first key and every file is read with its keys (one keyring per
+ * process, in chain_keys); a chain may mix keys after a rotation.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -57,6 +61,8 @@
 #include "dump.h"
 #include "log.h"
 #include "sl_base.h"
+
+static sl_keyring *chain_keys; /* --key-file: the command's keys, or NULL */
 
 #define DEFAULT_FULL_EVERY_S (7 * 86400ull)
 
@@ -124,7 +130,8 @@ static int list_dir(const char *dir, bool verify, listing *out) {
     cli_join(path, sizeof path, dir, e->name);
     sl_dump_info info;
     sl_dump_reader *r;
-    int frc = verify ? sl_dump_verify(path, NULL, NULL, &info) : sl_dump_open(path, &r);
+    int frc = verify ? sl_dump_verify_keyed(path, chain_keys, NULL, NULL, &info)
+                     : sl_dump_open_keyed(path, chain_keys, &r);
     if (frc) {
       snprintf(e->problem, sizeof e->problem, "cannot be read: %s", sl_strerror(frc));
       out->broken = true;
@@ -290,7 +297,8 @@ static int write_one(sl_store *st, const char *dir, bool full, uint64_t from, bo
   }
   cli_progress prog;
   cli_progress_init(&prog, full ? "dump (records)" : "dump (transactions)", false, quiet);
-  sl_dump_options o = {.from_txid = from, .progress = cli_progress_update, .progress_arg = &prog, .name = tmp};
+  sl_dump_options o = {.from_txid = from, .progress = cli_progress_update, .progress_arg = &prog, .name = tmp,
+                       .keyring = chain_keys};
   int rc = full ? sl_dump_full(st, fd, &o, info) : sl_dump_incremental(st, fd, &o, info);
   cli_progress_end(&prog);
   if (!rc && fsync(fd) != 0) {
@@ -439,7 +447,8 @@ static const char chain_help[] =
     "                        or w (default 7d; 0: every time)\n"
     "  --keep-full N         keep the newest N chains (default 0: all)\n"
     "  --json                list as one JSON object\n"
-    "  --quiet               no progress line, no summary\n";
+    "  --quiet               no progress line, no summary\n"
+    CLI_KEY_FILE_HELP;
 
 int cli_dump_chain(int argc, char **argv) {
   static const struct option opts[] = {{"chain", required_argument, NULL, 'c'},
@@ -447,9 +456,10 @@ int cli_dump_chain(int argc, char **argv) {
                                        {"keep-full", required_argument, NULL, 'k'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"quiet", no_argument, NULL, 'q'},
+                                       CLI_KEY_FILE_OPTION,
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  const char *dir = NULL;
+  const char *dir = NULL, *key_file = NULL;
   uint64_t full_every = DEFAULT_FULL_EVERY_S, keep = 0;
   bool json = false, quiet = false, scheduling = false;
   int c;
@@ -467,17 +477,19 @@ int cli_dump_chain(int argc, char **argv) {
       break;
     case 'j': json = true; break;
     case 'q': quiet = true; break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     default: return cli_usage("dump", NULL);
     }
   }
   if (!dir) return cli_usage("dump", "--chain needs a DIR");
   if (argc - optind > 1) return cli_usage("dump", "unexpected argument '%s'", argv[optind + 1]);
-  if (argc - optind == 0) {
-    if (scheduling) return cli_usage("dump", "--full-every and --keep-full need a STORE to dump");
-    return show(dir, json);
-  }
-  if (json) return cli_usage("dump", "--json lists a chain: give no STORE");
-  return add(argv[optind], dir, full_every, keep, quiet);
+  if (argc - optind == 0 && scheduling) return cli_usage("dump", "--full-every and --keep-full need a STORE to dump");
+  if (argc - optind == 1 && json) return cli_usage("dump", "--json lists a chain: give no STORE");
+  if (cli_keyring(key_file, &chain_keys)) return CLI_FAIL;
+  int rc = argc - optind == 0 ? show(dir, json) : add(argv[optind], dir, full_every, keep, quiet);
+  sl_keyring_free(chain_keys);
+  chain_keys = NULL;
+  return rc;
 }
 
 /* ---- loading a chain ------------------------------------------------------------------ */
@@ -486,9 +498,10 @@ int cli_load_chain(int argc, char **argv) {
   static const struct option opts[] = {{"chain", required_argument, NULL, 'c'},
                                        {"into", required_argument, NULL, 'i'},
                                        {"quiet", no_argument, NULL, 'q'},
+                                       CLI_KEY_FILE_OPTION,
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  const char *dir = NULL, *into = NULL;
+  const char *dir = NULL, *into = NULL, *key_file = NULL;
   bool quiet = false;
   int c;
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -497,6 +510,7 @@ int cli_load_chain(int argc, char **argv) {
     case 'c': dir = optarg; break;
     case 'i': into = optarg; break;
     case 'q': quiet = true; break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     default: return cli_usage("load", NULL);
     }
   }
@@ -504,10 +518,15 @@ int cli_load_chain(int argc, char **argv) {
   if (!dir || !into) return cli_usage("load", "--chain DIR needs --into NEW_DIR");
   listing l;
   size_t first, end;
-  if (list_dir(dir, false, &l)) return CLI_FAIL;
+  if (cli_keyring(key_file, &chain_keys)) return CLI_FAIL;
+  if (list_dir(dir, false, &l)) {
+    sl_keyring_free(chain_keys);
+    return CLI_FAIL;
+  }
   if (!newest_chain(&l, &first, &end)) {
     sl_log_error("%s: no full dump to start from", dir);
     listing_free(&l);
+    sl_keyring_free(chain_keys);
     return CLI_FAIL;
   }
   char tmp[PATH_MAX], path[PATH_MAX];
@@ -521,7 +540,7 @@ int cli_load_chain(int argc, char **argv) {
   }
   cli_progress prog;
   cli_progress_init(&prog, "load", true, quiet);
-  sl_load_options lo = {.progress = cli_progress_update, .progress_arg = &prog};
+  sl_load_options lo = {.progress = cli_progress_update, .progress_arg = &prog, .keyring = chain_keys};
   sl_dump_info info;
   sl_store *st = NULL;
   sl_load_result res = {0};
@@ -554,6 +573,8 @@ int cli_load_chain(int argc, char **argv) {
             end - first - 1, applied);
 out:
   listing_free(&l);
+  sl_keyring_free(chain_keys);
+  chain_keys = NULL;
   return rc ? CLI_FAIL : CLI_OK;
 }
 

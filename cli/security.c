@@ -5,10 +5,14 @@
  * command given neither is a usage error that says which to pass, so that
  * plain TCP is always a written choice, and --insecure is repeated as a
  * warning on stderr each time it is used.
+ *
+ * At-rest encryption keys (--key-file, or SHIPLOG_KEY_FILE) are loaded
+ * here for every command that reads or writes archives or dumps.
  */
 #include <string.h>
 
 #include "cli.h"
+#include "crypt.h"
 #include "cmd_repl.h"
 #include "sl_base.h"
 
@@ -30,4 +34,8 @@ int cli_tls_check(const char *cmd, const cli_tls *t) {
     return cli_usage(cmd, "--tls-cert, --tls-key and --tls-ca go together (missing:%s%s%s)",
                      t->cert ? "" : " --tls-cert", t->key ? "" : " --tls-key", t->ca ? "" : " --tls-ca");
   return CLI_OK;
+}
+
+int cli_keyring(const char *path, sl_keyring **out) {
+  return sl_keyring_load_default(path, out) ? CLI_FAIL : CLI_OK;
 }

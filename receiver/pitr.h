@@ -73,6 +73,7 @@ typedef struct sl_snapshot_options {
   /* May be NULL. Set (from any thread) to stop a snapshot in progress: it
    * then fails with -ECANCELED and leaves no file behind. */
   const atomic_bool *cancel;
+  sl_keyring *keyring;          /* NULL, or seal the snapshot with its first key */
 } sl_snapshot_options;
 
 /* Take a snapshot of st (a standby open read-only or for applying) into

@@ -329,7 +329,7 @@ static int build(const sl_restore_options *o, const char *archive, const holding
   int rc;
   sl_remove_tree(tmp); /* a leftover of a killed restore with our pid */
   if (base) {
-    sl_load_options lo = {.progress = o->load_progress, .progress_arg = o->progress_arg};
+    sl_load_options lo = {.progress = o->load_progress, .progress_arg = o->progress_arg, .keyring = o->keyring};
     rc = sl_load_full(base->path, tmp, &lo, NULL);
     res->base_txid = base->txid;
     res->commit_us = base->commit_us;

@@ -192,7 +192,7 @@ int sl_snapshot_take(sl_store *st, const char *snap_dir, const sl_snapshot_optio
     sl_log_error("%s: cannot create: %s", tmp, sl_strerror(rc));
     return rc;
   }
-  sl_dump_options d = {.progress = take_progress, .progress_arg = &c, .name = tmp};
+  sl_dump_options d = {.progress = take_progress, .progress_arg = &c, .name = tmp, .keyring = c.o->keyring};
   rc = sl_dump_full(st, c.fd, &d, &info);
   if (c.cancelled) {
     rc = -ECANCELED;

@@ -605,7 +605,7 @@ static void maybe_snapshot(keeper *k, sl_store *standby, uint64_t applied, uint6
   bool by_time = o->snapshot_every_s && now - k->snap_us >= o->snapshot_every_s * 1000000u;
   bool by_bytes = o->snapshot_after_bytes && bytes >= o->snapshot_after_bytes;
   if (!standby || applied <= k->snap_txid || !(by_time || by_bytes) || now < k->snap_retry_us) return;
-  sl_snapshot_options so = {.cancel = &s->snap_cancel};
+  sl_snapshot_options so = {.cancel = &s->snap_cancel, .keyring = s->r->opt.keyring};
   sl_snapshot snap;
   bool existed;
   uint64_t t0 = sl_mono_ns();
@@ -683,7 +683,7 @@ static int load_snapshot_standby(sl__stream *s, const char *tmp, uint64_t *txid)
   rc = SL_ENOTFOUND;
   for (size_t i = n; i-- > 0;) {
     if (snaps[i].txid + 1 < s->first_txid || snaps[i].txid > s->durable) continue;
-    sl_load_options lo = {.no_log = true};
+    sl_load_options lo = {.no_log = true, .keyring = s->r->opt.keyring};
     sl_remove_tree(tmp);
     if ((rc = sl_load_full(snaps[i].path, tmp, &lo, NULL)) == 0) {
       *txid = snaps[i].txid;

@@ -886,9 +886,8 @@ static int read_chunk(sl_dump_reader *r) {
     uint8_t *opened = flags ? r->opened : r->raw;
     if ((rc = open_sealed(r, hdr, off, stored, stored_len, opened))) return rc;
     stored = opened;
-    stored_len = inner;
   }
-  if (flags && LZ4_decompress_safe((const char *)stored, (char *)r->raw, (int)stored_len, (int)raw_len) !=
+  if (flags && LZ4_decompress_safe((const char *)stored, (char *)r->raw, (int)inner, (int)raw_len) !=
                    (int)raw_len)
     return bad(r, SL_ECORRUPT, off, "the chunk does not decompress to its %" PRIu32 " bytes", raw_len);
   r->raw_crc = sl_crc32c(r->raw_crc, r->raw, raw_len);

@@ -1,0 +1,590 @@
+/*
+ * Tests of at-rest encryption (crypt/crypt.h, store/log.h SEALED FRAMES,
+ * store/dump.h AT-REST ENCRYPTION): key file parsing (every kind of bad
+ * line named FILE:LINE, permissions, the environment variable), seal/open
+ * round trips, every flipped byte of a sealed frame and of a sealed dump
+ * chunk refused, a wrong key and an unlisted key (named), sealed segments
+ * in a log (a new key starts a segment, rotation: a file written with key A
+ * reads with "B, A" and new files use B), and sealed dump files: every
+ * flipped byte, a removed, moved or cut-off chunk refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#include "crypt.h"
+#include "dump.h"
+#include "log.h"
+#include "sl_base.h"
+#include "store.h"
+#include "transaction.pb-c.h"
+
+#define OK(expr)                                                                                       \
+  do {                                                                                                 \
+    int rc_ = (expr);                                                                                  \
+    if (rc_ != 0) fail_msg("%s:%d: %s -> %s (%d)", __FILE__, __LINE__, #expr, sl_errname(rc_), rc_); \
+  } while (0)
+
+#define KEY_A "1111111111111111111111111111111111111111111111111111111111111111"
+#define KEY_A2 "1111111111111111111111111111111111111111111111111111111111111112"
+#define KEY_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static const uint8_t store_id[SL_STORE_ID_SIZE] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static char cap_path[4096];
+static int cap_saved = -1;
+
+static void capture_begin(void) {
+  snprintf(cap_path, sizeof cap_path, "%s/stderr.%d", getenv("SL_TEST_TMP") ? getenv("SL_TEST_TMP") : "/tmp",
+           (int)getpid());
+  fflush(stderr);
+  int fd = open(cap_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  cap_saved = dup(STDERR_FILENO);
+  dup2(fd, STDERR_FILENO);
+  close(fd);
+}
+
+static char *capture_end(void) {
+  uint8_t *text = NULL;
+  size_t len = 0;
+  fflush(stderr);
+  dup2(cap_saved, STDERR_FILENO);
+  close(cap_saved);
+  assert_int_equal(sl_read_file(cap_path, 1 << 20, &text, &len), 0);
+  unlink(cap_path);
+  char *s = malloc(len + 1);
+  memcpy(s, text, len);
+  s[len] = 0;
+  free(text);
+  return s;
+}
+
+static void assert_contains(const char *text, const char *needle) {
+  if (!strstr(text, needle)) fail_msg("\"%s\" not in:\n%s", needle, text);
+}
+
+/* A key file holding text, mode 0600; returns its path (malloc'd). */
+static char *key_file(const char *dir, const char *name, const char *text) {
+  char *p = tu_path(dir, name);
+  tu_write_file(p, text);
+  chmod(p, 0600);
+  return p;
+}
+
+static sl_keyring *keyring(const char *dir, const char *name, const char *text) {
+  char *p = key_file(dir, name, text);
+  sl_keyring *kr;
+  OK(sl_keyring_load(p, &kr));
+  free(p);
+  return kr;
+}
+
+/* A packed plaintext Transaction with one op creating node `id`. */
+static size_t plain_txn(uint64_t txid, uint64_t commit_us, uint8_t *out) {
+  Shiplog__CreateNode cn = SHIPLOG__CREATE_NODE__INIT;
+  cn.id = txid;
+  char *labels[] = {(char *)"Secret"};
+  cn.labels = labels;
+  cn.n_labels = 1;
+  Shiplog__Op op = SHIPLOG__OP__INIT, *ops[] = {&op};
+  op.op_case = SHIPLOG__OP__OP_CREATE_NODE;
+  op.create_node = &cn;
+  Shiplog__Transaction t = SHIPLOG__TRANSACTION__INIT;
+  t.txid = txid;
+  t.commit_time_us = commit_us;
+  t.ops = ops;
+  t.n_ops = 1;
+  return shiplog__transaction__pack(&t, out);
+}
+
+/* ---- key files --------------------------------------------------------------------------- */
+
+static void keyfile_parsing(void **state) {
+  (void)state;
+  const char *dir = tu_tmpdir("crypt_keyfile");
+  const struct {
+    const char *text, *why;
+  } bad[] = {
+      {"# keys\n\nbad!id " KEY_A "\n", ":3: key id holds a character"},
+      {"k " KEY_A "\nk " KEY_B "\n", ":2: key id k is listed twice"},
+      {"k\n", ":1: key id without a key"},
+      {"k 1234\n", ":1: the key is not 64 hex digits"},
+      {"k " KEY_A "00\n", ":1: the key is not 64 hex digits"},
+      {"k 111111111111111111111111111111111111111111111111111111111111111g\n", ":1: the key holds a character"},
+      {"k " KEY_A " extra\n", ":1: text after the key"},
+      {"abcdefghijabcdefghijabcdefghijabc " KEY_A "\n", ":1: key id longer than 32"},
+      {" =k " KEY_A "\n", ":1: expected KEY_ID HEX"},
+      {"# only a comment\n\n", "holds no key"},
+  };
+  for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+    char *p = key_file(dir, "keys", bad[i].text);
+    sl_keyring *kr = NULL;
+    capture_begin();
+    int rc = sl_keyring_load(p, &kr);
+    char *msg = capture_end();
+    if (rc != SL_EINVAL) fail_msg("case %zu: %s, expected SL_EINVAL", i, sl_errname(rc));
+    assert_contains(msg, p);
+    assert_contains(msg, bad[i].why);
+    /* A key is never printed. */
+    if (strstr(msg, "1111111111111111") || strstr(msg, "bbbbbbbbbbbbbbbb")) fail_msg("key bytes in: %s", msg);
+    free(msg);
+    free(p);
+  }
+
+  /* Comments, blank lines, tabs and CRLF; the first key seals. */
+  sl_keyring *kr = keyring(dir, "good", "# rotation: new key first\r\n\r\nk-2_B\t" KEY_B "\r\n  k1 " KEY_A "  \n");
+  assert_string_equal(sl_keyring_primary(kr), "k-2_B");
+  assert_true(sl_keyring_has(kr, "k1"));
+  assert_false(sl_keyring_has(kr, "k2"));
+  sl_keyring_free(kr);
+
+  /* Readable by group or others: refused, as ssh refuses a private key. */
+  char *p = key_file(dir, "open", "k " KEY_A "\n");
+  for (int mode = 0; mode < 2; mode++) {
+    chmod(p, mode ? 0604 : 0640);
+    capture_begin();
+    int rc = sl_keyring_load(p, &kr);
+    char *msg = capture_end();
+    assert_int_equal(rc, SL_EINVAL);
+    assert_contains(msg, "too open");
+    assert_contains(msg, "chmod 600");
+    free(msg);
+  }
+  chmod(p, 0400);
+  OK(sl_keyring_load(p, &kr));
+  sl_keyring_free(kr);
+
+  /* The environment variable when no flag is given; the flag wins. */
+  setenv(SL_CRYPT_ENV, p, 1);
+  OK(sl_keyring_load_default(NULL, &kr));
+  assert_non_null(kr);
+  sl_keyring_free(kr);
+  char *missing = tu_path(dir, "missing");
+  capture_begin();
+  int rc = sl_keyring_load_default(missing, &kr);
+  free(capture_end());
+  assert_int_equal(rc, -ENOENT);
+  unsetenv(SL_CRYPT_ENV);
+  OK(sl_keyring_load_default(NULL, &kr));
+  assert_null(kr);
+  assert_true(sl_crypt_key_id_valid("abc-_9"));
+  assert_false(sl_crypt_key_id_valid(""));
+  assert_false(sl_crypt_key_id_valid("a b"));
+  assert_false(sl_crypt_key_id_valid("abcdefghijabcdefghijabcdefghijabc"));
+  free(missing);
+  free(p);
+}
+
+/* ---- frames ----------------------------------------------------------------------------- */
+
+static void frame_round_trip_and_flips(void **state) {
+  (void)state;
+  const char *dir = tu_tmpdir("crypt_frame");
+  sl_keyring *kr = keyring(dir, "k", "a " KEY_A "\n");
+  sl_keyring *wrong = keyring(dir, "w", "a " KEY_A2 "\n");
+  sl_keyring *other = keyring(dir, "o", "b " KEY_B "\n");
+  uint8_t plain[256], sealed[256 + SL_CRYPT_FRAME_EXTRA], out[512], flipped[sizeof sealed];
+  size_t plen = plain_txn(1u << 25, 1700000000000000ull, plain), slen, olen;
+  sl_sealed_meta m = {.txid = 1u << 25, .commit_us = 1700000000000000ull, .epoch = 3, .checksum = 0x1234};
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, sealed, &slen));
+  assert_true(slen <= plen + SL_CRYPT_FRAME_EXTRA);
+  assert_null(memmem(sealed, slen, "Secret", 6));
+
+  /* sl_txn_peek reads the clear fields of a sealed transaction. */
+  uint64_t txid, us, epoch;
+  OK(sl_txn_peek(sealed, slen, &txid, &us, &epoch));
+  assert_int_equal(txid, m.txid);
+  assert_int_equal(us, m.commit_us);
+  assert_int_equal(epoch, 3);
+
+  sl_sealed_meta got;
+  OK(sl_crypt_open_frame(kr, "a", store_id, sealed, slen, out, &olen, &got));
+  assert_int_equal(olen, plen);
+  assert_memory_equal(out, plain, plen);
+  assert_int_equal(got.checksum, 0x1234);
+
+  /* Every flipped bit of every byte: refused, never opened. */
+  for (size_t i = 0; i < slen; i++)
+    for (int bit = 0; bit < 8; bit++) {
+      memcpy(flipped, sealed, slen);
+      flipped[i] ^= (uint8_t)(1u << bit);
+      int rc = sl_crypt_open_frame(kr, "a", store_id, flipped, slen, out, &olen, NULL);
+      if (rc != SL_EAUTH && rc != SL_ECORRUPT)
+        fail_msg("byte %zu bit %d flipped: %s", i, bit, sl_errname(rc));
+    }
+  /* Cut short at every length. */
+  for (size_t n = 0; n < slen; n++)
+    if (sl_crypt_open_frame(kr, "a", store_id, sealed, n, out, &olen, NULL) == 0) fail_msg("opened %zu bytes", n);
+
+  /* Wrong key bytes under the same id, another store, another key id. */
+  assert_int_equal(sl_crypt_open_frame(wrong, "a", store_id, sealed, slen, out, &olen, NULL), SL_EAUTH);
+  uint8_t other_store[SL_STORE_ID_SIZE] = {9};
+  assert_int_equal(sl_crypt_open_frame(kr, "a", other_store, sealed, slen, out, &olen, NULL), SL_EAUTH);
+  capture_begin();
+  int rc = sl_crypt_open_frame(other, "a", store_id, sealed, slen, out, &olen, NULL);
+  char *msg = capture_end();
+  assert_int_equal(rc, SL_ENOTFOUND);
+  assert_contains(msg, "key id a is not in the key file");
+  free(msg);
+
+  /* A plaintext transaction is not a sealed one. */
+  const uint8_t *ct;
+  size_t ct_len;
+  assert_int_equal(sl_crypt_frame_parse(plain, plen, &got, &ct, &ct_len), SL_ECORRUPT);
+
+  /* Each seal draws a new nonce: the same frame seals differently. */
+  uint8_t again[sizeof sealed];
+  size_t alen;
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, again, &alen));
+  assert_int_equal(alen, slen);
+  assert_true(memcmp(again, sealed, slen) != 0);
+  sl_keyring_free(kr);
+  sl_keyring_free(wrong);
+  sl_keyring_free(other);
+}
+
+static void chunk_round_trip_and_flips(void **state) {
+  (void)state;
+  const char *dir = tu_tmpdir("crypt_chunk");
+  sl_keyring *kr = keyring(dir, "k", "a " KEY_A "\n");
+  uint8_t in[300], sealed[300 + SL_CRYPT_OVERHEAD], out[300], aad[20] = {7};
+  for (size_t i = 0; i < sizeof in; i++) in[i] = (uint8_t)(i * 7);
+  OK(sl_crypt_seal_chunk(kr, NULL, store_id, aad, sizeof aad, in, sizeof in, sealed));
+  OK(sl_crypt_open_chunk(kr, "a", store_id, aad, sizeof aad, sealed, sizeof sealed, out));
+  assert_memory_equal(in, out, sizeof in);
+  for (size_t i = 0; i < sizeof sealed; i++) {
+    sealed[i] ^= 0x20;
+    assert_int_equal(sl_crypt_open_chunk(kr, "a", store_id, aad, sizeof aad, sealed, sizeof sealed, out), SL_EAUTH);
+    sealed[i] ^= 0x20;
+  }
+  for (size_t i = 0; i < sizeof aad; i++) { /* chunk header, index, file header */
+    aad[i] ^= 1;
+    assert_int_equal(sl_crypt_open_chunk(kr, "a", store_id, aad, sizeof aad, sealed, sizeof sealed, out), SL_EAUTH);
+    aad[i] ^= 1;
+  }
+  assert_int_equal(sl_crypt_open_chunk(kr, "a", store_id, aad, sizeof aad, sealed, 10, out), SL_ECORRUPT);
+  sl_keyring_free(kr);
+}
+
+/* ---- sealed log segments and rotation ---------------------------------------------------- */
+
+static void append_sealed(sl_log *log, sl_keyring *kr, uint64_t txid) {
+  uint8_t plain[256], sealed[256 + SL_CRYPT_FRAME_EXTRA];
+  size_t plen = plain_txn(txid, 1700000000000000ull + txid, plain), slen;
+  sl_sealed_meta m = {.txid = txid, .commit_us = 1700000000000000ull + txid};
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, sealed, &slen));
+  OK(sl_log_append(log, sealed, slen));
+}
+
+static void log_rotation(void **state) {
+  (void)state;
+  const char *base = tu_tmpdir("crypt_log");
+  char *logdir = tu_path(base, "log");
+  sl_keyring *a = keyring(base, "a", "A " KEY_A "\n");
+  sl_keyring *ba = keyring(base, "ba", "B " KEY_B "\nA " KEY_A "\n");
+  sl_keyring *b_only = keyring(base, "b", "B " KEY_B "\n");
+  sl_log_options lo = {.first_txid = 1};
+  memcpy(lo.store_id, store_id, sizeof store_id);
+  OK(sl_log_create(logdir, &lo));
+  sl_log *log;
+  OK(sl_log_open(logdir, store_id, &log));
+
+  /* A plaintext payload where the key says sealed is refused. */
+  sl_log_set_key_id(log, "A");
+  uint8_t plain[256];
+  size_t plen = plain_txn(1, 1700000000000001ull, plain);
+  capture_begin();
+  int rc = sl_log_append(log, plain, plen);
+  free(capture_end());
+  assert_int_equal(rc, SL_EINVAL);
+
+  /* Key A (the empty first segment takes it in place), then key B. */
+  for (uint64_t t = 1; t <= 3; t++) append_sealed(log, a, t);
+  sl_log_set_key_id(log, ba ? sl_keyring_primary(ba) : NULL);
+  for (uint64_t t = 4; t <= 5; t++) append_sealed(log, ba, t);
+  OK(sl_log_wait_durable(log, 5));
+  sl_log_close(log);
+
+  sl_seg_info *segs;
+  size_t n;
+  OK(sl_log_list(logdir, &segs, &n));
+  assert_int_equal(n, 2);
+  free(segs);
+
+  /* Reopened, the writer keeps the newest segment's key. */
+  OK(sl_log_open(logdir, store_id, &log));
+  assert_string_equal(sl_log_key_id(log), "B");
+  sl_log_close(log);
+
+  /* "B, A" reads both; each frame names its segment's key. */
+  sl_log_reader *r;
+  sl_frame f;
+  OK(sl_log_reader_open(logdir, 1, NULL, &r));
+  for (uint64_t t = 1; t <= 5; t++) {
+    OK(sl_log_reader_next(r, &f));
+    assert_string_equal(f.key_id, t <= 3 ? "A" : "B");
+    OK(sl_log_reader_open_frame(r, ba, &f));
+    Shiplog__Transaction *tx = shiplog__transaction__unpack(NULL, f.payload_len, f.payload);
+    assert_non_null(tx);
+    assert_int_equal(tx->txid, t);
+    assert_int_equal(tx->n_ops, 1);
+    assert_false(tx->has_sealed);
+    shiplog__transaction__free_unpacked(tx, NULL);
+  }
+  sl_log_reader_close(r);
+
+  /* Without A: refused naming the key id and the key file, nothing given. */
+  OK(sl_log_reader_open(logdir, 1, NULL, &r));
+  OK(sl_log_reader_next(r, &f));
+  capture_begin();
+  rc = sl_log_reader_open_frame(r, b_only, &f);
+  char *msg = capture_end();
+  assert_int_equal(rc, SL_ENOTFOUND);
+  assert_contains(msg, "00000000000000000001.seg: offset 128: txid 1 is sealed with key A, which is not in the key file");
+  free(msg);
+  capture_begin();
+  rc = sl_log_reader_open_frame(r, NULL, &f);
+  msg = capture_end();
+  assert_int_equal(rc, SL_ENOTFOUND);
+  assert_contains(msg, "give the key file");
+  free(msg);
+  sl_log_reader_close(r);
+
+  /* A flipped byte inside a sealed payload (CRC fixed up, so only the seal
+   * can tell): refused naming file, offset, txid and key. */
+  char seg[4200];
+  snprintf(seg, sizeof seg, "%s/00000000000000000001.seg", logdir);
+  uint8_t *bytes;
+  size_t len;
+  OK(sl_read_file(seg, 1 << 20, &bytes, &len));
+  uint32_t flen = sl_get_le32(bytes + SL_SEG_HEADER_SIZE);
+  bytes[SL_SEG_HEADER_SIZE + SL_FRAME_HEADER_SIZE + flen - 20] ^= 1;
+  sl_frame_header_encode(bytes + SL_SEG_HEADER_SIZE + SL_FRAME_HEADER_SIZE, flen, bytes + SL_SEG_HEADER_SIZE);
+  int fd = open(seg, O_WRONLY);
+  OK(sl_pwrite_all(fd, bytes, len, 0));
+  close(fd);
+  free(bytes);
+  OK(sl_log_reader_open(logdir, 1, NULL, &r));
+  OK(sl_log_reader_next(r, &f));
+  capture_begin();
+  rc = sl_log_reader_open_frame(r, ba, &f);
+  msg = capture_end();
+  assert_int_equal(rc, SL_EAUTH);
+  assert_contains(msg, "00000000000000000001.seg: offset 128: txid 1 sealed with key A does not open");
+  free(msg);
+  sl_log_reader_close(r);
+
+  sl_keyring_free(a);
+  sl_keyring_free(ba);
+  sl_keyring_free(b_only);
+  free(logdir);
+}
+
+/* ---- sealed dump files ---------------------------------------------------------------------- */
+
+static void make_store(const char *dir, int txs) {
+  sl_store_options so = {.store_id = store_id};
+  sl_store *st;
+  OK(sl_store_create(dir, &so));
+  OK(sl_store_open(dir, 0, &st));
+  for (int i = 0; i < txs; i++) {
+    sl_tx *tx;
+    char text[64];
+    int n = snprintf(text, sizeof text, "distinctive-secret-%d", i);
+    sl_prop p = {.key = "name", .value = {.kind = SL_STRING, .len = (size_t)n, .u.s = text}};
+    const char *label = "Person";
+    OK(sl_tx_begin(st, &tx));
+    OK(sl_tx_create_node(tx, 0, &label, 1, &p, 1, NULL));
+    OK(sl_tx_commit(tx, NULL));
+  }
+  sl_store_close(st);
+}
+
+static void write_dump(const char *store, const char *path, sl_keyring *kr, bool incremental, sl_dump_info *info) {
+  sl_store *st;
+  OK(sl_store_open(store, SL_OPEN_RDONLY, &st));
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  sl_dump_options o = {.keyring = kr, .chunk_raw = 256, .name = path};
+  OK(incremental ? sl_dump_incremental(st, fd, &o, info) : sl_dump_full(st, fd, &o, info));
+  close(fd);
+  sl_store_close(st);
+}
+
+static int verify_quiet(const char *path, sl_keyring *kr) {
+  capture_begin();
+  int rc = sl_dump_verify_keyed(path, kr, NULL, NULL, NULL);
+  free(capture_end());
+  return rc;
+}
+
+static void dump_sealed(void **state) {
+  (void)state;
+  const char *base = tu_tmpdir("crypt_dump");
+  char *store = tu_path(base, "store"), *full = tu_path(base, "full.dump"), *incr = tu_path(base, "incr.dump");
+  char *into = tu_path(base, "into"), *bad = tu_path(base, "bad.dump");
+  sl_keyring *a = keyring(base, "a", "A " KEY_A "\n");
+  sl_keyring *ba = keyring(base, "ba", "B " KEY_B "\nA " KEY_A "\n");
+  sl_keyring *b_only = keyring(base, "b", "B " KEY_B "\n");
+  make_store(store, 20);
+  sl_dump_info info;
+  write_dump(store, full, a, false, &info);
+  assert_string_equal(info.header.key_id, "A");
+  write_dump(store, incr, a, true, &info);
+
+  uint8_t *bytes;
+  size_t len;
+  OK(sl_read_file(full, 1 << 24, &bytes, &len));
+  assert_int_equal(bytes[8], SL_DUMP_VERSION_SEALED);
+  assert_null(memmem(bytes, len, "distinctive-secret", 18));
+
+  /* Rotation: "B, A" reads A's files; a new dump is sealed with B. */
+  OK(sl_dump_verify_keyed(full, ba, NULL, NULL, NULL));
+  OK(sl_dump_verify_keyed(incr, ba, NULL, NULL, NULL));
+  sl_load_options lo = {.keyring = ba};
+  OK(sl_load_full(full, into, &lo, NULL));
+  char *e1 = tu_export(store, NULL), *e2 = tu_export(into, NULL);
+  assert_string_equal(e1, e2);
+  free(e1);
+  free(e2);
+  char *again = tu_path(base, "again.dump");
+  write_dump(store, again, ba, false, &info);
+  assert_string_equal(info.header.key_id, "B");
+  free(again);
+
+  /* Without A: refused at the header, naming the key id. */
+  capture_begin();
+  int rc = sl_dump_verify_keyed(full, b_only, NULL, NULL, NULL);
+  char *msg = capture_end();
+  assert_int_equal(rc, SL_ENOTFOUND);
+  assert_contains(msg, "offset 0: the file is sealed with key A, which is not in the key file");
+  free(msg);
+  /* Wrong bytes under the same id: the first chunk does not open. */
+  sl_keyring *wrong = keyring(base, "w", "A " KEY_A2 "\n");
+  capture_begin();
+  rc = sl_dump_verify_keyed(full, wrong, NULL, NULL, NULL);
+  msg = capture_end();
+  assert_int_equal(rc, SL_EAUTH);
+  assert_contains(msg, "offset 128: sealed chunk 0 (key A) does not open: authentication failed");
+  free(msg);
+  sl_keyring_free(wrong);
+
+  /* Every flipped byte of the file (CRCs not fixed: the CRC or the seal
+   * catches it), and of every chunk with its CRC fixed up (only the seal
+   * can tell). */
+  for (size_t i = 0; i < len; i++) {
+    bytes[i] ^= 0x10;
+    tu_write_file(bad, "");
+    int fd = open(bad, O_WRONLY);
+    OK(sl_write_all(fd, bytes, len));
+    close(fd);
+    if (verify_quiet(bad, a) == 0) fail_msg("byte %zu flipped: the file still verifies", i);
+    bytes[i] ^= 0x10;
+  }
+  /* The chunks' offsets, trailer last. */
+  size_t offs[512], nch = 0;
+  for (size_t off = SL_DUMP_HEADER_SIZE; off < len && nch < SL_ARRAY_LEN(offs);
+       off += SL_DUMP_CHUNK_HEADER_SIZE + sl_get_le32(bytes + off + 4))
+    offs[nch++] = off;
+  assert_true(nch >= 4);
+  for (size_t c = 0; c < nch; c++) {
+    size_t off = offs[c], slen = sl_get_le32(bytes + off + 4);
+    uint8_t *copy = malloc(len);
+    memcpy(copy, bytes, len);
+    copy[off + SL_DUMP_CHUNK_HEADER_SIZE + slen / 2] ^= 1;
+    sl_put_le32(copy + off + 12, sl_crc32c(sl_crc32c(0, copy + off, 12), copy + off + 16, slen));
+    int fd = open(bad, O_WRONLY | O_TRUNC);
+    OK(sl_write_all(fd, copy, len));
+    close(fd);
+    capture_begin();
+    rc = sl_dump_verify_keyed(bad, a, NULL, NULL, NULL);
+    msg = capture_end();
+    if (rc != SL_EAUTH) fail_msg("chunk %zu changed, CRC fixed: %s", c, sl_errname(rc));
+    assert_contains(msg, "authentication failed");
+    free(msg);
+    free(copy);
+  }
+  /* Chunk 1 removed; chunks 1 and 2 swapped; the last chunk cut off with
+   * the trailer kept: each refused. */
+  size_t c1 = offs[1], c2 = offs[2], c3 = offs[3], tr = offs[nch - 1], last = offs[nch - 2];
+  uint8_t *w = malloc(len);
+  size_t wl = 0;
+  memcpy(w, bytes, c1), wl = c1;
+  memcpy(w + wl, bytes + c2, len - c2), wl += len - c2;
+  tu_write_file(bad, "");
+  int fd = open(bad, O_WRONLY);
+  OK(sl_write_all(fd, w, wl));
+  close(fd);
+  assert_int_not_equal(verify_quiet(bad, a), 0);
+  wl = 0;
+  memcpy(w, bytes, c1), wl = c1;
+  memcpy(w + wl, bytes + c2, c3 - c2), wl += c3 - c2;
+  memcpy(w + wl, bytes + c1, c2 - c1), wl += c2 - c1;
+  memcpy(w + wl, bytes + c3, len - c3), wl += len - c3;
+  fd = open(bad, O_WRONLY | O_TRUNC);
+  OK(sl_write_all(fd, w, wl));
+  close(fd);
+  assert_int_not_equal(verify_quiet(bad, a), 0);
+  wl = 0;
+  memcpy(w, bytes, last), wl = last;
+  memcpy(w + wl, bytes + tr, len - tr), wl += len - tr;
+  fd = open(bad, O_WRONLY | O_TRUNC);
+  OK(sl_write_all(fd, w, wl));
+  close(fd);
+  assert_int_not_equal(verify_quiet(bad, a), 0);
+  free(w);
+  free(bytes);
+
+  sl_keyring_free(a);
+  sl_keyring_free(ba);
+  sl_keyring_free(b_only);
+  free(store);
+  free(full);
+  free(incr);
+  free(into);
+  free(bad);
+}
+
+/* Nothing applies a sealed transaction (defense in depth). */
+static void sealed_never_applied(void **state) {
+  (void)state;
+  const char *base = tu_tmpdir("crypt_apply");
+  char *store = tu_path(base, "store");
+  sl_keyring *kr = keyring(base, "a", "A " KEY_A "\n");
+  make_store(store, 0);
+  uint8_t plain[256], sealed[256 + SL_CRYPT_FRAME_EXTRA];
+  size_t plen = plain_txn(1, sl_now_us(), plain), slen;
+  sl_sealed_meta m = {.txid = 1, .commit_us = sl_now_us()};
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, sealed, &slen));
+  sl_store *st;
+  OK(sl_store_open(store, 0, &st));
+  capture_begin();
+  int rc = sl_store_apply(st, sealed, slen);
+  char *msg = capture_end();
+  assert_int_equal(rc, SL_EINVAL);
+  assert_contains(msg, "sealed");
+  free(msg);
+  sl_store_close(st);
+  sl_keyring_free(kr);
+  free(store);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(keyfile_parsing),   cmocka_unit_test(frame_round_trip_and_flips),
+      cmocka_unit_test(chunk_round_trip_and_flips), cmocka_unit_test(log_rotation),
+      cmocka_unit_test(dump_sealed),       cmocka_unit_test(sealed_never_applied),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# End-to-end test of at-rest encryption (README "Security", "At-rest
+# encryption") with real processes on 127.0.0.1, over TLS:
+#   1. key files: one readable by others, a bad line (named FILE:LINE):
+#      refused before anything starts.
+#   2. encrypted shipping: the standby equals the primary's export; a
+#      property string written on the primary appears in no byte of the
+#      archive, the snapshots or a dump (but in the primary's own log).
+#   3. an archive-only receiver without the key: stores ciphertext, acks
+#      durable, says "archive-only: ... key A ..." in status; restore from it
+#      with the key equals the primary, without it is refused naming key A.
+#   4. rotation: a key file "B ..., A ..." reads files sealed with A; new
+#      dumps are sealed with B; a wrong key (same id, other bytes) is
+#      refused with "authentication failed".
+#   5. a flipped byte in an archive segment, a snapshot and a dump: each
+#      refused naming the file; on a live receiver the damaged stream stops
+#      its standby naming the segment while a second stream goes on.
+# Needs $SL_BIN, openssl, jq.
+set -u
+
+BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
+[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
+command -v openssl >/dev/null || { echo "skip: openssl is not installed"; exit 77; }
+command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
+SRC=${SL_SOURCE:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$(dirname "$0")/lib_e2e.sh"
+e2e_begin e2e_crypt
+expect() { # expect STATUS DESCRIPTION CMD...
+  local want=$1 desc=$2
+  shift 2
+  timeout 60 "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then ok "$desc"; else
+    bad "$desc (exit $got, want $want)"
+    sed 's/^/    err: /' "$T/err" | head -5
+  fi
+}
+contains() { # contains FILE TEXT DESCRIPTION
+  if grep -qF -- "$2" "$1"; then ok "$3"; else
+    bad "$3: '$2' not in $1"
+    sed 's/^/    | /' "$1" | tail -5
+  fi
+}
+flip() { # flip FILE OFFSET: xor one byte with 0x55
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  # shellcheck disable=SC2059
+  printf "$(printf '\\%03o' $((b ^ 0x55)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+size() { stat -c %s "$1"; }
+last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
+field_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r ".streams[0].$3 // 0"; }
+wait_field() { # DATA STREAM FIELD TXID SECONDS
+  local deadline=$((SECONDS + $5))
+  while [ "$(field_of "$1" "$2" "$3")" != "$4" ]; do
+    [ "$SECONDS" -ge "$deadline" ] && { echo "    $2: $3 $(field_of "$1" "$2" "$3"), want $4"; return 1; }
+    sleep 0.1
+  done
+}
+SECRET=TOPSECRET-7f3a9c
+mutations() { # mutations N FIRST_ID: N transactions creating a node each
+  local i
+  for ((i = 0; i < $1; i++)); do
+    printf '{"ops":[{"op":"create_node","id":%d,"labels":["N"],"props":{"k":%d,"s":"%s-%0100d"}}]}\n' \
+      $(($2 + i)) "$i" "$SECRET" "$i"
+  done
+}
+no_secret() { # no_secret DESCRIPTION PATH...: no byte of any file holds $SECRET
+  grep -rqaF -- "$SECRET" "${@:2}"
+  case $? in
+  1) ok "$1" ;;
+  0) bad "$1"; grep -rlaF -- "$SECRET" "${@:2}" | sed 's/^/    in: /' ;;
+  *) bad "$1 (grep failed)" ;;
+  esac
+}
+same_export() { # same_export DESCRIPTION STORE_A STORE_B
+  "$BIN" export "$2" >"$T/ea" 2>>"$T/export.err" && "$BIN" export "$3" >"$T/eb" 2>>"$T/export.err"
+  if [ -s "$T/ea" ] && cmp -s "$T/ea" "$T/eb"; then ok "$1"; else bad "$1"; fi
+}
+
+PKI=$T/pki
+bash "$SRC/tests/make_certs.sh" "$PKI" p1 p2 || { bad "make certificates"; exit 1; }
+TLS_RX=(--tls-cert "$PKI/receiver.crt" --tls-key "$PKI/receiver.key" --tls-ca "$PKI/ca.crt")
+tls_of() { echo --tls-cert "$PKI/$1.crt" --tls-key "$PKI/$1.key" --tls-ca "$PKI/ca.crt"; }
+ROOT=()
+[ "$(id -u)" -eq 0 ] && ROOT=(--allow-root)
+keyfile() { # keyfile FILE LINE...: a key file of mode 0600
+  (umask 077 && printf '%s\n' "${@:2}" >"$1")
+}
+KA=$(openssl rand -hex 32) KB=$(openssl rand -hex 32) KX=$(openssl rand -hex 32)
+keyfile "$T/a.keys" "# at-rest key" "A $KA"
+keyfile "$T/ba.keys" "B $KB" "A $KA"
+keyfile "$T/wrong.keys" "A $KX"
+keyfile "$T/c.keys" "C $KX"
+
+# start_receiver DATA ARGS...: sets RX_PID, RX_PORT; stderr to $T/rx.log
+start_receiver() {
+  local data=$1 pf="$T/port.$RANDOM" i p
+  shift
+  rm -f "$pf"
+  "$BIN" receive --listen 127.0.0.1:0 --data "$data" --ready-file "$pf" --heartbeat-ms 200 \
+    --timeout-ms 2000 --verbose "${TLS_RX[@]}" "${ROOT[@]}" "$@" 2>>"$T/rx.log" &
+  RX_PID=$!
+  pids+=("$RX_PID")
+  for i in $(seq 200); do
+    p=$(cat "$pf" 2>/dev/null)
+    if [[ $p =~ ^[0-9]+$ ]]; then RX_PORT=$p; return 0; fi
+    kill -0 "$RX_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "    cannot start a receiver:"; tail -3 "$T/rx.log" | sed 's/^/    /'
+  return 1
+}
+stop_receiver() { kill "$RX_PID" 2>/dev/null; wait "$RX_PID" 2>/dev/null; }
+# ---- 1. key files ------------------------------------------------------------------------------
+"$BIN" init "$T/p1" >/dev/null && "$BIN" init "$T/p2" >/dev/null
+mutations 600 1 | "$BIN" exec "$T/p1" - >/dev/null
+mutations 50 1 | "$BIN" exec "$T/p2" - >/dev/null
+N1=$(last_txid "$T/p1")
+cp "$T/a.keys" "$T/open.keys" && chmod 0644 "$T/open.keys"
+expect 1 "1: a key file readable by others is refused" \
+  "$BIN" dump "$T/p1" --to "$T/x.dump" --key-file "$T/open.keys"
+contains "$T/err" "$T/open.keys: permissions 0644 are too open" "1: ...saying so (as ssh does)"
+check "1: ...writing nothing" [ ! -e "$T/x.dump" ]
+keyfile "$T/badline.keys" "A $KA" "B 12345"
+expect 1 "1: a bad line is refused" "$BIN" dump "$T/p1" --to "$T/x.dump" --key-file "$T/badline.keys"
+contains "$T/err" "$T/badline.keys:2: the key is not 64 hex digits" "1: ...naming FILE:LINE"
+if grep -qF "$KA" "$T/err"; then bad "1: the key is never printed"; else ok "1: the key is never printed"; fi
+SHIPLOG_KEY_FILE=$T/open.keys expect 1 "1: SHIPLOG_KEY_FILE is read like --key-file" \
+  "$BIN" dump "$T/p1" --to "$T/x.dump"
+
+# ---- 2. encrypted shipping -------------------------------------------------------------------------
+R1=$T/r1
+start_receiver "$R1" --key-file "$T/a.keys" --segment-size 64K || exit 1
+ship() { # ship STORE STREAM CERT ARGS...
+  timeout 60 "$BIN" ship "$1" --to "127.0.0.1:$RX_PORT" --stream "$2" $(tls_of "$3") --exit-when-caught-up \
+    "${@:4}" 2>>"$T/ship.log"
+}
+check "2: an encrypted stream ships (TLS, --key-file)" ship "$T/p1" s1 p1 --key-file "$T/a.keys"
+check "2: ...and is applied on the standby" wait_field "$R1" s1 applied "$N1" 20
+same_export "2: the standby equals the primary" "$T/p1" "$R1/streams/s1/standby"
+check "2: the archive has several segments" [ "$(ls "$R1/streams/s1/archive/"*.seg | wc -l)" -ge 2 ]
+if grep -rqaF -- "$SECRET" "$T/p1/log"; then ok "2: (the primary's own log holds the string in clear)"
+else bad "2: the test string is not in the primary's log"; fi
+no_secret "2: no byte of the receiver's archive holds it" "$R1/streams/s1/archive"
+check "2: a snapshot of the stream" "$BIN" snapshot --data "$R1" --stream s1 --key-file "$T/a.keys" --quiet
+SNAP=$(ls "$R1/streams/s1/snapshots/"*.snap 2>/dev/null | tail -1)
+no_secret "2: no byte of the snapshot holds it" "$R1/streams/s1/snapshots"
+check "2: an encrypted dump" "$BIN" dump "$T/p1" --to "$T/p1.dump" --key-file "$T/a.keys" --quiet
+no_secret "2: no byte of the dump holds it" "$T/p1.dump"
+check "2: the dump's header names key A" [ "$(dd if="$T/p1.dump" bs=1 skip=80 count=1 status=none)" = A ]
+
+# ---- 3. an archive-only receiver ---------------------------------------------------------------------
+R2=$T/r2
+RX1_PID=$RX_PID RX1_PORT=$RX_PORT
+start_receiver "$R2" || exit 1
+check "3: an encrypted stream ships to a receiver without the key" ship "$T/p1" s1 p1 --key-file "$T/a.keys"
+check "3: ...which acks it durable" wait_field "$R2" s1 durable "$N1" 20
+check "3: ...and is archive-only" wait_field "$R2" s1 state archive-only 10
+"$BIN" status --data "$R2" >"$T/status" 2>&1
+contains "$T/status" "archive-only: frames sealed with key A, not in the key file" "3: status says so, naming the key"
+contains "$T/rx.log" "archive-only: frames sealed with key A" "3: ...and so does the log"
+# (not the standby: its LMDB file is sparse and as large as its map size)
+no_secret "3: the archive-only receiver's archive holds only ciphertext" "$R2/streams/s1/archive"
+expect 0 "3: restore from it with the key" \
+  "$BIN" restore --data "$R2" --stream s1 --to-txid "$N1" --into "$T/rest2" --key-file "$T/a.keys" --quiet
+same_export "3: ...equals the primary" "$T/p1" "$T/rest2"
+expect 1 "3: restore without the key is refused" \
+  "$BIN" restore --data "$R2" --stream s1 --to-txid "$N1" --into "$T/rest2b" --quiet
+contains "$T/err" "is sealed with key A: give the key file" "3: ...naming the key id"
+check "3: ...leaving nothing behind" [ ! -e "$T/rest2b" ]
+stop_receiver
+
+# ---- 4. rotation and a wrong key -------------------------------------------------------------------------
+RX_PID=$RX1_PID RX_PORT=$RX1_PORT
+expect 0 "4: a key file 'B, A' restores what A sealed" \
+  "$BIN" restore --data "$R1" --stream s1 --to-txid "$N1" --into "$T/rest1" --key-file "$T/ba.keys" --quiet
+same_export "4: ...equal to the primary" "$T/p1" "$T/rest1"
+expect 0 "4: ...and loads A's dump" "$BIN" load "$T/p1.dump" --into "$T/load1" --key-file "$T/ba.keys" --quiet
+same_export "4: ...equal to the primary" "$T/p1" "$T/load1"
+check "4: a new dump is sealed with B" "$BIN" dump "$T/p1" --to "$T/p1b.dump" --key-file "$T/ba.keys" --quiet
+check "4: ...its header names key B" [ "$(dd if="$T/p1b.dump" bs=1 skip=80 count=1 status=none)" = B ]
+expect 1 "4: a key file without A is refused" "$BIN" load "$T/p1.dump" --into "$T/load2" --key-file "$T/c.keys"
+contains "$T/err" "sealed with key A, which is not in the key file $T/c.keys" "4: ...naming key A"
+expect 1 "4: a wrong key (same id, other bytes) is refused" \
+  "$BIN" load "$T/p1.dump" --into "$T/load2" --key-file "$T/wrong.keys"
+contains "$T/err" "authentication failed" "4: ...as an authentication failure"
+check "4: ...leaving nothing behind" [ ! -e "$T/load2" ]
+expect 1 "4: a wrong key is refused by restore" \
+  "$BIN" restore --data "$R1" --stream s1 --to-txid "$N1" --into "$T/rest3" --key-file "$T/wrong.keys" --quiet
+contains "$T/err" "authentication failed" "4: ...as an authentication failure"
+
+# ---- 5. flipped bytes ------------------------------------------------------------------------------------------
+cp "$T/p1.dump" "$T/flip.dump" && flip "$T/flip.dump" $(($(size "$T/flip.dump") / 2))
+expect 1 "5: a dump with a flipped byte is refused" \
+  "$BIN" load "$T/flip.dump" --into "$T/load3" --key-file "$T/a.keys"
+contains "$T/err" "$T/flip.dump: offset" "5: ...naming the file and offset"
+if [ -n "$SNAP" ]; then
+  cp -r "$R1" "$T/r1copy"
+  CSNAP=$T/r1copy/streams/s1/snapshots/$(basename "$SNAP")
+  flip "$CSNAP" $(($(size "$CSNAP") / 2))
+  expect 1 "5: a snapshot with a flipped byte is refused by restore" \
+    "$BIN" restore --data "$T/r1copy" --stream s1 --to-txid "$N1" --into "$T/rest4" --key-file "$T/a.keys"
+  contains "$T/err" "$CSNAP" "5: ...naming the snapshot"
+else
+  bad "5: no snapshot was taken"
+fi
+SEG1=$R1/streams/s1/archive/00000000000000000001.seg
+# A second stream on the same receiver: s2 from p2 with key A.
+check "5: a second stream ships" ship "$T/p2" s2 p2 --key-file "$T/a.keys"
+check "5: ...and applies" wait_field "$R1" s2 applied "$(last_txid "$T/p2")" 20
+# Damage s1's oldest segment and rebuild its standby from the archive: the
+# replay meets the flipped byte and stops, naming the segment.
+stop_receiver
+rm -rf "$R1/streams/s1/standby" "$R1/streams/s1/snapshots/"*.snap
+flip "$SEG1" 4000
+start_receiver "$R1" --key-file "$T/a.keys" --segment-size 64K || exit 1
+check "5: s1's standby stops at the damaged frame" wait_field "$R1" s1 state stopped 20
+"$BIN" status --data "$R1" --stream s1 >"$T/status" 2>&1
+contains "$T/status" "standby stopped at txid" "5: ...saying so in status"
+contains "$T/rx.log" "$SEG1: bad frame at offset" "5: ...and naming the segment and offset in the log"
+mutations 30 1000 | "$BIN" exec "$T/p2" - >/dev/null
+check "5: the second stream goes on" ship "$T/p2" s2 p2 --key-file "$T/a.keys"
+check "5: ...and applies" wait_field "$R1" s2 applied "$(last_txid "$T/p2")" 20
+same_export "5: ...its standby equals its primary" "$T/p2" "$R1/streams/s2/standby"
+# A stream sealed with a key the receiver lacks is archive-only, beside s2.
+check "5: a stream sealed with key C ships to it" ship "$T/p2" s3 p2 --key-file "$T/c.keys"
+check "5: ...and is archive-only there" wait_field "$R1" s3 state archive-only 10
+stop_receiver
+
+echo "passed $passed, failed $failed"
+[ "$failed" -eq 0 ]

@@ -18,7 +18,12 @@
 #      (port 0, --ready-file) with an allow list, the store shipped to it over
 #      TLS 1.3 with a client certificate, status until the standby has
 #      caught up, a snapshot, then the store restored to a moment of the LDBC
-#      history and its stats; the processes are stopped by their PIDs
+#      history and its stats; the processes are stopped by their PIDs.
+#      At-rest encryption is on throughout: a key file (openssl rand -hex 32,
+#      mode 0600) makes the shipper seal every frame, the receiver open them
+#      for its standby and seal its snapshots, and the dump of step 10 sealed
+#  10. an encrypted backup file: dump --key-file, shown to hold no plaintext,
+#      and loaded back with the key
 # Each step is a function; it stops at the first failure with a non-zero
 # exit status and says which step failed.
 set -Eeuo pipefail
@@ -176,6 +181,12 @@ step_ship_restore() {
   local rx_tls=(--tls-cert "$pki/receiver.crt" --tls-key "$pki/receiver.key" --tls-ca "$pki/ca.crt"
     --allow "$DEMO/allow")
   local sh_tls=(--tls-cert "$pki/primary.crt" --tls-key "$pki/primary.key" --tls-ca "$pki/ca.crt")
+  # At-rest encryption (README "Security"): one AES-256 key, id demo1, mode 0600.
+  KEYS=$DEMO/keys
+  (umask 077 && printf '# KEY_ID HEX: the first key seals new files\ndemo1 %s\n' "$(openssl rand -hex 32)" >"$KEYS")
+  echo "an at-rest key file $KEYS (mode $(stat -c %a "$KEYS")): \"demo1 <64 hex digits>\""
+  rx_tls+=(--key-file "$KEYS")
+  sh_tls+=(--key-file "$KEYS")
   [[ $(id -u) -eq 0 ]] && root=(--allow-root) # the receiver refuses root unless told
   echo "\$ $SHIPLOG receive --listen 127.0.0.1:0 --data $data --ready-file $port_file ${rx_tls[*]} ${root[*]} &"
   "$SHIPLOG" receive --listen 127.0.0.1:0 --data "$data" --ready-file "$port_file" "${rx_tls[@]}" "${root[@]}" \
@@ -201,12 +212,29 @@ step_ship_restore() {
   [[ ${applied:-0} == "$last" ]] || { echo "demo: the standby did not catch up (applied ${applied:-0} of $last)" >&2; return 1; }
   echo "the standby applied every transaction (txid $last):"
   run "$SHIPLOG" status --data "$data"
-  run "$SHIPLOG" snapshot --data "$data" --stream demo
+  echo "the archive holds sealed frames: a Person's name from the LDBC data is in the primary's log"
+  echo "but in no byte of the receiver's archive:"
+  local name
+  name=$(grep -m1 -o '"firstName":"[A-Za-z]*"' "$DEMO/export.jsonl" | cut -d'"' -f4)
+  echo "  '$name' in $STORE/log: $(grep -rlaF "$name" "$STORE/log" | wc -l) files; in $data/streams/demo/archive:" \
+    "$(grep -rlaF "$name" "$data/streams/demo/archive" | wc -l || true) files"
+  run "$SHIPLOG" snapshot --data "$data" --stream demo --key-file "$KEYS"
   echo
   echo "the store as it stood on 2012-07-01 (the LDBC history), rebuilt from the receiver's archive:"
-  run "$SHIPLOG" restore --data "$data" --stream demo --to-time 2012-07-01T00:00:00Z --into "$DEMO/restored"
+  run "$SHIPLOG" restore --data "$data" --stream demo --to-time 2012-07-01T00:00:00Z --into "$DEMO/restored" \
+    --key-file "$KEYS"
   run "$SHIPLOG" stats "$DEMO/restored"
   stop_bg
+}
+
+step_encrypted_dump() {
+  step "10. an encrypted backup file"
+  run "$SHIPLOG" dump "$STORE" --to "$DEMO/store.dump" --key-file "$KEYS"
+  echo "its header names key $(dd if="$DEMO/store.dump" bs=1 skip=80 count=32 status=none | tr -d '\0');" \
+    "the body is AES-256-GCM ciphertext"
+  run "$SHIPLOG" load "$DEMO/store.dump" --into "$DEMO/loaded" --key-file "$KEYS"
+  echo "\$ $SHIPLOG load $DEMO/store.dump --into $DEMO/loaded2   (without the key: refused)"
+  if "$SHIPLOG" load "$DEMO/store.dump" --into "$DEMO/loaded2" 2>&1; then return 1; fi
 }
 
 step_build
@@ -218,6 +246,7 @@ step_log
 step_verify
 step_export
 step_ship_restore
+step_encrypted_dump
 current_step=done
 echo
 echo "demo: all steps passed; the store and its files are in $DEMO/"

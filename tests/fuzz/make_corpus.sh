@@ -5,7 +5,9 @@
 # BUILD_DIR is a fuzz tree (tests/fuzz/run.sh makes it) with shiplog,
 # bench_gen and fuzz-seeds. Seeds are small real files: a log segment, full
 # and incremental dumps, mutation lines, a JSON Lines export, CSV exports,
-# and (from fuzz-seeds) each replication message and sealed batches.
+# and (from fuzz-seeds) each replication message and sealed batches; for
+# fuzz_sealed, a sealed frame and chunk (fuzz-seeds) and sealed dumps, under
+# the target's fixed key.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 B=$(cd "${1:?usage: make_corpus.sh BUILD_DIR}" && pwd)
@@ -14,7 +16,7 @@ C=corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 rm -rf "$C"
-mkdir -p "$C"/{log,msg,batch,dump,mutation,import_jsonl,import_csv}
+mkdir -p "$C"/{log,msg,batch,dump,mutation,import_jsonl,import_csv,sealed}
 
 # A small store; its segment's first 4K are a seed.
 "$B/shiplog" init "$T/s" --segment-size 65536 >/dev/null
@@ -59,6 +61,14 @@ for nodes in "$T"/csv/*nodes*.csv; do
 done
 { printf '\x42'; printf 'id:ID,name,age:int,tags:string[],:LABEL\n1,Ann,42,a;b,User\n"2","B""o",,"",User;X\n'
   printf '\x01\n:START_ID,:END_ID,:TYPE,w:double\n1,2,KNOWS,1.5\n2,1,KNOWS,NaN\n'; } >"$C/import_csv/typed"
+
+# Sealed dumps (the first byte selects fuzz_sealed's dump decoder), with
+# fuzz_sealed.c's key.
+(umask 077 && echo "fz 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" >"$T/keys")
+"$B/shiplog" dump "$T/s" --to "$T/sealed.dump" --key-file "$T/keys" >/dev/null 2>&1
+{ printf '\x02'; cat "$T/sealed.dump"; } >"$C/sealed/dump-full"
+"$B/shiplog" dump "$T/s" --to "$T/sealed.dump" --since @1700000000.030 --key-file "$T/keys" >/dev/null 2>&1
+{ printf '\x02'; cat "$T/sealed.dump"; } >"$C/sealed/dump-incremental"
 
 # Replication messages and batches (need the codec).
 "$B/fuzz-seeds" "$T/s/log" "$C"

@@ -3,7 +3,8 @@
  * framed messages and sealed batches that only the codec can make:
  *   seeds LOGDIR OUTDIR   (LOGDIR: a store's log with a few transactions)
  * writes OUTDIR/msg/ (each message kind, and a hello + batches stream) and
- * OUTDIR/batch/ (the fuzz_batch input layout, see fuzz_batch.c). Run by
+ * OUTDIR/batch/ (the fuzz_batch input layout, see fuzz_batch.c), and
+ * OUTDIR/sealed/frame and chunk (fuzz_sealed.c). Run by
  * tests/fuzz/make_corpus.sh.
  */
 #include <errno.h>
@@ -13,6 +14,8 @@
 #include <sys/stat.h>
 
 #include "codec.h"
+#include "crypt.h"
+#include "fuzz.h"
 #include "log.h"
 #include "sl_base.h"
 
@@ -55,6 +58,34 @@ int main(int argc, char **argv) {
   }
   sl_log_reader_close(r);
   if (!len) return 1;
+
+  /* fuzz_sealed: the first frame sealed, and a chunk, under its key
+   * (fuzz_sealed.c); the first byte selects the decoder. */
+  char sealed[4096], keys[4096];
+  snprintf(sealed, sizeof sealed, "%s/sealed", argv[2]);
+  snprintf(keys, sizeof keys, "%s/keys", argv[2]);
+  mkdir(sealed, 0755);
+  sl_write_file_atomic(argv[2], "keys", FUZZ_SEALED_KEY, sizeof FUZZ_SEALED_KEY - 1);
+  chmod(keys, 0600);
+  sl_keyring *kr;
+  int krc = sl_keyring_load(keys, &kr);
+  unlink(keys);
+  if (krc) return 1;
+  static const uint8_t fz_store[SL_STORE_ID_SIZE] = FUZZ_SEALED_STORE_ID;
+  uint8_t sbuf[1 + 16384 + SL_CRYPT_FRAME_EXTRA];
+  const uint8_t *p0 = frames + SL_FRAME_HEADER_SIZE;
+  size_t l0 = sl_get_le32(frames), sl0;
+  sl_sealed_meta sm = {.txid = first, .checksum = 1};
+  if (sl_txn_peek(p0, l0, &sm.txid, &sm.commit_us, &sm.epoch) ||
+      sl_crypt_seal_frame(kr, NULL, fz_store, &sm, p0, l0, sbuf + 1, &sl0))
+    return 1;
+  sbuf[0] = 0;
+  put(sealed, "frame", sbuf, 1 + sl0);
+  sbuf[0] = 1;
+  memset(sbuf + 1, 3, 20);
+  if (sl_crypt_seal_chunk(kr, NULL, fz_store, sbuf + 1, 20, frames, 64, sbuf + 21)) return 1;
+  put(sealed, "chunk", sbuf, 21 + 64 + SL_CRYPT_OVERHEAD);
+  sl_keyring_free(kr);
 
   char msg[4096], bat[4096];
   snprintf(msg, sizeof msg, "%s/msg", argv[2]);

@@ -249,7 +249,11 @@ typedef struct slot {
 } slot;
 
 /* Compress and frame the batch in b (CRC32C, LZ4, protobuf, codec frame). */
-/* Seal every frame of b->raw into b->sealed (at-rest encryption). */
+/* Seal every frame of b->raw into b->sealed (at-rest encryption). A frame
+ * that is sealed already (a log that is itself a sealed archive) goes as
+ * it is: the tail does not report a segment's key, so Batch.key_id names
+ * the keyring's first key, which such a log must then be sealed with (a
+ * frame under another key fails to open on the receiver, naming it). */
 static int seal_frames(slot *b) {
   size_t off = 0;
   b->sealed.len = 0;
@@ -263,6 +267,15 @@ static int seal_frames(slot *b) {
     if (rc == 0) rc = sl_buf_reserve(&b->sealed, b->sealed.len + SL_FRAME_HEADER_SIZE + plen + SL_CRYPT_FRAME_EXTRA);
     if (rc) return rc;
     uint8_t *out = b->sealed.data + b->sealed.len;
+    const uint8_t *ct;
+    size_t ct_len;
+    sl_sealed_meta already;
+    if (sl_crypt_frame_parse(p, plen, &already, &ct, &ct_len) == 0) {
+      memcpy(out, b->raw.data + off, flen);
+      b->sealed.len += flen;
+      off += flen;
+      continue;
+    }
     /* checksum: the tail does not carry the rolling log checksum yet
      * (LINEAGE); 0 is sealed, and authenticated, as it is. */
     if ((rc = sl_crypt_seal_frame(b->kr, NULL, b->store_id, &m, p, plen, out + SL_FRAME_HEADER_SIZE, &slen))) {

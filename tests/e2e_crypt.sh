@@ -25,29 +25,6 @@ command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
 SRC=${SL_SOURCE:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$(dirname "$0")/lib_e2e.sh"
 e2e_begin e2e_crypt
-expect() { # expect STATUS DESCRIPTION CMD...
-  local want=$1 desc=$2
-  shift 2
-  timeout 60 "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$desc"; else
-    bad "$desc (exit $got, want $want)"
-    sed 's/^/    err: /' "$T/err" | head -5
-  fi
-}
-contains() { # contains FILE TEXT DESCRIPTION
-  if grep -qF -- "$2" "$1"; then ok "$3"; else
-    bad "$3: '$2' not in $1"
-    sed 's/^/    | /' "$1" | tail -5
-  fi
-}
-flip() { # flip FILE OFFSET: xor one byte with 0x55
-  local b
-  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-  # shellcheck disable=SC2059
-  printf "$(printf '\\%03o' $((b ^ 0x55)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-size() { stat -c %s "$1"; }
 last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
 field_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r ".streams[0].$3 // 0"; }
 wait_field() { # DATA STREAM FIELD TXID SECONDS
@@ -93,24 +70,6 @@ keyfile "$T/ba.keys" "B $KB" "A $KA"
 keyfile "$T/wrong.keys" "A $KX"
 keyfile "$T/c.keys" "C $KX"
 
-# start_receiver DATA ARGS...: sets RX_PID, RX_PORT; stderr to $T/rx.log
-start_receiver() {
-  local data=$1 pf="$T/port.$RANDOM" i p
-  shift
-  rm -f "$pf"
-  "$BIN" receive --listen 127.0.0.1:0 --data "$data" --ready-file "$pf" --heartbeat-ms 200 \
-    --timeout-ms 2000 --verbose "${TLS_RX[@]}" "${ROOT[@]}" "$@" 2>>"$T/rx.log" &
-  RX_PID=$!
-  pids+=("$RX_PID")
-  for i in $(seq 200); do
-    p=$(cat "$pf" 2>/dev/null)
-    if [[ $p =~ ^[0-9]+$ ]]; then RX_PORT=$p; return 0; fi
-    kill -0 "$RX_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "    cannot start a receiver:"; tail -3 "$T/rx.log" | sed 's/^/    /'
-  return 1
-}
 stop_receiver() { kill "$RX_PID" 2>/dev/null; wait "$RX_PID" 2>/dev/null; }
 # ---- 1. key files ------------------------------------------------------------------------------
 "$BIN" init "$T/p1" >/dev/null && "$BIN" init "$T/p2" >/dev/null
@@ -131,7 +90,7 @@ SHIPLOG_KEY_FILE=$T/open.keys expect 1 "1: SHIPLOG_KEY_FILE is read like --key-f
 
 # ---- 2. encrypted shipping -------------------------------------------------------------------------
 R1=$T/r1
-start_receiver "$R1" --key-file "$T/a.keys" --segment-size 64K || exit 1
+start_receiver "$R1" "${TLS_RX[@]}" --key-file "$T/a.keys" --segment-size 64K || exit 1
 ship() { # ship STORE STREAM CERT ARGS...
   timeout 60 "$BIN" ship "$1" --to "127.0.0.1:$RX_PORT" --stream "$2" $(tls_of "$3") --exit-when-caught-up \
     "${@:4}" 2>>"$T/ship.log"
@@ -153,7 +112,7 @@ check "2: the dump's header names key A" [ "$(dd if="$T/p1.dump" bs=1 skip=80 co
 # ---- 3. an archive-only receiver ---------------------------------------------------------------------
 R2=$T/r2
 RX1_PID=$RX_PID RX1_PORT=$RX_PORT
-start_receiver "$R2" || exit 1
+start_receiver "$R2" "${TLS_RX[@]}" || exit 1
 check "3: an encrypted stream ships to a receiver without the key" ship "$T/p1" s1 p1 --key-file "$T/a.keys"
 check "3: ...which acks it durable" wait_field "$R2" s1 durable "$N1" 20
 check "3: ...and is archive-only" wait_field "$R2" s1 state archive-only 10
@@ -214,7 +173,7 @@ check "5: ...and applies" wait_field "$R1" s2 applied "$(last_txid "$T/p2")" 20
 stop_receiver
 rm -rf "$R1/streams/s1/standby" "$R1/streams/s1/snapshots/"*.snap
 flip "$SEG1" 4000
-start_receiver "$R1" --key-file "$T/a.keys" --segment-size 64K || exit 1
+start_receiver "$R1" "${TLS_RX[@]}" --key-file "$T/a.keys" --segment-size 64K || exit 1
 check "5: s1's standby stops at the damaged frame" wait_field "$R1" s1 state stopped 20
 "$BIN" status --data "$R1" --stream s1 >"$T/status" 2>&1
 contains "$T/status" "standby stopped at txid" "5: ...saying so in status"

@@ -41,35 +41,6 @@ static const uint8_t store_id[SL_STORE_ID_SIZE] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static char cap_path[4096];
-static int cap_saved = -1;
-
-static void capture_begin(void) {
-  snprintf(cap_path, sizeof cap_path, "%s/stderr.%d", getenv("SL_TEST_TMP") ? getenv("SL_TEST_TMP") : "/tmp",
-           (int)getpid());
-  fflush(stderr);
-  int fd = open(cap_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-  assert_true(fd >= 0);
-  cap_saved = dup(STDERR_FILENO);
-  dup2(fd, STDERR_FILENO);
-  close(fd);
-}
-
-static char *capture_end(void) {
-  uint8_t *text = NULL;
-  size_t len = 0;
-  fflush(stderr);
-  dup2(cap_saved, STDERR_FILENO);
-  close(cap_saved);
-  assert_int_equal(sl_read_file(cap_path, 1 << 20, &text, &len), 0);
-  unlink(cap_path);
-  char *s = malloc(len + 1);
-  memcpy(s, text, len);
-  s[len] = 0;
-  free(text);
-  return s;
-}
-
 static void assert_contains(const char *text, const char *needle) {
   if (!strstr(text, needle)) fail_msg("\"%s\" not in:\n%s", needle, text);
 }
@@ -130,9 +101,9 @@ static void keyfile_parsing(void **state) {
   for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
     char *p = key_file(dir, "keys", bad[i].text);
     sl_keyring *kr = NULL;
-    capture_begin();
+    tu_capture_begin();
     int rc = sl_keyring_load(p, &kr);
-    char *msg = capture_end();
+    char *msg = tu_capture_end();
     if (rc != SL_EINVAL) fail_msg("case %zu: %s, expected SL_EINVAL", i, sl_errname(rc));
     assert_contains(msg, p);
     assert_contains(msg, bad[i].why);
@@ -153,9 +124,9 @@ static void keyfile_parsing(void **state) {
   char *p = key_file(dir, "open", "k " KEY_A "\n");
   for (int mode = 0; mode < 2; mode++) {
     chmod(p, mode ? 0604 : 0640);
-    capture_begin();
+    tu_capture_begin();
     int rc = sl_keyring_load(p, &kr);
-    char *msg = capture_end();
+    char *msg = tu_capture_end();
     assert_int_equal(rc, SL_EINVAL);
     assert_contains(msg, "too open");
     assert_contains(msg, "chmod 600");
@@ -171,9 +142,9 @@ static void keyfile_parsing(void **state) {
   assert_non_null(kr);
   sl_keyring_free(kr);
   char *missing = tu_path(dir, "missing");
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_keyring_load_default(missing, &kr);
-  free(capture_end());
+  free(tu_capture_end());
   assert_int_equal(rc, -ENOENT);
   unsetenv(SL_CRYPT_ENV);
   OK(sl_keyring_load_default(NULL, &kr));
@@ -231,9 +202,9 @@ static void frame_round_trip_and_flips(void **state) {
   assert_int_equal(sl_crypt_open_frame(wrong, "a", store_id, sealed, slen, out, &olen, NULL), SL_EAUTH);
   uint8_t other_store[SL_STORE_ID_SIZE] = {9};
   assert_int_equal(sl_crypt_open_frame(kr, "a", other_store, sealed, slen, out, &olen, NULL), SL_EAUTH);
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_crypt_open_frame(other, "a", store_id, sealed, slen, out, &olen, NULL);
-  char *msg = capture_end();
+  char *msg = tu_capture_end();
   assert_int_equal(rc, SL_ENOTFOUND);
   assert_contains(msg, "key id a is not in the key file");
   free(msg);
@@ -304,9 +275,9 @@ static void log_rotation(void **state) {
   sl_log_set_key_id(log, "A");
   uint8_t plain[256];
   size_t plen = plain_txn(1, 1700000000000001ull, plain);
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_log_append(log, plain, plen);
-  free(capture_end());
+  free(tu_capture_end());
   assert_int_equal(rc, SL_EINVAL);
 
   /* Key A (the empty first segment takes it in place), then key B. */
@@ -347,15 +318,15 @@ static void log_rotation(void **state) {
   /* Without A: refused naming the key id and the key file, nothing given. */
   OK(sl_log_reader_open(logdir, 1, NULL, &r));
   OK(sl_log_reader_next(r, &f));
-  capture_begin();
+  tu_capture_begin();
   rc = sl_log_reader_open_frame(r, b_only, &f);
-  char *msg = capture_end();
+  char *msg = tu_capture_end();
   assert_int_equal(rc, SL_ENOTFOUND);
   assert_contains(msg, "00000000000000000001.seg: offset 128: txid 1 is sealed with key A, which is not in the key file");
   free(msg);
-  capture_begin();
+  tu_capture_begin();
   rc = sl_log_reader_open_frame(r, NULL, &f);
-  msg = capture_end();
+  msg = tu_capture_end();
   assert_int_equal(rc, SL_ENOTFOUND);
   assert_contains(msg, "give the key file");
   free(msg);
@@ -377,9 +348,9 @@ static void log_rotation(void **state) {
   free(bytes);
   OK(sl_log_reader_open(logdir, 1, NULL, &r));
   OK(sl_log_reader_next(r, &f));
-  capture_begin();
+  tu_capture_begin();
   rc = sl_log_reader_open_frame(r, ba, &f);
-  msg = capture_end();
+  msg = tu_capture_end();
   assert_int_equal(rc, SL_EAUTH);
   assert_contains(msg, "00000000000000000001.seg: offset 128: txid 1 sealed with key A does not open");
   free(msg);
@@ -423,9 +394,9 @@ static void write_dump(const char *store, const char *path, sl_keyring *kr, bool
 }
 
 static int verify_quiet(const char *path, sl_keyring *kr) {
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_dump_verify_keyed(path, kr, NULL, NULL, NULL);
-  free(capture_end());
+  free(tu_capture_end());
   return rc;
 }
 
@@ -464,17 +435,17 @@ static void dump_sealed(void **state) {
   free(again);
 
   /* Without A: refused at the header, naming the key id. */
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_dump_verify_keyed(full, b_only, NULL, NULL, NULL);
-  char *msg = capture_end();
+  char *msg = tu_capture_end();
   assert_int_equal(rc, SL_ENOTFOUND);
   assert_contains(msg, "offset 0: the file is sealed with key A, which is not in the key file");
   free(msg);
   /* Wrong bytes under the same id: the first chunk does not open. */
   sl_keyring *wrong = keyring(base, "w", "A " KEY_A2 "\n");
-  capture_begin();
+  tu_capture_begin();
   rc = sl_dump_verify_keyed(full, wrong, NULL, NULL, NULL);
-  msg = capture_end();
+  msg = tu_capture_end();
   assert_int_equal(rc, SL_EAUTH);
   assert_contains(msg, "offset 128: sealed chunk 0 (key A) does not open: authentication failed");
   free(msg);
@@ -507,9 +478,9 @@ static void dump_sealed(void **state) {
     int fd = open(bad, O_WRONLY | O_TRUNC);
     OK(sl_write_all(fd, copy, len));
     close(fd);
-    capture_begin();
+    tu_capture_begin();
     rc = sl_dump_verify_keyed(bad, a, NULL, NULL, NULL);
-    msg = capture_end();
+    msg = tu_capture_end();
     if (rc != SL_EAUTH) fail_msg("chunk %zu changed, CRC fixed: %s", c, sl_errname(rc));
     assert_contains(msg, "authentication failed");
     free(msg);
@@ -569,9 +540,9 @@ static void sealed_never_applied(void **state) {
   OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, sealed, &slen));
   sl_store *st;
   OK(sl_store_open(store, 0, &st));
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_store_apply(st, sealed, slen);
-  char *msg = capture_end();
+  char *msg = tu_capture_end();
   assert_int_equal(rc, SL_EINVAL);
   assert_contains(msg, "sealed");
   free(msg);

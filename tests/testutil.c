@@ -2,9 +2,11 @@
 #include "testutil.h"
 
 #include "interchange.h"
+#include "sl_base.h"
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,4 +121,33 @@ int tu_system(const char *fmt, ...) {
   int st = system(cmd);
   if (st == -1) return -1;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char capture_path[4200];
+static int capture_saved = -1;
+
+void tu_capture_begin(void) {
+  const char *root = getenv("SL_TEST_TMP");
+  snprintf(capture_path, sizeof capture_path, "%s/stderr.%d", root && *root ? root : "/tmp", (int)getpid());
+  fflush(stderr);
+  int fd = open(capture_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) fail_msg("cannot capture stderr in %s: %s", capture_path, strerror(errno));
+  capture_saved = dup(STDERR_FILENO);
+  dup2(fd, STDERR_FILENO);
+  close(fd);
+}
+
+char *tu_capture_end(void) {
+  uint8_t *text = NULL;
+  size_t len = 0;
+  fflush(stderr);
+  dup2(capture_saved, STDERR_FILENO);
+  close(capture_saved);
+  if (sl_read_file(capture_path, 1 << 24, &text, &len)) fail_msg("cannot read %s", capture_path);
+  unlink(capture_path);
+  char *s = malloc(len + 1);
+  memcpy(s, text, len);
+  s[len] = 0;
+  free(text);
+  return s;
 }

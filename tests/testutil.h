@@ -56,6 +56,11 @@ void tu_receiver_start(tu_receiver *r);
 /* Ask it to stop, join it, and assert it returned 0. */
 void tu_receiver_stop(tu_receiver *r);
 
+/* stderr into a scratch file between begin and end; end returns what was
+ * written (malloc'd, NUL-terminated). Not nested. */
+void tu_capture_begin(void);
+char *tu_capture_end(void);
+
 /* Exit status that ctest counts as "skipped". */
 #define TU_SKIP 77
 

@@ -103,6 +103,11 @@ if [[ -x $BUILD/bench_commit && -x $BUILD/bench_gen && -x $BUILD/shiplog ]]; the
   else
     fail "bench_gen workload did not apply or verify"
   fi
+  if [[ ! -x $BUILD/bench_crypt ]] || "$BUILD/bench_crypt" --mb 2 --rounds 1; then
+    passed=$((passed + 1))
+  else
+    fail "bench_crypt smoke run failed"
+  fi
   rm -rf "$smoke"
 else
   fail "bench smoke: $BUILD/bench_commit, bench_gen or shiplog missing"

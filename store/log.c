@@ -120,6 +120,10 @@ struct sl_log {
   sl_log_stats stats;
 };
 
+/* log.h and crypt.h name the same sizes (crypt does not include store/). */
+_Static_assert(SL_KEY_ID_SIZE == SL_CRYPT_KEY_ID_MAX, "key id sizes differ");
+_Static_assert(SL_STORE_ID_SIZE == SL_CRYPT_STORE_ID_SIZE, "store id sizes differ");
+
 /* ---- debug invariants ------------------------------------------------- */
 
 #ifndef NDEBUG

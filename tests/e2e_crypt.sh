@@ -14,7 +14,10 @@
 #      refused with "authentication failed".
 #   5. a flipped byte in an archive segment, a snapshot and a dump: each
 #      refused naming the file; on a live receiver the damaged stream stops
-#      its standby naming the segment while a second stream goes on.
+#      its standby naming the segment while a second stream goes on; a
+#      stream sealed with other key bytes under the receiver's key id stops
+#      its standby naming segment, offset, txid and key, nothing applied;
+#      one sealed with a key the receiver lacks is archive-only.
 # Needs $SL_BIN, openssl, jq.
 set -u
 
@@ -182,6 +185,15 @@ mutations 30 1000 | "$BIN" exec "$T/p2" - >/dev/null
 check "5: the second stream goes on" ship "$T/p2" s2 p2 --key-file "$T/a.keys"
 check "5: ...and applies" wait_field "$R1" s2 applied "$(last_txid "$T/p2")" 20
 same_export "5: ...its standby equals its primary" "$T/p2" "$R1/streams/s2/standby"
+# The wrong key bytes under the receiver's key id: archived, but nothing
+# opens; the standby stops naming segment, offset, txid and key.
+check "5: a stream sealed with another key under id A ships" ship "$T/p2" s4 p2 --key-file "$T/wrong.keys"
+check "5: ...its standby stops" wait_field "$R1" s4 state stopped 10
+"$BIN" status --data "$R1" --stream s4 >"$T/status" 2>&1
+contains "$T/status" "00000000000000000001.seg offset 128: sealed frame (key A) does not open: authentication failed" \
+  "5: ...naming segment, offset and key in status"
+contains "$T/rx.log" "standby stopped at txid 1" "5: ...and the txid in the log"
+check "5: ...nothing of it applied" [ "$(field_of "$R1" s4 applied)" = 0 ]
 # A stream sealed with a key the receiver lacks is archive-only, beside s2.
 check "5: a stream sealed with key C ships to it" ship "$T/p2" s3 p2 --key-file "$T/c.keys"
 check "5: ...and is archive-only there" wait_field "$R1" s3 state archive-only 10

@@ -132,6 +132,10 @@ expect 1 "3: restore without the key is refused" \
 contains "$T/err" "is sealed with key A: give the key file" "3: ...naming the key id"
 check "3: ...leaving nothing behind" [ ! -e "$T/rest2b" ]
 stop_receiver
+start_receiver "$R2" "${TLS_RX[@]}" --key-file "$T/a.keys" || exit 1
+check "3: restarted with the key, its standby catches up" wait_field "$R2" s1 applied "$N1" 20
+same_export "3: ...and equals the primary" "$T/p1" "$R2/streams/s1/standby"
+stop_receiver
 
 # ---- 4. rotation and a wrong key -------------------------------------------------------------------------
 RX_PID=$RX1_PID RX_PORT=$RX1_PORT

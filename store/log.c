@@ -1043,7 +1043,6 @@ static int rekey_empty_segment(sl_log *log) {
   long r = sl_pread_full(log->fd, b, sizeof b, 0);
   int rc = r < 0 ? (int)r : r < SL_SEG_HEADER_SIZE ? SL_ECORRUPT : sl_seg_header_decode(b, &h);
   if (rc == 0) {
-    memset(h.key_id, 0, sizeof h.key_id);
     memcpy(h.key_id, log->key_id, sizeof h.key_id);
     h.flags = h.key_id[0] ? h.flags | SL_SEG_F_SEALED : h.flags & ~SL_SEG_F_SEALED;
     sl_seg_header_encode(&h, b);

@@ -206,9 +206,9 @@ int sl_log_append(sl_log *log, const uint8_t *payload, size_t len);
  * The caller seals the payloads (crypt/crypt.h); sl_log_append then refuses
  * a payload that is not a sealed transaction (SL_EINVAL). A key other than
  * the active segment's starts a new segment at the next append. After
- * sl_log_open it is the newest segment's key. sl_log_key_id returns it
- * ("" = plaintext; valid until the next sl_log_set_key_id); both serialize
- * with appends. */
+ * sl_log_open it is the newest segment's key. sl_log_set_key_id
+ * serializes with appends; sl_log_key_id returns the key ("" = plaintext;
+ * valid until the next sl_log_set_key_id) to the thread that sets it. */
 void sl_log_set_key_id(sl_log *log, const char *key_id);
 const char *sl_log_key_id(sl_log *log);
 

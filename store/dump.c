@@ -153,7 +153,8 @@ typedef struct writer {
   uint64_t raw_bytes, file_bytes;
 } writer;
 
-static int slot_grow(slot *s, size_t cap) {
+/* Room for cap raw bytes (and their sealed form when sealed). */
+static int slot_grow(slot *s, size_t cap, bool sealed) {
   if (cap > SL_DUMP_CHUNK_MAX) return SL_ETOOBIG;
   size_t out_cap = SL_DUMP_CHUNK_HEADER_SIZE + (size_t)LZ4_compressBound((int)cap);
   uint8_t *r = realloc(s->rawbuf, SL_DUMP_CHUNK_HEADER_SIZE + cap);
@@ -164,6 +165,7 @@ static int slot_grow(slot *s, size_t cap) {
   if (!o) return -ENOMEM;
   s->out = o;
   s->out_cap = out_cap;
+  if (!sealed) return 0;
   uint8_t *z = realloc(s->sealed, out_cap + SL_CRYPT_OVERHEAD);
   if (!z) return -ENOMEM;
   s->sealed = z;
@@ -329,7 +331,7 @@ static int writer_init(writer *w, int fd, const sl_dump_options *o) {
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
   int rc = 0;
-  for (int i = 0; i < WRITER_SLOTS && !rc; i++) rc = slot_grow(&w->slots[i], w->chunk_raw);
+  for (int i = 0; i < WRITER_SLOTS && !rc; i++) rc = slot_grow(&w->slots[i], w->chunk_raw, w->kr != NULL);
   for (int i = 0; i < WRITER_WORKERS && !rc; i++)
     if (!(rc = -pthread_create(&w->workers[i], NULL, worker_main, w))) w->nworkers++;
   return rc ? rc : writer_submit(w);
@@ -342,7 +344,7 @@ static int writer_reserve(writer *w, size_t n, uint8_t **p) {
   int rc;
   if (w->cur->len && w->cur->len + n > w->chunk_raw && (rc = writer_submit(w))) return rc;
   slot *s = w->cur;
-  if (n > s->cap && (rc = slot_grow(s, n))) {
+  if (n > s->cap && (rc = slot_grow(s, n, w->kr != NULL))) {
     if (rc == SL_ETOOBIG) sl_log_error("%s: a record of %zu bytes exceeds the largest chunk", w->name, n);
     return rc;
   }

@@ -90,10 +90,6 @@ bool cli__config_has(const char *key);
  * (config key `key-file`); getopt returns CLI_OPT_KEY_FILE for it. */
 #define CLI_OPT_KEY_FILE 0x4b46
 #define CLI_KEY_FILE_OPTION {"key-file", required_argument, NULL, CLI_OPT_KEY_FILE}
-#define CLI_KEY_FILE_HELP                                                                    \
-  "  --key-file FILE         at-rest encryption keys, lines 'KEY_ID HEX' (mode 0600;\n"       \
-  "                          default $SHIPLOG_KEY_FILE): the first seals new files,\n"        \
-  "                          every one opens old ones\n"
 /* Load --key-file PATH, else $SHIPLOG_KEY_FILE, else none (*out = NULL).
  * CLI_OK, or CLI_FAIL with the reason (FILE:LINE) on stderr. */
 int cli_keyring(const char *path, sl_keyring **out);

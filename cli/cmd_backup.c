@@ -49,8 +49,9 @@ static const char dump_help[] =
     "  --from-txid N     the transactions from txid N on (with --since: whichever\n"
     "                    starts later)\n"
     "  --quiet           no progress line on a terminal, no summary\n"
-    CLI_KEY_FILE_HELP
-    "                          (with a key the file is sealed: AES-256-GCM)\n"
+    "  --key-file FILE   at-rest encryption keys (default $SHIPLOG_KEY_FILE;\n"
+    "                    README \"Security\"): the file is sealed (AES-256-GCM)\n"
+    "                    with the first key\n"
     "\n"
     "Scheduled backups into a folder of full and incremental dumps, and their\n"
     "check: shiplog dump [STORE] --chain DIR (see shiplog dump --chain . --help).\n";
@@ -156,7 +157,8 @@ static const char load_help[] =
     "  --into NEW_DIR    a new store from a full dump\n"
     "  --onto STORE      apply an incremental dump to STORE\n"
     "  --quiet           no progress line on a terminal, no summary\n"
-    CLI_KEY_FILE_HELP
+    "  --key-file FILE   at-rest encryption keys (default $SHIPLOG_KEY_FILE):\n"
+    "                    any listed key opens a sealed file\n"
     "\n"
     "shiplog load --chain DIR --into NEW_DIR restores the newest chain of dumps in\n"
     "DIR (see shiplog dump --chain . --help).\n";

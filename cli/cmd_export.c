@@ -99,8 +99,8 @@ static const char export_help[] = "Usage: shiplog export STORE [--to FILE] [--qu
                                   "  --cypher          a cypher-shell script\n"
                                   "  --batch-size N    statements per transaction in the script (20000)\n"
                                   "  --quiet           no progress line on a terminal, no summary\n"
-                                  CLI_KEY_FILE_HELP
-                                  "                          (--data: opens a sealed archive and snapshots)\n";
+                                  "  --key-file FILE   at-rest encryption keys (default $SHIPLOG_KEY_FILE):\n"
+                                  "                    --data opens a sealed archive and snapshots\n";
 
 int cmd_export(int argc, char **argv) {
   static const struct option opts[] = {{"to", required_argument, NULL, 't'},

@@ -58,8 +58,8 @@ static const char snapshot_help[] =
     "  --stream NAME   the stream\n"
     "  --quiet         no progress line on a terminal\n"
     "  --json          one JSON object instead of the summary line\n"
-    CLI_KEY_FILE_HELP
-    "                          (the receiver's: the snapshot is sealed with it)\n";
+    "  --key-file FILE the receiver's at-rest encryption keys (default\n"
+    "                  $SHIPLOG_KEY_FILE): the snapshot is sealed with the first\n";
 
 int cmd_snapshot(int argc, char **argv) {
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
@@ -136,8 +136,8 @@ static const char restore_help[] =
     "                    STORE.before-restore-<UTC time> (remove it yourself)\n"
     "  --quiet           no progress line on a terminal\n"
     "  --json            one JSON object instead of the summary line\n"
-    CLI_KEY_FILE_HELP
-    "                          (opens a sealed archive and sealed snapshots)\n"
+    "  --key-file FILE   at-rest encryption keys (default $SHIPLOG_KEY_FILE): open\n"
+    "                    a sealed archive and sealed snapshots\n"
     "\n"
     "The store is built beside the target and renamed into place when complete:\n"
     "a failed or interrupted restore leaves nothing behind.\n";

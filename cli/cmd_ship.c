@@ -48,8 +48,9 @@ static const char ship_help[] =
     "  --insecure              plain TCP: no encryption, no authentication (a\n"
     "                          warning says so); either this or the three --tls-*\n"
     "                          files is required\n"
-    CLI_KEY_FILE_HELP
-    "                          (with a key, every frame is sealed before it leaves)\n"
+    "  --key-file FILE         at-rest encryption keys, lines 'KEY_ID HEX' (mode\n"
+    "                          0600; default $SHIPLOG_KEY_FILE): every frame is\n"
+    "                          sealed with the first key before it leaves\n"
     "  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics\n"
     "                          (port 0: any free port, logged with --verbose)\n"
     "  --verbose               log connections\n"

@@ -248,8 +248,8 @@ static const char log_help[] =
     "  --from-txid N    start at txid N (with --since: whichever is later)\n"
     "  --json           JSON Lines {\"txid\",\"ts\",\"commit_time_us\",\"ops\"}, the ops\n"
     "                   in the mutation-file format (shiplog exec can run them)\n"
-    CLI_KEY_FILE_HELP
-    "                          (opens sealed frames; without it they are refused)\n";
+    "  --key-file FILE  at-rest encryption keys (default $SHIPLOG_KEY_FILE):\n"
+    "                   open sealed frames (refused without them)\n";
 
 int cmd_log(int argc, char **argv) {
   static const struct option opts[] = {{"since", required_argument, NULL, 's'},

@@ -448,7 +448,9 @@ static const char chain_help[] =
     "  --keep-full N         keep the newest N chains (default 0: all)\n"
     "  --json                list as one JSON object\n"
     "  --quiet               no progress line, no summary\n"
-    CLI_KEY_FILE_HELP;
+    "  --key-file FILE       at-rest encryption keys (default\n"
+    "                        $SHIPLOG_KEY_FILE): new files are sealed with the\n"
+    "                        first, every listed key opens old ones\n";
 
 int cli_dump_chain(int argc, char **argv) {
   static const struct option opts[] = {{"chain", required_argument, NULL, 'c'},

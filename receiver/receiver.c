@@ -273,6 +273,7 @@ static int handshake(conn_ctx *cx) {
   w.applied_txid = applied;
   w.first_txid = archive_first;
   w.max_batch_bytes = (uint32_t)r->opt.max_batch_bytes;
+  w.has_accepts_sealed = w.accepts_sealed = true;
   wm.body_case = SHIPLOG__REPL__MESSAGE__BODY_WELCOME;
   wm.welcome = &w;
   rc = sl_conn_send(cx->c, &wm);

@@ -637,6 +637,10 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
     s->recv_limit = w->max_batch_bytes;
   s->batch_cap = SL_MIN(s->batch_max, s->recv_limit);
 
+  if (o->keyring && !(w->has_accepts_sealed && w->accepts_sealed))
+    return fatal(s, SL_EVERSION,
+                 "receiver %s does not archive sealed frames (an older shiplog): upgrade it, or ship "
+                 "without --key-file", o->to);
   if (d > s->committed)
     return fatal(s, SL_EGAP,
                  "receiver %s holds stream %s up to txid %llu, but this store's log is durable "

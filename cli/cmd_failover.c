@@ -290,7 +290,11 @@ int cmd_rewind(int argc, char **argv) {
   cli_join(logdir, sizeof logdir, store, "log");
   sl_seg_info *segs = NULL;
   size_t nseg = 0;
-  if ((rc = sl_store_lock_unused(store, &lock)) || (rc = sl_log_list(logdir, &segs, &nseg))) goto out;
+  sl_log *log = NULL;
+  /* Recovery first: what a killed primary appended counts as its own. */
+  if ((rc = sl_store_lock_unused(store, &lock)) || (rc = sl_log_open(logdir, NULL, &log))) goto out;
+  sl_log_close(log);
+  if ((rc = sl_log_list(logdir, &segs, &nseg))) goto out;
   uint64_t first = nseg ? segs[0].first_txid : 0;
   free(segs);
   if (first != 1) {

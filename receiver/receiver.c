@@ -224,11 +224,11 @@ static int judge_lineage(conn_ctx *cx, const Shiplog__Repl__Hello *h, const sl_h
     break;
   case SL_LINEAGE_DIVERGED:
     snprintf(why, sizeof why,
-             "diverged: stream %s (epoch %llu, txids up to %llu) and this store (epoch %llu, txids up to %llu) share "
-             "their history up to txid %llu at least and %llu at most; txids %llu..%llu exist only on this store. "
+             "diverged: stream %s (epoch %llu, txids up to %llu) and this store (epoch %llu, txids up to %llu) part "
+             "after txid %llu at the latest (txid %llu is checked shared); txids %llu..%llu exist only on this store. "
              "List them with `shiplog log STORE --diverged --data DIR --stream %s`, then `shiplog rewind STORE "
              "--to-txid N` to follow the new primary",
-             s->name, E, R, SE, S, (unsigned long long)res.fork, (unsigned long long)res.fork_max,
+             s->name, E, R, SE, S, (unsigned long long)res.fork_max, (unsigned long long)res.fork,
              (unsigned long long)res.fork_max + 1, S, s->name);
     break;
   }

@@ -32,6 +32,11 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_load(int argc, char **argv);
+/* Failover (cli/cmd_failover.c): promote, rewind, and `log STORE --diverged
+ * --data DIR --stream NAME` (cmd_log hands over to cli_log_diverged). */
+int cmd_promote(int argc, char **argv);
+int cmd_rewind(int argc, char **argv);
+int cli_log_diverged(const char *store, const char *data, const char *stream, bool json);
 /* Dump chains (cli/dump_chain.c): `dump [STORE] --chain DIR ...` and
  * `load --chain DIR --into NEW_DIR`; cmd_dump and cmd_load hand over to
  * them when --chain is given (cli_option_given: on the command line or in

@@ -249,16 +249,23 @@ static const char log_help[] =
     "  --json           JSON Lines {\"txid\",\"ts\",\"commit_time_us\",\"ops\"}, the ops\n"
     "                   in the mutation-file format (shiplog exec can run them)\n"
     "  --key-file FILE  at-rest encryption keys (default $SHIPLOG_KEY_FILE):\n"
-    "                   open sealed frames (refused without them)\n";
+    "                   open sealed frames (refused without them)\n"
+    "  --diverged --data DIR --stream NAME\n"
+    "                   only the transactions DIR's stream NAME lacks: those after\n"
+    "                   the last txid both histories share (README \"Failover\")\n";
 
 int cmd_log(int argc, char **argv) {
   static const struct option opts[] = {{"since", required_argument, NULL, 's'},
                                        {"from-txid", required_argument, NULL, 'f'},
                                        {"json", no_argument, NULL, 'j'},
                                        CLI_KEY_FILE_OPTION,
+                                       {"diverged", no_argument, NULL, 'D'},
+                                       {"data", required_argument, NULL, 'd'},
+                                       {"stream", required_argument, NULL, 'n'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  bool json = false, has_since = false;
+  bool json = false, has_since = false, diverged = false;
+  const char *data = NULL, *stream = NULL;
   uint64_t since = 0, from = 0;
   const char *key_file = NULL;
   char **pos;
@@ -275,10 +282,16 @@ int cmd_log(int argc, char **argv) {
       if (cli_parse_u64("log", "from-txid", optarg, &from)) return CLI_USAGE;
       break;
     case CLI_OPT_KEY_FILE: key_file = optarg; break;
+    case 'D': diverged = true; break;
+    case 'd': data = optarg; break;
+    case 'n': stream = optarg; break;
     default: return cli_usage("log", NULL);
     }
   }
   if (cli_positional(argc, argv, "log", 1, (const char *[]){"DIR"}, &pos)) return CLI_USAGE;
+  if (diverged != (data && stream) || (!diverged && (data || stream)))
+    return cli_usage("log", "--diverged needs --data DIR and --stream NAME (and they need it)");
+  if (diverged) return cli_log_diverged(pos[0], data, stream, json);
   char logdir[4096];
   cli_join(logdir, sizeof logdir, pos[0], "log");
   log_facts lf;

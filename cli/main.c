@@ -32,6 +32,8 @@ static const struct command {
     {"snapshot", cmd_snapshot, "a base snapshot of a receiver's standby now"},
     {"restore", cmd_restore, "a stream's state at a time or txid, from a receiver's data"},
     {"prune", cmd_prune, "retention of a receiver's snapshots and archive segments"},
+    {"promote", cmd_promote, "make a stream's standby (a copy) a writable primary in a new epoch"},
+    {"rewind", cmd_rewind, "cut a diverged old primary back to a shared txid so it can follow"},
 };
 
 static void usage(FILE *out) {

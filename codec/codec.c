@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lineage.h"
 #include "log.h"
 #include "sl_base.h"
 
@@ -458,4 +459,26 @@ void sl_conn_close(sl_conn *c) {
   sl_buf_free(&c->rbuf);
   sl_buf_free(&c->sbuf);
   free(c);
+}
+
+/* ---- lineage ------------------------------------------------------------------------ */
+
+void sl_msg_history_put(const sl_history *h, Shiplog__Repl__EpochStart *storage, Shiplog__Repl__EpochStart **ptrs,
+                        Shiplog__Repl__EpochStart ***v, size_t *n) {
+  for (size_t i = 0; i < h->n; i++) {
+    shiplog__repl__epoch_start__init(&storage[i]);
+    storage[i].epoch = h->e[i].epoch;
+    storage[i].first_txid = h->e[i].first_txid;
+    storage[i].prev_checksum = h->e[i].prev_checksum;
+    ptrs[i] = &storage[i];
+  }
+  *v = ptrs;
+  *n = h->n;
+}
+
+int sl_msg_history_get(Shiplog__Repl__EpochStart *const *v, size_t n, sl_history *h) {
+  h->n = 0;
+  for (size_t i = 0; i < n; i++)
+    if (sl_history_add(h, v[i]->epoch, v[i]->first_txid, v[i]->prev_checksum)) return SL_ECORRUPT;
+  return 0;
 }

@@ -65,6 +65,15 @@ void sl_msg_free(Shiplog__Repl__Message *m);
 /* "hello", "batch", ...: the message's kind, for logs. */
 const char *sl_msg_kind(const Shiplog__Repl__Message *m);
 
+/* ---- lineage (store/lineage.h) ------------------------------------------------ */
+/* A history as `repeated EpochStart`: *v gets h->n pointers into storage
+ * (both arrays of at least h->n entries, owned by the caller). */
+struct sl_history;
+void sl_msg_history_put(const struct sl_history *h, Shiplog__Repl__EpochStart *storage,
+                        Shiplog__Repl__EpochStart **ptrs, Shiplog__Repl__EpochStart ***v, size_t *n);
+/* Back into *h: SL_ECORRUPT when the entries are not a valid history. */
+int sl_msg_history_get(Shiplog__Repl__EpochStart *const *v, size_t n, struct sl_history *h);
+
 /* ---- batches ------------------------------------------------------------------ */
 /* Compress raw frames into out->data (bytes kept in scratch, which must
  * outlive *out) and fill the Batch's required fields. */

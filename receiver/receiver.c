@@ -68,6 +68,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lineage.h"
 #include "sl_base.h"
 
 #define HELLO_MAX (64u << 10)
@@ -189,6 +190,51 @@ static int recv_failed(conn_ctx *cx, int rc, const char *phase) {
 
 /* ---- handshake ---------------------------------------------------------------------- */
 
+/* The archive's cs through txid (sl_checksum_fn for sl_lineage_judge). */
+static int archive_checksum(void *arg, uint64_t txid, uint64_t *cs) {
+  sl__stream *s = arg;
+  if (txid + 1 == sl_log_next_txid(s->log)) {
+    *cs = sl_log_checksum(s->log);
+    return 0;
+  }
+  return sl_log_checksum_at(s->archive_dir, txid, cs);
+}
+
+/* LINEAGE (receiver.h): may this shipper's history write the stream? The
+ * connection owns the stream here, so the archive stands still. Refusals
+ * are permanent: a store that is behind or diverged must not write. */
+static int judge_lineage(conn_ctx *cx, const Shiplog__Repl__Hello *h, const sl_history *sh) {
+  sl__stream *s = cx->s;
+  sl_history rh;
+  sl_lineage_result res;
+  char why[600];
+  uint64_t r_last = sl_log_next_txid(s->log) - 1, s_last = h->has_committed_txid ? h->committed_txid : 0;
+  sl_log_history(s->log, &rh);
+  sl_lineage_judge(&rh, r_last, archive_checksum, s, sh, s_last, h->checksum, &res);
+  unsigned long long R = r_last, S = s_last, E = sl_history_epoch(&rh), SE = sl_history_epoch(sh);
+  switch (res.verdict) {
+  case SL_LINEAGE_EQUAL:
+  case SL_LINEAGE_EXTENDS: return 0;
+  case SL_LINEAGE_BEHIND:
+    snprintf(why, sizeof why,
+             "behind: stream %s holds txids up to %llu in epoch %llu; this store has only %llu (epoch %llu)%s, so "
+             "it is not the stream's primary and may not write to it; make it a standby of the new primary "
+             "(README \"Failover\")", s->name, R, E, S, SE,
+             res.unverified ? " and the archive no longer holds its last txid to compare" : " of the same history");
+    break;
+  case SL_LINEAGE_DIVERGED:
+    snprintf(why, sizeof why,
+             "diverged: stream %s (epoch %llu, txids up to %llu) and this store (epoch %llu, txids up to %llu) part "
+             "after txid %llu at the latest (txid %llu is checked shared); txids %llu..%llu exist only on this store. "
+             "List them with `shiplog log STORE --diverged --data DIR --stream %s`, then `shiplog rewind STORE "
+             "--to-txid N` to follow the new primary",
+             s->name, E, R, SE, S, (unsigned long long)res.fork_max, (unsigned long long)res.fork,
+             (unsigned long long)res.fork_max + 1, S, s->name);
+    break;
+  }
+  return refuse(cx, SL_EGAP, SHIPLOG__REPL__ERROR_CODE__ERR_DIVERGED, true, why);
+}
+
 static int handshake(conn_ctx *cx) {
   sl__receiver *r = cx->r;
   Shiplog__Repl__Message *m = NULL;
@@ -240,8 +286,15 @@ static int handshake(conn_ctx *cx) {
       h->has_start_txid && h->start_txid > 0)
     first = h->start_txid;
 
+  sl_history sh;
+  if (sl_msg_history_get(h->history, h->n_history, &sh)) {
+    snprintf(why, sizeof why, "stream %s: the hello's history is not a valid epoch list", h->stream);
+    rc = refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, true, why);
+    goto out;
+  }
   sl__stream *s;
-  rc = sl__stream_get(r, h->stream, h->store_id.data, first, &s, why, sizeof why);
+  rc = sl__stream_get(r, h->stream, h->store_id.data, first, h->has_start_checksum ? h->start_checksum : 0, &sh,
+                      &s, why, sizeof why);
   if (rc == SL_ESTOREID) {
     rc = refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_STORE_ID, true, why);
     goto out;
@@ -257,6 +310,10 @@ static int handshake(conn_ctx *cx) {
     goto out;
   }
   cx->s = s;
+  if (h->has_checksum && (rc = judge_lineage(cx, h, &sh))) {
+    sl__stream_detach(s, cx->c);
+    goto out;
+  }
   sl__stream_note_primary(s, h->has_committed_txid ? h->committed_txid : 0,
                           h->has_primary_time_us ? h->primary_time_us : 0);
 
@@ -274,6 +331,12 @@ static int handshake(conn_ctx *cx) {
   w.first_txid = archive_first;
   w.max_batch_bytes = (uint32_t)r->opt.max_batch_bytes;
   w.has_accepts_sealed = w.accepts_sealed = true;
+  Shiplog__Repl__EpochStart hist_msg[SL_HISTORY_MAX], *hist_ptrs[SL_HISTORY_MAX];
+  sl_history rh;
+  sl_log_history(s->log, &rh);
+  sl_msg_history_put(&rh, hist_msg, hist_ptrs, &w.history, &w.n_history);
+  w.has_checksum = true;
+  w.checksum = sl_log_checksum(s->log);
   wm.body_case = SHIPLOG__REPL__MESSAGE__BODY_WELCOME;
   wm.welcome = &w;
   rc = sl_conn_send(cx->c, &wm);
@@ -305,6 +368,7 @@ static Shiplog__Repl__ErrorCode batch_error_code(int rc) {
   case SL_ECORRUPT:
   case SL_ETIME: return SHIPLOG__REPL__ERROR_CODE__ERR_CORRUPT;
   case SL_EVERSION: return SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE;
+  case SL_EINVAL: return SHIPLOG__REPL__ERROR_CODE__ERR_DIVERGED; /* an epoch the archive left behind */
   default: return SHIPLOG__REPL__ERROR_CODE__ERR_IO;
   }
 }
@@ -312,7 +376,7 @@ static Shiplog__Repl__ErrorCode batch_error_code(int rc) {
 /* Verify one batch and append its new frames (the group syncs them). */
 static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
   sl__stream *s = cx->s;
-  char why[300];
+  char why[600];
   unsigned long long first = b->first_txid, last = b->last_txid;
   int rc = sl_batch_open(b, cx->r->opt.max_batch_bytes, &cx->raw);
   if (rc) {
@@ -331,12 +395,24 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
              "which expects txid %llu", first, last, (unsigned long long)next);
     return refuse(cx, SL_EGAP, SHIPLOG__REPL__ERROR_CODE__ERR_GAP, false, why);
   }
+  if (b->last_txid >= next && b->has_checksum) {
+    /* LINEAGE: the batch must continue the archive's history, checked
+     * before anything of it is archived. */
+    uint64_t cs = sl_log_checksum(s->log);
+    if (sl_frames_lineage(cx->raw.data, cx->raw.len, next, &cs) == 0 && cs != b->checksum) {
+      snprintf(why, sizeof why, "diverged: batch txids %llu..%llu does not continue the history of stream %s "
+               "after txid %llu (rolling checksum mismatch); txids up to %llu on the shipper differ from the "
+               "stream's. List them with `shiplog log STORE --diverged --data DIR --stream %s`",
+               first, last, s->name, (unsigned long long)(next - 1), last, s->name);
+      return refuse(cx, SL_EGAP, SHIPLOG__REPL__ERROR_CODE__ERR_DIVERGED, true, why);
+    }
+  }
   if (b->last_txid >= next) {
     rc = sl__stream_append(s, cx->raw.data, cx->raw.len);
     if (rc) {
       snprintf(why, sizeof why, "batch txids %llu..%llu: archiving: %s", first, last,
                sl_strerror(rc));
-      return refuse(cx, rc, batch_error_code(rc), false, why);
+      return refuse(cx, rc, batch_error_code(rc), rc == SL_EINVAL, why);
     }
   }
   sl__stream_note_batch(s, b->raw_len, b->has_last_commit_us ? b->last_commit_us : 0);

@@ -46,6 +46,25 @@
  * One live connection per stream: a new connection for a stream (same
  * store id) takes over from the old one, which is shut down.
  *
+ * LINEAGE (failover; store/lineage.h has the rules, README "Failover").
+ * The archive keeps its history (ARCHIVE/history) and rolling checksum
+ * like any log. On every Hello that carries a checksum the new owner
+ * judges the shipper's history (its epochs and cs at its committed txid)
+ * against the archive's: equal or extends -> Welcome (with the archive's
+ * history and cs at its last txid); behind (fewer txids of the same
+ * history, or as many but the stream moved on to a newer epoch: it was
+ * promoted) -> Error{ERR_DIVERGED, permanent, "behind: ..."}; diverged ->
+ * Error{ERR_DIVERGED, permanent, "diverged: ..."} naming the txids only
+ * the shipper has and the commands (log --diverged, rewind). Every Batch
+ * carries cs at its last txid; the receiver folds the new frames into its
+ * own chain before archiving them and refuses a mismatch the same way, so
+ * a diverged transaction never reaches the archive. A frame of an epoch
+ * older than the archive's is refused by the log itself. A new stream's
+ * archive starts from the Hello's start_checksum and the shipper's epochs
+ * up to its first txid. `shiplog promote` (receiver stopped) records the
+ * new epoch in the archive: from then on the old primary is behind or
+ * diverged, and the new one (same history) extends the stream.
+ *
  * SECURITY (README "Security"): with TLS (tls_cert, tls_key, tls_ca) a
  * shipper must present a certificate that chains to tls_ca, and with an
  * allow list it may open only the streams that name one of its

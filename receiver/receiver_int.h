@@ -115,11 +115,15 @@ int sl__streams_open_all(sl__receiver *r);
 /* Stop appliers, write final status, close everything. */
 void sl__streams_close_all(sl__receiver *r);
 
-/* Find stream `name`, or create it with the hello's store id and first txid.
+/* Find stream `name`, or create it with the hello's store id and first txid;
+ * a new archive's lineage starts from start_cs (cs(first_txid - 1)) and the
+ * entries of hist up to first_txid (store/lineage.h).
  * SL_ESTOREID when it exists with another id; *why gets the text to log and
  * send back. */
+struct sl_history;
 int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
-                   uint64_t first_txid, sl__stream **out, char *why, size_t whylen);
+                   uint64_t first_txid, uint64_t start_cs, const struct sl_history *hist,
+                   sl__stream **out, char *why, size_t whylen);
 
 /* Make connection c the stream's only one: an attached one is shut down and
  * waited for (up to wait_ms; SL_ELOCKED if it does not leave). Reopens a

@@ -81,6 +81,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lineage.h"
 #include "pitr.h"
 #include "sl_base.h"
 
@@ -839,7 +840,7 @@ void sl__streams_close_all(sl__receiver *r) {
 
 /* Build NAME~new/{archive,standby,snapshots} and rename it to NAME. */
 static int stream_create(sl__receiver *r, const char *name, const uint8_t *store_id,
-                         uint64_t first_txid) {
+                         uint64_t first_txid, uint64_t start_cs, const sl_history *hist) {
   char *tmp = NULL, *final = NULL, *archive = NULL, *standby = NULL, *snaps = NULL;
   char tmpname[80];
   int rc = -ENOMEM;
@@ -855,9 +856,15 @@ static int stream_create(sl__receiver *r, const char *name, const uint8_t *store
   if (rc == 0) rc = sl_mkdir_p(archive);
   if (rc == 0) rc = sl_mkdir_p(snaps);
   if (rc) goto fail;
-  sl_log_options lo = {.first_txid = first_txid, .segment_size = r->opt.segment_size};
+  sl_log_options lo = {.first_txid = first_txid, .segment_size = r->opt.segment_size,
+                      .prev_checksum = start_cs};
   memcpy(lo.store_id, store_id, SL_STORE_ID_SIZE);
+  /* The shipper's epochs up to where the archive begins are its past too. */
+  sl_history base = {0};
+  for (size_t i = 0; hist && i < hist->n && hist->e[i].first_txid <= first_txid; i++) base.e[base.n++] = hist->e[i];
+  lo.epoch = sl_history_epoch(&base);
   rc = sl_log_create(archive, &lo);
+  if (rc == 0 && base.n) rc = sl_history_save(archive, &base);
   if (rc) goto fail;
   if (first_txid == 1) {
     sl_store_options so = {.store_id = store_id, .first_txid = 1, .no_log = true};
@@ -888,7 +895,8 @@ fail:
 }
 
 int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
-                   uint64_t first_txid, sl__stream **out, char *why, size_t whylen) {
+                   uint64_t first_txid, uint64_t start_cs, const sl_history *hist,
+                   sl__stream **out, char *why, size_t whylen) {
   int rc = 0;
   sl__stream *s = NULL;
   why[0] = 0;
@@ -911,7 +919,7 @@ int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
     }
     pthread_mutex_unlock(&s->mu);
   } else {
-    rc = stream_create(r, name, store_id, first_txid);
+    rc = stream_create(r, name, store_id, first_txid, start_cs, hist);
     if (rc == 0) rc = stream_load(r, name, &s);
     if (rc == 0) {
       rc = registry_add(r, s);

@@ -237,6 +237,53 @@ step_encrypted_dump() {
   if "$SHIPLOG" load "$DEMO/store.dump" --into "$DEMO/loaded2" 2>&1; then return 1; fi
 }
 
+# Failover (README "Failover"), self-contained: its own small primary and a
+# plain-TCP receiver. The primary dies with a transaction nobody archived;
+# the standby is promoted; the old primary is refused, then rewound.
+step_failover() {
+  step "11. failover: promote the standby, refuse and rewind the old primary"
+  local fo=$DEMO/failover port i root=()
+  rm -rf "$fo" && mkdir -p -m 700 "$fo/rx"
+  [[ $(id -u) -eq 0 ]] && root=(--allow-root)
+  fo_receiver() {
+    rm -f "$fo/port"
+    "$SHIPLOG" receive --listen 127.0.0.1:0 --data "$fo/rx" --ready-file "$fo/port" --insecure "${root[@]}" \
+      2>>"$fo/receiver.log" &
+    bg_pids+=($!)
+    for i in $(seq 100); do
+      port=$(cat "$fo/port" 2>/dev/null || true)
+      [[ $port =~ ^[0-9]+$ ]] && return 0
+      sleep 0.1
+    done
+    echo "demo: the receiver did not start (see $fo/receiver.log)" >&2
+    return 1
+  }
+  node() { printf '{"ops":[{"op":"create_node","id":%d,"labels":["%s"],"props":{}}]}\n' "$1" "$2"; }
+  run "$SHIPLOG" init "$fo/primary" >/dev/null
+  for i in $(seq 20); do node "$i" Before; done | "$SHIPLOG" exec "$fo/primary" - >/dev/null
+  fo_receiver
+  run "$SHIPLOG" ship "$fo/primary" --to "127.0.0.1:$port" --stream demo --insecure --exit-when-caught-up 2>/dev/null
+  stop_bg
+  echo "the primary commits txid 21, which nobody archives, and dies"
+  node 21 Lost | "$SHIPLOG" exec "$fo/primary" - >/dev/null
+  run "$SHIPLOG" promote --data "$fo/rx" --stream demo --into "$fo/new"
+  echo "writes go on at the new primary (txid 21 of epoch 1):"
+  node 22 After | "$SHIPLOG" exec "$fo/new" - >/dev/null
+  run "$SHIPLOG" log "$fo/new" --from-txid 21
+  fo_receiver
+  run "$SHIPLOG" ship "$fo/new" --to "127.0.0.1:$port" --stream demo --insecure --exit-when-caught-up 2>/dev/null
+  echo "the old primary comes back and is refused (exit 1):"
+  printf '$ %s\n' "$SHIPLOG ship $fo/primary --to 127.0.0.1:$port --stream demo --insecure"
+  if "$SHIPLOG" ship "$fo/primary" --to "127.0.0.1:$port" --stream demo --insecure 2>"$fo/refused"; then
+    echo "demo: the old primary was not refused" >&2
+    return 1
+  fi
+  grep -o 'diverged: .*' "$fo/refused" | cut -c1-200
+  run "$SHIPLOG" log "$fo/primary" --diverged --data "$fo/rx" --stream demo
+  stop_bg
+  run "$SHIPLOG" rewind "$fo/primary" --to-txid 20
+}
+
 step_build
 step_init
 step_ldbc
@@ -247,6 +294,7 @@ step_verify
 step_export
 step_ship_restore
 step_encrypted_dump
+step_failover
 current_step=done
 echo
 echo "demo: all steps passed; the store and its files are in $DEMO/"

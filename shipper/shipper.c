@@ -72,6 +72,7 @@
 #include "shipper.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -80,9 +81,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "io.h"
+#include "lineage.h"
 #include "log.h"
 #include "ship_metrics.h"
 #include "sl_base.h"
@@ -244,6 +247,7 @@ typedef struct slot {
   sl_keyring *kr;                /* NULL: frames go as they are */
   const uint8_t *store_id;
   uint64_t first, last, commit_us, start_ns;
+  uint64_t cs_before, cs;        /* LINEAGE: rolling checksum before first / through last */
   size_t data_len;               /* compressed bytes (Batch.data) */
   int rc;                        /* sealing result */
 } slot;
@@ -256,6 +260,7 @@ typedef struct slot {
  * frame under another key fails to open on the receiver, naming it). */
 static int seal_frames(slot *b) {
   size_t off = 0;
+  uint64_t cs = b->cs_before;
   b->sealed.len = 0;
   while (off < b->raw.len) {
     const uint8_t *p;
@@ -270,14 +275,13 @@ static int seal_frames(slot *b) {
     const uint8_t *ct;
     size_t ct_len;
     sl_sealed_meta already;
+    cs = m.checksum = sl_frame_lineage(cs, m.txid, b->raw.data + off, plen);
     if (sl_crypt_frame_parse(p, plen, &already, &ct, &ct_len) == 0) {
       memcpy(out, b->raw.data + off, flen);
       b->sealed.len += flen;
       off += flen;
       continue;
     }
-    /* checksum: the tail does not carry the rolling log checksum yet
-     * (LINEAGE); 0 is sealed, and authenticated, as it is. */
     if ((rc = sl_crypt_seal_frame(b->kr, NULL, b->store_id, &m, p, plen, out + SL_FRAME_HEADER_SIZE, &slen))) {
       sl_log_error("seal txid %llu with key %s: %s", (unsigned long long)m.txid, sl_keyring_primary(b->kr),
                    sl_strerror(rc));
@@ -306,6 +310,8 @@ static int seal_slot(slot *b, uint64_t committed) {
   bt.sent_time_us = sl_now_us();
   bt.has_committed_txid = true;
   bt.committed_txid = committed;
+  bt.has_checksum = true;
+  bt.checksum = b->cs;
   Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
   m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BATCH;
   m.batch = &bt;
@@ -396,6 +402,7 @@ typedef struct shipper {
   char logdir[PATH_MAX];
   uint8_t store_id[SL_STORE_ID_SIZE];
   uint64_t since_txid;           /* --since resolved at start */
+  bool cascade;                  /* store_dir is a receiver's stream directory */
   uint64_t oldest;               /* the log's first txid at the last connect */
   sl__io *io;
   sl__tail *tail;
@@ -421,6 +428,9 @@ typedef struct shipper {
   size_t inflight;
 
   uint64_t committed, shipped, durable, applied, applied_commit_us;
+  uint64_t cs;                   /* LINEAGE: rolling checksum through the last frame batched */
+  sl_history hist;               /* the log's history, read at each connect */
+  Shiplog__Repl__EpochStart hist_msg[SL_HISTORY_MAX], *hist_ptrs[SL_HISTORY_MAX];
   uint64_t confirmed;            /* consumer position: max(durable, start - 1) */
   size_t recv_limit;             /* the receiver's largest raw batch */
   uint64_t bytes, batches, reconnects, sessions;
@@ -609,6 +619,15 @@ static int session_connect(shipper *s) {
   }
   h.has_committed_txid = true;
   h.committed_txid = s->committed;
+  /* LINEAGE: what the receiver judges this store's history by. */
+  h.has_checksum = h.has_start_checksum = true;
+  if ((rc = sl_history_load(s->logdir, &s->hist)) ||
+      (rc = sl_log_checksum_at(s->logdir, s->committed, &h.checksum)) ||
+      (rc = sl_log_checksum_at(s->logdir, (h.has_start_txid ? h.start_txid : 1) - 1, &h.start_checksum)))
+    return fatal(s, rc, "%s: cannot read the log's lineage: %s", s->logdir, sl_strerror(rc));
+  sl_msg_history_put(&s->hist, s->hist_msg, s->hist_ptrs, &h.history, &h.n_history);
+  h.has_epoch = true;
+  h.epoch = sl_history_epoch(&s->hist);
   h.has_primary_time_us = true;
   h.primary_time_us = sl_now_us();
   h.software = SOFTWARE;
@@ -675,6 +694,9 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
     return fatal(s, rc, "%s: segment for txid %llu was removed", s->logdir,
                  (unsigned long long)start);
   if (rc) return fatal(s, rc, NULL);
+  if ((rc = sl_log_checksum_at(s->logdir, start - 1, &s->cs)))
+    return fatal(s, rc, "%s: cannot read the log's checksum at txid %llu: %s", s->logdir,
+                 (unsigned long long)(start - 1), sl_strerror(rc));
 
   s->shipped = s->confirmed = start - 1;
   s->durable = d;
@@ -923,6 +945,11 @@ static int fill(shipper *s, uint64_t now) {
     sl__tail_run run;
     if ((rc = sl__tail_read(s->tail, &b->raw, s->batch_cap, &run))) return fatal(s, rc, NULL);
     if (run.bytes == 0) break;
+    if (before == 0) b->cs_before = s->cs;
+    if ((rc = sl_frames_lineage(b->raw.data + before, b->raw.len - before, 0, &s->cs)))
+      return fatal(s, rc, "%s: txids %llu..%llu are not whole frames", s->logdir,
+                   (unsigned long long)run.first_txid, (unsigned long long)run.last_txid);
+    b->cs = s->cs;
     if (before == 0) {
       b->first = run.first_txid;
       b->start_ns = now;
@@ -1040,6 +1067,29 @@ static int session_backoff(shipper *s) {
 
 /* ---- setup ------------------------------------------------------------------------------------ */
 
+/* CASCADE: a receiver's stream directory (DIR/streams/NAME) as the source:
+ * its archive is a log like any store's, whose durable mark the receiver
+ * keeps, so the tail ships exactly what that receiver made durable. The
+ * store id is the archive's (its first segment's header). */
+static int read_archive_id(shipper *s) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  uint8_t hdr[SL_SEG_HEADER_SIZE];
+  sl_seg_header h;
+  int rc = sl_log_list(s->logdir, &segs, &n);
+  if (rc) return rc;
+  rc = SL_ENOTFOUND;
+  int fd = n ? open(segs[0].path, O_RDONLY | O_CLOEXEC) : -1;
+  if (fd >= 0 && sl_pread_full(fd, hdr, sizeof hdr, 0) == (long)sizeof hdr && sl_seg_header_decode(hdr, &h) == 0) {
+    memcpy(s->store_id, h.store_id, SL_STORE_ID_SIZE);
+    rc = 0;
+  }
+  if (fd >= 0) close(fd);
+  if (rc) sl_log_error("%s: no readable archive segment to take the store id from", s->logdir);
+  free(segs);
+  return rc;
+}
+
 /* STORE/store.id as store.h lays it out ("shiplog-store 1\n", 32 hex digits,
  * "\n"), read directly rather than through sl_store_open(): opening the
  * store's LMDB environment a second time in a process that already has it
@@ -1050,6 +1100,7 @@ static int read_store_id(shipper *s) {
   uint8_t *text = NULL;
   size_t len = 0;
   snprintf(path, sizeof path, "%s/store.id", s->opt->store_dir);
+  if (s->cascade) return read_archive_id(s);
   int rc = sl_read_file(path, 256, &text, &len);
   if (rc) {
     sl_log_error("%s: not a store: %s", s->opt->store_dir, sl_strerror(rc));
@@ -1114,7 +1165,14 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
     }
     if ((rc = sl_tls_ctx_new(false, opt->tls_cert, opt->tls_key, opt->tls_ca, &s->tls))) return rc;
   }
-  if (snprintf(s->logdir, sizeof s->logdir, "%s/log", opt->store_dir) >= (int)sizeof s->logdir)
+  char probe[PATH_MAX];
+  snprintf(probe, sizeof probe, "%s/store.id", opt->store_dir);
+  if (access(probe, F_OK) != 0) {
+    snprintf(probe, sizeof probe, "%s/archive", opt->store_dir);
+    s->cascade = access(probe, F_OK) == 0;
+  }
+  if (snprintf(s->logdir, sizeof s->logdir, "%s/%s", opt->store_dir, s->cascade ? "archive" : "log") >=
+      (int)sizeof s->logdir)
     return -ENAMETOOLONG;
   snprintf(s->rep.logdir, sizeof s->rep.logdir, "%s", s->logdir);
   snprintf(s->rep.consumer, sizeof s->rep.consumer, "ship-%s", opt->stream);

@@ -19,6 +19,17 @@
  * With TLS the socket's bytes go through the OpenSSL session (codec.h) and
  * the backend only reports that the socket is readable (io.h sock_poll).
  *
+ * LINEAGE: the Hello carries the log's history (LOG/history) and rolling
+ * checksum at the committed txid, each Batch the checksum through its last
+ * txid (store/log.h); a receiver that finds this store behind or diverged
+ * refuses it for good (README "Failover").
+ *
+ * CASCADE: store_dir may be a receiver's stream directory (DIR/streams/NAME,
+ * recognized by archive/ and no store.id): the shipper then tails that
+ * archive's durable prefix, so a receiver's stream is shipped onward. Its
+ * consumer position goes to the archive's consumers/ folder, which the
+ * receiver's prune (snapshot rules) does not consult.
+ *
  * Status: STORE/ship/STREAM.status, rewritten at most every 200 ms while
  * something changes (key=value lines: state, peer, committed, shipped,
  * durable, applied, bytes, batches, reconnects, lag_ms, error). Read by

@@ -65,6 +65,7 @@
  *   out the segment's key id with every frame.
  */
 #include "log.h"
+#include "lineage.h"
 #include "sl_base.h"
 #include "crypt.h"
 
@@ -105,7 +106,9 @@ struct sl_log {
   uint64_t segno;
   uint64_t seg_first_txid;
   uint64_t seg_end;        /* offset of the next frame in the active segment */
-  uint64_t epoch;          /* of the last transaction: the next header's epoch */
+  uint64_t epoch;          /* current (LINEAGE): the next header's epoch */
+  uint64_t cs;             /* rolling checksum through next_txid - 1 */
+  sl_history hist;         /* LOGDIR/history as on disk */
   uint64_t next_txid;      /* atomic: read by sl_log_next_txid without locks */
   uint64_t last_commit_us; /* atomic, as next_txid */
   char key_id[SL_KEY_ID_SIZE + 1];     /* of frames appended from now on ("": plain) */
@@ -262,6 +265,73 @@ int sl_txn_peek(const uint8_t *payload, size_t len, uint64_t *txid, uint64_t *co
   if (txid) *txid = f[1];
   if (commit_us) *commit_us = f[2];
   if (epoch) *epoch = f[3];
+  return 0;
+}
+
+/* A 64-bit mix (the finalizer of MurmurHash3, with the txid and CRC folded
+ * in): every input bit reaches every output bit, so a changed transaction,
+ * order or position changes every later cs. */
+uint64_t sl_lineage_next(uint64_t prev, uint64_t txid, uint32_t plain_crc) {
+  uint64_t x = prev ^ (txid * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)plain_crc << 17);
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x ^ ((prev << 1) | (prev >> 63));
+}
+
+/* Transaction.checksum (field 5, fixed64), which only sealed frames carry. */
+static bool txn_checksum(const uint8_t *p, const uint8_t *end, uint64_t *cs) {
+  while (p < end) {
+    uint64_t key, v;
+    if (get_varint(&p, end, &key)) return false;
+    switch (key & 7) {
+    case 0:
+      if (get_varint(&p, end, &v)) return false;
+      break;
+    case 1:
+      if (end - p < 8) return false;
+      if (key >> 3 == 5) {
+        *cs = sl_get_le64(p);
+        return true;
+      }
+      p += 8;
+      break;
+    case 2:
+      if (get_varint(&p, end, &v) || v > (uint64_t)(end - p)) return false;
+      p += v;
+      break;
+    case 5:
+      if (end - p < 4) return false;
+      p += 4;
+      break;
+    default: return false;
+    }
+  }
+  return false;
+}
+
+uint64_t sl_frame_lineage(uint64_t prev, uint64_t txid, const uint8_t *frame, uint32_t payload_len) {
+  uint64_t cs;
+  const uint8_t *payload = frame + SL_FRAME_HEADER_SIZE;
+  if (txn_checksum(payload, payload + payload_len, &cs)) return cs;
+  return sl_lineage_next(prev, txid, sl_get_le32(frame + 4));
+}
+
+int sl_frames_lineage(const uint8_t *raw, size_t len, uint64_t from_txid, uint64_t *cs) {
+  size_t off = 0;
+  while (off < len) {
+    const uint8_t *payload;
+    uint32_t plen;
+    size_t flen;
+    uint64_t txid;
+    if (sl_frame_decode(raw + off, len - off, &payload, &plen, &flen) ||
+        sl_txn_peek(payload, plen, &txid, NULL, NULL))
+      return SL_ECORRUPT;
+    if (txid >= from_txid) *cs = sl_frame_lineage(*cs, txid, raw + off, plen);
+    off += flen;
+  }
   return 0;
 }
 
@@ -462,6 +532,7 @@ typedef struct seg_iter {
   sl_seg_header h;
   uint64_t off;       /* of the next frame */
   uint64_t next_txid; /* the txid the frame at off must carry */
+  uint64_t cs;        /* LINEAGE: through next_txid - 1 */
   int bad;            /* after BAD_FRAME: SL_ETRUNCATED or SL_ECORRUPT */
 } seg_iter;
 
@@ -530,6 +601,7 @@ static int iter_open(seg_iter *it, const char *path, int flags) {
   }
   it->off = SL_SEG_HEADER_SIZE;
   it->next_txid = it->h.first_txid;
+  it->cs = it->h.prev_checksum;
   it->bad = 0;
   return 0;
 }
@@ -567,6 +639,7 @@ static int iter_frame(seg_iter *it, sl_frame *f) {
   f->payload = p;
   f->payload_len = plen;
   f->key_id = it->h.flags & SL_SEG_F_SEALED ? it->h.key_id : NULL;
+  f->checksum = it->cs = sl_frame_lineage(it->cs, f->txid, p - SL_FRAME_HEADER_SIZE, plen);
   f->segno = it->h.segno;
   f->offset = it->off;
   it->off += flen;
@@ -735,6 +808,7 @@ static int rotate(sl_log *log) {
                        .segno = log->segno + 1,
                        .first_txid = log->next_txid,
                        .epoch = log->epoch,
+                       .prev_checksum = log->cs,
                        .segment_size = log->seg_size};
     memcpy(h.store_id, log->store_id, SL_STORE_ID_SIZE);
     memcpy(h.key_id, log->key_id, sizeof h.key_id);
@@ -784,6 +858,7 @@ int sl_log_create(const char *logdir, const sl_log_options *opt) {
     return SL_EEXIST;
   }
   sl_seg_header h = {.version = SL_SEG_VERSION, .segno = 1, .first_txid = first,
+                     .epoch = opt->epoch, .prev_checksum = first > 1 ? opt->prev_checksum : 0,
                      .segment_size = seg_size};
   memcpy(h.store_id, opt->store_id, SL_STORE_ID_SIZE);
   if ((rc = seg_create(logdir, &h, &fd, &renamed))) return rc;
@@ -862,6 +937,7 @@ static int recover_newest(sl_log *log, seg_iter *it, const mark *m) {
   log->next_txid = it->next_txid;
   log->last_commit_us = last_commit;
   log->epoch = epoch;
+  log->cs = it->cs;
   return 0;
 }
 
@@ -939,6 +1015,8 @@ int sl_log_open(const char *logdir, const uint8_t *store_id, sl_log **out) {
     scan_close(&it.s);
   }
 
+  if ((rc = sl_history_load(logdir, &log->hist))) goto fail;
+  log->epoch = SL_MAX(log->epoch, sl_history_epoch(&log->hist));
   if ((rc = sl_fault(SL_FAULT_LOG_FSYNC)) || (rc = fdatasync(log->fd) ? -errno : 0)) {
     sl_log_error("fdatasync %s: %s", newest->path, sl_strerror(rc));
     goto fail;
@@ -1000,6 +1078,121 @@ uint64_t sl_log_durable_txid(sl_log *log) {
 }
 
 const uint8_t *sl_log_store_id(const sl_log *log) { return log->store_id; }
+
+/* ---- lineage of an open log ------------------------------------------------ */
+
+uint64_t sl_log_checksum(sl_log *log) {
+  pthread_mutex_lock(&log->append_mu);
+  uint64_t cs = log->cs;
+  pthread_mutex_unlock(&log->append_mu);
+  return cs;
+}
+
+uint64_t sl_log_epoch(sl_log *log) {
+  pthread_mutex_lock(&log->append_mu);
+  uint64_t e = log->epoch;
+  pthread_mutex_unlock(&log->append_mu);
+  return e;
+}
+
+void sl_log_history(sl_log *log, sl_history *out) {
+  pthread_mutex_lock(&log->append_mu);
+  *out = log->hist;
+  pthread_mutex_unlock(&log->append_mu);
+}
+
+int sl_log_begin_epoch(sl_log *log, uint64_t epoch) {
+  int rc;
+  pthread_mutex_lock(&log->append_mu);
+  sl_history h = log->hist;
+  if (epoch <= log->epoch) {
+    sl_log_error("%s: epoch %" PRIu64 " does not follow the current epoch %" PRIu64, log->dir, epoch, log->epoch);
+    rc = SL_EINVAL;
+  } else if (!(rc = sl_history_add(&h, epoch, log->next_txid, log->cs)) && !(rc = sl_history_save(log->dir, &h))) {
+    log->hist = h;
+    log->epoch = epoch;
+  }
+  pthread_mutex_unlock(&log->append_mu);
+  return rc;
+}
+
+/* The last segment of segs whose first txid is <= txid (segs[0] if none). */
+static size_t seg_holding(const sl_seg_info *segs, size_t n, uint64_t txid) {
+  size_t i = n - 1;
+  while (i > 0 && segs[i].first_txid > txid) i--;
+  return i;
+}
+
+int sl_log_checksum_at(const char *logdir, uint64_t txid, uint64_t *cs) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  seg_iter it = {.s.fd = -1};
+  sl_frame f;
+  int rc = sl_log_list(logdir, &segs, &n);
+  if (rc) return rc;
+  if (n == 0 || txid + 1 < segs[0].first_txid) {
+    rc = SL_ENOTFOUND;
+    goto out;
+  }
+  if ((rc = iter_open(&it, segs[seg_holding(segs, n, txid + 1)].path, O_RDONLY))) goto out;
+  *cs = it.cs;
+  while (it.next_txid <= txid && (rc = iter_frame(&it, &f)) == 0) *cs = f.checksum;
+  if (it.next_txid <= txid) rc = rc == SL_EEND || rc == BAD_FRAME ? SL_ENOTFOUND : rc;
+  else rc = 0;
+out:
+  scan_close(&it.s);
+  free(it.s.buf);
+  free(segs);
+  return rc;
+}
+
+int sl_log_truncate(const char *logdir, uint64_t last_txid) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0, k;
+  seg_iter it = {.s.fd = -1};
+  sl_frame f;
+  sl_history h;
+  int rc = sl_log_list(logdir, &segs, &n);
+  if (rc) return rc;
+  if (n == 0 || last_txid + 1 < segs[0].first_txid) {
+    sl_log_error("%s: the log does not reach back to txid %" PRIu64, logdir, last_txid);
+    rc = SL_ENOTFOUND;
+    goto out;
+  }
+  k = seg_holding(segs, n, last_txid + 1);
+  if ((rc = iter_open(&it, segs[k].path, O_RDWR))) goto out;
+  while (it.next_txid <= last_txid && (rc = iter_frame(&it, &f)) == 0) continue;
+  if (it.next_txid <= last_txid) {
+    sl_log_error("%s: ends before txid %" PRIu64, it.s.path, last_txid);
+    rc = rc == SL_EEND || rc == BAD_FRAME ? SL_ENOTFOUND : rc;
+    goto out;
+  }
+  /* Newest first, so that a crash in between leaves a log whose segments
+   * are still contiguous (recovery then cuts the torn rest). */
+  for (size_t i = n; i-- > k + 1;)
+    if (unlink(segs[i].path)) {
+      rc = -errno;
+      sl_log_error("remove %s: %s", segs[i].path, sl_strerror(rc));
+      goto out;
+    }
+  if (ftruncate(it.s.fd, (off_t)it.off) || fdatasync(it.s.fd)) {
+    rc = -errno;
+    sl_log_error("truncate %s at offset %" PRIu64 ": %s", it.s.path, it.off, sl_strerror(rc));
+    goto out;
+  }
+  uint8_t b[SL_DURABLE_MARK_SIZE];
+  mark_encode(b, last_txid, segs[k].segno, it.off);
+  if ((rc = sl_fsync_dir(logdir)) || (rc = sl_write_file_atomic(logdir, MARK_NAME, b, sizeof b)) ||
+      (rc = sl_history_load(logdir, &h)))
+    goto out;
+  sl_history_cut(&h, last_txid);
+  rc = sl_history_save(logdir, &h);
+out:
+  scan_close(&it.s);
+  free(it.s.buf);
+  free(segs);
+  return rc;
+}
 
 void sl_log_get_stats(sl_log *log, sl_log_stats *out) {
   pthread_mutex_lock(&log->mu);
@@ -1102,6 +1295,19 @@ int sl_log_append(sl_log *log, const uint8_t *payload, size_t len) {
     rc = SL_EINVAL;
     goto out;
   }
+  if (epoch < log->epoch) {
+    sl_log_error("%s: txid %" PRIu64 " is of epoch %" PRIu64 ", but the log is in epoch %" PRIu64
+                 " already (a transaction of a superseded primary)",
+                 log->dir, txid, epoch, log->epoch);
+    rc = SL_EINVAL;
+    goto out;
+  }
+  if (epoch > log->epoch) { /* the history knows an epoch before its first frame lands */
+    sl_history h = log->hist;
+    if ((rc = sl_history_add(&h, epoch, txid, log->cs)) || (rc = sl_history_save(log->dir, &h))) goto out;
+    log->hist = h;
+    log->epoch = epoch;
+  }
   size_t frame_len = SL_FRAME_HEADER_SIZE + len;
   bool new_key = strcmp(log->key_id, log->seg_key_id) != 0;
   if (new_key && log->seg_end == SL_SEG_HEADER_SIZE) {
@@ -1112,6 +1318,8 @@ int sl_log_append(sl_log *log, const uint8_t *payload, size_t len) {
 
   uint8_t hdr[SL_FRAME_HEADER_SIZE];
   sl_frame_header_encode(payload, (uint32_t)len, hdr);
+  uint64_t cs; /* as sl_frame_lineage, with header and payload apart */
+  if (!txn_checksum(payload, payload + len, &cs)) cs = sl_lineage_next(log->cs, txid, sl_get_le32(hdr + 4));
   if ((rc = write_frame(log, hdr, payload, len))) {
     seg_path(path, log->dir, log->segno, "");
     sl_log_error("write txid %" PRIu64 " to %s at offset %" PRIu64
@@ -1123,7 +1331,7 @@ int sl_log_append(sl_log *log, const uint8_t *payload, size_t len) {
     goto out;
   }
   log->seg_end += frame_len;
-  log->epoch = epoch;
+  log->cs = cs;
   __atomic_store_n(&log->last_commit_us, commit_us, __ATOMIC_RELEASE);
   pthread_mutex_lock(&log->mu);
   log->written_txid = txid;

@@ -172,12 +172,25 @@ int sl_txn_peek(const uint8_t *payload, size_t len, uint64_t *txid,
 /* The rolling log checksum (LINEAGE): the value through txid, given the
  * value through txid - 1 and the transaction's plaintext frame CRC. */
 uint64_t sl_lineage_next(uint64_t prev, uint64_t txid, uint32_t plain_crc);
+/* cs through one frame (8-byte header + payload_len bytes) given cs before
+ * it: the Transaction's checksum field when it carries one (a sealed
+ * frame), else the chain over the frame's CRC. */
+uint64_t sl_frame_lineage(uint64_t prev, uint64_t txid, const uint8_t *frame, uint32_t payload_len);
+/* Fold raw frames (as they lie in a segment or a Batch) whose txid is >=
+ * from_txid into *cs. SL_ECORRUPT when the bytes are not whole frames. */
+int sl_frames_lineage(const uint8_t *raw, size_t len, uint64_t from_txid, uint64_t *cs);
+/* cs through txid in LOGDIR (any process): from the segment header and a
+ * scan of that segment. SL_ENOTFOUND when the log does not hold that point
+ * (before the oldest segment's first txid - 1, or past its end). */
+int sl_log_checksum_at(const char *logdir, uint64_t txid, uint64_t *cs);
 
 /* ---- writing ---------------------------------------------------------- */
 typedef struct sl_log_options {
   uint64_t segment_size;                /* 0: SL_SEG_SIZE_DEFAULT */
   uint8_t store_id[SL_STORE_ID_SIZE];   /* required when creating */
   uint64_t first_txid;                  /* creating: txid of the first frame (1) */
+  uint64_t epoch;                       /* creating: the first segment's epoch (LINEAGE) */
+  uint64_t prev_checksum;               /* creating: cs(first_txid - 1) (LINEAGE) */
 } sl_log_options;
 
 /* Create LOGDIR (must not hold segments) with its first segment. */
@@ -215,6 +228,24 @@ const char *sl_log_key_id(sl_log *log);
 /* Block until every txid <= txid is durable (group commit). Returns 0 or the
  * log's sticky error (SL_EFAILED after a failed fdatasync). */
 int sl_log_wait_durable(sl_log *log, uint64_t txid);
+
+/* LINEAGE of an open log: cs through the last appended txid; the epoch
+ * new transactions carry (the newest of the history and the frames); a
+ * copy of LOGDIR/history (store/lineage.h). An appended transaction of a
+ * newer epoch adds a history entry (written before the frame); one of an
+ * older epoch is refused (SL_EINVAL). */
+uint64_t sl_log_checksum(sl_log *log);
+uint64_t sl_log_epoch(sl_log *log);
+struct sl_history;
+void sl_log_history(sl_log *log, struct sl_history *out);
+/* Start epoch `epoch` (> the current one) at the next txid: recorded in
+ * the history at once, before any transaction of it exists (promote). */
+int sl_log_begin_epoch(sl_log *log, uint64_t epoch);
+/* Cut LOGDIR (no writer may have it open) after last_txid: later segments
+ * are removed, the one holding last_txid truncated after it, the durable
+ * mark rewritten and the history's later epochs forgotten (rewind).
+ * SL_ENOTFOUND when the log does not reach back to last_txid. */
+int sl_log_truncate(const char *logdir, uint64_t last_txid);
 
 /* Counters since open, for tests and stats: appended frames, group-commit
  * fdatasyncs (syncs < appends shows that commits shared them), rotations. */

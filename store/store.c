@@ -833,6 +833,8 @@ int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
   Shiplog__Transaction rec = SHIPLOG__TRANSACTION__INIT;
   rec.txid = txid;
   rec.commit_time_us = tx->has_commit_time ? tx->commit_us : SL_MAX(sl_now_us(), m->last_commit_us);
+  rec.epoch = sl_log_epoch(st->log); /* LINEAGE: the epoch this primary writes in */
+  rec.has_epoch = rec.epoch != 0;
   rec.n_ops = tx->nops;
   rec.ops = tx->ops;
   size_t len = shiplog__transaction__get_packed_size(&rec);

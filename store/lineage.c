@@ -1,0 +1,168 @@
+/*
+ * lineage.c: the epoch history file and the receiver's rules (lineage.h).
+ *
+ * The rules compare what each side can prove cheaply: the shipper sends its
+ * history (each entry carries cs at the txid before its epoch began) and
+ * cs at its committed txid; the receiver can compute cs at any txid its
+ * archive holds. So every claim "we share txid t" below is a cs equality
+ * at a point both know: t = S, or t = the txid before one of the shipper's
+ * epochs. The fork reported for a divergence is the largest such t, a lower
+ * bound of the real fork point (log --diverged finds the exact one, having
+ * both logs at hand).
+ */
+#include "lineage.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_base.h"
+
+#define HISTORY_MAGIC "shiplog-history 1\n"
+#define HISTORY_FILE_MAX (SL_HISTORY_MAX * 64 + 64)
+
+int sl_history_load(const char *logdir, sl_history *h) {
+  char path[4096];
+  uint8_t *text = NULL;
+  size_t len = 0;
+  h->n = 0;
+  if (snprintf(path, sizeof path, "%s/" SL_HISTORY_FILE, logdir) >= (int)sizeof path) return -ENAMETOOLONG;
+  int rc = sl_read_file(path, HISTORY_FILE_MAX, &text, &len);
+  if (rc == -ENOENT) return 0;
+  if (rc) {
+    sl_log_error("%s: %s", path, sl_strerror(rc));
+    return rc;
+  }
+  size_t ml = strlen(HISTORY_MAGIC);
+  if (len < ml || memcmp(text, HISTORY_MAGIC, ml) != 0) {
+    sl_log_error("%s:1: not a shiplog history file", path);
+    free(text);
+    return SL_ECORRUPT;
+  }
+  const char *p = (const char *)text + ml, *end = (const char *)text + len;
+  for (int line = 2; p < end; line++) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    char buf[128];
+    uint64_t e, f, cs;
+    int used = 0;
+    if (!nl || nl - p >= (long)sizeof buf) goto bad_line;
+    memcpy(buf, p, (size_t)(nl - p));
+    buf[nl - p] = 0;
+    if (sscanf(buf, "%" SCNu64 " %" SCNu64 " %16" SCNx64 "%n", &e, &f, &cs, &used) != 3 ||
+        buf[used] != 0 || sl_history_add(h, e, f, cs) != 0)
+      goto bad_line;
+    p = nl + 1;
+    continue;
+  bad_line:
+    sl_log_error("%s:%d: not an entry \"EPOCH FIRST_TXID CHECKSUM\" following the one before", path, line);
+    free(text);
+    return SL_ECORRUPT;
+  }
+  free(text);
+  return 0;
+}
+
+int sl_history_save(const char *logdir, const sl_history *h) {
+  size_t cap = strlen(HISTORY_MAGIC) + h->n * 64 + 1, len;
+  char *text = malloc(cap);
+  if (!text) return -ENOMEM;
+  len = (size_t)snprintf(text, cap, "%s", HISTORY_MAGIC);
+  for (size_t i = 0; i < h->n; i++)
+    len += (size_t)snprintf(text + len, cap - len, "%" PRIu64 " %" PRIu64 " %016" PRIx64 "\n", h->e[i].epoch,
+                            h->e[i].first_txid, h->e[i].prev_checksum);
+  int rc = sl_write_file_atomic(logdir, SL_HISTORY_FILE, text, len);
+  if (rc) sl_log_error("%s/" SL_HISTORY_FILE ": %s", logdir, sl_strerror(rc));
+  free(text);
+  return rc;
+}
+
+uint64_t sl_history_epoch(const sl_history *h) { return h->n ? h->e[h->n - 1].epoch : 0; }
+
+int sl_history_add(sl_history *h, uint64_t epoch, uint64_t first_txid, uint64_t prev_checksum) {
+  if (epoch == 0 || first_txid == 0) return SL_EINVAL;
+  if (h->n && (epoch <= h->e[h->n - 1].epoch || first_txid < h->e[h->n - 1].first_txid)) return SL_EINVAL;
+  if (h->n == SL_HISTORY_MAX) return SL_ETOOBIG;
+  h->e[h->n++] = (sl_epoch_start){epoch, first_txid, prev_checksum};
+  return 0;
+}
+
+void sl_history_cut(sl_history *h, uint64_t last_txid) {
+  while (h->n && h->e[h->n - 1].first_txid > last_txid) h->n--;
+}
+
+bool sl_history_has(const sl_history *h, const sl_epoch_start *e) {
+  for (size_t i = 0; i < h->n; i++)
+    if (h->e[i].epoch == e->epoch && h->e[i].first_txid == e->first_txid &&
+        h->e[i].prev_checksum == e->prev_checksum)
+      return true;
+  return false;
+}
+
+const char *sl_lineage_verdict_name(sl_lineage_verdict v) {
+  switch (v) {
+  case SL_LINEAGE_EQUAL: return "equal";
+  case SL_LINEAGE_EXTENDS: return "extends";
+  case SL_LINEAGE_BEHIND: return "behind";
+  case SL_LINEAGE_DIVERGED: return "diverged";
+  }
+  return "?";
+}
+
+/* The largest t <= cap both sides provably share: a point before one of
+ * the shipper's epochs where the receiver's cs agrees (0 always is). */
+static uint64_t shared_upto(const sl_history *sh, uint64_t cap, sl_checksum_fn cs_r, void *arg) {
+  uint64_t best = 0, cs;
+  for (size_t i = 0; i < sh->n; i++) {
+    uint64_t t = sh->e[i].first_txid - 1;
+    if (t <= cap && t > best && cs_r(arg, t, &cs) == 0 && cs == sh->e[i].prev_checksum) best = t;
+  }
+  return best;
+}
+
+void sl_lineage_judge(const sl_history *rh, uint64_t r_last, sl_checksum_fn cs_r, void *arg,
+                      const sl_history *sh, uint64_t s_last, uint64_t s_cs, sl_lineage_result *out) {
+  uint64_t cs;
+  memset(out, 0, sizeof *out);
+  /* The first txid where the stream's epochs leave the shipper's. */
+  uint64_t r_unknown = UINT64_MAX;
+  for (size_t i = 0; i < rh->n; i++)
+    if (!sl_history_has(sh, &rh->e[i])) r_unknown = SL_MIN(r_unknown, rh->e[i].first_txid);
+
+  if (s_last <= r_last) {
+    int rc = cs_r(arg, s_last, &cs);
+    if (rc == 0 && cs != s_cs) {
+      out->verdict = SL_LINEAGE_DIVERGED;
+      out->fork = shared_upto(sh, s_last, cs_r, arg);
+      out->fork_max = s_last - 1;
+      return;
+    }
+    if (r_unknown <= s_last) { /* the shipper's txids from there are of another epoch */
+      out->verdict = SL_LINEAGE_DIVERGED;
+      out->fork = shared_upto(sh, r_unknown - 1, cs_r, arg);
+      out->fork_max = r_unknown - 1;
+      return;
+    }
+    out->unverified = rc != 0;
+    out->verdict = s_last == r_last && r_unknown == UINT64_MAX && rc == 0 ? SL_LINEAGE_EQUAL : SL_LINEAGE_BEHIND;
+    return;
+  }
+  /* s_last > r_last: the shipper has more. */
+  uint64_t conflict = r_unknown; /* a stream epoch the shipper lacks starts at or before r_last + 1 */
+  for (size_t i = 0; i < sh->n; i++) {
+    const sl_epoch_start *e = &sh->e[i];
+    if (sl_history_has(rh, e) || e->first_txid > r_last + 1) continue;
+    /* An epoch of the shipper's the stream never saw begin: it must start
+     * right after what the stream holds, from the same history. */
+    if (e->first_txid <= r_last || cs_r(arg, r_last, &cs) != 0 || cs != e->prev_checksum)
+      conflict = SL_MIN(conflict, e->first_txid);
+  }
+  if (conflict != UINT64_MAX) {
+    out->verdict = SL_LINEAGE_DIVERGED;
+    out->fork_max = SL_MIN(conflict - 1, r_last);
+    out->fork = shared_upto(sh, out->fork_max, cs_r, arg);
+    return;
+  }
+  out->verdict = SL_LINEAGE_EXTENDS;
+}

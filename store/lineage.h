@@ -1,0 +1,96 @@
+/*
+ * Lineage (failover): which history a log holds, and how two logs' histories
+ * relate. store/log.h ("LINEAGE") gives the rolling checksum cs(txid) kept
+ * in segment headers and frames; this header adds the epoch history and the
+ * rules a receiver applies to a shipper.
+ *
+ * HISTORY FILE (LOGDIR/history, written with sl_write_file_atomic)
+ *   "shiplog-history 1\n", then one line per epoch after the first:
+ *       EPOCH FIRST_TXID PREV_CHECKSUM\n     (decimal, decimal, 16 hex)
+ *   "epoch EPOCH starts at FIRST_TXID, and the log through FIRST_TXID - 1
+ *   has checksum PREV_CHECKSUM". Epoch 0 begins at txid 1 and is implicit,
+ *   so a log that was never promoted has no file (or an empty list).
+ *   Epochs and first txids strictly increase along the list. The log
+ *   writer appends an entry when a frame of a newer epoch is appended, and
+ *   sl_log_begin_epoch (promote) appends one before any such frame exists;
+ *   both a primary's log and a receiver's archive keep it, so each side of
+ *   a replication session knows its own history.
+ *
+ * RULES (sl_lineage_judge; the receiver on every Hello, receiver.h)
+ *   R = the stream's last archived txid, S = the shipper's committed txid.
+ *   equal     S == R, cs(S) agrees, and every epoch the stream knows is in
+ *             the shipper's history: accepted (nothing to send yet).
+ *   extends   S > R, every epoch the stream knows is in the shipper's
+ *             history, and each epoch only the shipper has starts at or
+ *             after R + 1 (at R + 1 its recorded cs(R) must agree):
+ *             accepted; every Batch then carries cs(last txid), which the
+ *             receiver checks against its own chain before archiving.
+ *   behind    S < R with cs(S) agreeing, or S == R but the stream moved on
+ *             to an epoch the shipper does not have (it was promoted
+ *             elsewhere): refused for good -- this store may not write.
+ *   diverged  cs(S) disagrees, the stream's epochs and the shipper's part
+ *             before R + 1, or a shipper epoch starting at or below R does
+ *             not descend from the stream: refused for good. fork is the
+ *             last txid both are known to share; txids fork+1..S are the
+ *             shipper's alone (shiplog log --diverged lists them exactly,
+ *             shiplog rewind cuts them off).
+ */
+#ifndef SL_LINEAGE_H
+#define SL_LINEAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_HISTORY_MAX 256
+#define SL_HISTORY_FILE "history"
+
+typedef struct sl_epoch_start {
+  uint64_t epoch, first_txid, prev_checksum;
+} sl_epoch_start;
+
+typedef struct sl_history {
+  size_t n;
+  sl_epoch_start e[SL_HISTORY_MAX];
+} sl_history;
+
+/* LOGDIR/history into *h (n = 0 when the file is absent). SL_ECORRUPT
+ * naming FILE:LINE for a bad file. */
+int sl_history_load(const char *logdir, sl_history *h);
+int sl_history_save(const char *logdir, const sl_history *h);
+/* The newest epoch (0 for an empty history). */
+uint64_t sl_history_epoch(const sl_history *h);
+/* Append an entry: epoch and first txid must exceed the last ones
+ * (SL_EINVAL), at most SL_HISTORY_MAX entries (SL_ETOOBIG). */
+int sl_history_add(sl_history *h, uint64_t epoch, uint64_t first_txid, uint64_t prev_checksum);
+/* Forget the epochs that start after last_txid (rewind). */
+void sl_history_cut(sl_history *h, uint64_t last_txid);
+bool sl_history_has(const sl_history *h, const sl_epoch_start *e);
+
+typedef enum sl_lineage_verdict {
+  SL_LINEAGE_EQUAL,
+  SL_LINEAGE_EXTENDS,
+  SL_LINEAGE_BEHIND,
+  SL_LINEAGE_DIVERGED,
+} sl_lineage_verdict;
+
+/* The receiver's checksum through txid: 0, or SL_ENOTFOUND when its log no
+ * longer (or not yet) holds that point. */
+typedef int (*sl_checksum_fn)(void *arg, uint64_t txid, uint64_t *cs);
+
+typedef struct sl_lineage_result {
+  sl_lineage_verdict verdict;
+  uint64_t fork;        /* diverged: the last txid known to be shared ... */
+  uint64_t fork_max;    /* ... and the last one that may be: fork_max+1..S
+                           are the shipper's alone */
+  bool unverified;      /* behind: cs(S) could not be checked (pruned) */
+} sl_lineage_result;
+
+/* The rules above, as a pure function of both histories and positions.
+ * cs_r answers for the receiver's log; s_cs is the shipper's cs(S). */
+void sl_lineage_judge(const sl_history *rh, uint64_t r_last, sl_checksum_fn cs_r, void *arg,
+                      const sl_history *sh, uint64_t s_last, uint64_t s_cs, sl_lineage_result *out);
+
+const char *sl_lineage_verdict_name(sl_lineage_verdict v);
+
+#endif

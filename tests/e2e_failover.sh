@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# End-to-end test of failover (README "Failover"): real `shiplog exec` /
+# `ship` / `receive` / `promote` / `rewind` processes on 127.0.0.1 (plain
+# TCP, --insecure; tests/e2e_ship.sh covers TLS).
+#   1. promote under load: the primary commits while shipping and is
+#      SIGKILLed; promote gives a new primary holding every txid the archive
+#      had (records equal to the old primary's), continuing at the next txid,
+#      its state equal to the standby's.
+#   2. the old primary comes back with transactions the stream never had:
+#      ship ends with exit 1 and "diverged" naming the range; log --diverged
+#      lists exactly them; a primary that is merely behind is refused too.
+#   3. rewind cuts them off (kept in a file) and seeds a receiver stream on
+#      the old primary's host, which follows the new primary.
+#   4. a cascade of three (primary -> receiver A -> receiver B -> receiver C)
+#      equals the primary.
+#   5. randomized role switches: kill the primary at a random moment,
+#      promote, ship the new one, bring the old one back (refused, then
+#      rewound) -- the model (every archived record so far) checked each round.
+# Needs $SL_BIN, $SL_BUILD/bench_gen, jq. SL_SEED=N replays the random choices.
+set -u
+
+BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
+[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
+"$BIN" promote --help >/dev/null 2>&1 || { echo "skip: $BIN has no promote command"; exit 77; }
+GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
+[ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
+command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
+. "$(dirname "$0")/lib_e2e.sh"
+e2e_begin e2e_failover
+ROUNDS=${SL_FAILOVER_ROUNDS:-10}
+RX_OPT=(--insecure --heartbeat-ms 200 --timeout-ms 3000)
+[ "$(id -u)" -eq 0 ] && RX_OPT+=(--allow-root)
+
+# start_receiver DATA: sets RX_PID and RX_PORT (a fresh port each start).
+start_receiver() {
+  local pf="$T/port.$RANDOM" i p
+  mkdir -p -m 700 "$1"
+  "$BIN" receive --listen 127.0.0.1:0 --data "$1" --ready-file "$pf" "${RX_OPT[@]}" 2>>"$T/rx.log" &
+  RX_PID=$!
+  pids+=("$RX_PID")
+  for i in $(seq 100); do
+    p=$(cat "$pf" 2>/dev/null)
+    if [[ $p =~ ^[0-9]+$ ]]; then
+      RX_PORT=$p
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "cannot start a receiver on $1"
+  return 1
+}
+stop() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+kill9() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+# ship SRC PORT STREAM [ARGS...]: in the background, sets SH_PID.
+ship() {
+  local src=$1 port=$2 stream=$3
+  shift 3
+  "$BIN" ship "$src" --to "127.0.0.1:$port" --stream "$stream" --insecure --heartbeat-ms 200 \
+    --timeout-ms 3000 --backoff-max-ms 300 "$@" 2>>"$T/ship.log" &
+  SH_PID=$!
+  pids+=("$SH_PID")
+}
+gen() { "$GEN" --tx "$2" --ops-per-tx 1-5 --seed $((SEED + $3)) --id-base $(($3 * 10000000 + 1)) >"$1"; }
+last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
+applied_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r '.streams[0].applied // 0'; }
+durable_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r '.streams[0].durable // 0'; }
+wait_applied() { # DATA STREAM TXID SECONDS
+  local deadline=$((SECONDS + $4))
+  until [ "$(applied_of "$1" "$2")" = "$3" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "    stream $2 of $1: applied $(applied_of "$1" "$2"), want $3"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+# same_state A B: two stores (or standbys) export byte-equal.
+same_state() {
+  "$BIN" export "$1" --to "$T/x.json" && "$BIN" export "$2" --to "$T/y.json" && cmp -s "$T/x.json" "$T/y.json" ||
+    { echo "    $1 and $2 differ"; return 1; }
+}
+log_json() { "$BIN" log "$1" --json; }
+# archive_json DATA STREAM: the archive's records (through a store-shaped link).
+archive_json() {
+  local a
+  a=$(mktemp -d "$T/arch.XXXXXX")
+  ln -s "$(cd "$1/streams/$2" && pwd)/archive" "$a/log" && "$BIN" log "$a" --json
+}
+# The old primary's host comes back: its store is opened (log recovery).
+restart() { "$BIN" exec "$1" /dev/null >/dev/null 2>&1; }
+
+# ---- 1. promote under load ----------------------------------------------------------------
+P=$T/p1
+D=$T/rx
+"$BIN" init "$P" >/dev/null
+gen "$T/w1" 20000 1
+start_receiver "$D" || exit 1
+ship "$P" "$RX_PORT" s
+"$BIN" exec "$P" "$T/w1" >/dev/null 2>&1 &
+EX=$!
+pids+=("$EX")
+sleep 0.$((5 + RANDOM % 5))
+kill9 "$SH_PID" # the link goes first: what the primary commits now, nobody archives
+sleep 0.$((2 + RANDOM % 3))
+kill9 "$EX" # then the primary's host
+stop "$RX_PID"
+R=$(durable_of "$D" s)
+echo "    primary killed at txid $(last_txid "$P"), the stream had $R"
+check "promote exits 0" "$BIN" promote --data "$D" --stream s --into "$T/p2" >"$T/promote.out"
+P2=$T/p2
+check "the new primary holds exactly the archived txids" test "$(last_txid "$P2")" = "$R"
+log_json "$P" | head -n "$R" >"$T/model"
+check "its records equal the old primary's 1..$R" cmp -s "$T/model" <(log_json "$P2")
+check "the stream records the promotion" grep -q "^epoch=1" "$D/streams/s/promoted"
+echo '{"ops":[{"op":"create_node","id":999999999,"labels":["Promoted"],"props":{}}]}' | "$BIN" exec "$P2" - >/dev/null
+check "the new primary continues at txid $((R + 1))" test "$(last_txid "$P2")" = "$((R + 1))"
+gen "$T/w2" 300 2
+"$BIN" exec "$P2" "$T/w2" >/dev/null 2>&1
+L=$(last_txid "$P2")
+start_receiver "$D" || exit 1
+ship "$P2" "$RX_PORT" s --exit-when-caught-up
+check "the new primary ships as the stream's continuation" wait "$SH_PID"
+check "the standby follows the new primary" wait_applied "$D" s "$L" 20
+check "and equals it" same_state "$P2" "$D/streams/s/standby"
+
+# ---- 2. the old primary returns ---------------------------------------------------------
+restart "$P"
+OLD_LAST=$(last_txid "$P")
+if [ "$OLD_LAST" -gt "$R" ]; then
+  "$BIN" ship "$P" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
+  check "the old primary's ship ends with exit 1" test $? -eq 1
+  check "naming the divergence and the range" grep -q "diverged: .*txids $((R + 1))\.\.$OLD_LAST exist only on this store" "$T/err"
+  "$BIN" log "$P" --diverged --data "$D" --stream s --json >"$T/div" 2>"$T/div.err"
+  check "log --diverged lists txids $((R + 1))..$OLD_LAST" test "$(wc -l <"$T/div")" = "$((OLD_LAST - R))" -a \
+    "$(head -1 "$T/div" | jq -r .txid)" = "$((R + 1))"
+else
+  skip "the old primary had no transactions past the archive this time (seed $SEED)"
+fi
+# A copy that is merely behind the stream (a standby's old copy) is refused as such.
+"$BIN" restore --data "$D" --stream s --to-txid $((R / 2)) --into "$T/behind" >/dev/null 2>&1
+"$BIN" ship "$T/behind" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
+check "a store behind the stream: exit 1" test $? -eq 1
+check "... told it is behind" grep -q "behind: stream s holds txids up to" "$T/err"
+
+# ---- 3. rewind makes the old primary a standby ----------------------------------------------
+check "rewind exits 0" "$BIN" rewind "$P" --to-txid "$R" --standby-data "$T/old-host" --stream s
+check "the old primary is at txid $R" test "$(last_txid "$P")" = "$R"
+if [ "$OLD_LAST" -gt "$R" ]; then
+  check "the cut transactions are kept" test "$(wc -l <"$P/rewound/txids-$((R + 1))-$OLD_LAST.jsonl")" = \
+    "$((OLD_LAST - R))"
+fi
+RXA=$RX_PID
+PORTA=$RX_PORT
+start_receiver "$T/old-host" || exit 1
+ship "$D/streams/s" "$RX_PORT" s --exit-when-caught-up # the new primary's stream, onward
+check "the seeded stream accepts the new primary's history" wait "$SH_PID"
+check "the old primary's host follows as a standby" wait_applied "$T/old-host" s "$L" 20
+check "equal to the new primary" same_state "$P2" "$T/old-host/streams/s/standby"
+stop "$RX_PID"
+
+# ---- 4. a cascade of three ------------------------------------------------------------------------
+start_receiver "$T/b" && PB=$RX_PORT && RXB=$RX_PID
+start_receiver "$T/c" && PC=$RX_PORT && RXC=$RX_PID
+ship "$P2" "$PORTA" s
+SA=$SH_PID
+ship "$D/streams/s" "$PB" s
+SB=$SH_PID
+for i in $(seq 100); do [ -d "$T/b/streams/s" ] && break; sleep 0.05; done
+ship "$T/b/streams/s" "$PC" s
+SC=$SH_PID
+gen "$T/w3" 400 3
+"$BIN" exec "$P2" "$T/w3" >/dev/null 2>&1
+L=$(last_txid "$P2")
+check "cascade: C's standby reaches txid $L" wait_applied "$T/c" s "$L" 30
+check "cascade: A, B and C equal the primary" same_state "$P2" "$T/c/streams/s/standby"
+check "cascade: B too" same_state "$P2" "$T/b/streams/s/standby"
+check "cascade: B's and C's archives hold A's records" cmp -s <(archive_json "$D" s) <(archive_json "$T/c" s)
+kill9 "$SA"; kill9 "$SB"; kill9 "$SC"; stop "$RXB"; stop "$RXC"
+
+# ---- 5. randomized role switches ---------------------------------------------------------------
+# Two hosts' stores trade the primary role; receiver A holds stream s. Each
+# round: load on the primary, SIGKILL it at a random moment, stop the
+# receiver, promote, check the model (everything archived so far) is a
+# prefix of the new primary's log and the standby equals the new primary,
+# bring the old primary back (refused unless it had nothing extra), rewind it.
+CUR=$P2
+archive_json "$D" s >"$T/model"
+for round in $(seq "$ROUNDS"); do
+  ship "$CUR" "$PORTA" s
+  gen "$T/wr" $((2000 + RANDOM % 1000)) $((10 + round))
+  "$BIN" exec "$CUR" "$T/wr" >/dev/null 2>&1 &
+  EX=$!
+  pids+=("$EX")
+  sleep 0.$((2 + RANDOM % 7))
+  if [ $((RANDOM % 2)) -eq 0 ]; then # the link goes first: the primary commits what nobody archives
+    kill9 "$SH_PID"
+    sleep 0.$((1 + RANDOM % 3))
+    kill9 "$EX"
+  else # the host goes at once, or after the shipper caught up
+    kill9 "$EX"
+    [ $((RANDOM % 2)) -eq 0 ] && sleep 0.3
+    kill9 "$SH_PID"
+  fi
+  stop "$RXA"
+  R=$(durable_of "$D" s)
+  NEXT=$T/r$round
+  if ! "$BIN" promote --data "$D" --stream s --into "$NEXT" >/dev/null 2>>"$T/promote.err"; then
+    bad "round $round: promote failed"
+    break
+  fi
+  log_json "$NEXT" >"$T/now"
+  if [ "$(last_txid "$NEXT")" = "$R" ] && cmp -s "$T/model" <(head -n "$(wc -l <"$T/model")" "$T/now"); then
+    ok "round $round: promoted at txid $R, no archived transaction lost"
+  else
+    bad "round $round: promoted store holds $(last_txid "$NEXT"), archive $R, or lost records"
+  fi
+  cp "$T/now" "$T/model"
+  start_receiver "$D" || exit 1
+  RXA=$RX_PID
+  PORTA=$RX_PORT
+  check "round $round: the standby equals the new primary" wait_applied "$D" s "$R" 20
+  same_state "$NEXT" "$D/streams/s/standby" || bad "round $round: standby differs"
+  restart "$CUR"
+  OLD_LAST=$(last_txid "$CUR")
+  "$BIN" ship "$CUR" --to "127.0.0.1:$PORTA" --stream s --insecure --exit-when-caught-up >/dev/null 2>"$T/err"
+  rc=$?
+  if [ "$OLD_LAST" -gt "$R" ]; then
+    [ $rc -eq 1 ] && grep -q "diverged" "$T/err" && ok "round $round: old primary (txid $OLD_LAST) refused" ||
+      bad "round $round: old primary with txids past $R: exit $rc"
+  else
+    [ $rc -eq 1 ] && grep -q "behind" "$T/err" && ok "round $round: old primary without extra txids refused as behind" ||
+      bad "round $round: old primary at $OLD_LAST: exit $rc"
+  fi
+  "$BIN" rewind "$CUR" --to-txid "$R" >/dev/null 2>>"$T/rewind.err" ||
+    bad "round $round: rewind of the old primary failed"
+  same_state "$CUR" "$NEXT" || bad "round $round: the rewound old primary differs from the new one"
+  CUR=$NEXT
+done
+
+echo "e2e_failover: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

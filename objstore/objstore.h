@@ -30,6 +30,7 @@
 #ifndef SL_OBJSTORE_H
 #define SL_OBJSTORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +60,9 @@ typedef struct sl_objstore_options {
   int retries;              /* after the first try; 0: 4, < 0: none */
   uint64_t part_size;       /* multipart above this; 0: 16 MiB (min 5 MiB, S3's) */
   int timeout_ms;           /* one request without progress; 0: 30000 */
+  /* NULL, or set from any thread to end the transfer in progress and the
+   * retries: the call then fails with -ECANCELED. */
+  const atomic_bool *cancel;
 } sl_objstore_options;
 
 typedef struct sl_objstore sl_objstore;

@@ -43,6 +43,7 @@ struct sl_objstore {
   int retries;
   uint64_t part_size;
   int timeout_ms;
+  const atomic_bool *cancel;
 };
 
 /* ---- names ---------------------------------------------------------------------- */
@@ -172,6 +173,7 @@ int sl_objstore_open(const sl_objstore_options *o, sl_objstore **out) {
   s->retries = o->retries == 0 ? 4 : o->retries < 0 ? 0 : o->retries;
   s->part_size = o->part_size ? SL_MAX(o->part_size, PART_MIN) : PART_DEFAULT;
   s->timeout_ms = o->timeout_ms ? o->timeout_ms : 30000;
+  s->cancel = o->cancel;
   *out = s;
   return 0;
 }
@@ -255,6 +257,13 @@ static size_t on_write(char *src, size_t size, size_t n, void *arg) {
   b->p[b->len] = 0;
   return len;
 }
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+  (void)dt, (void)dn, (void)ut, (void)un;
+  return atomic_load((const atomic_bool *)arg) ? 1 : 0;
+}
+
+static bool cancelled(const sl_objstore *s) { return s->cancel && atomic_load(s->cancel); }
 
 static void header_value(const char *line, size_t len, char *out, size_t olen) {
   const char *v = memchr(line, ':', len);
@@ -358,6 +367,11 @@ static int request(sl_objstore *s, req *r) {
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    if (s->cancel) {
+      curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+      curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)s->cancel);
+    }
     if (!strcmp(r->method, "PUT")) {
       curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
@@ -387,6 +401,7 @@ static int request(sl_objstore *s, req *r) {
       return r->out_err;
     }
     bool retry;
+    if (cancelled(s)) return -ECANCELED;
     if (cc != CURLE_OK) {
       rc = -EIO;
       retry = true;
@@ -401,8 +416,8 @@ static int request(sl_objstore *s, req *r) {
       xml_get((const char *)r->resp.p, "Message", msg, sizeof msg, NULL);
       rc = status_code(r->status);
       retry = r->status >= 500;
-      /* a 404 is an answer, not a failure, for callers that look */
-      if ((!retry || attempt >= s->retries) && !(r->status == 404 && !strcmp(r->method, "HEAD")))
+      /* a 404 is an answer that callers name in their own words */
+      if ((!retry || attempt >= s->retries) && r->status != 404)
         sl_log_error("S3 %s %s/%s: HTTP %ld%s%s%s%s", r->method, s->bucket, r->key ? r->key : "", r->status,
                      *code ? " " : "", code, *msg ? ": " : "", msg);
     }
@@ -482,7 +497,10 @@ static int put_single(sl_objstore *s, const char *key, int fd, const void *data,
 
 static int multipart_abort(sl_objstore *s, const char *key, const char *query) {
   req r = req_init("DELETE", key, query);
+  const atomic_bool *cancel = s->cancel;
+  s->cancel = NULL; /* a stop still aborts what it leaves half sent */
   int rc = request(s, &r);
+  s->cancel = cancel;
   free(r.resp.p);
   if (rc == 0) sl_log_warn("S3 %s/%s: the multipart upload was aborted", s->bucket, key);
   return rc;

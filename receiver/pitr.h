@@ -107,6 +107,11 @@ typedef struct sl_restore_options {
   /* May be NULL. Set (e.g. by a signal handler) to stop between replay
    * groups: the restore then fails with -ECANCELED, leaving nothing. */
   const atomic_bool *cancel;
+  /* NULL, or (restore from object storage, receiver/s3.h) called before
+   * replay reads txid and whenever the archive has no further frame yet:
+   * returns 0 once the segment holding txid is in the archive. */
+  int (*archive_wait)(void *arg, uint64_t txid);
+  void *archive_wait_arg;
 } sl_restore_options;
 
 typedef struct sl_restore_result {

@@ -387,6 +387,8 @@ static int status_data(const char *data, const char *only, bool json) {
       status = CLI_FAIL;
       continue;
     }
+    sl_upload_status up;
+    sl_upload_status_read(data, names[i], &up);
     char sub[200];
     snprintf(sub, sizeof sub, "streams/%s/standby", names[i]);
     bool standby = access(cli_join(streams, sizeof streams, data, sub), F_OK) == 0;
@@ -409,6 +411,13 @@ static int status_data(const char *data, const char *only, bool json) {
                             "last_commit_us", (json_int_t)st.last_commit_us,
                             "reachable_time_us", (json_int_t)st.reachable_time_us,
                             "updated_us", (json_int_t)st.updated_us, "error", st.error);
+      if (up.present)
+        json_object_set_new(o, "upload",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "uploaded_txid", (json_int_t)up.uploaded_txid,
+                                      "lag_tx", (json_int_t)up.lag_tx, "pending_bytes", (json_int_t)up.pending_bytes,
+                                      "pending_files", (json_int_t)up.pending_files, "objects", (json_int_t)up.objects,
+                                      "bytes", (json_int_t)up.bytes, "updated_us", (json_int_t)up.updated_us,
+                                      "error", up.error));
       json_array_append_new(arr, o);
     } else {
       char applied[24];
@@ -416,6 +425,11 @@ static int status_data(const char *data, const char *only, bool json) {
       else snprintf(applied, sizeof applied, "-");
       print_row(names[i], st.state, st.peer, com, st.received, st.durable, applied, lag_tx,
                 lag_bytes, st.lag_ms, st.error);
+      if (up.present)
+        printf("  upload: object storage holds txids up to %" PRIu64 " (lag %" PRIu64 " tx, %" PRIu64
+               " bytes in %" PRIu64 " files to upload)%s%s\n",
+               up.uploaded_txid, up.lag_tx, up.pending_bytes, up.pending_files, up.error[0] ? "; error: " : "",
+               up.error);
     }
   }
   cli_free_names(names, n);

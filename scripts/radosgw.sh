@@ -11,6 +11,9 @@
 #   scripts/radosgw.sh env     # print the environment of the running one
 #   scripts/radosgw.sh stop    # kill every daemon of it, remove its folder
 #   scripts/radosgw.sh status  # exit 0 when its S3 endpoint answers
+#   scripts/radosgw.sh rgw-stop | rgw-start
+#                              # kill radosgw alone (SIGKILL) / start it
+#                              # again and wait until it answers (fault tests)
 #
 # The environment (also in $SL_RGW_DIR/env, for `source`):
 #   SL_S3_ENDPOINT=http://127.0.0.1:PORT  SL_S3_BUCKET=shiplog
@@ -160,7 +163,34 @@ EOF
   cat "$DIR/env"
 }
 
+rgw_pid() { daemon_pids | while read -r p; do [[ $(cat "/proc/$p/comm" 2>/dev/null) == radosgw ]] && echo "$p"; done; }
+
+rgw_stop() {
+  local p
+  p=$(rgw_pid)
+  [[ -n $p ]] && kill -9 $p
+  for _ in $(seq 50); do
+    answers || return 0
+    sleep 0.1
+  done
+  say "radosgw still answers"
+  return 1
+}
+
+rgw_start() {
+  [[ -f $CONF ]] || { say "no cluster in $DIR: use start"; return 1; }
+  [[ -z $(rgw_pid) ]] && radosgw -c "$CONF" -n client.rgw
+  for _ in $(seq 120); do
+    answers && return 0
+    sleep 0.25
+  done
+  say "radosgw does not answer on 127.0.0.1:$PORT"
+  return 1
+}
+
 case ${1:-} in
+rgw-stop) rgw_stop ;;
+rgw-start) rgw_start ;;
 start) start ;;
 stop) stop ;;
 env)
@@ -169,7 +199,7 @@ env)
   ;;
 status) answers ;;
 *)
-  echo "usage: $0 start|stop|env|status" >&2
+  echo "usage: $0 start|stop|env|status|rgw-stop|rgw-start" >&2
   exit 2
   ;;
 esac

@@ -181,16 +181,24 @@ bool cli_s3_given(int argc, char **argv) {
   return false;
 }
 
-int cli_dump_s3(int argc, char **argv) {
-  const char *url = NULL, *endpoint = NULL, *region = NULL, *tmpdir = getenv("TMPDIR");
-  char local[4096];
-  int n, fd;
-  snprintf(local, sizeof local, "%s/shiplog-dump-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-  if ((fd = mkstemp(local)) < 0) {
-    sl_log_error("%s: %s", local, strerror(errno));
+/* A scratch file for the transfer: $TMPDIR/shiplog-WHAT-XXXXXX. */
+static int scratch_file(const char *what, char *path, size_t len) {
+  const char *tmpdir = getenv("TMPDIR");
+  snprintf(path, len, "%s/shiplog-%s-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp", what);
+  int fd = mkstemp(path);
+  if (fd < 0) {
+    sl_log_error("%s: %s", path, strerror(errno));
     return CLI_FAIL;
   }
   close(fd);
+  return CLI_OK;
+}
+
+int cli_dump_s3(int argc, char **argv) {
+  const char *url = NULL, *endpoint = NULL, *region = NULL;
+  char local[4096];
+  int n;
+  if (scratch_file("dump", local, sizeof local)) return CLI_FAIL;
   char **v = rewrite(argc, argv, true, local, &url, &endpoint, &region, &n);
   int rc = v ? cmd_dump(n, v) : CLI_FAIL;
   if (rc == CLI_OK && url) {
@@ -203,15 +211,10 @@ int cli_dump_s3(int argc, char **argv) {
 }
 
 int cli_load_s3(int argc, char **argv) {
-  const char *url = NULL, *endpoint = NULL, *region = NULL, *tmpdir = getenv("TMPDIR");
+  const char *url = NULL, *endpoint = NULL, *region = NULL;
   char local[4096];
-  int n, fd;
-  snprintf(local, sizeof local, "%s/shiplog-load-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-  if ((fd = mkstemp(local)) < 0) {
-    sl_log_error("%s: %s", local, strerror(errno));
-    return CLI_FAIL;
-  }
-  close(fd);
+  int n;
+  if (scratch_file("load", local, sizeof local)) return CLI_FAIL;
   char **v = rewrite(argc, argv, false, local, &url, &endpoint, &region, &n);
   int rc = v ? CLI_OK : CLI_FAIL;
   if (rc == CLI_OK && url && sl_s3_get_path(url, endpoint, region, local)) rc = CLI_FAIL;

@@ -609,12 +609,20 @@ int sl_objstore_put_buf(sl_objstore *s, const char *key, const void *data, size_
 
 /* ---- HEAD, GET, DELETE, LIST ---------------------------------------------------------------- */
 
-int sl_objstore_head(sl_objstore *s, const char *key, sl_obj_info *out) {
+/* A request on KEY without a body either way. */
+static int bodiless(sl_objstore *s, const char *method, const char *key, req *r) {
   int rc = check_key(s, key);
   if (rc) return rc;
-  req r = req_init("HEAD", key, NULL);
-  rc = request(s, &r);
-  free(r.resp.p);
+  *r = req_init(method, key, NULL);
+  rc = request(s, r);
+  free(r->resp.p);
+  r->resp.p = NULL;
+  return rc;
+}
+
+int sl_objstore_head(sl_objstore *s, const char *key, sl_obj_info *out) {
+  req r;
+  int rc = bodiless(s, "HEAD", key, &r);
   if (rc) return rc;
   memset(out, 0, sizeof *out);
   out->size = r.length;
@@ -661,12 +669,8 @@ int sl_objstore_get_buf(sl_objstore *s, const char *key, size_t max, uint8_t **o
 }
 
 int sl_objstore_delete(sl_objstore *s, const char *key) {
-  int rc = check_key(s, key);
-  if (rc) return rc;
-  req r = req_init("DELETE", key, NULL);
-  rc = request(s, &r);
-  free(r.resp.p);
-  return rc;
+  req r;
+  return bodiless(s, "DELETE", key, &r);
 }
 
 void sl_objstore_free_list(char **keys, size_t n) {

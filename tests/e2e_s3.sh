@@ -55,23 +55,6 @@ s3curl() { # METHOD KEY [curl args...]: the object KEY of the bucket
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" "$SL_S3_ENDPOINT/$SL_S3_BUCKET/$k"
 }
 
-expect() { # expect STATUS DESCRIPTION CMD...: stdout in $T/out, stderr in $T/err
-  local want=$1 desc=$2
-  shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$desc"; else
-    bad "$desc (exit $got, want $want)"
-    sed 's/^/    err: /' "$T/err" | head -5
-  fi
-}
-contains() { # contains FILE TEXT DESCRIPTION
-  if grep -qF -- "$2" "$1"; then ok "$3"; else
-    bad "$3: '$2' not in $1"
-    sed 's/^/    | /' "$1" | tail -5
-  fi
-}
-
 start_receiver() { # DATA: sets RX_PID, RX_PORT
   local pf="$T/port.$RANDOM" p
   rm -f "$pf"

@@ -33,3 +33,19 @@ check() { # check DESCRIPTION CMD...: CMD's exit status decides
   if "$@"; then ok "$desc"; else bad "$desc"; fi
 }
 jqe() { jq -e "$@" >/dev/null; }
+expect() { # expect STATUS DESCRIPTION CMD...: stdout in $T/out, stderr in $T/err
+  local want=$1 desc=$2
+  shift 2
+  "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then ok "$desc"; else
+    bad "$desc (exit $got, want $want)"
+    sed 's/^/    err: /' "$T/err" | head -5
+  fi
+}
+contains() { # contains FILE TEXT DESCRIPTION
+  if grep -qF -- "$2" "$1"; then ok "$3"; else
+    bad "$3: '$2' not in $1"
+    sed 's/^/    | /' "$1" | tail -5
+  fi
+}

@@ -94,5 +94,9 @@ int sl_objstore_delete(sl_objstore *s, const char *key);
  * (sl_objstore_free_list). */
 int sl_objstore_list(sl_objstore *s, const char *prefix, char ***keys, size_t *n);
 void sl_objstore_free_list(char **keys, size_t n);
+/* Abort every unfinished multipart upload of a key under prefix (left by a
+ * process killed mid-upload, or by an abort the server did not take);
+ * *n (may be NULL) gets how many. */
+int sl_objstore_abort_uploads(sl_objstore *s, const char *prefix, size_t *n);
 
 #endif

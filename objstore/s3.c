@@ -729,3 +729,29 @@ int sl_objstore_list(sl_objstore *s, const char *prefix, char ***keys_out, size_
   *n_out = n;
   return 0;
 }
+
+int sl_objstore_abort_uploads(sl_objstore *s, const char *prefix, size_t *n_out) {
+  char query[2048], key[1024], id[512], abort_q[1024];
+  size_t n = 0;
+  char *pesc = curl_easy_escape(s->curl, prefix, 0);
+  if (!pesc) return -ENOMEM;
+  snprintf(query, sizeof query, "prefix=%s&uploads=", pesc);
+  curl_free(pesc);
+  req r = req_init("GET", NULL, query);
+  int rc = request(s, &r);
+  const char *p = (const char *)r.resp.p, *up;
+  while (rc == 0 && p && (up = strstr(p, "<Upload>"))) {
+    if (!xml_get(up, "Key", key, sizeof key, NULL) || !xml_get(up, "UploadId", id, sizeof id, &p)) break;
+    char *esc = curl_easy_escape(s->curl, id, 0);
+    if (!esc) {
+      rc = -ENOMEM;
+      break;
+    }
+    snprintf(abort_q, sizeof abort_q, "uploadId=%s", esc);
+    curl_free(esc);
+    if (sl_s3_key_valid(key) && (rc = multipart_abort(s, key, abort_q)) == 0) n++;
+  }
+  free(r.resp.p);
+  if (n_out) *n_out = n;
+  return rc;
+}

@@ -24,7 +24,8 @@
  * continues from it.
  *
  * UPLOAD (sl_uploader): one thread per receiver scans the streams once a
- * second. A segment is uploaded once a later segment exists and the
+ * second. Its first pass over a stream aborts any unfinished multipart
+ * upload under PREFIX/NAME/ (a receiver killed mid-upload leaves one). A segment is uploaded once a later segment exists and the
  * archive's durable mark lies past it (sealed and fsynced); a snapshot once
  * its *.snap name exists (written whole, fsynced, renamed). Each object is
  * PUT (multipart when large), then HEADed: its size and stored CRC32C must

@@ -47,6 +47,7 @@
 typedef struct upstream {
   char name[65];
   bool loaded;                   /* manifest read */
+  bool swept;                    /* unfinished multipart uploads aborted */
   sl_s3_manifest m;
   uint64_t retry_at_ns;
   int backoff_ms;
@@ -227,6 +228,11 @@ static int sync_stream(sl_uploader *u, upstream *st) {
   if ((rc = sl_log_read_durable_mark(archive, &durable)) == SL_ENOTFOUND) rc = 0;
   if (rc || (rc = sl__seg_store_id(segs[0].path, store_id))) goto out;
   if (!st->loaded && (rc = load_manifest(u, st, sdir, store_id))) goto out;
+  if (!st->swept) { /* what a killed receiver left half sent */
+    sl_s3_key(key, sizeof key, u->url.prefix, st->name, "", "");
+    if ((rc = sl_objstore_abort_uploads(u->s, key, NULL))) goto out;
+    st->swept = true;
+  }
   for (size_t i = 0; i < nseg; i++) {
     uint64_t up = st->m.nsegs ? st->m.segs[st->m.nsegs - 1].last_txid : 0;
     bool sealed = i + 1 < nseg && durable >= segs[i + 1].first_txid - 1;

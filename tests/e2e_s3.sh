@@ -4,6 +4,7 @@
 # already, and then stopped again), with real `shiplog` processes:
 #   1. a workload shipped to a receiver run with --archive-to: every sealed
 #      segment and snapshot reaches object storage; status shows the upload;
+#      a multipart upload left unfinished (as by a killed receiver) is aborted;
 #   2. restores from object storage alone (to random txids and times) equal
 #      the restores from the local archive and the model (the workload's
 #      lines applied with `shiplog exec`);
@@ -102,6 +103,9 @@ TS0=1704067200000000 STEP=250000
 "$GEN" --tx 6000 --ops-per-tx 1-6 --seed "$SEED" --nodes-first 50 --ts-start "$TS0" --ts-step "$STEP" >"$W"
 NLINES=$(wc -l <"$W")
 "$BIN" init "$P" >/dev/null
+# what a receiver killed in the middle of a multipart upload leaves behind
+s3curl POST "$PREFIX/s/archive/00000000000000000001.seg?uploads=" >"$T/mpu.xml"
+check "1: (an unfinished multipart upload is there)" grep -q "<UploadId>" "$T/mpu.xml"
 start_receiver "$D" || exit 1
 "$BIN" ship "$P" --to "127.0.0.1:$RX_PORT" --stream s --heartbeat-ms 200 --timeout-ms 3000 --backoff-max-ms 300 \
   --insecure 2>>"$T/ship.log" &
@@ -114,6 +118,8 @@ wait_for 60 "1: every sealed segment and snapshot is uploaded" caught_up
 L1=$(st upload.uploaded_txid)
 "$BIN" status --data "$D" >"$T/status.txt"
 contains "$T/status.txt" "upload: object storage holds txids up to $L1" "1: status shows the upload"
+s3curl GET "?prefix=$PREFIX/&uploads=" >"$T/mpu.xml"
+check "1: the receiver aborted the unfinished multipart upload" bash -c "! grep -q '<UploadId>' '$T/mpu.xml'"
 s3curl GET "$PREFIX/s/manifest.json" -o "$T/manifest.json"
 check "1: the manifest names every uploaded segment, contiguous from txid 1" \
   jqe --argjson l "$L1" '.segments[0].first_txid == 1 and .segments[-1].last_txid == $l and

@@ -231,7 +231,10 @@ static const char status_help[] =
     "\n"
     "  --data DIR     a receiver's data directory\n"
     "  --stream NAME  only this stream\n"
-    "  --json         one JSON object: {\"streams\": [...]} \n";
+    "  --json         one JSON object: {\"streams\": [...]} \n"
+    "\n"
+    "A receiver run with --archive-to also reports, per stream, the newest txid in\n"
+    "object storage, the upload lag and the last upload error (--json: \"upload\").\n";
 
 static int names_cmp(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);

@@ -312,7 +312,7 @@ static void pass(sl_uploader *u) {
     if (!sl_stream_name_valid(e->d_name)) continue;
     upstream *st = stream_of(u, e->d_name);
     if (!st || sl_mono_ns() < st->retry_at_ns) continue;
-    if (sync_stream(u, st)) {
+    if (sync_stream(u, st) && !atomic_load(&u->stop)) {
       st->backoff_ms = SL_MIN(SL_MAX(st->backoff_ms * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS);
       st->retry_at_ns = sl_mono_ns() + (uint64_t)st->backoff_ms * 1000000u;
       sl_log_warn("stream %s: upload to s3://%s/%s: %s; trying again in %d ms", st->name, u->url.bucket,

@@ -120,6 +120,10 @@ mon data = $DIR/mon/\$cluster-\$id
 [osd]
 osd data = $DIR/osd/\$cluster-\$id
 osd objectstore = bluestore
+# placed in the CRUSH map by this script: the OSD's own update at start races
+# its first monitor map ("wrong fsid") and then fails its start now and then
+osd crush update on start = false
+osd class update on start = false
 bluestore block create = true
 bluestore block size = 4294967296
 bluestore cache autotune = false
@@ -134,15 +138,17 @@ EOF
   ceph-authtool --create-keyring "$DIR/mon.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
   ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/mon.keyring" ||
     fail "ceph-mon --mkfs failed"
-  ceph-mon -c "$CONF" -i a || fail "ceph-mon did not start"
+  ceph-mon -c "$CONF" -i a 2>>"$DIR/log/daemons.err" || fail "ceph-mon did not start"
   local uuid id
   uuid=$(cat /proc/sys/kernel/random/uuid)
   id=$(timeout 60 ceph -c "$CONF" osd new "$uuid") || fail "ceph osd new failed (is the monitor up?)"
   mkdir -p "$DIR/osd/ceph-$id"
+  timeout 60 ceph -c "$CONF" osd crush add "osd.$id" 1.0 root=default >/dev/null 2>&1 ||
+    fail "ceph osd crush add failed"
   ceph-osd -c "$CONF" -i "$id" --mkfs --osd-uuid "$uuid" >"$DIR/log/osd-mkfs.out" 2>&1 ||
     fail "ceph-osd --mkfs failed: $(tail -3 "$DIR/log/osd-mkfs.out")"
-  ceph-osd -c "$CONF" -i "$id" || fail "ceph-osd did not start"
-  radosgw -c "$CONF" -n client.rgw || fail "radosgw did not start"
+  ceph-osd -c "$CONF" -i "$id" 2>>"$DIR/log/daemons.err" || fail "ceph-osd did not start"
+  radosgw -c "$CONF" -n client.rgw 2>>"$DIR/log/daemons.err" || fail "radosgw did not start"
   for _ in $(seq 240); do
     answers && break
     sleep 0.5
@@ -179,7 +185,7 @@ rgw_stop() {
 
 rgw_start() {
   [[ -f $CONF ]] || { say "no cluster in $DIR: use start"; return 1; }
-  [[ -z $(rgw_pid) ]] && radosgw -c "$CONF" -n client.rgw
+  [[ -z $(rgw_pid) ]] && radosgw -c "$CONF" -n client.rgw 2>>"$DIR/log/daemons.err"
   for _ in $(seq 120); do
     answers && return 0
     sleep 0.25

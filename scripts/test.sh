@@ -76,7 +76,7 @@ section "radosgw (scripts/radosgw.sh)"
 rgw_started=0
 if scripts/radosgw.sh status; then
   echo "radosgw: one runs already"
-elif scripts/radosgw.sh start >/dev/null; then
+elif scripts/radosgw.sh start >/dev/null || scripts/radosgw.sh start >/dev/null; then
   rgw_started=1
 else
   echo "radosgw: could not start; tests/e2e_s3.sh will try itself" >&2

@@ -36,7 +36,7 @@ e2e_begin e2e_s3
 
 started_rgw=0
 if ! "$RGW" status; then
-  "$RGW" start >"$T/rgw.env" 2>"$T/rgw.log" || { cat "$T/rgw.log"; echo "FAIL cannot start radosgw"; exit 1; }
+  { "$RGW" start || "$RGW" start; } >"$T/rgw.env" 2>"$T/rgw.log" || { cat "$T/rgw.log"; echo "FAIL cannot start radosgw"; exit 1; }
   started_rgw=1
 fi
 # shellcheck disable=SC1090

@@ -14,6 +14,9 @@
 #   scripts/radosgw.sh rgw-stop | rgw-start
 #                              # kill radosgw alone (SIGKILL) / start it
 #                              # again and wait until it answers (fault tests)
+#   scripts/radosgw.sh rgw-pause | rgw-resume
+#                              # SIGSTOP / SIGCONT radosgw: a server that
+#                              # accepts connections and answers nothing
 #
 # The environment (also in $SL_RGW_DIR/env, for `source`):
 #   SL_S3_ENDPOINT=http://127.0.0.1:PORT  SL_S3_BUCKET=shiplog
@@ -196,6 +199,8 @@ rgw_start() {
 
 case ${1:-} in
 rgw-stop) rgw_stop ;;
+rgw-pause) kill -STOP $(rgw_pid) ;;
+rgw-resume) kill -CONT $(rgw_pid) ;;
 rgw-start) rgw_start ;;
 start) start ;;
 stop) stop ;;
@@ -205,7 +210,7 @@ env)
   ;;
 status) answers ;;
 *)
-  echo "usage: $0 start|stop|env|status|rgw-stop|rgw-start" >&2
+  echo "usage: $0 start|stop|env|status|rgw-stop|rgw-start|rgw-pause|rgw-resume" >&2
   exit 2
   ;;
 esac

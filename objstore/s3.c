@@ -479,19 +479,24 @@ out:
   return rc;
 }
 
-static int put_single(sl_objstore *s, const char *key, int fd, const void *data, uint64_t len, const char *crc_hex) {
+/* One PUT of fd [off, off+len) (or data[0, len)) to key?query, with its
+ * Content-MD5; etag (may be NULL) gets the answer's ETag. */
+static int put_body(sl_objstore *s, const char *key, const char *query, int fd, const void *data, uint64_t off,
+                    uint64_t len, const char *crc_hex, char *etag, size_t etag_len) {
   char md5[32];
   int rc = 0;
   if (data) md5_b64(data, (size_t)len, md5);
-  else if ((rc = digest_range(fd, 0, len, md5, NULL))) return rc;
-  req r = req_init("PUT", key, NULL);
+  else if ((rc = digest_range(fd, off, len, md5, NULL))) return rc;
+  req r = req_init("PUT", key, query);
   r.in_fd = fd;
   r.data = data;
+  r.in_off = off;
   r.in_len = len;
   r.md5 = md5;
   r.crc_meta = crc_hex;
   rc = request(s, &r);
   free(r.resp.p);
+  if (etag) snprintf(etag, etag_len, "%s", r.etag);
   return rc;
 }
 
@@ -530,23 +535,13 @@ static int put_multipart(sl_objstore *s, const char *key, int fd, uint64_t size,
   }
   for (size_t i = 0; i < nparts; i++) {
     uint64_t off = i * s->part_size, len = SL_MIN(s->part_size, size - off);
-    char md5[32];
-    if ((rc = digest_range(fd, off, len, md5, NULL))) goto out;
     snprintf(query, sizeof query, "partNumber=%zu&uploadId=%s", i + 1, esc);
-    req p = req_init("PUT", key, query);
-    p.in_fd = fd;
-    p.in_off = off;
-    p.in_len = len;
-    p.md5 = md5;
-    rc = request(s, &p);
-    free(p.resp.p);
-    if (rc) goto out;
-    if (!p.etag[0]) {
+    if ((rc = put_body(s, key, query, fd, NULL, off, len, NULL, etags[i], sizeof etags[i]))) goto out;
+    if (!etags[i][0]) {
       sl_log_error("S3 PUT %s/%s part %zu: no ETag in the answer", s->bucket, key, i + 1);
       rc = SL_ECORRUPT;
       goto out;
     }
-    snprintf(etags[i], sizeof etags[i], "%s", p.etag);
   }
   size_t cap = 128 + nparts * 200, n = 0;
   if (!(xml = malloc(cap))) {
@@ -594,7 +589,7 @@ int sl_objstore_put_file(sl_objstore *s, const char *key, int fd, uint64_t size,
   }
   snprintf(crc_hex, sizeof crc_hex, "%08" PRIx32, crc);
   if (size > s->part_size) rc = put_multipart(s, key, fd, size, crc_hex);
-  else rc = put_single(s, key, fd, NULL, size, crc_hex);
+  else rc = put_body(s, key, NULL, fd, NULL, 0, size, crc_hex, NULL, 0);
   if (rc == 0 && crc_out) *crc_out = crc;
   return rc;
 }
@@ -604,7 +599,7 @@ int sl_objstore_put_buf(sl_objstore *s, const char *key, const void *data, size_
   int rc = check_key(s, key);
   if (rc) return rc;
   snprintf(crc_hex, sizeof crc_hex, "%08" PRIx32, sl_crc32c(0, data, len));
-  return put_single(s, key, -1, data ? data : "", len, crc_hex);
+  return put_body(s, key, NULL, -1, data ? data : "", 0, len, crc_hex, NULL, 0);
 }
 
 /* ---- HEAD, GET, DELETE, LIST ---------------------------------------------------------------- */

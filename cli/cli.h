@@ -44,6 +44,12 @@ int cli_log_diverged(const char *store, const char *data, const char *stream, bo
 int cli_dump_chain(int argc, char **argv);
 int cli_load_chain(int argc, char **argv);
 bool cli_option_given(int argc, char **argv, const char *name);
+/* Object storage (cli/cmd_s3.c): cmd_restore hands over on --from, cmd_dump
+ * and cmd_load when an argument is an s3:// URL (cli_s3_given). */
+int cli_restore_s3(int argc, char **argv);
+bool cli_s3_given(int argc, char **argv);
+int cli_dump_s3(int argc, char **argv);
+int cli_load_s3(int argc, char **argv);
 
 /* ---- options ------------------------------------------------------------------ */
 /* getopt_long over a subcommand's argv: long options, plus "-h" as 'h' (opts

@@ -43,7 +43,9 @@ static const char dump_help[] =
     "The file is lz4-compressed and checksummed (format: store/dump.h); it is\n"
     "written as FILE.tmp and renamed when complete, so a failed dump leaves no FILE.\n"
     "\n"
-    "  --to FILE         the backup file; '-' writes to standard output\n"
+    "  --to FILE         the backup file; '-' writes to standard output;\n"
+    "                    s3://BUCKET/KEY uploads it there once complete (checked by\n"
+    "                    size and CRC32C; --s3-endpoint URL, --s3-region R)\n"
     "  --since TIME      every transaction committed after TIME (ISO-8601 with a\n"
     "                    zone, or @SECONDS[.FRACTION])\n"
     "  --from-txid N     the transactions from txid N on (with --since: whichever\n"
@@ -58,6 +60,7 @@ static const char dump_help[] =
 
 int cmd_dump(int argc, char **argv) {
   if (cli_option_given(argc, argv, "chain")) return cli_dump_chain(argc, argv);
+  if (cli_s3_given(argc, argv)) return cli_dump_s3(argc, argv);
   static const struct option opts[] = {{"to", required_argument, NULL, 't'},
                                        {"since", required_argument, NULL, 's'},
                                        {"from-txid", required_argument, NULL, 'f'},
@@ -139,7 +142,8 @@ static const char load_help[] =
     "Usage: shiplog load FILE --into NEW_DIR [--quiet]\n"
     "       shiplog load FILE --onto STORE [--quiet]\n"
     "\n"
-    "Load a backup file written by shiplog dump.\n"
+    "Load a backup file written by shiplog dump. FILE may be s3://BUCKET/KEY\n"
+    "(fetched first, checked by size and CRC32C; --s3-endpoint URL, --s3-region R).\n"
     "\n"
     "--into NEW_DIR: a full dump becomes a new store in NEW_DIR (missing or empty)\n"
     "with the source's store id and graph; its log continues from the dump's\n"
@@ -165,6 +169,7 @@ static const char load_help[] =
 
 int cmd_load(int argc, char **argv) {
   if (cli_option_given(argc, argv, "chain")) return cli_load_chain(argc, argv);
+  if (cli_s3_given(argc, argv)) return cli_load_s3(argc, argv);
   static const struct option opts[] = {{"into", required_argument, NULL, 'i'},
                                        {"onto", required_argument, NULL, 'o'},
                                        {"quiet", no_argument, NULL, 'q'},

@@ -140,7 +140,11 @@ static const char restore_help[] =
     "                    a sealed archive and sealed snapshots\n"
     "\n"
     "The store is built beside the target and renamed into place when complete:\n"
-    "a failed or interrupted restore leaves nothing behind.\n";
+    "a failed or interrupted restore leaves nothing behind.\n"
+    "\n"
+    "From object storage alone (a receiver run with --archive-to):\n"
+    "  shiplog restore --from s3://BUCKET/PREFIX --stream NAME ... --into NEW_DIR\n"
+    "(see shiplog restore --from s3://x/y --help).\n";
 
 static atomic_bool restore_cancel;
 
@@ -170,6 +174,7 @@ static void replay_progress(void *arg, uint64_t done, uint64_t total) {
 }
 
 int cmd_restore(int argc, char **argv) {
+  if (cli_option_given(argc, argv, "from")) return cli_restore_s3(argc, argv);
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
                                        {"stream", required_argument, NULL, 's'},
                                        {"to-time", required_argument, NULL, 'T'},

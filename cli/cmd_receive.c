@@ -31,6 +31,7 @@
 #include "codec.h"
 #include "log.h"
 #include "receiver.h"
+#include "s3.h"
 #include "sl_base.h"
 #include "shipper.h"
 
@@ -78,6 +79,14 @@ static const char receive_help[] =
     "                       not in it is archive-only (ciphertext, no standby)\n"
     "  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics\n"
     "                       (port 0: any free port, logged with --verbose)\n"
+    "  --archive-to s3://BUCKET/PREFIX\n"
+    "                       also upload every sealed archive segment and every\n"
+    "                       snapshot there, verified (README \"Object storage\");\n"
+    "                       credentials from AWS_ACCESS_KEY_ID and\n"
+    "                       AWS_SECRET_ACCESS_KEY or ~/.aws/credentials\n"
+    "  --s3-endpoint URL    the S3 server (http(s)://HOST:PORT; path-style;\n"
+    "                       default $SL_S3_ENDPOINT)\n"
+    "  --s3-region R        the signing region (default $AWS_REGION or us-east-1)\n"
     "  --verbose            log connections and stream events\n"
     "  --config FILE        read options from FILE ('key = value' lines, keys named\n"
     "                       as the options; the command line wins)\n"
@@ -106,9 +115,13 @@ int cmd_receive(int argc, char **argv) {
                                        {"allow-root", no_argument, NULL, 'R'},
                                        {"verbose", no_argument, NULL, 'v'},
                                        {"metrics", required_argument, NULL, 'M'},
+                                       {"archive-to", required_argument, NULL, 'a'},
+                                       {"s3-endpoint", required_argument, NULL, 'e'},
+                                       {"s3-region", required_argument, NULL, 'g'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   const char *metrics = NULL, *key_file = NULL;
+  sl_upload_options uo = {0};
   sl_receiver_options ro = {.ready_fd = -1, .snapshot_after_bytes = 1ull << 30};
   const char *ready_file = NULL;
   bool allow_root = false;
@@ -159,12 +172,19 @@ int cmd_receive(int argc, char **argv) {
     case 'R': allow_root = true; break;
     case 'v': sl_log_set_verbose(true); break;
     case 'M': metrics = optarg; break;
+    case 'a': uo.url = optarg; break;
+    case 'e': uo.endpoint = optarg; break;
+    case 'g': uo.region = optarg; break;
     default: return cli_usage("receive", NULL);
     }
   }
   if (optind < argc) return cli_usage("receive", "unexpected argument '%s'", argv[optind]);
   if (!ro.listen) return cli_usage("receive", "--listen HOST:PORT is required");
   if (!ro.data_dir) return cli_usage("receive", "--data DIR is required");
+  sl_s3_url s3url;
+  if (uo.url && sl_s3_url_parse(uo.url, &s3url))
+    return cli_usage("receive", "--archive-to: '%s' is not s3://BUCKET[/PREFIX] (keys: [A-Za-z0-9._/-])", uo.url);
+  if ((uo.endpoint || uo.region) && !uo.url) return cli_usage("receive", "--s3-endpoint and --s3-region need --archive-to");
   char host[256], port[16];
   if (sl_hostport_parse(ro.listen, host, sizeof host, port, sizeof port))
     return cli_usage("receive", "--listen: '%s' is not HOST:PORT", ro.listen);
@@ -195,7 +215,14 @@ int cmd_receive(int argc, char **argv) {
   ro.metrics = d.metrics;
   ro.on_ready = cli_notify_ready;
   ro.ready_arg = (void *)"listening";
+  sl_uploader *up = NULL;
+  uo.data_dir = ro.data_dir;
+  if (uo.url && sl_upload_start(&uo, &up)) {
+    cli_daemon_stop(&d);
+    return CLI_FAIL;
+  }
   int rc = sl_receiver_run(&ro, stop);
+  sl_upload_stop(up);
   cli_daemon_stop(&d);
   sl_keyring_free(ro.keyring);
   return rc ? CLI_FAIL : CLI_OK;
@@ -214,7 +241,10 @@ static const char status_help[] =
     "\n"
     "  --data DIR     a receiver's data directory\n"
     "  --stream NAME  only this stream\n"
-    "  --json         one JSON object: {\"streams\": [...]} \n";
+    "  --json         one JSON object: {\"streams\": [...]} \n"
+    "\n"
+    "A receiver run with --archive-to also reports, per stream, the newest txid in\n"
+    "object storage, the upload lag and the last upload error (--json: \"upload\").\n";
 
 static int names_cmp(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -370,6 +400,8 @@ static int status_data(const char *data, const char *only, bool json) {
       status = CLI_FAIL;
       continue;
     }
+    sl_upload_status up;
+    sl_upload_status_read(data, names[i], &up);
     char sub[200];
     snprintf(sub, sizeof sub, "streams/%s/standby", names[i]);
     bool standby = access(cli_join(streams, sizeof streams, data, sub), F_OK) == 0;
@@ -392,6 +424,13 @@ static int status_data(const char *data, const char *only, bool json) {
                             "last_commit_us", (json_int_t)st.last_commit_us,
                             "reachable_time_us", (json_int_t)st.reachable_time_us,
                             "updated_us", (json_int_t)st.updated_us, "error", st.error);
+      if (up.present)
+        json_object_set_new(o, "upload",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "uploaded_txid", (json_int_t)up.uploaded_txid,
+                                      "lag_tx", (json_int_t)up.lag_tx, "pending_bytes", (json_int_t)up.pending_bytes,
+                                      "pending_files", (json_int_t)up.pending_files, "objects", (json_int_t)up.objects,
+                                      "bytes", (json_int_t)up.bytes, "updated_us", (json_int_t)up.updated_us,
+                                      "error", up.error));
       json_array_append_new(arr, o);
     } else {
       char applied[24];
@@ -399,6 +438,11 @@ static int status_data(const char *data, const char *only, bool json) {
       else snprintf(applied, sizeof applied, "-");
       print_row(names[i], st.state, st.peer, com, st.received, st.durable, applied, lag_tx,
                 lag_bytes, st.lag_ms, st.error);
+      if (up.present)
+        printf("  upload: object storage holds txids up to %" PRIu64 " (lag %" PRIu64 " tx, %" PRIu64
+               " bytes in %" PRIu64 " files to upload)%s%s\n",
+               up.uploaded_txid, up.lag_tx, up.pending_bytes, up.pending_files, up.error[0] ? "; error: " : "",
+               up.error);
     }
   }
   cli_free_names(names, n);

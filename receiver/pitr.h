@@ -109,6 +109,11 @@ typedef struct sl_restore_options {
    * groups: the restore then fails with -ECANCELED, leaving nothing. */
   const atomic_bool *cancel;
   sl_keyring *keyring;          /* opens sealed archive frames and snapshots */
+  /* NULL, or (restore from object storage, receiver/s3.h) called before
+   * replay reads txid and whenever the archive has no further frame yet:
+   * returns 0 once the segment holding txid is in the archive. */
+  int (*archive_wait)(void *arg, uint64_t txid);
+  void *archive_wait_arg;
 } sl_restore_options;
 
 typedef struct sl_restore_result {

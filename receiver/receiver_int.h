@@ -24,6 +24,7 @@
 
 #include "codec.h"
 #include "log.h"
+#include "pitr.h"
 #include "receiver.h"
 #include "store.h"
 
@@ -158,6 +159,17 @@ int sl__stream_lock(const char *snap_dir, bool exclusive, int *fd_out);
 /* The larger reachable_time_us of the stream's state and status files (0
  * when neither says). */
 uint64_t sl__stream_reachable_us(const char *stream_dir);
+/* restore.c, shared with restore_s3.c: TARGET is missing or an empty
+ * directory (else SL_EEXIST, logged); steps 3-4 of a restore into tmp. */
+int sl__restore_target_free(const char *dir);
+/* The store id in a segment file's header. */
+int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]);
+int sl__restore_build(const sl_restore_options *o, const char *archive, const uint8_t *store_id,
+                      const sl_snapshot *base, uint64_t txid, const char *tmp, sl_restore_result *res);
+/* upload.c: whether retention may remove the file at path of the stream in
+ * sdir: true when the stream is not archived to object storage, or when its
+ * upload is confirmed (listed in sdir/upload.json). */
+bool sl__upload_confirmed(const char *sdir, const char *path);
 
 /* ---- rx_metrics.c: Prometheus metrics (no-ops without opt.metrics) ------------------ */
 /* Register / unregister the collect callback (stop before closing streams). */

@@ -60,7 +60,7 @@ static char *fmt_time(uint64_t us, char *buf, size_t len) {
   return buf;
 }
 
-static int read_seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]) {
+int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]) {
   uint8_t b[SL_SEG_HEADER_SIZE];
   sl_seg_header h;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -110,7 +110,7 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
     rc = SL_ENOTFOUND;
     goto out;
   }
-  if ((rc = read_seg_store_id(segs[0].path, h->store_id))) {
+  if ((rc = sl__seg_store_id(segs[0].path, h->store_id))) {
     sl_log_error("%s: %s", segs[0].path, sl_strerror(rc));
     goto out;
   }
@@ -192,8 +192,7 @@ static int resolve(const sl_restore_options *o, const char *archive, const holdi
   return 0;
 }
 
-/* TARGET must be missing or an empty directory. */
-static int target_free(const char *dir) {
+int sl__restore_target_free(const char *dir) {
   struct stat sb;
   if (stat(dir, &sb)) return errno == ENOENT ? 0 : -errno;
   if (!S_ISDIR(sb.st_mode)) {
@@ -250,6 +249,15 @@ static int replay_flush(replayer *r, uint64_t last_txid) {
   return rc;
 }
 
+/* The next frame; with archive_wait (restore from object storage), the
+ * end of what has arrived waits for the segment holding the next txid. */
+static int next_frame(const sl_restore_options *o, sl_log_reader *rd, sl_frame *f, uint64_t next, uint64_t to) {
+  int rc;
+  while ((rc = sl_log_reader_next(rd, f)) == SL_EEND && o->archive_wait && next <= to)
+    if ((rc = o->archive_wait(o->archive_wait_arg, next))) break;
+  return rc;
+}
+
 /* Step 4: archive frames from..to into st. */
 static int replay(const sl_restore_options *o, const char *archive, sl_store *st, uint64_t from, uint64_t to,
                   sl_restore_result *res) {
@@ -267,9 +275,10 @@ static int replay(const sl_restore_options *o, const char *archive, sl_store *st
     rc = -ECANCELED;
     goto out;
   }
+  if (o->archive_wait && (rc = o->archive_wait(o->archive_wait_arg, from))) goto out;
   if ((rc = sl_log_reader_open(archive, from, &ro, &rd))) goto out;
   if (o->replay_progress) o->replay_progress(o->progress_arg, 0, total);
-  while ((rc = sl_log_reader_next(rd, &f)) == 0) {
+  while ((rc = next_frame(o, rd, &f, last + 1, to)) == 0) {
     if ((rc = sl_log_reader_open_frame(rd, o->keyring, &f))) goto out;
     if (f.txid != last + 1) {
       sl_log_error("%s: segment %" PRIu64 " offset %" PRIu64 ": txid %" PRIu64 ", expected %" PRIu64, archive,
@@ -321,9 +330,8 @@ out:
   return rc;
 }
 
-/* Steps 3-4 into tmp. */
-static int build(const sl_restore_options *o, const char *archive, const holdings *h, const sl_snapshot *base,
-                 uint64_t txid, const char *tmp, sl_restore_result *res) {
+int sl__restore_build(const sl_restore_options *o, const char *archive, const uint8_t *store_id,
+                      const sl_snapshot *base, uint64_t txid, const char *tmp, sl_restore_result *res) {
   sl_store *st = NULL;
   uint64_t t0 = sl_mono_ns();
   int rc;
@@ -335,7 +343,7 @@ static int build(const sl_restore_options *o, const char *archive, const holding
     res->commit_us = base->commit_us;
     snprintf(res->base_path, sizeof res->base_path, "%s", base->path);
   } else {
-    sl_store_options so = {.store_id = h->store_id, .first_txid = 1};
+    sl_store_options so = {.store_id = store_id, .first_txid = 1};
     rc = sl_store_create(tmp, &so);
   }
   if (rc || (rc = sl_store_open(tmp, 0, &st))) goto out;
@@ -408,10 +416,10 @@ int sl_restore(const sl_restore_options *o, sl_restore_result *res) {
   }
   if (access(snaps, F_OK) == 0 && (rc = sl__stream_lock(snaps, false, &lock))) goto out;
   if ((rc = read_holdings(sdir, o->stream, &h)) || (rc = resolve(o, archive, &h, &txid, &base))) goto out;
-  if (o->into && (rc = target_free(o->into))) goto out;
+  if (o->into && (rc = sl__restore_target_free(o->into))) goto out;
   if (o->in_place && (rc = check_in_place(o->in_place, &h, o->stream, &store_lock))) goto out;
   made = true;
-  if ((rc = build(o, archive, &h, base, txid, tmp, res))) goto out;
+  if ((rc = sl__restore_build(o, archive, h.store_id, base, txid, tmp, res))) goto out;
   res->txid = txid;
   if (o->into) {
     if (rename(tmp, o->into)) {

@@ -22,7 +22,9 @@
  * txid, oldest first so that segment numbers stay contiguous after each
  * unlink (store/log.h). The stream's snapshots folder is flock()ed: prune
  * takes it exclusively (and refuses to wait), restores share it, so a
- * restore never loses the files it chose halfway.
+ * restore never loses the files it chose halfway. A stream archived to
+ * object storage (receiver/s3.h) keeps every file whose upload is not
+ * confirmed yet, whatever the rules say.
  */
 #include "pitr.h"
 
@@ -358,7 +360,7 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
   uint64_t oldest_kept = 0;
   bool any_kept = false;
   for (size_t k = 0; k < n; k++) {
-    if (keep[k]) {
+    if (keep[k] || !sl__upload_confirmed(sdir, s[k].path)) { /* not yet in object storage */
       if (!any_kept) oldest_kept = s[k].txid;
       any_kept = true;
       out->snapshots_kept++;
@@ -381,7 +383,8 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
   uint64_t limit = SL_MIN(oldest_kept, standby_applied(standby));
   size_t removed = 0;
   /* Segment i holds txids first_i .. first_{i+1} - 1; the newest is never removed. */
-  while (removed + 1 < nseg && segs[removed + 1].first_txid - 1 <= limit) {
+  while (removed + 1 < nseg && segs[removed + 1].first_txid - 1 <= limit &&
+         sl__upload_confirmed(sdir, segs[removed].path)) {
     if (unlink(segs[removed].path) && errno != ENOENT) {
       rc = -errno;
       sl_log_error("%s: cannot remove: %s", segs[removed].path, sl_strerror(rc));

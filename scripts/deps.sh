@@ -17,13 +17,17 @@ set -euo pipefail
 # server that scrapes shiplog, systemd brings systemd-analyze. libssl-dev:
 # TLS (codec/tls.c); openssl makes the test and demo certificates; clang
 # and its sanitizer/libFuzzer runtimes (libclang-rt-14-dev) build the fuzz
-# targets (tests/fuzz/run.sh).
+# targets (tests/fuzz/run.sh). libcurl4-openssl-dev: the S3 client (objstore/,
+# AWS SigV4 signing built into libcurl); ceph-mon, ceph-osd, radosgw and
+# ceph-common: the real S3 server of the object-storage tests
+# (scripts/radosgw.sh).
 PACKAGES=(
   gcc make libc6-dev cmake pkg-config
   liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev libjansson-dev libcmocka-dev libinih-dev libssl-dev
   jq lmdb-utils openssl clang libclang-rt-14-dev
   curl prometheus systemd
+  libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common
 )
 
 installed() {

@@ -5,7 +5,9 @@
 #   1. installs missing dependencies (scripts/deps.sh)
 #   2. builds two trees: build/ (RelWithDebInfo with assertions) and
 #      build-asan/ (the same with -DSL_SANITIZE=ON: AddressSanitizer + UBSan)
-#   3. runs every test (cmocka units and tests/e2e_*.sh) with ctest in both
+#   3. runs every test (cmocka units and tests/e2e_*.sh) with ctest in both;
+#      one throw-away radosgw (scripts/radosgw.sh, ~20 s to start) serves the
+#      object-storage tests of both trees and is stopped at the end
 #   4. smoke-runs the benches briefly so they do not rot: bench_commit for
 #      0.5 s per run, and a bench_gen workload applied with shiplog exec and
 #      checked with shiplog verify (numbers are printed, never judged)
@@ -68,6 +70,18 @@ run_ctest() {
   fi
 }
 
+# The S3 server of tests/e2e_s3.sh and bench/s3, started once for both trees
+# (e2e_s3.sh starts its own when none runs, and stops only what it started).
+section "radosgw (scripts/radosgw.sh)"
+rgw_started=0
+if scripts/radosgw.sh status; then
+  echo "radosgw: one runs already"
+elif scripts/radosgw.sh start >/dev/null || scripts/radosgw.sh start >/dev/null; then
+  rgw_started=1
+else
+  echo "radosgw: could not start; tests/e2e_s3.sh will try itself" >&2
+fi
+
 section "build: $BUILD/"
 if build "$BUILD"; then
   section "tests: $BUILD/"
@@ -112,6 +126,17 @@ if [[ -x $BUILD/bench_commit && -x $BUILD/bench_gen && -x $BUILD/shiplog ]]; the
 else
   fail "bench smoke: $BUILD/bench_commit, bench_gen or shiplog missing"
 fi
+
+if [[ -x $BUILD/bench_s3 ]] && scripts/radosgw.sh status; then
+  # shellcheck disable=SC1090
+  if (source <(scripts/radosgw.sh env) && "$BUILD/bench_s3" --mib 8 --dir "$BUILD/bench-s3"); then
+    passed=$((passed + 1))
+  else
+    fail "bench_s3 smoke run failed"
+  fi
+  rm -rf "$BUILD/bench-s3"
+fi
+((rgw_started)) && scripts/radosgw.sh stop
 
 section "fuzz targets (tests/fuzz/run.sh)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-20} tests/fuzz/run.sh

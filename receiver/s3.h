@@ -1,0 +1,144 @@
+/*
+ * Off-site archive in object storage (README "Object storage"): a receiver
+ * uploads every sealed archive segment and every snapshot of its streams to
+ * s3://BUCKET/PREFIX, and a stream can be restored from there alone.
+ *
+ * LAYOUT under PREFIX (objects are the local files byte for byte: what
+ * is compressed or encrypted on disk stays so)
+ *   PREFIX/NAME/manifest.json          the stream's manifest (below)
+ *   PREFIX/NAME/archive/<20 digits>.seg   sealed archive segments
+ *   PREFIX/NAME/snapshots/<20 digits>.snap  base snapshots
+ *
+ * MANIFEST (JSON, version 1): what has been uploaded AND verified, so a
+ * reader trusts only objects it names:
+ *   {"version":1, "stream":NAME, "store_id":HEX32, "updated_us":N,
+ *    "segments":[{"name","bytes","crc32c":HEX8,"first_txid","last_txid",
+ *                 "first_commit_us","last_commit_us","next_commit_us"}...],
+ *    "snapshots":[{"name","bytes","crc32c","txid","commit_us","created_us"}...]}
+ * segments ascend and are contiguous (each starts where the previous one
+ * ended); next_commit_us is the commit time of the txid after the segment
+ * (the next segment's first), so every time before it is covered. The
+ * receiver keeps the same document in DIR/streams/NAME/upload.json
+ * (written atomically after the object store accepted it): retention
+ * (sl_prune_stream) removes only files it names, and a restarted receiver
+ * continues from it.
+ *
+ * UPLOAD (sl_uploader): one thread per receiver scans the streams once a
+ * second. Its first pass over a stream aborts any unfinished multipart
+ * upload under PREFIX/NAME/ (a receiver killed mid-upload leaves one). A segment is uploaded once a later segment exists and the
+ * archive's durable mark lies past it (sealed and fsynced); a snapshot once
+ * its *.snap name exists (written whole, fsynced, renamed). Each object is
+ * PUT (multipart when large), then HEADed: its size and stored CRC32C must
+ * be the file's; then the manifest is PUT and upload.json written. A
+ * failing object store never holds up the receiver: it keeps acknowledging
+ * from its disk, the uploader retries with backoff (1 s doubling to 30 s)
+ * and reports the lag in DIR/streams/NAME/upload-status (read by `shiplog
+ * status`), then catches up.
+ */
+#ifndef SL_RECEIVER_S3_H
+#define SL_RECEIVER_S3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "objstore.h"
+#include "pitr.h"
+
+#define SL_S3_MANIFEST_NAME "manifest.json"
+#define SL_S3_LOCAL_MANIFEST "upload.json"
+#define SL_S3_UPLOAD_STATUS "upload-status"
+
+typedef struct sl_s3_entry {
+  char name[64];                 /* file name: NNN.seg or NNN.snap */
+  uint64_t bytes;
+  uint32_t crc32c;
+  /* segments */
+  uint64_t first_txid, last_txid, first_commit_us, last_commit_us, next_commit_us;
+  /* snapshots */
+  uint64_t txid, commit_us, created_us;
+} sl_s3_entry;
+
+typedef struct sl_s3_manifest {
+  char stream[65];
+  uint8_t store_id[16];
+  uint64_t updated_us;
+  sl_s3_entry *segs, *snaps;     /* malloc'd (sl_s3_manifest_free) */
+  size_t nsegs, nsnaps;
+} sl_s3_manifest;
+
+/* Encode into a malloc'd NUL-terminated string. */
+int sl_s3_manifest_encode(const sl_s3_manifest *m, char **out);
+/* SL_ECORRUPT (logged, naming what) for anything that is not a version 1
+ * manifest with ascending, contiguous segments. */
+int sl_s3_manifest_decode(const char *text, size_t len, sl_s3_manifest *out);
+void sl_s3_manifest_free(sl_s3_manifest *m);
+/* Append a copy of e (segments must continue the last one). */
+int sl_s3_manifest_add(sl_s3_manifest *m, bool segment, const sl_s3_entry *e);
+
+/* KEY of a stream's object under PREFIX ("" for the manifest's own name). */
+void sl_s3_key(char *out, size_t len, const char *prefix, const char *stream, const char *sub,
+               const char *name);
+
+/* ---- the receiver's uploader ---------------------------------------------- */
+typedef struct sl_upload_options {
+  const char *data_dir;
+  const char *url;               /* s3://BUCKET/PREFIX */
+  const char *endpoint, *region; /* NULL: objstore.h's environment */
+  int scan_ms;                   /* 0: 1000 */
+} sl_upload_options;
+
+typedef struct sl_uploader sl_uploader;
+/* Check the URL and the credentials, start the thread. */
+int sl_upload_start(const sl_upload_options *o, sl_uploader **out);
+/* Stop after the object in progress (a multipart upload is aborted). */
+void sl_upload_stop(sl_uploader *u);
+
+/* What DIR/streams/NAME/upload-status says (all 0 when absent). */
+typedef struct sl_upload_status {
+  bool present;
+  uint64_t uploaded_txid;        /* the newest txid in object storage */
+  uint64_t lag_tx;               /* durable - uploaded */
+  uint64_t pending_bytes;        /* local files not yet uploaded */
+  uint64_t pending_files;
+  uint64_t objects, bytes;       /* uploaded since start */
+  uint64_t updated_us;
+  char error[256];
+} sl_upload_status;
+int sl_upload_status_read(const char *data_dir, const char *stream, sl_upload_status *out);
+
+/* ---- restore from object storage ---------------------------------------------- */
+typedef struct sl_s3_restore_options {
+  const char *url, *endpoint, *region;
+  const char *stream;
+  bool by_time;
+  uint64_t time_us, txid;
+  const char *into;              /* missing or empty */
+  int parallel;                  /* concurrent fetches; 0: 4 */
+  sl_keyring *keyring;           /* opens sealed segments and snapshots */
+  /* NULL, or called as objects arrive (bytes fetched of the total) and as
+   * transactions are replayed (restore options' replay_progress) */
+  void (*fetch_progress)(void *arg, uint64_t done, uint64_t total);
+  sl_dump_progress_fn replay_progress;
+  void *progress_arg;
+} sl_s3_restore_options;
+
+typedef struct sl_s3_restore_result {
+  sl_restore_result r;
+  uint64_t fetched_bytes, fetched_objects;
+  uint64_t total_ns;
+} sl_s3_restore_result;
+
+/* Like sl_restore (pitr.h) into INTO, from the manifest's objects alone:
+ * fetches the base and the segments with `parallel` connections into a
+ * scratch folder beside INTO while the base loads and the segments replay
+ * in order. A missing object, or one whose size or CRC32C differs from the
+ * manifest, fails the restore naming its key (SL_ENOTFOUND, SL_ECORRUPT). */
+int sl_restore_s3(const sl_s3_restore_options *o, sl_s3_restore_result *out);
+
+/* `dump --to s3://` and `load s3://`: one file as one object (KEY = the
+ * URL's whole path) and back, checked by size and CRC32C. */
+int sl_s3_put_path(const char *url, const char *endpoint, const char *region, const char *path);
+int sl_s3_get_path(const char *url, const char *endpoint, const char *region, const char *path);
+
+#endif

@@ -1,0 +1,236 @@
+/*
+ * s3_manifest.c: the per-stream manifest of the object-storage archive
+ * (receiver/s3.h gives the format) as JSON through jansson, object keys,
+ * and the one-file transfers behind `dump --to s3://` and `load s3://`.
+ *
+ * Decoding is strict: a manifest is what a restore trusts, so a field of the
+ * wrong type, a segment that does not continue the previous one or a name
+ * that is not a plain file name is SL_ECORRUPT rather than guessed at.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "s3.h"
+#include "sl_base.h"
+
+void sl_s3_key(char *out, size_t len, const char *prefix, const char *stream, const char *sub, const char *name) {
+  snprintf(out, len, "%s%s%s/%s%s%s", prefix, *prefix ? "/" : "", stream, sub, *sub ? "/" : "", name);
+}
+
+void sl_s3_manifest_free(sl_s3_manifest *m) {
+  free(m->segs);
+  free(m->snaps);
+  m->segs = m->snaps = NULL;
+  m->nsegs = m->nsnaps = 0;
+}
+
+int sl_s3_manifest_add(sl_s3_manifest *m, bool segment, const sl_s3_entry *e) {
+  sl_s3_entry **v = segment ? &m->segs : &m->snaps;
+  size_t *n = segment ? &m->nsegs : &m->nsnaps;
+  if (segment && *n && e->first_txid != (*v)[*n - 1].last_txid + 1) return SL_EGAP;
+  sl_s3_entry *p = realloc(*v, (*n + 1) * sizeof *p);
+  if (!p) return -ENOMEM;
+  p[(*n)++] = *e;
+  *v = p;
+  return 0;
+}
+
+static void hex(const uint8_t *b, size_t n, char *out) {
+  for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+int sl_s3_manifest_encode(const sl_s3_manifest *m, char **out) {
+  char id[33], crc[9];
+  json_t *segs = json_array(), *snaps = json_array();
+  hex(m->store_id, 16, id);
+  for (size_t i = 0; i < m->nsegs; i++) {
+    const sl_s3_entry *e = &m->segs[i];
+    snprintf(crc, sizeof crc, "%08" PRIx32, e->crc32c);
+    json_array_append_new(segs, json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "name", e->name, "bytes",
+                                          (json_int_t)e->bytes, "crc32c", crc, "first_txid",
+                                          (json_int_t)e->first_txid, "last_txid", (json_int_t)e->last_txid,
+                                          "first_commit_us", (json_int_t)e->first_commit_us, "last_commit_us",
+                                          (json_int_t)e->last_commit_us, "next_commit_us",
+                                          (json_int_t)e->next_commit_us));
+  }
+  for (size_t i = 0; i < m->nsnaps; i++) {
+    const sl_s3_entry *e = &m->snaps[i];
+    snprintf(crc, sizeof crc, "%08" PRIx32, e->crc32c);
+    json_array_append_new(snaps, json_pack("{s:s,s:I,s:s,s:I,s:I,s:I}", "name", e->name, "bytes",
+                                           (json_int_t)e->bytes, "crc32c", crc, "txid", (json_int_t)e->txid,
+                                           "commit_us", (json_int_t)e->commit_us, "created_us",
+                                           (json_int_t)e->created_us));
+  }
+  json_t *o = json_pack("{s:i,s:s,s:s,s:I,s:o,s:o}", "version", 1, "stream", m->stream, "store_id", id,
+                        "updated_us", (json_int_t)m->updated_us, "segments", segs, "snapshots", snaps);
+  *out = o ? json_dumps(o, JSON_INDENT(1)) : NULL;
+  json_decref(o);
+  return *out ? 0 : -ENOMEM;
+}
+
+static bool plain_name(const char *s, const char *suffix) {
+  size_t n = strlen(s), sl = strlen(suffix);
+  return n > sl && n < 64 && strcmp(s + n - sl, suffix) == 0 && strspn(s, "0123456789") == n - sl;
+}
+
+static int decode_entry(json_t *j, bool segment, sl_s3_entry *e) {
+  const char *name = NULL, *crc = NULL;
+  json_int_t v[6] = {0};
+  json_error_t err;
+  int rc = segment ? json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "name", &name,
+                                    "bytes", &v[0], "crc32c", &crc, "first_txid", &v[1], "last_txid", &v[2],
+                                    "first_commit_us", &v[3], "last_commit_us", &v[4], "next_commit_us", &v[5])
+                   : json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s:I,s:s,s:I,s:I,s:I}", "name", &name, "bytes",
+                                    &v[0], "crc32c", &crc, "txid", &v[1], "commit_us", &v[2], "created_us", &v[3]);
+  if (rc) {
+    sl_log_error("manifest: a %s entry: %s", segment ? "segment" : "snapshot", err.text);
+    return SL_ECORRUPT;
+  }
+  char *end;
+  memset(e, 0, sizeof *e);
+  for (size_t i = 0; i < SL_ARRAY_LEN(v); i++)
+    if (v[i] < 0) return SL_ECORRUPT;
+  if (!plain_name(name, segment ? ".seg" : ".snap") || strlen(crc) != 8) {
+    sl_log_error("manifest: entry %s: not a %s file name or checksum", name, segment ? "segment" : "snapshot");
+    return SL_ECORRUPT;
+  }
+  e->crc32c = (uint32_t)strtoul(crc, &end, 16);
+  if (*end) return SL_ECORRUPT;
+  snprintf(e->name, sizeof e->name, "%s", name);
+  e->bytes = (uint64_t)v[0];
+  if (segment) {
+    e->first_txid = (uint64_t)v[1], e->last_txid = (uint64_t)v[2];
+    e->first_commit_us = (uint64_t)v[3], e->last_commit_us = (uint64_t)v[4], e->next_commit_us = (uint64_t)v[5];
+    if (e->last_txid < e->first_txid) return SL_ECORRUPT;
+  } else {
+    e->txid = (uint64_t)v[1], e->commit_us = (uint64_t)v[2], e->created_us = (uint64_t)v[3];
+  }
+  return 0;
+}
+
+int sl_s3_manifest_decode(const char *text, size_t len, sl_s3_manifest *m) {
+  json_error_t err;
+  json_t *o = json_loadb(text, len, 0, &err), *segs = NULL, *snaps = NULL;
+  const char *stream = NULL, *id = NULL;
+  json_int_t version = 0, updated = 0;
+  int rc = SL_ECORRUPT;
+  memset(m, 0, sizeof *m);
+  if (!o) {
+    sl_log_error("manifest: not JSON: %s (line %d)", err.text, err.line);
+    return SL_ECORRUPT;
+  }
+  if (json_unpack_ex(o, &err, 0, "{s:I,s:s,s:s,s:I,s:o,s:o}", "version", &version, "stream", &stream, "store_id",
+                     &id, "updated_us", &updated, "segments", &segs, "snapshots", &snaps)) {
+    sl_log_error("manifest: %s", err.text);
+    goto out;
+  }
+  if (version != 1) {
+    sl_log_error("manifest: version %lld (this shiplog reads version 1)", (long long)version);
+    rc = SL_EVERSION;
+    goto out;
+  }
+  if (!json_is_array(segs) || !json_is_array(snaps) || strlen(id) != 32 || strlen(stream) >= sizeof m->stream)
+    goto out;
+  for (int i = 0; i < 16; i++) {
+    unsigned b;
+    if (sscanf(id + 2 * i, "%2x", &b) != 1) goto out;
+    m->store_id[i] = (uint8_t)b;
+  }
+  snprintf(m->stream, sizeof m->stream, "%s", stream);
+  m->updated_us = (uint64_t)updated;
+  size_t i;
+  json_t *j;
+  json_array_foreach(segs, i, j) {
+    sl_s3_entry e;
+    if ((rc = decode_entry(j, true, &e))) goto out;
+    if ((rc = sl_s3_manifest_add(m, true, &e))) {
+      if (rc == SL_EGAP) sl_log_error("manifest: segment %s does not continue the one before it", e.name);
+      rc = rc == SL_EGAP ? SL_ECORRUPT : rc;
+      goto out;
+    }
+  }
+  json_array_foreach(snaps, i, j) {
+    sl_s3_entry e;
+    if ((rc = decode_entry(j, false, &e)) || (rc = sl_s3_manifest_add(m, false, &e))) goto out;
+  }
+  rc = 0;
+out:
+  json_decref(o);
+  if (rc) sl_s3_manifest_free(m);
+  return rc;
+}
+
+/* ---- one file as one object ------------------------------------------------------------ */
+
+static int open_url(const char *url, const char *endpoint, const char *region, sl_objstore **s, sl_s3_url *u) {
+  if (sl_s3_url_parse(url, u) || !u->prefix[0]) {
+    sl_log_error("%s: not s3://BUCKET/KEY (keys: [A-Za-z0-9._/-])", url);
+    return SL_EINVAL;
+  }
+  return sl_objstore_open(&(sl_objstore_options){.endpoint = endpoint, .region = region, .bucket = u->bucket}, s);
+}
+
+int sl_s3_put_path(const char *url, const char *endpoint, const char *region, const char *path) {
+  sl_objstore *s = NULL;
+  sl_s3_url u;
+  sl_obj_info info;
+  struct stat st;
+  uint32_t crc = 0;
+  int fd = -1, rc = open_url(url, endpoint, region, &s, &u);
+  if (rc) return rc;
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st)) {
+    rc = -errno;
+    sl_log_error("%s: %s", path, sl_strerror(rc));
+    goto out;
+  }
+  if ((rc = sl_objstore_put_file(s, u.prefix, fd, (uint64_t)st.st_size, &crc)) ||
+      (rc = sl_objstore_head(s, u.prefix, &info)))
+    goto out;
+  if (info.size != (uint64_t)st.st_size || !info.has_crc || info.crc32c != crc) {
+    sl_log_error("%s: after the upload the object holds %" PRIu64 " bytes (CRC32C %08" PRIx32
+                 "), the file %lld (%08" PRIx32 ")",
+                 url, info.size, info.crc32c, (long long)st.st_size, crc);
+    rc = SL_ECORRUPT;
+  }
+out:
+  if (fd >= 0) close(fd);
+  sl_objstore_close(s);
+  return rc;
+}
+
+int sl_s3_get_path(const char *url, const char *endpoint, const char *region, const char *path) {
+  sl_objstore *s = NULL;
+  sl_s3_url u;
+  sl_obj_info info;
+  uint64_t size = 0;
+  uint32_t crc = 0;
+  int fd = -1, rc = open_url(url, endpoint, region, &s, &u);
+  if (rc) return rc;
+  if ((rc = sl_objstore_head(s, u.prefix, &info))) {
+    if (rc == SL_ENOTFOUND) sl_log_error("%s: no such object", url);
+    goto out;
+  }
+  if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+    rc = -errno;
+    sl_log_error("%s: %s", path, sl_strerror(rc));
+    goto out;
+  }
+  if ((rc = sl_objstore_get_file(s, u.prefix, fd, &size, &crc))) goto out;
+  if (size != info.size || (info.has_crc && crc != info.crc32c)) {
+    sl_log_error("%s: the object is damaged: %" PRIu64 " bytes with CRC32C %08" PRIx32 ", stored as %" PRIu64
+                 " with %08" PRIx32,
+                 url, size, crc, info.size, info.crc32c);
+    rc = SL_ECORRUPT;
+  }
+out:
+  if (fd >= 0) close(fd);
+  sl_objstore_close(s);
+  return rc;
+}

@@ -299,6 +299,14 @@ static int wcommit(sl__wctx *w) {
 
 /* ---- writer.lock ------------------------------------------------------------------ */
 static void read_boot_id(char *out, size_t n) {
+#ifdef SL_FAULT_INJECTION
+  /* Tests simulate a reboot after a simulated power loss (SL_FAULT_CRASH). */
+  const char *fake = getenv("SL_TEST_BOOT_ID");
+  if (fake && *fake) {
+    snprintf(out, n, "%s", fake);
+    return;
+  }
+#endif
   /* Plain read(): /proc files report size 0. */
   char buf[64];
   int fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
@@ -316,8 +324,10 @@ static void read_boot_id(char *out, size_t n) {
 static int lock_state_write(sl_store *st, const char *state) {
   char buf[128];
   int n = snprintf(buf, sizeof buf, "%s\n", state);
-  int rc = sl_pwrite_all(st->lock_fd, buf, (size_t)n, 0);
-  if (!rc && (ftruncate(st->lock_fd, n) || fdatasync(st->lock_fd))) rc = -errno;
+  int rc = sl_fault(SL_FAULT_STORE_LOCK);
+  if (!rc) rc = sl_pwrite_all(st->lock_fd, buf, (size_t)n, 0);
+  if (!rc && ftruncate(st->lock_fd, n)) rc = -errno;
+  if (!rc) rc = sl_fdatasync(st->lock_fd);
   if (rc) sl_log_error("%s/writer.lock: %s", st->dir, sl_strerror(rc));
   return rc;
 }

@@ -199,6 +199,7 @@ static void __attribute__((noreturn)) crash(enum sl_fault_point point, int code)
                    (int)point, code == SL_FAULT_TEAR ? "tear" : "drop", ntrk);
   if (write(STDERR_FILENO, msg, (size_t)n) < 0) { /* nothing to do */
   }
+  __atomic_store_n(&tracking, false, __ATOMIC_RELEASE); /* our own restores are not tracked */
   for (size_t i = 0; i < ntrk; i++) {
     struct tracked *t = &trk[i];
     struct stat st;

@@ -17,13 +17,16 @@ set -euo pipefail
 # server that scrapes shiplog, systemd brings systemd-analyze. libssl-dev:
 # TLS (codec/tls.c); openssl makes the test and demo certificates; clang
 # and its sanitizer/libFuzzer runtimes (libclang-rt-14-dev) build the fuzz
-# targets (tests/fuzz/run.sh).
+# targets (tests/fuzz/run.sh). Fault tests (tests/e2e_partition.sh,
+# e2e_fulldisk.sh, e2e_nemesis.sh): iproute2 (ip netns), nftables (silent
+# drops), e2fsprogs and util-linux (loop-mounted ext4 file systems).
 PACKAGES=(
   gcc make libc6-dev cmake pkg-config
   liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev libjansson-dev libcmocka-dev libinih-dev libssl-dev
   jq lmdb-utils openssl clang libclang-rt-14-dev
   curl prometheus systemd
+  iproute2 nftables e2fsprogs util-linux
 )
 
 installed() {

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Network faults between a shipper and its receiver, both inside a network
+# namespace this test creates (on its loopback), the shipper dialling the
+# receiver through tests/netproxy (the slow-link proxy):
+#   1. a silent partition (nftables drops every packet, no RST): both sides
+#      notice through heartbeats within their --timeout-ms, `status` shows
+#      it on both; commits go on meanwhile; after the heal the shipper
+#      reconnects with backoff and resumes at the durable txid;
+#   2. a connection reset (the proxy closes with RST): reconnected, resumed;
+#   3. a slow link (100 ms one way, 256 KB/s): shipping completes.
+# After each, the standby equals the primary (canonical exports). Root and
+# working namespaces needed (else skip, 77). SL_SEED=N replays.
+set -u
+
+BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
+BUILD=${SL_BUILD:-$(dirname "$BIN")}
+GEN=$BUILD/bench_gen PROXY=$BUILD/netproxy
+[ "$(id -u)" -eq 0 ] || { echo "skip: needs root (ip netns, nft)"; exit 77; }
+for t in "$GEN" "$PROXY"; do [ -x "$t" ] || { echo "skip: no $t"; exit 77; }; done
+for c in ip nft nsenter jq; do command -v $c >/dev/null || { echo "skip: $c is not installed"; exit 77; }; done
+. "$(dirname "$0")/lib_e2e.sh"
+e2e_begin e2e_partition
+e2e_netns || { echo "skip: ip netns does not work here"; exit 77; }
+ip netns exec "$NS" nft list tables >/dev/null 2>&1 || { echo "skip: nftables does not work in a namespace"; exit 77; }
+INNS=(nsenter --net="/run/netns/$NS") # execs the program (no fork): $! is its pid
+now_ms() { date +%s%3N; }
+
+RXPORT=7001 PXPORT=7002 TIMEOUT=1500
+P=$T/primary D=$T/data
+"$BIN" init "$P" --segment-size 1M >/dev/null
+"${INNS[@]}" "$BIN" receive --listen 127.0.0.1:$RXPORT --data "$D" --insecure --allow-root \
+  --heartbeat-ms 200 --timeout-ms $TIMEOUT --verbose 2>>"$T/rx.log" &
+pids+=($!)
+start_proxy() { # start_proxy [netproxy options]: sets PX_PID
+  "${INNS[@]}" "$PROXY" --listen 127.0.0.1:$PXPORT --to 127.0.0.1:$RXPORT "$@" 2>>"$T/proxy.log" &
+  PX_PID=$!
+  pids+=("$PX_PID")
+  sleep 0.2
+}
+start_proxy
+"${INNS[@]}" "$BIN" ship "$P" --to 127.0.0.1:$PXPORT --stream s --insecure --heartbeat-ms 200 \
+  --timeout-ms $TIMEOUT --backoff-max-ms 500 --verbose 2>>"$T/ship.log" &
+pids+=($!)
+commit() { # commit N CHUNK: N more transactions on the primary
+  e2e_gen "$T/w$2" "$1" "$2" && "$BIN" exec "$P" "$T/w$2" >/dev/null
+}
+caught_up() { # caught_up WHAT: the standby applies everything and equals the primary
+  local l
+  l=$(e2e_last_txid "$P")
+  check "$1: the standby applies up to $l" e2e_wait_applied "$D" s "$l" 60
+  check "$1: the standby equals the primary" e2e_same_export "$P" "$D/streams/s/standby"
+}
+ship_state() { "$BIN" status "$P" --json 2>/dev/null | jq -r '.streams[0].state // empty'; }
+# wait_for SECONDS CMD...: until CMD succeeds; prints the wait in ms
+wait_for() {
+  local limit=$1 t0 i
+  shift
+  t0=$(now_ms)
+  for ((i = 0; i < limit * 20; i++)); do
+    if "$@"; then WAITED=$(($(now_ms) - t0)); return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+commit 500 1
+caught_up "0. before any fault"
+
+# ---- 1. a silent partition --------------------------------------------------------------
+e2e_cut $PXPORT
+t0=$(now_ms)
+rx_gone() { [ "$(e2e_rx_json "$D" s state)" = disconnected ]; }
+sh_gone() { [ "$(ship_state)" != streaming ]; }
+if wait_for 20 rx_gone; then
+  ok "1: the receiver notices the silent partition ($(($(now_ms) - t0)) ms; --timeout-ms $TIMEOUT)"
+else bad "1: the receiver notices the silent partition"; fi
+if wait_for 20 sh_gone; then
+  ok "1: the shipper notices it too ($(($(now_ms) - t0)) ms), status says $(ship_state)"
+else bad "1: the shipper notices the silent partition"; fi
+"$BIN" status "$P" --json >"$T/st.json"
+check "1: the shipper's status names the error" jqe '.streams[0].error | length > 0' "$T/st.json"
+jq -r '.streams[0] | "    shipper: \(.state): \(.error)"' "$T/st.json"
+commit 500 2 # meanwhile the primary commits on
+sleep 1
+check "1: nothing reaches the standby while cut" [ "$(e2e_rx_json "$D" s applied)" -lt "$(e2e_last_txid "$P")" ]
+e2e_heal
+t0=$(now_ms)
+caught_up "1: after the heal"
+echo "    resumed and caught up $(($(now_ms) - t0)) ms after the heal"
+check "1: the shipper reconnected and resumed at the durable txid" grep -q "from txid [1-9]" "$T/ship.log"
+
+# ---- 2. a connection reset -------------------------------------------------------------------
+before=$(grep -c "shipping stream s" "$T/ship.log")
+commit 300 3 &
+wpid=$!
+sleep 0.3
+kill -USR1 "$PX_PID"
+wait "$wpid"
+caught_up "2: after a reset"
+check "2: the shipper reconnected after the reset" [ "$(grep -c "shipping stream s" "$T/ship.log")" -gt "$before" ]
+
+# ---- 3. a slow link ---------------------------------------------------------------------------
+kill -9 "$PX_PID"
+wait "$PX_PID" 2>/dev/null
+start_proxy --delay-ms 100 --rate 262144
+t0=$(now_ms)
+commit 1000 4
+caught_up "3: over a 100 ms, 256 KB/s link"
+echo "    1000 transactions shipped over the slow link in $(($(now_ms) - t0)) ms"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

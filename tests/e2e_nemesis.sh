@@ -45,7 +45,7 @@ fi
 mkdir -p "$T/pm" "$T/rm"
 if [ "$(id -u)" -eq 0 ] && command -v mkfs.ext4 >/dev/null; then
   for fs in pm rm; do
-    truncate -s 64M "$T/$fs.img" && mkfs.ext4 -q -m 0 "$T/$fs.img" && mount -o loop "$T/$fs.img" "$T/$fs" &&
+    truncate -s 256M "$T/$fs.img" && mkfs.ext4 -q -m 0 "$T/$fs.img" && mount -o loop "$T/$fs.img" "$T/$fs" &&
       e2e_on_exit=("umount -l $T/$fs" "${e2e_on_exit[@]}")
   done
   mountpoint -q "$T/pm" && mountpoint -q "$T/rm" && KINDS+=(disk_primary disk_receiver)
@@ -119,7 +119,7 @@ NEXT_SEQ=1
 # workload N: N transactions, one node each with a fresh seq, into $T/w
 workload() {
   awk -v s="$NEXT_SEQ" -v n="$1" 'BEGIN { for (i = 0; i < n; i++)
-    printf "{\"ops\":[{\"op\":\"create_node\",\"labels\":[\"T\"],\"props\":{\"seq\":%d,\"pad\":\"%0128d\"}}]}\n", s + i, 0 }' >"$T/w"
+    printf "{\"ops\":[{\"op\":\"create_node\",\"labels\":[\"T\"],\"props\":{\"seq\":%d,\"pad\":\"%016d\"}}]}\n", s + i, 0 }' >"$T/w"
   WSEQ=$NEXT_SEQ
   NEXT_SEQ=$((NEXT_SEQ + $1))
 }

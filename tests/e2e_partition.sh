@@ -7,7 +7,10 @@
 #      it on both; commits go on meanwhile; after the heal the shipper
 #      reconnects with backoff and resumes at the durable txid;
 #   2. a connection reset (the proxy closes with RST): reconnected, resumed;
-#   3. a slow link (100 ms one way, 256 KB/s): shipping completes.
+#   3. a slow link (100 ms one way, 256 KB/s): shipping completes;
+#   4. send and receive errors (fault points 10 and 11 through $SL_FAULTS):
+#      the shipper's sends and the receiver's reads fail a few times; each
+#      failure costs a reconnect, nothing else.
 # After each, the standby equals the primary (canonical exports). Root and
 # working namespaces needed (else skip, 77). SL_SEED=N replays.
 set -u
@@ -28,9 +31,14 @@ now_ms() { date +%s%3N; }
 RXPORT=7001 PXPORT=7002 TIMEOUT=1500
 P=$T/primary D=$T/data
 "$BIN" init "$P" --segment-size 1M >/dev/null
-"${INNS[@]}" "$BIN" receive --listen 127.0.0.1:$RXPORT --data "$D" --insecure --allow-root \
-  --heartbeat-ms 200 --timeout-ms $TIMEOUT --verbose 2>>"$T/rx.log" &
-pids+=($!)
+start_receiver() { # start_receiver [env...]: sets RX_PID
+  env "$@" "${INNS[@]}" "$BIN" receive --listen 127.0.0.1:$RXPORT --data "$D" --insecure --allow-root \
+    --heartbeat-ms 200 --timeout-ms $TIMEOUT --verbose 2>>"$T/rx.log" &
+  RX_PID=$!
+  pids+=("$RX_PID")
+  sleep 0.3
+}
+start_receiver
 start_proxy() { # start_proxy [netproxy options]: sets PX_PID
   "${INNS[@]}" "$PROXY" --listen 127.0.0.1:$PXPORT --to 127.0.0.1:$RXPORT "$@" 2>>"$T/proxy.log" &
   PX_PID=$!
@@ -38,9 +46,13 @@ start_proxy() { # start_proxy [netproxy options]: sets PX_PID
   sleep 0.2
 }
 start_proxy
-"${INNS[@]}" "$BIN" ship "$P" --to 127.0.0.1:$PXPORT --stream s --insecure --heartbeat-ms 200 \
-  --timeout-ms $TIMEOUT --backoff-max-ms 500 --verbose 2>>"$T/ship.log" &
-pids+=($!)
+start_shipper() { # start_shipper [env...]: sets SH_PID
+  env "$@" "${INNS[@]}" "$BIN" ship "$P" --to 127.0.0.1:$PXPORT --stream s --insecure --heartbeat-ms 200 \
+    --timeout-ms $TIMEOUT --backoff-max-ms 500 --verbose 2>>"$T/ship.log" &
+  SH_PID=$!
+  pids+=("$SH_PID")
+}
+start_shipper
 commit() { # commit N CHUNK: N more transactions on the primary
   e2e_gen "$T/w$2" "$1" "$2" && "$BIN" exec "$P" "$T/w$2" >/dev/null
 }
@@ -96,7 +108,8 @@ sleep 0.3
 kill -USR1 "$PX_PID"
 wait "$wpid"
 caught_up "2: after a reset"
-check "2: the shipper reconnected after the reset" [ "$(grep -c "shipping stream s" "$T/ship.log")" -gt "$before" ]
+reconnected() { [ "$(grep -c "shipping stream s" "$T/ship.log")" -gt "$before" ]; }
+check "2: the shipper reconnected after the reset" wait_for 10 reconnected
 
 # ---- 3. a slow link ---------------------------------------------------------------------------
 kill -9 "$PX_PID"
@@ -106,6 +119,18 @@ t0=$(now_ms)
 commit 1000 4
 caught_up "3: over a 100 ms, 256 KB/s link"
 echo "    1000 transactions shipped over the slow link in $(($(now_ms) - t0)) ms"
+
+# ---- 4. send and receive errors -------------------------------------------------------------------
+kill -9 "$PX_PID" "$SH_PID" "$RX_PID"
+wait "$PX_PID" "$SH_PID" "$RX_PID" 2>/dev/null
+start_receiver SL_FAULTS=11:EIO:40:2
+start_proxy
+start_shipper SL_FAULTS=10:EIO:20:3
+before=$(grep -c "shipping stream s" "$T/ship.log")
+commit 2000 5
+caught_up "4: after failed sends and reads"
+n=$(($(grep -c "shipping stream s" "$T/ship.log") - before))
+check "4: each injected failure cost a reconnect ($n sessions)" [ "$n" -ge 2 ]
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -156,9 +156,9 @@ check_round() {
   last=$(jq -r .last_txid "$T/stats.json")
   e2e_wait_applied "$D" s "$last" 90 || { echo "round $r: the standby does not catch up"; return 1; }
   e2e_same_export "$P" "$D/streams/s/standby" || { echo "round $r: the standby differs"; return 1; }
-  jq -r 'select(.type == "node") | .properties.seq' "$T/p.json" | sort -n >"$T/seqs"
+  jq -r 'select(.type == "node") | .properties.seq' "$T/p.json" | LC_ALL=C sort >"$T/seqs" # comm's order
   nacked=$(wc -l <"$T/acked")
-  lost=$(sort -n "$T/acked" | comm -23 - "$T/seqs" | wc -l)
+  lost=$(LC_ALL=C sort "$T/acked" | LC_ALL=C comm -23 - "$T/seqs" | wc -l)
   dup=$(uniq -d "$T/seqs" | wc -l)
   lost_total=$lost dup_total=$dup
   [ "$lost" -eq 0 ] && [ "$dup" -eq 0 ] || { echo "round $r: $lost acknowledged seqs lost, $dup seqs twice"; return 1; }

@@ -10,7 +10,8 @@
 #   2. receiver full: the stream pauses with an error naming the full disk
 #      in the receiver's log and `status`; the primary keeps every segment
 #      the receiver does not hold; once space returns shipping resumes by
-#      itself and the standby equals the primary.
+#      itself and the standby equals the primary (a standby that cannot
+#      grow pauses and retries; it is never stopped for a full disk).
 # Root needed (mount), else skip (77). SL_SEED=N replays.
 set -u
 
@@ -100,6 +101,7 @@ check "2: the stream paused (durable $durable < last $(e2e_last_txid "$P"))" [ "
 echo "    receiver durable txid: $held before the disk filled, $durable while full"
 rm -f "$T/rm/ballast"*
 caught_up "2: after the receiver's disk was full (resumed by itself)"
+check "2: the standby paused at most, never stopped" [ "$(grep -c "standby stops applying" "$T/rx.log")" -eq 0 ]
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -74,37 +74,32 @@ port_of() { # port_of FILE PID: waits for a ready file
   done
   return 1
 }
-RXPORT=0
-start_receiver() {
-  local i
+# listening NAME LOG CMD...: start CMD (given --ready-file $T/NAME.port) in the
+# background until it listens (a killed one's port may linger); sets PID and PORT.
+listening() {
+  local name=$1 log=$2 i
+  shift 2
   for i in 1 2 3 4 5 6 7 8 9 10; do
-    rm -f "$T/rx.port"
-    "${INNS[@]}" "$BIN" receive --listen "127.0.0.1:$RXPORT" --data "$D" --ready-file "$T/rx.port" --insecure \
-      --allow-root --heartbeat-ms 200 --timeout-ms 1000 --segment-size 256K 2>>"$T/rx.log" &
-    RX_PID=$!
-    pids+=("$RX_PID")
-    RXPORT=$(port_of "$T/rx.port" "$RX_PID") && return 0
-    wait "$RX_PID" 2>/dev/null
+    rm -f "$T/$name.port"
+    "${INNS[@]}" "$@" --ready-file "$T/$name.port" 2>>"$log" &
+    PID=$!
+    pids+=("$PID")
+    PORT=$(port_of "$T/$name.port" "$PID") && return 0
+    wait "$PID" 2>/dev/null
     sleep 0.3
   done
-  echo "cannot start the receiver"
+  echo "cannot start the $name"
   return 1
 }
-PXPORT=0
+RXPORT=0 PXPORT=0
+start_receiver() {
+  listening rx "$T/rx.log" "$BIN" receive --listen "127.0.0.1:$RXPORT" --data "$D" --insecure --allow-root \
+    --heartbeat-ms 200 --timeout-ms 1000 --segment-size 256K || return 1
+  RX_PID=$PID RXPORT=$PORT
+}
 start_proxy() { # start_proxy [options]
-  local i
-  for i in 1 2 3 4 5 6 7 8 9 10; do
-    rm -f "$T/px.port"
-    "${INNS[@]}" "$PROXY" --listen "127.0.0.1:$PXPORT" --to "127.0.0.1:$RXPORT" --ready-file "$T/px.port" "$@" \
-      2>>"$T/proxy.log" &
-    PX_PID=$!
-    pids+=("$PX_PID")
-    PXPORT=$(port_of "$T/px.port" "$PX_PID") && return 0
-    wait "$PX_PID" 2>/dev/null
-    sleep 0.3
-  done
-  echo "cannot start the proxy"
-  return 1
+  listening px "$T/proxy.log" "$PROXY" --listen "127.0.0.1:$PXPORT" --to "127.0.0.1:$RXPORT" "$@" || return 1
+  PX_PID=$PID PXPORT=$PORT
 }
 start_shipper() {
   "${INNS[@]}" "$BIN" ship "$P" --to "127.0.0.1:$PXPORT" --stream s --insecure --heartbeat-ms 200 \

@@ -1356,6 +1356,19 @@ static void crash_child(const char *dir, int wfd) {
   }
 }
 
+/* Fork with a pipe from the child: returns the child's pid in the parent
+ * (*rfd: the read end) and 0 in the child (*wfd: the write end). */
+static pid_t fork_piped(int *rfd, int *wfd) {
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  close(fds[pid == 0 ? 0 : 1]);
+  *rfd = fds[0];
+  *wfd = fds[1];
+  return pid;
+}
+
 static void check_pairs(sl_store *st) {
   sl_counts c = counts_of(st);
   if (c.nodes != 2 * c.rels) fail_msg("%" PRIu64 " nodes, %" PRIu64 " rels: a transaction is half applied", c.nodes, c.rels);
@@ -1371,14 +1384,8 @@ static void store_crash_recovery(void **state) {
   OK(sl_log_consumer_set(logdir, "test", 0));
   for (int round = 0; round < 6; round++) {
     int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-      close(fds[0]);
-      crash_child(dir, fds[1]);
-    }
-    close(fds[1]);
+    pid_t pid = fork_piped(&fds[0], &fds[1]);
+    if (pid == 0) crash_child(dir, fds[1]);
     struct timespec ts = {0, (long)(20 + tu_rand_below(&rng, 300)) * 1000000L};
     nanosleep(&ts, NULL);
     kill(pid, SIGKILL);
@@ -1790,14 +1797,8 @@ static void fault_run(int p, int code, int persistent, uint64_t *rng) {
   /* Frame writes and syncs pass every commit, the others a few times a run. */
   int skip_n = (int)tu_rand_below(rng, p <= SL_FAULT_LOG_FSYNC ? 30 : p == SL_FAULT_STORE_LOCK ? 1 : 3);
   int fds[2];
-  assert_int_equal(pipe(fds), 0);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    close(fds[0]);
-    fault_child(dir, p, code, skip_n, persistent ? -1 : 1, fds[1]);
-  }
-  close(fds[1]);
+  pid_t pid = fork_piped(&fds[0], &fds[1]);
+  if (pid == 0) fault_child(dir, p, code, skip_n, persistent ? -1 : 1, fds[1]);
   uint64_t acked = 0, hits = 0, errors = 0;
   struct fault_msg m;
   while (read(fds[0], &m, sizeof m) == sizeof m) {

@@ -8,6 +8,8 @@
 #      reconnects with backoff and resumes at the durable txid;
 #   2. a connection reset (the proxy closes with RST): reconnected, resumed;
 #   3. a slow link (100 ms one way, 256 KB/s): shipping completes;
+#   5. a power loss of the receiver at a receive: its archive's unsynced
+#      writes torn, it restarts as after a reboot and rebuilds its standby;
 #   4. send and receive errors (fault points 10 and 11 through $SL_FAULTS):
 #      the shipper's sends and the receiver's reads fail a few times; each
 #      failure costs a reconnect, nothing else.
@@ -131,6 +133,25 @@ commit 2000 5
 caught_up "4: after failed sends and reads"
 n=$(($(grep -c "shipping stream s" "$T/ship.log") - before))
 check "4: each injected failure cost a reconnect ($n sessions)" [ "$n" -ge 2 ]
+
+# ---- 5. the receiver loses power -----------------------------------------------------------------
+# At a receive (point 11) its unsynced archive writes are torn, it exits as
+# a crash (86); it comes back as after a reboot (a new boot id): its
+# standby, written without sync, is rebuilt from the archive.
+kill -9 "$RX_PID"
+wait "$RX_PID" 2>/dev/null
+start_receiver SL_FAULTS=11:tear:$((200 + RANDOM % 200)) SL_SEED="$SEED"
+commit 3000 6 &
+wpid=$!
+wait "$RX_PID"
+rc=$?
+wait "$wpid"
+check "5: the receiver lost power at the fault point (exit $rc)" [ "$rc" -eq 86 ]
+before=$(grep -c "rebuil" "$T/rx.log")
+start_receiver SL_TEST_BOOT_ID=after
+SL_TEST_BOOT_ID=after caught_up "5: after the receiver's power loss" # the same boot for every reader
+check "5: the receiver rebuilt the standby" [ "$(grep -c "rebuil" "$T/rx.log")" -gt "$before" ]
+grep "rebuil" "$T/rx.log" | tail -n +$((before + 1)) | cut -c1-200 | sed 's/^/    /'
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

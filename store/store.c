@@ -445,7 +445,9 @@ static int rebuild(sl_store *st, const char *logdir, const char *why) {
   sl_log_warn("%s: %s: rebuilding LMDB from the log", st->dir, why);
   uint64_t map = MAP_SIZE_DEFAULT;
   if ((rc = join(p, sizeof p, st->dir, "data.mdb"))) return rc;
-  if (stat(p, &sb) == 0) map = SL_MAX(map, 2 * (uint64_t)sb.st_size);
+  /* The bytes in use, not st_size: a writer that died kept data.mdb at its map size (sparse), and
+   * doubling that at each power loss grew the map until the file system refused (EFBIG). */
+  if (stat(p, &sb) == 0) map = SL_MAX(map, 2 * (uint64_t)sb.st_blocks * 512);
   if (unlink(p) && errno != ENOENT) goto unlink_failed;
   if ((rc = join(p, sizeof p, st->dir, "lock.mdb"))) return rc;
   if (unlink(p) && errno != ENOENT) goto unlink_failed;

@@ -96,6 +96,50 @@ static void crash_tracker(void **state) {
   }
   free(path);
 }
+
+/* Power losses in a row: each reopen rebuilds LMDB from the log, and the
+ * map must not grow with each one (it doubled from the dead writer's sparse
+ * file size, until the file system said EFBIG after a few dozen losses). */
+static void repeated_power_loss(void **state) {
+  (void)state;
+  char *dir = tu_path(tu_tmpdir("repeated_power_loss"), "s");
+  char *data = tu_path(dir, "data.mdb");
+  OK(sl_store_create(dir, NULL));
+  for (int boot = 1; boot <= 12; boot++) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      sl_store *st;
+      if (sl_store_open(dir, 0, &st)) _exit(2);
+      sl_fault_set(SL_FAULT_LOG_FSYNC, SL_FAULT_CRASH, 3, 1);
+      for (int i = 0;; i++) {
+        sl_tx *tx;
+        const char *l = "N";
+        uint64_t txid;
+        if (sl_tx_begin(st, &tx) || sl_tx_create_node(tx, 0, &l, 1, NULL, 0, NULL) || sl_tx_commit(tx, &txid))
+          _exit(3);
+      }
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), SL_FAULT_CRASH_EXIT);
+    char id[32];
+    snprintf(id, sizeof id, "boot-%d", boot);
+    setenv("SL_TEST_BOOT_ID", id, 1);
+    sl_store *st;
+    OK(sl_store_open(dir, 0, &st)); /* rebuilds */
+    struct stat sb;
+    OK(stat(data, &sb));
+    if ((uint64_t)sb.st_size > (128ull << 30))
+      fail_msg("after %d power losses data.mdb maps %llu bytes", boot, (unsigned long long)sb.st_size);
+    sl_store_close(st);
+  }
+  unsetenv("SL_TEST_BOOT_ID");
+  sl_remove_tree(dir);
+  free(dir);
+  free(data);
+}
 #endif
 
 /* ---- clock jumps ---------------------------------------------------------------------------- */
@@ -203,6 +247,7 @@ int main(void) {
 #ifdef SL_FAULT_INJECTION
       cmocka_unit_test(fault_spec_parse),
       cmocka_unit_test(crash_tracker),
+      cmocka_unit_test(repeated_power_loss),
 #endif
       cmocka_unit_test(clock_jumps),
   };

@@ -127,6 +127,7 @@ workload() {
 }
 # run_exec [env...]: exec the workload in the background as EX_PID
 run_exec() {
+  : >"$T/exec.out" # here: a child killed before its own redirection would leave the last round's
   env SL_TEST_BOOT_ID="$BOOT" "$@" stdbuf -oL "$BIN" exec "$P" "$T/w" --stop-on-error >"$T/exec.out" \
     2>>"$T/exec.log" &
   EX_PID=$!

@@ -7,7 +7,8 @@
  * DIR/NAME.tmp, fsync it, rename over NAME, fsync DIR. A crash leaves either
  * the old or the new content, plus at most a stale NAME.tmp that the next
  * write truncates. The fsyncs and the rename pass fault points
- * (SL_FAULT_FILE_FSYNC for both fsyncs, SL_FAULT_FILE_RENAME).
+ * (SL_FAULT_FILE_FSYNC for both fsyncs, SL_FAULT_FILE_RENAME,
+ * SL_FAULT_FILE_WRITE).
  *
  * Functions that take a path log their failures with it (sl_read_file stays
  * quiet about a missing file, which callers treat as "not set"); functions
@@ -27,6 +28,7 @@
 
 int sl_write_all(int fd, const void *buf, size_t len) {
   const uint8_t *p = buf;
+  sl_fault_write(fd, -1, len);
   while (len) {
     ssize_t w = write(fd, p, len);
     if (w < 0) {
@@ -42,6 +44,7 @@ int sl_write_all(int fd, const void *buf, size_t len) {
 
 int sl_pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
   const uint8_t *p = buf;
+  sl_fault_write(fd, (int64_t)off, len);
   while (len) {
     ssize_t w = pwrite(fd, p, len, (off_t)off);
     if (w < 0) {
@@ -97,11 +100,11 @@ int sl_write_file_atomic(const char *dir, const char *name, const void *buf, siz
     sl_log_error("create %s: %s", tmp, sl_strerror(rc));
     return rc;
   }
-  if ((rc = sl_write_all(fd, buf, len))) {
+  if ((rc = sl_fault(SL_FAULT_FILE_WRITE)) || (rc = sl_write_all(fd, buf, len))) {
     sl_log_error("write %s: %s", tmp, sl_strerror(rc));
     goto fail;
   }
-  if ((rc = sl_fault(SL_FAULT_FILE_FSYNC)) || (rc = fsync(fd) ? -errno : 0)) {
+  if ((rc = sl_fault(SL_FAULT_FILE_FSYNC)) || (rc = sl_fsync(fd))) {
     sl_log_error("fsync %s: %s", tmp, sl_strerror(rc));
     goto fail;
   }

@@ -151,8 +151,27 @@ enum sl_fault_point {
   SL_FAULT_FILE_FSYNC = 8,       /* sl_write_file_atomic fsync */
   SL_FAULT_STORE_CHECKPOINT = 9, /* LMDB env sync at a checkpoint */
   SL_FAULT_NET_SEND = 10,        /* send() of a replication message */
+  SL_FAULT_NET_RECV = 11,        /* recv() of replication bytes */
+  SL_FAULT_FILE_WRITE = 12,      /* sl_write_file_atomic write of NAME.tmp */
+  SL_FAULT_STORE_LOCK = 13,      /* writer.lock state write + fdatasync */
   SL_FAULT__COUNT
 };
+/* Codes beyond errno for sl_fault_set: the process "loses power" at the
+ * point. Every write the tracker saw since its file's last sl_fsync /
+ * sl_fdatasync is dropped (CRASH) or torn (TEAR: a random prefix of the
+ * appended bytes survives, its tail zeroed as an unwritten block reads),
+ * then the process _exits with SL_FAULT_CRASH_EXIT. LMDB's writes (NOSYNC)
+ * are not tracked: after a crash the test simulates a new boot
+ * ($SL_TEST_BOOT_ID, test builds), which makes the store rebuild LMDB from
+ * its log. Creates, renames and unlinks are kept (directories are not
+ * tracked). */
+#define SL_FAULT_CRASH 1
+#define SL_FAULT_TEAR 2
+#define SL_FAULT_CRASH_EXIT 86
+/* fsync / fdatasync that also tell the crash tracker the file is durable.
+ * Return 0 or -errno. */
+int sl_fsync(int fd);
+int sl_fdatasync(int fd);
 #ifdef SL_FAULT_INJECTION
 /* Returns 0, or the negative code the point must fail with. */
 int sl_fault(enum sl_fault_point point);
@@ -161,8 +180,19 @@ int sl_fault(enum sl_fault_point point);
 void sl_fault_set(enum sl_fault_point point, int code, int skip, int times);
 /* How often each point was passed (to loop over reachable points). */
 uint64_t sl_fault_hits(enum sl_fault_point point);
+/* Arm points from text "POINT:CODE[:SKIP[:TIMES]],..." where CODE is EIO,
+ * ENOSPC, crash or tear (skip 0, times 1 by default). Processes read it
+ * from $SL_FAULTS at their first fault point; tests may call it directly.
+ * Returns 0 or SL_EINVAL. */
+int sl_fault_parse(const char *spec);
+/* Crash tracker: a write of len bytes at off (-1: the file position) is
+ * about to happen on fd. Only active while a crash or tear is armed. */
+void sl_fault_write(int fd, int64_t off, size_t len);
+/* Seed of the tear's random choices ($SL_SEED in processes). */
+void sl_fault_seed(uint64_t seed);
 #else
 #define sl_fault(point) 0
+#define sl_fault_write(fd, off, len) ((void)0)
 #endif
 
 #define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

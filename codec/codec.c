@@ -367,6 +367,8 @@ void sl_conn_set_send_timeout(sl_conn *c, int timeout_ms) { c->send_timeout_ms =
 bool sl_conn_pending(const sl_conn *c) { return c->ssl && SSL_has_pending(c->ssl); }
 
 long sl_conn_read_some(sl_conn *c, void *buf, size_t len) {
+  int frc = sl_fault(SL_FAULT_NET_RECV);
+  if (frc) return frc;
   if (c->ssl) return sl__tls_read(c, buf, len);
   for (;;) {
     ssize_t n = recv(c->fd, buf, len, MSG_DONTWAIT);

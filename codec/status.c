@@ -2,7 +2,10 @@
  * status.c: the key=value status files through which a running shipper or
  * receiver tells `shiplog status` (another process) where it is. They are
  * reports, rebuilt from live state every few hundred ms, so they are
- * replaced atomically by rename but never fsynced.
+ * replaced atomically by rename but never fsynced. On a full disk a new
+ * file cannot be created, and the status matters most then ("no space"):
+ * the old file is overwritten in place, in the blocks it already has (a
+ * reader may catch a mix of two reports; the next one repairs it).
  */
 #include "codec.h"
 
@@ -24,6 +27,12 @@ int sl_status_write(const char *path, const char *text) {
   close(fd);
   if (rc == 0 && rename(tmp, path) != 0) rc = -errno;
   if (rc) unlink(tmp);
+  if ((rc == -ENOSPC || rc == -EDQUOT) && (fd = open(path, O_WRONLY | O_CLOEXEC)) >= 0) {
+    size_t n = strlen(text);
+    rc = sl_pwrite_all(fd, text, n, 0);
+    if (!rc && ftruncate(fd, (off_t)n)) rc = -errno;
+    close(fd);
+  }
   return rc;
 }
 

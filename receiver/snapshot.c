@@ -201,8 +201,7 @@ int sl_snapshot_take(sl_store *st, const char *snap_dir, const sl_snapshot_optio
     goto fail;
   }
   if (rc) goto fail;
-  if (fsync(c.fd)) {
-    rc = -errno;
+  if ((rc = sl_fsync(c.fd))) {
     sl_log_error("%s: fsync: %s", tmp, sl_strerror(rc));
     goto fail;
   }

@@ -340,6 +340,7 @@ static void publish_applied(sl__stream *s, uint64_t last, uint64_t commit_us) {
   pthread_mutex_lock(&s->mu);
   s->applied = last;
   s->applied_commit_us = commit_us;
+  if (strncmp(s->error, "standby paused", 14) == 0) s->error[0] = 0; /* space came back */
   update_behind(s);
   s->dirty = true;
   pthread_mutex_unlock(&s->mu);
@@ -357,6 +358,16 @@ static void apply_singly(applier *a, size_t n, int group_rc) {
     if (rc == 0 || rc == SL_EEXIST) {
       publish_applied(s, first + i, a->commit_us[i]);
       continue;
+    }
+    if (rc == -ENOSPC || rc == -EDQUOT) { /* a full disk passes: paused, retried each second */
+      pthread_mutex_lock(&s->mu);
+      bool first_time = strncmp(s->error, "standby paused", 14) != 0;
+      snprintf(s->error, sizeof s->error, "standby paused at txid %llu: %s; retrying",
+               (unsigned long long)(first + i), sl_strerror(rc));
+      s->dirty = true;
+      pthread_mutex_unlock(&s->mu);
+      if (first_time) sl_log_error("stream %s: %s", s->name, s->error);
+      return;
     }
     stop_standby(s, "standby stopped at txid %llu: %s", (unsigned long long)(first + i),
                  sl_strerror(rc));
@@ -489,9 +500,9 @@ static void *worker_main(void *arg) {
       pthread_mutex_unlock(&s->mu);
       int n = apply_group(&a, applied, durable);
       pthread_mutex_lock(&s->mu);
-      if (n == 0) {
+      if (n <= 0) { /* < 0 and still applying: paused by a full disk */
         struct timespec ts;
-        deadline_after_ms(&ts, 5);
+        deadline_after_ms(&ts, n < 0 ? 1000 : 5);
         pthread_cond_timedwait(&s->cond, &s->mu, &ts);
       }
       /* Status goes out between groups too while catching up. */

@@ -20,7 +20,9 @@ set -euo pipefail
 # targets (tests/fuzz/run.sh). libcurl4-openssl-dev: the S3 client (objstore/,
 # AWS SigV4 signing built into libcurl); ceph-mon, ceph-osd, radosgw and
 # ceph-common: the real S3 server of the object-storage tests
-# (scripts/radosgw.sh).
+# (scripts/radosgw.sh). Fault tests (tests/e2e_partition.sh,
+# e2e_fulldisk.sh, e2e_nemesis.sh): iproute2 (ip netns), nftables (silent
+# drops), e2fsprogs and util-linux (loop-mounted ext4 file systems).
 PACKAGES=(
   gcc make libc6-dev cmake pkg-config
   liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
@@ -28,6 +30,7 @@ PACKAGES=(
   jq lmdb-utils openssl clang libclang-rt-14-dev
   curl prometheus systemd
   libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common
+  iproute2 nftables e2fsprogs util-linux
 )
 
 installed() {

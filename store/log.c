@@ -758,7 +758,7 @@ static int seg_create(const char *dir, const sl_seg_header *h, int *fd_out, bool
     return rc;
   }
   sl_seg_header_encode(h, hdr);
-  if ((rc = sl_pwrite_all(fd, hdr, sizeof hdr, 0)) || (rc = fdatasync(fd) ? -errno : 0)) {
+  if ((rc = sl_pwrite_all(fd, hdr, sizeof hdr, 0)) || (rc = sl_fdatasync(fd))) {
     sl_log_error("write header of %s: %s", tmp, sl_strerror(rc));
     goto fail;
   }
@@ -799,7 +799,7 @@ static int rotate(sl_log *log) {
   pthread_mutex_unlock(&log->mu);
 
   seg_path(path, log->dir, log->segno, "");
-  if ((rc = sl_fault(SL_FAULT_LOG_SEG_FSYNC)) || (rc = fdatasync(log->fd) ? -errno : 0)) {
+  if ((rc = sl_fault(SL_FAULT_LOG_SEG_FSYNC)) || (rc = sl_fdatasync(log->fd))) {
     sl_log_error("fdatasync %s (sealing it): %s; the log is FAILED until reopened", path,
                  sl_strerror(rc));
   } else {
@@ -1017,7 +1017,7 @@ int sl_log_open(const char *logdir, const uint8_t *store_id, sl_log **out) {
 
   if ((rc = sl_history_load(logdir, &log->hist))) goto fail;
   log->epoch = SL_MAX(log->epoch, sl_history_epoch(&log->hist));
-  if ((rc = sl_fault(SL_FAULT_LOG_FSYNC)) || (rc = fdatasync(log->fd) ? -errno : 0)) {
+  if ((rc = sl_fault(SL_FAULT_LOG_FSYNC)) || (rc = sl_fdatasync(log->fd))) {
     sl_log_error("fdatasync %s: %s", newest->path, sl_strerror(rc));
     goto fail;
   }
@@ -1175,8 +1175,7 @@ int sl_log_truncate(const char *logdir, uint64_t last_txid) {
       sl_log_error("remove %s: %s", segs[i].path, sl_strerror(rc));
       goto out;
     }
-  if (ftruncate(it.s.fd, (off_t)it.off) || fdatasync(it.s.fd)) {
-    rc = -errno;
+  if ((rc = ftruncate(it.s.fd, (off_t)it.off) ? -errno : sl_fdatasync(it.s.fd))) {
     sl_log_error("truncate %s at offset %" PRIu64 ": %s", it.s.path, it.off, sl_strerror(rc));
     goto out;
   }
@@ -1211,6 +1210,7 @@ static int write_frame(sl_log *log, const uint8_t hdr[SL_FRAME_HEADER_SIZE],
       (void)sl_pwrite_all(log->fd, payload, len / 2, off + SL_FRAME_HEADER_SIZE);
     return rc;
   }
+  sl_fault_write(log->fd, (int64_t)off, SL_FRAME_HEADER_SIZE + len);
   struct iovec iov[2] = {{(void *)hdr, SL_FRAME_HEADER_SIZE}, {(void *)payload, len}};
   ssize_t w;
   do w = pwritev(log->fd, iov, 2, (off_t)off);
@@ -1322,6 +1322,13 @@ int sl_log_append(sl_log *log, const uint8_t *payload, size_t len) {
   if (!txn_checksum(payload, payload + len, &cs)) cs = sl_lineage_next(log->cs, txid, sl_get_le32(hdr + 4));
   if ((rc = write_frame(log, hdr, payload, len))) {
     seg_path(path, log->dir, log->segno, "");
+    /* A full disk: cut the partial frame back; nothing of it was ever
+     * synced or published, so the log stays usable for when space returns. */
+    if ((rc == -ENOSPC || rc == -EDQUOT) && ftruncate(log->fd, (off_t)log->seg_end) == 0) {
+      sl_log_error("write txid %" PRIu64 " to %s at offset %" PRIu64 ": %s; the transaction is not "
+                   "logged (the frame was cut back)", txid, path, log->seg_end, sl_strerror(rc));
+      goto out;
+    }
     sl_log_error("write txid %" PRIu64 " to %s at offset %" PRIu64
                  ": %s; the log is FAILED until reopened",
                  txid, path, log->seg_end, sl_strerror(rc));
@@ -1371,7 +1378,7 @@ int sl_log_wait_durable(sl_log *log, uint64_t txid) {
     int fd = log->fd;
     pthread_mutex_unlock(&log->mu);
     rc = sl_fault(SL_FAULT_LOG_FSYNC);
-    if (!rc && fdatasync(fd)) rc = -errno;
+    if (!rc) rc = sl_fdatasync(fd);
     pthread_mutex_lock(&log->mu);
     log->syncing = false;
     if (rc) {

@@ -299,6 +299,14 @@ static int wcommit(sl__wctx *w) {
 
 /* ---- writer.lock ------------------------------------------------------------------ */
 static void read_boot_id(char *out, size_t n) {
+#ifdef SL_FAULT_INJECTION
+  /* Tests simulate a reboot after a simulated power loss (SL_FAULT_CRASH). */
+  const char *fake = getenv("SL_TEST_BOOT_ID");
+  if (fake && *fake) {
+    snprintf(out, n, "%s", fake);
+    return;
+  }
+#endif
   /* Plain read(): /proc files report size 0. */
   char buf[64];
   int fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
@@ -316,8 +324,10 @@ static void read_boot_id(char *out, size_t n) {
 static int lock_state_write(sl_store *st, const char *state) {
   char buf[128];
   int n = snprintf(buf, sizeof buf, "%s\n", state);
-  int rc = sl_pwrite_all(st->lock_fd, buf, (size_t)n, 0);
-  if (!rc && (ftruncate(st->lock_fd, n) || fdatasync(st->lock_fd))) rc = -errno;
+  int rc = sl_fault(SL_FAULT_STORE_LOCK);
+  if (!rc) rc = sl_pwrite_all(st->lock_fd, buf, (size_t)n, 0);
+  if (!rc && ftruncate(st->lock_fd, n)) rc = -errno;
+  if (!rc) rc = sl_fdatasync(st->lock_fd);
   if (rc) sl_log_error("%s/writer.lock: %s", st->dir, sl_strerror(rc));
   return rc;
 }
@@ -435,7 +445,9 @@ static int rebuild(sl_store *st, const char *logdir, const char *why) {
   sl_log_warn("%s: %s: rebuilding LMDB from the log", st->dir, why);
   uint64_t map = MAP_SIZE_DEFAULT;
   if ((rc = join(p, sizeof p, st->dir, "data.mdb"))) return rc;
-  if (stat(p, &sb) == 0) map = SL_MAX(map, 2 * (uint64_t)sb.st_size);
+  /* The bytes in use, not st_size: a writer that died kept data.mdb at its map size (sparse), and
+   * doubling that at each power loss grew the map until the file system refused (EFBIG). */
+  if (stat(p, &sb) == 0) map = SL_MAX(map, 2 * (uint64_t)sb.st_blocks * 512);
   if (unlink(p) && errno != ENOENT) goto unlink_failed;
   if ((rc = join(p, sizeof p, st->dir, "lock.mdb"))) return rc;
   if (unlink(p) && errno != ENOENT) goto unlink_failed;
@@ -745,6 +757,34 @@ static void checkpoint_if_due(sl_store *st, bool due) {
 }
 
 /* ---- the commit path ---------------------------------------------------------------------- */
+/* MDB_WRITEMAP stores pages straight into the mapped data.mdb, a sparse
+ * file: on a full disk a store into a hole is SIGBUS, not an error. So
+ * before each write transaction the pages in use plus RESERVE_BYTES / 2 must
+ * be allocated; when they are not, fallocate() up to RESERVE_BYTES past
+ * them (once per few MiB of growth). A full disk then fails the
+ * transaction with ENOSPC before anything is written. A single transaction
+ * that adds more than RESERVE_BYTES / 2 of new pages still risks SIGBUS.
+ * Caller holds wlock. */
+#define RESERVE_BYTES (8u << 20)
+static int reserve_space(sl_store *st) {
+  MDB_envinfo info;
+  MDB_stat ms;
+  int fd;
+  if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms) || mdb_env_get_fd(st->env, &fd)) return 0;
+  uint64_t used = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+  if (used + RESERVE_BYTES / 2 <= st->reserved) return 0;
+  uint64_t want = SL_MIN(used + RESERVE_BYTES, (uint64_t)info.me_mapsize);
+  int rc = fallocate(fd, 0, 0, (off_t)want) ? -errno : 0;
+  if (rc == -EOPNOTSUPP) rc = 0; /* a file system without fallocate: nothing to be done */
+  if (rc) {
+    sl_log_error("%s/data.mdb: cannot allocate %" PRIu64 " bytes for LMDB to grow into: %s", st->dir, want,
+                 sl_strerror(rc));
+    return rc;
+  }
+  st->reserved = want;
+  return 0;
+}
+
 int sl_tx_begin(sl_store *st, sl_tx **out) {
   *out = NULL;
   if (st->rdonly || st->no_log) return SL_EREADONLY;
@@ -761,7 +801,8 @@ int sl_tx_begin(sl_store *st, sl_tx **out) {
   tx->nops = 0;
   tx->view_open = false;
   sl__arena_reset(&tx->arena);
-  int rc = wbegin(st, &tx->w);
+  int rc = reserve_space(st);
+  if (!rc) rc = wbegin(st, &tx->w);
   if (rc) {
     pthread_mutex_unlock(&st->wlock);
     return rc;
@@ -874,7 +915,7 @@ int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const siz
   if (st->rdonly) return SL_EREADONLY;
   if (n == 0) return 0;
   pthread_mutex_lock(&st->wlock);
-  if ((rc = st->failed) || (rc = wbegin(st, &w))) goto out;
+  if ((rc = st->failed) || (rc = reserve_space(st)) || (rc = wbegin(st, &w))) goto out;
   for (size_t i = 0; i < n; i++) {
     rc = sl__apply_record(&w, &st->apply_arena, payloads[i], lens[i]);
     sl__arena_reset(&st->apply_arena);

@@ -136,6 +136,7 @@ struct sl_store {
   pthread_mutex_t ckpt_lock;  /* one checkpoint at a time */
   uint64_t ckpt_every;        /* log bytes between automatic checkpoints */
   uint64_t bytes_since_ckpt;  /* under wlock */
+  uint64_t reserved;          /* data.mdb bytes known allocated (under wlock) */
 };
 
 /* ---- meta (graph.c) -------------------------------------------------------- */

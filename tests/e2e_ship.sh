@@ -99,21 +99,7 @@ kill9() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 # gen FILE N CHUNK: N random transactions whose ids do not meet other chunks'.
 gen() { "$GEN" --tx "$2" --ops-per-tx 1-6 --seed $((SEED + $3)) --id-base $(($3 * 10000000 + 1)) >"$1"; }
 last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
-applied_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r '.streams[0].applied // 0'; }
-# wait_applied DATA STREAM TXID SECONDS
-wait_applied() {
-  local deadline=$((SECONDS + $4)) a
-  while :; do
-    a=$(applied_of "$1" "$2")
-    [ "$a" = "$3" ] && return 0
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "    stream $2: applied $a, want $3"
-      "$BIN" status --data "$1" --stream "$2" | sed 's/^/    /'
-      return 1
-    fi
-    sleep 0.1
-  done
-}
+wait_applied() { e2e_wait_applied "$@"; } # DATA STREAM TXID SECONDS (tests/lib_e2e.sh)
 # same_as_primary STORE DATA STREAM: exports byte-equal; the archive holds
 # txids 1..last densely (the log reader checks the sequence) and, where the
 # primary still has them (it prunes what the receiver holds), the very same

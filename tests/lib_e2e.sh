@@ -17,12 +17,15 @@ e2e_begin() {
   failed=0
   skipped=0
   pids=()
+  e2e_on_exit=()
   trap e2e_cleanup EXIT
 }
 
 e2e_cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
   wait 2>/dev/null
+  local c
+  for c in "${e2e_on_exit[@]}"; do $c 2>/dev/null; done
   if [ "$failed" -eq 0 ]; then rm -rf "$T"; else echo "kept $T for inspection"; fi
 }
 
@@ -85,3 +88,51 @@ start_receiver() {
   echo "    cannot start a receiver:"; tail -3 "$T/rx.log" | sed 's/^/    /'
   return 1
 }
+
+# ---- a primary, its workload and its standby (the fault scripts) ------------------------
+# Need $BIN, $GEN (bench_gen), $SEED and $T.
+# e2e_gen FILE N CHUNK: N random transactions whose ids do not meet other chunks'.
+e2e_gen() { "$GEN" --tx "$2" --ops-per-tx 1-6 --seed $((SEED + $3)) --id-base $(($3 * 10000000 + 1)) >"$1"; }
+e2e_last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
+# e2e_rx_json DATA STREAM FIELD: the receiver's status of STREAM, one field.
+e2e_rx_json() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r ".streams[0].$3 // empty"; }
+# e2e_wait_applied DATA STREAM TXID SECONDS
+e2e_wait_applied() {
+  local deadline=$((SECONDS + $4)) a
+  while :; do
+    a=$(e2e_rx_json "$1" "$2" applied)
+    [ "$a" = "$3" ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "    stream $2: applied ${a:-none}, want $3"
+      "$BIN" status --data "$1" --stream "$2" | sed 's/^/    /'
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+# e2e_same_export STORE STANDBY: the canonical exports are byte-equal.
+e2e_same_export() {
+  "$BIN" export "$1" --to "$T/p.json" && "$BIN" export "$2" --to "$T/s.json" || return 1
+  cmp -s "$T/p.json" "$T/s.json" && return 0
+  echo "    exports differ:"
+  diff "$T/p.json" "$T/s.json" | head -5 | cut -c1-150 | sed 's/^/    /'
+  return 1
+}
+# e2e_netns: a fresh network namespace $NS with its loopback up (root only;
+# removed at exit). Returns 1 where namespaces do not work.
+e2e_netns() {
+  NS=sl$$x$RANDOM
+  ip netns add "$NS" 2>/dev/null || return 1
+  e2e_on_exit+=("ip netns del $NS")
+  ip netns exec "$NS" ip link set lo up
+}
+# e2e_cut PORT / e2e_heal: silently drop every packet to or from PORT
+# inside $NS (no RST: the peers must notice by themselves).
+e2e_cut() {
+  ip netns exec "$NS" nft -f - <<NFT
+table inet slcut {
+  chain in { type filter hook input priority 0; tcp dport $1 drop; tcp sport $1 drop; }
+}
+NFT
+}
+e2e_heal() { ip netns exec "$NS" nft delete table inet slcut 2>/dev/null; }

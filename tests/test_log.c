@@ -1157,26 +1157,40 @@ static void log_write_failure_tears_frame(void **state) {
   assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
   append_range(log, 1, 2);
   assert_int_equal(sl_log_wait_durable(log, 2), 0);
+  /* A full disk: the half frame is cut back and the log stays usable. */
   sl_fault_set(SL_FAULT_LOG_WRITE, -ENOSPC, 0, 1);
   capture_begin();
   int rc = append_txid(log, 3);
-  free(capture_end());
+  char *msg = capture_end();
   assert_int_equal(rc, -ENOSPC);
-  assert_int_equal(append_txid(log, 3), SL_EFAILED);
-  assert_int_equal(sl_log_wait_durable(log, 2), SL_EFAILED);
+  assert_contains(msg, "cut back");
+  free(msg);
+  append_range(log, 3, 4);
+  assert_int_equal(sl_log_wait_durable(log, 4), 0);
+  sl_log_close(log);
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  assert_int_equal(sl_log_next_txid(log), 5);
+  /* Any other write error: FAILED, and the torn frame is cut at reopen. */
+  sl_fault_set(SL_FAULT_LOG_WRITE, -EIO, 0, 1);
+  capture_begin();
+  rc = append_txid(log, 5);
+  free(capture_end());
+  assert_int_equal(rc, -EIO);
+  assert_int_equal(append_txid(log, 5), SL_EFAILED);
+  assert_int_equal(sl_log_wait_durable(log, 4), SL_EFAILED);
   sl_log_close(log);
   sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
   capture_begin();
   rc = sl_log_open(dir, STORE_ID, &log);
-  char *msg = capture_end();
+  msg = capture_end();
   assert_int_equal(rc, 0);
   assert_contains(msg, "cutting a torn tail");
   free(msg);
-  assert_int_equal(sl_log_next_txid(log), 3);
-  append_range(log, 3, 4);
-  assert_int_equal(sl_log_wait_durable(log, 4), 0);
+  assert_int_equal(sl_log_next_txid(log), 5);
+  append_range(log, 5, 6);
+  assert_int_equal(sl_log_wait_durable(log, 6), 0);
   sl_log_close(log);
-  read_all(dir, 1, 4);
+  read_all(dir, 1, 6);
   free(dir);
 }
 

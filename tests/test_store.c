@@ -1356,6 +1356,19 @@ static void crash_child(const char *dir, int wfd) {
   }
 }
 
+/* Fork with a pipe from the child: returns the child's pid in the parent
+ * (*rfd: the read end) and 0 in the child (*wfd: the write end). */
+static pid_t fork_piped(int *rfd, int *wfd) {
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  close(fds[pid == 0 ? 0 : 1]);
+  *rfd = fds[0];
+  *wfd = fds[1];
+  return pid;
+}
+
 static void check_pairs(sl_store *st) {
   sl_counts c = counts_of(st);
   if (c.nodes != 2 * c.rels) fail_msg("%" PRIu64 " nodes, %" PRIu64 " rels: a transaction is half applied", c.nodes, c.rels);
@@ -1371,14 +1384,8 @@ static void store_crash_recovery(void **state) {
   OK(sl_log_consumer_set(logdir, "test", 0));
   for (int round = 0; round < 6; round++) {
     int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-      close(fds[0]);
-      crash_child(dir, fds[1]);
-    }
-    close(fds[1]);
+    pid_t pid = fork_piped(&fds[0], &fds[1]);
+    if (pid == 0) crash_child(dir, fds[1]);
     struct timespec ts = {0, (long)(20 + tu_rand_below(&rng, 300)) * 1000000L};
     nanosleep(&ts, NULL);
     kill(pid, SIGKILL);
@@ -1751,58 +1758,114 @@ static void store_replays_log_tail(void **state) {
 }
 
 /* ---- every I/O fault point under a commit workload -------------------------------------------------- */
+#ifdef SL_FAULT_INJECTION
+/* What a fault child reports through its pipe: each acknowledged txid, then
+ * the passes of the armed point. */
+struct fault_msg {
+  char kind; /* 'a' acknowledged, 'h' hits, 'e' errors */
+  uint64_t v;
+};
+
+static void fault_child(const char *dir, int p, int code, int skip_n, int times, int wfd) {
+  sl_store *st;
+  if (sl_store_open(dir, 0, &st)) _exit(2);
+  uint64_t hits = sl_fault_hits((enum sl_fault_point)p), errors = 0;
+  sl_fault_set((enum sl_fault_point)p, code, skip_n, times);
+  for (uint64_t i = 0; i < 120; i++) {
+    struct fault_msg m = {'a', 0};
+    if (commit_pair(st, i, &m.v)) errors++;
+    else if (write(wfd, &m, sizeof m) != sizeof m) _exit(3);
+  }
+  sl_store_close(st);
+  struct fault_msg h = {'h', sl_fault_hits((enum sl_fault_point)p) - hits}, e = {'e', errors};
+  if (write(wfd, &h, sizeof h) != sizeof h || write(wfd, &e, sizeof e) != sizeof e) _exit(3);
+  _exit(0);
+}
+
+/* One run: a child commits while point p fails; the parent reopens (after a
+ * simulated crash, as a new boot) and checks every acknowledged commit. */
+static void fault_run(int p, int code, int persistent, uint64_t *rng) {
+  static int boots;
+  bool crashes = code == SL_FAULT_CRASH || code == SL_FAULT_TEAR;
+  char *dir = new_dir("store_fault");
+  sl_store_options o = {.segment_size = 4096};
+  OK(sl_store_create(dir, &o));
+  char *logdir = sub(dir, "log");
+  /* A consumer at 0 keeps every segment, which a rebuild after a power loss needs. */
+  bool keep = crashes || (p != SL_FAULT_LOG_UNLINK && tu_rand_below(rng, 2));
+  if (keep) OK(sl_log_consumer_set(logdir, "test", 0));
+  /* Frame writes and syncs pass every commit, the others a few times a run. */
+  int skip_n = (int)tu_rand_below(rng, p <= SL_FAULT_LOG_FSYNC ? 30 : p == SL_FAULT_STORE_LOCK ? 1 : 3);
+  int fds[2];
+  pid_t pid = fork_piped(&fds[0], &fds[1]);
+  if (pid == 0) fault_child(dir, p, code, skip_n, persistent ? -1 : 1, fds[1]);
+  uint64_t acked = 0, hits = 0, errors = 0;
+  struct fault_msg m;
+  while (read(fds[0], &m, sizeof m) == sizeof m) {
+    if (m.kind == 'a') {
+      assert_true(m.v > acked);
+      acked = m.v;
+    } else if (m.kind == 'h') {
+      hits = m.v;
+    } else {
+      errors = m.v;
+    }
+  }
+  close(fds[0]);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  bool crashed = WEXITSTATUS(status) == SL_FAULT_CRASH_EXIT;
+  if (!crashed && WEXITSTATUS(status) != 0) fail_msg("point %d code %d: child exit %d", p, code, WEXITSTATUS(status));
+  if (crashes && !crashed && hits > (uint64_t)skip_n) fail_msg("point %d: passed but no crash", p);
+  if (!crashes && hits <= (uint64_t)skip_n) fail_msg("point %d was not reached", p);
+  char boot[32];
+  snprintf(boot, sizeof boot, "test-boot-%d", ++boots);
+  if (crashed) setenv("SL_TEST_BOOT_ID", boot, 1); /* the machine comes back up */
+  sl_store *st;
+  OK(sl_store_open(dir, 0, &st));
+  sl_counts c = counts_of(st);
+  if (c.applied_txid < acked) fail_msg("point %d code %d: acknowledged txid %" PRIu64 " lost", p, code, acked);
+  assert_int_equal(sl_log_next_txid(sl_store_log(st)), c.applied_txid + 1);
+  check_pairs(st);
+  sl_seg_info *segs;
+  size_t nseg;
+  OK(sl_log_list(logdir, &segs, &nseg));
+  if (segs[0].first_txid == 1) compare_with_replay(st, "store_fault_replay");
+  free(segs);
+  uint64_t txid;
+  OK(commit_pair(st, 1000, &txid));
+  assert_int_equal(txid, c.applied_txid + 1);
+  fprintf(stderr, "store_fault_points: point %2d %-6s %s after %d passes: %s, %" PRIu64
+          " failed commits, recovered at txid %" PRIu64 " (last acknowledged %" PRIu64 ")\n", p,
+          code == SL_FAULT_CRASH ? "crash" : code == SL_FAULT_TEAR ? "tear" : sl_errname(code),
+          persistent ? "for ever" : "once", skip_n, crashed ? "crashed" : "ran", errors, c.applied_txid, acked);
+  sl_store_close(st);
+  unsetenv("SL_TEST_BOOT_ID");
+  free(logdir);
+  done_dir(dir);
+}
+#endif
+
+/* Every point a store passes (the log's, sl_write_file_atomic's, its own) x
+ * {EIO, ENOSPC, power loss dropping or tearing unsynced writes}: after the
+ * reopen every acknowledged commit is there, no commit is half applied, the
+ * store equals a replay of its log and accepts the next commit. */
 static void store_fault_points(void **state) {
   (void)state;
 #ifndef SL_FAULT_INJECTION
   skip();
 #else
   uint64_t rng = tu_seed("store_fault_points");
-  /* The points a store passes: the log's, sl_write_file_atomic's, its own. */
-  for (int p = SL_FAULT_LOG_WRITE; p <= SL_FAULT_STORE_CHECKPOINT; p++) {
-    for (int persistent = 0; persistent < 2; persistent++) {
-      char *dir = new_dir("store_fault");
-      sl_store_options o = {.segment_size = 4096};
-      sl_store *st = create_open(dir, &o);
-      char *logdir = sub(dir, "log");
-      bool keep = p != SL_FAULT_LOG_UNLINK && tu_rand_below(&rng, 2); /* a consumer at 0 keeps every segment */
-      if (keep) OK(sl_log_consumer_set(logdir, "test", 0));
-      uint64_t hits = sl_fault_hits((enum sl_fault_point)p), acked = 0, errors = 0, txid;
-      /* Frame writes and syncs pass every commit, the others a few times a run. */
-      int skip_n = (int)tu_rand_below(&rng, p <= SL_FAULT_LOG_FSYNC ? 30 : 3);
-      sl_fault_set((enum sl_fault_point)p, -EIO, skip_n, persistent ? -1 : 1);
-      for (uint64_t i = 0; i < 120; i++) {
-        int rc = commit_pair(st, i, &txid);
-        if (rc == 0) {
-          assert_true(txid > acked);
-          acked = txid;
-        } else {
-          errors++;
-        }
-      }
-      sl_store_close(st);
-      hits = sl_fault_hits((enum sl_fault_point)p) - hits;
-      sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
-      OK(sl_store_open(dir, 0, &st));
-      sl_counts c = counts_of(st);
-      if (c.applied_txid < acked) fail_msg("point %d: acknowledged txid %" PRIu64 " lost", p, acked);
-      if (hits <= (uint64_t)skip_n) fail_msg("point %d was not reached", p);
-      assert_int_equal(sl_log_next_txid(sl_store_log(st)), c.applied_txid + 1);
-      check_pairs(st);
-      sl_seg_info *segs;
-      size_t nseg;
-      OK(sl_log_list(logdir, &segs, &nseg));
-      if (segs[0].first_txid == 1) compare_with_replay(st, "store_fault_replay");
-      free(segs);
-      OK(commit_pair(st, 1000, &txid));
-      assert_int_equal(txid, c.applied_txid + 1);
-      fprintf(stderr, "store_fault_points: point %d %s after %d passes: %" PRIu64 " passes, %" PRIu64
-              " failed commits, recovered at txid %" PRIu64 " (last acknowledged %" PRIu64 ")\n", p,
-              persistent ? "for ever" : "once", skip_n, hits, errors, c.applied_txid, acked);
-      sl_store_close(st);
-      free(logdir);
-      done_dir(dir);
-    }
-  }
+  const int points[] = {SL_FAULT_LOG_WRITE, SL_FAULT_LOG_FSYNC, SL_FAULT_LOG_SEG_CREATE, SL_FAULT_LOG_SEG_FSYNC,
+                        SL_FAULT_LOG_DIR_FSYNC, SL_FAULT_LOG_UNLINK, SL_FAULT_FILE_RENAME, SL_FAULT_FILE_FSYNC,
+                        SL_FAULT_STORE_CHECKPOINT, SL_FAULT_FILE_WRITE, SL_FAULT_STORE_LOCK};
+  const struct {
+    int code, persistent;
+  } runs[] = {{-EIO, 0}, {-EIO, 1}, {-ENOSPC, 1}, {SL_FAULT_CRASH, 0}, {SL_FAULT_TEAR, 0}};
+  for (size_t i = 0; i < SL_ARRAY_LEN(points); i++)
+    for (size_t k = 0; k < SL_ARRAY_LEN(runs); k++) fault_run(points[i], runs[k].code, runs[k].persistent, &rng);
+  sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
 #endif
 }
 

@@ -124,12 +124,18 @@ check "the standby follows the new primary" wait_applied "$D" s "$L" 20
 check "and equals it" same_state "$P2" "$D/streams/s/standby"
 
 # ---- 2. the old primary returns ---------------------------------------------------------
+# The new primary's shipper stays connected meanwhile: no refusal may disturb it.
+ship "$P2" "$RX_PORT" s
+LIVE=$SH_PID
+TAKEOVERS=$(grep -c "takes over" "$T/rx.log")
+for i in $(seq 100); do grep -qx "state=streaming" "$P2/ship/s.status" 2>/dev/null && break; sleep 0.05; done
 restart "$P"
 OLD_LAST=$(last_txid "$P")
 if [ "$OLD_LAST" -gt "$R" ]; then
   "$BIN" ship "$P" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
   check "the old primary's ship ends with exit 1" test $? -eq 1
   check "naming the divergence and the range" grep -q "diverged: .*txids $((R + 1))\.\.$OLD_LAST exist only on this store" "$T/err"
+  check "... and what to do" grep -q "List them with \`shiplog log STORE --diverged --data DIR --stream s\`, then \`shiplog rewind STORE --to-txid N\` to follow the new primary (ERR_DIVERGED)" "$T/err"
   "$BIN" log "$P" --diverged --data "$D" --stream s --json >"$T/div" 2>"$T/div.err"
   check "log --diverged lists txids $((R + 1))..$OLD_LAST" test "$(wc -l <"$T/div")" = "$((OLD_LAST - R))" -a \
     "$(head -1 "$T/div" | jq -r .txid)" = "$((R + 1))"
@@ -141,6 +147,14 @@ fi
 "$BIN" ship "$T/behind" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
 check "a store behind the stream: exit 1" test $? -eq 1
 check "... told it is behind" grep -q "behind: stream s holds txids up to" "$T/err"
+check "... and what to do" grep -q "make it a standby of the new primary: \`shiplog rewind STORE --to-txid" "$T/err"
+"$BIN" init "$T/other" >/dev/null
+"$BIN" ship "$T/other" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
+check "another store's shipper: exit 1 (ERR_STORE_ID)" test $? -eq 1
+check "none of the refused shippers disturbed the live one" grep -qx "reconnects=0" "$P2/ship/s.status"
+check "... nor took the stream over" test "$(grep -c "takes over" "$T/rx.log")" = "$TAKEOVERS"
+check "... which is still connected" kill -0 "$LIVE"
+kill9 "$LIVE"
 
 # ---- 3. rewind makes the old primary a standby ----------------------------------------------
 check "rewind exits 0" "$BIN" rewind "$P" --to-txid "$R" --standby-data "$T/old-host" --stream s

@@ -16,6 +16,8 @@
 #   5. randomized role switches: kill the primary at a random moment,
 #      promote, ship the new one, bring the old one back (refused, then
 #      rewound) -- the model (every archived record so far) checked each round.
+#   6. promote on an empty stream: an empty new primary in epoch 1 that
+#      continues the stream; the old (empty) primary is behind.
 # Needs $SL_BIN, $SL_BUILD/bench_gen, jq. SL_SEED=N replays the random choices.
 set -u
 
@@ -250,6 +252,25 @@ for round in $(seq "$ROUNDS"); do
   same_state "$CUR" "$NEXT" || bad "round $round: the rewound old primary differs from the new one"
   CUR=$NEXT
 done
+
+# ---- 6. promote on an empty stream ----------------------------------------------------------
+"$BIN" init "$T/e1" >/dev/null
+start_receiver "$T/e" || exit 1
+ship "$T/e1" "$RX_PORT" s --exit-when-caught-up
+wait "$SH_PID"
+stop "$RX_PID"
+check "empty stream: promote exits 0" "$BIN" promote --data "$T/e" --stream s --into "$T/e2" >"$T/promote.out"
+check "... saying the archive was empty" grep -q "epoch 1 begins at txid 1 (the archive was empty" "$T/promote.out"
+check "... the new primary is empty" test "$(last_txid "$T/e2")" = 0
+echo '{"ops":[{"op":"create_node","id":1,"labels":["First"],"props":{}}]}' | "$BIN" exec "$T/e2" - >/dev/null
+start_receiver "$T/e" || exit 1
+ship "$T/e2" "$RX_PORT" s --exit-when-caught-up
+check "... and ships as the stream's continuation" wait "$SH_PID"
+check "... its first transaction applied" wait_applied "$T/e" s 1 20
+"$BIN" ship "$T/e1" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
+check "... the old (empty) primary is refused: exit 1" test $? -eq 1
+check "... as behind" grep -q "behind: stream s holds txids up to 1 in epoch 1" "$T/err"
+stop "$RX_PID"
 
 echo "e2e_failover: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

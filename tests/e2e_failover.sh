@@ -18,6 +18,8 @@
 #      rewound) -- the model (every archived record so far) checked each round.
 #   6. promote on an empty stream: an empty new primary in epoch 1 that
 #      continues the stream; the old (empty) primary is behind.
+#   7. prune of a receiver's stream keeps the archive segments a lagging
+#      cascade shipper has not had confirmed (its consumer position).
 # Needs $SL_BIN, $SL_BUILD/bench_gen, jq. SL_SEED=N replays the random choices.
 set -u
 
@@ -271,6 +273,36 @@ check "... its first transaction applied" wait_applied "$T/e" s 1 20
 check "... the old (empty) primary is refused: exit 1" test $? -eq 1
 check "... as behind" grep -q "behind: stream s holds txids up to 1 in epoch 1" "$T/err"
 stop "$RX_PID"
+
+# ---- 7. a lagging cascade holds back the pruning of the archive it reads ---------------------
+RX_OPT+=(--segment-size 64K)
+"$BIN" init "$T/q" >/dev/null
+start_receiver "$T/qa" && PQA=$RX_PORT && RXQA=$RX_PID
+start_receiver "$T/qb" && PQB=$RX_PORT && RXQB=$RX_PID
+gen "$T/w7" 1500 7
+"$BIN" exec "$T/q" "$T/w7" >/dev/null 2>&1
+ship "$T/q" "$PQA" q
+SQ=$SH_PID
+for i in $(seq 100); do [ -d "$T/qa/streams/q" ] && break; sleep 0.05; done
+ship "$T/qa/streams/q" "$PQB" q
+check "cascade: B follows A" wait_applied "$T/qb" q "$(last_txid "$T/q")" 20
+sleep 0.5 # the cascade shipper records its confirmed position every 200 ms
+kill9 "$SH_PID" # the cascade lags from here on
+C=$(cat "$T/qa/streams/q/archive/consumers/ship-q")
+gen "$T/w8" 3000 8
+"$BIN" exec "$T/q" "$T/w8" >/dev/null 2>&1
+L=$(last_txid "$T/q")
+check "A archives and applies everything" wait_applied "$T/qa" q "$L" 20
+"$BIN" snapshot --data "$T/qa" --stream q >/dev/null
+"$BIN" prune --data "$T/qa" --stream q --keep-snapshots 1 --json >"$T/prune.json"
+FIRST=$(jq -r .archive_first_txid "$T/prune.json")
+echo "    cascade confirmed txid $C, A's archive begins at $FIRST after prune ($(jq -c . "$T/prune.json"))"
+check "prune removed segments the cascade had confirmed" test "$FIRST" -gt 1
+check "... but kept what the cascade still needs (from txid $((C + 1)))" test "$FIRST" -le $((C + 1))
+ship "$T/qa/streams/q" "$PQB" q
+check "the cascade resumes and catches up" wait_applied "$T/qb" q "$L" 30
+check "... equal to the primary" same_state "$T/q" "$T/qb/streams/q/standby"
+kill9 "$SH_PID"; kill9 "$SQ"; stop "$RXQA"; stop "$RXQB"
 
 echo "e2e_failover: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

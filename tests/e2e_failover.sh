@@ -20,6 +20,9 @@
 #      continues the stream; the old (empty) primary is behind.
 #   7. prune of a receiver's stream keeps the archive segments a lagging
 #      cascade shipper has not had confirmed (its consumer position).
+#   8. restores (from a snapshot + archive, in place and into a new store)
+#      and loads of a full dump carry the lineage: each ships to its stream
+#      as the same history, and on as its continuation.
 # Needs $SL_BIN, $SL_BUILD/bench_gen, jq. SL_SEED=N replays the random choices.
 set -u
 
@@ -303,6 +306,46 @@ ship "$T/qa/streams/q" "$PQB" q
 check "the cascade resumes and catches up" wait_applied "$T/qb" q "$L" 30
 check "... equal to the primary" same_state "$T/q" "$T/qb/streams/q/standby"
 kill9 "$SH_PID"; kill9 "$SQ"; stop "$RXQA"; stop "$RXQB"
+
+# ---- 8. restores and loads carry the lineage -------------------------------------------------
+F=$T/f1
+"$BIN" init "$F" >/dev/null
+gen "$T/w9" 1500 9
+"$BIN" exec "$F" "$T/w9" >/dev/null 2>&1
+start_receiver "$T/fd" || exit 1
+FD=$T/fd
+ship_done() { "$BIN" ship "$1" --to "127.0.0.1:$RX_PORT" --stream "$2" --insecure --exit-when-caught-up \
+  >"$T/out" 2>"$T/err"; }
+ship_done "$F" f
+"$BIN" snapshot --data "$FD" --stream f >/dev/null # restores below start from it
+gen "$T/w10" 500 10
+"$BIN" exec "$F" "$T/w10" >/dev/null 2>&1
+check "restore: the primary ships" ship_done "$F" f
+L=$(last_txid "$F")
+"$BIN" restore --data "$FD" --stream f --to-txid "$L" --in-place "$F" --json >"$T/restore.json" 2>>"$T/restore.err"
+check "restore --in-place of the primary from its stream, from a snapshot" \
+  test "$(last_txid "$F")" = "$L" -a "$(jq -r '.base_txid // 0' "$T/restore.json")" -gt 0
+check "... ships to the same stream as the same history" ship_done "$F" f
+gen "$T/w11" 200 11
+"$BIN" exec "$F" "$T/w11" >/dev/null 2>&1
+check "... and its new transactions as the continuation" ship_done "$F" f
+L=$(last_txid "$F")
+"$BIN" restore --data "$FD" --stream f --to-txid "$L" --into "$T/f2" >/dev/null 2>>"$T/restore.err"
+gen "$T/w12" 200 12
+"$BIN" exec "$T/f2" "$T/w12" >/dev/null 2>&1
+check "restore --into NEW: NEW ships as the stream's continuation" ship_done "$T/f2" f
+L=$(last_txid "$T/f2")
+check "... applied" wait_applied "$FD" f "$L" 20
+check "... equal to NEW" same_state "$T/f2" "$FD/streams/f/standby"
+"$BIN" dump "$T/f2" --to "$T/f2.dump" --quiet
+"$BIN" load "$T/f2.dump" --into "$T/f3" --quiet
+check "load of a full dump: ships to its old stream as the same history" ship_done "$T/f3" f
+check "... and to a new stream" ship_done "$T/f3" f-new
+gen "$T/w13" 100 13
+"$BIN" exec "$T/f3" "$T/w13" >/dev/null 2>&1
+check "... and continues both" ship_done "$T/f3" f
+check "... (the new one too)" ship_done "$T/f3" f-new
+stop "$RX_PID"
 
 echo "e2e_failover: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -229,6 +229,10 @@ static void lineage_judge_rules(void **state) {
   assert_int_equal(fork_max, 100);
   assert_int_equal(judge(&promoted, 120, &none, 140, 5, NULL, &fork_max), SL_LINEAGE_DIVERGED);
   assert_int_equal(fork_max, 100);
+  /* ... and the new primary's stream went further than the old one did:
+   * its txids from the promotion on are its own, not just the last one. */
+  assert_int_equal(judge(&promoted, 200, &none, 140, 5, NULL, &fork_max), SL_LINEAGE_DIVERGED);
+  assert_int_equal(fork_max, 100);
   /* Diverged: the same length, another checksum. */
   assert_int_equal(judge(&none, 100, &none, 90, 901, &fork, NULL), SL_LINEAGE_DIVERGED);
   assert_int_equal(fork, 0);

@@ -1,7 +1,8 @@
 /*
  * Lineage (store/log.h "LINEAGE", store/lineage.h): the rolling checksum
  * across rotation, reopen and truncation; epochs and the history file; the
- * receiver's rules (equal / extends / behind / diverged) as a pure function.
+ * receiver's rules (equal / extends / behind / diverged) as a pure function;
+ * a log given the lineage it continues (ORIGIN).
  */
 #include "testutil.h"
 
@@ -253,6 +254,42 @@ static void lineage_judge_rules(void **state) {
   assert_int_equal(fork_max, 100);
 }
 
+/* ORIGIN: a log continuing a history from txid 300 (a restore, a load)
+ * chains on exactly as the log it came from. */
+static void lineage_origin(void **state) {
+  (void)state;
+  char *a = strdup(tu_tmpdir("lineage_origin_a")), *b = strdup(tu_tmpdir("lineage_origin_b"));
+  sl_log *log = new_log(a);
+  for (uint64_t t = 1; t <= 400; t++) append(log, t, t > 150 ? 2 : 0, 0);
+  uint64_t want = sl_log_checksum(log);
+  assert_int_equal(sl_log_wait_durable(log, 400), 0);
+  sl_log_close(log);
+  sl_history h;
+  uint64_t epoch, cs;
+  assert_int_equal(sl_log_lineage_at(a, 300, &h, &epoch, &cs), 0);
+  assert_int_equal(epoch, 2);
+  assert_int_equal(h.n, 1);
+  assert_int_equal(h.e[0].first_txid, 151);
+  sl_log_options o = {.segment_size = SL_SEG_SIZE_MIN, .first_txid = 301};
+  memcpy(o.store_id, ID, SL_STORE_ID_SIZE);
+  assert_int_equal(sl_log_create(b, &o), 0);
+  assert_int_equal(sl_log_set_origin(b, epoch, cs, &h), 0);
+  assert_int_equal(sl_log_open(b, ID, &log), 0);
+  assert_int_equal(sl_log_epoch(log), 2);
+  assert_int_equal(sl_log_checksum(log), cs);
+  for (uint64_t t = 301; t <= 400; t++) append(log, t, 2, 0);
+  assert_int_equal(sl_log_checksum(log), want);
+  sl_history got;
+  sl_log_history(log, &got);
+  assert_true(got.n == 1 && sl_history_has(&got, &h.e[0]));
+  assert_int_equal(sl_log_wait_durable(log, 400), 0);
+  sl_log_close(log);
+  /* Only a log without frames takes an origin. */
+  assert_int_equal(sl_log_set_origin(b, 2, cs, NULL), SL_EINVAL);
+  free(a);
+  free(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(lineage_chain_rotation_reopen),
@@ -260,6 +297,7 @@ int main(void) {
       cmocka_unit_test(lineage_frames_match_reader),
       cmocka_unit_test(lineage_history_file),
       cmocka_unit_test(lineage_judge_rules),
+      cmocka_unit_test(lineage_origin),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -317,11 +317,9 @@ static int handshake(conn_ctx *cx) {
    * more meanwhile. */
   sl_history rh;
   uint64_t r_last, r_cs;
-  if (h->has_checksum && sl__stream_lineage(s, &rh, &r_last, &r_cs)) {
-    cx->s = s; /* names the stream in the refusal */
-    if ((rc = judge_lineage(cx, s, h, &sh, &rh, r_last, r_cs))) goto out;
-    cx->s = NULL;
-  }
+  if (h->has_checksum && sl__stream_lineage(s, &rh, &r_last, &r_cs) &&
+      (rc = judge_lineage(cx, s, h, &sh, &rh, r_last, r_cs)))
+    goto out; /* logged, not put in the stream's status: its live owner is fine */
   rc = sl__stream_attach(s, cx->c, r->opt.timeout_ms, why, sizeof why);
   if (rc) {
     rc = refuse(cx, rc, rc == SL_ELOCKED ? SHIPLOG__REPL__ERROR_CODE__ERR_BUSY

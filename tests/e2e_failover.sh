@@ -161,6 +161,8 @@ check "another store's shipper: exit 1 (ERR_STORE_ID)" test $? -eq 1
 check "none of the refused shippers disturbed the live one" grep -qx "reconnects=0" "$P2/ship/s.status"
 check "... nor took the stream over" test "$(grep -c "takes over" "$T/rx.log")" = "$TAKEOVERS"
 check "... which is still connected" kill -0 "$LIVE"
+check "... as the stream's status says, without an error" test "$("$BIN" status --data "$D" --stream s --json |
+  jq -r '.streams[0] | .state + "/" + (.error // "")')" = "connected/"
 kill9 "$LIVE"
 
 # ---- 3. rewind makes the old primary a standby ----------------------------------------------

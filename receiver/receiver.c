@@ -19,9 +19,10 @@
  *       v
  *     Error{ERR_BUSY} (plain TCP only) --> CLOSED
  *
- *   HELLO_WAIT --Hello ok, allowed, sl__stream_attach()--> STREAMING
+ *   HELLO_WAIT --Hello ok, allowed, lineage ok, sl__stream_attach()--> STREAMING
  *       |  bad version / name / store id, a stream the certificate may not
- *       |  write (ERR_FORBIDDEN): Error{permanent} --> CLOSED
+ *       |  write (ERR_FORBIDDEN), behind or diverged (ERR_DIVERGED), all
+ *       |  before the attach: Error{permanent} --> CLOSED
  *       |  TLS + Hello not within timeout_ms of the accept, garbage --> CLOSED
  *
  *   STREAMING --serve()--> CLOSED: EOF, timeout, bad frame (Error{ERR_BAD_MESSAGE}),

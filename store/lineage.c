@@ -178,11 +178,29 @@ void sl_lineage_judge(const sl_history *rh, uint64_t r_last, sl_checksum_fn cs_r
 
 /* ---- origin ---------------------------------------------------------------- */
 
+/* The epoch of txid's own frame (0 when the log does not hold it). */
+static uint64_t frame_epoch(const char *logdir, uint64_t txid) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  sl_log_reader *r = NULL;
+  sl_log_reader_options ro = {.max_txid = txid};
+  sl_frame f;
+  uint64_t epoch = 0;
+  bool held = sl_log_list(logdir, &segs, &n) == 0 && n && txid >= segs[0].first_txid;
+  free(segs);
+  if (held && sl_log_reader_open(logdir, txid, &ro, &r) == 0 && sl_log_reader_next(r, &f) == 0 && f.txid == txid)
+    epoch = f.epoch;
+  sl_log_reader_close(r);
+  return epoch;
+}
+
 int sl_log_lineage_at(const char *logdir, uint64_t txid, sl_history *h, uint64_t *epoch, uint64_t *cs) {
   int rc = sl_history_load(logdir, h);
   if (rc || (rc = sl_log_checksum_at(logdir, txid, cs))) return rc;
   sl_history_cut(h, txid);
-  *epoch = sl_history_epoch(h);
+  /* The frame says it too: a log without its history file (an object
+   * storage copy, a store loaded from a later epoch's dump) knows that much. */
+  *epoch = SL_MAX(sl_history_epoch(h), frame_epoch(logdir, txid));
   return 0;
 }
 

@@ -270,6 +270,16 @@ static void lineage_origin(void **state) {
   assert_int_equal(epoch, 2);
   assert_int_equal(h.n, 1);
   assert_int_equal(h.e[0].first_txid, 151);
+  /* Without its history file the log still knows the frame's epoch. */
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", a, SL_HISTORY_FILE);
+  assert_int_equal(unlink(path), 0);
+  sl_history none;
+  uint64_t e2, cs2;
+  assert_int_equal(sl_log_lineage_at(a, 300, &none, &e2, &cs2), 0);
+  assert_int_equal(none.n, 0);
+  assert_int_equal(e2, 2);
+  assert_int_equal(cs2, cs);
   sl_log_options o = {.segment_size = SL_SEG_SIZE_MIN, .first_txid = 301};
   memcpy(o.store_id, ID, SL_STORE_ID_SIZE);
   assert_int_equal(sl_log_create(b, &o), 0);

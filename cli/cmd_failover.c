@@ -179,12 +179,16 @@ int cmd_promote(int argc, char **argv) {
                    "\ninto=%s\n", epoch, last, cs, sl_now_us(), into);
   if ((rc = sl_write_file_atomic(sdir, PROMOTED_FILE, text, (size_t)n))) goto out;
   built = false;
-  printf("promoted stream %s: epoch %" PRIu64 " begins at txid %" PRIu64 " (the archive held 1..%" PRIu64
-         ", all of it in the new primary)\n"
-         "new primary: %s\n"
+  /* An empty archive promotes too: the new primary is the stream's store
+   * with nothing in it yet, and the old primary is fenced off all the same. */
+  if (last) printf("promoted stream %s: epoch %" PRIu64 " begins at txid %" PRIu64 " (the archive held 1..%" PRIu64
+                   ", all of it in the new primary)\n", stream, epoch, last + 1, last);
+  else printf("promoted stream %s: epoch %" PRIu64 " begins at txid 1 (the archive was empty: so is the new primary)\n",
+              stream, epoch);
+  printf("new primary: %s\n"
          "the receiver now refuses the old primary; ship the new one with\n"
          "  shiplog ship %s --to HOST:PORT --stream %s ...\n",
-         stream, epoch, last + 1, last, into, into, stream);
+         into, into, stream);
 out:
   if (rc) sl_log_error("promote %s in %s: %s", stream, data, sl_strerror(rc));
   if (built) sl_remove_tree(into);

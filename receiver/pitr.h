@@ -157,8 +157,10 @@ typedef struct sl_prune_result {
 } sl_prune_result;
 
 /* Apply the rules to DATA_DIR/streams/STREAM, then remove the archive
- * segments whose every txid is at or below the oldest kept snapshot's txid
- * and already applied by the standby, oldest first, never the newest
+ * segments whose every txid is at or below the oldest kept snapshot's txid,
+ * already applied by the standby and confirmed to every consumer of the
+ * archive (ARCHIVE/consumers/: a cascade shipper's ship-NAME), oldest
+ * first, never the newest
  * segment: what the oldest kept snapshot needs to reach the present stays.
  * With no snapshot no segment is removed. Safe while the receiver runs (it
  * appends to the newest segment only and reads above the applied txid)

@@ -19,9 +19,10 @@
  *       v
  *     Error{ERR_BUSY} (plain TCP only) --> CLOSED
  *
- *   HELLO_WAIT --Hello ok, allowed, sl__stream_attach()--> STREAMING
+ *   HELLO_WAIT --Hello ok, allowed, lineage ok, sl__stream_attach()--> STREAMING
  *       |  bad version / name / store id, a stream the certificate may not
- *       |  write (ERR_FORBIDDEN): Error{permanent} --> CLOSED
+ *       |  write (ERR_FORBIDDEN), behind or diverged (ERR_DIVERGED), all
+ *       |  before the attach: Error{permanent} --> CLOSED
  *       |  TLS + Hello not within timeout_ms of the accept, garbage --> CLOSED
  *
  *   STREAMING --serve()--> CLOSED: EOF, timeout, bad frame (Error{ERR_BAD_MESSAGE}),
@@ -190,37 +191,44 @@ static int recv_failed(conn_ctx *cx, int rc, const char *phase) {
 
 /* ---- handshake ---------------------------------------------------------------------- */
 
-/* The archive's cs through txid (sl_checksum_fn for sl_lineage_judge). */
+/* The archive's cs through a txid (sl_checksum_fn for sl_lineage_judge):
+ * the one the caller knows for `last`, else from the segments (any thread
+ * may read them: frames up to `last` are written). */
+typedef struct archive_point {
+  const sl__stream *s;
+  uint64_t last, cs;
+} archive_point;
+
 static int archive_checksum(void *arg, uint64_t txid, uint64_t *cs) {
-  sl__stream *s = arg;
-  if (txid + 1 == sl_log_next_txid(s->log)) {
-    *cs = sl_log_checksum(s->log);
+  const archive_point *a = arg;
+  if (txid == a->last) {
+    *cs = a->cs;
     return 0;
   }
-  return sl_log_checksum_at(s->archive_dir, txid, cs);
+  return sl_log_checksum_at(a->s->archive_dir, txid, cs);
 }
 
-/* LINEAGE (receiver.h): may this shipper's history write the stream? The
- * connection owns the stream here, so the archive stands still. Refusals
- * are permanent: a store that is behind or diverged must not write. */
-static int judge_lineage(conn_ctx *cx, const Shiplog__Repl__Hello *h, const sl_history *sh) {
-  sl__stream *s = cx->s;
-  sl_history rh;
+/* LINEAGE (receiver.h): may this shipper's history write the stream, whose
+ * archive holds rh and txids up to r_last with cs r_cs? Refusals are
+ * permanent: a store that is behind or diverged must not write. */
+static int judge_lineage(conn_ctx *cx, sl__stream *s, const Shiplog__Repl__Hello *h, const sl_history *sh,
+                         const sl_history *rh, uint64_t r_last, uint64_t r_cs) {
+  archive_point ap = {.s = s, .last = r_last, .cs = r_cs};
   sl_lineage_result res;
   char why[600];
-  uint64_t r_last = sl_log_next_txid(s->log) - 1, s_last = h->has_committed_txid ? h->committed_txid : 0;
-  sl_log_history(s->log, &rh);
-  sl_lineage_judge(&rh, r_last, archive_checksum, s, sh, s_last, h->checksum, &res);
-  unsigned long long R = r_last, S = s_last, E = sl_history_epoch(&rh), SE = sl_history_epoch(sh);
+  uint64_t s_last = h->has_committed_txid ? h->committed_txid : 0;
+  sl_lineage_judge(rh, r_last, archive_checksum, &ap, sh, s_last, h->checksum, &res);
+  unsigned long long R = r_last, S = s_last, E = sl_history_epoch(rh), SE = sl_history_epoch(sh);
   switch (res.verdict) {
   case SL_LINEAGE_EQUAL:
   case SL_LINEAGE_EXTENDS: return 0;
   case SL_LINEAGE_BEHIND:
     snprintf(why, sizeof why,
              "behind: stream %s holds txids up to %llu in epoch %llu; this store has only %llu (epoch %llu)%s, so "
-             "it is not the stream's primary and may not write to it; make it a standby of the new primary "
-             "(README \"Failover\")", s->name, R, E, S, SE,
-             res.unverified ? " and the archive no longer holds its last txid to compare" : " of the same history");
+             "it is not the stream's primary and may not write to it; make it a standby of the new primary: "
+             "`shiplog rewind STORE --to-txid %llu --standby-data DIR --stream NAME` (README \"Failover\")",
+             s->name, R, E, S, SE,
+             res.unverified ? " and the archive no longer holds its last txid to compare" : " of the same history", S);
     break;
   case SL_LINEAGE_DIVERGED:
     snprintf(why, sizeof why,
@@ -303,6 +311,16 @@ static int handshake(conn_ctx *cx) {
     rc = refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_IO, false, why);
     goto out;
   }
+  /* Judge the lineage before taking the stream, against its durable
+   * archive, so that a shipper refused for good never disconnects the live
+   * owner; the archive only grows, so a refusal stays right. Judged again
+   * once this connection owns the stream: the owner may have archived
+   * more meanwhile. */
+  sl_history rh;
+  uint64_t r_last, r_cs;
+  if (h->has_checksum && sl__stream_lineage(s, &rh, &r_last, &r_cs) &&
+      (rc = judge_lineage(cx, s, h, &sh, &rh, r_last, r_cs)))
+    goto out; /* logged, not put in the stream's status: its live owner is fine */
   rc = sl__stream_attach(s, cx->c, r->opt.timeout_ms, why, sizeof why);
   if (rc) {
     rc = refuse(cx, rc, rc == SL_ELOCKED ? SHIPLOG__REPL__ERROR_CODE__ERR_BUSY
@@ -310,7 +328,12 @@ static int handshake(conn_ctx *cx) {
     goto out;
   }
   cx->s = s;
-  if (h->has_checksum && (rc = judge_lineage(cx, h, &sh))) {
+  if (h->has_checksum) {
+    sl_log_history(s->log, &rh);
+    r_last = sl_log_next_txid(s->log) - 1;
+    rc = judge_lineage(cx, s, h, &sh, &rh, r_last, sl_log_checksum(s->log));
+  }
+  if (rc) {
     sl__stream_detach(s, cx->c);
     goto out;
   }
@@ -332,7 +355,6 @@ static int handshake(conn_ctx *cx) {
   w.max_batch_bytes = (uint32_t)r->opt.max_batch_bytes;
   w.has_accepts_sealed = w.accepts_sealed = true;
   Shiplog__Repl__EpochStart hist_msg[SL_HISTORY_MAX], *hist_ptrs[SL_HISTORY_MAX];
-  sl_history rh;
   sl_log_history(s->log, &rh);
   sl_msg_history_put(&rh, hist_msg, hist_ptrs, &w.history, &w.n_history);
   w.has_checksum = true;

@@ -44,13 +44,18 @@
  * connection closed; what is durable stays. Other streams go on.
  *
  * One live connection per stream: a new connection for a stream (same
- * store id) takes over from the old one, which is shut down.
+ * store id) takes over from the old one, which is shut down -- only once
+ * nothing refuses it for good (forbidden, another store id, behind,
+ * diverged: all judged before the takeover), so a refused shipper never
+ * disturbs the live one.
  *
  * LINEAGE (failover; store/lineage.h has the rules, README "Failover").
  * The archive keeps its history (ARCHIVE/history) and rolling checksum
- * like any log. On every Hello that carries a checksum the new owner
+ * like any log. On every Hello that carries a checksum the receiver
  * judges the shipper's history (its epochs and cs at its committed txid)
- * against the archive's: equal or extends -> Welcome (with the archive's
+ * against the archive's -- first against the stream's durable lineage
+ * (history, txid, cs, kept under the stream's lock) before taking the
+ * stream, then again as its owner (the archive may have grown): equal or extends -> Welcome (with the archive's
  * history and cs at its last txid); behind (fewer txids of the same
  * history, or as many but the stream moved on to a newer epoch: it was
  * promoted) -> Error{ERR_DIVERGED, permanent, "behind: ..."}; diverged ->

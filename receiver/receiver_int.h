@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "lineage.h"
 #include "log.h"
 #include "pitr.h"
 #include "receiver.h"
@@ -69,6 +70,14 @@ typedef struct sl__stream {
   int notify_fd;            /* eventfd: applied moved; the owner sends an Ack */
   sl_conn *owner;           /* (mu) the attached connection, or NULL */
   char peer[80];            /* (mu) the owner's, or the last one's */
+
+  /* (mu) the archive's lineage through its durable txid (history, txid,
+   * cs): what a Hello is judged against before the connection takes the
+   * stream, so that a refused shipper never disturbs the live owner.
+   * lin_valid is false until the archive was opened once. */
+  sl_history lin_hist;
+  uint64_t lin_last, lin_cs;
+  bool lin_valid;
 
   /* (mu) positions, inclusive txids */
   uint64_t first_txid, received, durable, applied;
@@ -149,6 +158,9 @@ void sl__stream_note_primary(sl__stream *s, uint64_t committed, uint64_t time_us
 void sl__stream_note_batch(sl__stream *s, uint64_t bytes, uint64_t last_commit_us);
 void sl__stream_set_error(sl__stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sl__stream_positions(sl__stream *s, uint64_t *durable, uint64_t *applied);
+/* The archive's lineage as of its durable txid (lin_* above); false when
+ * it is not known (the archive never opened). */
+bool sl__stream_lineage(sl__stream *s, sl_history *h, uint64_t *last, uint64_t *cs);
 
 /* ---- snapshot.c, restore.c (pitr.h) ----------------------------------------------- */
 /* Remove snapshot .tmp files whose writing process is gone. */

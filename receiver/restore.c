@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "receiver_int.h"
+#include "lineage.h"
 #include "sl_base.h"
 
 #define REPLAY_BATCH_BYTES (8u << 20)
@@ -330,6 +331,27 @@ out:
   return rc;
 }
 
+/* The restored log continues the stream's history after the snapshot's
+ * txid (store/lineage.h ORIGIN): the epoch, cs and history the archive has
+ * there, so the restored store ships to the stream as the same history.
+ * An archive that no longer (or, from object storage, not yet) holds that
+ * point leaves the lineage unknown: said, not fatal. */
+static int carry_lineage(const sl_restore_options *o, const char *archive, uint64_t base, uint64_t txid,
+                         const char *store) {
+  sl_history h;
+  uint64_t epoch, cs;
+  char logdir[4300];
+  int rc = txid > base && o->archive_wait ? o->archive_wait(o->archive_wait_arg, base + 1) : 0;
+  if (rc == 0) rc = sl_log_lineage_at(archive, base, &h, &epoch, &cs);
+  if (rc == SL_ENOTFOUND) {
+    sl_log_warn("%s: holds no checksum at txid %" PRIu64 ": the restored store's lineage is unknown, so the "
+                "stream would refuse it as diverged (ship it to a new stream)", archive, base);
+    return 0;
+  }
+  snprintf(logdir, sizeof logdir, "%s/log", store);
+  return rc ? rc : sl_log_set_origin(logdir, epoch, cs, &h);
+}
+
 int sl__restore_build(const sl_restore_options *o, const char *archive, const uint8_t *store_id,
                       const sl_snapshot *base, uint64_t txid, const char *tmp, sl_restore_result *res) {
   sl_store *st = NULL;
@@ -339,6 +361,7 @@ int sl__restore_build(const sl_restore_options *o, const char *archive, const ui
   if (base) {
     sl_load_options lo = {.progress = o->load_progress, .progress_arg = o->progress_arg, .keyring = o->keyring};
     rc = sl_load_full(base->path, tmp, &lo, NULL);
+    if (rc == 0) rc = carry_lineage(o, archive, base->txid, txid, tmp);
     res->base_txid = base->txid;
     res->commit_us = base->commit_us;
     snprintf(res->base_path, sizeof res->base_path, "%s", base->path);

@@ -18,9 +18,10 @@
  * live writer's from a dead one's (sl__snapshots_clean).
  *
  * RETENTION (sl_prune_stream). Snapshots first (count and age rules), then
- * archive segments below the oldest kept snapshot and the standby's applied
- * txid, oldest first so that segment numbers stay contiguous after each
- * unlink (store/log.h). The stream's snapshots folder is flock()ed: prune
+ * archive segments below the oldest kept snapshot, the standby's applied
+ * txid and every archive consumer's position (a cascade shipper), oldest
+ * first so that segment numbers stay contiguous after each unlink
+ * (store/log.h). The stream's snapshots folder is flock()ed: prune
  * takes it exclusively (and refuses to wait), restores share it, so a
  * restore never loses the files it chose halfway. A stream archived to
  * object storage (receiver/s3.h) keeps every file whose upload is not
@@ -379,7 +380,15 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
   if ((rc = sl_log_list(archive, &segs, &nseg))) goto out;
   if (nseg) out->archive_first_txid = segs[0].first_txid;
   if (!any_kept || nseg < 2) goto out;
-  uint64_t limit = SL_MIN(oldest_kept, standby_applied(standby));
+  uint64_t limit = SL_MIN(oldest_kept, standby_applied(standby)), held;
+  /* A cascade shipper reading this archive (shipper.h) keeps what it has
+   * not had confirmed yet, as a primary's consumers keep its log. */
+  if ((rc = sl_log_consumers_min(archive, &held))) goto out;
+  if (held < limit) {
+    sl_log_info("stream %s: archive consumers hold pruning at txid %" PRIu64 " (%s/consumers)", stream, held,
+                archive);
+    limit = held;
+  }
   size_t removed = 0;
   /* Segment i holds txids first_i .. first_{i+1} - 1; the newest is never removed. */
   while (removed + 1 < nseg && segs[removed + 1].first_txid - 1 <= limit &&

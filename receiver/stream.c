@@ -195,6 +195,10 @@ static int open_archive(sl__stream *s, const uint8_t *store_id) {
   /* Recovery synced everything that is there. */
   s->received = s->durable = sl_log_next_txid(s->log) - 1;
   s->last_commit_us = sl_log_last_commit_us(s->log);
+  s->lin_last = s->durable;
+  s->lin_cs = sl_log_checksum(s->log);
+  sl_log_history(s->log, &s->lin_hist);
+  s->lin_valid = true;
   s->log_error[0] = 0;
   free(segs);
   return 0;
@@ -1060,10 +1064,15 @@ int sl__stream_sync(sl__stream *s) {
     archive_failed(s, rc);
     return rc;
   }
-  uint64_t commit_us = sl_log_last_commit_us(s->log);
+  uint64_t commit_us = sl_log_last_commit_us(s->log), cs = sl_log_checksum(s->log);
+  sl_history h;
+  sl_log_history(s->log, &h);
   pthread_mutex_lock(&s->mu);
   if (target > s->durable) {
     s->durable = target;
+    s->lin_last = target;
+    s->lin_cs = cs;
+    s->lin_hist = h;
     s->last_commit_us = commit_us;
     update_behind(s);
     update_reachable(s);
@@ -1116,6 +1125,16 @@ void sl__stream_positions(sl__stream *s, uint64_t *durable, uint64_t *applied) {
   *durable = s->durable;
   *applied = s->applied;
   pthread_mutex_unlock(&s->mu);
+}
+
+bool sl__stream_lineage(sl__stream *s, sl_history *h, uint64_t *last, uint64_t *cs) {
+  pthread_mutex_lock(&s->mu);
+  bool valid = s->lin_valid;
+  *h = s->lin_hist;
+  *last = s->lin_last;
+  *cs = s->lin_cs;
+  pthread_mutex_unlock(&s->mu);
+  return valid;
 }
 
 /* ---- reading the status of a stream from another process ------------------------------ */

@@ -137,7 +137,7 @@ typedef struct reporter {
   bool written_valid;
   uint64_t gen, gen_done;   /* requests posted / completed */
   int write_rc;
-  char status[1024];
+  char status[2048];
   bool status_new;
 } reporter;
 
@@ -440,7 +440,7 @@ typedef struct shipper {
   int backoff_ms;
   uint64_t rng;
   int logged_rc;
-  char error[256];
+  char error[1024];           /* a receiver's refusal may name commands to run */
 } shipper;
 
 static const char *err_code_name(Shiplog__Repl__ErrorCode code) {
@@ -510,7 +510,7 @@ static void report(shipper *s, uint64_t now_ns) {
   uint64_t lag_ms = 0;
   if (s->applied < s->committed && s->applied_commit_us && now_us > s->applied_commit_us)
     lag_ms = (now_us - s->applied_commit_us) / 1000;
-  char text[1024];
+  char text[2048];
   snprintf(text, sizeof text,
            "state=%s\npeer=%s\ncommitted=%llu\nshipped=%llu\ndurable=%llu\napplied=%llu\n"
            "bytes=%llu\nbatches=%llu\nreconnects=%llu\nlag_ms=%llu\nio=%s\nupdated_us=%llu\n"

@@ -27,8 +27,8 @@
  * CASCADE: store_dir may be a receiver's stream directory (DIR/streams/NAME,
  * recognized by archive/ and no store.id): the shipper then tails that
  * archive's durable prefix, so a receiver's stream is shipped onward. Its
- * consumer position goes to the archive's consumers/ folder, which the
- * receiver's prune (snapshot rules) does not consult.
+ * consumer position goes to the archive's consumers/ folder, which holds
+ * back the receiver's prune (receiver/pitr.h) as it holds a primary's log.
  *
  * Status: STORE/ship/STREAM.status, rewritten at most every 200 ms while
  * something changes (key=value lines: state, peer, committed, shipped,

@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "crypt.h"
+#include "lineage.h"
 #include "store_int.h"
 
 #define PROGRESS_EVERY 8192 /* records between progress calls */
@@ -84,6 +85,10 @@ void sl_dump_header_encode(const sl_dump_header *h, uint8_t out[SL_DUMP_HEADER_S
   sl_put_le64(out + 64, h->created_us);
   sl_put_le64(out + 72, h->epoch);
   memcpy(out + 80, h->key_id, strnlen(h->key_id, SL_KEY_ID_SIZE));
+  if (h->has_lineage) {
+    sl_put_le64(out + 112, h->checksum);
+    sl_put_le32(out + 120, SL_DUMP_F_LINEAGE);
+  }
   sl_put_le32(out + 124, sl_crc32c(0, out, 124));
 }
 
@@ -105,6 +110,8 @@ int sl_dump_header_decode(const uint8_t in[SL_DUMP_HEADER_SIZE], sl_dump_header 
   h->created_us = sl_get_le64(in + 64);
   h->epoch = sl_get_le64(in + 72);
   memcpy(h->key_id, in + 80, SL_KEY_ID_SIZE);
+  h->has_lineage = sl_get_le32(in + 120) & SL_DUMP_F_LINEAGE;
+  h->checksum = h->has_lineage ? sl_get_le64(in + 112) : 0;
   if (h->kind != SL_DUMP_FULL && h->kind != SL_DUMP_INCREMENTAL) return SL_ECORRUPT;
   if (h->first_txid == 0 || h->last_txid + 1 < h->first_txid) return SL_ECORRUPT;
   if (h->kind == SL_DUMP_FULL && h->first_txid != 1) return SL_ECORRUPT;
@@ -112,6 +119,17 @@ int sl_dump_header_decode(const uint8_t in[SL_DUMP_HEADER_SIZE], sl_dump_header 
   if (!memcmp(in + 80, zero, SL_KEY_ID_SIZE) != (version == SL_DUMP_VERSION)) return SL_ECORRUPT;
   if (version == SL_DUMP_VERSION_SEALED && !sl_crypt_key_id_valid(h->key_id)) return SL_ECORRUPT;
   return 0;
+}
+
+/* The lineage of a full dump's image (its log's epoch and checksum at the
+ * image's txid), so that a store loaded from it continues the same history.
+ * A log that no longer holds that point leaves it unknown. */
+static void dump_lineage(sl_store *st, sl_dump_header *h) {
+  char logdir[4200];
+  sl_history hist;
+  snprintf(logdir, sizeof logdir, "%s/log", st->dir);
+  h->has_lineage = sl_log_lineage_at(logdir, h->last_txid, &hist, &h->epoch, &h->checksum) == 0;
+  if (!h->has_lineage) h->epoch = h->checksum = 0;
 }
 
 /* ---- writer ------------------------------------------------------------------------ */
@@ -462,6 +480,7 @@ int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info 
                       .last_commit_us = m.last_commit_us,
                       .created_us = sl_now_us()};
   memcpy(h.store_id, st->id, SL_STORE_ID_SIZE);
+  if (!st->no_log) dump_lineage(st, &h);
   if ((rc = write_header(&w, &h))) goto fail;
   progress(opt, 0, total);
   for (int db = 0; db < SL__DB_COUNT; db++) {

@@ -21,10 +21,17 @@
  *   48  8  commit time of the last txid, µs since the epoch (0 if none)
  *   56  8  since, µs: the TIME of `dump --since`, else 0
  *   64  8  created, µs since the epoch
- *   72  8  epoch (failover lineage; 0 for now)
+ *   72  8  epoch of the last txid (failover lineage, store/lineage.h)
  *   80 32  key id, NUL-padded: all zero in version 1; in version 2 the
  *          key every chunk is sealed with ([A-Za-z0-9_-]{1,32})
- *   112 12 reserved, zero
+ *   112 8  rolling log checksum through the last txid (LINEAGE, log.h)
+ *   120 4  flags: bit 0 = bytes 72 and 112 hold the lineage (a full dump of
+ *          a store with a log). Clear (older files, a standby's snapshot):
+ *          unknown -- a store loaded from the file then starts its log
+ *          with checksum 0 in epoch 0, so the stream it came from would
+ *          refuse it as diverged (a restore from a stream's snapshot takes
+ *          the lineage from the archive instead). Other bits zero; readers
+ *          that predate the field ignore it.
  *   124 4  CRC32C of bytes 0..123
  *
  * CHUNKS (from offset 128, back to back)
@@ -128,6 +135,7 @@
 #define SL_DUMP_CHUNK_MAX (SL_FRAME_MAX + 4096u) /* largest raw_len accepted */
 #define SL_DUMP_RECORD_HEADER_SIZE 9         /* full: db, key length, value length */
 #define SL_DUMP_KEY_MAX 511                  /* LMDB's longest key */
+#define SL_DUMP_F_LINEAGE 0x1u               /* header flags (offset 120) */
 
 typedef enum sl_dump_kind { SL_DUMP_FULL = 1, SL_DUMP_INCREMENTAL = 2 } sl_dump_kind;
 
@@ -142,6 +150,8 @@ typedef struct sl_dump_header {
   uint64_t created_us;
   uint64_t epoch;
   char key_id[SL_KEY_ID_SIZE + 1];     /* "" = plaintext */
+  bool has_lineage;                    /* epoch and checksum are known */
+  uint64_t checksum;                   /* cs(last_txid) */
 } sl_dump_header;
 
 /* Encode into 128 bytes / decode and check 128 bytes. decode returns

@@ -9,15 +9,23 @@
  * epochs. The fork reported for a divergence is the largest such t, a lower
  * bound of the real fork point (log --diverged finds the exact one, having
  * both logs at hand).
+ *
+ * ORIGIN: a store rebuilt from an image at txid B (snapshot, dump) gets a
+ * log starting at B + 1 whose header would say cs(B) = 0 and epoch 0;
+ * sl_log_set_origin writes the real values into that header before any
+ * frame exists, so every later cs chains on from the history it continues.
  */
 #include "lineage.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "sl_base.h"
 
 #define HISTORY_MAGIC "shiplog-history 1\n"
@@ -133,9 +141,10 @@ void sl_lineage_judge(const sl_history *rh, uint64_t r_last, sl_checksum_fn cs_r
   if (s_last <= r_last) {
     int rc = cs_r(arg, s_last, &cs);
     if (rc == 0 && cs != s_cs) {
+      /* Txids from a stream epoch the shipper lacks are not shared either. */
       out->verdict = SL_LINEAGE_DIVERGED;
-      out->fork = shared_upto(sh, s_last, cs_r, arg);
-      out->fork_max = s_last - 1;
+      out->fork_max = r_unknown <= s_last ? r_unknown - 1 : s_last - 1;
+      out->fork = shared_upto(sh, out->fork_max, cs_r, arg);
       return;
     }
     if (r_unknown <= s_last) { /* the shipper's txids from there are of another epoch */
@@ -165,4 +174,70 @@ void sl_lineage_judge(const sl_history *rh, uint64_t r_last, sl_checksum_fn cs_r
     return;
   }
   out->verdict = SL_LINEAGE_EXTENDS;
+}
+
+/* ---- origin ---------------------------------------------------------------- */
+
+/* The epoch of txid's own frame (0 when the log does not hold it). */
+static uint64_t frame_epoch(const char *logdir, uint64_t txid) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  sl_log_reader *r = NULL;
+  sl_log_reader_options ro = {.max_txid = txid};
+  sl_frame f;
+  uint64_t epoch = 0;
+  bool held = sl_log_list(logdir, &segs, &n) == 0 && n && txid >= segs[0].first_txid;
+  free(segs);
+  if (held && sl_log_reader_open(logdir, txid, &ro, &r) == 0 && sl_log_reader_next(r, &f) == 0 && f.txid == txid)
+    epoch = f.epoch;
+  sl_log_reader_close(r);
+  return epoch;
+}
+
+int sl_log_lineage_at(const char *logdir, uint64_t txid, sl_history *h, uint64_t *epoch, uint64_t *cs) {
+  int rc = sl_history_load(logdir, h);
+  if (rc || (rc = sl_log_checksum_at(logdir, txid, cs))) return rc;
+  sl_history_cut(h, txid);
+  /* The frame says it too: a log without its history file (an object
+   * storage copy, a store loaded from a later epoch's dump) knows that much. */
+  *epoch = SL_MAX(sl_history_epoch(h), frame_epoch(logdir, txid));
+  return 0;
+}
+
+int sl_log_set_origin(const char *logdir, uint64_t epoch, uint64_t prev_checksum, const sl_history *h) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  uint8_t b[SL_SEG_HEADER_SIZE];
+  sl_seg_header sh;
+  int fd = -1, rc = sl_log_list(logdir, &segs, &n);
+  if (rc) return rc;
+  if (n != 1 || segs[0].size != SL_SEG_HEADER_SIZE) {
+    sl_log_error("%s: lineage can only be given to a log of one segment without frames", logdir);
+    rc = SL_EINVAL;
+    goto out;
+  }
+  if ((fd = open(segs[0].path, O_RDWR | O_CLOEXEC)) < 0) {
+    rc = -errno;
+    goto out;
+  }
+  long got = sl_pread_full(fd, b, sizeof b, 0);
+  if (got < 0 || got != (long)sizeof b) {
+    rc = got < 0 ? (int)got : SL_ETRUNCATED;
+    goto out;
+  }
+  if ((rc = sl_seg_header_decode(b, &sh))) goto out;
+  sh.epoch = epoch;
+  sh.prev_checksum = prev_checksum;
+  sl_seg_header_encode(&sh, b);
+  if ((rc = sl_pwrite_all(fd, b, sizeof b, 0))) goto out;
+  if (fdatasync(fd) != 0) {
+    rc = -errno;
+    goto out;
+  }
+  if (h && h->n) rc = sl_history_save(logdir, h);
+out:
+  if (rc) sl_log_error("%s: cannot set the log's lineage (epoch %" PRIu64 "): %s", logdir, epoch, sl_strerror(rc));
+  if (fd >= 0) close(fd);
+  free(segs);
+  return rc;
 }

@@ -93,4 +93,15 @@ void sl_lineage_judge(const sl_history *rh, uint64_t r_last, sl_checksum_fn cs_r
 
 const char *sl_lineage_verdict_name(sl_lineage_verdict v);
 
+/* ORIGIN of a log that continues a history from its middle (a store
+ * restored from a snapshot and an archive, or loaded from a dump): its
+ * lineage at txid in LOGDIR -- the history cut there, the epoch txid was
+ * committed in, cs(txid) -- SL_ENOTFOUND as sl_log_checksum_at ... */
+int sl_log_lineage_at(const char *logdir, uint64_t txid, sl_history *h, uint64_t *epoch, uint64_t *cs);
+/* ... and given to a new log (one segment, no frame yet; no writer has it
+ * open): its segment header gets epoch and cs(first txid - 1), LOGDIR/history
+ * h (entries up to the first txid; NULL or empty: none). SL_EINVAL when
+ * the log holds frames or more than one segment. */
+int sl_log_set_origin(const char *logdir, uint64_t epoch, uint64_t prev_checksum, const sl_history *h);
+
 #endif

@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lineage.h"
 #include "store_int.h"
 
 #define LOAD_TXN_BYTES (64u << 20)
@@ -273,6 +274,13 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   sl_remove_tree(tmp); /* a leftover of a killed load with our pid */
   if ((rc = sl_store_create(tmp, &so))) goto fail;
   made = true;
+  /* The log continues the image's history (store/lineage.h ORIGIN). Only
+   * epoch 0 has an empty history; a later epoch's entries are not in the
+   * file, so the loaded log knows its epoch and checksum but not when
+   * earlier epochs began. */
+  char logdir[4300];
+  snprintf(logdir, sizeof logdir, "%s/log", tmp);
+  if (!so.no_log && h->has_lineage && (rc = sl_log_set_origin(logdir, h->epoch, h->checksum, NULL))) goto fail;
   if ((rc = sl_store_open(tmp, so.no_log ? SL_OPEN_NOLOG : 0, &st))) goto fail;
   if ((rc = append_records(st, r, path, &m, &rec, have_rec, o))) goto fail;
 

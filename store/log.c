@@ -1496,6 +1496,8 @@ static int consumers_min(const char *logdir, uint64_t *min) {
   return rc;
 }
 
+int sl_log_consumers_min(const char *logdir, uint64_t *min) { return consumers_min(logdir, min); }
+
 int sl_log_prune(sl_log *log, uint64_t checkpoint_txid) {
   sl_seg_info *segs = NULL;
   size_t n = 0;

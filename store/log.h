@@ -265,6 +265,9 @@ int sl_log_prune(sl_log *log, uint64_t checkpoint_txid);
 int sl_log_consumer_set(const char *logdir, const char *name, uint64_t txid);
 int sl_log_consumer_get(const char *logdir, const char *name, uint64_t *txid);
 int sl_log_consumer_remove(const char *logdir, const char *name);
+/* The lowest position of LOGDIR's consumers (UINT64_MAX: none), for
+ * pruners of logs without an sl_log of theirs (a receiver's archive). */
+int sl_log_consumers_min(const char *logdir, uint64_t *min);
 
 /* Read the durable mark of LOGDIR (any process). SL_ENOTFOUND if absent. */
 int sl_log_read_durable_mark(const char *logdir, uint64_t *txid);

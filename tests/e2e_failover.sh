@@ -16,6 +16,13 @@
 #   5. randomized role switches: kill the primary at a random moment,
 #      promote, ship the new one, bring the old one back (refused, then
 #      rewound) -- the model (every archived record so far) checked each round.
+#   6. promote on an empty stream: an empty new primary in epoch 1 that
+#      continues the stream; the old (empty) primary is behind.
+#   7. prune of a receiver's stream keeps the archive segments a lagging
+#      cascade shipper has not had confirmed (its consumer position).
+#   8. restores (from a snapshot + archive, in place and into a new store)
+#      and loads of a full dump carry the lineage: each ships to its stream
+#      as the same history, and on as its continuation.
 # Needs $SL_BIN, $SL_BUILD/bench_gen, jq. SL_SEED=N replays the random choices.
 set -u
 
@@ -27,7 +34,7 @@ GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
 command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
 . "$(dirname "$0")/lib_e2e.sh"
 e2e_begin e2e_failover
-ROUNDS=${SL_FAILOVER_ROUNDS:-10}
+ROUNDS=${SL_FAILOVER_ROUNDS:-8} # ~1.7 s each; the suite stays under ~30 s
 RX_OPT=(--insecure --heartbeat-ms 200 --timeout-ms 3000)
 [ "$(id -u)" -eq 0 ] && RX_OPT+=(--allow-root)
 
@@ -124,12 +131,18 @@ check "the standby follows the new primary" wait_applied "$D" s "$L" 20
 check "and equals it" same_state "$P2" "$D/streams/s/standby"
 
 # ---- 2. the old primary returns ---------------------------------------------------------
+# The new primary's shipper stays connected meanwhile: no refusal may disturb it.
+ship "$P2" "$RX_PORT" s
+LIVE=$SH_PID
+TAKEOVERS=$(grep -c "takes over" "$T/rx.log")
+for i in $(seq 100); do grep -qx "state=streaming" "$P2/ship/s.status" 2>/dev/null && break; sleep 0.05; done
 restart "$P"
 OLD_LAST=$(last_txid "$P")
 if [ "$OLD_LAST" -gt "$R" ]; then
   "$BIN" ship "$P" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
   check "the old primary's ship ends with exit 1" test $? -eq 1
   check "naming the divergence and the range" grep -q "diverged: .*txids $((R + 1))\.\.$OLD_LAST exist only on this store" "$T/err"
+  check "... and what to do" grep -q "List them with \`shiplog log STORE --diverged --data DIR --stream s\`, then \`shiplog rewind STORE --to-txid N\` to follow the new primary (ERR_DIVERGED)" "$T/err"
   "$BIN" log "$P" --diverged --data "$D" --stream s --json >"$T/div" 2>"$T/div.err"
   check "log --diverged lists txids $((R + 1))..$OLD_LAST" test "$(wc -l <"$T/div")" = "$((OLD_LAST - R))" -a \
     "$(head -1 "$T/div" | jq -r .txid)" = "$((R + 1))"
@@ -141,6 +154,16 @@ fi
 "$BIN" ship "$T/behind" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
 check "a store behind the stream: exit 1" test $? -eq 1
 check "... told it is behind" grep -q "behind: stream s holds txids up to" "$T/err"
+check "... and what to do" grep -q "make it a standby of the new primary: \`shiplog rewind STORE --to-txid" "$T/err"
+"$BIN" init "$T/other" >/dev/null
+"$BIN" ship "$T/other" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
+check "another store's shipper: exit 1 (ERR_STORE_ID)" test $? -eq 1
+check "none of the refused shippers disturbed the live one" grep -qx "reconnects=0" "$P2/ship/s.status"
+check "... nor took the stream over" test "$(grep -c "takes over" "$T/rx.log")" = "$TAKEOVERS"
+check "... which is still connected" kill -0 "$LIVE"
+check "... as the stream's status says, without an error" test "$("$BIN" status --data "$D" --stream s --json |
+  jq -r '.streams[0] | .state + "/" + (.error // "")')" = "connected/"
+kill9 "$LIVE"
 
 # ---- 3. rewind makes the old primary a standby ----------------------------------------------
 check "rewind exits 0" "$BIN" rewind "$P" --to-txid "$R" --standby-data "$T/old-host" --stream s
@@ -236,6 +259,95 @@ for round in $(seq "$ROUNDS"); do
   same_state "$CUR" "$NEXT" || bad "round $round: the rewound old primary differs from the new one"
   CUR=$NEXT
 done
+
+# ---- 6. promote on an empty stream ----------------------------------------------------------
+"$BIN" init "$T/e1" >/dev/null
+start_receiver "$T/e" || exit 1
+ship "$T/e1" "$RX_PORT" s --exit-when-caught-up
+wait "$SH_PID"
+stop "$RX_PID"
+check "empty stream: promote exits 0" "$BIN" promote --data "$T/e" --stream s --into "$T/e2" >"$T/promote.out"
+check "... saying the archive was empty" grep -q "epoch 1 begins at txid 1 (the archive was empty" "$T/promote.out"
+check "... the new primary is empty" test "$(last_txid "$T/e2")" = 0
+echo '{"ops":[{"op":"create_node","id":1,"labels":["First"],"props":{}}]}' | "$BIN" exec "$T/e2" - >/dev/null
+start_receiver "$T/e" || exit 1
+ship "$T/e2" "$RX_PORT" s --exit-when-caught-up
+check "... and ships as the stream's continuation" wait "$SH_PID"
+check "... its first transaction applied" wait_applied "$T/e" s 1 20
+"$BIN" ship "$T/e1" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
+check "... the old (empty) primary is refused: exit 1" test $? -eq 1
+check "... as behind" grep -q "behind: stream s holds txids up to 1 in epoch 1" "$T/err"
+stop "$RX_PID"
+
+# ---- 7. a lagging cascade holds back the pruning of the archive it reads ---------------------
+RX_OPT+=(--segment-size 64K)
+"$BIN" init "$T/q" >/dev/null
+start_receiver "$T/qa" && PQA=$RX_PORT && RXQA=$RX_PID
+start_receiver "$T/qb" && PQB=$RX_PORT && RXQB=$RX_PID
+gen "$T/w7" 1500 7
+"$BIN" exec "$T/q" "$T/w7" >/dev/null 2>&1
+ship "$T/q" "$PQA" q
+SQ=$SH_PID
+for i in $(seq 100); do [ -d "$T/qa/streams/q" ] && break; sleep 0.05; done
+ship "$T/qa/streams/q" "$PQB" q
+check "cascade: B follows A" wait_applied "$T/qb" q "$(last_txid "$T/q")" 20
+sleep 0.5 # the cascade shipper records its confirmed position every 200 ms
+kill9 "$SH_PID" # the cascade lags from here on
+C=$(cat "$T/qa/streams/q/archive/consumers/ship-q")
+gen "$T/w8" 3000 8
+"$BIN" exec "$T/q" "$T/w8" >/dev/null 2>&1
+L=$(last_txid "$T/q")
+check "A archives and applies everything" wait_applied "$T/qa" q "$L" 20
+"$BIN" snapshot --data "$T/qa" --stream q >/dev/null
+"$BIN" prune --data "$T/qa" --stream q --keep-snapshots 1 --json >"$T/prune.json"
+FIRST=$(jq -r .archive_first_txid "$T/prune.json")
+echo "    cascade confirmed txid $C, A's archive begins at $FIRST after prune ($(jq -c . "$T/prune.json"))"
+check "prune removed segments the cascade had confirmed" test "$FIRST" -gt 1
+check "... but kept what the cascade still needs (from txid $((C + 1)))" test "$FIRST" -le $((C + 1))
+ship "$T/qa/streams/q" "$PQB" q
+check "the cascade resumes and catches up" wait_applied "$T/qb" q "$L" 30
+check "... equal to the primary" same_state "$T/q" "$T/qb/streams/q/standby"
+kill9 "$SH_PID"; kill9 "$SQ"; stop "$RXQA"; stop "$RXQB"
+
+# ---- 8. restores and loads carry the lineage -------------------------------------------------
+F=$T/f1
+"$BIN" init "$F" >/dev/null
+gen "$T/w9" 1500 9
+"$BIN" exec "$F" "$T/w9" >/dev/null 2>&1
+start_receiver "$T/fd" || exit 1
+FD=$T/fd
+ship_done() { "$BIN" ship "$1" --to "127.0.0.1:$RX_PORT" --stream "$2" --insecure --exit-when-caught-up \
+  >"$T/out" 2>"$T/err"; }
+ship_done "$F" f
+"$BIN" snapshot --data "$FD" --stream f >/dev/null # restores below start from it
+gen "$T/w10" 500 10
+"$BIN" exec "$F" "$T/w10" >/dev/null 2>&1
+check "restore: the primary ships" ship_done "$F" f
+L=$(last_txid "$F")
+"$BIN" restore --data "$FD" --stream f --to-txid "$L" --in-place "$F" --json >"$T/restore.json" 2>>"$T/restore.err"
+check "restore --in-place of the primary from its stream, from a snapshot" \
+  test "$(last_txid "$F")" = "$L" -a "$(jq -r '.base_txid // 0' "$T/restore.json")" -gt 0
+check "... ships to the same stream as the same history" ship_done "$F" f
+gen "$T/w11" 200 11
+"$BIN" exec "$F" "$T/w11" >/dev/null 2>&1
+check "... and its new transactions as the continuation" ship_done "$F" f
+L=$(last_txid "$F")
+"$BIN" restore --data "$FD" --stream f --to-txid "$L" --into "$T/f2" >/dev/null 2>>"$T/restore.err"
+gen "$T/w12" 200 12
+"$BIN" exec "$T/f2" "$T/w12" >/dev/null 2>&1
+check "restore --into NEW: NEW ships as the stream's continuation" ship_done "$T/f2" f
+L=$(last_txid "$T/f2")
+check "... applied" wait_applied "$FD" f "$L" 20
+check "... equal to NEW" same_state "$T/f2" "$FD/streams/f/standby"
+"$BIN" dump "$T/f2" --to "$T/f2.dump" --quiet
+"$BIN" load "$T/f2.dump" --into "$T/f3" --quiet
+check "load of a full dump: ships to its old stream as the same history" ship_done "$T/f3" f
+check "... and to a new stream" ship_done "$T/f3" f-new
+gen "$T/w13" 100 13
+"$BIN" exec "$T/f3" "$T/w13" >/dev/null 2>&1
+check "... and continues both" ship_done "$T/f3" f
+check "... (the new one too)" ship_done "$T/f3" f-new
+stop "$RX_PID"
 
 echo "e2e_failover: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

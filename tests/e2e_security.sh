@@ -187,6 +187,7 @@ expect 1 "3: a certificate allowed for another stream is refused" \
 contains "$T/err" "stream a: certificate p2, p2.shippers.test may not write it (not in the allow list" \
   "3: ...with the receiver's reason (ERR_FORBIDDEN)"
 contains "$T/err" "ERR_FORBIDDEN" "3: ...as ERR_FORBIDDEN"
+check "3: ...and stream a's own shipper was not disconnected" grep -qx "reconnects=0" "$T/pa/ship/a.status"
 # shellcheck disable=SC2046
 expect 1 "3: ...also for a stream it would create" \
   "$BIN" ship "$T/pb" --to "127.0.0.1:$PORT" --stream c $(tls_of p2) --exit-when-caught-up

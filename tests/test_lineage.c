@@ -1,7 +1,8 @@
 /*
  * Lineage (store/log.h "LINEAGE", store/lineage.h): the rolling checksum
  * across rotation, reopen and truncation; epochs and the history file; the
- * receiver's rules (equal / extends / behind / diverged) as a pure function.
+ * receiver's rules (equal / extends / behind / diverged) as a pure function;
+ * a log given the lineage it continues (ORIGIN).
  */
 #include "testutil.h"
 
@@ -229,6 +230,10 @@ static void lineage_judge_rules(void **state) {
   assert_int_equal(fork_max, 100);
   assert_int_equal(judge(&promoted, 120, &none, 140, 5, NULL, &fork_max), SL_LINEAGE_DIVERGED);
   assert_int_equal(fork_max, 100);
+  /* ... and the new primary's stream went further than the old one did:
+   * its txids from the promotion on are its own, not just the last one. */
+  assert_int_equal(judge(&promoted, 200, &none, 140, 5, NULL, &fork_max), SL_LINEAGE_DIVERGED);
+  assert_int_equal(fork_max, 100);
   /* Diverged: the same length, another checksum. */
   assert_int_equal(judge(&none, 100, &none, 90, 901, &fork, NULL), SL_LINEAGE_DIVERGED);
   assert_int_equal(fork, 0);
@@ -249,6 +254,52 @@ static void lineage_judge_rules(void **state) {
   assert_int_equal(fork_max, 100);
 }
 
+/* ORIGIN: a log continuing a history from txid 300 (a restore, a load)
+ * chains on exactly as the log it came from. */
+static void lineage_origin(void **state) {
+  (void)state;
+  char *a = strdup(tu_tmpdir("lineage_origin_a")), *b = strdup(tu_tmpdir("lineage_origin_b"));
+  sl_log *log = new_log(a);
+  for (uint64_t t = 1; t <= 400; t++) append(log, t, t > 150 ? 2 : 0, 0);
+  uint64_t want = sl_log_checksum(log);
+  assert_int_equal(sl_log_wait_durable(log, 400), 0);
+  sl_log_close(log);
+  sl_history h;
+  uint64_t epoch, cs;
+  assert_int_equal(sl_log_lineage_at(a, 300, &h, &epoch, &cs), 0);
+  assert_int_equal(epoch, 2);
+  assert_int_equal(h.n, 1);
+  assert_int_equal(h.e[0].first_txid, 151);
+  /* Without its history file the log still knows the frame's epoch. */
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", a, SL_HISTORY_FILE);
+  assert_int_equal(unlink(path), 0);
+  sl_history none;
+  uint64_t e2, cs2;
+  assert_int_equal(sl_log_lineage_at(a, 300, &none, &e2, &cs2), 0);
+  assert_int_equal(none.n, 0);
+  assert_int_equal(e2, 2);
+  assert_int_equal(cs2, cs);
+  sl_log_options o = {.segment_size = SL_SEG_SIZE_MIN, .first_txid = 301};
+  memcpy(o.store_id, ID, SL_STORE_ID_SIZE);
+  assert_int_equal(sl_log_create(b, &o), 0);
+  assert_int_equal(sl_log_set_origin(b, epoch, cs, &h), 0);
+  assert_int_equal(sl_log_open(b, ID, &log), 0);
+  assert_int_equal(sl_log_epoch(log), 2);
+  assert_int_equal(sl_log_checksum(log), cs);
+  for (uint64_t t = 301; t <= 400; t++) append(log, t, 2, 0);
+  assert_int_equal(sl_log_checksum(log), want);
+  sl_history got;
+  sl_log_history(log, &got);
+  assert_true(got.n == 1 && sl_history_has(&got, &h.e[0]));
+  assert_int_equal(sl_log_wait_durable(log, 400), 0);
+  sl_log_close(log);
+  /* Only a log without frames takes an origin. */
+  assert_int_equal(sl_log_set_origin(b, 2, cs, NULL), SL_EINVAL);
+  free(a);
+  free(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(lineage_chain_rotation_reopen),
@@ -256,6 +307,7 @@ int main(void) {
       cmocka_unit_test(lineage_frames_match_reader),
       cmocka_unit_test(lineage_history_file),
       cmocka_unit_test(lineage_judge_rules),
+      cmocka_unit_test(lineage_origin),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

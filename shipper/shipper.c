@@ -240,7 +240,8 @@ static void reporter_stop(reporter *r) {
 
 /* ---- sealer thread ------------------------------------------------------------------ */
 
-/* A batch on its way: raw frames, then the whole framed Batch message. */
+/* A batch on its way: raw frames, the compressed Batch, then the whole
+ * framed message. */
 typedef struct slot {
   sl_buf raw, lz4, wire;
   sl_buf sealed;                 /* raw with every frame sealed (keyring) */
@@ -248,11 +249,11 @@ typedef struct slot {
   const uint8_t *store_id;
   uint64_t first, last, commit_us, start_ns;
   uint64_t cs_before, cs;        /* LINEAGE: rolling checksum before first / through last */
-  size_t data_len;               /* compressed bytes (Batch.data) */
+  uint32_t raw_crc;              /* CRC32C of raw, folded in as it is read (no keyring) */
+  Shiplog__Repl__Batch bt;       /* sealed: Batch.data points into lz4 */
   int rc;                        /* sealing result */
 } slot;
 
-/* Compress and frame the batch in b (CRC32C, LZ4, protobuf, codec frame). */
 /* Seal every frame of b->raw into b->sealed (at-rest encryption). A frame
  * that is sealed already (a log that is itself a sealed archive) goes as
  * it is: the tail does not report a segment's key, so Batch.key_id names
@@ -294,27 +295,32 @@ static int seal_frames(slot *b) {
   return 0;
 }
 
-static int seal_slot(slot *b, uint64_t committed) {
-  Shiplog__Repl__Batch bt;
-  const sl_buf *frames = &b->raw;
-  int rc = b->kr ? seal_frames(b) : 0;
-  if (rc) return rc;
-  if (b->kr) frames = &b->sealed;
-  rc = sl_batch_seal(frames->data, frames->len, b->first, b->last, true, &b->lz4, &bt);
-  if (rc) return rc;
-  if (b->kr) bt.key_id = (char *)sl_keyring_primary(b->kr);
-  b->data_len = bt.data.len;
-  bt.has_last_commit_us = true;
-  bt.last_commit_us = b->commit_us;
-  bt.has_sent_time_us = true;
-  bt.sent_time_us = sl_now_us();
-  bt.has_committed_txid = true;
-  bt.committed_txid = committed;
-  bt.has_checksum = true;
-  bt.checksum = b->cs;
+/* Compress the batch in b (sealing its frames first with a keyring): the
+ * one step the sealer thread takes over (PIPELINE), so it does nothing else. */
+static int seal_slot(slot *b) {
+  if (!b->kr) return sl_batch_seal_crc(b->raw.data, b->raw.len, b->raw_crc, b->first, b->last, true,
+                                       &b->lz4, &b->bt);
+  int rc = seal_frames(b);
+  if (rc == 0) rc = sl_batch_seal(b->sealed.data, b->sealed.len, b->first, b->last, true, &b->lz4, &b->bt);
+  if (rc == 0) b->bt.key_id = (char *)sl_keyring_primary(b->kr);
+  return rc;
+}
+
+/* The sealed batch as a framed message (protobuf, codec frame), at the
+ * moment it is sent. */
+static int frame_slot(slot *b, uint64_t committed) {
+  Shiplog__Repl__Batch *bt = &b->bt;
+  bt->has_last_commit_us = true;
+  bt->last_commit_us = b->commit_us;
+  bt->has_sent_time_us = true;
+  bt->sent_time_us = sl_now_us();
+  bt->has_committed_txid = true;
+  bt->committed_txid = committed;
+  bt->has_checksum = true;
+  bt->checksum = b->cs;
   Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
   m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BATCH;
-  m.batch = &bt;
+  m.batch = bt;
   b->wire.len = 0;
   return sl_msg_encode(&m, &b->wire);
 }
@@ -328,7 +334,6 @@ typedef struct sealer {
   pthread_cond_t cv;
   bool stop, busy, done;         /* busy: a job is handed over; done: it is sealed */
   slot *job;
-  uint64_t committed;
 } sealer;
 
 static void *sealer_main(void *arg) {
@@ -338,9 +343,8 @@ static void *sealer_main(void *arg) {
     while (!z->stop && !(z->busy && !z->done)) pthread_cond_wait(&z->cv, &z->mu);
     if (z->stop) break;
     slot *b = z->job;
-    uint64_t committed = z->committed;
     pthread_mutex_unlock(&z->mu);
-    b->rc = seal_slot(b, committed);
+    b->rc = seal_slot(b);
     pthread_mutex_lock(&z->mu);
     z->done = true;
     pthread_cond_broadcast(&z->cv);
@@ -358,10 +362,9 @@ static int sealer_start(sealer *z) {
   return 0;
 }
 
-static void sealer_give(sealer *z, slot *b, uint64_t committed) {
+static void sealer_give(sealer *z, slot *b) {
   pthread_mutex_lock(&z->mu);
   z->job = b;
-  z->committed = committed;
   z->busy = true;
   z->done = false;
   pthread_cond_broadcast(&z->cv);
@@ -697,6 +700,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   if ((rc = sl_log_checksum_at(s->logdir, start - 1, &s->cs)))
     return fatal(s, rc, "%s: cannot read the log's checksum at txid %llu: %s", s->logdir,
                  (unsigned long long)(start - 1), sl_strerror(rc));
+  sl__tail_set_checksum(s->tail, s->cs);
 
   s->shipped = s->confirmed = start - 1;
   s->durable = d;
@@ -884,6 +888,7 @@ static bool window_open(const shipper *s) {
 
 /* Send the sealed batch in b and start waiting for its acknowledgement. */
 static int send_slot(shipper *s, slot *b) {
+  if (b->rc == 0) b->rc = frame_slot(b, s->committed);
   if (b->rc)
     return fatal(s, b->rc, "cannot seal batch of txids %llu..%llu: %s",
                  (unsigned long long)b->first, (unsigned long long)b->last, sl_strerror(b->rc));
@@ -895,7 +900,7 @@ static int send_slot(shipper *s, slot *b) {
   s->inflight += b->raw.len;
   s->shipped = b->last;
   s->bytes += b->raw.len;
-  s->compressed_bytes += b->data_len;
+  s->compressed_bytes += b->bt.data.len;
   s->batches++;
   s->report_dirty = true;
   b->raw.len = 0;
@@ -924,14 +929,14 @@ static int ship(shipper *s) {
   if (sl__tail_next_txid(s->tail) <= s->committed && window_open(s)) {
     bool had = s->sealing;
     if (had) sealer_take(&s->z);
-    sealer_give(&s->z, b, s->committed);
+    sealer_give(&s->z, b);
     s->sealing = true;
     s->cur ^= 1;
     return had ? send_slot(s, prev) : 0;
   }
   int rc = flush_sealer(s);
   if (rc) return rc;
-  b->rc = seal_slot(b, s->committed);
+  b->rc = seal_slot(b);
   return send_slot(s, b);
 }
 
@@ -945,15 +950,15 @@ static int fill(shipper *s, uint64_t now) {
     sl__tail_run run;
     if ((rc = sl__tail_read(s->tail, &b->raw, s->batch_cap, &run))) return fatal(s, rc, NULL);
     if (run.bytes == 0) break;
-    if (before == 0) b->cs_before = s->cs;
-    if ((rc = sl_frames_lineage(b->raw.data + before, b->raw.len - before, 0, &s->cs)))
-      return fatal(s, rc, "%s: txids %llu..%llu are not whole frames", s->logdir,
-                   (unsigned long long)run.first_txid, (unsigned long long)run.last_txid);
-    b->cs = s->cs;
     if (before == 0) {
+      b->cs_before = s->cs;
+      b->raw_crc = 0;
       b->first = run.first_txid;
       b->start_ns = now;
     }
+    /* While the frames are in cache: the sealer only compresses. */
+    if (!b->kr) b->raw_crc = sl_crc32c(b->raw_crc, b->raw.data + before, run.bytes);
+    b->cs = s->cs = run.checksum;
     b->last = run.last_txid;
     b->commit_us = run.last_commit_us;
     if (b->raw.len > s->recv_limit)

@@ -5,7 +5,7 @@
  *
  * USAGE
  *   bench_ship [--dir DIR] [--seconds S] [--loads 1000,10000,max]
- *              [--backlog-mb N] [--pad BYTES] [--io auto|uring|plain]
+ *              [--backlog-mb N] [--rounds R] [--pad BYTES] [--io auto|uring|plain]
  *
  *   --dir DIR        scratch directory (default $TMPDIR, else /tmp); a real
  *                    disk: on tmpfs fdatasync is free
@@ -13,6 +13,7 @@
  *   --loads LIST     offered loads in tx/s, "max" = as fast as 16 committers go
  *   --backlog-mb N   size of the pre-written log for the throughput part
  *                    (default 128; 0 skips it)
+ *   --rounds R       rounds of ceiling + shipping into the sink (default 3)
  *   --pad BYTES      property bytes per transaction (default 200)
  *   --io BACKEND     the shipper's I/O backend (default auto)
  *   --keep           leave the scratch directory behind
@@ -40,9 +41,14 @@
  *        - ceilings on the same bytes: LZ4 block compression in 1 MiB
  *          chunks (what sl_batch_seal does) and a copy through a loopback
  *          TCP socket between two threads (MB/s);
- *        - shipping it: a shipper from txid 1 until the receiver holds it
- *          all durably (--exit-when-caught-up), MB/s and its ratio to the
- *          smaller ceiling (target >= 90%).
+ *        - shipping it into a sink receiver (the shipper's own speed): a
+ *          shipper from txid 1 until the sink holds it all, MB/s and its
+ *          ratio to the smaller ceiling of the same round (target >= 90%);
+ *          R rounds of ceilings + shipping back to back, then the best
+ *          shipping against the best ceiling (noise on a shared machine
+ *          slows either at times; both get the same treatment);
+ *        - shipping it to the real receiver (archive, fdatasync, apply)
+ *          until durable there, then until applied on its standby.
  *   Targets printed beside the figures: applied p99 <= 2 ms at 1k tx/s;
  *   shipping >= 90% of the ceiling. Nothing asserts on times: shared
  *   machines vary 30-60% between runs; compare figures of one run.
@@ -90,8 +96,9 @@ static struct {
   uint64_t backlog_mb;
   size_t pad;
   sl_io_backend io;
+  int rounds;
   bool keep;
-} cfg = {.seconds = 8, .backlog_mb = 128, .pad = 200};
+} cfg = {.seconds = 8, .backlog_mb = 128, .pad = 200, .rounds = 3};
 
 static char rx_addr[64];
 static pid_t rx_pid;
@@ -608,7 +615,9 @@ static double lz4_mbps(const sl_buf *raw) {
     in += (uint64_t)n;
   }
   double mbps = (double)in / secs(sl_mono_ns() - t0) / 1e6;
-  printf("  lz4 ratio %.2f\n", (double)in / (double)outb);
+  static bool said;
+  if (!said) printf("  lz4 ratio %.2f\n", (double)in / (double)outb);
+  said = true;
   free(out);
   return mbps;
 }
@@ -666,26 +675,36 @@ static void run_backlog(const char *data) {
   printf("  tail read (plain):    %8.0f MB/s\n", plain);
   double ring = tail_read_mbps(store, SL_IO_URING, &name);
   if (ring >= 0) printf("  tail read (io_uring): %8.0f MB/s\n", ring);
-  double lz4 = lz4_mbps(&raw);
-  double loop = loopback_mbps(&raw);
-  double ceiling = SL_MIN(lz4, loop);
-  printf("  ceiling: lz4 %.0f MB/s, loopback TCP %.0f MB/s -> %.0f MB/s (both in one thread, "
-         "serially: %.0f MB/s)\n", lz4, loop, ceiling, 1.0 / (1.0 / lz4 + 1.0 / loop));
-
-  /* The shipper alone: into the sink (no decompression, fsync or apply). */
-  sinkrx k = {0};
-  sink_rx_start(&k);
+  /* Rounds of ceiling then shipper, back to back: other jobs on a shared
+   * machine slow either one at times, so each round's ratio is printed and
+   * the best shipping is set against the best ceiling. */
+  double best_ceiling = 0, best_sink = 0;
   ship_run s;
-  t0 = sl_mono_ns();
-  ship_start(&s, k.addr, store, "backlog-sink", true);
-  wait_for(&k.last, last, 120);
-  uint64_t sunk = sl_mono_ns(); /* not the shipper's exit: that waits a settle time */
-  pthread_join(s.t, NULL);
-  if (s.rc) fprintf(stderr, "bench_ship: shipper: %s\n", sl_strerror(s.rc));
-  sink_rx_stop(&k);
-  double sink_mbps = (double)raw.len / secs(sunk - t0) / 1e6;
-  printf("  shipped into a sink receiver: %.2f s, %.0f MB/s = %.0f%% of the ceiling (target >= 90%%)\n",
-         secs(sunk - t0), sink_mbps, 100.0 * sink_mbps / ceiling);
+  for (int r = 1; r <= cfg.rounds; r++) {
+    double lz4 = lz4_mbps(&raw);
+    double loop = loopback_mbps(&raw);
+    double ceiling = SL_MIN(lz4, loop);
+    printf("  round %d: ceiling: lz4 %.0f MB/s, loopback TCP %.0f MB/s -> %.0f MB/s (both in one "
+           "thread, serially: %.0f MB/s)\n", r, lz4, loop, ceiling, 1.0 / (1.0 / lz4 + 1.0 / loop));
+
+    /* The shipper alone: into the sink (no decompression, fsync or apply). */
+    sinkrx k = {0};
+    sink_rx_start(&k);
+    t0 = sl_mono_ns();
+    ship_start(&s, k.addr, store, "backlog-sink", true);
+    wait_for(&k.last, last, 120);
+    uint64_t sunk = sl_mono_ns(); /* not the shipper's exit: that waits a settle time */
+    pthread_join(s.t, NULL);
+    if (s.rc) fprintf(stderr, "bench_ship: shipper: %s\n", sl_strerror(s.rc));
+    sink_rx_stop(&k);
+    double sink_mbps = (double)raw.len / secs(sunk - t0) / 1e6;
+    printf("  round %d: shipped into a sink receiver: %.2f s, %.0f MB/s = %.0f%% of the ceiling\n", r,
+           secs(sunk - t0), sink_mbps, 100.0 * sink_mbps / ceiling);
+    best_ceiling = SL_MAX(best_ceiling, ceiling);
+    best_sink = SL_MAX(best_sink, sink_mbps);
+  }
+  printf("  best of %d: shipped into a sink receiver %.0f MB/s = %.0f%% of the best ceiling %.0f MB/s "
+         "(target >= 90%%)\n", cfg.rounds, best_sink, 100.0 * best_sink / best_ceiling, best_ceiling);
 
   /* The system: the real receiver archives (fsync) and applies. */
   probe p = {0};
@@ -713,7 +732,7 @@ static void run_backlog(const char *data) {
 
 static void usage(void) {
   fprintf(stderr, "usage: bench_ship [--dir DIR] [--seconds S] [--loads 1000,10000,max] "
-                  "[--backlog-mb N] [--pad BYTES] [--io auto|uring|plain] [--keep]\n");
+                  "[--backlog-mb N] [--rounds R] [--pad BYTES] [--io auto|uring|plain] [--keep]\n");
   exit(2);
 }
 
@@ -736,13 +755,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--loads") && v) parse_loads(argv[++i]);
     else if (!strcmp(a, "--backlog-mb") && v) cfg.backlog_mb = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(a, "--keep")) cfg.keep = true;
+    else if (!strcmp(a, "--rounds") && v) cfg.rounds = atoi(argv[++i]);
     else if (!strcmp(a, "--pad") && v) cfg.pad = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(a, "--io") && v) {
       i++;
       cfg.io = !strcmp(v, "uring") ? SL_IO_URING : !strcmp(v, "plain") ? SL_IO_PLAIN : SL_IO_AUTO;
     } else usage();
   }
-  if (cfg.seconds <= 0 || cfg.pad < 1 || cfg.pad > 4000) usage();
+  if (cfg.seconds <= 0 || cfg.pad < 1 || cfg.pad > 4000 || cfg.rounds < 1) usage();
   sl_set_progname("bench_ship");
   signal(SIGPIPE, SIG_IGN);
 

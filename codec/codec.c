@@ -144,12 +144,18 @@ bool sl_stream_name_valid(const char *name) {
 
 int sl_batch_seal(const uint8_t *frames, size_t len, uint64_t first_txid, uint64_t last_txid,
                   bool compress, sl_buf *scratch, Shiplog__Repl__Batch *out) {
+  return sl_batch_seal_crc(frames, len, sl_crc32c(0, frames, len), first_txid, last_txid, compress,
+                           scratch, out);
+}
+
+int sl_batch_seal_crc(const uint8_t *frames, size_t len, uint32_t raw_crc, uint64_t first_txid,
+                      uint64_t last_txid, bool compress, sl_buf *scratch, Shiplog__Repl__Batch *out) {
   if (len == 0 || len > SL_BATCH_RAW_MAX) return SL_ETOOBIG;
   shiplog__repl__batch__init(out);
   out->first_txid = first_txid;
   out->last_txid = last_txid;
   out->raw_len = (uint32_t)len;
-  out->raw_crc32c = sl_crc32c(0, frames, len);
+  out->raw_crc32c = raw_crc;
   out->has_compression = true;
   if (compress) {
     int bound = LZ4_compressBound((int)len);

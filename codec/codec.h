@@ -79,6 +79,11 @@ int sl_msg_history_get(Shiplog__Repl__EpochStart *const *v, size_t n, struct sl_
  * outlive *out) and fill the Batch's required fields. */
 int sl_batch_seal(const uint8_t *frames, size_t len, uint64_t first_txid, uint64_t last_txid,
                   bool compress, sl_buf *scratch, Shiplog__Repl__Batch *out);
+/* The same with raw_crc32c given: CRC32C of frames[0..len), which a caller
+ * that had the frames in cache anyway (the shipper, as it reads them)
+ * computed already, so that compressing is the only pass left here. */
+int sl_batch_seal_crc(const uint8_t *frames, size_t len, uint32_t raw_crc, uint64_t first_txid,
+                      uint64_t last_txid, bool compress, sl_buf *scratch, Shiplog__Repl__Batch *out);
 /* Decompress and check a batch (see BATCH PAYLOAD). raw receives the frames.
  * Errors: SL_ETOOBIG (raw_len over max_raw), SL_ECORRUPT (decompression,
  * CRC, a frame), SL_EGAP (txids not dense or not first..last). */

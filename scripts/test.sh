@@ -9,8 +9,9 @@
 #      one throw-away radosgw (scripts/radosgw.sh, ~20 s to start) serves the
 #      object-storage tests of both trees and is stopped at the end
 #   4. smoke-runs the benches briefly so they do not rot: bench_commit for
-#      0.5 s per run, and a bench_gen workload applied with shiplog exec and
-#      checked with shiplog verify (numbers are printed, never judged)
+#      0.5 s per run, bench_crypt and bench_ship on a few MB, and a bench_gen
+#      workload applied with shiplog exec and checked with shiplog verify
+#      (numbers are printed, never judged)
 #   5. runs every libFuzzer target (tests/fuzz/run.sh, clang, build-fuzz/)
 #      for FUZZ_SECONDS (default 20) each on its seed corpus; skipped with a
 #      message when clang is missing
@@ -121,6 +122,12 @@ if [[ -x $BUILD/bench_commit && -x $BUILD/bench_gen && -x $BUILD/shiplog ]]; the
     passed=$((passed + 1))
   else
     fail "bench_crypt smoke run failed"
+  fi
+  if [[ ! -x $BUILD/bench_ship ]] ||
+    "$BUILD/bench_ship" --seconds 0.5 --loads 1000 --backlog-mb 4 --rounds 1 --dir "$smoke"; then
+    passed=$((passed + 1))
+  else
+    fail "bench_ship smoke run failed"
   fi
   rm -rf "$smoke"
 else

@@ -55,12 +55,19 @@
  * batch, none per frame: the mark read, one segment read, one send. Batch
  * buffers are allocated once and reused: no allocation per frame or batch.
  *
- * PIPELINE. LZ4 is the slowest step (about 600 MB/s a core against 2 GB/s
- * for reading and for loopback sends), so when a backlog is waiting, a
- * sealer thread compresses batch k while this thread sends batch k-1 and
- * reads batch k+1 (two slots, ship()). A batch with nothing behind it is
- * sealed on this thread: at low rates no thread handoff sits between a
- * commit and its send.
+ * PIPELINE. LZ4 is the slowest step (about 600-800 MB/s a core against
+ * 2-3 GB/s for reading and for loopback sends), so when a backlog is
+ * waiting, a sealer thread compresses batch k while this thread reads
+ * batch k+1 and sends batch k-1 (ship()). The sealer does nothing but LZ4
+ * (and the sealing of frames with a keyring): this thread decodes each
+ * frame once as it reads it (the tail carries the rolling checksum along),
+ * folds the batch's raw CRC32C in while the bytes are in cache, and packs
+ * and frames the message when it sends it. Batches wait for the sealer in
+ * a ring of SLOTS, so it starts the next one as soon as it finishes one,
+ * without a round trip through this thread; a full window is reopened by
+ * reading the acknowledgements that arrived, not by draining the ring. A
+ * batch with nothing behind it is sealed on this thread: at low rates no
+ * thread handoff sits between a commit and its send.
  *
  * BACKGROUND WRITER. The consumer position file is written with fsync
  * (sl_log_consumer_set) and the status file with rename; both are done by a
@@ -103,6 +110,7 @@
 #define RECV_BUF_BYTES 65536
 #define RECV_MAX_BODY (1u << 20) /* a receiver sends only small messages */
 #define SENT_RING 4096        /* unacknowledged batches tracked */
+#define SLOTS 4               /* batches on their way: filling, with the sealer, sealed */
 #define SOFTWARE "shiplog 0.1.0"
 
 typedef enum state { ST_CONNECTING, ST_HANDSHAKE, ST_STREAMING, ST_BACKOFF, ST_STOPPED, ST_FAILED } state;
@@ -240,7 +248,8 @@ static void reporter_stop(reporter *r) {
 
 /* ---- sealer thread ------------------------------------------------------------------ */
 
-/* A batch on its way: raw frames, then the whole framed Batch message. */
+/* A batch on its way: raw frames, the compressed Batch, then the whole
+ * framed message. */
 typedef struct slot {
   sl_buf raw, lz4, wire;
   sl_buf sealed;                 /* raw with every frame sealed (keyring) */
@@ -248,11 +257,11 @@ typedef struct slot {
   const uint8_t *store_id;
   uint64_t first, last, commit_us, start_ns;
   uint64_t cs_before, cs;        /* LINEAGE: rolling checksum before first / through last */
-  size_t data_len;               /* compressed bytes (Batch.data) */
+  uint32_t raw_crc;              /* CRC32C of raw, folded in as it is read (no keyring) */
+  Shiplog__Repl__Batch bt;       /* sealed: Batch.data points into lz4 */
   int rc;                        /* sealing result */
 } slot;
 
-/* Compress and frame the batch in b (CRC32C, LZ4, protobuf, codec frame). */
 /* Seal every frame of b->raw into b->sealed (at-rest encryption). A frame
  * that is sealed already (a log that is itself a sealed archive) goes as
  * it is: the tail does not report a segment's key, so Batch.key_id names
@@ -294,55 +303,60 @@ static int seal_frames(slot *b) {
   return 0;
 }
 
-static int seal_slot(slot *b, uint64_t committed) {
-  Shiplog__Repl__Batch bt;
-  const sl_buf *frames = &b->raw;
-  int rc = b->kr ? seal_frames(b) : 0;
-  if (rc) return rc;
-  if (b->kr) frames = &b->sealed;
-  rc = sl_batch_seal(frames->data, frames->len, b->first, b->last, true, &b->lz4, &bt);
-  if (rc) return rc;
-  if (b->kr) bt.key_id = (char *)sl_keyring_primary(b->kr);
-  b->data_len = bt.data.len;
-  bt.has_last_commit_us = true;
-  bt.last_commit_us = b->commit_us;
-  bt.has_sent_time_us = true;
-  bt.sent_time_us = sl_now_us();
-  bt.has_committed_txid = true;
-  bt.committed_txid = committed;
-  bt.has_checksum = true;
-  bt.checksum = b->cs;
+/* Compress the batch in b (sealing its frames first with a keyring): the
+ * one step the sealer thread takes over (PIPELINE), so it does nothing else. */
+static int seal_slot(slot *b) {
+  if (!b->kr) return sl_batch_seal_crc(b->raw.data, b->raw.len, b->raw_crc, b->first, b->last, true,
+                                       &b->lz4, &b->bt);
+  int rc = seal_frames(b);
+  if (rc == 0) rc = sl_batch_seal(b->sealed.data, b->sealed.len, b->first, b->last, true, &b->lz4, &b->bt);
+  if (rc == 0) b->bt.key_id = (char *)sl_keyring_primary(b->kr);
+  return rc;
+}
+
+/* The sealed batch as a framed message (protobuf, codec frame), at the
+ * moment it is sent. */
+static int frame_slot(slot *b, uint64_t committed) {
+  Shiplog__Repl__Batch *bt = &b->bt;
+  bt->has_last_commit_us = true;
+  bt->last_commit_us = b->commit_us;
+  bt->has_sent_time_us = true;
+  bt->sent_time_us = sl_now_us();
+  bt->has_committed_txid = true;
+  bt->committed_txid = committed;
+  bt->has_checksum = true;
+  bt->checksum = b->cs;
   Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
   m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BATCH;
-  m.batch = &bt;
+  m.batch = bt;
   b->wire.len = 0;
   return sl_msg_encode(&m, &b->wire);
 }
 
-/* One job at a time: the streaming thread hands over a filled slot and
- * takes it back sealed (see PIPELINE). */
+/* Batches in order through a ring (see PIPELINE): batch i lies in
+ * slots[i % SLOTS]; the streaming thread hands batches over (given) and
+ * sends them once sealed, the sealer seals them in turn (sealed). */
 typedef struct sealer {
   pthread_t thread;
   bool started;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  bool stop, busy, done;         /* busy: a job is handed over; done: it is sealed */
-  slot *job;
-  uint64_t committed;
+  bool stop;
+  slot *slots;
+  uint64_t given, sealed;        /* written under mu; given only by the streaming thread */
 } sealer;
 
 static void *sealer_main(void *arg) {
   sealer *z = arg;
   pthread_mutex_lock(&z->mu);
   for (;;) {
-    while (!z->stop && !(z->busy && !z->done)) pthread_cond_wait(&z->cv, &z->mu);
+    while (!z->stop && z->sealed == z->given) pthread_cond_wait(&z->cv, &z->mu);
     if (z->stop) break;
-    slot *b = z->job;
-    uint64_t committed = z->committed;
+    slot *b = &z->slots[z->sealed % SLOTS];
     pthread_mutex_unlock(&z->mu);
-    b->rc = seal_slot(b, committed);
+    b->rc = seal_slot(b);
     pthread_mutex_lock(&z->mu);
-    z->done = true;
+    z->sealed++;
     pthread_cond_broadcast(&z->cv);
   }
   pthread_mutex_unlock(&z->mu);
@@ -358,20 +372,28 @@ static int sealer_start(sealer *z) {
   return 0;
 }
 
-static void sealer_give(sealer *z, slot *b, uint64_t committed) {
+static void sealer_give(sealer *z) {
   pthread_mutex_lock(&z->mu);
-  z->job = b;
-  z->committed = committed;
-  z->busy = true;
-  z->done = false;
+  z->given++;
   pthread_cond_broadcast(&z->cv);
   pthread_mutex_unlock(&z->mu);
 }
 
-static void sealer_take(sealer *z) {
+/* Whether batch i is sealed; with wait, wait until it is. */
+static bool sealer_done(sealer *z, uint64_t i, bool wait) {
   pthread_mutex_lock(&z->mu);
-  while (!z->done) pthread_cond_wait(&z->cv, &z->mu);
-  z->busy = false;
+  while (wait && z->sealed <= i) pthread_cond_wait(&z->cv, &z->mu);
+  bool done = z->sealed > i;
+  pthread_mutex_unlock(&z->mu);
+  return done;
+}
+
+/* Wait until the sealer is idle, and empty the ring. */
+static void sealer_reset(sealer *z) {
+  if (!z->started) return;
+  pthread_mutex_lock(&z->mu);
+  while (z->sealed < z->given) pthread_cond_wait(&z->cv, &z->mu);
+  z->given = z->sealed = 0;
   pthread_mutex_unlock(&z->mu);
 }
 
@@ -416,9 +438,8 @@ typedef struct shipper {
   sl_conn *conn;
   int fd;
   sl_buf rbuf, sbuf;              /* received bytes; small messages to send */
-  slot slots[2];                 /* slots[cur] fills; the other may be with the sealer */
-  int cur;
-  bool sealing;
+  slot slots[SLOTS];             /* slots[z.given % SLOTS] fills (see sealer) */
+  uint64_t to_send;              /* the next batch of the ring to send */
   sealer z;
 
   /* sent batches: [q_applied, q_durable) acknowledged durable, kept for the
@@ -457,10 +478,9 @@ static void disconnect(shipper *s) {
   s->conn = NULL;
   s->fd = -1;
   s->rbuf.len = 0;
-  if (s->sealing) sealer_take(&s->z);
-  s->sealing = false;
-  s->slots[0].raw.len = s->slots[1].raw.len = 0;
-  s->cur = 0;
+  sealer_reset(&s->z);
+  s->to_send = 0;
+  for (int i = 0; i < SLOTS; i++) s->slots[i].raw.len = 0;
   s->q_applied = s->q_durable = s->q_end = 0;
   s->inflight = 0;
 }
@@ -697,6 +717,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   if ((rc = sl_log_checksum_at(s->logdir, start - 1, &s->cs)))
     return fatal(s, rc, "%s: cannot read the log's checksum at txid %llu: %s", s->logdir,
                  (unsigned long long)(start - 1), sl_strerror(rc));
+  sl__tail_set_checksum(s->tail, s->cs);
 
   s->shipped = s->confirmed = start - 1;
   s->durable = d;
@@ -884,6 +905,7 @@ static bool window_open(const shipper *s) {
 
 /* Send the sealed batch in b and start waiting for its acknowledgement. */
 static int send_slot(shipper *s, slot *b) {
+  if (b->rc == 0) b->rc = frame_slot(b, s->committed);
   if (b->rc)
     return fatal(s, b->rc, "cannot seal batch of txids %llu..%llu: %s",
                  (unsigned long long)b->first, (unsigned long long)b->last, sl_strerror(b->rc));
@@ -895,7 +917,7 @@ static int send_slot(shipper *s, slot *b) {
   s->inflight += b->raw.len;
   s->shipped = b->last;
   s->bytes += b->raw.len;
-  s->compressed_bytes += b->data_len;
+  s->compressed_bytes += b->bt.data.len;
   s->batches++;
   s->report_dirty = true;
   b->raw.len = 0;
@@ -907,31 +929,38 @@ static int send_slot(shipper *s, slot *b) {
   return 0;
 }
 
-/* Send what the sealer holds, if anything. */
-static int flush_sealer(shipper *s) {
-  if (!s->sealing) return 0;
-  sealer_take(&s->z);
-  s->sealing = false;
-  return send_slot(s, &s->slots[s->cur ^ 1]);
+static slot *filling(shipper *s) { return &s->slots[s->z.given % SLOTS]; }
+
+/* Send the oldest batch of the ring, once it is sealed. */
+static int send_next(shipper *s) {
+  sealer_done(&s->z, s->to_send, true);
+  return send_slot(s, &s->slots[s->to_send++ % SLOTS]);
 }
 
-/* slots[cur] is a complete batch: seal and send it. With more to ship
- * behind it, the sealer compresses it while this thread sends the batch
- * before it and reads the one after; alone, it is sealed here (no thread
- * handoff on the latency path). Batches leave in txid order. */
+/* Send every batch of the ring. */
+static int flush_sealer(shipper *s) {
+  int rc = 0;
+  while (rc == 0 && s->to_send < s->z.given) rc = send_next(s);
+  return rc;
+}
+
+/* The filling slot is a complete batch: seal and send it. With more to
+ * ship behind it, it joins the sealer's ring, and this thread sends what
+ * is sealed (waiting only when the ring is full) and reads on; alone, it
+ * is sealed here (no thread handoff on the latency path). Batches leave in
+ * txid order. */
 static int ship(shipper *s) {
-  slot *b = &s->slots[s->cur], *prev = &s->slots[s->cur ^ 1];
+  int rc;
   if (sl__tail_next_txid(s->tail) <= s->committed && window_open(s)) {
-    bool had = s->sealing;
-    if (had) sealer_take(&s->z);
-    sealer_give(&s->z, b, s->committed);
-    s->sealing = true;
-    s->cur ^= 1;
-    return had ? send_slot(s, prev) : 0;
+    sealer_give(&s->z);
+    while (s->to_send < s->z.given &&
+           (s->z.given - s->to_send >= SLOTS || sealer_done(&s->z, s->to_send, false)))
+      if ((rc = send_next(s))) return rc;
+    return 0;
   }
-  int rc = flush_sealer(s);
-  if (rc) return rc;
-  b->rc = seal_slot(b, s->committed);
+  if ((rc = flush_sealer(s))) return rc;
+  slot *b = filling(s);
+  b->rc = seal_slot(b);
   return send_slot(s, b);
 }
 
@@ -939,21 +968,25 @@ static int ship(shipper *s) {
  * every batch when there is no delay). */
 static int fill(shipper *s, uint64_t now) {
   int rc;
-  while (window_open(s) && sl__tail_next_txid(s->tail) <= s->committed) {
-    slot *b = &s->slots[s->cur];
+  while (sl__tail_next_txid(s->tail) <= s->committed) {
+    /* Acknowledgements may have arrived: read them rather than drain the
+     * ring to wait for them. */
+    if (!window_open(s) && s->to_send < s->z.given && (rc = pump(s, 0))) return rc;
+    if (!window_open(s)) break;
+    slot *b = filling(s);
     size_t before = b->raw.len;
     sl__tail_run run;
     if ((rc = sl__tail_read(s->tail, &b->raw, s->batch_cap, &run))) return fatal(s, rc, NULL);
     if (run.bytes == 0) break;
-    if (before == 0) b->cs_before = s->cs;
-    if ((rc = sl_frames_lineage(b->raw.data + before, b->raw.len - before, 0, &s->cs)))
-      return fatal(s, rc, "%s: txids %llu..%llu are not whole frames", s->logdir,
-                   (unsigned long long)run.first_txid, (unsigned long long)run.last_txid);
-    b->cs = s->cs;
     if (before == 0) {
+      b->cs_before = s->cs;
+      b->raw_crc = 0;
       b->first = run.first_txid;
       b->start_ns = now;
     }
+    /* While the frames are in cache: the sealer only compresses. */
+    if (!b->kr) b->raw_crc = sl_crc32c(b->raw_crc, b->raw.data + before, run.bytes);
+    b->cs = s->cs = run.checksum;
     b->last = run.last_txid;
     b->commit_us = run.last_commit_us;
     if (b->raw.len > s->recv_limit)
@@ -964,7 +997,7 @@ static int fill(shipper *s, uint64_t now) {
     if (s->opt->batch_delay_us && b->raw.len < s->batch_cap) break;
     if ((rc = ship(s))) return rc;
   }
-  slot *b = &s->slots[s->cur];
+  slot *b = filling(s);
   if (b->raw.len > 0 && now >= b->start_ns + (uint64_t)s->opt->batch_delay_us * 1000u &&
       (rc = ship(s)))
     return rc;
@@ -1010,10 +1043,9 @@ static int session_stream(shipper *s) {
 
     uint64_t wake = earlier(s->last_send_ns + (uint64_t)s->heartbeat_ms * ms,
                             s->last_recv_ns + (uint64_t)s->timeout_ms * ms);
-    const slot *filling = &s->slots[s->cur];
-    if (filling->raw.len > 0)
-      wake = earlier(wake, filling->start_ns + (uint64_t)s->opt->batch_delay_us * 1000u);
-    bool caught_up = filling->raw.len == 0 && s->shipped == s->committed && s->q_durable == s->q_end;
+    const slot *f = filling(s);
+    if (f->raw.len > 0) wake = earlier(wake, f->start_ns + (uint64_t)s->opt->batch_delay_us * 1000u);
+    bool caught_up = f->raw.len == 0 && s->shipped == s->committed && s->q_durable == s->q_end;
     if (caught_up) recovered(s);
     if (s->opt->exit_when_caught_up) {
       if (!caught_up) {
@@ -1195,7 +1227,8 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
   if ((rc = sl__io_open(opt->backend, &s->io))) return rc;
   if ((rc = sl__tail_open(s->logdir, s->store_id, s->io, &s->tail))) return rc;
   if (!(s->q = calloc(SENT_RING, sizeof *s->q))) return -ENOMEM;
-  for (int i = 0; i < 2; i++) {
+  s->z.slots = s->slots;
+  for (int i = 0; i < SLOTS; i++) {
     if ((rc = sl_buf_reserve(&s->slots[i].raw, s->batch_max))) return rc;
     s->slots[i].kr = opt->keyring;
     s->slots[i].store_id = s->store_id;
@@ -1238,7 +1271,7 @@ done:
   sl_tls_ctx_free(s->tls);
   sl_buf_free(&s->rbuf);
   sl_buf_free(&s->sbuf);
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < SLOTS; i++) {
     sl_buf_free(&s->slots[i].raw);
     sl_buf_free(&s->slots[i].lz4);
     sl_buf_free(&s->slots[i].wire);

@@ -14,7 +14,8 @@
  * offset into the caller's batch buffer with ONE read (io.h: through the
  * ring, or pread), walks the frames it got (length, CRC32C, txid dense),
  * and keeps the whole frames up to the mark in place: the batch is built
- * without copying. Short reads are expected (the newest segment grows while
+ * without copying. The same walk carries the rolling log checksum (LINEAGE)
+ * on, so no later pass decodes the frames again. Short reads are expected (the newest segment grows while
  * we read it) and handled by where the walk stops:
  *
  *   stopped at                       next txid <= mark means
@@ -64,6 +65,7 @@ struct sl__tail {
   int seg_fd;             /* -1 until sl__tail_seek */
   uint64_t segno, offset, next_txid;
   uint64_t last_commit_us; /* of next_txid - 1, once a frame was walked */
+  uint64_t cs;            /* rolling checksum through next_txid - 1, as set and walked */
   char seg_path[PATH_MAX];
   sl_buf scan;            /* seek's read buffer */
 };
@@ -71,6 +73,7 @@ struct sl__tail {
 int sl__tail_notify_fd(const sl__tail *t) { return t->ino_fd; }
 uint64_t sl__tail_durable(const sl__tail *t) { return t->durable; }
 uint64_t sl__tail_next_txid(const sl__tail *t) { return t->next_txid; }
+void sl__tail_set_checksum(sl__tail *t, uint64_t cs) { t->cs = cs; }
 
 static void watch_mark(sl__tail *t) {
   t->mark_wd = inotify_add_watch(t->ino_fd, t->mark_path, IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF);
@@ -237,6 +240,7 @@ static int walk(sl__tail *t, const uint8_t *buf, size_t len, uint64_t limit, siz
       *used = off;
       return rc;
     }
+    t->cs = sl_frame_lineage(t->cs, txid, buf + off, plen);
     off += flen;
     t->offset += flen;
     t->next_txid++;
@@ -346,6 +350,7 @@ int sl__tail_read(sl__tail *t, sl_buf *dst, size_t max, sl__tail_run *run) {
       if (run->bytes == 0) run->first_txid = first;
       run->last_txid = t->next_txid - 1;
       run->last_commit_us = t->last_commit_us;
+      run->checksum = t->cs;
       run->bytes += used;
       dst->len += used;
       tries = 0;

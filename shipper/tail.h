@@ -35,10 +35,12 @@
 typedef struct sl__tail sl__tail;
 
 /* What one sl__tail_read() appended: frames first_txid..last_txid,
- * bytes of them (0: nothing was ready), commit time of last_txid. */
+ * bytes of them (0: nothing was ready), commit time of last_txid, and the
+ * rolling log checksum through last_txid (see sl__tail_set_checksum). */
 typedef struct sl__tail_run {
   uint64_t first_txid, last_txid;
   uint64_t last_commit_us;
+  uint64_t checksum;
   size_t bytes;
 } sl__tail_run;
 
@@ -60,6 +62,11 @@ int sl__tail_oldest(sl__tail *t, uint64_t *txid);
 /* Position so that the next frame returned is txid (1 <= txid <= durable + 1). */
 int sl__tail_seek(sl__tail *t, uint64_t txid);
 uint64_t sl__tail_next_txid(const sl__tail *t);
+/* LINEAGE: cs is the rolling log checksum through next_txid - 1 (store/
+ * log.h); sl__tail_read carries it on through every frame it walks, so the
+ * frames are decoded (length, CRC32C, txid) once, not once more for their
+ * checksum. A seek does not compute it: set it after each seek. */
+void sl__tail_set_checksum(sl__tail *t, uint64_t cs);
 
 /* Append to dst the whole frames from next_txid up to the durable mark
  * that fit while dst->len <= max (a single frame larger than max is

@@ -51,6 +51,23 @@ static void base_crc32c_paths_agree(void **state) {
       if (hw) assert_int_equal(sl__crc32c_hw(init, buf + start, len), sw);
     }
   }
+  /* Long buffers: the hardware path joins three blocks' CRCs (8 KiB and
+   * 256-byte blocks), around every block boundary and at any alignment. */
+  size_t big_len = 3 * 8192 * 2 + 3 * 256 * 3 + 64;
+  uint8_t *big = malloc(big_len);
+  assert_non_null(big);
+  for (size_t i = 0; i < big_len; i++) big[i] = (uint8_t)tu_rand(&seed);
+  size_t lens[] = {767, 768, 769, 3 * 256 * 2, 3 * 8192 - 1, 3 * 8192, 3 * 8192 + 1, 3 * 8192 + 3 * 256 + 7,
+                   big_len - 16};
+  for (size_t i = 0; i < SL_ARRAY_LEN(lens); i++) {
+    for (size_t start = 0; start < 16; start += 5) {
+      uint32_t init = (uint32_t)tu_rand(&seed);
+      uint32_t sw = sl__crc32c_sw(init, big + start, lens[i]);
+      assert_int_equal(sl_crc32c(init, big + start, lens[i]), sw);
+      if (hw) assert_int_equal(sl__crc32c_hw(init, big + start, lens[i]), sw);
+    }
+  }
+  free(big);
 }
 
 /* ---- errors ---------------------------------------------------------------- */

@@ -6,7 +6,8 @@
  * blocked by seccomp), and whole sessions against a scripted receiver
  * (resume from its durable txid, reconnect after a drop, permanent
  * refusal) and against the real receiver (the standby ends up with every
- * transaction).
+ * transaction, also through the sealer's ring behind a tiny window). The
+ * tail's rolling checksum is checked against the log's on every read.
  *
  * Every case runs once per backend: group "plain", then group "uring".
  * Without io_uring the uring group is not run and the binary exits 77
@@ -137,10 +138,14 @@ static uint64_t check_frames(const uint8_t *buf, size_t len, uint64_t first, uin
   return n;
 }
 
-/* Read everything durable from the current position in batches of max. */
+/* Read everything durable from the current position in batches of max.
+ * Each run's rolling checksum must be the log's own through its last txid
+ * (the tail carries it on from the value set at the start). */
 static uint64_t drain(tailer *tl, size_t max) {
   sl_buf b = {0};
-  uint64_t total = 0;
+  uint64_t total = 0, cs;
+  assert_int_equal(sl_log_checksum_at(tl->logdir, sl__tail_next_txid(tl->tail) - 1, &cs), 0);
+  sl__tail_set_checksum(tl->tail, cs);
   for (;;) {
     sl__tail_run run;
     b.len = 0;
@@ -155,6 +160,8 @@ static uint64_t drain(tailer *tl, size_t max) {
     assert_int_equal(run.last_commit_us, commit_us);
     assert_true(run.last_txid <= sl__tail_durable(tl->tail));
     assert_true(b.len <= max || n == 1);
+    assert_int_equal(sl_log_checksum_at(tl->logdir, run.last_txid, &cs), 0);
+    assert_true(run.checksum == cs);
     total += n;
   }
   sl_buf_free(&b);
@@ -876,20 +883,28 @@ static void rx_start(rx *r, const char *data) {
   tu_receiver_start(r);
 }
 
-static void shipper_ships_to_real_receiver(void **state) {
-  (void)state;
-  char *dir = make_store("real_receiver", 0); /* one segment: nothing pruned before the shipper registers */
-  char *data = tu_path(tu_tmpdir("real_receiver_data"), "rx");
-  commit_n(dir, 500, 300);
+/* Ship n transactions of the store `name` to a real receiver with the
+ * given batch and window limits (0: defaults): the standby ends up with
+ * every one and the consumer position at n. Returns the batches sent. */
+static uint64_t ship_to_real_receiver(const char *name, int n, size_t batch_max, size_t window) {
+  char *dir = make_store(name, 0); /* one segment: nothing pruned before the shipper registers */
+  char data_name[64];
+  snprintf(data_name, sizeof data_name, "%s_data", name);
+  char *data = tu_path(tu_tmpdir(data_name), "rx");
+  commit_n(dir, n, 300);
   rx r = {0};
   rx_start(&r, data);
   volatile sig_atomic_t stop = 0;
   sl_shipper_options o = ship_opts(dir, r.addr);
-  o.batch_max_bytes = 0;
+  o.batch_max_bytes = batch_max;
+  o.window_bytes = window;
   assert_int_equal(sl_shipper_run(&o, &stop), 0);
   r.stop = 1;
   pthread_join(r.t, NULL);
   assert_int_equal(r.rc, 0);
+  sl_ship_status ss;
+  assert_int_equal(sl_ship_status_read(dir, "s1", &ss), 0);
+  assert_int_equal(ss.durable, (uint64_t)n);
   char *standby = tu_path(data, "streams/s1/standby");
   sl_store *st;
   assert_int_equal(sl_store_open(standby, SL_OPEN_RDONLY, &st), 0);
@@ -899,11 +914,26 @@ static void shipper_ships_to_real_receiver(void **state) {
   assert_int_equal(sl_view_counts(v, &c), 0);
   sl_view_end(v);
   sl_store_close(st);
-  assert_int_equal(c.nodes, 500);
-  assert_int_equal(consumer_of(dir, "ship-s1"), 500);
+  assert_int_equal(c.nodes, n);
+  assert_int_equal(consumer_of(dir, "ship-s1"), (uint64_t)n);
   free(standby);
   free(data);
   free(dir);
+  return ss.batches;
+}
+
+static void shipper_ships_to_real_receiver(void **state) {
+  (void)state;
+  ship_to_real_receiver("real_receiver", 500, 0, 0);
+}
+
+/* A backlog of many small batches behind a window of two: the sealer's
+ * ring fills, the window closes again and again and is reopened by the
+ * acknowledgements read in between; the receiver checks every batch's raw
+ * CRC and rolling checksum. */
+static void shipper_pipeline_with_small_window(void **state) {
+  (void)state;
+  assert_true(ship_to_real_receiver("pipeline", 2000, 4096, 8192) > 100);
 }
 
 #define SHIPPER_TESTS                                                    \
@@ -920,7 +950,8 @@ static void shipper_ships_to_real_receiver(void **state) {
   cmocka_unit_test(shipper_session_pruned_log_starts_at_oldest),         \
   cmocka_unit_test(shipper_session_permanent_refusal),                   \
   cmocka_unit_test(shipper_session_stops_while_retrying),                \
-  cmocka_unit_test(shipper_ships_to_real_receiver)
+  cmocka_unit_test(shipper_ships_to_real_receiver),                     \
+  cmocka_unit_test(shipper_pipeline_with_small_window)
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);

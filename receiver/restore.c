@@ -20,9 +20,9 @@
  *      the store appends them to its own log, so the result is a complete
  *      primary store whose log continues at N+1. The reader stops at N and
  *      treats any bad frame below it as damage (tolerate_tail = false).
- *      The store is open SL_OPEN_BULK: no fdatasync or checkpoint per
- *      batch (the directory is thrown away unless the restore completes),
- *      one log fdatasync and one checkpoint at the end, both checked.
+ *      The store is open SL_OPEN_BULK: no wait for an fdatasync per batch
+ *      (the directory is thrown away unless the restore completes); one
+ *      log fdatasync and one checkpoint at the end, both checked.
  *   5. Close (checkpoint), rename into place, fsync the parent. In place:
  *      STORE -> STORE.before-restore-<time>, tmp -> STORE, with STORE's
  *      writer.lock flocked from the check that no process uses it until the

@@ -27,7 +27,9 @@
  *               a restore's reading costs (MB/s, tx/s)
  *   from empty  sl_restore to the last txid with no snapshot: every
  *               transaction replayed into a new store (which logs it again)
- *               -- ops/s and MB/s of log replayed, and its ratio to reader
+ *               and made durable (its log's fdatasync and an LMDB
+ *               checkpoint) -- ops/s and MB/s of log replayed, and its
+ *               ratio to reader
  *   nearby      a snapshot 1% of the transactions before the end (taken from
  *               a restore to that txid, not timed), then sl_restore to the
  *               last txid: snapshot load + the last 1% replayed, total time

@@ -122,7 +122,8 @@ typedef struct sl_restore_result {
   char base_path[4096];         /* "" for the empty base */
   uint64_t replayed;            /* transactions replayed from the archive */
   uint64_t replayed_bytes;      /* their frame bytes */
-  uint64_t load_ns, replay_ns;  /* time spent loading the base and replaying */
+  uint64_t load_ns, replay_ns;  /* time spent loading the base and replaying
+                                   (the final log fdatasync and checkpoint included) */
   char kept[4096];              /* in place: where the store's old state is */
 } sl_restore_result;
 

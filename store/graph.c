@@ -243,15 +243,30 @@ static int take_id(sl__wctx *w, uint64_t *id, uint64_t *next_id, const char *wha
   return flag;
 }
 
-/* Put entity id's property: 1 if it existed and `flags` has MDB_NOOVERWRITE. */
+/* mdb_put of a key that must be new (MDB_KEYEXIST if not). For an entity
+ * just created above every id in use (`fresh`), its keys sort after every
+ * key of the database as long as they come in order: MDB_APPEND then
+ * finds the place without a binary search per level (replay is bound by
+ * these searches). An append out of order fails with MDB_KEYEXIST without
+ * changing anything, and the ordinary put decides. */
+static int put_new(sl__wctx *w, enum sl__db db, MDB_val *key, MDB_val *val, unsigned flags, bool fresh) {
+  if (fresh) {
+    int rc = mdb_put(w->txn, dbi(w, db), key, val, flags | MDB_APPEND);
+    if (rc != MDB_KEYEXIST) return rc;
+  }
+  return mdb_put(w->txn, dbi(w, db), key, val, flags | MDB_NOOVERWRITE);
+}
+
+/* Put entity id's property: 1 if it existed and `must_be_new`. */
 static int put_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, size_t kl, const sl_value *v,
-                    unsigned flags) {
+                    bool must_be_new, bool fresh) {
   enum sl__db db = rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS;
   uint8_t k[8 + SL_NAME_MAX];
   sl_put_be64(k, id);
   memcpy(k + 8, key, kl);
   MDB_val key_v = {8 + kl, k}, val = {sl__value_encoded_size(v), NULL};
-  int rc = mdb_put(w->txn, dbi(w, db), &key_v, &val, flags | MDB_RESERVE);
+  int rc = must_be_new ? put_new(w, db, &key_v, &val, MDB_RESERVE, fresh)
+                       : mdb_put(w->txn, dbi(w, db), &key_v, &val, MDB_RESERVE);
   if (rc == MDB_KEYEXIST) return 1;
   if (rc) return mdb_fail(w, rc, db);
   sl__value_encode(v, val.mv_data);
@@ -265,12 +280,13 @@ static size_t label_index_key(uint8_t *k, const char *label, size_t ll, uint64_t
   return 1 + ll + 8;
 }
 
-/* 1 if the node already had the label. */
-static int add_label(sl__wctx *w, uint64_t id, const char *label, size_t ll) {
+/* 1 if the node already had the label (`fresh`: see put_new). */
+static int add_label(sl__wctx *w, uint64_t id, const char *label, size_t ll, bool fresh) {
   uint8_t k[1 + SL_NAME_MAX + 8];
   sl_put_be64(k, id);
   memcpy(k + 8, label, ll);
-  int rc = put(w, SL__DB_NODE_LABELS, k, 8 + ll, "", 0, MDB_NOOVERWRITE);
+  MDB_val key = {8 + ll, k}, none = {0, ""};
+  int rc = put_new(w, SL__DB_NODE_LABELS, &key, &none, 0, fresh);
   if (rc == MDB_KEYEXIST) return 1;
   if (rc) return mdb_fail(w, rc, SL__DB_NODE_LABELS);
   rc = put(w, SL__DB_LABEL_INDEX, k, label_index_key(k, label, ll, id), "", 0, 0);
@@ -324,9 +340,9 @@ static int op_create_node(sl__wctx *w, uint64_t *id, const char *const *labels, 
   if (rc == MDB_KEYEXIST) return op_fail(w, SL_EEXIST, "node %llu exists", (unsigned long long)*id);
   if (rc) return mdb_fail(w, rc, SL__DB_NODES);
   for (size_t i = 0; i < nlabels; i++)
-    if ((rc = add_label(w, *id, labels[i], strlen(labels[i]))) < 0) return rc;
+    if ((rc = add_label(w, *id, labels[i], strlen(labels[i]), flag == MDB_APPEND)) < 0) return rc;
   for (size_t i = 0; i < nprops; i++) {
-    rc = put_prop(w, false, *id, props[i].key, strlen(props[i].key), &props[i].value, MDB_NOOVERWRITE);
+    rc = put_prop(w, false, *id, props[i].key, strlen(props[i].key), &props[i].value, true, flag == MDB_APPEND);
     if (rc < 0) return rc;
     if (rc) return op_fail(w, SL_EINVAL, "property %s given twice", props[i].key);
   }
@@ -385,7 +401,7 @@ static int op_add_label(sl__wctx *w, uint64_t id, const char *label) {
   int ll = check_name(w, label, "label"), rc;
   if (ll < 0) return ll;
   if ((rc = must_exist(w, false, id, ""))) return rc;
-  return add_label(w, id, label, (size_t)ll);
+  return add_label(w, id, label, (size_t)ll, false);
 }
 
 static int op_remove_label(sl__wctx *w, uint64_t id, const char *label) {
@@ -423,7 +439,7 @@ static int op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, cons
     return op_fail(w, SL_EINVAL, "property %s: not a storable value (UTF-8 strings without NUL, "
                    "lists of one scalar kind)", key);
   if ((rc = must_exist(w, rel, id, ""))) return rc;
-  return put_prop(w, rel, id, key, (size_t)kl, v, 0);
+  return put_prop(w, rel, id, key, (size_t)kl, v, false, false);
 }
 
 static int op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t start, uint64_t end,
@@ -449,7 +465,7 @@ static int op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t s
   if ((rc = put(w, SL__DB_ADJACENCY, ak, adj_key(ak, end, DIR_IN, type, (size_t)tl, *id), other, 8, 0)))
     return mdb_fail(w, rc, SL__DB_ADJACENCY);
   for (size_t i = 0; i < nprops; i++) {
-    rc = put_prop(w, true, *id, props[i].key, strlen(props[i].key), &props[i].value, MDB_NOOVERWRITE);
+    rc = put_prop(w, true, *id, props[i].key, strlen(props[i].key), &props[i].value, true, flag == MDB_APPEND);
     if (rc < 0) return rc;
     if (rc) return op_fail(w, SL_EINVAL, "property %s given twice", props[i].key);
   }

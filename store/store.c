@@ -931,7 +931,7 @@ int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const siz
   bool due = st->bytes_since_ckpt >= st->ckpt_every;
   uint64_t last = st->meta.applied_txid;
   pthread_mutex_unlock(&st->wlock);
-  if (st->log && (rc = sl_log_wait_durable(st->log, last))) return rc;
+  if (st->log && !(st->flags & SL_OPEN_BULK) && (rc = sl_log_wait_durable(st->log, last))) return rc;
   checkpoint_if_due(st, due);
   return 0;
 out:

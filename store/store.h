@@ -122,6 +122,12 @@ typedef struct sl_store_options {
 
 #define SL_OPEN_RDONLY 1u
 #define SL_OPEN_NOLOG 2u   /* open a no_log store for applying (standby) */
+#define SL_OPEN_BULK 4u    /* building a store that is thrown away unless
+                              complete (restore): sl_store_apply_batch does
+                              not wait for the log's fdatasync (checkpoints
+                              still bound the log); the builder makes it
+                              durable at the end (sl_log_wait_durable,
+                              sl_store_checkpoint), as sl_store_close does */
 
 /* Create an empty store in DIR (created if missing; must be empty:
  * SL_EEXIST otherwise). A failed create removes what it made. */

@@ -47,6 +47,9 @@ bool cli_option_given(int argc, char **argv, const char *name);
 /* Object storage (cli/cmd_s3.c): cmd_restore hands over on --from, cmd_dump
  * and cmd_load when an argument is an s3:// URL (cli_s3_given). */
 int cli_restore_s3(int argc, char **argv);
+/* restore's --to-time ('T') or --to-txid ('N') with its argument into the
+ * target (cmd_pitr.c; cmd_s3.c parses the same for --from). 0 or CLI_USAGE. */
+int cli_restore_target(int opt, const char *arg, bool *by_time, uint64_t *time_us, uint64_t *txid, bool *has_txid);
 bool cli_s3_given(int argc, char **argv);
 int cli_dump_s3(int argc, char **argv);
 int cli_load_s3(int argc, char **argv);

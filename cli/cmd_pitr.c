@@ -173,6 +173,17 @@ static void replay_progress(void *arg, uint64_t done, uint64_t total) {
   cli_progress_update(&p->replay, done, total);
 }
 
+int cli_restore_target(int opt, const char *arg, bool *by_time, uint64_t *time_us, uint64_t *txid, bool *has_txid) {
+  if (opt == 'T') {
+    if (cli_parse_time("restore", "to-time", arg, time_us)) return CLI_USAGE;
+    *by_time = true;
+  } else {
+    if (cli_parse_u64("restore", "to-txid", arg, txid)) return CLI_USAGE;
+    *has_txid = true;
+  }
+  return 0;
+}
+
 int cmd_restore(int argc, char **argv) {
   if (cli_option_given(argc, argv, "from")) return cli_restore_s3(argc, argv);
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
@@ -196,12 +207,8 @@ int cmd_restore(int argc, char **argv) {
     case 'd': o.data_dir = optarg; break;
     case 's': o.stream = optarg; break;
     case 'T':
-      if (cli_parse_time("restore", "to-time", optarg, &o.time_us)) return CLI_USAGE;
-      o.by_time = true;
-      break;
     case 'N':
-      if (cli_parse_u64("restore", "to-txid", optarg, &o.txid)) return CLI_USAGE;
-      has_txid = true;
+      if (cli_restore_target(c, optarg, &o.by_time, &o.time_us, &o.txid, &has_txid)) return CLI_USAGE;
       break;
     case 'i': o.into = optarg; break;
     case 'p': o.in_place = optarg; break;

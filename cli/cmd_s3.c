@@ -77,12 +77,8 @@ int cli_restore_s3(int argc, char **argv) {
     case 'F': o.url = optarg; break;
     case 's': o.stream = optarg; break;
     case 'T':
-      if (cli_parse_time("restore", "to-time", optarg, &o.time_us)) return CLI_USAGE;
-      o.by_time = true;
-      break;
     case 'N':
-      if (cli_parse_u64("restore", "to-txid", optarg, &o.txid)) return CLI_USAGE;
-      has_txid = true;
+      if (cli_restore_target(c, optarg, &o.by_time, &o.time_us, &o.txid, &has_txid)) return CLI_USAGE;
       break;
     case 'i': o.into = optarg; break;
     case 'e': o.endpoint = optarg; break;

@@ -9,62 +9,13 @@
 # Needs $SL_BIN, $SL_BUILD/bench_gen and $SL_TEST_TMP; exit 0 = pass.
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
-"$BIN" dump --help >/dev/null 2>&1 || { echo "skip: $BIN has no dump command"; exit 77; }
-GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
-[ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
-T=${SL_TEST_TMP:-/tmp/shiplog-test}/e2e_backup.$$
-rm -rf "$T" && mkdir -p "$T" || exit 1
-
-passed=0
-failed=0
-cleanup() { if [ "$failed" -eq 0 ]; then rm -rf "$T"; else echo "kept $T for inspection"; fi; }
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-# expect STATUS DESCRIPTION CMD...: run CMD (stdout > $T/out, stderr > $T/err)
-expect() {
-  local want=$1 desc=$2
-  shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$desc"; else
-    bad "$desc (exit $got, want $want)"
-    sed 's/^/    err: /' "$T/err" | head -5
-  fi
-}
-contains() { # contains FILE TEXT DESCRIPTION
-  if grep -qF -- "$2" "$1"; then ok "$3"; else
-    bad "$3: '$2' not in $1"
-    sed 's/^/    | /' "$1" | head -5
-  fi
-}
+. "$(dirname "$0")/lib_e2e.sh"
+e2e_need -c dump -g jq
+e2e_begin e2e_backup
 not() { ! "$@"; }
-check() { # check DESCRIPTION COMMAND...
-  local desc=$1
-  shift
-  if "$@"; then ok "$desc"; else bad "$desc"; fi
-}
-# same_graph A B DESCRIPTION: equal canonical exports
-same_graph() {
-  "$BIN" export "$1" --to "$T/ga.jsonl" --quiet && "$BIN" export "$2" --to "$T/gb.jsonl" --quiet
-  if cmp -s "$T/ga.jsonl" "$T/gb.jsonl"; then ok "$3"; else
-    bad "$3"
-    diff "$T/ga.jsonl" "$T/gb.jsonl" | head -6 | sed 's/^/    /'
-  fi
-}
-last_txid() { "$BIN" stats "$1" --json | sed 's/.*"last_txid":\([0-9]*\).*/\1/'; }
 nothing_left() { # nothing_left DIR DESCRIPTION: no DIR, no DIR.tmp-*
   if [ ! -e "$1" ] && ! ls -d "$1".tmp-* >/dev/null 2>&1; then ok "$2"; else bad "$2"; fi
 }
-# flip_byte FILE OFFSET: invert one byte in place
-flip_byte() {
-  local b
-  b=$(od -An -tu1 -j"$2" -N1 "$1" | tr -d ' ')
-  printf "$(printf '\\%03o' $(((b ^ 0xff) & 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
 # ---- --help and usage ---------------------------------------------------------------
 for c in dump load; do
   expect 0 "$c --help" "$BIN" "$c" --help
@@ -92,7 +43,7 @@ ts0=$(( ($(date +%s) - 86400) * 1000000 ))
 "$GEN" --tx 100 --ops-per-tx 1-8 --seed 14 --id-base 300000 --ts-start $((ts0 + 10800000000)) >"$T/w4.jsonl"
 expect 0 "init the source" "$BIN" init "$S"
 expect 0 "exec the first workload" "$BIN" exec "$S" "$T/w1.jsonl"
-A=$(last_txid "$S")
+A=$(e2e_last_txid "$S")
 
 # ---- full dump and load --------------------------------------------------------------------
 expect 0 "full dump" "$BIN" dump "$S" --to "$T/full.dump"
@@ -103,35 +54,35 @@ expect 0 "full dump --quiet to stdout" sh -c "'$BIN' dump '$S' --to - --quiet > 
 check "--quiet prints nothing" [ ! -s "$T/err" ]
 check "the stdout dump has bytes" [ -s "$T/stdout.dump" ]
 expect 0 "load --into" "$BIN" load "$T/full.dump" --into "$T/L"
-same_graph "$S" "$T/L" "the loaded store equals the source"
+check "the loaded store equals the source" e2e_same_export "$S" "$T/L"
 "$BIN" stats "$S" --json | jq -c '{store_id,nodes,relationships,last_txid,last_commit_us}' >"$T/s1"
 "$BIN" stats "$T/L" --json | jq -c '{store_id,nodes,relationships,last_txid,last_commit_us}' >"$T/s2"
 check "same store id, counts, last txid and commit time" cmp -s "$T/s1" "$T/s2"
 expect 0 "load the stdout dump" "$BIN" load "$T/stdout.dump" --into "$T/L2/" --quiet
-same_graph "$S" "$T/L2" "the stdout dump loads to the same graph"
+check "the stdout dump loads to the same graph" e2e_same_export "$S" "$T/L2"
 expect 1 "load --into a non-empty directory" "$BIN" load "$T/full.dump" --into "$T/L2"
 contains "$T/err" "not empty" "the refusal says why"
 mkdir "$T/empty"
 expect 0 "load --into an empty directory" "$BIN" load "$T/full.dump" --into "$T/empty" --quiet
-same_graph "$S" "$T/empty" "the empty directory now holds the store"
+check "the empty directory now holds the store" e2e_same_export "$S" "$T/empty"
 
 # ---- incremental chain ------------------------------------------------------------------------
 expect 0 "exec the second workload" "$BIN" exec "$S" "$T/w2.jsonl"
-B=$(last_txid "$S")
+B=$(e2e_last_txid "$S")
 expect 0 "incremental --from-txid" "$BIN" dump "$S" --from-txid $((A + 1)) --to "$T/i1.dump"
 contains "$T/err" "dump: incremental, txids $((A + 1))..$B" "the summary names the range"
 expect 0 "exec the third workload" "$BIN" exec "$S" "$T/w3.jsonl"
-C=$(last_txid "$S")
+C=$(e2e_last_txid "$S")
 tsB=$("$BIN" log "$S" --from-txid "$B" | head -1 | awk '{print $2}')
 expect 0 "incremental --since the last txid's time" "$BIN" dump "$S" --since "$tsB" --to "$T/i2.dump"
 contains "$T/err" "txids $((B + 1))..$C" "--since starts after that time"
 expect 0 "exec the fourth workload" "$BIN" exec "$S" "$T/w4.jsonl"
-D=$(last_txid "$S")
+D=$(e2e_last_txid "$S")
 expect 0 "incremental to stdout" sh -c "'$BIN' dump '$S' --from-txid $((C + 1)) --to - > '$T/i3.dump'"
 
 expect 1 "a gap is refused" "$BIN" load "$T/i2.dump" --onto "$T/L"
 contains "$T/err" "starts at txid $((B + 1)) but $T/L is at txid $A" "the refusal names both txids"
-check "the refused load changed nothing" [ "$(last_txid "$T/L")" -eq "$A" ]
+check "the refused load changed nothing" [ "$(e2e_last_txid "$T/L")" -eq "$A" ]
 expect 1 "a full dump --onto is refused" "$BIN" load "$T/full.dump" --onto "$T/L"
 expect 1 "an incremental --into is refused" "$BIN" load "$T/i1.dump" --into "$T/X"
 nothing_left "$T/X" "the refused --into leaves nothing"
@@ -139,15 +90,15 @@ expect 0 "load i1 --onto" "$BIN" load "$T/i1.dump" --onto "$T/L"
 contains "$T/err" "applied $((B - A)) transactions" "i1 applied its transactions"
 expect 0 "load i2 --onto" "$BIN" load "$T/i2.dump" --onto "$T/L"
 expect 0 "load i3 --onto" "$BIN" load "$T/i3.dump" --onto "$T/L"
-check "the chain reaches the source's last txid" [ "$(last_txid "$T/L")" -eq "$D" ]
-same_graph "$S" "$T/L" "full + 3 incrementals equal the source"
+check "the chain reaches the source's last txid" [ "$(e2e_last_txid "$T/L")" -eq "$D" ]
+check "full + 3 incrementals equal the source" e2e_same_export "$S" "$T/L"
 expect 1 "a file the store is past is refused" "$BIN" load "$T/i1.dump" --onto "$T/L"
 
 # Overlap: from A-4 onto a store at A skips 5.
 expect 0 "overlapping incremental" "$BIN" dump "$S" --from-txid $((A - 4)) --to "$T/ov.dump"
 expect 0 "load the overlap onto a fresh copy" "$BIN" load "$T/ov.dump" --onto "$T/L2"
 contains "$T/err" "skipped 5 it held already" "the overlap was skipped"
-same_graph "$S" "$T/L2" "the overlap load equals the source"
+check "the overlap load equals the source" e2e_same_export "$S" "$T/L2"
 
 # Another store's file.
 expect 0 "init another store" "$BIN" init "$T/other"
@@ -159,18 +110,18 @@ contains "$T/err" "a dump of store" "the refusal names the store ids"
 # ---- the loaded store goes on ---------------------------------------------------------------
 printf '{"ops":[{"op":"create_node","labels":["After"],"props":{"k":1}}]}\n' >"$T/after.jsonl"
 expect 0 "exec on the loaded store" "$BIN" exec "$T/L" "$T/after.jsonl"
-check "its txids continue" [ "$(last_txid "$T/L")" -eq $((D + 1)) ]
+check "its txids continue" [ "$(e2e_last_txid "$T/L")" -eq $((D + 1)) ]
 expect 0 "log of the loaded store" "$BIN" log "$T/L" --json
 contains "$T/out" "{\"txid\":$((D + 1))," "the log holds the new txid"
 expect 0 "verify the loaded store" "$BIN" verify "$T/L"
 expect 0 "exec the same on the source" "$BIN" exec "$S" "$T/after.jsonl"
-same_graph "$S" "$T/L" "both went on alike (ids continue too)"
+check "both went on alike (ids continue too)" e2e_same_export "$S" "$T/L"
 
 # ---- damage -------------------------------------------------------------------------------------
 size=$(stat -c %s "$T/full.dump")
 for off in 0 20 130 $((size / 2)) $((size - 20)); do
   cp "$T/full.dump" "$T/bad.dump"
-  flip_byte "$T/bad.dump" "$off"
+  flip "$T/bad.dump" "$off" 0xff
   expect 1 "a byte flipped at $off is refused" "$BIN" load "$T/bad.dump" --into "$T/D"
   contains "$T/err" "$T/bad.dump: offset " "the error names the file and an offset"
   nothing_left "$T/D" "nothing is left behind (flip at $off)"
@@ -181,11 +132,11 @@ contains "$T/err" "truncated" "the error says truncated"
 contains "$T/err" "$T/short.dump: offset " "and names the offset"
 nothing_left "$T/D" "nothing is left behind (truncated)"
 cp "$T/i3.dump" "$T/badinc.dump"
-flip_byte "$T/badinc.dump" $(($(stat -c %s "$T/badinc.dump") - 40))
-before=$(last_txid "$T/L2")
+flip "$T/badinc.dump" $(($(stat -c %s "$T/badinc.dump") - 40)) 0xff
+before=$(e2e_last_txid "$T/L2")
 expect 1 "a damaged incremental is refused" "$BIN" load "$T/badinc.dump" --onto "$T/L2"
 contains "$T/err" "$T/badinc.dump: offset " "the error names the offset"
-check "nothing of it was applied" [ "$(last_txid "$T/L2")" -eq "$before" ]
+check "nothing of it was applied" [ "$(e2e_last_txid "$T/L2")" -eq "$before" ]
 printf 'not a dump at all, just text\n%.0s' $(seq 10) >"$T/text.dump"
 expect 1 "a file that is not a dump" "$BIN" load "$T/text.dump" --into "$T/D"
 contains "$T/err" "offset 0: not a shiplog dump" "the error says so"

@@ -4,35 +4,9 @@
 # Needs $SL_BIN (the binary) and $SL_TEST_TMP (scratch); exit 0 = pass.
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
-T=${SL_TEST_TMP:-/tmp/shiplog-test}/e2e_cli.$$
-rm -rf "$T" && mkdir -p "$T" || exit 1
-trap 'rm -rf "$T"' EXIT
-
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-# expect STATUS DESCRIPTION CMD...: run CMD (stdout > $T/out, stderr > $T/err)
-# and check its exit status.
-expect() {
-  local want=$1 desc=$2
-  shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$desc"; else
-    bad "$desc (exit $got, want $want)"
-    sed 's/^/    err: /' "$T/err" | head -5
-  fi
-}
-# contains FILE TEXT DESCRIPTION
-contains() {
-  if grep -qF -- "$2" "$1"; then ok "$3"; else
-    bad "$3: '$2' not in $1"
-    sed 's/^/    | /' "$1" | head -5
-  fi
-}
+. "$(dirname "$0")/lib_e2e.sh"
+e2e_need
+e2e_begin e2e_cli
 same() { # same FILE1 FILE2 DESCRIPTION
   if cmp -s "$1" "$2"; then ok "$3"; else
     bad "$3"

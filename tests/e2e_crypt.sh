@@ -21,22 +21,9 @@
 # Needs $SL_BIN, openssl, jq.
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
-command -v openssl >/dev/null || { echo "skip: openssl is not installed"; exit 77; }
-command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
-SRC=${SL_SOURCE:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$(dirname "$0")/lib_e2e.sh"
+e2e_need openssl jq
 e2e_begin e2e_crypt
-last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
-field_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r ".streams[0].$3 // 0"; }
-wait_field() { # DATA STREAM FIELD TXID SECONDS
-  local deadline=$((SECONDS + $5))
-  while [ "$(field_of "$1" "$2" "$3")" != "$4" ]; do
-    [ "$SECONDS" -ge "$deadline" ] && { echo "    $2: $3 $(field_of "$1" "$2" "$3"), want $4"; return 1; }
-    sleep 0.1
-  done
-}
 SECRET=TOPSECRET-7f3a9c
 mutations() { # mutations N FIRST_ID: N transactions creating a node each
   local i
@@ -53,17 +40,10 @@ no_secret() { # no_secret DESCRIPTION PATH...: no byte of any file holds $SECRET
   *) bad "$1 (grep failed)" ;;
   esac
 }
-same_export() { # same_export DESCRIPTION STORE_A STORE_B
-  "$BIN" export "$2" >"$T/ea" 2>>"$T/export.err" && "$BIN" export "$3" >"$T/eb" 2>>"$T/export.err"
-  if [ -s "$T/ea" ] && cmp -s "$T/ea" "$T/eb"; then ok "$1"; else bad "$1"; fi
-}
-
 PKI=$T/pki
 bash "$SRC/tests/make_certs.sh" "$PKI" p1 p2 || { bad "make certificates"; exit 1; }
 TLS_RX=(--tls-cert "$PKI/receiver.crt" --tls-key "$PKI/receiver.key" --tls-ca "$PKI/ca.crt")
 tls_of() { echo --tls-cert "$PKI/$1.crt" --tls-key "$PKI/$1.key" --tls-ca "$PKI/ca.crt"; }
-ROOT=()
-[ "$(id -u)" -eq 0 ] && ROOT=(--allow-root)
 keyfile() { # keyfile FILE LINE...: a key file of mode 0600
   (umask 077 && printf '%s\n' "${@:2}" >"$1")
 }
@@ -78,7 +58,7 @@ stop_receiver() { kill "$RX_PID" 2>/dev/null; wait "$RX_PID" 2>/dev/null; }
 "$BIN" init "$T/p1" >/dev/null && "$BIN" init "$T/p2" >/dev/null
 mutations 600 1 | "$BIN" exec "$T/p1" - >/dev/null
 mutations 50 1 | "$BIN" exec "$T/p2" - >/dev/null
-N1=$(last_txid "$T/p1")
+N1=$(e2e_last_txid "$T/p1")
 cp "$T/a.keys" "$T/open.keys" && chmod 0644 "$T/open.keys"
 expect 1 "1: a key file readable by others is refused" \
   "$BIN" dump "$T/p1" --to "$T/x.dump" --key-file "$T/open.keys"
@@ -99,8 +79,8 @@ ship() { # ship STORE STREAM CERT ARGS...
     "${@:4}" 2>>"$T/ship.log"
 }
 check "2: an encrypted stream ships (TLS, --key-file)" ship "$T/p1" s1 p1 --key-file "$T/a.keys"
-check "2: ...and is applied on the standby" wait_field "$R1" s1 applied "$N1" 20
-same_export "2: the standby equals the primary" "$T/p1" "$R1/streams/s1/standby"
+check "2: ...and is applied on the standby" e2e_wait_status "$R1" s1 applied "$N1" 20
+check "2: the standby equals the primary" e2e_same_export "$T/p1" "$R1/streams/s1/standby"
 check "2: the archive has several segments" [ "$(ls "$R1/streams/s1/archive/"*.seg | wc -l)" -ge 2 ]
 if grep -rqaF -- "$SECRET" "$T/p1/log"; then ok "2: (the primary's own log holds the string in clear)"
 else bad "2: the test string is not in the primary's log"; fi
@@ -117,8 +97,8 @@ R2=$T/r2
 RX1_PID=$RX_PID RX1_PORT=$RX_PORT
 start_receiver "$R2" "${TLS_RX[@]}" || exit 1
 check "3: an encrypted stream ships to a receiver without the key" ship "$T/p1" s1 p1 --key-file "$T/a.keys"
-check "3: ...which acks it durable" wait_field "$R2" s1 durable "$N1" 20
-check "3: ...and is archive-only" wait_field "$R2" s1 state archive-only 10
+check "3: ...which acks it durable" e2e_wait_status "$R2" s1 durable "$N1" 20
+check "3: ...and is archive-only" e2e_wait_status "$R2" s1 state archive-only 10
 "$BIN" status --data "$R2" >"$T/status" 2>&1
 contains "$T/status" "archive-only: frames sealed with key A, not in the key file" "3: status says so, naming the key"
 contains "$T/rx.log" "archive-only: frames sealed with key A" "3: ...and so does the log"
@@ -126,24 +106,24 @@ contains "$T/rx.log" "archive-only: frames sealed with key A" "3: ...and so does
 no_secret "3: the archive-only receiver's archive holds only ciphertext" "$R2/streams/s1/archive"
 expect 0 "3: restore from it with the key" \
   "$BIN" restore --data "$R2" --stream s1 --to-txid "$N1" --into "$T/rest2" --key-file "$T/a.keys" --quiet
-same_export "3: ...equals the primary" "$T/p1" "$T/rest2"
+check "3: ...equals the primary" e2e_same_export "$T/p1" "$T/rest2"
 expect 1 "3: restore without the key is refused" \
   "$BIN" restore --data "$R2" --stream s1 --to-txid "$N1" --into "$T/rest2b" --quiet
 contains "$T/err" "is sealed with key A: give the key file" "3: ...naming the key id"
 check "3: ...leaving nothing behind" [ ! -e "$T/rest2b" ]
 stop_receiver
 start_receiver "$R2" "${TLS_RX[@]}" --key-file "$T/a.keys" || exit 1
-check "3: restarted with the key, its standby catches up" wait_field "$R2" s1 applied "$N1" 20
-same_export "3: ...and equals the primary" "$T/p1" "$R2/streams/s1/standby"
+check "3: restarted with the key, its standby catches up" e2e_wait_status "$R2" s1 applied "$N1" 20
+check "3: ...and equals the primary" e2e_same_export "$T/p1" "$R2/streams/s1/standby"
 stop_receiver
 
 # ---- 4. rotation and a wrong key -------------------------------------------------------------------------
 RX_PID=$RX1_PID RX_PORT=$RX1_PORT
 expect 0 "4: a key file 'B, A' restores what A sealed" \
   "$BIN" restore --data "$R1" --stream s1 --to-txid "$N1" --into "$T/rest1" --key-file "$T/ba.keys" --quiet
-same_export "4: ...equal to the primary" "$T/p1" "$T/rest1"
+check "4: ...equal to the primary" e2e_same_export "$T/p1" "$T/rest1"
 expect 0 "4: ...and loads A's dump" "$BIN" load "$T/p1.dump" --into "$T/load1" --key-file "$T/ba.keys" --quiet
-same_export "4: ...equal to the primary" "$T/p1" "$T/load1"
+check "4: ...equal to the primary" e2e_same_export "$T/p1" "$T/load1"
 check "4: a new dump is sealed with B" "$BIN" dump "$T/p1" --to "$T/p1b.dump" --key-file "$T/ba.keys" --quiet
 check "4: ...its header names key B" [ "$(dd if="$T/p1b.dump" bs=1 skip=80 count=1 status=none)" = B ]
 expect 1 "4: a key file without A is refused" "$BIN" load "$T/p1.dump" --into "$T/load2" --key-file "$T/c.keys"
@@ -174,33 +154,33 @@ fi
 SEG1=$R1/streams/s1/archive/00000000000000000001.seg
 # A second stream on the same receiver: s2 from p2 with key A.
 check "5: a second stream ships" ship "$T/p2" s2 p2 --key-file "$T/a.keys"
-check "5: ...and applies" wait_field "$R1" s2 applied "$(last_txid "$T/p2")" 20
+check "5: ...and applies" e2e_wait_status "$R1" s2 applied "$(e2e_last_txid "$T/p2")" 20
 # Damage s1's oldest segment and rebuild its standby from the archive: the
 # replay meets the flipped byte and stops, naming the segment.
 stop_receiver
 rm -rf "$R1/streams/s1/standby" "$R1/streams/s1/snapshots/"*.snap
 flip "$SEG1" 4000
 start_receiver "$R1" "${TLS_RX[@]}" --key-file "$T/a.keys" --segment-size 64K || exit 1
-check "5: s1's standby stops at the damaged frame" wait_field "$R1" s1 state stopped 20
+check "5: s1's standby stops at the damaged frame" e2e_wait_status "$R1" s1 state stopped 20
 "$BIN" status --data "$R1" --stream s1 >"$T/status" 2>&1
 contains "$T/status" "standby stopped at txid" "5: ...saying so in status"
 contains "$T/rx.log" "$SEG1: bad frame at offset" "5: ...and naming the segment and offset in the log"
 mutations 30 1000 | "$BIN" exec "$T/p2" - >/dev/null
 check "5: the second stream goes on" ship "$T/p2" s2 p2 --key-file "$T/a.keys"
-check "5: ...and applies" wait_field "$R1" s2 applied "$(last_txid "$T/p2")" 20
-same_export "5: ...its standby equals its primary" "$T/p2" "$R1/streams/s2/standby"
+check "5: ...and applies" e2e_wait_status "$R1" s2 applied "$(e2e_last_txid "$T/p2")" 20
+check "5: ...its standby equals its primary" e2e_same_export "$T/p2" "$R1/streams/s2/standby"
 # The wrong key bytes under the receiver's key id: archived, but nothing
 # opens; the standby stops naming segment, offset, txid and key.
 check "5: a stream sealed with another key under id A ships" ship "$T/p2" s4 p2 --key-file "$T/wrong.keys"
-check "5: ...its standby stops" wait_field "$R1" s4 state stopped 10
+check "5: ...its standby stops" e2e_wait_status "$R1" s4 state stopped 10
 "$BIN" status --data "$R1" --stream s4 >"$T/status" 2>&1
 contains "$T/status" "00000000000000000001.seg offset 128: sealed frame (key A) does not open: authentication failed" \
   "5: ...naming segment, offset and key in status"
 contains "$T/rx.log" "standby stopped at txid 1" "5: ...and the txid in the log"
-check "5: ...nothing of it applied" [ "$(field_of "$R1" s4 applied)" = 0 ]
+check "5: ...nothing of it applied" [ "$(e2e_rx_json "$R1" s4 applied 0)" = 0 ]
 # A stream sealed with a key the receiver lacks is archive-only, beside s2.
 check "5: a stream sealed with key C ships to it" ship "$T/p2" s3 p2 --key-file "$T/c.keys"
-check "5: ...and is archive-only there" wait_field "$R1" s3 state archive-only 10
+check "5: ...and is archive-only there" e2e_wait_status "$R1" s3 state archive-only 10
 stop_receiver
 
 echo "passed $passed, failed $failed"

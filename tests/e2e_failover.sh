@@ -26,36 +26,12 @@
 # Needs $SL_BIN, $SL_BUILD/bench_gen, jq. SL_SEED=N replays the random choices.
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
-"$BIN" promote --help >/dev/null 2>&1 || { echo "skip: $BIN has no promote command"; exit 77; }
-GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
-[ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
-command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
 . "$(dirname "$0")/lib_e2e.sh"
+e2e_need -c promote -g jq
 e2e_begin e2e_failover
 ROUNDS=${SL_FAILOVER_ROUNDS:-8} # ~1.7 s each; the suite stays under ~30 s
-RX_OPT=(--insecure --heartbeat-ms 200 --timeout-ms 3000)
-[ "$(id -u)" -eq 0 ] && RX_OPT+=(--allow-root)
-
-# start_receiver DATA: sets RX_PID and RX_PORT (a fresh port each start).
-start_receiver() {
-  local pf="$T/port.$RANDOM" i p
-  mkdir -p -m 700 "$1"
-  "$BIN" receive --listen 127.0.0.1:0 --data "$1" --ready-file "$pf" "${RX_OPT[@]}" 2>>"$T/rx.log" &
-  RX_PID=$!
-  pids+=("$RX_PID")
-  for i in $(seq 100); do
-    p=$(cat "$pf" 2>/dev/null)
-    if [[ $p =~ ^[0-9]+$ ]]; then
-      RX_PORT=$p
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "cannot start a receiver on $1"
-  return 1
-}
+RX_TIMEOUT_MS=3000
+RX_OPT=(--insecure) # start_receiver's (tests/lib_e2e.sh) arguments here
 stop() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 kill9() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 # ship SRC PORT STREAM [ARGS...]: in the background, sets SH_PID.
@@ -66,25 +42,6 @@ ship() {
     --timeout-ms 3000 --backoff-max-ms 300 "$@" 2>>"$T/ship.log" &
   SH_PID=$!
   pids+=("$SH_PID")
-}
-gen() { "$GEN" --tx "$2" --ops-per-tx 1-5 --seed $((SEED + $3)) --id-base $(($3 * 10000000 + 1)) >"$1"; }
-last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
-applied_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r '.streams[0].applied // 0'; }
-durable_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r '.streams[0].durable // 0'; }
-wait_applied() { # DATA STREAM TXID SECONDS
-  local deadline=$((SECONDS + $4))
-  until [ "$(applied_of "$1" "$2")" = "$3" ]; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "    stream $2 of $1: applied $(applied_of "$1" "$2"), want $3"
-      return 1
-    fi
-    sleep 0.1
-  done
-}
-# same_state A B: two stores (or standbys) export byte-equal.
-same_state() {
-  "$BIN" export "$1" --to "$T/x.json" && "$BIN" export "$2" --to "$T/y.json" && cmp -s "$T/x.json" "$T/y.json" ||
-    { echo "    $1 and $2 differ"; return 1; }
 }
 log_json() { "$BIN" log "$1" --json; }
 # archive_json DATA STREAM: the archive's records (through a store-shaped link).
@@ -100,8 +57,8 @@ restart() { "$BIN" exec "$1" /dev/null >/dev/null 2>&1; }
 P=$T/p1
 D=$T/rx
 "$BIN" init "$P" >/dev/null
-gen "$T/w1" 20000 1
-start_receiver "$D" || exit 1
+e2e_gen "$T/w1" 20000 1 1-5
+start_receiver "$D" "${RX_OPT[@]}" || exit 1
 ship "$P" "$RX_PORT" s
 "$BIN" exec "$P" "$T/w1" >/dev/null 2>&1 &
 EX=$!
@@ -111,24 +68,24 @@ kill9 "$SH_PID" # the link goes first: what the primary commits now, nobody arch
 sleep 0.$((2 + RANDOM % 3))
 kill9 "$EX" # then the primary's host
 stop "$RX_PID"
-R=$(durable_of "$D" s)
-echo "    primary killed at txid $(last_txid "$P"), the stream had $R"
+R=$(e2e_rx_json "$D" s durable 0)
+echo "    primary killed at txid $(e2e_last_txid "$P"), the stream had $R"
 check "promote exits 0" "$BIN" promote --data "$D" --stream s --into "$T/p2" >"$T/promote.out"
 P2=$T/p2
-check "the new primary holds exactly the archived txids" test "$(last_txid "$P2")" = "$R"
+check "the new primary holds exactly the archived txids" test "$(e2e_last_txid "$P2")" = "$R"
 log_json "$P" | head -n "$R" >"$T/model"
 check "its records equal the old primary's 1..$R" cmp -s "$T/model" <(log_json "$P2")
 check "the stream records the promotion" grep -q "^epoch=1" "$D/streams/s/promoted"
 echo '{"ops":[{"op":"create_node","id":999999999,"labels":["Promoted"],"props":{}}]}' | "$BIN" exec "$P2" - >/dev/null
-check "the new primary continues at txid $((R + 1))" test "$(last_txid "$P2")" = "$((R + 1))"
-gen "$T/w2" 300 2
+check "the new primary continues at txid $((R + 1))" test "$(e2e_last_txid "$P2")" = "$((R + 1))"
+e2e_gen "$T/w2" 300 2 1-5
 "$BIN" exec "$P2" "$T/w2" >/dev/null 2>&1
-L=$(last_txid "$P2")
-start_receiver "$D" || exit 1
+L=$(e2e_last_txid "$P2")
+start_receiver "$D" "${RX_OPT[@]}" || exit 1
 ship "$P2" "$RX_PORT" s --exit-when-caught-up
 check "the new primary ships as the stream's continuation" wait "$SH_PID"
-check "the standby follows the new primary" wait_applied "$D" s "$L" 20
-check "and equals it" same_state "$P2" "$D/streams/s/standby"
+check "the standby follows the new primary" e2e_wait_applied "$D" s "$L" 20
+check "and equals it" e2e_same_export "$P2" "$D/streams/s/standby"
 
 # ---- 2. the old primary returns ---------------------------------------------------------
 # The new primary's shipper stays connected meanwhile: no refusal may disturb it.
@@ -137,7 +94,7 @@ LIVE=$SH_PID
 TAKEOVERS=$(grep -c "takes over" "$T/rx.log")
 for i in $(seq 100); do grep -qx "state=streaming" "$P2/ship/s.status" 2>/dev/null && break; sleep 0.05; done
 restart "$P"
-OLD_LAST=$(last_txid "$P")
+OLD_LAST=$(e2e_last_txid "$P")
 if [ "$OLD_LAST" -gt "$R" ]; then
   "$BIN" ship "$P" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
   check "the old primary's ship ends with exit 1" test $? -eq 1
@@ -167,23 +124,23 @@ kill9 "$LIVE"
 
 # ---- 3. rewind makes the old primary a standby ----------------------------------------------
 check "rewind exits 0" "$BIN" rewind "$P" --to-txid "$R" --standby-data "$T/old-host" --stream s
-check "the old primary is at txid $R" test "$(last_txid "$P")" = "$R"
+check "the old primary is at txid $R" test "$(e2e_last_txid "$P")" = "$R"
 if [ "$OLD_LAST" -gt "$R" ]; then
   check "the cut transactions are kept" test "$(wc -l <"$P/rewound/txids-$((R + 1))-$OLD_LAST.jsonl")" = \
     "$((OLD_LAST - R))"
 fi
 RXA=$RX_PID
 PORTA=$RX_PORT
-start_receiver "$T/old-host" || exit 1
+start_receiver "$T/old-host" "${RX_OPT[@]}" || exit 1
 ship "$D/streams/s" "$RX_PORT" s --exit-when-caught-up # the new primary's stream, onward
 check "the seeded stream accepts the new primary's history" wait "$SH_PID"
-check "the old primary's host follows as a standby" wait_applied "$T/old-host" s "$L" 20
-check "equal to the new primary" same_state "$P2" "$T/old-host/streams/s/standby"
+check "the old primary's host follows as a standby" e2e_wait_applied "$T/old-host" s "$L" 20
+check "equal to the new primary" e2e_same_export "$P2" "$T/old-host/streams/s/standby"
 stop "$RX_PID"
 
 # ---- 4. a cascade of three ------------------------------------------------------------------------
-start_receiver "$T/b" && PB=$RX_PORT && RXB=$RX_PID
-start_receiver "$T/c" && PC=$RX_PORT && RXC=$RX_PID
+start_receiver "$T/b" "${RX_OPT[@]}" && PB=$RX_PORT && RXB=$RX_PID
+start_receiver "$T/c" "${RX_OPT[@]}" && PC=$RX_PORT && RXC=$RX_PID
 ship "$P2" "$PORTA" s
 SA=$SH_PID
 ship "$D/streams/s" "$PB" s
@@ -191,12 +148,12 @@ SB=$SH_PID
 for i in $(seq 100); do [ -d "$T/b/streams/s" ] && break; sleep 0.05; done
 ship "$T/b/streams/s" "$PC" s
 SC=$SH_PID
-gen "$T/w3" 400 3
+e2e_gen "$T/w3" 400 3 1-5
 "$BIN" exec "$P2" "$T/w3" >/dev/null 2>&1
-L=$(last_txid "$P2")
-check "cascade: C's standby reaches txid $L" wait_applied "$T/c" s "$L" 30
-check "cascade: A, B and C equal the primary" same_state "$P2" "$T/c/streams/s/standby"
-check "cascade: B too" same_state "$P2" "$T/b/streams/s/standby"
+L=$(e2e_last_txid "$P2")
+check "cascade: C's standby reaches txid $L" e2e_wait_applied "$T/c" s "$L" 30
+check "cascade: A, B and C equal the primary" e2e_same_export "$P2" "$T/c/streams/s/standby"
+check "cascade: B too" e2e_same_export "$P2" "$T/b/streams/s/standby"
 check "cascade: B's and C's archives hold A's records" cmp -s <(archive_json "$D" s) <(archive_json "$T/c" s)
 kill9 "$SA"; kill9 "$SB"; kill9 "$SC"; stop "$RXB"; stop "$RXC"
 
@@ -210,7 +167,7 @@ CUR=$P2
 archive_json "$D" s >"$T/model"
 for round in $(seq "$ROUNDS"); do
   ship "$CUR" "$PORTA" s
-  gen "$T/wr" $((2000 + RANDOM % 1000)) $((10 + round))
+  e2e_gen "$T/wr" $((2000 + RANDOM % 1000)) $((10 + round)) 1-5
   "$BIN" exec "$CUR" "$T/wr" >/dev/null 2>&1 &
   EX=$!
   pids+=("$EX")
@@ -225,26 +182,26 @@ for round in $(seq "$ROUNDS"); do
     kill9 "$SH_PID"
   fi
   stop "$RXA"
-  R=$(durable_of "$D" s)
+  R=$(e2e_rx_json "$D" s durable 0)
   NEXT=$T/r$round
   if ! "$BIN" promote --data "$D" --stream s --into "$NEXT" >/dev/null 2>>"$T/promote.err"; then
     bad "round $round: promote failed"
     break
   fi
   log_json "$NEXT" >"$T/now"
-  if [ "$(last_txid "$NEXT")" = "$R" ] && cmp -s "$T/model" <(head -n "$(wc -l <"$T/model")" "$T/now"); then
+  if [ "$(e2e_last_txid "$NEXT")" = "$R" ] && cmp -s "$T/model" <(head -n "$(wc -l <"$T/model")" "$T/now"); then
     ok "round $round: promoted at txid $R, no archived transaction lost"
   else
-    bad "round $round: promoted store holds $(last_txid "$NEXT"), archive $R, or lost records"
+    bad "round $round: promoted store holds $(e2e_last_txid "$NEXT"), archive $R, or lost records"
   fi
   cp "$T/now" "$T/model"
-  start_receiver "$D" || exit 1
+  start_receiver "$D" "${RX_OPT[@]}" || exit 1
   RXA=$RX_PID
   PORTA=$RX_PORT
-  check "round $round: the standby equals the new primary" wait_applied "$D" s "$R" 20
-  same_state "$NEXT" "$D/streams/s/standby" || bad "round $round: standby differs"
+  check "round $round: the standby equals the new primary" e2e_wait_applied "$D" s "$R" 20
+  e2e_same_export "$NEXT" "$D/streams/s/standby" || bad "round $round: standby differs"
   restart "$CUR"
-  OLD_LAST=$(last_txid "$CUR")
+  OLD_LAST=$(e2e_last_txid "$CUR")
   "$BIN" ship "$CUR" --to "127.0.0.1:$PORTA" --stream s --insecure --exit-when-caught-up >/dev/null 2>"$T/err"
   rc=$?
   if [ "$OLD_LAST" -gt "$R" ]; then
@@ -256,24 +213,24 @@ for round in $(seq "$ROUNDS"); do
   fi
   "$BIN" rewind "$CUR" --to-txid "$R" >/dev/null 2>>"$T/rewind.err" ||
     bad "round $round: rewind of the old primary failed"
-  same_state "$CUR" "$NEXT" || bad "round $round: the rewound old primary differs from the new one"
+  e2e_same_export "$CUR" "$NEXT" || bad "round $round: the rewound old primary differs from the new one"
   CUR=$NEXT
 done
 
 # ---- 6. promote on an empty stream ----------------------------------------------------------
 "$BIN" init "$T/e1" >/dev/null
-start_receiver "$T/e" || exit 1
+start_receiver "$T/e" "${RX_OPT[@]}" || exit 1
 ship "$T/e1" "$RX_PORT" s --exit-when-caught-up
 wait "$SH_PID"
 stop "$RX_PID"
 check "empty stream: promote exits 0" "$BIN" promote --data "$T/e" --stream s --into "$T/e2" >"$T/promote.out"
 check "... saying the archive was empty" grep -q "epoch 1 begins at txid 1 (the archive was empty" "$T/promote.out"
-check "... the new primary is empty" test "$(last_txid "$T/e2")" = 0
+check "... the new primary is empty" test "$(e2e_last_txid "$T/e2")" = 0
 echo '{"ops":[{"op":"create_node","id":1,"labels":["First"],"props":{}}]}' | "$BIN" exec "$T/e2" - >/dev/null
-start_receiver "$T/e" || exit 1
+start_receiver "$T/e" "${RX_OPT[@]}" || exit 1
 ship "$T/e2" "$RX_PORT" s --exit-when-caught-up
 check "... and ships as the stream's continuation" wait "$SH_PID"
-check "... its first transaction applied" wait_applied "$T/e" s 1 20
+check "... its first transaction applied" e2e_wait_applied "$T/e" s 1 20
 "$BIN" ship "$T/e1" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
 check "... the old (empty) primary is refused: exit 1" test $? -eq 1
 check "... as behind" grep -q "behind: stream s holds txids up to 1 in epoch 1" "$T/err"
@@ -282,22 +239,22 @@ stop "$RX_PID"
 # ---- 7. a lagging cascade holds back the pruning of the archive it reads ---------------------
 RX_OPT+=(--segment-size 64K)
 "$BIN" init "$T/q" >/dev/null
-start_receiver "$T/qa" && PQA=$RX_PORT && RXQA=$RX_PID
-start_receiver "$T/qb" && PQB=$RX_PORT && RXQB=$RX_PID
-gen "$T/w7" 1500 7
+start_receiver "$T/qa" "${RX_OPT[@]}" && PQA=$RX_PORT && RXQA=$RX_PID
+start_receiver "$T/qb" "${RX_OPT[@]}" && PQB=$RX_PORT && RXQB=$RX_PID
+e2e_gen "$T/w7" 1500 7 1-5
 "$BIN" exec "$T/q" "$T/w7" >/dev/null 2>&1
 ship "$T/q" "$PQA" q
 SQ=$SH_PID
 for i in $(seq 100); do [ -d "$T/qa/streams/q" ] && break; sleep 0.05; done
 ship "$T/qa/streams/q" "$PQB" q
-check "cascade: B follows A" wait_applied "$T/qb" q "$(last_txid "$T/q")" 20
+check "cascade: B follows A" e2e_wait_applied "$T/qb" q "$(e2e_last_txid "$T/q")" 20
 sleep 0.5 # the cascade shipper records its confirmed position every 200 ms
 kill9 "$SH_PID" # the cascade lags from here on
 C=$(cat "$T/qa/streams/q/archive/consumers/ship-q")
-gen "$T/w8" 3000 8
+e2e_gen "$T/w8" 3000 8 1-5
 "$BIN" exec "$T/q" "$T/w8" >/dev/null 2>&1
-L=$(last_txid "$T/q")
-check "A archives and applies everything" wait_applied "$T/qa" q "$L" 20
+L=$(e2e_last_txid "$T/q")
+check "A archives and applies everything" e2e_wait_applied "$T/qa" q "$L" 20
 "$BIN" snapshot --data "$T/qa" --stream q >/dev/null
 "$BIN" prune --data "$T/qa" --stream q --keep-snapshots 1 --json >"$T/prune.json"
 FIRST=$(jq -r .archive_first_txid "$T/prune.json")
@@ -305,45 +262,45 @@ echo "    cascade confirmed txid $C, A's archive begins at $FIRST after prune ($
 check "prune removed segments the cascade had confirmed" test "$FIRST" -gt 1
 check "... but kept what the cascade still needs (from txid $((C + 1)))" test "$FIRST" -le $((C + 1))
 ship "$T/qa/streams/q" "$PQB" q
-check "the cascade resumes and catches up" wait_applied "$T/qb" q "$L" 30
-check "... equal to the primary" same_state "$T/q" "$T/qb/streams/q/standby"
+check "the cascade resumes and catches up" e2e_wait_applied "$T/qb" q "$L" 30
+check "... equal to the primary" e2e_same_export "$T/q" "$T/qb/streams/q/standby"
 kill9 "$SH_PID"; kill9 "$SQ"; stop "$RXQA"; stop "$RXQB"
 
 # ---- 8. restores and loads carry the lineage -------------------------------------------------
 F=$T/f1
 "$BIN" init "$F" >/dev/null
-gen "$T/w9" 1500 9
+e2e_gen "$T/w9" 1500 9 1-5
 "$BIN" exec "$F" "$T/w9" >/dev/null 2>&1
-start_receiver "$T/fd" || exit 1
+start_receiver "$T/fd" "${RX_OPT[@]}" || exit 1
 FD=$T/fd
 ship_done() { "$BIN" ship "$1" --to "127.0.0.1:$RX_PORT" --stream "$2" --insecure --exit-when-caught-up \
   >"$T/out" 2>"$T/err"; }
 ship_done "$F" f
 "$BIN" snapshot --data "$FD" --stream f >/dev/null # restores below start from it
-gen "$T/w10" 500 10
+e2e_gen "$T/w10" 500 10 1-5
 "$BIN" exec "$F" "$T/w10" >/dev/null 2>&1
 check "restore: the primary ships" ship_done "$F" f
-L=$(last_txid "$F")
+L=$(e2e_last_txid "$F")
 "$BIN" restore --data "$FD" --stream f --to-txid "$L" --in-place "$F" --json >"$T/restore.json" 2>>"$T/restore.err"
 check "restore --in-place of the primary from its stream, from a snapshot" \
-  test "$(last_txid "$F")" = "$L" -a "$(jq -r '.base_txid // 0' "$T/restore.json")" -gt 0
+  test "$(e2e_last_txid "$F")" = "$L" -a "$(jq -r '.base_txid // 0' "$T/restore.json")" -gt 0
 check "... ships to the same stream as the same history" ship_done "$F" f
-gen "$T/w11" 200 11
+e2e_gen "$T/w11" 200 11 1-5
 "$BIN" exec "$F" "$T/w11" >/dev/null 2>&1
 check "... and its new transactions as the continuation" ship_done "$F" f
-L=$(last_txid "$F")
+L=$(e2e_last_txid "$F")
 "$BIN" restore --data "$FD" --stream f --to-txid "$L" --into "$T/f2" >/dev/null 2>>"$T/restore.err"
-gen "$T/w12" 200 12
+e2e_gen "$T/w12" 200 12 1-5
 "$BIN" exec "$T/f2" "$T/w12" >/dev/null 2>&1
 check "restore --into NEW: NEW ships as the stream's continuation" ship_done "$T/f2" f
-L=$(last_txid "$T/f2")
-check "... applied" wait_applied "$FD" f "$L" 20
-check "... equal to NEW" same_state "$T/f2" "$FD/streams/f/standby"
+L=$(e2e_last_txid "$T/f2")
+check "... applied" e2e_wait_applied "$FD" f "$L" 20
+check "... equal to NEW" e2e_same_export "$T/f2" "$FD/streams/f/standby"
 "$BIN" dump "$T/f2" --to "$T/f2.dump" --quiet
 "$BIN" load "$T/f2.dump" --into "$T/f3" --quiet
 check "load of a full dump: ships to its old stream as the same history" ship_done "$T/f3" f
 check "... and to a new stream" ship_done "$T/f3" f-new
-gen "$T/w13" 100 13
+e2e_gen "$T/w13" 100 13 1-5
 "$BIN" exec "$T/f3" "$T/w13" >/dev/null 2>&1
 check "... and continues both" ship_done "$T/f3" f
 check "... (the new one too)" ship_done "$T/f3" f-new

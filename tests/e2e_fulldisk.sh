@@ -15,12 +15,9 @@
 # Root needed (mount), else skip (77). SL_SEED=N replays.
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
-[ "$(id -u)" -eq 0 ] || { echo "skip: needs root (mount)"; exit 77; }
-[ -x "$GEN" ] || { echo "skip: no $GEN"; exit 77; }
-for c in mkfs.ext4 mount umount jq; do command -v $c >/dev/null || { echo "skip: no $c"; exit 77; }; done
 . "$(dirname "$0")/lib_e2e.sh"
+[ "$(id -u)" -eq 0 ] || { echo "skip: needs root (mount)"; exit 77; }
+e2e_need -g mkfs.ext4 mount umount jq
 e2e_begin e2e_fulldisk
 
 # small_fs NAME MB: an ext4 file system mounted at $T/NAME

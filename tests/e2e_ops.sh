@@ -27,40 +27,9 @@
 # a message. SL_SEED=N replays the random workload.
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
-GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
-[ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
-for t in jq curl; do command -v $t >/dev/null || { echo "skip: $t is not installed"; exit 77; }; done
 . "$(dirname "$0")/lib_e2e.sh"
+e2e_need -g jq curl
 e2e_begin e2e_ops
-expect() { # expect STATUS DESCRIPTION CMD...
-  local want=$1 desc=$2
-  shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$desc"; else
-    bad "$desc (exit $got, want $want)"
-    sed 's/^/    err: /' "$T/err" | head -5
-  fi
-}
-contains() { # contains FILE TEXT DESCRIPTION
-  if grep -qF -- "$2" "$1"; then ok "$3"; else
-    bad "$3: '$2' not in $1"
-    sed 's/^/    | /' "$1" | tail -5
-  fi
-}
-
-gen() { "$GEN" --tx "$2" --ops-per-tx 1-6 --seed $((SEED + $3)) --id-base $(($3 * 10000000 + 1)) >"$1"; }
-last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
-applied_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r '.streams[0].applied // 0'; }
-wait_applied() { # DATA STREAM TXID SECONDS
-  local deadline=$((SECONDS + $4))
-  until [ "$(applied_of "$1" "$2")" = "$3" ]; do
-    [ "$SECONDS" -ge "$deadline" ] && { echo "    stream $2: applied $(applied_of "$1" "$2"), want $3"; return 1; }
-    sleep 0.1
-  done
-}
 # wait_for FILE REGEX SECONDS: prints the first match (grep -o)
 wait_for() {
   local deadline=$((SECONDS + $3)) m
@@ -76,8 +45,7 @@ value() { awk -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 scrape() { curl -sf --max-time 5 "$1" >"$2"; }
 
 # Plain TCP here (tests/e2e_security.sh covers TLS); root must say so.
-RX_SEC=(--insecure)
-[ "$(id -u)" -eq 0 ] && RX_SEC+=(--allow-root)
+RX_SEC=(--insecure "${ROOT[@]}")
 
 # ---- 1. metrics under a shipping workload ---------------------------------------------
 P=$T/p D=$T/data
@@ -95,7 +63,7 @@ pids+=("$SH")
 SHM=$(wait_for "$T/sh.log" 'http://127\.0\.0\.1:[0-9]+/metrics' 10) || { bad "the shipper logs its metrics address"; exit 1; }
 ok "1: receiver metrics at $RXM, shipper metrics at $SHM"
 
-gen "$T/w1" 3000 1
+e2e_gen "$T/w1" 3000 1
 "$BIN" exec "$P" "$T/w1" >/dev/null &
 EX=$!
 grew=1 n=0 prev=0
@@ -109,8 +77,8 @@ while kill -0 "$EX" 2>/dev/null; do
 done
 wait "$EX"
 [ "$grew" -eq 1 ] && ok "1: shipped bytes only grow while shipping ($n scrapes)" || bad "1: a counter went back"
-L=$(last_txid "$P")
-check "1: the standby applies up to txid $L" wait_applied "$D" main "$L" 60
+L=$(e2e_last_txid "$P")
+check "1: the standby applies up to txid $L" e2e_wait_applied "$D" main "$L" 60
 sleep 0.6 # the shipper's reports (status file and metrics) follow within 200 ms
 
 scrape "$SHM" "$T/sh.prom" && scrape "$RXM" "$T/rx.prom" || bad "1: scrape after the workload"
@@ -196,10 +164,10 @@ EOF
     tail -5 "$T/prom.log" | sed 's/^/    /'
   else
     ok "2: prometheus on 127.0.0.1:$PP"
-    gen "$T/w2" 500 2
+    e2e_gen "$T/w2" 500 2
     "$BIN" exec "$P" "$T/w2" >/dev/null
-    L=$(last_txid "$P")
-    wait_applied "$D" main "$L" 60 >/dev/null
+    L=$(e2e_last_txid "$P")
+    e2e_wait_applied "$D" main "$L" 60 >/dev/null
     q() { curl -sf --max-time 5 "http://127.0.0.1:$PP/api/v1/query" --data-urlencode "query=$1"; }
     got=""
     for i in $(seq 150); do # scrapes every second; give it time
@@ -237,13 +205,13 @@ EOF
 expect 0 "3: ship from the command line (--exit-when-caught-up)" \
   "$BIN" ship "$P" --to "127.0.0.1:$PORT" --stream viaflags --batch-bytes 64K --heartbeat-ms 200 --exit-when-caught-up --insecure
 expect 0 "3: ship from a configuration file" "$BIN" ship "$P" --config "$T/ship.conf"
-L=$(last_txid "$P")
-check "3: the stream shipped from the file holds every txid" wait_applied "$D" viaconf "$L" 60
-check "3: ...as does the one from the command line" wait_applied "$D" viaflags "$L" 60
+L=$(e2e_last_txid "$P")
+check "3: the stream shipped from the file holds every txid" e2e_wait_applied "$D" viaconf "$L" 60
+check "3: ...as does the one from the command line" e2e_wait_applied "$D" viaflags "$L" 60
 "$BIN" export "$D/streams/viaconf/standby" --to "$T/conf.json" && "$BIN" export "$D/streams/viaflags/standby" --to "$T/flags.json"
 cmp -s "$T/conf.json" "$T/flags.json" && ok "3: both standbys export the same graph" || bad "3: the standbys differ"
 expect 0 "3: a flag wins over the file (--stream)" "$BIN" ship "$P" --config "$T/ship.conf" --stream flagwins
-check "3: ...the stream is the flag's" wait_applied "$D" flagwins "$L" 60
+check "3: ...the stream is the flag's" e2e_wait_applied "$D" flagwins "$L" 60
 printf 'to = 127.0.0.1:%s\nstream = s\nbatch-size = 1M\n' "$PORT" >"$T/bad1.conf"
 expect 2 "3: an unknown key is refused" "$BIN" ship "$P" --config "$T/bad1.conf"
 contains "$T/err" "$T/bad1.conf:3: unknown key 'batch-size'" "3: ...naming FILE:LINE"
@@ -270,7 +238,7 @@ pids+=("$RX")
 for i in $(seq 100); do [ -s "$T/rx2.port" ] && break; sleep 0.05; done
 PORT=$(cat "$T/rx2.port")
 printf 'log-format = json\n' >"$T/json.conf"
-gen "$T/w3" 50 3
+e2e_gen "$T/w3" 50 3
 "$BIN" exec "$P" "$T/w3" >/dev/null
 expect 0 "4: ship with log-format = json in its file" "$BIN" ship "$P" --config "$T/json.conf" \
   --to "127.0.0.1:$PORT" --stream main --exit-when-caught-up --verbose --insecure
@@ -334,9 +302,9 @@ fi
 # ---- 6. scheduled dumps: a chain over a changing store -------------------------------------
 Q=$T/q C=$T/chain
 "$BIN" init "$Q" --segment-size 256K >/dev/null
-gen "$T/w6a" 800 6
+e2e_gen "$T/w6a" 800 6
 "$BIN" exec "$Q" "$T/w6a" >/dev/null
-gen "$T/w6b" 3000 7
+e2e_gen "$T/w6b" 3000 7
 "$BIN" exec "$Q" "$T/w6b" >/dev/null &
 EX=$!
 runs=0 fails=0
@@ -347,12 +315,12 @@ while kill -0 "$EX" 2>/dev/null; do # dumps while the store changes
 done
 wait "$EX"
 for c in 8 9; do # two more incrementals that surely hold transactions
-  gen "$T/w6c" 200 $c
+  e2e_gen "$T/w6c" 200 $c
   "$BIN" exec "$Q" "$T/w6c" >/dev/null
   "$BIN" dump "$Q" --chain "$C" 2>>"$T/dump.log" || fails=$((fails + 1))
 done
 [ "$fails" -eq 0 ] && ok "6: $((runs + 2)) scheduled dumps while the store changed" || bad "6: $fails of the scheduled dumps failed"
-LQ=$(last_txid "$Q")
+LQ=$(e2e_last_txid "$Q")
 if ls "$C" | grep -qvE '^[0-9]{8}T[0-9]{6}Z-(full|incr)-[0-9]+-[0-9]+\.dump$'; then
   bad "6: file names: $(ls "$C" | tr '\n' ' ')"
 else
@@ -366,7 +334,7 @@ expect 0 "6: load --chain" "$BIN" load --chain "$C" --into "$T/restored"
 "$BIN" export "$Q" --to "$T/q.json" && "$BIN" export "$T/restored" --to "$T/r.json"
 cmp -s "$T/q.json" "$T/r.json" && ok "6: the loaded chain equals the store (canonical export, $(wc -l <"$T/q.json") lines)" ||
   bad "6: the loaded chain differs from the store"
-[ "$(last_txid "$T/restored")" = "$LQ" ] && ok "6: ...at txid $LQ" || bad "6: restored store at txid $(last_txid "$T/restored")"
+[ "$(e2e_last_txid "$T/restored")" = "$LQ" ] && ok "6: ...at txid $LQ" || bad "6: restored store at txid $(e2e_last_txid "$T/restored")"
 expect 1 "6: load --chain into a store that exists" "$BIN" load --chain "$C" --into "$T/restored"
 # A gap: the second-to-last incremental removed.
 cp -r "$C" "$T/chain2"
@@ -382,7 +350,7 @@ files=$(ls "$C")
 [ "$(echo "$files" | wc -l)" = 1 ] && echo "$files" | grep -q -- "-full-1-$LQ.dump" &&
   ok "6: only the newest chain is kept: $files" || bad "6: after --keep-full 1: $(echo $files)"
 printf 'chain = %s\nkeep-full = 1\nfull-every = 1w\n' "$C" >"$T/dump.conf"
-gen "$T/w6d" 50 10
+e2e_gen "$T/w6d" 50 10
 "$BIN" exec "$Q" "$T/w6d" >/dev/null
 expect 0 "6: a scheduled dump from a configuration file" "$BIN" dump "$Q" --config "$T/dump.conf"
 [ "$(ls "$C" | grep -c -- -incr-)" = 1 ] && ok "6: ...added an incremental" || bad "6: no incremental from the file's run"

@@ -17,13 +17,11 @@
 # working namespaces needed (else skip, 77). SL_SEED=N replays.
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-BUILD=${SL_BUILD:-$(dirname "$BIN")}
-GEN=$BUILD/bench_gen PROXY=$BUILD/netproxy
-[ "$(id -u)" -eq 0 ] || { echo "skip: needs root (ip netns, nft)"; exit 77; }
-for t in "$GEN" "$PROXY"; do [ -x "$t" ] || { echo "skip: no $t"; exit 77; }; done
-for c in ip nft nsenter jq; do command -v $c >/dev/null || { echo "skip: $c is not installed"; exit 77; }; done
 . "$(dirname "$0")/lib_e2e.sh"
+[ "$(id -u)" -eq 0 ] || { echo "skip: needs root (ip netns, nft)"; exit 77; }
+e2e_need -g ip nft nsenter jq
+PROXY=$BUILD/netproxy
+[ -x "$PROXY" ] || { echo "skip: no $PROXY"; exit 77; }
 e2e_begin e2e_partition
 e2e_netns || { echo "skip: ip netns does not work here"; exit 77; }
 ip netns exec "$NS" nft list tables >/dev/null 2>&1 || { echo "skip: nftables does not work in a namespace"; exit 77; }

@@ -21,51 +21,14 @@
 # Needs $SL_BIN, $SL_BUILD/bench_gen, jq. SL_SEED=N replays the random choices.
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
-"$BIN" restore --help >/dev/null 2>&1 || { echo "skip: $BIN has no restore command"; exit 77; }
-GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
-[ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
-command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
 . "$(dirname "$0")/lib_e2e.sh"
+e2e_need -c restore -g jq
 e2e_begin e2e_restore
-expect() { # expect STATUS DESCRIPTION CMD...: stdout in $T/out, stderr in $T/err
-  local want=$1 desc=$2
-  shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$desc"; else
-    bad "$desc (exit $got, want $want)"
-    sed 's/^/    err: /' "$T/err" | head -5
-  fi
-}
-contains() { # contains FILE TEXT DESCRIPTION
-  if grep -qF -- "$2" "$1"; then ok "$3"; else
-    bad "$3: '$2' not in $1"
-    sed 's/^/    | /' "$1" | tail -5
-  fi
-}
 
 # ---- processes (as e2e_ship.sh) ----------------------------------------------------------
-start_receiver() { # DATA [ARGS...]: sets RX_PID, RX_PORT
-  local pf="$T/port.$RANDOM" i p data=$1
-  shift
-  rm -f "$pf"
-  # plain TCP here (tests/e2e_security.sh covers TLS); root must say so
-  "$BIN" receive --listen 127.0.0.1:0 --data "$data" --ready-file "$pf" --heartbeat-ms 200 --timeout-ms 3000 "$@" \
-    --segment-size 64K --snapshot-after-bytes 256K --verbose --insecure \
-    $([ "$(id -u)" -eq 0 ] && echo --allow-root) 2>>"$T/rx.log" &
-  RX_PID=$!
-  pids+=("$RX_PID")
-  for i in $(seq 200); do
-    p=$(cat "$pf" 2>/dev/null)
-    if [[ $p =~ ^[0-9]+$ ]]; then RX_PORT=$p; return 0; fi
-    kill -0 "$RX_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "cannot start a receiver"
-  return 1
-}
+# plain TCP here (tests/e2e_security.sh covers TLS)
+RX_TIMEOUT_MS=3000
+RX_ARGS=(--segment-size 64K --snapshot-after-bytes 256K --insecure)
 start_shipper() { # STORE PORT STREAM: sets SH_PID
   "$BIN" ship "$1" --to "127.0.0.1:$2" --stream "$3" --heartbeat-ms 200 --timeout-ms 3000 \
     --backoff-max-ms 300 --insecure 2>>"$T/ship.log" &
@@ -73,21 +36,6 @@ start_shipper() { # STORE PORT STREAM: sets SH_PID
   pids+=("$SH_PID")
 }
 stop() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
-last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
-applied_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r '.streams[0].applied // 0'; }
-wait_applied() { # DATA STREAM TXID SECONDS
-  local deadline=$((SECONDS + $4)) a
-  while :; do
-    a=$(applied_of "$1" "$2")
-    [ "$a" = "$3" ] && return 0
-    if [ "$SECONDS" -ge "$deadline" ]; then echo "    stream $2: applied $a, want $3"; return 1; fi
-    sleep 0.1
-  done
-}
-same_export() { # STORE_A STORE_B
-  "$BIN" export "$1" --to "$T/a.json" && "$BIN" export "$2" --to "$T/b.json" || return 1
-  cmp -s "$T/a.json" "$T/b.json" || { diff "$T/a.json" "$T/b.json" | head -4 | cut -c1-150 | sed 's/^/    /'; return 1; }
-}
 
 # ---- 1. a workload with known commit times, shipped ---------------------------------------------
 P=$T/primary D=$T/data W=$T/work.jsonl
@@ -96,7 +44,7 @@ NLINES=4000
 "$GEN" --tx "$NLINES" --ops-per-tx 1-6 --seed "$SEED" --nodes-first 50 --ts-start "$TS0" --ts-step "$STEP" >"$W"
 NLINES=$(wc -l <"$W")
 "$BIN" init "$P" >/dev/null
-start_receiver "$D" || exit 1
+start_receiver "$D" "${RX_ARGS[@]}" || exit 1
 RX=$RX_PID PORT=$RX_PORT
 start_shipper "$P" "$PORT" s
 SH=$SH_PID
@@ -110,8 +58,8 @@ while kill -0 "$EX" 2>/dev/null; do
   sleep 0.$((3 + RANDOM % 5))
 done
 wait "$EX"
-L=$(last_txid "$P")
-check "1: the standby applies the workload ($L transactions)" wait_applied "$D" s "$L" 60
+L=$(e2e_last_txid "$P")
+check "1: the standby applies the workload ($L transactions)" e2e_wait_applied "$D" s "$L" 60
 check "1: snapshots on demand while the receiver applies ($ondemand taken)" [ "$ondemand" -ge 1 ]
 check "1: no snapshot command failed" [ ! -s "$T/snap.err" ]
 check "1: the receiver took snapshots itself (--snapshot-after-bytes)" grep -q "snapshot at txid" "$T/rx.log"
@@ -122,11 +70,8 @@ check "1: no temporary snapshot file is left" [ -z "$(ls "$D/streams/s/snapshots
 SNAPS=$(ls "$D/streams/s/snapshots" | grep '\.snap$' | sed 's/\.snap$//' | sed 's/^0*//')
 
 # txid -> commit time, from the archive (the primary prunes what was shipped).
-mkdir -p "$T/arch" && ln -sfn "$D/streams/s/archive" "$T/arch/log"
-"$BIN" log "$T/arch" --json | jq -r '[.txid, .commit_time_us] | @tsv' >"$T/times.tsv"
+e2e_times "$D" s
 check "1: the archive holds txids 1..$L" [ "$(wc -l <"$T/times.tsv")" = "$L" ]
-commit_of() { awk -v t="$1" '$1 == t { print $2 }' "$T/times.tsv"; }
-txid_at() { awk -v u="$1" '$2 <= u { n = $1 } END { print n + 0 }' "$T/times.tsv"; }
 base_for() { # TXID [TIME]: the newest snapshot at or before, 0 for none
   local b=0 s
   for s in $SNAPS; do
@@ -134,8 +79,6 @@ base_for() { # TXID [TIME]: the newest snapshot at or before, 0 for none
   done
   echo "$b"
 }
-# line number (1-based) holding a commit time: lines are TS0 + (i-1)*STEP
-line_of() { echo $(( ($1 - TS0) / STEP + 1 )); }
 
 # ---- 2. restores to random txids and times, compared with the model -------------------------------
 # Targets: "txid N" or "time US"; each resolves to a txid R and a model line count.
@@ -162,17 +105,11 @@ M=$T/model
 "$BIN" init "$M" >/dev/null
 model_lines=0
 while read -r r kind val; do
-  # The model: workload lines up to txid r's commit time (a line that changes
-  # nothing gets no txid, so lines are found by time, not by count).
-  if [ "$r" -gt 0 ]; then want=$(line_of "$(commit_of "$r")"); else want=0; fi
-  if [ "$want" -gt "$model_lines" ]; then
-    sed -n "$((model_lines + 1)),${want}p" "$W" | "$BIN" exec "$M" - >/dev/null
-    model_lines=$want
-  fi
-  [ "$(last_txid "$M")" = "$r" ] || { bad "2: the model reaches txid $r"; continue; }
+  e2e_model_at "$r"
+  [ "$(e2e_last_txid "$M")" = "$r" ] || { bad "2: the model reaches txid $r"; continue; }
   R=$T/restored
   rm -rf "$R"
-  if [ "$kind" = txid ]; then arg=(--to-txid "$val"); else arg=(--to-time "@$((val / 1000000)).$(printf %06d $((val % 1000000)))"); fi
+  if [ "$kind" = txid ]; then arg=(--to-txid "$val"); else arg=(--to-time "$(e2e_to_time "$val")"); fi
   if ! "$BIN" restore --data "$D" --stream s "${arg[@]}" --into "$R" --json >"$T/r.json" 2>"$T/err"; then
     bad "2: restore ${arg[*]}"
     sed 's/^/    err: /' "$T/err" | head -3
@@ -182,7 +119,7 @@ while read -r r kind val; do
   got=$(jq -r '"\(.txid) \(.base_txid) \(.replayed)"' "$T/r.json")
   if [ "$got" != "$r $b $((r - b))" ]; then
     bad "2: restore ${arg[*]}: txid/base/replayed $got, want $r $b $((r - b))"
-  elif same_export "$M" "$R"; then
+  elif e2e_same_export "$M" "$R"; then
     ok "2: restore ${arg[*]} -> txid $r from base $b: equals the model"
   else
     bad "2: restore ${arg[*]} -> txid $r equals the model"
@@ -237,27 +174,27 @@ expect 0 "4: restore to txid $mid after pruning" "$BIN" restore --data "$D" --st
 contains "$T/out" "(txid $OLDEST)" "4: from the oldest kept snapshot"
 rm -rf "$M" && "$BIN" init "$M" >/dev/null
 sed -n "1,$(line_of "$(commit_of "$mid")")p" "$W" | "$BIN" exec "$M" - >/dev/null
-check "4: it equals the model" same_export "$M" "$T/r4"
+check "4: it equals the model" e2e_same_export "$M" "$T/r4"
 
 # ---- 5. a power loss: the standby is rebuilt from the newest snapshot -------------------------------
 gen2() { "$GEN" --tx "$1" --ops-per-tx 1-4 --seed $((SEED + $2)) --id-base $(($2 * 10000000 + 1)); }
 gen2 300 7 | "$BIN" exec "$P" - >/dev/null
-L=$(last_txid "$P")
-check "5: applied up to $L" wait_applied "$D" s "$L" 60
+L=$(e2e_last_txid "$P")
+check "5: applied up to $L" e2e_wait_applied "$D" s "$L" 60
 stop "$RX"
 echo "open 00000000-0000-0000-0000-000000000000" >"$D/streams/s/standby/writer.lock"
 expect 1 "5: a standby left open by another boot is not read" "$BIN" export "$D/streams/s/standby"
 contains "$T/err" "the machine went down" "5: it says why"
-start_receiver "$D" --snapshot-every 1 || exit 1
+start_receiver "$D" --snapshot-every 1 "${RX_ARGS[@]}" || exit 1
 RX=$RX_PID
 stop "$SH"
 start_shipper "$P" "$RX_PORT" s
 SH=$SH_PID
 gen2 100 8 | "$BIN" exec "$P" - >/dev/null
-L=$(last_txid "$P")
-check "5: the rebuilt standby applies up to $L" wait_applied "$D" s "$L" 60
+L=$(e2e_last_txid "$P")
+check "5: the rebuilt standby applies up to $L" e2e_wait_applied "$D" s "$L" 60
 contains "$T/rx.log" "was torn by a power loss: rebuilt from the newest snapshot" "5: rebuilt from a snapshot"
-check "5: it equals the primary" same_export "$P" "$D/streams/s/standby"
+check "5: it equals the primary" e2e_same_export "$P" "$D/streams/s/standby"
 for i in $(seq 50); do grep -q "(schedule)" "$T/rx.log" && break; sleep 0.1; done
 check "5: the receiver takes snapshots on a schedule (--snapshot-every 1)" grep -q "(schedule)" "$T/rx.log"
 
@@ -269,8 +206,8 @@ ids=($(head -2 "$T/before-mistake.json" | jq -r .id))
 echo "{\"ops\":[{\"op\":\"delete_node\",\"id\":${ids[0]},\"detach\":true},{\"op\":\"delete_node\",\"id\":${ids[1]},\"detach\":true}]}" >"$T/mistake.jsonl"
 "$BIN" exec "$P" "$T/mistake.jsonl" >/dev/null
 MISTAKE_US=$("$BIN" log "$P" --json | tail -1 | jq -r .commit_time_us)
-L=$(last_txid "$P")
-check "6: the mistake is shipped" wait_applied "$D" s "$L" 30
+L=$(e2e_last_txid "$P")
+check "6: the mistake is shipped" e2e_wait_applied "$D" s "$L" 30
 sleep 0.5 # a heartbeat reports the primary's clock past the mistake
 BEFORE="@$(( (MISTAKE_US - 1000000) / 1000000 )).$(printf %06d $(( (MISTAKE_US - 1000000) % 1000000 )))"
 rm -rf "$T/restored"
@@ -300,7 +237,7 @@ KEPT=$(ls -d "$P".before-restore-* 2>/dev/null | head -1)
 contains "$T/out" "kept in $KEPT" "6: it says where the old state is kept"
 "$BIN" export "$P" --to "$T/inplace.json"
 check "6: the store is back to before the mistake" cmp -s "$T/before-mistake.json" "$T/inplace.json"
-check "6: the old state (with the mistake) is kept aside" [ "$(last_txid "$KEPT")" = "$L" ]
+check "6: the old state (with the mistake) is kept aside" [ "$(e2e_last_txid "$KEPT")" = "$L" ]
 
 stop "$RX"
 echo "$passed passed, $failed failed"

@@ -20,18 +20,13 @@
 # root, scripts/radosgw.sh installs them; otherwise it is skipped).
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
-GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
-[ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
-command -v jq >/dev/null && command -v curl >/dev/null || { echo "skip: jq or curl is not installed"; exit 77; }
-SRC=${SL_SOURCE:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$(dirname "$0")/lib_e2e.sh"
+e2e_need -g jq curl
 RGW=$SRC/scripts/radosgw.sh
 if ! command -v radosgw >/dev/null && [ "$(id -u)" -ne 0 ]; then
   echo "skip: the ceph packages (radosgw) are missing and only root may install them (scripts/deps.sh)"
   exit 77
 fi
-. "$(dirname "$0")/lib_e2e.sh"
 e2e_begin e2e_s3
 
 started_rgw=0
@@ -56,24 +51,8 @@ s3curl() { # METHOD KEY [curl args...]: the object KEY of the bucket
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" "$SL_S3_ENDPOINT/$SL_S3_BUCKET/$k"
 }
 
-start_receiver() { # DATA: sets RX_PID, RX_PORT
-  local pf="$T/port.$RANDOM" p
-  rm -f "$pf"
-  "$BIN" receive --listen 127.0.0.1:0 --data "$1" --ready-file "$pf" --heartbeat-ms 200 --timeout-ms 3000 \
-    --segment-size 64K --snapshot-after-bytes 384K --insecure --verbose --archive-to "$URL" \
-    $([ "$(id -u)" -eq 0 ] && echo --allow-root) 2>>"$T/rx.log" &
-  RX_PID=$!
-  pids+=("$RX_PID")
-  for _ in $(seq 200); do
-    p=$(cat "$pf" 2>/dev/null)
-    if [[ $p =~ ^[0-9]+$ ]]; then RX_PORT=$p; return 0; fi
-    kill -0 "$RX_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "cannot start a receiver"
-  return 1
-}
-last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
+RX_TIMEOUT_MS=3000
+RX_ARGS=(--segment-size 64K --snapshot-after-bytes 384K --insecure --archive-to "$URL")
 st() { "$BIN" status --data "$D" --stream s --json 2>/dev/null | jq -r ".streams[0].$1 // 0"; }
 wait_for() { # SECONDS DESCRIPTION CMD...: until CMD succeeds
   local deadline=$((SECONDS + $1)) desc=$2
@@ -88,15 +67,10 @@ wait_for() { # SECONDS DESCRIPTION CMD...: until CMD succeeds
 # upload pass that saw everything (uploaded + lag = the primary's last txid)
 caught_up() {
   local j l
-  l=$(last_txid "$P")
+  l=$(e2e_last_txid "$P")
   j=$("$BIN" status --data "$D" --stream s --json 2>/dev/null | jq -c '.streams[0].upload // {}')
   [ "$(jq -r '"\(.uploaded_txid + .lag_tx) \(.pending_files) \(.error)"' <<<"$j")" = "$l 1 " ]
 }
-same_export() { # STORE_A STORE_B
-  "$BIN" export "$1" --to "$T/a.json" && "$BIN" export "$2" --to "$T/b.json" || return 1
-  cmp -s "$T/a.json" "$T/b.json" || { diff "$T/a.json" "$T/b.json" | head -4 | cut -c1-150 | sed 's/^/    /'; return 1; }
-}
-
 # ---- 1. a workload shipped with --archive-to --------------------------------------------------
 P=$T/primary D=$T/data W=$T/work.jsonl
 TS0=1704067200000000 STEP=250000
@@ -106,12 +80,12 @@ NLINES=$(wc -l <"$W")
 # what a receiver killed in the middle of a multipart upload leaves behind
 s3curl POST "$PREFIX/s/archive/00000000000000000001.seg?uploads=" >"$T/mpu.xml"
 check "1: (an unfinished multipart upload is there)" grep -q "<UploadId>" "$T/mpu.xml"
-start_receiver "$D" || exit 1
+start_receiver "$D" "${RX_ARGS[@]}" || exit 1
 "$BIN" ship "$P" --to "127.0.0.1:$RX_PORT" --stream s --heartbeat-ms 200 --timeout-ms 3000 --backoff-max-ms 300 \
   --insecure 2>>"$T/ship.log" &
 pids+=($!)
 head -n $((NLINES / 3)) "$W" | "$BIN" exec "$P" - >/dev/null
-wait_for 60 "1: the receiver applies the first third" bash -c "[ \"\$('$BIN' status --data '$D' --stream s --json | jq .streams[0].applied)\" = $(last_txid "$P") ]"
+wait_for 60 "1: the receiver applies the first third" bash -c "[ \"\$('$BIN' status --data '$D' --stream s --json | jq .streams[0].applied)\" = $(e2e_last_txid "$P") ]"
 "$BIN" snapshot --data "$D" --stream s >/dev/null
 sed -n "$((NLINES / 3 + 1)),$((NLINES * 2 / 3))p" "$W" | "$BIN" exec "$P" - >/dev/null
 wait_for 60 "1: every sealed segment and snapshot is uploaded" caught_up
@@ -135,12 +109,7 @@ for f in $(jq -r '.segments[].name' "$T/manifest.json" | head -3); do
 done
 
 # ---- 2. restores from object storage = from the local archive = the model ----------------------
-mkdir -p "$T/arch" && ln -sfn "$D/streams/s/archive" "$T/arch/log"
-times() { "$BIN" log "$T/arch" --json | jq -r '[.txid, .commit_time_us] | @tsv' >"$T/times.tsv"; }
-times
-commit_of() { awk -v t="$1" '$1 == t { print $2 }' "$T/times.tsv"; }
-txid_at() { awk -v u="$1" '$2 <= u { n = $1 } END { print n + 0 }' "$T/times.tsv"; }
-line_of() { echo $(( ($1 - TS0) / STEP + 1 )); }
+e2e_times "$D" s
 : >"$T/targets"
 for _ in $(seq 4); do echo "txid $(( (RANDOM * 32768 + RANDOM) % (L1 + 1) ))"; done >>"$T/targets"
 for _ in $(seq 3); do
@@ -155,12 +124,8 @@ M=$T/model
 "$BIN" init "$M" >/dev/null
 model_lines=0
 while read -r r kind val; do
-  if [ "$r" -gt 0 ]; then want=$(line_of "$(commit_of "$r")"); else want=0; fi
-  if [ "$want" -gt "$model_lines" ]; then
-    sed -n "$((model_lines + 1)),${want}p" "$W" | "$BIN" exec "$M" - >/dev/null
-    model_lines=$want
-  fi
-  if [ "$kind" = txid ]; then arg=(--to-txid "$val"); else arg=(--to-time "@$((val / 1000000)).$(printf %06d $((val % 1000000)))"); fi
+  e2e_model_at "$r"
+  if [ "$kind" = txid ]; then arg=(--to-txid "$val"); else arg=(--to-time "$(e2e_to_time "$val")"); fi
   rm -rf "$T/rs" "$T/rl"
   if ! "$BIN" restore --from "$URL" --stream s "${arg[@]}" --into "$T/rs" --json >"$T/rs.json" 2>"$T/err"; then
     bad "2: restore --from ${arg[*]}"
@@ -171,7 +136,7 @@ while read -r r kind val; do
   got=$(jq -r '"\(.txid) \(.base_txid)"' "$T/rs.json")
   if [ "$got" != "$(jq -r '"\(.txid) \(.base_txid)"' "$T/rl.json")" ] || [ "$(jq .txid "$T/rs.json")" != "$r" ]; then
     bad "2: restore --from ${arg[*]}: txid/base $got, local $(jq -c '[.txid, .base_txid]' "$T/rl.json"), want txid $r"
-  elif same_export "$T/rs" "$T/rl" && same_export "$T/rs" "$M"; then
+  elif e2e_same_export "$T/rs" "$T/rl" && e2e_same_export "$T/rs" "$M"; then
     ok "2: restore --from ${arg[*]} -> txid $r (base $(jq .base_txid "$T/rs.json"), $(jq .fetched_objects "$T/rs.json") objects) = local restore = model"
   else
     bad "2: restore --from ${arg[*]} -> txid $r equals the local restore and the model"
@@ -186,19 +151,19 @@ contains "$T/err" "no such manifest" "2: ... naming the manifest"
 # ---- 3. radosgw hung, then down during uploads, then back ------------------------------------------
 "$RGW" rgw-pause # accepts connections, answers nothing: uploads hang
 sed -n "$((NLINES * 2 / 3 + 1)),$((NLINES * 5 / 6))p" "$W" | "$BIN" exec "$P" - >/dev/null
-L=$(last_txid "$P")
+L=$(e2e_last_txid "$P")
 wait_for 30 "3: with radosgw hung the receiver still archives and applies everything ($L)" \
   bash -c "[ \"\$('$BIN' status --data '$D' --stream s --json | jq .streams[0].applied)\" = $L ]"
 "$RGW" rgw-resume
 "$RGW" rgw-stop
 tail -n +$((NLINES * 5 / 6 + 1)) "$W" | "$BIN" exec "$P" - >/dev/null
-L=$(last_txid "$P")
+L=$(e2e_last_txid "$P")
 wait_for 60 "3: with radosgw down the receiver still archives and applies everything ($L)" \
   bash -c "[ \"\$('$BIN' status --data '$D' --stream s --json | jq .streams[0].durable)\" = $L ]"
 wait_for 30 "3: status reports the upload error" bash -c "[ -n \"\$('$BIN' status --data '$D' --stream s --json | jq -r '.streams[0].upload.error')\" ]"
 check "3: and the upload lag" [ "$(st upload.lag_tx)" -gt 0 ]
 L1=$(st upload.uploaded_txid) # what got through while it was hung
-times
+e2e_times "$D" s
 "$BIN" snapshot --data "$D" --stream s >/dev/null
 ls "$D/streams/s/archive" "$D/streams/s/snapshots" >"$T/before-prune"
 "$BIN" prune --data "$D" --stream s --keep-snapshots 1 >"$T/prune.out" 2>&1
@@ -222,7 +187,7 @@ model_at() { # TXID DIR: the workload up to TXID's commit, applied to a new stor
 rm -rf "$T/rs"
 "$BIN" restore --from "$URL" --stream s --to-txid "$L2" --into "$T/rs" >/dev/null 2>"$T/err"
 model_at "$L2" "$T/m3"
-check "3: a restore from object storage to txid $L2 equals the model" same_export "$T/rs" "$T/m3"
+check "3: a restore from object storage to txid $L2 equals the model" e2e_same_export "$T/rs" "$T/m3"
 
 # ---- 4. a deleted object, a flipped byte ----------------------------------------------------------------
 s3curl GET "$PREFIX/s/manifest.json" -o "$T/manifest.json"
@@ -248,7 +213,7 @@ contains "$T/err" "$PREFIX/s/archive/$SEG3: damaged" "4: ... naming the object"
 # ---- 5. dump --to s3:// and load s3:// --------------------------------------------------------------------
 expect 0 "5: dump --to s3://" "$BIN" dump "$P" --to "$URL/p.dump"
 expect 0 "5: load s3:// --into" "$BIN" load "$URL/p.dump" --into "$T/loaded"
-check "5: the loaded store equals the primary" same_export "$P" "$T/loaded"
+check "5: the loaded store equals the primary" e2e_same_export "$P" "$T/loaded"
 expect 1 "5: load of a missing object is refused" "$BIN" load "$URL/nosuch.dump" --into "$T/l2"
 contains "$T/err" "no such object" "5: ... naming it"
 
@@ -265,7 +230,7 @@ expect 0 "6: with the data directory deleted, restore --from --to-time $when" \
   "$BIN" restore --from "$URL" --stream s --to-time "$when" --into "$T/rs" --parallel 3
 r=$(txid_at "$at")
 model_at "$r" "$T/model6"
-check "6: it equals the model at txid $r" same_export "$T/rs" "$T/model6"
+check "6: it equals the model at txid $r" e2e_same_export "$T/rs" "$T/model6"
 
 # leave the bucket as it was
 s3curl GET "" -G --data-urlencode "list-type=2" --data-urlencode "prefix=$PREFIX/" -o "$T/list.xml"

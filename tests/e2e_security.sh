@@ -18,49 +18,12 @@
 # Needs $SL_BIN, openssl, jq.
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
-command -v openssl >/dev/null || { echo "skip: openssl is not installed"; exit 77; }
-command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
-SRC=${SL_SOURCE:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$(dirname "$0")/lib_e2e.sh"
+e2e_need openssl jq
 e2e_begin e2e_security
-expect() { # expect STATUS DESCRIPTION CMD...
-  local want=$1 desc=$2
-  shift 2
-  timeout 60 "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$desc"; else
-    bad "$desc (exit $got, want $want)"
-    sed 's/^/    err: /' "$T/err" | head -5
-  fi
-}
-contains() { # contains FILE TEXT DESCRIPTION
-  if grep -qF -- "$2" "$1"; then ok "$3"; else
-    bad "$3: '$2' not in $1"
-    sed 's/^/    | /' "$1" | tail -5
-  fi
-}
-# flip FILE OFFSET: change one byte (xor 0x55)
-flip() {
-  local b
-  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-  # shellcheck disable=SC2059
-  printf "$(printf '\\%03o' $((b ^ 0x55)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
 # damage FILE OFFSET: a byte that is not base64 (PEM files, where a flip can
 # keep the text valid and only the signature breaks, refused at handshake)
 damage() { printf '!' | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
-size() { stat -c %s "$1"; }
-last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
-applied_of() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r '.streams[0].applied // 0'; }
-wait_applied() { # DATA STREAM TXID SECONDS
-  local deadline=$((SECONDS + $4))
-  while [ "$(applied_of "$1" "$2")" != "$3" ]; do
-    [ "$SECONDS" -ge "$deadline" ] && { echo "    $2: applied $(applied_of "$1" "$2"), want $3"; return 1; }
-    sleep 0.1
-  done
-}
 mutations() { # mutations N FIRST_ID: N transactions creating a node each
   local i
   for ((i = 0; i < $1; i++)); do
@@ -73,27 +36,6 @@ PKI=$T/pki
 bash "$SRC/tests/make_certs.sh" "$PKI" p1 p2 || { bad "make certificates"; exit 1; }
 TLS_RX=(--tls-cert "$PKI/receiver.crt" --tls-key "$PKI/receiver.key" --tls-ca "$PKI/ca.crt")
 tls_of() { echo --tls-cert "$PKI/$1.crt" --tls-key "$PKI/$1.key" --tls-ca "$PKI/ca.crt"; }
-ROOT=()
-[ "$(id -u)" -eq 0 ] && ROOT=(--allow-root)
-
-# start_receiver DATA ARGS...: sets RX_PID, RX_PORT; stderr to $T/rx.log
-start_receiver() {
-  local data=$1 pf="$T/port.$RANDOM" i p
-  shift
-  rm -f "$pf"
-  "$BIN" receive --listen 127.0.0.1:0 --data "$data" --ready-file "$pf" --heartbeat-ms 200 \
-    --timeout-ms 2000 --verbose "${ROOT[@]}" "$@" 2>>"$T/rx.log" &
-  RX_PID=$!
-  pids+=("$RX_PID")
-  for i in $(seq 200); do
-    p=$(cat "$pf" 2>/dev/null)
-    if [[ $p =~ ^[0-9]+$ ]]; then RX_PORT=$p; return 0; fi
-    kill -0 "$RX_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "    cannot start a receiver:"; tail -3 "$T/rx.log" | sed 's/^/    /'
-  return 1
-}
 
 # ---- 1. flags ------------------------------------------------------------------------------
 "$BIN" init "$T/p1" >/dev/null
@@ -170,7 +112,7 @@ mutations 200 1 | "$BIN" exec "$T/pa" - >/dev/null
   --backoff-max-ms 200 2>>"$T/ship-a.log" &
 SHA=$!
 pids+=("$SHA")
-check "3: the allowed shipper streams (stream a)" wait_applied "$D" a 200 30
+check "3: the allowed shipper streams (stream a)" e2e_wait_applied "$D" a 200 30
 
 "$BIN" init "$T/pb" >/dev/null
 mutations 20 1 | "$BIN" exec "$T/pb" - >/dev/null
@@ -216,7 +158,7 @@ wait "$RX_PID" 2>/dev/null
 expect 0 "3: p2 may write its own stream b (by its DNS name)" \
   "$BIN" ship "$T/pb" --to "127.0.0.1:$PORT" --stream b $(tls_of p2) --exit-when-caught-up
 mutations 300 1000 | "$BIN" exec "$T/pa" - >/dev/null
-check "3: stream a went on all along" wait_applied "$D" a 500 30
+check "3: stream a went on all along" e2e_wait_applied "$D" a 500 30
 check "3: the receiver still runs" kill -0 "$RX1"
 kill -TERM "$SHA"
 wait "$SHA" 2>/dev/null
@@ -268,7 +210,7 @@ mutations 30 5000 | "$BIN" exec "$T/pb" - >/dev/null
 # shellcheck disable=SC2046
 expect 0 "4: ...while stream b goes on" \
   "$BIN" ship "$T/pb" --to "127.0.0.1:$RX_PORT" --stream b $(tls_of p2) --exit-when-caught-up
-check "4: ...and is applied" wait_applied "$D" b "$(last_txid "$T/pb")" 30
+check "4: ...and is applied" e2e_wait_applied "$D" b "$(e2e_last_txid "$T/pb")" 30
 # The shipper of stream a is told why (a disk problem may pass: it retries).
 # shellcheck disable=SC2046
 "$BIN" ship "$T/pa" --to "127.0.0.1:$RX_PORT" --stream a $(tls_of p1) --backoff-max-ms 200 \

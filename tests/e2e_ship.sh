@@ -18,71 +18,23 @@
 # replays the random choices.
 set -u
 
-BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
-[ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
-"$BIN" receive --help >/dev/null 2>&1 || { echo "skip: $BIN has no receive command"; exit 77; }
-GEN=${SL_BUILD:-$(dirname "$BIN")}/bench_gen
-[ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; }
-command -v jq >/dev/null || { echo "skip: jq is not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "skip: openssl is not installed"; exit 77; }
 . "$(dirname "$0")/lib_e2e.sh"
+e2e_need -c receive -g jq openssl
 e2e_begin e2e_ship
-expect() { # expect STATUS DESCRIPTION CMD...
-  local want=$1 desc=$2
-  shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$desc"; else
-    bad "$desc (exit $got, want $want)"
-    sed 's/^/    err: /' "$T/err" | head -5
-  fi
-}
-contains() { # contains FILE TEXT DESCRIPTION
-  if grep -qF -- "$2" "$1"; then ok "$3"; else
-    bad "$3: '$2' not in $1"
-    sed 's/^/    | /' "$1" | tail -5
-  fi
-}
 now_ms() { date +%s%3N; }
 
 # ---- certificates ------------------------------------------------------------------
 # One client certificate per primary; the allow list gives each its streams.
 PKI=$T/pki
-bash "${SL_SOURCE:-$(dirname "$0")/..}/tests/make_certs.sh" "$PKI" p1 pa pb p2 || exit 1
+bash "$SRC/tests/make_certs.sh" "$PKI" p1 pa pb p2 || exit 1
 printf '%s\n' "# stream  identities" "s1 p1" "a pa" "b pb.shippers.test" "chaos p2" >"$T/allow"
 RX_TLS=(--tls-cert "$PKI/receiver.crt" --tls-key "$PKI/receiver.key" --tls-ca "$PKI/ca.crt"
   --allow "$T/allow")
-[ "$(id -u)" -eq 0 ] && RX_TLS+=(--allow-root)
 cert_of() { case $1 in s1) echo p1 ;; a) echo pa ;; b) echo pb ;; *) echo p2 ;; esac; }
 
 # ---- processes ------------------------------------------------------------------
-# start_receiver DATA PORT: PORT 0 picks one; sets RX_PID and RX_PORT. A fixed
-# port is retried for a while (a killed receiver's socket may linger).
-start_receiver() {
-  local data=$1 port=$2 pf="$T/port.$$.$RANDOM" try i p
-  for try in 1 2 3 4 5 6 7 8 9 10; do
-    rm -f "$pf"
-    "$BIN" receive --listen "127.0.0.1:$port" --data "$data" --ready-file "$pf" "${RX_TLS[@]}" \
-      --heartbeat-ms 200 --timeout-ms 3000 --verbose 2>>"$T/rx.log" &
-    RX_PID=$!
-    pids+=("$RX_PID")
-    for i in $(seq 100); do
-      p=$(cat "$pf" 2>/dev/null)
-      if [[ $p =~ ^[0-9]+$ ]]; then
-        RX_PORT=$p
-        rm -f "$pf"
-        return 0
-      fi
-      kill -0 "$RX_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -9 "$RX_PID" 2>/dev/null
-    wait "$RX_PID" 2>/dev/null
-    sleep 0.3
-  done
-  echo "cannot start a receiver on port $port"
-  return 1
-}
+# start_receiver (tests/lib_e2e.sh) with RX_TLS
+RX_TIMEOUT_MS=3000
 # start_shipper STORE PORT STREAM: sets SH_PID. The receiver's certificate
 # names localhost and 127.0.0.1: either may be dialled.
 start_shipper() {
@@ -96,28 +48,18 @@ start_shipper() {
 }
 kill9() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
-# gen FILE N CHUNK: N random transactions whose ids do not meet other chunks'.
-gen() { "$GEN" --tx "$2" --ops-per-tx 1-6 --seed $((SEED + $3)) --id-base $(($3 * 10000000 + 1)) >"$1"; }
-last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
-wait_applied() { e2e_wait_applied "$@"; } # DATA STREAM TXID SECONDS (tests/lib_e2e.sh)
 # same_as_primary STORE DATA STREAM: exports byte-equal; the archive holds
 # txids 1..last densely (the log reader checks the sequence) and, where the
 # primary still has them (it prunes what the receiver holds), the very same
 # records.
 same_as_primary() {
   local s=$1 d=$2 n=$3 first last
-  "$BIN" export "$s" --to "$T/p.json" || return 1
-  "$BIN" export "$d/streams/$n/standby" --to "$T/s.json" || return 1
-  if ! cmp -s "$T/p.json" "$T/s.json"; then
-    echo "    exports differ:"
-    diff "$T/p.json" "$T/s.json" | head -5 | cut -c1-150 | sed 's/^/    /'
-    return 1
-  fi
+  e2e_same_export "$s" "$d/streams/$n/standby" || return 1
   mkdir -p "$T/arch.$n" && ln -sfn "$d/streams/$n/archive" "$T/arch.$n/log"
   "$BIN" log "$s" --json >"$T/p.log" || return 1
   "$BIN" log "$T/arch.$n" --json >"$T/a.log" || return 1
   first=$("$BIN" stats "$s" --json | jq -r .log.first_txid)
-  last=$(last_txid "$s")
+  last=$(e2e_last_txid "$s")
   if [ "$(wc -l <"$T/a.log")" != "$last" ] || [ "$(head -1 "$T/a.log" | jq -r .txid)" != 1 ]; then
     echo "    the archive does not hold txids 1..$last"
     return 1
@@ -147,18 +89,18 @@ P1=$T/p1 D=$T/data
 # Big enough segments that nothing is pruned before the shipper first
 # registers its consumer position (a pruned start is the shipper's refusal).
 "$BIN" init "$P1" --segment-size 4M >/dev/null
-start_receiver "$D" 0 || exit 1
+start_receiver "$D" "${RX_TLS[@]}" || exit 1
 PORT=$RX_PORT
 RX1=$RX_PID
-expect 1 "a second receiver on the same data directory" "$BIN" receive --listen 127.0.0.1:0 --data "$D" "${RX_TLS[@]}"
+expect 1 "a second receiver on the same data directory" "$BIN" receive --listen 127.0.0.1:0 --data "$D" "${RX_TLS[@]}" "${ROOT[@]}"
 contains "$T/err" "another receiver serves this data directory" "it says why"
-gen "$T/w1a" 1500 1
+e2e_gen "$T/w1a" 1500 1
 "$BIN" exec "$P1" "$T/w1a" >/dev/null   # before the shipper starts
 start_shipper "$P1" "$PORT" s1
 SH1=$SH_PID
-for c in 2 3; do gen "$T/w1" 1500 $c && "$BIN" exec "$P1" "$T/w1" >/dev/null; done
-L1=$(last_txid "$P1")
-check "1: the standby applies up to the primary's last txid ($L1)" wait_applied "$D" s1 "$L1" 60
+for c in 2 3; do e2e_gen "$T/w1" 1500 $c && "$BIN" exec "$P1" "$T/w1" >/dev/null; done
+L1=$(e2e_last_txid "$P1")
+check "1: the standby applies up to the primary's last txid ($L1)" e2e_wait_applied "$D" s1 "$L1" 60
 check "1: standby export and archive equal the primary's" same_as_primary "$P1" "$D" s1
 "$BIN" status --data "$D" --json >"$T/st.json"
 check "1: status --data: connected, durable = applied = last, no lag" \
@@ -174,13 +116,13 @@ contains "$T/out" "connected" "1: the receiver's table shows the connection stat
 
 # Catch-up: commit with the shipper stopped, then time the standby.
 kill9 "$SH1"
-gen "$T/w1" 20000 4
+e2e_gen "$T/w1" 20000 4
 "$BIN" exec "$P1" "$T/w1" >/dev/null
-L1=$(last_txid "$P1")
+L1=$(e2e_last_txid "$P1")
 t0=$(now_ms)
 start_shipper "$P1" "$PORT" s1
 SH1=$SH_PID
-if wait_applied "$D" s1 "$L1" 120; then
+if e2e_wait_applied "$D" s1 "$L1" 120; then
   ms=$(( $(now_ms) - t0 ))
   ok "1: a standby 20000 transactions behind catches up in $ms ms ($(( 20000 * 1000 / (ms > 0 ? ms : 1) )) tx/s, ship + archive + apply)"
 else
@@ -196,16 +138,16 @@ start_shipper "$PA" "$PORT" a
 SHA=$SH_PID
 start_shipper "$PB" "$PORT" b
 SHB=$SH_PID
-gen "$T/wa" 3000 11
-gen "$T/wb" 3000 12
+e2e_gen "$T/wa" 3000 11
+e2e_gen "$T/wb" 3000 12
 "$BIN" exec "$PA" "$T/wa" >/dev/null &
 EA=$!
 "$BIN" exec "$PB" "$T/wb" >/dev/null &
 EB=$!
 wait "$EA" "$EB"
-LA=$(last_txid "$PA") LB=$(last_txid "$PB")
-check "3: stream a applied ($LA)" wait_applied "$D" a "$LA" 60
-check "3: stream b applied ($LB)" wait_applied "$D" b "$LB" 60
+LA=$(e2e_last_txid "$PA") LB=$(e2e_last_txid "$PB")
+check "3: stream a applied ($LA)" e2e_wait_applied "$D" a "$LA" 60
+check "3: stream b applied ($LB)" e2e_wait_applied "$D" b "$LB" 60
 check "3: stream a equals its primary" same_as_primary "$PA" "$D" a
 check "3: stream b equals its primary" same_as_primary "$PB" "$D" b
 "$BIN" status --data "$D" --json >"$T/st.json"
@@ -241,10 +183,10 @@ after=$(grep -c "error: connection from 127.0.0.1:" "$T/rx.log")
 check "4: the receiver logged errors naming the peer" [ "$after" -ge $((before + 6)) ]
 grep "error: connection from 127.0.0.1:" "$T/rx.log" | tail -6 | sed 's/^/    /'
 check "4: the receiver still runs" kill -0 "$RX1"
-gen "$T/wa" 500 13
+e2e_gen "$T/wa" 500 13
 "$BIN" exec "$PA" "$T/wa" >/dev/null
-LA=$(last_txid "$PA")
-check "4: stream a keeps applying ($LA)" wait_applied "$D" a "$LA" 30
+LA=$(e2e_last_txid "$PA")
+check "4: stream a keeps applying ($LA)" e2e_wait_applied "$D" a "$LA" 30
 check "4: stream a equals its primary" same_as_primary "$PA" "$D" a
 kill9 "$SHA"
 kill9 "$SHB"
@@ -256,8 +198,8 @@ check "4: the receiver stops cleanly on SIGTERM (exit 0)" [ $? -eq 0 ]
 check "4: status without a receiver: disconnected" jqe 'all(.streams[]; .state == "disconnected")' "$T/st.json"
 # The standby is derived: removed, it is rebuilt from the archive at start.
 rm -rf "$D/streams/b/standby"
-start_receiver "$D" 0 || exit 1
-check "4: a removed standby is rebuilt from the archive" wait_applied "$D" b "$LB" 60
+start_receiver "$D" "${RX_TLS[@]}" || exit 1
+check "4: a removed standby is rebuilt from the archive" e2e_wait_applied "$D" b "$LB" 60
 check "4: the rebuilt standby equals its primary" same_as_primary "$PB" "$D" b
 kill -TERM "$RX_PID"
 wait "$RX_PID"
@@ -265,7 +207,7 @@ wait "$RX_PID"
 # ---- 2. kills at random moments ---------------------------------------------------------------
 P2=$T/p2 D2=$T/data2
 "$BIN" init "$P2" --segment-size 128K >/dev/null
-start_receiver "$D2" 0 || exit 1
+start_receiver "$D2" "${RX_TLS[@]}" || exit 1
 PORT2=$RX_PORT
 RX2=$RX_PID
 start_shipper "$P2" "$PORT2" chaos
@@ -274,7 +216,7 @@ kills_rx=0 kills_sh=0 kills_ex=0 chunk=100
 end=$((SECONDS + ${SL_E2E_CHAOS_SECONDS:-25}))
 while [ "$SECONDS" -lt "$end" ]; do
   chunk=$((chunk + 1))
-  gen "$T/w2" 2000 $chunk
+  e2e_gen "$T/w2" 2000 $chunk
   "$BIN" exec "$P2" "$T/w2" >/dev/null 2>>"$T/exec.log" &
   EX=$!
   pids+=("$EX")
@@ -283,7 +225,7 @@ while [ "$SECONDS" -lt "$end" ]; do
     case $((RANDOM % 5)) in
     0) kill -9 "$EX" 2>/dev/null && kills_ex=$((kills_ex + 1)) ;;
     1) kill9 "$RX2"; kills_rx=$((kills_rx + 1))
-       start_receiver "$D2" "$PORT2" || break 2
+       start_receiver -p "$PORT2" "$D2" "${RX_TLS[@]}" || break 2
        RX2=$RX_PID ;;
     2) kill9 "$SH2"; kills_sh=$((kills_sh + 1))
        start_shipper "$P2" "$PORT2" chaos
@@ -294,10 +236,10 @@ while [ "$SECONDS" -lt "$end" ]; do
   wait "$EX" 2>/dev/null
 done 2>>"$T/chaos.log" # bash's "Killed" notices
 echo "    killed: receiver $kills_rx, shipper $kills_sh, primary (exec) $kills_ex times"
-gen "$T/w2" 500 $((chunk + 1))
+e2e_gen "$T/w2" 500 $((chunk + 1))
 "$BIN" exec "$P2" "$T/w2" >/dev/null 2>>"$T/exec.log"
-L2=$(last_txid "$P2")
-check "2: after the kills the standby applies up to $L2" wait_applied "$D2" chaos "$L2" 120
+L2=$(e2e_last_txid "$P2")
+check "2: after the kills the standby applies up to $L2" e2e_wait_applied "$D2" chaos "$L2" 120
 check "2: nothing lost, nothing applied twice (export and archive equal the primary's)" \
   same_as_primary "$P2" "$D2" chaos
 if grep -q "standby stop" "$T/rx.log"; then bad "2: no standby stopped"; else ok "2: no standby stopped"; fi

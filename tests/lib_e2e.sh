@@ -1,9 +1,33 @@
 # The harness shared by the end-to-end scripts that start shiplog processes
-# (sourced, not run): a scratch directory, a printed and replayable seed,
-# pass/fail counters, and a cleanup that SIGKILLs every process whose PID
-# the script appended to pids and keeps $T when something failed; then the
-# checks scripts share (expect, contains), file helpers (flip, size) and
-# start_receiver.
+# (sourced, not run): what a script needs (e2e_need: else skip), a scratch
+# directory, a printed and replayable seed, pass/fail counters, and a
+# cleanup that SIGKILLs every process whose PID the script appended to pids
+# and keeps $T when something failed; then the checks scripts share
+# (expect, contains), file helpers (flip, size) and start_receiver.
+
+# e2e_need [-c COMMAND] [-g] [TOOL...]: skip (exit 77) unless $SL_BIN runs
+# (and has COMMAND), with -g unless bench_gen is built, and unless every
+# TOOL is installed. Sets BIN, BUILD ($SL_BUILD), GEN (bench_gen), SRC
+# ($SL_SOURCE) and ROOT (--allow-root when root, for the receiver).
+e2e_need() {
+  BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
+  BUILD=${SL_BUILD:-$(dirname "$BIN")}
+  GEN=$BUILD/bench_gen
+  SRC=${SL_SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+  ROOT=()
+  [ "$(id -u)" -eq 0 ] && ROOT=(--allow-root)
+  [ -x "$BIN" ] || { echo "skip: $BIN is not executable"; exit 77; }
+  local o OPTIND=1 t
+  while getopts c:g o; do
+    case $o in
+    c) "$BIN" "$OPTARG" --help >/dev/null 2>&1 || { echo "skip: $BIN has no $OPTARG command"; exit 77; } ;;
+    g) [ -x "$GEN" ] || { echo "skip: no bench_gen at $GEN"; exit 77; } ;;
+    *) exit 2 ;;
+    esac
+  done
+  shift $((OPTIND - 1))
+  for t in "$@"; do command -v "$t" >/dev/null || { echo "skip: $t is not installed"; exit 77; }; done
+}
 
 # e2e_begin NAME: $T (scratch, fresh), $SEED (SL_SEED=N replays a run),
 # RANDOM seeded from it, counters, and the EXIT trap.
@@ -58,58 +82,93 @@ contains() {
     sed 's/^/    | /' "$1" | tail -5
   fi
 }
-# flip FILE OFFSET: change one byte (xor 0x55) in place.
+# flip FILE OFFSET [MASK]: change one byte (xor MASK, default 0x55) in place.
 flip() {
   local b
   b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
   # shellcheck disable=SC2059
-  printf "$(printf '\\%03o' $((b ^ 0x55)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+  printf "$(printf '\\%03o' $(((b ^ ${3:-0x55}) & 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 size() { stat -c %s "$1"; }
 
-# start_receiver DATA ARGS...: `shiplog receive` on 127.0.0.1 (a free port)
-# with ARGS (TLS or --insecure, ...) and the script's ROOT array
-# (--allow-root when root); sets RX_PID (added to pids) and RX_PORT; its
-# stderr goes to $T/rx.log. Returns 1 if it does not listen within 10 s.
+# start_receiver [-p PORT] DATA ARGS...: `shiplog receive` on 127.0.0.1:PORT
+# (default 0: a free one) with ARGS (TLS or --insecure, ...) and ROOT;
+# RX_TIMEOUT_MS (default 2000) is its --timeout-ms. Sets RX_PID (added to
+# pids) and RX_PORT; its stderr goes to $T/rx.log. Returns 1 if it does not
+# listen within 10 s; a fixed PORT is tried 10 times (a killed receiver's
+# socket may linger).
 start_receiver() {
-  local data=$1 pf="$T/port.$RANDOM" i p
+  local port=0 tries=1 pf="$T/port.$RANDOM" data try i p
+  if [ "$1" = -p ]; then port=$2 tries=10; shift 2; fi
+  data=$1
   shift
-  rm -f "$pf"
-  "$BIN" receive --listen 127.0.0.1:0 --data "$data" --ready-file "$pf" --heartbeat-ms 200 \
-    --timeout-ms 2000 --verbose "${ROOT[@]}" "$@" 2>>"$T/rx.log" &
-  RX_PID=$!
-  pids+=("$RX_PID")
-  for i in $(seq 200); do
-    p=$(cat "$pf" 2>/dev/null)
-    if [[ $p =~ ^[0-9]+$ ]]; then RX_PORT=$p; return 0; fi
-    kill -0 "$RX_PID" 2>/dev/null || break
-    sleep 0.05
+  for ((try = 1; try <= tries; try++)); do
+    [ "$try" -gt 1 ] && { kill -9 "$RX_PID" 2>/dev/null; wait "$RX_PID" 2>/dev/null; sleep 0.3; }
+    rm -f "$pf"
+    "$BIN" receive --listen "127.0.0.1:$port" --data "$data" --ready-file "$pf" --heartbeat-ms 200 \
+      --timeout-ms "${RX_TIMEOUT_MS:-2000}" --verbose "${ROOT[@]}" "$@" 2>>"$T/rx.log" &
+    RX_PID=$!
+    pids+=("$RX_PID")
+    for i in $(seq 200); do
+      p=$(cat "$pf" 2>/dev/null)
+      if [[ $p =~ ^[0-9]+$ ]]; then RX_PORT=$p; return 0; fi
+      kill -0 "$RX_PID" 2>/dev/null || break
+      sleep 0.05
+    done
   done
-  echo "    cannot start a receiver:"; tail -3 "$T/rx.log" | sed 's/^/    /'
+  echo "    cannot start a receiver on port $port:"; tail -3 "$T/rx.log" | sed 's/^/    /'
   return 1
 }
 
 # ---- a primary, its workload and its standby (the fault scripts) ------------------------
 # Need $BIN, $GEN (bench_gen), $SEED and $T.
-# e2e_gen FILE N CHUNK: N random transactions whose ids do not meet other chunks'.
-e2e_gen() { "$GEN" --tx "$2" --ops-per-tx 1-6 --seed $((SEED + $3)) --id-base $(($3 * 10000000 + 1)) >"$1"; }
+# e2e_gen FILE N CHUNK [OPS]: N random transactions (OPS operations each,
+# default 1-6) whose ids do not meet other chunks'.
+e2e_gen() { "$GEN" --tx "$2" --ops-per-tx "${4:-1-6}" --seed $((SEED + $3)) --id-base $(($3 * 10000000 + 1)) >"$1"; }
 e2e_last_txid() { "$BIN" stats "$1" --json | jq -r .last_txid; }
-# e2e_rx_json DATA STREAM FIELD: the receiver's status of STREAM, one field.
-e2e_rx_json() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r ".streams[0].$3 // empty"; }
-# e2e_wait_applied DATA STREAM TXID SECONDS
-e2e_wait_applied() {
-  local deadline=$((SECONDS + $4)) a
+# e2e_rx_json DATA STREAM FIELD [DEFAULT]: the receiver's status of STREAM,
+# one field (DEFAULT, a jq value, or nothing where it has none).
+e2e_rx_json() { "$BIN" status --data "$1" --stream "$2" --json 2>/dev/null | jq -r ".streams[0].$3 // ${4:-empty}"; }
+# e2e_wait_status DATA STREAM FIELD VALUE SECONDS: until the receiver's
+# status of STREAM says FIELD = VALUE; e2e_wait_applied, until it applied TXID.
+e2e_wait_status() {
+  local deadline=$((SECONDS + $5)) a
   while :; do
-    a=$(e2e_rx_json "$1" "$2" applied)
-    [ "$a" = "$3" ] && return 0
+    a=$(e2e_rx_json "$1" "$2" "$3")
+    [ "$a" = "$4" ] && return 0
     if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "    stream $2: applied ${a:-none}, want $3"
+      echo "    stream $2 of $1: $3 ${a:-none}, want $4"
       "$BIN" status --data "$1" --stream "$2" | sed 's/^/    /'
       return 1
     fi
     sleep 0.1
   done
 }
+e2e_wait_applied() { e2e_wait_status "$1" "$2" applied "$3" "$4"; } # DATA STREAM TXID SECONDS
+# e2e_times DATA STREAM: $T/times.tsv, "txid commit_us" of every record in
+# the receiver's archive of STREAM; commit_of TXID and txid_at TIME_US look
+# it up; line_of TIME_US: the workload line of a commit time, with lines
+# TS0 + (i-1)*STEP apart (bench_gen --ts-start TS0 --ts-step STEP).
+e2e_times() {
+  mkdir -p "$T/arch" && ln -sfn "$1/streams/$2/archive" "$T/arch/log"
+  "$BIN" log "$T/arch" --json | jq -r '[.txid, .commit_time_us] | @tsv' >"$T/times.tsv"
+}
+commit_of() { awk -v t="$1" '$1 == t { print $2 }' "$T/times.tsv"; }
+txid_at() { awk -v u="$1" '$2 <= u { n = $1 } END { print n + 0 }' "$T/times.tsv"; }
+line_of() { echo $((($1 - TS0) / STEP + 1)); }
+# e2e_model_at TXID: the model store $M (the workload $W applied with
+# `shiplog exec`, its first $model_lines lines so far) moved on to TXID's
+# commit (a line that changes nothing gets no txid: lines go by time).
+e2e_model_at() {
+  local want=0
+  [ "$1" -gt 0 ] && want=$(line_of "$(commit_of "$1")")
+  if [ "$want" -gt "$model_lines" ]; then
+    sed -n "$((model_lines + 1)),${want}p" "$W" | "$BIN" exec "$M" - >/dev/null
+    model_lines=$want
+  fi
+}
+# e2e_to_time US: restore's --to-time for a commit time (@SECONDS.MICROS)
+e2e_to_time() { printf '@%d.%06d' $(($1 / 1000000)) $(($1 % 1000000)); }
 # e2e_same_export STORE STANDBY: the canonical exports are byte-equal.
 e2e_same_export() {
   "$BIN" export "$1" --to "$T/p.json" && "$BIN" export "$2" --to "$T/s.json" || return 1

@@ -1587,6 +1587,41 @@ static void fake_other_boot(const char *dir, bool trash_lmdb) {
   }
 }
 
+/* Flip one hex digit of the saved LMDB meta page in DIR/checkpoint. */
+static void corrupt_checkpoint(const char *dir) {
+  char *p = sub(dir, "checkpoint");
+  uint8_t *buf;
+  size_t len;
+  OK(sl_read_file(p, 1000, &buf, &len));
+  assert_true(len > 40);
+  buf[len - 20] = buf[len - 20] == '0' ? '1' : '0';
+  FILE *f = fopen(p, "w");
+  assert_int_equal(fwrite(buf, 1, len, f), len);
+  fclose(f);
+  free(buf);
+  free(p);
+}
+
+/* DIR/checkpoint as stores wrote it before they saved LMDB's meta page. */
+static void write_old_checkpoint(const char *dir, uint64_t txid) {
+  char text[32];
+  int n = snprintf(text, sizeof text, "%" PRIu64 "\n", txid);
+  OK(sl_write_file_atomic(dir, "checkpoint", text, (size_t)n));
+}
+
+static bool checkpoint_has_meta(const char *dir, uint64_t *txid) {
+  char *p = sub(dir, "checkpoint");
+  uint8_t *buf;
+  size_t len;
+  OK(sl_read_file(p, 1000, &buf, &len));
+  char *nl = memchr(buf, '\n', len);
+  *txid = strtoull((char *)buf, NULL, 10);
+  bool has = nl && (size_t)(nl + 1 - (char *)buf) + 10 < len && memcmp(nl + 1, "lmdb-meta ", 10) == 0;
+  free(buf);
+  free(p);
+  return has;
+}
+
 static void store_power_loss_rebuild(void **state) {
   (void)state;
   char *dir = new_dir("store_power");
@@ -1606,12 +1641,44 @@ static void store_power_loss_rebuild(void **state) {
   compare_with_replay(st, "store_power_replay");
   sl_store_close(st);
 
-  /* A store whose log does not reach txid 1 cannot be rebuilt. */
+  /* A checkpoint file whose saved meta fails its CRC, or one from before
+   * meta pages were saved: the log reaches txid 1, so LMDB is rebuilt. */
+  die_open(dir, 0, 10);
+  fake_other_boot(dir, true);
+  corrupt_checkpoint(dir);
+  OK(sl_store_open(dir, 0, &st));
+  assert_int_equal(counts_of(st).applied_txid, 90);
+  compare_with_replay(st, "store_power_replay");
+  sl_store_close(st);
+  die_open(dir, 0, 10);
+  fake_other_boot(dir, true);
+  write_old_checkpoint(dir, 90);
+  OK(sl_store_open(dir, 0, &st));
+  assert_int_equal(counts_of(st).applied_txid, 100);
+  sl_store_close(st);
+  /* An old checkpoint file after a clean close: opens, and the new format replaces it. */
+  write_old_checkpoint(dir, 100);
+  OK(sl_store_open(dir, 0, &st));
+  assert_int_equal(counts_of(st).applied_txid, 100);
+  sl_store_close(st);
+  uint64_t cp;
+  assert_true(checkpoint_has_meta(dir, &cp) && cp == 100);
+
+  /* A store whose log does not reach txid 1 (here: a restored one) comes
+   * back from its checkpoint; with a damaged checkpoint it cannot. */
   char *dir2 = new_dir("store_power_base");
   sl_store_options o = {.first_txid = 100};
   OK(sl_store_create(dir2, &o));
   die_open(dir2, 0, 3);
-  fake_other_boot(dir2, false);
+  fake_other_boot(dir2, true);
+  OK(sl_store_open(dir2, 0, &st));
+  sl_counts c2 = counts_of(st);
+  assert_int_equal(c2.applied_txid, 102);
+  assert_int_equal(c2.nodes, 6);
+  sl_store_close(st);
+  die_open(dir2, 0, 3);
+  fake_other_boot(dir2, true);
+  corrupt_checkpoint(dir2);
   ERR(SL_ECORRUPT, sl_store_open(dir2, 0, &st));
 
   /* A no-log store (written without sync) may be torn after a power loss:
@@ -1645,9 +1712,10 @@ static void store_checkpoint_prunes(void **state) {
   char *p = sub(dir, "checkpoint");
   uint8_t *buf;
   size_t len;
-  OK(sl_read_file(p, 100, &buf, &len));
-  assert_int_equal(len, 4);
-  assert_memory_equal(buf, "300\n", 4);
+  OK(sl_read_file(p, 1000, &buf, &len));
+  /* The txid, then (a store with a log) the LMDB meta page a power loss restores. */
+  assert_true(len > 14);
+  assert_memory_equal(buf, "300\nlmdb-meta ", 14);
   free(buf);
   sl_seg_info *segs;
   size_t n;

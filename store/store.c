@@ -21,14 +21,19 @@
  *   2. writer.lock says "open BOOT" while a writer has the store open and
  *      "closed" after a clean close. "open" with another boot's id means the
  *      machine went down with the store open: unsynced LMDB pages may be
- *      torn, so LMDB is deleted and rebuilt from the log, which must then
- *      start at txid 1 (SL_ECORRUPT, "restore from a backup", otherwise).
- *      The same boot's id means only the process died: the page cache
- *      holds every LMDB commit, and LMDB is trusted.
- *   3. writer.lock := "open <this boot>" (fdatasync'd) before anything is
- *      written to LMDB without sync. A rebuild writes it only after the new
- *      LMDB exists, so a crash during a rebuild leads to another rebuild.
- *   4. sl_log_open repairs the log's tail; frames past applied_txid (those
+ *      torn, so LMDB is restored to its last checkpoint (restore_checkpoint:
+ *      the saved meta page goes back into both of data.mdb's meta pages).
+ *      If the checkpoint file has no meta page or it fails its checks, LMDB
+ *      is deleted and rebuilt from the log, which must then start at txid 1
+ *      (SL_ECORRUPT, "restore from a backup", otherwise). The log line says
+ *      which. The same boot's id means only the process died: the page
+ *      cache holds every LMDB commit, and LMDB is trusted.
+ *   3. Before LMDB is written, the checkpoint's snapshot is pinned
+ *      (pin_at_open), or, when LMDB moved past it, a checkpoint is taken.
+ *   4. writer.lock := "open <this boot>" (fdatasync'd) before anything is
+ *      written to LMDB without sync. A restore or rebuild writes it only
+ *      after LMDB is whole again, so a crash meanwhile leads to another.
+ *   5. sl_log_open repairs the log's tail; frames past applied_txid (those
  *      appended by commits whose LMDB commit did not happen) are replayed,
  *      one LMDB transaction per REPLAY_BATCH_TX frames or REPLAY_BATCH_BYTES. LMDB ahead
  *      of the log cannot happen with these rules and is SL_ECORRUPT.
@@ -37,7 +42,26 @@
  * drop segments at or below it. Taken every min(segment size,
  * SL_CHECKPOINT_BYTES) of log (by the committer that crosses the mark,
  * after its own commit is durable, so no one waits for it under the writer
- * lock) and at close, before writer.lock says "closed".
+ * lock), during a long replay, and at close, before writer.lock says
+ * "closed".
+ *   A store with a log keeps the checkpoint's LMDB image intact on disk
+ * until the next checkpoint, so that a power loss never needs the log
+ * before it. Under the writer lock a checkpoint begins a read transaction
+ * (the pin) on the newest snapshot and copies that snapshot's meta page
+ * (roots of the trees, last page, LMDB txnid) out of data.mdb; the sync
+ * then makes every page of the snapshot durable, and DIR/checkpoint records
+ * the applied txid with the meta page (CRC'd, written atomically). LMDB is
+ * copy-on-write and reuses a freed page only once no reader's snapshot is
+ * older than the transaction that freed it (mdb_find_oldest), so while the
+ * pin lives no page of the snapshot is written again, even with
+ * MDB_WRITEMAP. The previous pin is released only once the new checkpoint
+ * file is on disk (after a failed write, both stay: the file may be either).
+ * After a power loss the meta page goes back into data.mdb: LMDB then sees
+ * exactly the checkpoint (its free-page list and last page make every page
+ * written since free again), the reboot emptied lock.mdb's reader table,
+ * and the log after the checkpoint is replayed. The cost: pages freed after
+ * a checkpoint wait for the next one, so data.mdb grows by at most about
+ * one checkpoint interval of page versions.
  *
  * A NO-LOG STORE (standby) is opened MDB_NOSYNC | MDB_WRITEMAP too: an
  * apply costs no fsync, so a standby follows its primary within a

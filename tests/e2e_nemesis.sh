@@ -59,6 +59,10 @@ P=$T/pm/store D=$T/rm/data BOOT=boot-$SEED-0
 # that power losses meet a log that no longer starts at txid 1 (LMDB comes
 # back from its last checkpoint, not from a replay of the whole log).
 "$BIN" init "$P" --segment-size 16K >/dev/null
+# The stream's consumer position from the start, as a shipper that had
+# connected once would have left it (one that never connected records none,
+# and the primary would prune what it never shipped); the shipper moves it on.
+mkdir -p "$P/log/consumers" && echo 0 >"$P/log/consumers/ship-s"
 declare -A injected=() fired=()
 pruned_losses=0
 # CI: 30 rounds (about 30 s); 10 in the sanitizer tree, whose processes are slower.

@@ -28,12 +28,13 @@
  *      (SL_ECORRUPT, "restore from a backup", otherwise). The log line says
  *      which. The same boot's id means only the process died: the page
  *      cache holds every LMDB commit, and LMDB is trusted.
- *   3. Before LMDB is written, the checkpoint's snapshot is pinned
- *      (pin_at_open), or, when LMDB moved past it, a checkpoint is taken.
- *   4. writer.lock := "open <this boot>" (fdatasync'd) before anything is
+ *   3. writer.lock := "open <this boot>" (fdatasync'd) before anything is
  *      written to LMDB without sync. A restore or rebuild writes it only
  *      after LMDB is whole again, so a crash meanwhile leads to another.
- *   5. sl_log_open repairs the log's tail; frames past applied_txid (those
+ *   4. sl_log_open repairs the log's tail and syncs it. Before LMDB is
+ *      written, the checkpoint's snapshot is pinned (pin_at_open), or, when
+ *      LMDB moved past it, a checkpoint is taken.
+ *   5. Frames past applied_txid (those
  *      appended by commits whose LMDB commit did not happen) are replayed,
  *      one LMDB transaction per REPLAY_BATCH_TX frames or REPLAY_BATCH_BYTES. LMDB ahead
  *      of the log cannot happen with these rules and is SL_ECORRUPT.
@@ -49,8 +50,10 @@
  * before it. Under the writer lock a checkpoint begins a read transaction
  * (the pin) on the newest snapshot and copies that snapshot's meta page
  * (roots of the trees, last page, LMDB txnid) out of data.mdb; the sync
- * then makes every page of the snapshot durable, and DIR/checkpoint records
- * the applied txid with the meta page (CRC'd, written atomically). LMDB is
+ * then makes every page of the snapshot durable, and, once the log is
+ * durable through the snapshot's applied txid (a restored LMDB must never be
+ * ahead of the log), DIR/checkpoint records that txid with the meta page
+ * (CRC'd, written atomically). LMDB is
  * copy-on-write and reuses a freed page only once no reader's snapshot is
  * older than the transaction that freed it (mdb_find_oldest), so while the
  * pin lives no page of the snapshot is written again, even with
@@ -60,8 +63,9 @@
  * exactly the checkpoint (its free-page list and last page make every page
  * written since free again), the reboot emptied lock.mdb's reader table,
  * and the log after the checkpoint is replayed. The cost: pages freed after
- * a checkpoint wait for the next one, so data.mdb grows by at most about
- * one checkpoint interval of page versions.
+ * a checkpoint wait for the next one, so each commit's copied pages are new
+ * pages; a checkpoint is therefore also due once LMDB grew by a quarter
+ * (at least 4 MiB) since the pin (outgrew_pin), which bounds data.mdb.
  *
  * A NO-LOG STORE (standby) is opened MDB_NOSYNC | MDB_WRITEMAP too: an
  * apply costs no fsync, so a standby follows its primary within a
@@ -462,8 +466,10 @@ static int pin_snapshot(sl_store *st, MDB_txn **pin, uint8_t meta[META_BYTES], u
     return sl__mdb_err(rc);
   }
   uint64_t txnid = mdb_txn_id(*pin);
-  if (!mdb_env_stat(st->env, &ms) && !mdb_env_get_fd(st->env, &fd)) {
+  MDB_envinfo info;
+  if (!mdb_env_stat(st->env, &ms) && !mdb_env_get_fd(st->env, &fd) && !mdb_env_info(st->env, &info)) {
     *psize = ms.ms_psize;
+    st->ckpt_used = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
     for (unsigned i = 0; i < 2; i++) {
       long r = sl_pread_full(fd, meta, META_BYTES, (uint64_t)i * ms.ms_psize);
       if (r == META_BYTES && meta_valid(meta, ms.ms_psize) && meta_u64(meta, META_TXNID_OFF) == txnid) return 0;
@@ -488,6 +494,16 @@ static void pins_add(sl_store *st, MDB_txn *pin, bool written) {
 static void pins_release(sl_store *st) {
   for (size_t i = 0; i < st->npins; i++) mdb_txn_abort(st->pins[i]);
   st->npins = 0;
+}
+
+/* While pinned, every commit writes its copied pages to new pages (a small
+ * transaction copies about ten), so data.mdb grows with the number of
+ * commits, not with the log bytes: a checkpoint is also due once LMDB grew
+ * by a quarter since the pin (at least CKPT_GROWTH_MIN), which bounds the
+ * space the pin costs. */
+#define CKPT_GROWTH_MIN (4u << 20)
+static bool outgrew_pin(const sl_store *st, uint64_t used) {
+  return st->ckpt_used && used > st->ckpt_used + SL_MAX((uint64_t)CKPT_GROWTH_MIN, st->ckpt_used / 4);
 }
 
 /* DIR/checkpoint: "TXID\n", then for a store with a log
@@ -662,6 +678,8 @@ static int replay(sl_store *st, const char *logdir) {
                  " (files from different stores or times mixed?)", st->dir, applied, last);
     return SL_ECORRUPT;
   }
+  /* LMDB is not ahead of the (now durable) log: pin its checkpoint or take one. */
+  if ((rc = pin_at_open(st))) return rc;
   if (applied == last) return 0;
   sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
   if ((rc = sl_log_reader_open(logdir, applied + 1, &ro, &r))) {
@@ -689,7 +707,11 @@ static int replay(sl_store *st, const char *logdir) {
       if ((rc = wcommit(&w))) goto out;
       /* The pinned checkpoint keeps LMDB from reusing pages: move it on
        * as commits do, so that a long replay does not grow data.mdb. */
-      if (ckpt_bytes >= st->ckpt_every) {
+      MDB_envinfo info;
+      MDB_stat ms;
+      if (ckpt_bytes >= st->ckpt_every ||
+          (!mdb_env_info(st->env, &info) && !mdb_env_stat(st->env, &ms) &&
+           outgrew_pin(st, ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize))) {
         ckpt_bytes = 0;
         if ((rc = sl_store_checkpoint(st))) goto out;
       }
@@ -795,7 +817,6 @@ static int open_writer(sl_store *st) {
   }
   int dead = 0;
   mdb_reader_check(st->env, &dead); /* slots of killed readers */
-  if (has_log && (rc = pin_at_open(st))) return rc;
   char state[80];
   snprintf(state, sizeof state, "open %s", st->boot_id);
   if ((rc = lock_state_write(st, state))) return rc;
@@ -1055,6 +1076,13 @@ static int checkpoint_locked(sl_store *st) {
     return rc;
   }
   if (!mdb_env_info(st->env, &info)) test_note_synced(st->dir, ((uint64_t)info.me_last_pgno + 1) * psize);
+  /* Other committers' txids in the snapshot may not be durable yet: a
+   * restored checkpoint must never be ahead of the log that survives. */
+  if (st->log && (rc = sl_log_wait_durable(st->log, txid))) {
+    sl_log_error("%s: the checkpoint at txid %" PRIu64 " waits for the log: %s", st->dir, txid, sl_strerror(rc));
+    if (pin) mdb_txn_abort(pin);
+    return rc;
+  }
   rc = checkpoint_file_write(st, txid, pin ? meta : NULL, psize);
   /* The previous pin goes only once the new checkpoint is surely on disk. */
   if (pin) pins_add(st, pin, rc == 0);
@@ -1094,6 +1122,7 @@ static int reserve_space(sl_store *st) {
   int fd;
   if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms) || mdb_env_get_fd(st->env, &fd)) return 0;
   uint64_t used = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+  if (outgrew_pin(st, used)) st->bytes_since_ckpt = SL_MAX(st->bytes_since_ckpt, st->ckpt_every); /* due */
   if (used + RESERVE_BYTES / 2 <= st->reserved) return 0;
   uint64_t want = SL_MIN(used + RESERVE_BYTES, (uint64_t)info.me_mapsize);
   int rc = fallocate(fd, 0, 0, (off_t)want) ? -errno : 0;

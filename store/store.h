@@ -49,8 +49,9 @@
  *   by replaying the log from txid 1, and when the log no longer reaches
  *   back that far, the open fails with SL_ECORRUPT and says to restore from
  *   a backup. The price of the pin: pages freed after a checkpoint are reused
- *   only after the next one, so data.mdb holds up to one checkpoint
- *   interval of page versions more.
+ *   only after the next one, so every commit writes new pages; checkpoints
+ *   are also taken whenever LMDB grew by a quarter (at least 4 MiB) since
+ *   the last one, which bounds what data.mdb holds more.
  *
  * LMDB DATABASES (keys big-endian so that memcmp order is numeric order)
  *   meta        name -> value (applied_txid, last_commit_us, next ids, counts)

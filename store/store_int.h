@@ -144,6 +144,7 @@ struct sl_store {
    * more after checkpoint files that failed to write. Under ckpt_lock. */
   MDB_txn *pins[4];
   size_t npins;
+  uint64_t ckpt_used;         /* LMDB bytes in use at the newest pin (under wlock) */
 };
 
 /* ---- meta (graph.c) -------------------------------------------------------- */

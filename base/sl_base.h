@@ -162,8 +162,9 @@ enum sl_fault_point {
  * appended bytes survives, its tail zeroed as an unwritten block reads),
  * then the process _exits with SL_FAULT_CRASH_EXIT. LMDB's writes (NOSYNC)
  * are not tracked: after a crash the test simulates a new boot
- * ($SL_TEST_BOOT_ID, test builds), which makes the store rebuild LMDB from
- * its log. Creates, renames and unlinks are kept (directories are not
+ * ($SL_TEST_BOOT_ID, test builds), which makes the store restore LMDB to
+ * its last checkpoint ($SL_TEST_LMDB_SYNCED: the store copies data.mdb at
+ * each sync, so that a test can tear the pages written since). Creates, renames and unlinks are kept (directories are not
  * tracked). */
 #define SL_FAULT_CRASH 1
 #define SL_FAULT_TEAR 2

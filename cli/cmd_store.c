@@ -190,8 +190,8 @@ int cmd_stats(int argc, char **argv) {
   uint64_t lmdb_bytes = stat(cli_join(path, sizeof path, dir, "data.mdb"), &sb) == 0 ? (uint64_t)sb.st_size : 0;
   uint8_t *cp = NULL;
   size_t cplen;
-  bool has_cp = sl_read_file(cli_join(path, sizeof path, dir, "checkpoint"), 64, &cp, &cplen) == 0;
-  uint64_t cp_txid = has_cp ? strtoull((char *)cp, NULL, 10) : 0; /* "txid\n" */
+  bool has_cp = sl_read_file(cli_join(path, sizeof path, dir, "checkpoint"), 1024, &cp, &cplen) == 0;
+  uint64_t cp_txid = has_cp ? strtoull((char *)cp, NULL, 10) : 0; /* "txid\n" (+ the LMDB meta line) */
   free(cp);
   if (cn.last_commit_us)
     sl_time_format(cn.last_commit_us, t, sizeof t);

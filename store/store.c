@@ -21,14 +21,20 @@
  *   2. writer.lock says "open BOOT" while a writer has the store open and
  *      "closed" after a clean close. "open" with another boot's id means the
  *      machine went down with the store open: unsynced LMDB pages may be
- *      torn, so LMDB is deleted and rebuilt from the log, which must then
- *      start at txid 1 (SL_ECORRUPT, "restore from a backup", otherwise).
- *      The same boot's id means only the process died: the page cache
- *      holds every LMDB commit, and LMDB is trusted.
+ *      torn, so LMDB is restored to its last checkpoint (restore_checkpoint:
+ *      the saved meta page goes back into both of data.mdb's meta pages).
+ *      If the checkpoint file has no meta page or it fails its checks, LMDB
+ *      is deleted and rebuilt from the log, which must then start at txid 1
+ *      (SL_ECORRUPT, "restore from a backup", otherwise). The log line says
+ *      which. The same boot's id means only the process died: the page
+ *      cache holds every LMDB commit, and LMDB is trusted.
  *   3. writer.lock := "open <this boot>" (fdatasync'd) before anything is
- *      written to LMDB without sync. A rebuild writes it only after the new
- *      LMDB exists, so a crash during a rebuild leads to another rebuild.
- *   4. sl_log_open repairs the log's tail; frames past applied_txid (those
+ *      written to LMDB without sync. A restore or rebuild writes it only
+ *      after LMDB is whole again, so a crash meanwhile leads to another.
+ *   4. sl_log_open repairs the log's tail and syncs it. Before LMDB is
+ *      written, the checkpoint's snapshot is pinned (pin_at_open), or, when
+ *      LMDB moved past it, a checkpoint is taken.
+ *   5. Frames past applied_txid (those
  *      appended by commits whose LMDB commit did not happen) are replayed,
  *      one LMDB transaction per REPLAY_BATCH_TX frames or REPLAY_BATCH_BYTES. LMDB ahead
  *      of the log cannot happen with these rules and is SL_ECORRUPT.
@@ -37,7 +43,29 @@
  * drop segments at or below it. Taken every min(segment size,
  * SL_CHECKPOINT_BYTES) of log (by the committer that crosses the mark,
  * after its own commit is durable, so no one waits for it under the writer
- * lock) and at close, before writer.lock says "closed".
+ * lock), during a long replay, and at close, before writer.lock says
+ * "closed".
+ *   A store with a log keeps the checkpoint's LMDB image intact on disk
+ * until the next checkpoint, so that a power loss never needs the log
+ * before it. Under the writer lock a checkpoint begins a read transaction
+ * (the pin) on the newest snapshot and copies that snapshot's meta page
+ * (roots of the trees, last page, LMDB txnid) out of data.mdb; the sync
+ * then makes every page of the snapshot durable, and, once the log is
+ * durable through the snapshot's applied txid (a restored LMDB must never be
+ * ahead of the log), DIR/checkpoint records that txid with the meta page
+ * (CRC'd, written atomically). LMDB is
+ * copy-on-write and reuses a freed page only once no reader's snapshot is
+ * older than the transaction that freed it (mdb_find_oldest), so while the
+ * pin lives no page of the snapshot is written again, even with
+ * MDB_WRITEMAP. The previous pin is released only once the new checkpoint
+ * file is on disk (after a failed write, both stay: the file may be either).
+ * After a power loss the meta page goes back into data.mdb: LMDB then sees
+ * exactly the checkpoint (its free-page list and last page make every page
+ * written since free again), the reboot emptied lock.mdb's reader table,
+ * and the log after the checkpoint is replayed. The cost: pages freed after
+ * a checkpoint wait for the next one, so each commit's copied pages are new
+ * pages; a checkpoint is therefore also due once LMDB grew by a quarter
+ * (at least 4 MiB) since the pin (outgrew_pin), which bounds data.mdb.
  *
  * A NO-LOG STORE (standby) is opened MDB_NOSYNC | MDB_WRITEMAP too: an
  * apply costs no fsync, so a standby follows its primary within a
@@ -368,10 +396,279 @@ static int lock_take(sl_store *st, char *foreign_boot, size_t n) {
   return 0;
 }
 
+/* ---- the checkpoint's LMDB image ------------------------------------------------------ */
+/* LMDB's meta page as liblmdb 0.9 lays it out (mdb.c, 64-bit): a 16-byte
+ * page header (pgno 8, pad 2, flags 2, lower 2, upper 2), then MDB_meta:
+ * magic 4, version 4, address 8, mapsize 8, dbs[2] (free pages, main) of 48
+ * bytes each (the first's md_pad is the page size), last_pg 8, txnid 8.
+ * LMDB reads both meta pages at open and takes the one with the larger
+ * txnid; nothing else names the roots of its trees. */
+_Static_assert(sizeof(size_t) == 8, "LMDB meta page layout of 64-bit builds");
+#define META_BYTES 152
+#define META_FLAGS_OFF 10
+#define META_MAGIC_OFF 16
+#define META_VERSION_OFF 20
+#define META_PSIZE_OFF 40
+#define META_LAST_PG_OFF 136
+#define META_TXNID_OFF 144
+#define MDB_META_MAGIC 0xBEEFC0DEu
+#define MDB_P_META 0x08u
+#define CKPT_META_TAG "lmdb-meta "
+
+static uint64_t meta_u64(const uint8_t *m, size_t off) {
+  uint64_t v;
+  memcpy(&v, m + off, sizeof v); /* LMDB writes native byte order */
+  return v;
+}
+
+static uint32_t meta_u32(const uint8_t *m, size_t off) {
+  uint32_t v;
+  memcpy(&v, m + off, sizeof v);
+  return v;
+}
+
+static bool meta_valid(const uint8_t m[META_BYTES], unsigned psize) {
+  uint16_t flags;
+  memcpy(&flags, m + META_FLAGS_OFF, sizeof flags);
+  return (flags & MDB_P_META) && meta_u32(m, META_MAGIC_OFF) == MDB_META_MAGIC && meta_u32(m, META_VERSION_OFF) == 1 &&
+         meta_u32(m, META_PSIZE_OFF) == psize && psize >= 512 && psize <= 65536 && !(psize & (psize - 1));
+}
+
+#ifdef SL_FAULT_INJECTION
+/* Tests tear LMDB as a power loss would: with $SL_TEST_LMDB_SYNCED = PATH,
+ * PATH receives data.mdb's first `bytes` each time they are known synced,
+ * so that the test can tell which pages a power loss may have torn. */
+static void test_note_synced(const char *dir, uint64_t bytes) {
+  const char *to = getenv("SL_TEST_LMDB_SYNCED");
+  char p[4096];
+  if (!to || !*to || join(p, sizeof p, dir, "data.mdb")) return;
+  int in = open(p, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  loff_t off = 0;
+  while (in >= 0 && out >= 0 && (uint64_t)off < bytes && copy_file_range(in, &off, out, NULL, bytes - (uint64_t)off, 0) > 0) {
+  }
+  if (in >= 0) close(in);
+  if (out >= 0) close(out);
+}
+#else
+#define test_note_synced(dir, bytes) ((void)0)
+#endif
+
+/* Begin a read transaction on the newest snapshot (from now on LMDB reuses
+ * none of its pages) and copy that snapshot's meta page out of data.mdb.
+ * The caller holds wlock, so no LMDB commit rewrites the meta pages
+ * meanwhile. */
+static int pin_snapshot(sl_store *st, MDB_txn **pin, uint8_t meta[META_BYTES], unsigned *psize) {
+  MDB_stat ms;
+  int fd, rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, pin);
+  if (rc) {
+    sl_log_error("%s: LMDB read transaction for a checkpoint: %s", st->dir, mdb_strerror(rc));
+    *pin = NULL;
+    return sl__mdb_err(rc);
+  }
+  uint64_t txnid = mdb_txn_id(*pin);
+  MDB_envinfo info;
+  if (!mdb_env_stat(st->env, &ms) && !mdb_env_get_fd(st->env, &fd) && !mdb_env_info(st->env, &info)) {
+    *psize = ms.ms_psize;
+    st->ckpt_used = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+    for (unsigned i = 0; i < 2; i++) {
+      long r = sl_pread_full(fd, meta, META_BYTES, (uint64_t)i * ms.ms_psize);
+      if (r == META_BYTES && meta_valid(meta, ms.ms_psize) && meta_u64(meta, META_TXNID_OFF) == txnid) return 0;
+    }
+  }
+  sl_log_error("%s/data.mdb: no meta page holds LMDB transaction %" PRIu64 ", the newest", st->dir, txnid);
+  mdb_txn_abort(*pin);
+  *pin = NULL;
+  return SL_ECORRUPT;
+}
+
+/* `pin` is the snapshot DIR/checkpoint now names (written) or may name
+ * (the write failed after a rename perhaps reached the disk). */
+static void pins_add(sl_store *st, MDB_txn *pin, bool written) {
+  if (written) {
+    for (size_t i = 0; i < st->npins; i++) mdb_txn_abort(st->pins[i]);
+    st->npins = 0;
+  }
+  st->pins[st->npins++] = pin;
+}
+
+static void pins_release(sl_store *st) {
+  for (size_t i = 0; i < st->npins; i++) mdb_txn_abort(st->pins[i]);
+  st->npins = 0;
+}
+
+/* While pinned, every commit writes its copied pages to new pages (a small
+ * transaction copies about ten), so data.mdb grows with the number of
+ * commits, not with the log bytes: a checkpoint is also due once LMDB grew
+ * by a quarter since the pin (at least CKPT_GROWTH_MIN), which bounds the
+ * space the pin costs. */
+#define CKPT_GROWTH_MIN (4u << 20)
+static bool outgrew_pin(const sl_store *st, uint64_t used) {
+  return st->ckpt_used && used > st->ckpt_used + SL_MAX((uint64_t)CKPT_GROWTH_MIN, st->ckpt_used / 4);
+}
+
+/* DIR/checkpoint: "TXID\n", then for a store with a log
+ * "lmdb-meta PSIZE HEX CRC\n": the meta page (META_BYTES, hex) of the
+ * synced LMDB snapshot that holds txids up to TXID, and the CRC32C (8 hex
+ * digits) of every byte before the space ahead of it. */
+static int checkpoint_file_write(sl_store *st, uint64_t txid, const uint8_t *meta, unsigned psize) {
+  char buf[64 + 2 * META_BYTES];
+  int n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", txid);
+  if (meta) {
+    n += snprintf(buf + n, sizeof buf - (size_t)n, CKPT_META_TAG "%u ", psize);
+    for (size_t i = 0; i < META_BYTES; i++) n += snprintf(buf + n, sizeof buf - (size_t)n, "%02x", meta[i]);
+    n += snprintf(buf + n, sizeof buf - (size_t)n, " %08x\n", sl_crc32c(0, buf, (size_t)n));
+  }
+  int rc = sl_write_file_atomic(st->dir, "checkpoint", buf, (size_t)n);
+  if (rc) sl_log_error("%s/checkpoint: %s", st->dir, sl_strerror(rc));
+  return rc;
+}
+
+/* Read DIR/checkpoint's saved meta page. SL_ENOTFOUND: none saved (no
+ * file, or one from before meta pages were saved); SL_ECORRUPT: malformed
+ * or failing its CRC. `why` says which. */
+static int checkpoint_file_read(const char *dir, uint64_t *txid, uint8_t meta[META_BYTES], unsigned *psize, char *why,
+                                size_t why_n) {
+  char p[4096], *text = NULL, *end, *line2;
+  uint8_t *buf = NULL;
+  size_t len = 0, tl = strlen(CKPT_META_TAG);
+  unsigned crc;
+  int rc = join(p, sizeof p, dir, "checkpoint");
+  if (!rc) rc = sl_read_file(p, 1024, &buf, &len);
+  if (rc) {
+    snprintf(why, why_n, "%s", rc == -ENOENT ? "there is no checkpoint file" : sl_strerror(rc));
+    return rc == -ENOENT ? SL_ENOTFOUND : rc;
+  }
+  if (!(text = malloc(len + 1))) {
+    free(buf);
+    return -ENOMEM;
+  }
+  memcpy(text, buf, len);
+  text[len] = 0;
+  free(buf);
+  rc = SL_ECORRUPT;
+  *txid = strtoull(text, &end, 10);
+  if (end == text || *end != '\n') {
+    snprintf(why, why_n, "the checkpoint file is malformed");
+    goto out;
+  }
+  line2 = end + 1;
+  if (*line2 == 0) {
+    snprintf(why, why_n, "the checkpoint file holds no LMDB meta page (written before they were saved)");
+    rc = SL_ENOTFOUND;
+    goto out;
+  }
+  size_t l2 = strlen(line2), crc_at = l2 - 10; /* " XXXXXXXX\n" */
+  if (l2 < tl + 4 + 2 * META_BYTES + 10 || strncmp(line2, CKPT_META_TAG, tl) != 0 || line2[crc_at] != ' ' ||
+      line2[l2 - 1] != '\n' || sscanf(line2 + crc_at + 1, "%8x", &crc) != 1 ||
+      sscanf(line2 + tl, "%u", psize) != 1 || !(end = strchr(line2 + tl, ' ')) ||
+      crc_at - (size_t)(end + 1 - line2) != 2 * META_BYTES) {
+    snprintf(why, why_n, "the checkpoint file's LMDB meta line is malformed");
+    goto out;
+  }
+  if (sl_crc32c(0, text, (size_t)(line2 + crc_at - text)) != crc) {
+    snprintf(why, why_n, "the checkpoint file fails its CRC");
+    goto out;
+  }
+  for (size_t i = 0; i < META_BYTES; i++) {
+    unsigned v;
+    if (sscanf(end + 1 + 2 * i, "%2x", &v) != 1) goto out;
+    meta[i] = (uint8_t)v;
+  }
+  if (!meta_valid(meta, *psize)) {
+    snprintf(why, why_n, "the checkpoint file's LMDB meta page is not one of this LMDB version");
+    goto out;
+  }
+  rc = 0;
+out:
+  free(text);
+  return rc;
+}
+
+/* After a power loss: put the checkpoint's meta page back into both meta
+ * pages of data.mdb, so that LMDB opens on the checkpoint's snapshot. Its
+ * pages were synced by the checkpoint and never reused since (the writer
+ * pinned it until a later checkpoint was on disk); pages written after it
+ * are free pages of that snapshot, torn or not. Then check that LMDB holds
+ * exactly the checkpoint and that the log reaches on from it. On success
+ * LMDB is open with its meta loaded; SL_ECORRUPT or SL_ENOTFOUND (and
+ * `why`) when the checkpoint cannot be used. */
+static int restore_checkpoint(sl_store *st, const char *logdir, const char *reason, char *why, size_t why_n) {
+  uint8_t meta[META_BYTES], page[META_BYTES];
+  unsigned psize;
+  uint64_t txid;
+  sl_seg_info *segs = NULL;
+  size_t nseg = 0;
+  MDB_envinfo info;
+  char p[4096];
+  int fd = -1, rc = checkpoint_file_read(st->dir, &txid, meta, &psize, why, why_n);
+  if (rc) return rc;
+  if ((rc = sl_log_list(logdir, &segs, &nseg))) return rc;
+  uint64_t first = nseg ? segs[0].first_txid : 0;
+  free(segs);
+  if (nseg == 0 || first > txid + 1) {
+    snprintf(why, why_n, "the checkpoint is at txid %" PRIu64 " but the log starts at txid %" PRIu64, txid, first);
+    return SL_ECORRUPT;
+  }
+  sl_log_warn("%s: %s: restoring LMDB to its checkpoint at txid %" PRIu64 " (LMDB transaction %" PRIu64
+              "), then replaying the log after it", st->dir, reason, txid, meta_u64(meta, META_TXNID_OFF));
+  if ((rc = join(p, sizeof p, st->dir, "data.mdb"))) return rc;
+  if ((fd = open(p, O_RDWR | O_CLOEXEC)) < 0) {
+    rc = -errno;
+    sl_log_error("%s: %s", p, strerror(errno));
+    return rc;
+  }
+  for (uint64_t i = 0; i < 2 && !rc; i++) {
+    memcpy(page, meta, META_BYTES);
+    memcpy(page, &i, sizeof i); /* the page header's pgno */
+    rc = sl_pwrite_all(fd, page, META_BYTES, i * psize);
+  }
+  if (!rc) rc = sl_fsync(fd);
+  close(fd);
+  if (rc) {
+    sl_log_error("%s: writing the checkpoint's meta pages: %s", p, sl_strerror(rc));
+    return rc;
+  }
+  test_note_synced(st->dir, (meta_u64(meta, META_LAST_PG_OFF) + 1) * psize);
+  if ((rc = env_open(st, ENV_FLAGS, 0)) || (rc = load_meta(st)) || (rc = sl__mdb_err(mdb_env_info(st->env, &info)))) {
+    snprintf(why, why_n, "LMDB does not open on the checkpoint's meta page: %s", sl_strerror(rc));
+    rc = SL_ECORRUPT;
+  } else if (info.me_last_txnid != meta_u64(meta, META_TXNID_OFF) || st->meta.applied_txid != txid) {
+    snprintf(why, why_n, "LMDB opened on the checkpoint's meta page holds txid %" PRIu64 " (LMDB transaction %zu), "
+             "not the checkpoint's %" PRIu64, st->meta.applied_txid, info.me_last_txnid, txid);
+    rc = SL_ECORRUPT;
+  }
+  if (rc && st->env) {
+    mdb_env_close(st->env);
+    st->env = NULL;
+  }
+  return rc;
+}
+
+/* Before LMDB is written: pin the snapshot DIR/checkpoint names if LMDB is
+ * still there (a clean close, or a restore), else take a checkpoint of
+ * what LMDB holds now. Until one of these, LMDB might reuse pages of the
+ * last checkpoint that a power loss would restore. */
+static int pin_at_open(sl_store *st) {
+  uint8_t saved[META_BYTES], meta[META_BYTES];
+  unsigned psize, saved_psize;
+  uint64_t txid;
+  char why[160];
+  MDB_txn *pin;
+  if (checkpoint_file_read(st->dir, &txid, saved, &saved_psize, why, sizeof why) == 0 &&
+      txid == st->meta.applied_txid && pin_snapshot(st, &pin, meta, &psize) == 0) {
+    if (psize == saved_psize && memcmp(meta + 8, saved + 8, META_BYTES - 8) == 0) {
+      pins_add(st, pin, true);
+      return 0;
+    }
+    mdb_txn_abort(pin);
+  }
+  return sl_store_checkpoint(st);
+}
+
 /* ---- recovery ------------------------------------------------------------------------ */
 /* Replay the log's frames past LMDB's applied txid. */
 static int replay(sl_store *st, const char *logdir) {
-  uint64_t last = sl_log_next_txid(st->log) - 1, applied = st->meta.applied_txid, n = 0, bytes = 0;
+  uint64_t last = sl_log_next_txid(st->log) - 1, applied = st->meta.applied_txid, n = 0, bytes = 0, ckpt_bytes = 0;
   sl_log_reader *r = NULL;
   sl__wctx w = {0};
   sl_frame f;
@@ -381,6 +678,8 @@ static int replay(sl_store *st, const char *logdir) {
                  " (files from different stores or times mixed?)", st->dir, applied, last);
     return SL_ECORRUPT;
   }
+  /* LMDB is not ahead of the (now durable) log: pin its checkpoint or take one. */
+  if ((rc = pin_at_open(st))) return rc;
   if (applied == last) return 0;
   sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
   if ((rc = sl_log_reader_open(logdir, applied + 1, &ro, &r))) {
@@ -403,8 +702,20 @@ static int replay(sl_store *st, const char *logdir) {
     }
     bytes += f.payload_len;
     if (++n % REPLAY_BATCH_TX == 0 || bytes >= REPLAY_BATCH_BYTES) {
+      ckpt_bytes += bytes;
       bytes = 0;
-      if ((rc = wcommit(&w)) || (rc = wbegin(st, &w))) goto out;
+      if ((rc = wcommit(&w))) goto out;
+      /* The pinned checkpoint keeps LMDB from reusing pages: move it on
+       * as commits do, so that a long replay does not grow data.mdb. */
+      MDB_envinfo info;
+      MDB_stat ms;
+      if (ckpt_bytes >= st->ckpt_every ||
+          (!mdb_env_info(st->env, &info) && !mdb_env_stat(st->env, &ms) &&
+           outgrew_pin(st, ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize))) {
+        ckpt_bytes = 0;
+        if ((rc = sl_store_checkpoint(st))) goto out;
+      }
+      if ((rc = wbegin(st, &w))) goto out;
     }
   }
   if (rc != SL_EEND) goto out;
@@ -460,7 +771,7 @@ unlink_failed:
 }
 
 static int open_writer(sl_store *st) {
-  char foreign[64], logdir[4096], why[160];
+  char foreign[64], logdir[4096], why[512];
   bool has_log = exists(st->dir, "log");
   int rc = lock_take(st, foreign, sizeof foreign);
   if (rc) return rc;
@@ -485,8 +796,21 @@ static int open_writer(sl_store *st) {
                  "sync, may be torn; rebuild it from its archive", st->dir, foreign);
     return SL_ECORRUPT;
   }
-  rc = why[0] ? rebuild(st, logdir, why) : env_open(st, ENV_FLAGS, 0);
-  if (rc || (rc = load_meta(st))) return rc;
+  bool restored = false;
+  if (why[0] && have_data) {
+    char why_not[300];
+    rc = restore_checkpoint(st, logdir, why, why_not, sizeof why_not);
+    if (rc != 0 && rc != SL_ECORRUPT && rc != SL_ENOTFOUND) return rc;
+    restored = rc == 0;
+    if (!restored) {
+      size_t l = strlen(why);
+      snprintf(why + l, sizeof why - l, "; the checkpoint cannot restore LMDB: %s", why_not);
+    }
+  }
+  if (!restored) {
+    rc = why[0] ? rebuild(st, logdir, why) : env_open(st, ENV_FLAGS, 0);
+    if (rc || (rc = load_meta(st))) return rc;
+  }
   if (st->no_log == has_log) {
     sl_log_error("%s: LMDB says the store %s a log, the directory disagrees", st->dir, st->no_log ? "has no" : "has");
     return SL_ECORRUPT;
@@ -582,6 +906,7 @@ static void env_close_trimmed(sl_store *st, bool trim) {
 
 static void store_free(sl_store *st, bool mark_clean) {
   if (st->log) sl_log_close(st->log);
+  pins_release(st);
   if (st->env) env_close_trimmed(st, mark_clean);
   if (st->lock_fd >= 0) {
     if (mark_clean) lock_state_write(st, "closed");
@@ -720,23 +1045,48 @@ fail:
 
 /* ---- checkpoints ------------------------------------------------------------------------- */
 static int checkpoint_locked(sl_store *st) {
-  char buf[32];
+  MDB_txn *pin = NULL;
+  uint8_t meta[META_BYTES];
+  unsigned psize = 0;
+  MDB_envinfo info;
+  sl__meta m;
+  int rc = 0;
+  bool image = !st->no_log; /* a power loss restores a store with a log to its checkpoint */
+  if (image && st->npins == SL_ARRAY_LEN(st->pins)) {
+    sl_log_error("%s: the last %zu checkpoint files could not be written: no checkpoints until the store is reopened",
+                 st->dir, st->npins);
+    return SL_EFAILED;
+  }
   pthread_mutex_lock(&st->wlock);
   uint64_t txid = st->meta.applied_txid;
   st->bytes_since_ckpt = 0;
+  if (image) rc = pin_snapshot(st, &pin, meta, &psize);
   pthread_mutex_unlock(&st->wlock);
+  if (!rc && pin && (rc = sl__meta_read(pin, st->dbi[SL__DB_META], &m)) == 0) txid = m.applied_txid;
+  if (rc) {
+    if (pin) mdb_txn_abort(pin);
+    return rc;
+  }
   /* Every commit up to txid is in the page cache: one sync covers them. */
-  int rc = sl_fault(SL_FAULT_STORE_CHECKPOINT);
+  rc = sl_fault(SL_FAULT_STORE_CHECKPOINT);
   if (!rc) rc = sl__mdb_err(mdb_env_sync(st->env, 1));
   if (rc) {
     sl_log_error("%s: LMDB sync for the checkpoint at txid %" PRIu64 ": %s", st->dir, txid, sl_strerror(rc));
+    if (pin) mdb_txn_abort(pin);
     return rc;
   }
-  int n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", txid);
-  if ((rc = sl_write_file_atomic(st->dir, "checkpoint", buf, (size_t)n))) {
-    sl_log_error("%s/checkpoint: %s", st->dir, sl_strerror(rc));
+  if (!mdb_env_info(st->env, &info)) test_note_synced(st->dir, ((uint64_t)info.me_last_pgno + 1) * psize);
+  /* Other committers' txids in the snapshot may not be durable yet: a
+   * restored checkpoint must never be ahead of the log that survives. */
+  if (st->log && (rc = sl_log_wait_durable(st->log, txid))) {
+    sl_log_error("%s: the checkpoint at txid %" PRIu64 " waits for the log: %s", st->dir, txid, sl_strerror(rc));
+    if (pin) mdb_txn_abort(pin);
     return rc;
   }
+  rc = checkpoint_file_write(st, txid, pin ? meta : NULL, psize);
+  /* The previous pin goes only once the new checkpoint is surely on disk. */
+  if (pin) pins_add(st, pin, rc == 0);
+  if (rc) return rc;
   if (st->log && (rc = sl_log_prune(st->log, txid)) < 0) return rc;
   return 0;
 }
@@ -772,6 +1122,7 @@ static int reserve_space(sl_store *st) {
   int fd;
   if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms) || mdb_env_get_fd(st->env, &fd)) return 0;
   uint64_t used = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+  if (outgrew_pin(st, used)) st->bytes_since_ckpt = SL_MAX(st->bytes_since_ckpt, st->ckpt_every); /* due */
   if (used + RESERVE_BYTES / 2 <= st->reserved) return 0;
   uint64_t want = SL_MIN(used + RESERVE_BYTES, (uint64_t)info.me_mapsize);
   int rc = fallocate(fd, 0, 0, (off_t)want) ? -errno : 0;

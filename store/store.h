@@ -14,7 +14,9 @@
  *   DIR/writer.lock  flock()ed by the one process that opens for writing;
  *                    holds the boot id while open, for power-loss detection
  *   DIR/checkpoint   "txid\n": LMDB was synced to disk with every txid up to
- *                    this one applied
+ *                    this one applied; a store with a log adds
+ *                    "lmdb-meta PSIZE HEX CRC\n": the meta page of that
+ *                    synced LMDB snapshot (CRC32C over the text before it)
  *
  * COMMIT PATH
  *   sl_tx_begin takes the store's writer lock and an LMDB write transaction;
@@ -33,12 +35,23 @@
  *   prefix of the log it holds (applied in the same LMDB transaction as the
  *   ops, so it is exact). On open for writing, every frame past it is
  *   replayed. LMDB is opened without sync; checkpoints (after every segment
- *   size of log appended, at most SL_CHECKPOINT_BYTES, and at close) sync it
- *   and record the checkpoint txid, and only segments at or below the
- *   checkpoint may be pruned. After a power loss (writer.lock left behind by
- *   another boot) LMDB may be torn: it is rebuilt by replaying the log from
- *   txid 1, or, when the log no longer reaches back that far, the open fails
- *   with SL_ECORRUPT and says to restore from a backup.
+ *   size of log appended, at most SL_CHECKPOINT_BYTES, at open and at close)
+ *   sync it and record the checkpoint txid with the meta page of the synced
+ *   snapshot, and only segments at or below the checkpoint may be pruned.
+ *   The writer keeps a read transaction on the checkpoint's snapshot until
+ *   the next checkpoint is on disk, so LMDB overwrites none of its pages.
+ *   After a power loss (writer.lock left behind by another boot) LMDB may be
+ *   torn: the saved meta page is written back into data.mdb, which puts
+ *   LMDB back at the checkpoint, and the log after it is replayed; every
+ *   durable transaction survives, with any log pruning. Only when the
+ *   checkpoint file lacks the meta page (a store of an older shiplog) or it
+ *   fails its checks (CRC, LMDB transaction and applied txid) is LMDB rebuilt
+ *   by replaying the log from txid 1, and when the log no longer reaches
+ *   back that far, the open fails with SL_ECORRUPT and says to restore from
+ *   a backup. The price of the pin: pages freed after a checkpoint are reused
+ *   only after the next one, so every commit writes new pages; checkpoints
+ *   are also taken whenever LMDB grew by a quarter (at least 4 MiB) since
+ *   the last one, which bounds what data.mdb holds more.
  *
  * LMDB DATABASES (keys big-endian so that memcmp order is numeric order)
  *   meta        name -> value (applied_txid, last_commit_us, next ids, counts)
@@ -135,7 +148,7 @@ int sl_store_create(const char *dir, const sl_store_options *opt);
 /* Open. For writing this takes writer.lock and recovers (log tail, replay).
  * Errors: SL_ELOCKED (another writer), SL_EINVAL (SL_OPEN_NOLOG on a store
  * with a log or its absence on one without), SL_ECORRUPT (LMDB cannot be
- * rebuilt after a power loss, or is ahead of the log), SL_ESTOREID,
+ * restored nor rebuilt after a power loss, or is ahead of the log), SL_ESTOREID,
  * SL_EVERSION, -ENOENT (no store.id: not a store, or half created).
  * A no_log store (standby) is written without any sync (MDB_NOSYNC): after
  * a power loss, until its owner rebuilds it, every open of it (read-only

@@ -137,6 +137,14 @@ struct sl_store {
   uint64_t ckpt_every;        /* log bytes between automatic checkpoints */
   uint64_t bytes_since_ckpt;  /* under wlock */
   uint64_t reserved;          /* data.mdb bytes known allocated (under wlock) */
+
+  /* Read transactions on the snapshots DIR/checkpoint may name (a store
+   * with a log): they keep LMDB from reusing any page of those snapshots,
+   * so a power loss can restore one (store.c, CHECKPOINTS). Normally one;
+   * more after checkpoint files that failed to write. Under ckpt_lock. */
+  MDB_txn *pins[4];
+  size_t npins;
+  uint64_t ckpt_used;         /* LMDB bytes in use at the newest pin (under wlock) */
 };
 
 /* ---- meta (graph.c) -------------------------------------------------------- */

@@ -1587,6 +1587,41 @@ static void fake_other_boot(const char *dir, bool trash_lmdb) {
   }
 }
 
+/* Flip one hex digit of the saved LMDB meta page in DIR/checkpoint. */
+static void corrupt_checkpoint(const char *dir) {
+  char *p = sub(dir, "checkpoint");
+  uint8_t *buf;
+  size_t len;
+  OK(sl_read_file(p, 1000, &buf, &len));
+  assert_true(len > 40);
+  buf[len - 20] = buf[len - 20] == '0' ? '1' : '0';
+  FILE *f = fopen(p, "w");
+  assert_int_equal(fwrite(buf, 1, len, f), len);
+  fclose(f);
+  free(buf);
+  free(p);
+}
+
+/* DIR/checkpoint as stores wrote it before they saved LMDB's meta page. */
+static void write_old_checkpoint(const char *dir, uint64_t txid) {
+  char text[32];
+  int n = snprintf(text, sizeof text, "%" PRIu64 "\n", txid);
+  OK(sl_write_file_atomic(dir, "checkpoint", text, (size_t)n));
+}
+
+static bool checkpoint_has_meta(const char *dir, uint64_t *txid) {
+  char *p = sub(dir, "checkpoint");
+  uint8_t *buf;
+  size_t len;
+  OK(sl_read_file(p, 1000, &buf, &len));
+  char *nl = memchr(buf, '\n', len);
+  *txid = strtoull((char *)buf, NULL, 10);
+  bool has = nl && (size_t)(nl + 1 - (char *)buf) + 10 < len && memcmp(nl + 1, "lmdb-meta ", 10) == 0;
+  free(buf);
+  free(p);
+  return has;
+}
+
 static void store_power_loss_rebuild(void **state) {
   (void)state;
   char *dir = new_dir("store_power");
@@ -1606,12 +1641,44 @@ static void store_power_loss_rebuild(void **state) {
   compare_with_replay(st, "store_power_replay");
   sl_store_close(st);
 
-  /* A store whose log does not reach txid 1 cannot be rebuilt. */
+  /* A checkpoint file whose saved meta fails its CRC, or one from before
+   * meta pages were saved: the log reaches txid 1, so LMDB is rebuilt. */
+  die_open(dir, 0, 10);
+  fake_other_boot(dir, true);
+  corrupt_checkpoint(dir);
+  OK(sl_store_open(dir, 0, &st));
+  assert_int_equal(counts_of(st).applied_txid, 90);
+  compare_with_replay(st, "store_power_replay");
+  sl_store_close(st);
+  die_open(dir, 0, 10);
+  fake_other_boot(dir, true);
+  write_old_checkpoint(dir, 90);
+  OK(sl_store_open(dir, 0, &st));
+  assert_int_equal(counts_of(st).applied_txid, 100);
+  sl_store_close(st);
+  /* An old checkpoint file after a clean close: opens, and the new format replaces it. */
+  write_old_checkpoint(dir, 100);
+  OK(sl_store_open(dir, 0, &st));
+  assert_int_equal(counts_of(st).applied_txid, 100);
+  sl_store_close(st);
+  uint64_t cp;
+  assert_true(checkpoint_has_meta(dir, &cp) && cp == 100);
+
+  /* A store whose log does not reach txid 1 (here: a restored one) comes
+   * back from its checkpoint; with a damaged checkpoint it cannot. */
   char *dir2 = new_dir("store_power_base");
   sl_store_options o = {.first_txid = 100};
   OK(sl_store_create(dir2, &o));
   die_open(dir2, 0, 3);
-  fake_other_boot(dir2, false);
+  fake_other_boot(dir2, true);
+  OK(sl_store_open(dir2, 0, &st));
+  sl_counts c2 = counts_of(st);
+  assert_int_equal(c2.applied_txid, 102);
+  assert_int_equal(c2.nodes, 6);
+  sl_store_close(st);
+  die_open(dir2, 0, 3);
+  fake_other_boot(dir2, true);
+  corrupt_checkpoint(dir2);
   ERR(SL_ECORRUPT, sl_store_open(dir2, 0, &st));
 
   /* A no-log store (written without sync) may be torn after a power loss:
@@ -1645,9 +1712,10 @@ static void store_checkpoint_prunes(void **state) {
   char *p = sub(dir, "checkpoint");
   uint8_t *buf;
   size_t len;
-  OK(sl_read_file(p, 100, &buf, &len));
-  assert_int_equal(len, 4);
-  assert_memory_equal(buf, "300\n", 4);
+  OK(sl_read_file(p, 1000, &buf, &len));
+  /* The txid, then (a store with a log) the LMDB meta page a power loss restores. */
+  assert_true(len > 14);
+  assert_memory_equal(buf, "300\nlmdb-meta ", 14);
   free(buf);
   sl_seg_info *segs;
   size_t n;
@@ -1791,8 +1859,10 @@ static void fault_run(int p, int code, int persistent, uint64_t *rng) {
   sl_store_options o = {.segment_size = 4096};
   OK(sl_store_create(dir, &o));
   char *logdir = sub(dir, "log");
-  /* A consumer at 0 keeps every segment, which a rebuild after a power loss needs. */
-  bool keep = crashes || (p != SL_FAULT_LOG_UNLINK && tu_rand_below(rng, 2));
+  /* A consumer at 0 keeps every segment (the state is then compared with a
+   * replay of the whole log); without one checkpoints prune the log, and a
+   * power loss restores LMDB's last checkpoint. */
+  bool keep = p != SL_FAULT_LOG_UNLINK && tu_rand_below(rng, 2);
   if (keep) OK(sl_log_consumer_set(logdir, "test", 0));
   /* Frame writes and syncs pass every commit, the others a few times a run. */
   int skip_n = (int)tu_rand_below(rng, p <= SL_FAULT_LOG_FSYNC ? 30 : p == SL_FAULT_STORE_LOCK ? 1 : 3);
@@ -1846,6 +1916,142 @@ static void fault_run(int p, int code, int persistent, uint64_t *rng) {
   done_dir(dir);
 }
 #endif
+
+/* ---- power loss on a primary whose log is pruned ----------------------------------------------------- */
+#ifdef SL_FAULT_INJECTION
+/* LMDB is written without sync: what a power loss leaves of data.mdb is,
+ * page by page, where it differs from its content at the last sync
+ * (SYNCED, kept by the store in test builds: $SL_TEST_LMDB_SYNCED), the old
+ * page, the new one, zeros, or a sector-wise mix of old and new. */
+static void tear_lmdb(const char *dir, const char *synced, uint64_t *rng, uint64_t *torn) {
+  enum { PAGE = 4096 };
+  char *p = sub(dir, "data.mdb");
+  int fd = open(p, O_RDWR), sfd = open(synced, O_RDONLY);
+  assert_true(fd >= 0 && sfd >= 0);
+  struct stat sb;
+  assert_int_equal(fstat(fd, &sb), 0);
+  static uint8_t now[PAGE], old[PAGE];
+  for (off_t off = 0; off < sb.st_size; off += PAGE) {
+    assert_int_equal(pread(fd, now, PAGE, off), PAGE);
+    ssize_t r = pread(sfd, old, PAGE, off);
+    if (r < PAGE) memset(old + (r > 0 ? r : 0), 0, (size_t)(PAGE - (r > 0 ? r : 0)));
+    if (memcmp(now, old, PAGE) == 0) continue;
+    switch (tu_rand_below(rng, 4)) {
+    case 0: memcpy(now, old, PAGE); break;
+    case 1: continue; /* the new page made it */
+    case 2: memset(now, 0, PAGE); break;
+    default: {
+      size_t cut = 512 * (size_t)tu_rand_below(rng, PAGE / 512);
+      memcpy(now + cut, old + cut, PAGE - cut);
+    }
+    }
+    assert_int_equal(pwrite(fd, now, PAGE, off), PAGE);
+    (*torn)++;
+  }
+  close(fd);
+  close(sfd);
+  free(p);
+}
+
+/* Commits pairs from the store's applied txid on (txid i + 1 is pair i, as
+ * in the model) until point p loses power. */
+static void pruned_child(const char *dir, int p, int code, int skip_n, int wfd) {
+  sl_store *st;
+  if (sl_store_open(dir, 0, &st)) _exit(2);
+  sl_view *v;
+  sl_counts c;
+  if (sl_view_begin(st, &v) || sl_view_counts(v, &c)) _exit(2);
+  sl_view_end(v);
+  sl_fault_set((enum sl_fault_point)p, code, skip_n, 1);
+  for (uint64_t i = c.applied_txid; i < c.applied_txid + 400; i++) {
+    uint64_t txid;
+    if (commit_pair(st, i, &txid)) _exit(4);
+    if (write(wfd, &txid, sizeof txid) != sizeof txid) _exit(3);
+  }
+  sl_store_close(st);
+  _exit(0);
+}
+
+/* Commit times of the store under test and its model agree. */
+static uint64_t fixed_clock(void) { return 1700000000000000ull; }
+#endif
+
+/* A primary whose checkpoints pruned its log loses power
+ * (LMDB torn page by page since its last sync) at each fault point a
+ * writer passes, in crash and tear modes, 20 times in a row. Each time it reopens from its
+ * checkpoint with every acknowledged commit, and equals the model (the same
+ * pairs committed into a store that never lost power). */
+static void store_power_loss_pruned(void **state) {
+  (void)state;
+#ifndef SL_FAULT_INJECTION
+  skip();
+#else
+  uint64_t rng = tu_seed("store_power_loss_pruned");
+  char *dir = new_dir("store_pruned"), *mdir = new_dir("store_pruned_model");
+  char *synced = sub(dir, "data.mdb.synced"), *logdir = sub(dir, "log");
+  sl_store_options o = {.segment_size = 4096, .map_size = 32 << 20};
+  OK(sl_store_create(dir, &o));
+  OK(sl_store_create(mdir, &o));
+  setenv("SL_TEST_LMDB_SYNCED", synced, 1);
+  sl_clock_set_for_test(fixed_clock);
+  const int points[] = {SL_FAULT_LOG_WRITE,    SL_FAULT_LOG_FSYNC,     SL_FAULT_STORE_CHECKPOINT, SL_FAULT_FILE_WRITE,
+                        SL_FAULT_FILE_FSYNC,   SL_FAULT_FILE_RENAME,   SL_FAULT_LOG_UNLINK,       SL_FAULT_LOG_SEG_CREATE,
+                        SL_FAULT_LOG_SEG_FSYNC, SL_FAULT_LOG_DIR_FSYNC};
+  uint64_t model_txid = 0, pruned = 0;
+  enum { ROUNDS = 2 * SL_ARRAY_LEN(points) };
+  for (int round = 0; round < ROUNDS; round++) {
+    int p = points[round / 2], code = round % 2 ? SL_FAULT_TEAR : SL_FAULT_CRASH;
+    int skip_n = (int)tu_rand_below(&rng, p <= SL_FAULT_LOG_FSYNC ? 300 : 12);
+    int fds[2];
+    pid_t pid = fork_piped(&fds[0], &fds[1]);
+    if (pid == 0) pruned_child(dir, p, code, skip_n, fds[1]);
+    uint64_t txid, acked = 0;
+    while (read(fds[0], &txid, sizeof txid) == sizeof txid) acked = txid;
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    bool crashed = WEXITSTATUS(status) == SL_FAULT_CRASH_EXIT;
+    if (!crashed && WEXITSTATUS(status) != 0) fail_msg("round %d: child exit %d", round, WEXITSTATUS(status));
+    uint64_t torn = 0;
+    char boot[48];
+    if (crashed) {
+      tear_lmdb(dir, synced, &rng, &torn);
+      snprintf(boot, sizeof boot, "pruned-boot-%d", round);
+      setenv("SL_TEST_BOOT_ID", boot, 1); /* the machine comes back up */
+    }
+    sl_seg_info *segs;
+    size_t nseg;
+    OK(sl_log_list(logdir, &segs, &nseg));
+    uint64_t first = segs[0].first_txid;
+    free(segs);
+    if (first > 1) pruned++;
+    sl_store *st, *ref;
+    OK(sl_store_open(dir, 0, &st));
+    sl_counts c = counts_of(st);
+    if (c.applied_txid < acked) fail_msg("round %d: acknowledged txid %" PRIu64 " lost (store at %" PRIu64 ")", round, acked, c.applied_txid);
+    check_pairs(st);
+    OK(sl_store_open(mdir, 0, &ref));
+    for (; model_txid < c.applied_txid; model_txid++) OK(commit_pair(ref, model_txid, &txid));
+    compare_stores(st, ref);
+    sl_store_close(ref);
+    fprintf(stderr, "store_power_loss_pruned: round %2d: point %2d %s after %3d passes: %s, %" PRIu64
+            " LMDB pages torn, log from txid %" PRIu64 ", recovered at txid %" PRIu64 " (last acknowledged %" PRIu64 ")\n",
+            round, p, code == SL_FAULT_CRASH ? "crash" : "tear ", skip_n, crashed ? "power lost" : "ran", torn, first,
+            c.applied_txid, acked);
+    sl_store_close(st);
+    sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
+  }
+  if (pruned < ROUNDS / 2) fail_msg("the log was pruned before only %" PRIu64 " of %d power losses", pruned, ROUNDS);
+  unsetenv("SL_TEST_BOOT_ID");
+  unsetenv("SL_TEST_LMDB_SYNCED");
+  sl_clock_set_for_test(NULL);
+  free(synced);
+  free(logdir);
+  done_dir(dir);
+  done_dir(mdir);
+#endif
+}
 
 /* Every point a store passes (the log's, sl_write_file_atomic's, its own) x
  * {EIO, ENOSPC, power loss dropping or tearing unsynced writes}: after the
@@ -1923,6 +2129,7 @@ int main(void) {
       cmocka_unit_test(store_checkpoint_prunes),
       cmocka_unit_test(store_replays_log_tail),
       cmocka_unit_test(store_fault_points),
+      cmocka_unit_test(store_power_loss_pruned),
       cmocka_unit_test(store_replay_speed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

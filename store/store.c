@@ -5,9 +5,9 @@
  *
  * LMDB IS DERIVED STATE. The log is the truth; LMDB answers one question
  * fast: "what is the graph after txid meta.applied_txid?". It is opened
- * MDB_NOSYNC for a store with a log: a commit appends the frame to the log
- * (write()), commits LMDB without syncing, releases the writer lock and
- * only then waits for the group fdatasync of the log. Since LMDB's meta
+ * MDB_NOSYNC for a store with a log: a group of commits appends its frames
+ * to the log (write()), commits LMDB without syncing and only then waits
+ * for the fdatasync of the log (GROUP COMMIT below). Since LMDB's meta
  * (applied_txid) changes in the same LMDB transaction as the ops, the
  * state LMDB holds is always exactly some prefix of the log.
  *   MDB_WRITEMAP too: without it every LMDB commit write()s its dirty pages,
@@ -49,9 +49,29 @@
  * so about once a second), which bounds the dirty pages, not what a power
  * loss costs.
  *
+ * GROUP COMMIT (the commit path). A small commit used to hold the writer
+ * lock for its ops, its write() to the log and its LMDB commit, which
+ * bounded a store to about 28k tx/s however many shared an fdatasync. Now
+ * a commit leaves its packed record pending in the open LMDB transaction
+ * (st->tx.w) and the next sl_tx_begin continues in that transaction, so the
+ * lock is held only for the ops and the packing. LMDB's writer mutex
+ * belongs to the thread that began the transaction, so that committer (the
+ * group's opener) alone ends it: once the previous group's fdatasync is
+ * done it takes the writer lock, appends every pending record with one
+ * sl_log_append_many, commits LMDB (the records' frames are in the log
+ * first, as before) and leads the fdatasync; the group's other committers
+ * wait on gc_cv for done + durable. A transaction that fails or aborts
+ * after writing cannot abort its part of the shared LMDB transaction: it
+ * sets gc_rollback, no transaction begins until the opener's flush has
+ * aborted it and re-applied the pending records (sl__apply_record), and the
+ * flush goes on. Callers that need their own LMDB transaction
+ * (sl_store_apply_batch, a begin past GROUP_MAX_BYTES) wait for the flush.
+ *
  * LOCKS: st->wlock is the writer lock: held from sl_tx_begin to the end of
- * commit/abort, and by sl_store_apply*. It guards st->meta, the reusable
- * tx, pack buffer and apply arena. st->ckpt_lock keeps checkpoints one at a
+ * commit/abort, by sl_store_apply* and by a group's flush. It guards
+ * st->meta, the reusable tx and its open group, the pending records and
+ * the apply arena. st->gc_mu guards the committers' outcomes and the
+ * syncing flag (order: wlock before gc_mu). st->ckpt_lock keeps checkpoints one at a
  * time. Views need no lock (LMDB read transactions, MDB_NOTLS so that a
  * view may move between threads).
  */

@@ -953,9 +953,10 @@ static int group_wait(sl_store *st, sl__waiter *me) {
 }
 
 /* Wait, holding wlock, until the open group is flushed by its opener
- * (another thread: LMDB lets no other end that transaction). */
-static void group_drain(sl_store *st) {
-  while (st->pend_n) {
+ * (another thread: LMDB lets no other end that transaction): for `all`,
+ * until no group is open; else until no group is too big or poisoned. */
+static void group_drain(sl_store *st, bool all) {
+  while (st->pend_n && (all || st->pend_len >= GROUP_MAX_BYTES || st->gc_rollback)) {
     pthread_mutex_lock(&st->gc_mu);
     uint64_t gen = st->gc_flushes;
     pthread_mutex_unlock(&st->wlock);
@@ -969,7 +970,7 @@ int sl_tx_begin(sl_store *st, sl_tx **out) {
   *out = NULL;
   if (st->rdonly || st->no_log) return SL_EREADONLY;
   pthread_mutex_lock(&st->wlock);
-  if (st->pend_len >= GROUP_MAX_BYTES || st->gc_rollback) group_drain(st);
+  group_drain(st, false);
   if (st->failed) {
     int rc = st->failed;
     pthread_mutex_unlock(&st->wlock);
@@ -1091,7 +1092,7 @@ int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const siz
   if (st->rdonly) return SL_EREADONLY;
   if (n == 0) return 0;
   pthread_mutex_lock(&st->wlock);
-  group_drain(st); /* the pending records go first */
+  group_drain(st, true); /* the pending records go first */
   if ((rc = st->failed) || (rc = reserve_space(st)) || (rc = wbegin(st, &w))) goto out;
   for (size_t i = 0; i < n; i++) {
     rc = sl__apply_record(&w, &st->apply_arena, payloads[i], lens[i]);

@@ -113,6 +113,7 @@ struct sl_log {
   uint64_t last_commit_us; /* atomic, as next_txid */
   char key_id[SL_KEY_ID_SIZE + 1];     /* of frames appended from now on ("": plain) */
   char seg_key_id[SL_KEY_ID_SIZE + 1]; /* of the active segment */
+  struct staged *stage;    /* sl_log_append_many's frames, allocated once */
 
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -1058,6 +1059,7 @@ void sl_log_close(sl_log *log) {
   pthread_mutex_destroy(&log->append_mu);
   if (log->fd >= 0) close(log->fd);
   if (log->mark_fd >= 0) close(log->mark_fd);
+  free(log->stage);
   free(log->dir);
   free(log);
 }
@@ -1199,31 +1201,47 @@ void sl_log_get_stats(sl_log *log, sl_log_stats *out) {
   pthread_mutex_unlock(&log->mu);
 }
 
-/* One pwritev of frame header + payload at the end of the active segment. */
-static int write_frame(sl_log *log, const uint8_t hdr[SL_FRAME_HEADER_SIZE],
-                       const uint8_t *payload, size_t len) {
+/* Frames checked and waiting for one pwritev (sl_log_append_many; append_mu
+ * held): their headers, the iovecs, and the writer state after the last. */
+#define STAGE_MAX 256
+struct staged {
+  uint8_t hdr[STAGE_MAX][SL_FRAME_HEADER_SIZE];
+  struct iovec iov[2 * STAGE_MAX];
+  size_t n, bytes;
+  uint64_t last_txid, last_commit_us, cs;
+};
+typedef struct staged staged;
+
+/* pwritev every byte of iov[0..cnt) at off (consumes iov). */
+static int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off) {
+  while (cnt > 0) {
+    ssize_t w = pwritev(fd, iov, SL_MIN(cnt, IOV_MAX), (off_t)off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return -errno;
+    if (w == 0) return -EIO;
+    off += (uint64_t)w;
+    for (; cnt > 0 && (size_t)w >= iov->iov_len; iov++, cnt--) w -= (ssize_t)iov->iov_len;
+    if (cnt > 0) {
+      iov->iov_base = (uint8_t *)iov->iov_base + w;
+      iov->iov_len -= (size_t)w;
+    }
+  }
+  return 0;
+}
+
+/* The staged frames at the end of the active segment, in one pwritev. */
+static int write_staged(sl_log *log, staged *s) {
   uint64_t off = log->seg_end;
+  int cnt = (int)(2 * s->n);
   int rc = sl_fault(SL_FAULT_LOG_WRITE);
   if (rc) {
-    /* Leave half a frame behind, as a crash inside write() can. */
-    if (!sl_pwrite_all(log->fd, hdr, SL_FRAME_HEADER_SIZE, off))
-      (void)sl_pwrite_all(log->fd, payload, len / 2, off + SL_FRAME_HEADER_SIZE);
+    /* Leave half of the last frame behind, as a crash inside write() can. */
+    s->iov[cnt - 1].iov_len /= 2;
+    (void)pwritev_all(log->fd, s->iov, cnt, off);
     return rc;
   }
-  sl_fault_write(log->fd, (int64_t)off, SL_FRAME_HEADER_SIZE + len);
-  struct iovec iov[2] = {{(void *)hdr, SL_FRAME_HEADER_SIZE}, {(void *)payload, len}};
-  ssize_t w;
-  do w = pwritev(log->fd, iov, 2, (off_t)off);
-  while (w < 0 && errno == EINTR);
-  if (w < 0) return -errno;
-  size_t done = (size_t)w;
-  if (done < SL_FRAME_HEADER_SIZE) { /* short write (a signal, a full disk): finish it */
-    if ((rc = sl_pwrite_all(log->fd, hdr + done, SL_FRAME_HEADER_SIZE - done, off + done)))
-      return rc;
-    done = SL_FRAME_HEADER_SIZE;
-  }
-  return sl_pwrite_all(log->fd, payload + (done - SL_FRAME_HEADER_SIZE),
-                       len - (done - SL_FRAME_HEADER_SIZE), off + done);
+  sl_fault_write(log->fd, (int64_t)off, s->bytes);
+  return pwritev_all(log->fd, s->iov, cnt, off);
 }
 
 /* The active segment holds no frame: give its header the log's key id
@@ -1259,9 +1277,49 @@ void sl_log_set_key_id(sl_log *log, const char *key_id) {
 
 const char *sl_log_key_id(sl_log *log) { return log->key_id; }
 
-int sl_log_append(sl_log *log, const uint8_t *payload, size_t len) {
-  uint64_t txid, commit_us, epoch;
+/* Write the staged frames and publish them as written (append_mu held). */
+static int flush_staged(sl_log *log, staged *s) {
   char path[PATH_MAX];
+  if (s->n == 0) return 0;
+  int rc = write_staged(log, s);
+  if (rc) {
+    seg_path(path, log->dir, log->segno, "");
+    /* A full disk: cut the partial frames back; nothing of them was ever
+     * synced or published, so the log stays usable for when space returns. */
+    if ((rc == -ENOSPC || rc == -EDQUOT) && ftruncate(log->fd, (off_t)log->seg_end) == 0) {
+      sl_log_error("write txids %" PRIu64 "..%" PRIu64 " to %s at offset %" PRIu64 ": %s; the transactions "
+                   "are not logged (the frames were cut back)", s->last_txid + 1 - s->n, s->last_txid, path,
+                   log->seg_end, sl_strerror(rc));
+    } else {
+      sl_log_error("write txids %" PRIu64 "..%" PRIu64 " to %s at offset %" PRIu64
+                   ": %s; the log is FAILED until reopened",
+                   s->last_txid + 1 - s->n, s->last_txid, path, log->seg_end, sl_strerror(rc));
+      pthread_mutex_lock(&log->mu);
+      set_failed(log, rc);
+      pthread_mutex_unlock(&log->mu);
+    }
+    s->n = s->bytes = 0;
+    return rc;
+  }
+  log->seg_end += s->bytes;
+  log->cs = s->cs;
+  __atomic_store_n(&log->last_commit_us, s->last_commit_us, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&log->mu);
+  log->written_txid = s->last_txid;
+  log->written_segno = log->segno;
+  log->written_end = log->seg_end;
+  log->stats.appends += s->n;
+  __atomic_store_n(&log->next_txid, s->last_txid + 1, __ATOMIC_RELEASE);
+  log_check(log);
+  pthread_mutex_unlock(&log->mu);
+  s->n = s->bytes = 0;
+  return 0;
+}
+
+/* Check one frame against the writer state after the staged ones, rotate
+ * if it does not fit, and stage it (append_mu held). */
+static int stage_frame(sl_log *log, staged *s, const uint8_t *payload, size_t len) {
+  uint64_t txid, commit_us, epoch;
   int rc;
   if (len > SL_FRAME_MAX) {
     sl_log_error("%s: transaction of %zu bytes exceeds the frame limit of %u", log->dir, len,
@@ -1272,85 +1330,81 @@ int sl_log_append(sl_log *log, const uint8_t *payload, size_t len) {
     sl_log_error("%s: append of %zu bytes that are not a packed transaction", log->dir, len);
     return SL_EINVAL;
   }
-  pthread_mutex_lock(&log->append_mu);
-  pthread_mutex_lock(&log->mu);
-  rc = log->fail_code ? SL_EFAILED : 0;
-  pthread_mutex_unlock(&log->mu);
-  if (rc) goto out;
-  if (txid != log->next_txid) {
-    sl_log_error("%s: append of txid %" PRIu64 ", expected %" PRIu64, log->dir, txid,
-                 log->next_txid);
-    rc = SL_EGAP;
-    goto out;
+  uint64_t next = s->n ? s->last_txid + 1 : log->next_txid;
+  uint64_t last_us = s->n ? s->last_commit_us : log->last_commit_us;
+  uint64_t prev_cs = s->n ? s->cs : log->cs;
+  if (txid != next) {
+    sl_log_error("%s: append of txid %" PRIu64 ", expected %" PRIu64, log->dir, txid, next);
+    return SL_EGAP;
   }
-  if (commit_us < log->last_commit_us) {
+  if (commit_us < last_us) {
     sl_log_error("%s: txid %" PRIu64 " commit time %" PRIu64 " is before the previous %" PRIu64,
-                 log->dir, txid, commit_us, log->last_commit_us);
-    rc = SL_ETIME;
-    goto out;
+                 log->dir, txid, commit_us, last_us);
+    return SL_ETIME;
   }
   if (log->key_id[0] && sl_crypt_frame_parse(payload, len, &(sl_sealed_meta){0}, &(const uint8_t *){0},
                                               &(size_t){0})) {
     sl_log_error("%s: txid %" PRIu64 " is not sealed but the log's key is %s", log->dir, txid, log->key_id);
-    rc = SL_EINVAL;
-    goto out;
+    return SL_EINVAL;
   }
   if (epoch < log->epoch) {
     sl_log_error("%s: txid %" PRIu64 " is of epoch %" PRIu64 ", but the log is in epoch %" PRIu64
                  " already (a transaction of a superseded primary)",
                  log->dir, txid, epoch, log->epoch);
-    rc = SL_EINVAL;
-    goto out;
+    return SL_EINVAL;
   }
   if (epoch > log->epoch) { /* the history knows an epoch before its first frame lands */
     sl_history h = log->hist;
-    if ((rc = sl_history_add(&h, epoch, txid, log->cs)) || (rc = sl_history_save(log->dir, &h))) goto out;
+    if ((rc = sl_history_add(&h, epoch, txid, prev_cs)) || (rc = sl_history_save(log->dir, &h))) return rc;
     log->hist = h;
     log->epoch = epoch;
   }
   size_t frame_len = SL_FRAME_HEADER_SIZE + len;
+  uint64_t end = log->seg_end + s->bytes;
   bool new_key = strcmp(log->key_id, log->seg_key_id) != 0;
-  if (new_key && log->seg_end == SL_SEG_HEADER_SIZE) {
-    if ((rc = rekey_empty_segment(log))) goto out;
-  } else if (log->seg_end > SL_SEG_HEADER_SIZE && (new_key || log->seg_end + frame_len > log->seg_size) &&
-             (rc = rotate(log)))
-    goto out;
-
-  uint8_t hdr[SL_FRAME_HEADER_SIZE];
+  if (new_key && end == SL_SEG_HEADER_SIZE) {
+    if ((rc = rekey_empty_segment(log))) return rc;
+  } else if (end > SL_SEG_HEADER_SIZE && (new_key || end + frame_len > log->seg_size)) {
+    if ((rc = flush_staged(log, s)) || (rc = rotate(log))) return rc;
+  } else if (s->n == STAGE_MAX && (rc = flush_staged(log, s))) {
+    return rc;
+  }
+  uint8_t *hdr = s->hdr[s->n];
   sl_frame_header_encode(payload, (uint32_t)len, hdr);
   uint64_t cs; /* as sl_frame_lineage, with header and payload apart */
-  if (!txn_checksum(payload, payload + len, &cs)) cs = sl_lineage_next(log->cs, txid, sl_get_le32(hdr + 4));
-  if ((rc = write_frame(log, hdr, payload, len))) {
-    seg_path(path, log->dir, log->segno, "");
-    /* A full disk: cut the partial frame back; nothing of it was ever
-     * synced or published, so the log stays usable for when space returns. */
-    if ((rc == -ENOSPC || rc == -EDQUOT) && ftruncate(log->fd, (off_t)log->seg_end) == 0) {
-      sl_log_error("write txid %" PRIu64 " to %s at offset %" PRIu64 ": %s; the transaction is not "
-                   "logged (the frame was cut back)", txid, path, log->seg_end, sl_strerror(rc));
-      goto out;
-    }
-    sl_log_error("write txid %" PRIu64 " to %s at offset %" PRIu64
-                 ": %s; the log is FAILED until reopened",
-                 txid, path, log->seg_end, sl_strerror(rc));
-    pthread_mutex_lock(&log->mu);
-    set_failed(log, rc);
-    pthread_mutex_unlock(&log->mu);
-    goto out;
-  }
-  log->seg_end += frame_len;
-  log->cs = cs;
-  __atomic_store_n(&log->last_commit_us, commit_us, __ATOMIC_RELEASE);
+  if (!txn_checksum(payload, payload + len, &cs)) cs = sl_lineage_next(prev_cs, txid, sl_get_le32(hdr + 4));
+  s->iov[2 * s->n] = (struct iovec){hdr, SL_FRAME_HEADER_SIZE};
+  s->iov[2 * s->n + 1] = (struct iovec){(void *)payload, len};
+  s->n++;
+  s->bytes += frame_len;
+  s->last_txid = txid;
+  s->last_commit_us = commit_us;
+  s->cs = cs;
+  return 0;
+}
+
+int sl_log_append_many(sl_log *log, const uint8_t *const *payloads, const size_t *lens, size_t n,
+                       size_t *appended) {
+  int rc = 0;
+  if (appended) *appended = 0;
+  pthread_mutex_lock(&log->append_mu);
+  if (!log->stage && !(log->stage = malloc(sizeof *log->stage))) rc = -ENOMEM;
+  staged *s = log->stage;
+  uint64_t first = log->next_txid;
   pthread_mutex_lock(&log->mu);
-  log->written_txid = txid;
-  log->written_segno = log->segno;
-  log->written_end = log->seg_end;
-  log->stats.appends++;
-  __atomic_store_n(&log->next_txid, txid + 1, __ATOMIC_RELEASE);
-  log_check(log);
+  if (!rc && log->fail_code) rc = SL_EFAILED;
   pthread_mutex_unlock(&log->mu);
-out:
+  if (!rc) s->n = s->bytes = 0;
+  for (size_t i = 0; !rc && i < n; i++) rc = stage_frame(log, s, payloads[i], lens[i]);
+  if (!rc) rc = flush_staged(log, s);
+  else if (s) s->n = s->bytes = 0; /* frames that failed a check are not written */
+  if (appended) *appended = (size_t)(log->next_txid - first);
   pthread_mutex_unlock(&log->append_mu);
   return rc;
+}
+
+int sl_log_append(sl_log *log, const uint8_t *payload, size_t len) {
+  return sl_log_append_many(log, &payload, &len, 1, NULL);
 }
 
 int sl_log_wait_durable(sl_log *log, uint64_t txid) {

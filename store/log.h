@@ -214,6 +214,14 @@ const uint8_t *sl_log_store_id(const sl_log *log);
  * serialize appends. Errors: SL_EGAP, SL_ETIME, SL_ETOOBIG, SL_EFAILED,
  * -errno from write (the log is then FAILED: the frame may be half-written). */
 int sl_log_append(sl_log *log, const uint8_t *payload, size_t len);
+/* Append n packed Transactions (consecutive txids) as sl_log_append does
+ * each, with one pwritev for all the frames that go to one segment (a
+ * group commit's batch). Stops at the first error; *appended (may be NULL)
+ * receives how many frames reached the log before it (frames before a
+ * rotation are written even when a later one fails; a full disk cuts back
+ * only the frames of the failed write). */
+int sl_log_append_many(sl_log *log, const uint8_t *const *payloads, const size_t *lens, size_t n,
+                       size_t *appended);
 
 /* The key id of the frames appended from now on (NULL or "": plaintext).
  * The caller seals the payloads (crypt/crypt.h); sl_log_append then refuses

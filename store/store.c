@@ -5,9 +5,9 @@
  *
  * LMDB IS DERIVED STATE. The log is the truth; LMDB answers one question
  * fast: "what is the graph after txid meta.applied_txid?". It is opened
- * MDB_NOSYNC for a store with a log: a commit appends the frame to the log
- * (write()), commits LMDB without syncing, releases the writer lock and
- * only then waits for the group fdatasync of the log. Since LMDB's meta
+ * MDB_NOSYNC for a store with a log: a group of commits appends its frames
+ * to the log (write()), commits LMDB without syncing and only then waits
+ * for the fdatasync of the log (GROUP COMMIT below). Since LMDB's meta
  * (applied_txid) changes in the same LMDB transaction as the ops, the
  * state LMDB holds is always exactly some prefix of the log.
  *   MDB_WRITEMAP too: without it every LMDB commit write()s its dirty pages,
@@ -77,9 +77,29 @@
  * so about once a second), which bounds the dirty pages, not what a power
  * loss costs.
  *
+ * GROUP COMMIT (the commit path). A small commit used to hold the writer
+ * lock for its ops, its write() to the log and its LMDB commit, which
+ * bounded a store to about 28k tx/s however many shared an fdatasync. Now
+ * a commit leaves its packed record pending in the open LMDB transaction
+ * (st->tx.w) and the next sl_tx_begin continues in that transaction, so the
+ * lock is held only for the ops and the packing. LMDB's writer mutex
+ * belongs to the thread that began the transaction, so that committer (the
+ * group's opener) alone ends it: once the previous group's fdatasync is
+ * done it takes the writer lock, appends every pending record with one
+ * sl_log_append_many, commits LMDB (the records' frames are in the log
+ * first, as before) and leads the fdatasync; the group's other committers
+ * wait on gc_cv for done + durable. A transaction that fails or aborts
+ * after writing cannot abort its part of the shared LMDB transaction: it
+ * sets gc_rollback, no transaction begins until the opener's flush has
+ * aborted it and re-applied the pending records (sl__apply_record), and the
+ * flush goes on. Callers that need their own LMDB transaction
+ * (sl_store_apply_batch, a begin past GROUP_MAX_BYTES) wait for the flush.
+ *
  * LOCKS: st->wlock is the writer lock: held from sl_tx_begin to the end of
- * commit/abort, and by sl_store_apply*. It guards st->meta, the reusable
- * tx, pack buffer and apply arena. st->ckpt_lock keeps checkpoints one at a
+ * commit/abort, by sl_store_apply* and by a group's flush. It guards
+ * st->meta, the reusable tx and its open group, the pending records and
+ * the apply arena. st->gc_mu guards the committers' outcomes and the
+ * syncing flag (order: wlock before gc_mu). st->ckpt_lock keeps checkpoints one at a
  * time. Views need no lock (LMDB read transactions, MDB_NOTLS so that a
  * view may move between threads).
  */
@@ -916,8 +936,13 @@ static void store_free(sl_store *st, bool mark_clean) {
   sl__arena_free(&st->tx.view.scratch);
   sl__arena_free(&st->apply_arena);
   free(st->tx.ops);
-  free(st->pack);
+  free(st->pend);
+  free(st->pend_off);
+  free(st->pend_lens);
+  free(st->pend_ptrs);
   pthread_mutex_destroy(&st->wlock);
+  pthread_mutex_destroy(&st->gc_mu);
+  pthread_cond_destroy(&st->gc_cv);
   pthread_mutex_destroy(&st->ckpt_lock);
   free(st->dir);
   free(st);
@@ -934,6 +959,9 @@ int sl_store_open(const char *dir, unsigned flags, sl_store **out) {
   st->rdonly = flags & SL_OPEN_RDONLY;
   st->lock_fd = -1;
   pthread_mutex_init(&st->wlock, NULL);
+  pthread_mutex_init(&st->gc_mu, NULL);
+  pthread_cond_init(&st->gc_cv, NULL);
+  st->waiters_tail = &st->waiters;
   pthread_mutex_init(&st->ckpt_lock, NULL);
   sl__arena_init(&st->tx.arena);
   sl__arena_init(&st->tx.view.scratch);
@@ -1136,10 +1164,164 @@ static int reserve_space(sl_store *st) {
   return 0;
 }
 
+/* ---- group commit ---------------------------------------------------------------------- */
+/* A committer whose record is pending: on its stack, linked under wlock. */
+typedef struct sl__waiter {
+  struct sl__waiter *next;
+  uint64_t txid;
+  int rc;      /* under gc_mu: the outcome of the flush that took the record */
+  bool done;   /* under gc_mu: the record is in the log and LMDB, or failed (rc) */
+  bool logged; /* under gc_mu: the record reached the log */
+  bool opener; /* its thread began the group's LMDB transaction */
+} sl__waiter;
+
+/* Pending records past which the next sl_tx_begin flushes first: bounds
+ * the LMDB transaction (and what reserve_space must cover). */
+#define GROUP_MAX_BYTES (1u << 20)
+
+/* Hand a flush's outcome to the pending committers (the first `logged` of
+ * which reached the log) and forget the records (caller holds wlock). */
+static void waiters_done(sl_store *st, int rc, size_t logged) {
+  pthread_mutex_lock(&st->gc_mu);
+  for (sl__waiter *w = st->waiters, *next; w; w = next) {
+    next = w->next; /* w may return once done */
+    w->rc = rc;
+    w->logged = logged > 0;
+    if (logged) logged--;
+    w->done = true;
+  }
+  st->gc_flushes++;
+  pthread_cond_broadcast(&st->gc_cv);
+  pthread_mutex_unlock(&st->gc_mu);
+  st->waiters = NULL;
+  st->waiters_tail = &st->waiters;
+  st->pend_n = st->pend_len = 0;
+}
+
+/* Undo the open transaction's writes but keep the pending records before
+ * it: LMDB cannot abort part of a transaction, so abort it all and apply
+ * the pending records again (caller holds wlock). */
+static void tx_rollback(sl_tx *tx) {
+  sl_store *st = tx->st;
+  int rc = 0;
+  wabort(&tx->w);
+  if (st->pend_n == 0) return;
+  rc = wbegin(st, &tx->w);
+  for (size_t i = 0; !rc && i < st->pend_n; i++) {
+    rc = sl__apply_record(&tx->w, &st->apply_arena, st->pend + st->pend_off[i], st->pend_lens[i]);
+    sl__arena_reset(&st->apply_arena);
+  }
+  if (rc) {
+    sl_log_error("%s: re-applying %zu pending transactions after an abort: %s", st->dir, st->pend_n,
+                 sl_strerror(rc));
+    wabort(&tx->w);
+    st->failed = rc;
+    waiters_done(st, rc, 0);
+  }
+}
+
+/* Write the pending records to the log (one append) and commit the LMDB
+ * transaction holding them: the order of a single commit, for the group.
+ * Caller holds wlock, between transactions. */
+static int flush_locked(sl_store *st) {
+  sl__wctx *w = &st->tx.w;
+  size_t appended = 0;
+  int rc;
+  if (st->gc_rollback) {
+    st->gc_rollback = false;
+    tx_rollback(&st->tx);
+  }
+  if (st->pend_n == 0) return 0;
+  for (size_t i = 0; i < st->pend_n; i++) st->pend_ptrs[i] = st->pend + st->pend_off[i];
+  if (!(rc = st->failed) && !(rc = wmeta(w)))
+    rc = sl_log_append_many(st->log, st->pend_ptrs, st->pend_lens, st->pend_n, &appended);
+  if (!rc && (rc = wfinish(w))) appended = st->pend_n;
+  if (rc) {
+    if (appended) {
+      st->failed = rc;
+      sl_log_error("%s: txids up to %" PRIu64 " are in the log but not in LMDB: reopen the store to replay them",
+                   st->dir, w->meta.applied_txid - (st->pend_n - appended));
+    }
+    wabort(w);
+  }
+  waiters_done(st, rc, rc ? appended : st->pend_n);
+  return rc;
+}
+
+/* Room for one more pending record of len bytes. */
+static int pend_reserve(sl_store *st, size_t len) {
+  if (st->pend_n == st->pend_max) {
+    size_t max = st->pend_max ? 2 * st->pend_max : 64;
+    size_t *off = realloc(st->pend_off, max * sizeof *off);
+    if (off) st->pend_off = off;
+    size_t *lens = realloc(st->pend_lens, max * sizeof *lens);
+    if (lens) st->pend_lens = lens;
+    const uint8_t **ptrs = realloc(st->pend_ptrs, max * sizeof *ptrs);
+    if (ptrs) st->pend_ptrs = ptrs;
+    if (!off || !lens || !ptrs) return -ENOMEM;
+    st->pend_max = max;
+  }
+  if (st->pend_len + len > st->pend_cap) {
+    size_t cap = SL_MAX(st->pend_len + len, st->pend_cap * 2);
+    uint8_t *p = realloc(st->pend, cap);
+    if (!p) return -ENOMEM;
+    st->pend = p;
+    st->pend_cap = cap;
+  }
+  return 0;
+}
+
+/* Wait until the committer's record is durable. LMDB's write lock belongs
+ * to the thread that began the write transaction, so only that committer
+ * (the group's opener) commits it: it waits until the previous group's
+ * fdatasync is done, flushes every pending record (one append, one LMDB
+ * commit: records committed meanwhile joined the group) and leads the
+ * fdatasync. A committer whose record is in the log but not yet durable
+ * when no one syncs (the syncing opener failed) leads a sync itself. */
+static int group_wait(sl_store *st, sl__waiter *me) {
+  pthread_mutex_lock(&st->gc_mu);
+  while (!me->rc && !(me->done && me->txid <= sl_log_durable_txid(st->log))) {
+    if (st->gc_syncing || (!me->done && !me->opener)) {
+      pthread_cond_wait(&st->gc_cv, &st->gc_mu);
+      continue;
+    }
+    st->gc_syncing = true;
+    pthread_mutex_unlock(&st->gc_mu);
+    if (!me->done) {
+      pthread_mutex_lock(&st->wlock);
+      (void)flush_locked(st); /* its outcome reaches every committer it took, this one included */
+      pthread_mutex_unlock(&st->wlock);
+    }
+    int rc = sl_log_wait_durable(st->log, sl_log_next_txid(st->log) - 1);
+    pthread_mutex_lock(&st->gc_mu);
+    if (rc && !me->rc) me->rc = rc;
+    st->gc_syncing = false;
+    pthread_cond_broadcast(&st->gc_cv);
+  }
+  int rc = me->rc;
+  pthread_mutex_unlock(&st->gc_mu);
+  return rc;
+}
+
+/* Wait, holding wlock, until the open group is flushed by its opener
+ * (another thread: LMDB lets no other end that transaction): for `all`,
+ * until no group is open; else until no group is too big or poisoned. */
+static void group_drain(sl_store *st, bool all) {
+  while (st->pend_n && (all || st->pend_len >= GROUP_MAX_BYTES || st->gc_rollback)) {
+    pthread_mutex_lock(&st->gc_mu);
+    uint64_t gen = st->gc_flushes;
+    pthread_mutex_unlock(&st->wlock);
+    while (st->gc_flushes == gen) pthread_cond_wait(&st->gc_cv, &st->gc_mu);
+    pthread_mutex_unlock(&st->gc_mu);
+    pthread_mutex_lock(&st->wlock);
+  }
+}
+
 int sl_tx_begin(sl_store *st, sl_tx **out) {
   *out = NULL;
   if (st->rdonly || st->no_log) return SL_EREADONLY;
   pthread_mutex_lock(&st->wlock);
+  group_drain(st, false);
   if (st->failed) {
     int rc = st->failed;
     pthread_mutex_unlock(&st->wlock);
@@ -1153,7 +1335,8 @@ int sl_tx_begin(sl_store *st, sl_tx **out) {
   tx->view_open = false;
   sl__arena_reset(&tx->arena);
   int rc = reserve_space(st);
-  if (!rc) rc = wbegin(st, &tx->w);
+  if (!rc && !tx->w.txn) rc = wbegin(st, &tx->w); /* else: the group's, holding the pending records */
+  tx->w.err[0] = 0;
   if (rc) {
     pthread_mutex_unlock(&st->wlock);
     return rc;
@@ -1192,22 +1375,16 @@ sl_view *sl_tx_view(sl_tx *tx) {
 static void tx_end(sl_tx *tx) {
   if (tx->view_open) sl__cursors_close(&tx->view.cur);
   tx->view_open = false;
-  wabort(&tx->w);
+  /* A transaction that recorded no op and failed none wrote nothing. Only
+   * the group's opener may abort its LMDB transaction: it rolls back at
+   * its flush, and until then no transaction begins. */
+  if (tx->st->pend_n == 0) wabort(&tx->w);
+  else if (tx->nops || tx->err) tx->st->gc_rollback = true;
   pthread_mutex_unlock(&tx->st->wlock);
 }
 
 void sl_tx_abort(sl_tx *tx) {
   if (tx) tx_end(tx);
-}
-
-static int pack_reserve(sl_store *st, size_t len) {
-  if (len <= st->pack_cap) return 0;
-  size_t cap = SL_MAX(len, st->pack_cap * 2);
-  uint8_t *p = realloc(st->pack, cap);
-  if (!p) return -ENOMEM;
-  st->pack = p;
-  st->pack_cap = cap;
-  return 0;
 }
 
 int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
@@ -1235,23 +1412,23 @@ int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
     rc = SL_ETOOBIG;
     goto abort;
   }
-  if ((rc = pack_reserve(st, len))) goto abort;
-  shiplog__transaction__pack(&rec, st->pack);
+  if ((rc = pend_reserve(st, len))) goto abort;
+  shiplog__transaction__pack(&rec, st->pend + st->pend_len);
+  st->pend_off[st->pend_n] = st->pend_len;
+  st->pend_lens[st->pend_n++] = len;
+  st->pend_len += len;
   m->applied_txid = txid;
   m->last_commit_us = rec.commit_time_us;
-  if ((rc = wmeta(&tx->w)) || (rc = sl_log_append(st->log, st->pack, len))) goto abort;
-  /* From here the frame is in the log: LMDB must follow or we stop. */
-  if ((rc = wfinish(&tx->w))) {
-    st->failed = rc;
-    sl_log_error("%s: txid %" PRIu64 " is in the log but not in LMDB: reopen the store to replay it", st->dir, txid);
-    pthread_mutex_unlock(&st->wlock);
-    return rc;
-  }
+  /* The record waits in the open LMDB transaction for its group's flush. */
+  sl__waiter me = {.txid = txid, .opener = st->pend_n == 1};
+  *st->waiters_tail = &me;
+  st->waiters_tail = &me.next;
   st->bytes_since_ckpt += len + SL_FRAME_HEADER_SIZE;
   bool due = st->bytes_since_ckpt >= st->ckpt_every;
   pthread_mutex_unlock(&st->wlock);
-  if (txid_out) *txid_out = txid;
-  if ((rc = sl_log_wait_durable(st->log, txid))) return rc;
+  rc = group_wait(st, &me);
+  if (txid_out && me.logged) *txid_out = txid; /* in the log, durable or not */
+  if (rc) return rc;
   checkpoint_if_due(st, due);
   return 0;
 abort:
@@ -1266,6 +1443,7 @@ int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const siz
   if (st->rdonly) return SL_EREADONLY;
   if (n == 0) return 0;
   pthread_mutex_lock(&st->wlock);
+  group_drain(st, true); /* the pending records go first */
   if ((rc = st->failed) || (rc = reserve_space(st)) || (rc = wbegin(st, &w))) goto out;
   for (size_t i = 0; i < n; i++) {
     rc = sl__apply_record(&w, &st->apply_arena, payloads[i], lens[i]);

@@ -23,12 +23,20 @@
  *   each write is validated and applied to it at once (so a failing op
  *   aborts the whole transaction with nothing logged, and reads through the
  *   transaction see its own writes). sl_tx_commit packs the transaction,
- *   appends the frame to the log (write(), so a killed process loses
- *   nothing), commits LMDB (no sync), releases the writer lock, then waits
- *   for the group fdatasync. It returns 0 only when the transaction is
- *   durable. Other readers may see a transaction a moment before its commit
- *   call returns; a transaction whose commit failed with SL_EFAILED may or may
- *   not survive a power loss (as with any database after a failed fsync).
+ *   leaves it pending in the open LMDB write transaction, releases the writer
+ *   lock and waits. Group commit: transactions committed while the previous
+ *   group's fdatasync runs share one LMDB transaction (each begins where the
+ *   last pending one ended, so txids stay in order); then one committer
+ *   appends all their frames with one write() (so a killed process loses
+ *   nothing acknowledged), commits LMDB (no sync) and fdatasyncs the log.
+ *   Order: append -> LMDB commit -> fdatasync -> publish durable -> wake;
+ *   LMDB never holds a transaction the log lacks. sl_tx_commit returns 0
+ *   only when the transaction is durable. Other readers may see a
+ *   transaction a moment before its commit call returns; a transaction whose
+ *   commit failed with SL_EFAILED may or may not survive a power loss (as
+ *   with any database after a failed fsync); one that failed with a full
+ *   disk (-ENOSPC, its group's frames cut back) is in neither the log nor
+ *   LMDB, and the store goes on.
  *
  * DERIVED STATE
  *   LMDB is derived from the log: `applied txid` in LMDB's meta says which

@@ -129,9 +129,22 @@ struct sl_store {
   sl__meta meta;            /* committed meta (under wlock) */
   int failed;               /* sticky: LMDB and the log disagree until reopen */
   sl_tx tx;                 /* the one write transaction, reused */
-  uint8_t *pack;            /* reusable packing buffer (under wlock) */
-  size_t pack_cap;
   sl__arena apply_arena;    /* unpacked records (under wlock) */
+
+  /* Group commit (store.c, COMMIT PATH): transactions committed into the
+   * open LMDB transaction tx.w but not yet in the log (under wlock). */
+  uint8_t *pend;              /* their packed records, back to back */
+  size_t pend_len, pend_cap;
+  size_t *pend_off, *pend_lens, pend_n, pend_max;
+  const uint8_t **pend_ptrs;
+  struct sl__waiter *waiters, **waiters_tail;
+  pthread_mutex_t gc_mu;      /* guards gc_leader and the waiters' outcome */
+  pthread_cond_t gc_cv;
+  bool gc_syncing;            /* an opener flushes and syncs its group */
+  uint64_t gc_flushes;        /* groups flushed (under gc_mu) */
+  bool gc_rollback;           /* the group's LMDB transaction holds a failed
+                                 transaction's writes: its opener re-applies
+                                 the pending records at its flush (wlock) */
 
   pthread_mutex_t ckpt_lock;  /* one checkpoint at a time */
   uint64_t ckpt_every;        /* log bytes between automatic checkpoints */

@@ -180,11 +180,17 @@ e2e_same_export() {
 # e2e_netns: a fresh network namespace $NS with its loopback up (root only;
 # removed at exit). Returns 1 where namespaces do not work.
 e2e_netns() {
+  local mounted=1
+  mountpoint -q /run/netns 2>/dev/null || mounted=0
   NS=sl$$x$RANDOM
   ip netns add "$NS" 2>/dev/null || return 1
   e2e_on_exit+=("ip netns del $NS")
+  # `ip netns add` bind-mounts /run/netns on itself; leave no mount behind
+  # that was not there (it would pin a chroot the tests ran in).
+  [ "$mounted" -eq 1 ] || e2e_on_exit+=(e2e_netns_unmount)
   ip netns exec "$NS" ip link set lo up
 }
+e2e_netns_unmount() { [ -n "$(ls -A /run/netns 2>/dev/null)" ] || umount /run/netns; }
 # e2e_cut PORT / e2e_heal: silently drop every packet to or from PORT
 # inside $NS (no RST: the peers must notice by themselves).
 e2e_cut() {

@@ -29,31 +29,6 @@ static char *read_text(const char *path) {
   return s;
 }
 
-/* stderr goes to a file between these two calls. */
-static int saved_stderr = -1;
-static FILE *capture_file;
-
-static void capture_begin(void) {
-  fflush(stderr);
-  capture_file = tmpfile();
-  assert_non_null(capture_file);
-  saved_stderr = dup(2);
-  dup2(fileno(capture_file), 2);
-}
-
-static char *capture_end(void) {
-  fflush(stderr);
-  dup2(saved_stderr, 2);
-  close(saved_stderr);
-  long n = ftell(capture_file);
-  char *s = calloc(1, (size_t)n + 1);
-  rewind(capture_file);
-  if (n > 0 && fread(s, 1, (size_t)n, capture_file) != (size_t)n) fail_msg("cannot read the captured stderr");
-  fclose(capture_file);
-  return s;
-}
-
-
 /* One scratch directory per test: root/nodes.csv, root/rels.csv, root/store. */
 typedef struct fixture {
   char *root, *nodes, *rels, *store;
@@ -92,9 +67,9 @@ static int fx_run_with(fixture *fx, const char *nodes_text, const char *label, c
   sl_csv_source ns = {.files = nf, .nfiles = 1, .labels = labels, .nlabels = label ? 1 : 0};
   sl_csv_source rs = {.files = rf, .nfiles = 1, .type = type};
   if (rels_text) tu_write_file(fx->rels, rels_text);
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_import_csv(&ns, 1, &rs, rels_text ? 1 : 0, fx->store, o, &fx->res);
-  fx->err = capture_end();
+  fx->err = tu_capture_end();
   if (rc == 0)
     fx->graph = tu_export(fx->store, NULL);
   else if (access(fx->store, F_OK) == 0)
@@ -338,9 +313,9 @@ static void csv_refusals(void **state) {
   const char *nf[] = {"/nonexistent/nodes.csv"};
   sl_csv_source ns = {.files = nf, .nfiles = 1};
   sl_remove_tree(fx.store);
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_import_csv(&ns, 1, NULL, 0, fx.store, NULL, NULL);
-  char *err = capture_end();
+  char *err = tu_capture_end();
   assert_int_equal(rc, -ENOENT);
   if (!strstr(err, "/nonexistent/nodes.csv: cannot open")) fail_msg("stderr: %s", err);
   free(err);
@@ -390,9 +365,9 @@ static int export_csv_dir(const char *store, const char *dir, char **err) {
   sl_view *v;
   assert_int_equal(sl_store_open(store, SL_OPEN_RDONLY, &st), 0);
   assert_int_equal(sl_view_begin(st, &v), 0);
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_export_csv(v, dir, NULL, NULL, NULL);
-  char *e = capture_end();
+  char *e = tu_capture_end();
   sl_view_end(v);
   sl_store_close(st);
   if (err)
@@ -687,9 +662,9 @@ static char *cypher_string(const char *dir, uint64_t batch, int *rc) {
   FILE *f = open_memstream(&buf, &len);
   assert_int_equal(sl_store_open(dir, SL_OPEN_RDONLY, &st), 0);
   assert_int_equal(sl_view_begin(st, &v), 0);
-  capture_begin();
+  tu_capture_begin();
   *rc = sl_export_cypher(v, f, "memory", &(sl_cypher_options){.batch_size = batch});
-  free(capture_end());
+  free(tu_capture_end());
   sl_view_end(v);
   sl_store_close(st);
   fclose(f);

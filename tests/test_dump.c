@@ -233,34 +233,6 @@ static void assert_nothing_left(const char *dir, const char *name) {
   closedir(d);
 }
 
-/* stderr into a file while a test provokes errors, to check their text. */
-typedef struct capture {
-  int saved;
-  char path[4200];
-} capture;
-
-static void capture_begin(capture *c, const char *dir) {
-  snprintf(c->path, sizeof c->path, "%s/stderr.txt", dir);
-  fflush(stderr);
-  c->saved = dup(STDERR_FILENO);
-  int fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  dup2(fd, STDERR_FILENO);
-  close(fd);
-}
-
-/* Restore stderr; returns what was written (malloc'd). */
-static char *capture_end(capture *c) {
-  fflush(stderr);
-  dup2(c->saved, STDERR_FILENO);
-  close(c->saved);
-  uint8_t *b;
-  size_t len;
-  OK(sl_read_file(c->path, 1u << 20, &b, &len));
-  char *s = realloc(b, len + 1);
-  s[len] = 0;
-  return s;
-}
-
 /* ---- full dump and load --------------------------------------------------------------- */
 typedef struct prog {
   uint64_t calls, done, total;
@@ -579,8 +551,6 @@ static void dump_every_byte_flip(void **state) {
   assert_true(chunk_offsets(fb, flen, offs, 256) >= 4);
   assert_true(chunk_offsets(ib, ilen, offs, 256) >= 3);
   fprintf(stderr, "flipping each of %zu + %zu bytes\n", flen, ilen);
-
-  capture cap;
   for (int pass = 0; pass < 2; pass++) {
     const uint8_t *orig = pass ? ib : fb;
     size_t len = pass ? ilen : flen;
@@ -590,10 +560,10 @@ static void dump_every_byte_flip(void **state) {
       b[i] ^= (uint8_t)(1u << (i % 8)); /* one bit, at every bit position in turn */
       if (i % 3 == 0) b[i] = (uint8_t)~orig[i];
       write_all(bad, b, len);
-      capture_begin(&cap, dir);
+      tu_capture_begin();
       int rc = pass ? sl_load_incremental(bad, bt, NULL, NULL) : sl_load_full(bad, dst, NULL, NULL);
       int vrc = sl_dump_verify(bad, NULL, NULL, NULL);
-      char *err = capture_end(&cap);
+      char *err = tu_capture_end();
       if (!damage_code(rc) || !damage_code(vrc))
         fail_msg("%s dump, byte %zu flipped: load %s, verify %s", pass ? "incremental" : "full", i, sl_errname(rc),
                  sl_errname(vrc));
@@ -628,7 +598,6 @@ static void dump_truncation_detected(void **state) {
   uint8_t *b = read_all(full, &len);
   size_t n = chunk_offsets(b, len, offs, 1024);
   assert_true(n >= 5);
-  capture cap;
   /* At every chunk boundary, inside every chunk header, inside every
    * chunk's stored bytes and inside the trailer. */
   for (size_t k = 0; k < n; k++) {
@@ -637,9 +606,9 @@ static void dump_truncation_detected(void **state) {
     for (size_t c = 0; c < SL_ARRAY_LEN(cuts); c++) {
       size_t cut = cuts[c];
       write_all(bad, b, cut);
-      capture_begin(&cap, dir);
+      tu_capture_begin();
       int rc = sl_load_full(bad, dst, NULL, NULL);
-      char *err = capture_end(&cap);
+      char *err = tu_capture_end();
       if (rc != SL_ETRUNCATED) fail_msg("cut at %zu: %s", cut, sl_errname(rc));
       if (!strstr(err, ": offset ")) fail_msg("cut at %zu: no offset in %s", cut, err);
       free(err);
@@ -648,18 +617,18 @@ static void dump_truncation_detected(void **state) {
   }
   for (size_t cut = 0; cut < SL_DUMP_HEADER_SIZE; cut += 37) {
     write_all(bad, b, cut);
-    capture_begin(&cap, dir);
+    tu_capture_begin();
     ERR(SL_ETRUNCATED, sl_load_full(bad, dst, NULL, NULL));
-    free(capture_end(&cap));
+    free(tu_capture_end());
   }
   /* Bytes after the trailer. */
   uint8_t *more = malloc(len + 1);
   memcpy(more, b, len);
   more[len] = 0;
   write_all(bad, more, len + 1);
-  capture_begin(&cap, dir);
+  tu_capture_begin();
   ERR(SL_ECORRUPT, sl_load_full(bad, dst, NULL, NULL));
-  char *err = capture_end(&cap);
+  char *err = tu_capture_end();
   char want[64];
   snprintf(want, sizeof want, ": offset %zu: data after the trailer", len);
   if (!strstr(err, want)) fail_msg("expected '%s' in: %s", want, err);
@@ -680,10 +649,9 @@ static void dump_write_error(void **state) {
   gen_many(st, &g, 10, 4);
   write_all(file, (const uint8_t *)"", 0);
   int fd = open(file, O_RDONLY | O_CLOEXEC);
-  capture cap;
-  capture_begin(&cap, dir);
+  tu_capture_begin();
   ERR(-EBADF, sl_dump_full(st, fd, NULL, NULL));
-  free(capture_end(&cap));
+  free(tu_capture_end());
   close(fd);
   sl_store_close(st);
   free(g.nodes), free(src), free(file);
@@ -738,11 +706,10 @@ static void forge_write(const char *path, const sl_dump_header *h, const forge *
 }
 
 /* Load `path` into `dst`; expect `code` and `text` in the message. */
-static void expect_refusal(const char *dir, const char *path, const char *dst, int code, const char *text) {
-  capture cap;
-  capture_begin(&cap, dir);
+static void expect_refusal(const char *path, const char *dst, int code, const char *text) {
+  tu_capture_begin();
   int rc = sl_load_full(path, dst, NULL, NULL);
-  char *err = capture_end(&cap);
+  char *err = tu_capture_end();
   if (rc != code || !strstr(err, text))
     fail_msg("expected %s with '%s', got %s: %s", sl_errname(code), text, sl_errname(rc), err);
   free(err);
@@ -783,48 +750,48 @@ static void dump_forged_contents(void **state) {
   forge g = f;
   forge_record(&g, 9, k1, 8, "", 0); /* past the last database */
   forge_write(file, &h, &g, 0);
-  expect_refusal(dir, file, dst, SL_ECORRUPT, "unknown database index 9");
+  expect_refusal(file, dst, SL_ECORRUPT, "unknown database index 9");
 
   g = f;
   forge_record(&g, 1, k2, 8, "", 0);
   forge_record(&g, 1, k1, 8, "", 0);
   forge_write(file, &h, &g, 0);
-  expect_refusal(dir, file, dst, SL_ECORRUPT, "keys of nodes out of order");
+  expect_refusal(file, dst, SL_ECORRUPT, "keys of nodes out of order");
 
   g = f;
   forge_record(&g, 2, k1, 8, "", 0);
   forge_record(&g, 1, k2, 8, "", 0);
   forge_write(file, &h, &g, 0);
-  expect_refusal(dir, file, dst, SL_ECORRUPT, "database 1 after database 2");
+  expect_refusal(file, dst, SL_ECORRUPT, "database 1 after database 2");
 
   forge_write(file, &h, &valid, 1);
-  expect_refusal(dir, file, dst, SL_ECORRUPT, "the trailer does not match the chunks");
+  expect_refusal(file, dst, SL_ECORRUPT, "the trailer does not match the chunks");
 
   g = valid;
   g.buf[(9 + strlen("applied_txid") + 8) + 9 + strlen("format_version")] = 2; /* the 2nd record: format_version */
   forge_write(file, &h, &g, 0);
-  expect_refusal(dir, file, dst, SL_EVERSION, "LMDB format version 2 is not supported");
+  expect_refusal(file, dst, SL_EVERSION, "LMDB format version 2 is not supported");
 
   sl_dump_header h2 = h;
   h2.last_txid = 5; /* the image says 0 */
   forge_write(file, &h2, &valid, 0);
-  expect_refusal(dir, file, dst, SL_ECORRUPT, "the image is at txid 0, the header says 5");
+  expect_refusal(file, dst, SL_ECORRUPT, "the image is at txid 0, the header says 5");
 
   h2 = h;
   snprintf(h2.key_id, sizeof h2.key_id, "k1");
   forge_write(file, &h2, &valid, 0);
-  expect_refusal(dir, file, dst, SL_ENOTFOUND, "offset 0: the file is sealed with key k1, and no key file");
+  expect_refusal(file, dst, SL_ENOTFOUND, "offset 0: the file is sealed with key k1, and no key file");
 
   uint8_t b[SL_DUMP_HEADER_SIZE];
   sl_dump_header_encode(&h, b);
   b[8] = 2; /* version 2 (sealed) without a key id, CRC fixed up */
   sl_put_le32(b + 124, sl_crc32c(0, b, 124));
   write_all(file, b, sizeof b);
-  expect_refusal(dir, file, dst, SL_ECORRUPT, "offset 0: damaged header");
+  expect_refusal(file, dst, SL_ECORRUPT, "offset 0: damaged header");
   b[8] = 3;
   sl_put_le32(b + 124, sl_crc32c(0, b, 124));
   write_all(file, b, sizeof b);
-  expect_refusal(dir, file, dst, SL_EVERSION, "offset 0: dump format version not supported");
+  expect_refusal(file, dst, SL_EVERSION, "offset 0: dump format version not supported");
 
   /* An incremental whose frames skip a txid. */
   sl_dump_header hi = {.kind = SL_DUMP_INCREMENTAL, .first_txid = 1, .last_txid = 2};
@@ -843,10 +810,9 @@ static void dump_forged_contents(void **state) {
     fi.records++;
   }
   forge_write(file, &hi, &fi, 0);
-  capture cap;
-  capture_begin(&cap, dir);
+  tu_capture_begin();
   int rc = sl_dump_verify(file, NULL, NULL, NULL);
-  char *err = capture_end(&cap);
+  char *err = tu_capture_end();
   if (rc != SL_ECORRUPT || !strstr(err, "holds txid 3 where 2 was expected")) fail_msg("%s: %s", sl_errname(rc), err);
   free(err);
   free(file), free(dst), free(ok);

@@ -153,29 +153,6 @@ static void append_bytes(const char *path, const void *buf, size_t len) {
   close(fd);
 }
 
-/* stderr into a file between begin and end; end returns the text. */
-static int cap_saved = -1;
-static char cap_path[4096];
-
-static void capture_begin(void) {
-  snprintf(cap_path, sizeof cap_path, "%s/stderr.%d",
-           getenv("SL_TEST_TMP") ? getenv("SL_TEST_TMP") : "/tmp", (int)getpid());
-  int fd = open(cap_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-  assert_true(fd >= 0);
-  cap_saved = dup(STDERR_FILENO);
-  dup2(fd, STDERR_FILENO);
-  close(fd);
-}
-
-static char *capture_end(void) {
-  dup2(cap_saved, STDERR_FILENO);
-  close(cap_saved);
-  size_t len;
-  char *text = (char *)read_whole(cap_path, &len);
-  unlink(cap_path);
-  return text;
-}
-
 static void assert_contains(const char *text, const char *needle) {
   if (!strstr(text, needle)) fail_msg("\"%s\" not in:\n%s", needle, text);
 }
@@ -394,9 +371,9 @@ static void log_create_and_open_refusals(void **state) {
     bad[cases[i].off] = cases[i].val;
     if (cases[i].fix_crc) sl_put_le32(bad + 124, sl_crc32c(0, bad, 124));
     write_whole(seg, bad, sizeof bad);
-    capture_begin();
+    tu_capture_begin();
     int rc = sl_log_open(dir, NULL, &log);
-    char *msg = capture_end();
+    char *msg = tu_capture_end();
     assert_int_equal(rc, cases[i].rc);
     assert_contains(msg, seg);
     free(msg);
@@ -553,9 +530,9 @@ static void log_torn_tail_every_offset(void **state) {
   for (uint64_t cut = start; cut < len; cut++) {
     write_whole(seg, full, cut);
     write_whole(markp, mark, mlen);
-    capture_begin();
+    tu_capture_begin();
     int rc = sl_log_open(dir, STORE_ID, &log);
-    char *msg = capture_end();
+    char *msg = tu_capture_end();
     if (rc) fail_msg("cut at %llu: %s\n%s", (unsigned long long)cut, sl_errname(rc), msg);
     if (cut > start) assert_contains(msg, want);
     free(msg);
@@ -594,9 +571,9 @@ static void log_garbage_tail_is_cut(void **state) {
       for (size_t k = 0; k < sizes[i]; k++) g[k] = zero ? 0 : (uint8_t)tu_rand(&seed);
       write_whole(seg, full, len);
       append_bytes(seg, g, sizes[i]);
-      capture_begin();
+      tu_capture_begin();
       int rc = sl_log_open(dir, STORE_ID, &log);
-      char *msg = capture_end();
+      char *msg = tu_capture_end();
       if (rc) fail_msg("%zu %s bytes: %s\n%s", sizes[i], zero ? "zero" : "random", sl_errname(rc), msg);
       free(msg);
       assert_int_equal(file_size(seg), len);
@@ -610,9 +587,9 @@ static void log_garbage_tail_is_cut(void **state) {
   sl_put_le32(hdr, SL_FRAME_MAX);
   sl_put_le32(hdr + 4, 0);
   append_bytes(seg, hdr, sizeof hdr);
-  capture_begin();
+  tu_capture_begin();
   assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
-  free(capture_end());
+  free(tu_capture_end());
   assert_int_equal(file_size(seg), len);
   sl_log_close(log);
 
@@ -621,9 +598,9 @@ static void log_garbage_tail_is_cut(void **state) {
   uint8_t junk[SL_FRAME_HEADER_SIZE + 3] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff};
   sl_frame_header_encode(junk + SL_FRAME_HEADER_SIZE, 3, junk);
   append_bytes(seg, junk, sizeof junk);
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_log_open(dir, STORE_ID, &log);
-  free(capture_end());
+  free(tu_capture_end());
   assert_int_equal(rc, SL_ECORRUPT);
   assert_int_equal(file_size(seg), len + sizeof junk);
   free(g);
@@ -635,9 +612,9 @@ static void log_garbage_tail_is_cut(void **state) {
 /* Open expecting failure `want`; the message must name seg and `offset`. */
 static void open_fails(const char *dir, int want, const char *seg, uint64_t offset) {
   sl_log *log = NULL;
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_log_open(dir, STORE_ID, &log);
-  char *msg = capture_end();
+  char *msg = tu_capture_end();
   if (rc != want) fail_msg("open: %s, want %s\n%s", sl_errname(rc), sl_errname(want), msg);
   char off[64];
   snprintf(off, sizeof off, "offset %llu", (unsigned long long)offset);
@@ -687,9 +664,9 @@ static void log_corrupt_middle_refused(void **state) {
     assert_int_equal(file_size(seg), len);
     /* Without the mark it is indistinguishable from a torn tail (log.h). */
     unlink(markp);
-    capture_begin();
+    tu_capture_begin();
     assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
-    free(capture_end());
+    free(tu_capture_end());
     assert_int_equal(sl_log_next_txid(log), w == 0 ? n : 4);
     sl_log_close(log);
   }
@@ -724,9 +701,9 @@ static void log_txid_gap_refused(void **state) {
     append_bytes(seg, hdr, sizeof hdr);
     append_bytes(seg, b.buf, b.len);
     free(b.buf);
-    capture_begin();
+    tu_capture_begin();
     int rc = sl_log_open(dir, STORE_ID, &log);
-    char *msg = capture_end();
+    char *msg = tu_capture_end();
     assert_int_equal(rc, SL_EGAP);
     char want[128];
     snprintf(want, sizeof want, "offset %zu: expected txid 4, found %llu", len,
@@ -780,10 +757,10 @@ static void log_corrupt_older_segment(void **state) {
       sl_frame f;
       int rc;
       assert_int_equal(sl_log_reader_open(dir, 1, &ro, &r), 0);
-      capture_begin();
+      tu_capture_begin();
       while ((rc = sl_log_reader_next(r, &f)) == 0) continue;
       int again = sl_log_reader_next(r, &f);
-      char *msg = capture_end();
+      char *msg = tu_capture_end();
       if (rc != SL_ECORRUPT) fail_msg("%s: %s", cases[i].what, sl_errname(rc));
       assert_int_equal(again, SL_ECORRUPT); /* stays */
       char want[64];
@@ -810,9 +787,9 @@ static void log_corrupt_older_segment(void **state) {
   sl_frame f;
   int rc;
   assert_int_equal(sl_log_reader_open(dir, 1, NULL, &r), 0);
-  capture_begin();
+  tu_capture_begin();
   while ((rc = sl_log_reader_next(r, &f)) == 0) continue;
-  free(capture_end());
+  free(tu_capture_end());
   assert_int_equal(rc, SL_EGAP);
   sl_log_reader_close(r);
   write_whole(seg2, full2, len2);
@@ -820,10 +797,10 @@ static void log_corrupt_older_segment(void **state) {
   /* A missing middle segment. */
   char *seg2b = tu_path(dir, "moved");
   assert_int_equal(rename(seg2, seg2b), 0);
-  capture_begin();
+  tu_capture_begin();
   assert_int_equal(sl_log_open(dir, STORE_ID, &log), SL_EGAP);
   assert_int_equal(sl_log_reader_open(dir, 1, NULL, &r), SL_EGAP);
-  free(capture_end());
+  free(tu_capture_end());
   assert_int_equal(rename(seg2b, seg2), 0);
   free(seg2b);
   free(full1);
@@ -1088,9 +1065,9 @@ static void log_consumers_and_prune(void **state) {
     free(segs);
   }
   sl_log_reader *r;
-  capture_begin();
+  tu_capture_begin();
   assert_int_equal(sl_log_reader_open(dir, 1, NULL, &r), SL_ENOTFOUND);
-  free(capture_end());
+  free(tu_capture_end());
   assert_int_equal(sl_log_reader_open(dir, 101, NULL, &r), 0); /* still kept */
   sl_log_reader_close(r);
 
@@ -1125,9 +1102,9 @@ static void log_fsync_failure_is_sticky(void **state) {
   assert_int_equal(sl_log_wait_durable(log, 2), 0);
   assert_int_equal(append_txid(log, 3), 0);
   sl_fault_set(SL_FAULT_LOG_FSYNC, -EIO, 0, 1); /* fails once: never retried anyway */
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_log_wait_durable(log, 3);
-  char *msg = capture_end();
+  char *msg = tu_capture_end();
   assert_int_equal(rc, -EIO);
   assert_contains(msg, "FAILED");
   free(msg);
@@ -1159,9 +1136,9 @@ static void log_write_failure_tears_frame(void **state) {
   assert_int_equal(sl_log_wait_durable(log, 2), 0);
   /* A full disk: the half frame is cut back and the log stays usable. */
   sl_fault_set(SL_FAULT_LOG_WRITE, -ENOSPC, 0, 1);
-  capture_begin();
+  tu_capture_begin();
   int rc = append_txid(log, 3);
-  char *msg = capture_end();
+  char *msg = tu_capture_end();
   assert_int_equal(rc, -ENOSPC);
   assert_contains(msg, "cut back");
   free(msg);
@@ -1172,17 +1149,17 @@ static void log_write_failure_tears_frame(void **state) {
   assert_int_equal(sl_log_next_txid(log), 5);
   /* Any other write error: FAILED, and the torn frame is cut at reopen. */
   sl_fault_set(SL_FAULT_LOG_WRITE, -EIO, 0, 1);
-  capture_begin();
+  tu_capture_begin();
   rc = append_txid(log, 5);
-  free(capture_end());
+  free(tu_capture_end());
   assert_int_equal(rc, -EIO);
   assert_int_equal(append_txid(log, 5), SL_EFAILED);
   assert_int_equal(sl_log_wait_durable(log, 4), SL_EFAILED);
   sl_log_close(log);
   sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
-  capture_begin();
+  tu_capture_begin();
   rc = sl_log_open(dir, STORE_ID, &log);
-  msg = capture_end();
+  msg = tu_capture_end();
   assert_int_equal(rc, 0);
   assert_contains(msg, "cutting a torn tail");
   free(msg);
@@ -1216,9 +1193,9 @@ static void log_rotation_faults(void **state) {
   sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
   assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
   sl_fault_set(SL_FAULT_LOG_SEG_CREATE, -ENOSPC, 0, 1);
-  capture_begin();
+  tu_capture_begin();
   int rc = fill_first_segment(log, &next);
-  free(capture_end());
+  free(tu_capture_end());
   assert_int_equal(rc, -ENOSPC);
   assert_int_equal(sl_log_durable_txid(log), next - 1); /* sealing synced segment 1 */
   assert_int_equal(append_txid(log, next), 0);           /* rotation retried */
@@ -1235,9 +1212,9 @@ static void log_rotation_faults(void **state) {
     sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
     assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
     sl_fault_set(points[i], -EIO, 0, 1);
-    capture_begin();
+    tu_capture_begin();
     rc = fill_first_segment(log, &next);
-    char *msg = capture_end();
+    char *msg = tu_capture_end();
     assert_int_equal(rc, -EIO);
     assert_contains(msg, "FAILED");
     free(msg);
@@ -1264,9 +1241,9 @@ static void log_prune_faults(void **state) {
   append_range(log, 1, 200);
   assert_int_equal(sl_log_wait_durable(log, 200), 0);
   sl_fault_set(SL_FAULT_LOG_UNLINK, -EACCES, 1, 1); /* the second unlink fails */
-  capture_begin();
+  tu_capture_begin();
   int rc = sl_log_prune(log, UINT64_MAX);
-  free(capture_end());
+  free(tu_capture_end());
   assert_int_equal(rc, -EACCES);
   sl_seg_info *segs;
   size_t n;

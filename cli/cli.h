@@ -26,6 +26,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 int cmd_init(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_export(int argc, char **argv);

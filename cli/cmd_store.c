@@ -113,13 +113,44 @@ int cmd_exec(int argc, char **argv) {
   return rc ? CLI_FAIL : CLI_OK;
 }
 
+/* ---- compact ------------------------------------------------------------------------- */
+static const char compact_help[] =
+    "Usage: shiplog compact STORE\n"
+    "\n"
+    "Give back the space STORE's data.mdb holds beyond its live data: a\n"
+    "compacting copy of LMDB replaces data.mdb (a store, a standby or a\n"
+    "restored store). Offline: refused while any process has STORE open.\n"
+    "Needs free space for the copy, about the size of the live data.\n";
+
+int cmd_compact(int argc, char **argv) {
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+  char **pos;
+  int c;
+  while ((c = cli_getopt(argc, argv, opts)) != -1) {
+    switch (c) {
+    case 'h': return cli_help(compact_help);
+    default: return cli_usage("compact", NULL);
+    }
+  }
+  if (cli_positional(argc, argv, "compact", 1, (const char *[]){"STORE"}, &pos)) return CLI_USAGE;
+  uint64_t before, after;
+  int rc = sl_store_compact(pos[0], &before, &after);
+  if (rc) {
+    sl_log_error("%s: not compacted: %s", pos[0], sl_strerror(rc));
+    return CLI_FAIL;
+  }
+  printf("compact: %s/data.mdb %" PRIu64 " -> %" PRIu64 " bytes\n", pos[0], before, after);
+  return CLI_OK;
+}
+
 /* ---- stats ------------------------------------------------------------------------- */
 static const char stats_help[] =
     "Usage: shiplog stats DIR [--json]\n"
     "\n"
     "Print the store's node and relationship counts, its last txid and commit\n"
-    "time, its log segments (count, bytes, txid range), the LMDB file size and\n"
-    "the checkpoint txid. Opens the store read-only (a writer may be running).\n"
+    "time, its log segments (count, bytes, txid range), the LMDB file size, the\n"
+    "bytes LMDB uses of it and the share of those free for reuse, and the\n"
+    "checkpoint txid. Opens the store read-only (a writer may be running).\n"
     "\n"
     "  --json  one JSON object instead of the table\n";
 
@@ -188,6 +219,12 @@ int cmd_stats(int argc, char **argv) {
 
   struct stat sb;
   uint64_t lmdb_bytes = stat(cli_join(path, sizeof path, dir, "data.mdb"), &sb) == 0 ? (uint64_t)sb.st_size : 0;
+  sl_space sp;
+  if ((rc = sl_store_space(st, &sp))) {
+    sl_log_error("%s/data.mdb: cannot read LMDB's free pages: %s", dir, sl_strerror(rc));
+    goto fail;
+  }
+  double free_share = sp.pages_used ? (double)sp.pages_free / (double)sp.pages_used : 0;
   uint8_t *cp = NULL;
   size_t cplen;
   bool has_cp = sl_read_file(cli_join(path, sizeof path, dir, "checkpoint"), 1024, &cp, &cplen) == 0;
@@ -211,7 +248,9 @@ int cmd_stats(int argc, char **argv) {
     printf(",\"log\":{\"segments\":%zu,\"bytes\":%" PRIu64 ",\"first_txid\":%" PRIu64 ",\"durable_txid\":",
            lf.segments, lf.bytes, lf.first_txid);
     put_u64_or_null(lf.has_durable, lf.durable_txid);
-    printf("},\"lmdb_bytes\":%" PRIu64 ",\"checkpoint_txid\":", lmdb_bytes);
+    printf("},\"lmdb_bytes\":%" PRIu64 ",\"lmdb_used_bytes\":%" PRIu64 ",\"lmdb_free_bytes\":%" PRIu64
+           ",\"checkpoint_txid\":",
+           lmdb_bytes, sp.pages_used * sp.page_size, sp.pages_free * sp.page_size);
     put_u64_or_null(has_cp, cp_txid);
     fputs("}\n", stdout);
   } else {
@@ -223,7 +262,9 @@ int cmd_stats(int argc, char **argv) {
     printf("log            %zu segment%s, %" PRIu64 " bytes, from txid %" PRIu64, lf.segments,
            lf.segments == 1 ? "" : "s", lf.bytes, lf.first_txid);
     if (lf.has_durable) printf(", durable through %" PRIu64, lf.durable_txid);
-    printf("\nlmdb           %" PRIu64 " bytes\n", lmdb_bytes);
+    printf("\nlmdb           %" PRIu64 " bytes, %" PRIu64 " in use, %.0f%% of that free", lmdb_bytes,
+           sp.pages_used * sp.page_size, 100 * free_share);
+    printf(free_share > 0.5 && sp.pages_used * sp.page_size > (64u << 20) ? " (shiplog compact gives it back)\n" : "\n");
     if (has_cp)
       printf("checkpoint     txid %" PRIu64 "\n", cp_txid);
     else

@@ -21,6 +21,7 @@ static const struct command {
     {"exec", cmd_exec, "apply a mutation file"},
     {"stats", cmd_stats, "counts, last txid and time, log segments, sizes"},
     {"log", cmd_log, "print log records: txid, time, ops"},
+    {"compact", cmd_compact, "give back the space data.mdb holds beyond its live data (offline)"},
     {"verify", cmd_verify, "check every frame, and that the state equals a replay of the log"},
     {"export", cmd_export, "canonical export (JSON Lines), neo4j-admin CSV or a cypher-shell script"},
     {"import", cmd_import, "canonical or APOC JSON Lines, or neo4j-admin CSV, into a new store"},

@@ -64,8 +64,9 @@
  * written since free again), the reboot emptied lock.mdb's reader table,
  * and the log after the checkpoint is replayed. The cost: pages freed after
  * a checkpoint wait for the next one, so each commit's copied pages are new
- * pages; a checkpoint is therefore also due once LMDB grew by a quarter
- * (at least 4 MiB) since the pin (outgrew_pin), which bounds data.mdb.
+ * pages; a checkpoint is therefore also due once the pages freed since the
+ * pin reach a quarter of the live pages (at least 4 MiB; pin_outgrown),
+ * which keeps data.mdb near 1.5x its live data.
  *
  * A NO-LOG STORE (standby) is opened MDB_NOSYNC | MDB_WRITEMAP too: an
  * apply costs no fsync, so a standby follows its primary within a
@@ -473,6 +474,38 @@ static void test_note_synced(const char *dir, uint64_t bytes) {
 #define test_note_synced(dir, bytes) ((void)0)
 #endif
 
+/* The page counts of the free-page tree's records keyed (by the LMDB
+ * transaction that freed the pages) from `from` on: each record is an
+ * MDB_IDL whose first word is its length. *last is the newest key seen. */
+static int free_pages_from(MDB_txn *txn, uint64_t from, uint64_t *pages, uint64_t *last) {
+  MDB_cursor *c;
+  MDB_val k, d;
+  size_t key = (size_t)from; /* LMDB's txnid_t, an MDB_INTEGERKEY */
+  int rc = mdb_cursor_open(txn, 0 /* FREE_DBI */, &c);
+  if (rc) return sl__mdb_err(rc);
+  *pages = 0;
+  k.mv_size = sizeof key;
+  k.mv_data = &key;
+  for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+    size_t n = 0;
+    if (d.mv_size >= sizeof n) memcpy(&n, d.mv_data, sizeof n);
+    if (k.mv_size == sizeof key) memcpy(&key, k.mv_data, sizeof key);
+    *pages += n;
+    *last = key;
+  }
+  mdb_cursor_close(c);
+  return rc == MDB_NOTFOUND ? 0 : sl__mdb_err(rc);
+}
+
+/* What a pin may cost before a checkpoint is due: a quarter of the live
+ * pages, at least PIN_BUDGET_MIN. Once pages freed since the pin reach it,
+ * the next checkpoint moves the pin and they are reused: data.mdb holds
+ * the live pages, those freed in the last interval (being reused) and those
+ * freed in this one, about 1.5x the live data in steady state. A budget
+ * relative to data.mdb's size instead (as before) let each interval use
+ * up the whole free list and then grow by a quarter: geometric growth. */
+#define PIN_BUDGET_MIN (4u << 20)
+
 /* Begin a read transaction on the newest snapshot (from now on LMDB reuses
  * none of its pages) and copy that snapshot's meta page out of data.mdb.
  * The caller holds wlock, so no LMDB commit rewrites the meta pages
@@ -485,11 +518,16 @@ static int pin_snapshot(sl_store *st, MDB_txn **pin, uint8_t meta[META_BYTES], u
     *pin = NULL;
     return sl__mdb_err(rc);
   }
-  uint64_t txnid = mdb_txn_id(*pin);
+  uint64_t txnid = mdb_txn_id(*pin), free_pages = 0, last = 0;
   MDB_envinfo info;
-  if (!mdb_env_stat(st->env, &ms) && !mdb_env_get_fd(st->env, &fd) && !mdb_env_info(st->env, &info)) {
+  if (!mdb_env_stat(st->env, &ms) && !mdb_env_get_fd(st->env, &fd) && !mdb_env_info(st->env, &info) &&
+      !free_pages_from(*pin, 0, &free_pages, &last)) {
+    uint64_t used = (uint64_t)info.me_last_pgno + 1, live = used > free_pages ? used - free_pages : 0;
     *psize = ms.ms_psize;
-    st->ckpt_used = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+    st->pin_txnid = txnid;
+    st->pin_scanned = txnid - 1; /* records from the pin's own transaction on are held */
+    st->pin_held = 0;
+    st->pin_budget = SL_MAX((uint64_t)PIN_BUDGET_MIN / ms.ms_psize, live / 4);
     for (unsigned i = 0; i < 2; i++) {
       long r = sl_pread_full(fd, meta, META_BYTES, (uint64_t)i * ms.ms_psize);
       if (r == META_BYTES && meta_valid(meta, ms.ms_psize) && meta_u64(meta, META_TXNID_OFF) == txnid) return 0;
@@ -514,16 +552,27 @@ static void pins_add(sl_store *st, MDB_txn *pin, bool written) {
 static void pins_release(sl_store *st) {
   for (size_t i = 0; i < st->npins; i++) mdb_txn_abort(st->pins[i]);
   st->npins = 0;
+  if (st->scan_txn) mdb_txn_abort(st->scan_txn);
+  st->scan_txn = NULL;
 }
 
 /* While pinned, every commit writes its copied pages to new pages (a small
- * transaction copies about ten), so data.mdb grows with the number of
- * commits, not with the log bytes: a checkpoint is also due once LMDB grew
- * by a quarter since the pin (at least CKPT_GROWTH_MIN), which bounds the
- * space the pin costs. */
-#define CKPT_GROWTH_MIN (4u << 20)
-static bool outgrew_pin(const sl_store *st, uint64_t used) {
-  return st->ckpt_used && used > st->ckpt_used + SL_MAX((uint64_t)CKPT_GROWTH_MIN, st->ckpt_used / 4);
+ * transaction copies ten or more): true once the pages freed since the pin
+ * reach its budget. Counts only the records added since the last call, so
+ * a call costs a read transaction and a few cursor steps. Under wlock. */
+static bool pin_outgrown(sl_store *st) {
+  uint64_t n = 0, last = st->pin_scanned;
+  if (!st->pin_txnid) return false;
+  if (st->scan_txn ? mdb_txn_renew(st->scan_txn) : mdb_txn_begin(st->env, NULL, MDB_RDONLY, &st->scan_txn)) {
+    st->scan_txn = NULL;
+    return false;
+  }
+  if (free_pages_from(st->scan_txn, st->pin_scanned + 1, &n, &last) == 0) {
+    st->pin_held += n;
+    st->pin_scanned = last;
+  }
+  mdb_txn_reset(st->scan_txn);
+  return st->pin_held >= st->pin_budget;
 }
 
 /* DIR/checkpoint: "TXID\n", then for a store with a log
@@ -727,11 +776,7 @@ static int replay(sl_store *st, const char *logdir) {
       if ((rc = wcommit(&w))) goto out;
       /* The pinned checkpoint keeps LMDB from reusing pages: move it on
        * as commits do, so that a long replay does not grow data.mdb. */
-      MDB_envinfo info;
-      MDB_stat ms;
-      if (ckpt_bytes >= st->ckpt_every ||
-          (!mdb_env_info(st->env, &info) && !mdb_env_stat(st->env, &ms) &&
-           outgrew_pin(st, ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize))) {
+      if (ckpt_bytes >= st->ckpt_every || pin_outgrown(st)) {
         ckpt_bytes = 0;
         if ((rc = sl_store_checkpoint(st))) goto out;
       }
@@ -1127,6 +1172,88 @@ int sl_store_checkpoint(sl_store *st) {
   return rc;
 }
 
+/* ---- space ------------------------------------------------------------------------------- */
+int sl_store_space(sl_store *st, sl_space *out) {
+  MDB_txn *txn;
+  MDB_envinfo info;
+  MDB_stat ms;
+  uint64_t last = 0;
+  memset(out, 0, sizeof *out);
+  int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+  if (rc) return sl__mdb_err(rc);
+  if ((rc = mdb_env_info(st->env, &info)) || (rc = mdb_env_stat(st->env, &ms))) {
+    mdb_txn_abort(txn);
+    return sl__mdb_err(rc);
+  }
+  out->page_size = ms.ms_psize;
+  out->pages_used = (uint64_t)info.me_last_pgno + 1;
+  rc = free_pages_from(txn, 0, &out->pages_free, &last);
+  mdb_txn_abort(txn);
+  return rc;
+}
+
+/* Bytes a file takes: its size, or less where it is sparse (data.mdb of a
+ * writer that died is as large as LMDB's map). */
+static uint64_t file_bytes(const char *dir, const char *name) {
+  char p[4096];
+  struct stat sb;
+  if (join(p, sizeof p, dir, name) || stat(p, &sb)) return 0;
+  return SL_MIN((uint64_t)sb.st_size, (uint64_t)sb.st_blocks * 512);
+}
+
+/* The swap is safe against a crash or power loss at any point: data.mdb
+ * is either the old file (synced by the checkpoint before the copy, and
+ * not written since) or the synced copy, and writer.lock says "closed"
+ * from before the rename until the checkpoint file names the copy's meta
+ * page, so no open restores the old checkpoint's meta page into the copy. */
+int sl_store_compact(const char *dir, uint64_t *before, uint64_t *after) {
+  char tmp[4096] = "", p[4096];
+  sl_store *st = NULL;
+  int fd = -1, lock_fd = -1;
+  int rc = sl_store_lock_unused(dir, &lock_fd); /* nobody else has it open */
+  if (rc) return rc;
+  close(lock_fd);
+  *before = file_bytes(dir, "data.mdb");
+  *after = 0;
+  if ((rc = sl_store_open(dir, exists(dir, "log") ? 0 : SL_OPEN_NOLOG, &st))) return rc;
+  if ((rc = sl_store_checkpoint(st)) || (rc = join(tmp, sizeof tmp, dir, "data.mdb.compact")) ||
+      (rc = join(p, sizeof p, dir, "data.mdb")))
+    goto out;
+  if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+    rc = -errno;
+    sl_log_error("%s: %s", tmp, strerror(errno));
+    goto out;
+  }
+  if ((rc = sl__mdb_err(mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT))) || (rc = sl_fsync(fd))) {
+    sl_log_error("%s: compacting copy of LMDB: %s", tmp, sl_strerror(rc));
+    goto out;
+  }
+  close(fd);
+  fd = -1;
+  st->failed = SL_EFAILED; /* until LMDB is open again: no checkpoint at close */
+  pins_release(st);
+  mdb_env_close(st->env);
+  st->env = NULL;
+  if ((rc = lock_state_write(st, "closed"))) goto out;
+  if (rename(tmp, p)) {
+    rc = -errno;
+    sl_log_error("%s: rename to %s: %s", tmp, p, strerror(errno));
+    goto out;
+  }
+  tmp[0] = 0;
+  if ((rc = sl_fsync_dir(dir)) || (rc = join(p, sizeof p, dir, "lock.mdb"))) goto out;
+  unlink(p); /* LMDB's reader table still names the old file's transactions */
+  if ((rc = env_open(st, ENV_FLAGS, 0)) || (rc = load_meta(st))) goto out;
+  st->failed = 0;
+  rc = sl_store_checkpoint(st);
+out:
+  if (fd >= 0) close(fd);
+  if (tmp[0]) unlink(tmp);
+  sl_store_close(st); /* a clean close when all went well: "closed" again, the file trimmed */
+  if (!rc) *after = file_bytes(dir, "data.mdb");
+  return rc;
+}
+
 /* From a committer past the mark; skipped if another checkpoint runs. */
 static void checkpoint_if_due(sl_store *st, bool due) {
   if (!due || pthread_mutex_trylock(&st->ckpt_lock)) return;
@@ -1150,7 +1277,7 @@ static int reserve_space(sl_store *st) {
   int fd;
   if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms) || mdb_env_get_fd(st->env, &fd)) return 0;
   uint64_t used = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
-  if (outgrew_pin(st, used)) st->bytes_since_ckpt = SL_MAX(st->bytes_since_ckpt, st->ckpt_every); /* due */
+  if (pin_outgrown(st)) st->bytes_since_ckpt = SL_MAX(st->bytes_since_ckpt, st->ckpt_every); /* due */
   if (used + RESERVE_BYTES / 2 <= st->reserved) return 0;
   uint64_t want = SL_MIN(used + RESERVE_BYTES, (uint64_t)info.me_mapsize);
   int rc = fallocate(fd, 0, 0, (off_t)want) ? -errno : 0;

@@ -58,8 +58,9 @@
  *   back that far, the open fails with SL_ECORRUPT and says to restore from
  *   a backup. The price of the pin: pages freed after a checkpoint are reused
  *   only after the next one, so every commit writes new pages; checkpoints
- *   are also taken whenever LMDB grew by a quarter (at least 4 MiB) since
- *   the last one, which bounds what data.mdb holds more.
+ *   are also taken whenever the pages freed since the last one reach a
+ *   quarter of the live pages (at least 4 MiB), which keeps data.mdb within
+ *   about 1.5x its live data plus that minimum.
  *
  * LMDB DATABASES (keys big-endian so that memcmp order is numeric order)
  *   meta        name -> value (applied_txid, last_commit_us, next ids, counts)
@@ -177,6 +178,23 @@ const uint8_t *sl_store_id(const sl_store *st);
 const char *sl_store_dir(const sl_store *st);
 /* The log of a store opened for writing (NULL when read-only). */
 sl_log *sl_store_log(sl_store *st);
+/* How data.mdb's pages are used: pages_used up to the last page in use
+ * (the file's size after a clean close is pages_used * page_size), of
+ * which pages_free are free for LMDB to reuse (now, or after the next
+ * checkpoint). live = used - free is what a load of the store's dump
+ * takes, about. */
+typedef struct sl_space {
+  uint64_t page_size, pages_used, pages_free;
+} sl_space;
+int sl_store_space(sl_store *st, sl_space *out);
+
+/* Give back the space data.mdb holds beyond its live pages (offline: the
+ * store must be open nowhere else; SL_ELOCKED otherwise): a compacting
+ * copy of LMDB replaces data.mdb, and the checkpoint is taken anew. Works
+ * on stores with a log and on standbys. *before and *after are data.mdb's
+ * sizes in bytes. */
+int sl_store_compact(const char *dir, uint64_t *before, uint64_t *after);
+
 /* Sync LMDB, record the checkpoint, prune segments no one needs. Safe from
  * another thread while one applies or commits (the sync takes no lock). */
 int sl_store_checkpoint(sl_store *st);

@@ -157,7 +157,15 @@ struct sl_store {
    * more after checkpoint files that failed to write. Under ckpt_lock. */
   MDB_txn *pins[4];
   size_t npins;
-  uint64_t ckpt_used;         /* LMDB bytes in use at the newest pin (under wlock) */
+  /* What the newest pin costs (store.c, CHECKPOINTS; under wlock): the
+   * pages freed since it, which LMDB may not reuse until the next
+   * checkpoint, counted from the free-page tree's records keyed by the
+   * freeing transaction; a checkpoint is due once they pass pin_budget. */
+  uint64_t pin_txnid;         /* LMDB transaction of the newest pin; 0: none */
+  uint64_t pin_scanned;       /* free-page records up to this key are counted */
+  uint64_t pin_held;          /* pages freed since the pin */
+  uint64_t pin_budget;        /* pages: a quarter of the live pages, >= 4 MiB */
+  MDB_txn *scan_txn;          /* a reset read transaction for the count */
 };
 
 /* ---- meta (graph.c) -------------------------------------------------------- */

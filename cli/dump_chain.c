@@ -35,10 +35,15 @@
  * file written records its last txid as the store's log consumer
  * "dump-chain", so the store keeps every segment the next incremental needs.
  *
- * LOADING a chain takes the newest complete chain: its full dump becomes a
- * new store in NEW_DIR.chain-tmp-PID, each incremental is applied in order
- * (each checked whole before it is applied), and the directory is renamed
- * to NEW_DIR when all went well; a failure removes it.
+ * LOADING a chain takes the newest chain: its full dump becomes a new
+ * store in NEW_DIR.chain-tmp-PID, each incremental is applied in order
+ * (each checked whole, and compared by the rolling log checksum with what
+ * the store holds, before it is applied: dump.h LOADING), and the
+ * directory is renamed to NEW_DIR when all went well; a failure removes
+ * it. A chain broken after its full dump (an incremental missing in the
+ * middle, a file that does not follow its parent) is refused before
+ * anything is built: loading the part before the break would give an older
+ * state than the newest file, silently.
  *
  * KEYS: with --key-file (or SHIPLOG_KEY_FILE) new files are sealed with its
  * first key and every file is read with its keys (one keyring per
@@ -535,6 +540,14 @@ int cli_load_chain(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "%s.chain-tmp-%d", into, (int)getpid());
   struct stat sb;
   int rc = 0;
+  for (size_t i = first + 1; i < l.n; i++) {
+    if (l.e[i].chain >= 0) continue; /* a newer full's chain would be the newest: only breaks of this one */
+    sl_log_error("%s/%s: %s; the chain of %s is broken there and would restore only up to txid %" PRIu64
+                 ", older than the files after it: nothing was loaded (`shiplog dump --chain %s` lists the chain)",
+                 dir, l.e[i].name, l.e[i].problem, l.e[first].name, l.e[end - 1].h.last_txid, dir);
+    rc = SL_EGAP;
+    goto out;
+  }
   if (stat(into, &sb) == 0 && (!S_ISDIR(sb.st_mode) || rmdir(into) != 0)) {
     rc = SL_EEXIST;
     sl_log_error("%s: exists and is not an empty directory", into);

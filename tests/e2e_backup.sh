@@ -137,6 +137,35 @@ expect 0 "the same file onto a copy that did not diverge" "$BIN" load "$T/p-full
 expect 0 "loads" "$BIN" load "$T/p-i.dump" --onto "$T/V2"
 check "and equals the source" e2e_same_export "$P" "$T/V2"
 
+# A copy joining a stream whose archive holds the source's history (the
+# receiver judges lineage, store/lineage.h): refused, before or past the
+# archive's end, and `log --diverged` names the first differing txid.
+RX_TIMEOUT_MS=3000
+if start_receiver "$T/rx" --insecure; then
+  shipit() { timeout 30 "$BIN" ship "$1" --to "127.0.0.1:$RX_PORT" --stream p --insecure --exit-when-caught-up \
+    --backoff-max-ms 200 >"$T/out" 2>"$T/err"; }
+  shipit "$P"
+  check "ship: the source's txids 1..6 to stream p" [ $? -eq 0 ]
+  printf '{"ops":[{"op":"set_node_prop","id":2,"key":"rogue","value":2}]}\n' >"$T/rogue5.jsonl"
+  expect 0 "ship: the diverged copy commits a txid 5" "$BIN" exec "$T/V" "$T/rogue5.jsonl"
+  shipit "$T/V"
+  check "ship: the copy (txids 4..5 its own, within the archive) is refused: exit 1" [ $? -eq 1 ]
+  contains "$T/err" "diverged" "ship: as diverged"
+  "$BIN" log "$T/V" --diverged --data "$T/rx" --stream p >"$T/out" 2>"$T/err"
+  contains "$T/err" "share txids up to 3; txids 4..5 exist only" "log --diverged names the first differing txid 4"
+  expect 0 "ship: another copy" "$BIN" load "$T/p-full.dump" --into "$T/V3" --quiet
+  for i in 20 21 22 23 24 25; do printf '{"ops":[{"op":"create_node","id":%d,"labels":["V"]}]}\n' "$i"; done >"$T/v3.jsonl"
+  expect 0 "ship: it commits txids 4..9 of its own" "$BIN" exec "$T/V3" "$T/v3.jsonl"
+  shipit "$T/V3"
+  check "ship: the copy that is past the archive's end is refused: exit 1" [ $? -eq 1 ]
+  contains "$T/err" "diverged" "ship: as diverged"
+  check "ship: the stream still holds the source's 6 txids" [ "$(e2e_rx_json "$T/rx" p durable 0)" -eq 6 ]
+  kill "$RX_PID" 2>/dev/null
+  wait "$RX_PID" 2>/dev/null
+else
+  bad "ship: a receiver starts"
+fi
+
 # ---- dump chains: a missing middle file, a diverged file ------------------------------------------
 Q=$T/cq CH=$T/ch
 gone() { # gone NAME DESCRIPTION: no NAME, NAME.chain-tmp-* or NAME.tmp-*

@@ -411,6 +411,8 @@ static int write_header(writer *w, sl_dump_header *h) {
 static void fill_info(sl_dump_info *out, const sl_dump_header *h, const writer *w) {
   if (!out) return;
   *out = (sl_dump_info){.header = *h, .records = w->records, .raw_bytes = w->raw_bytes, .file_bytes = w->file_bytes};
+  out->has_end_checksum = h->kind == SL_DUMP_FULL ? h->has_lineage : h->has_prev_checksum;
+  out->end_checksum = h->kind == SL_DUMP_FULL ? h->checksum : h->prev_checksum; /* incremental: see its caller */
 }
 
 static void progress(const sl_dump_options *o, uint64_t done, uint64_t total) {
@@ -643,7 +645,7 @@ int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dum
       sl_log_lineage_known(logdir) && sl_log_checksum_at(logdir, first - 1, &h.prev_checksum) == 0;
   if (!h.has_prev_checksum) h.prev_checksum = 0;
   if ((rc = write_header(&w, &h))) goto fail;
-  uint64_t total = first <= last ? last - first + 1 : 0, next = first;
+  uint64_t total = first <= last ? last - first + 1 : 0, next = first, end_cs = h.prev_checksum;
   progress(opt, 0, total);
   if (first <= last) {
     sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
@@ -662,6 +664,7 @@ int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dum
       if ((rc = writer_reserve(&w, SL_FRAME_HEADER_SIZE + f.payload_len, &p))) goto fail;
       sl_frame_header_encode(f.payload, f.payload_len, p);
       memcpy(p + SL_FRAME_HEADER_SIZE, f.payload, f.payload_len);
+      end_cs = f.checksum;
       next++;
       if (w.records % PROGRESS_EVERY == 0) progress(opt, w.records, total);
     }
@@ -675,6 +678,7 @@ int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dum
   if ((rc = writer_finish(&w))) goto fail;
   progress(opt, w.records, total);
   fill_info(out, &h, &w);
+  if (out) out->end_checksum = h.has_prev_checksum ? end_cs : 0;
   rc = 0;
 fail:
   if (r) sl_log_reader_close(r);
@@ -810,6 +814,13 @@ uint64_t sl_dump_reader_error_offset(const sl_dump_reader *r) { return r->err_of
 
 void sl_dump_reader_info(const sl_dump_reader *r, sl_dump_info *out) {
   *out = (sl_dump_info){.header = r->h, .records = r->records, .raw_bytes = r->raw_bytes, .file_bytes = r->pos};
+  if (r->h.kind == SL_DUMP_FULL) {
+    out->has_end_checksum = r->h.has_lineage;
+    out->end_checksum = r->h.checksum;
+  } else {
+    out->has_end_checksum = r->h.has_prev_checksum && r->state == SL_EEND;
+    out->end_checksum = out->has_end_checksum ? r->cs : 0;
+  }
 }
 
 int sl_dump_rewind(sl_dump_reader *r) {

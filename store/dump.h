@@ -189,6 +189,10 @@ typedef struct sl_dump_info {
   uint64_t records;     /* key/values (full) or transactions (incremental) */
   uint64_t raw_bytes;   /* record bytes before compression */
   uint64_t file_bytes;  /* bytes of the file */
+  bool has_end_checksum; /* end_checksum is known: a full dump with its
+                            lineage; an incremental with prev_checksum,
+                            read to its end */
+  uint64_t end_checksum; /* cs(last txid) */
 } sl_dump_info;
 
 /* ---- writing ------------------------------------------------------------------ */

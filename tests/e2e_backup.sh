@@ -189,17 +189,31 @@ gone "$T/CM" "chain: and leaves no store behind"
 mkdir "$T/CM2"
 expect 1 "chain: the same into an empty directory fails" "$BIN" load --chain "$T/ch2" --into "$T/CM2" --quiet
 check "chain: the empty directory is left as it was" [ -d "$T/CM2" -a -z "$(ls -A "$T/CM2")" ]
-# A chain whose next file comes from a copy that diverged (same store id).
-PC=$T/pc P3=$T/p3
+# A copy that diverged (same store id) and the source go on in one chain
+# folder: whoever dumps second starts a chain of its own instead of
+# continuing the other's history; a chain merged by hand from both is named
+# by the listing and not loaded.
+PC=$T/pc P3=$T/p3 PM=$T/pm
 expect 0 "chain: a small source" "$BIN" init "$P3"
 expect 0 "chain: its txids 1..3" "$BIN" exec "$P3" "$T/p1.jsonl"
 expect 0 "chain: its full dump" "$BIN" dump "$P3" --chain "$PC" --quiet
 expect 0 "chain: a copy of it" "$BIN" load --chain "$PC" --into "$T/PV" --quiet
 expect 0 "chain: the copy commits a txid 4 of its own" "$BIN" exec "$T/PV" "$T/rogue.jsonl"
-expect 0 "chain: the copy's incremental joins the chain" "$BIN" dump "$T/PV" --chain "$PC" --quiet
+expect 0 "chain: the copy's scheduled dump" "$BIN" dump "$T/PV" --chain "$PC"
+contains "$T/err" "dump: incremental, txids 4..4" "chain: its txid 4 continues the chain (txids 1..3 are shared)"
 expect 0 "chain: the source commits its txids 4..6" "$BIN" exec "$P3" "$T/p2.jsonl"
-expect 0 "chain: the source's next incremental (5..6)" "$BIN" dump "$P3" --chain "$PC" --quiet
-expect 1 "chain: load --chain of a merged history fails" "$BIN" load --chain "$PC" --into "$T/CX"
+expect 0 "chain: the source's scheduled dump" "$BIN" dump "$P3" --chain "$PC"
+contains "$T/err" "differs from the chain in $PC at or before txid 4" "chain: the source does not continue the copy's chain"
+contains "$T/err" "dump: full" "chain: it starts a new one"
+expect 0 "chain: load --chain" "$BIN" load --chain "$PC" --into "$T/PL" --quiet
+check "chain: the newest chain is the source's" e2e_same_export "$P3" "$T/PL"
+mkdir "$PM"
+cp "$PC/$(ls "$PC" | grep -- -full-1-3.dump | head -1)" "$PM/"
+expect 0 "chain: the copy's txid 4 by hand" "$BIN" dump "$T/PV" --from-txid 4 --to "$PM/b-incr-4-4.dump" --quiet
+expect 0 "chain: the source's 5..6 by hand" "$BIN" dump "$P3" --from-txid 5 --to "$PM/c-incr-5-6.dump" --quiet
+expect 1 "chain: the listing of a merged chain fails" "$BIN" dump --chain "$PM"
+contains "$T/out" "does not continue the history of its parent b-incr-4-4.dump" "chain: naming the file and its parent"
+expect 1 "chain: load --chain of a merged chain fails" "$BIN" load --chain "$PM" --into "$T/CX"
 contains "$T/err" "differ at or before txid 4" "chain: the error names the txid"
 gone "$T/CX" "chain: and leaves no store behind"
 

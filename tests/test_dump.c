@@ -1001,6 +1001,12 @@ static void dump_incremental_diverged(void **state) {
   assert_false(info.header.has_lineage);
   OK(sl_log_checksum_at(logdir, 50, &cs50));
   assert_true(info.header.prev_checksum == cs50);
+  uint64_t cs80; /* and the writer and a reader know the history's end */
+  sl_dump_info vi;
+  OK(sl_log_checksum_at(logdir, 80, &cs80));
+  assert_true(info.has_end_checksum && info.end_checksum == cs80);
+  OK(sl_dump_verify(inc, NULL, NULL, &vi));
+  assert_true(vi.has_end_checksum && vi.end_checksum == cs80);
   sl_dump_options ol = {.from_txid = 56};
   OK(dump_file(st, late, true, &ol, NULL));
   OK(dump_file(st, old, true, &oh, NULL));

@@ -19,7 +19,10 @@
  * A CHAIN is a full dump and the incrementals after it (ordered by creation
  * time, then first txid) up to the next full. Each incremental must belong
  * to the same store and start at its parent's last txid + 1 (an empty one,
- * first = last + 1, changes nothing). Listing reads every file whole
+ * first = last + 1, changes nothing) and, where both are known, continue
+ * its parent's history (its cs(first - 1) is the parent's cs(last), dump.h
+ * LOADING; a listing knows every file's, load --chain and the scheduled
+ * mode those of full dumps and empty files). Listing reads every file whole
  * (sl_dump_verify), so damage anywhere is found; a file that does not
  * follow its parent is named with the parent and both txids, and the
  * listing exits 1.
@@ -29,16 +32,24 @@
  * days; 0: always), or when the newest chain cannot go on (it is broken,
  * the store's log no longer holds the txid after it, or the store is
  * behind it); else an incremental from the chain's last txid + 1, or
- * nothing when no transaction came since. Then --keep-full N removes the
+ * nothing when no transaction came since. A store whose history differs
+ * from the chain's (its cs(chain's last txid) is not the chain's: a copy
+ * that diverged, same store id) starts a new chain too, never joins it.
+ * Then --keep-full N removes the
  * oldest chains beyond the newest N (0: keep all), a full dump with all its
  * incrementals at a time, and only after the new file is in place. Each
  * file written records its last txid as the store's log consumer
  * "dump-chain", so the store keeps every segment the next incremental needs.
  *
- * LOADING a chain takes the newest complete chain: its full dump becomes a
- * new store in NEW_DIR.chain-tmp-PID, each incremental is applied in order
- * (each checked whole before it is applied), and the directory is renamed
- * to NEW_DIR when all went well; a failure removes it.
+ * LOADING a chain takes the newest chain: its full dump becomes a new
+ * store in NEW_DIR.chain-tmp-PID, each incremental is applied in order
+ * (each checked whole, and compared by the rolling log checksum with what
+ * the store holds, before it is applied: dump.h LOADING), and the
+ * directory is renamed to NEW_DIR when all went well; a failure removes
+ * it. A chain broken after its full dump (an incremental missing in the
+ * middle, a file that does not follow its parent) is refused before
+ * anything is built: loading the part before the break would give an older
+ * state than the newest file, silently.
  *
  * KEYS: with --key-file (or SHIPLOG_KEY_FILE) new files are sealed with its
  * first key and every file is read with its keys (one keyring per
@@ -59,6 +70,7 @@
 
 #include "cli.h"
 #include "dump.h"
+#include "lineage.h"
 #include "log.h"
 #include "sl_base.h"
 
@@ -71,6 +83,8 @@ typedef struct entry {
   sl_dump_header h;
   uint64_t size;
   int chain;          /* index of its chain; -1: it belongs to none */
+  bool has_end_cs;    /* end_cs = cs(last txid) is known (dump.h sl_dump_info) */
+  uint64_t end_cs;
   char problem[512];  /* why it does not follow, or its damage */
 } entry;
 
@@ -140,10 +154,17 @@ static int list_dir(const char *dir, bool verify, listing *out) {
     if (verify) {
       e->h = info.header;
       e->size = info.file_bytes;
+      e->has_end_cs = info.has_end_checksum;
+      e->end_cs = info.end_checksum;
     } else {
       e->h = *sl_dump_reader_header(r);
       e->size = sl_dump_reader_size(r);
       sl_dump_close(r);
+      /* Without reading it whole: a full's from its header, an empty
+       * incremental's is the one before it. */
+      e->has_end_cs = is_full(e) ? e->h.has_lineage
+                                 : e->h.has_prev_checksum && e->h.first_txid > e->h.last_txid;
+      e->end_cs = is_full(e) ? e->h.checksum : e->h.prev_checksum;
     }
   }
   closedir(d);
@@ -171,6 +192,11 @@ static int list_dir(const char *dir, bool verify, listing *out) {
       snprintf(e->problem, sizeof e->problem,
                "does not follow its parent %s: it starts at txid %" PRIu64 ", the parent ends at txid %" PRIu64,
                parent->name, e->h.first_txid, parent->h.last_txid);
+    } else if (e->h.has_prev_checksum && parent->has_end_cs && e->h.prev_checksum != parent->end_cs) {
+      snprintf(e->problem, sizeof e->problem,
+               "does not continue the history of its parent %s: the histories differ at or before txid %" PRIu64
+               " (rolling log checksum %016" PRIx64 ", the parent's %016" PRIx64 "; a file of a copy that diverged?)",
+               parent->name, parent->h.last_txid, e->h.prev_checksum, parent->end_cs);
     } else {
       e->chain = cur;
       parent = e;
@@ -352,6 +378,23 @@ static int retain(const char *dir, uint64_t keep, bool quiet) {
   return rc;
 }
 
+/* cs(last txid) of a chain's last file e: from what listing found, else
+ * by reading the file whole. false when it is not known. */
+static bool chain_end_checksum(const char *dir, const entry *e, uint64_t *cs) {
+  char path[PATH_MAX];
+  sl_dump_info info;
+  if (e->has_end_cs) {
+    *cs = e->end_cs;
+    return true;
+  }
+  if (is_full(e) || !e->h.has_prev_checksum ||
+      sl_dump_verify_keyed(cli_join(path, sizeof path, dir, e->name), chain_keys, NULL, NULL, &info) ||
+      !info.has_end_checksum)
+    return false;
+  *cs = info.end_checksum;
+  return true;
+}
+
 static int add(const char *store, const char *dir, uint64_t full_every_s, uint64_t keep, bool quiet) {
   listing l = {0};
   sl_store *st = NULL;
@@ -386,7 +429,14 @@ static int add(const char *store, const char *dir, uint64_t full_every_s, uint64
       sl_log_error("%s: %s", logdir, sl_strerror(rc));
       goto out;
     }
-    if (mark + 1 < from) {
+    uint64_t chain_cs = 0, store_cs = 0;
+    if (mark + 1 >= from && chain_end_checksum(dir, &l.e[end - 1], &chain_cs) &&
+        sl_log_lineage_known(logdir) && sl_log_checksum_at(logdir, from - 1, &store_cs) == 0 && store_cs != chain_cs) {
+      why = "the store's history differs from the chain's";
+      sl_log_warn("%s differs from the chain in %s at or before txid %" PRIu64 " (rolling log checksum %016" PRIx64
+                  ", the chain's %016" PRIx64 "); starting a new chain",
+                  store, dir, from - 1, store_cs, chain_cs);
+    } else if (mark + 1 < from) {
       why = "the store is behind the chain";
       sl_log_warn("%s is at txid %" PRIu64 ", behind the chain in %s (txid %" PRIu64 "); starting a new chain", store,
                   mark, dir, from - 1);
@@ -535,6 +585,14 @@ int cli_load_chain(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "%s.chain-tmp-%d", into, (int)getpid());
   struct stat sb;
   int rc = 0;
+  for (size_t i = first + 1; i < l.n; i++) {
+    if (l.e[i].chain >= 0) continue; /* a newer full's chain would be the newest: only breaks of this one */
+    sl_log_error("%s/%s: %s; the chain of %s is broken there and would restore only up to txid %" PRIu64
+                 ", older than the files after it: nothing was loaded (`shiplog dump --chain %s` lists the chain)",
+                 dir, l.e[i].name, l.e[i].problem, l.e[first].name, l.e[end - 1].h.last_txid, dir);
+    rc = SL_EGAP;
+    goto out;
+  }
   if (stat(into, &sb) == 0 && (!S_ISDIR(sb.st_mode) || rmdir(into) != 0)) {
     rc = SL_EEXIST;
     sl_log_error("%s: exists and is not an empty directory", into);

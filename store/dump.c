@@ -28,7 +28,9 @@
  * AN INCREMENTAL DUMP reads the store's log directory with sl_log_reader
  * up to the durable mark read at the start (a frame past it may be an
  * append in progress); it re-encodes each frame header (same bytes as in
- * the segment) in front of the payload.
+ * the segment) in front of the payload. Its header carries cs(first - 1),
+ * from which the reader chains every record's cs(txid) as it goes (the
+ * loader compares them with the store's, load.c).
  *
  * SEALED FILES (dump.h, AT-REST ENCRYPTION): the worker that compressed a
  * chunk also seals it (crypt.h) into a third buffer of the slot, so sealing
@@ -85,7 +87,10 @@ void sl_dump_header_encode(const sl_dump_header *h, uint8_t out[SL_DUMP_HEADER_S
   sl_put_le64(out + 64, h->created_us);
   sl_put_le64(out + 72, h->epoch);
   memcpy(out + 80, h->key_id, strnlen(h->key_id, SL_KEY_ID_SIZE));
-  if (h->has_lineage) {
+  if (h->kind == SL_DUMP_INCREMENTAL && h->has_prev_checksum) {
+    sl_put_le64(out + 112, h->prev_checksum);
+    sl_put_le32(out + 120, SL_DUMP_F_PREV_CHECKSUM);
+  } else if (h->has_lineage) {
     sl_put_le64(out + 112, h->checksum);
     sl_put_le32(out + 120, SL_DUMP_F_LINEAGE);
   }
@@ -110,9 +115,13 @@ int sl_dump_header_decode(const uint8_t in[SL_DUMP_HEADER_SIZE], sl_dump_header 
   h->created_us = sl_get_le64(in + 64);
   h->epoch = sl_get_le64(in + 72);
   memcpy(h->key_id, in + 80, SL_KEY_ID_SIZE);
-  h->has_lineage = sl_get_le32(in + 120) & SL_DUMP_F_LINEAGE;
+  uint32_t flags = sl_get_le32(in + 120);
+  h->has_lineage = flags & SL_DUMP_F_LINEAGE;
   h->checksum = h->has_lineage ? sl_get_le64(in + 112) : 0;
+  h->has_prev_checksum = h->kind == SL_DUMP_INCREMENTAL && (flags & SL_DUMP_F_PREV_CHECKSUM);
+  h->prev_checksum = h->has_prev_checksum ? sl_get_le64(in + 112) : 0;
   if (h->kind != SL_DUMP_FULL && h->kind != SL_DUMP_INCREMENTAL) return SL_ECORRUPT;
+  if ((flags & SL_DUMP_F_LINEAGE) && (flags & SL_DUMP_F_PREV_CHECKSUM)) return SL_ECORRUPT; /* one field, two meanings */
   if (h->first_txid == 0 || h->last_txid + 1 < h->first_txid) return SL_ECORRUPT;
   if (h->kind == SL_DUMP_FULL && h->first_txid != 1) return SL_ECORRUPT;
   /* Version 1 is plaintext, version 2 sealed: the key id says the same. */
@@ -128,7 +137,8 @@ static void dump_lineage(sl_store *st, sl_dump_header *h) {
   char logdir[4200];
   sl_history hist;
   snprintf(logdir, sizeof logdir, "%s/log", st->dir);
-  h->has_lineage = sl_log_lineage_at(logdir, h->last_txid, &hist, &h->epoch, &h->checksum) == 0;
+  h->has_lineage = sl_log_lineage_known(logdir) &&
+                   sl_log_lineage_at(logdir, h->last_txid, &hist, &h->epoch, &h->checksum) == 0;
   if (!h->has_lineage) h->epoch = h->checksum = 0;
 }
 
@@ -401,6 +411,8 @@ static int write_header(writer *w, sl_dump_header *h) {
 static void fill_info(sl_dump_info *out, const sl_dump_header *h, const writer *w) {
   if (!out) return;
   *out = (sl_dump_info){.header = *h, .records = w->records, .raw_bytes = w->raw_bytes, .file_bytes = w->file_bytes};
+  out->has_end_checksum = h->kind == SL_DUMP_FULL ? h->has_lineage : h->has_prev_checksum;
+  out->end_checksum = h->kind == SL_DUMP_FULL ? h->checksum : h->prev_checksum; /* incremental: see its caller */
 }
 
 static void progress(const sl_dump_options *o, uint64_t done, uint64_t total) {
@@ -626,8 +638,14 @@ int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dum
     sl_log_error("%s: cannot read txid %" PRIu64 ": %s", logdir, last, sl_strerror(rc));
     goto fail;
   }
+  /* The history the file continues, so that a load can compare the txids
+   * its target holds already (dump.h LOADING). A log whose checksums are
+   * relative to its own start would give a false one: left out. */
+  h.has_prev_checksum =
+      sl_log_lineage_known(logdir) && sl_log_checksum_at(logdir, first - 1, &h.prev_checksum) == 0;
+  if (!h.has_prev_checksum) h.prev_checksum = 0;
   if ((rc = write_header(&w, &h))) goto fail;
-  uint64_t total = first <= last ? last - first + 1 : 0, next = first;
+  uint64_t total = first <= last ? last - first + 1 : 0, next = first, end_cs = h.prev_checksum;
   progress(opt, 0, total);
   if (first <= last) {
     sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
@@ -646,6 +664,7 @@ int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dum
       if ((rc = writer_reserve(&w, SL_FRAME_HEADER_SIZE + f.payload_len, &p))) goto fail;
       sl_frame_header_encode(f.payload, f.payload_len, p);
       memcpy(p + SL_FRAME_HEADER_SIZE, f.payload, f.payload_len);
+      end_cs = f.checksum;
       next++;
       if (w.records % PROGRESS_EVERY == 0) progress(opt, w.records, total);
     }
@@ -659,6 +678,7 @@ int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dum
   if ((rc = writer_finish(&w))) goto fail;
   progress(opt, w.records, total);
   fill_info(out, &h, &w);
+  if (out) out->end_checksum = h.has_prev_checksum ? end_cs : 0;
   rc = 0;
 fail:
   if (r) sl_log_reader_close(r);
@@ -687,6 +707,7 @@ struct sl_dump_reader {
   uint8_t prev_key[SL_DUMP_KEY_MAX];
   size_t prev_klen;
   uint64_t next_txid;
+  uint64_t cs_start, cs; /* incremental: cs(first - 1) and cs(next_txid - 1) */
   sl_keyring *kr;     /* sealed file: opens its chunks */
   uint64_t chunk_index;
   uint8_t header[SL_DUMP_HEADER_SIZE];
@@ -726,6 +747,7 @@ static void reader_reset(sl_dump_reader *r) {
   r->last_db = -1;
   r->prev_klen = 0;
   r->next_txid = r->h.first_txid;
+  r->cs = r->cs_start;
   r->chunk_index = 0;
 }
 
@@ -776,6 +798,7 @@ int sl_dump_open_keyed(const char *path, sl_keyring *kr, sl_dump_reader **out) {
              kr ? sl_keyring_path(kr) : "");
     goto fail;
   }
+  r->cs_start = r->h.prev_checksum;
   reader_reset(r);
   *out = r;
   return 0;
@@ -791,12 +814,21 @@ uint64_t sl_dump_reader_error_offset(const sl_dump_reader *r) { return r->err_of
 
 void sl_dump_reader_info(const sl_dump_reader *r, sl_dump_info *out) {
   *out = (sl_dump_info){.header = r->h, .records = r->records, .raw_bytes = r->raw_bytes, .file_bytes = r->pos};
+  if (r->h.kind == SL_DUMP_FULL) {
+    out->has_end_checksum = r->h.has_lineage;
+    out->end_checksum = r->h.checksum;
+  } else {
+    out->has_end_checksum = r->h.has_prev_checksum && r->state == SL_EEND;
+    out->end_checksum = out->has_end_checksum ? r->cs : 0;
+  }
 }
 
 int sl_dump_rewind(sl_dump_reader *r) {
   reader_reset(r);
   return 0;
 }
+
+void sl_dump_reader_chain_from(sl_dump_reader *r, uint64_t cs) { r->cs = r->cs_start = cs; }
 
 void sl_dump_close(sl_dump_reader *r) {
   if (!r) return;
@@ -969,6 +1001,7 @@ static int parse_frame(sl_dump_reader *r, const uint8_t *p, size_t left, sl_dump
   r->next_txid++;
   rec->payload = payload;
   rec->len = plen;
+  rec->checksum = r->cs = sl_frame_lineage(r->cs, rec->txid, p, plen);
   return 0;
 }
 

@@ -24,14 +24,24 @@
  *   72  8  epoch of the last txid (failover lineage, store/lineage.h)
  *   80 32  key id, NUL-padded: all zero in version 1; in version 2 the
  *          key every chunk is sealed with ([A-Za-z0-9_-]{1,32})
- *   112 8  rolling log checksum through the last txid (LINEAGE, log.h)
+ *   112 8  full: rolling log checksum through the last txid (LINEAGE,
+ *          log.h); incremental: cs(first txid - 1), the checksum of the
+ *          history the file continues (flags bit 1)
  *   120 4  flags: bit 0 = bytes 72 and 112 hold the lineage (a full dump of
  *          a store with a log). Clear (older files, a standby's snapshot):
  *          unknown -- a store loaded from the file then starts its log
  *          with checksum 0 in epoch 0, so the stream it came from would
  *          refuse it as diverged (a restore from a stream's snapshot takes
- *          the lineage from the archive instead). Other bits zero; readers
- *          that predate the field ignore it.
+ *          the lineage from the archive instead).
+ *          Bit 1 (incremental only) = bytes 112 hold cs(first txid - 1);
+ *          with each frame's CRC (or a sealed frame's own checksum) it
+ *          gives cs(txid) of every transaction in the file, which a load
+ *          compares with the store's (LOADING). Clear (files written before
+ *          the field, or by a store whose log does not know its lineage):
+ *          the load seeds the chain from the store's cs(first txid - 1), so
+ *          only the transactions both hold are compared, with a warning.
+ *          Bits 0 and 1 together are SL_ECORRUPT; other bits zero; readers
+ *          that predate a bit ignore it.
  *   124 4  CRC32C of bytes 0..123
  *
  * CHUNKS (from offset 128, back to back)
@@ -108,7 +118,11 @@
  * LOADING leaves nothing half-done behind. A full dump is loaded into a new
  * store built in DIR.tmp-PID beside the target and renamed into place when
  * complete; an incremental is read and checked entirely before its first
- * transaction is applied.
+ * transaction is applied. No silent merges: the txids an incremental holds
+ * that the store holds already are compared by the rolling log checksum
+ * before anything is applied -- equal ones are skipped, the first one that
+ * differs refuses the whole file (SL_EGAP, naming that txid) and the store
+ * is left as it was.
  *
  * THREADS: every function here works on its own arguments; a reader
  * belongs to one thread. sl_dump_full and sl_dump_incremental may run while
@@ -136,6 +150,7 @@
 #define SL_DUMP_RECORD_HEADER_SIZE 9         /* full: db, key length, value length */
 #define SL_DUMP_KEY_MAX 511                  /* LMDB's longest key */
 #define SL_DUMP_F_LINEAGE 0x1u               /* header flags (offset 120) */
+#define SL_DUMP_F_PREV_CHECKSUM 0x2u         /* incremental: offset 112 is cs(first - 1) */
 
 typedef enum sl_dump_kind { SL_DUMP_FULL = 1, SL_DUMP_INCREMENTAL = 2 } sl_dump_kind;
 
@@ -152,6 +167,8 @@ typedef struct sl_dump_header {
   char key_id[SL_KEY_ID_SIZE + 1];     /* "" = plaintext */
   bool has_lineage;                    /* epoch and checksum are known */
   uint64_t checksum;                   /* cs(last_txid) */
+  bool has_prev_checksum;              /* incremental: prev_checksum is known */
+  uint64_t prev_checksum;              /* incremental: cs(first_txid - 1) */
 } sl_dump_header;
 
 /* Encode into 128 bytes / decode and check 128 bytes. decode returns
@@ -172,6 +189,10 @@ typedef struct sl_dump_info {
   uint64_t records;     /* key/values (full) or transactions (incremental) */
   uint64_t raw_bytes;   /* record bytes before compression */
   uint64_t file_bytes;  /* bytes of the file */
+  bool has_end_checksum; /* end_checksum is known: a full dump with its
+                            lineage; an incremental with prev_checksum,
+                            read to its end */
+  uint64_t end_checksum; /* cs(last txid) */
 } sl_dump_info;
 
 /* ---- writing ------------------------------------------------------------------ */
@@ -230,6 +251,8 @@ typedef struct sl_dump_record {
   uint64_t commit_us;
   const uint8_t *payload;
   size_t len;
+  uint64_t checksum;         /* cs(txid), chained from the header's
+                                prev_checksum (or sl_dump_reader_chain_from) */
 } sl_dump_record;
 
 /* Open PATH and check its header (logged as "PATH: offset 0: reason").
@@ -255,6 +278,10 @@ uint64_t sl_dump_reader_error_offset(const sl_dump_reader *r);
 void sl_dump_reader_info(const sl_dump_reader *r, sl_dump_info *out);
 /* Back to the first record, to read the file again. */
 int sl_dump_rewind(sl_dump_reader *r);
+/* Incremental: chain the records' checksums from cs instead of the
+ * header's prev_checksum (a file without one); holds across rewinds. Call
+ * before the first sl_dump_next. */
+void sl_dump_reader_chain_from(sl_dump_reader *r, uint64_t cs);
 void sl_dump_close(sl_dump_reader *r);
 
 /* Read and check the whole file (as sl_dump_next does); out (may be NULL)
@@ -291,9 +318,16 @@ typedef struct sl_load_result {
  * Refused before anything is applied: a full dump (SL_EINVAL), another
  * store's file (SL_ESTOREID), a file that starts past the store's applied
  * txid + 1 (SL_EGAP, naming both txids), a file that ends before it
- * (SL_EEXIST: the store is ahead). Transactions at or below the applied
- * txid are skipped; the rest go through sl_store_apply_batch in groups
- * (each group is durable in st's log when that call returns). */
+ * (SL_EEXIST: the store is ahead), a file whose history differs from the
+ * store's at a txid both hold (SL_EGAP, naming the first differing txid,
+ * or "at or before" the first txid both can compare when the difference
+ * lies before it). Transactions at or below the applied txid are
+ * compared by the rolling log checksum and skipped; the rest go through
+ * sl_store_apply_batch in groups (each group is durable in st's log when
+ * that call returns). What cannot be compared (a file without
+ * prev_checksum whose first txid - 1 the store's log no longer holds, a
+ * store whose log does not know its lineage, sl_log_lineage_known) is
+ * warned about and loaded as before. */
 int sl_load_incremental(const char *path, sl_store *st, const sl_load_options *opt, sl_load_result *out);
 
 #endif

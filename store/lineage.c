@@ -204,6 +204,17 @@ int sl_log_lineage_at(const char *logdir, uint64_t txid, sl_history *h, uint64_t
   return 0;
 }
 
+bool sl_log_lineage_known(const char *logdir) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  uint64_t cs = 0;
+  bool known = false;
+  if (sl_log_list(logdir, &segs, &n) == 0 && n > 0)
+    known = segs[0].first_txid == 1 || (sl_log_checksum_at(logdir, segs[0].first_txid - 1, &cs) == 0 && cs != 0);
+  free(segs);
+  return known;
+}
+
 int sl_log_set_origin(const char *logdir, uint64_t epoch, uint64_t prev_checksum, const sl_history *h) {
   sl_seg_info *segs = NULL;
   size_t n = 0;

@@ -98,6 +98,12 @@ const char *sl_lineage_verdict_name(sl_lineage_verdict v);
  * lineage at txid in LOGDIR -- the history cut there, the epoch txid was
  * committed in, cs(txid) -- SL_ENOTFOUND as sl_log_checksum_at ... */
 int sl_log_lineage_at(const char *logdir, uint64_t txid, sl_history *h, uint64_t *epoch, uint64_t *cs);
+/* Whether LOGDIR's checksums are those of its history: false for a log
+ * that begins past txid 1 with checksum 0 -- one given no ORIGIN (a store
+ * loaded from a full dump that did not carry its lineage), whose values
+ * are then relative to its own start and say nothing when compared with
+ * another log's. False too when the log cannot be listed. */
+bool sl_log_lineage_known(const char *logdir);
 /* ... and given to a new log (one segment, no frame yet; no writer has it
  * open): its segment header gets epoch and cs(first txid - 1), LOGDIR/history
  * h (entries up to the first txid; NULL or empty: none). SL_EINVAL when

@@ -24,11 +24,24 @@
  *
  * AN INCREMENTAL LOAD checks the header against the store (store id, txid
  * range), then reads the whole file once only to check it (every chunk,
- * frame and the trailer), then reads it again and applies the transactions
+ * frame and the trailer) and, in the same pass, that the txids the store
+ * holds already are the file's (NO SILENT MERGES below), then reads it
+ * again and applies the transactions
  * past the store's applied txid with sl_store_apply_batch in groups of
  * about APPLY_BATCH_BYTES. The second pass checks every chunk again, so a
  * file changed in between is still caught (the groups applied before the
  * damage stay: each is a whole, durable set of transactions).
+ *
+ * NO SILENT MERGES (dump.h LOADING). The overlap is txids first - 1 ..
+ * applied. The file gives cs(first - 1) (header) and each record's
+ * cs(txid); the store's log gives its own (sl_log_checksum_at for the
+ * start, then a log reader alongside the file's records). The first txid
+ * whose values differ is named: exactly when the txid before it was seen
+ * to agree, else "at or before" it (the store's log was pruned past the
+ * file's start). A file without cs(first - 1) is chained from the store's
+ * value, so it is compared on the txids both hold only. A store whose log
+ * does not know its lineage (sl_log_lineage_known) cannot be compared at
+ * all: a warning says so and the load goes on as it always did.
  */
 #include "dump.h"
 
@@ -314,6 +327,102 @@ fail:
 }
 
 /* ---- incremental ------------------------------------------------------------------ */
+/* Comparing the overlap: the store's side, read alongside the file. */
+typedef struct overlap {
+  bool on;              /* comparing at all */
+  bool agreed;          /* cs(txid - 1) of the next compared txid agrees */
+  uint64_t from, to;    /* txids whose frames are compared (from > to: none) */
+  sl_log_reader *lr;
+  char logdir[4200];
+} overlap;
+
+static void diverged(const char *path, sl_store *st, const sl_dump_header *h, uint64_t txid, bool exact,
+                     uint64_t ours, uint64_t theirs, uint64_t applied) {
+  char id[2 * SL_STORE_ID_SIZE + 1];
+  id_hex(h->store_id, id);
+  sl_log_error("%s: %s txid %" PRIu64 ": %s (store %s, at txid %" PRIu64 ") holds another history than the dump "
+               "(rolling log checksum %016" PRIx64 ", the dump's %016" PRIx64 "), so the dump does not continue it; "
+               "nothing was loaded",
+               path, exact ? "the first differing transaction is" : "the histories differ at or before", txid,
+               st->dir, id, applied, ours, theirs);
+}
+
+/* Set up the comparison of the txids first - 1 .. applied (r not read yet).
+ * SL_EGAP (logged) when cs(first - 1) already differs. */
+static int overlap_begin(overlap *ov, const char *path, sl_store *st, sl_dump_reader *r, uint64_t applied) {
+  const sl_dump_header *h = sl_dump_reader_header(r);
+  uint64_t first = h->first_txid, cs = 0;
+  sl_seg_info *segs = NULL;
+  size_t nseg = 0;
+  memset(ov, 0, sizeof *ov);
+  snprintf(ov->logdir, sizeof ov->logdir, "%s/log", st->dir);
+  if (!sl_log_lineage_known(ov->logdir)) {
+    sl_log_warn("%s: the log of %s does not know the checksum of its history (it was loaded from a dump that did "
+                "not carry it), so txids up to %" PRIu64 " cannot be compared with %s",
+                ov->logdir, st->dir, applied, path);
+    return 0;
+  }
+  int rc = sl_log_list(ov->logdir, &segs, &nseg);
+  uint64_t oldest = nseg ? segs[0].first_txid : applied + 1;
+  free(segs);
+  if (rc) return rc;
+  bool have_prev = sl_log_checksum_at(ov->logdir, first - 1, &cs) == 0;
+  if (h->has_prev_checksum) {
+    if (have_prev && cs != h->prev_checksum) {
+      diverged(path, st, h, first - 1, false, cs, h->prev_checksum, applied);
+      return SL_EGAP;
+    }
+    ov->agreed = have_prev;
+  } else if (have_prev) {
+    sl_dump_reader_chain_from(r, cs);
+    ov->agreed = true;
+    if (applied >= first)
+      sl_log_warn("%s: an older file without the checksum of the history before txid %" PRIu64 ": txids %" PRIu64
+                  "..%" PRIu64 " are compared with %s, the history before them is not",
+                  path, first, first, applied, st->dir);
+    else
+      sl_log_warn("%s: an older file without the checksum of the history before txid %" PRIu64 ": it cannot be "
+                  "checked to continue the history of %s",
+                  path, first, st->dir);
+  } else {
+    sl_log_warn("%s: an older file without the checksum of the history before txid %" PRIu64 ", and the log of %s "
+                "no longer holds that point: txids %" PRIu64 "..%" PRIu64 " are not compared",
+                path, first, st->dir, first, applied);
+    return 0;
+  }
+  ov->on = true;
+  ov->from = SL_MAX(first, oldest);
+  ov->to = applied;
+  if (ov->from <= ov->to) {
+    sl_log_reader_options ro = {.max_txid = ov->to, .tolerate_tail = false};
+    if ((rc = sl_log_reader_open(ov->logdir, ov->from, &ro, &ov->lr))) {
+      sl_log_error("%s: cannot read from txid %" PRIu64 ": %s", ov->logdir, ov->from, sl_strerror(rc));
+      return rc;
+    }
+  }
+  return 0;
+}
+
+/* Compare one record of the file with the store's transaction. */
+static int overlap_check(overlap *ov, const char *path, sl_store *st, const sl_dump_header *h,
+                         const sl_dump_record *rec) {
+  sl_frame f;
+  if (!ov->on || rec->txid < ov->from || rec->txid > ov->to) return 0;
+  int rc = sl_log_reader_next(ov->lr, &f);
+  if (rc == 0 && f.txid != rec->txid) rc = SL_EGAP;
+  if (rc) {
+    sl_log_error("%s: cannot read txid %" PRIu64 " to compare it with %s: %s", ov->logdir, rec->txid, path,
+                 sl_strerror(rc == SL_EEND ? SL_ETRUNCATED : rc));
+    return rc == SL_EEND ? SL_ETRUNCATED : rc;
+  }
+  if (f.checksum != rec->checksum) {
+    diverged(path, st, h, rec->txid, ov->agreed, f.checksum, rec->checksum, ov->to);
+    return SL_EGAP;
+  }
+  ov->agreed = true;
+  return 0;
+}
+
 /* Transactions waiting to be applied in one sl_store_apply_batch call. */
 typedef struct batch {
   uint8_t *buf;
@@ -368,6 +477,7 @@ int sl_load_incremental(const char *path, sl_store *st, const sl_load_options *o
   sl_dump_record rec;
   sl_counts cn;
   sl_load_result res = {0};
+  overlap ov = {0};
   char a[2 * SL_STORE_ID_SIZE + 1], c[2 * SL_STORE_ID_SIZE + 1];
   uint64_t chunk = 0;
   int rc;
@@ -405,10 +515,14 @@ int sl_load_incremental(const char *path, sl_store *st, const sl_load_options *o
     goto fail;
   }
 
-  /* 1. Check everything before applying anything. */
+  /* 1. Check everything before applying anything: the file, and that the
+   * txids the store holds already are the file's. */
+  if ((rc = overlap_begin(&ov, path, st, r, cn.applied_txid))) goto fail;
   progress(o, 0, 2 * size);
-  while ((rc = sl_dump_next(r, &rec)) == 0)
+  while ((rc = sl_dump_next(r, &rec)) == 0) {
     if (rec.offset != chunk) progress(o, chunk = rec.offset, 2 * size);
+    if ((rc = overlap_check(&ov, path, st, h, &rec))) goto fail;
+  }
   if (rc != SL_EEND || (rc = sl_dump_rewind(r))) goto fail;
 
   /* 2. Apply what the store lacks. */
@@ -436,6 +550,7 @@ fail:
   if (v) sl_view_end(v);
   if (b) free(b->buf);
   free(b);
+  if (ov.lr) sl_log_reader_close(ov.lr);
   sl_dump_close(r);
   return rc;
 }

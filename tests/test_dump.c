@@ -25,6 +25,7 @@
 
 #include "dump.h"
 #include "interchange.h"
+#include "log.h"
 #include "sl_base.h"
 #include "store.h"
 
@@ -928,6 +929,141 @@ static void dump_beside_writer(void **state) {
   done_dir(dir);
 }
 
+/* An incremental file whose header says nothing of the history before it,
+ * as files written before the field (dump.h flags bit 1) are. */
+static void strip_prev_checksum(const char *path) {
+  size_t len;
+  uint8_t *b = read_all(path, &len);
+  sl_dump_header h;
+  OK(sl_dump_header_decode(b, &h));
+  h.has_prev_checksum = false;
+  h.prev_checksum = 0;
+  sl_dump_header_encode(&h, b);
+  write_all(path, b, len);
+  free(b);
+}
+
+/* Load the incremental FILE onto st and expect the refusal of a diverged
+ * history naming `want` (a phrase and the txid), st left as it was. */
+static void assert_refused(const char *file, sl_store *st, const char *want) {
+  char *before = snapshot(st);
+  tu_capture_begin();
+  int rc = sl_load_incremental(file, st, NULL, NULL);
+  char *err = tu_capture_end();
+  if (rc != SL_EGAP) fail_msg("%s: %s, expected SL_EGAP; stderr: %s", file, sl_errname(rc), err);
+  if (!strstr(err, want)) fail_msg("the refusal does not say \"%s\": %s", want, err);
+  if (!strstr(err, "nothing was loaded")) fail_msg("the refusal does not say nothing was loaded: %s", err);
+  char *after = snapshot(st);
+  assert_string_equal(before, after);
+  free(before), free(after), free(err);
+}
+
+/* A generator of another history over the same first nodes. */
+static gen fork_gen(const gen *g, uint64_t seed) {
+  gen f = {.rng = seed, .cap = g->cap ? g->cap : 1};
+  f.nodes = malloc(f.cap * sizeof *f.nodes);
+  memcpy(f.nodes, g->nodes, g->nn * sizeof *g->nodes);
+  f.nn = g->nn;
+  return f;
+}
+
+/* No silent merges (dump.h LOADING): a store that holds other transactions
+ * under txids an incremental holds too refuses the file, naming the first
+ * differing txid, and stays as it was; the same history loads and skips
+ * them. Files without cs(first - 1) are compared on the txids both hold. */
+static void dump_incremental_diverged(void **state) {
+  (void)state;
+  char *dir = new_dir("dump_diverged");
+  char *src = tu_path(dir, "src"), *full = tu_path(dir, "full.dump"), *a = tu_path(dir, "a"), *b = tu_path(dir, "b");
+  char *inc = tu_path(dir, "inc.dump"), *late = tu_path(dir, "late.dump"), *head = tu_path(dir, "head.dump");
+  char *old = tu_path(dir, "old.dump"), *logdir = tu_path(src, "log");
+  char *b2 = tu_path(dir, "b2"), *b3 = tu_path(dir, "b3");
+  gen g = {.rng = tu_seed("dump_incremental_diverged")};
+  sl_store *st = create_open(src, NULL), *sa, *sb;
+  sl_dump_info info;
+  sl_load_result res;
+  uint64_t cs50;
+
+  gen_many(st, &g, 50, 6); /* txids 1..50 */
+  OK(dump_file(st, full, false, NULL, &info));
+  assert_true(info.header.has_lineage);
+  OK(sl_load_full(full, a, NULL, NULL));
+  OK(sl_load_full(full, b, NULL, NULL));
+  gen ga = fork_gen(&g, 99), gb = fork_gen(&g, 98);
+  gen_many(st, &g, 10, 6); /* 51..60 */
+  sl_dump_options oh = {.from_txid = 51};
+  OK(dump_file(st, head, true, &oh, NULL));
+  gen_many(st, &g, 20, 6); /* 61..80 */
+  sl_dump_options o = {.from_txid = 51, .chunk_raw = 512};
+  OK(dump_file(st, inc, true, &o, &info));
+  /* The file carries cs(50), the source's. */
+  assert_true(info.header.has_prev_checksum);
+  assert_false(info.header.has_lineage);
+  OK(sl_log_checksum_at(logdir, 50, &cs50));
+  assert_true(info.header.prev_checksum == cs50);
+  uint64_t cs80; /* and the writer and a reader know the history's end */
+  sl_dump_info vi;
+  OK(sl_log_checksum_at(logdir, 80, &cs80));
+  assert_true(info.has_end_checksum && info.end_checksum == cs80);
+  OK(sl_dump_verify(inc, NULL, NULL, &vi));
+  assert_true(vi.has_end_checksum && vi.end_checksum == cs80);
+  sl_dump_options ol = {.from_txid = 56};
+  OK(dump_file(st, late, true, &ol, NULL));
+  OK(dump_file(st, old, true, &oh, NULL));
+  strip_prev_checksum(old);
+
+  /* A commits a txid 51 of its own (the case: it took 52..80). */
+  sa = open_rw(a);
+  gen_tx(sa, &ga, 3);
+  assert_refused(inc, sa, "the first differing transaction is txid 51");
+  assert_int_equal(applied(sa), 51);
+  /* An older file is chained from A's own cs(50): txid 51 still differs. */
+  assert_refused(old, sa, "the first differing transaction is txid 51");
+  /* A file that starts after the fork can say only "at or before" where
+   * it starts: A's cs(55) is not the source's. */
+  gen_many(sa, &ga, 9, 3); /* 52..60 */
+  assert_refused(late, sa, "the histories differ at or before txid 55");
+  assert_int_equal(applied(sa), 60);
+
+  /* B takes the source's 51..60, then commits 61..65 of its own: the
+   * overlap 51..65 first differs at 61, exactly, in a new file and an old. */
+  sb = open_rw(b);
+  OK(sl_load_incremental(head, sb, NULL, &res));
+  assert_int_equal(res.applied, 10);
+  gen_many(sb, &gb, 5, 3);
+  assert_refused(inc, sb, "the first differing transaction is txid 61");
+  assert_refused(old, sb, "the first differing transaction is txid 61");
+  assert_int_equal(applied(sb), 65);
+  sl_store_close(sb);
+
+  /* The same history: the overlap is skipped, the rest applied. */
+  OK(sl_load_full(full, b2, NULL, NULL));
+  sb = open_rw(b2);
+  OK(sl_load_incremental(head, sb, NULL, &res));
+  OK(sl_load_incremental(inc, sb, NULL, &res));
+  assert_int_equal(res.skipped, 10);
+  assert_int_equal(res.applied, 20);
+  assert_same_state(st, sb);
+  sl_store_close(sb);
+  /* An older file loads too, with a warning. */
+  OK(sl_load_full(full, b3, NULL, NULL));
+  sb = open_rw(b3);
+  tu_capture_begin();
+  int rc = sl_load_incremental(old, sb, NULL, &res);
+  char *err = tu_capture_end();
+  OK(rc);
+  assert_non_null(strstr(err, "an older file without the checksum"));
+  free(err);
+  assert_same_state(st, sb);
+  sl_store_close(sb);
+  sl_store_close(sa);
+  sl_store_close(st);
+  free(g.nodes), free(ga.nodes), free(gb.nodes);
+  free(src), free(full), free(a), free(b), free(inc), free(late), free(head), free(old), free(logdir);
+  free(b2), free(b3);
+  done_dir(dir);
+}
+
 /* Header bytes 112..123 (failover lineage): kept when set; a header
  * without them (older files) decodes with the lineage unknown. */
 static void dump_header_lineage(void **state) {
@@ -946,6 +1082,17 @@ static void dump_header_lineage(void **state) {
   for (int i = 112; i < 124; i++) assert_int_equal(b[i], 0); /* as version 1 files have them */
   assert_int_equal(sl_dump_header_decode(b, &g), 0);
   assert_false(g.has_lineage);
+  /* An incremental's cs(first - 1) (flags bit 1) uses the same bytes. */
+  sl_dump_header i = {.kind = SL_DUMP_INCREMENTAL, .first_txid = 10, .last_txid = 12, .has_prev_checksum = true,
+                      .prev_checksum = 0xfedcba9876543210ull};
+  sl_dump_header_encode(&i, b);
+  assert_int_equal(sl_dump_header_decode(b, &g), 0);
+  assert_true(g.has_prev_checksum);
+  assert_false(g.has_lineage);
+  assert_true(g.prev_checksum == 0xfedcba9876543210ull);
+  b[120] |= SL_DUMP_F_LINEAGE; /* both meanings at once: no writer does that */
+  sl_put_le32(b + 124, sl_crc32c(0, b, 124));
+  assert_int_equal(sl_dump_header_decode(b, &g), SL_ECORRUPT);
 }
 
 int main(void) {
@@ -955,6 +1102,7 @@ int main(void) {
       cmocka_unit_test(dump_every_byte_flip),     cmocka_unit_test(dump_truncation_detected),
       cmocka_unit_test(dump_write_error),         cmocka_unit_test(dump_forged_contents),
       cmocka_unit_test(dump_beside_writer),       cmocka_unit_test(dump_header_lineage),
+      cmocka_unit_test(dump_incremental_diverged),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,7 +135,7 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
 
 typedef struct sl_stream_status {
   char name[65];
-  char state[32];              /* connected, disconnected, stopped */
+  char state[32];              /* connected, disconnected, stopped, archive-only, unrestorable */
   char peer[80];
   uint64_t first_txid;         /* archive's first txid */
   uint64_t received;           /* newest txid appended to the archive (durable soon) */
@@ -147,6 +147,15 @@ typedef struct sl_stream_status {
   uint64_t bytes, batches;
   uint64_t lag_ms;
   uint64_t updated_us;
+  /* What a restore can reach (pitr.h; README "Base shipping"): restorable
+   * from restorable_txid (the oldest base the archive continues; 0: the
+   * empty store) whose commit time is restorable_us. base: "ok", "pending"
+   * (a base is stored, the archive has not reached its txid yet),
+   * "receiving" (a base on its way) or "none": then state is
+   * "unrestorable" and error says why. */
+  bool restorable;
+  uint64_t restorable_txid, restorable_us;
+  char base[16];
   char error[256];
 } sl_stream_status;
 /* Status of one stream, from its directory (works while the receiver runs). */

@@ -520,6 +520,9 @@ static bool conn_readable(sl_conn *c) {
 static int receive_group(conn_ctx *cx) {
   bool batch = false;
   size_t group_bytes = 0;
+  /* Not longer than a heartbeat interval either: on a slow link the next
+   * message is always partly there, and the peer must still hear from us. */
+  uint64_t until = sl_mono_ns() + (uint64_t)cx->r->opt.heartbeat_ms * 1000000u;
   int rc;
   do {
     Shiplog__Repl__Message *m;
@@ -533,7 +536,7 @@ static int receive_group(conn_ctx *cx) {
     if (m->body_case == SHIPLOG__REPL__MESSAGE__BODY_BASE_CHUNK) group_bytes += m->base_chunk->data.len;
     rc = on_message(cx, m, &batch);
     sl_msg_free(m);
-  } while (rc == 0 && group_bytes < GROUP_MAX_BYTES && conn_readable(cx->c));
+  } while (rc == 0 && group_bytes < GROUP_MAX_BYTES && sl_mono_ns() < until && conn_readable(cx->c));
   /* What was appended before a failure is still synced. A batch that only
    * repeated what is appended syncs too: frames left unsynced by a refused
    * batch of an earlier session become durable that way. */

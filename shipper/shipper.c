@@ -119,6 +119,8 @@
 #define SENT_RING 4096        /* unacknowledged batches tracked */
 #define SLOTS 4               /* batches on their way: filling, with the sealer, sealed */
 #define SOFTWARE "shiplog 0.1.0"
+#define BASE_CHUNK (256u << 10) /* base bytes per message: small next to what a slow link
+                                   carries between two heartbeats of the receiver */
 
 typedef enum state { ST_CONNECTING, ST_HANDSHAKE, ST_STREAMING, ST_BACKOFF, ST_STOPPED, ST_FAILED, ST_BASE } state;
 static const char *const state_name[] = {"connecting", "connecting", "streaming",
@@ -1147,7 +1149,7 @@ static int session_base(shipper *s) {
   uint8_t *buf = NULL;
   uint64_t nsent = 0, txid = 0;
   uint32_t crc = 0;
-  size_t chunk = SL_MIN((size_t)SL_DUMP_CHUNK_RAW, s->recv_limit);
+  size_t chunk = SL_MIN((size_t)BASE_CHUNK, s->recv_limit);
   long got = 0;
   snprintf(dir, sizeof dir, "%s%s", s->opt->store_dir, s->cascade ? "/standby" : "");
   int rc = sl_store_open(dir, SL_OPEN_RDONLY, &j.st);

@@ -7,7 +7,9 @@
  *                                format (store/log.h), store id = the primary's
  *   DIR/streams/NAME/standby/    a no_log store (store/store.h) that any
  *                                process may open read-only; present when the
- *                                archive starts at txid 1
+ *                                archive starts at txid 1, or once a base
+ *                                (a snapshot the archive continues; base.c,
+ *                                BASE SHIPPING) is there and reached
  *   DIR/streams/NAME/snapshots/  base snapshots of the standby (receiver/
  *                                pitr.h): on a schedule, after so many
  *                                archived bytes, or by `shiplog snapshot`

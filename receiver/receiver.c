@@ -475,7 +475,10 @@ static int on_base(conn_ctx *cx, const Shiplog__Repl__Message *m) {
   default:
     rc = sl__base_end(cx->base, m->base_end, why, sizeof why);
     cx->base = NULL; /* stored, or dropped */
-    if (rc == 0) cx->base_wanted = false;
+    if (rc == 0) {
+      cx->base_wanted = false;
+      return send_ack(cx); /* the shipper waits for it: the base is durable here */
+    }
     break;
   }
   if (rc == 0) return 0;

@@ -464,6 +464,7 @@ typedef struct shipper {
   uint64_t confirmed;            /* consumer position: max(durable, start - 1) */
   size_t recv_limit;             /* the receiver's largest raw batch */
   uint64_t bytes, batches, reconnects, sessions;
+  uint64_t acks;                 /* Acks received (the one that confirms a base) */
   uint64_t compressed_bytes;     /* Batch.data bytes sent (after compression) */
   uint64_t last_send_ns, last_recv_ns, report_ns, caught_up_ns;
   bool mark_dirty, report_dirty;
@@ -814,6 +815,7 @@ static int handle_msg(shipper *s, const Shiplog__Repl__Message *m) {
     if (s->st == ST_HANDSHAKE) return on_welcome(s, m->welcome);
     break;
   case SHIPLOG__REPL__MESSAGE__BODY_ACK:
+    s->acks++;
     if (s->st == ST_STREAMING || s->st == ST_BASE)
       return on_positions(s, m->ack->durable_txid, m->ack->has_applied_txid, m->ack->applied_txid);
     break;
@@ -1191,6 +1193,7 @@ static int session_base(shipper *s) {
   m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_BEGIN;
   m.base_begin = &bb;
   if (send_base_msg(s, &m)) goto out;
+  report(s, sl_mono_ns()); /* state sending-base */
   m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_CHUNK;
   m.base_chunk = &bc;
   for (;;) {
@@ -1221,7 +1224,21 @@ static int session_base(shipper *s) {
   be.crc32c = crc;
   m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_END;
   m.base_end = &be;
+  uint64_t acks = s->acks;
   if (send_base_msg(s, &m)) goto out;
+  /* The receiver answers BaseEnd with an Ack once the base is durable
+   * there (or with an Error): only then is the stream restorable, so
+   * only then may a caught-up shipper exit 0. */
+  while (s->st == ST_BASE && s->acks == acks) {
+    if (*s->stop) goto out;
+    if (sl_mono_ns() >= s->last_recv_ns + (uint64_t)s->timeout_ms * 1000000u) {
+      transient(s, -ETIMEDOUT, "receiver %s did not confirm the base of stream %s within %d ms", s->opt->to,
+                s->opt->stream, s->timeout_ms);
+      goto out;
+    }
+    if (pump(s, IDLE_WAKE_MS)) goto out;
+  }
+  if (s->st != ST_BASE) goto out;
   sl_log_info("sent stream %s its base at txid %llu: %.1f MiB in %.1f s; the log follows", s->opt->stream,
               (unsigned long long)txid, (double)nsent / (1 << 20), (double)(sl_mono_ns() - t0) / 1e9);
   s->st = ST_STREAMING;

@@ -5,7 +5,8 @@
 #   1. a store made by `import` (APOC / canonical JSON Lines) is shipped;
 #      `snapshot` and `restore --to-txid LAST` work and equal the primary.
 #   2. a store made by `load` (its log starts after the dump's txid): the
-#      same, and status says from which txid it can be restored.
+#      same, and status says from which txid it can be restored; `ship
+#      --exit-when-caught-up` exits only once the base is stored.
 #   3. a store that pruned its log (small segments) shipped for the first
 #      time: the same.
 #   4. an unrestorable stream (its bases removed) is an error in `status`
@@ -78,6 +79,13 @@ e2e_gen "$T/w1" 30 1 && "$BIN" exec "$T/ld" "$T/w1" >/dev/null
 restorable "$T/ld" ld "load"
 contains "$T/rx.log" "stream ld: base at txid" "load: the receiver logs the base it stored"
 kill9 "$SH_PID"
+
+# ship --exit-when-caught-up exits 0 only once the base is durable on the receiver.
+"$BIN" load "$T/gen.dump" --into "$T/ld2" --quiet || exit 1
+expect 0 "load: ship --exit-when-caught-up" "$BIN" ship "$T/ld2" --to "127.0.0.1:$RX_PORT" --stream ld2 --insecure \
+  --exit-when-caught-up
+check "load: once that shipper exited, the stream is restorable" \
+  jqe '.streams[0].restorable == true' <<<"$("$BIN" status --data "$RX" --stream ld2 --json)"
 
 # ---- 3. a pruned log ----------------------------------------------------------------------
 "$BIN" init "$T/pr" --segment-size 4096 >/dev/null && "$BIN" exec "$T/pr" "$T/w0" >/dev/null || exit 1

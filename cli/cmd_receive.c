@@ -243,6 +243,10 @@ static const char status_help[] =
     "  --stream NAME  only this stream\n"
     "  --json         one JSON object: {\"streams\": [...]} \n"
     "\n"
+    "--data also says from which txid (and commit time) each stream can be\n"
+    "restored; a stream that cannot be restored and has no base on its way is\n"
+    "in state \"unrestorable\", and status then exits 1.\n"
+    "\n"
     "A receiver run with --archive-to also reports, per stream, the newest txid in\n"
     "object storage, the upload lag and the last upload error (--json: \"upload\").\n";
 
@@ -400,6 +404,9 @@ static int status_data(const char *data, const char *only, bool json) {
       status = CLI_FAIL;
       continue;
     }
+    /* A stream nothing can be restored from, and no base on its way, is
+     * a failure of the backup it claims to be: exit 1, like an unreadable one. */
+    if (strcmp(st.state, "unrestorable") == 0) status = CLI_FAIL;
     sl_upload_status up;
     sl_upload_status_read(data, names[i], &up);
     char sub[200];
@@ -424,6 +431,13 @@ static int status_data(const char *data, const char *only, bool json) {
                             "last_commit_us", (json_int_t)st.last_commit_us,
                             "reachable_time_us", (json_int_t)st.reachable_time_us,
                             "updated_us", (json_int_t)st.updated_us, "error", st.error);
+      /* BASE SHIPPING: from where a restore can start; "base" says why not. */
+      json_object_set_new(o, "restorable", json_boolean(st.restorable));
+      json_object_set_new(o, "restorable_from_txid",
+                          st.restorable ? json_integer((json_int_t)st.restorable_txid) : json_null());
+      json_object_set_new(o, "restorable_from_time_us",
+                          st.restorable ? json_integer((json_int_t)st.restorable_us) : json_null());
+      json_object_set_new(o, "base", json_string(st.base));
       if (up.present)
         json_object_set_new(o, "upload",
                             json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "uploaded_txid", (json_int_t)up.uploaded_txid,
@@ -438,6 +452,12 @@ static int status_data(const char *data, const char *only, bool json) {
       else snprintf(applied, sizeof applied, "-");
       print_row(names[i], st.state, st.peer, com, st.received, st.durable, applied, lag_tx,
                 lag_bytes, st.lag_ms, st.error);
+      char when[64] = "the empty store";
+      if (st.restorable && st.restorable_us) sl_time_format(st.restorable_us, when, sizeof when);
+      if (st.restorable) printf("  restorable from txid %" PRIu64 " (%s)\n", st.restorable_txid, when);
+      else if (strcmp(st.base, "none") != 0)
+        printf("  not restorable yet: a base is %s\n", strcmp(st.base, "receiving") == 0 ? "arriving"
+                                                         : "stored, the archive has not reached its txid");
       if (up.present)
         printf("  upload: object storage holds txids up to %" PRIu64 " (lag %" PRIu64 " tx, %" PRIu64
                " bytes in %" PRIu64 " files to upload)%s%s\n",

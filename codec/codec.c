@@ -111,6 +111,9 @@ const char *sl_msg_kind(const Shiplog__Repl__Message *m) {
   case SHIPLOG__REPL__MESSAGE__BODY_ACK: return "ack";
   case SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT: return "heartbeat";
   case SHIPLOG__REPL__MESSAGE__BODY_ERROR: return "error";
+  case SHIPLOG__REPL__MESSAGE__BODY_BASE_BEGIN: return "base-begin";
+  case SHIPLOG__REPL__MESSAGE__BODY_BASE_CHUNK: return "base-chunk";
+  case SHIPLOG__REPL__MESSAGE__BODY_BASE_END: return "base-end";
   default: return "unknown";
   }
 }
@@ -125,6 +128,17 @@ void sl_msg_error(Shiplog__Repl__Message *m, Shiplog__Repl__Error *e,
   e->permanent = permanent;
   m->body_case = SHIPLOG__REPL__MESSAGE__BODY_ERROR;
   m->error = e;
+}
+
+int sl_base_chunk_check(const Shiplog__Repl__BaseChunk *c, uint64_t expect, size_t max) {
+  if (c->offset != expect) return SL_EGAP;
+  if (c->data.len > max) return SL_ETOOBIG;
+  return c->data.len == 0 ? SL_EINVAL : 0;
+}
+
+int sl_base_end_check(const Shiplog__Repl__BaseEnd *e, uint64_t size, uint32_t crc) {
+  if (e->size != size) return SL_ETRUNCATED;
+  return e->crc32c == crc ? 0 : SL_ECORRUPT;
 }
 
 bool sl_stream_name_valid(const char *name) {

@@ -89,6 +89,15 @@ int sl_batch_seal_crc(const uint8_t *frames, size_t len, uint32_t raw_crc, uint6
  * CRC, a frame), SL_EGAP (txids not dense or not first..last). */
 int sl_batch_open(const Shiplog__Repl__Batch *b, size_t max_raw, sl_buf *raw);
 
+/* ---- base shipping (proto/replication.proto, BASE SHIPPING) ------------------------ */
+/* A BaseChunk against what arrived so far: 0; SL_EGAP when its offset is
+ * not expect (the bytes received), SL_ETOOBIG over max bytes, SL_EINVAL
+ * when empty. */
+int sl_base_chunk_check(const Shiplog__Repl__BaseChunk *c, uint64_t expect, size_t max);
+/* A BaseEnd against what arrived: 0; SL_ETRUNCATED when size differs from
+ * the bytes received, SL_ECORRUPT when the CRC32C of them differs. */
+int sl_base_end_check(const Shiplog__Repl__BaseEnd *e, uint64_t size, uint32_t crc);
+
 /* ---- connections -------------------------------------------------------------- */
 typedef struct sl_conn sl_conn;
 

@@ -13,7 +13,8 @@
  *   then the folder fsynced: a *.snap name always holds a whole file. A
  *   .tmp whose process is gone is removed by the receiver at start and by
  *   prune. Two snapshots of the same txid are the same image: the second
- *   is dropped.
+ *   is dropped. A base a shipper sent (receiver_int.h, base.c: BASE
+ *   SHIPPING) is a snapshot like the others, a dump of the primary.
  *
  * WHAT A STREAM CAN BE RESTORED TO
  *   archive    txids A..D: A the first txid of the oldest kept segment, D

@@ -29,6 +29,12 @@
  *       bad batch (Error{ERR_CORRUPT|GAP|TOO_BIG}), disk error (Error{ERR_IO}),
  *       takeover by a newer connection, receiver stopping
  *
+ * BASE SHIPPING (base.c): when the stream has no base and the Hello says
+ * the shipper can send one, the Welcome asks for it (need_base); then
+ * BaseBegin, BaseChunk..., BaseEnd arrive before any Batch and are written
+ * as the stream's snapshot. Base messages are refused unless asked for; a
+ * session that ends inside a base leaves nothing of it.
+ *
  * STREAMING, per group of batches (receive_group()):
  *   receive Batch -> sl_batch_open (decompress, CRC of every frame, dense
  *   txids) -> trim frames already appended -> the first new txid must be the
@@ -92,6 +98,8 @@ typedef struct conn_ctx {
   uint64_t sent_durable, sent_applied;
   uint64_t last_tx_ns, last_rx_ns;
   bool refused;             /* an Error was sent: close gently (linger_close) */
+  bool base_wanted;         /* BASE SHIPPING: Welcome.need_base was sent, no base stored yet */
+  sl__base_rx *base;        /* a base being received (base.c) */
 } conn_ctx;
 
 /* ---- sending ------------------------------------------------------------------------ */
@@ -359,6 +367,9 @@ static int handshake(conn_ctx *cx) {
   sl_msg_history_put(&rh, hist_msg, hist_ptrs, &w.history, &w.n_history);
   w.has_checksum = true;
   w.checksum = sl_log_checksum(s->log);
+  cx->base_wanted = h->has_sends_base && h->sends_base && sl__stream_needs_base(s);
+  w.has_need_base = cx->base_wanted;
+  w.need_base = cx->base_wanted;
   wm.body_case = SHIPLOG__REPL__MESSAGE__BODY_WELCOME;
   wm.welcome = &w;
   rc = sl_conn_send(cx->c, &wm);
@@ -370,9 +381,9 @@ static int handshake(conn_ctx *cx) {
                  sl_strerror(rc));
     goto out;
   }
-  sl_log_info("stream %s from %s (%s): welcome, durable %llu, applied %llu", s->name,
+  sl_log_info("stream %s from %s (%s): welcome, durable %llu, applied %llu%s", s->name,
               sl_conn_peer(cx->c), h->software ? h->software : "?", (unsigned long long)durable,
-              (unsigned long long)applied);
+              (unsigned long long)applied, cx->base_wanted ? ", base wanted" : "");
   /* Past the hello: room for a whole compressed batch. */
   size_t raw = r->opt.max_batch_bytes;
   cx->max_body = SL_MIN((size_t)SL_MSG_MAX, raw + raw / 255 + 16 + ENVELOPE_MAX);
@@ -444,10 +455,48 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
   return 0;
 }
 
+/* BASE SHIPPING: one base message, in order begin, chunks, end. */
+static int on_base(conn_ctx *cx, const Shiplog__Repl__Message *m) {
+  char why[600];
+  int rc;
+  bool begin = m->body_case == SHIPLOG__REPL__MESSAGE__BODY_BASE_BEGIN;
+  if (!cx->base_wanted || begin == (cx->base != NULL)) {
+    snprintf(why, sizeof why, "unexpected %s message (%s)", sl_msg_kind(m),
+             !cx->base_wanted ? "no base was asked for" : begin ? "a base is in progress" : "no base begun");
+    return refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false, why);
+  }
+  switch (m->body_case) {
+  case SHIPLOG__REPL__MESSAGE__BODY_BASE_BEGIN:
+    rc = sl__base_begin(cx->s, m->base_begin->txid, &cx->base, why, sizeof why);
+    break;
+  case SHIPLOG__REPL__MESSAGE__BODY_BASE_CHUNK:
+    rc = sl__base_chunk(cx->base, m->base_chunk, cx->r->opt.max_batch_bytes, why, sizeof why);
+    break;
+  default:
+    rc = sl__base_end(cx->base, m->base_end, why, sizeof why);
+    cx->base = NULL; /* stored, or dropped */
+    if (rc == 0) {
+      cx->base_wanted = false;
+      return send_ack(cx); /* the shipper waits for it: the base is durable here */
+    }
+    break;
+  }
+  if (rc == 0) return 0;
+  return refuse(cx, rc, rc == SL_EINVAL || rc == SL_ESTOREID ? SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE
+                        : rc < -10000 ? SHIPLOG__REPL__ERROR_CODE__ERR_CORRUPT : SHIPLOG__REPL__ERROR_CODE__ERR_IO,
+                false, why);
+}
+
 static int on_message(conn_ctx *cx, const Shiplog__Repl__Message *m, bool *batch) {
   char why[300];
   switch (m->body_case) {
+  case SHIPLOG__REPL__MESSAGE__BODY_BASE_BEGIN:
+  case SHIPLOG__REPL__MESSAGE__BODY_BASE_CHUNK:
+  case SHIPLOG__REPL__MESSAGE__BODY_BASE_END:
+    return on_base(cx, m);
   case SHIPLOG__REPL__MESSAGE__BODY_BATCH:
+    if (cx->base) return refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false,
+                                "a batch inside a base (BaseEnd missing)");
     *batch = true;
     return on_batch(cx, m->batch);
   case SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT:
@@ -474,6 +523,9 @@ static bool conn_readable(sl_conn *c) {
 static int receive_group(conn_ctx *cx) {
   bool batch = false;
   size_t group_bytes = 0;
+  /* Not longer than a heartbeat interval either: on a slow link the next
+   * message is always partly there, and the peer must still hear from us. */
+  uint64_t until = sl_mono_ns() + (uint64_t)cx->r->opt.heartbeat_ms * 1000000u;
   int rc;
   do {
     Shiplog__Repl__Message *m;
@@ -484,9 +536,10 @@ static int receive_group(conn_ctx *cx) {
     }
     cx->last_rx_ns = sl_mono_ns();
     if (m->body_case == SHIPLOG__REPL__MESSAGE__BODY_BATCH) group_bytes += m->batch->raw_len;
+    if (m->body_case == SHIPLOG__REPL__MESSAGE__BODY_BASE_CHUNK) group_bytes += m->base_chunk->data.len;
     rc = on_message(cx, m, &batch);
     sl_msg_free(m);
-  } while (rc == 0 && group_bytes < GROUP_MAX_BYTES && conn_readable(cx->c));
+  } while (rc == 0 && group_bytes < GROUP_MAX_BYTES && sl_mono_ns() < until && conn_readable(cx->c));
   /* What was appended before a failure is still synced. A batch that only
    * repeated what is appended syncs too: frames left unsynced by a refused
    * batch of an earlier session become durable that way. */
@@ -614,6 +667,8 @@ static void *conn_main(void *arg) {
   if (rc == 0 && handshake(cx) == 0) {
     sl_log_context(cx->s->name, sl_conn_peer(cx->c));
     serve(cx);
+    sl__base_abort(cx->base); /* a session that ended inside a base */
+    cx->base = NULL;
     sl__stream_detach(cx->s, cx->c);
   }
   if (cx->refused) linger_close(cx);

@@ -7,7 +7,9 @@
  *                                format (store/log.h), store id = the primary's
  *   DIR/streams/NAME/standby/    a no_log store (store/store.h) that any
  *                                process may open read-only; present when the
- *                                archive starts at txid 1
+ *                                archive starts at txid 1, or once a base
+ *                                (a snapshot the archive continues; base.c,
+ *                                BASE SHIPPING) is there and reached
  *   DIR/streams/NAME/snapshots/  base snapshots of the standby (receiver/
  *                                pitr.h): on a schedule, after so many
  *                                archived bytes, or by `shiplog snapshot`
@@ -135,7 +137,7 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
 
 typedef struct sl_stream_status {
   char name[65];
-  char state[32];              /* connected, disconnected, stopped */
+  char state[32];              /* connected, disconnected, stopped, archive-only, unrestorable */
   char peer[80];
   uint64_t first_txid;         /* archive's first txid */
   uint64_t received;           /* newest txid appended to the archive (durable soon) */
@@ -147,6 +149,15 @@ typedef struct sl_stream_status {
   uint64_t bytes, batches;
   uint64_t lag_ms;
   uint64_t updated_us;
+  /* What a restore can reach (pitr.h; README "Base shipping"): restorable
+   * from restorable_txid (the oldest base the archive continues; 0: the
+   * empty store) whose commit time is restorable_us. base: "ok", "pending"
+   * (a base is stored, the archive has not reached its txid yet),
+   * "receiving" (a base on its way) or "none": then state is
+   * "unrestorable" and error says why. */
+  bool restorable;
+  uint64_t restorable_txid, restorable_us;
+  char base[16];
   char error[256];
 } sl_stream_status;
 /* Status of one stream, from its directory (works while the receiver runs). */

@@ -89,6 +89,11 @@ typedef struct sl__stream {
   uint64_t reachable_us;         /* receiver.h, "state" */
   uint64_t pending_committed, pending_time_us; /* a report not yet covered by durable */
   uint64_t snap_bytes;           /* archived since the newest snapshot (about) */
+  /* BASE SHIPPING (base.c): a base stored as snapshot base_txid, from
+   * which the worker builds the standby once durable reaches it (0: none
+   * waiting); base_receiving while a connection writes one. */
+  uint64_t base_txid;
+  bool base_receiving;
   bool standby_stopped;          /* an apply failed: archiving goes on */
   bool archive_only;             /* with standby_stopped: frames sealed with a key we lack */
   char error[256];
@@ -161,6 +166,42 @@ void sl__stream_positions(sl__stream *s, uint64_t *durable, uint64_t *applied);
 /* The archive's lineage as of its durable txid (lin_* above); false when
  * it is not known (the archive never opened). */
 bool sl__stream_lineage(sl__stream *s, sl_history *h, uint64_t *last, uint64_t *cs);
+
+/* BASE SHIPPING: whether the stream has neither a standby nor a base its
+ * archive continues (a snapshot S with S + 1 >= its first txid), nor one
+ * on the way: then a shipper that can is asked for one (Welcome.need_base). */
+bool sl__stream_needs_base(sl__stream *s);
+/* A connection starts (true) or stops (false) writing a base. */
+void sl__stream_base_receiving(sl__stream *s, bool on);
+/* A base is stored as snapshot txid: the worker builds the standby from it
+ * once the archive is durable up to txid. */
+void sl__stream_base_stored(sl__stream *s, uint64_t txid);
+
+/* The bases of a stream whose archive holds first_txid..durable (pitr.h,
+ * "What a stream can be restored to"), from SNAP_DIR's headers. */
+typedef struct sl__bases {
+  bool usable;                 /* a base at or below durable: restorable */
+  uint64_t from_txid, from_us; /* the oldest usable one (0, 0: the empty store) */
+  bool pending;                /* a base past durable: restorable once the archive reaches it */
+  uint64_t newest;             /* the newest base the archive continues (0: none) */
+} sl__bases;
+void sl__stream_bases(const char *snap_dir, const uint8_t *store_id, uint64_t first_txid, uint64_t durable,
+                      sl__bases *out);
+
+/* ---- base.c: receiving a base (proto/replication.proto, BASE SHIPPING) ------------- */
+typedef struct sl__base_rx sl__base_rx;
+/* Start writing the base at txid for s (its owner's connection). Errors
+ * (-errno, SL_EINVAL for a txid the archive does not continue) with the
+ * reason in why. */
+int sl__base_begin(sl__stream *s, uint64_t txid, sl__base_rx **out, char *why, size_t whylen);
+/* Append a chunk (at most max bytes): errors as sl_base_chunk_check, -errno. */
+int sl__base_chunk(sl__base_rx *b, const Shiplog__Repl__BaseChunk *c, size_t max, char *why, size_t whylen);
+/* Check size, CRC and the dump header, make the file durable as the
+ * stream's snapshot, tell the stream (sl__stream_base_stored), free b.
+ * On error b is aborted and freed too. */
+int sl__base_end(sl__base_rx *b, const Shiplog__Repl__BaseEnd *e, char *why, size_t whylen);
+/* Drop a base in progress (its .tmp removed) and free b; NULL is a no-op. */
+void sl__base_abort(sl__base_rx *b);
 
 /* ---- snapshot.c, restore.c (pitr.h) ----------------------------------------------- */
 /* Remove snapshot .tmp files whose writing process is gone. */

@@ -41,6 +41,7 @@ struct sl__stream_metrics {
   sl_metric *to_durable, *to_applied;
   sl_metric *bytes, *compressed_bytes, *batches, *ratio;
   sl_metric *archive_bytes, *snapshot_age;
+  sl_metric *restorable, *restorable_txid;
   uint64_t raw_run, compressed_run; /* atomics: this run's batches, for the ratio */
 };
 
@@ -80,10 +81,13 @@ void sl__rx_metrics_stream(sl__stream *s) {
   x->ratio = one(reg, G, "shiplog_compression_ratio", "Log bytes per compressed byte received, since start.", n);
   x->connected = one(reg, G, "shiplog_connected", "1 while a shipper is attached to the stream.", n);
   x->archive_bytes = one(reg, G, "shiplog_archive_bytes", "Size of the stream's archive segments.", n);
+  x->restorable = one(reg, G, "shiplog_restorable", "1 when the stream can be restored (a base its archive continues), 0 when not (alert on it).", n);
+  x->restorable_txid = one(reg, G, "shiplog_restorable_from_txid", "The oldest txid a restore can reach (the oldest usable base; 0: the empty store); absent meaning while shiplog_restorable is 0.", n);
   /* snapshot_age gets its series once a snapshot exists (collect) */
   sl_metric *check[] = {x->committed, x->shipped, x->durable, x->applied, x->lag_tx, x->lag_bytes,
                         x->lag_seconds, x->to_durable, x->to_applied, x->bytes, x->compressed_bytes,
-                        x->batches, x->ratio, x->connected, x->archive_bytes};
+                        x->batches, x->ratio, x->connected, x->archive_bytes, x->restorable,
+                        x->restorable_txid};
   for (size_t i = 0; i < SL_ARRAY_LEN(check); i++) {
     if (check[i]) continue;
     sl_log_warn("stream %s: its metrics could not be set up", n);
@@ -154,6 +158,7 @@ static void collect_stream(sl__stream *s, sl_metrics *reg) {
   uint64_t received = s->received, durable = s->durable, applied = s->applied;
   uint64_t primary = s->primary_committed, applied_us = s->applied_commit_us;
   uint64_t behind_since = s->behind_since_us, bytes = s->bytes, batches = s->batches;
+  uint64_t first = s->first_txid;
   bool connected = s->owner != NULL;
   pthread_mutex_unlock(&s->mu);
 
@@ -179,6 +184,10 @@ static void collect_stream(sl__stream *s, sl_metrics *reg) {
   sl_metric_set(x->archive_bytes, (double)size);
   char snaps[4096];
   snprintf(snaps, sizeof snaps, "%s/snapshots", s->dir);
+  sl__bases b;
+  sl__stream_bases(snaps, s->store_id, first, durable, &b);
+  sl_metric_set(x->restorable, b.usable ? 1 : 0);
+  sl_metric_set(x->restorable_txid, (double)b.from_txid);
   dir_files(snaps, SL_SNAP_SUFFIX, &size, &newest);
   if (newest && !x->snapshot_age)
     x->snapshot_age = one(reg, SL_METRIC_GAUGE, "shiplog_snapshot_age_seconds",

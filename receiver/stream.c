@@ -61,6 +61,14 @@
  * a changed byte) stops the standby naming file, offset, txid and key.
  * Nothing sealed is ever applied: the store refuses it too.
  *
+ * BASE SHIPPING (base.c receives it; proto/replication.proto). A stream
+ * without a standby whose archive starts after txid 1 asks its shipper for
+ * a base when none is held or on the way (sl__stream_needs_base); once one
+ * is stored as a snapshot, the worker builds the standby from it
+ * (install_base, the same rebuild as after a power loss) as soon as the
+ * archive is durable up to its txid, and applies the archive from there.
+ * The status file says base=receiving / pending while one is on its way.
+ *
  * ARCHIVE FAILURE. An append or fdatasync error leaves the log FAILED
  * (store/log.h); the stream closes it and the next connection reopens it,
  * whose recovery cuts any torn tail, so the stream resumes once the disk
@@ -295,7 +303,7 @@ static void status_format(const sl__stream *s, char *buf, size_t len) {
            "received=%llu\ndurable=%llu\napplied=%llu\nprimary_committed=%llu\n"
            "primary_time_us=%llu\nlast_commit_us=%llu\napplied_commit_us=%llu\n"
            "behind_since_us=%llu\nbytes=%llu\nbatches=%llu\nupdated_us=%llu\nreachable_time_us=%llu\n"
-           "error=%s\n",
+           "base=%s\nerror=%s\n",
            s->name, state_of(s), s->peer, id,
            s->standby ? (s->standby_stopped ? "stopped" : "applying") : "none",
            (unsigned long long)s->first_txid, (unsigned long long)s->received,
@@ -304,7 +312,8 @@ static void status_format(const sl__stream *s, char *buf, size_t len) {
            (unsigned long long)s->last_commit_us, (unsigned long long)s->applied_commit_us,
            (unsigned long long)s->behind_since_us, (unsigned long long)s->bytes,
            (unsigned long long)s->batches, (unsigned long long)sl_now_us(),
-           (unsigned long long)s->reachable_us, err);
+           (unsigned long long)s->reachable_us,
+           s->base_receiving ? "receiving" : s->base_txid ? "pending" : "", err);
 }
 
 /* Write the status file if it changed (mu held; released during the write). */
@@ -493,12 +502,57 @@ fail:
   return rc;
 }
 
+static int rebuild_standby(sl__stream *s, const char *why);
+
+/* The key id a snapshot file is sealed with ("" when plaintext or unreadable). */
+static void snapshot_key(const char *path, char key[SL_KEY_ID_SIZE + 1]) {
+  uint8_t raw[SL_DUMP_HEADER_SIZE];
+  sl_dump_header h;
+  key[0] = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  if (sl_pread_full(fd, raw, sizeof raw, 0) == (long)sizeof raw && sl_dump_header_decode(raw, &h) == 0)
+    snprintf(key, SL_KEY_ID_SIZE + 1, "%s", h.key_id);
+  close(fd);
+}
+
+/* BASE SHIPPING: build the standby from the base the archive now reaches
+ * (mu held; released while building). A base sealed with a key this
+ * receiver lacks makes the stream archive-only, as sealed frames do. */
+static void install_base(sl__stream *s, uint64_t txid) {
+  char path[4096], key[SL_KEY_ID_SIZE + 1];
+  sl_keyring *kr = s->r->opt.keyring;
+  snprintf(path, sizeof path, "%s/%020llu" SL_SNAP_SUFFIX, s->snap_dir, (unsigned long long)txid);
+  pthread_mutex_unlock(&s->mu);
+  snapshot_key(path, key);
+  bool keyless = key[0] && !(kr && sl_keyring_has(kr, key));
+  int rc = keyless ? SL_ENOTFOUND : rebuild_standby(s, "is built from the base the primary sent");
+  pthread_mutex_lock(&s->mu);
+  if (keyless) {
+    s->archive_only = true;
+    stop_standby_locked(s, "archive-only: the base at txid %llu is sealed with key %s, not in the key file%s%s",
+                        (unsigned long long)txid, key, kr ? " " : "", kr ? sl_keyring_path(kr) : "");
+  } else if (rc) {
+    stop_standby_locked(s, "the standby cannot be built from the base at txid %llu: %s", (unsigned long long)txid,
+                        sl_strerror(rc));
+  } else if (open_standby(s, false) == 0) {
+    update_behind(s);
+  }
+  s->dirty = true;
+}
+
 static void *worker_main(void *arg) {
   sl__stream *s = arg;
   applier a = {.s = s};
   sl_log_context(s->name, NULL);
   pthread_mutex_lock(&s->mu);
   while (!s->stop) {
+    if (!s->standby && !s->standby_stopped && s->base_txid && s->durable >= s->base_txid) {
+      uint64_t txid = s->base_txid;
+      s->base_txid = 0;
+      install_base(s, txid);
+      continue;
+    }
     if (s->standby && !s->standby_stopped && s->applied < s->durable) {
       uint64_t applied = s->applied, durable = s->durable;
       pthread_mutex_unlock(&s->mu);
@@ -757,6 +811,14 @@ static void prepare_standby(sl__stream *s) {
   bool exists = dir_exists(s->standby_dir);
   if (exists && open_standby(s, true) != SL_ECORRUPT) return;
   if (!exists && s->first_txid != 1 && !has_snapshot(s)) return; /* a stream without a standby */
+  if (!exists && s->first_txid != 1) {
+    sl__bases b;
+    sl__stream_bases(s->snap_dir, s->store_id, s->first_txid, s->durable, &b);
+    if (b.newest > s->durable) { /* a shipped base the archive has not reached yet: the worker builds it */
+      s->base_txid = b.newest;
+      return;
+    }
+  }
   if (rebuild_standby(s, exists ? "was torn by a power loss" : "was missing") == 0) open_standby(s, false);
   else if (exists) stop_standby_locked(s, "standby %s was torn by a power loss and cannot be rebuilt", s->standby_dir);
 }
@@ -1137,6 +1199,56 @@ bool sl__stream_lineage(sl__stream *s, sl_history *h, uint64_t *last, uint64_t *
   return valid;
 }
 
+/* ---- BASE SHIPPING ------------------------------------------------------------------ */
+
+void sl__stream_bases(const char *snap_dir, const uint8_t *store_id, uint64_t first_txid, uint64_t durable,
+                      sl__bases *out) {
+  sl_snapshot *snaps = NULL;
+  size_t n = 0;
+  memset(out, 0, sizeof *out);
+  if (first_txid <= 1) out->usable = true; /* the empty store, txid 0 */
+  if (sl_snapshot_list(snap_dir, store_id, &snaps, &n)) return;
+  for (size_t i = 0; i < n; i++) {
+    if (snaps[i].txid + 1 < first_txid) continue; /* the archive no longer continues it */
+    out->newest = snaps[i].txid;
+    if (snaps[i].txid > durable) out->pending = true;
+    else if (!out->usable) {
+      out->usable = true;
+      out->from_txid = snaps[i].txid;
+      out->from_us = snaps[i].commit_us;
+    }
+  }
+  free(snaps);
+}
+
+bool sl__stream_needs_base(sl__stream *s) {
+  pthread_mutex_lock(&s->mu);
+  bool maybe = !s->standby && s->log && s->first_txid > 1 && !s->base_txid && !s->base_receiving;
+  uint64_t first = s->first_txid, durable = s->durable;
+  pthread_mutex_unlock(&s->mu);
+  if (!maybe) return false;
+  sl__bases b;
+  sl__stream_bases(s->snap_dir, s->store_id, first, durable, &b);
+  return b.newest == 0 && !b.usable;
+}
+
+void sl__stream_base_receiving(sl__stream *s, bool on) {
+  pthread_mutex_lock(&s->mu);
+  s->base_receiving = on;
+  s->dirty = true;
+  pthread_cond_signal(&s->cond);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void sl__stream_base_stored(sl__stream *s, uint64_t txid) {
+  pthread_mutex_lock(&s->mu);
+  s->base_receiving = false;
+  if (!s->standby) s->base_txid = txid;
+  s->dirty = true;
+  pthread_cond_signal(&s->cond);
+  pthread_mutex_unlock(&s->mu);
+}
+
 /* ---- reading the status of a stream from another process ------------------------------ */
 
 /* Is a receiver running on data_dir? It holds receiver.lock. */
@@ -1217,8 +1329,30 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
     }
     sl_store_close(st);
   }
-  if (strcmp(out->state, "connected") == 0 && !receiver_running(data_dir))
+  bool running = receiver_running(data_dir);
+  if (strcmp(out->state, "connected") == 0 && !running)
     snprintf(out->state, sizeof out->state, "disconnected");
+
+  /* BASE SHIPPING: what a restore can reach. Not restorable, with no base
+   * on the way, is an error state, never a healthy one. */
+  char base[16] = "", *snaps = join(dir, "snapshots");
+  sl__bases b;
+  sl_status_get(text, "base", base, sizeof base);
+  if (!running) base[0] = 0; /* no receiver: nothing is on its way */
+  sl__stream_bases(snaps ? snaps : dir, NULL, out->first_txid, out->durable, &b);
+  free(snaps);
+  out->restorable = b.usable;
+  out->restorable_txid = b.from_txid;
+  out->restorable_us = b.from_us;
+  snprintf(out->base, sizeof out->base, "%s",
+           b.usable ? "ok" : strcmp(base, "receiving") == 0 ? "receiving" : b.pending ? "pending" : "none");
+  if (strcmp(out->base, "none") == 0 && out->first_txid > 1) {
+    snprintf(out->state, sizeof out->state, "unrestorable");
+    snprintf(out->error, sizeof out->error,
+             "not restorable: the archive starts at txid %llu and no base (a snapshot at txid %llu or later) is "
+             "held or on its way; a shipper of this version sends one when it connects",
+             (unsigned long long)out->first_txid, (unsigned long long)out->first_txid - 1);
+  }
 
   /* Lag in time: since the newest applied commit, or since falling behind
    * if that is later (an idle primary's old commit is not lag). */

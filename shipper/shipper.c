@@ -21,6 +21,11 @@
  *                       +- start pruned, damaged log, local I/O, a certificate
  *                          refused by either side (SL_EAUTH)  ------------------> FAILED
  *
+ * BASE: when the Welcome asks for a base (need_base; proto/replication.proto,
+ * BASE SHIPPING), on_welcome() leaves the shipper in BASE instead of
+ * STREAMING; session_base() sends it and moves on to STREAMING, or fails
+ * like any session (transient: the next session starts the base again).
+ *
  * Every function that fails has already moved the state (transient() or
  * fatal()) and logged; callers only check the state.
  *
@@ -80,6 +85,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -91,6 +97,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "dump.h"
 #include "io.h"
 #include "lineage.h"
 #include "log.h"
@@ -112,10 +119,12 @@
 #define SENT_RING 4096        /* unacknowledged batches tracked */
 #define SLOTS 4               /* batches on their way: filling, with the sealer, sealed */
 #define SOFTWARE "shiplog 0.1.0"
+#define BASE_CHUNK (256u << 10) /* base bytes per message: small next to what a slow link
+                                   carries between two heartbeats of the receiver */
 
-typedef enum state { ST_CONNECTING, ST_HANDSHAKE, ST_STREAMING, ST_BACKOFF, ST_STOPPED, ST_FAILED } state;
+typedef enum state { ST_CONNECTING, ST_HANDSHAKE, ST_STREAMING, ST_BACKOFF, ST_STOPPED, ST_FAILED, ST_BASE } state;
 static const char *const state_name[] = {"connecting", "connecting", "streaming",
-                                         "backoff", "stopped", "failed"};
+                                         "backoff", "stopped", "failed", "sending-base"};
 
 /* Helper threads block every signal, so that SIGINT/SIGTERM reach the
  * streaming thread and cut its wait short. */
@@ -455,6 +464,7 @@ typedef struct shipper {
   uint64_t confirmed;            /* consumer position: max(durable, start - 1) */
   size_t recv_limit;             /* the receiver's largest raw batch */
   uint64_t bytes, batches, reconnects, sessions;
+  uint64_t acks;                 /* Acks received (the one that confirms a base) */
   uint64_t compressed_bytes;     /* Batch.data bytes sent (after compression) */
   uint64_t last_send_ns, last_recv_ns, report_ns, caught_up_ns;
   bool mark_dirty, report_dirty;
@@ -651,6 +661,7 @@ static int session_connect(shipper *s) {
   h.has_primary_time_us = true;
   h.primary_time_us = sl_now_us();
   h.software = SOFTWARE;
+  h.has_sends_base = h.sends_base = true;
   Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
   m.body_case = SHIPLOG__REPL__MESSAGE__BODY_HELLO;
   m.hello = &h;
@@ -723,7 +734,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   s->durable = d;
   s->applied = w->has_applied_txid ? w->applied_txid : 0;
   s->applied_commit_us = 0;
-  s->st = ST_STREAMING;
+  s->st = w->has_need_base && w->need_base ? ST_BASE : ST_STREAMING;
   s->backoff_ms = 0;
   s->caught_up_ns = 0;
   s->error[0] = 0;
@@ -804,11 +815,12 @@ static int handle_msg(shipper *s, const Shiplog__Repl__Message *m) {
     if (s->st == ST_HANDSHAKE) return on_welcome(s, m->welcome);
     break;
   case SHIPLOG__REPL__MESSAGE__BODY_ACK:
-    if (s->st == ST_STREAMING)
+    s->acks++;
+    if (s->st == ST_STREAMING || s->st == ST_BASE)
       return on_positions(s, m->ack->durable_txid, m->ack->has_applied_txid, m->ack->applied_txid);
     break;
   case SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT:
-    if (s->st == ST_STREAMING && m->heartbeat->has_durable_txid)
+    if ((s->st == ST_STREAMING || s->st == ST_BASE) && m->heartbeat->has_durable_txid)
       return on_positions(s, m->heartbeat->durable_txid, m->heartbeat->has_applied_txid,
                           m->heartbeat->applied_txid);
     return 0;
@@ -834,7 +846,7 @@ static int on_received(shipper *s, long got) {
     if (rc) break;
     rc = handle_msg(s, m);
     sl_msg_free(m);
-    if (rc || (s->st != ST_HANDSHAKE && s->st != ST_STREAMING)) return rc;
+    if (rc || (s->st != ST_HANDSHAKE && s->st != ST_STREAMING && s->st != ST_BASE)) return rc;
     off += used;
   }
   if (rc != SL_ETRUNCATED)
@@ -1071,6 +1083,183 @@ static int session_stream(shipper *s) {
   return 0;
 }
 
+/* ---- BASE --------------------------------------------------------------------------------- */
+
+/* BASE SHIPPING (proto/replication.proto). The image is a full dump
+ * (store/dump.h) of the store opened read-only -- one LMDB read transaction,
+ * so writers go on -- written by a helper thread into a pipe, from which
+ * this thread sends it in chunks; the dump header (its first bytes) names
+ * the image's txid B. A cascade (a receiver's stream directory) sends its
+ * standby. B may be committed in LMDB a moment before it is durable in the
+ * log (store.h, COMMIT PATH), so BaseEnd waits until the durable mark
+ * reaches B: the receiver never holds a base the primary could lose. The
+ * log then follows from the receiver's durable txid + 1, as without a base. */
+typedef struct base_job {
+  sl_store *st;
+  int fd;                        /* the pipe's write end, closed by the job */
+  sl_keyring *kr;
+  int rc;
+} base_job;
+
+static void *base_main(void *arg) {
+  base_job *j = arg;
+  sl_dump_options d = {.keyring = j->kr, .name = "the base (a pipe to the shipper)"};
+  j->rc = sl_dump_full(j->st, j->fd, &d, NULL);
+  close(j->fd);
+  j->fd = -1;
+  return NULL;
+}
+
+/* Read up to len bytes of the pipe, sending heartbeats and reading the
+ * receiver's messages while the dump is slow: > 0 bytes, 0 at its end, or
+ * a negative code (the state is then moved already, or -errno). */
+static long base_read(shipper *s, int fd, uint8_t *buf, size_t len) {
+  const uint64_t ms = 1000000u;
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, IDLE_WAKE_MS);
+    if (n < 0 && errno != EINTR) return -errno;
+    if (n > 0) {
+      ssize_t got = read(fd, buf, len);
+      if (got >= 0) return got;
+      if (errno != EINTR && errno != EAGAIN) return -errno;
+    }
+    if (*s->stop) return -ECANCELED;
+    uint64_t now = sl_mono_ns();
+    int rc = 0;
+    if (now >= s->last_send_ns + (uint64_t)s->heartbeat_ms * ms) rc = send_heartbeat(s);
+    if (rc == 0) rc = pump(s, 0);
+    if (rc == 0 && s->st == ST_BASE && now >= s->last_recv_ns + (uint64_t)s->timeout_ms * ms)
+      rc = transient(s, -ETIMEDOUT, "receiver %s silent for %d ms", s->opt->to, s->timeout_ms);
+    if (rc || s->st != ST_BASE) return rc ? rc : -ECANCELED;
+  }
+}
+
+static int send_base_msg(shipper *s, Shiplog__Repl__Message *m) {
+  int rc = send_msg(s, m);
+  if (rc == 0 && s->st == ST_BASE) rc = pump(s, 0);
+  return rc ? rc : s->st == ST_BASE ? 0 : -ECANCELED;
+}
+
+static int session_base(shipper *s) {
+  const uint64_t t0 = sl_mono_ns();
+  char dir[PATH_MAX];
+  base_job j = {.fd = -1, .kr = s->opt->keyring};
+  pthread_t thread;
+  bool started = false;
+  int p[2] = {-1, -1};
+  uint8_t *buf = NULL;
+  uint64_t nsent = 0, txid = 0;
+  uint32_t crc = 0;
+  size_t chunk = SL_MIN((size_t)BASE_CHUNK, s->recv_limit);
+  long got = 0;
+  snprintf(dir, sizeof dir, "%s%s", s->opt->store_dir, s->cascade ? "/standby" : "");
+  int rc = sl_store_open(dir, SL_OPEN_RDONLY, &j.st);
+  if (rc) {
+    fatal(s, rc, "%s: cannot open the store to send stream %s its base: %s", dir, s->opt->stream, sl_strerror(rc));
+    goto out;
+  }
+  if (!(buf = malloc(chunk)) || pipe2(p, O_CLOEXEC) != 0) {
+    fatal(s, buf ? -errno : -ENOMEM, "cannot start the base of stream %s: %s", s->opt->stream,
+          sl_strerror(buf ? -errno : -ENOMEM));
+    goto out;
+  }
+  j.fd = p[1];
+  p[1] = -1;
+  if ((rc = start_thread(&thread, base_main, &j))) {
+    close(j.fd);
+    fatal(s, rc, "cannot start the base's thread: %s", sl_strerror(rc));
+    goto out;
+  }
+  started = true;
+  /* The header first: it names the image's txid. */
+  size_t have = 0;
+  while (have < SL_DUMP_HEADER_SIZE && (got = base_read(s, p[0], buf + have, SL_DUMP_HEADER_SIZE - have)) > 0)
+    have += (size_t)got;
+  if (have < SL_DUMP_HEADER_SIZE) goto out; /* the dump failed (below) or the session ended */
+  sl_dump_header h;
+  if ((rc = sl_dump_header_decode(buf, &h))) {
+    fatal(s, rc, "the base of stream %s: the dump header does not decode: %s", s->opt->stream, sl_strerror(rc));
+    goto out;
+  }
+  txid = h.last_txid;
+  sl_log_info("sending stream %s its base: %s at txid %llu%s", s->opt->stream, dir, (unsigned long long)txid,
+              h.key_id[0] ? " (sealed)" : "");
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
+  Shiplog__Repl__BaseBegin bb = SHIPLOG__REPL__BASE_BEGIN__INIT;
+  Shiplog__Repl__BaseChunk bc = SHIPLOG__REPL__BASE_CHUNK__INIT;
+  Shiplog__Repl__BaseEnd be = SHIPLOG__REPL__BASE_END__INIT;
+  bb.txid = txid;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_BEGIN;
+  m.base_begin = &bb;
+  if (send_base_msg(s, &m)) goto out;
+  report(s, sl_mono_ns()); /* state sending-base */
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_CHUNK;
+  m.base_chunk = &bc;
+  for (;;) {
+    while (have < chunk && (got = base_read(s, p[0], buf + have, chunk - have)) > 0) have += (size_t)got;
+    if (got < 0) goto out;
+    if (have == 0) break;
+    bc.offset = nsent;
+    bc.data.data = buf;
+    bc.data.len = have;
+    if (send_base_msg(s, &m)) goto out;
+    crc = sl_crc32c(crc, buf, have);
+    nsent += have;
+    have = 0;
+    if (got == 0) break;
+  }
+  pthread_join(thread, NULL);
+  started = false;
+  if (j.rc) {
+    fatal(s, j.rc, "the base of stream %s: dumping %s failed: %s", s->opt->stream, dir, sl_strerror(j.rc));
+    goto out;
+  }
+  /* Not before B is durable here (see above). */
+  while (s->st == ST_BASE && s->committed < txid) {
+    if (*s->stop) goto out;
+    if ((rc = pump(s, IDLE_WAKE_MS)) || s->st != ST_BASE || (s->mark_dirty && refresh_mark(s))) goto out;
+  }
+  be.size = nsent;
+  be.crc32c = crc;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_END;
+  m.base_end = &be;
+  uint64_t acks = s->acks;
+  if (send_base_msg(s, &m)) goto out;
+  /* The receiver answers BaseEnd with an Ack once the base is durable
+   * there (or with an Error): only then is the stream restorable, so
+   * only then may a caught-up shipper exit 0. */
+  while (s->st == ST_BASE && s->acks == acks) {
+    if (*s->stop) goto out;
+    if (sl_mono_ns() >= s->last_recv_ns + (uint64_t)s->timeout_ms * 1000000u) {
+      transient(s, -ETIMEDOUT, "receiver %s did not confirm the base of stream %s within %d ms", s->opt->to,
+                s->opt->stream, s->timeout_ms);
+      goto out;
+    }
+    if (pump(s, IDLE_WAKE_MS)) goto out;
+  }
+  if (s->st != ST_BASE) goto out;
+  sl_log_info("sent stream %s its base at txid %llu: %.1f MiB in %.1f s; the log follows", s->opt->stream,
+              (unsigned long long)txid, (double)nsent / (1 << 20), (double)(sl_mono_ns() - t0) / 1e9);
+  s->st = ST_STREAMING;
+  s->report_dirty = true;
+out:
+  if (p[0] >= 0) close(p[0]); /* a dump still writing stops (EPIPE) */
+  if (started) pthread_join(thread, NULL);
+  if (started && s->st == ST_BASE && j.rc)
+    fatal(s, j.rc, "the base of stream %s: dumping %s failed: %s", s->opt->stream, dir, sl_strerror(j.rc));
+  if (s->st == ST_BASE && *s->stop) {
+    disconnect(s);
+    s->st = ST_STOPPED;
+  } else if (s->st == ST_BASE) {
+    transient(s, SL_EEND, "the base of stream %s ended early (%llu bytes sent)", s->opt->stream,
+              (unsigned long long)nsent);
+  }
+  if (j.st) sl_store_close(j.st);
+  free(buf);
+  return s->st == ST_FAILED ? s->rc : 0;
+}
+
 /* ---- BACKOFF ------------------------------------------------------------------------------ */
 
 static int session_backoff(shipper *s) {
@@ -1249,6 +1438,7 @@ int sl_shipper_run(const sl_shipper_options *opt, volatile sig_atomic_t *stop) {
     case ST_CONNECTING: session_connect(s); break;
     case ST_HANDSHAKE: session_handshake(s); break;
     case ST_STREAMING: session_stream(s); break;
+    case ST_BASE: session_base(s); break;
     case ST_BACKOFF: session_backoff(s); break;
     default: break;
     }

@@ -24,6 +24,12 @@
  * txid (store/log.h); a receiver that finds this store behind or diverged
  * refuses it for good (README "Failover").
  *
+ * BASE SHIPPING (proto/replication.proto): when the receiver asks for a
+ * base, the shipper opens the store read-only (a second open of a store's
+ * LMDB in a process that has it open already would break LMDB's locks:
+ * an embedding process must not need a base) and sends a full dump of it
+ * before the log; a cascade sends its standby (DIR/streams/NAME/standby).
+ *
  * CASCADE: store_dir may be a receiver's stream directory (DIR/streams/NAME,
  * recognized by archive/ and no store.id): the shipper then tails that
  * archive's durable prefix, so a receiver's stream is shipped onward. Its
@@ -89,7 +95,7 @@ int sl_shipper_run(const sl_shipper_options *opt, volatile sig_atomic_t *stop);
 
 /* Status of the shipper of STREAM on STORE, from its status file. */
 typedef struct sl_ship_status {
-  char state[32];              /* connecting, streaming, backoff, stopped, failed */
+  char state[32];              /* connecting, streaming, sending-base, backoff, stopped, failed */
   char peer[80];
   uint64_t committed, shipped, durable, applied;
   uint64_t bytes, batches, reconnects;

@@ -2,7 +2,8 @@
  * codec: message framing (round trip, every truncation, every bit flip,
  * oversize lengths refused before allocating), batch sealing and opening
  * (lz4 and none, corrupt data, gaps), connections over a socketpair, stream
- * names, HOST:PORT and status files.
+ * names, HOST:PORT and status files; BASE SHIPPING messages (round trip,
+ * the chunk and end checks, and an old decoder that ignores the new fields).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -380,6 +381,100 @@ static void codec_status_file(void **state) {
   free(path);
 }
 
+/* BASE SHIPPING: the three messages survive the wire; the receiver's
+ * checks refuse a chunk out of place, an oversized or empty one, and an end
+ * whose size or CRC differ from what arrived. */
+static void codec_base_messages(void **state) {
+  (void)state;
+  uint8_t data[3000];
+  for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)(i * 7);
+  sl_buf wire = {0};
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
+  Shiplog__Repl__BaseBegin bb = SHIPLOG__REPL__BASE_BEGIN__INIT;
+  Shiplog__Repl__BaseChunk bc = SHIPLOG__REPL__BASE_CHUNK__INIT;
+  Shiplog__Repl__BaseEnd be = SHIPLOG__REPL__BASE_END__INIT;
+  bb.txid = 76;
+  bb.has_size_hint = true;
+  bb.size_hint = 1u << 30;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_BEGIN;
+  m.base_begin = &bb;
+  assert_int_equal(sl_msg_encode(&m, &wire), 0);
+  bc.offset = 0;
+  bc.data.data = data;
+  bc.data.len = 1000;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_CHUNK;
+  m.base_chunk = &bc;
+  assert_int_equal(sl_msg_encode(&m, &wire), 0);
+  bc.offset = 1000;
+  bc.data.data = data + 1000;
+  bc.data.len = 2000;
+  assert_int_equal(sl_msg_encode(&m, &wire), 0);
+  be.size = sizeof data;
+  be.crc32c = sl_crc32c(0, data, sizeof data);
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_END;
+  m.base_end = &be;
+  assert_int_equal(sl_msg_encode(&m, &wire), 0);
+
+  const char *kinds[] = {"base-begin", "base-chunk", "base-chunk", "base-end"};
+  size_t off = 0;
+  uint64_t got = 0;
+  uint32_t crc = 0;
+  for (int i = 0; i < 4; i++) {
+    Shiplog__Repl__Message *d;
+    size_t used;
+    assert_int_equal(sl_msg_decode(wire.data + off, wire.len - off, SL_MSG_MAX, &d, &used), 0);
+    assert_string_equal(sl_msg_kind(d), kinds[i]);
+    off += used;
+    if (i == 0) {
+      assert_int_equal(d->base_begin->txid, 76);
+      assert_int_equal(d->base_begin->size_hint, 1u << 30);
+    } else if (i < 3) {
+      assert_int_equal(sl_base_chunk_check(d->base_chunk, got, 2000), 0);
+      assert_int_equal(sl_base_chunk_check(d->base_chunk, got + 1, 2000), SL_EGAP);
+      assert_int_equal(sl_base_chunk_check(d->base_chunk, got, 999), SL_ETOOBIG);
+      assert_memory_equal(d->base_chunk->data.data, data + got, d->base_chunk->data.len);
+      crc = sl_crc32c(crc, d->base_chunk->data.data, d->base_chunk->data.len);
+      got += d->base_chunk->data.len;
+    } else {
+      assert_int_equal(sl_base_end_check(d->base_end, got, crc), 0);
+      assert_int_equal(sl_base_end_check(d->base_end, got - 1, crc), SL_ETRUNCATED);
+      assert_int_equal(sl_base_end_check(d->base_end, got, crc ^ 1), SL_ECORRUPT);
+    }
+    sl_msg_free(d);
+  }
+  assert_int_equal(off, wire.len);
+  Shiplog__Repl__BaseChunk empty = SHIPLOG__REPL__BASE_CHUNK__INIT;
+  assert_int_equal(sl_base_chunk_check(&empty, 0, 10), SL_EINVAL);
+  sl_buf_free(&wire);
+}
+
+/* The new Hello / Welcome fields are optional: a decoder that predates them
+ * (here: their absence) sees no base asked for or offered, and a message
+ * that carries them keeps every older field. */
+static void codec_base_fields_compatible(void **state) {
+  (void)state;
+  sl_buf wire = {0};
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT, *d;
+  Shiplog__Repl__Welcome w = SHIPLOG__REPL__WELCOME__INIT;
+  size_t used;
+  w.protocol_version = SL_PROTOCOL_VERSION;
+  w.durable_txid = 75;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_WELCOME;
+  m.welcome = &w;
+  assert_int_equal(sl_msg_encode(&m, &wire), 0);
+  assert_int_equal(sl_msg_decode(wire.data, wire.len, SL_MSG_MAX, &d, &used), 0);
+  assert_false(d->welcome->has_need_base);
+  sl_msg_free(d);
+  wire.len = 0;
+  w.has_need_base = w.need_base = true;
+  assert_int_equal(sl_msg_encode(&m, &wire), 0);
+  assert_int_equal(sl_msg_decode(wire.data, wire.len, SL_MSG_MAX, &d, &used), 0);
+  assert_true(d->welcome->has_need_base && d->welcome->need_base);
+  assert_int_equal(d->welcome->durable_txid, 75);
+  sl_msg_free(d);
+  sl_buf_free(&wire);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(codec_msg_round_trip),
@@ -394,6 +489,8 @@ int main(void) {
       cmocka_unit_test(codec_conn_send_recv),
       cmocka_unit_test(codec_hostport),
       cmocka_unit_test(codec_status_file),
+      cmocka_unit_test(codec_base_messages),
+      cmocka_unit_test(codec_base_fields_compatible),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -158,6 +158,33 @@ int main(int argc, char **argv) {
   }
   put(msg, "session", stream.data, stream.len);
 
+  /* BASE SHIPPING: begin, two chunks of a small byte run, end. */
+  uint8_t base[600];
+  for (size_t i = 0; i < sizeof base; i++) base[i] = (uint8_t)(i * 13);
+  Shiplog__Repl__BaseBegin bb = SHIPLOG__REPL__BASE_BEGIN__INIT;
+  Shiplog__Repl__BaseChunk bc = SHIPLOG__REPL__BASE_CHUNK__INIT;
+  Shiplog__Repl__BaseEnd be = SHIPLOG__REPL__BASE_END__INIT;
+  stream.len = 0;
+  bb.txid = 75;
+  m = (Shiplog__Repl__Message)SHIPLOG__REPL__MESSAGE__INIT;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_BEGIN;
+  m.base_begin = &bb;
+  if (sl_msg_encode(&m, &stream)) return 1;
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_CHUNK;
+  m.base_chunk = &bc;
+  for (size_t at = 0; at < sizeof base; at += 300) {
+    bc.offset = at;
+    bc.data.data = base + at;
+    bc.data.len = 300;
+    if (sl_msg_encode(&m, &stream)) return 1;
+  }
+  be.size = sizeof base;
+  be.crc32c = sl_crc32c(0, base, sizeof base);
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_BASE_END;
+  m.base_end = &be;
+  if (sl_msg_encode(&m, &stream)) return 1;
+  put(msg, "base", stream.data, stream.len);
+
   /* fuzz_batch inputs: header, then frames (mode 0/2) or Batch.data (1/3). */
   for (int mode = 0; mode < 4; mode++) {
     uint8_t in[SL_FRAME_HEADER_SIZE + sizeof frames + 64];

@@ -65,7 +65,7 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *
 }
 
 int cli_parse_ms(const char *cmd, const char *opt, const char *text, int *out) {
-  uint64_t v;
+  uint64_t v = 0;
   if (cli_parse_u64(cmd, opt, text, &v)) return CLI_USAGE;
   if (v < 1 || v > 3600000) return cli_usage(cmd, "--%s must lie between 1 and 3600000", opt);
   *out = (int)v;

@@ -58,6 +58,12 @@ const char *sl_strerror(int code);
 /* "SL_ECORRUPT", "EIO", ...: the symbolic name, for logs and tests. */
 const char *sl_errname(int code);
 
+/* ---- version ------------------------------------------------------------ */
+/* "0.1.0" (CMake's project VERSION), and "shiplog 0.1.0" as `shiplog
+ * --version` prints it and the replication Hello carries it. Static. */
+const char *sl_version(void);
+const char *sl_software(void);
+
 /* ---- diagnostics ---------------------------------------------------- */
 /* Program name printed before each line ("shiplog"); set once by main(). */
 void sl_set_progname(const char *name);

@@ -16,9 +16,13 @@
 #include "sl_base.h"
 
 int cli_getopt(int argc, char **argv, const struct option *opts) {
+  /* getopt names argv[0] in its complaints: "shiplog CMD", made once (the
+   * loop calls this again with argv[0] already the name made here). */
   static char progname[64];
-  snprintf(progname, sizeof progname, "shiplog %s", argv[0]);
-  argv[0] = progname;
+  if (argv[0] != progname) {
+    snprintf(progname, sizeof progname, "shiplog %s", argv[0]);
+    argv[0] = progname;
+  }
   int c, idx = -1;
   if (cli__config_getopt(opts, &c)) return c;
   c = getopt_long(argc, argv, "h", opts, &idx);

@@ -213,7 +213,7 @@ int cmd_stats(int argc, char **argv) {
     put_u64_or_null(lf.has_durable, lf.durable_txid);
     printf("},\"lmdb_bytes\":%" PRIu64 ",\"checkpoint_txid\":", lmdb_bytes);
     put_u64_or_null(has_cp, cp_txid);
-    fputs("}\n", stdout);
+    printf(",\"version\":\"%s\"}\n", sl_version());
   } else {
     printf("store          %s\n", dir);
     printf("store id       %s\n", idhex);

@@ -111,7 +111,6 @@
 #define RECV_MAX_BODY (1u << 20) /* a receiver sends only small messages */
 #define SENT_RING 4096        /* unacknowledged batches tracked */
 #define SLOTS 4               /* batches on their way: filling, with the sealer, sealed */
-#define SOFTWARE "shiplog 0.1.0"
 
 typedef enum state { ST_CONNECTING, ST_HANDSHAKE, ST_STREAMING, ST_BACKOFF, ST_STOPPED, ST_FAILED } state;
 static const char *const state_name[] = {"connecting", "connecting", "streaming",
@@ -650,7 +649,7 @@ static int session_connect(shipper *s) {
   h.epoch = sl_history_epoch(&s->hist);
   h.has_primary_time_us = true;
   h.primary_time_us = sl_now_us();
-  h.software = SOFTWARE;
+  h.software = (char *)sl_software();
   Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
   m.body_case = SHIPLOG__REPL__MESSAGE__BODY_HELLO;
   m.hello = &h;

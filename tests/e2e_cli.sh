@@ -35,6 +35,15 @@ expect 2 "verify with two dirs" "$BIN" verify "$T/x" "$T/y"
 [ ! -e "$T/x" ] && ok "usage errors create nothing" || bad "usage errors create nothing"
 expect 1 "stats on a missing store" "$BIN" stats "$T/nostore"
 contains "$T/err" "$T/nostore" "the error names the directory"
+# Usage errors name the program once, also after options getopt took.
+expect 2 "stats with an unknown option after others" "$BIN" stats "$T/x" --json --bogus
+contains "$T/err" "shiplog stats: unrecognized option '--bogus'" "a usage error names 'shiplog stats'"
+grep -q "shiplog shiplog" "$T/err" && bad "the program is named once" || ok "the program is named once"
+VERSION=$(sed -nE 's/^project\(shiplog VERSION ([0-9.]+).*/\1/p' "$SRC/CMakeLists.txt")
+expect 0 "--version" "$BIN" --version
+check "--version prints 'shiplog $VERSION'" [ "$(cat "$T/out")" = "shiplog $VERSION" ]
+expect 0 "version" "$BIN" version
+check "version prints 'shiplog $VERSION'" [ "$(cat "$T/out")" = "shiplog $VERSION" ]
 
 # ---- init, exec ------------------------------------------------------------------
 S=$T/store
@@ -111,6 +120,9 @@ contains "$T/out" '"nodes":2,"relationships":1,"last_txid":6,' "stats --json cou
 contains "$T/out" '"last_commit":"2026-11-25T14:21:00Z"' "stats --json last commit time"
 contains "$T/out" '"durable_txid":6' "stats --json durable txid"
 jq -e . "$T/out" >/dev/null && ok "stats --json is JSON" || bad "stats --json is JSON"
+check "stats --json gives the version" jqe --arg v "$VERSION" '.version == $v' "$T/out"
+expect 0 "status STORE --json" "$BIN" status "$S" --json
+check "status --json gives the version" jqe --arg v "$VERSION" '.version == $v' "$T/out"
 
 # ---- log ---------------------------------------------------------------------------------
 expect 0 "log" "$BIN" log "$S"

@@ -96,8 +96,9 @@ void sl_clock_set_for_test(uint64_t (*fn)(void));
 uint64_t sl_mono_ns(void);
 
 /* Parse a TIME as spec/cli.md defines it: ISO-8601 with a zone
- * ("2026-11-25T14:03:07Z", "2026-11-25T15:03:07.250+01:00", up to µs) or
- * "@SECONDS[.FRACTION]". Returns 0 and µs since the epoch, or SL_EINVAL. */
+ * ("2026-11-25T14:03:07Z", "2026-11-25T15:03:07.250+01:00", up to µs), a
+ * date alone ("2021-01-01": midnight UTC) or "@SECONDS[.FRACTION]".
+ * Returns 0 and µs since the epoch, or SL_EINVAL. */
 int sl_time_parse(const char *text, uint64_t *out_us);
 /* Format µs since the epoch as "2026-11-25T14:03:07.123456Z" (fraction
  * omitted when zero). buf must hold 32 bytes. Returns buf. */

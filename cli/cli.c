@@ -109,7 +109,7 @@ int cli_parse_size(const char *cmd, const char *opt, const char *text, uint64_t 
 
 int cli_parse_time(const char *cmd, const char *opt, const char *text, uint64_t *out) {
   if (sl_time_parse(text, out))
-    return cli_usage(cmd, "--%s: '%s' is not a TIME (ISO-8601 with a zone, or @SECONDS)", opt, text);
+    return cli_usage(cmd, "--%s: '%s' is not a TIME (ISO-8601 with a zone, a date, or @SECONDS)", opt, text);
   return CLI_OK;
 }
 

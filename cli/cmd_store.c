@@ -244,7 +244,7 @@ static const char log_help[] =
     "commit time, ops. Reads the log only (a writer may be running).\n"
     "\n"
     "  --since TIME     only transactions committed after TIME (ISO-8601 with a\n"
-    "                   zone, or @SECONDS[.FRACTION])\n"
+    "                   zone, a date alone for midnight UTC, or @SECONDS[.FRACTION])\n"
     "  --from-txid N    start at txid N (with --since: whichever is later)\n"
     "  --json           JSON Lines {\"txid\",\"ts\",\"commit_time_us\",\"ops\"}, the ops\n"
     "                   in the mutation-file format (shiplog exec can run them)\n"

@@ -131,6 +131,10 @@ contains "$T/out" '1 2026-11-25T14:00:00Z create_node id=1 labels=[Person] props
 contains "$T/out" '3 2026-11-25T14:05:00Z delete_node id=1 detach=true' "log shows delete_node"
 expect 0 "log --since" "$BIN" log "$S" --since 2026-11-25T14:03:07Z
 [ "$(wc -l <"$T/out")" -eq 4 ] && ok "log --since skips the first two" || bad "log --since skips the first two"
+expect 0 "log --since a date alone" "$BIN" log "$S" --since 2026-11-25
+[ "$(wc -l <"$T/out")" -eq 6 ] && ok "a date alone is midnight UTC: all 6 follow it" || bad "a date alone is midnight UTC: all 6 follow it"
+expect 0 "log --since the next day" "$BIN" log "$S" --since 2026-11-26
+[ ! -s "$T/out" ] && ok "nothing follows the next day's midnight" || bad "nothing follows the next day's midnight"
 expect 0 "log --from-txid" "$BIN" log "$S" --from-txid 5 --json
 [ "$(wc -l <"$T/out")" -eq 2 ] && ok "log --from-txid 5 prints 2" || bad "log --from-txid 5 prints 2"
 contains "$T/out" '{"txid":5,"ts":"2026-11-25T14:20:00Z","commit_time_us":' "log --json form"

@@ -129,6 +129,11 @@ static void base_time_parse_valid(void **state) {
       {"@1.000001", 1000001},
       {"@0.123456", 123456},
       {"@18446744073709.551615", UINT64_MAX},
+      /* a date alone: midnight UTC of that day */
+      {"2021-01-01", 1609459200ull * 1000000},
+      {"1970-01-01", 0},
+      {"2024-02-29", 1709164800ull * 1000000},
+      {"2026-11-25", (T2026 - 14 * 3600 - 3 * 60 - 7) * 1000000},
   };
   for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
     uint64_t us = 0;
@@ -182,6 +187,16 @@ static void base_time_parse_invalid(void **state) {
       "@99999999999999999999",
       "@18446744073709.551616",       /* UINT64_MAX + 1 µs */
       "tomorrow",
+      "2021-01-01Z",                  /* a date alone takes no zone */
+      "2021-01-01T",
+      "2021-1-01",
+      "2021-01-1",
+      "2021-01-32",
+      "2021-02-29",
+      "2021-13-01",
+      "1969-12-31",
+      "2021-01-01 ",
+      "20210101",
   };
   for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
     uint64_t us = 42;

@@ -39,6 +39,21 @@ contains "$T/err" "$T/nostore" "the error names the directory"
 expect 2 "stats with an unknown option after others" "$BIN" stats "$T/x" --json --bogus
 contains "$T/err" "shiplog stats: unrecognized option '--bogus'" "a usage error names 'shiplog stats'"
 grep -q "shiplog shiplog" "$T/err" && bad "the program is named once" || ok "the program is named once"
+# A --config file's bytes quoted in an error reach the terminal escaped (\xNN:
+# controls, C1 characters, bytes that are not UTF-8), still naming FILE:LINE.
+printf 'json = true\nk\033[2J\007\377\302\233\303\251 = 1\n' >"$T/hostile.conf"
+expect 2 "a config key of control and stray bytes is refused" "$BIN" stats "$T/x" --config "$T/hostile.conf"
+contains "$T/err" "$T/hostile.conf:2: unknown key 'k\x1b[2J\x07\xff\xc2\x9bé'" \
+  "...quoted with \\xNN escapes (valid UTF-8 kept), naming FILE:LINE"
+clean_text() { # FILE: valid UTF-8, and no control byte but newlines, no C1
+  iconv -f UTF-8 -t UTF-8 "$1" >/dev/null 2>&1 &&
+    ! LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f]' "$1" && ! LC_ALL=C grep -q $'\xc2[\x80-\x9f]' "$1"
+}
+check "...and stderr holds no control or stray byte" clean_text "$T/err"
+LC_ALL=C awk -v s="$SEED" 'BEGIN { srand(s); for (i = 0; i < 4096; i++) printf "%c", 1 + int(rand() * 255) }' >"$T/random.conf"
+expect 2 "a config file of random bytes is refused" "$BIN" stats "$T/x" --config "$T/random.conf"
+contains "$T/err" "$T/random.conf:" "...naming the file"
+check "...and stderr holds no control or stray byte" clean_text "$T/err"
 VERSION=$(sed -nE 's/^project\(shiplog VERSION ([0-9.]+).*/\1/p' "$SRC/CMakeLists.txt")
 expect 0 "--version" "$BIN" --version
 check "--version prints 'shiplog $VERSION'" [ "$(cat "$T/out")" = "shiplog $VERSION" ]

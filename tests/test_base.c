@@ -412,6 +412,7 @@ static void print_lines(void) {
   sl_log_set_verbose(true);
   sl_log_info("shown");
   sl_log_set_verbose(false);
+  sl_log_error("in '%s'", "a\x1b[2J\x07\xff\xc2\x9b\xc3\xa9\x7f\tb\r\nc\xe2\x82");
   char big[10000];
   memset(big, 'z', sizeof big - 1);
   big[sizeof big - 1] = 0;
@@ -425,6 +426,7 @@ static void base_diag_lines(void **state) {
   const char *want = "tprog: error: file x.seg offset 42\n"
                      "tprog: warning: careful\n"
                      "tprog: shown\n"
+                     "tprog: error: in 'a\\x1b[2J\\x07\\xff\\xc2\\x9b\xc3\xa9\\x7f b  c\\xe2\\x82'\n"
                      "tprog: error: zzz";
   assert_memory_equal(out, want, strlen(want));
   char *last = out + strlen(want) - strlen("tprog: error: zzz");

@@ -104,6 +104,15 @@ int sl_time_parse(const char *text, uint64_t *out_us);
  * omitted when zero). buf must hold 32 bytes. Returns buf. */
 char *sl_time_format(uint64_t us, char *buf, size_t len);
 
+/* ---- UTF-8 (strict: no overlong forms, surrogates or code points past
+ * U+10FFFF) ----------------------------------------------------------- */
+/* The character at buf[0..n): its length (1..4) and *cp, or 0 when the
+ * bytes there are not one valid UTF-8 character (or n is 0). */
+size_t sl_utf8_decode(const void *buf, size_t n, uint32_t *cp);
+/* cp as UTF-8 into out: its length (1..4), or 0 for a surrogate or a code
+ * point past U+10FFFF. */
+size_t sl_utf8_encode(uint32_t cp, char out[4]);
+
 /* ---- little-endian helpers ------------------------------------------- */
 static inline void sl_put_le32(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);

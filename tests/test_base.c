@@ -435,6 +435,30 @@ static void base_diag_lines(void **state) {
   free(out);
 }
 
+static void base_utf8(void **state) {
+  (void)state;
+  char b[4];
+  uint32_t cp;
+  for (uint32_t c = 1; c <= 0x10ffff; c++) {
+    size_t n = sl_utf8_encode(c, b);
+    if (c >= 0xd800 && c <= 0xdfff) {
+      assert_int_equal(n, 0);
+      continue;
+    }
+    assert_int_equal(n, c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
+    assert_int_equal(sl_utf8_decode(b, n, &cp), n);
+    assert_int_equal(cp, c);
+    if (n > 1) assert_int_equal(sl_utf8_decode(b, n - 1, &cp), 0); /* cut short */
+  }
+  assert_int_equal(sl_utf8_encode(0x110000, b), 0);
+  static const char *const bad[] = {"\x80", "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xed\xa0\x80",
+                                    "\xf0\x80\x80\x80", "\xf4\x90\x80\x80", "\xf8\x88\x80\x80", "\xc3\x28", "\xff"};
+  for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) assert_int_equal(sl_utf8_decode(bad[i], strlen(bad[i]), &cp), 0);
+  assert_int_equal(sl_utf8_decode("\xc3\x96x", 3, &cp), 2);
+  assert_int_equal(cp, 0xd6);
+  assert_int_equal(sl_utf8_decode("", 0, &cp), 0);
+}
+
 static uint64_t diag_clock(void) { return 1795615387250000ull; } /* 2026-11-25T14:03:07.25Z */
 
 static void print_formats(void) {
@@ -484,6 +508,7 @@ int main(void) {
       cmocka_unit_test(base_fault_points),
       cmocka_unit_test(base_write_file_atomic_faults),
 #endif
+      cmocka_unit_test(base_utf8),
       cmocka_unit_test(base_diag_lines),
       cmocka_unit_test(base_diag_formats),
   };

@@ -7,6 +7,7 @@
  *     sl_strerror() and sl_errname() cover both.
  *   - CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2.
  *   - Clocks: wall time in µs (injectable for tests), monotonic ns.
+ *   - The program's version (CMake's project VERSION) and strict UTF-8.
  *   - Diagnostics: sl_log_error() etc. write one line to stderr with the
  *     program name (text or JSON, with time, stream and peer for daemons);
  *     modules log the context (file, offset, txid, peer) where the failure

@@ -8,7 +8,9 @@
  *
  * sl_time_parse() accepts exactly the TIME forms of spec/cli.md and nothing
  * looser: "YYYY-MM-DDTHH:MM:SS[.F{1,6}]" followed by "Z", "+HH:MM", "-HH:MM",
- * "+HHMM" or "-HHMM", and "@SECONDS[.F{1,6}]". More than 6 fraction digits
+ * "+HHMM" or "-HHMM", "YYYY-MM-DD" alone (midnight UTC of that day: a
+ * date names no zone, and UTC is the one every commit time is kept in),
+ * and "@SECONDS[.F{1,6}]". More than 6 fraction digits
  * would silently lose precision, so it is refused rather than rounded. The
  * calendar arithmetic is Howard Hinnant's days_from_civil/civil_from_days
  * (proleptic Gregorian, no tables, no locale, no TZ environment), so the
@@ -113,10 +115,18 @@ int sl_time_parse(const char *text, uint64_t *out_us) {
   if (*text == '@') return parse_epoch(text + 1, out_us);
 
   const char *p = text;
-  unsigned year, mon, day, hour, min, sec, oh = 0, om = 0;
-  uint64_t frac;
-  if (!digits(&p, 4, &year) || *p++ != '-' || !digits(&p, 2, &mon) || *p++ != '-' ||
-      !digits(&p, 2, &day) || *p++ != 'T' || !digits(&p, 2, &hour) || *p++ != ':' ||
+  unsigned year, mon, day, hour = 0, min = 0, sec = 0, oh = 0, om = 0;
+  uint64_t frac = 0;
+  if (!digits(&p, 4, &year) || *p++ != '-' || !digits(&p, 2, &mon) || *p++ != '-' || !digits(&p, 2, &day))
+    return SL_EINVAL;
+  if (*p == 0) { /* a date alone: midnight UTC */
+    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon)) return SL_EINVAL;
+    int64_t days = days_from_civil(year, mon, day);
+    if (days < 0) return SL_EINVAL;
+    *out_us = (uint64_t)days * 86400u * 1000000u;
+    return 0;
+  }
+  if (*p++ != 'T' || !digits(&p, 2, &hour) || *p++ != ':' ||
       !digits(&p, 2, &min) || *p++ != ':' || !digits(&p, 2, &sec) || !fraction(&p, &frac))
     return SL_EINVAL;
   int sign = 0;

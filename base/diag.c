@@ -13,9 +13,14 @@
  *     {"time":"...Z","level":"error","program":"shiplog","stream":"main",
  *      "peer":"10.0.0.5:41000","msg":"TEXT"}
  * stream and peer appear only when the thread set them. TEXT is one line
- * whatever it holds: control characters become spaces in text lines and
- * \uXXXX escapes in JSON, and bytes that are not UTF-8 become U+FFFD in
- * JSON, so a peer's message can neither forge a line nor break a parser.
+ * whatever it holds, and nothing in it reaches the terminal as a control:
+ * in text lines a line break or tab (\n \r \t) becomes a space, and every
+ * other control character (C0, DEL, C1) and every byte that is not part of
+ * valid UTF-8 becomes \xNN (each byte; a C1 character's two); in JSON
+ * control characters are \uXXXX escapes and bytes that are not UTF-8 are
+ * U+FFFD. So input quoted in a message (a line of a config file of random
+ * bytes, a peer's message) can neither forge a line, drive the terminal
+ * nor break a parser, and the reader still sees which bytes it held.
  *
  * SECRETS. Nothing here filters: the rule is that no caller passes key
  * material or credentials to these functions. shiplog takes secrets only
@@ -84,6 +89,32 @@ static size_t utf8_len(const unsigned char *s, size_t left) {
   return n;
 }
 
+/* s for a text line (see FORMATS): printable UTF-8 as it is, line breaks
+ * and tabs as spaces, other controls and stray bytes as \xNN. */
+static void put_text(line *l, const char *s) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t left = strlen(s);
+  while (left > 0) {
+    size_t n = utf8_len(u, left);
+    bool c1 = n == 2 && u[0] == 0xc2 && u[1] < 0xa0; /* U+0080..U+009F */
+    if (*u == '\n' || *u == '\r' || *u == '\t') {
+      put(l, " ", 1);
+      n = 1;
+    } else if (n == 0 || c1 || *u < 0x20 || *u == 0x7f) {
+      if (n == 0) n = 1;
+      for (size_t i = 0; i < n; i++) {
+        char esc[8];
+        snprintf(esc, sizeof esc, "\\x%02x", u[i]);
+        put(l, esc, 4);
+      }
+    } else {
+      put(l, (const char *)u, n);
+    }
+    u += n;
+    left -= n;
+  }
+}
+
 /* s as the inside of a JSON string. */
 static void put_json(line *l, const char *s) {
   const unsigned char *u = (const unsigned char *)s;
@@ -142,8 +173,6 @@ static void emit(const char *level, const char *fmt, va_list ap) {
     put_json(&l, msg);
     puts_(&l, "\"}");
   } else {
-    for (char *c = msg; *c; c++)
-      if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = ' ';
     if (stamped) {
       puts_(&l, now);
       puts_(&l, " ");
@@ -165,7 +194,7 @@ static void emit(const char *level, const char *fmt, va_list ap) {
       puts_(&l, level);
       puts_(&l, ": ");
     }
-    puts_(&l, msg);
+    put_text(&l, msg);
     if (l.len > TEXT_MAX_BYTES || n >= (int)sizeof msg) {
       l.len = SL_MIN(l.len, TEXT_MAX_BYTES);
       memcpy(buf + l.len - 3, "...", 3);

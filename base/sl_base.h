@@ -7,6 +7,7 @@
  *     sl_strerror() and sl_errname() cover both.
  *   - CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2.
  *   - Clocks: wall time in µs (injectable for tests), monotonic ns.
+ *   - The program's version (CMake's project VERSION) and strict UTF-8.
  *   - Diagnostics: sl_log_error() etc. write one line to stderr with the
  *     program name (text or JSON, with time, stream and peer for daemons);
  *     modules log the context (file, offset, txid, peer) where the failure
@@ -58,6 +59,12 @@ const char *sl_strerror(int code);
 /* "SL_ECORRUPT", "EIO", ...: the symbolic name, for logs and tests. */
 const char *sl_errname(int code);
 
+/* ---- version ------------------------------------------------------------ */
+/* "0.1.0" (CMake's project VERSION), and "shiplog 0.1.0" as `shiplog
+ * --version` prints it and the replication Hello carries it. Static. */
+const char *sl_version(void);
+const char *sl_software(void);
+
 /* ---- diagnostics ---------------------------------------------------- */
 /* Program name printed before each line ("shiplog"); set once by main(). */
 void sl_set_progname(const char *name);
@@ -90,12 +97,22 @@ void sl_clock_set_for_test(uint64_t (*fn)(void));
 uint64_t sl_mono_ns(void);
 
 /* Parse a TIME as spec/cli.md defines it: ISO-8601 with a zone
- * ("2026-11-25T14:03:07Z", "2026-11-25T15:03:07.250+01:00", up to µs) or
- * "@SECONDS[.FRACTION]". Returns 0 and µs since the epoch, or SL_EINVAL. */
+ * ("2026-11-25T14:03:07Z", "2026-11-25T15:03:07.250+01:00", up to µs), a
+ * date alone ("2021-01-01": midnight UTC) or "@SECONDS[.FRACTION]".
+ * Returns 0 and µs since the epoch, or SL_EINVAL. */
 int sl_time_parse(const char *text, uint64_t *out_us);
 /* Format µs since the epoch as "2026-11-25T14:03:07.123456Z" (fraction
  * omitted when zero). buf must hold 32 bytes. Returns buf. */
 char *sl_time_format(uint64_t us, char *buf, size_t len);
+
+/* ---- UTF-8 (strict: no overlong forms, surrogates or code points past
+ * U+10FFFF) ----------------------------------------------------------- */
+/* The character at buf[0..n): its length (1..4) and *cp, or 0 when the
+ * bytes there are not one valid UTF-8 character (or n is 0). */
+size_t sl_utf8_decode(const void *buf, size_t n, uint32_t *cp);
+/* cp as UTF-8 into out: its length (1..4), or 0 for a surrogate or a code
+ * point past U+10FFFF. */
+size_t sl_utf8_encode(uint32_t cp, char out[4]);
 
 /* ---- little-endian helpers ------------------------------------------- */
 static inline void sl_put_le32(uint8_t *p, uint32_t v) {

@@ -16,9 +16,13 @@
 #include "sl_base.h"
 
 int cli_getopt(int argc, char **argv, const struct option *opts) {
+  /* getopt names argv[0] in its complaints: "shiplog CMD", made once (the
+   * loop calls this again with argv[0] already the name made here). */
   static char progname[64];
-  snprintf(progname, sizeof progname, "shiplog %s", argv[0]);
-  argv[0] = progname;
+  if (argv[0] != progname) {
+    snprintf(progname, sizeof progname, "shiplog %s", argv[0]);
+    argv[0] = progname;
+  }
   int c, idx = -1;
   if (cli__config_getopt(opts, &c)) return c;
   c = getopt_long(argc, argv, "h", opts, &idx);
@@ -65,7 +69,7 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *
 }
 
 int cli_parse_ms(const char *cmd, const char *opt, const char *text, int *out) {
-  uint64_t v;
+  uint64_t v = 0;
   if (cli_parse_u64(cmd, opt, text, &v)) return CLI_USAGE;
   if (v < 1 || v > 3600000) return cli_usage(cmd, "--%s must lie between 1 and 3600000", opt);
   *out = (int)v;
@@ -105,7 +109,7 @@ int cli_parse_size(const char *cmd, const char *opt, const char *text, uint64_t 
 
 int cli_parse_time(const char *cmd, const char *opt, const char *text, uint64_t *out) {
   if (sl_time_parse(text, out))
-    return cli_usage(cmd, "--%s: '%s' is not a TIME (ISO-8601 with a zone, or @SECONDS)", opt, text);
+    return cli_usage(cmd, "--%s: '%s' is not a TIME (ISO-8601 with a zone, a date, or @SECONDS)", opt, text);
   return CLI_OK;
 }
 

@@ -47,7 +47,7 @@ static const char dump_help[] =
     "                    s3://BUCKET/KEY uploads it there once complete (checked by\n"
     "                    size and CRC32C; --s3-endpoint URL, --s3-region R)\n"
     "  --since TIME      every transaction committed after TIME (ISO-8601 with a\n"
-    "                    zone, or @SECONDS[.FRACTION])\n"
+    "                    zone, a date alone for midnight UTC, or @SECONDS[.FRACTION])\n"
     "  --from-txid N     the transactions from txid N on (with --since: whichever\n"
     "                    starts later)\n"
     "  --quiet           no progress line on a terminal, no summary\n"

@@ -12,8 +12,9 @@
  * CSV IMPORT takes neo4j-admin's option names and spellings, so that an
  * existing `neo4j-admin database import full` script works with the command
  * word and the target changed: --nodes=[L1:L2=]F1,F2 (repeatable),
- * --relationships=[TYPE=]F1,F2, characters as `;`, TAB, \t or U+XXXX
- * (ASCII), booleans as bare flags or --flag=true|false.
+ * --relationships=[TYPE=]F1,F2, characters as `;` (any one Unicode
+ * character, UTF-8 in the argument), TAB, \t or U+XXXX, booleans as bare
+ * flags or --flag=true|false.
  *
  * @FILE ARGUMENTS are read as picocli (and so neo4j-admin) reads them:
  * whitespace separates arguments, double or single quotes group one with
@@ -222,7 +223,8 @@ static const char import_help[] = "Usage: shiplog import FILE --into DIR [--quie
                                   "relationship ids are assigned from 1 in input order.\n"
                                   "\n"
                                   "  --into DIR                    the new store\n"
-                                  "  --delimiter=C                 between fields (,); also TAB, \\t, U+XXXX\n"
+                                  "  --delimiter=C                 between fields (,): any one character, also\n"
+                                  "                                TAB, \\t or U+XXXX (as for the next two)\n"
                                   "  --array-delimiter=C           between array elements (;)\n"
                                   "  --quote=C                     around fields (\")\n"
                                   "  --id-type=string|integer      ids as strings (default) or int64\n"
@@ -313,19 +315,24 @@ static int expand_args(int argc, char **argv, cli_mem *mem, int *out_argc, char 
   return rc;
 }
 
-/* --delimiter and friends: one ASCII character, TAB, \t or U+XXXX. */
-static int parse_char(const char *opt, const char *text, char *out) {
-  unsigned long code = 256;
-  if (!strcmp(text, "TAB") || !strcmp(text, "\\t"))
+/* --delimiter and friends: any one Unicode character as neo4j-admin takes
+ * it (UTF-8 in the argument, so 'Ö' is two bytes), TAB, \t or U+XXXX.
+ * Never NUL or a line end, which end records. */
+static int parse_char(const char *opt, const char *text, uint32_t *out) {
+  uint32_t code = 0;
+  size_t len = strlen(text);
+  char u[4];
+  if (!strcmp(text, "TAB") || !strcmp(text, "\\t")) {
     code = '\t';
-  else if (strlen(text) == 1)
-    code = (unsigned char)text[0];
-  else if ((text[0] == 'U' || text[0] == 'u') && text[1] == '+' && text[2] &&
-           strspn(text + 2, "0123456789abcdefABCDEF") == strlen(text + 2))
-    code = strtoul(text + 2, NULL, 16);
-  if (code == 0 || code >= 0x80 || code == '\n' || code == '\r')
-    return cli_usage("import", "--%s: '%s' is not one ASCII character (TAB, \\t and U+XXXX also name one)", opt, text);
-  *out = (char)code;
+  } else if (!len || sl_utf8_decode(text, len, &code) != len) { /* not one character as it is */
+    code = 0;
+    if ((text[0] == 'U' || text[0] == 'u') && text[1] == '+' && text[2] && len <= 8 &&
+        strspn(text + 2, "0123456789abcdefABCDEF") == len - 2)
+      code = (uint32_t)strtoul(text + 2, NULL, 16);
+  }
+  if (code == 0 || code == '\n' || code == '\r' || !sl_utf8_encode(code, u))
+    return cli_usage("import", "--%s: '%s' is not one character (TAB, \\t and U+XXXX also name one)", opt, text);
+  *out = code;
   return CLI_OK;
 }
 
@@ -463,7 +470,7 @@ int cmd_import(int argc, char **argv) {
   } else if (csv && !nsrc[0]) {
     rc = cli_usage("import", "--relationships needs --nodes: relationships connect the nodes those files hold");
   } else if (csv) {
-    char d = co.delimiter ? co.delimiter : ',', q = co.quote ? co.quote : '"';
+    uint32_t d = co.delimiter ? co.delimiter : ',', q = co.quote ? co.quote : '"';
     if (d == q)
       rc = cli_usage("import", "the delimiter and the quote must differ");
     else

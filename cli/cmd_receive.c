@@ -363,8 +363,8 @@ static int status_store(const char *store, bool json) {
     json_decref(arr);
     return CLI_OK;
   }
-  return print_json(json_pack("{s:s,s:I,s:o}", "store", store, "committed", (json_int_t)committed,
-                              "streams", arr));
+  return print_json(json_pack("{s:s,s:I,s:o,s:s}", "store", store, "committed", (json_int_t)committed,
+                              "streams", arr, "version", sl_version()));
 }
 
 /* The receiver's side: DIR/streams/NAME. */
@@ -471,7 +471,7 @@ static int status_data(const char *data, const char *only, bool json) {
     json_decref(arr);
     return status;
   }
-  int prc = print_json(json_pack("{s:s,s:o}", "data", data, "streams", arr));
+  int prc = print_json(json_pack("{s:s,s:o,s:s}", "data", data, "streams", arr, "version", sl_version()));
   return status != CLI_OK ? status : prc;
 }
 

@@ -252,7 +252,7 @@ int cmd_stats(int argc, char **argv) {
            ",\"checkpoint_txid\":",
            lmdb_bytes, sp.pages_used * sp.page_size, sp.pages_free * sp.page_size);
     put_u64_or_null(has_cp, cp_txid);
-    fputs("}\n", stdout);
+    printf(",\"version\":\"%s\"}\n", sl_version());
   } else {
     printf("store          %s\n", dir);
     printf("store id       %s\n", idhex);
@@ -285,7 +285,7 @@ static const char log_help[] =
     "commit time, ops. Reads the log only (a writer may be running).\n"
     "\n"
     "  --since TIME     only transactions committed after TIME (ISO-8601 with a\n"
-    "                   zone, or @SECONDS[.FRACTION])\n"
+    "                   zone, a date alone for midnight UTC, or @SECONDS[.FRACTION])\n"
     "  --from-txid N    start at txid N (with --since: whichever is later)\n"
     "  --json           JSON Lines {\"txid\",\"ts\",\"commit_time_us\",\"ops\"}, the ops\n"
     "                   in the mutation-file format (shiplog exec can run them)\n"

@@ -214,13 +214,15 @@ static void listing_free(listing *l) {
   *l = (listing){0};
 }
 
-/* The newest chain's files: [first, end) indices; false without a chain. */
+/* The newest chain's files: [first, end) indices; false without a chain
+ * (then [SIZE_MAX, 0), so that no caller reads an unset index). */
 static bool newest_chain(const listing *l, size_t *first, size_t *end) {
   int c = -1;
+  *first = SIZE_MAX;
+  *end = 0;
   for (size_t i = 0; i < l->n; i++)
     if (l->e[i].chain >= 0 && l->e[i].chain > c) c = l->e[i].chain;
   if (c < 0) return false;
-  *first = SIZE_MAX;
   for (size_t i = 0; i < l->n; i++) {
     if (l->e[i].chain != c) continue;
     if (*first == SIZE_MAX) *first = i;

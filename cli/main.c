@@ -38,7 +38,7 @@ static const struct command {
 };
 
 static void usage(FILE *out) {
-  fputs("Usage: shiplog COMMAND [ARGS...]\n\nCommands:\n", out);
+  fputs("Usage: shiplog COMMAND [ARGS...]\n       shiplog --version\n\nCommands:\n", out);
   for (size_t i = 0; i < SL_ARRAY_LEN(commands); i++)
     fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
   fputs("\nEvery command also takes --config FILE (its options as 'key = value' lines;\n"
@@ -57,6 +57,14 @@ int main(int argc, char **argv) {
   const char *name = argv[1];
   if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
     usage(stdout);
+    return CLI_OK;
+  }
+  if (!strcmp(name, "--version") || !strcmp(name, "version")) {
+    if (argc > 2) {
+      sl_log_error("%s: unexpected argument '%s'", name, argv[2]);
+      return CLI_USAGE;
+    }
+    printf("%s\n", sl_software());
     return CLI_OK;
   }
   for (size_t i = 0; i < SL_ARRAY_LEN(commands); i++) {

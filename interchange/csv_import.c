@@ -15,6 +15,17 @@
  * reported at the line it starts on (a missing end quote at the line where
  * the quote opened).
  *
+ * CHARACTERS. The delimiter, the quote and the array delimiter are any one
+ * Unicode character, as neo4j-admin takes them, so possibly several bytes.
+ * When the delimiter or the quote is not ASCII the reader hands out whole
+ * UTF-8 characters (code points; a byte that is not part of valid UTF-8 as
+ * RD_RAW + the byte, kept as it is) and compares those; otherwise bytes, as
+ * no byte of a multi-byte character equals an ASCII one. A character cut by
+ * the end of the read buffer is completed by moving it to the front before
+ * reading on (rd_need). The array delimiter is looked for as its UTF-8
+ * bytes inside a field (ad_next): in UTF-8 a character's bytes can only
+ * match at a character's start.
+ *
  * HEADERS are split as neo4j-admin's DataFactories splits them: "{...}"
  * (refused here), then "(GROUP)" from the first '(' to the last ')', then the
  * type after the last ':'. So `a:b:string` is the key "a:b", and a key with
@@ -52,6 +63,7 @@
 #define MAX_SKIP_WARNINGS 100
 #define PROGRESS_ROWS 4096
 #define RD_EOF (-1)
+#define RD_RAW 0x200000 /* + a byte >= 0x80 handed out alone (see CHARACTERS) */
 
 /* ---- the record reader ------------------------------------------------------------- */
 typedef struct csv_field {
@@ -60,7 +72,8 @@ typedef struct csv_field {
 } csv_field;
 
 typedef struct csv_reader {
-  int delim, quote;
+  int delim, quote;  /* code points */
+  bool utf8;         /* hand out whole characters (a separator is not ASCII) */
   bool multiline;
   const char *const *files;
   size_t nfiles, next_file;
@@ -87,15 +100,54 @@ static int rd_fill(csv_reader *r) {
   return r->ilen ? 0 : RD_EOF;
 }
 
+/* At least n unread bytes in the buffer unless the file ends first: the
+ * unread tail moves to the front and more is read. Returns how many. */
+static size_t rd_need(csv_reader *r, size_t n) {
+  size_t have = r->ilen - r->ipos;
+  if (have >= n || r->err || !r->f) return have;
+  memmove(r->in, r->in + r->ipos, have);
+  r->ipos = 0;
+  r->ilen = have;
+  while (r->ilen < n) {
+    size_t got = fread(r->in + r->ilen, 1, READ_CHUNK - r->ilen, r->f);
+    if (got == 0) {
+      if (ferror(r->f)) r->err = errno ? -errno : -EIO;
+      break;
+    }
+    r->ilen += got;
+  }
+  return r->ilen - r->ipos;
+}
+
+/* The character at the read position, whose first byte is >= 0x80: its
+ * code point, or RD_RAW + the byte; *len its bytes. */
+static int rd_wide(csv_reader *r, size_t *len) {
+  int b = r->in[r->ipos];
+  uint32_t cp;
+  *len = 1;
+  if (!r->utf8) return RD_RAW + b;
+  size_t have = rd_need(r, 4);
+  size_t n = sl_utf8_decode(r->in + r->ipos, have, &cp);
+  if (n == 0) return RD_RAW + r->in[r->ipos];
+  *len = n;
+  return (int)cp;
+}
+
 static inline int rd_getc(csv_reader *r) {
   if (r->ipos == r->ilen && rd_fill(r)) return RD_EOF;
-  r->bytes++;
-  return r->in[r->ipos++];
+  int c = r->in[r->ipos];
+  size_t n = 1;
+  if (c >= 0x80) c = rd_wide(r, &n);
+  r->ipos += n;
+  r->bytes += n;
+  return c;
 }
 
 static inline int rd_peek(csv_reader *r) {
   if (r->ipos == r->ilen && rd_fill(r)) return RD_EOF;
-  return r->in[r->ipos];
+  int c = r->in[r->ipos];
+  size_t n;
+  return c < 0x80 ? c : rd_wide(r, &n);
 }
 
 static int rd_put(csv_reader *r, char c) {
@@ -108,6 +160,21 @@ static int rd_put(csv_reader *r, char c) {
   }
   r->buf[r->len++] = c;
   return 0;
+}
+
+/* A character from rd_getc into the record, as the bytes it was read from. */
+static int rd_putc(csv_reader *r, int c) {
+  char u[4];
+  size_t n = 1;
+  if (c < 0x80)
+    u[0] = (char)c;
+  else if (c >= RD_RAW)
+    u[0] = (char)(c - RD_RAW);
+  else
+    n = sl_utf8_encode((uint32_t)c, u);
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++) rc = rd_put(r, u[i]);
+  return rc;
 }
 
 static int rd_field(csv_reader *r, size_t off, bool quoted) {
@@ -209,12 +276,12 @@ static int rd_next(csv_reader *r, char *why, size_t wl) {
             return rd_fail(r, qline, why, wl, "a quoted field spans lines (allow it with --multiline-fields)");
           if (c == '\n' || rd_peek(r) != '\n') r->line++;
         }
-        if ((rc = rd_put(r, (char)c))) return rc;
+        if ((rc = rd_putc(r, c))) return rc;
       }
       c = rd_getc(r);
     } else {
       while (c != RD_EOF && c != r->delim && c != '\n' && c != '\r') {
-        if ((rc = rd_put(r, (char)c))) return rc;
+        if ((rc = rd_putc(r, c))) return rc;
         c = rd_getc(r);
       }
     }
@@ -291,8 +358,18 @@ typedef struct csvimp {
   sl_csv_result res;
   uint64_t total_bytes, rows;
   uint64_t skip_warnings;
+  char ad[4];   /* the array delimiter's UTF-8 bytes */
+  size_t adlen;
   char why[512];
 } csvimp;
+
+/* Where the next array delimiter starts in s[at..n), or n. */
+static size_t ad_next(const csvimp *im, const char *s, size_t n, size_t at) {
+  for (; at < n; at++)
+    if (s[at] == im->ad[0] && (im->adlen == 1 || (n - at >= im->adlen && !memcmp(s + at, im->ad, im->adlen))))
+      return at;
+  return n;
+}
 
 static int why(csvimp *im, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int why(csvimp *im, int rc, const char *fmt, ...) {
@@ -593,22 +670,21 @@ static int prop_value(csvimp *im, size_t col, const csv_field *f, sl_value *v, b
   size_t count = 0;
   if (n) {
     count = 1;
-    for (size_t i = 0; i < n; i++) count += s[i] == im->o->array_delimiter;
+    for (size_t at = ad_next(im, s, n, 0); at < n; at = ad_next(im, s, n, at + im->adlen)) count++;
   }
   *has = true;
   if (c->type == VT_BYTE) {
     uint8_t *bytes = sl__scratch_alloc(im->arena, count + 1);
     if (!bytes) return -ENOMEM;
     for (size_t i = 0, at = 0; i < count; i++) {
-      size_t len = 0;
-      while (at + len < n && s[at + len] != im->o->array_delimiter) len++;
+      size_t len = ad_next(im, s, n, at) - at;
       int64_t x;
       int rc = parse_int(s + at, len, INT8_MIN, INT8_MAX, &x);
       if (rc == 1)
         return col_why(im, col, "element %zu: %.*s is out of range for byte", i + 1, (int)SL_MIN(len, 40), s + at);
       if (rc) return col_why(im, col, "element %zu: not an integer: \"%.*s\"", i + 1, (int)SL_MIN(len, 40), s + at);
       bytes[i] = (uint8_t)x;
-      at += len + 1;
+      at += len + im->adlen;
     }
     *v = (sl_value){.kind = SL_BYTES, .len = count, .u.bytes = bytes};
     return 0;
@@ -617,14 +693,13 @@ static int prop_value(csvimp *im, size_t col, const csv_field *f, sl_value *v, b
   if (!items) return -ENOMEM;
   char *w = (char *)s; /* elements are cut in place: the delimiter becomes NUL */
   for (size_t i = 0, at = 0; i < count; i++) {
-    size_t len = 0;
-    while (at + len < n && w[at + len] != im->o->array_delimiter) len++;
+    size_t len = ad_next(im, w, n, at) - at;
     w[at + len] = 0;
     char what[32];
     snprintf(what, sizeof what, "element %zu: ", i + 1);
     int rc = scalar(im, col, c->type, w + at, len, what, &items[i]);
     if (rc) return rc;
-    at += len + 1;
+    at += len + im->adlen;
   }
   *v = (sl_value){.kind = SL_LIST, .elem_kind = count ? items[0].kind : SL_NULL, .len = count, .u.items = items};
   return 0;
@@ -707,8 +782,7 @@ static int node_row(csvimp *im) {
     if (c->kind == COL_IGNORE || (c->kind != COL_PROP && f->len == 0)) continue;
     if (c->kind == COL_LABEL) {
       for (size_t at = 0; at <= f->len;) {
-        size_t len = 0;
-        while (at + len < f->len && s[at + len] != im->o->array_delimiter) len++;
+        size_t len = ad_next(im, s, f->len, at) - at;
         s[at + len] = 0;
         const char *l = s + at;
         size_t ll = len;
@@ -716,7 +790,7 @@ static int node_row(csvimp *im) {
         ((char *)l)[ll] = 0;
         if (ll && memchr(l, 0, ll)) return col_why(im, i, "a label may not hold a NUL byte");
         if (ll && (rc = add_label(im, &nlabels, l))) return rc;
-        at += len + 1;
+        at += len + im->adlen;
       }
     } else if (c->kind == COL_ID) {
       sl_value v;
@@ -900,8 +974,16 @@ int sl_import_csv(const sl_csv_source *nodes, size_t nnodes, const sl_csv_source
   if (!im.defaults.array_delimiter) im.defaults.array_delimiter = ';';
   if (!im.defaults.quote) im.defaults.quote = '"';
   im.o = &im.defaults;
-  im.rd = (csv_reader){.delim = (unsigned char)im.o->delimiter,
-                       .quote = (unsigned char)im.o->quote,
+  im.adlen = sl_utf8_encode(im.o->array_delimiter, im.ad);
+  if (!im.adlen || !sl_utf8_encode(im.o->delimiter, (char[4]){0}) || !sl_utf8_encode(im.o->quote, (char[4]){0})) {
+    rc = SL_EINVAL;
+    sl_log_error("import: a delimiter or quote is no Unicode character (U+%04X, U+%04X, U+%04X)",
+                 (unsigned)im.o->delimiter, (unsigned)im.o->array_delimiter, (unsigned)im.o->quote);
+    goto fail;
+  }
+  im.rd = (csv_reader){.delim = (int)im.o->delimiter,
+                       .quote = (int)im.o->quote,
+                       .utf8 = im.o->delimiter >= 0x80 || im.o->quote >= 0x80,
                        .multiline = im.o->multiline_fields};
 
   if (!(im.rd.in = malloc(READ_CHUNK)) || !(im.arena = sl__scratch_new())) {

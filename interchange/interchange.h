@@ -189,9 +189,12 @@ typedef struct sl_csv_source {
 } sl_csv_source;
 
 typedef struct sl_csv_options {
-  char delimiter;        /* 0: ',' */
-  char array_delimiter;  /* 0: ';' */
-  char quote;            /* 0: '"' */
+  /* Any one Unicode character each, as code points (matched as their UTF-8
+   * bytes, so e.g. U+00D6 'Ö' is two); SL_EINVAL for a surrogate or one
+   * past U+10FFFF. */
+  uint32_t delimiter;        /* 0: ',' */
+  uint32_t array_delimiter;  /* 0: ';' */
+  uint32_t quote;            /* 0: '"' */
   sl_csv_id_type id_type;
   bool multiline_fields; /* a quoted field may hold line breaks */
   bool skip_bad_relationships; /* skip relationships without a type or with an unknown endpoint */

@@ -33,8 +33,12 @@
  *              N = the last txid committed at or before T (commit times
  *              never decrease along the log), then as a txid -- except that
  *              a base is taken only if its own commit time is <= T.
+ *   txid 0     (or a time before the first commit) is no point of a stream
+ *              that has commits: the empty store is a base to replay from,
+ *              never a target. Only a stream with no commit yet gives it.
  *   Anything else is refused with SL_EINVAL, and a message that says what
- *   the stream holds (bases, archive range, reachable time).
+ *   the stream holds (bases, archive range with its first and last commit
+ *   times, reachable time).
  *
  * THREADS: each call works on its own arguments; none keeps state.
  */

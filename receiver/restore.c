@@ -11,7 +11,8 @@
  *   2. Resolve the target to a txid N (a time through
  *      sl_log_find_after_time: N = the first txid committed after T, - 1)
  *      and pick the newest base S <= N; refuse a target outside, saying
- *      what is there.
+ *      what is there: past the end, before the oldest base the archive
+ *      continues, or before the stream's first commit (N = 0).
  *   3. Build TARGET.restore-tmp-PID: sl_load_full of the snapshot (which
  *      checks every chunk and the trailer of the file), or an empty store
  *      with the stream's store id for S = 0; open it for writing.
@@ -52,6 +53,7 @@
 typedef struct holdings {
   uint8_t store_id[SL_STORE_ID_SIZE];
   uint64_t first, durable;      /* archive txids A..D (D = A - 1: none) */
+  uint64_t first_commit_us;     /* commit time of A (0 if none) */
   uint64_t durable_commit_us;   /* commit time of D (0 if none) */
   uint64_t reachable_us;        /* R */
   sl_snapshot *snaps;
@@ -127,6 +129,11 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
                  sl_strerror(rc));
     goto out;
   }
+  if (h->durable >= h->first && (rc = commit_time_of(archive, h->first, &h->first_commit_us))) {
+    sl_log_error("stream %s: cannot read the archive's first txid %" PRIu64 ": %s", stream, h->first,
+                 sl_strerror(rc));
+    goto out;
+  }
   /* Everything committed before the newest archived commit is archived
    * (commit times never decrease); the primary's reports may say more. */
   h->reachable_us = SL_MAX(sl__stream_reachable_us(sdir), h->durable_commit_us ? h->durable_commit_us - 1 : 0);
@@ -138,12 +145,13 @@ out:
 
 /* One line saying what the stream can be restored to. */
 static void describe(const holdings *h, char *buf, size_t len) {
-  char t1[40], t2[40];
+  char t0[40], t1[40], t2[40];
   size_t n = 0;
 #define ADD(...) (n < len ? n += (size_t)snprintf(buf + n, len - n, __VA_ARGS__) : 0)
   if (h->durable >= h->first)
-    ADD("the archive holds txids %" PRIu64 "..%" PRIu64 " (committed up to %s; times reachable up to %s)",
-        h->first, h->durable, fmt_time(h->durable_commit_us, t1, sizeof t1), fmt_time(h->reachable_us, t2, sizeof t2));
+    ADD("the archive holds txids %" PRIu64 "..%" PRIu64 " (committed from %s to %s; times reachable up to %s)",
+        h->first, h->durable, fmt_time(h->first_commit_us, t0, sizeof t0), fmt_time(h->durable_commit_us, t1, sizeof t1),
+        fmt_time(h->reachable_us, t2, sizeof t2));
   else
     ADD("the archive holds no transaction yet (it starts at txid %" PRIu64 ")", h->first);
   ADD("; bases: %s", h->first == 1 ? "the empty store (the archive starts at txid 1)" : "");
@@ -178,6 +186,13 @@ static int resolve(const sl_restore_options *o, const char *archive, const holdi
       sl_log_error("stream %s: %s is past the end of the archive: %s", o->stream, what, avail);
       return SL_EINVAL;
     }
+  }
+  /* Txid 0 is no state of a stream that has commits: the empty store before
+   * its first one is refused like a point past the end (a stream with no
+   * commit yet has that state only, and gives it). */
+  if (n == 0 && h->durable >= 1) {
+    sl_log_error("stream %s: %s is before the stream's first commit: %s", o->stream, what, avail);
+    return SL_EINVAL;
   }
   bool found = h->first == 1;
   *base = NULL;

@@ -176,14 +176,16 @@ static int txid_at_time(const char *dir, const sl_s3_entry *seg, uint64_t t, uin
 }
 
 static void describe(const sl_s3_manifest *m, const char *url, char *buf, size_t len) {
-  char t1[40] = "-", t2[40] = "-";
+  char t0[40] = "-", t1[40] = "-", t2[40] = "-";
   size_t n = 0;
   const sl_s3_entry *a = &m->segs[0], *d = &m->segs[m->nsegs - 1];
+  sl_time_format(a->first_commit_us, t0, sizeof t0);
   sl_time_format(d->last_commit_us, t1, sizeof t1);
   sl_time_format(d->next_commit_us - 1, t2, sizeof t2);
   n += (size_t)snprintf(buf + n, len - n,
-                        "%s/%s holds txids %" PRIu64 "..%" PRIu64 " (committed up to %s; times reachable up to %s)",
-                        url, m->stream, a->first_txid, d->last_txid, t1, t2);
+                        "%s/%s holds txids %" PRIu64 "..%" PRIu64
+                        " (committed from %s to %s; times reachable up to %s)",
+                        url, m->stream, a->first_txid, d->last_txid, t0, t1, t2);
   n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "; bases: %s", a->first_txid == 1 ? "the empty store" : "");
   for (size_t i = 0; i < m->nsnaps && n < len; i++)
     n += (size_t)snprintf(buf + n, len - n, "%s snapshot at txid %" PRIu64, i || a->first_txid == 1 ? "," : "",
@@ -230,6 +232,11 @@ static int resolve(const sl_s3_restore_options *o, const sl_s3_manifest *m, pipe
       sl_log_error("stream %s: %s is past what object storage holds: %s", o->stream, what, avail);
       return SL_EINVAL;
     }
+  }
+  /* As restore.c: the empty store before the first commit is no target. */
+  if (n == 0 && d->last_txid >= 1) {
+    sl_log_error("stream %s: %s is before the stream's first commit: %s", o->stream, what, avail);
+    return SL_EINVAL;
   }
   bool found = a->first_txid == 1 && n >= a->first_txid - 1;
   *base = NULL;

@@ -8,16 +8,20 @@
 #   3. runs every test (cmocka units and tests/e2e_*.sh) with ctest in both;
 #      one throw-away radosgw (scripts/radosgw.sh, ~20 s to start) serves the
 #      object-storage tests of both trees and is stopped at the end
-#   4. smoke-runs the benches briefly so they do not rot: bench_commit for
+#   4. builds CMake's Release type (-O3 -DNDEBUG, what packagers build) in
+#      build-release/, tests included, and runs nothing there: gcc warns
+#      differently at -O3, and -Werror makes a warning a broken build
+#   5. smoke-runs the benches briefly so they do not rot: bench_commit for
 #      0.5 s per run, bench_crypt and bench_ship on a few MB, and a bench_gen
 #      workload applied with shiplog exec and checked with shiplog verify
 #      (numbers are printed, never judged)
-#   5. runs every libFuzzer target (tests/fuzz/run.sh, clang, build-fuzz/)
+#   6. runs every libFuzzer target (tests/fuzz/run.sh, clang, build-fuzz/)
 #      for FUZZ_SECONDS (default 20) each on its seed corpus; skipped with a
 #      message when clang is missing
 # It goes on after a failure so that one run shows every problem, exits
 # non-zero if anything failed, and ends with one summary line.
-# SL_BUILD_DIR and SL_ASAN_BUILD_DIR override the two build directories.
+# SL_BUILD_DIR, SL_ASAN_BUILD_DIR and SL_RELEASE_BUILD_DIR override the
+# build directories.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -25,6 +29,7 @@ scripts/deps.sh || { echo "test: dependencies could not be installed" >&2; exit 
 
 BUILD=${SL_BUILD_DIR:-build}
 ASAN=${SL_ASAN_BUILD_DIR:-build-asan}
+RELEASE=${SL_RELEASE_BUILD_DIR:-build-release}
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 passed=0 failed=0 skipped=0
@@ -97,6 +102,13 @@ if build "$ASAN" -DSL_SANITIZE=ON; then
   run_ctest "$ASAN"
 else
   fail "$ASAN: build failed"
+fi
+
+section "build: $RELEASE/ (Release, built only)"
+if cmake -S . -B "$RELEASE" -DCMAKE_BUILD_TYPE=Release && cmake --build "$RELEASE" -j"$(nproc)"; then
+  passed=$((passed + 1))
+else
+  fail "$RELEASE: Release build failed"
 fi
 
 section "bench smoke"

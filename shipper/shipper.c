@@ -118,7 +118,6 @@
 #define RECV_MAX_BODY (1u << 20) /* a receiver sends only small messages */
 #define SENT_RING 4096        /* unacknowledged batches tracked */
 #define SLOTS 4               /* batches on their way: filling, with the sealer, sealed */
-#define SOFTWARE "shiplog 0.1.0"
 #define BASE_CHUNK (256u << 10) /* base bytes per message: small next to what a slow link
                                    carries between two heartbeats of the receiver */
 
@@ -660,7 +659,7 @@ static int session_connect(shipper *s) {
   h.epoch = sl_history_epoch(&s->hist);
   h.has_primary_time_us = true;
   h.primary_time_us = sl_now_us();
-  h.software = SOFTWARE;
+  h.software = (char *)sl_software();
   h.has_sends_base = h.sends_base = true;
   Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
   m.body_case = SHIPLOG__REPL__MESSAGE__BODY_HELLO;

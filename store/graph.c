@@ -73,7 +73,10 @@ int sl__mdb_err(int rc) {
   }
 }
 
+/* *out is set on every path (NULL on failure), so that no caller reads an
+ * unset cursor: the compiler cannot prove sl__mdb_err(rc) != 0. */
 static int cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_cursor **out) {
+  *out = NULL;
   if (!cs->c[db]) {
     int rc = mdb_cursor_open(cs->txn, dbis[db], &cs->c[db]);
     if (rc) {

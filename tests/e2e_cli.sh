@@ -35,6 +35,30 @@ expect 2 "verify with two dirs" "$BIN" verify "$T/x" "$T/y"
 [ ! -e "$T/x" ] && ok "usage errors create nothing" || bad "usage errors create nothing"
 expect 1 "stats on a missing store" "$BIN" stats "$T/nostore"
 contains "$T/err" "$T/nostore" "the error names the directory"
+# Usage errors name the program once, also after options getopt took.
+expect 2 "stats with an unknown option after others" "$BIN" stats "$T/x" --json --bogus
+contains "$T/err" "shiplog stats: unrecognized option '--bogus'" "a usage error names 'shiplog stats'"
+grep -q "shiplog shiplog" "$T/err" && bad "the program is named once" || ok "the program is named once"
+# A --config file's bytes quoted in an error reach the terminal escaped (\xNN:
+# controls, C1 characters, bytes that are not UTF-8), still naming FILE:LINE.
+printf 'json = true\nk\033[2J\007\377\302\233\303\251 = 1\n' >"$T/hostile.conf"
+expect 2 "a config key of control and stray bytes is refused" "$BIN" stats "$T/x" --config "$T/hostile.conf"
+contains "$T/err" "$T/hostile.conf:2: unknown key 'k\x1b[2J\x07\xff\xc2\x9bé'" \
+  "...quoted with \\xNN escapes (valid UTF-8 kept), naming FILE:LINE"
+clean_text() { # FILE: valid UTF-8, and no control byte but newlines, no C1
+  iconv -f UTF-8 -t UTF-8 "$1" >/dev/null 2>&1 &&
+    ! LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f]' "$1" && ! LC_ALL=C grep -q $'\xc2[\x80-\x9f]' "$1"
+}
+check "...and stderr holds no control or stray byte" clean_text "$T/err"
+LC_ALL=C awk -v s="$SEED" 'BEGIN { srand(s); for (i = 0; i < 4096; i++) printf "%c", 1 + int(rand() * 255) }' >"$T/random.conf"
+expect 2 "a config file of random bytes is refused" "$BIN" stats "$T/x" --config "$T/random.conf"
+contains "$T/err" "$T/random.conf:" "...naming the file"
+check "...and stderr holds no control or stray byte" clean_text "$T/err"
+VERSION=$(sed -nE 's/^project\(shiplog VERSION ([0-9.]+).*/\1/p' "$SRC/CMakeLists.txt")
+expect 0 "--version" "$BIN" --version
+check "--version prints 'shiplog $VERSION'" [ "$(cat "$T/out")" = "shiplog $VERSION" ]
+expect 0 "version" "$BIN" version
+check "version prints 'shiplog $VERSION'" [ "$(cat "$T/out")" = "shiplog $VERSION" ]
 
 # ---- init, exec ------------------------------------------------------------------
 S=$T/store
@@ -111,6 +135,9 @@ contains "$T/out" '"nodes":2,"relationships":1,"last_txid":6,' "stats --json cou
 contains "$T/out" '"last_commit":"2026-11-25T14:21:00Z"' "stats --json last commit time"
 contains "$T/out" '"durable_txid":6' "stats --json durable txid"
 jq -e . "$T/out" >/dev/null && ok "stats --json is JSON" || bad "stats --json is JSON"
+check "stats --json gives the version" jqe --arg v "$VERSION" '.version == $v' "$T/out"
+expect 0 "status STORE --json" "$BIN" status "$S" --json
+check "status --json gives the version" jqe --arg v "$VERSION" '.version == $v' "$T/out"
 
 # ---- log ---------------------------------------------------------------------------------
 expect 0 "log" "$BIN" log "$S"
@@ -119,6 +146,10 @@ contains "$T/out" '1 2026-11-25T14:00:00Z create_node id=1 labels=[Person] props
 contains "$T/out" '3 2026-11-25T14:05:00Z delete_node id=1 detach=true' "log shows delete_node"
 expect 0 "log --since" "$BIN" log "$S" --since 2026-11-25T14:03:07Z
 [ "$(wc -l <"$T/out")" -eq 4 ] && ok "log --since skips the first two" || bad "log --since skips the first two"
+expect 0 "log --since a date alone" "$BIN" log "$S" --since 2026-11-25
+[ "$(wc -l <"$T/out")" -eq 6 ] && ok "a date alone is midnight UTC: all 6 follow it" || bad "a date alone is midnight UTC: all 6 follow it"
+expect 0 "log --since the next day" "$BIN" log "$S" --since 2026-11-26
+[ ! -s "$T/out" ] && ok "nothing follows the next day's midnight" || bad "nothing follows the next day's midnight"
 expect 0 "log --from-txid" "$BIN" log "$S" --from-txid 5 --json
 [ "$(wc -l <"$T/out")" -eq 2 ] && ok "log --from-txid 5 prints 2" || bad "log --from-txid 5 prints 2"
 contains "$T/out" '{"txid":5,"ts":"2026-11-25T14:20:00Z","commit_time_us":' "log --json form"

@@ -240,6 +240,15 @@ expect 0 "--delimiter=TAB and --relationships with a type" "$BIN" import --nodes
   --delimiter=TAB --relationships=T="$A/tab.csv" --into "$T/tabstore" --quiet
 expect 0 "export the TAB import" "$BIN" export "$T/tabstore"
 contains "$T/out" '"label":"T","start":{"id":"1"' "the type given before the files"
+# Any one character as neo4j-admin takes it: multi-byte delimiter, quote and array delimiter.
+printf 'name€tags:string[]€:LABEL\nÖAnn€ ÖÖtheÖÖÖ€a😀b€P😀Q\n' >"$T/unicode.csv"
+expect 0 "--delimiter=€ --quote=Ö --array-delimiter=U+1F600" "$BIN" import --nodes="$T/unicode.csv" \
+  --delimiter=€ --quote=Ö --array-delimiter=U+1F600 --into "$T/unistore" --quiet
+expect 0 "export the multi-byte import" "$BIN" export "$T/unistore"
+contains "$T/out" '"labels":["P","Q"],"properties":{"name":"Ann€ ÖtheÖ","tags":["a","b"]}' \
+  "multi-byte separators split fields, quotes and arrays"
+expect 2 "--quote takes one character, not two" "$BIN" import --nodes="$T/unicode.csv" --quote=ÖÖ --into "$T/s3"
+expect 2 "--quote takes no surrogate" "$BIN" import --nodes="$T/unicode.csv" --quote=U+D800 --into "$T/s3"
 printf 'n,age:int\nAnn,1\nBo,x\n' >"$T/bad.csv"
 expect 1 "a value that is not its type is refused" "$BIN" import --nodes="$T/bad.csv" --into "$T/badstore"
 contains "$T/err" "$T/bad.csv:3: column 2 (age:int): not an integer: \"x\"" "the refusal names FILE:LINE and the column"

@@ -83,16 +83,16 @@ base_for() { # TXID [TIME]: the newest snapshot at or before, 0 for none
 # ---- 2. restores to random txids and times, compared with the model -------------------------------
 # Targets: "txid N" or "time US"; each resolves to a txid R and a model line count.
 targets=()
-for i in $(seq 8); do targets+=("txid $(( (RANDOM * 32768 + RANDOM) % (L + 1) ))"); done
+for i in $(seq 8); do targets+=("txid $(( (RANDOM * 32768 + RANDOM) % L + 1 ))"); done
 for s in $SNAPS; do targets+=("txid $s"); break; done
-targets+=("txid $L" "txid 0")
+targets+=("txid $L" "txid 1")
 for i in $(seq 8); do
   k=$(( (RANDOM * 32768 + RANDOM) % L + 1 ))
   us=$(commit_of "$k")
-  case $((RANDOM % 3)) in 0) ;; 1) us=$((us + 1 + RANDOM % (STEP - 1))) ;; 2) us=$((us - 1)) ;; esac
+  case $((RANDOM % 3)) in 0) ;; 1) us=$((us + 1 + RANDOM % (STEP - 1))) ;; 2) ((k > 1)) && us=$((us - 1)) ;; esac
   targets+=("time $us")
 done
-targets+=("time $((TS0 - 1000000))") # before the first commit: the empty store
+targets+=("time $TS0") # the first commit: the earliest point (before it: refused, part 3)
 # Sort by resolved txid so that one model store goes forward through them.
 : >"$T/targets"
 for t in "${targets[@]}"; do
@@ -141,6 +141,17 @@ contains "$T/err" "holds txids 1..$L" "3: and what the archive holds"
 expect 1 "3: --to-time later than the primary's last reported clock" \
   "$BIN" restore --data "$D" --stream s --to-time 2099-01-01T00:00:00Z --into "$T/x"
 contains "$T/err" "past what the archive is known to hold" "3: it says so"
+# Before the first commit (the archive starts at txid 1): refused like a point
+# past the end, naming the window, nothing left behind.
+expect 1 "3: --to-time before the stream's first commit" \
+  "$BIN" restore --data "$D" --stream s --to-time "$(e2e_to_time $((TS0 - 1000000)))" --into "$T/x"
+contains "$T/err" "before the stream's first commit" "3: it says the target is before the first commit"
+contains "$T/err" "holds txids 1..$L (committed from 2024-01-01T00:00:00Z to " "3: and names the window: txids and times"
+expect 1 "3: --to-time a date before the first commit" \
+  "$BIN" restore --data "$D" --stream s --to-time 2000-01-01 --into "$T/x"
+expect 1 "3: --to-txid 0" "$BIN" restore --data "$D" --stream s --to-txid 0 --into "$T/x"
+contains "$T/err" "txid 0 is before the stream's first commit" "3: it says so"
+check "3: the refused restores left nothing behind" [ ! -e "$T/x" ]
 expect 1 "3: an unknown stream" "$BIN" restore --data "$D" --stream nope --to-txid 1 --into "$T/x"
 expect 2 "3: no target" "$BIN" restore --data "$D" --stream s --into "$T/x"
 expect 2 "3: two targets" "$BIN" restore --data "$D" --stream s --to-txid 1 --to-time @1 --into "$T/x"

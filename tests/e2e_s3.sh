@@ -111,7 +111,7 @@ done
 # ---- 2. restores from object storage = from the local archive = the model ----------------------
 e2e_times "$D" s
 : >"$T/targets"
-for _ in $(seq 4); do echo "txid $(( (RANDOM * 32768 + RANDOM) % (L1 + 1) ))"; done >>"$T/targets"
+for _ in $(seq 4); do echo "txid $(( (RANDOM * 32768 + RANDOM) % L1 + 1 ))"; done >>"$T/targets"
 for _ in $(seq 3); do
   k=$(( (RANDOM * 32768 + RANDOM) % L1 + 1 ))
   echo "time $(( $(commit_of "$k") + RANDOM % STEP ))"
@@ -145,6 +145,12 @@ done <"$T/sorted"
 expect 1 "2: a txid past what object storage holds is refused" \
   "$BIN" restore --from "$URL" --stream s --to-txid $((L1 + 1)) --into "$T/r-past"
 contains "$T/err" "past what object storage holds" "2: ... saying what it holds"
+expect 1 "2: a time before the stream's first commit is refused" \
+  "$BIN" restore --from "$URL" --stream s --to-time 2023-12-31 --into "$T/r-early"
+contains "$T/err" "before the stream's first commit" "2: ... saying so"
+contains "$T/err" "holds txids 1..$L1 (committed from 2024-01-01T00:00:00Z to " "2: ... naming the window"
+expect 1 "2: txid 0 is refused" "$BIN" restore --from "$URL" --stream s --to-txid 0 --into "$T/r-early"
+check "2: the refused restores left nothing behind" [ ! -e "$T/r-early" ]
 expect 1 "2: an unknown stream is refused" "$BIN" restore --from "$URL" --stream nosuch --to-txid 1 --into "$T/r-no"
 contains "$T/err" "no such manifest" "2: ... naming the manifest"
 

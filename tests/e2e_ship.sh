@@ -105,6 +105,7 @@ check "1: standby export and archive equal the primary's" same_as_primary "$P1" 
 "$BIN" status --data "$D" --json >"$T/st.json"
 check "1: status --data: connected, durable = applied = last, no lag" \
   jqe --argjson l "$L1" '.streams[0] | .state == "connected" and .durable == $l and .applied == $l and .lag_tx == 0 and .lag_bytes == 0' "$T/st.json"
+check "1: status --data --json gives the version" jqe --arg v "$("$BIN" --version)" '"shiplog " + .version == $v' "$T/st.json"
 sleep 0.5 # the shipper's status file follows within 200 ms
 "$BIN" status "$P1" --json >"$T/st.json"
 check "1: status STORE: streaming, durable = applied = committed" \

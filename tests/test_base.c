@@ -129,6 +129,11 @@ static void base_time_parse_valid(void **state) {
       {"@1.000001", 1000001},
       {"@0.123456", 123456},
       {"@18446744073709.551615", UINT64_MAX},
+      /* a date alone: midnight UTC of that day */
+      {"2021-01-01", 1609459200ull * 1000000},
+      {"1970-01-01", 0},
+      {"2024-02-29", 1709164800ull * 1000000},
+      {"2026-11-25", (T2026 - 14 * 3600 - 3 * 60 - 7) * 1000000},
   };
   for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
     uint64_t us = 0;
@@ -182,6 +187,16 @@ static void base_time_parse_invalid(void **state) {
       "@99999999999999999999",
       "@18446744073709.551616",       /* UINT64_MAX + 1 µs */
       "tomorrow",
+      "2021-01-01Z",                  /* a date alone takes no zone */
+      "2021-01-01T",
+      "2021-1-01",
+      "2021-01-1",
+      "2021-01-32",
+      "2021-02-29",
+      "2021-13-01",
+      "1969-12-31",
+      "2021-01-01 ",
+      "20210101",
   };
   for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
     uint64_t us = 42;
@@ -397,6 +412,7 @@ static void print_lines(void) {
   sl_log_set_verbose(true);
   sl_log_info("shown");
   sl_log_set_verbose(false);
+  sl_log_error("in '%s'", "a\x1b[2J\x07\xff\xc2\x9b\xc3\xa9\x7f\tb\r\nc\xe2\x82");
   char big[10000];
   memset(big, 'z', sizeof big - 1);
   big[sizeof big - 1] = 0;
@@ -410,12 +426,37 @@ static void base_diag_lines(void **state) {
   const char *want = "tprog: error: file x.seg offset 42\n"
                      "tprog: warning: careful\n"
                      "tprog: shown\n"
+                     "tprog: error: in 'a\\x1b[2J\\x07\\xff\\xc2\\x9b\xc3\xa9\\x7f b  c\\xe2\\x82'\n"
                      "tprog: error: zzz";
   assert_memory_equal(out, want, strlen(want));
   char *last = out + strlen(want) - strlen("tprog: error: zzz");
   assert_int_equal(strlen(last), 4096 - 1);
   assert_memory_equal(last + strlen(last) - 4, "...\n", 4);
   free(out);
+}
+
+static void base_utf8(void **state) {
+  (void)state;
+  char b[4];
+  uint32_t cp;
+  for (uint32_t c = 1; c <= 0x10ffff; c++) {
+    size_t n = sl_utf8_encode(c, b);
+    if (c >= 0xd800 && c <= 0xdfff) {
+      assert_int_equal(n, 0);
+      continue;
+    }
+    assert_int_equal(n, c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
+    assert_int_equal(sl_utf8_decode(b, n, &cp), n);
+    assert_int_equal(cp, c);
+    if (n > 1) assert_int_equal(sl_utf8_decode(b, n - 1, &cp), 0); /* cut short */
+  }
+  assert_int_equal(sl_utf8_encode(0x110000, b), 0);
+  static const char *const bad[] = {"\x80", "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xed\xa0\x80",
+                                    "\xf0\x80\x80\x80", "\xf4\x90\x80\x80", "\xf8\x88\x80\x80", "\xc3\x28", "\xff"};
+  for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) assert_int_equal(sl_utf8_decode(bad[i], strlen(bad[i]), &cp), 0);
+  assert_int_equal(sl_utf8_decode("\xc3\x96x", 3, &cp), 2);
+  assert_int_equal(cp, 0xd6);
+  assert_int_equal(sl_utf8_decode("", 0, &cp), 0);
 }
 
 static uint64_t diag_clock(void) { return 1795615387250000ull; } /* 2026-11-25T14:03:07.25Z */
@@ -467,6 +508,7 @@ int main(void) {
       cmocka_unit_test(base_fault_points),
       cmocka_unit_test(base_write_file_atomic_faults),
 #endif
+      cmocka_unit_test(base_utf8),
       cmocka_unit_test(base_diag_lines),
       cmocka_unit_test(base_diag_formats),
   };

@@ -183,6 +183,65 @@ static void csv_quoting(void **state) {
   fx_free(&fx);
 }
 
+/* Any one Unicode character as delimiter, quote and array delimiter (neo4j-admin takes
+ * them so): multi-byte ones read as the ASCII ones read the same rows, also where one is
+ * cut by the end of the reader's 64 KiB buffer. */
+#define EURO "\xe2\x82\xac"       /* U+20AC, the delimiter */
+#define OUML "\xc3\x96"            /* U+00D6 'Ö', the quote */
+#define SMILE "\xf0\x9f\x98\x80" /* U+1F600, the array delimiter */
+static void csv_unicode_separators(void **state) {
+  (void)state;
+  fixture fx;
+  fx_init(&fx, "csv_unicode");
+  size_t cap = 1 << 20, nu = 0, na = 0;
+  char *u = malloc(cap), *a = malloc(cap);
+#define BOTH(U, A) (nu += (size_t)snprintf(u + nu, cap - nu, "%s", U), na += (size_t)snprintf(a + na, cap - na, "%s", A))
+  BOTH("id:ID" EURO "name" EURO "tags:string[]" EURO ":LABEL" EURO "c:char\n",
+       "id:ID,name,tags:string[],:LABEL,c:char\n");
+  /* the delimiter and a doubled quote inside quotes; "x;é;;y"; two labels; a char */
+  BOTH("n1" EURO OUML "Ann" EURO " \"q\" " OUML OUML OUML EURO "x" SMILE "\xc3\xa9" SMILE SMILE "y" EURO "A" SMILE "B" EURO
+           OUML OUML OUML OUML "\n", /* the quote as a char: quoted, doubled */
+       "n1,\"Ann" EURO " \"\"q\"\" " OUML "\",x;\xc3\xa9;;y,A;B," OUML "\n");
+  BOTH("n2" EURO EURO SMILE EURO "C" EURO OUML OUML "\n", "n2,,;,C,\"\"\n"); /* quoted empty: no char property */
+  /* Rows up to the buffer's end, then one whose delimiter starts 1 byte before it, then more. */
+  for (int i = 3; nu < 65400; i++) {
+    char ru[96], ra[96];
+    snprintf(ru, sizeof ru, "n%d" EURO "p%d" EURO "t" SMILE "u" EURO "L" EURO "z\n", i, i);
+    snprintf(ra, sizeof ra, "n%d,p%d,t;u,L,z\n", i, i);
+    BOTH(ru, ra);
+  }
+  char pad[256];
+  size_t k = 65535 - (nu + strlen("nEDGE" EURO));
+  assert_true(k > 0 && k < sizeof pad);
+  memset(pad, 'p', k);
+  pad[k] = 0;
+  nu += (size_t)snprintf(u + nu, cap - nu, "nEDGE" EURO "%s" EURO OUML "x" SMILE "y" OUML EURO "L" SMILE "M" EURO "z\n", pad);
+  na += (size_t)snprintf(a + na, cap - na, "nEDGE,%s,\"x;y\",L;M,z\n", pad);
+  assert_memory_equal(u + 65535, EURO, 3);
+  for (int i = 0; i < 100; i++) {
+    char ru[96], ra[96];
+    snprintf(ru, sizeof ru, "m%d" EURO OUML "q" EURO "%d" OUML EURO SMILE EURO EURO "\n", i, i);
+    snprintf(ra, sizeof ra, "m%d,\"q" EURO "%d\",;,,\n", i, i);
+    BOTH(ru, ra);
+  }
+#undef BOTH
+  assert_int_equal(fx_run(&fx, a, NULL, NULL), 0);
+  char *want = fx.graph;
+  fx.graph = NULL;
+  assert_non_null(strstr(want, "\"name\":\"Ann" EURO " \\\"q\\\" " OUML "\""));
+  sl_csv_options o = {.delimiter = 0x20ac, .quote = 0xd6, .array_delimiter = 0x1f600};
+  if (fx_run(&fx, u, NULL, &o)) fail_msg("stderr: %s", fx.err);
+  if (strcmp(fx.graph, want)) fail_msg("multi-byte separators read otherwise than ASCII ones; stderr: %s", fx.err);
+
+  /* Not one character: refused, nothing made. */
+  o.delimiter = 0xd800;
+  assert_int_equal(fx_run(&fx, u, NULL, &o), SL_EINVAL);
+  free(want);
+  free(u);
+  free(a);
+  fx_free(&fx);
+}
+
 /* Unquoted empty = no property; quoted empty = "", [] or empty bytes; short rows. */
 static void csv_empty_fields(void **state) {
   (void)state;
@@ -754,6 +813,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(csv_typed_columns),   cmocka_unit_test(csv_array_columns),
       cmocka_unit_test(csv_quoting),         cmocka_unit_test(csv_empty_fields),
+      cmocka_unit_test(csv_unicode_separators),
       cmocka_unit_test(csv_id_spaces),       cmocka_unit_test(csv_refusals),
       cmocka_unit_test(csv_skip_options),    cmocka_unit_test(csv_export_files),
       cmocka_unit_test(csv_export_refusals), cmocka_unit_test(csv_export_roundtrip),

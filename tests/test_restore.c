@@ -307,18 +307,20 @@ static void restore_random_targets(void **state) {
   for (int i = 0; i < N; i++) {
     t[i].by_time = i % 2;
     if (t[i].by_time) {
-      /* Exact commit times (ties included), times between commits, before the first. */
+      /* Exact commit times (ties included), times between commits, just before
+       * one (before the first is refused: restore_refusals). */
       uint64_t k = 1 + tu_rand_below(&rng, F.last);
       int how = (int)tu_rand_below(&rng, 3);
+      if (how == 2 && F.commit[k] - 1 < F.commit[1]) how = 0;
       t[i].us = how == 0 ? F.commit[k] : how == 1 ? F.commit[k] + 1 + tu_rand_below(&rng, 900000) : F.commit[k] - 1;
-      if (i == 1) t[i].us = F.commit[1] - 5; /* before everything: the empty store */
+      if (i == 1) t[i].us = F.commit[1]; /* the first commit: the earliest point */
       if (i == 3) t[i].us = F.commit[F.last] + 500000; /* after the last commit, before the clock's report */
       t[i].txid = txid_at_time(t[i].us);
     } else {
-      t[i].txid = tu_rand_below(&rng, F.last + 1);
+      t[i].txid = 1 + tu_rand_below(&rng, F.last);
       if (i == 0) t[i].txid = F.snap_at[1]; /* exactly a snapshot */
       if (i == 2) t[i].txid = F.last;
-      if (i == 4) t[i].txid = 0;
+      if (i == 4) t[i].txid = 1;
     }
   }
   restore_and_compare(t, N, 1, "random targets");
@@ -334,6 +336,14 @@ static void restore_refusals(void **state) {
   o.time_us = F.commit[F.last] + 1000001; /* past the primary's reported clock */
   ERR(SL_EINVAL, sl_restore(&o, &r));
   assert_int_equal(access(into, F_OK), -1);
+  /* Before the stream's first commit: the empty store is no target. */
+  o.time_us = F.commit[1] - 1;
+  ERR(SL_EINVAL, sl_restore(&o, &r));
+  o.by_time = false;
+  o.txid = 0;
+  ERR(SL_EINVAL, sl_restore(&o, &r));
+  assert_int_equal(access(into, F_OK), -1);
+  o.by_time = true;
   o.time_us = F.commit[F.last] + 1000000; /* exactly it: reachable */
   OK(sl_restore(&o, &r));
   assert_int_equal(r.txid, F.last);

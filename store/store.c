@@ -187,8 +187,12 @@ static int write_store_id(const char *dir, const uint8_t id[SL_STORE_ID_SIZE]) {
 }
 
 /* ---- LMDB environment ---------------------------------------------------------- */
+static int data_file_check(const sl_store *st);
+
 static int env_open(sl_store *st, unsigned flags, uint64_t map_size) {
-  int rc = mdb_env_create(&st->env);
+  int rc = data_file_check(st);
+  if (rc) return rc;
+  rc = mdb_env_create(&st->env);
   if (!rc) rc = mdb_env_set_maxdbs(st->env, MAX_DBS);
   if (!rc) rc = mdb_env_set_maxreaders(st->env, MAX_READERS);
   if (!rc && map_size) rc = mdb_env_set_mapsize(st->env, map_size);
@@ -452,6 +456,54 @@ static bool meta_valid(const uint8_t m[META_BYTES], unsigned psize) {
   memcpy(&flags, m + META_FLAGS_OFF, sizeof flags);
   return (flags & MDB_P_META) && meta_u32(m, META_MAGIC_OFF) == MDB_META_MAGIC && meta_u32(m, META_VERSION_OFF) == 1 &&
          meta_u32(m, META_PSIZE_OFF) == psize && psize >= 512 && psize <= 65536 && !(psize & (psize - 1));
+}
+
+/* Before LMDB maps data.mdb: a file shorter than the pages its newest meta
+ * page says are in use (a truncated copy, a full disk during a copy) would
+ * make a reader die with SIGBUS at the first page past its end, and a
+ * writer (MDB_WRITEMAP extends the file to the map size) read zeros there
+ * as pages. Refused with SL_ECORRUPT naming the file and both sizes. A file
+ * whose meta pages are both invalid is left to LMDB (MDB_INVALID); a
+ * missing file is a new store. */
+static int data_file_check(const sl_store *st) {
+  uint8_t m[2][META_BYTES];
+  char p[4096];
+  struct stat sb;
+  int rc = join(p, sizeof p, st->dir, "data.mdb");
+  if (rc) return rc;
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0; /* missing: a new store; unreadable: LMDB says why */
+  if (fstat(fd, &sb)) {
+    rc = -errno;
+    sl_log_error("%s: %s", p, strerror(errno));
+    close(fd);
+    return rc;
+  }
+  uint64_t size = (uint64_t)sb.st_size, need = 0, txnid = 0;
+  unsigned psize = 4096;
+  if (sl_pread_full(fd, m[0], META_BYTES, 0) == META_BYTES) {
+    unsigned ps = meta_u32(m[0], META_PSIZE_OFF);
+    if (meta_valid(m[0], ps)) psize = ps;
+  }
+  bool any = false;
+  for (unsigned i = 0; i < 2; i++) {
+    if (i && sl_pread_full(fd, m[1], META_BYTES, psize) != META_BYTES) continue;
+    if (!meta_valid(m[i], psize) || (any && meta_u64(m[i], META_TXNID_OFF) < txnid)) continue;
+    any = true;
+    txnid = meta_u64(m[i], META_TXNID_OFF);
+    need = (meta_u64(m[i], META_LAST_PG_OFF) + 1) * psize;
+  }
+  close(fd);
+  need = SL_MAX(need, 2ull * psize); /* the two meta pages at least */
+  if (size >= need) return 0;
+  if (any)
+    sl_log_error("%s: the file holds %" PRIu64 " bytes, but its newest LMDB meta page (transaction %" PRIu64
+                 ") says %" PRIu64 " bytes are in use (pages of %u bytes): the file was truncated",
+                 p, size, txnid, need, psize);
+  else
+    sl_log_error("%s: the file holds %" PRIu64 " bytes, less than LMDB's two meta pages (%" PRIu64
+                 " bytes): the file was truncated", p, size, need);
+  return SL_ECORRUPT;
 }
 
 #ifdef SL_FAULT_INJECTION

@@ -31,7 +31,9 @@
  *   3. writer.lock := "open <this boot>" (fdatasync'd) before anything is
  *      written to LMDB without sync. A restore or rebuild writes it only
  *      after LMDB is whole again, so a crash meanwhile leads to another.
- *   4. sl_log_open repairs the log's tail and syncs it. Before LMDB is
+ *   4. sl_log_open_keep repairs the log's tail and syncs it, refusing
+ *      first (nothing changed) when the log would end below LMDB's applied
+ *      txid: a damaged frame that LMDB applied is no torn tail. Before LMDB is
  *      written, the checkpoint's snapshot is pinned (pin_at_open), or, when
  *      LMDB moved past it, a checkpoint is taken.
  *   5. Frames past applied_txid (those
@@ -893,7 +895,9 @@ static int open_writer(sl_store *st) {
   snprintf(state, sizeof state, "open %s", st->boot_id);
   if ((rc = lock_state_write(st, state))) return rc;
   if (!has_log) return 0;
-  if ((rc = sl_log_open(logdir, st->id, &st->log))) return rc;
+  /* LMDB ahead of the log is refused inside the log's recovery, before it
+   * cuts anything: a damaged last frame of an applied txid is no torn tail. */
+  if ((rc = sl_log_open_keep(logdir, st->id, st->meta.applied_txid, &st->log))) return rc;
   return replay(st, logdir);
 }
 

@@ -72,6 +72,7 @@ static const char exec_help[] =
     "\n"
     "Apply a mutation file (JSON Lines, one transaction per line; see\n"
     "spec/mutations.md) to the store in DIR. '-' reads standard input.\n"
+    "A store whose data.mdb fails its page check is refused before any write.\n"
     "Ids the store assigns are printed as 'node ID' / 'rel ID'. A line that is\n"
     "malformed or breaks a rule is reported as FILE:LINE: reason and applies\n"
     "nothing; the other lines go on. Exit status 1 if any line failed.\n"
@@ -101,6 +102,15 @@ int cmd_exec(int argc, char **argv) {
   }
   sl_store *st;
   if (cli_open_store(dir, 0, &st)) {
+    if (!std) fclose(in);
+    return CLI_FAIL;
+  }
+  /* LMDB trusts every page it reaches and may abort on a damaged one while
+   * writing: no commit goes into a data.mdb that fails its check. */
+  int crc = sl_store_check(st);
+  if (crc) {
+    sl_log_error("%s: refusing to write: %s/data.mdb: %s", dir, dir, sl_strerror(crc));
+    sl_store_close(st);
     if (!std) fclose(in);
     return CLI_FAIL;
   }
@@ -460,6 +470,11 @@ int cmd_verify(int argc, char **argv) {
   int status = CLI_FAIL, rc;
 
   if (cli_open_store(dir, SL_OPEN_RDONLY, &st)) return CLI_FAIL;
+  /* 0. LMDB's pages, before anything walks them (the export below). */
+  if ((rc = sl_store_check(st))) {
+    sl_log_error("%s: FAILED: %s/data.mdb: %s", dir, dir, sl_strerror(rc));
+    goto fail;
+  }
   if ((rc = sl_view_begin(st, &v)) || (rc = sl_view_counts(v, &cn))) {
     sl_log_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
     goto fail;

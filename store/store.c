@@ -191,10 +191,20 @@ static int write_store_id(const char *dir, const uint8_t id[SL_STORE_ID_SIZE]) {
 /* ---- LMDB environment ---------------------------------------------------------- */
 static int data_file_check(const sl_store *st);
 
+/* LMDB aborts the process when an assertion meets a damaged page it did
+ * not expect (a cursor step onto a page that is not a leaf, ...): name the
+ * file first. sl_store_check finds such pages before anything walks them. */
+static void env_assert(MDB_env *env, const char *msg) {
+  const sl_store *st = mdb_env_get_userctx(env);
+  sl_log_error("%s/data.mdb: LMDB met a damaged page and stops the process: %s", st ? st->dir : "?", msg);
+}
+
 static int env_open(sl_store *st, unsigned flags, uint64_t map_size) {
   int rc = data_file_check(st);
   if (rc) return rc;
   rc = mdb_env_create(&st->env);
+  if (!rc) rc = mdb_env_set_userctx(st->env, st);
+  if (!rc) rc = mdb_env_set_assert(st->env, env_assert);
   if (!rc) rc = mdb_env_set_maxdbs(st->env, MAX_DBS);
   if (!rc) rc = mdb_env_set_maxreaders(st->env, MAX_READERS);
   if (!rc && map_size) rc = mdb_env_set_mapsize(st->env, map_size);
@@ -1046,6 +1056,7 @@ void sl_store_close(sl_store *st) {
 const uint8_t *sl_store_id(const sl_store *st) { return st->id; }
 const char *sl_store_dir(const sl_store *st) { return st->dir; }
 sl_log *sl_store_log(sl_store *st) { return st->log; }
+bool sl_store_no_log(const sl_store *st) { return st->no_log; }
 
 /* ---- create --------------------------------------------------------------------------- */
 static int dir_check_empty(const char *dir) {

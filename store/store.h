@@ -230,6 +230,18 @@ int sl_store_apply(sl_store *st, const uint8_t *payload, size_t len);
  * dirty pages. */
 int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const size_t *lens, size_t n);
 
+/* Check data.mdb's B-trees page by page (store/lmdb_check.c) in one read
+ * snapshot: page numbers, types, depths, bounds, key order, counts. LMDB has
+ * no page checksums and may abort the process on a damaged page a cursor
+ * walks, so what reads every page (dump, export, verify, a receiver's
+ * standby at load) checks first. Reads every page once. SL_ECORRUPT,
+ * logged naming DIR/data.mdb, the database, the page and its offset;
+ * damage inside a value is not seen (verify compares with the log).
+ * Any thread; read-only stores too. */
+int sl_store_check(sl_store *st);
+/* A standby (a store without a log of its own: sl_store_options.no_log). */
+bool sl_store_no_log(const sl_store *st);
+
 /* ---- reading ------------------------------------------------------------- */
 /* A consistent snapshot (LMDB read transaction). */
 int sl_view_begin(sl_store *st, sl_view **out);

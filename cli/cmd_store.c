@@ -130,6 +130,8 @@ static const char stats_help[] =
     "Print the store's node and relationship counts, its last txid and commit\n"
     "time, its log segments (count, bytes, txid range), the LMDB file size and\n"
     "the checkpoint txid. Opens the store read-only (a writer may be running).\n"
+    "A receiver's standby (DIR/streams/NAME/standby) has no log: its log line\n"
+    "says \"standby (no log)\" (\"standby\":true, \"log\":null in JSON).\n"
     "\n"
     "  --json  one JSON object instead of the table\n";
 
@@ -185,7 +187,7 @@ int cmd_stats(int argc, char **argv) {
   sl_store *st;
   sl_view *v = NULL;
   sl_counts cn;
-  log_facts lf;
+  log_facts lf = {0};
   int status = CLI_FAIL, rc;
 
   if (cli_open_store(dir, SL_OPEN_RDONLY, &st)) return CLI_FAIL;
@@ -193,7 +195,9 @@ int cmd_stats(int argc, char **argv) {
     sl_log_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
     goto fail;
   }
-  if (read_log_facts(cli_join(path, sizeof path, dir, "log"), &lf)) goto fail;
+  /* A standby (DIR/streams/NAME/standby of a receiver) has no log of its own. */
+  bool standby = sl_store_no_log(st);
+  if (!standby && read_log_facts(cli_join(path, sizeof path, dir, "log"), &lf)) goto fail;
   for (int i = 0; i < SL_STORE_ID_SIZE; i++) sprintf(idhex + 2 * i, "%02x", sl_store_id(st)[i]);
 
   struct stat sb;
@@ -218,10 +222,16 @@ int cmd_stats(int argc, char **argv) {
       printf("\"%s\"", t);
     else
       fputs("null", stdout);
-    printf(",\"log\":{\"segments\":%zu,\"bytes\":%" PRIu64 ",\"first_txid\":%" PRIu64 ",\"durable_txid\":",
-           lf.segments, lf.bytes, lf.first_txid);
-    put_u64_or_null(lf.has_durable, lf.durable_txid);
-    printf("},\"lmdb_bytes\":%" PRIu64 ",\"checkpoint_txid\":", lmdb_bytes);
+    printf(",\"standby\":%s,\"log\":", standby ? "true" : "false");
+    if (standby) {
+      fputs("null", stdout);
+    } else {
+      printf("{\"segments\":%zu,\"bytes\":%" PRIu64 ",\"first_txid\":%" PRIu64 ",\"durable_txid\":", lf.segments,
+             lf.bytes, lf.first_txid);
+      put_u64_or_null(lf.has_durable, lf.durable_txid);
+      fputs("}", stdout);
+    }
+    printf(",\"lmdb_bytes\":%" PRIu64 ",\"checkpoint_txid\":", lmdb_bytes);
     put_u64_or_null(has_cp, cp_txid);
     fputs("}\n", stdout);
   } else {
@@ -230,9 +240,13 @@ int cmd_stats(int argc, char **argv) {
     printf("nodes          %" PRIu64 "\n", cn.nodes);
     printf("relationships  %" PRIu64 "\n", cn.rels);
     printf("last txid      %" PRIu64 " (%s)\n", cn.applied_txid, t);
-    printf("log            %zu segment%s, %" PRIu64 " bytes, from txid %" PRIu64, lf.segments,
-           lf.segments == 1 ? "" : "s", lf.bytes, lf.first_txid);
-    if (lf.has_durable) printf(", durable through %" PRIu64, lf.durable_txid);
+    if (standby) {
+      printf("log            standby (no log)");
+    } else {
+      printf("log            %zu segment%s, %" PRIu64 " bytes, from txid %" PRIu64, lf.segments,
+             lf.segments == 1 ? "" : "s", lf.bytes, lf.first_txid);
+      if (lf.has_durable) printf(", durable through %" PRIu64, lf.durable_txid);
+    }
     printf("\nlmdb           %" PRIu64 " bytes\n", lmdb_bytes);
     if (has_cp)
       printf("checkpoint     txid %" PRIu64 "\n", cp_txid);

@@ -911,6 +911,26 @@ static int open_writer(sl_store *st) {
   return replay(st, logdir);
 }
 
+/* The boot id in DIR's writer.lock when a writer of another boot had DIR
+ * open (the machine went down with it open); "" otherwise. */
+static void foreign_writer(const char *dir, char *foreign, size_t n) {
+  char p[4096], boot[64], buf[128];
+  uint8_t *text = NULL;
+  size_t len = 0;
+  foreign[0] = 0;
+  if (join(p, sizeof p, dir, "writer.lock") || sl_read_file(p, 127, &text, &len) != 0) return;
+  snprintf(buf, sizeof buf, "%.*s", (int)len, (const char *)text);
+  free(text);
+  read_boot_id(boot, sizeof boot);
+  foreign_of(buf, boot, foreign, n);
+}
+
+bool sl_store_power_lost(const char *dir) {
+  char foreign[64];
+  foreign_writer(dir, foreign, sizeof foreign);
+  return foreign[0] != 0;
+}
+
 static int open_rdonly(sl_store *st) {
   if (!exists(st->dir, "data.mdb")) {
     sl_log_error("%s: data.mdb is missing", st->dir);
@@ -920,15 +940,8 @@ static int open_rdonly(sl_store *st) {
   if (rc || (rc = load_meta(st)) || !st->no_log) return rc;
   /* A standby is written without sync: after a power loss it may be torn
    * until its owner rebuilds it (and writes writer.lock anew). */
-  char p[4096], boot[64], foreign[64];
-  uint8_t *text = NULL;
-  size_t len = 0;
-  if ((rc = join(p, sizeof p, st->dir, "writer.lock")) || sl_read_file(p, 127, &text, &len) != 0) return rc;
-  char buf[128];
-  snprintf(buf, sizeof buf, "%.*s", (int)len, (const char *)text);
-  free(text);
-  read_boot_id(boot, sizeof boot);
-  foreign_of(buf, boot, foreign, sizeof foreign);
+  char foreign[64];
+  foreign_writer(st->dir, foreign, sizeof foreign);
   if (!foreign[0]) return 0;
   sl_log_error("%s: the machine went down while this standby was open (boot %s): it may be torn until its "
                "receiver rebuilds it", st->dir, foreign);

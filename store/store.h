@@ -170,6 +170,10 @@ int sl_store_open(const char *dir, unsigned flags, sl_store **out);
  * SL_ELOCKED otherwise, logged naming DIR and, for a reader, its pid. The
  * caller's own process must not have DIR open. */
 int sl_store_lock_unused(const char *dir, int *lock_fd);
+/* Did the machine go down while DIR was open for writing (writer.lock
+ * names another boot)? A no_log store (standby) is then torn, and its owner
+ * rebuilds it; any other SL_ECORRUPT from opening one is damage. */
+bool sl_store_power_lost(const char *dir);
 /* Checkpoints (when open for writing) and closes. No tx or view may be open. */
 void sl_store_close(sl_store *st);
 

@@ -7,7 +7,9 @@
  * log with sl_log_reader up to the durable mark (frames past it may be an
  * append in progress).
  *
- * VERIFY checks two things:
+ * VERIFY checks three things:
+ *   0. data.mdb's B-tree pages (sl_store_check), before anything walks
+ *      them: a damaged page is named with its offset, never an LMDB abort.
  *   1. Every frame from the oldest kept segment to the last txid the store
  *      knows of (max of LMDB's applied txid and the durable mark) is whole,
  *      with a good CRC and the next txid (reader with tolerate_tail off: any
@@ -378,7 +380,9 @@ static const char verify_help[] =
     "of the log (their canonical exports must be byte-equal; the replay is\n"
     "built under $TMPDIR and removed). Opens the store read-only, so a writer\n"
     "may be running. Prints a one-line summary; exit status 1 on any damage or\n"
-    "difference, naming the file and offset or the first differing line.\n";
+    "difference, naming the file and offset or the first differing line.\n"
+    "data.mdb's B-tree pages are checked first (page numbers, types, key order,\n"
+    "counts); a damaged page is named with its offset.\n";
 
 #define REPLAY_BATCH_BYTES (16u << 20)
 #define REPLAY_BATCH_COUNT 4096
@@ -558,17 +562,19 @@ int cmd_verify(int argc, char **argv) {
       goto fail;
     }
     uint64_t line;
-    if (export_to(v, cli_join(path, sizeof path, tmp, "store.jsonl")) ||
-        export_to(rv, cli_join(path2, sizeof path2, tmp, "replay.jsonl")))
+    if ((rc = export_to(v, cli_join(path, sizeof path, tmp, "store.jsonl")))) {
+      sl_log_error("%s: FAILED: the state in %s/data.mdb cannot be read whole: %s", dir, dir, sl_strerror(rc));
       goto fail;
+    }
+    if (export_to(rv, cli_join(path2, sizeof path2, tmp, "replay.jsonl"))) goto fail;
     if ((rc = compare_files(path, path2, &line)) < 0) {
       sl_log_error("%s: cannot compare exports: %s", tmp, sl_strerror(rc));
       goto fail;
     }
     if (rc) {
-      sl_log_error("%s: FAILED: the state at txid %" PRIu64 " differs from a replay of the log, from line %" PRIu64
-                   " of their canonical exports",
-                   dir, cn.applied_txid, line);
+      sl_log_error("%s: FAILED: the state at txid %" PRIu64 " in %s/data.mdb differs from a replay of the log, from "
+                   "line %" PRIu64 " of their canonical exports",
+                   dir, cn.applied_txid, dir, line);
       goto fail;
     }
     printf("%s: OK: %" PRIu64 " frames in %zu segment%s valid (txid %" PRIu64 "..%" PRIu64 "); state at txid %" PRIu64

@@ -6,8 +6,9 @@
  * process (mdb_cursor_next on a page that is no longer a leaf) or with
  * silently wrong answers (a branch pointing at the wrong leaf: keys out of
  * order, lookups that miss keys that are there). This check reads the pages
- * of one read transaction's snapshot with pread, before LMDB's cursors walk
- * them, and refuses the first page that breaks a rule, naming the file, the
+ * of one read transaction's snapshot through a read-only map, each only once its
+ * number is known to lie inside the file (data.mdb's size is checked at
+ * open, and again here), before LMDB's cursors walk them, and refuses the first page that breaks a rule, naming the file, the
  * database, the page and its offset.
  *
  * LAYOUT (liblmdb 0.9, 64-bit builds; store.c's meta page notes agree):
@@ -42,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,13 +77,11 @@ typedef struct key {
 
 typedef struct checker {
   const char *dir;
-  int fd;
+  const uint8_t *map; /* data.mdb, mapped read-only for the check */
   unsigned psize;
-  uint64_t last_pg, file_pages;
-  uint8_t *pages[MAX_DEPTH + 1]; /* one buffer per level */
-  uint8_t prev[KEY_MAX];
+  uint64_t last_pg, file_pages; /* file_pages: pages mapped */
+  const uint8_t *prev; /* the last key walked (in the map), NULL: none yet */
   size_t prev_n;
-  bool have_prev;
   uint64_t n_branch, n_leaf, n_overflow, n_entries;
   const tree *t;
   void (*on_subdb)(struct checker *, const uint8_t *key, size_t klen, const uint8_t *db);
@@ -111,21 +111,20 @@ static int bad(const checker *c, uint64_t pg, const char *fmt, ...) {
   return SL_ECORRUPT;
 }
 
-static int read_page(checker *c, uint64_t pg, uint8_t *buf) {
+/* Page pg in LMDB's map, once it is known to lie inside the file (a page
+ * past the file's end would be SIGBUS). */
+static int get_page(checker *c, uint64_t pg, const uint8_t **out) {
   if (pg < 2 || pg > c->last_pg || pg >= c->file_pages)
     return bad(c, pg, "the page lies outside the %" PRIu64 " pages in use", SL_MIN(c->last_pg + 1, c->file_pages));
-  long r = sl_pread_full(c->fd, buf, c->psize, pg * c->psize);
-  if (r < 0) {
-    sl_log_error("%s/data.mdb: reading page %" PRIu64 ": %s", c->dir, pg, sl_strerror((int)r));
-    return (int)r;
-  }
-  if ((size_t)r != c->psize) return bad(c, pg, "the file ends inside the page");
-  if (u64(buf) != pg) return bad(c, pg, "the page header says page %" PRIu64, u64(buf));
+  const uint8_t *p = c->map + pg * c->psize;
+  if (u64(p) != pg) return bad(c, pg, "the page header says page %" PRIu64, u64(p));
+  *out = p;
   return 0;
 }
 
-static int check_overflow(checker *c, uint64_t pg, uint64_t size, uint8_t *buf) {
-  int rc = read_page(c, pg, buf);
+static int check_overflow(checker *c, uint64_t pg, uint64_t size) {
+  const uint8_t *buf;
+  int rc = get_page(c, pg, &buf);
   if (rc) return rc;
   uint64_t n = u32(buf + 12), need = (PAGE_HDR + size + c->psize - 1) / c->psize;
   if (!(u16(buf + 10) & P_OVERFLOW)) return bad(c, pg, "a value's overflow page is not one (flags 0x%x)", u16(buf + 10));
@@ -137,8 +136,8 @@ static int check_overflow(checker *c, uint64_t pg, uint64_t size, uint8_t *buf) 
 
 /* Walk the subtree at pg (level 1 = the root) whose keys lie in [lo, hi). */
 static int walk(checker *c, uint64_t pg, unsigned level, key lo, key hi) {
-  uint8_t *p = c->pages[level];
-  int rc = read_page(c, pg, p);
+  const uint8_t *p;
+  int rc = get_page(c, pg, &p);
   if (rc) return rc;
   unsigned flags = u16(p + 10) & P_TYPES, lower = u16(p + 12), upper = u16(p + 14);
   bool leaf = level == c->t->depth;
@@ -181,16 +180,18 @@ static int walk(checker *c, uint64_t pg, unsigned level, key lo, key hi) {
     }
     if (nflags & ~(F_BIGDATA | F_SUBDATA) || ((nflags & F_SUBDATA) && c->on_subdb == NULL))
       return bad(c, pg, "node %u has flags 0x%x", i, nflags);
-    if ((lo.p && key_cmp(k, ksize, lo.p, lo.n) < 0) || (hi.p && key_cmp(k, ksize, hi.p, hi.n) >= 0))
+    /* Keys increase along the walk; so the page's first key against the
+     * lower bound and its last against the upper one bound them all. */
+    if ((i == 0 && lo.p && key_cmp(k, ksize, lo.p, lo.n) < 0) ||
+        (i == n - 1 && hi.p && key_cmp(k, ksize, hi.p, hi.n) >= 0))
       return bad(c, pg, "key %u lies outside the bounds its branch gives the page", i);
-    if (c->have_prev && key_cmp(c->prev, c->prev_n, k, ksize) >= 0)
+    if (c->prev && key_cmp(c->prev, c->prev_n, k, ksize) >= 0)
       return bad(c, pg, "key %u is not above the key before it", i);
-    memcpy(c->prev, k, ksize);
+    c->prev = k;
     c->prev_n = ksize;
-    c->have_prev = true;
     c->n_entries++;
     if (nflags & F_BIGDATA) {
-      if ((rc = check_overflow(c, u64(k + ksize), dsize, c->pages[MAX_DEPTH]))) return rc;
+      if ((rc = check_overflow(c, u64(k + ksize), dsize))) return rc;
     } else if (nflags & F_SUBDATA) {
       if (dsize != DB_SIZE) return bad(c, pg, "database record %u of %" PRIu64 " bytes", i, dsize);
       c->on_subdb(c, k, ksize, k + ksize);
@@ -218,13 +219,13 @@ static void collect_subdb(checker *c, const uint8_t *k, size_t klen, const uint8
 
 static int check_tree(checker *c, const tree *t) {
   c->t = t;
-  c->have_prev = false;
+  c->prev = NULL;
   c->n_branch = c->n_leaf = c->n_overflow = c->n_entries = 0;
   if (t->root == INVALID_PGNO) {
     if (t->entries || t->depth) return bad(c, 0, "no root, but %" PRIu64 " entries", t->entries);
     return 0;
   }
-  if (t->depth == 0 || t->depth > MAX_DEPTH - 1) return bad(c, t->root, "a tree of depth %" PRIu64, t->depth);
+  if (t->depth == 0 || t->depth > MAX_DEPTH) return bad(c, t->root, "a tree of depth %" PRIu64, t->depth);
   int rc = walk(c, t->root, 1, (key){0}, (key){0});
   if (rc) return rc;
   if (c->n_entries != t->entries || c->n_branch != t->branch_pages || c->n_leaf != t->leaf_pages ||
@@ -244,14 +245,14 @@ int sl__lmdb_check(sl_store *st, MDB_txn *txn) {
   uint8_t meta[160];
   const uint8_t *m = NULL;
   uint64_t txnid = mdb_txn_id(txn);
-  int rc = mdb_env_get_fd(st->env, &c.fd);
+  int fd, rc = mdb_env_get_fd(st->env, &fd);
   if (rc == 0) rc = mdb_env_stat(st->env, &ms);
   if (rc) {
     sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   c.psize = ms.ms_psize;
-  if (fstat(c.fd, &sb)) {
+  if (fstat(fd, &sb)) {
     rc = -errno;
     sl_log_error("%s/data.mdb: %s", st->dir, strerror(errno));
     return rc;
@@ -260,22 +261,30 @@ int sl__lmdb_check(sl_store *st, MDB_txn *txn) {
   /* The meta page of this snapshot; both were rewritten since when a
    * writer committed twice meanwhile (the caller begins anew). */
   for (unsigned i = 0; i < 2 && !m; i++)
-    if (sl_pread_full(c.fd, meta, sizeof meta, (uint64_t)i * c.psize) == (long)sizeof meta &&
+    if (sl_pread_full(fd, meta, sizeof meta, (uint64_t)i * c.psize) == (long)sizeof meta &&
         u64(meta + META_TXNID) == txnid)
       m = meta;
   if (!m) return -EAGAIN;
   c.last_pg = u64(m + META_LAST_PG);
-  rc = -ENOMEM;
-  for (unsigned i = 0; i <= MAX_DEPTH; i++)
-    if (!(c.pages[i] = malloc(c.psize))) goto out;
+  /* Our own map (LMDB does not hand out its own), of the pages in use: a
+   * page read costs no system call. */
+  size_t maplen = (size_t)(SL_MIN(c.file_pages, c.last_pg + 1) * c.psize);
+  void *map = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) {
+    rc = -errno;
+    sl_log_error("%s/data.mdb: mmap: %s", st->dir, strerror(errno));
+    return rc;
+  }
+  c.map = map;
+  c.file_pages = maplen / c.psize;
   tree main_tree = {.name = "(main)"};
   tree_of(&main_tree, m + META_MAIN_DB);
   c.on_subdb = collect_subdb;
-  if ((rc = check_tree(&c, &main_tree))) goto out;
-  c.on_subdb = NULL;
-  for (size_t i = 0; i < c.nsubs && !rc; i++) rc = check_tree(&c, &c.subs[i]);
-out:
-  for (unsigned i = 0; i <= MAX_DEPTH; i++) free(c.pages[i]);
+  if ((rc = check_tree(&c, &main_tree)) == 0) {
+    c.on_subdb = NULL;
+    for (size_t i = 0; i < c.nsubs && !rc; i++) rc = check_tree(&c, &c.subs[i]);
+  }
+  munmap(map, maplen);
   return rc;
 }
 

@@ -785,12 +785,17 @@ static bool has_snapshot(sl__stream *s) {
  * the standby stops, naming it, and is not rebuilt behind the operator's
  * back (who removes it to rebuild it). */
 static void prepare_standby(sl__stream *s) {
+  char *data = join(s->standby_dir, "data.mdb");
+  struct stat sb;
   bool exists = dir_exists(s->standby_dir);
-  bool torn = exists && sl_store_power_lost(s->standby_dir);
-  if (exists && (open_standby(s, torn) != SL_ECORRUPT || !torn)) return;
+  bool no_data = exists && data && stat(data, &sb) != 0 && errno == ENOENT; /* removed: rebuilt like the directory */
+  bool torn = exists && !no_data && sl_store_power_lost(s->standby_dir);
+  free(data);
+  if (exists && !no_data && (open_standby(s, torn) != SL_ECORRUPT || !torn)) return;
   if (!exists && s->first_txid != 1 && !has_snapshot(s)) return; /* a stream without a standby */
-  if (rebuild_standby(s, exists ? "was torn by a power loss" : "was missing") == 0) open_standby(s, false);
-  else if (exists) stop_standby_locked(s, "standby %s was torn by a power loss and cannot be rebuilt", s->standby_dir);
+  const char *why = no_data ? "has no data.mdb" : exists ? "was torn by a power loss" : "was missing";
+  if (rebuild_standby(s, why) == 0) open_standby(s, false);
+  else if (exists) stop_standby_locked(s, "standby %s %s and cannot be rebuilt", s->standby_dir, why);
 }
 
 /* A stream directory that exists: open archive and standby, start the threads. */

@@ -165,7 +165,8 @@ int cmd_export(int argc, char **argv) {
     cli_restore_temp_remove(restored);
     return CLI_FAIL;
   }
-  if ((rc = sl_view_begin(st, &v))) {
+  /* Every page is read: check them first (a damaged one may abort LMDB). */
+  if ((rc = sl_store_check(st)) || (rc = sl_view_begin(st, &v))) {
     sl_log_error("%s: cannot read the store: %s", pos[0], sl_strerror(rc));
     goto fail;
   }

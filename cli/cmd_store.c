@@ -7,7 +7,9 @@
  * log with sl_log_reader up to the durable mark (frames past it may be an
  * append in progress).
  *
- * VERIFY checks two things:
+ * VERIFY checks three things:
+ *   0. data.mdb's B-tree pages (sl_store_check), before anything walks
+ *      them: a damaged page is named with its offset, never an LMDB abort.
  *   1. Every frame from the oldest kept segment to the last txid the store
  *      knows of (max of LMDB's applied txid and the durable mark) is whole,
  *      with a good CRC and the next txid (reader with tolerate_tail off: any
@@ -72,6 +74,7 @@ static const char exec_help[] =
     "\n"
     "Apply a mutation file (JSON Lines, one transaction per line; see\n"
     "spec/mutations.md) to the store in DIR. '-' reads standard input.\n"
+    "A store whose data.mdb fails its page check is refused before any write.\n"
     "Ids the store assigns are printed as 'node ID' / 'rel ID'. A line that is\n"
     "malformed or breaks a rule is reported as FILE:LINE: reason and applies\n"
     "nothing; the other lines go on. Exit status 1 if any line failed.\n"
@@ -101,6 +104,15 @@ int cmd_exec(int argc, char **argv) {
   }
   sl_store *st;
   if (cli_open_store(dir, 0, &st)) {
+    if (!std) fclose(in);
+    return CLI_FAIL;
+  }
+  /* LMDB trusts every page it reaches and may abort on a damaged one while
+   * writing: no commit goes into a data.mdb that fails its check. */
+  int crc = sl_store_check(st);
+  if (crc) {
+    sl_log_error("%s: refusing to write: %s/data.mdb: %s", dir, dir, sl_strerror(crc));
+    sl_store_close(st);
     if (!std) fclose(in);
     return CLI_FAIL;
   }
@@ -151,6 +163,8 @@ static const char stats_help[] =
     "time, its log segments (count, bytes, txid range), the LMDB file size, the\n"
     "bytes LMDB uses of it and the share of those free for reuse, and the\n"
     "checkpoint txid. Opens the store read-only (a writer may be running).\n"
+    "A receiver's standby (DIR/streams/NAME/standby) has no log: its log line\n"
+    "says \"standby (no log)\" (\"standby\":true, \"log\":null in JSON).\n"
     "\n"
     "  --json  one JSON object instead of the table\n";
 
@@ -206,7 +220,7 @@ int cmd_stats(int argc, char **argv) {
   sl_store *st;
   sl_view *v = NULL;
   sl_counts cn;
-  log_facts lf;
+  log_facts lf = {0};
   int status = CLI_FAIL, rc;
 
   if (cli_open_store(dir, SL_OPEN_RDONLY, &st)) return CLI_FAIL;
@@ -214,7 +228,9 @@ int cmd_stats(int argc, char **argv) {
     sl_log_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
     goto fail;
   }
-  if (read_log_facts(cli_join(path, sizeof path, dir, "log"), &lf)) goto fail;
+  /* A standby (DIR/streams/NAME/standby of a receiver) has no log of its own. */
+  bool standby = sl_store_no_log(st);
+  if (!standby && read_log_facts(cli_join(path, sizeof path, dir, "log"), &lf)) goto fail;
   for (int i = 0; i < SL_STORE_ID_SIZE; i++) sprintf(idhex + 2 * i, "%02x", sl_store_id(st)[i]);
 
   struct stat sb;
@@ -245,10 +261,16 @@ int cmd_stats(int argc, char **argv) {
       printf("\"%s\"", t);
     else
       fputs("null", stdout);
-    printf(",\"log\":{\"segments\":%zu,\"bytes\":%" PRIu64 ",\"first_txid\":%" PRIu64 ",\"durable_txid\":",
-           lf.segments, lf.bytes, lf.first_txid);
-    put_u64_or_null(lf.has_durable, lf.durable_txid);
-    printf("},\"lmdb_bytes\":%" PRIu64 ",\"lmdb_used_bytes\":%" PRIu64 ",\"lmdb_free_bytes\":%" PRIu64
+    printf(",\"standby\":%s,\"log\":", standby ? "true" : "false");
+    if (standby) {
+      fputs("null", stdout);
+    } else {
+      printf("{\"segments\":%zu,\"bytes\":%" PRIu64 ",\"first_txid\":%" PRIu64 ",\"durable_txid\":", lf.segments,
+             lf.bytes, lf.first_txid);
+      put_u64_or_null(lf.has_durable, lf.durable_txid);
+      fputs("}", stdout);
+    }
+    printf(",\"lmdb_bytes\":%" PRIu64 ",\"lmdb_used_bytes\":%" PRIu64 ",\"lmdb_free_bytes\":%" PRIu64
            ",\"checkpoint_txid\":",
            lmdb_bytes, sp.pages_used * sp.page_size, sp.pages_free * sp.page_size);
     put_u64_or_null(has_cp, cp_txid);
@@ -259,9 +281,13 @@ int cmd_stats(int argc, char **argv) {
     printf("nodes          %" PRIu64 "\n", cn.nodes);
     printf("relationships  %" PRIu64 "\n", cn.rels);
     printf("last txid      %" PRIu64 " (%s)\n", cn.applied_txid, t);
-    printf("log            %zu segment%s, %" PRIu64 " bytes, from txid %" PRIu64, lf.segments,
-           lf.segments == 1 ? "" : "s", lf.bytes, lf.first_txid);
-    if (lf.has_durable) printf(", durable through %" PRIu64, lf.durable_txid);
+    if (standby) {
+      printf("log            standby (no log)");
+    } else {
+      printf("log            %zu segment%s, %" PRIu64 " bytes, from txid %" PRIu64, lf.segments,
+             lf.segments == 1 ? "" : "s", lf.bytes, lf.first_txid);
+      if (lf.has_durable) printf(", durable through %" PRIu64, lf.durable_txid);
+    }
     printf("\nlmdb           %" PRIu64 " bytes, %" PRIu64 " in use, %.0f%% of that free", lmdb_bytes,
            sp.pages_used * sp.page_size, 100 * free_share);
     printf(free_share > 0.5 && sp.pages_used * sp.page_size > (64u << 20) ? " (shiplog compact gives it back)\n" : "\n");
@@ -395,7 +421,9 @@ static const char verify_help[] =
     "of the log (their canonical exports must be byte-equal; the replay is\n"
     "built under $TMPDIR and removed). Opens the store read-only, so a writer\n"
     "may be running. Prints a one-line summary; exit status 1 on any damage or\n"
-    "difference, naming the file and offset or the first differing line.\n";
+    "difference, naming the file and offset or the first differing line.\n"
+    "data.mdb's B-tree pages are checked first (page numbers, types, key order,\n"
+    "counts); a damaged page is named with its offset.\n";
 
 #define REPLAY_BATCH_BYTES (16u << 20)
 #define REPLAY_BATCH_COUNT 4096
@@ -501,6 +529,11 @@ int cmd_verify(int argc, char **argv) {
   int status = CLI_FAIL, rc;
 
   if (cli_open_store(dir, SL_OPEN_RDONLY, &st)) return CLI_FAIL;
+  /* 0. LMDB's pages, before anything walks them (the export below). */
+  if ((rc = sl_store_check(st))) {
+    sl_log_error("%s: FAILED: %s/data.mdb: %s", dir, dir, sl_strerror(rc));
+    goto fail;
+  }
   if ((rc = sl_view_begin(st, &v)) || (rc = sl_view_counts(v, &cn))) {
     sl_log_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
     goto fail;
@@ -570,17 +603,19 @@ int cmd_verify(int argc, char **argv) {
       goto fail;
     }
     uint64_t line;
-    if (export_to(v, cli_join(path, sizeof path, tmp, "store.jsonl")) ||
-        export_to(rv, cli_join(path2, sizeof path2, tmp, "replay.jsonl")))
+    if ((rc = export_to(v, cli_join(path, sizeof path, tmp, "store.jsonl")))) {
+      sl_log_error("%s: FAILED: the state in %s/data.mdb cannot be read whole: %s", dir, dir, sl_strerror(rc));
       goto fail;
+    }
+    if (export_to(rv, cli_join(path2, sizeof path2, tmp, "replay.jsonl"))) goto fail;
     if ((rc = compare_files(path, path2, &line)) < 0) {
       sl_log_error("%s: cannot compare exports: %s", tmp, sl_strerror(rc));
       goto fail;
     }
     if (rc) {
-      sl_log_error("%s: FAILED: the state at txid %" PRIu64 " differs from a replay of the log, from line %" PRIu64
-                   " of their canonical exports",
-                   dir, cn.applied_txid, line);
+      sl_log_error("%s: FAILED: the state at txid %" PRIu64 " in %s/data.mdb differs from a replay of the log, from "
+                   "line %" PRIu64 " of their canonical exports",
+                   dir, cn.applied_txid, dir, line);
       goto fail;
     }
     printf("%s: OK: %" PRIu64 " frames in %zu segment%s valid (txid %" PRIu64 "..%" PRIu64 "); state at txid %" PRIu64

@@ -12,7 +12,11 @@
  * it is written without sync, so its open then fails with SL_ECORRUPT), is
  * rebuilt (rebuild_standby): from the newest snapshot the archive continues,
  * else from an empty store when the archive begins at txid 1; the worker
- * then replays the archive into it. Remove it to rebuild it.
+ * then replays the archive into it. Remove it to rebuild it. A standby
+ * damaged otherwise (data.mdb truncated, pages that fail sl_store_check at
+ * the worker's start, an apply or a snapshot meeting a damaged page) is
+ * not rebuilt: the standby stops with the reason in status, naming its
+ * data.mdb, and never goes on differing from the primary.
  *
  * POSITIONS (inclusive txids; first_txid - 1 means "nothing yet"),
  * applied <= durable <= received <= the archive's next txid - 1:
@@ -254,7 +258,11 @@ static int open_standby(sl__stream *s, bool torn_ok) {
   int rc = sl_store_open(s->standby_dir, SL_OPEN_NOLOG, &s->standby);
   if (rc) {
     s->standby = NULL;
-    if (!(torn_ok && rc == SL_ECORRUPT)) stop_standby_locked(s, "standby %s: %s", s->standby_dir, sl_strerror(rc));
+    if (rc == SL_ECORRUPT && !torn_ok)
+      stop_standby_locked(s, "standby %s/data.mdb is damaged (the receiver's log says how); remove %s to rebuild it "
+                          "from the snapshots and the archive", s->standby_dir, s->standby_dir);
+    else if (rc != SL_ECORRUPT)
+      stop_standby_locked(s, "standby %s: %s", s->standby_dir, sl_strerror(rc));
     return rc;
   }
   if (memcmp(sl_store_id(s->standby), s->store_id, SL_STORE_ID_SIZE) != 0) {
@@ -361,6 +369,16 @@ static void publish_applied(sl__stream *s, uint64_t last, uint64_t commit_us) {
   poke_owner(s);
 }
 
+/* After SL_ECORRUPT from the standby: is its data.mdb damaged (the page
+ * check, which logs the page)? Then the standby stops, saying so: it must
+ * never go on differing from its primary. mu not held. */
+static bool standby_damaged(sl__stream *s, sl_store *standby, const char *when) {
+  if (sl_store_check(standby) != SL_ECORRUPT) return false;
+  stop_standby(s, "standby stopped %s: %s/data.mdb is damaged (the receiver's log names the page); remove %s to "
+               "rebuild it from the snapshots and the archive", when, s->standby_dir, s->standby_dir);
+  return true;
+}
+
 /* Apply records one at a time after a group failed, to apply its good
  * prefix and name the record that fails. */
 static void apply_singly(applier *a, size_t n, int group_rc) {
@@ -382,6 +400,9 @@ static void apply_singly(applier *a, size_t n, int group_rc) {
       if (first_time) sl_log_error("stream %s: %s", s->name, s->error);
       return;
     }
+    char when[64];
+    snprintf(when, sizeof when, "at txid %llu", (unsigned long long)(first + i));
+    if (rc == SL_ECORRUPT && standby_damaged(s, s->standby, when)) return;
     stop_standby(s, "standby stopped at txid %llu: %s", (unsigned long long)(first + i),
                  sl_strerror(rc));
     return;
@@ -545,6 +566,12 @@ static void *worker_main(void *arg) {
   sl__stream *s = arg;
   applier a = {.s = s};
   sl_log_context(s->name, NULL);
+  /* Before the first apply: the standby's pages (a data.mdb damaged while
+   * the receiver was down would take writes and differ in silence). */
+  pthread_mutex_lock(&s->mu);
+  sl_store *standby = s->standby_stopped ? NULL : s->standby;
+  pthread_mutex_unlock(&s->mu);
+  if (standby) standby_damaged(s, standby, "at start");
   pthread_mutex_lock(&s->mu);
   while (!s->stop) {
     if (!s->standby && !s->standby_stopped && s->base_txid && s->durable >= s->base_txid) {
@@ -681,6 +708,7 @@ static void maybe_snapshot(keeper *k, sl_store *standby, uint64_t applied, uint6
   uint64_t t0 = sl_mono_ns();
   int rc = sl_snapshot_take(standby, s->snap_dir, &so, &snap, &existed);
   if (rc) {
+    if (rc == SL_ECORRUPT && standby_damaged(s, standby, "taking a snapshot")) return;
     if (rc != -ECANCELED)
       sl_log_warn("stream %s: snapshot failed (%s); next try in %d s", s->name, sl_strerror(rc), SNAPSHOT_RETRY_S);
     k->snap_retry_us = now + SNAPSHOT_RETRY_S * 1000000ull;
@@ -806,10 +834,18 @@ static bool has_snapshot(sl__stream *s) {
   return true;
 }
 
-/* At load: open the standby, rebuilding it when missing or torn. */
+/* At load: open the standby, rebuilding it when missing or torn by a power
+ * loss. Other damage (a truncated or damaged data.mdb) is no power loss:
+ * the standby stops, naming it, and is not rebuilt behind the operator's
+ * back (who removes it to rebuild it). */
 static void prepare_standby(sl__stream *s) {
+  char *data = join(s->standby_dir, "data.mdb");
+  struct stat sb;
   bool exists = dir_exists(s->standby_dir);
-  if (exists && open_standby(s, true) != SL_ECORRUPT) return;
+  bool no_data = exists && data && stat(data, &sb) != 0 && errno == ENOENT; /* removed: rebuilt like the directory */
+  bool torn = exists && !no_data && sl_store_power_lost(s->standby_dir);
+  free(data);
+  if (exists && !no_data && (open_standby(s, torn) != SL_ECORRUPT || !torn)) return;
   if (!exists && s->first_txid != 1 && !has_snapshot(s)) return; /* a stream without a standby */
   if (!exists && s->first_txid != 1) {
     sl__bases b;
@@ -819,8 +855,9 @@ static void prepare_standby(sl__stream *s) {
       return;
     }
   }
-  if (rebuild_standby(s, exists ? "was torn by a power loss" : "was missing") == 0) open_standby(s, false);
-  else if (exists) stop_standby_locked(s, "standby %s was torn by a power loss and cannot be rebuilt", s->standby_dir);
+  const char *why = no_data ? "has no data.mdb" : exists ? "was torn by a power loss" : "was missing";
+  if (rebuild_standby(s, why) == 0) open_standby(s, false);
+  else if (exists) stop_standby_locked(s, "standby %s %s and cannot be rebuilt", s->standby_dir, why);
 }
 
 /* A stream directory that exists: open archive and standby, start the threads. */

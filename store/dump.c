@@ -475,12 +475,21 @@ int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info 
   prefetch_start(&pf, st);
   int rc = writer_init(&w, fd, opt);
   if (rc) goto fail;
-  if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))) {
-    sl_log_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
-    rc = sl__mdb_err(rc);
+  /* The snapshot's pages are checked before the cursors walk them: a
+   * damaged page fails the dump (SL_ECORRUPT naming data.mdb), never a file
+   * that only a load refuses, nor an LMDB assertion. */
+  for (int tries = 0;; tries++) {
+    if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))) {
+      sl_log_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
+      rc = sl__mdb_err(rc);
+      txn = NULL;
+      goto fail;
+    }
+    if ((rc = sl__lmdb_check(st, txn)) != -EAGAIN || tries == 100) break;
+    mdb_txn_abort(txn); /* a writer rewrote both meta pages meanwhile */
     txn = NULL;
-    goto fail;
   }
+  if (rc) goto fail;
   if ((rc = sl__meta_read(txn, st->dbi[SL__DB_META], &m))) goto fail;
   for (int db = 0; db < SL__DB_COUNT; db++) {
     MDB_stat s;

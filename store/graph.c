@@ -179,8 +179,16 @@ static int op_fail(sl__wctx *w, int rc, const char *fmt, ...) {
   return rc;
 }
 
-/* An LMDB failure (I/O, map full): logged, unlike refused input. */
+/* An LMDB failure (I/O, map full): logged, unlike refused input. A page
+ * LMDB finds damaged makes the store take no more writes (sticky, as after
+ * a failed fsync): nothing is committed into a corrupt LMDB. Under wlock. */
 static int mdb_fail(sl__wctx *w, int rc, enum sl__db db) {
+  if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND) {
+    sl_log_error("%s/data.mdb: LMDB database %s is damaged (%s): the store takes no more writes", w->st->dir,
+                 sl__db_names[db], mdb_strerror(rc));
+    w->st->failed = SL_ECORRUPT;
+    return op_fail(w, SL_ECORRUPT, "%s/data.mdb: LMDB %s: %s", w->st->dir, sl__db_names[db], mdb_strerror(rc));
+  }
   sl_log_error("LMDB %s: %s", sl__db_names[db], mdb_strerror(rc));
   return op_fail(w, sl__mdb_err(rc), "LMDB %s: %s", sl__db_names[db], mdb_strerror(rc));
 }
@@ -768,7 +776,7 @@ static int scan(sl_view *v, enum sl__db db, const uint8_t *prefix, size_t pn, kv
     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
   }
   if (mrc && mrc != MDB_NOTFOUND) {
-    sl_log_error("LMDB %s: %s", sl__db_names[db], mdb_strerror(mrc));
+    sl_log_error("%s/data.mdb: LMDB %s: %s", v->st->dir, sl__db_names[db], mdb_strerror(mrc));
     return sl__mdb_err(mrc);
   }
   return 0;
@@ -779,7 +787,7 @@ static int view_get(sl_view *v, enum sl__db db, const void *k, size_t kn, MDB_va
   int rc = mdb_get(v->txn, v->st->dbi[db], &key, out);
   if (rc == MDB_NOTFOUND) return SL_ENOTFOUND;
   if (rc) {
-    sl_log_error("LMDB %s: %s", sl__db_names[db], mdb_strerror(rc));
+    sl_log_error("%s/data.mdb: LMDB %s: %s", v->st->dir, sl__db_names[db], mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   return 0;

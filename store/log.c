@@ -901,7 +901,7 @@ static bool valid_frame_follows(seg_iter *it) {
 
 /* RECOVERY of log.h on the newest segment, opened in it (O_RDWR). Sets the
  * appender state. `m` is the durable mark or NULL. */
-static int recover_newest(sl_log *log, seg_iter *it, const mark *m) {
+static int recover_newest(sl_log *log, seg_iter *it, const mark *m, uint64_t keep_txid) {
   sl_frame f = {0};
   uint64_t last_commit = 0, epoch = it->h.epoch;
   int rc;
@@ -919,6 +919,19 @@ static int recover_newest(sl_log *log, seg_iter *it, const mark *m) {
     sl_log_error("%s: ends at offset %" PRIu64 " (txid %" PRIu64 ") but the durable mark says "
                  "txid %" PRIu64 " ending at segment %" PRIu64 " offset %" PRIu64 " is durable",
                  it->s.path, it->off, it->next_txid - 1, m->txid, m->segno, m->end);
+    return SL_ECORRUPT;
+  }
+  /* Decided before anything is cut: frames a caller already applied
+   * (LMDB's applied txid) are no torn tail, whatever the mark says. */
+  if (it->next_txid <= keep_txid) {
+    if (rc == BAD_FRAME) {
+      char why[160];
+      snprintf(why, sizeof why, "; the store's state already applied txids through %" PRIu64
+               ", so this is not a torn tail", keep_txid);
+      return iter_corrupt(it, why);
+    }
+    sl_log_error("%s: ends at offset %" PRIu64 " (txid %" PRIu64 ") but the store's state already applied txids "
+                 "through %" PRIu64, it->s.path, it->off, it->next_txid - 1, keep_txid);
     return SL_ECORRUPT;
   }
   if (rc == BAD_FRAME) {
@@ -943,6 +956,10 @@ static int recover_newest(sl_log *log, seg_iter *it, const mark *m) {
 }
 
 int sl_log_open(const char *logdir, const uint8_t *store_id, sl_log **out) {
+  return sl_log_open_keep(logdir, store_id, 0, out);
+}
+
+int sl_log_open_keep(const char *logdir, const uint8_t *store_id, uint64_t keep_txid, sl_log **out) {
   sl_seg_info *segs = NULL;
   size_t n = 0;
   seg_iter it = {.s.fd = -1};
@@ -989,7 +1006,7 @@ int sl_log_open(const char *logdir, const uint8_t *store_id, sl_log **out) {
   have_mark = rc == 0;
   if (rc == SL_ECORRUPT) sl_log_warn("%s/" MARK_NAME " is damaged; ignoring it", logdir);
   else if (rc && rc != SL_ENOTFOUND) goto fail;
-  if ((rc = recover_newest(log, &it, have_mark ? &m : NULL))) goto fail;
+  if ((rc = recover_newest(log, &it, have_mark ? &m : NULL, keep_txid))) goto fail;
   log->fd = it.s.fd;
   it.s.fd = -1;
 

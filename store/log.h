@@ -80,7 +80,9 @@
  *       of the log: SL_ECORRUPT naming file and offset, nothing is changed;
  *     - otherwise it is a torn tail (a crash during an unacknowledged append):
  *       the file is truncated at the bad frame and the cut is logged.
- *   A bad frame in any segment but the newest is always SL_ECORRUPT.
+ *   A bad frame in any segment but the newest is always SL_ECORRUPT. So is
+ *   a torn tail holding a txid the opener's derived state already applied
+ *   (sl_log_open_keep); that is decided before anything is changed.
  *   Recovery then fdatasyncs the newest segment and publishes the durable mark.
  *
  * DURABILITY AND GROUP COMMIT
@@ -199,6 +201,12 @@ int sl_log_create(const char *logdir, const sl_log_options *opt);
 /* Open for appending: runs RECOVERY above. store_id (if not NULL) must match
  * the segments'. The caller holds the store's exclusive lock. */
 int sl_log_open(const char *logdir, const uint8_t *store_id, sl_log **out);
+/* The same, for a caller whose derived state already holds txids up to
+ * keep_txid (the store: LMDB's applied txid): a log that would end below
+ * it after recovery -- a bad last frame of such a txid is then damage, not
+ * a torn tail -- is SL_ECORRUPT, refused before anything is cut or the
+ * durable mark is rewritten (nothing in LOGDIR changes). */
+int sl_log_open_keep(const char *logdir, const uint8_t *store_id, uint64_t keep_txid, sl_log **out);
 void sl_log_close(sl_log *log);
 
 /* The txid the next append must carry, and the last durable txid. */

@@ -31,7 +31,9 @@
  *   3. writer.lock := "open <this boot>" (fdatasync'd) before anything is
  *      written to LMDB without sync. A restore or rebuild writes it only
  *      after LMDB is whole again, so a crash meanwhile leads to another.
- *   4. sl_log_open repairs the log's tail and syncs it. Before LMDB is
+ *   4. sl_log_open_keep repairs the log's tail and syncs it, refusing
+ *      first (nothing changed) when the log would end below LMDB's applied
+ *      txid: a damaged frame that LMDB applied is no torn tail. Before LMDB is
  *      written, the checkpoint's snapshot is pinned (pin_at_open), or, when
  *      LMDB moved past it, a checkpoint is taken.
  *   5. Frames past applied_txid (those
@@ -188,8 +190,22 @@ static int write_store_id(const char *dir, const uint8_t id[SL_STORE_ID_SIZE]) {
 }
 
 /* ---- LMDB environment ---------------------------------------------------------- */
+static int data_file_check(const sl_store *st);
+
+/* LMDB aborts the process when an assertion meets a damaged page it did
+ * not expect (a cursor step onto a page that is not a leaf, ...): name the
+ * file first. sl_store_check finds such pages before anything walks them. */
+static void env_assert(MDB_env *env, const char *msg) {
+  const sl_store *st = mdb_env_get_userctx(env);
+  sl_log_error("%s/data.mdb: LMDB met a damaged page and stops the process: %s", st ? st->dir : "?", msg);
+}
+
 static int env_open(sl_store *st, unsigned flags, uint64_t map_size) {
-  int rc = mdb_env_create(&st->env);
+  int rc = data_file_check(st);
+  if (rc) return rc;
+  rc = mdb_env_create(&st->env);
+  if (!rc) rc = mdb_env_set_userctx(st->env, st);
+  if (!rc) rc = mdb_env_set_assert(st->env, env_assert);
   if (!rc) rc = mdb_env_set_maxdbs(st->env, MAX_DBS);
   if (!rc) rc = mdb_env_set_maxreaders(st->env, MAX_READERS);
   if (!rc && map_size) rc = mdb_env_set_mapsize(st->env, map_size);
@@ -453,6 +469,54 @@ static bool meta_valid(const uint8_t m[META_BYTES], unsigned psize) {
   memcpy(&flags, m + META_FLAGS_OFF, sizeof flags);
   return (flags & MDB_P_META) && meta_u32(m, META_MAGIC_OFF) == MDB_META_MAGIC && meta_u32(m, META_VERSION_OFF) == 1 &&
          meta_u32(m, META_PSIZE_OFF) == psize && psize >= 512 && psize <= 65536 && !(psize & (psize - 1));
+}
+
+/* Before LMDB maps data.mdb: a file shorter than the pages its newest meta
+ * page says are in use (a truncated copy, a full disk during a copy) would
+ * make a reader die with SIGBUS at the first page past its end, and a
+ * writer (MDB_WRITEMAP extends the file to the map size) read zeros there
+ * as pages. Refused with SL_ECORRUPT naming the file and both sizes. A file
+ * whose meta pages are both invalid is left to LMDB (MDB_INVALID); a
+ * missing file is a new store. */
+static int data_file_check(const sl_store *st) {
+  uint8_t m[2][META_BYTES];
+  char p[4096];
+  struct stat sb;
+  int rc = join(p, sizeof p, st->dir, "data.mdb");
+  if (rc) return rc;
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0; /* missing: a new store; unreadable: LMDB says why */
+  if (fstat(fd, &sb)) {
+    rc = -errno;
+    sl_log_error("%s: %s", p, strerror(errno));
+    close(fd);
+    return rc;
+  }
+  uint64_t size = (uint64_t)sb.st_size, need = 0, txnid = 0;
+  unsigned psize = 4096;
+  if (sl_pread_full(fd, m[0], META_BYTES, 0) == META_BYTES) {
+    unsigned ps = meta_u32(m[0], META_PSIZE_OFF);
+    if (meta_valid(m[0], ps)) psize = ps;
+  }
+  bool any = false;
+  for (unsigned i = 0; i < 2; i++) {
+    if (i && sl_pread_full(fd, m[1], META_BYTES, psize) != META_BYTES) continue;
+    if (!meta_valid(m[i], psize) || (any && meta_u64(m[i], META_TXNID_OFF) < txnid)) continue;
+    any = true;
+    txnid = meta_u64(m[i], META_TXNID_OFF);
+    need = (meta_u64(m[i], META_LAST_PG_OFF) + 1) * psize;
+  }
+  close(fd);
+  need = SL_MAX(need, 2ull * psize); /* the two meta pages at least */
+  if (size >= need) return 0;
+  if (any)
+    sl_log_error("%s: the file holds %" PRIu64 " bytes, but its newest LMDB meta page (transaction %" PRIu64
+                 ") says %" PRIu64 " bytes are in use (pages of %u bytes): the file was truncated",
+                 p, size, txnid, need, psize);
+  else
+    sl_log_error("%s: the file holds %" PRIu64 " bytes, less than LMDB's two meta pages (%" PRIu64
+                 " bytes): the file was truncated", p, size, need);
+  return SL_ECORRUPT;
 }
 
 #ifdef SL_FAULT_INJECTION
@@ -889,8 +953,30 @@ static int open_writer(sl_store *st) {
   snprintf(state, sizeof state, "open %s", st->boot_id);
   if ((rc = lock_state_write(st, state))) return rc;
   if (!has_log) return 0;
-  if ((rc = sl_log_open(logdir, st->id, &st->log))) return rc;
+  /* LMDB ahead of the log is refused inside the log's recovery, before it
+   * cuts anything: a damaged last frame of an applied txid is no torn tail. */
+  if ((rc = sl_log_open_keep(logdir, st->id, st->meta.applied_txid, &st->log))) return rc;
   return replay(st, logdir);
+}
+
+/* The boot id in DIR's writer.lock when a writer of another boot had DIR
+ * open (the machine went down with it open); "" otherwise. */
+static void foreign_writer(const char *dir, char *foreign, size_t n) {
+  char p[4096], boot[64], buf[128];
+  uint8_t *text = NULL;
+  size_t len = 0;
+  foreign[0] = 0;
+  if (join(p, sizeof p, dir, "writer.lock") || sl_read_file(p, 127, &text, &len) != 0) return;
+  snprintf(buf, sizeof buf, "%.*s", (int)len, (const char *)text);
+  free(text);
+  read_boot_id(boot, sizeof boot);
+  foreign_of(buf, boot, foreign, n);
+}
+
+bool sl_store_power_lost(const char *dir) {
+  char foreign[64];
+  foreign_writer(dir, foreign, sizeof foreign);
+  return foreign[0] != 0;
 }
 
 static int open_rdonly(sl_store *st) {
@@ -902,15 +988,8 @@ static int open_rdonly(sl_store *st) {
   if (rc || (rc = load_meta(st)) || !st->no_log) return rc;
   /* A standby is written without sync: after a power loss it may be torn
    * until its owner rebuilds it (and writes writer.lock anew). */
-  char p[4096], boot[64], foreign[64];
-  uint8_t *text = NULL;
-  size_t len = 0;
-  if ((rc = join(p, sizeof p, st->dir, "writer.lock")) || sl_read_file(p, 127, &text, &len) != 0) return rc;
-  char buf[128];
-  snprintf(buf, sizeof buf, "%.*s", (int)len, (const char *)text);
-  free(text);
-  read_boot_id(boot, sizeof boot);
-  foreign_of(buf, boot, foreign, sizeof foreign);
+  char foreign[64];
+  foreign_writer(st->dir, foreign, sizeof foreign);
   if (!foreign[0]) return 0;
   sl_log_error("%s: the machine went down while this standby was open (boot %s): it may be torn until its "
                "receiver rebuilds it", st->dir, foreign);
@@ -1038,6 +1117,7 @@ void sl_store_close(sl_store *st) {
 const uint8_t *sl_store_id(const sl_store *st) { return st->id; }
 const char *sl_store_dir(const sl_store *st) { return st->dir; }
 sl_log *sl_store_log(sl_store *st) { return st->log; }
+bool sl_store_no_log(const sl_store *st) { return st->no_log; }
 
 /* ---- create --------------------------------------------------------------------------- */
 static int dir_check_empty(const char *dir) {

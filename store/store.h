@@ -171,6 +171,10 @@ int sl_store_open(const char *dir, unsigned flags, sl_store **out);
  * SL_ELOCKED otherwise, logged naming DIR and, for a reader, its pid. The
  * caller's own process must not have DIR open. */
 int sl_store_lock_unused(const char *dir, int *lock_fd);
+/* Did the machine go down while DIR was open for writing (writer.lock
+ * names another boot)? A no_log store (standby) is then torn, and its owner
+ * rebuilds it; any other SL_ECORRUPT from opening one is damage. */
+bool sl_store_power_lost(const char *dir);
 /* Checkpoints (when open for writing) and closes. No tx or view may be open. */
 void sl_store_close(sl_store *st);
 
@@ -247,6 +251,18 @@ int sl_store_apply(sl_store *st, const uint8_t *payload, size_t len);
  * 4-16 MiB of records replay fastest; much larger ones make LMDB spill
  * dirty pages. */
 int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const size_t *lens, size_t n);
+
+/* Check data.mdb's B-trees page by page (store/lmdb_check.c) in one read
+ * snapshot: page numbers, types, depths, bounds, key order, counts. LMDB has
+ * no page checksums and may abort the process on a damaged page a cursor
+ * walks, so what reads every page (dump, export, verify, a receiver's
+ * standby at load) checks first. Reads every page once. SL_ECORRUPT,
+ * logged naming DIR/data.mdb, the database, the page and its offset;
+ * damage inside a value is not seen (verify compares with the log).
+ * Any thread; read-only stores too. */
+int sl_store_check(sl_store *st);
+/* A standby (a store without a log of its own: sl_store_options.no_log). */
+bool sl_store_no_log(const sl_store *st);
 
 /* ---- reading ------------------------------------------------------------- */
 /* A consistent snapshot (LMDB read transaction). */

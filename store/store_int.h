@@ -127,7 +127,8 @@ struct sl_store {
 
   pthread_mutex_t wlock;    /* the writer lock: one tx or apply at a time */
   sl__meta meta;            /* committed meta (under wlock) */
-  int failed;               /* sticky: LMDB and the log disagree until reopen */
+  int failed;               /* sticky until reopen: LMDB and the log disagree, or
+                               LMDB met a damaged page (SL_ECORRUPT) */
   sl_tx tx;                 /* the one write transaction, reused */
   sl__arena apply_arena;    /* unpacked records (under wlock) */
 
@@ -182,6 +183,13 @@ int sl__meta_put_bytes(MDB_txn *txn, MDB_dbi meta_dbi, const char *name, const v
  * + 1 and its commit time not below the last); updates w->meta. The arena
  * holds the unpacked record (the caller resets it). */
 int sl__apply_record(sl__wctx *w, sl__arena *a, const uint8_t *payload, size_t len);
+
+/* ---- structural check (lmdb_check.c) ------------------------------------------ */
+/* Check every B-tree page of txn's snapshot (a read transaction) before a
+ * cursor walks them: SL_ECORRUPT, logged naming DIR/data.mdb, the database,
+ * page and offset; -EAGAIN when a writer has rewritten both meta pages
+ * since txn began (begin a new one and check again). */
+int sl__lmdb_check(sl_store *st, MDB_txn *txn);
 
 /* ---- values (value.c) ------------------------------------------------------ */
 /* Checks a name (label, type, key): 1..SL_NAME_MAX bytes of UTF-8, no NUL.

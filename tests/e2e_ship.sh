@@ -12,6 +12,8 @@
 #   4. malformed frames inside TLS (openssl s_client) and plain bytes on the
 #      TLS port: the receiver logs an error naming the peer, never hangs, and
 #      keeps serving the other streams.
+#   5. stats on a standby; a standby with a damaged page and one with a
+#      truncated data.mdb stop with the reason in status, not rebuilt.
 # Every connection is TLS 1.3 with client certificates and an allow list
 # (certificates from tests/make_certs.sh); tests/e2e_security.sh covers the
 # refusals. Needs $SL_BIN, $SL_BUILD/bench_gen, jq, openssl. SL_SEED=N
@@ -204,6 +206,44 @@ check "4: a removed standby is rebuilt from the archive" e2e_wait_applied "$D" b
 check "4: the rebuilt standby equals its primary" same_as_primary "$PB" "$D" b
 kill -TERM "$RX_PID"
 wait "$RX_PID"
+
+# ---- 5. damaged standbys ----------------------------------------------------------------------
+# stats on a standby (no log of its own); then one standby with a damaged
+# B-tree page (tests/lmdb_damage) and one with a truncated data.mdb: neither
+# is rebuilt nor goes on applying, status says why naming the file, and the
+# other streams go on.
+expect 0 "5: stats on a standby" "$BIN" stats "$D/streams/b/standby"
+contains "$T/out" "standby (no log)" "5: stats says the standby has no log"
+contains "$T/out" "last txid      $LB" "5: stats shows the standby's applied txid"
+expect 0 "5: stats --json on a standby" "$BIN" stats "$D/streams/b/standby" --json
+standby_json() { [ -s "$T/out" ] && jqe --argjson l "$LB" '.last_txid == $l and .standby and .log == null and .lmdb_bytes > 0' "$T/out"; }
+check "5: stats --json: counts, no log" standby_json
+if [ -x "$BUILD/lmdb_damage" ]; then
+  "$BUILD/lmdb_damage" "$D/streams/a/standby/data.mdb" nodes leaf
+  sa=$(size "$D/streams/s1/standby/data.mdb")
+  truncate -s $((sa / 2)) "$D/streams/s1/standby/data.mdb"
+  start_receiver "$D" "${RX_TLS[@]}" || exit 1
+  check "5: the damaged standby stops" e2e_wait_status "$D" a state stopped 30
+  check "5: the truncated standby stops" e2e_wait_status "$D" s1 state stopped 30
+  e2e_rx_json "$D" a error >"$T/err.a"
+  contains "$T/err.a" "$D/streams/a/standby/data.mdb is damaged" "5: status names the damaged data.mdb"
+  contains "$T/rx.log" "$D/streams/a/standby/data.mdb: LMDB database nodes is damaged: page" "5: the log names the page"
+  e2e_rx_json "$D" s1 error >"$T/err.s1"
+  contains "$T/err.s1" "$D/streams/s1/standby/data.mdb is damaged" "5: status names the truncated data.mdb"
+  contains "$T/rx.log" "$D/streams/s1/standby/data.mdb: the file holds $((sa / 2)) bytes" "5: the log gives its size"
+  check "5: the truncated standby was not rebuilt" [ "$(size "$D/streams/s1/standby/data.mdb")" -eq $((sa / 2)) ]
+  start_shipper "$PB" "$RX_PORT" b
+  e2e_gen "$T/wb" 300 14
+  "$BIN" exec "$PB" "$T/wb" >/dev/null
+  LB=$(e2e_last_txid "$PB")
+  check "5: stream b goes on applying ($LB)" e2e_wait_applied "$D" b "$LB" 60
+  kill9 "$SH_PID"
+  kill -TERM "$RX_PID"
+  wait "$RX_PID"
+  mv "$T/rx.log" "$T/rx-5.log" # 2. looks for stopped standbys in its own
+else
+  skip "5: damaged standbys (no lmdb_damage at $BUILD)"
+fi
 
 # ---- 2. kills at random moments ---------------------------------------------------------------
 P2=$T/p2 D2=$T/data2

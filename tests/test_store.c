@@ -5,6 +5,7 @@
  * concurrent writer threads, the writer lock, power-loss rebuilds and
  * checkpoints.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -2027,6 +2028,82 @@ static void store_replays_log_tail(void **state) {
   done_dir(dir2);
 }
 
+/* Every file of DIR/log (names, sizes and bytes) as one string, to see that
+ * a refused open changed nothing. */
+static char *log_files(const char *dir) {
+  char *logdir = sub(dir, "log"), *out = NULL;
+  size_t outlen = 0;
+  FILE *mem = open_memstream(&out, &outlen);
+  struct dirent **names;
+  int n = scandir(logdir, &names, NULL, alphasort);
+  assert_true(n >= 0);
+  for (int i = 0; i < n; i++) {
+    char *p = sub(logdir, names[i]->d_name);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (names[i]->d_type == DT_REG && sl_read_file(p, 1u << 30, &buf, &len) == 0) {
+      fprintf(mem, "%s %zu\n", names[i]->d_name, len);
+      fwrite(buf, 1, len, mem);
+    }
+    free(buf);
+    free(p);
+    free(names[i]);
+  }
+  free(names);
+  fclose(mem);
+  free(logdir);
+  return out;
+}
+
+/* The last frame damaged and no durable mark to say it was synced: it
+ * looks like a torn tail, but LMDB applied its txid, so it is damage. The
+ * open is refused before recovery cuts it (it used to cut the frame, then
+ * refuse: a failed open that changed the log). */
+static void store_damaged_applied_tail_kept(void **state) {
+  (void)state;
+  for (int mark = 0; mark < 2; mark++) { /* 0: missing, 1: damaged */
+    char *dir = new_dir("store_damaged_tail");
+    sl_store *st = create_open(dir, NULL);
+    for (uint64_t i = 0; i < 5; i++) {
+      uint64_t txid;
+      OK(commit_pair(st, i, &txid));
+    }
+    sl_store_close(st);
+    char *seg = sub(dir, "log/00000000000000000001.seg"), *durable = sub(dir, "log/durable");
+    struct stat sb;
+    assert_int_equal(stat(seg, &sb), 0);
+    int fd = open(seg, O_RDWR);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, sb.st_size - 1), 1);
+    b ^= 0x5a; /* the last byte of txid 5's payload: its CRC fails */
+    assert_int_equal(pwrite(fd, &b, 1, sb.st_size - 1), 1);
+    close(fd);
+    if (mark) {
+      fd = open(durable, O_RDWR);
+      assert_int_equal(pwrite(fd, "\xff\xff", 2, 24), 2); /* its CRC */
+      close(fd);
+    } else {
+      assert_int_equal(unlink(durable), 0);
+    }
+    char *before = log_files(dir);
+    tu_capture_begin();
+    ERR(SL_ECORRUPT, sl_store_open(dir, 0, &st));
+    char *err = tu_capture_end();
+    char *after = log_files(dir);
+    if (strcmp(before, after) != 0) fail_msg("the refused open (%s mark) changed the log", mark ? "damaged" : "missing");
+    if (!strstr(err, "00000000000000000001.seg") || !strstr(err, "offset") || !strstr(err, "not a torn tail"))
+      fail_msg("the refusal does not name the segment and offset: %s", err);
+    assert_null(strstr(err, "cutting"));
+    ERR(SL_ECORRUPT, sl_store_open(dir, 0, &st)); /* and again: still there to refuse */
+    free(err);
+    free(before);
+    free(after);
+    free(seg);
+    free(durable);
+    done_dir(dir);
+  }
+}
+
 /* ---- every I/O fault point under a commit workload -------------------------------------------------- */
 #ifdef SL_FAULT_INJECTION
 /* What a fault child reports through its pipe: each acknowledged txid, then
@@ -2329,6 +2406,7 @@ int main(void) {
       cmocka_unit_test(store_group_faults),
       cmocka_unit_test(store_writer_lock),
       cmocka_unit_test(store_power_loss_rebuild),
+      cmocka_unit_test(store_damaged_applied_tail_kept),
       cmocka_unit_test(store_checkpoint_prunes),
       cmocka_unit_test(store_space_tracks_data),
       cmocka_unit_test(store_compact),

@@ -47,7 +47,12 @@ typedef struct sl__stream {
   sl__receiver *r;
   char name[65];
   char *dir, *archive_dir, *standby_dir, *status_path, *snap_dir;
+  /* (mu) The primary's store id, from the archive's segment headers; known
+   * (id_known) even when the archive cannot be opened, so that a shipper
+   * is judged by the archive's real owner, never by a zero id. */
   uint8_t store_id[SL_STORE_ID_SIZE];
+  bool id_known;
+  uint64_t tail_cut_from;   /* at load: the durable mark a damaged tail was cut below (0: none) */
 
   pthread_mutex_t mu;
   pthread_cond_t cond;      /* worker: durable moved, status dirty, stop */

@@ -182,15 +182,69 @@ static void update_reachable(sl__stream *s) {
   }
 }
 
+/* The store id from any readable segment header of the archive (all of
+ * them carry the same one), so that a stream whose archive cannot be opened
+ * still knows whose it is. */
+static void learn_store_id(sl__stream *s) {
+  DIR *d = opendir(s->archive_dir);
+  struct dirent *e;
+  if (!d) return;
+  while (!s->id_known && (e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    char *p;
+    if (n < 5 || strcmp(e->d_name + n - 4, ".seg") != 0 || !(p = join(s->archive_dir, e->d_name))) continue;
+    if (sl__seg_store_id(p, s->store_id) == 0) s->id_known = true;
+    free(p);
+  }
+  closedir(d);
+}
+
+/* TAIL REPAIR. Recovery (store/log.h) refuses a newest segment damaged
+ * below its durable mark: for a primary those are acknowledged commits that
+ * no one else holds. An archive's frames are copies of the primary's, so
+ * here the damage is cut instead -- at the first bad frame of the newest
+ * segment, with sl_log_truncate (durable mark rewritten) -- and the
+ * rightful shipper re-sends from there (its Welcome names the new durable
+ * txid). Damage in an older segment is left alone: that is history the
+ * primary may no longer hold. *last gets the txid the archive now ends at. */
+static int cut_damaged_tail(sl__stream *s, uint64_t *last) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  sl_log_reader *rd = NULL;
+  sl_frame f;
+  int rc = sl_log_list(s->archive_dir, &segs, &n);
+  if (rc || n == 0) goto out;
+  *last = segs[n - 1].first_txid - 1;
+  sl_log_reader_options ro = {.tolerate_tail = true}; /* a bad frame in the newest segment ends it */
+  rc = sl_log_reader_open(s->archive_dir, segs[n - 1].first_txid, &ro, &rd);
+  while (rc == 0 && (rc = sl_log_reader_next(rd, &f)) == 0) *last = f.txid;
+  if (rc != SL_EEND) goto out;
+  rc = sl_log_truncate(s->archive_dir, *last);
+out:
+  if (rd) sl_log_reader_close(rd);
+  free(segs);
+  return rc ? rc : n ? 0 : SL_ENOTFOUND;
+}
+
 /* Open (recover) the archive. Called at start and by attach after a failure. */
 static int open_archive(sl__stream *s, const uint8_t *store_id) {
   sl_seg_info *segs = NULL;
   size_t nseg = 0;
+  uint64_t mark = 0, cut = 0;
   int rc = sl_log_open(s->archive_dir, store_id, &s->log);
+  if (rc == SL_ECORRUPT && sl_log_read_durable_mark(s->archive_dir, &mark) == 0 &&
+      cut_damaged_tail(s, &cut) == 0) {
+    sl_log_warn("stream %s: archive %s: its newest segment was damaged below the durable mark (txid %llu); "
+                "cut after txid %llu: the shipper sends the rest again", s->name, s->archive_dir,
+                (unsigned long long)mark, (unsigned long long)cut);
+    s->tail_cut_from = mark;
+    rc = sl_log_open(s->archive_dir, store_id, &s->log);
+  }
   if (rc) goto fail;
   rc = sl_log_list(s->archive_dir, &segs, &nseg);
   if (rc) goto fail;
   memcpy(s->store_id, sl_log_store_id(s->log), SL_STORE_ID_SIZE);
+  s->id_known = true;
   s->first_txid = nseg ? segs[0].first_txid : sl_log_next_txid(s->log);
   /* Recovery synced everything that is there. */
   s->received = s->durable = sl_log_next_txid(s->log) - 1;
@@ -207,6 +261,7 @@ fail:
   sl_log_error("stream %s: cannot open archive %s: %s", s->name, s->archive_dir, sl_strerror(rc));
   if (s->log) sl_log_close(s->log);
   s->log = NULL;
+  if (!s->id_known) learn_store_id(s);
   free(segs);
   return rc;
 }
@@ -262,7 +317,7 @@ static int open_standby(sl__stream *s, bool torn_ok) {
   }
   s->applied = c.applied_txid;
   s->applied_commit_us = c.last_commit_us;
-  if (s->applied > s->durable)
+  if (s->applied > s->durable && !s->tail_cut_from)
     stop_standby_locked(s, "standby %s holds txid %llu, past the archive's durable txid %llu", s->standby_dir,
                  (unsigned long long)s->applied, (unsigned long long)s->durable);
   return 0;
@@ -755,7 +810,16 @@ static bool has_snapshot(sl__stream *s) {
 /* At load: open the standby, rebuilding it when missing or torn. */
 static void prepare_standby(sl__stream *s) {
   bool exists = dir_exists(s->standby_dir);
-  if (exists && open_standby(s, true) != SL_ECORRUPT) return;
+  if (exists && open_standby(s, true) != SL_ECORRUPT) {
+    if (!s->standby || s->applied <= s->durable) return;
+    /* It applied frames of a tail that was cut (TAIL REPAIR): rebuilt, so
+     * that it holds only what the archive holds. */
+    sl_store_close(s->standby);
+    s->standby = NULL;
+    if (rebuild_standby(s, "was ahead of the archive's cut tail") == 0) open_standby(s, false);
+    else stop_standby_locked(s, "standby %s is ahead of the archive and cannot be rebuilt", s->standby_dir);
+    return;
+  }
   if (!exists && s->first_txid != 1 && !has_snapshot(s)) return; /* a stream without a standby */
   if (rebuild_standby(s, exists ? "was torn by a power loss" : "was missing") == 0) open_standby(s, false);
   else if (exists) stop_standby_locked(s, "standby %s was torn by a power loss and cannot be rebuilt", s->standby_dir);
@@ -920,9 +984,11 @@ int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
     if (strcmp(r->streams[i]->name, name) == 0) s = r->streams[i];
   if (s) {
     pthread_mutex_lock(&s->mu);
-    /* An archive that could not be opened at start: try again to learn
-     * whose stream it is. */
-    if (!s->log && s->first_txid == 0 && open_archive(s, NULL) != 0) {
+    /* An archive that cannot be opened (now): try again; its store id
+     * comes from the segment headers even when that fails. A stream whose
+     * owner is not known is refused for now (transient), never for good. */
+    if (!s->log && !s->owner) open_archive(s, s->id_known ? s->store_id : NULL);
+    if (!s->id_known) {
       snprintf(why, whylen, "stream %s: %s", name, s->log_error);
       rc = SL_ECORRUPT;
     } else if (memcmp(s->store_id, store_id, SL_STORE_ID_SIZE) != 0) {
@@ -975,8 +1041,9 @@ int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t 
       snprintf(why, whylen, "stream %s: %s", s->name, s->log_error);
       goto out;
     }
-    if (!s->standby && dir_exists(s->standby_dir) && !s->standby_stopped) open_standby(s, false);
   }
+  /* An archive that opened only now (sl__stream_get or above): its standby. */
+  if (!s->standby && !s->standby_stopped) prepare_standby(s);
   s->owner = c;
   snprintf(s->peer, sizeof s->peer, "%s", sl_conn_peer(c));
   if (!s->standby_stopped) s->error[0] = 0; /* the last session's trouble is history */

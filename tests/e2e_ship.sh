@@ -12,6 +12,10 @@
 #   4. malformed frames inside TLS (openssl s_client) and plain bytes on the
 #      TLS port: the receiver logs an error naming the peer, never hangs, and
 #      keeps serving the other streams.
+#   5. an archive whose newest segment lost its last frame below the durable
+#      mark (a damaged tail): the receiver cuts it at start and the rightful
+#      shipper gets in and sends the rest again (it was once refused for
+#      good as "another store 000...0").
 # Every connection is TLS 1.3 with client certificates and an allow list
 # (certificates from tests/make_certs.sh); tests/e2e_security.sh covers the
 # refusals. Needs $SL_BIN, $SL_BUILD/bench_gen, jq, openssl. SL_SEED=N
@@ -27,7 +31,7 @@ now_ms() { date +%s%3N; }
 # One client certificate per primary; the allow list gives each its streams.
 PKI=$T/pki
 bash "$SRC/tests/make_certs.sh" "$PKI" p1 pa pb p2 || exit 1
-printf '%s\n' "# stream  identities" "s1 p1" "a pa" "b pb.shippers.test" "chaos p2" >"$T/allow"
+printf '%s\n' "# stream  identities" "s1 p1" "a pa" "b pb.shippers.test" "chaos p2" "k pa" >"$T/allow"
 RX_TLS=(--tls-cert "$PKI/receiver.crt" --tls-key "$PKI/receiver.key" --tls-ca "$PKI/ca.crt"
   --allow "$T/allow")
 cert_of() { case $1 in s1) echo p1 ;; a) echo pa ;; b) echo pb ;; *) echo p2 ;; esac; }
@@ -201,6 +205,33 @@ rm -rf "$D/streams/b/standby"
 start_receiver "$D" "${RX_TLS[@]}" || exit 1
 check "4: a removed standby is rebuilt from the archive" e2e_wait_applied "$D" b "$LB" 60
 check "4: the rebuilt standby equals its primary" same_as_primary "$PB" "$D" b
+kill -TERM "$RX_PID"
+wait "$RX_PID"
+
+# ---- 5. a damaged archive tail -------------------------------------------------------------------
+PK=$T/pk
+"$BIN" init "$PK" >/dev/null
+e2e_gen "$T/wk" 300 21 && "$BIN" exec "$PK" "$T/wk" >/dev/null
+LK=$(e2e_last_txid "$PK")
+ship_k() {
+  timeout 30 "$BIN" ship "$PK" --to "127.0.0.1:$RX_PORT" --stream k --heartbeat-ms 200 --timeout-ms 3000 \
+    --tls-cert "$PKI/pa.crt" --tls-key "$PKI/pa.key" --tls-ca "$PKI/ca.crt" --backoff-max-ms 300 \
+    --exit-when-caught-up 2>>"$T/ship-k.log"
+}
+start_receiver "$D" "${RX_TLS[@]}" || exit 1
+check "5: stream k ships" ship_k
+check "5: ...and is applied" e2e_wait_applied "$D" k "$LK" 30
+kill -TERM "$RX_PID"
+wait "$RX_PID"
+SEGK=$(ls "$D/streams/k/archive/"*.seg | tail -1)
+truncate -s -10 "$SEGK"
+start_receiver "$D" "${RX_TLS[@]}" || exit 1
+check "5: the rightful shipper gets in again after the archive's tail was damaged" ship_k
+if grep -q "belongs to store 0000" "$T/ship-k.log"; then bad "5: ...and is never told the stream belongs to store 000...0"
+else ok "5: ...and is never told the stream belongs to store 000...0"; fi
+contains "$T/rx.log" "damaged below the durable mark (txid $LK); cut after txid $((LK - 1))" "5: the receiver says what it cut"
+check "5: ...and its standby applies up to txid $LK" e2e_wait_applied "$D" k "$LK" 30
+check "5: the stream is whole again: standby and archive equal the primary" same_as_primary "$PK" "$D" k
 kill -TERM "$RX_PID"
 wait "$RX_PID"
 

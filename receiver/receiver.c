@@ -89,6 +89,7 @@ typedef struct conn_ctx {
   sl__stream *s;
   size_t max_body;
   sl_buf raw;               /* decompressed batch */
+  sl_buf sealed;            /* its new frames sealed here (seal_batch) */
   uint64_t sent_durable, sent_applied;
   uint64_t last_tx_ns, last_rx_ns;
   bool refused;             /* an Error was sent: close gently (linger_close) */
@@ -395,6 +396,46 @@ static Shiplog__Repl__ErrorCode batch_error_code(int rc) {
   }
 }
 
+/* SEALING AT THE RECEIVER (receiver.h, at-rest encryption): the frames of
+ * a batch that came in clear, from txid `from` on (older ones are not
+ * archived), sealed with the keyring's first key exactly as a shipper with
+ * that key seals them (store/log.h SEALED FRAMES): the clear fields and the
+ * rolling checksum over each frame's plaintext CRC, so lineage and restores
+ * cannot tell where a frame was sealed. Into cx->sealed. */
+static int seal_batch(conn_ctx *cx, sl_keyring *kr, uint64_t from) {
+  sl__stream *s = cx->s;
+  uint64_t cs = sl_log_checksum(s->log); /* cs(from - 1): the archive's end */
+  size_t off = 0;
+  cx->sealed.len = 0;
+  while (off < cx->raw.len) {
+    const uint8_t *p = cx->raw.data + off, *payload, *ct;
+    uint32_t plen;
+    size_t flen, slen, ct_len;
+    sl_sealed_meta m = {0}, already;
+    int rc = sl_frame_decode(p, cx->raw.len - off, &payload, &plen, &flen);
+    if (rc == 0) rc = sl_txn_peek(payload, plen, &m.txid, &m.commit_us, &m.epoch);
+    if (rc) return rc; /* sl_batch_open checked these already */
+    off += flen;
+    if (m.txid < from) continue;
+    if ((rc = sl_buf_reserve(&cx->sealed, cx->sealed.len + SL_FRAME_HEADER_SIZE + plen + SL_CRYPT_FRAME_EXTRA)))
+      return rc;
+    uint8_t *out = cx->sealed.data + cx->sealed.len;
+    cs = m.checksum = sl_frame_lineage(cs, m.txid, p, plen);
+    if (sl_crypt_frame_parse(payload, plen, &already, &ct, &ct_len) == 0) {
+      /* A sealed frame in a batch without a key (it names none): as it is,
+       * as the shipper does; the archive refuses or opens it by its key. */
+      memcpy(out, p, flen);
+      cx->sealed.len += flen;
+      continue;
+    }
+    rc = sl_crypt_seal_frame(kr, NULL, s->store_id, &m, payload, plen, out + SL_FRAME_HEADER_SIZE, &slen);
+    if (rc) return rc;
+    sl_frame_header_encode(out + SL_FRAME_HEADER_SIZE, (uint32_t)slen, out);
+    cx->sealed.len += SL_FRAME_HEADER_SIZE + slen;
+  }
+  return 0;
+}
+
 /* Verify one batch and append its new frames (the group syncs them). */
 static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
   sl__stream *s = cx->s;
@@ -410,7 +451,9 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
     snprintf(why, sizeof why, "batch txids %llu..%llu: key id is not [A-Za-z0-9_-]{1,32}", first, last);
     return refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false, why);
   }
-  sl__stream_set_key(s, b->key_id);
+  sl_keyring *kr = cx->r->opt.keyring;
+  const char *key = b->key_id ? b->key_id : kr ? sl_keyring_primary(kr) : NULL;
+  sl__stream_set_key(s, key);
   uint64_t next = sl__stream_next_txid(s);
   if (b->first_txid > next) {
     snprintf(why, sizeof why, "batch txids %llu..%llu does not continue the archive, "
@@ -430,7 +473,17 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
     }
   }
   if (b->last_txid >= next) {
-    rc = sl__stream_append(s, cx->raw.data, cx->raw.len);
+    const sl_buf *frames = &cx->raw;
+    if (!b->key_id && kr) { /* at rest is at rest: sealed here what came in clear */
+      rc = seal_batch(cx, kr, next);
+      if (rc) {
+        snprintf(why, sizeof why, "batch txids %llu..%llu: sealing with key %s: %s", first, last, key,
+                 sl_strerror(rc));
+        return refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_IO, false, why);
+      }
+      frames = &cx->sealed;
+    }
+    rc = sl__stream_append(s, frames->data, frames->len);
     if (rc) {
       snprintf(why, sizeof why, "batch txids %llu..%llu: archiving: %s", first, last,
                sl_strerror(rc));
@@ -618,6 +671,7 @@ static void *conn_main(void *arg) {
   }
   if (cx->refused) linger_close(cx);
   sl_buf_free(&cx->raw);
+  sl_buf_free(&cx->sealed);
   pthread_mutex_lock(&cx->r->mu);
   cx->done = true;
   pthread_mutex_unlock(&cx->r->mu);

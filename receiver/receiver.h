@@ -113,9 +113,12 @@ typedef struct sl_receiver_options {
   const char *allow_file;
   bool insecure;
   /* At-rest encryption (crypt/crypt.h; README "Security"): NULL, or the
-   * keys that open sealed frames for the standby and seal snapshots. A
-   * stream whose frames are sealed with a key not in it is archive-only:
-   * durable acks, no standby. Must outlive sl_receiver_run. */
+   * keys that open sealed frames for the standby and seal snapshots. Frames
+   * that arrive in clear are sealed with its first key before they are
+   * archived, as a shipper with that key would seal them (the standby
+   * still applies the plaintext). A stream whose frames are sealed with a
+   * key not in it is archive-only: durable acks, no standby. Must outlive
+   * sl_receiver_run. */
   sl_keyring *keyring;
   int ready_fd;                /* >= 0: write "PORT\n" here once listening, then close it */
   uint64_t segment_size;       /* archive segments of new streams; 0: SL_SEG_SIZE_DEFAULT */

@@ -53,7 +53,8 @@
  * t also makes t - 1 reachable, as commit times never decrease.
  *
  * SEALED FRAMES (at-rest encryption; README "Security"). The archive stores
- * frames as they arrive, sealed or not, in segments of the batch's key. The
+ * frames in segments of the batch's key; with a keyring, frames that arrive
+ * in clear are sealed by the session first (receiver.c, seal_batch). The
  * worker opens sealed frames with the receiver's keyring before applying
  * them; a frame sealed with a key the keyring lacks makes the stream
  * ARCHIVE-ONLY (state "archive-only": archiving and durable acks go on, the

@@ -323,9 +323,9 @@ static int handshake(conn_ctx *cx) {
       (rc = judge_lineage(cx, s, h, &sh, &rh, r_last, r_cs)))
     goto out; /* logged, not put in the stream's status: its live owner is fine */
   rc = sl__stream_attach(s, cx->c, r->opt.timeout_ms, why, sizeof why);
-  if (rc) {
-    rc = refuse(cx, rc, rc == SL_ELOCKED ? SHIPLOG__REPL__ERROR_CODE__ERR_BUSY
-                                         : SHIPLOG__REPL__ERROR_CODE__ERR_IO, false, why);
+  if (rc) { /* -EBUSY: another shipper is live on it, for good (stream.c); SL_ELOCKED: try again */
+    rc = refuse(cx, rc, rc == SL_ELOCKED || rc == -EBUSY ? SHIPLOG__REPL__ERROR_CODE__ERR_BUSY
+                                                         : SHIPLOG__REPL__ERROR_CODE__ERR_IO, rc == -EBUSY, why);
     goto out;
   }
   cx->s = s;
@@ -536,6 +536,7 @@ static int receive_group(conn_ctx *cx) {
       break;
     }
     cx->last_rx_ns = sl_mono_ns();
+    sl__stream_heard(cx->s);
     if (m->body_case == SHIPLOG__REPL__MESSAGE__BODY_BATCH) group_bytes += m->batch->raw_len;
     rc = on_message(cx, m, &batch);
     sl_msg_free(m);

@@ -43,8 +43,12 @@
  * (ERR_STORE_ID), a corrupt batch is refused (ERR_CORRUPT) and the
  * connection closed; what is durable stays. Other streams go on.
  *
- * One live connection per stream: a new connection for a stream (same
- * store id) takes over from the old one, which is shut down -- only once
+ * One shipper per stream: a new connection for a stream (same store id)
+ * is refused for good (Error{ERR_BUSY, permanent}, naming the owner) while
+ * the connection that has it is alive -- the owner receives a batch or a
+ * heartbeat while the newcomer waits; it waits for the owner to leave (a
+ * shipper that reconnects closed its old connection) or to stay silent for
+ * timeout_ms, and then takes over (the old one is shut down) -- only once
  * nothing refuses it for good (forbidden, another store id, behind,
  * diverged: all judged before the takeover), so a refused shipper never
  * disturbs the live one.

@@ -74,6 +74,7 @@ typedef struct sl__stream {
 
   int notify_fd;            /* eventfd: applied moved; the owner sends an Ack */
   sl_conn *owner;           /* (mu) the attached connection, or NULL */
+  _Atomic uint64_t owner_rx_ns; /* when the owner last received a message (sl_mono_ns) */
   char peer[80];            /* (mu) the owner's, or the last one's */
 
   /* (mu) the archive's lineage through its durable txid (history, txid,
@@ -140,10 +141,16 @@ int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
                    uint64_t first_txid, uint64_t start_cs, const struct sl_history *hist,
                    sl__stream **out, char *why, size_t whylen);
 
-/* Make connection c the stream's only one: an attached one is shut down and
- * waited for (up to wait_ms; SL_ELOCKED if it does not leave). Reopens a
- * failed archive (its error in *why). */
-int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t whylen);
+/* Make connection c the stream's only one (ONE SHIPPER PER STREAM in
+ * stream.c). An attached owner that shows it is alive (a message received
+ * after c arrived) keeps the stream: -EBUSY, *why says so (a permanent
+ * refusal). One that leaves meanwhile (a shipper that reconnects closed it)
+ * makes room; one silent for live_ms is dead: it is shut down and waited
+ * for (up to live_ms; SL_ELOCKED if it does not leave). Reopens a failed
+ * archive (its error in *why). */
+int sl__stream_attach(sl__stream *s, sl_conn *c, int live_ms, char *why, size_t whylen);
+/* The owner received a message (any thread; atomic). */
+void sl__stream_heard(sl__stream *s);
 void sl__stream_detach(sl__stream *s, sl_conn *c);
 
 /* Append the frames of a verified batch whose txids continue the archive

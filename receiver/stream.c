@@ -1019,22 +1019,47 @@ int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
 
 /* ---- the owner's side -------------------------------------------------------------- */
 
-int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t whylen) {
+/* ONE SHIPPER PER STREAM. Two shippers for one stream used to take it
+ * from each other on every reconnect, with only warnings. Now the owner
+ * keeps it while it is alive: the newcomer waits until the owner either
+ * receives a message (a data batch or the heartbeat every idle shipper
+ * sends) -- then the newcomer is refused for good, naming the owner -- or
+ * leaves (the usual case of a shipper that reconnects: its old connection
+ * closed; the owner's thread has only to notice), or stays silent for
+ * live_ms since it was last heard (the receiver's timeout_ms, after which
+ * it would be closed anyway): dead, so it is shut down and the newcomer
+ * takes over, as before. */
+#define ATTACH_POLL_MS 50
+
+int sl__stream_attach(sl__stream *s, sl_conn *c, int live_ms, char *why, size_t whylen) {
   int rc = 0;
   struct timespec ts;
-  deadline_after_ms(&ts, wait_ms);
+  uint64_t arrived = sl_mono_ns(), live_ns = (uint64_t)live_ms * 1000000u;
   pthread_mutex_lock(&s->mu);
-  if (s->owner) {
-    sl_log_warn("stream %s: %s takes over from %s", s->name, sl_conn_peer(c), s->peer);
-    sl_conn_shutdown(s->owner);
-    while (s->owner && !s->stop)
-      if (pthread_cond_timedwait(&s->owner_cond, &s->mu, &ts) == ETIMEDOUT) break;
-    if (s->owner || s->stop) {
-      snprintf(why, whylen, "stream %s: the previous connection from %s has not left yet", s->name,
-               s->peer);
-      rc = SL_ELOCKED;
+  while (s->owner && !s->stop) {
+    uint64_t heard = atomic_load(&s->owner_rx_ns), now = sl_mono_ns();
+    if (heard > arrived) {
+      snprintf(why, whylen, "stream %s is live: it is shipped from %s, heard from %llu ms ago; a second shipper "
+               "for it is refused while the first one is (stop that one, or wait until it has been silent "
+               "for %d ms)", s->name, s->peer, (unsigned long long)(now - heard) / 1000000u, live_ms);
+      rc = -EBUSY;
       goto out;
     }
+    if (now >= heard + live_ns) break;
+    deadline_after_ms(&ts, (long)SL_MIN((uint64_t)ATTACH_POLL_MS, (heard + live_ns - now) / 1000000u + 1));
+    pthread_cond_timedwait(&s->owner_cond, &s->mu, &ts);
+  }
+  if (s->owner && !s->stop) {
+    sl_log_warn("stream %s: %s takes over from %s, silent for %d ms", s->name, sl_conn_peer(c), s->peer, live_ms);
+    sl_conn_shutdown(s->owner);
+    deadline_after_ms(&ts, live_ms);
+    while (s->owner && !s->stop)
+      if (pthread_cond_timedwait(&s->owner_cond, &s->mu, &ts) == ETIMEDOUT) break;
+  }
+  if (s->owner || s->stop) {
+    snprintf(why, whylen, "stream %s: the previous connection from %s has not left yet", s->name, s->peer);
+    rc = SL_ELOCKED;
+    goto out;
   }
   if (!s->log) {
     rc = open_archive(s, s->store_id);
@@ -1046,6 +1071,7 @@ int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t 
   /* An archive that opened only now (sl__stream_get or above): its standby. */
   if (!s->standby && !s->standby_stopped) prepare_standby(s);
   s->owner = c;
+  atomic_store(&s->owner_rx_ns, sl_mono_ns());
   snprintf(s->peer, sizeof s->peer, "%s", sl_conn_peer(c));
   if (!s->standby_stopped) s->error[0] = 0; /* the last session's trouble is history */
   s->dirty = true;
@@ -1057,6 +1083,8 @@ out:
   pthread_mutex_unlock(&s->mu);
   return rc;
 }
+
+void sl__stream_heard(sl__stream *s) { atomic_store(&s->owner_rx_ns, sl_mono_ns()); }
 
 void sl__stream_detach(sl__stream *s, sl_conn *c) {
   pthread_mutex_lock(&s->mu);

@@ -8,6 +8,7 @@
 #   2. the same while the shipper, the receiver and the primary (exec) are
 #      SIGKILLed at random moments and restarted: nothing acknowledged is
 #      lost, nothing is applied twice.
+#      A second shipper for the live stream is refused for good (exit 1).
 #   3. two primaries into one receiver (two streams), both equal.
 #   4. malformed frames inside TLS (openssl s_client) and plain bytes on the
 #      TLS port: the receiver logs an error naming the peer, never hangs, and
@@ -117,6 +118,16 @@ expect 0 "1: status STORE (table)" "$BIN" status "$P1"
 contains "$T/out" "streaming" "1: the table shows the connection state"
 expect 0 "1: status --data (table)" "$BIN" status --data "$D"
 contains "$T/out" "connected" "1: the receiver's table shows the connection state"
+# A second shipper for the live stream (the same store shipped twice): it
+# used to take the stream, and the two took it from each other on every
+# reconnect. Now it is refused for good while the first is heard from.
+TAKEOVERS=$(grep -c "takes over" "$T/rx.log")
+expect 1 "1: a second shipper for a live stream is refused (exit 1)" \
+  "$BIN" ship "$P1" --to "127.0.0.1:$PORT" --stream s1 --heartbeat-ms 200 --timeout-ms 3000 \
+  --tls-cert "$PKI/p1.crt" --tls-key "$PKI/p1.key" --tls-ca "$PKI/ca.crt" --exit-when-caught-up
+contains "$T/err" "stream s1 is live: it is shipped from 127.0.0.1:" "1: ...with the receiver's reason"
+check "1: ...and the first one keeps the stream" [ "$(grep -c "takes over" "$T/rx.log")" = "$TAKEOVERS" ]
+check "1: ...still running" kill -0 "$SH1"
 
 # Catch-up: commit with the shipper stopped, then time the standby.
 kill9 "$SH1"

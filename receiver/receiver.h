@@ -83,9 +83,14 @@
  * plain-TCP shipper is answered Error{ERR_VERSION, permanent} ("this
  * receiver requires TLS"). insecure: plain TCP, no authentication.
  * Limits that hold before authentication: max_connections overall,
- * max_connections_per_peer per peer address (more are closed at accept),
- * and the TLS handshake plus the Hello must arrive within timeout_ms of the
- * accept (a silent or trickling client loses its slot). The data
+ * max_connections_per_peer per peer address -- a connection past either
+ * evicts the oldest one that has not said its Hello yet (older than 1 s,
+ * at most half the Hello deadline), and is closed at accept only when there
+ * is none -- and the TLS handshake plus the Hello
+ * must arrive within 5 s (at most timeout_ms) of the accept (a silent or
+ * trickling client loses its slot). Log lines about such connections are
+ * rate-limited per address (a line a second after a burst, with a count of
+ * the suppressed ones). The data
  * directory (and DIR/streams) must not be writable by group or others
  * (SL_EINVAL naming it and its mode); what the receiver creates is 0700 /
  * 0600.

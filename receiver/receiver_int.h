@@ -103,8 +103,19 @@ typedef struct sl__stream {
   sl__stream_metrics *mx;   /* rx_metrics.c; NULL without metrics */
 } sl__stream;
 
+/* receiver.c, LOG BUDGET: per peer address, a token bucket for the lines
+ * logged about its connections before they are authenticated. */
+#define SL__NOTE_PEERS 64
+typedef struct sl__peer_note {
+  char host[64];
+  uint64_t refill_ns;       /* tokens were last counted then */
+  unsigned tokens, suppressed;
+} sl__peer_note;
+
 struct sl__receiver {
   sl_receiver_options opt;
+  pthread_mutex_t note_mu;  /* notes */
+  sl__peer_note notes[SL__NOTE_PEERS];
   char *data_dir, *streams_dir;
   int lock_fd;
   sl_tls_ctx *tls;          /* NULL: insecure plain TCP */

@@ -65,7 +65,11 @@
  * ARCHIVE FAILURE. An append or fdatasync error leaves the log FAILED
  * (store/log.h); the stream closes it and the next connection reopens it,
  * whose recovery cuts any torn tail, so the stream resumes once the disk
- * has room again.
+ * has room again. A newest segment damaged below the durable mark is cut
+ * too, and re-sent by the shipper (TAIL REPAIR, cut_damaged_tail); an
+ * archive that still cannot be opened keeps the store id its segment
+ * headers carry (learn_store_id), so its shipper is refused for now with
+ * the true reason, never as another store's.
  */
 #include "receiver_int.h"
 
@@ -200,14 +204,43 @@ static void learn_store_id(sl__stream *s) {
   closedir(d);
 }
 
+/* Whether a valid frame with txid `txid + 1` lies where the length of the
+ * bad frame at `off` (expected to be txid) says the next one starts: the
+ * rule by which recovery tells damage in the middle from a damaged tail
+ * (store/log.h RECOVERY). */
+static bool frame_follows(const char *path, uint64_t off, uint64_t txid) {
+  uint8_t h[SL_FRAME_HEADER_SIZE], *buf = NULL;
+  bool follows = false;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  if (sl_pread_full(fd, h, sizeof h, (off_t)off) == (long)sizeof h) {
+    uint32_t l = sl_get_le32(h), l2;
+    uint64_t next = off + SL_FRAME_HEADER_SIZE + l;
+    const uint8_t *p;
+    uint32_t plen;
+    size_t flen;
+    uint64_t t;
+    if (l && l <= SL_FRAME_MAX && sl_pread_full(fd, h, sizeof h, (off_t)next) == (long)sizeof h &&
+        (l2 = sl_get_le32(h)) && l2 <= SL_FRAME_MAX && (buf = malloc(SL_FRAME_HEADER_SIZE + (size_t)l2)) &&
+        sl_pread_full(fd, buf, SL_FRAME_HEADER_SIZE + (size_t)l2, (off_t)next) == (long)(SL_FRAME_HEADER_SIZE + l2))
+      follows = sl_frame_decode(buf, SL_FRAME_HEADER_SIZE + (size_t)l2, &p, &plen, &flen) == 0 &&
+                sl_txn_peek(p, plen, &t, NULL, NULL) == 0 && t == txid + 1;
+  }
+  free(buf);
+  close(fd);
+  return follows;
+}
+
 /* TAIL REPAIR. Recovery (store/log.h) refuses a newest segment damaged
  * below its durable mark: for a primary those are acknowledged commits that
  * no one else holds. An archive's frames are copies of the primary's, so
- * here the damage is cut instead -- at the first bad frame of the newest
- * segment, with sl_log_truncate (durable mark rewritten) -- and the
- * rightful shipper re-sends from there (its Welcome names the new durable
- * txid). Damage in an older segment is left alone: that is history the
- * primary may no longer hold. *last gets the txid the archive now ends at. */
+ * a damaged TAIL is cut instead -- at the first bad frame of the newest
+ * segment, when no valid frame follows it, with sl_log_truncate (durable
+ * mark rewritten) -- and the rightful shipper re-sends from there (its
+ * Welcome names the new durable txid). Damage in the middle (a valid frame
+ * follows) or in an older segment is left alone: the frames after it are
+ * history the primary may no longer hold. *last gets the txid the archive
+ * now ends at; SL_ECORRUPT when it is not a damaged tail. */
 static int cut_damaged_tail(sl__stream *s, uint64_t *last) {
   sl_seg_info *segs = NULL;
   size_t n = 0;
@@ -216,10 +249,16 @@ static int cut_damaged_tail(sl__stream *s, uint64_t *last) {
   int rc = sl_log_list(s->archive_dir, &segs, &n);
   if (rc || n == 0) goto out;
   *last = segs[n - 1].first_txid - 1;
+  uint64_t bad_off = SL_SEG_HEADER_SIZE;
   sl_log_reader_options ro = {.tolerate_tail = true}; /* a bad frame in the newest segment ends it */
   rc = sl_log_reader_open(s->archive_dir, segs[n - 1].first_txid, &ro, &rd);
-  while (rc == 0 && (rc = sl_log_reader_next(rd, &f)) == 0) *last = f.txid;
+  while (rc == 0 && (rc = sl_log_reader_next(rd, &f)) == 0) {
+    *last = f.txid;
+    bad_off = f.offset + SL_FRAME_HEADER_SIZE + f.payload_len;
+  }
   if (rc != SL_EEND) goto out;
+  rc = SL_ECORRUPT;
+  if (frame_follows(segs[n - 1].path, bad_off, *last + 1)) goto out;
   rc = sl_log_truncate(s->archive_dir, *last);
 out:
   if (rd) sl_log_reader_close(rd);

@@ -96,7 +96,11 @@ int sl_metrics_render(sl_metrics *m, char **text, size_t *len);
  * from a thread of its own: GET or HEAD /metrics answers 200 with the
  * exposition (Content-Type "text/plain; version=0.0.4; charset=utf-8"),
  * other paths 404, other methods 405, malformed requests 400; one request
- * per connection (Connection: close). A client silent for 5 s is dropped. */
+ * per connection (Connection: close). Up to 16 clients are served at once
+ * (one thread, poll); a client that has not sent its request, or not taken
+ * its response, within 2 s is dropped, and when all 16 slots are taken a
+ * new client closes the oldest one still sending its request, so idle
+ * connections never hold up a scrape. */
 typedef struct sl_metrics_server sl_metrics_server;
 int sl_metrics_serve(sl_metrics *m, int listen_fd, sl_metrics_server **out);
 /* Stop serving, join the thread, close the socket. NULL is a no-op. */

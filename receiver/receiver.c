@@ -15,9 +15,12 @@
  *   accepted --secure() (TLS only)--> TLS up --handshake()--> HELLO_WAIT
  *       |          |  plain client: Error{ERR_VERSION, permanent} --> CLOSED
  *       |          |  refused certificate, broken or slow handshake --> CLOSED
- *       | too many connections, overall or from one address (accept_one())
+ *       | too many connections, overall or from one address, every one
+ *       | of them introduced (accept_one())
  *       v
  *     Error{ERR_BUSY} (plain TCP only) --> CLOSED
+ *   accepted / TLS up, not introduced: a newer connection needs the room
+ *     (evict_oldest()) --> CLOSED
  *
  *   HELLO_WAIT --Hello ok, allowed, lineage ok, sl__stream_attach()--> STREAMING
  *       |  bad version / name / store id, a stream the certificate may not
@@ -49,10 +52,23 @@
  * it, the LZ4 bound of max_batch_bytes plus envelope. The codec checks the
  * length in the header before allocating anything. Connections: at most
  * max_connections, and max_connections_per_peer from one address, counted
- * at accept (before TLS); more are refused at once. The TLS handshake and
- * the Hello together must arrive within timeout_ms of the accept (the
- * connection's deadline, codec.h), so a silent or trickling peer cannot
- * hold a slot; sends to a peer that stops reading time out as well.
+ * at accept (before TLS). A connection is INTRODUCED once its Hello came
+ * and passed the allow list (with TLS: it is authenticated). A connection
+ * past a limit evicts the oldest one that is not introduced (from that
+ * address, or overall) and older than EVICT_GRACE_MS, and is refused only
+ * when there is none: so connections that never authenticate cannot lock
+ * a shipper out (it gets a slot, and the grace to introduce itself); at
+ * worst they lose their own slots to it. The TLS handshake and the Hello
+ * together must arrive within HELLO_TIMEOUT_MS (at most timeout_ms) of the
+ * accept (the connection's deadline, codec.h), so a silent or trickling
+ * peer cannot hold a slot long; sends to a peer that stops reading time
+ * out as well.
+ *
+ * LOG BUDGET: lines about connections that are not introduced (accepted,
+ * refused, evicted, TLS failures, garbage or silence before the Hello) are
+ * rate-limited per address: NOTE_BURST at once, then one a second, the
+ * next line saying how many were suppressed. A flood of connections costs
+ * a line a second, not a disk.
  *
  * SECURITY (receiver.h): secure() runs the TLS handshake on the
  * connection's own thread (a slow handshake never stalls accept); the
@@ -67,6 +83,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +101,10 @@
 #define GROUP_MAX_BYTES (16u << 20)
 #define POLL_MAX_MS 200           /* longest sleep: notice *stop */
 #define LINGER_MS 1000
+#define HELLO_TIMEOUT_MS 5000     /* TLS and the Hello, at most (and at most timeout_ms) */
+#define EVICT_GRACE_MS 1000       /* an unintroduced connection is not evicted younger (at most half the above) */
+#define NOTE_BURST 30             /* LOG BUDGET: lines at once about one peer's unintroduced connections */
+#define NOTE_EVERY_MS 1000        /* ...then one a second */
 
 typedef struct conn_ctx {
   sl__receiver *r;
@@ -92,15 +114,92 @@ typedef struct conn_ctx {
   bool done;                /* (r->mu) the thread has finished */
   struct conn_ctx *next;    /* (r->mu) */
   char host[64];            /* the peer's address without the port */
+  uint64_t accepted_ns;
+  /* (r->mu to change) introduced: its Hello came and passed the allow
+   * list, so it is never evicted; evicted: closed before that to make room
+   * for a newer connection (LIMITS). */
+  atomic_bool introduced, evicted;
   sl__stream *s;
   size_t max_body;
   sl_buf raw;               /* decompressed batch */
+  sl_buf sealed;            /* its new frames sealed here (seal_batch) */
   uint64_t sent_durable, sent_applied;
   uint64_t last_tx_ns, last_rx_ns;
   bool refused;             /* an Error was sent: close gently (linger_close) */
   bool base_wanted;         /* BASE SHIPPING: Welcome.need_base was sent, no base stored yet */
   sl__base_rx *base;        /* a base being received (base.c) */
 } conn_ctx;
+
+/* ---- the log budget ---------------------------------------------------------------------- */
+
+/* LOG BUDGET (LIMITS): whether a line about a connection from host may go
+ * out now (a token bucket per address, NOTE_BURST deep, refilled one a
+ * NOTE_EVERY_MS); *suppressed gets the lines dropped since the last one. */
+static bool note_take(sl__receiver *r, const char *host, unsigned *suppressed) {
+  uint64_t now = sl_mono_ns(), every = (uint64_t)NOTE_EVERY_MS * 1000000u;
+  sl__peer_note *n = NULL, *lru = &r->notes[0];
+  pthread_mutex_lock(&r->note_mu);
+  for (size_t i = 0; i < SL__NOTE_PEERS && !n; i++) {
+    if (r->notes[i].host[0] && strcmp(r->notes[i].host, host) == 0) n = &r->notes[i];
+    else if (r->notes[i].refill_ns < lru->refill_ns) lru = &r->notes[i];
+  }
+  if (!n) { /* the address heard from longest ago makes room */
+    n = lru;
+    snprintf(n->host, sizeof n->host, "%s", host);
+    n->tokens = NOTE_BURST;
+    n->suppressed = 0;
+    n->refill_ns = now;
+  }
+  uint64_t add = (now - n->refill_ns) / every;
+  n->tokens = (unsigned)SL_MIN((uint64_t)NOTE_BURST, n->tokens + add);
+  n->refill_ns = n->tokens == NOTE_BURST ? now : n->refill_ns + add * every;
+  bool ok = n->tokens > 0;
+  if (ok) {
+    n->tokens--;
+    *suppressed = n->suppressed;
+    n->suppressed = 0;
+  } else {
+    n->suppressed++;
+  }
+  pthread_mutex_unlock(&r->note_mu);
+  return ok;
+}
+
+enum { NOTE_INFO, NOTE_WARN, NOTE_ERROR };
+
+static void peer_note(sl__receiver *r, const char *host, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void peer_note(sl__receiver *r, const char *host, int level, const char *fmt, ...) {
+  unsigned suppressed;
+  if (!note_take(r, host, &suppressed)) return;
+  char line[800], more[128] = "";
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (suppressed)
+    snprintf(more, sizeof more, " (%u more lines about connections from %s suppressed)", suppressed, host);
+  if (level == NOTE_ERROR) sl_log_error("%s%s", line, more);
+  else if (level == NOTE_WARN) sl_log_warn("%s%s", line, more);
+  else sl_log_info("%s%s", line, more);
+}
+
+/* A line about connection cx: within its address's budget until it is
+ * introduced (a flood of connections cannot flood the log); nothing once
+ * it was evicted (the eviction said why). */
+static void conn_log(conn_ctx *cx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void conn_log(conn_ctx *cx, int level, const char *fmt, ...) {
+  char line[800];
+  va_list ap;
+  if (atomic_load(&cx->evicted)) return;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (!atomic_load(&cx->introduced)) peer_note(cx->r, cx->host, level, "%s", line);
+  else if (level == NOTE_ERROR) sl_log_error("%s", line);
+  else if (level == NOTE_WARN) sl_log_warn("%s", line);
+  else sl_log_info("%s", line);
+}
 
 /* ---- sending ------------------------------------------------------------------------ */
 
@@ -160,7 +259,7 @@ static const char *describe(const conn_ctx *cx, char *buf, size_t len) {
 static int refuse(conn_ctx *cx, int rc, Shiplog__Repl__ErrorCode code, bool permanent,
                   const char *what) {
   char who[160];
-  sl_log_error("%s: %s", describe(cx, who, sizeof who), what);
+  conn_log(cx, NOTE_ERROR, "%s: %s", describe(cx, who, sizeof who), what);
   sl__rx_metrics_rejected(cx->r, cx->s, code);
   if (cx->s) sl__stream_set_error(cx->s, "from %s: %s", sl_conn_peer(cx->c), what);
   send_error(cx, code, permanent, what);
@@ -183,16 +282,15 @@ static int recv_failed(conn_ctx *cx, int rc, const char *phase) {
     snprintf(why, sizeof why, "%s: message truncated (peer stopped inside it)", phase);
     return refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false, why);
   case -ETIMEDOUT:
-    sl_log_error("%s: %s: nothing received for %d ms, closing", who, phase,
-                 cx->r->opt.timeout_ms);
+    conn_log(cx, NOTE_ERROR, "%s: %s: nothing received in time, closing", who, phase);
     return rc;
   case SL_EEND:
   case -ECONNRESET:
   case -EPIPE:
-    sl_log_info("%s: connection closed", who);
+    conn_log(cx, NOTE_INFO, "%s: connection closed", who);
     return rc;
   default:
-    sl_log_error("%s: %s: %s", who, phase, sl_strerror(rc));
+    conn_log(cx, NOTE_ERROR, "%s: %s: %s", who, phase, sl_strerror(rc));
     return rc;
   }
 }
@@ -290,6 +388,14 @@ static int handshake(conn_ctx *cx) {
       goto out;
     }
   }
+  /* Introduced (LIMITS): never evicted from here on. */
+  pthread_mutex_lock(&r->mu);
+  if (!atomic_load(&cx->evicted)) atomic_store(&cx->introduced, true);
+  pthread_mutex_unlock(&r->mu);
+  if (!atomic_load(&cx->introduced)) {
+    rc = -ECONNABORTED;
+    goto out;
+  }
   if (h->store_id.len != SL_STORE_ID_SIZE) {
     snprintf(why, sizeof why, "stream %s: store id has %zu bytes, not %d", h->stream,
              h->store_id.len, SL_STORE_ID_SIZE);
@@ -330,9 +436,9 @@ static int handshake(conn_ctx *cx) {
       (rc = judge_lineage(cx, s, h, &sh, &rh, r_last, r_cs)))
     goto out; /* logged, not put in the stream's status: its live owner is fine */
   rc = sl__stream_attach(s, cx->c, r->opt.timeout_ms, why, sizeof why);
-  if (rc) {
-    rc = refuse(cx, rc, rc == SL_ELOCKED ? SHIPLOG__REPL__ERROR_CODE__ERR_BUSY
-                                         : SHIPLOG__REPL__ERROR_CODE__ERR_IO, false, why);
+  if (rc) { /* -EBUSY: another shipper is live on it, for good (stream.c); SL_ELOCKED: try again */
+    rc = refuse(cx, rc, rc == SL_ELOCKED || rc == -EBUSY ? SHIPLOG__REPL__ERROR_CODE__ERR_BUSY
+                                                         : SHIPLOG__REPL__ERROR_CODE__ERR_IO, rc == -EBUSY, why);
     goto out;
   }
   cx->s = s;
@@ -406,6 +512,46 @@ static Shiplog__Repl__ErrorCode batch_error_code(int rc) {
   }
 }
 
+/* SEALING AT THE RECEIVER (receiver.h, at-rest encryption): the frames of
+ * a batch that came in clear, from txid `from` on (older ones are not
+ * archived), sealed with the keyring's first key exactly as a shipper with
+ * that key seals them (store/log.h SEALED FRAMES): the clear fields and the
+ * rolling checksum over each frame's plaintext CRC, so lineage and restores
+ * cannot tell where a frame was sealed. Into cx->sealed. */
+static int seal_batch(conn_ctx *cx, sl_keyring *kr, uint64_t from) {
+  sl__stream *s = cx->s;
+  uint64_t cs = sl_log_checksum(s->log); /* cs(from - 1): the archive's end */
+  size_t off = 0;
+  cx->sealed.len = 0;
+  while (off < cx->raw.len) {
+    const uint8_t *p = cx->raw.data + off, *payload, *ct;
+    uint32_t plen;
+    size_t flen, slen, ct_len;
+    sl_sealed_meta m = {0}, already;
+    int rc = sl_frame_decode(p, cx->raw.len - off, &payload, &plen, &flen);
+    if (rc == 0) rc = sl_txn_peek(payload, plen, &m.txid, &m.commit_us, &m.epoch);
+    if (rc) return rc; /* sl_batch_open checked these already */
+    off += flen;
+    if (m.txid < from) continue;
+    if ((rc = sl_buf_reserve(&cx->sealed, cx->sealed.len + SL_FRAME_HEADER_SIZE + plen + SL_CRYPT_FRAME_EXTRA)))
+      return rc;
+    uint8_t *out = cx->sealed.data + cx->sealed.len;
+    cs = m.checksum = sl_frame_lineage(cs, m.txid, p, plen);
+    if (sl_crypt_frame_parse(payload, plen, &already, &ct, &ct_len) == 0) {
+      /* A sealed frame in a batch without a key (it names none): as it is,
+       * as the shipper does; the archive refuses or opens it by its key. */
+      memcpy(out, p, flen);
+      cx->sealed.len += flen;
+      continue;
+    }
+    rc = sl_crypt_seal_frame(kr, NULL, s->store_id, &m, payload, plen, out + SL_FRAME_HEADER_SIZE, &slen);
+    if (rc) return rc;
+    sl_frame_header_encode(out + SL_FRAME_HEADER_SIZE, (uint32_t)slen, out);
+    cx->sealed.len += SL_FRAME_HEADER_SIZE + slen;
+  }
+  return 0;
+}
+
 /* Verify one batch and append its new frames (the group syncs them). */
 static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
   sl__stream *s = cx->s;
@@ -421,7 +567,9 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
     snprintf(why, sizeof why, "batch txids %llu..%llu: key id is not [A-Za-z0-9_-]{1,32}", first, last);
     return refuse(cx, SL_EINVAL, SHIPLOG__REPL__ERROR_CODE__ERR_BAD_MESSAGE, false, why);
   }
-  sl__stream_set_key(s, b->key_id);
+  sl_keyring *kr = cx->r->opt.keyring;
+  const char *key = b->key_id ? b->key_id : kr ? sl_keyring_primary(kr) : NULL;
+  sl__stream_set_key(s, key);
   uint64_t next = sl__stream_next_txid(s);
   if (b->first_txid > next) {
     snprintf(why, sizeof why, "batch txids %llu..%llu does not continue the archive, "
@@ -441,7 +589,17 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
     }
   }
   if (b->last_txid >= next) {
-    rc = sl__stream_append(s, cx->raw.data, cx->raw.len);
+    const sl_buf *frames = &cx->raw;
+    if (!b->key_id && kr) { /* at rest is at rest: sealed here what came in clear */
+      rc = seal_batch(cx, kr, next);
+      if (rc) {
+        snprintf(why, sizeof why, "batch txids %llu..%llu: sealing with key %s: %s", first, last, key,
+                 sl_strerror(rc));
+        return refuse(cx, rc, SHIPLOG__REPL__ERROR_CODE__ERR_IO, false, why);
+      }
+      frames = &cx->sealed;
+    }
+    rc = sl__stream_append(s, frames->data, frames->len);
     if (rc) {
       snprintf(why, sizeof why, "batch txids %llu..%llu: archiving: %s", first, last,
                sl_strerror(rc));
@@ -535,6 +693,7 @@ static int receive_group(conn_ctx *cx) {
       break;
     }
     cx->last_rx_ns = sl_mono_ns();
+    sl__stream_heard(cx->s);
     if (m->body_case == SHIPLOG__REPL__MESSAGE__BODY_BATCH) group_bytes += m->batch->raw_len;
     if (m->body_case == SHIPLOG__REPL__MESSAGE__BODY_BASE_CHUNK) group_bytes += m->base_chunk->data.len;
     rc = on_message(cx, m, &batch);
@@ -649,19 +808,28 @@ static int secure(conn_ctx *cx) {
                   "this receiver requires TLS: the shipper connected in plain TCP (give it "
                   "--tls-cert, --tls-key and --tls-ca)");
   sl__rx_metrics_rejected(r, NULL, SHIPLOG__REPL__ERROR_CODE__ERR_FORBIDDEN);
-  sl_log_error("connection from %s: TLS handshake failed: %s", sl_conn_peer(cx->c),
-               sl_conn_tls_error(cx->c)[0] ? sl_conn_tls_error(cx->c) : sl_strerror(rc));
+  conn_log(cx, NOTE_ERROR, "connection from %s: TLS handshake failed: %s", sl_conn_peer(cx->c),
+           sl_conn_tls_error(cx->c)[0] ? sl_conn_tls_error(cx->c) : sl_strerror(rc));
   /* Let the alert reach the peer before the close (see linger_close). */
-  cx->refused = rc == SL_EAUTH || rc == SL_ECORRUPT;
+  cx->refused = (rc == SL_EAUTH || rc == SL_ECORRUPT) && !atomic_load(&cx->evicted);
   return rc;
 }
+
+/* LIMITS: the deadline for TLS and the Hello, and the grace before an
+ * unintroduced connection may be evicted: long enough for a shipper to
+ * introduce itself, so that evictions cannot chase each other round the
+ * slots faster than a handshake (each evicted squatter that reconnects
+ * would otherwise evict the next, the shipper's turn coming within ms). */
+static int hello_ms(const sl__receiver *r) { return SL_MIN(r->opt.timeout_ms, HELLO_TIMEOUT_MS); }
+static int evict_grace_ms(const sl__receiver *r) { return SL_MIN(EVICT_GRACE_MS, hello_ms(r) / 2); }
 
 static void *conn_main(void *arg) {
   conn_ctx *cx = arg;
   sl_log_context(NULL, sl_conn_peer(cx->c));
-  sl_log_info("connection from %s", sl_conn_peer(cx->c));
-  /* Authentication and the Hello within timeout_ms of the accept. */
-  sl_conn_set_deadline(cx->c, sl_mono_ns() + (uint64_t)cx->r->opt.timeout_ms * 1000000u);
+  conn_log(cx, NOTE_INFO, "connection from %s", sl_conn_peer(cx->c));
+  /* Authentication and the Hello within HELLO_TIMEOUT_MS (at most
+   * timeout_ms) of the accept. */
+  sl_conn_set_deadline(cx->c, cx->accepted_ns + (uint64_t)hello_ms(cx->r) * 1000000u);
   sl_conn_set_send_timeout(cx->c, cx->r->opt.timeout_ms);
   int rc = cx->r->tls ? secure(cx) : 0;
   if (rc == 0 && handshake(cx) == 0) {
@@ -671,8 +839,9 @@ static void *conn_main(void *arg) {
     cx->base = NULL;
     sl__stream_detach(cx->s, cx->c);
   }
-  if (cx->refused) linger_close(cx);
+  if (cx->refused && !atomic_load(&cx->evicted)) linger_close(cx);
   sl_buf_free(&cx->raw);
+  sl_buf_free(&cx->sealed);
   pthread_mutex_lock(&cx->r->mu);
   cx->done = true;
   pthread_mutex_unlock(&cx->r->mu);
@@ -798,8 +967,31 @@ static void refuse_busy(sl__receiver *r, sl_conn *c, const char *text) {
   sl_conn_close(c);
 }
 
-static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, size_t live,
-                       volatile sig_atomic_t *stop) {
+/* LIMITS: close the oldest connection (from host, or from anywhere) that
+ * has not been introduced and is past its grace, to make room for a newer
+ * one; r->mu held. Returns it (its thread ends soon: its socket is shut
+ * down), or NULL when there is none. */
+static conn_ctx *evict_oldest(sl__receiver *r, conn_ctx *list, const char *host) {
+  conn_ctx *old = NULL;
+  uint64_t now = sl_mono_ns(), grace = (uint64_t)evict_grace_ms(r) * 1000000u;
+  for (conn_ctx *o = list; o; o = o->next)
+    if (!o->done && !atomic_load(&o->introduced) && !atomic_load(&o->evicted) && now - o->accepted_ns >= grace &&
+        (!host || strcmp(o->host, host) == 0) && (!old || o->accepted_ns <= old->accepted_ns))
+      old = o;
+  if (old) {
+    atomic_store(&old->evicted, true);
+    sl_conn_shutdown(old->c);
+  }
+  return old;
+}
+
+/* LIMITS: a new connection past max_connections, or past
+ * max_connections_per_peer from its address, evicts the oldest one that
+ * has not said its Hello (overall, or from that address) instead of being
+ * refused, so that connections which never authenticate cannot keep a
+ * shipper out; only when all of them are introduced is it refused. Lines
+ * about it are within its address's budget (LOG BUDGET). */
+static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, volatile sig_atomic_t *stop) {
   int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
   if (fd < 0) {
     if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -811,25 +1003,44 @@ static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, size_t live,
     close(fd);
     return;
   }
-  if (live >= (size_t)r->opt.max_connections) {
-    sl_log_error("connection from %s refused: %d connections already", sl_conn_peer(c),
-                 r->opt.max_connections);
-    refuse_busy(r, c, "too many connections");
-    return;
-  }
-  char host[64];
+  char host[64], evicted_peer[80] = "";
   peer_host(sl_conn_peer(c), host, sizeof host);
-  int from_peer = 0;
+  int live = 0, from_peer = 0, closing = 0, max = r->opt.max_connections, per_peer = r->opt.max_connections_per_peer;
+  const char *why = NULL;
   pthread_mutex_lock(&r->mu);
-  for (conn_ctx *o = *list; o; o = o->next)
-    if (!o->done && strcmp(o->host, host) == 0) from_peer++;
+  for (conn_ctx *o = *list; o; o = o->next) {
+    if (o->done) continue;
+    if (atomic_load(&o->evicted)) {
+      closing++;
+      continue;
+    }
+    live++;
+    if (strcmp(o->host, host) == 0) from_peer++;
+  }
+  conn_ctx *ev = NULL;
+  if (live + closing >= 2 * max) { /* evicted ones not gone yet: no more threads */
+    why = "too many connections";
+  } else if (live >= max && !(ev = evict_oldest(r, *list, NULL))) {
+    why = "too many connections";
+  } else {
+    if (ev && strcmp(ev->host, host) == 0) from_peer--;
+    if (from_peer >= per_peer) {
+      conn_ctx *ev2 = evict_oldest(r, *list, host);
+      if (!ev2) why = "too many connections from this address";
+      ev = ev2 ? ev2 : ev;
+    }
+  }
+  if (ev) snprintf(evicted_peer, sizeof evicted_peer, "%s", sl_conn_peer(ev->c));
   pthread_mutex_unlock(&r->mu);
-  if (from_peer >= r->opt.max_connections_per_peer) {
-    sl_log_error("connection from %s refused: %d connections from %s already "
-                 "(--max-connections-per-peer)", sl_conn_peer(c), from_peer, host);
-    refuse_busy(r, c, "too many connections from this address");
+  if (why) {
+    peer_note(r, host, NOTE_ERROR, "connection from %s refused: %s (%d from %s, %d in all; none that has "
+              "not said its hello is older than %d ms)", sl_conn_peer(c), why, from_peer, host, live, evict_grace_ms(r));
+    refuse_busy(r, c, why);
     return;
   }
+  if (ev)
+    peer_note(r, host, NOTE_WARN, "connection from %s closed before its hello, to make room for %s "
+              "(--max-connections%s)", evicted_peer, sl_conn_peer(c), live >= max ? "" : "-per-peer");
   conn_ctx *cx = calloc(1, sizeof *cx);
   if (!cx) {
     sl_conn_close(c);
@@ -839,6 +1050,7 @@ static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, size_t live,
   cx->r = r;
   cx->stop = stop;
   cx->c = c;
+  cx->accepted_ns = sl_mono_ns();
   int rc = pthread_create(&cx->thread, NULL, conn_main, cx);
   if (rc) {
     sl_log_error("connection from %s: cannot start a thread: %s", sl_conn_peer(c), strerror(rc));
@@ -846,8 +1058,10 @@ static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, size_t live,
     free(cx);
     return;
   }
+  pthread_mutex_lock(&r->mu);
   cx->next = *list;
   *list = cx;
+  pthread_mutex_unlock(&r->mu);
 }
 
 int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop) {
@@ -864,6 +1078,7 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
   if (!r.opt.max_connections) r.opt.max_connections = 256;
   if (!r.opt.max_connections_per_peer) r.opt.max_connections_per_peer = 16;
   pthread_mutex_init(&r.mu, NULL);
+  pthread_mutex_init(&r.note_mu, NULL);
   rc = setup_security(&r);
   if (rc) goto fail;
   rc = -ENOMEM;
@@ -903,8 +1118,8 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
     struct pollfd p = {.fd = lfd, .events = POLLIN};
     int n = poll(&p, 1, POLL_MAX_MS);
     int err = errno; /* before reap() */
-    size_t live = reap(&r, &conns, false);
-    if (n > 0) accept_one(&r, lfd, &conns, live, stop);
+    reap(&r, &conns, false);
+    if (n > 0) accept_one(&r, lfd, &conns, stop);
     else if (n < 0 && err != EINTR) {
       rc = -err;
       sl_log_error("poll on the listening socket: %s", sl_strerror(rc));
@@ -923,5 +1138,6 @@ fail:
   free(r.data_dir);
   free(r.streams_dir);
   pthread_mutex_destroy(&r.mu);
+  pthread_mutex_destroy(&r.note_mu);
   return rc;
 }

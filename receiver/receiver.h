@@ -45,8 +45,12 @@
  * (ERR_STORE_ID), a corrupt batch is refused (ERR_CORRUPT) and the
  * connection closed; what is durable stays. Other streams go on.
  *
- * One live connection per stream: a new connection for a stream (same
- * store id) takes over from the old one, which is shut down -- only once
+ * One shipper per stream: a new connection for a stream (same store id)
+ * is refused for good (Error{ERR_BUSY, permanent}, naming the owner) while
+ * the connection that has it is alive -- the owner receives a batch or a
+ * heartbeat while the newcomer waits; it waits for the owner to leave (a
+ * shipper that reconnects closed its old connection) or to stay silent for
+ * timeout_ms, and then takes over (the old one is shut down) -- only once
  * nothing refuses it for good (forbidden, another store id, behind,
  * diverged: all judged before the takeover), so a refused shipper never
  * disturbs the live one.
@@ -81,9 +85,14 @@
  * plain-TCP shipper is answered Error{ERR_VERSION, permanent} ("this
  * receiver requires TLS"). insecure: plain TCP, no authentication.
  * Limits that hold before authentication: max_connections overall,
- * max_connections_per_peer per peer address (more are closed at accept),
- * and the TLS handshake plus the Hello must arrive within timeout_ms of the
- * accept (a silent or trickling client loses its slot). The data
+ * max_connections_per_peer per peer address -- a connection past either
+ * evicts the oldest one that has not said its Hello yet (older than 1 s,
+ * at most half the Hello deadline), and is closed at accept only when there
+ * is none -- and the TLS handshake plus the Hello
+ * must arrive within 5 s (at most timeout_ms) of the accept (a silent or
+ * trickling client loses its slot). Log lines about such connections are
+ * rate-limited per address (a line a second after a burst, with a count of
+ * the suppressed ones). The data
  * directory (and DIR/streams) must not be writable by group or others
  * (SL_EINVAL naming it and its mode); what the receiver creates is 0700 /
  * 0600.
@@ -115,9 +124,12 @@ typedef struct sl_receiver_options {
   const char *allow_file;
   bool insecure;
   /* At-rest encryption (crypt/crypt.h; README "Security"): NULL, or the
-   * keys that open sealed frames for the standby and seal snapshots. A
-   * stream whose frames are sealed with a key not in it is archive-only:
-   * durable acks, no standby. Must outlive sl_receiver_run. */
+   * keys that open sealed frames for the standby and seal snapshots. Frames
+   * that arrive in clear are sealed with its first key before they are
+   * archived, as a shipper with that key would seal them (the standby
+   * still applies the plaintext). A stream whose frames are sealed with a
+   * key not in it is archive-only: durable acks, no standby. Must outlive
+   * sl_receiver_run. */
   sl_keyring *keyring;
   int ready_fd;                /* >= 0: write "PORT\n" here once listening, then close it */
   uint64_t segment_size;       /* archive segments of new streams; 0: SL_SEG_SIZE_DEFAULT */

@@ -47,7 +47,12 @@ typedef struct sl__stream {
   sl__receiver *r;
   char name[65];
   char *dir, *archive_dir, *standby_dir, *status_path, *snap_dir;
+  /* (mu) The primary's store id, from the archive's segment headers; known
+   * (id_known) even when the archive cannot be opened, so that a shipper
+   * is judged by the archive's real owner, never by a zero id. */
   uint8_t store_id[SL_STORE_ID_SIZE];
+  bool id_known;
+  uint64_t tail_cut_from;   /* at load: the durable mark a damaged tail was cut below (0: none) */
 
   pthread_mutex_t mu;
   pthread_cond_t cond;      /* worker: durable moved, status dirty, stop */
@@ -69,6 +74,7 @@ typedef struct sl__stream {
 
   int notify_fd;            /* eventfd: applied moved; the owner sends an Ack */
   sl_conn *owner;           /* (mu) the attached connection, or NULL */
+  _Atomic uint64_t owner_rx_ns; /* when the owner last received a message (sl_mono_ns) */
   char peer[80];            /* (mu) the owner's, or the last one's */
 
   /* (mu) the archive's lineage through its durable txid (history, txid,
@@ -102,8 +108,19 @@ typedef struct sl__stream {
   sl__stream_metrics *mx;   /* rx_metrics.c; NULL without metrics */
 } sl__stream;
 
+/* receiver.c, LOG BUDGET: per peer address, a token bucket for the lines
+ * logged about its connections before they are authenticated. */
+#define SL__NOTE_PEERS 64
+typedef struct sl__peer_note {
+  char host[64];
+  uint64_t refill_ns;       /* tokens were last counted then */
+  unsigned tokens, suppressed;
+} sl__peer_note;
+
 struct sl__receiver {
   sl_receiver_options opt;
+  pthread_mutex_t note_mu;  /* notes */
+  sl__peer_note notes[SL__NOTE_PEERS];
   char *data_dir, *streams_dir;
   int lock_fd;
   sl_tls_ctx *tls;          /* NULL: insecure plain TCP */
@@ -140,10 +157,16 @@ int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
                    uint64_t first_txid, uint64_t start_cs, const struct sl_history *hist,
                    sl__stream **out, char *why, size_t whylen);
 
-/* Make connection c the stream's only one: an attached one is shut down and
- * waited for (up to wait_ms; SL_ELOCKED if it does not leave). Reopens a
- * failed archive (its error in *why). */
-int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t whylen);
+/* Make connection c the stream's only one (ONE SHIPPER PER STREAM in
+ * stream.c). An attached owner that shows it is alive (a message received
+ * after c arrived) keeps the stream: -EBUSY, *why says so (a permanent
+ * refusal). One that leaves meanwhile (a shipper that reconnects closed it)
+ * makes room; one silent for live_ms is dead: it is shut down and waited
+ * for (up to live_ms; SL_ELOCKED if it does not leave). Reopens a failed
+ * archive (its error in *why). */
+int sl__stream_attach(sl__stream *s, sl_conn *c, int live_ms, char *why, size_t whylen);
+/* The owner received a message (any thread; atomic). */
+void sl__stream_heard(sl__stream *s);
 void sl__stream_detach(sl__stream *s, sl_conn *c);
 
 /* Append the frames of a verified batch whose txids continue the archive

@@ -57,7 +57,8 @@
  * t also makes t - 1 reachable, as commit times never decrease.
  *
  * SEALED FRAMES (at-rest encryption; README "Security"). The archive stores
- * frames as they arrive, sealed or not, in segments of the batch's key. The
+ * frames in segments of the batch's key; with a keyring, frames that arrive
+ * in clear are sealed by the session first (receiver.c, seal_batch). The
  * worker opens sealed frames with the receiver's keyring before applying
  * them; a frame sealed with a key the keyring lacks makes the stream
  * ARCHIVE-ONLY (state "archive-only": archiving and durable acks go on, the
@@ -76,7 +77,11 @@
  * ARCHIVE FAILURE. An append or fdatasync error leaves the log FAILED
  * (store/log.h); the stream closes it and the next connection reopens it,
  * whose recovery cuts any torn tail, so the stream resumes once the disk
- * has room again.
+ * has room again. A newest segment damaged below the durable mark is cut
+ * too, and re-sent by the shipper (TAIL REPAIR, cut_damaged_tail); an
+ * archive that still cannot be opened keeps the store id its segment
+ * headers carry (learn_store_id), so its shipper is refused for now with
+ * the true reason, never as another store's.
  */
 #include "receiver_int.h"
 
@@ -194,15 +199,104 @@ static void update_reachable(sl__stream *s) {
   }
 }
 
+/* The store id from any readable segment header of the archive (all of
+ * them carry the same one), so that a stream whose archive cannot be opened
+ * still knows whose it is. */
+static void learn_store_id(sl__stream *s) {
+  DIR *d = opendir(s->archive_dir);
+  struct dirent *e;
+  if (!d) return;
+  while (!s->id_known && (e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    char *p;
+    if (n < 5 || strcmp(e->d_name + n - 4, ".seg") != 0 || !(p = join(s->archive_dir, e->d_name))) continue;
+    if (sl__seg_store_id(p, s->store_id) == 0) s->id_known = true;
+    free(p);
+  }
+  closedir(d);
+}
+
+/* Whether a valid frame with txid `txid + 1` lies where the length of the
+ * bad frame at `off` (expected to be txid) says the next one starts: the
+ * rule by which recovery tells damage in the middle from a damaged tail
+ * (store/log.h RECOVERY). */
+static bool frame_follows(const char *path, uint64_t off, uint64_t txid) {
+  uint8_t h[SL_FRAME_HEADER_SIZE], *buf = NULL;
+  bool follows = false;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  if (sl_pread_full(fd, h, sizeof h, (off_t)off) == (long)sizeof h) {
+    uint32_t l = sl_get_le32(h), l2;
+    uint64_t next = off + SL_FRAME_HEADER_SIZE + l;
+    const uint8_t *p;
+    uint32_t plen;
+    size_t flen;
+    uint64_t t;
+    if (l && l <= SL_FRAME_MAX && sl_pread_full(fd, h, sizeof h, (off_t)next) == (long)sizeof h &&
+        (l2 = sl_get_le32(h)) && l2 <= SL_FRAME_MAX && (buf = malloc(SL_FRAME_HEADER_SIZE + (size_t)l2)) &&
+        sl_pread_full(fd, buf, SL_FRAME_HEADER_SIZE + (size_t)l2, (off_t)next) == (long)(SL_FRAME_HEADER_SIZE + l2))
+      follows = sl_frame_decode(buf, SL_FRAME_HEADER_SIZE + (size_t)l2, &p, &plen, &flen) == 0 &&
+                sl_txn_peek(p, plen, &t, NULL, NULL) == 0 && t == txid + 1;
+  }
+  free(buf);
+  close(fd);
+  return follows;
+}
+
+/* TAIL REPAIR. Recovery (store/log.h) refuses a newest segment damaged
+ * below its durable mark: for a primary those are acknowledged commits that
+ * no one else holds. An archive's frames are copies of the primary's, so
+ * a damaged TAIL is cut instead -- at the first bad frame of the newest
+ * segment, when no valid frame follows it, with sl_log_truncate (durable
+ * mark rewritten) -- and the rightful shipper re-sends from there (its
+ * Welcome names the new durable txid). Damage in the middle (a valid frame
+ * follows) or in an older segment is left alone: the frames after it are
+ * history the primary may no longer hold. *last gets the txid the archive
+ * now ends at; SL_ECORRUPT when it is not a damaged tail. */
+static int cut_damaged_tail(sl__stream *s, uint64_t *last) {
+  sl_seg_info *segs = NULL;
+  size_t n = 0;
+  sl_log_reader *rd = NULL;
+  sl_frame f;
+  int rc = sl_log_list(s->archive_dir, &segs, &n);
+  if (rc || n == 0) goto out;
+  *last = segs[n - 1].first_txid - 1;
+  uint64_t bad_off = SL_SEG_HEADER_SIZE;
+  sl_log_reader_options ro = {.tolerate_tail = true}; /* a bad frame in the newest segment ends it */
+  rc = sl_log_reader_open(s->archive_dir, segs[n - 1].first_txid, &ro, &rd);
+  while (rc == 0 && (rc = sl_log_reader_next(rd, &f)) == 0) {
+    *last = f.txid;
+    bad_off = f.offset + SL_FRAME_HEADER_SIZE + f.payload_len;
+  }
+  if (rc != SL_EEND) goto out;
+  rc = SL_ECORRUPT;
+  if (frame_follows(segs[n - 1].path, bad_off, *last + 1)) goto out;
+  rc = sl_log_truncate(s->archive_dir, *last);
+out:
+  if (rd) sl_log_reader_close(rd);
+  free(segs);
+  return rc ? rc : n ? 0 : SL_ENOTFOUND;
+}
+
 /* Open (recover) the archive. Called at start and by attach after a failure. */
 static int open_archive(sl__stream *s, const uint8_t *store_id) {
   sl_seg_info *segs = NULL;
   size_t nseg = 0;
+  uint64_t mark = 0, cut = 0;
   int rc = sl_log_open(s->archive_dir, store_id, &s->log);
+  if (rc == SL_ECORRUPT && sl_log_read_durable_mark(s->archive_dir, &mark) == 0 &&
+      cut_damaged_tail(s, &cut) == 0) {
+    sl_log_warn("stream %s: archive %s: its newest segment was damaged below the durable mark (txid %llu); "
+                "cut after txid %llu: the shipper sends the rest again", s->name, s->archive_dir,
+                (unsigned long long)mark, (unsigned long long)cut);
+    s->tail_cut_from = mark;
+    rc = sl_log_open(s->archive_dir, store_id, &s->log);
+  }
   if (rc) goto fail;
   rc = sl_log_list(s->archive_dir, &segs, &nseg);
   if (rc) goto fail;
   memcpy(s->store_id, sl_log_store_id(s->log), SL_STORE_ID_SIZE);
+  s->id_known = true;
   s->first_txid = nseg ? segs[0].first_txid : sl_log_next_txid(s->log);
   /* Recovery synced everything that is there. */
   s->received = s->durable = sl_log_next_txid(s->log) - 1;
@@ -219,6 +313,7 @@ fail:
   sl_log_error("stream %s: cannot open archive %s: %s", s->name, s->archive_dir, sl_strerror(rc));
   if (s->log) sl_log_close(s->log);
   s->log = NULL;
+  if (!s->id_known) learn_store_id(s);
   free(segs);
   return rc;
 }
@@ -278,7 +373,7 @@ static int open_standby(sl__stream *s, bool torn_ok) {
   }
   s->applied = c.applied_txid;
   s->applied_commit_us = c.last_commit_us;
-  if (s->applied > s->durable)
+  if (s->applied > s->durable && !s->tail_cut_from)
     stop_standby_locked(s, "standby %s holds txid %llu, past the archive's durable txid %llu", s->standby_dir,
                  (unsigned long long)s->applied, (unsigned long long)s->durable);
   return 0;
@@ -845,7 +940,16 @@ static void prepare_standby(sl__stream *s) {
   bool no_data = exists && data && stat(data, &sb) != 0 && errno == ENOENT; /* removed: rebuilt like the directory */
   bool torn = exists && !no_data && sl_store_power_lost(s->standby_dir);
   free(data);
-  if (exists && !no_data && (open_standby(s, torn) != SL_ECORRUPT || !torn)) return;
+  if (exists && !no_data && (open_standby(s, torn) != SL_ECORRUPT || !torn)) {
+    if (!s->standby || s->applied <= s->durable) return;
+    /* It applied frames of a tail that was cut (TAIL REPAIR): rebuilt, so
+     * that it holds only what the archive holds. */
+    sl_store_close(s->standby);
+    s->standby = NULL;
+    if (rebuild_standby(s, "was ahead of the archive's cut tail") == 0) open_standby(s, false);
+    else stop_standby_locked(s, "standby %s is ahead of the archive and cannot be rebuilt", s->standby_dir);
+    return;
+  }
   if (!exists && s->first_txid != 1 && !has_snapshot(s)) return; /* a stream without a standby */
   if (!exists && s->first_txid != 1) {
     sl__bases b;
@@ -1019,9 +1123,11 @@ int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
     if (strcmp(r->streams[i]->name, name) == 0) s = r->streams[i];
   if (s) {
     pthread_mutex_lock(&s->mu);
-    /* An archive that could not be opened at start: try again to learn
-     * whose stream it is. */
-    if (!s->log && s->first_txid == 0 && open_archive(s, NULL) != 0) {
+    /* An archive that cannot be opened (now): try again; its store id
+     * comes from the segment headers even when that fails. A stream whose
+     * owner is not known is refused for now (transient), never for good. */
+    if (!s->log && !s->owner) open_archive(s, s->id_known ? s->store_id : NULL);
+    if (!s->id_known) {
       snprintf(why, whylen, "stream %s: %s", name, s->log_error);
       rc = SL_ECORRUPT;
     } else if (memcmp(s->store_id, store_id, SL_STORE_ID_SIZE) != 0) {
@@ -1051,22 +1157,47 @@ int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
 
 /* ---- the owner's side -------------------------------------------------------------- */
 
-int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t whylen) {
+/* ONE SHIPPER PER STREAM. Two shippers for one stream used to take it
+ * from each other on every reconnect, with only warnings. Now the owner
+ * keeps it while it is alive: the newcomer waits until the owner either
+ * receives a message (a data batch or the heartbeat every idle shipper
+ * sends) -- then the newcomer is refused for good, naming the owner -- or
+ * leaves (the usual case of a shipper that reconnects: its old connection
+ * closed; the owner's thread has only to notice), or stays silent for
+ * live_ms since it was last heard (the receiver's timeout_ms, after which
+ * it would be closed anyway): dead, so it is shut down and the newcomer
+ * takes over, as before. */
+#define ATTACH_POLL_MS 50
+
+int sl__stream_attach(sl__stream *s, sl_conn *c, int live_ms, char *why, size_t whylen) {
   int rc = 0;
   struct timespec ts;
-  deadline_after_ms(&ts, wait_ms);
+  uint64_t arrived = sl_mono_ns(), live_ns = (uint64_t)live_ms * 1000000u;
   pthread_mutex_lock(&s->mu);
-  if (s->owner) {
-    sl_log_warn("stream %s: %s takes over from %s", s->name, sl_conn_peer(c), s->peer);
-    sl_conn_shutdown(s->owner);
-    while (s->owner && !s->stop)
-      if (pthread_cond_timedwait(&s->owner_cond, &s->mu, &ts) == ETIMEDOUT) break;
-    if (s->owner || s->stop) {
-      snprintf(why, whylen, "stream %s: the previous connection from %s has not left yet", s->name,
-               s->peer);
-      rc = SL_ELOCKED;
+  while (s->owner && !s->stop) {
+    uint64_t heard = atomic_load(&s->owner_rx_ns), now = sl_mono_ns();
+    if (heard > arrived) {
+      snprintf(why, whylen, "stream %s is live: it is shipped from %s, heard from %llu ms ago; a second shipper "
+               "for it is refused while the first one is (stop that one, or wait until it has been silent "
+               "for %d ms)", s->name, s->peer, (unsigned long long)(now - heard) / 1000000u, live_ms);
+      rc = -EBUSY;
       goto out;
     }
+    if (now >= heard + live_ns) break;
+    deadline_after_ms(&ts, (long)SL_MIN((uint64_t)ATTACH_POLL_MS, (heard + live_ns - now) / 1000000u + 1));
+    pthread_cond_timedwait(&s->owner_cond, &s->mu, &ts);
+  }
+  if (s->owner && !s->stop) {
+    sl_log_warn("stream %s: %s takes over from %s, silent for %d ms", s->name, sl_conn_peer(c), s->peer, live_ms);
+    sl_conn_shutdown(s->owner);
+    deadline_after_ms(&ts, live_ms);
+    while (s->owner && !s->stop)
+      if (pthread_cond_timedwait(&s->owner_cond, &s->mu, &ts) == ETIMEDOUT) break;
+  }
+  if (s->owner || s->stop) {
+    snprintf(why, whylen, "stream %s: the previous connection from %s has not left yet", s->name, s->peer);
+    rc = SL_ELOCKED;
+    goto out;
   }
   if (!s->log) {
     rc = open_archive(s, s->store_id);
@@ -1074,9 +1205,11 @@ int sl__stream_attach(sl__stream *s, sl_conn *c, int wait_ms, char *why, size_t 
       snprintf(why, whylen, "stream %s: %s", s->name, s->log_error);
       goto out;
     }
-    if (!s->standby && dir_exists(s->standby_dir) && !s->standby_stopped) open_standby(s, false);
   }
+  /* An archive that opened only now (sl__stream_get or above): its standby. */
+  if (!s->standby && !s->standby_stopped) prepare_standby(s);
   s->owner = c;
+  atomic_store(&s->owner_rx_ns, sl_mono_ns());
   snprintf(s->peer, sizeof s->peer, "%s", sl_conn_peer(c));
   if (!s->standby_stopped) s->error[0] = 0; /* the last session's trouble is history */
   s->dirty = true;
@@ -1088,6 +1221,8 @@ out:
   pthread_mutex_unlock(&s->mu);
   return rc;
 }
+
+void sl__stream_heard(sl__stream *s) { atomic_store(&s->owner_rx_ns, sl_mono_ns()); }
 
 void sl__stream_detach(sl__stream *s, sl_conn *c) {
   pthread_mutex_lock(&s->mu);

@@ -18,6 +18,10 @@
 #      stream sealed with other key bytes under the receiver's key id stops
 #      its standby naming segment, offset, txid and key, nothing applied;
 #      one sealed with a key the receiver lacks is archive-only.
+#   6. a shipper without a key into a receiver with one: the receiver seals
+#      what arrives in clear before it archives it (no byte of the archive
+#      holds the test string), its standby applies the plaintext; restore
+#      with the key equals the primary, without it is refused naming key A.
 # Needs $SL_BIN, openssl, jq.
 set -u
 
@@ -182,6 +186,30 @@ check "5: ...nothing of it applied" [ "$(e2e_rx_json "$R1" s4 applied 0)" = 0 ]
 check "5: a stream sealed with key C ships to it" ship "$T/p2" s3 p2 --key-file "$T/c.keys"
 check "5: ...and is archive-only there" e2e_wait_status "$R1" s3 state archive-only 10
 stop_receiver
+
+# ---- 6. sealed by the receiver ---------------------------------------------------------------------------------
+R3=$T/r3
+start_receiver "$R3" "${TLS_RX[@]}" --key-file "$T/a.keys" --segment-size 64K || exit 1
+check "6: a stream ships without a key to a receiver with one" ship "$T/p1" s6 p1
+check "6: ...and is applied on the standby" e2e_wait_status "$R3" s6 applied "$N1" 20
+check "6: ...which equals the primary" e2e_same_export "$T/p1" "$R3/streams/s6/standby"
+no_secret "6: no byte of the archive holds the test string (sealed by the receiver)" "$R3/streams/s6/archive"
+# The rolling checksum runs over the plaintext frame CRCs wherever a frame
+# is sealed: the shipper's next session (its Hello and batches carry its own
+# checksums) is judged the same history, not diverged.
+mutations 20 5000 | "$BIN" exec "$T/p1" - >/dev/null
+N1=$(e2e_last_txid "$T/p1")
+check "6: the shipper's next session continues the stream (same lineage)" ship "$T/p1" s6 p1
+check "6: ...and is applied" e2e_wait_status "$R3" s6 applied "$N1" 20
+if grep -q "diverged" "$T/rx.log"; then bad "6: ...nothing judged diverged"; else ok "6: ...nothing judged diverged"; fi
+stop_receiver
+expect 0 "6: restore with the key" \
+  "$BIN" restore --data "$R3" --stream s6 --to-txid "$N1" --into "$T/rest6" --key-file "$T/a.keys" --quiet
+check "6: ...equals the primary" e2e_same_export "$T/p1" "$T/rest6"
+expect 1 "6: restore without the key is refused" \
+  "$BIN" restore --data "$R3" --stream s6 --to-txid "$N1" --into "$T/rest6b" --quiet
+contains "$T/err" "is sealed with key A: give the key file" "6: ...naming the key id"
+check "6: ...leaving nothing behind" [ ! -e "$T/rest6b" ]
 
 echo "passed $passed, failed $failed"
 [ "$failed" -eq 0 ]

@@ -9,7 +9,9 @@
 #      certificate allowed for another stream, a plain-TCP shipper, a
 #      receiver name the certificate does not carry and a TLS shipper
 #      against a plain receiver are each refused with a clear error on both
-#      sides (exit 1, no retry loop), and the allowed stream goes on.
+#      sides (exit 1, no retry loop), and the allowed stream goes on;
+#      connections that never say hello cannot lock a shipper out, and
+#      lines about them are rate-limited.
 #   4. a flipped byte in every kind of file: log segments (header, frame),
 #      backup files (header, chunk header, chunk data, trailer), snapshots,
 #      an archive segment on the receiver (that stream is refused, the
@@ -157,6 +159,29 @@ wait "$RX_PID" 2>/dev/null
 # shellcheck disable=SC2046
 expect 0 "3: p2 may write its own stream b (by its DNS name)" \
   "$BIN" ship "$T/pb" --to "127.0.0.1:$PORT" --stream b $(tls_of p2) --exit-when-caught-up
+# Sixteen connections that never start TLS, from the shipper's own address
+# (the per-peer limit), each reopened as soon as the receiver closes it:
+# they used to hold every slot, so a shipper from there stayed out, and the
+# receiver logged every one of them. Now a newcomer evicts the oldest that
+# never said hello, and lines about them are rate-limited.
+squat() { while :; do exec 3<>"/dev/tcp/127.0.0.1/$PORT" || { sleep 0.05; continue; }; cat <&3 >/dev/null; exec 3<&-; done; }
+squatters=()
+for i in $(seq 16); do squat 2>/dev/null & squatters+=($!); pids+=($!); done
+sleep 3
+lines0=$(wc -l <"$T/rx.log")
+mutations 20 2000 | "$BIN" exec "$T/pb" - >/dev/null
+t0=$(date +%s%3N)
+# shellcheck disable=SC2046
+expect 0 "3: with 16 squatting connections from its address, a shipper still gets in (6 s at most)" \
+  timeout 6 "$BIN" ship "$T/pb" --to "127.0.0.1:$PORT" --stream b $(tls_of p2) --backoff-max-ms 200 \
+  --exit-when-caught-up
+echo "    in after $(($(date +%s%3N) - t0)) ms"
+sleep 3
+lines=$(($(wc -l <"$T/rx.log") - lines0))
+kill "${squatters[@]}" 2>/dev/null
+wait "${squatters[@]}" 2>/dev/null
+check "3: ...and the receiver logged $lines lines about them in 3 s or more, not one a connection" [ "$lines" -lt 60 ]
+contains "$T/rx.log" "more lines about connections from 127.0.0.1 suppressed" "3: ...saying how many it suppressed"
 mutations 300 1000 | "$BIN" exec "$T/pa" - >/dev/null
 check "3: stream a went on all along" e2e_wait_applied "$D" a 500 30
 check "3: the receiver still runs" kill -0 "$RX1"

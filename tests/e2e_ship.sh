@@ -8,12 +8,17 @@
 #   2. the same while the shipper, the receiver and the primary (exec) are
 #      SIGKILLed at random moments and restarted: nothing acknowledged is
 #      lost, nothing is applied twice.
+#      A second shipper for the live stream is refused for good (exit 1).
 #   3. two primaries into one receiver (two streams), both equal.
 #   4. malformed frames inside TLS (openssl s_client) and plain bytes on the
 #      TLS port: the receiver logs an error naming the peer, never hangs, and
 #      keeps serving the other streams.
 #   5. stats on a standby; a standby with a damaged page and one with a
 #      truncated data.mdb stop with the reason in status, not rebuilt.
+#   6. an archive whose newest segment lost its last frame below the durable
+#      mark (a damaged tail): the receiver cuts it at start and the rightful
+#      shipper gets in and sends the rest again (it was once refused for
+#      good as "another store 000...0").
 # Every connection is TLS 1.3 with client certificates and an allow list
 # (certificates from tests/make_certs.sh); tests/e2e_security.sh covers the
 # refusals. Needs $SL_BIN, $SL_BUILD/bench_gen, jq, openssl. SL_SEED=N
@@ -29,7 +34,7 @@ now_ms() { date +%s%3N; }
 # One client certificate per primary; the allow list gives each its streams.
 PKI=$T/pki
 bash "$SRC/tests/make_certs.sh" "$PKI" p1 pa pb p2 || exit 1
-printf '%s\n' "# stream  identities" "s1 p1" "a pa" "b pb.shippers.test" "chaos p2" >"$T/allow"
+printf '%s\n' "# stream  identities" "s1 p1" "a pa" "b pb.shippers.test" "chaos p2" "k pa" >"$T/allow"
 RX_TLS=(--tls-cert "$PKI/receiver.crt" --tls-key "$PKI/receiver.key" --tls-ca "$PKI/ca.crt"
   --allow "$T/allow")
 cert_of() { case $1 in s1) echo p1 ;; a) echo pa ;; b) echo pb ;; *) echo p2 ;; esac; }
@@ -116,6 +121,16 @@ expect 0 "1: status STORE (table)" "$BIN" status "$P1"
 contains "$T/out" "streaming" "1: the table shows the connection state"
 expect 0 "1: status --data (table)" "$BIN" status --data "$D"
 contains "$T/out" "connected" "1: the receiver's table shows the connection state"
+# A second shipper for the live stream (the same store shipped twice): it
+# used to take the stream, and the two took it from each other on every
+# reconnect. Now it is refused for good while the first is heard from.
+TAKEOVERS=$(grep -c "takes over" "$T/rx.log")
+expect 1 "1: a second shipper for a live stream is refused (exit 1)" \
+  "$BIN" ship "$P1" --to "127.0.0.1:$PORT" --stream s1 --heartbeat-ms 200 --timeout-ms 3000 \
+  --tls-cert "$PKI/p1.crt" --tls-key "$PKI/p1.key" --tls-ca "$PKI/ca.crt" --exit-when-caught-up
+contains "$T/err" "stream s1 is live: it is shipped from 127.0.0.1:" "1: ...with the receiver's reason"
+check "1: ...and the first one keeps the stream" [ "$(grep -c "takes over" "$T/rx.log")" = "$TAKEOVERS" ]
+check "1: ...still running" kill -0 "$SH1"
 
 # Catch-up: commit with the shipper stopped, then time the standby.
 kill9 "$SH1"
@@ -244,6 +259,33 @@ if [ -x "$BUILD/lmdb_damage" ]; then
 else
   skip "5: damaged standbys (no lmdb_damage at $BUILD)"
 fi
+
+# ---- 6. a damaged archive tail -------------------------------------------------------------------
+PK=$T/pk
+"$BIN" init "$PK" >/dev/null
+e2e_gen "$T/wk" 300 21 && "$BIN" exec "$PK" "$T/wk" >/dev/null
+LK=$(e2e_last_txid "$PK")
+ship_k() {
+  timeout 30 "$BIN" ship "$PK" --to "127.0.0.1:$RX_PORT" --stream k --heartbeat-ms 200 --timeout-ms 3000 \
+    --tls-cert "$PKI/pa.crt" --tls-key "$PKI/pa.key" --tls-ca "$PKI/ca.crt" --backoff-max-ms 300 \
+    --exit-when-caught-up 2>>"$T/ship-k.log"
+}
+start_receiver "$D" "${RX_TLS[@]}" || exit 1
+check "6: stream k ships" ship_k
+check "6: ...and is applied" e2e_wait_applied "$D" k "$LK" 30
+kill -TERM "$RX_PID"
+wait "$RX_PID"
+SEGK=$(ls "$D/streams/k/archive/"*.seg | tail -1)
+truncate -s -10 "$SEGK"
+start_receiver "$D" "${RX_TLS[@]}" || exit 1
+check "6: the rightful shipper gets in again after the archive's tail was damaged" ship_k
+if grep -q "belongs to store 0000" "$T/ship-k.log"; then bad "6: ...and is never told the stream belongs to store 000...0"
+else ok "6: ...and is never told the stream belongs to store 000...0"; fi
+contains "$T/rx.log" "damaged below the durable mark (txid $LK); cut after txid $((LK - 1))" "6: the receiver says what it cut"
+check "6: ...and its standby applies up to txid $LK" e2e_wait_applied "$D" k "$LK" 30
+check "6: the stream is whole again: standby and archive equal the primary" same_as_primary "$PK" "$D" k
+kill -TERM "$RX_PID"
+wait "$RX_PID"
 
 # ---- 2. kills at random moments ---------------------------------------------------------------
 P2=$T/p2 D2=$T/data2

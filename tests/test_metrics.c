@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +298,64 @@ static void metrics_http_endpoint(void **state) {
   sl_metrics_free(m);
 }
 
+static int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  return fd;
+}
+
+/* Idle connections (more of them than there are slots) and one that sent
+ * half a request never delay a scrape: each holds only its own slot (it
+ * used to be served one at a time, 5 s per idle connection). */
+static void metrics_http_serves_several_scrapers(void **state) {
+  (void)state;
+  sl_metrics *m;
+  sl_metrics_server *srv;
+  int port, idle[24];
+  assert_int_equal(sl_metrics_new(&m), 0);
+  sl_metric_set(sl_metric_series(sl_metrics_family(m, SL_METRIC_GAUGE, "shiplog_up", "Up.", NULL, NULL, 0), NULL), 1);
+  assert_int_equal(sl_metrics_serve(m, listen_any(&port), &srv), 0);
+  for (int i = 0; i < 5; i++) idle[i] = connect_to(port);
+  int half = connect_to(port);
+  assert_int_equal(send(half, "GET /metr", 9, 0), 9);
+  usleep(100000);
+  uint64_t t0 = sl_mono_ns();
+  for (int i = 0; i < 3; i++) {
+    char *r = http(port, "GET /metrics HTTP/1.1\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
+    assert_line(strstr(r, "\r\n\r\n") + 4, "shiplog_up 1");
+    free(r);
+  }
+  uint64_t ms = (sl_mono_ns() - t0) / 1000000;
+  printf("3 scrapes beside 6 idle connections: %llu ms\n", (unsigned long long)ms);
+  assert_true(ms < 1000);
+  /* The half request is finished and answered. */
+  assert_int_equal(send(half, "ics HTTP/1.0\r\n\r\n", 17, 0), 17);
+  char buf[4096];
+  ssize_t n = recv(half, buf, sizeof buf - 1, 0);
+  assert_true(n > 0);
+  buf[n] = 0;
+  assert_non_null(strstr(buf, " 200 OK"));
+  close(half);
+  /* More idle connections than slots: the oldest make room. */
+  for (int i = 5; i < 24; i++) idle[i] = connect_to(port);
+  usleep(100000);
+  t0 = sl_mono_ns();
+  char *r = http(port, "GET /metrics HTTP/1.1\r\n\r\n");
+  assert_non_null(strstr(r, " 200 OK"));
+  free(r);
+  assert_true((sl_mono_ns() - t0) / 1000000 < 1000);
+  /* Idle ones lose their slot after the client timeout. */
+  struct pollfd pf = {.fd = idle[23], .events = POLLIN};
+  assert_int_equal(poll(&pf, 1, 5000), 1);
+  assert_int_equal(recv(idle[23], buf, sizeof buf, 0), 0);
+  for (int i = 0; i < 24; i++) close(idle[i]);
+  sl_metrics_server_stop(srv);
+  sl_metrics_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(metrics_counter_and_gauge_exposition),
@@ -305,6 +364,7 @@ int main(void) {
       cmocka_unit_test(metrics_concurrent_updates),
       cmocka_unit_test(metrics_collect_callbacks),
       cmocka_unit_test(metrics_http_endpoint),
+      cmocka_unit_test(metrics_http_serves_several_scrapers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -510,26 +510,63 @@ static void receiver_overlap_trimmed(void **state) {
   assert_int_equal(cn.nodes, 109);
 }
 
+static void send_heartbeat(sl_conn *c) {
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
+  Shiplog__Repl__Heartbeat h = SHIPLOG__REPL__HEARTBEAT__INIT;
+  h.has_time_us = true;
+  h.time_us = sl_now_us();
+  m.body_case = SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT;
+  m.heartbeat = &h;
+  assert_int_equal(sl_conn_send(c, &m), 0);
+}
+
+/* One shipper per stream: a second one is refused for good while the first
+ * is heard from; one that closed makes room at once; a silent one is taken
+ * over once silent for timeout_ms. */
 static void receiver_takeover(void **state) {
   (void)state;
   rx r;
-  rx_start(&r, tu_tmpdir("receiver_takeover"), 0, 10000);
+  rx_start(&r, tu_tmpdir("receiver_takeover"), 0, 1500);
   sl_conn *old = dial(&r);
   assert_int_equal(hello_ok(old, "t", ID_A, 0, NULL), 0);
   send_batch(old, 1, 2, true);
   assert_int_equal(ack_until(old, 2), 2);
-  sl_conn *new = dial(&r);
-  assert_int_equal(hello_ok(new, "t", ID_A, 0, NULL), 2);
-  /* The old connection is closed (an Ack in flight may come first). */
+  /* A second shipper while the first is alive (it heartbeats): refused
+   * for good, naming the live one; the first goes on. */
+  sl_conn *second = dial(&r);
+  send_hello(second, SL_PROTOCOL_VERSION, "t", ID_A, 0);
+  usleep(200000);
+  send_heartbeat(old);
   int rc;
-  Shiplog__Repl__Message *m;
+  Shiplog__Repl__Message *m = next_non_ack(second, &rc);
+  assert_non_null(m);
+  assert_int_equal(m->body_case, SHIPLOG__REPL__MESSAGE__BODY_ERROR);
+  assert_int_equal(m->error->code, SHIPLOG__REPL__ERROR_CODE__ERR_BUSY);
+  assert_true(m->error->permanent);
+  assert_non_null(strstr(m->error->message, "stream t is live"));
+  sl_msg_free(m);
+  sl_conn_close(second);
+  send_batch(old, 3, 4, true);
+  assert_int_equal(ack_until(old, 4), 4);
+  /* The same shipper reconnecting (its old connection closed) gets in at once. */
+  sl_conn_close(old);
+  uint64_t t0 = sl_mono_ns();
+  old = dial(&r);
+  assert_int_equal(hello_ok(old, "t", ID_A, 0, NULL), 4);
+  assert_true(sl_mono_ns() - t0 < 1000000000ull);
+  /* A newcomer while the owner is silent (dead): it takes over once the
+   * owner was silent for timeout_ms; the old connection is closed. */
+  sl_conn *new = dial(&r);
+  t0 = sl_mono_ns();
+  assert_int_equal(hello_ok(new, "t", ID_A, 0, NULL), 4);
+  assert_true(sl_mono_ns() - t0 < 3000000000ull);
   while ((m = next_msg(old, &rc)) != NULL) {
     assert_int_equal(m->body_case, SHIPLOG__REPL__MESSAGE__BODY_ACK);
     sl_msg_free(m);
   }
   assert_true(rc == SL_EEND || rc == -ECONNRESET);
-  send_batch(new, 3, 4, true);
-  assert_int_equal(ack_until(new, 4), 4);
+  send_batch(new, 5, 6, true);
+  assert_int_equal(ack_until(new, 6), 6);
   sl_conn_close(old);
   sl_conn_close(new);
   tu_receiver_stop(&r);

@@ -563,14 +563,18 @@ static void security_receiver_limits_silent_and_many_peers(void **state) {
   rx_start(&r, dir, 800, 3);
   /* Three silent connections from 127.0.0.1 hold its three slots... */
   int fds[3];
-  for (int i = 0; i < 3; i++) fds[i] = raw_connect(r.addr);
-  usleep(100000);
-  /* ...so a fourth is closed at once, before any TLS. */
+  for (int i = 0; i < 3; i++) {
+    fds[i] = raw_connect(r.addr);
+    usleep(20000);
+  }
+  usleep(500000); /* past the eviction grace (half the 800 ms hello deadline) */
+  /* ...so a fourth evicts the oldest of them at once (none said hello). */
   int extra = raw_connect(r.addr);
   uint64_t t0 = sl_mono_ns();
-  assert_true(closed_within(extra, NULL, 0, 500));
+  assert_true(closed_within(fds[0], NULL, 0, 500));
   assert_true((sl_mono_ns() - t0) / 1000000 < 400);
-  close(extra);
+  close(fds[0]);
+  fds[0] = extra;
   /* The silent ones lose their slot after timeout_ms, TLS never begun. */
   t0 = sl_mono_ns();
   for (int i = 0; i < 3; i++) {
@@ -595,6 +599,83 @@ static void security_receiver_limits_silent_and_many_peers(void **state) {
   assert_int_equal(ship(s1, r.addr, "a", "p1"), 0);
   assert_int_equal(durable_of(r.dir, "a"), 5);
   tu_receiver_stop(&r);
+  free(s1);
+  free((char *)dir);
+}
+
+/* Connections that never authenticate, from the shipper's own address, kept
+ * at the per-peer limit (each reopened as soon as it is closed), and a
+ * flood of connects: the shipper still gets in at once, and the receiver's
+ * log gets a burst and then a line a second about them, not one a
+ * connection. */
+typedef struct squatter {
+  pthread_t t;
+  const char *addr;
+  int n;
+  atomic_bool stop;
+  atomic_int opened;
+} squatter;
+
+static void *squatter_main(void *arg) {
+  squatter *q = arg;
+  int fds[32];
+  for (int i = 0; i < q->n; i++) fds[i] = -1;
+  while (!atomic_load(&q->stop)) {
+    for (int i = 0; i < q->n; i++) {
+      struct pollfd pf = {.fd = fds[i], .events = POLLIN};
+      if (fds[i] >= 0 && poll(&pf, 1, 0) == 0) continue; /* still held */
+      if (fds[i] >= 0) close(fds[i]);
+      sl_conn *c;
+      fds[i] = -1;
+      if (sl_conn_connect(q->addr, 2000, &c) == 0) {
+        fds[i] = dup(sl_conn_fd(c));
+        sl_conn_close(c);
+        atomic_fetch_add(&q->opened, 1);
+      }
+    }
+    usleep(2000);
+  }
+  for (int i = 0; i < q->n; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  return NULL;
+}
+
+static void security_receiver_silent_peers_cannot_lock_out(void **state) {
+  (void)state;
+  const char *dir = strdup(tu_tmpdir("security_lockout"));
+  char *s1 = make_store(dir, "p1", 10);
+  rx r;
+  tu_capture_begin();
+  rx_start(&r, dir, 10000, 4);
+  squatter q = {.addr = r.addr, .n = 4};
+  assert_int_equal(pthread_create(&q.t, NULL, squatter_main, &q), 0);
+  while (atomic_load(&q.opened) < 4) usleep(1000);
+  usleep(300000);
+  /* Before: the four held every slot for timeout_ms (10 s) and took each
+   * freed one back at once; the shipper stayed out. */
+  uint64_t t0 = sl_mono_ns();
+  assert_int_equal(ship(s1, r.addr, "a", "p1"), 0);
+  uint64_t ms = (sl_mono_ns() - t0) / 1000000;
+  assert_int_equal(durable_of(r.dir, "a"), 10);
+  /* A flood: hundreds of connects in about two seconds. */
+  for (int i = 0; i < 400; i++) {
+    int fd = raw_connect(r.addr);
+    close(fd);
+    usleep(5000);
+  }
+  atomic_store(&q.stop, true);
+  pthread_join(q.t, NULL);
+  tu_receiver_stop(&r);
+  char *log = tu_capture_end();
+  size_t lines = 0;
+  for (const char *p = log; (p = strstr(p, "connection from 127.0.0.1:")) != NULL; p++) lines++;
+  printf("shipper in after %llu ms; %d squatter connections; %zu log lines about 127.0.0.1\n",
+         (unsigned long long)ms, atomic_load(&q.opened), lines);
+  assert_true(ms < 3000);
+  assert_true(lines < 120); /* 30 at once, then one a second; not one per connection */
+  assert_non_null(strstr(log, "more lines about connections from 127.0.0.1 suppressed"));
+  assert_non_null(strstr(log, "closed before its hello, to make room for"));
+  free(log);
   free(s1);
   free((char *)dir);
 }
@@ -692,6 +773,7 @@ int main(void) {
       cmocka_unit_test(security_receiver_enforces_allow_list),
       cmocka_unit_test(security_receiver_survives_replay_and_truncation),
       cmocka_unit_test(security_receiver_limits_silent_and_many_peers),
+      cmocka_unit_test(security_receiver_silent_peers_cannot_lock_out),
       cmocka_unit_test(security_receiver_refuses_bad_setups),
       cmocka_unit_test(security_files_are_private),
   };

@@ -77,13 +77,14 @@ static int op_fail(const op_ctx *c, int rc, const char *fmt, ...) {
   return rc;
 }
 
-/* An id field: a JSON integer >= 1. *out = 0 when optional and absent. */
+/* An id field: a JSON integer >= 0 (0 is an id like any other). *out =
+ * SL_ID_NEW (the store assigns one) when optional and absent. */
 static int get_id(const op_ctx *c, json_t *op, const char *field, bool required, uint64_t *out) {
   json_t *j = json_object_get(op, field);
-  *out = 0;
+  *out = SL_ID_NEW;
   if (!j) return required ? op_fail(c, SL_EINVAL, "missing \"%s\"", field) : 0;
-  if (!json_is_integer(j) || json_integer_value(j) < 1)
-    return op_fail(c, SL_EINVAL, "\"%s\" must be an integer id >= 1", field);
+  if (!json_is_integer(j) || json_integer_value(j) < 0)
+    return op_fail(c, SL_EINVAL, "\"%s\" must be an integer id >= 0", field);
   *out = (uint64_t)json_integer_value(j);
   return 0;
 }
@@ -156,7 +157,7 @@ static int apply_op(sl_tx *tx, json_t *op, op_ctx *c) {
     if (!known) return op_fail(c, SL_EINVAL, "unknown field \"%.64s\"", key);
   }
 
-  uint64_t id = 0, start, end, got;
+  uint64_t id = SL_ID_NEW, start, end, got;
   const char *name;
   const char **labels;
   size_t n;
@@ -172,7 +173,7 @@ static int apply_op(sl_tx *tx, json_t *op, op_ctx *c) {
         (rc = get_props(c, op, &props, &got)))
       return rc;
     rc = sl_tx_create_node(tx, id, labels, n, props, got, &got);
-    if (!rc && !id) rc = note_assigned(c->ml, false, got);
+    if (!rc && id == SL_ID_NEW) rc = note_assigned(c->ml, false, got);
     break;
   case OP_CREATE_REL:
     if ((rc = get_id(c, op, "id", false, &id)) || (rc = get_name(c, op, "type", &name)) ||
@@ -180,7 +181,7 @@ static int apply_op(sl_tx *tx, json_t *op, op_ctx *c) {
         (rc = get_props(c, op, &props, &n)))
       return rc;
     rc = sl_tx_create_rel(tx, id, name, start, end, props, n, &got);
-    if (!rc && !id) rc = note_assigned(c->ml, true, got);
+    if (!rc && id == SL_ID_NEW) rc = note_assigned(c->ml, true, got);
     break;
   case OP_DELETE_NODE: {
     if ((rc = get_id(c, op, "id", true, &id))) return rc;

@@ -227,17 +227,15 @@ static int check_props(sl__wctx *w, const sl_prop *props, size_t n) {
   return 0;
 }
 
-/* Take the given id or assign the next one; keeps next_id above every id
- * used. Returns MDB_APPEND when the id lies above every id in use (the
+/* Take the given id or assign the next one (SL_ID_NEW); keeps next_id above
+ * every id used. Returns MDB_APPEND when the id lies above every id in use (the
  * common case: LMDB then fills pages instead of splitting them in half),
  * else MDB_NOOVERWRITE. */
 static int take_id(sl__wctx *w, uint64_t *id, uint64_t *next_id, const char *what) {
-  int flag = *id == 0 || *id >= *next_id ? MDB_APPEND : MDB_NOOVERWRITE;
-  if (*id == 0) {
-    if (*next_id == UINT64_MAX) return op_fail(w, SL_EINVAL, "no %s ids left", what);
+  int flag = *id == SL_ID_NEW || *id >= *next_id ? MDB_APPEND : MDB_NOOVERWRITE;
+  if (*id == SL_ID_NEW) {
+    if (*next_id == SL_ID_NEW) return op_fail(w, SL_EINVAL, "no %s ids left", what);
     *id = *next_id;
-  } else if (*id == UINT64_MAX) {
-    return op_fail(w, SL_EINVAL, "%s id %llu is reserved", what, (unsigned long long)*id);
   }
   if (*id >= *next_id) *next_id = *id + 1;
   return flag;
@@ -496,7 +494,9 @@ static int apply_op(sl__wctx *w, sl__arena *a, const Shiplog__Op *op) {
   switch (op->op_case) {
   case SHIPLOG__OP__OP_CREATE_NODE: {
     const Shiplog__CreateNode *c = op->create_node;
-    if (!(id = c->id)) return op_fail(w, SL_EINVAL, "create_node without an id");
+    /* A record always carries the id (0 is one); SL_ID_NEW never is. */
+    if ((id = c->id) == SL_ID_NEW)
+      return op_fail(w, SL_EINVAL, "create_node with the reserved id %llu", (unsigned long long)id);
     if ((rc = pb_props(w, a, c->props, c->n_props, &props))) return rc;
     return op_create_node(w, &id, (const char *const *)c->labels, c->n_labels, props, c->n_props);
   }
@@ -519,7 +519,8 @@ static int apply_op(sl__wctx *w, sl__arena *a, const Shiplog__Op *op) {
     return op_remove_prop(w, true, op->remove_rel_prop->id, op->remove_rel_prop->key);
   case SHIPLOG__OP__OP_CREATE_REL: {
     const Shiplog__CreateRelationship *c = op->create_rel;
-    if (!(id = c->id)) return op_fail(w, SL_EINVAL, "create_rel without an id");
+    if ((id = c->id) == SL_ID_NEW)
+      return op_fail(w, SL_EINVAL, "create_rel with the reserved id %llu", (unsigned long long)id);
     if ((rc = pb_props(w, a, c->props, c->n_props, &props))) return rc;
     return op_create_rel(w, &id, c->type, c->start, c->end, props, c->n_props);
   }

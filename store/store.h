@@ -187,8 +187,11 @@ int sl_tx_begin(sl_store *st, sl_tx **out);
  * below the previous commit. SL_ETIME if it goes back or is > now + 60 s. */
 int sl_tx_set_commit_time(sl_tx *tx, uint64_t us);
 
-/* id 0 = assign the next free id; a given id must be unused (SL_EEXIST).
- * *out_id (may be NULL) receives the id. */
+/* Ids are unsigned 64-bit integers, 0 included (a Neo4j export's ids start
+ * there); SL_ID_NEW, the one value that is no id, asks for the next free id
+ * (one above every id used, 1 in a new store). A given id must be unused
+ * (SL_EEXIST). *out_id (may be NULL) receives the id. */
+#define SL_ID_NEW UINT64_MAX
 int sl_tx_create_node(sl_tx *tx, uint64_t id, const char *const *labels, size_t nlabels,
                       const sl_prop *props, size_t nprops, uint64_t *out_id);
 int sl_tx_delete_node(sl_tx *tx, uint64_t id, bool detach); /* SL_EHASRELS */

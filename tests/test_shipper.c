@@ -81,7 +81,7 @@ static uint64_t commit_one(sl_store *st, size_t pad, uint64_t commit_us) {
   if (commit_us) assert_int_equal(sl_tx_set_commit_time(tx, commit_us), 0);
   const char *labels[] = {"Item"};
   sl_prop p = {.key = "pad", .value = {.kind = SL_STRING, .len = SL_MIN(pad, sizeof buf), .u.s = buf}};
-  assert_int_equal(sl_tx_create_node(tx, 0, labels, 1, &p, 1, NULL), 0);
+  assert_int_equal(sl_tx_create_node(tx, SL_ID_NEW, labels, 1, &p, 1, NULL), 0);
   assert_int_equal(sl_tx_commit(tx, &txid), 0);
   return txid;
 }

@@ -63,6 +63,12 @@ typedef struct sl_exec_result {
   uint64_t last_txid;   /* txid of the last commit that logged something, or 0 */
 } sl_exec_result;
 
+/* The longest mutation line `exec` takes: twice the largest transaction
+ * (store/log.h SL_TXN_MAX), room for JSON's longer spelling of one. A
+ * longer line is refused ("FILE:LINE: line longer than N bytes") without
+ * being held in memory. */
+#define SL_MUTATION_LINE_MAX (2u * SL_FRAME_SHIP_MAX)
+
 /* Read mutation lines from `in` and apply each as one transaction. `name`
  * names the input in messages ("FILE:LINE: reason" on stderr for every
  * refused line). A refused line applies nothing and the run goes on (unless

@@ -199,6 +199,31 @@ expect 0 "import the export back" "$BIN" import "$T/zero.export" --into "$T/zero
 "$BIN" export "$T/zero3" >"$T/zero3.export"
 same "$T/zero.export" "$T/zero3.export" "export | import | export keeps id 0"
 
+# ---- bounds: transaction size, line length ---------------------------------------------
+# A transaction is bounded by what a receiver can take (64 MiB less room for
+# sealing): a larger one is refused before anything is logged, naming the
+# line. A line longer than 128 MiB is refused without being held in memory.
+BIGS=$T/bigs
+"$BIN" init "$BIGS" >/dev/null
+{
+  echo '{"ops":[{"op":"create_node","labels":["Small"]}]}'
+  printf '{"ops":[{"op":"create_node","labels":[],"props":{"s":"'
+  head -c 67200000 /dev/zero | tr '\0' x
+  printf '"}}]}\n'
+  echo '{"ops":[{"op":"create_node","labels":["After"]}]}'
+} >"$T/big.jsonl"
+expect 1 "exec refuses a transaction over the limit" "$BIN" exec "$BIGS" "$T/big.jsonl"
+contains "$T/err" "big.jsonl:2: op 1 (create_node): transaction too large:" "the refusal names FILE:LINE"
+contains "$T/err" "the limit is 67104768" "and the limit"
+"$BIN" log "$BIGS" --json >"$T/out"
+[ "$(wc -l <"$T/out")" = 2 ] && ok "nothing of it was logged; the lines around it were" || bad "nothing of it was logged; the lines around it were"
+rm -f "$T/big.jsonl"
+expect 1 "exec refuses a line longer than 128 MiB" sh -c "{ head -c 140000000 /dev/zero; echo; echo '{\"ops\":[{\"op\":\"create_node\",\"labels\":[\"Next\"]}]}'; } | '$BIN' exec '$BIGS' -"
+contains "$T/err" "<stdin>:1: line longer than 134217728 bytes" "the refusal names the line and the limit"
+contains "$T/out" "node 3" "the next line is applied"
+expect 1 "exec --stop-on-error ends at an endless line" timeout 20 "$BIN" exec "$BIGS" /dev/zero --stop-on-error
+contains "$T/err" "/dev/zero:1: line longer than" "and says so"
+
 # ---- beside a running writer ----------------------------------------------------------
 W=$T/w
 expect 0 "init w" "$BIN" init "$W"

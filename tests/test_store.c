@@ -917,7 +917,7 @@ static void set_props(const sl_value **dst, const sl_prop *p, size_t n) {
 }
 
 static bool has_rels(const model *m, uint64_t id) {
-  for (uint64_t r = 1; r < m->next_rel && r < MAXID; r++)
+  for (uint64_t r = 0; r < m->next_rel && r < MAXID; r++)
     if (m->r[r].live && (m->r[r].start == id || m->r[r].end == id)) return true;
   return false;
 }
@@ -959,7 +959,7 @@ static int random_op(sl_tx *tx, model *m, uint64_t *rng) {
     want = !node_live(m, id) ? SL_ENOTFOUND : (!detach && has_rels(m, id)) ? SL_EHASRELS : 0;
     got = sl_tx_delete_node(tx, id, detach);
     if (got == 0 && want == 0) {
-      for (uint64_t r = 1; r < m->next_rel; r++)
+      for (uint64_t r = 0; r < m->next_rel; r++)
         if (m->r[r].live && (m->r[r].start == id || m->r[r].end == id)) {
           save_rel(m, r);
           m->r[r].live = false;
@@ -1310,6 +1310,64 @@ static void store_id_zero(void **state) {
   OK(sl_tx_delete_node(tx, 0, true));
   OK(sl_tx_commit(tx, NULL));
   compare_with_replay(st, "store_id_zero_replay2");
+  sl_store_close(st);
+  done_dir(dir);
+}
+
+/* A transaction is bounded by what a receiver can take (log.h SL_TXN_MAX):
+ * the op that passes the limit is refused with SL_ETOOBIG and the reason,
+ * nothing is logged, and the store goes on. One just below it commits, and
+ * its frame is what the transaction recorded. */
+static void store_tx_too_large(void **state) {
+  (void)state;
+  char *dir = new_dir("store_tx_too_large");
+  sl_store *st = create_open(dir, NULL);
+  sl_log *log = sl_store_log(st);
+  size_t big = 4u << 20;
+  char *s = malloc(2 * big);
+  assert_non_null(s);
+  memset(s, 'x', 2 * big);
+  sl_value v = {.kind = SL_STRING, .len = big, .u.s = s};
+  sl_tx *tx;
+  uint64_t n, txid;
+  OK(sl_tx_begin(st, &tx));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, &n));
+  char key[16];
+  int rc = 0;
+  size_t i;
+  for (i = 0; i < 20 && rc == 0; i++) {
+    snprintf(key, sizeof key, "k%zu", i);
+    rc = sl_tx_set_node_prop(tx, n, key, &v);
+  }
+  ERR(SL_ETOOBIG, rc);
+  assert_int_equal(i, SL_TXN_MAX / big + 1); /* the op that passed the limit */
+  assert_non_null(strstr(sl_tx_error(tx), "transaction too large"));
+  assert_non_null(strstr(sl_tx_error(tx), "the limit is 67104768"));
+  ERR(SL_ETOOBIG, sl_tx_commit(tx, &txid));
+  assert_int_equal(sl_log_next_txid(log), 1);
+  assert_int_equal(counts_of(st).nodes, 0);
+  /* Just below the limit: committed, and the frame holds every op. */
+  OK(sl_tx_begin(st, &tx));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, &n));
+  for (i = 0; i < SL_TXN_MAX / big - 1; i++) {
+    snprintf(key, sizeof key, "k%zu", i);
+    OK(sl_tx_set_node_prop(tx, n, key, &v));
+  }
+  v.len = SL_TXN_MAX - (SL_TXN_MAX / big - 1) * big - 1024;
+  OK(sl_tx_set_node_prop(tx, n, "last", &v));
+  OK(sl_tx_commit(tx, &txid));
+  assert_int_equal(txid, 1);
+  sl_log_reader *r;
+  sl_frame f;
+  char *logdir = sub(sl_store_dir(st), "log");
+  OK(sl_log_reader_open(logdir, 1, &(sl_log_reader_options){0}, &r));
+  OK(sl_log_reader_next(r, &f));
+  assert_true(f.payload_len <= SL_TXN_MAX);
+  assert_true(f.payload_len > SL_TXN_MAX - 4096);
+  sl_log_reader_close(r);
+  free(logdir);
+  compare_with_replay(st, "store_tx_too_large_replay");
+  free(s);
   sl_store_close(st);
   done_dir(dir);
 }
@@ -2275,6 +2333,7 @@ int main(void) {
       cmocka_unit_test(store_values_and_walk_stop),
       cmocka_unit_test(store_apply_records),
       cmocka_unit_test(store_id_zero),
+      cmocka_unit_test(store_tx_too_large),
       cmocka_unit_test(store_randomized_model),
       cmocka_unit_test(store_crash_recovery),
       cmocka_unit_test(store_reader_process),

@@ -213,7 +213,12 @@ const char *sl_tx_error(const sl_tx *tx);
  * label or property it lacks, is a no-op and is not logged. */
 
 /* Durable commit. *txid (may be NULL) receives its txid. An empty
- * transaction commits nothing and sets *txid to 0. The tx is freed. */
+ * transaction commits nothing and sets *txid to 0. The tx is freed.
+ * SIZE: a transaction holds its ops packed as they will be logged (not as
+ * messages), and one that would pack to more than SL_TXN_MAX (log.h, SIZE
+ * LIMITS) is refused with SL_ETOOBIG by the op that passes the limit
+ * ("transaction too large: N bytes by op K, the limit is M" in
+ * sl_tx_error); nothing of it is logged. */
 int sl_tx_commit(sl_tx *tx, uint64_t *txid);
 void sl_tx_abort(sl_tx *tx);
 /* Reads through the transaction (sees its own writes). Owned by the tx. */

@@ -378,7 +378,10 @@ int sl_mutation_apply(sl_tx *tx, const char *line, size_t len, sl_mutation_line 
   free(rest);
   int rc = SL_EINVAL;
   if (!root) {
-    snprintf(ml->why, sizeof ml->why, "column %d: %s", jerr.column, jerr.text);
+    /* A column past the cut-out array is that much further on the line. */
+    size_t col = (size_t)(jerr.column > 0 ? jerr.column : 0);
+    if (split && col > a + 2) col += b - a - 2;
+    snprintf(ml->why, sizeof ml->why, "column %zu: %s", col, jerr.text);
     return SL_EINVAL;
   }
   json_t *ops = json_object_get(root, "ops");

@@ -175,7 +175,7 @@ static int op_create_node(sl_tx *tx, uint64_t *seed, uint64_t *ring, uint64_t *n
   size_t nprops = 2 + rnd(seed) % 2;
   bool is_post = rnd(seed) % 4 == 0;
   uint64_t id;
-  int rc = sl_tx_create_node(tx, 0, is_post ? post : person, 1, props, nprops, &id);
+  int rc = sl_tx_create_node(tx, SL_ID_NEW, is_post ? post : person, 1, props, nprops, &id);
   if (rc == 0) ring[(*nring)++ % RING] = id;
   return rc;
 }
@@ -187,7 +187,7 @@ static int one_op(sl_tx *tx, uint64_t *seed, uint64_t *ring, uint64_t *nring, bo
   uint64_t a = ring[rnd(seed) % have], b = ring[rnd(seed) % have];
   if (p < 75) {
     sl_prop since = {.key = "since", .value = {.kind = SL_INT, .u.i = 2000 + (int64_t)(rnd(seed) % 25)}};
-    return sl_tx_create_rel(tx, 0, "KNOWS", a, b, &since, 1, NULL);
+    return sl_tx_create_rel(tx, SL_ID_NEW, "KNOWS", a, b, &since, 1, NULL);
   }
   sl_value v = {.kind = SL_INT, .u.i = (int64_t)rnd(seed)};
   return sl_tx_set_node_prop(tx, a, "visits", &v);

@@ -103,12 +103,12 @@ static void build(const char *dir, const char *mdb, uint64_t target) {
             {"text", {.kind = SL_STRING, .len = (size_t)n, .u.s = text}},
             {"weight", {.kind = SL_DOUBLE, .u.d = (double)(rnd() % 1000) / 8.0}},
         };
-        if ((rc = sl_tx_create_node(tx, 0, ls, 1 + rnd() % 2, props, 3 + rnd() % 2, NULL))) die("create node", rc);
+        if ((rc = sl_tx_create_node(tx, SL_ID_NEW, ls, 1 + rnd() % 2, props, 3 + rnd() % 2, NULL))) die("create node", rc);
         nodes++;
       } else {
         uint64_t a = nodes - rnd() % SL_MIN(nodes, 5000), b = nodes - rnd() % SL_MIN(nodes, 5000);
         sl_prop p = {"since", {.kind = SL_INT, .u.i = 2000 + (int64_t)(rnd() % 25)}};
-        if ((rc = sl_tx_create_rel(tx, 0, rnd() % 2 ? "KNOWS" : "LIKES", a, b, &p, 1, NULL))) die("create rel", rc);
+        if ((rc = sl_tx_create_rel(tx, SL_ID_NEW, rnd() % 2 ? "KNOWS" : "LIKES", a, b, &p, 1, NULL))) die("create rel", rc);
       }
     }
     if ((rc = sl_tx_commit(tx, NULL))) die("commit", rc);

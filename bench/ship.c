@@ -445,7 +445,7 @@ static void *committer_main(void *arg) {
     sl_tx *tx;
     uint64_t txid = 0;
     int rc = sl_tx_begin(l->st, &tx);
-    if (rc == 0) rc = sl_tx_create_node(tx, 0, labels, 1, &p, 1, NULL);
+    if (rc == 0) rc = sl_tx_create_node(tx, SL_ID_NEW, labels, 1, &p, 1, NULL);
     if (rc == 0) rc = sl_tx_commit(tx, &txid);
     else sl_tx_abort(tx);
     uint64_t now = sl_mono_ns();

@@ -40,10 +40,26 @@
 
 #include "replication.pb-c.h"
 
+#include "log.h"
+
 #define SL_PROTOCOL_VERSION 1
 #define SL_MSG_HEADER_SIZE 8
 #define SL_MSG_MAX (72u << 20)          /* largest message body accepted */
-#define SL_BATCH_RAW_MAX (64u << 20)    /* largest raw batch accepted */
+#define SL_BATCH_RAW_MAX (64u << 20)    /* largest raw batch a receiver may be set to take */
+/* A batch of ONE frame may be this large whatever the receiver's batch limit
+ * (max_batch_bytes): a frame is never split, so a receiver that refused it
+ * would stop its stream for good. Every frame a store commits fits
+ * (store/log.h SL_FRAME_SHIP_MAX); the shipper sends a larger one alone. */
+#define SL_BATCH_FRAME_MAX (SL_FRAME_SHIP_MAX + SL_FRAME_HEADER_SIZE)
+/* The largest raw batch a receiver whose limit is max_raw accepts when it
+ * holds frames first..last (SL_BATCH_FRAME_MAX for a single frame). */
+#define SL_BATCH_LIMIT(max_raw, first, last) \
+  ((first) == (last) && (max_raw) < SL_BATCH_FRAME_MAX ? (size_t)SL_BATCH_FRAME_MAX : (size_t)(max_raw))
+/* The LZ4 bound of a batch of raw bytes plus the message around it. */
+#define SL_BATCH_MSG_MAX(raw) ((raw) + (raw) / 255 + 16 + 4096)
+_Static_assert(SL_BATCH_MSG_MAX((size_t)SL_BATCH_FRAME_MAX) <= SL_MSG_MAX &&
+                   SL_BATCH_MSG_MAX((size_t)SL_BATCH_RAW_MAX) <= SL_MSG_MAX,
+               "a whole batch must fit a message");
 
 /* A growable byte buffer. */
 typedef struct sl_buf {

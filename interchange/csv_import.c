@@ -825,7 +825,7 @@ static int node_row(csvimp *im) {
   sl_tx *tx;
   uint64_t id;
   if ((rc = sl__sink_tx(&im->sink, &tx))) return why(im, rc, "cannot begin a transaction: %s", sl_strerror(rc));
-  if ((rc = sl_tx_create_node(tx, 0, im->labels, nlabels, im->props, nprops, &id)))
+  if ((rc = sl_tx_create_node(tx, SL_ID_NEW, im->labels, nlabels, im->props, nprops, &id)))
     return store_why(im, tx, rc, "node");
   if (slot && (rc = sl__idmap_insert(&im->spaces[space].map, slot, key, keylen, id))) return rc;
   im->res.nodes++;
@@ -907,7 +907,7 @@ static int rel_row(csvimp *im) {
   }
   sl_tx *tx;
   if ((rc = sl__sink_tx(&im->sink, &tx))) return why(im, rc, "cannot begin a transaction: %s", sl_strerror(rc));
-  if ((rc = sl_tx_create_rel(tx, 0, type, ends[0], ends[1], im->props, nprops, NULL)))
+  if ((rc = sl_tx_create_rel(tx, SL_ID_NEW, type, ends[0], ends[1], im->props, nprops, NULL)))
     return store_why(im, tx, rc, "relationship");
   im->res.rels++;
   if ((rc = sl__sink_op_done(&im->sink))) return why(im, rc, "commit: %s", sl_strerror(rc));

@@ -124,14 +124,15 @@ static void put_scalar(cyexp *x, sl_kind kind, const sl_value *v) {
   }
 }
 
-/* {`k`:v, ...} plus the import key when id != 0; nothing for no props. */
-static int put_props(cyexp *x, const char *what, uint64_t owner, const sl_prop *props, size_t n, uint64_t id) {
+/* {`k`:v, ...} plus the import key (owner's id: 0 is an id too) for a
+ * node; nothing for no props. */
+static int put_props(cyexp *x, const char *what, uint64_t owner, const sl_prop *props, size_t n, bool key) {
   sl__jbuf *b = &x->b;
-  if (!n && !id) return 0;
+  if (!n && !key) return 0;
   sl__jbuf_puts(b, " {");
   for (size_t i = 0; i < n; i++) {
     const sl_value *v = &props[i].value;
-    if ((id && !strcmp(props[i].key, IMPORT_KEY)) || (v->kind == SL_LIST && v->elem_kind == SL_BYTES && v->len)) {
+    if ((key && !strcmp(props[i].key, IMPORT_KEY)) || (v->kind == SL_LIST && v->elem_kind == SL_BYTES && v->len)) {
       sl_log_error("%s: %s %" PRIu64 ": property \"%.64s\": %s", x->name, what, owner, props[i].key,
                    v->kind == SL_LIST ? "a list of byte arrays has no Cypher form (Neo4j stores no nested lists)"
                                       : "the key is the script's temporary import key");
@@ -151,10 +152,10 @@ static int put_props(cyexp *x, const char *what, uint64_t owner, const sl_prop *
     }
     sl__jbuf_putc(b, ']');
   }
-  if (id) {
+  if (key) {
     if (n) sl__jbuf_puts(b, ", ");
     sl__jbuf_puts(b, "`" IMPORT_KEY "`:");
-    sl__jbuf_u64(b, id);
+    sl__jbuf_u64(b, owner);
   }
   sl__jbuf_putc(b, '}');
   return 0;
@@ -208,7 +209,7 @@ static int write_nodes(cyexp *x, const sl__idvec *ids) {
       put_name(&x->b, n.labels[l]);
     }
     sl__jbuf_puts(&x->b, ":`" IMPORT_LABEL "`");
-    if ((rc = put_props(x, "node", n.id, n.props, n.nprops, n.id))) return rc;
+    if ((rc = put_props(x, "node", n.id, n.props, n.nprops, true))) return rc;
     sl__jbuf_putc(&x->b, ')');
     end_stmt(x, i + 1 == ids->n);
     if ((rc = flush(x))) return rc;
@@ -231,7 +232,7 @@ static int write_rels(cyexp *x, const sl__idvec *ids) {
     import_ref(&x->b, "n2", r.end);
     sl__jbuf_puts(&x->b, " CREATE (n1)-[r:");
     put_name(&x->b, r.type);
-    if ((rc = put_props(x, "relationship", r.id, r.props, r.nprops, 0))) return rc;
+    if ((rc = put_props(x, "relationship", r.id, r.props, r.nprops, false))) return rc;
     sl__jbuf_puts(&x->b, "]->(n2)");
     end_stmt(x, i + 1 == ids->n);
     if ((rc = flush(x))) return rc;

@@ -11,12 +11,12 @@
  * before the first relationship line, as both writers emit them.
  *
  * IDS (interchange.h states the rule): the first line of each kind decides
- * between keeping the file's ids (canonical exports: positive decimal
- * integers, so export | import | export is the identity) and assigning new
- * ones in input order (APOC counts from 0, which the store does not use, or
- * writes element ids). When assigning, an sl__idmap maps each node's id text
- * to its new id, for the relationships' endpoints; relationship id texts go
- * into a second map only to refuse duplicates.
+ * between keeping the file's ids (decimal integers: canonical exports and
+ * APOC's, which count from 0, so export | import | export is the identity
+ * and a Neo4j graph keeps its ids) and assigning new ones in input order
+ * (element ids such as "4:ab..:0"). When assigning, an sl__idmap maps each
+ * node's id text to its new id, for the relationships' endpoints;
+ * relationship id texts go into a second map only to refuse duplicates.
  *
  * ALL OR NOTHING. Ops go through an sl__sink (transactions of ops_per_tx);
  * at the first bad line the sink aborts and removes the store, so a failed
@@ -59,8 +59,9 @@ static int why(importer *im, int rc, const char *fmt, ...) {
   return rc;
 }
 
-/* An id as its text (key) and, when it is a decimal integer >= 1 in
- * canonical spelling, its value (*num; 0 otherwise). */
+/* An id as its text (key) and, when it is a decimal integer >= 0 in
+ * canonical spelling (no sign, no leading zero) below SL_ID_NEW, its value
+ * (*num; SL_ID_NEW otherwise). */
 typedef struct id_text {
   char buf[24];
   const char *key;
@@ -69,25 +70,25 @@ typedef struct id_text {
 } id_text;
 
 static int read_id(importer *im, json_t *j, const char *what, id_text *t) {
-  t->num = 0;
+  t->num = SL_ID_NEW;
   if (json_is_integer(j)) {
     json_int_t v = json_integer_value(j);
     t->len = (size_t)snprintf(t->buf, sizeof t->buf, "%" PRId64, (int64_t)v);
     t->key = t->buf;
-    if (v >= 1) t->num = (uint64_t)v;
+    if (v >= 0) t->num = (uint64_t)v;
     return 0;
   }
   if (!json_is_string(j)) return why(im, SL_EINVAL, "%s must be a string or an integer", what);
   t->key = json_string_value(j);
   t->len = json_string_length(j);
-  if (t->len == 0 || t->len > 20 || t->key[0] == '0') return 0;
+  if (t->len == 0 || t->len > 20 || (t->key[0] == '0' && t->len > 1)) return 0;
   uint64_t v = 0;
   for (size_t i = 0; i < t->len; i++) {
     unsigned d = (unsigned char)t->key[i] - '0';
     if (d > 9 || v > (UINT64_MAX - d) / 10) return 0;
     v = v * 10 + d;
   }
-  t->num = v;
+  t->num = v; /* UINT64_MAX stays SL_ID_NEW: no id */
   return 0;
 }
 
@@ -115,11 +116,11 @@ static int get_props(importer *im, json_t *root, sl_prop **props, size_t *n) {
 }
 
 static int decide(importer *im, id_mode *mode, const id_text *t, const char *kind) {
-  if (*mode == IDS_UNDECIDED) *mode = t->num ? IDS_KEEP : IDS_ASSIGN;
-  if (*mode == IDS_KEEP && !t->num)
+  if (*mode == IDS_UNDECIDED) *mode = t->num != SL_ID_NEW ? IDS_KEEP : IDS_ASSIGN;
+  if (*mode == IDS_KEEP && t->num == SL_ID_NEW)
     return why(im, SL_EINVAL,
-               "%s id \"%.64s\" is not a positive integer, as the first %s's id was (ids are then kept)", kind,
-               t->key, kind);
+               "%s id \"%.64s\" is not a decimal integer id, as the first %s's id was (ids are then kept)",
+               kind, t->key, kind);
   return 0;
 }
 
@@ -153,7 +154,7 @@ static int import_node(importer *im, json_t *root) {
   uint64_t id;
   sl_tx *tx;
   if ((rc = ensure_tx(im, &tx))) return rc;
-  rc = sl_tx_create_node(tx, im->node_mode == IDS_KEEP ? t.num : 0, labels, nlabels, props, nprops, &id);
+  rc = sl_tx_create_node(tx, im->node_mode == IDS_KEEP ? t.num : SL_ID_NEW, labels, nlabels, props, nprops, &id);
   if (rc == SL_EEXIST) return why(im, rc, "node id %" PRIu64 " appears twice", t.num);
   if (rc) return why(im, rc, "node \"%.64s\": %s", t.key, sl_tx_error(tx) ? sl_tx_error(tx) : sl_strerror(rc));
   if (slot && (rc = sl__idmap_insert(&im->nodes, slot, t.key, t.len, id))) return rc;
@@ -171,7 +172,7 @@ static int endpoint(importer *im, json_t *root, const char *field, uint64_t *out
   snprintf(what, sizeof what, "%s.id", field);
   int rc = read_id(im, jid, what, &t);
   if (rc) return rc;
-  if (im->node_mode == IDS_KEEP && t.num) {
+  if (im->node_mode == IDS_KEEP && t.num != SL_ID_NEW) {
     *out = t.num;
     return 0;
   }
@@ -210,7 +211,7 @@ static int import_rel(importer *im, json_t *root) {
   }
   sl_tx *tx;
   if ((rc = ensure_tx(im, &tx))) return rc;
-  rc = sl_tx_create_rel(tx, im->rel_mode == IDS_KEEP ? t.num : 0, type, start, end, props, nprops, &id);
+  rc = sl_tx_create_rel(tx, im->rel_mode == IDS_KEEP ? t.num : SL_ID_NEW, type, start, end, props, nprops, &id);
   if (rc == SL_EEXIST) return why(im, rc, "relationship id %" PRIu64 " appears twice", t.num);
   if (rc) return why(im, rc, "relationship \"%.64s\": %s", t.key, sl_tx_error(tx) ? sl_tx_error(tx) : sl_strerror(rc));
   if (slot && (rc = sl__idmap_insert(&im->rels, slot, t.key, t.len, id))) return rc;

@@ -63,6 +63,12 @@ typedef struct sl_exec_result {
   uint64_t last_txid;   /* txid of the last commit that logged something, or 0 */
 } sl_exec_result;
 
+/* The longest mutation line `exec` takes: twice the largest transaction
+ * (store/log.h SL_TXN_MAX), room for JSON's longer spelling of one. A
+ * longer line is refused ("FILE:LINE: line longer than N bytes") without
+ * being held in memory. */
+#define SL_MUTATION_LINE_MAX (2u * SL_FRAME_SHIP_MAX)
+
 /* Read mutation lines from `in` and apply each as one transaction. `name`
  * names the input in messages ("FILE:LINE: reason" on stderr for every
  * refused line). A refused line applies nothing and the run goes on (unless
@@ -136,13 +142,14 @@ typedef struct sl_import_result {
  *
  * IDS. The first node line decides, and likewise the first relationship line
  * for relationship ids:
- *   - an id that is a decimal integer >= 1 (a string, as export writes it, or
- *     a JSON integer): every id of that kind is kept as it is, so that
- *     `export | import | export` is the identity. A later id that is not
- *     such an integer is refused.
- *   - anything else (APOC's 0-based ids, element ids such as "4:ab..:0"):
- *     new ids are assigned from 1 in input order, and relationship endpoints
- *     are mapped through the node ids read.
+ *   - an id that is a decimal integer >= 0 (a string, as export and APOC
+ *     write it, without sign or leading zeros, or a JSON integer): every id
+ *     of that kind is kept as it is, 0 included, so that `export | import |
+ *     export` is the identity and a Neo4j export keeps its ids. A later id
+ *     that is not such an integer is refused.
+ *   - anything else (element ids such as "4:ab..:0"): new ids are assigned
+ *     from 1 in input order, and relationship endpoints are mapped through
+ *     the node ids read.
  * Duplicate ids, endpoints that name no node, map or point values and
  * anything malformed are refused as "FILE:LINE: reason"; the half-made store
  * is removed (into_dir itself is left, empty, if it existed before).

@@ -19,6 +19,18 @@
  * (an I/O failure, the log's FAILED state) ends the run, since no later line
  * could commit either. Ids the store assigned are printed only once their
  * transaction has committed.
+ *
+ * MEMORY. A line is at most SL_MUTATION_LINE_MAX bytes: a longer one is
+ * refused and the rest of it read past, never held. Nor is a line parsed
+ * whole: jansson builds about 1 KB of tree per op (a 57 MB line of 1M ops
+ * took 1.1 GB). scan_value() finds where a JSON value ends (strings and
+ * nesting, nothing decoded); jansson parses the line's object with its
+ * "ops" array cut out (so "ts", duplicates and stray fields are judged as
+ * before), then each op alone, which is applied and freed before the next.
+ * The store packs each op as it is applied (store.h), so a line costs the
+ * line, one op's tree and the transaction's packed bytes (at most
+ * SL_TXN_MAX). A line the scanner cannot walk is handed to jansson whole
+ * for its diagnosis (it stops at the error).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -77,13 +89,14 @@ static int op_fail(const op_ctx *c, int rc, const char *fmt, ...) {
   return rc;
 }
 
-/* An id field: a JSON integer >= 1. *out = 0 when optional and absent. */
+/* An id field: a JSON integer >= 0 (0 is an id like any other). *out =
+ * SL_ID_NEW (the store assigns one) when optional and absent. */
 static int get_id(const op_ctx *c, json_t *op, const char *field, bool required, uint64_t *out) {
   json_t *j = json_object_get(op, field);
-  *out = 0;
+  *out = SL_ID_NEW;
   if (!j) return required ? op_fail(c, SL_EINVAL, "missing \"%s\"", field) : 0;
-  if (!json_is_integer(j) || json_integer_value(j) < 1)
-    return op_fail(c, SL_EINVAL, "\"%s\" must be an integer id >= 1", field);
+  if (!json_is_integer(j) || json_integer_value(j) < 0)
+    return op_fail(c, SL_EINVAL, "\"%s\" must be an integer id >= 0", field);
   *out = (uint64_t)json_integer_value(j);
   return 0;
 }
@@ -156,7 +169,7 @@ static int apply_op(sl_tx *tx, json_t *op, op_ctx *c) {
     if (!known) return op_fail(c, SL_EINVAL, "unknown field \"%.64s\"", key);
   }
 
-  uint64_t id = 0, start, end, got;
+  uint64_t id = SL_ID_NEW, start, end, got;
   const char *name;
   const char **labels;
   size_t n;
@@ -172,7 +185,7 @@ static int apply_op(sl_tx *tx, json_t *op, op_ctx *c) {
         (rc = get_props(c, op, &props, &got)))
       return rc;
     rc = sl_tx_create_node(tx, id, labels, n, props, got, &got);
-    if (!rc && !id) rc = note_assigned(c->ml, false, got);
+    if (!rc && id == SL_ID_NEW) rc = note_assigned(c->ml, false, got);
     break;
   case OP_CREATE_REL:
     if ((rc = get_id(c, op, "id", false, &id)) || (rc = get_name(c, op, "type", &name)) ||
@@ -180,7 +193,7 @@ static int apply_op(sl_tx *tx, json_t *op, op_ctx *c) {
         (rc = get_props(c, op, &props, &n)))
       return rc;
     rc = sl_tx_create_rel(tx, id, name, start, end, props, n, &got);
-    if (!rc && !id) rc = note_assigned(c->ml, true, got);
+    if (!rc && id == SL_ID_NEW) rc = note_assigned(c->ml, true, got);
     break;
   case OP_DELETE_NODE: {
     if ((rc = get_id(c, op, "id", true, &id))) return rc;
@@ -224,6 +237,74 @@ static int apply_op(sl_tx *tx, json_t *op, op_ctx *c) {
   return 0;
 }
 
+/* ---- scanning (MEMORY) --------------------------------------------------- */
+static size_t skip_ws(const char *s, size_t len, size_t i) {
+  while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+  return i;
+}
+
+/* The end (exclusive) of the JSON value starting at s[i], or 0 when it is
+ * not well nested (a value never ends at 0). Only the structure is looked
+ * at; jansson judges the rest. */
+static size_t scan_value(const char *s, size_t len, size_t i) {
+  size_t depth = 0;
+  if (i >= len) return 0;
+  do {
+    char c = s[i];
+    if (c == '"') {
+      for (i++; i < len && s[i] != '"'; i++)
+        if (s[i] == '\\') i++;
+      if (i >= len) return 0;
+      i++;
+    } else if (c == '{' || c == '[') {
+      depth++;
+      i++;
+    } else if (c == '}' || c == ']') {
+      if (depth == 0) return 0;
+      depth--;
+      i++;
+    } else if (depth == 0) { /* a scalar at the top: up to a delimiter */
+      while (i < len && !strchr(",]} \t\r\n", s[i])) i++;
+      return i;
+    } else {
+      i++;
+    }
+  } while (depth && i < len);
+  return depth ? 0 : i;
+}
+
+/* Where the top-level object's "ops" value lies: 0 and [*a, *b), or -1
+ * when the line is not an object the scanner can walk, has no "ops", or
+ * spells a key with an escape or "ops" twice (jansson then judges the line
+ * whole). */
+static int find_ops(const char *s, size_t len, size_t *a, size_t *b) {
+  size_t i = skip_ws(s, len, 0);
+  bool found = false;
+  if (i >= len || s[i] != '{') return -1;
+  i = skip_ws(s, len, i + 1);
+  for (;;) {
+    size_t k = i, ke = scan_value(s, len, k);
+    if (!ke || s[k] != '"' || memchr(s + k, '\\', ke - k)) return -1;
+    i = skip_ws(s, len, ke);
+    if (i >= len || s[i] != ':') return -1;
+    size_t v = skip_ws(s, len, i + 1), ve = scan_value(s, len, v);
+    if (!ve) return -1;
+    if (ke - k == 5 && !memcmp(s + k, "\"ops\"", 5)) {
+      if (found) return -1;
+      found = true;
+      *a = v;
+      *b = ve;
+    }
+    i = skip_ws(s, len, ve);
+    if (i < len && s[i] == ',') {
+      i = skip_ws(s, len, i + 1);
+      continue;
+    }
+    if (i >= len || s[i] != '}') return -1;
+    return found && skip_ws(s, len, i + 1) == len ? 0 : -1;
+  }
+}
+
 static bool is_blank(const char *line, size_t len) {
   size_t i = 0;
   while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
@@ -247,6 +328,31 @@ static int set_ts(sl_tx *tx, json_t *ts, sl_mutation_line *ml) {
   return rc;
 }
 
+#define JFLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
+
+/* Apply the ops of the array at line[a..b) one at a time (MEMORY); the
+ * scanner has checked its nesting. */
+static int apply_ops(sl_tx *tx, const char *line, size_t a, size_t b, sl_mutation_line *ml) {
+  size_t i = skip_ws(line, b, a + 1);
+  if (line[i] == ']') return 0;
+  for (size_t n = 0;; n++) {
+    op_ctx c = {.ml = ml, .index = n};
+    size_t e = scan_value(line, b, i);
+    json_error_t jerr;
+    json_t *op = e ? json_loadb(line + i, e - i, JFLAGS | JSON_DECODE_ANY, &jerr) : NULL;
+    if (!op) return op_fail(&c, SL_EINVAL, "column %zu: %s", i + (size_t)(e ? jerr.column : 1), e ? jerr.text : "malformed op");
+    sl__scratch_reset(ml->arena);
+    int rc = apply_op(tx, op, &c);
+    json_decref(op);
+    if (rc) return rc;
+    ml->nops++;
+    i = skip_ws(line, b, e);
+    if (i >= b || line[i] == ']') return 0;
+    if (line[i] != ',') return op_fail(&c, SL_EINVAL, "column %zu: ',' or ']' expected after the op", i + 1);
+    i = skip_ws(line, b, i + 1);
+  }
+}
+
 int sl_mutation_apply(sl_tx *tx, const char *line, size_t len, sl_mutation_line *ml) {
   ml->nassigned = 0;
   ml->nops = 0;
@@ -255,11 +361,27 @@ int sl_mutation_apply(sl_tx *tx, const char *line, size_t len, sl_mutation_line 
   if (!ml->arena && !(ml->arena = sl__scratch_new())) return -ENOMEM;
   sl__scratch_reset(ml->arena);
 
+  /* jansson reads the line without its ops array, applied op by op after
+   * (MEMORY); a line the scanner cannot walk, whole. */
+  size_t a = 0, b = 0, rlen = len;
+  char *rest = NULL;
+  bool split = find_ops(line, len, &a, &b) == 0 && line[a] == '[';
+  if (split) {
+    rlen = len - (b - a) + 2;
+    if (!(rest = malloc(rlen))) return -ENOMEM;
+    memcpy(rest, line, a);
+    memcpy(rest + a, "[]", 2);
+    memcpy(rest + a + 2, line + b, len - b);
+  }
   json_error_t jerr;
-  json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+  json_t *root = json_loadb(split ? rest : line, rlen, JFLAGS, &jerr);
+  free(rest);
   int rc = SL_EINVAL;
   if (!root) {
-    snprintf(ml->why, sizeof ml->why, "column %d: %s", jerr.column, jerr.text);
+    /* A column past the cut-out array is that much further on the line. */
+    size_t col = (size_t)(jerr.column > 0 ? jerr.column : 0);
+    if (split && col > a + 2) col += b - a - 2;
+    snprintf(ml->why, sizeof ml->why, "column %zu: %s", col, jerr.text);
     return SL_EINVAL;
   }
   json_t *ops = json_object_get(root, "ops");
@@ -269,6 +391,10 @@ int sl_mutation_apply(sl_tx *tx, const char *line, size_t len, sl_mutation_line 
     goto fail;
   }
   if (ts && (rc = set_ts(tx, ts, ml))) goto fail;
+  if (split) {
+    rc = apply_ops(tx, line, a, b, ml);
+    goto fail;
+  }
   for (size_t i = 0; i < json_array_size(ops); i++) {
     op_ctx c = {.ml = ml, .index = i};
     if ((rc = apply_op(tx, json_array_get(ops, i), &c))) goto fail;
@@ -296,18 +422,65 @@ static bool line_error(int rc) {
          rc == SL_ETOOBIG;
 }
 
+/* Read one line (without its '\n') into *buf, at most max bytes of it
+ * (MEMORY): 1 and *len; 0 at the end of input; 2 when the line is longer,
+ * with the rest of it left unread (skip_line); -errno on a read error. */
+static int read_line(FILE *in, char **buf, size_t *cap, size_t max, size_t *len) {
+  size_t n = 0;
+  int c = EOF, rc = 1;
+  flockfile(in);
+  while ((c = getc_unlocked(in)) != EOF && c != '\n') {
+    if (n == max) {
+      rc = 2;
+      break;
+    }
+    if (n + 1 >= *cap) {
+      size_t ncap = *cap ? SL_MIN(*cap * 2, max + 1) : 4096;
+      char *p = realloc(*buf, ncap);
+      if (!p) {
+        funlockfile(in);
+        return -ENOMEM;
+      }
+      *buf = p;
+      *cap = ncap;
+    }
+    (*buf)[n++] = (char)c;
+  }
+  funlockfile(in);
+  *len = n;
+  if (c == EOF && ferror(in)) return errno ? -errno : -EIO;
+  return c == EOF && n == 0 && rc == 1 ? 0 : rc;
+}
+
+/* Read past the rest of a line, keeping none of it. */
+static void skip_line(FILE *in) {
+  int c;
+  flockfile(in);
+  while ((c = getc_unlocked(in)) != EOF && c != '\n') {
+  }
+  funlockfile(in);
+}
+
 int sl_mutations_exec(sl_store *st, FILE *in, const char *name, const sl_exec_options *opt,
                       sl_exec_result *res) {
   sl_exec_result r = {0};
   sl_mutation_line ml = {0};
   char *line = NULL;
-  size_t cap = 0;
-  ssize_t len;
-  int rc = 0, first_err = 0;
+  size_t cap = 0, len;
+  int rc = 0, first_err = 0, got;
 
-  while ((len = getline(&line, &cap, in)) >= 0) {
+  while ((got = read_line(in, &line, &cap, SL_MUTATION_LINE_MAX, &len)) > 0) {
     r.lines++;
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+    if (got == 2) {
+      sl_log_error("%s:%" PRIu64 ": line longer than %u bytes (a transaction may be at most %u bytes)", name,
+                   r.lines, SL_MUTATION_LINE_MAX, SL_TXN_MAX);
+      r.failed++;
+      if (!first_err) first_err = SL_ETOOBIG;
+      if (opt && opt->stop_on_error) break;
+      skip_line(in);
+      continue;
+    }
+    while (len > 0 && line[len - 1] == '\r') len--;
     if (is_blank(line, (size_t)len)) continue;
 
     sl_tx *tx;
@@ -337,8 +510,8 @@ int sl_mutations_exec(sl_store *st, FILE *in, const char *name, const sl_exec_op
     /* A program feeding exec through a pipe may wait for its ids. */
     if (opt && opt->ids_out && ml.nassigned) fflush(opt->ids_out);
   }
-  if (ferror(in)) {
-    rc = errno ? -errno : -EIO;
+  if (got < 0) {
+    rc = got;
     sl_log_error("%s:%" PRIu64 ": read failed: %s", name, r.lines + 1, sl_strerror(rc));
     goto fail;
   }

@@ -49,7 +49,8 @@
  *   idle; a peer silent for timeout_ms is closed.
  *
  * LIMITS: before the Hello a message may be at most HELLO_MAX bytes; after
- * it, the LZ4 bound of max_batch_bytes plus envelope. The codec checks the
+ * it, the LZ4 bound of max_batch_bytes (at least SL_BATCH_FRAME_MAX: a
+ * batch of one frame may be that large, codec.h) plus envelope. The codec checks the
  * length in the header before allocating anything. Connections: at most
  * max_connections, and max_connections_per_peer from one address, counted
  * at accept (before TLS). A connection is INTRODUCED once its Hello came
@@ -490,8 +491,9 @@ static int handshake(conn_ctx *cx) {
   sl_log_info("stream %s from %s (%s): welcome, durable %llu, applied %llu%s", s->name,
               sl_conn_peer(cx->c), h->software ? h->software : "?", (unsigned long long)durable,
               (unsigned long long)applied, cx->base_wanted ? ", base wanted" : "");
-  /* Past the hello: room for a whole compressed batch. */
-  size_t raw = r->opt.max_batch_bytes;
+  /* Past the hello: room for a whole compressed batch, one frame of the
+   * largest size too (codec.h SL_BATCH_FRAME_MAX). */
+  size_t raw = SL_MAX(r->opt.max_batch_bytes, (size_t)SL_BATCH_FRAME_MAX);
   cx->max_body = SL_MIN((size_t)SL_MSG_MAX, raw + raw / 255 + 16 + ENVELOPE_MAX);
 out:
   sl_msg_free(m);
@@ -557,7 +559,7 @@ static int on_batch(conn_ctx *cx, const Shiplog__Repl__Batch *b) {
   sl__stream *s = cx->s;
   char why[600];
   unsigned long long first = b->first_txid, last = b->last_txid;
-  int rc = sl_batch_open(b, cx->r->opt.max_batch_bytes, &cx->raw);
+  int rc = sl_batch_open(b, SL_BATCH_LIMIT(cx->r->opt.max_batch_bytes, b->first_txid, b->last_txid), &cx->raw);
   if (rc) {
     snprintf(why, sizeof why, "batch txids %llu..%llu (%u raw bytes): %s", first, last,
              b->raw_len, sl_strerror(rc));
@@ -665,6 +667,9 @@ static int on_message(conn_ctx *cx, const Shiplog__Repl__Message *m, bool *batch
     sl_log_error("stream %s from %s: the shipper reports error %d: %s", cx->s->name,
                  sl_conn_peer(cx->c), (int)m->error->code,
                  m->error->message ? m->error->message : "");
+    /* A shipper that gives up leaves the stream behind: status says why. */
+    sl__stream_set_error(cx->s, "shipper %s: %s", sl_conn_peer(cx->c),
+                         m->error->message ? m->error->message : "gave up");
     return SL_EEND;
   default:
     snprintf(why, sizeof why, "unexpected %s message while streaming", sl_msg_kind(m));

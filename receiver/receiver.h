@@ -113,7 +113,8 @@ typedef struct sl_receiver_options {
   const char *data_dir;
   int heartbeat_ms;            /* 0: 1000 */
   int timeout_ms;              /* silent shipper; 0: 10000 */
-  size_t max_batch_bytes;      /* raw; 0: SL_BATCH_RAW_MAX */
+  size_t max_batch_bytes;      /* raw; 0: SL_BATCH_RAW_MAX. A batch of one frame is
+                                  taken up to SL_BATCH_FRAME_MAX whatever this is */
   int max_connections;         /* 0: 256 */
   int max_connections_per_peer;/* from one peer address; 0: 16 */
   /* TLS 1.3 files (PEM), or insecure (plain TCP): exactly one of the two,

@@ -121,6 +121,9 @@
 #define BASE_CHUNK (256u << 10) /* base bytes per message: small next to what a slow link
                                    carries between two heartbeats of the receiver */
 
+/* Every transaction a store commits ships, sealed or not (log.h, SIZE LIMITS). */
+_Static_assert(SL_TXN_MAX + SL_CRYPT_FRAME_EXTRA <= SL_FRAME_SHIP_MAX, "a sealed transaction must fit a frame");
+
 typedef enum state { ST_CONNECTING, ST_HANDSHAKE, ST_STREAMING, ST_BACKOFF, ST_STOPPED, ST_FAILED, ST_BASE } state;
 static const char *const state_name[] = {"connecting", "connecting", "streaming",
                                          "backoff", "stopped", "failed", "sending-base"};
@@ -975,6 +978,25 @@ static int ship(shipper *s) {
   return send_slot(s, b);
 }
 
+/* A frame no receiver takes: give up, and tell the receiver why, so that its
+ * status shows the stream as stuck rather than idle. */
+static int unshippable(shipper *s, uint64_t txid, size_t len) {
+  char why[sizeof s->logdir + 512];
+  snprintf(why, sizeof why,
+           "%s: txid %llu is a %zu-byte frame, more than the replication protocol carries (%u bytes; it was "
+           "committed by a shiplog without that limit): this log cannot be shipped past txid %llu",
+           s->logdir, (unsigned long long)txid, len, (unsigned)SL_BATCH_FRAME_MAX, (unsigned long long)(txid - 1));
+  Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
+  Shiplog__Repl__Error e = SHIPLOG__REPL__ERROR__INIT;
+  sl_msg_error(&m, &e, SHIPLOG__REPL__ERROR_CODE__ERR_TOO_BIG, true, why);
+  /* The batches before it first: the receiver may archive them. */
+  if (s->conn && flush_sealer(s) == 0 && s->conn) {
+    s->sbuf.len = 0;
+    if (sl_msg_encode(&m, &s->sbuf) == 0) (void)send_bytes(s, s->sbuf.data, s->sbuf.len);
+  }
+  return fatal(s, SL_ETOOBIG, "%s", why);
+}
+
 /* Batch whatever is durable and not yet shipped, shipping full batches (and
  * every batch when there is no delay). */
 static int fill(shipper *s, uint64_t now) {
@@ -1000,11 +1022,13 @@ static int fill(shipper *s, uint64_t now) {
     b->cs = s->cs = run.checksum;
     b->last = run.last_txid;
     b->commit_us = run.last_commit_us;
-    if (b->raw.len > s->recv_limit)
-      return fatal(s, SL_ETOOBIG,
-                   "%s: txid %llu is a %zu-byte frame, more than receiver %s takes in a batch "
-                   "(%zu bytes)", s->logdir, (unsigned long long)run.first_txid, b->raw.len,
-                   s->opt->to, s->recv_limit);
+    /* A frame larger than the receiver's batch limit is alone in its batch
+     * (the tail returns it so), which the receiver takes up to
+     * SL_BATCH_FRAME_MAX. Only a frame no store commits any more (log.h,
+     * SIZE LIMITS: an older shiplog's) cannot be shipped at all. */
+    size_t sealed_max = b->raw.len + (b->kr ? SL_CRYPT_FRAME_EXTRA : 0);
+    if (b->raw.len > s->recv_limit && sealed_max > SL_BATCH_FRAME_MAX)
+      return unshippable(s, run.first_txid, b->raw.len);
     if (s->opt->batch_delay_us && b->raw.len < s->batch_cap) break;
     if ((rc = ship(s))) return rc;
   }

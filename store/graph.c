@@ -238,17 +238,15 @@ static int check_props(sl__wctx *w, const sl_prop *props, size_t n) {
   return 0;
 }
 
-/* Take the given id or assign the next one; keeps next_id above every id
- * used. Returns MDB_APPEND when the id lies above every id in use (the
+/* Take the given id or assign the next one (SL_ID_NEW); keeps next_id above
+ * every id used. Returns MDB_APPEND when the id lies above every id in use (the
  * common case: LMDB then fills pages instead of splitting them in half),
  * else MDB_NOOVERWRITE. */
 static int take_id(sl__wctx *w, uint64_t *id, uint64_t *next_id, const char *what) {
-  int flag = *id == 0 || *id >= *next_id ? MDB_APPEND : MDB_NOOVERWRITE;
-  if (*id == 0) {
-    if (*next_id == UINT64_MAX) return op_fail(w, SL_EINVAL, "no %s ids left", what);
+  int flag = *id == SL_ID_NEW || *id >= *next_id ? MDB_APPEND : MDB_NOOVERWRITE;
+  if (*id == SL_ID_NEW) {
+    if (*next_id == SL_ID_NEW) return op_fail(w, SL_EINVAL, "no %s ids left", what);
     *id = *next_id;
-  } else if (*id == UINT64_MAX) {
-    return op_fail(w, SL_EINVAL, "%s id %llu is reserved", what, (unsigned long long)*id);
   }
   if (*id >= *next_id) *next_id = *id + 1;
   return flag;
@@ -507,7 +505,9 @@ static int apply_op(sl__wctx *w, sl__arena *a, const Shiplog__Op *op) {
   switch (op->op_case) {
   case SHIPLOG__OP__OP_CREATE_NODE: {
     const Shiplog__CreateNode *c = op->create_node;
-    if (!(id = c->id)) return op_fail(w, SL_EINVAL, "create_node without an id");
+    /* A record always carries the id (0 is one); SL_ID_NEW never is. */
+    if ((id = c->id) == SL_ID_NEW)
+      return op_fail(w, SL_EINVAL, "create_node with the reserved id %llu", (unsigned long long)id);
     if ((rc = pb_props(w, a, c->props, c->n_props, &props))) return rc;
     return op_create_node(w, &id, (const char *const *)c->labels, c->n_labels, props, c->n_props);
   }
@@ -530,7 +530,8 @@ static int apply_op(sl__wctx *w, sl__arena *a, const Shiplog__Op *op) {
     return op_remove_prop(w, true, op->remove_rel_prop->id, op->remove_rel_prop->key);
   case SHIPLOG__OP__OP_CREATE_REL: {
     const Shiplog__CreateRelationship *c = op->create_rel;
-    if (!(id = c->id)) return op_fail(w, SL_EINVAL, "create_rel without an id");
+    if ((id = c->id) == SL_ID_NEW)
+      return op_fail(w, SL_EINVAL, "create_rel with the reserved id %llu", (unsigned long long)id);
     if ((rc = pb_props(w, a, c->props, c->n_props, &props))) return rc;
     return op_create_rel(w, &id, c->type, c->start, c->end, props, c->n_props);
   }
@@ -591,26 +592,51 @@ static int tx_done(sl_tx *tx, int rc) {
   return 0;
 }
 
-static Shiplog__Op *record(sl_tx *tx, Shiplog__Op__OpCase kind, void *msg) {
-  if (!msg) return NULL;
-  if (tx->nops == tx->ops_cap) {
-    size_t cap = tx->ops_cap ? tx->ops_cap * 2 : 64;
-    Shiplog__Op **ops = realloc(tx->ops, cap * sizeof *ops);
-    if (!ops) return NULL;
+/* Record an applied op (its message built in tx->arena) by packing it at
+ * once: a Transaction's `repeated Op ops = 4` is the concatenation of
+ * [tag 0x22][varint length][packed Op] per op, so sl_tx_commit only puts
+ * the packed txid, time and epoch before tx->ops. A transaction then holds
+ * the bytes it will log, not a tree of messages (several times as large),
+ * and the arena is reset for the next op. SL_ETOOBIG (with the reason in
+ * sl_tx_error) once the ops pass what a frame may carry (SL_TXN_MAX). */
+static int record(sl_tx *tx, Shiplog__Op__OpCase kind, void *msg) {
+  int rc = -ENOMEM;
+  if (!msg) goto out;
+  Shiplog__Op op = SHIPLOG__OP__INIT;
+  op.op_case = kind;
+  op.create_node = msg; /* every member of the union is a message pointer */
+  size_t n = shiplog__op__get_packed_size(&op), need = tx->ops_len + 1 + 10 + n;
+  /* The packed txid, time and epoch come before the ops: 3 x (tag + varint). */
+  if (need + 3 * 11 > SL_TXN_MAX) {
+    snprintf(tx->w.err, sizeof tx->w.err, "transaction too large: %zu bytes by op %zu, the limit is %u",
+             need + 3 * 11, tx->nops + 1, SL_TXN_MAX);
+    rc = SL_ETOOBIG;
+    goto out;
+  }
+  if (need > tx->ops_cap) {
+    size_t cap = SL_MAX(need, tx->ops_cap + tx->ops_cap / 2 + 4096);
+    uint8_t *ops = realloc(tx->ops, cap);
+    if (!ops) goto out;
     tx->ops = ops;
     tx->ops_cap = cap;
   }
-  Shiplog__Op *op = sl__arena_alloc(&tx->arena, sizeof *op);
-  if (!op) return NULL;
-  shiplog__op__init(op);
-  op->op_case = kind;
-  op->create_node = msg; /* every member of the union is a message pointer */
-  tx->ops[tx->nops++] = op;
-  return op;
+  uint8_t *p = tx->ops + tx->ops_len;
+  *p++ = 4 << 3 | 2; /* field 4, length-delimited */
+  for (size_t v = n; ; v >>= 7) {
+    *p++ = (uint8_t)(v & 0x7f) | (v >= 0x80 ? 0x80 : 0);
+    if (v < 0x80) break;
+  }
+  p += shiplog__op__pack(&op, p);
+  tx->ops_len = (size_t)(p - tx->ops);
+  tx->nops++;
+  rc = 0;
+out:
+  sl__arena_reset(&tx->arena);
+  return rc;
 }
 
-static char *dup_str(sl_tx *tx, const char *s) { return sl__arena_strndup(&tx->arena, s, strlen(s)); }
-
+/* The messages built for record() are packed before the call returns, so
+ * they point at the caller's strings rather than copy them. */
 static Shiplog__Property **pb_props_of(sl_tx *tx, const sl_prop *props, size_t n) {
   Shiplog__Property **pp = sl__arena_alloc(&tx->arena, (n ? n : 1) * sizeof *pp);
   if (!pp) return NULL;
@@ -618,8 +644,8 @@ static Shiplog__Property **pb_props_of(sl_tx *tx, const sl_prop *props, size_t n
     Shiplog__Property *p = sl__arena_alloc(&tx->arena, sizeof *p);
     if (!p) return NULL;
     shiplog__property__init(p);
-    if (!(p->key = dup_str(tx, props[i].key)) || sl__value_to_pb(&tx->arena, &props[i].value, &p->value))
-      return NULL;
+    p->key = (char *)props[i].key;
+    if (sl__value_to_pb(&tx->arena, &props[i].value, &p->value)) return NULL;
     pp[i] = p;
   }
   return pp;
@@ -633,17 +659,13 @@ int sl_tx_create_node(sl_tx *tx, uint64_t id, const char *const *labels, size_t 
   int rc = op_create_node(&tx->w, &id, labels, nlabels, props, nprops);
   if (rc == 0) {
     Shiplog__CreateNode *m = NEW_MSG(tx, Shiplog__CreateNode, shiplog__create_node__init);
-    rc = -ENOMEM;
-    if (m && (m->labels = sl__arena_alloc(&tx->arena, (nlabels ? nlabels : 1) * sizeof *m->labels)) &&
-        (m->props = pb_props_of(tx, props, nprops))) {
+    if (m && (m->props = pb_props_of(tx, props, nprops))) {
       m->id = id;
+      m->labels = (char **)labels;
       m->n_labels = nlabels;
       m->n_props = nprops;
-      rc = 0;
-      for (size_t i = 0; i < nlabels && !rc; i++)
-        if (!(m->labels[i] = dup_str(tx, labels[i]))) rc = -ENOMEM;
-      if (!rc && !record(tx, SHIPLOG__OP__OP_CREATE_NODE, m)) rc = -ENOMEM;
     }
+    rc = record(tx, SHIPLOG__OP__OP_CREATE_NODE, m && m->props ? m : NULL);
     if (rc == 0 && out_id) *out_id = id;
   }
   return tx_done(tx, rc);
@@ -659,7 +681,7 @@ int sl_tx_delete_node(sl_tx *tx, uint64_t id, bool detach) {
       m->has_detach = detach;
       m->detach = detach;
     }
-    if (!record(tx, SHIPLOG__OP__OP_DELETE_NODE, m)) rc = -ENOMEM;
+    rc = record(tx, SHIPLOG__OP__OP_DELETE_NODE, m);
   }
   return tx_done(tx, rc);
 }
@@ -671,10 +693,9 @@ static int tx_label(sl_tx *tx, bool add, uint64_t id, const char *label) {
     Shiplog__NodeLabel *m = NEW_MSG(tx, Shiplog__NodeLabel, shiplog__node_label__init);
     if (m) {
       m->id = id;
-      m->label = dup_str(tx, label);
+      m->label = (char *)label;
     }
-    if (!m || !m->label || !record(tx, add ? SHIPLOG__OP__OP_ADD_LABEL : SHIPLOG__OP__OP_REMOVE_LABEL, m))
-      rc = -ENOMEM;
+    rc = record(tx, add ? SHIPLOG__OP__OP_ADD_LABEL : SHIPLOG__OP__OP_REMOVE_LABEL, m);
   }
   return tx_done(tx, rc);
 }
@@ -689,11 +710,9 @@ static int tx_remove_prop(sl_tx *tx, bool rel, uint64_t id, const char *key) {
     Shiplog__RemoveProperty *m = NEW_MSG(tx, Shiplog__RemoveProperty, shiplog__remove_property__init);
     if (m) {
       m->id = id;
-      m->key = dup_str(tx, key);
+      m->key = (char *)key;
     }
-    if (!m || !m->key ||
-        !record(tx, rel ? SHIPLOG__OP__OP_REMOVE_REL_PROP : SHIPLOG__OP__OP_REMOVE_NODE_PROP, m))
-      rc = -ENOMEM;
+    rc = record(tx, rel ? SHIPLOG__OP__OP_REMOVE_REL_PROP : SHIPLOG__OP__OP_REMOVE_NODE_PROP, m);
   }
   return tx_done(tx, rc);
 }
@@ -706,11 +725,10 @@ static int tx_set_prop(sl_tx *tx, bool rel, uint64_t id, const char *key, const 
     Shiplog__SetProperty *m = NEW_MSG(tx, Shiplog__SetProperty, shiplog__set_property__init);
     if (m) {
       m->id = id;
-      m->key = dup_str(tx, key);
+      m->key = (char *)key;
     }
-    if (!m || !m->key || sl__value_to_pb(&tx->arena, v, &m->value) ||
-        !record(tx, rel ? SHIPLOG__OP__OP_SET_REL_PROP : SHIPLOG__OP__OP_SET_NODE_PROP, m))
-      rc = -ENOMEM;
+    rc = record(tx, rel ? SHIPLOG__OP__OP_SET_REL_PROP : SHIPLOG__OP__OP_SET_NODE_PROP,
+                m && !sl__value_to_pb(&tx->arena, v, &m->value) ? m : NULL);
   }
   return tx_done(tx, rc);
 }
@@ -735,10 +753,10 @@ int sl_tx_create_rel(sl_tx *tx, uint64_t id, const char *type, uint64_t start, u
       m->start = start;
       m->end = end;
       m->n_props = nprops;
-      m->type = dup_str(tx, type);
+      m->type = (char *)type;
       m->props = pb_props_of(tx, props, nprops);
     }
-    if (!m || !m->type || !m->props || !record(tx, SHIPLOG__OP__OP_CREATE_REL, m)) rc = -ENOMEM;
+    rc = record(tx, SHIPLOG__OP__OP_CREATE_REL, m && m->props ? m : NULL);
     if (rc == 0 && out_id) *out_id = id;
   }
   return tx_done(tx, rc);
@@ -750,7 +768,7 @@ int sl_tx_delete_rel(sl_tx *tx, uint64_t id) {
   if (rc == 0) {
     Shiplog__DeleteRelationship *m = NEW_MSG(tx, Shiplog__DeleteRelationship, shiplog__delete_relationship__init);
     if (m) m->id = id;
-    if (!record(tx, SHIPLOG__OP__OP_DELETE_REL, m)) rc = -ENOMEM;
+    rc = record(tx, SHIPLOG__OP__OP_DELETE_REL, m);
   }
   return tx_done(tx, rc);
 }

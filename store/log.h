@@ -128,6 +128,17 @@
 #define SL_SEG_HEADER_SIZE 128
 #define SL_FRAME_HEADER_SIZE 8
 #define SL_FRAME_MAX (256u << 20)                 /* largest payload: 256 MiB */
+/* SIZE LIMITS. SL_FRAME_MAX is what the format allows and every reader
+ * accepts (shiplog before 0.2 committed transactions up to it). The
+ * replication protocol carries frames up to SL_FRAME_SHIP_MAX: a Batch of
+ * one frame may be that large whatever the receiver's batch limit (codec.h
+ * SL_BATCH_FRAME_MAX; the shipper and the receiver size their limits from
+ * it). sl_tx_commit refuses a transaction that packs to more than
+ * SL_TXN_MAX (SL_ETOOBIG, before anything is logged), so that every new
+ * frame can be shipped, sealed too: the room between the two covers the
+ * sealing (crypt.h SL_CRYPT_FRAME_EXTRA, checked where both are known). */
+#define SL_FRAME_SHIP_MAX (64u << 20)
+#define SL_TXN_MAX (SL_FRAME_SHIP_MAX - 4096u)
 #define SL_SEG_SIZE_DEFAULT (64ull << 20)
 #define SL_SEG_SIZE_MIN (4096ull)
 #define SL_STORE_ID_SIZE 16

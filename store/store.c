@@ -129,6 +129,8 @@
 #define REPLAY_BATCH_BYTES (16u << 20) /* larger LMDB transactions spill dirty pages */
 #define ENV_FLAGS (MDB_NOSYNC | MDB_WRITEMAP) /* for writing, log or not */
 #define COMMIT_AHEAD_MAX_US (60ull * 1000000)
+#define TX_OPS_KEEP (1u << 20) /* packed ops / pending records kept for the next */
+#define PEND_KEEP (4u << 20)   /* transactions; larger buffers are freed */
 #define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
 
 static int join(char *out, size_t n, const char *dir, const char *name) {
@@ -1406,6 +1408,11 @@ static void waiters_done(sl_store *st, int rc, size_t logged) {
   st->waiters = NULL;
   st->waiters_tail = &st->waiters;
   st->pend_n = st->pend_len = 0;
+  if (st->pend_cap > PEND_KEEP) { /* after a large transaction: give it back */
+    free(st->pend);
+    st->pend = NULL;
+    st->pend_cap = 0;
+  }
 }
 
 /* Undo the open transaction's writes but keep the pending records before
@@ -1541,7 +1548,12 @@ int sl_tx_begin(sl_store *st, sl_tx **out) {
   tx->st = st;
   tx->err = 0;
   tx->has_commit_time = false;
-  tx->nops = 0;
+  tx->nops = tx->ops_len = 0;
+  if (tx->ops_cap > TX_OPS_KEEP) { /* after a large transaction: give it back */
+    free(tx->ops);
+    tx->ops = NULL;
+    tx->ops_cap = 0;
+  }
   tx->view_open = false;
   sl__arena_reset(&tx->arena);
   int rc = reserve_space(st);
@@ -1614,16 +1626,19 @@ int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
   rec.commit_time_us = tx->has_commit_time ? tx->commit_us : SL_MAX(sl_now_us(), m->last_commit_us);
   rec.epoch = sl_log_epoch(st->log); /* LINEAGE: the epoch this primary writes in */
   rec.has_epoch = rec.epoch != 0;
-  rec.n_ops = tx->nops;
-  rec.ops = tx->ops;
-  size_t len = shiplog__transaction__get_packed_size(&rec);
-  if (len > SL_FRAME_MAX) {
-    sl_log_error("%s: transaction of %zu ops packs to %zu bytes, more than a frame holds", st->dir, tx->nops, len);
-    rc = SL_ETOOBIG;
+  /* Fields 1-3, then the ops packed as they were recorded (graph.c,
+   * record()): the encoding protobuf-c gives the whole message. */
+  size_t head = shiplog__transaction__get_packed_size(&rec), len = head + tx->ops_len;
+  if (len > SL_TXN_MAX) {
+    snprintf(tx->w.err, sizeof tx->w.err, "transaction too large: %zu bytes, the limit is %u", len, SL_TXN_MAX);
+    sl_log_error("%s: a transaction of %zu ops is %zu bytes, more than the %u a log frame may carry to a receiver; "
+                 "nothing was logged", st->dir, tx->nops, len, SL_TXN_MAX);
+    tx->err = rc = SL_ETOOBIG;
     goto abort;
   }
   if ((rc = pend_reserve(st, len))) goto abort;
   shiplog__transaction__pack(&rec, st->pend + st->pend_len);
+  memcpy(st->pend + st->pend_len + head, tx->ops, tx->ops_len);
   st->pend_off[st->pend_n] = st->pend_len;
   st->pend_lens[st->pend_n++] = len;
   st->pend_len += len;

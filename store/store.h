@@ -209,8 +209,11 @@ int sl_tx_begin(sl_store *st, sl_tx **out);
  * below the previous commit. SL_ETIME if it goes back or is > now + 60 s. */
 int sl_tx_set_commit_time(sl_tx *tx, uint64_t us);
 
-/* id 0 = assign the next free id; a given id must be unused (SL_EEXIST).
- * *out_id (may be NULL) receives the id. */
+/* Ids are unsigned 64-bit integers, 0 included (a Neo4j export's ids start
+ * there); SL_ID_NEW, the one value that is no id, asks for the next free id
+ * (one above every id used, 1 in a new store). A given id must be unused
+ * (SL_EEXIST). *out_id (may be NULL) receives the id. */
+#define SL_ID_NEW UINT64_MAX
 int sl_tx_create_node(sl_tx *tx, uint64_t id, const char *const *labels, size_t nlabels,
                       const sl_prop *props, size_t nprops, uint64_t *out_id);
 int sl_tx_delete_node(sl_tx *tx, uint64_t id, bool detach); /* SL_EHASRELS */
@@ -232,7 +235,12 @@ const char *sl_tx_error(const sl_tx *tx);
  * label or property it lacks, is a no-op and is not logged. */
 
 /* Durable commit. *txid (may be NULL) receives its txid. An empty
- * transaction commits nothing and sets *txid to 0. The tx is freed. */
+ * transaction commits nothing and sets *txid to 0. The tx is freed.
+ * SIZE: a transaction holds its ops packed as they will be logged (not as
+ * messages), and one that would pack to more than SL_TXN_MAX (log.h, SIZE
+ * LIMITS) is refused with SL_ETOOBIG by the op that passes the limit
+ * ("transaction too large: N bytes by op K, the limit is M" in
+ * sl_tx_error); nothing of it is logged. */
 int sl_tx_commit(sl_tx *tx, uint64_t *txid);
 void sl_tx_abort(sl_tx *tx);
 /* Reads through the transaction (sees its own writes). Owned by the tx. */

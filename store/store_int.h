@@ -107,9 +107,10 @@ struct sl_tx {
   int err;                 /* first error: the tx may only be aborted */
   bool has_commit_time;
   uint64_t commit_us;
-  sl__arena arena;         /* recorded ops and their strings */
-  Shiplog__Op **ops;       /* grows; kept across transactions */
-  size_t nops, ops_cap;
+  sl__arena arena;         /* the op message being recorded (reset per op) */
+  uint8_t *ops;            /* the packed ops (graph.c, record()); kept across
+                              transactions up to TX_OPS_KEEP bytes */
+  size_t nops, ops_len, ops_cap;
   struct sl_view view;     /* sl_tx_view */
   bool view_open;
 };

@@ -202,6 +202,59 @@ contains "$T/err" "offset" "the damage report names the offset"
 expect 1 "log refuses a damaged durable frame" "$BIN" log "$T/damaged"
 contains "$T/err" "$(basename "$seg")" "log names the damaged segment"
 
+# ---- id 0 is an id like any other -----------------------------------------------------
+# A Neo4j (APOC) export counts ids from 0: import keeps them; exec, the log,
+# verify's replay, dump/load and export all carry id 0 as itself.
+Z=$T/zero
+cat >"$T/apoc0.json" <<'EOF'
+{"type":"node","id":"0","labels":["User"],"properties":{"name":"Adam"}}
+{"type":"node","id":"1","labels":["User"],"properties":{"name":"Jim"}}
+{"id":"0","type":"relationship","label":"KNOWS","properties":{},"start":{"id":"0","labels":["User"]},"end":{"id":"1","labels":["User"]}}
+EOF
+expect 0 "import an APOC export whose ids start at 0" "$BIN" import "$T/apoc0.json" --into "$Z"
+expect 0 "export it" "$BIN" export "$Z"
+contains "$T/out" '{"type":"node","id":"0","labels":["User"],"properties":{"name":"Adam"}}' "node 0 keeps its id"
+contains "$T/out" '"id":"0","label":"KNOWS","start":{"id":"0"' "relationship 0 keeps its id and its start"
+echo '{"ops":[{"op":"create_node","labels":["New"]},{"op":"delete_node","id":0,"detach":true},{"op":"create_node","id":0,"labels":["Again"]}]}' >"$T/zero.jsonl"
+expect 0 "exec: no id assigns the next free one, id 0 is taken as given" "$BIN" exec "$Z" "$T/zero.jsonl"
+[ "$(cat "$T/out")" = "node 2" ] && ok "the assigned id is 2, not 0" || bad "the assigned id is 2, not 0 (got: $(cat "$T/out"))"
+expect 0 "log shows id 0" "$BIN" log "$Z" --json
+contains "$T/out" '{"op":"create_node","id":0,"labels":["Again"]' "the log holds create_node id 0"
+expect 0 "verify: a replay of the log creates id 0 again" "$BIN" verify "$Z"
+"$BIN" export "$Z" >"$T/zero.export"
+expect 0 "dump a store holding id 0" "$BIN" dump "$Z" --to "$T/zero.dump"
+expect 0 "load it" "$BIN" load "$T/zero.dump" --into "$T/zero2"
+"$BIN" export "$T/zero2" >"$T/zero2.export"
+same "$T/zero.export" "$T/zero2.export" "dump/load keeps id 0"
+expect 0 "import the export back" "$BIN" import "$T/zero.export" --into "$T/zero3"
+"$BIN" export "$T/zero3" >"$T/zero3.export"
+same "$T/zero.export" "$T/zero3.export" "export | import | export keeps id 0"
+
+# ---- bounds: transaction size, line length ---------------------------------------------
+# A transaction is bounded by what a receiver can take (64 MiB less room for
+# sealing): a larger one is refused before anything is logged, naming the
+# line. A line longer than 128 MiB is refused without being held in memory.
+BIGS=$T/bigs
+"$BIN" init "$BIGS" >/dev/null
+{
+  echo '{"ops":[{"op":"create_node","labels":["Small"]}]}'
+  printf '{"ops":[{"op":"create_node","labels":[],"props":{"s":"'
+  head -c 67200000 /dev/zero | tr '\0' x
+  printf '"}}]}\n'
+  echo '{"ops":[{"op":"create_node","labels":["After"]}]}'
+} >"$T/big.jsonl"
+expect 1 "exec refuses a transaction over the limit" "$BIN" exec "$BIGS" "$T/big.jsonl"
+contains "$T/err" "big.jsonl:2: op 1 (create_node): transaction too large:" "the refusal names FILE:LINE"
+contains "$T/err" "the limit is 67104768" "and the limit"
+"$BIN" log "$BIGS" --json >"$T/out"
+[ "$(wc -l <"$T/out")" = 2 ] && ok "nothing of it was logged; the lines around it were" || bad "nothing of it was logged; the lines around it were"
+rm -f "$T/big.jsonl"
+expect 1 "exec refuses a line longer than 128 MiB" sh -c "{ head -c 140000000 /dev/zero; echo; echo '{\"ops\":[{\"op\":\"create_node\",\"labels\":[\"Next\"]}]}'; } | '$BIN' exec '$BIGS' -"
+contains "$T/err" "<stdin>:1: line longer than 134217728 bytes" "the refusal names the line and the limit"
+contains "$T/out" "node 3" "the next line is applied"
+expect 1 "exec --stop-on-error ends at an endless line" timeout 20 "$BIN" exec "$BIGS" /dev/zero --stop-on-error
+contains "$T/err" "/dev/zero:1: line longer than" "and says so"
+
 # ---- beside a running writer ----------------------------------------------------------
 W=$T/w
 expect 0 "init w" "$BIN" init "$W"

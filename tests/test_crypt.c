@@ -376,7 +376,7 @@ static void make_store(const char *dir, int txs) {
     sl_prop p = {.key = "name", .value = {.kind = SL_STRING, .len = (size_t)n, .u.s = text}};
     const char *label = "Person";
     OK(sl_tx_begin(st, &tx));
-    OK(sl_tx_create_node(tx, 0, &label, 1, &p, 1, NULL));
+    OK(sl_tx_create_node(tx, SL_ID_NEW, &label, 1, &p, 1, NULL));
     OK(sl_tx_commit(tx, NULL));
   }
   sl_store_close(st);

@@ -103,7 +103,7 @@ static uint64_t gen_tx(sl_store *st, gen *g, int ops) {
       const char *ls[2] = {labels[tu_rand_below(&g->rng, 4)], labels[tu_rand_below(&g->rng, 4)]};
       sl_prop props[2] = {{"k1", rand_value(g, buf, items)}, {"k2", rand_value(g, buf2, items2)}};
       size_t nl = strcmp(ls[0], ls[1]) ? 2 : 1;
-      OK(sl_tx_create_node(tx, 0, ls, nl, props, tu_rand_below(&g->rng, 3), &id));
+      OK(sl_tx_create_node(tx, SL_ID_NEW, ls, nl, props, tu_rand_below(&g->rng, 3), &id));
       if (g->nn == g->cap) {
         g->cap = g->cap ? 2 * g->cap : 256;
         g->nodes = realloc(g->nodes, g->cap * sizeof *g->nodes);
@@ -111,7 +111,7 @@ static uint64_t gen_tx(sl_store *st, gen *g, int ops) {
       g->nodes[g->nn++] = id;
     } else if (what <= 5) {
       sl_prop p = {"w", rand_value(g, buf, items)};
-      OK(sl_tx_create_rel(tx, 0, types[tu_rand_below(&g->rng, 3)], pick_node(g), pick_node(g), &p,
+      OK(sl_tx_create_rel(tx, SL_ID_NEW, types[tu_rand_below(&g->rng, 3)], pick_node(g), pick_node(g), &p,
                           tu_rand_below(&g->rng, 2), NULL));
     } else if (what == 6) {
       sl_value v = rand_value(g, buf, items);

@@ -116,7 +116,7 @@ static void repeated_power_loss(void **state) {
         sl_tx *tx;
         const char *l = "N";
         uint64_t txid;
-        if (sl_tx_begin(st, &tx) || sl_tx_create_node(tx, 0, &l, 1, NULL, 0, NULL) || sl_tx_commit(tx, &txid))
+        if (sl_tx_begin(st, &tx) || sl_tx_create_node(tx, SL_ID_NEW, &l, 1, NULL, 0, NULL) || sl_tx_commit(tx, &txid))
           _exit(3);
       }
     }
@@ -178,7 +178,7 @@ static void clock_jumps(void **state) {
     sl_prop prop = {"t", {.kind = SL_INT, .u.i = (int64_t)t}};
     uint64_t txid;
     OK(sl_tx_begin(p, &tx));
-    OK(sl_tx_create_node(tx, 0, &l, 1, &prop, 1, NULL));
+    OK(sl_tx_create_node(tx, SL_ID_NEW, &l, 1, &prop, 1, NULL));
     OK(sl_tx_commit(tx, &txid));
     assert_int_equal(txid, t);
   }

@@ -169,6 +169,12 @@ static void interchange_mutation_lines(void **state) {
   assert_int_equal(apply(st, "{\"ops\":[{\"op\":\"create_rel\",\"type\":\"T\",\"start\":1,\"end\":2}]}", &ml), 0);
   assert_int_equal(ml.nassigned, 1);
   assert_true(ml.assigned[0].rel);
+  /* 0 is an id like any other: given, it is taken, not a request for one. */
+  assert_int_equal(apply(st, "{\"ops\":[{\"op\":\"create_node\",\"id\":0,\"labels\":[\"Z\"]},"
+                             "{\"op\":\"create_rel\",\"id\":0,\"type\":\"T\",\"start\":0,\"end\":0}]}",
+                         &ml),
+                   0);
+  assert_int_equal(ml.nassigned, 0);
 
   static const struct {
     const char *line;
@@ -189,7 +195,7 @@ static void interchange_mutation_lines(void **state) {
       {"{\"ops\":[{\"op\":\"create_node\",\"labels\":[\"\"]}]}", SL_EINVAL, "1..255"},
       {"{\"ops\":[{\"op\":\"create_node\",\"labels\":[],\"props\":{\"a\":99999999999999999999}}]}", SL_EINVAL,
        "column"},
-      {"{\"ops\":[{\"op\":\"create_node\",\"id\":0,\"labels\":[]}]}", SL_EINVAL, ">= 1"},
+      {"{\"ops\":[{\"op\":\"create_node\",\"id\":-1,\"labels\":[]}]}", SL_EINVAL, ">= 0"},
       {"{\"ops\":[{\"op\":\"create_node\",\"id\":1,\"labels\":[]}]}", SL_EEXIST, "node 1"},
       {"{\"ops\":[{\"op\":\"set_node_prop\",\"id\":77,\"key\":\"k\",\"value\":1}]}", SL_ENOTFOUND, "node 77"},
       {"{\"ops\":[{\"op\":\"create_rel\",\"type\":\"T\",\"start\":1,\"end\":99}]}", SL_ENOTFOUND, "end node 99"},
@@ -345,7 +351,8 @@ static void interchange_roundtrip(void **state) {
 }
 
 /* APOC's shape: ids from 0 as strings, labels unsorted, "label" as the type,
- * keys in any order, endpoint labels ignored. */
+ * keys in any order, endpoint labels ignored. The ids are kept, 0 included
+ * (Neo4j's ids start there). */
 static void interchange_import_apoc(void **state) {
   (void)state;
   const char *root = tu_tmpdir("apoc");
@@ -360,11 +367,11 @@ static void interchange_import_apoc(void **state) {
   assert_int_equal(sl_import_jsonl(in, dir, NULL, NULL), 0);
   char *e = tu_export(dir, NULL);
   assert_string_equal(e,
-                      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[\"Admin\",\"User\"],\"properties\":{\"age\":42,"
+                      "{\"type\":\"node\",\"id\":\"0\",\"labels\":[\"Admin\",\"User\"],\"properties\":{\"age\":42,"
                       "\"kids\":[\"Sam\",\"Anna\"],\"male\":true,\"name\":\"Adam\",\"w\":1.0}}\n"
-                      "{\"type\":\"node\",\"id\":\"2\",\"labels\":[\"User\"],\"properties\":{\"name\":\"Jim\"}}\n"
-                      "{\"type\":\"relationship\",\"id\":\"1\",\"label\":\"KNOWS\",\"start\":{\"id\":\"1\","
-                      "\"labels\":[\"Admin\",\"User\"]},\"end\":{\"id\":\"2\",\"labels\":[\"User\"]},"
+                      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[\"User\"],\"properties\":{\"name\":\"Jim\"}}\n"
+                      "{\"type\":\"relationship\",\"id\":\"0\",\"label\":\"KNOWS\",\"start\":{\"id\":\"0\","
+                      "\"labels\":[\"Admin\",\"User\"]},\"end\":{\"id\":\"1\",\"labels\":[\"User\"]},"
                       "\"properties\":{\"since\":1993}}\n");
   free(e);
   free(in);

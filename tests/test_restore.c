@@ -69,7 +69,7 @@ static void gen_tx(sl_store *st, gen *g) {
       const char *l = labels[tu_rand_below(&g->rng, 3)];
       int n = snprintf(s, sizeof s, "n%" PRIu64, tu_rand_below(&g->rng, 1000000));
       sl_prop p = {"name", {.kind = SL_STRING, .len = (size_t)n, .u.s = s}};
-      OK(sl_tx_create_node(tx, 0, &l, 1, &p, 1, &id));
+      OK(sl_tx_create_node(tx, SL_ID_NEW, &l, 1, &p, 1, &id));
       if (g->nn == g->cap) {
         g->cap = g->cap ? 2 * g->cap : 256;
         g->nodes = realloc(g->nodes, g->cap * sizeof *g->nodes);
@@ -77,7 +77,7 @@ static void gen_tx(sl_store *st, gen *g) {
       g->nodes[g->nn++] = id;
     } else if (what <= 4) {
       sl_prop p = {"w", {.kind = SL_INT, .u.i = (int64_t)tu_rand(&g->rng)}};
-      OK(sl_tx_create_rel(tx, 0, "KNOWS", pick(g), pick(g), &p, 1, NULL));
+      OK(sl_tx_create_rel(tx, SL_ID_NEW, "KNOWS", pick(g), pick(g), &p, 1, NULL));
     } else if (what == 5) {
       sl_value v = {.kind = SL_DOUBLE, .u.d = (double)tu_rand_below(&g->rng, 1000) / 8};
       OK(sl_tx_set_node_prop(tx, pick(g), "score", &v));
@@ -285,7 +285,7 @@ static void restore_and_compare(target *t, size_t n, uint64_t archive_first, con
       const char *l = "After";
       OK(sl_store_open(into, 0, &st));
       OK(sl_tx_begin(st, &tx));
-      OK(sl_tx_create_node(tx, 0, &l, 1, NULL, 0, NULL));
+      OK(sl_tx_create_node(tx, SL_ID_NEW, &l, 1, NULL, 0, NULL));
       OK(sl_tx_commit(tx, &txid));
       assert_int_equal(txid, t[i].txid + 1);
       sl_store_close(st);

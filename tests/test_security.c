@@ -343,7 +343,7 @@ static char *make_store(const char *dir, const char *name, int ntx) {
     uint64_t txid;
     const char *labels[] = {"Item"};
     assert_int_equal(sl_tx_begin(st, &tx), 0);
-    assert_int_equal(sl_tx_create_node(tx, 0, labels, 1, NULL, 0, NULL), 0);
+    assert_int_equal(sl_tx_create_node(tx, SL_ID_NEW, labels, 1, NULL, 0, NULL), 0);
     assert_int_equal(sl_tx_commit(tx, &txid), 0);
   }
   sl_store_close(st);
@@ -545,7 +545,7 @@ static void security_receiver_survives_replay_and_truncation(void **state) {
     sl_tx *tx;
     uint64_t txid;
     assert_int_equal(sl_tx_begin(st, &tx), 0);
-    assert_int_equal(sl_tx_create_node(tx, 0, NULL, 0, NULL, 0, NULL), 0);
+    assert_int_equal(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, NULL), 0);
     assert_int_equal(sl_tx_commit(tx, &txid), 0);
   }
   sl_store_close(st);

@@ -81,7 +81,7 @@ static uint64_t commit_one(sl_store *st, size_t pad, uint64_t commit_us) {
   if (commit_us) assert_int_equal(sl_tx_set_commit_time(tx, commit_us), 0);
   const char *labels[] = {"Item"};
   sl_prop p = {.key = "pad", .value = {.kind = SL_STRING, .len = SL_MIN(pad, sizeof buf), .u.s = buf}};
-  assert_int_equal(sl_tx_create_node(tx, 0, labels, 1, &p, 1, NULL), 0);
+  assert_int_equal(sl_tx_create_node(tx, SL_ID_NEW, labels, 1, &p, 1, NULL), 0);
   assert_int_equal(sl_tx_commit(tx, &txid), 0);
   return txid;
 }
@@ -927,6 +927,131 @@ static void shipper_ships_to_real_receiver(void **state) {
   ship_to_real_receiver("real_receiver", 500, 0, 0);
 }
 
+/* Commit one transaction whose frame is about `bytes` long (a string
+ * property of that size). */
+static void commit_big(const char *dir, size_t bytes) {
+  char *buf = malloc(bytes);
+  assert_non_null(buf);
+  memset(buf, 'y', bytes);
+  sl_store *st;
+  sl_tx *tx;
+  assert_int_equal(sl_store_open(dir, 0, &st), 0);
+  assert_int_equal(sl_tx_begin(st, &tx), 0);
+  sl_prop p = {.key = "big", .value = {.kind = SL_STRING, .len = bytes, .u.s = buf}};
+  assert_int_equal(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, &p, 1, NULL), 0);
+  assert_int_equal(sl_tx_commit(tx, NULL), 0);
+  sl_store_close(st);
+  free(buf);
+}
+
+static sl_counts standby_counts(const char *data) {
+  char *standby = tu_path(data, "streams/s1/standby");
+  sl_store *st;
+  sl_view *v;
+  sl_counts c;
+  assert_int_equal(sl_store_open(standby, SL_OPEN_RDONLY, &st), 0);
+  assert_int_equal(sl_view_begin(st, &v), 0);
+  assert_int_equal(sl_view_counts(v, &c), 0);
+  sl_view_end(v);
+  sl_store_close(st);
+  free(standby);
+  return c;
+}
+
+/* A frame larger than the receiver's batch limit (--max-batch-bytes) goes
+ * alone in its batch, which the receiver takes (codec.h SL_BATCH_FRAME_MAX):
+ * the stream does not stop at it. */
+static void shipper_big_frame_goes_alone(void **state) {
+  (void)state;
+  char *dir = make_store("big_frame", 0);
+  char *data = tu_path(tu_tmpdir("big_frame_data"), "rx");
+  commit_n(dir, 20, 300);
+  commit_big(dir, 3u << 20);
+  commit_n(dir, 20, 300);
+  rx r = {0};
+  r.o = (sl_receiver_options){.listen = "127.0.0.1:0", .data_dir = data, .insecure = true, .heartbeat_ms = 100,
+                              .max_batch_bytes = 64u << 10};
+  tu_receiver_start(&r);
+  volatile sig_atomic_t stop = 0;
+  sl_shipper_options o = ship_opts(dir, r.addr);
+  assert_int_equal(sl_shipper_run(&o, &stop), 0);
+  tu_receiver_stop(&r);
+  sl_counts c = standby_counts(data);
+  assert_int_equal(c.applied_txid, 41);
+  assert_int_equal(c.nodes, 41);
+  free(data);
+  free(dir);
+}
+
+/* A frame over what replication carries (only an older shiplog committed
+ * such, log.h SIZE LIMITS): the shipper gives up naming the txid and tells
+ * the receiver, whose status shows the stream behind, with the reason. */
+static void shipper_unshippable_frame_says_so(void **state) {
+  (void)state;
+  char *dir = make_store("unshippable", 0);
+  char *data = tu_path(tu_tmpdir("unshippable_data"), "rx");
+  commit_n(dir, 3, 300);
+  /* Txid 4, as a writer without the limit appended it. */
+  size_t bytes = SL_FRAME_SHIP_MAX + (1u << 20);
+  char *buf = malloc(bytes), *logdir = tu_path(dir, "log");
+  uint8_t *payload = malloc(bytes + 4096);
+  assert_non_null(buf);
+  assert_non_null(payload);
+  memset(buf, 'z', bytes);
+  Shiplog__Value val = SHIPLOG__VALUE__INIT;
+  val.kind_case = SHIPLOG__VALUE__KIND_STRING_VALUE;
+  val.string_value = buf;
+  buf[bytes - 1] = 0;
+  Shiplog__Property prop = SHIPLOG__PROPERTY__INIT, *props[] = {&prop};
+  prop.key = "big";
+  prop.value = &val;
+  Shiplog__CreateNode cn = SHIPLOG__CREATE_NODE__INIT;
+  cn.id = 100;
+  cn.n_props = 1;
+  cn.props = props;
+  Shiplog__Op op = SHIPLOG__OP__INIT, *ops[] = {&op};
+  op.op_case = SHIPLOG__OP__OP_CREATE_NODE;
+  op.create_node = &cn;
+  Shiplog__Transaction t = SHIPLOG__TRANSACTION__INIT;
+  t.txid = 4;
+  t.commit_time_us = sl_now_us();
+  t.n_ops = 1;
+  t.ops = ops;
+  size_t len = shiplog__transaction__pack(&t, payload);
+  sl_log *log;
+  assert_int_equal(sl_log_open(logdir, NULL, &log), 0);
+  assert_int_equal(sl_log_append(log, payload, len), 0);
+  assert_int_equal(sl_log_wait_durable(log, 4), 0);
+  sl_log_close(log);
+  free(payload);
+  free(buf);
+
+  rx r = {0};
+  rx_start(&r, data);
+  volatile sig_atomic_t stop = 0;
+  sl_shipper_options o = ship_opts(dir, r.addr);
+  assert_int_equal(sl_shipper_run(&o, &stop), SL_ETOOBIG);
+  sl_ship_status ss;
+  assert_int_equal(sl_ship_status_read(dir, "s1", &ss), 0);
+  assert_string_equal(ss.state, "failed");
+  assert_non_null(strstr(ss.error, "txid 4 is a"));
+  assert_non_null(strstr(ss.error, "more than the replication protocol carries"));
+  /* The receiver: txids 1..3 durable, the primary at 4, the reason. */
+  sl_stream_status st = {0};
+  for (int i = 0; i < 100; i++) {
+    assert_int_equal(sl_stream_status_read(data, "s1", &st), 0);
+    if (st.error[0] && st.durable == 3) break;
+    usleep(50 * 1000);
+  }
+  assert_int_equal(st.durable, 3);
+  assert_int_equal(st.primary_committed, 4);
+  assert_non_null(strstr(st.error, "more than the replication protocol carries"));
+  tu_receiver_stop(&r);
+  free(logdir);
+  free(data);
+  free(dir);
+}
+
 /* A backlog of many small batches behind a window of two: the sealer's
  * ring fills, the window closes again and again and is reopened by the
  * acknowledgements read in between; the receiver checks every batch's raw
@@ -951,7 +1076,9 @@ static void shipper_pipeline_with_small_window(void **state) {
   cmocka_unit_test(shipper_session_permanent_refusal),                   \
   cmocka_unit_test(shipper_session_stops_while_retrying),                \
   cmocka_unit_test(shipper_ships_to_real_receiver),                     \
-  cmocka_unit_test(shipper_pipeline_with_small_window)
+  cmocka_unit_test(shipper_pipeline_with_small_window),                  \
+  cmocka_unit_test(shipper_big_frame_goes_alone),                        \
+  cmocka_unit_test(shipper_unshippable_frame_says_so)
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);

@@ -318,7 +318,7 @@ static void store_create_open_close(void **state) {
   assert_int_equal(c.applied_txid, 9);
   assert_int_equal(sl_log_next_txid(sl_store_log(st)), 10);
   OK(sl_tx_begin(st, &tx));
-  OK(sl_tx_create_node(tx, 0, NULL, 0, NULL, 0, NULL));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, NULL));
   assert_int_equal(commit(tx), 10);
   sl_store_close(st);
 
@@ -347,10 +347,10 @@ static void store_ops_and_refusals(void **state) {
   sl_prop props[] = {{"name", vstr("Ann")}, {"born", vint(1984)}};
 
   OK(sl_tx_begin(st, &tx));
-  OK(sl_tx_create_node(tx, 0, labels, 3, props, 2, &a));
-  OK(sl_tx_create_node(tx, 0, labels, 1, NULL, 0, &b));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, labels, 3, props, 2, &a));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, labels, 1, NULL, 0, &b));
   OK(sl_tx_create_node(tx, 10, NULL, 0, NULL, 0, NULL));
-  OK(sl_tx_create_rel(tx, 0, "KNOWS", a, b, props + 1, 1, &r));
+  OK(sl_tx_create_rel(tx, SL_ID_NEW, "KNOWS", a, b, props + 1, 1, &r));
   assert_null(sl_tx_error(tx));
   assert_int_equal(commit(tx), 1);
   assert_int_equal(a, 1);
@@ -370,7 +370,7 @@ static void store_ops_and_refusals(void **state) {
       {SL_EEXIST, 0},    {SL_ENOTFOUND, 1}, {SL_EHASRELS, 2}, {SL_EINVAL, 3},  {SL_EINVAL, 4},
       {SL_EINVAL, 5},    {SL_EINVAL, 6},    {SL_EINVAL, 7},   {SL_ENOTFOUND, 8}, {SL_EINVAL, 9},
       {SL_EINVAL, 10},   {SL_ENOTFOUND, 11}, {SL_EEXIST, 12}, {SL_EINVAL, 13}, {SL_ENOTFOUND, 14},
-      {SL_EINVAL, 15},
+      {SL_ENOTFOUND, 15},
   };
   char long_name[SL_NAME_MAX + 2];
   memset(long_name, 'x', sizeof long_name - 1);
@@ -387,7 +387,7 @@ static void store_ops_and_refusals(void **state) {
     int rc = 0;
     switch (cases[i].op) {
     case 0: rc = sl_tx_create_node(tx, 10, NULL, 0, NULL, 0, NULL); break;
-    case 1: rc = sl_tx_create_rel(tx, 0, "T", a, 99, NULL, 0, NULL); break;
+    case 1: rc = sl_tx_create_rel(tx, SL_ID_NEW, "T", a, 99, NULL, 0, NULL); break;
     case 2: rc = sl_tx_delete_node(tx, a, false); break;
     case 3: rc = sl_tx_add_label(tx, a, ""); break;
     case 4: rc = sl_tx_add_label(tx, a, long_name); break;
@@ -396,17 +396,17 @@ static void store_ops_and_refusals(void **state) {
     case 7: rc = sl_tx_set_node_prop(tx, a, "l", &mixed); break;
     case 8: rc = sl_tx_delete_rel(tx, 77); break;
     case 9: rc = sl_tx_set_rel_prop(tx, r, "n", &nested); break;
-    case 10: rc = sl_tx_create_node(tx, 0, NULL, 0, dup, 2, NULL); break;
+    case 10: rc = sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, dup, 2, NULL); break;
     case 11: rc = sl_tx_remove_label(tx, 55, "Person"); break;
     case 12: rc = sl_tx_create_rel(tx, 1, "T", a, b, NULL, 0, NULL); break;
-    case 13: rc = sl_tx_create_rel(tx, 0, "\xc0\x80", a, b, NULL, 0, NULL); break;
+    case 13: rc = sl_tx_create_rel(tx, SL_ID_NEW, "\xc0\x80", a, b, NULL, 0, NULL); break;
     case 14: rc = sl_tx_set_rel_prop(tx, 42, "k", &(sl_value){.kind = SL_INT}); break;
-    case 15: rc = sl_tx_create_node(tx, UINT64_MAX, NULL, 0, NULL, 0, NULL); break;
+    case 15: rc = sl_tx_create_rel(tx, SL_ID_NEW, "T", 0, b, NULL, 0, NULL); break; /* no node 0 */
     }
     if (rc != cases[i].code) fail_msg("case %zu: %s, expected %s", i, sl_errname(rc), sl_errname(cases[i].code));
     assert_non_null(sl_tx_error(tx));
     /* Later ops return the first error; commit returns it and applies nothing. */
-    ERR(cases[i].code, sl_tx_create_node(tx, 0, NULL, 0, NULL, 0, NULL));
+    ERR(cases[i].code, sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, NULL));
     uint64_t txid = 99;
     ERR(cases[i].code, sl_tx_commit(tx, &txid));
     assert_int_equal(txid, 0);
@@ -459,8 +459,8 @@ static void store_ops_and_refusals(void **state) {
 
   /* Delete refused while relationships remain; detach deletes them. */
   OK(sl_tx_begin(st, &tx));
-  OK(sl_tx_create_rel(tx, 0, "SELF", a, a, NULL, 0, NULL));
-  OK(sl_tx_create_rel(tx, 0, "BACK", b, a, NULL, 0, NULL));
+  OK(sl_tx_create_rel(tx, SL_ID_NEW, "SELF", a, a, NULL, 0, NULL));
+  OK(sl_tx_create_rel(tx, SL_ID_NEW, "BACK", b, a, NULL, 0, NULL));
   assert_int_equal(commit(tx), 3);
   OK(sl_tx_begin(st, &tx));
   ERR(SL_EHASRELS, sl_tx_delete_node(tx, a, false));
@@ -486,7 +486,7 @@ static void store_ops_and_refusals(void **state) {
   /* Commit times: explicit ones may not go back nor run ahead. */
   OK(sl_tx_begin(st, &tx));
   ERR(SL_ETIME, sl_tx_set_commit_time(tx, c.last_commit_us - 1));
-  ERR(SL_ETIME, sl_tx_create_node(tx, 0, NULL, 0, NULL, 0, NULL));
+  ERR(SL_ETIME, sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, NULL));
   sl_tx_abort(tx);
   OK(sl_tx_begin(st, &tx));
   ERR(SL_ETIME, sl_tx_set_commit_time(tx, sl_now_us() + 120 * 1000000ull));
@@ -494,12 +494,12 @@ static void store_ops_and_refusals(void **state) {
   uint64_t t = sl_now_us() + 30 * 1000000ull;
   OK(sl_tx_begin(st, &tx));
   OK(sl_tx_set_commit_time(tx, t));
-  OK(sl_tx_create_node(tx, 0, NULL, 0, NULL, 0, NULL));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, NULL));
   assert_int_equal(commit(tx), 5);
   assert_int_equal(counts_of(st).last_commit_us, t);
   /* The default clock never goes below the last commit. */
   OK(sl_tx_begin(st, &tx));
-  OK(sl_tx_create_node(tx, 0, NULL, 0, NULL, 0, NULL));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, NULL));
   assert_int_equal(commit(tx), 6);
   assert_true(counts_of(st).last_commit_us >= t);
 
@@ -643,7 +643,7 @@ static void store_values_and_walk_stop(void **state) {
   };
   sl_tx *tx;
   OK(sl_tx_begin(st, &tx));
-  for (int i = 1; i <= 3; i++) OK(sl_tx_create_node(tx, 0, NULL, 0, i == 1 ? props : NULL, i == 1 ? SL_ARRAY_LEN(props) : 0, NULL));
+  for (int i = 1; i <= 3; i++) OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, i == 1 ? props : NULL, i == 1 ? SL_ARRAY_LEN(props) : 0, NULL));
   commit(tx);
   sl_store_close(st);
   OK(sl_store_open(dir, 0, &st));
@@ -881,11 +881,11 @@ static int type_index(const char *t) {
   return -1;
 }
 
-/* The id for a create: 0 (assign) or a given one, mostly fresh (leaving
- * gaps), sometimes any id (taken, or freed by a delete). */
+/* The id for a create: SL_ID_NEW (assign) or a given one, mostly fresh
+ * (leaving gaps), sometimes any id (0 included; taken, or freed by a delete). */
 static uint64_t explicit_id(uint64_t *rng, uint64_t next) {
   uint64_t r = tu_rand_below(rng, 20);
-  return r < 12 ? 0 : r < 18 ? next + tu_rand_below(rng, 3) : 1 + tu_rand_below(rng, next + 2);
+  return r < 12 ? SL_ID_NEW : r < 18 ? next + tu_rand_below(rng, 3) : tu_rand_below(rng, next + 2);
 }
 
 /* Random props with distinct keys; *bad if a key or value must be refused. */
@@ -918,7 +918,7 @@ static void set_props(const sl_value **dst, const sl_prop *p, size_t n) {
 }
 
 static bool has_rels(const model *m, uint64_t id) {
-  for (uint64_t r = 1; r < m->next_rel && r < MAXID; r++)
+  for (uint64_t r = 0; r < m->next_rel && r < MAXID; r++)
     if (m->r[r].live && (m->r[r].start == id || m->r[r].end == id)) return true;
   return false;
 }
@@ -944,10 +944,10 @@ static int random_op(sl_tx *tx, model *m, uint64_t *rng) {
     }
     np = gen_props(rng, props, &bad2);
     id = explicit_id(rng, m->next_node);
-    want = bad || bad2 ? SL_EINVAL : (id && node_live(m, id)) ? SL_EEXIST : 0;
+    want = bad || bad2 ? SL_EINVAL : (id != SL_ID_NEW && node_live(m, id)) ? SL_EEXIST : 0;
     got = sl_tx_create_node(tx, id, labels, nl, props, np, &out);
     if (got == 0 && want == 0) {
-      uint64_t nid = id ? id : m->next_node;
+      uint64_t nid = id != SL_ID_NEW ? id : m->next_node;
       assert_int_equal(out, nid);
       save_node(m, nid);
       m->n[nid] = (mnode){.live = true, .labels = mask};
@@ -960,7 +960,7 @@ static int random_op(sl_tx *tx, model *m, uint64_t *rng) {
     want = !node_live(m, id) ? SL_ENOTFOUND : (!detach && has_rels(m, id)) ? SL_EHASRELS : 0;
     got = sl_tx_delete_node(tx, id, detach);
     if (got == 0 && want == 0) {
-      for (uint64_t r = 1; r < m->next_rel; r++)
+      for (uint64_t r = 0; r < m->next_rel; r++)
         if (m->r[r].live && (m->r[r].start == id || m->r[r].end == id)) {
           save_rel(m, r);
           m->r[r].live = false;
@@ -1011,10 +1011,10 @@ static int random_op(sl_tx *tx, model *m, uint64_t *rng) {
     id = explicit_id(rng, m->next_rel);
     want = bad || bad2 ? SL_EINVAL
            : !node_live(m, s) || !node_live(m, e) ? SL_ENOTFOUND
-           : (id && rel_live(m, id)) ? SL_EEXIST : 0;
+           : (id != SL_ID_NEW && rel_live(m, id)) ? SL_EEXIST : 0;
     got = sl_tx_create_rel(tx, id, t, s, e, props, np, &out);
     if (got == 0 && want == 0) {
-      uint64_t rid = id ? id : m->next_rel;
+      uint64_t rid = id != SL_ID_NEW ? id : m->next_rel;
       assert_int_equal(out, rid);
       save_rel(m, rid);
       m->r[rid] = (mrel){.live = true, .type = type_index(t), .start = s, .end = e};
@@ -1093,7 +1093,7 @@ static void verify_view(sl_view *v, const model *m) {
   uint64_t live_nodes = 0, live_rels = 0;
   OK(sl_view_all_nodes(v, push_id, &all));
   size_t k = 0;
-  for (uint64_t id = 1; id < m->next_node; id++) {
+  for (uint64_t id = 0; id < m->next_node; id++) {
     if (!m->n[id].live) continue;
     live_nodes++;
     if (k >= all.n || all.v[k] != id) fail_msg("node %" PRIu64 " missing from the store", id);
@@ -1102,7 +1102,7 @@ static void verify_view(sl_view *v, const model *m) {
     /* Adjacency: out-going by (type length, type, id), then in-coming without loops. */
     relrec out[256], in[256];
     size_t no = 0, ni = 0;
-    for (uint64_t r = 1; r < m->next_rel; r++) {
+    for (uint64_t r = 0; r < m->next_rel; r++) {
       const mrel *mr = &m->r[r];
       if (!mr->live) continue;
       if (mr->start == id && no < 256) {
@@ -1129,7 +1129,7 @@ static void verify_view(sl_view *v, const model *m) {
   all.n = 0;
   OK(sl_view_all_rels(v, push_id, &all));
   k = 0;
-  for (uint64_t id = 1; id < m->next_rel; id++) {
+  for (uint64_t id = 0; id < m->next_rel; id++) {
     if (!m->r[id].live) continue;
     live_rels++;
     if (k >= all.n || all.v[k] != id) fail_msg("rel %" PRIu64 " missing from the store", id);
@@ -1141,7 +1141,7 @@ static void verify_view(sl_view *v, const model *m) {
     all.n = 0;
     OK(sl_view_nodes_by_label(v, LBL[l], push_id, &all));
     k = 0;
-    for (uint64_t id = 1; id < m->next_node; id++)
+    for (uint64_t id = 0; id < m->next_node; id++)
       if (m->n[id].live && (m->n[id].labels & (1u << l))) {
         if (k >= all.n || all.v[k] != id) fail_msg("label %s: node %" PRIu64 " missing", LBL[l], id);
         k++;
@@ -1269,6 +1269,110 @@ static size_t pack_tx(uint64_t txid, uint64_t us, Shiplog__Op **ops, size_t n, u
   return shiplog__transaction__pack(&t, buf);
 }
 
+/* Id 0 is an id like any other (Neo4j's ids start there): it is created,
+ * read, referenced, logged and replayed as itself; SL_ID_NEW asks for a
+ * fresh id, which is 1 in a new store whatever 0 holds. */
+static void store_id_zero(void **state) {
+  (void)state;
+  char *dir = new_dir("store_id_zero");
+  sl_store *st = create_open(dir, NULL);
+  sl_tx *tx;
+  uint64_t a = 99, b = 99, r = 99;
+  const char *l = "L";
+  OK(sl_tx_begin(st, &tx));
+  OK(sl_tx_create_node(tx, 0, &l, 1, NULL, 0, &a));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, &b));
+  OK(sl_tx_create_rel(tx, 0, "T", 0, b, NULL, 0, &r));
+  OK(sl_tx_set_node_prop(tx, 0, "k", &(sl_value){.kind = SL_INT, .u.i = 7}));
+  OK(sl_tx_commit(tx, NULL));
+  assert_int_equal(a, 0);
+  assert_int_equal(b, 1);
+  assert_int_equal(r, 0);
+  OK(sl_tx_begin(st, &tx));
+  ERR(SL_EEXIST, sl_tx_create_node(tx, 0, NULL, 0, NULL, 0, NULL));
+  sl_tx_abort(tx);
+  sl_counts c = counts_of(st);
+  assert_int_equal(c.nodes, 2);
+  assert_int_equal(c.rels, 1);
+  assert_int_equal(c.next_node_id, 2);
+  sl_view *v;
+  sl_node n;
+  sl_rel rel;
+  OK(sl_view_begin(st, &v));
+  OK(sl_view_node(v, 0, &n));
+  assert_int_equal(n.nlabels, 1);
+  OK(sl_view_rel(v, 0, &rel));
+  assert_int_equal(rel.start, 0);
+  assert_int_equal(rel.end, 1);
+  sl_view_end(v);
+  /* The log carries id 0 and a replay creates node 0 and relationship 0. */
+  compare_with_replay(st, "store_id_zero_replay");
+  OK(sl_tx_begin(st, &tx));
+  OK(sl_tx_delete_node(tx, 0, true));
+  OK(sl_tx_commit(tx, NULL));
+  compare_with_replay(st, "store_id_zero_replay2");
+  sl_store_close(st);
+  done_dir(dir);
+}
+
+/* A transaction is bounded by what a receiver can take (log.h SL_TXN_MAX):
+ * the op that passes the limit is refused with SL_ETOOBIG and the reason,
+ * nothing is logged, and the store goes on. One just below it commits, and
+ * its frame is what the transaction recorded. */
+static void store_tx_too_large(void **state) {
+  (void)state;
+  char *dir = new_dir("store_tx_too_large");
+  sl_store *st = create_open(dir, NULL);
+  sl_log *log = sl_store_log(st);
+  size_t big = 4u << 20;
+  char *s = malloc(2 * big);
+  assert_non_null(s);
+  memset(s, 'x', 2 * big);
+  sl_value v = {.kind = SL_STRING, .len = big, .u.s = s};
+  sl_tx *tx;
+  uint64_t n, txid;
+  OK(sl_tx_begin(st, &tx));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, &n));
+  char key[16];
+  int rc = 0;
+  size_t i;
+  for (i = 0; i < 20 && rc == 0; i++) {
+    snprintf(key, sizeof key, "k%zu", i);
+    rc = sl_tx_set_node_prop(tx, n, key, &v);
+  }
+  ERR(SL_ETOOBIG, rc);
+  assert_int_equal(i, SL_TXN_MAX / big + 1); /* the op that passed the limit */
+  assert_non_null(strstr(sl_tx_error(tx), "transaction too large"));
+  assert_non_null(strstr(sl_tx_error(tx), "the limit is 67104768"));
+  ERR(SL_ETOOBIG, sl_tx_commit(tx, &txid));
+  assert_int_equal(sl_log_next_txid(log), 1);
+  assert_int_equal(counts_of(st).nodes, 0);
+  /* Just below the limit: committed, and the frame holds every op. */
+  OK(sl_tx_begin(st, &tx));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, &n));
+  for (i = 0; i < SL_TXN_MAX / big - 1; i++) {
+    snprintf(key, sizeof key, "k%zu", i);
+    OK(sl_tx_set_node_prop(tx, n, key, &v));
+  }
+  v.len = SL_TXN_MAX - (SL_TXN_MAX / big - 1) * big - 1024;
+  OK(sl_tx_set_node_prop(tx, n, "last", &v));
+  OK(sl_tx_commit(tx, &txid));
+  assert_int_equal(txid, 1);
+  sl_log_reader *r;
+  sl_frame f;
+  char *logdir = sub(sl_store_dir(st), "log");
+  OK(sl_log_reader_open(logdir, 1, &(sl_log_reader_options){0}, &r));
+  OK(sl_log_reader_next(r, &f));
+  assert_true(f.payload_len <= SL_TXN_MAX);
+  assert_true(f.payload_len > SL_TXN_MAX - 4096);
+  sl_log_reader_close(r);
+  free(logdir);
+  compare_with_replay(st, "store_tx_too_large_replay");
+  free(s);
+  sl_store_close(st);
+  done_dir(dir);
+}
+
 static void store_apply_records(void **state) {
   (void)state;
   char *dir = new_dir("store_apply");
@@ -1319,7 +1423,7 @@ static void store_apply_records(void **state) {
   /* A local commit continues the sequence. */
   sl_tx *tx;
   OK(sl_tx_begin(st, &tx));
-  OK(sl_tx_create_node(tx, 0, NULL, 0, NULL, 0, NULL));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, NULL));
   assert_int_equal(commit(tx), 3);
   sl_store_close(st);
   free(logdir);
@@ -1338,8 +1442,8 @@ static int commit_pair(sl_store *st, uint64_t i, uint64_t *txid) {
   const char *l[] = {"Pair"};
   int rc = sl_tx_begin(st, &tx);
   if (rc) return rc;
-  if ((rc = sl_tx_create_node(tx, 0, l, 1, p, 2, &a)) || (rc = sl_tx_create_node(tx, 0, l, 1, p, 1, &b)) ||
-      (rc = sl_tx_create_rel(tx, 0, "WITH", a, b, p, 1, NULL)) ||
+  if ((rc = sl_tx_create_node(tx, SL_ID_NEW, l, 1, p, 2, &a)) || (rc = sl_tx_create_node(tx, SL_ID_NEW, l, 1, p, 1, &b)) ||
+      (rc = sl_tx_create_rel(tx, SL_ID_NEW, "WITH", a, b, p, 1, NULL)) ||
       (a > 4 && (rc = sl_tx_set_node_prop(tx, a - 3, "touched", &p[0].value)))) {
     sl_tx_abort(tx);
     return rc;
@@ -1488,7 +1592,7 @@ static void *writer_thread(void *p) {
     sl_tx *tx;
     if (sl_tx_begin(a->st, &tx)) return (void *)1;
     sl_prop prop = {"i", vint(i)};
-    if (sl_tx_create_node(tx, 0, NULL, 0, &prop, 1, NULL) || sl_tx_commit(tx, &a->txids[i])) return (void *)1;
+    if (sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, &prop, 1, NULL) || sl_tx_commit(tx, &a->txids[i])) return (void *)1;
   }
   return NULL;
 }
@@ -1519,13 +1623,13 @@ static void *gf_writer(void *p) {
       continue;
     }
     sl_prop props[2] = {{"t", vint(a->t)}, {"i", vint(i)}};
-    if (sl_tx_create_node(tx, 0, NULL, 0, props, 2, NULL)) {
+    if (sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, props, 2, NULL)) {
       sl_tx_abort(tx);
       a->failed[i] = true;
       continue;
     }
     if (a->t == 0 && i % 7 == 3) { /* a failing op after a write: the whole tx goes */
-      assert_int_equal(sl_tx_create_rel(tx, 0, "R", 1u << 30, 1u << 30, NULL, 0, NULL), SL_ENOTFOUND);
+      assert_int_equal(sl_tx_create_rel(tx, SL_ID_NEW, "R", 1u << 30, 1u << 30, NULL, 0, NULL), SL_ENOTFOUND);
       sl_tx_abort(tx);
       continue;
     }
@@ -2368,9 +2472,9 @@ static void store_replay_speed(void **state) {
     for (int i = 0; i < PER / 4; i++) {
       uint64_t a, b;
       sl_prop p = {"n", vint(i)};
-      OK(sl_tx_create_node(tx, 0, l, 1, &p, 1, &a));
-      OK(sl_tx_create_node(tx, 0, l, 1, NULL, 0, &b));
-      OK(sl_tx_create_rel(tx, 0, "NEXT", a, b, NULL, 0, NULL));
+      OK(sl_tx_create_node(tx, SL_ID_NEW, l, 1, &p, 1, &a));
+      OK(sl_tx_create_node(tx, SL_ID_NEW, l, 1, NULL, 0, &b));
+      OK(sl_tx_create_rel(tx, SL_ID_NEW, "NEXT", a, b, NULL, 0, NULL));
       OK(sl_tx_set_node_prop(tx, b, "w", &p.value));
       ops += 4;
     }
@@ -2399,6 +2503,8 @@ int main(void) {
       cmocka_unit_test(store_reads),
       cmocka_unit_test(store_values_and_walk_stop),
       cmocka_unit_test(store_apply_records),
+      cmocka_unit_test(store_id_zero),
+      cmocka_unit_test(store_tx_too_large),
       cmocka_unit_test(store_randomized_model),
       cmocka_unit_test(store_crash_recovery),
       cmocka_unit_test(store_reader_process),

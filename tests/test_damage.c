@@ -53,7 +53,7 @@ static void make_store(const char *dir) {
     OK(sl_tx_begin(st, &tx));
     for (int i = 0; i < NODES / 30; i++) {
       sl_prop p = {.key = "s", .value = {.kind = SL_STRING, .len = 40, .u.s = "0123456789012345678901234567890123456789"}};
-      OK(sl_tx_create_node(tx, 0, labels, 1, &p, 1, NULL));
+      OK(sl_tx_create_node(tx, SL_ID_NEW, labels, 1, &p, 1, NULL));
     }
     OK(sl_tx_commit(tx, NULL));
   }

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "crypt.h"
 #include "lineage.h"
 #include "log.h"
 #include "sl_base.h"
@@ -155,6 +156,39 @@ bool sl_stream_name_valid(const char *name) {
 }
 
 /* ---- batches ------------------------------------------------------------------- */
+
+int sl_batch_encrypt_frames(struct sl_keyring *kr, const uint8_t store_id[SL_STORE_ID_SIZE], const uint8_t *frames,
+                            size_t len, uint64_t from, uint64_t cs_before, sl_buf *out, uint64_t *txid) {
+  uint64_t cs = cs_before;
+  size_t off = 0;
+  out->len = 0;
+  *txid = 0;
+  while (off < len) {
+    const uint8_t *frame = frames + off, *payload, *ct;
+    uint32_t plen;
+    size_t flen, slen, ct_len;
+    sl_sealed_meta m = {0}, already;
+    int rc = sl_frame_decode(frame, len - off, &payload, &plen, &flen);
+    if (rc == 0) rc = sl_txn_peek(payload, plen, &m.txid, &m.commit_us, &m.epoch);
+    if (rc) return rc;
+    *txid = m.txid;
+    off += flen;
+    if (m.txid < from) continue;
+    if ((rc = sl_buf_reserve(out, out->len + SL_FRAME_HEADER_SIZE + plen + SL_CRYPT_FRAME_EXTRA))) return rc;
+    uint8_t *dst = out->data + out->len;
+    cs = m.checksum = sl_frame_lineage(cs, m.txid, frame, plen);
+    if (sl_crypt_frame_parse(payload, plen, &already, &ct, &ct_len) == 0) {
+      memcpy(dst, frame, flen);
+      out->len += flen;
+      continue;
+    }
+    if ((rc = sl_crypt_seal_frame(kr, NULL, store_id, &m, payload, plen, dst + SL_FRAME_HEADER_SIZE, &slen)))
+      return rc;
+    sl_frame_header_encode(dst + SL_FRAME_HEADER_SIZE, (uint32_t)slen, dst);
+    out->len += SL_FRAME_HEADER_SIZE + slen;
+  }
+  return 0;
+}
 
 int sl_batch_seal(const uint8_t *frames, size_t len, uint64_t first_txid, uint64_t last_txid,
                   bool compress, sl_buf *scratch, Shiplog__Repl__Batch *out) {

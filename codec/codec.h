@@ -100,6 +100,16 @@ int sl_batch_seal(const uint8_t *frames, size_t len, uint64_t first_txid, uint64
  * computed already, so that compressing is the only pass left here. */
 int sl_batch_seal_crc(const uint8_t *frames, size_t len, uint32_t raw_crc, uint64_t first_txid,
                       uint64_t last_txid, bool compress, sl_buf *scratch, Shiplog__Repl__Batch *out);
+/* At-rest encryption of a batch's frames (store/log.h SEALED FRAMES), as
+ * the shipper with a key file does and a keyed receiver does for frames
+ * that came in clear: every frame of frames[0..len) from txid `from` on
+ * (older ones are left out) sealed with the keyring's first key into out,
+ * the rolling checksum folded on from cs_before over each frame's
+ * plaintext, so no one can tell where a frame was sealed. A frame sealed
+ * already goes as it is. On failure *txid names the frame. */
+struct sl_keyring;
+int sl_batch_encrypt_frames(struct sl_keyring *kr, const uint8_t store_id[SL_STORE_ID_SIZE], const uint8_t *frames,
+                            size_t len, uint64_t from, uint64_t cs_before, sl_buf *out, uint64_t *txid);
 /* Decompress and check a batch (see BATCH PAYLOAD). raw receives the frames.
  * Errors: SL_ETOOBIG (raw_len over max_raw), SL_ECORRUPT (decompression,
  * CRC, a frame), SL_EGAP (txids not dense or not first..last). */

@@ -521,37 +521,9 @@ static Shiplog__Repl__ErrorCode batch_error_code(int rc) {
  * rolling checksum over each frame's plaintext CRC, so lineage and restores
  * cannot tell where a frame was sealed. Into cx->sealed. */
 static int seal_batch(conn_ctx *cx, sl_keyring *kr, uint64_t from) {
-  sl__stream *s = cx->s;
-  uint64_t cs = sl_log_checksum(s->log); /* cs(from - 1): the archive's end */
-  size_t off = 0;
-  cx->sealed.len = 0;
-  while (off < cx->raw.len) {
-    const uint8_t *p = cx->raw.data + off, *payload, *ct;
-    uint32_t plen;
-    size_t flen, slen, ct_len;
-    sl_sealed_meta m = {0}, already;
-    int rc = sl_frame_decode(p, cx->raw.len - off, &payload, &plen, &flen);
-    if (rc == 0) rc = sl_txn_peek(payload, plen, &m.txid, &m.commit_us, &m.epoch);
-    if (rc) return rc; /* sl_batch_open checked these already */
-    off += flen;
-    if (m.txid < from) continue;
-    if ((rc = sl_buf_reserve(&cx->sealed, cx->sealed.len + SL_FRAME_HEADER_SIZE + plen + SL_CRYPT_FRAME_EXTRA)))
-      return rc;
-    uint8_t *out = cx->sealed.data + cx->sealed.len;
-    cs = m.checksum = sl_frame_lineage(cs, m.txid, p, plen);
-    if (sl_crypt_frame_parse(payload, plen, &already, &ct, &ct_len) == 0) {
-      /* A sealed frame in a batch without a key (it names none): as it is,
-       * as the shipper does; the archive refuses or opens it by its key. */
-      memcpy(out, p, flen);
-      cx->sealed.len += flen;
-      continue;
-    }
-    rc = sl_crypt_seal_frame(kr, NULL, s->store_id, &m, payload, plen, out + SL_FRAME_HEADER_SIZE, &slen);
-    if (rc) return rc;
-    sl_frame_header_encode(out + SL_FRAME_HEADER_SIZE, (uint32_t)slen, out);
-    cx->sealed.len += SL_FRAME_HEADER_SIZE + slen;
-  }
-  return 0;
+  uint64_t txid; /* cs(from - 1) is the archive's end */
+  return sl_batch_encrypt_frames(kr, cx->s->store_id, cx->raw.data, cx->raw.len, from, sl_log_checksum(cx->s->log),
+                                 &cx->sealed, &txid);
 }
 
 /* Verify one batch and append its new frames (the group syncs them). */

@@ -279,39 +279,12 @@ typedef struct slot {
  * the keyring's first key, which such a log must then be sealed with (a
  * frame under another key fails to open on the receiver, naming it). */
 static int seal_frames(slot *b) {
-  size_t off = 0;
-  uint64_t cs = b->cs_before;
-  b->sealed.len = 0;
-  while (off < b->raw.len) {
-    const uint8_t *p;
-    uint32_t plen;
-    size_t flen, slen;
-    sl_sealed_meta m = {0};
-    int rc = sl_frame_decode(b->raw.data + off, b->raw.len - off, &p, &plen, &flen);
-    if (rc == 0) rc = sl_txn_peek(p, plen, &m.txid, &m.commit_us, &m.epoch);
-    if (rc == 0) rc = sl_buf_reserve(&b->sealed, b->sealed.len + SL_FRAME_HEADER_SIZE + plen + SL_CRYPT_FRAME_EXTRA);
-    if (rc) return rc;
-    uint8_t *out = b->sealed.data + b->sealed.len;
-    const uint8_t *ct;
-    size_t ct_len;
-    sl_sealed_meta already;
-    cs = m.checksum = sl_frame_lineage(cs, m.txid, b->raw.data + off, plen);
-    if (sl_crypt_frame_parse(p, plen, &already, &ct, &ct_len) == 0) {
-      memcpy(out, b->raw.data + off, flen);
-      b->sealed.len += flen;
-      off += flen;
-      continue;
-    }
-    if ((rc = sl_crypt_seal_frame(b->kr, NULL, b->store_id, &m, p, plen, out + SL_FRAME_HEADER_SIZE, &slen))) {
-      sl_log_error("seal txid %llu with key %s: %s", (unsigned long long)m.txid, sl_keyring_primary(b->kr),
-                   sl_strerror(rc));
-      return rc;
-    }
-    sl_frame_header_encode(out + SL_FRAME_HEADER_SIZE, (uint32_t)slen, out);
-    b->sealed.len += SL_FRAME_HEADER_SIZE + slen;
-    off += flen;
-  }
-  return 0;
+  uint64_t txid;
+  int rc = sl_batch_encrypt_frames(b->kr, b->store_id, b->raw.data, b->raw.len, 0, b->cs_before, &b->sealed, &txid);
+  if (rc)
+    sl_log_error("seal txid %llu with key %s: %s", (unsigned long long)txid, sl_keyring_primary(b->kr),
+                 sl_strerror(rc));
+  return rc;
 }
 
 /* Compress the batch in b (sealing its frames first with a keyring): the

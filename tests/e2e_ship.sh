@@ -286,6 +286,7 @@ check "6: ...and its standby applies up to txid $LK" e2e_wait_applied "$D" k "$L
 check "6: the stream is whole again: standby and archive equal the primary" same_as_primary "$PK" "$D" k
 kill -TERM "$RX_PID"
 wait "$RX_PID"
+mv "$T/rx.log" "$T/rx-6.log" # 2. looks for stopped standbys in its own (a and s1 stay stopped)
 
 # ---- 2. kills at random moments ---------------------------------------------------------------
 P2=$T/p2 D2=$T/data2

@@ -144,6 +144,17 @@ e2e_wait_status() {
     sleep 0.1
   done
 }
+# e2e_until SECONDS CMD...: poll CMD until it succeeds; 1 when SECONDS pass
+# first. For waits on a loaded machine: give generous SECONDS (the wait
+# ends as soon as CMD holds), and never assert on how long it took.
+e2e_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.1
+  done
+}
 e2e_wait_applied() { e2e_wait_status "$1" "$2" applied "$3" "$4"; } # DATA STREAM TXID SECONDS
 # e2e_times DATA STREAM: $T/times.tsv, "txid commit_us" of every record in
 # the receiver's archive of STREAM; commit_of TXID and txid_at TIME_US look

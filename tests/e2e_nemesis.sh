@@ -40,9 +40,11 @@ e2e_begin e2e_nemesis
 KINDS=(kill_exec kill_shipper kill_receiver reset slow crash tear eio enospc)
 INNS=()
 if [ "$(id -u)" -eq 0 ] && command -v nft >/dev/null && command -v nsenter >/dev/null && e2e_netns &&
-  nsenter --net="/run/netns/$NS" nft list tables >/dev/null 2>&1; then
+  e2e_in_ns nft list tables >/dev/null 2>&1; then
   INNS=(nsenter --net="/run/netns/$NS")
   KINDS+=(partition)
+else
+  echo "note: no partition faults (root, nft, nsenter and a network namespace needed${NETNS_WHY:+: $NETNS_WHY})"
 fi
 mkdir -p "$T/pm" "$T/rm"
 if [ "$(id -u)" -eq 0 ] && command -v mkfs.ext4 >/dev/null; then

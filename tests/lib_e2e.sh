@@ -189,26 +189,38 @@ e2e_same_export() {
   return 1
 }
 # e2e_netns: a fresh network namespace $NS with its loopback up (root only;
-# removed at exit). Returns 1 where namespaces do not work.
+# removed at exit); e2e_in_ns CMD... runs CMD in it (in the background, use
+# `nsenter --net=/run/netns/$NS CMD &`, whose $! is CMD's pid). Returns 1
+# where namespaces do not work, the reason in $NETNS_WHY. Entered with
+# `nsenter --net`, not `ip netns exec`, which also remounts / as a slave
+# and so fails in a chroot, where / is no mount point ("mount
+# --make-rslave /" failed: Invalid argument).
 e2e_netns() {
-  local mounted=1
+  local mounted=1 err
   mountpoint -q /run/netns 2>/dev/null || mounted=0
   NS=sl$$x$RANDOM
-  ip netns add "$NS" 2>/dev/null || return 1
+  if ! err=$(ip netns add "$NS" 2>&1); then
+    NETNS_WHY="ip netns add: ${err:-failed}"
+    return 1
+  fi
   e2e_on_exit+=("ip netns del $NS")
   # `ip netns add` bind-mounts /run/netns on itself; leave no mount behind
   # that was not there (it would pin a chroot the tests ran in).
   [ "$mounted" -eq 1 ] || e2e_on_exit+=(e2e_netns_unmount)
-  ip netns exec "$NS" ip link set lo up
+  if ! err=$(e2e_in_ns ip link set lo up 2>&1); then
+    NETNS_WHY="nsenter --net: ${err:-failed}"
+    return 1
+  fi
 }
+e2e_in_ns() { nsenter --net="/run/netns/$NS" "$@"; }
 e2e_netns_unmount() { [ -n "$(ls -A /run/netns 2>/dev/null)" ] || umount /run/netns; }
 # e2e_cut PORT / e2e_heal: silently drop every packet to or from PORT
 # inside $NS (no RST: the peers must notice by themselves).
 e2e_cut() {
-  ip netns exec "$NS" nft -f - <<NFT
+  e2e_in_ns nft -f - <<NFT
 table inet slcut {
   chain in { type filter hook input priority 0; tcp dport $1 drop; tcp sport $1 drop; }
 }
 NFT
 }
-e2e_heal() { ip netns exec "$NS" nft delete table inet slcut 2>/dev/null; }
+e2e_heal() { e2e_in_ns nft delete table inet slcut 2>/dev/null; }

@@ -39,7 +39,7 @@ P=$T/pm/store D=$T/rm/data
 "$BIN" receive --listen 127.0.0.1:0 --data "$D" --ready-file "$T/port" --insecure --allow-root \
   --heartbeat-ms 200 --timeout-ms 2000 --segment-size 1M 2>>"$T/rx.log" &
 pids+=($!)
-for i in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+e2e_until 60 test -s "$T/port"
 "$BIN" ship "$P" --to "127.0.0.1:$(cat "$T/port")" --stream s --insecure --heartbeat-ms 200 \
   --timeout-ms 2000 --backoff-max-ms 300 2>>"$T/ship.log" &
 pids+=($!)
@@ -55,7 +55,7 @@ commit() {
 caught_up() {
   local l
   l=$(e2e_last_txid "$P")
-  check "$1: the standby applies up to $l" e2e_wait_applied "$D" s "$l" 60
+  check "$1: the standby applies up to $l" e2e_wait_applied "$D" s "$l" 120
   check "$1: the standby equals the primary" e2e_same_export "$P" "$D/streams/s/standby"
 }
 commit 500 1

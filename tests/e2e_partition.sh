@@ -59,7 +59,7 @@ commit() { # commit N CHUNK: N more transactions on the primary
 caught_up() { # caught_up WHAT: the standby applies everything and equals the primary
   local l
   l=$(e2e_last_txid "$P")
-  check "$1: the standby applies up to $l" e2e_wait_applied "$D" s "$l" 60
+  check "$1: the standby applies up to $l" e2e_wait_applied "$D" s "$l" 120
   check "$1: the standby equals the primary" e2e_same_export "$P" "$D/streams/s/standby"
 }
 ship_state() { "$BIN" status "$P" --json 2>/dev/null | jq -r '.streams[0].state // empty'; }

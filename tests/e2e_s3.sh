@@ -85,17 +85,17 @@ start_receiver "$D" "${RX_ARGS[@]}" || exit 1
   --insecure 2>>"$T/ship.log" &
 pids+=($!)
 head -n $((NLINES / 3)) "$W" | "$BIN" exec "$P" - >/dev/null
-wait_for 60 "1: the receiver applies the first third" bash -c "[ \"\$('$BIN' status --data '$D' --stream s --json | jq .streams[0].applied)\" = $(e2e_last_txid "$P") ]"
+wait_for 120 "1: the receiver applies the first third" bash -c "[ \"\$('$BIN' status --data '$D' --stream s --json | jq .streams[0].applied)\" = $(e2e_last_txid "$P") ]"
 "$BIN" snapshot --data "$D" --stream s >/dev/null
 sed -n "$((NLINES / 3 + 1)),$((NLINES * 2 / 3))p" "$W" | "$BIN" exec "$P" - >/dev/null
-wait_for 60 "1: every sealed segment and snapshot is uploaded" caught_up
+wait_for 120 "1: every sealed segment and snapshot is uploaded" caught_up
 L1=$(st upload.uploaded_txid)
 "$BIN" status --data "$D" >"$T/status.txt"
 contains "$T/status.txt" "upload: object storage holds txids up to $L1" "1: status shows the upload"
 s3curl GET "?prefix=$PREFIX/&uploads=" >"$T/mpu.xml"
 check "1: the receiver aborted the unfinished multipart upload" bash -c "! grep -q '<UploadId>' '$T/mpu.xml'"
 # (a snapshot the receiver takes just after the last batch may still be on its way)
-wait_for 20 "1: the local upload.json is the manifest" \
+wait_for 120 "1: the local upload.json is the manifest" \
   bash -c "sleep 0.3; curl -s --aws-sigv4 'aws:amz:$AWS_DEFAULT_REGION:s3' --user '$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY' \
     -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' '$SL_S3_ENDPOINT/$SL_S3_BUCKET/$PREFIX/s/manifest.json' -o '$T/manifest.json' &&
     cmp -s '$T/manifest.json' '$D/streams/s/upload.json'"
@@ -152,15 +152,15 @@ contains "$T/err" "no such manifest" "2: ... naming the manifest"
 "$RGW" rgw-pause # accepts connections, answers nothing: uploads hang
 sed -n "$((NLINES * 2 / 3 + 1)),$((NLINES * 5 / 6))p" "$W" | "$BIN" exec "$P" - >/dev/null
 L=$(e2e_last_txid "$P")
-wait_for 30 "3: with radosgw hung the receiver still archives and applies everything ($L)" \
+wait_for 120 "3: with radosgw hung the receiver still archives and applies everything ($L)" \
   bash -c "[ \"\$('$BIN' status --data '$D' --stream s --json | jq .streams[0].applied)\" = $L ]"
 "$RGW" rgw-resume
 "$RGW" rgw-stop
 tail -n +$((NLINES * 5 / 6 + 1)) "$W" | "$BIN" exec "$P" - >/dev/null
 L=$(e2e_last_txid "$P")
-wait_for 60 "3: with radosgw down the receiver still archives and applies everything ($L)" \
+wait_for 120 "3: with radosgw down the receiver still archives and applies everything ($L)" \
   bash -c "[ \"\$('$BIN' status --data '$D' --stream s --json | jq .streams[0].durable)\" = $L ]"
-wait_for 30 "3: status reports the upload error" bash -c "[ -n \"\$('$BIN' status --data '$D' --stream s --json | jq -r '.streams[0].upload.error')\" ]"
+wait_for 120 "3: status reports the upload error" bash -c "[ -n \"\$('$BIN' status --data '$D' --stream s --json | jq -r '.streams[0].upload.error')\" ]"
 check "3: and the upload lag" [ "$(st upload.lag_tx)" -gt 0 ]
 L1=$(st upload.uploaded_txid) # what got through while it was hung
 e2e_times "$D" s

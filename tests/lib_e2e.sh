@@ -95,10 +95,10 @@ size() { stat -c %s "$1"; }
 # (default 0: a free one) with ARGS (TLS or --insecure, ...) and ROOT;
 # RX_TIMEOUT_MS (default 2000) is its --timeout-ms. Sets RX_PID (added to
 # pids) and RX_PORT; its stderr goes to $T/rx.log. Returns 1 if it does not
-# listen within 10 s; a fixed PORT is tried 10 times (a killed receiver's
+# listen within 60 s; a fixed PORT is tried 10 times (a killed receiver's
 # socket may linger).
 start_receiver() {
-  local port=0 tries=1 pf="$T/port.$RANDOM" data try i p
+  local port=0 tries=1 pf="$T/port.$RANDOM" data try p deadline
   if [ "$1" = -p ]; then port=$2 tries=10; shift 2; fi
   data=$1
   shift
@@ -109,7 +109,8 @@ start_receiver() {
       --timeout-ms "${RX_TIMEOUT_MS:-2000}" --verbose "${ROOT[@]}" "$@" 2>>"$T/rx.log" &
     RX_PID=$!
     pids+=("$RX_PID")
-    for i in $(seq 200); do
+    deadline=$((SECONDS + 60))
+    while [ "$SECONDS" -lt "$deadline" ]; do
       p=$(cat "$pf" 2>/dev/null)
       if [[ $p =~ ^[0-9]+$ ]]; then RX_PORT=$p; return 0; fi
       kill -0 "$RX_PID" 2>/dev/null || break

@@ -18,7 +18,9 @@
 # It goes on after a failure so that one run shows every problem, exits
 # non-zero if anything failed, and ends with one summary line, after a line
 # per failure ("FAILED: ...") and per skipped test with the reason the test
-# gave ("skipped: NAME (TREES: REASON)", from its "skip: REASON" line).
+# gave ("skipped: NAME (TREES: REASON)", from its "skip: REASON" line; a
+# part a test left out, from its "skip WHAT" line, is listed as "NAME, a
+# part"; it does not count as a skipped test).
 # SL_BUILD_DIR and SL_ASAN_BUILD_DIR override the two build directories.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -80,10 +82,15 @@ run_ctest() {
   total=$(sed -nE 's/.* failed out of ([0-9]+).*/\1/p' "$log" | tail -1)
   nfail=$(sed -nE 's/.*tests passed, ([0-9]+) tests? failed out of.*/\1/p' "$log" | tail -1)
   nskip=$(grep -cE '\(Skipped\)$' "$log")
-  local name
+  local name part
   for name in $(sed -nE 's/^[[:space:]]*[0-9]+ - (.*) \(Skipped\)$/\1/p' "$log"); do
     skipped_in "$dir" "$name" "$(skip_reason "$dir" "$name")"
   done
+  # parts a test that ran left out ("skip WHAT" lines, lib_e2e.sh's skip)
+  while IFS=$'\t' read -r name part; do
+    skipped_in "$dir" "$name, a part" "$part"
+  done < <(awk '/^[0-9]+\/[0-9]+ Test: / { t = substr($0, index($0, "Test: ") + 6) }
+    /^skip [^:]/ { print t "\t" substr($0, 6) }' "$dir/Testing/Temporary/LastTest.log" 2>/dev/null)
   rm -f "$log"
   passed=$((passed + total - nfail - nskip))
   skipped=$((skipped + nskip))

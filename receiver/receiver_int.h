@@ -102,6 +102,7 @@ typedef struct sl__stream {
   bool base_receiving;
   bool standby_stopped;          /* an apply failed: archiving goes on */
   bool archive_only;             /* with standby_stopped: frames sealed with a key we lack */
+  bool archive_failing;          /* an append or sync failed, nothing durable since: error stays */
   char error[256];
   bool stop, dirty;
   uint64_t status_written_ns;

@@ -1211,7 +1211,10 @@ int sl__stream_attach(sl__stream *s, sl_conn *c, int live_ms, char *why, size_t 
   s->owner = c;
   atomic_store(&s->owner_rx_ns, sl_mono_ns());
   snprintf(s->peer, sizeof s->peer, "%s", sl_conn_peer(c));
-  if (!s->standby_stopped) s->error[0] = 0; /* the last session's trouble is history */
+  /* The last session's trouble is history, unless it was the archive's
+   * (a full disk): that one holds until something is durable again, so
+   * that status never looks healthy while every batch fails. */
+  if (!s->standby_stopped && !s->archive_failing) s->error[0] = 0;
   s->dirty = true;
   uint64_t drain;
   if (read(s->notify_fd, &drain, sizeof drain) < 0 && errno != EAGAIN)
@@ -1241,6 +1244,7 @@ static void archive_failed(sl__stream *s, int rc) {
   pthread_mutex_lock(&s->mu);
   snprintf(s->log_error, sizeof s->log_error, "archive %s: %s", s->archive_dir, sl_strerror(rc));
   snprintf(s->error, sizeof s->error, "%s", s->log_error);
+  s->archive_failing = true;
   sl_log *log = s->log;
   s->log = NULL;
   s->received = s->durable;
@@ -1302,6 +1306,11 @@ int sl__stream_sync(sl__stream *s) {
   sl_history h;
   sl_log_history(s->log, &h);
   pthread_mutex_lock(&s->mu);
+  if (s->archive_failing) { /* durable again: the archive's trouble is over */
+    s->archive_failing = false;
+    if (!s->standby_stopped) s->error[0] = 0;
+    s->dirty = true;
+  }
   if (target > s->durable) {
     s->durable = target;
     s->lin_last = target;

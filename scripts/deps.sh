@@ -22,7 +22,10 @@ set -euo pipefail
 # ceph-common: the real S3 server of the object-storage tests
 # (scripts/radosgw.sh). Fault tests (tests/e2e_partition.sh,
 # e2e_fulldisk.sh, e2e_nemesis.sh): iproute2 (ip netns), nftables (silent
-# drops), e2fsprogs and util-linux (loop-mounted ext4 file systems).
+# drops), e2fsprogs and util-linux (loop-mounted ext4 file systems, nsenter).
+# nodejs and npm: tests/e2e_cypher.sh lints `export --cypher` output with
+# Neo4j's linter, an npm package it installs (pinned by
+# tests/cypher-lint/package-lock.json) into the build tree.
 PACKAGES=(
   gcc make libc6-dev cmake pkg-config
   liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
@@ -31,10 +34,16 @@ PACKAGES=(
   curl prometheus systemd
   libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common
   iproute2 nftables e2fsprogs util-linux
+  nodejs npm
 )
+# Packages whose command another package may bring: NodeSource's nodejs
+# has its own npm and conflicts with Debian's, so npm counts as present
+# when the command is.
+declare -A COMMAND_OF=([nodejs]=node [npm]=npm)
 
 installed() {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' && return 0
+  [[ -n ${COMMAND_OF[$1]:-} ]] && command -v "${COMMAND_OF[$1]}" >/dev/null
 }
 
 missing=()

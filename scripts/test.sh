@@ -19,7 +19,11 @@
 #      for FUZZ_SECONDS (default 20) each on its seed corpus; skipped with a
 #      message when clang is missing
 # It goes on after a failure so that one run shows every problem, exits
-# non-zero if anything failed, and ends with one summary line.
+# non-zero if anything failed, and ends with one summary line, after a line
+# per failure ("FAILED: ...") and per skipped test with the reason the test
+# gave ("skipped: NAME (TREES: REASON)", from its "skip: REASON" line; a
+# part a test left out, from its "skip WHAT" line, is listed as "NAME, a
+# part"; it does not count as a skipped test).
 # SL_BUILD_DIR, SL_ASAN_BUILD_DIR and SL_RELEASE_BUILD_DIR override the
 # build directories.
 set -uo pipefail
@@ -34,6 +38,8 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 passed=0 failed=0 skipped=0
 problems=()
+skip_keys=()         # "NAME: REASON", in the order first seen
+declare -A skip_trees # "NAME: REASON" -> the trees it was skipped in
 
 section() { printf '\n=== %s ===\n' "$*"; }
 fail() {
@@ -47,6 +53,24 @@ build() {
   shift
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" "$@" &&
     cmake --build "$dir" -j"$(nproc)"
+}
+
+# skipped_in TREE NAME REASON: notes a skipped test for the summary.
+skipped_in() {
+  local k="$2: $3"
+  [[ -n ${skip_trees[$k]+x} ]] || skip_keys+=("$k")
+  skip_trees[$k]+="${skip_trees[$k]:+, }$1"
+}
+
+# skip_reason DIR NAME: the "skip: REASON" line a skipped test printed
+# (ctest keeps every test's output in Testing/Temporary/LastTest.log).
+skip_reason() {
+  awk -v name="$2" '
+    /^[0-9]+\/[0-9]+ Test: / { t = substr($0, index($0, "Test: ") + 6); inside = (t == name); next }
+    inside && /^skip: / { print substr($0, 7); found = 1; exit }
+    inside && /^<end of output>$/ { inside = 0 }
+    END { if (!found) print "no reason given" }' "$1/Testing/Temporary/LastTest.log" 2>/dev/null ||
+    echo "no reason given"
 }
 
 # run_ctest DIR: adds the tree's counts to the totals.
@@ -63,6 +87,15 @@ run_ctest() {
   total=$(sed -nE 's/.* failed out of ([0-9]+).*/\1/p' "$log" | tail -1)
   nfail=$(sed -nE 's/.*tests passed, ([0-9]+) tests? failed out of.*/\1/p' "$log" | tail -1)
   nskip=$(grep -cE '\(Skipped\)$' "$log")
+  local name part
+  for name in $(sed -nE 's/^[[:space:]]*[0-9]+ - (.*) \(Skipped\)$/\1/p' "$log"); do
+    skipped_in "$dir" "$name" "$(skip_reason "$dir" "$name")"
+  done
+  # parts a test that ran left out ("skip WHAT" lines, lib_e2e.sh's skip)
+  while IFS=$'\t' read -r name part; do
+    skipped_in "$dir" "$name, a part" "$part"
+  done < <(awk '/^[0-9]+\/[0-9]+ Test: / { t = substr($0, index($0, "Test: ") + 6) }
+    /^skip [^:]/ { print t "\t" substr($0, 6) }' "$dir/Testing/Temporary/LastTest.log" 2>/dev/null)
   rm -f "$log"
   passed=$((passed + total - nfail - nskip))
   skipped=$((skipped + nskip))
@@ -158,17 +191,21 @@ fi
 ((rgw_started)) && scripts/radosgw.sh stop
 
 section "fuzz targets (tests/fuzz/run.sh)"
-FUZZ_SECONDS=${FUZZ_SECONDS:-20} tests/fuzz/run.sh
-rc=$?
+flog=$(mktemp)
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} tests/fuzz/run.sh 2>&1 | tee "$flog"
+rc=${PIPESTATUS[0]}
 if ((rc == 0)); then
   passed=$((passed + 1))
 elif ((rc == 77)); then
   skipped=$((skipped + 1))
+  skipped_in "${FUZZ_BUILD_DIR:-build-fuzz}" "fuzz targets" "$(tail -1 "$flog" | sed 's/^fuzz: //')"
 else
   fail "fuzz targets: a crash or a build failure (see above)"
 fi
+rm -f "$flog"
 
 echo
 for p in "${problems[@]}"; do echo "FAILED: $p"; done
+for k in "${skip_keys[@]}"; do echo "skipped: ${k%%: *} (${skip_trees[$k]}: ${k#*: })"; done
 echo "test: $passed passed, $failed failed, $skipped skipped"
 ((failed == 0 && passed > 0))

@@ -263,7 +263,7 @@ mkfifo "$T/fifo"
 wpid=$!
 exec 7>"$T/fifo"
 echo '{"ops":[{"op":"create_node","labels":["A"]}]}' >&7
-for _ in $(seq 100); do grep -q "node 1" "$T/w.out" && break; sleep 0.1; done
+e2e_until 60 grep -q "node 1" "$T/w.out"
 contains "$T/w.out" "node 1" "exec prints an id as soon as it commits"
 expect 0 "stats beside a writer" "$BIN" stats "$W" --json
 contains "$T/out" '"nodes":1,' "stats sees the writer's commit"

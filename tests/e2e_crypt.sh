@@ -83,7 +83,7 @@ ship() { # ship STORE STREAM CERT ARGS...
     "${@:4}" 2>>"$T/ship.log"
 }
 check "2: an encrypted stream ships (TLS, --key-file)" ship "$T/p1" s1 p1 --key-file "$T/a.keys"
-check "2: ...and is applied on the standby" e2e_wait_status "$R1" s1 applied "$N1" 20
+check "2: ...and is applied on the standby" e2e_wait_status "$R1" s1 applied "$N1" 120
 check "2: the standby equals the primary" e2e_same_export "$T/p1" "$R1/streams/s1/standby"
 check "2: the archive has several segments" [ "$(ls "$R1/streams/s1/archive/"*.seg | wc -l)" -ge 2 ]
 if grep -rqaF -- "$SECRET" "$T/p1/log"; then ok "2: (the primary's own log holds the string in clear)"
@@ -101,8 +101,8 @@ R2=$T/r2
 RX1_PID=$RX_PID RX1_PORT=$RX_PORT
 start_receiver "$R2" "${TLS_RX[@]}" || exit 1
 check "3: an encrypted stream ships to a receiver without the key" ship "$T/p1" s1 p1 --key-file "$T/a.keys"
-check "3: ...which acks it durable" e2e_wait_status "$R2" s1 durable "$N1" 20
-check "3: ...and is archive-only" e2e_wait_status "$R2" s1 state archive-only 10
+check "3: ...which acks it durable" e2e_wait_status "$R2" s1 durable "$N1" 120
+check "3: ...and is archive-only" e2e_wait_status "$R2" s1 state archive-only 120
 "$BIN" status --data "$R2" >"$T/status" 2>&1
 contains "$T/status" "archive-only: frames sealed with key A, not in the key file" "3: status says so, naming the key"
 contains "$T/rx.log" "archive-only: frames sealed with key A" "3: ...and so does the log"
@@ -117,7 +117,7 @@ contains "$T/err" "is sealed with key A: give the key file" "3: ...naming the ke
 check "3: ...leaving nothing behind" [ ! -e "$T/rest2b" ]
 stop_receiver
 start_receiver "$R2" "${TLS_RX[@]}" --key-file "$T/a.keys" || exit 1
-check "3: restarted with the key, its standby catches up" e2e_wait_status "$R2" s1 applied "$N1" 20
+check "3: restarted with the key, its standby catches up" e2e_wait_status "$R2" s1 applied "$N1" 120
 check "3: ...and equals the primary" e2e_same_export "$T/p1" "$R2/streams/s1/standby"
 stop_receiver
 
@@ -158,25 +158,25 @@ fi
 SEG1=$R1/streams/s1/archive/00000000000000000001.seg
 # A second stream on the same receiver: s2 from p2 with key A.
 check "5: a second stream ships" ship "$T/p2" s2 p2 --key-file "$T/a.keys"
-check "5: ...and applies" e2e_wait_status "$R1" s2 applied "$(e2e_last_txid "$T/p2")" 20
+check "5: ...and applies" e2e_wait_status "$R1" s2 applied "$(e2e_last_txid "$T/p2")" 120
 # Damage s1's oldest segment and rebuild its standby from the archive: the
 # replay meets the flipped byte and stops, naming the segment.
 stop_receiver
 rm -rf "$R1/streams/s1/standby" "$R1/streams/s1/snapshots/"*.snap
 flip "$SEG1" 4000
 start_receiver "$R1" "${TLS_RX[@]}" --key-file "$T/a.keys" --segment-size 64K || exit 1
-check "5: s1's standby stops at the damaged frame" e2e_wait_status "$R1" s1 state stopped 20
+check "5: s1's standby stops at the damaged frame" e2e_wait_status "$R1" s1 state stopped 120
 "$BIN" status --data "$R1" --stream s1 >"$T/status" 2>&1
 contains "$T/status" "standby stopped at txid" "5: ...saying so in status"
 contains "$T/rx.log" "$SEG1: bad frame at offset" "5: ...and naming the segment and offset in the log"
 mutations 30 1000 | "$BIN" exec "$T/p2" - >/dev/null
 check "5: the second stream goes on" ship "$T/p2" s2 p2 --key-file "$T/a.keys"
-check "5: ...and applies" e2e_wait_status "$R1" s2 applied "$(e2e_last_txid "$T/p2")" 20
+check "5: ...and applies" e2e_wait_status "$R1" s2 applied "$(e2e_last_txid "$T/p2")" 120
 check "5: ...its standby equals its primary" e2e_same_export "$T/p2" "$R1/streams/s2/standby"
 # The wrong key bytes under the receiver's key id: archived, but nothing
 # opens; the standby stops naming segment, offset, txid and key.
 check "5: a stream sealed with another key under id A ships" ship "$T/p2" s4 p2 --key-file "$T/wrong.keys"
-check "5: ...its standby stops" e2e_wait_status "$R1" s4 state stopped 10
+check "5: ...its standby stops" e2e_wait_status "$R1" s4 state stopped 120
 "$BIN" status --data "$R1" --stream s4 >"$T/status" 2>&1
 contains "$T/status" "00000000000000000001.seg offset 128: sealed frame (key A) does not open: authentication failed" \
   "5: ...naming segment, offset and key in status"
@@ -184,7 +184,7 @@ contains "$T/rx.log" "standby stopped at txid 1" "5: ...and the txid in the log"
 check "5: ...nothing of it applied" [ "$(e2e_rx_json "$R1" s4 applied 0)" = 0 ]
 # A stream sealed with a key the receiver lacks is archive-only, beside s2.
 check "5: a stream sealed with key C ships to it" ship "$T/p2" s3 p2 --key-file "$T/c.keys"
-check "5: ...and is archive-only there" e2e_wait_status "$R1" s3 state archive-only 10
+check "5: ...and is archive-only there" e2e_wait_status "$R1" s3 state archive-only 120
 stop_receiver
 
 # ---- 6. sealed by the receiver ---------------------------------------------------------------------------------

@@ -4,9 +4,13 @@
 # client commands (:begin, :commit) set aside, must report zero errors for
 # the every-value-kind graph, the LDBC example graph and a random graph; and
 # it must catch a broken script (so that a silent linter cannot pass).
-# The package is installed once into the build tree ($SL_BUILD/npm-cypher-lint,
-# npm's cache beside it); without node, npm or the registry the test is
-# skipped (77), saying why. Needs $SL_BIN, $SL_TEST_TMP, $SL_SOURCE.
+# The package and its dependencies, pinned by tests/cypher-lint/package-lock.json
+# (version and integrity; the registry is npm's configured one), are
+# installed with `npm ci` into the build tree ($SL_BUILD/npm-cypher-lint,
+# npm's cache beside it), again only when the lock changes. Node.js and npm
+# come from scripts/deps.sh (Debian 12: node 18, hence a version of the
+# linter whose engines allow it); without them or the registry the test
+# is skipped (77), saying why. Needs $SL_BIN, $SL_TEST_TMP, $SL_SOURCE.
 set -u
 
 BIN=${SL_BIN:?SL_BIN must name the shiplog binary}
@@ -17,22 +21,32 @@ rm -rf "$T" && mkdir -p "$T" || exit 1
 trap 'rm -rf "$T"' EXIT
 
 PKG=@neo4j-cypher/language-support
-VERSION=2.0.0-next.38
+LOCK=$SRC/tests/cypher-lint
 NPM_DIR=${SL_BUILD:-${SL_TEST_TMP:-/tmp/shiplog-test}}/npm-cypher-lint
 MOD=$NPM_DIR/node_modules/$PKG
 
-command -v node >/dev/null || { echo "skip: node is not installed, so the Cypher linter cannot run"; exit 77; }
-if ! grep -q "\"version\": \"$VERSION\"" "$MOD/package.json" 2>/dev/null; then
-  command -v npm >/dev/null || { echo "skip: npm is not installed, so $PKG cannot be installed"; exit 77; }
-  echo "installing $PKG@$VERSION into $NPM_DIR (once per build tree)"
+command -v node >/dev/null || { echo "skip: node is not installed, so the Cypher linter cannot run (scripts/deps.sh installs nodejs)"; exit 77; }
+if ! cmp -s "$LOCK/package-lock.json" "$NPM_DIR/installed-lock.json" || [ ! -f "$MOD/package.json" ]; then
+  command -v npm >/dev/null || { echo "skip: npm is not installed, so $PKG cannot be installed (scripts/deps.sh installs npm)"; exit 77; }
+  echo "installing $PKG as pinned by tests/cypher-lint/package-lock.json into $NPM_DIR (npm ci)"
   mkdir -p "$NPM_DIR"
-  if ! timeout 600 npm install --prefix "$NPM_DIR" --cache "$NPM_DIR/cache" --no-audit --no-fund \
-    --loglevel=error "$PKG@$VERSION" >"$T/npm.log" 2>&1; then
-    echo "skip: npm could not install $PKG@$VERSION (is the npm registry reachable?):"
-    tail -5 "$T/npm.log" | sed 's/^/    /'
+  rm -f "$NPM_DIR/installed-lock.json"
+  cp "$LOCK/package.json" "$LOCK/package-lock.json" "$NPM_DIR/"
+  if ! (cd "$NPM_DIR" && timeout 600 npm ci --cache "$NPM_DIR/cache" --no-audit --no-fund --loglevel=error) >"$T/npm.log" 2>&1; then
+    # one line, for scripts/test.sh's summary: npm's error code and reason
+    why=$(grep -m1 -E '^npm (ERR!|error) (request|network) ' "$T/npm.log" ||
+      grep -m1 -E '^npm (ERR!|error) ' "$T/npm.log")
+    why=$(sed -E 's/^npm (ERR!|error) //' <<<"$why")
+    case $why in
+    *CERT* | *certificate*) why="$why (this system does not trust the certificate its connection to the registry presents)" ;;
+    esac
+    echo "skip: npm ci could not install $PKG from the npm registry: ${why:-$(tail -1 "$T/npm.log")}"
+    sed 's/^/    /' "$T/npm.log" | tail -5
     exit 77
   fi
+  cp "$LOCK/package-lock.json" "$NPM_DIR/installed-lock.json"
 fi
+echo "linter: $PKG $(jq -r .version "$MOD/package.json" 2>/dev/null), node $(node --version)"
 
 passed=0
 failed=0
@@ -47,7 +61,8 @@ let errors = 0;
 for (const file of process.argv.slice(3)) {
   // Client commands are cypher-shell's, not Cypher: blanked, so lines keep their numbers.
   const text = fs.readFileSync(file, 'utf8').split('\n').map((l) => (/^\s*:/.test(l) ? '' : l)).join('\n');
-  const { diagnostics } = lintCypherQuery(text, {});
+  const r = lintCypherQuery(text, {}); // diagnostics: an array, or (2.0.0-next.2x on) its field
+  const diagnostics = Array.isArray(r) ? r : r.diagnostics;
   const errs = diagnostics.filter((d) => d.severity === 1);
   for (const d of errs.slice(0, 10)) console.log(`${file}:${d.range.start.line + 1}: ${d.message}`);
   console.log(`${file}: ${errs.length} errors, ${diagnostics.length - errs.length} warnings`);

@@ -84,7 +84,7 @@ L=$(e2e_last_txid "$P2")
 start_receiver "$D" "${RX_OPT[@]}" || exit 1
 ship "$P2" "$RX_PORT" s --exit-when-caught-up
 check "the new primary ships as the stream's continuation" wait "$SH_PID"
-check "the standby follows the new primary" e2e_wait_applied "$D" s "$L" 20
+check "the standby follows the new primary" e2e_wait_applied "$D" s "$L" 120
 check "and equals it" e2e_same_export "$P2" "$D/streams/s/standby"
 
 # ---- 2. the old primary returns ---------------------------------------------------------
@@ -92,7 +92,7 @@ check "and equals it" e2e_same_export "$P2" "$D/streams/s/standby"
 ship "$P2" "$RX_PORT" s
 LIVE=$SH_PID
 TAKEOVERS=$(grep -c "takes over" "$T/rx.log")
-for i in $(seq 100); do grep -qx "state=streaming" "$P2/ship/s.status" 2>/dev/null && break; sleep 0.05; done
+e2e_until 60 grep -qx "state=streaming" "$P2/ship/s.status"
 restart "$P"
 OLD_LAST=$(e2e_last_txid "$P")
 if [ "$OLD_LAST" -gt "$R" ]; then
@@ -134,7 +134,7 @@ PORTA=$RX_PORT
 start_receiver "$T/old-host" "${RX_OPT[@]}" || exit 1
 ship "$D/streams/s" "$RX_PORT" s --exit-when-caught-up # the new primary's stream, onward
 check "the seeded stream accepts the new primary's history" wait "$SH_PID"
-check "the old primary's host follows as a standby" e2e_wait_applied "$T/old-host" s "$L" 20
+check "the old primary's host follows as a standby" e2e_wait_applied "$T/old-host" s "$L" 120
 check "equal to the new primary" e2e_same_export "$P2" "$T/old-host/streams/s/standby"
 stop "$RX_PID"
 
@@ -145,13 +145,13 @@ ship "$P2" "$PORTA" s
 SA=$SH_PID
 ship "$D/streams/s" "$PB" s
 SB=$SH_PID
-for i in $(seq 100); do [ -d "$T/b/streams/s" ] && break; sleep 0.05; done
+e2e_until 60 test -d "$T/b/streams/s"
 ship "$T/b/streams/s" "$PC" s
 SC=$SH_PID
 e2e_gen "$T/w3" 400 3 1-5
 "$BIN" exec "$P2" "$T/w3" >/dev/null 2>&1
 L=$(e2e_last_txid "$P2")
-check "cascade: C's standby reaches txid $L" e2e_wait_applied "$T/c" s "$L" 30
+check "cascade: C's standby reaches txid $L" e2e_wait_applied "$T/c" s "$L" 120
 check "cascade: A, B and C equal the primary" e2e_same_export "$P2" "$T/c/streams/s/standby"
 check "cascade: B too" e2e_same_export "$P2" "$T/b/streams/s/standby"
 check "cascade: B's and C's archives hold A's records" cmp -s <(archive_json "$D" s) <(archive_json "$T/c" s)
@@ -198,7 +198,7 @@ for round in $(seq "$ROUNDS"); do
   start_receiver "$D" "${RX_OPT[@]}" || exit 1
   RXA=$RX_PID
   PORTA=$RX_PORT
-  check "round $round: the standby equals the new primary" e2e_wait_applied "$D" s "$R" 20
+  check "round $round: the standby equals the new primary" e2e_wait_applied "$D" s "$R" 120
   e2e_same_export "$NEXT" "$D/streams/s/standby" || bad "round $round: standby differs"
   restart "$CUR"
   OLD_LAST=$(e2e_last_txid "$CUR")
@@ -230,7 +230,7 @@ echo '{"ops":[{"op":"create_node","id":1,"labels":["First"],"props":{}}]}' | "$B
 start_receiver "$T/e" "${RX_OPT[@]}" || exit 1
 ship "$T/e2" "$RX_PORT" s --exit-when-caught-up
 check "... and ships as the stream's continuation" wait "$SH_PID"
-check "... its first transaction applied" e2e_wait_applied "$T/e" s 1 20
+check "... its first transaction applied" e2e_wait_applied "$T/e" s 1 120
 "$BIN" ship "$T/e1" --to "127.0.0.1:$RX_PORT" --stream s --insecure >"$T/out" 2>"$T/err"
 check "... the old (empty) primary is refused: exit 1" test $? -eq 1
 check "... as behind" grep -q "behind: stream s holds txids up to 1 in epoch 1" "$T/err"
@@ -245,16 +245,18 @@ e2e_gen "$T/w7" 1500 7 1-5
 "$BIN" exec "$T/q" "$T/w7" >/dev/null 2>&1
 ship "$T/q" "$PQA" q
 SQ=$SH_PID
-for i in $(seq 100); do [ -d "$T/qa/streams/q" ] && break; sleep 0.05; done
+e2e_until 60 test -d "$T/qa/streams/q"
 ship "$T/qa/streams/q" "$PQB" q
-check "cascade: B follows A" e2e_wait_applied "$T/qb" q "$(e2e_last_txid "$T/q")" 20
-sleep 0.5 # the cascade shipper records its confirmed position every 200 ms
+check "cascade: B follows A" e2e_wait_applied "$T/qb" q "$(e2e_last_txid "$T/q")" 120
+# the cascade shipper records its confirmed position every 200 ms
+confirmed_all() { [ "$(cat "$T/qa/streams/q/archive/consumers/ship-q" 2>/dev/null)" = "$(e2e_last_txid "$T/q")" ]; }
+check "the cascade shipper records what B confirmed" e2e_until 60 confirmed_all
 kill9 "$SH_PID" # the cascade lags from here on
 C=$(cat "$T/qa/streams/q/archive/consumers/ship-q")
 e2e_gen "$T/w8" 3000 8 1-5
 "$BIN" exec "$T/q" "$T/w8" >/dev/null 2>&1
 L=$(e2e_last_txid "$T/q")
-check "A archives and applies everything" e2e_wait_applied "$T/qa" q "$L" 20
+check "A archives and applies everything" e2e_wait_applied "$T/qa" q "$L" 120
 "$BIN" snapshot --data "$T/qa" --stream q >/dev/null
 "$BIN" prune --data "$T/qa" --stream q --keep-snapshots 1 --json >"$T/prune.json"
 FIRST=$(jq -r .archive_first_txid "$T/prune.json")
@@ -262,7 +264,7 @@ echo "    cascade confirmed txid $C, A's archive begins at $FIRST after prune ($
 check "prune removed segments the cascade had confirmed" test "$FIRST" -gt 1
 check "... but kept what the cascade still needs (from txid $((C + 1)))" test "$FIRST" -le $((C + 1))
 ship "$T/qa/streams/q" "$PQB" q
-check "the cascade resumes and catches up" e2e_wait_applied "$T/qb" q "$L" 30
+check "the cascade resumes and catches up" e2e_wait_applied "$T/qb" q "$L" 120
 check "... equal to the primary" e2e_same_export "$T/q" "$T/qb/streams/q/standby"
 kill9 "$SH_PID"; kill9 "$SQ"; stop "$RXQA"; stop "$RXQB"
 
@@ -294,7 +296,7 @@ e2e_gen "$T/w12" 200 12 1-5
 "$BIN" exec "$T/f2" "$T/w12" >/dev/null 2>&1
 check "restore --into NEW: NEW ships as the stream's continuation" ship_done "$T/f2" f
 L=$(e2e_last_txid "$T/f2")
-check "... applied" e2e_wait_applied "$FD" f "$L" 20
+check "... applied" e2e_wait_applied "$FD" f "$L" 120
 check "... equal to NEW" e2e_same_export "$T/f2" "$FD/streams/f/standby"
 "$BIN" dump "$T/f2" --to "$T/f2.dump" --quiet
 "$BIN" load "$T/f2.dump" --into "$T/f3" --quiet

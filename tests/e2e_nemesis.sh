@@ -40,9 +40,11 @@ e2e_begin e2e_nemesis
 KINDS=(kill_exec kill_shipper kill_receiver reset slow crash tear eio enospc)
 INNS=()
 if [ "$(id -u)" -eq 0 ] && command -v nft >/dev/null && command -v nsenter >/dev/null && e2e_netns &&
-  nsenter --net="/run/netns/$NS" nft list tables >/dev/null 2>&1; then
+  e2e_in_ns nft list tables >/dev/null 2>&1; then
   INNS=(nsenter --net="/run/netns/$NS")
   KINDS+=(partition)
+else
+  echo "note: no partition faults (root, nft, nsenter and a network namespace needed${NETNS_WHY:+: $NETNS_WHY})"
 fi
 mkdir -p "$T/pm" "$T/rm"
 if [ "$(id -u)" -eq 0 ] && command -v mkfs.ext4 >/dev/null; then
@@ -73,9 +75,9 @@ ROUNDS=${SL_NEMESIS_ROUNDS:-$DEFAULT_ROUNDS}
 END=$((SECONDS + ${SL_NEMESIS_SECONDS:-100000}))
 
 # ---- the processes (fixed ports inside the namespace; else the ones given) ----
-port_of() { # port_of FILE PID: waits for a ready file
-  local i
-  for i in $(seq 200); do
+port_of() { # port_of FILE PID: waits for a ready file (60 s at most)
+  local deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     [ -s "$1" ] && { cat "$1"; return 0; }
     kill -0 "$2" 2>/dev/null || return 1
     sleep 0.05
@@ -93,6 +95,7 @@ listening() {
     PID=$!
     pids+=("$PID")
     PORT=$(port_of "$T/$name.port" "$PID") && return 0
+    kill -9 "$PID" 2>/dev/null # (alive but silent: do not wait on it for ever)
     wait "$PID" 2>/dev/null
     sleep 0.3
   done

@@ -54,13 +54,13 @@ P=$T/p D=$T/data
   --heartbeat-ms 200 --verbose "${RX_SEC[@]}" 2>"$T/rx.log" &
 RX=$!
 pids+=("$RX")
-RXM=$(wait_for "$T/rx.log" 'http://127\.0\.0\.1:[0-9]+/metrics' 10) || { bad "the receiver logs its metrics address"; exit 1; }
+RXM=$(wait_for "$T/rx.log" 'http://127\.0\.0\.1:[0-9]+/metrics' 60) || { bad "the receiver logs its metrics address"; exit 1; }
 PORT=$(cat "$T/rx.port")
 "$BIN" ship "$P" --to "127.0.0.1:$PORT" --stream main --metrics 127.0.0.1:0 --heartbeat-ms 200 \
   --verbose --insecure 2>"$T/sh.log" &
 SH=$!
 pids+=("$SH")
-SHM=$(wait_for "$T/sh.log" 'http://127\.0\.0\.1:[0-9]+/metrics' 10) || { bad "the shipper logs its metrics address"; exit 1; }
+SHM=$(wait_for "$T/sh.log" 'http://127\.0\.0\.1:[0-9]+/metrics' 60) || { bad "the shipper logs its metrics address"; exit 1; }
 ok "1: receiver metrics at $RXM, shipper metrics at $SHM"
 
 e2e_gen "$T/w1" 3000 1
@@ -78,8 +78,13 @@ done
 wait "$EX"
 [ "$grew" -eq 1 ] && ok "1: shipped bytes only grow while shipping ($n scrapes)" || bad "1: a counter went back"
 L=$(e2e_last_txid "$P")
-check "1: the standby applies up to txid $L" e2e_wait_applied "$D" main "$L" 60
-sleep 0.6 # the shipper's reports (status file and metrics) follow within 200 ms
+check "1: the standby applies up to txid $L" e2e_wait_applied "$D" main "$L" 120
+# the shipper's reports (status file and metrics) follow within 200 ms or so
+reported() {
+  scrape "$SHM" "$T/sh.prom" && [ "$(value "$T/sh.prom" 'shiplog_applied_txid{stream="main"}')" = "$L" ] &&
+    [ "$("$BIN" status "$P" --json | jq '.streams[0].applied')" = "$L" ]
+}
+e2e_until 60 reported
 
 scrape "$SHM" "$T/sh.prom" && scrape "$RXM" "$T/rx.prom" || bad "1: scrape after the workload"
 "$BIN" status "$P" --json | jq '.streams[0]' >"$T/sh.json"
@@ -151,7 +156,8 @@ EOF
       --web.listen-address="127.0.0.1:$cand" >"$T/prom.log" 2>&1 &
     PR=$!
     pids+=("$PR")
-    for i in $(seq 100); do
+    deadline=$((SECONDS + 90))
+    while [ "$SECONDS" -lt "$deadline" ]; do
       curl -sf "http://127.0.0.1:$cand/-/ready" >/dev/null 2>&1 && { PP=$cand; break; }
       kill -0 "$PR" 2>/dev/null || break
       sleep 0.1
@@ -170,7 +176,8 @@ EOF
     e2e_wait_applied "$D" main "$L" 60 >/dev/null
     q() { curl -sf --max-time 5 "http://127.0.0.1:$PP/api/v1/query" --data-urlencode "query=$1"; }
     got=""
-    for i in $(seq 150); do # scrapes every second; give it time
+    deadline=$((SECONDS + 90))
+    while [ "$SECONDS" -lt "$deadline" ]; do # scrapes every second; give it time
       got=$(q "shiplog_applied_txid{stream=\"main\"}" | jq -r '[.data.result[] | .metric.job + "=" + .value[1]] | sort | join(" ")')
       [ "$got" = "shiplog-receive=$L shiplog-ship=$L" ] && break
       sleep 0.2
@@ -206,12 +213,12 @@ expect 0 "3: ship from the command line (--exit-when-caught-up)" \
   "$BIN" ship "$P" --to "127.0.0.1:$PORT" --stream viaflags --batch-bytes 64K --heartbeat-ms 200 --exit-when-caught-up --insecure
 expect 0 "3: ship from a configuration file" "$BIN" ship "$P" --config "$T/ship.conf"
 L=$(e2e_last_txid "$P")
-check "3: the stream shipped from the file holds every txid" e2e_wait_applied "$D" viaconf "$L" 60
-check "3: ...as does the one from the command line" e2e_wait_applied "$D" viaflags "$L" 60
+check "3: the stream shipped from the file holds every txid" e2e_wait_applied "$D" viaconf "$L" 120
+check "3: ...as does the one from the command line" e2e_wait_applied "$D" viaflags "$L" 120
 "$BIN" export "$D/streams/viaconf/standby" --to "$T/conf.json" && "$BIN" export "$D/streams/viaflags/standby" --to "$T/flags.json"
 cmp -s "$T/conf.json" "$T/flags.json" && ok "3: both standbys export the same graph" || bad "3: the standbys differ"
 expect 0 "3: a flag wins over the file (--stream)" "$BIN" ship "$P" --config "$T/ship.conf" --stream flagwins
-check "3: ...the stream is the flag's" e2e_wait_applied "$D" flagwins "$L" 60
+check "3: ...the stream is the flag's" e2e_wait_applied "$D" flagwins "$L" 120
 printf 'to = 127.0.0.1:%s\nstream = s\nbatch-size = 1M\n' "$PORT" >"$T/bad1.conf"
 expect 2 "3: an unknown key is refused" "$BIN" ship "$P" --config "$T/bad1.conf"
 contains "$T/err" "$T/bad1.conf:3: unknown key 'batch-size'" "3: ...naming FILE:LINE"
@@ -235,7 +242,7 @@ kill "$RX" && wait "$RX"
   --heartbeat-ms 200 "${RX_SEC[@]}" 2>"$T/rx2.log" &
 RX=$!
 pids+=("$RX")
-for i in $(seq 100); do [ -s "$T/rx2.port" ] && break; sleep 0.05; done
+e2e_until 60 test -s "$T/rx2.port"
 PORT=$(cat "$T/rx2.port")
 printf 'log-format = json\n' >"$T/json.conf"
 e2e_gen "$T/w3" 50 3
@@ -245,7 +252,7 @@ expect 0 "4: ship with log-format = json in its file" "$BIN" ship "$P" --config 
 cp "$T/err" "$T/sh2.log"
 "$BIN" ship "$P" --to "127.0.0.1:1" --stream main --exit-when-caught-up --log-format json --insecure 2>"$T/sh3.log" &
 S3=$!
-sleep 0.5
+wait_for "$T/sh3.log" '"level": ?"warning"' 60 >/dev/null # it cannot connect, and says so
 kill "$S3"
 wait "$S3"
 kill "$RX" && wait "$RX"
@@ -272,7 +279,7 @@ if command -v python3 >/dev/null; then
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
-s.settimeout(30)
+s.settimeout(120)
 for _ in range(4):
     try:
         print(s.recv(4096).decode().replace("\n", " "), flush=True)
@@ -281,18 +288,18 @@ for _ in range(4):
 EOF
   NL=$!
   pids+=("$NL")
-  for i in $(seq 100); do [ -S "$NS" ] && break; sleep 0.05; done
+  e2e_until 60 test -S "$NS"
   NOTIFY_SOCKET=$NS "$BIN" receive --listen 127.0.0.1:0 --data "$D" --ready-file "$T/rx3.port" "${RX_SEC[@]}" 2>/dev/null &
   RX=$!
   pids+=("$RX")
-  for i in $(seq 100); do [ -s "$T/rx3.port" ] && break; sleep 0.05; done
-  wait_for "$T/notify.out" 'READY=1 STATUS=listening' 10 >/dev/null && ok "5: the receiver says READY=1 once it listens" ||
+  e2e_until 60 test -s "$T/rx3.port"
+  wait_for "$T/notify.out" 'READY=1 STATUS=listening' 60 >/dev/null && ok "5: the receiver says READY=1 once it listens" ||
     bad "5: no READY=1 from the receiver"
   NOTIFY_SOCKET=$NS "$BIN" ship "$P" --to "127.0.0.1:$(cat "$T/rx3.port")" --stream main --exit-when-caught-up --insecure 2>/dev/null
-  wait_for "$T/notify.out" 'READY=1 STATUS=streaming' 10 >/dev/null && ok "5: the shipper says READY=1 once streaming" ||
+  wait_for "$T/notify.out" 'READY=1 STATUS=streaming' 60 >/dev/null && ok "5: the shipper says READY=1 once streaming" ||
     bad "5: no READY=1 from the shipper"
   kill "$RX" && wait "$RX"
-  wait_for "$T/notify.out" 'STOPPING=1' 10 >/dev/null && ok "5: and STOPPING=1 when stopping" || bad "5: no STOPPING=1"
+  wait_for "$T/notify.out" 'STOPPING=1' 60 >/dev/null && ok "5: and STOPPING=1 when stopping" || bad "5: no STOPPING=1"
   kill "$NL" 2>/dev/null
   wait "$NL" 2>/dev/null
 else

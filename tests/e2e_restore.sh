@@ -59,7 +59,7 @@ while kill -0 "$EX" 2>/dev/null; do
 done
 wait "$EX"
 L=$(e2e_last_txid "$P")
-check "1: the standby applies the workload ($L transactions)" e2e_wait_applied "$D" s "$L" 60
+check "1: the standby applies the workload ($L transactions)" e2e_wait_applied "$D" s "$L" 120
 check "1: snapshots on demand while the receiver applies ($ondemand taken)" [ "$ondemand" -ge 1 ]
 check "1: no snapshot command failed" [ ! -s "$T/snap.err" ]
 check "1: the receiver took snapshots itself (--snapshot-after-bytes)" grep -q "snapshot at txid" "$T/rx.log"
@@ -191,7 +191,7 @@ check "4: it equals the model" e2e_same_export "$M" "$T/r4"
 gen2() { "$GEN" --tx "$1" --ops-per-tx 1-4 --seed $((SEED + $2)) --id-base $(($2 * 10000000 + 1)); }
 gen2 300 7 | "$BIN" exec "$P" - >/dev/null
 L=$(e2e_last_txid "$P")
-check "5: applied up to $L" e2e_wait_applied "$D" s "$L" 60
+check "5: applied up to $L" e2e_wait_applied "$D" s "$L" 120
 stop "$RX"
 echo "open 00000000-0000-0000-0000-000000000000" >"$D/streams/s/standby/writer.lock"
 expect 1 "5: a standby left open by another boot is not read" "$BIN" export "$D/streams/s/standby"
@@ -203,11 +203,10 @@ start_shipper "$P" "$RX_PORT" s
 SH=$SH_PID
 gen2 100 8 | "$BIN" exec "$P" - >/dev/null
 L=$(e2e_last_txid "$P")
-check "5: the rebuilt standby applies up to $L" e2e_wait_applied "$D" s "$L" 60
+check "5: the rebuilt standby applies up to $L" e2e_wait_applied "$D" s "$L" 120
 contains "$T/rx.log" "was torn by a power loss: rebuilt from the newest snapshot" "5: rebuilt from a snapshot"
 check "5: it equals the primary" e2e_same_export "$P" "$D/streams/s/standby"
-for i in $(seq 50); do grep -q "(schedule)" "$T/rx.log" && break; sleep 0.1; done
-check "5: the receiver takes snapshots on a schedule (--snapshot-every 1)" grep -q "(schedule)" "$T/rx.log"
+check "5: the receiver takes snapshots on a schedule (--snapshot-every 1)" e2e_until 60 grep -q "(schedule)" "$T/rx.log"
 
 # ---- 6. the README's story: a mistake on the primary, undone ------------------------------------------
 # (README "Point-in-time restore" shows these commands.)
@@ -218,8 +217,10 @@ echo "{\"ops\":[{\"op\":\"delete_node\",\"id\":${ids[0]},\"detach\":true},{\"op\
 "$BIN" exec "$P" "$T/mistake.jsonl" >/dev/null
 MISTAKE_US=$("$BIN" log "$P" --json | tail -1 | jq -r .commit_time_us)
 L=$(e2e_last_txid "$P")
-check "6: the mistake is shipped" e2e_wait_applied "$D" s "$L" 30
-sleep 0.5 # a heartbeat reports the primary's clock past the mistake
+check "6: the mistake is shipped" e2e_wait_applied "$D" s "$L" 120
+# a heartbeat reports the primary's clock past the mistake
+past_mistake() { [ "$(e2e_rx_json "$D" s reachable_time_us 0)" -gt "$MISTAKE_US" ]; }
+e2e_until 60 past_mistake
 BEFORE="@$(( (MISTAKE_US - 1000000) / 1000000 )).$(printf %06d $(( (MISTAKE_US - 1000000) % 1000000 )))"
 rm -rf "$T/restored"
 expect 0 "6: restore --to-time one second before the mistake --into a new store" \
@@ -235,7 +236,7 @@ exec 3<>"$T/fifo"
 "$BIN" exec "$P" - <"$T/fifo" >/dev/null 2>&1 3>&- & # only this shell may hold the writing end
 HOLD=$!
 pids+=("$HOLD")
-sleep 0.5
+e2e_until 60 grep -q "^open " "$P/writer.lock" # it has the store open
 expect 1 "6: --in-place is refused while a process has the store open" \
   "$BIN" restore --data "$D" --stream s --to-time "$BEFORE" --in-place "$P"
 contains "$T/err" "open for writing by another process" "6: it says why"

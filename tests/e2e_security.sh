@@ -114,7 +114,7 @@ mutations 200 1 | "$BIN" exec "$T/pa" - >/dev/null
   --backoff-max-ms 200 2>>"$T/ship-a.log" &
 SHA=$!
 pids+=("$SHA")
-check "3: the allowed shipper streams (stream a)" e2e_wait_applied "$D" a 200 30
+check "3: the allowed shipper streams (stream a)" e2e_wait_applied "$D" a 200 120
 
 "$BIN" init "$T/pb" >/dev/null
 mutations 20 1 | "$BIN" exec "$T/pb" - >/dev/null
@@ -183,7 +183,7 @@ wait "${squatters[@]}" 2>/dev/null
 check "3: ...and the receiver logged $lines lines about them in 3 s or more, not one a connection" [ "$lines" -lt 60 ]
 contains "$T/rx.log" "more lines about connections from 127.0.0.1 suppressed" "3: ...saying how many it suppressed"
 mutations 300 1000 | "$BIN" exec "$T/pa" - >/dev/null
-check "3: stream a went on all along" e2e_wait_applied "$D" a 500 30
+check "3: stream a went on all along" e2e_wait_applied "$D" a 500 120
 check "3: the receiver still runs" kill -0 "$RX1"
 kill -TERM "$SHA"
 wait "$SHA" 2>/dev/null
@@ -235,14 +235,14 @@ mutations 30 5000 | "$BIN" exec "$T/pb" - >/dev/null
 # shellcheck disable=SC2046
 expect 0 "4: ...while stream b goes on" \
   "$BIN" ship "$T/pb" --to "127.0.0.1:$RX_PORT" --stream b $(tls_of p2) --exit-when-caught-up
-check "4: ...and is applied" e2e_wait_applied "$D" b "$(e2e_last_txid "$T/pb")" 30
+check "4: ...and is applied" e2e_wait_applied "$D" b "$(e2e_last_txid "$T/pb")" 120
 # The shipper of stream a is told why (a disk problem may pass: it retries).
 # shellcheck disable=SC2046
 "$BIN" ship "$T/pa" --to "127.0.0.1:$RX_PORT" --stream a $(tls_of p1) --backoff-max-ms 200 \
   2>"$T/ship-a2.log" &
 SHA=$!
 pids+=("$SHA")
-sleep 2
+e2e_until 60 grep -q "streams/a/archive: corrupt data" "$T/ship-a2.log"
 kill -TERM "$SHA"
 wait "$SHA" 2>/dev/null
 contains "$T/ship-a2.log" "streams/a/archive: corrupt data" "4: the shipper of stream a gets the receiver's reason"

@@ -107,13 +107,15 @@ start_shipper "$P1" "$PORT" s1
 SH1=$SH_PID
 for c in 2 3; do e2e_gen "$T/w1" 1500 $c && "$BIN" exec "$P1" "$T/w1" >/dev/null; done
 L1=$(e2e_last_txid "$P1")
-check "1: the standby applies up to the primary's last txid ($L1)" e2e_wait_applied "$D" s1 "$L1" 60
+check "1: the standby applies up to the primary's last txid ($L1)" e2e_wait_applied "$D" s1 "$L1" 120
 check "1: standby export and archive equal the primary's" same_as_primary "$P1" "$D" s1
 "$BIN" status --data "$D" --json >"$T/st.json"
 check "1: status --data: connected, durable = applied = last, no lag" \
   jqe --argjson l "$L1" '.streams[0] | .state == "connected" and .durable == $l and .applied == $l and .lag_tx == 0 and .lag_bytes == 0' "$T/st.json"
 check "1: status --data --json gives the version" jqe --arg v "$("$BIN" --version)" '"shiplog " + .version == $v' "$T/st.json"
-sleep 0.5 # the shipper's status file follows within 200 ms
+# the shipper's status file follows within 200 ms or so
+ship_reports() { "$BIN" status "$P1" --json 2>/dev/null | jqe --argjson l "$L1" '.streams[0] | .state == "streaming" and .applied == $l'; }
+e2e_until 60 ship_reports
 "$BIN" status "$P1" --json >"$T/st.json"
 check "1: status STORE: streaming, durable = applied = committed" \
   jqe --argjson l "$L1" '.streams[0] | .stream == "s1" and .state == "streaming" and .committed == $l and .durable == $l and .applied == $l and .lag_tx == 0' "$T/st.json"
@@ -164,8 +166,8 @@ EA=$!
 EB=$!
 wait "$EA" "$EB"
 LA=$(e2e_last_txid "$PA") LB=$(e2e_last_txid "$PB")
-check "3: stream a applied ($LA)" e2e_wait_applied "$D" a "$LA" 60
-check "3: stream b applied ($LB)" e2e_wait_applied "$D" b "$LB" 60
+check "3: stream a applied ($LA)" e2e_wait_applied "$D" a "$LA" 120
+check "3: stream b applied ($LB)" e2e_wait_applied "$D" b "$LB" 120
 check "3: stream a equals its primary" same_as_primary "$PA" "$D" a
 check "3: stream b equals its primary" same_as_primary "$PB" "$D" b
 "$BIN" status --data "$D" --json >"$T/st.json"
@@ -196,7 +198,8 @@ check "4: an oversize length gets an answer or a close" tls_send '\xff\xff\xff\x
 check "4: a truncated message then close" tls_send '\x40\x00\x00\x00\x00\x00\x00\x00\x0a\x05' -no_ign_eof
 check "4: plain bytes on the TLS port get an answer or a close" raw_send 'GARBAGE\r\n'
 check "4: a TLS record header and then nothing gets a close" raw_send '\x16\x03\x01\x02\x00\x01'
-sleep 0.2
+logged_six() { [ "$(grep -c "error: connection from 127.0.0.1:" "$T/rx.log")" -ge $((before + 6)) ]; }
+e2e_until 60 logged_six
 after=$(grep -c "error: connection from 127.0.0.1:" "$T/rx.log")
 check "4: the receiver logged errors naming the peer" [ "$after" -ge $((before + 6)) ]
 grep "error: connection from 127.0.0.1:" "$T/rx.log" | tail -6 | sed 's/^/    /'
@@ -204,7 +207,7 @@ check "4: the receiver still runs" kill -0 "$RX1"
 e2e_gen "$T/wa" 500 13
 "$BIN" exec "$PA" "$T/wa" >/dev/null
 LA=$(e2e_last_txid "$PA")
-check "4: stream a keeps applying ($LA)" e2e_wait_applied "$D" a "$LA" 30
+check "4: stream a keeps applying ($LA)" e2e_wait_applied "$D" a "$LA" 120
 check "4: stream a equals its primary" same_as_primary "$PA" "$D" a
 kill9 "$SHA"
 kill9 "$SHB"
@@ -217,7 +220,7 @@ check "4: status without a receiver: disconnected" jqe 'all(.streams[]; .state =
 # The standby is derived: removed, it is rebuilt from the archive at start.
 rm -rf "$D/streams/b/standby"
 start_receiver "$D" "${RX_TLS[@]}" || exit 1
-check "4: a removed standby is rebuilt from the archive" e2e_wait_applied "$D" b "$LB" 60
+check "4: a removed standby is rebuilt from the archive" e2e_wait_applied "$D" b "$LB" 120
 check "4: the rebuilt standby equals its primary" same_as_primary "$PB" "$D" b
 kill -TERM "$RX_PID"
 wait "$RX_PID"

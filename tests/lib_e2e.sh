@@ -95,10 +95,10 @@ size() { stat -c %s "$1"; }
 # (default 0: a free one) with ARGS (TLS or --insecure, ...) and ROOT;
 # RX_TIMEOUT_MS (default 2000) is its --timeout-ms. Sets RX_PID (added to
 # pids) and RX_PORT; its stderr goes to $T/rx.log. Returns 1 if it does not
-# listen within 10 s; a fixed PORT is tried 10 times (a killed receiver's
+# listen within 60 s; a fixed PORT is tried 10 times (a killed receiver's
 # socket may linger).
 start_receiver() {
-  local port=0 tries=1 pf="$T/port.$RANDOM" data try i p
+  local port=0 tries=1 pf="$T/port.$RANDOM" data try p deadline
   if [ "$1" = -p ]; then port=$2 tries=10; shift 2; fi
   data=$1
   shift
@@ -109,7 +109,8 @@ start_receiver() {
       --timeout-ms "${RX_TIMEOUT_MS:-2000}" --verbose "${ROOT[@]}" "$@" 2>>"$T/rx.log" &
     RX_PID=$!
     pids+=("$RX_PID")
-    for i in $(seq 200); do
+    deadline=$((SECONDS + 60))
+    while [ "$SECONDS" -lt "$deadline" ]; do
       p=$(cat "$pf" 2>/dev/null)
       if [[ $p =~ ^[0-9]+$ ]]; then RX_PORT=$p; return 0; fi
       kill -0 "$RX_PID" 2>/dev/null || break
@@ -141,6 +142,17 @@ e2e_wait_status() {
       "$BIN" status --data "$1" --stream "$2" | sed 's/^/    /'
       return 1
     fi
+    sleep 0.1
+  done
+}
+# e2e_until SECONDS CMD...: poll CMD until it succeeds; 1 when SECONDS pass
+# first. For waits on a loaded machine: give generous SECONDS (the wait
+# ends as soon as CMD holds), and never assert on how long it took.
+e2e_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -ge "$deadline" ] && return 1
     sleep 0.1
   done
 }
@@ -178,26 +190,38 @@ e2e_same_export() {
   return 1
 }
 # e2e_netns: a fresh network namespace $NS with its loopback up (root only;
-# removed at exit). Returns 1 where namespaces do not work.
+# removed at exit); e2e_in_ns CMD... runs CMD in it (in the background, use
+# `nsenter --net=/run/netns/$NS CMD &`, whose $! is CMD's pid). Returns 1
+# where namespaces do not work, the reason in $NETNS_WHY. Entered with
+# `nsenter --net`, not `ip netns exec`, which also remounts / as a slave
+# and so fails in a chroot, where / is no mount point ("mount
+# --make-rslave /" failed: Invalid argument).
 e2e_netns() {
-  local mounted=1
+  local mounted=1 err
   mountpoint -q /run/netns 2>/dev/null || mounted=0
   NS=sl$$x$RANDOM
-  ip netns add "$NS" 2>/dev/null || return 1
+  if ! err=$(ip netns add "$NS" 2>&1); then
+    NETNS_WHY="ip netns add: ${err:-failed}"
+    return 1
+  fi
   e2e_on_exit+=("ip netns del $NS")
   # `ip netns add` bind-mounts /run/netns on itself; leave no mount behind
   # that was not there (it would pin a chroot the tests ran in).
   [ "$mounted" -eq 1 ] || e2e_on_exit+=(e2e_netns_unmount)
-  ip netns exec "$NS" ip link set lo up
+  if ! err=$(e2e_in_ns ip link set lo up 2>&1); then
+    NETNS_WHY="nsenter --net: ${err:-failed}"
+    return 1
+  fi
 }
+e2e_in_ns() { nsenter --net="/run/netns/$NS" "$@"; }
 e2e_netns_unmount() { [ -n "$(ls -A /run/netns 2>/dev/null)" ] || umount /run/netns; }
 # e2e_cut PORT / e2e_heal: silently drop every packet to or from PORT
 # inside $NS (no RST: the peers must notice by themselves).
 e2e_cut() {
-  ip netns exec "$NS" nft -f - <<NFT
+  e2e_in_ns nft -f - <<NFT
 table inet slcut {
   chain in { type filter hook input priority 0; tcp dport $1 drop; tcp sport $1 drop; }
 }
 NFT
 }
-e2e_heal() { ip netns exec "$NS" nft delete table inet slcut 2>/dev/null; }
+e2e_heal() { e2e_in_ns nft delete table inet slcut 2>/dev/null; }

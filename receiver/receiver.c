@@ -53,13 +53,16 @@
  * batch of one frame may be that large, codec.h) plus envelope. The codec checks the
  * length in the header before allocating anything. Connections: at most
  * max_connections, and max_connections_per_peer from one address, counted
- * at accept (before TLS). A connection is INTRODUCED once its Hello came
- * and passed the allow list (with TLS: it is authenticated). A connection
+ * at accept (before TLS). A connection is INTRODUCED once its client
+ * certificate is verified (TLS), or once its Hello came and passed the
+ * allow list (plain TCP). A connection
  * past a limit evicts the oldest one that is not introduced (from that
- * address, or overall) and older than EVICT_GRACE_MS, and is refused only
- * when there is none: so connections that never authenticate cannot lock
- * a shipper out (it gets a slot, and the grace to introduce itself); at
- * worst they lose their own slots to it. The TLS handshake and the Hello
+ * address, or overall): first among those that have not sent a byte
+ * (squatters), else among those older than EVICT_GRACE_MS, and is refused
+ * only when there is none: so connections that never authenticate cannot
+ * lock a shipper out (it gets a slot, and once its first bytes arrive, a
+ * few ms later, the grace to introduce itself); at worst they lose their
+ * own slots to it. The TLS handshake and the Hello
  * together must arrive within HELLO_TIMEOUT_MS (at most timeout_ms) of the
  * accept (the connection's deadline, codec.h), so a silent or trickling
  * peer cannot hold a slot long; sends to a peer that stops reading time
@@ -116,10 +119,12 @@ typedef struct conn_ctx {
   struct conn_ctx *next;    /* (r->mu) */
   char host[64];            /* the peer's address without the port */
   uint64_t accepted_ns;
-  /* (r->mu to change) introduced: its Hello came and passed the allow
-   * list, so it is never evicted; evicted: closed before that to make room
+  /* (r->mu to change) introduced: its certificate verified (TLS) or its
+   * Hello passed the allow list, so it is never evicted; evicted: closed
+   * before that to make room
    * for a newer connection (LIMITS). */
   atomic_bool introduced, evicted;
+  atomic_bool spoke;        /* its first bytes arrived (LIMITS, spoke()) */
   sl__stream *s;
   size_t max_body;
   sl_buf raw;               /* decompressed batch */
@@ -776,6 +781,12 @@ static int secure(conn_ctx *cx) {
   if (rc == 0) {
     const char *const *ids;
     size_t n = sl_conn_identities(cx->c, &ids);
+    /* Its certificate chains to our CA: a shipper, not a squatter. Never
+     * evicted from here on (LIMITS), so that its Hello cannot lose a race
+     * against the squatters' reconnects on a loaded machine. */
+    pthread_mutex_lock(&r->mu);
+    if (!atomic_load(&cx->evicted)) atomic_store(&cx->introduced, true);
+    pthread_mutex_unlock(&r->mu);
     sl_log_info("connection from %s: TLS 1.3, certificate %s", sl_conn_peer(cx->c),
                 n ? ids[0] : "(no identity)");
     return 0;
@@ -944,17 +955,33 @@ static void refuse_busy(sl__receiver *r, sl_conn *c, const char *text) {
   sl_conn_close(c);
 }
 
-/* LIMITS: close the oldest connection (from host, or from anywhere) that
- * has not been introduced and is past its grace, to make room for a newer
- * one; r->mu held. Returns it (its thread ends soon: its socket is shut
+/* LIMITS: has the peer sent its first bytes (a TLS ClientHello, or a Hello
+ * in plain TCP, which a shipper sends at once)? Asked of the socket as
+ * well, so that the answer does not wait for the connection's thread. */
+static bool spoke(conn_ctx *o) {
+  if (atomic_load(&o->spoke)) return true;
+  struct pollfd p = {.fd = sl_conn_fd(o->c), .events = POLLIN};
+  if (poll(&p, 1, 0) == 1) atomic_store(&o->spoke, true);
+  return atomic_load(&o->spoke);
+}
+
+/* LIMITS: close, to make room for a newer connection, the oldest one (from
+ * host, or from anywhere) that has not sent a byte: it costs nothing to
+ * drop, and it cannot be a shipper still introducing itself, so it needs
+ * no grace (a grace would leave a newcomer the slots only squatters, which
+ * reconnect at once, free); else the oldest that has not been introduced
+ * and is past its grace. r->mu held. Returns it (its thread ends soon: its socket is shut
  * down), or NULL when there is none. */
 static conn_ctx *evict_oldest(sl__receiver *r, conn_ctx *list, const char *host) {
-  conn_ctx *old = NULL;
+  conn_ctx *old = NULL, *silent = NULL;
   uint64_t now = sl_mono_ns(), grace = (uint64_t)evict_grace_ms(r) * 1000000u;
-  for (conn_ctx *o = list; o; o = o->next)
-    if (!o->done && !atomic_load(&o->introduced) && !atomic_load(&o->evicted) && now - o->accepted_ns >= grace &&
-        (!host || strcmp(o->host, host) == 0) && (!old || o->accepted_ns <= old->accepted_ns))
-      old = o;
+  for (conn_ctx *o = list; o; o = o->next) {
+    if (o->done || atomic_load(&o->introduced) || atomic_load(&o->evicted) || (host && strcmp(o->host, host) != 0))
+      continue;
+    if (!spoke(o) && (!silent || o->accepted_ns <= silent->accepted_ns)) silent = o;
+    if (now - o->accepted_ns >= grace && (!old || o->accepted_ns <= old->accepted_ns)) old = o;
+  }
+  if (silent) old = silent;
   if (old) {
     atomic_store(&old->evicted, true);
     sl_conn_shutdown(old->c);

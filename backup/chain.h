@@ -119,7 +119,8 @@ typedef struct sl_chain_add_result {
 int sl_chain_add(const char *store, const char *dir, const sl_chain_add_options *o, sl_chain_add_result *out);
 
 /* Keep the newest `keep` chains of DIR (0: all), removing the older
- * chains' files (and unchained files before them), then fsync DIR.
+ * chains' files (and unchained files before them) and then fsyncing DIR
+ * when there is anything to remove.
  * removed (may be NULL) is told each file's name once it is gone. */
 int sl_chain_retain(const char *dir, uint64_t keep, sl_keyring *keys, void (*removed)(void *arg, const char *name),
                     void *arg);

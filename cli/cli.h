@@ -45,15 +45,14 @@ int cli_log_diverged(const char *store, const char *data, const char *stream, bo
 int cli_dump_chain(int argc, char **argv);
 int cli_load_chain(int argc, char **argv);
 bool cli_option_given(int argc, char **argv, const char *name);
-/* Object storage (cli/cmd_s3.c): cmd_restore hands over on --from, cmd_dump
- * and cmd_load when an argument is an s3:// URL (cli_s3_given). */
+/* Object storage (cli/cmd_s3.c): cmd_restore hands over on --from. */
 int cli_restore_s3(int argc, char **argv);
 /* restore's --to-time ('T') or --to-txid ('N') with its argument into the
  * target (cmd_pitr.c; cmd_s3.c parses the same for --from). 0 or CLI_USAGE. */
 int cli_restore_target(int opt, const char *arg, bool *by_time, uint64_t *time_us, uint64_t *txid, bool *has_txid);
-bool cli_s3_given(int argc, char **argv);
-int cli_dump_s3(int argc, char **argv);
-int cli_load_s3(int argc, char **argv);
+/* A scratch file $TMPDIR/shiplog-WHAT-XXXXXX (created empty) for dump
+ * --to s3:// and load s3://; CLI_OK or CLI_FAIL (logged). */
+int cli_scratch_file(const char *what, char *path, size_t len);
 
 /* ---- options ------------------------------------------------------------------ */
 /* getopt_long over a subcommand's argv: long options, plus "-h" as 'h' (opts

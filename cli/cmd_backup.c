@@ -18,9 +18,12 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "dump.h"
+#include "dump_s3.h"
+#include "objstore.h"
 #include "sl_base.h"
 
 static double mib(uint64_t b) { return (double)b / (1 << 20); }
@@ -60,8 +63,9 @@ static const char dump_help[] =
 
 int cmd_dump(int argc, char **argv) {
   if (cli_option_given(argc, argv, "chain")) return cli_dump_chain(argc, argv);
-  if (cli_s3_given(argc, argv)) return cli_dump_s3(argc, argv);
   static const struct option opts[] = {{"to", required_argument, NULL, 't'},
+                                       {"s3-endpoint", required_argument, NULL, 'E'},
+                                       {"s3-region", required_argument, NULL, 'R'},
                                        {"since", required_argument, NULL, 's'},
                                        {"from-txid", required_argument, NULL, 'f'},
                                        {"quiet", no_argument, NULL, 'q'},
@@ -69,7 +73,8 @@ int cmd_dump(int argc, char **argv) {
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   sl_dump_options o = {0};
-  const char *to = NULL, *key_file = NULL;
+  const char *to = NULL, *key_file = NULL, *endpoint = NULL, *region = NULL, *url = NULL;
+  char local[PATH_MAX];
   bool quiet = false;
   char **pos;
   int c;
@@ -77,6 +82,8 @@ int cmd_dump(int argc, char **argv) {
     switch (c) {
     case 'h': return cli_help(dump_help);
     case 't': to = optarg; break;
+    case 'E': endpoint = optarg; break;
+    case 'R': region = optarg; break;
     case 's':
       if (cli_parse_time("dump", "since", optarg, &o.since_us)) return CLI_USAGE;
       o.has_since = true;
@@ -92,6 +99,13 @@ int cmd_dump(int argc, char **argv) {
   }
   if (cli_positional(argc, argv, "dump", 1, (const char *[]){"STORE"}, &pos)) return CLI_USAGE;
   if (!to) return cli_usage("dump", "missing --to FILE (or --to - for standard output)");
+  if ((endpoint || region) && !sl_s3_is_url(to))
+    return cli_usage("dump", "--s3-endpoint and --s3-region go with --to s3://BUCKET/KEY");
+  if (sl_s3_is_url(to)) { /* written here first, uploaded once complete (backup/dump_s3.h) */
+    url = to;
+    if (cli_scratch_file("dump", local, sizeof local)) return CLI_FAIL;
+    to = local;
+  }
   bool incremental = o.has_since || o.from_txid;
   sl_store *st;
   cli_out out = {0};
@@ -99,9 +113,9 @@ int cmd_dump(int argc, char **argv) {
   sl_dump_info info;
   int rc;
 
-  if (cli_keyring(key_file, &o.keyring)) return CLI_FAIL;
-  if (cli_open_store(pos[0], SL_OPEN_RDONLY, &st)) {
+  if (cli_keyring(key_file, &o.keyring) || cli_open_store(pos[0], SL_OPEN_RDONLY, &st)) {
     sl_keyring_free(o.keyring);
+    if (url) unlink(local);
     return CLI_FAIL;
   }
   if ((rc = cli_out_open(&out, to))) goto fail;
@@ -130,8 +144,13 @@ int cmd_dump(int argc, char **argv) {
     fprintf(stderr, ", %" PRIu64 " %s, %.1f MiB (%.1f MiB before compression) to %s\n", info.records,
             incremental ? "transactions" : "records", mib(info.file_bytes), mib(info.raw_bytes), out.path);
   }
+  if (url) {
+    if ((rc = sl_dump_s3_put(url, endpoint, region, local))) goto fail;
+    fprintf(stderr, "dump: uploaded to %s\n", url);
+  }
 fail:
   if (rc) cli_out_abort(&out);
+  if (url) unlink(local);
   sl_store_close(st);
   sl_keyring_free(o.keyring);
   return rc ? CLI_FAIL : CLI_OK;
@@ -167,22 +186,27 @@ static const char load_help[] =
     "shiplog load --chain DIR --into NEW_DIR restores the newest chain of dumps in\n"
     "DIR (see shiplog dump --chain . --help).\n";
 
+static int load_one(const char *file, const char *into, const char *onto, const char *key_file, bool quiet);
+
 int cmd_load(int argc, char **argv) {
   if (cli_option_given(argc, argv, "chain")) return cli_load_chain(argc, argv);
-  if (cli_s3_given(argc, argv)) return cli_load_s3(argc, argv);
   static const struct option opts[] = {{"into", required_argument, NULL, 'i'},
+                                       {"s3-endpoint", required_argument, NULL, 'E'},
+                                       {"s3-region", required_argument, NULL, 'R'},
                                        {"onto", required_argument, NULL, 'o'},
                                        {"quiet", no_argument, NULL, 'q'},
                                        CLI_KEY_FILE_OPTION,
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  const char *into = NULL, *onto = NULL, *key_file = NULL;
+  const char *into = NULL, *onto = NULL, *key_file = NULL, *endpoint = NULL, *region = NULL;
   bool quiet = false;
-  char **pos;
+  char **pos, local[PATH_MAX];
   int c;
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
     switch (c) {
     case 'h': return cli_help(load_help);
+    case 'E': endpoint = optarg; break;
+    case 'R': region = optarg; break;
     case 'i': into = optarg; break;
     case 'o': onto = optarg; break;
     case 'q': quiet = true; break;
@@ -193,6 +217,18 @@ int cmd_load(int argc, char **argv) {
   if (cli_positional(argc, argv, "load", 1, (const char *[]){"FILE"}, &pos)) return CLI_USAGE;
   if (!into == !onto) return cli_usage("load", "give exactly one of --into NEW_DIR and --onto STORE");
   const char *file = pos[0];
+  if ((endpoint || region) && !sl_s3_is_url(file))
+    return cli_usage("load", "--s3-endpoint and --s3-region go with FILE s3://BUCKET/KEY");
+  if (!sl_s3_is_url(file)) return load_one(file, into, onto, key_file, quiet);
+  /* Fetched next to nothing first (checked by size and CRC32C), then loaded. */
+  if (cli_scratch_file("load", local, sizeof local)) return CLI_FAIL;
+  int rc = sl_dump_s3_get(file, endpoint, region, local) ? CLI_FAIL : load_one(local, into, onto, key_file, quiet);
+  unlink(local);
+  return rc;
+}
+
+/* load FILE (local) --into or --onto. */
+static int load_one(const char *file, const char *into, const char *onto, const char *key_file, bool quiet) {
   cli_progress prog;
   cli_progress_init(&prog, "load", true, quiet);
   sl_load_options lo = {.progress = cli_progress_update, .progress_arg = &prog};

@@ -5,13 +5,11 @@
  *
  * restore --from is its own command (receiver/s3.h, sl_restore_s3): it has
  * no data directory, and cmd_restore hands over when --from is given.
- * dump and load stay what they are and only move the file: dump writes
- * its file beside nothing in $TMPDIR and uploads it (checked by size and
- * CRC32C) once it is complete; load fetches the object next to its
- * target (checked the same way) and loads that file. Both run the plain
- * command on an argv whose s3:// argument is replaced by the local file
- * and whose --s3-endpoint / --s3-region are taken out, so every other
- * option behaves exactly as without object storage.
+ * dump and load (cmd_backup.c) stay what they are and only move the file
+ * through a scratch file of cli_scratch_file: dump writes its file in
+ * $TMPDIR and uploads it once complete, load fetches the object there and
+ * loads that file; the transfers, checked by size and CRC32C, are the
+ * backup module's (backup/dump_s3.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -140,51 +138,7 @@ int cli_restore_s3(int argc, char **argv) {
 
 /* ---- dump --to s3:// and load s3:// ------------------------------------------------------ */
 
-/* argv without --s3-endpoint/--s3-region (their values into *endpoint,
- * *region), with the s3:// argument (the value of --to for dump, the
- * positional one for load) replaced by local; *url gets it. */
-static char **rewrite(int argc, char **argv, bool dump, const char *local, const char **url, const char **endpoint,
-                      const char **region, int *nout) {
-  char **v = calloc((size_t)argc + 1, sizeof *v);
-  int n = 0;
-  if (!v) return NULL;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i], *val = NULL;
-    const char **dst = !strncmp(a, "--s3-endpoint", 13) ? endpoint : !strncmp(a, "--s3-region", 11) ? region : NULL;
-    if (dst) {
-      const char *eq = strchr(a, '=');
-      *dst = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
-      continue;
-    }
-    if (dump && (!strcmp(a, "--to") || !strncmp(a, "--to=", 5))) {
-      val = a[4] == '=' ? a + 5 : i + 1 < argc ? argv[i + 1] : NULL;
-      if (val && sl_s3_is_url(val)) {
-        *url = val;
-        v[n++] = (char *)"--to";
-        v[n++] = (char *)local;
-        if (a[4] != '=') i++;
-        continue;
-      }
-    }
-    if (!dump && sl_s3_is_url(a)) {
-      *url = a;
-      v[n++] = (char *)local;
-      continue;
-    }
-    v[n++] = (char *)a;
-  }
-  *nout = n;
-  return v;
-}
-
-bool cli_s3_given(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
-    if (sl_s3_is_url(argv[i]) || (!strncmp(argv[i], "--to=", 5) && sl_s3_is_url(argv[i] + 5))) return true;
-  return false;
-}
-
-/* A scratch file for the transfer: $TMPDIR/shiplog-WHAT-XXXXXX. */
-static int scratch_file(const char *what, char *path, size_t len) {
+int cli_scratch_file(const char *what, char *path, size_t len) {
   const char *tmpdir = getenv("TMPDIR");
   snprintf(path, len, "%s/shiplog-%s-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp", what);
   int fd = mkstemp(path);
@@ -194,34 +148,4 @@ static int scratch_file(const char *what, char *path, size_t len) {
   }
   close(fd);
   return CLI_OK;
-}
-
-int cli_dump_s3(int argc, char **argv) {
-  const char *url = NULL, *endpoint = NULL, *region = NULL;
-  char local[4096];
-  int n;
-  if (scratch_file("dump", local, sizeof local)) return CLI_FAIL;
-  char **v = rewrite(argc, argv, true, local, &url, &endpoint, &region, &n);
-  int rc = v ? cmd_dump(n, v) : CLI_FAIL;
-  if (rc == CLI_OK && url) {
-    if (sl_s3_put_path(url, endpoint, region, local)) rc = CLI_FAIL;
-    else fprintf(stderr, "dump: uploaded to %s\n", url);
-  }
-  unlink(local);
-  free(v);
-  return rc;
-}
-
-int cli_load_s3(int argc, char **argv) {
-  const char *url = NULL, *endpoint = NULL, *region = NULL;
-  char local[4096];
-  int n;
-  if (scratch_file("load", local, sizeof local)) return CLI_FAIL;
-  char **v = rewrite(argc, argv, false, local, &url, &endpoint, &region, &n);
-  int rc = v ? CLI_OK : CLI_FAIL;
-  if (rc == CLI_OK && url && sl_s3_get_path(url, endpoint, region, local)) rc = CLI_FAIL;
-  if (rc == CLI_OK) rc = cmd_load(n, v);
-  unlink(local);
-  free(v);
-  return rc;
 }

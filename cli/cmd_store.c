@@ -7,19 +7,9 @@
  * log with sl_log_reader up to the durable mark (frames past it may be an
  * append in progress).
  *
- * VERIFY checks three things:
- *   0. data.mdb's B-tree pages (sl_store_check), before anything walks
- *      them: a damaged page is named with its offset, never an LMDB abort.
- *   1. Every frame from the oldest kept segment to the last txid the store
- *      knows of (max of LMDB's applied txid and the durable mark) is whole,
- *      with a good CRC and the next txid (reader with tolerate_tail off: any
- *      damage is reported with its file and offset).
- *   2. When the log still starts at txid 1, the LMDB state equals a replay of
- *      the log: the frames up to the applied txid are applied to a scratch
- *      no_log store under $TMPDIR and the canonical exports of the two (the
- *      store's taken from the same read snapshot that gave the applied txid)
- *      must be byte-equal. When older segments were pruned the state cannot
- *      be rebuilt, and the check is reported as skipped.
+ * VERIFY is the store's sl_store_verify (store/verify.c: pages, every
+ * frame, state against a replay); verify here passes it the canonical
+ * export and prints its one-line summary.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -425,86 +415,8 @@ static const char verify_help[] =
     "data.mdb's B-tree pages are checked first (page numbers, types, key order,\n"
     "counts); a damaged page is named with its offset.\n";
 
-#define REPLAY_BATCH_BYTES (16u << 20)
-#define REPLAY_BATCH_COUNT 4096
-
-/* Frames waiting to be applied to the replay store in one LMDB transaction. */
-typedef struct replay {
-  sl_store *st;
-  uint8_t *buf;
-  size_t len, cap;
-  size_t *offs; /* n + 1 offsets into buf */
-  size_t n;
-} replay;
-
-static int replay_flush(replay *rp) {
-  if (!rp->n) return 0;
-  const uint8_t *ptrs[REPLAY_BATCH_COUNT];
-  size_t lens[REPLAY_BATCH_COUNT];
-  for (size_t i = 0; i < rp->n; i++) {
-    ptrs[i] = rp->buf + rp->offs[i];
-    lens[i] = rp->offs[i + 1] - rp->offs[i];
-  }
-  int rc = sl_store_apply_batch(rp->st, ptrs, lens, rp->n);
-  rp->n = rp->len = 0;
-  return rc;
-}
-
-static int replay_add(replay *rp, const sl_frame *f) {
-  if (rp->len + f->payload_len > rp->cap) {
-    size_t cap = SL_MAX(rp->cap * 2, rp->len + f->payload_len);
-    uint8_t *b = realloc(rp->buf, cap);
-    if (!b) return -ENOMEM;
-    rp->buf = b;
-    rp->cap = cap;
-  }
-  if (!rp->offs && !(rp->offs = malloc((REPLAY_BATCH_COUNT + 1) * sizeof *rp->offs))) return -ENOMEM;
-  rp->offs[rp->n] = rp->len;
-  memcpy(rp->buf + rp->len, f->payload, f->payload_len);
-  rp->len += f->payload_len;
-  rp->offs[++rp->n] = rp->len;
-  if (rp->n == REPLAY_BATCH_COUNT || rp->len >= REPLAY_BATCH_BYTES) return replay_flush(rp);
-  return 0;
-}
-
-static int export_to(sl_view *v, const char *path) {
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    int rc = -errno;
-    sl_log_error("%s: %s", path, sl_strerror(rc));
-    return rc;
-  }
-  int rc = sl_export_canonical(v, f, path, NULL, NULL);
-  if (fclose(f) != 0 && !rc) rc = -errno;
-  return rc;
-}
-
-/* 0 if equal; 1 with *line set to the first differing line; <0 on error. */
-static int compare_files(const char *a, const char *b, uint64_t *line) {
-  FILE *fa = fopen(a, "r"), *fb = fopen(b, "r");
-  char *la = NULL, *lb = NULL;
-  size_t ca = 0, cb = 0;
-  int rc = 0;
-  *line = 0;
-  if (!fa || !fb) {
-    rc = -errno;
-    goto out;
-  }
-  for (;;) {
-    ssize_t na = getline(&la, &ca, fa), nb = getline(&lb, &cb, fb);
-    ++*line;
-    if (na < 0 && nb < 0) break;
-    if (na != nb || memcmp(la, lb, (size_t)na)) {
-      rc = 1;
-      break;
-    }
-  }
-out:
-  if (fa) fclose(fa);
-  if (fb) fclose(fb);
-  free(la);
-  free(lb);
-  return rc;
+static int export_canonical(sl_view *v, FILE *f, const char *name) {
+  return sl_export_canonical(v, f, name, NULL, NULL);
 }
 
 int cmd_verify(int argc, char **argv) {
@@ -519,123 +431,16 @@ int cmd_verify(int argc, char **argv) {
   }
   if (cli_positional(argc, argv, "verify", 1, (const char *[]){"DIR"}, &pos)) return CLI_USAGE;
   const char *dir = pos[0];
-  char logdir[4096], tmp[4096] = "", path[4096], path2[4096];
-  sl_store *st = NULL;
-  sl_view *v = NULL, *rv = NULL;
-  sl_log_reader *r = NULL;
-  replay rp = {0};
-  sl_counts cn, rcn;
-  log_facts lf;
-  int status = CLI_FAIL, rc;
-
-  if (cli_open_store(dir, SL_OPEN_RDONLY, &st)) return CLI_FAIL;
-  /* 0. LMDB's pages, before anything walks them (the export below). */
-  if ((rc = sl_store_check(st))) {
-    sl_log_error("%s: FAILED: %s/data.mdb: %s", dir, dir, sl_strerror(rc));
-    goto fail;
-  }
-  if ((rc = sl_view_begin(st, &v)) || (rc = sl_view_counts(v, &cn))) {
-    sl_log_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
-    goto fail;
-  }
-  cli_join(logdir, sizeof logdir, dir, "log");
-  if (read_log_facts(logdir, &lf)) goto fail;
-  uint64_t last = SL_MAX(cn.applied_txid, lf.durable_txid);
-  bool check_state = lf.first_txid == 1;
-
-  if (check_state) {
-    const char *tmpdir = getenv("TMPDIR");
-    snprintf(tmp, sizeof tmp, "%s/shiplog-verify.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(tmp)) {
-      rc = -errno;
-      sl_log_error("%s: cannot create a scratch directory: %s", tmp, sl_strerror(rc));
-      tmp[0] = 0;
-      goto fail;
-    }
-    sl_store_options so = {.no_log = true};
-    cli_join(path, sizeof path, tmp, "replay");
-    if ((rc = sl_store_create(path, &so)) || (rc = sl_store_open(path, SL_OPEN_NOLOG, &rp.st))) {
-      sl_log_error("%s: cannot create the replay store: %s", path, sl_strerror(rc));
-      goto fail;
-    }
-  }
-
-  /* 1. Every frame. */
-  sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
-  if (lf.first_txid && (rc = sl_log_reader_open(logdir, lf.first_txid, &ro, &r))) {
-    sl_log_error("%s: cannot read from txid %" PRIu64 ": %s", logdir, lf.first_txid, sl_strerror(rc));
-    goto fail;
-  }
-  uint64_t frames = 0, seen = lf.first_txid ? lf.first_txid - 1 : 0;
-  sl_frame f;
-  int replay_rc = 0;
-  while (r && (rc = sl_log_reader_next(r, &f)) == 0) {
-    frames++;
-    seen = f.txid;
-    if (check_state && f.txid <= cn.applied_txid && (replay_rc = replay_add(&rp, &f))) break;
-  }
-  if (replay_rc) {
-    sl_log_error("%s: FAILED: the log does not replay (near txid %" PRIu64 "): %s", dir, seen, sl_strerror(replay_rc));
-    goto fail;
-  }
-  if (rc != SL_EEND && rc != 0) {
-    sl_log_error("%s: FAILED: the log is damaged after txid %" PRIu64 " (%s)", dir, seen, sl_strerror(rc));
-    goto fail;
-  }
-  if (seen < last) {
-    sl_log_error("%s: FAILED: the store knows txid %" PRIu64 " but the log ends at txid %" PRIu64, dir, last, seen);
-    goto fail;
-  }
-
-  /* 2. State against a replay. */
-  if (check_state) {
-    if ((rc = replay_flush(&rp))) {
-      sl_log_error("%s: FAILED: the log does not replay (near txid %" PRIu64 "): %s", dir, seen, sl_strerror(rc));
-      goto fail;
-    }
-    if ((rc = sl_view_begin(rp.st, &rv)) || (rc = sl_view_counts(rv, &rcn))) {
-      sl_log_error("%s: cannot read the replay store: %s", tmp, sl_strerror(rc));
-      goto fail;
-    }
-    if (rcn.applied_txid != cn.applied_txid) {
-      sl_log_error("%s: FAILED: the replay reached txid %" PRIu64 ", the store is at %" PRIu64, dir, rcn.applied_txid,
-                   cn.applied_txid);
-      goto fail;
-    }
-    uint64_t line;
-    if ((rc = export_to(v, cli_join(path, sizeof path, tmp, "store.jsonl")))) {
-      sl_log_error("%s: FAILED: the state in %s/data.mdb cannot be read whole: %s", dir, dir, sl_strerror(rc));
-      goto fail;
-    }
-    if (export_to(rv, cli_join(path2, sizeof path2, tmp, "replay.jsonl"))) goto fail;
-    if ((rc = compare_files(path, path2, &line)) < 0) {
-      sl_log_error("%s: cannot compare exports: %s", tmp, sl_strerror(rc));
-      goto fail;
-    }
-    if (rc) {
-      sl_log_error("%s: FAILED: the state at txid %" PRIu64 " in %s/data.mdb differs from a replay of the log, from "
-                   "line %" PRIu64 " of their canonical exports",
-                   dir, cn.applied_txid, dir, line);
-      goto fail;
-    }
+  sl_verify_result res;
+  if (sl_store_verify(dir, export_canonical, &res)) return CLI_FAIL;
+  if (res.state_checked)
     printf("%s: OK: %" PRIu64 " frames in %zu segment%s valid (txid %" PRIu64 "..%" PRIu64 "); state at txid %" PRIu64
            " equals a replay of the log (%" PRIu64 " nodes, %" PRIu64 " relationships)\n",
-           dir, frames, lf.segments, lf.segments == 1 ? "" : "s", lf.first_txid, seen, cn.applied_txid, cn.nodes,
-           cn.rels);
-  } else {
+           dir, res.frames, res.segments, res.segments == 1 ? "" : "s", res.first_txid, res.last_txid,
+           res.applied_txid, res.nodes, res.rels);
+  else
     printf("%s: OK: %" PRIu64 " frames in %zu segment%s valid (txid %" PRIu64 "..%" PRIu64
            "); state check skipped: the log begins at txid %" PRIu64 ", not 1, so the state cannot be rebuilt from it\n",
-           dir, frames, lf.segments, lf.segments == 1 ? "" : "s", lf.first_txid, seen, lf.first_txid);
-  }
-  status = CLI_OK;
-fail:
-  if (r) sl_log_reader_close(r);
-  if (rv) sl_view_end(rv);
-  if (rp.st) sl_store_close(rp.st);
-  free(rp.buf);
-  free(rp.offs);
-  if (v) sl_view_end(v);
-  if (st) sl_store_close(st);
-  if (tmp[0]) sl_remove_tree(tmp);
-  return status;
+           dir, res.frames, res.segments, res.segments == 1 ? "" : "s", res.first_txid, res.last_txid, res.first_txid);
+  return CLI_OK;
 }

@@ -136,9 +136,4 @@ typedef struct sl_s3_restore_result {
  * manifest, fails the restore naming its key (SL_ENOTFOUND, SL_ECORRUPT). */
 int sl_restore_s3(const sl_s3_restore_options *o, sl_s3_restore_result *out);
 
-/* `dump --to s3://` and `load s3://`: one file as one object (KEY = the
- * URL's whole path) and back, checked by size and CRC32C. */
-int sl_s3_put_path(const char *url, const char *endpoint, const char *region, const char *path);
-int sl_s3_get_path(const char *url, const char *endpoint, const char *region, const char *path);
-
 #endif

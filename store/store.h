@@ -85,6 +85,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "log.h"
 
@@ -271,6 +272,27 @@ int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const siz
 int sl_store_check(sl_store *st);
 /* A standby (a store without a log of its own: sl_store_options.no_log). */
 bool sl_store_no_log(const sl_store *st);
+
+/* `shiplog verify` (store/verify.c): data.mdb's pages (sl_store_check),
+ * every frame of the log up to the last txid the store knows, and, when
+ * the log still begins at txid 1, that the state equals a replay of the
+ * log: export_fn writes the store's and a scratch replay's state (under
+ * $TMPDIR, removed) and the two must be byte-equal (the CLI passes the
+ * canonical export). Opens DIR read-only: a writer may run. 0 with *out
+ * filled; SL_ECORRUPT (or the error that stopped it) after logging
+ * "DIR: FAILED: reason" naming the file and offset or the first differing
+ * line. */
+typedef int (*sl_store_export_fn)(sl_view *v, FILE *out, const char *name);
+typedef struct sl_verify_result {
+  uint64_t frames;       /* frames checked */
+  size_t segments;       /* log segments */
+  uint64_t first_txid;   /* the log's first txid (0: no segment) */
+  uint64_t last_txid;    /* the last frame's txid */
+  bool state_checked;    /* false: the log no longer begins at txid 1 */
+  uint64_t applied_txid; /* LMDB's applied txid and counts */
+  uint64_t nodes, rels;
+} sl_verify_result;
+int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_result *out);
 
 /* ---- reading ------------------------------------------------------------- */
 /* A consistent snapshot (LMDB read transaction). */

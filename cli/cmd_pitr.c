@@ -22,6 +22,7 @@
 #include "cmd_repl.h"
 #include "codec.h"
 #include "pitr.h"
+#include "receiver.h"
 #include "sl_base.h"
 
 static double mib(uint64_t b) { return (double)b / (1 << 20); }
@@ -385,7 +386,7 @@ int cmd_prune(int argc, char **argv) {
   char dir[4096];
   char **names;
   size_t n;
-  int rc = cli_list_names(cli_join(dir, sizeof dir, data, "streams"), "", &names, &n), status = CLI_OK;
+  int rc = cli_list_names(sl_stream_path(dir, sizeof dir, data, NULL, NULL), "", &names, &n), status = CLI_OK;
   if (rc) {
     sl_log_error("%s: %s", dir, sl_strerror(rc));
     return CLI_FAIL;

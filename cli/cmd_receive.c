@@ -387,7 +387,7 @@ static int status_data(const char *data, const char *only, bool json) {
       sl_log_error("%s: %s", data, strerror(errno));
       return CLI_FAIL;
     }
-    rc = cli_list_names(cli_join(streams, sizeof streams, data, "streams"), "", &names, &n);
+    rc = cli_list_names(sl_stream_path(streams, sizeof streams, data, NULL, NULL), "", &names, &n);
     if (rc) {
       sl_log_error("%s: %s", streams, sl_strerror(rc));
       return CLI_FAIL;
@@ -409,11 +409,8 @@ static int status_data(const char *data, const char *only, bool json) {
     if (strcmp(st.state, "unrestorable") == 0) status = CLI_FAIL;
     sl_upload_status up;
     sl_upload_status_read(data, names[i], &up);
-    char sub[200];
-    snprintf(sub, sizeof sub, "streams/%s/standby", names[i]);
-    bool standby = access(cli_join(streams, sizeof streams, data, sub), F_OK) == 0;
-    snprintf(sub, sizeof sub, "streams/%s/archive", names[i]);
-    cli_join(archive, sizeof archive, data, sub);
+    bool standby = access(sl_stream_path(streams, sizeof streams, data, names[i], SL_STREAM_STANDBY), F_OK) == 0;
+    sl_stream_path(archive, sizeof archive, data, names[i], SL_STREAM_ARCHIVE);
     uint64_t com = SL_MAX(st.primary_committed, st.durable);
     uint64_t pos = standby ? st.applied : st.durable;
     uint64_t lag_tx = com > pos ? com - pos : 0;

@@ -839,19 +839,9 @@ static void *conn_main(void *arg) {
 /* ---- the listener ------------------------------------------------------------------------ */
 
 static int lock_data_dir(sl__receiver *r) {
-  char *p;
-  if (asprintf(&p, "%s/%s", r->data_dir, SL__LOCK_FILE) < 0) return -ENOMEM;
-  int rc = 0;
-  r->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (r->lock_fd < 0) {
-    rc = -errno;
-    sl_log_error("cannot open %s: %s", p, sl_strerror(rc));
-  } else if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    rc = errno == EWOULDBLOCK ? SL_ELOCKED : -errno;
-    sl_log_error("%s: %s", p, errno == EWOULDBLOCK ? "another receiver serves this data directory"
-                                                   : strerror(errno));
-  }
-  free(p);
+  int rc = sl_receiver_lock(r->data_dir, &r->lock_fd);
+  if (rc == SL_ELOCKED)
+    sl_log_error("%s/%s: another receiver serves this data directory", r->data_dir, SL_RECEIVER_LOCK_FILE);
   return rc;
 }
 
@@ -1087,7 +1077,7 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
   if (rc) goto fail;
   rc = -ENOMEM;
   r.data_dir = strdup(opt->data_dir);
-  if (!r.data_dir || asprintf(&r.streams_dir, "%s/%s", opt->data_dir, SL__STREAMS_DIR) < 0) {
+  if (!r.data_dir || asprintf(&r.streams_dir, "%s/%s", opt->data_dir, SL_STREAMS_DIR) < 0) {
     r.streams_dir = NULL;
     goto fail;
   }

@@ -176,4 +176,24 @@ typedef struct sl_stream_status {
 /* Status of one stream, from its directory (works while the receiver runs). */
 int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_status *out);
 
+/* ---- the data directory's layout (DATA DIRECTORY above): its one spelling ---------
+ * Everything outside receiver/ that finds a stream's parts (cli/, tools)
+ * goes through these names and helpers. */
+#define SL_RECEIVER_LOCK_FILE "receiver.lock" /* DIR/receiver.lock */
+#define SL_STREAMS_DIR "streams"              /* DIR/streams/NAME */
+#define SL_STREAM_ARCHIVE "archive"
+#define SL_STREAM_STANDBY "standby"
+#define SL_STREAM_SNAPSHOTS "snapshots"
+#define SL_STREAM_PROMOTED "promoted"         /* receiver/failover.h */
+/* Into buf (len bytes, truncated to fit; returns buf): DIR/streams when
+ * stream is NULL, else DIR/streams/STREAM, and /SUB after it when sub is
+ * not NULL (one of the names above). */
+const char *sl_stream_path(char *buf, size_t len, const char *data_dir, const char *stream, const char *sub);
+/* Take DIR's receiver lock (DIR/receiver.lock, created 0600, flock()ed
+ * exclusively without waiting): while the caller holds it no receiver
+ * serves DIR, and a receiver holds it for its whole run. *fd_out: close it
+ * to release. SL_ELOCKED when it is held (not logged: the caller says what
+ * it was for); -errno opening it, logged naming the file. */
+int sl_receiver_lock(const char *data_dir, int *fd_out);
+
 #endif

@@ -29,13 +29,10 @@
 #include "receiver.h"
 #include "store.h"
 
-#define SL__STREAMS_DIR "streams"
-/* A stream directory is built under NAME~new and renamed into place, so a
+/* The data directory's names (DIR/receiver.lock, DIR/streams/NAME/...) are
+ * in receiver.h, with the helpers cli/ uses. A stream directory is built under NAME~new and renamed into place, so a
  * crash never leaves half a stream ('~' is not allowed in stream names). */
 #define SL__NEW_SUFFIX "~new"
-/* flock()ed by the running receiver: one receiver per data directory, and
- * `shiplog status` tells a live "connected" from a stale one. */
-#define SL__LOCK_FILE "receiver.lock"
 /* DIR/streams/NAME/state (receiver.h). */
 #define SL__STATE_FILE "state"
 

@@ -107,8 +107,8 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
   char archive[4200], snaps[4200];
   sl_seg_info *segs = NULL;
   size_t nseg = 0;
-  snprintf(archive, sizeof archive, "%s/archive", sdir);
-  snprintf(snaps, sizeof snaps, "%s/snapshots", sdir);
+  snprintf(archive, sizeof archive, "%s/" SL_STREAM_ARCHIVE, sdir);
+  snprintf(snaps, sizeof snaps, "%s/" SL_STREAM_SNAPSHOTS, sdir);
   int rc = sl_log_list(archive, &segs, &nseg);
   if (rc) goto out;
   if (nseg == 0) {
@@ -448,9 +448,9 @@ int sl_restore(const sl_restore_options *o, sl_restore_result *res) {
   bool made = false;
   memset(res, 0, sizeof *res);
   if (!sl_stream_name_valid(o->stream) || !o->into == !o->in_place) return SL_EINVAL;
-  snprintf(sdir, sizeof sdir, "%s/" SL__STREAMS_DIR "/%s", o->data_dir, o->stream);
-  snprintf(archive, sizeof archive, "%s/archive", sdir);
-  snprintf(snaps, sizeof snaps, "%s/snapshots", sdir);
+  snprintf(sdir, sizeof sdir, "%s/" SL_STREAMS_DIR "/%s", o->data_dir, o->stream);
+  snprintf(archive, sizeof archive, "%s/" SL_STREAM_ARCHIVE, sdir);
+  snprintf(snaps, sizeof snaps, "%s/" SL_STREAM_SNAPSHOTS, sdir);
   size_t tl = strlen(target);
   while (tl > 1 && target[tl - 1] == '/') tl--;
   snprintf(tmp, sizeof tmp, "%.*s.restore-tmp-%d", (int)tl, target, (int)getpid());

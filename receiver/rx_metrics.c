@@ -183,7 +183,7 @@ static void collect_stream(sl__stream *s, sl_metrics *reg) {
   dir_files(s->archive_dir, ".seg", &size, &newest);
   sl_metric_set(x->archive_bytes, (double)size);
   char snaps[4096];
-  snprintf(snaps, sizeof snaps, "%s/snapshots", s->dir);
+  snprintf(snaps, sizeof snaps, "%s/" SL_STREAM_SNAPSHOTS, s->dir);
   sl__bases b;
   sl__stream_bases(snaps, s->store_id, first, durable, &b);
   sl_metric_set(x->restorable, b.usable ? 1 : 0);

@@ -246,9 +246,9 @@ int sl_snapshot_stream(const char *data_dir, const char *stream, const sl_snapsh
     sl_log_error("'%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", stream);
     return SL_EINVAL;
   }
-  snprintf(sdir, sizeof sdir, "%s/" SL__STREAMS_DIR "/%s", data_dir, stream);
-  snprintf(standby, sizeof standby, "%s/standby", sdir);
-  snprintf(snaps, sizeof snaps, "%s/snapshots", sdir);
+  snprintf(sdir, sizeof sdir, "%s/" SL_STREAMS_DIR "/%s", data_dir, stream);
+  snprintf(standby, sizeof standby, "%s/" SL_STREAM_STANDBY, sdir);
+  snprintf(snaps, sizeof snaps, "%s/" SL_STREAM_SNAPSHOTS, sdir);
   if (stat(sdir, &sb) || !S_ISDIR(sb.st_mode)) {
     sl_log_error("%s: no stream %s in this data directory", data_dir, stream);
     return SL_ENOTFOUND;
@@ -337,10 +337,10 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
     sl_log_error("'%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", stream);
     return SL_EINVAL;
   }
-  snprintf(sdir, sizeof sdir, "%s/" SL__STREAMS_DIR "/%s", data_dir, stream);
-  snprintf(snaps, sizeof snaps, "%s/snapshots", sdir);
-  snprintf(archive, sizeof archive, "%s/archive", sdir);
-  snprintf(standby, sizeof standby, "%s/standby", sdir);
+  snprintf(sdir, sizeof sdir, "%s/" SL_STREAMS_DIR "/%s", data_dir, stream);
+  snprintf(snaps, sizeof snaps, "%s/" SL_STREAM_SNAPSHOTS, sdir);
+  snprintf(archive, sizeof archive, "%s/" SL_STREAM_ARCHIVE, sdir);
+  snprintf(standby, sizeof standby, "%s/" SL_STREAM_STANDBY, sdir);
   if (access(sdir, F_OK)) {
     sl_log_error("%s: no stream %s in this data directory", data_dir, stream);
     return SL_ENOTFOUND;

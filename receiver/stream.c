@@ -166,10 +166,10 @@ static sl__stream *stream_new(sl__receiver *r, const char *name) {
   pthread_cond_init(&s->keeper_cond, &ca);
   pthread_condattr_destroy(&ca);
   s->dir = join(r->streams_dir, name);
-  s->archive_dir = s->dir ? join(s->dir, "archive") : NULL;
-  s->standby_dir = s->dir ? join(s->dir, "standby") : NULL;
+  s->archive_dir = s->dir ? join(s->dir, SL_STREAM_ARCHIVE) : NULL;
+  s->standby_dir = s->dir ? join(s->dir, SL_STREAM_STANDBY) : NULL;
   s->status_path = s->dir ? join(s->dir, "status") : NULL;
-  s->snap_dir = s->dir ? join(s->dir, "snapshots") : NULL;
+  s->snap_dir = s->dir ? join(s->dir, SL_STREAM_SNAPSHOTS) : NULL;
   s->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (!s->archive_dir || !s->standby_dir || !s->status_path || !s->snap_dir || s->notify_fd < 0) {
     stream_free(s);
@@ -1066,9 +1066,9 @@ static int stream_create(sl__receiver *r, const char *name, const uint8_t *store
   tmp = join(r->streams_dir, tmpname);
   final = join(r->streams_dir, name);
   if (!tmp || !final) goto fail;
-  archive = join(tmp, "archive");
-  standby = join(tmp, "standby");
-  snaps = join(tmp, "snapshots");
+  archive = join(tmp, SL_STREAM_ARCHIVE);
+  standby = join(tmp, SL_STREAM_STANDBY);
+  snaps = join(tmp, SL_STREAM_SNAPSHOTS);
   if (!archive || !standby || !snaps) goto fail;
   rc = sl_remove_tree(tmp);
   if (rc == 0) rc = sl_mkdir_p(archive);
@@ -1434,7 +1434,7 @@ void sl__stream_base_stored(sl__stream *s, uint64_t txid) {
 
 /* Is a receiver running on data_dir? It holds receiver.lock. */
 static bool receiver_running(const char *data_dir) {
-  char *p = join(data_dir, SL__LOCK_FILE);
+  char *p = join(data_dir, SL_RECEIVER_LOCK_FILE);
   if (!p) return false;
   int fd = open(p, O_RDONLY | O_CLOEXEC);
   free(p);
@@ -1452,12 +1452,12 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
   if (!sl_stream_name_valid(stream)) return SL_EINVAL;
   snprintf(out->name, sizeof out->name, "%s", stream);
   rc = -ENOMEM;
-  if (asprintf(&dir, "%s/%s/%s", data_dir, SL__STREAMS_DIR, stream) < 0) {
+  if (asprintf(&dir, "%s/%s/%s", data_dir, SL_STREAMS_DIR, stream) < 0) {
     dir = NULL;
     goto out;
   }
-  archive = join(dir, "archive");
-  standby = join(dir, "standby");
+  archive = join(dir, SL_STREAM_ARCHIVE);
+  standby = join(dir, SL_STREAM_STANDBY);
   status = join(dir, "status");
   if (!archive || !standby || !status) goto out;
   if (!dir_exists(dir)) {
@@ -1516,7 +1516,7 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
 
   /* BASE SHIPPING: what a restore can reach. Not restorable, with no base
    * on the way, is an error state, never a healthy one. */
-  char base[16] = "", *snaps = join(dir, "snapshots");
+  char base[16] = "", *snaps = join(dir, SL_STREAM_SNAPSHOTS);
   sl__bases b;
   sl_status_get(text, "base", base, sizeof base);
   if (!running) base[0] = 0; /* no receiver: nothing is on its way */

@@ -69,7 +69,7 @@ struct sl_uploader {
 /* ---- files ------------------------------------------------------------------------ */
 
 static void stream_dir(const sl_uploader *u, const char *name, char *out, size_t len) {
-  snprintf(out, len, "%s/" SL__STREAMS_DIR "/%s", u->data_dir, name);
+  snprintf(out, len, "%s/" SL_STREAMS_DIR "/%s", u->data_dir, name);
 }
 
 static const char *base_name(const char *path) {
@@ -221,8 +221,8 @@ static int sync_stream(sl_uploader *u, upstream *st) {
   uint64_t durable = 0, pending_bytes = 0, pending_files = 0;
   uint8_t store_id[SL_STORE_ID_SIZE];
   stream_dir(u, st->name, sdir, sizeof sdir);
-  snprintf(archive, sizeof archive, "%s/archive", sdir);
-  snprintf(snaps, sizeof snaps, "%s/snapshots", sdir);
+  snprintf(archive, sizeof archive, "%s/" SL_STREAM_ARCHIVE, sdir);
+  snprintf(snaps, sizeof snaps, "%s/" SL_STREAM_SNAPSHOTS, sdir);
   int rc = sl_log_list(archive, &segs, &nseg);
   if (rc || nseg == 0) goto out;
   if ((rc = sl_log_read_durable_mark(archive, &durable)) == SL_ENOTFOUND) rc = 0;
@@ -304,7 +304,7 @@ static upstream *stream_of(sl_uploader *u, const char *name) {
 
 static void pass(sl_uploader *u) {
   char dir[4200];
-  snprintf(dir, sizeof dir, "%s/" SL__STREAMS_DIR, u->data_dir);
+  snprintf(dir, sizeof dir, "%s/" SL_STREAMS_DIR, u->data_dir);
   DIR *d = opendir(dir);
   if (!d) return;
   struct dirent *e;
@@ -378,7 +378,7 @@ void sl_upload_stop(sl_uploader *u) {
 int sl_upload_status_read(const char *data_dir, const char *stream, sl_upload_status *out) {
   char path[4200], text[2048];
   memset(out, 0, sizeof *out);
-  snprintf(path, sizeof path, "%s/" SL__STREAMS_DIR "/%s/" SL_S3_UPLOAD_STATUS, data_dir, stream);
+  snprintf(path, sizeof path, "%s/" SL_STREAMS_DIR "/%s/" SL_S3_UPLOAD_STATUS, data_dir, stream);
   int rc = sl_status_load(path, text, sizeof text);
   if (rc) return rc == -ENOENT ? 0 : rc;
   out->present = true;

@@ -41,6 +41,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define SL_HISTORY_MAX 256
 #define SL_HISTORY_FILE "history"
@@ -109,5 +110,52 @@ bool sl_log_lineage_known(const char *logdir);
  * h (entries up to the first txid; NULL or empty: none). SL_EINVAL when
  * the log holds frames or more than one segment. */
 int sl_log_set_origin(const char *logdir, uint64_t epoch, uint64_t prev_checksum, const sl_history *h);
+
+/* ---- failover operations on logs and stores (store/failover.c) -------------------
+ * What promote (receiver/failover.h), `shiplog rewind` and `shiplog log
+ * --diverged` do to a log or a store; nothing here knows of streams. */
+struct sl_frame;
+
+/* A copy of log directory FROM (segments, durable mark, history) as TO
+ * (created; must not hold them): the same bytes, so the same checksums.
+ * Each file is fsynced (sl_fsync), then TO. Errors -errno, logged naming
+ * both files; those of sl_log_list and sl_history_load. */
+int sl_log_copy(const char *from, const char *to);
+
+/* The fork of log MINE (a store's) and log THEIRS (e.g. a stream's archive)
+ * compared frame by frame (rolling checksums) over the txids both hold:
+ * *fork = the last txid both share, *my_last = MINE's durable txid. So
+ * fork+1..*my_last are MINE's alone (none when fork >= *my_last).
+ * SL_ENOTFOUND when either has no segment; SL_EINVAL (logged) when they
+ * differ already where the later of the two begins; those of the readers. */
+int sl_log_find_fork(const char *mine, const char *theirs, uint64_t *fork, uint64_t *my_last);
+
+/* REWIND (sl_store_rewind): cut store DIR's log after txid N so that it can
+ * follow a new primary that shares txids 1..N with it.
+ *   1. DIR must be unused (sl_store_lock_unused, held throughout); the log
+ *      is opened once for recovery (what a killed primary appended counts
+ *      as its own) and must begin at txid 1 (the state is rebuilt from it);
+ *   2. txids N+1..L (L its durable txid) are written, one keep() call per
+ *      transaction, to DIR/rewound/txids-A-B.jsonl (A = N+1, B = L; through
+ *      a .tmp, fsynced, renamed): nothing cut is lost;
+ *   3. the log is cut (sl_log_truncate: the history forgets later epochs);
+ *   4. LMDB is removed and rebuilt from the log by an sl_store_open.
+ * Errors (each logged with DIR and txids): SL_ELOCKED, SL_EINVAL (the log
+ * begins past txid 1, or ends before N; keep NULL with something to cut),
+ * those of the log, the keep file and sl_store_open. */
+typedef struct sl_rewind_options {
+  /* Writes one cut transaction to out (shiplog: `shiplog log --json`'s line,
+   * interchange's sl_txn_print); 0 or a negative code, which stops the rewind
+   * before anything is cut. */
+  int (*keep)(void *arg, const struct sl_frame *f, FILE *out);
+  void *keep_arg;
+} sl_rewind_options;
+
+typedef struct sl_rewind_result {
+  uint64_t last_txid;   /* the log's durable txid before the cut (L) */
+  char kept[4096];      /* the file of txids N+1..L; "" when nothing was cut */
+} sl_rewind_result;
+
+int sl_store_rewind(const char *dir, uint64_t to_txid, const sl_rewind_options *o, sl_rewind_result *out);
 
 #endif

@@ -87,7 +87,7 @@
 #define SEG_NAME_DIGITS 20
 #define SEG_SUFFIX ".seg"
 #define TMP_SUFFIX ".tmp"
-#define MARK_NAME "durable"
+#define MARK_NAME SL_DURABLE_MARK_FILE
 #define MARK_RETRIES 200
 #define CONSUMERS_DIR "consumers"
 #define CONSUMER_NAME_MAX 64

@@ -144,6 +144,7 @@
 #define SL_STORE_ID_SIZE 16
 #define SL_KEY_ID_SIZE 32
 #define SL_DURABLE_MARK_SIZE 32
+#define SL_DURABLE_MARK_FILE "durable"   /* LOGDIR/durable (DURABLE MARK) */
 #define SL_SEG_F_SEALED 0x1u
 
 typedef struct sl_log sl_log;

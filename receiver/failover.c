@@ -1,0 +1,129 @@
+/*
+ * failover.c: promote and stream seeding (failover.h) on a receiver's data
+ * directory, laid out and locked through layout.c's helpers (receiver.h),
+ * with the store's side (copying a log) from store/lineage.h.
+ *
+ * Both hold the receiver's lock for their whole run: the archive must stand
+ * still while it is fenced and copied (promote), and no receiver may load a
+ * stream while it is being built (seeding). A held lock is the operator's
+ * to clear (stop the receiver; its shippers retry until it is back), so it
+ * is refused at once, never waited for.
+ */
+#include "failover.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "lineage.h"
+#include "log.h"
+#include "pitr.h"
+#include "receiver.h"
+#include "receiver_int.h"
+#include "sl_base.h"
+
+static const char *join(char *buf, size_t len, const char *dir, const char *name) {
+  snprintf(buf, len, "%s/%s", dir, name);
+  return buf;
+}
+
+/* Take DIR's receiver lock for a failover step, saying why on SL_ELOCKED. */
+static int lock_receiver(const char *data_dir, int *fd_out) {
+  int rc = sl_receiver_lock(data_dir, fd_out);
+  if (rc == SL_ELOCKED)
+    sl_log_error("%s/%s: a receiver is serving %s: stop it first (promote needs the archive to stand still; "
+                 "its shippers retry until it is back)", data_dir, SL_RECEIVER_LOCK_FILE, data_dir);
+  return rc;
+}
+
+/* ---- promote ---------------------------------------------------------------------------- */
+
+int sl_promote(const char *data_dir, const char *stream, const char *into, sl_promote_result *out) {
+  char sdir[4096], archive[4096], newlog[4200], text[4200];
+  sl_log *log = NULL;
+  int lock = -1, rc;
+  bool built = false;
+  memset(out, 0, sizeof *out);
+  if (!sl_stream_name_valid(stream)) {
+    sl_log_error("invalid stream name '%s'", stream);
+    return SL_EINVAL;
+  }
+  sl_stream_path(sdir, sizeof sdir, data_dir, stream, NULL);
+  sl_stream_path(archive, sizeof archive, data_dir, stream, SL_STREAM_ARCHIVE);
+  if ((into ? snprintf(out->into, sizeof out->into, "%s", into)
+            : snprintf(out->into, sizeof out->into, "%s/primary", sdir)) >= (int)sizeof out->into) {
+    sl_log_error("%s: path too long", into ? into : sdir);
+    return -ENAMETOOLONG;
+  }
+  into = out->into;
+  if (access(archive, F_OK) != 0) {
+    sl_log_error("%s: no stream %s in this data directory", data_dir, stream);
+    return SL_ENOTFOUND;
+  }
+  if ((rc = lock_receiver(data_dir, &lock))) return rc;
+  /* 1: the archive, recovered: everything in it is durable. */
+  if ((rc = sl_log_open(archive, NULL, &log))) goto out;
+  uint64_t last = sl_log_next_txid(log) - 1, cs = sl_log_checksum(log), epoch = sl_log_epoch(log) + 1;
+  /* 2: the fence. */
+  if ((rc = sl_log_begin_epoch(log, epoch))) goto out;
+  /* 3: the new primary. */
+  sl_restore_options ro = {.data_dir = data_dir, .stream = stream, .txid = last, .into = into};
+  sl_restore_result res;
+  if ((rc = sl_restore(&ro, &res))) goto out;
+  built = true;
+  snprintf(newlog, sizeof newlog, "%s/log", into);
+  if ((rc = sl_remove_tree(newlog)) || (rc = sl_log_copy(archive, newlog))) goto out;
+  /* 4: the record. */
+  int n = snprintf(text, sizeof text, "epoch=%" PRIu64 "\ntxid=%" PRIu64 "\nchecksum=%016" PRIx64 "\ntime_us=%" PRIu64
+                   "\ninto=%s\n", epoch, last, cs, sl_now_us(), into);
+  if ((rc = sl_write_file_atomic(sdir, SL_STREAM_PROMOTED, text, (size_t)n))) goto out;
+  built = false;
+  out->epoch = epoch;
+  out->last_txid = last;
+  out->checksum = cs;
+out:
+  if (rc) sl_log_error("promote %s in %s: %s", stream, data_dir, sl_strerror(rc));
+  if (built) sl_remove_tree(into);
+  sl_log_close(log);
+  if (lock >= 0) close(lock);
+  return rc;
+}
+
+/* ---- seeding a stream ---------------------------------------------------------------------- */
+
+int sl_stream_seed(const char *data_dir, const char *stream, const char *logdir) {
+  char streams[4096], tmp[4200], final[4200], p[4300];
+  int lock = -1, rc;
+  if (!sl_stream_name_valid(stream)) {
+    sl_log_error("invalid stream name '%s'", stream);
+    return SL_EINVAL;
+  }
+  sl_stream_path(streams, sizeof streams, data_dir, NULL, NULL);
+  snprintf(tmp, sizeof tmp, "%s/%s" SL__NEW_SUFFIX, streams, stream);
+  sl_stream_path(final, sizeof final, data_dir, stream, NULL);
+  if (access(final, F_OK) == 0) {
+    sl_log_error("%s: stream %s exists already", data_dir, stream);
+    return SL_EEXIST;
+  }
+  if ((rc = sl_mkdir_p(streams)) || (rc = lock_receiver(data_dir, &lock))) return rc;
+  /* The receiver refuses a data directory others may write (receiver.h). */
+  chmod(data_dir, 0700);
+  chmod(streams, 0700);
+  if ((rc = sl_remove_tree(tmp)) || (rc = sl_mkdir_p(join(p, sizeof p, tmp, SL_STREAM_SNAPSHOTS))) ||
+      (rc = sl_log_copy(logdir, join(p, sizeof p, tmp, SL_STREAM_ARCHIVE))))
+    goto out;
+  if (rename(tmp, final) != 0) {
+    rc = -errno;
+    sl_log_error("rename %s to %s: %s", tmp, final, sl_strerror(rc));
+    goto out;
+  }
+  rc = sl_fsync_dir(streams);
+out:
+  if (rc) sl_remove_tree(tmp);
+  close(lock);
+  return rc;
+}

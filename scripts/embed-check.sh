@@ -15,7 +15,7 @@
 # install fails all 4, since nothing else can be checked). TMP is removed at
 # the end.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 4
 
 BUILD=${1:-build}
 CC=${CC:-cc}

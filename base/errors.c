@@ -1,5 +1,5 @@
 /*
- * Error codes: one table (SL_ERRNO_MAP in sl_base.h) generates the enum, the
+ * Error codes: one table (SL_ERRNO_MAP in include/shiplog.h) generates the enum, the
  * messages and the symbolic names, so a new code is one line there. Negative
  * errno values are passed through to the C library, which already knows
  * their message and name. Every string returned has static storage, so the

@@ -28,41 +28,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* shiplog's own error codes: X(name, value, message). */
-#define SL_ERRNO_MAP(X)                                                        \
-  X(SL_ECORRUPT, -10001, "corrupt data (checksum or structure mismatch)")      \
-  X(SL_EVERSION, -10002, "unsupported format or protocol version")             \
-  X(SL_EGAP, -10003, "transaction ids are not contiguous")                     \
-  X(SL_ENOTFOUND, -10004, "no such entity")                                    \
-  X(SL_EEXIST, -10005, "entity already exists")                                \
-  X(SL_EHASRELS, -10006, "node still has relationships (use detach)")          \
-  X(SL_EINVAL, -10007, "invalid argument or input")                            \
-  X(SL_ELOCKED, -10008, "store is open for writing by another process")        \
-  X(SL_EREADONLY, -10009, "store is open read-only")                           \
-  X(SL_EFAILED, -10010, "log is in the failed state after an I/O error")       \
-  X(SL_ESTOREID, -10011, "store id does not match")                            \
-  X(SL_ETIME, -10012, "commit time goes backwards or lies in the future")      \
-  X(SL_EEND, -10013, "no more records")                                        \
-  X(SL_ETOOBIG, -10014, "record or message exceeds the size limit")            \
-  X(SL_ETRUNCATED, -10015, "input ends inside a record")                       \
-  X(SL_ENOTLOG, -10016, "not a shiplog file (bad magic)")                      \
-  X(SL_EAUTH, -10017, "authentication failed (certificate or TLS)")
-
-enum sl_error {
-#define SL__ERR_ENUM(name, value, msg) name = value,
-  SL_ERRNO_MAP(SL__ERR_ENUM)
-#undef SL__ERR_ENUM
-};
-
-/* Message for any code (0, -errno or SL_E*). Static storage. */
-const char *sl_strerror(int code);
-/* "SL_ECORRUPT", "EIO", ...: the symbolic name, for logs and tests. */
-const char *sl_errname(int code);
+/* The error codes (SL_ERRNO_MAP, enum sl_error), sl_strerror, sl_errname and
+ * sl_version are part of the public API: their one home is include/shiplog.h
+ * (which this header includes), implemented here (errors.c, version.c). */
+#include "shiplog.h"
 
 /* ---- version ------------------------------------------------------------ */
-/* "0.1.0" (CMake's project VERSION), and "shiplog 0.1.0" as `shiplog
- * --version` prints it and the replication Hello carries it. Static. */
-const char *sl_version(void);
+/* "shiplog 0.1.0" as `shiplog --version` prints it and the replication
+ * Hello carries it (sl_version, "0.1.0", is in shiplog.h). Static. */
 const char *sl_software(void);
 
 /* ---- diagnostics ---------------------------------------------------- */

@@ -3,7 +3,8 @@
 #
 # Installs what is missing, builds, then shows the store end to end in a demo
 # directory that is made anew on every run (./demo-data, or $SL_DEMO_DIR):
-#   1. dependencies and build (scripts/build.sh)
+#   1. dependencies and build (scripts/deps.sh --demo: openssl besides what
+#      building needs; scripts/build.sh)
 #   2. an empty store (shiplog init)
 #   3. the LDBC SNB example graph replayed as its own history: every creation
 #      and deletion from 2010 to 2013 as a transaction at its original time
@@ -71,6 +72,7 @@ find_ldbc() {
 
 step_build() {
   step "1. dependencies and build"
+  scripts/deps.sh --demo
   scripts/build.sh
 }
 

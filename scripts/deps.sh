@@ -1,41 +1,76 @@
 #!/usr/bin/env bash
-# Install the Debian packages that building and testing shiplog needs, and only
-# when some are missing: a machine that has them all is left alone (no apt-get
-# update, no network). Works on a fresh Debian 12 minbase system (bash,
-# coreutils, grep, sed and mawk are all the scripts use besides these), as root
-# or through sudo, without questions (DEBIAN_FRONTEND=noninteractive).
+# Install the Debian packages that building (and, asked, testing or the demo)
+# shiplog needs, and only when some are missing: a machine that has them all
+# is left alone (no apt-get update, no network). Works on a fresh Debian 12
+# minbase system (bash, coreutils, grep, sed and mawk are all the scripts use
+# besides these), as root or through sudo, without questions
+# (DEBIAN_FRONTEND=noninteractive).
 #
-# Usage: scripts/deps.sh           # install what is missing
-#        scripts/deps.sh --check   # only list what is missing; exit 1 if any
+# Usage: scripts/deps.sh [--tests] [--demo] [--check]
+#          (none)    what building needs (scripts/build.sh)
+#          --tests   and what the tests need (scripts/test.sh)
+#          --demo    and what scripts/demo.sh runs besides the build
+#          --check   only list what is missing; exit 1 if any
 set -euo pipefail
 
-# Build: compiler, CMake, pkg-config and the libraries CMakeLists.txt looks for.
-# Tests: cmocka; jq reads the --json output of the commands in the end-to-end
-# tests. lmdb-utils (mdb_stat, mdb_dump) helps look inside a store.
-# libinih-dev parses --config files. Operations tests (tests/e2e_ops.sh,
-# e2e_systemd.sh): curl scrapes /metrics, prometheus brings promtool and the
-# server that scrapes shiplog, systemd brings systemd-analyze. libssl-dev:
-# TLS (codec/tls.c); openssl makes the test and demo certificates; clang
-# and its sanitizer/libFuzzer runtimes (libclang-rt-14-dev) build the fuzz
-# targets (tests/fuzz/run.sh). libcurl4-openssl-dev: the S3 client (objstore/,
-# AWS SigV4 signing built into libcurl); ceph-mon, ceph-osd, radosgw and
-# ceph-common: the real S3 server of the object-storage tests
-# (scripts/radosgw.sh). Fault tests (tests/e2e_partition.sh,
-# e2e_fulldisk.sh, e2e_nemesis.sh): iproute2 (ip netns), nftables (silent
-# drops), e2fsprogs and util-linux (loop-mounted ext4 file systems, nsenter).
-# nodejs and npm: tests/e2e_cypher.sh lints `export --cypher` output with
-# Neo4j's linter, an npm package it installs (pinned by
-# tests/cypher-lint/package-lock.json) into the build tree.
-PACKAGES=(
+# Build: compiler, CMake, pkg-config and the libraries CMakeLists.txt looks
+# for: liburing (the shipper's reads), lz4, protobuf-c and its compiler, LMDB,
+# jansson, libinih-dev (parses --config files), libssl-dev (TLS, codec/tls.c,
+# and at-rest encryption, crypt/), libcurl4-openssl-dev (the S3 client,
+# objstore/, AWS SigV4 signing built into libcurl). The cmocka tests are
+# built only when cmocka is found (CMake's SL_BUILD_TESTS=AUTO), so it is a
+# test package.
+BUILD_PACKAGES=(
   gcc make libc6-dev cmake pkg-config
   liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
-  liblmdb-dev libjansson-dev libcmocka-dev libinih-dev libssl-dev
+  liblmdb-dev libjansson-dev libinih-dev libssl-dev libcurl4-openssl-dev
+)
+# Tests: libcmocka-dev builds the unit tests; jq reads the --json output of
+# the commands in the end-to-end tests. lmdb-utils (mdb_stat, mdb_dump) helps
+# look inside a store. Operations tests (tests/e2e_ops.sh, e2e_systemd.sh):
+# curl scrapes /metrics, prometheus brings promtool and the server that
+# scrapes shiplog, systemd brings systemd-analyze. openssl makes the test
+# certificates; clang and its sanitizer/libFuzzer runtimes
+# (libclang-rt-14-dev) build the fuzz targets (tests/fuzz/run.sh).
+# ceph-mon, ceph-osd, radosgw and ceph-common: the real S3 server of the
+# object-storage tests (scripts/radosgw.sh). Fault tests
+# (tests/e2e_partition.sh, e2e_fulldisk.sh, e2e_nemesis.sh): iproute2 (ip
+# netns), nftables (silent drops), e2fsprogs and util-linux (loop-mounted
+# ext4 file systems, nsenter). nodejs and npm: tests/e2e_cypher.sh lints
+# `export --cypher` output with Neo4j's linter, an npm package it installs
+# (pinned by tests/cypher-lint/package-lock.json) into the build tree.
+TEST_PACKAGES=(
+  libcmocka-dev
   jq lmdb-utils openssl clang libclang-rt-14-dev
   curl prometheus systemd
-  libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common
+  ceph-mon ceph-osd radosgw ceph-common
   iproute2 nftables e2fsprogs util-linux
   nodejs npm
 )
+# Demo (scripts/demo.sh, which builds through scripts/build.sh): openssl
+# makes its CA, certificates and the at-rest key.
+DEMO_PACKAGES=(openssl)
+
+wanted=("${BUILD_PACKAGES[@]}")
+check=0
+for arg in "$@"; do
+  case $arg in
+  --tests) wanted+=("${TEST_PACKAGES[@]}") ;;
+  --demo) wanted+=("${DEMO_PACKAGES[@]}") ;;
+  --check) check=1 ;;
+  *)
+    echo "usage: scripts/deps.sh [--tests] [--demo] [--check]" >&2
+    exit 2
+    ;;
+  esac
+done
+# Each package once (openssl is in two groups).
+PACKAGES=()
+declare -A seen=()
+for p in "${wanted[@]}"; do
+  [[ -n ${seen[$p]:-} ]] || PACKAGES+=("$p")
+  seen[$p]=1
+done
 # Packages whose command another package may bring: NodeSource's nodejs
 # has its own npm and conflicts with Debian's, so npm counts as present
 # when the command is.
@@ -51,7 +86,7 @@ for p in "${PACKAGES[@]}"; do
   installed "$p" || missing+=("$p")
 done
 
-if [[ ${1:-} == --check ]]; then
+if ((check)); then
   if ((${#missing[@]})); then
     echo "deps: missing: ${missing[*]}"
     exit 1

@@ -5,7 +5,7 @@
 # authenticated inside the cluster (auth none) and nothing listens beyond
 # loopback; radosgw itself checks S3 signatures against one user.
 #
-#   scripts/radosgw.sh start   # install the packages (scripts/deps.sh) if
+#   scripts/radosgw.sh start   # install the packages (scripts/deps.sh --tests) if
 #                              # missing, start (or find running), create the
 #                              # user and the bucket, print the environment
 #   scripts/radosgw.sh env     # print the environment of the running one
@@ -89,7 +89,7 @@ start() {
   fi
   if ! command -v radosgw >/dev/null || ! command -v ceph-osd >/dev/null || ! command -v ceph-mon >/dev/null ||
     ! command -v ceph >/dev/null; then
-    "$ROOT/scripts/deps.sh" >&2
+    "$ROOT/scripts/deps.sh" --tests >&2
   fi
   stop
   local t0=$SECONDS fsid

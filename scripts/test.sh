@@ -2,12 +2,18 @@
 # The test command (the README's second quick-start command, and what CI runs
 # through .ci/run).
 #
-#   1. installs missing dependencies (scripts/deps.sh)
+#   1. installs missing dependencies, the build's and the tests' (scripts/deps.sh
+#      --tests)
 #   2. builds two trees: build/ (RelWithDebInfo with assertions) and
 #      build-asan/ (the same with -DSL_SANITIZE=ON: AddressSanitizer + UBSan)
 #   3. runs every test (cmocka units and tests/e2e_*.sh) with ctest in both;
 #      one throw-away radosgw (scripts/radosgw.sh, ~20 s to start) serves the
 #      object-storage tests of both trees and is stopped at the end
+#      then, for build/, the public library as an application sees it
+#      (scripts/embed-check.sh): `cmake --install` into a temporary prefix,
+#      examples/embed.c compiled with the installed shiplog.pc alone against
+#      libshiplog.so and against libshiplog.a and run, the .so's exports
+#      checked against include/shiplog.h
 #   4. builds CMake's Release type (-O3 -DNDEBUG, what packagers build) in
 #      build-release/, tests included, and runs nothing there: gcc warns
 #      differently at -O3, and -Werror makes a warning a broken build
@@ -29,7 +35,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-scripts/deps.sh || { echo "test: dependencies could not be installed" >&2; exit 1; }
+scripts/deps.sh --tests || { echo "test: dependencies could not be installed" >&2; exit 1; }
 
 BUILD=${SL_BUILD_DIR:-build}
 ASAN=${SL_ASAN_BUILD_DIR:-build-asan}
@@ -51,7 +57,8 @@ fail() {
 build() {
   local dir=$1
   shift
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" "$@" &&
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
+    -DSL_BUILD_TESTS=ON "$@" &&
     cmake --build "$dir" -j"$(nproc)"
 }
 
@@ -125,6 +132,11 @@ section "build: $BUILD/"
 if build "$BUILD"; then
   section "tests: $BUILD/"
   run_ctest "$BUILD"
+  section "embed: examples/embed.c against the installed library (scripts/embed-check.sh)"
+  scripts/embed-check.sh "$BUILD"
+  nbad=$?
+  passed=$((passed + 4 - nbad))
+  ((nbad == 0)) || fail "embed: $nbad of 4 parts failed (scripts/embed-check.sh $BUILD)" "$nbad"
 else
   fail "$BUILD: build failed"
 fi
@@ -138,7 +150,7 @@ else
 fi
 
 section "build: $RELEASE/ (Release, built only)"
-if cmake -S . -B "$RELEASE" -DCMAKE_BUILD_TYPE=Release && cmake --build "$RELEASE" -j"$(nproc)"; then
+if cmake -S . -B "$RELEASE" -DCMAKE_BUILD_TYPE=Release -DSL_BUILD_TESTS=ON && cmake --build "$RELEASE" -j"$(nproc)"; then
   passed=$((passed + 1))
 else
   fail "$RELEASE: Release build failed"

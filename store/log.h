@@ -123,6 +123,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shiplog.h" /* SL_STORE_ID_SIZE */
+
 #define SL_SEG_MAGIC "SHIPLOG\x1a"
 #define SL_SEG_VERSION 1
 #define SL_SEG_HEADER_SIZE 128
@@ -141,7 +143,6 @@
 #define SL_TXN_MAX (SL_FRAME_SHIP_MAX - 4096u)
 #define SL_SEG_SIZE_DEFAULT (64ull << 20)
 #define SL_SEG_SIZE_MIN (4096ull)
-#define SL_STORE_ID_SIZE 16
 #define SL_KEY_ID_SIZE 32
 #define SL_DURABLE_MARK_SIZE 32
 #define SL_DURABLE_MARK_FILE "durable"   /* LOGDIR/durable (DURABLE MARK) */

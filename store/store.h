@@ -73,11 +73,16 @@
  *   adjacency   node(8) dir(1) tlen(1) type rel(8) -> other(8)
  *   Labels, types and property keys are 1..255 bytes of UTF-8 without NUL.
  *
- * THREADS AND PROCESSES
- *   One process opens a store for writing (SL_ELOCKED otherwise); any number
- *   of processes open it read-only at the same time (SL_OPEN_RDONLY). In a
- *   process, write transactions are serialized (sl_tx_begin blocks), read
- *   views may be used concurrently, each by one thread at a time.
+ * THREADS AND PROCESSES, ERRORS, MEMORY: include/shiplog.h.
+ *
+ * PUBLIC AND INTERNAL
+ *   The application-facing half of this module (values, open/create/close,
+ *   transactions, views, space/compact/checkpoint) is declared once, in
+ *   include/shiplog.h, the installed header of libshiplog; every
+ *   declaration there carries SHIPLOG_API and is exported by the .so. This
+ *   header adds what only shiplog's own modules use (the log, applying
+ *   another log's records, standbys, locks, page checks); the library is
+ *   built with -fvisibility=hidden, so these stay private to it.
  */
 #ifndef SL_STORE_H
 #define SL_STORE_H
@@ -88,62 +93,11 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "shiplog.h"
 
-#define SL_NAME_MAX 255
 #define SL_CHECKPOINT_BYTES (256ull << 20)
 
-typedef struct sl_store sl_store;
-typedef struct sl_tx sl_tx;
-typedef struct sl_view sl_view;
-
-/* ---- values ------------------------------------------------------------ */
-typedef enum sl_kind {
-  SL_NULL = 0, /* only as "remove" in mutation input; never stored */
-  SL_BOOL,
-  SL_INT,
-  SL_DOUBLE,
-  SL_STRING,
-  SL_BYTES,
-  SL_LIST
-} sl_kind;
-
-typedef struct sl_value {
-  sl_kind kind;
-  sl_kind elem_kind;   /* SL_LIST: kind of every element; SL_NULL = empty list of unknown kind */
-  size_t len;          /* SL_STRING/SL_BYTES: byte length; SL_LIST: element count */
-  union {
-    bool b;
-    int64_t i;
-    double d;
-    const char *s;             /* UTF-8 without NUL bytes (the log's protobuf
-                                  strings cannot hold them); not NUL-terminated
-                                  in general: use len */
-    const uint8_t *bytes;
-    const struct sl_value *items; /* SL_LIST: len scalar values of elem_kind */
-  } u;
-} sl_value;
-
-typedef struct sl_prop {
-  const char *key; /* NUL-terminated */
-  sl_value value;
-} sl_prop;
-
-/* Compare two values for equality (doubles bitwise, so NaN equals NaN). */
-bool sl_value_equal(const sl_value *a, const sl_value *b);
-
-/* ---- opening ------------------------------------------------------------- */
-typedef struct sl_store_options {
-  uint64_t segment_size;   /* 0: SL_SEG_SIZE_DEFAULT */
-  uint64_t map_size;       /* LMDB map size; 0: 64 GiB (sparse) */
-  const uint8_t *store_id; /* NULL: a new random id; else SL_STORE_ID_SIZE bytes
-                              (a restore keeps its primary's id) */
-  uint64_t first_txid;     /* 0 or 1: empty store; N+1 for a store whose LMDB
-                              state already holds txids 1..N (restore, load) */
-  bool no_log;             /* a standby: no log of its own; the receiver's
-                              archive is its log and replays into it */
-} sl_store_options;
-
-#define SL_OPEN_RDONLY 1u
+/* Flags of sl_store_open besides SL_OPEN_RDONLY (shiplog.h). */
 #define SL_OPEN_NOLOG 2u   /* open a no_log store for applying (standby) */
 #define SL_OPEN_BULK 4u    /* building a store that is thrown away unless
                               complete (restore): sl_store_apply_batch does
@@ -152,19 +106,6 @@ typedef struct sl_store_options {
                               durable at the end (sl_log_wait_durable,
                               sl_store_checkpoint), as sl_store_close does */
 
-/* Create an empty store in DIR (created if missing; must be empty:
- * SL_EEXIST otherwise). A failed create removes what it made. */
-int sl_store_create(const char *dir, const sl_store_options *opt);
-/* Open. For writing this takes writer.lock and recovers (log tail, replay).
- * Errors: SL_ELOCKED (another writer), SL_EINVAL (SL_OPEN_NOLOG on a store
- * with a log or its absence on one without), SL_ECORRUPT (LMDB cannot be
- * restored nor rebuilt after a power loss, or is ahead of the log), SL_ESTOREID,
- * SL_EVERSION, -ENOENT (no store.id: not a store, or half created).
- * A no_log store (standby) is written without any sync (MDB_NOSYNC): after
- * a power loss, until its owner rebuilds it, every open of it (read-only
- * too) fails with SL_ECORRUPT; its owner removes it and builds it anew from
- * what it derives from (the receiver: snapshot + archive). */
-int sl_store_open(const char *dir, unsigned flags, sl_store **out);
 /* Is DIR in use by any process? 0 when none has it open, for writing
  * (writer.lock flocked) or reading (LMDB's shared lock on lock.mdb); then
  * *lock_fd holds writer.lock flocked, so that no writer opens DIR until the
@@ -176,77 +117,11 @@ int sl_store_lock_unused(const char *dir, int *lock_fd);
  * names another boot)? A no_log store (standby) is then torn, and its owner
  * rebuilds it; any other SL_ECORRUPT from opening one is damage. */
 bool sl_store_power_lost(const char *dir);
-/* Checkpoints (when open for writing) and closes. No tx or view may be open. */
-void sl_store_close(sl_store *st);
 
-const uint8_t *sl_store_id(const sl_store *st);
-const char *sl_store_dir(const sl_store *st);
 /* The log of a store opened for writing (NULL when read-only). */
 sl_log *sl_store_log(sl_store *st);
-/* How data.mdb's pages are used: pages_used up to the last page in use
- * (the file's size after a clean close is pages_used * page_size), of
- * which pages_free are free for LMDB to reuse (now, or after the next
- * checkpoint). live = used - free is what a load of the store's dump
- * takes, about. */
-typedef struct sl_space {
-  uint64_t page_size, pages_used, pages_free;
-} sl_space;
-int sl_store_space(sl_store *st, sl_space *out);
 
-/* Give back the space data.mdb holds beyond its live pages (offline: the
- * store must be open nowhere else; SL_ELOCKED otherwise): a compacting
- * copy of LMDB replaces data.mdb, and the checkpoint is taken anew. Works
- * on stores with a log and on standbys. *before and *after are data.mdb's
- * sizes in bytes. */
-int sl_store_compact(const char *dir, uint64_t *before, uint64_t *after);
-
-/* Sync LMDB, record the checkpoint, prune segments no one needs. Safe from
- * another thread while one applies or commits (the sync takes no lock). */
-int sl_store_checkpoint(sl_store *st);
-
-/* ---- writing ------------------------------------------------------------- */
-int sl_tx_begin(sl_store *st, sl_tx **out);
-/* Commit time for this transaction (µs); default: the store's clock, never
- * below the previous commit. SL_ETIME if it goes back or is > now + 60 s. */
-int sl_tx_set_commit_time(sl_tx *tx, uint64_t us);
-
-/* Ids are unsigned 64-bit integers, 0 included (a Neo4j export's ids start
- * there); SL_ID_NEW, the one value that is no id, asks for the next free id
- * (one above every id used, 1 in a new store). A given id must be unused
- * (SL_EEXIST). *out_id (may be NULL) receives the id. */
-#define SL_ID_NEW UINT64_MAX
-int sl_tx_create_node(sl_tx *tx, uint64_t id, const char *const *labels, size_t nlabels,
-                      const sl_prop *props, size_t nprops, uint64_t *out_id);
-int sl_tx_delete_node(sl_tx *tx, uint64_t id, bool detach); /* SL_EHASRELS */
-int sl_tx_add_label(sl_tx *tx, uint64_t id, const char *label);
-int sl_tx_remove_label(sl_tx *tx, uint64_t id, const char *label);
-int sl_tx_set_node_prop(sl_tx *tx, uint64_t id, const char *key, const sl_value *v);
-int sl_tx_remove_node_prop(sl_tx *tx, uint64_t id, const char *key);
-int sl_tx_create_rel(sl_tx *tx, uint64_t id, const char *type, uint64_t start, uint64_t end,
-                     const sl_prop *props, size_t nprops, uint64_t *out_id);
-int sl_tx_delete_rel(sl_tx *tx, uint64_t id);
-int sl_tx_set_rel_prop(sl_tx *tx, uint64_t id, const char *key, const sl_value *v);
-int sl_tx_remove_rel_prop(sl_tx *tx, uint64_t id, const char *key);
-/* What the first failing write found ("node 17 does not exist"), or NULL
- * while none failed. Valid until the transaction ends. */
-const char *sl_tx_error(const sl_tx *tx);
-/* Any write error leaves the transaction usable only for sl_tx_abort:
- * commit then returns the first error (nothing of it is applied). Setting a
- * property to SL_NULL removes it. Adding a label the node has, or removing a
- * label or property it lacks, is a no-op and is not logged. */
-
-/* Durable commit. *txid (may be NULL) receives its txid. An empty
- * transaction commits nothing and sets *txid to 0. The tx is freed.
- * SIZE: a transaction holds its ops packed as they will be logged (not as
- * messages), and one that would pack to more than SL_TXN_MAX (log.h, SIZE
- * LIMITS) is refused with SL_ETOOBIG by the op that passes the limit
- * ("transaction too large: N bytes by op K, the limit is M" in
- * sl_tx_error); nothing of it is logged. */
-int sl_tx_commit(sl_tx *tx, uint64_t *txid);
-void sl_tx_abort(sl_tx *tx);
-/* Reads through the transaction (sees its own writes). Owned by the tx. */
-sl_view *sl_tx_view(sl_tx *tx);
-
+/* ---- applying another log's records ------------------------------------ */
 /* Apply one packed Transaction from another log (receiver's standby,
  * restore, load) as one atomic LMDB transaction. Its txid must be the next
  * one (SL_EGAP otherwise; a txid at or below the applied one is
@@ -293,59 +168,5 @@ typedef struct sl_verify_result {
   uint64_t nodes, rels;
 } sl_verify_result;
 int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_result *out);
-
-/* ---- reading ------------------------------------------------------------- */
-/* A consistent snapshot (LMDB read transaction). */
-int sl_view_begin(sl_store *st, sl_view **out);
-void sl_view_end(sl_view *v);
-
-typedef struct sl_node {
-  uint64_t id;
-  size_t nlabels;
-  const char **labels; /* sorted bytewise */
-  size_t nprops;
-  sl_prop *props;      /* sorted by key bytewise */
-} sl_node;
-
-typedef struct sl_rel {
-  uint64_t id;
-  const char *type;
-  uint64_t start, end;
-  size_t nprops;
-  sl_prop *props;      /* sorted by key bytewise */
-} sl_rel;
-
-/* Results point into the view's scratch memory: valid until the next
- * sl_view_* call on the same view, or sl_view_end. SL_ENOTFOUND if absent. */
-int sl_view_node(sl_view *v, uint64_t id, sl_node *out);
-int sl_view_rel(sl_view *v, uint64_t id, sl_rel *out);
-int sl_view_node_prop(sl_view *v, uint64_t id, const char *key, sl_value *out);
-int sl_view_rel_prop(sl_view *v, uint64_t id, const char *key, sl_value *out);
-
-typedef enum sl_dir { SL_DIR_OUT = 1, SL_DIR_IN = 2, SL_DIR_BOTH = 3 } sl_dir;
-/* Callbacks return 0 to go on, anything else stops the walk and is returned.
- * Pointers passed to a callback are valid during the call only. The walk
- * must not call other sl_view_* functions on the same view. */
-typedef int (*sl_rel_fn)(void *arg, uint64_t rel_id, const char *type, uint64_t start, uint64_t end);
-/* Relationships of a node by direction and type (NULL: any), ascending by
- * (direction, type, id), types ordered by length, then bytewise (the
- * adjacency key); a self-loop is reported once for SL_DIR_BOTH (going out).
- * SL_ENOTFOUND if the node does not exist. */
-int sl_view_node_rels(sl_view *v, uint64_t node, sl_dir dir, const char *type, sl_rel_fn fn, void *arg);
-typedef int (*sl_id_fn)(void *arg, uint64_t id);
-int sl_view_nodes_by_label(sl_view *v, const char *label, sl_id_fn fn, void *arg);
-/* Every node / relationship id, ascending. */
-int sl_view_all_nodes(sl_view *v, sl_id_fn fn, void *arg);
-int sl_view_all_rels(sl_view *v, sl_id_fn fn, void *arg);
-
-typedef struct sl_counts {
-  uint64_t nodes, rels;
-  uint64_t applied_txid;    /* last txid applied in this view */
-  uint64_t last_commit_us;  /* its commit time */
-  uint64_t next_node_id, next_rel_id;
-} sl_counts;
-int sl_view_counts(sl_view *v, sl_counts *out);
-/* Nodes carrying a label. */
-int sl_view_count_label(sl_view *v, const char *label, uint64_t *out);
 
 #endif

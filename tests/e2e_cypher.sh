@@ -8,7 +8,7 @@
 # (version and integrity; the registry is npm's configured one), are
 # installed with `npm ci` into the build tree ($SL_BUILD/npm-cypher-lint,
 # npm's cache beside it), again only when the lock changes. Node.js and npm
-# come from scripts/deps.sh (Debian 12: node 18, hence a version of the
+# come from scripts/deps.sh --tests (Debian 12: node 18, hence a version of the
 # linter whose engines allow it); without them or the registry the test
 # is skipped (77), saying why. Needs $SL_BIN, $SL_TEST_TMP, $SL_SOURCE.
 set -u
@@ -25,9 +25,9 @@ LOCK=$SRC/tests/cypher-lint
 NPM_DIR=${SL_BUILD:-${SL_TEST_TMP:-/tmp/shiplog-test}}/npm-cypher-lint
 MOD=$NPM_DIR/node_modules/$PKG
 
-command -v node >/dev/null || { echo "skip: node is not installed, so the Cypher linter cannot run (scripts/deps.sh installs nodejs)"; exit 77; }
+command -v node >/dev/null || { echo "skip: node is not installed, so the Cypher linter cannot run (scripts/deps.sh --tests installs nodejs)"; exit 77; }
 if ! cmp -s "$LOCK/package-lock.json" "$NPM_DIR/installed-lock.json" || [ ! -f "$MOD/package.json" ]; then
-  command -v npm >/dev/null || { echo "skip: npm is not installed, so $PKG cannot be installed (scripts/deps.sh installs npm)"; exit 77; }
+  command -v npm >/dev/null || { echo "skip: npm is not installed, so $PKG cannot be installed (scripts/deps.sh --tests installs npm)"; exit 77; }
   echo "installing $PKG as pinned by tests/cypher-lint/package-lock.json into $NPM_DIR (npm ci)"
   mkdir -p "$NPM_DIR"
   rm -f "$NPM_DIR/installed-lock.json"

@@ -193,7 +193,7 @@ EOF
     wait "$PR" 2>/dev/null
   fi
 else
-  skip "2: prometheus is not installed (Debian package prometheus; scripts/deps.sh installs it)"
+  skip "2: prometheus is not installed (Debian package prometheus; scripts/deps.sh --tests installs it)"
 fi
 
 # ---- 3. configuration files ------------------------------------------------------------------

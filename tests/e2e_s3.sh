@@ -24,7 +24,7 @@ set -u
 e2e_need -g jq curl
 RGW=$SRC/scripts/radosgw.sh
 if ! command -v radosgw >/dev/null && [ "$(id -u)" -ne 0 ]; then
-  echo "skip: the ceph packages (radosgw) are missing and only root may install them (scripts/deps.sh)"
+  echo "skip: the ceph packages (radosgw) are missing and only root may install them (scripts/deps.sh --tests)"
   exit 77
 fi
 e2e_begin e2e_s3

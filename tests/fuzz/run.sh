@@ -19,7 +19,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 SECONDS_EACH=${FUZZ_SECONDS:-20}
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 if ! command -v clang >/dev/null; then
-  echo "fuzz: clang is not installed; skipping the fuzz targets (scripts/deps.sh installs it)"
+  echo "fuzz: clang is not installed; skipping the fuzz targets (scripts/deps.sh --tests installs it)"
   exit 77
 fi
 CC=clang cmake -S . -B "$BUILD" -DSL_FUZZ=ON -DSL_BUILD_TESTS=OFF \

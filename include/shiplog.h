@@ -1,0 +1,298 @@
+/*
+ * shiplog.h: the public C API of the shiplog graph store (libshiplog).
+ *
+ * A store is a directory: nodes with labels and properties and typed
+ * relationships with properties (Neo4j's model), kept in LMDB and made
+ * durable by a transaction log of CRC-framed records. This header is what an
+ * application embeds: open a store, write in transactions, read in views.
+ * The rest of shiplog (replication, backups, the CLI) is built on the same
+ * calls; its modules' own headers (store/store.h, store/log.h, ...) say how
+ * it works inside and are not installed.
+ *
+ * BUILDING AGAINST IT
+ *   cc app.c $(pkg-config --cflags --libs shiplog)            # libshiplog.so
+ *   cc app.c $(pkg-config --cflags shiplog) \
+ *      $(pkg-config --static --libs shiplog | sed 's/-lshiplog/-l:libshiplog.a/')
+ *   (the README's "Embed shiplog"; examples/embed.c is a whole program).
+ *   Only the functions declared here are exported by libshiplog.so.
+ *
+ * ERRORS
+ *   Every int-returning function returns 0 on success or a negative code:
+ *   -errno from the OS (-ENOENT, -ENOSPC, ...) or one of SL_E* below.
+ *   sl_strerror() and sl_errname() name both kinds. Failures are also
+ *   reported on stderr, one line with the context (file, offset, txid) where
+ *   they happened ("shiplog: error: ...").
+ *
+ * MEMORY
+ *   Handles (sl_store, sl_tx, sl_view) are opaque and freed by their
+ *   close/commit/abort/end call. Results of reads point into the view's
+ *   scratch memory (see "reading"); strings are not NUL-terminated unless
+ *   said (sl_value.u.s: use len). Inputs are copied before a call returns.
+ *
+ * THREADS AND PROCESSES
+ *   One process opens a store for writing (SL_ELOCKED otherwise); any number
+ *   of processes open it read-only at the same time (SL_OPEN_RDONLY). In a
+ *   process, write transactions are serialized (sl_tx_begin blocks), read
+ *   views may be used concurrently, each by one thread at a time. A
+ *   transaction is used by one thread at a time. sl_store_close needs every
+ *   transaction and view ended.
+ */
+#ifndef SHIPLOG_H
+#define SHIPLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Marks what libshiplog.so exports; the library is built with
+ * -fvisibility=hidden, so everything else in it stays private. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SHIPLOG_API __attribute__((visibility("default")))
+#else
+#define SHIPLOG_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ---------------------------------------------------------------- */
+/* shiplog's own error codes: X(name, value, message). A reserved range from
+ * -10000 down, so it never meets -errno. */
+#define SL_ERRNO_MAP(X)                                                        \
+  X(SL_ECORRUPT, -10001, "corrupt data (checksum or structure mismatch)")      \
+  X(SL_EVERSION, -10002, "unsupported format or protocol version")             \
+  X(SL_EGAP, -10003, "transaction ids are not contiguous")                     \
+  X(SL_ENOTFOUND, -10004, "no such entity")                                    \
+  X(SL_EEXIST, -10005, "entity already exists")                                \
+  X(SL_EHASRELS, -10006, "node still has relationships (use detach)")          \
+  X(SL_EINVAL, -10007, "invalid argument or input")                            \
+  X(SL_ELOCKED, -10008, "store is open for writing by another process")        \
+  X(SL_EREADONLY, -10009, "store is open read-only")                           \
+  X(SL_EFAILED, -10010, "log is in the failed state after an I/O error")       \
+  X(SL_ESTOREID, -10011, "store id does not match")                            \
+  X(SL_ETIME, -10012, "commit time goes backwards or lies in the future")      \
+  X(SL_EEND, -10013, "no more records")                                        \
+  X(SL_ETOOBIG, -10014, "record or message exceeds the size limit")            \
+  X(SL_ETRUNCATED, -10015, "input ends inside a record")                       \
+  X(SL_ENOTLOG, -10016, "not a shiplog file (bad magic)")                      \
+  X(SL_EAUTH, -10017, "authentication failed (certificate or TLS)")
+
+enum sl_error {
+#define SL__ERR_ENUM(name, value, msg) name = value,
+  SL_ERRNO_MAP(SL__ERR_ENUM)
+#undef SL__ERR_ENUM
+};
+
+/* Message for any code (0, -errno or SL_E*). Static storage; any thread. */
+SHIPLOG_API const char *sl_strerror(int code);
+/* "SL_ECORRUPT", "EIO", ...: the symbolic name, for logs and tests. */
+SHIPLOG_API const char *sl_errname(int code);
+
+/* "0.1.0": the library's version (CMake's project VERSION). Static. */
+SHIPLOG_API const char *sl_version(void);
+
+/* ---- handles and values ------------------------------------------------------ */
+#define SL_NAME_MAX 255   /* labels, types and property keys: 1..255 bytes of
+                             UTF-8 without NUL */
+#define SL_STORE_ID_SIZE 16
+
+typedef struct sl_store sl_store;
+typedef struct sl_tx sl_tx;
+typedef struct sl_view sl_view;
+
+typedef enum sl_kind {
+  SL_NULL = 0, /* only as "remove" in mutation input; never stored */
+  SL_BOOL,
+  SL_INT,
+  SL_DOUBLE,
+  SL_STRING,
+  SL_BYTES,
+  SL_LIST
+} sl_kind;
+
+typedef struct sl_value {
+  sl_kind kind;
+  sl_kind elem_kind;   /* SL_LIST: kind of every element; SL_NULL = empty list of unknown kind */
+  size_t len;          /* SL_STRING/SL_BYTES: byte length; SL_LIST: element count */
+  union {
+    bool b;
+    int64_t i;
+    double d;
+    const char *s;             /* UTF-8 without NUL bytes (the log's protobuf
+                                  strings cannot hold them); not NUL-terminated
+                                  in general: use len */
+    const uint8_t *bytes;
+    const struct sl_value *items; /* SL_LIST: len scalar values of elem_kind */
+  } u;
+} sl_value;
+
+typedef struct sl_prop {
+  const char *key; /* NUL-terminated */
+  sl_value value;
+} sl_prop;
+
+/* Compare two values for equality (doubles bitwise, so NaN equals NaN). */
+SHIPLOG_API bool sl_value_equal(const sl_value *a, const sl_value *b);
+
+/* ---- opening ------------------------------------------------------------- */
+typedef struct sl_store_options {
+  uint64_t segment_size;   /* log segment size; 0: the default (64 MiB) */
+  uint64_t map_size;       /* LMDB map size; 0: 64 GiB (sparse) */
+  const uint8_t *store_id; /* NULL: a new random id; else SL_STORE_ID_SIZE bytes
+                              (a restore keeps its primary's id) */
+  uint64_t first_txid;     /* 0 or 1: empty store; N+1 for a store whose LMDB
+                              state already holds txids 1..N (restore, load) */
+  bool no_log;             /* a standby: no log of its own; the receiver's
+                              archive is its log and replays into it
+                              (applications leave it false) */
+} sl_store_options;
+
+#define SL_OPEN_RDONLY 1u  /* flags of sl_store_open; store/store.h has the
+                              others, which only shiplog's own modules use */
+
+/* Create an empty store in DIR (created if missing; must be empty:
+ * SL_EEXIST otherwise). opt may be NULL (all defaults). A failed create
+ * removes what it made. */
+SHIPLOG_API int sl_store_create(const char *dir, const sl_store_options *opt);
+/* Open. For writing this takes writer.lock and recovers (log tail, replay).
+ * Errors: SL_ELOCKED (another writer), SL_EINVAL (SL_OPEN_NOLOG on a store
+ * with a log or its absence on one without), SL_ECORRUPT (LMDB cannot be
+ * restored nor rebuilt after a power loss, or is ahead of the log), SL_ESTOREID,
+ * SL_EVERSION, -ENOENT (no store.id: not a store, or half created).
+ * A no_log store (standby) is written without any sync (MDB_NOSYNC): after
+ * a power loss, until its owner rebuilds it, every open of it (read-only
+ * too) fails with SL_ECORRUPT; its owner removes it and builds it anew from
+ * what it derives from (the receiver: snapshot + archive). */
+SHIPLOG_API int sl_store_open(const char *dir, unsigned flags, sl_store **out);
+/* Checkpoints (when open for writing) and closes. No tx or view may be open. */
+SHIPLOG_API void sl_store_close(sl_store *st);
+
+/* SL_STORE_ID_SIZE bytes, valid while the store is open. */
+SHIPLOG_API const uint8_t *sl_store_id(const sl_store *st);
+SHIPLOG_API const char *sl_store_dir(const sl_store *st);
+
+/* How data.mdb's pages are used: pages_used up to the last page in use
+ * (the file's size after a clean close is pages_used * page_size), of
+ * which pages_free are free for LMDB to reuse (now, or after the next
+ * checkpoint). live = used - free is what a load of the store's dump
+ * takes, about. */
+typedef struct sl_space {
+  uint64_t page_size, pages_used, pages_free;
+} sl_space;
+SHIPLOG_API int sl_store_space(sl_store *st, sl_space *out);
+
+/* Give back the space data.mdb holds beyond its live pages (offline: the
+ * store must be open nowhere else; SL_ELOCKED otherwise): a compacting
+ * copy of LMDB replaces data.mdb, and the checkpoint is taken anew. Works
+ * on stores with a log and on standbys. *before and *after are data.mdb's
+ * sizes in bytes. */
+SHIPLOG_API int sl_store_compact(const char *dir, uint64_t *before, uint64_t *after);
+
+/* Sync LMDB, record the checkpoint, prune segments no one needs. Safe from
+ * another thread while one applies or commits (the sync takes no lock). */
+SHIPLOG_API int sl_store_checkpoint(sl_store *st);
+
+/* ---- writing ------------------------------------------------------------- */
+SHIPLOG_API int sl_tx_begin(sl_store *st, sl_tx **out);
+/* Commit time for this transaction (µs); default: the store's clock, never
+ * below the previous commit. SL_ETIME if it goes back or is > now + 60 s. */
+SHIPLOG_API int sl_tx_set_commit_time(sl_tx *tx, uint64_t us);
+
+/* Ids are unsigned 64-bit integers, 0 included (a Neo4j export's ids start
+ * there); SL_ID_NEW, the one value that is no id, asks for the next free id
+ * (one above every id used, 1 in a new store). A given id must be unused
+ * (SL_EEXIST). *out_id (may be NULL) receives the id. */
+#define SL_ID_NEW UINT64_MAX
+SHIPLOG_API int sl_tx_create_node(sl_tx *tx, uint64_t id, const char *const *labels, size_t nlabels,
+                                  const sl_prop *props, size_t nprops, uint64_t *out_id);
+SHIPLOG_API int sl_tx_delete_node(sl_tx *tx, uint64_t id, bool detach); /* SL_EHASRELS */
+SHIPLOG_API int sl_tx_add_label(sl_tx *tx, uint64_t id, const char *label);
+SHIPLOG_API int sl_tx_remove_label(sl_tx *tx, uint64_t id, const char *label);
+SHIPLOG_API int sl_tx_set_node_prop(sl_tx *tx, uint64_t id, const char *key, const sl_value *v);
+SHIPLOG_API int sl_tx_remove_node_prop(sl_tx *tx, uint64_t id, const char *key);
+SHIPLOG_API int sl_tx_create_rel(sl_tx *tx, uint64_t id, const char *type, uint64_t start, uint64_t end,
+                                 const sl_prop *props, size_t nprops, uint64_t *out_id);
+SHIPLOG_API int sl_tx_delete_rel(sl_tx *tx, uint64_t id);
+SHIPLOG_API int sl_tx_set_rel_prop(sl_tx *tx, uint64_t id, const char *key, const sl_value *v);
+SHIPLOG_API int sl_tx_remove_rel_prop(sl_tx *tx, uint64_t id, const char *key);
+/* What the first failing write found ("node 17 does not exist"), or NULL
+ * while none failed. Valid until the transaction ends. */
+SHIPLOG_API const char *sl_tx_error(const sl_tx *tx);
+/* Any write error leaves the transaction usable only for sl_tx_abort:
+ * commit then returns the first error (nothing of it is applied). Setting a
+ * property to SL_NULL removes it. Adding a label the node has, or removing a
+ * label or property it lacks, is a no-op and is not logged. */
+
+/* Durable commit. *txid (may be NULL) receives its txid. An empty
+ * transaction commits nothing and sets *txid to 0. The tx is freed.
+ * SIZE: a transaction holds its ops packed as they will be logged (not as
+ * messages), and one that would pack to more than SL_TXN_MAX (store/log.h,
+ * SIZE LIMITS: 64 MiB less 4 KiB) is refused with SL_ETOOBIG by the op that
+ * passes the limit ("transaction too large: N bytes by op K, the limit is
+ * M" in sl_tx_error); nothing of it is logged. */
+SHIPLOG_API int sl_tx_commit(sl_tx *tx, uint64_t *txid);
+SHIPLOG_API void sl_tx_abort(sl_tx *tx);
+/* Reads through the transaction (sees its own writes). Owned by the tx. */
+SHIPLOG_API sl_view *sl_tx_view(sl_tx *tx);
+
+/* ---- reading ------------------------------------------------------------- */
+/* A consistent snapshot (LMDB read transaction). */
+SHIPLOG_API int sl_view_begin(sl_store *st, sl_view **out);
+SHIPLOG_API void sl_view_end(sl_view *v);
+
+typedef struct sl_node {
+  uint64_t id;
+  size_t nlabels;
+  const char **labels; /* sorted bytewise */
+  size_t nprops;
+  sl_prop *props;      /* sorted by key bytewise */
+} sl_node;
+
+typedef struct sl_rel {
+  uint64_t id;
+  const char *type;
+  uint64_t start, end;
+  size_t nprops;
+  sl_prop *props;      /* sorted by key bytewise */
+} sl_rel;
+
+/* Results point into the view's scratch memory: valid until the next
+ * sl_view_* call on the same view, or sl_view_end. SL_ENOTFOUND if absent. */
+SHIPLOG_API int sl_view_node(sl_view *v, uint64_t id, sl_node *out);
+SHIPLOG_API int sl_view_rel(sl_view *v, uint64_t id, sl_rel *out);
+SHIPLOG_API int sl_view_node_prop(sl_view *v, uint64_t id, const char *key, sl_value *out);
+SHIPLOG_API int sl_view_rel_prop(sl_view *v, uint64_t id, const char *key, sl_value *out);
+
+typedef enum sl_dir { SL_DIR_OUT = 1, SL_DIR_IN = 2, SL_DIR_BOTH = 3 } sl_dir;
+/* Callbacks return 0 to go on, anything else stops the walk and is returned.
+ * Pointers passed to a callback are valid during the call only. The walk
+ * must not call other sl_view_* functions on the same view. */
+typedef int (*sl_rel_fn)(void *arg, uint64_t rel_id, const char *type, uint64_t start, uint64_t end);
+/* Relationships of a node by direction and type (NULL: any), ascending by
+ * (direction, type, id), types ordered by length, then bytewise (the
+ * adjacency key); a self-loop is reported once for SL_DIR_BOTH (going out).
+ * SL_ENOTFOUND if the node does not exist. */
+SHIPLOG_API int sl_view_node_rels(sl_view *v, uint64_t node, sl_dir dir, const char *type, sl_rel_fn fn,
+                                  void *arg);
+typedef int (*sl_id_fn)(void *arg, uint64_t id);
+SHIPLOG_API int sl_view_nodes_by_label(sl_view *v, const char *label, sl_id_fn fn, void *arg);
+/* Every node / relationship id, ascending. */
+SHIPLOG_API int sl_view_all_nodes(sl_view *v, sl_id_fn fn, void *arg);
+SHIPLOG_API int sl_view_all_rels(sl_view *v, sl_id_fn fn, void *arg);
+
+typedef struct sl_counts {
+  uint64_t nodes, rels;
+  uint64_t applied_txid;    /* last txid applied in this view */
+  uint64_t last_commit_us;  /* its commit time */
+  uint64_t next_node_id, next_rel_id;
+} sl_counts;
+SHIPLOG_API int sl_view_counts(sl_view *v, sl_counts *out);
+/* Nodes carrying a label. */
+SHIPLOG_API int sl_view_count_label(sl_view *v, const char *label, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

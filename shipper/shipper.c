@@ -103,6 +103,7 @@
 #include "log.h"
 #include "ship_metrics.h"
 #include "sl_base.h"
+#include "store.h"
 #include "tail.h"
 
 #define DEFAULT_BATCH_BYTES (1u << 20)
@@ -1307,40 +1308,13 @@ static int read_archive_id(shipper *s) {
   return rc;
 }
 
-/* STORE/store.id as store.h lays it out ("shiplog-store 1\n", 32 hex digits,
- * "\n"), read directly rather than through sl_store_open(): opening the
- * store's LMDB environment a second time in a process that already has it
- * open (a shipper thread embedded next to the writer, bench_ship) would
- * break LMDB's locks. */
+/* STORE/store.id through the store's own reader (sl_store_read_id), not
+ * sl_store_open(): opening the store's LMDB environment a second time in a
+ * process that already has it open (a shipper thread embedded next to the
+ * writer, bench_ship) would break LMDB's locks. */
 static int read_store_id(shipper *s) {
-  char path[PATH_MAX];
-  uint8_t *text = NULL;
-  size_t len = 0;
-  snprintf(path, sizeof path, "%s/store.id", s->opt->store_dir);
   if (s->cascade) return read_archive_id(s);
-  int rc = sl_read_file(path, 256, &text, &len);
-  if (rc) {
-    sl_log_error("%s: not a store: %s", s->opt->store_dir, sl_strerror(rc));
-    return rc;
-  }
-  const char *p = memchr(text, '\n', len);
-  rc = SL_ECORRUPT;
-  if (len > 14 && memcmp(text, "shiplog-store ", 14) == 0 && p &&
-      (size_t)((const uint8_t *)p - text) + 2 + 2 * SL_STORE_ID_SIZE <= len) {
-    p++;
-    rc = 0;
-    for (int i = 0; i < 2 * SL_STORE_ID_SIZE && rc == 0; i++) {
-      char c = p[i];
-      int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-      if (v < 0) rc = SL_ECORRUPT;
-      else if (i % 2 == 0) s->store_id[i / 2] = (uint8_t)(v << 4);
-      else s->store_id[i / 2] |= (uint8_t)v;
-    }
-  }
-  if (rc) sl_log_error("%s: not a store id file", path);
-  free(text);
-  return rc;
+  return sl_store_read_id(s->opt->store_dir, s->store_id);
 }
 
 static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_t *stop) {
@@ -1383,7 +1357,7 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
     if ((rc = sl_tls_ctx_new(false, opt->tls_cert, opt->tls_key, opt->tls_ca, &s->tls))) return rc;
   }
   char probe[PATH_MAX];
-  snprintf(probe, sizeof probe, "%s/store.id", opt->store_dir);
+  snprintf(probe, sizeof probe, "%s/" SL_STORE_ID_FILE, opt->store_dir);
   if (access(probe, F_OK) != 0) {
     snprintf(probe, sizeof probe, "%s/archive", opt->store_dir);
     s->cascade = access(probe, F_OK) == 0;

@@ -29,17 +29,9 @@
  * Every function that fails has already moved the state (transient() or
  * fatal()) and logged; callers only check the state.
  *
- * BATCH WIRE FORMAT (codec.h has the framing; proto/replication.proto the
- * messages). Batch.data is the LZ4 block compression of raw_len bytes of
- * consecutive log frames exactly as they lie in the primary's segments:
- *     [len 4 LE][crc32c 4 LE over len+payload][payload: shiplog.Transaction]...
- * covering txids first_txid..last_txid (dense, inclusive), raw_crc32c over
- * the raw bytes. last_commit_us is last_txid's commit time, committed_txid
- * the primary's durable mark when sent, sent_time_us the primary's clock.
- * A batch never holds a frame above the durable mark and never splits one.
- * With a keyring (at-rest encryption) every frame is sealed (crypt.h)
- * before the batch is compressed, on the thread that seals the batch, and
- * Batch.key_id names the key; the primary's own log stays plaintext.
+ * BATCH WIRE FORMAT: codec.h (BATCH PAYLOAD) is its one description, with
+ * the framing; proto/replication.proto has the messages. Here a keyed
+ * batch's frames are sealed on the thread that seals the batch (PIPELINE).
  *
  * POSITIONS (txids, inclusive unless said otherwise)
  *   committed  the log's durable mark as last read (tail.h)

@@ -49,6 +49,7 @@
 #include "lineage.h"
 #include "pitr.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 #define RECEIVER_LOCK "receiver.lock"
 #define PROMOTED_FILE "promoted"

@@ -23,6 +23,7 @@
 #include "codec.h"
 #include "pitr.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 static double mib(uint64_t b) { return (double)b / (1 << 20); }
 

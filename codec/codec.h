@@ -210,18 +210,5 @@ size_t sl_conn_identities(const sl_conn *c, const char *const **ids);
 /* Build common messages (fields owned by the caller's storage). */
 void sl_msg_error(Shiplog__Repl__Message *m, Shiplog__Repl__Error *e,
                   Shiplog__Repl__ErrorCode code, bool permanent, const char *text);
-/* Stream names: [A-Za-z0-9_.-]{1,64}. */
-bool sl_stream_name_valid(const char *name);
-
-/* ---- status files ---------------------------------------------------------- */
-/* Status files are "key=value" lines, replaced atomically (write PATH.tmp,
- * rename; no fsync: they are reports, not state) so a reader in another
- * process sees an old or a new version, never a mix. */
-int sl_status_write(const char *path, const char *text);
-/* Read PATH whole into buf (NUL-terminated). */
-int sl_status_load(const char *path, char *buf, size_t len);
-/* Value of key in a loaded status text; false if absent. */
-bool sl_status_get(const char *text, const char *key, char *out, size_t outlen);
-uint64_t sl_status_get_u64(const char *text, const char *key);
 
 #endif

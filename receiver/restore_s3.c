@@ -40,6 +40,7 @@
 #include "receiver_int.h"
 #include "s3.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 typedef struct job {
   const sl_s3_entry *e;

@@ -39,6 +39,7 @@
 #include "receiver_int.h"
 #include "s3.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000

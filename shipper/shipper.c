@@ -95,6 +95,7 @@
 #include "log.h"
 #include "ship_metrics.h"
 #include "sl_base.h"
+#include "sl_status.h"
 #include "store.h"
 #include "tail.h"
 

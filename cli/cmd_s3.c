@@ -66,7 +66,7 @@ int cli_restore_s3(int argc, char **argv) {
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  sl_s3_restore_options o = {0};
+  sl_rx_s3_restore_options o = {0};
   const char *key_file = NULL;
   bool quiet = false, json = false, has_txid = false;
   uint64_t v;
@@ -106,7 +106,7 @@ int cli_restore_s3(int argc, char **argv) {
   cli_progress_init(&prog, "restore: fetching from object storage", true, quiet);
   o.fetch_progress = fetch_progress;
   o.progress_arg = &prog;
-  sl_s3_restore_result res;
+  sl_rx_s3_restore_result res;
   int rc = cli_keyring(key_file, &o.keyring) ? SL_EINVAL : sl_restore_s3(&o, &res);
   sl_keyring_free(o.keyring);
   cli_progress_end(&prog);
@@ -204,7 +204,7 @@ int cli_dump_s3(int argc, char **argv) {
   char **v = rewrite(argc, argv, true, local, &url, &endpoint, &region, &n);
   int rc = v ? cmd_dump(n, v) : CLI_FAIL;
   if (rc == CLI_OK && url) {
-    if (sl_s3_put_path(url, endpoint, region, local)) rc = CLI_FAIL;
+    if (sl_rx_s3_put_path(url, endpoint, region, local)) rc = CLI_FAIL;
     else fprintf(stderr, "dump: uploaded to %s\n", url);
   }
   unlink(local);
@@ -219,7 +219,7 @@ int cli_load_s3(int argc, char **argv) {
   if (scratch_file("load", local, sizeof local)) return CLI_FAIL;
   char **v = rewrite(argc, argv, false, local, &url, &endpoint, &region, &n);
   int rc = v ? CLI_OK : CLI_FAIL;
-  if (rc == CLI_OK && url && sl_s3_get_path(url, endpoint, region, local)) rc = CLI_FAIL;
+  if (rc == CLI_OK && url && sl_rx_s3_get_path(url, endpoint, region, local)) rc = CLI_FAIL;
   if (rc == CLI_OK) rc = cmd_load(n, v);
   unlink(local);
   free(v);

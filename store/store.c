@@ -1321,13 +1321,9 @@ int sl_store_compact(const char *dir, uint64_t *before, uint64_t *after) {
   mdb_env_close(st->env);
   st->env = NULL;
   if ((rc = lock_state_write(st, "closed"))) goto out;
-  if (rename(tmp, p)) {
-    rc = -errno;
-    sl_log_error("%s: rename to %s: %s", tmp, p, strerror(errno));
-    goto out;
-  }
+  if ((rc = sl_rename_durable(tmp, p))) goto out; /* renamed, then dir fsynced */
   tmp[0] = 0;
-  if ((rc = sl_fsync_dir(dir)) || (rc = join(p, sizeof p, dir, "lock.mdb"))) goto out;
+  if ((rc = join(p, sizeof p, dir, "lock.mdb"))) goto out;
   unlink(p); /* LMDB's reader table still names the old file's transactions */
   if ((rc = env_open(st, ENV_FLAGS, 0)) || (rc = load_meta(st))) goto out;
   st->failed = 0;

@@ -6,9 +6,11 @@
  * checkpoints, ids) are replaced with the classic atomic sequence: write
  * DIR/NAME.tmp, fsync it, rename over NAME, fsync DIR. A crash leaves either
  * the old or the new content, plus at most a stale NAME.tmp that the next
- * write truncates. The fsyncs and the rename pass fault points
- * (SL_FAULT_FILE_FSYNC for both fsyncs, SL_FAULT_FILE_RENAME,
- * SL_FAULT_FILE_WRITE).
+ * write truncates. Larger results written elsewhere (dumps, exports) are
+ * made durable the same way: their writer fsyncs the file, then
+ * sl_rename_durable renames it into place and fsyncs the directory. The
+ * fsyncs and the renames pass fault points (SL_FAULT_FILE_FSYNC for every
+ * fsync, SL_FAULT_FILE_RENAME, SL_FAULT_FILE_WRITE).
  *
  * Functions that take a path log their failures with it (sl_read_file stays
  * quiet about a missing file, which callers treat as "not set"); functions
@@ -130,6 +132,29 @@ fail:
   if (fd >= 0) close(fd);
   if (!renamed) unlink(tmp);
   return rc;
+}
+
+int sl_rename_durable(const char *from, const char *to) {
+  char dir[PATH_MAX];
+  size_t n = strlen(to);
+  while (n > 1 && to[n - 1] == '/') n--; /* "out/" renames "out" */
+  if (n >= sizeof dir) return -ENAMETOOLONG;
+  memcpy(dir, to, n);
+  dir[n] = 0;
+  char *slash = strrchr(dir, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == dir) dir[1] = 0;
+  else *slash = 0;
+  int rc;
+  if ((rc = sl_fault(SL_FAULT_FILE_RENAME)) || (rc = rename(from, to) ? -errno : 0)) {
+    sl_log_error("rename %s to %s: %s", from, to, sl_strerror(rc));
+    return rc;
+  }
+  if ((rc = sl_fault(SL_FAULT_FILE_FSYNC))) {
+    sl_log_error("fsync directory %s: %s", dir, sl_strerror(rc));
+    return rc;
+  }
+  return sl_fsync_dir(dir);
 }
 
 int sl_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len) {

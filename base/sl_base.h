@@ -120,6 +120,11 @@ long sl_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int sl_fsync_dir(const char *dir);
 /* Write a small file atomically: DIR/NAME.tmp, fsync, rename, fsync dir. */
 int sl_write_file_atomic(const char *dir, const char *name, const void *buf, size_t len);
+/* rename(from, to), then fsync to's directory, so that the rename
+ * survives a power loss: how a file or directory written as TMP and
+ * fsynced is put in place. Fault points SL_FAULT_FILE_RENAME, then
+ * SL_FAULT_FILE_FSYNC. Logs its failures naming both paths. */
+int sl_rename_durable(const char *from, const char *to);
 /* Read a whole small file (at most max bytes) into a malloc'd buffer. */
 int sl_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len);
 /* mkdir -p with mode 0700 for the created components. */
@@ -137,13 +142,14 @@ enum sl_fault_point {
   SL_FAULT_LOG_SEG_FSYNC = 4,    /* fdatasync of a segment being sealed */
   SL_FAULT_LOG_DIR_FSYNC = 5,    /* fsync of the log directory */
   SL_FAULT_LOG_UNLINK = 6,       /* removing an old segment */
-  SL_FAULT_FILE_RENAME = 7,      /* sl_write_file_atomic rename */
-  SL_FAULT_FILE_FSYNC = 8,       /* sl_write_file_atomic fsync */
+  SL_FAULT_FILE_RENAME = 7,      /* sl_write_file_atomic, sl_rename_durable rename */
+  SL_FAULT_FILE_FSYNC = 8,       /* their fsyncs; fsync of an output file (dump, export) */
   SL_FAULT_STORE_CHECKPOINT = 9, /* LMDB env sync at a checkpoint */
   SL_FAULT_NET_SEND = 10,        /* send() of a replication message */
   SL_FAULT_NET_RECV = 11,        /* recv() of replication bytes */
   SL_FAULT_FILE_WRITE = 12,      /* sl_write_file_atomic write of NAME.tmp */
   SL_FAULT_STORE_LOCK = 13,      /* writer.lock state write + fdatasync */
+  SL_FAULT_LOG_HEADER = 14,      /* rewrite of a frameless segment's header + fdatasync */
   SL_FAULT__COUNT
 };
 /* Codes beyond errno for sl_fault_set: the process "loses power" at the

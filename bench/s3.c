@@ -176,8 +176,8 @@ int main(int argc, char **argv) {
   int par[2] = {1, parallel};
   for (int k = 0; k < 2; k++) {
     snprintf(into, sizeof into, "%s/restored-%d", root, par[k]);
-    sl_s3_restore_options ro = {.url = url, .stream = "b", .txid = sealed_last, .into = into, .parallel = par[k]};
-    sl_s3_restore_result res;
+    sl_rx_s3_restore_options ro = {.url = url, .stream = "b", .txid = sealed_last, .into = into, .parallel = par[k]};
+    sl_rx_s3_restore_result res;
     if ((rc = sl_restore_s3(&ro, &res))) die("sl_restore_s3", rc);
     r_ns[k] = res.total_ns;
     r_bytes[k] = res.fetched_bytes;

@@ -209,14 +209,14 @@ int cli_out_open(cli_out *o, const char *path) {
 
 int cli_out_commit(cli_out *o) {
   int rc = 0;
-  if (fflush(o->f) != 0 || (o->tmp && fsync(fileno(o->f)) != 0)) rc = errno ? -errno : -EIO;
+  if (fflush(o->f) != 0) rc = errno ? -errno : -EIO;
+  /* The file, then its name in the directory, through the fault layer. */
+  else if (o->tmp && !(rc = sl_fault(SL_FAULT_FILE_FSYNC))) rc = sl_fsync(fileno(o->f));
   if (o->f != stdout && fclose(o->f) != 0 && !rc) rc = errno ? -errno : -EIO;
   o->f = NULL;
-  if (!rc && o->tmp && rename(o->tmp, o->path) != 0) rc = -errno;
-  if (rc) {
-    sl_log_error("%s: %s", o->path, sl_strerror(rc));
-    if (o->tmp) unlink(o->tmp);
-  }
+  if (rc) sl_log_error("%s: %s", o->path, sl_strerror(rc));
+  else if (o->tmp) rc = sl_rename_durable(o->tmp, o->path);
+  if (rc && o->tmp) unlink(o->tmp);
   free(o->tmp);
   o->tmp = NULL;
   return rc;

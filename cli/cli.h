@@ -129,7 +129,8 @@ void cli_progress_update(void *arg, uint64_t done, uint64_t total);
 void cli_progress_end(cli_progress *p);
 
 /* ---- output files ---------------------------------------------------------------------- */
-/* Writing to PATH.tmp (created 0600), renamed over PATH (after fsync) by
+/* Writing to PATH.tmp (created 0600), renamed over PATH (after fsync; the
+ * directory is fsynced after the rename: sl_rename_durable) by
  * cli_out_commit, so that a failed job leaves no file behind. NULL or "-" is standard output;
  * a path that exists and is not a regular file (a pipe, /dev/null) is
  * written in place. */

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "receiver.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 /* ---- promote ---------------------------------------------------------------------------- */
 

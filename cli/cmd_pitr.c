@@ -24,6 +24,7 @@
 #include "pitr.h"
 #include "receiver.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 static double mib(uint64_t b) { return (double)b / (1 << 20); }
 

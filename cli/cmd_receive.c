@@ -33,6 +33,7 @@
 #include "receiver.h"
 #include "s3.h"
 #include "sl_base.h"
+#include "sl_status.h"
 #include "shipper.h"
 
 /* ---- receive ------------------------------------------------------------------- */

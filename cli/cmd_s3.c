@@ -64,7 +64,7 @@ int cli_restore_s3(int argc, char **argv) {
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  sl_s3_restore_options o = {0};
+  sl_rx_s3_restore_options o = {0};
   const char *key_file = NULL;
   bool quiet = false, json = false, has_txid = false;
   uint64_t v;
@@ -104,7 +104,7 @@ int cli_restore_s3(int argc, char **argv) {
   cli_progress_init(&prog, "restore: fetching from object storage", true, quiet);
   o.fetch_progress = fetch_progress;
   o.progress_arg = &prog;
-  sl_s3_restore_result res;
+  sl_rx_s3_restore_result res;
   int rc = cli_keyring(key_file, &o.keyring) ? SL_EINVAL : sl_restore_s3(&o, &res);
   sl_keyring_free(o.keyring);
   cli_progress_end(&prog);

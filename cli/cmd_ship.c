@@ -13,6 +13,7 @@
 #include "cmd_repl.h"
 #include "codec.h"
 #include "sl_base.h"
+#include "sl_status.h"
 #include "shipper.h"
 
 static const char ship_help[] =

@@ -142,19 +142,6 @@ int sl_base_end_check(const Shiplog__Repl__BaseEnd *e, uint64_t size, uint32_t c
   return e->crc32c == crc ? 0 : SL_ECORRUPT;
 }
 
-bool sl_stream_name_valid(const char *name) {
-  size_t n = strlen(name);
-  if (n < 1 || n > 64) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = name[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '.' || c == '-'))
-      return false;
-  }
-  /* "." and ".." would name directories that are not the stream's own. */
-  return strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
-}
-
 /* ---- batches ------------------------------------------------------------------- */
 
 int sl_batch_encrypt_frames(struct sl_keyring *kr, const uint8_t store_id[SL_STORE_ID_SIZE], const uint8_t *frames,

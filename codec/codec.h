@@ -11,10 +11,21 @@
  * unpacks (SL_ECORRUPT on malformed protobuf). TLS wraps these bytes (see
  * TLS below); the CRC stays, so plain TCP is checked end to end as well.
  *
- * BATCH PAYLOAD
+ * BATCH PAYLOAD (the one description of a Batch's bytes; the shipper and
+ * the receiver point here)
  *   Batch.data is the LZ4 block compression (or a copy, COMPRESSION_NONE) of
  *   raw_len bytes of consecutive log frames exactly as store/log.h lays them
- *   out. sl_batch_open() decompresses into the caller's buffer, checks
+ *   out in the primary's segments:
+ *       [len 4 LE][crc32c 4 LE over len+payload][payload: shiplog.Transaction]...
+ *   covering txids first_txid..last_txid (dense, inclusive), raw_crc32c over
+ *   the raw bytes. last_commit_us is last_txid's commit time, committed_txid
+ *   the primary's durable mark when sent, sent_time_us the primary's clock,
+ *   checksum the rolling log checksum through last_txid (store/log.h
+ *   LINEAGE). A batch never holds a frame above the durable mark and never
+ *   splits one. With a keyring (at-rest encryption) every frame is sealed
+ *   (store/log.h SEALED FRAMES; sl_batch_encrypt_frames) before the batch is
+ *   compressed, and Batch.key_id names the key; the primary's own log stays
+ *   plaintext. sl_batch_open() decompresses into the caller's buffer, checks
  *   raw_crc32c, then walks the frames: every frame's CRC, txids dense from
  *   first_txid to last_txid. Only then does the receiver archive them.
  *
@@ -199,18 +210,5 @@ size_t sl_conn_identities(const sl_conn *c, const char *const **ids);
 /* Build common messages (fields owned by the caller's storage). */
 void sl_msg_error(Shiplog__Repl__Message *m, Shiplog__Repl__Error *e,
                   Shiplog__Repl__ErrorCode code, bool permanent, const char *text);
-/* Stream names: [A-Za-z0-9_.-]{1,64}. */
-bool sl_stream_name_valid(const char *name);
-
-/* ---- status files ---------------------------------------------------------- */
-/* Status files are "key=value" lines, replaced atomically (write PATH.tmp,
- * rename; no fsync: they are reports, not state) so a reader in another
- * process sees an old or a new version, never a mix. */
-int sl_status_write(const char *path, const char *text);
-/* Read PATH whole into buf (NUL-terminated). */
-int sl_status_load(const char *path, char *buf, size_t len);
-/* Value of key in a loaded status text; false if absent. */
-bool sl_status_get(const char *text, const char *key, char *out, size_t outlen);
-uint64_t sl_status_get_u64(const char *text, const char *key);
 
 #endif

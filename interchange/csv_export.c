@@ -361,9 +361,10 @@ static int out_open(csvexp *x, const char *name, char *path, FILE **f) {
 }
 
 static int out_close(FILE *f, const char *path, int rc) {
-  if (!rc && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
-    rc = errno ? -errno : -EIO;
-    sl_log_error("%s: write failed: %s", path, sl_strerror(rc));
+  if (!rc) {
+    if (fflush(f) != 0) rc = errno ? -errno : -EIO;
+    else if (!(rc = sl_fault(SL_FAULT_FILE_FSYNC))) rc = sl_fsync(fileno(f));
+    if (rc) sl_log_error("%s: write failed: %s", path, sl_strerror(rc));
   }
   if (fclose(f) != 0 && !rc) {
     rc = errno ? -errno : -EIO;
@@ -534,7 +535,6 @@ static void fset_free(fset *fs) {
 
 int sl_export_csv(sl_view *v, const char *dir, sl_progress_fn progress, void *progress_arg, sl_csv_export_result *res) {
   csvexp x = {.v = v, .dir = dir, .progress = progress, .progress_arg = progress_arg};
-  char parent[PATH_MAX];
   int rc;
 
   size_t dl = strlen(dir);
@@ -579,26 +579,13 @@ int sl_export_csv(sl_view *v, const char *dir, sl_progress_fn progress, void *pr
     goto fail;
   }
   if ((rc = pass2(&x)) || (rc = write_args(&x))) goto fail;
-  if ((rc = sl_fsync_dir(x.tmp))) {
+  if ((rc = sl_fault(SL_FAULT_FILE_FSYNC)) || (rc = sl_fsync_dir(x.tmp))) {
     sl_log_error("%s: fsync: %s", x.tmp, sl_strerror(rc));
     goto fail;
   }
-  if (rename(x.tmp, dir) != 0) {
-    rc = -errno;
-    sl_log_error("%s: cannot rename %s to it: %s", dir, x.tmp, sl_strerror(rc));
-    goto fail;
-  }
+  if ((rc = sl_rename_durable(x.tmp, dir))) goto fail; /* then fsyncs the parent */
   free(x.tmp);
   x.tmp = NULL;
-  snprintf(parent, sizeof parent, "%.*s", (int)dl, dir);
-  char *slash = strrchr(parent, '/');
-  if (!slash)
-    snprintf(parent, sizeof parent, ".");
-  else if (slash == parent)
-    parent[1] = 0;
-  else
-    *slash = 0;
-  if ((rc = sl_fsync_dir(parent))) sl_log_error("%s: fsync: %s", parent, sl_strerror(rc));
   if (progress) progress(progress_arg, x.done, x.total);
   if (res)
     *res = (sl_csv_export_result){

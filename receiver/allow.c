@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "sl_base.h"
+#include "sl_status.h"
 
 #define LINE_MAX_BYTES 4096
 

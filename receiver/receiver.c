@@ -99,6 +99,7 @@
 
 #include "lineage.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 #define HELLO_MAX (64u << 10)
 #define ENVELOPE_MAX 4096u

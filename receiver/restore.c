@@ -45,6 +45,7 @@
 #include "receiver_int.h"
 #include "lineage.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 #define REPLAY_BATCH_BYTES (8u << 20)
 #define REPLAY_BATCH_TX 8192

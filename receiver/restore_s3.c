@@ -40,15 +40,16 @@
 #include "receiver_int.h"
 #include "s3.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 typedef struct job {
-  const sl_s3_entry *e;
+  const sl_rx_s3_entry *e;
   bool segment;
   bool done;
 } job;
 
 typedef struct pipeline {
-  const sl_s3_restore_options *o;
+  const sl_rx_s3_restore_options *o;
   sl_s3_url url;
   char fetch[3900], archive[3900];
   pthread_mutex_t mu;
@@ -60,7 +61,7 @@ typedef struct pipeline {
 } pipeline;
 
 static void object_url(const pipeline *p, const job *j, char *key, size_t len) {
-  sl_s3_key(key, len, p->url.prefix, p->o->stream, j->segment ? "archive" : "snapshots", j->e->name);
+  sl_rx_s3_key(key, len, p->url.prefix, p->o->stream, j->segment ? "archive" : "snapshots", j->e->name);
 }
 
 /* GET one object into fetch/NAME, checked against the manifest. */
@@ -163,7 +164,7 @@ static int archive_wait(void *arg, uint64_t txid) {
 }
 
 /* By time: the last txid committed at or before T in segment file path. */
-static int txid_at_time(const char *dir, const sl_s3_entry *seg, uint64_t t, uint64_t *txid) {
+static int txid_at_time(const char *dir, const sl_rx_s3_entry *seg, uint64_t t, uint64_t *txid) {
   sl_log_reader *r;
   sl_frame f;
   sl_log_reader_options ro = {.max_txid = seg->last_txid, .tolerate_tail = false};
@@ -175,10 +176,10 @@ static int txid_at_time(const char *dir, const sl_s3_entry *seg, uint64_t t, uin
   return rc == 0 || rc == SL_EEND ? 0 : rc;
 }
 
-static void describe(const sl_s3_manifest *m, const char *url, char *buf, size_t len) {
+static void describe(const sl_rx_s3_manifest *m, const char *url, char *buf, size_t len) {
   char t0[40] = "-", t1[40] = "-", t2[40] = "-";
   size_t n = 0;
-  const sl_s3_entry *a = &m->segs[0], *d = &m->segs[m->nsegs - 1];
+  const sl_rx_s3_entry *a = &m->segs[0], *d = &m->segs[m->nsegs - 1];
   sl_time_format(a->first_commit_us, t0, sizeof t0);
   sl_time_format(d->last_commit_us, t1, sizeof t1);
   sl_time_format(d->next_commit_us - 1, t2, sizeof t2);
@@ -192,10 +193,10 @@ static void describe(const sl_s3_manifest *m, const char *url, char *buf, size_t
                           m->snaps[i].txid);
 }
 
-static int resolve(const sl_s3_restore_options *o, const sl_s3_manifest *m, pipeline *p, sl_objstore *s,
-                   const char *probe, uint64_t *txid, const sl_s3_entry **base, const sl_s3_entry **probed) {
+static int resolve(const sl_rx_s3_restore_options *o, const sl_rx_s3_manifest *m, pipeline *p, sl_objstore *s,
+                   const char *probe, uint64_t *txid, const sl_rx_s3_entry **base, const sl_rx_s3_entry **probed) {
   char avail[2048], what[64], tb[40];
-  const sl_s3_entry *a = &m->segs[0], *d = &m->segs[m->nsegs - 1];
+  const sl_rx_s3_entry *a = &m->segs[0], *d = &m->segs[m->nsegs - 1];
   describe(m, o->url, avail, sizeof avail);
   uint64_t n;
   if (o->by_time) {
@@ -241,7 +242,7 @@ static int resolve(const sl_s3_restore_options *o, const sl_s3_manifest *m, pipe
   bool found = a->first_txid == 1 && n >= a->first_txid - 1;
   *base = NULL;
   for (size_t i = 0; i < m->nsnaps; i++) {
-    const sl_s3_entry *sn = &m->snaps[i];
+    const sl_rx_s3_entry *sn = &m->snaps[i];
     if (sn->txid <= n && sn->txid + 1 >= a->first_txid && (!o->by_time || sn->commit_us <= o->time_us) &&
         (!*base || sn->txid > (*base)->txid)) {
       *base = sn;
@@ -256,16 +257,16 @@ static int resolve(const sl_s3_restore_options *o, const sl_s3_manifest *m, pipe
   return 0;
 }
 
-static int get_manifest(const sl_s3_restore_options *o, const sl_s3_url *u, sl_objstore *s, sl_s3_manifest *m) {
+static int get_manifest(const sl_rx_s3_restore_options *o, const sl_s3_url *u, sl_objstore *s, sl_rx_s3_manifest *m) {
   char key[2048];
   uint8_t *text = NULL;
   size_t len = 0;
-  sl_s3_key(key, sizeof key, u->prefix, o->stream, "", SL_S3_MANIFEST_NAME);
+  sl_rx_s3_key(key, sizeof key, u->prefix, o->stream, "", SL_RX_S3_MANIFEST_NAME);
   int rc = sl_objstore_get_buf(s, key, 64u << 20, &text, &len);
   if (rc == SL_ENOTFOUND)
     sl_log_error("s3://%s/%s: no such manifest: no stream %s under %s", u->bucket, key, o->stream, o->url);
   if (rc) return rc;
-  rc = sl_s3_manifest_decode((const char *)text, len, m);
+  rc = sl_rx_s3_manifest_decode((const char *)text, len, m);
   free(text);
   if (rc) {
     sl_log_error("s3://%s/%s: not a manifest shiplog can read", u->bucket, key);
@@ -276,16 +277,16 @@ static int get_manifest(const sl_s3_restore_options *o, const sl_s3_url *u, sl_o
   return rc;
 }
 
-int sl_restore_s3(const sl_s3_restore_options *o, sl_s3_restore_result *out) {
+int sl_restore_s3(const sl_rx_s3_restore_options *o, sl_rx_s3_restore_result *out) {
   char scratch[3800], tmp[4200], probe[3900], parent[4200];
-  sl_s3_manifest m = {0};
+  sl_rx_s3_manifest m = {0};
   pipeline p = {.o = o};
   sl_objstore *s = NULL;
   pthread_t *th = NULL;
   size_t nth = 0;
   bool made = false, built = false;
   uint64_t t0 = sl_mono_ns(), txid = 0;
-  const sl_s3_entry *base = NULL, *probed = NULL;
+  const sl_rx_s3_entry *base = NULL, *probed = NULL;
   int rc;
   memset(out, 0, sizeof *out);
   pthread_mutex_init(&p.mu, NULL);
@@ -384,6 +385,6 @@ out:
   sl_objstore_close(s);
   free(th);
   free(p.jobs);
-  sl_s3_manifest_free(&m);
+  sl_rx_s3_manifest_free(&m);
   return rc;
 }

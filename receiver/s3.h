@@ -2,6 +2,8 @@
  * Off-site archive in object storage (README "Object storage"): a receiver
  * uploads every sealed archive segment and every snapshot of its streams to
  * s3://BUCKET/PREFIX, and a stream can be restored from there alone.
+ * Names here are sl_rx_s3_* (the receiver's manifest, paths and restore),
+ * apart from objstore/'s sl_s3_* (the S3 client and its URLs).
  *
  * LAYOUT under PREFIX (objects are the local files byte for byte: what
  * is compressed or encrypted on disk stays so)
@@ -45,11 +47,11 @@
 #include "objstore.h"
 #include "pitr.h"
 
-#define SL_S3_MANIFEST_NAME "manifest.json"
-#define SL_S3_LOCAL_MANIFEST "upload.json"
-#define SL_S3_UPLOAD_STATUS "upload-status"
+#define SL_RX_S3_MANIFEST_NAME "manifest.json"
+#define SL_RX_S3_LOCAL_MANIFEST "upload.json"
+#define SL_RX_S3_UPLOAD_STATUS "upload-status"
 
-typedef struct sl_s3_entry {
+typedef struct sl_rx_s3_entry {
   char name[64];                 /* file name: NNN.seg or NNN.snap */
   uint64_t bytes;
   uint32_t crc32c;
@@ -57,27 +59,27 @@ typedef struct sl_s3_entry {
   uint64_t first_txid, last_txid, first_commit_us, last_commit_us, next_commit_us;
   /* snapshots */
   uint64_t txid, commit_us, created_us;
-} sl_s3_entry;
+} sl_rx_s3_entry;
 
-typedef struct sl_s3_manifest {
+typedef struct sl_rx_s3_manifest {
   char stream[65];
   uint8_t store_id[16];
   uint64_t updated_us;
-  sl_s3_entry *segs, *snaps;     /* malloc'd (sl_s3_manifest_free) */
+  sl_rx_s3_entry *segs, *snaps;     /* malloc'd (sl_rx_s3_manifest_free) */
   size_t nsegs, nsnaps;
-} sl_s3_manifest;
+} sl_rx_s3_manifest;
 
 /* Encode into a malloc'd NUL-terminated string. */
-int sl_s3_manifest_encode(const sl_s3_manifest *m, char **out);
+int sl_rx_s3_manifest_encode(const sl_rx_s3_manifest *m, char **out);
 /* SL_ECORRUPT (logged, naming what) for anything that is not a version 1
  * manifest with ascending, contiguous segments. */
-int sl_s3_manifest_decode(const char *text, size_t len, sl_s3_manifest *out);
-void sl_s3_manifest_free(sl_s3_manifest *m);
+int sl_rx_s3_manifest_decode(const char *text, size_t len, sl_rx_s3_manifest *out);
+void sl_rx_s3_manifest_free(sl_rx_s3_manifest *m);
 /* Append a copy of e (segments must continue the last one). */
-int sl_s3_manifest_add(sl_s3_manifest *m, bool segment, const sl_s3_entry *e);
+int sl_rx_s3_manifest_add(sl_rx_s3_manifest *m, bool segment, const sl_rx_s3_entry *e);
 
 /* KEY of a stream's object under PREFIX ("" for the manifest's own name). */
-void sl_s3_key(char *out, size_t len, const char *prefix, const char *stream, const char *sub,
+void sl_rx_s3_key(char *out, size_t len, const char *prefix, const char *stream, const char *sub,
                const char *name);
 
 /* ---- the receiver's uploader ---------------------------------------------- */
@@ -108,7 +110,7 @@ typedef struct sl_upload_status {
 int sl_upload_status_read(const char *data_dir, const char *stream, sl_upload_status *out);
 
 /* ---- restore from object storage ---------------------------------------------- */
-typedef struct sl_s3_restore_options {
+typedef struct sl_rx_s3_restore_options {
   const char *url, *endpoint, *region;
   const char *stream;
   bool by_time;
@@ -121,19 +123,19 @@ typedef struct sl_s3_restore_options {
   void (*fetch_progress)(void *arg, uint64_t done, uint64_t total);
   sl_dump_progress_fn replay_progress;
   void *progress_arg;
-} sl_s3_restore_options;
+} sl_rx_s3_restore_options;
 
-typedef struct sl_s3_restore_result {
+typedef struct sl_rx_s3_restore_result {
   sl_restore_result r;
   uint64_t fetched_bytes, fetched_objects;
   uint64_t total_ns;
-} sl_s3_restore_result;
+} sl_rx_s3_restore_result;
 
 /* Like sl_restore (pitr.h) into INTO, from the manifest's objects alone:
  * fetches the base and the segments with `parallel` connections into a
  * scratch folder beside INTO while the base loads and the segments replay
  * in order. A missing object, or one whose size or CRC32C differs from the
  * manifest, fails the restore naming its key (SL_ENOTFOUND, SL_ECORRUPT). */
-int sl_restore_s3(const sl_s3_restore_options *o, sl_s3_restore_result *out);
+int sl_restore_s3(const sl_rx_s3_restore_options *o, sl_rx_s3_restore_result *out);
 
 #endif

@@ -18,22 +18,22 @@
 #include "s3.h"
 #include "sl_base.h"
 
-void sl_s3_key(char *out, size_t len, const char *prefix, const char *stream, const char *sub, const char *name) {
+void sl_rx_s3_key(char *out, size_t len, const char *prefix, const char *stream, const char *sub, const char *name) {
   snprintf(out, len, "%s%s%s/%s%s%s", prefix, *prefix ? "/" : "", stream, sub, *sub ? "/" : "", name);
 }
 
-void sl_s3_manifest_free(sl_s3_manifest *m) {
+void sl_rx_s3_manifest_free(sl_rx_s3_manifest *m) {
   free(m->segs);
   free(m->snaps);
   m->segs = m->snaps = NULL;
   m->nsegs = m->nsnaps = 0;
 }
 
-int sl_s3_manifest_add(sl_s3_manifest *m, bool segment, const sl_s3_entry *e) {
-  sl_s3_entry **v = segment ? &m->segs : &m->snaps;
+int sl_rx_s3_manifest_add(sl_rx_s3_manifest *m, bool segment, const sl_rx_s3_entry *e) {
+  sl_rx_s3_entry **v = segment ? &m->segs : &m->snaps;
   size_t *n = segment ? &m->nsegs : &m->nsnaps;
   if (segment && *n && e->first_txid != (*v)[*n - 1].last_txid + 1) return SL_EGAP;
-  sl_s3_entry *p = realloc(*v, (*n + 1) * sizeof *p);
+  sl_rx_s3_entry *p = realloc(*v, (*n + 1) * sizeof *p);
   if (!p) return -ENOMEM;
   p[(*n)++] = *e;
   *v = p;
@@ -44,12 +44,12 @@ static void hex(const uint8_t *b, size_t n, char *out) {
   for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", b[i]);
 }
 
-int sl_s3_manifest_encode(const sl_s3_manifest *m, char **out) {
+int sl_rx_s3_manifest_encode(const sl_rx_s3_manifest *m, char **out) {
   char id[33], crc[9];
   json_t *segs = json_array(), *snaps = json_array();
   hex(m->store_id, 16, id);
   for (size_t i = 0; i < m->nsegs; i++) {
-    const sl_s3_entry *e = &m->segs[i];
+    const sl_rx_s3_entry *e = &m->segs[i];
     snprintf(crc, sizeof crc, "%08" PRIx32, e->crc32c);
     json_array_append_new(segs, json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "name", e->name, "bytes",
                                           (json_int_t)e->bytes, "crc32c", crc, "first_txid",
@@ -59,7 +59,7 @@ int sl_s3_manifest_encode(const sl_s3_manifest *m, char **out) {
                                           (json_int_t)e->next_commit_us));
   }
   for (size_t i = 0; i < m->nsnaps; i++) {
-    const sl_s3_entry *e = &m->snaps[i];
+    const sl_rx_s3_entry *e = &m->snaps[i];
     snprintf(crc, sizeof crc, "%08" PRIx32, e->crc32c);
     json_array_append_new(snaps, json_pack("{s:s,s:I,s:s,s:I,s:I,s:I}", "name", e->name, "bytes",
                                            (json_int_t)e->bytes, "crc32c", crc, "txid", (json_int_t)e->txid,
@@ -78,7 +78,7 @@ static bool plain_name(const char *s, const char *suffix) {
   return n > sl && n < 64 && strcmp(s + n - sl, suffix) == 0 && strspn(s, "0123456789") == n - sl;
 }
 
-static int decode_entry(json_t *j, bool segment, sl_s3_entry *e) {
+static int decode_entry(json_t *j, bool segment, sl_rx_s3_entry *e) {
   const char *name = NULL, *crc = NULL;
   json_int_t v[6] = {0};
   json_error_t err;
@@ -113,7 +113,7 @@ static int decode_entry(json_t *j, bool segment, sl_s3_entry *e) {
   return 0;
 }
 
-int sl_s3_manifest_decode(const char *text, size_t len, sl_s3_manifest *m) {
+int sl_rx_s3_manifest_decode(const char *text, size_t len, sl_rx_s3_manifest *m) {
   json_error_t err;
   json_t *o = json_loadb(text, len, 0, &err), *segs = NULL, *snaps = NULL;
   const char *stream = NULL, *id = NULL;
@@ -146,21 +146,21 @@ int sl_s3_manifest_decode(const char *text, size_t len, sl_s3_manifest *m) {
   size_t i;
   json_t *j;
   json_array_foreach(segs, i, j) {
-    sl_s3_entry e;
+    sl_rx_s3_entry e;
     if ((rc = decode_entry(j, true, &e))) goto out;
-    if ((rc = sl_s3_manifest_add(m, true, &e))) {
+    if ((rc = sl_rx_s3_manifest_add(m, true, &e))) {
       if (rc == SL_EGAP) sl_log_error("manifest: segment %s does not continue the one before it", e.name);
       rc = rc == SL_EGAP ? SL_ECORRUPT : rc;
       goto out;
     }
   }
   json_array_foreach(snaps, i, j) {
-    sl_s3_entry e;
-    if ((rc = decode_entry(j, false, &e)) || (rc = sl_s3_manifest_add(m, false, &e))) goto out;
+    sl_rx_s3_entry e;
+    if ((rc = decode_entry(j, false, &e)) || (rc = sl_rx_s3_manifest_add(m, false, &e))) goto out;
   }
   rc = 0;
 out:
   json_decref(o);
-  if (rc) sl_s3_manifest_free(m);
+  if (rc) sl_rx_s3_manifest_free(m);
   return rc;
 }

@@ -43,6 +43,7 @@
 
 #include "receiver_int.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 #define SNAP_DIGITS 20
 #define TMP_PREFIX "tmp-"

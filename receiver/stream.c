@@ -101,6 +101,7 @@
 #include "lineage.h"
 #include "pitr.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 #define APPLY_MAX_TX 4096
 #define APPLY_MAX_BYTES (8u << 20)

@@ -39,6 +39,7 @@
 #include "receiver_int.h"
 #include "s3.h"
 #include "sl_base.h"
+#include "sl_status.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
@@ -48,7 +49,7 @@ typedef struct upstream {
   char name[65];
   bool loaded;                   /* manifest read */
   bool swept;                    /* unfinished multipart uploads aborted */
-  sl_s3_manifest m;
+  sl_rx_s3_manifest m;
   uint64_t retry_at_ns;
   int backoff_ms;
   uint64_t objects, bytes;
@@ -77,20 +78,20 @@ static const char *base_name(const char *path) {
   return s ? s + 1 : path;
 }
 
-static int load_local(const char *sdir, sl_s3_manifest *m) {
+static int load_local(const char *sdir, sl_rx_s3_manifest *m) {
   char path[4200];
   uint8_t *text = NULL;
   size_t len = 0;
-  snprintf(path, sizeof path, "%s/" SL_S3_LOCAL_MANIFEST, sdir);
+  snprintf(path, sizeof path, "%s/" SL_RX_S3_LOCAL_MANIFEST, sdir);
   int rc = sl_read_file(path, MANIFEST_MAX, &text, &len);
   if (rc == -ENOENT) return SL_ENOTFOUND;
-  if (rc == 0 && (rc = sl_s3_manifest_decode((const char *)text, len, m))) sl_log_error("%s: unreadable", path);
+  if (rc == 0 && (rc = sl_rx_s3_manifest_decode((const char *)text, len, m))) sl_log_error("%s: unreadable", path);
   free(text);
   return rc;
 }
 
 bool sl__upload_confirmed(const char *sdir, const char *path) {
-  sl_s3_manifest m;
+  sl_rx_s3_manifest m;
   int rc = load_local(sdir, &m);
   if (rc == SL_ENOTFOUND) return true; /* not archived to object storage */
   if (rc) return false;
@@ -98,7 +99,7 @@ bool sl__upload_confirmed(const char *sdir, const char *path) {
   bool found = false;
   for (size_t i = 0; i < m.nsegs && !found; i++) found = !strcmp(m.segs[i].name, name);
   for (size_t i = 0; i < m.nsnaps && !found; i++) found = !strcmp(m.snaps[i].name, name);
-  sl_s3_manifest_free(&m);
+  sl_rx_s3_manifest_free(&m);
   return found;
 }
 
@@ -107,18 +108,18 @@ bool sl__upload_confirmed(const char *sdir, const char *path) {
 static int publish(sl_uploader *u, upstream *st, const char *sdir) {
   char key[2048], *text = NULL;
   st->m.updated_us = sl_now_us();
-  int rc = sl_s3_manifest_encode(&st->m, &text);
+  int rc = sl_rx_s3_manifest_encode(&st->m, &text);
   if (rc) return rc;
-  sl_s3_key(key, sizeof key, u->url.prefix, st->name, "", SL_S3_MANIFEST_NAME);
+  sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "", SL_RX_S3_MANIFEST_NAME);
   if ((rc = sl_objstore_put_buf(u->s, key, text, strlen(text))) == 0 &&
-      (rc = sl_write_file_atomic(sdir, SL_S3_LOCAL_MANIFEST, text, strlen(text))))
-    sl_log_error("%s/" SL_S3_LOCAL_MANIFEST ": %s", sdir, sl_strerror(rc));
+      (rc = sl_write_file_atomic(sdir, SL_RX_S3_LOCAL_MANIFEST, text, strlen(text))))
+    sl_log_error("%s/" SL_RX_S3_LOCAL_MANIFEST ": %s", sdir, sl_strerror(rc));
   free(text);
   return rc;
 }
 
 /* PUT the file, then HEAD it: the object must hold the file's size and CRC32C. */
-static int put_verified(sl_uploader *u, upstream *st, const char *path, const char *key, sl_s3_entry *e) {
+static int put_verified(sl_uploader *u, upstream *st, const char *path, const char *key, sl_rx_s3_entry *e) {
   struct stat sb;
   sl_obj_info info;
   int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
@@ -146,7 +147,7 @@ static int put_verified(sl_uploader *u, upstream *st, const char *path, const ch
 
 /* Commit times of txids first (first frame), last and last + 1 (the next
  * segment's first frame). */
-static int segment_times(const char *archive, sl_s3_entry *e) {
+static int segment_times(const char *archive, sl_rx_s3_entry *e) {
   sl_log_reader *r;
   sl_frame f;
   sl_log_reader_options ro = {.max_txid = e->last_txid + 1, .tolerate_tail = true};
@@ -176,10 +177,10 @@ static int load_manifest(sl_uploader *u, upstream *st, const char *sdir, const u
   size_t len = 0;
   int rc = load_local(sdir, &st->m);
   if (rc == SL_ENOTFOUND) {
-    sl_s3_key(key, sizeof key, u->url.prefix, st->name, "", SL_S3_MANIFEST_NAME);
+    sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "", SL_RX_S3_MANIFEST_NAME);
     rc = sl_objstore_get_buf(u->s, key, MANIFEST_MAX, &text, &len);
     if (rc == 0) {
-      rc = sl_s3_manifest_decode((const char *)text, len, &st->m);
+      rc = sl_rx_s3_manifest_decode((const char *)text, len, &st->m);
       if (rc) sl_log_error("s3://%s/%s: unreadable", u->url.bucket, key);
     } else if (rc == SL_ENOTFOUND) {
       memset(&st->m, 0, sizeof st->m);
@@ -193,7 +194,7 @@ static int load_manifest(sl_uploader *u, upstream *st, const char *sdir, const u
   if (memcmp(st->m.store_id, store_id, SL_STORE_ID_SIZE)) {
     sl_log_error("stream %s: s3://%s/%s/%s holds another store's archive: refusing to mix them", st->name,
                  u->url.bucket, u->url.prefix, st->name);
-    sl_s3_manifest_free(&st->m);
+    sl_rx_s3_manifest_free(&st->m);
     return SL_ESTOREID;
   }
   st->loaded = true;
@@ -204,7 +205,7 @@ static int write_status(const char *sdir, const upstream *st, uint64_t durable, 
                         uint64_t pending_files) {
   char path[4200], text[1024];
   uint64_t up = st->m.nsegs ? st->m.segs[st->m.nsegs - 1].last_txid : 0;
-  snprintf(path, sizeof path, "%s/" SL_S3_UPLOAD_STATUS, sdir);
+  snprintf(path, sizeof path, "%s/" SL_RX_S3_UPLOAD_STATUS, sdir);
   snprintf(text, sizeof text,
            "uploaded_txid=%" PRIu64 "\nlag_tx=%" PRIu64 "\npending_bytes=%" PRIu64 "\npending_files=%" PRIu64
            "\nobjects=%" PRIu64 "\nbytes=%" PRIu64 "\nupdated_us=%" PRIu64 "\nerror=%s\n",
@@ -229,7 +230,7 @@ static int sync_stream(sl_uploader *u, upstream *st) {
   if (rc || (rc = sl__seg_store_id(segs[0].path, store_id))) goto out;
   if (!st->loaded && (rc = load_manifest(u, st, sdir, store_id))) goto out;
   if (!st->swept) { /* what a killed receiver left half sent */
-    sl_s3_key(key, sizeof key, u->url.prefix, st->name, "", "");
+    sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "", "");
     if ((rc = sl_objstore_abort_uploads(u->s, key, NULL))) goto out;
     st->swept = true;
   }
@@ -247,10 +248,10 @@ static int sync_stream(sl_uploader *u, upstream *st) {
       rc = SL_EGAP;
       continue;
     }
-    sl_s3_entry e = {.first_txid = segs[i].first_txid, .last_txid = segs[i + 1].first_txid - 1};
-    sl_s3_key(key, sizeof key, u->url.prefix, st->name, "archive", base_name(segs[i].path));
+    sl_rx_s3_entry e = {.first_txid = segs[i].first_txid, .last_txid = segs[i + 1].first_txid - 1};
+    sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "archive", base_name(segs[i].path));
     if ((rc = segment_times(archive, &e)) || (rc = put_verified(u, st, segs[i].path, key, &e)) ||
-        (rc = sl_s3_manifest_add(&st->m, true, &e)))
+        (rc = sl_rx_s3_manifest_add(&st->m, true, &e)))
       continue;
     if ((rc = publish(u, st, sdir))) {
       st->m.nsegs--; /* not confirmed: tried again */
@@ -268,9 +269,9 @@ static int sync_stream(sl_uploader *u, upstream *st) {
       pending_bytes += sn[i].bytes;
       pending_files++;
       if (rc || atomic_load(&u->stop)) continue;
-      sl_s3_entry e = {.txid = sn[i].txid, .commit_us = sn[i].commit_us, .created_us = sn[i].created_us};
-      sl_s3_key(key, sizeof key, u->url.prefix, st->name, "snapshots", name);
-      if ((rc = put_verified(u, st, sn[i].path, key, &e)) || (rc = sl_s3_manifest_add(&st->m, false, &e))) continue;
+      sl_rx_s3_entry e = {.txid = sn[i].txid, .commit_us = sn[i].commit_us, .created_us = sn[i].created_us};
+      sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "snapshots", name);
+      if ((rc = put_verified(u, st, sn[i].path, key, &e)) || (rc = sl_rx_s3_manifest_add(&st->m, false, &e))) continue;
       if ((rc = publish(u, st, sdir))) {
         st->m.nsnaps--;
         continue;
@@ -369,7 +370,7 @@ void sl_upload_stop(sl_uploader *u) {
   if (!u) return;
   atomic_store(&u->stop, true);
   pthread_join(u->thread, NULL);
-  for (size_t i = 0; i < u->nstreams; i++) sl_s3_manifest_free(&u->streams[i].m);
+  for (size_t i = 0; i < u->nstreams; i++) sl_rx_s3_manifest_free(&u->streams[i].m);
   free(u->streams);
   sl_objstore_close(u->s);
   free(u);
@@ -378,7 +379,7 @@ void sl_upload_stop(sl_uploader *u) {
 int sl_upload_status_read(const char *data_dir, const char *stream, sl_upload_status *out) {
   char path[4200], text[2048];
   memset(out, 0, sizeof *out);
-  snprintf(path, sizeof path, "%s/" SL_STREAMS_DIR "/%s/" SL_S3_UPLOAD_STATUS, data_dir, stream);
+  snprintf(path, sizeof path, "%s/" SL_STREAMS_DIR "/%s/" SL_RX_S3_UPLOAD_STATUS, data_dir, stream);
   int rc = sl_status_load(path, text, sizeof text);
   if (rc) return rc == -ENOENT ? 0 : rc;
   out->present = true;

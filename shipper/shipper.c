@@ -29,17 +29,9 @@
  * Every function that fails has already moved the state (transient() or
  * fatal()) and logged; callers only check the state.
  *
- * BATCH WIRE FORMAT (codec.h has the framing; proto/replication.proto the
- * messages). Batch.data is the LZ4 block compression of raw_len bytes of
- * consecutive log frames exactly as they lie in the primary's segments:
- *     [len 4 LE][crc32c 4 LE over len+payload][payload: shiplog.Transaction]...
- * covering txids first_txid..last_txid (dense, inclusive), raw_crc32c over
- * the raw bytes. last_commit_us is last_txid's commit time, committed_txid
- * the primary's durable mark when sent, sent_time_us the primary's clock.
- * A batch never holds a frame above the durable mark and never splits one.
- * With a keyring (at-rest encryption) every frame is sealed (crypt.h)
- * before the batch is compressed, on the thread that seals the batch, and
- * Batch.key_id names the key; the primary's own log stays plaintext.
+ * BATCH WIRE FORMAT: codec.h (BATCH PAYLOAD) is its one description, with
+ * the framing; proto/replication.proto has the messages. Here a keyed
+ * batch's frames are sealed on the thread that seals the batch (PIPELINE).
  *
  * POSITIONS (txids, inclusive unless said otherwise)
  *   committed  the log's durable mark as last read (tail.h)
@@ -103,6 +95,8 @@
 #include "log.h"
 #include "ship_metrics.h"
 #include "sl_base.h"
+#include "sl_status.h"
+#include "store.h"
 #include "tail.h"
 
 #define DEFAULT_BATCH_BYTES (1u << 20)
@@ -1307,40 +1301,13 @@ static int read_archive_id(shipper *s) {
   return rc;
 }
 
-/* STORE/store.id as store.h lays it out ("shiplog-store 1\n", 32 hex digits,
- * "\n"), read directly rather than through sl_store_open(): opening the
- * store's LMDB environment a second time in a process that already has it
- * open (a shipper thread embedded next to the writer, bench_ship) would
- * break LMDB's locks. */
+/* STORE/store.id through the store's own reader (sl_store_read_id), not
+ * sl_store_open(): opening the store's LMDB environment a second time in a
+ * process that already has it open (a shipper thread embedded next to the
+ * writer, bench_ship) would break LMDB's locks. */
 static int read_store_id(shipper *s) {
-  char path[PATH_MAX];
-  uint8_t *text = NULL;
-  size_t len = 0;
-  snprintf(path, sizeof path, "%s/store.id", s->opt->store_dir);
   if (s->cascade) return read_archive_id(s);
-  int rc = sl_read_file(path, 256, &text, &len);
-  if (rc) {
-    sl_log_error("%s: not a store: %s", s->opt->store_dir, sl_strerror(rc));
-    return rc;
-  }
-  const char *p = memchr(text, '\n', len);
-  rc = SL_ECORRUPT;
-  if (len > 14 && memcmp(text, "shiplog-store ", 14) == 0 && p &&
-      (size_t)((const uint8_t *)p - text) + 2 + 2 * SL_STORE_ID_SIZE <= len) {
-    p++;
-    rc = 0;
-    for (int i = 0; i < 2 * SL_STORE_ID_SIZE && rc == 0; i++) {
-      char c = p[i];
-      int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-      if (v < 0) rc = SL_ECORRUPT;
-      else if (i % 2 == 0) s->store_id[i / 2] = (uint8_t)(v << 4);
-      else s->store_id[i / 2] |= (uint8_t)v;
-    }
-  }
-  if (rc) sl_log_error("%s: not a store id file", path);
-  free(text);
-  return rc;
+  return sl_store_read_id(s->opt->store_dir, s->store_id);
 }
 
 static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_t *stop) {
@@ -1383,7 +1350,7 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
     if ((rc = sl_tls_ctx_new(false, opt->tls_cert, opt->tls_key, opt->tls_ca, &s->tls))) return rc;
   }
   char probe[PATH_MAX];
-  snprintf(probe, sizeof probe, "%s/store.id", opt->store_dir);
+  snprintf(probe, sizeof probe, "%s/" SL_STORE_ID_FILE, opt->store_dir);
   if (access(probe, F_OK) != 0) {
     snprintf(probe, sizeof probe, "%s/archive", opt->store_dir);
     s->cascade = access(probe, F_OK) == 0;

@@ -12,18 +12,17 @@
  *
  * ORIGIN: a store rebuilt from an image at txid B (snapshot, dump) gets a
  * log starting at B + 1 whose header would say cs(B) = 0 and epoch 0;
- * sl_log_set_origin writes the real values into that header before any
- * frame exists, so every later cs chains on from the history it continues.
+ * sl_log_set_origin has log.c write the real values into that header
+ * (sl_seg_set_origin) before any frame exists, so every later cs chains on
+ * from the history it continues.
  */
 #include "lineage.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "sl_base.h"
@@ -218,37 +217,18 @@ bool sl_log_lineage_known(const char *logdir) {
 int sl_log_set_origin(const char *logdir, uint64_t epoch, uint64_t prev_checksum, const sl_history *h) {
   sl_seg_info *segs = NULL;
   size_t n = 0;
-  uint8_t b[SL_SEG_HEADER_SIZE];
-  sl_seg_header sh;
-  int fd = -1, rc = sl_log_list(logdir, &segs, &n);
+  int rc = sl_log_list(logdir, &segs, &n);
   if (rc) return rc;
   if (n != 1 || segs[0].size != SL_SEG_HEADER_SIZE) {
     sl_log_error("%s: lineage can only be given to a log of one segment without frames", logdir);
     rc = SL_EINVAL;
     goto out;
   }
-  if ((fd = open(segs[0].path, O_RDWR | O_CLOEXEC)) < 0) {
-    rc = -errno;
-    goto out;
-  }
-  long got = sl_pread_full(fd, b, sizeof b, 0);
-  if (got < 0 || got != (long)sizeof b) {
-    rc = got < 0 ? (int)got : SL_ETRUNCATED;
-    goto out;
-  }
-  if ((rc = sl_seg_header_decode(b, &sh))) goto out;
-  sh.epoch = epoch;
-  sh.prev_checksum = prev_checksum;
-  sl_seg_header_encode(&sh, b);
-  if ((rc = sl_pwrite_all(fd, b, sizeof b, 0))) goto out;
-  if (fdatasync(fd) != 0) {
-    rc = -errno;
-    goto out;
-  }
+  /* log.c owns the segment header: it rewrites and syncs it. */
+  if ((rc = sl_seg_set_origin(segs[0].path, epoch, prev_checksum))) goto out;
   if (h && h->n) rc = sl_history_save(logdir, h);
 out:
   if (rc) sl_log_error("%s: cannot set the log's lineage (epoch %" PRIu64 "): %s", logdir, epoch, sl_strerror(rc));
-  if (fd >= 0) close(fd);
   free(segs);
   return rc;
 }

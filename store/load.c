@@ -248,7 +248,7 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   sl_store *st = NULL;
   meta_set m = {0};
   sl_dump_record rec;
-  char target[4096], tmp[4200], parent[4096];
+  char target[4096], tmp[4200];
   bool have_rec, made = false;
   uint64_t segment_size = 0;
   int rc;
@@ -259,9 +259,6 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   memcpy(target, dir, n);
   target[n] = 0;
   snprintf(tmp, sizeof tmp, "%s.tmp-%d", target, (int)getpid());
-  const char *slash = strrchr(target, '/');
-  snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash == target ? 1 : slash - target) : 1,
-           slash ? target : ".");
 
   if ((rc = target_free(target)) || (rc = sl_dump_open_keyed(path, o ? o->keyring : NULL, &r))) goto fail;
   const sl_dump_header *h = sl_dump_reader_header(r);
@@ -309,13 +306,8 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   if (rc || (rc = sl_store_checkpoint(st))) goto fail;
   sl_store_close(st);
   st = NULL;
-  if (rename(tmp, target)) {
-    rc = -errno;
-    sl_log_error("%s: cannot rename to %s: %s", tmp, target, sl_strerror(rc));
-    goto fail;
-  }
+  if ((rc = sl_rename_durable(tmp, target))) goto fail; /* renamed, then parent fsynced */
   made = false;
-  if ((rc = sl_fsync_dir(parent))) goto fail;
   if (out) sl_dump_reader_info(r, out);
   progress(o, sl_dump_reader_size(r), sl_dump_reader_size(r));
 fail:

@@ -783,6 +783,42 @@ fail:
   return rc;
 }
 
+int sl_seg_set_origin(const char *path, uint64_t epoch, uint64_t prev_checksum) {
+  uint8_t b[SL_SEG_HEADER_SIZE];
+  sl_seg_header h;
+  struct stat sb;
+  int rc, fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    rc = -errno;
+    sl_log_error("open %s: %s", path, sl_strerror(rc));
+    return rc;
+  }
+  long got = sl_pread_full(fd, b, sizeof b, 0);
+  if (got != (long)sizeof b) {
+    rc = got < 0 ? (int)got : SL_ETRUNCATED;
+    sl_log_error("read header of %s: %s", path, sl_strerror(rc));
+    goto out;
+  }
+  if ((rc = sl_seg_header_decode(b, &h))) {
+    sl_log_error("%s: bad segment header: %s", path, sl_strerror(rc));
+    goto out;
+  }
+  if (fstat(fd, &sb) || (uint64_t)sb.st_size != SL_SEG_HEADER_SIZE) {
+    rc = SL_EINVAL; /* the frames' checksums chain on from the old value */
+    sl_log_error("%s: holds frames: its lineage can no longer change", path);
+    goto out;
+  }
+  h.epoch = epoch;
+  h.prev_checksum = prev_checksum;
+  sl_seg_header_encode(&h, b);
+  if ((rc = sl_fault(SL_FAULT_LOG_HEADER)) || (rc = sl_pwrite_all(fd, b, sizeof b, 0)) ||
+      (rc = sl_fault(SL_FAULT_LOG_HEADER)) || (rc = sl_fdatasync(fd)))
+    sl_log_error("rewrite header of %s: %s", path, sl_strerror(rc));
+out:
+  close(fd);
+  return rc;
+}
+
 /* Seal the active segment and start the next (caller holds append_mu). */
 static int rotate(sl_log *log) {
   char path[PATH_MAX];

@@ -210,6 +210,13 @@ typedef struct sl_log_options {
 
 /* Create LOGDIR (must not hold segments) with its first segment. */
 int sl_log_create(const char *logdir, const sl_log_options *opt);
+/* Set the LINEAGE fields of the header of the segment file at path (epoch
+ * at its start, cs(first txid - 1)) in place and fdatasync it (fault point
+ * SL_FAULT_LOG_HEADER), for a log that continues a history from its middle
+ * (lineage.h, sl_log_set_origin). The segment must hold no frame (SL_EINVAL)
+ * and no writer may have it open. Other errors as sl_seg_header_decode,
+ * -errno; each logged naming the file. */
+int sl_seg_set_origin(const char *path, uint64_t epoch, uint64_t prev_checksum);
 
 /* Open for appending: runs RECOVERY above. store_id (if not NULL) must match
  * the segments'. The caller holds the store's exclusive lock. */

@@ -149,14 +149,14 @@ static bool exists(const char *dir, const char *name) {
 }
 
 /* ---- store.id --------------------------------------------------------------- */
-static int read_store_id(const char *dir, uint8_t id[SL_STORE_ID_SIZE]) {
+int sl_store_read_id(const char *dir, uint8_t id[SL_STORE_ID_SIZE]) {
   char p[4096];
   uint8_t *buf = NULL;
   size_t len = 0, hl = strlen(STORE_ID_HEADER);
-  int rc = join(p, sizeof p, dir, "store.id");
+  int rc = join(p, sizeof p, dir, SL_STORE_ID_FILE);
   if (rc) return rc;
   if ((rc = sl_read_file(p, 256, &buf, &len))) {
-    if (rc == -ENOENT) sl_log_error("%s: not a shiplog store (no store.id)", dir);
+    if (rc == -ENOENT) sl_log_error("%s: not a shiplog store (no " SL_STORE_ID_FILE ")", dir);
     else sl_log_error("%s: %s", p, sl_strerror(rc));
     return rc;
   }
@@ -186,8 +186,8 @@ static int write_store_id(const char *dir, const uint8_t id[SL_STORE_ID_SIZE]) {
   int n = snprintf(text, sizeof text, "%s%d\n", STORE_ID_HEADER, STORE_ID_VERSION);
   for (size_t i = 0; i < SL_STORE_ID_SIZE; i++) n += snprintf(text + n, sizeof text - (size_t)n, "%02x", id[i]);
   text[n++] = '\n';
-  int rc = sl_write_file_atomic(dir, "store.id", text, (size_t)n);
-  if (rc) sl_log_error("%s/store.id: %s", dir, sl_strerror(rc));
+  int rc = sl_write_file_atomic(dir, SL_STORE_ID_FILE, text, (size_t)n);
+  if (rc) sl_log_error("%s/" SL_STORE_ID_FILE ": %s", dir, sl_strerror(rc));
   return rc;
 }
 
@@ -1095,7 +1095,7 @@ int sl_store_open(const char *dir, unsigned flags, sl_store **out) {
   sl__arena_init(&st->tx.arena);
   sl__arena_init(&st->tx.view.scratch);
   sl__arena_init(&st->apply_arena);
-  int rc = read_store_id(dir, st->id);
+  int rc = sl_store_read_id(dir, st->id);
   if (!rc) rc = st->rdonly ? open_rdonly(st) : open_writer(st);
   if (rc) {
     store_free(st, false);
@@ -1142,7 +1142,8 @@ static int dir_check_empty(const char *dir) {
 }
 
 int sl_store_create(const char *dir, const sl_store_options *opt) {
-  static const char *const created[] = {"data.mdb", "lock.mdb", "writer.lock", "writer.lock.tmp", "store.id.tmp"};
+  static const char *const created[] = {"data.mdb", "lock.mdb", "writer.lock", "writer.lock.tmp",
+                                        SL_STORE_ID_FILE ".tmp"};
   sl_store_options o = {0};
   sl_store st = {.dir = (char *)dir, .lock_fd = -1};
   char logdir[4096], p[4096];
@@ -1320,13 +1321,9 @@ int sl_store_compact(const char *dir, uint64_t *before, uint64_t *after) {
   mdb_env_close(st->env);
   st->env = NULL;
   if ((rc = lock_state_write(st, "closed"))) goto out;
-  if (rename(tmp, p)) {
-    rc = -errno;
-    sl_log_error("%s: rename to %s: %s", tmp, p, strerror(errno));
-    goto out;
-  }
+  if ((rc = sl_rename_durable(tmp, p))) goto out; /* renamed, then dir fsynced */
   tmp[0] = 0;
-  if ((rc = sl_fsync_dir(dir)) || (rc = join(p, sizeof p, dir, "lock.mdb"))) goto out;
+  if ((rc = join(p, sizeof p, dir, "lock.mdb"))) goto out;
   unlink(p); /* LMDB's reader table still names the old file's transactions */
   if ((rc = env_open(st, ENV_FLAGS, 0)) || (rc = load_meta(st))) goto out;
   st->failed = 0;

@@ -118,6 +118,13 @@ int sl_store_lock_unused(const char *dir, int *lock_fd);
  * rebuilds it; any other SL_ECORRUPT from opening one is damage. */
 bool sl_store_power_lost(const char *dir);
 
+/* DIR/store.id (STORE DIRECTORY above), the one reader of that file: the
+ * id without opening the store (a shipper thread next to the writer must
+ * not open LMDB a second time). SL_ECORRUPT for a malformed file,
+ * SL_EVERSION for another format version, -ENOENT when DIR is no store;
+ * each logged naming the file. */
+#define SL_STORE_ID_FILE "store.id"
+int sl_store_read_id(const char *dir, uint8_t id[SL_STORE_ID_SIZE]);
 /* The log of a store opened for writing (NULL when read-only). */
 sl_log *sl_store_log(sl_store *st);
 

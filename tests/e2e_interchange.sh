@@ -125,6 +125,21 @@ same_dir "$T/kinds-csv" "$T/kinds-csv2" "a second CSV export writes the same fil
 expect 0 "export --csv of the JSON import" "$BIN" export "$T/kinds-json" --csv "$T/kinds-csv3" --quiet
 same_dir "$T/kinds-csv" "$T/kinds-csv3" "JSON -> store -> CSV gives the same files"
 
+# Output files are made durable through the fault layer (base/sl_base.h points 8 FILE_FSYNC,
+# 7 FILE_RENAME): the file's fsync, the rename into place and the directory's fsync after it.
+# Each failing fails the job (exit 1); before the rename nothing is left behind.
+for f in 8:EIO 8:EIO:2 8:EIO:6 7:EIO; do
+  expect 1 "export --csv fails when fault $f fires" env SL_FAULTS=$f "$BIN" export "$T/kinds" --csv "$T/kinds-csvf" --quiet
+  [ "$f" = 8:EIO:6 ] || check "... and leaves no directory behind ($f)" \
+    sh -c "! ls -d '$T'/kinds-csvf* 2>/dev/null"
+  rm -rf "$T"/kinds-csvf*
+done
+for f in 8:EIO 7:EIO 8:EIO:1; do
+  expect 1 "export --to FILE fails when fault $f fires" env SL_FAULTS=$f "$BIN" export "$T/kinds" --to "$T/kinds-f.json"
+  [ "$f" = 8:EIO:1 ] || check "... and leaves no file behind ($f)" sh -c "! ls '$T'/kinds-f.json* 2>/dev/null"
+  rm -f "$T"/kinds-f.json*
+done
+
 # ---- a randomized graph over every value kind ---------------------------------------------------
 seed=${SL_SEED:-$(($(date +%s) % 32768))}
 echo "random graph: seed $seed (rerun with SL_SEED=$seed)"

@@ -379,6 +379,35 @@ static void base_write_file_atomic_faults(void **state) {
   free(path);
   free(tmp);
 }
+
+/* sl_rename_durable: the rename, then the fsync of the target's directory
+ * (a trailing '/' names the same directory), each through its fault point. */
+static void base_rename_durable_faults(void **state) {
+  (void)state;
+  const char *dir = tu_tmpdir("base_rename_durable");
+  char *a = tu_path(dir, "a"), *b = tu_path(dir, "b"), *d = tu_path(dir, "d"), *e = tu_path(dir, "e/");
+  struct stat st;
+  assert_int_equal(sl_write_file_atomic(dir, "a", "x", 1), 0);
+  sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
+  sl_fault_set(SL_FAULT_FILE_RENAME, -EIO, 0, 1);
+  assert_int_equal(sl_rename_durable(a, b), -EIO);
+  assert_int_equal(stat(a, &st), 0); /* not renamed */
+  sl_fault_set(SL_FAULT_FILE_FSYNC, -ENOSPC, 0, 1);
+  assert_int_equal(sl_rename_durable(a, b), -ENOSPC); /* renamed, not known durable */
+  assert_int_equal(stat(b, &st), 0);
+  assert_int_equal(sl_fault_hits(SL_FAULT_FILE_RENAME), 2);
+  assert_int_equal(sl_fault_hits(SL_FAULT_FILE_FSYNC), 1);
+  assert_int_equal(mkdir(d, 0700), 0);
+  assert_int_equal(sl_rename_durable(d, e), 0);
+  assert_int_equal(stat(e, &st), 0);
+  assert_true(S_ISDIR(st.st_mode));
+  assert_int_equal(sl_rename_durable(d, b), -ENOENT);
+  sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
+  free(a);
+  free(b);
+  free(d);
+  free(e);
+}
 #endif
 
 /* ---- diagnostics ---------------------------------------------------------------- */
@@ -507,6 +536,7 @@ int main(void) {
 #ifdef SL_FAULT_INJECTION
       cmocka_unit_test(base_fault_points),
       cmocka_unit_test(base_write_file_atomic_faults),
+      cmocka_unit_test(base_rename_durable_faults),
 #endif
       cmocka_unit_test(base_utf8),
       cmocka_unit_test(base_diag_lines),

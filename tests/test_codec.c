@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "log.h"
 #include "sl_base.h"
+#include "sl_status.h"
 #include "transaction.pb-c.h"
 
 /* Append the log frame of a one-op transaction (create node `txid`). */

@@ -46,11 +46,11 @@ static void test_url(void **state) {
 static void test_layout(void **state) {
   (void)state;
   char k[256];
-  sl_s3_key(k, sizeof k, "pre/fix", "s", "archive", "00000000000000000007.seg");
+  sl_rx_s3_key(k, sizeof k, "pre/fix", "s", "archive", "00000000000000000007.seg");
   assert_string_equal(k, "pre/fix/s/archive/00000000000000000007.seg");
-  sl_s3_key(k, sizeof k, "", "s", "", SL_S3_MANIFEST_NAME);
+  sl_rx_s3_key(k, sizeof k, "", "s", "", SL_RX_S3_MANIFEST_NAME);
   assert_string_equal(k, "s/manifest.json");
-  sl_s3_key(k, sizeof k, "p", "s", "snapshots", "00000000000000000042.snap");
+  sl_rx_s3_key(k, sizeof k, "p", "s", "snapshots", "00000000000000000042.snap");
   assert_string_equal(k, "p/s/snapshots/00000000000000000042.snap");
 }
 
@@ -94,32 +94,32 @@ static void test_config(void **state) {
   free(creds);
 }
 
-static sl_s3_manifest sample(void) {
-  sl_s3_manifest m = {.updated_us = 1700000000000000};
+static sl_rx_s3_manifest sample(void) {
+  sl_rx_s3_manifest m = {.updated_us = 1700000000000000};
   snprintf(m.stream, sizeof m.stream, "orders");
   for (int i = 0; i < 16; i++) m.store_id[i] = (uint8_t)(0xa0 + i);
   for (uint64_t i = 0; i < 3; i++) {
-    sl_s3_entry e = {.bytes = 65000 + i, .crc32c = 0xdeadbe00u + (uint32_t)i, .first_txid = 1 + 100 * i,
+    sl_rx_s3_entry e = {.bytes = 65000 + i, .crc32c = 0xdeadbe00u + (uint32_t)i, .first_txid = 1 + 100 * i,
                      .last_txid = 100 * (i + 1), .first_commit_us = 10 + i, .last_commit_us = 20 + i,
                      .next_commit_us = 30 + i};
     snprintf(e.name, sizeof e.name, "%020" PRIu64 ".seg", i + 1);
-    OK(sl_s3_manifest_add(&m, true, &e));
+    OK(sl_rx_s3_manifest_add(&m, true, &e));
   }
-  sl_s3_entry sn = {.bytes = 4096, .crc32c = 7, .txid = 150, .commit_us = 15, .created_us = 99};
+  sl_rx_s3_entry sn = {.bytes = 4096, .crc32c = 7, .txid = 150, .commit_us = 15, .created_us = 99};
   snprintf(sn.name, sizeof sn.name, "%020d.snap", 150);
-  OK(sl_s3_manifest_add(&m, false, &sn));
+  OK(sl_rx_s3_manifest_add(&m, false, &sn));
   return m;
 }
 
 static void test_manifest(void **state) {
   (void)state;
-  sl_s3_manifest m = sample(), d;
-  sl_s3_entry gap = m.segs[2];
+  sl_rx_s3_manifest m = sample(), d;
+  sl_rx_s3_entry gap = m.segs[2];
   gap.first_txid = 302, gap.last_txid = 400;
-  ERR(SL_EGAP, sl_s3_manifest_add(&m, true, &gap));
+  ERR(SL_EGAP, sl_rx_s3_manifest_add(&m, true, &gap));
   char *text;
-  OK(sl_s3_manifest_encode(&m, &text));
-  OK(sl_s3_manifest_decode(text, strlen(text), &d));
+  OK(sl_rx_s3_manifest_encode(&m, &text));
+  OK(sl_rx_s3_manifest_decode(text, strlen(text), &d));
   assert_string_equal(d.stream, "orders");
   assert_memory_equal(d.store_id, m.store_id, 16);
   assert_int_equal(d.updated_us, m.updated_us);
@@ -127,7 +127,7 @@ static void test_manifest(void **state) {
   assert_int_equal(d.nsnaps, 1);
   assert_memory_equal(d.segs, m.segs, 3 * sizeof *m.segs);
   assert_memory_equal(d.snaps, m.snaps, sizeof *m.snaps);
-  sl_s3_manifest_free(&d);
+  sl_rx_s3_manifest_free(&d);
 
   /* refusals: what a restore would trust must be exactly a manifest */
   struct {
@@ -144,12 +144,12 @@ static void test_manifest(void **state) {
     char *p = strstr(text, bad[i].from), edited[8192];
     assert_non_null(p);
     snprintf(edited, sizeof edited, "%.*s%s%s", (int)(p - text), text, bad[i].to, p + strlen(bad[i].from));
-    assert_true(sl_s3_manifest_decode(edited, strlen(edited), &d) < 0);
+    assert_true(sl_rx_s3_manifest_decode(edited, strlen(edited), &d) < 0);
   }
-  ERR(SL_ECORRUPT, sl_s3_manifest_decode("{", 1, &d));
-  ERR(SL_ECORRUPT, sl_s3_manifest_decode(text, strlen(text) / 2, &d));
+  ERR(SL_ECORRUPT, sl_rx_s3_manifest_decode("{", 1, &d));
+  ERR(SL_ECORRUPT, sl_rx_s3_manifest_decode(text, strlen(text) / 2, &d));
   free(text);
-  sl_s3_manifest_free(&m);
+  sl_rx_s3_manifest_free(&m);
 }
 
 /* Retention asks upload.json; a stream never archived to S3 has none. */
@@ -157,19 +157,19 @@ static void test_confirmed(void **state) {
   (void)state;
   const char *sdir = tu_tmpdir("objstore_confirmed");
   assert_true(sl__upload_confirmed(sdir, "/x/archive/00000000000000000009.seg"));
-  sl_s3_manifest m = sample();
+  sl_rx_s3_manifest m = sample();
   char *text;
-  OK(sl_s3_manifest_encode(&m, &text));
-  OK(sl_write_file_atomic(sdir, SL_S3_LOCAL_MANIFEST, text, strlen(text)));
+  OK(sl_rx_s3_manifest_encode(&m, &text));
+  OK(sl_write_file_atomic(sdir, SL_RX_S3_LOCAL_MANIFEST, text, strlen(text)));
   assert_true(sl__upload_confirmed(sdir, "/x/archive/00000000000000000002.seg"));
   assert_true(sl__upload_confirmed(sdir, "/x/snapshots/00000000000000000150.snap"));
   assert_false(sl__upload_confirmed(sdir, "/x/archive/00000000000000000004.seg"));
   assert_false(sl__upload_confirmed(sdir, "/x/snapshots/00000000000000000151.snap"));
   /* an unreadable upload.json keeps everything */
-  OK(sl_write_file_atomic(sdir, SL_S3_LOCAL_MANIFEST, "{", 1));
+  OK(sl_write_file_atomic(sdir, SL_RX_S3_LOCAL_MANIFEST, "{", 1));
   assert_false(sl__upload_confirmed(sdir, "/x/archive/00000000000000000002.seg"));
   free(text);
-  sl_s3_manifest_free(&m);
+  sl_rx_s3_manifest_free(&m);
 }
 
 int main(void) {

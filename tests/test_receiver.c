@@ -25,6 +25,7 @@
 #include "log.h"
 #include "receiver.h"
 #include "sl_base.h"
+#include "sl_status.h"
 #include "store.h"
 #include "transaction.pb-c.h"
 

@@ -842,6 +842,33 @@ static void shipper_session_permanent_refusal(void **state) {
   free(dir);
 }
 
+/* The shipper reads store.id by the store's rules (sl_store_read_id): a
+ * file the store refuses -- another format version, bytes after the id --
+ * it refuses with the same code (it used to parse the file itself and
+ * take both). */
+static void shipper_store_id_rules_are_the_stores(void **state) {
+  (void)state;
+  char *dir = make_store("store_id_rules", 0);
+  uint8_t id[SL_STORE_ID_SIZE];
+  assert_int_equal(sl_store_read_id(dir, id), 0);
+  char hex[2 * SL_STORE_ID_SIZE + 1], text[128];
+  for (int i = 0; i < SL_STORE_ID_SIZE; i++) sprintf(hex + 2 * i, "%02x", id[i]);
+  struct { const char *fmt; int rc; } bad[] = {
+      {"shiplog-store 2\n%s\n", SL_EVERSION},
+      {"shiplog-store 1\n%s\nmore\n", SL_ECORRUPT},
+  };
+  for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+    int n = snprintf(text, sizeof text, bad[i].fmt, hex);
+    assert_int_equal(sl_write_file_atomic(dir, SL_STORE_ID_FILE, text, (size_t)n), 0);
+    sl_store *st = NULL;
+    assert_int_equal(sl_store_open(dir, SL_OPEN_RDONLY, &st), bad[i].rc);
+    volatile sig_atomic_t stop = 1; /* a shipper that got past setup stops at once */
+    sl_shipper_options o = ship_opts(dir, "127.0.0.1:1");
+    assert_int_equal(sl_shipper_run(&o, &stop), bad[i].rc);
+  }
+  free(dir);
+}
+
 static void *stopper_main(void *arg) {
   usleep(300000);
   *(volatile sig_atomic_t *)arg = 1;
@@ -1083,7 +1110,8 @@ static void shipper_pipeline_with_small_window(void **state) {
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
-  const struct CMUnitTest plain[] = {SHIPPER_TESTS, cmocka_unit_test(shipper_io_falls_back_without_uring)};
+  const struct CMUnitTest plain[] = {SHIPPER_TESTS, cmocka_unit_test(shipper_io_falls_back_without_uring),
+                                     cmocka_unit_test(shipper_store_id_rules_are_the_stores)};
   const struct CMUnitTest uring[] = {SHIPPER_TESTS};
   int failed = _cmocka_run_group_tests("shipper_plain", plain, SL_ARRAY_LEN(plain), use_plain, NULL);
   char why[128];

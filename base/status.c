@@ -1,13 +1,14 @@
 /*
- * status.c: the key=value status files through which a running shipper or
- * receiver tells `shiplog status` (another process) where it is. They are
+ * status.c: stream names and status files (sl_status.h). Status files are
+ * key=value lines through which a running shipper or receiver tells
+ * `shiplog status` (another process) where it is. They are
  * reports, rebuilt from live state every few hundred ms, so they are
  * replaced atomically by rename but never fsynced. On a full disk a new
  * file cannot be created, and the status matters most then ("no space"):
  * the old file is overwritten in place, in the blocks it already has (a
  * reader may catch a mix of two reports; the next one repairs it).
  */
-#include "codec.h"
+#include "sl_status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,4 +66,17 @@ bool sl_status_get(const char *text, const char *key, char *out, size_t outlen) 
 uint64_t sl_status_get_u64(const char *text, const char *key) {
   char v[32];
   return sl_status_get(text, key, v, sizeof v) ? strtoull(v, NULL, 10) : 0;
+}
+
+bool sl_stream_name_valid(const char *name) {
+  size_t n = strlen(name);
+  if (n < 1 || n > 64) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '.' || c == '-'))
+      return false;
+  }
+  /* "." and ".." would name directories that are not the stream's own. */
+  return strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
 }

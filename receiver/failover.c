@@ -24,6 +24,7 @@
 #include "pitr.h"
 #include "receiver.h"
 #include "receiver_int.h"
+#include "sl_status.h"
 #include "sl_base.h"
 
 static const char *join(char *buf, size_t len, const char *dir, const char *name) {

@@ -123,7 +123,7 @@ static int get_page(checker *c, uint64_t pg, const uint8_t **out) {
 }
 
 static int check_overflow(checker *c, uint64_t pg, uint64_t size) {
-  const uint8_t *buf;
+  const uint8_t *buf = NULL; /* set when get_page returns 0 (-O2 cannot tell) */
   int rc = get_page(c, pg, &buf);
   if (rc) return rc;
   uint64_t n = u32(buf + 12), need = (PAGE_HDR + size + c->psize - 1) / c->psize;
@@ -136,7 +136,7 @@ static int check_overflow(checker *c, uint64_t pg, uint64_t size) {
 
 /* Walk the subtree at pg (level 1 = the root) whose keys lie in [lo, hi). */
 static int walk(checker *c, uint64_t pg, unsigned level, key lo, key hi) {
-  const uint8_t *p;
+  const uint8_t *p = NULL; /* as above */
   int rc = get_page(c, pg, &p);
   if (rc) return rc;
   unsigned flags = u16(p + 10) & P_TYPES, lower = u16(p + 12), upper = u16(p + 14);

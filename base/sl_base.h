@@ -12,6 +12,7 @@
  *     program name (text or JSON, with time, stream and peer for daemons);
  *     modules log the context (file, offset, txid, peer) where the failure
  *     happens and return the code. Never log secrets.
+ *   - Invariants: SL_ASSERT, on in every build type (NDEBUG leaves it in).
  *   - Fault points: numbered hooks at every write, fsync, rename and send.
  *     In release builds sl_fault() is the constant 0 and costs nothing; test
  *     builds (SL_FAULT_INJECTION) can make any point fail. Numbers are never
@@ -57,6 +58,21 @@ void sl_log_set_timestamps(bool on);
  * the stream and the peer (HOST:PORT) it works for; NULL or "" for none.
  * Copied; thread-local. */
 void sl_log_context(const char *stream, const char *peer);
+
+/* ---- invariants ---------------------------------------------------- */
+/* SL_ASSERT(cond, fmt, ...): when cond is false, log one error line
+ * "FILE:LINE: invariant `cond` failed: MESSAGE" and abort(). It is compiled
+ * in every build type (unlike assert(), NDEBUG does not remove it), so
+ * conditions must be cheap: comparisons of fields already in hand, no I/O,
+ * no locks, no walks over data. The message names the values involved.
+ * Used for states that a bug alone can reach (a durable mark going back,
+ * a window overrun), never for bad input or I/O errors, which are returned. */
+#define SL_ASSERT(cond, ...)                                                   \
+  do {                                                                         \
+    if (__builtin_expect(!(cond), 0)) sl__assert_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); \
+  } while (0)
+_Noreturn void sl__assert_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* ---- CRC32C --------------------------------------------------------- */
 /* crc: 0 to start, or the result of a previous call to continue. */

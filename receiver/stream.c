@@ -28,6 +28,12 @@
  *             any crash the worker resumes exactly at applied + 1, reading
  *             the archive: no gap, no duplicate (a duplicate would be
  *             SL_EEXIST anyway).
+ * Each moves only forward while the archive stays open (reopening it after
+ * a failure starts again from what recovery finds), and positions_check
+ * asserts the order wherever one changes (SL_ASSERT, every build). The one
+ * exception: after a tail cut (cut_damaged_tail) the standby may hold txids
+ * the archive lost until the shipper sends them again, and a standby that
+ * stopped keeps whatever it held.
  *
  * DERIVED STATE. The standby is derived from the archive: "what is the graph
  * after txid N" is answered by replaying archive frames first_txid..N into
@@ -452,10 +458,22 @@ static void poke_owner(sl__stream *s) {
     sl_log_warn("stream %s: eventfd: %s", s->name, strerror(errno));
 }
 
+/* POSITIONS in order (mu held): applied <= durable <= received. */
+static void positions_check(const sl__stream *s) {
+  SL_ASSERT(s->durable <= s->received, "stream %s: durable %llu > received %llu", s->name,
+            (unsigned long long)s->durable, (unsigned long long)s->received);
+  SL_ASSERT(s->applied <= s->durable || s->tail_cut_from || s->standby_stopped,
+            "stream %s: applied %llu > durable %llu", s->name, (unsigned long long)s->applied,
+            (unsigned long long)s->durable);
+}
+
 /* Publish applied = last (mu not held). */
 static void publish_applied(sl__stream *s, uint64_t last, uint64_t commit_us) {
   pthread_mutex_lock(&s->mu);
+  SL_ASSERT(last >= s->applied, "stream %s: applied back from %llu to %llu", s->name,
+            (unsigned long long)s->applied, (unsigned long long)last);
   s->applied = last;
+  positions_check(s);
   s->applied_commit_us = commit_us;
   if (strncmp(s->error, "standby paused", 14) == 0) s->error[0] = 0; /* space came back */
   update_behind(s);
@@ -1250,6 +1268,7 @@ static void archive_failed(sl__stream *s, int rc) {
   s->log = NULL;
   s->received = s->durable;
   s->dirty = true;
+  positions_check(s);
   pthread_mutex_unlock(&s->mu);
   sl_log_close(log);
 }
@@ -1258,6 +1277,16 @@ uint64_t sl__stream_next_txid(sl__stream *s) { return sl_log_next_txid(s->log); 
 
 void sl__stream_set_key(sl__stream *s, const char *key_id) {
   if (s->log && strcmp(sl_log_key_id(s->log), key_id ? key_id : "")) sl_log_set_key_id(s->log, key_id);
+}
+
+/* Publish received = last, the archive's newest txid (owner; mu not held). */
+static void set_received(sl__stream *s, uint64_t last) {
+  pthread_mutex_lock(&s->mu);
+  SL_ASSERT(last >= s->received, "stream %s: received back from %llu to %llu", s->name,
+            (unsigned long long)s->received, (unsigned long long)last);
+  s->received = last;
+  positions_check(s);
+  pthread_mutex_unlock(&s->mu);
 }
 
 int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len) {
@@ -1277,15 +1306,16 @@ int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len) {
     if (rc) {
       sl_log_error("stream %s: archive %s: append txid %llu: %s", s->name, s->archive_dir,
                    (unsigned long long)txid, sl_strerror(rc));
-      /* Refusals (time, size) leave the log usable; write errors do not. */
+      /* Refusals (time, size) leave the log usable, and the frames before
+       * the refused one appended (the next sync covers them); write errors
+       * do not. */
       if (rc > -10000 || rc == SL_EFAILED) archive_failed(s, rc);
+      else set_received(s, next - 1);
       return rc;
     }
     next++;
   }
-  pthread_mutex_lock(&s->mu);
-  s->received = next - 1;
-  pthread_mutex_unlock(&s->mu);
+  set_received(s, next - 1);
   return 0;
 }
 
@@ -1323,6 +1353,7 @@ int sl__stream_sync(sl__stream *s) {
     s->dirty = true;
     pthread_cond_signal(&s->cond);
   }
+  positions_check(s);
   pthread_mutex_unlock(&s->mu);
   sl__rx_metrics_durable(s, commit_us);
   return 0;

@@ -750,6 +750,25 @@ static int on_error_msg(shipper *s, const Shiplog__Repl__Error *e) {
 
 /* ---- acknowledgements ---------------------------------------------------------------- */
 
+/* The send window, asserted where it changes (SL_ASSERT, every build):
+ * acknowledged <= shipped, the ring's counters in order and within
+ * SENT_RING, bytes in flight only while a batch is, and the in-flight
+ * batches exactly those past the durable ack, the newest ending at shipped. */
+static void window_check(const shipper *s) {
+  SL_ASSERT(s->durable <= s->shipped, "stream %s: durable ack %llu > shipped %llu", s->opt->stream,
+            (unsigned long long)s->durable, (unsigned long long)s->shipped);
+  SL_ASSERT(s->q_applied <= s->q_durable && s->q_durable <= s->q_end && s->q_end - s->q_applied <= SENT_RING,
+            "stream %s: sent ring applied %llu, durable %llu, end %llu", s->opt->stream,
+            (unsigned long long)s->q_applied, (unsigned long long)s->q_durable, (unsigned long long)s->q_end);
+  SL_ASSERT(s->q_durable < s->q_end || s->inflight == 0, "stream %s: %zu bytes in flight, no batch",
+            s->opt->stream, s->inflight);
+  SL_ASSERT(s->q_durable == s->q_end || (s->q[s->q_durable % SENT_RING].last_txid > s->durable &&
+                                         s->q[(s->q_end - 1) % SENT_RING].last_txid == s->shipped),
+            "stream %s: in flight up to txid %llu, shipped %llu, durable %llu", s->opt->stream,
+            (unsigned long long)s->q[(s->q_end - 1) % SENT_RING].last_txid, (unsigned long long)s->shipped,
+            (unsigned long long)s->durable);
+}
+
 static int on_positions(shipper *s, uint64_t durable, bool has_applied, uint64_t applied) {
   if (durable > s->shipped)
     return transient(s, SL_EINVAL, "receiver %s acknowledged txid %llu, but only %llu was shipped",
@@ -775,6 +794,7 @@ static int on_positions(shipper *s, uint64_t durable, bool has_applied, uint64_t
     }
     s->report_dirty = true;
   }
+  window_check(s);
   return 0;
 }
 
@@ -880,8 +900,11 @@ static int session_handshake(shipper *s) {
 
 /* ---- STREAMING ---------------------------------------------------------------------------- */
 
+/* Room is kept in the sent ring for every batch already on its way (the
+ * SLOTS of the sealer's ring and the filling one), which leave even when
+ * the window has closed meanwhile: they never overwrite an unacked entry. */
 static bool window_open(const shipper *s) {
-  return s->inflight < s->window && s->q_end - s->q_durable < SENT_RING;
+  return s->inflight < s->window && s->q_end - s->q_durable + SLOTS < SENT_RING;
 }
 
 /* Send the sealed batch in b and start waiting for its acknowledgement. */
@@ -897,6 +920,7 @@ static int send_slot(shipper *s, slot *b) {
   s->q[s->q_end++ % SENT_RING] = (sent){b->last, b->commit_us, b->raw.len};
   s->inflight += b->raw.len;
   s->shipped = b->last;
+  window_check(s);
   s->bytes += b->raw.len;
   s->compressed_bytes += b->bt.data.len;
   s->batches++;

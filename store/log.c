@@ -13,6 +13,8 @@
  *                the `syncing` flag, the sticky fail code and the counters.
  *   Lock order: append_mu before mu. Nothing does I/O while holding mu
  *   except the 32-byte pwrite of the durable mark.
+ *   log_check asserts the whole writer state after each change of it, and
+ *   the group commit asserts its own steps (SL_ASSERT, on in every build).
  *
  * GROUP COMMIT (sl_log_wait_durable)
  *   A waiter whose txid is not durable becomes the leader if nobody is
@@ -69,7 +71,6 @@
 #include "sl_base.h"
 #include "crypt.h"
 
-#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -128,25 +129,31 @@ struct sl_log {
 _Static_assert(SL_KEY_ID_SIZE == SL_CRYPT_KEY_ID_MAX, "key id sizes differ");
 _Static_assert(SL_STORE_ID_SIZE == SL_CRYPT_STORE_ID_SIZE, "store id sizes differ");
 
-/* ---- debug invariants ------------------------------------------------- */
+/* ---- invariants (SL_ASSERT: on in every build) ------------------------ */
 
-#ifndef NDEBUG
 /* The whole writer state; caller holds mu and the appender is quiescent
- * (append_mu held, or inside open). */
+ * (append_mu held, or inside open). Positions are (segno, end) pairs and
+ * txids: durable <= written <= next - 1. */
 static void log_check(const sl_log *log) {
-  assert(log->seg_size >= SL_SEG_SIZE_MIN);
-  assert(log->fd >= 0);
-  assert(log->seg_end >= SL_SEG_HEADER_SIZE);
-  assert(log->written_txid + 1 == log->next_txid);
-  assert(log->seg_first_txid <= log->next_txid);
-  assert(log->durable_txid <= log->written_txid);
-  assert(log->written_segno <= log->segno && log->durable_segno <= log->written_segno);
-  assert(log->durable_segno < log->written_segno || log->durable_end <= log->written_end);
-  assert(log->written_segno < log->segno || log->written_end <= log->seg_end);
+  SL_ASSERT(log->seg_size >= SL_SEG_SIZE_MIN, "%s: segment size %" PRIu64, log->dir, log->seg_size);
+  SL_ASSERT(log->fd >= 0, "%s: no active segment", log->dir);
+  SL_ASSERT(log->seg_end >= SL_SEG_HEADER_SIZE, "%s: segment end %" PRIu64, log->dir, log->seg_end);
+  SL_ASSERT(log->written_txid + 1 == log->next_txid, "%s: written %" PRIu64 ", next %" PRIu64, log->dir,
+            log->written_txid, log->next_txid);
+  SL_ASSERT(log->seg_first_txid <= log->next_txid, "%s: segment starts at %" PRIu64 ", next %" PRIu64,
+            log->dir, log->seg_first_txid, log->next_txid);
+  SL_ASSERT(log->durable_txid <= log->written_txid, "%s: durable %" PRIu64 " > written %" PRIu64, log->dir,
+            log->durable_txid, log->written_txid);
+  SL_ASSERT(log->written_segno <= log->segno && log->durable_segno <= log->written_segno,
+            "%s: segno durable %" PRIu64 ", written %" PRIu64 ", active %" PRIu64, log->dir, log->durable_segno,
+            log->written_segno, log->segno);
+  SL_ASSERT(log->durable_segno < log->written_segno || log->durable_end <= log->written_end,
+            "%s: segment %" PRIu64 ": durable end %" PRIu64 " > written end %" PRIu64, log->dir,
+            log->durable_segno, log->durable_end, log->written_end);
+  SL_ASSERT(log->written_segno < log->segno || log->written_end <= log->seg_end,
+            "%s: segment %" PRIu64 ": written end %" PRIu64 " > end %" PRIu64, log->dir, log->segno,
+            log->written_end, log->seg_end);
 }
-#else
-#define log_check(log) ((void)0)
-#endif
 
 /* ---- codecs ------------------------------------------------------------ */
 
@@ -718,8 +725,16 @@ int sl_log_read_durable_mark(const char *logdir, uint64_t *txid) {
 /* Publish a durable position (caller holds mu) and wake the waiters. The
  * mark is derived, so failing to rewrite it only costs tailers latency. */
 static void publish_durable(sl_log *log, uint64_t txid, uint64_t segno, uint64_t end) {
+  /* Only what was written can be durable, and the mark never moves back:
+   * an older leader's smaller txid is ignored, never published. */
+  SL_ASSERT(txid <= log->written_txid, "%s: durable txid %" PRIu64 " > written %" PRIu64, log->dir, txid,
+            log->written_txid);
   if (txid >= log->durable_txid &&
       (txid != log->durable_txid || segno != log->durable_segno || end != log->durable_end)) {
+    SL_ASSERT(segno > log->durable_segno || (segno == log->durable_segno && end >= log->durable_end),
+              "%s: durable mark back from txid %" PRIu64 " (segment %" PRIu64 " offset %" PRIu64 ") to txid %" PRIu64
+              " (segment %" PRIu64 " offset %" PRIu64 ")", log->dir, log->durable_txid, log->durable_segno,
+              log->durable_end, txid, segno, end);
     log->durable_txid = txid;
     log->durable_segno = segno;
     log->durable_end = end;
@@ -1334,6 +1349,9 @@ const char *sl_log_key_id(sl_log *log) { return log->key_id; }
 static int flush_staged(sl_log *log, staged *s) {
   char path[PATH_MAX];
   if (s->n == 0) return 0;
+  /* The staged frames continue the log: txids next..last, no gap. */
+  SL_ASSERT(s->last_txid + 1 - s->n == log->next_txid, "%s: staged txids %" PRIu64 "..%" PRIu64 ", next %" PRIu64,
+            log->dir, s->last_txid + 1 - s->n, s->last_txid, log->next_txid);
   int rc = write_staged(log, s);
   if (rc) {
     seg_path(path, log->dir, log->segno, "");
@@ -1499,6 +1517,9 @@ int sl_log_wait_durable(sl_log *log, uint64_t txid) {
     log->stats.syncs++;
     publish_durable(log, t, seg, end);
   }
+  /* A committer returns 0 only once its txid is covered by an fdatasync. */
+  SL_ASSERT(rc || txid <= log->durable_txid, "%s: waiter for txid %" PRIu64 " released at durable %" PRIu64,
+            log->dir, txid, log->durable_txid);
   pthread_mutex_unlock(&log->mu);
   return rc;
 }

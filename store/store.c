@@ -95,7 +95,9 @@
  * after writing cannot abort its part of the shared LMDB transaction: it
  * sets gc_rollback, no transaction begins until the opener's flush has
  * aborted it and re-applied the pending records (sl__apply_record), and the
- * flush goes on. Callers that need their own LMDB transaction
+ * flush goes on. Asserted in every build (SL_ASSERT): the pending records'
+ * txids are contiguous and continue the log, and a committer is released
+ * with success only once its txid is durable. Callers that need their own LMDB transaction
  * (sl_store_apply_batch, a begin past GROUP_MAX_BYTES) wait for the flush.
  *
  * LOCKS: st->wlock is the writer lock: held from sl_tx_begin to the end of
@@ -1447,8 +1449,13 @@ static int flush_locked(sl_store *st) {
   }
   if (st->pend_n == 0) return 0;
   for (size_t i = 0; i < st->pend_n; i++) st->pend_ptrs[i] = st->pend + st->pend_off[i];
-  if (!(rc = st->failed) && !(rc = wmeta(w)))
+  if (!(rc = st->failed) && !(rc = wmeta(w))) {
+    /* The pending records continue the log (sl_tx_commit checked them contiguous). */
+    SL_ASSERT(st->waiters && st->waiters->txid == sl_log_next_txid(st->log),
+              "%s: pending txids from %" PRIu64 ", the log's next is %" PRIu64, st->dir,
+              st->waiters ? st->waiters->txid : 0, sl_log_next_txid(st->log));
     rc = sl_log_append_many(st->log, st->pend_ptrs, st->pend_lens, st->pend_n, &appended);
+  }
   if (!rc && (rc = wfinish(w))) appended = st->pend_n;
   if (rc) {
     if (appended) {
@@ -1513,6 +1520,10 @@ static int group_wait(sl_store *st, sl__waiter *me) {
     pthread_cond_broadcast(&st->gc_cv);
   }
   int rc = me->rc;
+  /* A committer is released with 0 only once its record is logged and durable. */
+  SL_ASSERT(rc || (me->done && me->logged && me->txid <= sl_log_durable_txid(st->log)),
+            "%s: committer of txid %" PRIu64 " released (done %d, logged %d) at durable %" PRIu64, st->dir, me->txid,
+            me->done, me->logged, sl_log_durable_txid(st->log));
   pthread_mutex_unlock(&st->gc_mu);
   return rc;
 }
@@ -1645,6 +1656,9 @@ int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
   sl__waiter me = {.txid = txid, .opener = st->pend_n == 1};
   *st->waiters_tail = &me;
   st->waiters_tail = &me.next;
+  /* One waiter per pending record, their txids contiguous from the first. */
+  SL_ASSERT(st->waiters->txid + (st->pend_n - 1) == txid, "%s: pending txids from %" PRIu64 ", %zu records, then %" PRIu64,
+            st->dir, st->waiters->txid, st->pend_n, txid);
   st->bytes_since_ckpt += len + SL_FRAME_HEADER_SIZE;
   bool due = st->bytes_since_ckpt >= st->ckpt_every;
   pthread_mutex_unlock(&st->wlock);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- CRC32C ------------------------------------------------------------- */
@@ -522,6 +523,47 @@ static void base_diag_formats(void **state) {
   free(out);
 }
 
+/* ---- invariants --------------------------------------------------------- */
+
+/* SL_ASSERT holds in every build type: this file is compiled with NDEBUG in
+ * a Release build and the check must still fire. A true condition costs
+ * nothing; a false one logs FILE:LINE, the condition and the message, then
+ * aborts (in a child, so the test sees SIGABRT and the line on stderr). */
+enum { FIRE_LINE = __LINE__ + 2 }; /* the line of the SL_ASSERT below */
+static void fire(int x) {
+  SL_ASSERT(x > 5, "x is %d", x);
+}
+
+static void base_assert_always_on(void **state) {
+  (void)state;
+  int x = 3;
+  SL_ASSERT(x == 3, "x %d", x);
+  char path[4200];
+  snprintf(path, sizeof path, "%s/assert.err", tu_tmpdir("base_assert"));
+  fflush(stderr);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, STDERR_FILENO);
+    sl_set_progname("shiplog");
+    fire(x);
+    _exit(0);
+  }
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFSIGNALED(st));
+  assert_int_equal(WTERMSIG(st), SIGABRT);
+  uint8_t *text;
+  size_t len;
+  OK(sl_read_file(path, 1 << 16, &text, &len));
+  char want[256];
+  snprintf(want, sizeof want, "shiplog: error: %s:%d: invariant `x > 5` failed: x is 3\n", __FILE__, FIRE_LINE);
+  assert_int_equal(len, strlen(want));
+  assert_memory_equal(text, want, len);
+  free(text);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(base_crc32c_vectors),
@@ -541,6 +583,7 @@ int main(void) {
       cmocka_unit_test(base_utf8),
       cmocka_unit_test(base_diag_lines),
       cmocka_unit_test(base_diag_formats),
+      cmocka_unit_test(base_assert_always_on),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

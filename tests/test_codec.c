@@ -21,28 +21,7 @@
 #include "transaction.pb-c.h"
 
 /* Append the log frame of a one-op transaction (create node `txid`). */
-static void add_frame(sl_buf *out, uint64_t txid) {
-  Shiplog__Transaction t = SHIPLOG__TRANSACTION__INIT;
-  Shiplog__Op op = SHIPLOG__OP__INIT;
-  Shiplog__CreateNode cn = SHIPLOG__CREATE_NODE__INIT;
-  Shiplog__Op *ops[] = {&op};
-  char *labels[] = {"N"};
-  t.txid = txid;
-  t.commit_time_us = 1700000000000000ull + txid;
-  cn.id = txid;
-  cn.n_labels = 1;
-  cn.labels = labels;
-  op.op_case = SHIPLOG__OP__OP_CREATE_NODE;
-  op.create_node = &cn;
-  t.n_ops = 1;
-  t.ops = ops;
-  size_t n = shiplog__transaction__get_packed_size(&t);
-  assert_int_equal(sl_buf_reserve(out, out->len + SL_FRAME_HEADER_SIZE + n), 0);
-  uint8_t *p = out->data + out->len;
-  shiplog__transaction__pack(&t, p + SL_FRAME_HEADER_SIZE);
-  sl_frame_header_encode(p + SL_FRAME_HEADER_SIZE, (uint32_t)n, p);
-  out->len += SL_FRAME_HEADER_SIZE + n;
-}
+static void add_frame(sl_buf *out, uint64_t txid) { tu_frame_create(out, txid, 1700000000000000ull + txid, txid, "N"); }
 
 static void frames(sl_buf *out, uint64_t first, uint64_t last) {
   out->len = 0;

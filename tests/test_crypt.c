@@ -27,12 +27,6 @@
 #include "store.h"
 #include "transaction.pb-c.h"
 
-#define OK(expr)                                                                                       \
-  do {                                                                                                 \
-    int rc_ = (expr);                                                                                  \
-    if (rc_ != 0) fail_msg("%s:%d: %s -> %s (%d)", __FILE__, __LINE__, #expr, sl_errname(rc_), rc_); \
-  } while (0)
-
 #define KEY_A "1111111111111111111111111111111111111111111111111111111111111111"
 #define KEY_A2 "1111111111111111111111111111111111111111111111111111111111111112"
 #define KEY_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"

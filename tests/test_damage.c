@@ -23,19 +23,6 @@
 #include "sl_base.h"
 #include "store.h"
 
-#define OK(expr)                                                                              \
-  do {                                                                                        \
-    int rc_ = (expr);                                                                         \
-    if (rc_ != 0) fail_msg("%s:%d: %s -> %s (%d)", __FILE__, __LINE__, #expr, sl_errname(rc_), rc_); \
-  } while (0)
-#define ERR(code, expr)                                                                       \
-  do {                                                                                        \
-    int rc_ = (expr), want_ = (code);                                                         \
-    if (rc_ != want_)                                                                         \
-      fail_msg("%s:%d: %s -> %s, expected %s", __FILE__, __LINE__, #expr, sl_errname(rc_),    \
-               sl_errname(want_));                                                            \
-  } while (0)
-
 #define NODES 3000
 
 static const char *bin;

@@ -29,19 +29,6 @@
 #include "sl_base.h"
 #include "store.h"
 
-#define OK(expr)                                                                                       \
-  do {                                                                                                 \
-    int rc_ = (expr);                                                                                  \
-    if (rc_ != 0) fail_msg("%s:%d: %s -> %s (%d)", __FILE__, __LINE__, #expr, sl_errname(rc_), rc_); \
-  } while (0)
-#define ERR(code, expr)                                                                                \
-  do {                                                                                                 \
-    int rc_ = (expr), want_ = (code);                                                                  \
-    if (rc_ != want_)                                                                                  \
-      fail_msg("%s:%d: %s -> %s, expected %s", __FILE__, __LINE__, #expr, sl_errname(rc_),             \
-               sl_errname(want_));                                                                     \
-  } while (0)
-
 /* ---- a random workload ------------------------------------------------------------ */
 typedef struct gen {
   uint64_t rng;

@@ -28,8 +28,6 @@
 #include "sl_base.h"
 #include "store.h"
 
-#define OK(x) assert_int_equal((x), 0)
-
 #ifdef SL_FAULT_INJECTION
 static void fault_spec_parse(void **state) {
   (void)state;

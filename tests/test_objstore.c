@@ -18,9 +18,6 @@
 #include "s3.h"
 #include "sl_base.h"
 
-#define OK(x) assert_int_equal((x), 0)
-#define ERR(code, x) assert_int_equal((x), (code))
-
 static void test_url(void **state) {
   (void)state;
   sl_s3_url u;

@@ -50,33 +50,16 @@ static void rx_start(rx *r, const char *dir, int max_connections, int timeout_ms
 /* The log frame of transaction `txid`: create node txid, or (bad) delete a
  * node that does not exist, which the standby refuses. */
 static void add_frame(sl_buf *out, uint64_t txid, bool bad) {
-  Shiplog__Transaction t = SHIPLOG__TRANSACTION__INIT;
-  Shiplog__Op op = SHIPLOG__OP__INIT;
-  Shiplog__CreateNode cn = SHIPLOG__CREATE_NODE__INIT;
-  Shiplog__DeleteNode dn = SHIPLOG__DELETE_NODE__INIT;
-  Shiplog__Op *ops[] = {&op};
-  char *labels[] = {"N"};
-  t.txid = txid;
-  t.commit_time_us = base_us + txid;
-  if (bad) {
-    dn.id = 1ull << 40;
-    op.op_case = SHIPLOG__OP__OP_DELETE_NODE;
-    op.delete_node = &dn;
-  } else {
-    cn.id = txid;
-    cn.n_labels = 1;
-    cn.labels = labels;
-    op.op_case = SHIPLOG__OP__OP_CREATE_NODE;
-    op.create_node = &cn;
+  if (!bad) {
+    tu_frame_create(out, txid, base_us + txid, txid, "N");
+    return;
   }
-  t.n_ops = 1;
-  t.ops = ops;
-  size_t n = shiplog__transaction__get_packed_size(&t);
-  assert_int_equal(sl_buf_reserve(out, out->len + SL_FRAME_HEADER_SIZE + n), 0);
-  uint8_t *p = out->data + out->len;
-  shiplog__transaction__pack(&t, p + SL_FRAME_HEADER_SIZE);
-  sl_frame_header_encode(p + SL_FRAME_HEADER_SIZE, (uint32_t)n, p);
-  out->len += SL_FRAME_HEADER_SIZE + n;
+  Shiplog__Op op = SHIPLOG__OP__INIT;
+  Shiplog__DeleteNode dn = SHIPLOG__DELETE_NODE__INIT;
+  dn.id = 1ull << 40;
+  op.op_case = SHIPLOG__OP__OP_DELETE_NODE;
+  op.delete_node = &dn;
+  tu_frame_op(out, txid, base_us + txid, &op);
 }
 
 static sl_conn *dial(const rx *r) {

@@ -33,9 +33,6 @@
 #include "sl_base.h"
 #include "store.h"
 
-#define OK(x) assert_int_equal((x), 0)
-#define ERR(code, x) assert_int_equal((x), (code))
-
 enum { NTX = 1500, NSNAP = 3, SEG_SIZE = 16384 };
 
 /* ---- the workload ------------------------------------------------------------------------ */

@@ -295,22 +295,8 @@ static void shipper_tail_wakes_on_commit(void **state) {
 
 /* A frame for txid on the end of the newest segment, as the log would write it. */
 static void make_frame(sl_buf *out, uint64_t txid, uint64_t commit_us) {
-  Shiplog__Transaction t = SHIPLOG__TRANSACTION__INIT;
-  Shiplog__Op op = SHIPLOG__OP__INIT;
-  Shiplog__CreateNode cn = SHIPLOG__CREATE_NODE__INIT;
-  Shiplog__Op *ops[] = {&op};
-  t.txid = txid;
-  t.commit_time_us = commit_us;
-  cn.id = 1000000 + txid;
-  op.op_case = SHIPLOG__OP__OP_CREATE_NODE;
-  op.create_node = &cn;
-  t.n_ops = 1;
-  t.ops = ops;
-  size_t n = shiplog__transaction__get_packed_size(&t);
-  assert_int_equal(sl_buf_reserve(out, SL_FRAME_HEADER_SIZE + n), 0);
-  shiplog__transaction__pack(&t, out->data + SL_FRAME_HEADER_SIZE);
-  sl_frame_header_encode(out->data + SL_FRAME_HEADER_SIZE, (uint32_t)n, out->data);
-  out->len = SL_FRAME_HEADER_SIZE + n;
+  out->len = 0;
+  tu_frame_create(out, txid, commit_us, 1000000 + txid, NULL);
 }
 
 /* Rewrite LOGDIR/durable as log.h lays it out (what a group commit does). */

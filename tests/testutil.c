@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include "interchange.h"
+#include "log.h"
 #include "sl_base.h"
 #include "store.h"
 
@@ -150,4 +151,33 @@ char *tu_capture_end(void) {
   s[len] = 0;
   free(text);
   return s;
+}
+
+void tu_frame_op(sl_buf *out, uint64_t txid, uint64_t commit_us, Shiplog__Op *op) {
+  Shiplog__Transaction t = SHIPLOG__TRANSACTION__INIT;
+  Shiplog__Op *ops[] = {op};
+  t.txid = txid;
+  t.commit_time_us = commit_us;
+  t.n_ops = 1;
+  t.ops = ops;
+  size_t n = shiplog__transaction__get_packed_size(&t);
+  assert_int_equal(sl_buf_reserve(out, out->len + SL_FRAME_HEADER_SIZE + n), 0);
+  uint8_t *p = out->data + out->len;
+  shiplog__transaction__pack(&t, p + SL_FRAME_HEADER_SIZE);
+  sl_frame_header_encode(p + SL_FRAME_HEADER_SIZE, (uint32_t)n, p);
+  out->len += SL_FRAME_HEADER_SIZE + n;
+}
+
+void tu_frame_create(sl_buf *out, uint64_t txid, uint64_t commit_us, uint64_t node, const char *label) {
+  Shiplog__Op op = SHIPLOG__OP__INIT;
+  Shiplog__CreateNode cn = SHIPLOG__CREATE_NODE__INIT;
+  char *labels[] = {(char *)label};
+  cn.id = node;
+  if (label) {
+    cn.n_labels = 1;
+    cn.labels = labels;
+  }
+  op.op_case = SHIPLOG__OP__OP_CREATE_NODE;
+  op.create_node = &cn;
+  tu_frame_op(out, txid, commit_us, &op);
 }

@@ -1,7 +1,8 @@
 /*
- * Helpers shared by the cmocka tests: scratch directories under
- * $SL_TEST_TMP (the build tree's testtmp/ when run by ctest), a printed,
- * replayable random seed (SL_SEED=N reruns a failure), and the path of the
+ * Helpers shared by the cmocka tests: OK/ERR checks that name the error
+ * (sl_errname), scratch directories under $SL_TEST_TMP (the build tree's
+ * testtmp/ when run by ctest), a printed, replayable random seed
+ * (SL_SEED=N reruns a failure), a log frame builder, and the path of the
  * shiplog binary for tests that start real processes.
  */
 #ifndef SL_TESTUTIL_H
@@ -15,7 +16,25 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include "codec.h"
 #include "receiver.h"
+#include "sl_base.h"
+#include "transaction.pb-c.h"
+
+/* expr returns 0; a failure names the call, the file:line and the error. */
+#define OK(expr)                                                                                       \
+  do {                                                                                                 \
+    int rc_ = (expr);                                                                                  \
+    if (rc_ != 0) fail_msg("%s:%d: %s -> %s (%d)", __FILE__, __LINE__, #expr, sl_errname(rc_), rc_); \
+  } while (0)
+/* expr returns exactly code (0 included). */
+#define ERR(code, expr)                                                                                \
+  do {                                                                                                 \
+    int rc_ = (expr), want_ = (code);                                                                  \
+    if (rc_ != want_)                                                                                  \
+      fail_msg("%s:%d: %s -> %s, expected %s", __FILE__, __LINE__, #expr, sl_errname(rc_),             \
+               sl_errname(want_));                                                                     \
+  } while (0)
 
 /* A fresh empty directory (removed first if it exists); returns a static
  * buffer that stays valid until the next call in the process. */
@@ -60,6 +79,12 @@ void tu_receiver_stop(tu_receiver *r);
  * written (malloc'd, NUL-terminated). Not nested. */
 void tu_capture_begin(void);
 char *tu_capture_end(void);
+
+/* Append to out the log frame (store/log.h: frame header, then the packed
+ * Transaction) of transaction txid, committed at commit_us, holding op. */
+void tu_frame_op(sl_buf *out, uint64_t txid, uint64_t commit_us, Shiplog__Op *op);
+/* The same with one op: create node `node` with label (NULL: no label). */
+void tu_frame_create(sl_buf *out, uint64_t txid, uint64_t commit_us, uint64_t node, const char *label);
 
 /* Exit status that ctest counts as "skipped". */
 #define TU_SKIP 77

@@ -21,18 +21,6 @@
 #include "sl_base.h"
 #include "store.h"
 
-#define OK(expr)                                                                                       \
-  do {                                                                                                 \
-    int rc_ = (expr);                                                                                  \
-    if (rc_ != 0) fail_msg("%s:%d: %s -> %s (%d)", __FILE__, __LINE__, #expr, sl_errname(rc_), rc_); \
-  } while (0)
-#define ERR(code, expr)                                                                                \
-  do {                                                                                                 \
-    int rc_ = (expr), want_ = (code);                                                                  \
-    if (rc_ != want_)                                                                                  \
-      fail_msg("%s:%d: %s -> %s, expected %s", __FILE__, __LINE__, #expr, sl_errname(rc_),             \
-               sl_errname(want_));                                                                     \
-  } while (0)
 
 /* n transactions of one node each (ids from *next) on the store in dir;
  * the store is closed again, as a timer's dump would find it. */

@@ -24,8 +24,6 @@
 #include "store.h"
 #include "transaction.pb-c.h"
 
-#define OK(x) assert_int_equal((x), 0)
-#define ERR(code, x) assert_int_equal((x), (code))
 
 static const uint8_t ID[SL_STORE_ID_SIZE] = {0xfa, 0x11, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 

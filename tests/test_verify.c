@@ -18,11 +18,6 @@
 #include "sl_base.h"
 #include "store.h"
 
-#define OK(expr)                                                                                       \
-  do {                                                                                                 \
-    int rc_ = (expr);                                                                                  \
-    if (rc_ != 0) fail_msg("%s:%d: %s -> %s (%d)", __FILE__, __LINE__, #expr, sl_errname(rc_), rc_); \
-  } while (0)
 
 static int canonical(sl_view *v, FILE *f, const char *name) { return sl_export_canonical(v, f, name, NULL, NULL); }
 

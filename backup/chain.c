@@ -49,7 +49,7 @@ int sl_chain_list(const char *dir, sl_keyring *keys, bool verify, sl_chain_listi
   DIR *d = opendir(dir);
   if (!d) {
     int rc = -errno;
-    sl_log_error("%s: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: %s", dir, sl_strerror(rc));
     return rc;
   }
   size_t cap = 0;
@@ -181,7 +181,7 @@ static int write_one(sl_store *st, const char *dir, bool full, uint64_t from, co
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     int rc = -errno;
-    sl_log_error("%s: cannot create: %s", tmp, sl_strerror(rc));
+    sl_diag_error("%s: cannot create: %s", tmp, sl_strerror(rc));
     return rc;
   }
   if (o->progress_begin) o->progress_begin(o->progress_arg, full ? "dump (records)" : "dump (transactions)");
@@ -189,7 +189,7 @@ static int write_one(sl_store *st, const char *dir, bool full, uint64_t from, co
                        .keyring = o->keyring};
   int rc = full ? sl_dump_full(st, fd, &d, info) : sl_dump_incremental(st, fd, &d, info);
   if (o->progress_end) o->progress_end(o->progress_arg);
-  if (!rc && (rc = sl_fsync(fd)) != 0) sl_log_error("%s: fsync: %s", tmp, sl_strerror(rc));
+  if (!rc && (rc = sl_fsync(fd)) != 0) sl_diag_error("%s: fsync: %s", tmp, sl_strerror(rc));
   if (close(fd) != 0 && !rc) rc = -errno;
   if (!rc) {
     char when[32];
@@ -200,7 +200,7 @@ static int write_one(sl_store *st, const char *dir, bool full, uint64_t from, co
     if (access(path, F_OK) == 0) rc = -EEXIST; /* two runs in one second: keep the first */
     else if (rename(tmp, path) != 0) rc = -errno;
     if (!rc) rc = sl_fsync_dir(dir);
-    if (rc) sl_log_error("%s: %s", path, sl_strerror(rc));
+    if (rc) sl_diag_error("%s: %s", path, sl_strerror(rc));
   }
   if (rc) unlink(tmp);
   return rc;
@@ -226,7 +226,7 @@ int sl_chain_retain(const char *dir, uint64_t keep, sl_keyring *keys, void (*rem
     join(path, sizeof path, dir, l.e[i].name);
     if (unlink(path) != 0 && errno != ENOENT) {
       rc = -errno;
-      sl_log_error("%s: cannot remove: %s", path, sl_strerror(rc));
+      sl_diag_error("%s: cannot remove: %s", path, sl_strerror(rc));
       break;
     }
     if (removed) removed(arg, l.e[i].name);
@@ -260,11 +260,11 @@ int sl_chain_add(const char *store, const char *dir, const sl_chain_add_options 
   *out = (sl_chain_add_result){0};
   int rc = sl_mkdir_p(dir);
   if (rc) {
-    sl_log_error("%s: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: %s", dir, sl_strerror(rc));
     return rc;
   }
   if ((rc = sl_store_open(store, SL_OPEN_RDONLY, &st))) {
-    sl_log_error("%s: cannot open store: %s", store, sl_strerror(rc));
+    sl_diag_error("%s: cannot open store: %s", store, sl_strerror(rc));
     return rc;
   }
   if ((rc = sl_chain_list(dir, o->keyring, false, &l))) goto out;
@@ -281,25 +281,25 @@ int sl_chain_add(const char *store, const char *dir, const sl_chain_add_options 
     why = "the newest full dump is due for renewal";
   } else if (end < l.n) {
     why = "the newest chain is broken after it";
-    sl_log_warn("%s: %s: %s; starting a new chain", dir, l.e[end].name, l.e[end].problem);
+    sl_diag_warn("%s: %s: %s; starting a new chain", dir, l.e[end].name, l.e[end].problem);
   } else {
     from = l.e[end - 1].h.last_txid + 1;
     int mrc = sl_log_read_durable_mark(join(logdir, sizeof logdir, store, "log"), &mark);
     if (mrc && mrc != SL_ENOTFOUND) {
       rc = mrc;
-      sl_log_error("%s: %s", logdir, sl_strerror(rc));
+      sl_diag_error("%s: %s", logdir, sl_strerror(rc));
       goto out;
     }
     uint64_t chain_cs = 0, store_cs = 0;
     if (mark + 1 >= from && chain_end_checksum(dir, &l.e[end - 1], o->keyring, &chain_cs) &&
         sl_log_lineage_known(logdir) && sl_log_checksum_at(logdir, from - 1, &store_cs) == 0 && store_cs != chain_cs) {
       why = "the store's history differs from the chain's";
-      sl_log_warn("%s differs from the chain in %s at or before txid %" PRIu64 " (rolling log checksum %016" PRIx64
+      sl_diag_warn("%s differs from the chain in %s at or before txid %" PRIu64 " (rolling log checksum %016" PRIx64
                   ", the chain's %016" PRIx64 "); starting a new chain",
                   store, dir, from - 1, store_cs, chain_cs);
     } else if (mark + 1 < from) {
       why = "the store is behind the chain";
-      sl_log_warn("%s is at txid %" PRIu64 ", behind the chain in %s (txid %" PRIu64 "); starting a new chain", store,
+      sl_diag_warn("%s is at txid %" PRIu64 ", behind the chain in %s (txid %" PRIu64 "); starting a new chain", store,
                   mark, dir, from - 1);
     } else if (mark + 1 == from) {
       /* Nothing new since the chain's last file. */
@@ -310,7 +310,7 @@ int sl_chain_add(const char *store, const char *dir, const sl_chain_add_options 
   }
   rc = write_one(st, dir, why != NULL, from, o, out->name, sizeof out->name, &out->info);
   if (rc == SL_ENOTFOUND && !why) {
-    sl_log_warn("%s: the log no longer holds txid %" PRIu64 "; starting a new chain", store, from);
+    sl_diag_warn("%s: the log no longer holds txid %" PRIu64 "; starting a new chain", store, from);
     why = "the log was pruned past the chain";
     rc = write_one(st, dir, true, 0, o, out->name, sizeof out->name, &out->info);
   }
@@ -322,7 +322,7 @@ int sl_chain_add(const char *store, const char *dir, const sl_chain_add_options 
    * its first txid (a checkpoint would otherwise prune it, breaking the
    * chain). Not fatal: the next run would start a new chain. */
   int crc = sl_log_consumer_set(join(logdir, sizeof logdir, store, "log"), SL_CHAIN_CONSUMER, out->last_txid);
-  if (crc) sl_log_warn("%s: cannot record consumer %s: %s", logdir, SL_CHAIN_CONSUMER, sl_strerror(crc));
+  if (crc) sl_diag_warn("%s: cannot record consumer %s: %s", logdir, SL_CHAIN_CONSUMER, sl_strerror(crc));
 out:
   sl_chain_listing_free(&l);
   sl_store_close(st);
@@ -338,7 +338,7 @@ int sl_chain_load(const char *dir, const char *into, const sl_chain_load_options
   int rc = sl_chain_list(dir, o->keyring, false, &l);
   if (rc) return rc;
   if (!sl_chain_newest(&l, &first, &end)) {
-    sl_log_error("%s: no full dump to start from", dir);
+    sl_diag_error("%s: no full dump to start from", dir);
     sl_chain_listing_free(&l);
     return SL_ENOTFOUND;
   }
@@ -347,7 +347,7 @@ int sl_chain_load(const char *dir, const char *into, const sl_chain_load_options
   struct stat sb;
   for (size_t i = first + 1; i < l.n; i++) {
     if (l.e[i].chain >= 0) continue; /* a newer full's chain would be the newest: only breaks of this one */
-    sl_log_error("%s/%s: %s; the chain of %s is broken there and would restore only up to txid %" PRIu64
+    sl_diag_error("%s/%s: %s; the chain of %s is broken there and would restore only up to txid %" PRIu64
                  ", older than the files after it: nothing was loaded (`shiplog dump --chain %s` lists the chain)",
                  dir, l.e[i].name, l.e[i].problem, l.e[first].name, l.e[end - 1].h.last_txid, dir);
     rc = SL_EGAP;
@@ -355,7 +355,7 @@ int sl_chain_load(const char *dir, const char *into, const sl_chain_load_options
   }
   if (stat(into, &sb) == 0 && (!S_ISDIR(sb.st_mode) || rmdir(into) != 0)) {
     rc = SL_EEXIST;
-    sl_log_error("%s: exists and is not an empty directory", into);
+    sl_diag_error("%s: exists and is not an empty directory", into);
     goto out;
   }
   sl_load_options lo = {.progress = o->progress, .progress_arg = o->progress_arg, .keyring = o->keyring};
@@ -363,7 +363,7 @@ int sl_chain_load(const char *dir, const char *into, const sl_chain_load_options
   sl_store *st = NULL;
   sl_load_result res = {0};
   rc = sl_load_full(join(path, sizeof path, dir, l.e[first].name), tmp, &lo, &info);
-  if (!rc && (rc = sl_store_open(tmp, 0, &st))) sl_log_error("%s: cannot open store: %s", tmp, sl_strerror(rc));
+  if (!rc && (rc = sl_store_open(tmp, 0, &st))) sl_diag_error("%s: cannot open store: %s", tmp, sl_strerror(rc));
   for (size_t i = first + 1; i < end && !rc; i++) {
     if (l.e[i].h.first_txid > l.e[i].h.last_txid) continue; /* empty */
     rc = sl_load_incremental(join(path, sizeof path, dir, l.e[i].name), st, &lo, &res);
@@ -372,7 +372,7 @@ int sl_chain_load(const char *dir, const char *into, const sl_chain_load_options
   if (st) sl_store_close(st);
   if (!rc && rename(tmp, into) != 0) {
     rc = -errno;
-    sl_log_error("%s: cannot rename %s to it: %s", into, tmp, sl_strerror(rc));
+    sl_diag_error("%s: cannot rename %s to it: %s", into, tmp, sl_strerror(rc));
   }
   if (!rc) {
     char parent[PATH_MAX], *slash;

@@ -49,7 +49,7 @@
  * sealed with its first key, every file is read with its keys; a chain may
  * mix keys after a rotation. Nothing here keeps state between calls.
  *
- * Errors are logged (sl_log_error, naming the file) and returned as 0 or a
+ * Errors are logged (sl_diag_error, naming the file) and returned as 0 or a
  * negative code (base/ errors).
  */
 #ifndef SL_BACKUP_CHAIN_H

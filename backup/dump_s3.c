@@ -23,7 +23,7 @@
 
 static int open_url(const char *url, const char *endpoint, const char *region, sl_objstore **s, sl_s3_url *u) {
   if (sl_s3_url_parse(url, u) || !u->prefix[0]) {
-    sl_log_error("%s: not s3://BUCKET/KEY (keys: [A-Za-z0-9._/-])", url);
+    sl_diag_error("%s: not s3://BUCKET/KEY (keys: [A-Za-z0-9._/-])", url);
     return SL_EINVAL;
   }
   return sl_objstore_open(&(sl_objstore_options){.endpoint = endpoint, .region = region, .bucket = u->bucket}, s);
@@ -39,14 +39,14 @@ int sl_dump_s3_put(const char *url, const char *endpoint, const char *region, co
   if (rc) return rc;
   if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st)) {
     rc = -errno;
-    sl_log_error("%s: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: %s", path, sl_strerror(rc));
     goto out;
   }
   if ((rc = sl_objstore_put_file(s, u.prefix, fd, (uint64_t)st.st_size, &crc)) ||
       (rc = sl_objstore_head(s, u.prefix, &info)))
     goto out;
   if (info.size != (uint64_t)st.st_size || !info.has_crc || info.crc32c != crc) {
-    sl_log_error("%s: after the upload the object holds %" PRIu64 " bytes (CRC32C %08" PRIx32
+    sl_diag_error("%s: after the upload the object holds %" PRIu64 " bytes (CRC32C %08" PRIx32
                  "), the file %lld (%08" PRIx32 ")",
                  url, info.size, info.crc32c, (long long)st.st_size, crc);
     rc = SL_ECORRUPT;
@@ -66,17 +66,17 @@ int sl_dump_s3_get(const char *url, const char *endpoint, const char *region, co
   int fd = -1, rc = open_url(url, endpoint, region, &s, &u);
   if (rc) return rc;
   if ((rc = sl_objstore_head(s, u.prefix, &info))) {
-    if (rc == SL_ENOTFOUND) sl_log_error("%s: no such object", url);
+    if (rc == SL_ENOTFOUND) sl_diag_error("%s: no such object", url);
     goto out;
   }
   if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
     rc = -errno;
-    sl_log_error("%s: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: %s", path, sl_strerror(rc));
     goto out;
   }
   if ((rc = sl_objstore_get_file(s, u.prefix, fd, &size, &crc))) goto out;
   if (size != info.size || (info.has_crc && crc != info.crc32c)) {
-    sl_log_error("%s: the object is damaged: %" PRIu64 " bytes with CRC32C %08" PRIx32 ", stored as %" PRIu64
+    sl_diag_error("%s: the object is damaged: %" PRIu64 " bytes with CRC32C %08" PRIx32 ", stored as %" PRIu64
                  " with %08" PRIx32,
                  url, size, crc, info.size, info.crc32c);
     rc = SL_ECORRUPT;

@@ -17,6 +17,6 @@ void sl__assert_fail(const char *file, int line, const char *cond, const char *f
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  sl_log_error("%s:%d: invariant `%s` failed: %s", file, line, cond, msg);
+  sl_diag_error("%s:%d: invariant `%s` failed: %s", file, line, cond, msg);
   abort();
 }

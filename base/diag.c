@@ -1,12 +1,12 @@
 /*
  * Diagnostics: one line per message on stderr.
  *
- * FORMATS (sl_log_set_format, sl_log_set_timestamps; `--log-format` in the
+ * FORMATS (sl_diag_set_format, sl_diag_set_timestamps; `--log-format` in the
  * CLI). The default is the short line of a command-line tool:
  *     shiplog: error: TEXT
  * Long-running commands (ship, receive) turn timestamps on, and each line
  * then carries the time (ISO-8601 UTC, µs), the calling thread's context
- * (sl_log_context: the stream and the peer it serves) and the level, info
+ * (sl_diag_context: the stream and the peer it serves) and the level, info
  * included:
  *     2026-11-25T14:03:07.250000Z shiplog: stream=main peer=10.0.0.5:41000: error: TEXT
  * JSON (for log shippers) is one object per line, always with the time:
@@ -47,18 +47,18 @@
 
 static const char *progname = "shiplog";
 static bool verbose, timestamps;
-static sl_log_format format = SL_LOG_TEXT;
+static sl_diag_format format = SL_DIAG_TEXT;
 static __thread char ctx_stream[72], ctx_peer[96];
 
 void sl_set_progname(const char *name) { progname = name; }
 
-void sl_log_set_verbose(bool on) { __atomic_store_n(&verbose, on, __ATOMIC_RELAXED); }
+void sl_diag_set_verbose(bool on) { __atomic_store_n(&verbose, on, __ATOMIC_RELAXED); }
 
-void sl_log_set_format(sl_log_format f) { __atomic_store_n(&format, f, __ATOMIC_RELAXED); }
+void sl_diag_set_format(sl_diag_format f) { __atomic_store_n(&format, f, __ATOMIC_RELAXED); }
 
-void sl_log_set_timestamps(bool on) { __atomic_store_n(&timestamps, on, __ATOMIC_RELAXED); }
+void sl_diag_set_timestamps(bool on) { __atomic_store_n(&timestamps, on, __ATOMIC_RELAXED); }
 
-void sl_log_context(const char *stream, const char *peer) {
+void sl_diag_context(const char *stream, const char *peer) {
   snprintf(ctx_stream, sizeof ctx_stream, "%s", stream ? stream : "");
   snprintf(ctx_peer, sizeof ctx_peer, "%s", peer ? peer : "");
 }
@@ -150,7 +150,7 @@ static void emit(const char *level, const char *fmt, va_list ap) {
   char msg[MSG_MAX_BYTES], buf[LINE_MAX_BYTES], now[40];
   int n = vsnprintf(msg, sizeof msg, fmt, ap);
   if (n >= (int)sizeof msg) memcpy(msg + sizeof msg - 4, "...", 4);
-  bool json = __atomic_load_n(&format, __ATOMIC_RELAXED) == SL_LOG_JSON;
+  bool json = __atomic_load_n(&format, __ATOMIC_RELAXED) == SL_DIAG_JSON;
   bool stamped = json || __atomic_load_n(&timestamps, __ATOMIC_RELAXED);
   if (stamped) sl_time_format(sl_now_us(), now, sizeof now);
   line l = {.p = buf, .cap = sizeof buf - 1}; /* room for the newline */
@@ -210,21 +210,21 @@ static void emit(const char *level, const char *fmt, va_list ap) {
   errno = saved;
 }
 
-void sl_log_error(const char *fmt, ...) {
+void sl_diag_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   emit("error", fmt, ap);
   va_end(ap);
 }
 
-void sl_log_warn(const char *fmt, ...) {
+void sl_diag_warn(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   emit("warning", fmt, ap);
   va_end(ap);
 }
 
-void sl_log_info(const char *fmt, ...) {
+void sl_diag_info(const char *fmt, ...) {
   if (!__atomic_load_n(&verbose, __ATOMIC_RELAXED)) return;
   va_list ap;
   va_start(ap, fmt);

@@ -114,7 +114,7 @@ static void env_init(void) {
   const char *seed = getenv("SL_SEED");
   if (seed) sl_fault_seed(strtoull(seed, NULL, 10) * 2654435761u + 1);
   const char *spec = getenv("SL_FAULTS");
-  if (spec && *spec && sl_fault_parse(spec)) sl_log_error("SL_FAULTS=%s: not POINT:CODE[:SKIP[:TIMES]],...", spec);
+  if (spec && *spec && sl_fault_parse(spec)) sl_diag_error("SL_FAULTS=%s: not POINT:CODE[:SKIP[:TIMES]],...", spec);
 }
 
 static bool is_crash(int code) { return code == SL_FAULT_CRASH || code == SL_FAULT_TEAR; }

@@ -80,11 +80,11 @@ int sl_fsync_dir(const char *dir) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     int rc = -errno;
-    sl_log_error("open directory %s: %s", dir, sl_strerror(rc));
+    sl_diag_error("open directory %s: %s", dir, sl_strerror(rc));
     return rc;
   }
   int rc = fsync(fd) ? -errno : 0;
-  if (rc) sl_log_error("fsync directory %s: %s", dir, sl_strerror(rc));
+  if (rc) sl_diag_error("fsync directory %s: %s", dir, sl_strerror(rc));
   close(fd);
   return rc;
 }
@@ -99,30 +99,30 @@ int sl_write_file_atomic(const char *dir, const char *name, const void *buf, siz
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     rc = -errno;
-    sl_log_error("create %s: %s", tmp, sl_strerror(rc));
+    sl_diag_error("create %s: %s", tmp, sl_strerror(rc));
     return rc;
   }
   if ((rc = sl_fault(SL_FAULT_FILE_WRITE)) || (rc = sl_write_all(fd, buf, len))) {
-    sl_log_error("write %s: %s", tmp, sl_strerror(rc));
+    sl_diag_error("write %s: %s", tmp, sl_strerror(rc));
     goto fail;
   }
   if ((rc = sl_fault(SL_FAULT_FILE_FSYNC)) || (rc = sl_fsync(fd))) {
-    sl_log_error("fsync %s: %s", tmp, sl_strerror(rc));
+    sl_diag_error("fsync %s: %s", tmp, sl_strerror(rc));
     goto fail;
   }
   rc = close(fd) ? -errno : 0;
   fd = -1;
   if (rc) {
-    sl_log_error("close %s: %s", tmp, sl_strerror(rc));
+    sl_diag_error("close %s: %s", tmp, sl_strerror(rc));
     goto fail;
   }
   if ((rc = sl_fault(SL_FAULT_FILE_RENAME)) || (rc = rename(tmp, path) ? -errno : 0)) {
-    sl_log_error("rename %s to %s: %s", tmp, path, sl_strerror(rc));
+    sl_diag_error("rename %s to %s: %s", tmp, path, sl_strerror(rc));
     goto fail;
   }
   renamed = true;
   if ((rc = sl_fault(SL_FAULT_FILE_FSYNC))) {
-    sl_log_error("fsync directory %s: %s", dir, sl_strerror(rc));
+    sl_diag_error("fsync directory %s: %s", dir, sl_strerror(rc));
     goto fail;
   }
   if ((rc = sl_fsync_dir(dir))) goto fail;
@@ -147,11 +147,11 @@ int sl_rename_durable(const char *from, const char *to) {
   else *slash = 0;
   int rc;
   if ((rc = sl_fault(SL_FAULT_FILE_RENAME)) || (rc = rename(from, to) ? -errno : 0)) {
-    sl_log_error("rename %s to %s: %s", from, to, sl_strerror(rc));
+    sl_diag_error("rename %s to %s: %s", from, to, sl_strerror(rc));
     return rc;
   }
   if ((rc = sl_fault(SL_FAULT_FILE_FSYNC))) {
-    sl_log_error("fsync directory %s: %s", dir, sl_strerror(rc));
+    sl_diag_error("fsync directory %s: %s", dir, sl_strerror(rc));
     return rc;
   }
   return sl_fsync_dir(dir);
@@ -163,13 +163,13 @@ int sl_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     rc = -errno;
-    if (rc != -ENOENT) sl_log_error("open %s: %s", path, sl_strerror(rc));
+    if (rc != -ENOENT) sl_diag_error("open %s: %s", path, sl_strerror(rc));
     return rc;
   }
   struct stat st;
   if (fstat(fd, &st)) {
     rc = -errno;
-    sl_log_error("stat %s: %s", path, sl_strerror(rc));
+    sl_diag_error("stat %s: %s", path, sl_strerror(rc));
     goto fail;
   }
   /* One byte more than the size (or the limit) tells growth from EOF. */
@@ -184,13 +184,13 @@ int sl_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len) {
     long r = sl_pread_full(fd, buf + len, cap - len, len);
     if (r < 0) {
       rc = (int)r;
-      sl_log_error("read %s: %s", path, sl_strerror(rc));
+      sl_diag_error("read %s: %s", path, sl_strerror(rc));
       goto fail;
     }
     len += (size_t)r;
     if (len > max) {
       rc = SL_ETOOBIG;
-      sl_log_error("%s: larger than %zu bytes", path, max);
+      sl_diag_error("%s: larger than %zu bytes", path, max);
       goto fail;
     }
     if (len < cap) break;
@@ -220,14 +220,14 @@ int sl_mkdir_p(const char *path) {
     buf[i] = 0;
     if (mkdir(buf, 0700) && errno != EEXIST) {
       int rc = -errno;
-      sl_log_error("mkdir %s: %s", buf, sl_strerror(rc));
+      sl_diag_error("mkdir %s: %s", buf, sl_strerror(rc));
       return rc;
     }
     buf[i] = saved;
   }
   struct stat st;
   if (stat(path, &st) || !S_ISDIR(st.st_mode)) {
-    sl_log_error("mkdir %s: %s", path, sl_strerror(-ENOTDIR));
+    sl_diag_error("mkdir %s: %s", path, sl_strerror(-ENOTDIR));
     return -ENOTDIR;
   }
   return 0;
@@ -261,6 +261,6 @@ static int remove_at(int dfd, const char *name) {
 
 int sl_remove_tree(const char *path) {
   int rc = remove_at(AT_FDCWD, path);
-  if (rc) sl_log_error("remove %s: %s", path, sl_strerror(rc));
+  if (rc) sl_diag_error("remove %s: %s", path, sl_strerror(rc));
   return rc;
 }

@@ -8,7 +8,7 @@
  *   - CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2.
  *   - Clocks: wall time in µs (injectable for tests), monotonic ns.
  *   - The program's version (CMake's project VERSION) and strict UTF-8.
- *   - Diagnostics: sl_log_error() etc. write one line to stderr with the
+ *   - Diagnostics: sl_diag_error() etc. write one line to stderr with the
  *     program name (text or JSON, with time, stream and peer for daemons);
  *     modules log the context (file, offset, txid, peer) where the failure
  *     happens and return the code. Never log secrets.
@@ -42,22 +42,22 @@ const char *sl_software(void);
 /* ---- diagnostics ---------------------------------------------------- */
 /* Program name printed before each line ("shiplog"); set once by main(). */
 void sl_set_progname(const char *name);
-void sl_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void sl_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void sl_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sl_diag_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sl_diag_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sl_diag_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Info lines are printed only when verbose; errors and warnings always. */
-void sl_log_set_verbose(bool on);
+void sl_diag_set_verbose(bool on);
 /* Line format (base/diag.c has examples): TEXT "shiplog: error: TEXT", or
  * JSON, one object per line with time, level, program, stream, peer, msg.
  * Timestamps (long-running commands) add the time and the thread's context
  * to text lines. Set once by main() before threads start. */
-typedef enum sl_log_format { SL_LOG_TEXT = 0, SL_LOG_JSON } sl_log_format;
-void sl_log_set_format(sl_log_format f);
-void sl_log_set_timestamps(bool on);
+typedef enum sl_diag_format { SL_DIAG_TEXT = 0, SL_DIAG_JSON } sl_diag_format;
+void sl_diag_set_format(sl_diag_format f);
+void sl_diag_set_timestamps(bool on);
 /* The calling thread's context, added to every line it logs from now on:
  * the stream and the peer (HOST:PORT) it works for; NULL or "" for none.
  * Copied; thread-local. */
-void sl_log_context(const char *stream, const char *peer);
+void sl_diag_context(const char *stream, const char *peer);
 
 /* ---- invariants ---------------------------------------------------- */
 /* SL_ASSERT(cond, fmt, ...): when cond is false, log one error line

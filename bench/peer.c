@@ -238,7 +238,7 @@ static int load_workload(const char *dir, int k, client *c) {
   char path[4096];
   snprintf(path, sizeof path, "%s/client-%d.jsonl", dir, k);
   int rc = sl_read_file(path, WORKLOAD_MAX, &c->buf, &c->len);
-  if (rc) sl_log_error("%s: %s", path, sl_strerror(rc));
+  if (rc) sl_diag_error("%s: %s", path, sl_strerror(rc));
   return rc;
 }
 
@@ -283,7 +283,7 @@ static int cmd_run(int argc, char **argv) {
   else if (!strcmp(system, "pg")) ops = &peer_pg_ops;
 #endif
   if (!ops) {
-    sl_log_error("unknown system '%s'%s", system,
+    sl_diag_error("unknown system '%s'%s", system,
                  strcmp(system, "pg") ? "" : " (this build has no libpq: install libpq-dev and rebuild)");
     return 2;
   }
@@ -338,10 +338,10 @@ static int cmd_run(int argc, char **argv) {
     exhausted += cs[k].exhausted && !lines;
     for (size_t i = 0; i < cs[k].lat.n; i++) lat_add(&all, cs[k].lat.ns[i]);
     if (cs[k].failed)
-      sl_log_error("%s client %d: %" PRIu64 " lines failed; the first: %s", ops->name, k, cs[k].failed, cs[k].why);
+      sl_diag_error("%s client %d: %" PRIu64 " lines failed; the first: %s", ops->name, k, cs[k].failed, cs[k].why);
   }
-  if (exhausted) sl_log_warn("%d clients ran out of lines before the time was up: make the workload longer", exhausted);
-  if (p.rc) sl_log_error("probe: %s", sl_strerror(p.rc));
+  if (exhausted) sl_diag_warn("%d clients ran out of lines before the time was up: make the workload longer", exhausted);
+  if (p.rc) sl_diag_error("probe: %s", sl_strerror(p.rc));
   if (all.n) qsort(all.ns, all.n, sizeof *all.ns, cmp_u64);
   if (p.lat.n) qsort(p.lat.ns, p.lat.n, sizeof *p.lat.ns, cmp_u64);
   double secs = (double)(end - r.t0) / 1e9;
@@ -450,7 +450,7 @@ static int cmd_report(int argc, char **argv) {
   if (argc == 5) json_out = argv[4];
   FILE *in = fopen(path, "r");
   if (!in) {
-    sl_log_error("%s: %s", path, strerror(errno));
+    sl_diag_error("%s: %s", path, strerror(errno));
     return 1;
   }
   json_t *records = json_array();
@@ -468,7 +468,7 @@ static int cmd_report(int argc, char **argv) {
   }
   fclose(in);
   if (reps < 1) {
-    sl_log_error("%s: no records", path);
+    sl_diag_error("%s: no records", path);
     return 1;
   }
 
@@ -545,7 +545,7 @@ static int cmd_report(int argc, char **argv) {
                             (json_int_t)sl_now_us(), "runs", reps, "figures", figs, "targets", targets,
                             "records", records);
     if (json_dump_file(doc, json_out, JSON_INDENT(1)) != 0) {
-      sl_log_error("%s: cannot write", json_out);
+      sl_diag_error("%s: cannot write", json_out);
       rc = 1;
     }
     json_decref(doc);

@@ -94,7 +94,7 @@ struct peer_client {
 static PGconn *connect_db(const char *conninfo) {
   PGconn *c = PQconnectdb(conninfo);
   if (PQstatus(c) != CONNECTION_OK) {
-    sl_log_error("cannot connect to '%s': %s", conninfo, PQerrorMessage(c));
+    sl_diag_error("cannot connect to '%s': %s", conninfo, PQerrorMessage(c));
     PQfinish(c);
     return NULL;
   }
@@ -106,7 +106,7 @@ static int query_one(PGconn *c, const char *sql, char *buf, size_t len) {
   PGresult *r = PQexec(c, sql);
   int rc = 0;
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
-    sl_log_error("%s: %s", sql, PQresultErrorMessage(r));
+    sl_diag_error("%s: %s", sql, PQresultErrorMessage(r));
     rc = SL_EINVAL;
   } else {
     snprintf(buf, len, "%s", PQgetvalue(r, 0, 0));
@@ -151,7 +151,7 @@ static int pg_client_open(peer_side *s, peer_client **out) {
   for (int i = 0; i < S_COUNT; i++) {
     PGresult *r = PQprepare(c->c, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok) sl_log_error("preparing %s: %s", stmts[i].sql, PQresultErrorMessage(r));
+    if (!ok) sl_diag_error("preparing %s: %s", stmts[i].sql, PQresultErrorMessage(r));
     PQclear(r);
     if (!ok) goto fail;
   }
@@ -170,7 +170,7 @@ static void pg_side_close(peer_side *s) {
 
 static int pg_side_open(const peer_opts *o, peer_side **out) {
   if (!o->primary || !o->standby) {
-    sl_log_error("pg side: --primary and --standby are required");
+    sl_diag_error("pg side: --primary and --standby are required");
     return SL_EINVAL;
   }
   peer_side *s = calloc(1, sizeof *s);
@@ -418,7 +418,7 @@ static int exec_marker(PGconn *c, uint64_t id) {
   const char *v[] = {num};
   PGresult *r = PQexecPrepared(c, stmts[S_MARKER].name, 1, v, NULL, NULL, 0);
   int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : SL_EINVAL;
-  if (rc) sl_log_error("marker %" PRIu64 ": %s", id, PQresultErrorMessage(r));
+  if (rc) sl_diag_error("marker %" PRIu64 ": %s", id, PQresultErrorMessage(r));
   PQclear(r);
   return rc;
 }
@@ -430,7 +430,7 @@ static int pg_marker_seen(peer_client *c, uint64_t id) {
     if (!(c->sb = connect_db(c->s->o->standby))) return SL_EINVAL;
     PGresult *r = PQprepare(c->sb, "seen", "SELECT 1 FROM markers WHERE id = $1::bigint", 1, NULL);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok) sl_log_error("standby: %s", PQresultErrorMessage(r));
+    if (!ok) sl_diag_error("standby: %s", PQresultErrorMessage(r));
     PQclear(r);
     if (!ok) return SL_EINVAL;
   }
@@ -439,7 +439,7 @@ static int pg_marker_seen(peer_client *c, uint64_t id) {
   const char *v[] = {num};
   PGresult *r = PQexecPrepared(c->sb, "seen", 1, v, NULL, NULL, 0);
   int rc = PQresultStatus(r) != PGRES_TUPLES_OK ? SL_EINVAL : PQntuples(r) > 0;
-  if (rc < 0) sl_log_error("standby: %s", PQresultErrorMessage(r));
+  if (rc < 0) sl_diag_error("standby: %s", PQresultErrorMessage(r));
   PQclear(r);
   return rc;
 }
@@ -461,7 +461,7 @@ static int pg_settle(peer_side *s, double limit_s, peer_totals *t) {
   if ((rc = exec_marker(s->settler->c, SETTLE_MARKER))) return rc;
   while ((rc = pg_marker_seen(s->settler, SETTLE_MARKER)) == 0) {
     if (sl_mono_ns() > until) {
-      sl_log_error("the standby did not catch up within %.0f s", limit_s);
+      sl_diag_error("the standby did not catch up within %.0f s", limit_s);
       return -ETIMEDOUT;
     }
     nanosleep(&(struct timespec){0, 200000}, NULL);

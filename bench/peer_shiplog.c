@@ -73,7 +73,7 @@ static void sl_side_close(peer_side *s) {
 
 static int sl_side_open(const peer_opts *o, peer_side **out) {
   if (!o->store || !o->receiver || !o->rx_data || !o->stream) {
-    sl_log_error("shiplog side: --store, --receiver, --rx-data and --stream are required");
+    sl_diag_error("shiplog side: --store, --receiver, --rx-data and --stream are required");
     return SL_EINVAL;
   }
   peer_side *s = calloc(1, sizeof *s);
@@ -87,11 +87,11 @@ static int sl_side_open(const peer_opts *o, peer_side **out) {
     goto fail;
   }
   if (access(o->store, F_OK) != 0 && (rc = sl_store_create(o->store, &(sl_store_options){0}))) {
-    sl_log_error("%s: cannot create the store: %s", o->store, sl_strerror(rc));
+    sl_diag_error("%s: cannot create the store: %s", o->store, sl_strerror(rc));
     goto fail;
   }
   if ((rc = sl_store_open(o->store, 0, &s->st))) {
-    sl_log_error("%s: cannot open the store: %s", o->store, sl_strerror(rc));
+    sl_diag_error("%s: cannot open the store: %s", o->store, sl_strerror(rc));
     goto fail;
   }
   s->ship = (sl_shipper_options){.store_dir = o->store, .to = o->receiver, .stream = o->stream,
@@ -229,7 +229,7 @@ static int sl_settle(peer_side *s, double limit_s, peer_totals *t) {
     if (primary.applied_txid == 0 || (st && counts(st, &sb, NULL) == 0 && sb.applied_txid >= primary.applied_txid))
       break;
     if (sl_mono_ns() > until) {
-      sl_log_error("%s: the standby did not reach txid %llu within %.0f s", s->standby_dir,
+      sl_diag_error("%s: the standby did not reach txid %llu within %.0f s", s->standby_dir,
                    (unsigned long long)primary.applied_txid, limit_s);
       return -ETIMEDOUT;
     }
@@ -240,7 +240,7 @@ static int sl_settle(peer_side *s, double limit_s, peer_totals *t) {
   s->ship_stop = 1;
   pthread_join(s->ship_thread, NULL);
   s->shipping = false;
-  if (s->ship_rc) sl_log_error("shipper: %s", sl_strerror(s->ship_rc));
+  if (s->ship_rc) sl_diag_error("shipper: %s", sl_strerror(s->ship_rc));
   sl_ship_status ss;
   if ((rc = sl_ship_status_read(s->o->store, s->o->stream, &ss)) == 0) t->log_bytes = ss.bytes;
   return s->ship_rc ? s->ship_rc : rc;

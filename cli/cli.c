@@ -44,7 +44,7 @@ int cli_usage(const char *cmd, const char *fmt, ...) {
     va_end(ap);
     char where[600];
     cli__config_where(msg, where, sizeof where);
-    sl_log_error("%s%s: %s", where, cmd, msg);
+    sl_diag_error("%s%s: %s", where, cmd, msg);
   }
   fprintf(stderr, "Try 'shiplog %s --help'.\n", cmd);
   return CLI_USAGE;
@@ -115,7 +115,7 @@ int cli_parse_time(const char *cmd, const char *opt, const char *text, uint64_t 
 
 int cli_open_store(const char *dir, unsigned flags, sl_store **out) {
   int rc = sl_store_open(dir, flags, out);
-  if (rc) sl_log_error("%s: cannot open store: %s", dir, sl_strerror(rc));
+  if (rc) sl_diag_error("%s: cannot open store: %s", dir, sl_strerror(rc));
   return rc;
 }
 
@@ -198,7 +198,7 @@ int cli_out_open(cli_out *o, const char *path) {
   }
   if (!o->f) {
     int rc = -errno;
-    sl_log_error("%s: cannot create: %s", o->tmp ? o->tmp : path, sl_strerror(rc));
+    sl_diag_error("%s: cannot create: %s", o->tmp ? o->tmp : path, sl_strerror(rc));
     free(o->tmp);
     o->tmp = NULL;
     return rc;
@@ -214,7 +214,7 @@ int cli_out_commit(cli_out *o) {
   else if (o->tmp && !(rc = sl_fault(SL_FAULT_FILE_FSYNC))) rc = sl_fsync(fileno(o->f));
   if (o->f != stdout && fclose(o->f) != 0 && !rc) rc = errno ? -errno : -EIO;
   o->f = NULL;
-  if (rc) sl_log_error("%s: %s", o->path, sl_strerror(rc));
+  if (rc) sl_diag_error("%s: %s", o->path, sl_strerror(rc));
   else if (o->tmp) rc = sl_rename_durable(o->tmp, o->path);
   if (rc && o->tmp) unlink(o->tmp);
   free(o->tmp);

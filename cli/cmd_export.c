@@ -167,7 +167,7 @@ int cmd_export(int argc, char **argv) {
   }
   /* Every page is read: check them first (a damaged one may abort LMDB). */
   if ((rc = sl_store_check(st)) || (rc = sl_view_begin(st, &v))) {
-    sl_log_error("%s: cannot read the store: %s", pos[0], sl_strerror(rc));
+    sl_diag_error("%s: cannot read the store: %s", pos[0], sl_strerror(rc));
     goto fail;
   }
   cli_progress_init(&prog, "export", false, quiet);

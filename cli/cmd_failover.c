@@ -132,7 +132,7 @@ int cmd_rewind(int argc, char **argv) {
     printf("stream %s of %s now holds this history: start its receiver and ship the new primary to it as "
            "stream %s\n", stream, data, stream);
 out:
-  if (rc) sl_log_error("rewind %s to txid %" PRIu64 ": %s", store, to, sl_strerror(rc));
+  if (rc) sl_diag_error("rewind %s to txid %" PRIu64 ": %s", store, to, sl_strerror(rc));
   return rc ? CLI_FAIL : CLI_OK;
 }
 
@@ -146,7 +146,7 @@ int cli_log_diverged(const char *store, const char *data, const char *stream, bo
   sl_stream_path(theirs, sizeof theirs, data, stream, SL_STREAM_ARCHIVE);
   int rc = sl_log_find_fork(mine, theirs, &fork, &last);
   if (rc) {
-    sl_log_error("%s: cannot compare with stream %s of %s: %s", store, stream, data, sl_strerror(rc));
+    sl_diag_error("%s: cannot compare with stream %s of %s: %s", store, stream, data, sl_strerror(rc));
     return CLI_FAIL;
   }
   if (fork >= last) {
@@ -167,6 +167,6 @@ int cli_log_diverged(const char *store, const char *data, const char *stream, bo
   }
   if (rc == SL_EEND) rc = 0;
   if (fflush(stdout) != 0 && !rc) rc = -errno;
-  if (rc) sl_log_error("%s: %s", mine, sl_strerror(rc));
+  if (rc) sl_diag_error("%s: %s", mine, sl_strerror(rc));
   return rc ? CLI_FAIL : CLI_OK;
 }

@@ -244,7 +244,7 @@ int cmd_restore(int argc, char **argv) {
   sl_keyring_free(o.keyring);
   cli_progress_end(&rp.load);
   cli_progress_end(&rp.replay);
-  if (rc == -ECANCELED) sl_log_error("restore interrupted: nothing was left behind");
+  if (rc == -ECANCELED) sl_diag_error("restore interrupted: nothing was left behind");
   if (rc) return CLI_FAIL;
   double secs = (double)(sl_mono_ns() - t0) / 1e9, replay_s = (double)res.replay_ns / 1e9;
   char t[40];
@@ -278,7 +278,7 @@ int cli_restore_temp(const char *data, const char *stream, uint64_t txid, bool q
   *store_dir = NULL;
   if (asprintf(&root, "%s/shiplog-export-XXXXXX", base && *base ? base : "/tmp") < 0) return CLI_FAIL;
   if (!mkdtemp(root)) {
-    sl_log_error("%s: cannot create a temporary directory: %s", root, strerror(errno));
+    sl_diag_error("%s: cannot create a temporary directory: %s", root, strerror(errno));
     free(root);
     return CLI_FAIL;
   }
@@ -389,7 +389,7 @@ int cmd_prune(int argc, char **argv) {
   size_t n;
   int rc = cli_list_names(sl_stream_path(dir, sizeof dir, data, NULL, NULL), "", &names, &n), status = CLI_OK;
   if (rc) {
-    sl_log_error("%s: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: %s", dir, sl_strerror(rc));
     return CLI_FAIL;
   }
   for (size_t i = 0; i < n; i++)

@@ -171,7 +171,7 @@ int cmd_receive(int argc, char **argv) {
       ro.max_connections_per_peer = (int)v;
       break;
     case 'R': allow_root = true; break;
-    case 'v': sl_log_set_verbose(true); break;
+    case 'v': sl_diag_set_verbose(true); break;
     case 'M': metrics = optarg; break;
     case 'a': uo.url = optarg; break;
     case 'e': uo.endpoint = optarg; break;
@@ -195,17 +195,17 @@ int cmd_receive(int argc, char **argv) {
                                           .allow = ro.allow_file, .insecure = ro.insecure}))
     return CLI_USAGE;
   if (geteuid() == 0 && !allow_root) {
-    sl_log_error("refusing to run as root: run the receiver as its own unprivileged user "
+    sl_diag_error("refusing to run as root: run the receiver as its own unprivileged user "
                  "(README \"Security\"), or pass --allow-root");
     return CLI_FAIL;
   }
   if (cli_keyring(key_file, &ro.keyring)) return CLI_FAIL;
   if (!ro.keyring)
-    sl_log_info("no key file: streams whose frames are sealed are archive-only (no standby)");
+    sl_diag_info("no key file: streams whose frames are sealed are archive-only (no standby)");
   if (ready_file) {
     ro.ready_fd = open(ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (ro.ready_fd < 0) {
-      sl_log_error("%s: %s", ready_file, strerror(errno));
+      sl_diag_error("%s: %s", ready_file, strerror(errno));
       return CLI_FAIL;
     }
   }
@@ -321,12 +321,12 @@ static int status_store(const char *store, bool json) {
   int rc = sl_log_read_durable_mark(logdir, &committed);
   if (rc && rc != SL_ENOTFOUND) return CLI_FAIL;
   if (rc == SL_ENOTFOUND && access(logdir, F_OK) != 0) {
-    sl_log_error("%s: not a store (no log directory)", store);
+    sl_diag_error("%s: not a store (no log directory)", store);
     return CLI_FAIL;
   }
   rc = cli_list_names(cli_join(shipdir, sizeof shipdir, store, "ship"), ".status", &names, &n);
   if (rc) {
-    sl_log_error("%s: %s", shipdir, sl_strerror(rc));
+    sl_diag_error("%s: %s", shipdir, sl_strerror(rc));
     return CLI_FAIL;
   }
   json_t *arr = json_array();
@@ -335,7 +335,7 @@ static int status_store(const char *store, bool json) {
     sl_ship_status ss;
     rc = sl_ship_status_read(store, names[i], &ss);
     if (rc) {
-      sl_log_error("%s: stream %s: cannot read its status: %s", store, names[i], sl_strerror(rc));
+      sl_diag_error("%s: stream %s: cannot read its status: %s", store, names[i], sl_strerror(rc));
       continue;
     }
     uint64_t com = SL_MAX(committed, ss.committed);
@@ -385,12 +385,12 @@ static int status_data(const char *data, const char *only, bool json) {
     n = 1;
   } else {
     if (access(data, F_OK) != 0) {
-      sl_log_error("%s: %s", data, strerror(errno));
+      sl_diag_error("%s: %s", data, strerror(errno));
       return CLI_FAIL;
     }
     rc = cli_list_names(sl_stream_path(streams, sizeof streams, data, NULL, NULL), "", &names, &n);
     if (rc) {
-      sl_log_error("%s: %s", streams, sl_strerror(rc));
+      sl_diag_error("%s: %s", streams, sl_strerror(rc));
       return CLI_FAIL;
     }
   }
@@ -400,7 +400,7 @@ static int status_data(const char *data, const char *only, bool json) {
     sl_stream_status st;
     rc = sl_stream_status_read(data, names[i], &st);
     if (rc) {
-      sl_log_error("%s: stream %s: %s", data, names[i],
+      sl_diag_error("%s: stream %s: %s", data, names[i],
                    rc == SL_ENOTFOUND ? "no such stream" : sl_strerror(rc));
       status = CLI_FAIL;
       continue;

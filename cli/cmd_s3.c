@@ -143,7 +143,7 @@ int cli_scratch_file(const char *what, char *path, size_t len) {
   snprintf(path, len, "%s/shiplog-%s-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp", what);
   int fd = mkstemp(path);
   if (fd < 0) {
-    sl_log_error("%s: %s", path, strerror(errno));
+    sl_diag_error("%s: %s", path, strerror(errno));
     return CLI_FAIL;
   }
   close(fd);

@@ -135,7 +135,7 @@ int cmd_ship(int argc, char **argv) {
     case 'A': o.tls_ca = optarg; break;
     case 'N': o.tls_server_name = optarg; break;
     case CLI_OPT_KEY_FILE: key_file = optarg; break;
-    case 'v': sl_log_set_verbose(true); break;
+    case 'v': sl_diag_set_verbose(true); break;
     case 'M': metrics = optarg; break;
     default: return cli_usage("ship", NULL);
     }

@@ -52,7 +52,7 @@ int cmd_init(int argc, char **argv) {
   if (cli_positional(argc, argv, "init", 1, (const char *[]){"DIR"}, &pos)) return CLI_USAGE;
   int rc = sl_store_create(pos[0], &so);
   if (rc) {
-    sl_log_error("%s: cannot create store: %s", pos[0], sl_strerror(rc));
+    sl_diag_error("%s: cannot create store: %s", pos[0], sl_strerror(rc));
     return CLI_FAIL;
   }
   return CLI_OK;
@@ -89,7 +89,7 @@ int cmd_exec(int argc, char **argv) {
   bool std = !strcmp(file, "-");
   FILE *in = std ? stdin : fopen(file, "r");
   if (!in) {
-    sl_log_error("%s: %s", file, sl_strerror(-errno));
+    sl_diag_error("%s: %s", file, sl_strerror(-errno));
     return CLI_FAIL;
   }
   sl_store *st;
@@ -101,7 +101,7 @@ int cmd_exec(int argc, char **argv) {
    * writing: no commit goes into a data.mdb that fails its check. */
   int crc = sl_store_check(st);
   if (crc) {
-    sl_log_error("%s: refusing to write: %s/data.mdb: %s", dir, dir, sl_strerror(crc));
+    sl_diag_error("%s: refusing to write: %s/data.mdb: %s", dir, dir, sl_strerror(crc));
     sl_store_close(st);
     if (!std) fclose(in);
     return CLI_FAIL;
@@ -111,7 +111,7 @@ int cmd_exec(int argc, char **argv) {
   sl_store_close(st);
   if (!std) fclose(in);
   if (res.failed)
-    sl_log_error("%" PRIu64 " of %" PRIu64 " transactions failed", res.failed, res.failed + res.committed);
+    sl_diag_error("%" PRIu64 " of %" PRIu64 " transactions failed", res.failed, res.failed + res.committed);
   return rc ? CLI_FAIL : CLI_OK;
 }
 
@@ -138,7 +138,7 @@ int cmd_compact(int argc, char **argv) {
   uint64_t before, after;
   int rc = sl_store_compact(pos[0], &before, &after);
   if (rc) {
-    sl_log_error("%s: not compacted: %s", pos[0], sl_strerror(rc));
+    sl_diag_error("%s: not compacted: %s", pos[0], sl_strerror(rc));
     return CLI_FAIL;
   }
   printf("compact: %s/data.mdb %" PRIu64 " -> %" PRIu64 " bytes\n", pos[0], before, after);
@@ -170,7 +170,7 @@ static int read_log_facts(const char *logdir, log_facts *lf) {
   *lf = (log_facts){0};
   int rc = sl_log_list(logdir, &segs, &lf->segments);
   if (rc) {
-    sl_log_error("%s: cannot list the log: %s", logdir, sl_strerror(rc));
+    sl_diag_error("%s: cannot list the log: %s", logdir, sl_strerror(rc));
     return rc;
   }
   for (size_t i = 0; i < lf->segments; i++) lf->bytes += segs[i].size;
@@ -179,7 +179,7 @@ static int read_log_facts(const char *logdir, log_facts *lf) {
   rc = sl_log_read_durable_mark(logdir, &lf->durable_txid);
   lf->has_durable = rc == 0;
   if (rc && rc != SL_ENOTFOUND) {
-    sl_log_error("%s: cannot read the durable mark: %s", logdir, sl_strerror(rc));
+    sl_diag_error("%s: cannot read the durable mark: %s", logdir, sl_strerror(rc));
     return rc;
   }
   return 0;
@@ -215,7 +215,7 @@ int cmd_stats(int argc, char **argv) {
 
   if (cli_open_store(dir, SL_OPEN_RDONLY, &st)) return CLI_FAIL;
   if ((rc = sl_view_begin(st, &v)) || (rc = sl_view_counts(v, &cn))) {
-    sl_log_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
     goto fail;
   }
   /* A standby (DIR/streams/NAME/standby of a receiver) has no log of its own. */
@@ -227,7 +227,7 @@ int cmd_stats(int argc, char **argv) {
   uint64_t lmdb_bytes = stat(cli_join(path, sizeof path, dir, "data.mdb"), &sb) == 0 ? (uint64_t)sb.st_size : 0;
   sl_space sp;
   if ((rc = sl_store_space(st, &sp))) {
-    sl_log_error("%s/data.mdb: cannot read LMDB's free pages: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s/data.mdb: cannot read LMDB's free pages: %s", dir, sl_strerror(rc));
     goto fail;
   }
   double free_share = sp.pages_used ? (double)sp.pages_free / (double)sp.pages_used : 0;
@@ -354,7 +354,7 @@ int cmd_log(int argc, char **argv) {
   log_facts lf;
   if (read_log_facts(logdir, &lf)) return CLI_FAIL;
   if (from && from < lf.first_txid) {
-    sl_log_error("%s: txid %" PRIu64 " is no longer in the log (it begins at txid %" PRIu64 ")", logdir, from,
+    sl_diag_error("%s: txid %" PRIu64 " is no longer in the log (it begins at txid %" PRIu64 ")", logdir, from,
                  lf.first_txid);
     return CLI_FAIL;
   }
@@ -363,7 +363,7 @@ int cmd_log(int argc, char **argv) {
     uint64_t after;
     int rc = sl_log_find_after_time(logdir, since, &after);
     if (rc) {
-      sl_log_error("%s: cannot search the log by time: %s", logdir, sl_strerror(rc));
+      sl_diag_error("%s: cannot search the log by time: %s", logdir, sl_strerror(rc));
       return CLI_FAIL;
     }
     from = SL_MAX(from, after);
@@ -378,7 +378,7 @@ int cmd_log(int argc, char **argv) {
   if (cli_keyring(key_file, &kr)) return CLI_FAIL;
   int rc = sl_log_reader_open(logdir, from, &ro, &r);
   if (rc) {
-    sl_log_error("%s: cannot read from txid %" PRIu64 ": %s", logdir, from, sl_strerror(rc));
+    sl_diag_error("%s: cannot read from txid %" PRIu64 ": %s", logdir, from, sl_strerror(rc));
     sl_keyring_free(kr);
     return CLI_FAIL;
   }
@@ -387,7 +387,7 @@ int cmd_log(int argc, char **argv) {
     if ((rc = sl_log_reader_open_frame(r, kr, &f))) break;
     if ((rc = sl_txn_print(f.payload, f.payload_len, json, stdout))) {
       if (rc == SL_ECORRUPT)
-        sl_log_error("%s: segment %" PRIu64 " offset %" PRIu64 ": txid %" PRIu64 " does not unpack", logdir, f.segno,
+        sl_diag_error("%s: segment %" PRIu64 " offset %" PRIu64 ": txid %" PRIu64 " does not unpack", logdir, f.segno,
                      f.offset, f.txid);
       break;
     }
@@ -397,7 +397,7 @@ int cmd_log(int argc, char **argv) {
   if (rc == SL_EEND) rc = 0;
   if (fflush(stdout) != 0 && !rc) {
     rc = -errno;
-    sl_log_error("<stdout>: %s", sl_strerror(rc));
+    sl_diag_error("<stdout>: %s", sl_strerror(rc));
   }
   return rc ? CLI_FAIL : CLI_OK;
 }

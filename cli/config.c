@@ -111,7 +111,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 static int parse_file(const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) {
-    sl_log_error("%s: cannot read the configuration file: %s", path, strerror(errno));
+    sl_diag_error("%s: cannot read the configuration file: %s", path, strerror(errno));
     return CLI_FAIL;
   }
   /* libinih's knobs (runtime variables in Debian's build): one line per
@@ -127,23 +127,23 @@ static int parse_file(const char *path) {
   fclose(f);
   if (rc == 0) return CLI_OK;
   if (rc < 0) {
-    sl_log_error("%s: cannot parse the configuration file (%s)", path, rc == -2 ? "out of memory" : "read error");
+    sl_diag_error("%s: cannot parse the configuration file (%s)", path, rc == -2 ? "out of memory" : "read error");
     return CLI_FAIL;
   }
   if (cfg.error[0])
-    sl_log_error("%s:%d: %s", path, cfg.error_line, cfg.error);
+    sl_diag_error("%s:%d: %s", path, cfg.error_line, cfg.error);
   else
-    sl_log_error("%s:%d: not a 'key = value' line", path, rc);
+    sl_diag_error("%s:%d: not a 'key = value' line", path, rc);
   return CLI_USAGE;
 }
 
 /* ---- global options ------------------------------------------------------------- */
 
 static int set_log_format(const char *where, const char *v) {
-  if (!strcmp(v, "text")) sl_log_set_format(SL_LOG_TEXT);
-  else if (!strcmp(v, "json")) sl_log_set_format(SL_LOG_JSON);
+  if (!strcmp(v, "text")) sl_diag_set_format(SL_DIAG_TEXT);
+  else if (!strcmp(v, "json")) sl_diag_set_format(SL_DIAG_JSON);
   else {
-    sl_log_error("%s: --log-format: '%s' is not text or json", where, v);
+    sl_diag_error("%s: --log-format: '%s' is not text or json", where, v);
     return CLI_USAGE;
   }
   return CLI_OK;
@@ -257,20 +257,20 @@ bool cli__config_getopt(const struct option *opts, int *c) {
     int o = find_option(opts, it->key);
     *c = '?';
     if (o < 0) {
-      sl_log_error("%s:%d: unknown key '%s' (no option --%s here)", cfg.file, it->line, it->key, it->key);
+      sl_diag_error("%s:%d: unknown key '%s' (no option --%s here)", cfg.file, it->line, it->key, it->key);
       return true;
     }
     if (opts[o].has_arg == no_argument) {
       int b = parse_bool(it->value);
       if (b < 0) {
-        sl_log_error("%s:%d: %s: '%s' is not true or false", cfg.file, it->line, it->key, it->value);
+        sl_diag_error("%s:%d: %s: '%s' is not true or false", cfg.file, it->line, it->key, it->value);
         return true;
       }
       if (b == 0) continue;
       optarg = NULL;
     } else {
       if (!it->value || !it->value[0]) {
-        sl_log_error("%s:%d: %s needs a value", cfg.file, it->line, it->key);
+        sl_diag_error("%s:%d: %s needs a value", cfg.file, it->line, it->key);
         return true;
       }
       optarg = it->value;

@@ -38,7 +38,7 @@ void cli_notify(const char *state) {
   if (fd < 0) return;
   if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
-    sl_log_warn("cannot tell systemd (%s): %s", path, strerror(errno));
+    sl_diag_warn("cannot tell systemd (%s): %s", path, strerror(errno));
   close(fd);
 }
 
@@ -50,13 +50,13 @@ void cli_notify_ready(void *status) {
 
 int cli_daemon_start(cli_daemon *d, const char *metrics_addr) {
   *d = (cli_daemon){0};
-  sl_log_set_timestamps(true);
+  sl_diag_set_timestamps(true);
   if (!metrics_addr) return 0;
   int fd, rc = sl_metrics_new(&d->metrics);
   if (rc) return rc;
   rc = sl_listen(metrics_addr, 16, &fd);
   if (rc) {
-    sl_log_error("--metrics: cannot listen on %s: %s", metrics_addr, sl_strerror(rc));
+    sl_diag_error("--metrics: cannot listen on %s: %s", metrics_addr, sl_strerror(rc));
     goto fail;
   }
   /* The address as bound: port 0 in --metrics picks a free one. */
@@ -75,10 +75,10 @@ int cli_daemon_start(cli_daemon *d, const char *metrics_addr) {
   }
   rc = sl_metrics_serve(d->metrics, fd, &d->server);
   if (rc) {
-    sl_log_error("--metrics: cannot serve on %s: %s", metrics_addr, sl_strerror(rc));
+    sl_diag_error("--metrics: cannot serve on %s: %s", metrics_addr, sl_strerror(rc));
     goto fail;
   }
-  sl_log_info(ss.ss_family == AF_INET6 ? "metrics at http://[%s]:%d/metrics" : "metrics at http://%s:%d/metrics",
+  sl_diag_info(ss.ss_family == AF_INET6 ? "metrics at http://[%s]:%d/metrics" : "metrics at http://%s:%d/metrics",
               host, port);
   return 0;
 fail:

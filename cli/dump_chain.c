@@ -46,7 +46,7 @@ static int show(const char *dir, sl_keyring *keys, bool json) {
                e->h.last_txid, e->h.kind ? created : "-", e->size);
         if (e->problem[0]) printf("  error: %s\n", e->problem);
       }
-      if (e->problem[0]) sl_log_error("%s/%s: %s", dir, e->name, e->problem);
+      if (e->problem[0]) sl_diag_error("%s/%s: %s", dir, e->name, e->problem);
       json_array_append_new(files, json_pack("{s:s,s:s,s:I,s:I,s:s,s:I,s:s}", "file", e->name, "kind", kind,
                                              "first_txid", (json_int_t)e->h.first_txid, "last_txid",
                                              (json_int_t)e->h.last_txid, "created", created, "bytes",

@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(name, "--version") || !strcmp(name, "version")) {
     if (argc > 2) {
-      sl_log_error("%s: unexpected argument '%s'", name, argv[2]);
+      sl_diag_error("%s: unexpected argument '%s'", name, argv[2]);
       return CLI_USAGE;
     }
     printf("%s\n", sl_software());
@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
     int rc = cli_global_options(name, &sub_argc, &sub_argv);
     return rc ? rc : commands[i].run(sub_argc, sub_argv);
   }
-  sl_log_error("unknown command '%s'", name);
+  sl_diag_error("unknown command '%s'", name);
   usage(stderr);
   return CLI_USAGE;
 }

@@ -22,7 +22,7 @@ int cli_tls_check(const char *cmd, const cli_tls *t) {
     return cli_usage(cmd, "--insecure (plain TCP) and --tls-*%s exclude each other",
                      t->allow ? " / --allow" : "");
   if (t->insecure) {
-    sl_log_warn("--insecure: plain TCP without encryption or authentication; anyone on the "
+    sl_diag_warn("--insecure: plain TCP without encryption or authentication; anyone on the "
                 "network path can read the stream and %s",
                 strcmp(cmd, "receive") == 0 ? "write any stream" : "pose as the receiver");
     return CLI_OK;

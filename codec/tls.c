@@ -260,12 +260,12 @@ static int verify_cb(int ok, X509_STORE_CTX *x) {
  * a "system library" line without the name. */
 static int check_file(const char *what, const char *path) {
   if (!path || !*path) {
-    sl_log_error("TLS: no %s file given", what);
+    sl_diag_error("TLS: no %s file given", what);
     return SL_EINVAL;
   }
   if (access(path, R_OK) != 0) {
     int rc = -errno;
-    sl_log_error("TLS %s %s: %s", what, path, sl_strerror(rc));
+    sl_diag_error("TLS %s %s: %s", what, path, sl_strerror(rc));
     return rc;
   }
   return 0;
@@ -274,7 +274,7 @@ static int check_file(const char *what, const char *path) {
 static int ctx_fail(sl_tls_ctx *t, const char *what, const char *path) {
   char reason[160] = "";
   take_reason(reason, sizeof reason);
-  sl_log_error("TLS %s %s: %s", what, path, reason[0] ? reason : "cannot be used");
+  sl_diag_error("TLS %s %s: %s", what, path, reason[0] ? reason : "cannot be used");
   sl_tls_ctx_free(t);
   return SL_EINVAL;
 }
@@ -288,7 +288,7 @@ int sl_tls_ctx_new(bool server, const char *cert_file, const char *key_file, con
     return rc;
   struct stat sb;
   if (stat(key_file, &sb) == 0 && (sb.st_mode & 077))
-    sl_log_warn("TLS key %s is readable by others (mode %04o): chmod 600 it", key_file,
+    sl_diag_warn("TLS key %s is readable by others (mode %04o): chmod 600 it", key_file,
                 (unsigned)(sb.st_mode & 07777));
   if (pthread_once(&bio_once, bio_method_init) || !bio_method) return -ENOMEM;
   sl_tls_ctx *t = calloc(1, sizeof *t);
@@ -309,7 +309,7 @@ int sl_tls_ctx_new(bool server, const char *cert_file, const char *key_file, con
     return ctx_fail(t, "key", key_file);
   if (SSL_CTX_check_private_key(t->ctx) != 1) {
     ERR_clear_error();
-    sl_log_error("TLS key %s does not belong to certificate %s", key_file, cert_file);
+    sl_diag_error("TLS key %s does not belong to certificate %s", key_file, cert_file);
     sl_tls_ctx_free(t);
     return SL_EINVAL;
   }

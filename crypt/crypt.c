@@ -134,17 +134,17 @@ int sl_keyring_load(const char *path, sl_keyring **out) {
   }
   if (stat(path, &st)) {
     rc = -errno;
-    sl_log_error("key file %s: %s", path, sl_strerror(rc));
+    sl_diag_error("key file %s: %s", path, sl_strerror(rc));
     goto fail;
   }
   if (st.st_mode & 077) {
-    sl_log_error("key file %s: permissions %04o are too open: it must not be accessible by group or "
+    sl_diag_error("key file %s: permissions %04o are too open: it must not be accessible by group or "
                  "others (chmod 600 %s)", path, (unsigned)(st.st_mode & 07777), path);
     rc = SL_EINVAL;
     goto fail;
   }
   if ((rc = sl_read_file(path, KEY_FILE_MAX, &text, &len))) {
-    sl_log_error("key file %s: %s", path, sl_strerror(rc));
+    sl_diag_error("key file %s: %s", path, sl_strerror(rc));
     goto fail;
   }
   size_t lines = 1;
@@ -163,13 +163,13 @@ int sl_keyring_load(const char *path, sl_keyring **out) {
       key *k = &kr->keys[kr->n];
       const char *why = parse_line(q, eol, k);
       if (why) {
-        sl_log_error("%s:%u: %s", path, lineno, why);
+        sl_diag_error("%s:%u: %s", path, lineno, why);
         rc = SL_EINVAL;
         goto fail;
       }
       for (size_t i = 0; i < kr->n; i++)
         if (!strcmp(kr->keys[i].id, k->id)) {
-          sl_log_error("%s:%u: key id %s is listed twice", path, lineno, k->id);
+          sl_diag_error("%s:%u: key id %s is listed twice", path, lineno, k->id);
           rc = SL_EINVAL;
           goto fail;
         }
@@ -178,7 +178,7 @@ int sl_keyring_load(const char *path, sl_keyring **out) {
     p = nl ? nl + 1 : end;
   }
   if (kr->n == 0) {
-    sl_log_error("key file %s holds no key (lines KEY_ID HEX)", path);
+    sl_diag_error("key file %s holds no key (lines KEY_ID HEX)", path);
     rc = SL_EINVAL;
     goto fail;
   }
@@ -242,7 +242,7 @@ static int hkdf(const uint8_t k[SL_CRYPT_KEY_SIZE], const uint8_t *salt, const u
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len),
       OSSL_PARAM_construct_end()};
   if (ctx && EVP_KDF_derive(ctx, out, SL_CRYPT_KEY_SIZE, params) == 1) rc = 0;
-  else sl_log_error("HKDF-SHA256 (libcrypto) failed");
+  else sl_diag_error("HKDF-SHA256 (libcrypto) failed");
   EVP_KDF_CTX_free(ctx);
   EVP_KDF_free(kdf);
   return rc;
@@ -253,7 +253,7 @@ static int subkey(sl_keyring *kr, const char *key_id, const uint8_t *store_id, c
                   size_t info_len, uint8_t out[SL_CRYPT_KEY_SIZE]) {
   long ki = key_index(kr, key_id);
   if (ki < 0) {
-    sl_log_error("key id %s is not in the key file %s", key_id, kr->path);
+    sl_diag_error("key id %s is not in the key file %s", key_id, kr->path);
     return SL_ENOTFOUND;
   }
   uint32_t h = sl_crc32c(sl_crc32c((uint32_t)ki, store_id, SL_CRYPT_STORE_ID_SIZE), info, info_len);
@@ -380,7 +380,7 @@ static int gcm_seal(const uint8_t k[SL_CRYPT_KEY_SIZE], const uint8_t *aad, size
     goto fail;
   rc = 0;
 fail:
-  if (rc) sl_log_error("AES-256-GCM seal (libcrypto) failed");
+  if (rc) sl_diag_error("AES-256-GCM seal (libcrypto) failed");
   return rc;
 }
 
@@ -402,7 +402,7 @@ static int gcm_open(const uint8_t k[SL_CRYPT_KEY_SIZE], const uint8_t *aad, size
   rc = EVP_DecryptFinal_ex(ctx, out + ct_len, &n) == 1 ? 0 : SL_EAUTH;
   if (rc) OPENSSL_cleanse(out, ct_len);
 fail:
-  if (rc == SL_EFAILED) sl_log_error("AES-256-GCM open (libcrypto) failed");
+  if (rc == SL_EFAILED) sl_diag_error("AES-256-GCM open (libcrypto) failed");
   return rc;
 }
 

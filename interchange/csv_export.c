@@ -215,7 +215,7 @@ static int place(csvexp *x, fset *fs, size_t index, const char *what, uint64_t i
     if (strpbrk(props[i].key, "({"))
       no = "a key holding '(' or '{' has no neo4j-admin CSV form (the header reads it as an id space or options)";
     if (no || ctype_of(x, &props[i].value, &x->ct[i], &no)) {
-      sl_log_error("%s: %s %" PRIu64 ": property \"%.64s\": %s", x->dir, what, id, props[i].key, no);
+      sl_diag_error("%s: %s %" PRIu64 ": property \"%.64s\": %s", x->dir, what, id, props[i].key, no);
       return SL_EINVAL;
     }
     note_text(x, props[i].key, strlen(props[i].key), false);
@@ -241,7 +241,7 @@ static int pass1(csvexp *x) {
   for (size_t i = 0; i < x->nodes.n; i++) {
     sl_node n;
     if ((rc = sl_view_node(x->v, x->nodes.v[i], &n))) {
-      sl_log_error("%s: node %" PRIu64 ": %s", x->dir, x->nodes.v[i], sl_strerror(rc));
+      sl_diag_error("%s: node %" PRIu64 ": %s", x->dir, x->nodes.v[i], sl_strerror(rc));
       return rc;
     }
     for (size_t l = 0; l < n.nlabels; l++) note_text(x, n.labels[l], strlen(n.labels[l]), true);
@@ -251,7 +251,7 @@ static int pass1(csvexp *x) {
   for (size_t i = 0; i < x->rels.n; i++) {
     sl_rel r;
     if ((rc = sl_view_rel(x->v, x->rels.v[i], &r))) {
-      sl_log_error("%s: relationship %" PRIu64 ": %s", x->dir, x->rels.v[i], sl_strerror(rc));
+      sl_diag_error("%s: relationship %" PRIu64 ": %s", x->dir, x->rels.v[i], sl_strerror(rc));
       return rc;
     }
     note_text(x, r.type, strlen(r.type), false);
@@ -270,7 +270,7 @@ static int pick_delimiter(csvexp *x) {
       x->adelim = *c;
       return 0;
     }
-  sl_log_error("%s: every array delimiter candidate occurs in a label or a list string; no CSV form", x->dir);
+  sl_diag_error("%s: every array delimiter candidate occurs in a label or a list string; no CSV form", x->dir);
   return SL_EINVAL;
 }
 
@@ -354,7 +354,7 @@ static int out_open(csvexp *x, const char *name, char *path, FILE **f) {
   snprintf(path, PATH_MAX, "%s/%s", x->tmp, name);
   if (!(*f = fopen(path, "w"))) {
     int rc = -errno;
-    sl_log_error("%s: cannot create: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: cannot create: %s", path, sl_strerror(rc));
     return rc;
   }
   return 0;
@@ -364,11 +364,11 @@ static int out_close(FILE *f, const char *path, int rc) {
   if (!rc) {
     if (fflush(f) != 0) rc = errno ? -errno : -EIO;
     else if (!(rc = sl_fault(SL_FAULT_FILE_FSYNC))) rc = sl_fsync(fileno(f));
-    if (rc) sl_log_error("%s: write failed: %s", path, sl_strerror(rc));
+    if (rc) sl_diag_error("%s: write failed: %s", path, sl_strerror(rc));
   }
   if (fclose(f) != 0 && !rc) {
     rc = errno ? -errno : -EIO;
-    sl_log_error("%s: write failed: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: write failed: %s", path, sl_strerror(rc));
   }
   return rc;
 }
@@ -415,7 +415,7 @@ static int write_nodes(csvexp *x, uint32_t k, const char *path, FILE *out) {
   for (size_t i = x->nf.start[k]; i < x->nf.start[k + 1]; i++) {
     sl_node n;
     if ((rc = sl_view_node(x->v, x->nodes.v[i], &n))) {
-      sl_log_error("%s: node %" PRIu64 ": %s", x->dir, x->nodes.v[i], sl_strerror(rc));
+      sl_diag_error("%s: node %" PRIu64 ": %s", x->dir, x->nodes.v[i], sl_strerror(rc));
       return rc;
     }
     sl__jbuf_u64(b, n.id);
@@ -446,7 +446,7 @@ static int write_rels(csvexp *x, uint32_t k, const char *path, FILE *out) {
   for (size_t i = x->rf.start[k]; i < x->rf.start[k + 1]; i++) {
     sl_rel r;
     if ((rc = sl_view_rel(x->v, x->rels.v[i], &r))) {
-      sl_log_error("%s: relationship %" PRIu64 ": %s", x->dir, x->rels.v[i], sl_strerror(rc));
+      sl_diag_error("%s: relationship %" PRIu64 ": %s", x->dir, x->rels.v[i], sl_strerror(rc));
       return rc;
     }
     sl__jbuf_u64(b, r.start);
@@ -541,15 +541,15 @@ int sl_export_csv(sl_view *v, const char *dir, sl_progress_fn progress, void *pr
   while (dl > 1 && dir[dl - 1] == '/') dl--;
   if (dl + 16 >= PATH_MAX) {
     rc = -ENAMETOOLONG;
-    sl_log_error("%s: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: %s", dir, sl_strerror(rc));
     goto fail;
   }
   if ((rc = check_target(dir))) {
-    sl_log_error("%s: %s (the CSV files go into a new or empty directory)", dir, sl_strerror(rc));
+    sl_diag_error("%s: %s (the CSV files go into a new or empty directory)", dir, sl_strerror(rc));
     goto fail;
   }
   if ((rc = sl_view_all_nodes(v, sl__idvec_push, &x.nodes)) || (rc = sl_view_all_rels(v, sl__idvec_push, &x.rels))) {
-    sl_log_error("%s: listing the graph: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: listing the graph: %s", dir, sl_strerror(rc));
     goto fail;
   }
   x.total = 2 * (uint64_t)(x.nodes.n + x.rels.n);
@@ -568,19 +568,19 @@ int sl_export_csv(sl_view *v, const char *dir, sl_progress_fn progress, void *pr
   snprintf(x.tmp, dl + 16, "%.*s.tmp.XXXXXX", (int)dl, dir);
   if (!mkdtemp(x.tmp)) {
     rc = -errno;
-    sl_log_error("%s: cannot create a temporary directory: %s", x.tmp, sl_strerror(rc));
+    sl_diag_error("%s: cannot create a temporary directory: %s", x.tmp, sl_strerror(rc));
     free(x.tmp);
     x.tmp = NULL;
     goto fail;
   }
   if (chmod(x.tmp, 0755) != 0) { /* mkdtemp's 0700 would keep neo4j-admin's user out */
     rc = -errno;
-    sl_log_error("%s: chmod: %s", x.tmp, sl_strerror(rc));
+    sl_diag_error("%s: chmod: %s", x.tmp, sl_strerror(rc));
     goto fail;
   }
   if ((rc = pass2(&x)) || (rc = write_args(&x))) goto fail;
   if ((rc = sl_fault(SL_FAULT_FILE_FSYNC)) || (rc = sl_fsync_dir(x.tmp))) {
-    sl_log_error("%s: fsync: %s", x.tmp, sl_strerror(rc));
+    sl_diag_error("%s: fsync: %s", x.tmp, sl_strerror(rc));
     goto fail;
   }
   if ((rc = sl_rename_durable(x.tmp, dir))) goto fail; /* then fsyncs the parent */
@@ -591,7 +591,7 @@ int sl_export_csv(sl_view *v, const char *dir, sl_progress_fn progress, void *pr
     *res = (sl_csv_export_result){
         .node_files = SL_MAX(x.nf.n, (size_t)1), .rel_files = x.rf.n, .nodes = x.nodes.n, .rels = x.rels.n};
 fail:
-  if (rc == -ENOMEM) sl_log_error("%s: %s", dir, sl_strerror(rc));
+  if (rc == -ENOMEM) sl_diag_error("%s: %s", dir, sl_strerror(rc));
   if (x.tmp) {
     sl_remove_tree(x.tmp);
     free(x.tmp);

@@ -734,7 +734,7 @@ static int skipped(csvimp *im, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    sl_log_warn("%s:%" PRIu64 ": skipped: %s", im->rd.name, im->rd.rec_line, msg);
+    sl_diag_warn("%s:%" PRIu64 ": skipped: %s", im->rd.name, im->rd.rec_line, msg);
   }
   return 0;
 }
@@ -919,11 +919,11 @@ static void report(csvimp *im, int rc) {
   csv_reader *r = &im->rd;
   if (rc == -ENOMEM && !im->why[0]) why(im, rc, "%s", sl_strerror(rc));
   if (r->err_line)
-    sl_log_error("%s:%" PRIu64 ": %s", r->name, r->err_line, im->why);
+    sl_diag_error("%s:%" PRIu64 ": %s", r->name, r->err_line, im->why);
   else if (r->rec_line)
-    sl_log_error("%s:%" PRIu64 ": %s", r->name, r->rec_line, im->why);
+    sl_diag_error("%s:%" PRIu64 ": %s", r->name, r->rec_line, im->why);
   else
-    sl_log_error("%s: %s", r->name ? r->name : "import", im->why);
+    sl_diag_error("%s: %s", r->name ? r->name : "import", im->why);
 }
 
 static int read_source(csvimp *im, const sl_csv_source *src, bool rels) {
@@ -977,7 +977,7 @@ int sl_import_csv(const sl_csv_source *nodes, size_t nnodes, const sl_csv_source
   im.adlen = sl_utf8_encode(im.o->array_delimiter, im.ad);
   if (!im.adlen || !sl_utf8_encode(im.o->delimiter, (char[4]){0}) || !sl_utf8_encode(im.o->quote, (char[4]){0})) {
     rc = SL_EINVAL;
-    sl_log_error("import: a delimiter or quote is no Unicode character (U+%04X, U+%04X, U+%04X)",
+    sl_diag_error("import: a delimiter or quote is no Unicode character (U+%04X, U+%04X, U+%04X)",
                  (unsigned)im.o->delimiter, (unsigned)im.o->array_delimiter, (unsigned)im.o->quote);
     goto fail;
   }
@@ -988,7 +988,7 @@ int sl_import_csv(const sl_csv_source *nodes, size_t nnodes, const sl_csv_source
 
   if (!(im.rd.in = malloc(READ_CHUNK)) || !(im.arena = sl__scratch_new())) {
     rc = -ENOMEM;
-    sl_log_error("import: %s", sl_strerror(rc));
+    sl_diag_error("import: %s", sl_strerror(rc));
     goto fail;
   }
   for (int pass = 0; pass < 2; pass++) {
@@ -1007,7 +1007,7 @@ int sl_import_csv(const sl_csv_source *nodes, size_t nnodes, const sl_csv_source
     if ((rc = read_source(&im, &rels[i], true))) goto fail;
   if (im.o->progress) im.o->progress(im.o->progress_arg, im.rd.bytes, im.total_bytes);
   if (im.skip_warnings > MAX_SKIP_WARNINGS)
-    sl_log_warn("%" PRIu64 " more skipped entities not shown", im.skip_warnings - MAX_SKIP_WARNINGS);
+    sl_diag_warn("%" PRIu64 " more skipped entities not shown", im.skip_warnings - MAX_SKIP_WARNINGS);
 fail:
   rc = sl__sink_close(&im.sink, rc);
   cols_free(&im);

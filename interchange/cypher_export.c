@@ -133,7 +133,7 @@ static int put_props(cyexp *x, const char *what, uint64_t owner, const sl_prop *
   for (size_t i = 0; i < n; i++) {
     const sl_value *v = &props[i].value;
     if ((key && !strcmp(props[i].key, IMPORT_KEY)) || (v->kind == SL_LIST && v->elem_kind == SL_BYTES && v->len)) {
-      sl_log_error("%s: %s %" PRIu64 ": property \"%.64s\": %s", x->name, what, owner, props[i].key,
+      sl_diag_error("%s: %s %" PRIu64 ": property \"%.64s\": %s", x->name, what, owner, props[i].key,
                    v->kind == SL_LIST ? "a list of byte arrays has no Cypher form (Neo4j stores no nested lists)"
                                       : "the key is the script's temporary import key");
       return SL_EINVAL;
@@ -191,18 +191,18 @@ static int write_nodes(cyexp *x, const sl__idvec *ids) {
   for (size_t i = 0; i < ids->n; i++) {
     sl_node n;
     if ((rc = sl_view_node(x->v, ids->v[i], &n))) {
-      sl_log_error("%s: node %" PRIu64 ": %s", x->name, ids->v[i], sl_strerror(rc));
+      sl_diag_error("%s: node %" PRIu64 ": %s", x->name, ids->v[i], sl_strerror(rc));
       return rc;
     }
     if (n.id > INT64_MAX) {
-      sl_log_error("%s: node %" PRIu64 ": the id is beyond Cypher's integers", x->name, n.id);
+      sl_diag_error("%s: node %" PRIu64 ": the id is beyond Cypher's integers", x->name, n.id);
       return SL_EINVAL;
     }
     begin_stmt(x);
     sl__jbuf_puts(&x->b, "CREATE (");
     for (size_t l = 0; l < n.nlabels; l++) {
       if (!strcmp(n.labels[l], IMPORT_LABEL)) {
-        sl_log_error("%s: node %" PRIu64 ": the label is the script's temporary import label", x->name, n.id);
+        sl_diag_error("%s: node %" PRIu64 ": the label is the script's temporary import label", x->name, n.id);
         return SL_EINVAL;
       }
       sl__jbuf_putc(&x->b, ':');
@@ -222,7 +222,7 @@ static int write_rels(cyexp *x, const sl__idvec *ids) {
   for (size_t i = 0; i < ids->n; i++) {
     sl_rel r;
     if ((rc = sl_view_rel(x->v, ids->v[i], &r))) {
-      sl_log_error("%s: relationship %" PRIu64 ": %s", x->name, ids->v[i], sl_strerror(rc));
+      sl_diag_error("%s: relationship %" PRIu64 ": %s", x->name, ids->v[i], sl_strerror(rc));
       return rc;
     }
     begin_stmt(x);
@@ -247,7 +247,7 @@ int sl_export_cypher(sl_view *v, FILE *out, const char *name, const sl_cypher_op
 
   x.batch = opt && opt->batch_size ? opt->batch_size : DEFAULT_BATCH;
   if ((rc = sl_view_all_nodes(v, sl__idvec_push, &nodes)) || (rc = sl_view_all_rels(v, sl__idvec_push, &rels))) {
-    sl_log_error("%s: listing the graph: %s", name, sl_strerror(rc));
+    sl_diag_error("%s: listing the graph: %s", name, sl_strerror(rc));
     goto fail;
   }
   x.total = nodes.n + rels.n;
@@ -264,11 +264,11 @@ int sl_export_cypher(sl_view *v, FILE *out, const char *name, const sl_cypher_op
   if ((rc = sl__jbuf_flush(&x.b, out, name))) goto fail;
   if (fflush(out) != 0) {
     rc = errno ? -errno : -EIO;
-    sl_log_error("%s: write failed: %s", name, sl_strerror(rc));
+    sl_diag_error("%s: write failed: %s", name, sl_strerror(rc));
     goto fail;
   }
   if (x.byte_values)
-    sl_log_warn("%s: %" PRIu64 " byte arrays written as lists of integers (Cypher has no byte-array literal)", name,
+    sl_diag_warn("%s: %" PRIu64 " byte arrays written as lists of integers (Cypher has no byte-array literal)", name,
                 x.byte_values);
   if (opt && opt->progress) opt->progress(opt->progress_arg, x.done, x.total);
 fail:

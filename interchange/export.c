@@ -43,7 +43,7 @@ static int put_endpoint(sl_view *v, sl__jbuf *b, uint64_t rel, uint64_t id) {
   sl_node n;
   int rc = sl_view_node(v, id, &n);
   if (rc) {
-    sl_log_error("export: relationship %" PRIu64 ": endpoint node %" PRIu64 ": %s", rel, id, sl_strerror(rc));
+    sl_diag_error("export: relationship %" PRIu64 ": endpoint node %" PRIu64 ": %s", rel, id, sl_strerror(rc));
     return rc;
   }
   sl__jbuf_puts(b, "{\"id\":\"");
@@ -62,19 +62,19 @@ int sl_export_canonical(sl_view *v, FILE *out, const char *name, sl_progress_fn 
   int rc;
 
   if ((rc = sl_view_counts(v, &counts))) {
-    sl_log_error("export: reading counts: %s", sl_strerror(rc));
+    sl_diag_error("export: reading counts: %s", sl_strerror(rc));
     goto fail;
   }
   uint64_t total = counts.nodes + counts.rels;
 
   if ((rc = sl_view_all_nodes(v, sl__idvec_push, &ids))) {
-    sl_log_error("export: listing nodes: %s", sl_strerror(rc));
+    sl_diag_error("export: listing nodes: %s", sl_strerror(rc));
     goto fail;
   }
   for (size_t i = 0; i < ids.n; i++) {
     sl_node n;
     if ((rc = sl_view_node(v, ids.v[i], &n))) {
-      sl_log_error("export: node %" PRIu64 ": %s", ids.v[i], sl_strerror(rc));
+      sl_diag_error("export: node %" PRIu64 ": %s", ids.v[i], sl_strerror(rc));
       goto fail;
     }
     sl__jbuf_puts(&b, "{\"type\":\"node\",\"id\":\"");
@@ -90,13 +90,13 @@ int sl_export_canonical(sl_view *v, FILE *out, const char *name, sl_progress_fn 
 
   ids.n = 0;
   if ((rc = sl_view_all_rels(v, sl__idvec_push, &ids))) {
-    sl_log_error("export: listing relationships: %s", sl_strerror(rc));
+    sl_diag_error("export: listing relationships: %s", sl_strerror(rc));
     goto fail;
   }
   for (size_t i = 0; i < ids.n; i++) {
     sl_rel r;
     if ((rc = sl_view_rel(v, ids.v[i], &r))) {
-      sl_log_error("export: relationship %" PRIu64 ": %s", ids.v[i], sl_strerror(rc));
+      sl_diag_error("export: relationship %" PRIu64 ": %s", ids.v[i], sl_strerror(rc));
       goto fail;
     }
     uint64_t start = r.start, end = r.end;
@@ -120,7 +120,7 @@ int sl_export_canonical(sl_view *v, FILE *out, const char *name, sl_progress_fn 
   if ((rc = sl__jbuf_flush(&b, out, name))) goto fail;
   if (fflush(out) != 0) {
     rc = errno ? -errno : -EIO;
-    sl_log_error("%s: write failed: %s", name, sl_strerror(rc));
+    sl_diag_error("%s: write failed: %s", name, sl_strerror(rc));
     goto fail;
   }
   if (progress) progress(progress_arg, done, total);

@@ -250,7 +250,7 @@ int sl_import_jsonl(const char *path, const char *into_dir, const sl_import_opti
 
   if (!in) {
     rc = -errno;
-    sl_log_error("%s: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: %s", path, sl_strerror(rc));
     goto fail;
   }
   if (fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode)) size = (uint64_t)sb.st_size;
@@ -271,14 +271,14 @@ int sl_import_jsonl(const char *path, const char *into_dir, const sl_import_opti
     if (i == (size_t)len) continue;
     im.why[0] = 0;
     if ((rc = import_line(&im, line, (size_t)len))) {
-      sl_log_error("%s:%" PRIu64 ": %s", im.name, im.lineno, im.why);
+      sl_diag_error("%s:%" PRIu64 ": %s", im.name, im.lineno, im.why);
       goto fail;
     }
     if (opt && opt->progress && im.lineno % PROGRESS_LINES == 0) opt->progress(opt->progress_arg, done, size);
   }
   if (ferror(in)) {
     rc = errno ? -errno : -EIO;
-    sl_log_error("%s:%" PRIu64 ": read failed: %s", im.name, im.lineno + 1, sl_strerror(rc));
+    sl_diag_error("%s:%" PRIu64 ": read failed: %s", im.name, im.lineno + 1, sl_strerror(rc));
     goto fail;
   }
   if (opt && opt->progress) opt->progress(opt->progress_arg, done, size);

@@ -160,12 +160,12 @@ void sl__jbuf_props(sl__jbuf *b, const sl_prop *props, size_t n) {
 
 int sl__jbuf_flush(sl__jbuf *b, FILE *out, const char *name) {
   if (b->err) {
-    sl_log_error("%s: %s", name, sl_strerror(b->err));
+    sl_diag_error("%s: %s", name, sl_strerror(b->err));
     return b->err;
   }
   if (b->len && fwrite(b->p, 1, b->len, out) != b->len) {
     int rc = errno ? -errno : -EIO;
-    sl_log_error("%s: write failed: %s", name, sl_strerror(rc));
+    sl_diag_error("%s: write failed: %s", name, sl_strerror(rc));
     return rc;
   }
   b->len = 0;

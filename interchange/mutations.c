@@ -472,7 +472,7 @@ int sl_mutations_exec(sl_store *st, FILE *in, const char *name, const sl_exec_op
   while ((got = read_line(in, &line, &cap, SL_MUTATION_LINE_MAX, &len)) > 0) {
     r.lines++;
     if (got == 2) {
-      sl_log_error("%s:%" PRIu64 ": line longer than %u bytes (a transaction may be at most %u bytes)", name,
+      sl_diag_error("%s:%" PRIu64 ": line longer than %u bytes (a transaction may be at most %u bytes)", name,
                    r.lines, SL_MUTATION_LINE_MAX, SL_TXN_MAX);
       r.failed++;
       if (!first_err) first_err = SL_ETOOBIG;
@@ -485,7 +485,7 @@ int sl_mutations_exec(sl_store *st, FILE *in, const char *name, const sl_exec_op
 
     sl_tx *tx;
     if ((rc = sl_tx_begin(st, &tx))) {
-      sl_log_error("%s:%" PRIu64 ": cannot begin a transaction: %s", name, r.lines, sl_strerror(rc));
+      sl_diag_error("%s:%" PRIu64 ": cannot begin a transaction: %s", name, r.lines, sl_strerror(rc));
       goto fail;
     }
     uint64_t txid = 0;
@@ -496,7 +496,7 @@ int sl_mutations_exec(sl_store *st, FILE *in, const char *name, const sl_exec_op
       snprintf(ml.why, sizeof ml.why, "commit: %s", sl_strerror(rc));
     }
     if (rc) {
-      sl_log_error("%s:%" PRIu64 ": %s", name, r.lines, ml.why);
+      sl_diag_error("%s:%" PRIu64 ": %s", name, r.lines, ml.why);
       r.failed++;
       if (!first_err) first_err = rc;
       if (!line_error(rc)) goto fail;
@@ -512,7 +512,7 @@ int sl_mutations_exec(sl_store *st, FILE *in, const char *name, const sl_exec_op
   }
   if (got < 0) {
     rc = got;
-    sl_log_error("%s:%" PRIu64 ": read failed: %s", name, r.lines + 1, sl_strerror(rc));
+    sl_diag_error("%s:%" PRIu64 ": read failed: %s", name, r.lines + 1, sl_strerror(rc));
     goto fail;
   }
   rc = first_err;

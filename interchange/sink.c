@@ -19,11 +19,11 @@ int sl__sink_open(sl__sink *s, const char *dir, const sl_store_options *opt, uin
   s->existed = stat(dir, &sb) == 0;
   int rc = sl_store_create(dir, opt);
   if (rc) {
-    sl_log_error("%s: cannot create a store: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: cannot create a store: %s", dir, sl_strerror(rc));
     return rc;
   }
   s->created = true;
-  if ((rc = sl_store_open(dir, 0, &s->st))) sl_log_error("%s: cannot open the new store: %s", dir, sl_strerror(rc));
+  if ((rc = sl_store_open(dir, 0, &s->st))) sl_diag_error("%s: cannot open the new store: %s", dir, sl_strerror(rc));
   return rc;
 }
 
@@ -46,7 +46,7 @@ int sl__sink_close(sl__sink *s, int rc) {
   if (!rc && s->tx) {
     sl_tx *tx = s->tx;
     s->tx = NULL;
-    if ((rc = sl_tx_commit(tx, NULL))) sl_log_error("%s: commit: %s", s->dir, sl_strerror(rc));
+    if ((rc = sl_tx_commit(tx, NULL))) sl_diag_error("%s: commit: %s", s->dir, sl_strerror(rc));
   }
   if (s->tx) sl_tx_abort(s->tx);
   s->tx = NULL;
@@ -55,7 +55,7 @@ int sl__sink_close(sl__sink *s, int rc) {
   if (rc && s->created) {
     int rm = sl_remove_tree(s->dir);
     if (rm)
-      sl_log_error("%s: cannot remove the partial store: %s", s->dir, sl_strerror(rm));
+      sl_diag_error("%s: cannot remove the partial store: %s", s->dir, sl_strerror(rm));
     else if (s->existed)
       sl_mkdir_p(s->dir);
   }

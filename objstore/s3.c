@@ -128,7 +128,7 @@ static int credentials(const sl_objstore_options *o, char *key, size_t klen, cha
   if (cred_file_get(path, profile, "aws_access_key_id", key, klen) == 0 &&
       cred_file_get(path, profile, "aws_secret_access_key", secret, slen) == 0)
     return 0;
-  sl_log_error("S3: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile [%s] in %s",
+  sl_diag_error("S3: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile [%s] in %s",
                profile, path);
   return SL_EINVAL;
 }
@@ -147,12 +147,12 @@ int sl_objstore_open(const sl_objstore_options *o, sl_objstore **out) {
   char key[256], secret[256];
   *out = NULL;
   if (!ep || !*ep || (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8))) {
-    sl_log_error("S3: no endpoint (--s3-endpoint http(s)://HOST:PORT or SL_S3_ENDPOINT)%s%s", ep ? ": " : "",
+    sl_diag_error("S3: no endpoint (--s3-endpoint http(s)://HOST:PORT or SL_S3_ENDPOINT)%s%s", ep ? ": " : "",
                  ep ? ep : "");
     return SL_EINVAL;
   }
   if (!o->bucket || !*o->bucket) {
-    sl_log_error("S3: no bucket");
+    sl_diag_error("S3: no bucket");
     return SL_EINVAL;
   }
   int rc = credentials(o, key, sizeof key, secret, sizeof secret);
@@ -396,7 +396,7 @@ static int request(sl_objstore *s, req *r) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(h);
     if (r->out_err) {
-      sl_log_error("S3 %s %s/%s: writing what arrives: %s", r->method, s->bucket, r->key ? r->key : "",
+      sl_diag_error("S3 %s %s/%s: writing what arrives: %s", r->method, s->bucket, r->key ? r->key : "",
                    sl_strerror(r->out_err));
       return r->out_err;
     }
@@ -406,7 +406,7 @@ static int request(sl_objstore *s, req *r) {
       rc = -EIO;
       retry = true;
       if (attempt >= s->retries)
-        sl_log_error("S3 %s %s/%s at %s: %s", r->method, s->bucket, r->key ? r->key : "", s->endpoint,
+        sl_diag_error("S3 %s %s/%s at %s: %s", r->method, s->bucket, r->key ? r->key : "", s->endpoint,
                      curl_easy_strerror(cc));
     } else if (r->status >= 200 && r->status < 300) {
       return 0;
@@ -418,7 +418,7 @@ static int request(sl_objstore *s, req *r) {
       retry = r->status >= 500;
       /* a 404 is an answer that callers name in their own words */
       if ((!retry || attempt >= s->retries) && r->status != 404)
-        sl_log_error("S3 %s %s/%s: HTTP %ld%s%s%s%s", r->method, s->bucket, r->key ? r->key : "", r->status,
+        sl_diag_error("S3 %s %s/%s: HTTP %ld%s%s%s%s", r->method, s->bucket, r->key ? r->key : "", r->status,
                      *code ? " " : "", code, *msg ? ": " : "", msg);
     }
     if (!retry || attempt >= s->retries) return rc;
@@ -432,7 +432,7 @@ static req req_init(const char *method, const char *key, const char *query) {
 
 static int check_key(const sl_objstore *s, const char *key) {
   if (sl_s3_key_valid(key)) return 0;
-  sl_log_error("S3 %s: key \"%s\" has characters other than [A-Za-z0-9._/-] or an empty segment", s->bucket,
+  sl_diag_error("S3 %s: key \"%s\" has characters other than [A-Za-z0-9._/-] or an empty segment", s->bucket,
                key ? key : "");
   return SL_EINVAL;
 }
@@ -507,7 +507,7 @@ static int multipart_abort(sl_objstore *s, const char *key, const char *query) {
   int rc = request(s, &r);
   s->cancel = cancel;
   free(r.resp.p);
-  if (rc == 0) sl_log_warn("S3 %s/%s: the multipart upload was aborted", s->bucket, key);
+  if (rc == 0) sl_diag_warn("S3 %s/%s: the multipart upload was aborted", s->bucket, key);
   return rc;
 }
 
@@ -523,7 +523,7 @@ static int put_multipart(sl_objstore *s, const char *key, int fd, uint64_t size,
   r.crc_meta = crc_hex;
   rc = request(s, &r);
   if (rc == 0 && !xml_get((const char *)r.resp.p, "UploadId", upload_id, sizeof upload_id, NULL)) {
-    sl_log_error("S3 POST %s/%s?uploads: no UploadId in the answer", s->bucket, key);
+    sl_diag_error("S3 POST %s/%s?uploads: no UploadId in the answer", s->bucket, key);
     rc = SL_ECORRUPT;
   }
   free(r.resp.p);
@@ -538,7 +538,7 @@ static int put_multipart(sl_objstore *s, const char *key, int fd, uint64_t size,
     snprintf(query, sizeof query, "partNumber=%zu&uploadId=%s", i + 1, esc);
     if ((rc = put_body(s, key, query, fd, NULL, off, len, NULL, etags[i], sizeof etags[i]))) goto out;
     if (!etags[i][0]) {
-      sl_log_error("S3 PUT %s/%s part %zu: no ETag in the answer", s->bucket, key, i + 1);
+      sl_diag_error("S3 PUT %s/%s part %zu: no ETag in the answer", s->bucket, key, i + 1);
       rc = SL_ECORRUPT;
       goto out;
     }
@@ -561,7 +561,7 @@ static int put_multipart(sl_objstore *s, const char *key, int fd, uint64_t size,
   /* S3 may answer 200 and put the failure in the body */
   char code[128];
   if (rc == 0 && c.resp.p && xml_get((const char *)c.resp.p, "Code", code, sizeof code, NULL)) {
-    sl_log_error("S3 POST %s/%s?uploadId: completing the multipart upload failed: %s", s->bucket, key, code);
+    sl_diag_error("S3 POST %s/%s?uploadId: completing the multipart upload failed: %s", s->bucket, key, code);
     rc = -EIO;
   }
   free(c.resp.p);
@@ -584,7 +584,7 @@ int sl_objstore_put_file(sl_objstore *s, const char *key, int fd, uint64_t size,
   if (rc) return rc;
   /* a first pass for the checksum that goes in the headers (the page cache serves the second) */
   if ((rc = digest_range(fd, 0, size, md5, &crc))) {
-    sl_log_error("S3 PUT %s/%s: reading the file: %s", s->bucket, key, sl_strerror(rc));
+    sl_diag_error("S3 PUT %s/%s: reading the file: %s", s->bucket, key, sl_strerror(rc));
     return rc;
   }
   snprintf(crc_hex, sizeof crc_hex, "%08" PRIx32, crc);
@@ -638,7 +638,7 @@ int sl_objstore_get_file(sl_objstore *s, const char *key, int fd, uint64_t *size
   free(r.resp.p);
   if (rc) return rc;
   if (r.has_length && r.length != r.out_pos) {
-    sl_log_error("S3 GET %s/%s: %" PRIu64 " bytes arrived of %" PRIu64, s->bucket, key, r.out_pos, r.length);
+    sl_diag_error("S3 GET %s/%s: %" PRIu64 " bytes arrived of %" PRIu64, s->bucket, key, r.out_pos, r.length);
     return SL_ECORRUPT;
   }
   if (size) *size = r.out_pos;

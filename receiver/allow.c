@@ -108,7 +108,7 @@ int sl__allow_load(const char *path, sl__allow **out) {
   FILE *f = fopen(path, "r");
   if (!f) {
     int rc = -errno;
-    sl_log_error("allow list %s: %s", path, sl_strerror(rc));
+    sl_diag_error("allow list %s: %s", path, sl_strerror(rc));
     return rc;
   }
   sl__allow *a = calloc(1, sizeof *a);
@@ -133,8 +133,8 @@ int sl__allow_load(const char *path, sl__allow **out) {
     snprintf(why, sizeof why, "read error");
   }
   fclose(f);
-  if (rc == SL_EINVAL || rc == -EIO) sl_log_error("%s:%lu: %s", path, lineno, why);
-  else if (rc) sl_log_error("allow list %s: %s", path, sl_strerror(rc));
+  if (rc == SL_EINVAL || rc == -EIO) sl_diag_error("%s:%lu: %s", path, lineno, why);
+  else if (rc) sl_diag_error("allow list %s: %s", path, sl_strerror(rc));
   if (rc) {
     sl__allow_free(a);
     return rc;

@@ -69,7 +69,7 @@ int sl__base_begin(sl__stream *s, uint64_t txid, sl__base_rx **out, char *why, s
     return rc;
   }
   sl__stream_base_receiving(s, true);
-  sl_log_info("stream %s: receiving a base at txid %" PRIu64 " into %s", s->name, txid, b->tmp);
+  sl_diag_info("stream %s: receiving a base at txid %" PRIu64 " into %s", s->name, txid, b->tmp);
   *out = b;
   return 0;
 }
@@ -127,7 +127,7 @@ int sl__base_end(sl__base_rx *b, const Shiplog__Repl__BaseEnd *e, char *why, siz
     snprintf(why, whylen, "base at txid %" PRIu64 ": cannot make %s: %s", b->txid, path, sl_strerror(rc));
     goto fail;
   }
-  sl_log_info("stream %s: base at txid %" PRIu64 " stored as %s (%.1f MiB in %.1f s)", b->s->name, b->txid, path,
+  sl_diag_info("stream %s: base at txid %" PRIu64 " stored as %s (%.1f MiB in %.1f s)", b->s->name, b->txid, path,
               (double)b->got / (1 << 20), (double)(sl_mono_ns() - b->t0_ns) / 1e9);
   sl__stream_base_stored(b->s, b->txid);
   free(b);
@@ -141,7 +141,7 @@ void sl__base_abort(sl__base_rx *b) {
   if (!b) return;
   if (b->fd >= 0) close(b->fd);
   if (unlink(b->tmp) == 0)
-    sl_log_warn("stream %s: base at txid %" PRIu64 " not completed (%" PRIu64 " bytes arrived): %s removed; the "
+    sl_diag_warn("stream %s: base at txid %" PRIu64 " not completed (%" PRIu64 " bytes arrived): %s removed; the "
                 "next session sends it again", b->s->name, b->txid, b->got, b->tmp);
   sl__stream_base_receiving(b->s, false);
   free(b);

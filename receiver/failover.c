@@ -36,7 +36,7 @@ static const char *join(char *buf, size_t len, const char *dir, const char *name
 static int lock_receiver(const char *data_dir, int *fd_out) {
   int rc = sl_receiver_lock(data_dir, fd_out);
   if (rc == SL_ELOCKED)
-    sl_log_error("%s/%s: a receiver is serving %s: stop it first (promote needs the archive to stand still; "
+    sl_diag_error("%s/%s: a receiver is serving %s: stop it first (promote needs the archive to stand still; "
                  "its shippers retry until it is back)", data_dir, SL_RECEIVER_LOCK_FILE, data_dir);
   return rc;
 }
@@ -50,19 +50,19 @@ int sl_promote(const char *data_dir, const char *stream, const char *into, sl_pr
   bool built = false;
   memset(out, 0, sizeof *out);
   if (!sl_stream_name_valid(stream)) {
-    sl_log_error("invalid stream name '%s'", stream);
+    sl_diag_error("invalid stream name '%s'", stream);
     return SL_EINVAL;
   }
   sl_stream_path(sdir, sizeof sdir, data_dir, stream, NULL);
   sl_stream_path(archive, sizeof archive, data_dir, stream, SL_STREAM_ARCHIVE);
   if ((into ? snprintf(out->into, sizeof out->into, "%s", into)
             : snprintf(out->into, sizeof out->into, "%s/primary", sdir)) >= (int)sizeof out->into) {
-    sl_log_error("%s: path too long", into ? into : sdir);
+    sl_diag_error("%s: path too long", into ? into : sdir);
     return -ENAMETOOLONG;
   }
   into = out->into;
   if (access(archive, F_OK) != 0) {
-    sl_log_error("%s: no stream %s in this data directory", data_dir, stream);
+    sl_diag_error("%s: no stream %s in this data directory", data_dir, stream);
     return SL_ENOTFOUND;
   }
   if ((rc = lock_receiver(data_dir, &lock))) return rc;
@@ -87,7 +87,7 @@ int sl_promote(const char *data_dir, const char *stream, const char *into, sl_pr
   out->last_txid = last;
   out->checksum = cs;
 out:
-  if (rc) sl_log_error("promote %s in %s: %s", stream, data_dir, sl_strerror(rc));
+  if (rc) sl_diag_error("promote %s in %s: %s", stream, data_dir, sl_strerror(rc));
   if (built) sl_remove_tree(into);
   sl_log_close(log);
   if (lock >= 0) close(lock);
@@ -100,14 +100,14 @@ int sl_stream_seed(const char *data_dir, const char *stream, const char *logdir)
   char streams[4096], tmp[4200], final[4200], p[4300];
   int lock = -1, rc;
   if (!sl_stream_name_valid(stream)) {
-    sl_log_error("invalid stream name '%s'", stream);
+    sl_diag_error("invalid stream name '%s'", stream);
     return SL_EINVAL;
   }
   sl_stream_path(streams, sizeof streams, data_dir, NULL, NULL);
   snprintf(tmp, sizeof tmp, "%s/%s" SL__NEW_SUFFIX, streams, stream);
   sl_stream_path(final, sizeof final, data_dir, stream, NULL);
   if (access(final, F_OK) == 0) {
-    sl_log_error("%s: stream %s exists already", data_dir, stream);
+    sl_diag_error("%s: stream %s exists already", data_dir, stream);
     return SL_EEXIST;
   }
   if ((rc = sl_mkdir_p(streams)) || (rc = lock_receiver(data_dir, &lock))) return rc;
@@ -119,7 +119,7 @@ int sl_stream_seed(const char *data_dir, const char *stream, const char *logdir)
     goto out;
   if (rename(tmp, final) != 0) {
     rc = -errno;
-    sl_log_error("rename %s to %s: %s", tmp, final, sl_strerror(rc));
+    sl_diag_error("rename %s to %s: %s", tmp, final, sl_strerror(rc));
     goto out;
   }
   rc = sl_fsync_dir(streams);

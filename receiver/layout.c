@@ -28,12 +28,12 @@ int sl_receiver_lock(const char *data_dir, int *fd_out) {
   int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600), rc;
   if (fd < 0) {
     rc = -errno;
-    sl_log_error("cannot open %s: %s", p, sl_strerror(rc));
+    sl_diag_error("cannot open %s: %s", p, sl_strerror(rc));
     return rc;
   }
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     rc = errno == EWOULDBLOCK ? SL_ELOCKED : -errno;
-    if (rc != SL_ELOCKED) sl_log_error("%s: %s", p, sl_strerror(rc));
+    if (rc != SL_ELOCKED) sl_diag_error("%s: %s", p, sl_strerror(rc));
     close(fd);
     return rc;
   }

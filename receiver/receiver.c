@@ -186,9 +186,9 @@ static void peer_note(sl__receiver *r, const char *host, int level, const char *
   va_end(ap);
   if (suppressed)
     snprintf(more, sizeof more, " (%u more lines about connections from %s suppressed)", suppressed, host);
-  if (level == NOTE_ERROR) sl_log_error("%s%s", line, more);
-  else if (level == NOTE_WARN) sl_log_warn("%s%s", line, more);
-  else sl_log_info("%s%s", line, more);
+  if (level == NOTE_ERROR) sl_diag_error("%s%s", line, more);
+  else if (level == NOTE_WARN) sl_diag_warn("%s%s", line, more);
+  else sl_diag_info("%s%s", line, more);
 }
 
 /* A line about connection cx: within its address's budget until it is
@@ -203,9 +203,9 @@ static void conn_log(conn_ctx *cx, int level, const char *fmt, ...) {
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
   if (!atomic_load(&cx->introduced)) peer_note(cx->r, cx->host, level, "%s", line);
-  else if (level == NOTE_ERROR) sl_log_error("%s", line);
-  else if (level == NOTE_WARN) sl_log_warn("%s", line);
-  else sl_log_info("%s", line);
+  else if (level == NOTE_ERROR) sl_diag_error("%s", line);
+  else if (level == NOTE_WARN) sl_diag_warn("%s", line);
+  else sl_diag_info("%s", line);
 }
 
 /* ---- sending ------------------------------------------------------------------------ */
@@ -490,11 +490,11 @@ static int handshake(conn_ctx *cx) {
   cx->sent_durable = durable;
   cx->sent_applied = applied;
   if (rc) {
-    sl_log_error("stream %s from %s: sending welcome: %s", s->name, sl_conn_peer(cx->c),
+    sl_diag_error("stream %s from %s: sending welcome: %s", s->name, sl_conn_peer(cx->c),
                  sl_strerror(rc));
     goto out;
   }
-  sl_log_info("stream %s from %s (%s): welcome, durable %llu, applied %llu%s", s->name,
+  sl_diag_info("stream %s from %s (%s): welcome, durable %llu, applied %llu%s", s->name,
               sl_conn_peer(cx->c), h->software ? h->software : "?", (unsigned long long)durable,
               (unsigned long long)applied, cx->base_wanted ? ", base wanted" : "");
   /* Past the hello: room for a whole compressed batch, one frame of the
@@ -642,7 +642,7 @@ static int on_message(conn_ctx *cx, const Shiplog__Repl__Message *m, bool *batch
                             m->heartbeat->has_time_us ? m->heartbeat->time_us : 0);
     return 0;
   case SHIPLOG__REPL__MESSAGE__BODY_ERROR:
-    sl_log_error("stream %s from %s: the shipper reports error %d: %s", cx->s->name,
+    sl_diag_error("stream %s from %s: the shipper reports error %d: %s", cx->s->name,
                  sl_conn_peer(cx->c), (int)m->error->code,
                  m->error->message ? m->error->message : "");
     /* A shipper that gives up leaves the stream behind: status says why. */
@@ -741,7 +741,7 @@ static int serve(conn_ctx *cx) {
     }
     now = sl_mono_ns();
     if (now >= cx->last_rx_ns + to_ns) {
-      sl_log_error("stream %s from %s: nothing received for %d ms, closing", cx->s->name,
+      sl_diag_error("stream %s from %s: nothing received for %d ms, closing", cx->s->name,
                    sl_conn_peer(cx->c), r->opt.timeout_ms);
       sl__stream_set_error(cx->s, "from %s: silent for %d ms", sl_conn_peer(cx->c),
                            r->opt.timeout_ms);
@@ -788,7 +788,7 @@ static int secure(conn_ctx *cx) {
     pthread_mutex_lock(&r->mu);
     if (!atomic_load(&cx->evicted)) atomic_store(&cx->introduced, true);
     pthread_mutex_unlock(&r->mu);
-    sl_log_info("connection from %s: TLS 1.3, certificate %s", sl_conn_peer(cx->c),
+    sl_diag_info("connection from %s: TLS 1.3, certificate %s", sl_conn_peer(cx->c),
                 n ? ids[0] : "(no identity)");
     return 0;
   }
@@ -814,7 +814,7 @@ static int evict_grace_ms(const sl__receiver *r) { return SL_MIN(EVICT_GRACE_MS,
 
 static void *conn_main(void *arg) {
   conn_ctx *cx = arg;
-  sl_log_context(NULL, sl_conn_peer(cx->c));
+  sl_diag_context(NULL, sl_conn_peer(cx->c));
   conn_log(cx, NOTE_INFO, "connection from %s", sl_conn_peer(cx->c));
   /* Authentication and the Hello within HELLO_TIMEOUT_MS (at most
    * timeout_ms) of the accept. */
@@ -822,7 +822,7 @@ static void *conn_main(void *arg) {
   sl_conn_set_send_timeout(cx->c, cx->r->opt.timeout_ms);
   int rc = cx->r->tls ? secure(cx) : 0;
   if (rc == 0 && handshake(cx) == 0) {
-    sl_log_context(cx->s->name, sl_conn_peer(cx->c));
+    sl_diag_context(cx->s->name, sl_conn_peer(cx->c));
     serve(cx);
     sl__base_abort(cx->base); /* a session that ended inside a base */
     cx->base = NULL;
@@ -842,7 +842,7 @@ static void *conn_main(void *arg) {
 static int lock_data_dir(sl__receiver *r) {
   int rc = sl_receiver_lock(r->data_dir, &r->lock_fd);
   if (rc == SL_ELOCKED)
-    sl_log_error("%s/%s: another receiver serves this data directory", r->data_dir, SL_RECEIVER_LOCK_FILE);
+    sl_diag_error("%s/%s: another receiver serves this data directory", r->data_dir, SL_RECEIVER_LOCK_FILE);
   return rc;
 }
 
@@ -865,11 +865,11 @@ static int check_private_dir(const char *dir) {
   struct stat sb;
   if (stat(dir, &sb) != 0) {
     int rc = -errno;
-    sl_log_error("%s: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: %s", dir, sl_strerror(rc));
     return rc;
   }
   if (!(sb.st_mode & 022)) return 0;
-  sl_log_error("%s is writable by %s (mode %04o): a receiver's data directory must not be; "
+  sl_diag_error("%s is writable by %s (mode %04o): a receiver's data directory must not be; "
                "chmod go-w %s", dir, (sb.st_mode & 022) == 022 ? "group and others"
                : (sb.st_mode & 020) ? "its group" : "others", (unsigned)(sb.st_mode & 07777), dir);
   return SL_EINVAL;
@@ -880,25 +880,25 @@ static int setup_security(sl__receiver *r) {
   const sl_receiver_options *o = &r->opt;
   bool tls = o->tls_cert || o->tls_key || o->tls_ca;
   if (tls == o->insecure) {
-    sl_log_error(tls ? "receiver: TLS files and insecure (plain TCP) both given: choose one"
+    sl_diag_error(tls ? "receiver: TLS files and insecure (plain TCP) both given: choose one"
                      : "receiver: give a TLS certificate, key and CA, or choose insecure plain TCP");
     return SL_EINVAL;
   }
   if (o->allow_file && !tls) {
-    sl_log_error("receiver: an allow list needs TLS (identities come from certificates)");
+    sl_diag_error("receiver: an allow list needs TLS (identities come from certificates)");
     return SL_EINVAL;
   }
   if (!tls) return 0;
   int rc = sl_tls_ctx_new(true, o->tls_cert, o->tls_key, o->tls_ca, &r->tls);
   if (rc) return rc;
   if (!o->allow_file) {
-    sl_log_warn("no allow list (--allow): every certificate issued by %s may write every stream",
+    sl_diag_warn("no allow list (--allow): every certificate issued by %s may write every stream",
                 o->tls_ca);
     return 0;
   }
   rc = sl__allow_load(o->allow_file, &r->allow);
   if (rc == 0)
-    sl_log_info("allow list %s: %zu streams", o->allow_file, sl__allow_count(r->allow));
+    sl_diag_info("allow list %s: %zu streams", o->allow_file, sl__allow_count(r->allow));
   return rc;
 }
 
@@ -990,7 +990,7 @@ static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, volatile sig_a
   int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
   if (fd < 0) {
     if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-      sl_log_warn("accept: %s", strerror(errno));
+      sl_diag_warn("accept: %s", strerror(errno));
     return;
   }
   sl_conn *c;
@@ -1048,7 +1048,7 @@ static void accept_one(sl__receiver *r, int lfd, conn_ctx **list, volatile sig_a
   cx->accepted_ns = sl_mono_ns();
   int rc = pthread_create(&cx->thread, NULL, conn_main, cx);
   if (rc) {
-    sl_log_error("connection from %s: cannot start a thread: %s", sl_conn_peer(c), strerror(rc));
+    sl_diag_error("connection from %s: cannot start a thread: %s", sl_conn_peer(c), strerror(rc));
     sl_conn_close(c);
     free(cx);
     return;
@@ -1084,7 +1084,7 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
   }
   rc = sl_mkdir_p(r.streams_dir);
   if (rc) {
-    sl_log_error("cannot create %s: %s", r.streams_dir, sl_strerror(rc));
+    sl_diag_error("cannot create %s: %s", r.streams_dir, sl_strerror(rc));
     goto fail;
   }
   if ((rc = check_private_dir(r.data_dir)) || (rc = check_private_dir(r.streams_dir))) goto fail;
@@ -1096,18 +1096,18 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
   if (rc) goto fail;
   rc = sl_listen(opt->listen, 128, &lfd);
   if (rc) {
-    sl_log_error("cannot listen on %s: %s", opt->listen, sl_strerror(rc));
+    sl_diag_error("cannot listen on %s: %s", opt->listen, sl_strerror(rc));
     goto fail;
   }
   if (ready_fd >= 0) {
     rc = tell_port(lfd, ready_fd);
     ready_fd = -1;
     if (rc) {
-      sl_log_error("cannot report the port: %s", sl_strerror(rc));
+      sl_diag_error("cannot report the port: %s", sl_strerror(rc));
       goto fail;
     }
   }
-  sl_log_info("receiving on %s into %s (%zu streams)", opt->listen, r.data_dir, r.nstreams);
+  sl_diag_info("receiving on %s into %s (%zu streams)", opt->listen, r.data_dir, r.nstreams);
   if (opt->on_ready) opt->on_ready(opt->ready_arg);
   while (!*stop) {
     struct pollfd p = {.fd = lfd, .events = POLLIN};
@@ -1117,7 +1117,7 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
     if (n > 0) accept_one(&r, lfd, &conns, stop);
     else if (n < 0 && err != EINTR) {
       rc = -err;
-      sl_log_error("poll on the listening socket: %s", sl_strerror(rc));
+      sl_diag_error("poll on the listening socket: %s", sl_strerror(rc));
       break;
     }
   }

@@ -113,12 +113,12 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
   int rc = sl_log_list(archive, &segs, &nseg);
   if (rc) goto out;
   if (nseg == 0) {
-    sl_log_error("stream %s: its archive %s holds no segment", stream, archive);
+    sl_diag_error("stream %s: its archive %s holds no segment", stream, archive);
     rc = SL_ENOTFOUND;
     goto out;
   }
   if ((rc = sl__seg_store_id(segs[0].path, h->store_id))) {
-    sl_log_error("%s: %s", segs[0].path, sl_strerror(rc));
+    sl_diag_error("%s: %s", segs[0].path, sl_strerror(rc));
     goto out;
   }
   h->first = segs[0].first_txid;
@@ -126,12 +126,12 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
   if (rc == SL_ENOTFOUND) h->durable = h->first - 1, rc = 0;
   if (rc) goto out;
   if (h->durable >= h->first && (rc = commit_time_of(archive, h->durable, &h->durable_commit_us))) {
-    sl_log_error("stream %s: cannot read the archive's durable txid %" PRIu64 ": %s", stream, h->durable,
+    sl_diag_error("stream %s: cannot read the archive's durable txid %" PRIu64 ": %s", stream, h->durable,
                  sl_strerror(rc));
     goto out;
   }
   if (h->durable >= h->first && (rc = commit_time_of(archive, h->first, &h->first_commit_us))) {
-    sl_log_error("stream %s: cannot read the archive's first txid %" PRIu64 ": %s", stream, h->first,
+    sl_diag_error("stream %s: cannot read the archive's first txid %" PRIu64 ": %s", stream, h->first,
                  sl_strerror(rc));
     goto out;
   }
@@ -173,7 +173,7 @@ static int resolve(const sl_restore_options *o, const char *archive, const holdi
   if (o->by_time) {
     snprintf(what, sizeof what, "time %s", sl_time_format(o->time_us, tbuf, sizeof tbuf));
     if (o->time_us > h->reachable_us) {
-      sl_log_error("stream %s: %s is past what the archive is known to hold: %s", o->stream, what, avail);
+      sl_diag_error("stream %s: %s is past what the archive is known to hold: %s", o->stream, what, avail);
       return SL_EINVAL;
     }
     uint64_t after;
@@ -184,7 +184,7 @@ static int resolve(const sl_restore_options *o, const char *archive, const holdi
     snprintf(what, sizeof what, "txid %" PRIu64, o->txid);
     n = o->txid;
     if (n > h->durable) {
-      sl_log_error("stream %s: %s is past the end of the archive: %s", o->stream, what, avail);
+      sl_diag_error("stream %s: %s is past the end of the archive: %s", o->stream, what, avail);
       return SL_EINVAL;
     }
   }
@@ -192,7 +192,7 @@ static int resolve(const sl_restore_options *o, const char *archive, const holdi
    * its first one is refused like a point past the end (a stream with no
    * commit yet has that state only, and gives it). */
   if (n == 0 && h->durable >= 1) {
-    sl_log_error("stream %s: %s is before the stream's first commit: %s", o->stream, what, avail);
+    sl_diag_error("stream %s: %s is before the stream's first commit: %s", o->stream, what, avail);
     return SL_EINVAL;
   }
   bool found = h->first == 1;
@@ -205,7 +205,7 @@ static int resolve(const sl_restore_options *o, const char *archive, const holdi
     }
   }
   if (!found) {
-    sl_log_error("stream %s: %s is before the first snapshot the archive continues: %s", o->stream, what, avail);
+    sl_diag_error("stream %s: %s is before the first snapshot the archive continues: %s", o->stream, what, avail);
     return SL_EINVAL;
   }
   *txid = n;
@@ -216,7 +216,7 @@ int sl__restore_target_free(const char *dir) {
   struct stat sb;
   if (stat(dir, &sb)) return errno == ENOENT ? 0 : -errno;
   if (!S_ISDIR(sb.st_mode)) {
-    sl_log_error("%s: exists and is not a directory", dir);
+    sl_diag_error("%s: exists and is not a directory", dir);
     return SL_EEXIST;
   }
   DIR *d = opendir(dir);
@@ -227,7 +227,7 @@ int sl__restore_target_free(const char *dir) {
     if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) rc = SL_EEXIST;
   closedir(d);
   /* An empty one is replaced by the rename at the end (rename(2) may). */
-  if (rc) sl_log_error("%s: not empty (a restore --into needs a missing or empty directory)", dir);
+  if (rc) sl_diag_error("%s: not empty (a restore --into needs a missing or empty directory)", dir);
   return rc;
 }
 
@@ -236,17 +236,17 @@ static int check_in_place(const char *dir, const holdings *h, const char *stream
   sl_store *st;
   int rc = sl_store_open(dir, SL_OPEN_RDONLY, &st);
   if (rc) {
-    sl_log_error("%s: cannot open the store to restore in place: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: cannot open the store to restore in place: %s", dir, sl_strerror(rc));
     return rc;
   }
   bool same = memcmp(sl_store_id(st), h->store_id, SL_STORE_ID_SIZE) == 0;
   sl_store_close(st);
   if (!same) {
-    sl_log_error("%s is another store than the primary of stream %s: refusing to replace it", dir, stream);
+    sl_diag_error("%s is another store than the primary of stream %s: refusing to replace it", dir, stream);
     return SL_ESTOREID;
   }
   if ((rc = sl_store_lock_unused(dir, lock_fd)))
-    sl_log_error("%s is in use: stop the processes that have it open, then restore in place", dir);
+    sl_diag_error("%s is in use: stop the processes that have it open, then restore in place", dir);
   return rc;
 }
 
@@ -263,7 +263,7 @@ static int replay_flush(replayer *r, uint64_t last_txid) {
   if (!r->n) return 0;
   for (size_t i = 0; i < r->n; i++) r->ptrs[i] = r->buf + r->offs[i];
   int rc = sl_store_apply_batch(r->st, r->ptrs, r->lens, r->n);
-  if (rc) sl_log_error("%s: replaying txids %" PRIu64 "..%" PRIu64 ": %s", sl_store_dir(r->st),
+  if (rc) sl_diag_error("%s: replaying txids %" PRIu64 "..%" PRIu64 ": %s", sl_store_dir(r->st),
                        last_txid - r->n + 1, last_txid, sl_strerror(rc));
   r->n = r->len = 0;
   return rc;
@@ -301,7 +301,7 @@ static int replay(const sl_restore_options *o, const char *archive, sl_store *st
   while ((rc = next_frame(o, rd, &f, last + 1, to)) == 0) {
     if ((rc = sl_log_reader_open_frame(rd, o->keyring, &f))) goto out;
     if (f.txid != last + 1) {
-      sl_log_error("%s: segment %" PRIu64 " offset %" PRIu64 ": txid %" PRIu64 ", expected %" PRIu64, archive,
+      sl_diag_error("%s: segment %" PRIu64 " offset %" PRIu64 ": txid %" PRIu64 ", expected %" PRIu64, archive,
                    f.segno, f.offset, f.txid, last + 1);
       rc = SL_EGAP;
       goto out;
@@ -334,7 +334,7 @@ static int replay(const sl_restore_options *o, const char *archive, sl_store *st
   if (rc != SL_EEND) goto out;
   if ((rc = replay_flush(&r, last))) goto out;
   if (last != to) {
-    sl_log_error("%s: the archive ends at txid %" PRIu64 ", before txid %" PRIu64, archive, last, to);
+    sl_diag_error("%s: the archive ends at txid %" PRIu64 ", before txid %" PRIu64, archive, last, to);
     rc = SL_ETRUNCATED;
     goto out;
   }
@@ -363,7 +363,7 @@ static int carry_lineage(const sl_restore_options *o, const char *archive, uint6
   int rc = txid > base && o->archive_wait ? o->archive_wait(o->archive_wait_arg, base + 1) : 0;
   if (rc == 0) rc = sl_log_lineage_at(archive, base, &h, &epoch, &cs);
   if (rc == SL_ENOTFOUND) {
-    sl_log_warn("%s: holds no checksum at txid %" PRIu64 ": the restored store's lineage is unknown, so the "
+    sl_diag_warn("%s: holds no checksum at txid %" PRIu64 ": the restored store's lineage is unknown, so the "
                 "stream would refuse it as diverged (ship it to a new stream)", archive, base);
     return 0;
   }
@@ -398,12 +398,12 @@ int sl__restore_build(const sl_restore_options *o, const char *archive, const ui
   rc = sl_view_counts(v, &c);
   sl_view_end(v);
   if (rc == 0 && c.applied_txid != txid) {
-    sl_log_error("%s: holds txid %" PRIu64 " after the restore, expected %" PRIu64, tmp, c.applied_txid, txid);
+    sl_diag_error("%s: holds txid %" PRIu64 " after the restore, expected %" PRIu64, tmp, c.applied_txid, txid);
     rc = SL_ECORRUPT;
   }
   /* SL_OPEN_BULK deferred every sync to here; its failure must fail the restore. */
   if (rc == 0 && sl_store_log(st) && (rc = sl_log_wait_durable(sl_store_log(st), txid)))
-    sl_log_error("%s: making the replayed log durable: %s", tmp, sl_strerror(rc));
+    sl_diag_error("%s: making the replayed log durable: %s", tmp, sl_strerror(rc));
   if (rc == 0) rc = sl_store_checkpoint(st);
   res->replay_ns = sl_mono_ns() - t0;
 out:
@@ -427,13 +427,13 @@ static int swap_in(const char *store, const char *tmp, char *kept, size_t klen) 
   for (int i = 2; access(kept, F_OK) == 0; i++) snprintf(kept, klen, "%s.before-restore-%s-%d", store, stamp, i);
   if (rename(store, kept)) {
     int rc = -errno;
-    sl_log_error("%s: cannot rename to %s: %s", store, kept, sl_strerror(rc));
+    sl_diag_error("%s: cannot rename to %s: %s", store, kept, sl_strerror(rc));
     return rc;
   }
   if (rename(tmp, store)) {
     int rc = -errno;
-    sl_log_error("%s: cannot rename to %s: %s", tmp, store, sl_strerror(rc));
-    if (rename(kept, store)) sl_log_error("%s: cannot rename back to %s: %s", kept, store, strerror(errno));
+    sl_diag_error("%s: cannot rename to %s: %s", tmp, store, sl_strerror(rc));
+    if (rename(kept, store)) sl_diag_error("%s: cannot rename back to %s: %s", kept, store, strerror(errno));
     return rc;
   }
   return 0;
@@ -457,7 +457,7 @@ int sl_restore(const sl_restore_options *o, sl_restore_result *res) {
   snprintf(tmp, sizeof tmp, "%.*s.restore-tmp-%d", (int)tl, target, (int)getpid());
   parent_of(tmp, parent, sizeof parent);
   if (access(sdir, F_OK)) {
-    sl_log_error("%s: no stream %s in this data directory", o->data_dir, o->stream);
+    sl_diag_error("%s: no stream %s in this data directory", o->data_dir, o->stream);
     return SL_ENOTFOUND;
   }
   if (access(snaps, F_OK) == 0 && (rc = sl__stream_lock(snaps, false, &lock))) goto out;
@@ -470,7 +470,7 @@ int sl_restore(const sl_restore_options *o, sl_restore_result *res) {
   if (o->into) {
     if (rename(tmp, o->into)) {
       rc = -errno;
-      sl_log_error("%s: cannot rename to %s: %s", tmp, o->into, sl_strerror(rc));
+      sl_diag_error("%s: cannot rename to %s: %s", tmp, o->into, sl_strerror(rc));
       goto out;
     }
   } else if ((rc = swap_in(o->in_place, tmp, res->kept, sizeof res->kept))) {

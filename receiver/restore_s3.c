@@ -75,21 +75,21 @@ static int fetch_one(pipeline *p, sl_objstore *s, const job *j) {
   int fd = open(part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), rc;
   if (fd < 0) {
     rc = -errno;
-    sl_log_error("%s: %s", part, sl_strerror(rc));
+    sl_diag_error("%s: %s", part, sl_strerror(rc));
     return rc;
   }
   rc = sl_objstore_get_file(s, key, fd, &size, &crc);
   close(fd);
   if (rc == SL_ENOTFOUND) {
-    sl_log_error("s3://%s/%s: missing, though the manifest names it", p->url.bucket, key);
+    sl_diag_error("s3://%s/%s: missing, though the manifest names it", p->url.bucket, key);
   } else if (rc == 0 && (size != j->e->bytes || crc != j->e->crc32c)) {
-    sl_log_error("s3://%s/%s: damaged: %" PRIu64 " bytes with CRC32C %08" PRIx32 ", the manifest says %" PRIu64
+    sl_diag_error("s3://%s/%s: damaged: %" PRIu64 " bytes with CRC32C %08" PRIx32 ", the manifest says %" PRIu64
                  " with %08" PRIx32,
                  p->url.bucket, key, size, crc, j->e->bytes, j->e->crc32c);
     rc = SL_ECORRUPT;
   } else if (rc == 0 && rename(part, path)) {
     rc = -errno;
-    sl_log_error("%s: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: %s", path, sl_strerror(rc));
   }
   if (rc) unlink(part);
   return rc;
@@ -156,7 +156,7 @@ static int archive_wait(void *arg, uint64_t txid) {
     snprintf(from, sizeof from, "%s/%s", p->fetch, j->e->name);
     if (rename(from, to)) {
       rc = -errno;
-      sl_log_error("%s: %s", to, sl_strerror(rc));
+      sl_diag_error("%s: %s", to, sl_strerror(rc));
       return rc;
     }
   }
@@ -202,7 +202,7 @@ static int resolve(const sl_rx_s3_restore_options *o, const sl_rx_s3_manifest *m
   if (o->by_time) {
     snprintf(what, sizeof what, "time %s", sl_time_format(o->time_us, tb, sizeof tb));
     if (o->time_us >= d->next_commit_us) {
-      sl_log_error("stream %s: %s is past what object storage holds: %s", o->stream, what, avail);
+      sl_diag_error("stream %s: %s is past what object storage holds: %s", o->stream, what, avail);
       return SL_EINVAL;
     }
     size_t j = m->nsegs;
@@ -220,7 +220,7 @@ static int resolve(const sl_rx_s3_restore_options *o, const sl_rx_s3_manifest *m
       snprintf(to, sizeof to, "%s/%s", probe, m->segs[j].name);
       if (link(from, to)) {
         rc = -errno;
-        sl_log_error("%s: %s", to, sl_strerror(rc));
+        sl_diag_error("%s: %s", to, sl_strerror(rc));
         return rc;
       }
       if ((rc = txid_at_time(probe, &m->segs[j], o->time_us, &n))) return rc;
@@ -230,13 +230,13 @@ static int resolve(const sl_rx_s3_restore_options *o, const sl_rx_s3_manifest *m
     snprintf(what, sizeof what, "txid %" PRIu64, o->txid);
     n = o->txid;
     if (n > d->last_txid) {
-      sl_log_error("stream %s: %s is past what object storage holds: %s", o->stream, what, avail);
+      sl_diag_error("stream %s: %s is past what object storage holds: %s", o->stream, what, avail);
       return SL_EINVAL;
     }
   }
   /* As restore.c: the empty store before the first commit is no target. */
   if (n == 0 && d->last_txid >= 1) {
-    sl_log_error("stream %s: %s is before the stream's first commit: %s", o->stream, what, avail);
+    sl_diag_error("stream %s: %s is before the stream's first commit: %s", o->stream, what, avail);
     return SL_EINVAL;
   }
   bool found = a->first_txid == 1 && n >= a->first_txid - 1;
@@ -250,7 +250,7 @@ static int resolve(const sl_rx_s3_restore_options *o, const sl_rx_s3_manifest *m
     }
   }
   if (!found) {
-    sl_log_error("stream %s: %s is before the first base object storage continues: %s", o->stream, what, avail);
+    sl_diag_error("stream %s: %s is before the first base object storage continues: %s", o->stream, what, avail);
     return SL_EINVAL;
   }
   *txid = n;
@@ -264,14 +264,14 @@ static int get_manifest(const sl_rx_s3_restore_options *o, const sl_s3_url *u, s
   sl_rx_s3_key(key, sizeof key, u->prefix, o->stream, "", SL_RX_S3_MANIFEST_NAME);
   int rc = sl_objstore_get_buf(s, key, 64u << 20, &text, &len);
   if (rc == SL_ENOTFOUND)
-    sl_log_error("s3://%s/%s: no such manifest: no stream %s under %s", u->bucket, key, o->stream, o->url);
+    sl_diag_error("s3://%s/%s: no such manifest: no stream %s under %s", u->bucket, key, o->stream, o->url);
   if (rc) return rc;
   rc = sl_rx_s3_manifest_decode((const char *)text, len, m);
   free(text);
   if (rc) {
-    sl_log_error("s3://%s/%s: not a manifest shiplog can read", u->bucket, key);
+    sl_diag_error("s3://%s/%s: not a manifest shiplog can read", u->bucket, key);
   } else if (m->nsegs == 0) {
-    sl_log_error("s3://%s/%s: object storage holds no sealed segment of stream %s yet", u->bucket, key, o->stream);
+    sl_diag_error("s3://%s/%s: object storage holds no sealed segment of stream %s yet", u->bucket, key, o->stream);
     rc = SL_EINVAL;
   }
   return rc;
@@ -292,7 +292,7 @@ int sl_restore_s3(const sl_rx_s3_restore_options *o, sl_rx_s3_restore_result *ou
   pthread_mutex_init(&p.mu, NULL);
   pthread_cond_init(&p.cv, NULL);
   if (sl_s3_url_parse(o->url, &p.url)) {
-    sl_log_error("%s: not s3://BUCKET[/PREFIX]", o->url);
+    sl_diag_error("%s: not s3://BUCKET[/PREFIX]", o->url);
     rc = SL_EINVAL;
     goto out;
   }
@@ -363,7 +363,7 @@ int sl_restore_s3(const sl_rx_s3_restore_options *o, sl_rx_s3_restore_result *ou
   if (base) snprintf(out->r.base_path, sizeof out->r.base_path, "%.2000s/%s/snapshots/%s", o->url, o->stream, base->name);
   if (rename(tmp, o->into)) {
     rc = -errno;
-    sl_log_error("%s: cannot rename to %s: %s", tmp, o->into, sl_strerror(rc));
+    sl_diag_error("%s: cannot rename to %s: %s", tmp, o->into, sl_strerror(rc));
     goto out;
   }
   built = false;

@@ -90,7 +90,7 @@ void sl__rx_metrics_stream(sl__stream *s) {
                         x->restorable_txid};
   for (size_t i = 0; i < SL_ARRAY_LEN(check); i++) {
     if (check[i]) continue;
-    sl_log_warn("stream %s: its metrics could not be set up", n);
+    sl_diag_warn("stream %s: its metrics could not be set up", n);
     free(x);
     return;
   }
@@ -217,7 +217,7 @@ int sl__rx_metrics_start(sl__receiver *r) {
   /* Declared up front so that its HELP is there before the first refusal. */
   if (!rejected_family(r->opt.metrics)) return SL_EINVAL;
   int rc = sl_metrics_on_collect(r->opt.metrics, collect, r);
-  if (rc) sl_log_error("cannot set up the metrics: %s", sl_strerror(rc));
+  if (rc) sl_diag_error("cannot set up the metrics: %s", sl_strerror(rc));
   return rc;
 }
 

@@ -88,7 +88,7 @@ static int decode_entry(json_t *j, bool segment, sl_rx_s3_entry *e) {
                    : json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s:I,s:s,s:I,s:I,s:I}", "name", &name, "bytes",
                                     &v[0], "crc32c", &crc, "txid", &v[1], "commit_us", &v[2], "created_us", &v[3]);
   if (rc) {
-    sl_log_error("manifest: a %s entry: %s", segment ? "segment" : "snapshot", err.text);
+    sl_diag_error("manifest: a %s entry: %s", segment ? "segment" : "snapshot", err.text);
     return SL_ECORRUPT;
   }
   char *end;
@@ -96,7 +96,7 @@ static int decode_entry(json_t *j, bool segment, sl_rx_s3_entry *e) {
   for (size_t i = 0; i < SL_ARRAY_LEN(v); i++)
     if (v[i] < 0) return SL_ECORRUPT;
   if (!plain_name(name, segment ? ".seg" : ".snap") || strlen(crc) != 8) {
-    sl_log_error("manifest: entry %s: not a %s file name or checksum", name, segment ? "segment" : "snapshot");
+    sl_diag_error("manifest: entry %s: not a %s file name or checksum", name, segment ? "segment" : "snapshot");
     return SL_ECORRUPT;
   }
   e->crc32c = (uint32_t)strtoul(crc, &end, 16);
@@ -121,16 +121,16 @@ int sl_rx_s3_manifest_decode(const char *text, size_t len, sl_rx_s3_manifest *m)
   int rc = SL_ECORRUPT;
   memset(m, 0, sizeof *m);
   if (!o) {
-    sl_log_error("manifest: not JSON: %s (line %d)", err.text, err.line);
+    sl_diag_error("manifest: not JSON: %s (line %d)", err.text, err.line);
     return SL_ECORRUPT;
   }
   if (json_unpack_ex(o, &err, 0, "{s:I,s:s,s:s,s:I,s:o,s:o}", "version", &version, "stream", &stream, "store_id",
                      &id, "updated_us", &updated, "segments", &segs, "snapshots", &snaps)) {
-    sl_log_error("manifest: %s", err.text);
+    sl_diag_error("manifest: %s", err.text);
     goto out;
   }
   if (version != 1) {
-    sl_log_error("manifest: version %lld (this shiplog reads version 1)", (long long)version);
+    sl_diag_error("manifest: version %lld (this shiplog reads version 1)", (long long)version);
     rc = SL_EVERSION;
     goto out;
   }
@@ -149,7 +149,7 @@ int sl_rx_s3_manifest_decode(const char *text, size_t len, sl_rx_s3_manifest *m)
     sl_rx_s3_entry e;
     if ((rc = decode_entry(j, true, &e))) goto out;
     if ((rc = sl_rx_s3_manifest_add(m, true, &e))) {
-      if (rc == SL_EGAP) sl_log_error("manifest: segment %s does not continue the one before it", e.name);
+      if (rc == SL_EGAP) sl_diag_error("manifest: segment %s does not continue the one before it", e.name);
       rc = rc == SL_EGAP ? SL_ECORRUPT : rc;
       goto out;
     }

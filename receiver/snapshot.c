@@ -90,7 +90,7 @@ int sl_snapshot_list(const char *snap_dir, const uint8_t *store_id, sl_snapshot 
   if (!d) {
     if (errno == ENOENT) return 0;
     int rc = -errno;
-    sl_log_error("%s: %s", snap_dir, sl_strerror(rc));
+    sl_diag_error("%s: %s", snap_dir, sl_strerror(rc));
     return rc;
   }
   sl_snapshot *v = NULL;
@@ -115,12 +115,12 @@ int sl_snapshot_list(const char *snap_dir, const uint8_t *store_id, sl_snapshot 
     int hrc = read_snap_header(s->path, &h, &size);
     if (hrc == -ENOENT) continue; /* pruned meanwhile */
     if (hrc || h.kind != SL_DUMP_FULL || h.last_txid != txid) {
-      sl_log_warn("%s: not a usable snapshot (%s), left out", s->path,
+      sl_diag_warn("%s: not a usable snapshot (%s), left out", s->path,
                   hrc ? sl_strerror(hrc) : h.kind != SL_DUMP_FULL ? "not a full dump" : "header names another txid");
       continue;
     }
     if (store_id && memcmp(h.store_id, store_id, SL_STORE_ID_SIZE)) {
-      sl_log_warn("%s: a snapshot of another store than the stream's archive, left out", s->path);
+      sl_diag_warn("%s: a snapshot of another store than the stream's archive, left out", s->path);
       continue;
     }
     s->txid = txid;
@@ -156,7 +156,7 @@ void sl__snapshots_clean(const char *snap_dir) {
     if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue; /* its writer lives */
     char p[4096];
     snprintf(p, sizeof p, "%s/%s", snap_dir, name);
-    if (unlink(p) == 0) sl_log_info("removed %s, left by a snapshot that did not finish", p);
+    if (unlink(p) == 0) sl_diag_info("removed %s, left by a snapshot that did not finish", p);
   }
   closedir(d);
 }
@@ -193,7 +193,7 @@ int sl_snapshot_take(sl_store *st, const char *snap_dir, const sl_snapshot_optio
   if (c.o->cancel && atomic_load(c.o->cancel)) return -ECANCELED;
   if ((c.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
     rc = -errno;
-    sl_log_error("%s: cannot create: %s", tmp, sl_strerror(rc));
+    sl_diag_error("%s: cannot create: %s", tmp, sl_strerror(rc));
     return rc;
   }
   sl_dump_options d = {.progress = take_progress, .progress_arg = &c, .name = tmp, .keyring = c.o->keyring};
@@ -204,7 +204,7 @@ int sl_snapshot_take(sl_store *st, const char *snap_dir, const sl_snapshot_optio
   }
   if (rc) goto fail;
   if ((rc = sl_fsync(c.fd))) {
-    sl_log_error("%s: fsync: %s", tmp, sl_strerror(rc));
+    sl_diag_error("%s: fsync: %s", tmp, sl_strerror(rc));
     goto fail;
   }
   close(c.fd);
@@ -223,11 +223,11 @@ int sl_snapshot_take(sl_store *st, const char *snap_dir, const sl_snapshot_optio
   }
   if (rename(tmp, out->path)) {
     rc = -errno;
-    sl_log_error("%s: cannot rename to %s: %s", tmp, out->path, sl_strerror(rc));
+    sl_diag_error("%s: cannot rename to %s: %s", tmp, out->path, sl_strerror(rc));
     goto fail;
   }
   if ((rc = sl_fsync_dir(snap_dir))) {
-    sl_log_error("%s: fsync: %s", snap_dir, sl_strerror(rc));
+    sl_diag_error("%s: fsync: %s", snap_dir, sl_strerror(rc));
     unlink(out->path);
     return rc;
   }
@@ -244,28 +244,28 @@ int sl_snapshot_stream(const char *data_dir, const char *stream, const sl_snapsh
   struct stat sb;
   sl_store *st;
   if (!sl_stream_name_valid(stream)) {
-    sl_log_error("'%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", stream);
+    sl_diag_error("'%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", stream);
     return SL_EINVAL;
   }
   snprintf(sdir, sizeof sdir, "%s/" SL_STREAMS_DIR "/%s", data_dir, stream);
   snprintf(standby, sizeof standby, "%s/" SL_STREAM_STANDBY, sdir);
   snprintf(snaps, sizeof snaps, "%s/" SL_STREAM_SNAPSHOTS, sdir);
   if (stat(sdir, &sb) || !S_ISDIR(sb.st_mode)) {
-    sl_log_error("%s: no stream %s in this data directory", data_dir, stream);
+    sl_diag_error("%s: no stream %s in this data directory", data_dir, stream);
     return SL_ENOTFOUND;
   }
   if (stat(standby, &sb)) {
-    sl_log_error("stream %s has no standby to snapshot (%s: its archive does not start at txid 1)", stream,
+    sl_diag_error("stream %s has no standby to snapshot (%s: its archive does not start at txid 1)", stream,
                  standby);
     return SL_ENOTFOUND;
   }
   int rc = sl_mkdir_p(snaps);
   if (rc) {
-    sl_log_error("%s: %s", snaps, sl_strerror(rc));
+    sl_diag_error("%s: %s", snaps, sl_strerror(rc));
     return rc;
   }
   if ((rc = sl_store_open(standby, SL_OPEN_RDONLY, &st))) {
-    sl_log_error("%s: cannot open the standby: %s", standby, sl_strerror(rc));
+    sl_diag_error("%s: cannot open the standby: %s", standby, sl_strerror(rc));
     return rc;
   }
   rc = sl_snapshot_take(st, snaps, o, out, existed);
@@ -280,7 +280,7 @@ int sl__stream_lock(const char *snap_dir, bool exclusive, int *fd_out) {
   *fd_out = -1;
   if (fd < 0) {
     int rc = -errno;
-    sl_log_error("%s: %s", snap_dir, sl_strerror(rc));
+    sl_diag_error("%s: %s", snap_dir, sl_strerror(rc));
     return rc;
   }
   if (flock(fd, exclusive ? LOCK_EX | LOCK_NB : LOCK_SH)) {
@@ -335,7 +335,7 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
   int lock = -1, rc;
   memset(out, 0, sizeof *out);
   if (!sl_stream_name_valid(stream)) {
-    sl_log_error("'%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", stream);
+    sl_diag_error("'%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", stream);
     return SL_EINVAL;
   }
   snprintf(sdir, sizeof sdir, "%s/" SL_STREAMS_DIR "/%s", data_dir, stream);
@@ -343,12 +343,12 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
   snprintf(archive, sizeof archive, "%s/" SL_STREAM_ARCHIVE, sdir);
   snprintf(standby, sizeof standby, "%s/" SL_STREAM_STANDBY, sdir);
   if (access(sdir, F_OK)) {
-    sl_log_error("%s: no stream %s in this data directory", data_dir, stream);
+    sl_diag_error("%s: no stream %s in this data directory", data_dir, stream);
     return SL_ENOTFOUND;
   }
   if ((rc = sl_mkdir_p(snaps)) || (rc = sl__stream_lock(snaps, true, &lock))) {
     if (rc == SL_ELOCKED)
-      sl_log_error("stream %s: a restore or export is reading its snapshots and archive: prune it later", stream);
+      sl_diag_error("stream %s: a restore or export is reading its snapshots and archive: prune it later", stream);
     goto out;
   }
   sl__snapshots_clean(snaps);
@@ -369,12 +369,12 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
     }
     if (unlink(s[k].path) && errno != ENOENT) {
       rc = -errno;
-      sl_log_error("%s: cannot remove: %s", s[k].path, sl_strerror(rc));
+      sl_diag_error("%s: cannot remove: %s", s[k].path, sl_strerror(rc));
       goto out;
     }
     out->snapshots_removed++;
     out->bytes_removed += s[k].bytes;
-    sl_log_info("removed snapshot %s (txid %" PRIu64 ")", s[k].path, s[k].txid);
+    sl_diag_info("removed snapshot %s (txid %" PRIu64 ")", s[k].path, s[k].txid);
   }
   if (out->snapshots_removed && (rc = sl_fsync_dir(snaps))) goto out;
 
@@ -386,7 +386,7 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
    * not had confirmed yet, as a primary's consumers keep its log. */
   if ((rc = sl_log_consumers_min(archive, &held))) goto out;
   if (held < limit) {
-    sl_log_info("stream %s: archive consumers hold pruning at txid %" PRIu64 " (%s/consumers)", stream, held,
+    sl_diag_info("stream %s: archive consumers hold pruning at txid %" PRIu64 " (%s/consumers)", stream, held,
                 archive);
     limit = held;
   }
@@ -396,7 +396,7 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
          sl__upload_confirmed(sdir, segs[removed].path)) {
     if (unlink(segs[removed].path) && errno != ENOENT) {
       rc = -errno;
-      sl_log_error("%s: cannot remove: %s", segs[removed].path, sl_strerror(rc));
+      sl_diag_error("%s: cannot remove: %s", segs[removed].path, sl_strerror(rc));
       break;
     }
     out->bytes_removed += segs[removed].size;

@@ -293,7 +293,7 @@ static int open_archive(sl__stream *s, const uint8_t *store_id) {
   int rc = sl_log_open(s->archive_dir, store_id, &s->log);
   if (rc == SL_ECORRUPT && sl_log_read_durable_mark(s->archive_dir, &mark) == 0 &&
       cut_damaged_tail(s, &cut) == 0) {
-    sl_log_warn("stream %s: archive %s: its newest segment was damaged below the durable mark (txid %llu); "
+    sl_diag_warn("stream %s: archive %s: its newest segment was damaged below the durable mark (txid %llu); "
                 "cut after txid %llu: the shipper sends the rest again", s->name, s->archive_dir,
                 (unsigned long long)mark, (unsigned long long)cut);
     s->tail_cut_from = mark;
@@ -317,7 +317,7 @@ static int open_archive(sl__stream *s, const uint8_t *store_id) {
   return 0;
 fail:
   snprintf(s->log_error, sizeof s->log_error, "archive %s: %s", s->archive_dir, sl_strerror(rc));
-  sl_log_error("stream %s: cannot open archive %s: %s", s->name, s->archive_dir, sl_strerror(rc));
+  sl_diag_error("stream %s: cannot open archive %s: %s", s->name, s->archive_dir, sl_strerror(rc));
   if (s->log) sl_log_close(s->log);
   s->log = NULL;
   if (!s->id_known) learn_store_id(s);
@@ -330,7 +330,7 @@ static void stop_standby_v(sl__stream *s, const char *fmt, va_list ap) {
   vsnprintf(s->error, sizeof s->error, fmt, ap);
   s->standby_stopped = true;
   s->dirty = true;
-  sl_log_error("stream %s: %s; the standby stops applying, the archive goes on", s->name, s->error);
+  sl_diag_error("stream %s: %s; the standby stops applying, the archive goes on", s->name, s->error);
 }
 
 static void stop_standby_locked(sl__stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -435,7 +435,7 @@ static void flush_status(sl__stream *s) {
   status_format(s, text, sizeof text);
   pthread_mutex_unlock(&s->mu);
   int rc = sl_status_write(s->status_path, text);
-  if (rc) sl_log_warn("stream %s: cannot write %s: %s", s->name, s->status_path, sl_strerror(rc));
+  if (rc) sl_diag_warn("stream %s: cannot write %s: %s", s->name, s->status_path, sl_strerror(rc));
   pthread_mutex_lock(&s->mu);
 }
 
@@ -455,7 +455,7 @@ typedef struct applier {
 static void poke_owner(sl__stream *s) {
   uint64_t one = 1;
   if (write(s->notify_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-    sl_log_warn("stream %s: eventfd: %s", s->name, strerror(errno));
+    sl_diag_warn("stream %s: eventfd: %s", s->name, strerror(errno));
 }
 
 /* POSITIONS in order (mu held): applied <= durable <= received. */
@@ -511,7 +511,7 @@ static void apply_singly(applier *a, size_t n, int group_rc) {
                (unsigned long long)(first + i), sl_strerror(rc));
       s->dirty = true;
       pthread_mutex_unlock(&s->mu);
-      if (first_time) sl_log_error("stream %s: %s", s->name, s->error);
+      if (first_time) sl_diag_error("stream %s: %s", s->name, s->error);
       return;
     }
     char when[64];
@@ -522,7 +522,7 @@ static void apply_singly(applier *a, size_t n, int group_rc) {
     return;
   }
   /* Every record went in alone: the group failed for another reason. */
-  if (group_rc) sl_log_warn("stream %s: group apply failed (%s), single applies succeeded", s->name,
+  if (group_rc) sl_diag_warn("stream %s: group apply failed (%s), single applies succeeded", s->name,
                             sl_strerror(group_rc));
 }
 
@@ -589,7 +589,7 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
     if (rc) goto fail;
     if (f.txid != a->next_txid) {
       rc = SL_EGAP;
-      sl_log_error("stream %s: archive frame has txid %llu, expected %llu", s->name,
+      sl_diag_error("stream %s: archive frame has txid %llu, expected %llu", s->name,
                    (unsigned long long)f.txid, (unsigned long long)a->next_txid);
       goto fail;
     }
@@ -614,7 +614,7 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
      * and after that the standby is stopped rather than spun. */
     if (++a->empty_reads > 100) {
       rc = SL_ECORRUPT;
-      sl_log_error("stream %s: archive %s: durable txid %llu cannot be read", s->name,
+      sl_diag_error("stream %s: archive %s: durable txid %llu cannot be read", s->name,
                    s->archive_dir, (unsigned long long)(applied + 1));
       goto fail;
     }
@@ -679,7 +679,7 @@ static void install_base(sl__stream *s, uint64_t txid) {
 static void *worker_main(void *arg) {
   sl__stream *s = arg;
   applier a = {.s = s};
-  sl_log_context(s->name, NULL);
+  sl_diag_context(s->name, NULL);
   /* Before the first apply: the standby's pages (a data.mdb damaged while
    * the receiver was down would take writes and differ in silence). */
   pthread_mutex_lock(&s->mu);
@@ -733,7 +733,7 @@ static void *worker_main(void *arg) {
 static int start_thread(sl__stream *s, pthread_t *t, bool *running, void *(*fn)(void *), const char *what) {
   int rc = -pthread_create(t, NULL, fn, s);
   if (rc) {
-    sl_log_error("stream %s: cannot start its %s thread: %s", s->name, what, sl_strerror(rc));
+    sl_diag_error("stream %s: cannot start its %s thread: %s", s->name, what, sl_strerror(rc));
     return rc;
   }
   *running = true;
@@ -772,7 +772,7 @@ static void write_state(keeper *k, uint64_t reachable, uint64_t durable) {
                    (unsigned long long)reachable);
   int rc = sl_write_file_atomic(k->s->dir, SL__STATE_FILE, text, (size_t)n);
   if (rc) {
-    sl_log_warn("stream %s: cannot write %s/%s: %s", k->s->name, k->s->dir, SL__STATE_FILE, sl_strerror(rc));
+    sl_diag_warn("stream %s: cannot write %s/%s: %s", k->s->name, k->s->dir, SL__STATE_FILE, sl_strerror(rc));
     return;
   }
   k->state_reachable = reachable;
@@ -824,7 +824,7 @@ static void maybe_snapshot(keeper *k, sl_store *standby, uint64_t applied, uint6
   if (rc) {
     if (rc == SL_ECORRUPT && standby_damaged(s, standby, "taking a snapshot")) return;
     if (rc != -ECANCELED)
-      sl_log_warn("stream %s: snapshot failed (%s); next try in %d s", s->name, sl_strerror(rc), SNAPSHOT_RETRY_S);
+      sl_diag_warn("stream %s: snapshot failed (%s); next try in %d s", s->name, sl_strerror(rc), SNAPSHOT_RETRY_S);
     k->snap_retry_us = now + SNAPSHOT_RETRY_S * 1000000ull;
     return;
   }
@@ -833,7 +833,7 @@ static void maybe_snapshot(keeper *k, sl_store *standby, uint64_t applied, uint6
   pthread_mutex_unlock(&s->mu);
   k->snap_txid = snap.txid;
   k->snap_us = now;
-  sl_log_info("stream %s: snapshot at txid %llu (%s): %s, %.1f MiB in %.1f s", s->name,
+  sl_diag_info("stream %s: snapshot at txid %llu (%s): %s, %.1f MiB in %.1f s", s->name,
               (unsigned long long)snap.txid, by_bytes ? "archive grew" : "schedule", snap.path,
               (double)snap.bytes / (1 << 20), (double)(sl_mono_ns() - t0) / 1e9);
 }
@@ -868,7 +868,7 @@ static void *keeper_main(void *arg) {
     if (stop) break;
     if (standby && applied != k.synced_applied) {
       int rc = sl_store_checkpoint(standby);
-      if (rc) sl_log_warn("stream %s: standby sync: %s", s->name, sl_strerror(rc));
+      if (rc) sl_diag_warn("stream %s: standby sync: %s", s->name, sl_strerror(rc));
       else k.synced_applied = applied;
     }
     maybe_snapshot(&k, standby, applied, bytes);
@@ -901,7 +901,7 @@ static int load_snapshot_standby(sl__stream *s, const char *tmp, uint64_t *txid)
       *txid = snaps[i].txid;
       break;
     }
-    sl_log_warn("stream %s: cannot rebuild the standby from %s: %s", s->name, snaps[i].path, sl_strerror(rc));
+    sl_diag_warn("stream %s: cannot rebuild the standby from %s: %s", s->name, snaps[i].path, sl_strerror(rc));
   }
   free(snaps);
   return rc;
@@ -927,12 +927,12 @@ static int rebuild_standby(sl__stream *s, const char *why) {
   if (rc == 0 && rename(tmp, s->standby_dir) != 0) rc = -errno;
   if (rc == 0) rc = sl_fsync_dir(s->dir);
   if (rc) {
-    sl_log_error("stream %s: the standby %s %s and cannot be rebuilt: %s", s->name, s->standby_dir, why,
+    sl_diag_error("stream %s: the standby %s %s and cannot be rebuilt: %s", s->name, s->standby_dir, why,
                  rc == SL_ENOTFOUND ? "no snapshot continued by the archive, which does not start at txid 1"
                                     : sl_strerror(rc));
     sl_remove_tree(tmp);
   } else {
-    sl_log_warn("stream %s: the standby %s %s: rebuilt from %s; replaying the archive from txid %llu", s->name,
+    sl_diag_warn("stream %s: the standby %s %s: rebuilt from %s; replaying the archive from txid %llu", s->name,
                 s->standby_dir, why, base ? "the newest snapshot" : "an empty store",
                 (unsigned long long)base + 1);
   }
@@ -1032,7 +1032,7 @@ int sl__streams_open_all(sl__receiver *r) {
   DIR *d = opendir(r->streams_dir);
   if (!d) {
     int rc = -errno;
-    sl_log_error("cannot read %s: %s", r->streams_dir, sl_strerror(rc));
+    sl_diag_error("cannot read %s: %s", r->streams_dir, sl_strerror(rc));
     return rc;
   }
   int rc = 0;
@@ -1042,7 +1042,7 @@ int sl__streams_open_all(sl__receiver *r) {
     size_t n = strlen(name), sn = strlen(SL__NEW_SUFFIX);
     if (n > sn && strcmp(name + n - sn, SL__NEW_SUFFIX) == 0) {
       char *p = join(r->streams_dir, name);
-      sl_log_warn("removing %s, a stream whose creation was interrupted", p ? p : name);
+      sl_diag_warn("removing %s, a stream whose creation was interrupted", p ? p : name);
       if (p) sl_remove_tree(p);
       free(p);
       continue;
@@ -1060,7 +1060,7 @@ int sl__streams_open_all(sl__receiver *r) {
       stream_close(s);
       break;
     }
-    sl_log_info("stream %s: archive %llu..%llu, applied %llu", s->name,
+    sl_diag_info("stream %s: archive %llu..%llu, applied %llu", s->name,
                 (unsigned long long)s->first_txid, (unsigned long long)s->durable,
                 (unsigned long long)s->applied);
   }
@@ -1121,7 +1121,7 @@ static int stream_create(sl__receiver *r, const char *name, const uint8_t *store
   free(snaps);
   return 0;
 fail:
-  sl_log_error("stream %s: cannot create it in %s: %s", name, r->streams_dir, sl_strerror(rc));
+  sl_diag_error("stream %s: cannot create it in %s: %s", name, r->streams_dir, sl_strerror(rc));
   if (tmp) sl_remove_tree(tmp);
   free(tmp);
   free(final);
@@ -1166,7 +1166,7 @@ int sl__stream_get(sl__receiver *r, const char *name, const uint8_t *store_id,
     }
     if (rc) snprintf(why, whylen, "cannot create stream %s: %s", name, sl_strerror(rc));
     else
-      sl_log_info("stream %s: created, archive starts at txid %llu%s", name,
+      sl_diag_info("stream %s: created, archive starts at txid %llu%s", name,
                   (unsigned long long)first_txid, first_txid == 1 ? ", with a standby" : "");
   }
   pthread_mutex_unlock(&r->mu);
@@ -1207,7 +1207,7 @@ int sl__stream_attach(sl__stream *s, sl_conn *c, int live_ms, char *why, size_t 
     pthread_cond_timedwait(&s->owner_cond, &s->mu, &ts);
   }
   if (s->owner && !s->stop) {
-    sl_log_warn("stream %s: %s takes over from %s, silent for %d ms", s->name, sl_conn_peer(c), s->peer, live_ms);
+    sl_diag_warn("stream %s: %s takes over from %s, silent for %d ms", s->name, sl_conn_peer(c), s->peer, live_ms);
     sl_conn_shutdown(s->owner);
     deadline_after_ms(&ts, live_ms);
     while (s->owner && !s->stop)
@@ -1237,7 +1237,7 @@ int sl__stream_attach(sl__stream *s, sl_conn *c, int live_ms, char *why, size_t 
   s->dirty = true;
   uint64_t drain;
   if (read(s->notify_fd, &drain, sizeof drain) < 0 && errno != EAGAIN)
-    sl_log_warn("stream %s: eventfd: %s", s->name, strerror(errno));
+    sl_diag_warn("stream %s: eventfd: %s", s->name, strerror(errno));
   pthread_cond_signal(&s->cond);
 out:
   pthread_mutex_unlock(&s->mu);
@@ -1304,7 +1304,7 @@ int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len) {
     if (txid < next) continue;
     rc = sl_log_append(s->log, payload, plen);
     if (rc) {
-      sl_log_error("stream %s: archive %s: append txid %llu: %s", s->name, s->archive_dir,
+      sl_diag_error("stream %s: archive %s: append txid %llu: %s", s->name, s->archive_dir,
                    (unsigned long long)txid, sl_strerror(rc));
       /* Refusals (time, size) leave the log usable, and the frames before
        * the refused one appended (the next sync covers them); write errors
@@ -1328,7 +1328,7 @@ int sl__stream_sync(sl__stream *s) {
   if (done) return 0;
   int rc = sl_log_wait_durable(s->log, target);
   if (rc) {
-    sl_log_error("stream %s: archive %s: sync up to txid %llu: %s", s->name, s->archive_dir,
+    sl_diag_error("stream %s: archive %s: sync up to txid %llu: %s", s->name, s->archive_dir,
                  (unsigned long long)target, sl_strerror(rc));
     archive_failed(s, rc);
     return rc;

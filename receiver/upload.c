@@ -85,7 +85,7 @@ static int load_local(const char *sdir, sl_rx_s3_manifest *m) {
   snprintf(path, sizeof path, "%s/" SL_RX_S3_LOCAL_MANIFEST, sdir);
   int rc = sl_read_file(path, MANIFEST_MAX, &text, &len);
   if (rc == -ENOENT) return SL_ENOTFOUND;
-  if (rc == 0 && (rc = sl_rx_s3_manifest_decode((const char *)text, len, m))) sl_log_error("%s: unreadable", path);
+  if (rc == 0 && (rc = sl_rx_s3_manifest_decode((const char *)text, len, m))) sl_diag_error("%s: unreadable", path);
   free(text);
   return rc;
 }
@@ -113,7 +113,7 @@ static int publish(sl_uploader *u, upstream *st, const char *sdir) {
   sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "", SL_RX_S3_MANIFEST_NAME);
   if ((rc = sl_objstore_put_buf(u->s, key, text, strlen(text))) == 0 &&
       (rc = sl_write_file_atomic(sdir, SL_RX_S3_LOCAL_MANIFEST, text, strlen(text))))
-    sl_log_error("%s/" SL_RX_S3_LOCAL_MANIFEST ": %s", sdir, sl_strerror(rc));
+    sl_diag_error("%s/" SL_RX_S3_LOCAL_MANIFEST ": %s", sdir, sl_strerror(rc));
   free(text);
   return rc;
 }
@@ -125,7 +125,7 @@ static int put_verified(sl_uploader *u, upstream *st, const char *path, const ch
   int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
   if (fd < 0 || fstat(fd, &sb)) {
     rc = -errno;
-    sl_log_error("%s: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: %s", path, sl_strerror(rc));
     if (fd >= 0) close(fd);
     return rc;
   }
@@ -134,7 +134,7 @@ static int put_verified(sl_uploader *u, upstream *st, const char *path, const ch
   close(fd);
   if (rc || (rc = sl_objstore_head(u->s, key, &info))) return rc;
   if (info.size != e->bytes || !info.has_crc || info.crc32c != e->crc32c) {
-    sl_log_error("s3://%s/%s: after the upload it holds %" PRIu64 " bytes (CRC32C %08" PRIx32 "), %s %" PRIu64
+    sl_diag_error("s3://%s/%s: after the upload it holds %" PRIu64 " bytes (CRC32C %08" PRIx32 "), %s %" PRIu64
                  " (%08" PRIx32 ")",
                  u->url.bucket, key, info.size, info.crc32c, path, e->bytes, e->crc32c);
     return SL_ECORRUPT;
@@ -163,7 +163,7 @@ static int segment_times(const char *archive, sl_rx_s3_entry *e) {
   }
   sl_log_reader_close(r);
   if (rc == SL_EEND || !e->next_commit_us) {
-    sl_log_error("%s: cannot read txids %" PRIu64 "..%" PRIu64 " of a sealed segment", archive, e->first_txid,
+    sl_diag_error("%s: cannot read txids %" PRIu64 "..%" PRIu64 " of a sealed segment", archive, e->first_txid,
                  e->last_txid + 1);
     return SL_ECORRUPT;
   }
@@ -181,7 +181,7 @@ static int load_manifest(sl_uploader *u, upstream *st, const char *sdir, const u
     rc = sl_objstore_get_buf(u->s, key, MANIFEST_MAX, &text, &len);
     if (rc == 0) {
       rc = sl_rx_s3_manifest_decode((const char *)text, len, &st->m);
-      if (rc) sl_log_error("s3://%s/%s: unreadable", u->url.bucket, key);
+      if (rc) sl_diag_error("s3://%s/%s: unreadable", u->url.bucket, key);
     } else if (rc == SL_ENOTFOUND) {
       memset(&st->m, 0, sizeof st->m);
       snprintf(st->m.stream, sizeof st->m.stream, "%s", st->name);
@@ -192,7 +192,7 @@ static int load_manifest(sl_uploader *u, upstream *st, const char *sdir, const u
   }
   if (rc) return rc;
   if (memcmp(st->m.store_id, store_id, SL_STORE_ID_SIZE)) {
-    sl_log_error("stream %s: s3://%s/%s/%s holds another store's archive: refusing to mix them", st->name,
+    sl_diag_error("stream %s: s3://%s/%s/%s holds another store's archive: refusing to mix them", st->name,
                  u->url.bucket, u->url.prefix, st->name);
     sl_rx_s3_manifest_free(&st->m);
     return SL_ESTOREID;
@@ -242,7 +242,7 @@ static int sync_stream(sl_uploader *u, upstream *st) {
     pending_files++;
     if (rc || !sealed || atomic_load(&u->stop)) continue;
     if (st->m.nsegs && segs[i].first_txid != up + 1) {
-      sl_log_error("stream %s: the archive holds txids from %" PRIu64 " but object storage ends at %" PRIu64
+      sl_diag_error("stream %s: the archive holds txids from %" PRIu64 " but object storage ends at %" PRIu64
                    ": the archive was pruned before it was uploaded",
                    st->name, segs[i].first_txid, up);
       rc = SL_EGAP;
@@ -316,7 +316,7 @@ static void pass(sl_uploader *u) {
     if (sync_stream(u, st) && !atomic_load(&u->stop)) {
       st->backoff_ms = SL_MIN(SL_MAX(st->backoff_ms * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS);
       st->retry_at_ns = sl_mono_ns() + (uint64_t)st->backoff_ms * 1000000u;
-      sl_log_warn("stream %s: upload to s3://%s/%s: %s; trying again in %d ms", st->name, u->url.bucket,
+      sl_diag_warn("stream %s: upload to s3://%s/%s: %s; trying again in %d ms", st->name, u->url.bucket,
                   u->url.prefix, st->error, st->backoff_ms);
     } else {
       st->backoff_ms = 0;
@@ -343,7 +343,7 @@ int sl_upload_start(const sl_upload_options *o, sl_uploader **out) {
   *out = NULL;
   if (!u) return -ENOMEM;
   if (sl_s3_url_parse(o->url, &u->url)) {
-    sl_log_error("--archive-to %s: not s3://BUCKET[/PREFIX] (keys: [A-Za-z0-9._/-])", o->url);
+    sl_diag_error("--archive-to %s: not s3://BUCKET[/PREFIX] (keys: [A-Za-z0-9._/-])", o->url);
     free(u);
     return SL_EINVAL;
   }
@@ -361,7 +361,7 @@ int sl_upload_start(const sl_upload_options *o, sl_uploader **out) {
     free(u);
     return -rc;
   }
-  sl_log_info("archiving every stream to s3://%s/%s", u->url.bucket, u->url.prefix);
+  sl_diag_info("archiving every stream to s3://%s/%s", u->url.bucket, u->url.prefix);
   *out = u;
   return 0;
 }

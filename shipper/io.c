@@ -22,7 +22,7 @@ int sl__io_open(sl_io_backend want, sl__io **out) {
     if (env && strcmp(env, "uring") == 0) want = SL_IO_URING;
     else if (env && strcmp(env, "plain") == 0) want = SL_IO_PLAIN;
     else if (env && *env && strcmp(env, "auto") != 0) {
-      sl_log_error("SHIPLOG_IO=%s: expected uring, plain or auto", env);
+      sl_diag_error("SHIPLOG_IO=%s: expected uring, plain or auto", env);
       return SL_EINVAL;
     }
   }
@@ -32,11 +32,11 @@ int sl__io_open(sl_io_backend want, sl__io **out) {
   int rc = sl__io_uring_open(out, why, sizeof why);
   if (rc == 0) return 0;
   if (want == SL_IO_URING) {
-    sl_log_error("io_uring unavailable (%s)", why);
+    sl_diag_error("io_uring unavailable (%s)", why);
     return rc;
   }
   static int announced;
   if (!__atomic_exchange_n(&announced, 1, __ATOMIC_RELAXED))
-    sl_log_warn("io_uring unavailable (%s); using plain reads", why);
+    sl_diag_warn("io_uring unavailable (%s); using plain reads", why);
   return sl__io_plain_open(out);
 }

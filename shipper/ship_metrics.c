@@ -87,7 +87,7 @@ int sl__ship_metrics_open(sl_metrics *reg, const char *stream, const char *logdi
     rc = SL_EINVAL; /* a family of that name with another shape: a bug */
   if (!rc) rc = sl_metrics_on_collect(reg, collect, x);
   if (rc) {
-    sl_log_error("stream %s: cannot set up its metrics: %s", stream, sl_strerror(rc));
+    sl_diag_error("stream %s: cannot set up its metrics: %s", stream, sl_strerror(rc));
     free(x);
     return rc;
   }

@@ -174,7 +174,7 @@ static void *reporter_main(void *arg) {
 
     int rc = write_consumer ? sl_log_consumer_set(r->logdir, r->consumer, want) : 0;
     if (rc && rc != logged_rc)
-      sl_log_warn("%s: cannot record consumer %s at txid %llu: %s", r->logdir, r->consumer,
+      sl_diag_warn("%s: cannot record consumer %s at txid %llu: %s", r->logdir, r->consumer,
                   (unsigned long long)want, sl_strerror(rc));
     logged_rc = rc;
     if (write_status) (void)sl_status_write(r->status_path, status);
@@ -276,7 +276,7 @@ static int seal_frames(slot *b) {
   uint64_t txid;
   int rc = sl_batch_encrypt_frames(b->kr, b->store_id, b->raw.data, b->raw.len, 0, b->cs_before, &b->sealed, &txid);
   if (rc)
-    sl_log_error("seal txid %llu with key %s: %s", (unsigned long long)txid, sl_keyring_primary(b->kr),
+    sl_diag_error("seal txid %llu with key %s: %s", (unsigned long long)txid, sl_keyring_primary(b->kr),
                  sl_strerror(rc));
   return rc;
 }
@@ -480,7 +480,7 @@ __attribute__((format(printf, 3, 4))) static int transient(shipper *s, int rc, c
   va_start(ap, fmt);
   set_error(s, fmt, ap);
   va_end(ap);
-  if (rc != s->logged_rc) sl_log_warn("%s; retrying", s->error);
+  if (rc != s->logged_rc) sl_diag_warn("%s; retrying", s->error);
   s->logged_rc = rc;
   disconnect(s);
   s->st = ST_BACKOFF;
@@ -494,7 +494,7 @@ __attribute__((format(printf, 3, 4))) static int fatal(shipper *s, int rc, const
     va_start(ap, fmt);
     set_error(s, fmt, ap);
     va_end(ap);
-    sl_log_error("%s", s->error);
+    sl_diag_error("%s", s->error);
   } else {
     snprintf(s->error, sizeof s->error, "%s", sl_strerror(rc));
   }
@@ -668,7 +668,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   if (d > 0) {
     start = d + 1;
     if (first && (o->from_txid || o->has_since))
-      sl_log_warn("stream %s on %s already holds txids up to %llu; resuming at %llu (%s applies "
+      sl_diag_warn("stream %s on %s already holds txids up to %llu; resuming at %llu (%s applies "
                   "only to a new stream)", o->stream, o->to, (unsigned long long)d,
                   (unsigned long long)start, o->from_txid ? "--from-txid" : "--since");
   } else if (o->from_txid) {
@@ -678,7 +678,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   } else {
     start = s->oldest;
     if (start > 1 && first)
-      sl_log_warn("%s: the log starts at txid %llu (older segments were pruned); shipping "
+      sl_diag_warn("%s: the log starts at txid %llu (older segments were pruned); shipping "
                   "stream %s from there", s->logdir, (unsigned long long)start, o->stream);
   }
   if (start > s->committed + 1)
@@ -709,7 +709,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   s->error[0] = 0;
   s->report_dirty = true;
   s->last_send_ns = s->last_recv_ns = sl_mono_ns();
-  sl_log_info("shipping stream %s to %s from txid %llu (%s, %s)", o->stream, o->to,
+  sl_diag_info("shipping stream %s to %s from txid %llu (%s, %s)", o->stream, o->to,
               (unsigned long long)start, sl__io_name(s->io), s->tls ? "TLS 1.3" : "plain TCP");
   if (first && o->on_ready) o->on_ready(o->ready_arg);
   return 0;
@@ -719,7 +719,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
  * was nothing to acknowledge): end the quiet period of a logged failure. */
 static void recovered(shipper *s) {
   if (!s->logged_rc) return;
-  sl_log_warn("receiver %s takes stream %s again (durable txid %llu)", s->opt->to, s->opt->stream,
+  sl_diag_warn("receiver %s takes stream %s again (durable txid %llu)", s->opt->to, s->opt->stream,
               (unsigned long long)s->durable);
   s->logged_rc = 0;
 }
@@ -1197,7 +1197,7 @@ static int session_base(shipper *s) {
     goto out;
   }
   txid = h.last_txid;
-  sl_log_info("sending stream %s its base: %s at txid %llu%s", s->opt->stream, dir, (unsigned long long)txid,
+  sl_diag_info("sending stream %s its base: %s at txid %llu%s", s->opt->stream, dir, (unsigned long long)txid,
               h.key_id[0] ? " (sealed)" : "");
   Shiplog__Repl__Message m = SHIPLOG__REPL__MESSAGE__INIT;
   Shiplog__Repl__BaseBegin bb = SHIPLOG__REPL__BASE_BEGIN__INIT;
@@ -1253,7 +1253,7 @@ static int session_base(shipper *s) {
     if (pump(s, IDLE_WAKE_MS)) goto out;
   }
   if (s->st != ST_BASE) goto out;
-  sl_log_info("sent stream %s its base at txid %llu: %.1f MiB in %.1f s; the log follows", s->opt->stream,
+  sl_diag_info("sent stream %s its base at txid %llu: %.1f MiB in %.1f s; the log follows", s->opt->stream,
               (unsigned long long)txid, (double)nsent / (1 << 20), (double)(sl_mono_ns() - t0) / 1e9);
   s->st = ST_STREAMING;
   s->report_dirty = true;
@@ -1320,7 +1320,7 @@ static int read_archive_id(shipper *s) {
     rc = 0;
   }
   if (fd >= 0) close(fd);
-  if (rc) sl_log_error("%s: no readable archive segment to take the store id from", s->logdir);
+  if (rc) sl_diag_error("%s: no readable archive segment to take the store id from", s->logdir);
   free(segs);
   return rc;
 }
@@ -1350,16 +1350,16 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
   s->rng = sl_mono_ns() | 1;
   s->mark_dirty = true;
   if (!opt->store_dir || !opt->to || !opt->stream) {
-    sl_log_error("shipper: store, receiver address and stream are required");
+    sl_diag_error("shipper: store, receiver address and stream are required");
     return SL_EINVAL;
   }
   if (!sl_stream_name_valid(opt->stream)) {
-    sl_log_error("stream name '%s' is not valid ([A-Za-z0-9_.-]{1,64})", opt->stream);
+    sl_diag_error("stream name '%s' is not valid ([A-Za-z0-9_.-]{1,64})", opt->stream);
     return SL_EINVAL;
   }
   bool tls = opt->tls_cert || opt->tls_key || opt->tls_ca || opt->tls_server_name;
   if (tls == opt->insecure) {
-    sl_log_error(tls ? "shipper: TLS files and insecure (plain TCP) both given: choose one"
+    sl_diag_error(tls ? "shipper: TLS files and insecure (plain TCP) both given: choose one"
                      : "shipper: give a TLS certificate, key and CA, or choose insecure plain TCP");
     return SL_EINVAL;
   }
@@ -1368,7 +1368,7 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
     if (opt->tls_server_name) {
       snprintf(s->server_name, sizeof s->server_name, "%s", opt->tls_server_name);
     } else if (sl_hostport_parse(opt->to, s->server_name, sizeof s->server_name, port, sizeof port)) {
-      sl_log_error("receiver address '%s' is not HOST:PORT", opt->to);
+      sl_diag_error("receiver address '%s' is not HOST:PORT", opt->to);
       return SL_EINVAL;
     }
     if ((rc = sl_tls_ctx_new(false, opt->tls_cert, opt->tls_key, opt->tls_ca, &s->tls))) return rc;
@@ -1393,11 +1393,11 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
   if ((rc = read_store_id(s))) return rc;
   if ((rc = sl__ship_metrics_open(opt->metrics, opt->stream, s->logdir, &s->mx))) return rc;
   if ((rc = sl_mkdir_p(shipdir))) {
-    sl_log_error("%s: %s", shipdir, sl_strerror(rc));
+    sl_diag_error("%s: %s", shipdir, sl_strerror(rc));
     return rc;
   }
   if (opt->has_since && (rc = sl_log_find_after_time(s->logdir, opt->since_us, &s->since_txid))) {
-    sl_log_error("%s: cannot find where --since starts: %s", s->logdir, sl_strerror(rc));
+    sl_diag_error("%s: cannot find where --since starts: %s", s->logdir, sl_strerror(rc));
     return rc;
   }
   if ((rc = sl__io_open(opt->backend, &s->io))) return rc;
@@ -1416,7 +1416,7 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
 int sl_shipper_run(const sl_shipper_options *opt, volatile sig_atomic_t *stop) {
   shipper *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
-  sl_log_context(opt->stream, opt->to);
+  sl_diag_context(opt->stream, opt->to);
   int rc = setup(s, opt, stop);
   if (rc) goto done;
   report(s, sl_mono_ns());

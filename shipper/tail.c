@@ -97,13 +97,13 @@ int sl__tail_open(const char *logdir, const uint8_t store_id[SL_STORE_ID_SIZE], 
   t->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (t->ino_fd < 0) {
     rc = -errno;
-    sl_log_error("inotify_init1: %s", sl_strerror(rc));
+    sl_diag_error("inotify_init1: %s", sl_strerror(rc));
     goto fail;
   }
   t->dir_wd = inotify_add_watch(t->ino_fd, logdir, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
   if (t->dir_wd < 0) {
     rc = -errno;
-    sl_log_error("%s: cannot watch: %s", logdir, sl_strerror(rc));
+    sl_diag_error("%s: cannot watch: %s", logdir, sl_strerror(rc));
     goto fail;
   }
   /* Watch first, then read: a mark written in between still wakes us. */
@@ -146,7 +146,7 @@ int sl__tail_refresh(sl__tail *t) {
     rc = 0;
   }
   if (rc) {
-    sl_log_error("%s: cannot read the durable mark: %s", t->mark_path, sl_strerror(rc));
+    sl_diag_error("%s: cannot read the durable mark: %s", t->mark_path, sl_strerror(rc));
     return rc;
   }
   t->durable = d;
@@ -172,7 +172,7 @@ static int open_segment(sl__tail *t, uint64_t segno, uint64_t expect_first, int 
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int rc = -errno;
-    if (rc != -ENOENT) sl_log_error("%s: cannot open: %s", path, sl_strerror(rc));
+    if (rc != -ENOENT) sl_diag_error("%s: cannot open: %s", path, sl_strerror(rc));
     return rc;
   }
   uint8_t raw[SL_SEG_HEADER_SIZE];
@@ -180,13 +180,13 @@ static int open_segment(sl__tail *t, uint64_t segno, uint64_t expect_first, int 
   long n = sl__io_read(t->io, fd, raw, sizeof raw, 0);
   int rc = n < 0 ? (int)n : n < (long)sizeof raw ? SL_ECORRUPT : sl_seg_header_decode(raw, &h);
   if (rc) {
-    sl_log_error("%s: bad segment header: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: bad segment header: %s", path, sl_strerror(rc));
   } else if (memcmp(h.store_id, t->store_id, SL_STORE_ID_SIZE) != 0) {
     rc = SL_ESTOREID;
-    sl_log_error("%s: segment of another store", path);
+    sl_diag_error("%s: segment of another store", path);
   } else if (h.segno != segno || (expect_first && h.first_txid != expect_first)) {
     rc = SL_EGAP;
-    sl_log_error("%s: header says segment %llu starting at txid %llu; expected segment %llu "
+    sl_diag_error("%s: header says segment %llu starting at txid %llu; expected segment %llu "
                  "starting at txid %llu", path, (unsigned long long)h.segno,
                  (unsigned long long)h.first_txid, (unsigned long long)segno,
                  (unsigned long long)expect_first);
@@ -234,7 +234,7 @@ static int walk(sl__tail *t, const uint8_t *buf, size_t len, uint64_t limit, siz
     rc = sl_txn_peek(payload, plen, &txid, &commit_us, &epoch);
     if (rc == 0 && txid != t->next_txid) rc = SL_EGAP;
     if (rc) {
-      sl_log_error("%s: frame at offset %llu holds txid %llu, expected %llu: %s", t->seg_path,
+      sl_diag_error("%s: frame at offset %llu holds txid %llu, expected %llu: %s", t->seg_path,
                    (unsigned long long)t->offset, (unsigned long long)(rc == SL_EGAP ? txid : 0),
                    (unsigned long long)t->next_txid, sl_strerror(rc));
       *used = off;
@@ -256,13 +256,13 @@ static int rotate(sl__tail *t, int stop) {
   int rc = switch_segment(t, t->segno + 1, t->next_txid);
   if (rc != -ENOENT) return rc;
   if (stop == 0) {
-    sl_log_error("%s ends at offset %llu, but txid %llu is durable (mark %llu) and no segment "
+    sl_diag_error("%s ends at offset %llu, but txid %llu is durable (mark %llu) and no segment "
                  "%llu follows", t->seg_path, (unsigned long long)t->offset,
                  (unsigned long long)t->next_txid, (unsigned long long)t->durable,
                  (unsigned long long)(t->segno + 1));
     return SL_EGAP;
   }
-  sl_log_error("%s: %s at offset %llu, where durable txid %llu (mark %llu) should be",
+  sl_diag_error("%s: %s at offset %llu, where durable txid %llu (mark %llu) should be",
                t->seg_path, stop == SL_ETRUNCATED ? "frame cut short" : "bad frame",
                (unsigned long long)t->offset, (unsigned long long)t->next_txid,
                (unsigned long long)t->durable);
@@ -274,7 +274,7 @@ int sl__tail_seek(sl__tail *t, uint64_t txid) {
   size_t n = 0;
   int rc;
   if (txid == 0 || txid > t->durable + 1) {
-    sl_log_error("%s: cannot start at txid %llu: the log is durable up to %llu", t->logdir,
+    sl_diag_error("%s: cannot start at txid %llu: the log is durable up to %llu", t->logdir,
                  (unsigned long long)txid, (unsigned long long)t->durable);
     return SL_EGAP;
   }
@@ -298,7 +298,7 @@ int sl__tail_seek(sl__tail *t, uint64_t txid) {
     long got = sl__io_read(t->io, t->seg_fd, t->scan.data, room, t->offset);
     if (got < 0) {
       rc = (int)got;
-      sl_log_error("%s: read at offset %llu: %s", t->seg_path, (unsigned long long)t->offset,
+      sl_diag_error("%s: read at offset %llu: %s", t->seg_path, (unsigned long long)t->offset,
                    sl_strerror(rc));
       goto fail;
     }
@@ -337,7 +337,7 @@ int sl__tail_read(sl__tail *t, sl_buf *dst, size_t max, sl__tail_run *run) {
     uint8_t *p = dst->data + dst->len;
     long got = sl__io_read(t->io, t->seg_fd, p, room, t->offset);
     if (got < 0) {
-      sl_log_error("%s: read at offset %llu: %s", t->seg_path, (unsigned long long)t->offset,
+      sl_diag_error("%s: read at offset %llu: %s", t->seg_path, (unsigned long long)t->offset,
                    sl_strerror((int)got));
       return (int)got;
     }

@@ -205,7 +205,7 @@ static int slot_grow(slot *s, size_t cap, bool sealed) {
 static int writer_put(writer *w, const void *p, size_t n) {
   int rc = sl_write_all(w->fd, p, n);
   if (rc) {
-    sl_log_error("%s: write: %s", w->name, sl_strerror(rc));
+    sl_diag_error("%s: write: %s", w->name, sl_strerror(rc));
     return rc;
   }
   w->file_bytes += n;
@@ -235,7 +235,7 @@ static int chunk_seal(writer *w, uint64_t index, uint32_t raw_len, uint32_t flag
   const uint8_t *store_id = w->header + 16;
   int rc = sl_crypt_seal_chunk(w->kr, NULL, store_id, aad, sizeof aad, in, len, h + SL_DUMP_CHUNK_HEADER_SIZE);
   if (rc) {
-    sl_log_error("%s: sealing chunk %" PRIu64 ": %s", w->name, index, sl_strerror(rc));
+    sl_diag_error("%s: sealing chunk %" PRIu64 ": %s", w->name, index, sl_strerror(rc));
     return rc;
   }
   chunk_header(h, raw_len, stored_len, flags | SL_DUMP_CHUNK_F_SEALED, h + SL_DUMP_CHUNK_HEADER_SIZE);
@@ -373,7 +373,7 @@ static int writer_reserve(writer *w, size_t n, uint8_t **p) {
   if (w->cur->len && w->cur->len + n > w->chunk_raw && (rc = writer_submit(w))) return rc;
   slot *s = w->cur;
   if (n > s->cap && (rc = slot_grow(s, n, w->kr != NULL))) {
-    if (rc == SL_ETOOBIG) sl_log_error("%s: a record of %zu bytes exceeds the largest chunk", w->name, n);
+    if (rc == SL_ETOOBIG) sl_diag_error("%s: a record of %zu bytes exceeds the largest chunk", w->name, n);
     return rc;
   }
   *p = s->rawbuf + SL_DUMP_CHUNK_HEADER_SIZE + s->len;
@@ -480,7 +480,7 @@ int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info 
    * that only a load refuses, nor an LMDB assertion. */
   for (int tries = 0;; tries++) {
     if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))) {
-      sl_log_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
+      sl_diag_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
       rc = sl__mdb_err(rc);
       txn = NULL;
       goto fail;
@@ -507,14 +507,14 @@ int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info 
   for (int db = 0; db < SL__DB_COUNT; db++) {
     MDB_val k, v;
     if ((rc = mdb_cursor_open(txn, st->dbi[db], &c))) {
-      sl_log_error("%s: LMDB cursor on %s: %s", st->dir, sl__db_names[db], mdb_strerror(rc));
+      sl_diag_error("%s: LMDB cursor on %s: %s", st->dir, sl__db_names[db], mdb_strerror(rc));
       rc = sl__mdb_err(rc);
       goto fail;
     }
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
       uint8_t *p;
       if (k.mv_size == 0 || k.mv_size > SL_DUMP_KEY_MAX || v.mv_size > SL_FRAME_MAX) {
-        sl_log_error("%s: LMDB %s holds a key of %zu bytes with a value of %zu bytes: not dumpable", st->dir,
+        sl_diag_error("%s: LMDB %s holds a key of %zu bytes with a value of %zu bytes: not dumpable", st->dir,
                      sl__db_names[db], k.mv_size, v.mv_size);
         rc = SL_ECORRUPT;
         goto fail;
@@ -528,7 +528,7 @@ int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info 
       if (w.records % PROGRESS_EVERY == 0) progress(opt, w.records, total);
     }
     if (rc != MDB_NOTFOUND) {
-      sl_log_error("%s: LMDB %s: %s", st->dir, sl__db_names[db], mdb_strerror(rc));
+      sl_diag_error("%s: LMDB %s: %s", st->dir, sl__db_names[db], mdb_strerror(rc));
       rc = sl__mdb_err(rc);
       goto fail;
     }
@@ -568,18 +568,18 @@ static int incremental_range(const char *logdir, const sl_dump_options *o, uint6
   uint64_t durable = 0;
   int rc = sl_log_list(logdir, &segs, &nseg);
   if (rc) {
-    sl_log_error("%s: cannot list the log: %s", logdir, sl_strerror(rc));
+    sl_diag_error("%s: cannot list the log: %s", logdir, sl_strerror(rc));
     return rc;
   }
   uint64_t oldest = nseg ? segs[0].first_txid : 0;
   free(segs);
   if (!nseg) {
-    sl_log_error("%s: the log has no segments", logdir);
+    sl_diag_error("%s: the log has no segments", logdir);
     return SL_ECORRUPT;
   }
   rc = sl_log_read_durable_mark(logdir, &durable);
   if (rc && rc != SL_ENOTFOUND) {
-    sl_log_error("%s: cannot read the durable mark: %s", logdir, sl_strerror(rc));
+    sl_diag_error("%s: cannot read the durable mark: %s", logdir, sl_strerror(rc));
     return rc;
   }
   /* No mark: never opened for writing since it was made, so nothing past
@@ -588,12 +588,12 @@ static int incremental_range(const char *logdir, const sl_dump_options *o, uint6
   uint64_t from = oldest;
   if (o && o->from_txid) {
     if (o->from_txid < oldest) {
-      sl_log_error("%s: txid %" PRIu64 " is no longer in the log (it begins at txid %" PRIu64 ")", logdir,
+      sl_diag_error("%s: txid %" PRIu64 " is no longer in the log (it begins at txid %" PRIu64 ")", logdir,
                    o->from_txid, oldest);
       return SL_ENOTFOUND;
     }
     if (o->from_txid > durable + 1) {
-      sl_log_error("%s: txid %" PRIu64 " lies past the last durable txid %" PRIu64, logdir, o->from_txid, durable);
+      sl_diag_error("%s: txid %" PRIu64 " lies past the last durable txid %" PRIu64, logdir, o->from_txid, durable);
       return SL_EINVAL;
     }
     from = o->from_txid;
@@ -602,11 +602,11 @@ static int incremental_range(const char *logdir, const sl_dump_options *o, uint6
     uint64_t after;
     char t[32];
     if ((rc = sl_log_find_after_time(logdir, o->since_us, &after))) {
-      sl_log_error("%s: cannot search the log by time: %s", logdir, sl_strerror(rc));
+      sl_diag_error("%s: cannot search the log by time: %s", logdir, sl_strerror(rc));
       return rc;
     }
     if (!o->from_txid && after == oldest && oldest > 1) {
-      sl_log_error("%s: the log begins at txid %" PRIu64 " (older ones were pruned) and its first transaction is "
+      sl_diag_error("%s: the log begins at txid %" PRIu64 " (older ones were pruned) and its first transaction is "
                    "after %s, so pruned ones may be after it too: dump with --from-txid, or take a full dump",
                    logdir, oldest, sl_time_format(o->since_us, t, sizeof t));
       return SL_ENOTFOUND;
@@ -628,7 +628,7 @@ int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dum
   int rc = writer_init(&w, fd, opt);
   if (rc) goto fail;
   if (st->no_log) {
-    sl_log_error("%s: has no log of its own (a standby): an incremental dump reads the store's log", st->dir);
+    sl_diag_error("%s: has no log of its own (a standby): an incremental dump reads the store's log", st->dir);
     rc = SL_EINVAL;
     goto fail;
   }
@@ -644,7 +644,7 @@ int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dum
                       .created_us = sl_now_us()};
   memcpy(h.store_id, st->id, SL_STORE_ID_SIZE);
   if (first <= last && (rc = commit_time_of(logdir, last, &h.last_commit_us))) {
-    sl_log_error("%s: cannot read txid %" PRIu64 ": %s", logdir, last, sl_strerror(rc));
+    sl_diag_error("%s: cannot read txid %" PRIu64 ": %s", logdir, last, sl_strerror(rc));
     goto fail;
   }
   /* The history the file continues, so that a load can compare the txids
@@ -659,13 +659,13 @@ int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dum
   if (first <= last) {
     sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
     if ((rc = sl_log_reader_open(logdir, first, &ro, &r))) {
-      sl_log_error("%s: cannot read from txid %" PRIu64 ": %s", logdir, first, sl_strerror(rc));
+      sl_diag_error("%s: cannot read from txid %" PRIu64 ": %s", logdir, first, sl_strerror(rc));
       goto fail;
     }
     while ((rc = sl_log_reader_next(r, &f)) == 0) {
       uint8_t *p;
       if (f.txid != next) {
-        sl_log_error("%s: segment %" PRIu64 " offset %" PRIu64 ": txid %" PRIu64 " where %" PRIu64 " was expected",
+        sl_diag_error("%s: segment %" PRIu64 " offset %" PRIu64 ": txid %" PRIu64 " where %" PRIu64 " was expected",
                      logdir, f.segno, f.offset, f.txid, next);
         rc = SL_EGAP;
         goto fail;
@@ -679,7 +679,7 @@ int sl_dump_incremental(sl_store *st, int fd, const sl_dump_options *opt, sl_dum
     }
     if (rc != SL_EEND) goto fail;
     if (next != last + 1) {
-      sl_log_error("%s: the log ends at txid %" PRIu64 ", before its durable mark %" PRIu64, logdir, next - 1, last);
+      sl_diag_error("%s: the log ends at txid %" PRIu64 ", before its durable mark %" PRIu64, logdir, next - 1, last);
       rc = SL_ECORRUPT;
       goto fail;
     }
@@ -731,7 +731,7 @@ static int bad(sl_dump_reader *r, int rc, uint64_t off, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  sl_log_error("%s: offset %" PRIu64 ": %s", r->path, off, msg);
+  sl_diag_error("%s: offset %" PRIu64 ": %s", r->path, off, msg);
   r->err_off = off;
   return r->state = rc;
 }
@@ -777,7 +777,7 @@ int sl_dump_open_keyed(const char *path, sl_keyring *kr, sl_dump_reader **out) {
   b = r->header;
   if ((r->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(r->fd, &sb)) {
     rc = -errno;
-    sl_log_error("%s: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: %s", path, sl_strerror(rc));
     goto fail;
   }
   r->size = (uint64_t)sb.st_size;
@@ -785,7 +785,7 @@ int sl_dump_open_keyed(const char *path, sl_keyring *kr, sl_dump_reader **out) {
   long n = sl_pread_full(r->fd, b, SL_DUMP_HEADER_SIZE, 0);
   if (n < 0) {
     rc = (int)n;
-    sl_log_error("%s: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: %s", path, sl_strerror(rc));
     goto fail;
   }
   if (n >= 8 && memcmp(b, SL_DUMP_MAGIC, 8)) {

@@ -54,7 +54,7 @@ static int copy_file(const char *from, const char *to) {
   }
   rc = sl_fsync(out);
 out:
-  if (rc) sl_log_error("copy %s to %s: %s", from, to, sl_strerror(rc));
+  if (rc) sl_diag_error("copy %s to %s: %s", from, to, sl_strerror(rc));
   if (in >= 0) close(in);
   if (out >= 0) close(out);
   return rc;
@@ -109,7 +109,7 @@ int sl_log_find_fork(const char *mine, const char *theirs, uint64_t *fork, uint6
   if ((rc = sl_log_checksum_at(mine, start - 1, &cs_a)) || (rc = sl_log_checksum_at(theirs, start - 1, &cs_b)))
     goto out;
   if (cs_a != cs_b) {
-    sl_log_error("%s and %s differ already before txid %" PRIu64 ", where both begin", mine, theirs, start);
+    sl_diag_error("%s and %s differ already before txid %" PRIu64 ", where both begin", mine, theirs, start);
     rc = SL_EINVAL;
     goto out;
   }
@@ -145,7 +145,7 @@ static int keep_cut(const char *logdir, uint64_t from, uint64_t last, const sl_r
   if (fd < 0 || !(out = fdopen(fd, "w"))) {
     rc = -errno;
     if (fd >= 0) close(fd);
-    sl_log_error("%s: cannot create: %s", tmp, sl_strerror(rc));
+    sl_diag_error("%s: cannot create: %s", tmp, sl_strerror(rc));
     return rc;
   }
   if ((rc = sl_log_reader_open(logdir, from, &ro, &r)) == 0) {
@@ -158,7 +158,7 @@ static int keep_cut(const char *logdir, uint64_t from, uint64_t last, const sl_r
   if (fclose(out) != 0 && !rc) rc = errno ? -errno : -EIO;
   if (!rc && rename(tmp, path) != 0) rc = -errno;
   if (rc) {
-    sl_log_error("%s: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: %s", path, sl_strerror(rc));
     unlink(tmp);
   }
   return rc;
@@ -181,7 +181,7 @@ int sl_store_rewind(const char *dir, uint64_t to, const sl_rewind_options *o, sl
   uint64_t first = nseg ? segs[0].first_txid : 0;
   free(segs);
   if (first != 1) {
-    sl_log_error("%s: the log begins at txid %" PRIu64 ", not 1, so the state cannot be rebuilt from it: restore "
+    sl_diag_error("%s: the log begins at txid %" PRIu64 ", not 1, so the state cannot be rebuilt from it: restore "
                  "the store from the new primary's stream instead (shiplog restore --data DIR --stream NAME "
                  "--to-txid N --in-place %s)", dir, first, dir);
     rc = SL_EINVAL;
@@ -190,20 +190,20 @@ int sl_store_rewind(const char *dir, uint64_t to, const sl_rewind_options *o, sl
   if ((rc = sl_log_read_durable_mark(logdir, &last))) goto out;
   out->last_txid = last;
   if (to > last) {
-    sl_log_error("%s: the log ends at txid %" PRIu64 ", before txid %" PRIu64, dir, last, to);
+    sl_diag_error("%s: the log ends at txid %" PRIu64 ", before txid %" PRIu64, dir, last, to);
     rc = SL_EINVAL;
     goto out;
   }
   if (to < last) {
     if (!o || !o->keep) {
-      sl_log_error("%s: txids %" PRIu64 "..%" PRIu64 " would be cut and not kept", dir, to + 1, last);
+      sl_diag_error("%s: txids %" PRIu64 "..%" PRIu64 " would be cut and not kept", dir, to + 1, last);
       rc = SL_EINVAL;
       goto out;
     }
     join(keepdir, sizeof keepdir, dir, REWOUND_DIR);
     if (snprintf(out->kept, sizeof out->kept, "%s/txids-%" PRIu64 "-%" PRIu64 ".jsonl", keepdir, to + 1, last) >=
         (int)sizeof out->kept) {
-      sl_log_error("%s: path too long", keepdir);
+      sl_diag_error("%s: path too long", keepdir);
       rc = -ENAMETOOLONG;
     }
     if (rc || (rc = sl_mkdir_p(keepdir)) || (rc = keep_cut(logdir, to + 1, last, o, out->kept))) {
@@ -216,13 +216,13 @@ int sl_store_rewind(const char *dir, uint64_t to, const sl_rewind_options *o, sl
   if ((unlink(join(p, sizeof p, dir, "data.mdb")) && errno != ENOENT) ||
       (unlink(join(p, sizeof p, dir, "lock.mdb")) && errno != ENOENT)) {
     rc = -errno;
-    sl_log_error("%s: %s", p, sl_strerror(rc));
+    sl_diag_error("%s: %s", p, sl_strerror(rc));
     goto out;
   }
   close(lock);
   lock = -1;
   if ((rc = sl_store_open(dir, 0, &st))) {
-    sl_log_error("%s: cannot open store: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: cannot open store: %s", dir, sl_strerror(rc));
     goto out;
   }
   sl_store_close(st);

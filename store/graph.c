@@ -80,7 +80,7 @@ static int cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_curs
   if (!cs->c[db]) {
     int rc = mdb_cursor_open(cs->txn, dbis[db], &cs->c[db]);
     if (rc) {
-      sl_log_error("LMDB cursor on %s: %s", sl__db_names[db], mdb_strerror(rc));
+      sl_diag_error("LMDB cursor on %s: %s", sl__db_names[db], mdb_strerror(rc));
       return sl__mdb_err(rc);
     }
   }
@@ -113,7 +113,7 @@ int sl__meta_get_bytes(MDB_txn *txn, MDB_dbi dbi, const char *name, MDB_val *out
   int rc = mdb_get(txn, dbi, &k, out);
   if (rc == MDB_NOTFOUND) return SL_ENOTFOUND;
   if (rc) {
-    sl_log_error("LMDB meta %s: %s", name, mdb_strerror(rc));
+    sl_diag_error("LMDB meta %s: %s", name, mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   return 0;
@@ -123,7 +123,7 @@ int sl__meta_put_bytes(MDB_txn *txn, MDB_dbi dbi, const char *name, const void *
   MDB_val k = {strlen(name), (void *)name}, d = {n, (void *)p};
   int rc = mdb_put(txn, dbi, &k, &d, 0);
   if (rc) {
-    sl_log_error("LMDB meta %s: %s", name, mdb_strerror(rc));
+    sl_diag_error("LMDB meta %s: %s", name, mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   return 0;
@@ -134,7 +134,7 @@ int sl__meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
   int rc = sl__meta_get_bytes(txn, dbi, name, &d);
   if (rc) return rc;
   if (d.mv_size != 8) {
-    sl_log_error("LMDB meta %s: %zu bytes, expected 8", name, d.mv_size);
+    sl_diag_error("LMDB meta %s: %zu bytes, expected 8", name, d.mv_size);
     return SL_ECORRUPT;
   }
   *out = sl_get_le64(d.mv_data);
@@ -151,7 +151,7 @@ int sl__meta_read(MDB_txn *txn, MDB_dbi dbi, sl__meta *m) {
   for (size_t i = 0; i < SL_ARRAY_LEN(meta_fields); i++) {
     int rc = sl__meta_get_u64(txn, dbi, meta_fields[i].name, (uint64_t *)((char *)m + meta_fields[i].off));
     if (rc == SL_ENOTFOUND) {
-      sl_log_error("LMDB meta %s is missing", meta_fields[i].name);
+      sl_diag_error("LMDB meta %s is missing", meta_fields[i].name);
       return SL_ECORRUPT;
     }
     if (rc) return rc;
@@ -184,12 +184,12 @@ static int op_fail(sl__wctx *w, int rc, const char *fmt, ...) {
  * a failed fsync): nothing is committed into a corrupt LMDB. Under wlock. */
 static int mdb_fail(sl__wctx *w, int rc, enum sl__db db) {
   if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND) {
-    sl_log_error("%s/data.mdb: LMDB database %s is damaged (%s): the store takes no more writes", w->st->dir,
+    sl_diag_error("%s/data.mdb: LMDB database %s is damaged (%s): the store takes no more writes", w->st->dir,
                  sl__db_names[db], mdb_strerror(rc));
     w->st->failed = SL_ECORRUPT;
     return op_fail(w, SL_ECORRUPT, "%s/data.mdb: LMDB %s: %s", w->st->dir, sl__db_names[db], mdb_strerror(rc));
   }
-  sl_log_error("LMDB %s: %s", sl__db_names[db], mdb_strerror(rc));
+  sl_diag_error("LMDB %s: %s", sl__db_names[db], mdb_strerror(rc));
   return op_fail(w, sl__mdb_err(rc), "LMDB %s: %s", sl__db_names[db], mdb_strerror(rc));
 }
 
@@ -368,7 +368,7 @@ static int op_delete_rel(sl__wctx *w, uint64_t id) {
   if (rc == MDB_NOTFOUND) return op_fail(w, SL_ENOTFOUND, "relationship %llu does not exist", (unsigned long long)id);
   if (rc) return mdb_fail(w, rc, SL__DB_RELS);
   if (val.mv_size < 17 || val.mv_size > 16 + SL_NAME_MAX) {
-    sl_log_error("LMDB rels: relationship %llu has a %zu-byte record", (unsigned long long)id, val.mv_size);
+    sl_diag_error("LMDB rels: relationship %llu has a %zu-byte record", (unsigned long long)id, val.mv_size);
     return op_fail(w, SL_ECORRUPT, "relationship %llu: bad record", (unsigned long long)id);
   }
   uint64_t start = sl_get_be64(val.mv_data), end = sl_get_be64((uint8_t *)val.mv_data + 8);
@@ -548,23 +548,23 @@ int sl__apply_record(sl__wctx *w, sl__arena *a, const uint8_t *payload, size_t l
   sl__arena_pb_allocator(a, &al);
   Shiplog__Transaction *t = shiplog__transaction__unpack(&al, len, payload);
   if (!t) {
-    sl_log_error("transaction after txid %llu: cannot decode the %zu-byte record",
+    sl_diag_error("transaction after txid %llu: cannot decode the %zu-byte record",
                  (unsigned long long)w->meta.applied_txid, len);
     return SL_ECORRUPT;
   }
   if (t->has_sealed) { /* log.h, SEALED FRAMES: opened with its key first, never applied as is */
-    sl_log_error("apply txid %llu: the transaction is sealed (at-rest encryption); it must be opened "
+    sl_diag_error("apply txid %llu: the transaction is sealed (at-rest encryption); it must be opened "
                  "with its key before it is applied", (unsigned long long)t->txid);
     return SL_EINVAL;
   }
   if (t->txid != w->meta.applied_txid + 1) {
     if (t->txid <= w->meta.applied_txid) return SL_EEXIST; /* a duplicate: the caller skips it */
-    sl_log_error("apply: expected txid %llu, found %llu", (unsigned long long)w->meta.applied_txid + 1,
+    sl_diag_error("apply: expected txid %llu, found %llu", (unsigned long long)w->meta.applied_txid + 1,
                  (unsigned long long)t->txid);
     return SL_EGAP;
   }
   if (t->commit_time_us < w->meta.last_commit_us) {
-    sl_log_error("apply txid %llu: commit time %llu is before the previous one (%llu)",
+    sl_diag_error("apply txid %llu: commit time %llu is before the previous one (%llu)",
                  (unsigned long long)t->txid, (unsigned long long)t->commit_time_us,
                  (unsigned long long)w->meta.last_commit_us);
     return SL_ETIME;
@@ -573,7 +573,7 @@ int sl__apply_record(sl__wctx *w, sl__arena *a, const uint8_t *payload, size_t l
     w->err[0] = 0;
     int rc = apply_op(w, a, t->ops[i]);
     if (rc < 0) {
-      sl_log_error("apply txid %llu op %zu: %s (%s)", (unsigned long long)t->txid, i + 1, w->err,
+      sl_diag_error("apply txid %llu op %zu: %s (%s)", (unsigned long long)t->txid, i + 1, w->err,
                    sl_errname(rc));
       return rc;
     }
@@ -794,7 +794,7 @@ static int scan(sl_view *v, enum sl__db db, const uint8_t *prefix, size_t pn, kv
     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
   }
   if (mrc && mrc != MDB_NOTFOUND) {
-    sl_log_error("%s/data.mdb: LMDB %s: %s", v->st->dir, sl__db_names[db], mdb_strerror(mrc));
+    sl_diag_error("%s/data.mdb: LMDB %s: %s", v->st->dir, sl__db_names[db], mdb_strerror(mrc));
     return sl__mdb_err(mrc);
   }
   return 0;
@@ -805,7 +805,7 @@ static int view_get(sl_view *v, enum sl__db db, const void *k, size_t kn, MDB_va
   int rc = mdb_get(v->txn, v->st->dbi[db], &key, out);
   if (rc == MDB_NOTFOUND) return SL_ENOTFOUND;
   if (rc) {
-    sl_log_error("%s/data.mdb: LMDB %s: %s", v->st->dir, sl__db_names[db], mdb_strerror(rc));
+    sl_diag_error("%s/data.mdb: LMDB %s: %s", v->st->dir, sl__db_names[db], mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   return 0;
@@ -845,7 +845,7 @@ static int collect_prop(void *arg, const MDB_val *k, const MDB_val *d) {
   if (!p || !(p->key = sl__arena_strndup(&g->v->scratch, (const uint8_t *)k->mv_data + 8, k->mv_size - 8)))
     return -ENOMEM;
   int rc = sl__value_decode(d->mv_data, d->mv_size, &g->v->scratch, &p->value);
-  if (rc == SL_ECORRUPT) sl_log_error("LMDB: property %s has a malformed value", p->key);
+  if (rc == SL_ECORRUPT) sl_diag_error("LMDB: property %s has a malformed value", p->key);
   return rc;
 }
 
@@ -884,7 +884,7 @@ int sl_view_rel(sl_view *v, uint64_t id, sl_rel *out) {
   int rc = view_get(v, SL__DB_RELS, k, 8, &val);
   if (rc) return rc;
   if (val.mv_size < 17) {
-    sl_log_error("LMDB rels: relationship %llu has a %zu-byte record", (unsigned long long)id, val.mv_size);
+    sl_diag_error("LMDB rels: relationship %llu has a %zu-byte record", (unsigned long long)id, val.mv_size);
     return SL_ECORRUPT;
   }
   out->id = id;
@@ -906,7 +906,7 @@ static int view_prop(sl_view *v, bool rel, uint64_t id, const char *key, sl_valu
   int rc = view_get(v, rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS, k, 8 + (size_t)kl, &val);
   if (rc) return rc;
   rc = sl__value_decode(val.mv_data, val.mv_size, &v->scratch, out);
-  if (rc == SL_ECORRUPT) sl_log_error("LMDB: property %s has a malformed value", key);
+  if (rc == SL_ECORRUPT) sl_diag_error("LMDB: property %s has a malformed value", key);
   return rc;
 }
 
@@ -930,7 +930,7 @@ static int walk_rel(void *arg, const MDB_val *k, const MDB_val *d) {
   char type[SL_NAME_MAX + 1];
   size_t tl = p[9];
   if (k->mv_size != 10 + tl + 8 || d->mv_size != 8) {
-    sl_log_error("LMDB adjacency: malformed entry of node %llu", (unsigned long long)rw->node);
+    sl_diag_error("LMDB adjacency: malformed entry of node %llu", (unsigned long long)rw->node);
     return SL_ECORRUPT;
   }
   uint64_t rel = sl_get_be64(p + 10 + tl), other = sl_get_be64(d->mv_data);

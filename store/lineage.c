@@ -39,12 +39,12 @@ int sl_history_load(const char *logdir, sl_history *h) {
   int rc = sl_read_file(path, HISTORY_FILE_MAX, &text, &len);
   if (rc == -ENOENT) return 0;
   if (rc) {
-    sl_log_error("%s: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: %s", path, sl_strerror(rc));
     return rc;
   }
   size_t ml = strlen(HISTORY_MAGIC);
   if (len < ml || memcmp(text, HISTORY_MAGIC, ml) != 0) {
-    sl_log_error("%s:1: not a shiplog history file", path);
+    sl_diag_error("%s:1: not a shiplog history file", path);
     free(text);
     return SL_ECORRUPT;
   }
@@ -63,7 +63,7 @@ int sl_history_load(const char *logdir, sl_history *h) {
     p = nl + 1;
     continue;
   bad_line:
-    sl_log_error("%s:%d: not an entry \"EPOCH FIRST_TXID CHECKSUM\" following the one before", path, line);
+    sl_diag_error("%s:%d: not an entry \"EPOCH FIRST_TXID CHECKSUM\" following the one before", path, line);
     free(text);
     return SL_ECORRUPT;
   }
@@ -80,7 +80,7 @@ int sl_history_save(const char *logdir, const sl_history *h) {
     len += (size_t)snprintf(text + len, cap - len, "%" PRIu64 " %" PRIu64 " %016" PRIx64 "\n", h->e[i].epoch,
                             h->e[i].first_txid, h->e[i].prev_checksum);
   int rc = sl_write_file_atomic(logdir, SL_HISTORY_FILE, text, len);
-  if (rc) sl_log_error("%s/" SL_HISTORY_FILE ": %s", logdir, sl_strerror(rc));
+  if (rc) sl_diag_error("%s/" SL_HISTORY_FILE ": %s", logdir, sl_strerror(rc));
   free(text);
   return rc;
 }
@@ -220,7 +220,7 @@ int sl_log_set_origin(const char *logdir, uint64_t epoch, uint64_t prev_checksum
   int rc = sl_log_list(logdir, &segs, &n);
   if (rc) return rc;
   if (n != 1 || segs[0].size != SL_SEG_HEADER_SIZE) {
-    sl_log_error("%s: lineage can only be given to a log of one segment without frames", logdir);
+    sl_diag_error("%s: lineage can only be given to a log of one segment without frames", logdir);
     rc = SL_EINVAL;
     goto out;
   }
@@ -228,7 +228,7 @@ int sl_log_set_origin(const char *logdir, uint64_t epoch, uint64_t prev_checksum
   if ((rc = sl_seg_set_origin(segs[0].path, epoch, prev_checksum))) goto out;
   if (h && h->n) rc = sl_history_save(logdir, h);
 out:
-  if (rc) sl_log_error("%s: cannot set the log's lineage (epoch %" PRIu64 "): %s", logdir, epoch, sl_strerror(rc));
+  if (rc) sl_diag_error("%s: cannot set the log's lineage (epoch %" PRIu64 "): %s", logdir, epoch, sl_strerror(rc));
   free(segs);
   return rc;
 }

@@ -106,7 +106,7 @@ static int bad(const checker *c, uint64_t pg, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(why, sizeof why, fmt, ap);
   va_end(ap);
-  sl_log_error("%s/data.mdb: LMDB database %s is damaged: page %" PRIu64 " (offset %" PRIu64 "): %s", c->dir,
+  sl_diag_error("%s/data.mdb: LMDB database %s is damaged: page %" PRIu64 " (offset %" PRIu64 "): %s", c->dir,
                c->t->name, pg, pg * c->psize, why);
   return SL_ECORRUPT;
 }
@@ -248,13 +248,13 @@ int sl__lmdb_check(sl_store *st, MDB_txn *txn) {
   int fd, rc = mdb_env_get_fd(st->env, &fd);
   if (rc == 0) rc = mdb_env_stat(st->env, &ms);
   if (rc) {
-    sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+    sl_diag_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   c.psize = ms.ms_psize;
   if (fstat(fd, &sb)) {
     rc = -errno;
-    sl_log_error("%s/data.mdb: %s", st->dir, strerror(errno));
+    sl_diag_error("%s/data.mdb: %s", st->dir, strerror(errno));
     return rc;
   }
   c.file_pages = (uint64_t)sb.st_size / c.psize;
@@ -272,7 +272,7 @@ int sl__lmdb_check(sl_store *st, MDB_txn *txn) {
   void *map = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) {
     rc = -errno;
-    sl_log_error("%s/data.mdb: mmap: %s", st->dir, strerror(errno));
+    sl_diag_error("%s/data.mdb: mmap: %s", st->dir, strerror(errno));
     return rc;
   }
   c.map = map;
@@ -293,13 +293,13 @@ int sl_store_check(sl_store *st) {
     MDB_txn *txn;
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
     if (rc) {
-      sl_log_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
+      sl_diag_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
       return sl__mdb_err(rc);
     }
     rc = sl__lmdb_check(st, txn);
     mdb_txn_abort(txn);
     if (rc != -EAGAIN) return rc;
   }
-  sl_log_error("%s/data.mdb: cannot check it: a writer keeps moving on", st->dir);
+  sl_diag_error("%s/data.mdb: cannot check it: a writer keeps moving on", st->dir);
   return -EAGAIN;
 }

@@ -100,7 +100,7 @@ static int meta_u64(const meta_set *m, const char *path, const char *name, bool 
   *out = 0;
   if (!r && !required) return 0;
   if (!r || r->vlen != 8) {
-    sl_log_error("%s: offset %" PRIu64 ": the image's meta %s is %s", path, m->offset, name,
+    sl_diag_error("%s: offset %" PRIu64 ": the image's meta %s is %s", path, m->offset, name,
                  r ? "malformed" : "missing");
     return SL_ECORRUPT;
   }
@@ -120,7 +120,7 @@ static int read_meta(sl_dump_reader *r, const char *path, meta_set *m, sl_dump_r
       return 0;
     }
     if (m->n == META_MAX) {
-      sl_log_error("%s: offset %" PRIu64 ": more than %d meta records", path, rec->offset, META_MAX);
+      sl_diag_error("%s: offset %" PRIu64 ": more than %d meta records", path, rec->offset, META_MAX);
       return SL_ECORRUPT;
     }
     if (!m->n) {
@@ -145,18 +145,18 @@ static int meta_check(const meta_set *m, const char *path, const sl_dump_header 
   int rc;
   if ((rc = meta_u64(m, path, "format_version", true, &version))) return rc;
   if (version != SL__FORMAT_VERSION) {
-    sl_log_error("%s: offset %" PRIu64 ": LMDB format version %" PRIu64 " is not supported (this build reads %d)",
+    sl_diag_error("%s: offset %" PRIu64 ": LMDB format version %" PRIu64 " is not supported (this build reads %d)",
                  path, m->offset, version, SL__FORMAT_VERSION);
     return SL_EVERSION;
   }
   const meta_rec *id = meta_find(m, "store_id");
   if (!id || id->vlen != SL_STORE_ID_SIZE || memcmp(id->val, h->store_id, SL_STORE_ID_SIZE)) {
-    sl_log_error("%s: offset %" PRIu64 ": the image's store id differs from the header's", path, m->offset);
+    sl_diag_error("%s: offset %" PRIu64 ": the image's store id differs from the header's", path, m->offset);
     return SL_ECORRUPT;
   }
   if ((rc = meta_u64(m, path, "applied_txid", true, &applied))) return rc;
   if (applied != h->last_txid) {
-    sl_log_error("%s: offset %" PRIu64 ": the image is at txid %" PRIu64 ", the header says %" PRIu64, path,
+    sl_diag_error("%s: offset %" PRIu64 ": the image is at txid %" PRIu64 ", the header says %" PRIu64, path,
                  m->offset, applied, h->last_txid);
     return SL_ECORRUPT;
   }
@@ -181,14 +181,14 @@ static int target_free(const char *dir) {
   if (!d) {
     if (errno == ENOENT) return 0;
     int rc = errno == ENOTDIR ? SL_EEXIST : -errno;
-    sl_log_error("%s: %s", dir, rc == SL_EEXIST ? "exists and is not a directory" : sl_strerror(rc));
+    sl_diag_error("%s: %s", dir, rc == SL_EEXIST ? "exists and is not a directory" : sl_strerror(rc));
     return rc;
   }
   struct dirent *e;
   int rc = 0;
   while ((e = readdir(d)))
     if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-      sl_log_error("%s: not empty (a load needs a missing or empty directory)", dir);
+      sl_diag_error("%s: not empty (a load needs a missing or empty directory)", dir);
       rc = SL_EEXIST;
       break;
     }
@@ -223,7 +223,7 @@ static int append_records(sl_store *st, sl_dump_reader *r, const char *path, con
     }
     if (!cur[rec->db] && (rc = mdb_cursor_open(txn, st->dbi[rec->db], &cur[rec->db]))) goto mdb_fail;
     if ((rc = mdb_cursor_put(cur[rec->db], &k, &v, MDB_APPEND))) {
-      sl_log_error("%s: offset %" PRIu64 ": cannot load a record of %s: %s", path, rec->offset,
+      sl_diag_error("%s: offset %" PRIu64 ": cannot load a record of %s: %s", path, rec->offset,
                    sl__db_names[rec->db], mdb_strerror(rc));
       rc = sl__mdb_err(rc);
       goto fail;
@@ -236,7 +236,7 @@ static int append_records(sl_store *st, sl_dump_reader *r, const char *path, con
   if (rc) goto mdb_fail;
   return 0;
 mdb_fail:
-  sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+  sl_diag_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
   rc = sl__mdb_err(rc);
 fail:
   if (txn) mdb_txn_abort(txn);
@@ -263,7 +263,7 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   if ((rc = target_free(target)) || (rc = sl_dump_open_keyed(path, o ? o->keyring : NULL, &r))) goto fail;
   const sl_dump_header *h = sl_dump_reader_header(r);
   if (h->kind != SL_DUMP_FULL) {
-    sl_log_error("%s: an incremental dump (txids %" PRIu64 "..%" PRIu64 "): load it onto the store it follows "
+    sl_diag_error("%s: an incremental dump (txids %" PRIu64 "..%" PRIu64 "): load it onto the store it follows "
                  "(--onto)", path, h->first_txid, h->last_txid);
     rc = SL_EINVAL;
     goto fail;
@@ -297,7 +297,7 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   /* LMDB was written behind the store's back: reload what it caches. */
   MDB_txn *txn;
   if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))) {
-    sl_log_error("%s: LMDB: %s", tmp, mdb_strerror(rc));
+    sl_diag_error("%s: LMDB: %s", tmp, mdb_strerror(rc));
     rc = sl__mdb_err(rc);
     goto fail;
   }
@@ -332,7 +332,7 @@ static void diverged(const char *path, sl_store *st, const sl_dump_header *h, ui
                      uint64_t ours, uint64_t theirs, uint64_t applied) {
   char id[2 * SL_STORE_ID_SIZE + 1];
   id_hex(h->store_id, id);
-  sl_log_error("%s: %s txid %" PRIu64 ": %s (store %s, at txid %" PRIu64 ") holds another history than the dump "
+  sl_diag_error("%s: %s txid %" PRIu64 ": %s (store %s, at txid %" PRIu64 ") holds another history than the dump "
                "(rolling log checksum %016" PRIx64 ", the dump's %016" PRIx64 "), so the dump does not continue it; "
                "nothing was loaded",
                path, exact ? "the first differing transaction is" : "the histories differ at or before", txid,
@@ -349,7 +349,7 @@ static int overlap_begin(overlap *ov, const char *path, sl_store *st, sl_dump_re
   memset(ov, 0, sizeof *ov);
   snprintf(ov->logdir, sizeof ov->logdir, "%s/log", st->dir);
   if (!sl_log_lineage_known(ov->logdir)) {
-    sl_log_warn("%s: the log of %s does not know the checksum of its history (it was loaded from a dump that did "
+    sl_diag_warn("%s: the log of %s does not know the checksum of its history (it was loaded from a dump that did "
                 "not carry it), so txids up to %" PRIu64 " cannot be compared with %s",
                 ov->logdir, st->dir, applied, path);
     return 0;
@@ -369,15 +369,15 @@ static int overlap_begin(overlap *ov, const char *path, sl_store *st, sl_dump_re
     sl_dump_reader_chain_from(r, cs);
     ov->agreed = true;
     if (applied >= first)
-      sl_log_warn("%s: an older file without the checksum of the history before txid %" PRIu64 ": txids %" PRIu64
+      sl_diag_warn("%s: an older file without the checksum of the history before txid %" PRIu64 ": txids %" PRIu64
                   "..%" PRIu64 " are compared with %s, the history before them is not",
                   path, first, first, applied, st->dir);
     else
-      sl_log_warn("%s: an older file without the checksum of the history before txid %" PRIu64 ": it cannot be "
+      sl_diag_warn("%s: an older file without the checksum of the history before txid %" PRIu64 ": it cannot be "
                   "checked to continue the history of %s",
                   path, first, st->dir);
   } else {
-    sl_log_warn("%s: an older file without the checksum of the history before txid %" PRIu64 ", and the log of %s "
+    sl_diag_warn("%s: an older file without the checksum of the history before txid %" PRIu64 ", and the log of %s "
                 "no longer holds that point: txids %" PRIu64 "..%" PRIu64 " are not compared",
                 path, first, st->dir, first, applied);
     return 0;
@@ -388,7 +388,7 @@ static int overlap_begin(overlap *ov, const char *path, sl_store *st, sl_dump_re
   if (ov->from <= ov->to) {
     sl_log_reader_options ro = {.max_txid = ov->to, .tolerate_tail = false};
     if ((rc = sl_log_reader_open(ov->logdir, ov->from, &ro, &ov->lr))) {
-      sl_log_error("%s: cannot read from txid %" PRIu64 ": %s", ov->logdir, ov->from, sl_strerror(rc));
+      sl_diag_error("%s: cannot read from txid %" PRIu64 ": %s", ov->logdir, ov->from, sl_strerror(rc));
       return rc;
     }
   }
@@ -403,7 +403,7 @@ static int overlap_check(overlap *ov, const char *path, sl_store *st, const sl_d
   int rc = sl_log_reader_next(ov->lr, &f);
   if (rc == 0 && f.txid != rec->txid) rc = SL_EGAP;
   if (rc) {
-    sl_log_error("%s: cannot read txid %" PRIu64 " to compare it with %s: %s", ov->logdir, rec->txid, path,
+    sl_diag_error("%s: cannot read txid %" PRIu64 " to compare it with %s: %s", ov->logdir, rec->txid, path,
                  sl_strerror(rc == SL_EEND ? SL_ETRUNCATED : rc));
     return rc == SL_EEND ? SL_ETRUNCATED : rc;
   }
@@ -434,7 +434,7 @@ static int batch_flush(batch *b, sl_store *st, const char *path, uint64_t *appli
   }
   int rc = sl_store_apply_batch(st, ptrs, lens, b->n);
   if (rc) {
-    sl_log_error("%s: offset %" PRIu64 ": cannot apply txids %" PRIu64 "..%" PRIu64 " to %s: %s", path,
+    sl_diag_error("%s: offset %" PRIu64 ": cannot apply txids %" PRIu64 "..%" PRIu64 " to %s: %s", path,
                  b->first_offset, b->first_txid, b->first_txid + b->n - 1, st->dir, sl_strerror(rc));
     return rc;
   }
@@ -478,14 +478,14 @@ int sl_load_incremental(const char *path, sl_store *st, const sl_load_options *o
   const sl_dump_header *h = sl_dump_reader_header(r);
   uint64_t size = sl_dump_reader_size(r);
   if (h->kind != SL_DUMP_INCREMENTAL) {
-    sl_log_error("%s: a full dump: load it into a new store (--into)", path);
+    sl_diag_error("%s: a full dump: load it into a new store (--into)", path);
     rc = SL_EINVAL;
     goto fail;
   }
   if (memcmp(h->store_id, sl_store_id(st), SL_STORE_ID_SIZE)) {
     id_hex(h->store_id, a);
     id_hex(sl_store_id(st), c);
-    sl_log_error("%s: a dump of store %s; %s is store %s", path, a, st->dir, c);
+    sl_diag_error("%s: a dump of store %s; %s is store %s", path, a, st->dir, c);
     rc = SL_ESTOREID;
     goto fail;
   }
@@ -494,14 +494,14 @@ int sl_load_incremental(const char *path, sl_store *st, const sl_load_options *o
   v = NULL;
   res.from_txid = res.to_txid = cn.applied_txid;
   if (h->first_txid > cn.applied_txid + 1) {
-    sl_log_error("%s: starts at txid %" PRIu64 " but %s is at txid %" PRIu64 ": txids %" PRIu64 "..%" PRIu64
+    sl_diag_error("%s: starts at txid %" PRIu64 " but %s is at txid %" PRIu64 ": txids %" PRIu64 "..%" PRIu64
                  " are missing (load the dumps between them first)",
                  path, h->first_txid, st->dir, cn.applied_txid, cn.applied_txid + 1, h->first_txid - 1);
     rc = SL_EGAP;
     goto fail;
   }
   if (cn.applied_txid > h->last_txid) {
-    sl_log_error("%s: ends at txid %" PRIu64 " but %s is already at txid %" PRIu64 ": nothing to load", path,
+    sl_diag_error("%s: ends at txid %" PRIu64 " but %s is already at txid %" PRIu64 ": nothing to load", path,
                  h->last_txid, st->dir, cn.applied_txid);
     rc = SL_EEXIST;
     goto fail;

@@ -387,7 +387,7 @@ static int list_segnos(const char *dir, const char *suffix, uint64_t **out, size
   DIR *d = opendir(dir);
   if (!d) {
     int rc = -errno;
-    sl_log_error("open log directory %s: %s", dir, sl_strerror(rc));
+    sl_diag_error("open log directory %s: %s", dir, sl_strerror(rc));
     return rc;
   }
   uint64_t *v = NULL;
@@ -411,7 +411,7 @@ static int list_segnos(const char *dir, const char *suffix, uint64_t **out, size
   }
   if (errno) {
     rc = -errno;
-    sl_log_error("read log directory %s: %s", dir, sl_strerror(rc));
+    sl_diag_error("read log directory %s: %s", dir, sl_strerror(rc));
     goto fail;
   }
   closedir(d);
@@ -433,23 +433,23 @@ static int seg_read_header(int fd, const char *path, sl_seg_header *h) {
   int rc;
   if (r < 0) {
     rc = (int)r;
-    sl_log_error("read header of %s: %s", path, sl_strerror(rc));
+    sl_diag_error("read header of %s: %s", path, sl_strerror(rc));
     return rc;
   }
   if (r < SL_SEG_HEADER_SIZE) {
-    sl_log_error("%s: %ld bytes, shorter than a segment header", path, r);
+    sl_diag_error("%s: %ld bytes, shorter than a segment header", path, r);
     return r >= 8 && memcmp(buf, SL_SEG_MAGIC, 8) == 0 ? SL_ECORRUPT : SL_ENOTLOG;
   }
   if ((rc = sl_seg_header_decode(buf, h))) {
-    sl_log_error("%s: segment header: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: segment header: %s", path, sl_strerror(rc));
     return rc;
   }
   if (h->flags & ~SL_SEG_F_SEALED) {
-    sl_log_error("%s: segment flags 0x%" PRIx32 " are not supported", path, h->flags);
+    sl_diag_error("%s: segment flags 0x%" PRIx32 " are not supported", path, h->flags);
     return SL_EVERSION;
   }
   if (!(h->flags & SL_SEG_F_SEALED) != !h->key_id[0]) {
-    sl_log_error("%s: segment header: the sealed flag and the key id disagree", path);
+    sl_diag_error("%s: segment header: the sealed flag and the key id disagree", path);
     return SL_ECORRUPT;
   }
   return 0;
@@ -474,34 +474,34 @@ int sl_log_list(const char *logdir, sl_seg_info **out, size_t *count) {
     if ((rc = seg_path(s->path, logdir, segnos[i], ""))) goto fail;
     if ((fd = open(s->path, O_RDONLY | O_CLOEXEC)) < 0) {
       rc = -errno;
-      sl_log_error("open %s: %s", s->path, sl_strerror(rc));
+      sl_diag_error("open %s: %s", s->path, sl_strerror(rc));
       goto fail;
     }
     if ((rc = seg_read_header(fd, s->path, &h))) goto fail;
     if (fstat(fd, &st)) {
       rc = -errno;
-      sl_log_error("stat %s: %s", s->path, sl_strerror(rc));
+      sl_diag_error("stat %s: %s", s->path, sl_strerror(rc));
       goto fail;
     }
     close(fd);
     fd = -1;
     if (h.segno != segnos[i]) {
-      sl_log_error("%s: header names segment %" PRIu64, s->path, h.segno);
+      sl_diag_error("%s: header names segment %" PRIu64, s->path, h.segno);
       rc = SL_ECORRUPT;
       goto fail;
     }
     if (i == 0) {
       memcpy(store_id, h.store_id, SL_STORE_ID_SIZE);
     } else if (memcmp(store_id, h.store_id, SL_STORE_ID_SIZE)) {
-      sl_log_error("%s: belongs to another store than %s", s->path, v[0].path);
+      sl_diag_error("%s: belongs to another store than %s", s->path, v[0].path);
       rc = SL_ESTOREID;
       goto fail;
     } else if (segnos[i] != segnos[i - 1] + 1) {
-      sl_log_error("%s: segment %" PRIu64 " is missing before it", s->path, segnos[i - 1] + 1);
+      sl_diag_error("%s: segment %" PRIu64 " is missing before it", s->path, segnos[i - 1] + 1);
       rc = SL_EGAP;
       goto fail;
     } else if (h.first_txid <= v[i - 1].first_txid) {
-      sl_log_error("%s: first txid %" PRIu64 " does not follow segment %" PRIu64
+      sl_diag_error("%s: first txid %" PRIu64 " does not follow segment %" PRIu64
                    "'s first txid %" PRIu64,
                    s->path, h.first_txid, v[i - 1].segno, v[i - 1].first_txid);
       rc = SL_ECORRUPT;
@@ -548,7 +548,7 @@ static int scan_refresh(seg_scan *s) {
   struct stat st;
   if (fstat(s->fd, &st)) {
     int rc = -errno;
-    sl_log_error("stat %s: %s", s->path, sl_strerror(rc));
+    sl_diag_error("stat %s: %s", s->path, sl_strerror(rc));
     return rc;
   }
   s->size = (uint64_t)st.st_size;
@@ -600,7 +600,7 @@ static int iter_open(seg_iter *it, const char *path, int flags) {
   snprintf(it->s.path, sizeof it->s.path, "%s", path);
   if ((it->s.fd = open(path, flags | O_CLOEXEC)) < 0) {
     rc = -errno;
-    sl_log_error("open %s: %s", path, sl_strerror(rc));
+    sl_diag_error("open %s: %s", path, sl_strerror(rc));
     return rc;
   }
   if ((rc = seg_read_header(it->s.fd, path, &it->h)) || (rc = scan_refresh(&it->s))) {
@@ -631,16 +631,16 @@ static int iter_frame(seg_iter *it, sl_frame *f) {
     return BAD_FRAME;
   }
   if (rc) {
-    sl_log_error("read %s at offset %" PRIu64 ": %s", it->s.path, it->off, sl_strerror(rc));
+    sl_diag_error("read %s at offset %" PRIu64 ": %s", it->s.path, it->off, sl_strerror(rc));
     return rc;
   }
   if (sl_txn_peek(p, plen, &f->txid, &f->commit_us, &f->epoch)) {
-    sl_log_error("%s: frame at offset %" PRIu64 " has a good CRC but is not a transaction",
+    sl_diag_error("%s: frame at offset %" PRIu64 " has a good CRC but is not a transaction",
                  it->s.path, it->off);
     return SL_ECORRUPT;
   }
   if (f->txid != it->next_txid) {
-    sl_log_error("%s: frame at offset %" PRIu64 ": expected txid %" PRIu64 ", found %" PRIu64,
+    sl_diag_error("%s: frame at offset %" PRIu64 ": expected txid %" PRIu64 ", found %" PRIu64,
                  it->s.path, it->off, it->next_txid, f->txid);
     return SL_EGAP;
   }
@@ -657,7 +657,7 @@ static int iter_frame(seg_iter *it, sl_frame *f) {
 
 /* Report the bad frame an iterator stopped at as corruption. */
 static int iter_corrupt(const seg_iter *it, const char *why) {
-  sl_log_error("%s: %s at offset %" PRIu64 " (expected txid %" PRIu64 ")%s", it->s.path,
+  sl_diag_error("%s: %s at offset %" PRIu64 " (expected txid %" PRIu64 ")%s", it->s.path,
                it->bad == SL_ETRUNCATED ? "frame cut short" : "bad frame", it->off,
                it->next_txid, why);
   return SL_ECORRUPT;
@@ -689,7 +689,7 @@ static int mark_read(const char *logdir, mark *m) {
   if (fd < 0) {
     if (errno == ENOENT) return SL_ENOTFOUND;
     rc = -errno;
-    sl_log_error("open %s: %s", path, sl_strerror(rc));
+    sl_diag_error("open %s: %s", path, sl_strerror(rc));
     return rc;
   }
   rc = SL_ECORRUPT;
@@ -698,7 +698,7 @@ static int mark_read(const char *logdir, mark *m) {
     long r = sl_pread_full(fd, b, sizeof b, 0);
     if (r < 0) {
       rc = (int)r;
-      sl_log_error("read %s: %s", path, sl_strerror(rc));
+      sl_diag_error("read %s: %s", path, sl_strerror(rc));
       break;
     }
     if (r == SL_DURABLE_MARK_SIZE && sl_get_le32(b + 24) == sl_crc32c(0, b, 24)) {
@@ -717,7 +717,7 @@ static int mark_read(const char *logdir, mark *m) {
 int sl_log_read_durable_mark(const char *logdir, uint64_t *txid) {
   mark m;
   int rc = mark_read(logdir, &m);
-  if (rc == SL_ECORRUPT) sl_log_error("%s/" MARK_NAME ": %s", logdir, sl_strerror(rc));
+  if (rc == SL_ECORRUPT) sl_diag_error("%s/" MARK_NAME ": %s", logdir, sl_strerror(rc));
   if (!rc) *txid = m.txid;
   return rc;
 }
@@ -741,7 +741,7 @@ static void publish_durable(sl_log *log, uint64_t txid, uint64_t segno, uint64_t
     uint8_t b[SL_DURABLE_MARK_SIZE];
     mark_encode(b, txid, segno, end);
     int rc = sl_pwrite_all(log->mark_fd, b, sizeof b, 0);
-    if (rc) sl_log_warn("%s/" MARK_NAME ": %s", log->dir, sl_strerror(rc));
+    if (rc) sl_diag_warn("%s/" MARK_NAME ": %s", log->dir, sl_strerror(rc));
   }
   pthread_cond_broadcast(&log->cv);
 }
@@ -765,27 +765,27 @@ static int seg_create(const char *dir, const sl_seg_header *h, int *fd_out, bool
   if ((rc = seg_path(path, dir, h->segno, "")) || (rc = seg_path(tmp, dir, h->segno, TMP_SUFFIX)))
     return rc;
   if ((rc = sl_fault(SL_FAULT_LOG_SEG_CREATE))) {
-    sl_log_error("create %s: %s", tmp, sl_strerror(rc));
+    sl_diag_error("create %s: %s", tmp, sl_strerror(rc));
     return rc;
   }
   if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
     rc = -errno;
-    sl_log_error("create %s: %s", tmp, sl_strerror(rc));
+    sl_diag_error("create %s: %s", tmp, sl_strerror(rc));
     return rc;
   }
   sl_seg_header_encode(h, hdr);
   if ((rc = sl_pwrite_all(fd, hdr, sizeof hdr, 0)) || (rc = sl_fdatasync(fd))) {
-    sl_log_error("write header of %s: %s", tmp, sl_strerror(rc));
+    sl_diag_error("write header of %s: %s", tmp, sl_strerror(rc));
     goto fail;
   }
   if (rename(tmp, path)) {
     rc = -errno;
-    sl_log_error("rename %s: %s", tmp, sl_strerror(rc));
+    sl_diag_error("rename %s: %s", tmp, sl_strerror(rc));
     goto fail;
   }
   *renamed = true;
   if ((rc = sl_fault(SL_FAULT_LOG_DIR_FSYNC))) {
-    sl_log_error("fsync directory %s: %s", dir, sl_strerror(rc));
+    sl_diag_error("fsync directory %s: %s", dir, sl_strerror(rc));
     goto fail;
   }
   if ((rc = sl_fsync_dir(dir))) goto fail;
@@ -805,22 +805,22 @@ int sl_seg_set_origin(const char *path, uint64_t epoch, uint64_t prev_checksum) 
   int rc, fd = open(path, O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     rc = -errno;
-    sl_log_error("open %s: %s", path, sl_strerror(rc));
+    sl_diag_error("open %s: %s", path, sl_strerror(rc));
     return rc;
   }
   long got = sl_pread_full(fd, b, sizeof b, 0);
   if (got != (long)sizeof b) {
     rc = got < 0 ? (int)got : SL_ETRUNCATED;
-    sl_log_error("read header of %s: %s", path, sl_strerror(rc));
+    sl_diag_error("read header of %s: %s", path, sl_strerror(rc));
     goto out;
   }
   if ((rc = sl_seg_header_decode(b, &h))) {
-    sl_log_error("%s: bad segment header: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: bad segment header: %s", path, sl_strerror(rc));
     goto out;
   }
   if (fstat(fd, &sb) || (uint64_t)sb.st_size != SL_SEG_HEADER_SIZE) {
     rc = SL_EINVAL; /* the frames' checksums chain on from the old value */
-    sl_log_error("%s: holds frames: its lineage can no longer change", path);
+    sl_diag_error("%s: holds frames: its lineage can no longer change", path);
     goto out;
   }
   h.epoch = epoch;
@@ -828,7 +828,7 @@ int sl_seg_set_origin(const char *path, uint64_t epoch, uint64_t prev_checksum) 
   sl_seg_header_encode(&h, b);
   if ((rc = sl_fault(SL_FAULT_LOG_HEADER)) || (rc = sl_pwrite_all(fd, b, sizeof b, 0)) ||
       (rc = sl_fault(SL_FAULT_LOG_HEADER)) || (rc = sl_fdatasync(fd)))
-    sl_log_error("rewrite header of %s: %s", path, sl_strerror(rc));
+    sl_diag_error("rewrite header of %s: %s", path, sl_strerror(rc));
 out:
   close(fd);
   return rc;
@@ -852,7 +852,7 @@ static int rotate(sl_log *log) {
 
   seg_path(path, log->dir, log->segno, "");
   if ((rc = sl_fault(SL_FAULT_LOG_SEG_FSYNC)) || (rc = sl_fdatasync(log->fd))) {
-    sl_log_error("fdatasync %s (sealing it): %s; the log is FAILED until reopened", path,
+    sl_diag_error("fdatasync %s (sealing it): %s; the log is FAILED until reopened", path,
                  sl_strerror(rc));
   } else {
     synced = true;
@@ -872,7 +872,7 @@ static int rotate(sl_log *log) {
   log->syncing = false;
   if (synced) publish_durable(log, txid, segno, end);
   if (rc && renamed)
-    sl_log_error("%s: the log is FAILED until reopened", log->dir);
+    sl_diag_error("%s: the log is FAILED until reopened", log->dir);
   if (rc && (!synced || renamed)) set_failed(log, rc); /* a failed fsync is never retried */
   if (!rc) {
     close(log->fd);
@@ -899,14 +899,14 @@ int sl_log_create(const char *logdir, const sl_log_options *opt) {
   uint64_t seg_size = opt->segment_size ? opt->segment_size : SL_SEG_SIZE_DEFAULT;
   uint64_t first = opt->first_txid ? opt->first_txid : 1;
   if (seg_size < SL_SEG_SIZE_MIN) {
-    sl_log_error("%s: segment size %" PRIu64 " is below the minimum %llu", logdir, seg_size,
+    sl_diag_error("%s: segment size %" PRIu64 " is below the minimum %llu", logdir, seg_size,
                  SL_SEG_SIZE_MIN);
     return SL_EINVAL;
   }
   if ((rc = sl_mkdir_p(logdir)) || (rc = list_segnos(logdir, "", &segnos, &n))) return rc;
   free(segnos);
   if (n) {
-    sl_log_error("%s already holds log segments", logdir);
+    sl_diag_error("%s already holds log segments", logdir);
     return SL_EEXIST;
   }
   sl_seg_header h = {.version = SL_SEG_VERSION, .segno = 1, .first_txid = first,
@@ -929,7 +929,7 @@ static int remove_stale_tmp(const char *logdir) {
     char path[PATH_MAX];
     if (!(rc = seg_path(path, logdir, segnos[i], TMP_SUFFIX)) && unlink(path) && errno != ENOENT) {
       rc = -errno;
-      sl_log_error("remove %s: %s", path, sl_strerror(rc));
+      sl_diag_error("remove %s: %s", path, sl_strerror(rc));
     }
   }
   free(segnos);
@@ -967,7 +967,7 @@ static int recover_newest(sl_log *log, seg_iter *it, const mark *m, uint64_t kee
   if (m && (m->segno > it->h.segno || (m->segno == it->h.segno && m->end > it->off))) {
     if (rc == BAD_FRAME)
       return iter_corrupt(it, "; it lies below the durable mark, so this is not a torn tail");
-    sl_log_error("%s: ends at offset %" PRIu64 " (txid %" PRIu64 ") but the durable mark says "
+    sl_diag_error("%s: ends at offset %" PRIu64 " (txid %" PRIu64 ") but the durable mark says "
                  "txid %" PRIu64 " ending at segment %" PRIu64 " offset %" PRIu64 " is durable",
                  it->s.path, it->off, it->next_txid - 1, m->txid, m->segno, m->end);
     return SL_ECORRUPT;
@@ -981,18 +981,18 @@ static int recover_newest(sl_log *log, seg_iter *it, const mark *m, uint64_t kee
                ", so this is not a torn tail", keep_txid);
       return iter_corrupt(it, why);
     }
-    sl_log_error("%s: ends at offset %" PRIu64 " (txid %" PRIu64 ") but the store's state already applied txids "
+    sl_diag_error("%s: ends at offset %" PRIu64 " (txid %" PRIu64 ") but the store's state already applied txids "
                  "through %" PRIu64, it->s.path, it->off, it->next_txid - 1, keep_txid);
     return SL_ECORRUPT;
   }
   if (rc == BAD_FRAME) {
-    sl_log_warn("%s: cutting a torn tail at offset %" PRIu64 " (%" PRIu64 " bytes, %s); "
+    sl_diag_warn("%s: cutting a torn tail at offset %" PRIu64 " (%" PRIu64 " bytes, %s); "
                 "the next txid is %" PRIu64,
                 it->s.path, it->off, it->s.size - it->off,
                 it->bad == SL_ETRUNCATED ? "frame cut short" : "bad frame", it->next_txid);
     if (ftruncate(it->s.fd, (off_t)it->off)) {
       rc = -errno;
-      sl_log_error("truncate %s at offset %" PRIu64 ": %s", it->s.path, it->off, sl_strerror(rc));
+      sl_diag_error("truncate %s at offset %" PRIu64 ": %s", it->s.path, it->off, sl_strerror(rc));
       return rc;
     }
     it->s.size = it->off;
@@ -1022,7 +1022,7 @@ int sl_log_open_keep(const char *logdir, const uint8_t *store_id, uint64_t keep_
 
   if ((rc = remove_stale_tmp(logdir)) || (rc = sl_log_list(logdir, &segs, &n))) goto fail;
   if (n == 0) {
-    sl_log_error("%s: no log segments", logdir);
+    sl_diag_error("%s: no log segments", logdir);
     rc = SL_ENOTFOUND;
     goto fail;
   }
@@ -1042,7 +1042,7 @@ int sl_log_open_keep(const char *logdir, const uint8_t *store_id, uint64_t keep_
   const sl_seg_info *newest = &segs[n - 1];
   if ((rc = iter_open(&it, newest->path, O_RDWR))) goto fail;
   if (store_id && memcmp(store_id, it.h.store_id, SL_STORE_ID_SIZE)) {
-    sl_log_error("%s: belongs to another store", newest->path);
+    sl_diag_error("%s: belongs to another store", newest->path);
     rc = SL_ESTOREID;
     goto fail;
   }
@@ -1055,7 +1055,7 @@ int sl_log_open_keep(const char *logdir, const uint8_t *store_id, uint64_t keep_
 
   rc = mark_read(logdir, &m);
   have_mark = rc == 0;
-  if (rc == SL_ECORRUPT) sl_log_warn("%s/" MARK_NAME " is damaged; ignoring it", logdir);
+  if (rc == SL_ECORRUPT) sl_diag_warn("%s/" MARK_NAME " is damaged; ignoring it", logdir);
   else if (rc && rc != SL_ENOTFOUND) goto fail;
   if ((rc = recover_newest(log, &it, have_mark ? &m : NULL, keep_txid))) goto fail;
   log->fd = it.s.fd;
@@ -1070,7 +1070,7 @@ int sl_log_open_keep(const char *logdir, const uint8_t *store_id, uint64_t keep_
     if ((rc = iter_open(&it, segs[n - 2].path, O_RDONLY)) || (rc = iter_walk_sealed(&it, &last)))
       goto fail;
     if (it.next_txid != log->seg_first_txid) {
-      sl_log_error("%s: ends before txid %" PRIu64 " but %s starts at txid %" PRIu64, it.s.path,
+      sl_diag_error("%s: ends before txid %" PRIu64 " but %s starts at txid %" PRIu64, it.s.path,
                    it.next_txid, newest->path, log->seg_first_txid);
       rc = SL_EGAP;
       goto fail;
@@ -1087,13 +1087,13 @@ int sl_log_open_keep(const char *logdir, const uint8_t *store_id, uint64_t keep_
   if ((rc = sl_history_load(logdir, &log->hist))) goto fail;
   log->epoch = SL_MAX(log->epoch, sl_history_epoch(&log->hist));
   if ((rc = sl_fault(SL_FAULT_LOG_FSYNC)) || (rc = sl_fdatasync(log->fd))) {
-    sl_log_error("fdatasync %s: %s", newest->path, sl_strerror(rc));
+    sl_diag_error("fdatasync %s: %s", newest->path, sl_strerror(rc));
     goto fail;
   }
   snprintf(path, sizeof path, "%s/" MARK_NAME, logdir);
   if ((log->mark_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
     rc = -errno;
-    sl_log_error("open %s: %s", path, sl_strerror(rc));
+    sl_diag_error("open %s: %s", path, sl_strerror(rc));
     goto fail;
   }
   log->written_txid = log->next_txid - 1;
@@ -1176,7 +1176,7 @@ int sl_log_begin_epoch(sl_log *log, uint64_t epoch) {
   pthread_mutex_lock(&log->append_mu);
   sl_history h = log->hist;
   if (epoch <= log->epoch) {
-    sl_log_error("%s: epoch %" PRIu64 " does not follow the current epoch %" PRIu64, log->dir, epoch, log->epoch);
+    sl_diag_error("%s: epoch %" PRIu64 " does not follow the current epoch %" PRIu64, log->dir, epoch, log->epoch);
     rc = SL_EINVAL;
   } else if (!(rc = sl_history_add(&h, epoch, log->next_txid, log->cs)) && !(rc = sl_history_save(log->dir, &h))) {
     log->hist = h;
@@ -1225,7 +1225,7 @@ int sl_log_truncate(const char *logdir, uint64_t last_txid) {
   int rc = sl_log_list(logdir, &segs, &n);
   if (rc) return rc;
   if (n == 0 || last_txid + 1 < segs[0].first_txid) {
-    sl_log_error("%s: the log does not reach back to txid %" PRIu64, logdir, last_txid);
+    sl_diag_error("%s: the log does not reach back to txid %" PRIu64, logdir, last_txid);
     rc = SL_ENOTFOUND;
     goto out;
   }
@@ -1233,7 +1233,7 @@ int sl_log_truncate(const char *logdir, uint64_t last_txid) {
   if ((rc = iter_open(&it, segs[k].path, O_RDWR))) goto out;
   while (it.next_txid <= last_txid && (rc = iter_frame(&it, &f)) == 0) continue;
   if (it.next_txid <= last_txid) {
-    sl_log_error("%s: ends before txid %" PRIu64, it.s.path, last_txid);
+    sl_diag_error("%s: ends before txid %" PRIu64, it.s.path, last_txid);
     rc = rc == SL_EEND || rc == BAD_FRAME ? SL_ENOTFOUND : rc;
     goto out;
   }
@@ -1242,11 +1242,11 @@ int sl_log_truncate(const char *logdir, uint64_t last_txid) {
   for (size_t i = n; i-- > k + 1;)
     if (unlink(segs[i].path)) {
       rc = -errno;
-      sl_log_error("remove %s: %s", segs[i].path, sl_strerror(rc));
+      sl_diag_error("remove %s: %s", segs[i].path, sl_strerror(rc));
       goto out;
     }
   if ((rc = ftruncate(it.s.fd, (off_t)it.off) ? -errno : sl_fdatasync(it.s.fd))) {
-    sl_log_error("truncate %s at offset %" PRIu64 ": %s", it.s.path, it.off, sl_strerror(rc));
+    sl_diag_error("truncate %s at offset %" PRIu64 ": %s", it.s.path, it.off, sl_strerror(rc));
     goto out;
   }
   uint8_t b[SL_DURABLE_MARK_SIZE];
@@ -1328,7 +1328,7 @@ static int rekey_empty_segment(sl_log *log) {
     rc = sl_pwrite_all(log->fd, b, sizeof b, 0);
   }
   if (rc) {
-    sl_log_error("%s: rewriting the header for key %s: %s", path, log->key_id[0] ? log->key_id : "(none)",
+    sl_diag_error("%s: rewriting the header for key %s: %s", path, log->key_id[0] ? log->key_id : "(none)",
                  sl_strerror(rc));
     return rc;
   }
@@ -1358,11 +1358,11 @@ static int flush_staged(sl_log *log, staged *s) {
     /* A full disk: cut the partial frames back; nothing of them was ever
      * synced or published, so the log stays usable for when space returns. */
     if ((rc == -ENOSPC || rc == -EDQUOT) && ftruncate(log->fd, (off_t)log->seg_end) == 0) {
-      sl_log_error("write txids %" PRIu64 "..%" PRIu64 " to %s at offset %" PRIu64 ": %s; the transactions "
+      sl_diag_error("write txids %" PRIu64 "..%" PRIu64 " to %s at offset %" PRIu64 ": %s; the transactions "
                    "are not logged (the frames were cut back)", s->last_txid + 1 - s->n, s->last_txid, path,
                    log->seg_end, sl_strerror(rc));
     } else {
-      sl_log_error("write txids %" PRIu64 "..%" PRIu64 " to %s at offset %" PRIu64
+      sl_diag_error("write txids %" PRIu64 "..%" PRIu64 " to %s at offset %" PRIu64
                    ": %s; the log is FAILED until reopened",
                    s->last_txid + 1 - s->n, s->last_txid, path, log->seg_end, sl_strerror(rc));
       pthread_mutex_lock(&log->mu);
@@ -1393,33 +1393,33 @@ static int stage_frame(sl_log *log, staged *s, const uint8_t *payload, size_t le
   uint64_t txid, commit_us, epoch;
   int rc;
   if (len > SL_FRAME_MAX) {
-    sl_log_error("%s: transaction of %zu bytes exceeds the frame limit of %u", log->dir, len,
+    sl_diag_error("%s: transaction of %zu bytes exceeds the frame limit of %u", log->dir, len,
                  SL_FRAME_MAX);
     return SL_ETOOBIG;
   }
   if (sl_txn_peek(payload, len, &txid, &commit_us, &epoch)) {
-    sl_log_error("%s: append of %zu bytes that are not a packed transaction", log->dir, len);
+    sl_diag_error("%s: append of %zu bytes that are not a packed transaction", log->dir, len);
     return SL_EINVAL;
   }
   uint64_t next = s->n ? s->last_txid + 1 : log->next_txid;
   uint64_t last_us = s->n ? s->last_commit_us : log->last_commit_us;
   uint64_t prev_cs = s->n ? s->cs : log->cs;
   if (txid != next) {
-    sl_log_error("%s: append of txid %" PRIu64 ", expected %" PRIu64, log->dir, txid, next);
+    sl_diag_error("%s: append of txid %" PRIu64 ", expected %" PRIu64, log->dir, txid, next);
     return SL_EGAP;
   }
   if (commit_us < last_us) {
-    sl_log_error("%s: txid %" PRIu64 " commit time %" PRIu64 " is before the previous %" PRIu64,
+    sl_diag_error("%s: txid %" PRIu64 " commit time %" PRIu64 " is before the previous %" PRIu64,
                  log->dir, txid, commit_us, last_us);
     return SL_ETIME;
   }
   if (log->key_id[0] && sl_crypt_frame_parse(payload, len, &(sl_sealed_meta){0}, &(const uint8_t *){0},
                                               &(size_t){0})) {
-    sl_log_error("%s: txid %" PRIu64 " is not sealed but the log's key is %s", log->dir, txid, log->key_id);
+    sl_diag_error("%s: txid %" PRIu64 " is not sealed but the log's key is %s", log->dir, txid, log->key_id);
     return SL_EINVAL;
   }
   if (epoch < log->epoch) {
-    sl_log_error("%s: txid %" PRIu64 " is of epoch %" PRIu64 ", but the log is in epoch %" PRIu64
+    sl_diag_error("%s: txid %" PRIu64 " is of epoch %" PRIu64 ", but the log is in epoch %" PRIu64
                  " already (a transaction of a superseded primary)",
                  log->dir, txid, epoch, log->epoch);
     return SL_EINVAL;
@@ -1488,7 +1488,7 @@ int sl_log_wait_durable(sl_log *log, uint64_t txid) {
     }
     if (txid <= log->durable_txid) break;
     if (txid > log->written_txid) {
-      sl_log_error("%s: waiting for txid %" PRIu64 ", but only %" PRIu64 " was appended",
+      sl_diag_error("%s: waiting for txid %" PRIu64 ", but only %" PRIu64 " was appended",
                    log->dir, txid, log->written_txid);
       rc = SL_EINVAL;
       break;
@@ -1509,7 +1509,7 @@ int sl_log_wait_durable(sl_log *log, uint64_t txid) {
     if (rc) {
       char path[PATH_MAX];
       seg_path(path, log->dir, log->segno, "");
-      sl_log_error("fdatasync %s (txid %" PRIu64 "): %s; the log is FAILED until reopened", path,
+      sl_diag_error("fdatasync %s (txid %" PRIu64 "): %s; the log is FAILED until reopened", path,
                    t, sl_strerror(rc));
       set_failed(log, rc);
       break;
@@ -1548,7 +1548,7 @@ int sl_log_consumer_set(const char *logdir, const char *name, uint64_t txid) {
   char dir[PATH_MAX], text[32];
   int rc;
   if (!consumer_name_ok(name)) {
-    sl_log_error("%s: invalid consumer name \"%s\"", logdir, name);
+    sl_diag_error("%s: invalid consumer name \"%s\"", logdir, name);
     return SL_EINVAL;
   }
   if ((rc = consumer_dir(dir, logdir)) || (rc = sl_mkdir_p(dir))) return rc;
@@ -1574,7 +1574,7 @@ int sl_log_consumer_get(const char *logdir, const char *name, uint64_t *txid) {
     v = v * 10 + d;
   }
   if (overflow || i == 0 || i + 1 != len || buf[i] != '\n') {
-    sl_log_error("%s: not a consumer position (\"txid\\n\")", path);
+    sl_diag_error("%s: not a consumer position (\"txid\\n\")", path);
     rc = SL_ECORRUPT;
   } else {
     *txid = v;
@@ -1593,7 +1593,7 @@ int sl_log_consumer_remove(const char *logdir, const char *name) {
   if (unlink(path)) {
     rc = -errno;
     if (rc == -ENOENT) return SL_ENOTFOUND;
-    sl_log_error("remove %s: %s", path, sl_strerror(rc));
+    sl_diag_error("remove %s: %s", path, sl_strerror(rc));
     return rc;
   }
   return sl_fsync_dir(dir);
@@ -1609,7 +1609,7 @@ static int consumers_min(const char *logdir, uint64_t *min) {
   if (!d) {
     if (errno == ENOENT) return 0;
     rc = -errno;
-    sl_log_error("open %s: %s", dir, sl_strerror(rc));
+    sl_diag_error("open %s: %s", dir, sl_strerror(rc));
     return rc;
   }
   struct dirent *de;
@@ -1642,7 +1642,7 @@ int sl_log_prune(sl_log *log, uint64_t checkpoint_txid) {
   for (size_t i = 0; i + 1 < n && segs[i].segno < active && segs[i + 1].first_txid - 1 <= limit;
        i++) {
     if ((rc = sl_fault(SL_FAULT_LOG_UNLINK)) || (rc = unlink(segs[i].path) ? -errno : 0)) {
-      sl_log_error("remove %s: %s", segs[i].path, sl_strerror(rc));
+      sl_diag_error("remove %s: %s", segs[i].path, sl_strerror(rc));
       break;
     }
     removed++;
@@ -1650,7 +1650,7 @@ int sl_log_prune(sl_log *log, uint64_t checkpoint_txid) {
   free(segs);
   if (removed) {
     int frc = sl_fault(SL_FAULT_LOG_DIR_FSYNC);
-    if (frc) sl_log_error("fsync directory %s: %s", log->dir, sl_strerror(frc));
+    if (frc) sl_diag_error("fsync directory %s: %s", log->dir, sl_strerror(frc));
     else frc = sl_fsync_dir(log->dir);
     if (!rc) rc = frc;
   }
@@ -1678,13 +1678,13 @@ int sl_log_reader_open(const char *logdir, uint64_t from_txid, const sl_log_read
   int rc = sl_log_list(logdir, &segs, &n);
   if (rc) return rc;
   if (n == 0) {
-    sl_log_error("%s: no log segments", logdir);
+    sl_diag_error("%s: no log segments", logdir);
     rc = SL_ENOTFOUND;
     goto fail;
   }
   if (from_txid == 0) from_txid = segs[0].first_txid;
   if (from_txid < segs[0].first_txid) {
-    sl_log_error("%s: txid %" PRIu64 " is no longer in the log (the oldest segment starts at %" PRIu64
+    sl_diag_error("%s: txid %" PRIu64 " is no longer in the log (the oldest segment starts at %" PRIu64
                  ")",
                  logdir, from_txid, segs[0].first_txid);
     rc = SL_ENOTFOUND;
@@ -1719,15 +1719,15 @@ static int reader_next_segment(sl_log_reader *r) {
   scan_close(&r->it.s);
   if ((rc = iter_open(&r->it, path, O_RDONLY))) return rc;
   if (memcmp(r->it.h.store_id, r->store_id, SL_STORE_ID_SIZE)) {
-    sl_log_error("%s: belongs to another store", path);
+    sl_diag_error("%s: belongs to another store", path);
     return SL_ESTOREID;
   }
   if (r->it.h.segno != segno) {
-    sl_log_error("%s: header names segment %" PRIu64, path, r->it.h.segno);
+    sl_diag_error("%s: header names segment %" PRIu64, path, r->it.h.segno);
     return SL_ECORRUPT;
   }
   if (r->it.h.first_txid != expect) {
-    sl_log_error("%s: starts at txid %" PRIu64 ", expected %" PRIu64 " after the previous segment",
+    sl_diag_error("%s: starts at txid %" PRIu64 ", expected %" PRIu64 " after the previous segment",
                  path, r->it.h.first_txid, expect);
     return SL_EGAP;
   }
@@ -1776,12 +1776,12 @@ int sl_log_reader_open_frame(sl_log_reader *r, sl_keyring *kr, sl_frame *f) {
   int rc = SL_ENOTFOUND;
   seg_path(path, r->dir, f->segno, "");
   if (!kr) {
-    sl_log_error("%s: offset %" PRIu64 ": txid %" PRIu64 " is sealed with key %s: give the key file "
+    sl_diag_error("%s: offset %" PRIu64 ": txid %" PRIu64 " is sealed with key %s: give the key file "
                  "(--key-file or " SL_CRYPT_ENV ")", path, f->offset, f->txid, f->key_id);
     return rc;
   }
   if (!sl_keyring_has(kr, f->key_id)) {
-    sl_log_error("%s: offset %" PRIu64 ": txid %" PRIu64 " is sealed with key %s, which is not in the key "
+    sl_diag_error("%s: offset %" PRIu64 ": txid %" PRIu64 " is sealed with key %s, which is not in the key "
                  "file %s", path, f->offset, f->txid, f->key_id, sl_keyring_path(kr));
     return rc;
   }
@@ -1792,7 +1792,7 @@ int sl_log_reader_open_frame(sl_log_reader *r, sl_keyring *kr, sl_frame *f) {
     r->plain_cap = f->payload_len;
   }
   if ((rc = sl_crypt_open_frame(kr, f->key_id, r->store_id, f->payload, f->payload_len, r->plain, &len, NULL))) {
-    sl_log_error("%s: offset %" PRIu64 ": txid %" PRIu64 " sealed with key %s does not open: %s", path, f->offset,
+    sl_diag_error("%s: offset %" PRIu64 ": txid %" PRIu64 " sealed with key %s does not open: %s", path, f->offset,
                  f->txid, f->key_id,
                  rc == SL_EAUTH ? "authentication failed (wrong key, or changed bytes)" : sl_strerror(rc));
     return rc;
@@ -1827,7 +1827,7 @@ static int first_commit(seg_iter *it, const sl_seg_info *seg, bool newest, uint6
   if (rc == 0) *us = f.commit_us;
   else if (rc == BAD_FRAME && !newest) rc = iter_corrupt(it, "");
   else if (rc == SL_EEND && !newest) {
-    sl_log_error("%s: a sealed segment without frames", it->s.path);
+    sl_diag_error("%s: a sealed segment without frames", it->s.path);
     rc = SL_ECORRUPT;
   } else if (*none) rc = 0;
   scan_close(&it->s);
@@ -1843,7 +1843,7 @@ int sl_log_find_after_time(const char *logdir, uint64_t since_us, uint64_t *txid
   int rc = sl_log_list(logdir, &segs, &n);
   if (rc) return rc;
   if (n == 0) {
-    sl_log_error("%s: no log segments", logdir);
+    sl_diag_error("%s: no log segments", logdir);
     rc = SL_ENOTFOUND;
     goto out;
   }

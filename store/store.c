@@ -138,7 +138,7 @@
 static int join(char *out, size_t n, const char *dir, const char *name) {
   int r = snprintf(out, n, "%s/%s", dir, name);
   if (r < 0 || (size_t)r >= n) {
-    sl_log_error("%s/%s: path too long", dir, name);
+    sl_diag_error("%s/%s: path too long", dir, name);
     return -ENAMETOOLONG;
   }
   return 0;
@@ -158,8 +158,8 @@ int sl_store_read_id(const char *dir, uint8_t id[SL_STORE_ID_SIZE]) {
   int rc = join(p, sizeof p, dir, SL_STORE_ID_FILE);
   if (rc) return rc;
   if ((rc = sl_read_file(p, 256, &buf, &len))) {
-    if (rc == -ENOENT) sl_log_error("%s: not a shiplog store (no " SL_STORE_ID_FILE ")", dir);
-    else sl_log_error("%s: %s", p, sl_strerror(rc));
+    if (rc == -ENOENT) sl_diag_error("%s: not a shiplog store (no " SL_STORE_ID_FILE ")", dir);
+    else sl_diag_error("%s: %s", p, sl_strerror(rc));
     return rc;
   }
   rc = SL_ECORRUPT;
@@ -178,7 +178,7 @@ int sl_store_read_id(const char *dir, uint8_t id[SL_STORE_ID_SIZE]) {
   free(buf);
   return 0;
 bad:
-  sl_log_error("%s: %s", p, rc == SL_EVERSION ? "store format version not supported" : "malformed");
+  sl_diag_error("%s: %s", p, rc == SL_EVERSION ? "store format version not supported" : "malformed");
   free(buf);
   return rc;
 }
@@ -189,7 +189,7 @@ static int write_store_id(const char *dir, const uint8_t id[SL_STORE_ID_SIZE]) {
   for (size_t i = 0; i < SL_STORE_ID_SIZE; i++) n += snprintf(text + n, sizeof text - (size_t)n, "%02x", id[i]);
   text[n++] = '\n';
   int rc = sl_write_file_atomic(dir, SL_STORE_ID_FILE, text, (size_t)n);
-  if (rc) sl_log_error("%s/" SL_STORE_ID_FILE ": %s", dir, sl_strerror(rc));
+  if (rc) sl_diag_error("%s/" SL_STORE_ID_FILE ": %s", dir, sl_strerror(rc));
   return rc;
 }
 
@@ -201,7 +201,7 @@ static int data_file_check(const sl_store *st);
  * file first. sl_store_check finds such pages before anything walks them. */
 static void env_assert(MDB_env *env, const char *msg) {
   const sl_store *st = mdb_env_get_userctx(env);
-  sl_log_error("%s/data.mdb: LMDB met a damaged page and stops the process: %s", st ? st->dir : "?", msg);
+  sl_diag_error("%s/data.mdb: LMDB met a damaged page and stops the process: %s", st ? st->dir : "?", msg);
 }
 
 static int env_open(sl_store *st, unsigned flags, uint64_t map_size) {
@@ -216,10 +216,10 @@ static int env_open(sl_store *st, unsigned flags, uint64_t map_size) {
   if (!rc) rc = mdb_env_open(st->env, st->dir, flags | MDB_NOTLS, 0600);
   if (rc) {
     if (rc == EACCES && (flags & MDB_RDONLY))
-      sl_log_error("%s: LMDB: %s (reading needs write access to lock.mdb, LMDB's reader table)", st->dir,
+      sl_diag_error("%s: LMDB: %s (reading needs write access to lock.mdb, LMDB's reader table)", st->dir,
                    mdb_strerror(rc));
     else
-      sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+      sl_diag_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
     mdb_env_close(st->env);
     st->env = NULL;
     return sl__mdb_err(rc);
@@ -231,7 +231,7 @@ static int dbis_open(sl_store *st, MDB_txn *txn, unsigned flags) {
   for (int i = 0; i < SL__DB_COUNT; i++) {
     int rc = mdb_dbi_open(txn, sl__db_names[i], flags, &st->dbi[i]);
     if (rc) {
-      sl_log_error("%s: LMDB database %s: %s", st->dir, sl__db_names[i], mdb_strerror(rc));
+      sl_diag_error("%s: LMDB database %s: %s", st->dir, sl__db_names[i], mdb_strerror(rc));
       return rc == MDB_NOTFOUND ? SL_ECORRUPT : sl__mdb_err(rc);
     }
   }
@@ -243,7 +243,7 @@ static int lmdb_init(sl_store *st, uint64_t base_txid, uint64_t segment_size, bo
   MDB_txn *txn;
   int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
   if (rc) {
-    sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+    sl_diag_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   sl__meta m = {.applied_txid = base_txid, .next_node_id = 1, .next_rel_id = 1};
@@ -257,7 +257,7 @@ static int lmdb_init(sl_store *st, uint64_t base_txid, uint64_t segment_size, bo
       (rc = sl__meta_put_u64(txn, meta, "no_log", no_log)) || (rc = sl__meta_write(txn, meta, &m, NULL)))
     goto fail;
   if ((rc = mdb_txn_commit(txn)) || (rc = mdb_env_sync(st->env, 1))) {
-    sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+    sl_diag_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   st->meta = m;
@@ -274,7 +274,7 @@ static int load_meta(sl_store *st) {
   uint64_t version = 0, no_log = 0, seg = 0;
   int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
   if (rc) {
-    sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+    sl_diag_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   MDB_dbi meta;
@@ -282,14 +282,14 @@ static int load_meta(sl_store *st) {
   meta = st->dbi[SL__DB_META];
   if ((rc = sl__meta_get_u64(txn, meta, "format_version", &version))) goto missing;
   if (version != SL__FORMAT_VERSION) {
-    sl_log_error("%s: LMDB format version %" PRIu64 " is not supported (this build reads %d)", st->dir, version,
+    sl_diag_error("%s: LMDB format version %" PRIu64 " is not supported (this build reads %d)", st->dir, version,
                  SL__FORMAT_VERSION);
     rc = SL_EVERSION;
     goto out;
   }
   if ((rc = sl__meta_get_bytes(txn, meta, "store_id", &id))) goto missing;
   if (id.mv_size != SL_STORE_ID_SIZE || memcmp(id.mv_data, st->id, SL_STORE_ID_SIZE) != 0) {
-    sl_log_error("%s: LMDB belongs to another store than store.id names", st->dir);
+    sl_diag_error("%s: LMDB belongs to another store than store.id names", st->dir);
     rc = SL_ESTOREID;
     goto out;
   }
@@ -301,13 +301,13 @@ static int load_meta(sl_store *st) {
   rc = mdb_txn_commit(txn); /* keeps the dbi handles */
   txn = NULL;
   if (rc) {
-    sl_log_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
+    sl_diag_error("%s: LMDB: %s", st->dir, mdb_strerror(rc));
     rc = sl__mdb_err(rc);
   }
   goto out;
 missing:
   if (rc == SL_ENOTFOUND) {
-    sl_log_error("%s: LMDB meta is incomplete", st->dir);
+    sl_diag_error("%s: LMDB meta is incomplete", st->dir);
     rc = SL_ECORRUPT;
   }
 out:
@@ -324,7 +324,7 @@ static int wbegin(sl_store *st, sl__wctx *w) {
   int rc = mdb_txn_begin(st->env, NULL, 0, &w->txn);
   if (rc) {
     w->txn = NULL;
-    sl_log_error("%s: LMDB write transaction: %s", st->dir, mdb_strerror(rc));
+    sl_diag_error("%s: LMDB write transaction: %s", st->dir, mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   w->cur.txn = w->txn;
@@ -350,7 +350,7 @@ static int wfinish(sl__wctx *w) {
   int rc = mdb_txn_commit(w->txn);
   w->txn = NULL;
   if (rc) {
-    sl_log_error("%s: LMDB commit of txid %" PRIu64 ": %s", st->dir, w->meta.applied_txid, mdb_strerror(rc));
+    sl_diag_error("%s: LMDB commit of txid %" PRIu64 ": %s", st->dir, w->meta.applied_txid, mdb_strerror(rc));
     return sl__mdb_err(rc);
   }
   st->meta = w->meta;
@@ -397,7 +397,7 @@ static int lock_state_write(sl_store *st, const char *state) {
   if (!rc) rc = sl_pwrite_all(st->lock_fd, buf, (size_t)n, 0);
   if (!rc && ftruncate(st->lock_fd, n)) rc = -errno;
   if (!rc) rc = sl_fdatasync(st->lock_fd);
-  if (rc) sl_log_error("%s/writer.lock: %s", st->dir, sl_strerror(rc));
+  if (rc) sl_diag_error("%s/writer.lock: %s", st->dir, sl_strerror(rc));
   return rc;
 }
 
@@ -418,18 +418,18 @@ static int lock_take(sl_store *st, char *foreign_boot, size_t n) {
   foreign_boot[0] = 0;
   if ((st->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
     rc = -errno;
-    sl_log_error("%s: %s", p, strerror(errno));
+    sl_diag_error("%s: %s", p, strerror(errno));
     return rc;
   }
   if (flock(st->lock_fd, LOCK_EX | LOCK_NB)) {
     rc = errno == EWOULDBLOCK ? SL_ELOCKED : -errno;
-    sl_log_error("%s: %s", st->dir, rc == SL_ELOCKED ? "open for writing by another process" : strerror(errno));
+    sl_diag_error("%s: %s", st->dir, rc == SL_ELOCKED ? "open for writing by another process" : strerror(errno));
     return rc;
   }
   read_boot_id(st->boot_id, sizeof st->boot_id);
   long r = sl_pread_full(st->lock_fd, buf, sizeof buf - 1, 0);
   if (r < 0) {
-    sl_log_error("%s: %s", p, sl_strerror((int)r));
+    sl_diag_error("%s: %s", p, sl_strerror((int)r));
     return (int)r;
   }
   buf[r] = 0;
@@ -492,7 +492,7 @@ static int data_file_check(const sl_store *st) {
   if (fd < 0) return 0; /* missing: a new store; unreadable: LMDB says why */
   if (fstat(fd, &sb)) {
     rc = -errno;
-    sl_log_error("%s: %s", p, strerror(errno));
+    sl_diag_error("%s: %s", p, strerror(errno));
     close(fd);
     return rc;
   }
@@ -514,11 +514,11 @@ static int data_file_check(const sl_store *st) {
   need = SL_MAX(need, 2ull * psize); /* the two meta pages at least */
   if (size >= need) return 0;
   if (any)
-    sl_log_error("%s: the file holds %" PRIu64 " bytes, but its newest LMDB meta page (transaction %" PRIu64
+    sl_diag_error("%s: the file holds %" PRIu64 " bytes, but its newest LMDB meta page (transaction %" PRIu64
                  ") says %" PRIu64 " bytes are in use (pages of %u bytes): the file was truncated",
                  p, size, txnid, need, psize);
   else
-    sl_log_error("%s: the file holds %" PRIu64 " bytes, less than LMDB's two meta pages (%" PRIu64
+    sl_diag_error("%s: the file holds %" PRIu64 " bytes, less than LMDB's two meta pages (%" PRIu64
                  " bytes): the file was truncated", p, size, need);
   return SL_ECORRUPT;
 }
@@ -585,7 +585,7 @@ static int pin_snapshot(sl_store *st, MDB_txn **pin, uint8_t meta[META_BYTES], u
   MDB_stat ms;
   int fd, rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, pin);
   if (rc) {
-    sl_log_error("%s: LMDB read transaction for a checkpoint: %s", st->dir, mdb_strerror(rc));
+    sl_diag_error("%s: LMDB read transaction for a checkpoint: %s", st->dir, mdb_strerror(rc));
     *pin = NULL;
     return sl__mdb_err(rc);
   }
@@ -604,7 +604,7 @@ static int pin_snapshot(sl_store *st, MDB_txn **pin, uint8_t meta[META_BYTES], u
       if (r == META_BYTES && meta_valid(meta, ms.ms_psize) && meta_u64(meta, META_TXNID_OFF) == txnid) return 0;
     }
   }
-  sl_log_error("%s/data.mdb: no meta page holds LMDB transaction %" PRIu64 ", the newest", st->dir, txnid);
+  sl_diag_error("%s/data.mdb: no meta page holds LMDB transaction %" PRIu64 ", the newest", st->dir, txnid);
   mdb_txn_abort(*pin);
   *pin = NULL;
   return SL_ECORRUPT;
@@ -659,7 +659,7 @@ static int checkpoint_file_write(sl_store *st, uint64_t txid, const uint8_t *met
     n += snprintf(buf + n, sizeof buf - (size_t)n, " %08x\n", sl_crc32c(0, buf, (size_t)n));
   }
   int rc = sl_write_file_atomic(st->dir, "checkpoint", buf, (size_t)n);
-  if (rc) sl_log_error("%s/checkpoint: %s", st->dir, sl_strerror(rc));
+  if (rc) sl_diag_error("%s/checkpoint: %s", st->dir, sl_strerror(rc));
   return rc;
 }
 
@@ -749,12 +749,12 @@ static int restore_checkpoint(sl_store *st, const char *logdir, const char *reas
     snprintf(why, why_n, "the checkpoint is at txid %" PRIu64 " but the log starts at txid %" PRIu64, txid, first);
     return SL_ECORRUPT;
   }
-  sl_log_warn("%s: %s: restoring LMDB to its checkpoint at txid %" PRIu64 " (LMDB transaction %" PRIu64
+  sl_diag_warn("%s: %s: restoring LMDB to its checkpoint at txid %" PRIu64 " (LMDB transaction %" PRIu64
               "), then replaying the log after it", st->dir, reason, txid, meta_u64(meta, META_TXNID_OFF));
   if ((rc = join(p, sizeof p, st->dir, "data.mdb"))) return rc;
   if ((fd = open(p, O_RDWR | O_CLOEXEC)) < 0) {
     rc = -errno;
-    sl_log_error("%s: %s", p, strerror(errno));
+    sl_diag_error("%s: %s", p, strerror(errno));
     return rc;
   }
   for (uint64_t i = 0; i < 2 && !rc; i++) {
@@ -765,7 +765,7 @@ static int restore_checkpoint(sl_store *st, const char *logdir, const char *reas
   if (!rc) rc = sl_fsync(fd);
   close(fd);
   if (rc) {
-    sl_log_error("%s: writing the checkpoint's meta pages: %s", p, sl_strerror(rc));
+    sl_diag_error("%s: writing the checkpoint's meta pages: %s", p, sl_strerror(rc));
     return rc;
   }
   test_note_synced(st->dir, (meta_u64(meta, META_LAST_PG_OFF) + 1) * psize);
@@ -814,7 +814,7 @@ static int replay(sl_store *st, const char *logdir) {
   sl_frame f;
   int rc;
   if (applied > last) {
-    sl_log_error("%s: LMDB has applied txid %" PRIu64 " but the log ends at %" PRIu64
+    sl_diag_error("%s: LMDB has applied txid %" PRIu64 " but the log ends at %" PRIu64
                  " (files from different stores or times mixed?)", st->dir, applied, last);
     return SL_ECORRUPT;
   }
@@ -824,7 +824,7 @@ static int replay(sl_store *st, const char *logdir) {
   sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
   if ((rc = sl_log_reader_open(logdir, applied + 1, &ro, &r))) {
     if (rc == SL_ENOTFOUND) {
-      sl_log_error("%s: LMDB has applied txid %" PRIu64 " but the log no longer holds txid %" PRIu64, st->dir,
+      sl_diag_error("%s: LMDB has applied txid %" PRIu64 " but the log no longer holds txid %" PRIu64, st->dir,
                    applied, applied + 1);
       rc = SL_ECORRUPT;
     }
@@ -836,7 +836,7 @@ static int replay(sl_store *st, const char *logdir) {
     rc = sl__apply_record(&w, &st->apply_arena, f.payload, f.payload_len);
     sl__arena_reset(&st->apply_arena);
     if (rc) {
-      sl_log_error("%s: replaying txid %" PRIu64 " (segment %" PRIu64 " offset %" PRIu64 ") failed", st->dir,
+      sl_diag_error("%s: replaying txid %" PRIu64 " (segment %" PRIu64 " offset %" PRIu64 ") failed", st->dir,
                    f.txid, f.segno, f.offset);
       goto out;
     }
@@ -857,12 +857,12 @@ static int replay(sl_store *st, const char *logdir) {
   if (rc != SL_EEND) goto out;
   if ((rc = wcommit(&w))) goto out;
   if (st->meta.applied_txid != last) {
-    sl_log_error("%s: log replay stopped at txid %" PRIu64 ", expected %" PRIu64, st->dir, st->meta.applied_txid,
+    sl_diag_error("%s: log replay stopped at txid %" PRIu64 ", expected %" PRIu64, st->dir, st->meta.applied_txid,
                  last);
     rc = SL_ECORRUPT;
     goto out;
   }
-  sl_log_info("%s: replayed %" PRIu64 " transactions from the log in %.3f s", st->dir, n,
+  sl_diag_info("%s: replayed %" PRIu64 " transactions from the log in %.3f s", st->dir, n,
               (double)(sl_mono_ns() - t0) / 1e9);
   rc = 0;
 out:
@@ -880,7 +880,7 @@ static int rebuild(sl_store *st, const char *logdir, const char *why) {
   int rc = sl_log_list(logdir, &segs, &nseg);
   if (rc) return rc;
   if (nseg == 0 || segs[0].first_txid != 1) {
-    sl_log_error("%s: %s, and the log starts at txid %" PRIu64 ", not 1, so LMDB cannot be rebuilt: restore "
+    sl_diag_error("%s: %s, and the log starts at txid %" PRIu64 ", not 1, so LMDB cannot be rebuilt: restore "
                  "the store from a backup", st->dir, why, nseg ? segs[0].first_txid : 0);
     free(segs);
     return SL_ECORRUPT;
@@ -889,7 +889,7 @@ static int rebuild(sl_store *st, const char *logdir, const char *why) {
   uint64_t seg = 0;
   for (size_t i = 0; i + 1 < nseg; i++) seg = SL_MAX(seg, segs[i].size);
   free(segs);
-  sl_log_warn("%s: %s: rebuilding LMDB from the log", st->dir, why);
+  sl_diag_warn("%s: %s: rebuilding LMDB from the log", st->dir, why);
   uint64_t map = MAP_SIZE_DEFAULT;
   if ((rc = join(p, sizeof p, st->dir, "data.mdb"))) return rc;
   /* The bytes in use, not st_size: a writer that died kept data.mdb at its map size (sparse), and
@@ -902,7 +902,7 @@ static int rebuild(sl_store *st, const char *logdir, const char *why) {
   return lmdb_init(st, 0, seg ? seg : SL_SEG_SIZE_DEFAULT, false);
 unlink_failed:
   rc = -errno;
-  sl_log_error("%s: %s", p, strerror(errno));
+  sl_diag_error("%s: %s", p, strerror(errno));
   return rc;
 }
 
@@ -912,7 +912,7 @@ static int open_writer(sl_store *st) {
   int rc = lock_take(st, foreign, sizeof foreign);
   if (rc) return rc;
   if (has_log != !(st->flags & SL_OPEN_NOLOG)) {
-    sl_log_error("%s: %s", st->dir, has_log ? "has a log: open it without SL_OPEN_NOLOG"
+    sl_diag_error("%s: %s", st->dir, has_log ? "has a log: open it without SL_OPEN_NOLOG"
                                             : "has no log of its own (a standby): open it with SL_OPEN_NOLOG");
     return SL_EINVAL;
   }
@@ -924,11 +924,11 @@ static int open_writer(sl_store *st) {
   else if (!have_data && has_log)
     snprintf(why, sizeof why, "data.mdb is missing");
   if (!have_data && !has_log) {
-    sl_log_error("%s: data.mdb is missing", st->dir);
+    sl_diag_error("%s: data.mdb is missing", st->dir);
     return SL_ECORRUPT;
   }
   if (foreign[0] && !has_log) {
-    sl_log_error("%s: the machine went down while this standby was open (boot %s): its LMDB, written without "
+    sl_diag_error("%s: the machine went down while this standby was open (boot %s): its LMDB, written without "
                  "sync, may be torn; rebuild it from its archive", st->dir, foreign);
     return SL_ECORRUPT;
   }
@@ -948,7 +948,7 @@ static int open_writer(sl_store *st) {
     if (rc || (rc = load_meta(st))) return rc;
   }
   if (st->no_log == has_log) {
-    sl_log_error("%s: LMDB says the store %s a log, the directory disagrees", st->dir, st->no_log ? "has no" : "has");
+    sl_diag_error("%s: LMDB says the store %s a log, the directory disagrees", st->dir, st->no_log ? "has no" : "has");
     return SL_ECORRUPT;
   }
   int dead = 0;
@@ -985,7 +985,7 @@ bool sl_store_power_lost(const char *dir) {
 
 static int open_rdonly(sl_store *st) {
   if (!exists(st->dir, "data.mdb")) {
-    sl_log_error("%s: data.mdb is missing", st->dir);
+    sl_diag_error("%s: data.mdb is missing", st->dir);
     return -ENOENT;
   }
   int rc = env_open(st, MDB_RDONLY, 0);
@@ -995,7 +995,7 @@ static int open_rdonly(sl_store *st) {
   char foreign[64];
   foreign_writer(st->dir, foreign, sizeof foreign);
   if (!foreign[0]) return 0;
-  sl_log_error("%s: the machine went down while this standby was open (boot %s): it may be torn until its "
+  sl_diag_error("%s: the machine went down while this standby was open (boot %s): it may be torn until its "
                "receiver rebuilds it", st->dir, foreign);
   return SL_ECORRUPT;
 }
@@ -1008,12 +1008,12 @@ int sl_store_lock_unused(const char *dir, int *lock_fd) {
   if ((rc = join(p, sizeof p, dir, "writer.lock"))) return rc;
   if ((fd = open(p, O_RDWR | O_CLOEXEC)) < 0) {
     rc = -errno;
-    sl_log_error("%s: %s", p, strerror(errno));
+    sl_diag_error("%s: %s", p, strerror(errno));
     return rc;
   }
   if (flock(fd, LOCK_EX | LOCK_NB)) {
     rc = errno == EWOULDBLOCK ? SL_ELOCKED : -errno;
-    sl_log_error("%s: %s", dir, rc == SL_ELOCKED ? "open for writing by another process" : strerror(errno));
+    sl_diag_error("%s: %s", dir, rc == SL_ELOCKED ? "open for writing by another process" : strerror(errno));
     goto fail;
   }
   /* Every process with the LMDB environment open holds a shared fcntl lock
@@ -1021,14 +1021,14 @@ int sl_store_lock_unused(const char *dir, int *lock_fd) {
   if ((rc = join(p, sizeof p, dir, "lock.mdb"))) goto fail;
   if ((lfd = open(p, O_RDONLY | O_CLOEXEC)) >= 0) {
     if (fcntl(lfd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
-      sl_log_error("%s: open (for reading) by process %d", dir, (int)fl.l_pid);
+      sl_diag_error("%s: open (for reading) by process %d", dir, (int)fl.l_pid);
       rc = SL_ELOCKED;
     }
     close(lfd);
     if (rc) goto fail;
   } else if (errno != ENOENT) {
     rc = -errno;
-    sl_log_error("%s: %s", p, strerror(errno));
+    sl_diag_error("%s: %s", p, strerror(errno));
     goto fail;
   }
   *lock_fd = fd;
@@ -1052,7 +1052,7 @@ static void env_close_trimmed(sl_store *st, bool trim) {
   mdb_env_close(st->env);
   st->env = NULL;
   if (trim && truncate(p, (off_t)(info.me_last_pgno + 1) * ms.ms_psize))
-    sl_log_warn("%s: cannot trim to its used size: %s", p, strerror(errno));
+    sl_diag_warn("%s: cannot trim to its used size: %s", p, strerror(errno));
 }
 
 static void store_free(sl_store *st, bool mark_clean) {
@@ -1128,14 +1128,14 @@ static int dir_check_empty(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) {
     int rc = -errno;
-    sl_log_error("%s: %s", dir, strerror(errno));
+    sl_diag_error("%s: %s", dir, strerror(errno));
     return rc;
   }
   struct dirent *e;
   int rc = 0;
   while ((e = readdir(d)))
     if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-      sl_log_error("%s: not empty (a new store needs an empty or missing directory)", dir);
+      sl_diag_error("%s: not empty (a new store needs an empty or missing directory)", dir);
       rc = SL_EEXIST;
       break;
     }
@@ -1159,20 +1159,20 @@ int sl_store_create(const char *dir, const sl_store_options *opt) {
     if ((rc = dir_check_empty(dir))) return rc;
   } else if (errno == ENOENT) {
     if ((rc = sl_mkdir_p(dir))) {
-      sl_log_error("%s: %s", dir, sl_strerror(rc));
+      sl_diag_error("%s: %s", dir, sl_strerror(rc));
       return rc;
     }
     made_dir = true;
   } else {
     rc = -errno;
-    sl_log_error("%s: %s", dir, strerror(errno));
+    sl_diag_error("%s: %s", dir, strerror(errno));
     return rc;
   }
   if (o.store_id) {
     memcpy(st.id, o.store_id, SL_STORE_ID_SIZE);
   } else if (getrandom(st.id, SL_STORE_ID_SIZE, 0) != SL_STORE_ID_SIZE) {
     rc = -errno;
-    sl_log_error("getrandom: %s", strerror(errno));
+    sl_diag_error("getrandom: %s", strerror(errno));
     goto fail;
   }
   if ((rc = env_open(&st, 0, o.map_size ? o.map_size : MAP_SIZE_DEFAULT)) ||
@@ -1186,7 +1186,7 @@ int sl_store_create(const char *dir, const sl_store_options *opt) {
     if ((rc = sl_log_create(logdir, &lo))) goto fail;
   }
   if ((rc = sl_write_file_atomic(dir, "writer.lock", "closed\n", 7))) {
-    sl_log_error("%s/writer.lock: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s/writer.lock: %s", dir, sl_strerror(rc));
     goto fail;
   }
   /* Last: a directory without store.id is a half-created store. */
@@ -1214,7 +1214,7 @@ static int checkpoint_locked(sl_store *st) {
   int rc = 0;
   bool image = !st->no_log; /* a power loss restores a store with a log to its checkpoint */
   if (image && st->npins == SL_ARRAY_LEN(st->pins)) {
-    sl_log_error("%s: the last %zu checkpoint files could not be written: no checkpoints until the store is reopened",
+    sl_diag_error("%s: the last %zu checkpoint files could not be written: no checkpoints until the store is reopened",
                  st->dir, st->npins);
     return SL_EFAILED;
   }
@@ -1232,7 +1232,7 @@ static int checkpoint_locked(sl_store *st) {
   rc = sl_fault(SL_FAULT_STORE_CHECKPOINT);
   if (!rc) rc = sl__mdb_err(mdb_env_sync(st->env, 1));
   if (rc) {
-    sl_log_error("%s: LMDB sync for the checkpoint at txid %" PRIu64 ": %s", st->dir, txid, sl_strerror(rc));
+    sl_diag_error("%s: LMDB sync for the checkpoint at txid %" PRIu64 ": %s", st->dir, txid, sl_strerror(rc));
     if (pin) mdb_txn_abort(pin);
     return rc;
   }
@@ -1240,7 +1240,7 @@ static int checkpoint_locked(sl_store *st) {
   /* Other committers' txids in the snapshot may not be durable yet: a
    * restored checkpoint must never be ahead of the log that survives. */
   if (st->log && (rc = sl_log_wait_durable(st->log, txid))) {
-    sl_log_error("%s: the checkpoint at txid %" PRIu64 " waits for the log: %s", st->dir, txid, sl_strerror(rc));
+    sl_diag_error("%s: the checkpoint at txid %" PRIu64 " waits for the log: %s", st->dir, txid, sl_strerror(rc));
     if (pin) mdb_txn_abort(pin);
     return rc;
   }
@@ -1309,11 +1309,11 @@ int sl_store_compact(const char *dir, uint64_t *before, uint64_t *after) {
     goto out;
   if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
     rc = -errno;
-    sl_log_error("%s: %s", tmp, strerror(errno));
+    sl_diag_error("%s: %s", tmp, strerror(errno));
     goto out;
   }
   if ((rc = sl__mdb_err(mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT))) || (rc = sl_fsync(fd))) {
-    sl_log_error("%s: compacting copy of LMDB: %s", tmp, sl_strerror(rc));
+    sl_diag_error("%s: compacting copy of LMDB: %s", tmp, sl_strerror(rc));
     goto out;
   }
   close(fd);
@@ -1367,7 +1367,7 @@ static int reserve_space(sl_store *st) {
   int rc = fallocate(fd, 0, 0, (off_t)want) ? -errno : 0;
   if (rc == -EOPNOTSUPP) rc = 0; /* a file system without fallocate: nothing to be done */
   if (rc) {
-    sl_log_error("%s/data.mdb: cannot allocate %" PRIu64 " bytes for LMDB to grow into: %s", st->dir, want,
+    sl_diag_error("%s/data.mdb: cannot allocate %" PRIu64 " bytes for LMDB to grow into: %s", st->dir, want,
                  sl_strerror(rc));
     return rc;
   }
@@ -1428,7 +1428,7 @@ static void tx_rollback(sl_tx *tx) {
     sl__arena_reset(&st->apply_arena);
   }
   if (rc) {
-    sl_log_error("%s: re-applying %zu pending transactions after an abort: %s", st->dir, st->pend_n,
+    sl_diag_error("%s: re-applying %zu pending transactions after an abort: %s", st->dir, st->pend_n,
                  sl_strerror(rc));
     wabort(&tx->w);
     st->failed = rc;
@@ -1460,7 +1460,7 @@ static int flush_locked(sl_store *st) {
   if (rc) {
     if (appended) {
       st->failed = rc;
-      sl_log_error("%s: txids up to %" PRIu64 " are in the log but not in LMDB: reopen the store to replay them",
+      sl_diag_error("%s: txids up to %" PRIu64 " are in the log but not in LMDB: reopen the store to replay them",
                    st->dir, w->meta.applied_txid - (st->pend_n - appended));
     }
     wabort(w);
@@ -1639,7 +1639,7 @@ int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
   size_t head = shiplog__transaction__get_packed_size(&rec), len = head + tx->ops_len;
   if (len > SL_TXN_MAX) {
     snprintf(tx->w.err, sizeof tx->w.err, "transaction too large: %zu bytes, the limit is %u", len, SL_TXN_MAX);
-    sl_log_error("%s: a transaction of %zu ops is %zu bytes, more than the %u a log frame may carry to a receiver; "
+    sl_diag_error("%s: a transaction of %zu ops is %zu bytes, more than the %u a log frame may carry to a receiver; "
                  "nothing was logged", st->dir, tx->nops, len, SL_TXN_MAX);
     tx->err = rc = SL_ETOOBIG;
     goto abort;
@@ -1702,7 +1702,7 @@ int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const siz
 out:
   if (appended) {
     st->failed = rc;
-    sl_log_error("%s: records up to txid %" PRIu64 " are in the log but not in LMDB: reopen the store to replay",
+    sl_diag_error("%s: records up to txid %" PRIu64 " are in the log but not in LMDB: reopen the store to replay",
                  st->dir, w.meta.applied_txid - (n - appended));
   }
   wabort(&w);
@@ -1723,7 +1723,7 @@ int sl_view_begin(sl_store *st, sl_view **out) {
   sl__arena_init(&v->scratch);
   int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &v->txn);
   if (rc) {
-    sl_log_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
+    sl_diag_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
     free(v);
     return sl__mdb_err(rc);
   }

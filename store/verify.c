@@ -38,14 +38,14 @@ static int log_facts(const char *logdir, size_t *segments, uint64_t *first_txid,
   sl_seg_info *segs = NULL;
   int rc = sl_log_list(logdir, &segs, segments);
   if (rc) {
-    sl_log_error("%s: cannot list the log: %s", logdir, sl_strerror(rc));
+    sl_diag_error("%s: cannot list the log: %s", logdir, sl_strerror(rc));
     return rc;
   }
   *first_txid = *segments ? segs[0].first_txid : 0;
   free(segs);
   rc = sl_log_read_durable_mark(logdir, durable_txid);
   if (rc == SL_ENOTFOUND) return 0;
-  if (rc) sl_log_error("%s: cannot read the durable mark: %s", logdir, sl_strerror(rc));
+  if (rc) sl_diag_error("%s: cannot read the durable mark: %s", logdir, sl_strerror(rc));
   return rc;
 }
 
@@ -95,7 +95,7 @@ static int export_to(sl_store_export_fn export_fn, sl_view *v, const char *path)
   FILE *f = fopen(path, "w");
   if (!f) {
     int rc = -errno;
-    sl_log_error("%s: %s", path, sl_strerror(rc));
+    sl_diag_error("%s: %s", path, sl_strerror(rc));
     return rc;
   }
   int rc = export_fn(v, f, path);
@@ -144,16 +144,16 @@ int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_res
 
   *out = (sl_verify_result){0};
   if ((rc = sl_store_open(dir, SL_OPEN_RDONLY, &st))) {
-    sl_log_error("%s: cannot open store: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: cannot open store: %s", dir, sl_strerror(rc));
     return rc;
   }
   /* 0. LMDB's pages, before anything walks them (the export below). */
   if ((rc = sl_store_check(st))) {
-    sl_log_error("%s: FAILED: %s/data.mdb: %s", dir, dir, sl_strerror(rc));
+    sl_diag_error("%s: FAILED: %s/data.mdb: %s", dir, dir, sl_strerror(rc));
     goto fail;
   }
   if ((rc = sl_view_begin(st, &v)) || (rc = sl_view_counts(v, &cn))) {
-    sl_log_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
+    sl_diag_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
     goto fail;
   }
   snprintf(logdir, sizeof logdir, "%s/log", dir);
@@ -166,14 +166,14 @@ int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_res
     snprintf(tmp, sizeof tmp, "%s/shiplog-verify.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     if (!mkdtemp(tmp)) {
       rc = -errno;
-      sl_log_error("%s: cannot create a scratch directory: %s", tmp, sl_strerror(rc));
+      sl_diag_error("%s: cannot create a scratch directory: %s", tmp, sl_strerror(rc));
       tmp[0] = 0;
       goto fail;
     }
     sl_store_options so = {.no_log = true};
     snprintf(path, sizeof path, "%s/replay", tmp);
     if ((rc = sl_store_create(path, &so)) || (rc = sl_store_open(path, SL_OPEN_NOLOG, &rp.st))) {
-      sl_log_error("%s: cannot create the replay store: %s", path, sl_strerror(rc));
+      sl_diag_error("%s: cannot create the replay store: %s", path, sl_strerror(rc));
       goto fail;
     }
   }
@@ -181,7 +181,7 @@ int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_res
   /* 1. Every frame. */
   sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
   if (first_txid && (rc = sl_log_reader_open(logdir, first_txid, &ro, &r))) {
-    sl_log_error("%s: cannot read from txid %" PRIu64 ": %s", logdir, first_txid, sl_strerror(rc));
+    sl_diag_error("%s: cannot read from txid %" PRIu64 ": %s", logdir, first_txid, sl_strerror(rc));
     goto fail;
   }
   uint64_t frames = 0, seen = first_txid ? first_txid - 1 : 0;
@@ -193,30 +193,30 @@ int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_res
     if (check_state && f.txid <= cn.applied_txid && (replay_rc = replay_add(&rp, &f))) break;
   }
   if (replay_rc) {
-    sl_log_error("%s: FAILED: the log does not replay (near txid %" PRIu64 "): %s", dir, seen, sl_strerror(replay_rc));
+    sl_diag_error("%s: FAILED: the log does not replay (near txid %" PRIu64 "): %s", dir, seen, sl_strerror(replay_rc));
     goto fail;
   }
   if (rc != SL_EEND && rc != 0) {
-    sl_log_error("%s: FAILED: the log is damaged after txid %" PRIu64 " (%s)", dir, seen, sl_strerror(rc));
+    sl_diag_error("%s: FAILED: the log is damaged after txid %" PRIu64 " (%s)", dir, seen, sl_strerror(rc));
     goto fail;
   }
   if (seen < last) {
-    sl_log_error("%s: FAILED: the store knows txid %" PRIu64 " but the log ends at txid %" PRIu64, dir, last, seen);
+    sl_diag_error("%s: FAILED: the store knows txid %" PRIu64 " but the log ends at txid %" PRIu64, dir, last, seen);
     goto fail;
   }
 
   /* 2. State against a replay. */
   if (check_state) {
     if ((rc = replay_flush(&rp))) {
-      sl_log_error("%s: FAILED: the log does not replay (near txid %" PRIu64 "): %s", dir, seen, sl_strerror(rc));
+      sl_diag_error("%s: FAILED: the log does not replay (near txid %" PRIu64 "): %s", dir, seen, sl_strerror(rc));
       goto fail;
     }
     if ((rc = sl_view_begin(rp.st, &rv)) || (rc = sl_view_counts(rv, &rcn))) {
-      sl_log_error("%s: cannot read the replay store: %s", tmp, sl_strerror(rc));
+      sl_diag_error("%s: cannot read the replay store: %s", tmp, sl_strerror(rc));
       goto fail;
     }
     if (rcn.applied_txid != cn.applied_txid) {
-      sl_log_error("%s: FAILED: the replay reached txid %" PRIu64 ", the store is at %" PRIu64, dir, rcn.applied_txid,
+      sl_diag_error("%s: FAILED: the replay reached txid %" PRIu64 ", the store is at %" PRIu64, dir, rcn.applied_txid,
                    cn.applied_txid);
       goto fail;
     }
@@ -224,16 +224,16 @@ int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_res
     snprintf(path, sizeof path, "%s/store.jsonl", tmp);
     snprintf(path2, sizeof path2, "%s/replay.jsonl", tmp);
     if ((rc = export_to(export_fn, v, path))) {
-      sl_log_error("%s: FAILED: the state in %s/data.mdb cannot be read whole: %s", dir, dir, sl_strerror(rc));
+      sl_diag_error("%s: FAILED: the state in %s/data.mdb cannot be read whole: %s", dir, dir, sl_strerror(rc));
       goto fail;
     }
     if ((rc = export_to(export_fn, rv, path2))) goto fail;
     if ((rc = compare_files(path, path2, &line)) < 0) {
-      sl_log_error("%s: cannot compare exports: %s", tmp, sl_strerror(rc));
+      sl_diag_error("%s: cannot compare exports: %s", tmp, sl_strerror(rc));
       goto fail;
     }
     if (rc) {
-      sl_log_error("%s: FAILED: the state at txid %" PRIu64 " in %s/data.mdb differs from a replay of the log, from "
+      sl_diag_error("%s: FAILED: the state at txid %" PRIu64 " in %s/data.mdb differs from a replay of the log, from "
                    "line %" PRIu64 " of their canonical exports",
                    dir, cn.applied_txid, dir, line);
       goto fail;

@@ -435,18 +435,18 @@ static char *capture_stderr(void (*fn)(void)) {
 static void print_lines(void) {
   sl_set_progname("tprog");
   errno = EAGAIN;
-  sl_log_error("file %s offset %d", "x.seg", 42);
+  sl_diag_error("file %s offset %d", "x.seg", 42);
   assert_int_equal(errno, EAGAIN);
-  sl_log_warn("careful");
-  sl_log_info("hidden");
-  sl_log_set_verbose(true);
-  sl_log_info("shown");
-  sl_log_set_verbose(false);
-  sl_log_error("in '%s'", "a\x1b[2J\x07\xff\xc2\x9b\xc3\xa9\x7f\tb\r\nc\xe2\x82");
+  sl_diag_warn("careful");
+  sl_diag_info("hidden");
+  sl_diag_set_verbose(true);
+  sl_diag_info("shown");
+  sl_diag_set_verbose(false);
+  sl_diag_error("in '%s'", "a\x1b[2J\x07\xff\xc2\x9b\xc3\xa9\x7f\tb\r\nc\xe2\x82");
   char big[10000];
   memset(big, 'z', sizeof big - 1);
   big[sizeof big - 1] = 0;
-  sl_log_error("%s", big);
+  sl_diag_error("%s", big);
   sl_set_progname("shiplog");
 }
 
@@ -493,19 +493,19 @@ static uint64_t diag_clock(void) { return 1795615387250000ull; } /* 2026-11-25T1
 
 static void print_formats(void) {
   sl_clock_set_for_test(diag_clock);
-  sl_log_set_timestamps(true);
-  sl_log_error("no context");
-  sl_log_context("main", "10.0.0.5:41000");
-  sl_log_warn("line\nbreak");
-  sl_log_set_format(SL_LOG_JSON);
-  sl_log_error("q\"b\\s\x01 \xc3\xa9 \xff");
-  sl_log_context(NULL, "p:1");
-  sl_log_set_verbose(true);
-  sl_log_info("i");
-  sl_log_set_verbose(false);
-  sl_log_context(NULL, NULL);
-  sl_log_set_format(SL_LOG_TEXT);
-  sl_log_set_timestamps(false);
+  sl_diag_set_timestamps(true);
+  sl_diag_error("no context");
+  sl_diag_context("main", "10.0.0.5:41000");
+  sl_diag_warn("line\nbreak");
+  sl_diag_set_format(SL_DIAG_JSON);
+  sl_diag_error("q\"b\\s\x01 \xc3\xa9 \xff");
+  sl_diag_context(NULL, "p:1");
+  sl_diag_set_verbose(true);
+  sl_diag_info("i");
+  sl_diag_set_verbose(false);
+  sl_diag_context(NULL, NULL);
+  sl_diag_set_format(SL_DIAG_TEXT);
+  sl_diag_set_timestamps(false);
   sl_clock_set_for_test(NULL);
 }
 

@@ -1,6 +1,7 @@
 /*
  * Module-private declarations of the graph store (store.c, checkpoint.c,
- * commit.c, graph.c, value.c). Nothing outside store/ includes this file.
+ * commit.c, graph.c, graph_read.c, value.c). Nothing outside store/
+ * includes this file.
  *
  * Who does what:
  *   store.c  directory layout, store.id, open/create/close, writer lock and
@@ -12,7 +13,8 @@
  *   graph.c  the LMDB schema, the ops (validate + apply to one MDB_txn), the
  *            sl_tx_* write wrappers that also record each op into the
  *            Transaction being built, the decoding of a packed Transaction
- *            into the same ops (replay), and every read (sl_view_*).
+ *            into the same ops (replay).
+ *   graph_read.c  every read (sl_view_*).
  *   value.c  sl_value <-> LMDB bytes, sl_value <-> Shiplog__Value, equality,
  *            and the UTF-8 / name checks.
  */
@@ -82,6 +84,8 @@ typedef struct sl__cursors {
   MDB_txn *txn;
   MDB_cursor *c[SL__DB_COUNT];
 } sl__cursors;
+/* The cursor on db, opened now if needed; *out is NULL on failure. */
+int sl__cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_cursor **out);
 void sl__cursors_close(sl__cursors *cs);
 
 /* One LMDB write transaction applying ops: the meta it will commit and the

@@ -1,6 +1,6 @@
 /*
- * The graph in LMDB: the schema, the ops, the log records they come from
- * and go to, and every read.
+ * The graph in LMDB: the schema, the ops, and the log records they come
+ * from and go to; every read is graph_read.c.
  *
  * SCHEMA (store.h lists it too; integers in keys are big-endian so that
  * memcmp order is numeric order)
@@ -35,7 +35,7 @@
  * adjacency in key order.
  *
  * Meta counters live in sl__wctx.meta during a transaction and are written
- * once, at its commit (store.c).
+ * once, at its commit (commit.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -75,7 +75,7 @@ int sl__mdb_err(int rc) {
 
 /* *out is set on every path (NULL on failure), so that no caller reads an
  * unset cursor: the compiler cannot prove sl__mdb_err(rc) != 0. */
-static int cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_cursor **out) {
+int sl__cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_cursor **out) {
   *out = NULL;
   if (!cs->c[db]) {
     int rc = mdb_cursor_open(cs->txn, dbis[db], &cs->c[db]);
@@ -316,7 +316,7 @@ static size_t adj_key(uint8_t *k, uint64_t node, int dir, const char *type, size
 static int delete_owned(sl__wctx *w, enum sl__db db, uint64_t id) {
   MDB_cursor *c;
   uint8_t prefix[8], k2[1 + SL_NAME_MAX + 8];
-  int rc = cursor(&w->cur, w->st->dbi, db, &c);
+  int rc = sl__cursor(&w->cur, w->st->dbi, db, &c);
   if (rc) return op_fail(w, rc, "LMDB cursor");
   sl_put_be64(prefix, id);
   MDB_val k = {8, prefix}, d;
@@ -388,7 +388,7 @@ static int op_delete_node(sl__wctx *w, uint64_t id, bool detach) {
   MDB_cursor *c;
   int rc = must_exist(w, false, id, "");
   if (rc) return rc;
-  if ((rc = cursor(&w->cur, w->st->dbi, SL__DB_ADJACENCY, &c))) return op_fail(w, rc, "LMDB cursor");
+  if ((rc = sl__cursor(&w->cur, w->st->dbi, SL__DB_ADJACENCY, &c))) return op_fail(w, rc, "LMDB cursor");
   sl_put_be64(k, id);
   for (;;) {
     MDB_val key = {8, k}, val;
@@ -776,256 +776,4 @@ int sl_tx_delete_rel(sl_tx *tx, uint64_t id) {
 const char *sl_tx_error(const sl_tx *tx) {
   if (!tx->err) return NULL;
   return tx->w.err[0] ? tx->w.err : sl_strerror(tx->err);
-}
-
-/* ---- reading ----------------------------------------------------------------------------- */
-typedef int (*kv_fn)(void *arg, const MDB_val *k, const MDB_val *d);
-
-/* Call fn for every key of db starting with prefix[0..pn) (all keys when
- * pn is 0), in key order. */
-static int scan(sl_view *v, enum sl__db db, const uint8_t *prefix, size_t pn, kv_fn fn, void *arg) {
-  MDB_cursor *c;
-  int rc = cursor(&v->cur, v->st->dbi, db, &c);
-  if (rc) return rc;
-  MDB_val k = {pn, (void *)prefix}, d;
-  int mrc = mdb_cursor_get(c, &k, &d, pn ? MDB_SET_RANGE : MDB_FIRST);
-  while (mrc == 0 && k.mv_size >= pn && (!pn || memcmp(k.mv_data, prefix, pn) == 0)) {
-    if ((rc = fn(arg, &k, &d))) return rc;
-    mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
-  }
-  if (mrc && mrc != MDB_NOTFOUND) {
-    sl_diag_error("%s/data.mdb: LMDB %s: %s", v->st->dir, sl__db_names[db], mdb_strerror(mrc));
-    return sl__mdb_err(mrc);
-  }
-  return 0;
-}
-
-static int view_get(sl_view *v, enum sl__db db, const void *k, size_t kn, MDB_val *out) {
-  MDB_val key = {kn, (void *)k};
-  int rc = mdb_get(v->txn, v->st->dbi[db], &key, out);
-  if (rc == MDB_NOTFOUND) return SL_ENOTFOUND;
-  if (rc) {
-    sl_diag_error("%s/data.mdb: LMDB %s: %s", v->st->dir, sl__db_names[db], mdb_strerror(rc));
-    return sl__mdb_err(rc);
-  }
-  return 0;
-}
-
-/* A growing array in the view's scratch arena. */
-typedef struct grow {
-  sl_view *v;
-  void *items;
-  size_t n, cap, size;
-} grow;
-
-static void *grow_next(grow *g) {
-  if (g->n == g->cap) {
-    size_t cap = g->cap ? g->cap * 2 : 8;
-    void *items = sl__arena_alloc(&g->v->scratch, cap * g->size);
-    if (!items) return NULL;
-    if (g->n) memcpy(items, g->items, g->n * g->size);
-    g->items = items;
-    g->cap = cap;
-  }
-  return (char *)g->items + g->size * g->n++;
-}
-
-static int collect_label(void *arg, const MDB_val *k, const MDB_val *d) {
-  (void)d;
-  grow *g = arg;
-  const char **slot = grow_next(g);
-  if (!slot || !(*slot = sl__arena_strndup(&g->v->scratch, (const uint8_t *)k->mv_data + 8, k->mv_size - 8)))
-    return -ENOMEM;
-  return 0;
-}
-
-static int collect_prop(void *arg, const MDB_val *k, const MDB_val *d) {
-  grow *g = arg;
-  sl_prop *p = grow_next(g);
-  if (!p || !(p->key = sl__arena_strndup(&g->v->scratch, (const uint8_t *)k->mv_data + 8, k->mv_size - 8)))
-    return -ENOMEM;
-  int rc = sl__value_decode(d->mv_data, d->mv_size, &g->v->scratch, &p->value);
-  if (rc == SL_ECORRUPT) sl_diag_error("LMDB: property %s has a malformed value", p->key);
-  return rc;
-}
-
-static int read_props(sl_view *v, bool rel, uint64_t id, size_t *n, sl_prop **props) {
-  uint8_t k[8];
-  grow g = {v, NULL, 0, 0, sizeof(sl_prop)};
-  sl_put_be64(k, id);
-  int rc = scan(v, rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS, k, 8, collect_prop, &g);
-  *n = g.n;
-  *props = g.items;
-  return rc;
-}
-
-int sl_view_node(sl_view *v, uint64_t id, sl_node *out) {
-  uint8_t k[8];
-  MDB_val val;
-  sl__arena_reset(&v->scratch);
-  memset(out, 0, sizeof *out);
-  sl_put_be64(k, id);
-  int rc = view_get(v, SL__DB_NODES, k, 8, &val);
-  if (rc) return rc;
-  grow g = {v, NULL, 0, 0, sizeof(char *)};
-  if ((rc = scan(v, SL__DB_NODE_LABELS, k, 8, collect_label, &g))) return rc;
-  out->id = id;
-  out->nlabels = g.n;
-  out->labels = g.items;
-  return read_props(v, false, id, &out->nprops, &out->props);
-}
-
-int sl_view_rel(sl_view *v, uint64_t id, sl_rel *out) {
-  uint8_t k[8];
-  MDB_val val;
-  sl__arena_reset(&v->scratch);
-  memset(out, 0, sizeof *out);
-  sl_put_be64(k, id);
-  int rc = view_get(v, SL__DB_RELS, k, 8, &val);
-  if (rc) return rc;
-  if (val.mv_size < 17) {
-    sl_diag_error("LMDB rels: relationship %llu has a %zu-byte record", (unsigned long long)id, val.mv_size);
-    return SL_ECORRUPT;
-  }
-  out->id = id;
-  out->start = sl_get_be64(val.mv_data);
-  out->end = sl_get_be64((uint8_t *)val.mv_data + 8);
-  if (!(out->type = sl__arena_strndup(&v->scratch, (uint8_t *)val.mv_data + 16, val.mv_size - 16))) return -ENOMEM;
-  return read_props(v, true, id, &out->nprops, &out->props);
-}
-
-static int view_prop(sl_view *v, bool rel, uint64_t id, const char *key, sl_value *out) {
-  uint8_t k[8 + SL_NAME_MAX];
-  MDB_val val;
-  sl__arena_reset(&v->scratch);
-  memset(out, 0, sizeof *out);
-  int kl = sl__name_check(key);
-  if (kl < 0) return SL_EINVAL;
-  sl_put_be64(k, id);
-  memcpy(k + 8, key, (size_t)kl);
-  int rc = view_get(v, rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS, k, 8 + (size_t)kl, &val);
-  if (rc) return rc;
-  rc = sl__value_decode(val.mv_data, val.mv_size, &v->scratch, out);
-  if (rc == SL_ECORRUPT) sl_diag_error("LMDB: property %s has a malformed value", key);
-  return rc;
-}
-
-int sl_view_node_prop(sl_view *v, uint64_t id, const char *key, sl_value *out) {
-  return view_prop(v, false, id, key, out);
-}
-int sl_view_rel_prop(sl_view *v, uint64_t id, const char *key, sl_value *out) {
-  return view_prop(v, true, id, key, out);
-}
-
-typedef struct rel_walk {
-  uint64_t node;
-  bool skip_loops; /* the in-walk of SL_DIR_BOTH: loops were reported going out */
-  sl_rel_fn fn;
-  void *arg;
-} rel_walk;
-
-static int walk_rel(void *arg, const MDB_val *k, const MDB_val *d) {
-  rel_walk *rw = arg;
-  const uint8_t *p = k->mv_data;
-  char type[SL_NAME_MAX + 1];
-  size_t tl = p[9];
-  if (k->mv_size != 10 + tl + 8 || d->mv_size != 8) {
-    sl_diag_error("LMDB adjacency: malformed entry of node %llu", (unsigned long long)rw->node);
-    return SL_ECORRUPT;
-  }
-  uint64_t rel = sl_get_be64(p + 10 + tl), other = sl_get_be64(d->mv_data);
-  if (rw->skip_loops && other == rw->node) return 0;
-  memcpy(type, p + 10, tl);
-  type[tl] = 0;
-  return p[8] == DIR_OUT ? rw->fn(rw->arg, rel, type, rw->node, other) : rw->fn(rw->arg, rel, type, other, rw->node);
-}
-
-int sl_view_node_rels(sl_view *v, uint64_t node, sl_dir dir, const char *type, sl_rel_fn fn, void *arg) {
-  uint8_t k[10 + SL_NAME_MAX];
-  MDB_val val;
-  int tl = 0, rc;
-  sl__arena_reset(&v->scratch);
-  if ((dir & ~SL_DIR_BOTH) || !dir || (type && (tl = sl__name_check(type)) < 0)) return SL_EINVAL;
-  sl_put_be64(k, node);
-  if ((rc = view_get(v, SL__DB_NODES, k, 8, &val))) return rc;
-  rel_walk rw = {node, false, fn, arg};
-  for (int d = DIR_OUT; d <= DIR_IN; d++) {
-    if (!(dir & d)) continue;
-    k[8] = (uint8_t)d;
-    size_t pn = 9;
-    if (type) {
-      k[9] = (uint8_t)tl;
-      memcpy(k + 10, type, (size_t)tl);
-      pn = 10 + (size_t)tl;
-    }
-    rw.skip_loops = dir == SL_DIR_BOTH && d == DIR_IN;
-    if ((rc = scan(v, SL__DB_ADJACENCY, k, pn, walk_rel, &rw))) return rc;
-  }
-  return 0;
-}
-
-typedef struct id_walk {
-  sl_id_fn fn;
-  void *arg;
-  uint64_t count;
-} id_walk;
-
-static int walk_tail_id(void *arg, const MDB_val *k, const MDB_val *d) {
-  (void)d;
-  id_walk *iw = arg;
-  iw->count++;
-  return iw->fn ? iw->fn(iw->arg, sl_get_be64((uint8_t *)k->mv_data + k->mv_size - 8)) : 0;
-}
-
-static int label_scan(sl_view *v, const char *label, id_walk *iw) {
-  uint8_t k[1 + SL_NAME_MAX];
-  sl__arena_reset(&v->scratch);
-  int ll = sl__name_check(label);
-  if (ll < 0) return SL_EINVAL;
-  k[0] = (uint8_t)ll;
-  memcpy(k + 1, label, (size_t)ll);
-  return scan(v, SL__DB_LABEL_INDEX, k, 1 + (size_t)ll, walk_tail_id, iw);
-}
-
-int sl_view_nodes_by_label(sl_view *v, const char *label, sl_id_fn fn, void *arg) {
-  id_walk iw = {fn, arg, 0};
-  return label_scan(v, label, &iw);
-}
-
-int sl_view_count_label(sl_view *v, const char *label, uint64_t *out) {
-  id_walk iw = {NULL, NULL, 0};
-  int rc = label_scan(v, label, &iw);
-  *out = iw.count;
-  return rc;
-}
-
-int sl_view_all_nodes(sl_view *v, sl_id_fn fn, void *arg) {
-  id_walk iw = {fn, arg, 0};
-  sl__arena_reset(&v->scratch);
-  return scan(v, SL__DB_NODES, NULL, 0, walk_tail_id, &iw);
-}
-
-int sl_view_all_rels(sl_view *v, sl_id_fn fn, void *arg) {
-  id_walk iw = {fn, arg, 0};
-  sl__arena_reset(&v->scratch);
-  return scan(v, SL__DB_RELS, NULL, 0, walk_tail_id, &iw);
-}
-
-int sl_view_counts(sl_view *v, sl_counts *out) {
-  sl__meta m;
-  sl__arena_reset(&v->scratch);
-  memset(out, 0, sizeof *out);
-  if (v->tx_meta) {
-    m = *v->tx_meta;
-  } else {
-    int rc = sl__meta_read(v->txn, v->st->dbi[SL__DB_META], &m);
-    if (rc) return rc;
-  }
-  out->nodes = m.node_count;
-  out->rels = m.rel_count;
-  out->applied_txid = m.applied_txid;
-  out->last_commit_us = m.last_commit_us;
-  out->next_node_id = m.next_node_id;
-  out->next_rel_id = m.next_rel_id;
-  return 0;
 }

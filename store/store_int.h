@@ -1,15 +1,20 @@
 /*
- * Module-private declarations of the graph store (store.c, graph.c,
- * value.c). Nothing outside store/ includes this file.
+ * Module-private declarations of the graph store (store.c, checkpoint.c,
+ * commit.c, graph.c, graph_read.c, value.c). Nothing outside store/
+ * includes this file.
  *
  * Who does what:
- *   store.c  directory layout, open/create/close, writer lock and power-loss
- *            detection, recovery (log replay), checkpoints, the commit path
+ *   store.c  directory layout, store.id, open/create/close, writer lock and
+ *            power-loss detection, recovery (rebuild, log replay), views.
+ *   checkpoint.c  the checkpoint's LMDB image and its pin, DIR/checkpoint,
+ *            the restore after a power loss, checkpoints, space, compaction.
+ *   commit.c write transactions on LMDB, the commit path and group commit
  *            (sl_tx_begin/commit/abort) and sl_store_apply*.
  *   graph.c  the LMDB schema, the ops (validate + apply to one MDB_txn), the
  *            sl_tx_* write wrappers that also record each op into the
  *            Transaction being built, the decoding of a packed Transaction
- *            into the same ops (replay), and every read (sl_view_*).
+ *            into the same ops (replay).
+ *   graph_read.c  every read (sl_view_*).
  *   value.c  sl_value <-> LMDB bytes, sl_value <-> Shiplog__Value, equality,
  *            and the UTF-8 / name checks.
  */
@@ -79,6 +84,8 @@ typedef struct sl__cursors {
   MDB_txn *txn;
   MDB_cursor *c[SL__DB_COUNT];
 } sl__cursors;
+/* The cursor on db, opened now if needed; *out is NULL on failure. */
+int sl__cursor(sl__cursors *cs, const MDB_dbi *dbis, enum sl__db db, MDB_cursor **out);
 void sl__cursors_close(sl__cursors *cs);
 
 /* One LMDB write transaction applying ops: the meta it will commit and the
@@ -133,7 +140,7 @@ struct sl_store {
   sl_tx tx;                 /* the one write transaction, reused */
   sl__arena apply_arena;    /* unpacked records (under wlock) */
 
-  /* Group commit (store.c, COMMIT PATH): transactions committed into the
+  /* Group commit (commit.c, GROUP COMMIT): transactions committed into the
    * open LMDB transaction tx.w but not yet in the log (under wlock). */
   uint8_t *pend;              /* their packed records, back to back */
   size_t pend_len, pend_cap;
@@ -155,11 +162,11 @@ struct sl_store {
 
   /* Read transactions on the snapshots DIR/checkpoint may name (a store
    * with a log): they keep LMDB from reusing any page of those snapshots,
-   * so a power loss can restore one (store.c, CHECKPOINTS). Normally one;
+   * so a power loss can restore one (checkpoint.c, CHECKPOINTS). Normally one;
    * more after checkpoint files that failed to write. Under ckpt_lock. */
   MDB_txn *pins[4];
   size_t npins;
-  /* What the newest pin costs (store.c, CHECKPOINTS; under wlock): the
+  /* What the newest pin costs (checkpoint.c, CHECKPOINTS; under wlock): the
    * pages freed since it, which LMDB may not reuse until the next
    * checkpoint, counted from the free-page tree's records keyed by the
    * freeing transaction; a checkpoint is due once they pass pin_budget. */
@@ -169,6 +176,40 @@ struct sl_store {
   uint64_t pin_budget;        /* pages: 1/16 of the live pages, >= 8 MiB */
   MDB_txn *scan_txn;          /* a reset read transaction for the count */
 };
+
+/* ---- the store directory (store.c) ------------------------------------------ */
+/* How a writer opens LMDB, log or not (store.c, LMDB IS DERIVED STATE). */
+#define SL__ENV_FLAGS (MDB_NOSYNC | MDB_WRITEMAP)
+/* out := DIR/NAME; -ENAMETOOLONG (logged) when it does not fit. */
+int sl__join(char *out, size_t n, const char *dir, const char *name);
+bool sl__exists(const char *dir, const char *name);
+/* Open st->env on st->dir (after sl__data_file_check); logged. */
+int sl__env_open(sl_store *st, unsigned flags, uint64_t map_size);
+/* Check format and store id; load the meta a writer needs. */
+int sl__load_meta(sl_store *st);
+/* writer.lock := STATE ("open BOOT", "closed"), fdatasync'd. */
+int sl__lock_state_write(sl_store *st, const char *state);
+
+/* ---- write transactions on LMDB (commit.c) ---------------------------------- */
+/* Begin w on st's LMDB with st's committed meta (caller holds wlock). */
+int sl__wbegin(sl_store *st, sl__wctx *w);
+void sl__wabort(sl__wctx *w);
+/* Write w's meta and commit; on failure the transaction is gone too. */
+int sl__wcommit(sl__wctx *w);
+
+/* ---- checkpoints (checkpoint.c) ---------------------------------------------- */
+/* Refuse (SL_ECORRUPT) a data.mdb shorter than its newest meta page says. */
+int sl__data_file_check(const sl_store *st);
+/* After a power loss: LMDB back to its checkpoint, opened, meta loaded;
+ * SL_ECORRUPT or SL_ENOTFOUND (and `why`) when the checkpoint cannot be used. */
+int sl__restore_checkpoint(sl_store *st, const char *logdir, const char *reason, char *why, size_t why_n);
+/* Before LMDB is written: pin the checkpoint's snapshot, or take one. */
+int sl__pin_at_open(sl_store *st);
+void sl__pins_release(sl_store *st);
+/* The pages freed since the pin reached its budget: a checkpoint is due. */
+bool sl__pin_outgrown(sl_store *st);
+/* From a committer past the mark; skipped if another checkpoint runs. */
+void sl__checkpoint_if_due(sl_store *st, bool due);
 
 /* ---- meta (graph.c) -------------------------------------------------------- */
 int sl__meta_read(MDB_txn *txn, MDB_dbi meta_dbi, sl__meta *m);

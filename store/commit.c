@@ -1,0 +1,466 @@
+/*
+ * The commit path of a store (store.c opens it): write transactions on
+ * LMDB (also replay's, store.c), the space LMDB grows into, group commit,
+ * sl_tx_begin/commit/abort and sl_store_apply*. graph.c holds the ops a
+ * transaction applies and records; checkpoint.c the checkpoint a committer
+ * past the mark takes.
+ *
+ * GROUP COMMIT (the commit path). A small commit used to hold the writer
+ * lock for its ops, its write() to the log and its LMDB commit, which
+ * bounded a store to about 28k tx/s however many shared an fdatasync. Now
+ * a commit leaves its packed record pending in the open LMDB transaction
+ * (st->tx.w) and the next sl_tx_begin continues in that transaction, so the
+ * lock is held only for the ops and the packing. LMDB's writer mutex
+ * belongs to the thread that began the transaction, so that committer (the
+ * group's opener) alone ends it: once the previous group's fdatasync is
+ * done it takes the writer lock, appends every pending record with one
+ * sl_log_append_many, commits LMDB (the records' frames are in the log
+ * first, as before) and leads the fdatasync; the group's other committers
+ * wait on gc_cv for done + durable. A transaction that fails or aborts
+ * after writing cannot abort its part of the shared LMDB transaction: it
+ * sets gc_rollback, no transaction begins until the opener's flush has
+ * aborted it and re-applied the pending records (sl__apply_record), and the
+ * flush goes on. Asserted in every build (SL_ASSERT): the pending records'
+ * txids are contiguous and continue the log, and a committer is released
+ * with success only once its txid is durable. Callers that need their own LMDB transaction
+ * (sl_store_apply_batch, a begin past GROUP_MAX_BYTES) wait for the flush.
+ *
+ * LOCKS: st->wlock is the writer lock: held from sl_tx_begin to the end of
+ * commit/abort, by sl_store_apply* and by a group's flush. It guards
+ * st->meta, the reusable tx and its open group, the pending records and
+ * the apply arena. st->gc_mu guards the committers' outcomes and the
+ * syncing flag (order: wlock before gc_mu). st->ckpt_lock keeps checkpoints one at a
+ * time. Views need no lock (LMDB read transactions, MDB_NOTLS so that a
+ * view may move between threads).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+#define COMMIT_AHEAD_MAX_US (60ull * 1000000)
+#define TX_OPS_KEEP (1u << 20) /* packed ops / pending records kept for the next */
+#define PEND_KEEP (4u << 20)   /* transactions; larger buffers are freed */
+
+/* ---- write transactions on LMDB ------------------------------------------------- */
+int sl__wbegin(sl_store *st, sl__wctx *w) {
+  memset(&w->cur, 0, sizeof w->cur);
+  w->st = st;
+  w->meta = st->meta;
+  w->err[0] = 0;
+  int rc = mdb_txn_begin(st->env, NULL, 0, &w->txn);
+  if (rc) {
+    w->txn = NULL;
+    sl_diag_error("%s: LMDB write transaction: %s", st->dir, mdb_strerror(rc));
+    return sl__mdb_err(rc);
+  }
+  w->cur.txn = w->txn;
+  return 0;
+}
+
+void sl__wabort(sl__wctx *w) {
+  sl__cursors_close(&w->cur);
+  if (w->txn) mdb_txn_abort(w->txn);
+  w->txn = NULL;
+}
+
+/* Put the meta into the transaction (before anything reaches the log, so
+ * that only the LMDB commit itself can fail after an append). */
+static int wmeta(sl__wctx *w) {
+  return sl__meta_write(w->txn, w->st->dbi[SL__DB_META], &w->meta, &w->st->meta);
+}
+
+/* Commit (after wmeta). On failure the transaction is gone too. */
+static int wfinish(sl__wctx *w) {
+  sl_store *st = w->st;
+  sl__cursors_close(&w->cur);
+  int rc = mdb_txn_commit(w->txn);
+  w->txn = NULL;
+  if (rc) {
+    sl_diag_error("%s: LMDB commit of txid %" PRIu64 ": %s", st->dir, w->meta.applied_txid, mdb_strerror(rc));
+    return sl__mdb_err(rc);
+  }
+  st->meta = w->meta;
+  return 0;
+}
+
+int sl__wcommit(sl__wctx *w) {
+  int rc = wmeta(w);
+  if (rc) {
+    sl__wabort(w);
+    return rc;
+  }
+  return wfinish(w);
+}
+/* ---- the commit path ---------------------------------------------------------------------- */
+/* MDB_WRITEMAP stores pages straight into the mapped data.mdb, a sparse
+ * file: on a full disk a store into a hole is SIGBUS, not an error. So
+ * before each write transaction the pages in use plus RESERVE_BYTES / 2 must
+ * be allocated; when they are not, fallocate() up to RESERVE_BYTES past
+ * them (once per few MiB of growth). A full disk then fails the
+ * transaction with ENOSPC before anything is written. A single transaction
+ * that adds more than RESERVE_BYTES / 2 of new pages still risks SIGBUS.
+ * Caller holds wlock. */
+#define RESERVE_BYTES (8u << 20)
+static int reserve_space(sl_store *st) {
+  MDB_envinfo info;
+  MDB_stat ms;
+  int fd;
+  if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms) || mdb_env_get_fd(st->env, &fd)) return 0;
+  uint64_t used = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+  if (sl__pin_outgrown(st)) st->bytes_since_ckpt = SL_MAX(st->bytes_since_ckpt, st->ckpt_every); /* due */
+  if (used + RESERVE_BYTES / 2 <= st->reserved) return 0;
+  uint64_t want = SL_MIN(used + RESERVE_BYTES, (uint64_t)info.me_mapsize);
+  int rc = fallocate(fd, 0, 0, (off_t)want) ? -errno : 0;
+  if (rc == -EOPNOTSUPP) rc = 0; /* a file system without fallocate: nothing to be done */
+  if (rc) {
+    sl_diag_error("%s/data.mdb: cannot allocate %" PRIu64 " bytes for LMDB to grow into: %s", st->dir, want,
+                 sl_strerror(rc));
+    return rc;
+  }
+  st->reserved = want;
+  return 0;
+}
+
+/* ---- group commit ---------------------------------------------------------------------- */
+/* A committer whose record is pending: on its stack, linked under wlock. */
+typedef struct sl__waiter {
+  struct sl__waiter *next;
+  uint64_t txid;
+  int rc;      /* under gc_mu: the outcome of the flush that took the record */
+  bool done;   /* under gc_mu: the record is in the log and LMDB, or failed (rc) */
+  bool logged; /* under gc_mu: the record reached the log */
+  bool opener; /* its thread began the group's LMDB transaction */
+} sl__waiter;
+
+/* Pending records past which the next sl_tx_begin flushes first: bounds
+ * the LMDB transaction (and what reserve_space must cover). */
+#define GROUP_MAX_BYTES (1u << 20)
+
+/* Hand a flush's outcome to the pending committers (the first `logged` of
+ * which reached the log) and forget the records (caller holds wlock). */
+static void waiters_done(sl_store *st, int rc, size_t logged) {
+  pthread_mutex_lock(&st->gc_mu);
+  for (sl__waiter *w = st->waiters, *next; w; w = next) {
+    next = w->next; /* w may return once done */
+    w->rc = rc;
+    w->logged = logged > 0;
+    if (logged) logged--;
+    w->done = true;
+  }
+  st->gc_flushes++;
+  pthread_cond_broadcast(&st->gc_cv);
+  pthread_mutex_unlock(&st->gc_mu);
+  st->waiters = NULL;
+  st->waiters_tail = &st->waiters;
+  st->pend_n = st->pend_len = 0;
+  if (st->pend_cap > PEND_KEEP) { /* after a large transaction: give it back */
+    free(st->pend);
+    st->pend = NULL;
+    st->pend_cap = 0;
+  }
+}
+
+/* Undo the open transaction's writes but keep the pending records before
+ * it: LMDB cannot abort part of a transaction, so abort it all and apply
+ * the pending records again (caller holds wlock). */
+static void tx_rollback(sl_tx *tx) {
+  sl_store *st = tx->st;
+  int rc = 0;
+  sl__wabort(&tx->w);
+  if (st->pend_n == 0) return;
+  rc = sl__wbegin(st, &tx->w);
+  for (size_t i = 0; !rc && i < st->pend_n; i++) {
+    rc = sl__apply_record(&tx->w, &st->apply_arena, st->pend + st->pend_off[i], st->pend_lens[i]);
+    sl__arena_reset(&st->apply_arena);
+  }
+  if (rc) {
+    sl_diag_error("%s: re-applying %zu pending transactions after an abort: %s", st->dir, st->pend_n,
+                 sl_strerror(rc));
+    sl__wabort(&tx->w);
+    st->failed = rc;
+    waiters_done(st, rc, 0);
+  }
+}
+
+/* Write the pending records to the log (one append) and commit the LMDB
+ * transaction holding them: the order of a single commit, for the group.
+ * Caller holds wlock, between transactions. */
+static int flush_locked(sl_store *st) {
+  sl__wctx *w = &st->tx.w;
+  size_t appended = 0;
+  int rc;
+  if (st->gc_rollback) {
+    st->gc_rollback = false;
+    tx_rollback(&st->tx);
+  }
+  if (st->pend_n == 0) return 0;
+  for (size_t i = 0; i < st->pend_n; i++) st->pend_ptrs[i] = st->pend + st->pend_off[i];
+  if (!(rc = st->failed) && !(rc = wmeta(w))) {
+    /* The pending records continue the log (sl_tx_commit checked them contiguous). */
+    SL_ASSERT(st->waiters && st->waiters->txid == sl_log_next_txid(st->log),
+              "%s: pending txids from %" PRIu64 ", the log's next is %" PRIu64, st->dir,
+              st->waiters ? st->waiters->txid : 0, sl_log_next_txid(st->log));
+    rc = sl_log_append_many(st->log, st->pend_ptrs, st->pend_lens, st->pend_n, &appended);
+  }
+  if (!rc && (rc = wfinish(w))) appended = st->pend_n;
+  if (rc) {
+    if (appended) {
+      st->failed = rc;
+      sl_diag_error("%s: txids up to %" PRIu64 " are in the log but not in LMDB: reopen the store to replay them",
+                   st->dir, w->meta.applied_txid - (st->pend_n - appended));
+    }
+    sl__wabort(w);
+  }
+  waiters_done(st, rc, rc ? appended : st->pend_n);
+  return rc;
+}
+
+/* Room for one more pending record of len bytes. */
+static int pend_reserve(sl_store *st, size_t len) {
+  if (st->pend_n == st->pend_max) {
+    size_t max = st->pend_max ? 2 * st->pend_max : 64;
+    size_t *off = realloc(st->pend_off, max * sizeof *off);
+    if (off) st->pend_off = off;
+    size_t *lens = realloc(st->pend_lens, max * sizeof *lens);
+    if (lens) st->pend_lens = lens;
+    const uint8_t **ptrs = realloc(st->pend_ptrs, max * sizeof *ptrs);
+    if (ptrs) st->pend_ptrs = ptrs;
+    if (!off || !lens || !ptrs) return -ENOMEM;
+    st->pend_max = max;
+  }
+  if (st->pend_len + len > st->pend_cap) {
+    size_t cap = SL_MAX(st->pend_len + len, st->pend_cap * 2);
+    uint8_t *p = realloc(st->pend, cap);
+    if (!p) return -ENOMEM;
+    st->pend = p;
+    st->pend_cap = cap;
+  }
+  return 0;
+}
+
+/* Wait until the committer's record is durable. LMDB's write lock belongs
+ * to the thread that began the write transaction, so only that committer
+ * (the group's opener) commits it: it waits until the previous group's
+ * fdatasync is done, flushes every pending record (one append, one LMDB
+ * commit: records committed meanwhile joined the group) and leads the
+ * fdatasync. A committer whose record is in the log but not yet durable
+ * when no one syncs (the syncing opener failed) leads a sync itself. */
+static int group_wait(sl_store *st, sl__waiter *me) {
+  pthread_mutex_lock(&st->gc_mu);
+  while (!me->rc && !(me->done && me->txid <= sl_log_durable_txid(st->log))) {
+    if (st->gc_syncing || (!me->done && !me->opener)) {
+      pthread_cond_wait(&st->gc_cv, &st->gc_mu);
+      continue;
+    }
+    st->gc_syncing = true;
+    pthread_mutex_unlock(&st->gc_mu);
+    if (!me->done) {
+      pthread_mutex_lock(&st->wlock);
+      (void)flush_locked(st); /* its outcome reaches every committer it took, this one included */
+      pthread_mutex_unlock(&st->wlock);
+    }
+    int rc = sl_log_wait_durable(st->log, sl_log_next_txid(st->log) - 1);
+    pthread_mutex_lock(&st->gc_mu);
+    if (rc && !me->rc) me->rc = rc;
+    st->gc_syncing = false;
+    pthread_cond_broadcast(&st->gc_cv);
+  }
+  int rc = me->rc;
+  /* A committer is released with 0 only once its record is logged and durable. */
+  SL_ASSERT(rc || (me->done && me->logged && me->txid <= sl_log_durable_txid(st->log)),
+            "%s: committer of txid %" PRIu64 " released (done %d, logged %d) at durable %" PRIu64, st->dir, me->txid,
+            me->done, me->logged, sl_log_durable_txid(st->log));
+  pthread_mutex_unlock(&st->gc_mu);
+  return rc;
+}
+
+/* Wait, holding wlock, until the open group is flushed by its opener
+ * (another thread: LMDB lets no other end that transaction): for `all`,
+ * until no group is open; else until no group is too big or poisoned. */
+static void group_drain(sl_store *st, bool all) {
+  while (st->pend_n && (all || st->pend_len >= GROUP_MAX_BYTES || st->gc_rollback)) {
+    pthread_mutex_lock(&st->gc_mu);
+    uint64_t gen = st->gc_flushes;
+    pthread_mutex_unlock(&st->wlock);
+    while (st->gc_flushes == gen) pthread_cond_wait(&st->gc_cv, &st->gc_mu);
+    pthread_mutex_unlock(&st->gc_mu);
+    pthread_mutex_lock(&st->wlock);
+  }
+}
+
+int sl_tx_begin(sl_store *st, sl_tx **out) {
+  *out = NULL;
+  if (st->rdonly || st->no_log) return SL_EREADONLY;
+  pthread_mutex_lock(&st->wlock);
+  group_drain(st, false);
+  if (st->failed) {
+    int rc = st->failed;
+    pthread_mutex_unlock(&st->wlock);
+    return rc;
+  }
+  sl_tx *tx = &st->tx;
+  tx->st = st;
+  tx->err = 0;
+  tx->has_commit_time = false;
+  tx->nops = tx->ops_len = 0;
+  if (tx->ops_cap > TX_OPS_KEEP) { /* after a large transaction: give it back */
+    free(tx->ops);
+    tx->ops = NULL;
+    tx->ops_cap = 0;
+  }
+  tx->view_open = false;
+  sl__arena_reset(&tx->arena);
+  int rc = reserve_space(st);
+  if (!rc && !tx->w.txn) rc = sl__wbegin(st, &tx->w); /* else: the group's, holding the pending records */
+  tx->w.err[0] = 0;
+  if (rc) {
+    pthread_mutex_unlock(&st->wlock);
+    return rc;
+  }
+  *out = tx;
+  return 0;
+}
+
+int sl_tx_set_commit_time(sl_tx *tx, uint64_t us) {
+  if (tx->err) return tx->err;
+  uint64_t now = sl_now_us();
+  if (us < tx->w.meta.last_commit_us || us > now + COMMIT_AHEAD_MAX_US) {
+    snprintf(tx->w.err, sizeof tx->w.err, "commit time %" PRIu64 " is %s", us,
+             us < tx->w.meta.last_commit_us ? "before the previous commit" : "more than 60 s in the future");
+    return tx->err = SL_ETIME;
+  }
+  tx->has_commit_time = true;
+  tx->commit_us = us;
+  return 0;
+}
+
+sl_view *sl_tx_view(sl_tx *tx) {
+  sl_view *v = &tx->view;
+  if (!tx->view_open) {
+    v->st = tx->st;
+    v->txn = tx->w.txn;
+    v->owned_by_tx = true;
+    v->tx_meta = &tx->w.meta;
+    memset(&v->cur, 0, sizeof v->cur);
+    v->cur.txn = tx->w.txn;
+    tx->view_open = true;
+  }
+  return v;
+}
+
+static void tx_end(sl_tx *tx) {
+  if (tx->view_open) sl__cursors_close(&tx->view.cur);
+  tx->view_open = false;
+  /* A transaction that recorded no op and failed none wrote nothing. Only
+   * the group's opener may abort its LMDB transaction: it rolls back at
+   * its flush, and until then no transaction begins. */
+  if (tx->st->pend_n == 0) sl__wabort(&tx->w);
+  else if (tx->nops || tx->err) tx->st->gc_rollback = true;
+  pthread_mutex_unlock(&tx->st->wlock);
+}
+
+void sl_tx_abort(sl_tx *tx) {
+  if (tx) tx_end(tx);
+}
+
+int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
+  sl_store *st = tx->st;
+  int rc = tx->err;
+  if (txid_out) *txid_out = 0;
+  if (rc || tx->nops == 0) {
+    tx_end(tx);
+    return rc;
+  }
+  if (tx->view_open) sl__cursors_close(&tx->view.cur);
+  tx->view_open = false;
+  sl__meta *m = &tx->w.meta;
+  uint64_t txid = m->applied_txid + 1;
+  Shiplog__Transaction rec = SHIPLOG__TRANSACTION__INIT;
+  rec.txid = txid;
+  rec.commit_time_us = tx->has_commit_time ? tx->commit_us : SL_MAX(sl_now_us(), m->last_commit_us);
+  rec.epoch = sl_log_epoch(st->log); /* LINEAGE: the epoch this primary writes in */
+  rec.has_epoch = rec.epoch != 0;
+  /* Fields 1-3, then the ops packed as they were recorded (graph.c,
+   * record()): the encoding protobuf-c gives the whole message. */
+  size_t head = shiplog__transaction__get_packed_size(&rec), len = head + tx->ops_len;
+  if (len > SL_TXN_MAX) {
+    snprintf(tx->w.err, sizeof tx->w.err, "transaction too large: %zu bytes, the limit is %u", len, SL_TXN_MAX);
+    sl_diag_error("%s: a transaction of %zu ops is %zu bytes, more than the %u a log frame may carry to a receiver; "
+                 "nothing was logged", st->dir, tx->nops, len, SL_TXN_MAX);
+    tx->err = rc = SL_ETOOBIG;
+    goto abort;
+  }
+  if ((rc = pend_reserve(st, len))) goto abort;
+  shiplog__transaction__pack(&rec, st->pend + st->pend_len);
+  memcpy(st->pend + st->pend_len + head, tx->ops, tx->ops_len);
+  st->pend_off[st->pend_n] = st->pend_len;
+  st->pend_lens[st->pend_n++] = len;
+  st->pend_len += len;
+  m->applied_txid = txid;
+  m->last_commit_us = rec.commit_time_us;
+  /* The record waits in the open LMDB transaction for its group's flush. */
+  sl__waiter me = {.txid = txid, .opener = st->pend_n == 1};
+  *st->waiters_tail = &me;
+  st->waiters_tail = &me.next;
+  /* One waiter per pending record, their txids contiguous from the first. */
+  SL_ASSERT(st->waiters->txid + (st->pend_n - 1) == txid, "%s: pending txids from %" PRIu64 ", %zu records, then %" PRIu64,
+            st->dir, st->waiters->txid, st->pend_n, txid);
+  st->bytes_since_ckpt += len + SL_FRAME_HEADER_SIZE;
+  bool due = st->bytes_since_ckpt >= st->ckpt_every;
+  pthread_mutex_unlock(&st->wlock);
+  rc = group_wait(st, &me);
+  if (txid_out && me.logged) *txid_out = txid; /* in the log, durable or not */
+  if (rc) return rc;
+  sl__checkpoint_if_due(st, due);
+  return 0;
+abort:
+  tx_end(tx);
+  return rc;
+}
+
+int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const size_t *lens, size_t n) {
+  sl__wctx w = {0};
+  size_t appended = 0, bytes = 0;
+  int rc;
+  if (st->rdonly) return SL_EREADONLY;
+  if (n == 0) return 0;
+  pthread_mutex_lock(&st->wlock);
+  group_drain(st, true); /* the pending records go first */
+  if ((rc = st->failed) || (rc = reserve_space(st)) || (rc = sl__wbegin(st, &w))) goto out;
+  for (size_t i = 0; i < n; i++) {
+    rc = sl__apply_record(&w, &st->apply_arena, payloads[i], lens[i]);
+    sl__arena_reset(&st->apply_arena);
+    if (rc) goto out;
+    bytes += lens[i] + SL_FRAME_HEADER_SIZE;
+  }
+  /* Every record applies: only now do they reach the log. */
+  if ((rc = wmeta(&w))) goto out;
+  for (; st->log && appended < n; appended++)
+    if ((rc = sl_log_append(st->log, payloads[appended], lens[appended]))) goto out;
+  if ((rc = wfinish(&w))) goto out;
+  st->bytes_since_ckpt += bytes;
+  bool due = st->bytes_since_ckpt >= st->ckpt_every;
+  uint64_t last = st->meta.applied_txid;
+  pthread_mutex_unlock(&st->wlock);
+  if (st->log && !(st->flags & SL_OPEN_BULK) && (rc = sl_log_wait_durable(st->log, last))) return rc;
+  sl__checkpoint_if_due(st, due);
+  return 0;
+out:
+  if (appended) {
+    st->failed = rc;
+    sl_diag_error("%s: records up to txid %" PRIu64 " are in the log but not in LMDB: reopen the store to replay",
+                 st->dir, w.meta.applied_txid - (n - appended));
+  }
+  sl__wabort(&w);
+  pthread_mutex_unlock(&st->wlock);
+  return rc;
+}
+
+int sl_store_apply(sl_store *st, const uint8_t *payload, size_t len) {
+  return sl_store_apply_batch(st, &payload, &len, 1);
+}

@@ -1,13 +1,18 @@
 /*
- * Module-private declarations of the receiver (receiver.c, stream.c).
+ * Module-private declarations of the receiver (every receiver/ source).
  * Nothing outside receiver/ includes this file.
  *
  * Who does what:
- *   receiver.c  the listener, one thread per connection, the session
- *               (handshake, batches, acks, heartbeats, takeover).
- *   stream.c    one stream's state: its archive log and hot standby, the
- *               worker thread (applies, writes status), the status file,
- *               and the stream registry.
+ *   receiver.c  the listener: the accept loop, one thread per connection,
+ *               the connection limits (eviction) and the log budget.
+ *   session.c   one connection's session (TLS, handshake, batches, bases,
+ *               acks, heartbeats).
+ *   stream.c    one stream's state: its archive log and positions, the
+ *               owner's side (attach, append, sync, takeover), the stream
+ *               registry.
+ *   standby.c   the stream's hot standby: the worker thread (applies,
+ *               writes status), the keeper thread, its rebuild, bases.
+ *   stream_status.c  the status file (written, and read by other processes).
  *
  * LOCKING: sl__receiver.mu guards the registry (streams are added, never
  * removed while the receiver runs). sl__stream.mu guards every field of a
@@ -18,9 +23,11 @@
 #define SL_RECEIVER_INT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "codec.h"
 #include "lineage.h"
@@ -39,6 +46,7 @@
 typedef struct sl__receiver sl__receiver;
 typedef struct sl__allow sl__allow;
 typedef struct sl__stream_metrics sl__stream_metrics;
+typedef struct sl__base_rx sl__base_rx;   /* base.c */
 
 typedef struct sl__stream {
   sl__receiver *r;
@@ -63,7 +71,7 @@ typedef struct sl__stream {
   sl_store *standby;        /* NULL when the archive does not start at 1 */
   pthread_t worker;
   bool worker_running;
-  /* The keeper thread: state file, standby syncs, snapshots (stream.c). */
+  /* The keeper thread: state file, standby syncs, snapshots (standby.c). */
   pthread_t keeper;
   bool keeper_running;
   pthread_cond_t keeper_cond; /* stop */
@@ -128,6 +136,54 @@ struct sl__receiver {
   size_t nstreams, cap;
 };
 
+/* ---- receiver.c: the listener ------------------------------------------------------ */
+/* Longest sleep of a poll loop (the listener's, a session's): *stop is
+ * noticed within it. */
+#define SL__POLL_MAX_MS 200
+
+/* One connection, owned by the listener's list (freed when its thread is
+ * joined); its thread (session.c) uses every field. */
+typedef struct sl__conn_ctx {
+  sl__receiver *r;
+  volatile sig_atomic_t *stop;
+  sl_conn *c;
+  pthread_t thread;
+  bool done;                /* (r->mu) the thread has finished */
+  struct sl__conn_ctx *next;    /* (r->mu) */
+  char host[64];            /* the peer's address without the port */
+  uint64_t accepted_ns;
+  /* (r->mu to change) introduced: its certificate verified (TLS) or its
+   * Hello passed the allow list, so it is never evicted; evicted: closed
+   * before that to make room
+   * for a newer connection (LIMITS). */
+  atomic_bool introduced, evicted;
+  atomic_bool spoke;        /* its first bytes arrived (LIMITS, spoke()) */
+  sl__stream *s;
+  size_t max_body;
+  sl_buf raw;               /* decompressed batch */
+  sl_buf sealed;            /* its new frames sealed here (seal_batch) */
+  uint64_t sent_durable, sent_applied;
+  uint64_t last_tx_ns, last_rx_ns;
+  bool refused;             /* an Error was sent: close gently (linger_close) */
+  bool base_wanted;         /* BASE SHIPPING: Welcome.need_base was sent, no base stored yet */
+  sl__base_rx *base;        /* a base being received (base.c) */
+} sl__conn_ctx;
+
+/* LOG BUDGET: a line about connection cx, within its address's budget
+ * until it is introduced (a flood of connections cannot flood the log);
+ * nothing once it was evicted (the eviction said why). */
+enum { SL__NOTE_INFO, SL__NOTE_WARN, SL__NOTE_ERROR };
+void sl__conn_log(sl__conn_ctx *cx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* LIMITS: the deadline for TLS and the Hello after the accept, in ms. */
+int sl__hello_ms(const sl__receiver *r);
+
+/* ---- session.c: one connection's session ------------------------------------------ */
+/* The connection's thread (arg: its sl__conn_ctx): TLS, the handshake,
+ * then the session until it ends; sets done (r->mu) last. */
+void *sl__conn_main(void *arg);
+/* Send Error{code} to the peer (any time, also before a session starts). */
+int sl__conn_send_error(sl__conn_ctx *cx, Shiplog__Repl__ErrorCode code, bool permanent, const char *text);
+
 /* ---- allow.c: the allow list (README "Security") ---------------------------------- */
 /* Read FILE; a bad line refuses it all ("FILE:LINE: reason" logged):
  * SL_EINVAL, -errno. */
@@ -138,6 +194,14 @@ size_t sl__allow_count(const sl__allow *a);   /* streams named */
 void sl__allow_free(sl__allow *a);
 
 /* ---- stream.c --------------------------------------------------------------- */
+/* Small helpers shared by stream.c, standby.c and stream_status.c. */
+char *sl__join(const char *a, const char *b);     /* "a/b", malloc'd; NULL: no memory */
+void sl__hex_id(const uint8_t *id, char out[2 * SL_STORE_ID_SIZE + 1]);
+bool sl__dir_exists(const char *path);
+void sl__deadline_after_ms(struct timespec *ts, long ms); /* CLOCK_MONOTONIC, as the conds use */
+/* POSITIONS in order (mu held): applied <= durable <= received (SL_ASSERT). */
+void sl__stream_positions_check(const sl__stream *s);
+
 /* Open every stream under DIR/streams (archive recovery; appliers start and
  * catch up from the archive). A stream that cannot be opened is logged and
  * kept with log == NULL, so other streams are served. */
@@ -188,6 +252,15 @@ void sl__stream_positions(sl__stream *s, uint64_t *durable, uint64_t *applied);
  * it is not known (the archive never opened). */
 bool sl__stream_lineage(sl__stream *s, sl_history *h, uint64_t *last, uint64_t *cs);
 
+/* ---- standby.c: the standby's threads and rebuild ------------------------------------ */
+/* Start the worker and keeper threads; stop them (wakes and joins both). */
+int sl__stream_start_threads(sl__stream *s);
+void sl__stream_stop_threads(sl__stream *s);
+/* At load, or once the archive opened (mu held, or the stream not yet
+ * shared): open the standby, rebuilding it when missing or torn by a
+ * power loss; other damage stops it, naming it. */
+void sl__stream_prepare_standby(sl__stream *s);
+
 /* BASE SHIPPING: whether the stream has neither a standby nor a base its
  * archive continues (a snapshot S with S + 1 >= its first txid), nor one
  * on the way: then a shipper that can is asked for one (Welcome.need_base). */
@@ -209,8 +282,16 @@ typedef struct sl__bases {
 void sl__stream_bases(const char *snap_dir, const uint8_t *store_id, uint64_t first_txid, uint64_t durable,
                       sl__bases *out);
 
+/* ---- stream_status.c: the status file ------------------------------------------------ */
+/* The status of the previous run, so that counters and the primary's last
+ * report survive a receiver restart. */
+void sl__stream_load_old_status(sl__stream *s);
+/* Keep behind_since_us right after any position moved (mu held). */
+void sl__stream_update_behind(sl__stream *s);
+/* Write the status file if it changed (mu held; released during the write). */
+void sl__stream_flush_status(sl__stream *s);
+
 /* ---- base.c: receiving a base (proto/replication.proto, BASE SHIPPING) ------------- */
-typedef struct sl__base_rx sl__base_rx;
 /* Start writing the base at txid for s (its owner's connection). Errors
  * (-errno, SL_EINVAL for a txid the archive does not continue) with the
  * reason in why. */

@@ -195,7 +195,7 @@ void sl__allow_free(sl__allow *a);
 
 /* ---- stream.c --------------------------------------------------------------- */
 /* Small helpers shared by stream.c, standby.c and stream_status.c. */
-char *sl__join(const char *a, const char *b);     /* "a/b", malloc'd; NULL: no memory */
+char *sl__rx_join(const char *a, const char *b);     /* "a/b", malloc'd; NULL: no memory */
 void sl__hex_id(const uint8_t *id, char out[2 * SL_STORE_ID_SIZE + 1]);
 bool sl__dir_exists(const char *path);
 void sl__deadline_after_ms(struct timespec *ts, long ms); /* CLOCK_MONOTONIC, as the conds use */

@@ -648,7 +648,7 @@ static bool has_snapshot(sl__stream *s) {
  * the standby stops, naming it, and is not rebuilt behind the operator's
  * back (who removes it to rebuild it). */
 void sl__stream_prepare_standby(sl__stream *s) {
-  char *data = sl__join(s->standby_dir, "data.mdb");
+  char *data = sl__rx_join(s->standby_dir, "data.mdb");
   struct stat sb;
   bool exists = sl__dir_exists(s->standby_dir);
   bool no_data = exists && data && stat(data, &sb) != 0 && errno == ENOENT; /* removed: rebuilt like the directory */

@@ -61,7 +61,7 @@
 #include "sl_base.h"
 #include "sl_status.h"
 
-char *sl__join(const char *a, const char *b) {
+char *sl__rx_join(const char *a, const char *b) {
   char *p;
   return asprintf(&p, "%s/%s", a, b) < 0 ? NULL : p;
 }
@@ -117,11 +117,11 @@ static sl__stream *stream_new(sl__receiver *r, const char *name) {
   pthread_cond_init(&s->owner_cond, &ca);
   pthread_cond_init(&s->keeper_cond, &ca);
   pthread_condattr_destroy(&ca);
-  s->dir = sl__join(r->streams_dir, name);
-  s->archive_dir = s->dir ? sl__join(s->dir, SL_STREAM_ARCHIVE) : NULL;
-  s->standby_dir = s->dir ? sl__join(s->dir, SL_STREAM_STANDBY) : NULL;
-  s->status_path = s->dir ? sl__join(s->dir, "status") : NULL;
-  s->snap_dir = s->dir ? sl__join(s->dir, SL_STREAM_SNAPSHOTS) : NULL;
+  s->dir = sl__rx_join(r->streams_dir, name);
+  s->archive_dir = s->dir ? sl__rx_join(s->dir, SL_STREAM_ARCHIVE) : NULL;
+  s->standby_dir = s->dir ? sl__rx_join(s->dir, SL_STREAM_STANDBY) : NULL;
+  s->status_path = s->dir ? sl__rx_join(s->dir, "status") : NULL;
+  s->snap_dir = s->dir ? sl__rx_join(s->dir, SL_STREAM_SNAPSHOTS) : NULL;
   s->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (!s->archive_dir || !s->standby_dir || !s->status_path || !s->snap_dir || s->notify_fd < 0) {
     stream_free(s);
@@ -150,7 +150,7 @@ static void learn_store_id(sl__stream *s) {
   while (!s->id_known && (e = readdir(d)) != NULL) {
     size_t n = strlen(e->d_name);
     char *p;
-    if (n < 5 || strcmp(e->d_name + n - 4, ".seg") != 0 || !(p = sl__join(s->archive_dir, e->d_name))) continue;
+    if (n < 5 || strcmp(e->d_name + n - 4, ".seg") != 0 || !(p = sl__rx_join(s->archive_dir, e->d_name))) continue;
     if (sl__seg_store_id(p, s->store_id) == 0) s->id_known = true;
     free(p);
   }
@@ -325,14 +325,14 @@ int sl__streams_open_all(sl__receiver *r) {
     const char *name = e->d_name;
     size_t n = strlen(name), sn = strlen(SL__NEW_SUFFIX);
     if (n > sn && strcmp(name + n - sn, SL__NEW_SUFFIX) == 0) {
-      char *p = sl__join(r->streams_dir, name);
+      char *p = sl__rx_join(r->streams_dir, name);
       sl_diag_warn("removing %s, a stream whose creation was interrupted", p ? p : name);
       if (p) sl_remove_tree(p);
       free(p);
       continue;
     }
     if (!sl_stream_name_valid(name)) continue;
-    char *p = sl__join(r->streams_dir, name);
+    char *p = sl__rx_join(r->streams_dir, name);
     bool isdir = p && sl__dir_exists(p);
     free(p);
     if (!isdir) continue;
@@ -366,12 +366,12 @@ static int stream_create(sl__receiver *r, const char *name, const uint8_t *store
   char tmpname[80];
   int rc = -ENOMEM;
   snprintf(tmpname, sizeof tmpname, "%s%s", name, SL__NEW_SUFFIX);
-  tmp = sl__join(r->streams_dir, tmpname);
-  final = sl__join(r->streams_dir, name);
+  tmp = sl__rx_join(r->streams_dir, tmpname);
+  final = sl__rx_join(r->streams_dir, name);
   if (!tmp || !final) goto fail;
-  archive = sl__join(tmp, SL_STREAM_ARCHIVE);
-  standby = sl__join(tmp, SL_STREAM_STANDBY);
-  snaps = sl__join(tmp, SL_STREAM_SNAPSHOTS);
+  archive = sl__rx_join(tmp, SL_STREAM_ARCHIVE);
+  standby = sl__rx_join(tmp, SL_STREAM_STANDBY);
+  snaps = sl__rx_join(tmp, SL_STREAM_SNAPSHOTS);
   if (!archive || !standby || !snaps) goto fail;
   rc = sl_remove_tree(tmp);
   if (rc == 0) rc = sl_mkdir_p(archive);

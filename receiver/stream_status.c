@@ -90,7 +90,7 @@ void sl__stream_load_old_status(sl__stream *s) {
 
 /* Is a receiver running on data_dir? It holds receiver.lock. */
 static bool receiver_running(const char *data_dir) {
-  char *p = sl__join(data_dir, SL_RECEIVER_LOCK_FILE);
+  char *p = sl__rx_join(data_dir, SL_RECEIVER_LOCK_FILE);
   if (!p) return false;
   int fd = open(p, O_RDONLY | O_CLOEXEC);
   free(p);
@@ -112,9 +112,9 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
     dir = NULL;
     goto out;
   }
-  archive = sl__join(dir, SL_STREAM_ARCHIVE);
-  standby = sl__join(dir, SL_STREAM_STANDBY);
-  status = sl__join(dir, "status");
+  archive = sl__rx_join(dir, SL_STREAM_ARCHIVE);
+  standby = sl__rx_join(dir, SL_STREAM_STANDBY);
+  status = sl__rx_join(dir, "status");
   if (!archive || !standby || !status) goto out;
   if (!sl__dir_exists(dir)) {
     rc = SL_ENOTFOUND;
@@ -172,7 +172,7 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
 
   /* BASE SHIPPING: what a restore can reach. Not restorable, with no base
    * on the way, is an error state, never a healthy one. */
-  char base[16] = "", *snaps = sl__join(dir, SL_STREAM_SNAPSHOTS);
+  char base[16] = "", *snaps = sl__rx_join(dir, SL_STREAM_SNAPSHOTS);
   sl__bases b;
   sl_status_get(text, "base", base, sizeof base);
   if (!running) base[0] = 0; /* no receiver: nothing is on its way */

@@ -8,6 +8,7 @@
  *   - CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2.
  *   - Clocks: wall time in µs (injectable for tests), monotonic ns.
  *   - The program's version (CMake's project VERSION) and strict UTF-8.
+ *   - A small toolkit: the growable byte buffer (sl_buf).
  *   - Diagnostics: sl_diag_error() etc. write one line to stderr with the
  *     program name (text or JSON, with time, stream and peer for daemons);
  *     modules log the context (file, offset, txid, peer) where the failure
@@ -102,6 +103,19 @@ size_t sl_utf8_decode(const void *buf, size_t n, uint32_t *cp);
 /* cp as UTF-8 into out: its length (1..4), or 0 for a surrogate or a code
  * point past U+10FFFF. */
 size_t sl_utf8_encode(uint32_t cp, char out[4]);
+
+/* ---- buffers ---------------------------------------------------------- */
+/* A growable byte buffer; {0} is an empty one. data[0..len) is the content,
+ * cap the bytes allocated. Not thread-safe: one owner at a time. */
+typedef struct sl_buf {
+  uint8_t *data;
+  size_t len, cap;
+} sl_buf;
+/* Make cap >= `cap` total bytes (not `cap` more), keeping data[0..len).
+ * Returns 0 or -ENOMEM (the buffer is then unchanged). */
+int sl_buf_reserve(sl_buf *b, size_t cap);
+/* Free the memory and reset to {0}; safe on an empty buffer. */
+void sl_buf_free(sl_buf *b);
 
 /* ---- little-endian helpers ------------------------------------------- */
 static inline void sl_put_le32(uint8_t *p, uint32_t v) {

@@ -34,22 +34,6 @@
 #include "log.h"
 #include "sl_base.h"
 
-int sl_buf_reserve(sl_buf *b, size_t cap) {
-  if (cap <= b->cap) return 0;
-  size_t n = b->cap ? b->cap : 4096;
-  while (n < cap) n *= 2;
-  uint8_t *p = realloc(b->data, n);
-  if (!p) return -ENOMEM;
-  b->data = p;
-  b->cap = n;
-  return 0;
-}
-
-void sl_buf_free(sl_buf *b) {
-  free(b->data);
-  memset(b, 0, sizeof *b);
-}
-
 /* ---- messages ------------------------------------------------------------------ */
 
 int sl_msg_encode(const Shiplog__Repl__Message *m, sl_buf *out) {

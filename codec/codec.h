@@ -52,6 +52,7 @@
 #include "replication.pb-c.h"
 
 #include "log.h"
+#include "sl_base.h" /* sl_buf */
 
 #define SL_PROTOCOL_VERSION 1
 #define SL_MSG_HEADER_SIZE 8
@@ -72,13 +73,7 @@ _Static_assert(SL_BATCH_MSG_MAX((size_t)SL_BATCH_FRAME_MAX) <= SL_MSG_MAX &&
                    SL_BATCH_MSG_MAX((size_t)SL_BATCH_RAW_MAX) <= SL_MSG_MAX,
                "a whole batch must fit a message");
 
-/* A growable byte buffer. */
-typedef struct sl_buf {
-  uint8_t *data;
-  size_t len, cap;
-} sl_buf;
-int sl_buf_reserve(sl_buf *b, size_t cap);   /* cap total bytes */
-void sl_buf_free(sl_buf *b);
+/* Buffers are base's sl_buf (sl_base.h). */
 
 /* ---- messages on buffers -------------------------------------------------- */
 /* Append the framed message to out. */

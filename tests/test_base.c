@@ -1,5 +1,5 @@
 /* Tests of base/: CRC32C, errors, clocks and TIME text, file helpers, fault
- * points, diagnostics. */
+ * points, diagnostics, buffers, path joins and hex. */
 #include "testutil.h"
 
 #include "base_int.h"
@@ -465,6 +465,33 @@ static void base_diag_lines(void **state) {
   free(out);
 }
 
+/* ---- buffers ----------------------------------------------------------- */
+
+static void base_buf_reserve(void **state) {
+  (void)state;
+  sl_buf b = {0};
+  assert_int_equal(sl_buf_reserve(&b, 0), 0); /* an empty buffer may stay empty */
+  assert_null(b.data);
+  assert_int_equal(sl_buf_reserve(&b, 1), 0); /* grows from 4 KiB, doubling */
+  assert_non_null(b.data);
+  assert_int_equal(b.cap, 4096);
+  memcpy(b.data, "abc", 3);
+  b.len = 3;
+  assert_int_equal(sl_buf_reserve(&b, 4096), 0); /* cap is total bytes, not more */
+  assert_int_equal(b.cap, 4096);
+  assert_int_equal(sl_buf_reserve(&b, 4097), 0);
+  assert_int_equal(b.cap, 8192);
+  assert_int_equal(sl_buf_reserve(&b, 40000), 0);
+  assert_int_equal(b.cap, 65536);
+  assert_int_equal(b.len, 3); /* the content is kept */
+  assert_memory_equal(b.data, "abc", 3);
+  sl_buf_free(&b);
+  assert_null(b.data);
+  assert_int_equal(b.len, 0);
+  assert_int_equal(b.cap, 0);
+  sl_buf_free(&b); /* twice is harmless */
+}
+
 static void base_utf8(void **state) {
   (void)state;
   char b[4];
@@ -580,6 +607,7 @@ int main(void) {
       cmocka_unit_test(base_write_file_atomic_faults),
       cmocka_unit_test(base_rename_durable_faults),
 #endif
+      cmocka_unit_test(base_buf_reserve),
       cmocka_unit_test(base_utf8),
       cmocka_unit_test(base_diag_lines),
       cmocka_unit_test(base_diag_formats),

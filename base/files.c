@@ -28,6 +28,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int sl_path_join(char *out, size_t n, const char *dir, const char *name) {
+  int r = snprintf(out, n, "%s/%s", dir, name);
+  if (r < 0 || (size_t)r >= n) {
+    sl_diag_error("%s/%s: path too long", dir, name);
+    return -ENAMETOOLONG;
+  }
+  return 0;
+}
+
 int sl_write_all(int fd, const void *buf, size_t len) {
   const uint8_t *p = buf;
   sl_fault_write(fd, -1, len);

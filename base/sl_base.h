@@ -8,7 +8,7 @@
  *   - CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2.
  *   - Clocks: wall time in µs (injectable for tests), monotonic ns.
  *   - The program's version (CMake's project VERSION) and strict UTF-8.
- *   - A small toolkit: the growable byte buffer (sl_buf).
+ *   - A small toolkit: the growable byte buffer (sl_buf), path joins.
  *   - Diagnostics: sl_diag_error() etc. write one line to stderr with the
  *     program name (text or JSON, with time, stream and peer for daemons);
  *     modules log the context (file, offset, txid, peer) where the failure
@@ -141,6 +141,10 @@ static inline uint64_t sl_get_be64(const uint8_t *p) {
 }
 
 /* ---- files ------------------------------------------------------------ */
+/* out := "DIR/NAME". Returns 0, or -ENAMETOOLONG when it does not fit in n
+ * bytes (logged, naming DIR/NAME; out then holds a truncated prefix, which
+ * the caller must not use). */
+int sl_path_join(char *out, size_t n, const char *dir, const char *name);
 /* write()/pwrite() the whole buffer, retrying short writes and EINTR. */
 int sl_write_all(int fd, const void *buf, size_t len);
 int sl_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);

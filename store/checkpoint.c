@@ -97,7 +97,7 @@ int sl__data_file_check(const sl_store *st) {
   uint8_t m[2][META_BYTES];
   char p[4096];
   struct stat sb;
-  int rc = sl__join(p, sizeof p, st->dir, "data.mdb");
+  int rc = sl_path_join(p, sizeof p, st->dir, "data.mdb");
   if (rc) return rc;
   int fd = open(p, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0; /* missing: a new store; unreadable: LMDB says why */
@@ -141,7 +141,7 @@ int sl__data_file_check(const sl_store *st) {
 static void test_note_synced(const char *dir, uint64_t bytes) {
   const char *to = getenv("SL_TEST_LMDB_SYNCED");
   char p[4096];
-  if (!to || !*to || sl__join(p, sizeof p, dir, "data.mdb")) return;
+  if (!to || !*to || sl_path_join(p, sizeof p, dir, "data.mdb")) return;
   int in = open(p, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   loff_t off = 0;
   while (in >= 0 && out >= 0 && (uint64_t)off < bytes && copy_file_range(in, &off, out, NULL, bytes - (uint64_t)off, 0) > 0) {
@@ -283,7 +283,7 @@ static int checkpoint_file_read(const char *dir, uint64_t *txid, uint8_t meta[ME
   uint8_t *buf = NULL;
   size_t len = 0, tl = strlen(CKPT_META_TAG);
   unsigned crc;
-  int rc = sl__join(p, sizeof p, dir, "checkpoint");
+  int rc = sl_path_join(p, sizeof p, dir, "checkpoint");
   if (!rc) rc = sl_read_file(p, 1024, &buf, &len);
   if (rc) {
     snprintf(why, why_n, "%s", rc == -ENOENT ? "there is no checkpoint file" : sl_strerror(rc));
@@ -362,7 +362,7 @@ int sl__restore_checkpoint(sl_store *st, const char *logdir, const char *reason,
   }
   sl_diag_warn("%s: %s: restoring LMDB to its checkpoint at txid %" PRIu64 " (LMDB transaction %" PRIu64
               "), then replaying the log after it", st->dir, reason, txid, meta_u64(meta, META_TXNID_OFF));
-  if ((rc = sl__join(p, sizeof p, st->dir, "data.mdb"))) return rc;
+  if ((rc = sl_path_join(p, sizeof p, st->dir, "data.mdb"))) return rc;
   if ((fd = open(p, O_RDWR | O_CLOEXEC)) < 0) {
     rc = -errno;
     sl_diag_error("%s: %s", p, strerror(errno));
@@ -496,7 +496,7 @@ int sl_store_space(sl_store *st, sl_space *out) {
 static uint64_t file_bytes(const char *dir, const char *name) {
   char p[4096];
   struct stat sb;
-  if (sl__join(p, sizeof p, dir, name) || stat(p, &sb)) return 0;
+  if (sl_path_join(p, sizeof p, dir, name) || stat(p, &sb)) return 0;
   return SL_MIN((uint64_t)sb.st_size, (uint64_t)sb.st_blocks * 512);
 }
 
@@ -515,8 +515,8 @@ int sl_store_compact(const char *dir, uint64_t *before, uint64_t *after) {
   *before = file_bytes(dir, "data.mdb");
   *after = 0;
   if ((rc = sl_store_open(dir, sl__exists(dir, "log") ? 0 : SL_OPEN_NOLOG, &st))) return rc;
-  if ((rc = sl_store_checkpoint(st)) || (rc = sl__join(tmp, sizeof tmp, dir, "data.mdb.compact")) ||
-      (rc = sl__join(p, sizeof p, dir, "data.mdb")))
+  if ((rc = sl_store_checkpoint(st)) || (rc = sl_path_join(tmp, sizeof tmp, dir, "data.mdb.compact")) ||
+      (rc = sl_path_join(p, sizeof p, dir, "data.mdb")))
     goto out;
   if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
     rc = -errno;
@@ -536,7 +536,7 @@ int sl_store_compact(const char *dir, uint64_t *before, uint64_t *after) {
   if ((rc = sl__lock_state_write(st, "closed"))) goto out;
   if ((rc = sl_rename_durable(tmp, p))) goto out; /* renamed, then dir fsynced */
   tmp[0] = 0;
-  if ((rc = sl__join(p, sizeof p, dir, "lock.mdb"))) goto out;
+  if ((rc = sl_path_join(p, sizeof p, dir, "lock.mdb"))) goto out;
   unlink(p); /* LMDB's reader table still names the old file's transactions */
   if ((rc = sl__env_open(st, SL__ENV_FLAGS, 0)) || (rc = sl__load_meta(st))) goto out;
   st->failed = 0;

@@ -83,19 +83,10 @@
 #define REPLAY_BATCH_BYTES (16u << 20) /* larger LMDB transactions spill dirty pages */
 #define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
 
-int sl__join(char *out, size_t n, const char *dir, const char *name) {
-  int r = snprintf(out, n, "%s/%s", dir, name);
-  if (r < 0 || (size_t)r >= n) {
-    sl_diag_error("%s/%s: path too long", dir, name);
-    return -ENAMETOOLONG;
-  }
-  return 0;
-}
-
 bool sl__exists(const char *dir, const char *name) {
   char p[4096];
   struct stat sb;
-  return sl__join(p, sizeof p, dir, name) == 0 && stat(p, &sb) == 0;
+  return sl_path_join(p, sizeof p, dir, name) == 0 && stat(p, &sb) == 0;
 }
 
 /* ---- store.id --------------------------------------------------------------- */
@@ -103,7 +94,7 @@ int sl_store_read_id(const char *dir, uint8_t id[SL_STORE_ID_SIZE]) {
   char p[4096];
   uint8_t *buf = NULL;
   size_t len = 0, hl = strlen(STORE_ID_HEADER);
-  int rc = sl__join(p, sizeof p, dir, SL_STORE_ID_FILE);
+  int rc = sl_path_join(p, sizeof p, dir, SL_STORE_ID_FILE);
   if (rc) return rc;
   if ((rc = sl_read_file(p, 256, &buf, &len))) {
     if (rc == -ENOENT) sl_diag_error("%s: not a shiplog store (no " SL_STORE_ID_FILE ")", dir);
@@ -307,7 +298,7 @@ static void foreign_of(char *text, const char *boot, char *foreign_boot, size_t 
  * closed the store, if it was another boot's (else ""). */
 static int lock_take(sl_store *st, char *foreign_boot, size_t n) {
   char p[4096], buf[128];
-  int rc = sl__join(p, sizeof p, st->dir, "writer.lock");
+  int rc = sl_path_join(p, sizeof p, st->dir, "writer.lock");
   if (rc) return rc;
   foreign_boot[0] = 0;
   if ((st->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
@@ -416,12 +407,12 @@ static int rebuild(sl_store *st, const char *logdir, const char *why) {
   free(segs);
   sl_diag_warn("%s: %s: rebuilding LMDB from the log", st->dir, why);
   uint64_t map = MAP_SIZE_DEFAULT;
-  if ((rc = sl__join(p, sizeof p, st->dir, "data.mdb"))) return rc;
+  if ((rc = sl_path_join(p, sizeof p, st->dir, "data.mdb"))) return rc;
   /* The bytes in use, not st_size: a writer that died kept data.mdb at its map size (sparse), and
    * doubling that at each power loss grew the map until the file system refused (EFBIG). */
   if (stat(p, &sb) == 0) map = SL_MAX(map, 2 * (uint64_t)sb.st_blocks * 512);
   if (unlink(p) && errno != ENOENT) goto unlink_failed;
-  if ((rc = sl__join(p, sizeof p, st->dir, "lock.mdb"))) return rc;
+  if ((rc = sl_path_join(p, sizeof p, st->dir, "lock.mdb"))) return rc;
   if (unlink(p) && errno != ENOENT) goto unlink_failed;
   if ((rc = sl__env_open(st, SL__ENV_FLAGS, map))) return rc;
   return lmdb_init(st, 0, seg ? seg : SL_SEG_SIZE_DEFAULT, false);
@@ -441,7 +432,7 @@ static int open_writer(sl_store *st) {
                                             : "has no log of its own (a standby): open it with SL_OPEN_NOLOG");
     return SL_EINVAL;
   }
-  if ((rc = sl__join(logdir, sizeof logdir, st->dir, "log"))) return rc;
+  if ((rc = sl_path_join(logdir, sizeof logdir, st->dir, "log"))) return rc;
   bool have_data = sl__exists(st->dir, "data.mdb");
   why[0] = 0;
   if (foreign[0] && has_log)
@@ -495,7 +486,7 @@ static void foreign_writer(const char *dir, char *foreign, size_t n) {
   uint8_t *text = NULL;
   size_t len = 0;
   foreign[0] = 0;
-  if (sl__join(p, sizeof p, dir, "writer.lock") || sl_read_file(p, 127, &text, &len) != 0) return;
+  if (sl_path_join(p, sizeof p, dir, "writer.lock") || sl_read_file(p, 127, &text, &len) != 0) return;
   snprintf(buf, sizeof buf, "%.*s", (int)len, (const char *)text);
   free(text);
   read_boot_id(boot, sizeof boot);
@@ -530,7 +521,7 @@ int sl_store_lock_unused(const char *dir, int *lock_fd) {
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
   int rc, fd = -1, lfd = -1;
   *lock_fd = -1;
-  if ((rc = sl__join(p, sizeof p, dir, "writer.lock"))) return rc;
+  if ((rc = sl_path_join(p, sizeof p, dir, "writer.lock"))) return rc;
   if ((fd = open(p, O_RDWR | O_CLOEXEC)) < 0) {
     rc = -errno;
     sl_diag_error("%s: %s", p, strerror(errno));
@@ -543,7 +534,7 @@ int sl_store_lock_unused(const char *dir, int *lock_fd) {
   }
   /* Every process with the LMDB environment open holds a shared fcntl lock
    * on byte 0 of lock.mdb (LMDB's "is anyone else here" test). */
-  if ((rc = sl__join(p, sizeof p, dir, "lock.mdb"))) goto fail;
+  if ((rc = sl_path_join(p, sizeof p, dir, "lock.mdb"))) goto fail;
   if ((lfd = open(p, O_RDONLY | O_CLOEXEC)) >= 0) {
     if (fcntl(lfd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
       sl_diag_error("%s: open (for reading) by process %d", dir, (int)fl.l_pid);
@@ -573,7 +564,7 @@ static void env_close_trimmed(sl_store *st, bool trim) {
   char p[4096];
   unsigned flags = 0;
   trim = trim && !mdb_env_get_flags(st->env, &flags) && (flags & MDB_WRITEMAP) && !mdb_env_info(st->env, &info) &&
-         !mdb_env_stat(st->env, &ms) && !sl__join(p, sizeof p, st->dir, "data.mdb");
+         !mdb_env_stat(st->env, &ms) && !sl_path_join(p, sizeof p, st->dir, "data.mdb");
   mdb_env_close(st->env);
   st->env = NULL;
   if (trim && truncate(p, (off_t)(info.me_last_pgno + 1) * ms.ms_psize))
@@ -679,7 +670,7 @@ int sl_store_create(const char *dir, const sl_store_options *opt) {
   int rc;
   if (opt) o = *opt;
   uint64_t first = o.first_txid ? o.first_txid : 1;
-  if ((rc = sl__join(logdir, sizeof logdir, dir, "log"))) return rc;
+  if ((rc = sl_path_join(logdir, sizeof logdir, dir, "log"))) return rc;
   if (stat(dir, &sb) == 0) {
     if ((rc = dir_check_empty(dir))) return rc;
   } else if (errno == ENOENT) {
@@ -723,7 +714,7 @@ fail:
     sl_remove_tree(dir);
   } else {
     for (size_t i = 0; i < SL_ARRAY_LEN(created); i++)
-      if (sl__join(p, sizeof p, dir, created[i]) == 0) unlink(p);
+      if (sl_path_join(p, sizeof p, dir, created[i]) == 0) unlink(p);
     if (!o.no_log) sl_remove_tree(logdir);
   }
   return rc;

@@ -180,8 +180,7 @@ struct sl_store {
 /* ---- the store directory (store.c) ------------------------------------------ */
 /* How a writer opens LMDB, log or not (store.c, LMDB IS DERIVED STATE). */
 #define SL__ENV_FLAGS (MDB_NOSYNC | MDB_WRITEMAP)
-/* out := DIR/NAME; -ENAMETOOLONG (logged) when it does not fit. */
-int sl__join(char *out, size_t n, const char *dir, const char *name);
+/* Paths are joined with base's sl_path_join (-ENAMETOOLONG, logged). */
 bool sl__exists(const char *dir, const char *name);
 /* Open st->env on st->dir (after sl__data_file_check); logged. */
 int sl__env_open(sl_store *st, unsigned flags, uint64_t map_size);

@@ -492,6 +492,30 @@ static void base_buf_reserve(void **state) {
   sl_buf_free(&b); /* twice is harmless */
 }
 
+/* ---- path joins --------------------------------------------------------- */
+
+static int join_rc;
+static void join_too_long(void) {
+  char out[16];
+  join_rc = sl_path_join(out, sizeof out, "0123456789", "abcde");
+}
+
+static void base_path_join(void **state) {
+  (void)state;
+  char out[16];
+  assert_int_equal(sl_path_join(out, sizeof out, "/a/b", "c.txt"), 0);
+  assert_string_equal(out, "/a/b/c.txt");
+  assert_int_equal(sl_path_join(out, sizeof out, "", "x"), 0); /* no rules about slashes: "DIR/NAME" */
+  assert_string_equal(out, "/x");
+  /* 15 characters fit 16 bytes; 16 do not, and the failure is logged. */
+  assert_int_equal(sl_path_join(out, sizeof out, "0123456789", "abcd"), 0);
+  assert_string_equal(out, "0123456789/abcd");
+  char *got = capture_stderr(join_too_long);
+  assert_int_equal(join_rc, -ENAMETOOLONG);
+  assert_non_null(strstr(got, "0123456789/abcde: path too long"));
+  free(got);
+}
+
 static void base_utf8(void **state) {
   (void)state;
   char b[4];
@@ -608,6 +632,7 @@ int main(void) {
       cmocka_unit_test(base_rename_durable_faults),
 #endif
       cmocka_unit_test(base_buf_reserve),
+      cmocka_unit_test(base_path_join),
       cmocka_unit_test(base_utf8),
       cmocka_unit_test(base_diag_lines),
       cmocka_unit_test(base_diag_formats),

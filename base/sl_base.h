@@ -8,7 +8,7 @@
  *   - CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2.
  *   - Clocks: wall time in µs (injectable for tests), monotonic ns.
  *   - The program's version (CMake's project VERSION) and strict UTF-8.
- *   - A small toolkit: the growable byte buffer (sl_buf), path joins.
+ *   - A small toolkit: the growable byte buffer (sl_buf), path joins, hex.
  *   - Diagnostics: sl_diag_error() etc. write one line to stderr with the
  *     program name (text or JSON, with time, stream and peer for daemons);
  *     modules log the context (file, offset, txid, peer) where the failure
@@ -116,6 +116,11 @@ typedef struct sl_buf {
 int sl_buf_reserve(sl_buf *b, size_t cap);
 /* Free the memory and reset to {0}; safe on an empty buffer. */
 void sl_buf_free(sl_buf *b);
+
+/* ---- hex -------------------------------------------------------------- */
+/* in[0..n) as lower-case hex ("%02x" per byte): out gets 2n characters and
+ * a NUL, so it must hold 2n + 1 bytes. */
+void sl_hex_encode(const uint8_t *in, size_t n, char *out);
 
 /* ---- little-endian helpers ------------------------------------------- */
 static inline void sl_put_le32(uint8_t *p, uint32_t v) {

@@ -221,7 +221,7 @@ int cmd_stats(int argc, char **argv) {
   /* A standby (DIR/streams/NAME/standby of a receiver) has no log of its own. */
   bool standby = sl_store_no_log(st);
   if (!standby && read_log_facts(cli_join(path, sizeof path, dir, "log"), &lf)) goto fail;
-  for (int i = 0; i < SL_STORE_ID_SIZE; i++) sprintf(idhex + 2 * i, "%02x", sl_store_id(st)[i]);
+  sl_hex_encode(sl_store_id(st), SL_STORE_ID_SIZE, idhex);
 
   struct stat sb;
   uint64_t lmdb_bytes = stat(cli_join(path, sizeof path, dir, "data.mdb"), &sb) == 0 ? (uint64_t)sb.st_size : 0;

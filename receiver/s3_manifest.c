@@ -40,14 +40,10 @@ int sl_rx_s3_manifest_add(sl_rx_s3_manifest *m, bool segment, const sl_rx_s3_ent
   return 0;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out) {
-  for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", b[i]);
-}
-
 int sl_rx_s3_manifest_encode(const sl_rx_s3_manifest *m, char **out) {
   char id[33], crc[9];
   json_t *segs = json_array(), *snaps = json_array();
-  hex(m->store_id, 16, id);
+  sl_hex_encode(m->store_id, 16, id);
   for (size_t i = 0; i < m->nsegs; i++) {
     const sl_rx_s3_entry *e = &m->segs[i];
     snprintf(crc, sizeof crc, "%08" PRIx32, e->crc32c);

@@ -67,7 +67,7 @@ char *sl__rx_join(const char *a, const char *b) {
 }
 
 void sl__hex_id(const uint8_t *id, char out[2 * SL_STORE_ID_SIZE + 1]) {
-  for (int i = 0; i < SL_STORE_ID_SIZE; i++) sprintf(out + 2 * i, "%02x", id[i]);
+  sl_hex_encode(id, SL_STORE_ID_SIZE, out);
 }
 
 bool sl__dir_exists(const char *path) {

@@ -266,7 +266,8 @@ static int checkpoint_file_write(sl_store *st, uint64_t txid, const uint8_t *met
   int n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", txid);
   if (meta) {
     n += snprintf(buf + n, sizeof buf - (size_t)n, CKPT_META_TAG "%u ", psize);
-    for (size_t i = 0; i < META_BYTES; i++) n += snprintf(buf + n, sizeof buf - (size_t)n, "%02x", meta[i]);
+    sl_hex_encode(meta, META_BYTES, buf + n); /* fits: at most 42 bytes come before it */
+    n += 2 * META_BYTES;
     n += snprintf(buf + n, sizeof buf - (size_t)n, " %08x\n", sl_crc32c(0, buf, (size_t)n));
   }
   int rc = sl_write_file_atomic(st->dir, "checkpoint", buf, (size_t)n);

@@ -67,7 +67,7 @@ static void progress(const sl_load_options *o, uint64_t done, uint64_t total) {
 }
 
 static void id_hex(const uint8_t id[SL_STORE_ID_SIZE], char out[2 * SL_STORE_ID_SIZE + 1]) {
-  for (int i = 0; i < SL_STORE_ID_SIZE; i++) sprintf(out + 2 * i, "%02x", id[i]);
+  sl_hex_encode(id, SL_STORE_ID_SIZE, out);
 }
 
 /* ---- full ----------------------------------------------------------------------- */

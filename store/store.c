@@ -125,7 +125,8 @@ bad:
 static int write_store_id(const char *dir, const uint8_t id[SL_STORE_ID_SIZE]) {
   char text[128];
   int n = snprintf(text, sizeof text, "%s%d\n", STORE_ID_HEADER, STORE_ID_VERSION);
-  for (size_t i = 0; i < SL_STORE_ID_SIZE; i++) n += snprintf(text + n, sizeof text - (size_t)n, "%02x", id[i]);
+  sl_hex_encode(id, SL_STORE_ID_SIZE, text + n); /* fits: the header is 16 bytes */
+  n += 2 * SL_STORE_ID_SIZE;
   text[n++] = '\n';
   int rc = sl_write_file_atomic(dir, SL_STORE_ID_FILE, text, (size_t)n);
   if (rc) sl_diag_error("%s/" SL_STORE_ID_FILE ": %s", dir, sl_strerror(rc));

@@ -516,6 +516,26 @@ static void base_path_join(void **state) {
   free(got);
 }
 
+/* ---- hex ---------------------------------------------------------------- */
+
+static void base_hex_encode(void **state) {
+  (void)state;
+  uint8_t in[256];
+  char out[2 * sizeof in + 1], want[2 * sizeof in + 1];
+  for (size_t i = 0; i < sizeof in; i++) in[i] = (uint8_t)i;
+  /* The same text as "%02x" per byte, for every byte value. */
+  for (size_t i = 0; i < sizeof in; i++) sprintf(want + 2 * i, "%02x", in[i]);
+  memset(out, 'Z', sizeof out);
+  sl_hex_encode(in, sizeof in, out);
+  assert_string_equal(out, want);
+  memset(out, 'Z', sizeof out);
+  sl_hex_encode(in, 0, out); /* empty: just the NUL */
+  assert_int_equal(out[0], 0);
+  assert_int_equal(out[1], 'Z');
+  sl_hex_encode((const uint8_t *)"\x01\xab\xff", 3, out);
+  assert_string_equal(out, "01abff");
+}
+
 static void base_utf8(void **state) {
   (void)state;
   char b[4];
@@ -633,6 +653,7 @@ int main(void) {
 #endif
       cmocka_unit_test(base_buf_reserve),
       cmocka_unit_test(base_path_join),
+      cmocka_unit_test(base_hex_encode),
       cmocka_unit_test(base_utf8),
       cmocka_unit_test(base_diag_lines),
       cmocka_unit_test(base_diag_formats),

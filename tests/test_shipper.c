@@ -838,7 +838,7 @@ static void shipper_store_id_rules_are_the_stores(void **state) {
   uint8_t id[SL_STORE_ID_SIZE];
   assert_int_equal(sl_store_read_id(dir, id), 0);
   char hex[2 * SL_STORE_ID_SIZE + 1], text[128];
-  for (int i = 0; i < SL_STORE_ID_SIZE; i++) sprintf(hex + 2 * i, "%02x", id[i]);
+  sl_hex_encode(id, SL_STORE_ID_SIZE, hex);
   struct { const char *fmt; int rc; } bad[] = {
       {"shiplog-store 2\n%s\n", SL_EVERSION},
       {"shiplog-store 1\n%s\nmore\n", SL_ECORRUPT},

@@ -605,8 +605,9 @@ static int serve(sl__conn_ctx *cx) {
     if (n > 0 && p[0].revents) {
       rc = receive_group(cx);
       if (rc) break;
-      continue;
     }
+    /* Heartbeats go out while messages keep coming too: a shipper sending
+     * a base over a slow link hears nothing else until the base is stored. */
     now = sl_mono_ns();
     if (now >= cx->last_rx_ns + to_ns) {
       sl_diag_error("stream %s from %s: nothing received for %d ms, closing", cx->s->name,

@@ -976,8 +976,9 @@ static void dump_incremental_diverged(void **state) {
   assert_true(info.header.has_lineage);
   OK(sl_load_full(full, a, NULL, NULL));
   OK(sl_load_full(full, b, NULL, NULL));
-  gen ga = fork_gen(&g, 99), gb = fork_gen(&g, 98);
+  gen ga = fork_gen(&g, 99);
   gen_many(st, &g, 10, 6); /* 51..60 */
+  gen gb = fork_gen(&g, 98); /* B continues the source's 60: its nodes, not those of 50 */
   sl_dump_options oh = {.from_txid = 51};
   OK(dump_file(st, head, true, &oh, NULL));
   gen_many(st, &g, 20, 6); /* 61..80 */

@@ -479,6 +479,18 @@ int sl_conn_recv(sl_conn *c, int timeout_ms, size_t max_body, Shiplog__Repl__Mes
 
 void sl_conn_shutdown(sl_conn *c) { shutdown(c->fd, SHUT_RDWR); }
 
+void sl_conn_linger(sl_conn *c, int ms, volatile sig_atomic_t *stop) {
+  uint8_t junk[4096];
+  uint64_t end = sl_mono_ns() + (uint64_t)ms * 1000000u;
+  shutdown(c->fd, SHUT_WR);
+  for (uint64_t now = sl_mono_ns(); now < end && !(stop && *stop); now = sl_mono_ns()) {
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) break;
+    ssize_t n = recv(c->fd, junk, sizeof junk, 0);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
+  }
+}
+
 void sl_conn_close(sl_conn *c) {
   if (!c) return;
   sl__tls_close(c);

@@ -45,6 +45,7 @@
 #ifndef SL_CODEC_H
 #define SL_CODEC_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -153,6 +154,11 @@ int sl_conn_send(sl_conn *c, const Shiplog__Repl__Message *m);
 int sl_conn_recv(sl_conn *c, int timeout_ms, size_t max_body, Shiplog__Repl__Message **out);
 /* Shut down both directions (wakes a thread blocked in recv). */
 void sl_conn_shutdown(sl_conn *c);
+/* After a last message (an Error): closing a socket that still holds
+ * unread input sends a reset, which can destroy that message before the
+ * peer reads it. So stop sending, then read and drop what comes until the
+ * peer closes, for ms at most (or until *stop, when stop is given). */
+void sl_conn_linger(sl_conn *c, int ms, volatile sig_atomic_t *stop);
 /* Close (a TLS session first sends close_notify) and free. */
 void sl_conn_close(sl_conn *c);
 

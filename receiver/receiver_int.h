@@ -164,7 +164,7 @@ typedef struct sl__conn_ctx {
   sl_buf sealed;            /* its new frames sealed here (seal_batch) */
   uint64_t sent_durable, sent_applied;
   uint64_t last_tx_ns, last_rx_ns;
-  bool refused;             /* an Error was sent: close gently (linger_close) */
+  bool refused;             /* an Error was sent: close gently (sl_conn_linger) */
   bool base_wanted;         /* BASE SHIPPING: Welcome.need_base was sent, no base stored yet */
   sl__base_rx *base;        /* a base being received (base.c) */
 } sl__conn_ctx;

@@ -625,23 +625,6 @@ static int serve(sl__conn_ctx *cx) {
   return rc;
 }
 
-/* After an Error: closing a socket that still holds unread input sends a
- * reset, which can destroy the Error before the peer reads it (a shipper
- * has batches in flight). So stop sending, then read and drop what comes
- * until the peer closes, for LINGER_MS at most. */
-static void linger_close(sl__conn_ctx *cx) {
-  int fd = sl_conn_fd(cx->c);
-  uint8_t junk[4096];
-  uint64_t end = sl_mono_ns() + (uint64_t)LINGER_MS * 1000000u;
-  shutdown(fd, SHUT_WR);
-  for (uint64_t now = sl_mono_ns(); now < end && !*cx->stop; now = sl_mono_ns()) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) break;
-    ssize_t n = recv(fd, junk, sizeof junk, 0);
-    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
-  }
-}
-
 /* TLS on a new connection (secure receivers). A plain-TCP client is told in
  * plain framing that TLS is required; a refused certificate got its alert
  * from OpenSSL already. */
@@ -668,7 +651,7 @@ static int secure(sl__conn_ctx *cx) {
   sl__rx_metrics_rejected(r, NULL, SHIPLOG__REPL__ERROR_CODE__ERR_FORBIDDEN);
   sl__conn_log(cx, SL__NOTE_ERROR, "connection from %s: TLS handshake failed: %s", sl_conn_peer(cx->c),
            sl_conn_tls_error(cx->c)[0] ? sl_conn_tls_error(cx->c) : sl_strerror(rc));
-  /* Let the alert reach the peer before the close (see linger_close). */
+  /* Let the alert reach the peer before the close (see sl_conn_linger). */
   cx->refused = (rc == SL_EAUTH || rc == SL_ECORRUPT) && !atomic_load(&cx->evicted);
   return rc;
 }
@@ -689,7 +672,7 @@ void *sl__conn_main(void *arg) {
     cx->base = NULL;
     sl__stream_detach(cx->s, cx->c);
   }
-  if (cx->refused && !atomic_load(&cx->evicted)) linger_close(cx);
+  if (cx->refused && !atomic_load(&cx->evicted)) sl_conn_linger(cx->c, LINGER_MS, cx->stop);
   sl_buf_free(&cx->raw);
   sl_buf_free(&cx->sealed);
   pthread_mutex_lock(&cx->r->mu);

@@ -30,8 +30,6 @@
 #include "shipper_int.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -237,23 +235,10 @@ static int ship(shipper *s) {
   return send_slot(s, b);
 }
 
-/* After a last message: end our side and read until the receiver closes
- * (at most LINGER_MS). Closing with its acknowledgements unread would send
- * a reset, which can fail the receiver's next send before it has read the
- * message (seen under load: the Error below lost). */
+/* A close with the receiver's acknowledgements unread would send a reset,
+ * which can fail the receiver's next send before it has read our Error
+ * (seen under load): linger after it (codec.h). */
 #define LINGER_MS 2000
-static void linger_close(shipper *s) {
-  int fd = sl_conn_fd(s->conn);
-  uint8_t junk[4096];
-  uint64_t end = sl_mono_ns() + (uint64_t)LINGER_MS * 1000000u;
-  shutdown(fd, SHUT_WR);
-  for (uint64_t now = sl_mono_ns(); now < end; now = sl_mono_ns()) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) break;
-    ssize_t n = recv(fd, junk, sizeof junk, 0);
-    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
-  }
-}
 
 /* A frame no receiver takes: give up, and tell the receiver why, so that its
  * status shows the stream as stuck rather than idle. */
@@ -270,7 +255,7 @@ static int unshippable(shipper *s, uint64_t txid, size_t len) {
   if (s->conn && flush_sealer(s) == 0 && s->conn) {
     s->sbuf.len = 0;
     if (sl_msg_encode(&m, &s->sbuf) == 0 && sl__ship_send_bytes(s, s->sbuf.data, s->sbuf.len) == 0)
-      linger_close(s);
+      sl_conn_linger(s->conn, LINGER_MS, NULL);
   }
   return sl__ship_fatal(s, SL_ETOOBIG, "%s", why);
 }

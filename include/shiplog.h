@@ -108,8 +108,32 @@ typedef enum sl_kind {
   SL_DOUBLE,
   SL_STRING,
   SL_BYTES,
-  SL_LIST
+  SL_LIST,
+  /* Neo4j's temporal and spatial kinds (spec/types.md). The numbers are a
+   * format (LMDB value bytes, the log's ValueList kinds): never renumber. */
+  SL_DATE = 7,          /* u.t.seconds: days since 1970-01-01 (proleptic
+                           Gregorian; years -999,999,999..999,999,999) */
+  SL_LOCALTIME = 8,     /* u.t.seconds: second of the day, u.t.nanos */
+  SL_TIME = 9,          /* LocalTime + u.t.offset (the time is local) */
+  SL_LOCALDATETIME = 10,/* u.t.seconds: seconds since 1970-01-01T00:00 of the
+                           same wall clock, u.t.nanos */
+  SL_DATETIME = 11,     /* an instant: u.t.seconds since the epoch UTC,
+                           u.t.nanos, u.t.offset (seconds east of UTC at
+                           that instant), u.t.zone (IANA name or NULL) */
+  SL_DURATION = 12,     /* u.dur */
+  SL_POINT = 13         /* u.pt */
 } sl_kind;
+
+/* Offsets are whole seconds within +-18 hours, as Neo4j's. */
+#define SL_OFFSET_MAX (18 * 3600)
+/* An IANA zone name: 1..SL_ZONE_MAX bytes ("America/Argentina/ComodRivadavia"). */
+#define SL_ZONE_MAX 63
+
+/* The coordinate reference systems of Neo4j's points. */
+#define SL_SRID_CARTESIAN 7203    /* "cartesian": x, y */
+#define SL_SRID_CARTESIAN_3D 9157 /* "cartesian-3d": x, y, z */
+#define SL_SRID_WGS84 4326        /* "wgs-84": x = longitude, y = latitude */
+#define SL_SRID_WGS84_3D 4979     /* "wgs-84-3d": + z = height in metres */
 
 typedef struct sl_value {
   sl_kind kind;
@@ -124,6 +148,23 @@ typedef struct sl_value {
                                   in general: use len */
     const uint8_t *bytes;
     const struct sl_value *items; /* SL_LIST: len scalar values of elem_kind */
+    struct {                   /* SL_DATE .. SL_DATETIME (see sl_kind) */
+      int64_t seconds;
+      int32_t nanos;           /* 0..999,999,999 */
+      int32_t offset;          /* SL_TIME, SL_DATETIME; else 0 */
+      const char *zone;        /* SL_DATETIME: NUL-terminated IANA name as
+                                  written, or NULL for a fixed offset; else NULL */
+    } t;
+    struct {                   /* SL_DURATION, as Neo4j normalizes it: the
+                                  three units never convert into each other;
+                                  nanos (|nanos| < 1e9) has seconds' sign */
+      int64_t months, days, seconds;
+      int32_t nanos;
+    } dur;
+    struct {                   /* SL_POINT: srid one of SL_SRID_*; z is 0 in 2D */
+      uint32_t srid;
+      double x, y, z;
+    } pt;
   } u;
 } sl_value;
 
@@ -132,8 +173,60 @@ typedef struct sl_prop {
   sl_value value;
 } sl_prop;
 
-/* Compare two values for equality (doubles bitwise, so NaN equals NaN). */
+/* Compare two values for equality of what is stored: same kind and same
+ * bits (doubles bitwise, so NaN equals NaN; 1 is not 1.0; DateTimes equal
+ * only with the same instant, offset and zone). Cypher's `=` is
+ * sl_value_compare's. */
 SHIPLOG_API bool sl_value_equal(const sl_value *a, const sl_value *b);
+
+/* Neo4j's ordering of property values, in one place for ORDER BY, indexes,
+ * DISTINCT and `=`/`<`:
+ *   sl_value_order: a total order over every value (ORDER BY, sort-based
+ *     DISTINCT, index keys): kinds rank in Neo4j's orderability order
+ *     (sl_value_kind_rank), within a kind as Neo4j sorts it (numbers by
+ *     value, ints and doubles mixed, NaN after every number; DateTimes by
+ *     instant; lists element by element). Returns <0, 0, >0.
+ *   sl_value_compare: Cypher's comparison. Returns 1 and sets *cmp when a
+ *     and b are comparable (`<` etc. give a boolean), 0 when they are not
+ *     (`<` gives null: different kinds, a NaN, durations, points of different
+ *     CRS). *eq (may be NULL) receives Cypher's `=` when it is defined
+ *     (1 = 1.0 is true; different kinds are never equal): 1 true, 0 false,
+ *     -1 null.
+ *   sl_value_kind_rank: the kind's place in Neo4j's orderability list
+ *     (MAP, NODE, RELATIONSHIP, LIST, PATH, DATETIME, LOCALDATETIME, DATE,
+ *     TIME, LOCALTIME, DURATION, STRING, BOOLEAN, NUMBER, POINT? see
+ *     Neo4j 5's "Ordering and comparison of values"), with room below for
+ *     the query engine's map, node, relationship and path ranks. */
+SHIPLOG_API int sl_value_order(const sl_value *a, const sl_value *b);
+SHIPLOG_API int sl_value_compare(const sl_value *a, const sl_value *b, int *cmp, int *eq);
+SHIPLOG_API int sl_value_kind_rank(sl_kind kind);
+
+/* ---- temporal and spatial text (ISO-8601 as Cypher's toString prints it) ---- */
+/* The longest text sl_value_format writes for a temporal or duration value,
+ * NUL included. */
+#define SL_TEMPORAL_TEXT_MAX 96
+
+/* Parse the text of a value of `kind` (SL_DATE .. SL_DURATION) as Neo4j's
+ * constructors (date("..."), duration("...")) and neo4j-admin's CSV cells
+ * read it. Where the text has no offset or zone and the kind needs one
+ * (SL_TIME, SL_DATETIME), default_zone applies (NULL: "Z"; a "+01:00"
+ * offset or an IANA name). A zone name is copied to zone_buf (size at least
+ * SL_ZONE_MAX + 1) and out->u.t.zone points there. Offsets of zones come from
+ * the system's zone database (tzdata). Errors: SL_EINVAL with a reason in
+ * errbuf ("2023-02-29 is not a date: February 2023 has 28 days", "unknown
+ * time zone 'Mars/Olympus'"), never a partial value. */
+SHIPLOG_API int sl_temporal_parse(sl_kind kind, const char *text, size_t len, const char *default_zone,
+                                  sl_value *out, char *zone_buf, char *errbuf, size_t errlen);
+/* The canonical text of a temporal or duration value (spec/types.md):
+ * "2024-02-29", "12:30:00.000000001", "12:30:00+01:00",
+ * "2024-02-29T12:30:00+01:00[Europe/Paris]", "P1Y2M3DT4H5M6.000000007S".
+ * Returns the length written (buf always NUL-terminated), or SL_EINVAL for
+ * another kind. */
+SHIPLOG_API int sl_temporal_format(const sl_value *v, char *buf, size_t size);
+/* A point's CRS name ("cartesian", "cartesian-3d", "wgs-84", "wgs-84-3d")
+ * from its SRID and back (case-insensitive); NULL / 0 when unknown. */
+SHIPLOG_API const char *sl_srid_name(uint32_t srid);
+SHIPLOG_API uint32_t sl_srid_from_name(const char *name, size_t len);
 
 /* ---- opening ------------------------------------------------------------- */
 typedef struct sl_store_options {

@@ -171,8 +171,7 @@ int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_res
       goto fail;
     }
     sl_store_options so = {.no_log = true};
-    snprintf(path, sizeof path, "%s/replay", tmp);
-    if ((rc = sl_store_create(path, &so)) || (rc = sl_store_open(path, SL_OPEN_NOLOG, &rp.st))) {
+    if ((rc = sl_path_join(path, sizeof path, tmp, "replay")) || (rc = sl_store_create(path, &so)) || (rc = sl_store_open(path, SL_OPEN_NOLOG, &rp.st))) {
       sl_diag_error("%s: cannot create the replay store: %s", path, sl_strerror(rc));
       goto fail;
     }
@@ -221,9 +220,8 @@ int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_res
       goto fail;
     }
     uint64_t line;
-    snprintf(path, sizeof path, "%s/store.jsonl", tmp);
-    snprintf(path2, sizeof path2, "%s/replay.jsonl", tmp);
-    if ((rc = export_to(export_fn, v, path))) {
+    if ((rc = sl_path_join(path, sizeof path, tmp, "store.jsonl")) ||
+        (rc = sl_path_join(path2, sizeof path2, tmp, "replay.jsonl")) || (rc = export_to(export_fn, v, path))) {
       sl_diag_error("%s: FAILED: the state in %s/data.mdb cannot be read whole: %s", dir, dir, sl_strerror(rc));
       goto fail;
     }

@@ -528,7 +528,7 @@ static void store_tx_too_large(void **state) {
   OK(sl_tx_begin(st, &tx));
   OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, &n));
   for (i = 0; i < SL_TXN_MAX / big - 1; i++) {
-    snprintf(key, sizeof key, "k%zu", i);
+    snprintf(key, sizeof key, "k%u", (unsigned)i);
     OK(sl_tx_set_node_prop(tx, n, key, &v));
   }
   v.len = SL_TXN_MAX - (SL_TXN_MAX / big - 1) * big - 1024;

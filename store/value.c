@@ -199,7 +199,7 @@ int sl__name_check(const char *name) {
 #define LOCAL_SECONDS_MIN (DAY_MIN * DAY_SECONDS)
 #define LOCAL_SECONDS_MAX (DAY_MAX * DAY_SECONDS + DAY_SECONDS - 1)
 
-bool sl__elem_kind_ok(sl_kind k) {
+static bool elem_kind_ok(sl_kind k) {
   return (k >= SL_BOOL && k <= SL_BYTES) || (k >= SL_DATE && k <= SL_POINT);
 }
 
@@ -294,25 +294,20 @@ static const char *scalar_invalid(const sl_value *v) {
 
 int sl__value_check(const sl_value *v, char *why, size_t whylen) {
   const char *r = NULL;
-  size_t bad = 0;
+  size_t bad = SIZE_MAX; /* the element at fault, if one is */
   if (v->kind != SL_LIST) r = scalar_invalid(v);
   else if (v->elem_kind == SL_NULL) r = v->len ? "list of unknown element kind with elements" : NULL;
-  else if (!sl__elem_kind_ok(v->elem_kind)) r = "list of an element kind that cannot be stored";
+  else if (!elem_kind_ok(v->elem_kind)) r = "list of an element kind that cannot be stored";
   else if (v->len > UINT32_MAX) r = "list of over 2^32 elements";
   else if (v->len && !v->u.items) r = "list without its elements";
-  else {
-    for (bad = 0; bad < v->len && !r; bad++) {
-      if (v->u.items[bad].kind != v->elem_kind) r = "list elements of more than one kind";
-      else r = scalar_invalid(&v->u.items[bad]);
-    }
-    bad--;
+  for (size_t i = 0; !r && v->kind == SL_LIST && i < v->len; i++) {
+    bad = i;
+    r = v->u.items[i].kind != v->elem_kind ? "list elements of more than one kind" : scalar_invalid(&v->u.items[i]);
   }
   if (!r) return 0;
   if (why && whylen) {
-    if (v->kind == SL_LIST && v->len && sl__elem_kind_ok(v->elem_kind) && v->u.items)
-      snprintf(why, whylen, "list element %zu: %s", bad, r);
-    else
-      snprintf(why, whylen, "%s", r);
+    if (bad != SIZE_MAX) snprintf(why, whylen, "list element %zu: %s", bad, r);
+    else snprintf(why, whylen, "%s", r);
   }
   return SL_EINVAL;
 }
@@ -549,7 +544,7 @@ int sl__value_decode(const uint8_t *p, size_t n, sl__arena *a, sl_value *out) {
   sl_kind elem = p[0];
   uint32_t count = sl_get_le32(p + 1);
   p += 5, n -= 5;
-  if ((elem == SL_NULL && count) || (elem != SL_NULL && !sl__elem_kind_ok(elem)) || count > n)
+  if ((elem == SL_NULL && count) || (elem != SL_NULL && !elem_kind_ok(elem)) || count > n)
     return SL_ECORRUPT; /* every element takes at least one byte */
   sl_value *items = NULL;
   if (count && !(items = sl__arena_alloc(a, count * sizeof *items))) return -ENOMEM;
@@ -765,7 +760,7 @@ static int point_from_pb(const Shiplog__Point *p, sl_value *out) {
 
 static int list_from_pb(sl__arena *a, const Shiplog__ValueList *l, sl_value *out) {
   sl_kind elem = l->has_kind ? (sl_kind)l->kind : SL_NULL;
-  if (elem != SL_NULL && !sl__elem_kind_ok(elem)) return SL_EINVAL;
+  if (elem != SL_NULL && !elem_kind_ok(elem)) return SL_EINVAL;
   /* Elements only in the array of the declared kind. */
   size_t counts[SL_POINT + 1] = {0, l->n_bools, l->n_ints, l->n_doubles, l->n_strings, l->n_bytes_list};
   counts[SL_DURATION] = l->n_durations;

@@ -349,8 +349,10 @@ bool sl_value_equal(const sl_value *a, const sl_value *b) {
 }
 
 /* ---- LMDB encoding ------------------------------------------------------------- */
-static size_t scalar_size(const sl_value *v, bool in_list) {
-  switch (v->kind) {
+/* The fixed payload size of kind, or 0 for the variable ones (strings,
+ * bytes, DateTime, Point) and unknown kinds. */
+static size_t fixed_size(sl_kind kind) {
+  switch (kind) {
   case SL_BOOL: return 1;
   case SL_INT:
   case SL_DOUBLE:
@@ -358,8 +360,16 @@ static size_t scalar_size(const sl_value *v, bool in_list) {
   case SL_LOCALTIME: return 8;
   case SL_TIME:
   case SL_LOCALDATETIME: return 12;
-  case SL_DATETIME: return 17 + (v->u.t.zone ? strlen(v->u.t.zone) : 0);
   case SL_DURATION: return 28;
+  default: return 0;
+  }
+}
+
+static size_t scalar_size(const sl_value *v, bool in_list) {
+  size_t n = fixed_size(v->kind);
+  if (n) return n;
+  switch (v->kind) {
+  case SL_DATETIME: return 17 + (v->u.t.zone ? strlen(v->u.t.zone) : 0);
   case SL_POINT: return srid_3d(v->u.pt.srid) ? 28 : 20;
   default: return (in_list ? 4 : 0) + v->len; /* SL_STRING, SL_BYTES */
   }
@@ -444,22 +454,6 @@ static double get_double(const uint8_t *p) {
   double d;
   memcpy(&d, &bits, 8);
   return d;
-}
-
-/* The fixed payload size of kind, or 0 for the variable ones (strings,
- * bytes, DateTime, Point) and unknown kinds. */
-static size_t fixed_size(sl_kind kind) {
-  switch (kind) {
-  case SL_BOOL: return 1;
-  case SL_INT:
-  case SL_DOUBLE:
-  case SL_DATE:
-  case SL_LOCALTIME: return 8;
-  case SL_TIME:
-  case SL_LOCALDATETIME: return 12;
-  case SL_DURATION: return 28;
-  default: return 0;
-  }
 }
 
 /* Decode one non-list value of `kind` from p[0..n); *used gets its size. */

@@ -498,6 +498,7 @@ static int scalar_decode(sl_kind kind, const uint8_t *p, size_t n, bool in_list,
     out->u.t.offset = (int32_t)sl_get_le32(p + 12);
     *used = 17 + (size_t)p[16];
     if (p[16] && !(out->u.t.zone = sl__arena_strndup(a, p + 17, p[16]))) return -ENOMEM;
+    if (p[16] && strlen(out->u.t.zone) != p[16]) return SL_ECORRUPT; /* a NUL inside */
     break;
   case SL_DURATION:
     out->u.dur.months = (int64_t)sl_get_le64(p);

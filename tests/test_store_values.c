@@ -264,9 +264,11 @@ static void values_codecs(void **state) {
   }
   /* Out-of-range payloads: a date past year 999999999, a LocalTime of
    * 86400 s, a 2D point with z bytes, an offset of 18 h + 1 s, a zone with
-   * a space, a bool of 2. */
+   * a space, a bool of 2, a list's date before year -999999999, a zone with
+   * a NUL inside. */
   uint8_t date[9] = {SL_DATE}, lt[9] = {SL_LOCALTIME}, pt[29] = {SL_POINT}, tm[13] = {SL_TIME};
   uint8_t dt[17 + 1 + 3] = {SL_DATETIME}, bl[2] = {SL_BOOL, 2}, list[6 + 8] = {SL_LIST, SL_DATE, 1};
+  uint8_t dtnul[17 + 1 + 3] = {SL_DATETIME, [17] = 3, 'U', 0, 'C'};
   sl_put_le64(date + 1, (uint64_t)(DAY_MAX + 1));
   sl_put_le64(lt + 1, (uint64_t)86400 * 1000000000);
   sl_put_le32(pt + 1, SL_SRID_CARTESIAN);
@@ -278,7 +280,7 @@ static void values_codecs(void **state) {
     const uint8_t *b;
     size_t n;
   } bad[] = {{date, sizeof date}, {lt, sizeof lt}, {pt, sizeof pt}, {tm, sizeof tm},
-             {dt, sizeof dt},     {bl, sizeof bl}, {list, sizeof list}};
+             {dt, sizeof dt},     {bl, sizeof bl}, {list, sizeof list}, {dtnul, sizeof dtnul}};
   for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
     sl_value out;
     ERR(SL_ECORRUPT, sl__value_decode(bad[i].b, bad[i].n, &a, &out));

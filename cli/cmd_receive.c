@@ -302,15 +302,6 @@ static void print_row(const char *name, const char *state, const char *peer, uin
   if (error[0]) printf("  error: %s\n", error);
 }
 
-static int print_json(json_t *o) {
-  char *s = json_dumps(o, JSON_COMPACT);
-  json_decref(o);
-  if (!s) return CLI_FAIL;
-  puts(s);
-  free(s);
-  return CLI_OK;
-}
-
 /* The primary's side: STORE/ship/NAME.status. */
 static int status_store(const char *store, bool json) {
   char shipdir[4096], logdir[4096];
@@ -364,7 +355,7 @@ static int status_store(const char *store, bool json) {
     json_decref(arr);
     return CLI_OK;
   }
-  return print_json(json_pack("{s:s,s:I,s:o,s:s}", "store", store, "committed", (json_int_t)committed,
+  return cli_json_print(json_pack("{s:s,s:I,s:o,s:s}", "store", store, "committed", (json_int_t)committed,
                               "streams", arr, "version", sl_version()));
 }
 
@@ -469,7 +460,7 @@ static int status_data(const char *data, const char *only, bool json) {
     json_decref(arr);
     return status;
   }
-  int prc = print_json(json_pack("{s:s,s:o,s:s}", "data", data, "streams", arr, "version", sl_version()));
+  int prc = cli_json_print(json_pack("{s:s,s:o,s:s}", "data", data, "streams", arr, "version", sl_version()));
   return status != CLI_OK ? status : prc;
 }
 

@@ -416,29 +416,6 @@ static void parent_of(const char *path, char *out, size_t len) {
   snprintf(out, len, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".");
 }
 
-/* Step 5, in place. */
-static int swap_in(const char *store, const char *tmp, char *kept, size_t klen) {
-  char stamp[32];
-  time_t now = (time_t)(sl_now_us() / 1000000);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-  snprintf(kept, klen, "%s.before-restore-%s", store, stamp);
-  for (int i = 2; access(kept, F_OK) == 0; i++) snprintf(kept, klen, "%s.before-restore-%s-%d", store, stamp, i);
-  if (rename(store, kept)) {
-    int rc = -errno;
-    sl_diag_error("%s: cannot rename to %s: %s", store, kept, sl_strerror(rc));
-    return rc;
-  }
-  if (rename(tmp, store)) {
-    int rc = -errno;
-    sl_diag_error("%s: cannot rename to %s: %s", tmp, store, sl_strerror(rc));
-    if (rename(kept, store)) sl_diag_error("%s: cannot rename back to %s: %s", kept, store, strerror(errno));
-    return rc;
-  }
-  return 0;
-}
-
 int sl_restore(const sl_restore_options *o, sl_restore_result *res) {
   char sdir[4096], archive[4200], snaps[4200], tmp[4200], parent[4096];
   const char *target = o->into ? o->into : o->in_place;
@@ -473,11 +450,12 @@ int sl_restore(const sl_restore_options *o, sl_restore_result *res) {
       sl_diag_error("%s: cannot rename to %s: %s", tmp, o->into, sl_strerror(rc));
       goto out;
     }
-  } else if ((rc = swap_in(o->in_place, tmp, res->kept, sizeof res->kept))) {
-    goto out;
+    made = false;
+    rc = sl_fsync_dir(parent);
+  } else {
+    /* Step 5, in place (the parent fsynced by the swap). */
+    made = (rc = sl_store_swap(o->in_place, tmp, "before-restore", res->kept, sizeof res->kept)) != 0;
   }
-  made = false;
-  rc = sl_fsync_dir(parent);
 out:
   if (made) sl_remove_tree(tmp);
   if (store_lock >= 0) close(store_lock);

@@ -113,6 +113,13 @@
  * SL_ELOCKED otherwise, logged naming DIR and, for a reader, its pid. The
  * caller's own process must not have DIR open. */
 int sl_store_lock_unused(const char *dir, int *lock_fd);
+/* Put the complete store BUILT (a directory beside STORE) in STORE's place,
+ * keeping STORE's old state: STORE is renamed STORE.TAG-<UTC time
+ * YYYYMMDDTHHMMSSZ>[-N] (that name into kept, klen bytes), BUILT takes the
+ * name STORE, then the parent is fsynced. A failed second rename puts STORE
+ * back. The caller holds STORE unused (sl_store_lock_unused). 0 or -errno,
+ * logged naming the paths. */
+int sl_store_swap(const char *store, const char *built, const char *tag, char *kept, size_t klen);
 /* Did the machine go down while DIR was open for writing (writer.lock
  * names another boot)? A no_log store (standby) is then torn, and its owner
  * rebuilds it; any other SL_ECORRUPT from opening one is damage. */

@@ -46,6 +46,10 @@ int cli_log_diverged(const char *store, const char *data, const char *stream, bo
 int cli_dump_chain(int argc, char **argv);
 int cli_load_chain(int argc, char **argv);
 bool cli_option_given(int argc, char **argv, const char *name);
+/* List DIR's chains, every file read whole (`dump --chain DIR`, `check
+ * --chain DIR`): CLI_OK, or CLI_FAIL when a file is damaged or does not
+ * follow its parent (each named on stderr). */
+int cli_chain_show(const char *dir, sl_keyring *keys, bool json);
 /* Object storage (cli/cmd_s3.c): cmd_restore hands over on --from. */
 int cli_restore_s3(int argc, char **argv);
 /* restore's --to-time ('T') or --to-txid ('N') with its argument into the

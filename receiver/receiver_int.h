@@ -325,6 +325,10 @@ int sl__restore_build(const sl_restore_options *o, const char *archive, const ui
  * sdir: true when the stream is not archived to object storage, or when its
  * upload is confirmed (listed in sdir/upload.json). */
 bool sl__upload_confirmed(const char *sdir, const char *path);
+/* sdir/upload.json (s3.h MANIFEST): SL_ENOTFOUND when the stream is not
+ * archived to object storage; SL_ECORRUPT when it does not decode (logged). */
+typedef struct sl_rx_s3_manifest sl_rx_s3_manifest;
+int sl__upload_local_manifest(const char *sdir, sl_rx_s3_manifest *m);
 
 /* ---- rx_metrics.c: Prometheus metrics (no-ops without opt.metrics) ------------------ */
 /* Register / unregister the collect callback (stop before closing streams). */

@@ -9,12 +9,10 @@
 #include "inventory.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dump.h"
 #include "receiver_int.h"
@@ -23,17 +21,6 @@
 static const char *base_name(const char *path) {
   const char *s = strrchr(path, '/');
   return s ? s + 1 : path;
-}
-
-/* A segment's header, for its key id. */
-static int seg_header(const char *path, sl_seg_header *h) {
-  uint8_t b[SL_SEG_HEADER_SIZE];
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  long n = sl_pread_full(fd, b, sizeof b, 0);
-  close(fd);
-  if (n < 0) return (int)n;
-  return n < (long)sizeof b ? SL_ETRUNCATED : sl_seg_header_decode(b, h);
 }
 
 /* The commit time of txid in the archive (0 when it cannot be read). */
@@ -115,7 +102,7 @@ int sl_stream_inventory_read(const char *data_dir, const char *stream, sl_stream
   for (size_t i = 0; i < nseg; i++) {
     sl_inv_segment *g = &out->segs[out->nsegs];
     sl_seg_header h;
-    if (seg_header(segs[i].path, &h)) continue; /* pruned meanwhile */
+    if (sl__seg_header_read(segs[i].path, &h)) continue; /* pruned meanwhile */
     snprintf(g->path, sizeof g->path, "%s", segs[i].path);
     snprintf(g->key_id, sizeof g->key_id, "%s", h.key_id);
     g->first_txid = segs[i].first_txid;

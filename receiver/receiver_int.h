@@ -317,7 +317,9 @@ uint64_t sl__stream_reachable_us(const char *stream_dir);
 /* restore.c, shared with restore_s3.c: TARGET is missing or an empty
  * directory (else SL_EEXIST, logged); steps 3-4 of a restore into tmp. */
 int sl__restore_target_free(const char *dir);
-/* The store id in a segment file's header. */
+/* A segment file's header (-errno, SL_ETRUNCATED, or sl_seg_header_decode's
+ * codes; not logged), and the store id in it. */
+int sl__seg_header_read(const char *path, sl_seg_header *h);
 int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]);
 int sl__restore_build(const sl_restore_options *o, const char *archive, const uint8_t *store_id,
                       const sl_snapshot *base, uint64_t txid, const char *tmp, sl_restore_result *res);

@@ -67,15 +67,19 @@ static char *fmt_time(uint64_t us, char *buf, size_t len) {
   return buf;
 }
 
-int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]) {
+int sl__seg_header_read(const char *path, sl_seg_header *h) {
   uint8_t b[SL_SEG_HEADER_SIZE];
-  sl_seg_header h;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -errno;
   long n = sl_pread_full(fd, b, sizeof b, 0);
   close(fd);
   if (n < 0) return (int)n;
-  int rc = n < (long)sizeof b ? SL_ETRUNCATED : sl_seg_header_decode(b, &h);
+  return n < (long)sizeof b ? SL_ETRUNCATED : sl_seg_header_decode(b, h);
+}
+
+int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]) {
+  sl_seg_header h;
+  int rc = sl__seg_header_read(path, &h);
   if (rc == 0) memcpy(id, h.store_id, SL_STORE_ID_SIZE);
   return rc;
 }

@@ -375,6 +375,7 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
     out->snapshots_removed++;
     out->bytes_removed += s[k].bytes;
     if (o->removed) o->removed(o->removed_arg, true, s[k].path, s[k].txid, s[k].txid, s[k].bytes);
+    else sl_diag_info("removed snapshot %s (txid %" PRIu64 ")", s[k].path, s[k].txid);
   }
   if (out->snapshots_removed && !o->dry_run && (rc = sl_fsync_dir(snaps))) goto out;
 

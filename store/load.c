@@ -188,7 +188,9 @@ static int target_free(const char *dir) {
   int rc = 0;
   while ((e = readdir(d)))
     if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-      sl_diag_error("%s: not empty (a load needs a missing or empty directory; load --overwrite-destination replaces a store, keeping the old one aside)", dir);
+      sl_diag_error("%s: not empty (a load needs a missing or empty directory; load --overwrite-destination "
+                    "replaces a store, keeping the old one aside)",
+                    dir);
       rc = SL_EEXIST;
       break;
     }

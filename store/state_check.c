@@ -144,7 +144,7 @@ static int rel(const walk *w, const MDB_val *k, const MDB_val *v, void *arg) {
 int sl_store_check_state(sl_store *st) {
   walk w = {.st = st, .dir = st->dir};
   sl__meta m;
-  uint64_t nodes, labels, index, props, rels, rprops, adj, max_node = 0, max_rel = 0;
+  uint64_t nodes = 0, labels = 0, index, props = 0, rels = 0, rprops = 0, adj, max_node = 0, max_rel = 0;
   enum sl__db node_owner = SL__DB_NODES, rel_owner = SL__DB_RELS;
   int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w.txn);
   if (rc) return lmdb_fail(&w, rc, SL__DB_META);

@@ -57,6 +57,20 @@ out:
   return rc;
 }
 
+int sl_dump_s3_exists(const char *url, const char *endpoint, const char *region, bool *exists) {
+  sl_objstore *s = NULL;
+  sl_s3_url u;
+  sl_obj_info info;
+  int rc = open_url(url, endpoint, region, &s, &u);
+  if (rc) return rc;
+  rc = sl_objstore_head(s, u.prefix, &info);
+  *exists = rc == 0;
+  if (rc == SL_ENOTFOUND) rc = 0;
+  else if (rc) sl_diag_error("%s: %s", url, sl_strerror(rc));
+  sl_objstore_close(s);
+  return rc;
+}
+
 int sl_dump_s3_get(const char *url, const char *endpoint, const char *region, const char *path) {
   sl_objstore *s = NULL;
   sl_s3_url u;

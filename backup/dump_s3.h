@@ -10,10 +10,15 @@
 #ifndef SL_BACKUP_DUMP_S3_H
 #define SL_BACKUP_DUMP_S3_H
 
+#include <stdbool.h>
+
 /* Upload the complete file PATH to URL, then compare the object's size and
  * CRC32C with the file's (SL_ECORRUPT when they differ). SL_EINVAL: URL is
  * not s3://BUCKET/KEY. */
 int sl_dump_s3_put(const char *url, const char *endpoint, const char *region, const char *path);
+/* Is there an object at URL? (dump refuses to replace a backup without
+ * --overwrite.) 0 with *exists set, or the error (logged). */
+int sl_dump_s3_exists(const char *url, const char *endpoint, const char *region, bool *exists);
 /* Fetch URL into PATH (created 0600 or truncated), checked against the
  * object's size and CRC32C. SL_ENOTFOUND: no such object. */
 int sl_dump_s3_get(const char *url, const char *endpoint, const char *region, const char *path);

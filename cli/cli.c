@@ -177,6 +177,19 @@ void cli_progress_end(cli_progress *p) {
   p->shown = false;
 }
 
+/* ---- --json ------------------------------------------------------------------------ */
+int cli_json_print(json_t *o) {
+  if (o && !json_object_get(o, "version")) json_object_set_new(o, "version", json_string(sl_version()));
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!s) return CLI_FAIL;
+  puts(s);
+  free(s);
+  return fflush(stdout) ? CLI_FAIL : CLI_OK;
+}
+
+double cli_seconds_since(uint64_t start_ns) { return (double)(sl_mono_ns() - start_ns) / 1e9; }
+
 /* ---- output files ---------------------------------------------------------------------- */
 int cli_out_open(cli_out *o, const char *path) {
   struct stat sb;

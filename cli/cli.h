@@ -12,6 +12,7 @@
 #define SL_CLI_H
 
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,6 +46,10 @@ int cli_log_diverged(const char *store, const char *data, const char *stream, bo
 int cli_dump_chain(int argc, char **argv);
 int cli_load_chain(int argc, char **argv);
 bool cli_option_given(int argc, char **argv, const char *name);
+/* List DIR's chains, every file read whole (`dump --chain DIR`, `check
+ * --chain DIR`): CLI_OK, or CLI_FAIL when a file is damaged or does not
+ * follow its parent (each named on stderr). */
+int cli_chain_show(const char *dir, sl_keyring *keys, bool json);
 /* Object storage (cli/cmd_s3.c): cmd_restore hands over on --from. */
 int cli_restore_s3(int argc, char **argv);
 /* restore's --to-time ('T') or --to-txid ('N') with its argument into the
@@ -127,6 +132,14 @@ typedef struct cli_progress {
 void cli_progress_init(cli_progress *p, const char *what, bool bytes, bool quiet);
 void cli_progress_update(void *arg, uint64_t done, uint64_t total);
 void cli_progress_end(cli_progress *p);
+
+/* ---- --json ------------------------------------------------------------------------ */
+/* Print o (taken: decref'd) as one compact line on standard output, with
+ * "version" (sl_version) added when o has none (spec/cli.md). CLI_OK, or
+ * CLI_FAIL when o is NULL (a failed json_pack) or cannot be encoded. */
+int cli_json_print(json_t *o);
+/* Seconds since a sl_mono_ns() reading, for the figures of --json and summaries. */
+double cli_seconds_since(uint64_t start_ns);
 
 /* ---- output files ---------------------------------------------------------------------- */
 /* Writing to PATH.tmp (created 0600), renamed over PATH (after fsync; the

@@ -28,6 +28,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 #include "cli.h"
@@ -63,10 +64,10 @@ static void mem_free(cli_mem *m) {
   free(m->p);
 }
 
-static const char export_help[] = "Usage: shiplog export STORE [--to FILE] [--quiet]\n"
+static const char export_help[] = "Usage: shiplog export STORE [--to FILE] [--quiet] [--json]\n"
                                   "       shiplog export --data DIR --stream NAME --at-txid N [--to FILE] [--quiet]\n"
-                                  "       shiplog export STORE --csv DIR [--quiet]\n"
-                                  "       shiplog export STORE --cypher [--to FILE] [--batch-size N] [--quiet]\n"
+                                  "       shiplog export STORE --csv DIR [--quiet] [--json]\n"
+                                  "       shiplog export STORE --cypher [--to FILE] [--batch-size N] [--quiet] [--json]\n"
                                   "\n"
                                   "Write the graph of STORE, read from one snapshot (a writer may be running).\n"
                                   "\n"
@@ -100,6 +101,8 @@ static const char export_help[] = "Usage: shiplog export STORE [--to FILE] [--qu
                                   "  --cypher          a cypher-shell script\n"
                                   "  --batch-size N    statements per transaction in the script (20000)\n"
                                   "  --quiet           no progress line on a terminal, no summary\n"
+                                  "  --json            with --to FILE or --csv DIR: one JSON object on standard\n"
+                                  "                    output saying what was written (txid, counts, bytes)\n"
                                   "  --key-file FILE   at-rest encryption keys (default $SHIPLOG_KEY_FILE):\n"
                                   "                    --data opens a sealed archive and snapshots\n";
 
@@ -109,6 +112,7 @@ int cmd_export(int argc, char **argv) {
                                        {"cypher", no_argument, NULL, 'y'},
                                        {"batch-size", required_argument, NULL, 'b'},
                                        {"quiet", no_argument, NULL, 'q'},
+                                       {"json", no_argument, NULL, 'j'},
                                        {"data", required_argument, NULL, 'd'},
                                        {"stream", required_argument, NULL, 's'},
                                        {"at-txid", required_argument, NULL, 'a'},
@@ -116,8 +120,8 @@ int cmd_export(int argc, char **argv) {
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   const char *to = NULL, *csv = NULL, *data = NULL, *stream = NULL, *key_file = NULL;
-  bool quiet = false, cypher = false, at = false;
-  uint64_t batch = 0, at_txid = 0;
+  bool quiet = false, cypher = false, at = false, json = false;
+  uint64_t batch = 0, at_txid = 0, t0 = sl_mono_ns();
   char *restored = NULL;
   char **pos;
   int c;
@@ -132,6 +136,7 @@ int cmd_export(int argc, char **argv) {
       if (!batch) return cli_usage("export", "--batch-size must be at least 1");
       break;
     case 'q': quiet = true; break;
+    case 'j': json = true; break;
     case 'd': data = optarg; break;
     case 's': stream = optarg; break;
     case 'a':
@@ -151,6 +156,8 @@ int cmd_export(int argc, char **argv) {
   if (csv && (to || cypher))
     return cli_usage("export", "--csv writes a directory; it goes with neither --to nor --cypher");
   if (batch && !cypher) return cli_usage("export", "--batch-size belongs to --cypher");
+  if (json && !csv && (!to || !strcmp(to, "-")))
+    return cli_usage("export", "--json goes with --to FILE or --csv DIR: standard output holds the export");
   if (data) {
     if (cli_restore_temp(data, stream, at_txid, quiet, key_file, &restored)) return CLI_FAIL;
     pos = &restored;
@@ -171,11 +178,20 @@ int cmd_export(int argc, char **argv) {
     goto fail;
   }
   cli_progress_init(&prog, "export", false, quiet);
+  sl_counts counts = {0};
+  if (json && (rc = sl_view_counts(v, &counts))) goto fail;
   if (csv) {
     sl_csv_export_result res;
     rc = sl_export_csv(v, csv, cli_progress_update, &prog, &res);
     cli_progress_end(&prog);
-    if (!rc && !quiet)
+    if (!rc && json)
+      rc = cli_json_print(json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:f}", "export", "csv", "store", pos[0], "dir",
+                                    csv, "txid", (json_int_t)counts.applied_txid, "nodes", (json_int_t)res.nodes,
+                                    "relationships", (json_int_t)res.rels, "node_files", (json_int_t)res.node_files,
+                                    "relationship_files", (json_int_t)res.rel_files, "seconds", cli_seconds_since(t0)))
+               ? SL_EINVAL
+               : 0;
+    else if (!rc && !quiet)
       fprintf(stderr, "exported %" PRIu64 " nodes and %" PRIu64 " relationships to %s (%zu + %zu files)\n", res.nodes,
               res.rels, csv, res.node_files, res.rel_files);
     goto fail;
@@ -189,6 +205,15 @@ int cmd_export(int argc, char **argv) {
   }
   cli_progress_end(&prog);
   if (!rc) rc = cli_out_commit(&out);
+  struct stat sb;
+  if (!rc && json)
+    rc = cli_json_print(json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:f}", "export", cypher ? "cypher" : "canonical",
+                                  "store", data ? data : pos[0], "file", to, "txid", (json_int_t)counts.applied_txid,
+                                  "nodes", (json_int_t)counts.nodes, "relationships", (json_int_t)counts.rels, "bytes",
+                                  (json_int_t)(stat(to, &sb) == 0 ? sb.st_size : 0), "seconds",
+                                  cli_seconds_since(t0)))
+             ? SL_EINVAL
+             : 0;
 fail:
   if (rc) cli_out_abort(&out);
   if (v) sl_view_end(v);
@@ -198,10 +223,10 @@ fail:
 }
 
 /* ---- import ------------------------------------------------------------------------ */
-static const char import_help[] = "Usage: shiplog import FILE --into DIR [--quiet]\n"
+static const char import_help[] = "Usage: shiplog import FILE --into DIR [--quiet] [--json]\n"
                                   "       shiplog import --nodes=[LABEL[:LABEL...]=]FILE[,FILE...] ...\n"
                                   "                      [--relationships=[TYPE=]FILE[,FILE...] ...] --into DIR\n"
-                                  "                      [CSV options] [--quiet]\n"
+                                  "                      [CSV options] [--quiet] [--json]\n"
                                   "       shiplog import @ARGS_FILE --into DIR\n"
                                   "\n"
                                   "Create a new store in DIR (missing or empty). Bad input is reported as\n"
@@ -236,7 +261,9 @@ static const char import_help[] = "Usage: shiplog import FILE --into DIR [--quie
                                   "  --ignore-extra-columns[=BOOL] ignore fields beyond the header (false)\n"
                                   "  --ignore-empty-strings[=BOOL] a quoted empty string is no property (false)\n"
                                   "  --trim-strings[=BOOL]         trim whitespace around strings (false)\n"
-                                  "  --quiet                       no progress line on a terminal, no summary\n";
+                                  "  --quiet                       no progress line on a terminal, no summary\n"
+                                  "  --json                        one JSON object on standard output instead of\n"
+                                  "                                the summary (counts, seconds)\n";
 
 /* Read FILE's arguments as picocli does (see the top of this file). */
 static int args_file(const char *path, cli_mem *mem, char ***v, size_t *n, size_t *cap) {
@@ -385,7 +412,8 @@ static int add_source(cli_mem *mem, sl_csv_source **list, size_t *n, const char 
 }
 
 static int import_csv(const char *into, sl_csv_source *nodes, size_t nnodes, sl_csv_source *rels, size_t nrels,
-                      sl_csv_options *co, bool quiet) {
+                      sl_csv_options *co, bool quiet, bool json) {
+  uint64_t t0 = sl_mono_ns();
   cli_progress prog;
   cli_progress_init(&prog, "import", true, quiet);
   co->progress = cli_progress_update;
@@ -394,6 +422,11 @@ static int import_csv(const char *into, sl_csv_source *nodes, size_t nnodes, sl_
   int rc = sl_import_csv(nodes, nnodes, rels, nrels, into, co, &res);
   cli_progress_end(&prog);
   if (rc) return CLI_FAIL;
+  if (json)
+    return cli_json_print(json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f}", "import", "csv", "store", into, "nodes",
+                                    (json_int_t)res.nodes, "relationships", (json_int_t)res.rels, "skipped_nodes",
+                                    (json_int_t)res.skipped_nodes, "skipped_relationships",
+                                    (json_int_t)res.skipped_rels, "seconds", cli_seconds_since(t0)));
   if (!quiet) {
     fprintf(stderr, "imported %" PRIu64 " nodes and %" PRIu64 " relationships into %s", res.nodes, res.rels, into);
     if (res.skipped_nodes || res.skipped_rels)
@@ -407,6 +440,7 @@ static int import_csv(const char *into, sl_csv_source *nodes, size_t nnodes, sl_
 int cmd_import(int argc, char **argv) {
   static const struct option opts[] = {{"into", required_argument, NULL, 'i'},
                                        {"quiet", no_argument, NULL, 'q'},
+                                       {"json", no_argument, NULL, 'j'},
                                        {"nodes", required_argument, NULL, 'N'},
                                        {"relationships", required_argument, NULL, 'R'},
                                        {"delimiter", required_argument, NULL, 'd'},
@@ -426,7 +460,7 @@ int cmd_import(int argc, char **argv) {
   size_t nsrc[2] = {0, 0};
   sl_csv_options co = {0};
   const char *into = NULL;
-  bool quiet = false, csv_opts = false;
+  bool quiet = false, json = false, csv_opts = false;
   char **pos;
   int c, rc = expand_args(argc, argv, &mem, &argc, &argv);
 
@@ -434,11 +468,12 @@ int cmd_import(int argc, char **argv) {
     const char *name = "";
     for (const struct option *o = opts; o->name; o++)
       if (o->val == c) name = o->name;
-    csv_opts |= c != 'i' && c != 'q' && c != 'N' && c != 'R' && c != 'h';
+    csv_opts |= c != 'i' && c != 'q' && c != 'j' && c != 'N' && c != 'R' && c != 'h';
     switch (c) {
     case 'h': rc = cli_help(import_help); goto done;
     case 'i': into = optarg; break;
     case 'q': quiet = true; break;
+    case 'j': json = true; break;
     case 'N': rc = add_source(&mem, &src[0], &nsrc[0], optarg, false); break;
     case 'R': rc = add_source(&mem, &src[1], &nsrc[1], optarg, true); break;
     case 'd': rc = parse_char(name, optarg, &co.delimiter); break;
@@ -475,16 +510,21 @@ int cmd_import(int argc, char **argv) {
     if (d == q)
       rc = cli_usage("import", "the delimiter and the quote must differ");
     else
-      rc = import_csv(into, src[0], nsrc[0], src[1], nsrc[1], &co, quiet);
+      rc = import_csv(into, src[0], nsrc[0], src[1], nsrc[1], &co, quiet, json);
   } else {
     cli_progress prog;
     cli_progress_init(&prog, "import", true, quiet);
     sl_import_options io = {.progress = cli_progress_update, .progress_arg = &prog};
     sl_import_result res;
+    uint64_t t0 = sl_mono_ns();
     int irc = sl_import_jsonl(pos[0], into, &io, &res);
     cli_progress_end(&prog);
     rc = irc ? CLI_FAIL : CLI_OK;
-    if (!irc && !quiet)
+    if (!irc && json)
+      rc = cli_json_print(json_pack("{s:s,s:s,s:s,s:I,s:I,s:f}", "import", "jsonl", "file", pos[0], "store", into,
+                                    "nodes", (json_int_t)res.nodes, "relationships", (json_int_t)res.rels, "seconds",
+                                    cli_seconds_since(t0)));
+    else if (!irc && !quiet)
       fprintf(stderr, "imported %" PRIu64 " nodes and %" PRIu64 " relationships into %s\n", res.nodes, res.rels, into);
   }
 done:

@@ -28,15 +28,6 @@
 
 static double mib(uint64_t b) { return (double)b / (1 << 20); }
 
-static int print_json(json_t *o) {
-  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  if (!s) return CLI_FAIL;
-  puts(s);
-  free(s);
-  return CLI_OK;
-}
-
 static int check_stream(const char *cmd, const char *data, const char *stream) {
   if (!data) return cli_usage(cmd, "--data DIR is required");
   if (!stream) return cli_usage(cmd, "--stream NAME is required");
@@ -102,7 +93,7 @@ int cmd_snapshot(int argc, char **argv) {
   if (snap.commit_us) sl_time_format(snap.commit_us, t, sizeof t);
   else snprintf(t, sizeof t, "empty");
   if (json)
-    return print_json(json_pack("{s:s,s:I,s:I,s:s,s:s,s:I,s:b,s:f}", "stream", stream, "txid", (json_int_t)snap.txid,
+    return cli_json_print(json_pack("{s:s,s:I,s:I,s:s,s:s,s:I,s:b,s:f}", "stream", stream, "txid", (json_int_t)snap.txid,
                                 "commit_us", (json_int_t)snap.commit_us, "commit_time", t, "path", snap.path,
                                 "bytes", (json_int_t)snap.bytes, "existed", existed,
                                 "seconds", (double)(sl_mono_ns() - t0) / 1e9));
@@ -252,7 +243,7 @@ int cmd_restore(int argc, char **argv) {
   else snprintf(t, sizeof t, "empty");
   const char *where = o.into ? o.into : o.in_place;
   if (json)
-    return print_json(json_pack(
+    return cli_json_print(json_pack(
         "{s:s,s:I,s:I,s:s,s:s,s:I,s:s,s:I,s:I,s:f,s:f,s:s}", "stream", o.stream, "txid", (json_int_t)res.txid,
         "commit_us", (json_int_t)res.commit_us, "commit_time", t, "store", where, "base_txid",
         (json_int_t)res.base_txid, "base", res.base_path[0] ? res.base_path : "empty store", "replayed",
@@ -313,36 +304,72 @@ void cli_restore_temp_remove(char *store_dir) {
 
 /* ---- prune -------------------------------------------------------------------------- */
 static const char prune_help[] =
-    "Usage: shiplog prune --data DIR [--stream NAME] [--keep-snapshots N] [--keep-days D] [--json]\n"
+    "Usage: shiplog prune --data DIR [--stream NAME] [--keep-snapshots N] [--keep-days D]\n"
+    "                     [--dry-run] [--json]\n"
     "\n"
     "Retention of a receiver's snapshots and archive segments (every stream, or\n"
     "NAME). A snapshot is kept when it is one of the newest N, or was taken in the\n"
     "last D days, or is the newest one taken before them (so that every point of\n"
     "those days stays restorable); the newest snapshot is always kept, and with\n"
     "neither option none is removed. Then the archive segments whose every txid is\n"
-    "at or below the oldest kept snapshot (and applied by the standby) are\n"
+    "at or below the oldest kept snapshot (and applied by the standby, and\n"
+    "confirmed to every consumer of the archive: see shiplog consumers) are\n"
     "removed, oldest first, never the newest: what the oldest kept snapshot needs\n"
-    "to reach the present stays. With no snapshot, no segment is removed. Runs\n"
-    "while the receiver runs; refused while a restore reads the stream.\n"
+    "to reach the present stays. With no snapshot, no segment is removed. Nothing\n"
+    "that waits for its upload to object storage is removed. Runs while the\n"
+    "receiver runs; refused while a restore reads the stream.\n"
+    "\n"
+    "Each file removed is named on its own line (standard output), then a summary\n"
+    "per stream.\n"
     "\n"
     "  --data DIR            the receiver's data directory\n"
     "  --stream NAME         only this stream\n"
     "  --keep-snapshots N    keep the newest N snapshots\n"
     "  --keep-days D         keep the snapshots of the last D days (fractions allowed)\n"
-    "  --json                JSON Lines, one object per stream\n";
+    "  --dry-run             remove nothing: print what would be removed\n"
+    "  --json                JSON Lines, one object per stream, with its files\n";
 
-static int prune_one(const char *data, const char *stream, const sl_prune_options *o, bool json) {
+typedef struct prune_report {
+  bool json, dry_run;
+  json_t *files; /* --json: the stream's files */
+} prune_report;
+
+static void prune_removed(void *arg, bool snapshot, const char *path, uint64_t first, uint64_t last,
+                          uint64_t bytes) {
+  prune_report *p = arg;
+  if (p->json) {
+    json_array_append_new(p->files, json_pack("{s:s,s:s,s:I,s:I,s:I}", "kind", snapshot ? "snapshot" : "segment",
+                                              "path", path, "first_txid", (json_int_t)first, "last_txid",
+                                              (json_int_t)last, "bytes", (json_int_t)bytes));
+    return;
+  }
+  const char *verb = p->dry_run ? "would remove" : "removed";
+  if (snapshot)
+    printf("%s snapshot %s (txid %" PRIu64 ", %.1f MiB)\n", verb, path, first, mib(bytes));
+  else
+    printf("%s archive segment %s (txids %" PRIu64 "..%" PRIu64 ", %.1f MiB)\n", verb, path, first, last,
+           mib(bytes));
+}
+
+static int prune_one(const char *data, const char *stream, sl_prune_options *o, bool json) {
+  prune_report rep = {.json = json, .dry_run = o->dry_run, .files = json ? json_array() : NULL};
   sl_prune_result r;
-  if (sl_prune_stream(data, stream, o, &r)) return CLI_FAIL;
+  o->removed = prune_removed;
+  o->removed_arg = &rep;
+  if (sl_prune_stream(data, stream, o, &r)) {
+    json_decref(rep.files);
+    return CLI_FAIL;
+  }
   if (json)
-    return print_json(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "stream", stream, "snapshots_removed",
-                                (json_int_t)r.snapshots_removed, "snapshots_kept", (json_int_t)r.snapshots_kept,
-                                "segments_removed", (json_int_t)r.segments_removed, "bytes_removed",
-                                (json_int_t)r.bytes_removed, "archive_first_txid", (json_int_t)r.archive_first_txid));
-  printf("stream %s: removed %zu snapshots (kept %zu) and %zu archive segments, %.1f MiB; the archive now "
-         "starts at txid %" PRIu64 "\n",
-         stream, r.snapshots_removed, r.snapshots_kept, r.segments_removed, mib(r.bytes_removed),
-         r.archive_first_txid);
+    return cli_json_print(json_pack("{s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:o,s:s}", "stream", stream, "dry_run", o->dry_run,
+                                "snapshots_removed", (json_int_t)r.snapshots_removed, "snapshots_kept",
+                                (json_int_t)r.snapshots_kept, "segments_removed", (json_int_t)r.segments_removed,
+                                "bytes_removed", (json_int_t)r.bytes_removed, "archive_first_txid",
+                                (json_int_t)r.archive_first_txid, "files", rep.files, "version", sl_version()));
+  printf("stream %s: %s %zu snapshots (kept %zu) and %zu archive segments, %.1f MiB; the archive %s at txid "
+         "%" PRIu64 "\n",
+         stream, o->dry_run ? "would remove" : "removed", r.snapshots_removed, r.snapshots_kept, r.segments_removed,
+         mib(r.bytes_removed), o->dry_run ? "would then start" : "now starts", r.archive_first_txid);
   return CLI_OK;
 }
 
@@ -351,6 +378,7 @@ int cmd_prune(int argc, char **argv) {
                                        {"stream", required_argument, NULL, 's'},
                                        {"keep-snapshots", required_argument, NULL, 'n'},
                                        {"keep-days", required_argument, NULL, 'D'},
+                                       {"dry-run", no_argument, NULL, 'n' + 256},
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
@@ -373,6 +401,7 @@ int cmd_prune(int argc, char **argv) {
       if (end == optarg || *end || !(o.keep_days > 0) || o.keep_days > 1e6)
         return cli_usage("prune", "--keep-days: '%s' is not a positive number of days", optarg);
       break;
+    case 'n' + 256: o.dry_run = true; break;
     case 'j': json = true; break;
     default: return cli_usage("prune", NULL);
     }

@@ -237,8 +237,11 @@ static const char status_help[] =
     "Per stream: the primary's last committed txid, the shipped, durable (on the\n"
     "receiver's disk) and applied (visible on the standby) txids, the lag in\n"
     "transactions, bytes and milliseconds, and the connection state.\n"
-    "STORE: the shippers of that primary store. --data: the streams of a\n"
-    "receiver's data directory (works whether or not the receiver runs).\n"
+    "STORE: the shippers of that primary store, then every stale consumer of its\n"
+    "log (behind the durable txid and not moved for a day: a shipper or dump chain\n"
+    "that is gone holds the log for ever; see shiplog consumers STORE).\n"
+    "--data: the streams of a receiver's data directory (works whether or not the\n"
+    "receiver runs).\n"
     "\n"
     "  --data DIR     a receiver's data directory\n"
     "  --stream NAME  only this stream\n"
@@ -302,15 +305,6 @@ static void print_row(const char *name, const char *state, const char *peer, uin
   if (error[0]) printf("  error: %s\n", error);
 }
 
-static int print_json(json_t *o) {
-  char *s = json_dumps(o, JSON_COMPACT);
-  json_decref(o);
-  if (!s) return CLI_FAIL;
-  puts(s);
-  free(s);
-  return CLI_OK;
-}
-
 /* The primary's side: STORE/ship/NAME.status. */
 static int status_store(const char *store, bool json) {
   char shipdir[4096], logdir[4096];
@@ -359,13 +353,22 @@ static int status_store(const char *store, bool json) {
     }
   }
   cli_free_names(names, n);
+  /* Who holds the log back without moving (cmd_consumers.c, STALE). */
+  json_t *consumers = json ? json_array() : NULL;
+  size_t listed, stale;
+  if (!json && n == 0) printf("(no shipper has run on %s)\n", store);
+  if (cli_consumers_report(logdir, CLI_STALE_AFTER_DEFAULT_S, true, consumers, &listed, &stale)) {
+    json_decref(arr);
+    json_decref(consumers);
+    return CLI_FAIL;
+  }
   if (!json) {
-    if (n == 0) printf("(no shipper has run on %s)\n", store);
     json_decref(arr);
     return CLI_OK;
   }
-  return print_json(json_pack("{s:s,s:I,s:o,s:s}", "store", store, "committed", (json_int_t)committed,
-                              "streams", arr, "version", sl_version()));
+  return cli_json_print(json_pack("{s:s,s:I,s:o,s:o,s:I,s:s}", "store", store, "committed", (json_int_t)committed,
+                                  "streams", arr, "consumers", consumers, "stale_consumers", (json_int_t)stale,
+                                  "version", sl_version()));
 }
 
 /* The receiver's side: DIR/streams/NAME. */
@@ -469,7 +472,7 @@ static int status_data(const char *data, const char *only, bool json) {
     json_decref(arr);
     return status;
   }
-  int prc = print_json(json_pack("{s:s,s:o,s:s}", "data", data, "streams", arr, "version", sl_version()));
+  int prc = cli_json_print(json_pack("{s:s,s:o,s:s}", "data", data, "streams", arr, "version", sl_version()));
   return status != CLI_OK ? status : prc;
 }
 

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "metrics.h"
 
 int cmd_ship(int argc, char **argv);
@@ -19,6 +21,19 @@ int cmd_status(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+/* Operations (cmd_consumers.c, cmd_info.c, cmd_check.c). */
+int cmd_consumers(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+/* A consumer behind the durable txid that has not moved for this long is
+ * stale (cmd_consumers.c, STALE). */
+#define CLI_STALE_AFTER_DEFAULT_S 86400u
+/* The consumers of LOGDIR (store/log.h CONSUMERS) into arr (JSON objects),
+ * or with arr NULL printed: a table, or with only_stale a warning line per
+ * stale one (status). *listed: consumers found; *stale: the stale ones.
+ * CLI_OK or CLI_FAIL (logged). */
+int cli_consumers_report(const char *logdir, uint64_t stale_after_s, bool only_stale, json_t *arr, size_t *listed,
+                         size_t *stale);
 /* export --at-txid: restore the stream's state at txid into a new store in
  * a temporary directory under $TMPDIR (else /tmp); *store_dir (malloc'd) names
  * it. Returns CLI_OK or CLI_FAIL (logged). cli_restore_temp_remove removes

@@ -60,7 +60,7 @@ int cmd_init(int argc, char **argv) {
 
 /* ---- exec ------------------------------------------------------------------------- */
 static const char exec_help[] =
-    "Usage: shiplog exec DIR FILE|- [--stop-on-error]\n"
+    "Usage: shiplog exec DIR FILE|- [--stop-on-error] [--quiet] [--json]\n"
     "\n"
     "Apply a mutation file (JSON Lines, one transaction per line; see\n"
     "spec/mutations.md) to the store in DIR. '-' reads standard input.\n"
@@ -68,19 +68,30 @@ static const char exec_help[] =
     "Ids the store assigns are printed as 'node ID' / 'rel ID'. A line that is\n"
     "malformed or breaks a rule is reported as FILE:LINE: reason and applies\n"
     "nothing; the other lines go on. Exit status 1 if any line failed.\n"
+    "A progress line shows on a terminal; a summary line (transactions applied\n"
+    "and failed, ops, seconds) ends the run on stderr.\n"
     "\n"
-    "  --stop-on-error  end the run at the first failed line\n";
+    "  --stop-on-error  end the run at the first failed line\n"
+    "  --quiet          no progress line, no summary\n"
+    "  --json           one JSON object on standard output instead of the summary\n"
+    "                   (the assigned ids are then not printed)\n";
 
 int cmd_exec(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"stop-on-error", no_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'}, {0}};
+  static const struct option opts[] = {{"stop-on-error", no_argument, NULL, 's'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
   sl_exec_options eo = {.ids_out = stdout};
+  bool quiet = false, json = false;
   char **pos;
   int c;
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
     switch (c) {
     case 'h': return cli_help(exec_help);
     case 's': eo.stop_on_error = true; break;
+    case 'q': quiet = true; break;
+    case 'j': json = true; break;
     default: return cli_usage("exec", NULL);
     }
   }
@@ -106,12 +117,32 @@ int cmd_exec(int argc, char **argv) {
     if (!std) fclose(in);
     return CLI_FAIL;
   }
+  cli_progress prog;
+  cli_progress_init(&prog, "exec", true, quiet);
+  eo.progress = cli_progress_update;
+  eo.progress_arg = &prog;
+  if (json) eo.ids_out = NULL;
   sl_exec_result res;
+  uint64_t t0 = sl_mono_ns();
   int rc = sl_mutations_exec(st, in, std ? "<stdin>" : file, &eo, &res);
   sl_store_close(st);
+  cli_progress_end(&prog);
   if (!std) fclose(in);
+  double secs = cli_seconds_since(t0);
   if (res.failed)
     sl_diag_error("%" PRIu64 " of %" PRIu64 " transactions failed", res.failed, res.failed + res.committed);
+  if (json) {
+    int prc = cli_json_print(json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:f}", "store", dir, "file", file,
+                                       "lines", (json_int_t)res.lines, "committed", (json_int_t)res.committed,
+                                       "failed", (json_int_t)res.failed, "ops", (json_int_t)res.ops, "last_txid",
+                                       (json_int_t)res.last_txid, "bytes", (json_int_t)res.bytes, "ok", rc == 0,
+                                       "seconds", secs));
+    return rc ? CLI_FAIL : prc;
+  }
+  if (!quiet)
+    fprintf(stderr, "exec: %" PRIu64 " transactions applied, %" PRIu64 " failed, %" PRIu64 " ops, last txid %" PRIu64
+                    ", %.2f s (%.0f tx/s)\n",
+            res.committed, res.failed, res.ops, res.last_txid, secs, secs > 0 ? (double)res.committed / secs : 0.0);
   return rc ? CLI_FAIL : CLI_OK;
 }
 
@@ -404,43 +435,65 @@ int cmd_log(int argc, char **argv) {
 
 /* ---- verify ---------------------------------------------------------------------------------- */
 static const char verify_help[] =
-    "Usage: shiplog verify DIR\n"
+    "Usage: shiplog verify DIR [--json]\n"
     "\n"
-    "Check every frame of the store's log (length, CRC, txid sequence), then,\n"
-    "if the log still begins at txid 1, that the store's state equals a replay\n"
-    "of the log (their canonical exports must be byte-equal; the replay is\n"
-    "built under $TMPDIR and removed). Opens the store read-only, so a writer\n"
-    "may be running. Prints a one-line summary; exit status 1 on any damage or\n"
-    "difference, naming the file and offset or the first differing line.\n"
-    "data.mdb's B-tree pages are checked first (page numbers, types, key order,\n"
-    "counts); a damaged page is named with its offset.\n";
+    "Check data.mdb's B-tree pages (page numbers, types, key order, counts; a\n"
+    "damaged page is named with its offset) and that its databases agree with\n"
+    "each other (every label in the label index, properties and relationships\n"
+    "of existing entities, adjacency for every relationship, the counts); then\n"
+    "every frame of the store's log (length, CRC, txid sequence); then, if the\n"
+    "log still begins at txid 1, that the store's state equals a replay of the\n"
+    "log (their canonical exports must be byte-equal; the replay is built under\n"
+    "$TMPDIR and removed). A store loaded from a dump, imported in several\n"
+    "transactions or whose log was pruned has no log from txid 1: its state is\n"
+    "checked for consistency only, and the summary says so. Opens the store\n"
+    "read-only, so a writer may be running. Prints a one-line summary; exit\n"
+    "status 1 on any damage or difference, naming the file and offset, the\n"
+    "inconsistent key or the first differing line.\n"
+    "\n"
+    "  --json  one JSON object instead of the summary\n";
 
 static int export_canonical(sl_view *v, FILE *f, const char *name) {
   return sl_export_canonical(v, f, name, NULL, NULL);
 }
 
 int cmd_verify(int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+  static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
+  bool json = false;
   char **pos;
   int c;
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
     switch (c) {
     case 'h': return cli_help(verify_help);
+    case 'j': json = true; break;
     default: return cli_usage("verify", NULL);
     }
   }
   if (cli_positional(argc, argv, "verify", 1, (const char *[]){"DIR"}, &pos)) return CLI_USAGE;
   const char *dir = pos[0];
   sl_verify_result res;
-  if (sl_store_verify(dir, export_canonical, &res)) return CLI_FAIL;
+  uint64_t t0 = sl_mono_ns();
+  if (sl_store_verify(dir, export_canonical, &res)) {
+    if (json) cli_json_print(json_pack("{s:s,s:b}", "store", dir, "ok", false));
+    return CLI_FAIL;
+  }
+  if (json)
+    return cli_json_print(json_pack("{s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:I,s:I,s:f}", "store", dir, "ok", true,
+                                    "frames", (json_int_t)res.frames, "segments", (json_int_t)res.segments,
+                                    "first_txid", (json_int_t)res.first_txid, "last_txid", (json_int_t)res.last_txid,
+                                    "applied_txid", (json_int_t)res.applied_txid, "state_consistent",
+                                    res.state_consistent, "state_replayed", res.state_checked, "nodes",
+                                    (json_int_t)res.nodes, "relationships", (json_int_t)res.rels, "seconds",
+                                    cli_seconds_since(t0)));
+  printf("%s: OK: %" PRIu64 " frames in %zu segment%s valid (txid %" PRIu64 "..%" PRIu64 "); ", dir, res.frames,
+         res.segments, res.segments == 1 ? "" : "s", res.first_txid, res.last_txid);
   if (res.state_checked)
-    printf("%s: OK: %" PRIu64 " frames in %zu segment%s valid (txid %" PRIu64 "..%" PRIu64 "); state at txid %" PRIu64
-           " equals a replay of the log (%" PRIu64 " nodes, %" PRIu64 " relationships)\n",
-           dir, res.frames, res.segments, res.segments == 1 ? "" : "s", res.first_txid, res.last_txid,
+    printf("state at txid %" PRIu64 " is consistent and equals a replay of the log (%" PRIu64 " nodes, %" PRIu64
+           " relationships)\n",
            res.applied_txid, res.nodes, res.rels);
   else
-    printf("%s: OK: %" PRIu64 " frames in %zu segment%s valid (txid %" PRIu64 "..%" PRIu64
-           "); state check skipped: the log begins at txid %" PRIu64 ", not 1, so the state cannot be rebuilt from it\n",
-           dir, res.frames, res.segments, res.segments == 1 ? "" : "s", res.first_txid, res.last_txid, res.first_txid);
+    printf("state at txid %" PRIu64 " is consistent (%" PRIu64 " nodes, %" PRIu64 " relationships); not compared with "
+           "a replay: the log begins at txid %" PRIu64 ", not 1\n",
+           res.applied_txid, res.nodes, res.rels, res.first_txid);
   return CLI_OK;
 }

@@ -27,7 +27,7 @@
 
 static bool is_full(const sl_chain_file *e) { return e->h.kind == SL_DUMP_FULL; }
 
-static int show(const char *dir, sl_keyring *keys, bool json) {
+int cli_chain_show(const char *dir, sl_keyring *keys, bool json) {
   sl_chain_listing l;
   if (sl_chain_list(dir, keys, true, &l)) return CLI_FAIL;
   json_t *chains = json_array(), *loose = json_array();
@@ -62,10 +62,7 @@ static int show(const char *dir, sl_keyring *keys, bool json) {
     }
   }
   if (json) {
-    char *s = json_dumps(json_pack("{s:s,s:b,s:o,s:o}", "dir", dir, "ok", !l.broken, "chains", chains,
-                                   "unchained", loose), JSON_COMPACT);
-    if (s) puts(s);
-    free(s);
+    cli_json_print(json_pack("{s:s,s:b,s:o,s:o}", "dir", dir, "ok", !l.broken, "chains", chains, "unchained", loose));
   } else {
     json_decref(chains);
     json_decref(loose);
@@ -204,7 +201,7 @@ int cli_dump_chain(int argc, char **argv) {
   if (argc - optind == 1 && json) return cli_usage("dump", "--json lists a chain: give no STORE");
   sl_keyring *keys;
   if (cli_keyring(key_file, &keys)) return CLI_FAIL;
-  int rc = argc - optind == 0 ? show(dir, keys, json) : add(argv[optind], dir, keys, full_every, keep, quiet);
+  int rc = argc - optind == 0 ? cli_chain_show(dir, keys, json) : add(argv[optind], dir, keys, full_every, keep, quiet);
   sl_keyring_free(keys);
   return rc;
 }

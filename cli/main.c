@@ -33,6 +33,9 @@ static const struct command {
     {"snapshot", cmd_snapshot, "a base snapshot of a receiver's standby now"},
     {"restore", cmd_restore, "a stream's state at a time or txid, from a receiver's data"},
     {"prune", cmd_prune, "retention of a receiver's snapshots and archive segments"},
+    {"info", cmd_info, "what a receiver (or object storage) can restore: window, snapshots, archive"},
+    {"check", cmd_check, "verify dump files, dump chains or a stream's backups without building a store"},
+    {"consumers", cmd_consumers, "who holds back the pruning of a store's log, and since when"},
     {"promote", cmd_promote, "make a stream's standby (a copy) a writable primary in a new epoch"},
     {"rewind", cmd_rewind, "cut a diverged old primary back to a shared txid so it can follow"},
 };
@@ -40,7 +43,7 @@ static const struct command {
 static void usage(FILE *out) {
   fputs("Usage: shiplog COMMAND [ARGS...]\n       shiplog --version\n\nCommands:\n", out);
   for (size_t i = 0; i < SL_ARRAY_LEN(commands); i++)
-    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
   fputs("\nEvery command also takes --config FILE (its options as 'key = value' lines;\n"
         "flags win) and --log-format text|json.\n"
         "\nRun 'shiplog COMMAND --help' for a command's arguments.\n"

@@ -54,6 +54,8 @@ typedef void (*sl_progress_fn)(void *arg, uint64_t done, uint64_t total);
 typedef struct sl_exec_options {
   bool stop_on_error;   /* end the run at the first failed line */
   FILE *ids_out;        /* "node 17" / "rel 4" for ids the store assigned; NULL: silent */
+  sl_progress_fn progress; /* bytes read of the input's size (0: unknown, a pipe), after each line; may be NULL */
+  void *progress_arg;
 } sl_exec_options;
 
 typedef struct sl_exec_result {
@@ -61,6 +63,8 @@ typedef struct sl_exec_result {
   uint64_t committed;   /* transactions committed (an empty one counts) */
   uint64_t failed;      /* lines whose transaction was refused */
   uint64_t last_txid;   /* txid of the last commit that logged something, or 0 */
+  uint64_t ops;         /* ops the committed transactions applied */
+  uint64_t bytes;       /* bytes of input read */
 } sl_exec_result;
 
 /* The longest mutation line `exec` takes: twice the largest transaction

@@ -37,6 +37,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "interchange_int.h"
 #include "sl_base.h"
@@ -468,9 +469,13 @@ int sl_mutations_exec(sl_store *st, FILE *in, const char *name, const sl_exec_op
   char *line = NULL;
   size_t cap = 0, len;
   int rc = 0, first_err = 0, got;
+  struct stat sb;
+  uint64_t total = opt && opt->progress && fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0;
 
   while ((got = read_line(in, &line, &cap, SL_MUTATION_LINE_MAX, &len)) > 0) {
     r.lines++;
+    r.bytes += len + 1;
+    if (opt && opt->progress) opt->progress(opt->progress_arg, r.bytes, total);
     if (got == 2) {
       sl_diag_error("%s:%" PRIu64 ": line longer than %u bytes (a transaction may be at most %u bytes)", name,
                    r.lines, SL_MUTATION_LINE_MAX, SL_TXN_MAX);
@@ -504,6 +509,7 @@ int sl_mutations_exec(sl_store *st, FILE *in, const char *name, const sl_exec_op
       continue;
     }
     r.committed++;
+    r.ops += ml.nops;
     if (txid) r.last_txid = txid;
     for (size_t i = 0; opt && opt->ids_out && i < ml.nassigned; i++)
       fprintf(opt->ids_out, "%s %" PRIu64 "\n", ml.assigned[i].rel ? "rel" : "node", ml.assigned[i].id);

@@ -153,6 +153,13 @@ typedef struct sl_prune_options {
    * always kept. Neither rule: no snapshot is removed. */
   uint64_t keep_snapshots;
   double keep_days;
+  /* true: remove nothing; the result and `removed` say what would go. */
+  bool dry_run;
+  /* NULL, or told each file once it is removed (or, dry_run, would be):
+   * a snapshot (first = last = its txid) or an archive segment (its txids
+   * first..last), with its size. */
+  void (*removed)(void *arg, bool snapshot, const char *path, uint64_t first, uint64_t last, uint64_t bytes);
+  void *removed_arg;
 } sl_prune_options;
 
 typedef struct sl_prune_result {
@@ -171,7 +178,8 @@ typedef struct sl_prune_result {
  * With no snapshot no segment is removed. Safe while the receiver runs (it
  * appends to the newest segment only and reads above the applied txid)
  * and while other processes restore (sealed segments and snapshots are
- * unlinked, so readers that have them open go on). */
+ * unlinked, so readers that have them open go on). A dry run takes the
+ * same decisions on the same facts and unlinks nothing. */
 int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_options *o, sl_prune_result *out);
 
 #endif

@@ -317,7 +317,9 @@ uint64_t sl__stream_reachable_us(const char *stream_dir);
 /* restore.c, shared with restore_s3.c: TARGET is missing or an empty
  * directory (else SL_EEXIST, logged); steps 3-4 of a restore into tmp. */
 int sl__restore_target_free(const char *dir);
-/* The store id in a segment file's header. */
+/* A segment file's header (-errno, SL_ETRUNCATED, or sl_seg_header_decode's
+ * codes; not logged), and the store id in it. */
+int sl__seg_header_read(const char *path, sl_seg_header *h);
 int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]);
 int sl__restore_build(const sl_restore_options *o, const char *archive, const uint8_t *store_id,
                       const sl_snapshot *base, uint64_t txid, const char *tmp, sl_restore_result *res);
@@ -325,6 +327,10 @@ int sl__restore_build(const sl_restore_options *o, const char *archive, const ui
  * sdir: true when the stream is not archived to object storage, or when its
  * upload is confirmed (listed in sdir/upload.json). */
 bool sl__upload_confirmed(const char *sdir, const char *path);
+/* sdir/upload.json (s3.h MANIFEST): SL_ENOTFOUND when the stream is not
+ * archived to object storage; SL_ECORRUPT when it does not decode (logged). */
+typedef struct sl_rx_s3_manifest sl_rx_s3_manifest;
+int sl__upload_local_manifest(const char *sdir, sl_rx_s3_manifest *m);
 
 /* ---- rx_metrics.c: Prometheus metrics (no-ops without opt.metrics) ------------------ */
 /* Register / unregister the collect callback (stop before closing streams). */

@@ -67,15 +67,19 @@ static char *fmt_time(uint64_t us, char *buf, size_t len) {
   return buf;
 }
 
-int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]) {
+int sl__seg_header_read(const char *path, sl_seg_header *h) {
   uint8_t b[SL_SEG_HEADER_SIZE];
-  sl_seg_header h;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -errno;
   long n = sl_pread_full(fd, b, sizeof b, 0);
   close(fd);
   if (n < 0) return (int)n;
-  int rc = n < (long)sizeof b ? SL_ETRUNCATED : sl_seg_header_decode(b, &h);
+  return n < (long)sizeof b ? SL_ETRUNCATED : sl_seg_header_decode(b, h);
+}
+
+int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]) {
+  sl_seg_header h;
+  int rc = sl__seg_header_read(path, &h);
   if (rc == 0) memcpy(id, h.store_id, SL_STORE_ID_SIZE);
   return rc;
 }
@@ -416,29 +420,6 @@ static void parent_of(const char *path, char *out, size_t len) {
   snprintf(out, len, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".");
 }
 
-/* Step 5, in place. */
-static int swap_in(const char *store, const char *tmp, char *kept, size_t klen) {
-  char stamp[32];
-  time_t now = (time_t)(sl_now_us() / 1000000);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-  snprintf(kept, klen, "%s.before-restore-%s", store, stamp);
-  for (int i = 2; access(kept, F_OK) == 0; i++) snprintf(kept, klen, "%s.before-restore-%s-%d", store, stamp, i);
-  if (rename(store, kept)) {
-    int rc = -errno;
-    sl_diag_error("%s: cannot rename to %s: %s", store, kept, sl_strerror(rc));
-    return rc;
-  }
-  if (rename(tmp, store)) {
-    int rc = -errno;
-    sl_diag_error("%s: cannot rename to %s: %s", tmp, store, sl_strerror(rc));
-    if (rename(kept, store)) sl_diag_error("%s: cannot rename back to %s: %s", kept, store, strerror(errno));
-    return rc;
-  }
-  return 0;
-}
-
 int sl_restore(const sl_restore_options *o, sl_restore_result *res) {
   char sdir[4096], archive[4200], snaps[4200], tmp[4200], parent[4096];
   const char *target = o->into ? o->into : o->in_place;
@@ -473,11 +454,12 @@ int sl_restore(const sl_restore_options *o, sl_restore_result *res) {
       sl_diag_error("%s: cannot rename to %s: %s", tmp, o->into, sl_strerror(rc));
       goto out;
     }
-  } else if ((rc = swap_in(o->in_place, tmp, res->kept, sizeof res->kept))) {
-    goto out;
+    made = false;
+    rc = sl_fsync_dir(parent);
+  } else {
+    /* Step 5, in place (the parent fsynced by the swap). */
+    made = (rc = sl_store_swap(o->in_place, tmp, "before-restore", res->kept, sizeof res->kept)) != 0;
   }
-  made = false;
-  rc = sl_fsync_dir(parent);
 out:
   if (made) sl_remove_tree(tmp);
   if (store_lock >= 0) close(store_lock);

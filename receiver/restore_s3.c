@@ -257,21 +257,27 @@ static int resolve(const sl_rx_s3_restore_options *o, const sl_rx_s3_manifest *m
   return 0;
 }
 
-static int get_manifest(const sl_rx_s3_restore_options *o, const sl_s3_url *u, sl_objstore *s, sl_rx_s3_manifest *m) {
+int sl_rx_s3_manifest_fetch(sl_objstore *s, const sl_s3_url *u, const char *stream, sl_rx_s3_manifest *m) {
   char key[2048];
   uint8_t *text = NULL;
   size_t len = 0;
-  sl_rx_s3_key(key, sizeof key, u->prefix, o->stream, "", SL_RX_S3_MANIFEST_NAME);
+  sl_rx_s3_key(key, sizeof key, u->prefix, stream, "", SL_RX_S3_MANIFEST_NAME);
   int rc = sl_objstore_get_buf(s, key, 64u << 20, &text, &len);
   if (rc == SL_ENOTFOUND)
-    sl_diag_error("s3://%s/%s: no such manifest: no stream %s under %s", u->bucket, key, o->stream, o->url);
+    sl_diag_error("s3://%s/%s: no such manifest: no stream %s under s3://%s/%s", u->bucket, key, stream, u->bucket,
+                  u->prefix);
   if (rc) return rc;
   rc = sl_rx_s3_manifest_decode((const char *)text, len, m);
   free(text);
-  if (rc) {
-    sl_diag_error("s3://%s/%s: not a manifest shiplog can read", u->bucket, key);
-  } else if (m->nsegs == 0) {
-    sl_diag_error("s3://%s/%s: object storage holds no sealed segment of stream %s yet", u->bucket, key, o->stream);
+  if (rc) sl_diag_error("s3://%s/%s: not a manifest shiplog can read", u->bucket, key);
+  return rc;
+}
+
+static int get_manifest(const sl_rx_s3_restore_options *o, const sl_s3_url *u, sl_objstore *s, sl_rx_s3_manifest *m) {
+  int rc = sl_rx_s3_manifest_fetch(s, u, o->stream, m);
+  if (!rc && m->nsegs == 0) {
+    sl_diag_error("s3://%s/%s: object storage holds no sealed segment of stream %s yet", u->bucket, u->prefix,
+                  o->stream);
     rc = SL_EINVAL;
   }
   return rc;

@@ -78,6 +78,11 @@ void sl_rx_s3_manifest_free(sl_rx_s3_manifest *m);
 /* Append a copy of e (segments must continue the last one). */
 int sl_rx_s3_manifest_add(sl_rx_s3_manifest *m, bool segment, const sl_rx_s3_entry *e);
 
+/* GET and decode PREFIX/STREAM/manifest.json from s (opened on u's
+ * bucket). SL_ENOTFOUND: no such manifest; SL_ECORRUPT: unreadable; each
+ * logged naming the object. */
+int sl_rx_s3_manifest_fetch(sl_objstore *s, const sl_s3_url *u, const char *stream, sl_rx_s3_manifest *m);
+
 /* KEY of a stream's object under PREFIX ("" for the manifest's own name). */
 void sl_rx_s3_key(char *out, size_t len, const char *prefix, const char *stream, const char *sub,
                const char *name);

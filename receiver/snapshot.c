@@ -346,12 +346,12 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
     sl_diag_error("%s: no stream %s in this data directory", data_dir, stream);
     return SL_ENOTFOUND;
   }
-  if ((rc = sl_mkdir_p(snaps)) || (rc = sl__stream_lock(snaps, true, &lock))) {
+  if ((rc = sl_mkdir_p(snaps)) || (rc = sl__stream_lock(snaps, !o->dry_run, &lock))) {
     if (rc == SL_ELOCKED)
       sl_diag_error("stream %s: a restore or export is reading its snapshots and archive: prune it later", stream);
     goto out;
   }
-  sl__snapshots_clean(snaps);
+  if (!o->dry_run) sl__snapshots_clean(snaps);
   if ((rc = sl_snapshot_list(snaps, NULL, &s, &n))) goto out;
   if (n && !(keep = calloc(n, sizeof *keep))) {
     rc = -ENOMEM;
@@ -367,20 +367,23 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
       out->snapshots_kept++;
       continue;
     }
-    if (unlink(s[k].path) && errno != ENOENT) {
+    if (!o->dry_run && unlink(s[k].path) && errno != ENOENT) {
       rc = -errno;
       sl_diag_error("%s: cannot remove: %s", s[k].path, sl_strerror(rc));
       goto out;
     }
     out->snapshots_removed++;
     out->bytes_removed += s[k].bytes;
-    sl_diag_info("removed snapshot %s (txid %" PRIu64 ")", s[k].path, s[k].txid);
+    if (o->removed) o->removed(o->removed_arg, true, s[k].path, s[k].txid, s[k].txid, s[k].bytes);
+    else sl_diag_info("removed snapshot %s (txid %" PRIu64 ")", s[k].path, s[k].txid);
   }
-  if (out->snapshots_removed && (rc = sl_fsync_dir(snaps))) goto out;
+  if (out->snapshots_removed && !o->dry_run && (rc = sl_fsync_dir(snaps))) goto out;
 
   if ((rc = sl_log_list(archive, &segs, &nseg))) goto out;
   if (nseg) out->archive_first_txid = segs[0].first_txid;
   if (!any_kept || nseg < 2) goto out;
+  /* A dry run removes no snapshot: the segments are judged against the
+   * oldest snapshot a real run would have kept. */
   uint64_t limit = SL_MIN(oldest_kept, standby_applied(standby)), held;
   /* A cascade shipper reading this archive (shipper.h) keeps what it has
    * not had confirmed yet, as a primary's consumers keep its log. */
@@ -394,17 +397,20 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
   /* Segment i holds txids first_i .. first_{i+1} - 1; the newest is never removed. */
   while (removed + 1 < nseg && segs[removed + 1].first_txid - 1 <= limit &&
          sl__upload_confirmed(sdir, segs[removed].path)) {
-    if (unlink(segs[removed].path) && errno != ENOENT) {
+    if (!o->dry_run && unlink(segs[removed].path) && errno != ENOENT) {
       rc = -errno;
       sl_diag_error("%s: cannot remove: %s", segs[removed].path, sl_strerror(rc));
       break;
     }
     out->bytes_removed += segs[removed].size;
+    if (o->removed)
+      o->removed(o->removed_arg, false, segs[removed].path, segs[removed].first_txid, segs[removed + 1].first_txid - 1,
+                 segs[removed].size);
     removed++;
   }
   out->segments_removed = removed;
   out->archive_first_txid = segs[removed].first_txid;
-  if (removed) {
+  if (removed && !o->dry_run) {
     int frc = sl_fsync_dir(archive);
     if (!rc) rc = frc;
   }

@@ -78,7 +78,7 @@ static const char *base_name(const char *path) {
   return s ? s + 1 : path;
 }
 
-static int load_local(const char *sdir, sl_rx_s3_manifest *m) {
+int sl__upload_local_manifest(const char *sdir, sl_rx_s3_manifest *m) {
   char path[4200];
   uint8_t *text = NULL;
   size_t len = 0;
@@ -92,7 +92,7 @@ static int load_local(const char *sdir, sl_rx_s3_manifest *m) {
 
 bool sl__upload_confirmed(const char *sdir, const char *path) {
   sl_rx_s3_manifest m;
-  int rc = load_local(sdir, &m);
+  int rc = sl__upload_local_manifest(sdir, &m);
   if (rc == SL_ENOTFOUND) return true; /* not archived to object storage */
   if (rc) return false;
   const char *name = base_name(path);
@@ -175,7 +175,7 @@ static int load_manifest(sl_uploader *u, upstream *st, const char *sdir, const u
   char key[2048];
   uint8_t *text = NULL;
   size_t len = 0;
-  int rc = load_local(sdir, &st->m);
+  int rc = sl__upload_local_manifest(sdir, &st->m);
   if (rc == SL_ENOTFOUND) {
     sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "", SL_RX_S3_MANIFEST_NAME);
     rc = sl_objstore_get_buf(u->s, key, MANIFEST_MAX, &text, &len);

@@ -332,8 +332,15 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
 
   /* Protect the segments we are about to read before reading them. */
   if ((rc = sl__ship_reporter_consumer(&s->rep, start - 1, true)))
-    return sl__ship_fatal(s, rc, "%s: cannot record consumer ship-%s: %s", s->logdir, o->stream,
+    return sl__ship_fatal(s, rc, "%s: cannot record consumer %s: %s", s->logdir, s->rep.consumer,
                           sl_strerror(rc));
+  /* The name older versions shared among every receiver of the stream:
+   * ours is on disk now, so it holds nothing we need. */
+  char legacy[80];
+  snprintf(legacy, sizeof legacy, "ship-%s", o->stream);
+  if (first && sl_log_consumer_remove(s->logdir, legacy) == 0)
+    sl_diag_info("%s: consumer %s (the name older versions shared among every receiver of stream %s) replaced "
+                 "by %s", s->logdir, legacy, o->stream, s->rep.consumer);
   rc = sl__tail_seek(s->tail, start);
   if (rc == SL_ENOTFOUND)
     return sl__ship_fatal(s, rc, "%s: segment for txid %llu was removed", s->logdir,
@@ -633,7 +640,7 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
       (int)sizeof s->logdir)
     return -ENAMETOOLONG;
   snprintf(s->rep.logdir, sizeof s->rep.logdir, "%s", s->logdir);
-  snprintf(s->rep.consumer, sizeof s->rep.consumer, "ship-%s", opt->stream);
+  sl_ship_consumer_name(opt->stream, opt->to, s->rep.consumer, sizeof s->rep.consumer);
   char shipdir[PATH_MAX];
   snprintf(shipdir, sizeof shipdir, "%s/ship", opt->store_dir);
   if (snprintf(s->rep.status_path, sizeof s->rep.status_path, "%s/%s.status", shipdir,
@@ -661,6 +668,19 @@ static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_
   }
   if ((rc = sl_buf_reserve(&s->rbuf, RECV_BUF_BYTES)) || (rc = sl__ship_sealer_start(&s->z))) return rc;
   return sl__ship_reporter_start(&s->rep);
+}
+
+void sl_ship_consumer_name(const char *stream, const char *to, char *out, size_t len) {
+  int n = snprintf(out, len, "ship-%s@", stream);
+  size_t at = n < 0 ? 0 : SL_MIN((size_t)n, len - 1), room = SL_MIN(len - 1, SL_LOG_CONSUMER_NAME_MAX);
+  for (const char *p = to; *p && at < room; p++) {
+    char c = *p;
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
+    out[at++] = ok ? c : '_';
+  }
+  out[at] = 0;
+  if (at == room && strlen(to) + (size_t)n > room) /* cut short: keep names of different receivers apart */
+    snprintf(out + room - 9, 10, "-%08x", (unsigned)sl_crc32c(0, to, strlen(to)));
 }
 
 int sl_shipper_run(const sl_shipper_options *opt, volatile sig_atomic_t *stop) {

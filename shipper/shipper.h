@@ -8,8 +8,8 @@
  * batches what is ready (bounded by bytes and by delay), compresses with lz4
  * and keeps up to a window of unacknowledged batches in flight. Each durable
  * acknowledgement is recorded as the store's consumer position
- * ("ship-STREAM" in STORE/log/consumers/), so the primary keeps every
- * segment not yet durable on the receiver. After any network error or
+ * ("ship-STREAM@RECEIVER" in STORE/log/consumers/, sl_ship_consumer_name),
+ * so the primary keeps every segment not yet durable on that receiver. After any network error or
  * receiver restart it reconnects with backoff and resumes at the receiver's
  * durable txid; a permanent refusal (Error.permanent) ends it.
  *
@@ -92,6 +92,15 @@ typedef struct sl_shipper_options {
  * (returns SL_EINVAL / SL_ESTOREID / ... with the receiver's message logged)
  * or, with exit_when_caught_up, until caught up (returns 0). */
 int sl_shipper_run(const sl_shipper_options *opt, volatile sig_atomic_t *stop);
+
+/* The shipper's consumer name (store/log.h CONSUMERS) for STREAM shipped to
+ * TO (HOST:PORT): "ship-STREAM@TO", every character of TO outside
+ * [A-Za-z0-9.-] spelled '_' ("ship-orders@backup1_7000"), so that two
+ * receivers that both serve a stream NAME hold the log each for itself; a
+ * name past SL_LOG_CONSUMER_NAME_MAX ends in the CRC32C of TO instead. A
+ * shipper that finds the name older versions used ("ship-STREAM", shared
+ * by every receiver of the stream) removes it once its own is on disk. */
+void sl_ship_consumer_name(const char *stream, const char *to, char *out, size_t len);
 
 /* Status of the shipper of STREAM on STORE, from its status file. */
 typedef struct sl_ship_status {

@@ -56,7 +56,7 @@ typedef struct reporter {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   char logdir[PATH_MAX];
-  char consumer[80];
+  char consumer[SL_LOG_CONSUMER_NAME_MAX + 1];
   char status_path[PATH_MAX];
   /* guarded by mu */
   bool stop, urgent;

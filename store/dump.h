@@ -297,6 +297,15 @@ typedef struct sl_load_options {
   bool no_log;                   /* full: build a no_log store (a receiver's
                                     standby, rebuilt from a snapshot) */
   sl_keyring *keyring;           /* opens sealed files (may be NULL) */
+  /* full: DIR may hold a store (`load --overwrite-destination`), which no
+   * process may have open (sl_store_lock_unused, SL_ELOCKED). Once the new
+   * store is complete, the old one is renamed DIR.old-<UTC time> (kept
+   * aside, never removed; its name into `kept`) and the new one takes the
+   * name DIR (sl_store_swap). A DIR that is neither missing, empty nor a
+   * store stays SL_EEXIST. */
+  bool overwrite;
+  char *kept;                    /* kept_len bytes, "" when nothing was kept */
+  size_t kept_len;
 } sl_load_options;
 
 /* Build a new store in DIR (missing or an empty directory: SL_EEXIST

@@ -188,12 +188,31 @@ static int target_free(const char *dir) {
   int rc = 0;
   while ((e = readdir(d)))
     if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-      sl_diag_error("%s: not empty (a load needs a missing or empty directory)", dir);
+      sl_diag_error("%s: not empty (a load needs a missing or empty directory; load --overwrite-destination "
+                    "replaces a store, keeping the old one aside)",
+                    dir);
       rc = SL_EEXIST;
       break;
     }
   closedir(d);
   return rc;
+}
+
+/* --overwrite-destination: *replace when DIR holds a store, which is then
+ * held unused (*lock_fd) until the swap; a missing or empty DIR is loaded
+ * into as without the flag; anything else is SL_EEXIST (logged). */
+static int target_replaceable(const char *dir, bool *replace, int *lock_fd) {
+  char id[4200];
+  *replace = false;
+  snprintf(id, sizeof id, "%s/" SL_STORE_ID_FILE, dir);
+  if (access(id, F_OK) != 0) return 0; /* target_free decides */
+  int rc = sl_store_lock_unused(dir, lock_fd);
+  if (rc) {
+    sl_diag_error("%s is in use: stop the processes that have it open, then load over it", dir);
+    return rc;
+  }
+  *replace = true;
+  return 0;
 }
 
 /* Append records (from *rec on) to the LMDB of st, in big transactions. */
@@ -251,7 +270,7 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   char target[4096], tmp[4200];
   bool have_rec, made = false;
   uint64_t segment_size = 0;
-  int rc;
+  int lock = -1, rc;
 
   size_t n = strlen(dir);
   while (n > 1 && dir[n - 1] == '/') n--; /* "D/" must not put the scratch store inside D */
@@ -260,7 +279,11 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   target[n] = 0;
   snprintf(tmp, sizeof tmp, "%s.tmp-%d", target, (int)getpid());
 
-  if ((rc = target_free(target)) || (rc = sl_dump_open_keyed(path, o ? o->keyring : NULL, &r))) goto fail;
+  bool replace = false;
+  if (o && o->kept_len) o->kept[0] = 0;
+  if (o && o->overwrite && (rc = target_replaceable(target, &replace, &lock))) goto fail;
+  if ((!replace && (rc = target_free(target))) || (rc = sl_dump_open_keyed(path, o ? o->keyring : NULL, &r)))
+    goto fail;
   const sl_dump_header *h = sl_dump_reader_header(r);
   if (h->kind != SL_DUMP_FULL) {
     sl_diag_error("%s: an incremental dump (txids %" PRIu64 "..%" PRIu64 "): load it onto the store it follows "
@@ -306,13 +329,20 @@ int sl_load_full(const char *path, const char *dir, const sl_load_options *o, sl
   if (rc || (rc = sl_store_checkpoint(st))) goto fail;
   sl_store_close(st);
   st = NULL;
-  if ((rc = sl_rename_durable(tmp, target))) goto fail; /* renamed, then parent fsynced */
+  if (replace) {
+    char kept[4200];
+    if ((rc = sl_store_swap(target, tmp, "old", kept, sizeof kept))) goto fail;
+    if (o->kept_len) snprintf(o->kept, o->kept_len, "%s", kept);
+  } else if ((rc = sl_rename_durable(tmp, target))) { /* renamed, then parent fsynced */
+    goto fail;
+  }
   made = false;
   if (out) sl_dump_reader_info(r, out);
   progress(o, sl_dump_reader_size(r), sl_dump_reader_size(r));
 fail:
   if (st) sl_store_close(st);
   if (made) sl_remove_tree(tmp);
+  if (lock >= 0) close(lock);
   sl_dump_close(r);
   meta_free(&m);
   return rc;

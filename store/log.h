@@ -301,6 +301,19 @@ int sl_log_prune(sl_log *log, uint64_t checkpoint_txid);
 int sl_log_consumer_set(const char *logdir, const char *name, uint64_t txid);
 int sl_log_consumer_get(const char *logdir, const char *name, uint64_t *txid);
 int sl_log_consumer_remove(const char *logdir, const char *name);
+/* Every consumer of LOGDIR (`shiplog consumers`, `status`): its name, its
+ * position and when it was last written (the file's mtime: a consumer
+ * rewrites its file only when its position moves). A malloc'd array
+ * (free()) sorted by name; none (or no consumers/ folder): NULL and 0.
+ * Names: [A-Za-z0-9_.@-]{1,SL_LOG_CONSUMER_NAME_MAX}, not starting with a
+ * dot. A file that does not hold a position is SL_ECORRUPT (logged). */
+#define SL_LOG_CONSUMER_NAME_MAX 200
+typedef struct sl_log_consumer {
+  char name[SL_LOG_CONSUMER_NAME_MAX + 1];
+  uint64_t txid;        /* confirmed every txid up to this one */
+  uint64_t updated_us;  /* last written, µs since the epoch */
+} sl_log_consumer;
+int sl_log_consumers_list(const char *logdir, sl_log_consumer **out, size_t *n);
 /* The lowest position of LOGDIR's consumers (UINT64_MAX: none), for
  * pruners of logs without an sl_log of theirs (a receiver's archive). */
 int sl_log_consumers_min(const char *logdir, uint64_t *min);

@@ -17,20 +17,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CONSUMERS_DIR "consumers"
-#define CONSUMER_NAME_MAX 64
 
 /* ---- consumers and pruning ------------------------------------------------ */
 
 static bool consumer_name_ok(const char *name) {
   size_t n = strlen(name);
-  if (n == 0 || n > CONSUMER_NAME_MAX || name[0] == '.') return false;
+  if (n == 0 || n > SL_LOG_CONSUMER_NAME_MAX || name[0] == '.') return false;
   for (size_t i = 0; i < n; i++) {
     char c = name[i];
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '.' || c == '-'))
+          c == '_' || c == '.' || c == '-' || c == '@'))
       return false;
   }
   /* NAME.tmp is sl_write_file_atomic's scratch file. */
@@ -123,6 +123,61 @@ static int consumers_min(const char *logdir, uint64_t *min) {
 }
 
 int sl_log_consumers_min(const char *logdir, uint64_t *min) { return consumers_min(logdir, min); }
+
+static int consumer_cmp(const void *a, const void *b) {
+  return strcmp(((const sl_log_consumer *)a)->name, ((const sl_log_consumer *)b)->name);
+}
+
+int sl_log_consumers_list(const char *logdir, sl_log_consumer **out, size_t *n) {
+  char dir[PATH_MAX], path[PATH_MAX];
+  sl_log_consumer *v = NULL;
+  size_t cap = 0;
+  int rc = consumer_dir(dir, logdir);
+  *out = NULL;
+  *n = 0;
+  if (rc) return rc;
+  DIR *d = opendir(dir);
+  if (!d) {
+    if (errno == ENOENT) return 0;
+    rc = -errno;
+    sl_diag_error("open %s: %s", dir, sl_strerror(rc));
+    return rc;
+  }
+  struct dirent *de;
+  while (!rc && (de = readdir(d))) {
+    struct stat sb;
+    uint64_t txid;
+    if (!consumer_name_ok(de->d_name)) continue;
+    rc = sl_log_consumer_get(logdir, de->d_name, &txid);
+    if (!rc && sl_path_join(path, sizeof path, dir, de->d_name)) continue;
+    if (rc == SL_ENOTFOUND || (!rc && stat(path, &sb))) { /* removed meanwhile */
+      rc = 0;
+      continue;
+    }
+    if (rc) break;
+    if (*n == cap) {
+      sl_log_consumer *nv = realloc(v, (cap = cap ? 2 * cap : 8) * sizeof *v);
+      if (!nv) {
+        rc = -ENOMEM;
+        break;
+      }
+      v = nv;
+    }
+    sl_log_consumer *c = &v[(*n)++];
+    memcpy(c->name, de->d_name, strlen(de->d_name) + 1); /* consumer_name_ok: it fits */
+    c->txid = txid;
+    c->updated_us = (uint64_t)sb.st_mtim.tv_sec * 1000000u + (uint64_t)sb.st_mtim.tv_nsec / 1000u;
+  }
+  closedir(d);
+  if (rc) {
+    free(v);
+    *n = 0;
+    return rc;
+  }
+  if (*n) qsort(v, *n, sizeof *v, consumer_cmp);
+  *out = v;
+  return 0;
+}
 
 int sl_log_prune(sl_log *log, uint64_t checkpoint_txid) {
   sl_seg_info *segs = NULL;

@@ -70,6 +70,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store_int.h"
@@ -553,6 +554,30 @@ int sl_store_lock_unused(const char *dir, int *lock_fd) {
 fail:
   close(fd);
   return rc;
+}
+
+int sl_store_swap(const char *store, const char *built, const char *tag, char *kept, size_t klen) {
+  char stamp[32], parent[4096];
+  time_t now = (time_t)(sl_now_us() / 1000000);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  snprintf(kept, klen, "%s.%s-%s", store, tag, stamp);
+  for (int i = 2; access(kept, F_OK) == 0; i++) snprintf(kept, klen, "%s.%s-%s-%d", store, tag, stamp, i);
+  if (rename(store, kept)) {
+    int rc = -errno;
+    sl_diag_error("%s: cannot rename to %s: %s", store, kept, sl_strerror(rc));
+    return rc;
+  }
+  if (rename(built, store)) {
+    int rc = -errno;
+    sl_diag_error("%s: cannot rename to %s: %s", built, store, sl_strerror(rc));
+    if (rename(kept, store)) sl_diag_error("%s: cannot rename back to %s: %s", kept, store, strerror(errno));
+    return rc;
+  }
+  const char *slash = strrchr(store, '/');
+  snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash == store ? 1 : slash - store) : 1, slash ? store : ".");
+  return sl_fsync_dir(parent);
 }
 
 /* ---- open / close -------------------------------------------------------------------- */

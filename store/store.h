@@ -113,6 +113,13 @@
  * SL_ELOCKED otherwise, logged naming DIR and, for a reader, its pid. The
  * caller's own process must not have DIR open. */
 int sl_store_lock_unused(const char *dir, int *lock_fd);
+/* Put the complete store BUILT (a directory beside STORE) in STORE's place,
+ * keeping STORE's old state: STORE is renamed STORE.TAG-<UTC time
+ * YYYYMMDDTHHMMSSZ>[-N] (that name into kept, klen bytes), BUILT takes the
+ * name STORE, then the parent is fsynced. A failed second rename puts STORE
+ * back. The caller holds STORE unused (sl_store_lock_unused). 0 or -errno,
+ * logged naming the paths. */
+int sl_store_swap(const char *store, const char *built, const char *tag, char *kept, size_t klen);
 /* Did the machine go down while DIR was open for writing (writer.lock
  * names another boot)? A no_log store (standby) is then torn, and its owner
  * rebuilds it; any other SL_ECORRUPT from opening one is damage. */
@@ -165,12 +172,19 @@ bool sl_store_no_log(const sl_store *st);
  * "DIR: FAILED: reason" naming the file and offset or the first differing
  * line. */
 typedef int (*sl_store_export_fn)(sl_view *v, FILE *out, const char *name);
+/* Do st's databases agree with each other (store/state_check.c: labels and
+ * their index, properties and their owners, relationships, their nodes and
+ * adjacency, meta's counts and next ids)? One read transaction; a writer
+ * may go on. 0, SL_ECORRUPT naming the first disagreement (logged as "DIR:
+ * FAILED: ..."), or an LMDB error (logged). */
+int sl_store_check_state(sl_store *st);
 typedef struct sl_verify_result {
   uint64_t frames;       /* frames checked */
   size_t segments;       /* log segments */
   uint64_t first_txid;   /* the log's first txid (0: no segment) */
   uint64_t last_txid;    /* the last frame's txid */
-  bool state_checked;    /* false: the log no longer begins at txid 1 */
+  bool state_checked;    /* equal to a replay; false: the log no longer begins at txid 1 */
+  bool state_consistent; /* sl_store_check_state passed (every store) */
   uint64_t applied_txid; /* LMDB's applied txid and counts */
   uint64_t nodes, rels;
 } sl_verify_result;

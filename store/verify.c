@@ -2,7 +2,11 @@
  * sl_store_verify (store.h): `shiplog verify`'s algorithm, moved out of the
  * command line. It checks three things:
  *   0. data.mdb's B-tree pages (sl_store_check), before anything walks
- *      them: a damaged page is named with its offset, never an LMDB abort.
+ *      them: a damaged page is named with its offset, never an LMDB abort;
+ *      then that the databases agree with each other (sl_store_check_state:
+ *      labels and their index, properties, relationships and adjacency,
+ *      counts), which needs no log: a store loaded from a full dump (its log
+ *      begins after the image), imported or pruned gets this check too.
  *   1. Every frame from the oldest kept segment to the last txid the store
  *      knows of (max of LMDB's applied txid and the durable mark) is whole,
  *      with a good CRC and the next txid (reader with tolerate_tail off: any
@@ -11,8 +15,9 @@
  *      the log: the frames up to the applied txid are applied to a scratch
  *      no_log store under $TMPDIR and the exports of the two (the store's
  *      taken from the same read snapshot that gave the applied txid) must be
- *      byte-equal. When older segments were pruned the state cannot be
- *      rebuilt, and the check is reported as skipped.
+ *      byte-equal. When the log does not begin at txid 1 (pruned, or a
+ *      store loaded from a dump) the state cannot be rebuilt from it: only
+ *      step 0's consistency check vouches for the state.
  *
  * The export is the caller's (export_fn; the CLI passes interchange's
  * canonical export): the store may not depend on interchange/, and any
@@ -147,11 +152,15 @@ int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_res
     sl_diag_error("%s: cannot open store: %s", dir, sl_strerror(rc));
     return rc;
   }
-  /* 0. LMDB's pages, before anything walks them (the export below). */
+  /* 0. LMDB's pages, before anything walks them (the export below), then
+   * whether its databases agree with each other: the one state check a
+   * store whose log does not begin at txid 1 can have. */
   if ((rc = sl_store_check(st))) {
     sl_diag_error("%s: FAILED: %s/data.mdb: %s", dir, dir, sl_strerror(rc));
     goto fail;
   }
+  if ((rc = sl_store_check_state(st))) goto fail;
+  out->state_consistent = true;
   if ((rc = sl_view_begin(st, &v)) || (rc = sl_view_counts(v, &cn))) {
     sl_diag_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
     goto fail;

@@ -249,10 +249,10 @@ e2e_until 60 test -d "$T/qa/streams/q"
 ship "$T/qa/streams/q" "$PQB" q
 check "cascade: B follows A" e2e_wait_applied "$T/qb" q "$(e2e_last_txid "$T/q")" 120
 # the cascade shipper records its confirmed position every 200 ms
-confirmed_all() { [ "$(cat "$T/qa/streams/q/archive/consumers/ship-q" 2>/dev/null)" = "$(e2e_last_txid "$T/q")" ]; }
+confirmed_all() { [ "$(cat "$T"/qa/streams/q/archive/consumers/ship-q@* 2>/dev/null)" = "$(e2e_last_txid "$T/q")" ]; }
 check "the cascade shipper records what B confirmed" e2e_until 60 confirmed_all
 kill9 "$SH_PID" # the cascade lags from here on
-C=$(cat "$T/qa/streams/q/archive/consumers/ship-q")
+C=$(cat "$T"/qa/streams/q/archive/consumers/ship-q@*)
 e2e_gen "$T/w8" 3000 8 1-5
 "$BIN" exec "$T/q" "$T/w8" >/dev/null 2>&1
 L=$(e2e_last_txid "$T/q")

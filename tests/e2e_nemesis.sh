@@ -63,7 +63,8 @@ P=$T/pm/store D=$T/rm/data BOOT=boot-$SEED-0
 "$BIN" init "$P" --segment-size 16K >/dev/null
 # The stream's consumer position from the start, as a shipper that had
 # connected once would have left it (one that never connected records none,
-# and the primary would prune what it never shipped); the shipper moves it on.
+# and the primary would prune what it never shipped); the shipper replaces
+# it by its own (ship-s@HOST_PORT) once that is on disk.
 mkdir -p "$P/log/consumers" && echo 0 >"$P/log/consumers/ship-s"
 declare -A injected=() fired=()
 pruned_losses=0

@@ -4,6 +4,7 @@
 # already, and then stopped again), with real `shiplog` processes:
 #   1. a workload shipped to a receiver run with --archive-to: every sealed
 #      segment and snapshot reaches object storage; status shows the upload;
+#      info --from shows the window a restore from object storage reaches;
 #      a multipart upload left unfinished (as by a killed receiver) is aborted;
 #   2. restores from object storage alone (to random txids and times) equal
 #      the restores from the local archive and the model (the workload's
@@ -103,6 +104,15 @@ check "1: the manifest names every uploaded segment, contiguous from txid 1" \
   jqe --argjson l "$L1" '.segments[0].first_txid == 1 and .segments[-1].last_txid == $l and
     ([.segments as $s | range(1; $s | length) | $s[.].first_txid == $s[. - 1].last_txid + 1] | all)' "$T/manifest.json"
 check "1: and the snapshots" jqe '.snapshots | length >= 1' "$T/manifest.json"
+# shiplog info --from reads the same manifest: the window a restore --from reaches.
+"$BIN" info --from "$URL" --json >"$T/info.json" 2>"$T/err"
+check "1: info --from lists the stream, restorable through txid $L1, its segments and snapshots as the manifest" \
+  jqe --argjson l "$L1" --slurpfile m "$T/manifest.json" '.streams | length == 1 and .[0].stream == "s" and
+    .[0].restorable and .[0].window.last_txid == $l and (.[0].segments | length) == ($m[0].segments | length) and
+    (.[0].snapshots | length) == ($m[0].snapshots | length)' "$T/info.json"
+"$BIN" info --from "$URL" --stream s >"$T/info.txt" 2>"$T/err"
+contains "$T/info.txt" "restorable   txids" "1: info --from prints the window"
+expect 1 "1: info --from names a missing stream" "$BIN" info --from "$URL" --stream nosuch
 for f in $(jq -r '.segments[].name' "$T/manifest.json" | head -3); do
   s3curl GET "$PREFIX/s/archive/$f" -o "$T/obj"
   check "1: object archive/$f is the file byte for byte" cmp -s "$T/obj" "$D/streams/s/archive/$f"

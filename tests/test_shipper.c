@@ -693,9 +693,11 @@ static sl_shipper_options ship_opts(const char *store, const char *to) {
                               .backend = g_backend, .exit_when_caught_up = true};
 }
 
-static uint64_t consumer_of(const char *store, const char *name) {
-  char *logdir = tu_path(store, "log");
+/* The position of the shipper of o's stream to o's receiver. */
+static uint64_t consumer_of(const char *store, const sl_shipper_options *o) {
+  char *logdir = tu_path(store, "log"), name[SL_LOG_CONSUMER_NAME_MAX + 1];
   uint64_t v = 0;
+  sl_ship_consumer_name(o->stream, o->to, name, sizeof name);
   assert_int_equal(sl_log_consumer_get(logdir, name, &v), 0);
   free(logdir);
   return v;
@@ -720,7 +722,7 @@ static void shipper_session_resumes_from_receiver(void **state) {
   uint8_t id[SL_STORE_ID_SIZE];
   store_id_of(dir, id);
   assert_memory_equal(fk.store_id, id, SL_STORE_ID_SIZE);
-  assert_int_equal(consumer_of(dir, "ship-s1"), 150);
+  assert_int_equal(consumer_of(dir, &o), 150);
   sl_ship_status ss;
   assert_int_equal(sl_ship_status_read(dir, "s1", &ss), 0);
   assert_string_equal(ss.state, "stopped");
@@ -751,7 +753,7 @@ static void shipper_session_reconnects_after_drop(void **state) {
   assert_int_equal(sl_ship_status_read(dir, "s1", &ss), 0);
   assert_int_equal(ss.reconnects, 1);
   assert_int_equal(ss.durable, 120);
-  assert_int_equal(consumer_of(dir, "ship-s1"), 120);
+  assert_int_equal(consumer_of(dir, &o), 120);
   free(dir);
 }
 
@@ -777,7 +779,7 @@ static void shipper_session_since_time(void **state) {
   assert_true(fk.dense);
   assert_int_equal(fk.received_txids, 15);
   assert_int_equal(fk.archived, 60);
-  assert_int_equal(consumer_of(dir, "ship-s1"), 60);
+  assert_int_equal(consumer_of(dir, &o), 60);
   free(dir);
 }
 
@@ -805,7 +807,7 @@ static void shipper_session_pruned_log_starts_at_oldest(void **state) {
   assert_int_equal(fk.start_txid, oldest);
   assert_true(fk.dense);
   assert_int_equal(fk.received_txids, 201 - oldest);
-  assert_int_equal(consumer_of(dir, "ship-s1"), 200);
+  assert_int_equal(consumer_of(dir, &o), 200);
   free(logdir);
   free(dir);
 }
@@ -928,7 +930,7 @@ static uint64_t ship_to_real_receiver(const char *name, int n, size_t batch_max,
   sl_view_end(v);
   sl_store_close(st);
   assert_int_equal(c.nodes, n);
-  assert_int_equal(consumer_of(dir, "ship-s1"), (uint64_t)n);
+  assert_int_equal(consumer_of(dir, &o), (uint64_t)n);
   free(standby);
   free(data);
   free(dir);

@@ -308,6 +308,7 @@ typedef struct sl_bolt_backend {
 
 /* The test backend (echo.c), for the server's tests until query/ lands:
  *   "RETURN ..." (any query not below): one record, the parameters' values
+ *      (property values converted to sl_value and back: sl_bolt_to_value)
  *      in the parameters' order, the fields their names ("x" for none: 1).
  *   "ROWS N": N records of one field "i", 1..N (for PULL n, DISCARD).
  *   "GRAPH": fields node, rel, path: (a:Person {name:'Alice'})-[:KNOWS {since: 2020}]->(b).
@@ -364,7 +365,8 @@ typedef struct sl_bolt_session_config {
   sl_bolt_users *users;        /* NULL: no authentication (scheme "none" or any) */
   sl_bolt_throttle *throttle;  /* NULL: failed logins are not slowed */
   const char *server_agent;    /* "Neo4j/5.26.0" */
-  const char *advertise;       /* HOST:PORT for the default routing table */
+  const char *advertise;       /* HOST:PORT for the default routing table (server: NULL = the listen
+                                  address with its port) */
   int idle_timeout_s;          /* told to drivers as connection.recv_timeout_seconds; 0: not */
   sl_pack_limits limits;
 } sl_bolt_session_config;

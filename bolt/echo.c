@@ -186,7 +186,17 @@ static int row(echo_conn *c, echo_result *r, sl_bolt_sink *sink, sl_bolt_error *
     if (!map.len) return sink->record(sink, (sl_pack[]){sl_pack_int(1)}, 1);
     sl_pack *values = sl_arena_alloc(sink->a, map.len * sizeof *values);
     if (!values) return -ENOMEM;
-    for (uint32_t i = 0; i < map.len; i++) values[i] = map.u.items[2 * i + 1];
+    for (uint32_t i = 0; i < map.len; i++) {
+      /* property values make the trip through sl_value, as they will
+       * through the store; the rest (maps, mixed lists) come back as sent */
+      const sl_pack *p = &map.u.items[2 * i + 1];
+      sl_value v;
+      char why[128];
+      values[i] = *p;
+      if (!sl_bolt_to_value(sink->a, p, sink->dialect, NULL, &v, why, sizeof why) &&
+          (rc = sl_bolt_from_value(sink->a, &v, sink->dialect, &values[i])))
+        return rc;
+    }
     return sink->record(sink, values, map.len);
   }
   }

@@ -62,6 +62,7 @@ typedef struct conn {
 struct sl_bolt_server {
   sl_bolt_server_config cfg;
   int listen_fd, port;
+  char advertise[300]; /* the listen address with its real port, when none is given */
   pthread_mutex_t lock;
   pthread_cond_t idle; /* signalled when a connection ends */
   conn *conns;
@@ -142,6 +143,14 @@ int sl_bolt_server_start(const sl_bolt_server_config *cfg, sl_bolt_server **out)
     pthread_cond_destroy(&s->idle);
     free(s);
     return rc;
+  }
+  if (!s->cfg.session.advertise) {
+    /* routing tables name this server as the client reached it */
+    const char *colon = strrchr(cfg->listen, ':');
+    snprintf(s->advertise, sizeof s->advertise, "%.*s:%d", (int)(colon - cfg->listen), cfg->listen, s->port);
+    if (!strncmp(s->advertise, "0.0.0.0:", 8) || s->advertise[0] == ':' || !strncmp(s->advertise, "[::]:", 5))
+      snprintf(s->advertise, sizeof s->advertise, "localhost:%d", s->port);
+    s->cfg.session.advertise = s->advertise;
   }
   *out = s;
   return 0;
@@ -309,7 +318,7 @@ static void serve_connection(conn *c) {
       last_request = mono_ms();
       count(s, &s->stats.requests);
       /* a RESET behind this message: it and what precedes the RESET are IGNORED */
-      if (msg.len >= 2 && msg.data[1] != SL_BOLT_MSG_RESET &&
+      if (msg.len >= 2 && msg.data[1] != SL_BOLT_MSG_RESET && sl_bolt_session_authenticated(session) &&
           sl_bolt_dechunk_count_tag(&dc, SL_BOLT_MSG_RESET) > 0 && sl_bolt_session_state(session) != SL_BOLT_INTERRUPTED)
         sl_bolt_session_interrupt(session);
       bool was_authenticated = sl_bolt_session_authenticated(session);

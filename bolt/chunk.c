@@ -88,6 +88,7 @@ int sl_bolt_chunk(sl_buf *out, const uint8_t *body, size_t len) {
 static size_t raw_limit(size_t max_message) { return max_message + max_message / 256 + 1024; }
 
 int sl_bolt_dechunk_feed(sl_bolt_dechunker *d, const uint8_t *buf, size_t len) {
+  if (!len) return 0;
   if (d->in.len + len > d->in.cap) {
     size_t cap = d->in.cap ? d->in.cap : 8192;
     while (cap < d->in.len + len) cap *= 2;

@@ -110,6 +110,7 @@ void sl_arena_free(sl_arena *a) {
 
 /* ---- encoding ------------------------------------------------------------------------- */
 static int put(sl_buf *out, const void *p, size_t n) {
+  if (!n) return 0;
   if (out->len + n > out->cap) {
     size_t cap = out->cap ? out->cap : 256;
     while (cap < out->len + n) cap *= 2;

@@ -124,7 +124,7 @@ static int parse_line(const char *line, size_t len, user_entry *e, const char **
   if (!sp1 || !sp2 || strchr(sp2 + 1, ' ')) return *why = "expected three fields: USER ROLE HASH", SL_EINVAL;
   *sp1 = *sp2 = 0;
   if (!user_name_ok(buf, strlen(buf))) return *why = "bad user name", SL_EINVAL;
-  snprintf(e->name, sizeof e->name, "%s", buf);
+  snprintf(e->name, sizeof e->name, "%.64s", buf); /* user_name_ok: at most 64 bytes */
   if ((e->role = sl_bolt_role_parse(sp1 + 1)) == SL_BOLT_ROLE_NONE)
     return *why = "role must be reader, editor or admin", SL_EINVAL;
   char salt[2 * SALT_SIZE + 1], hash[2 * HASH_SIZE + 1];

@@ -266,7 +266,10 @@ int sl_bolt_passwd(const char *path, const char *user, const char *password, siz
     sl_diag_error("user name '%s': 1..%d bytes of UTF-8 without spaces, ':' or control characters", user, USER_MAX);
     return SL_EINVAL;
   }
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -ENAMETOOLONG;
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+    sl_diag_error("%s: %s", path, sl_strerror(-ENAMETOOLONG));
+    return -ENAMETOOLONG;
+  }
   rc = open_private(path, &fd);
   if (rc == -ENOENT) {
     rc = 0;
@@ -283,7 +286,10 @@ int sl_bolt_passwd(const char *path, const char *user, const char *password, siz
     rc = -EIO;
     goto out;
   }
-  if ((rc = scrypt(password, pwlen, e.salt, e.log2n, e.r, e.p, e.hash))) goto out;
+  if ((rc = scrypt(password, pwlen, e.salt, e.log2n, e.r, e.p, e.hash))) {
+    sl_diag_error("scrypt failed: %s", sl_strerror(rc));
+    goto out;
+  }
   char salt_hex[2 * SALT_SIZE + 1], hash_hex[2 * HASH_SIZE + 1];
   sl_hex_encode(e.salt, SALT_SIZE, salt_hex);
   sl_hex_encode(e.hash, HASH_SIZE, hash_hex);

@@ -139,10 +139,10 @@ typedef struct sl_bolt_dialect {
 typedef int (*sl_bolt_zone_fn)(const char *zone, int64_t seconds, bool seconds_are_local, int32_t *offset);
 int sl_bolt_zone_offset_libc(const char *zone, int64_t seconds, bool seconds_are_local, int32_t *offset);
 
-/* An sl_value (any kind but SL_LIST of temporal/spatial... every kind of
- * shiplog.h) as the PackStream value a driver reads: scalars as
- * themselves, lists item by item, SL_DATE.. SL_POINT as their structures
- * in the dialect. Strings are not copied (v must outlive *out). */
+/* An sl_value (every kind of shiplog.h) as the PackStream value a driver
+ * reads: scalars as themselves, lists item by item, SL_DATE .. SL_POINT as
+ * their structures in the dialect. Strings are not copied (v must outlive
+ * *out). */
 int sl_bolt_from_value(sl_arena *a, const sl_value *v, sl_bolt_dialect d, sl_pack *out);
 /* A parameter back: p's scalars, temporal and spatial structures and
  * lists of one such kind (a list mixing kinds, a map, a graph structure or
@@ -338,7 +338,8 @@ void sl_bolt_users_free(sl_bolt_users *u);
 int sl_bolt_users_check(sl_bolt_users *u, const char *user, const char *password, size_t pwlen, sl_bolt_role *role);
 /* Add or change USER in FILE (created 0600; an existing file must be 0600
  * or stricter), written to FILE.tmp and renamed. role NONE keeps an existing
- * user's role (reader for a new one). *added tells which. */
+ * user's role (reader for a new one). *added tells which. Every failure is
+ * logged (naming FILE or the user), so a caller need not. */
 int sl_bolt_passwd(const char *path, const char *user, const char *password, size_t pwlen, sl_bolt_role role,
                    bool *added);
 const char *sl_bolt_role_name(sl_bolt_role r);

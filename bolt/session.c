@@ -155,6 +155,11 @@ static int defunct(sl_bolt_session *s, int why_rc, const char *fmt, ...) {
   return why_rc;
 }
 
+/* A request the session itself refuses (not a protocol violation): the
+ * backend's transaction ends, as after a backend's own failure. */
+static int request_failed(sl_bolt_session *s, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The backend said no (rc 1): FAILED; negative: the connection ends. */
 static int backend_failed(sl_bolt_session *s, int rc, const sl_bolt_error *err) {
   s->in_tx = false;
@@ -167,6 +172,17 @@ static int backend_failed(sl_bolt_session *s, int rc, const sl_bolt_error *err) 
   close_backend(s);
   s->state = SL_BOLT_DEFUNCT;
   return rc;
+}
+
+static int request_failed(sl_bolt_session *s, const char *code, const char *fmt, ...) {
+  sl_bolt_error err, ignored;
+  va_list ap;
+  va_start(ap, fmt);
+  snprintf(err.code, sizeof err.code, "%s", code);
+  vsnprintf(err.message, sizeof err.message, fmt, ap);
+  va_end(ap);
+  if (s->in_tx) s->cfg.backend->rollback(s->conn, &ignored);
+  return backend_failed(s, 1, &err);
 }
 
 static uint64_t now_ms(void) { return sl_mono_ns() / 1000000; }
@@ -192,7 +208,7 @@ static int login(sl_bolt_session *s, const sl_pack *auth) {
       nanosleep(&ts, NULL);
     }
     bool ok = scheme && !strcmp(scheme, "basic") && user && password && ulen < sizeof s->user &&
-              sl_bolt_users_check(s->cfg.users, user, password, plen, &role) == 0;
+              !memchr(user, 0, ulen) && sl_bolt_users_check(s->cfg.users, user, password, plen, &role) == 0;
     if (s->cfg.throttle) sl_bolt_throttle_result(s->cfg.throttle, s->address, ok);
     if (!ok) {
       sl_diag_warn("bolt: %s: failed login%s%.*s%s", s->address, user ? " as '" : "", user ? (int)(ulen > 64 ? 64 : ulen) : 0,
@@ -280,12 +296,9 @@ static int tx_params(sl_bolt_session *s, const sl_pack *extra, sl_bolt_tx_params
 static int handle_run(sl_bolt_session *s, const sl_pack *msg) {
   const sl_pack *query = &msg->u.items[0], *params = &msg->u.items[1], *extra = &msg->u.items[2];
   bool in_tx = s->in_tx;
-  if (in_tx && s->n_open == MAX_OPEN_RESULTS) {
-    sl_bolt_error err;
-    sl_bolt_error_set(&err, "Neo.ClientError.Request.Invalid", "more than %d open results in one transaction",
-                      MAX_OPEN_RESULTS);
-    return backend_failed(s, 1, &err);
-  }
+  if (in_tx && s->n_open == MAX_OPEN_RESULTS)
+    return request_failed(s, "Neo.ClientError.Request.Invalid", "more than %d open results in one transaction",
+                          MAX_OPEN_RESULTS);
   sl_bolt_tx_params p;
   int rc = tx_params(s, extra, &p);
   if (rc) return rc;
@@ -344,11 +357,7 @@ static int handle_stream(sl_bolt_session *s, const sl_pack *msg) {
   int slot = s->n_open - 1;
   if (s->state == SL_BOLT_TX_STREAMING && qid != -1) {
     for (slot = s->n_open - 1; slot >= 0 && s->open_qids[slot] != qid; slot--) {}
-    if (slot < 0) {
-      sl_bolt_error err;
-      sl_bolt_error_set(&err, "Neo.ClientError.Request.Invalid", "no open result with qid %lld", (long long)qid);
-      return backend_failed(s, 1, &err);
-    }
+    if (slot < 0) return request_failed(s, "Neo.ClientError.Request.Invalid", "no open result with qid %lld", (long long)qid);
   }
   qid = s->open_qids[slot];
   uint64_t t0 = now_ms();

@@ -5,7 +5,6 @@
  * standard input when that is no terminal (scripts). The file's format and
  * hashing are bolt/auth.c's (bolt.h, USERS FILE).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,12 +95,7 @@ int cmd_passwd(int argc, char **argv) {
     goto out;
   }
   bool added;
-  int rc = sl_bolt_passwd(pos[0], pos[1], pw, (size_t)n, role, &added);
-  if (rc) {
-    if (rc == -ENOMEM) sl_diag_error("%s: %s", pos[0], sl_strerror(rc));
-    if (rc == SL_EINVAL || rc == -EPERM) status = CLI_FAIL;
-    goto out;
-  }
+  if (sl_bolt_passwd(pos[0], pos[1], pw, (size_t)n, role, &added)) goto out; /* it said why */
   fprintf(stderr, "%s user '%s' in %s\n", added ? "added" : "changed", pos[1], pos[0]);
   status = CLI_OK;
 out:

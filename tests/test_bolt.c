@@ -601,6 +601,17 @@ static void bolt_state_machine(void **state) {
   EXPECT(&d, run(&d, "ERROR Neo.ClientError.Statement.ArithmeticError x"), "F", 0);
   EXPECT(&d, simple(&d, SL_BOLT_MSG_COMMIT), "I", 0);
   EXPECT(&d, simple(&d, SL_BOLT_MSG_RESET), "S", 0);
+  /* a PULL of a result that is not open: FAILURE, and the transaction is over */
+  EXPECT(&d, req(&d, SL_BOLT_MSG_BEGIN, 1, (sl_pack[]){empty(&d)}), "S", 0);
+  EXPECT(&d, run(&d, "ROWS 1"), "S", 0);
+  sl_pack bad_qid;
+  assert_non_null(sl_pack_new_map(&d.a, &bad_qid, 1));
+  OK(sl_pack_map_set(&d.a, &bad_qid, 0, "qid", sl_pack_int(42)));
+  EXPECT(&d, req(&d, SL_BOLT_MSG_PULL, 1, &bad_qid), "F", 0);
+  STATE(&d, SL_BOLT_FAILED);
+  EXPECT(&d, simple(&d, SL_BOLT_MSG_RESET), "S", 0);
+  EXPECT(&d, req(&d, SL_BOLT_MSG_BEGIN, 1, (sl_pack[]){empty(&d)}), "S", 0);
+  EXPECT(&d, simple(&d, SL_BOLT_MSG_COMMIT), "S", 0);
   /* RESET in a transaction rolls it back */
   EXPECT(&d, req(&d, SL_BOLT_MSG_BEGIN, 1, (sl_pack[]){empty(&d)}), "S", 0);
   EXPECT(&d, run(&d, "ROWS 5"), "S", 0);

@@ -15,7 +15,7 @@
  *   session.c     one connection's state machine: a pure function from a
  *                 request message to response bytes, calling the backend
  *   auth.c        the users file, scrypt hashes, login throttling per peer
- *   server.c      listener, one thread per connection (capped), deadlines
+ *   server.c      listener, one thread per connection (capped), deadlines, TLS
  *   echo.c        the test backend
  *
  * THREADS: an sl_arena, an sl_bolt_session and what they hand out belong to
@@ -405,6 +405,8 @@ typedef struct sl_bolt_server_config {
   int hello_timeout_ms;        /* handshake + HELLO (+ LOGON) within; default 10000 */
   int message_timeout_ms;      /* a started message must be whole within; default 30000 */
   size_t max_message;          /* largest message body; default 16 MiB */
+  const char *tls_cert, *tls_key; /* PEM files: TLS (bolt+s://); NULL: plain TCP */
+  const char *tls_ca;          /* also require client certificates from this CA; NULL: not */
 } sl_bolt_server_config;
 
 /* Counters (for metrics and tests). */
@@ -414,7 +416,9 @@ typedef struct sl_bolt_server_stats {
 } sl_bolt_server_stats;
 
 typedef struct sl_bolt_server sl_bolt_server;
-/* Listen. Errors: -errno (address in use...), SL_EINVAL (bad address). */
+/* Listen. Errors, logged: -errno (address in use...), SL_EINVAL (bad
+ * address; a TLS file that is no certificate or key, or a key of another
+ * certificate). */
 int sl_bolt_server_start(const sl_bolt_server_config *cfg, sl_bolt_server **out);
 int sl_bolt_server_port(const sl_bolt_server *s);
 /* Accept and serve until *stop becomes true; then stop accepting, wake

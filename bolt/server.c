@@ -30,9 +30,12 @@
  * for the threads. A request in flight finishes first (its thread notices
  * the shutdown at its next read).
  *
- * TLS: not yet; the seam is read_some/send_all below, which would go
- * through a TLS session (codec/'s helpers require client certificates,
- * which Neo4j's drivers do not present unless asked).
+ * TLS (tls_cert/tls_key given): the server's certificate only, as
+ * Neo4j's drivers expect (bolt+s://, neo4j+s://); with tls_ca, clients must
+ * also present a certificate from that CA. TLS 1.2 or later. The handshake
+ * counts against the hello deadline. Sockets are nonblocking and every
+ * wait is a poll() with a deadline, for TLS and plain TCP alike (codec/'s
+ * TLS requires client certificates, and bolt/ does not use codec/).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -46,6 +49,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "bolt.h"
 
 #define READ_SIZE 65536
@@ -55,6 +61,7 @@ typedef struct conn {
   struct conn *next, *prev;
   sl_bolt_server *server;
   int fd;
+  SSL *ssl; /* NULL: plain TCP */
   uint64_t id;
   char peer[64];
 } conn;
@@ -62,6 +69,7 @@ typedef struct conn {
 struct sl_bolt_server {
   sl_bolt_server_config cfg;
   int listen_fd, port;
+  SSL_CTX *tls;        /* NULL: plain TCP */
   char advertise[300]; /* the listen address with its real port, when none is given */
   pthread_mutex_t lock;
   pthread_cond_t idle; /* signalled when a connection ends */
@@ -123,6 +131,32 @@ static int listen_on(const char *hostport, int *fd_out, int *port_out) {
   return rc;
 }
 
+static int tls_context(const sl_bolt_server_config *cfg, SSL_CTX **out) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  const char *file = cfg->tls_cert;
+  if (!ctx) return -ENOMEM;
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) goto fail;
+  file = cfg->tls_key;
+  if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+    goto fail;
+  if (cfg->tls_ca) {
+    file = cfg->tls_ca;
+    if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1) goto fail;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+  }
+  *out = ctx;
+  return 0;
+fail:;
+  char why[160] = "unreadable";
+  unsigned long err = ERR_peek_last_error();
+  if (err) ERR_error_string_n(err, why, sizeof why);
+  sl_diag_error("bolt: %s: %s", file, why);
+  SSL_CTX_free(ctx);
+  return SL_EINVAL;
+}
+
 int sl_bolt_server_start(const sl_bolt_server_config *cfg, sl_bolt_server **out) {
   sl_bolt_server *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
@@ -136,13 +170,12 @@ int sl_bolt_server_start(const sl_bolt_server_config *cfg, sl_bolt_server **out)
   if (!s->cfg.session.limits.max_depth) s->cfg.session.limits = sl_pack_default_limits;
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->idle, NULL);
-  int rc = listen_on(cfg->listen, &s->listen_fd, &s->port);
-  if (rc) {
+  s->listen_fd = -1;
+  int rc = cfg->tls_cert ? tls_context(cfg, &s->tls) : 0;
+  if (rc) goto fail;
+  if ((rc = listen_on(cfg->listen, &s->listen_fd, &s->port))) {
     sl_diag_error("bolt: cannot listen on %s: %s", cfg->listen, sl_strerror(rc));
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->idle);
-    free(s);
-    return rc;
+    goto fail;
   }
   if (!s->cfg.session.advertise) {
     /* routing tables name this server as the client reached it */
@@ -154,6 +187,9 @@ int sl_bolt_server_start(const sl_bolt_server_config *cfg, sl_bolt_server **out)
   }
   *out = s;
   return 0;
+fail:
+  sl_bolt_server_free(s);
+  return rc;
 }
 
 int sl_bolt_server_port(const sl_bolt_server *s) { return s->port; }
@@ -164,41 +200,68 @@ void sl_bolt_server_get_stats(sl_bolt_server *s, sl_bolt_server_stats *out) {
   pthread_mutex_unlock(&s->lock);
 }
 
-/* ---- one connection ---------------------------------------------------------------------- */
-/* Wait for input until deadline (mono ms): 1 ready, 0 timed out, <0 error. */
-static int wait_readable(int fd, uint64_t deadline) {
+/* ---- one connection's bytes (plain TCP or TLS over a nonblocking socket) ---- */
+/* Wait for input until deadline (mono ms): 1 ready, 0 timed out, <0 error.
+ * Bytes TLS has decrypted already count as ready. */
+static int wait_io(conn *c, short events, uint64_t deadline) {
+  if (events == POLLIN && c->ssl && SSL_pending(c->ssl) > 0) return 1;
   for (;;) {
     uint64_t now = mono_ms();
     if (now >= deadline) return 0;
     uint64_t left = deadline - now;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
+    struct pollfd p = {.fd = c->fd, .events = events};
     int n = poll(&p, 1, left > 1000 ? 1000 : (int)left);
     if (n > 0) return 1;
     if (n < 0 && errno != EINTR) return -errno;
   }
 }
 
-static int send_all(int fd, const uint8_t *p, size_t len) {
+/* Read what is there: > 0 bytes, 0 the peer closed, -EAGAIN nothing yet
+ * (TLS: also when the session needs to write), or an error. */
+static long conn_read(conn *c, void *buf, size_t len) {
+  if (c->ssl) {
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+    if (n > 0) return n;
+    int e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return -EAGAIN;
+    return e == SSL_ERROR_ZERO_RETURN ? 0 : SL_ECORRUPT;
+  }
+  ssize_t n = recv(c->fd, buf, len, 0);
+  if (n >= 0) return n;
+  return errno == EINTR || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+static int send_all(conn *c, const uint8_t *p, size_t len) {
   while (len) {
-    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    long n;
+    short want = POLLOUT;
+    if (c->ssl) {
+      ERR_clear_error();
+      int k = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+      int e = k > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, k);
+      if (e == SSL_ERROR_WANT_READ) want = POLLIN;
+      n = k > 0 ? k : e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? -EAGAIN : SL_ECORRUPT;
+    } else {
+      ssize_t k = send(c->fd, p, len, MSG_NOSIGNAL);
+      n = k >= 0 ? k : errno == EINTR || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
     if (n > 0) {
       p += n;
       len -= (size_t)n;
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-    struct pollfd pf = {.fd = fd, .events = POLLOUT};
-    int k = poll(&pf, 1, SEND_TIMEOUT_MS);
-    if (k == 0) return -ETIMEDOUT;
-    if (k < 0 && errno != EINTR) return -errno;
+    if (n != -EAGAIN) return (int)n;
+    int w = wait_io(c, want, mono_ms() + SEND_TIMEOUT_MS);
+    if (w == 0) return -ETIMEDOUT;
+    if (w < 0) return w;
   }
   return 0;
 }
 
 static int flush_out(void *arg, sl_buf *out) {
   conn *c = arg;
-  int rc = send_all(c->fd, out->data, out->len);
+  int rc = send_all(c, out->data, out->len);
   out->len = 0;
   return rc;
 }
@@ -206,26 +269,50 @@ static int flush_out(void *arg, sl_buf *out) {
 /* After a last message: stop writing, let the peer read it, drop what it
  * still sends (closing with unread input would reset the connection and
  * could destroy that message), for a moment at most. */
-static void linger_close(int fd) {
-  shutdown(fd, SHUT_WR);
+static void linger_close(conn *c) {
+  if (c->ssl) SSL_shutdown(c->ssl);
+  shutdown(c->fd, SHUT_WR);
   uint8_t junk[4096];
   uint64_t deadline = mono_ms() + 500;
-  while (wait_readable(fd, deadline) == 1 && recv(fd, junk, sizeof junk, 0) > 0) {}
+  long n;
+  while (wait_io(c, POLLIN, deadline) == 1 && ((n = conn_read(c, junk, sizeof junk)) > 0 || n == -EAGAIN)) {}
 }
 
 /* Read exactly n bytes before deadline: 0, SL_EEND (closed), -ETIMEDOUT. */
-static int read_exact(int fd, uint8_t *buf, size_t n, uint64_t deadline) {
+static int read_exact(conn *c, uint8_t *buf, size_t n, uint64_t deadline) {
   size_t got = 0;
   while (got < n) {
-    int w = wait_readable(fd, deadline);
+    int w = wait_io(c, POLLIN, deadline);
     if (w == 0) return -ETIMEDOUT;
     if (w < 0) return w;
-    ssize_t k = recv(fd, buf + got, n - got, 0);
+    long k = conn_read(c, buf + got, n - got);
     if (k == 0) return SL_EEND;
-    if (k < 0 && errno != EINTR && errno != EAGAIN) return -errno;
+    if (k < 0 && k != -EAGAIN) return (int)k;
     if (k > 0) got += (size_t)k;
   }
   return 0;
+}
+
+/* The TLS handshake, within deadline: 0, -ETIMEDOUT, SL_EAUTH (refused:
+ * no TLS, a client certificate missing or not from the CA). */
+static int tls_accept(conn *c, SSL_CTX *ctx, uint64_t deadline) {
+  if (!(c->ssl = SSL_new(ctx)) || !SSL_set_fd(c->ssl, c->fd)) return -ENOMEM;
+  for (;;) {
+    ERR_clear_error();
+    int k = SSL_accept(c->ssl);
+    if (k == 1) return 0;
+    int e = SSL_get_error(c->ssl, k);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      char why[160] = "the client closed";
+      unsigned long err = ERR_peek_last_error();
+      if (err) ERR_error_string_n(err, why, sizeof why);
+      sl_diag_warn("bolt: %s: TLS handshake failed: %s", c->peer, why);
+      return SL_EAUTH;
+    }
+    int w = wait_io(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
+    if (w == 0) return -ETIMEDOUT;
+    if (w < 0) return w;
+  }
 }
 
 static void serve_connection(conn *c) {
@@ -241,7 +328,12 @@ static void serve_connection(conn *c) {
   uint16_t version = 0;
   sl_diag_context(NULL, c->peer);
   if (!rbuf) goto out;
-  int rc = read_exact(c->fd, hs, sizeof hs, hello_deadline);
+  int rc = s->tls ? tls_accept(c, s->tls, hello_deadline) : 0;
+  if (rc) {
+    count(s, rc == -ETIMEDOUT ? &s->stats.closed_slow : &s->stats.closed_bad);
+    goto out;
+  }
+  rc = read_exact(c, hs, sizeof hs, hello_deadline);
   if (rc) {
     if (rc == -ETIMEDOUT) count(s, &s->stats.closed_slow);
     goto out;
@@ -252,7 +344,7 @@ static void serve_connection(conn *c) {
     goto out;
   }
   sl_bolt_handshake_reply(version, reply);
-  if (send_all(c->fd, reply, 4) || !version) {
+  if (send_all(c, reply, 4) || !version) {
     if (!version) sl_diag_info("bolt: %s: no common protocol version, closed", c->peer);
     goto out;
   }
@@ -272,19 +364,16 @@ static void serve_connection(conn *c) {
       deadline = last_request + (uint64_t)cfg->idle_timeout_s * 1000;
       why = &s->stats.closed_idle;
     }
-    int w = wait_readable(c->fd, deadline);
+    int w = wait_io(c, POLLIN, deadline);
     if (w == 0) {
       sl_diag_info("bolt: %s: %s, closed", c->peer, why == &s->stats.closed_idle ? "idle" : "too slow");
       count(s, why);
       goto out;
     }
     if (w < 0) goto out;
-    ssize_t n = recv(c->fd, rbuf, READ_SIZE, 0);
-    if (n == 0) goto out;
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      goto out;
-    }
+    long n = conn_read(c, rbuf, READ_SIZE);
+    if (n == -EAGAIN) continue;
+    if (n <= 0) goto out;
     if ((rc = sl_bolt_dechunk_feed(&dc, rbuf, (size_t)n))) goto out;
     for (;;) {
       bool partial = false;
@@ -336,13 +425,18 @@ static void serve_connection(conn *c) {
   }
 send_and_close:
   if (out.len) flush_out(c, &out);
-  if (last_failure) linger_close(c->fd);
+  if (last_failure) linger_close(c);
 out:
   sl_bolt_session_free(session);
   sl_bolt_dechunk_free(&dc);
   sl_buf_free(&msg);
   sl_buf_free(&out);
   free(rbuf);
+  if (c->ssl) {
+    if (!last_failure) SSL_shutdown(c->ssl); /* close_notify; best effort */
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+  }
 }
 
 static void *conn_thread(void *arg) {
@@ -379,7 +473,7 @@ int sl_bolt_server_run(sl_bolt_server *s, volatile sig_atomic_t *stop) {
     if (n <= 0) continue;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+    int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE) poll(NULL, 0, 100); /* let connections end */
       continue;
@@ -436,6 +530,7 @@ int sl_bolt_server_run(sl_bolt_server *s, volatile sig_atomic_t *stop) {
 void sl_bolt_server_free(sl_bolt_server *s) {
   if (!s) return;
   if (s->listen_fd >= 0) close(s->listen_fd);
+  SSL_CTX_free(s->tls);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->idle);
   free(s);

@@ -4,6 +4,7 @@
  *   bolt_echo --listen HOST:PORT (--auth FILE | --no-auth) [--max-version 4.4]
  *             [--max-connections N] [--idle-timeout S] [--hello-timeout MS]
  *             [--message-timeout MS] [--max-message BYTES] [--port-file FILE]
+ *             [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
  * Prints nothing; writes the port it listens on to --port-file (port 0 picks
  * one). SIGTERM/SIGINT stop it; then it prints its counters as one line:
  * "stats accepted=.. refused_full=.. closed_idle=.. closed_slow=..
@@ -30,7 +31,8 @@ int main(int argc, char **argv) {
       {"max-connections", required_argument, NULL, 'c'}, {"idle-timeout", required_argument, NULL, 'i'},
       {"hello-timeout", required_argument, NULL, 'H'},   {"message-timeout", required_argument, NULL, 'm'},
       {"max-message", required_argument, NULL, 'M'},     {"port-file", required_argument, NULL, 'p'},
-      {0}};
+      {"tls-cert", required_argument, NULL, 'C'},        {"tls-key", required_argument, NULL, 'K'},
+      {"tls-ca", required_argument, NULL, 'A'},          {0}};
   sl_bolt_server_config cfg = {.listen = "127.0.0.1:0"};
   const char *auth = NULL, *port_file = NULL;
   bool no_auth = false;
@@ -51,6 +53,9 @@ int main(int argc, char **argv) {
     case 'm': cfg.message_timeout_ms = atoi(optarg); break;
     case 'M': cfg.max_message = strtoull(optarg, NULL, 10); break;
     case 'p': port_file = optarg; break;
+    case 'C': cfg.tls_cert = optarg; break;
+    case 'K': cfg.tls_key = optarg; break;
+    case 'A': cfg.tls_ca = optarg; break;
     default: return 2;
     }
   }

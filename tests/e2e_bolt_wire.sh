@@ -5,7 +5,8 @@
 # tree like e2e_cypher's linter) against tests/bolt_echo (a Bolt server on
 # the echo backend, until the query engine lands), at Bolt 5.4, 5.2, 5.0 and
 # 4.4: every value kind as a parameter and back, graph structures,
-# transactions, failures and recovery, routing, wrong credentials. Then
+# transactions, failures and recovery, routing, wrong credentials; over TLS
+# too (server certificate, then client certificates). Then
 # hostile clients with raw sockets (tests/bolt-driver/hostile.js): garbage,
 # oversized messages, a huge declared string, a byte-at-a-time client and
 # 150 idle connections against a cap of 100, while a driver is served. And
@@ -93,6 +94,24 @@ done
 chmod 644 "$U"
 expect 1 "a server refuses a world-readable users file" "$ECHO_BIN" --auth "$U" --port-file "$T/x.port"
 chmod 600 "$U"
+
+# ---- TLS ------------------------------------------------------------------------------------
+if command -v openssl >/dev/null; then
+  bash "$SRC/tests/make_certs.sh" "$T/pki" app >/dev/null
+  P=$T/pki
+  start_echo tls --auth "$U" --tls-cert "$P/receiver.crt" --tls-key "$P/receiver.key"
+  BOLT_TLS_CA=$P/ca.crt run_js "TLS" "$LOCK/driver_test.js" "$PORT" alice "new pass" 5.4
+  run_js "TLS server, plain client" "$LOCK/driver_test.js" "$PORT" alice "new pass" 5.4 refused
+  BOLT_TLS_CA=$P/rogue-ca.crt run_js "TLS server, untrusted certificate" "$LOCK/driver_test.js" "$PORT" alice "new pass" 5.4 refused
+  stop_echo
+  start_echo mtls --auth "$U" --tls-cert "$P/receiver.crt" --tls-key "$P/receiver.key" --tls-ca "$P/ca.crt"
+  BOLT_TLS_CA=$P/ca.crt BOLT_TLS_CLIENT=$P/app run_js "TLS with a client certificate" "$LOCK/driver_test.js" "$PORT" alice "new pass" 5.4 quick
+  BOLT_TLS_CA=$P/ca.crt run_js "TLS without a client certificate" "$LOCK/driver_test.js" "$PORT" alice "new pass" 5.4 refused
+  BOLT_TLS_CA=$P/ca.crt BOLT_TLS_CLIENT=$P/rogue run_js "TLS with a client certificate of another CA" "$LOCK/driver_test.js" "$PORT" alice "new pass" 5.4 refused
+  stop_echo
+else
+  skip "TLS: openssl is not installed"
+fi
 
 # ---- hostile clients ---------------------------------------------------------------------------
 start_echo hostile --no-auth --max-message 65536 --hello-timeout 1500 --max-connections 100 --message-timeout 2000

@@ -1,14 +1,22 @@
 // Neo4j's JavaScript driver against a shiplog Bolt server on the echo
 // backend (bolt/bolt.h: "RETURN ..." echoes its parameters, ROWS N, GRAPH,
 // ERROR CODE MESSAGE). tests/e2e_bolt_wire.sh runs it:
-//   node driver_test.js PORT USER PASSWORD EXPECT_VERSION [quick]
+//   node driver_test.js PORT USER PASSWORD EXPECT_VERSION [quick|refused]
 // quick: one managed read transaction only (the driver retries while the
-// server is full), for the hostile-client checks.
+// server is full), for the hostile-client checks; refused: the connection
+// must fail (TLS refused). TLS: BOLT_TLS_CA=FILE trusts that CA (and
+// connects to localhost), BOLT_TLS_CLIENT=PREFIX presents PREFIX.crt/.key.
 // Prints "ok NAME" / "FAIL NAME: why" per check; exit status 1 if any failed.
 'use strict';
 const neo4j = require('neo4j-driver');
 const [port, user, password, wantVersion, mode] = process.argv.slice(2);
-const url = `bolt://127.0.0.1:${port}`;
+const tlsCa = process.env.BOLT_TLS_CA, tlsClient = process.env.BOLT_TLS_CLIENT;
+const host = tlsCa ? 'localhost' : '127.0.0.1'; // the test certificate names localhost
+const url = `bolt://${host}:${port}`;
+const config = {};
+if (tlsCa) Object.assign(config, { encrypted: 'ENCRYPTION_ON', trust: 'TRUST_CUSTOM_CA_SIGNED_CERTIFICATES', trustedCertificates: [tlsCa] });
+if (tlsClient)
+  config.clientCertificate = neo4j.clientCertificateProviders.rotating({ initialCertificate: { certfile: `${tlsClient}.crt`, keyfile: `${tlsClient}.key` } });
 let failed = 0;
 const ok = (name) => console.log(`ok   ${name}`);
 const bad = (name, why) => { failed++; console.log(`FAIL ${name}: ${why}`); };
@@ -82,18 +90,31 @@ const values = {
 };
 
 async function quick() {
-  const driver = neo4j.driver(url, neo4j.auth.basic(user, password), { maxTransactionRetryTime: 60000 });
+  const driver = neo4j.driver(url, neo4j.auth.basic(user, password), { ...config, maxTransactionRetryTime: 60000 });
   try {
     const r = await driver.executeQuery('RETURN $q', { q: 'served' }, { routing: neo4j.routing.READ });
-    if (r.records[0].get('q') === 'served') ok('a well-behaved client is served meanwhile');
+    if (r.records[0].get('q') === 'served') ok('a managed transaction is served');
     else bad('quick', 'wrong value');
   } catch (e) { bad('quick', `${e.code} ${e.message}`); }
   await driver.close();
 }
 
+async function refused() {
+  const driver = neo4j.driver(url, neo4j.auth.basic(user, password), config);
+  try {
+    await driver.verifyConnectivity();
+    bad('refused', 'the connection was accepted');
+  } catch (e) {
+    if (e.code === 'ServiceUnavailable') ok('the connection is refused');
+    else bad('refused', `${e.code} ${e.message}`);
+  }
+  await driver.close();
+}
+
 async function main() {
   if (mode === 'quick') return quick();
-  const driver = neo4j.driver(url, neo4j.auth.basic(user, password), { disableLosslessIntegers: false });
+  if (mode === 'refused') return refused();
+  const driver = neo4j.driver(url, neo4j.auth.basic(user, password), config);
   try {
     const info = await driver.getServerInfo();
     const v = `${info.protocolVersion.major}.${info.protocolVersion.minor}`;
@@ -188,7 +209,7 @@ async function main() {
 
     // neo4j:// routing against the one server (ROUTE)
     {
-      const rd = neo4j.driver(`neo4j://127.0.0.1:${port}`, neo4j.auth.basic(user, password));
+      const rd = neo4j.driver(`neo4j://${host}:${port}`, neo4j.auth.basic(user, password), config);
       try {
         const r = await rd.executeQuery('RETURN $r', { r: 'routed' }, { routing: neo4j.routing.READ });
         if (r.records[0].get('r') === 'routed') ok('neo4j:// routing table (ROUTE)');
@@ -202,7 +223,7 @@ async function main() {
 
   // wrong credentials: Unauthorized
   for (const [u, p, what] of [[user, password + 'x', 'wrong password'], ['nobody', password, 'unknown user']]) {
-    const d = neo4j.driver(url, neo4j.auth.basic(u, p));
+    const d = neo4j.driver(url, neo4j.auth.basic(u, p), config);
     try {
       await d.verifyConnectivity();
       bad(what, 'connected');

@@ -7,7 +7,7 @@
 # and incremental dumps, mutation lines, a JSON Lines export, CSV exports,
 # and (from fuzz-seeds) each replication message and sealed batches; for
 # fuzz_sealed, a sealed frame and chunk (fuzz-seeds) and sealed dumps, under
-# the target's fixed key; for fuzz_bolt, Bolt conversations (fuzz-seeds).
+# the target's fixed key.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 B=$(cd "${1:?usage: make_corpus.sh BUILD_DIR}" && pwd)
@@ -16,7 +16,7 @@ C=corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 rm -rf "$C"
-mkdir -p "$C"/{log,msg,batch,dump,mutation,import_jsonl,import_csv,sealed,bolt}
+mkdir -p "$C"/{log,msg,batch,dump,mutation,import_jsonl,import_csv,sealed}
 
 # A small store; its segment's first 4K are a seed.
 "$B/shiplog" init "$T/s" --segment-size 65536 >/dev/null
@@ -72,4 +72,6 @@ done
 
 # Replication messages and batches (need the codec).
 "$B/fuzz-seeds" "$T/s/log" "$C"
+# fuzz_bolt: Bolt conversations (tests/fuzz/seeds_bolt.c)
+"$B/fuzz-seeds-bolt" "$C"
 du -sh "$C"/* | sed 's/^/make_corpus: /'

@@ -200,8 +200,8 @@ int sl_bolt_dechunk_feed(sl_bolt_dechunker *d, const uint8_t *buf, size_t len);
  * message was taken, 0 when more bytes are needed, SL_ETOOBIG. *partial
  * tells whether bytes of an unfinished message wait (for deadlines). */
 int sl_bolt_dechunk_next(sl_bolt_dechunker *d, sl_buf *msg, bool *partial);
-/* How many whole messages wait in the input after the next one, whose tag
- * (the struct's first byte after the marker) is `tag` (RESET detection). */
+/* How many whole messages waiting in the input have the request tag `tag`
+ * (the byte after the struct marker): RESET detection. */
 size_t sl_bolt_dechunk_count_tag(const sl_bolt_dechunker *d, uint8_t tag);
 void sl_bolt_dechunk_free(sl_bolt_dechunker *d);
 

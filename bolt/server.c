@@ -375,6 +375,8 @@ static void serve_connection(conn *c) {
     if (n == -EAGAIN) continue;
     if (n <= 0) goto out;
     if ((rc = sl_bolt_dechunk_feed(&dc, rbuf, (size_t)n))) goto out;
+    /* RESETs queued: what precedes each is IGNORED (INTERRUPTED), as in Neo4j */
+    size_t resets = sl_bolt_dechunk_count_tag(&dc, SL_BOLT_MSG_RESET);
     for (;;) {
       bool partial = false;
       rc = sl_bolt_dechunk_next(&dc, &msg, &partial);
@@ -406,10 +408,12 @@ static void serve_connection(conn *c) {
       partial_since = partial ? mono_ms() : 0;
       last_request = mono_ms();
       count(s, &s->stats.requests);
-      /* a RESET behind this message: it and what precedes the RESET are IGNORED */
-      if (msg.len >= 2 && msg.data[1] != SL_BOLT_MSG_RESET && sl_bolt_session_authenticated(session) &&
-          sl_bolt_dechunk_count_tag(&dc, SL_BOLT_MSG_RESET) > 0 && sl_bolt_session_state(session) != SL_BOLT_INTERRUPTED)
+      if (msg.len >= 2 && msg.data[1] == SL_BOLT_MSG_RESET) {
+        if (resets) resets--;
+      } else if (resets && sl_bolt_session_authenticated(session) &&
+                 sl_bolt_session_state(session) != SL_BOLT_INTERRUPTED) {
         sl_bolt_session_interrupt(session);
+      }
       bool was_authenticated = sl_bolt_session_authenticated(session);
       rc = sl_bolt_session_handle(session, msg.data, msg.len, &out, flush_out, c);
       if (rc == SL_EAUTH && !was_authenticated) count(s, &s->stats.auth_failed);

@@ -405,13 +405,16 @@ typedef struct sl_bolt_server_config {
   int hello_timeout_ms;        /* handshake + HELLO (+ LOGON) within; default 10000 */
   int message_timeout_ms;      /* a started message must be whole within; default 30000 */
   size_t max_message;          /* largest message body; default 16 MiB */
+  size_t max_buffered;         /* bytes all connections together may hold in messages being
+                                  received; past it, the connection holding most of it (more
+                                  than 1 MiB) fails; default 256 MiB */
   const char *tls_cert, *tls_key; /* PEM files: TLS (bolt+s://); NULL: plain TCP */
   const char *tls_ca;          /* also require client certificates from this CA; NULL: not */
 } sl_bolt_server_config;
 
 /* Counters (for metrics and tests). */
 typedef struct sl_bolt_server_stats {
-  uint64_t accepted, refused_full, closed_idle, closed_slow, closed_bad, auth_failed, requests;
+  uint64_t accepted, refused_full, closed_idle, closed_slow, closed_bad, closed_memory, auth_failed, requests;
   int open;
 } sl_bolt_server_stats;
 

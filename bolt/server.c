@@ -15,7 +15,9 @@
  *     drivers are told, HELLO's hints, and reconnect);
  *   - memory: a message's declared chunks count against max_message before
  *     they are buffered (sl_bolt_dechunker), and a decoded message against
- *     the PackStream limits.
+ *     the PackStream limits; the buffers of all connections together count
+ *     against max_buffered (charge): past it, a connection holding more than
+ *     1 MiB fails (MemoryPoolOutOfMemoryError) and the small ones go on.
  * A limit closes that connection (after a FAILURE where the protocol allows
  * one); the others are not disturbed.
  *
@@ -42,6 +44,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +73,7 @@ struct sl_bolt_server {
   sl_bolt_server_config cfg;
   int listen_fd, port;
   SSL_CTX *tls;        /* NULL: plain TCP */
+  _Atomic size_t buffered; /* bytes of message buffers, all connections (max_buffered) */
   char advertise[300]; /* the listen address with its real port, when none is given */
   pthread_mutex_t lock;
   pthread_cond_t idle; /* signalled when a connection ends */
@@ -166,6 +170,7 @@ int sl_bolt_server_start(const sl_bolt_server_config *cfg, sl_bolt_server **out)
   if (!s->cfg.hello_timeout_ms) s->cfg.hello_timeout_ms = 10000;
   if (!s->cfg.message_timeout_ms) s->cfg.message_timeout_ms = 30000;
   if (!s->cfg.max_message) s->cfg.max_message = 16u << 20;
+  if (!s->cfg.max_buffered) s->cfg.max_buffered = (size_t)256 << 20;
   if (!s->cfg.session.idle_timeout_s) s->cfg.session.idle_timeout_s = s->cfg.idle_timeout_s;
   if (!s->cfg.session.limits.max_depth) s->cfg.session.limits = sl_pack_default_limits;
   pthread_mutex_init(&s->lock, NULL);
@@ -315,6 +320,28 @@ static int tls_accept(conn *c, SSL_CTX *ctx, uint64_t deadline) {
   }
 }
 
+#define BIG_BUFFER (1u << 20) /* a connection's buffers past this count as big */
+
+/* Charge the connection's message buffers (now `bytes`) to the server's
+ * budget: true when the budget is exceeded and this connection holds a big
+ * share, so it must give way. */
+static bool charge(sl_bolt_server *s, size_t *charged, size_t bytes) {
+  if (bytes >= *charged) atomic_fetch_add(&s->buffered, bytes - *charged);
+  else atomic_fetch_sub(&s->buffered, *charged - bytes);
+  *charged = bytes;
+  return bytes > BIG_BUFFER && atomic_load(&s->buffered) > s->cfg.max_buffered;
+}
+
+/* A FAILURE outside any request (the connection closes after it). */
+static void failure_message(sl_buf *out, const char *code, const char *text) {
+  sl_buf body = {0};
+  sl_pack items[4] = {sl_pack_str("code"), sl_pack_str(code), sl_pack_str("message"), sl_pack_str(text)};
+  sl_pack meta = {.kind = SL_PACK_MAP, .len = 2, .u.items = items};
+  if (!sl_pack_put_header(&body, SL_PACK_STRUCT, 1, SL_BOLT_MSG_FAILURE) && !sl_pack_encode(&body, &meta))
+    sl_bolt_chunk(out, body.data, body.len);
+  sl_buf_free(&body);
+}
+
 static void serve_connection(conn *c) {
   sl_bolt_server *s = c->server;
   const sl_bolt_server_config *cfg = &s->cfg;
@@ -326,6 +353,7 @@ static void serve_connection(conn *c) {
   uint8_t hs[SL_BOLT_HANDSHAKE_SIZE], reply[4];
   bool last_failure = false;
   uint16_t version = 0;
+  size_t charged = 0; /* this connection's share of s->buffered */
   sl_diag_context(NULL, c->peer);
   if (!rbuf) goto out;
   int rc = s->tls ? tls_accept(c, s->tls, hello_deadline) : 0;
@@ -375,6 +403,15 @@ static void serve_connection(conn *c) {
     if (n == -EAGAIN) continue;
     if (n <= 0) goto out;
     if ((rc = sl_bolt_dechunk_feed(&dc, rbuf, (size_t)n))) goto out;
+    if (charge(s, &charged, dc.in.cap + msg.cap)) {
+      sl_diag_warn("bolt: %s: messages being received take more than %zu bytes in all; this one's %zu closed",
+                   c->peer, cfg->max_buffered, charged);
+      failure_message(&out, "Neo.TransientError.General.MemoryPoolOutOfMemoryError",
+                      "The server holds too many large messages at once; try again.");
+      count(s, &s->stats.closed_memory);
+      last_failure = true;
+      goto send_and_close;
+    }
     /* RESETs queued: what precedes each is IGNORED (INTERRUPTED), as in Neo4j */
     size_t resets = sl_bolt_dechunk_count_tag(&dc, SL_BOLT_MSG_RESET);
     for (;;) {
@@ -384,17 +421,7 @@ static void serve_connection(conn *c) {
         char text[160];
         snprintf(text, sizeof text, "a message larger than the server's limit of %zu bytes", cfg->max_message);
         sl_diag_warn("bolt: %s: %s, closed", c->peer, text);
-        /* a FAILURE the client can read; RECORD streams are not in flight here */
-        sl_buf body = {0};
-        sl_pack meta, items[4];
-        meta = (sl_pack){.kind = SL_PACK_MAP, .len = 2, .u.items = items};
-        items[0] = sl_pack_str("code");
-        items[1] = sl_pack_str("Neo.ClientError.Request.Invalid");
-        items[2] = sl_pack_str("message");
-        items[3] = sl_pack_str(text);
-        if (!sl_pack_put_header(&body, SL_PACK_STRUCT, 1, SL_BOLT_MSG_FAILURE) && !sl_pack_encode(&body, &meta))
-          sl_bolt_chunk(&out, body.data, body.len);
-        sl_buf_free(&body);
+        failure_message(&out, "Neo.ClientError.Request.Invalid", text);
         count(s, &s->stats.closed_bad);
         last_failure = true;
         goto send_and_close;
@@ -426,11 +453,16 @@ static void serve_connection(conn *c) {
         hello_deadline = mono_ms() + (uint64_t)cfg->hello_timeout_ms;
       if (out.len && flush_out(c, &out)) goto out;
     }
+    /* give back what a big message took, once it is handled */
+    if (!dc.in.len && dc.in.cap > BIG_BUFFER) sl_bolt_dechunk_free(&dc);
+    if (msg.cap > BIG_BUFFER) sl_buf_free(&msg);
+    charge(s, &charged, dc.in.cap + msg.cap);
   }
 send_and_close:
   if (out.len) flush_out(c, &out);
   if (last_failure) linger_close(c);
 out:
+  charge(s, &charged, 0);
   sl_bolt_session_free(session);
   sl_bolt_dechunk_free(&dc);
   sl_buf_free(&msg);

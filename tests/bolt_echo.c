@@ -4,11 +4,11 @@
  *   bolt_echo --listen HOST:PORT (--auth FILE | --no-auth) [--max-version 4.4]
  *             [--max-connections N] [--idle-timeout S] [--hello-timeout MS]
  *             [--message-timeout MS] [--max-message BYTES] [--port-file FILE]
- *             [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
+ *             [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--max-buffered BYTES]
  * Prints nothing; writes the port it listens on to --port-file (port 0 picks
  * one). SIGTERM/SIGINT stop it; then it prints its counters as one line:
  * "stats accepted=.. refused_full=.. closed_idle=.. closed_slow=..
- * closed_bad=.. auth_failed=.. requests=..".
+ * closed_bad=.. closed_memory=.. auth_failed=.. requests=..".
  */
 #include <getopt.h>
 #include <signal.h>
@@ -32,7 +32,8 @@ int main(int argc, char **argv) {
       {"hello-timeout", required_argument, NULL, 'H'},   {"message-timeout", required_argument, NULL, 'm'},
       {"max-message", required_argument, NULL, 'M'},     {"port-file", required_argument, NULL, 'p'},
       {"tls-cert", required_argument, NULL, 'C'},        {"tls-key", required_argument, NULL, 'K'},
-      {"tls-ca", required_argument, NULL, 'A'},          {0}};
+      {"tls-ca", required_argument, NULL, 'A'},          {"max-buffered", required_argument, NULL, 'B'},
+      {0}};
   sl_bolt_server_config cfg = {.listen = "127.0.0.1:0"};
   const char *auth = NULL, *port_file = NULL;
   bool no_auth = false;
@@ -56,6 +57,7 @@ int main(int argc, char **argv) {
     case 'C': cfg.tls_cert = optarg; break;
     case 'K': cfg.tls_key = optarg; break;
     case 'A': cfg.tls_ca = optarg; break;
+    case 'B': cfg.max_buffered = strtoull(optarg, NULL, 10); break;
     default: return 2;
     }
   }
@@ -82,11 +84,11 @@ int main(int argc, char **argv) {
   sl_bolt_server_run(server, &stop);
   sl_bolt_server_stats st;
   sl_bolt_server_get_stats(server, &st);
-  printf("stats accepted=%llu refused_full=%llu closed_idle=%llu closed_slow=%llu closed_bad=%llu auth_failed=%llu "
-         "requests=%llu\n",
+  printf("stats accepted=%llu refused_full=%llu closed_idle=%llu closed_slow=%llu closed_bad=%llu closed_memory=%llu "
+         "auth_failed=%llu requests=%llu\n",
          (unsigned long long)st.accepted, (unsigned long long)st.refused_full, (unsigned long long)st.closed_idle,
-         (unsigned long long)st.closed_slow, (unsigned long long)st.closed_bad, (unsigned long long)st.auth_failed,
-         (unsigned long long)st.requests);
+         (unsigned long long)st.closed_slow, (unsigned long long)st.closed_bad, (unsigned long long)st.closed_memory,
+         (unsigned long long)st.auth_failed, (unsigned long long)st.requests);
   sl_bolt_server_free(server);
   sl_bolt_throttle_free(throttle);
   sl_bolt_users_free(users);

@@ -9,7 +9,8 @@
 # too (server certificate, then client certificates). Then
 # hostile clients with raw sockets (tests/bolt-driver/hostile.js): garbage,
 # oversized messages, a huge declared string, a byte-at-a-time client and
-# 150 idle connections against a cap of 100, while a driver is served. And
+# 150 idle connections against a cap of 100, while a driver is served, and
+# big messages held at once past the server's memory budget. And
 # `shiplog passwd`. Skips (77) without node or when npm cannot install the
 # driver. Needs $SL_BIN, $SL_TEST_TMP, $SL_SOURCE, $SL_BUILD.
 set -u
@@ -128,6 +129,12 @@ wait $slow && ok "hostile slow: $(cut -c6- "$T/slow.out")" || bad "hostile slow:
 wait $idle && ok "hostile idle: $(cut -c6- "$T/idle.out")" || bad "hostile idle: $(cat "$T/idle.out")"
 stop_echo
 contains "$T/hostile.stats" "refused_full=" "the server counted its refusals"
+# big messages held at once: past --max-buffered the big holders fail, a driver is served
+start_echo budget --no-auth --max-buffered 3000000 --max-message 8000000
+run_js "hostile budget" "$LOCK/hostile.js" "$PORT" budget 4
+run_js "after the budget was exceeded" "$LOCK/driver_test.js" "$PORT" x x 5.4 quick
+stop_echo
+check "connections over the memory budget were counted" grep -qE 'closed_memory=[1-9]' "$T/budget.stats"
 check "connections over the cap were refused" grep -qE 'refused_full=[1-9]' "$T/hostile.stats"
 check "slow and idle clients were timed out" grep -qE 'closed_slow=[1-9]' "$T/hostile.stats"
 check "oversized and garbage input closed connections" grep -qE 'closed_bad=[1-9]' "$T/hostile.stats"

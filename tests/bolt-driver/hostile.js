@@ -1,7 +1,7 @@
 // Hostile and broken Bolt clients against a shiplog Bolt server, with raw
 // sockets (node's net module only; no npm package):
 //   node hostile.js PORT CHECK
-// CHECK: garbage | huge-chunks | huge-string | slow | idle N | failed-ignored | reset-queued
+// CHECK: garbage | huge-chunks | huge-string | slow | idle N | budget N | failed-ignored | reset-queued
 // Prints "ok ..." or "FAIL ..."; exit 1 on failure. The server is
 // tests/bolt_echo with --no-auth, --max-message 65536, --hello-timeout
 // 1500, --max-connections 100 (tests/e2e_bolt_wire.sh).
@@ -113,6 +113,27 @@ async function main() {
     const open = results.filter((closed) => !closed).length;
     if (open === 0) pass(`${n} idle connections all closed by the server`);
     fail(`${open} of ${n} idle connections still open after 30 s`);
+  }
+  if (check === 'budget') {
+    // N connections each start a 1.5 MB message and hold it: past the server's
+    // --max-buffered, big holders fail (MemoryPoolOutOfMemoryError)
+    const n = Number(arg);
+    const socks = [];
+    for (let i = 0; i < n; i++) socks.push(await connect());
+    const results = socks.map((s) => collect(s, 10000));
+    const part = Buffer.alloc(65537, 0x42);
+    part.writeUInt16BE(65535, 0);
+    for (const s of socks) {
+      s.write(Buffer.concat([HANDSHAKE, HELLO, LOGON]));
+      for (let k = 0; k < 23; k++) s.write(part);
+      await sleep(100); // in turn, so that the earlier ones hold their share first
+    }
+    const got = await Promise.all(results);
+    const refused = got.filter((r) => /MemoryPoolOutOfMemoryError/.test(r.data.toString('latin1')) && r.closed).length;
+    socks.forEach((s) => s.destroy());
+    // which ones fail depends on how the server's reads interleave; some must
+    if (refused >= 1) pass(`${refused} of ${n} connections holding big messages failed (MemoryPoolOutOfMemoryError)`);
+    fail(`${refused} of ${n} failed`);
   }
   if (check === 'failed-ignored') {
     // FAILURE, then IGNORED until RESET, then the connection works again.

@@ -53,7 +53,14 @@ start_echo() {
   PORT=$(cat "$T/$name.port" 2>/dev/null)
   [ -n "$PORT" ] || { bad "$name: bolt_echo did not start"; cat "$T/$name.log"; return 1; }
 }
-stop_echo() { kill -TERM "$ECHO_PID" && wait "$ECHO_PID"; }
+# stop_echo: SIGTERM; it must exit 0 (under ASan: no leak, no error report)
+stop_echo() {
+  kill -TERM "$ECHO_PID"
+  if wait "$ECHO_PID"; then :; else
+    bad "bolt_echo exited $? on SIGTERM"
+    grep -m5 -E 'Sanitizer|runtime error' "$T"/*.log
+  fi
+}
 # run_js DESCRIPTION SCRIPT ARGS...: the script's ok/FAIL lines count
 run_js() {
   local desc=$1

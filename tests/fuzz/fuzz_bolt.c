@@ -6,7 +6,8 @@
  * on the echo backend (so parameters go through sl_bolt_to_value and back),
  * until the session ends it. The same bytes are also decoded as one
  * PackStream value under tight limits, converted to sl_value, and encoded
- * again. SLEEP queries are refused (they would only wait).
+ * again. SLEEP queries and ROWS over 1000 are refused (they would only
+ * take time).
  */
 #include <string.h>
 
@@ -17,8 +18,9 @@ static sl_bolt_backend backend;
 
 static int no_sleep_run(void *conn, const char *query, const sl_pack *params, const sl_bolt_tx_params *autocommit,
                         sl_arena *a, sl_bolt_run_result *res, int64_t *qid, sl_bolt_error *err) {
-  if (!strncmp(query, "SLEEP", 5)) return sl_bolt_echo_backend.run(conn, "ERROR Neo.X.Y no sleeping", params, autocommit,
-                                                                     a, res, qid, err);
+  if (!strncmp(query, "SLEEP", 5) || (!strncmp(query, "ROWS", 4) && strtoll(query + 4, NULL, 10) > 1000))
+    return sl_bolt_echo_backend.run(conn, "ERROR Neo.X.Y neither sleeping nor millions of rows", params, autocommit, a,
+                                    res, qid, err);
   return sl_bolt_echo_backend.run(conn, query, params, autocommit, a, res, qid, err);
 }
 

@@ -38,6 +38,8 @@ int cmd_load(int argc, char **argv);
  * --data DIR --stream NAME` (cmd_log hands over to cli_log_diverged). */
 int cmd_promote(int argc, char **argv);
 int cmd_rewind(int argc, char **argv);
+/* Bolt users (cli/cmd_passwd.c; the work is bolt/auth.c's). */
+int cmd_passwd(int argc, char **argv);
 int cli_log_diverged(const char *store, const char *data, const char *stream, bool json);
 /* Dump chains (cli/dump_chain.c): `dump [STORE] --chain DIR ...` and
  * `load --chain DIR --into NEW_DIR`; cmd_dump and cmd_load hand over to

@@ -73,4 +73,6 @@ done
 
 # Replication messages and batches (need the codec).
 "$B/fuzz-seeds" "$T/s/log" "$C"
+# fuzz_bolt: Bolt conversations (tests/fuzz/seeds_bolt.c)
+"$B/fuzz-seeds-bolt" "$C"
 du -sh "$C"/* | sed 's/^/make_corpus: /'

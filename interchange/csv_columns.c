@@ -29,9 +29,10 @@ static const struct {
   vtype type;
 } type_names[] = {{"string", VT_STRING}, {"long", VT_LONG},    {"int", VT_INT},
                   {"short", VT_SHORT},   {"byte", VT_BYTE},    {"double", VT_DOUBLE},
-                  {"float", VT_FLOAT},   {"boolean", VT_BOOL}, {"char", VT_CHAR}};
-static const char *const foreign_types[] = {"point",     "date",          "time",    "datetime",
-                                            "localtime", "localdatetime", "duration"};
+                  {"float", VT_FLOAT},   {"boolean", VT_BOOL}, {"char", VT_CHAR},
+                  {"date", VT_DATE},     {"localtime", VT_LOCALTIME}, {"time", VT_TIME},
+                  {"localdatetime", VT_LOCALDATETIME}, {"datetime", VT_DATETIME}, {"duration", VT_DURATION},
+                  {"point", VT_POINT}};
 
 /* Where the next array delimiter starts in s[at..n), or n. */
 size_t sl__csv_ad_next(const csvimp *im, const char *s, size_t n, size_t at) {
@@ -148,15 +149,10 @@ static int parse_column(csvimp *im, size_t i, const char *text, size_t n) {
       }
       size_t k = 0;
       while (k < SL_ARRAY_LEN(type_names) && !streq_ci(type, tl, type_names[k].name)) k++;
-      if (k < SL_ARRAY_LEN(type_names)) {
+      if (k < SL_ARRAY_LEN(type_names))
         c->type = type_names[k].type;
-      } else {
-        bool foreign = false;
-        for (size_t j = 0; j < SL_ARRAY_LEN(foreign_types); j++) foreign |= streq_ci(type, tl, foreign_types[j]);
-        rc = foreign ? sl__csv_col_why(im, i, "type '%s' is not supported (shiplog holds no points or temporal values)",
-                                       type)
-                     : sl__csv_col_why(im, i, "unknown type '%s'", type);
-      }
+      else
+        rc = sl__csv_col_why(im, i, "unknown type '%s'", type);
     }
     if (!rc && !*rest) rc = sl__csv_col_why(im, i, "a property column needs a name");
   }
@@ -199,6 +195,15 @@ int sl__csv_parse_header(csvimp *im) {
 void sl__csv_trim(const char **s, size_t *n) {
   while (*n && (unsigned char)(*s)[0] <= ' ') (*s)++, (*n)--;
   while (*n && (unsigned char)(*s)[*n - 1] <= ' ') (*n)--;
+}
+
+static int fail_point(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_point(char *why, size_t whylen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, whylen, fmt, ap);
+  va_end(ap);
+  return SL_EINVAL;
 }
 
 /* 0, SL_EINVAL (not an integer) or 1 (outside [lo, hi]). */
@@ -281,6 +286,59 @@ static const char *type_name(vtype t) {
   return "?";
 }
 
+/* A point cell as neo4j-admin reads it: a Cypher map of numbers and a
+ * quoted crs, {x:1.5, y:-2, crs:'cartesian'} (keys in any case; srid:N too). */
+static int parse_point(const char *s, size_t n, sl_value *v, char *why, size_t whylen) {
+  sl__point_parts pp = {0};
+  sl__csv_trim(&s, &n);
+  if (n < 2 || s[0] != '{' || s[n - 1] != '}') goto syntax;
+  s++, n -= 2;
+  while (n) {
+    size_t kl = 0;
+    sl__csv_trim(&s, &n);
+    while (kl < n && ((s[kl] | 32) >= 'a' && (s[kl] | 32) <= 'z')) kl++;
+    const char *key = s;
+    s += kl, n -= kl;
+    sl__csv_trim(&s, &n);
+    if (!kl || !n || s[0] != ':') goto syntax;
+    s++, n--;
+    sl__csv_trim(&s, &n);
+    size_t vl = 0;
+    const char *val = s;
+    if (n && (s[0] == '\'' || s[0] == '"')) {
+      const char *end = memchr(s + 1, s[0], n - 1);
+      if (!end) goto syntax;
+      val = s + 1, vl = (size_t)(end - s - 1);
+      s = end + 1, n -= vl + 2;
+    } else {
+      while (vl < n && s[vl] != ',') vl++;
+      s += vl, n -= vl;
+    }
+    sl__csv_trim(&s, &n);
+    if (n && s[0] != ',') goto syntax;
+    if (n) s++, n--;
+    int i = 0;
+    while (i < SL__PT_NCOORD && !streq_ci(key, kl, sl__point_keys[i])) i++;
+    if (i < SL__PT_NCOORD) {
+      if (pp.has[i]) return fail_point(why, whylen, "point: %s given twice", sl__point_keys[i]);
+      if (parse_double(val, vl, &pp.c[i])) return fail_point(why, whylen, "point: %s is not a number", sl__point_keys[i]);
+      pp.has[i] = true;
+    } else if (streq_ci(key, kl, "crs")) {
+      pp.crs = val, pp.crs_len = vl;
+    } else if (streq_ci(key, kl, "srid")) {
+      int64_t srid;
+      if (parse_int(val, vl, 1, UINT32_MAX, &srid)) return fail_point(why, whylen, "point: srid is not a number");
+      pp.srid = srid;
+    } else {
+      return fail_point(why, whylen, "point: unknown key '%.*s' (x, y, z, longitude, latitude, height, crs, srid)",
+                        (int)SL_MIN(kl, (size_t)20), key);
+    }
+  }
+  return sl__point_make(&pp, v, why, whylen);
+syntax:
+  return fail_point(why, whylen, "not a point such as {x:1.5, y:2, crs:'cartesian'}");
+}
+
 /* One scalar of column type t from s[0..n) (NUL at s[n] for strings).
  * what: "" or "element N: " for messages. */
 static int scalar(csvimp *im, size_t col, vtype t, const char *s, size_t n, const char *what, sl_value *v) {
@@ -310,6 +368,25 @@ static int scalar(csvimp *im, size_t col, vtype t, const char *s, size_t n, cons
     if (parse_bool(s, n, &v->u.b))
       return sl__csv_col_why(im, col, "%snot a boolean (true or false): \"%.40s\"", what, s);
     return 0;
+  case VT_DATE:
+  case VT_LOCALTIME:
+  case VT_TIME:
+  case VT_LOCALDATETIME:
+  case VT_DATETIME:
+  case VT_DURATION: {
+    char reason[200], *zone = sl__scratch_alloc(im->arena, SL_ZONE_MAX + 1);
+    if (!zone) return -ENOMEM;
+    sl__csv_trim(&s, &n);
+    if (sl_temporal_parse((sl_kind)(SL_DATE + (t - VT_DATE)), s, n, im->o->default_time_zone, v, zone, reason,
+                          sizeof reason) < 0)
+      return sl__csv_col_why(im, col, "%s%s", what, reason);
+    return 0;
+  }
+  case VT_POINT: {
+    char reason[200];
+    if (parse_point(s, n, v, reason, sizeof reason) < 0) return sl__csv_col_why(im, col, "%s%s", what, reason);
+    return 0;
+  }
   case VT_CHAR:
   case VT_STRING:
     if (im->o->trim_strings) sl__csv_trim(&s, &n);

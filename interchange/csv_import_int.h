@@ -49,7 +49,11 @@ typedef struct csv_reader {
 } csv_reader;
 
 /* ---- headers and values -------------------------------------------------------------- */
-typedef enum vtype { VT_STRING, VT_LONG, VT_INT, VT_SHORT, VT_BYTE, VT_DOUBLE, VT_FLOAT, VT_BOOL, VT_CHAR } vtype;
+typedef enum vtype {
+  VT_STRING, VT_LONG, VT_INT, VT_SHORT, VT_BYTE, VT_DOUBLE, VT_FLOAT, VT_BOOL, VT_CHAR,
+  VT_DATE, VT_LOCALTIME, VT_TIME, VT_LOCALDATETIME, VT_DATETIME, VT_DURATION, /* in sl_kind's order */
+  VT_POINT
+} vtype;
 
 typedef enum colkind { COL_IGNORE, COL_ID, COL_LABEL, COL_START, COL_END, COL_TYPE, COL_PROP } colkind;
 

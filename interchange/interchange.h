@@ -168,9 +168,14 @@ int sl_import_jsonl(const char *path, const char *into_dir, const sl_import_opti
  *   name, name:TYPE, name:TYPE[]              properties: string (default),
  *       int long short byte (int64, range-checked for the type), float double
  *       (double), boolean (true/false, any case), char (one character, kept
- *       as a string); TYPE[] is a list split on the array delimiter; byte[]
- *       is a bytes value. Type names and keywords in any case. point and the
- *       temporal types are refused; so are header options ({...}).
+ *       as a string), date localtime time localdatetime datetime duration
+ *       (text as Neo4j's constructors read it, base/temporal.c; a time or
+ *       datetime without an offset or zone gets default_time_zone), point
+ *       ({x:1,y:2,crs:'cartesian'}, {latitude:..,longitude:..[,height:..]},
+ *       as neo4j-admin reads it: crs or srid optional, the keys decide);
+ *       TYPE[] is a list split on the array delimiter; byte[] is a bytes
+ *       value. Type names and keywords in any case. Header options ({...})
+ *       are refused.
  * The header is parsed as neo4j-admin parses it: options {..} are cut out,
  * then a group (..), then the type after the LAST ':', so a key may hold ':'.
  * Fields: an unquoted empty field is no property; a quoted empty one is an
@@ -209,6 +214,9 @@ typedef struct sl_csv_options {
   bool ignore_extra_columns;   /* ignore fields beyond the header */
   bool ignore_empty_strings;   /* a quoted empty string is no property */
   bool trim_strings;           /* trim whitespace around strings, labels, types, ids */
+  const char *default_time_zone; /* time and datetime cells without an offset or
+                                    zone: an offset ("+01:00") or an IANA name;
+                                    NULL: UTC (Z) */
   uint64_t ops_per_tx;           /* 0: 10000 */
   const sl_store_options *store; /* NULL: defaults */
   sl_progress_fn progress;       /* bytes read of the files' total size */

@@ -32,6 +32,8 @@
 
 #include "sl_base.h"
 
+static bool srid_3d(uint32_t srid) { return srid == SL_SRID_CARTESIAN_3D || srid == SL_SRID_WGS84_3D; }
+
 /* ---- output buffer --------------------------------------------------------- */
 static bool jbuf_grow(sl__jbuf *b, size_t more) {
   if (b->err) return false;
@@ -115,6 +117,33 @@ static void jbuf_double(sl__jbuf *b, double d) {
 /* The $-tags of the temporal kinds, by kind - SL_DATE (spec/types.md). */
 static const char *const TEMPORAL_TAGS[] = {"$date", "$localtime", "$time", "$localdatetime", "$datetime", "$duration"};
 
+void sl__jbuf_temporal(sl__jbuf *b, sl_kind kind, const sl_value *v) {
+  char tmp[SL_TEMPORAL_TEXT_MAX];
+  sl_value k = *v;
+  k.kind = kind;
+  int n = sl_temporal_format(&k, tmp, sizeof tmp);
+  sl__jbuf_put(b, tmp, n > 0 ? (size_t)n : 0);
+}
+
+void sl__jbuf_point_map(sl__jbuf *b, const sl_value *v, const char *sep) {
+  char tmp[SL_DOUBLE_BUF];
+  sl__jbuf_puts(b, "{x:");
+  sl__jbuf_put(b, tmp, sl_double_format(v->u.pt.x, tmp));
+  sl__jbuf_puts(b, sep);
+  sl__jbuf_puts(b, "y:");
+  sl__jbuf_put(b, tmp, sl_double_format(v->u.pt.y, tmp));
+  if (srid_3d(v->u.pt.srid)) {
+    sl__jbuf_puts(b, sep);
+    sl__jbuf_puts(b, "z:");
+    sl__jbuf_put(b, tmp, sl_double_format(v->u.pt.z, tmp));
+  }
+  sl__jbuf_puts(b, sep);
+  sl__jbuf_puts(b, "crs:'");
+  const char *name = sl_srid_name(v->u.pt.srid);
+  sl__jbuf_puts(b, name ? name : "?");
+  sl__jbuf_puts(b, "'}");
+}
+
 static void jbuf_scalar(sl__jbuf *b, sl_kind kind, const sl_value *v) {
   switch (kind) {
   case SL_BOOL:
@@ -139,18 +168,13 @@ static void jbuf_scalar(sl__jbuf *b, sl_kind kind, const sl_value *v) {
   case SL_TIME:
   case SL_LOCALDATETIME:
   case SL_DATETIME:
-  case SL_DURATION: {
-    char tmp[SL_TEMPORAL_TEXT_MAX];
-    sl_value k = *v;
-    k.kind = kind; /* a list's items may leave it to elem_kind */
-    int n = sl_temporal_format(&k, tmp, sizeof tmp);
+  case SL_DURATION:
     sl__jbuf_puts(b, "{\"");
     sl__jbuf_puts(b, TEMPORAL_TAGS[kind - SL_DATE]);
     sl__jbuf_puts(b, "\":\"");
-    sl__jbuf_put(b, tmp, n > 0 ? (size_t)n : 0);
+    sl__jbuf_temporal(b, kind, v);
     sl__jbuf_puts(b, "\"}");
     break;
-  }
   case SL_POINT:
     sl__jbuf_puts(b, "{\"$point\":{\"srid\":");
     sl__jbuf_u64(b, v->u.pt.srid);
@@ -158,7 +182,7 @@ static void jbuf_scalar(sl__jbuf *b, sl_kind kind, const sl_value *v) {
     jbuf_double(b, v->u.pt.x);
     sl__jbuf_puts(b, ",\"y\":");
     jbuf_double(b, v->u.pt.y);
-    if (v->u.pt.srid == SL_SRID_CARTESIAN_3D || v->u.pt.srid == SL_SRID_WGS84_3D) {
+    if (srid_3d(v->u.pt.srid)) {
       sl__jbuf_puts(b, ",\"z\":");
       jbuf_double(b, v->u.pt.z);
     }
@@ -431,8 +455,6 @@ static bool coord(json_t *j, double *out) {
   return true;
 }
 
-static bool srid_3d(uint32_t srid) { return srid == SL_SRID_CARTESIAN_3D || srid == SL_SRID_WGS84_3D; }
-
 /* {"$point":{"srid":N,"x":..,"y":..[,"z":..]}}: the export's own form,
  * every key required (z exactly in 3D). */
 static int canonical_point(json_t *p, sl_value *out, char *why, size_t whylen) {
@@ -454,44 +476,62 @@ static int canonical_point(json_t *p, sl_value *out, char *why, size_t whylen) {
   return 0;
 }
 
-/* A map as APOC writes a point and apoc.import.json reads it: x, y [, z]
- * or latitude, longitude [, height] (null = absent), with crs (a name) or
- * srid, or neither (then the keys decide: cartesian or wgs-84, 3D with a
- * third coordinate). Any other map is refused: Neo4j stores no maps. */
-static int apoc_point(json_t *j, sl_value *out, char *why, size_t whylen) {
-  static const char *const keys[] = {"x", "y", "z", "longitude", "latitude", "height", "crs", "srid"};
-  json_t *c[SL_ARRAY_LEN(keys)];
-  size_t present = 0;
-  for (size_t i = 0; i < SL_ARRAY_LEN(keys); i++) {
-    c[i] = json_object_get(j, keys[i]);
-    if (c[i]) present++;
-    if (c[i] && json_is_null(c[i])) c[i] = NULL;
+const char *const sl__point_keys[SL__PT_NCOORD] = {"x", "y", "z", "longitude", "latitude", "height"};
+
+int sl__point_make(const sl__point_parts *pp, sl_value *out, char *why, size_t whylen) {
+  bool cart = pp->has[SL__PT_X] || pp->has[SL__PT_Y] || pp->has[SL__PT_Z];
+  bool geo = pp->has[SL__PT_LON] || pp->has[SL__PT_LAT] || pp->has[SL__PT_HEIGHT];
+  if (cart && geo) return fail(why, whylen, "point mixes x/y/z with longitude/latitude/height");
+  int base = cart ? SL__PT_X : SL__PT_LON;
+  bool has3 = pp->has[base + 2];
+  uint32_t srid = cart ? (has3 ? SL_SRID_CARTESIAN_3D : SL_SRID_CARTESIAN) : (has3 ? SL_SRID_WGS84_3D : SL_SRID_WGS84);
+  if (pp->crs) {
+    if (!(srid = sl_srid_from_name(pp->crs, pp->crs_len)))
+      return fail(why, whylen, "point: unknown crs '%.*s' (cartesian, cartesian-3d, wgs-84, wgs-84-3d)",
+                  (int)SL_MIN(pp->crs_len, (size_t)40), pp->crs);
+  } else if (pp->srid) {
+    if (pp->srid < 0 || pp->srid > UINT32_MAX || !sl_srid_name((uint32_t)pp->srid))
+      return fail(why, whylen, "point: unknown srid %lld (7203, 9157, 4326 or 4979)", (long long)pp->srid);
+    srid = (uint32_t)pp->srid;
   }
-  bool cart = c[0] || c[1], geo = c[3] || c[4];
-  if (present != json_object_size(j) || (!cart && !geo))
+  if (!pp->has[base] || !pp->has[base + 1])
+    return fail(why, whylen, "point needs %s", cart ? "x and y" : "longitude and latitude");
+  if (srid_3d(srid) != has3)
+    return fail(why, whylen, "point: crs %s is %s", sl_srid_name(srid),
+                has3 ? "2D but a third coordinate is given" : "3D but the third coordinate is missing");
+  *out = (sl_value){.kind = SL_POINT, .u.pt = {.srid = srid, .x = pp->c[base], .y = pp->c[base + 1]}};
+  if (has3) out->u.pt.z = pp->c[base + 2];
+  return 0;
+}
+
+/* A map as APOC writes a point (null = absent); any other map is refused:
+ * Neo4j stores no maps. */
+static int apoc_point(json_t *j, sl_value *out, char *why, size_t whylen) {
+  sl__point_parts pp = {0};
+  size_t known = 0;
+  bool any = false;
+  for (int i = 0; i < SL__PT_NCOORD; i++) {
+    json_t *c = json_object_get(j, sl__point_keys[i]);
+    if (!c) continue;
+    known++, any = true;
+    if (json_is_null(c)) continue;
+    if (!coord(c, &pp.c[i])) return fail(why, whylen, "point: %s must be a number", sl__point_keys[i]);
+    pp.has[i] = true;
+  }
+  json_t *crs = json_object_get(j, "crs"), *srid = json_object_get(j, "srid");
+  if (crs) {
+    known++;
+    if (!json_is_string(crs)) return fail(why, whylen, "point: crs must be a name such as 'wgs-84'");
+    pp.crs = json_string_value(crs), pp.crs_len = json_string_length(crs);
+  } else if (srid) {
+    known++;
+    if (!json_is_integer(srid)) return fail(why, whylen, "point: srid must be an integer");
+    pp.srid = json_integer_value(srid);
+  }
+  if (!any || known != json_object_size(j))
     return fail(why, whylen,
                 "map values are not supported (Neo4j stores no maps; a point has x, y or longitude, latitude)");
-  if (cart && geo) return fail(why, whylen, "point mixes x/y/z with longitude/latitude/height");
-  int base = cart ? 0 : 3;
-  bool has3 = c[base + 2] != NULL;
-  uint32_t srid = cart ? (has3 ? SL_SRID_CARTESIAN_3D : SL_SRID_CARTESIAN) : (has3 ? SL_SRID_WGS84_3D : SL_SRID_WGS84);
-  if (c[6]) {
-    if (!json_is_string(c[6]) || !(srid = sl_srid_from_name(json_string_value(c[6]), json_string_length(c[6]))))
-      return fail(why, whylen, "point: unknown crs %s%s%s (cartesian, cartesian-3d, wgs-84, wgs-84-3d)",
-                  json_is_string(c[6]) ? "'" : "", json_is_string(c[6]) ? json_string_value(c[6]) : "(not a string)",
-                  json_is_string(c[6]) ? "'" : "");
-  } else if (c[7]) {
-    if (!json_is_integer(c[7]) || json_integer_value(c[7]) < 0 || !sl_srid_name((uint32_t)json_integer_value(c[7])))
-      return fail(why, whylen, "point: unknown srid (7203, 9157, 4326 or 4979)");
-    srid = (uint32_t)json_integer_value(c[7]);
-  }
-  *out = (sl_value){.kind = SL_POINT, .u.pt.srid = srid};
-  if (!c[base] || !c[base + 1] || !coord(c[base], &out->u.pt.x) || !coord(c[base + 1], &out->u.pt.y))
-    return fail(why, whylen, "point needs numbers %s", cart ? "x and y" : "longitude and latitude");
-  if (srid_3d(srid) != has3)
-    return fail(why, whylen, "point: crs %s %s", sl_srid_name(srid), has3 ? "is 2D but a third coordinate is given" : "is 3D but the third coordinate is missing");
-  if (has3 && !coord(c[base + 2], &out->u.pt.z)) return fail(why, whylen, "point: %s must be a number", keys[base + 2]);
-  return 0;
+  return sl__point_make(&pp, out, why, whylen);
 }
 
 /* {"$double": ...}, {"$bytes": ...}, {"$date": ...} and the other $-forms

@@ -120,11 +120,18 @@ void sl__idmap_free(sl__idmap *m);
 typedef struct sl__sink {
   const char *dir;
   bool existed, created;
+  bool borrowed; /* sl__sink_borrow_store's store: one transaction, aborted */
   sl_store *st;
   sl_tx *tx;
   uint64_t ops_in_tx, ops_per_tx;
 } sl__sink;
 
+/* Fuzz targets only (set once, before any import): importers then write
+ * into st, an open empty store, in one transaction that sl__sink_close
+ * aborts whatever happened, instead of creating a store in dir, which costs
+ * a directory, an LMDB environment and several fsyncs per input. NULL
+ * restores the normal behaviour. Not thread-safe. */
+void sl__sink_borrow_store(sl_store *st);
 /* Create and open a new store in dir (missing or empty). Logs failures. */
 int sl__sink_open(sl__sink *s, const char *dir, const sl_store_options *opt, uint64_t ops_per_tx);
 /* The open transaction, begun if none is. Logs nothing. */

@@ -461,9 +461,12 @@ static int canonical_point(json_t *p, sl_value *out, char *why, size_t whylen) {
   if (!json_is_object(p)) return fail(why, whylen, "$point must be an object {\"srid\":..,\"x\":..,\"y\":..}");
   json_t *srid = json_object_get(p, "srid"), *z = json_object_get(p, "z");
   if (!srid) return fail(why, whylen, "$point without a coordinate system (srid)");
-  if (!json_is_integer(srid) || !sl_srid_name((uint32_t)json_integer_value(srid)) || json_integer_value(srid) < 0)
-    return fail(why, whylen, "$point: unknown coordinate system srid %s (7203, 9157, 4326 or 4979)",
-                json_is_integer(srid) ? "value" : "type");
+  if (!json_is_integer(srid))
+    return fail(why, whylen, "$point: srid must be an integer (7203, 9157, 4326 or 4979)");
+  if (json_integer_value(srid) < 0 || json_integer_value(srid) > UINT32_MAX ||
+      !sl_srid_name((uint32_t)json_integer_value(srid)))
+    return fail(why, whylen, "$point: unknown coordinate system srid %lld (7203, 9157, 4326 or 4979)",
+                (long long)json_integer_value(srid));
   *out = (sl_value){.kind = SL_POINT, .u.pt.srid = (uint32_t)json_integer_value(srid)};
   size_t keys = 3 + (z != NULL);
   if (!coord(json_object_get(p, "x"), &out->u.pt.x) || !coord(json_object_get(p, "y"), &out->u.pt.y))

@@ -34,6 +34,7 @@
  * Zone offsets come from base/tzdb.c (the system's tzdata). A DateTime keeps
  * the offset it was read with, so its text never changes when tzdata does.
  */
+#include "base_int.h"
 #include "sl_base.h"
 
 #include <stdarg.h>
@@ -96,32 +97,33 @@ static int64_t take(cur *c, int n) {
 }
 
 /* ---- calendar ---- */
-static int64_t fdiv(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
-static int64_t fmod64(int64_t a, int64_t b) { return a - fdiv(a, b) * b; }
-static bool is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-static int month_len(int64_t y, int m) {
+int64_t sl__floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+bool sl__is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+int sl__month_len(int64_t y, int m) {
   static const int len[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return len[m - 1] + (m == 2 && is_leap(y));
+  return len[m - 1] + (m == 2 && sl__is_leap(y));
 }
-static int64_t civil_days(int64_t y, int m, int d) {
+/* Howard Hinnant's days_from_civil / civil_from_days, on 400-year eras. */
+int64_t sl__days_from_civil(int64_t y, int m, int d) {
   y -= m <= 2;
-  int64_t era = fdiv(y, 400), yoe = y - era * 400;
+  int64_t era = sl__floor_div(y, 400), yoe = y - era * 400;
   int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
   return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
 }
-static void civil_from(int64_t z, int64_t *y, int *m, int *d) {
+void sl__civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
   z += 719468;
-  int64_t era = fdiv(z, 146097), doe = z - era * 146097;
+  int64_t era = sl__floor_div(z, 146097), doe = z - era * 146097;
   int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
   int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
   *d = (int)(doy - (153 * mp + 2) / 5 + 1);
   *m = (int)(mp < 10 ? mp + 3 : mp - 9);
   *y = yoe + era * 400 + (*m <= 2);
 }
+static int64_t fmod64(int64_t a, int64_t b) { return a - sl__floor_div(a, b) * b; }
 static int weekday(int64_t days) { return (int)fmod64(days + 3, 7) + 1; } /* ISO: Monday 1 */
 static int weeks_in(int64_t y) {
-  int jan1 = weekday(civil_days(y, 1, 1));
-  return jan1 == 4 || (is_leap(y) && jan1 == 3) ? 53 : 52;
+  int jan1 = weekday(sl__days_from_civil(y, 1, 1));
+  return jan1 == 4 || (sl__is_leap(y) && jan1 == 3) ? 53 : 52;
 }
 
 static const char *const MONTHS[12] = {"January", "February", "March",     "April",   "May",      "June",
@@ -197,25 +199,25 @@ static int parse_date(cur *c, int64_t *days, const char *what, char *err, size_t
       return fail(err, errlen, "is not a %s: week %lld of %s does not exist (it has %d weeks)", what,
                   (long long)week, ys, weeks_in(y));
     if (dow < 1 || dow > 7) return fail(err, errlen, "is not a %s: day of week %lld is not 1..7", what, (long long)dow);
-    int64_t jan4 = civil_days(y, 1, 4);
+    int64_t jan4 = sl__days_from_civil(y, 1, 4);
     *days = jan4 - (weekday(jan4) - 1) + (week - 1) * 7 + (dow - 1);
   } else if (quarter) {
     if (quarter > 4) return fail(err, errlen, "is not a %s: quarter %lld is not 1..4", what, (long long)quarter);
     int first = (int)(quarter - 1) * 3 + 1;
-    int len = month_len(y, first) + month_len(y, first + 1) + month_len(y, first + 2);
+    int len = sl__month_len(y, first) + sl__month_len(y, first + 1) + sl__month_len(y, first + 2);
     if (doq < 1 || doq > len)
       return fail(err, errlen, "is not a %s: quarter %lld of %s has %d days", what, (long long)quarter, ys, len);
-    *days = civil_days(y, first, 1) + doq - 1;
+    *days = sl__days_from_civil(y, first, 1) + doq - 1;
   } else if (doy) {
-    int len = is_leap(y) ? 366 : 365;
+    int len = sl__is_leap(y) ? 366 : 365;
     if (doy < 1 || doy > len) return fail(err, errlen, "is not a %s: %s has %d days", what, ys, len);
-    *days = civil_days(y, 1, 1) + doy - 1;
+    *days = sl__days_from_civil(y, 1, 1) + doy - 1;
   } else {
     if (month < 1 || month > 12) return fail(err, errlen, "is not a %s: month %lld is not 1..12", what, (long long)month);
-    if (day < 1 || day > month_len(y, (int)month))
+    if (day < 1 || day > sl__month_len(y, (int)month))
       return fail(err, errlen, "is not a %s: %s %s has %d days", what, MONTHS[month - 1], ys,
-                  month_len(y, (int)month));
-    *days = civil_days(y, (int)month, (int)day);
+                  sl__month_len(y, (int)month));
+    *days = sl__days_from_civil(y, (int)month, (int)day);
   }
   return 0;
 }
@@ -689,14 +691,14 @@ static int time_text(int64_t sec, int32_t nanos, char *buf, size_t n) {
 static int date_text(int64_t days, char *buf, size_t n) {
   int64_t y;
   int m, d;
-  civil_from(days, &y, &m, &d);
+  sl__civil_from_days(days, &y, &m, &d);
   int w = year_text(y, buf, n);
   return w + snprintf(buf + w, n - (size_t)w, "-%02d-%02d", m, d);
 }
 
 /* Days of the years -999,999,999 .. 999,999,999. */
-#define DAYS_MIN civil_days(-YEAR_MAX, 1, 1)
-#define DAYS_MAX civil_days(YEAR_MAX, 12, 31)
+#define DAYS_MIN sl__days_from_civil(-YEAR_MAX, 1, 1)
+#define DAYS_MAX sl__days_from_civil(YEAR_MAX, 12, 31)
 
 static int duration_text(const sl_value *v, char *buf, size_t n) {
   int64_t mo = v->u.dur.months, d = v->u.dur.days, s = v->u.dur.seconds;
@@ -761,7 +763,7 @@ int sl_temporal_format(const sl_value *v, char *buf, size_t size) {
         return SL_EINVAL;
       local = s + off;
     }
-    int64_t days = fdiv(local, SECONDS_PER_DAY);
+    int64_t days = sl__floor_div(local, SECONDS_PER_DAY);
     if (days < DAYS_MIN || days > DAYS_MAX) return SL_EINVAL;
     w = date_text(days, tmp, sizeof tmp);
     tmp[w++] = 'T';

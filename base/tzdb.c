@@ -28,6 +28,7 @@
  * life of the process (the database has ~600 zones, a few KB each); a mutex
  * guards the list. Names that are not zones are not cached.
  */
+#include "base_int.h"
 #include "sl_base.h"
 
 #include <errno.h>
@@ -72,30 +73,6 @@ static const char *tz_dir(void) {
   const char *d = getenv("TZDIR");
   return d && *d ? d : "/usr/share/zoneinfo";
 }
-
-/* ---- calendar arithmetic (proleptic Gregorian, any int64 day) ---- */
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
-
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  int64_t era = floor_div(y, 400);
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static int64_t year_of_days(int64_t z) {
-  z += 719468;
-  int64_t era = floor_div(z, 146097);
-  int64_t doe = z - era * 146097;
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int64_t mp = (5 * doy + 2) / 153;
-  return yoe + era * 400 + (mp >= 10);
-}
-
-static bool leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 /* ---- POSIX TZ footer ---- */
 static const char *rule_name(const char *p) {
@@ -178,15 +155,14 @@ static bool parse_footer(tz_zone *z, const char *p) {
 static int64_t rule_local(int64_t year, const tz_rule_date *d) {
   int64_t day;
   if (d->form == 'J') {
-    day = days_from_civil(year, 1, 1) + d->a - 1 + (leap(year) && d->a >= 60);
+    day = sl__days_from_civil(year, 1, 1) + d->a - 1 + (sl__is_leap(year) && d->a >= 60);
   } else if (d->form == 'N') {
-    day = days_from_civil(year, 1, 1) + d->a;
+    day = sl__days_from_civil(year, 1, 1) + d->a;
   } else {
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int64_t first = days_from_civil(year, d->a, 1);
+    int64_t first = sl__days_from_civil(year, d->a, 1);
     int wd_first = (int)(((first % 7) + 7 + 4) % 7); /* 1970-01-01 was a Thursday (4) */
     int64_t dom = 1 + (d->c - wd_first + 7) % 7 + (int64_t)(d->b - 1) * 7;
-    int len = mdays[d->a - 1] + (d->a == 2 && leap(year));
+    int len = sl__month_len(year, d->a);
     while (dom > len) dom -= 7;
     day = first + dom - 1;
   }
@@ -195,7 +171,9 @@ static int64_t rule_local(int64_t year, const tz_rule_date *d) {
 
 static int32_t rule_offset(const tz_zone *z, int64_t t) {
   if (!z->has_dst) return z->std_off;
-  int64_t year = year_of_days(floor_div(t + z->std_off, 86400));
+  int64_t year;
+  int month, day;
+  sl__civil_from_days(sl__floor_div(t + z->std_off, 86400), &year, &month, &day);
   /* Check this year's and the neighbours' switches so that a rule near New
    * Year (or a time past 24h) lands on the right side. */
   int32_t off = z->std_off;

@@ -11,7 +11,10 @@
  *
  * PASS 1 reads every node, then every relationship, once:
  *   - each property gets a column type (ctype): boolean, long, double,
- *     string, byte[] (bytes), or an array type; an empty list fits any array
+ *     string, byte[] (bytes), date, localtime, time, localdatetime,
+ *     datetime, duration, point (their text as Cypher's toString writes it;
+ *     points as {x:1.0,y:2.0,crs:'cartesian'}, quoted for their commas), or
+ *     an array type; an empty list fits any array
  *     column ("" reads back as an empty list in every one), so it is
  *     CT_ANY_A until another entity in its file fixes the column's type
  *     (string[] if none does);
@@ -21,8 +24,8 @@
  *     graph imported from these files and exported again gives the same
  *     files, because a file's columns only grow and conflicts only grow with
  *     them;
- *   - the bytes used by labels and list strings (to pick an array delimiter
- *     none of them holds) and whether any text holds a line break (then
+ *   - the bytes used by labels and list elements' text (to pick an array
+ *     delimiter none of them holds) and whether any text holds a line break (then
  *     import.args asks for --multiline-fields) are noted;
  *   - what has no spelling is refused before anything is written.
  * Kept per entity: its id (8 bytes) and its file (4 bytes). The ids are

@@ -18,12 +18,21 @@
  *   string                   SL_STRING (without \u0000: the log's protobuf
  *                            strings cannot hold NUL, so the store refuses it)
  *   {"$bytes":"BASE64"}      SL_BYTES (standard alphabet, with padding)
+ *   {"$date":"2024-02-29"}   SL_DATE; likewise $localtime, $time,
+ *                            $localdatetime, $datetime, $duration (text as
+ *                            sl_temporal_parse reads and sl_temporal_format
+ *                            writes it, spec/types.md)
+ *   {"$point":{"srid":4326,"x":1.0,"y":2.0}}  SL_POINT ("z" exactly in 3D)
+ *   {"x":..,"y":..[,"z":..][,"crs":"cartesian"|"srid":7203]} or
+ *   {"longitude":..,"latitude":..[,"height":..][,"crs":..]}  SL_POINT as
+ *                            APOC writes it (null coordinates are absent;
+ *                            without crs/srid the keys decide)
  *   [v, ...]                 SL_LIST, every element of one scalar kind;
  *                            [] is an empty list of unknown kind
  *   null                     SL_NULL: only as the value of set_*_prop (remove)
- *   Other objects (maps, APOC points) are refused. The $double form is an
- *   extension of spec/mutations.md so that every stored value can be written
- *   as a mutation (and `shiplog log --json` output can be executed again).
+ *   Other objects (maps) are refused. The $double form is an extension of
+ *   spec/mutations.md so that every stored value can be written as a
+ *   mutation (and `shiplog log --json` output can be executed again).
  *
  * DOUBLES ARE WRITTEN as the shortest decimal that strtod() reads back to
  * the same bits, laid out as ECMAScript's Number.prototype.toString does
@@ -150,7 +159,7 @@ typedef struct sl_import_result {
  *   - anything else (element ids such as "4:ab..:0"): new ids are assigned
  *     from 1 in input order, and relationship endpoints are mapped through
  *     the node ids read.
- * Duplicate ids, endpoints that name no node, map or point values and
+ * Duplicate ids, endpoints that name no node, maps that are not points and
  * anything malformed are refused as "FILE:LINE: reason"; the half-made store
  * is removed (into_dir itself is left, empty, if it existed before).
  * Transactions of ops_per_tx ops. Returns 0 or the first error's code. */

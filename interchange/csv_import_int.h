@@ -64,6 +64,8 @@ typedef struct column {
   char *name;   /* property key, or NULL */
   char *text;   /* the header field, for messages */
   size_t space; /* id space of ID / START_ID / END_ID */
+  char *zone;     /* time, datetime: {timezone:..}, the column's default zone; NULL: none */
+  int64_t srid;   /* point: {crs:..} or {srid:..}, the cells' default CRS; 0: none */
 } column;
 
 typedef struct idspace {

@@ -183,8 +183,10 @@ int sl_import_jsonl(const char *path, const char *into_dir, const sl_import_opti
  *       ({x:1,y:2,crs:'cartesian'}, {latitude:..,longitude:..[,height:..]},
  *       as neo4j-admin reads it: crs or srid optional, the keys decide);
  *       TYPE[] is a list split on the array delimiter; byte[] is a bytes
- *       value. Type names and keywords in any case. Header options ({...})
- *       are refused.
+ *       value. Type names and keywords in any case. Header options as
+ *       neo4j-admin's: {crs:NAME} or {srid:N} on a point column, the CRS of
+ *       cells that name none; {timezone:ZONE} on a time or datetime column,
+ *       its cells' default zone (before default_time_zone); others refused.
  * The header is parsed as neo4j-admin parses it: options {..} are cut out,
  * then a group (..), then the type after the LAST ':', so a key may hold ':'.
  * Fields: an unquoted empty field is no property; a quoted empty one is an

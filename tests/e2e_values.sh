@@ -85,6 +85,14 @@ expect 0 "4: --default-time-zone applies to cells without an offset" \
   "$BIN" import --nodes="$T/tz.csv" --into "$T/tz" --default-time-zone=+05:30
 check "4: ... as an offset" grep -q '"2020-01-01T10:00:00+05:30"' <("$BIN" export "$T/tz")
 check "4: ... and time cells" grep -q '"10:00:00+05:30"' <("$BIN" export "$T/tz")
+printf 'id:ID,loc:point{crs:WGS-84},at:datetime{timezone:Europe/Paris},d:datetime\n1,"{x:12.5,y:55.25}",2024-07-01T12:00,2024-07-01T12:00\n' \
+  >"$T/opts.csv"
+expect 0 "4: header options {crs:..} and {timezone:..} (neo4j-admin's)" \
+  "$BIN" import --nodes="$T/opts.csv" --into "$T/opts"
+check "4: ... give the column's CRS" grep -q '"loc":{"\$point":{"srid":4326,"x":12.5,"y":55.25}}' <("$BIN" export "$T/opts")
+check "4: ... and the column's zone, not the others'" \
+  grep -q '"at":{"\$datetime":"2024-07-01T12:00:00+02:00\[Europe/Paris\]"},"d":{"\$datetime":"2024-07-01T12:00:00Z"}' \
+  <("$BIN" export "$T/opts")
 
 # ---- 5. cypher ---------------------------------------------------------------------------------
 "$BIN" export "$T/v" --cypher --to "$T/v.cypher"

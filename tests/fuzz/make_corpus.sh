@@ -94,6 +94,9 @@ J
   printf '1,2015-07-21,12:30:00.5,12:30+01:00,2015-W30-2T21:40,2015-07-21T21:40[Europe/Paris],P14DT16H12M,"{x:1,y:2,crs:'"'"'cartesian'"'"'}",2015-07-21;2015-202,"{latitude:1,longitude:2};{x:1,y:2,z:3}",User\n'
   printf '2,20150721,2140,21:40-05,2015T2140,2015-07-21T21:40:32.142-04[America/New_York],-PT0.5S,"{x:1,y:2,z:3,crs:cartesian-3d}",,,User\n'
   printf '\x01\n:START_ID,:END_ID,:TYPE,since:datetime,how:duration[]\n1,2,KNOWS,2015-07-21T21:40Z,P1D;PT1H\n'; } >"$C/import_csv/values"
+{ printf '\x00'
+  printf 'id:ID,loc:point{crs:WGS-84},at:datetime{timezone:Europe/Paris},t:time{timezone:+02:00}\n'
+  printf '1,"{x:12.5,y:55.25}",2024-07-01T12:00,10:00\n'; } >"$C/import_csv/options"
 # sl_temporal_parse: byte 0 the kind (0 date .. 5 duration), byte 1 the default zone.
 i=0
 while IFS='|' read -r k z t; do

@@ -243,8 +243,6 @@ int sl__name_check(const char *name);
  * SL_EINVAL with the reason in why (may be NULL): "list element 3: offset
  * outside -18:00..+18:00". */
 int sl__value_check(const sl_value *v, char *why, size_t whylen);
-/* A kind a list's elements may have (SL_BOOL..SL_BYTES, SL_DATE..SL_POINT). */
-bool sl__elem_kind_ok(sl_kind k);
 size_t sl__value_encoded_size(const sl_value *v);
 void sl__value_encode(const sl_value *v, uint8_t *out);
 /* Decode LMDB bytes; strings are copied into the arena, NUL-terminated. */

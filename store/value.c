@@ -199,7 +199,7 @@ int sl__name_check(const char *name) {
 #define LOCAL_SECONDS_MIN (DAY_MIN * DAY_SECONDS)
 #define LOCAL_SECONDS_MAX (DAY_MAX * DAY_SECONDS + DAY_SECONDS - 1)
 
-bool sl__elem_kind_ok(sl_kind k) {
+static bool elem_kind_ok(sl_kind k) {
   return (k >= SL_BOOL && k <= SL_BYTES) || (k >= SL_DATE && k <= SL_POINT);
 }
 
@@ -294,25 +294,20 @@ static const char *scalar_invalid(const sl_value *v) {
 
 int sl__value_check(const sl_value *v, char *why, size_t whylen) {
   const char *r = NULL;
-  size_t bad = 0;
+  size_t bad = SIZE_MAX; /* the element at fault, if one is */
   if (v->kind != SL_LIST) r = scalar_invalid(v);
   else if (v->elem_kind == SL_NULL) r = v->len ? "list of unknown element kind with elements" : NULL;
-  else if (!sl__elem_kind_ok(v->elem_kind)) r = "list of an element kind that cannot be stored";
+  else if (!elem_kind_ok(v->elem_kind)) r = "list of an element kind that cannot be stored";
   else if (v->len > UINT32_MAX) r = "list of over 2^32 elements";
   else if (v->len && !v->u.items) r = "list without its elements";
-  else {
-    for (bad = 0; bad < v->len && !r; bad++) {
-      if (v->u.items[bad].kind != v->elem_kind) r = "list elements of more than one kind";
-      else r = scalar_invalid(&v->u.items[bad]);
-    }
-    bad--;
+  for (size_t i = 0; !r && v->kind == SL_LIST && i < v->len; i++) {
+    bad = i;
+    r = v->u.items[i].kind != v->elem_kind ? "list elements of more than one kind" : scalar_invalid(&v->u.items[i]);
   }
   if (!r) return 0;
   if (why && whylen) {
-    if (v->kind == SL_LIST && v->len && sl__elem_kind_ok(v->elem_kind) && v->u.items)
-      snprintf(why, whylen, "list element %zu: %s", bad, r);
-    else
-      snprintf(why, whylen, "%s", r);
+    if (bad != SIZE_MAX) snprintf(why, whylen, "list element %zu: %s", bad, r);
+    else snprintf(why, whylen, "%s", r);
   }
   return SL_EINVAL;
 }
@@ -354,8 +349,10 @@ bool sl_value_equal(const sl_value *a, const sl_value *b) {
 }
 
 /* ---- LMDB encoding ------------------------------------------------------------- */
-static size_t scalar_size(const sl_value *v, bool in_list) {
-  switch (v->kind) {
+/* The fixed payload size of kind, or 0 for the variable ones (strings,
+ * bytes, DateTime, Point) and unknown kinds. */
+static size_t fixed_size(sl_kind kind) {
+  switch (kind) {
   case SL_BOOL: return 1;
   case SL_INT:
   case SL_DOUBLE:
@@ -363,8 +360,16 @@ static size_t scalar_size(const sl_value *v, bool in_list) {
   case SL_LOCALTIME: return 8;
   case SL_TIME:
   case SL_LOCALDATETIME: return 12;
-  case SL_DATETIME: return 17 + (v->u.t.zone ? strlen(v->u.t.zone) : 0);
   case SL_DURATION: return 28;
+  default: return 0;
+  }
+}
+
+static size_t scalar_size(const sl_value *v, bool in_list) {
+  size_t n = fixed_size(v->kind);
+  if (n) return n;
+  switch (v->kind) {
+  case SL_DATETIME: return 17 + (v->u.t.zone ? strlen(v->u.t.zone) : 0);
   case SL_POINT: return srid_3d(v->u.pt.srid) ? 28 : 20;
   default: return (in_list ? 4 : 0) + v->len; /* SL_STRING, SL_BYTES */
   }
@@ -391,14 +396,10 @@ static uint8_t *put_double(uint8_t *p, double d) {
   return put64(p, bits);
 }
 
-static uint8_t *scalar_encode(const sl_value *v, uint8_t *p, bool in_list) {
+/* Kinds 7..13, apart so that the common kinds' path stays short. */
+__attribute__((noinline)) static uint8_t *temporal_spatial_encode(const sl_value *v, uint8_t *p) {
   size_t zl;
   switch (v->kind) {
-  case SL_BOOL:
-    *p++ = v->u.b ? 1 : 0;
-    return p;
-  case SL_INT: return put64(p, (uint64_t)v->u.i);
-  case SL_DOUBLE: return put_double(p, v->u.d);
   case SL_DATE: return put64(p, (uint64_t)v->u.t.seconds);
   case SL_LOCALTIME:
   case SL_TIME: /* the second of the day is checked: no overflow */
@@ -414,13 +415,26 @@ static uint8_t *scalar_encode(const sl_value *v, uint8_t *p, bool in_list) {
   case SL_DURATION:
     p = put64(put64(put64(p, (uint64_t)v->u.dur.months), (uint64_t)v->u.dur.days), (uint64_t)v->u.dur.seconds);
     return put32(p, (uint32_t)v->u.dur.nanos);
-  case SL_POINT:
+  default: /* SL_POINT */
     p = put_double(put_double(put32(p, v->u.pt.srid), v->u.pt.x), v->u.pt.y);
     return srid_3d(v->u.pt.srid) ? put_double(p, v->u.pt.z) : p;
-  default: /* SL_STRING, SL_BYTES: both are bytes here */
+  }
+}
+
+static uint8_t *scalar_encode(const sl_value *v, uint8_t *p, bool in_list) {
+  switch (v->kind) {
+  case SL_BOOL:
+    *p++ = v->u.b ? 1 : 0;
+    return p;
+  case SL_INT: return put64(p, (uint64_t)v->u.i);
+  case SL_DOUBLE: return put_double(p, v->u.d);
+  case SL_STRING:
+  case SL_BYTES: /* both are bytes here */
     if (in_list) p = put32(p, (uint32_t)v->len);
     if (v->len) memcpy(p, v->u.bytes, v->len);
     return p + v->len;
+  default:
+    return temporal_spatial_encode(v, p);
   }
 }
 
@@ -440,22 +454,6 @@ static double get_double(const uint8_t *p) {
   double d;
   memcpy(&d, &bits, 8);
   return d;
-}
-
-/* The fixed payload size of kind, or 0 for the variable ones (strings,
- * bytes, DateTime, Point) and unknown kinds. */
-static size_t fixed_size(sl_kind kind) {
-  switch (kind) {
-  case SL_BOOL: return 1;
-  case SL_INT:
-  case SL_DOUBLE:
-  case SL_DATE:
-  case SL_LOCALTIME: return 8;
-  case SL_TIME:
-  case SL_LOCALDATETIME: return 12;
-  case SL_DURATION: return 28;
-  default: return 0;
-  }
 }
 
 /* Decode one non-list value of `kind` from p[0..n); *used gets its size. */
@@ -500,6 +498,7 @@ static int scalar_decode(sl_kind kind, const uint8_t *p, size_t n, bool in_list,
     out->u.t.offset = (int32_t)sl_get_le32(p + 12);
     *used = 17 + (size_t)p[16];
     if (p[16] && !(out->u.t.zone = sl__arena_strndup(a, p + 17, p[16]))) return -ENOMEM;
+    if (p[16] && strlen(out->u.t.zone) != p[16]) return SL_ECORRUPT; /* a NUL inside */
     break;
   case SL_DURATION:
     out->u.dur.months = (int64_t)sl_get_le64(p);
@@ -549,7 +548,7 @@ int sl__value_decode(const uint8_t *p, size_t n, sl__arena *a, sl_value *out) {
   sl_kind elem = p[0];
   uint32_t count = sl_get_le32(p + 1);
   p += 5, n -= 5;
-  if ((elem == SL_NULL && count) || (elem != SL_NULL && !sl__elem_kind_ok(elem)) || count > n)
+  if ((elem == SL_NULL && count) || (elem != SL_NULL && !elem_kind_ok(elem)) || count > n)
     return SL_ECORRUPT; /* every element takes at least one byte */
   sl_value *items = NULL;
   if (count && !(items = sl__arena_alloc(a, count * sizeof *items))) return -ENOMEM;
@@ -765,7 +764,7 @@ static int point_from_pb(const Shiplog__Point *p, sl_value *out) {
 
 static int list_from_pb(sl__arena *a, const Shiplog__ValueList *l, sl_value *out) {
   sl_kind elem = l->has_kind ? (sl_kind)l->kind : SL_NULL;
-  if (elem != SL_NULL && !sl__elem_kind_ok(elem)) return SL_EINVAL;
+  if (elem != SL_NULL && !elem_kind_ok(elem)) return SL_EINVAL;
   /* Elements only in the array of the declared kind. */
   size_t counts[SL_POINT + 1] = {0, l->n_bools, l->n_ints, l->n_doubles, l->n_strings, l->n_bytes_list};
   counts[SL_DURATION] = l->n_durations;

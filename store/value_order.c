@@ -120,10 +120,10 @@ static int coord_cmp(double a, double b) {
 }
 
 static int duration_cmp(const sl_value *a, const sl_value *b) {
-  /* Neo4j keeps nanos in 0..999,999,999, borrowing a second. */
-  int64_t sa = a->u.dur.seconds, sb = b->u.dur.seconds;
+  /* Neo4j keeps nanos in 0..999,999,999, borrowing a second (which
+   * INT64_MIN seconds cannot lend in 64 bits). */
+  __extension__ __int128 sa = a->u.dur.seconds, sb = b->u.dur.seconds, la, lb;
   int32_t na = a->u.dur.nanos, nb = b->u.dur.nanos;
-  __extension__ __int128 la, lb;
   if (na < 0) sa--, na += 1000000000;
   if (nb < 0) sb--, nb += 1000000000;
   la = (__int128)a->u.dur.months * 2629746 + (__int128)a->u.dur.days * 86400 + sa;

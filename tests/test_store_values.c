@@ -1,20 +1,27 @@
 /*
  * Neo4j's temporal and spatial kinds in the store (spec/types.md): every
- * kind and a list of each through commit -> reopen -> read and a replay of
- * the log into a new store, their extremes, the refusal of values out of
- * range (naming the key and the reason), damaged LMDB bytes, and the
- * ordering and comparison of values (store/value_order.c) against tables.
+ * kind and a list of each through commit -> reopen -> read, a replay of
+ * the log into a new store, a rebuild of LMDB from the log, dump | load
+ * (full and incremental), the LMDB and protobuf codecs (value.c) with
+ * damaged bytes; their extremes, the refusal of values out of range
+ * (naming the key and the reason), and the ordering and comparison of
+ * values (store/value_order.c) against tables.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "store_helpers.h"
 
+#include "dump.h"
 #include "sl_base.h"
 #include "store.h"
+#include "store_int.h"
 
 /* Days since 1970-01-01 of -999999999-01-01, 0001-01-01, 9999-12-31 and
  * 999999999-12-31 (proleptic Gregorian). */
@@ -165,6 +172,153 @@ static void values_new_kinds_round_trip(void **state) {
   done_dir(dir);
 }
 
+static int dump_to(sl_store *st, const char *path, const sl_dump_options *o) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) fail_msg("%s: %s", path, strerror(errno));
+  int rc = o ? sl_dump_incremental(st, fd, o, NULL) : sl_dump_full(st, fd, NULL, NULL);
+  close(fd);
+  return rc;
+}
+
+/* LMDB removed and rebuilt from the log; a full dump loaded into a new
+ * store and an incremental one onto it: every kind arrives as itself. */
+static void values_rebuild_dump_load(void **state) {
+  (void)state;
+  fill_values();
+  char *dir = new_dir("values_dump");
+  char *src = sub(dir, "src"), *dst = sub(dir, "dst"), *full = sub(dir, "full.dump"), *incr = sub(dir, "incr.dump");
+  sl_store *st = create_open(src, NULL);
+  sl_prop props[64];
+  size_t n = all_props(props), half = n / 2;
+  sl_tx *tx;
+  uint64_t id = SL_ID_NEW;
+  OK(sl_tx_begin(st, &tx));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, props, half, &id));
+  commit(tx);
+  OK(dump_to(st, full, NULL));
+  OK(sl_tx_begin(st, &tx));
+  for (size_t i = half; i < n; i++) OK(sl_tx_set_node_prop(tx, id, props[i].key, &props[i].value));
+  commit(tx);
+  sl_dump_options io = {.from_txid = 2};
+  OK(dump_to(st, incr, &io));
+  sl_store_close(st);
+
+  /* Rebuild: data.mdb gone, the log replayed. */
+  char *data = sub(src, "data.mdb"), *lock = sub(src, "lock.mdb");
+  assert_int_equal(unlink(data), 0);
+  unlink(lock);
+  tu_capture_begin();
+  OK(sl_store_open(src, 0, &st));
+  free(tu_capture_end());
+  check_props(st, id, props, n);
+
+  sl_store *lt;
+  OK(sl_load_full(full, dst, NULL, NULL));
+  OK(sl_store_open(dst, 0, &lt));
+  check_props(lt, id, props, half);
+  OK(sl_load_incremental(incr, lt, NULL, NULL));
+  check_props(lt, id, props, n);
+  compare_stores(st, lt);
+  sl_store_close(lt);
+  sl_store_close(st);
+  free(data), free(lock), free(src), free(dst), free(full), free(incr);
+  done_dir(dir);
+}
+
+/* value.c's codecs directly: every value through LMDB bytes and through a
+ * packed Shiplog__Value; every truncation of the LMDB bytes and bytes that
+ * decode to a value out of range are SL_ECORRUPT, never a crash. */
+static void values_codecs(void **state) {
+  (void)state;
+  fill_values();
+  sl_prop props[64];
+  size_t n = all_props(props);
+  sl__arena a;
+  sl__arena_init(&a);
+  for (size_t i = 0; i < n; i++) {
+    const sl_value *v = &props[i].value;
+    size_t len = sl__value_encoded_size(v);
+    uint8_t *buf = malloc(len);
+    sl__value_encode(v, buf);
+    sl_value out;
+    OK(sl__value_decode(buf, len, &a, &out));
+    if (!sl_value_equal(&out, v)) fail_msg("%s: LMDB bytes decode to another value", props[i].key);
+    for (size_t cut = 0; cut < len; cut++)
+      if (sl__value_decode(buf, cut, &a, &out) == 0)
+        fail_msg("%s: %zu of %zu bytes decoded", props[i].key, cut, len);
+    free(buf);
+
+    Shiplog__Value *pb;
+    OK(sl__value_to_pb(&a, v, &pb));
+    size_t plen = shiplog__value__get_packed_size(pb);
+    uint8_t *pbuf = malloc(plen + 1);
+    shiplog__value__pack(pb, pbuf);
+    ProtobufCAllocator al;
+    sl__arena_pb_allocator(&a, &al);
+    Shiplog__Value *back = shiplog__value__unpack(&al, plen, pbuf);
+    assert_non_null(back);
+    OK(sl__value_from_pb(&a, back, &out));
+    if (!sl_value_equal(&out, v)) fail_msg("%s: the log's value reads back as another", props[i].key);
+    free(pbuf);
+    sl__arena_reset(&a);
+  }
+  /* Out-of-range payloads: a date past year 999999999, a LocalTime of
+   * 86400 s, a 2D point with z bytes, an offset of 18 h + 1 s, a zone with
+   * a space, a bool of 2, a list's date before year -999999999, a zone with
+   * a NUL inside. */
+  uint8_t date[9] = {SL_DATE}, lt[9] = {SL_LOCALTIME}, pt[29] = {SL_POINT}, tm[13] = {SL_TIME};
+  uint8_t dt[17 + 1 + 3] = {SL_DATETIME}, bl[2] = {SL_BOOL, 2}, list[6 + 8] = {SL_LIST, SL_DATE, 1};
+  uint8_t dtnul[17 + 1 + 3] = {SL_DATETIME, [17] = 3, 'U', 0, 'C'};
+  sl_put_le64(date + 1, (uint64_t)(DAY_MAX + 1));
+  sl_put_le64(lt + 1, (uint64_t)86400 * 1000000000);
+  sl_put_le32(pt + 1, SL_SRID_CARTESIAN);
+  sl_put_le32(tm + 9, SL_OFFSET_MAX + 1);
+  dt[17] = 3;
+  memcpy(dt + 18, "a b", 3);
+  sl_put_le64(list + 6, (uint64_t)(DAY_MIN - 1));
+  struct {
+    const uint8_t *b;
+    size_t n;
+  } bad[] = {{date, sizeof date}, {lt, sizeof lt}, {pt, sizeof pt}, {tm, sizeof tm},
+             {dt, sizeof dt},     {bl, sizeof bl}, {list, sizeof list}, {dtnul, sizeof dtnul}};
+  for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+    sl_value out;
+    ERR(SL_ECORRUPT, sl__value_decode(bad[i].b, bad[i].n, &a, &out));
+  }
+  /* A 2D point of 28 bytes (z given) is one 8 bytes too long. */
+  sl_put_le32(pt + 1, SL_SRID_CARTESIAN_3D);
+  sl_value out;
+  OK(sl__value_decode(pt, sizeof pt, &a, &out));
+  sl_put_le32(pt + 1, SL_SRID_WGS84);
+  ERR(SL_ECORRUPT, sl__value_decode(pt, sizeof pt, &a, &out));
+  /* The log's Point: z present exactly for the 3D SRIDs; kinds in the
+   * wrong array of a list. */
+  Shiplog__Point p = SHIPLOG__POINT__INIT;
+  p.srid = SL_SRID_WGS84;
+  p.has_z = 1;
+  Shiplog__Value pv2 = SHIPLOG__VALUE__INIT;
+  pv2.kind_case = SHIPLOG__VALUE__KIND_POINT_VALUE;
+  pv2.point_value = &p;
+  ERR(SL_EINVAL, sl__value_from_pb(&a, &pv2, &out));
+  p.srid = SL_SRID_WGS84_3D;
+  OK(sl__value_from_pb(&a, &pv2, &out));
+  Shiplog__Duration d = SHIPLOG__DURATION__INIT, *dp = &d;
+  Shiplog__ValueList l = SHIPLOG__VALUE_LIST__INIT;
+  l.has_kind = 1;
+  l.kind = SHIPLOG__VALUE_LIST__KIND__KIND_DATE;
+  l.n_durations = 1;
+  l.durations = &dp;
+  Shiplog__Value lv = SHIPLOG__VALUE__INIT;
+  lv.kind_case = SHIPLOG__VALUE__KIND_LIST_VALUE;
+  lv.list_value = &l;
+  ERR(SL_EINVAL, sl__value_from_pb(&a, &lv, &out));
+  l.kind = SHIPLOG__VALUE_LIST__KIND__KIND_DURATION;
+  OK(sl__value_from_pb(&a, &lv, &out));
+  assert_int_equal(out.len, 1);
+  assert_int_equal(out.elem_kind, SL_DURATION);
+  sl__arena_free(&a);
+}
+
 /* Values out of range are refused naming the key and the reason; nothing
  * is written. */
 static void values_refused(void **state) {
@@ -313,45 +467,48 @@ static void values_order_table(void **state) {
       {29, tv(SL_LOCALTIME, 0, 0, 0, NULL)},
       {30, tv(SL_LOCALTIME, 86399, 999999999, 0, NULL)},
       /* DURATION: average length, then nanos, months, days, seconds */
-      {31, dv(0, 0, -1, -1)},
-      {32, dv(0, 0, -1, 0)},
-      {33, dv(0, 0, 0, 0)},
-      {34, dv(0, 0, 86400, 0)}, /* 86400 s */
-      {35, dv(0, 1, 0, 0)},     /* the same length with more days after */
-      {36, dv(1, 0, 0, 0)},     /* 2,629,746 s */
-      {37, dv(0, 0, 2629746, 1)},
-      {38, dv(INT64_MAX, INT64_MAX, INT64_MAX, 0)}, /* no overflow */
+      {31, dv(INT64_MIN, INT64_MIN, INT64_MIN, -1)}, /* no overflow borrowing a second */
+      {32, dv(INT64_MIN, INT64_MIN, INT64_MIN, 0)},
+      {33, dv(0, 0, -1, -1)},
+      {34, dv(0, 0, -1, 0)},
+      {35, dv(0, 0, 0, 0)},
+      {36, dv(0, 0, 86400, 0)}, /* 86400 s */
+      {37, dv(0, 1, 0, 0)},     /* the same length with more days after */
+      {38, dv(1, 0, 0, 0)},     /* 2,629,746 s */
+      {39, dv(0, 0, 2629746, 1)},
+      {40, dv(INT64_MAX, INT64_MAX, INT64_MAX, 0)}, /* no overflow */
+      {41, dv(INT64_MAX, INT64_MAX, INT64_MAX, 1)},
       /* STRING by code point */
-      {39, vstr("")},
-      {40, vstr("A")},
-      {41, vstr("a")},
-      {42, vstr("ab")},
-      {43, vstr("\xef\xbf\xbd")},    /* U+FFFD */
-      {44, vstr("\xf0\x9f\x98\x80")}, /* U+1F600 after it, unlike UTF-16 */
+      {42, vstr("")},
+      {43, vstr("A")},
+      {44, vstr("a")},
+      {45, vstr("ab")},
+      {46, vstr("\xef\xbf\xbd")},    /* U+FFFD */
+      {47, vstr("\xf0\x9f\x98\x80")}, /* U+1F600 after it, unlike UTF-16 */
       /* BOOLEAN */
-      {45, {.kind = SL_BOOL, .u.b = false}},
-      {46, {.kind = SL_BOOL, .u.b = true}},
+      {48, {.kind = SL_BOOL, .u.b = false}},
+      {49, {.kind = SL_BOOL, .u.b = true}},
       /* NUMBER: exact across ints and doubles, NaN last */
-      {47, dbl(-INFINITY)},
-      {48, vint(INT64_MIN)},
-      {49, dbl(-9223372036854775808.0 + 2048)},
-      {50, dbl(-1.5)},
-      {51, vint(-1)},
-      {52, dbl(-0.5)},
-      {53, vint(0)},
-      {53, dbl(0.0)},
-      {53, dbl(-0.0)},
-      {54, dbl(0.5)},
-      {55, vint(1)},
-      {55, dbl(1.0)},
-      {56, vint(INT64_MAX - 1)},
-      {57, vint(INT64_MAX)},
-      {58, dbl(9223372036854775808.0)}, /* the double nearest INT64_MAX lies above it */
-      {59, dbl(INFINITY)},
-      {60, dbl(NAN)},
-      {60, dbl(-NAN)},
+      {50, dbl(-INFINITY)},
+      {51, vint(INT64_MIN)},
+      {52, dbl(-9223372036854775808.0 + 2048)},
+      {53, dbl(-1.5)},
+      {54, vint(-1)},
+      {55, dbl(-0.5)},
+      {56, vint(0)},
+      {56, dbl(0.0)},
+      {56, dbl(-0.0)},
+      {57, dbl(0.5)},
+      {58, vint(1)},
+      {58, dbl(1.0)},
+      {59, vint(INT64_MAX - 1)},
+      {60, vint(INT64_MAX)},
+      {61, dbl(9223372036854775808.0)}, /* the double nearest INT64_MAX lies above it */
+      {62, dbl(INFINITY)},
+      {63, dbl(NAN)},
+      {63, dbl(-NAN)},
       /* null last */
-      {61, {.kind = SL_NULL}},
+      {64, {.kind = SL_NULL}},
   };
   for (size_t i = 0; i < SL_ARRAY_LEN(t); i++) {
     for (size_t j = 0; j < SL_ARRAY_LEN(t); j++) {
@@ -444,6 +601,8 @@ static void values_compare_table(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(values_new_kinds_round_trip),
+      cmocka_unit_test(values_rebuild_dump_load),
+      cmocka_unit_test(values_codecs),
       cmocka_unit_test(values_refused),
       cmocka_unit_test(values_order_table),
       cmocka_unit_test(values_compare_table),

@@ -182,6 +182,7 @@ static int parse_column(csvimp *im, size_t i, const char *text, size_t n) {
   if (open) {
     char *close = strrchr(rest, ')');
     if (!close || close < open) {
+      free(options);
       free(rest);
       return sl__csv_col_why(im, i, "'(' without a closing ')'");
     }

@@ -499,6 +499,9 @@ int sl__point_make(const sl__point_parts *pp, sl_value *out, char *why, size_t w
   }
   if (!pp->has[base] || !pp->has[base + 1])
     return fail(why, whylen, "point needs %s", cart ? "x and y" : "longitude and latitude");
+  if (!cart && (srid == SL_SRID_CARTESIAN || srid == SL_SRID_CARTESIAN_3D))
+    return fail(why, whylen, "point: longitude and latitude in crs %s (a geographic point is wgs-84)",
+                sl_srid_name(srid));
   if (srid_3d(srid) != has3)
     return fail(why, whylen, "point: crs %s is %s", sl_srid_name(srid),
                 has3 ? "2D but a third coordinate is given" : "3D but the third coordinate is missing");
@@ -522,11 +525,12 @@ static int apoc_point(json_t *j, sl_value *out, char *why, size_t whylen) {
     pp.has[i] = true;
   }
   json_t *crs = json_object_get(j, "crs"), *srid = json_object_get(j, "srid");
-  if (crs) {
+  if (crs) { /* wins over srid, as in Neo4j's point() */
     known++;
     if (!json_is_string(crs)) return fail(why, whylen, "point: crs must be a name such as 'wgs-84'");
     pp.crs = json_string_value(crs), pp.crs_len = json_string_length(crs);
-  } else if (srid) {
+  }
+  if (srid) {
     known++;
     if (!json_is_integer(srid)) return fail(why, whylen, "point: srid must be an integer");
     pp.srid = json_integer_value(srid);

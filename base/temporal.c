@@ -324,7 +324,7 @@ static int default_zone_parse(const char *dz, int32_t *off, bool *named, char *z
   if (peek(&c, 'Z') || peek(&c, '+') || peek(&c, '-')) {
     int rc = parse_offset(&c, off, err, errlen);
     if (rc == 0 && c.p == c.e) return 0;
-    if (rc < 0) return rc;
+    if (rc < 0) return fail(err, errlen, "default time zone '%s' has an offset out of range (-18:00..+18:00)", dz);
     if (!(dz[0] == 'Z' || dz[0] == 'z') || c.p != dz + 1) /* not "Z...": a zone name may start with Z ("Zulu") */
       return fail(err, errlen, "default time zone '%s' is not an offset", dz);
   }

@@ -107,12 +107,13 @@ static int parse_options(csvimp *im, size_t i, const char *o, size_t n) {
     const char *key = o, *val;
     size_t klt = kl;
     sl__csv_trim(&key, &klt);
-    if (kl == n || o[kl] != ':') return sl__csv_col_why(im, i, "header option '%.*s' has no value", (int)SL_MIN(klt, (size_t)20), key);
+    int kw = (int)SL_MIN(klt, (size_t)20); /* the key, for messages */
+    if (kl == n || o[kl] != ':') return sl__csv_col_why(im, i, "header option '%.*s' has no value", kw, key);
     o += kl + 1, n -= kl + 1;
     sl__csv_trim(&o, &n);
     if (n && (o[0] == '\'' || o[0] == '"')) {
       const char *end = memchr(o + 1, o[0], n - 1);
-      if (!end) return sl__csv_col_why(im, i, "header option '%.*s': missing end quote", (int)SL_MIN(klt, (size_t)20), key);
+      if (!end) return sl__csv_col_why(im, i, "header option '%.*s': missing end quote", kw, key);
       val = o + 1, vl = (size_t)(end - o - 1);
       n -= vl + 2, o = end + 1;
       sl__csv_trim(&o, &n);
@@ -124,7 +125,7 @@ static int parse_options(csvimp *im, size_t i, const char *o, size_t n) {
     if (n && o[0] != ',') return sl__csv_col_why(im, i, "header options must be {key:value, ...}");
     if (n) o++, n--;
     char v[SL_ZONE_MAX + 1];
-    if (vl == 0 || vl > SL_ZONE_MAX) return sl__csv_col_why(im, i, "header option '%.*s': bad value", (int)SL_MIN(klt, (size_t)20), key);
+    if (vl == 0 || vl > SL_ZONE_MAX) return sl__csv_col_why(im, i, "header option '%.*s': bad value", kw, key);
     memcpy(v, val, vl);
     v[vl] = '\0';
     if (zoned && streq_ci(key, klt, "timezone")) {
@@ -145,8 +146,10 @@ static int parse_options(csvimp *im, size_t i, const char *o, size_t n) {
         return sl__csv_col_why(im, i, "{srid:%s}: unknown srid (7203, 9157, 4326 or 4979)", v);
       c->srid = srid;
     } else {
-      return sl__csv_col_why(im, i, "header option '%.*s' is not supported here (only {timezone:..} on time and datetime columns, {crs:..} on point columns)",
-                             (int)SL_MIN(klt, (size_t)20), key);
+      return sl__csv_col_why(im, i,
+                             "header option '%.*s' is not supported here (only {timezone:..} on time and "
+                             "datetime columns, {crs:..} on point columns)",
+                             kw, key);
     }
   }
   return 0;

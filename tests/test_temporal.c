@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static char zone_buf[SL_ZONE_MAX + 1];
 static char err[256];
@@ -382,6 +383,46 @@ static void temporal_random_round_trip(void **state) {
   }
 }
 
+/* base/tzdb.c and glibc read the same TZif files independently: for every
+ * zone of zone1970.tab and random instants from 1800 to 2500 (transitions,
+ * then the footer's rules), the offsets must agree. */
+static void temporal_zones_agree_with_glibc(void **state) {
+  (void)state;
+  const char *dir = getenv("TZDIR") ? getenv("TZDIR") : "/usr/share/zoneinfo";
+  char path[512], line[512];
+  snprintf(path, sizeof path, "%s/zone1970.tab", dir);
+  FILE *f = fopen(path, "r");
+  if (!f) skip();
+  uint64_t rs = tu_seed("temporal_zones_agree_with_glibc");
+  int zones = 0;
+  char *old_tz = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+  while (fgets(line, sizeof line, f)) {
+    if (line[0] == '#') continue;
+    char *name = line;
+    for (int col = 0; col < 2 && name; col++) name = strchr(name, '\t') ? strchr(name, '\t') + 1 : NULL;
+    if (!name) continue;
+    name[strcspn(name, "\t\n")] = '\0';
+    setenv("TZ", name, 1); /* this test alone; tzdb.c never touches TZ */
+    tzset();
+    zones++;
+    for (int i = 0; i < 200; i++) {
+      time_t t = (time_t)(-5364662400LL + (int64_t)tu_rand_below(&rs, 22090000000ULL)); /* 1800 .. 2500 */
+      struct tm tm;
+      int32_t off;
+      if (!localtime_r(&t, &tm)) continue;
+      OK(sl_tz_offset_at(name, (int64_t)t, &off));
+      if (off != tm.tm_gmtoff)
+        fail_msg("%s at %lld: tzdb.c says %d, glibc %ld", name, (long long)t, off, (long)tm.tm_gmtoff);
+    }
+  }
+  fclose(f);
+  if (old_tz) setenv("TZ", old_tz, 1);
+  else unsetenv("TZ");
+  tzset();
+  free(old_tz);
+  assert_true(zones > 100);
+}
+
 static void *zone_worker(void *arg) {
   const char *zone = arg;
   for (int i = 0; i < 2000; i++) {
@@ -426,6 +467,7 @@ int main(void) {
       cmocka_unit_test(temporal_durations),       cmocka_unit_test(temporal_extremes),
       cmocka_unit_test(temporal_refusals),        cmocka_unit_test(temporal_random_round_trip),
       cmocka_unit_test(temporal_zone_threads),    cmocka_unit_test(temporal_srid_names),
+      cmocka_unit_test(temporal_zones_agree_with_glibc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -208,7 +208,7 @@ SHIPLOG_API int sl_value_kind_rank(sl_kind kind);
 /* ---- temporal and spatial text (ISO-8601 as Cypher's toString prints it) ---- */
 /* The longest text sl_value_format writes for a temporal or duration value,
  * NUL included. */
-#define SL_TEMPORAL_TEXT_MAX 96
+#define SL_TEMPORAL_TEXT_MAX 128
 
 /* Parse the text of a value of `kind` (SL_DATE .. SL_DURATION) as Neo4j's
  * constructors (date("..."), duration("...")) and neo4j-admin's CSV cells

@@ -123,8 +123,8 @@ expect 0 "export the stdin import" "$BIN" export "$T/imp2"
 same "$T/out" "$T/golden.jsonl" "export | import - | export is the identity"
 expect 1 "import into a non-empty store" "$BIN" import "$T/a.jsonl" --into "$T/imp"
 printf '{"type":"node","id":"1","labels":[]}\n{"type":"node","id":"2","labels":[],"properties":{"p":{"crs":"wgs-84"}}}\n' >"$T/point.jsonl"
-expect 1 "import refuses points" "$BIN" import "$T/point.jsonl" --into "$T/imp3"
-contains "$T/err" "$T/point.jsonl:2: properties: property \"p\": point values are not supported" "the refusal names FILE:LINE"
+expect 1 "import refuses a map that is no point (crs alone)" "$BIN" import "$T/point.jsonl" --into "$T/imp3"
+contains "$T/err" "$T/point.jsonl:2: properties: property \"p\": map values are not supported" "the refusal names FILE:LINE"
 [ ! -e "$T/imp3" ] && ok "a failed import leaves nothing" || bad "a failed import leaves nothing"
 
 # ---- stats ------------------------------------------------------------------------------

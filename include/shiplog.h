@@ -76,7 +76,8 @@ extern "C" {
   X(SL_ETOOBIG, -10014, "record or message exceeds the size limit")            \
   X(SL_ETRUNCATED, -10015, "input ends inside a record")                       \
   X(SL_ENOTLOG, -10016, "not a shiplog file (bad magic)")                      \
-  X(SL_EAUTH, -10017, "authentication failed (certificate or TLS)")
+  X(SL_EAUTH, -10017, "authentication failed (certificate or TLS)")           \
+  X(SL_ECONSTRAINT, -10018, "a schema constraint refuses the data")
 
 enum sl_error {
 #define SL__ERR_ENUM(name, value, msg) name = value,
@@ -329,6 +330,60 @@ SHIPLOG_API void sl_tx_abort(sl_tx *tx);
 /* Reads through the transaction (sees its own writes). Owned by the tx. */
 SHIPLOG_API sl_view *sl_tx_view(sl_tx *tx);
 
+/* ---- schema: indexes and constraints ---------------------------------------- */
+/* Schema lives in the store and in the log like data: each create or drop
+ * is recorded, ships, dumps, loads and replays. A transaction holding a
+ * schema op holds schema ops only (SL_EINVAL when mixed with data ops).
+ * Names are unique across indexes and constraints (1..SL_NAME_MAX bytes of
+ * UTF-8); a NULL name asks for Neo4j's kind of generated name
+ * ("index_1a2b3c4d", "constraint_1a2b3c4d", a hash of the rule).
+ *
+ * An index (and the index behind a UNIQUE or NODE_KEY constraint) holds
+ * every node with the label (relationship with the type) that has all its
+ * keys, ordered by the keys' values as Neo4j orders them, numbers by value
+ * (1 and 1.0 are one key: a seek for 1.0 finds the integer 1), then by id.
+ * It is kept in the same LMDB transaction as every write, and built over
+ * the existing data when created.
+ *
+ * Constraints are checked when the transaction commits, for every entity it
+ * created or changed: UNIQUE (no two entities with the token share the
+ * keys' values, among those having all keys), NODE_KEY (unique, and every
+ * key present), NOT_NULL (every key present). A violation refuses the
+ * whole commit with SL_ECONSTRAINT and sl_tx_error names the constraint,
+ * token, keys, values and entity ids. Creating a constraint that the data
+ * already violates is refused the same way. Errors of the create and drop
+ * calls: SL_EEXIST (name taken, or an equivalent rule exists: an index and
+ * a UNIQUE / NODE_KEY constraint on the same token and keys count as
+ * equivalent, as in Neo4j), SL_ENOTFOUND (drop: no index / constraint of
+ * that name), SL_EINVAL (names, no keys, more than SL_SCHEMA_KEYS_MAX keys,
+ * a key twice, mixed with data ops), SL_ETOOBIG (creating an index over a
+ * value too large to index: see sl_view_index_seek). */
+typedef enum sl_schema_kind {
+  SL_SCHEMA_INDEX = 0,
+  SL_SCHEMA_UNIQUE = 1,
+  SL_SCHEMA_NODE_KEY = 2, /* on relationships: Neo4j's relationship key */
+  SL_SCHEMA_NOT_NULL = 3
+} sl_schema_kind;
+#define SL_SCHEMA_KEYS_MAX 16
+
+typedef struct sl_schema_rule {
+  const char *name;        /* NULL on create: generated */
+  sl_schema_kind kind;
+  bool rel;                /* false: nodes with label `token`; true:
+                              relationships of type `token` */
+  const char *token;
+  size_t nkeys;
+  const char *const *keys; /* property keys, in order */
+} sl_schema_rule;
+
+/* Create an index (rule->kind SL_SCHEMA_INDEX) or a constraint (the other
+ * kinds). name_out (may be NULL) receives the name, NUL-terminated
+ * (SL_NAME_MAX + 1 bytes). */
+SHIPLOG_API int sl_tx_create_index(sl_tx *tx, const sl_schema_rule *rule, char *name_out);
+SHIPLOG_API int sl_tx_create_constraint(sl_tx *tx, const sl_schema_rule *rule, char *name_out);
+SHIPLOG_API int sl_tx_drop_index(sl_tx *tx, const char *name);
+SHIPLOG_API int sl_tx_drop_constraint(sl_tx *tx, const char *name);
+
 /* ---- reading ------------------------------------------------------------- */
 /* A consistent snapshot (LMDB read transaction). */
 SHIPLOG_API int sl_view_begin(sl_store *st, sl_view **out);
@@ -383,6 +438,25 @@ typedef struct sl_counts {
 SHIPLOG_API int sl_view_counts(sl_view *v, sl_counts *out);
 /* Nodes carrying a label. */
 SHIPLOG_API int sl_view_count_label(sl_view *v, const char *label, uint64_t *out);
+
+/* Every index and constraint, sorted by name: *rules (in the view's scratch
+ * memory, like every read result) holds *n rules. */
+SHIPLOG_API int sl_view_schema(sl_view *v, const sl_schema_rule **rules, size_t *n);
+/* Seek the index `name` (an index, or a UNIQUE / NODE_KEY constraint's):
+ * the ids of the entities whose keys equal values[0..nvalues) in Cypher's
+ * `=` (1 = 1.0; strings bytewise; a DateTime by its instant), ascending.
+ * nvalues must be the index's key count; an SL_NULL value matches nothing.
+ * SL_ENOTFOUND: no such index. The walk must not call other sl_view_*
+ * functions on the same view; fn returns 0 to go on (sl_rel_fn's rule). */
+SHIPLOG_API int sl_view_index_seek(sl_view *v, const char *name, const sl_value *values, size_t nvalues,
+                                   sl_id_fn fn, void *arg);
+/* A range on the index's first key: lo < key < hi (or <= with *_incl),
+ * either bound NULL for none (not both), in the index's order (by value,
+ * then id). Only values of the bounds' kind match, as Cypher's `<` compares
+ * only comparable values (numbers with numbers, strings with strings, ...):
+ * SL_EINVAL when the two bounds are not comparable. */
+SHIPLOG_API int sl_view_index_range(sl_view *v, const char *name, const sl_value *lo, bool lo_incl,
+                                    const sl_value *hi, bool hi_incl, sl_id_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

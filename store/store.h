@@ -175,5 +175,10 @@ typedef struct sl_verify_result {
   uint64_t nodes, rels;
 } sl_verify_result;
 int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_result *out);
+/* Is every index entry what the view's data implies (none missing, none
+ * extra), and does the data keep every constraint? 0, or SL_ECORRUPT /
+ * SL_ECONSTRAINT with the first difference in why ("index NAME lacks the
+ * entry of node 17"). */
+int sl_store_schema_verify(sl_view *v, char *why, size_t n);
 
 #endif

@@ -736,9 +736,9 @@ static void dump_forged_contents(void **state) {
   sl_store_close(st);
 
   forge g = f;
-  forge_record(&g, 9, k1, 8, "", 0); /* past the last database */
+  forge_record(&g, 10, k1, 8, "", 0); /* past the last database (index, 9) */
   forge_write(file, &h, &g, 0);
-  expect_refusal(file, dst, SL_ECORRUPT, "unknown database index 9");
+  expect_refusal(file, dst, SL_ECORRUPT, "unknown database index 10");
 
   g = f;
   forge_record(&g, 1, k2, 8, "", 0);

@@ -377,7 +377,10 @@ int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
   sl_store *st = tx->st;
   int rc = tx->err;
   if (txid_out) *txid_out = 0;
-  if (!rc && tx->nops && (rc = sl__schema_check(&tx->w)) != 0) tx->err = rc; /* SL_ECONSTRAINT, sl_tx_error says why */
+  if (!rc && tx->nops && (rc = sl__schema_check(&tx->w)) != 0) { /* SL_ECONSTRAINT: the commit is refused */
+    tx->err = rc;
+    sl_diag_error("%s: commit refused: %s", st->dir, tx->w.err[0] ? tx->w.err : sl_strerror(rc));
+  }
   if (rc || tx->nops == 0) {
     tx_end(tx);
     return rc;

@@ -91,6 +91,17 @@ int sl__idmap_lookup(sl__idmap *m, const char *key, size_t len, sl__idslot **slo
 int sl__idmap_insert(sl__idmap *m, sl__idslot *slot, const char *key, size_t len, uint64_t val);
 void sl__idmap_free(sl__idmap *m);
 
+/* ---- schema lines and statements (schema_text.c) ------------------------------------------ */
+/* Neo4j 5's SHOW INDEXES / SHOW CONSTRAINTS type of a rule ("RANGE",
+ * "UNIQUENESS", "RELATIONSHIP_KEY", ...), and back for an index or a
+ * constraint on nodes or relationships (SL_EINVAL when it names none). */
+const char *sl__schema_type_name(const sl_schema_rule *r);
+int sl__schema_type_parse(const char *s, bool index, bool rel, sl_schema_kind *kind);
+/* The canonical export's line of a rule, newline included. */
+void sl__jbuf_schema_line(sl__jbuf *b, const sl_schema_rule *r);
+/* The CREATE INDEX / CREATE CONSTRAINT statement of a rule, without ';'. */
+void sl__cypher_schema(sl__jbuf *b, const sl_schema_rule *r);
+
 /* ---- building a new store ------------------------------------------------------------ */
 /* What every importer shares: create the store, write in transactions of
  * ops_per_tx ops, and on failure remove what was made (the directory itself

@@ -251,7 +251,9 @@ static int import_schema(importer *im, json_t *root, bool index) {
   }
   if ((rc = ensure_tx(im, &tx))) return rc;
   rc = index ? sl_tx_create_index(tx, &r, NULL) : sl_tx_create_constraint(tx, &r, NULL);
-  if (rc) return why(im, rc, "%s %s: %s", what, r.name ? r.name : "", sl_tx_error(tx) ? sl_tx_error(tx) : sl_strerror(rc));
+  if (rc)
+    return why(im, rc, "%s%s%s: %s", what, r.name ? " " : "", r.name ? r.name : "",
+               sl_tx_error(tx) ? sl_tx_error(tx) : sl_strerror(rc));
   im->sink.ops_in_tx = im->sink.ops_per_tx - 1;
   return op_done(im);
 }

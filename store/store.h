@@ -71,6 +71,8 @@
  *   rels        id(8) -> start(8) end(8) type
  *   rel_props   id(8) key -> value
  *   adjacency   node(8) dir(1) tlen(1) type rel(8) -> other(8)
+ *   schema      name -> index id(4) | packed SchemaRule   (store/schema.c)
+ *   index       index id(4) values entity(8) -> empty     (store/index_key.c)
  *   Labels, types and property keys are 1..255 bytes of UTF-8 without NUL.
  *
  * THREADS AND PROCESSES, ERRORS, MEMORY: include/shiplog.h.

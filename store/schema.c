@@ -499,8 +499,9 @@ static bool same_schema(const sl_schema_rule *a, const sl_schema_rule *b) {
   return true;
 }
 
+/* The rule's parts first: a generated name is "" when they are wrong. */
 static int rule_check(sl__wctx *w, const sl_schema_rule *r) {
-  if (!r->name || sl__name_check(r->name) < 0) return fail(w, SL_EINVAL, "a schema name is 1..%d bytes of UTF-8", SL_NAME_MAX);
+  if (!r->name) return fail(w, SL_EINVAL, "a schema rule without a name");
   if ((unsigned)r->kind > SL_SCHEMA_NOT_NULL) return fail(w, SL_EINVAL, "%s: unknown kind %d", r->name, (int)r->kind);
   if (!r->token || sl__name_check(r->token) < 0)
     return fail(w, SL_EINVAL, "%s: the %s is not 1..%d bytes of UTF-8", r->name, r->rel ? "type" : "label", SL_NAME_MAX);
@@ -512,6 +513,7 @@ static int rule_check(sl__wctx *w, const sl_schema_rule *r) {
     for (size_t j = 0; j < i; j++)
       if (!strcmp(r->keys[i], r->keys[j])) return fail(w, SL_EINVAL, "%s: property %s given twice", r->name, r->keys[i]);
   }
+  if (sl__name_check(r->name) < 0) return fail(w, SL_EINVAL, "a schema name is 1..%d bytes of UTF-8", SL_NAME_MAX);
   return 0;
 }
 

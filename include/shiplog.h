@@ -374,6 +374,8 @@ typedef struct sl_schema_rule {
   const char *token;
   size_t nkeys;
   const char *const *keys; /* property keys, in order */
+  uint32_t id;             /* reads: the rule's number (SHOW's id), never
+                              reused; ignored on create */
 } sl_schema_rule;
 
 /* Create an index (rule->kind SL_SCHEMA_INDEX) or a constraint (the other

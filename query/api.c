@@ -83,6 +83,7 @@ int qerr_store(qctx *q, int rc, unsigned line, unsigned col) {
   case -ENOMEM: return qerr_oom(q);
   case SL_ENOTFOUND: return qerr(q, rc, ST_NOTFOUND, line, col, "%s", why);
   case SL_EEXIST:
+  case SL_ECONSTRAINT:
   case SL_EHASRELS: return qerr(q, rc, ST_CONSTRAINT, line, col, "%s", why);
   case SL_EINVAL: return qerr(q, rc, ST_ARG, line, col, "%s", why);
   case SL_ETOOBIG: return qerr(q, rc, "Neo.TransientError.General.OutOfMemoryError", line, col, "%s", why);
@@ -300,6 +301,12 @@ int sl_qtx_commit(sl_qtx *t, uint64_t *txid, sl_query_error *err) {
             "The transaction has been marked as failed by an earlier statement and was rolled back");
     sl_qtx_rollback(t);
     return SL_EINVAL;
+  }
+  if (t->tx && (rc = sl_tx_check_constraints(t->tx))) { /* schema's constraints, with the reason */
+    set_err(err, rc == SL_ECONSTRAINT ? ST_CONSTRAINT : "Neo.DatabaseError.Transaction.TransactionCommitFailed", "%s",
+            sl_tx_error(t->tx) ? sl_tx_error(t->tx) : sl_strerror(rc));
+    sl_qtx_rollback(t);
+    return rc;
   }
   if (t->tx) {
     rc = sl_tx_commit(t->tx, txid);

@@ -922,6 +922,7 @@ static int plan_single(qctx *q, qsingle *s, qop **out) {
 
 int q_plan(qctx *q, qop **out) {
   qstmt *s = q->stmt;
+  if (s->schema) return q_schema_plan(q, out);
   if (s->nparts == 1) return plan_single(q, &s->parts[0], out);
   op_union *u = new_op(sizeof *u, NULL, union_next, union_free);
   if (!u) return qerr_oom(q);

@@ -11,8 +11,9 @@
  * predicates (STARTS WITH, ENDS WITH, CONTAINS, IN, =~, IS [NOT] NULL),
  * + -, * / %, ^, unary + -, postfix (.key, [i], [a..b], :Label), atoms.
  *
- * Schema statements (CREATE INDEX/CONSTRAINT, DROP, SHOW) are recognised in
- * parse_schema() and refused until the schema module plugs in there.
+ * Schema statements (CREATE INDEX/CONSTRAINT, DROP, SHOW) are parsed by
+ * schema.c when a statement starts with one; parse_schema() refuses them
+ * inside a query.
  */
 #include <math.h>
 #include <stdio.h>
@@ -1260,14 +1261,14 @@ static int parse_call(parser *p, qclause *c, bool standalone_ok) {
   return 0;
 }
 
-/* The schema statements belong to the schema module; until it plugs in
- * here, they are refused with a clear message. */
+/* Schema statements are statements of their own (schema.c takes them
+ * when a statement starts with one): inside a query they are refused. */
 static int parse_schema(parser *p, bool *is_schema) {
   *is_schema = at_kw2(p, "CREATE", "INDEX") || at_kw2(p, "CREATE", "CONSTRAINT") || at_kw2(p, "CREATE", "RANGE") ||
                at_kw2(p, "CREATE", "TEXT") || at_kw2(p, "CREATE", "POINT") || at_kw2(p, "CREATE", "FULLTEXT") ||
                at_kw2(p, "CREATE", "LOOKUP") || at_kw(p, "DROP") || at_kw(p, "SHOW");
   if (!*is_schema) return 0;
-  return qerr(p->q, SL_EINVAL, ST_SYNTAX, TOK->line, TOK->col, "schema statements (indexes, constraints, SHOW) are not supported by this build yet");
+  return qerr(p->q, SL_EINVAL, ST_SYNTAX, TOK->line, TOK->col, "a schema command (CREATE INDEX/CONSTRAINT, DROP, SHOW) must be a statement of its own");
 }
 
 static int parse_single(parser *p, qsingle *s, bool first_part) {
@@ -1409,6 +1410,7 @@ static int parse_single(parser *p, qsingle *s, bool first_part) {
 int q_parse(qctx *q) {
   parser P = {.q = q}, *p = &P;
   FAILRC(q_lex(q, &p->t, &p->nt));
+  if (q_schema_statement(p->t, p->nt)) return q_schema_parse(q, p->t, p->nt);
   qstmt *s = palloc(p, sizeof *s);
   if (!s) return qerr_oom(q);
   vec parts = {.size = sizeof(qsingle)};

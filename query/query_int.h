@@ -216,7 +216,9 @@ typedef struct qsingle {
   int *colslots;       /* the RETURN's slots */
 } qsingle;
 
+typedef struct qschema qschema;
 typedef struct qstmt {
+  qschema *schema;   /* a schema statement (schema.c): no parts' clauses */
   qsingle *parts;
   int nparts;
   bool union_all;
@@ -361,6 +363,14 @@ int q_write_finish(qctx *q, qclause *c, qarena *a); /* deferred node deletions *
 int q_merge_create(qctx *q, qclause *c); /* MERGE found nothing: create the path */
 int q_apply_sets(qctx *q, qsetitem *items, int n);
 int q_create_path(qctx *q, qpath *p);
+
+/* ---- schema statements (schema.c) -------------------------------------------------------- */
+/* Do the tokens start a schema statement (CREATE INDEX/CONSTRAINT, DROP, SHOW)? */
+bool q_schema_statement(const qtok *t, int n);
+/* Parse one into q->stmt (stmt->schema set). */
+int q_schema_parse(qctx *q, qtok *t, int n);
+/* Its one operator: the create or drop, or SHOW's rows. */
+int q_schema_plan(qctx *q, qop **out);
 
 /* ---- procedures (api.c) ---------------------------------------------------------------- */
 /* Rows of a procedure: each call of fn sets the yielded slots. */

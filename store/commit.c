@@ -373,6 +373,12 @@ void sl_tx_abort(sl_tx *tx) {
   if (tx) tx_end(tx);
 }
 
+int sl_tx_check_constraints(sl_tx *tx) {
+  int rc = tx->err;
+  if (!rc && (rc = sl__schema_check(&tx->w))) tx->err = rc;
+  return rc;
+}
+
 int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
   sl_store *st = tx->st;
   int rc = tx->err;

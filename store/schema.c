@@ -626,7 +626,10 @@ int sl_view_schema(sl_view *v, const sl_schema_rule **rules, size_t *n) {
   if (rc || !*n) return rc;
   sl_schema_rule *out = sl__arena_alloc(&v->scratch, *n * sizeof *out);
   if (!out) return -ENOMEM;
-  for (size_t i = 0; i < *n; i++) out[i] = ru[i].r;
+  for (size_t i = 0; i < *n; i++) {
+    out[i] = ru[i].r;
+    out[i].id = ru[i].id;
+  }
   *rules = out;
   return 0;
 }

@@ -130,6 +130,11 @@ int sl_store_read_id(const char *dir, uint8_t id[SL_STORE_ID_SIZE]);
 /* The log of a store opened for writing (NULL when read-only). */
 sl_log *sl_store_log(sl_store *st);
 
+/* Check the constraints now, as sl_tx_commit will (the query engine
+ * reports a violation while sl_tx_error can still say why): 0, or
+ * SL_ECONSTRAINT (the transaction may then only be aborted). */
+int sl_tx_check_constraints(sl_tx *tx);
+
 /* ---- applying another log's records ------------------------------------ */
 /* Apply one packed Transaction from another log (receiver's standby,
  * restore, load) as one atomic LMDB transaction. Its txid must be the next

@@ -9,8 +9,9 @@
  * into q->row and returns; the next call resumes at the deepest level.
  *
  * A path is walked from the end that is cheaper to start from: a bound
- * node first, then a labelled one (choose_start). choose_source() is where
- * an index seek plugs in: today a start node comes from its variable, a
+ * node first, then a labelled one (choose_start). choose_source() picks
+ * where a start node comes from: its variable, an index seek (a label and
+ * a property map that an index covers: schema.c's q_schema_seek_plan), a
  * label scan (batched, resumable: sl_view_scan_ids) or all nodes.
  *
  * Relationship uniqueness (Cypher's relationship isomorphism): every
@@ -24,7 +25,7 @@
 #include "store.h"
 
 enum { LV_START, LV_EXPAND, LV_VARLEN };
-enum { SRC_BOUND, SRC_LABEL, SRC_ALL };
+enum { SRC_BOUND, SRC_LABEL, SRC_ALL, SRC_INDEX };
 
 #define SCAN_BATCH 256
 
@@ -49,6 +50,9 @@ typedef struct level {
   int shortest;     /* LV_VARLEN of shortestPath (1) / allShortestPaths (2) */
   int src;
   const char *label;
+  q_seek seek;      /* SRC_INDEX */
+  bool seeking;     /* SRC_INDEX with values the index can seek (else: the label scan) */
+  uint64_t *sids;
   qarena arena;
   /* LV_START */
   uint64_t ids[SCAN_BATCH];
@@ -92,12 +96,12 @@ static bool choose_reverse(const qpath *p, const int *bound, int nb) {
   return false;
 }
 
-/* The node source of a start level: this is where an index seek plugs in
- * (a label and a property equality in lv->node->props or the WHERE). */
-static void choose_source(level *lv) {
+/* The node source of a start level: its variable, an index covering its
+ * label and property map, its label, or every node. */
+static void choose_source(qctx *q, level *lv, qarena *a) {
   if (lv->node_bound) lv->src = SRC_BOUND;
   else if (lv->node->nlabels) {
-    lv->src = SRC_LABEL;
+    lv->src = q_schema_seek_plan(q, lv->node, a, &lv->seek) ? SRC_INDEX : SRC_LABEL;
     lv->label = lv->node->labels[0];
   } else {
     lv->src = SRC_ALL;
@@ -140,7 +144,7 @@ int qmatch_new(qctx *q, qpattern *pat, qarena *a, qmatch **out) {
       lv->node_bound = slot_in(bound, nb, lv->node->slot);
       if (j == 0) {
         lv->kind = LV_START;
-        choose_source(lv);
+        choose_source(q, lv, a);
       } else {
         int ri = rev ? ni : ni - 1;
         lv->rel = &p->rels[ri];
@@ -430,6 +434,11 @@ static int init_level(qctx *q, qmatch *m, int i) {
       else if (b->kind != SL_NULL)
         return qerr(q, SL_EINVAL, ST_TYPE, lv->node->line, lv->node->col, "Type mismatch: expected Node but was %s", qv_type_name(b));
       lv->scan_end = true;
+    } else if (lv->src == SRC_INDEX) {
+      int rc = q_schema_seek_ids(q, &lv->seek, &lv->arena, &lv->sids, &lv->nids);
+      if (rc < 0) return rc;
+      lv->seeking = rc == 1;
+      lv->scan_end = lv->seeking;
     }
     return 0;
   }
@@ -483,7 +492,7 @@ static int advance(qctx *q, qmatch *m, int i) {
       if (lv->pos == lv->nids) {
         if (lv->scan_end) return 0;
         size_t n;
-        rc = sl_view_scan_ids(q->view, false, lv->src == SRC_LABEL ? lv->label : NULL, lv->next_from, lv->ids, SCAN_BATCH, &n);
+        rc = sl_view_scan_ids(q->view, false, lv->src != SRC_ALL ? lv->label : NULL, lv->next_from, lv->ids, SCAN_BATCH, &n);
         if (rc) return qerr_store(q, rc, lv->node->line, lv->node->col);
         lv->nids = n;
         lv->pos = 0;
@@ -491,7 +500,7 @@ static int advance(qctx *q, qmatch *m, int i) {
         if (n) lv->next_from = lv->ids[n - 1] + 1;
         if (!n) return 0;
       }
-      uint64_t id = lv->ids[lv->pos++];
+      uint64_t id = lv->seeking ? lv->sids[lv->pos++] : lv->ids[lv->pos++];
       if ((rc = check_node(q, lv, id, &ok))) return rc;
       if (!ok) continue;
       if (!lv->node_bound) q->row[lv->node->slot] = qv_node(id);

@@ -371,6 +371,18 @@ bool q_schema_statement(const qtok *t, int n);
 int q_schema_parse(qctx *q, qtok *t, int n);
 /* Its one operator: the create or drop, or SHOW's rows. */
 int q_schema_plan(qctx *q, qop **out);
+/* An index seek for a start node (match.c's SRC_INDEX): the index whose
+ * label the pattern has and whose keys its property map gives. */
+typedef struct q_seek {
+  const char *index;
+  int nkeys;
+  qexpr *vals[SL_SCHEMA_KEYS_MAX]; /* the map's value for each key, in the index's order */
+} q_seek;
+/* 1 and *out when an index fits node pattern n (names copied into a), else 0. */
+int q_schema_seek_plan(qctx *q, const qnodepat *n, qarena *a, q_seek *out);
+/* The candidates of a seek with the current row's values (into a): 1, or 0
+ * when the values cannot be sought (lists: scan the label instead). */
+int q_schema_seek_ids(qctx *q, const q_seek *s, qarena *a, uint64_t **ids, size_t *n);
 
 /* ---- procedures (api.c) ---------------------------------------------------------------- */
 /* Rows of a procedure: each call of fn sets the yielded slots. */

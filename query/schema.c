@@ -481,3 +481,78 @@ int q_schema_plan(qctx *q, qop **out) {
   *out = &o->op;
   return 0;
 }
+
+/* ---- index seeks for the matcher ------------------------------------------------------------ */
+int q_schema_seek_plan(qctx *q, const qnodepat *n, qarena *a, q_seek *out) {
+  const sl_schema_rule *rules;
+  size_t nr;
+  const qexpr *m = n->props;
+  if (!n->nlabels || !m || m->op != E_MAP) return 0;
+  if (sl_view_schema(q->view, &rules, &nr)) return 0; /* no seek: the label scan still answers */
+  const sl_schema_rule *best = NULL;
+  int best_score = 0;
+  for (size_t i = 0; i < nr; i++) {
+    const sl_schema_rule *r = &rules[i];
+    bool label = false, keys = r->kind != SL_SCHEMA_NOT_NULL && !r->rel;
+    for (int l = 0; keys && l < n->nlabels && !label; l++) label = !strcmp(n->labels[l], r->token);
+    for (size_t k = 0; keys && label && k < r->nkeys; k++) {
+      bool found = false;
+      for (int e = 0; e < m->nargs && !found; e++) found = !strcmp(m->keys[e], r->keys[k]);
+      keys = found;
+    }
+    /* more keys first, then a unique one (one candidate at most) */
+    int score = label && keys ? (int)r->nkeys * 2 + (r->kind != SL_SCHEMA_INDEX) : 0;
+    if (score > best_score) best = r, best_score = score;
+  }
+  if (!best || !(out->index = qa_strndup(a, best->name, strlen(best->name)))) return 0;
+  out->nkeys = (int)best->nkeys;
+  for (size_t k = 0; k < best->nkeys; k++)
+    for (int e = 0; e < m->nargs; e++)
+      if (!strcmp(m->keys[e], best->keys[k])) out->vals[k] = m->args[e];
+  return 1;
+}
+
+typedef struct idvec {
+  qarena *a;
+  uint64_t *v;
+  size_t n, cap;
+  bool oom;
+} idvec;
+
+static int push_id(void *arg, uint64_t id) {
+  idvec *iv = arg;
+  if (iv->n == iv->cap) {
+    size_t cap = iv->cap ? 2 * iv->cap : 16;
+    uint64_t *v = qa_alloc(iv->a, sizeof *v * cap);
+    if (!v) {
+      iv->oom = true;
+      return 1;
+    }
+    if (iv->n) memcpy(v, iv->v, sizeof *v * iv->n);
+    iv->v = v;
+    iv->cap = cap;
+  }
+  iv->v[iv->n++] = id;
+  return 0;
+}
+
+int q_schema_seek_ids(qctx *q, const q_seek *s, qarena *a, uint64_t **ids, size_t *n) {
+  sl_value vals[SL_SCHEMA_KEYS_MAX];
+  *ids = NULL;
+  *n = 0;
+  for (int k = 0; k < s->nkeys; k++) {
+    qv v;
+    int rc = q_eval(q, s->vals[k], &v);
+    if (rc) return rc;
+    if (v.kind == SL_QLIST) return 0; /* the scan compares lists as Cypher does */
+    if (v.kind == SL_NULL || v.kind >= SL_QLIST) return 1; /* equal to no stored value */
+    vals[k] = v.u.v;
+  }
+  idvec iv = {.a = a};
+  int rc = sl_view_index_seek(q->view, s->index, vals, (size_t)s->nkeys, push_id, &iv);
+  if (iv.oom) return qerr_oom(q);
+  if (rc) return qerr_store(q, rc, s->vals[0]->line, s->vals[0]->col);
+  *ids = iv.v;
+  *n = iv.n;
+  return 1;
+}

@@ -886,6 +886,7 @@ static int plan_single(qctx *q, qsingle *s, qop **out) {
       o->c = c;
       qa_init(&o->a, &q->mem);
       qa_init(&o->in, &q->mem);
+      c->pat.seek_where = c->where;
       TRY(qmatch_new(q, &c->pat, &o->a, &o->m));
       if (c->optional) TRY(collect_new_slots(q, &c->pat, o));
       break;

@@ -98,10 +98,10 @@ static bool choose_reverse(const qpath *p, const int *bound, int nb) {
 
 /* The node source of a start level: its variable, an index covering its
  * label and property map, its label, or every node. */
-static void choose_source(qctx *q, level *lv, qarena *a) {
+static void choose_source(qctx *q, level *lv, const qexpr *where, const int *bound, int nb, qarena *a) {
   if (lv->node_bound) lv->src = SRC_BOUND;
   else if (lv->node->nlabels) {
-    lv->src = q_schema_seek_plan(q, lv->node, a, &lv->seek) ? SRC_INDEX : SRC_LABEL;
+    lv->src = q_schema_seek_plan(q, lv->node, where, bound, nb, a, &lv->seek) ? SRC_INDEX : SRC_LABEL;
     lv->label = lv->node->labels[0];
   } else {
     lv->src = SRC_ALL;
@@ -117,7 +117,7 @@ int qmatch_new(qctx *q, qpattern *pat, qarena *a, qmatch **out) {
   m->mem = &q->mem;
   /* bound before the clause: the first mention of a slot says */
   int *bound = qa_alloc(a, sizeof(int) * (size_t)(nlv * 2 + 1)), nb = 0;
-  int *seen = qa_alloc(a, sizeof(int) * (size_t)(nlv * 2 + 1)), ns = 0;
+  int *seen = qa_alloc(a, sizeof(int) * (size_t)(nlv * 2 + 1)), ns = 0, nb_before;
   if (!bound || !seen) return qerr_oom(q);
   for (int i = 0; i < pat->npaths; i++) {
     qpath *p = &pat->paths[i];
@@ -133,6 +133,7 @@ int qmatch_new(qctx *q, qpattern *pat, qarena *a, qmatch **out) {
     }
   }
   int k = 0;
+  nb_before = nb; /* bound before the clause: what a seek's values may read */
   for (int i = 0; i < pat->npaths; i++) {
     qpath *p = &pat->paths[i];
     bool rev = p->shortest ? false : choose_reverse(p, bound, nb);
@@ -144,7 +145,7 @@ int qmatch_new(qctx *q, qpattern *pat, qarena *a, qmatch **out) {
       lv->node_bound = slot_in(bound, nb, lv->node->slot);
       if (j == 0) {
         lv->kind = LV_START;
-        choose_source(q, lv, a);
+        choose_source(q, lv, pat->seek_where, bound, nb_before, a);
       } else {
         int ri = rev ? ni : ni - 1;
         lv->rel = &p->rels[ri];

@@ -148,6 +148,7 @@ struct qpattern {
   int npaths;
   qpath *paths;
   qexpr *where;      /* pattern comprehension's WHERE */
+  qexpr *seek_where; /* a MATCH clause's WHERE: its equalities may seek an index */
   qexpr *proj;       /* pattern comprehension's value */
 };
 
@@ -378,8 +379,12 @@ typedef struct q_seek {
   int nkeys;
   qexpr *vals[SL_SCHEMA_KEYS_MAX]; /* the map's value for each key, in the index's order */
 } q_seek;
-/* 1 and *out when an index fits node pattern n (names copied into a), else 0. */
-int q_schema_seek_plan(qctx *q, const qnodepat *n, qarena *a, q_seek *out);
+/* 1 and *out when an index fits node pattern n (names copied into a), else
+ * 0. The keys' values come from n's property map, or from `n.key = expr`
+ * conjuncts of where whose expr reads no variable but those in bound[0..nb)
+ * (bound before the clause). */
+int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int *bound, int nb, qarena *a,
+                       q_seek *out);
 /* The candidates of a seek with the current row's values (into a): 1, or 0
  * when the values cannot be sought (lists: scan the label instead). */
 int q_schema_seek_ids(qctx *q, const q_seek *s, qarena *a, uint64_t **ids, size_t *n);

@@ -483,11 +483,53 @@ int q_schema_plan(qctx *q, qop **out) {
 }
 
 /* ---- index seeks for the matcher ------------------------------------------------------------ */
-int q_schema_seek_plan(qctx *q, const qnodepat *n, qarena *a, q_seek *out) {
+/* Can expr be evaluated before the pattern binds anything (constants,
+ * parameters, variables bound before the clause)? */
+static bool seekable(const qexpr *e, const int *bound, int nb) {
+  if (!e) return true;
+  switch (e->op) {
+  case E_VAR: {
+    for (int i = 0; i < nb; i++)
+      if (bound[i] == e->slot) return true;
+    return false;
+  }
+  case E_PATTERN: case E_PATCOMP: case E_AGG: case E_COUNTSTAR: case E_LISTCOMP: case E_QUANT: case E_REDUCE:
+    return false;
+  default:
+    break;
+  }
+  if (!seekable(e->a, bound, nb) || !seekable(e->b, bound, nb) || !seekable(e->c, bound, nb)) return false;
+  for (int i = 0; i < e->nargs; i++)
+    if (!seekable(e->args[i], bound, nb)) return false;
+  return true;
+}
+
+/* The value the pattern or the WHERE gives key of node n, or NULL. */
+static qexpr *key_value(const qnodepat *n, const qexpr *where, const int *bound, int nb, const char *key) {
+  const qexpr *m = n->props;
+  if (m && m->op == E_MAP)
+    for (int e = 0; e < m->nargs; e++)
+      if (!strcmp(m->keys[e], key)) return m->args[e];
+  if (!where) return NULL;
+  if (where->op == E_AND) {
+    qexpr *v = key_value(&(qnodepat){.slot = n->slot}, where->a, bound, nb, key);
+    return v ? v : key_value(&(qnodepat){.slot = n->slot}, where->b, bound, nb, key);
+  }
+  if (where->op != E_EQ) return NULL;
+  for (int side = 0; side < 2; side++) {
+    const qexpr *p = side ? where->b : where->a, *v = side ? where->a : where->b;
+    if (p && p->op == E_PROP && p->a && p->a->op == E_VAR && p->a->slot == n->slot && !strcmp(p->name, key) &&
+        seekable(v, bound, nb))
+      return (qexpr *)v;
+  }
+  return NULL;
+}
+
+int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int *bound, int nb, qarena *a,
+                       q_seek *out) {
   const sl_schema_rule *rules;
   size_t nr;
-  const qexpr *m = n->props;
-  if (!n->nlabels || !m || m->op != E_MAP) return 0;
+  if (!n->nlabels || (!n->props && !where)) return 0;
   if (sl_view_schema(q->view, &rules, &nr)) return 0; /* no seek: the label scan still answers */
   const sl_schema_rule *best = NULL;
   int best_score = 0;
@@ -495,20 +537,14 @@ int q_schema_seek_plan(qctx *q, const qnodepat *n, qarena *a, q_seek *out) {
     const sl_schema_rule *r = &rules[i];
     bool label = false, keys = r->kind != SL_SCHEMA_NOT_NULL && !r->rel;
     for (int l = 0; keys && l < n->nlabels && !label; l++) label = !strcmp(n->labels[l], r->token);
-    for (size_t k = 0; keys && label && k < r->nkeys; k++) {
-      bool found = false;
-      for (int e = 0; e < m->nargs && !found; e++) found = !strcmp(m->keys[e], r->keys[k]);
-      keys = found;
-    }
+    for (size_t k = 0; keys && label && k < r->nkeys; k++) keys = key_value(n, where, bound, nb, r->keys[k]) != NULL;
     /* more keys first, then a unique one (one candidate at most) */
     int score = label && keys ? (int)r->nkeys * 2 + (r->kind != SL_SCHEMA_INDEX) : 0;
     if (score > best_score) best = r, best_score = score;
   }
   if (!best || !(out->index = qa_strndup(a, best->name, strlen(best->name)))) return 0;
   out->nkeys = (int)best->nkeys;
-  for (size_t k = 0; k < best->nkeys; k++)
-    for (int e = 0; e < m->nargs; e++)
-      if (!strcmp(m->keys[e], best->keys[k])) out->vals[k] = m->args[e];
+  for (size_t k = 0; k < best->nkeys; k++) out->vals[k] = key_value(n, where, bound, nb, best->keys[k]);
   return 1;
 }
 

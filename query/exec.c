@@ -580,83 +580,93 @@ static int filter_next(qctx *q, qop *op) {
 typedef struct op_write {
   qop op;
   qclause *c;
-  qarena a;
-  qv **rows;
-  size_t n, cap, pos;
-  bool built;
+  qarena a;      /* the input rows */
+  qarena outa;   /* the output rows (lazy: of one input row) */
+  qv **in, **out;
+  size_t nin, incap, nout, outcap, inpos, outpos;
+  bool built, finished;
+  bool eager_out; /* a later clause matches patterns: it must see every row's writes */
   qmatch *m;
 } op_write;
 
-static int keep_row(qctx *q, op_write *o) {
-  if (o->n == o->cap) {
-    size_t cap = o->cap ? o->cap * 2 : 64;
-    qv **nr = qa_alloc(&o->a, sizeof *nr * cap);
+static int keep_row(qctx *q, qarena *a, qv ***rows, size_t *n, size_t *cap) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 64;
+    qv **nr = qa_alloc(a, sizeof *nr * ncap);
     if (!nr) return qerr_oom(q);
-    if (o->n) memcpy(nr, o->rows, sizeof *nr * o->n);
-    o->rows = nr;
-    o->cap = cap;
+    if (*n) memcpy(nr, *rows, sizeof *nr * *n);
+    *rows = nr;
+    *cap = ncap;
   }
-  qv *r = qa_alloc(&o->a, sizeof *r * (size_t)q->stmt->nslots);
+  qv *r = qa_alloc(a, sizeof *r * (size_t)q->stmt->nslots);
   if (!r) return qerr_oom(q);
   for (int i = 0; i < q->stmt->nslots; i++)
-    if (qv_copy(&o->a, &q->row[i], &r[i])) return qerr_oom(q);
-  o->rows[o->n++] = r;
+    if (qv_copy(a, &q->row[i], &r[i])) return qerr_oom(q);
+  (*rows)[(*n)++] = r;
   return 0;
 }
 
-static int write_build(qctx *q, op_write *o) {
+/* The clause's writes for input row r: its output rows appended to out. */
+static int write_one(qctx *q, op_write *o, qv *r) {
   qclause *c = o->c;
   int rc;
-  if (!q->tx)
-    return qerr(q, SL_EINVAL, ST_ACCESS, c->line, c->col, "Writing in read access mode not allowed%s%s",
-                q->opt->read_only_reason ? ": " : "", q->opt->read_only_reason ? q->opt->read_only_reason : "");
-  /* all input first */
-  while ((rc = pull(q, o->op.child)) == 1) TRY(keep_row(q, o));
+  size_t ns = (size_t)q->stmt->nslots;
+  qa_reset(&q->tmp);
+  memcpy(q->row, r, sizeof *q->row * ns);
+  TRY(qtick(q));
+  if (c->kind != C_MERGE) {
+    TRY(q_write_row(q, c));
+    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap);
+  }
+  /* MERGE: the matches, or the pattern created */
+  TRY(qmatch_reset(q, o->m));
+  size_t before = o->nout;
+  while ((rc = qmatch_next(q, o->m)) == 1) TRY(keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap));
   if (rc < 0) return rc;
-  size_t nin = o->n;
-  qv **in = o->rows;
-  if (c->kind == C_MERGE) {
-    o->rows = NULL;
-    o->n = o->cap = 0;
+  if (o->nout == before) {
+    memcpy(q->row, r, sizeof *q->row * ns);
+    TRY(q_merge_create(q, c));
+    TRY(q_apply_sets(q, c->on_create, c->non_create));
+    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap);
   }
-  for (size_t i = 0; i < nin; i++) {
-    qa_reset(&q->tmp);
-    memcpy(q->row, in[i], sizeof *q->row * (size_t)q->stmt->nslots);
-    TRY(qtick(q));
-    if (c->kind != C_MERGE) {
-      TRY(q_write_row(q, c));
-      /* created entities are bound into the row */
-      memcpy(in[i], q->row, sizeof *q->row * (size_t)q->stmt->nslots);
-      continue;
-    }
-    /* MERGE: the matches, or the pattern created */
-    TRY(qmatch_reset(q, o->m));
-    size_t before = o->n;
-    qv *base = in[i];
-    while ((rc = qmatch_next(q, o->m)) == 1) TRY(keep_row(q, o));
-    if (rc < 0) return rc;
-    if (o->n == before) {
-      memcpy(q->row, base, sizeof *q->row * (size_t)q->stmt->nslots);
-      TRY(q_merge_create(q, c));
-      TRY(q_apply_sets(q, c->on_create, c->non_create));
-      TRY(keep_row(q, o));
-    } else if (c->non_match) {
-      for (size_t k = before; k < o->n; k++) {
-        memcpy(q->row, o->rows[k], sizeof *q->row * (size_t)q->stmt->nslots);
-        TRY(q_apply_sets(q, c->on_match, c->non_match));
-      }
-    }
+  for (size_t k = before; k < o->nout && c->non_match; k++) {
+    memcpy(q->row, o->out[k], sizeof *q->row * ns);
+    TRY(q_apply_sets(q, c->on_match, c->non_match));
   }
-  TRY(q_write_finish(q, c, &o->a));
-  o->built = true;
   return 0;
 }
 
 static int write_next(qctx *q, qop *op) {
   op_write *o = (op_write *)op;
-  if (!o->built) TRY(write_build(q, o));
-  if (o->pos == o->n) return 0;
-  memcpy(q->row, o->rows[o->pos++], sizeof *q->row * (size_t)q->stmt->nslots);
+  int rc;
+  if (!o->built) {
+    if (!q->tx)
+      return qerr(q, SL_EINVAL, ST_ACCESS, o->c->line, o->c->col, "Writing in read access mode not allowed%s%s",
+                  q->opt->read_only_reason ? ": " : "", q->opt->read_only_reason ? q->opt->read_only_reason : "");
+    /* every input row first: no clause before this one sees its writes */
+    while ((rc = pull(q, o->op.child)) == 1) TRY(keep_row(q, &o->a, &o->in, &o->nin, &o->incap));
+    if (rc < 0) return rc;
+    o->built = true;
+    if (o->eager_out) {
+      for (size_t i = 0; i < o->nin; i++) TRY(write_one(q, o, o->in[i]));
+      TRY(q_write_finish(q, o->c, &o->a));
+      o->finished = true;
+    }
+  }
+  while (o->outpos == o->nout) {
+    if (o->finished || o->inpos == o->nin) {
+      if (!o->finished) {
+        o->finished = true;
+        TRY(q_write_finish(q, o->c, &o->a));
+      }
+      return 0;
+    }
+    qa_reset(&o->outa);
+    o->nout = o->outcap = o->outpos = 0;
+    o->out = NULL;
+    TRY(write_one(q, o, o->in[o->inpos++]));
+  }
+  memcpy(q->row, o->out[o->outpos++], sizeof *q->row * (size_t)q->stmt->nslots);
   return 1;
 }
 
@@ -664,6 +674,7 @@ static void write_free(qop *op) {
   op_write *o = (op_write *)op;
   qmatch_free(o->m);
   qa_free(&o->a);
+  qa_free(&o->outa);
 }
 
 /* ---- CALL ---------------------------------------------------------------------------------------- */
@@ -912,6 +923,9 @@ static int plan_single(qctx *q, qsingle *s, qop **out) {
       top = &o->op;
       o->c = c;
       qa_init(&o->a, &q->mem);
+      qa_init(&o->outa, &q->mem);
+      for (int k = i + 1; k < s->nclauses; k++)
+        o->eager_out |= s->clauses[k].kind == C_MATCH || s->clauses[k].kind == C_MERGE || s->clauses[k].kind == C_CALL;
       if (c->kind == C_MERGE) TRY(qmatch_new(q, &c->pat, &o->a, &o->m));
       break;
     }

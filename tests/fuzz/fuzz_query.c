@@ -3,6 +3,8 @@
  * to its last row against a small graph, then rolled back, so every input
  * meets the same graph. Time, memory and hops are bounded as a server
  * would bound them: the engine must refuse or finish, never crash or leak.
+ * The graph has an index and a unique constraint, so that schema
+ * statements, index seeks and constraint checks are reached too.
  */
 #include "fuzz.h"
 
@@ -26,6 +28,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   if (sl_qtx_begin(st, true, NULL, &t) || sl_qtx_run(t, graph, strlen(graph), NULL, 0, &c, NULL) ||
       sl_qcursor_close(c, NULL) || sl_qtx_commit(t, NULL, NULL))
     abort();
+  /* An index and a constraint (schema: transactions of their own), so that
+   * matches seek and writes meet constraints. */
+  static const char *const schema[] = {"CREATE INDEX fz_an FOR (n:A) ON (n.n)",
+                                       "CREATE CONSTRAINT fz_bn FOR (n:B) REQUIRE n.n IS UNIQUE"};
+  for (size_t i = 0; i < sizeof schema / sizeof *schema; i++)
+    if (sl_qtx_begin(st, true, NULL, &t) || sl_qtx_run(t, schema[i], strlen(schema[i]), NULL, 0, &c, NULL) ||
+        sl_qcursor_close(c, NULL) || sl_qtx_commit(t, NULL, NULL))
+      abort();
   return 0;
 }
 

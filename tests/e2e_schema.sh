@@ -5,7 +5,8 @@
 # without schema), `exec` refused by a unique and a not-null constraint
 # (FILE:LINE and the store's reason), `import` refused by a constraint its
 # data violates (nothing left behind), `export --cypher` writing CREATE INDEX
-# and CREATE CONSTRAINT, `log` printing schema ops, `dump | load` and
+# and CREATE CONSTRAINT (and --csv saying it leaves schema out), `log`
+# printing schema ops, `dump | load` and
 # `verify` keeping schema. Needs $SL_BIN; exit 0 = pass.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
@@ -62,6 +63,8 @@ expect 0 "export --cypher" "$BIN" export "$T/s" --cypher --to "$T/s.cypher"
 contains "$T/s.cypher" 'CREATE INDEX `knows_since` FOR ()-[r:`KNOWS`]-() ON (r.`since`);' "cypher: CREATE INDEX"
 contains "$T/s.cypher" 'CREATE CONSTRAINT `person_name` FOR (n:`Person`) REQUIRE (n.`name`) IS UNIQUE;' "cypher: CREATE CONSTRAINT"
 contains "$T/s.cypher" 'REQUIRE (n.`name`) IS NOT NULL;' "cypher: IS NOT NULL"
+expect 0 "export --csv" "$BIN" export "$T/s" --csv "$T/csv"
+contains "$T/err" "indexes and constraints are not part of a CSV export" "export --csv says what it leaves out"
 expect 0 "log prints schema ops" "$BIN" log "$T/s"
 contains "$T/out" "create_constraint" "log: create_constraint"
 expect 0 "dump" "$BIN" dump "$T/s" --to "$T/s.dump" --quiet

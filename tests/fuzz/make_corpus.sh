@@ -5,7 +5,8 @@
 # BUILD_DIR is a fuzz tree (tests/fuzz/run.sh makes it) with shiplog,
 # bench_gen and fuzz-seeds. Seeds are small real files: a log segment, full
 # and incremental dumps, mutation lines, a JSON Lines export, CSV exports,
-# and (from fuzz-seeds) each replication message and sealed batches; for
+# and (from fuzz-seeds) each replication message, sealed batches and a
+# property value of every kind (LMDB bytes and protobuf); for
 # fuzz_sealed, a sealed frame and chunk (fuzz-seeds) and sealed dumps, under
 # the target's fixed key.
 set -euo pipefail
@@ -16,7 +17,7 @@ C=corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 rm -rf "$C"
-mkdir -p "$C"/{log,msg,batch,dump,mutation,import_jsonl,import_csv,sealed}
+mkdir -p "$C"/{log,msg,batch,dump,mutation,import_jsonl,import_csv,sealed,value}
 
 # A small store; its segment's first 4K are a seed.
 "$B/shiplog" init "$T/s" --segment-size 65536 >/dev/null

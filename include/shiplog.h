@@ -449,8 +449,9 @@ SHIPLOG_API int sl_view_count_label(sl_view *v, const char *label, uint64_t *out
  * memory, like every read result) holds *n rules. */
 SHIPLOG_API int sl_view_schema(sl_view *v, const sl_schema_rule **rules, size_t *n);
 /* Seek the index `name` (an index, or a UNIQUE / NODE_KEY constraint's):
- * the ids of the entities whose keys equal values[0..nvalues) in Cypher's
- * `=` (1 = 1.0; strings bytewise; a DateTime by its instant), ascending.
+ * the ids of the entities whose keys equal values[0..nvalues) as
+ * sl_value_order calls values one (1 = 1.0; strings bytewise; DateTimes
+ * of one instant, offset and zone), ascending.
  * nvalues must be the index's key count; an SL_NULL value matches nothing.
  * SL_ENOTFOUND: no such index. The walk must not call other sl_view_*
  * functions on the same view; fn returns 0 to go on (sl_rel_fn's rule). */

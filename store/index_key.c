@@ -5,18 +5,28 @@
  * concatenate into composite keys and a prefix of whole values selects
  * exactly the entries that start with those values.
  *
- * ONE VALUE: a tag byte (kinds in Neo4j's orderability order), a payload:
+ * ONE VALUE: a tag byte (kinds in Neo4j's orderability order, as
+ * sl_value_kind_rank ranks them), then a payload; memcmp order is
+ * sl_value_order's and equal keys are the values sl_value_order calls one:
  *   0x10 LIST          each element encoded (tag + payload), then 0x00:
- *                      element by element, a shorter list first
- *   0x20 DATETIME      the instant: seconds(8) nanos(4)   (offset and zone
- *                      are not in the key: `=` compares instants)
+ *                      element by element, a shorter list first; BYTES are
+ *                      Neo4j's byte[], a list of integers -128..127, so
+ *                      bytes 01 ff and the list [1, -1] are one key
+ *   0x18 POINT         srid(4), x y z as ordered doubles(8 each) (-0.0
+ *                      before 0.0, as PointValue compares)
+ *   0x20 DATETIME      the instant: seconds(8) nanos(4), then offset(4),
+ *                      then 0x00 for a fixed offset or 0x01 zone-name 0x00
+ *                      (a DateTime at one instant in another zone is
+ *                      another value)
  *   0x21 LOCALDATETIME seconds(8) nanos(4)
  *   0x22 DATE          days(8)
- *   0x23 TIME          nanoseconds of the day at UTC (local - offset)(8)
+ *   0x23 TIME          nanoseconds of the day at UTC (local - offset)(8),
+ *                      offset(4)
  *   0x24 LOCALTIME     nanoseconds of the day(8)
- *   0x25 DURATION      months(8) days(8) seconds(8) nanos(4)
+ *   0x25 DURATION      average length in seconds (months of 2,629,746 s,
+ *                      days of 86,400 s; 16 bytes), nanos(4), months(8),
+ *                      days(8), seconds(8), nanos borrowed into 0..1e9-1
  *   0x30 STRING        the UTF-8 bytes (never NUL), then 0x00
- *   0x31 BYTES         the bytes with 0x00 written 0x00 0xFF, then 0x00 0x00
  *   0x40 BOOLEAN       0x00 or 0x01
  *   0x50 NUMBER        a class byte, then (ints and doubles alike):
  *                      0x01 below -2^63: the double's ordered bits(8)
@@ -26,10 +36,9 @@
  *                           beyond 2^53 keeps every bit
  *                      0x03 at or above 2^63: the ordered bits(8)
  *                      0x04 NaN (after every number, all NaNs one key)
- *   0x60 POINT         srid(4) x y z as ordered doubles(8 each)
  * Signed integers are big-endian with the sign bit flipped; an "ordered
  * double" is its bits big-endian, all flipped when negative, else the sign
- * bit set, with -0.0 read as 0.0.
+ * bit set (numbers read -0.0 as 0.0 first).
  *
  * LIMIT: an LMDB key is at most 511 bytes; index id(4), the values and the
  * entity id(8) must fit, so the values get SL__INDEX_VALUES_MAX bytes. A
@@ -65,12 +74,12 @@ static void put_bytes(sl__keybuf *b, const void *p, size_t n) {
 }
 static void put_i64(sl__keybuf *b, int64_t v) { put_be64(b, (uint64_t)v ^ (1ull << 63)); }
 
-static uint64_t ordered_double(double d) {
+static uint64_t ordered_bits(double d) {
   uint64_t u;
-  if (d == 0) d = 0.0; /* -0.0 = 0.0 */
   memcpy(&u, &d, 8);
   return u >> 63 ? ~u : u | (1ull << 63);
 }
+static uint64_t ordered_double(double d) { return ordered_bits(d == 0 ? 0.0 : d); /* -0.0 = 0.0 */ }
 
 static void put_number(sl__keybuf *b, bool is_int, int64_t i, double d) {
   put_byte(b, SL__TAG_NUMBER);
@@ -98,6 +107,35 @@ static void put_number(sl__keybuf *b, bool is_int, int64_t i, double d) {
   }
 }
 
+/* A duration's average length, 128 bits big-endian with the sign flipped. */
+static void put_duration(sl__keybuf *b, const sl_value *v) {
+  __extension__ __int128 secs = v->u.dur.seconds, len;
+  int32_t nanos = v->u.dur.nanos;
+  if (nanos < 0) secs--, nanos += 1000000000; /* as Neo4j keeps them */
+  len = (__int128)v->u.dur.months * 2629746 + (__int128)v->u.dur.days * 86400 + secs;
+  __extension__ unsigned __int128 u = (unsigned __int128)len ^ ((unsigned __int128)1 << 127);
+  put_be64(b, (uint64_t)(u >> 64));
+  put_be64(b, (uint64_t)u);
+  put_be32(b, (uint32_t)nanos);
+  put_i64(b, v->u.dur.months);
+  put_i64(b, v->u.dur.days);
+  /* the borrowed seconds: INT64_MIN borrowing one wraps, as rarely as
+   * such a duration exists; the length above still orders it */
+  put_i64(b, (int64_t)(uint64_t)secs);
+}
+
+static void put_scalar(sl__keybuf *b, const sl_value *v);
+
+/* Neo4j's byte[]: a list of its bytes as signed integers. */
+static void put_bytes_list(sl__keybuf *b, const sl_value *v) {
+  put_byte(b, SL__TAG_LIST);
+  for (size_t i = 0; i < v->len; i++) {
+    sl_value e = {.kind = SL_INT, .u.i = (int8_t)v->u.bytes[i]};
+    put_scalar(b, &e);
+  }
+  put_byte(b, 0);
+}
+
 static void put_scalar(sl__keybuf *b, const sl_value *v) {
   switch (v->kind) {
   case SL_BOOL:
@@ -116,18 +154,18 @@ static void put_scalar(sl__keybuf *b, const sl_value *v) {
     put_byte(b, 0);
     break;
   case SL_BYTES:
-    put_byte(b, SL__TAG_BYTES);
-    for (size_t i = 0; i < v->len; i++) {
-      put_byte(b, v->u.bytes[i]);
-      if (!v->u.bytes[i]) put_byte(b, 0xff);
-    }
-    put_byte(b, 0);
-    put_byte(b, 0);
+    put_bytes_list(b, v);
     break;
   case SL_DATETIME:
     put_byte(b, SL__TAG_DATETIME);
     put_i64(b, v->u.t.seconds);
     put_be32(b, (uint32_t)v->u.t.nanos);
+    put_be32(b, (uint32_t)v->u.t.offset ^ (1u << 31));
+    if (v->u.t.zone) {
+      put_byte(b, 1);
+      put_bytes(b, v->u.t.zone, strlen(v->u.t.zone));
+    }
+    put_byte(b, 0);
     break;
   case SL_LOCALDATETIME:
     put_byte(b, SL__TAG_LOCALDATETIME);
@@ -141,6 +179,7 @@ static void put_scalar(sl__keybuf *b, const sl_value *v) {
   case SL_TIME:
     put_byte(b, SL__TAG_TIME);
     put_i64(b, (v->u.t.seconds - v->u.t.offset) * 1000000000 + v->u.t.nanos);
+    put_be32(b, (uint32_t)v->u.t.offset ^ (1u << 31));
     break;
   case SL_LOCALTIME:
     put_byte(b, SL__TAG_LOCALTIME);
@@ -148,19 +187,17 @@ static void put_scalar(sl__keybuf *b, const sl_value *v) {
     break;
   case SL_DURATION:
     put_byte(b, SL__TAG_DURATION);
-    put_i64(b, v->u.dur.months);
-    put_i64(b, v->u.dur.days);
-    put_i64(b, v->u.dur.seconds);
-    put_be32(b, (uint32_t)v->u.dur.nanos ^ (1u << 31));
+    put_duration(b, v);
     break;
   case SL_POINT:
     put_byte(b, SL__TAG_POINT);
     put_be32(b, v->u.pt.srid);
-    put_be64(b, ordered_double(v->u.pt.x));
-    put_be64(b, ordered_double(v->u.pt.y));
-    put_be64(b, ordered_double(v->u.pt.z));
+    put_be64(b, ordered_bits(v->u.pt.x));
+    put_be64(b, ordered_bits(v->u.pt.y));
+    put_be64(b, ordered_bits(v->u.pt.z));
     break;
-  default: /* SL_NULL and SL_LIST never reach here (sl__index_key_value) */
+  case SL_LIST: /* an element that is a list: the store keeps none */
+  default:      /* SL_NULL never reaches here (a missing key is no entry) */
     put_byte(b, 0xff);
     break;
   }
@@ -172,11 +209,7 @@ void sl__index_key_value(sl__keybuf *b, const sl_value *v) {
     return;
   }
   put_byte(b, SL__TAG_LIST);
-  for (size_t i = 0; i < v->len; i++) {
-    sl_value e = v->u.items[i];
-    e.kind = v->elem_kind; /* the list's kind rules (items may leave it unset) */
-    put_scalar(b, &e);
-  }
+  for (size_t i = 0; i < v->len; i++) put_scalar(b, &v->u.items[i]);
   put_byte(b, 0);
 }
 

@@ -237,7 +237,7 @@ static bool same_key(const sl_value *a, const sl_value *b) {
   ka.len = kb.len = 0;
   sl__index_key_value(&ka, a);
   sl__index_key_value(&kb, b);
-  if (ka.len > SL__KEYBUF || kb.len > SL__KEYBUF) return sl_value_equal(a, b); /* long lists */
+  if (ka.len > SL__KEYBUF || kb.len > SL__KEYBUF) return sl_value_order(a, b) == 0; /* long lists */
   return ka.len == kb.len && memcmp(ka.buf, kb.buf, ka.len) == 0;
 }
 
@@ -678,7 +678,7 @@ int sl_view_index_seek(sl_view *v, const char *name, const sl_value *values, siz
   if (rc) return rc;
   if (nvalues != ru.r.nkeys || (nvalues && !values)) return SL_EINVAL;
   for (size_t i = 0; i < nvalues; i++)
-    if (values[i].kind == SL_NULL || sl__value_check(&values[i])) return values[i].kind == SL_NULL ? 0 : SL_EINVAL;
+    if (values[i].kind == SL_NULL || sl__value_check(&values[i], NULL, 0)) return values[i].kind == SL_NULL ? 0 : SL_EINVAL;
   sl__keybuf *b = sl__arena_alloc(&v->scratch, sizeof *b);
   if (!b) return -ENOMEM;
   rule_key(b, &ru, values, SL_ID_NEW);
@@ -724,7 +724,7 @@ int sl_view_index_range(sl_view *v, const char *name, const sl_value *lo, bool l
   rctx c = {v->st, v->txn, &v->scratch};
   int rc = view_rule(&c, name, &ru);
   if (rc) return rc;
-  if ((!lo && !hi) || (lo && sl__value_check(lo)) || (hi && sl__value_check(hi))) return SL_EINVAL;
+  if ((!lo && !hi) || (lo && sl__value_check(lo, NULL, 0)) || (hi && sl__value_check(hi, NULL, 0))) return SL_EINVAL;
   if ((lo && lo->kind == SL_DOUBLE && lo->u.d != lo->u.d) || (hi && hi->kind == SL_DOUBLE && hi->u.d != hi->u.d))
     return 0; /* nothing compares with NaN */
   sl__keybuf *from = sl__arena_alloc(&v->scratch, sizeof *from), *to = sl__arena_alloc(&v->scratch, sizeof *to),

@@ -12,6 +12,7 @@
 /* ---- index keys (index_key.c) ------------------------------------------------ */
 enum {
   SL__TAG_LIST = 0x10,
+  SL__TAG_POINT = 0x18,
   SL__TAG_DATETIME = 0x20,
   SL__TAG_LOCALDATETIME = 0x21,
   SL__TAG_DATE = 0x22,
@@ -19,10 +20,8 @@ enum {
   SL__TAG_LOCALTIME = 0x24,
   SL__TAG_DURATION = 0x25,
   SL__TAG_STRING = 0x30,
-  SL__TAG_BYTES = 0x31,
   SL__TAG_BOOL = 0x40,
-  SL__TAG_NUMBER = 0x50,
-  SL__TAG_POINT = 0x60
+  SL__TAG_NUMBER = 0x50
 };
 /* The values' share of an index key: 511 (LMDB's key limit) - id(4) -
  * truncation byte(1) - entity(8). */

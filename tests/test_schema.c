@@ -20,6 +20,8 @@
 
 #include "store_helpers.h"
 
+#include "schema_int.h"
+
 #include "dump.h"
 #include "interchange.h"
 
@@ -258,6 +260,135 @@ static void index_numbers_and_order(void **state) {
   free(long1);
   free(long2);
   verified(st);
+  sl_store_close(st);
+  done_dir(dir);
+}
+
+/* ---- keys agree with sl_value_order for every kind -------------------------------------------- */
+static const char *const zones[] = {"Europe/Paris", "America/New_York", "Asia/Tokyo"};
+
+/* A random value of any kind, drawn from small ranges so that equal and
+ * neighbouring values meet often. */
+static sl_value rand_value(uint64_t *rs, char *sbuf, uint8_t *bbuf, sl_value *items) {
+  sl_value v = {0};
+  static const double dbls[] = {0.0, -0.0, 1.0, -1.0, 1.5, -2.5, 1e300, -1e300, 9223372036854775808.0};
+  static const char *const strs[] = {"", "a", "ab", "b", "\xc3\xa9"};
+  switch (tu_rand_below(rs, 13)) {
+  case 0: v.kind = SL_BOOL; v.u.b = tu_rand_below(rs, 2); break;
+  case 1: v.kind = SL_INT; v.u.i = (int64_t)tu_rand_below(rs, 7) - 3; if (!tu_rand_below(rs, 8)) v.u.i = INT64_MAX; break;
+  case 2:
+    v.kind = SL_DOUBLE;
+    v.u.d = tu_rand_below(rs, 3) ? (double)((int64_t)tu_rand_below(rs, 7) - 3) : dbls[tu_rand_below(rs, SL_ARRAY_LEN(dbls))];
+    if (!tu_rand_below(rs, 20)) v.u.d = NAN;
+    break;
+  case 3: v.kind = SL_STRING; strcpy(sbuf, strs[tu_rand_below(rs, SL_ARRAY_LEN(strs))]); v.u.s = sbuf; v.len = strlen(sbuf); break;
+  case 4:
+    v.kind = SL_BYTES;
+    v.len = tu_rand_below(rs, 3);
+    for (size_t i = 0; i < v.len; i++) bbuf[i] = (uint8_t)(tu_rand_below(rs, 3) ? tu_rand_below(rs, 3) : 0xff);
+    v.u.bytes = bbuf;
+    break;
+  case 5: {
+    v.kind = SL_LIST;
+    v.elem_kind = tu_rand_below(rs, 2) ? SL_INT : SL_DOUBLE;
+    v.len = tu_rand_below(rs, 3);
+    for (size_t i = 0; i < v.len; i++) {
+      items[i] = (sl_value){.kind = v.elem_kind};
+      if (v.elem_kind == SL_INT) items[i].u.i = (int64_t)tu_rand_below(rs, 3) - 1;
+      else items[i].u.d = (double)((int64_t)tu_rand_below(rs, 3) - 1);
+    }
+    v.u.items = items;
+    break;
+  }
+  case 6: v.kind = SL_DATE; v.u.t.seconds = (int64_t)tu_rand_below(rs, 5) - 2; break;
+  case 7: v.kind = SL_LOCALTIME; v.u.t.seconds = (int64_t)tu_rand_below(rs, 3) * 3600; v.u.t.nanos = (int32_t)tu_rand_below(rs, 2); break;
+  case 8:
+    v.kind = SL_TIME;
+    v.u.t.seconds = (int64_t)tu_rand_below(rs, 3) * 3600;
+    v.u.t.offset = ((int32_t)tu_rand_below(rs, 3) - 1) * 3600;
+    break;
+  case 9: v.kind = SL_LOCALDATETIME; v.u.t.seconds = (int64_t)tu_rand_below(rs, 3) - 1; v.u.t.nanos = (int32_t)tu_rand_below(rs, 2); break;
+  case 10:
+    v.kind = SL_DATETIME;
+    v.u.t.seconds = (int64_t)tu_rand_below(rs, 3) * 3600;
+    v.u.t.offset = ((int32_t)tu_rand_below(rs, 3) - 1) * 3600;
+    v.u.t.zone = tu_rand_below(rs, 2) ? zones[tu_rand_below(rs, SL_ARRAY_LEN(zones))] : NULL;
+    break;
+  case 11:
+    v.kind = SL_DURATION;
+    v.u.dur.months = (int64_t)tu_rand_below(rs, 3) - 1;
+    v.u.dur.days = (int64_t)tu_rand_below(rs, 3) * 30 - 30;
+    v.u.dur.seconds = ((int64_t)tu_rand_below(rs, 3) - 1) * 86400;
+    v.u.dur.nanos = (int32_t)tu_rand_below(rs, 3) - 1;
+    if ((v.u.dur.seconds > 0 && v.u.dur.nanos < 0) || (v.u.dur.seconds < 0 && v.u.dur.nanos > 0)) v.u.dur.nanos = 0;
+    break;
+  default:
+    v.kind = SL_POINT;
+    v.u.pt.srid = tu_rand_below(rs, 2) ? SL_SRID_CARTESIAN : SL_SRID_WGS84;
+    v.u.pt.x = dbls[tu_rand_below(rs, 4)];
+    v.u.pt.y = (double)tu_rand_below(rs, 2);
+    break;
+  }
+  return v;
+}
+
+static int key_cmp(const sl_value *a, const sl_value *b) {
+  static sl__keybuf ka, kb;
+  ka.len = kb.len = 0;
+  sl__index_key_value(&ka, a);
+  sl__index_key_value(&kb, b);
+  int c = memcmp(ka.buf, kb.buf, SL_MIN(ka.len, kb.len));
+  if (!c) c = (ka.len > kb.len) - (ka.len < kb.len);
+  return (c > 0) - (c < 0);
+}
+
+static void keys_agree_with_order(void **state) {
+  (void)state;
+  uint64_t rs = tu_seed("keys_agree_with_order");
+  char sa[8], sb[8];
+  uint8_t ba[4], bb[4];
+  sl_value ia[4], ib[4];
+  for (int i = 0; i < 200000; i++) {
+    sl_value a = rand_value(&rs, sa, ba, ia), b = rand_value(&rs, sb, bb, ib);
+    int want = sl_value_order(&a, &b), got = key_cmp(&a, &b);
+    want = (want > 0) - (want < 0);
+    if (got != want) fail_msg("kinds %d and %d: keys compare %d, sl_value_order says %d (pair %d)", a.kind, b.kind, got, want, i);
+  }
+}
+
+/* ---- temporal, duration and point values in an index ------------------------------------------ */
+static void index_temporal_kinds(void **state) {
+  (void)state;
+  char *dir = new_dir("schema_temporal");
+  sl_store *st = create_open(dir, NULL);
+  static const char *const k[] = {"t"};
+  sl_schema_rule r = rule(SL_SCHEMA_UNIQUE, false, "T", k, 1, "tu");
+  OK(create_rule(st, &r, NULL));
+  sl_value d1 = {.kind = SL_DATE, .u.t.seconds = 19000}, d2 = {.kind = SL_DATE, .u.t.seconds = 19001};
+  sl_value dt_paris = {.kind = SL_DATETIME, .u.t = {.seconds = 1700000000, .offset = 3600, .zone = "Europe/Paris"}};
+  sl_value dt_utc = {.kind = SL_DATETIME, .u.t = {.seconds = 1700000000}};
+  sl_value dur = {.kind = SL_DURATION, .u.dur = {.months = 1, .days = 2, .seconds = 3, .nanos = 4}};
+  sl_value pt = {.kind = SL_POINT, .u.pt = {.srid = SL_SRID_CARTESIAN, .x = 1.5, .y = -2}};
+  sl_value tm = {.kind = SL_TIME, .u.t = {.seconds = 43200, .offset = 3600}};
+  uint64_t a = node(st, "T", "t", d1), b = node(st, "T", "t", d2), c = node(st, "T", "t", dt_paris);
+  uint64_t d = node(st, "T", "t", dt_utc); /* the same instant in another zone: another value */
+  uint64_t e = node(st, "T", "t", dur), f = node(st, "T", "t", pt), g = node(st, "T", "t", tm);
+  char want[64];
+  const struct { sl_value *v; uint64_t id; } cases[] = {{&d1, a}, {&d2, b}, {&dt_paris, c}, {&dt_utc, d},
+                                                       {&dur, e}, {&pt, f}, {&tm, g}};
+  for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+    snprintf(want, sizeof want, "%" PRIu64, cases[i].id);
+    assert_string_equal(seek(st, "tu", cases[i].v, 1), want);
+  }
+  assert_string_equal(range(st, "tu", &d1, true, NULL, false), "1,2"); /* dates only */
+  sl_tx *tx;
+  const char *T = "T";
+  sl_prop p = {"t", pt};
+  OK(sl_tx_begin(st, &tx));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, &T, 1, &p, 1, NULL));
+  ERR(SL_ECONSTRAINT, sl_tx_commit(tx, NULL)); /* a point is unique too */
+  verified(st);
+  compare_with_replay(st, "schema_temporal_replay");
   sl_store_close(st);
   done_dir(dir);
 }
@@ -552,6 +683,7 @@ int main(void) {
       cmocka_unit_test(constraints_refuse),    cmocka_unit_test(constraint_message),
       cmocka_unit_test(schema_travels),        cmocka_unit_test(verify_catches_damage),
       cmocka_unit_test(unknown_op_refused),    cmocka_unit_test(old_store_upgraded),
+      cmocka_unit_test(keys_agree_with_order), cmocka_unit_test(index_temporal_kinds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

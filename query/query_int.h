@@ -378,11 +378,15 @@ typedef struct q_seek {
   const char *index;
   int nkeys;
   qexpr *vals[SL_SCHEMA_KEYS_MAX]; /* the map's value for each key, in the index's order */
+  bool range;                      /* else: equality on every key */
+  qexpr *lo, *hi;                  /* range: bounds of the first key (either may be NULL) */
+  bool lo_incl, hi_incl;
 } q_seek;
 /* 1 and *out when an index fits node pattern n (names copied into a), else
  * 0. The keys' values come from n's property map, or from `n.key = expr`
  * conjuncts of where whose expr reads no variable but those in bound[0..nb)
- * (bound before the clause). */
+ * (bound before the clause); without those, `n.key < expr` (<=, >, >=,
+ * either way round) conjuncts on an index's first key give a range. */
 int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int *bound, int nb, qarena *a,
                        q_seek *out);
 /* The candidates of a seek with the current row's values (into a): 1, or 0

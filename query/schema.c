@@ -525,6 +525,28 @@ static qexpr *key_value(const qnodepat *n, const qexpr *where, const int *bound,
   return NULL;
 }
 
+/* n.key's bounds among where's conjuncts: the first lower and upper one. */
+static void key_bounds(int slot, const qexpr *where, const int *bound, int nb, const char *key, q_seek *s) {
+  if (!where) return;
+  if (where->op == E_AND) {
+    key_bounds(slot, where->a, bound, nb, key, s);
+    key_bounds(slot, where->b, bound, nb, key, s);
+    return;
+  }
+  if (where->op != E_LT && where->op != E_LE && where->op != E_GT && where->op != E_GE) return;
+  for (int side = 0; side < 2; side++) {
+    const qexpr *p = side ? where->b : where->a, *v = side ? where->a : where->b;
+    if (!p || p->op != E_PROP || !p->a || p->a->op != E_VAR || p->a->slot != slot || strcmp(p->name, key) ||
+        !seekable(v, bound, nb))
+      continue;
+    /* n.key > v (or v < n.key) bounds from below */
+    bool above = (where->op == E_GT || where->op == E_GE) != (side == 1);
+    bool incl = where->op == E_LE || where->op == E_GE;
+    if (above && !s->lo) s->lo = (qexpr *)v, s->lo_incl = incl;
+    if (!above && !s->hi) s->hi = (qexpr *)v, s->hi_incl = incl;
+  }
+}
+
 int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int *bound, int nb, qarena *a,
                        q_seek *out) {
   const sl_schema_rule *rules;
@@ -542,7 +564,23 @@ int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int
     int score = label && keys ? (int)r->nkeys * 2 + (r->kind != SL_SCHEMA_INDEX) : 0;
     if (score > best_score) best = r, best_score = score;
   }
-  if (!best || !(out->index = qa_strndup(a, best->name, strlen(best->name)))) return 0;
+  if (!best) { /* a range on an index's first key, a unique one first */
+    for (size_t i = 0; i < nr; i++) {
+      const sl_schema_rule *r = &rules[i];
+      q_seek b = {0};
+      bool label = false;
+      for (int l = 0; l < n->nlabels && !label; l++) label = !strcmp(n->labels[l], r->token);
+      if (!label || r->rel || r->kind == SL_SCHEMA_NOT_NULL) continue;
+      key_bounds(n->slot, where, bound, nb, r->keys[0], &b);
+      int score = (b.lo || b.hi) ? 1 + (r->kind != SL_SCHEMA_INDEX) : 0;
+      if (score > best_score) best = r, best_score = score, *out = b;
+    }
+    if (!best || !(out->index = qa_strndup(a, best->name, strlen(best->name)))) return 0;
+    out->range = true;
+    out->nkeys = 1;
+    return 1;
+  }
+  if (!(out->index = qa_strndup(a, best->name, strlen(best->name)))) return 0;
   out->nkeys = (int)best->nkeys;
   for (size_t k = 0; k < best->nkeys; k++) out->vals[k] = key_value(n, where, bound, nb, best->keys[k]);
   return 1;
@@ -572,10 +610,42 @@ static int push_id(void *arg, uint64_t id) {
   return 0;
 }
 
+/* A range's bound as the index can seek it: 1 (*out set, or NULL for no
+ * bound), 0 when the range matches nothing, 2 when the index cannot say
+ * (scan instead). */
+static int range_bound(qctx *q, qexpr *e, const sl_value **out, sl_value *tmp, int *rc) {
+  qv v;
+  *out = NULL;
+  if (!e) return 1;
+  if ((*rc = q_eval(q, e, &v))) return 0;
+  if (v.kind == SL_NULL || v.kind == SL_DURATION || v.kind == SL_POINT) return 0; /* `<` is null */
+  if (v.kind >= SL_QLIST || v.kind == SL_BYTES) return 2; /* lists compare element by element, nulls and all */
+  if (v.kind == SL_STRING && v.u.v.len > 400) return 2;   /* past what a key holds whole */
+  *tmp = v.u.v;
+  *out = tmp;
+  return 1;
+}
+
 int q_schema_seek_ids(qctx *q, const q_seek *s, qarena *a, uint64_t **ids, size_t *n) {
   sl_value vals[SL_SCHEMA_KEYS_MAX];
   *ids = NULL;
   *n = 0;
+  if (s->range) {
+    const sl_value *lo, *hi;
+    sl_value tlo, thi;
+    int rc = 0, l = range_bound(q, s->lo, &lo, &tlo, &rc), h = rc ? 0 : range_bound(q, s->hi, &hi, &thi, &rc);
+    if (rc) return rc;
+    if (l == 2 || h == 2) return 0;
+    if (!l || !h) return 1;
+    idvec iv = {.a = a};
+    rc = sl_view_index_range(q->view, s->index, lo, s->lo_incl, hi, s->hi_incl, push_id, &iv);
+    if (iv.oom) return qerr_oom(q);
+    if (rc == SL_EINVAL) return 1; /* bounds of two kinds: nothing is between them */
+    if (rc) return qerr_store(q, rc, (s->lo ? s->lo : s->hi)->line, (s->lo ? s->lo : s->hi)->col);
+    *ids = iv.v;
+    *n = iv.n;
+    return 1;
+  }
   for (int k = 0; k < s->nkeys; k++) {
     qv v;
     int rc = q_eval(q, s->vals[k], &v);

@@ -3,7 +3,8 @@
 # query/schema.c) through `shiplog query` and `exec --cypher`: CREATE INDEX /
 # CONSTRAINT in Neo4j 5's and 4.x's (APOC's) forms, IF NOT EXISTS, SHOW with
 # Neo4j 5's columns, DROP by name and by schema, Neo4j's status codes for
-# each refusal, index seeks in MATCH and MERGE giving what a scan gives, and
+# each refusal, index seeks (equality and ranges) in MATCH and MERGE giving
+# what a scan gives, and
 # export --cypher | exec --cypher recreating graph and schema. Needs $SL_BIN
 # with the query command (else skip); exit 0 = pass.
 set -u
@@ -57,6 +58,7 @@ contains "$T/err" "Neo.ClientError.Schema.ConstraintCreationFailed" "ConstraintC
 "$BIN" export "$S" --to "$T/s.jsonl" 2>/dev/null
 grep -v '"type":"index"\|"type":"constraint"' "$T/s.jsonl" >"$T/plain.jsonl"
 "$BIN" import "$T/plain.jsonl" --into "$T/plain" >/dev/null
+expect 0 "an index for ranges" "${q[@]}" "CREATE INDEX person_age FOR (n:Person) ON (n.age)"
 n=0
 for query in "MATCH (n:Person {name: 'p7'}) RETURN id(n) ORDER BY id(n)" \
   "MATCH (n:Person) WHERE n.name = 'p7' AND n.age > 2 RETURN id(n) ORDER BY id(n)" \
@@ -64,10 +66,17 @@ for query in "MATCH (n:Person {name: 'p7'}) RETURN id(n) ORDER BY id(n)" \
   "MATCH (n:Person {age: 3.0}) RETURN count(n)" \
   "UNWIND ['p1', 'p2', 'nobody'] AS x MATCH (n:Person {name: x}) RETURN x, count(n) ORDER BY x" \
   "MATCH (n:Person) WHERE n.name = null RETURN count(n)" \
-  "MERGE (n:Person {email: 'e7'}) RETURN id(n)"; do
+  "MERGE (n:Person {email: 'e7'}) RETURN id(n)" \
+  "MATCH (n:Person) WHERE n.age > 3 RETURN count(n)" \
+  "MATCH (n:Person) WHERE 2 <= n.age < 5 RETURN n.age AS age, count(n) AS c ORDER BY age" \
+  "MATCH (n:Person) WHERE n.age >= 2.5 AND n.age <= \$top RETURN count(n)" \
+  "MATCH (n:Person) WHERE n.email >= 'e5' AND n.email < 'e6' RETURN n.email ORDER BY n.email" \
+  "MATCH (n:Person) WHERE n.age > 'x' RETURN count(n)" \
+  "MATCH (n:Person) WHERE n.age > 1 AND n.age < 'z' RETURN count(n)" \
+  "MATCH (n:Person) WHERE n.age < null RETURN count(n)"; do
   n=$((n + 1))
-  "$BIN" query "$S" "$query" --format jsonl | grep -v '"stats"' >"$T/a$n"
-  "$BIN" query "$T/plain" "$query" --format jsonl | grep -v '"stats"' >"$T/b$n"
+  "$BIN" query "$S" "$query" --param top=5 --format jsonl | grep -v '"stats"' >"$T/a$n"
+  "$BIN" query "$T/plain" "$query" --param top=5 --format jsonl | grep -v '"stats"' >"$T/b$n"
   if [ -s "$T/a$n" ] && cmp -s "$T/a$n" "$T/b$n"; then ok "seek = scan: $query"; else
     bad "seek = scan: $query"
     diff "$T/a$n" "$T/b$n" | head -4
@@ -85,7 +94,7 @@ contains "$T/err" "Neo.ClientError.Schema.ConstraintDropFailed" "ConstraintDropF
 expect 0 "DROP CONSTRAINT ON ... ASSERT (by schema)" "${q[@]}" 'DROP CONSTRAINT ON (node:`City`) ASSERT (node.`name`, node.`country`) IS NODE KEY'
 expect 0 "DROP INDEX ON :L(p) (by schema)" "${q[@]}" "DROP INDEX ON :City(pop)"
 expect 0 "SHOW after the drops" "${q[@]}" "SHOW INDEXES"
-check "two indexes left" jqe -s 'map(.name) | sort == ["knows_since","person_email"]' "$T/out"
+check "three indexes left" jqe -s 'map(.name) | sort == ["knows_since","person_age","person_email"]' "$T/out"
 
 # export --cypher | exec --cypher: the same graph and schema
 expect 0 "export --cypher" "$BIN" export "$S" --cypher --to "$T/s.cypher"

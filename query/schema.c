@@ -137,7 +137,7 @@ static int key_list(sp *p, sl_schema_rule *r, const char **keys, bool parens) {
   if (parens && !open) return rc;
   r->nkeys = 0;
   do {
-    const char *v, *k;
+    const char *v = NULL, *k = NULL;
     qtok *vt = TK;
     if ((rc = name(p, &v, "a property (v.key)")) || (rc = need_punct(p, '.')) || (rc = name(p, &k, "a property key")))
       return rc;

@@ -76,7 +76,8 @@ extern "C" {
   X(SL_ETOOBIG, -10014, "record or message exceeds the size limit")            \
   X(SL_ETRUNCATED, -10015, "input ends inside a record")                       \
   X(SL_ENOTLOG, -10016, "not a shiplog file (bad magic)")                      \
-  X(SL_EAUTH, -10017, "authentication failed (certificate or TLS)")
+  X(SL_EAUTH, -10017, "authentication failed (certificate or TLS)")           \
+  X(SL_ECONSTRAINT, -10018, "a schema constraint refuses the data")
 
 enum sl_error {
 #define SL__ERR_ENUM(name, value, msg) name = value,
@@ -333,6 +334,62 @@ SHIPLOG_API void sl_tx_abort(sl_tx *tx);
 /* Reads through the transaction (sees its own writes). Owned by the tx. */
 SHIPLOG_API sl_view *sl_tx_view(sl_tx *tx);
 
+/* ---- schema: indexes and constraints ---------------------------------------- */
+/* Schema lives in the store and in the log like data: each create or drop
+ * is recorded, ships, dumps, loads and replays. A transaction holding a
+ * schema op holds schema ops only (SL_EINVAL when mixed with data ops).
+ * Names are unique across indexes and constraints (1..SL_NAME_MAX bytes of
+ * UTF-8); a NULL name asks for Neo4j's kind of generated name
+ * ("index_1a2b3c4d", "constraint_1a2b3c4d", a hash of the rule).
+ *
+ * An index (and the index behind a UNIQUE or NODE_KEY constraint) holds
+ * every node with the label (relationship with the type) that has all its
+ * keys, ordered by the keys' values as Neo4j orders them, numbers by value
+ * (1 and 1.0 are one key: a seek for 1.0 finds the integer 1), then by id.
+ * It is kept in the same LMDB transaction as every write, and built over
+ * the existing data when created.
+ *
+ * Constraints are checked when the transaction commits, for every entity it
+ * created or changed: UNIQUE (no two entities with the token share the
+ * keys' values, among those having all keys), NODE_KEY (unique, and every
+ * key present), NOT_NULL (every key present). A violation refuses the
+ * whole commit with SL_ECONSTRAINT and sl_tx_error names the constraint,
+ * token, keys, values and entity ids. Creating a constraint that the data
+ * already violates is refused the same way. Errors of the create and drop
+ * calls: SL_EEXIST (name taken, or an equivalent rule exists: an index and
+ * a UNIQUE / NODE_KEY constraint on the same token and keys count as
+ * equivalent, as in Neo4j), SL_ENOTFOUND (drop: no index / constraint of
+ * that name), SL_EINVAL (names, no keys, more than SL_SCHEMA_KEYS_MAX keys,
+ * a key twice, mixed with data ops), SL_ETOOBIG (creating an index over a
+ * value too large to index: see sl_view_index_seek). */
+typedef enum sl_schema_kind {
+  SL_SCHEMA_INDEX = 0,
+  SL_SCHEMA_UNIQUE = 1,
+  SL_SCHEMA_NODE_KEY = 2, /* on relationships: Neo4j's relationship key */
+  SL_SCHEMA_NOT_NULL = 3
+} sl_schema_kind;
+#define SL_SCHEMA_KEYS_MAX 16
+
+typedef struct sl_schema_rule {
+  const char *name;        /* NULL on create: generated */
+  sl_schema_kind kind;
+  bool rel;                /* false: nodes with label `token`; true:
+                              relationships of type `token` */
+  const char *token;
+  size_t nkeys;
+  const char *const *keys; /* property keys, in order */
+  uint32_t id;             /* reads: the rule's number (SHOW's id), never
+                              reused; ignored on create */
+} sl_schema_rule;
+
+/* Create an index (rule->kind SL_SCHEMA_INDEX) or a constraint (the other
+ * kinds). name_out (may be NULL) receives the name, NUL-terminated
+ * (SL_NAME_MAX + 1 bytes). */
+SHIPLOG_API int sl_tx_create_index(sl_tx *tx, const sl_schema_rule *rule, char *name_out);
+SHIPLOG_API int sl_tx_create_constraint(sl_tx *tx, const sl_schema_rule *rule, char *name_out);
+SHIPLOG_API int sl_tx_drop_index(sl_tx *tx, const char *name);
+SHIPLOG_API int sl_tx_drop_constraint(sl_tx *tx, const char *name);
+
 /* ---- reading ------------------------------------------------------------- */
 /* A consistent snapshot (LMDB read transaction). */
 SHIPLOG_API int sl_view_begin(sl_store *st, sl_view **out);
@@ -387,6 +444,178 @@ typedef struct sl_counts {
 SHIPLOG_API int sl_view_counts(sl_view *v, sl_counts *out);
 /* Nodes carrying a label. */
 SHIPLOG_API int sl_view_count_label(sl_view *v, const char *label, uint64_t *out);
+
+/* Every index and constraint, sorted by name: *rules (in the view's scratch
+ * memory, like every read result) holds *n rules. */
+SHIPLOG_API int sl_view_schema(sl_view *v, const sl_schema_rule **rules, size_t *n);
+/* Seek the index `name` (an index, or a UNIQUE / NODE_KEY constraint's):
+ * the ids of the entities whose keys equal values[0..nvalues) as
+ * sl_value_order calls values one (1 = 1.0; strings bytewise; DateTimes
+ * of one instant, offset and zone), ascending.
+ * nvalues must be the index's key count; an SL_NULL value matches nothing.
+ * SL_ENOTFOUND: no such index. The walk must not call other sl_view_*
+ * functions on the same view; fn returns 0 to go on (sl_rel_fn's rule). */
+SHIPLOG_API int sl_view_index_seek(sl_view *v, const char *name, const sl_value *values, size_t nvalues,
+                                   sl_id_fn fn, void *arg);
+/* A range on the index's first key: lo < key < hi (or <= with *_incl),
+ * either bound NULL for none (not both), in the index's order (by value,
+ * then id). Only values of the bounds' kind match, as Cypher's `<` compares
+ * only comparable values (numbers with numbers, strings with strings, ...):
+ * SL_EINVAL when the two bounds are not comparable. */
+SHIPLOG_API int sl_view_index_range(sl_view *v, const char *name, const sl_value *lo, bool lo_incl,
+                                    const sl_value *hi, bool hi_incl, sl_id_fn fn, void *arg);
+
+/* ---- queries (Cypher, spec/query.md) ------------------------------------------ */
+/* A query transaction runs Cypher statements one after another on one
+ * snapshot (read) or one write transaction (write); each statement gives a
+ * cursor over its rows. Writes become the store's ops (sl_tx_*), recorded as
+ * one Transaction when the query transaction commits.
+ *
+ * VALUES. Results and parameters are sl_qvalue: the property kinds (kind is
+ * an sl_kind from SL_BOOL to SL_POINT, never SL_LIST, and u.v holds the
+ * value), SL_NULL (null), and the kinds only queries have: heterogeneous
+ * lists, maps, nodes, relationships and paths. A stored list property
+ * (SL_LIST sl_value) appears in results as an SL_QLIST of its items; inside
+ * nodes and relationships properties stay sl_prop as the store keeps them.
+ * A parameter given as an SL_LIST sl_value is taken as the same list.
+ *
+ * ELEMENT IDS are "4:<store id as UUID>:<id>" for nodes and "5:<store id as
+ * UUID>:<id>" for relationships (Neo4j 5's shape): the same on the primary,
+ * its standbys, restores and dumps.
+ *
+ * THREADS. A query transaction, its cursor and the values it returns are
+ * used by one thread at a time. A write query transaction holds the store's
+ * writer (sl_tx_begin) until it commits or rolls back. */
+enum {
+  SL_QLIST = 32, /* u.list: n values of any kinds */
+  SL_QMAP,       /* u.map: n entries, keys distinct */
+  SL_QNODE,      /* u.node */
+  SL_QREL,       /* u.rel */
+  SL_QPATH       /* u.path */
+};
+
+typedef struct sl_qvalue sl_qvalue;
+typedef struct sl_qentry sl_qentry;
+
+typedef struct sl_qnode {
+  uint64_t id;
+  const char *element_id;   /* NUL-terminated */
+  size_t nlabels;
+  const char *const *labels; /* sorted bytewise */
+  size_t nprops;
+  const sl_prop *props;     /* sorted by key bytewise */
+} sl_qnode;
+
+typedef struct sl_qrel {
+  uint64_t id, start, end;
+  const char *element_id, *start_element_id, *end_element_id;
+  const char *type;
+  size_t nprops;
+  const sl_prop *props;
+} sl_qrel;
+
+/* nodes[0], rels[0], nodes[1], ..., rels[n-1], nodes[n]: nnodes = nrels + 1.
+ * A relationship may point either way along the path. */
+typedef struct sl_qpath {
+  size_t nnodes, nrels;
+  const sl_qnode *nodes;
+  const sl_qrel *rels;
+} sl_qpath;
+
+struct sl_qvalue {
+  int kind; /* SL_NULL, SL_BOOL .. SL_POINT except SL_LIST, or SL_QLIST .. SL_QPATH */
+  union {
+    sl_value v; /* the property kinds: v.kind == kind */
+    struct {
+      size_t n;
+      const sl_qvalue *items;
+    } list;
+    struct {
+      size_t n;
+      const sl_qentry *entries;
+    } map;
+    sl_qnode node;
+    sl_qrel rel;
+    sl_qpath path;
+  } u;
+};
+
+struct sl_qentry {
+  const char *key; /* NUL-terminated */
+  sl_qvalue value;
+};
+
+/* A statement's parameter ($name). */
+typedef struct sl_qparam {
+  const char *name;
+  sl_qvalue value;
+} sl_qparam;
+
+/* Why a statement or a commit failed, as Neo4j reports it. */
+typedef struct sl_query_error {
+  char code[96];     /* Neo4j's status code: "Neo.ClientError.Statement.SyntaxError" */
+  char message[512];
+  unsigned line, column; /* 1-based position in the statement's text; 0: none */
+} sl_query_error;
+
+/* What a statement changed, by Neo4j's counter names. */
+typedef struct sl_qstats {
+  bool contains_updates; /* the statement has an updating clause */
+  uint64_t nodes_created, nodes_deleted, relationships_created, relationships_deleted;
+  uint64_t properties_set, labels_added, labels_removed;
+  uint64_t indexes_added, indexes_removed, constraints_added, constraints_removed;
+} sl_qstats;
+
+typedef struct sl_query_options {
+  uint64_t timeout_ms;   /* per statement; 0: none. Past it:
+                            Neo.ClientError.Transaction.TransactionTimedOut */
+  uint64_t memory_bytes; /* held by one statement (rows kept for sorting,
+                            aggregation, DISTINCT, eager writes, collected lists);
+                            0: 1 GiB. Past it:
+                            Neo.TransientError.General.MemoryPoolOutOfMemoryError */
+  uint32_t max_hops;     /* upper bound of variable-length patterns (`*`,
+                            `*2..`): 0: SL_QUERY_MAX_HOPS; a larger explicit
+                            bound is refused (ArgumentError) */
+  const char *read_only_reason; /* added to the refusal of a writing
+                            statement in a read transaction ("the store is
+                            open for writing by pid 42"); may be NULL */
+} sl_query_options;
+#define SL_QUERY_MAX_HOPS 32
+
+typedef struct sl_qtx sl_qtx;
+typedef struct sl_qcursor sl_qcursor;
+
+/* Begin a query transaction. write: on a new sl_tx of st (blocks while
+ * another write transaction of this process is open; SL_EREADONLY on a
+ * store opened read-only); else on a new view. opt may be NULL. */
+SHIPLOG_API int sl_qtx_begin(sl_store *st, bool write, const sl_query_options *opt, sl_qtx **out);
+/* Run one statement (text[0..len), one statement, a final ';' allowed) with
+ * its parameters (copied). *out: its cursor, which the caller closes before
+ * the next run. Parse and semantic errors are found here, others while rows
+ * are pulled. On an error the statement changed nothing visible, err says
+ * why (code, message, line, column) and the transaction can only be rolled
+ * back (Neo4j's rule too); returns SL_EINVAL (statement errors),
+ * SL_ETIME (timeout), -ENOMEM (memory limit) or a store error. */
+SHIPLOG_API int sl_qtx_run(sl_qtx *q, const char *text, size_t len, const sl_qparam *params, size_t nparams,
+                           sl_qcursor **out, sl_query_error *err);
+/* Column names in RETURN order (valid until close). */
+SHIPLOG_API size_t sl_qcursor_columns(const sl_qcursor *c, const char *const **names);
+/* The next row: 1 and *row = ncolumns values (valid until the next call or
+ * close), 0 at the end, or a negative code with err filled as sl_qtx_run. */
+SHIPLOG_API int sl_qcursor_next(sl_qcursor *c, const sl_qvalue **row, sl_query_error *err);
+/* Counters so far (final once next returned 0). */
+SHIPLOG_API void sl_qcursor_stats(const sl_qcursor *c, sl_qstats *out);
+/* Close; the rows not pulled of a statement that writes are run first
+ * (Neo4j's consume), so its writes are whole: then a failure is returned
+ * with err filled (err may be NULL when the caller does not care). */
+SHIPLOG_API int sl_qcursor_close(sl_qcursor *c, sl_query_error *err);
+/* Commit: *txid (may be NULL) receives the txid, 0 when nothing was written
+ * or for a read transaction. The transaction is freed in every case. */
+SHIPLOG_API int sl_qtx_commit(sl_qtx *q, uint64_t *txid, sl_query_error *err);
+SHIPLOG_API void sl_qtx_rollback(sl_qtx *q);
+/* "4:UUID:ID" / "5:UUID:ID" of a store (buf: at least SL_ELEMENT_ID_MAX bytes). */
+#define SL_ELEMENT_ID_MAX 64
+SHIPLOG_API void sl_element_id(const sl_store *st, bool rel, uint64_t id, char *buf);
 
 #ifdef __cplusplus
 }

@@ -629,6 +629,11 @@ int sl_export_csv(sl_view *v, const char *dir, sl_progress_fn progress, void *pr
   free(x.tmp);
   x.tmp = NULL;
   if (progress) progress(progress_arg, x.done, x.total);
+  const sl_schema_rule *rules;
+  size_t nrules;
+  if (sl_view_schema(v, &rules, &nrules) == 0 && nrules) /* neo4j-admin's files have no place for it */
+    sl_diag_warn("%s: the store's %zu indexes and constraints are not part of a CSV export (the JSON Lines and "
+                 "Cypher exports carry them)", dir, nrules);
   if (res)
     *res = (sl_csv_export_result){
         .node_files = SL_MAX(x.nf.n, (size_t)1), .rel_files = x.rf.n, .nodes = x.nodes.n, .rels = x.rels.n};

@@ -4,6 +4,8 @@
  * "cypher-shell" and no optimizations:
  *
  *   :begin
+ *   CREATE INDEX `ix` FOR (n:`Person`) ON (n.`name`);   (the store's schema,
+ *   CREATE CONSTRAINT ...;                            by name, if it has any)
  *   CREATE CONSTRAINT UNIQUE_IMPORT_NAME FOR (node:`UNIQUE IMPORT LABEL`)
  *     REQUIRE (node.`UNIQUE IMPORT ID`) IS UNIQUE;                   (one line)
  *   :commit
@@ -269,7 +271,18 @@ int sl_export_cypher(sl_view *v, FILE *out, const char *name, const sl_cypher_op
     goto fail;
   }
   x.total = nodes.n + rels.n;
-  sl__jbuf_puts(&x.b, ":begin\nCREATE CONSTRAINT UNIQUE_IMPORT_NAME FOR (node:`" IMPORT_LABEL
+  const sl_schema_rule *rules;
+  size_t nrules;
+  if ((rc = sl_view_schema(v, &rules, &nrules))) {
+    sl_diag_error("%s: reading the schema: %s", name, sl_strerror(rc));
+    goto fail;
+  }
+  sl__jbuf_puts(&x.b, ":begin\n");
+  for (size_t i = 0; i < nrules; i++) {
+    sl__cypher_schema(&x.b, &rules[i]);
+    sl__jbuf_puts(&x.b, ";\n");
+  }
+  sl__jbuf_puts(&x.b, "CREATE CONSTRAINT UNIQUE_IMPORT_NAME FOR (node:`" IMPORT_LABEL
                       "`) REQUIRE (node.`" IMPORT_KEY "`) IS UNIQUE;\n:commit\nCALL db.awaitIndexes(300);\n");
   if ((rc = write_nodes(&x, &nodes)) || (rc = write_rels(&x, &rels))) goto fail;
   for (uint64_t left = nodes.n; left; left -= SL_MIN(left, x.batch)) {

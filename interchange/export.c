@@ -6,6 +6,9 @@
  *   {"type":"relationship","id":"7","label":"KNOWS","start":{"id":"1","labels":[...]},
  *    "end":{"id":"2","labels":[...]},"properties":{...}}
  *
+ * Then, only when the store has schema, one line per index or constraint,
+ * by name (schema_text.c gives the line).
+ *
  * Byte-identical output for equal graphs follows from: the order of lines
  * (ids ascending), the order inside a line (fixed keys, labels and property
  * keys as the store returns them: sorted bytewise), and one spelling per
@@ -117,6 +120,13 @@ int sl_export_canonical(sl_view *v, FILE *out, const char *name, sl_progress_fn 
     if (b.len >= FLUSH_AT && (rc = sl__jbuf_flush(&b, out, name))) goto fail;
     if (progress && ++done % PROGRESS_EVERY == 0) progress(progress_arg, done, total);
   }
+  const sl_schema_rule *rules;
+  size_t nrules;
+  if ((rc = sl_view_schema(v, &rules, &nrules))) {
+    sl_diag_error("export: reading the schema: %s", sl_strerror(rc));
+    goto fail;
+  }
+  for (size_t i = 0; i < nrules; i++) sl__jbuf_schema_line(&b, &rules[i]);
   if ((rc = sl__jbuf_flush(&b, out, name))) goto fail;
   if (fflush(out) != 0) {
     rc = errno ? -errno : -EIO;

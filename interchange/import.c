@@ -8,7 +8,10 @@
  * "start":{"id":..}, "end":{"id":..}, "properties". Other keys are ignored,
  * as are the labels APOC copies into start/end. Ids are strings (as APOC and
  * export write them) or JSON integers (older APOC). All node lines come
- * before the first relationship line, as both writers emit them.
+ * before the first relationship line, as both writers emit them. Lines of
+ * type "index" and "constraint" (schema_text.c) create the rule in a
+ * transaction of its own, after the data read so far is committed: a
+ * constraint the imported data violates fails the import.
  *
  * IDS (interchange.h states the rule): the first line of each kind decides
  * between keeping the file's ids (decimal integers: canonical exports and
@@ -219,6 +222,42 @@ static int import_rel(importer *im, json_t *root) {
   return op_done(im);
 }
 
+/* An "index" or "constraint" line: its own transaction, after the pending ops. */
+static int import_schema(importer *im, json_t *root, bool index) {
+  const char *what = index ? "index" : "constraint";
+  json_t *jn = json_object_get(root, "name"), *jk = json_object_get(root, "kind"),
+         *je = json_object_get(root, "entity"), *jl = json_object_get(root, "label"),
+         *jp = json_object_get(root, "properties");
+  const char *keys[SL_SCHEMA_KEYS_MAX], *ent = json_is_string(je) ? json_string_value(je) : "";
+  sl_schema_rule r = {.name = json_string_value(jn), .token = json_string_value(jl), .keys = keys};
+  sl_tx *tx;
+  int rc;
+  if (jn && !json_is_string(jn)) return why(im, SL_EINVAL, "%s: \"name\" must be a string", what);
+  if (!strcmp(ent, "relationship")) r.rel = true;
+  else if (strcmp(ent, "node")) return why(im, SL_EINVAL, "%s: \"entity\" must be \"node\" or \"relationship\"", what);
+  if (!r.token) return why(im, SL_EINVAL, "%s: \"label\" (the label or type) must be a string", what);
+  if (!json_is_string(jk) || sl__schema_type_parse(json_string_value(jk), index, r.rel, &r.kind))
+    return why(im, SL_EINVAL, "%s: \"kind\" must be %s", what,
+               index ? "\"RANGE\"" : r.rel ? "RELATIONSHIP_UNIQUENESS, RELATIONSHIP_KEY or RELATIONSHIP_PROPERTY_EXISTENCE"
+                                      : "UNIQUENESS, NODE_KEY or NODE_PROPERTY_EXISTENCE");
+  if (!json_is_array(jp) || !json_array_size(jp) || json_array_size(jp) > SL_SCHEMA_KEYS_MAX)
+    return why(im, SL_EINVAL, "%s: \"properties\" must be an array of 1..%d keys", what, SL_SCHEMA_KEYS_MAX);
+  for (r.nkeys = 0; r.nkeys < json_array_size(jp); r.nkeys++)
+    if (!(keys[r.nkeys] = json_string_value(json_array_get(jp, r.nkeys))))
+      return why(im, SL_EINVAL, "%s: \"properties\" must be strings", what);
+  if (im->sink.tx) { /* the data so far, then the rule alone */
+    im->sink.ops_in_tx = im->sink.ops_per_tx - 1;
+    if ((rc = op_done(im))) return rc;
+  }
+  if ((rc = ensure_tx(im, &tx))) return rc;
+  rc = index ? sl_tx_create_index(tx, &r, NULL) : sl_tx_create_constraint(tx, &r, NULL);
+  if (rc)
+    return why(im, rc, "%s%s%s: %s", what, r.name ? " " : "", r.name ? r.name : "",
+               sl_tx_error(tx) ? sl_tx_error(tx) : sl_strerror(rc));
+  im->sink.ops_in_tx = im->sink.ops_per_tx - 1;
+  return op_done(im);
+}
+
 static int import_line(importer *im, const char *line, size_t len) {
   json_error_t jerr;
   json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
@@ -231,8 +270,10 @@ static int import_line(importer *im, const char *line, size_t len) {
     rc = import_node(im, root);
   else if (!strcmp(ts, "relationship"))
     rc = import_rel(im, root);
+  else if (!strcmp(ts, "index") || !strcmp(ts, "constraint"))
+    rc = import_schema(im, root, ts[0] == 'i');
   else
-    rc = why(im, SL_EINVAL, "expected an object with \"type\" \"node\" or \"relationship\"");
+    rc = why(im, SL_EINVAL, "expected an object with \"type\" \"node\", \"relationship\", \"index\" or \"constraint\"");
   if (rc == -ENOMEM && !im->why[0]) why(im, rc, "%s", sl_strerror(rc));
   json_decref(root);
   return rc;

@@ -36,6 +36,8 @@ void sl__jbuf_temporal(sl__jbuf *b, sl_kind kind, const sl_value *v);
 /* A point as a Cypher map, as neo4j-admin's CSV cells and point({...})
  * read it: {x:1.0,y:2.0[,z:3.0],crs:'wgs-84'} (x is the longitude). */
 void sl__jbuf_point_map(sl__jbuf *b, const sl_value *v, const char *sep);
+/* A query result value (spec/query.md's JSONL shapes; results.c). */
+void sl__jbuf_qvalue(sl__jbuf *b, const sl_qvalue *v);
 /* Properties as a JSON object with keys in the given order. */
 void sl__jbuf_props(sl__jbuf *b, const sl_prop *props, size_t n);
 /* Write the buffer to out and empty it. Returns 0, b->err, or -errno
@@ -112,6 +114,17 @@ typedef struct sl__idmap {
 int sl__idmap_lookup(sl__idmap *m, const char *key, size_t len, sl__idslot **slot);
 int sl__idmap_insert(sl__idmap *m, sl__idslot *slot, const char *key, size_t len, uint64_t val);
 void sl__idmap_free(sl__idmap *m);
+
+/* ---- schema lines and statements (schema_text.c) ------------------------------------------ */
+/* Neo4j 5's SHOW INDEXES / SHOW CONSTRAINTS type of a rule ("RANGE",
+ * "UNIQUENESS", "RELATIONSHIP_KEY", ...), and back for an index or a
+ * constraint on nodes or relationships (SL_EINVAL when it names none). */
+const char *sl__schema_type_name(const sl_schema_rule *r);
+int sl__schema_type_parse(const char *s, bool index, bool rel, sl_schema_kind *kind);
+/* The canonical export's line of a rule, newline included. */
+void sl__jbuf_schema_line(sl__jbuf *b, const sl_schema_rule *r);
+/* The CREATE INDEX / CREATE CONSTRAINT statement of a rule, without ';'. */
+void sl__cypher_schema(sl__jbuf *b, const sl_schema_rule *r);
 
 /* ---- building a new store ------------------------------------------------------------ */
 /* What every importer shares: create the store, write in transactions of

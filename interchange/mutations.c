@@ -420,7 +420,7 @@ void sl_mutation_line_free(sl_mutation_line *ml) {
  * commit any more". */
 static bool line_error(int rc) {
   return rc == SL_EINVAL || rc == SL_ENOTFOUND || rc == SL_EEXIST || rc == SL_EHASRELS || rc == SL_ETIME ||
-         rc == SL_ETOOBIG;
+         rc == SL_ETOOBIG || rc == SL_ECONSTRAINT;
 }
 
 /* Read one line (without its '\n') into *buf, at most max bytes of it

@@ -96,7 +96,8 @@ static int props_field(printer *p, Shiplog__Property **props, size_t n) {
 static int print_op(printer *p, const Shiplog__Op *op) {
   static const char *names[] = {NULL, "create_node", "delete_node", "add_label", "remove_label",
                                 "set_node_prop", "remove_node_prop", "create_rel", "delete_rel",
-                                "set_rel_prop", "remove_rel_prop"};
+                                "set_rel_prop", "remove_rel_prop", "create_index", "drop_index",
+                                "create_constraint", "drop_constraint"};
   if (op->op_case < 1 || op->op_case >= (int)SL_ARRAY_LEN(names)) return SL_ECORRUPT;
   if (p->json) {
     sl__jbuf_puts(&p->b, "{\"op\":\"");
@@ -151,6 +152,28 @@ static int print_op(printer *p, const Shiplog__Op *op) {
     break;
   case SHIPLOG__OP__OP_DELETE_REL:
     u64_field(p, "id", op->delete_rel->id);
+    break;
+  case SHIPLOG__OP__OP_CREATE_INDEX:
+  case SHIPLOG__OP__OP_CREATE_CONSTRAINT: {
+    const Shiplog__SchemaRule *r = op->create_index; /* same member for both cases */
+    sl_schema_rule rule = {r->name, (sl_schema_kind)r->kind, r->has_relationship && r->relationship, r->token,
+                           r->n_keys, (const char *const *)r->keys};
+    if ((unsigned)r->kind > SL_SCHEMA_NOT_NULL) return SL_ECORRUPT;
+    name_field(p, "name", r->name);
+    name_field(p, "kind", sl__schema_type_name(&rule));
+    name_field(p, rule.rel ? "type" : "label", r->token);
+    field(p, "properties");
+    sl__jbuf_putc(&p->b, '[');
+    for (size_t i = 0; i < r->n_keys; i++) {
+      if (i) sl__jbuf_putc(&p->b, ',');
+      name_text(p, r->keys[i]);
+    }
+    sl__jbuf_putc(&p->b, ']');
+    break;
+  }
+  case SHIPLOG__OP__OP_DROP_INDEX:
+  case SHIPLOG__OP__OP_DROP_CONSTRAINT:
+    name_field(p, "name", op->drop_index->name);
     break;
   default:
     break;

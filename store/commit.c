@@ -40,7 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store_int.h"
+#include "schema_int.h"
 
 #define COMMIT_AHEAD_MAX_US (60ull * 1000000)
 #define TX_OPS_KEEP (1u << 20) /* packed ops / pending records kept for the next */
@@ -64,6 +64,7 @@ int sl__wbegin(sl_store *st, sl__wctx *w) {
 
 void sl__wabort(sl__wctx *w) {
   sl__cursors_close(&w->cur);
+  sl__schema_free(w);
   if (w->txn) mdb_txn_abort(w->txn);
   w->txn = NULL;
 }
@@ -78,6 +79,7 @@ static int wmeta(sl__wctx *w) {
 static int wfinish(sl__wctx *w) {
   sl_store *st = w->st;
   sl__cursors_close(&w->cur);
+  sl__schema_free(w);
   int rc = mdb_txn_commit(w->txn);
   w->txn = NULL;
   if (rc) {
@@ -308,6 +310,7 @@ int sl_tx_begin(sl_store *st, sl_tx **out) {
   tx->err = 0;
   tx->has_commit_time = false;
   tx->nops = tx->ops_len = 0;
+  tx->ops_kind = 0;
   if (tx->ops_cap > TX_OPS_KEEP) { /* after a large transaction: give it back */
     free(tx->ops);
     tx->ops = NULL;
@@ -318,6 +321,8 @@ int sl_tx_begin(sl_store *st, sl_tx **out) {
   int rc = reserve_space(st);
   if (!rc && !tx->w.txn) rc = sl__wbegin(st, &tx->w); /* else: the group's, holding the pending records */
   tx->w.err[0] = 0;
+  tx->w.track = true; /* constraints are checked at commit (schema.c) */
+  tx->w.ntouched = 0;
   if (rc) {
     pthread_mutex_unlock(&st->wlock);
     return rc;
@@ -368,10 +373,20 @@ void sl_tx_abort(sl_tx *tx) {
   if (tx) tx_end(tx);
 }
 
+int sl_tx_check_constraints(sl_tx *tx) {
+  int rc = tx->err;
+  if (!rc && (rc = sl__schema_check(&tx->w))) tx->err = rc;
+  return rc;
+}
+
 int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
   sl_store *st = tx->st;
   int rc = tx->err;
   if (txid_out) *txid_out = 0;
+  if (!rc && tx->nops && (rc = sl__schema_check(&tx->w)) != 0) { /* SL_ECONSTRAINT: the commit is refused */
+    tx->err = rc;
+    sl_diag_error("%s: commit refused: %s", st->dir, tx->w.err[0] ? tx->w.err : sl_strerror(rc));
+  }
   if (rc || tx->nops == 0) {
     tx_end(tx);
     return rc;

@@ -483,7 +483,9 @@ int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info 
   }
   if (rc) goto fail;
   if ((rc = sl__meta_read(txn, st->dbi[SL__DB_META], &m))) goto fail;
-  for (int db = 0; db < SL__DB_COUNT; db++) {
+  /* A store of format 1 opened read-only may lack the schema databases. */
+  int ndbs = st->schema_dbs ? SL__DB_COUNT : SL__DB_SCHEMA;
+  for (int db = 0; db < ndbs; db++) {
     MDB_stat s;
     if (mdb_stat(txn, st->dbi[db], &s) == 0) total += s.ms_entries;
   }
@@ -496,7 +498,7 @@ int sl_dump_full(sl_store *st, int fd, const sl_dump_options *opt, sl_dump_info 
   if (!st->no_log) dump_lineage(st, &h);
   if ((rc = write_header(&w, &h))) goto fail;
   progress(opt, 0, total);
-  for (int db = 0; db < SL__DB_COUNT; db++) {
+  for (int db = 0; db < ndbs; db++) {
     MDB_val k, v;
     if ((rc = mdb_cursor_open(txn, st->dbi[db], &c))) {
       sl_diag_error("%s: LMDB cursor on %s: %s", st->dir, sl__db_names[db], mdb_strerror(rc));

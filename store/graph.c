@@ -16,6 +16,9 @@
  *   adjacency   node(8) dir(1) tlen(1) type rel(8) -> other node(8)
  *               dir 1 = out (node is the start), 2 = in; a self-loop has
  *               one entry of each
+ *   schema, index   indexes and constraints (schema.c); every op below
+ *               keeps the index entries of what it changes (the
+ *               sl__schema_entity calls)
  * Every key is unique, so a label, property or adjacency entry is one put
  * and one delete, and "everything of node N" is one prefix scan.
  *
@@ -43,10 +46,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store_int.h"
+#include "schema_int.h"
 
 const char *const sl__db_names[SL__DB_COUNT] = {
-    "meta", "nodes", "node_labels", "label_index", "node_props", "rels", "rel_props", "adjacency"};
+    "meta", "nodes", "node_labels", "label_index", "node_props", "rels", "rel_props", "adjacency", "schema", "index"};
 
 enum { DIR_OUT = SL_DIR_OUT, DIR_IN = SL_DIR_IN };
 
@@ -356,7 +359,7 @@ static int op_create_node(sl__wctx *w, uint64_t *id, const char *const *labels, 
     if (rc) return op_fail(w, SL_EINVAL, "property %s given twice", props[i].key);
   }
   w->meta.node_count++;
-  return 0;
+  return sl__schema_entity(w, false, *id, NULL, NULL, true);
 }
 
 static int op_delete_rel(sl__wctx *w, uint64_t id) {
@@ -374,6 +377,7 @@ static int op_delete_rel(sl__wctx *w, uint64_t id) {
   uint64_t start = sl_get_be64(val.mv_data), end = sl_get_be64((uint8_t *)val.mv_data + 8);
   size_t tl = val.mv_size - 16;
   memcpy(type, (uint8_t *)val.mv_data + 16, tl);
+  if ((rc = sl__schema_entity(w, true, id, NULL, NULL, false))) return rc;
   if ((rc = del(w, SL__DB_ADJACENCY, ak, adj_key(ak, start, DIR_OUT, type, tl, id))) ||
       (rc = del(w, SL__DB_ADJACENCY, ak, adj_key(ak, end, DIR_IN, type, tl, id))))
     return mdb_fail(w, rc, SL__DB_ADJACENCY);
@@ -400,7 +404,9 @@ static int op_delete_node(sl__wctx *w, uint64_t id, bool detach) {
     /* Deleting the relationship removes this entry (and its twin). */
     if ((rc = op_delete_rel(w, sl_get_be64((uint8_t *)key.mv_data + key.mv_size - 8)))) return rc;
   }
-  if ((rc = delete_owned(w, SL__DB_NODE_LABELS, id)) || (rc = delete_owned(w, SL__DB_NODE_PROPS, id))) return rc;
+  if ((rc = sl__schema_entity(w, false, id, NULL, NULL, false)) || (rc = delete_owned(w, SL__DB_NODE_LABELS, id)) ||
+      (rc = delete_owned(w, SL__DB_NODE_PROPS, id)))
+    return rc;
   if ((rc = del(w, SL__DB_NODES, k, 8))) return mdb_fail(w, rc, SL__DB_NODES);
   w->meta.node_count--;
   return 0;
@@ -410,14 +416,15 @@ static int op_add_label(sl__wctx *w, uint64_t id, const char *label) {
   int ll = check_name(w, label, "label"), rc;
   if (ll < 0) return ll;
   if ((rc = must_exist(w, false, id, ""))) return rc;
-  return add_label(w, id, label, (size_t)ll, false);
+  if ((rc = add_label(w, id, label, (size_t)ll, false))) return rc;
+  return sl__schema_entity(w, false, id, label, NULL, true);
 }
 
 static int op_remove_label(sl__wctx *w, uint64_t id, const char *label) {
   uint8_t k[1 + SL_NAME_MAX + 8];
   int ll = check_name(w, label, "label"), rc;
   if (ll < 0) return ll;
-  if ((rc = must_exist(w, false, id, ""))) return rc;
+  if ((rc = must_exist(w, false, id, "")) || (rc = sl__schema_entity(w, false, id, label, NULL, false))) return rc;
   sl_put_be64(k, id);
   memcpy(k + 8, label, (size_t)ll);
   rc = del(w, SL__DB_NODE_LABELS, k, 8 + (size_t)ll);
@@ -431,7 +438,7 @@ static int op_remove_prop(sl__wctx *w, bool rel, uint64_t id, const char *key) {
   uint8_t k[8 + SL_NAME_MAX];
   int kl = check_name(w, key, "property key"), rc;
   if (kl < 0) return kl;
-  if ((rc = must_exist(w, rel, id, ""))) return rc;
+  if ((rc = must_exist(w, rel, id, "")) || (rc = sl__schema_entity(w, rel, id, NULL, key, false))) return rc;
   sl_put_be64(k, id);
   memcpy(k + 8, key, (size_t)kl);
   enum sl__db db = rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS;
@@ -447,8 +454,10 @@ static int op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, cons
   char why[120];
   if (sl__value_check(v, why, sizeof why))
     return op_fail(w, SL_EINVAL, "property %s: not a storable value: %s", key, why);
-  if ((rc = must_exist(w, rel, id, ""))) return rc;
-  return put_prop(w, rel, id, key, (size_t)kl, v, false, false);
+  if ((rc = must_exist(w, rel, id, "")) || (rc = sl__schema_entity(w, rel, id, NULL, key, false)) ||
+      (rc = put_prop(w, rel, id, key, (size_t)kl, v, false, false)))
+    return rc;
+  return sl__schema_entity(w, rel, id, NULL, key, true);
 }
 
 static int op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t start, uint64_t end,
@@ -479,7 +488,7 @@ static int op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t s
     if (rc) return op_fail(w, SL_EINVAL, "property %s given twice", props[i].key);
   }
   w->meta.rel_count++;
-  return 0;
+  return sl__schema_entity(w, true, *id, NULL, NULL, true);
 }
 
 /* ---- replaying a record ------------------------------------------------------------- */
@@ -537,6 +546,20 @@ static int apply_op(sl__wctx *w, sl__arena *a, const Shiplog__Op *op) {
   }
   case SHIPLOG__OP__OP_DELETE_REL:
     return op_delete_rel(w, op->delete_rel->id);
+  case SHIPLOG__OP__OP_CREATE_INDEX:
+  case SHIPLOG__OP__OP_CREATE_CONSTRAINT: {
+    const Shiplog__SchemaRule *c = op->op_case == SHIPLOG__OP__OP_CREATE_INDEX ? op->create_index : op->create_constraint;
+    sl_schema_rule r = {c->name, (sl_schema_kind)c->kind, c->has_relationship && c->relationship, c->token, c->n_keys,
+                        (const char *const *)c->keys};
+    if ((r.kind == SL_SCHEMA_INDEX) != (op->op_case == SHIPLOG__OP__OP_CREATE_INDEX))
+      return op_fail(w, SL_EINVAL, "schema rule %s: kind %d in a create_%s", c->name, (int)c->kind,
+                     r.kind == SL_SCHEMA_INDEX ? "constraint" : "index");
+    return sl__schema_op_create(w, &r);
+  }
+  case SHIPLOG__OP__OP_DROP_INDEX:
+    return sl__schema_op_drop(w, false, op->drop_index->name);
+  case SHIPLOG__OP__OP_DROP_CONSTRAINT:
+    return sl__schema_op_drop(w, true, op->drop_constraint->name);
   default:
     /* A newer writer's op (an unknown oneof member). */
     return op_fail(w, SL_EVERSION, "an op this version does not know");
@@ -600,8 +623,14 @@ static int tx_done(sl_tx *tx, int rc) {
  * and the arena is reset for the next op. SL_ETOOBIG (with the reason in
  * sl_tx_error) once the ops pass what a frame may carry (SL_TXN_MAX). */
 static int record(sl_tx *tx, Shiplog__Op__OpCase kind, void *msg) {
-  int rc = -ENOMEM;
+  int rc = -ENOMEM, ops_kind = kind >= SHIPLOG__OP__OP_CREATE_INDEX ? 2 : 1;
   if (!msg) goto out;
+  if (tx->ops_kind && tx->ops_kind != ops_kind) { /* the op is applied, but the tx can only abort */
+    snprintf(tx->w.err, sizeof tx->w.err, "a transaction holds graph ops or schema ops, not both");
+    rc = SL_EINVAL;
+    goto out;
+  }
+  tx->ops_kind = ops_kind;
   Shiplog__Op op = SHIPLOG__OP__INIT;
   op.op_case = kind;
   op.create_node = msg; /* every member of the union is a message pointer */
@@ -777,3 +806,73 @@ const char *sl_tx_error(const sl_tx *tx) {
   if (!tx->err) return NULL;
   return tx->w.err[0] ? tx->w.err : sl_strerror(tx->err);
 }
+
+/* ---- schema through a transaction ----------------------------------------------------------- */
+/* Neo4j's kind of generated name: the kind's word and a hash of the rule,
+ * so that a replay, another store or a second run names it the same. */
+static void schema_name(const sl_schema_rule *r, char *out) {
+  uint8_t head[2] = {(uint8_t)r->kind, r->rel};
+  uint32_t h = sl_crc32c(0, head, 2);
+  h = sl_crc32c(h, r->token, strlen(r->token) + 1);
+  for (size_t i = 0; i < r->nkeys; i++) h = sl_crc32c(h, r->keys[i], strlen(r->keys[i]) + 1);
+  snprintf(out, SL_NAME_MAX + 1, "%s_%08x", r->kind == SL_SCHEMA_INDEX ? "index" : "constraint", h);
+}
+
+static int tx_schema_create(sl_tx *tx, const sl_schema_rule *rule, bool constraint, char *name_out) {
+  char name[SL_NAME_MAX + 1];
+  if (tx->err) return tx->err;
+  int rc = SL_EINVAL;
+  if (!rule || (rule->kind != SL_SCHEMA_INDEX) != constraint) {
+    snprintf(tx->w.err, sizeof tx->w.err, "%s: the rule's kind is %s", constraint ? "create_constraint" : "create_index",
+             constraint ? "no constraint" : "no index");
+    return tx_done(tx, rc);
+  }
+  sl_schema_rule r = *rule;
+  if (!r.name && r.token && r.keys && r.nkeys && r.nkeys <= SL_SCHEMA_KEYS_MAX &&
+      sl__name_check(r.token) >= 0) {
+    bool ok = true;
+    for (size_t i = 0; i < r.nkeys; i++) ok &= r.keys[i] && sl__name_check(r.keys[i]) >= 0;
+    if (ok) {
+      schema_name(&r, name);
+      r.name = name;
+    }
+  }
+  if (!r.name) r.name = ""; /* refused by the op with its reason */
+  if ((rc = sl__schema_op_create(&tx->w, &r)) == 0) {
+    Shiplog__SchemaRule *m = NEW_MSG(tx, Shiplog__SchemaRule, shiplog__schema_rule__init);
+    if (m) {
+      m->name = (char *)r.name;
+      m->has_kind = true;
+      m->kind = (Shiplog__SchemaRule__Kind)r.kind;
+      m->has_relationship = r.rel;
+      m->relationship = r.rel;
+      m->token = (char *)r.token;
+      m->n_keys = r.nkeys;
+      m->keys = (char **)r.keys;
+    }
+    if (name_out) snprintf(name_out, SL_NAME_MAX + 1, "%s", r.name);
+    rc = record(tx, constraint ? SHIPLOG__OP__OP_CREATE_CONSTRAINT : SHIPLOG__OP__OP_CREATE_INDEX, m);
+  }
+  return tx_done(tx, rc);
+}
+
+int sl_tx_create_index(sl_tx *tx, const sl_schema_rule *rule, char *name_out) {
+  return tx_schema_create(tx, rule, false, name_out);
+}
+int sl_tx_create_constraint(sl_tx *tx, const sl_schema_rule *rule, char *name_out) {
+  return tx_schema_create(tx, rule, true, name_out);
+}
+
+static int tx_schema_drop(sl_tx *tx, bool constraint, const char *name) {
+  if (tx->err) return tx->err;
+  int rc = sl__schema_op_drop(&tx->w, constraint, name);
+  if (rc == 0) {
+    Shiplog__DropSchema *m = NEW_MSG(tx, Shiplog__DropSchema, shiplog__drop_schema__init);
+    if (m) m->name = (char *)name;
+    rc = record(tx, constraint ? SHIPLOG__OP__OP_DROP_CONSTRAINT : SHIPLOG__OP__OP_DROP_INDEX, m);
+  }
+  return tx_done(tx, rc);
+}
+
+int sl_tx_drop_index(sl_tx *tx, const char *name) { return tx_schema_drop(tx, false, name); }
+int sl_tx_drop_constraint(sl_tx *tx, const char *name) { return tx_schema_drop(tx, true, name); }

@@ -144,9 +144,9 @@ static int meta_check(const meta_set *m, const char *path, const sl_dump_header 
   uint64_t version, applied;
   int rc;
   if ((rc = meta_u64(m, path, "format_version", true, &version))) return rc;
-  if (version != SL__FORMAT_VERSION) {
-    sl_diag_error("%s: offset %" PRIu64 ": LMDB format version %" PRIu64 " is not supported (this build reads %d)",
-                 path, m->offset, version, SL__FORMAT_VERSION);
+  if (version < SL__FORMAT_VERSION_PLAIN || version > SL__FORMAT_VERSION) {
+    sl_diag_error("%s: offset %" PRIu64 ": LMDB format version %" PRIu64 " is not supported (this build reads %d..%d)",
+                 path, m->offset, version, SL__FORMAT_VERSION_PLAIN, SL__FORMAT_VERSION);
     return SL_EVERSION;
   }
   const meta_rec *id = meta_find(m, "store_id");
@@ -165,7 +165,8 @@ static int meta_check(const meta_set *m, const char *path, const sl_dump_header 
 
 /* Put the meta records that describe the graph (not the new directory). */
 static int meta_put(const meta_set *m, MDB_txn *txn, MDB_dbi dbi) {
-  static const char *const own[] = {"format_version", "store_id", "base_txid", "no_log", "segment_size"};
+  /* format_version is the image's (2 once it holds schema): copied. */
+  static const char *const own[] = {"store_id", "base_txid", "no_log", "segment_size"};
   for (size_t i = 0; i < m->n; i++) {
     bool skip = false;
     for (size_t j = 0; j < SL_ARRAY_LEN(own); j++) skip |= !strcmp(m->v[i].name, own[j]);

@@ -167,14 +167,14 @@ int sl__env_open(sl_store *st, unsigned flags, uint64_t map_size) {
 }
 
 static int dbis_open(sl_store *st, MDB_txn *txn, unsigned flags) {
-  for (int i = 0; i < SL__DB_COUNT; i++) {
+  for (int i = 0; i < SL__DB_SCHEMA; i++) {
     int rc = mdb_dbi_open(txn, sl__db_names[i], flags, &st->dbi[i]);
     if (rc) {
       sl_diag_error("%s: LMDB database %s: %s", st->dir, sl__db_names[i], mdb_strerror(rc));
       return rc == MDB_NOTFOUND ? SL_ECORRUPT : sl__mdb_err(rc);
     }
   }
-  return 0;
+  return sl__schema_dbs_open(st, txn, flags);
 }
 
 /* A new LMDB holding an empty graph whose state is "txids 1..base applied". */
@@ -189,7 +189,7 @@ static int lmdb_init(sl_store *st, uint64_t base_txid, uint64_t segment_size, bo
   MDB_dbi meta;
   if ((rc = dbis_open(st, txn, MDB_CREATE))) goto fail;
   meta = st->dbi[SL__DB_META];
-  if ((rc = sl__meta_put_u64(txn, meta, "format_version", SL__FORMAT_VERSION)) ||
+  if ((rc = sl__meta_put_u64(txn, meta, "format_version", SL__FORMAT_VERSION_PLAIN)) ||
       (rc = sl__meta_put_bytes(txn, meta, "store_id", st->id, SL_STORE_ID_SIZE)) ||
       (rc = sl__meta_put_u64(txn, meta, "base_txid", base_txid)) ||
       (rc = sl__meta_put_u64(txn, meta, "segment_size", segment_size)) ||
@@ -220,9 +220,9 @@ int sl__load_meta(sl_store *st) {
   if ((rc = dbis_open(st, txn, 0))) goto out;
   meta = st->dbi[SL__DB_META];
   if ((rc = sl__meta_get_u64(txn, meta, "format_version", &version))) goto missing;
-  if (version != SL__FORMAT_VERSION) {
-    sl_diag_error("%s: LMDB format version %" PRIu64 " is not supported (this build reads %d)", st->dir, version,
-                 SL__FORMAT_VERSION);
+  if (version < SL__FORMAT_VERSION_PLAIN || version > SL__FORMAT_VERSION) {
+    sl_diag_error("%s: LMDB format version %" PRIu64 " is not supported (this build reads %d..%d)", st->dir, version,
+                 SL__FORMAT_VERSION_PLAIN, SL__FORMAT_VERSION);
     rc = SL_EVERSION;
     goto out;
   }
@@ -337,7 +337,7 @@ static int replay(sl_store *st, const char *logdir) {
     return SL_ECORRUPT;
   }
   /* LMDB is not ahead of the (now durable) log: pin its checkpoint or take one. */
-  if ((rc = sl__pin_at_open(st))) return rc;
+  if ((rc = sl__pin_at_open(st)) || (rc = sl__schema_dbs_ensure(st))) return rc;
   if (applied == last) return 0;
   sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
   if ((rc = sl_log_reader_open(logdir, applied + 1, &ro, &r))) {
@@ -474,7 +474,7 @@ static int open_writer(sl_store *st) {
   char state[80];
   snprintf(state, sizeof state, "open %s", st->boot_id);
   if ((rc = sl__lock_state_write(st, state))) return rc;
-  if (!has_log) return 0;
+  if (!has_log) return sl__schema_dbs_ensure(st);
   /* LMDB ahead of the log is refused inside the log's recovery, before it
    * cuts anything: a damaged last frame of an applied txid is no torn tail. */
   if ((rc = sl_log_open_keep(logdir, st->id, st->meta.applied_txid, &st->log))) return rc;
@@ -609,6 +609,7 @@ static void store_free(sl_store *st, bool mark_clean) {
   sl__arena_free(&st->tx.view.scratch);
   sl__arena_free(&st->apply_arena);
   free(st->tx.ops);
+  free(st->tx.w.touched);
   free(st->pend);
   free(st->pend_off);
   free(st->pend_lens);

@@ -71,6 +71,8 @@
  *   rels        id(8) -> start(8) end(8) type
  *   rel_props   id(8) key -> value
  *   adjacency   node(8) dir(1) tlen(1) type rel(8) -> other(8)
+ *   schema      name -> index id(4) | packed SchemaRule   (store/schema.c)
+ *   index       index id(4) values entity(8) -> empty     (store/index_key.c)
  *   Labels, types and property keys are 1..255 bytes of UTF-8 without NUL.
  *
  * THREADS AND PROCESSES, ERRORS, MEMORY: include/shiplog.h.
@@ -135,6 +137,11 @@ int sl_store_read_id(const char *dir, uint8_t id[SL_STORE_ID_SIZE]);
 /* The log of a store opened for writing (NULL when read-only). */
 sl_log *sl_store_log(sl_store *st);
 
+/* Check the constraints now, as sl_tx_commit will (the query engine
+ * reports a violation while sl_tx_error can still say why): 0, or
+ * SL_ECONSTRAINT (the transaction may then only be aborted). */
+int sl_tx_check_constraints(sl_tx *tx);
+
 /* ---- applying another log's records ------------------------------------ */
 /* Apply one packed Transaction from another log (receiver's standby,
  * restore, load) as one atomic LMDB transaction. Its txid must be the next
@@ -189,5 +196,24 @@ typedef struct sl_verify_result {
   uint64_t nodes, rels;
 } sl_verify_result;
 int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_result *out);
+/* Is every index entry what the view's data implies (none missing, none
+ * extra), and does the data keep every constraint? 0, or SL_ECORRUPT /
+ * SL_ECONSTRAINT with the first difference in why ("index NAME lacks the
+ * entry of node 17"). */
+int sl_store_schema_verify(sl_view *v, char *why, size_t n);
+
+/* ---- query scans (for query/: pull-driven, resumable reads) --------------------------- */
+/* Up to max ids >= from, ascending, into ids (*n of them; fewer than max
+ * means the end): every node (label NULL), the nodes with label, or every
+ * relationship (rels). The next batch starts at the last id + 1. */
+int sl_view_scan_ids(sl_view *v, bool rels, const char *label, uint64_t from, uint64_t *ids, size_t max, size_t *n);
+/* Does node id carry label (a node that does not exist has none)? */
+int sl_view_node_has_label(sl_view *v, uint64_t id, const char *label, bool *out);
+/* The names in use: what 0 labels (each once, sorted as the label index
+ * keeps them), 1 relationship types, 2 property keys (these two once per
+ * use: callers deduplicate). fn's name is NUL-terminated, valid during the
+ * call; a nonzero return stops the walk and is returned. */
+typedef int (*sl_name_fn)(void *arg, const char *name);
+int sl_view_names(sl_view *v, int what, sl_name_fn fn, void *arg);
 
 #endif

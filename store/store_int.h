@@ -60,11 +60,17 @@ enum sl__db {
   SL__DB_RELS,
   SL__DB_REL_PROPS,
   SL__DB_ADJACENCY,
+  SL__DB_SCHEMA, /* the schema databases (schema.c); a store of format 1 */
+  SL__DB_INDEX,  /* that no writer of this build opened may lack them */
   SL__DB_COUNT
 };
 extern const char *const sl__db_names[SL__DB_COUNT];
 
-#define SL__FORMAT_VERSION 1
+/* LMDB's format_version: 1 for a graph, 2 once it holds schema (which
+ * older builds do not maintain, so they must refuse it). This build reads
+ * both. */
+#define SL__FORMAT_VERSION 2
+#define SL__FORMAT_VERSION_PLAIN 1
 /* Longest key: adjacency node(8) dir(1) tlen(1) type(255) rel(8). */
 #define SL__KEY_MAX (8 + 1 + 1 + SL_NAME_MAX + 8)
 
@@ -91,12 +97,23 @@ void sl__cursors_close(sl__cursors *cs);
 
 /* One LMDB write transaction applying ops: the meta it will commit and the
  * cursors it uses. */
+typedef struct sl__schema sl__schema;
+typedef struct sl__touched {
+  uint64_t id;
+  bool rel;
+} sl__touched;
 typedef struct sl__wctx {
   sl_store *st;
   MDB_txn *txn;
   sl__cursors cur;
   sl__meta meta;
-  char err[200]; /* what the failing op found (for sl_tx_error and logs) */
+  char err[400]; /* what the failing op found (for sl_tx_error and logs) */
+  sl__schema *schema;    /* the rules, loaded on first use (schema.c) */
+  /* Entities a constraint applies to that the sl_tx changed: checked at its
+   * commit (schema.c). Only a sl_tx tracks them (track). */
+  bool track;
+  sl__touched *touched;
+  size_t ntouched, touched_cap;
 } sl__wctx;
 
 /* ---- the store ------------------------------------------------------------- */
@@ -119,6 +136,7 @@ struct sl_tx {
   uint8_t *ops;            /* the packed ops (graph.c, record()); kept across
                               transactions up to TX_OPS_KEEP bytes */
   size_t nops, ops_len, ops_cap;
+  int ops_kind;            /* 0 none yet, 1 data ops, 2 schema ops */
   struct sl_view view;     /* sl_tx_view */
   bool view_open;
 };
@@ -130,6 +148,8 @@ struct sl_store {
   uint8_t id[SL_STORE_ID_SIZE];
   MDB_env *env;
   MDB_dbi dbi[SL__DB_COUNT];
+  bool schema_dbs;          /* dbi[SL__DB_SCHEMA..] are open (false: a store
+                               of format 1 opened read-only that lacks them) */
   sl_log *log;
   int lock_fd;              /* writer.lock, flock()ed; -1 when read-only */
   char boot_id[64];
@@ -232,6 +252,24 @@ int sl__apply_record(sl__wctx *w, sl__arena *a, const uint8_t *payload, size_t l
  * page and offset; -EAGAIN when a writer has rewritten both meta pages
  * since txn began (begin a new one and check again). */
 int sl__lmdb_check(sl_store *st, MDB_txn *txn);
+
+/* ---- schema (schema.c) ---------------------------------------------------------- */
+/* Open the schema databases in txn (MDB_CREATE in flags: create them). A
+ * read-only open of a store that lacks them leaves st->schema_dbs false. */
+int sl__schema_dbs_open(sl_store *st, MDB_txn *txn, unsigned flags);
+/* A writer of a store that lacks them creates them (after the pin). */
+int sl__schema_dbs_ensure(sl_store *st);
+/* Index entries of entity `id` for the rules on token `token` (NULL: each
+ * the entity has) that use property `key` (NULL: any): removed before a
+ * change (add false) and put after it (add true). Records the entity for
+ * the commit's constraint check when a constraint applies. */
+int sl__schema_entity(sl__wctx *w, bool rel, uint64_t id, const char *token, const char *key, bool add);
+/* The ops behind sl_tx_create_* / drop_* and their records. */
+int sl__schema_op_create(sl__wctx *w, const sl_schema_rule *r);
+int sl__schema_op_drop(sl__wctx *w, bool constraint, const char *name);
+/* Check the constraints for the entities w->touched names (a commit):
+ * SL_ECONSTRAINT with w->err. */
+int sl__schema_check(sl__wctx *w);
 
 /* ---- values (value.c) ------------------------------------------------------ */
 /* Checks a name (label, type, key): 1..SL_NAME_MAX bytes of UTF-8, no NUL.

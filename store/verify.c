@@ -11,6 +11,8 @@
  *      knows of (max of LMDB's applied txid and the durable mark) is whole,
  *      with a good CRC and the next txid (reader with tolerate_tail off: any
  *      damage is reported with its file and offset).
+ *   1b. The indexes hold exactly what the data implies and the data keeps
+ *      every constraint (sl_store_schema_verify): always, pruned log or not.
  *   2. When the log still starts at txid 1, the LMDB state equals a replay of
  *      the log: the frames up to the applied txid are applied to a scratch
  *      no_log store under $TMPDIR and the exports of the two (the store's
@@ -163,6 +165,11 @@ int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_res
   out->state_consistent = true;
   if ((rc = sl_view_begin(st, &v)) || (rc = sl_view_counts(v, &cn))) {
     sl_diag_error("%s: cannot read the store: %s", dir, sl_strerror(rc));
+    goto fail;
+  }
+  char why[512];
+  if ((rc = sl_store_schema_verify(v, why, sizeof why))) {
+    sl_diag_error("%s: FAILED: %s", dir, why);
     goto fail;
   }
   snprintf(logdir, sizeof logdir, "%s/log", dir);

@@ -736,9 +736,9 @@ static void dump_forged_contents(void **state) {
   sl_store_close(st);
 
   forge g = f;
-  forge_record(&g, 9, k1, 8, "", 0); /* past the last database */
+  forge_record(&g, 10, k1, 8, "", 0); /* past the last database (index, 9) */
   forge_write(file, &h, &g, 0);
-  expect_refusal(file, dst, SL_ECORRUPT, "unknown database index 9");
+  expect_refusal(file, dst, SL_ECORRUPT, "unknown database index 10");
 
   g = f;
   forge_record(&g, 1, k2, 8, "", 0);
@@ -756,9 +756,9 @@ static void dump_forged_contents(void **state) {
   expect_refusal(file, dst, SL_ECORRUPT, "the trailer does not match the chunks");
 
   g = valid;
-  g.buf[(9 + strlen("applied_txid") + 8) + 9 + strlen("format_version")] = 2; /* the 2nd record: format_version */
+  g.buf[(9 + strlen("applied_txid") + 8) + 9 + strlen("format_version")] = 3; /* the 2nd record: format_version (this build reads 1 and 2) */
   forge_write(file, &h, &g, 0);
-  expect_refusal(file, dst, SL_EVERSION, "LMDB format version 2 is not supported");
+  expect_refusal(file, dst, SL_EVERSION, "LMDB format version 3 is not supported");
 
   sl_dump_header h2 = h;
   h2.last_txid = 5; /* the image says 0 */

@@ -48,6 +48,19 @@ cat >"$C/import_jsonl/apoc" <<'J'
 {"type":"node","id":"1","labels":["User"],"properties":{"name":"Bo"}}
 {"id":"0","type":"relationship","label":"KNOWS","properties":{"since":1993},"start":{"id":"0","labels":["User"]},"end":{"id":"1","labels":["User"]}}
 J
+# Schema: lines of an export with an index and constraints, the frames that
+# create them, and a dump holding them.
+cat >"$C/import_jsonl/schema" <<'J'
+{"type":"node","id":"1","labels":["Person"],"properties":{"age":3,"name":"ann"}}
+{"type":"relationship","id":"1","label":"KNOWS","start":{"id":"1","labels":["Person"]},"end":{"id":"1","labels":["Person"]},"properties":{"since":2020}}
+{"type":"index","name":"knows_since","kind":"RANGE","entity":"relationship","label":"KNOWS","properties":["since"]}
+{"type":"constraint","name":"person_name","kind":"UNIQUENESS","entity":"node","label":"Person","properties":["name"]}
+{"type":"constraint","kind":"NODE_KEY","entity":"node","label":"Person","properties":["name","age"]}
+J
+"$B/shiplog" import "$C/import_jsonl/schema" --into "$T/sch" >/dev/null
+segs=("$T"/sch/log/*.seg)
+tail -c +129 "${segs[0]}" | head -c 2000 >"$C/log/schema"
+"$B/shiplog" dump "$T/sch" --to "$C/dump/schema" >/dev/null
 # (bench_gen writes values CSV cannot hold: the spec's example graph instead)
 "$B/shiplog" init "$T/c" >/dev/null
 head -1 "$C/mutation/spec" | "$B/shiplog" exec "$T/c" - >/dev/null

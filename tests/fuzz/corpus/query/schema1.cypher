@@ -1,0 +1,1 @@
+CREATE INDEX ix IF NOT EXISTS FOR (n:A) ON (n.n, n.s) OPTIONS {indexConfig: {}}

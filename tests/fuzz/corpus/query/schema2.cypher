@@ -1,0 +1,1 @@
+CREATE CONSTRAINT ON (n:`A`) ASSERT (n.`s`, n.n) IS NODE KEY

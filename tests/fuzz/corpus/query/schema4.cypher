@@ -1,0 +1,1 @@
+MATCH (n:A) WHERE n.n = $p AND 1 = n.n RETURN n UNION ALL MATCH (n:A {n: 1.0}) RETURN n

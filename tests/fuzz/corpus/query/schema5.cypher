@@ -1,0 +1,1 @@
+MERGE (b:B {n: 2}) ON MATCH SET b.m = 1 CREATE (:B {n: 2})

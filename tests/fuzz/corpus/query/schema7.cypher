@@ -1,0 +1,1 @@
+CREATE INDEX FOR ()-[r:R]->() ON (r.w)

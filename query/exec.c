@@ -898,6 +898,7 @@ static int plan_single(qctx *q, qsingle *s, qop **out) {
       qa_init(&o->a, &q->mem);
       qa_init(&o->in, &q->mem);
       TRY(qmatch_new(q, &c->pat, &o->a, &o->m));
+      qmatch_seek(o->m, c->where);
       if (c->optional) TRY(collect_new_slots(q, &c->pat, o));
       break;
     }

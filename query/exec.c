@@ -780,12 +780,11 @@ static void *new_op(size_t size, qop *child, int (*next)(qctx *, qop *), void (*
   return op;
 }
 
+/* The new operator on top of child; on failure child stays the caller's
+ * (it is reachable from the plan's root, which the cursor frees). */
 #define NEW_OP(type, var, child, next, fr)                   \
   type *var = new_op(sizeof(type), child, next, fr);         \
-  if (!var) {                                                \
-    q_op_free(child);                                        \
-    return qerr_oom(q);                                      \
-  }
+  if (!var) return qerr_oom(q);
 
 static int collect_new_slots(qctx *q, qpattern *pat, op_match *o) {
   int max = 0;
@@ -801,6 +800,20 @@ static int collect_new_slots(qctx *q, qpattern *pat, op_match *o) {
     if (p->slot >= 0) o->newslots[o->nnew++] = p->slot;
   }
   return 0;
+}
+
+static int distinct_next(qctx *q, qop *op) {
+  op_project *o = (op_project *)op;
+  qclause *c = o->c;
+  for (;;) {
+    int rc = o->op.child->next(q, o->op.child);
+    if (rc <= 0) return rc;
+    for (int i = 0; i < c->nitems; i++) o->vals[i] = q->row[c->items[i].slot];
+    tuple *t;
+    bool found;
+    TRY(vset_get(q, &o->seen, o->vals, true, &t, &found));
+    if (!found) return 1;
+  }
 }
 
 static int plan_projection(qctx *q, qclause *c, qop **top) {
@@ -825,22 +838,16 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
     o->groups.width = o->nkeys;
     o->groups.a = &o->a;
     /* DISTINCT over grouped rows: the keys are distinct already, the
-     * aggregates may repeat: a distinct pass above */
+     * aggregates may repeat: a distinct filter on the item slots above */
     if (c->distinct) {
-      NEW_OP(op_project, d, *top, NULL, project_free);
-      (void)d;
-      /* reuse project's distinct by re-projecting the items onto themselves */
+      NEW_OP(op_project, d, *top, distinct_next, project_free);
+      *top = &d->op;
       qa_init(&d->a, &q->mem);
       d->c = c;
       d->seen.width = c->nitems;
       d->seen.a = &d->a;
       d->vals = qa_alloc(&d->a, sizeof(qv) * (size_t)(c->nitems + 1));
       if (!d->vals) return qerr_oom(q);
-      d->op.next = NULL;
-      *top = &d->op;
-      /* a distinct filter on the item slots */
-      extern int q_distinct_next(qctx *, qop *);
-      d->op.next = q_distinct_next;
     }
   } else {
     NEW_OP(op_project, o, child, project_next, project_free);
@@ -871,29 +878,17 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
   return 0;
 }
 
-int q_distinct_next(qctx *q, qop *op) {
-  op_project *o = (op_project *)op;
-  qclause *c = o->c;
-  for (;;) {
-    int rc = o->op.child->next(q, o->op.child);
-    if (rc <= 0) return rc;
-    for (int i = 0; i < c->nitems; i++) o->vals[i] = q->row[c->items[i].slot];
-    tuple *t;
-    bool found;
-    TRY(vset_get(q, &o->seen, o->vals, true, &t, &found));
-    if (!found) return 1;
-  }
-}
-
-static int plan_single(qctx *q, qsingle *s, qop **out) {
+/* *top is the plan so far from the first operator on: always whole, so
+ * that on a failure the cursor frees what was built. */
+static int plan_single(qctx *q, qsingle *s, qop **top) {
   NEW_OP(op_once, start, NULL, once_next, NULL);
-  qop *top = &start->op;
+  *top = &start->op;
   for (int i = 0; i < s->nclauses; i++) {
     qclause *c = &s->clauses[i];
     switch (c->kind) {
     case C_MATCH: {
-      NEW_OP(op_match, o, top, match_next, match_free);
-      top = &o->op;
+      NEW_OP(op_match, o, *top, match_next, match_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->a, &q->mem);
       qa_init(&o->in, &q->mem);
@@ -903,24 +898,24 @@ static int plan_single(qctx *q, qsingle *s, qop **out) {
       break;
     }
     case C_UNWIND: {
-      NEW_OP(op_unwind, o, top, unwind_next, unwind_free);
-      top = &o->op;
+      NEW_OP(op_unwind, o, *top, unwind_next, unwind_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->in, &q->mem);
       break;
     }
     case C_WITH:
-    case C_RETURN: TRY(plan_projection(q, c, &top)); break;
+    case C_RETURN: TRY(plan_projection(q, c, top)); break;
     case C_CALL: {
-      NEW_OP(op_call, o, top, call_next, call_free);
-      top = &o->op;
+      NEW_OP(op_call, o, *top, call_next, call_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->a, &q->mem);
       break;
     }
     default: {
-      NEW_OP(op_write, o, top, write_next, write_free);
-      top = &o->op;
+      NEW_OP(op_write, o, *top, write_next, write_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->a, &q->mem);
       qa_init(&o->outa, &q->mem);
@@ -931,7 +926,6 @@ static int plan_single(qctx *q, qsingle *s, qop **out) {
     }
     }
   }
-  *out = top;
   return 0;
 }
 
@@ -940,17 +934,14 @@ int q_plan(qctx *q, qop **out) {
   if (s->nparts == 1) return plan_single(q, &s->parts[0], out);
   op_union *u = new_op(sizeof *u, NULL, union_next, union_free);
   if (!u) return qerr_oom(q);
+  *out = &u->op;
   qa_init(&u->a, &q->mem);
   u->seen.width = s->ncols;
   u->seen.a = &u->a;
   u->vals = qa_alloc(&u->a, sizeof(qv) * (size_t)(s->ncols + 1));
   u->parts = qa_zalloc(&u->a, sizeof(qop *) * (size_t)s->nparts);
-  if (!u->vals || !u->parts) {
-    q_op_free(&u->op);
-    return qerr_oom(q);
-  }
+  if (!u->vals || !u->parts) return qerr_oom(q);
   u->nparts = s->nparts;
-  *out = &u->op;
   for (int i = 0; i < s->nparts; i++) TRY(plan_single(q, &s->parts[i], &u->parts[i]));
   return 0;
 }

@@ -1061,21 +1061,14 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
       bool *d = vec_push(p, &desc);
       if (!e || !d) return qerr_oom(p->q);
       qtok *t0 = TOK;
-      /* an aggregate in ORDER BY must be one of the items */
-      p->proj = NULL;
+      /* an aggregate in ORDER BY must be one of the items, written again */
+      qclause scratch = {0};
+      p->proj = grouping ? &scratch : NULL;
       int rc = parse_expr(p, e);
-      if (rc) {
-        if (grouping || c->distinct) {
-          /* a reference to a projected-away variable: Neo4j's message */
-          if (p->q->err && !strcmp(p->q->err->code, ST_SEMANTIC) && strstr(p->q->err->message, "not defined")) {
-            qtok *vt = t0;
-            (void)vt;
-          }
-        }
-        return rc;
-      }
-      /* an item's expression written again means that item */
-      for (int i = 0; i < c->nitems; i++) {
+      p->proj = NULL;
+      if (rc) return rc;
+      bool same = false;
+      for (int i = 0; i < c->nitems && !same; i++) {
         qexpr *ie = c->items[i].e;
         if (ie->srclen == (*e)->srclen && !memcmp(ie->src, (*e)->src, ie->srclen) && (*e)->op != E_VAR) {
           qexpr *v = mk(p, E_VAR, t0);
@@ -1083,9 +1076,12 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
           v->slot = c->items[i].slot;
           v->name = c->items[i].name;
           *e = v;
-          break;
+          same = true;
         }
       }
+      if (!same && scratch.naggs)
+        return semerr(p, t0->line, t0->col, "Invalid use of aggregating function %s(...) in this context: ORDER BY may only use the aggregates of the projection",
+                      scratch.aggs[0]->name ? scratch.aggs[0]->name : "count");
       if (accept_kw(p, "DESC") || accept_kw(p, "DESCENDING")) *d = true;
       else if (accept_kw(p, "ASC") || accept_kw(p, "ASCENDING")) *d = false;
     } while (accept(p, ','));

@@ -145,6 +145,7 @@ static int match_next(qctx *q, qop *op) {
       o->have_input = true;
       o->emitted = false;
     }
+    qa_reset(&q->tmp); /* the last candidate's temporaries (the input row is in o->in) */
     rc = qmatch_next(q, o->m);
     if (rc < 0) return rc;
     if (rc == 1) {
@@ -506,7 +507,7 @@ static int sort_next(qctx *q, qop *op) {
     }
     if (rc < 0) return rc;
     sort_clause = c;
-    qsort(o->rows, o->n, sizeof *o->rows, srow_cmp);
+    if (o->n) qsort(o->rows, o->n, sizeof *o->rows, srow_cmp);
     o->built = true;
   }
   if (o->pos == o->n) return 0;

@@ -551,7 +551,13 @@ static int page_next(qctx *q, qop *op) {
     if (o->c->limit) TRY(page_count(q, o->c->limit, &o->limit));
   }
   for (;;) {
-    if (o->limit >= 0 && o->given >= o->limit) return 0;
+    if (o->limit >= 0 && o->given >= o->limit) {
+      /* a statement's writes happen whatever its LIMIT keeps */
+      int rc = 0;
+      while (q->stmt->writes && (rc = pull(q, op->child)) == 1) {
+      }
+      return rc < 0 ? rc : 0;
+    }
     int rc = pull(q, op->child);
     if (rc <= 0) return rc;
     if (o->seen++ < o->skip) continue;

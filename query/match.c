@@ -512,6 +512,37 @@ static int init_level(qctx *q, qmatch *m, int i) {
     if (b->kind != SL_QNODE) return 0;
     target = (int64_t)b->u.node.id;
   }
+  if (lv->rel_bound) {
+    /* the relationships are given (a list bound earlier): follow them */
+    const qv *l = &q->row[lv->rel->slot];
+    if (l->kind != SL_QLIST) return 0;
+    size_t n = l->u.list.n;
+    cand *path = qa_alloc(&lv->arena, sizeof *path * (n ? n : 1));
+    if (!path) return qerr_oom(q);
+    uint64_t cur = from->u.node.id;
+    for (size_t k = 0; k < n; k++) {
+      const qv *r = &l->u.list.items[k];
+      if (r->kind != SL_QREL) return 0;
+      bool out = r->u.rel.start == cur, in = r->u.rel.end == cur;
+      if (!((lv->dir & SL_DIR_OUT) && out) && !((lv->dir & SL_DIR_IN) && in)) return 0;
+      const char *type;
+      sl_rel rel;
+      int rc = sl_view_rel(q->view, r->u.rel.id, &rel);
+      if (rc == SL_ENOTFOUND) return 0;
+      if (rc) return qerr_store(q, rc, lv->rel->line, lv->rel->col);
+      type = qa_strndup(&lv->arena, rel.type, strlen(rel.type));
+      if (!type) return qerr_oom(q);
+      bool ok = !lv->rel->ntypes;
+      for (int t = 0; t < lv->rel->ntypes && !ok; t++) ok = !strcmp(lv->rel->types[t], type);
+      if (!ok) return 0;
+      path[k] = (cand){r->u.rel.id, rel.start, rel.end, out ? rel.end : rel.start, type};
+      if ((rc = rel_props_ok(q, lv, &path[k], &ok))) return rc;
+      if (!ok) return 0;
+      cur = path[k].other;
+    }
+    if (n < min || n > max || (target >= 0 && (uint64_t)target != cur)) return 0;
+    return push_trail(q, lv, path, n, cur);
+  }
   cand *path = qa_alloc(&lv->arena, sizeof *path * (max + 1));
   if (!path) return qerr_oom(q);
   if (lv->shortest) {
@@ -582,7 +613,9 @@ static int advance(qctx *q, qmatch *m, int i) {
     trail *t = &lv->trails[lv->pos++];
     if ((rc = check_node(q, lv, t->end, &ok))) return rc;
     if (!ok) continue;
-    if (lv->shortest && !lv->rel->varlen) {
+    if (lv->rel_bound) {
+      /* the list is bound already */
+    } else if (lv->shortest && !lv->rel->varlen) {
       cand *c = &lv->trail_rels[t->off];
       q->row[lv->rel->slot] = qv_rel(c->rel, c->start, c->end, c->type);
     } else {

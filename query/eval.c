@@ -235,7 +235,8 @@ static int eval_index(qctx *q, qexpr *e, qv *out) {
     return 0;
   }
   if (a.kind == SL_QLIST) {
-    if (b.kind != SL_INT) return type_err(q, e, "Type mismatch: expected Integer but was %s", qv_type_name(&b));
+    if (b.kind != SL_INT)
+      return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "List element access by index requires an Integer, but was %s", qv_type_name(&b));
     size_t i;
     *out = list_index(b.u.v.u.i, a.u.list.n, &i) ? a.u.list.items[i] : qv_null();
     return 0;
@@ -541,7 +542,9 @@ int q_eval(qctx *q, qexpr *e, qv *out) {
     TRY(q_eval(q, e->b, &b));
     int c;
     if (!qv_compare(&a, &b, &c)) {
-      *out = qv_null();
+      /* NaN is a number: comparing it with a number is false, not null */
+      bool nan = (a.kind == SL_DOUBLE && isnan(a.u.v.u.d)) || (b.kind == SL_DOUBLE && isnan(b.u.v.u.d));
+      *out = nan && is_num(&a) && is_num(&b) ? qv_bool(false) : qv_null();
       return 0;
     }
     bool r = e->op == E_LT ? c < 0 : e->op == E_LE ? c <= 0 : e->op == E_GT ? c > 0 : c >= 0;

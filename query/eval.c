@@ -1173,7 +1173,7 @@ static int int_arg(qctx *q, qexpr *e, qv *args, int i, int64_t *out) {
 FN(substring) {
   NULL_IN(0);
   if (args[0].kind != SL_STRING) ARG_ERR("a String", 0);
-  int64_t start, len = INT64_MAX;
+  int64_t start = 0, len = INT64_MAX;
   TRY(int_arg(q, e, args, 1, &start));
   if (e->nargs > 2) TRY(int_arg(q, e, args, 2, &len));
   if (start < 0 || len < 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "negative start or length in substring()");
@@ -1189,7 +1189,7 @@ FN(substring) {
 FN(left) {
   NULL_IN(0);
   if (args[0].kind != SL_STRING) ARG_ERR("a String", 0);
-  int64_t len;
+  int64_t len = 0;
   TRY(int_arg(q, e, args, 1, &len));
   if (len < 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "negative length in left()");
   const char *s = args[0].u.v.u.s;
@@ -1201,7 +1201,7 @@ FN(left) {
 FN(right) {
   NULL_IN(0);
   if (args[0].kind != SL_STRING) ARG_ERR("a String", 0);
-  int64_t len;
+  int64_t len = 0;
   TRY(int_arg(q, e, args, 1, &len));
   if (len < 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "negative length in right()");
   const char *s = args[0].u.v.u.s;

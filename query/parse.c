@@ -736,7 +736,7 @@ static int parse_pred(parser *p, qexpr **out) {
       p->i++;
       bool neg = accept_kw(p, "NOT");
       FAILRC(expect_kw(p, "NULL"));
-      qexpr *x;
+      qexpr *x = NULL;
       FAILRC(mk_bin(p, neg ? E_ISNOTNULL : E_ISNULL, e, NULL, &x));
       e = x;
       continue;

@@ -682,7 +682,7 @@ static int time_text(int64_t sec, int32_t nanos, char *buf, size_t n) {
     char f[16];
     snprintf(f, sizeof f, ".%09d", nanos);
     size_t k = strlen(f);
-    while (f[k - 1] == '0') f[--k] = '\0';
+    while (k > 1 && f[k - 1] == '0') f[--k] = '\0';
     w += snprintf(buf + w, n - (size_t)w, "%s", f);
   }
   return w;
@@ -722,7 +722,7 @@ static int duration_text(const sl_value *v, char *buf, size_t n) {
         char f[16];
         snprintf(f, sizeof f, ".%09d", a);
         size_t k = strlen(f);
-        while (f[k - 1] == '0') f[--k] = '\0';
+        while (k > 1 && f[k - 1] == '0') f[--k] = '\0';
         w += snprintf(buf + w, n - (size_t)w, "%s", f);
       }
       w += snprintf(buf + w, n - (size_t)w, "S");

@@ -85,6 +85,11 @@ static const char receive_help[] =
     "                       snapshot there, verified (README \"Object storage\");\n"
     "                       credentials from AWS_ACCESS_KEY_ID and\n"
     "                       AWS_SECRET_ACCESS_KEY or ~/.aws/credentials\n"
+    "  --archive-timeout S  with --archive-to: upload what the active archive segment\n"
+    "                       durably holds at least every S seconds when it grew, so\n"
+    "                       a quiet stream reaches object storage before its\n"
+    "                       segment fills (default 60, as PostgreSQL's\n"
+    "                       archive_timeout; 0: sealed segments only)\n"
     "  --s3-endpoint URL    the S3 server (http(s)://HOST:PORT; path-style;\n"
     "                       default $SL_S3_ENDPOINT)\n"
     "  --s3-region R        the signing region (default $AWS_REGION or us-east-1)\n"
@@ -119,10 +124,12 @@ int cmd_receive(int argc, char **argv) {
                                        {"archive-to", required_argument, NULL, 'a'},
                                        {"s3-endpoint", required_argument, NULL, 'e'},
                                        {"s3-region", required_argument, NULL, 'g'},
+                                       {"archive-timeout", required_argument, NULL, 'T'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   const char *metrics = NULL, *key_file = NULL;
-  sl_upload_options uo = {0};
+  sl_upload_options uo = {.archive_timeout_s = 60};
+  bool archive_timeout = false;
   sl_receiver_options ro = {.ready_fd = -1, .snapshot_after_bytes = 1ull << 30};
   const char *ready_file = NULL;
   bool allow_root = false;
@@ -176,6 +183,11 @@ int cmd_receive(int argc, char **argv) {
     case 'a': uo.url = optarg; break;
     case 'e': uo.endpoint = optarg; break;
     case 'g': uo.region = optarg; break;
+    case 'T':
+      if (cli_parse_u64("receive", "archive-timeout", optarg, &uo.archive_timeout_s)) return CLI_USAGE;
+      if (uo.archive_timeout_s > 86400 * 365) return cli_usage("receive", "--archive-timeout: at most a year of seconds");
+      archive_timeout = true;
+      break;
     default: return cli_usage("receive", NULL);
     }
   }
@@ -185,7 +197,8 @@ int cmd_receive(int argc, char **argv) {
   sl_s3_url s3url;
   if (uo.url && sl_s3_url_parse(uo.url, &s3url))
     return cli_usage("receive", "--archive-to: '%s' is not s3://BUCKET[/PREFIX] (keys: [A-Za-z0-9._/-])", uo.url);
-  if ((uo.endpoint || uo.region) && !uo.url) return cli_usage("receive", "--s3-endpoint and --s3-region need --archive-to");
+  if ((uo.endpoint || uo.region || archive_timeout) && !uo.url)
+    return cli_usage("receive", "--s3-endpoint, --s3-region and --archive-timeout need --archive-to");
   char host[256], port[16];
   if (sl_hostport_parse(ro.listen, host, sizeof host, port, sizeof port))
     return cli_usage("receive", "--listen: '%s' is not HOST:PORT", ro.listen);

@@ -31,7 +31,10 @@
  * applied something, takes a snapshot when one is due (options
  * snapshot_every_s / snapshot_after_bytes; pitr.h) and re-reads the
  * archive's first txid (prune runs in other processes) every
- * FIRST_TXID_EVERY_MS. A snapshot in progress is cancelled at close.
+ * FIRST_TXID_EVERY_MS. A snapshot in progress is cancelled at close. It
+ * also packs (LZ4, store/log.h PACKED SEGMENTS) each archive segment once
+ * it is sealed and durable, one a tick, oldest first; the uploader packs
+ * one it reaches first (receiver/s3.h), so objects are packed too.
  *
  * SEALED FRAMES (at-rest encryption; README "Security"). The archive stores
  * frames in segments of the batch's key; with a keyring, frames that arrive
@@ -53,6 +56,7 @@
  */
 #include "receiver_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -425,6 +429,7 @@ typedef struct keeper {
   uint64_t snap_txid, snap_us;             /* the newest snapshot, or (0, start) */
   uint64_t snap_retry_us;
   uint64_t first_txid_ns;
+  uint64_t packed_segno;                   /* segments up to it are packed or left plain */
 } keeper;
 
 static void write_state(keeper *k, uint64_t reachable, uint64_t durable) {
@@ -453,12 +458,48 @@ static uint64_t archive_bytes_after(const char *archive, uint64_t txid) {
   return total;
 }
 
+/* Pack the oldest sealed, durable segment not looked at yet. */
+static void pack_sealed(keeper *k, uint64_t durable) {
+  sl_seg_info *segs;
+  size_t n;
+  if (sl_log_list(k->s->archive_dir, &segs, &n) != 0) return;
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (segs[i].segno <= k->packed_segno) continue;
+    if (durable + 1 < segs[i + 1].first_txid) break;
+    uint64_t plain, packed;
+    int rc = sl_log_seg_pack(segs[i].path, &plain, &packed);
+    if (rc == 0 && packed)
+      sl_diag_info("stream %s: %s packed: %.1f MiB -> %.1f MiB", k->s->name, segs[i].path,
+                   (double)plain / (1 << 20), (double)packed / (1 << 20));
+    else if (rc && rc != -ENOENT) /* -ENOENT: pruned meanwhile */
+      sl_diag_warn("stream %s: %s stays unpacked: %s", k->s->name, segs[i].path, sl_strerror(rc));
+    k->packed_segno = segs[i].segno;
+    break;
+  }
+  free(segs);
+}
+
+/* What a killed packer left: NNN.seg.pack-PID-N.tmp. */
+static void pack_clean(const char *archive) {
+  DIR *d = opendir(archive);
+  struct dirent *e;
+  char path[4400];
+  if (!d) return;
+  while ((e = readdir(d)))
+    if (strstr(e->d_name, ".seg.pack-") && strstr(e->d_name, ".tmp")) {
+      snprintf(path, sizeof path, "%s/%s", archive, e->d_name);
+      unlink(path);
+    }
+  closedir(d);
+}
+
 static void keeper_init(keeper *k) {
   sl__stream *s = k->s;
   sl_snapshot *snaps;
   size_t n;
   k->snap_us = sl_now_us();
   sl__snapshots_clean(s->snap_dir);
+  pack_clean(s->archive_dir);
   if (sl_snapshot_list(s->snap_dir, s->store_id, &snaps, &n) == 0 && n) {
     k->snap_txid = snaps[n - 1].txid;
     k->snap_us = snaps[n - 1].created_us;
@@ -534,6 +575,7 @@ static void *keeper_main(void *arg) {
       else k.synced_applied = applied;
     }
     maybe_snapshot(&k, standby, applied, bytes);
+    pack_sealed(&k, durable);
     refresh_first_txid(&k);
     pthread_mutex_lock(&s->mu);
     if (!s->stop) {

@@ -358,6 +358,8 @@ static int sync_stream(sl_uploader *u, upstream *st) {
       continue;
     }
     sl_rx_s3_entry e = {.first_txid = segs[i].first_txid, .last_txid = segs[i + 1].first_txid - 1};
+    uint64_t plain, packed;
+    if ((rc = sl_log_seg_pack(segs[i].path, &plain, &packed))) continue; /* the keeper may not have yet */
     sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "archive", base_name(segs[i].path));
     if ((rc = segment_times(archive, &e)) || (rc = put_verified(u, st, segs[i].path, 0, key, &e)) ||
         (rc = sl_rx_s3_manifest_add(&st->m, true, &e)))

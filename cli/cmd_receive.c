@@ -60,6 +60,12 @@ static const char receive_help[] =
     "                       a snapshot once the archive grew by N bytes since the\n"
     "                       newest one, which bounds what a restore replays\n"
     "                       (suffix K, M, G; default 1G; 0: not by size)\n"
+    "  --max-replay-seconds S\n"
+    "                       a snapshot whenever a restore from the newest one would\n"
+    "                       replay longer than S seconds, estimated from the replay\n"
+    "                       speed measured on this receiver (its standby's apply\n"
+    "                       rate; shiplog info shows the estimate; default 0: not\n"
+    "                       by this rule)\n"
     "  --tls-cert FILE      TLS 1.3: this receiver's certificate (PEM; chain allowed)\n"
     "  --tls-key FILE       its private key (PEM)\n"
     "  --tls-ca FILE        the CA every shipper's certificate must chain to\n"
@@ -125,6 +131,7 @@ int cmd_receive(int argc, char **argv) {
                                        {"s3-endpoint", required_argument, NULL, 'e'},
                                        {"s3-region", required_argument, NULL, 'g'},
                                        {"archive-timeout", required_argument, NULL, 'T'},
+                                       {"max-replay-seconds", required_argument, NULL, 'X'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   const char *metrics = NULL, *key_file = NULL;
@@ -183,6 +190,14 @@ int cmd_receive(int argc, char **argv) {
     case 'a': uo.url = optarg; break;
     case 'e': uo.endpoint = optarg; break;
     case 'g': uo.region = optarg; break;
+    case 'X': {
+      char *end;
+      errno = 0;
+      ro.max_replay_s = strtod(optarg, &end);
+      if (errno || end == optarg || *end || !(ro.max_replay_s >= 0) || ro.max_replay_s > 1e9)
+        return cli_usage("receive", "--max-replay-seconds: '%s' is not a number of seconds >= 0", optarg);
+      break;
+    }
     case 'T':
       if (cli_parse_u64("receive", "archive-timeout", optarg, &uo.archive_timeout_s)) return CLI_USAGE;
       if (uo.archive_timeout_s > 86400 * 365) return cli_usage("receive", "--archive-timeout: at most a year of seconds");

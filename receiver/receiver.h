@@ -140,6 +140,12 @@ typedef struct sl_receiver_options {
    * an LMDB read transaction while the worker goes on applying. */
   uint64_t snapshot_every_s;
   uint64_t snapshot_after_bytes;
+  /* BOUNDED RTO: also snapshot when a restore from the newest snapshot
+   * would replay longer than this (0: not by that rule), estimated as the
+   * archive bytes since that snapshot over the replay speed measured on
+   * this receiver (the standby's apply rate: bytes applied per second of
+   * applying). Status files carry the rate and the estimate (`shiplog info`). */
+  double max_replay_s;
   sl_metrics *metrics;         /* NULL, or where the streams' metrics go (README
                                   "Operations"); must outlive sl_receiver_run */
   void (*on_ready)(void *arg); /* NULL, or called once the listener is up */
@@ -172,6 +178,12 @@ typedef struct sl_stream_status {
   uint64_t restorable_txid, restorable_us;
   char base[16];
   char error[256];
+  /* BOUNDED RTO (options above): the standby's apply rate in archive bytes
+   * per second, and how long a restore from the newest snapshot would
+   * replay, at that rate (has_replay_estimate false: nothing applied yet). */
+  bool has_replay_estimate;
+  uint64_t replay_bytes_per_s;
+  double replay_estimate_s;
 } sl_stream_status;
 /* Status of one stream, from its directory (works while the receiver runs). */
 int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_status *out);

@@ -29,7 +29,10 @@
  * it: writes the state file (receiver.h) when it changed, syncs the
  * standby (sl_store_checkpoint: LMDB is written without sync) when it
  * applied something, takes a snapshot when one is due (options
- * snapshot_every_s / snapshot_after_bytes; pitr.h) and re-reads the
+ * snapshot_every_s / snapshot_after_bytes / max_replay_s; pitr.h; the
+ * replay estimate is the archive bytes since the newest snapshot over the
+ * worker's apply rate: a restore replays with the same code, on the same
+ * disk) and re-reads the
  * archive's first txid (prune runs in other processes) every
  * FIRST_TXID_EVERY_MS. A snapshot in progress is cancelled at close. It
  * also packs (LZ4, store/log.h PACKED SEGMENTS) each archive segment once
@@ -314,11 +317,16 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
   }
   a->empty_reads = 0;
   for (size_t i = 0; i < n; i++) a->ptrs[i] = a->data.data + a->offs[i];
+  uint64_t t0 = sl_mono_ns();
   rc = sl_store_apply_batch(s->standby, a->ptrs, a->lens, n);
   if (rc) {
     apply_singly(a, n, rc);
     return -1;
   }
+  pthread_mutex_lock(&s->mu); /* BOUNDED RTO: the replay speed (frame bytes, as the archive counts them) */
+  s->apply_bytes += a->data.len + n * SL_FRAME_HEADER_SIZE;
+  s->apply_ns += sl_mono_ns() - t0;
+  pthread_mutex_unlock(&s->mu);
   publish_applied(s, a->next_txid - 1, a->commit_us[n - 1]);
   return (int)n;
 fail:
@@ -512,13 +520,27 @@ static void keeper_init(keeper *k) {
   k->first_txid_ns = sl_mono_ns();
 }
 
+/* BOUNDED RTO: how long replaying `bytes` would take at the measured
+ * apply rate, in ms (UINT64_MAX: nothing measured yet); published for the
+ * status file (mu taken). */
+static uint64_t replay_estimate(sl__stream *s, uint64_t bytes) {
+  pthread_mutex_lock(&s->mu);
+  uint64_t ms = s->apply_bytes ? (uint64_t)((double)bytes * (double)s->apply_ns / (double)s->apply_bytes / 1e6)
+                               : UINT64_MAX;
+  if (ms != s->replay_estimate_ms) s->dirty = true;
+  s->replay_estimate_ms = ms;
+  pthread_mutex_unlock(&s->mu);
+  return ms;
+}
+
 static void maybe_snapshot(keeper *k, sl_store *standby, uint64_t applied, uint64_t bytes) {
   sl__stream *s = k->s;
   const sl_receiver_options *o = &s->r->opt;
-  uint64_t now = sl_now_us();
+  uint64_t now = sl_now_us(), replay_ms = replay_estimate(s, bytes);
   bool by_time = o->snapshot_every_s && now - k->snap_us >= o->snapshot_every_s * 1000000u;
   bool by_bytes = o->snapshot_after_bytes && bytes >= o->snapshot_after_bytes;
-  if (!standby || applied <= k->snap_txid || !(by_time || by_bytes) || now < k->snap_retry_us) return;
+  bool by_rto = o->max_replay_s > 0 && replay_ms != UINT64_MAX && (double)replay_ms > o->max_replay_s * 1000;
+  if (!standby || applied <= k->snap_txid || !(by_time || by_bytes || by_rto) || now < k->snap_retry_us) return;
   sl_snapshot_options so = {.cancel = &s->snap_cancel, .keyring = s->r->opt.keyring};
   sl_snapshot snap;
   bool existed;
@@ -537,7 +559,8 @@ static void maybe_snapshot(keeper *k, sl_store *standby, uint64_t applied, uint6
   k->snap_txid = snap.txid;
   k->snap_us = now;
   sl_diag_info("stream %s: snapshot at txid %llu (%s): %s, %.1f MiB in %.1f s", s->name,
-              (unsigned long long)snap.txid, by_bytes ? "archive grew" : "schedule", snap.path,
+              (unsigned long long)snap.txid,
+              by_rto ? "a restore would replay too long" : by_bytes ? "archive grew" : "schedule", snap.path,
               (double)snap.bytes / (1 << 20), (double)(sl_mono_ns() - t0) / 1e9);
 }
 

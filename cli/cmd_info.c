@@ -97,6 +97,9 @@ static json_t *inventory_json(const char *name, const sl_stream_inventory *v) {
                                                (json_int_t)v->pending_bytes, "updated_us",
                                                (json_int_t)v->upload.updated_us, "error", v->upload.error));
   if (o && !st->restorable) json_object_set_new(o, "error", json_string(st->error));
+  if (o) /* what the receiver's retention keeps (receive --retain-*) */
+    json_object_set_new(o, "retention", json_pack("{s:I,s:f}", "snapshots", (json_int_t)st->retain_snapshots,
+                                                  "days", st->retain_days));
   if (o) /* BOUNDED RTO: the replay a restore from the newest snapshot needs, at the measured speed */
     json_object_set_new(o, "replay",
                         json_pack("{s:I,s:o}", "bytes_per_s", (json_int_t)st->replay_bytes_per_s, "estimate_s",
@@ -123,6 +126,17 @@ static void inventory_print(const char *name, const sl_stream_inventory *v) {
   }
   printf("  archive      txids %" PRIu64 "..%" PRIu64 " in %zu segments; standby applied txid %" PRIu64 "\n",
          v->first_txid, v->durable, v->nsegs, st->applied);
+  if (st->retain_snapshots || st->retain_days > 0) {
+    char rule[128] = "";
+    if (st->retain_snapshots) snprintf(rule, sizeof rule, "the newest %" PRIu64 " snapshots", st->retain_snapshots);
+    if (st->retain_days > 0)
+      snprintf(rule + strlen(rule), sizeof rule - strlen(rule), "%sthose of the last %g days and the newest before",
+               rule[0] ? ", " : "", st->retain_days);
+    printf("  retention    the receiver keeps %s, and the archive from the oldest kept one on%s\n", rule,
+           v->s3 ? " (object storage too)" : "");
+  } else {
+    printf("  retention    none in the receiver: it keeps everything (shiplog prune removes)\n");
+  }
   if (st->has_replay_estimate)
     printf("  replay       a restore from the newest snapshot replays about %.1f s (at %.1f MiB/s, the standby's "
            "apply rate)\n", st->replay_estimate_s, mib(st->replay_bytes_per_s));

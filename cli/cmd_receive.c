@@ -60,6 +60,17 @@ static const char receive_help[] =
     "                       a snapshot once the archive grew by N bytes since the\n"
     "                       newest one, which bounds what a restore replays\n"
     "                       (suffix K, M, G; default 1G; 0: not by size)\n"
+    "  --retain-snapshots N keep the newest N snapshots of each stream (and what the\n"
+    "                       archive needs from the oldest kept one on); older ones\n"
+    "                       and the archive segments below it are removed, also in\n"
+    "                       object storage (--archive-to), where nothing leaves the\n"
+    "                       receiver before its upload is confirmed (default 0: no\n"
+    "                       count rule)\n"
+    "  --retain-days D      keep every snapshot taken in the last D days and the\n"
+    "                       newest before them, so every point of those days stays\n"
+    "                       restorable (fractions allowed; default 0: no age rule;\n"
+    "                       with both rules a snapshot either keeps stays; without\n"
+    "                       either the receiver removes nothing: shiplog prune)\n"
     "  --max-replay-seconds S\n"
     "                       a snapshot whenever a restore from the newest one would\n"
     "                       replay longer than S seconds, estimated from the replay\n"
@@ -132,6 +143,8 @@ int cmd_receive(int argc, char **argv) {
                                        {"s3-region", required_argument, NULL, 'g'},
                                        {"archive-timeout", required_argument, NULL, 'T'},
                                        {"max-replay-seconds", required_argument, NULL, 'X'},
+                                       {"retain-snapshots", required_argument, NULL, 'N'},
+                                       {"retain-days", required_argument, NULL, 'D'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   const char *metrics = NULL, *key_file = NULL;
@@ -198,6 +211,19 @@ int cmd_receive(int argc, char **argv) {
         return cli_usage("receive", "--max-replay-seconds: '%s' is not a number of seconds >= 0", optarg);
       break;
     }
+    case 'N':
+      if (cli_parse_u64("receive", "retain-snapshots", optarg, &ro.retain_snapshots)) return CLI_USAGE;
+      uo.retain_snapshots = ro.retain_snapshots;
+      break;
+    case 'D': {
+      char *end;
+      errno = 0;
+      ro.retain_days = strtod(optarg, &end);
+      if (errno || end == optarg || *end || !(ro.retain_days >= 0) || ro.retain_days > 36500)
+        return cli_usage("receive", "--retain-days: '%s' is not a number of days between 0 and 36500", optarg);
+      uo.retain_days = ro.retain_days;
+      break;
+    }
     case 'T':
       if (cli_parse_u64("receive", "archive-timeout", optarg, &uo.archive_timeout_s)) return CLI_USAGE;
       if (uo.archive_timeout_s > 86400 * 365) return cli_usage("receive", "--archive-timeout: at most a year of seconds");
@@ -246,6 +272,7 @@ int cmd_receive(int argc, char **argv) {
   ro.ready_arg = (void *)"listening";
   sl_uploader *up = NULL;
   uo.data_dir = ro.data_dir;
+  ro.off_site = uo.url != NULL;
   if (uo.url && sl_upload_start(&uo, &up)) {
     cli_daemon_stop(&d);
     return CLI_FAIL;

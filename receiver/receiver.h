@@ -146,6 +146,16 @@ typedef struct sl_receiver_options {
    * this receiver (the standby's apply rate: bytes applied per second of
    * applying). Status files carry the rate and the estimate (`shiplog info`). */
   double max_replay_s;
+  /* RETENTION kept by the receiver (pitr.h sl_prune_stream's rules, run by
+   * each stream's keeper every 10 s and after each snapshot): keep the
+   * newest retain_snapshots snapshots and those of the last retain_days
+   * days (plus the newest before them); 0 for both: nothing is removed.
+   * Archive segments below the oldest kept base go too; a file whose
+   * upload to object storage is not confirmed stays. The uploader applies
+   * the same rules to object storage (receiver/s3.h). */
+  uint64_t retain_snapshots;
+  double retain_days;
+  bool off_site;               /* an uploader archives DIR to object storage (s3.h) */
   sl_metrics *metrics;         /* NULL, or where the streams' metrics go (README
                                   "Operations"); must outlive sl_receiver_run */
   void (*on_ready)(void *arg); /* NULL, or called once the listener is up */
@@ -184,6 +194,9 @@ typedef struct sl_stream_status {
   bool has_replay_estimate;
   uint64_t replay_bytes_per_s;
   double replay_estimate_s;
+  /* the running (or last) receiver's retention rules (options above) */
+  uint64_t retain_snapshots;
+  double retain_days;
 } sl_stream_status;
 /* Status of one stream, from its directory (works while the receiver runs). */
 int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_status *out);

@@ -315,6 +315,10 @@ void sl__base_abort(sl__base_rx *b);
 /* ---- snapshot.c, restore.c (pitr.h) ----------------------------------------------- */
 /* Remove snapshot .tmp files whose writing process is gone. */
 void sl__snapshots_clean(const char *snap_dir);
+/* keep[k]: whether o's rules (keep_snapshots, keep_days) keep s[k] (s
+ * ascending by txid; pitr.h, sl_prune_options). snapshot.c; the uploader
+ * judges object storage's snapshots with it too. */
+void sl__prune_choose_kept(const sl_snapshot *s, size_t n, const sl_prune_options *o, bool *keep);
 /* flock() a stream's snapshots folder: shared by restores (waits), exclusive
  * by prune (SL_ELOCKED at once when held). *fd_out: close it to release. */
 int sl__stream_lock(const char *snap_dir, bool exclusive, int *fd_out);

@@ -49,6 +49,17 @@
  * segments). upload.json keeps the entry too, but retention never counts
  * a partial as an uploaded segment.
  *
+ * RETENTION (retain_snapshots / retain_days, the receiver's rules:
+ * receiver.h): every 10 s the uploader judges the manifest's snapshots by
+ * the rules, as sl_prune_stream judges the local ones, and drops an entry
+ * the rules let go -- a snapshot, or a leading segment whose txids all lie
+ * at or below the oldest kept snapshot -- only once its local file is gone
+ * too (local retention removes only what the manifest confirms, so the two
+ * never wait for each other, and object storage never loses what the
+ * receiver still keeps). The manifest without them is published first,
+ * then the objects are deleted: a manifest never names a missing object
+ * (a failed delete leaves an object no manifest names, logged).
+ *
  * UPLOAD (sl_uploader): one thread per receiver scans the streams once a
  * second. Its first pass over a stream aborts any unfinished multipart
  * upload under PREFIX/NAME/ (a receiver killed mid-upload leaves one). A segment is uploaded once a later segment exists and the
@@ -124,6 +135,8 @@ typedef struct sl_upload_options {
   const char *endpoint, *region; /* NULL: objstore.h's environment */
   int scan_ms;                   /* 0: 1000 (at most archive_timeout_s) */
   uint64_t archive_timeout_s;    /* ARCHIVE TIMEOUT; 0: only sealed segments */
+  uint64_t retain_snapshots;     /* RETENTION; both 0: nothing is deleted */
+  double retain_days;
 } sl_upload_options;
 
 typedef struct sl_uploader sl_uploader;

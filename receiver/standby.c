@@ -35,6 +35,9 @@
  * disk) and re-reads the
  * archive's first txid (prune runs in other processes) every
  * FIRST_TXID_EVERY_MS. A snapshot in progress is cancelled at close. It
+ * applies the receiver's retention (options retain_snapshots /
+ * retain_days: sl_prune_stream, as `shiplog prune` would) every
+ * RETAIN_EVERY_MS and after each snapshot. It
  * also packs (LZ4, store/log.h PACKED SEGMENTS) each archive segment once
  * it is sealed and durable, one a tick, oldest first; the uploader packs
  * one it reaches first (receiver/s3.h), so objects are packed too.
@@ -79,6 +82,7 @@
 #define KEEPER_TICK_MS 1000
 #define FIRST_TXID_EVERY_MS 10000
 #define SNAPSHOT_RETRY_S 60
+#define RETAIN_EVERY_MS 10000
 
 /* Stop applying for good (until restart); mu held. */
 static void stop_standby_v(sl__stream *s, const char *fmt, va_list ap) {
@@ -438,6 +442,7 @@ typedef struct keeper {
   uint64_t snap_retry_us;
   uint64_t first_txid_ns;
   uint64_t packed_segno;                   /* segments up to it are packed or left plain */
+  uint64_t retain_ns;                      /* when retention last ran (0: due) */
 } keeper;
 
 static void write_state(keeper *k, uint64_t reachable, uint64_t durable) {
@@ -464,6 +469,27 @@ static uint64_t archive_bytes_after(const char *archive, uint64_t txid) {
     if (i + 1 == n || segs[i + 1].first_txid - 1 > txid) total += segs[i].size - SL_SEG_HEADER_SIZE;
   free(segs);
   return total;
+}
+
+static void retain_removed(void *arg, bool snapshot, const char *path, uint64_t first, uint64_t last, uint64_t bytes) {
+  sl_diag_info("stream %s: retention removed %s %s (txids %llu..%llu, %.1f MiB)", (const char *)arg,
+               snapshot ? "snapshot" : "archive segment", path, (unsigned long long)first, (unsigned long long)last,
+               (double)bytes / (1 << 20));
+}
+
+/* RETENTION (receiver.h): the rules of `prune`, applied by the receiver. */
+static void retain(keeper *k) {
+  const sl_receiver_options *o = &k->s->r->opt;
+  if (!o->retain_snapshots && !(o->retain_days > 0)) return;
+  if (k->retain_ns && sl_mono_ns() - k->retain_ns < RETAIN_EVERY_MS * 1000000ull) return;
+  k->retain_ns = sl_mono_ns();
+  sl_prune_options po = {.keep_snapshots = o->retain_snapshots, .keep_days = o->retain_days,
+                         .off_site = o->off_site, .removed = retain_removed, .removed_arg = k->s->name};
+  sl_prune_result pr;
+  int rc = sl_prune_stream(o->data_dir, k->s->name, &po, &pr);
+  if (rc && rc != SL_ELOCKED) /* SL_ELOCKED: a restore reads the stream; next time */
+    sl_diag_warn("stream %s: retention: %s", k->s->name, sl_strerror(rc));
+  if (rc == 0 && pr.segments_removed) k->first_txid_ns = 0; /* status shows the new first txid soon */
 }
 
 /* Pack the oldest sealed, durable segment not looked at yet. */
@@ -558,6 +584,7 @@ static void maybe_snapshot(keeper *k, sl_store *standby, uint64_t applied, uint6
   pthread_mutex_unlock(&s->mu);
   k->snap_txid = snap.txid;
   k->snap_us = now;
+  k->retain_ns = 0; /* an older snapshot may go now */
   sl_diag_info("stream %s: snapshot at txid %llu (%s): %s, %.1f MiB in %.1f s", s->name,
               (unsigned long long)snap.txid,
               by_rto ? "a restore would replay too long" : by_bytes ? "archive grew" : "schedule", snap.path,
@@ -598,6 +625,7 @@ static void *keeper_main(void *arg) {
       else k.synced_applied = applied;
     }
     maybe_snapshot(&k, standby, applied, bytes);
+    retain(&k);
     pack_sealed(&k, durable);
     refresh_first_txid(&k);
     pthread_mutex_lock(&s->mu);

@@ -68,6 +68,7 @@ typedef struct upstream {
   uint64_t partial_at_ns;        /* when the last partial was uploaded */
   uint64_t partial_us;           /* the same, wall clock (upload-status) */
   char retired[64];              /* a replaced partial's object, deleted at the next replacement */
+  uint64_t retain_ns;            /* when retention last ran */
   char error[256];
 } upstream;
 
@@ -79,6 +80,7 @@ struct sl_uploader {
   sl_objstore *s;
   int scan_ms;
   uint64_t archive_timeout_ns;
+  sl_prune_options retain;       /* keep_snapshots, keep_days (RETENTION) */
   upstream *streams;
   size_t nstreams;
 };
@@ -323,6 +325,87 @@ static int upload_partial(sl_uploader *u, upstream *st, const char *sdir, const 
   return 0;
 }
 
+static bool local_gone(const char *sdir, const char *sub, const char *name) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/%s/%s", sdir, sub, name);
+  return access(path, F_OK) != 0 && errno == ENOENT;
+}
+
+static int by_txid(const void *a, const void *b) {
+  const sl_snapshot *x = a, *y = b;
+  return x->txid < y->txid ? -1 : x->txid > y->txid;
+}
+
+/* RETENTION (s3.h): drop what the rules let go and the receiver no longer
+ * keeps; publish; then delete the objects. */
+static int retain_objects(sl_uploader *u, upstream *st, const char *sdir) {
+  sl_rx_s3_manifest *m = &st->m;
+  sl_snapshot *sv = m->nsnaps ? calloc(m->nsnaps, sizeof *sv) : NULL;
+  bool *keep = m->nsnaps ? calloc(m->nsnaps, sizeof *keep) : NULL;
+  sl_rx_s3_entry *segs = NULL, *snaps = NULL;
+  size_t nsegs = 0, nsnaps = 0, drop_segs = 0;
+  int rc = 0;
+  if (!m->nsnaps) goto out; /* no base: nothing below one */
+  if (!sv || !keep) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < m->nsnaps; i++) /* .bytes: the entry's index */
+    sv[i] = (sl_snapshot){.txid = m->snaps[i].txid, .created_us = m->snaps[i].created_us, .bytes = i};
+  qsort(sv, m->nsnaps, sizeof *sv, by_txid);
+  sl__prune_choose_kept(sv, m->nsnaps, &u->retain, keep);
+  if (!(snaps = calloc(m->nsnaps, sizeof *snaps))) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  uint64_t oldest = UINT64_MAX;
+  for (size_t k = 0; k < m->nsnaps; k++) {
+    const sl_rx_s3_entry *e = &m->snaps[sv[k].bytes];
+    if (!keep[k] && local_gone(sdir, SL_STREAM_SNAPSHOTS, e->name)) continue;
+    snaps[nsnaps++] = *e;
+    oldest = SL_MIN(oldest, e->txid);
+  }
+  while (drop_segs + 1 < m->nsegs && m->segs[drop_segs].last_txid <= oldest &&
+         local_gone(sdir, SL_STREAM_ARCHIVE, m->segs[drop_segs].name))
+    drop_segs++;
+  if (nsnaps == m->nsnaps && !drop_segs) goto out;
+  nsegs = m->nsegs - drop_segs;
+  if (nsegs && !(segs = malloc(nsegs * sizeof *segs))) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  if (nsegs) memcpy(segs, m->segs + drop_segs, nsegs * sizeof *segs);
+  sl_rx_s3_manifest was = *m;
+  m->segs = segs, m->nsegs = nsegs, m->snaps = snaps, m->nsnaps = nsnaps;
+  if ((rc = publish(u, st, sdir))) {
+    m->segs = was.segs, m->nsegs = was.nsegs, m->snaps = was.snaps, m->nsnaps = was.nsnaps;
+    free(segs);
+    goto out;
+  }
+  snaps = NULL;
+  char key[2048];
+  for (size_t i = 0; i < drop_segs; i++) {
+    sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "archive", was.segs[i].name);
+    if (sl_objstore_delete(u->s, key)) sl_diag_warn("stream %s: s3://%s/%s: expired, not deleted", st->name, u->url.bucket, key);
+  }
+  for (size_t i = 0; i < was.nsnaps; i++) {
+    bool kept = false;
+    for (size_t k = 0; k < nsnaps && !kept; k++) kept = !strcmp(m->snaps[k].name, was.snaps[i].name);
+    if (kept) continue;
+    sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "snapshots", was.snaps[i].name);
+    if (sl_objstore_delete(u->s, key)) sl_diag_warn("stream %s: s3://%s/%s: expired, not deleted", st->name, u->url.bucket, key);
+  }
+  sl_diag_info("stream %s: retention in object storage: %zu segments and %zu snapshots expired", st->name, drop_segs,
+               was.nsnaps - nsnaps);
+  free(was.segs);
+  free(was.snaps);
+out:
+  free(sv);
+  free(keep);
+  free(snaps);
+  return rc;
+}
+
 static int sync_stream(sl_uploader *u, upstream *st) {
   char sdir[4096], archive[4200], snaps[4200], key[2048];
   sl_seg_info *segs = NULL;
@@ -406,6 +489,11 @@ static int sync_stream(sl_uploader *u, upstream *st) {
       pending_files--;
     }
   }
+  if (rc == 0 && (u->retain.keep_snapshots || u->retain.keep_days > 0) && !atomic_load(&u->stop) &&
+      (!st->retain_ns || sl_mono_ns() - st->retain_ns >= 10000000000ull)) {
+    st->retain_ns = sl_mono_ns();
+    rc = retain_objects(u, st, sdir);
+  }
 out:
   if (rc) snprintf(st->error, sizeof st->error, "%s", sl_strerror(rc));
   else st->error[0] = 0;
@@ -476,6 +564,7 @@ int sl_upload_start(const sl_upload_options *o, sl_uploader **out) {
   snprintf(u->data_dir, sizeof u->data_dir, "%s", o->data_dir);
   u->scan_ms = o->scan_ms > 0 ? o->scan_ms : 1000;
   u->archive_timeout_ns = o->archive_timeout_s * 1000000000ull;
+  u->retain = (sl_prune_options){.keep_snapshots = o->retain_snapshots, .keep_days = o->retain_days};
   if (u->archive_timeout_ns) u->scan_ms = (int)SL_MIN((uint64_t)u->scan_ms, o->archive_timeout_s * 1000);
   atomic_init(&u->stop, false);
   sl_objstore_options so = {.endpoint = o->endpoint, .region = o->region, .bucket = u->url.bucket,

@@ -393,7 +393,8 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
   if (!any_kept || nseg < 2) goto out;
   /* A dry run removes no snapshot: the segments are judged against the
    * oldest snapshot a real run would have kept. */
-  uint64_t limit = SL_MIN(oldest_kept, standby_applied(standby)), held;
+  uint64_t applied = o->standby_applied ? *o->standby_applied : standby_applied(standby);
+  uint64_t limit = SL_MIN(oldest_kept, applied), held;
   /* A cascade shipper reading this archive (shipper.h) keeps what it has
    * not had confirmed yet, as a primary's consumers keep its log. */
   if ((rc = sl_log_consumers_min(archive, &held))) goto out;

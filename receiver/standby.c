@@ -478,13 +478,14 @@ static void retain_removed(void *arg, bool snapshot, const char *path, uint64_t 
 }
 
 /* RETENTION (receiver.h): the rules of `prune`, applied by the receiver. */
-static void retain(keeper *k) {
+static void retain(keeper *k, uint64_t applied) {
   const sl_receiver_options *o = &k->s->r->opt;
   if (!o->retain_snapshots && !(o->retain_days > 0)) return;
   if (k->retain_ns && sl_mono_ns() - k->retain_ns < RETAIN_EVERY_MS * 1000000ull) return;
   k->retain_ns = sl_mono_ns();
   sl_prune_options po = {.keep_snapshots = o->retain_snapshots, .keep_days = o->retain_days,
-                         .off_site = o->off_site, .removed = retain_removed, .removed_arg = k->s->name};
+                         .off_site = o->off_site, .standby_applied = &applied, .removed = retain_removed,
+                         .removed_arg = k->s->name};
   sl_prune_result pr;
   int rc = sl_prune_stream(o->data_dir, k->s->name, &po, &pr);
   if (rc && rc != SL_ELOCKED) /* SL_ELOCKED: a restore reads the stream; next time */
@@ -625,7 +626,7 @@ static void *keeper_main(void *arg) {
       else k.synced_applied = applied;
     }
     maybe_snapshot(&k, standby, applied, bytes);
-    retain(&k);
+    retain(&k, standby ? applied : 0);
     pack_sealed(&k, durable);
     refresh_first_txid(&k);
     pthread_mutex_lock(&s->mu);

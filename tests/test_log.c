@@ -1319,6 +1319,7 @@ static void log_pack(void **state) {
   assert_int_equal(sl_log_reader_next(r, &f), SL_EEND);
   sl_log_reader_close(r);
 
+  free(dir);
   /* damage: a byte of a packed file; a frame of a segment to pack */
   dir = new_log("log_pack_damage", 4096);
   assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
@@ -1331,6 +1332,9 @@ static void log_pack(void **state) {
   assert_int_equal(sl_log_reader_open(dir, 1, &ro, &r), SL_ECORRUPT);
   xor_byte(s2, SL_SEG_HEADER_SIZE + 20, 0x40);
   assert_int_equal(sl_log_seg_pack(s2, &plain, &packed), SL_ECORRUPT);
+  free(s1);
+  free(s2);
+  free(dir);
 }
 
 int main(void) {

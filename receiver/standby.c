@@ -459,14 +459,15 @@ static void write_state(keeper *k, uint64_t reachable, uint64_t durable) {
   k->state_durable = durable;
 }
 
-/* Archive bytes after txid (about: whole segments that hold any later txid). */
+/* Archive bytes after txid (about: whole segments that hold any later txid;
+ * packed ones as their plain size, what a replay reads). */
 static uint64_t archive_bytes_after(const char *archive, uint64_t txid) {
   sl_seg_info *segs;
   size_t n;
   uint64_t total = 0;
   if (sl_log_list(archive, &segs, &n)) return 0;
   for (size_t i = 0; i < n; i++)
-    if (i + 1 == n || segs[i + 1].first_txid - 1 > txid) total += segs[i].size - SL_SEG_HEADER_SIZE;
+    if (i + 1 == n || segs[i + 1].first_txid - 1 > txid) total += sl_log_seg_plain_size(&segs[i]) - SL_SEG_HEADER_SIZE;
   free(segs);
   return total;
 }

@@ -397,6 +397,9 @@ int sl_log_find_after_time(const char *logdir, uint64_t since_us, uint64_t *txid
  * nothing was done). SL_ECORRUPT (logged, naming file and offset) for a
  * damaged frame, -errno. Only for a segment nothing appends to. */
 int sl_log_seg_pack(const char *path, uint64_t *plain_bytes, uint64_t *packed_bytes);
+/* The size seg's file has (or had, packed) plain: what replaying it reads;
+ * the file size when its header cannot be read. */
+uint64_t sl_log_seg_plain_size(const sl_seg_info *seg);
 
 /* Lag in bytes (`shiplog status`, metrics): the bytes of LOGDIR's frames
  * after txid `after`, from that frame's offset to the end of the newest

@@ -113,6 +113,25 @@ out:
   return rc;
 }
 
+uint64_t sl_log_seg_plain_size(const sl_seg_info *seg) {
+  uint8_t b[SL_SEG_HEADER_SIZE + LZ4F_HEADER_SIZE_MAX];
+  sl_seg_header h;
+  LZ4F_dctx *dctx = NULL;
+  LZ4F_frameInfo_t fi;
+  uint64_t size = seg->size;
+  int fd = open(seg->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return size;
+  long r = sl_pread_full(fd, b, sizeof b, 0);
+  close(fd);
+  if (r <= SL_SEG_HEADER_SIZE || sl_seg_header_decode(b, &h) || !(h.flags & SL_SEG_F_LZ4)) return size;
+  size_t used = (size_t)r - SL_SEG_HEADER_SIZE;
+  if (!LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)) &&
+      !LZ4F_isError(LZ4F_getFrameInfo(dctx, &fi, b + SL_SEG_HEADER_SIZE, &used)) && fi.contentSize)
+    size = SL_SEG_HEADER_SIZE + fi.contentSize;
+  LZ4F_freeDecompressionContext(dctx);
+  return size;
+}
+
 int sl_log_seg_pack(const char *path, uint64_t *plain_bytes, uint64_t *packed_bytes) {
   seg_iter it = {.s.fd = -1};
   sl_frame f;

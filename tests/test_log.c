@@ -1287,6 +1287,9 @@ static void log_pack(void **state) {
     assert_int_equal(sl_log_seg_pack(segs[i].path, &plain, &packed), 0);
     assert_int_equal(plain, segs[i].size);
     assert_true(packed > 0 && packed < plain); /* the padding compresses */
+    sl_seg_info packed_info = segs[i];
+    packed_info.size = packed;
+    assert_int_equal(sl_log_seg_plain_size(&packed_info), plain);
     assert_int_equal(sl_log_seg_pack(segs[i].path, &plain, &packed), 0); /* packed already */
     assert_int_equal(packed, 0);
   }

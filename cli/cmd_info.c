@@ -97,6 +97,13 @@ static json_t *inventory_json(const char *name, const sl_stream_inventory *v) {
                                                (json_int_t)v->pending_bytes, "updated_us",
                                                (json_int_t)v->upload.updated_us, "error", v->upload.error));
   if (o && !st->restorable) json_object_set_new(o, "error", json_string(st->error));
+  if (o) /* what the receiver's retention keeps (receive --retain-*) */
+    json_object_set_new(o, "retention", json_pack("{s:I,s:f}", "snapshots", (json_int_t)st->retain_snapshots,
+                                                  "days", st->retain_days));
+  if (o) /* BOUNDED RTO: the replay a restore from the newest snapshot needs, at the measured speed */
+    json_object_set_new(o, "replay",
+                        json_pack("{s:I,s:o}", "bytes_per_s", (json_int_t)st->replay_bytes_per_s, "estimate_s",
+                                  st->has_replay_estimate ? json_real(st->replay_estimate_s) : json_null()));
   return o;
 }
 
@@ -119,6 +126,20 @@ static void inventory_print(const char *name, const sl_stream_inventory *v) {
   }
   printf("  archive      txids %" PRIu64 "..%" PRIu64 " in %zu segments; standby applied txid %" PRIu64 "\n",
          v->first_txid, v->durable, v->nsegs, st->applied);
+  if (st->retain_snapshots || st->retain_days > 0) {
+    char rule[128] = "";
+    if (st->retain_snapshots) snprintf(rule, sizeof rule, "the newest %" PRIu64 " snapshots", st->retain_snapshots);
+    if (st->retain_days > 0)
+      snprintf(rule + strlen(rule), sizeof rule - strlen(rule), "%sthose of the last %g days and the newest before",
+               rule[0] ? ", " : "", st->retain_days);
+    printf("  retention    the receiver keeps %s, and the archive from the oldest kept one on%s\n", rule,
+           v->s3 ? " (object storage too)" : "");
+  } else {
+    printf("  retention    none in the receiver: it keeps everything (shiplog prune removes)\n");
+  }
+  if (st->has_replay_estimate)
+    printf("  replay       a restore from the newest snapshot replays about %.1f s (at %.1f MiB/s, the standby's "
+           "apply rate)\n", st->replay_estimate_s, mib(st->replay_bytes_per_s));
   if (v->nsnaps) {
     printf("  snapshots    %-10s %-27s %-27s %10s  %-12s %s\n", "TXID", "COMMITTED", "TAKEN", "MIB", "KEY", "");
     for (size_t i = 0; i < v->nsnaps; i++) {
@@ -139,7 +160,11 @@ static void inventory_print(const char *name, const sl_stream_inventory *v) {
     else snprintf(range, sizeof range, "%" PRIu64 "..(none yet)", g->first_txid);
     printf("               %-21s %-7s %10.1f  %-12s%s\n", range, g->active ? "active" : "sealed", mib(g->bytes),
            g->key_id[0] ? g->key_id : "-",
-           !v->s3 ? "" : g->uploaded ? " uploaded" : g->active ? " (uploaded once sealed)" : " upload pending");
+           !v->s3                                              ? ""
+           : g->uploaded                                       ? " uploaded"
+           : g->active && v->uploaded_txid >= g->first_txid    ? " uploaded in part (--archive-timeout)"
+           : g->active                                         ? " (uploaded as it grows)"
+                                                               : " upload pending");
   }
   if (v->s3)
     printf("  upload       object storage holds txids up to %" PRIu64 "; %" PRIu64 " files (%.1f MiB) wait%s%s\n",

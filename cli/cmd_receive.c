@@ -43,7 +43,8 @@ static const char receive_help[] =
     "Serve replication streams from many primaries. Each stream NAME keeps its\n"
     "archive (DIR/streams/NAME/archive, the log's own segment format) and, when\n"
     "the archive starts at txid 1, a hot standby (DIR/streams/NAME/standby) that\n"
-    "any process may open read-only. Runs until SIGINT or SIGTERM.\n"
+    "any process may open read-only. Sealed archive segments are packed with LZ4\n"
+    "(restores read packed and plain ones). Runs until SIGINT or SIGTERM.\n"
     "\n"
     "  --listen HOST:PORT   address to listen on ([v6]:PORT too; port 0: any free port)\n"
     "  --data DIR           data directory (created if missing)\n"
@@ -60,6 +61,23 @@ static const char receive_help[] =
     "                       a snapshot once the archive grew by N bytes since the\n"
     "                       newest one, which bounds what a restore replays\n"
     "                       (suffix K, M, G; default 1G; 0: not by size)\n"
+    "  --retain-snapshots N keep the newest N snapshots of each stream (and what the\n"
+    "                       archive needs from the oldest kept one on); older ones\n"
+    "                       and the archive segments below it are removed, also in\n"
+    "                       object storage (--archive-to), where nothing leaves the\n"
+    "                       receiver before its upload is confirmed (default 0: no\n"
+    "                       count rule)\n"
+    "  --retain-days D      keep every snapshot taken in the last D days and the\n"
+    "                       newest before them, so every point of those days stays\n"
+    "                       restorable (fractions allowed; default 0: no age rule;\n"
+    "                       with both rules a snapshot either keeps stays; without\n"
+    "                       either the receiver removes nothing: shiplog prune)\n"
+    "  --max-replay-seconds S\n"
+    "                       a snapshot whenever a restore from the newest one would\n"
+    "                       replay longer than S seconds, estimated from the replay\n"
+    "                       speed measured on this receiver (its standby's apply\n"
+    "                       rate; shiplog info shows the estimate; default 0: not\n"
+    "                       by this rule)\n"
     "  --tls-cert FILE      TLS 1.3: this receiver's certificate (PEM; chain allowed)\n"
     "  --tls-key FILE       its private key (PEM)\n"
     "  --tls-ca FILE        the CA every shipper's certificate must chain to\n"
@@ -85,6 +103,11 @@ static const char receive_help[] =
     "                       snapshot there, verified (README \"Object storage\");\n"
     "                       credentials from AWS_ACCESS_KEY_ID and\n"
     "                       AWS_SECRET_ACCESS_KEY or ~/.aws/credentials\n"
+    "  --archive-timeout S  with --archive-to: upload what the active archive segment\n"
+    "                       durably holds at least every S seconds when it grew, so\n"
+    "                       a quiet stream reaches object storage before its\n"
+    "                       segment fills (default 60, as PostgreSQL's\n"
+    "                       archive_timeout; 0: sealed segments only)\n"
     "  --s3-endpoint URL    the S3 server (http(s)://HOST:PORT; path-style;\n"
     "                       default $SL_S3_ENDPOINT)\n"
     "  --s3-region R        the signing region (default $AWS_REGION or us-east-1)\n"
@@ -119,10 +142,15 @@ int cmd_receive(int argc, char **argv) {
                                        {"archive-to", required_argument, NULL, 'a'},
                                        {"s3-endpoint", required_argument, NULL, 'e'},
                                        {"s3-region", required_argument, NULL, 'g'},
+                                       {"archive-timeout", required_argument, NULL, 'T'},
+                                       {"max-replay-seconds", required_argument, NULL, 'X'},
+                                       {"retain-snapshots", required_argument, NULL, 'N'},
+                                       {"retain-days", required_argument, NULL, 'D'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   const char *metrics = NULL, *key_file = NULL;
-  sl_upload_options uo = {0};
+  sl_upload_options uo = {.archive_timeout_s = 60};
+  bool archive_timeout = false;
   sl_receiver_options ro = {.ready_fd = -1, .snapshot_after_bytes = 1ull << 30};
   const char *ready_file = NULL;
   bool allow_root = false;
@@ -176,6 +204,32 @@ int cmd_receive(int argc, char **argv) {
     case 'a': uo.url = optarg; break;
     case 'e': uo.endpoint = optarg; break;
     case 'g': uo.region = optarg; break;
+    case 'X': {
+      char *end;
+      errno = 0;
+      ro.max_replay_s = strtod(optarg, &end);
+      if (errno || end == optarg || *end || !(ro.max_replay_s >= 0) || ro.max_replay_s > 1e9)
+        return cli_usage("receive", "--max-replay-seconds: '%s' is not a number of seconds >= 0", optarg);
+      break;
+    }
+    case 'N':
+      if (cli_parse_u64("receive", "retain-snapshots", optarg, &ro.retain_snapshots)) return CLI_USAGE;
+      uo.retain_snapshots = ro.retain_snapshots;
+      break;
+    case 'D': {
+      char *end;
+      errno = 0;
+      ro.retain_days = strtod(optarg, &end);
+      if (errno || end == optarg || *end || !(ro.retain_days >= 0) || ro.retain_days > 36500)
+        return cli_usage("receive", "--retain-days: '%s' is not a number of days between 0 and 36500", optarg);
+      uo.retain_days = ro.retain_days;
+      break;
+    }
+    case 'T':
+      if (cli_parse_u64("receive", "archive-timeout", optarg, &uo.archive_timeout_s)) return CLI_USAGE;
+      if (uo.archive_timeout_s > 86400 * 365) return cli_usage("receive", "--archive-timeout: at most a year of seconds");
+      archive_timeout = true;
+      break;
     default: return cli_usage("receive", NULL);
     }
   }
@@ -185,7 +239,8 @@ int cmd_receive(int argc, char **argv) {
   sl_s3_url s3url;
   if (uo.url && sl_s3_url_parse(uo.url, &s3url))
     return cli_usage("receive", "--archive-to: '%s' is not s3://BUCKET[/PREFIX] (keys: [A-Za-z0-9._/-])", uo.url);
-  if ((uo.endpoint || uo.region) && !uo.url) return cli_usage("receive", "--s3-endpoint and --s3-region need --archive-to");
+  if ((uo.endpoint || uo.region || archive_timeout) && !uo.url)
+    return cli_usage("receive", "--s3-endpoint, --s3-region and --archive-timeout need --archive-to");
   char host[256], port[16];
   if (sl_hostport_parse(ro.listen, host, sizeof host, port, sizeof port))
     return cli_usage("receive", "--listen: '%s' is not HOST:PORT", ro.listen);
@@ -218,6 +273,7 @@ int cmd_receive(int argc, char **argv) {
   ro.ready_arg = (void *)"listening";
   sl_uploader *up = NULL;
   uo.data_dir = ro.data_dir;
+  ro.off_site = uo.url != NULL;
   if (uo.url && sl_upload_start(&uo, &up)) {
     cli_daemon_stop(&d);
     return CLI_FAIL;

@@ -93,6 +93,7 @@ int sl_stream_inventory_read(const char *data_dir, const char *stream, sl_stream
   if (rc && rc != SL_ENOTFOUND) goto out;
   rc = 0;
   for (size_t i = 0; i < m.nsegs; i++) out->uploaded_txid = SL_MAX(out->uploaded_txid, m.segs[i].last_txid);
+  if (m.has_partial) out->uploaded_txid = SL_MAX(out->uploaded_txid, m.partial.last_txid);
   sl_upload_status_read(data_dir, stream, &out->upload);
 
   if (nseg && !(out->segs = calloc(nseg, sizeof *out->segs))) {

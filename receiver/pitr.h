@@ -155,6 +155,15 @@ typedef struct sl_prune_options {
   double keep_days;
   /* true: remove nothing; the result and `removed` say what would go. */
   bool dry_run;
+  /* The stream is archived to object storage (a receiver run with
+   * --archive-to prunes it): before the uploader's first upload.json
+   * nothing counts as confirmed. false: a stream without upload.json is
+   * taken as never archived there. */
+  bool off_site;
+  /* NULL: the standby's applied txid is read from the standby; else this
+   * value is (a receiver pruning its own streams: it has the standby open,
+   * and LMDB must not be opened twice in one process). */
+  const uint64_t *standby_applied;
   /* NULL, or told each file once it is removed (or, dry_run, would be):
    * a snapshot (first = last = its txid) or an archive segment (its txids
    * first..last), with its size. */

@@ -140,6 +140,22 @@ typedef struct sl_receiver_options {
    * an LMDB read transaction while the worker goes on applying. */
   uint64_t snapshot_every_s;
   uint64_t snapshot_after_bytes;
+  /* BOUNDED RTO: also snapshot when a restore from the newest snapshot
+   * would replay longer than this (0: not by that rule), estimated as the
+   * archive bytes since that snapshot over the replay speed measured on
+   * this receiver (the standby's apply rate: bytes applied per second of
+   * applying). Status files carry the rate and the estimate (`shiplog info`). */
+  double max_replay_s;
+  /* RETENTION kept by the receiver (pitr.h sl_prune_stream's rules, run by
+   * each stream's keeper every 10 s and after each snapshot): keep the
+   * newest retain_snapshots snapshots and those of the last retain_days
+   * days (plus the newest before them); 0 for both: nothing is removed.
+   * Archive segments below the oldest kept base go too; a file whose
+   * upload to object storage is not confirmed stays. The uploader applies
+   * the same rules to object storage (receiver/s3.h). */
+  uint64_t retain_snapshots;
+  double retain_days;
+  bool off_site;               /* an uploader archives DIR to object storage (s3.h) */
   sl_metrics *metrics;         /* NULL, or where the streams' metrics go (README
                                   "Operations"); must outlive sl_receiver_run */
   void (*on_ready)(void *arg); /* NULL, or called once the listener is up */
@@ -172,6 +188,15 @@ typedef struct sl_stream_status {
   uint64_t restorable_txid, restorable_us;
   char base[16];
   char error[256];
+  /* BOUNDED RTO (options above): the standby's apply rate in archive bytes
+   * per second, and how long a restore from the newest snapshot would
+   * replay, at that rate (has_replay_estimate false: nothing applied yet). */
+  bool has_replay_estimate;
+  uint64_t replay_bytes_per_s;
+  double replay_estimate_s;
+  /* the running (or last) receiver's retention rules (options above) */
+  uint64_t retain_snapshots;
+  double retain_days;
 } sl_stream_status;
 /* Status of one stream, from its directory (works while the receiver runs). */
 int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_status *out);

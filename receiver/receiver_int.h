@@ -100,6 +100,13 @@ typedef struct sl__stream {
   uint64_t reachable_us;         /* receiver.h, "state" */
   uint64_t pending_committed, pending_time_us; /* a report not yet covered by durable */
   uint64_t snap_bytes;           /* archived since the newest snapshot (about) */
+  /* BOUNDED RTO (receiver.h max_replay_s): archive bytes the standby
+   * applied and the time its applies took (apply calls only, so an idle
+   * stream does not look slow), seeded from the last run's status; and
+   * the replay a restore from the newest snapshot would need now, in ms,
+   * from the two (UINT64_MAX: not measured yet). */
+  uint64_t apply_bytes, apply_ns;
+  uint64_t replay_estimate_ms;
   /* BASE SHIPPING (base.c): a base stored as snapshot base_txid, from
    * which the worker builds the standby once durable reaches it (0: none
    * waiting); base_receiving while a connection writes one. */
@@ -308,6 +315,10 @@ void sl__base_abort(sl__base_rx *b);
 /* ---- snapshot.c, restore.c (pitr.h) ----------------------------------------------- */
 /* Remove snapshot .tmp files whose writing process is gone. */
 void sl__snapshots_clean(const char *snap_dir);
+/* keep[k]: whether o's rules (keep_snapshots, keep_days) keep s[k] (s
+ * ascending by txid; pitr.h, sl_prune_options). snapshot.c; the uploader
+ * judges object storage's snapshots with it too. */
+void sl__prune_choose_kept(const sl_snapshot *s, size_t n, const sl_prune_options *o, bool *keep);
 /* flock() a stream's snapshots folder: shared by restores (waits), exclusive
  * by prune (SL_ELOCKED at once when held). *fd_out: close it to release. */
 int sl__stream_lock(const char *snap_dir, bool exclusive, int *fd_out);

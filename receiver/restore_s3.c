@@ -5,8 +5,10 @@
  * STEPS
  *   1. GET the manifest; resolve the target against it as restore.c does
  *      against a data directory: what object storage holds is its
- *      contiguous segments (txids A..D, every time before the last one's
- *      next_commit_us) and its snapshots. A time resolves to a segment
+ *      contiguous segments, the partial one last when it continues them
+ *      (s3.h, ARCHIVE TIMEOUT: fetched under its own object name, read as
+ *      the segment it is a prefix of), txids A..D, every time before the
+ *      last one's next_commit_us, and its snapshots. A time resolves to a segment
  *      (the last whose first commit is at or before it), which is fetched
  *      first and read for the exact txid.
  *   2. Choose the base (newest snapshot at or before the target that the
@@ -61,7 +63,8 @@ typedef struct pipeline {
 } pipeline;
 
 static void object_url(const pipeline *p, const job *j, char *key, size_t len) {
-  sl_rx_s3_key(key, len, p->url.prefix, p->o->stream, j->segment ? "archive" : "snapshots", j->e->name);
+  sl_rx_s3_key(key, len, p->url.prefix, p->o->stream, j->segment ? "archive" : "snapshots",
+               j->e->object[0] ? j->e->object : j->e->name);
 }
 
 /* GET one object into fetch/NAME, checked against the manifest. */
@@ -270,13 +273,14 @@ int sl_rx_s3_manifest_fetch(sl_objstore *s, const sl_s3_url *u, const char *stre
   rc = sl_rx_s3_manifest_decode((const char *)text, len, m);
   free(text);
   if (rc) sl_diag_error("s3://%s/%s: not a manifest shiplog can read", u->bucket, key);
+  else if ((rc = sl_rx_s3_manifest_take_partial(m))) sl_rx_s3_manifest_free(m);
   return rc;
 }
 
 static int get_manifest(const sl_rx_s3_restore_options *o, const sl_s3_url *u, sl_objstore *s, sl_rx_s3_manifest *m) {
   int rc = sl_rx_s3_manifest_fetch(s, u, o->stream, m);
   if (!rc && m->nsegs == 0) {
-    sl_diag_error("s3://%s/%s: object storage holds no sealed segment of stream %s yet", u->bucket, u->prefix,
+    sl_diag_error("s3://%s/%s: object storage holds no segment of stream %s yet", u->bucket, u->prefix,
                   o->stream);
     rc = SL_EINVAL;
   }

@@ -9,6 +9,8 @@
  * is compressed or encrypted on disk stays so)
  *   PREFIX/NAME/manifest.json          the stream's manifest (below)
  *   PREFIX/NAME/archive/<20 digits>.seg   sealed archive segments
+ *   PREFIX/NAME/archive/<segno>-<last txid>.partial   the durable prefix of
+ *                                      the active segment (ARCHIVE TIMEOUT)
  *   PREFIX/NAME/snapshots/<20 digits>.snap  base snapshots
  *
  * MANIFEST (JSON, version 1): what has been uploaded AND verified, so a
@@ -17,6 +19,7 @@
  *    "segments":[{"name","bytes","crc32c":HEX8,"first_txid","last_txid",
  *                 "first_commit_us","last_commit_us","next_commit_us"}...],
  *    "snapshots":[{"name","bytes","crc32c","txid","commit_us","created_us"}...]}
+ *    "partial":{segment's fields + "object"}   (optional, below)
  * segments ascend and are contiguous (each starts where the previous one
  * ended); next_commit_us is the commit time of the txid after the segment
  * (the next segment's first), so every time before it is covered. The
@@ -24,6 +27,38 @@
  * (written atomically after the object store accepted it): retention
  * (sl_prune_stream) removes only files it names, and a restarted receiver
  * continues from it.
+ *
+ * ARCHIVE TIMEOUT (bounded RPO off-site, as PostgreSQL's archive_timeout):
+ * with 64 MiB segments a quiet stream may not seal one for days, so every
+ * archive_timeout_s seconds in which the archive's durable txid moved
+ * past what object storage holds, the uploader PUTs the active segment's
+ * durable prefix (whole frames up to the durable mark: a valid segment
+ * file, as the active segment itself is) as the object
+ * archive/<segno>-<last txid>.partial and names it in the manifest's
+ * "partial" entry: name is the segment's own NNN.seg (what a restore calls
+ * its copy), object the key under archive/, next_commit_us the stream's
+ * reachable time + 1 at the upload (every time before it is covered;
+ * republished, the object unchanged, every archive_timeout_s while the
+ * stream is quiet and its reachable time moves on). A
+ * new object per upload rather than one replaced in place: a restore that
+ * read the previous manifest still finds what it names (a retired partial
+ * is deleted one upload later, or when its segment is sealed and uploaded,
+ * which also drops the entry). Restores treat the partial as the last
+ * segment when it continues the sealed ones; readers that know only
+ * version 1 without it ignore the key (their window ends at the sealed
+ * segments). upload.json keeps the entry too, but retention never counts
+ * a partial as an uploaded segment.
+ *
+ * RETENTION (retain_snapshots / retain_days, the receiver's rules:
+ * receiver.h): every 10 s the uploader judges the manifest's snapshots by
+ * the rules, as sl_prune_stream judges the local ones, and drops an entry
+ * the rules let go -- a snapshot, or a leading segment whose txids all lie
+ * at or below the oldest kept snapshot -- only once its local file is gone
+ * too (local retention removes only what the manifest confirms, so the two
+ * never wait for each other, and object storage never loses what the
+ * receiver still keeps). The manifest without them is published first,
+ * then the objects are deleted: a manifest never names a missing object
+ * (a failed delete leaves an object no manifest names, logged).
  *
  * UPLOAD (sl_uploader): one thread per receiver scans the streams once a
  * second. Its first pass over a stream aborts any unfinished multipart
@@ -53,6 +88,7 @@
 
 typedef struct sl_rx_s3_entry {
   char name[64];                 /* file name: NNN.seg or NNN.snap */
+  char object[64];               /* the partial's object name under archive/ ("" otherwise) */
   uint64_t bytes;
   uint32_t crc32c;
   /* segments */
@@ -67,6 +103,8 @@ typedef struct sl_rx_s3_manifest {
   uint64_t updated_us;
   sl_rx_s3_entry *segs, *snaps;     /* malloc'd (sl_rx_s3_manifest_free) */
   size_t nsegs, nsnaps;
+  bool has_partial;              /* ARCHIVE TIMEOUT */
+  sl_rx_s3_entry partial;
 } sl_rx_s3_manifest;
 
 /* Encode into a malloc'd NUL-terminated string. */
@@ -77,9 +115,12 @@ int sl_rx_s3_manifest_decode(const char *text, size_t len, sl_rx_s3_manifest *ou
 void sl_rx_s3_manifest_free(sl_rx_s3_manifest *m);
 /* Append a copy of e (segments must continue the last one). */
 int sl_rx_s3_manifest_add(sl_rx_s3_manifest *m, bool segment, const sl_rx_s3_entry *e);
+/* The segments a restore reads: the partial appended to segs when it
+ * continues them (a stale one, that a sealed segment covers, is dropped). */
+int sl_rx_s3_manifest_take_partial(sl_rx_s3_manifest *m);
 
 /* GET and decode PREFIX/STREAM/manifest.json from s (opened on u's
- * bucket). SL_ENOTFOUND: no such manifest; SL_ECORRUPT: unreadable; each
+ * bucket), the partial taken into the segments (what a reader restores). SL_ENOTFOUND: no such manifest; SL_ECORRUPT: unreadable; each
  * logged naming the object. */
 int sl_rx_s3_manifest_fetch(sl_objstore *s, const sl_s3_url *u, const char *stream, sl_rx_s3_manifest *m);
 
@@ -92,7 +133,10 @@ typedef struct sl_upload_options {
   const char *data_dir;
   const char *url;               /* s3://BUCKET/PREFIX */
   const char *endpoint, *region; /* NULL: objstore.h's environment */
-  int scan_ms;                   /* 0: 1000 */
+  int scan_ms;                   /* 0: 1000 (at most archive_timeout_s) */
+  uint64_t archive_timeout_s;    /* ARCHIVE TIMEOUT; 0: only sealed segments */
+  uint64_t retain_snapshots;     /* RETENTION; both 0: nothing is deleted */
+  double retain_days;
 } sl_upload_options;
 
 typedef struct sl_uploader sl_uploader;
@@ -104,7 +148,9 @@ void sl_upload_stop(sl_uploader *u);
 /* What DIR/streams/NAME/upload-status says (all 0 when absent). */
 typedef struct sl_upload_status {
   bool present;
-  uint64_t uploaded_txid;        /* the newest txid in object storage */
+  uint64_t uploaded_txid;        /* the newest txid in object storage (partial included) */
+  uint64_t sealed_txid;          /* the newest txid of an uploaded sealed segment */
+  uint64_t partial_us;           /* when the partial was uploaded (0: none) */
   uint64_t lag_tx;               /* durable - uploaded */
   uint64_t pending_bytes;        /* local files not yet uploaded */
   uint64_t pending_files;

@@ -27,6 +27,7 @@ void sl_rx_s3_manifest_free(sl_rx_s3_manifest *m) {
   free(m->snaps);
   m->segs = m->snaps = NULL;
   m->nsegs = m->nsnaps = 0;
+  m->has_partial = false;
 }
 
 int sl_rx_s3_manifest_add(sl_rx_s3_manifest *m, bool segment, const sl_rx_s3_entry *e) {
@@ -38,6 +39,14 @@ int sl_rx_s3_manifest_add(sl_rx_s3_manifest *m, bool segment, const sl_rx_s3_ent
   p[(*n)++] = *e;
   *v = p;
   return 0;
+}
+
+int sl_rx_s3_manifest_take_partial(sl_rx_s3_manifest *m) {
+  const sl_rx_s3_entry *last = m->nsegs ? &m->segs[m->nsegs - 1] : NULL;
+  bool take = m->has_partial && (!last || m->partial.first_txid == last->last_txid + 1);
+  int rc = take ? sl_rx_s3_manifest_add(m, true, &m->partial) : 0;
+  m->has_partial = false;
+  return rc;
 }
 
 int sl_rx_s3_manifest_encode(const sl_rx_s3_manifest *m, char **out) {
@@ -64,6 +73,16 @@ int sl_rx_s3_manifest_encode(const sl_rx_s3_manifest *m, char **out) {
   }
   json_t *o = json_pack("{s:i,s:s,s:s,s:I,s:o,s:o}", "version", 1, "stream", m->stream, "store_id", id,
                         "updated_us", (json_int_t)m->updated_us, "segments", segs, "snapshots", snaps);
+  if (o && m->has_partial) {
+    const sl_rx_s3_entry *e = &m->partial;
+    snprintf(crc, sizeof crc, "%08" PRIx32, e->crc32c);
+    json_object_set_new(o, "partial",
+                        json_pack("{s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "name", e->name, "object", e->object,
+                                  "bytes", (json_int_t)e->bytes, "crc32c", crc, "first_txid",
+                                  (json_int_t)e->first_txid, "last_txid", (json_int_t)e->last_txid,
+                                  "first_commit_us", (json_int_t)e->first_commit_us, "last_commit_us",
+                                  (json_int_t)e->last_commit_us, "next_commit_us", (json_int_t)e->next_commit_us));
+  }
   *out = o ? json_dumps(o, JSON_INDENT(1)) : NULL;
   json_decref(o);
   return *out ? 0 : -ENOMEM;
@@ -74,27 +93,39 @@ static bool plain_name(const char *s, const char *suffix) {
   return n > sl && n < 64 && strcmp(s + n - sl, suffix) == 0 && strspn(s, "0123456789") == n - sl;
 }
 
-static int decode_entry(json_t *j, bool segment, sl_rx_s3_entry *e) {
-  const char *name = NULL, *crc = NULL;
+/* <segno>-<last txid>.partial: digits, one '-', digits. */
+static bool partial_object_name(const char *s) {
+  size_t a = strspn(s, "0123456789"), b = a && s[a] == '-' ? strspn(s + a + 1, "0123456789") : 0;
+  return b && strlen(s) < 64 && strcmp(s + a + 1 + b, ".partial") == 0;
+}
+
+/* partial: a segment entry with "object" (ARCHIVE TIMEOUT). */
+static int decode_entry(json_t *j, bool segment, bool partial, sl_rx_s3_entry *e) {
+  const char *name = NULL, *crc = NULL, *object = "";
   json_int_t v[6] = {0};
   json_error_t err;
-  int rc = segment ? json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "name", &name,
+  int rc = partial ? json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "name", &name,
+                                    "object", &object, "bytes", &v[0], "crc32c", &crc, "first_txid", &v[1],
+                                    "last_txid", &v[2], "first_commit_us", &v[3], "last_commit_us", &v[4],
+                                    "next_commit_us", &v[5])
+           : segment ? json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "name", &name,
                                     "bytes", &v[0], "crc32c", &crc, "first_txid", &v[1], "last_txid", &v[2],
                                     "first_commit_us", &v[3], "last_commit_us", &v[4], "next_commit_us", &v[5])
                    : json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s:I,s:s,s:I,s:I,s:I}", "name", &name, "bytes",
                                     &v[0], "crc32c", &crc, "txid", &v[1], "commit_us", &v[2], "created_us", &v[3]);
   if (rc) {
-    sl_diag_error("manifest: a %s entry: %s", segment ? "segment" : "snapshot", err.text);
+    sl_diag_error("manifest: a %s entry: %s", partial ? "partial" : segment ? "segment" : "snapshot", err.text);
     return SL_ECORRUPT;
   }
   char *end;
   memset(e, 0, sizeof *e);
   for (size_t i = 0; i < SL_ARRAY_LEN(v); i++)
     if (v[i] < 0) return SL_ECORRUPT;
-  if (!plain_name(name, segment ? ".seg" : ".snap") || strlen(crc) != 8) {
+  if (!plain_name(name, segment ? ".seg" : ".snap") || strlen(crc) != 8 || (partial && !partial_object_name(object))) {
     sl_diag_error("manifest: entry %s: not a %s file name or checksum", name, segment ? "segment" : "snapshot");
     return SL_ECORRUPT;
   }
+  snprintf(e->object, sizeof e->object, "%s", object);
   e->crc32c = (uint32_t)strtoul(crc, &end, 16);
   if (*end) return SL_ECORRUPT;
   snprintf(e->name, sizeof e->name, "%s", name);
@@ -143,7 +174,7 @@ int sl_rx_s3_manifest_decode(const char *text, size_t len, sl_rx_s3_manifest *m)
   json_t *j;
   json_array_foreach(segs, i, j) {
     sl_rx_s3_entry e;
-    if ((rc = decode_entry(j, true, &e))) goto out;
+    if ((rc = decode_entry(j, true, false, &e))) goto out;
     if ((rc = sl_rx_s3_manifest_add(m, true, &e))) {
       if (rc == SL_EGAP) sl_diag_error("manifest: segment %s does not continue the one before it", e.name);
       rc = rc == SL_EGAP ? SL_ECORRUPT : rc;
@@ -152,8 +183,11 @@ int sl_rx_s3_manifest_decode(const char *text, size_t len, sl_rx_s3_manifest *m)
   }
   json_array_foreach(snaps, i, j) {
     sl_rx_s3_entry e;
-    if ((rc = decode_entry(j, false, &e)) || (rc = sl_rx_s3_manifest_add(m, false, &e))) goto out;
+    if ((rc = decode_entry(j, false, false, &e)) || (rc = sl_rx_s3_manifest_add(m, false, &e))) goto out;
   }
+  json_t *partial = json_object_get(o, "partial");
+  if (partial && (rc = decode_entry(partial, true, true, &m->partial))) goto out;
+  m->has_partial = partial != NULL;
   rc = 0;
 out:
   json_decref(o);

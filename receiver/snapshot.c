@@ -28,6 +28,7 @@
  * confirmed yet, whatever the rules say.
  */
 #include "pitr.h"
+#include "s3.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -307,8 +308,8 @@ static uint64_t standby_applied(const char *standby) {
   return c.applied_txid;
 }
 
-/* Which snapshots the rules keep (see pitr.h). */
-static void choose_kept(const sl_snapshot *s, size_t n, const sl_prune_options *o, bool *keep) {
+/* Which snapshots the rules keep (see pitr.h); s ascending by txid. */
+void sl__prune_choose_kept(const sl_snapshot *s, size_t n, const sl_prune_options *o, bool *keep) {
   bool rules = o->keep_snapshots || o->keep_days > 0;
   uint64_t cutoff = 0, now = sl_now_us();
   if (o->keep_days > 0) {
@@ -324,6 +325,14 @@ static void choose_kept(const sl_snapshot *s, size_t n, const sl_prune_options *
       else if (!base_kept) keep[k] = base_kept = true;
     }
   }
+}
+
+/* May path go as far as object storage is concerned (receiver/s3.h)? */
+static bool confirmed(const char *sdir, const char *path, const sl_prune_options *o) {
+  char manifest[4200];
+  snprintf(manifest, sizeof manifest, "%s/" SL_RX_S3_LOCAL_MANIFEST, sdir);
+  if (o->off_site && access(manifest, F_OK) != 0) return false; /* nothing uploaded yet */
+  return sl__upload_confirmed(sdir, path);
 }
 
 int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_options *o, sl_prune_result *out) {
@@ -357,11 +366,11 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
     rc = -ENOMEM;
     goto out;
   }
-  choose_kept(s, n, o, keep);
+  sl__prune_choose_kept(s, n, o, keep);
   uint64_t oldest_kept = 0;
   bool any_kept = false;
   for (size_t k = 0; k < n; k++) {
-    if (keep[k] || !sl__upload_confirmed(sdir, s[k].path)) { /* not yet in object storage */
+    if (keep[k] || !confirmed(sdir, s[k].path, o)) { /* not yet in object storage */
       if (!any_kept) oldest_kept = s[k].txid;
       any_kept = true;
       out->snapshots_kept++;
@@ -384,7 +393,8 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
   if (!any_kept || nseg < 2) goto out;
   /* A dry run removes no snapshot: the segments are judged against the
    * oldest snapshot a real run would have kept. */
-  uint64_t limit = SL_MIN(oldest_kept, standby_applied(standby)), held;
+  uint64_t applied = o->standby_applied ? *o->standby_applied : standby_applied(standby);
+  uint64_t limit = SL_MIN(oldest_kept, applied), held;
   /* A cascade shipper reading this archive (shipper.h) keeps what it has
    * not had confirmed yet, as a primary's consumers keep its log. */
   if ((rc = sl_log_consumers_min(archive, &held))) goto out;
@@ -396,7 +406,7 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
   size_t removed = 0;
   /* Segment i holds txids first_i .. first_{i+1} - 1; the newest is never removed. */
   while (removed + 1 < nseg && segs[removed + 1].first_txid - 1 <= limit &&
-         sl__upload_confirmed(sdir, segs[removed].path)) {
+         confirmed(sdir, segs[removed].path, o)) {
     if (!o->dry_run && unlink(segs[removed].path) && errno != ENOENT) {
       rc = -errno;
       sl_diag_error("%s: cannot remove: %s", segs[removed].path, sl_strerror(rc));

@@ -29,9 +29,18 @@
  * it: writes the state file (receiver.h) when it changed, syncs the
  * standby (sl_store_checkpoint: LMDB is written without sync) when it
  * applied something, takes a snapshot when one is due (options
- * snapshot_every_s / snapshot_after_bytes; pitr.h) and re-reads the
+ * snapshot_every_s / snapshot_after_bytes / max_replay_s; pitr.h; the
+ * replay estimate is the archive bytes since the newest snapshot over the
+ * worker's apply rate: a restore replays with the same code, on the same
+ * disk) and re-reads the
  * archive's first txid (prune runs in other processes) every
- * FIRST_TXID_EVERY_MS. A snapshot in progress is cancelled at close.
+ * FIRST_TXID_EVERY_MS. A snapshot in progress is cancelled at close. It
+ * applies the receiver's retention (options retain_snapshots /
+ * retain_days: sl_prune_stream, as `shiplog prune` would) every
+ * RETAIN_EVERY_MS and after each snapshot. It
+ * also packs (LZ4, store/log.h PACKED SEGMENTS) each archive segment once
+ * it is sealed and durable, one a tick, oldest first; the uploader packs
+ * one it reaches first (receiver/s3.h), so objects are packed too.
  *
  * SEALED FRAMES (at-rest encryption; README "Security"). The archive stores
  * frames in segments of the batch's key; with a keyring, frames that arrive
@@ -53,6 +62,7 @@
  */
 #include "receiver_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -72,6 +82,7 @@
 #define KEEPER_TICK_MS 1000
 #define FIRST_TXID_EVERY_MS 10000
 #define SNAPSHOT_RETRY_S 60
+#define RETAIN_EVERY_MS 10000
 
 /* Stop applying for good (until restart); mu held. */
 static void stop_standby_v(sl__stream *s, const char *fmt, va_list ap) {
@@ -310,11 +321,16 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
   }
   a->empty_reads = 0;
   for (size_t i = 0; i < n; i++) a->ptrs[i] = a->data.data + a->offs[i];
+  uint64_t t0 = sl_mono_ns();
   rc = sl_store_apply_batch(s->standby, a->ptrs, a->lens, n);
   if (rc) {
     apply_singly(a, n, rc);
     return -1;
   }
+  pthread_mutex_lock(&s->mu); /* BOUNDED RTO: the replay speed (frame bytes, as the archive counts them) */
+  s->apply_bytes += a->data.len + n * SL_FRAME_HEADER_SIZE;
+  s->apply_ns += sl_mono_ns() - t0;
+  pthread_mutex_unlock(&s->mu);
   publish_applied(s, a->next_txid - 1, a->commit_us[n - 1]);
   return (int)n;
 fail:
@@ -425,6 +441,8 @@ typedef struct keeper {
   uint64_t snap_txid, snap_us;             /* the newest snapshot, or (0, start) */
   uint64_t snap_retry_us;
   uint64_t first_txid_ns;
+  uint64_t packed_segno;                   /* segments up to it are packed or left plain */
+  uint64_t retain_ns;                      /* when retention last ran (0: due) */
 } keeper;
 
 static void write_state(keeper *k, uint64_t reachable, uint64_t durable) {
@@ -441,16 +459,74 @@ static void write_state(keeper *k, uint64_t reachable, uint64_t durable) {
   k->state_durable = durable;
 }
 
-/* Archive bytes after txid (about: whole segments that hold any later txid). */
+/* Archive bytes after txid (about: whole segments that hold any later txid;
+ * packed ones as their plain size, what a replay reads). */
 static uint64_t archive_bytes_after(const char *archive, uint64_t txid) {
   sl_seg_info *segs;
   size_t n;
   uint64_t total = 0;
   if (sl_log_list(archive, &segs, &n)) return 0;
   for (size_t i = 0; i < n; i++)
-    if (i + 1 == n || segs[i + 1].first_txid - 1 > txid) total += segs[i].size - SL_SEG_HEADER_SIZE;
+    if (i + 1 == n || segs[i + 1].first_txid - 1 > txid) total += sl_log_seg_plain_size(&segs[i]) - SL_SEG_HEADER_SIZE;
   free(segs);
   return total;
+}
+
+static void retain_removed(void *arg, bool snapshot, const char *path, uint64_t first, uint64_t last, uint64_t bytes) {
+  sl_diag_info("stream %s: retention removed %s %s (txids %llu..%llu, %.1f MiB)", (const char *)arg,
+               snapshot ? "snapshot" : "archive segment", path, (unsigned long long)first, (unsigned long long)last,
+               (double)bytes / (1 << 20));
+}
+
+/* RETENTION (receiver.h): the rules of `prune`, applied by the receiver. */
+static void retain(keeper *k, uint64_t applied) {
+  const sl_receiver_options *o = &k->s->r->opt;
+  if (!o->retain_snapshots && !(o->retain_days > 0)) return;
+  if (k->retain_ns && sl_mono_ns() - k->retain_ns < RETAIN_EVERY_MS * 1000000ull) return;
+  k->retain_ns = sl_mono_ns();
+  sl_prune_options po = {.keep_snapshots = o->retain_snapshots, .keep_days = o->retain_days,
+                         .off_site = o->off_site, .standby_applied = &applied, .removed = retain_removed,
+                         .removed_arg = k->s->name};
+  sl_prune_result pr;
+  int rc = sl_prune_stream(o->data_dir, k->s->name, &po, &pr);
+  if (rc && rc != SL_ELOCKED) /* SL_ELOCKED: a restore reads the stream; next time */
+    sl_diag_warn("stream %s: retention: %s", k->s->name, sl_strerror(rc));
+  if (rc == 0 && pr.segments_removed) k->first_txid_ns = 0; /* status shows the new first txid soon */
+}
+
+/* Pack the oldest sealed, durable segment not looked at yet. */
+static void pack_sealed(keeper *k, uint64_t durable) {
+  sl_seg_info *segs;
+  size_t n;
+  if (sl_log_list(k->s->archive_dir, &segs, &n) != 0) return;
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (segs[i].segno <= k->packed_segno) continue;
+    if (durable + 1 < segs[i + 1].first_txid) break;
+    uint64_t plain, packed;
+    int rc = sl_log_seg_pack(segs[i].path, &plain, &packed);
+    if (rc == 0 && packed)
+      sl_diag_info("stream %s: %s packed: %.1f MiB -> %.1f MiB", k->s->name, segs[i].path,
+                   (double)plain / (1 << 20), (double)packed / (1 << 20));
+    else if (rc && rc != -ENOENT) /* -ENOENT: pruned meanwhile */
+      sl_diag_warn("stream %s: %s stays unpacked: %s", k->s->name, segs[i].path, sl_strerror(rc));
+    k->packed_segno = segs[i].segno;
+    break;
+  }
+  free(segs);
+}
+
+/* What a killed packer left: NNN.seg.pack-PID-N.tmp. */
+static void pack_clean(const char *archive) {
+  DIR *d = opendir(archive);
+  struct dirent *e;
+  char path[4400];
+  if (!d) return;
+  while ((e = readdir(d)))
+    if (strstr(e->d_name, ".seg.pack-") && strstr(e->d_name, ".tmp")) {
+      snprintf(path, sizeof path, "%s/%s", archive, e->d_name);
+      unlink(path);
+    }
+  closedir(d);
 }
 
 static void keeper_init(keeper *k) {
@@ -459,6 +535,7 @@ static void keeper_init(keeper *k) {
   size_t n;
   k->snap_us = sl_now_us();
   sl__snapshots_clean(s->snap_dir);
+  pack_clean(s->archive_dir);
   if (sl_snapshot_list(s->snap_dir, s->store_id, &snaps, &n) == 0 && n) {
     k->snap_txid = snaps[n - 1].txid;
     k->snap_us = snaps[n - 1].created_us;
@@ -471,13 +548,27 @@ static void keeper_init(keeper *k) {
   k->first_txid_ns = sl_mono_ns();
 }
 
+/* BOUNDED RTO: how long replaying `bytes` would take at the measured
+ * apply rate, in ms (UINT64_MAX: nothing measured yet); published for the
+ * status file (mu taken). */
+static uint64_t replay_estimate(sl__stream *s, uint64_t bytes) {
+  pthread_mutex_lock(&s->mu);
+  uint64_t ms = s->apply_bytes ? (uint64_t)((double)bytes * (double)s->apply_ns / (double)s->apply_bytes / 1e6)
+                               : UINT64_MAX;
+  if (ms != s->replay_estimate_ms) s->dirty = true;
+  s->replay_estimate_ms = ms;
+  pthread_mutex_unlock(&s->mu);
+  return ms;
+}
+
 static void maybe_snapshot(keeper *k, sl_store *standby, uint64_t applied, uint64_t bytes) {
   sl__stream *s = k->s;
   const sl_receiver_options *o = &s->r->opt;
-  uint64_t now = sl_now_us();
+  uint64_t now = sl_now_us(), replay_ms = replay_estimate(s, bytes);
   bool by_time = o->snapshot_every_s && now - k->snap_us >= o->snapshot_every_s * 1000000u;
   bool by_bytes = o->snapshot_after_bytes && bytes >= o->snapshot_after_bytes;
-  if (!standby || applied <= k->snap_txid || !(by_time || by_bytes) || now < k->snap_retry_us) return;
+  bool by_rto = o->max_replay_s > 0 && replay_ms != UINT64_MAX && (double)replay_ms > o->max_replay_s * 1000;
+  if (!standby || applied <= k->snap_txid || !(by_time || by_bytes || by_rto) || now < k->snap_retry_us) return;
   sl_snapshot_options so = {.cancel = &s->snap_cancel, .keyring = s->r->opt.keyring};
   sl_snapshot snap;
   bool existed;
@@ -495,8 +586,10 @@ static void maybe_snapshot(keeper *k, sl_store *standby, uint64_t applied, uint6
   pthread_mutex_unlock(&s->mu);
   k->snap_txid = snap.txid;
   k->snap_us = now;
+  k->retain_ns = 0; /* an older snapshot may go now */
   sl_diag_info("stream %s: snapshot at txid %llu (%s): %s, %.1f MiB in %.1f s", s->name,
-              (unsigned long long)snap.txid, by_bytes ? "archive grew" : "schedule", snap.path,
+              (unsigned long long)snap.txid,
+              by_rto ? "a restore would replay too long" : by_bytes ? "archive grew" : "schedule", snap.path,
               (double)snap.bytes / (1 << 20), (double)(sl_mono_ns() - t0) / 1e9);
 }
 
@@ -534,6 +627,8 @@ static void *keeper_main(void *arg) {
       else k.synced_applied = applied;
     }
     maybe_snapshot(&k, standby, applied, bytes);
+    retain(&k, standby ? applied : 0);
+    pack_sealed(&k, durable);
     refresh_first_txid(&k);
     pthread_mutex_lock(&s->mu);
     if (!s->stop) {

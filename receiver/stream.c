@@ -108,6 +108,7 @@ static sl__stream *stream_new(sl__receiver *r, const char *name) {
   if (!s) return NULL;
   s->r = r;
   s->notify_fd = -1;
+  s->replay_estimate_ms = UINT64_MAX; /* nothing applied yet */
   snprintf(s->name, sizeof s->name, "%s", name);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);

@@ -48,6 +48,7 @@ static void status_format(const sl__stream *s, char *buf, size_t len) {
            "received=%llu\ndurable=%llu\napplied=%llu\nprimary_committed=%llu\n"
            "primary_time_us=%llu\nlast_commit_us=%llu\napplied_commit_us=%llu\n"
            "behind_since_us=%llu\nbytes=%llu\nbatches=%llu\nupdated_us=%llu\nreachable_time_us=%llu\n"
+           "replay_bytes_per_s=%llu\nreplay_estimate_ms=%lld\nretain_snapshots=%llu\nretain_days=%g\n"
            "base=%s\nerror=%s\n",
            s->name, state_of(s), s->peer, id,
            s->standby ? (s->standby_stopped ? "stopped" : "applying") : "none",
@@ -58,6 +59,9 @@ static void status_format(const sl__stream *s, char *buf, size_t len) {
            (unsigned long long)s->behind_since_us, (unsigned long long)s->bytes,
            (unsigned long long)s->batches, (unsigned long long)sl_now_us(),
            (unsigned long long)s->reachable_us,
+           (unsigned long long)(s->apply_ns ? (uint64_t)((double)s->apply_bytes * 1e9 / (double)s->apply_ns) : 0),
+           s->replay_estimate_ms == UINT64_MAX ? -1LL : (long long)s->replay_estimate_ms,
+           (unsigned long long)s->r->opt.retain_snapshots, s->r->opt.retain_days,
            s->base_receiving ? "receiving" : s->base_txid ? "pending" : "", err);
 }
 
@@ -84,6 +88,9 @@ void sl__stream_load_old_status(sl__stream *s) {
   s->bytes = sl_status_get_u64(text, "bytes");
   s->batches = sl_status_get_u64(text, "batches");
   sl_status_get(text, "peer", s->peer, sizeof s->peer);
+  /* the replay speed measured before, until this run measured its own */
+  s->apply_bytes = sl_status_get_u64(text, "replay_bytes_per_s");
+  s->apply_ns = s->apply_bytes ? 1000000000ull : 0;
 }
 
 /* ---- reading the status of a stream from another process ------------------------------ */
@@ -137,6 +144,12 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
   out->batches = sl_status_get_u64(text, "batches");
   out->updated_us = sl_status_get_u64(text, "updated_us");
   uint64_t applied_commit_us = sl_status_get_u64(text, "applied_commit_us");
+  char est[32] = "";
+  out->replay_bytes_per_s = sl_status_get_u64(text, "replay_bytes_per_s");
+  out->has_replay_estimate = sl_status_get(text, "replay_estimate_ms", est, sizeof est) && est[0] != '-' && est[0];
+  out->replay_estimate_s = out->has_replay_estimate ? (double)strtoull(est, NULL, 10) / 1000 : 0;
+  out->retain_snapshots = sl_status_get_u64(text, "retain_snapshots");
+  out->retain_days = sl_status_get(text, "retain_days", est, sizeof est) ? strtod(est, NULL) : 0;
   out->reachable_time_us = sl__stream_reachable_us(dir);
   uint64_t behind_since = sl_status_get_u64(text, "behind_since_us");
 

@@ -21,6 +21,18 @@
  * disk. A failure stops the pass for that stream, is recorded in
  * upload-status, and the stream is tried again after a backoff (1 s
  * doubling to 30 s) while the other streams go on.
+ *
+ * THE PARTIAL (s3.h, ARCHIVE TIMEOUT): once every sealed segment is up,
+ * (2b) the active segment's durable prefix, when the durable txid moved
+ * past what object storage holds and archive_timeout_s passed since the
+ * last partial: the frames are scanned up to the durable txid (the
+ * reachable time is read before the durable mark, so it never claims a
+ * time whose transactions the partial lacks), the prefix is PUT under a
+ * new name, HEADed, and the manifest published naming it. A quiet stream
+ * (nothing new since) gets only its manifest republished when its
+ * reachable time moved, so a restore to "now" reaches it. The object it
+ * replaces is retired and deleted at the next replacement (or at the next
+ * start's sweep), so a restore that read the older manifest finds it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -53,6 +65,10 @@ typedef struct upstream {
   uint64_t retry_at_ns;
   int backoff_ms;
   uint64_t objects, bytes;
+  uint64_t partial_at_ns;        /* when the last partial was uploaded */
+  uint64_t partial_us;           /* the same, wall clock (upload-status) */
+  char retired[64];              /* a replaced partial's object, deleted at the next replacement */
+  uint64_t retain_ns;            /* when retention last ran */
   char error[256];
 } upstream;
 
@@ -63,6 +79,8 @@ struct sl_uploader {
   sl_s3_url url;
   sl_objstore *s;
   int scan_ms;
+  uint64_t archive_timeout_ns;
+  sl_prune_options retain;       /* keep_snapshots, keep_days (RETENTION) */
   upstream *streams;
   size_t nstreams;
 };
@@ -118,8 +136,10 @@ static int publish(sl_uploader *u, upstream *st, const char *sdir) {
   return rc;
 }
 
-/* PUT the file, then HEAD it: the object must hold the file's size and CRC32C. */
-static int put_verified(sl_uploader *u, upstream *st, const char *path, const char *key, sl_rx_s3_entry *e) {
+/* PUT the file (its first `prefix` bytes; 0: all of it), then HEAD it: the
+ * object must hold that size and CRC32C. */
+static int put_verified(sl_uploader *u, upstream *st, const char *path, uint64_t prefix, const char *key,
+                        sl_rx_s3_entry *e) {
   struct stat sb;
   sl_obj_info info;
   int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
@@ -129,7 +149,7 @@ static int put_verified(sl_uploader *u, upstream *st, const char *path, const ch
     if (fd >= 0) close(fd);
     return rc;
   }
-  e->bytes = (uint64_t)sb.st_size;
+  e->bytes = prefix ? SL_MIN(prefix, (uint64_t)sb.st_size) : (uint64_t)sb.st_size;
   rc = sl_objstore_put_file(u->s, key, fd, e->bytes, &e->crc32c);
   close(fd);
   if (rc || (rc = sl_objstore_head(u->s, key, &info))) return rc;
@@ -201,17 +221,189 @@ static int load_manifest(sl_uploader *u, upstream *st, const char *sdir, const u
   return 0;
 }
 
+static uint64_t sealed_txid(const upstream *st) {
+  return st->m.nsegs ? st->m.segs[st->m.nsegs - 1].last_txid : 0;
+}
+
+static uint64_t uploaded_txid(const upstream *st) {
+  return SL_MAX(sealed_txid(st), st->m.has_partial ? st->m.partial.last_txid : 0);
+}
+
 static int write_status(const char *sdir, const upstream *st, uint64_t durable, uint64_t pending_bytes,
                         uint64_t pending_files) {
   char path[4200], text[1024];
-  uint64_t up = st->m.nsegs ? st->m.segs[st->m.nsegs - 1].last_txid : 0;
+  uint64_t up = uploaded_txid(st);
   snprintf(path, sizeof path, "%s/" SL_RX_S3_UPLOAD_STATUS, sdir);
   snprintf(text, sizeof text,
-           "uploaded_txid=%" PRIu64 "\nlag_tx=%" PRIu64 "\npending_bytes=%" PRIu64 "\npending_files=%" PRIu64
+           "uploaded_txid=%" PRIu64 "\nsealed_txid=%" PRIu64 "\npartial_us=%" PRIu64 "\nlag_tx=%" PRIu64
+           "\npending_bytes=%" PRIu64 "\npending_files=%" PRIu64
            "\nobjects=%" PRIu64 "\nbytes=%" PRIu64 "\nupdated_us=%" PRIu64 "\nerror=%s\n",
-           up, durable > up ? durable - up : 0, pending_bytes, pending_files, st->objects, st->bytes, sl_now_us(),
-           st->error);
+           up, sealed_txid(st), st->m.has_partial ? st->partial_us : 0, durable > up ? durable - up : 0,
+           pending_bytes, pending_files, st->objects, st->bytes, sl_now_us(), st->error);
   return sl_status_write(path, text);
+}
+
+/* Delete a retired partial object (a failure only leaves it for the next
+ * start's sweep). */
+static void drop_object(sl_uploader *u, upstream *st, const char *object) {
+  char key[2048];
+  if (!object[0]) return;
+  sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "archive", object);
+  if (sl_objstore_delete(u->s, key) && !atomic_load(&u->stop))
+    sl_diag_warn("stream %s: s3://%s/%s: cannot delete this retired partial segment", st->name, u->url.bucket, key);
+}
+
+/* The first start's sweep: *.partial objects the manifest does not name. */
+static int sweep_partials(sl_uploader *u, upstream *st) {
+  char prefix[2048], **keys = NULL;
+  size_t n = 0;
+  sl_rx_s3_key(prefix, sizeof prefix, u->url.prefix, st->name, "archive", "");
+  int rc = sl_objstore_list(u->s, prefix, &keys, &n);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const char *name = base_name(keys[i]);
+    size_t len = strlen(name);
+    if (len > 8 && !strcmp(name + len - 8, ".partial") && !(st->m.has_partial && !strcmp(st->m.partial.object, name)))
+      drop_object(u, st, name);
+  }
+  sl_objstore_free_list(keys, n);
+  return rc;
+}
+
+/* (2b) the durable prefix of the active segment seg (THE PARTIAL). */
+static int upload_partial(sl_uploader *u, upstream *st, const char *sdir, const char *archive, const sl_seg_info *seg) {
+  char key[2048];
+  sl_log_reader *r = NULL;
+  sl_frame f;
+  uint64_t reachable = sl__stream_reachable_us(sdir), durable = 0, end = 0;
+  sl_rx_s3_entry e = {.first_txid = seg->first_txid, .last_txid = seg->first_txid - 1};
+  int rc = sl_log_read_durable_mark(archive, &durable);
+  if (rc) return rc;
+  if (st->m.has_partial && st->m.partial.first_txid == seg->first_txid && st->m.partial.last_txid == durable) {
+    /* A quiet stream: nothing new, but time went on (heartbeats), and a
+     * restore to now should reach it: the manifest alone is republished. */
+    if (reachable + 1 <= st->m.partial.next_commit_us) return 0;
+    uint64_t was = st->m.partial.next_commit_us;
+    st->m.partial.next_commit_us = reachable + 1;
+    if ((rc = publish(u, st, sdir))) st->m.partial.next_commit_us = was;
+    else st->partial_at_ns = sl_mono_ns();
+    return rc;
+  }
+  sl_log_reader_options ro = {.max_txid = durable, .tolerate_tail = true};
+  if ((rc = sl_log_reader_open(archive, seg->first_txid, &ro, &r))) return rc;
+  while ((rc = sl_log_reader_next(r, &f)) == 0 && f.segno == seg->segno) {
+    if (f.txid == e.first_txid) e.first_commit_us = f.commit_us;
+    e.last_txid = f.txid;
+    e.last_commit_us = f.commit_us;
+    end = f.offset + SL_FRAME_HEADER_SIZE + f.payload_len;
+  }
+  sl_log_reader_close(r);
+  if (rc && rc != SL_EEND) return rc;
+  if (e.last_txid < e.first_txid || (st->m.has_partial && e.last_txid <= st->m.partial.last_txid)) return 0;
+  /* Every time before next_commit_us is covered: up to the reachable time
+   * when the prefix holds all that was durable after it was read, else up
+   * to the last commit (a later txid may share its time). */
+  e.next_commit_us = e.last_txid == durable ? SL_MAX(reachable + 1, e.last_commit_us) : e.last_commit_us;
+  snprintf(e.object, sizeof e.object, "%" PRIu64 "-%" PRIu64 ".partial", seg->segno, e.last_txid);
+  sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "archive", e.object);
+  if ((rc = put_verified(u, st, seg->path, end, key, &e))) return rc;
+  sl_rx_s3_entry was = st->m.partial;
+  bool had = st->m.has_partial;
+  st->m.partial = e;
+  st->m.has_partial = true;
+  if ((rc = publish(u, st, sdir))) {
+    st->m.partial = was;
+    st->m.has_partial = had;
+    drop_object(u, st, e.object);
+    return rc;
+  }
+  st->partial_at_ns = sl_mono_ns();
+  st->partial_us = sl_now_us();
+  drop_object(u, st, st->retired);
+  snprintf(st->retired, sizeof st->retired, "%s", had ? was.object : "");
+  sl_diag_info("stream %s: txids %" PRIu64 "..%" PRIu64 " of the active segment uploaded as %s", st->name,
+               e.first_txid, e.last_txid, key);
+  return 0;
+}
+
+static bool local_gone(const char *sdir, const char *sub, const char *name) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/%s/%s", sdir, sub, name);
+  return access(path, F_OK) != 0 && errno == ENOENT;
+}
+
+static int by_txid(const void *a, const void *b) {
+  const sl_snapshot *x = a, *y = b;
+  return x->txid < y->txid ? -1 : x->txid > y->txid;
+}
+
+/* RETENTION (s3.h): drop what the rules let go and the receiver no longer
+ * keeps; publish; then delete the objects. */
+static int retain_objects(sl_uploader *u, upstream *st, const char *sdir) {
+  sl_rx_s3_manifest *m = &st->m;
+  sl_snapshot *sv = m->nsnaps ? calloc(m->nsnaps, sizeof *sv) : NULL;
+  bool *keep = m->nsnaps ? calloc(m->nsnaps, sizeof *keep) : NULL;
+  sl_rx_s3_entry *segs = NULL, *snaps = NULL;
+  size_t nsegs = 0, nsnaps = 0, drop_segs = 0;
+  int rc = 0;
+  if (!m->nsnaps) goto out; /* no base: nothing below one */
+  if (!sv || !keep) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < m->nsnaps; i++) /* .bytes: the entry's index */
+    sv[i] = (sl_snapshot){.txid = m->snaps[i].txid, .created_us = m->snaps[i].created_us, .bytes = i};
+  qsort(sv, m->nsnaps, sizeof *sv, by_txid);
+  sl__prune_choose_kept(sv, m->nsnaps, &u->retain, keep);
+  if (!(snaps = calloc(m->nsnaps, sizeof *snaps))) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  uint64_t oldest = UINT64_MAX;
+  for (size_t k = 0; k < m->nsnaps; k++) {
+    const sl_rx_s3_entry *e = &m->snaps[sv[k].bytes];
+    if (!keep[k] && local_gone(sdir, SL_STREAM_SNAPSHOTS, e->name)) continue;
+    snaps[nsnaps++] = *e;
+    oldest = SL_MIN(oldest, e->txid);
+  }
+  while (drop_segs + 1 < m->nsegs && m->segs[drop_segs].last_txid <= oldest &&
+         local_gone(sdir, SL_STREAM_ARCHIVE, m->segs[drop_segs].name))
+    drop_segs++;
+  if (nsnaps == m->nsnaps && !drop_segs) goto out;
+  nsegs = m->nsegs - drop_segs;
+  if (nsegs && !(segs = malloc(nsegs * sizeof *segs))) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  if (nsegs) memcpy(segs, m->segs + drop_segs, nsegs * sizeof *segs);
+  sl_rx_s3_manifest was = *m;
+  m->segs = segs, m->nsegs = nsegs, m->snaps = snaps, m->nsnaps = nsnaps;
+  if ((rc = publish(u, st, sdir))) {
+    m->segs = was.segs, m->nsegs = was.nsegs, m->snaps = was.snaps, m->nsnaps = was.nsnaps;
+    free(segs);
+    goto out;
+  }
+  snaps = NULL;
+  char key[2048];
+  for (size_t i = 0; i < drop_segs; i++) {
+    sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "archive", was.segs[i].name);
+    if (sl_objstore_delete(u->s, key)) sl_diag_warn("stream %s: s3://%s/%s: expired, not deleted", st->name, u->url.bucket, key);
+  }
+  for (size_t i = 0; i < was.nsnaps; i++) {
+    bool kept = false;
+    for (size_t k = 0; k < nsnaps && !kept; k++) kept = !strcmp(m->snaps[k].name, was.snaps[i].name);
+    if (kept) continue;
+    sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "snapshots", was.snaps[i].name);
+    if (sl_objstore_delete(u->s, key)) sl_diag_warn("stream %s: s3://%s/%s: expired, not deleted", st->name, u->url.bucket, key);
+  }
+  sl_diag_info("stream %s: retention in object storage: %zu segments and %zu snapshots expired", st->name, drop_segs,
+               was.nsnaps - nsnaps);
+  free(was.segs);
+  free(was.snaps);
+out:
+  free(sv);
+  free(keep);
+  free(snaps);
+  return rc;
 }
 
 static int sync_stream(sl_uploader *u, upstream *st) {
@@ -231,7 +423,7 @@ static int sync_stream(sl_uploader *u, upstream *st) {
   if (!st->loaded && (rc = load_manifest(u, st, sdir, store_id))) goto out;
   if (!st->swept) { /* what a killed receiver left half sent */
     sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "", "");
-    if ((rc = sl_objstore_abort_uploads(u->s, key, NULL))) goto out;
+    if ((rc = sl_objstore_abort_uploads(u->s, key, NULL)) || (rc = sweep_partials(u, st))) goto out;
     st->swept = true;
   }
   for (size_t i = 0; i < nseg; i++) {
@@ -249,17 +441,34 @@ static int sync_stream(sl_uploader *u, upstream *st) {
       continue;
     }
     sl_rx_s3_entry e = {.first_txid = segs[i].first_txid, .last_txid = segs[i + 1].first_txid - 1};
+    uint64_t plain, packed;
+    if ((rc = sl_log_seg_pack(segs[i].path, &plain, &packed))) continue; /* the keeper may not have yet */
     sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "archive", base_name(segs[i].path));
-    if ((rc = segment_times(archive, &e)) || (rc = put_verified(u, st, segs[i].path, key, &e)) ||
+    if ((rc = segment_times(archive, &e)) || (rc = put_verified(u, st, segs[i].path, 0, key, &e)) ||
         (rc = sl_rx_s3_manifest_add(&st->m, true, &e)))
       continue;
+    /* the sealed segment covers the partial of its prefix */
+    bool covers = st->m.has_partial && st->m.partial.first_txid <= e.last_txid;
+    st->m.has_partial = st->m.has_partial && !covers;
     if ((rc = publish(u, st, sdir))) {
       st->m.nsegs--; /* not confirmed: tried again */
+      st->m.has_partial = st->m.has_partial || covers;
       continue;
+    }
+    if (covers) {
+      drop_object(u, st, st->retired);
+      snprintf(st->retired, sizeof st->retired, "%s", st->m.partial.object);
     }
     pending_bytes -= segs[i].size;
     pending_files--;
   }
+  const sl_seg_info *active = &segs[nseg - 1];
+  bool caught_up = st->m.nsegs ? sealed_txid(st) + 1 == active->first_txid : nseg == 1;
+  bool grew = durable > SL_MAX(uploaded_txid(st), active->first_txid - 1);
+  bool quiet = st->m.has_partial && st->m.partial.first_txid == active->first_txid;
+  if (rc == 0 && u->archive_timeout_ns && caught_up && (grew || quiet) &&
+      (!st->partial_at_ns || sl_mono_ns() - st->partial_at_ns >= u->archive_timeout_ns) && !atomic_load(&u->stop))
+    rc = upload_partial(u, st, sdir, archive, active);
   if (sl_snapshot_list(snaps, store_id, &sn, &nsn) == 0) {
     for (size_t i = 0; i < nsn; i++) {
       const char *name = base_name(sn[i].path);
@@ -271,7 +480,7 @@ static int sync_stream(sl_uploader *u, upstream *st) {
       if (rc || atomic_load(&u->stop)) continue;
       sl_rx_s3_entry e = {.txid = sn[i].txid, .commit_us = sn[i].commit_us, .created_us = sn[i].created_us};
       sl_rx_s3_key(key, sizeof key, u->url.prefix, st->name, "snapshots", name);
-      if ((rc = put_verified(u, st, sn[i].path, key, &e)) || (rc = sl_rx_s3_manifest_add(&st->m, false, &e))) continue;
+      if ((rc = put_verified(u, st, sn[i].path, 0, key, &e)) || (rc = sl_rx_s3_manifest_add(&st->m, false, &e))) continue;
       if ((rc = publish(u, st, sdir))) {
         st->m.nsnaps--;
         continue;
@@ -279,6 +488,11 @@ static int sync_stream(sl_uploader *u, upstream *st) {
       pending_bytes -= sn[i].bytes;
       pending_files--;
     }
+  }
+  if (rc == 0 && (u->retain.keep_snapshots || u->retain.keep_days > 0) && !atomic_load(&u->stop) &&
+      (!st->retain_ns || sl_mono_ns() - st->retain_ns >= 10000000000ull)) {
+    st->retain_ns = sl_mono_ns();
+    rc = retain_objects(u, st, sdir);
   }
 out:
   if (rc) snprintf(st->error, sizeof st->error, "%s", sl_strerror(rc));
@@ -349,6 +563,9 @@ int sl_upload_start(const sl_upload_options *o, sl_uploader **out) {
   }
   snprintf(u->data_dir, sizeof u->data_dir, "%s", o->data_dir);
   u->scan_ms = o->scan_ms > 0 ? o->scan_ms : 1000;
+  u->archive_timeout_ns = o->archive_timeout_s * 1000000000ull;
+  u->retain = (sl_prune_options){.keep_snapshots = o->retain_snapshots, .keep_days = o->retain_days};
+  if (u->archive_timeout_ns) u->scan_ms = (int)SL_MIN((uint64_t)u->scan_ms, o->archive_timeout_s * 1000);
   atomic_init(&u->stop, false);
   sl_objstore_options so = {.endpoint = o->endpoint, .region = o->region, .bucket = u->url.bucket,
                             .cancel = &u->stop};
@@ -384,6 +601,8 @@ int sl_upload_status_read(const char *data_dir, const char *stream, sl_upload_st
   if (rc) return rc == -ENOENT ? 0 : rc;
   out->present = true;
   out->uploaded_txid = sl_status_get_u64(text, "uploaded_txid");
+  out->sealed_txid = sl_status_get_u64(text, "sealed_txid");
+  out->partial_us = sl_status_get_u64(text, "partial_us");
   out->lag_tx = sl_status_get_u64(text, "lag_tx");
   out->pending_bytes = sl_status_get_u64(text, "pending_bytes");
   out->pending_files = sl_status_get_u64(text, "pending_files");

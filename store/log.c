@@ -217,7 +217,7 @@ int sl__log_seg_read_header(int fd, const char *path, sl_seg_header *h) {
     sl_diag_error("%s: segment header: %s", path, sl_strerror(rc));
     return rc;
   }
-  if (h->flags & ~SL_SEG_F_SEALED) {
+  if (h->flags & ~(SL_SEG_F_SEALED | SL_SEG_F_LZ4)) {
     sl_diag_error("%s: segment flags 0x%" PRIx32 " are not supported", path, h->flags);
     return SL_EVERSION;
   }
@@ -688,7 +688,8 @@ int sl_log_truncate(const char *logdir, uint64_t last_txid) {
     goto out;
   }
   k = seg_holding(segs, n, last_txid + 1);
-  if ((rc = sl__log_iter_open(&it, segs[k].path, O_RDWR))) goto out;
+  /* a packed segment is cut as the plain file it was */
+  if ((rc = sl__log_seg_unpack_file(segs[k].path)) || (rc = sl__log_iter_open(&it, segs[k].path, O_RDWR))) goto out;
   while (it.next_txid <= last_txid && (rc = sl__log_iter_frame(&it, &f)) == 0) continue;
   if (it.next_txid <= last_txid) {
     sl_diag_error("%s: ends before txid %" PRIu64, it.s.path, last_txid);

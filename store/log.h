@@ -16,6 +16,7 @@
  *   10  2  header length (128)
  *   12  4  flags: bit 0 SL_SEG_F_SEALED = every frame's payload is a
  *          sealed transaction under the key named at 64 (SEALED FRAMES);
+ *          bit 1 SL_SEG_F_LZ4 = a packed segment (PACKED SEGMENTS);
  *          other bits zero (a reader refuses bits it does not know)
  *   16 16  store id (random, fixed at sl_store_create)
  *   32  8  segment number
@@ -43,6 +44,14 @@
  * only whole frames; the active segment grows until appending the next frame
  * would pass the segment size, then a new segment starts (a frame larger than
  * the segment size gets a segment of its own).
+ *
+ * PACKED SEGMENTS (receivers' archives; log_pack.c)
+ *   A sealed segment may be stored packed: its header (flag SL_SEG_F_LZ4)
+ *   followed by one LZ4 frame (lz4frame format, content size and content
+ *   checksum present) whose content is every byte the plain file held
+ *   after its header. Readers unpack it whole and read the frames at the
+ *   offsets they had; the newest segment (the one appended to) is never
+ *   packed. Shiplog before packing refuses such a file by its flag.
  *
  * LINEAGE (failover)
  *   Every transaction carries the epoch it was committed in (0 until the
@@ -147,6 +156,7 @@
 #define SL_DURABLE_MARK_SIZE 32
 #define SL_DURABLE_MARK_FILE "durable"   /* LOGDIR/durable (DURABLE MARK) */
 #define SL_SEG_F_SEALED 0x1u
+#define SL_SEG_F_LZ4 0x2u
 
 typedef struct sl_log sl_log;
 typedef struct sl_log_reader sl_log_reader;
@@ -379,6 +389,17 @@ void sl_log_reader_close(sl_log_reader *r);
 /* Find the first txid whose commit time is > since_us (for --since), by
  * scanning segment headers then frames. *txid = next txid if none. */
 int sl_log_find_after_time(const char *logdir, uint64_t since_us, uint64_t *txid);
+
+/* Pack the sealed segment at path (PACKED SEGMENTS): every frame checked,
+ * then written packed beside it and renamed over it. Nothing is done (0)
+ * to a segment packed already, one of sealed frames, or one that would not
+ * shrink. *plain_bytes / *packed_bytes: its size before and after (0 when
+ * nothing was done). SL_ECORRUPT (logged, naming file and offset) for a
+ * damaged frame, -errno. Only for a segment nothing appends to. */
+int sl_log_seg_pack(const char *path, uint64_t *plain_bytes, uint64_t *packed_bytes);
+/* The size seg's file has (or had, packed) plain: what replaying it reads;
+ * the file size when its header cannot be read. */
+uint64_t sl_log_seg_plain_size(const sl_seg_info *seg);
 
 /* Lag in bytes (`shiplog status`, metrics): the bytes of LOGDIR's frames
  * after txid `after`, from that frame's offset to the end of the newest

@@ -106,6 +106,7 @@ typedef struct seg_scan {
   size_t cap;
   uint64_t buf_off; /* file offset of buf[0] */
   size_t buf_len;
+  bool packed;      /* log_pack.c: buf holds the whole unpacked segment, size its length */
 } seg_scan;
 
 typedef struct seg_iter {
@@ -128,5 +129,10 @@ int sl__log_iter_open(seg_iter *it, const char *path, int flags);
 int sl__log_iter_frame(seg_iter *it, sl_frame *f);
 /* Report the bad frame an iterator stopped at as corruption. */
 int sl__log_iter_corrupt(const seg_iter *it, const char *why);
+/* log_pack.c: unpack s's packed segment (header h) into s->buf, whole;
+ * SL_ECORRUPT (logged) when it does not unpack. */
+int sl__log_unpack(seg_scan *s, const sl_seg_header *h);
+/* Rewrite a packed segment plain (before sl_log_truncate cuts it). */
+int sl__log_seg_unpack_file(const char *path);
 
 #endif

@@ -26,6 +26,7 @@
 
 static int scan_refresh(seg_scan *s) {
   struct stat st;
+  if (s->packed) return 0; /* whole in the buffer, never growing */
   if (fstat(s->fd, &st)) {
     int rc = -errno;
     sl_diag_error("stat %s: %s", s->path, sl_strerror(rc));
@@ -77,13 +78,15 @@ void sl__log_scan_close(seg_scan *s) {
 int sl__log_iter_open(seg_iter *it, const char *path, int flags) {
   int rc;
   it->s.buf_len = 0;
+  it->s.packed = false;
   snprintf(it->s.path, sizeof it->s.path, "%s", path);
   if ((it->s.fd = open(path, flags | O_CLOEXEC)) < 0) {
     rc = -errno;
     sl_diag_error("open %s: %s", path, sl_strerror(rc));
     return rc;
   }
-  if ((rc = sl__log_seg_read_header(it->s.fd, path, &it->h)) || (rc = scan_refresh(&it->s))) {
+  if ((rc = sl__log_seg_read_header(it->s.fd, path, &it->h)) ||
+      (rc = it->h.flags & SL_SEG_F_LZ4 ? sl__log_unpack(&it->s, &it->h) : scan_refresh(&it->s))) {
     sl__log_scan_close(&it->s);
     return rc;
   }

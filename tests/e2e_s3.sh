@@ -53,7 +53,9 @@ s3curl() { # METHOD KEY [curl args...]: the object KEY of the bucket
 }
 
 RX_TIMEOUT_MS=3000
-RX_ARGS=(--segment-size 64K --snapshot-after-bytes 384K --insecure --archive-to "$URL")
+# (--archive-timeout 0: sealed segments only, whose manifest this script checks;
+# e2e_retention.sh tests the partial segment)
+RX_ARGS=(--segment-size 64K --snapshot-after-bytes 384K --insecure --archive-to "$URL" --archive-timeout 0)
 st() { "$BIN" status --data "$D" --stream s --json 2>/dev/null | jq -r ".streams[0].$1 // 0"; }
 wait_for() { # SECONDS DESCRIPTION CMD...: until CMD succeeds
   local deadline=$((SECONDS + $1)) desc=$2

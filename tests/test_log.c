@@ -364,7 +364,7 @@ static void log_create_and_open_refusals(void **state) {
     bool fix_crc;
     int rc;
   } cases[] = {{0, 'X', true, SL_ENOTLOG}, {8, 9, true, SL_EVERSION},
-               {40, 0x77, false, SL_ECORRUPT}, {12, 2, true, SL_EVERSION} /* unknown flag */,
+               {40, 0x77, false, SL_ECORRUPT}, {12, 4, true, SL_EVERSION} /* unknown flag */,
                {12, 1, true, SL_ECORRUPT} /* sealed without a key id */};
   for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
     memcpy(bad, orig, sizeof bad);
@@ -1257,6 +1257,89 @@ static void log_prune_faults(void **state) {
 }
 #endif
 
+/* PACKED SEGMENTS: sealed segments packed in place read as before (frames,
+ * offsets, lineage, time search, truncation); the newest is never touched;
+ * a damaged packed file or a damaged frame before packing is SL_ECORRUPT. */
+static void log_pack(void **state) {
+  (void)state;
+  char *dir = new_log("log_pack", 4096);
+  sl_log *log;
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  append_range(log, 1, 120);
+  assert_int_equal(sl_log_wait_durable(log, 120), 0);
+  sl_log_close(log);
+  sl_seg_info *segs;
+  size_t n;
+  assert_int_equal(sl_log_list(dir, &segs, &n), 0);
+  assert_true(n >= 4);
+  uint64_t cs_before, cs_after, plain, packed, offsets[121] = {0};
+  assert_int_equal(sl_log_checksum_at(dir, 77, &cs_before), 0);
+  sl_log_reader *r;
+  sl_frame f;
+  sl_log_reader_options ro = {.tolerate_tail = false};
+  assert_int_equal(sl_log_reader_open(dir, 1, &ro, &r), 0);
+  for (uint64_t t = 1; t <= 120; t++) {
+    assert_int_equal(sl_log_reader_next(r, &f), 0);
+    offsets[t] = f.offset;
+  }
+  sl_log_reader_close(r);
+  for (size_t i = 0; i + 1 < n; i++) {
+    assert_int_equal(sl_log_seg_pack(segs[i].path, &plain, &packed), 0);
+    assert_int_equal(plain, segs[i].size);
+    assert_true(packed > 0 && packed < plain); /* the padding compresses */
+    sl_seg_info packed_info = segs[i];
+    packed_info.size = packed;
+    assert_int_equal(sl_log_seg_plain_size(&packed_info), plain);
+    assert_int_equal(sl_log_seg_pack(segs[i].path, &plain, &packed), 0); /* packed already */
+    assert_int_equal(packed, 0);
+  }
+  assert_int_equal(file_size(segs[n - 1].path), segs[n - 1].size);
+  free(segs);
+  assert_int_equal(sl_log_reader_open(dir, 1, &ro, &r), 0);
+  for (uint64_t t = 1; t <= 120; t++) {
+    assert_int_equal(sl_log_reader_next(r, &f), 0);
+    check_frame(&f, t);
+    assert_int_equal(f.offset, offsets[t]);
+  }
+  assert_int_equal(sl_log_reader_next(r, &f), SL_EEND);
+  sl_log_reader_close(r);
+  assert_int_equal(sl_log_checksum_at(dir, 77, &cs_after), 0);
+  assert_int_equal(cs_after, cs_before);
+  uint64_t txid;
+  assert_int_equal(sl_log_find_after_time(dir, tcommit(40), &txid), 0);
+  assert_int_equal(txid, 41);
+  /* reopened for writing: recovery reads the packed previous segment */
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  append_range(log, 121, 125);
+  sl_log_close(log);
+  /* truncation into a packed segment cuts it as the plain file */
+  assert_int_equal(sl_log_truncate(dir, 30), 0);
+  assert_int_equal(sl_log_reader_open(dir, 1, &ro, &r), 0);
+  for (uint64_t t = 1; t <= 30; t++) {
+    assert_int_equal(sl_log_reader_next(r, &f), 0);
+    check_frame(&f, t);
+  }
+  assert_int_equal(sl_log_reader_next(r, &f), SL_EEND);
+  sl_log_reader_close(r);
+
+  free(dir);
+  /* damage: a byte of a packed file; a frame of a segment to pack */
+  dir = new_log("log_pack_damage", 4096);
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  append_range(log, 1, 120);
+  sl_log_close(log);
+  char *s1 = seg_file(dir, 1), *s2 = seg_file(dir, 2);
+  assert_int_equal(sl_log_seg_pack(s1, &plain, &packed), 0);
+  xor_byte(s1, packed - 10, 0x40);
+  ro.tolerate_tail = true;
+  assert_int_equal(sl_log_reader_open(dir, 1, &ro, &r), SL_ECORRUPT);
+  xor_byte(s2, SL_SEG_HEADER_SIZE + 20, 0x40);
+  assert_int_equal(sl_log_seg_pack(s2, &plain, &packed), SL_ECORRUPT);
+  free(s1);
+  free(s2);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(log_frame_codec),
@@ -1280,6 +1363,7 @@ int main(void) {
       cmocka_unit_test(log_write_failure_tears_frame),
       cmocka_unit_test(log_rotation_faults),
       cmocka_unit_test(log_prune_faults),
+      cmocka_unit_test(log_pack),
 #endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -149,6 +149,47 @@ static void test_manifest(void **state) {
   sl_rx_s3_manifest_free(&m);
 }
 
+/* The partial segment (s3.h, ARCHIVE TIMEOUT): kept apart from the sealed
+ * segments in the manifest, never confirming a segment for retention,
+ * taken into the segments by readers only when it continues them. */
+static void test_manifest_partial(void **state) {
+  (void)state;
+  const char *sdir = tu_tmpdir("objstore_partial");
+  sl_rx_s3_manifest m = sample(), d;
+  m.has_partial = true;
+  m.partial = (sl_rx_s3_entry){.bytes = 900, .crc32c = 0x1234, .first_txid = 301, .last_txid = 340,
+                               .first_commit_us = 40, .last_commit_us = 50, .next_commit_us = 77};
+  snprintf(m.partial.name, sizeof m.partial.name, "%020d.seg", 4);
+  snprintf(m.partial.object, sizeof m.partial.object, "4-340.partial");
+  char *text;
+  OK(sl_rx_s3_manifest_encode(&m, &text));
+  OK(sl_rx_s3_manifest_decode(text, strlen(text), &d));
+  assert_true(d.has_partial);
+  assert_memory_equal(&d.partial, &m.partial, sizeof m.partial);
+  assert_int_equal(d.nsegs, 3);
+  OK(sl_rx_s3_manifest_take_partial(&d));
+  assert_false(d.has_partial);
+  assert_int_equal(d.nsegs, 4);
+  assert_string_equal(d.segs[3].object, "4-340.partial");
+  assert_int_equal(d.segs[3].next_commit_us, 77);
+  sl_rx_s3_manifest_free(&d);
+  OK(sl_write_file_atomic(sdir, SL_RX_S3_LOCAL_MANIFEST, text, strlen(text)));
+  assert_false(sl__upload_confirmed(sdir, "/x/archive/00000000000000000004.seg"));
+  /* a stale partial (a sealed segment covers it) is dropped */
+  OK(sl_rx_s3_manifest_decode(text, strlen(text), &d));
+  d.partial.first_txid = 201;
+  OK(sl_rx_s3_manifest_take_partial(&d));
+  assert_int_equal(d.nsegs, 3);
+  sl_rx_s3_manifest_free(&d);
+  /* its object must be a partial's name */
+  char *p = strstr(text, "4-340.partial"), edited[8192];
+  assert_non_null(p);
+  snprintf(edited, sizeof edited, "%.*s../x.partial%s", (int)(p - text), text, p + strlen("4-340.partial"));
+  ERR(SL_ECORRUPT, sl_rx_s3_manifest_decode(edited, strlen(edited), &d));
+  free(text);
+  sl_rx_s3_manifest_free(&m);
+}
+
 /* Retention asks upload.json; a stream never archived to S3 has none. */
 static void test_confirmed(void **state) {
   (void)state;
@@ -172,7 +213,7 @@ static void test_confirmed(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_url),      cmocka_unit_test(test_layout),    cmocka_unit_test(test_config),
-      cmocka_unit_test(test_manifest), cmocka_unit_test(test_confirmed),
+      cmocka_unit_test(test_manifest), cmocka_unit_test(test_manifest_partial), cmocka_unit_test(test_confirmed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,12 @@ mkdir -p "$C"/{log,msg,batch,dump,mutation,import_jsonl,import_csv,sealed,value,
 segs=("$T"/s/log/*.seg)
 head -c 4096 "${segs[0]}" >"$C/log/segment"
 tail -c +129 "${segs[0]}" | head -c 600 >"$C/log/frames"
+# packed segments (store/log.h PACKED SEGMENTS): what follows the header
+mkdir -p "$C/pack"
+if command -v lz4 >/dev/null; then
+  head -c 4096 "${segs[0]}" | tail -c +129 | lz4 -c --content-size >"$C/pack/segment"
+  head -c 1000 "${segs[0]}" | tail -c +129 | lz4 -c --content-size >"$C/pack/cut-frame"
+fi
 
 # Mutation lines: the spec's examples and generated lines, a few per seed.
 cat >"$C/mutation/spec" <<'M'

@@ -30,9 +30,9 @@
     if (rc_) return rc_;   \
   } while (0)
 
-int row_stabilize(qctx *q, qarena *a) {
-  for (int i = 0; i < q->stmt->nslots; i++)
-    if (qv_copy(a, &q->row[i], &q->row[i])) return qerr_oom(q);
+int row_stabilize(qctx *q, qarena *a, const int *live, int nlive) {
+  for (int i = 0; i < nlive; i++)
+    if (qv_copy(a, &q->row[live[i]], &q->row[live[i]])) return qerr_oom(q);
   return 0;
 }
 
@@ -140,11 +140,12 @@ static int match_next(qctx *q, qop *op) {
       rc = pull(q, op->child);
       if (rc <= 0) return rc;
       qa_reset(&o->in);
-      TRY(row_stabilize(q, &o->in));
+      TRY(row_stabilize(q, &o->in, o->c->live_in, o->c->nlive_in));
       TRY(qmatch_reset(q, o->m));
       o->have_input = true;
       o->emitted = false;
     }
+    qa_reset(&q->tmp); /* the last candidate's temporaries (the input row is in o->in) */
     rc = qmatch_next(q, o->m);
     if (rc < 0) return rc;
     if (rc == 1) {
@@ -194,7 +195,7 @@ static int unwind_next(qctx *q, qop *op) {
     qa_reset(&o->in);
     qv v;
     TRY(q_eval(q, o->c->expr, &v));
-    TRY(row_stabilize(q, &o->in));
+    TRY(row_stabilize(q, &o->in, o->c->live_in, o->c->nlive_in));
     if (qv_copy(&o->in, &v, &v)) return qerr_oom(q);
     if (v.kind == SL_NULL) continue;
     if (v.kind != SL_QLIST) {
@@ -506,7 +507,7 @@ static int sort_next(qctx *q, qop *op) {
     }
     if (rc < 0) return rc;
     sort_clause = c;
-    qsort(o->rows, o->n, sizeof *o->rows, srow_cmp);
+    if (o->n) qsort(o->rows, o->n, sizeof *o->rows, srow_cmp);
     o->built = true;
   }
   if (o->pos == o->n) return 0;
@@ -535,7 +536,7 @@ static int page_count(qctx *q, qexpr *e, int64_t *out) {
     size_t n = 0;
     const char *t = qv_text(q, &q->tmp, &v, &n);
     snprintf(buf, sizeof buf, "%.*s", (int)n, t ? t : "?");
-    return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "Invalid input. '%s' is not a valid value. Must be a non-negative integer.", buf);
+    return qerr(q, SL_EINVAL, ST_SYNTAX, e->line, e->col, "Invalid input. '%s' is not a valid value. Must be a non-negative integer.", buf);
   }
   *out = v.u.v.u.i;
   return 0;
@@ -550,7 +551,13 @@ static int page_next(qctx *q, qop *op) {
     if (o->c->limit) TRY(page_count(q, o->c->limit, &o->limit));
   }
   for (;;) {
-    if (o->limit >= 0 && o->given >= o->limit) return 0;
+    if (o->limit >= 0 && o->given >= o->limit) {
+      /* a statement's writes happen whatever its LIMIT keeps */
+      int rc = 0;
+      while (q->stmt->writes && (rc = pull(q, op->child)) == 1) {
+      }
+      return rc < 0 ? rc : 0;
+    }
     int rc = pull(q, op->child);
     if (rc <= 0) return rc;
     if (o->seen++ < o->skip) continue;
@@ -589,7 +596,7 @@ typedef struct op_write {
   qmatch *m;
 } op_write;
 
-static int keep_row(qctx *q, qarena *a, qv ***rows, size_t *n, size_t *cap) {
+static int keep_row(qctx *q, qarena *a, qv ***rows, size_t *n, size_t *cap, const int *live, int nlive) {
   if (*n == *cap) {
     size_t ncap = *cap ? *cap * 2 : 64;
     qv **nr = qa_alloc(a, sizeof *nr * ncap);
@@ -600,8 +607,9 @@ static int keep_row(qctx *q, qarena *a, qv ***rows, size_t *n, size_t *cap) {
   }
   qv *r = qa_alloc(a, sizeof *r * (size_t)q->stmt->nslots);
   if (!r) return qerr_oom(q);
-  for (int i = 0; i < q->stmt->nslots; i++)
-    if (qv_copy(a, &q->row[i], &r[i])) return qerr_oom(q);
+  for (int i = 0; i < q->stmt->nslots; i++) r[i] = qv_null();
+  for (int i = 0; i < nlive; i++)
+    if (qv_copy(a, &q->row[live[i]], &r[live[i]])) return qerr_oom(q);
   (*rows)[(*n)++] = r;
   return 0;
 }
@@ -616,18 +624,18 @@ static int write_one(qctx *q, op_write *o, qv *r) {
   TRY(qtick(q));
   if (c->kind != C_MERGE) {
     TRY(q_write_row(q, c));
-    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap);
+    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out);
   }
   /* MERGE: the matches, or the pattern created */
   TRY(qmatch_reset(q, o->m));
   size_t before = o->nout;
-  while ((rc = qmatch_next(q, o->m)) == 1) TRY(keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap));
+  while ((rc = qmatch_next(q, o->m)) == 1) TRY(keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out));
   if (rc < 0) return rc;
   if (o->nout == before) {
     memcpy(q->row, r, sizeof *q->row * ns);
     TRY(q_merge_create(q, c));
     TRY(q_apply_sets(q, c->on_create, c->non_create));
-    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap);
+    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out);
   }
   for (size_t k = before; k < o->nout && c->non_match; k++) {
     memcpy(q->row, o->out[k], sizeof *q->row * ns);
@@ -644,7 +652,7 @@ static int write_next(qctx *q, qop *op) {
       return qerr(q, SL_EINVAL, ST_ACCESS, o->c->line, o->c->col, "Writing in read access mode not allowed%s%s",
                   q->opt->read_only_reason ? ": " : "", q->opt->read_only_reason ? q->opt->read_only_reason : "");
     /* every input row first: no clause before this one sees its writes */
-    while ((rc = pull(q, o->op.child)) == 1) TRY(keep_row(q, &o->a, &o->in, &o->nin, &o->incap));
+    while ((rc = pull(q, o->op.child)) == 1) TRY(keep_row(q, &o->a, &o->in, &o->nin, &o->incap, o->c->live_in, o->c->nlive_in));
     if (rc < 0) return rc;
     o->built = true;
     if (o->eager_out) {
@@ -696,7 +704,7 @@ static int call_next(qctx *q, qop *op) {
       int rc = pull(q, op->child);
       if (rc <= 0) return rc;
       qa_reset(&o->a);
-      TRY(row_stabilize(q, &o->a));
+      TRY(row_stabilize(q, &o->a, c->live_in, c->nlive_in));
       TRY(q_call_rows(q, c, &o->a, &o->rows, &o->nrows, &o->ncols));
       o->pos = 0;
       o->have = true;
@@ -780,12 +788,11 @@ static void *new_op(size_t size, qop *child, int (*next)(qctx *, qop *), void (*
   return op;
 }
 
+/* The new operator on top of child; on failure child stays the caller's
+ * (it is reachable from the plan's root, which the cursor frees). */
 #define NEW_OP(type, var, child, next, fr)                   \
   type *var = new_op(sizeof(type), child, next, fr);         \
-  if (!var) {                                                \
-    q_op_free(child);                                        \
-    return qerr_oom(q);                                      \
-  }
+  if (!var) return qerr_oom(q);
 
 static int collect_new_slots(qctx *q, qpattern *pat, op_match *o) {
   int max = 0;
@@ -801,6 +808,20 @@ static int collect_new_slots(qctx *q, qpattern *pat, op_match *o) {
     if (p->slot >= 0) o->newslots[o->nnew++] = p->slot;
   }
   return 0;
+}
+
+static int distinct_next(qctx *q, qop *op) {
+  op_project *o = (op_project *)op;
+  qclause *c = o->c;
+  for (;;) {
+    int rc = o->op.child->next(q, o->op.child);
+    if (rc <= 0) return rc;
+    for (int i = 0; i < c->nitems; i++) o->vals[i] = q->row[c->items[i].slot];
+    tuple *t;
+    bool found;
+    TRY(vset_get(q, &o->seen, o->vals, true, &t, &found));
+    if (!found) return 1;
+  }
 }
 
 static int plan_projection(qctx *q, qclause *c, qop **top) {
@@ -825,22 +846,16 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
     o->groups.width = o->nkeys;
     o->groups.a = &o->a;
     /* DISTINCT over grouped rows: the keys are distinct already, the
-     * aggregates may repeat: a distinct pass above */
+     * aggregates may repeat: a distinct filter on the item slots above */
     if (c->distinct) {
-      NEW_OP(op_project, d, *top, NULL, project_free);
-      (void)d;
-      /* reuse project's distinct by re-projecting the items onto themselves */
+      NEW_OP(op_project, d, *top, distinct_next, project_free);
+      *top = &d->op;
       qa_init(&d->a, &q->mem);
       d->c = c;
       d->seen.width = c->nitems;
       d->seen.a = &d->a;
       d->vals = qa_alloc(&d->a, sizeof(qv) * (size_t)(c->nitems + 1));
       if (!d->vals) return qerr_oom(q);
-      d->op.next = NULL;
-      *top = &d->op;
-      /* a distinct filter on the item slots */
-      extern int q_distinct_next(qctx *, qop *);
-      d->op.next = q_distinct_next;
     }
   } else {
     NEW_OP(op_project, o, child, project_next, project_free);
@@ -871,56 +886,45 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
   return 0;
 }
 
-int q_distinct_next(qctx *q, qop *op) {
-  op_project *o = (op_project *)op;
-  qclause *c = o->c;
-  for (;;) {
-    int rc = o->op.child->next(q, o->op.child);
-    if (rc <= 0) return rc;
-    for (int i = 0; i < c->nitems; i++) o->vals[i] = q->row[c->items[i].slot];
-    tuple *t;
-    bool found;
-    TRY(vset_get(q, &o->seen, o->vals, true, &t, &found));
-    if (!found) return 1;
-  }
-}
-
-static int plan_single(qctx *q, qsingle *s, qop **out) {
+/* *top is the plan so far from the first operator on: always whole, so
+ * that on a failure the cursor frees what was built. */
+static int plan_single(qctx *q, qsingle *s, qop **top) {
   NEW_OP(op_once, start, NULL, once_next, NULL);
-  qop *top = &start->op;
+  *top = &start->op;
   for (int i = 0; i < s->nclauses; i++) {
     qclause *c = &s->clauses[i];
     switch (c->kind) {
     case C_MATCH: {
-      NEW_OP(op_match, o, top, match_next, match_free);
-      top = &o->op;
+      NEW_OP(op_match, o, *top, match_next, match_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->a, &q->mem);
       qa_init(&o->in, &q->mem);
       c->pat.seek_where = c->where;
       TRY(qmatch_new(q, &c->pat, &o->a, &o->m));
+      qmatch_seek(o->m, c->where);
       if (c->optional) TRY(collect_new_slots(q, &c->pat, o));
       break;
     }
     case C_UNWIND: {
-      NEW_OP(op_unwind, o, top, unwind_next, unwind_free);
-      top = &o->op;
+      NEW_OP(op_unwind, o, *top, unwind_next, unwind_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->in, &q->mem);
       break;
     }
     case C_WITH:
-    case C_RETURN: TRY(plan_projection(q, c, &top)); break;
+    case C_RETURN: TRY(plan_projection(q, c, top)); break;
     case C_CALL: {
-      NEW_OP(op_call, o, top, call_next, call_free);
-      top = &o->op;
+      NEW_OP(op_call, o, *top, call_next, call_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->a, &q->mem);
       break;
     }
     default: {
-      NEW_OP(op_write, o, top, write_next, write_free);
-      top = &o->op;
+      NEW_OP(op_write, o, *top, write_next, write_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->a, &q->mem);
       qa_init(&o->outa, &q->mem);
@@ -931,7 +935,6 @@ static int plan_single(qctx *q, qsingle *s, qop **out) {
     }
     }
   }
-  *out = top;
   return 0;
 }
 
@@ -941,17 +944,14 @@ int q_plan(qctx *q, qop **out) {
   if (s->nparts == 1) return plan_single(q, &s->parts[0], out);
   op_union *u = new_op(sizeof *u, NULL, union_next, union_free);
   if (!u) return qerr_oom(q);
+  *out = &u->op;
   qa_init(&u->a, &q->mem);
   u->seen.width = s->ncols;
   u->seen.a = &u->a;
   u->vals = qa_alloc(&u->a, sizeof(qv) * (size_t)(s->ncols + 1));
   u->parts = qa_zalloc(&u->a, sizeof(qop *) * (size_t)s->nparts);
-  if (!u->vals || !u->parts) {
-    q_op_free(&u->op);
-    return qerr_oom(q);
-  }
+  if (!u->vals || !u->parts) return qerr_oom(q);
   u->nparts = s->nparts;
-  *out = &u->op;
   for (int i = 0; i < s->nparts; i++) TRY(plan_single(q, &s->parts[i], &u->parts[i]));
   return 0;
 }

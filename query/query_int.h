@@ -207,6 +207,10 @@ typedef struct qclause {
   int *yslots;
   int nyields;
   bool standalone;     /* CALL without YIELD as the whole query */
+  /* the slots of the variables in scope before and after the clause: the
+   * only slots an operator copies (the others may point at freed memory) */
+  int *live_in, *live_out;
+  int nlive_in, nlive_out;
 } qclause;
 
 typedef struct qsingle {
@@ -338,6 +342,8 @@ bool q_is_agg_name(const char *name, int *kind);
 typedef struct qmatch qmatch;
 /* An enumerator of the matches of a pattern given the bindings in q->row. */
 int qmatch_new(qctx *q, qpattern *pat, qarena *a, qmatch **out);
+/* Start nodes known from the WHERE (`id(n) = expr`): seek, do not scan. */
+void qmatch_seek(qmatch *m, qexpr *where);
 /* Start over with the current row's bindings. */
 int qmatch_reset(qctx *q, qmatch *m);
 /* 1: a match bound into q->row; 0: no more; <0: error. */
@@ -355,8 +361,8 @@ struct qop {
 };
 int q_plan(qctx *q, qop **out);
 void q_op_free(qop *op);
-/* Copy every slot of q->row into a (the operator keeps the row). */
-int row_stabilize(qctx *q, qarena *a);
+/* Copy the live slots of q->row into a (the operator keeps the row). */
+int row_stabilize(qctx *q, qarena *a, const int *live, int nlive);
 
 /* ---- write.c --------------------------------------------------------------------------- */
 int q_write_row(qctx *q, qclause *c);   /* CREATE, SET, REMOVE, DELETE on one row */

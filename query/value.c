@@ -4,9 +4,9 @@
  * properties, text. Property kinds are compared through sl_value_compare
  * and sl_value_order (the store's one home of Neo4j's rules); this file adds
  * only what property values lack: null, maps, nodes, relationships, paths
- * and heterogeneous lists, ranked as Neo4j 5 orders them:
- *   MAP < NODE < RELATIONSHIP < LIST < PATH < (property kinds, by
- *   sl_value_kind_rank) < null.
+ * and heterogeneous lists, ranked as Neo4j 5 orders them, in the places
+ * sl_value_kind_rank leaves for them: MAP 1, NODE 2, RELATIONSHIP 3, LIST 4
+ * (with stored lists and bytes), PATH 5, then the property kinds, null 16.
  */
 #include <errno.h>
 #include <math.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "query_int.h"
+#include "store.h"
 
 qv qv_str(const char *s, size_t n) {
   qv v;
@@ -116,13 +117,13 @@ int qv_copy(qarena *a, const qv *in, qv *out) {
 /* ---- ordering ------------------------------------------------------------------------------ */
 static int rank(const qv *v) {
   switch (v->kind) {
-  case SL_QMAP: return 0;
-  case SL_QNODE: return 1;
-  case SL_QREL: return 2;
-  case SL_QLIST: return 3;
-  case SL_QPATH: return 4;
-  case SL_NULL: return 1000;
-  default: return 10 + sl_value_kind_rank((sl_kind)v->kind);
+  case SL_QMAP: return 1;
+  case SL_QNODE: return 2;
+  case SL_QREL: return 3;
+  case SL_QLIST: return 4;
+  case SL_QPATH: return 5;
+  case SL_NULL: return 16;
+  default: return sl_value_kind_rank((sl_kind)v->kind);
   }
 }
 
@@ -135,6 +136,8 @@ static int keycmp(const void *a, const void *b) {
 int qv_order(const qv *a, const qv *b) {
   int ra = rank(a), rb = rank(b);
   if (ra != rb) return ra < rb ? -1 : 1;
+  if (a->kind != b->kind && (a->kind == SL_QLIST || b->kind == SL_QLIST)) /* a list and bytes */
+    return a->kind == SL_QLIST ? -1 : 1;
   switch (a->kind) {
   case SL_NULL: return 0;
   case SL_QNODE: return cmp_u64(a->u.node.id, b->u.node.id);
@@ -494,8 +497,18 @@ void sl_element_id(const sl_store *st, bool rel, uint64_t id, char *buf) {
 
 int q_prop(qctx *q, const qv *ent, const char *key, qv *out) {
   sl_value v;
-  int rc = ent->kind == SL_QNODE ? sl_view_node_prop(q->view, ent->u.node.id, key, &v)
-                                 : sl_view_rel_prop(q->view, ent->u.rel.id, key, &v);
+  bool node = ent->kind == SL_QNODE;
+  uint64_t id = node ? ent->u.node.id : ent->u.rel.id;
+  int rc = node ? sl_view_node_prop(q->view, id, key, &v) : sl_view_rel_prop(q->view, id, key, &v);
+  if (rc == SL_ENOTFOUND && (q->stats.nodes_deleted || q->stats.relationships_deleted)) {
+    /* absent, or the entity itself was deleted by this transaction? */
+    size_t n;
+    uint64_t got;
+    int r = sl_view_scan_ids(q->view, !node, NULL, id, &got, 1, &n);
+    if (!r && (n == 0 || got != id))
+      return qerr(q, SL_EINVAL, ST_NOTFOUND, 0, 0, "%s with id %llu has been deleted in this transaction",
+                  node ? "Node" : "Relationship", (unsigned long long)id);
+  }
   if (rc == SL_ENOTFOUND || (rc == SL_EINVAL && strlen(key) > SL_NAME_MAX)) {
     *out = qv_null();
     return 0;

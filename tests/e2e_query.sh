@@ -55,7 +55,7 @@ expect 2 "a bad --format is a usage error" "$BIN" query "$S" 'RETURN 1' --format
 expect 1 "a syntax error exits 1" "$BIN" query "$S" "MATCH (n RETURN n"
 contains "$T/err" "query:1:10: Neo.ClientError.Statement.SyntaxError:" "QUERY:LINE:COL: code: message"
 expect 1 "an unknown variable" "$BIN" query "$S" $'MATCH (n)\nRETURN m'
-contains "$T/err" "query:2:8: Neo.ClientError.Statement.SemanticError: Variable \`m\` not defined" "semantic errors name the variable and its place"
+contains "$T/err" "query:2:8: Neo.ClientError.Statement.SyntaxError: Variable \`m\` not defined" "semantic errors name the variable and its place"
 expect 1 "a failed statement changes nothing" "$BIN" query "$S" "CREATE (:Gone) WITH 1 AS x RETURN 1 / 0"
 expect 0 "count after the failure" "$BIN" query "$S" "MATCH (n:Gone) RETURN count(n) AS c" --format jsonl
 check "nothing of the failed statement" test "$(cat "$T/out")" = '{"c":0}'

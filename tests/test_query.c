@@ -98,16 +98,16 @@ static void test_parse_errors(void **state) {
   (void)state;
   sl_store *st = open_store("q_parse");
   EXPECT_ERR(st, "MATCH (n RETURN n", "Neo.ClientError.Statement.SyntaxError 1:10");
-  EXPECT_ERR(st, "RETURN x", "Neo.ClientError.Statement.SemanticError 1:8");
-  EXPECT_ERR(st, "MATCH (n)\nWHERE count(n) > 1\nRETURN n", "Neo.ClientError.Statement.SemanticError 2:7");
-  EXPECT_ERR(st, "WITH 1 RETURN 2", "Neo.ClientError.Statement.SemanticError 1:6");
-  EXPECT_ERR(st, "RETURN 1 AS a UNION RETURN 2 AS b", "Neo.ClientError.Statement.SemanticError 1:21");
+  EXPECT_ERR(st, "RETURN x", "Neo.ClientError.Statement.SyntaxError 1:8");
+  EXPECT_ERR(st, "MATCH (n)\nWHERE count(n) > 1\nRETURN n", "Neo.ClientError.Statement.SyntaxError 2:7");
+  EXPECT_ERR(st, "WITH 1 RETURN 2", "Neo.ClientError.Statement.SyntaxError 1:6");
+  EXPECT_ERR(st, "RETURN 1 AS a UNION RETURN 2 AS b", "Neo.ClientError.Statement.SyntaxError 1:21");
   EXPECT_ERR(st, "MATCH (n)", "Neo.ClientError.Statement.SyntaxError 1:1");
   EXPECT_ERR(st, "RETURN 'abc", "Neo.ClientError.Statement.SyntaxError 1:8");
   EXPECT_ERR(st, "RETURN foo(1)", "Neo.ClientError.Statement.SyntaxError 1:8");
-  EXPECT_ERR(st, "CREATE (a)-[:R]-(b)", "Neo.ClientError.Statement.SemanticError 1:11");
-  EXPECT_ERR(st, "CREATE (a)-->(b)", "Neo.ClientError.Statement.SemanticError 1:11");
-  EXPECT_ERR(st, "RETURN 1 AS a, 2 AS a", "Neo.ClientError.Statement.SemanticError 1:16");
+  EXPECT_ERR(st, "CREATE (a)-[:R]-(b)", "Neo.ClientError.Statement.SyntaxError 1:11");
+  EXPECT_ERR(st, "CREATE (a)-->(b)", "Neo.ClientError.Statement.SyntaxError 1:11");
+  EXPECT_ERR(st, "RETURN 1 AS a, 2 AS a", "Neo.ClientError.Statement.SyntaxError 1:16");
   EXPECT_ERR(st, "RETURN 9223372036854775808", "Neo.ClientError.Statement.SyntaxError 1:8");
   EXPECT(st, "RETURN -9223372036854775808 AS m", "{\"m\":-9223372036854775808}");
   EXPECT_ERR(st, "CALL db.nothing()", "Neo.ClientError.Procedure.ProcedureNotFound 1:6");
@@ -183,6 +183,12 @@ static void test_functions(void **state) {
   EXPECT_ERR(st, "RETURN 9223372036854775807 + 1", "Neo.ClientError.Statement.ArithmeticError 1:8");
   EXPECT_ERR(st, "RETURN 1 + true", "Neo.ClientError.Statement.TypeError 1:8");
   EXPECT(st, "RETURN point({x: 1, y: 2}).x AS x, point({latitude: 1, longitude: 2}).srid AS s", "{\"x\":1.0,\"s\":4326}");
+  EXPECT(st, "RETURN date('2024-02-29') AS d, toString(duration('P1D')) AS s, date('2024-01-01') < date('2024-02-01') AS lt",
+         "{\"d\":{\"$date\":\"2024-02-29\"},\"s\":\"P1D\",\"lt\":true}");
+  EXPECT_ERR(st, "RETURN date('2023-02-29')", "Neo.ClientError.Statement.ArgumentError 1:8");
+  char *r = run(st, "CREATE (t:T {d: date('2024-02-29'), p: point({x: 1.5, y: 2})}) RETURN t.d AS d, t.p AS p");
+  assert_non_null(strstr(r, "{\"d\":{\"$date\":\"2024-02-29\"},\"p\":{\"$point\":{\"srid\":7203,\"x\":1.5,\"y\":2.0}}}"));
+  free(r);
   sl_store_close(st);
 }
 

@@ -1173,7 +1173,7 @@ static int int_arg(qctx *q, qexpr *e, qv *args, int i, int64_t *out) {
 FN(substring) {
   NULL_IN(0);
   if (args[0].kind != SL_STRING) ARG_ERR("a String", 0);
-  int64_t start, len = INT64_MAX;
+  int64_t start = 0, len = INT64_MAX;
   TRY(int_arg(q, e, args, 1, &start));
   if (e->nargs > 2) TRY(int_arg(q, e, args, 2, &len));
   if (start < 0 || len < 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "negative start or length in substring()");
@@ -1189,7 +1189,7 @@ FN(substring) {
 FN(left) {
   NULL_IN(0);
   if (args[0].kind != SL_STRING) ARG_ERR("a String", 0);
-  int64_t len;
+  int64_t len = 0;
   TRY(int_arg(q, e, args, 1, &len));
   if (len < 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "negative length in left()");
   const char *s = args[0].u.v.u.s;
@@ -1201,7 +1201,7 @@ FN(left) {
 FN(right) {
   NULL_IN(0);
   if (args[0].kind != SL_STRING) ARG_ERR("a String", 0);
-  int64_t len;
+  int64_t len = 0;
   TRY(int_arg(q, e, args, 1, &len));
   if (len < 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "negative length in right()");
   const char *s = args[0].u.v.u.s;
@@ -1343,8 +1343,94 @@ static int duration_from_map(qctx *q, qexpr *e, const qv *m, qv *out) {
   return 0;
 }
 
-static int temporal_from_map(qctx *q, qexpr *e, const qv *m, sl_kind kind, qv *out) {
-  if (kind == SL_DURATION) return duration_from_map(q, e, m, out);
+/* The fields of a temporal value as map entries (base of a temporal map:
+ * {date: d, week: 2}, {datetime: dt, timezone: ...}). */
+static int temporal_base(qctx *q, qexpr *e, const qv *t, bool want_date, bool want_time, sl_qentry *es, size_t *n) {
+  static const char *const date_keys[] = {"year", "month", "day"};
+  static const char *const time_keys[] = {"hour", "minute", "second", "nanosecond"};
+  bool has_date = t->kind == SL_DATE || t->kind == SL_LOCALDATETIME || t->kind == SL_DATETIME;
+  bool has_time = t->kind != SL_DATE;
+  if (want_date && has_date)
+    for (size_t i = 0; i < 3; i++) {
+      es[*n].key = date_keys[i];
+      if (temporal_field(q, e, t, date_keys[i], &es[*n].value)) return SL_EINVAL;
+      (*n)++;
+    }
+  if (want_time && has_time) {
+    for (size_t i = 0; i < 4; i++) {
+      es[*n].key = time_keys[i];
+      if (temporal_field(q, e, t, time_keys[i], &es[*n].value)) return SL_EINVAL;
+      (*n)++;
+    }
+    if (t->kind == SL_TIME || t->kind == SL_DATETIME) {
+      es[*n].key = "timezone";
+      if (temporal_field(q, e, t, "timezone", &es[*n].value)) return SL_EINVAL;
+      (*n)++;
+    }
+  }
+  return 0;
+}
+
+/* ISO week-year, week and day of week of a day. */
+static void iso_week(int64_t days, int64_t *wy, int64_t *week, int64_t *dow) {
+  *dow = ((days % 7) + 7 + 3) % 7 + 1;
+  int64_t thursday = days - (*dow - 1) + 3, y, m, d;
+  civil_from_days(thursday, &y, &m, &d);
+  *wy = y;
+  *week = (thursday - days_from_civil(y, 1, 1)) / 7 + 1;
+}
+
+static int temporal_from_map(qctx *q, qexpr *e, const qv *m, sl_kind kind, qv *out);
+
+/* A map with base temporal values ({date: ..}, {time: ..}, {datetime: ..})
+ * expanded into the plain fields; the map's own fields win. */
+static int expand_base(qctx *q, qexpr *e, const qv *m, qv *out) {
+  const qv *bd = map_key(m, "date"), *bt = map_key(m, "time"), *bdt = map_key(m, "datetime");
+  if (!bd && !bt && !bdt) {
+    *out = *m;
+    return 0;
+  }
+  sl_qentry *es = qa_alloc(&q->tmp, sizeof *es * (m->u.map.n + 24));
+  if (!es) return qerr_oom(q);
+  size_t n = 0;
+  bool week_based = map_key(m, "week") != NULL;
+  if (bdt && bdt->kind != SL_NULL) TRY(temporal_base(q, e, bdt, !bd && !week_based, !bt, es, &n));
+  if (bd && bd->kind != SL_NULL && !week_based) TRY(temporal_base(q, e, bd, true, false, es, &n));
+  const qv *wbase = bd ? bd : bdt;
+  if (week_based && wbase && wbase->kind != SL_NULL) {
+    qv dd;
+    TRY(temporal_field(q, e, wbase, "year", &dd));
+    int64_t y = dd.u.v.u.i, mo, d, wy, wk, dow;
+    TRY(temporal_field(q, e, wbase, "month", &dd));
+    mo = dd.u.v.u.i;
+    TRY(temporal_field(q, e, wbase, "day", &dd));
+    d = dd.u.v.u.i;
+    iso_week(days_from_civil(y, mo, d), &wy, &wk, &dow);
+    es[n].key = "year", es[n++].value = qv_int(wy);
+    es[n].key = "dayOfWeek", es[n++].value = qv_int(dow);
+  }
+  if (bt && bt->kind != SL_NULL) TRY(temporal_base(q, e, bt, false, true, es, &n));
+  for (size_t i = 0; i < m->u.map.n; i++) {
+    const char *k = m->u.map.entries[i].key;
+    if (!strcasecmp(k, "date") || !strcasecmp(k, "time") || !strcasecmp(k, "datetime")) continue;
+    size_t j;
+    for (j = 0; j < n; j++)
+      if (!strcasecmp(es[j].key, k)) break;
+    /* a smaller unit given: the base's smaller units go (a new second drops the base's nanoseconds) */
+    es[j] = m->u.map.entries[i];
+    if (j == n) n++;
+  }
+  out->kind = SL_QMAP;
+  out->u.map.n = n;
+  out->u.map.entries = es;
+  return 0;
+}
+
+static int temporal_from_map(qctx *q, qexpr *e, const qv *m0, sl_kind kind, qv *out) {
+  if (kind == SL_DURATION) return duration_from_map(q, e, m0, out);
+  qv mm;
+  TRY(expand_base(q, e, m0, &mm));
+  const qv *m = &mm;
   char date[64] = "", time[64] = "", zone[96] = "", text[256];
   if (kind == SL_DATE || kind == SL_LOCALDATETIME || kind == SL_DATETIME)
     if (map_date_text(q, e, m, date, sizeof date) < 0) return SL_EINVAL;
@@ -1571,6 +1657,16 @@ static int temporal_ctor(qctx *q, qexpr *e, qv *args, qv *out, sl_kind kind) {
     return 0;
   }
   if (args[0].kind == SL_QMAP) return temporal_from_map(q, e, &args[0], kind, out);
+  if (args[0].kind >= SL_DATE && args[0].kind <= SL_DATETIME && kind != SL_DURATION) {
+    /* another temporal kind: its fields, as a map */
+    sl_qentry es[8];
+    size_t n = 0;
+    TRY(temporal_base(q, e, &args[0], true, true, es, &n));
+    qv m = {.kind = SL_QMAP};
+    m.u.map.n = n;
+    m.u.map.entries = es;
+    return temporal_from_map(q, e, &m, kind, out);
+  }
   if (args[0].kind != SL_STRING)
     return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "%s(...) from a %s is not supported yet", e->name, qv_type_name(&args[0]));
   char zone[SL_ZONE_MAX + 1], why[200];

@@ -54,7 +54,7 @@ typedef struct level {
   q_seek seek;      /* SRC_INDEX */
   bool seeking;     /* SRC_INDEX with values the index can seek (else: the label scan) */
   uint64_t *sids;
-  qexpr *id_seek;   /* SRC_ID: the id the node must have */
+  qexpr *id_seek;   /* SRC_ID: the id the node must have (qmatch_seek) */
   qarena arena;
   /* LV_START */
   uint64_t ids[SCAN_BATCH];
@@ -99,8 +99,8 @@ static bool choose_reverse(const qpath *p, const int *bound, int nb) {
 }
 
 /* The node source of a start level: its variable, an index covering its
- * label and property map, its label, or every node (qmatch_seek turns it
- * into an id seek later when the WHERE says `id(n) = expr`). */
+ * label and property map, its label, or every node; qmatch_seek then
+ * prefers `id(n) = expr` (SRC_ID). */
 static void choose_source(qctx *q, level *lv, const qexpr *where, const int *bound, int nb, qarena *a) {
   if (lv->node_bound) lv->src = SRC_BOUND;
   else if (lv->node->nlabels) {
@@ -209,7 +209,7 @@ void qmatch_seek(qmatch *m, qexpr *where) {
     qexpr *other = is_id_of(where->a, lv->node->slot) ? where->b : is_id_of(where->b, lv->node->slot) ? where->a : NULL;
     if (!other || reads_pattern(other, m->pat)) continue;
     lv->id_seek = other;
-    lv->src = SRC_ID;
+    lv->src = SRC_ID; /* one node at most: better than any scan or index */
   }
 }
 

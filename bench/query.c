@@ -310,7 +310,7 @@ static int sl_upsert(uint64_t b, uint64_t *rows, sl_query_error *err) {
   free(items);
   free(entries);
   free(names);
-  *rows = C.batch;
+  *rows = C.batch; /* rows written (the statement returns none) */
   return rc;
 }
 
@@ -521,14 +521,13 @@ typedef struct result {
 
 static result timed(bool pg, int w, int nthreads) {
   client *cs = xcalloc((size_t)nthreads, sizeof *cs);
-  uint64_t t0 = sl_mono_ns(), deadline = t0 + (uint64_t)(C.seconds * 1e9);
   for (int k = 0; k < nthreads; k++) {
-    cs[k] = (client){.pg = pg, .w = w, .k = k, .deadline = deadline};
+    cs[k] = (client){.pg = pg, .w = w, .k = k};
 #ifdef SL_HAVE_LIBPQ
     if (pg) cs[k].conn = pg_connect();
 #endif
   }
-  t0 = sl_mono_ns();
+  uint64_t t0 = sl_mono_ns(); /* the connections are made: the clock starts */
   for (int k = 0; k < nthreads; k++) {
     cs[k].deadline = t0 + (uint64_t)(C.seconds * 1e9);
     if (pthread_create(&cs[k].th, NULL, client_main, &cs[k])) die("pthread_create", -errno);

@@ -30,14 +30,14 @@ void sl__jbuf_i64(sl__jbuf *b, int64_t v);
 void sl__jbuf_str(sl__jbuf *b, const char *s, size_t n);
 /* A value in the JSON mapping ($double and $bytes forms included). */
 void sl__jbuf_value(sl__jbuf *b, const sl_value *v);
+/* A query result value (spec/query.md's JSONL shapes; results.c). */
+void sl__jbuf_qvalue(sl__jbuf *b, const sl_qvalue *v);
 /* The text of a temporal or duration value (sl_temporal_format), of `kind`
  * (a list's items may leave their own kind to the list's elem_kind). */
 void sl__jbuf_temporal(sl__jbuf *b, sl_kind kind, const sl_value *v);
 /* A point as a Cypher map, as neo4j-admin's CSV cells and point({...})
  * read it: {x:1.0,y:2.0[,z:3.0],crs:'wgs-84'} (x is the longitude). */
 void sl__jbuf_point_map(sl__jbuf *b, const sl_value *v, const char *sep);
-/* A query result value (spec/query.md's JSONL shapes; results.c). */
-void sl__jbuf_qvalue(sl__jbuf *b, const sl_qvalue *v);
 /* Properties as a JSON object with keys in the given order. */
 void sl__jbuf_props(sl__jbuf *b, const sl_prop *props, size_t n);
 /* Write the buffer to out and empty it. Returns 0, b->err, or -errno

@@ -113,8 +113,14 @@ int sl_qtx_begin(sl_store *st, bool write, const sl_query_options *opt, sl_qtx *
   if (!t->opt.memory_bytes) t->opt.memory_bytes = DEFAULT_MEMORY;
   if (!t->opt.max_hops) t->opt.max_hops = SL_QUERY_MAX_HOPS;
   const uint8_t *u = sl_store_id(st);
-  snprintf(t->uuid, sizeof t->uuid, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-           u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+  /* 8-4-4-4-12 hex digits; by hand: snprintf cost a point lookup 5% */
+  char *p = t->uuid;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+    *p++ = "0123456789abcdef"[u[i] >> 4];
+    *p++ = "0123456789abcdef"[u[i] & 15];
+  }
+  *p = 0;
   int rc;
   if (write) {
     if ((rc = sl_tx_begin(st, &t->tx))) goto fail;

@@ -251,7 +251,11 @@ static int check_node(qctx *q, level *lv, uint64_t id, bool *ok) {
       return 0;
     }
   }
-  for (int i = (lv->kind == LV_START && lv->src == SRC_LABEL) ? 1 : 0; i < n->nlabels && *ok; i++) {
+  /* the label the candidates came from needs no check: a scan's, an index's */
+  int known = lv->kind != LV_START ? -1 : lv->src == SRC_LABEL || (lv->src == SRC_INDEX && !lv->seeking) ? 0
+              : lv->src == SRC_INDEX ? lv->seek.label : -1;
+  for (int i = 0; i < n->nlabels && *ok; i++) {
+    if (i == known) continue;
     int rc = sl_view_node_has_label(q->view, id, n->labels[i], ok);
     if (rc) return qerr_store(q, rc, n->line, n->col);
   }

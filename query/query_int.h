@@ -382,6 +382,7 @@ int q_schema_plan(qctx *q, qop **out);
  * label the pattern has and whose keys its property map gives. */
 typedef struct q_seek {
   const char *index;
+  int label;                       /* the node pattern's label the index is on */
   int nkeys;
   qexpr *vals[SL_SCHEMA_KEYS_MAX]; /* the map's value for each key, in the index's order */
   bool range;                      /* else: equality on every key */

@@ -554,33 +554,35 @@ int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int
   if (!n->nlabels || (!n->props && !where)) return 0;
   if (sl_view_schema(q->view, &rules, &nr)) return 0; /* no seek: the label scan still answers */
   const sl_schema_rule *best = NULL;
-  int best_score = 0;
+  int best_score = 0, best_label = 0, l;
   for (size_t i = 0; i < nr; i++) {
     const sl_schema_rule *r = &rules[i];
     bool label = false, keys = r->kind != SL_SCHEMA_NOT_NULL && !r->rel;
-    for (int l = 0; keys && l < n->nlabels && !label; l++) label = !strcmp(n->labels[l], r->token);
+    for (l = 0; keys && l < n->nlabels && !label; l++) label = !strcmp(n->labels[l], r->token);
     for (size_t k = 0; keys && label && k < r->nkeys; k++) keys = key_value(n, where, bound, nb, r->keys[k]) != NULL;
     /* more keys first, then a unique one (one candidate at most) */
     int score = label && keys ? (int)r->nkeys * 2 + (r->kind != SL_SCHEMA_INDEX) : 0;
-    if (score > best_score) best = r, best_score = score;
+    if (score > best_score) best = r, best_score = score, best_label = l - 1;
   }
   if (!best) { /* a range on an index's first key, a unique one first */
     for (size_t i = 0; i < nr; i++) {
       const sl_schema_rule *r = &rules[i];
       q_seek b = {0};
       bool label = false;
-      for (int l = 0; l < n->nlabels && !label; l++) label = !strcmp(n->labels[l], r->token);
+      for (l = 0; l < n->nlabels && !label; l++) label = !strcmp(n->labels[l], r->token);
       if (!label || r->rel || r->kind == SL_SCHEMA_NOT_NULL) continue;
       key_bounds(n->slot, where, bound, nb, r->keys[0], &b);
       int score = (b.lo || b.hi) ? 1 + (r->kind != SL_SCHEMA_INDEX) : 0;
-      if (score > best_score) best = r, best_score = score, *out = b;
+      if (score > best_score) best = r, best_score = score, *out = b, best_label = l - 1;
     }
     if (!best || !(out->index = qa_strndup(a, best->name, strlen(best->name)))) return 0;
     out->range = true;
     out->nkeys = 1;
+    out->label = best_label;
     return 1;
   }
   if (!(out->index = qa_strndup(a, best->name, strlen(best->name)))) return 0;
+  out->label = best_label;
   out->nkeys = (int)best->nkeys;
   for (size_t k = 0; k < best->nkeys; k++) out->vals[k] = key_value(n, where, bound, nb, best->keys[k]);
   return 1;

@@ -18,8 +18,9 @@
 #      build-release/, tests included, and runs nothing there: gcc warns
 #      differently at -O3, and -Werror makes a warning a broken build
 #   5. smoke-runs the benches briefly so they do not rot: bench_commit for
-#      0.5 s per run, bench_crypt and bench_ship on a few MB, and a bench_gen
-#      workload applied with shiplog exec and checked with shiplog verify
+#      0.5 s per run, bench_crypt and bench_ship on a few MB, bench_query
+#      --quick (beside PostgreSQL when root and PostgreSQL 15 are there: bench/query),
+#      and a bench_gen workload applied with shiplog exec and checked with shiplog verify
 #      (numbers are printed, never judged)
 #   6. runs every libFuzzer target (tests/fuzz/run.sh, clang, build-fuzz/)
 #      for FUZZ_SECONDS (default 20) each on its seed corpus; skipped with a
@@ -185,6 +186,20 @@ if [[ -x $BUILD/bench_commit && -x $BUILD/bench_gen && -x $BUILD/shiplog ]]; the
     passed=$((passed + 1))
   else
     fail "bench_ship smoke run failed"
+  fi
+  # bench_query beside PostgreSQL where bench/query can start one (root, PostgreSQL 15 installed),
+  # else shiplog's side alone
+  bench_query_smoke() {
+    if ((EUID == 0)) && [[ -x /usr/lib/postgresql/15/bin/initdb ]]; then
+      bench/query --quick --no-build --build "$BUILD" --dir "$smoke"
+    else
+      "$BUILD/bench_query" --quick --dir "$smoke" --shiplog "$BUILD/shiplog"
+    fi
+  }
+  if [[ ! -x $BUILD/bench_query ]] || bench_query_smoke; then
+    passed=$((passed + 1))
+  else
+    fail "bench_query smoke run failed"
   fi
   rm -rf "$smoke"
 else

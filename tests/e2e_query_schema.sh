@@ -55,6 +55,7 @@ expect 1 "a constraint the data violates" "${q[@]}" "CREATE CONSTRAINT FOR (n:Pe
 contains "$T/err" "Neo.ClientError.Schema.ConstraintCreationFailed" "ConstraintCreationFailed"
 
 # seeks answer what scans answer: the same queries on a copy without schema
+expect 0 "a second label on some people" "${q[@]}" "MATCH (n:Person) WHERE n.age % 3 = 0 SET n:Vip"
 "$BIN" export "$S" --to "$T/s.jsonl" 2>/dev/null
 grep -v '"type":"index"\|"type":"constraint"' "$T/s.jsonl" >"$T/plain.jsonl"
 "$BIN" import "$T/plain.jsonl" --into "$T/plain" >/dev/null
@@ -73,7 +74,9 @@ for query in "MATCH (n:Person {name: 'p7'}) RETURN id(n) ORDER BY id(n)" \
   "MATCH (n:Person) WHERE n.email >= 'e5' AND n.email < 'e6' RETURN n.email ORDER BY n.email" \
   "MATCH (n:Person) WHERE n.age > 'x' RETURN count(n)" \
   "MATCH (n:Person) WHERE n.age > 1 AND n.age < 'z' RETURN count(n)" \
-  "MATCH (n:Person) WHERE n.age < null RETURN count(n)"; do
+  "MATCH (n:Person) WHERE n.age < null RETURN count(n)" \
+  "MATCH (n:Vip:Person {name: 'p7'}) RETURN id(n) ORDER BY id(n)" \
+  "MATCH (n:Person:Vip) WHERE n.age > 2 RETURN n.age AS age, count(n) AS c ORDER BY age"; do
   n=$((n + 1))
   "$BIN" query "$S" "$query" --param top=5 --format jsonl | grep -v '"stats"' >"$T/a$n"
   "$BIN" query "$T/plain" "$query" --param top=5 --format jsonl | grep -v '"stats"' >"$T/b$n"

@@ -20,7 +20,8 @@ import { existsSync } from 'node:fs';
 import { join, dirname, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
-import { parseFeature, compileSteps, runScenario } from './tck.mjs';
+import { parseFeature, compileSteps, runScenario, canon, show } from './tck.mjs';
+import { parseJson, toValue, fromValue } from './backends/cli.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -44,7 +45,8 @@ const USAGE = `usage: node tests/tck/run.mjs [options]
   --jobs N           scenarios run at once (default 2)
   --timeout-ms N     per query (default 30000)
   --tmp DIR          where the scenarios' stores go (default $SL_TEST_TMP or the system's)
-  --parse-only       parse every feature, scenario, step and value; print the counts
+  --parse-only       parse every feature, scenario, step and value, check that every
+                     expected value reads back from the engine's JSON; print the counts
   --run-skipped      run the scenarios of skip.txt too (to see which pass now)
   --update           rewrite passing.txt from this run
   --verbose          print each failure's detail
@@ -189,7 +191,14 @@ async function main() {
         if (a.op === 'exec') count.queries++;
         if (a.op === 'error') count.errors++;
         if (a.op === 'params') count.values += a.params.size;
-        if (a.op === 'result' && a.expected) count.values += a.expected.rows.reduce((s, r) => s + r.length, 0);
+        if (a.op === 'result' && a.expected) {
+          for (const v of a.expected.rows.flat()) {
+            count.values++;
+            // the cli backend's reading of what the engine prints, checked on every expected value
+            const back = toValue(parseJson(fromValue(v)));
+            if (canon(back) !== canon(v)) { parseErrors++; console.error(`${sc.key}: ${show(v)} reads back as ${show(back)}`); }
+          }
+        }
       }
     }
     for (const [d, n] of [...byDir].sort()) console.log(`${d.padEnd(34)}${String(n).padStart(5)} scenarios${IN_SCOPE.has(d) ? '' : '   (outside spec/query.md)'}`);

@@ -139,7 +139,7 @@ function pct(a, b) { return b ? `${((100 * a) / b).toFixed(1)}%` : '-'; }
 
 function printTable(byDir) {
   const rows = [...byDir.entries()].sort(([a], [b]) => a.localeCompare(b));
-  const w = Math.max(...rows.map(([d]) => d.length), 9) + 2;
+  const w = Math.max(...rows.map(([d]) => d.length), 'spec/query.md directories'.length) + 2;
   const line = (d, c, note = '') =>
     `${d.padEnd(w)}${String(c.pass).padStart(7)}${String(c.fail).padStart(7)}${String(c.skip).padStart(8)}${String(c.pass + c.fail + c.skip).padStart(7)}${pct(c.pass, c.pass + c.fail + c.skip).padStart(8)}${note}`;
   console.log(`${'directory'.padEnd(w)}${'passed'.padStart(7)}${'failed'.padStart(7)}${'skipped'.padStart(8)}${'total'.padStart(7)}${'pass'.padStart(8)}`);

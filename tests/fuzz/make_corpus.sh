@@ -5,9 +5,9 @@
 # BUILD_DIR is a fuzz tree (tests/fuzz/run.sh makes it) with shiplog,
 # bench_gen and fuzz-seeds. Seeds are small real files: a log segment, full
 # and incremental dumps, mutation lines, a JSON Lines export, CSV exports,
-# and (from fuzz-seeds) each replication message and sealed batches; for
-# fuzz_sealed, a sealed frame and chunk (fuzz-seeds) and sealed dumps, under
-# the target's fixed key.
+# the openCypher TCK's queries, and (from fuzz-seeds) each replication
+# message and sealed batches; for fuzz_sealed, a sealed frame and chunk
+# (fuzz-seeds) and sealed dumps, under the target's fixed key.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 B=$(cd "${1:?usage: make_corpus.sh BUILD_DIR}" && pwd)
@@ -69,6 +69,10 @@ done
 { printf '\x02'; cat "$T/sealed.dump"; } >"$C/sealed/dump-full"
 "$B/shiplog" dump "$T/s" --to "$T/sealed.dump" --since @1700000000.030 --key-file "$T/keys" >/dev/null 2>&1
 { printf '\x02'; cat "$T/sealed.dump"; } >"$C/sealed/dump-incremental"
+
+# Cypher statements for fuzz_cypher and fuzz_query_exec: the openCypher
+# TCK's queries (needs node).
+node cypher_seeds.mjs "$C"
 
 # Replication messages and batches (need the codec).
 "$B/fuzz-seeds" "$T/s/log" "$C"

@@ -47,7 +47,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-/* ---- the generator: choices come from the input, 0 once it is used up ---- */
+/* ---- the generator: choices come from the input, 0 once it is used up,
+ * and choice 0 is always the simplest, so a short input ends the query ---- */
 
 typedef struct gen {
   const uint8_t *p, *end;
@@ -90,7 +91,7 @@ static void expr(gen *g) {
     return;
   }
   switch (pick(g, 18)) {
-  case 0: put(g, "%d", (int)pick(g, 256) - 128); break;
+  case 0: put(g, "%u", pick(g, 256)); break;
   case 1: ONE_OF(g, "0.5", "-0.0", "1e308", "1.0/0.0", "0.0/0.0", "9223372036854775807", "-9223372036854775808"); break;
   case 2: ONE_OF(g, "''", "'a'", "'x\\ny'", "'\\u00e9'", "'%'", "'A.*'"); break;
   case 3: ONE_OF(g, "null", "true", "false", "$p", "$missing"); break;
@@ -139,26 +140,26 @@ static void node(gen *g) {
   put(g, "(");
   if (pick(g, 4)) var(g);
   if (pick(g, 2)) ONE_OF(g, ":A", ":B", ":C", ":A:C", ":Z");
-  if (!pick(g, 4)) { put(g, " {name: "); expr(g); put(g, "}"); }
+  if (pick(g, 4) == 1) { put(g, " {name: "); expr(g); put(g, "}"); }
   put(g, ")");
 }
 
 static void pattern(gen *g) {
-  if (!pick(g, 4)) put(g, "p = ");
+  if (pick(g, 4) == 1) put(g, "p = ");
   node(g);
   for (unsigned i = 0, n = pick(g, 3); i < n; i++) {
     ONE_OF(g, "-[", "<-[");
     if (pick(g, 2)) var(g);
     if (pick(g, 2)) ONE_OF(g, ":T", ":U", ":T|U", ":V");
-    if (!pick(g, 3)) ONE_OF(g, "*", "*2", "*1..3", "*0..", "*..2", "*3..1");
+    if (pick(g, 3) == 1) ONE_OF(g, "*", "*2", "*1..3", "*0..", "*..2", "*3..1");
     ONE_OF(g, "]->", "]-");
     node(g);
   }
 }
 
 static void projection(gen *g) {
-  if (!pick(g, 4)) put(g, "DISTINCT ");
-  if (!pick(g, 6)) {
+  if (pick(g, 4) == 1) put(g, "DISTINCT ");
+  if (pick(g, 6) == 1) {
     put(g, "*");
     return;
   }
@@ -168,8 +169,8 @@ static void projection(gen *g) {
     put(g, " AS c%u", i);
   }
   if (pick(g, 2)) { put(g, " ORDER BY "); expr(g); ONE_OF(g, "", " DESC"); }
-  if (!pick(g, 3)) { put(g, " SKIP "); expr(g); }
-  if (!pick(g, 3)) { put(g, " LIMIT "); expr(g); }
+  if (pick(g, 3) == 1) { put(g, " SKIP "); expr(g); }
+  if (pick(g, 3) == 1) { put(g, " LIMIT "); expr(g); }
 }
 
 static void clause(gen *g) {
@@ -193,7 +194,7 @@ static size_t generate(gen *g) {
   for (unsigned i = 0, n = 1 + pick(g, 4); i < n; i++) clause(g);
   put(g, "RETURN ");
   projection(g);
-  if (!pick(g, 8)) { put(g, " UNION "); ONE_OF(g, "", "ALL "); put(g, "RETURN 1 AS c0"); }
+  if (pick(g, 8) == 1) { put(g, " UNION "); ONE_OF(g, "", "ALL "); put(g, "RETURN 1 AS c0"); }
   return g->len;
 }
 

@@ -21,7 +21,14 @@ if ! "$BIN" query --help >/dev/null 2>&1; then
   [ "$failed" -eq 0 ] || exit 1
   exit 77
 fi
-args=(--bin "$BIN" --tmp "$T" --jobs "${SL_TCK_JOBS:-2}" --failures "$T/failures.txt")
+# The stores (one per scenario, each fsynced) go to memory where there is /dev/shm.
+S=$T
+if [ -w /dev/shm ]; then
+  S=$(mktemp -d /dev/shm/e2e_tck.XXXXXX) || exit 1
+  rm_stores() { rm -rf "$S"; }
+  e2e_on_exit+=(rm_stores)
+fi
+args=(--bin "$BIN" --tmp "$S" --jobs "${SL_TCK_JOBS:-2}" --failures "$T/failures.txt")
 [ -n "${SL_TCK_FILTER:-}" ] && args+=(--filter "$SL_TCK_FILTER")
 check "no scenario of tests/tck/passing.txt fails" node "$RUN" "${args[@]}"
 [ "$failed" -eq 0 ] || echo "each failure's detail: $T/failures.txt"

@@ -233,6 +233,7 @@ async function main() {
 
   const byDir = new Map();
   const causes = new Map();
+  const byFeature = new Map();
   const regressions = [], nowPassingSkipped = [], details = [];
   for (const sc of chosen) {
     const r = results.get(sc.key);
@@ -244,7 +245,10 @@ async function main() {
     else c.fail++;
     if (r.ok && skips.has(sc.key)) nowPassingSkipped.push(sc.key);
     if (!r.ok && !r.skip) {
-      if (!skips.has(sc.key)) causes.set(r.cause, (causes.get(r.cause) || 0) + 1);
+      if (!skips.has(sc.key)) {
+        causes.set(r.cause, (causes.get(r.cause) || 0) + 1);
+        byFeature.set(sc.file, (byFeature.get(sc.file) || 0) + 1);
+      }
       if (passing.has(sc.key)) regressions.push(sc.key);
       details.push(`--- ${sc.key}\n${r.why}\n`);
       if (o.verbose) console.log(`FAIL ${sc.key}\n${r.why}\n`);
@@ -255,6 +259,8 @@ async function main() {
   if (causes.size) {
     console.log('\nfailure causes (scenarios):');
     for (const [c, n] of [...causes].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${String(n).padStart(5)}  ${c}`);
+    console.log('\nfeatures with the most failures:');
+    for (const [f, n] of [...byFeature].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${String(n).padStart(5)}  ${f}`);
   }
   if (o.failures) await writeFile(o.failures, details.join('\n'));
   if (nowPassingSkipped.length) console.log(`\n${nowPassingSkipped.length} scenario(s) of skip.txt pass now: ${nowPassingSkipped.slice(0, 10).join('; ')}`);

@@ -30,6 +30,8 @@ void sl__jbuf_i64(sl__jbuf *b, int64_t v);
 void sl__jbuf_str(sl__jbuf *b, const char *s, size_t n);
 /* A value in the JSON mapping ($double and $bytes forms included). */
 void sl__jbuf_value(sl__jbuf *b, const sl_value *v);
+/* A query result value (spec/query.md's JSONL shapes; results.c). */
+void sl__jbuf_qvalue(sl__jbuf *b, const sl_qvalue *v);
 /* Properties as a JSON object with keys in the given order. */
 void sl__jbuf_props(sl__jbuf *b, const sl_prop *props, size_t n);
 /* Write the buffer to out and empty it. Returns 0, b->err, or -errno

@@ -462,7 +462,7 @@ export async function runScenario(backend, sc, actions) {
         case 'measure': state = await g.measure(); break;
         case 'exec': {
           const r = await g.execute(a.query, params);
-          if (r.crash) return fail(`${a.kind} query crashed the engine: ${r.crash}\n${a.query}`, `crash: ${r.crash.split('\n')[0].slice(0, 120)}`);
+          if (r.crash) return fail(`the ${a.kind} query crashed the engine: ${r.crash}\n${a.query}`, `crash: ${r.crash.split('\n')[0].slice(0, 120)}`);
           if (a.kind === 'init' && r.error)
             return fail(`setup query failed: ${r.error.code}: ${r.error.message}\n${a.query}`, errorCause('setup failed', r.error));
           last = r;

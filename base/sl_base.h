@@ -95,6 +95,33 @@ int sl_time_parse(const char *text, uint64_t *out_us);
  * omitted when zero). buf must hold 32 bytes. Returns buf. */
 char *sl_time_format(uint64_t us, char *buf, size_t len);
 
+/* ---- time zones (base/tzdb.c; the public text functions are in
+ * include/shiplog.h, base/temporal.c) -------------------------------------- */
+/* IANA zones from the system's zone database: the TZif files under $TZDIR or
+ * /usr/share/zoneinfo (Debian's tzdata), read once per zone and cached for the
+ * life of the process; safe from any thread (the process's TZ is never
+ * touched). A name is a relative path of the database as written
+ * ("Europe/Paris", case-sensitive); anything else (not found, not TZif, "..",
+ * the leap-second "right/" tree) is SL_EINVAL, without a log line: the caller
+ * names its input. */
+/* 0 when name is a zone of the database. */
+int sl_tz_exists(const char *name);
+/* The offset (seconds east of UTC) in force at utc_seconds. */
+int sl_tz_offset_at(const char *name, int64_t utc_seconds, int32_t *offset);
+/* The instant of a wall-clock time (local_seconds since 1970-01-01T00:00 of
+ * that clock) in the zone, as java.time's ZonedDateTime.ofLocal (Neo4j):
+ * in an overlap the earlier offset, or *preferred when it is the other valid
+ * one; in a gap the time moves forward by the gap's length (returns 1 then).
+ * With preferred not valid there: SL_EINVAL ("offset and zone do not
+ * match"), except that, as java.time, the offset before a gap is accepted. */
+int sl_tz_resolve_local(const char *name, int64_t local_seconds, const int32_t *preferred, int64_t *utc_seconds,
+                        int32_t *offset);
+/* The database's version ("2025b", the "# version" line of tzdata.zi), or
+ * "unknown". Static. */
+const char *sl_tz_version(void);
+/* Parse a TZif image (the fuzz target's entry) and give the offset at probe. */
+int sl__tzif_parse(const uint8_t *buf, size_t len, int64_t probe, int32_t *offset);
+
 /* ---- UTF-8 (strict: no overlong forms, surrogates or code points past
  * U+10FFFF) ----------------------------------------------------------- */
 /* The character at buf[0..n): its length (1..4) and *cp, or 0 when the

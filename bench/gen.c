@@ -28,8 +28,11 @@
  *   LIKES, HAS_CREATOR, REPLY_OF, HAS_MEMBER, HAS_TAG) between live nodes,
  *   self-loops included; property writes of every value kind (bool, int64
  *   including its extremes, doubles always written with "." or an exponent,
- *   strings with escapes and multi-byte UTF-8, {"$bytes": ...}, lists of each
- *   scalar kind, the empty list, and null = remove); label adds and removes;
+ *   strings with escapes and multi-byte UTF-8, {"$bytes": ...}, dates,
+ *   times, datetimes with offsets and zones, durations (years to
+ *   +-999999999, nanoseconds, negative), points of the four coordinate
+ *   systems, lists of each scalar kind, the empty list, and null = remove);
+ *   label adds and removes;
  *   relationship deletes; node deletes with "detach" (or without it when the
  *   node has no relationships).
  *
@@ -151,7 +154,63 @@ static void put_bytes(void) {
   puts_("\"}");
 }
 
-enum { K_BOOL, K_INT, K_DOUBLE, K_STRING, K_BYTES, K_SCALARS };
+/* Dates, times, datetimes (offsets and IANA zones) and durations as their
+ * canonical text: now-ish mostly, the extremes sometimes. */
+static void put_temporal(sl_kind kind) {
+  static const char *const tags[] = {"date", "localtime", "time", "localdatetime", "datetime", "duration"};
+  static const char *const zones[] = {"Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe",
+                                      "UTC"};
+  sl_value v = {.kind = kind};
+  int64_t days = chance(10) ? (chance(50) ? -365243219162LL : 365241780471LL) /* years -999999999, 999999999 */
+                            : (int64_t)below(80000) - 20000;
+  int64_t sod = (int64_t)below(86400);
+  int32_t nanos = chance(50) ? 0 : (int32_t)below(1000000000);
+  switch (kind) {
+  case SL_DATE: v.u.t.seconds = days; break;
+  case SL_LOCALTIME: v.u.t.seconds = sod, v.u.t.nanos = nanos; break;
+  case SL_TIME: v.u.t.seconds = sod, v.u.t.nanos = nanos, v.u.t.offset = ((int32_t)below(145) - 72) * 900; break;
+  case SL_LOCALDATETIME: v.u.t.seconds = days * 86400 + sod, v.u.t.nanos = nanos; break;
+  case SL_DATETIME:
+    v.u.t.seconds = (days < 0 ? days + 1 : days - 1) * 86400 + sod, v.u.t.nanos = nanos;
+    if (chance(50)) {
+      v.u.t.zone = zones[below(SL_ARRAY_LEN(zones))];
+      if (sl_tz_offset_at(v.u.t.zone, v.u.t.seconds, &v.u.t.offset)) v.u.t.zone = NULL, v.u.t.offset = 0;
+    } else {
+      v.u.t.offset = ((int32_t)below(145) - 72) * 900;
+    }
+    break;
+  default: {
+    int64_t sign = chance(30) ? -1 : 1;
+    v.u.dur.months = sign * (int64_t)below(240);
+    v.u.dur.days = sign * (int64_t)below(400);
+    v.u.dur.seconds = sign * (int64_t)below(1000000);
+    v.u.dur.nanos = (int32_t)sign * nanos;
+    break;
+  }
+  }
+  char text[SL_TEMPORAL_TEXT_MAX];
+  int n = sl_temporal_format(&v, text, sizeof text);
+  putf("{\"$%s\":\"", tags[kind - SL_DATE]);
+  put(text, n > 0 ? (size_t)n : 0);
+  puts_("\"}");
+}
+
+/* Points of the four coordinate systems. */
+static void put_point(void) {
+  static const uint32_t srids[] = {SL_SRID_CARTESIAN, SL_SRID_CARTESIAN_3D, SL_SRID_WGS84, SL_SRID_WGS84_3D};
+  uint32_t srid = srids[below(4)];
+  putf("{\"$point\":{\"srid\":%u,\"x\":", srid);
+  put_double();
+  puts_(",\"y\":");
+  put_double();
+  if (srid == SL_SRID_CARTESIAN_3D || srid == SL_SRID_WGS84_3D) {
+    puts_(",\"z\":");
+    put_double();
+  }
+  puts_("}}");
+}
+
+enum { K_BOOL, K_INT, K_DOUBLE, K_STRING, K_BYTES, K_TEMPORAL_0, K_POINT = K_TEMPORAL_0 + 6, K_SCALARS };
 
 static void put_scalar(int kind) {
   switch (kind) {
@@ -159,7 +218,9 @@ static void put_scalar(int kind) {
   case K_INT: put_int(); break;
   case K_DOUBLE: put_double(); break;
   case K_STRING: put_str(strings[below(SL_ARRAY_LEN(strings))]); break;
-  default: put_bytes(); break;
+  case K_BYTES: put_bytes(); break;
+  case K_POINT: put_point(); break;
+  default: put_temporal((sl_kind)(SL_DATE + (kind - K_TEMPORAL_0))); break;
   }
 }
 
@@ -178,9 +239,10 @@ static void put_value(bool allow_null) {
     put("]", 1);
   } else {
     /* Strings and ints dominate real graphs. */
-    static const int weights[] = {K_STRING, K_STRING, K_STRING, K_INT, K_INT, K_INT,
-                                  K_DOUBLE, K_DOUBLE, K_BOOL, K_BYTES};
-    put_scalar(weights[below(SL_ARRAY_LEN(weights))]);
+    static const int weights[] = {K_STRING, K_STRING, K_STRING, K_INT, K_INT, K_INT, K_DOUBLE,
+                                  K_DOUBLE, K_BOOL,   K_BYTES,  -1,    -1,    K_POINT};
+    int k = weights[below(SL_ARRAY_LEN(weights))];
+    put_scalar(k < 0 ? K_TEMPORAL_0 + (int)below(6) : k);
   }
 }
 

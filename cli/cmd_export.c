@@ -236,6 +236,8 @@ static const char import_help[] = "Usage: shiplog import FILE --into DIR [--quie
                                   "  --ignore-extra-columns[=BOOL] ignore fields beyond the header (false)\n"
                                   "  --ignore-empty-strings[=BOOL] a quoted empty string is no property (false)\n"
                                   "  --trim-strings[=BOOL]         trim whitespace around strings (false)\n"
+                                  "  --default-time-zone=ZONE      of time and datetime cells without an offset:\n"
+                                  "                                an offset (+01:00) or an IANA name (UTC)\n"
                                   "  --quiet                       no progress line on a terminal, no summary\n";
 
 /* Read FILE's arguments as picocli does (see the top of this file). */
@@ -419,6 +421,7 @@ int cmd_import(int argc, char **argv) {
                                        {"ignore-extra-columns", optional_argument, NULL, 'x'},
                                        {"ignore-empty-strings", optional_argument, NULL, 'e'},
                                        {"trim-strings", optional_argument, NULL, 'T'},
+                                       {"default-time-zone", required_argument, NULL, 'z'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   cli_mem mem = {0};
@@ -458,6 +461,15 @@ int cmd_import(int argc, char **argv) {
     case 'x': rc = parse_bool(name, optarg, &co.ignore_extra_columns); break;
     case 'e': rc = parse_bool(name, optarg, &co.ignore_empty_strings); break;
     case 'T': rc = parse_bool(name, optarg, &co.trim_strings); break;
+    case 'z': {
+      /* checked here, so that a bad zone is a usage error before any file is read */
+      sl_value probe;
+      char zone[SL_ZONE_MAX + 1], why[200];
+      co.default_time_zone = strcasecmp(optarg, "UTC") ? optarg : NULL; /* neo4j-admin's default: Z */
+      if (sl_temporal_parse(SL_DATETIME, "2000-01-01", 10, co.default_time_zone, &probe, zone, why, sizeof why) < 0)
+        rc = cli_usage("import", "--default-time-zone: %s", why);
+      break;
+    }
     default: rc = cli_usage("import", NULL); break;
     }
   }

@@ -180,23 +180,27 @@ typedef struct sl_prop {
 SHIPLOG_API bool sl_value_equal(const sl_value *a, const sl_value *b);
 
 /* Neo4j's ordering of property values, in one place for ORDER BY, indexes,
- * DISTINCT and `=`/`<`:
+ * DISTINCT and `=`/`<` (store/value_order.c gives the rules and sources):
  *   sl_value_order: a total order over every value (ORDER BY, sort-based
  *     DISTINCT, index keys): kinds rank in Neo4j's orderability order
  *     (sl_value_kind_rank), within a kind as Neo4j sorts it (numbers by
- *     value, ints and doubles mixed, NaN after every number; DateTimes by
- *     instant; lists element by element). Returns <0, 0, >0.
- *   sl_value_compare: Cypher's comparison. Returns 1 and sets *cmp when a
- *     and b are comparable (`<` etc. give a boolean), 0 when they are not
- *     (`<` gives null: different kinds, a NaN, durations, points of different
- *     CRS). *eq (may be NULL) receives Cypher's `=` when it is defined
- *     (1 = 1.0 is true; different kinds are never equal): 1 true, 0 false,
- *     -1 null.
- *   sl_value_kind_rank: the kind's place in Neo4j's orderability list
- *     (MAP, NODE, RELATIONSHIP, LIST, PATH, DATETIME, LOCALDATETIME, DATE,
- *     TIME, LOCALTIME, DURATION, STRING, BOOLEAN, NUMBER, POINT? see
- *     Neo4j 5's "Ordering and comparison of values"), with room below for
- *     the query engine's map, node, relationship and path ranks. */
+ *     value, ints and doubles mixed and exact, NaN after every number;
+ *     DateTimes by instant, then offset, then zone; lists element by
+ *     element, bytes as a list of signed bytes like Neo4j's byte[]).
+ *     Returns -1, 0, 1; 0 exactly when the two are one value for DISTINCT
+ *     (1 and 1.0 are).
+ *   sl_value_compare: Cypher's comparison. Returns 1 and sets *cmp (-1, 0,
+ *     1) when a and b are comparable (`<` etc. give a boolean), 0 when they
+ *     are not and leaves *cmp alone (`<` gives null: different kinds, a NaN,
+ *     a null, durations, points). *eq (may be NULL) receives Cypher's `=`:
+ *     1 true, 0 false, -1 null (a null operand). 1 = 1.0 is true; values of
+ *     different kinds are never equal; NaN = NaN is false; durations and
+ *     points are equal or not though never comparable with `<`.
+ *   sl_value_kind_rank: the kind's place in Neo4j's orderability list:
+ *     4 LIST (and bytes), 6 POINT, 7 DATETIME, 8 LOCALDATETIME, 9 DATE,
+ *     10 TIME, 11 LOCALTIME, 12 DURATION, 13 STRING, 14 BOOLEAN, 15 NUMBER
+ *     (ints and doubles), 16 null; the query engine's MAP, NODE and
+ *     RELATIONSHIP take 1, 2, 3 and PATH 5. SL_EINVAL for another kind. */
 SHIPLOG_API int sl_value_order(const sl_value *a, const sl_value *b);
 SHIPLOG_API int sl_value_compare(const sl_value *a, const sl_value *b, int *cmp, int *eq);
 SHIPLOG_API int sl_value_kind_rank(sl_kind kind);
@@ -204,7 +208,7 @@ SHIPLOG_API int sl_value_kind_rank(sl_kind kind);
 /* ---- temporal and spatial text (ISO-8601 as Cypher's toString prints it) ---- */
 /* The longest text sl_value_format writes for a temporal or duration value,
  * NUL included. */
-#define SL_TEMPORAL_TEXT_MAX 96
+#define SL_TEMPORAL_TEXT_MAX 128
 
 /* Parse the text of a value of `kind` (SL_DATE .. SL_DURATION) as Neo4j's
  * constructors (date("..."), duration("...")) and neo4j-admin's CSV cells

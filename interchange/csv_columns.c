@@ -3,9 +3,11 @@
  * (csv_import_int.h; csv_import.c is the import itself).
  *
  * HEADERS are split as neo4j-admin's DataFactories splits them: "{...}"
- * (refused here), then "(GROUP)" from the first '(' to the last ')', then the
- * type after the last ':'. So `a:b:string` is the key "a:b", and a key with
- * '(' cannot be written at all (csv_export.c refuses such keys).
+ * options first (only neo4j-admin's {crs:..} / {srid:..} of a point column
+ * and {timezone:..} of a time or datetime column: the default of its cells),
+ * then "(GROUP)" from the first '(' to the last ')', then the type after the
+ * last ':'. So `a:b:string` is the key "a:b", and a key with '(' cannot be
+ * written at all (csv_export.c refuses such keys).
  *
  * VALUES of one row live in a scratch arena (lists, bytes) and in the record
  * buffer (strings), both reused for the next row. Doubles: Java's
@@ -29,9 +31,10 @@ static const struct {
   vtype type;
 } type_names[] = {{"string", VT_STRING}, {"long", VT_LONG},    {"int", VT_INT},
                   {"short", VT_SHORT},   {"byte", VT_BYTE},    {"double", VT_DOUBLE},
-                  {"float", VT_FLOAT},   {"boolean", VT_BOOL}, {"char", VT_CHAR}};
-static const char *const foreign_types[] = {"point",     "date",          "time",    "datetime",
-                                            "localtime", "localdatetime", "duration"};
+                  {"float", VT_FLOAT},   {"boolean", VT_BOOL}, {"char", VT_CHAR},
+                  {"date", VT_DATE},     {"localtime", VT_LOCALTIME}, {"time", VT_TIME},
+                  {"localdatetime", VT_LOCALDATETIME}, {"datetime", VT_DATETIME}, {"duration", VT_DURATION},
+                  {"point", VT_POINT}};
 
 /* Where the next array delimiter starts in s[at..n), or n. */
 size_t sl__csv_ad_next(const csvimp *im, const char *s, size_t n, size_t at) {
@@ -63,6 +66,7 @@ void sl__csv_cols_free(csvimp *im) {
   for (size_t i = 0; i < im->ncols; i++) {
     free(im->cols[i].name);
     free(im->cols[i].text);
+    free(im->cols[i].zone);
   }
   free(im->cols);
   im->cols = NULL;
@@ -87,18 +91,93 @@ static int space_find(csvimp *im, const char *name, bool create, size_t *out) {
 
 static bool streq_ci(const char *a, size_t n, const char *b) { return strlen(b) == n && !strncasecmp(a, b, n); }
 
+/* The options of a column, "{key:value, ...}" (values bare or quoted):
+ * {timezone:ZONE} on time and datetime columns, {crs:NAME} or {srid:N} on
+ * point columns, as neo4j-admin takes them. */
+static int parse_options(csvimp *im, size_t i, const char *o, size_t n) {
+  column *c = &im->cols[i];
+  bool zoned = c->kind == COL_PROP && (c->type == VT_TIME || c->type == VT_DATETIME);
+  bool point = c->kind == COL_PROP && c->type == VT_POINT;
+  if (n < 2 || o[n - 1] != '}') return sl__csv_col_why(im, i, "header options must be {key:value, ...}");
+  o++, n -= 2;
+  while (n) {
+    size_t kl = 0, vl;
+    sl__csv_trim(&o, &n);
+    while (kl < n && o[kl] != ':' && o[kl] != ',') kl++;
+    const char *key = o, *val;
+    size_t klt = kl;
+    sl__csv_trim(&key, &klt);
+    if (kl == n || o[kl] != ':') return sl__csv_col_why(im, i, "header option '%.*s' has no value", (int)SL_MIN(klt, (size_t)20), key);
+    o += kl + 1, n -= kl + 1;
+    sl__csv_trim(&o, &n);
+    if (n && (o[0] == '\'' || o[0] == '"')) {
+      const char *end = memchr(o + 1, o[0], n - 1);
+      if (!end) return sl__csv_col_why(im, i, "header option '%.*s': missing end quote", (int)SL_MIN(klt, (size_t)20), key);
+      val = o + 1, vl = (size_t)(end - o - 1);
+      n -= vl + 2, o = end + 1;
+      sl__csv_trim(&o, &n);
+    } else {
+      for (vl = 0; vl < n && o[vl] != ','; vl++) {}
+      val = o, o += vl, n -= vl;
+      sl__csv_trim(&val, &vl);
+    }
+    if (n && o[0] != ',') return sl__csv_col_why(im, i, "header options must be {key:value, ...}");
+    if (n) o++, n--;
+    char v[SL_ZONE_MAX + 1];
+    if (vl == 0 || vl > SL_ZONE_MAX) return sl__csv_col_why(im, i, "header option '%.*s': bad value", (int)SL_MIN(klt, (size_t)20), key);
+    memcpy(v, val, vl);
+    v[vl] = '\0';
+    if (zoned && streq_ci(key, klt, "timezone")) {
+      sl_value probe;
+      char zb[SL_ZONE_MAX + 1], why[160];
+      if (!strcasecmp(v, "UTC")) strcpy(v, "Z"); /* as --default-time-zone */
+      if (sl_temporal_parse(SL_DATETIME, "2000-01-01", 10, v, &probe, zb, why, sizeof why) < 0)
+        return sl__csv_col_why(im, i, "{timezone:%s}: %s", v, why);
+      free(c->zone);
+      if (!(c->zone = strdup(v))) return -ENOMEM;
+    } else if (point && streq_ci(key, klt, "crs")) {
+      if (!(c->srid = sl_srid_from_name(v, vl)))
+        return sl__csv_col_why(im, i, "{crs:%s}: unknown crs (cartesian, cartesian-3d, wgs-84, wgs-84-3d)", v);
+    } else if (point && streq_ci(key, klt, "srid")) {
+      char *end;
+      long long srid = strtoll(v, &end, 10);
+      if (*end || srid <= 0 || srid > UINT32_MAX || !sl_srid_name((uint32_t)srid))
+        return sl__csv_col_why(im, i, "{srid:%s}: unknown srid (7203, 9157, 4326 or 4979)", v);
+      c->srid = srid;
+    } else {
+      return sl__csv_col_why(im, i, "header option '%.*s' is not supported here (only {timezone:..} on time and datetime columns, {crs:..} on point columns)",
+                             (int)SL_MIN(klt, (size_t)20), key);
+    }
+  }
+  return 0;
+}
+
 /* Parse header field i (text[0..n), NUL-terminated) into im->cols[i]. */
 static int parse_column(csvimp *im, size_t i, const char *text, size_t n) {
   column *c = &im->cols[i];
   int rc;
   if (!(c->text = strdup(text))) return -ENOMEM;
   if (n == 0) return 0; /* COL_IGNORE */
-  if (memchr(text, '{', n)) return sl__csv_col_why(im, i, "header options ({...}) are not supported");
   if (strlen(text) != n) return sl__csv_col_why(im, i, "the header holds a NUL byte");
 
-  /* The group: from the first '(' to the last ')', cut out. */
-  char *rest = strdup(text), *group = NULL;
+  /* The options: from the first '{' to the last '}', cut out (read below,
+   * once the type is known). */
+  char *rest = strdup(text), *group = NULL, *options = NULL;
   if (!rest) return -ENOMEM;
+  char *brace = strchr(rest, '{');
+  if (brace) {
+    char *close = strrchr(rest, '}');
+    if (!close || close < brace) {
+      free(rest);
+      return sl__csv_col_why(im, i, "'{' without a closing '}'");
+    }
+    if (!(options = strndup(brace, (size_t)(close - brace + 1)))) {
+      free(rest);
+      return -ENOMEM;
+    }
+    memmove(brace, close + 1, strlen(close + 1) + 1);
+  }
+  /* The group: from the first '(' to the last ')', cut out. */
   char *open = strchr(rest, '(');
   if (open) {
     char *close = strrchr(rest, ')');
@@ -148,15 +227,10 @@ static int parse_column(csvimp *im, size_t i, const char *text, size_t n) {
       }
       size_t k = 0;
       while (k < SL_ARRAY_LEN(type_names) && !streq_ci(type, tl, type_names[k].name)) k++;
-      if (k < SL_ARRAY_LEN(type_names)) {
+      if (k < SL_ARRAY_LEN(type_names))
         c->type = type_names[k].type;
-      } else {
-        bool foreign = false;
-        for (size_t j = 0; j < SL_ARRAY_LEN(foreign_types); j++) foreign |= streq_ci(type, tl, foreign_types[j]);
-        rc = foreign ? sl__csv_col_why(im, i, "type '%s' is not supported (shiplog holds no points or temporal values)",
-                                       type)
-                     : sl__csv_col_why(im, i, "unknown type '%s'", type);
-      }
+      else
+        rc = sl__csv_col_why(im, i, "unknown type '%s'", type);
     }
     if (!rc && !*rest) rc = sl__csv_col_why(im, i, "a property column needs a name");
   }
@@ -167,6 +241,8 @@ static int parse_column(csvimp *im, size_t i, const char *text, size_t n) {
         rc = sl__csv_col_why(im, i, "property '%.64s' is also column %zu", rest, j + 1);
     if (!rc && !(c->name = strdup(rest))) rc = -ENOMEM;
   }
+  if (!rc && options) rc = parse_options(im, i, options, strlen(options));
+  free(options);
   free(rest);
   return rc;
 }
@@ -199,6 +275,15 @@ int sl__csv_parse_header(csvimp *im) {
 void sl__csv_trim(const char **s, size_t *n) {
   while (*n && (unsigned char)(*s)[0] <= ' ') (*s)++, (*n)--;
   while (*n && (unsigned char)(*s)[*n - 1] <= ' ') (*n)--;
+}
+
+static int fail_point(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_point(char *why, size_t whylen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, whylen, fmt, ap);
+  va_end(ap);
+  return SL_EINVAL;
 }
 
 /* 0, SL_EINVAL (not an integer) or 1 (outside [lo, hi]). */
@@ -281,6 +366,60 @@ static const char *type_name(vtype t) {
   return "?";
 }
 
+/* A point cell as neo4j-admin reads it: a Cypher map of numbers and a
+ * quoted crs, {x:1.5, y:-2, crs:'cartesian'} (keys in any case; srid:N too). */
+static int parse_point(const char *s, size_t n, int64_t default_srid, sl_value *v, char *why, size_t whylen) {
+  sl__point_parts pp = {0};
+  sl__csv_trim(&s, &n);
+  if (n < 2 || s[0] != '{' || s[n - 1] != '}') goto syntax;
+  s++, n -= 2;
+  while (n) {
+    size_t kl = 0;
+    sl__csv_trim(&s, &n);
+    while (kl < n && ((s[kl] | 32) >= 'a' && (s[kl] | 32) <= 'z')) kl++;
+    const char *key = s;
+    s += kl, n -= kl;
+    sl__csv_trim(&s, &n);
+    if (!kl || !n || s[0] != ':') goto syntax;
+    s++, n--;
+    sl__csv_trim(&s, &n);
+    size_t vl = 0;
+    const char *val = s;
+    if (n && (s[0] == '\'' || s[0] == '"')) {
+      const char *end = memchr(s + 1, s[0], n - 1);
+      if (!end) goto syntax;
+      val = s + 1, vl = (size_t)(end - s - 1);
+      s = end + 1, n -= vl + 2;
+    } else {
+      while (vl < n && s[vl] != ',') vl++;
+      s += vl, n -= vl;
+    }
+    sl__csv_trim(&s, &n);
+    if (n && s[0] != ',') goto syntax;
+    if (n) s++, n--;
+    int i = 0;
+    while (i < SL__PT_NCOORD && !streq_ci(key, kl, sl__point_keys[i])) i++;
+    if (i < SL__PT_NCOORD) {
+      if (pp.has[i]) return fail_point(why, whylen, "point: %s given twice", sl__point_keys[i]);
+      if (parse_double(val, vl, &pp.c[i])) return fail_point(why, whylen, "point: %s is not a number", sl__point_keys[i]);
+      pp.has[i] = true;
+    } else if (streq_ci(key, kl, "crs")) {
+      pp.crs = val, pp.crs_len = vl;
+    } else if (streq_ci(key, kl, "srid")) {
+      int64_t srid;
+      if (parse_int(val, vl, 1, UINT32_MAX, &srid)) return fail_point(why, whylen, "point: srid is not a number");
+      pp.srid = srid;
+    } else {
+      return fail_point(why, whylen, "point: unknown key '%.*s' (x, y, z, longitude, latitude, height, crs, srid)",
+                        (int)SL_MIN(kl, (size_t)20), key);
+    }
+  }
+  if (!pp.crs && !pp.srid) pp.srid = default_srid; /* the column's {crs:..} */
+  return sl__point_make(&pp, v, why, whylen);
+syntax:
+  return fail_point(why, whylen, "not a point such as {x:1.5, y:2, crs:'cartesian'}");
+}
+
 /* One scalar of column type t from s[0..n) (NUL at s[n] for strings).
  * what: "" or "element N: " for messages. */
 static int scalar(csvimp *im, size_t col, vtype t, const char *s, size_t n, const char *what, sl_value *v) {
@@ -310,6 +449,25 @@ static int scalar(csvimp *im, size_t col, vtype t, const char *s, size_t n, cons
     if (parse_bool(s, n, &v->u.b))
       return sl__csv_col_why(im, col, "%snot a boolean (true or false): \"%.40s\"", what, s);
     return 0;
+  case VT_DATE:
+  case VT_LOCALTIME:
+  case VT_TIME:
+  case VT_LOCALDATETIME:
+  case VT_DATETIME:
+  case VT_DURATION: {
+    char reason[200], *zone = sl__scratch_alloc(im->arena, SL_ZONE_MAX + 1);
+    if (!zone) return -ENOMEM;
+    sl__csv_trim(&s, &n);
+    const char *dz = im->cols[col].zone ? im->cols[col].zone : im->o->default_time_zone;
+    if (sl_temporal_parse((sl_kind)(SL_DATE + (t - VT_DATE)), s, n, dz, v, zone, reason, sizeof reason) < 0)
+      return sl__csv_col_why(im, col, "%s%s", what, reason);
+    return 0;
+  }
+  case VT_POINT: {
+    char reason[200];
+    if (parse_point(s, n, im->cols[col].srid, v, reason, sizeof reason) < 0) return sl__csv_col_why(im, col, "%s%s", what, reason);
+    return 0;
+  }
   case VT_CHAR:
   case VT_STRING:
     if (im->o->trim_strings) sl__csv_trim(&s, &n);

@@ -11,7 +11,10 @@
  *
  * PASS 1 reads every node, then every relationship, once:
  *   - each property gets a column type (ctype): boolean, long, double,
- *     string, byte[] (bytes), or an array type; an empty list fits any array
+ *     string, byte[] (bytes), date, localtime, time, localdatetime,
+ *     datetime, duration, point (their text as Cypher's toString writes it;
+ *     points as {x:1.0,y:2.0,crs:'cartesian'}, quoted for their commas), or
+ *     an array type; an empty list fits any array
  *     column ("" reads back as an empty list in every one), so it is
  *     CT_ANY_A until another entity in its file fixes the column's type
  *     (string[] if none does);
@@ -21,8 +24,8 @@
  *     graph imported from these files and exported again gives the same
  *     files, because a file's columns only grow and conflicts only grow with
  *     them;
- *   - the bytes used by labels and list strings (to pick an array delimiter
- *     none of them holds) and whether any text holds a line break (then
+ *   - the bytes used by labels and list elements' text (to pick an array
+ *     delimiter none of them holds) and whether any text holds a line break (then
  *     import.args asks for --multiline-fields) are noted;
  *   - what has no spelling is refused before anything is written.
  * Kept per entity: its id (8 bytes) and its file (4 bytes). The ids are
@@ -53,20 +56,46 @@
 #define FLUSH_AT (256u << 10)
 #define PROGRESS_EVERY 4096
 
+/* Scalars, then the arrays of the same in the same order (CT_X_A = CT_X +
+ * CT_NSCALAR; bytes have no array form), then CT_ANY_A. The temporal kinds
+ * and the point follow sl_kind's order. */
 typedef enum ctype {
   CT_BOOL,
   CT_LONG,
   CT_DOUBLE,
   CT_STRING,
   CT_BYTES,
-  CT_BOOL_A,
+  CT_DATE, /* .. CT_DURATION: SL_DATE .. SL_DURATION */
+  CT_LOCALTIME,
+  CT_TIME,
+  CT_LOCALDATETIME,
+  CT_DATETIME,
+  CT_DURATION,
+  CT_POINT,
+  CT_NSCALAR,
+  CT_BOOL_A = CT_NSCALAR,
   CT_LONG_A,
   CT_DOUBLE_A,
   CT_STRING_A,
-  CT_ANY_A
+  CT_ANY_A = 2 * CT_NSCALAR
 } ctype;
-static const char *const ctype_names[] = {"boolean",   "long",   "double",   "string",   "byte[]",
-                                          "boolean[]", "long[]", "double[]", "string[]", "string[]"};
+static const char *const ctype_names[] = {
+    "boolean",   "long",        "double",   "string",          "byte[]",      "date",       "localtime",
+    "time",      "localdatetime", "datetime", "duration",      "point",       "boolean[]",  "long[]",
+    "double[]",  "string[]",    "-",        "date[]",          "localtime[]", "time[]",     "localdatetime[]",
+    "datetime[]", "duration[]", "point[]",  "string[]"};
+
+static ctype ctype_of_kind(sl_kind k) {
+  switch (k) {
+  case SL_BOOL: return CT_BOOL;
+  case SL_INT: return CT_LONG;
+  case SL_DOUBLE: return CT_DOUBLE;
+  case SL_STRING: return CT_STRING;
+  case SL_POINT: return CT_POINT;
+  case SL_BYTES: return CT_BYTES;
+  default: return (ctype)(CT_DATE + (k - SL_DATE)); /* SL_DATE .. SL_DURATION */
+  }
+}
 
 typedef struct fcol {
   char *key;
@@ -105,6 +134,8 @@ typedef struct csvexp {
   uint64_t done, total;
 } csvexp;
 
+static void put_scalar(sl__jbuf *b, sl_kind kind, const sl_value *v);
+
 /* ---- pass 1 ----------------------------------------------------------------------------- */
 static void note_text(csvexp *x, const char *s, size_t n, bool delim_matters) {
   for (size_t i = 0; i < n; i++) {
@@ -116,39 +147,41 @@ static void note_text(csvexp *x, const char *s, size_t n, bool delim_matters) {
 
 /* The column type of v, or SL_EINVAL and the reason in *no. */
 static int ctype_of(csvexp *x, const sl_value *v, ctype *out, const char **no) {
-  switch (v->kind) {
-  case SL_BOOL: *out = CT_BOOL; return 0;
-  case SL_INT: *out = CT_LONG; return 0;
-  case SL_DOUBLE: *out = CT_DOUBLE; return 0;
-  case SL_STRING:
-    note_text(x, v->u.s, v->len, false);
-    *out = CT_STRING;
+  if (v->kind == SL_STRING) note_text(x, v->u.s, v->len, false);
+  if (v->kind != SL_LIST) {
+    *out = ctype_of_kind(v->kind);
     return 0;
-  case SL_BYTES: *out = CT_BYTES; return 0;
-  default: break;
   }
   if (v->len == 0) {
     *out = CT_ANY_A;
     return 0;
   }
   switch (v->elem_kind) {
-  case SL_BOOL: *out = CT_BOOL_A; return 0;
-  case SL_INT: *out = CT_LONG_A; return 0;
-  case SL_DOUBLE: *out = CT_DOUBLE_A; return 0;
+  case SL_BYTES: *no = "a list of byte arrays has no neo4j-admin CSV form"; return SL_EINVAL;
   case SL_STRING:
     if (v->len == 1 && v->u.items[0].len == 0) {
       *no = "a list of one empty string has no neo4j-admin CSV form (it reads back as an empty list)";
       return SL_EINVAL;
     }
     for (size_t i = 0; i < v->len; i++) note_text(x, v->u.items[i].u.s, v->u.items[i].len, true);
-    *out = CT_STRING_A;
-    return 0;
-  default: *no = "a list of byte arrays has no neo4j-admin CSV form"; return SL_EINVAL;
+    break;
+  case SL_BOOL:
+  case SL_INT:
+  case SL_DOUBLE: break;
+  default: /* the delimiter must not occur in the elements' text ('+', '/' in zones) */
+    for (size_t i = 0; i < v->len; i++) {
+      x->side.len = 0;
+      put_scalar(&x->side, v->elem_kind, &v->u.items[i]);
+      note_text(x, x->side.p, x->side.len, true);
+    }
+    break;
   }
+  *out = (ctype)(ctype_of_kind(v->elem_kind) + CT_NSCALAR);
+  return 0;
 }
 
 static bool compatible(ctype a, ctype b) {
-  return a == b || (a == CT_ANY_A && b >= CT_BOOL_A) || (b == CT_ANY_A && a >= CT_BOOL_A);
+  return a == b || (a == CT_ANY_A && b >= CT_NSCALAR) || (b == CT_ANY_A && a >= CT_NSCALAR);
 }
 
 static fcol *col_find(const ffile *f, const char *key, size_t *at) {
@@ -317,7 +350,10 @@ static void put_scalar(sl__jbuf *b, sl_kind kind, const sl_value *v) {
   case SL_BOOL: sl__jbuf_puts(b, v->u.b ? "true" : "false"); break;
   case SL_INT: sl__jbuf_i64(b, v->u.i); break;
   case SL_DOUBLE: sl__jbuf_put(b, tmp, sl_double_format(v->u.d, tmp)); break;
-  default: break; /* strings and bytes are written by put_value */
+  case SL_POINT: sl__jbuf_point_map(b, v, ","); break;
+  case SL_STRING:
+  case SL_BYTES: break; /* written by put_value */
+  default: sl__jbuf_temporal(b, kind, v); break;
   }
 }
 
@@ -330,15 +366,21 @@ static void put_value(csvexp *x, sl__jbuf *b, const sl_value *v) {
       if (i) sl__jbuf_putc(b, x->adelim);
       sl__jbuf_i64(b, (int64_t)v->u.bytes[i] - (v->u.bytes[i] > 127 ? 256 : 0)); /* Java's bytes are signed */
     }
+  } else if (v->kind == SL_POINT) { /* {x:1.0,y:2.0,crs:'cartesian'}: quoted for its commas */
+    x->side.len = 0;
+    put_scalar(&x->side, v->kind, v);
+    if (x->side.err) b->err = x->side.err;
+    put_text(b, x->side.p, x->side.len, true);
   } else if (v->kind != SL_LIST) {
     put_scalar(b, v->kind, v);
   } else if (v->len == 0) {
     sl__jbuf_puts(b, "\"\"");
-  } else if (v->elem_kind == SL_STRING) {
+  } else if (v->elem_kind == SL_STRING || v->elem_kind == SL_POINT) {
     x->side.len = 0;
     for (size_t i = 0; i < v->len; i++) {
       if (i) sl__jbuf_putc(&x->side, x->adelim);
-      sl__jbuf_put(&x->side, v->u.items[i].u.s, v->u.items[i].len);
+      if (v->elem_kind == SL_STRING) sl__jbuf_put(&x->side, v->u.items[i].u.s, v->u.items[i].len);
+      else put_scalar(&x->side, SL_POINT, &v->u.items[i]);
     }
     if (x->side.err) b->err = x->side.err;
     put_text(b, x->side.p, x->side.len, true);

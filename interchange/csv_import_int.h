@@ -49,7 +49,11 @@ typedef struct csv_reader {
 } csv_reader;
 
 /* ---- headers and values -------------------------------------------------------------- */
-typedef enum vtype { VT_STRING, VT_LONG, VT_INT, VT_SHORT, VT_BYTE, VT_DOUBLE, VT_FLOAT, VT_BOOL, VT_CHAR } vtype;
+typedef enum vtype {
+  VT_STRING, VT_LONG, VT_INT, VT_SHORT, VT_BYTE, VT_DOUBLE, VT_FLOAT, VT_BOOL, VT_CHAR,
+  VT_DATE, VT_LOCALTIME, VT_TIME, VT_LOCALDATETIME, VT_DATETIME, VT_DURATION, /* in sl_kind's order */
+  VT_POINT
+} vtype;
 
 typedef enum colkind { COL_IGNORE, COL_ID, COL_LABEL, COL_START, COL_END, COL_TYPE, COL_PROP } colkind;
 
@@ -60,6 +64,8 @@ typedef struct column {
   char *name;   /* property key, or NULL */
   char *text;   /* the header field, for messages */
   size_t space; /* id space of ID / START_ID / END_ID */
+  char *zone;     /* time, datetime: {timezone:..}, the column's default zone; NULL: none */
+  int64_t srid;   /* point: {crs:..} or {srid:..}, the cells' default CRS; 0: none */
 } column;
 
 typedef struct idspace {

@@ -112,6 +112,24 @@ static void put_scalar(cyexp *x, sl_kind kind, const sl_value *v) {
       sl__jbuf_put(b, tmp, sl_double_format(v->u.d, tmp));
     break;
   case SL_STRING: put_string(b, v->u.s, v->len); break;
+  case SL_DATE:
+  case SL_LOCALTIME:
+  case SL_TIME:
+  case SL_LOCALDATETIME:
+  case SL_DATETIME:
+  case SL_DURATION: {
+    static const char *const fn[] = {"date", "localtime", "time", "localdatetime", "datetime", "duration"};
+    sl__jbuf_puts(b, fn[kind - SL_DATE]);
+    sl__jbuf_puts(b, "(\"");
+    sl__jbuf_temporal(b, kind, v); /* no quote or backslash in the text */
+    sl__jbuf_puts(b, "\")");
+    break;
+  }
+  case SL_POINT:
+    sl__jbuf_puts(b, "point(");
+    sl__jbuf_point_map(b, v, ", ");
+    sl__jbuf_putc(b, ')');
+    break;
   default: /* SL_BYTES */
     x->byte_values++;
     sl__jbuf_putc(b, '[');

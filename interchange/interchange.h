@@ -18,12 +18,21 @@
  *   string                   SL_STRING (without \u0000: the log's protobuf
  *                            strings cannot hold NUL, so the store refuses it)
  *   {"$bytes":"BASE64"}      SL_BYTES (standard alphabet, with padding)
+ *   {"$date":"2024-02-29"}   SL_DATE; likewise $localtime, $time,
+ *                            $localdatetime, $datetime, $duration (text as
+ *                            sl_temporal_parse reads and sl_temporal_format
+ *                            writes it, spec/types.md)
+ *   {"$point":{"srid":4326,"x":1.0,"y":2.0}}  SL_POINT ("z" exactly in 3D)
+ *   {"x":..,"y":..[,"z":..][,"crs":"cartesian"|"srid":7203]} or
+ *   {"longitude":..,"latitude":..[,"height":..][,"crs":..]}  SL_POINT as
+ *                            APOC writes it (null coordinates are absent;
+ *                            without crs/srid the keys decide)
  *   [v, ...]                 SL_LIST, every element of one scalar kind;
  *                            [] is an empty list of unknown kind
  *   null                     SL_NULL: only as the value of set_*_prop (remove)
- *   Other objects (maps, APOC points) are refused. The $double form is an
- *   extension of spec/mutations.md so that every stored value can be written
- *   as a mutation (and `shiplog log --json` output can be executed again).
+ *   Other objects (maps) are refused. The $double form is an extension of
+ *   spec/mutations.md so that every stored value can be written as a
+ *   mutation (and `shiplog log --json` output can be executed again).
  *
  * DOUBLES ARE WRITTEN as the shortest decimal that strtod() reads back to
  * the same bits, laid out as ECMAScript's Number.prototype.toString does
@@ -151,7 +160,7 @@ typedef struct sl_import_result {
  *   - anything else (element ids such as "4:ab..:0"): new ids are assigned
  *     from 1 in input order, and relationship endpoints are mapped through
  *     the node ids read.
- * Duplicate ids, endpoints that name no node, map or point values and
+ * Duplicate ids, endpoints that name no node, maps that are not points and
  * anything malformed are refused as "FILE:LINE: reason"; the half-made store
  * is removed (into_dir itself is left, empty, if it existed before).
  * Transactions of ops_per_tx ops. Returns 0 or the first error's code. */
@@ -169,9 +178,16 @@ int sl_import_jsonl(const char *path, const char *into_dir, const sl_import_opti
  *   name, name:TYPE, name:TYPE[]              properties: string (default),
  *       int long short byte (int64, range-checked for the type), float double
  *       (double), boolean (true/false, any case), char (one character, kept
- *       as a string); TYPE[] is a list split on the array delimiter; byte[]
- *       is a bytes value. Type names and keywords in any case. point and the
- *       temporal types are refused; so are header options ({...}).
+ *       as a string), date localtime time localdatetime datetime duration
+ *       (text as Neo4j's constructors read it, base/temporal.c; a time or
+ *       datetime without an offset or zone gets default_time_zone), point
+ *       ({x:1,y:2,crs:'cartesian'}, {latitude:..,longitude:..[,height:..]},
+ *       as neo4j-admin reads it: crs or srid optional, the keys decide);
+ *       TYPE[] is a list split on the array delimiter; byte[] is a bytes
+ *       value. Type names and keywords in any case. Header options as
+ *       neo4j-admin's: {crs:NAME} or {srid:N} on a point column, the CRS of
+ *       cells that name none; {timezone:ZONE} on a time or datetime column,
+ *       its cells' default zone (before default_time_zone); others refused.
  * The header is parsed as neo4j-admin parses it: options {..} are cut out,
  * then a group (..), then the type after the LAST ':', so a key may hold ':'.
  * Fields: an unquoted empty field is no property; a quoted empty one is an
@@ -210,6 +226,9 @@ typedef struct sl_csv_options {
   bool ignore_extra_columns;   /* ignore fields beyond the header */
   bool ignore_empty_strings;   /* a quoted empty string is no property */
   bool trim_strings;           /* trim whitespace around strings, labels, types, ids */
+  const char *default_time_zone; /* time and datetime cells without an offset or
+                                    zone: an offset ("+01:00") or an IANA name;
+                                    NULL: UTC (Z) */
   uint64_t ops_per_tx;           /* 0: 10000 */
   const sl_store_options *store; /* NULL: defaults */
   sl_progress_fn progress;       /* bytes read of the files' total size */

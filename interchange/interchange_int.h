@@ -32,6 +32,12 @@ void sl__jbuf_str(sl__jbuf *b, const char *s, size_t n);
 void sl__jbuf_value(sl__jbuf *b, const sl_value *v);
 /* A query result value (spec/query.md's JSONL shapes; results.c). */
 void sl__jbuf_qvalue(sl__jbuf *b, const sl_qvalue *v);
+/* The text of a temporal or duration value (sl_temporal_format), of `kind`
+ * (a list's items may leave their own kind to the list's elem_kind). */
+void sl__jbuf_temporal(sl__jbuf *b, sl_kind kind, const sl_value *v);
+/* A point as a Cypher map, as neo4j-admin's CSV cells and point({...})
+ * read it: {x:1.0,y:2.0[,z:3.0],crs:'wgs-84'} (x is the longitude). */
+void sl__jbuf_point_map(sl__jbuf *b, const sl_value *v, const char *sep);
 /* Properties as a JSON object with keys in the given order. */
 void sl__jbuf_props(sl__jbuf *b, const sl_prop *props, size_t n);
 /* Write the buffer to out and empty it. Returns 0, b->err, or -errno
@@ -55,6 +61,22 @@ int sl__json_value(json_t *j, sl__scratch *a, bool allow_null, sl_value *out, ch
 /* Convert a JSON object of properties into an arena array (keys in the
  * object's order). Reasons name the key. */
 int sl__json_props(json_t *obj, sl__scratch *a, sl_prop **out, size_t *n, char *why, size_t whylen);
+/* The point a map describes (APOC JSON maps, neo4j-admin CSV cells), as
+ * apoc.import.json and neo4j-admin read it: coordinates by key (x, y, z,
+ * longitude, latitude, height: has[i] false when absent) and the coordinate
+ * system as crs (a name; NULL when absent) or srid (0 when absent); with
+ * neither, the keys decide (cartesian or wgs-84, 3D with a third
+ * coordinate). SL_EINVAL with the reason in why. */
+enum { SL__PT_X, SL__PT_Y, SL__PT_Z, SL__PT_LON, SL__PT_LAT, SL__PT_HEIGHT, SL__PT_NCOORD };
+extern const char *const sl__point_keys[SL__PT_NCOORD];
+typedef struct sl__point_parts {
+  bool has[SL__PT_NCOORD];
+  double c[SL__PT_NCOORD];
+  const char *crs;
+  size_t crs_len;
+  int64_t srid;
+} sl__point_parts;
+int sl__point_make(const sl__point_parts *pp, sl_value *out, char *why, size_t whylen);
 /* A label, type or key: a string of 1..SL_NAME_MAX bytes without NUL. */
 int sl__json_name(json_t *j, const char **out, char *why, size_t whylen);
 /* Check a name given as a C string (object keys). */
@@ -100,11 +122,18 @@ void sl__idmap_free(sl__idmap *m);
 typedef struct sl__sink {
   const char *dir;
   bool existed, created;
+  bool borrowed; /* sl__sink_borrow_store's store: one transaction, aborted */
   sl_store *st;
   sl_tx *tx;
   uint64_t ops_in_tx, ops_per_tx;
 } sl__sink;
 
+/* Fuzz targets only (set once, before any import): importers then write
+ * into st, an open empty store, in one transaction that sl__sink_close
+ * aborts whatever happened, instead of creating a store in dir, which costs
+ * a directory, an LMDB environment and several fsyncs per input. NULL
+ * restores the normal behaviour. Not thread-safe. */
+void sl__sink_borrow_store(sl_store *st);
 /* Create and open a new store in dir (missing or empty). Logs failures. */
 int sl__sink_open(sl__sink *s, const char *dir, const sl_store_options *opt, uint64_t ops_per_tx);
 /* The open transaction, begun if none is. Logs nothing. */

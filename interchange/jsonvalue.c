@@ -32,6 +32,8 @@
 
 #include "sl_base.h"
 
+static bool srid_3d(uint32_t srid) { return srid == SL_SRID_CARTESIAN_3D || srid == SL_SRID_WGS84_3D; }
+
 /* ---- output buffer --------------------------------------------------------- */
 static bool jbuf_grow(sl__jbuf *b, size_t more) {
   if (b->err) return false;
@@ -100,6 +102,48 @@ void sl__jbuf_str(sl__jbuf *b, const char *s, size_t n) {
   sl__jbuf_putc(b, '"');
 }
 
+static void jbuf_double(sl__jbuf *b, double d) {
+  char tmp[SL_DOUBLE_BUF];
+  size_t n = sl_double_format(d, tmp);
+  if (isfinite(d)) {
+    sl__jbuf_put(b, tmp, n);
+  } else {
+    sl__jbuf_puts(b, "{\"$double\":\"");
+    sl__jbuf_put(b, tmp, n);
+    sl__jbuf_puts(b, "\"}");
+  }
+}
+
+/* The $-tags of the temporal kinds, by kind - SL_DATE (spec/types.md). */
+static const char *const TEMPORAL_TAGS[] = {"$date", "$localtime", "$time", "$localdatetime", "$datetime", "$duration"};
+
+void sl__jbuf_temporal(sl__jbuf *b, sl_kind kind, const sl_value *v) {
+  char tmp[SL_TEMPORAL_TEXT_MAX];
+  sl_value k = *v;
+  k.kind = kind;
+  int n = sl_temporal_format(&k, tmp, sizeof tmp);
+  sl__jbuf_put(b, tmp, n > 0 ? (size_t)n : 0);
+}
+
+void sl__jbuf_point_map(sl__jbuf *b, const sl_value *v, const char *sep) {
+  char tmp[SL_DOUBLE_BUF];
+  sl__jbuf_puts(b, "{x:");
+  sl__jbuf_put(b, tmp, sl_double_format(v->u.pt.x, tmp));
+  sl__jbuf_puts(b, sep);
+  sl__jbuf_puts(b, "y:");
+  sl__jbuf_put(b, tmp, sl_double_format(v->u.pt.y, tmp));
+  if (srid_3d(v->u.pt.srid)) {
+    sl__jbuf_puts(b, sep);
+    sl__jbuf_puts(b, "z:");
+    sl__jbuf_put(b, tmp, sl_double_format(v->u.pt.z, tmp));
+  }
+  sl__jbuf_puts(b, sep);
+  sl__jbuf_puts(b, "crs:'");
+  const char *name = sl_srid_name(v->u.pt.srid);
+  sl__jbuf_puts(b, name ? name : "?");
+  sl__jbuf_puts(b, "'}");
+}
+
 static void jbuf_scalar(sl__jbuf *b, sl_kind kind, const sl_value *v) {
   switch (kind) {
   case SL_BOOL:
@@ -108,18 +152,9 @@ static void jbuf_scalar(sl__jbuf *b, sl_kind kind, const sl_value *v) {
   case SL_INT:
     sl__jbuf_i64(b, v->u.i);
     break;
-  case SL_DOUBLE: {
-    char tmp[SL_DOUBLE_BUF];
-    size_t n = sl_double_format(v->u.d, tmp);
-    if (isfinite(v->u.d)) {
-      sl__jbuf_put(b, tmp, n);
-    } else {
-      sl__jbuf_puts(b, "{\"$double\":\"");
-      sl__jbuf_put(b, tmp, n);
-      sl__jbuf_puts(b, "\"}");
-    }
+  case SL_DOUBLE:
+    jbuf_double(b, v->u.d);
     break;
-  }
   case SL_STRING:
     sl__jbuf_str(b, v->u.s, v->len);
     break;
@@ -127,6 +162,31 @@ static void jbuf_scalar(sl__jbuf *b, sl_kind kind, const sl_value *v) {
     sl__jbuf_puts(b, "{\"$bytes\":\"");
     if (jbuf_grow(b, (v->len + 2) / 3 * 4)) b->len += sl_base64_encode(v->u.bytes, v->len, b->p + b->len);
     sl__jbuf_puts(b, "\"}");
+    break;
+  case SL_DATE:
+  case SL_LOCALTIME:
+  case SL_TIME:
+  case SL_LOCALDATETIME:
+  case SL_DATETIME:
+  case SL_DURATION:
+    sl__jbuf_puts(b, "{\"");
+    sl__jbuf_puts(b, TEMPORAL_TAGS[kind - SL_DATE]);
+    sl__jbuf_puts(b, "\":\"");
+    sl__jbuf_temporal(b, kind, v);
+    sl__jbuf_puts(b, "\"}");
+    break;
+  case SL_POINT:
+    sl__jbuf_puts(b, "{\"$point\":{\"srid\":");
+    sl__jbuf_u64(b, v->u.pt.srid);
+    sl__jbuf_puts(b, ",\"x\":");
+    jbuf_double(b, v->u.pt.x);
+    sl__jbuf_puts(b, ",\"y\":");
+    jbuf_double(b, v->u.pt.y);
+    if (srid_3d(v->u.pt.srid)) {
+      sl__jbuf_puts(b, ",\"z\":");
+      jbuf_double(b, v->u.pt.z);
+    }
+    sl__jbuf_puts(b, "}}");
     break;
   default: /* SL_NULL / SL_LIST never reach here: lists hold scalars */
     sl__jbuf_puts(b, "null");
@@ -381,11 +441,104 @@ static const char *json_kind_name(json_t *j) {
 }
 
 static const char *kind_name(sl_kind k) {
-  static const char *names[] = {"null", "boolean", "integer", "double", "string", "bytes", "list"};
-  return names[k];
+  static const char *names[] = {"null",      "boolean", "integer",       "double",   "string",
+                                "bytes",     "list",    "date",          "localtime", "time",
+                                "localdatetime", "datetime", "duration", "point"};
+  return (unsigned)k < SL_ARRAY_LEN(names) ? names[k] : "unknown";
 }
 
-/* {"$double": ...} and {"$bytes": ...}; other objects are not values. */
+/* A coordinate: a JSON number (an integer is read as a double). */
+static bool coord(json_t *j, double *out) {
+  if (json_is_integer(j)) *out = (double)json_integer_value(j);
+  else if (json_is_real(j)) *out = json_real_value(j);
+  else return false;
+  return true;
+}
+
+/* {"$point":{"srid":N,"x":..,"y":..[,"z":..]}}: the export's own form,
+ * every key required (z exactly in 3D). */
+static int canonical_point(json_t *p, sl_value *out, char *why, size_t whylen) {
+  if (!json_is_object(p)) return fail(why, whylen, "$point must be an object {\"srid\":..,\"x\":..,\"y\":..}");
+  json_t *srid = json_object_get(p, "srid"), *z = json_object_get(p, "z");
+  if (!srid) return fail(why, whylen, "$point without a coordinate system (srid)");
+  if (!json_is_integer(srid))
+    return fail(why, whylen, "$point: srid must be an integer (7203, 9157, 4326 or 4979)");
+  if (json_integer_value(srid) < 0 || json_integer_value(srid) > UINT32_MAX ||
+      !sl_srid_name((uint32_t)json_integer_value(srid)))
+    return fail(why, whylen, "$point: unknown coordinate system srid %lld (7203, 9157, 4326 or 4979)",
+                (long long)json_integer_value(srid));
+  *out = (sl_value){.kind = SL_POINT, .u.pt.srid = (uint32_t)json_integer_value(srid)};
+  size_t keys = 3 + (z != NULL);
+  if (!coord(json_object_get(p, "x"), &out->u.pt.x) || !coord(json_object_get(p, "y"), &out->u.pt.y))
+    return fail(why, whylen, "$point needs numbers x and y");
+  if (srid_3d(out->u.pt.srid) != (z != NULL))
+    return fail(why, whylen, "$point: srid %u is %s: %s", out->u.pt.srid, srid_3d(out->u.pt.srid) ? "3D" : "2D",
+                z ? "z is not allowed" : "z is missing");
+  if (z && !coord(z, &out->u.pt.z)) return fail(why, whylen, "$point: z must be a number");
+  if (json_object_size(p) != keys) return fail(why, whylen, "$point has keys other than srid, x, y, z");
+  return 0;
+}
+
+const char *const sl__point_keys[SL__PT_NCOORD] = {"x", "y", "z", "longitude", "latitude", "height"};
+
+int sl__point_make(const sl__point_parts *pp, sl_value *out, char *why, size_t whylen) {
+  bool cart = pp->has[SL__PT_X] || pp->has[SL__PT_Y] || pp->has[SL__PT_Z];
+  bool geo = pp->has[SL__PT_LON] || pp->has[SL__PT_LAT] || pp->has[SL__PT_HEIGHT];
+  if (cart && geo) return fail(why, whylen, "point mixes x/y/z with longitude/latitude/height");
+  int base = cart ? SL__PT_X : SL__PT_LON;
+  bool has3 = pp->has[base + 2];
+  uint32_t srid = cart ? (has3 ? SL_SRID_CARTESIAN_3D : SL_SRID_CARTESIAN) : (has3 ? SL_SRID_WGS84_3D : SL_SRID_WGS84);
+  if (pp->crs) {
+    if (!(srid = sl_srid_from_name(pp->crs, pp->crs_len)))
+      return fail(why, whylen, "point: unknown crs '%.*s' (cartesian, cartesian-3d, wgs-84, wgs-84-3d)",
+                  (int)SL_MIN(pp->crs_len, (size_t)40), pp->crs);
+  } else if (pp->srid) {
+    if (pp->srid < 0 || pp->srid > UINT32_MAX || !sl_srid_name((uint32_t)pp->srid))
+      return fail(why, whylen, "point: unknown srid %lld (7203, 9157, 4326 or 4979)", (long long)pp->srid);
+    srid = (uint32_t)pp->srid;
+  }
+  if (!pp->has[base] || !pp->has[base + 1])
+    return fail(why, whylen, "point needs %s", cart ? "x and y" : "longitude and latitude");
+  if (srid_3d(srid) != has3)
+    return fail(why, whylen, "point: crs %s is %s", sl_srid_name(srid),
+                has3 ? "2D but a third coordinate is given" : "3D but the third coordinate is missing");
+  *out = (sl_value){.kind = SL_POINT, .u.pt = {.srid = srid, .x = pp->c[base], .y = pp->c[base + 1]}};
+  if (has3) out->u.pt.z = pp->c[base + 2];
+  return 0;
+}
+
+/* A map as APOC writes a point (null = absent); any other map is refused:
+ * Neo4j stores no maps. */
+static int apoc_point(json_t *j, sl_value *out, char *why, size_t whylen) {
+  sl__point_parts pp = {0};
+  size_t known = 0;
+  bool any = false;
+  for (int i = 0; i < SL__PT_NCOORD; i++) {
+    json_t *c = json_object_get(j, sl__point_keys[i]);
+    if (!c) continue;
+    known++, any = true;
+    if (json_is_null(c)) continue;
+    if (!coord(c, &pp.c[i])) return fail(why, whylen, "point: %s must be a number", sl__point_keys[i]);
+    pp.has[i] = true;
+  }
+  json_t *crs = json_object_get(j, "crs"), *srid = json_object_get(j, "srid");
+  if (crs) {
+    known++;
+    if (!json_is_string(crs)) return fail(why, whylen, "point: crs must be a name such as 'wgs-84'");
+    pp.crs = json_string_value(crs), pp.crs_len = json_string_length(crs);
+  } else if (srid) {
+    known++;
+    if (!json_is_integer(srid)) return fail(why, whylen, "point: srid must be an integer");
+    pp.srid = json_integer_value(srid);
+  }
+  if (!any || known != json_object_size(j))
+    return fail(why, whylen,
+                "map values are not supported (Neo4j stores no maps; a point has x, y or longitude, latitude)");
+  return sl__point_make(&pp, out, why, whylen);
+}
+
+/* {"$double": ...}, {"$bytes": ...}, {"$date": ...} and the other $-forms
+ * of spec/types.md, and APOC's point maps; other objects are not values. */
 static int tagged_value(json_t *j, sl__scratch *a, sl_value *out, char *why, size_t whylen) {
   json_t *t;
   if (json_object_size(j) == 1 && (t = json_object_get(j, "$double"))) {
@@ -413,8 +566,21 @@ static int tagged_value(json_t *j, sl__scratch *a, sl_value *out, char *why, siz
     out->len = (size_t)got;
     return 0;
   }
-  if (json_object_get(j, "crs")) return fail(why, whylen, "point values are not supported");
-  return fail(why, whylen, "map values are not supported");
+  if (json_object_size(j) == 1) {
+    for (size_t k = 0; k < SL_ARRAY_LEN(TEMPORAL_TAGS); k++) {
+      if (!(t = json_object_get(j, TEMPORAL_TAGS[k]))) continue;
+      if (!json_is_string(t)) return fail(why, whylen, "%s must be a string", TEMPORAL_TAGS[k]);
+      char *zone = sl__scratch_alloc(a, SL_ZONE_MAX + 1);
+      if (!zone) return -ENOMEM;
+      char reason[200];
+      if (sl_temporal_parse((sl_kind)(SL_DATE + k), json_string_value(t), json_string_length(t), NULL, out, zone,
+                            reason, sizeof reason) < 0)
+        return fail(why, whylen, "%s: %s", TEMPORAL_TAGS[k], reason);
+      return 0;
+    }
+    if ((t = json_object_get(j, "$point"))) return canonical_point(t, out, why, whylen);
+  }
+  return apoc_point(j, out, why, whylen);
 }
 
 static int scalar_value(json_t *j, sl__scratch *a, sl_value *out, char *why, size_t whylen) {

@@ -4,7 +4,7 @@
  * paths as query.md shapes them, then a stats line after a statement that
  * writes), as CSV, or as a table for people; and parameters from JSON into
  * sl_qvalue (objects become maps except the tagged forms $bytes, $double,
- * $date .. $duration and $point).
+ * $date .. $duration and $point, which jsonvalue.c reads and writes).
  */
 #include <errno.h>
 #include <math.h>
@@ -16,71 +16,13 @@
 #include "query.h"
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
-static const char *temporal_tag(int kind) {
-  switch (kind) {
-  case SL_DATE: return "$date";
-  case SL_LOCALTIME: return "$localtime";
-  case SL_TIME: return "$time";
-  case SL_LOCALDATETIME: return "$localdatetime";
-  case SL_DATETIME: return "$datetime";
-  case SL_DURATION: return "$duration";
-  default: return NULL;
-  }
-}
-
-static void json_prop_value(sl__jbuf *b, const sl_value *v);
-
-static void json_point(sl__jbuf *b, const sl_value *v) {
-  char tmp[SL_DOUBLE_BUF];
-  sl__jbuf_puts(b, "{\"$point\":{\"srid\":");
-  sl__jbuf_u64(b, v->u.pt.srid);
-  const double c[3] = {v->u.pt.x, v->u.pt.y, v->u.pt.z};
-  const char *names[3] = {",\"x\":", ",\"y\":", ",\"z\":"};
-  int dims = v->u.pt.srid == SL_SRID_CARTESIAN_3D || v->u.pt.srid == SL_SRID_WGS84_3D ? 3 : 2;
-  for (int i = 0; i < dims; i++) {
-    sl__jbuf_puts(b, names[i]);
-    sl__jbuf_put(b, tmp, sl_double_format(c[i], tmp));
-  }
-  sl__jbuf_puts(b, "}}");
-}
-
-static void json_prop_value(sl__jbuf *b, const sl_value *v) {
-  const char *tag = temporal_tag(v->kind);
-  if (tag) {
-    char text[SL_TEMPORAL_TEXT_MAX];
-    int n = sl_temporal_format(v, text, sizeof text);
-    sl__jbuf_puts(b, "{\"");
-    sl__jbuf_puts(b, tag);
-    sl__jbuf_puts(b, "\":");
-    sl__jbuf_str(b, text, n > 0 ? (size_t)n : 0);
-    sl__jbuf_putc(b, '}');
-    return;
-  }
-  if (v->kind == SL_POINT) {
-    json_point(b, v);
-    return;
-  }
-  if (v->kind == SL_LIST && (temporal_tag(v->elem_kind) || v->elem_kind == SL_POINT)) {
-    sl__jbuf_putc(b, '[');
-    for (size_t i = 0; i < v->len; i++) {
-      sl_value e = v->u.items[i];
-      e.kind = v->elem_kind;
-      if (i) sl__jbuf_putc(b, ',');
-      json_prop_value(b, &e);
-    }
-    sl__jbuf_putc(b, ']');
-    return;
-  }
-  sl__jbuf_value(b, v);
-}
-
 static void json_props(sl__jbuf *b, const sl_prop *props, size_t n) {
   sl__jbuf_putc(b, '{');
   for (size_t i = 0; i < n; i++) {
     if (i) sl__jbuf_putc(b, ',');
     sl__jbuf_str(b, props[i].key, strlen(props[i].key));
     sl__jbuf_putc(b, ':');
-    json_prop_value(b, &props[i].value);
+    sl__jbuf_value(b, &props[i].value);
   }
   sl__jbuf_putc(b, '}');
 }
@@ -148,7 +90,7 @@ void sl__jbuf_qvalue(sl__jbuf *b, const sl_qvalue *v) {
     }
     sl__jbuf_puts(b, "]}");
     return;
-  default: json_prop_value(b, &v->u.v); return;
+  default: sl__jbuf_value(b, &v->u.v); return;
   }
 }
 
@@ -184,10 +126,7 @@ static void text_prop(sl__jbuf *b, const sl_value *v, bool quote) {
     }
     sl__jbuf_putc(b, ']');
     return;
-  case SL_POINT: {
-    json_point(b, v);
-    return;
-  }
+  case SL_POINT: sl__jbuf_point_map(b, v, ", "); return;
   default: {
     int n = sl_temporal_format(v, tmp, sizeof tmp);
     if (n > 0) sl__jbuf_put(b, tmp, (size_t)n);
@@ -504,43 +443,11 @@ static int json_to_qv(json_t *j, sl__scratch *a, sl_qvalue *out, char *why, size
   case JSON_OBJECT: {
     const char *key;
     json_t *v;
-    if (json_object_size(j) == 1) {
-      static const struct {
-        const char *tag;
-        sl_kind kind;
-      } tags[] = {{"$date", SL_DATE}, {"$localtime", SL_LOCALTIME}, {"$time", SL_TIME},
-                  {"$localdatetime", SL_LOCALDATETIME}, {"$datetime", SL_DATETIME}, {"$duration", SL_DURATION}};
-      for (size_t i = 0; i < SL_ARRAY_LEN(tags); i++) {
-        json_t *t = json_object_get(j, tags[i].tag);
-        if (!t) continue;
-        if (!json_is_string(t)) return pfail(why, whylen, "%s takes a string", tags[i].tag);
-        char *zone = sl__scratch_alloc(a, SL_ZONE_MAX + 1), err[200];
-        if (!zone) return -ENOMEM;
-        if (sl_temporal_parse(tags[i].kind, json_string_value(t), json_string_length(t), NULL, &out->u.v, zone, err,
-                              sizeof err))
-          return pfail(why, whylen, "%s", err);
-        out->kind = tags[i].kind;
-        return 0;
-      }
-      json_t *p = json_object_get(j, "$point");
-      if (p) {
-        json_t *srid = json_object_get(p, "srid"), *x = json_object_get(p, "x"), *y = json_object_get(p, "y"),
-               *z = json_object_get(p, "z");
-        if (!json_is_integer(srid) || !json_is_number(x) || !json_is_number(y) || !sl_srid_name((uint32_t)json_integer_value(srid)))
-          return pfail(why, whylen, "$point takes {\"srid\":N,\"x\":..,\"y\":..[,\"z\":..]}");
-        out->kind = SL_POINT;
-        out->u.v.kind = SL_POINT;
-        out->u.v.u.pt.srid = (uint32_t)json_integer_value(srid);
-        out->u.v.u.pt.x = json_number_value(x);
-        out->u.v.u.pt.y = json_number_value(y);
-        out->u.v.u.pt.z = z ? json_number_value(z) : 0;
-        return 0;
-      }
-      if (json_object_get(j, "$bytes") || json_object_get(j, "$double")) {
-        int rc = sl__json_value(j, a, false, &out->u.v, why, whylen);
-        out->kind = out->u.v.kind;
-        return rc;
-      }
+    /* the tagged forms ($bytes, $double, $date .. $duration, $point) */
+    if (json_object_size(j) == 1 && json_object_iter_key(json_object_iter(j))[0] == '$') {
+      int rc = sl__json_value(j, a, false, &out->u.v, why, whylen);
+      out->kind = out->u.v.kind;
+      return rc;
     }
     size_t n = json_object_size(j), i = 0;
     sl_qentry *es = sl__scratch_alloc(a, sizeof *es * (n ? n : 1));

@@ -13,8 +13,16 @@
 #include "interchange_int.h"
 #include "sl_base.h"
 
+static sl_store *borrowed_store;
+
+void sl__sink_borrow_store(sl_store *st) { borrowed_store = st; }
+
 int sl__sink_open(sl__sink *s, const char *dir, const sl_store_options *opt, uint64_t ops_per_tx) {
   struct stat sb;
+  if (borrowed_store) {
+    *s = (sl__sink){.dir = dir, .st = borrowed_store, .borrowed = true, .ops_per_tx = UINT64_MAX};
+    return 0;
+  }
   *s = (sl__sink){.dir = dir, .ops_per_tx = ops_per_tx ? ops_per_tx : 1};
   s->existed = stat(dir, &sb) == 0;
   int rc = sl_store_create(dir, opt);
@@ -43,6 +51,11 @@ int sl__sink_op_done(sl__sink *s) {
 }
 
 int sl__sink_close(sl__sink *s, int rc) {
+  if (s->borrowed) {
+    if (s->tx) sl_tx_abort(s->tx);
+    *s = (sl__sink){0};
+    return rc;
+  }
   if (!rc && s->tx) {
     sl_tx *tx = s->tx;
     s->tx = NULL;

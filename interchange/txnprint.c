@@ -9,8 +9,9 @@
  *   text  42 2026-11-25T14:03:07Z create_node id=1 labels=[Person] props={name:"Ann"}; ...
  *         Names raw, values spelled as in JSON.
  *
- * Values are converted to sl_value and written by the same writer as the
- * export, so a double or a byte string is spelled the same everywhere.
+ * Values are converted to sl_value by the store's own decoder and written by
+ * the same writer as the export, so a double, a byte string, a date or a
+ * point is spelled the same everywhere ({"$date":"2024-02-29"} etc.).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,13 +20,14 @@
 
 #include "interchange_int.h"
 #include "sl_base.h"
+#include "store_int.h" /* sl__value_from_pb: the log's values, every kind */
 #include "transaction.pb-c.h"
 
 typedef struct printer {
   sl__jbuf b;
   bool json;
   bool first; /* no field written yet in this op */
-  sl__scratch *arena;
+  sl__arena arena;
 } printer;
 
 static void field(printer *p, const char *name) {
@@ -58,56 +60,11 @@ static void name_field(printer *p, const char *name, const char *s) {
   name_text(p, s);
 }
 
-/* Lists need their items in memory: the arena holds them for this record. */
+/* The store's own protobuf -> sl_value (every kind; lists' items go to the
+ * arena, which holds them for this record). */
 static int convert(printer *p, const Shiplog__Value *pv, sl_value *out) {
-  *out = (sl_value){0};
-  switch (pv->kind_case) {
-  case SHIPLOG__VALUE__KIND_BOOL_VALUE:
-    *out = (sl_value){.kind = SL_BOOL, .u.b = pv->bool_value};
-    return 0;
-  case SHIPLOG__VALUE__KIND_INT_VALUE:
-    *out = (sl_value){.kind = SL_INT, .u.i = pv->int_value};
-    return 0;
-  case SHIPLOG__VALUE__KIND_DOUBLE_VALUE:
-    *out = (sl_value){.kind = SL_DOUBLE, .u.d = pv->double_value};
-    return 0;
-  case SHIPLOG__VALUE__KIND_STRING_VALUE:
-    *out = (sl_value){.kind = SL_STRING, .len = strlen(pv->string_value), .u.s = pv->string_value};
-    return 0;
-  case SHIPLOG__VALUE__KIND_BYTES_VALUE:
-    *out = (sl_value){.kind = SL_BYTES, .len = pv->bytes_value.len, .u.bytes = pv->bytes_value.data};
-    return 0;
-  case SHIPLOG__VALUE__KIND_LIST_VALUE:
-    break;
-  default:
-    return SL_ECORRUPT;
-  }
-  const Shiplog__ValueList *l = pv->list_value;
-  size_t n;
-  sl_kind kind;
-  switch (l->kind) {
-  case SHIPLOG__VALUE_LIST__KIND__KIND_BOOL: kind = SL_BOOL; n = l->n_bools; break;
-  case SHIPLOG__VALUE_LIST__KIND__KIND_INT: kind = SL_INT; n = l->n_ints; break;
-  case SHIPLOG__VALUE_LIST__KIND__KIND_DOUBLE: kind = SL_DOUBLE; n = l->n_doubles; break;
-  case SHIPLOG__VALUE_LIST__KIND__KIND_STRING: kind = SL_STRING; n = l->n_strings; break;
-  case SHIPLOG__VALUE_LIST__KIND__KIND_BYTES: kind = SL_BYTES; n = l->n_bytes_list; break;
-  default: kind = SL_NULL; n = 0; break;
-  }
-  sl_value *items = sl__scratch_alloc(p->arena, (n ? n : 1) * sizeof *items);
-  if (!items) return -ENOMEM;
-  for (size_t i = 0; i < n; i++) {
-    sl_value *it = &items[i];
-    *it = (sl_value){.kind = kind};
-    switch (kind) {
-    case SL_BOOL: it->u.b = l->bools[i]; break;
-    case SL_INT: it->u.i = l->ints[i]; break;
-    case SL_DOUBLE: it->u.d = l->doubles[i]; break;
-    case SL_STRING: it->u.s = l->strings[i]; it->len = strlen(l->strings[i]); break;
-    default: it->u.bytes = l->bytes_list[i].data; it->len = l->bytes_list[i].len; break;
-    }
-  }
-  *out = (sl_value){.kind = SL_LIST, .elem_kind = kind, .len = n, .u.items = items};
-  return 0;
+  int rc = sl__value_from_pb(&p->arena, pv, out);
+  return rc == SL_EINVAL ? SL_ECORRUPT : rc;
 }
 
 static int value_field(printer *p, const char *name, const Shiplog__Value *pv) {
@@ -208,10 +165,7 @@ int sl_txn_print(const uint8_t *payload, size_t len, bool json, FILE *out) {
   int rc = SL_ECORRUPT;
   Shiplog__Transaction *tx = shiplog__transaction__unpack(NULL, len, payload);
   if (!tx) return SL_ECORRUPT;
-  if (!(p.arena = sl__scratch_new())) {
-    rc = -ENOMEM;
-    goto fail;
-  }
+  sl__arena_init(&p.arena);
   sl_time_format(tx->commit_time_us, t, sizeof t);
   if (json) {
     sl__jbuf_puts(&p.b, "{\"txid\":");
@@ -237,6 +191,6 @@ int sl_txn_print(const uint8_t *payload, size_t len, bool json, FILE *out) {
 fail:
   shiplog__transaction__free_unpacked(tx, NULL);
   sl__jbuf_free(&p.b);
-  sl__scratch_free(p.arena);
+  sl__arena_free(&p.arena);
   return rc;
 }

@@ -423,7 +423,7 @@ int q_call_rows(qctx *q, qclause *c, qarena *a, qv **rows, size_t *nrows, int *n
     int rc = sl_view_names(q->view, what, add_name, &ns);
     if (rc == -ENOMEM) return qerr_oom(q);
     if (rc) return qerr_store(q, rc, c->line, c->col);
-    qsort(ns.v, ns.n, sizeof *ns.v, cmp_str);
+    if (ns.n) qsort(ns.v, ns.n, sizeof *ns.v, cmp_str);
     all = qa_alloc(a, sizeof *all * (ns.n ? ns.n : 1));
     if (!all) return qerr_oom(q);
     for (size_t i = 0; i < ns.n; i++) all[i] = qv_str(ns.v[i], strlen(ns.v[i]));

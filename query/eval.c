@@ -185,8 +185,16 @@ static int list_index(int64_t i, size_t n, size_t *out) {
   return 1;
 }
 
+static int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out);
+
 static int get_key(qctx *q, qexpr *e, const qv *obj, const char *key, qv *out) {
   switch (obj->kind) {
+  case SL_DATE:
+  case SL_LOCALTIME:
+  case SL_TIME:
+  case SL_LOCALDATETIME:
+  case SL_DATETIME:
+  case SL_DURATION: return temporal_field(q, e, obj, key, out);
   case SL_NULL: *out = qv_null(); return 0;
   case SL_QMAP:
     for (size_t i = 0; i < obj->u.map.n; i++)
@@ -1196,6 +1204,221 @@ FN(right) {
   return 0;
 }
 
+/* ---- temporal values from maps ----------------------------------------------------------- */
+static const qv *map_key(const qv *m, const char *key) {
+  for (size_t i = 0; i < m->u.map.n; i++)
+    if (!strcasecmp(m->u.map.entries[i].key, key)) return &m->u.map.entries[i].value;
+  return NULL;
+}
+
+/* A whole-number component of a temporal map (default def when absent). */
+static int map_int(qctx *q, qexpr *e, const qv *m, const char *key, int64_t def, int64_t *out, bool *given) {
+  const qv *v = map_key(m, key);
+  if (given) *given = v && v->kind != SL_NULL;
+  if (!v || v->kind == SL_NULL) {
+    *out = def;
+    return 0;
+  }
+  if (v->kind == SL_INT) *out = v->u.v.u.i;
+  else if (v->kind == SL_DOUBLE && v->u.v.u.d == floor(v->u.v.u.d) && fabs(v->u.v.u.d) < 9e18) *out = (int64_t)v->u.v.u.d;
+  else return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "%s must be an integer, not %s", key, qv_type_name(v));
+  return 0;
+}
+
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1, doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d) {
+  z += 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097, doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = yoe + era * 400 + (*m <= 2);
+}
+
+static int year_text(int64_t y, char *buf, size_t n) {
+  return y >= 0 && y <= 9999 ? snprintf(buf, n, "%04lld", (long long)y) : snprintf(buf, n, "%+lld", (long long)y);
+}
+
+/* The text of a map's date (year, month/day, week/dayOfWeek, ordinalDay,
+ * quarter/dayOfQuarter) as sl_temporal_parse reads it. */
+static int map_date_text(qctx *q, qexpr *e, const qv *m, char *buf, size_t n) {
+  int64_t y, a, b;
+  bool has_y, has;
+  char yt[32];
+  if (map_int(q, e, m, "year", 0, &y, &has_y)) return -1;
+  if (!has_y) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "year must be specified");
+  year_text(y, yt, sizeof yt);
+  if (map_int(q, e, m, "week", 1, &a, &has) || map_int(q, e, m, "dayOfWeek", 1, &b, NULL)) return -1;
+  if (has) return snprintf(buf, n, "%s-W%02lld-%lld", yt, (long long)a, (long long)b);
+  if (map_int(q, e, m, "ordinalDay", 1, &a, &has)) return -1;
+  if (has) return snprintf(buf, n, "%s-%03lld", yt, (long long)a);
+  if (map_int(q, e, m, "quarter", 1, &a, &has) || map_int(q, e, m, "dayOfQuarter", 1, &b, NULL)) return -1;
+  if (has) {
+    if (a < 1 || a > 4 || b < 1 || b > 92) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "invalid quarter or dayOfQuarter");
+    int64_t days = days_from_civil(y, (a - 1) * 3 + 1, 1) + b - 1, yy, mm, dd;
+    civil_from_days(days, &yy, &mm, &dd);
+    if (yy != y || (mm - 1) / 3 + 1 != a) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "dayOfQuarter %lld is not in quarter %lld", (long long)b, (long long)a);
+    return snprintf(buf, n, "%s-%02lld-%02lld", yt, (long long)mm, (long long)dd);
+  }
+  if (map_int(q, e, m, "month", 1, &a, NULL) || map_int(q, e, m, "day", 1, &b, NULL)) return -1;
+  return snprintf(buf, n, "%s-%02lld-%02lld", yt, (long long)a, (long long)b);
+}
+
+static int map_time_text(qctx *q, qexpr *e, const qv *m, char *buf, size_t n) {
+  int64_t h, mi, sec, ms, us, ns;
+  bool has_ms, has_us, has_ns;
+  if (map_int(q, e, m, "hour", 0, &h, NULL) || map_int(q, e, m, "minute", 0, &mi, NULL) ||
+      map_int(q, e, m, "second", 0, &sec, NULL) || map_int(q, e, m, "millisecond", 0, &ms, &has_ms) ||
+      map_int(q, e, m, "microsecond", 0, &us, &has_us) || map_int(q, e, m, "nanosecond", 0, &ns, &has_ns))
+    return -1;
+  if ((has_ms && (ms < 0 || ms > 999)) || (has_us && (us < 0 || us > (has_ms ? 999 : 999999))) ||
+      (has_ns && (ns < 0 || ns > (has_us || has_ms ? 999 : 999999999))))
+    return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "invalid value for a fraction of a second");
+  int64_t frac = ms * 1000000 + us * 1000 + ns;
+  return snprintf(buf, n, "%02lld:%02lld:%02lld.%09lld", (long long)h, (long long)mi, (long long)sec, (long long)frac);
+}
+
+static int map_zone_text(qctx *q, qexpr *e, const qv *m, char *buf, size_t n) {
+  const qv *z = map_key(m, "timezone");
+  if (!z || z->kind == SL_NULL) return snprintf(buf, n, "%s", "");
+  if (z->kind != SL_STRING) return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "timezone must be a string");
+  const char *s = z->u.v.u.s;
+  if (z->u.v.len && (s[0] == '+' || s[0] == '-' || s[0] == 'Z' || s[0] == 'z'))
+    return snprintf(buf, n, "%.*s", (int)z->u.v.len, s);
+  return snprintf(buf, n, "[%.*s]", (int)z->u.v.len, s);
+}
+
+static int duration_from_map(qctx *q, qexpr *e, const qv *m, qv *out) {
+  static const struct {
+    const char *key;
+    int unit;  /* 0 months, 1 days, 2 nanoseconds */
+    double mul;
+  } units[] = {{"years", 0, 12},     {"months", 0, 1},   {"weeks", 1, 7},
+               {"days", 1, 1},       {"hours", 2, 3600e9}, {"minutes", 2, 60e9},
+               {"seconds", 2, 1e9},  {"milliseconds", 2, 1e6}, {"microseconds", 2, 1e3},
+               {"nanoseconds", 2, 1}};
+  long double months = 0, days = 0, nanos = 0;
+  for (size_t i = 0; i < m->u.map.n; i++) {
+    size_t k;
+    for (k = 0; k < SL_ARRAY_LEN(units); k++)
+      if (!strcasecmp(units[k].key, m->u.map.entries[i].key)) break;
+    if (k == SL_ARRAY_LEN(units))
+      return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "No such field: %s", m->u.map.entries[i].key);
+    const qv *v = &m->u.map.entries[i].value;
+    if (v->kind == SL_NULL) continue;
+    if (!is_num(v)) return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "%s must be a number", units[k].key);
+    long double x = (long double)num(v) * units[k].mul;
+    if (units[k].unit == 0) months += x;
+    else if (units[k].unit == 1) days += x;
+    else nanos += x;
+  }
+  /* fractions cascade down, as Neo4j's: a month is 30.436875 days, a day 86400 s */
+  long double wm = truncl(months);
+  days += (months - wm) * 30.436875L;
+  long double wd = truncl(days);
+  nanos += (days - wd) * 86400e9L;
+  long double ws = truncl(nanos / 1e9L);
+  memset(out, 0, sizeof *out);
+  out->kind = SL_DURATION;
+  out->u.v.kind = SL_DURATION;
+  out->u.v.u.dur.months = (int64_t)wm;
+  out->u.v.u.dur.days = (int64_t)wd;
+  out->u.v.u.dur.seconds = (int64_t)ws;
+  out->u.v.u.dur.nanos = (int32_t)llroundl(nanos - ws * 1e9L);
+  return 0;
+}
+
+static int temporal_from_map(qctx *q, qexpr *e, const qv *m, sl_kind kind, qv *out) {
+  if (kind == SL_DURATION) return duration_from_map(q, e, m, out);
+  char date[64] = "", time[64] = "", zone[96] = "", text[256];
+  if (kind == SL_DATE || kind == SL_LOCALDATETIME || kind == SL_DATETIME)
+    if (map_date_text(q, e, m, date, sizeof date) < 0) return SL_EINVAL;
+  if (kind != SL_DATE && map_time_text(q, e, m, time, sizeof time) < 0) return SL_EINVAL;
+  if ((kind == SL_TIME || kind == SL_DATETIME) && map_zone_text(q, e, m, zone, sizeof zone) < 0) return SL_EINVAL;
+  int n = snprintf(text, sizeof text, "%s%s%s%s", date, date[0] && time[0] ? "T" : "", time, zone);
+  char zbuf[SL_ZONE_MAX + 1], why[200];
+  sl_value v;
+  if (sl_temporal_parse(kind, text, (size_t)n, NULL, &v, zbuf, why, sizeof why))
+    return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "%s", why);
+  out->kind = kind;
+  out->u.v = v;
+  if (v.kind == SL_DATETIME && v.u.t.zone && !(out->u.v.u.t.zone = qa_strndup(&q->tmp, zbuf, strlen(zbuf)))) return qerr_oom(q);
+  return 0;
+}
+
+/* d.year, t.hour, dur.days, ...: the components Neo4j's temporal values have. */
+static int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out) {
+  const sl_value *t = &v->u.v;
+  if (t->kind == SL_DURATION) {
+    int64_t mo = t->u.dur.months, d = t->u.dur.days, sec = t->u.dur.seconds, ns = t->u.dur.nanos;
+    static const char *const keys[] = {"years", "quarters", "months", "weeks", "days", "hours", "minutes", "seconds",
+                                       "milliseconds", "microseconds", "nanoseconds", "quartersOfYear", "monthsOfQuarter",
+                                       "monthsOfYear", "daysOfWeek", "minutesOfHour", "secondsOfMinute",
+                                       "millisecondsOfSecond", "microsecondsOfSecond", "nanosecondsOfSecond"};
+    int64_t vals[] = {mo / 12, mo / 3, mo, d / 7, d, sec / 3600, sec / 60, sec, sec * 1000 + ns / 1000000,
+                      sec * 1000000 + ns / 1000, sec * 1000000000 + ns, (mo % 12) / 3, mo % 3, mo % 12, d % 7,
+                      (sec / 60) % 60, sec % 60, ns / 1000000, ns / 1000, ns};
+    for (size_t i = 0; i < SL_ARRAY_LEN(keys); i++)
+      if (!strcmp(keys[i], key)) {
+        *out = qv_int(vals[i]);
+        return 0;
+      }
+    return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "No such field: %s", key);
+  }
+  bool has_date = t->kind == SL_DATE || t->kind == SL_LOCALDATETIME || t->kind == SL_DATETIME;
+  bool has_time = t->kind != SL_DATE;
+  bool has_zone = t->kind == SL_TIME || t->kind == SL_DATETIME;
+  int64_t local = t->u.t.seconds + (t->kind == SL_DATETIME ? t->u.t.offset : 0);
+  int64_t days = t->kind == SL_DATE ? t->u.t.seconds : (int64_t)floorl((long double)local / 86400);
+  int64_t sod = t->kind == SL_DATE ? 0 : (t->kind == SL_LOCALTIME || t->kind == SL_TIME) ? t->u.t.seconds : local - days * 86400;
+  int64_t y, mo, d;
+  civil_from_days(days, &y, &mo, &d);
+  int64_t dow = ((days % 7) + 7 + 3) % 7 + 1, doy = days - days_from_civil(y, 1, 1) + 1;
+  struct {
+    const char *key;
+    bool ok;
+    int64_t v;
+  } f[] = {{"year", has_date, y},
+           {"quarter", has_date, (mo - 1) / 3 + 1},
+           {"month", has_date, mo},
+           {"day", has_date, d},
+           {"dayOfWeek", has_date, dow},
+           {"weekDay", has_date, dow},
+           {"ordinalDay", has_date, doy},
+           {"dayOfQuarter", has_date, days - days_from_civil(y, (mo - 1) / 3 * 3 + 1, 1) + 1},
+           {"hour", has_time, sod / 3600},
+           {"minute", has_time, (sod / 60) % 60},
+           {"second", has_time, sod % 60},
+           {"millisecond", has_time, t->u.t.nanos / 1000000},
+           {"microsecond", has_time, t->u.t.nanos / 1000},
+           {"nanosecond", has_time, t->u.t.nanos},
+           {"offsetSeconds", has_zone, t->u.t.offset},
+           {"offsetMinutes", has_zone, t->u.t.offset / 60},
+           {"epochSeconds", t->kind == SL_DATETIME, t->u.t.seconds},
+           {"epochMillis", t->kind == SL_DATETIME, t->u.t.seconds * 1000 + t->u.t.nanos / 1000000}};
+  for (size_t i = 0; i < SL_ARRAY_LEN(f); i++)
+    if (!strcmp(f[i].key, key) && f[i].ok) {
+      *out = qv_int(f[i].v);
+      return 0;
+    }
+  if (has_zone && (!strcmp(key, "timezone") || !strcmp(key, "offset"))) {
+    char buf[16];
+    int32_t off = t->u.t.offset;
+    if (!strcmp(key, "timezone") && t->u.t.zone) return make_str(q, t->u.t.zone, strlen(t->u.t.zone), out);
+    if (off == 0 && !strcmp(key, "timezone")) return make_str(q, "Z", 1, out);
+    snprintf(buf, sizeof buf, "%c%02d:%02d", off < 0 ? '-' : '+', abs(off) / 3600, abs(off) / 60 % 60);
+    return make_str(q, buf, strlen(buf), out);
+  }
+  return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "No such field: %s", key);
+}
+
 /* date("..."), datetime("..."), ... and duration("..."): through
  * sl_temporal_parse; maps and no-argument forms (now) as Neo4j. */
 static int temporal_ctor(qctx *q, qexpr *e, qv *args, qv *out, sl_kind kind) {
@@ -1224,6 +1447,7 @@ static int temporal_ctor(qctx *q, qexpr *e, qv *args, qv *out, sl_kind kind) {
     *out = args[0];
     return 0;
   }
+  if (args[0].kind == SL_QMAP) return temporal_from_map(q, e, &args[0], kind, out);
   if (args[0].kind != SL_STRING)
     return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "%s(...) from a %s is not supported yet", e->name, qv_type_name(&args[0]));
   char zone[SL_ZONE_MAX + 1], why[200];

@@ -145,6 +145,7 @@ static int match_next(qctx *q, qop *op) {
       o->have_input = true;
       o->emitted = false;
     }
+    qa_reset(&q->tmp); /* the last candidate's temporaries (the input row is in o->in) */
     rc = qmatch_next(q, o->m);
     if (rc < 0) return rc;
     if (rc == 1) {
@@ -506,7 +507,7 @@ static int sort_next(qctx *q, qop *op) {
     }
     if (rc < 0) return rc;
     sort_clause = c;
-    qsort(o->rows, o->n, sizeof *o->rows, srow_cmp);
+    if (o->n) qsort(o->rows, o->n, sizeof *o->rows, srow_cmp);
     o->built = true;
   }
   if (o->pos == o->n) return 0;
@@ -550,7 +551,13 @@ static int page_next(qctx *q, qop *op) {
     if (o->c->limit) TRY(page_count(q, o->c->limit, &o->limit));
   }
   for (;;) {
-    if (o->limit >= 0 && o->given >= o->limit) return 0;
+    if (o->limit >= 0 && o->given >= o->limit) {
+      /* a statement's writes happen whatever its LIMIT keeps */
+      int rc = 0;
+      while (q->stmt->writes && (rc = pull(q, op->child)) == 1) {
+      }
+      return rc < 0 ? rc : 0;
+    }
     int rc = pull(q, op->child);
     if (rc <= 0) return rc;
     if (o->seen++ < o->skip) continue;
@@ -580,83 +587,93 @@ static int filter_next(qctx *q, qop *op) {
 typedef struct op_write {
   qop op;
   qclause *c;
-  qarena a;
-  qv **rows;
-  size_t n, cap, pos;
-  bool built;
+  qarena a;      /* the input rows */
+  qarena outa;   /* the output rows (lazy: of one input row) */
+  qv **in, **out;
+  size_t nin, incap, nout, outcap, inpos, outpos;
+  bool built, finished;
+  bool eager_out; /* a later clause matches patterns: it must see every row's writes */
   qmatch *m;
 } op_write;
 
-static int keep_row(qctx *q, op_write *o) {
-  if (o->n == o->cap) {
-    size_t cap = o->cap ? o->cap * 2 : 64;
-    qv **nr = qa_alloc(&o->a, sizeof *nr * cap);
+static int keep_row(qctx *q, qarena *a, qv ***rows, size_t *n, size_t *cap) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 64;
+    qv **nr = qa_alloc(a, sizeof *nr * ncap);
     if (!nr) return qerr_oom(q);
-    if (o->n) memcpy(nr, o->rows, sizeof *nr * o->n);
-    o->rows = nr;
-    o->cap = cap;
+    if (*n) memcpy(nr, *rows, sizeof *nr * *n);
+    *rows = nr;
+    *cap = ncap;
   }
-  qv *r = qa_alloc(&o->a, sizeof *r * (size_t)q->stmt->nslots);
+  qv *r = qa_alloc(a, sizeof *r * (size_t)q->stmt->nslots);
   if (!r) return qerr_oom(q);
   for (int i = 0; i < q->stmt->nslots; i++)
-    if (qv_copy(&o->a, &q->row[i], &r[i])) return qerr_oom(q);
-  o->rows[o->n++] = r;
+    if (qv_copy(a, &q->row[i], &r[i])) return qerr_oom(q);
+  (*rows)[(*n)++] = r;
   return 0;
 }
 
-static int write_build(qctx *q, op_write *o) {
+/* The clause's writes for input row r: its output rows appended to out. */
+static int write_one(qctx *q, op_write *o, qv *r) {
   qclause *c = o->c;
   int rc;
-  if (!q->tx)
-    return qerr(q, SL_EINVAL, ST_ACCESS, c->line, c->col, "Writing in read access mode not allowed%s%s",
-                q->opt->read_only_reason ? ": " : "", q->opt->read_only_reason ? q->opt->read_only_reason : "");
-  /* all input first */
-  while ((rc = pull(q, o->op.child)) == 1) TRY(keep_row(q, o));
+  size_t ns = (size_t)q->stmt->nslots;
+  qa_reset(&q->tmp);
+  memcpy(q->row, r, sizeof *q->row * ns);
+  TRY(qtick(q));
+  if (c->kind != C_MERGE) {
+    TRY(q_write_row(q, c));
+    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap);
+  }
+  /* MERGE: the matches, or the pattern created */
+  TRY(qmatch_reset(q, o->m));
+  size_t before = o->nout;
+  while ((rc = qmatch_next(q, o->m)) == 1) TRY(keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap));
   if (rc < 0) return rc;
-  size_t nin = o->n;
-  qv **in = o->rows;
-  if (c->kind == C_MERGE) {
-    o->rows = NULL;
-    o->n = o->cap = 0;
+  if (o->nout == before) {
+    memcpy(q->row, r, sizeof *q->row * ns);
+    TRY(q_merge_create(q, c));
+    TRY(q_apply_sets(q, c->on_create, c->non_create));
+    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap);
   }
-  for (size_t i = 0; i < nin; i++) {
-    qa_reset(&q->tmp);
-    memcpy(q->row, in[i], sizeof *q->row * (size_t)q->stmt->nslots);
-    TRY(qtick(q));
-    if (c->kind != C_MERGE) {
-      TRY(q_write_row(q, c));
-      /* created entities are bound into the row */
-      memcpy(in[i], q->row, sizeof *q->row * (size_t)q->stmt->nslots);
-      continue;
-    }
-    /* MERGE: the matches, or the pattern created */
-    TRY(qmatch_reset(q, o->m));
-    size_t before = o->n;
-    qv *base = in[i];
-    while ((rc = qmatch_next(q, o->m)) == 1) TRY(keep_row(q, o));
-    if (rc < 0) return rc;
-    if (o->n == before) {
-      memcpy(q->row, base, sizeof *q->row * (size_t)q->stmt->nslots);
-      TRY(q_merge_create(q, c));
-      TRY(q_apply_sets(q, c->on_create, c->non_create));
-      TRY(keep_row(q, o));
-    } else if (c->non_match) {
-      for (size_t k = before; k < o->n; k++) {
-        memcpy(q->row, o->rows[k], sizeof *q->row * (size_t)q->stmt->nslots);
-        TRY(q_apply_sets(q, c->on_match, c->non_match));
-      }
-    }
+  for (size_t k = before; k < o->nout && c->non_match; k++) {
+    memcpy(q->row, o->out[k], sizeof *q->row * ns);
+    TRY(q_apply_sets(q, c->on_match, c->non_match));
   }
-  TRY(q_write_finish(q, c, &o->a));
-  o->built = true;
   return 0;
 }
 
 static int write_next(qctx *q, qop *op) {
   op_write *o = (op_write *)op;
-  if (!o->built) TRY(write_build(q, o));
-  if (o->pos == o->n) return 0;
-  memcpy(q->row, o->rows[o->pos++], sizeof *q->row * (size_t)q->stmt->nslots);
+  int rc;
+  if (!o->built) {
+    if (!q->tx)
+      return qerr(q, SL_EINVAL, ST_ACCESS, o->c->line, o->c->col, "Writing in read access mode not allowed%s%s",
+                  q->opt->read_only_reason ? ": " : "", q->opt->read_only_reason ? q->opt->read_only_reason : "");
+    /* every input row first: no clause before this one sees its writes */
+    while ((rc = pull(q, o->op.child)) == 1) TRY(keep_row(q, &o->a, &o->in, &o->nin, &o->incap));
+    if (rc < 0) return rc;
+    o->built = true;
+    if (o->eager_out) {
+      for (size_t i = 0; i < o->nin; i++) TRY(write_one(q, o, o->in[i]));
+      TRY(q_write_finish(q, o->c, &o->a));
+      o->finished = true;
+    }
+  }
+  while (o->outpos == o->nout) {
+    if (o->finished || o->inpos == o->nin) {
+      if (!o->finished) {
+        o->finished = true;
+        TRY(q_write_finish(q, o->c, &o->a));
+      }
+      return 0;
+    }
+    qa_reset(&o->outa);
+    o->nout = o->outcap = o->outpos = 0;
+    o->out = NULL;
+    TRY(write_one(q, o, o->in[o->inpos++]));
+  }
+  memcpy(q->row, o->out[o->outpos++], sizeof *q->row * (size_t)q->stmt->nslots);
   return 1;
 }
 
@@ -664,6 +681,7 @@ static void write_free(qop *op) {
   op_write *o = (op_write *)op;
   qmatch_free(o->m);
   qa_free(&o->a);
+  qa_free(&o->outa);
 }
 
 /* ---- CALL ---------------------------------------------------------------------------------------- */
@@ -769,12 +787,11 @@ static void *new_op(size_t size, qop *child, int (*next)(qctx *, qop *), void (*
   return op;
 }
 
+/* The new operator on top of child; on failure child stays the caller's
+ * (it is reachable from the plan's root, which the cursor frees). */
 #define NEW_OP(type, var, child, next, fr)                   \
   type *var = new_op(sizeof(type), child, next, fr);         \
-  if (!var) {                                                \
-    q_op_free(child);                                        \
-    return qerr_oom(q);                                      \
-  }
+  if (!var) return qerr_oom(q);
 
 static int collect_new_slots(qctx *q, qpattern *pat, op_match *o) {
   int max = 0;
@@ -790,6 +807,20 @@ static int collect_new_slots(qctx *q, qpattern *pat, op_match *o) {
     if (p->slot >= 0) o->newslots[o->nnew++] = p->slot;
   }
   return 0;
+}
+
+static int distinct_next(qctx *q, qop *op) {
+  op_project *o = (op_project *)op;
+  qclause *c = o->c;
+  for (;;) {
+    int rc = o->op.child->next(q, o->op.child);
+    if (rc <= 0) return rc;
+    for (int i = 0; i < c->nitems; i++) o->vals[i] = q->row[c->items[i].slot];
+    tuple *t;
+    bool found;
+    TRY(vset_get(q, &o->seen, o->vals, true, &t, &found));
+    if (!found) return 1;
+  }
 }
 
 static int plan_projection(qctx *q, qclause *c, qop **top) {
@@ -814,22 +845,16 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
     o->groups.width = o->nkeys;
     o->groups.a = &o->a;
     /* DISTINCT over grouped rows: the keys are distinct already, the
-     * aggregates may repeat: a distinct pass above */
+     * aggregates may repeat: a distinct filter on the item slots above */
     if (c->distinct) {
-      NEW_OP(op_project, d, *top, NULL, project_free);
-      (void)d;
-      /* reuse project's distinct by re-projecting the items onto themselves */
+      NEW_OP(op_project, d, *top, distinct_next, project_free);
+      *top = &d->op;
       qa_init(&d->a, &q->mem);
       d->c = c;
       d->seen.width = c->nitems;
       d->seen.a = &d->a;
       d->vals = qa_alloc(&d->a, sizeof(qv) * (size_t)(c->nitems + 1));
       if (!d->vals) return qerr_oom(q);
-      d->op.next = NULL;
-      *top = &d->op;
-      /* a distinct filter on the item slots */
-      extern int q_distinct_next(qctx *, qop *);
-      d->op.next = q_distinct_next;
     }
   } else {
     NEW_OP(op_project, o, child, project_next, project_free);
@@ -860,63 +885,54 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
   return 0;
 }
 
-int q_distinct_next(qctx *q, qop *op) {
-  op_project *o = (op_project *)op;
-  qclause *c = o->c;
-  for (;;) {
-    int rc = o->op.child->next(q, o->op.child);
-    if (rc <= 0) return rc;
-    for (int i = 0; i < c->nitems; i++) o->vals[i] = q->row[c->items[i].slot];
-    tuple *t;
-    bool found;
-    TRY(vset_get(q, &o->seen, o->vals, true, &t, &found));
-    if (!found) return 1;
-  }
-}
-
-static int plan_single(qctx *q, qsingle *s, qop **out) {
+/* *top is the plan so far from the first operator on: always whole, so
+ * that on a failure the cursor frees what was built. */
+static int plan_single(qctx *q, qsingle *s, qop **top) {
   NEW_OP(op_once, start, NULL, once_next, NULL);
-  qop *top = &start->op;
+  *top = &start->op;
   for (int i = 0; i < s->nclauses; i++) {
     qclause *c = &s->clauses[i];
     switch (c->kind) {
     case C_MATCH: {
-      NEW_OP(op_match, o, top, match_next, match_free);
-      top = &o->op;
+      NEW_OP(op_match, o, *top, match_next, match_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->a, &q->mem);
       qa_init(&o->in, &q->mem);
       TRY(qmatch_new(q, &c->pat, &o->a, &o->m));
+      qmatch_seek(o->m, c->where);
       if (c->optional) TRY(collect_new_slots(q, &c->pat, o));
       break;
     }
     case C_UNWIND: {
-      NEW_OP(op_unwind, o, top, unwind_next, unwind_free);
-      top = &o->op;
+      NEW_OP(op_unwind, o, *top, unwind_next, unwind_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->in, &q->mem);
       break;
     }
     case C_WITH:
-    case C_RETURN: TRY(plan_projection(q, c, &top)); break;
+    case C_RETURN: TRY(plan_projection(q, c, top)); break;
     case C_CALL: {
-      NEW_OP(op_call, o, top, call_next, call_free);
-      top = &o->op;
+      NEW_OP(op_call, o, *top, call_next, call_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->a, &q->mem);
       break;
     }
     default: {
-      NEW_OP(op_write, o, top, write_next, write_free);
-      top = &o->op;
+      NEW_OP(op_write, o, *top, write_next, write_free);
+      *top = &o->op;
       o->c = c;
       qa_init(&o->a, &q->mem);
+      qa_init(&o->outa, &q->mem);
+      for (int k = i + 1; k < s->nclauses; k++)
+        o->eager_out |= s->clauses[k].kind == C_MATCH || s->clauses[k].kind == C_MERGE || s->clauses[k].kind == C_CALL;
       if (c->kind == C_MERGE) TRY(qmatch_new(q, &c->pat, &o->a, &o->m));
       break;
     }
     }
   }
-  *out = top;
   return 0;
 }
 
@@ -925,17 +941,14 @@ int q_plan(qctx *q, qop **out) {
   if (s->nparts == 1) return plan_single(q, &s->parts[0], out);
   op_union *u = new_op(sizeof *u, NULL, union_next, union_free);
   if (!u) return qerr_oom(q);
+  *out = &u->op;
   qa_init(&u->a, &q->mem);
   u->seen.width = s->ncols;
   u->seen.a = &u->a;
   u->vals = qa_alloc(&u->a, sizeof(qv) * (size_t)(s->ncols + 1));
   u->parts = qa_zalloc(&u->a, sizeof(qop *) * (size_t)s->nparts);
-  if (!u->vals || !u->parts) {
-    q_op_free(&u->op);
-    return qerr_oom(q);
-  }
+  if (!u->vals || !u->parts) return qerr_oom(q);
   u->nparts = s->nparts;
-  *out = &u->op;
   for (int i = 0; i < s->nparts; i++) TRY(plan_single(q, &s->parts[i], &u->parts[i]));
   return 0;
 }

@@ -19,12 +19,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "query_int.h"
 #include "store.h"
 
 enum { LV_START, LV_EXPAND, LV_VARLEN };
-enum { SRC_BOUND, SRC_LABEL, SRC_ALL };
+enum { SRC_BOUND, SRC_ID, SRC_LABEL, SRC_ALL };
 
 #define SCAN_BATCH 256
 
@@ -49,6 +50,7 @@ typedef struct level {
   int shortest;     /* LV_VARLEN of shortestPath (1) / allShortestPaths (2) */
   int src;
   const char *label;
+  qexpr *seek;      /* SRC_ID: the id the node must have */
   qarena arena;
   /* LV_START */
   uint64_t ids[SCAN_BATCH];
@@ -93,9 +95,11 @@ static bool choose_reverse(const qpath *p, const int *bound, int nb) {
 }
 
 /* The node source of a start level: this is where an index seek plugs in
- * (a label and a property equality in lv->node->props or the WHERE). */
+ * (a label and a property equality in lv->node->props or the WHERE, found
+ * as qmatch_seek finds `id(n) = expr`). */
 static void choose_source(level *lv) {
   if (lv->node_bound) lv->src = SRC_BOUND;
+  else if (lv->seek) lv->src = SRC_ID;
   else if (lv->node->nlabels) {
     lv->src = SRC_LABEL;
     lv->label = lv->node->labels[0];
@@ -160,6 +164,49 @@ int qmatch_new(qctx *q, qpattern *pat, qarena *a, qmatch **out) {
   m->nlv = nlv;
   *out = m;
   return 0;
+}
+
+/* Does e read any of the slots the pattern binds (so it cannot be known
+ * before the match starts)? */
+static bool reads_pattern(const qexpr *e, const qpattern *pat) {
+  if (!e) return false;
+  if (e->op == E_VAR) {
+    for (int i = 0; i < pat->npaths; i++) {
+      const qpath *p = &pat->paths[i];
+      if (p->slot == e->slot) return true;
+      for (int j = 0; j <= p->nrels; j++)
+        if ((!p->nodes[j].bound && p->nodes[j].slot == e->slot) || (j < p->nrels && !p->rels[j].bound && p->rels[j].slot == e->slot))
+          return true;
+    }
+    return false;
+  }
+  if (e->op == E_PATTERN || e->op == E_PATCOMP || e->op == E_AGG || e->op == E_COUNTSTAR) return true;
+  if (reads_pattern(e->a, pat) || reads_pattern(e->b, pat) || reads_pattern(e->c, pat)) return true;
+  for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++)
+    if (reads_pattern(e->args[i], pat)) return true;
+  return false;
+}
+
+static bool is_id_of(const qexpr *e, int slot) {
+  return e->op == E_FUNC && !strcasecmp(e->name, "id") && e->nargs == 1 && e->args[0]->op == E_VAR && e->args[0]->slot == slot;
+}
+
+void qmatch_seek(qmatch *m, qexpr *where) {
+  if (!where) return;
+  if (where->op == E_AND) {
+    qmatch_seek(m, where->a);
+    qmatch_seek(m, where->b);
+    return;
+  }
+  if (where->op != E_EQ) return;
+  for (int i = 0; i < m->nlv; i++) {
+    level *lv = &m->lv[i];
+    if (lv->kind != LV_START || lv->node_bound || lv->seek) continue;
+    qexpr *other = is_id_of(where->a, lv->node->slot) ? where->b : is_id_of(where->b, lv->node->slot) ? where->a : NULL;
+    if (!other || reads_pattern(other, m->pat)) continue;
+    lv->seek = other;
+    choose_source(lv);
+  }
 }
 
 void qmatch_free(qmatch *m) {
@@ -430,6 +477,19 @@ static int init_level(qctx *q, qmatch *m, int i) {
       else if (b->kind != SL_NULL)
         return qerr(q, SL_EINVAL, ST_TYPE, lv->node->line, lv->node->col, "Type mismatch: expected Node but was %s", qv_type_name(b));
       lv->scan_end = true;
+    } else if (lv->src == SRC_ID) {
+      qv id;
+      int rc = q_eval(q, lv->seek, &id);
+      if (rc) return rc;
+      if (id.kind == SL_INT && id.u.v.u.i >= 0) {
+        bool exists = false;
+        size_t n;
+        rc = sl_view_scan_ids(q->view, false, NULL, (uint64_t)id.u.v.u.i, lv->ids, 1, &n);
+        if (rc) return qerr_store(q, rc, lv->node->line, lv->node->col);
+        exists = n == 1 && lv->ids[0] == (uint64_t)id.u.v.u.i;
+        lv->nids = exists;
+      }
+      lv->scan_end = true;
     }
     return 0;
   }
@@ -451,6 +511,37 @@ static int init_level(qctx *q, qmatch *m, int i) {
     const qv *b = &q->row[lv->node->slot];
     if (b->kind != SL_QNODE) return 0;
     target = (int64_t)b->u.node.id;
+  }
+  if (lv->rel_bound) {
+    /* the relationships are given (a list bound earlier): follow them */
+    const qv *l = &q->row[lv->rel->slot];
+    if (l->kind != SL_QLIST) return 0;
+    size_t n = l->u.list.n;
+    cand *path = qa_alloc(&lv->arena, sizeof *path * (n ? n : 1));
+    if (!path) return qerr_oom(q);
+    uint64_t cur = from->u.node.id;
+    for (size_t k = 0; k < n; k++) {
+      const qv *r = &l->u.list.items[k];
+      if (r->kind != SL_QREL) return 0;
+      bool out = r->u.rel.start == cur, in = r->u.rel.end == cur;
+      if (!((lv->dir & SL_DIR_OUT) && out) && !((lv->dir & SL_DIR_IN) && in)) return 0;
+      const char *type;
+      sl_rel rel;
+      int rc = sl_view_rel(q->view, r->u.rel.id, &rel);
+      if (rc == SL_ENOTFOUND) return 0;
+      if (rc) return qerr_store(q, rc, lv->rel->line, lv->rel->col);
+      type = qa_strndup(&lv->arena, rel.type, strlen(rel.type));
+      if (!type) return qerr_oom(q);
+      bool ok = !lv->rel->ntypes;
+      for (int t = 0; t < lv->rel->ntypes && !ok; t++) ok = !strcmp(lv->rel->types[t], type);
+      if (!ok) return 0;
+      path[k] = (cand){r->u.rel.id, rel.start, rel.end, out ? rel.end : rel.start, type};
+      if ((rc = rel_props_ok(q, lv, &path[k], &ok))) return rc;
+      if (!ok) return 0;
+      cur = path[k].other;
+    }
+    if (n < min || n > max || (target >= 0 && (uint64_t)target != cur)) return 0;
+    return push_trail(q, lv, path, n, cur);
   }
   cand *path = qa_alloc(&lv->arena, sizeof *path * (max + 1));
   if (!path) return qerr_oom(q);
@@ -522,7 +613,9 @@ static int advance(qctx *q, qmatch *m, int i) {
     trail *t = &lv->trails[lv->pos++];
     if ((rc = check_node(q, lv, t->end, &ok))) return rc;
     if (!ok) continue;
-    if (lv->shortest && !lv->rel->varlen) {
+    if (lv->rel_bound) {
+      /* the list is bound already */
+    } else if (lv->shortest && !lv->rel->varlen) {
       cand *c = &lv->trail_rels[t->off];
       q->row[lv->rel->slot] = qv_rel(c->rel, c->start, c->end, c->type);
     } else {

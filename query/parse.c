@@ -22,9 +22,15 @@
 
 #include "query_int.h"
 
+/* What a variable holds, as far as the parser knows (VT_ANY: an expression
+ * or UNWIND's value): a node variable may not be used as a relationship. */
+enum { VT_ANY, VT_NODE, VT_REL, VT_PATH, VT_RELS };
+static const char *const vt_names[] = {"Any", "Node", "Relationship", "Path", "List<Relationship>"};
+
 typedef struct svar {
   const char *name;
   int slot;
+  int type;
 } svar;
 
 typedef struct scope {
@@ -41,6 +47,7 @@ typedef struct parser {
   qclause *proj;   /* the projection whose items may hold aggregates, or NULL */
   bool in_agg;     /* inside an aggregate's argument */
   bool writes;
+  int pat_mark;    /* scope size where the pattern being parsed began */
 } parser;
 
 #define TOK (&p->t[p->i])
@@ -67,7 +74,8 @@ static int semerr(parser *p, unsigned line, unsigned col, const char *fmt, ...) 
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  return qerr(p->q, SL_EINVAL, ST_SEMANTIC, line, col, "%s", msg);
+  /* Neo4j reports what its semantic analysis finds as SyntaxError */
+  return qerr(p->q, SL_EINVAL, ST_SYNTAX, line, col, "%s", msg);
 }
 
 static int unexpected(parser *p, const char *expected) {
@@ -122,13 +130,27 @@ static int parse_symbol(parser *p, const char **out, const char *what) {
 }
 
 /* ---- scopes ----------------------------------------------------------------------------- */
-static int scope_find(const scope *s, const char *name) {
+static int scope_index(const scope *s, const char *name) {
   for (int i = s->n - 1; i >= 0; i--)
-    if (!strcmp(s->v[i].name, name)) return s->v[i].slot;
+    if (!strcmp(s->v[i].name, name)) return i;
   return -1;
 }
 
-static int scope_add(parser *p, scope *s, const char *name, int slot) {
+static int scope_find(const scope *s, const char *name) {
+  int i = scope_index(s, name);
+  return i < 0 ? -1 : s->v[i].slot;
+}
+
+static int scope_type_of_slot(const scope *s, int slot) {
+  for (int i = s->n - 1; i >= 0; i--)
+    if (s->v[i].slot == slot) return s->v[i].type;
+  return VT_ANY;
+}
+
+static int scope_add_t(parser *p, scope *s, const char *name, int slot, int type);
+static int scope_add(parser *p, scope *s, const char *name, int slot) { return scope_add_t(p, s, name, slot, VT_ANY); }
+
+static int scope_add_t(parser *p, scope *s, const char *name, int slot, int type) {
   if (s->n == s->cap) {
     int cap = s->cap ? s->cap * 2 : 16;
     svar *v = palloc(p, sizeof *v * (size_t)cap);
@@ -139,6 +161,7 @@ static int scope_add(parser *p, scope *s, const char *name, int slot) {
   }
   s->v[s->n].name = name;
   s->v[s->n].slot = slot;
+  s->v[s->n].type = type;
   s->n++;
   return 0;
 }
@@ -805,22 +828,27 @@ static int parse_props(parser *p, qexpr **out) {
 }
 
 /* Bind a pattern variable: a new one gets a slot in the scope; a known one
- * is bound already (the matcher checks equality). */
-static int bind_var(parser *p, const char *name, int *slot, bool *bound) {
+ * is bound already (the matcher checks equality), if its type agrees. */
+static int bind_var(parser *p, const char *name, const qtok *nt, int type, int *slot, bool *bound) {
   if (!name) {
     *slot = new_slot(p);
     *bound = false;
     return 0;
   }
-  int s = scope_find(&p->sc, name);
-  if (s >= 0) {
-    *slot = s;
+  int i = scope_index(&p->sc, name);
+  if (i >= 0) {
+    int had = p->sc.v[i].type;
+    if (had != VT_ANY && had != type && !(had == VT_RELS && type == VT_REL))
+      return perr(p, nt, "Type mismatch: %s defined with conflicting type %s (expected %s)", name, vt_names[had], vt_names[type]);
+    if (type == VT_REL && i >= p->pat_mark)
+      return perr(p, nt, "Cannot use the same relationship variable '%s' for multiple relationships", name);
+    *slot = p->sc.v[i].slot;
     *bound = true;
     return 0;
   }
   *slot = new_slot(p);
   *bound = false;
-  return scope_add(p, &p->sc, name, *slot);
+  return scope_add_t(p, &p->sc, name, *slot, type);
 }
 
 static int parse_node_pat(parser *p, qnodepat *n, int mode) {
@@ -843,7 +871,7 @@ static int parse_node_pat(parser *p, qnodepat *n, int mode) {
   n->nlabels = labels.n;
   FAILRC(parse_props(p, &n->props));
   FAILRC(expect(p, ')'));
-  FAILRC(bind_var(p, name, &n->slot, &n->bound));
+  FAILRC(bind_var(p, name, nt, VT_NODE, &n->slot, &n->bound));
   if (n->bound && (mode == PAT_CREATE || mode == PAT_MERGE) && (n->nlabels || n->props) && name) {
     /* a later mention in the same CREATE pattern of a node it creates is fine
      * only without labels and properties, as in Neo4j */
@@ -909,10 +937,9 @@ static int parse_rel_pat(parser *p, qrelpat *r, int mode) {
     if (mode == PAT_CREATE && r->dir == SL_DIR_BOTH)
       return semerr(p, t0->line, t0->col, "Only directed relationships are supported in CREATE");
   }
-  FAILRC(bind_var(p, name, &r->slot, &r->bound));
+  FAILRC(bind_var(p, name, nt ? nt : t0, r->varlen ? VT_RELS : VT_REL, &r->slot, &r->bound));
   if (r->bound && mode == PAT_CREATE && name)
     return semerr(p, nt->line, nt->col, "Can't create relationship `%s`: the variable is already declared in this context", name);
-  if (r->bound && r->varlen) return semerr(p, nt->line, nt->col, "Variable length relationship `%s` cannot be bound already", name);
   return 0;
 }
 
@@ -948,8 +975,15 @@ static int parse_pattern_path(parser *p, qpath *path, int mode) {
   return 0;
 }
 
+static int scope_index_of_slot(const scope *s, int slot) {
+  for (int i = s->n - 1; i >= 0; i--)
+    if (s->v[i].slot == slot) return i;
+  return 0;
+}
+
 static int parse_pattern(parser *p, qpattern *pat, int mode) {
   vec paths = {.size = sizeof(qpath)};
+  p->pat_mark = p->sc.n;
   do {
     qpath *path = vec_push(p, &paths);
     if (!path) return qerr_oom(p->q);
@@ -958,13 +992,17 @@ static int parse_pattern(parser *p, qpattern *pat, int mode) {
       qtok *nt = TOK;
       const char *name = TOK->str;
       p->i += 2;
-      if (scope_find(&p->sc, name) >= 0) return semerr(p, nt->line, nt->col, "Variable `%s` already declared", name);
+      if (scope_find(&p->sc, name) >= 0) return perr(p, nt, "Variable `%s` already declared", name);
       FAILRC(parse_pattern_path(p, path, mode));
+      if (scope_find(&p->sc, name) >= 0) return perr(p, nt, "Variable `%s` already declared", name);
       path->slot = new_slot(p);
-      FAILRC(scope_add(p, &p->sc, name, path->slot));
+      FAILRC(scope_add_t(p, &p->sc, name, path->slot, VT_PATH));
     } else {
       FAILRC(parse_pattern_path(p, path, mode));
     }
+    if ((mode == PAT_CREATE || mode == PAT_MERGE) && path->nrels == 0 && path->nodes[0].bound)
+      return perr(p, &p->t[p->i - 1], "Variable `%s` already declared",
+                  p->sc.v[scope_index_of_slot(&p->sc, path->nodes[0].slot)].name);
   } while (mode != PAT_MERGE && accept(p, ','));
   pat->paths = paths.items;
   pat->npaths = paths.n;
@@ -976,6 +1014,26 @@ static int parse_where(parser *p, qexpr **out) {
   *out = NULL;
   if (!accept_kw(p, "WHERE")) return 0;
   return parse_expr(p, out);
+}
+
+/* The first variable e reads that scope s lacks (local variables of list
+ * comprehensions and the like are not in any scope: their slots are
+ * ignored when they are bound inside e). */
+static const qexpr *var_outside(const qexpr *e, const scope *s) {
+  if (!e) return NULL;
+  if (e->op == E_VAR) {
+    for (int i = 0; i < s->n; i++)
+      if (s->v[i].slot == e->slot) return NULL;
+    return e->name ? e : NULL;
+  }
+  const qexpr *r;
+  if ((r = var_outside(e->a, s)) || (r = var_outside(e->b, s)) || (r = var_outside(e->c, s))) {
+    if ((e->op == E_LISTCOMP || e->op == E_QUANT || e->op == E_REDUCE) && (r->slot == e->slot || r->slot == e->slot2)) return NULL;
+    return r;
+  }
+  for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++)
+    if ((r = var_outside(e->args[i], s))) return r;
+  return NULL;
 }
 
 static int cmp_svar(const void *a, const void *b) { return strcmp(((const svar *)a)->name, ((const svar *)b)->name); }
@@ -1046,14 +1104,16 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
   bool grouping = c->naggs > 0;
   for (int i = 0; i < c->nitems; i++) {
     c->items[i].slot = new_slot(p);
-    FAILRC(scope_add(p, &nsc, c->items[i].name, c->items[i].slot));
+    int type = c->items[i].e->op == E_VAR ? scope_type_of_slot(&old, c->items[i].e->slot) : VT_ANY;
+    FAILRC(scope_add_t(p, &nsc, c->items[i].name, c->items[i].slot, type));
   }
   if (at_kw2(p, "ORDER", "BY")) {
     p->i += 2;
+    /* both scopes while parsing; a grouping or DISTINCT projection then
+     * allows the old one only inside an item's expression written again */
     scope both = {0};
-    if (!grouping && !c->distinct)
-      for (int i = 0; i < old.n; i++) FAILRC(scope_add(p, &both, old.v[i].name, old.v[i].slot));
-    for (int i = 0; i < nsc.n; i++) FAILRC(scope_add(p, &both, nsc.v[i].name, nsc.v[i].slot));
+    for (int i = 0; i < old.n; i++) FAILRC(scope_add_t(p, &both, old.v[i].name, old.v[i].slot, old.v[i].type));
+    for (int i = 0; i < nsc.n; i++) FAILRC(scope_add_t(p, &both, nsc.v[i].name, nsc.v[i].slot, nsc.v[i].type));
     p->sc = both;
     vec order = {.size = sizeof(qexpr *)}, desc = {.size = sizeof(bool)};
     do {
@@ -1061,21 +1121,14 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
       bool *d = vec_push(p, &desc);
       if (!e || !d) return qerr_oom(p->q);
       qtok *t0 = TOK;
-      /* an aggregate in ORDER BY must be one of the items */
-      p->proj = NULL;
+      /* an aggregate in ORDER BY must be one of the items, written again */
+      qclause scratch = {0};
+      p->proj = grouping ? &scratch : NULL;
       int rc = parse_expr(p, e);
-      if (rc) {
-        if (grouping || c->distinct) {
-          /* a reference to a projected-away variable: Neo4j's message */
-          if (p->q->err && !strcmp(p->q->err->code, ST_SEMANTIC) && strstr(p->q->err->message, "not defined")) {
-            qtok *vt = t0;
-            (void)vt;
-          }
-        }
-        return rc;
-      }
-      /* an item's expression written again means that item */
-      for (int i = 0; i < c->nitems; i++) {
+      p->proj = NULL;
+      if (rc) return rc;
+      bool same = false;
+      for (int i = 0; i < c->nitems && !same; i++) {
         qexpr *ie = c->items[i].e;
         if (ie->srclen == (*e)->srclen && !memcmp(ie->src, (*e)->src, ie->srclen) && (*e)->op != E_VAR) {
           qexpr *v = mk(p, E_VAR, t0);
@@ -1083,9 +1136,15 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
           v->slot = c->items[i].slot;
           v->name = c->items[i].name;
           *e = v;
-          break;
+          same = true;
         }
       }
+      if (!same && scratch.naggs)
+        return semerr(p, t0->line, t0->col, "Invalid use of aggregating function %s(...) in this context: ORDER BY may only use the aggregates of the projection",
+                      scratch.aggs[0]->name ? scratch.aggs[0]->name : "count");
+      const qexpr *old_var;
+      if ((grouping || c->distinct) && (old_var = var_outside(*e, &nsc)))
+        return semerr(p, old_var->line, old_var->col, "Variable `%s` not defined", old_var->name ? old_var->name : "?");
       if (accept_kw(p, "DESC") || accept_kw(p, "DESCENDING")) *d = true;
       else if (accept_kw(p, "ASC") || accept_kw(p, "ASCENDING")) *d = false;
     } while (accept(p, ','));

@@ -335,6 +335,8 @@ bool q_is_agg_name(const char *name, int *kind);
 typedef struct qmatch qmatch;
 /* An enumerator of the matches of a pattern given the bindings in q->row. */
 int qmatch_new(qctx *q, qpattern *pat, qarena *a, qmatch **out);
+/* Start nodes known from the WHERE (`id(n) = expr`): seek, do not scan. */
+void qmatch_seek(qmatch *m, qexpr *where);
 /* Start over with the current row's bindings. */
 int qmatch_reset(qctx *q, qmatch *m);
 /* 1: a match bound into q->row; 0: no more; <0: error. */

@@ -107,7 +107,6 @@ typedef struct script {
   bool read_only;
   const char *name;
   const sl_query_options *opt;
-  qmem mem;
   qarena params_arena;
   sl_qparam *params;
   size_t nparams, pcap;
@@ -309,7 +308,13 @@ static int statement(script *s, const char *text, size_t n, unsigned line, unsig
   s->res.statements++;
   rc = sl_qtx_run(t, text, n, s->params, s->nparams, &c, &err);
   if (!rc) {
-    if (s->rows) rc = s->rows(s->rows_arg, c, &err);
+    if (s->rows) {
+      rc = s->rows(s->rows_arg, c, &err);
+    } else {
+      const sl_qvalue *row;
+      while ((rc = sl_qcursor_next(c, &row, &err)) == 1) {
+      }
+    }
     int crc = sl_qcursor_close(c, rc ? NULL : &err);
     if (!rc) rc = crc;
   }
@@ -367,7 +372,7 @@ int sl_query_script(sl_store *st, bool read_only, const char *text, size_t len, 
   }
   if (rc) {
     if (s.open) sl_qtx_rollback(s.open);
-    report_committed(&s);
+    if (s.res.statements > 1 || s.res.committed) report_committed(&s);
   }
   free(s.params);
   qa_free(&s.params_arena);

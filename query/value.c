@@ -4,9 +4,9 @@
  * properties, text. Property kinds are compared through sl_value_compare
  * and sl_value_order (the store's one home of Neo4j's rules); this file adds
  * only what property values lack: null, maps, nodes, relationships, paths
- * and heterogeneous lists, ranked as Neo4j 5 orders them:
- *   MAP < NODE < RELATIONSHIP < LIST < PATH < (property kinds, by
- *   sl_value_kind_rank) < null.
+ * and heterogeneous lists, ranked as Neo4j 5 orders them, in the places
+ * sl_value_kind_rank leaves for them: MAP 1, NODE 2, RELATIONSHIP 3, LIST 4
+ * (with stored lists and bytes), PATH 5, then the property kinds, null 16.
  */
 #include <errno.h>
 #include <math.h>
@@ -116,13 +116,13 @@ int qv_copy(qarena *a, const qv *in, qv *out) {
 /* ---- ordering ------------------------------------------------------------------------------ */
 static int rank(const qv *v) {
   switch (v->kind) {
-  case SL_QMAP: return 0;
-  case SL_QNODE: return 1;
-  case SL_QREL: return 2;
-  case SL_QLIST: return 3;
-  case SL_QPATH: return 4;
-  case SL_NULL: return 1000;
-  default: return 10 + sl_value_kind_rank((sl_kind)v->kind);
+  case SL_QMAP: return 1;
+  case SL_QNODE: return 2;
+  case SL_QREL: return 3;
+  case SL_QLIST: return 4;
+  case SL_QPATH: return 5;
+  case SL_NULL: return 16;
+  default: return sl_value_kind_rank((sl_kind)v->kind);
   }
 }
 
@@ -135,6 +135,8 @@ static int keycmp(const void *a, const void *b) {
 int qv_order(const qv *a, const qv *b) {
   int ra = rank(a), rb = rank(b);
   if (ra != rb) return ra < rb ? -1 : 1;
+  if (a->kind != b->kind && (a->kind == SL_QLIST || b->kind == SL_QLIST)) /* a list and bytes */
+    return a->kind == SL_QLIST ? -1 : 1;
   switch (a->kind) {
   case SL_NULL: return 0;
   case SL_QNODE: return cmp_u64(a->u.node.id, b->u.node.id);

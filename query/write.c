@@ -250,8 +250,12 @@ static int count_rel(void *arg, uint64_t rel, const char *type, uint64_t start, 
 }
 
 static int delete_rel(qctx *q, uint64_t id, unsigned line, unsigned col) {
-  int rc = sl_tx_delete_rel(q->tx, id);
-  if (rc == SL_ENOTFOUND) return 0; /* deleted already (by another row) */
+  /* deleted already (by another row): look first, as a failed write would
+   * fail the whole transaction */
+  sl_rel r;
+  int rc = sl_view_rel(q->view, id, &r);
+  if (rc == SL_ENOTFOUND) return 0;
+  if (!rc) rc = sl_tx_delete_rel(q->tx, id);
   if (rc) return qerr_store(q, rc, line, col);
   q->stats.relationships_deleted++;
   return 0;

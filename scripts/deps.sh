@@ -17,13 +17,15 @@ set -euo pipefail
 # for: liburing (the shipper's reads), lz4, protobuf-c and its compiler, LMDB,
 # jansson, libinih-dev (parses --config files), libssl-dev (TLS, codec/tls.c,
 # and at-rest encryption, crypt/), libcurl4-openssl-dev (the S3 client,
-# objstore/, AWS SigV4 signing built into libcurl). The cmocka tests are
+# objstore/, AWS SigV4 signing built into libcurl), tzdata (the zone
+# database base/tzdb.c reads for DateTimes in IANA zones). The cmocka tests are
 # built only when cmocka is found (CMake's SL_BUILD_TESTS=AUTO), so it is a
 # test package.
 BUILD_PACKAGES=(
   gcc make libc6-dev cmake pkg-config
   liburing-dev liblz4-dev libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev libjansson-dev libinih-dev libssl-dev libcurl4-openssl-dev
+  tzdata
 )
 # Tests: libcmocka-dev builds the unit tests; jq reads the --json output of
 # the commands in the end-to-end tests. lmdb-utils (mdb_stat, mdb_dump) helps

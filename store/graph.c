@@ -226,14 +226,14 @@ static int check_name(sl__wctx *w, const char *name, const char *what) {
 }
 
 static int check_props(sl__wctx *w, const sl_prop *props, size_t n) {
+  char why[120];
   if (n && !props) return op_fail(w, SL_EINVAL, "properties missing");
   for (size_t i = 0; i < n; i++) {
     if (check_name(w, props[i].key, "property key") < 0) return SL_EINVAL;
     if (props[i].value.kind == SL_NULL)
       return op_fail(w, SL_EINVAL, "property %s: null is only allowed to remove a property", props[i].key);
-    if (sl__value_check(&props[i].value))
-      return op_fail(w, SL_EINVAL, "property %s: not a storable value (UTF-8 strings without NUL, "
-                     "lists of one scalar kind)", props[i].key);
+    if (sl__value_check(&props[i].value, why, sizeof why))
+      return op_fail(w, SL_EINVAL, "property %s: not a storable value: %s", props[i].key, why);
   }
   return 0;
 }
@@ -444,9 +444,9 @@ static int op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, cons
   if (!v || v->kind == SL_NULL) return op_remove_prop(w, rel, id, key);
   int kl = check_name(w, key, "property key"), rc;
   if (kl < 0) return kl;
-  if (sl__value_check(v))
-    return op_fail(w, SL_EINVAL, "property %s: not a storable value (UTF-8 strings without NUL, "
-                   "lists of one scalar kind)", key);
+  char why[120];
+  if (sl__value_check(v, why, sizeof why))
+    return op_fail(w, SL_EINVAL, "property %s: not a storable value: %s", key, why);
   if ((rc = must_exist(w, rel, id, ""))) return rc;
   return put_prop(w, rel, id, key, (size_t)kl, v, false, false);
 }

@@ -16,7 +16,8 @@
  *            into the same ops (replay).
  *   graph_read.c  every read (sl_view_*).
  *   value.c  sl_value <-> LMDB bytes, sl_value <-> Shiplog__Value, equality,
- *            and the UTF-8 / name checks.
+ *            the value ranges and the UTF-8 / name checks.
+ *   value_order.c  Neo4j's ordering and comparison of values.
  */
 #ifndef SL_STORE_INT_H
 #define SL_STORE_INT_H
@@ -237,8 +238,11 @@ int sl__lmdb_check(sl_store *st, MDB_txn *txn);
  * Returns its length or SL_EINVAL. */
 int sl__name_check(const char *name);
 /* A storable value: not SL_NULL, strings UTF-8 without NUL (the log's
- * protobuf strings are NUL-terminated), lists of one scalar kind. */
-int sl__value_check(const sl_value *v);
+ * protobuf strings are NUL-terminated), temporal, duration and point values
+ * within their ranges (value.c, RANGES), lists of one non-list kind. 0 or
+ * SL_EINVAL with the reason in why (may be NULL): "list element 3: offset
+ * outside -18:00..+18:00". */
+int sl__value_check(const sl_value *v, char *why, size_t whylen);
 size_t sl__value_encoded_size(const sl_value *v);
 void sl__value_encode(const sl_value *v, uint8_t *out);
 /* Decode LMDB bytes; strings are copied into the arena, NUL-terminated. */

@@ -257,13 +257,57 @@ static void rand_scalar(uint64_t *s, sl_kind kind, sl_value *v, uint8_t *bytes) 
     v->len = strlen(w);
     break;
   }
-  default:
+  case SL_BYTES:
     v->len = tu_rand_below(s, 20);
     for (size_t i = 0; i < v->len; i++) bytes[i] = (uint8_t)tu_rand(s);
     v->u.bytes = bytes;
     break;
+  case SL_POINT: {
+    static const uint32_t srids[] = {SL_SRID_CARTESIAN, SL_SRID_CARTESIAN_3D, SL_SRID_WGS84, SL_SRID_WGS84_3D};
+    v->u.pt.srid = srids[tu_rand_below(s, 4)];
+    v->u.pt.x = doubles[tu_rand_below(s, SL_ARRAY_LEN(doubles))];
+    v->u.pt.y = -(double)tu_rand_below(s, 1000) / 7;
+    if (v->u.pt.srid == SL_SRID_CARTESIAN_3D || v->u.pt.srid == SL_SRID_WGS84_3D) v->u.pt.z = 1e-300;
+    break;
+  }
+  case SL_DURATION: {
+    int64_t sign = tu_rand_below(s, 2) ? 1 : -1;
+    v->u.dur.months = sign * (int64_t)tu_rand_below(s, 100000);
+    v->u.dur.days = -sign * (int64_t)tu_rand_below(s, 100000);
+    v->u.dur.seconds = sign * (int64_t)tu_rand_below(s, 1000000000000ULL);
+    v->u.dur.nanos = (int32_t)(sign * (int64_t)tu_rand_below(s, 1000000000));
+    break;
+  }
+  default: { /* SL_DATE .. SL_DATETIME: years 1 and 9999, the extremes, nanoseconds */
+    static const int64_t days[] = {-719162, 2932896, -365243219162LL, 365241780471LL, 0, 19782};
+    static const char *const zones[] = {"Europe/Paris", "America/New_York", "Asia/Kolkata", "UTC"};
+    int64_t d = tu_rand_below(s, 2) ? days[tu_rand_below(s, SL_ARRAY_LEN(days))]
+                                    : (int64_t)tu_rand_below(s, 800000) - 400000;
+    int64_t sod = (int64_t)tu_rand_below(s, 86400);
+    v->u.t.nanos = tu_rand_below(s, 2) ? 0 : (int32_t)tu_rand_below(s, 1000000000);
+    if (kind == SL_DATE) v->u.t.seconds = d, v->u.t.nanos = 0;
+    else if (kind == SL_LOCALTIME || kind == SL_TIME) v->u.t.seconds = sod;
+    else v->u.t.seconds = d * 86400 + sod;
+    if (kind == SL_TIME) v->u.t.offset = (int32_t)tu_rand_below(s, 2 * SL_OFFSET_MAX + 1) - SL_OFFSET_MAX;
+    if (kind == SL_DATETIME) {
+      v->u.t.seconds += d < 0 ? 2 * 86400 : -2 * 86400; /* the local time stays in range */
+      if (tu_rand_below(s, 2)) {
+        v->u.t.zone = zones[tu_rand_below(s, SL_ARRAY_LEN(zones))];
+        assert_int_equal(sl_tz_offset_at(v->u.t.zone, v->u.t.seconds, &v->u.t.offset), 0);
+      } else {
+        v->u.t.offset = ((int32_t)tu_rand_below(s, 145) - 72) * 900;
+      }
+    }
+    break;
+  }
   }
 }
+
+/* Every kind but SL_NULL and SL_LIST. */
+static const sl_kind scalar_kinds[] = {SL_BOOL, SL_INT,          SL_DOUBLE,   SL_STRING,   SL_BYTES,
+                                       SL_DATE, SL_LOCALTIME,    SL_TIME,     SL_LOCALDATETIME,
+                                       SL_DATETIME, SL_DURATION, SL_POINT};
+static sl_kind rand_kind(uint64_t *s) { return scalar_kinds[tu_rand_below(s, SL_ARRAY_LEN(scalar_kinds))]; }
 
 /* Fill a random graph with every value kind through the tx API. */
 static void random_graph(sl_store *st, uint64_t *s) {
@@ -282,9 +326,9 @@ static void random_graph(sl_store *st, uint64_t *s) {
     size_t np = tu_rand_below(s, 6);
     for (size_t i = 0; i < np; i++) {
       props[i].key = keys[i];
-      sl_kind kind = (sl_kind)(1 + tu_rand_below(s, 6));
+      sl_kind kind = tu_rand_below(s, 5) ? rand_kind(s) : SL_LIST;
       if (kind == SL_LIST) {
-        sl_kind ek = (sl_kind)(1 + tu_rand_below(s, 5));
+        sl_kind ek = rand_kind(s);
         size_t n = tu_rand_below(s, 4);
         for (size_t j = 0; j < n; j++) rand_scalar(s, ek, &items[i][j], bytes[i][j]);
         props[i].value = (sl_value){.kind = SL_LIST, .elem_kind = n ? ek : SL_NULL, .len = n, .u.items = items[i]};
@@ -299,7 +343,7 @@ static void random_graph(sl_store *st, uint64_t *s) {
     size_t np = tu_rand_below(s, 2);
     if (np) {
       props[0].key = "since";
-      rand_scalar(s, (sl_kind)(1 + tu_rand_below(s, 5)), &props[0].value, bytes[0][0]);
+      rand_scalar(s, rand_kind(s), &props[0].value, bytes[0][0]);
     }
     uint64_t a = 3 * (1 + tu_rand_below(s, nnodes)), b = 3 * (1 + tu_rand_below(s, nnodes));
     assert_int_equal(sl_tx_create_rel(tx, id * 2, tu_rand_below(s, 2) ? "KNOWS" : "\xc3\xa9", a, b, props, np, NULL), 0);
@@ -378,6 +422,34 @@ static void interchange_import_apoc(void **state) {
   free(dir);
 }
 
+/* APOC writes points as maps (crs by name, latitude/longitude or x/y,
+ * null for a missing third coordinate) and temporal values as strings. */
+static void interchange_import_apoc_points(void **state) {
+  (void)state;
+  const char *root = tu_tmpdir("apoc_points");
+  char *in = tu_path(root, "apoc.json"), *dir = tu_path(root, "store");
+  tu_write_file(in, "{\"type\":\"node\",\"id\":\"0\",\"labels\":[\"P\"],\"properties\":{"
+                    "\"a\":{\"crs\":\"wgs-84\",\"latitude\":55.5,\"longitude\":12.25,\"height\":null},"
+                    "\"b\":{\"crs\":\"WGS-84-3D\",\"latitude\":1,\"longitude\":2,\"height\":3},"
+                    "\"c\":{\"crs\":\"cartesian\",\"x\":1,\"y\":2,\"z\":null},"
+                    "\"d\":{\"x\":1,\"y\":2,\"z\":3},\"e\":{\"srid\":4326,\"x\":1,\"y\":2},"
+                    "\"f\":[{\"x\":1,\"y\":2},{\"x\":3,\"y\":4}],\"born\":\"2015-07-21\"}}\n");
+  assert_int_equal(sl_import_jsonl(in, dir, NULL, NULL), 0);
+  char *e = tu_export(dir, NULL);
+  assert_string_equal(e, "{\"type\":\"node\",\"id\":\"0\",\"labels\":[\"P\"],\"properties\":{"
+                         "\"a\":{\"$point\":{\"srid\":4326,\"x\":12.25,\"y\":55.5}},"
+                         "\"b\":{\"$point\":{\"srid\":4979,\"x\":2.0,\"y\":1.0,\"z\":3.0}},"
+                         "\"born\":\"2015-07-21\","
+                         "\"c\":{\"$point\":{\"srid\":7203,\"x\":1.0,\"y\":2.0}},"
+                         "\"d\":{\"$point\":{\"srid\":9157,\"x\":1.0,\"y\":2.0,\"z\":3.0}},"
+                         "\"e\":{\"$point\":{\"srid\":4326,\"x\":1.0,\"y\":2.0}},"
+                         "\"f\":[{\"$point\":{\"srid\":7203,\"x\":1.0,\"y\":2.0}},"
+                         "{\"$point\":{\"srid\":7203,\"x\":3.0,\"y\":4.0}}]}}\n");
+  free(e);
+  free(in);
+  free(dir);
+}
+
 /* Bad input names the line and leaves no store behind. */
 static void interchange_import_errors(void **state) {
   (void)state;
@@ -394,6 +466,16 @@ static void interchange_import_errors(void **state) {
       "\"start\":{\"id\":\"1\"},\"end\":{\"id\":\"1\"}}\n{\"type\":\"node\",\"id\":\"2\",\"labels\":[]}\n",
       "{\"type\":\"node\",\"id\":\"1\",\"labels\":[]}\n{\"type\":\"thing\"}\n",
       "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"big\":18446744073709551616}}\n",
+      /* every kind's refusals */
+      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"d\":{\"$date\":\"2023-02-29\"}}}\n",
+      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"d\":{\"$datetime\":\"2023-02-01T10:00[Mars/Olympus]\"}}}\n",
+      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"d\":{\"$duration\":\"P999999999999Y\"}}}\n",
+      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"p\":{\"$point\":{\"x\":1,\"y\":2}}}}\n",
+      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"p\":{\"$point\":{\"srid\":1,\"x\":1,\"y\":2}}}}\n",
+      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"p\":{\"crs\":\"mars\",\"x\":1,\"y\":2}}}\n",
+      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"p\":{\"crs\":\"wgs-84-3d\",\"x\":1,\"y\":2}}}\n",
+      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"m\":{\"name\":\"x\"}}}\n",
+      "{\"type\":\"node\",\"id\":\"1\",\"labels\":[],\"properties\":{\"l\":[{\"$date\":\"2020-01-01\"},{\"$localdatetime\":\"2020-01-01T00:00\"}]}}\n",
   };
   const char *root = tu_tmpdir("import_errors");
   char *in = tu_path(root, "in.jsonl"), *dir = tu_path(root, "store");
@@ -413,6 +495,7 @@ int main(void) {
       cmocka_unit_test(interchange_string_escape),  cmocka_unit_test(interchange_base64),
       cmocka_unit_test(interchange_mutation_lines), cmocka_unit_test(interchange_roundtrip),
       cmocka_unit_test(interchange_import_apoc),    cmocka_unit_test(interchange_import_errors),
+      cmocka_unit_test(interchange_import_apoc_points),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -129,7 +129,7 @@ static void gen_scalar(uint64_t *rng, sl_kind k, sl_value *v) {
     }
     break;
   }
-  default: { /* SL_BYTES */
+  case SL_BYTES: {
     size_t n = r % 40;
     uint8_t *b = pool_alloc(n);
     for (size_t i = 0; i < n; i++) b[i] = (uint8_t)tu_rand(rng);
@@ -137,8 +137,42 @@ static void gen_scalar(uint64_t *rng, sl_kind k, sl_value *v) {
     v->len = n;
     break;
   }
+  case SL_DURATION: {
+    static const int64_t I[] = {0, 1, -1, INT64_MIN, INT64_MAX, 86400};
+    v->u.dur.months = I[r % 6];
+    v->u.dur.days = I[(r >> 4) % 6];
+    v->u.dur.seconds = (r >> 8) % 2 ? I[(r >> 12) % 6] : (int64_t)tu_rand(rng);
+    v->u.dur.nanos = (int32_t)((r >> 16) % 1000000000);
+    if (v->u.dur.seconds < 0) v->u.dur.nanos = -v->u.dur.nanos;
+    break;
+  }
+  case SL_POINT: {
+    static const uint32_t SRID[] = {SL_SRID_CARTESIAN, SL_SRID_CARTESIAN_3D, SL_SRID_WGS84, SL_SRID_WGS84_3D};
+    const double D[] = {0.0, -0.0, 1.5, -180, 90, 8848.86, -2.25e300, 5e-324};
+    v->u.pt.srid = SRID[r % 4];
+    v->u.pt.x = D[(r >> 4) % 8];
+    v->u.pt.y = (double)(int64_t)tu_rand(rng) / 1e6;
+    if (v->u.pt.srid == SL_SRID_CARTESIAN_3D || v->u.pt.srid == SL_SRID_WGS84_3D) v->u.pt.z = D[(r >> 8) % 8];
+    break;
+  }
+  default: { /* SL_DATE .. SL_DATETIME: extremes and any value within range */
+    static const char *const Z[] = {"Europe/Paris", "UTC", "America/Argentina/ComodRivadavia", "Etc/GMT+5"};
+    const int64_t day_min = INT64_C(-365243219163), day_max = INT64_C(365241780471), day = 86400;
+    const int64_t lo = k == SL_DATE ? day_min : k == SL_LOCALTIME || k == SL_TIME ? 0 : day_min * day + 64800;
+    const int64_t hi = k == SL_DATE ? day_max : k == SL_LOCALTIME || k == SL_TIME ? day - 1 : day_max * day - 64800;
+    int64_t pick[] = {lo, hi, 0, (int64_t)tu_rand_below(rng, (uint64_t)(hi - lo) + 1) + lo};
+    v->u.t.seconds = pick[r % 4];
+    if (k != SL_DATE) v->u.t.nanos = (r >> 8) % 2 ? 999999999 : (int32_t)((r >> 12) % 1000000000);
+    if (k == SL_TIME || k == SL_DATETIME) v->u.t.offset = (int32_t)((r >> 20) % (2 * SL_OFFSET_MAX + 1)) - SL_OFFSET_MAX;
+    if (k == SL_DATETIME && (r >> 40) % 2) v->u.t.zone = Z[(r >> 41) % 4];
+    break;
+  }
   }
 }
+
+/* The kinds gen_value draws (SL_LIST last) and those of list elements. */
+static const sl_kind KINDS[] = {SL_BOOL, SL_INT, SL_DOUBLE, SL_STRING, SL_BYTES, SL_DATE, SL_LOCALTIME, SL_TIME,
+                                SL_LOCALDATETIME, SL_DATETIME, SL_DURATION, SL_POINT, SL_LIST};
 
 /* A value; with `bad_ok` sometimes one the store must refuse (*bad). */
 static const sl_value *gen_value(uint64_t *rng, bool bad_ok, bool *bad) {
@@ -146,8 +180,12 @@ static const sl_value *gen_value(uint64_t *rng, bool bad_ok, bool *bad) {
   *bad = false;
   if (bad_ok && tu_rand_below(rng, 100) == 0) {
     *bad = true;
-    switch (tu_rand_below(rng, 4)) {
+    switch (tu_rand_below(rng, 8)) {
     case 0: *v = (sl_value){.kind = SL_STRING, .len = 3, .u.s = "a\0b"}; break;
+    case 4: *v = (sl_value){.kind = SL_DATE, .u.t.seconds = INT64_C(365241780472)}; break;
+    case 5: *v = (sl_value){.kind = SL_DATETIME, .u.t.zone = "Europe/../Paris"}; break;
+    case 6: *v = (sl_value){.kind = SL_POINT, .u.pt = {.srid = SL_SRID_WGS84, .z = 1}}; break;
+    case 7: *v = (sl_value){.kind = SL_DURATION, .u.dur = {.seconds = 1, .nanos = -1}}; break;
     case 1: *v = (sl_value){.kind = SL_STRING, .len = 2, .u.s = "\xff\xfe"}; break;
     case 2: {
       sl_value *it = pool_alloc(2 * sizeof *it);
@@ -165,13 +203,13 @@ static const sl_value *gen_value(uint64_t *rng, bool bad_ok, bool *bad) {
     }
     return v;
   }
-  sl_kind k = (sl_kind)(1 + tu_rand_below(rng, 6));
+  sl_kind k = KINDS[tu_rand_below(rng, SL_ARRAY_LEN(KINDS))];
   if (k != SL_LIST) {
     gen_scalar(rng, k, v);
     return v;
   }
   size_t n = tu_rand_below(rng, 4) == 0 ? 0 : tu_rand_below(rng, 6);
-  sl_kind ek = n == 0 && tu_rand_below(rng, 2) ? SL_NULL : (sl_kind)(1 + tu_rand_below(rng, 5));
+  sl_kind ek = n == 0 && tu_rand_below(rng, 2) ? SL_NULL : KINDS[tu_rand_below(rng, SL_ARRAY_LEN(KINDS) - 1)];
   sl_value *items = pool_alloc(n * sizeof *items);
   for (size_t i = 0; i < n; i++) gen_scalar(rng, ek, &items[i]);
   *v = (sl_value){.kind = SL_LIST, .elem_kind = ek, .len = n, .u.items = items};

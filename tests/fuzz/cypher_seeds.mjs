@@ -1,10 +1,11 @@
-// Writes seed inputs for fuzz_cypher and fuzz_query_exec from the openCypher
-// TCK's queries (tests/tck/features; called by make_corpus.sh):
+// Writes seed inputs for fuzz_cypher and fuzz_query from the openCypher
+// TCK's queries (tests/tck/features; called by make_corpus.sh), and
+// generator inputs for fuzz_query_exec:
 //   node tests/fuzz/cypher_seeds.mjs CORPUS_DIR
 // fuzz_cypher gets every 4th query whose scenario expects an error (the
 // parser's and the semantic checks' hard cases) and every 40th other one;
-// fuzz_query_exec every 30th other query, and a few generator inputs (a 0
-// byte, then choices).
+// fuzz_query every 30th other query; fuzz_query_exec a few streams of
+// choices.
 import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +31,8 @@ const write = (dir, items) => {
   console.log(`${dir}: ${items.length} seeds`);
 };
 write('cypher', [...every(failing, 4), ...every(other, 40)]);
-write('query_exec', every(other, 30, 3));
-const gen = [[0], [0, 1, 2, 3, 4, 5, 6, 7], [0, 9, 0, 4, 2, 200, 16, 5, 3], [0, 255, 254, 253, 7, 7, 7, 7, 7, 7, 7, 7],
-  [0, 3, 6, 1, 6, 9, 14, 12, 2, 11, 5, 10, 8, 13, 4, 0, 1]];
+write('query', every(other, 30, 3));
+mkdirSync(join(out, 'query_exec'), { recursive: true });
+const gen = [[0], [1, 2, 3, 4, 5, 6, 7], [9, 0, 4, 2, 200, 16, 5, 3], [255, 254, 253, 7, 7, 7, 7, 7, 7, 7, 7],
+  [3, 6, 1, 6, 9, 14, 12, 2, 11, 5, 10, 8, 13, 4, 0, 1], [...'choices from text: MATCH (a)-[r]->(b) RETURN a'].map((c) => c.charCodeAt(0))];
 gen.forEach((b, i) => writeFileSync(join(out, 'query_exec', `gen-${i}`), Buffer.from(b)));

@@ -1,7 +1,8 @@
 /*
  * fuzz_import_csv: neo4j-admin CSV files as `shiplog import --nodes=...
  * --relationships=... --into DIR` reads them: sl_import_csv builds a new
- * store, removed after each run. Input: the nodes file, then optionally a
+ * store (one store per process: each input runs in a transaction that is
+ * aborted, sl__sink_borrow_store). Input: the nodes file, then optionally a
  * line "\x01\n" and the relationships file; the first byte's bits choose
  * options (multiline fields, integer ids, skip bad relationships, skip
  * duplicate nodes, ignore extra columns, ignore empty strings, trim).
@@ -10,12 +11,13 @@
 
 #include <string.h>
 
-#include "interchange.h"
+#include "interchange_int.h"
 #include "sl_base.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
+  fuzz_borrow_store("csv-store");
   return 0;
 }
 
@@ -49,7 +51,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   };
   snprintf(into, sizeof into, "%s/csv-store", fuzz_scratch());
   sl_import_csv(&nodes, 1, &rels, rfd >= 0 ? 1 : 0, into, &o, NULL);
-  sl_remove_tree(into);
   close(nfd);
   if (rfd >= 0) close(rfd);
   return 0;

@@ -1,14 +1,14 @@
 /*
- * fuzz_query_exec: statements run against a small graph, with the engine's
- * limits set (time, memory, variable-length hops), each in a write query
- * transaction that is rolled back, so every input meets the same graph.
- * An input is either a statement's text (the seeds are the TCK's queries,
- * which libFuzzer then mutates), or, when its first byte is 0, a stream of
- * choices for a small generator of Cypher (clauses, patterns, expressions,
- * functions, aggregations, writes) that reaches the executor with valid
- * queries far more often than mutated text does. Any input must end in rows
- * or a statement error: no crash, no leak, no memory past the limit (the
- * engine's own, and libFuzzer's -rss_limit_mb in tests/fuzz/run.sh).
+ * fuzz_query_exec: generated statements run against a small graph, with
+ * the engine's limits set (time, memory, variable-length hops), each in a
+ * write query transaction that is rolled back, so every input meets the
+ * same graph. An input is a stream of choices for a small generator of
+ * Cypher (clauses, patterns, expressions, functions, aggregations, writes),
+ * which reaches the executor with valid queries far more often than mutated
+ * text does (fuzz_query mutates text: the TCK's queries are among its
+ * seeds). Any input must end in rows or a statement error: no crash, no
+ * leak, no memory past the limit (the engine's own, and libFuzzer's
+ * -rss_limit_mb in tests/fuzz/run.sh).
  *
  * Until the engine's API is in shiplog.h (SL_QUERY_MAX_HOPS marks it), the
  * harness compiles to nothing that runs.
@@ -200,21 +200,16 @@ static size_t generate(gen *g) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static gen g;
-  const char *text = (const char *)data;
-  size_t len = size;
-  if (size > 0 && data[0] == 0) {
-    memset(&g, 0, sizeof g);
-    g.p = data + 1;
-    g.end = data + size;
-    len = generate(&g);
-    text = g.buf;
-  }
+  memset(&g, 0, sizeof g);
+  g.p = data;
+  g.end = data + size;
+  size_t len = generate(&g);
   sl_qparam param = {.name = "p", .value = {.kind = SL_QLIST}};
   sl_qtx *q;
   if (sl_qtx_begin(st, true, &limits, &q)) abort();
   sl_qcursor *c;
   sl_query_error err;
-  if (sl_qtx_run(q, text, len, &param, 1, &c, &err) == 0) {
+  if (sl_qtx_run(q, g.buf, len, &param, 1, &c, &err) == 0) {
     const sl_qvalue *row;
     for (int n = 0; n < 5000 && sl_qcursor_next(c, &row, &err) > 0; n++) {
     }

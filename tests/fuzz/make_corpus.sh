@@ -6,8 +6,9 @@
 # bench_gen and fuzz-seeds. Seeds are small real files: a log segment, full
 # and incremental dumps, mutation lines, a JSON Lines export, CSV exports,
 # the openCypher TCK's queries, and (from fuzz-seeds) each replication
-# message and sealed batches; for fuzz_sealed, a sealed frame and chunk
-# (fuzz-seeds) and sealed dumps, under the target's fixed key.
+# message, sealed batches and a property value of every kind (LMDB bytes
+# and protobuf); for fuzz_sealed, a sealed frame and chunk (fuzz-seeds) and
+# sealed dumps, under the target's fixed key.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 B=$(cd "${1:?usage: make_corpus.sh BUILD_DIR}" && pwd)
@@ -16,7 +17,7 @@ C=corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 rm -rf "$C"
-mkdir -p "$C"/{log,msg,batch,dump,mutation,import_jsonl,import_csv,sealed}
+mkdir -p "$C"/{log,msg,batch,dump,mutation,import_jsonl,import_csv,sealed,value,temporal,tzif}
 
 # A small store; its segment's first 4K are a seed.
 "$B/shiplog" init "$T/s" --segment-size 65536 >/dev/null
@@ -70,8 +71,68 @@ done
 "$B/shiplog" dump "$T/s" --to "$T/sealed.dump" --since @1700000000.030 --key-file "$T/keys" >/dev/null 2>&1
 { printf '\x02'; cat "$T/sealed.dump"; } >"$C/sealed/dump-incremental"
 
-# Cypher statements for fuzz_cypher and fuzz_query_exec: the openCypher
-# TCK's queries (needs node).
+# Every value kind (spec/types.md): mutation lines, refusals among them,
+# their canonical export, APOC point maps, and CSV columns of each type.
+cat >"$C/mutation/values" <<'M'
+{"ops":[{"op":"create_node","labels":["P"],"props":{"d":{"$date":"2024-02-29"},"lt":{"$localtime":"12:30:00.000000001"},"t":{"$time":"12:30+01:00"},"ldt":{"$localdatetime":"2024-02-29T12:30"},"dt":{"$datetime":"2024-02-29T12:30:00+01:00[Europe/Paris]"},"du":{"$duration":"P1Y2M3DT4H5M6.000000007S"},"p":{"$point":{"srid":4326,"x":1.5,"y":2}},"p3":{"$point":{"srid":9157,"x":1,"y":2,"z":3}},"ap":{"crs":"wgs-84-3d","latitude":1,"longitude":2,"height":3},"ds":[{"$date":"0001-01-01"},{"$date":"9999-12-31"}],"ps":[{"x":1,"y":2},{"x":3,"y":4}],"dts":[{"$datetime":"2024-02-29T12:30:00+01:00[Europe/Paris]"},{"$datetime":"-999999999-01-01T00:00:00Z"}],"dus":[{"$duration":"PT-0.5S"}]}},{"op":"create_node","labels":["Q"],"props":{"d":"x"}}]}
+{"ops":[{"op":"create_node","labels":["P"],"props":{"d":{"$date":"2023-02-29"}}}]}
+{"ops":[{"op":"create_node","labels":["P"],"props":{"z":{"$datetime":"2023-02-01T10:00[Mars/Olympus]"}}}]}
+{"ops":[{"op":"create_node","labels":["P"],"props":{"du":{"$duration":"P999999999999Y"}}}]}
+{"ops":[{"op":"create_node","labels":["P"],"props":{"p":{"$point":{"x":1,"y":2}}}}]}
+{"ops":[{"op":"create_node","labels":["P"],"props":{"p":{"crs":"mars","x":1,"y":2}}}]}
+{"ops":[{"op":"create_node","labels":["P"],"props":{"m":{"a":1}}}]}
+M
+"$B/shiplog" init "$T/v" >/dev/null
+head -1 "$C/mutation/values" | "$B/shiplog" exec "$T/v" - >/dev/null
+"$B/shiplog" export "$T/v" --to "$C/import_jsonl/values"
+cat >"$C/import_jsonl/apoc-points" <<'J'
+{"type":"node","id":"0","labels":["Place"],"properties":{"loc":{"crs":"wgs-84","latitude":55.6,"longitude":12.9},"at":{"crs":"cartesian-3d","x":1.0,"y":2.0,"z":3.0},"h":{"latitude":1,"longitude":2,"height":null},"born":"2015-07-21"}}
+{"type":"node","id":"1","labels":["Place"],"properties":{"p":{"x":1,"y":2,"srid":7203},"route":[{"x":1,"y":2},{"x":3,"y":4}]}}
+{"id":"0","type":"relationship","label":"NEAR","properties":{"d":{"$duration":"PT1H"}},"start":{"id":"0","labels":["Place"]},"end":{"id":"1","labels":["Place"]}}
+J
+{ printf '\x00'
+  printf 'id:ID,d:date,lt:localtime,t:time,ldt:localdatetime,dt:datetime,du:duration,p:point,ds:date[],ps:point[],:LABEL\n'
+  printf '1,2015-07-21,12:30:00.5,12:30+01:00,2015-W30-2T21:40,2015-07-21T21:40[Europe/Paris],P14DT16H12M,"{x:1,y:2,crs:'"'"'cartesian'"'"'}",2015-07-21;2015-202,"{latitude:1,longitude:2};{x:1,y:2,z:3}",User\n'
+  printf '2,20150721,2140,21:40-05,2015T2140,2015-07-21T21:40:32.142-04[America/New_York],-PT0.5S,"{x:1,y:2,z:3,crs:cartesian-3d}",,,User\n'
+  printf '\x01\n:START_ID,:END_ID,:TYPE,since:datetime,how:duration[]\n1,2,KNOWS,2015-07-21T21:40Z,P1D;PT1H\n'; } >"$C/import_csv/values"
+{ printf '\x00'
+  printf 'id:ID,loc:point{crs:WGS-84},at:datetime{timezone:Europe/Paris},t:time{timezone:+02:00}\n'
+  printf '1,"{x:12.5,y:55.25}",2024-07-01T12:00,10:00\n'; } >"$C/import_csv/options"
+# sl_temporal_parse: byte 0 the kind (0 date .. 5 duration), byte 1 the default zone.
+i=0
+while IFS='|' read -r k z t; do
+  i=$((i + 1))
+  printf "\\x$(printf %02x "$k")\\x$(printf %02x "$z")%s" "$t" >"$C/temporal/seed-$i"
+done <<'T'
+0|0|2015-07-21
+0|0|2015-W30-2
+0|0|2015Q260
+0|0|+999999999-12-31
+0|0|-0044-03-15
+1|0|21:40:32.142
+1|0|214032.000000001
+2|0|21:40:32+01:00
+2|2|12:00
+3|0|2015-202T21:40:32.142
+4|0|2024-02-29T12:30:00+01:00[Europe/Paris]
+4|0|2024-10-27T02:30+01:00[Europe/Paris]
+4|2|2024-03-31T02:30
+4|1|2015T214032
+4|0|1900-01-01T00:00:00+00:09:21[Europe/Paris]
+5|0|P1Y2M3DT4H5M6.000000007S
+5|0|PT0.75M
+5|0|-P2012-02-02T14:37:21.545
+5|0|P5M1.5D
+5|0|PT-1H-30M
+T
+# TZif files of the system's tzdata (public domain): fat v2, DST both
+# hemispheres, half-hour DST, a zone without rules.
+for z in Europe/Paris Australia/Lord_Howe UTC America/Sao_Paulo; do
+  cp "${TZDIR:-/usr/share/zoneinfo}/$z" "$C/tzif/${z//\//-}"
+done
+
+# Cypher statements for fuzz_cypher and fuzz_query: the openCypher
+# TCK's queries, and choices for fuzz_query_exec (needs node).
 node cypher_seeds.mjs "$C"
 
 # Replication messages and batches (need the codec).

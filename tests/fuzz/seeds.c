@@ -3,8 +3,10 @@
  * framed messages and sealed batches that only the codec can make:
  *   seeds LOGDIR OUTDIR   (LOGDIR: a store's log with a few transactions)
  * writes OUTDIR/msg/ (each message kind, and a hello + batches stream) and
- * OUTDIR/batch/ (the fuzz_batch input layout, see fuzz_batch.c), and
- * OUTDIR/sealed/frame and chunk (fuzz_sealed.c). Run by
+ * OUTDIR/batch/ (the fuzz_batch input layout, see fuzz_batch.c),
+ * OUTDIR/sealed/frame and chunk (fuzz_sealed.c), and OUTDIR/value/ (a value
+ * of every kind and a list, as LMDB bytes and as a packed Shiplog__Value,
+ * fuzz_value.c). Run by
  * tests/fuzz/make_corpus.sh.
  */
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include "fuzz.h"
 #include "log.h"
 #include "sl_base.h"
+#include "store_int.h"
 
 static void put(const char *dir, const char *name, const uint8_t *p, size_t n) {
   char path[4096];
@@ -36,11 +39,61 @@ static void put_msg(const char *dir, const char *name, const Shiplog__Repl__Mess
   sl_buf_free(&b);
 }
 
+/* fuzz_value: each value as LMDB bytes (first byte 0) and packed (1). */
+static void value_seeds(const char *outdir) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/value", outdir);
+  mkdir(dir, 0755);
+  static const uint8_t bytes[] = {0, 0xff};
+  sl_value dates[] = {{.kind = SL_DATE, .u.t.seconds = -365243219163}, {.kind = SL_DATE, .u.t.seconds = 19782}};
+  sl_value items[] = {{.kind = SL_INT, .u.i = -1}, {.kind = SL_INT, .u.i = INT64_MAX}};
+  sl_value v[] = {
+      {.kind = SL_BOOL, .u.b = true},
+      {.kind = SL_INT, .u.i = INT64_MIN},
+      {.kind = SL_DOUBLE, .u.d = -0.0},
+      {.kind = SL_STRING, .len = 6, .u.s = "h\xc3\xa9llo"},
+      {.kind = SL_BYTES, .len = 2, .u.bytes = bytes},
+      {.kind = SL_LIST, .elem_kind = SL_INT, .len = 2, .u.items = items},
+      {.kind = SL_DATE, .u.t.seconds = 19782},
+      {.kind = SL_LOCALTIME, .u.t = {.seconds = 86399, .nanos = 999999999}},
+      {.kind = SL_TIME, .u.t = {.seconds = 45000, .nanos = 1, .offset = -64800}},
+      {.kind = SL_LOCALDATETIME, .u.t = {.seconds = 1709209800, .nanos = 5}},
+      {.kind = SL_DATETIME, .u.t = {.seconds = 1709209800, .offset = 3600, .zone = "Europe/Paris"}},
+      {.kind = SL_DATETIME, .u.t = {.seconds = -1, .nanos = 999999999, .offset = -3600}},
+      {.kind = SL_DURATION, .u.dur = {.months = 14, .days = -3, .seconds = -4, .nanos = -7}},
+      {.kind = SL_POINT, .u.pt = {.srid = SL_SRID_WGS84, .x = 12.99, .y = 55.61}},
+      {.kind = SL_POINT, .u.pt = {.srid = SL_SRID_CARTESIAN_3D, .x = 1, .y = -2, .z = 3.5}},
+      {.kind = SL_LIST, .elem_kind = SL_DATE, .len = 2, .u.items = dates},
+      {.kind = SL_LIST, .elem_kind = SL_NULL},
+  };
+  sl__arena a;
+  sl__arena_init(&a);
+  for (size_t i = 0; i < SL_ARRAY_LEN(v); i++) {
+    uint8_t buf[256];
+    char name[64];
+    size_t n = sl__value_encoded_size(&v[i]);
+    Shiplog__Value *pb;
+    if (n + 1 > sizeof buf || sl__value_to_pb(&a, &v[i], &pb) ||
+        shiplog__value__get_packed_size(pb) + 1 > sizeof buf)
+      exit(1);
+    buf[0] = 0;
+    sl__value_encode(&v[i], buf + 1);
+    snprintf(name, sizeof name, "lmdb-%02zu-kind%d", i, v[i].kind);
+    put(dir, name, buf, 1 + n);
+    buf[0] = 1;
+    n = shiplog__value__pack(pb, buf + 1);
+    snprintf(name, sizeof name, "pb-%02zu-kind%d", i, v[i].kind);
+    put(dir, name, buf, 1 + n);
+  }
+  sl__arena_free(&a);
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: seeds LOGDIR OUTDIR\n");
     return 2;
   }
+  value_seeds(argv[2]);
   /* The first frames of the log, raw. */
   sl_log_reader *r;
   sl_frame f;

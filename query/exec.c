@@ -30,9 +30,9 @@
     if (rc_) return rc_;   \
   } while (0)
 
-int row_stabilize(qctx *q, qarena *a) {
-  for (int i = 0; i < q->stmt->nslots; i++)
-    if (qv_copy(a, &q->row[i], &q->row[i])) return qerr_oom(q);
+int row_stabilize(qctx *q, qarena *a, const int *live, int nlive) {
+  for (int i = 0; i < nlive; i++)
+    if (qv_copy(a, &q->row[live[i]], &q->row[live[i]])) return qerr_oom(q);
   return 0;
 }
 
@@ -140,7 +140,7 @@ static int match_next(qctx *q, qop *op) {
       rc = pull(q, op->child);
       if (rc <= 0) return rc;
       qa_reset(&o->in);
-      TRY(row_stabilize(q, &o->in));
+      TRY(row_stabilize(q, &o->in, o->c->live_in, o->c->nlive_in));
       TRY(qmatch_reset(q, o->m));
       o->have_input = true;
       o->emitted = false;
@@ -195,7 +195,7 @@ static int unwind_next(qctx *q, qop *op) {
     qa_reset(&o->in);
     qv v;
     TRY(q_eval(q, o->c->expr, &v));
-    TRY(row_stabilize(q, &o->in));
+    TRY(row_stabilize(q, &o->in, o->c->live_in, o->c->nlive_in));
     if (qv_copy(&o->in, &v, &v)) return qerr_oom(q);
     if (v.kind == SL_NULL) continue;
     if (v.kind != SL_QLIST) {
@@ -536,7 +536,7 @@ static int page_count(qctx *q, qexpr *e, int64_t *out) {
     size_t n = 0;
     const char *t = qv_text(q, &q->tmp, &v, &n);
     snprintf(buf, sizeof buf, "%.*s", (int)n, t ? t : "?");
-    return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "Invalid input. '%s' is not a valid value. Must be a non-negative integer.", buf);
+    return qerr(q, SL_EINVAL, ST_SYNTAX, e->line, e->col, "Invalid input. '%s' is not a valid value. Must be a non-negative integer.", buf);
   }
   *out = v.u.v.u.i;
   return 0;
@@ -596,7 +596,7 @@ typedef struct op_write {
   qmatch *m;
 } op_write;
 
-static int keep_row(qctx *q, qarena *a, qv ***rows, size_t *n, size_t *cap) {
+static int keep_row(qctx *q, qarena *a, qv ***rows, size_t *n, size_t *cap, const int *live, int nlive) {
   if (*n == *cap) {
     size_t ncap = *cap ? *cap * 2 : 64;
     qv **nr = qa_alloc(a, sizeof *nr * ncap);
@@ -607,8 +607,9 @@ static int keep_row(qctx *q, qarena *a, qv ***rows, size_t *n, size_t *cap) {
   }
   qv *r = qa_alloc(a, sizeof *r * (size_t)q->stmt->nslots);
   if (!r) return qerr_oom(q);
-  for (int i = 0; i < q->stmt->nslots; i++)
-    if (qv_copy(a, &q->row[i], &r[i])) return qerr_oom(q);
+  for (int i = 0; i < q->stmt->nslots; i++) r[i] = qv_null();
+  for (int i = 0; i < nlive; i++)
+    if (qv_copy(a, &q->row[live[i]], &r[live[i]])) return qerr_oom(q);
   (*rows)[(*n)++] = r;
   return 0;
 }
@@ -623,18 +624,18 @@ static int write_one(qctx *q, op_write *o, qv *r) {
   TRY(qtick(q));
   if (c->kind != C_MERGE) {
     TRY(q_write_row(q, c));
-    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap);
+    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out);
   }
   /* MERGE: the matches, or the pattern created */
   TRY(qmatch_reset(q, o->m));
   size_t before = o->nout;
-  while ((rc = qmatch_next(q, o->m)) == 1) TRY(keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap));
+  while ((rc = qmatch_next(q, o->m)) == 1) TRY(keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out));
   if (rc < 0) return rc;
   if (o->nout == before) {
     memcpy(q->row, r, sizeof *q->row * ns);
     TRY(q_merge_create(q, c));
     TRY(q_apply_sets(q, c->on_create, c->non_create));
-    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap);
+    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out);
   }
   for (size_t k = before; k < o->nout && c->non_match; k++) {
     memcpy(q->row, o->out[k], sizeof *q->row * ns);
@@ -651,7 +652,7 @@ static int write_next(qctx *q, qop *op) {
       return qerr(q, SL_EINVAL, ST_ACCESS, o->c->line, o->c->col, "Writing in read access mode not allowed%s%s",
                   q->opt->read_only_reason ? ": " : "", q->opt->read_only_reason ? q->opt->read_only_reason : "");
     /* every input row first: no clause before this one sees its writes */
-    while ((rc = pull(q, o->op.child)) == 1) TRY(keep_row(q, &o->a, &o->in, &o->nin, &o->incap));
+    while ((rc = pull(q, o->op.child)) == 1) TRY(keep_row(q, &o->a, &o->in, &o->nin, &o->incap, o->c->live_in, o->c->nlive_in));
     if (rc < 0) return rc;
     o->built = true;
     if (o->eager_out) {
@@ -703,7 +704,7 @@ static int call_next(qctx *q, qop *op) {
       int rc = pull(q, op->child);
       if (rc <= 0) return rc;
       qa_reset(&o->a);
-      TRY(row_stabilize(q, &o->a));
+      TRY(row_stabilize(q, &o->a, c->live_in, c->nlive_in));
       TRY(q_call_rows(q, c, &o->a, &o->rows, &o->nrows, &o->ncols));
       o->pos = 0;
       o->have = true;

@@ -1038,6 +1038,23 @@ static const qexpr *var_outside(const qexpr *e, const scope *s) {
 
 static int cmp_svar(const void *a, const void *b) { return strcmp(((const svar *)a)->name, ((const svar *)b)->name); }
 
+/* SKIP / LIMIT: an expression of no variable; a literal is checked now. */
+static int parse_count(parser *p, qexpr **out) {
+  scope keep = p->sc;
+  qtok *t0 = TOK;
+  p->sc = (scope){0};
+  int rc = parse_expr(p, out);
+  p->sc = keep;
+  if (rc) return rc;
+  const qexpr *e = *out;
+  bool neg = e->op == E_NEG && e->a->op == E_LIT;
+  if (neg) e = e->a;
+  if (e->op != E_LIT) return 0;
+  if (e->lit.kind != SL_INT) return perr(p, t0, "Invalid input. '%.*s' is not a valid value. Must be a non-negative integer.", (int)(*out)->srclen, (*out)->src);
+  if (neg && e->lit.u.v.u.i > 0) return perr(p, t0, "Invalid input. '%.*s' is not a valid value. Must be a non-negative integer.", (int)(*out)->srclen, (*out)->src);
+  return 0;
+}
+
 /* WITH / RETURN: items in the current scope; then the new scope. */
 static int parse_projection(parser *p, qclause *c, bool is_return) {
   c->distinct = accept_kw(p, "DISTINCT");
@@ -1153,18 +1170,8 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
     c->norder = order.n;
   }
   p->sc = nsc;
-  if (accept_kw(p, "SKIP")) {
-    scope keep = p->sc;
-    p->sc = (scope){0};
-    FAILRC(parse_expr(p, &c->skip));
-    p->sc = keep;
-  }
-  if (accept_kw(p, "LIMIT")) {
-    scope keep = p->sc;
-    p->sc = (scope){0};
-    FAILRC(parse_expr(p, &c->limit));
-    p->sc = keep;
-  }
+  if (accept_kw(p, "SKIP")) FAILRC(parse_count(p, &c->skip));
+  if (accept_kw(p, "LIMIT")) FAILRC(parse_count(p, &c->limit));
   if (!is_return) FAILRC(parse_where(p, &c->where));
   return 0;
 }
@@ -1329,6 +1336,19 @@ static int parse_schema(parser *p, bool *is_schema) {
   return qerr(p->q, SL_EINVAL, ST_SYNTAX, TOK->line, TOK->col, "schema statements (indexes, constraints, SHOW) are not supported by this build yet");
 }
 
+/* The slots of the scope's variables (each once). */
+static int scope_slots(parser *p, int **out, int *n) {
+  *out = palloc(p, sizeof(int) * (size_t)(p->sc.n + 1));
+  if (!*out) return qerr_oom(p->q);
+  *n = 0;
+  for (int i = 0; i < p->sc.n; i++) {
+    bool dup = false;
+    for (int j = 0; j < *n && !dup; j++) dup = (*out)[j] == p->sc.v[i].slot;
+    if (!dup) (*out)[(*n)++] = p->sc.v[i].slot;
+  }
+  return 0;
+}
+
 static int parse_single(parser *p, qsingle *s, bool first_part) {
   vec clauses = {.size = sizeof(qclause)};
   bool ended = false;
@@ -1340,6 +1360,7 @@ static int parse_single(parser *p, qsingle *s, bool first_part) {
     if (!c) return qerr_oom(p->q);
     c->line = t->line;
     c->col = t->col;
+    FAILRC(scope_slots(p, &c->live_in, &c->nlive_in));
     if (at_kw2(p, "OPTIONAL", "MATCH")) {
       p->i += 2;
       c->kind = C_MATCH;
@@ -1433,6 +1454,7 @@ static int parse_single(parser *p, qsingle *s, bool first_part) {
       if (at_kw(p, "FOREACH") || at_kw(p, "LOAD")) return perr(p, t, "%s is not supported", t->str);
       return unexpected(p, "a clause (MATCH, OPTIONAL MATCH, WITH, UNWIND, RETURN, CREATE, MERGE, SET, REMOVE, DELETE, CALL)");
     }
+    FAILRC(scope_slots(p, &c->live_out, &c->nlive_out));
   }
   s->clauses = clauses.items;
   s->nclauses = clauses.n;

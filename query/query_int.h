@@ -206,6 +206,10 @@ typedef struct qclause {
   int *yslots;
   int nyields;
   bool standalone;     /* CALL without YIELD as the whole query */
+  /* the slots of the variables in scope before and after the clause: the
+   * only slots an operator copies (the others may point at freed memory) */
+  int *live_in, *live_out;
+  int nlive_in, nlive_out;
 } qclause;
 
 typedef struct qsingle {
@@ -354,8 +358,8 @@ struct qop {
 };
 int q_plan(qctx *q, qop **out);
 void q_op_free(qop *op);
-/* Copy every slot of q->row into a (the operator keeps the row). */
-int row_stabilize(qctx *q, qarena *a);
+/* Copy the live slots of q->row into a (the operator keeps the row). */
+int row_stabilize(qctx *q, qarena *a, const int *live, int nlive);
 
 /* ---- write.c --------------------------------------------------------------------------- */
 int q_write_row(qctx *q, qclause *c);   /* CREATE, SET, REMOVE, DELETE on one row */

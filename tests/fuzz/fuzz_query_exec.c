@@ -55,6 +55,7 @@ typedef struct gen {
   char buf[4096];
   size_t len;
   int depth;
+  unsigned nwith; /* aliases w0, w1, ... and u0, u1, ... made so far */
 } gen;
 
 static unsigned pick(gen *g, unsigned n) { return g->p < g->end ? *g->p++ % n : 0; }
@@ -75,7 +76,9 @@ static void put(gen *g, const char *fmt, ...) {
 
 static void expr(gen *g);
 
-static void var(gen *g) { ONE_OF(g, "a", "b", "r", "p", "x", "n", "m"); }
+/* The variables generate() binds first; patterns bind those or n and m. */
+static void var(gen *g) { ONE_OF(g, "a", "b", "r", "x", "p"); }
+static void pattern_var(gen *g) { ONE_OF(g, "n", "m", "a", "b"); }
 
 static void args(gen *g, unsigned n) {
   for (unsigned i = 0; i < n; i++) {
@@ -138,7 +141,7 @@ static void expr(gen *g) {
 
 static void node(gen *g) {
   put(g, "(");
-  if (pick(g, 4)) var(g);
+  if (pick(g, 4)) pattern_var(g);
   if (pick(g, 2)) ONE_OF(g, ":A", ":B", ":C", ":A:C", ":Z");
   if (pick(g, 4) == 1) { put(g, " {name: "); expr(g); put(g, "}"); }
   put(g, ")");
@@ -149,7 +152,7 @@ static void pattern(gen *g) {
   node(g);
   for (unsigned i = 0, n = pick(g, 3); i < n; i++) {
     ONE_OF(g, "-[", "<-[");
-    if (pick(g, 2)) var(g);
+    if (pick(g, 2) == 1) ONE_OF(g, "s", "r");
     if (pick(g, 2)) ONE_OF(g, ":T", ":U", ":T|U", ":V");
     if (pick(g, 3) == 1) ONE_OF(g, "*", "*2", "*1..3", "*0..", "*..2", "*3..1");
     ONE_OF(g, "]->", "]-");
@@ -177,20 +180,33 @@ static void clause(gen *g) {
   switch (pick(g, 12)) {
   case 0: case 1: put(g, "MATCH "); pattern(g); if (pick(g, 2)) { put(g, " WHERE "); expr(g); } break;
   case 2: put(g, "OPTIONAL MATCH "); pattern(g); break;
-  case 3: put(g, "WITH "); projection(g); if (pick(g, 2)) { put(g, " WHERE "); expr(g); } break;
-  case 4: put(g, "UNWIND "); expr(g); put(g, " AS x"); break;
+  case 3:
+    if (pick(g, 3) == 1) {
+      put(g, "WITH ");
+      projection(g);
+    } else {
+      put(g, "WITH *, ");
+      expr(g);
+      put(g, " AS w%u", g->nwith++);
+    }
+    if (pick(g, 2)) { put(g, " WHERE "); expr(g); }
+    break;
+  case 4: put(g, "UNWIND "); expr(g); put(g, " AS u%u", g->nwith++); break;
   case 5: put(g, "CREATE "); pattern(g); break;
   case 6: put(g, "MERGE "); pattern(g); if (pick(g, 2)) { put(g, " ON CREATE SET "); var(g); put(g, ".k = "); expr(g); } break;
   case 7: put(g, "SET "); var(g); ONE_OF(g, ".k = ", " += ", " = ", ":L"); if (g->buf[g->len - 1] != 'L') expr(g); break;
   case 8: put(g, "REMOVE "); var(g); ONE_OF(g, ".name", ":A"); break;
   case 9: ONE_OF(g, "DELETE ", "DETACH DELETE "); var(g); break;
-  case 10: put(g, "CALL "); ONE_OF(g, "db.labels()", "db.relationshipTypes()", "db.propertyKeys()", "dbms.components()", "db.nope()"); break;
+  case 10: put(g, "CALL "); ONE_OF(g, "db.labels() YIELD label", "db.relationshipTypes() YIELD relationshipType", "db.propertyKeys() YIELD propertyKey", "dbms.components() YIELD name", "db.nope()"); break;
   default: put(g, "WITH * "); break;
   }
   put(g, pick(g, 2) ? "\n" : " ");
 }
 
 static size_t generate(gen *g) {
+  /* most queries start with their variables bound, so that they get past
+   * the semantic checks to the executor */
+  if (pick(g, 4) != 1) put(g, "MATCH p = (a)-[r]->(b) UNWIND [1, 2] AS x ");
   for (unsigned i = 0, n = 1 + pick(g, 4); i < n; i++) clause(g);
   put(g, "RETURN ");
   projection(g);

@@ -5,10 +5,10 @@
 # BUILD_DIR is a fuzz tree (tests/fuzz/run.sh makes it) with shiplog,
 # bench_gen and fuzz-seeds. Seeds are small real files: a log segment, full
 # and incremental dumps, mutation lines, a JSON Lines export, CSV exports,
-# and (from fuzz-seeds) each replication message, sealed batches and a
-# property value of every kind (LMDB bytes and protobuf); for
-# fuzz_sealed, a sealed frame and chunk (fuzz-seeds) and sealed dumps, under
-# the target's fixed key.
+# the openCypher TCK's queries, and (from fuzz-seeds) each replication
+# message, sealed batches and a property value of every kind (LMDB bytes
+# and protobuf); for fuzz_sealed, a sealed frame and chunk (fuzz-seeds) and
+# sealed dumps, under the target's fixed key.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 B=$(cd "${1:?usage: make_corpus.sh BUILD_DIR}" && pwd)
@@ -143,6 +143,10 @@ T
 for z in Europe/Paris Australia/Lord_Howe UTC America/Sao_Paulo; do
   cp "${TZDIR:-/usr/share/zoneinfo}/$z" "$C/tzif/${z//\//-}"
 done
+
+# Cypher statements for fuzz_cypher and fuzz_query: the openCypher
+# TCK's queries, and choices for fuzz_query_exec (needs node).
+node cypher_seeds.mjs "$C"
 
 # Replication messages and batches (need the codec).
 "$B/fuzz-seeds" "$T/s/log" "$C"

@@ -137,6 +137,9 @@ done <<'T'
 5|0|-P2012-02-02T14:37:21.545
 5|0|P5M1.5D
 5|0|PT-1H-30M
+1|0|12:31:14.645800
+4|0|2015-07-21T20:40Z
+5|0|PT-1M-0.001S
 T
 # TZif files of the system's tzdata (public domain): fat v2, DST both
 # hemispheres, half-hour DST, a zone without rules.

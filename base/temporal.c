@@ -23,13 +23,17 @@
  * arithmetic (Neo4j uses doubles, so its last nanosecond may differ); a sign
  * before the P applies to fractional durations too (Neo4j drops it there).
  *
- * Formatting is Cypher's toString: ISO-8601 with seconds always written and
- * the fraction without trailing zeros ("12:30:00", "12:30:00.5"), years past
- * 9999 with a '+', negative years with at least four digits ("-0044"),
- * offsets "Z", "+01:00", "+00:09:21", a DateTime's zone after its offset
- * ("2024-02-29T12:30:00+01:00[Europe/Paris]"), durations with each unit's
- * own sign ("PT-1H-30M", "PT-0.5S", zero "PT0S"). parse(format(v)) == v
- * for every valid value, which the canonical export relies on.
+ * Formatting is Cypher's toString as Neo4j 5 prints it, which is java.time's
+ * toString: seconds only when they or the fraction are not zero ("12:30",
+ * "2015-07-21T20:40Z"), the fraction in groups of three digits ("12:30:00.500",
+ * "12:30:14.645876"), years past 9999 with a '+', negative years with at
+ * least four digits ("-0044"), offsets "Z", "+01:00", "+00:09:21", a
+ * DateTime's zone after its offset ("2024-02-29T12:30+01:00[Europe/Paris]");
+ * durations as Neo4j's DurationValue: each unit with its own sign
+ * ("PT-1H-30M", "PT-0.5S", zero "PT0S"), the fraction without trailing zeros
+ * ("PT0.001S"). parse(format(v)) == v for every valid value, which the
+ * canonical export relies on; older exports written with ":00" seconds and
+ * short fractions ("12:30:00.5") parse to the same values.
  *
  * Zone offsets come from base/tzdb.c (the system's tzdata). A DateTime keeps
  * the offset it was read with, so its text never changes when tzdata does.
@@ -676,15 +680,19 @@ int sl_temporal_parse(sl_kind kind, const char *text, size_t len, const char *de
 }
 
 /* ---- formatting ---- */
+/* ".645", ".645876", ".645876123": java.time prints a fraction in groups of
+ * three digits, as many groups as it needs (".500" for half a second). */
+static int fraction_text(int32_t nanos, char *buf, size_t n) {
+  if (nanos % 1000000 == 0) return snprintf(buf, n, ".%03d", nanos / 1000000);
+  if (nanos % 1000 == 0) return snprintf(buf, n, ".%06d", nanos / 1000);
+  return snprintf(buf, n, ".%09d", nanos);
+}
+
+/* HH:MM, then :SS only when the seconds or the fraction are not zero. */
 static int time_text(int64_t sec, int32_t nanos, char *buf, size_t n) {
-  int w = snprintf(buf, n, "%02d:%02d:%02d", (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60));
-  if (nanos) {
-    char f[16];
-    snprintf(f, sizeof f, ".%09d", nanos);
-    size_t k = strlen(f);
-    while (k > 1 && f[k - 1] == '0') f[--k] = '\0';
-    w += snprintf(buf + w, n - (size_t)w, "%s", f);
-  }
+  int w = snprintf(buf, n, "%02d:%02d", (int)(sec / 3600), (int)(sec / 60 % 60));
+  if (sec % 60 || nanos) w += snprintf(buf + w, n - (size_t)w, ":%02d", (int)(sec % 60));
+  if (nanos) w += fraction_text(nanos, buf + w, n - (size_t)w);
   return w;
 }
 
@@ -703,6 +711,8 @@ static int date_text(int64_t days, char *buf, size_t n) {
 static int duration_text(const sl_value *v, char *buf, size_t n) {
   int64_t mo = v->u.dur.months, d = v->u.dur.days, s = v->u.dur.seconds;
   int32_t ns = v->u.dur.nanos;
+  if (s > 0 && ns < 0) s--, ns += NANOS; /* nanos take the seconds' sign */
+  else if (s < 0 && ns > 0) s++, ns -= NANOS;
   if (!mo && !d && !s && !ns) return snprintf(buf, n, "PT0S");
   int w = snprintf(buf, n, "P");
 #define PART(q, u)                                                                  \
@@ -718,12 +728,10 @@ static int duration_text(const sl_value *v, char *buf, size_t n) {
     if (r || ns) {
       int32_t a = ns < 0 ? -ns : ns;
       w += snprintf(buf + w, n - (size_t)w, "%s%lld", r == 0 && ns < 0 ? "-" : "", (long long)r);
-      if (a) {
-        char f[16];
-        snprintf(f, sizeof f, ".%09d", a);
-        size_t k = strlen(f);
-        while (k > 1 && f[k - 1] == '0') f[--k] = '\0';
-        w += snprintf(buf + w, n - (size_t)w, "%s", f);
+      if (a) { /* Neo4j's DurationValue: the fraction without trailing zeros */
+        int digits = 9;
+        for (; a % 10 == 0; a /= 10) digits--;
+        w += snprintf(buf + w, n - (size_t)w, ".%0*d", digits, a);
       }
       w += snprintf(buf + w, n - (size_t)w, "S");
     }

@@ -223,8 +223,9 @@ SHIPLOG_API int sl_value_kind_rank(sl_kind kind);
 SHIPLOG_API int sl_temporal_parse(sl_kind kind, const char *text, size_t len, const char *default_zone,
                                   sl_value *out, char *zone_buf, char *errbuf, size_t errlen);
 /* The canonical text of a temporal or duration value (spec/types.md):
- * "2024-02-29", "12:30:00.000000001", "12:30:00+01:00",
- * "2024-02-29T12:30:00+01:00[Europe/Paris]", "P1Y2M3DT4H5M6.000000007S".
+ * "2024-02-29", "12:30", "12:30:00.000000001", "12:30:15.500+01:00",
+ * "2024-02-29T12:30+01:00[Europe/Paris]", "P1Y2M3DT4H5M6.000000007S"
+ * (java.time's toString, as Neo4j 5's toString prints them).
  * Returns the length written (buf always NUL-terminated), or SL_EINVAL for
  * another kind. */
 SHIPLOG_API int sl_temporal_format(const sl_value *v, char *buf, size_t size);

@@ -35,8 +35,8 @@ expect 0 "1: exec the graph of every kind and a bench_gen workload" \
 for k in date localtime time localdatetime datetime duration point; do
   check "1: the export holds \$$k values" grep -q "\"\\\$$k\"" "$T/a.jsonl"
 done
-check "1: the zone and offset are kept as written" grep -q '"2024-02-29T12:30:00+01:00\[Europe/Paris\]"' "$T/a.jsonl"
-check "1: the later offset of an overlap is kept" grep -q '"2024-10-27T02:30:00+01:00\[Europe/Paris\]"' "$T/a.jsonl"
+check "1: the zone and offset are kept as written" grep -q '"2024-02-29T12:30+01:00\[Europe/Paris\]"' "$T/a.jsonl"
+check "1: the later offset of an overlap is kept" grep -q '"2024-10-27T02:30+01:00\[Europe/Paris\]"' "$T/a.jsonl"
 
 same() { # same DESCRIPTION STORE: STORE's export equals a.jsonl byte for byte
   "$BIN" export "$2" --to "$T/cmp.jsonl" 2>"$T/err" && cmp -s "$T/a.jsonl" "$T/cmp.jsonl"
@@ -83,21 +83,21 @@ check "4: CSV out and in is byte-identical" cmp -s "$T/v.jsonl" "$T/w.jsonl"
 printf 'id:ID,dt:datetime,t:time\n1,2020-01-01T10:00,10:00\n' >"$T/tz.csv"
 expect 0 "4: --default-time-zone applies to cells without an offset" \
   "$BIN" import --nodes="$T/tz.csv" --into "$T/tz" --default-time-zone=+05:30
-check "4: ... as an offset" grep -q '"2020-01-01T10:00:00+05:30"' <("$BIN" export "$T/tz")
-check "4: ... and time cells" grep -q '"10:00:00+05:30"' <("$BIN" export "$T/tz")
+check "4: ... as an offset" grep -q '"2020-01-01T10:00+05:30"' <("$BIN" export "$T/tz")
+check "4: ... and time cells" grep -q '"10:00+05:30"' <("$BIN" export "$T/tz")
 printf 'id:ID,loc:point{crs:WGS-84},at:datetime{timezone:Europe/Paris},d:datetime\n1,"{x:12.5,y:55.25}",2024-07-01T12:00,2024-07-01T12:00\n' \
   >"$T/opts.csv"
 expect 0 "4: header options {crs:..} and {timezone:..} (neo4j-admin's)" \
   "$BIN" import --nodes="$T/opts.csv" --into "$T/opts"
 check "4: ... give the column's CRS" grep -q '"loc":{"\$point":{"srid":4326,"x":12.5,"y":55.25}}' <("$BIN" export "$T/opts")
 check "4: ... and the column's zone, not the others'" \
-  grep -q '"at":{"\$datetime":"2024-07-01T12:00:00+02:00\[Europe/Paris\]"},"d":{"\$datetime":"2024-07-01T12:00:00Z"}' \
+  grep -q '"at":{"\$datetime":"2024-07-01T12:00+02:00\[Europe/Paris\]"},"d":{"\$datetime":"2024-07-01T12:00Z"}' \
   <("$BIN" export "$T/opts")
 
 # ---- 5. cypher ---------------------------------------------------------------------------------
 "$BIN" export "$T/v" --cypher --to "$T/v.cypher"
 for f in 'date("2024-02-29")' 'localtime("12:30:00.000000001")' 'time("23:59:59.999999999-18:00")' \
-  'localdatetime("2024-02-29T12:30:00")' 'datetime("2024-02-29T12:30:00+01:00[Europe/Paris]")' \
+  'localdatetime("2024-02-29T12:30")' 'datetime("2024-02-29T12:30+01:00[Europe/Paris]")' \
   'duration("P1Y2M3DT4H5M6.000000007S")' "point({x:12.5, y:55.25, z:-30.5, crs:'wgs-84-3d'})"; do
   check "5: export --cypher writes $f" grep -qF "$f" "$T/v.cypher"
 done

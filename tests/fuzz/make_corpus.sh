@@ -5,10 +5,10 @@
 # BUILD_DIR is a fuzz tree (tests/fuzz/run.sh makes it) with shiplog,
 # bench_gen and fuzz-seeds. Seeds are small real files: a log segment, full
 # and incremental dumps, mutation lines, a JSON Lines export, CSV exports,
-# and (from fuzz-seeds) each replication message, sealed batches and a
-# property value of every kind (LMDB bytes and protobuf); for
-# fuzz_sealed, a sealed frame and chunk (fuzz-seeds) and sealed dumps, under
-# the target's fixed key.
+# the openCypher TCK's queries, and (from fuzz-seeds) each replication
+# message, sealed batches and a property value of every kind (LMDB bytes
+# and protobuf); for fuzz_sealed, a sealed frame and chunk (fuzz-seeds) and
+# sealed dumps, under the target's fixed key.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 B=$(cd "${1:?usage: make_corpus.sh BUILD_DIR}" && pwd)
@@ -143,12 +143,19 @@ done <<'T'
 5|0|-P2012-02-02T14:37:21.545
 5|0|P5M1.5D
 5|0|PT-1H-30M
+1|0|12:31:14.645800
+4|0|2015-07-21T20:40Z
+5|0|PT-1M-0.001S
 T
 # TZif files of the system's tzdata (public domain): fat v2, DST both
 # hemispheres, half-hour DST, a zone without rules.
 for z in Europe/Paris Australia/Lord_Howe UTC America/Sao_Paulo; do
   cp "${TZDIR:-/usr/share/zoneinfo}/$z" "$C/tzif/${z//\//-}"
 done
+
+# Cypher statements for fuzz_cypher and fuzz_query: the openCypher
+# TCK's queries, and choices for fuzz_query_exec (needs node).
+node cypher_seeds.mjs "$C"
 
 # Replication messages and batches (need the codec).
 "$B/fuzz-seeds" "$T/s/log" "$C"

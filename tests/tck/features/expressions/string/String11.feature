@@ -1,0 +1,72 @@
+#
+# Copyright (c) "Neo4j"
+# Neo4j Sweden AB [https://neo4j.com]
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+#
+# Attribution Notice under the terms of the Apache License 2.0
+#
+# This work was created by the collective efforts of the openCypher community.
+# Without limiting the terms of Section 6, any Derivative Work that is not
+# approved by the public consensus process of the openCypher Implementers Group
+# should not be described as “Cypher” (and Cypher® is a registered trademark of
+# Neo4j Inc.) or as "openCypher". Extensions by implementers or prototypes or
+# proposals for change that have been documented or implemented should only be
+# described as "implementation extensions to Cypher" or as "proposed changes to
+# Cypher that are not yet approved by the openCypher community".
+#
+
+#encoding: utf-8
+
+Feature: String11 - Combining Exact String Search
+
+  Scenario: [1] Combining prefix and suffix search
+    Given an empty graph
+    And having executed:
+      """
+      CREATE (:TheLabel {name: 'ABCDEF'}), (:TheLabel {name: 'AB'}),
+             (:TheLabel {name: 'abcdef'}), (:TheLabel {name: 'ab'}),
+             (:TheLabel {name: ''}), (:TheLabel)
+      """
+    When executing query:
+      """
+      MATCH (a)
+      WHERE a.name STARTS WITH 'a'
+        AND a.name ENDS WITH 'f'
+      RETURN a
+      """
+    Then the result should be, in any order:
+      | a                            |
+      | (:TheLabel {name: 'abcdef'}) |
+    And no side effects
+
+  Scenario: [2] Combining prefix, suffix, and substring search
+    Given an empty graph
+    And having executed:
+      """
+      CREATE (:TheLabel {name: 'ABCDEF'}), (:TheLabel {name: 'AB'}),
+             (:TheLabel {name: 'abcdef'}), (:TheLabel {name: 'ab'}),
+             (:TheLabel {name: ''}), (:TheLabel)
+      """
+    When executing query:
+      """
+      MATCH (a)
+      WHERE a.name STARTS WITH 'A'
+        AND a.name CONTAINS 'C'
+        AND a.name ENDS WITH 'EF'
+      RETURN a
+      """
+    Then the result should be, in any order:
+      | a                            |
+      | (:TheLabel {name: 'ABCDEF'}) |
+    And no side effects

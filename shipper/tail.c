@@ -191,6 +191,16 @@ static int open_segment(sl__tail *t, uint64_t segno, uint64_t expect_first, int 
                  (unsigned long long)h.first_txid, (unsigned long long)segno,
                  (unsigned long long)expect_first);
   }
+  if (rc == 0 && (h.flags & SL_SEG_F_LZ4)) {
+    /* a receiver's archive (a cascade) packs sealed segments: read them
+     * plain, at the offsets the walk expects */
+    int plain = -1;
+    rc = sl_log_seg_open_plain(fd, path, &h, &plain);
+    if (rc == 0) {
+      close(fd);
+      fd = plain;
+    }
+  }
   if (rc) {
     close(fd);
     return rc;

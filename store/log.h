@@ -400,6 +400,11 @@ int sl_log_seg_pack(const char *path, uint64_t *plain_bytes, uint64_t *packed_by
 /* The size seg's file has (or had, packed) plain: what replaying it reads;
  * the file size when its header cannot be read. */
 uint64_t sl_log_seg_plain_size(const sl_seg_info *seg);
+/* A reader that reads a segment file by offsets (the shipper's tail) and
+ * finds it packed (header flag SL_SEG_F_LZ4): *plain_fd receives a memory
+ * file (memfd) holding the plain image, header included, at the plain
+ * file's offsets. h is the header read from fd. The caller closes both. */
+int sl_log_seg_open_plain(int fd, const char *path, const sl_seg_header *h, int *plain_fd);
 
 /* Lag in bytes (`shiplog status`, metrics): the bytes of LOGDIR's frames
  * after txid `after`, from that frame's offset to the end of the newest

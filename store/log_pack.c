@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,23 +38,29 @@ static void pack_tmp(char *out, size_t len, const char *path) {
   snprintf(out, len, "%s.pack-%d-%u.tmp", path, (int)getpid(), atomic_fetch_add(&n, 1));
 }
 
-int sl__log_unpack(seg_scan *s, const sl_seg_header *h) {
+/* The plain image (header, then the frames) of the packed segment open as
+ * fd, in one malloc'd buffer. */
+static int unpack_image(int fd, const char *path, const sl_seg_header *h, uint8_t **image, size_t *image_len) {
   struct stat st;
   uint8_t *in = NULL, *out = NULL;
   LZ4F_dctx *dctx = NULL;
   LZ4F_frameInfo_t fi;
   int rc = 0;
-  if (fstat(s->fd, &st)) {
+  if (fstat(fd, &st)) {
     rc = -errno;
-    sl_diag_error("stat %s: %s", s->path, sl_strerror(rc));
+    sl_diag_error("stat %s: %s", path, sl_strerror(rc));
     return rc;
+  }
+  if ((size_t)st.st_size < SL_SEG_HEADER_SIZE) {
+    sl_diag_error("%s: a packed segment shorter than its header", path);
+    return SL_ETRUNCATED;
   }
   size_t in_len = (size_t)st.st_size - SL_SEG_HEADER_SIZE, src = in_len;
   if (!(in = malloc(in_len ? in_len : 1))) return -ENOMEM;
-  long r = sl_pread_full(s->fd, in, in_len, SL_SEG_HEADER_SIZE);
+  long r = sl_pread_full(fd, in, in_len, SL_SEG_HEADER_SIZE);
   if (r < 0 || (size_t)r != in_len) {
     rc = r < 0 ? (int)r : SL_ETRUNCATED;
-    sl_diag_error("read %s: %s", s->path, sl_strerror(rc));
+    sl_diag_error("read %s: %s", path, sl_strerror(rc));
     goto out;
   }
   if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION))) {
@@ -63,7 +70,7 @@ int sl__log_unpack(seg_scan *s, const sl_seg_header *h) {
   size_t used = src;
   if (LZ4F_isError(LZ4F_getFrameInfo(dctx, &fi, in, &used)) || fi.contentSize == 0 ||
       fi.contentSize > (h->segment_size ? h->segment_size : SL_SEG_SIZE_DEFAULT) + SL_FRAME_MAX + SL_FRAME_HEADER_SIZE) {
-    sl_diag_error("%s: a packed segment whose LZ4 frame does not give a plausible size", s->path);
+    sl_diag_error("%s: a packed segment whose LZ4 frame does not give a plausible size", path);
     rc = SL_ECORRUPT;
     goto out;
   }
@@ -72,7 +79,7 @@ int sl__log_unpack(seg_scan *s, const sl_seg_header *h) {
     rc = -ENOMEM;
     goto out;
   }
-  if (sl_pread_full(s->fd, out, SL_SEG_HEADER_SIZE, 0) != SL_SEG_HEADER_SIZE) {
+  if (sl_pread_full(fd, out, SL_SEG_HEADER_SIZE, 0) != SL_SEG_HEADER_SIZE) {
     rc = SL_ETRUNCATED;
     goto out;
   }
@@ -81,7 +88,7 @@ int sl__log_unpack(seg_scan *s, const sl_seg_header *h) {
     size_t d = dst - done, n = in_len - at;
     size_t more = LZ4F_decompress(dctx, out + SL_SEG_HEADER_SIZE + done, &d, in + at, &n, NULL);
     if (LZ4F_isError(more)) {
-      sl_diag_error("%s: packed segment: %s", s->path, LZ4F_getErrorName(more));
+      sl_diag_error("%s: packed segment: %s", path, LZ4F_getErrorName(more));
       rc = SL_ECORRUPT;
       goto out;
     }
@@ -89,27 +96,57 @@ int sl__log_unpack(seg_scan *s, const sl_seg_header *h) {
     at += n;
     if (more == 0) break;
     if (n == 0 && d == 0) {
-      sl_diag_error("%s: packed segment cut short", s->path);
+      sl_diag_error("%s: packed segment cut short", path);
       rc = SL_ECORRUPT;
       goto out;
     }
   }
   if (done != dst || at != in_len) {
-    sl_diag_error("%s: packed segment holds %zu bytes, its frame says %zu", s->path, done, dst);
+    sl_diag_error("%s: packed segment holds %zu bytes, its frame says %zu", path, done, dst);
     rc = SL_ECORRUPT;
     goto out;
   }
-  free(s->buf);
-  s->buf = out;
+  *image = out;
+  *image_len = total;
   out = NULL;
-  s->cap = s->buf_len = total;
-  s->buf_off = 0;
-  s->size = total;
-  s->packed = true;
 out:
   LZ4F_freeDecompressionContext(dctx);
   free(in);
   free(out);
+  return rc;
+}
+
+int sl__log_unpack(seg_scan *s, const sl_seg_header *h) {
+  uint8_t *image;
+  size_t total;
+  int rc = unpack_image(s->fd, s->path, h, &image, &total);
+  if (rc) return rc;
+  free(s->buf);
+  s->buf = image;
+  s->cap = s->buf_len = total;
+  s->buf_off = 0;
+  s->size = total;
+  s->packed = true;
+  return 0;
+}
+
+int sl_log_seg_open_plain(int fd, const char *path, const sl_seg_header *h, int *plain_fd) {
+  uint8_t *image = NULL;
+  size_t total = 0;
+  int rc = unpack_image(fd, path, h, &image, &total);
+  if (rc) return rc;
+  int mfd = memfd_create("shiplog-unpacked-segment", MFD_CLOEXEC);
+  if (mfd < 0) {
+    rc = -errno;
+    sl_diag_error("%s: no memory file to unpack into: %s", path, sl_strerror(rc));
+  } else if ((rc = sl_write_all(mfd, image, total)) < 0) {
+    sl_diag_error("%s: unpacking into a memory file: %s", path, sl_strerror(rc));
+    close(mfd);
+  } else {
+    rc = 0;
+    *plain_fd = mfd;
+  }
+  free(image);
   return rc;
 }
 

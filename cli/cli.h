@@ -34,6 +34,10 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_load(int argc, char **argv);
+/* Cypher (cli/cmd_query.c): `query`, and `exec STORE FILE.cypher` / `exec
+ * STORE --cypher FILE|-`, which cmd_exec hands over. */
+int cmd_query(int argc, char **argv);
+int cli_exec_cypher(int argc, char **argv);
 /* Failover (cli/cmd_failover.c): promote, rewind, and `log STORE --diverged
  * --data DIR --stream NAME` (cmd_log hands over to cli_log_diverged). */
 int cmd_promote(int argc, char **argv);

@@ -61,6 +61,7 @@ int cmd_init(int argc, char **argv) {
 /* ---- exec ------------------------------------------------------------------------- */
 static const char exec_help[] =
     "Usage: shiplog exec DIR FILE|- [--stop-on-error] [--quiet] [--json]\n"
+    "       shiplog exec DIR FILE.cypher | --cypher FILE|-   (see exec --cypher --help)\n"
     "\n"
     "Apply a mutation file (JSON Lines, one transaction per line; see\n"
     "spec/mutations.md) to the store in DIR. '-' reads standard input.\n"
@@ -76,7 +77,17 @@ static const char exec_help[] =
     "  --json           one JSON object on standard output instead of the summary\n"
     "                   (the assigned ids are then not printed)\n";
 
+static bool cypher_exec(int argc, char **argv) {
+  if (cli_option_given(argc, argv, "cypher")) return true;
+  for (int i = 1; i < argc; i++) {
+    size_t n = strlen(argv[i]);
+    if (argv[i][0] != '-' && n > 7 && !strcmp(argv[i] + n - 7, ".cypher")) return true;
+  }
+  return false;
+}
+
 int cmd_exec(int argc, char **argv) {
+  if (cypher_exec(argc, argv)) return cli_exec_cypher(argc, argv);
   static const struct option opts[] = {{"stop-on-error", no_argument, NULL, 's'},
                                        {"quiet", no_argument, NULL, 'q'},
                                        {"json", no_argument, NULL, 'j'},

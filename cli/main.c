@@ -18,7 +18,8 @@ static const struct command {
   const char *summary;
 } commands[] = {
     {"init", cmd_init, "create an empty store"},
-    {"exec", cmd_exec, "apply a mutation file"},
+    {"exec", cmd_exec, "apply a mutation file, or a cypher-shell script (--cypher)"},
+    {"query", cmd_query, "run Cypher statements and print their rows"},
     {"stats", cmd_stats, "counts, last txid and time, log segments, sizes"},
     {"log", cmd_log, "print log records: txid, time, ops"},
     {"compact", cmd_compact, "give back the space data.mdb holds beyond its live data (offline)"},

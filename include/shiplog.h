@@ -388,6 +388,158 @@ SHIPLOG_API int sl_view_counts(sl_view *v, sl_counts *out);
 /* Nodes carrying a label. */
 SHIPLOG_API int sl_view_count_label(sl_view *v, const char *label, uint64_t *out);
 
+/* ---- queries (Cypher, spec/query.md) ------------------------------------------ */
+/* A query transaction runs Cypher statements one after another on one
+ * snapshot (read) or one write transaction (write); each statement gives a
+ * cursor over its rows. Writes become the store's ops (sl_tx_*), recorded as
+ * one Transaction when the query transaction commits.
+ *
+ * VALUES. Results and parameters are sl_qvalue: the property kinds (kind is
+ * an sl_kind from SL_BOOL to SL_POINT, never SL_LIST, and u.v holds the
+ * value), SL_NULL (null), and the kinds only queries have: heterogeneous
+ * lists, maps, nodes, relationships and paths. A stored list property
+ * (SL_LIST sl_value) appears in results as an SL_QLIST of its items; inside
+ * nodes and relationships properties stay sl_prop as the store keeps them.
+ * A parameter given as an SL_LIST sl_value is taken as the same list.
+ *
+ * ELEMENT IDS are "4:<store id as UUID>:<id>" for nodes and "5:<store id as
+ * UUID>:<id>" for relationships (Neo4j 5's shape): the same on the primary,
+ * its standbys, restores and dumps.
+ *
+ * THREADS. A query transaction, its cursor and the values it returns are
+ * used by one thread at a time. A write query transaction holds the store's
+ * writer (sl_tx_begin) until it commits or rolls back. */
+enum {
+  SL_QLIST = 32, /* u.list: n values of any kinds */
+  SL_QMAP,       /* u.map: n entries, keys distinct */
+  SL_QNODE,      /* u.node */
+  SL_QREL,       /* u.rel */
+  SL_QPATH       /* u.path */
+};
+
+typedef struct sl_qvalue sl_qvalue;
+typedef struct sl_qentry sl_qentry;
+
+typedef struct sl_qnode {
+  uint64_t id;
+  const char *element_id;   /* NUL-terminated */
+  size_t nlabels;
+  const char *const *labels; /* sorted bytewise */
+  size_t nprops;
+  const sl_prop *props;     /* sorted by key bytewise */
+} sl_qnode;
+
+typedef struct sl_qrel {
+  uint64_t id, start, end;
+  const char *element_id, *start_element_id, *end_element_id;
+  const char *type;
+  size_t nprops;
+  const sl_prop *props;
+} sl_qrel;
+
+/* nodes[0], rels[0], nodes[1], ..., rels[n-1], nodes[n]: nnodes = nrels + 1.
+ * A relationship may point either way along the path. */
+typedef struct sl_qpath {
+  size_t nnodes, nrels;
+  const sl_qnode *nodes;
+  const sl_qrel *rels;
+} sl_qpath;
+
+struct sl_qvalue {
+  int kind; /* SL_NULL, SL_BOOL .. SL_POINT except SL_LIST, or SL_QLIST .. SL_QPATH */
+  union {
+    sl_value v; /* the property kinds: v.kind == kind */
+    struct {
+      size_t n;
+      const sl_qvalue *items;
+    } list;
+    struct {
+      size_t n;
+      const sl_qentry *entries;
+    } map;
+    sl_qnode node;
+    sl_qrel rel;
+    sl_qpath path;
+  } u;
+};
+
+struct sl_qentry {
+  const char *key; /* NUL-terminated */
+  sl_qvalue value;
+};
+
+/* A statement's parameter ($name). */
+typedef struct sl_qparam {
+  const char *name;
+  sl_qvalue value;
+} sl_qparam;
+
+/* Why a statement or a commit failed, as Neo4j reports it. */
+typedef struct sl_query_error {
+  char code[96];     /* Neo4j's status code: "Neo.ClientError.Statement.SyntaxError" */
+  char message[512];
+  unsigned line, column; /* 1-based position in the statement's text; 0: none */
+} sl_query_error;
+
+/* What a statement changed, by Neo4j's counter names. */
+typedef struct sl_qstats {
+  bool contains_updates; /* the statement has an updating clause */
+  uint64_t nodes_created, nodes_deleted, relationships_created, relationships_deleted;
+  uint64_t properties_set, labels_added, labels_removed;
+  uint64_t indexes_added, indexes_removed, constraints_added, constraints_removed;
+} sl_qstats;
+
+typedef struct sl_query_options {
+  uint64_t timeout_ms;   /* per statement; 0: none. Past it:
+                            Neo.ClientError.Transaction.TransactionTimedOut */
+  uint64_t memory_bytes; /* held by one statement (rows kept for sorting,
+                            aggregation, DISTINCT, eager writes, collected lists);
+                            0: 1 GiB. Past it:
+                            Neo.TransientError.General.MemoryPoolOutOfMemoryError */
+  uint32_t max_hops;     /* upper bound of variable-length patterns (`*`,
+                            `*2..`): 0: SL_QUERY_MAX_HOPS; a larger explicit
+                            bound is refused (ArgumentError) */
+  const char *read_only_reason; /* added to the refusal of a writing
+                            statement in a read transaction ("the store is
+                            open for writing by pid 42"); may be NULL */
+} sl_query_options;
+#define SL_QUERY_MAX_HOPS 32
+
+typedef struct sl_qtx sl_qtx;
+typedef struct sl_qcursor sl_qcursor;
+
+/* Begin a query transaction. write: on a new sl_tx of st (blocks while
+ * another write transaction of this process is open; SL_EREADONLY on a
+ * store opened read-only); else on a new view. opt may be NULL. */
+SHIPLOG_API int sl_qtx_begin(sl_store *st, bool write, const sl_query_options *opt, sl_qtx **out);
+/* Run one statement (text[0..len), one statement, a final ';' allowed) with
+ * its parameters (copied). *out: its cursor, which the caller closes before
+ * the next run. Parse and semantic errors are found here, others while rows
+ * are pulled. On an error the statement changed nothing visible, err says
+ * why (code, message, line, column) and the transaction can only be rolled
+ * back (Neo4j's rule too); returns SL_EINVAL (statement errors),
+ * SL_ETIME (timeout), -ENOMEM (memory limit) or a store error. */
+SHIPLOG_API int sl_qtx_run(sl_qtx *q, const char *text, size_t len, const sl_qparam *params, size_t nparams,
+                           sl_qcursor **out, sl_query_error *err);
+/* Column names in RETURN order (valid until close). */
+SHIPLOG_API size_t sl_qcursor_columns(const sl_qcursor *c, const char *const **names);
+/* The next row: 1 and *row = ncolumns values (valid until the next call or
+ * close), 0 at the end, or a negative code with err filled as sl_qtx_run. */
+SHIPLOG_API int sl_qcursor_next(sl_qcursor *c, const sl_qvalue **row, sl_query_error *err);
+/* Counters so far (final once next returned 0). */
+SHIPLOG_API void sl_qcursor_stats(const sl_qcursor *c, sl_qstats *out);
+/* Close; the rows not pulled of a statement that writes are run first
+ * (Neo4j's consume), so its writes are whole: then a failure is returned
+ * with err filled (err may be NULL when the caller does not care). */
+SHIPLOG_API int sl_qcursor_close(sl_qcursor *c, sl_query_error *err);
+/* Commit: *txid (may be NULL) receives the txid, 0 when nothing was written
+ * or for a read transaction. The transaction is freed in every case. */
+SHIPLOG_API int sl_qtx_commit(sl_qtx *q, uint64_t *txid, sl_query_error *err);
+SHIPLOG_API void sl_qtx_rollback(sl_qtx *q);
+/* "4:UUID:ID" / "5:UUID:ID" of a store (buf: at least SL_ELEMENT_ID_MAX bytes). */
+#define SL_ELEMENT_ID_MAX 64
+SHIPLOG_API void sl_element_id(const sl_store *st, bool rel, uint64_t id, char *buf);
+
 #ifdef __cplusplus
 }
 #endif

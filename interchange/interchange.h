@@ -53,6 +53,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "query.h"
 #include "store.h"
 
 /* Progress of long work: done out of total (total 0: unknown), called
@@ -329,5 +330,32 @@ long sl_base64_decode(const char *in, size_t len, uint8_t *out);
 /* s[0..n) as a JSON string (quotes, minimal escaping) on out, for the
  * --json output of commands. Returns 0 or -errno. */
 int sl_json_put_string(FILE *out, const char *s, size_t n);
+
+/* ---- query results and parameters (spec/query.md) ------------------------------------------ */
+typedef enum sl_results_format { SL_RESULTS_TABLE = 0, SL_RESULTS_JSONL, SL_RESULTS_CSV } sl_results_format;
+/* Pull every row of c and write them to out: JSONL (one object per row,
+ * keys in column order; nodes {"elementId","labels","properties"},
+ * relationships {"elementId","type","start","end","properties"}, paths
+ * {"nodes","relationships"}; then, for a statement with an updating clause,
+ * {"stats":{...}} with all of Neo4j's eleven counters), CSV (a header line,
+ * strings as they are, other values as cypher-shell prints them, null
+ * empty) or a table for people. Returns 0, the cursor's error (err filled)
+ * or -errno on a write error (logged naming `name`). *nrows (may be NULL):
+ * rows written. */
+int sl_results_write(FILE *out, sl_results_format f, sl_qcursor *c, sl_query_error *err, const char *name,
+                     uint64_t *nrows);
+
+/* Statement parameters from JSON: values in the mapping above, objects as
+ * maps (except the tagged forms: $bytes, $double, $date .. $duration,
+ * $point), arrays as lists of any values. */
+typedef struct sl_param_set sl_param_set;
+sl_param_set *sl_param_set_new(void); /* NULL when out of memory */
+void sl_param_set_free(sl_param_set *ps);
+/* name: one parameter named name[0..nlen) with the JSON value json[0..len);
+ * NULL: json is an object whose members are parameters. A name given again
+ * is replaced. SL_EINVAL with the reason in why. */
+int sl_param_set_add(sl_param_set *ps, const char *name, size_t nlen, const char *json, size_t len, char *why,
+                     size_t whylen);
+const sl_qparam *sl_param_set_items(const sl_param_set *ps, size_t *n);
 
 #endif

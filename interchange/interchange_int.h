@@ -30,6 +30,8 @@ void sl__jbuf_i64(sl__jbuf *b, int64_t v);
 void sl__jbuf_str(sl__jbuf *b, const char *s, size_t n);
 /* A value in the JSON mapping ($double and $bytes forms included). */
 void sl__jbuf_value(sl__jbuf *b, const sl_value *v);
+/* A query result value (spec/query.md's JSONL shapes; results.c). */
+void sl__jbuf_qvalue(sl__jbuf *b, const sl_qvalue *v);
 /* The text of a temporal or duration value (sl_temporal_format), of `kind`
  * (a list's items may leave their own kind to the list's elem_kind). */
 void sl__jbuf_temporal(sl__jbuf *b, sl_kind kind, const sl_value *v);

@@ -265,3 +265,106 @@ int sl_view_counts(sl_view *v, sl_counts *out) {
   out->next_rel_id = m.next_rel_id;
   return 0;
 }
+
+/* ---- for the query engine (store.h, QUERY SCANS) ------------------------------------------------ */
+int sl_view_scan_ids(sl_view *v, bool rels, const char *label, uint64_t from, uint64_t *ids, size_t max, size_t *n) {
+  uint8_t k[1 + SL_NAME_MAX + 8];
+  size_t pn = 0, kn;
+  enum sl__db db = rels ? SL__DB_RELS : label ? SL__DB_LABEL_INDEX : SL__DB_NODES;
+  *n = 0;
+  sl__arena_reset(&v->scratch);
+  if (label) {
+    int ll = sl__name_check(label);
+    if (ll < 0) return SL_EINVAL;
+    k[0] = (uint8_t)ll;
+    memcpy(k + 1, label, (size_t)ll);
+    pn = 1 + (size_t)ll;
+  }
+  sl_put_be64(k + pn, from);
+  kn = pn + 8;
+  MDB_cursor *c;
+  int rc = sl__cursor(&v->cur, v->st->dbi, db, &c);
+  if (rc) return rc;
+  MDB_val key = {kn, k}, d;
+  int mrc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
+  while (mrc == 0 && *n < max && key.mv_size == kn && (!pn || memcmp(key.mv_data, k, pn) == 0)) {
+    ids[(*n)++] = sl_get_be64((uint8_t *)key.mv_data + pn);
+    mrc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+  }
+  if (mrc && mrc != MDB_NOTFOUND) {
+    sl_diag_error("%s/data.mdb: LMDB %s: %s", v->st->dir, sl__db_names[db], mdb_strerror(mrc));
+    return sl__mdb_err(mrc);
+  }
+  return 0;
+}
+
+int sl_view_node_has_label(sl_view *v, uint64_t id, const char *label, bool *out) {
+  uint8_t k[8 + SL_NAME_MAX];
+  MDB_val val;
+  int ll = sl__name_check(label);
+  if (ll < 0) return SL_EINVAL;
+  sl_put_be64(k, id);
+  memcpy(k + 8, label, (size_t)ll);
+  int rc = view_get(v, SL__DB_NODE_LABELS, k, 8 + (size_t)ll, &val);
+  *out = rc == 0;
+  return rc == SL_ENOTFOUND ? 0 : rc;
+}
+
+typedef struct name_walk {
+  sl_name_fn fn;
+  void *arg;
+  int what;
+} name_walk;
+
+static int walk_name(void *arg, const MDB_val *k, const MDB_val *d) {
+  name_walk *nw = arg;
+  char name[SL_NAME_MAX + 1];
+  const uint8_t *p;
+  size_t n;
+  if (nw->what == 1) { /* rels: start end type */
+    if (d->mv_size < 17) return SL_ECORRUPT;
+    p = (const uint8_t *)d->mv_data + 16;
+    n = d->mv_size - 16;
+  } else { /* props: id key */
+    if (k->mv_size < 9) return SL_ECORRUPT;
+    p = (const uint8_t *)k->mv_data + 8;
+    n = k->mv_size - 8;
+  }
+  if (n > SL_NAME_MAX) return SL_ECORRUPT;
+  memcpy(name, p, n);
+  name[n] = 0;
+  return nw->fn(nw->arg, name);
+}
+
+int sl_view_names(sl_view *v, int what, sl_name_fn fn, void *arg) {
+  sl__arena_reset(&v->scratch);
+  if (what == 0) {
+    /* label_index: len(1) label id(8); jump from label to label */
+    MDB_cursor *c;
+    int rc = sl__cursor(&v->cur, v->st->dbi, SL__DB_LABEL_INDEX, &c);
+    if (rc) return rc;
+    MDB_val k, d;
+    int mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+    while (mrc == 0) {
+      const uint8_t *p = k.mv_data;
+      size_t ll = p[0];
+      if (k.mv_size != 1 + ll + 8) return SL_ECORRUPT;
+      char name[SL_NAME_MAX + 1];
+      memcpy(name, p + 1, ll);
+      name[ll] = 0;
+      if ((rc = fn(arg, name))) return rc;
+      uint8_t next[1 + SL_NAME_MAX + 8];
+      memcpy(next, p, 1 + ll);
+      memset(next + 1 + ll, 0xff, 8);
+      MDB_val nk = {1 + ll + 8, next};
+      mrc = mdb_cursor_get(c, &nk, &d, MDB_SET_RANGE);
+      if (mrc == 0 && nk.mv_size == 1 + ll + 8 && !memcmp(nk.mv_data, next, 1 + ll + 8)) mrc = mdb_cursor_get(c, &nk, &d, MDB_NEXT);
+      k = nk;
+    }
+    return mrc == MDB_NOTFOUND ? 0 : sl__mdb_err(mrc);
+  }
+  name_walk nw = {fn, arg, what};
+  if (what == 1) return scan(v, SL__DB_RELS, NULL, 0, walk_name, &nw);
+  int rc = scan(v, SL__DB_NODE_PROPS, NULL, 0, walk_name, &nw);
+  return rc ? rc : scan(v, SL__DB_REL_PROPS, NULL, 0, walk_name, &nw);
+}

@@ -190,4 +190,18 @@ typedef struct sl_verify_result {
 } sl_verify_result;
 int sl_store_verify(const char *dir, sl_store_export_fn export_fn, sl_verify_result *out);
 
+/* ---- query scans (for query/: pull-driven, resumable reads) --------------------------- */
+/* Up to max ids >= from, ascending, into ids (*n of them; fewer than max
+ * means the end): every node (label NULL), the nodes with label, or every
+ * relationship (rels). The next batch starts at the last id + 1. */
+int sl_view_scan_ids(sl_view *v, bool rels, const char *label, uint64_t from, uint64_t *ids, size_t max, size_t *n);
+/* Does node id carry label (a node that does not exist has none)? */
+int sl_view_node_has_label(sl_view *v, uint64_t id, const char *label, bool *out);
+/* The names in use: what 0 labels (each once, sorted as the label index
+ * keeps them), 1 relationship types, 2 property keys (these two once per
+ * use: callers deduplicate). fn's name is NUL-terminated, valid during the
+ * call; a nonzero return stops the walk and is returned. */
+typedef int (*sl_name_fn)(void *arg, const char *name);
+int sl_view_names(sl_view *v, int what, sl_name_fn fn, void *arg);
+
 #endif

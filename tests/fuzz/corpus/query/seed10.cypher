@@ -1,0 +1,1 @@
+RETURN CASE WHEN 1 < 2 THEN 'a' ELSE 'b' END, toString(1.5), split('a,b', ','), substring('hello', 1, 2)

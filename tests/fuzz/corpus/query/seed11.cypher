@@ -1,0 +1,1 @@
+MATCH (n) RETURN labels(n), keys(n), properties(n), id(n), elementId(n) UNION ALL MATCH (n) RETURN [], [], {}, 0, ''

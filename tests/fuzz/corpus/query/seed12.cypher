@@ -1,0 +1,1 @@
+CALL db.labels() YIELD label WITH collect(label) AS ls RETURN ls

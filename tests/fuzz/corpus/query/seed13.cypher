@@ -1,0 +1,1 @@
+MATCH (a:A), (c:C) MATCH p = shortestPath((a)-[*]-(c)) RETURN p

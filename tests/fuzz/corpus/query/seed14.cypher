@@ -1,0 +1,1 @@
+RETURN [(a:A)-->(b) | b.n] AS ns, exists((:A)-->())

@@ -1,0 +1,1 @@
+MATCH (a:A)-[r:R]->(b) WHERE a.n < b.n RETURN a, r, b ORDER BY b.n DESC SKIP 0 LIMIT 5

@@ -1,0 +1,1 @@
+OPTIONAL MATCH (x:Nope) RETURN x, count(*)

@@ -1,0 +1,1 @@
+UNWIND [1, 2.5, 'a', null, [1], {k: 1}, true] AS x RETURN x ORDER BY x

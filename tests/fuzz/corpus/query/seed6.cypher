@@ -1,0 +1,1 @@
+WITH [x IN range(1, 10) WHERE x % 2 = 0 | x * $p] AS l RETURN l, size(l), head(l), reduce(s = 0, y IN l | s + y)

@@ -1,0 +1,1 @@
+MERGE (n:M {k: 1}) ON CREATE SET n.c = 0 ON MATCH SET n.c = n.c + 1 RETURN n

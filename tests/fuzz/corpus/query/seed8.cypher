@@ -1,0 +1,1 @@
+MATCH (n:A) SET n += {z: 1}, n:Z REMOVE n.s DETACH DELETE n

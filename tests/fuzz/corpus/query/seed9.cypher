@@ -1,0 +1,1 @@
+CREATE (a)-[:T {x: [1, 2]}]->(b) RETURN a, b

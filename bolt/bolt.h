@@ -135,9 +135,10 @@ typedef struct sl_bolt_dialect {
 
 /* A zone's offset (seconds east of UTC) at an instant, and back: the
  * instant of a wall-clock time in a zone. 0 or SL_EINVAL (unknown zone).
- * The default (NULL in sl_bolt_from_pack) is sl_bolt_zone_offset_libc. */
+ * The default (NULL in sl_bolt_to_value) is sl_bolt_zone_offset_tzdb:
+ * base's zone database (sl_tz_*), which never touches the process's TZ. */
 typedef int (*sl_bolt_zone_fn)(const char *zone, int64_t seconds, bool seconds_are_local, int32_t *offset);
-int sl_bolt_zone_offset_libc(const char *zone, int64_t seconds, bool seconds_are_local, int32_t *offset);
+int sl_bolt_zone_offset_tzdb(const char *zone, int64_t seconds, bool seconds_are_local, int32_t *offset);
 
 /* An sl_value (every kind of shiplog.h) as the PackStream value a driver
  * reads: scalars as themselves, lists item by item, SL_DATE .. SL_POINT as
@@ -316,6 +317,60 @@ typedef struct sl_bolt_backend {
  *   "SLEEP MS": waits (interruptible), then one record.
  * Commits answer bookmarks "echo:N". */
 extern const sl_bolt_backend sl_bolt_echo_backend;
+
+/* ---- the query engine as the backend (engine.c) ------------------------------------------ */
+/*
+ * Bolt requests on query/'s transactions (sl_qtx), for one store served
+ * under one database name: `serve` gives it the primary (read-write), the
+ * receiver its standbys (read-only).
+ *   TRANSACTIONS. Every transaction starts on a read snapshot, which never
+ *   waits for the writer; the first statement that writes moves it to a
+ *   write transaction (the snapshot is dropped: nothing was written yet),
+ *   unless it may not write: mode "r" (Neo.ClientError.Statement.AccessMode),
+ *   a reader (Neo.ClientError.Security.Forbidden), a read-only database
+ *   (Neo.ClientError.General.ForbiddenOnReadOnlyDatabase). Schema changes
+ *   need an admin. Commits go through the store's group commit.
+ *   RESULTS. Several results may be open in a transaction; the engine runs
+ *   one statement at a time, so starting a new one first reads the rows of
+ *   the open one into memory (bounded by the query memory limit).
+ *   BOOKMARKS. "shiplog:<store id, 32 hex>:<epoch>:<txid>". A transaction
+ *   that brings bookmarks waits until its store has applied their txid (a
+ *   standby: until the archive is replayed that far), up to
+ *   bookmark_timeout_ms (Neo.TransientError.Transaction.BookmarkTimeout); a
+ *   bookmark of another store or epoch is Neo.ClientError.Transaction.
+ *   InvalidBookmark, naming the epochs.
+ *   ROUTING. WRITE: `writer` (none when NULL); READ: `readers`, or `self`
+ *   when there are none; ROUTE: self and the readers.
+ */
+struct sl_store;
+typedef struct sl_bolt_engine_config {
+  struct sl_store *store;
+  const char *database;        /* NULL: "neo4j" */
+  bool read_only;              /* a standby */
+  uint64_t epoch;              /* the store's epoch (store/lineage.h) */
+  uint64_t query_timeout_ms;   /* per statement; 0: none */
+  uint64_t query_memory;       /* per statement; 0: query/'s default */
+  int64_t tx_timeout_ms;       /* an explicit transaction older than this fails; 0: none
+                                  (a client's tx_timeout wins) */
+  int bookmark_timeout_ms;     /* 0: 5000 */
+  const char *self;            /* this server's advertised HOST:PORT */
+  const char *writer;          /* WRITE in routing tables; NULL: none known */
+  const char *const *readers;  /* READ; n_readers 0: self */
+  size_t n_readers;
+} sl_bolt_engine_config;
+
+typedef struct sl_bolt_engine sl_bolt_engine;
+/* The strings of cfg are copied. */
+int sl_bolt_engine_new(const sl_bolt_engine_config *cfg, sl_bolt_engine **out);
+/* The backend to put in sl_bolt_session_config (valid while e lives). */
+const sl_bolt_backend *sl_bolt_engine_backend(sl_bolt_engine *e);
+/* Counters: transactions committed, rolled back, statements, failures. */
+typedef struct sl_bolt_engine_stats {
+  uint64_t commits, rollbacks, statements, failures;
+} sl_bolt_engine_stats;
+void sl_bolt_engine_get_stats(sl_bolt_engine *e, sl_bolt_engine_stats *out);
+/* Every connection must be closed first. */
+void sl_bolt_engine_free(sl_bolt_engine *e);
 
 /* ---- users (auth.c) --------------------------------------------------------------------- */
 /*

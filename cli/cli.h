@@ -44,6 +44,8 @@ int cmd_promote(int argc, char **argv);
 int cmd_rewind(int argc, char **argv);
 /* Bolt users (cli/cmd_passwd.c; the work is bolt/auth.c's). */
 int cmd_passwd(int argc, char **argv);
+/* The primary's Bolt server (cli/cmd_serve.c; the work is bolt/'s). */
+int cmd_serve(int argc, char **argv);
 int cli_log_diverged(const char *store, const char *data, const char *stream, bool json);
 /* Dump chains (cli/dump_chain.c): `dump [STORE] --chain DIR ...` and
  * `load --chain DIR --into NEW_DIR`; cmd_dump and cmd_load hand over to

@@ -343,11 +343,23 @@ extern const sl_bolt_backend sl_bolt_echo_backend;
  *   when there are none; ROUTE: self and the readers.
  */
 struct sl_store;
-typedef struct sl_bolt_engine_config {
+/* A database: its store (open for as long as the engine may use it), the
+ * store's epoch (store/lineage.h) and name. */
+typedef struct sl_bolt_db {
   struct sl_store *store;
-  const char *database;        /* NULL: "neo4j" */
-  bool read_only;              /* a standby */
-  uint64_t epoch;              /* the store's epoch (store/lineage.h) */
+  uint64_t epoch;
+  char name[65];
+} sl_bolt_db;
+typedef struct sl_bolt_engine_config {
+  /* One database (store), or many found by name (lookup; db NULL: the
+   * default one): 0 with *out filled, -ENOENT (no such database), -EAGAIN
+   * (not available yet). Called from connection threads. */
+  struct sl_store *store;
+  int (*lookup)(void *arg, const char *db, sl_bolt_db *out);
+  void *lookup_arg;
+  const char *database;        /* store's name; NULL: "neo4j" */
+  bool read_only;              /* standbys */
+  uint64_t epoch;              /* store's epoch (store/lineage.h) */
   uint64_t query_timeout_ms;   /* per statement; 0: none */
   uint64_t query_memory;       /* per statement; 0: query/'s default */
   int64_t tx_timeout_ms;       /* an explicit transaction older than this fails; 0: none

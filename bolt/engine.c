@@ -36,7 +36,6 @@
 struct sl_bolt_engine {
   sl_bolt_engine_config cfg;
   char *database, *self, *writer, **readers;
-  char store_hex[2 * SL_STORE_ID_SIZE + 1];
   sl_bolt_backend backend;
   sl_bolt_engine_stats stats; /* atomics by __atomic builtins */
 };
@@ -55,6 +54,8 @@ typedef struct engine_conn {
   sl_bolt_engine *e;
   sl_bolt_peer peer;
   char user[65];
+  sl_bolt_db db;     /* the transaction's database */
+  char store_hex[2 * SL_STORE_ID_SIZE + 1];
   sl_qtx *qtx;
   bool write;        /* qtx is a write transaction */
   bool explicit_tx;  /* BEGIN ... COMMIT */
@@ -234,7 +235,7 @@ static int query_failed(engine_conn *c, int rc, const sl_query_error *qe, sl_bol
       return fail(c, err, "Neo.ClientError.General.ForbiddenOnReadOnlyDatabase",
                   "Writing to a database in read-only mode is not allowed: '%s' is a hot standby; write to its "
                   "primary.",
-                  e->database);
+                  c->db.name);
     if (c->peer.role < SL_BOLT_ROLE_EDITOR)
       return fail(c, err, "Neo.ClientError.Security.Forbidden",
                   "Write operations are not allowed for user '%s' with roles [%s].", c->user,
@@ -260,7 +261,7 @@ static int begin_qtx(engine_conn *c, bool write, uint64_t timeout_ms) {
     o.read_only_reason = reason;
   }
   c->write = write;
-  return sl_qtx_begin(e->cfg.store, write, &o, &c->qtx);
+  return sl_qtx_begin(c->db.store, write, &o, &c->qtx);
 }
 
 static uint64_t statement_timeout(const engine_conn *c) {
@@ -280,10 +281,10 @@ static int parse_bookmark(const char *b, char hex[2 * SL_STORE_ID_SIZE + 1], uin
   return strlen(hex) == 2 * SL_STORE_ID_SIZE;
 }
 
-static int applied_txid(sl_bolt_engine *e, uint64_t *txid) {
+static int applied_txid(sl_store *st, uint64_t *txid) {
   sl_view *v;
   sl_counts counts;
-  int rc = sl_view_begin(e->cfg.store, &v);
+  int rc = sl_view_begin(st, &v);
   if (rc) return rc;
   rc = sl_view_counts(v, &counts);
   sl_view_end(v);
@@ -301,21 +302,22 @@ static int await_bookmarks(engine_conn *c, const sl_pack *bookmarks, sl_bolt_err
     uint64_t epoch, txid;
     if (!parse_bookmark(b, hex, &epoch, &txid))
       return fail(c, err, "Neo.ClientError.Transaction.InvalidBookmark", "Supplied bookmark '%.200s' is not a shiplog bookmark.", b);
-    if (strcmp(hex, e->store_hex))
+    if (strcmp(hex, c->store_hex))
       return fail(c, err, "Neo.ClientError.Transaction.InvalidBookmark",
-                  "Supplied bookmark '%.200s' is of another store (this is store %s).", b, e->store_hex);
-    if (epoch != e->cfg.epoch)
+                  "Supplied bookmark '%.200s' is of another store (database '%s' is store %s).", b, c->db.name,
+                  c->store_hex);
+    if (epoch != c->db.epoch)
       return fail(c, err, "Neo.ClientError.Transaction.InvalidBookmark",
                   "Supplied bookmark '%.200s' is of epoch %" PRIu64 " but database '%s' is at epoch %" PRIu64
                   " (a failover happened since): what it names may not exist here; start a new session.",
-                  b, epoch, e->database, e->cfg.epoch);
+                  b, epoch, c->db.name, c->db.epoch);
     if (txid > want) want = txid;
   }
   if (!want) return 0;
   int timeout_ms = e->cfg.bookmark_timeout_ms > 0 ? e->cfg.bookmark_timeout_ms : 5000;
   uint64_t end = sl_mono_ns() + (uint64_t)timeout_ms * 1000000u, have = 0;
   for (long nap_us = 200;; nap_us = nap_us < 5000 ? nap_us * 2 : 5000) {
-    int rc = applied_txid(e, &have);
+    int rc = applied_txid(c->db.store, &have);
     if (rc) return rc;
     if (have >= want) return 0;
     if (sl_mono_ns() >= end) break;
@@ -324,18 +326,40 @@ static int await_bookmarks(engine_conn *c, const sl_pack *bookmarks, sl_bolt_err
   return fail(c, err, "Neo.TransientError.Transaction.BookmarkTimeout",
               "Database '%s' has not reached txid %" PRIu64 " of the given bookmarks within %d ms (it is at %" PRIu64
               ").",
-              e->database, want, timeout_ms, have);
+              c->db.name, want, timeout_ms, have);
 }
 
-static int check_db(engine_conn *c, const char *db, sl_bolt_error *err) {
-  if (!db || !strcmp(db, c->e->database)) return 0;
-  return fail(c, err, "Neo.ClientError.Database.DatabaseNotFound", "Database does not exist. Database name: '%.100s'.",
-              db);
+/* Which database a request means (db NULL: the default). */
+static int resolve_db(engine_conn *c, const char *db, sl_bolt_error *err) {
+  sl_bolt_engine *e = c->e;
+  int rc;
+  if (e->cfg.store) {
+    if (db && strcmp(db, e->database)) rc = -ENOENT;
+    else {
+      c->db = (sl_bolt_db){.store = e->cfg.store, .epoch = e->cfg.epoch};
+      snprintf(c->db.name, sizeof c->db.name, "%s", e->database);
+      rc = 0;
+    }
+  } else {
+    memset(&c->db, 0, sizeof c->db);
+    rc = e->cfg.lookup(e->cfg.lookup_arg, db, &c->db);
+  }
+  if (rc == -ENOENT)
+    return fail(c, err, "Neo.ClientError.Database.DatabaseNotFound",
+                db ? "Database does not exist. Database name: '%.100s'." : "%s%.100s",
+                db ? db : "No database named and there is no default one: name a database", db ? "" : ".");
+  if (rc == -EAGAIN)
+    return fail(c, err, "Neo.TransientError.Database.DatabaseUnavailable",
+                "Database '%.100s' is not available yet (its standby is being built).", db ? db : c->db.name);
+  if (rc) return rc;
+  const uint8_t *id = sl_store_id(c->db.store);
+  for (int i = 0; i < SL_STORE_ID_SIZE; i++) snprintf(c->store_hex + 2 * i, 3, "%02x", id[i]);
+  return 0;
 }
 
 static int start_tx(engine_conn *c, const sl_bolt_tx_params *p, bool explicit_tx, sl_bolt_error *err) {
   end_tx(c);
-  int rc = check_db(c, p->db, err);
+  int rc = resolve_db(c, p->db, err);
   if (!rc) rc = await_bookmarks(c, p->bookmarks, err);
   if (rc) return rc;
   c->explicit_tx = explicit_tx;
@@ -405,7 +429,7 @@ static void summarize(engine_conn *c, result *r, sl_bolt_summary *sum, sl_arena 
   const sl_qstats *s = &r->stats;
   bool schema = s->indexes_added || s->indexes_removed || s->constraints_added || s->constraints_removed;
   sum->type = schema ? "s" : !s->contains_updates ? "r" : r->ncols ? "rw" : "w";
-  sum->db = c->e->database;
+  sum->db = c->db.name;
   static const char *const names[] = {"nodes-created",  "nodes-deleted",   "relationships-created",
                                       "relationships-deleted", "properties-set", "labels-added",
                                       "labels-removed", "indexes-added",   "indexes-removed",
@@ -444,7 +468,7 @@ static int commit_tx(engine_conn *c, char bookmark[128], sl_bolt_error *err) {
   int rc = q ? sl_qtx_commit(q, &txid, &qe) : 0;
   if (rc) return query_failed(c, rc, &qe, err);
   count(&e->stats.commits);
-  if (txid) snprintf(bookmark, 128, "shiplog:%s:%" PRIu64 ":%" PRIu64, e->store_hex, e->cfg.epoch, txid);
+  if (txid) snprintf(bookmark, 128, "shiplog:%s:%" PRIu64 ":%" PRIu64, c->store_hex, c->db.epoch, txid);
   end_tx(c);
   return 0;
 }
@@ -618,7 +642,7 @@ static int eng_route(void *conn, const sl_pack *routing, const sl_pack *bookmark
   sl_bolt_engine *e = c->e;
   (void)routing;
   (void)bookmarks;
-  int rc = check_db(c, db, err);
+  int rc = resolve_db(c, db, err);
   if (rc) return rc;
   const char *self[] = {e->self};
   const char *const *readers = e->cfg.n_readers ? (const char *const *)e->readers : self;
@@ -637,7 +661,9 @@ static int eng_route(void *conn, const sl_pack *routing, const sl_pack *bookmark
   if (!rc) rc = add_server(a, &servers.u.items[i++], "ROUTE", routers, nroute);
   if (rc) return rc;
   sl_pack_map_set(a, rt, 0, "ttl", sl_pack_int(300));
-  sl_pack_map_set(a, rt, 1, "db", sl_pack_str(e->database));
+  char *name = sl_arena_strdup(a, c->db.name, strlen(c->db.name));
+  if (!name) return -ENOMEM;
+  sl_pack_map_set(a, rt, 1, "db", sl_pack_str(name));
   return sl_pack_map_set(a, rt, 2, "servers", servers);
 }
 
@@ -656,8 +682,6 @@ int sl_bolt_engine_new(const sl_bolt_engine_config *cfg, sl_bolt_engine **out) {
     sl_bolt_engine_free(e);
     return -ENOMEM;
   }
-  const uint8_t *id = sl_store_id(cfg->store);
-  for (int i = 0; i < SL_STORE_ID_SIZE; i++) snprintf(e->store_hex + 2 * i, 3, "%02x", id[i]);
   e->backend = (sl_bolt_backend){.ctx = e, .open = eng_open, .close = eng_close, .begin = eng_begin, .run = eng_run,
                                  .pull = eng_pull, .discard = eng_discard, .commit = eng_commit,
                                  .rollback = eng_rollback, .route = eng_route};

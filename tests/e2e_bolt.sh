@@ -73,5 +73,43 @@ contains "$T/out" '{"v":1}' "query sees what the driver committed"
 stop_serve serve
 grep -q 'Sanitizer\|runtime error' "$T/serve.log" && bad "sanitizer report in serve.log"
 
+# ---- a standby over Bolt: receive --bolt ---------------------------------------------------
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+expect 2 "receive --bolt without --bolt-auth or --bolt-no-auth" "$BIN" receive --listen 127.0.0.1:0 --data "$T/rx0" --insecure --bolt 127.0.0.1:0
+expect 2 "receive --bolt-auth without --bolt" "$BIN" receive --listen 127.0.0.1:0 --data "$T/rx0" --insecure --bolt-auth "$U"
+BOLT_RX=$(free_port)
+start_receiver "$T/rx" --insecure --bolt "127.0.0.1:$BOLT_RX" --bolt-auth "$U" --bookmark-timeout 30000 || exit 1
+start_serve primary "$S" --auth "$U" --database main || exit 1
+"$BIN" ship "$S" --to "127.0.0.1:$RX_PORT" --stream main --insecure --heartbeat-ms 200 2>"$T/ship.log" &
+SHIP_PID=$!
+pids+=("$SHIP_PID")
+nodes=$("$BIN" query "$S" 'MATCH (n) RETURN count(n) AS c' --format jsonl | jq .c)
+check "the standby catches up" e2e_wait_applied "$T/rx" main "$(e2e_last_txid "$S")" 60
+run_js "standby" "$BOLT_RX" standby reader pw-reader main "$nodes"
+
+# a read that brings the bookmark of a write the standby has not received
+# yet waits for it: the shipper is stopped while the primary commits
+kill -STOP "$SHIP_PID"
+timeout 60 node "$SRC/tests/bolt-driver/serve_test.js" "$PORT" write admin pw-admin main Waited >"$T/write.out" 2>&1
+bookmark=$(awk '$1 == "bookmark" { print $2 }' "$T/write.out")
+check "the primary's write gives a bookmark" test -n "$bookmark"
+timeout 60 node "$SRC/tests/bolt-driver/serve_test.js" "$BOLT_RX" bookmark-wait reader pw-reader main Waited "$bookmark" >"$T/wait.out" 2>&1 &
+WAIT_PID=$!
+sleep 1
+check "the bookmark read waits while the shipper is stopped" kill -0 "$WAIT_PID"
+kill -CONT "$SHIP_PID"
+wait "$WAIT_PID"
+while read -r word rest; do
+  case $word in ok) ok "standby: $rest" ;; FAIL) bad "standby: $rest" ;; esac
+done <"$T/wait.out"
+grep -q '^ok' "$T/wait.out" || { bad "bookmark wait: no answer"; tail -3 "$T/wait.out"; }
+
+kill -TERM "$SHIP_PID"
+wait "$SHIP_PID" 2>/dev/null
+stop_serve primary
+kill -TERM "$RX_PID"
+if wait "$RX_PID"; then ok "SIGTERM stops the receiver and its Bolt server, exit 0"; else bad "receive exited $? on SIGTERM"; fi
+grep -q 'Sanitizer\|runtime error' "$T/rx.log" "$T/primary.log" && bad "sanitizer report in rx.log or primary.log"
+
 echo "passed $passed, failed $failed"
 [ "$failed" -eq 0 ]

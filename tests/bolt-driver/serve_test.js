@@ -3,7 +3,10 @@
 //   node serve_test.js PORT MODE [ARGS]
 // MODE main USER PASSWORD READER_PASSWORD EDITOR_PASSWORD: values, graph
 //   structures, transactions, failures, roles, bookmarks, routing;
-// MODE bookmark-wait BOOKMARK: a read with that bookmark must wait for it;
+// MODE write USER PASSWORD DB LABEL: one (:LABEL), prints "bookmark B";
+// MODE bookmark-wait USER PASSWORD DB LABEL B: a read with bookmark B must
+//   see the (:LABEL) (waiting for the standby to apply it);
+// MODE standby USER PASSWORD DB NODES: reads NODES nodes, writes refused;
 // MODE wrong-password USER: the login must be refused.
 // Prints "ok NAME" / "FAIL NAME: why" per check.
 'use strict';
@@ -207,16 +210,53 @@ async function main(user, password, readerPw, editorPw) {
   await rdriver.close();
 }
 
-async function bookmarkWait(bookmark) {
-  const driver = neo4j.driver(`bolt://127.0.0.1:${port}`, neo4j.auth.basic(args[1], args[2]));
-  const s = driver.session({ bookmarks: [bookmark], defaultAccessMode: neo4j.session.READ });
+// The standby side: [user, password, database, ...]
+const [sUser, sPassword, sDb] = args;
+const standbyDriver = (scheme = 'bolt') => neo4j.driver(`${scheme}://127.0.0.1:${port}`, neo4j.auth.basic(sUser, sPassword));
+
+async function write(label) {
+  const driver = standbyDriver();
+  const s = driver.session({ database: sDb });
   try {
-    const r = await s.run('MATCH (w:Waited) RETURN count(w) AS c');
-    if (r.records[0].get('c').equals(1)) ok('a read with a bookmark waited for its write');
+    await s.run(`CREATE (:${label})`);
+    console.log(`bookmark ${s.lastBookmarks()[0]}`);
+  } catch (e) { bad('write', `${e.code} ${e.message}`); }
+  await s.close();
+  await driver.close();
+}
+
+async function bookmarkWait(label, bookmark) {
+  const driver = standbyDriver();
+  const s = driver.session({ database: sDb, bookmarks: [bookmark], defaultAccessMode: neo4j.session.READ });
+  try {
+    const r = await s.run(`MATCH (w:${label}) RETURN count(w) AS c`);
+    if (r.records[0].get('c').equals(1)) ok(`a read with a bookmark sees its write (${label})`);
     else bad('bookmark wait', `saw ${r.records[0].get('c')} nodes`);
   } catch (e) { bad('bookmark wait', `${e.code} ${e.message}`); }
   await s.close();
   await driver.close();
+}
+
+async function standby(primaryNodes) {
+  const driver = standbyDriver();
+  const s = driver.session({ database: sDb });
+  try {
+    const r = await s.run('MATCH (n) RETURN count(n) AS c');
+    if (r.records[0].get('c').equals(Number(primaryNodes))) ok(`the standby reads what the primary has (${primaryNodes} nodes)`);
+    else bad('standby read', `${r.records[0].get('c')} nodes, want ${primaryNodes}`);
+    await expectCode('a write on the standby', 'Neo.ClientError.General.ForbiddenOnReadOnlyDatabase', () => s.run('CREATE (:No)'));
+    await expectCode('a database the receiver lacks', 'Neo.ClientError.Database.DatabaseNotFound',
+      () => driver.executeQuery('RETURN 1', {}, { database: 'nosuchstream' }));
+  } catch (e) { bad('standby', `${e.code} ${e.message}`); }
+  await s.close();
+  await driver.close();
+  const rdriver = standbyDriver('neo4j');
+  try {
+    const r = await rdriver.executeQuery('MATCH (n) RETURN count(n) AS c', {}, { database: sDb, routing: neo4j.routing.READ });
+    if (r.records[0].get('c').equals(Number(primaryNodes))) ok('neo4j:// reads on the standby');
+    else bad('standby routing', 'wrong count');
+  } catch (e) { bad('standby routing', `${e.code} ${e.message}`); }
+  await rdriver.close();
 }
 
 async function wrongPassword(user) {
@@ -227,7 +267,9 @@ async function wrongPassword(user) {
 
 (async () => {
   if (mode === 'main') await main(...args);
-  else if (mode === 'bookmark-wait') await bookmarkWait(args[0]);
+  else if (mode === 'write') await write(args[3]);
+  else if (mode === 'bookmark-wait') await bookmarkWait(args[3], args[4]);
+  else if (mode === 'standby') await standby(args[3]);
   else if (mode === 'wrong-password') await wrongPassword(args[0]);
   else bad('usage', mode);
   process.exit(failed ? 1 : 0);

@@ -305,6 +305,10 @@ typedef struct sl_bolt_backend {
   /* Stop what runs for conn now (RESET arrived); may be called from another
    * thread. NULL: nothing to stop. */
   void (*interrupt)(void *conn);
+  /* Called by the connection's thread while it waits for the client: the
+   * ms until it wants to be called again, or -1 (not before the next
+   * request). NULL: never. (The engine's transaction timeouts.) */
+  int64_t (*tick)(void *conn);
 } sl_bolt_backend;
 
 /* The test backend (echo.c), for the server's tests until query/ lands:
@@ -362,8 +366,10 @@ typedef struct sl_bolt_engine_config {
   uint64_t epoch;              /* store's epoch (store/lineage.h) */
   uint64_t query_timeout_ms;   /* per statement; 0: none */
   uint64_t query_memory;       /* per statement; 0: query/'s default */
-  int64_t tx_timeout_ms;       /* an explicit transaction older than this fails; 0: none
-                                  (a client's tx_timeout wins) */
+  int64_t tx_timeout_ms;       /* a transaction older than this is rolled back (at
+                                  once if its client is silent: the store's writer is
+                                  free again) and fails; 0: none (a client's tx_timeout
+                                  wins) */
   int bookmark_timeout_ms;     /* 0: 5000 */
   const char *self;            /* this server's advertised HOST:PORT */
   const char *writer;          /* WRITE in routing tables; NULL: none known */
@@ -461,6 +467,8 @@ void sl_bolt_session_interrupt(sl_bolt_session *s);
 sl_bolt_state sl_bolt_session_state(const sl_bolt_session *s);
 /* Logged in (READY or later reached at least once). */
 bool sl_bolt_session_authenticated(const sl_bolt_session *s);
+/* The backend's tick (sl_bolt_backend), or -1 without one or a login. */
+int64_t sl_bolt_session_tick(sl_bolt_session *s);
 
 /* ---- the server (server.c) ---------------------------------------------------------------- */
 typedef struct sl_bolt_server_config {

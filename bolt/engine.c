@@ -52,6 +52,7 @@ typedef struct result {
 
 typedef struct engine_conn {
   sl_bolt_engine *e;
+  bool reaped;       /* tick ended the transaction (timeout) */
   sl_bolt_peer peer;
   char user[65];
   sl_bolt_db db;     /* the transaction's database */
@@ -62,7 +63,7 @@ typedef struct engine_conn {
   bool mode_read;    /* mode "r" */
   bool wrote;        /* a statement of the transaction wrote */
   bool schema;       /* ... changed the schema */
-  uint64_t deadline_ns; /* explicit transaction's timeout; 0: none */
+  uint64_t deadline_ns; /* the transaction's timeout; 0: none */
   int64_t next_qid;
   result results[MAX_RESULTS];
   sl_arena scratch;  /* parameters, buffered rows' conversion */
@@ -365,13 +366,15 @@ static int start_tx(engine_conn *c, const sl_bolt_tx_params *p, bool explicit_tx
   c->explicit_tx = explicit_tx;
   c->mode_read = p->read_only;
   int64_t t = p->timeout_ms > 0 ? p->timeout_ms : c->e->cfg.tx_timeout_ms;
-  if (explicit_tx && t > 0) c->deadline_ns = sl_mono_ns() + (uint64_t)t * 1000000u;
+  if (t > 0) c->deadline_ns = sl_mono_ns() + (uint64_t)t * 1000000u;
   c->next_qid = 0;
   return 0;
 }
 
 static int timed_out(engine_conn *c, sl_bolt_error *err) {
-  if (!c->deadline_ns || sl_mono_ns() < c->deadline_ns) return 0;
+  bool reaped = c->reaped;
+  c->reaped = false;
+  if (!reaped && (!c->deadline_ns || sl_mono_ns() < c->deadline_ns)) return 0;
   return fail(c, err, "Neo.ClientError.Transaction.TransactionTimedOut",
               "The transaction has not completed within the timeout specified at its start by the client or the "
               "server (--tx-timeout); it was rolled back.");
@@ -496,7 +499,23 @@ static void eng_close(void *conn) {
 }
 
 static int eng_begin(void *conn, const sl_bolt_tx_params *p, sl_bolt_error *err) {
-  return start_tx(conn, p, true, err);
+  engine_conn *c = conn;
+  c->reaped = false;
+  return start_tx(c, p, true, err);
+}
+
+/* TIMEOUTS: a transaction past its deadline while its client is silent
+ * (one that began, wrote and went quiet holds the store's only writer) is
+ * rolled back here, in the connection's thread (LMDB ends a write
+ * transaction only there); its next request fails with TransactionTimedOut. */
+static int64_t eng_tick(void *conn) {
+  engine_conn *c = conn;
+  if (!c->qtx || !c->deadline_ns) return -1;
+  uint64_t now = sl_mono_ns();
+  if (now < c->deadline_ns) return (int64_t)((c->deadline_ns - now) / 1000000) + 1;
+  end_tx(c);
+  c->reaped = true;
+  return -1;
 }
 
 static int eng_run(void *conn, const char *query, const sl_pack *params, const sl_bolt_tx_params *autocommit,
@@ -684,7 +703,7 @@ int sl_bolt_engine_new(const sl_bolt_engine_config *cfg, sl_bolt_engine **out) {
   }
   e->backend = (sl_bolt_backend){.ctx = e, .open = eng_open, .close = eng_close, .begin = eng_begin, .run = eng_run,
                                  .pull = eng_pull, .discard = eng_discard, .commit = eng_commit,
-                                 .rollback = eng_rollback, .route = eng_route};
+                                 .rollback = eng_rollback, .route = eng_route, .tick = eng_tick};
   *out = e;
   return 0;
 }

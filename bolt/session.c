@@ -109,6 +109,9 @@ void sl_bolt_session_free(sl_bolt_session *s) {
 
 sl_bolt_state sl_bolt_session_state(const sl_bolt_session *s) { return s->state; }
 bool sl_bolt_session_authenticated(const sl_bolt_session *s) { return s->authenticated; }
+int64_t sl_bolt_session_tick(sl_bolt_session *s) {
+  return s->conn && s->cfg.backend->tick ? s->cfg.backend->tick(s->conn) : -1;
+}
 
 void sl_bolt_session_interrupt(sl_bolt_session *s) {
   if (s->state == SL_BOLT_DEFUNCT) return;

@@ -72,6 +72,9 @@ expect 0 "query reads the store beside serve" "$BIN" query "$S" 'MATCH (m:M) RET
 contains "$T/out" '{"v":1}' "query sees what the driver committed"
 stop_serve serve
 grep -q 'Sanitizer\|runtime error' "$T/serve.log" && bad "sanitizer report in serve.log"
+start_serve timeout "$S" --auth "$U" --tx-timeout 1500 || exit 1
+run_js "tx timeout" "$PORT" tx-timeout editor pw-editor
+stop_serve timeout
 
 # ---- a standby over Bolt: receive --bolt ---------------------------------------------------
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

@@ -7,7 +7,8 @@
 // MODE bookmark-wait USER PASSWORD DB LABEL B: a read with bookmark B must
 //   see the (:LABEL) (waiting for the standby to apply it);
 // MODE standby USER PASSWORD DB NODES: reads NODES nodes, writes refused;
-// MODE wrong-password USER: the login must be refused.
+// MODE wrong-password USER: the login must be refused;
+// MODE tx-timeout USER PASSWORD: a quiet transaction is rolled back.
 // Prints "ok NAME" / "FAIL NAME: why" per check.
 'use strict';
 const neo4j = require('neo4j-driver');
@@ -259,6 +260,26 @@ async function standby(primaryNodes) {
   await rdriver.close();
 }
 
+// A transaction that holds the writer and goes quiet is rolled back at the
+// server's --tx-timeout: other writers go on, its commit fails.
+async function txTimeout(user, password) {
+  const driver = neo4j.driver(`bolt://127.0.0.1:${port}`, neo4j.auth.basic(user, password));
+  const s1 = driver.session(), s2 = driver.session();
+  try {
+    const tx = s1.beginTransaction();
+    await tx.run('CREATE (:Quiet)');
+    await s2.run('CREATE (:Other)'); // waits for the writer until the reaper frees it
+    ok('another writer goes on once the quiet transaction times out');
+    await expectCode('the quiet transaction commits', 'Neo.ClientError.Transaction.TransactionTimedOut', () => tx.commit());
+    const r = await s2.run('MATCH (q:Quiet) RETURN count(q) AS c');
+    if (r.records[0].get('c').equals(0)) ok('the quiet transaction left nothing');
+    else bad('tx timeout', 'its node was kept');
+  } catch (e) { bad('tx timeout', `${e.code} ${e.message}`); }
+  await s1.close();
+  await s2.close();
+  await driver.close();
+}
+
 async function wrongPassword(user) {
   const driver = neo4j.driver(`bolt://127.0.0.1:${port}`, neo4j.auth.basic(user, 'not the password'));
   await expectCode('wrong password', 'Neo.ClientError.Security.Unauthorized', () => driver.verifyConnectivity());
@@ -271,6 +292,7 @@ async function wrongPassword(user) {
   else if (mode === 'bookmark-wait') await bookmarkWait(args[3], args[4]);
   else if (mode === 'standby') await standby(args[3]);
   else if (mode === 'wrong-password') await wrongPassword(args[0]);
+  else if (mode === 'tx-timeout') await txTimeout(args[0], args[1]);
   else bad('usage', mode);
   process.exit(failed ? 1 : 0);
 })();

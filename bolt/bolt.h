@@ -284,7 +284,8 @@ typedef struct sl_bolt_summary {
  * explicit transaction (after begin) or alone (autocommit, p given to run).
  * qid numbers the open results of a transaction from 0; -1 in pull/discard
  * means the last one. pull: at most n records (n -1: all), *has_more when
- * some remain; when the result ends the summary is filled. */
+ * some remain; when the result ends the summary is filled. A RESET calls
+ * rollback, also for an autocommit result (it ends unconsumed). */
 typedef struct sl_bolt_backend {
   void *ctx;
   int (*open)(void *ctx, const sl_bolt_peer *peer, void **conn, sl_bolt_error *err);

@@ -376,6 +376,11 @@ typedef struct sl_bolt_engine_config {
   const char *writer;          /* WRITE in routing tables; NULL: none known */
   const char *const *readers;  /* READ; n_readers 0: self */
   size_t n_readers;
+  /* NULL, or called (from connection threads) as each statement ends:
+   * seconds from RUN to its last row (-1 for a failure outside a
+   * statement) and the Neo4j code of its failure (NULL: it succeeded). */
+  void (*on_statement)(void *arg, double seconds, const char *code);
+  void *on_statement_arg;
 } sl_bolt_engine_config;
 
 typedef struct sl_bolt_engine sl_bolt_engine;

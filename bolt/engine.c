@@ -53,6 +53,7 @@ typedef struct result {
 typedef struct engine_conn {
   sl_bolt_engine *e;
   bool reaped;       /* tick ended the transaction (timeout) */
+  uint64_t run_ns;   /* when the running statement's RUN came; 0: none */
   sl_bolt_peer peer;
   char user[65];
   sl_bolt_db db;     /* the transaction's database */
@@ -70,6 +71,14 @@ typedef struct engine_conn {
 } engine_conn;
 
 static void count(uint64_t *c) { __atomic_add_fetch(c, 1, __ATOMIC_RELAXED); }
+
+/* A statement ended (code NULL) or a request failed (on_statement). */
+static void observe(engine_conn *c, const char *code) {
+  sl_bolt_engine *e = c->e;
+  if (e->cfg.on_statement)
+    e->cfg.on_statement(e->cfg.on_statement_arg, c->run_ns ? (double)(sl_mono_ns() - c->run_ns) / 1e9 : -1, code);
+  c->run_ns = 0;
+}
 
 /* ---- values out ------------------------------------------------------------------------ */
 static int to_pack(sl_arena *a, sl_bolt_dialect d, const sl_qvalue *v, sl_pack *out);
@@ -224,6 +233,7 @@ static int fail(engine_conn *c, sl_bolt_error *err, const char *code, const char
   va_end(ap);
   end_tx(c);
   count(&c->e->stats.failures);
+  observe(c, err->code);
   return 1;
 }
 
@@ -403,6 +413,7 @@ static int statement_done(engine_conn *c, result *r, sl_bolt_error *err) {
                 sl_bolt_role_name(c->peer.role));
   c->schema |= schema;
   c->wrote |= s->contains_updates;
+  observe(c, NULL);
   return 0;
 }
 
@@ -543,6 +554,7 @@ static int eng_run(void *conn, const char *query, const sl_pack *params, const s
     if (rc) return fail(c, err, "Neo.ClientError.Statement.TypeError", "Parameter $%s: %s", ps[i].name, why);
   }
   count(&c->e->stats.statements);
+  c->run_ns = sl_mono_ns();
   sl_query_error qe = {0};
   sl_qcursor *cur = NULL;
   if (!c->qtx && (rc = begin_qtx(c, false, statement_timeout(c))))

@@ -57,10 +57,13 @@ static const char serve_help[] =
     "  --metrics HOST:PORT    serve Prometheus metrics at /metrics\n"
     "  --ready-file FILE      write the listening port to FILE once listening\n";
 
-/* The engine's and server's counters as metrics, read at each scrape. */
+/* The engine's and server's counters as metrics, read at each scrape;
+ * statement latencies and failures by code as they happen. */
 typedef struct serve_metrics {
   sl_bolt_server *server;
   sl_bolt_engine *engine;
+  sl_metric *latency;
+  sl_metric_family *errors;
   sl_metric *accepted, *refused, *auth_failed, *requests, *open, *commits, *rollbacks, *statements, *failures;
 } serve_metrics;
 
@@ -81,6 +84,13 @@ static void collect(void *arg) {
   sl_metric_set_count(m->failures, e.failures);
 }
 
+static void on_statement(void *arg, double seconds, const char *code) {
+  serve_metrics *m = arg;
+  if (!m->latency) return; /* before metrics_start */
+  if (seconds >= 0) sl_metric_observe(m->latency, seconds);
+  if (code) sl_metric_add(sl_metric_series(m->errors, (const char *const[]){code}), 1);
+}
+
 static sl_metric *series(sl_metrics *m, sl_metric_type t, const char *name, const char *help) {
   sl_metric_family *f = sl_metrics_family(m, t, name, help, NULL, NULL, 0);
   return f ? sl_metric_series(f, NULL) : NULL;
@@ -97,7 +107,15 @@ static int metrics_start(sl_metrics *mx, serve_metrics *m) {
   m->rollbacks = series(mx, SL_METRIC_COUNTER, "shiplog_bolt_rollbacks_total", "transactions rolled back over Bolt");
   m->statements = series(mx, SL_METRIC_COUNTER, "shiplog_bolt_statements_total", "Cypher statements run over Bolt");
   m->failures = series(mx, SL_METRIC_COUNTER, "shiplog_bolt_failures_total", "Bolt requests that failed");
-  if (!m->accepted || !m->refused || !m->auth_failed || !m->requests || !m->open || !m->commits || !m->rollbacks ||
+  m->errors = sl_metrics_family(mx, SL_METRIC_COUNTER, "shiplog_bolt_errors_total",
+                                "Bolt requests that failed, by Neo4j status code", (const char *const[]){"code", NULL},
+                                NULL, 0);
+  sl_metric_family *lat = sl_metrics_family(mx, SL_METRIC_HISTOGRAM, "shiplog_bolt_statement_seconds",
+                                            "Cypher statements over Bolt, RUN to their last row", NULL,
+                                            sl_metrics_latency_buckets, sl_metrics_latency_nbuckets);
+  if (!m->errors || !lat) return -ENOMEM;
+  m->latency = sl_metric_series(lat, NULL);
+  if (!m->latency || !m->accepted || !m->refused || !m->auth_failed || !m->requests || !m->open || !m->commits || !m->rollbacks ||
       !m->statements || !m->failures)
     return -ENOMEM;
   return sl_metrics_on_collect(mx, collect, m);
@@ -230,6 +248,10 @@ int cmd_serve(int argc, char **argv) {
     ec.self = self;
   }
   ec.writer = ec.self;
+  if (d.metrics) {
+    ec.on_statement = on_statement;
+    ec.on_statement_arg = &sm;
+  }
   if (sl_bolt_engine_new(&ec, &engine)) goto out;
   placeholder = *sl_bolt_engine_backend(engine);
   if (d.metrics) {

@@ -11,7 +11,7 @@
 # Skips (77) without node or when npm cannot install the driver.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
-e2e_need -c serve node
+e2e_need -c serve node curl
 e2e_begin e2e_bolt
 bolt_driver_install
 
@@ -47,6 +47,7 @@ stop_serve() {
   fi
 }
 
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 U=$T/users
 for who in admin:admin reader:reader editor:editor; do
   "$BIN" passwd "$U" "${who%%:*}" --role "${who#*:}" <<<"pw-${who%%:*}" 2>/dev/null
@@ -63,8 +64,13 @@ expect 2 "serve --tls-cert without --tls-key" "$BIN" serve "$S" --listen 127.0.0
 expect 1 "serve of a directory that is no store" "$BIN" serve "$T/nothing" --listen 127.0.0.1:0 --no-auth
 
 # ---- the driver ------------------------------------------------------------------------------
-start_serve serve "$S" --auth "$U" --bookmark-timeout 300 || exit 1
+MPORT=$(free_port)
+start_serve serve "$S" --auth "$U" --bookmark-timeout 300 --metrics "127.0.0.1:$MPORT" || exit 1
 run_js "driver" "$PORT" main admin pw-admin pw-reader pw-editor
+curl -sf "http://127.0.0.1:$MPORT/metrics" >"$T/metrics.txt"
+check "metrics: commits counted" grep -qE '^shiplog_bolt_commits_total [1-9]' "$T/metrics.txt"
+check "metrics: statement latencies" grep -qE '^shiplog_bolt_statement_seconds_count [1-9]' "$T/metrics.txt"
+contains "$T/metrics.txt" 'shiplog_bolt_errors_total{code="Neo.ClientError.Statement.SyntaxError"}' "metrics: errors by code"
 run_js "login" "$PORT" wrong-password admin
 expect 1 "another writer is refused while serve runs" "$BIN" exec "$S" - <<<'{"op":"create_node","labels":["X"]}'
 contains "$T/err" "open for writing by another process" "the refusal says why"
@@ -77,7 +83,6 @@ run_js "tx timeout" "$PORT" tx-timeout editor pw-editor
 stop_serve timeout
 
 # ---- a standby over Bolt: receive --bolt ---------------------------------------------------
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 expect 2 "receive --bolt without --bolt-auth or --bolt-no-auth" "$BIN" receive --listen 127.0.0.1:0 --data "$T/rx0" --insecure --bolt 127.0.0.1:0
 expect 2 "receive --bolt-auth without --bolt" "$BIN" receive --listen 127.0.0.1:0 --data "$T/rx0" --insecure --bolt-auth "$U"
 BOLT_RX=$(free_port)

@@ -736,7 +736,7 @@ static int parse_pred(parser *p, qexpr **out) {
       p->i++;
       bool neg = accept_kw(p, "NOT");
       FAILRC(expect_kw(p, "NULL"));
-      qexpr *x;
+      qexpr *x = NULL;
       FAILRC(mk_bin(p, neg ? E_ISNOTNULL : E_ISNULL, e, NULL, &x));
       e = x;
       continue;
@@ -1173,9 +1173,18 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
           same = true;
         }
       }
-      if (!same && scratch.naggs)
-        return semerr(p, t0->line, t0->col, "Invalid use of aggregating function %s(...) in this context: ORDER BY may only use the aggregates of the projection",
-                      scratch.aggs[0]->name ? scratch.aggs[0]->name : "count");
+      /* an aggregate inside an ORDER BY expression: one of the projection's,
+       * written again, whose value the grouping operator leaves in q->aggres */
+      for (int k = 0; !same && k < scratch.naggs; k++) {
+        qexpr *ae = scratch.aggs[k];
+        int hit = -1;
+        for (int j = 0; j < c->naggs && hit < 0; j++)
+          if (c->aggs[j]->srclen == ae->srclen && !memcmp(c->aggs[j]->src, ae->src, ae->srclen)) hit = j;
+        if (hit < 0)
+          return semerr(p, ae->line, ae->col, "Invalid use of aggregating function %s(...) in this context: ORDER BY may only use the aggregates of the projection",
+                        ae->name ? ae->name : "count");
+        ae->aggidx = hit;
+      }
       const qexpr *old_var;
       if ((grouping || c->distinct) && (old_var = var_outside(*e, &nsc)))
         return semerr(p, old_var->line, old_var->col, "Variable `%s` not defined", old_var->name ? old_var->name : "?");

@@ -41,7 +41,7 @@ struct sl_bolt_engine {
 };
 
 typedef struct result {
-  bool open, done;
+  bool open;
   int64_t qid;
   sl_qcursor *cur;   /* live, or NULL once its rows are buffered */
   sl_buf rows;       /* buffered rows: one PackStream LIST each */
@@ -62,12 +62,10 @@ typedef struct engine_conn {
   bool write;        /* qtx is a write transaction */
   bool explicit_tx;  /* BEGIN ... COMMIT */
   bool mode_read;    /* mode "r" */
-  bool wrote;        /* a statement of the transaction wrote */
-  bool schema;       /* ... changed the schema */
   uint64_t deadline_ns; /* the transaction's timeout; 0: none */
   int64_t next_qid;
   result results[MAX_RESULTS];
-  sl_arena scratch;  /* parameters, buffered rows' conversion */
+  sl_arena scratch;  /* buffered rows' conversion, DISCARD's summary */
 } engine_conn;
 
 static void count(uint64_t *c) { __atomic_add_fetch(c, 1, __ATOMIC_RELAXED); }
@@ -201,14 +199,15 @@ static int from_pack(sl_arena *a, sl_bolt_dialect d, const sl_pack *p, sl_qvalue
 }
 
 /* ---- transactions ------------------------------------------------------------------------ */
+static void close_result(result *r) {
+  if (r->cur) sl_qcursor_close(r->cur, NULL);
+  r->cur = NULL;
+  sl_buf_free(&r->rows);
+  r->open = false;
+}
+
 static void end_results(engine_conn *c) {
-  for (int i = 0; i < MAX_RESULTS; i++) {
-    result *r = &c->results[i];
-    if (r->cur) sl_qcursor_close(r->cur, NULL);
-    r->cur = NULL;
-    sl_buf_free(&r->rows);
-    r->open = false;
-  }
+  for (int i = 0; i < MAX_RESULTS; i++) close_result(&c->results[i]);
 }
 
 static void end_tx(engine_conn *c) {
@@ -218,7 +217,7 @@ static void end_tx(engine_conn *c) {
     count(&c->e->stats.rollbacks);
   }
   c->qtx = NULL;
-  c->explicit_tx = c->write = c->wrote = c->schema = false;
+  c->explicit_tx = c->write = false;
   c->deadline_ns = 0;
 }
 
@@ -397,22 +396,22 @@ static result *find(engine_conn *c, int64_t qid) {
   return NULL;
 }
 
+static bool changed_schema(const sl_qstats *s) {
+  return s->indexes_added || s->indexes_removed || s->constraints_added || s->constraints_removed;
+}
+
 /* The statement's end: its counters, and whether it may change what it did. */
 static int statement_done(engine_conn *c, result *r, sl_bolt_error *err) {
   sl_qcursor_stats(r->cur, &r->stats);
   sl_query_error qe = {0};
   int rc = sl_qcursor_close(r->cur, &qe);
   r->cur = NULL;
-  r->done = true;
   if (rc) return query_failed(c, rc, &qe, err);
   const sl_qstats *s = &r->stats;
-  bool schema = s->indexes_added || s->indexes_removed || s->constraints_added || s->constraints_removed;
-  if (schema && c->peer.role < SL_BOLT_ROLE_ADMIN)
+  if (changed_schema(s) && c->peer.role < SL_BOLT_ROLE_ADMIN)
     return fail(c, err, "Neo.ClientError.Security.Forbidden",
                 "Schema operations are not allowed for user '%s' with roles [%s].", c->user,
                 sl_bolt_role_name(c->peer.role));
-  c->schema |= schema;
-  c->wrote |= s->contains_updates;
   observe(c, NULL);
   return 0;
 }
@@ -441,8 +440,7 @@ static int buffer_rows(engine_conn *c, result *r, sl_bolt_error *err) {
 
 static void summarize(engine_conn *c, result *r, sl_bolt_summary *sum, sl_arena *a) {
   const sl_qstats *s = &r->stats;
-  bool schema = s->indexes_added || s->indexes_removed || s->constraints_added || s->constraints_removed;
-  sum->type = schema ? "s" : !s->contains_updates ? "r" : r->ncols ? "rw" : "w";
+  sum->type = changed_schema(s) ? "s" : !s->contains_updates ? "r" : r->ncols ? "rw" : "w";
   sum->db = c->db.name;
   static const char *const names[] = {"nodes-created",  "nodes-deleted",   "relationships-created",
                                       "relationships-deleted", "properties-set", "labels-added",
@@ -464,12 +462,6 @@ static void summarize(engine_conn *c, result *r, sl_bolt_summary *sum, sl_arena 
   sum->stats = stats;
 }
 
-static void close_result(result *r) {
-  if (r->cur) sl_qcursor_close(r->cur, NULL);
-  r->cur = NULL;
-  sl_buf_free(&r->rows);
-  r->open = false;
-}
 
 /* Commit c's transaction; bookmark filled when it wrote. */
 static int commit_tx(engine_conn *c, char bookmark[128], sl_bolt_error *err) {

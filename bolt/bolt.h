@@ -349,11 +349,13 @@ extern const sl_bolt_backend sl_bolt_echo_backend;
  */
 struct sl_store;
 /* A database: its store (open for as long as the engine may use it), the
- * store's epoch (store/lineage.h) and name. */
+ * store's epoch (store/lineage.h), name, and its writer's Bolt address
+ * for routing tables ("": the engine's `writer`). */
 typedef struct sl_bolt_db {
   struct sl_store *store;
   uint64_t epoch;
   char name[65];
+  char writer[256];
 } sl_bolt_db;
 typedef struct sl_bolt_engine_config {
   /* One database (store), or many found by name (lookup; db NULL: the

@@ -677,9 +677,10 @@ static int eng_route(void *conn, const sl_pack *routing, const sl_pack *bookmark
   for (size_t i = 0; i < nr; i++)
     if (strcmp(readers[i], e->self)) routers[nroute++] = readers[i];
   sl_pack servers;
-  uint32_t ns = e->writer ? 3 : 2, i = 0;
+  const char *writer = c->db.writer[0] ? sl_arena_strdup(a, c->db.writer, strlen(c->db.writer)) : e->writer;
+  uint32_t ns = writer ? 3 : 2, i = 0;
   if (!sl_pack_new_map(a, rt, 3) || !sl_pack_new_list(a, &servers, ns)) return -ENOMEM;
-  if (e->writer) rc = add_server(a, &servers.u.items[i++], "WRITE", (const char *const *)&e->writer, 1);
+  if (writer) rc = add_server(a, &servers.u.items[i++], "WRITE", &writer, 1);
   if (!rc) rc = add_server(a, &servers.u.items[i++], "READ", readers, nr);
   if (!rc) rc = add_server(a, &servers.u.items[i++], "ROUTE", routers, nroute);
   if (rc) return rc;

@@ -3,8 +3,10 @@
  * Bolt server. It holds STORE open for writing (so another writer is
  * refused, `query` may still read it and `ship` tails its log) and serves it
  * through bolt/'s server on the query engine backend (bolt/engine.c). Many
- * connections' commits share the store's group commit. SIGTERM/SIGINT:
- * stop accepting, let the requests in flight finish, close the store.
+ * connections' commits share the store's group commit. While it runs,
+ * STORE/bolt.address names its advertised address, which the shipper
+ * passes on to the standbys (codec.h, ROUTING). SIGTERM/SIGINT: stop
+ * accepting, let the requests in flight finish, close the store.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include "bolt.h"
 #include "cli.h"
 #include "cmd_repl.h"
+#include "codec.h"
 #include "log.h"
 
 #define MAX_READ_REPLICAS 64
@@ -218,7 +221,7 @@ int cmd_serve(int argc, char **argv) {
   sl_bolt_server *server = NULL;
   cli_daemon d = {0};
   serve_metrics sm = {0};
-  bool daemon = false;
+  bool daemon = false, address_written = false;
   char self[300];
   if (auth && sl_bolt_users_load(auth, &users)) goto out;
   if (no_auth) sl_diag_warn("--no-auth: anyone who reaches %s may read and write the store, as admin", sc.listen);
@@ -264,6 +267,13 @@ int cmd_serve(int argc, char **argv) {
     close(ready_fd);
     ready_fd = -1;
   }
+  /* the shipper tells the standbys where their writer is (Hello.bolt_address) */
+  if ((rc = sl_bolt_address_write(pos[0], ec.self))) {
+    sl_diag_error("%s/%s: %s", pos[0], SL_BOLT_ADDRESS_FILE, sl_strerror(rc));
+    rc = CLI_FAIL;
+    goto out;
+  }
+  address_written = true;
   sl_diag_info("serving %s as database '%s' over Bolt on %s (advertised as %s)", pos[0],
                ec.database ? ec.database : "neo4j", sc.listen, ec.self);
   cli_notify_ready((void *)"serving");
@@ -271,6 +281,7 @@ int cmd_serve(int argc, char **argv) {
 out:
   if (d.metrics && sm.engine) sl_metrics_off_collect(d.metrics, collect, &sm);
   if (daemon) cli_daemon_stop(&d);
+  if (address_written) sl_bolt_address_remove(pos[0]);
   sl_bolt_server_free(server);
   sl_bolt_engine_free(engine);
   sl_bolt_throttle_free(throttle);

@@ -328,6 +328,9 @@ static int handshake(sl__conn_ctx *cx) {
   }
   sl__stream_note_primary(s, h->has_committed_txid ? h->committed_txid : 0,
                           h->has_primary_time_us ? h->primary_time_us : 0);
+  pthread_mutex_lock(&s->mu);
+  snprintf(s->primary_bolt, sizeof s->primary_bolt, "%s", h->bolt_address ? h->bolt_address : "");
+  pthread_mutex_unlock(&s->mu);
 
   Shiplog__Repl__Message wm = SHIPLOG__REPL__MESSAGE__INIT;
   Shiplog__Repl__Welcome w = SHIPLOG__REPL__WELCOME__INIT;

@@ -92,8 +92,9 @@ start_serve primary "$S" --auth "$U" --database main || exit 1
 SHIP_PID=$!
 pids+=("$SHIP_PID")
 nodes=$("$BIN" query "$S" 'MATCH (n) RETURN count(n) AS c' --format jsonl | jq .c)
+check "serve names its address for the shipper" grep -qx "127.0.0.1:$PORT" "$S/bolt.address"
 check "the standby catches up" e2e_wait_applied "$T/rx" main "$(e2e_last_txid "$S")" 60
-run_js "standby" "$BOLT_RX" standby reader pw-reader main "$nodes"
+run_js "standby" "$BOLT_RX" standby editor pw-editor main "$nodes" "$PORT"
 
 # a read that brings the bookmark of a write the standby has not received
 # yet waits for it: the shipper is stopped while the primary commits
@@ -115,6 +116,7 @@ grep -q '^ok' "$T/wait.out" || { bad "bookmark wait: no answer"; tail -3 "$T/wai
 kill -TERM "$SHIP_PID"
 wait "$SHIP_PID" 2>/dev/null
 stop_serve primary
+check "serve removes bolt.address at exit" test ! -e "$S/bolt.address"
 kill -TERM "$RX_PID"
 if wait "$RX_PID"; then ok "SIGTERM stops the receiver and its Bolt server, exit 0"; else bad "receive exited $? on SIGTERM"; fi
 grep -q 'Sanitizer\|runtime error' "$T/rx.log" "$T/primary.log" && bad "sanitizer report in rx.log or primary.log"

@@ -6,7 +6,8 @@
 // MODE write USER PASSWORD DB LABEL: one (:LABEL), prints "bookmark B";
 // MODE bookmark-wait USER PASSWORD DB LABEL B: a read with bookmark B must
 //   see the (:LABEL) (waiting for the standby to apply it);
-// MODE standby USER PASSWORD DB NODES: reads NODES nodes, writes refused;
+// MODE standby USER PASSWORD DB NODES PRIMARY_PORT: reads NODES nodes, writes
+//   refused, neo4j:// writes go to the primary;
 // MODE wrong-password USER: the login must be refused;
 // MODE tx-timeout USER PASSWORD: a quiet transaction is rolled back.
 // Prints "ok NAME" / "FAIL NAME: why" per check.
@@ -238,7 +239,7 @@ async function bookmarkWait(label, bookmark) {
   await driver.close();
 }
 
-async function standby(primaryNodes) {
+async function standby(primaryNodes, primaryPort) {
   const driver = standbyDriver();
   const s = driver.session({ database: sDb });
   try {
@@ -256,6 +257,13 @@ async function standby(primaryNodes) {
     const r = await rdriver.executeQuery('MATCH (n) RETURN count(n) AS c', {}, { database: sDb, routing: neo4j.routing.READ });
     if (r.records[0].get('c').equals(Number(primaryNodes))) ok('neo4j:// reads on the standby');
     else bad('standby routing', 'wrong count');
+    // the standby's routing table names the primary as writer (learned over replication)
+    await rdriver.executeQuery('CREATE (:ViaStandby)', {}, { database: sDb });
+    const w = await rdriver.executeQuery('MATCH (v:ViaStandby) RETURN count(v) AS c', {}, { database: sDb });
+    const rt = await rdriver._getOrCreateConnectionProvider()._routingTableRegistry.get(sDb);
+    if (w.records[0].get('c').equals(1) && rt && rt.writers.map(String).join() === `127.0.0.1:${primaryPort}`)
+      ok(`neo4j:// at the standby writes to the primary (writers ${rt.writers})`);
+    else bad('standby routing', `writers ${rt && rt.writers}`);
   } catch (e) { bad('standby routing', `${e.code} ${e.message}`); }
   await rdriver.close();
 }
@@ -290,7 +298,7 @@ async function wrongPassword(user) {
   if (mode === 'main') await main(...args);
   else if (mode === 'write') await write(args[3]);
   else if (mode === 'bookmark-wait') await bookmarkWait(args[3], args[4]);
-  else if (mode === 'standby') await standby(args[3]);
+  else if (mode === 'standby') await standby(args[3], args[4]);
   else if (mode === 'wrong-password') await wrongPassword(args[0]);
   else if (mode === 'tx-timeout') await txTimeout(args[0], args[1]);
   else bad('usage', mode);

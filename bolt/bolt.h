@@ -344,8 +344,9 @@ extern const sl_bolt_backend sl_bolt_echo_backend;
  *   bookmark_timeout_ms (Neo.TransientError.Transaction.BookmarkTimeout); a
  *   bookmark of another store or epoch is Neo.ClientError.Transaction.
  *   InvalidBookmark, naming the epochs.
- *   ROUTING. WRITE: `writer` (none when NULL); READ: `readers`, or `self`
- *   when there are none; ROUTE: self and the readers.
+ *   ROUTING. WRITE: the database's writer, else `writer` (none when NULL);
+ *   READ: `readers` and more_readers', or `self` when there are none;
+ *   ROUTE: self and the readers.
  */
 struct sl_store;
 /* A database: its store (open for as long as the engine may use it), the
@@ -376,8 +377,12 @@ typedef struct sl_bolt_engine_config {
   int bookmark_timeout_ms;     /* 0: 5000 */
   const char *self;            /* this server's advertised HOST:PORT */
   const char *writer;          /* WRITE in routing tables; NULL: none known */
-  const char *const *readers;  /* READ; n_readers 0: self */
+  const char *const *readers;  /* READ; none (here and from more_readers): self */
   size_t n_readers;
+  /* NULL, or READ addresses found at each ROUTE (the primary's standbys):
+   * at most max of them into out (strings in a); returns how many. */
+  size_t (*more_readers)(void *arg, sl_arena *a, const char **out, size_t max);
+  void *more_readers_arg;
   /* NULL, or called (from connection threads) as each statement ends:
    * seconds from RUN to its last row (-1 for a failure outside a
    * statement) and the Neo4j code of its failure (NULL: it succeeded). */

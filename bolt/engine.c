@@ -32,6 +32,7 @@
 
 #define MAX_RESULTS 64
 #define ACCESS_MODE "Neo.ClientError.Statement.AccessMode"
+#define MAX_FOUND_READERS 64 /* more_readers' per ROUTE */
 
 struct sl_bolt_engine {
   sl_bolt_engine_config cfg;
@@ -667,11 +668,14 @@ static int eng_route(void *conn, const sl_pack *routing, const sl_pack *bookmark
   (void)bookmarks;
   int rc = resolve_db(c, db, err);
   if (rc) return rc;
-  const char *self[] = {e->self};
-  const char *const *readers = e->cfg.n_readers ? (const char *const *)e->readers : self;
-  size_t nr = e->cfg.n_readers ? e->cfg.n_readers : 1;
-  const char **routers = sl_arena_alloc(a, (nr + 1) * sizeof *routers);
-  if (!routers) return -ENOMEM;
+  /* READ: the configured readers and the ones found now; self when none */
+  size_t max = e->cfg.n_readers + MAX_FOUND_READERS + 1, nr = 0;
+  const char **readers = sl_arena_alloc(a, max * sizeof *readers);
+  const char **routers = sl_arena_alloc(a, (max + 1) * sizeof *routers);
+  if (!readers || !routers) return -ENOMEM;
+  for (size_t i = 0; i < e->cfg.n_readers; i++) readers[nr++] = e->readers[i];
+  if (e->cfg.more_readers) nr += e->cfg.more_readers(e->cfg.more_readers_arg, a, readers + nr, MAX_FOUND_READERS);
+  if (!nr) readers[nr++] = e->self;
   size_t nroute = 0;
   routers[nroute++] = e->self;
   for (size_t i = 0; i < nr; i++)

@@ -90,6 +90,7 @@ int cli_bolt_rx_start(cli_bolt_rx *b, sl_receiver_options *ro) {
   ro->on_streams = on_streams;
   ro->before_close = before_close;
   ro->streams_arg = b;
+  ro->bolt_address = b->advertise;
   sl_diag_info("serving the standbys over Bolt on %s (advertised as %s)", b->listen, b->advertise);
   return CLI_OK;
 fail:

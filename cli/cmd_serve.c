@@ -8,6 +8,7 @@
  * passes on to the standbys (codec.h, ROUTING). SIGTERM/SIGINT: stop
  * accepting, let the requests in flight finish, close the store.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,13 +21,15 @@
 #include "cmd_repl.h"
 #include "codec.h"
 #include "log.h"
+#include "shipper.h"
 
 #define MAX_READ_REPLICAS 64
 
 static const char serve_help[] =
     "Usage: shiplog serve STORE --listen HOST:PORT (--auth FILE | --no-auth)\n"
     "                     [--database NAME] [--advertise HOST:PORT]\n"
-    "                     [--read-replica HOST:PORT ...] [--tls-cert FILE --tls-key FILE\n"
+    "                     [--read-replica HOST:PORT ...] [--max-replica-lag MS]\n"
+    "                     [--tls-cert FILE --tls-key FILE\n"
     "                     [--tls-ca FILE]] [--max-connections N] [--idle-timeout SECONDS]\n"
     "                     [--max-message BYTES] [--query-timeout MS] [--query-memory BYTES]\n"
     "                     [--tx-timeout MS] [--bookmark-timeout MS] [--metrics HOST:PORT]\n"
@@ -43,8 +46,10 @@ static const char serve_help[] =
     "  --database NAME        the database's name (default neo4j; also what a\n"
     "                         driver gets when it names none)\n"
     "  --advertise HOST:PORT  the address in routing tables (default: --listen)\n"
-    "  --read-replica H:P     a reader for routing tables (repeatable; default:\n"
-    "                         this server reads too)\n"
+    "  --read-replica H:P     a reader for routing tables (repeatable), beside the\n"
+    "                         standbys the shippers of STORE report (receive --bolt);\n"
+    "                         none of either: this server reads too\n"
+    "  --max-replica-lag MS   leave out a standby further behind (default 10000)\n"
     "  --tls-cert/--tls-key   PEM certificate and key: TLS only\n"
     "  --tls-ca FILE          also require client certificates from this CA\n"
     "  --max-connections N    beyond it new connections are closed (default 256)\n"
@@ -99,6 +104,36 @@ static sl_metric *series(sl_metrics *m, sl_metric_type t, const char *name, cons
   return f ? sl_metric_series(f, NULL) : NULL;
 }
 
+/* ROUTING: the standbys of STORE's streams that serve Bolt (their address
+ * came back in the shipper's Welcome, shipper.h status "bolt") and lag no
+ * more than max_lag_ms, read from STORE/ship/NAME.status at each ROUTE. */
+typedef struct standby_readers {
+  const char *store;
+  uint64_t max_lag_ms;
+} standby_readers;
+
+static size_t find_standbys(void *arg, sl_arena *a, const char **out, size_t max) {
+  standby_readers *sr = arg;
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/ship", sr->store);
+  DIR *d = opendir(dir);
+  size_t n = 0;
+  struct dirent *de;
+  while (d && n < max && (de = readdir(d))) {
+    size_t len = strlen(de->d_name);
+    if (len <= 7 || strcmp(de->d_name + len - 7, ".status")) continue;
+    char stream[256];
+    snprintf(stream, sizeof stream, "%.*s", (int)(len - 7), de->d_name);
+    sl_ship_status st;
+    if (sl_ship_status_read(sr->store, stream, &st) || !st.bolt[0] || strcmp(st.state, "streaming") ||
+        st.lag_ms > sr->max_lag_ms)
+      continue;
+    if ((out[n] = sl_arena_strdup(a, st.bolt, strlen(st.bolt)))) n++;
+  }
+  if (d) closedir(d);
+  return n;
+}
+
 static int metrics_start(sl_metrics *mx, serve_metrics *m) {
   m->accepted = series(mx, SL_METRIC_COUNTER, "shiplog_bolt_connections_total", "Bolt connections accepted");
   m->refused = series(mx, SL_METRIC_COUNTER, "shiplog_bolt_connections_refused_total",
@@ -126,7 +161,7 @@ static int metrics_start(sl_metrics *mx, serve_metrics *m) {
 
 int cmd_serve(int argc, char **argv) {
   enum { O_AUTH = 256, O_NOAUTH, O_DB, O_ADV, O_RR, O_CERT, O_KEY, O_CA, O_MAXC, O_IDLE, O_MAXMSG, O_QT, O_QM, O_TXT,
-         O_BMT, O_METRICS, O_READY };
+         O_BMT, O_METRICS, O_READY, O_LAG };
   static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
                                        {"auth", required_argument, NULL, O_AUTH},
                                        {"no-auth", no_argument, NULL, O_NOAUTH},
@@ -145,6 +180,7 @@ int cmd_serve(int argc, char **argv) {
                                        {"bookmark-timeout", required_argument, NULL, O_BMT},
                                        {"metrics", required_argument, NULL, O_METRICS},
                                        {"ready-file", required_argument, NULL, O_READY},
+                                       {"max-replica-lag", required_argument, NULL, O_LAG},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   const char *auth = NULL, *metrics = NULL, *ready_file = NULL, *readers[MAX_READ_REPLICAS];
@@ -153,6 +189,7 @@ int cmd_serve(int argc, char **argv) {
   int ms;
   sl_bolt_server_config sc = {0};
   sl_bolt_engine_config ec = {.tx_timeout_ms = 600000};
+  standby_readers standbys = {.max_lag_ms = 10000};
   char **pos;
   int c;
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -201,6 +238,10 @@ int cmd_serve(int argc, char **argv) {
       break;
     case O_METRICS: metrics = optarg; break;
     case O_READY: ready_file = optarg; break;
+    case O_LAG:
+      if (cli_parse_ms("serve", "--max-replica-lag", optarg, &ms)) return CLI_USAGE;
+      standbys.max_lag_ms = (uint64_t)ms;
+      break;
     default: return cli_usage("serve", NULL);
     }
   }
@@ -212,6 +253,9 @@ int cmd_serve(int argc, char **argv) {
   if (!sc.tls_cert != !sc.tls_key) return cli_usage("serve", "--tls-cert and --tls-key go together");
   if (sc.tls_ca && !sc.tls_cert) return cli_usage("serve", "--tls-ca needs --tls-cert and --tls-key");
   ec.readers = readers;
+  standbys.store = pos[0];
+  ec.more_readers = find_standbys;
+  ec.more_readers_arg = &standbys;
 
   int rc = CLI_FAIL, ready_fd = -1;
   sl_store *st = NULL;

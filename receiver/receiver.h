@@ -155,6 +155,8 @@ typedef struct sl_receiver_options {
   void (*on_streams)(void *arg, struct sl__receiver *r);
   void (*before_close)(void *arg);
   void *streams_arg;
+  const char *bolt_address;    /* NULL, or the standbys' Bolt address, told to shippers
+                                  (Welcome.bolt_address) for the primary's routing table */
 } sl_receiver_options;
 
 int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop);

@@ -346,6 +346,7 @@ static int handshake(sl__conn_ctx *cx) {
   w.first_txid = archive_first;
   w.max_batch_bytes = (uint32_t)r->opt.max_batch_bytes;
   w.has_accepts_sealed = w.accepts_sealed = true;
+  w.bolt_address = (char *)r->opt.bolt_address;
   Shiplog__Repl__EpochStart hist_msg[SL_HISTORY_MAX], *hist_ptrs[SL_HISTORY_MAX];
   sl_log_history(s->log, &rh);
   sl_msg_history_put(&rh, hist_msg, hist_ptrs, &w.history, &w.n_history);

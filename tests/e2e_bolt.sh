@@ -95,6 +95,8 @@ nodes=$("$BIN" query "$S" 'MATCH (n) RETURN count(n) AS c' --format jsonl | jq .
 check "serve names its address for the shipper" grep -qx "127.0.0.1:$PORT" "$S/bolt.address"
 check "the standby catches up" e2e_wait_applied "$T/rx" main "$(e2e_last_txid "$S")" 60
 run_js "standby" "$BOLT_RX" standby editor pw-editor main "$nodes" "$PORT"
+check "the shipper reports the standby's Bolt address" e2e_until 30 grep -qx "bolt=127.0.0.1:$BOLT_RX" "$S/ship/main.status"
+run_js "routing" "$PORT" primary-route reader pw-reader main "$BOLT_RX"
 
 # a read that brings the bookmark of a write the standby has not received
 # yet waits for it: the shipper is stopped while the primary commits

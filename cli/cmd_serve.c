@@ -306,11 +306,6 @@ int cmd_serve(int argc, char **argv) {
     sm.engine = engine;
     if (metrics_start(d.metrics, &sm)) goto out;
   }
-  if (ready_fd >= 0) {
-    dprintf(ready_fd, "%d\n", sl_bolt_server_port(server));
-    close(ready_fd);
-    ready_fd = -1;
-  }
   /* the shipper tells the standbys where their writer is (Hello.bolt_address) */
   if ((rc = sl_bolt_address_write(pos[0], ec.self))) {
     sl_diag_error("%s/%s: %s", pos[0], SL_BOLT_ADDRESS_FILE, sl_strerror(rc));
@@ -318,6 +313,11 @@ int cmd_serve(int argc, char **argv) {
     goto out;
   }
   address_written = true;
+  if (ready_fd >= 0) {
+    dprintf(ready_fd, "%d\n", sl_bolt_server_port(server));
+    close(ready_fd);
+    ready_fd = -1;
+  }
   sl_diag_info("serving %s as database '%s' over Bolt on %s (advertised as %s)", pos[0],
                ec.database ? ec.database : "neo4j", sc.listen, ec.self);
   cli_notify_ready((void *)"serving");

@@ -47,6 +47,15 @@ static void before_close(void *arg) {
   atomic_store(&b->receiver, NULL);
 }
 
+const char *cli_bolt_advertised(const char *listen, int port, char *buf, size_t len) {
+  const char *colon = strrchr(listen, ':');
+  int hlen = colon ? (int)(colon - listen) : 0;
+  bool any = hlen == 0 || !strncmp(listen, "0.0.0.0:", 8) || !strncmp(listen, "[::]:", 5);
+  if (any) snprintf(buf, len, "localhost:%d", port);
+  else snprintf(buf, len, "%.*s:%d", hlen, listen, port);
+  return buf;
+}
+
 int cli_bolt_rx_check(const cli_bolt_rx *b) {
   if (!b->listen) {
     if (b->auth || b->no_auth || b->advertise || b->tls_cert || b->tls_key || b->tls_ca)
@@ -73,11 +82,7 @@ int cli_bolt_rx_start(cli_bolt_rx *b, sl_receiver_options *ro) {
   sc.session = (sl_bolt_session_config){.backend = &b->backend, .users = b->users, .throttle = b->throttle,
                                         .server_agent = "Neo4j/5.26.0"};
   if (sl_bolt_server_start(&sc, &b->server)) goto fail;
-  if (!b->advertise) {
-    snprintf(b->self, sizeof b->self, "%s:%d", strncmp(b->listen, "127.", 4) ? "localhost" : "127.0.0.1",
-             sl_bolt_server_port(b->server));
-    b->advertise = b->self;
-  }
+  if (!b->advertise) b->advertise = cli_bolt_advertised(b->listen, sl_bolt_server_port(b->server), b->self, sizeof b->self);
   sl_bolt_engine_config ec = {.lookup = lookup, .lookup_arg = b, .read_only = true,
                               .bookmark_timeout_ms = b->bookmark_timeout_ms, .self = b->advertise};
   if (sl_bolt_engine_new(&ec, &b->engine)) goto fail;

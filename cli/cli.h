@@ -76,6 +76,9 @@ typedef struct cli_bolt_rx {
 /* Take option c (one of CLI_BOLT_RX_OPTIONS): 1 taken, 0 not ours, CLI_USAGE. */
 int cli_bolt_rx_option(cli_bolt_rx *b, int c, const char *arg);
 int cli_bolt_rx_check(const cli_bolt_rx *b);
+/* A Bolt server's address for routing tables when none is given: the
+ * listening host (localhost for a wildcard) with the port bound. */
+const char *cli_bolt_advertised(const char *listen, int port, char *buf, size_t len);
 int cli_bolt_rx_start(cli_bolt_rx *b, struct sl_receiver_options *ro);
 void cli_bolt_rx_stop(cli_bolt_rx *b);
 int cli_log_diverged(const char *store, const char *data, const char *stream, bool json);

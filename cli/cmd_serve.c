@@ -286,14 +286,7 @@ int cmd_serve(int argc, char **argv) {
   sl_bolt_backend placeholder = {0};
   sc.session.backend = &placeholder;
   if (sl_bolt_server_start(&sc, &server)) goto out;
-  if (!ec.self) {
-    const char *colon = strrchr(sc.listen, ':');
-    int hlen = colon ? (int)(colon - sc.listen) : 0;
-    const char *host = hlen == 0 || !strncmp(sc.listen, "0.0.0.0", 7) || !strncmp(sc.listen, "[::]", 4) ? "localhost" : sc.listen;
-    if (host != sc.listen) hlen = (int)strlen(host);
-    snprintf(self, sizeof self, "%.*s:%d", hlen, host, sl_bolt_server_port(server));
-    ec.self = self;
-  }
+  if (!ec.self) ec.self = cli_bolt_advertised(sc.listen, sl_bolt_server_port(server), self, sizeof self);
   ec.writer = ec.self;
   if (d.metrics) {
     ec.on_statement = on_statement;

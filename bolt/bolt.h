@@ -135,9 +135,10 @@ typedef struct sl_bolt_dialect {
 
 /* A zone's offset (seconds east of UTC) at an instant, and back: the
  * instant of a wall-clock time in a zone. 0 or SL_EINVAL (unknown zone).
- * The default (NULL in sl_bolt_from_pack) is sl_bolt_zone_offset_libc. */
+ * The default (NULL in sl_bolt_to_value) is sl_bolt_zone_offset_tzdb:
+ * base's zone database (sl_tz_*), which never touches the process's TZ. */
 typedef int (*sl_bolt_zone_fn)(const char *zone, int64_t seconds, bool seconds_are_local, int32_t *offset);
-int sl_bolt_zone_offset_libc(const char *zone, int64_t seconds, bool seconds_are_local, int32_t *offset);
+int sl_bolt_zone_offset_tzdb(const char *zone, int64_t seconds, bool seconds_are_local, int32_t *offset);
 
 /* An sl_value (every kind of shiplog.h) as the PackStream value a driver
  * reads: scalars as themselves, lists item by item, SL_DATE .. SL_POINT as
@@ -283,7 +284,8 @@ typedef struct sl_bolt_summary {
  * explicit transaction (after begin) or alone (autocommit, p given to run).
  * qid numbers the open results of a transaction from 0; -1 in pull/discard
  * means the last one. pull: at most n records (n -1: all), *has_more when
- * some remain; when the result ends the summary is filled. */
+ * some remain; when the result ends the summary is filled. A RESET calls
+ * rollback, also for an autocommit result (it ends unconsumed). */
 typedef struct sl_bolt_backend {
   void *ctx;
   int (*open)(void *ctx, const sl_bolt_peer *peer, void **conn, sl_bolt_error *err);
@@ -304,6 +306,10 @@ typedef struct sl_bolt_backend {
   /* Stop what runs for conn now (RESET arrived); may be called from another
    * thread. NULL: nothing to stop. */
   void (*interrupt)(void *conn);
+  /* Called by the connection's thread while it waits for the client: the
+   * ms until it wants to be called again, or -1 (not before the next
+   * request). NULL: never. (The engine's transaction timeouts.) */
+  int64_t (*tick)(void *conn);
 } sl_bolt_backend;
 
 /* The test backend (echo.c), for the server's tests until query/ lands:
@@ -316,6 +322,86 @@ typedef struct sl_bolt_backend {
  *   "SLEEP MS": waits (interruptible), then one record.
  * Commits answer bookmarks "echo:N". */
 extern const sl_bolt_backend sl_bolt_echo_backend;
+
+/* ---- the query engine as the backend (engine.c) ------------------------------------------ */
+/*
+ * Bolt requests on query/'s transactions (sl_qtx), for one store served
+ * under one database name: `serve` gives it the primary (read-write), the
+ * receiver its standbys (read-only).
+ *   TRANSACTIONS. Every transaction starts on a read snapshot, which never
+ *   waits for the writer; the first statement that writes moves it to a
+ *   write transaction (the snapshot is dropped: nothing was written yet),
+ *   unless it may not write: mode "r" (Neo.ClientError.Statement.AccessMode),
+ *   a reader (Neo.ClientError.Security.Forbidden), a read-only database
+ *   (Neo.ClientError.General.ForbiddenOnReadOnlyDatabase). Schema changes
+ *   need an admin. Commits go through the store's group commit.
+ *   RESULTS. Several results may be open in a transaction; the engine runs
+ *   one statement at a time, so starting a new one first reads the rows of
+ *   the open one into memory (bounded by the query memory limit).
+ *   BOOKMARKS. "shiplog:<store id, 32 hex>:<epoch>:<txid>". A transaction
+ *   that brings bookmarks waits until its store has applied their txid (a
+ *   standby: until the archive is replayed that far), up to
+ *   bookmark_timeout_ms (Neo.TransientError.Transaction.BookmarkTimeout); a
+ *   bookmark of another store or epoch is Neo.ClientError.Transaction.
+ *   InvalidBookmark, naming the epochs.
+ *   ROUTING. WRITE: the database's writer, else `writer` (none when NULL);
+ *   READ: `readers` and more_readers', or `self` when there are none;
+ *   ROUTE: self and the readers.
+ */
+struct sl_store;
+/* A database: its store (open for as long as the engine may use it), the
+ * store's epoch (store/lineage.h), name, and its writer's Bolt address
+ * for routing tables ("": the engine's `writer`). */
+typedef struct sl_bolt_db {
+  struct sl_store *store;
+  uint64_t epoch;
+  char name[65];
+  char writer[256];
+} sl_bolt_db;
+typedef struct sl_bolt_engine_config {
+  /* One database (store), or many found by name (lookup; db NULL: the
+   * default one): 0 with *out filled, -ENOENT (no such database), -EAGAIN
+   * (not available yet). Called from connection threads. */
+  struct sl_store *store;
+  int (*lookup)(void *arg, const char *db, sl_bolt_db *out);
+  void *lookup_arg;
+  const char *database;        /* store's name; NULL: "neo4j" */
+  bool read_only;              /* standbys */
+  uint64_t epoch;              /* store's epoch (store/lineage.h) */
+  uint64_t query_timeout_ms;   /* per statement; 0: none */
+  uint64_t query_memory;       /* per statement; 0: query/'s default */
+  int64_t tx_timeout_ms;       /* a transaction older than this is rolled back (at
+                                  once if its client is silent: the store's writer is
+                                  free again) and fails; 0: none (a client's tx_timeout
+                                  wins) */
+  int bookmark_timeout_ms;     /* 0: 5000 */
+  const char *self;            /* this server's advertised HOST:PORT */
+  const char *writer;          /* WRITE in routing tables; NULL: none known */
+  const char *const *readers;  /* READ; none (here and from more_readers): self */
+  size_t n_readers;
+  /* NULL, or READ addresses found at each ROUTE (the primary's standbys):
+   * at most max of them into out (strings in a); returns how many. */
+  size_t (*more_readers)(void *arg, sl_arena *a, const char **out, size_t max);
+  void *more_readers_arg;
+  /* NULL, or called (from connection threads) as each statement ends:
+   * seconds from RUN to its last row (-1 for a failure outside a
+   * statement) and the Neo4j code of its failure (NULL: it succeeded). */
+  void (*on_statement)(void *arg, double seconds, const char *code);
+  void *on_statement_arg;
+} sl_bolt_engine_config;
+
+typedef struct sl_bolt_engine sl_bolt_engine;
+/* The strings of cfg are copied. */
+int sl_bolt_engine_new(const sl_bolt_engine_config *cfg, sl_bolt_engine **out);
+/* The backend to put in sl_bolt_session_config (valid while e lives). */
+const sl_bolt_backend *sl_bolt_engine_backend(sl_bolt_engine *e);
+/* Counters: transactions committed, rolled back, statements, failures. */
+typedef struct sl_bolt_engine_stats {
+  uint64_t commits, rollbacks, statements, failures;
+} sl_bolt_engine_stats;
+void sl_bolt_engine_get_stats(sl_bolt_engine *e, sl_bolt_engine_stats *out);
+/* Every connection must be closed first. */
+void sl_bolt_engine_free(sl_bolt_engine *e);
 
 /* ---- users (auth.c) --------------------------------------------------------------------- */
 /*
@@ -394,6 +480,8 @@ void sl_bolt_session_interrupt(sl_bolt_session *s);
 sl_bolt_state sl_bolt_session_state(const sl_bolt_session *s);
 /* Logged in (READY or later reached at least once). */
 bool sl_bolt_session_authenticated(const sl_bolt_session *s);
+/* The backend's tick (sl_bolt_backend), or -1 without one or a login. */
+int64_t sl_bolt_session_tick(sl_bolt_session *s);
 
 /* ---- the server (server.c) ---------------------------------------------------------------- */
 typedef struct sl_bolt_server_config {

@@ -34,7 +34,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,57 +386,15 @@ const sl_pack *sl_pack_map_get(const sl_pack *map, const char *key) {
 }
 
 /* ---- zones ----------------------------------------------------------------------------- */
-/* The C library knows zones only through TZ, a process-wide setting: swap
- * it under a lock, and put it back. Other threads of shiplog format times
- * in UTC (gmtime_r), which TZ does not touch. A seam: the values module's
- * own zone lookup (sl_temporal_parse's) can replace it. */
-static pthread_mutex_t zone_lock = PTHREAD_MUTEX_INITIALIZER;
-
-int sl_bolt_zone_offset_libc(const char *zone, int64_t seconds, bool seconds_are_local, int32_t *offset) {
-  char path[128];
-  if (!zone || !*zone || strlen(zone) > SL_ZONE_MAX || strstr(zone, "..") || zone[0] == '/') return SL_EINVAL;
-  snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", zone);
-  FILE *f = fopen(path, "rb");
-  char magic[4] = {0};
-  bool ok = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "TZif", 4);
-  if (f) fclose(f);
-  if (!ok) return SL_EINVAL;
-  int rc = 0;
-  pthread_mutex_lock(&zone_lock);
-  const char *old = getenv("TZ");
-  char *saved = old ? strdup(old) : NULL;
-  if (old && !saved) {
-    rc = -ENOMEM;
-    goto out;
-  }
-  char tz[80];
-  snprintf(tz, sizeof tz, ":%s", zone);
-  setenv("TZ", tz, 1);
-  tzset();
-  struct tm tm;
-  time_t t = (time_t)seconds;
-  if (seconds_are_local) {
-    /* the wall clock read as UTC, then as local time in the zone */
-    if (!gmtime_r(&t, &tm)) {
-      rc = SL_EINVAL;
-    } else {
-      tm.tm_isdst = -1;
-      time_t utc = mktime(&tm);
-      if (utc == (time_t)-1 && seconds != -1) rc = SL_EINVAL;
-      else *offset = (int32_t)(seconds - (int64_t)utc);
-    }
-  } else if (!localtime_r(&t, &tm)) {
-    rc = SL_EINVAL;
-  } else {
-    *offset = (int32_t)tm.tm_gmtoff;
-  }
-  if (saved) setenv("TZ", saved, 1);
-  else unsetenv("TZ");
-  tzset();
-  free(saved);
-out:
-  pthread_mutex_unlock(&zone_lock);
-  return rc;
+/* base's tzdb (the system's TZif files, cached, thread-safe): the same
+ * rules the values module applies to a zone in text, so a zone given as a
+ * Bolt parameter means what it means in a query. */
+int sl_bolt_zone_offset_tzdb(const char *zone, int64_t seconds, bool seconds_are_local, int32_t *offset) {
+  if (!zone || !*zone || strlen(zone) > SL_ZONE_MAX) return SL_EINVAL;
+  if (!seconds_are_local) return sl_tz_offset_at(zone, seconds, offset);
+  int64_t utc;
+  int rc = sl_tz_resolve_local(zone, seconds, NULL, &utc, offset);
+  return rc < 0 ? rc : 0;
 }
 
 /* ---- sl_value <-> structures ------------------------------------------------------------ */
@@ -621,7 +578,7 @@ static int struct_to_value(sl_arena *a, const sl_pack *p, sl_bolt_dialect d, sl_
     char *zn = sl_arena_strdup(a, z->u.s, z->len);
     if (!zn) return -ENOMEM;
     int32_t off = 0;
-    int rc = (zone ? zone : sl_bolt_zone_offset_libc)(zn, i0, legacy, &off);
+    int rc = (zone ? zone : sl_bolt_zone_offset_tzdb)(zn, i0, legacy, &off);
     if (rc) {
       snprintf(why, whylen, "unknown time zone '%s'", zn);
       return SL_EINVAL;

@@ -392,7 +392,11 @@ static void serve_connection(conn *c) {
       deadline = last_request + (uint64_t)cfg->idle_timeout_s * 1000;
       why = &s->stats.closed_idle;
     }
-    int w = wait_io(c, POLLIN, deadline);
+    /* the backend's timers (a transaction's timeout) run in this thread */
+    int64_t tick = sl_bolt_session_tick(session);
+    uint64_t until = tick >= 0 && mono_ms() + (uint64_t)tick < deadline ? mono_ms() + (uint64_t)tick : deadline;
+    int w = wait_io(c, POLLIN, until);
+    if (w == 0 && until < deadline) continue;
     if (w == 0) {
       sl_diag_info("bolt: %s: %s, closed", c->peer, why == &s->stats.closed_idle ? "idle" : "too slow");
       count(s, why);

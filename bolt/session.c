@@ -14,7 +14,8 @@
  *   READY --ROUTE, TELEMETRY (5.4+)--> READY
  *   any of READY.. TX_STREAMING --a request fails (backend_failed)--> FAILED
  *   FAILED --anything but RESET, GOODBYE--> IGNORED, FAILED
- *   any --RESET--> READY (a transaction is rolled back)      [handle_reset]
+ *   any --RESET--> READY (a transaction, also an autocommit one, is rolled
+ *                        back)                                 [handle_reset]
  *   any --sl_bolt_session_interrupt--> INTERRUPTED: IGNORED until the RESET
  *   any --GOODBYE, a protocol violation, a failed login--> DEFUNCT [defunct]
  * A protocol violation is a message the version does not know, one the
@@ -109,6 +110,9 @@ void sl_bolt_session_free(sl_bolt_session *s) {
 
 sl_bolt_state sl_bolt_session_state(const sl_bolt_session *s) { return s->state; }
 bool sl_bolt_session_authenticated(const sl_bolt_session *s) { return s->authenticated; }
+int64_t sl_bolt_session_tick(sl_bolt_session *s) {
+  return s->conn && s->cfg.backend->tick ? s->cfg.backend->tick(s->conn) : -1;
+}
 
 void sl_bolt_session_interrupt(sl_bolt_session *s) {
   if (s->state == SL_BOLT_DEFUNCT) return;
@@ -463,13 +467,10 @@ static int handle_reset(sl_bolt_session *s) {
   if (s->pending_resets) s->pending_resets--;
   if (s->pending_resets) return respond(s, SL_BOLT_MSG_IGNORED, NULL); /* a later RESET ends it */
   if (s->in_tx || s->n_open) {
+    /* an autocommit result too: RESET terminates, it does not consume
+     * (a DISCARD would run a write to its end and commit it) */
     sl_bolt_error err = {0};
-    if (s->in_tx) s->cfg.backend->rollback(s->conn, &err);
-    else for (int i = 0; i < s->n_open; i++) {
-      bool more;
-      sl_bolt_summary sum = {0};
-      s->cfg.backend->discard(s->conn, s->open_qids[i], -1, &more, &sum, &err);
-    }
+    s->cfg.backend->rollback(s->conn, &err);
   }
   s->in_tx = false;
   s->n_open = 0;

@@ -12,12 +12,14 @@
 #define SL_CLI_H
 
 #include <getopt.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bolt.h"
 #include "crypt.h"
 #include "store.h"
 
@@ -44,6 +46,41 @@ int cmd_promote(int argc, char **argv);
 int cmd_rewind(int argc, char **argv);
 /* Bolt users (cli/cmd_passwd.c; the work is bolt/auth.c's). */
 int cmd_passwd(int argc, char **argv);
+/* The primary's Bolt server (cli/cmd_serve.c; the work is bolt/'s). */
+int cmd_serve(int argc, char **argv);
+/* `receive --bolt` (cli/bolt_rx.c): the standbys over Bolt, read-only.
+ * The options fill the first fields; check (CLI_OK or a usage error),
+ * then start before sl_receiver_run (it sets the receiver's hooks) and
+ * stop after it. */
+struct sl_receiver_options;
+typedef struct cli_bolt_rx {
+  const char *listen, *advertise, *auth, *tls_cert, *tls_key, *tls_ca;
+  bool no_auth;
+  int bookmark_timeout_ms;
+  sl_bolt_users *users;
+  sl_bolt_throttle *throttle;
+  sl_bolt_engine *engine;
+  sl_bolt_server *server;
+  sl_bolt_backend backend;
+  pthread_t thread;
+  bool running;
+  volatile sig_atomic_t stop;
+  struct sl__receiver *_Atomic receiver;
+  char self[300];
+} cli_bolt_rx;
+#define CLI_BOLT_RX_OPTIONS                                                                                        \
+  {"bolt", required_argument, NULL, 0x4201}, {"bolt-advertise", required_argument, NULL, 0x4202},                 \
+      {"bolt-auth", required_argument, NULL, 0x4203}, {"bolt-no-auth", no_argument, NULL, 0x4204},                \
+      {"bolt-tls-cert", required_argument, NULL, 0x4205}, {"bolt-tls-key", required_argument, NULL, 0x4206},      \
+      {"bolt-tls-ca", required_argument, NULL, 0x4207}, {"bookmark-timeout", required_argument, NULL, 0x4208}
+/* Take option c (one of CLI_BOLT_RX_OPTIONS): 1 taken, 0 not ours, CLI_USAGE. */
+int cli_bolt_rx_option(cli_bolt_rx *b, int c, const char *arg);
+int cli_bolt_rx_check(const cli_bolt_rx *b);
+/* A Bolt server's address for routing tables when none is given: the
+ * listening host (localhost for a wildcard) with the port bound. */
+const char *cli_bolt_advertised(const char *listen, int port, char *buf, size_t len);
+int cli_bolt_rx_start(cli_bolt_rx *b, struct sl_receiver_options *ro);
+void cli_bolt_rx_stop(cli_bolt_rx *b);
 int cli_log_diverged(const char *store, const char *data, const char *stream, bool json);
 /* Dump chains (cli/dump_chain.c): `dump [STORE] --chain DIR ...` and
  * `load --chain DIR --into NEW_DIR`; cmd_dump and cmd_load hand over to

@@ -111,6 +111,17 @@ static const char receive_help[] =
     "  --s3-endpoint URL    the S3 server (http(s)://HOST:PORT; path-style;\n"
     "                       default $SL_S3_ENDPOINT)\n"
     "  --s3-region R        the signing region (default $AWS_REGION or us-east-1)\n"
+    "  --bolt HOST:PORT     also serve every stream's standby over Bolt, read-only,\n"
+    "                       as the database named as the stream (spec/bolt.md)\n"
+    "  --bolt-advertise HOST:PORT  that address in routing tables\n"
+    "  --bolt-auth FILE / --bolt-no-auth\n"
+    "                       Bolt users file (shiplog passwd), or no login; one\n"
+    "                       of the two is required with --bolt\n"
+    "  --bolt-tls-cert FILE, --bolt-tls-key FILE, --bolt-tls-ca FILE\n"
+    "                       Bolt's TLS (default: --tls-cert/--tls-key); the CA\n"
+    "                       also requires client certificates\n"
+    "  --bookmark-timeout MS  how long a Bolt transaction waits for the standby\n"
+    "                       to reach its bookmarks (default 5000)\n"
     "  --verbose            log connections and stream events\n"
     "  --config FILE        read options from FILE ('key = value' lines, keys named\n"
     "                       as the options; the command line wins)\n"
@@ -146,6 +157,7 @@ int cmd_receive(int argc, char **argv) {
                                        {"max-replay-seconds", required_argument, NULL, 'X'},
                                        {"retain-snapshots", required_argument, NULL, 'N'},
                                        {"retain-days", required_argument, NULL, 'D'},
+                                       CLI_BOLT_RX_OPTIONS,
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
   const char *metrics = NULL, *key_file = NULL;
@@ -155,8 +167,13 @@ int cmd_receive(int argc, char **argv) {
   const char *ready_file = NULL;
   bool allow_root = false;
   uint64_t v;
-  int c;
+  int c, taken;
+  cli_bolt_rx bolt = {0};
   while ((c = cli_getopt(argc, argv, opts)) != -1) {
+    if ((taken = cli_bolt_rx_option(&bolt, c, optarg))) {
+      if (taken == CLI_USAGE) return CLI_USAGE;
+      continue;
+    }
     switch (c) {
     case 'h': return cli_help(receive_help);
     case 'l': ro.listen = optarg; break;
@@ -236,6 +253,7 @@ int cmd_receive(int argc, char **argv) {
   if (optind < argc) return cli_usage("receive", "unexpected argument '%s'", argv[optind]);
   if (!ro.listen) return cli_usage("receive", "--listen HOST:PORT is required");
   if (!ro.data_dir) return cli_usage("receive", "--data DIR is required");
+  if (cli_bolt_rx_check(&bolt)) return CLI_USAGE;
   sl_s3_url s3url;
   if (uo.url && sl_s3_url_parse(uo.url, &s3url))
     return cli_usage("receive", "--archive-to: '%s' is not s3://BUCKET[/PREFIX] (keys: [A-Za-z0-9._/-])", uo.url);
@@ -278,7 +296,13 @@ int cmd_receive(int argc, char **argv) {
     cli_daemon_stop(&d);
     return CLI_FAIL;
   }
+  if (cli_bolt_rx_start(&bolt, &ro)) {
+    sl_upload_stop(up);
+    cli_daemon_stop(&d);
+    return CLI_FAIL;
+  }
   int rc = sl_receiver_run(&ro, stop);
+  cli_bolt_rx_stop(&bolt);
   sl_upload_stop(up);
   cli_daemon_stop(&d);
   sl_keyring_free(ro.keyring);

@@ -39,6 +39,7 @@ static const struct command {
     {"consumers", cmd_consumers, "who holds back the pruning of a store's log, and since when"},
     {"promote", cmd_promote, "make a stream's standby (a copy) a writable primary in a new epoch"},
     {"rewind", cmd_rewind, "cut a diverged old primary back to a shared txid so it can follow"},
+    {"serve", cmd_serve, "serve a store over Bolt (Neo4j's drivers), read-write"},
     {"passwd", cmd_passwd, "add a user to a Bolt users file, or change a password"},
 };
 

@@ -521,3 +521,34 @@ int sl_msg_history_get(Shiplog__Repl__EpochStart *const *v, size_t n, sl_history
     if (sl_history_add(h, v[i]->epoch, v[i]->first_txid, v[i]->prev_checksum)) return SL_ECORRUPT;
   return 0;
 }
+
+/* ---- ROUTING: the primary's Bolt address beside its store ------------------------------ */
+int sl_bolt_address_read(const char *store_dir, char *buf, size_t len) {
+  char path[4096];
+  uint8_t *data = NULL;
+  size_t n = 0;
+  snprintf(path, sizeof path, "%s/" SL_BOLT_ADDRESS_FILE, store_dir);
+  int rc = sl_read_file(path, len, &data, &n);
+  if (rc) return rc;
+  if (n && data[n - 1] == '\n') n--;
+  rc = n && n < len && !memchr(data, '\n', n) && !memchr(data, 0, n) ? 0 : SL_EINVAL;
+  if (!rc) {
+    memcpy(buf, data, n);
+    buf[n] = 0;
+  }
+  free(data);
+  return rc;
+}
+
+int sl_bolt_address_write(const char *store_dir, const char *address) {
+  char line[300];
+  int n = snprintf(line, sizeof line, "%s\n", address);
+  if (n < 0 || (size_t)n >= sizeof line) return SL_EINVAL;
+  return sl_write_file_atomic(store_dir, SL_BOLT_ADDRESS_FILE, line, (size_t)n);
+}
+
+void sl_bolt_address_remove(const char *store_dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/" SL_BOLT_ADDRESS_FILE, store_dir);
+  unlink(path);
+}

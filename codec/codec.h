@@ -208,6 +208,16 @@ const char *sl_conn_tls_error(const sl_conn *c);
  * subjectAltName); 0 for a plain connection. Valid until close. */
 size_t sl_conn_identities(const sl_conn *c, const char *const **ids);
 
+/* ROUTING (Hello.bolt_address): `shiplog serve` keeps its advertised Bolt
+ * address in STORE/bolt.address while it runs (one line HOST:PORT; removed
+ * at exit), and the shipper reads it for each Hello. read: 0 and the
+ * address in buf, or -ENOENT (no Bolt server) / -errno / SL_EINVAL (not
+ * one line of at most len - 1 bytes). */
+#define SL_BOLT_ADDRESS_FILE "bolt.address"
+int sl_bolt_address_read(const char *store_dir, char *buf, size_t len);
+int sl_bolt_address_write(const char *store_dir, const char *address);
+void sl_bolt_address_remove(const char *store_dir);
+
 /* Build common messages (fields owned by the caller's storage). */
 void sl_msg_error(Shiplog__Repl__Message *m, Shiplog__Repl__Error *e,
                   Shiplog__Repl__ErrorCode code, bool permanent, const char *text);

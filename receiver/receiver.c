@@ -361,6 +361,7 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
   sl__conn_ctx *conns = NULL;
   int lfd = -1, ready_fd = opt->ready_fd;
   int rc;
+  bool streams_shared = false;
   if (!stop) stop = &never;
   if (!r.opt.heartbeat_ms) r.opt.heartbeat_ms = 1000;
   if (!r.opt.timeout_ms) r.opt.timeout_ms = 10000;
@@ -390,6 +391,8 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
   if (rc) goto fail;
   rc = sl__rx_metrics_start(&r);
   if (rc) goto fail;
+  if (opt->on_streams) opt->on_streams(opt->streams_arg, &r);
+  streams_shared = opt->on_streams != NULL;
   rc = sl_listen(opt->listen, 128, &lfd);
   if (rc) {
     sl_diag_error("cannot listen on %s: %s", opt->listen, sl_strerror(rc));
@@ -421,6 +424,7 @@ fail:
   if (ready_fd >= 0) close(ready_fd); /* the waiting side sees EOF, not a hang */
   if (lfd >= 0) close(lfd);
   reap(&r, &conns, true);
+  if (streams_shared && opt->before_close) opt->before_close(opt->streams_arg);
   sl__rx_metrics_stop(&r);
   sl__streams_close_all(&r);
   if (r.lock_fd >= 0) close(r.lock_fd);

@@ -108,6 +108,8 @@
 #include "crypt.h"
 #include "metrics.h"
 
+struct sl__receiver;
+struct sl_store;
 typedef struct sl_receiver_options {
   const char *listen;          /* HOST:PORT; port 0 picks one (see ready_fd) */
   const char *data_dir;
@@ -160,9 +162,30 @@ typedef struct sl_receiver_options {
                                   "Operations"); must outlive sl_receiver_run */
   void (*on_ready)(void *arg); /* NULL, or called once the listener is up */
   void *ready_arg;
+  /* Readers of the standbys in this process (`receive --bolt`): NULL, or
+   * on_streams is called with the receiver once its streams are open (for
+   * sl_receiver_standby, from any thread), and before_close once the
+   * listener stopped, before the standbys close: the readers must be gone
+   * when it returns. The receiver never waits for them otherwise (LMDB read
+   * transactions: applying goes on beside them). */
+  void (*on_streams)(void *arg, struct sl__receiver *r);
+  void (*before_close)(void *arg);
+  void *streams_arg;
+  const char *bolt_address;    /* NULL, or the standbys' Bolt address, told to shippers
+                                  (Welcome.bolt_address) for the primary's routing table */
 } sl_receiver_options;
 
 int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop);
+
+/* The hot standby of stream `name` (NULL: the only stream, when there is
+ * exactly one) while sl_receiver_run runs: 0 with *st (open until
+ * before_close returns; read it through views), *epoch (the archive's
+ * newest, store/lineage.h), its name in name_out and the primary's Bolt
+ * address as its shipper last said ("" when none) in primary_bolt.
+ * -ENOENT: no such stream; -EAGAIN: it has no standby now (being built,
+ * stopped, archive only). */
+int sl_receiver_standby(struct sl__receiver *r, const char *name, struct sl_store **st, uint64_t *epoch,
+                        char name_out[65], char primary_bolt[256]);
 
 typedef struct sl_stream_status {
   char name[65];

@@ -81,6 +81,7 @@ typedef struct sl__stream {
   sl_conn *owner;           /* (mu) the attached connection, or NULL */
   _Atomic uint64_t owner_rx_ns; /* when the owner last received a message (sl_mono_ns) */
   char peer[80];            /* (mu) the owner's, or the last one's */
+  char primary_bolt[256];   /* (mu) the last Hello's Bolt address ("": none) */
 
   /* (mu) the archive's lineage through its durable txid (history, txid,
    * cs): what a Hello is judged against before the connection takes the

@@ -328,6 +328,9 @@ static int handshake(sl__conn_ctx *cx) {
   }
   sl__stream_note_primary(s, h->has_committed_txid ? h->committed_txid : 0,
                           h->has_primary_time_us ? h->primary_time_us : 0);
+  pthread_mutex_lock(&s->mu);
+  snprintf(s->primary_bolt, sizeof s->primary_bolt, "%s", h->bolt_address ? h->bolt_address : "");
+  pthread_mutex_unlock(&s->mu);
 
   Shiplog__Repl__Message wm = SHIPLOG__REPL__MESSAGE__INIT;
   Shiplog__Repl__Welcome w = SHIPLOG__REPL__WELCOME__INIT;
@@ -343,6 +346,7 @@ static int handshake(sl__conn_ctx *cx) {
   w.first_txid = archive_first;
   w.max_batch_bytes = (uint32_t)r->opt.max_batch_bytes;
   w.has_accepts_sealed = w.accepts_sealed = true;
+  w.bolt_address = (char *)r->opt.bolt_address;
   Shiplog__Repl__EpochStart hist_msg[SL_HISTORY_MAX], *hist_ptrs[SL_HISTORY_MAX];
   sl_log_history(s->log, &rh);
   sl_msg_history_put(&rh, hist_msg, hist_ptrs, &w.history, &w.n_history);

@@ -353,6 +353,26 @@ int sl__streams_open_all(sl__receiver *r) {
   return rc;
 }
 
+int sl_receiver_standby(sl__receiver *r, const char *name, sl_store **st, uint64_t *epoch, char name_out[65],
+                        char primary_bolt[256]) {
+  sl__stream *s = NULL;
+  pthread_mutex_lock(&r->mu);
+  for (size_t i = 0; i < r->nstreams; i++)
+    if (name ? !strcmp(r->streams[i]->name, name) : r->nstreams == 1) s = r->streams[i];
+  pthread_mutex_unlock(&r->mu); /* streams stay until close_all */
+  if (!s) return -ENOENT;
+  pthread_mutex_lock(&s->mu);
+  int rc = s->standby && !s->standby_stopped ? 0 : -EAGAIN;
+  if (!rc) {
+    *st = s->standby;
+    *epoch = s->lin_valid && s->lin_hist.n ? s->lin_hist.e[s->lin_hist.n - 1].epoch : 0;
+    snprintf(name_out, 65, "%s", s->name);
+    snprintf(primary_bolt, 256, "%s", s->primary_bolt);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
 void sl__streams_close_all(sl__receiver *r) {
   for (size_t i = 0; i < r->nstreams; i++) stream_close(r->streams[i]);
   free(r->streams);

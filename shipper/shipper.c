@@ -158,12 +158,12 @@ void sl__ship_report(shipper *s, uint64_t now_ns) {
   snprintf(text, sizeof text,
            "state=%s\npeer=%s\ncommitted=%llu\nshipped=%llu\ndurable=%llu\napplied=%llu\n"
            "bytes=%llu\nbatches=%llu\nreconnects=%llu\nlag_ms=%llu\nio=%s\nupdated_us=%llu\n"
-           "error=%s\n",
+           "bolt=%s\nerror=%s\n",
            state_name[s->st], s->opt->to, (unsigned long long)s->committed,
            (unsigned long long)s->shipped, (unsigned long long)s->durable,
            (unsigned long long)s->applied, (unsigned long long)s->bytes,
            (unsigned long long)s->batches, (unsigned long long)s->reconnects,
-           (unsigned long long)lag_ms, sl__io_name(s->io), (unsigned long long)now_us, s->error);
+           (unsigned long long)lag_ms, sl__io_name(s->io), (unsigned long long)now_us, s->standby_bolt, s->error);
   sl__ship_reporter_status(&s->rep, text);
   sl__ship_metrics_report(s->mx, &(sl__ship_numbers){
       .streaming = s->st == ST_STREAMING, .committed = s->committed, .shipped = s->shipped,
@@ -263,6 +263,8 @@ static int session_connect(shipper *s) {
   }
   h.has_committed_txid = true;
   h.committed_txid = s->committed;
+  char bolt[256];
+  if (sl_bolt_address_read(s->opt->store_dir, bolt, sizeof bolt) == 0) h.bolt_address = bolt;
   /* LINEAGE: what the receiver judges this store's history by. */
   h.has_checksum = h.has_start_checksum = true;
   if ((rc = sl_history_load(s->logdir, &s->hist)) ||
@@ -295,6 +297,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
   if (rc) return rc;
   bool first = s->sessions++ == 0;
   if (!first) s->reconnects++;
+  snprintf(s->standby_bolt, sizeof s->standby_bolt, "%s", w->bolt_address ? w->bolt_address : "");
 
   s->recv_limit = SL_BATCH_RAW_MAX;
   if (w->has_max_batch_bytes && w->max_batch_bytes > 0 && w->max_batch_bytes < s->recv_limit)
@@ -751,5 +754,6 @@ int sl_ship_status_read(const char *store_dir, const char *stream, sl_ship_statu
   out->reconnects = sl_status_get_u64(text, "reconnects");
   out->lag_ms = sl_status_get_u64(text, "lag_ms");
   out->updated_us = sl_status_get_u64(text, "updated_us");
+  sl_status_get(text, "bolt", out->bolt, sizeof out->bolt);
   return 0;
 }

@@ -110,6 +110,7 @@ typedef struct sl_ship_status {
   uint64_t bytes, batches, reconnects;
   uint64_t lag_ms;             /* now - commit time of the newest applied tx, when behind */
   uint64_t updated_us;
+  char bolt[256];              /* the standby's Bolt address (Welcome), "" if none */
   char error[256];
 } sl_ship_status;
 int sl_ship_status_read(const char *store_dir, const char *stream, sl_ship_status *out);

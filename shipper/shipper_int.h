@@ -148,6 +148,7 @@ typedef struct shipper {
   uint64_t rng;
   int logged_rc;
   char error[1024];           /* a receiver's refusal may name commands to run */
+  char standby_bolt[256];     /* the last Welcome's bolt_address (ROUTING), "" if none */
 } shipper;
 
 /* ---- shipper.c: the session ------------------------------------------------------ */

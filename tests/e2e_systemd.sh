@@ -35,8 +35,10 @@ done
 cp "$SRC"/dist/systemd/*.timer "$U/"
 ln -s shiplog-ship@.service "$U/shiplog-ship@main.service"
 ln -s shiplog-dump@.service "$U/shiplog-dump@main.service"
+ln -s shiplog-serve@.service "$U/shiplog-serve@main.service"
 ln -s shiplog-dump@.timer "$U/shiplog-dump@main.timer"
-units=(shiplog-receive.service shiplog-ship@main.service shiplog-dump@main.service shiplog-dump@main.timer)
+units=(shiplog-receive.service shiplog-ship@main.service shiplog-serve@main.service shiplog-dump@main.service
+  shiplog-dump@main.timer)
 
 # Can it run here at all? A unit known to be good must verify cleanly.
 cat >"$U/probe.service" <<EOF
@@ -66,7 +68,7 @@ if grep -q "Type\|type" "$T/broken.out"; then ok "a bad Type= is reported"; else
 has() { # has UNIT LINE
   if grep -qxF -- "$2" "$U/$1"; then ok "$1: $2"; else bad "$1 lacks '$2'"; fi
 }
-for u in shiplog-receive.service shiplog-ship@.service; do
+for u in shiplog-receive.service shiplog-ship@.service shiplog-serve@.service; do
   has "$u" "Type=notify"
   has "$u" "Restart=on-failure"
   has "$u" "User=shiplog"
@@ -75,6 +77,7 @@ for u in shiplog-receive.service shiplog-ship@.service; do
 done
 has shiplog-receive.service "ReadWritePaths=/var/lib/shiplog/receiver"
 has shiplog-ship@.service "ReadWritePaths=/var/lib/shiplog/stores/%i"
+has shiplog-serve@.service "ReadWritePaths=/var/lib/shiplog/stores/%i"
 has shiplog-dump@.service "User=shiplog"
 has shiplog-dump@.service "ProtectSystem=strict"
 has shiplog-dump@.timer "OnCalendar=daily"
@@ -83,7 +86,7 @@ has shiplog-dump@.timer "OnCalendar=daily"
 if cmake --install "$BUILD" --prefix "$T/inst" >"$T/install.out" 2>&1; then
   missing=0
   for f in lib/systemd/system/shiplog-receive.service lib/systemd/system/shiplog-ship@.service \
-    lib/systemd/system/shiplog-dump@.service lib/systemd/system/shiplog-dump@.timer \
+    lib/systemd/system/shiplog-serve@.service lib/systemd/system/shiplog-dump@.service lib/systemd/system/shiplog-dump@.timer \
     lib/sysusers.d/shiplog.conf lib/tmpfiles.d/shiplog.conf bin/shiplog; do
     [ -f "$T/inst/$f" ] || { missing=1; echo "    missing $f"; }
   done

@@ -211,6 +211,13 @@ int sl_qtx_run(sl_qtx *t, const char *text, size_t len, const sl_qparam *params,
   q->nparams = nparams;
   if ((rc = q_parse(q))) goto fail;
   unsigned line, col;
+  /* Refused before anything runs, so that a caller holding a snapshot
+   * (bolt/) can move to a write transaction and run the statement again. */
+  if (!t->tx && q->stmt->schema && q_schema_writes(q->stmt->schema, &line, &col)) {
+    rc = qerr(q, SL_EREADONLY, ST_ACCESS, line, col, "Schema operations are not allowed in read access mode%s%s",
+              t->opt.read_only_reason ? ": " : "", t->opt.read_only_reason ? t->opt.read_only_reason : "");
+    goto fail;
+  }
   if (!t->tx && first_write_clause(q->stmt, &line, &col)) {
     rc = qerr(q, SL_EINVAL, ST_ACCESS, line, col, "Writing in read access mode not allowed%s%s",
               t->opt.read_only_reason ? ": " : "", t->opt.read_only_reason ? t->opt.read_only_reason : "");

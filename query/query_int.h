@@ -394,6 +394,9 @@ typedef struct q_seek {
  * conjuncts of where whose expr reads no variable but those in bound[0..nb)
  * (bound before the clause); without those, `n.key < expr` (<=, >, >=,
  * either way round) conjuncts on an index's first key give a range. */
+/* A schema statement that changes the schema (not SHOW): *line, *col say
+ * where it starts. */
+bool q_schema_writes(const qschema *s, unsigned *line, unsigned *col);
 int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int *bound, int nb, qarena *a,
                        q_seek *out);
 /* The candidates of a seek with the current row's values (into a): 1, or 0

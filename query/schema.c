@@ -435,6 +435,13 @@ static int show_rows(qctx *q, op_schema *o, qschema *s, const sl_schema_rule *ru
   return oom ? qerr_oom(q) : 0;
 }
 
+bool q_schema_writes(const qschema *s, unsigned *line, unsigned *col) {
+  if (s->what == S_SHOW_INDEXES || s->what == S_SHOW_CONSTRAINTS) return false;
+  *line = s->line;
+  *col = s->col;
+  return true;
+}
+
 static int schema_next(qctx *q, qop *op) {
   op_schema *o = (op_schema *)op;
   qschema *s = q->stmt->schema;

@@ -55,12 +55,19 @@ static int make_str(qctx *q, const char *s, size_t n, qv *out) {
 }
 
 /* ---- operators ---------------------------------------------------------------------------- */
+static int temporal_arith(qctx *q, qexpr *e, const qv *a, const qv *b, qv *out, bool *done);
+
 static int arith(qctx *q, qexpr *e, const qv *a, const qv *b, qv *out) {
   if (a->kind == SL_NULL || b->kind == SL_NULL) {
     *out = qv_null();
     return 0;
   }
   int op = e->op;
+  if (a->kind == SL_DURATION || b->kind == SL_DURATION) {
+    bool done;
+    int rc = temporal_arith(q, e, a, b, out, &done);
+    if (rc || done) return rc;
+  }
   if (op == E_ADD) {
     if (a->kind == SL_QLIST || b->kind == SL_QLIST) {
       size_t na = a->kind == SL_QLIST ? a->u.list.n : 1, nb = b->kind == SL_QLIST ? b->u.list.n : 1;
@@ -541,7 +548,9 @@ int q_eval(qctx *q, qexpr *e, qv *out) {
     TRY(q_eval(q, e->b, &b));
     int c;
     if (!qv_compare(&a, &b, &c)) {
-      *out = qv_null();
+      /* NaN is a number: comparing it with a number is false, not null */
+      bool nan = (a.kind == SL_DOUBLE && isnan(a.u.v.u.d)) || (b.kind == SL_DOUBLE && isnan(b.u.v.u.d));
+      *out = nan && is_num(&a) && is_num(&b) ? qv_bool(false) : qv_null();
       return 0;
     }
     bool r = e->op == E_LT ? c < 0 : e->op == E_LE ? c <= 0 : e->op == E_GT ? c > 0 : c >= 0;
@@ -801,10 +810,9 @@ FN(isempty) {
 }
 
 FN(range) {
-  for (int i = 0; i < e->nargs; i++) {
-    if (args[i].kind == SL_NULL) return type_err(q, e, "Type mismatch: expected Integer but was NULL");
-    if (args[i].kind != SL_INT) ARG_ERR("Integer", i);
-  }
+  for (int i = 0; i < e->nargs; i++)
+    if (args[i].kind != SL_INT)
+      return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "Invalid argument to range(): expected Integer but was %s", qv_type_name(&args[i]));
   int64_t from = args[0].u.v.u.i, to = args[1].u.v.u.i, step = e->nargs > 2 ? args[2].u.v.u.i : 1;
   if (step == 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "Step argument to range() can't be 0");
   __int128 cnt = 0;
@@ -1165,7 +1173,7 @@ static int int_arg(qctx *q, qexpr *e, qv *args, int i, int64_t *out) {
 FN(substring) {
   NULL_IN(0);
   if (args[0].kind != SL_STRING) ARG_ERR("a String", 0);
-  int64_t start, len = INT64_MAX;
+  int64_t start = 0, len = INT64_MAX;
   TRY(int_arg(q, e, args, 1, &start));
   if (e->nargs > 2) TRY(int_arg(q, e, args, 2, &len));
   if (start < 0 || len < 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "negative start or length in substring()");
@@ -1181,7 +1189,7 @@ FN(substring) {
 FN(left) {
   NULL_IN(0);
   if (args[0].kind != SL_STRING) ARG_ERR("a String", 0);
-  int64_t len;
+  int64_t len = 0;
   TRY(int_arg(q, e, args, 1, &len));
   if (len < 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "negative length in left()");
   const char *s = args[0].u.v.u.s;
@@ -1193,7 +1201,7 @@ FN(left) {
 FN(right) {
   NULL_IN(0);
   if (args[0].kind != SL_STRING) ARG_ERR("a String", 0);
-  int64_t len;
+  int64_t len = 0;
   TRY(int_arg(q, e, args, 1, &len));
   if (len < 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "negative length in right()");
   const char *s = args[0].u.v.u.s;
@@ -1335,8 +1343,94 @@ static int duration_from_map(qctx *q, qexpr *e, const qv *m, qv *out) {
   return 0;
 }
 
-static int temporal_from_map(qctx *q, qexpr *e, const qv *m, sl_kind kind, qv *out) {
-  if (kind == SL_DURATION) return duration_from_map(q, e, m, out);
+/* The fields of a temporal value as map entries (base of a temporal map:
+ * {date: d, week: 2}, {datetime: dt, timezone: ...}). */
+static int temporal_base(qctx *q, qexpr *e, const qv *t, bool want_date, bool want_time, sl_qentry *es, size_t *n) {
+  static const char *const date_keys[] = {"year", "month", "day"};
+  static const char *const time_keys[] = {"hour", "minute", "second", "nanosecond"};
+  bool has_date = t->kind == SL_DATE || t->kind == SL_LOCALDATETIME || t->kind == SL_DATETIME;
+  bool has_time = t->kind != SL_DATE;
+  if (want_date && has_date)
+    for (size_t i = 0; i < 3; i++) {
+      es[*n].key = date_keys[i];
+      if (temporal_field(q, e, t, date_keys[i], &es[*n].value)) return SL_EINVAL;
+      (*n)++;
+    }
+  if (want_time && has_time) {
+    for (size_t i = 0; i < 4; i++) {
+      es[*n].key = time_keys[i];
+      if (temporal_field(q, e, t, time_keys[i], &es[*n].value)) return SL_EINVAL;
+      (*n)++;
+    }
+    if (t->kind == SL_TIME || t->kind == SL_DATETIME) {
+      es[*n].key = "timezone";
+      if (temporal_field(q, e, t, "timezone", &es[*n].value)) return SL_EINVAL;
+      (*n)++;
+    }
+  }
+  return 0;
+}
+
+/* ISO week-year, week and day of week of a day. */
+static void iso_week(int64_t days, int64_t *wy, int64_t *week, int64_t *dow) {
+  *dow = ((days % 7) + 7 + 3) % 7 + 1;
+  int64_t thursday = days - (*dow - 1) + 3, y, m, d;
+  civil_from_days(thursday, &y, &m, &d);
+  *wy = y;
+  *week = (thursday - days_from_civil(y, 1, 1)) / 7 + 1;
+}
+
+static int temporal_from_map(qctx *q, qexpr *e, const qv *m, sl_kind kind, qv *out);
+
+/* A map with base temporal values ({date: ..}, {time: ..}, {datetime: ..})
+ * expanded into the plain fields; the map's own fields win. */
+static int expand_base(qctx *q, qexpr *e, const qv *m, qv *out) {
+  const qv *bd = map_key(m, "date"), *bt = map_key(m, "time"), *bdt = map_key(m, "datetime");
+  if (!bd && !bt && !bdt) {
+    *out = *m;
+    return 0;
+  }
+  sl_qentry *es = qa_alloc(&q->tmp, sizeof *es * (m->u.map.n + 24));
+  if (!es) return qerr_oom(q);
+  size_t n = 0;
+  bool week_based = map_key(m, "week") != NULL;
+  if (bdt && bdt->kind != SL_NULL) TRY(temporal_base(q, e, bdt, !bd && !week_based, !bt, es, &n));
+  if (bd && bd->kind != SL_NULL && !week_based) TRY(temporal_base(q, e, bd, true, false, es, &n));
+  const qv *wbase = bd ? bd : bdt;
+  if (week_based && wbase && wbase->kind != SL_NULL) {
+    qv dd;
+    TRY(temporal_field(q, e, wbase, "year", &dd));
+    int64_t y = dd.u.v.u.i, mo, d, wy, wk, dow;
+    TRY(temporal_field(q, e, wbase, "month", &dd));
+    mo = dd.u.v.u.i;
+    TRY(temporal_field(q, e, wbase, "day", &dd));
+    d = dd.u.v.u.i;
+    iso_week(days_from_civil(y, mo, d), &wy, &wk, &dow);
+    es[n].key = "year", es[n++].value = qv_int(wy);
+    es[n].key = "dayOfWeek", es[n++].value = qv_int(dow);
+  }
+  if (bt && bt->kind != SL_NULL) TRY(temporal_base(q, e, bt, false, true, es, &n));
+  for (size_t i = 0; i < m->u.map.n; i++) {
+    const char *k = m->u.map.entries[i].key;
+    if (!strcasecmp(k, "date") || !strcasecmp(k, "time") || !strcasecmp(k, "datetime")) continue;
+    size_t j;
+    for (j = 0; j < n; j++)
+      if (!strcasecmp(es[j].key, k)) break;
+    /* a smaller unit given: the base's smaller units go (a new second drops the base's nanoseconds) */
+    es[j] = m->u.map.entries[i];
+    if (j == n) n++;
+  }
+  out->kind = SL_QMAP;
+  out->u.map.n = n;
+  out->u.map.entries = es;
+  return 0;
+}
+
+static int temporal_from_map(qctx *q, qexpr *e, const qv *m0, sl_kind kind, qv *out) {
+  if (kind == SL_DURATION) return duration_from_map(q, e, m0, out);
+  qv mm;
+  TRY(expand_base(q, e, m0, &mm));
+  const qv *m = &mm;
   char date[64] = "", time[64] = "", zone[96] = "", text[256];
   if (kind == SL_DATE || kind == SL_LOCALDATETIME || kind == SL_DATETIME)
     if (map_date_text(q, e, m, date, sizeof date) < 0) return SL_EINVAL;
@@ -1419,6 +1513,121 @@ static int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *o
   return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "No such field: %s", key);
 }
 
+/* ---- temporal arithmetic: temporal +- duration, duration +- duration,
+ * duration * / number (java.time's rules, as Neo4j: months first with the
+ * day clamped to the month's length, then days, then the time) ---------------- */
+static int64_t clamp_day(int64_t y, int64_t m, int64_t d) {
+  static const int len[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int64_t ml = len[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+  return d > ml ? ml : d;
+}
+
+/* days since the epoch plus months (clamped) and days */
+static int64_t add_months_days(int64_t days, int64_t months, int64_t add_days) {
+  if (months) {
+    int64_t y, m, d;
+    civil_from_days(days, &y, &m, &d);
+    int64_t tot = y * 12 + (m - 1) + months;
+    int64_t ny = (tot >= 0 ? tot : tot - 11) / 12, nm = tot - ny * 12 + 1;
+    days = days_from_civil(ny, nm, clamp_day(ny, nm, d));
+  }
+  return days + add_days;
+}
+
+static int temporal_arith(qctx *q, qexpr *e, const qv *a, const qv *b, qv *out, bool *done) {
+  *done = true;
+  int op = e->op;
+  if (a->kind == SL_DURATION && b->kind == SL_DURATION && (op == E_ADD || op == E_SUB)) {
+    int sign = op == E_ADD ? 1 : -1;
+    const sl_value *x = &a->u.v, *y = &b->u.v;
+    __int128 nanos = ((__int128)x->u.dur.seconds * 1000000000 + x->u.dur.nanos) + sign * ((__int128)y->u.dur.seconds * 1000000000 + y->u.dur.nanos);
+    *out = *a;
+    out->u.v.u.dur.months = x->u.dur.months + sign * y->u.dur.months;
+    out->u.v.u.dur.days = x->u.dur.days + sign * y->u.dur.days;
+    out->u.v.u.dur.seconds = (int64_t)(nanos / 1000000000);
+    out->u.v.u.dur.nanos = (int32_t)(nanos % 1000000000);
+    return 0;
+  }
+  if ((op == E_MUL || op == E_DIV) && (a->kind == SL_DURATION) != (b->kind == SL_DURATION)) {
+    const qv *d = a->kind == SL_DURATION ? a : b, *n = a->kind == SL_DURATION ? b : a;
+    if (!is_num(n) || (op == E_DIV && d != a)) return type_err(q, e, "Cannot divide by a duration");
+    long double f = (long double)num(n);
+    if (op == E_DIV) {
+      if (f == 0) return qerr(q, SL_EINVAL, ST_ARITH, e->line, e->col, "/ by zero");
+      f = 1 / f;
+    }
+    /* fractions cascade down, as duration({...}) does */
+    long double months = d->u.v.u.dur.months * f, wm = truncl(months);
+    long double days = d->u.v.u.dur.days * f + (months - wm) * 30.436875L, wd = truncl(days);
+    long double nanos = ((long double)d->u.v.u.dur.seconds * 1e9L + d->u.v.u.dur.nanos) * f + (days - wd) * 86400e9L;
+    long double ws = truncl(nanos / 1e9L);
+    *out = *d;
+    out->u.v.u.dur.months = (int64_t)wm;
+    out->u.v.u.dur.days = (int64_t)wd;
+    out->u.v.u.dur.seconds = (int64_t)ws;
+    out->u.v.u.dur.nanos = (int32_t)llroundl(nanos - ws * 1e9L);
+    return 0;
+  }
+  const qv *t = a->kind == SL_DURATION ? b : a, *d = a->kind == SL_DURATION ? a : b;
+  bool temporal = t->kind >= SL_DATE && t->kind <= SL_DATETIME;
+  if (!temporal || (op != E_ADD && op != E_SUB) || (op == E_SUB && t != a)) {
+    *done = false;
+    return 0;
+  }
+  int sign = op == E_ADD ? 1 : -1;
+  int64_t months = sign * d->u.v.u.dur.months, ddays = sign * d->u.v.u.dur.days;
+  __int128 dn = sign * ((__int128)d->u.v.u.dur.seconds * 1000000000 + d->u.v.u.dur.nanos);
+  sl_value v = t->u.v;
+  const __int128 day_ns = (__int128)86400 * 1000000000;
+  switch (v.kind) {
+  case SL_DATE: {
+    /* the time part counts in whole days */
+    v.u.t.seconds = add_months_days(v.u.t.seconds, months, ddays + (int64_t)(dn / day_ns));
+    break;
+  }
+  case SL_LOCALTIME:
+  case SL_TIME: {
+    __int128 ns = ((__int128)v.u.t.seconds * 1000000000 + v.u.t.nanos + dn) % day_ns;
+    if (ns < 0) ns += day_ns;
+    v.u.t.seconds = (int64_t)(ns / 1000000000);
+    v.u.t.nanos = (int32_t)(ns % 1000000000);
+    break;
+  }
+  default: {
+    /* months and days on the wall clock, then the time */
+    int64_t local = v.u.t.seconds + (v.kind == SL_DATETIME ? v.u.t.offset : 0);
+    int64_t days = (int64_t)floorl((long double)local / 86400), sod = local - days * 86400;
+    days = add_months_days(days, months, ddays);
+    __int128 ns = ((__int128)(days * 86400 + sod)) * 1000000000 + v.u.t.nanos;
+    if (v.kind == SL_DATETIME && v.u.t.zone) {
+      /* the wall clock resolved in the zone, then the exact time added */
+      int64_t wall = (int64_t)(ns >= 0 ? ns / 1000000000 : (ns - 999999999) / 1000000000), utc;
+      int32_t off = v.u.t.offset;
+      /* the offset kept when it is still valid there (an overlap), else the zone's */
+      if (sl_tz_resolve_local(v.u.t.zone, wall, &off, &utc, &off) < 0 &&
+          sl_tz_resolve_local(v.u.t.zone, wall, NULL, &utc, &off) < 0)
+        return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "cannot resolve the time in zone %s", v.u.t.zone);
+      ns = ((__int128)utc) * 1000000000 + v.u.t.nanos + dn;
+      int64_t secs = (int64_t)(ns >= 0 ? ns / 1000000000 : (ns - 999999999) / 1000000000);
+      if (sl_tz_offset_at(v.u.t.zone, secs, &off) < 0)
+        return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "cannot resolve the time in zone %s", v.u.t.zone);
+      v.u.t.seconds = secs;
+      v.u.t.nanos = (int32_t)(ns - (__int128)secs * 1000000000);
+      v.u.t.offset = off;
+      break;
+    }
+    ns += dn;
+    int64_t secs = (int64_t)(ns >= 0 ? ns / 1000000000 : (ns - 999999999) / 1000000000);
+    v.u.t.nanos = (int32_t)(ns - (__int128)secs * 1000000000);
+    v.u.t.seconds = secs - (v.kind == SL_DATETIME ? v.u.t.offset : 0);
+    break;
+  }
+  }
+  out->kind = v.kind;
+  out->u.v = v;
+  return 0;
+}
+
 /* date("..."), datetime("..."), ... and duration("..."): through
  * sl_temporal_parse; maps and no-argument forms (now) as Neo4j. */
 static int temporal_ctor(qctx *q, qexpr *e, qv *args, qv *out, sl_kind kind) {
@@ -1448,6 +1657,16 @@ static int temporal_ctor(qctx *q, qexpr *e, qv *args, qv *out, sl_kind kind) {
     return 0;
   }
   if (args[0].kind == SL_QMAP) return temporal_from_map(q, e, &args[0], kind, out);
+  if (args[0].kind >= SL_DATE && args[0].kind <= SL_DATETIME && kind != SL_DURATION) {
+    /* another temporal kind: its fields, as a map */
+    sl_qentry es[8];
+    size_t n = 0;
+    TRY(temporal_base(q, e, &args[0], true, true, es, &n));
+    qv m = {.kind = SL_QMAP};
+    m.u.map.n = n;
+    m.u.map.entries = es;
+    return temporal_from_map(q, e, &m, kind, out);
+  }
   if (args[0].kind != SL_STRING)
     return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "%s(...) from a %s is not supported yet", e->name, qv_type_name(&args[0]));
   char zone[SL_ZONE_MAX + 1], why[200];

@@ -441,12 +441,9 @@ static int agg_next(qctx *q, qop *op) {
       continue;
     }
     int rc = q_eval(q, c->items[i].e, &q->row[c->items[i].slot]);
-    if (rc) {
-      q->aggres = NULL;
-      return rc;
-    }
+    if (rc) return rc;
   }
-  q->aggres = NULL;
+  /* q->aggres stays: an ORDER BY above may repeat these aggregates */
   return 1;
 }
 

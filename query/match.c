@@ -50,7 +50,7 @@ typedef struct level {
   int shortest;     /* LV_VARLEN of shortestPath (1) / allShortestPaths (2) */
   int src;
   const char *label;
-  qexpr *seek;      /* SRC_ID: the id the node must have */
+  qexpr *id_seek;   /* SRC_ID: the id the node must have (qmatch_seek) */
   qarena arena;
   /* LV_START */
   uint64_t ids[SCAN_BATCH];
@@ -95,11 +95,10 @@ static bool choose_reverse(const qpath *p, const int *bound, int nb) {
 }
 
 /* The node source of a start level: this is where an index seek plugs in
- * (a label and a property equality in lv->node->props or the WHERE, found
- * as qmatch_seek finds `id(n) = expr`). */
+ * (a label and a property equality in lv->node->props or the WHERE);
+ * qmatch_seek then prefers `id(n) = expr` (SRC_ID). */
 static void choose_source(level *lv) {
   if (lv->node_bound) lv->src = SRC_BOUND;
-  else if (lv->seek) lv->src = SRC_ID;
   else if (lv->node->nlabels) {
     lv->src = SRC_LABEL;
     lv->label = lv->node->labels[0];
@@ -201,11 +200,11 @@ void qmatch_seek(qmatch *m, qexpr *where) {
   if (where->op != E_EQ) return;
   for (int i = 0; i < m->nlv; i++) {
     level *lv = &m->lv[i];
-    if (lv->kind != LV_START || lv->node_bound || lv->seek) continue;
+    if (lv->kind != LV_START || lv->node_bound || lv->id_seek) continue;
     qexpr *other = is_id_of(where->a, lv->node->slot) ? where->b : is_id_of(where->b, lv->node->slot) ? where->a : NULL;
     if (!other || reads_pattern(other, m->pat)) continue;
-    lv->seek = other;
-    choose_source(lv);
+    lv->id_seek = other;
+    lv->src = SRC_ID; /* one node at most: better than any scan or index */
   }
 }
 
@@ -479,7 +478,7 @@ static int init_level(qctx *q, qmatch *m, int i) {
       lv->scan_end = true;
     } else if (lv->src == SRC_ID) {
       qv id;
-      int rc = q_eval(q, lv->seek, &id);
+      int rc = q_eval(q, lv->id_seek, &id);
       if (rc) return rc;
       if (id.kind == SL_INT && id.u.v.u.i >= 0) {
         bool exists = false;

@@ -209,7 +209,21 @@ static void set_src_end(parser *p, qexpr *e) {
   e->srclen = (size_t)(last->s + last->n - e->src);
 }
 
+/* An operand that can never be a boolean (a literal of another kind, a
+ * list or map literal): Neo4j refuses it before running. */
+static int check_boolean_operand(parser *p, const qexpr *x) {
+  if (!x) return 0;
+  bool bad = x->op == E_LIST || x->op == E_MAP || (x->op == E_LIT && x->lit.kind != SL_BOOL && x->lit.kind != SL_NULL);
+  if (!bad) return 0;
+  const char *what = x->op == E_LIST ? "List<T>" : x->op == E_MAP ? "Map" : qv_type_name(&x->lit);
+  return qerr(p->q, SL_EINVAL, ST_SYNTAX, x->line, x->col, "Type mismatch: expected Boolean but was %s", what);
+}
+
 static int mk_bin(parser *p, int op, qexpr *a, qexpr *b, qexpr **out) {
+  if (op == E_AND || op == E_OR || op == E_XOR) {
+    FAILRC(check_boolean_operand(p, a));
+    FAILRC(check_boolean_operand(p, b));
+  }
   qexpr *e = palloc(p, sizeof *e);
   if (!e) return qerr_oom(p->q);
   e->op = (uint8_t)op;
@@ -476,6 +490,8 @@ static int parse_atom(parser *p, qexpr **out) {
       p->i++;
       FAILRC(parse_expr(p, &e));
       FAILRC(expect(p, ')'));
+      e->src = t->s; /* the column name keeps the parentheses */
+      set_src_end(p, e);
       *out = e;
       return 0;
     }
@@ -720,7 +736,7 @@ static int parse_pred(parser *p, qexpr **out) {
       p->i++;
       bool neg = accept_kw(p, "NOT");
       FAILRC(expect_kw(p, "NULL"));
-      qexpr *x;
+      qexpr *x = NULL;
       FAILRC(mk_bin(p, neg ? E_ISNOTNULL : E_ISNULL, e, NULL, &x));
       e = x;
       continue;
@@ -768,6 +784,7 @@ static int parse_not(parser *p, qexpr **out) {
     qexpr *e = mk(p, E_NOT, t);
     if (!e) return qerr_oom(p->q);
     FAILRC(parse_not(p, &e->a));
+    FAILRC(check_boolean_operand(p, e->a));
     set_src_end(p, e);
     *out = e;
     return 0;
@@ -1156,9 +1173,18 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
           same = true;
         }
       }
-      if (!same && scratch.naggs)
-        return semerr(p, t0->line, t0->col, "Invalid use of aggregating function %s(...) in this context: ORDER BY may only use the aggregates of the projection",
-                      scratch.aggs[0]->name ? scratch.aggs[0]->name : "count");
+      /* an aggregate inside an ORDER BY expression: one of the projection's,
+       * written again, whose value the grouping operator leaves in q->aggres */
+      for (int k = 0; !same && k < scratch.naggs; k++) {
+        qexpr *ae = scratch.aggs[k];
+        int hit = -1;
+        for (int j = 0; j < c->naggs && hit < 0; j++)
+          if (c->aggs[j]->srclen == ae->srclen && !memcmp(c->aggs[j]->src, ae->src, ae->srclen)) hit = j;
+        if (hit < 0)
+          return semerr(p, ae->line, ae->col, "Invalid use of aggregating function %s(...) in this context: ORDER BY may only use the aggregates of the projection",
+                        ae->name ? ae->name : "count");
+        ae->aggidx = hit;
+      }
       const qexpr *old_var;
       if ((grouping || c->distinct) && (old_var = var_outside(*e, &nsc)))
         return semerr(p, old_var->line, old_var->col, "Variable `%s` not defined", old_var->name ? old_var->name : "?");
@@ -1172,7 +1198,18 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
   p->sc = nsc;
   if (accept_kw(p, "SKIP")) FAILRC(parse_count(p, &c->skip));
   if (accept_kw(p, "LIMIT")) FAILRC(parse_count(p, &c->limit));
-  if (!is_return) FAILRC(parse_where(p, &c->where));
+  if (!is_return && at_kw(p, "WHERE")) {
+    /* WITH ... WHERE also sees the variables before the projection, unless
+     * it aggregates or is DISTINCT (openCypher) */
+    scope both = {0};
+    if (!grouping && !c->distinct)
+      for (int i = 0; i < old.n; i++) FAILRC(scope_add_t(p, &both, old.v[i].name, old.v[i].slot, old.v[i].type));
+    for (int i = 0; i < nsc.n; i++) FAILRC(scope_add_t(p, &both, nsc.v[i].name, nsc.v[i].slot, nsc.v[i].type));
+    p->sc = both;
+    int rc = parse_where(p, &c->where);
+    p->sc = nsc;
+    if (rc) return rc;
+  }
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "query_int.h"
+#include "store.h"
 
 qv qv_str(const char *s, size_t n) {
   qv v;
@@ -496,8 +497,18 @@ void sl_element_id(const sl_store *st, bool rel, uint64_t id, char *buf) {
 
 int q_prop(qctx *q, const qv *ent, const char *key, qv *out) {
   sl_value v;
-  int rc = ent->kind == SL_QNODE ? sl_view_node_prop(q->view, ent->u.node.id, key, &v)
-                                 : sl_view_rel_prop(q->view, ent->u.rel.id, key, &v);
+  bool node = ent->kind == SL_QNODE;
+  uint64_t id = node ? ent->u.node.id : ent->u.rel.id;
+  int rc = node ? sl_view_node_prop(q->view, id, key, &v) : sl_view_rel_prop(q->view, id, key, &v);
+  if (rc == SL_ENOTFOUND && (q->stats.nodes_deleted || q->stats.relationships_deleted)) {
+    /* absent, or the entity itself was deleted by this transaction? */
+    size_t n;
+    uint64_t got;
+    int r = sl_view_scan_ids(q->view, !node, NULL, id, &got, 1, &n);
+    if (!r && (n == 0 || got != id))
+      return qerr(q, SL_EINVAL, ST_NOTFOUND, 0, 0, "%s with id %llu has been deleted in this transaction",
+                  node ? "Node" : "Relationship", (unsigned long long)id);
+  }
   if (rc == SL_ENOTFOUND || (rc == SL_EINVAL && strlen(key) > SL_NAME_MAX)) {
     *out = qv_null();
     return 0;

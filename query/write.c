@@ -80,7 +80,7 @@ int q_create_path(qctx *q, qpath *p) {
   }
   for (int j = 0; j < p->nrels; j++) {
     qrelpat *r = &p->rels[j];
-    uint64_t a, b, id;
+    uint64_t a = 0, b = 0, id = 0;
     TRY(node_of(q, &p->nodes[j], &a));
     TRY(node_of(q, &p->nodes[j + 1], &b));
     if (r->dir == SL_DIR_IN) {

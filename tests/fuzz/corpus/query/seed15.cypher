@@ -1,0 +1,1 @@
+WITH date({year: 2024, week: 9, dayOfWeek: 4}) AS d, datetime('2024-03-30T12:00[Europe/Paris]') AS t RETURN d + duration('P1M'), t + duration({days: 1, hours: 1.5}), d.dayOfWeek, t.epochSeconds, localtime(t), duration('P1D') * 2.5

@@ -85,6 +85,22 @@ export function parseJson(text) {
 }
 
 const TEMPORAL = ['$date', '$localtime', '$time', '$localdatetime', '$datetime', '$duration'];
+
+// The canonical JSON writes a time of day in full (12:30:00, fractions as
+// given); Cypher's toString, which the TCK's strings are, prints it as
+// java.time does: no :00 seconds when seconds and fraction are zero, the
+// fraction in groups of 3 digits. Same value, another spelling.
+export function javaTimeText(kind, s) {
+  const at = kind === '$localdatetime' || kind === '$datetime' ? s.indexOf('T') + 1 : 0;
+  if (kind === '$date' || kind === '$duration' || (at === 0 && kind !== '$localtime' && kind !== '$time')) return s;
+  const m = /^(\d{2}:\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(.*)$/s.exec(s.slice(at));
+  if (!m) return s;
+  const nano = (m[3] || '').padEnd(9, '0');
+  let frac = nano.replace(/(000)+$/, '');
+  if (frac) frac = `.${frac}`;
+  const hm = !m[2] || (m[2] === '00' && !frac) ? m[1] : `${m[1]}:${m[2]}${frac}`;
+  return s.slice(0, at) + hm + m[4];
+}
 const isObj = (x, ...keys) => x.j === 'object' && x.m.size === keys.length && keys.every((k) => x.m.has(k));
 
 function props(x) {
@@ -97,7 +113,8 @@ function node(x) {
 }
 
 // spec/query.md's jsonl value -> a TCK value. Temporal values become the
-// strings Cypher's toString prints, which is how the TCK writes them.
+// strings Cypher's toString prints (javaTimeText), which is how the TCK
+// writes them.
 export function toValue(x) {
   switch (x.j) {
     case 'null': return V.null;
@@ -112,7 +129,7 @@ export function toValue(x) {
   if (x.m.size === 1) {
     const [k, v] = [...x.m][0];
     if (k === '$double' && v.j === 'string') return V.float(Number(v.s));
-    if (TEMPORAL.includes(k) && v.j === 'string') return V.str(v.s);
+    if (TEMPORAL.includes(k) && v.j === 'string') return V.str(javaTimeText(k, v.s));
   }
   if (isObj(x, 'elementId', 'labels', 'properties')) return node(x);
   if (isObj(x, 'elementId', 'type', 'start', 'end', 'properties')) return V.rel(x.m.get('type').s, props(x.m.get('properties')));

@@ -175,6 +175,11 @@ async function main(user, password, readerPw, editorPw) {
       if (schema)
         await expectCode('an editor changes the schema', 'Neo.ClientError.Security.Forbidden',
           () => ed.executeQuery('CREATE INDEX e_v FOR (e:E) ON (e.v)'));
+      if (schema) {
+        const shown = await driver.executeQuery('SHOW INDEXES');
+        if (shown.records.some((r) => r.get('name') === 'e_v')) bad('refused schema change', 'the index e_v exists after all');
+        else ok('... and the index was not created');
+      }
       await ed.close();
     }
 

@@ -1,0 +1,130 @@
+/*
+ * Temporal functions beyond the constructors: <type>.truncate(unit, value
+ * [, overrides]). Truncation is done on the value's local fields: they are
+ * read with temporal_field, the units below `unit` are reset, the overrides
+ * map is laid over them, and the result is built by temporal_from_map, the
+ * same path as date({..}) — so validation and zone handling are shared.
+ * Week units give week-based fields ({year: weekYear, week, dayOfWeek}).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "query_int.h"
+
+enum { U_MILLENNIUM, U_CENTURY, U_DECADE, U_YEAR, U_WEEKYEAR, U_QUARTER, U_MONTH, U_WEEK, U_DAY,
+       U_HOUR, U_MINUTE, U_SECOND, U_MILLISECOND, U_MICROSECOND, U_NANOSECOND };
+
+static const char *const unit_names[] = {"millennium", "century", "decade", "year", "weekYear",
+                                         "quarter", "month", "week", "day", "hour", "minute",
+                                         "second", "millisecond", "microsecond", "nanosecond"};
+
+static sl_kind kind_of_fn(const char *name) {
+  size_t n = strcspn(name, ".");
+  if (n == 4 && !strncasecmp(name, "date", 4)) return SL_DATE;
+  if (n == 4 && !strncasecmp(name, "time", 4)) return SL_TIME;
+  if (n == 8 && !strncasecmp(name, "datetime", 8)) return SL_DATETIME;
+  if (n == 9) return SL_LOCALTIME;
+  return SL_LOCALDATETIME;
+}
+
+static int64_t floor_to(int64_t v, int64_t step) { return (v >= 0 ? v : v - step + 1) / step * step; }
+
+static int field(qctx *q, qexpr *e, const qv *t, const char *key, int64_t *out) {
+  qv v;
+  if (temporal_field(q, e, t, key, &v)) return SL_EINVAL;
+  *out = v.u.v.u.i;
+  return 0;
+}
+
+int fn_truncate(qctx *q, qexpr *e, qv *args, qv *out) {
+  const qv *u = &args[0], *t = &args[1], *over = e->nargs > 2 ? &args[2] : NULL;
+  if (u->kind == SL_NULL || t->kind == SL_NULL) {
+    *out = qv_null();
+    return 0;
+  }
+  if (u->kind != SL_STRING) return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "truncate: unit must be a string");
+  if (over && over->kind != SL_NULL && over->kind != SL_QMAP)
+    return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "truncate: overrides must be a map");
+  if (t->kind != SL_DATE && t->kind != SL_TIME && t->kind != SL_LOCALTIME && t->kind != SL_DATETIME &&
+      t->kind != SL_LOCALDATETIME)
+    return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "truncate: expected a temporal value");
+  size_t unit;
+  for (unit = 0; unit < SL_ARRAY_LEN(unit_names); unit++)
+    if (strlen(unit_names[unit]) == u->u.v.len && !strncasecmp(unit_names[unit], u->u.v.u.s, u->u.v.len)) break;
+  if (unit == SL_ARRAY_LEN(unit_names))
+    return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "truncate: unknown unit '%.*s'", (int)u->u.v.len, u->u.v.u.s);
+  sl_kind kind = kind_of_fn(e->name);
+  bool want_date = kind == SL_DATE || kind == SL_DATETIME || kind == SL_LOCALDATETIME;
+  bool want_time = kind != SL_DATE, want_zone = kind == SL_TIME || kind == SL_DATETIME;
+  bool in_date = t->kind != SL_TIME && t->kind != SL_LOCALTIME, in_time = t->kind != SL_DATE;
+  bool in_zone = t->kind == SL_TIME || t->kind == SL_DATETIME;
+  if ((want_date && !in_date) || (!want_date && unit < U_DAY) || (kind == SL_DATE && unit > U_DAY))
+    return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "%s: cannot truncate this value to unit '%s'", e->name,
+                unit_names[unit]);
+
+  size_t nover = over && over->kind == SL_QMAP ? over->u.map.n : 0;
+  sl_qentry *es = qa_alloc(&q->tmp, sizeof *es * (nover + 8));
+  if (!es) return qerr_oom(q);
+  size_t n = 0;
+#define PUT(k, v) (es[n].key = (k), es[n].value = qv_int(v), n++)
+  if (want_date) {
+    int64_t y, mo, d;
+    if (field(q, e, t, "year", &y) || field(q, e, t, "month", &mo) || field(q, e, t, "day", &d)) return SL_EINVAL;
+    if (unit == U_WEEK || unit == U_WEEKYEAR) {
+      int64_t wy, wk, dow;
+      iso_week(days_from_civil(y, mo, d), &wy, &wk, &dow);
+      if (unit == U_WEEK) {
+        PUT("year", wy), PUT("week", wk), PUT("dayOfWeek", 1);
+      } else {
+        /* the Monday of week 1, as a calendar date so that {day: 5} can override it */
+        int64_t jan4 = days_from_civil(wy, 1, 4), dj, yy, mm, dd;
+        iso_week(jan4, &yy, &mm, &dj);
+        civil_from_days(jan4 - (dj - 1), &yy, &mm, &dd);
+        PUT("year", yy), PUT("month", mm), PUT("day", dd);
+      }
+    } else {
+      if (unit == U_MILLENNIUM) y = floor_to(y, 1000);
+      else if (unit == U_CENTURY) y = floor_to(y, 100);
+      else if (unit == U_DECADE) y = floor_to(y, 10);
+      if (unit <= U_YEAR) mo = 1;
+      else if (unit == U_QUARTER) mo = (mo - 1) / 3 * 3 + 1;
+      if (unit <= U_MONTH) d = 1;
+      PUT("year", y), PUT("month", mo), PUT("day", d);
+    }
+  }
+  if (want_time) {
+    int64_t h = 0, mi = 0, s = 0, ns = 0;
+    if (in_time && unit > U_DAY &&
+        (field(q, e, t, "hour", &h) || field(q, e, t, "minute", &mi) || field(q, e, t, "second", &s) ||
+         field(q, e, t, "nanosecond", &ns)))
+      return SL_EINVAL;
+    if (unit < U_MINUTE) mi = 0;
+    if (unit < U_SECOND) s = 0;
+    PUT("hour", h), PUT("minute", mi), PUT("second", s);
+    /* the kept fraction in its own unit, so that a {nanosecond: 2} override adds to it */
+    if (unit == U_MILLISECOND) PUT("millisecond", ns / 1000000);
+    else if (unit == U_MICROSECOND) PUT("microsecond", ns / 1000);
+    else PUT("nanosecond", unit == U_NANOSECOND ? ns : 0);
+  }
+#undef PUT
+  if (want_zone && in_zone) {
+    es[n].key = "timezone";
+    if (temporal_field(q, e, t, "timezone", &es[n].value)) return SL_EINVAL;
+    n++;
+  }
+  /* overrides replace the truncated fields; a smaller time unit given is added to the kept ones */
+  for (size_t i = 0; i < nover; i++) {
+    const sl_qentry *o = &over->u.map.entries[i];
+    size_t j;
+    for (j = 0; j < n; j++)
+      if (!strcasecmp(es[j].key, o->key)) break;
+    es[j] = *o;
+    if (j == n) n++;
+  }
+  qv m;
+  m.kind = SL_QMAP;
+  m.u.map.n = n;
+  m.u.map.entries = es;
+  return temporal_from_map(q, e, &m, kind, out);
+}

@@ -1764,7 +1764,9 @@ static const struct func {
     {"duration", fn_duration, 1, 1}, {"point", fn_point, 1, 1},
     {"date.truncate", fn_truncate, 2, 3}, {"datetime.truncate", fn_truncate, 2, 3},
     {"localdatetime.truncate", fn_truncate, 2, 3}, {"time.truncate", fn_truncate, 2, 3},
-    {"localtime.truncate", fn_truncate, 2, 3},
+    {"localtime.truncate", fn_truncate, 2, 3}, {"duration.between", fn_duration_between, 2, 2},
+    {"duration.inMonths", fn_duration_between, 2, 2}, {"duration.inDays", fn_duration_between, 2, 2},
+    {"duration.inSeconds", fn_duration_between, 2, 2},
 };
 
 qfunc_fn q_func_lookup(const char *name, int nargs, int *minargs, int *maxargs) {

@@ -128,3 +128,108 @@ int fn_truncate(qctx *q, qexpr *e, qv *args, qv *out) {
   m.u.map.entries = es;
   return temporal_from_map(q, e, &m, kind, out);
 }
+
+/* One side of duration.between: local date (epoch days), local nanosecond of
+ * the day and UTC offset, each possibly absent. */
+typedef struct {
+  bool has_date, has_time, has_zone;
+  int64_t days, nod, offset;
+} side;
+
+static side side_of(const qv *v) {
+  const sl_value *t = &v->u.v;
+  side s = {.has_date = t->kind != SL_TIME && t->kind != SL_LOCALTIME, .has_time = t->kind != SL_DATE,
+            .has_zone = t->kind == SL_TIME || t->kind == SL_DATETIME};
+  if (s.has_zone) s.offset = t->u.t.offset;
+  if (t->kind == SL_DATE) {
+    s.days = t->u.t.seconds;
+  } else if (t->kind == SL_TIME || t->kind == SL_LOCALTIME) {
+    s.nod = t->u.t.seconds * 1000000000 + t->u.t.nanos;
+  } else {
+    int64_t local = t->u.t.seconds + s.offset;
+    s.days = floor_to(local, 86400) / 86400;
+    s.nod = (local - s.days * 86400) * 1000000000 + t->u.t.nanos;
+  }
+  return s;
+}
+
+static int64_t month_index(int64_t days, int64_t *day) {
+  int64_t y, m;
+  civil_from_days(days, &y, &m, day);
+  return y * 12 + m - 1;
+}
+
+/* Whole calendar units from (fd, fn) to (td, tn), as java.time's until: the
+ * end date moves back a day when its time of day has not reached the start's. */
+static int64_t end_date(int64_t fd, int64_t fn, int64_t td, int64_t tn) {
+  if (td > fd && tn < fn) return td - 1;
+  if (td < fd && tn > fn) return td + 1;
+  return td;
+}
+
+static int64_t months_between(int64_t fd, int64_t fn, int64_t td, int64_t tn) {
+  int64_t e = end_date(fd, fn, td, tn), d1, d2;
+  int64_t p1 = month_index(fd, &d1) * 32 + d1, p2 = month_index(e, &d2) * 32 + d2;
+  return (p2 - p1) / 32;
+}
+
+static int64_t plus_months(int64_t days, int64_t months) {
+  int64_t d, mi = month_index(days, &d) + months, y = floor_to(mi, 12) / 12, m = mi - y * 12 + 1;
+  int64_t last = days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) - days_from_civil(y, m, 1);
+  return days_from_civil(y, m, d < last ? d : last);
+}
+
+/* A duration of months, days and (whole days + nanoseconds): the day count
+ * apart keeps +-999999999-year spans from overflowing. */
+static void put_duration(int64_t months, int64_t days, int64_t sec_days, int64_t nanos, qv *out) {
+  memset(out, 0, sizeof *out);
+  out->kind = SL_DURATION;
+  out->u.v.kind = SL_DURATION;
+  out->u.v.u.dur.months = months;
+  out->u.v.u.dur.days = days;
+  /* Neo4j keeps the nanoseconds of a duration in [0, 1e9) */
+  int64_t s = floor_to(nanos, 1000000000) / 1000000000;
+  out->u.v.u.dur.seconds = sec_days * 86400 + s;
+  out->u.v.u.dur.nanos = (int32_t)(nanos - s * 1000000000);
+}
+
+/* duration.between / inMonths / inDays / inSeconds (from, to). As Neo4j 5:
+ * a side without time is at midnight, without date on the other's date,
+ * without zone in the other's zone; `to` is seen in `from`'s offset. */
+int fn_duration_between(qctx *q, qexpr *e, qv *args, qv *out) {
+  for (int i = 0; i < 2; i++) {
+    sl_kind k = args[i].kind;
+    if (k == SL_NULL) {
+      *out = qv_null();
+      return 0;
+    }
+    if (k != SL_DATE && k != SL_TIME && k != SL_LOCALTIME && k != SL_DATETIME && k != SL_LOCALDATETIME)
+      return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "%s: expected temporal values", e->name);
+  }
+  const char *which = strchr(e->name, '.') + 1;
+  side f = side_of(&args[0]), t = side_of(&args[1]);
+  if (!f.has_zone && t.has_zone) f.offset = t.offset;
+  if (!t.has_zone && f.has_zone) t.offset = f.offset;
+  bool dated = f.has_date && t.has_date;
+  if (!f.has_date) f.days = t.days;
+  if (!t.has_date) t.days = f.days;
+  /* `to` in from's offset */
+  int64_t tn = t.nod + (f.offset - t.offset) * 1000000000, td = t.days + floor_to(tn, 86400000000000) / 86400000000000;
+  tn -= (td - t.days) * 86400000000000;
+  if (!dated) td = f.days, tn = t.nod + (f.offset - t.offset) * 1000000000; /* times only: no day carry */
+  if (!strcasecmp(which, "inSeconds")) {
+    put_duration(0, 0, td - f.days, tn - f.nod, out);
+  } else if (!strcasecmp(which, "inDays")) {
+    put_duration(0, dated ? end_date(f.days, f.nod, td, tn) - f.days : 0, 0, 0, out);
+  } else {
+    int64_t months = dated ? months_between(f.days, f.nod, td, tn) : 0;
+    if (!strcasecmp(which, "inMonths")) {
+      put_duration(months, 0, 0, 0, out);
+    } else {
+      int64_t fd = plus_months(f.days, months);
+      int64_t days = dated ? end_date(fd, f.nod, td, tn) - fd : 0;
+      put_duration(months, days, td - fd - days, tn - f.nod, out);
+    }
+  }
+  return 0;
+}

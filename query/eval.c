@@ -1767,6 +1767,12 @@ static const struct func {
     {"localtime.truncate", fn_truncate, 2, 3}, {"duration.between", fn_duration_between, 2, 2},
     {"duration.inMonths", fn_duration_between, 2, 2}, {"duration.inDays", fn_duration_between, 2, 2},
     {"duration.inSeconds", fn_duration_between, 2, 2},
+    {"date.transaction", fn_clock, 0, 1}, {"date.statement", fn_clock, 0, 1}, {"date.realtime", fn_clock, 0, 1},
+    {"time.transaction", fn_clock, 0, 1}, {"time.statement", fn_clock, 0, 1}, {"time.realtime", fn_clock, 0, 1},
+    {"localtime.transaction", fn_clock, 0, 1}, {"localtime.statement", fn_clock, 0, 1}, {"localtime.realtime", fn_clock, 0, 1},
+    {"datetime.transaction", fn_clock, 0, 1}, {"datetime.statement", fn_clock, 0, 1}, {"datetime.realtime", fn_clock, 0, 1},
+    {"localdatetime.transaction", fn_clock, 0, 1}, {"localdatetime.statement", fn_clock, 0, 1}, {"localdatetime.realtime", fn_clock, 0, 1},
+    {"datetime.fromepoch", fn_fromepoch, 2, 2}, {"datetime.fromepochmillis", fn_fromepoch, 1, 1},
 };
 
 qfunc_fn q_func_lookup(const char *name, int nargs, int *minargs, int *maxargs) {

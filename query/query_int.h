@@ -343,6 +343,8 @@ int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out);
 int temporal_from_map(qctx *q, qexpr *e, const qv *m, sl_kind kind, qv *out);
 int fn_truncate(qctx *q, qexpr *e, qv *args, qv *out);         /* temporal_fn.c */
 int fn_duration_between(qctx *q, qexpr *e, qv *args, qv *out); /* temporal_fn.c */
+int fn_clock(qctx *q, qexpr *e, qv *args, qv *out);            /* temporal_fn.c */
+int fn_fromepoch(qctx *q, qexpr *e, qv *args, qv *out);        /* temporal_fn.c */
 qfunc_fn q_func_lookup(const char *name, int nargs, int *minargs, int *maxargs);
 bool q_is_agg_name(const char *name, int *kind);
 

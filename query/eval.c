@@ -1472,7 +1472,8 @@ int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out) {
   int64_t sod = t->kind == SL_DATE ? 0 : (t->kind == SL_LOCALTIME || t->kind == SL_TIME) ? t->u.t.seconds : local - days * 86400;
   int64_t y, mo, d;
   civil_from_days(days, &y, &mo, &d);
-  int64_t dow = ((days % 7) + 7 + 3) % 7 + 1, doy = days - days_from_civil(y, 1, 1) + 1;
+  int64_t dow, doy = days - days_from_civil(y, 1, 1) + 1, wy, wk;
+  iso_week(days, &wy, &wk, &dow);
   struct {
     const char *key;
     bool ok;
@@ -1481,6 +1482,8 @@ int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out) {
            {"quarter", has_date, (mo - 1) / 3 + 1},
            {"month", has_date, mo},
            {"day", has_date, d},
+           {"week", has_date, wk},
+           {"weekYear", has_date, wy},
            {"dayOfWeek", has_date, dow},
            {"weekDay", has_date, dow},
            {"ordinalDay", has_date, doy},

@@ -1392,6 +1392,17 @@ static int expand_base(qctx *q, qexpr *e, const qv *m, qv *out) {
   if (!es) return qerr_oom(q);
   size_t n = 0;
   bool week_based = map_key(m, "week") != NULL;
+  /* a new timezone for a zoned base keeps the base's instant */
+  const qv *tz = map_key(m, "timezone");
+  qv zbdt, zbt;
+  if (tz && bdt) {
+    TRY(temporal_to_zone(q, e, bdt, tz, &zbdt));
+    bdt = &zbdt;
+  }
+  if (tz && bt) {
+    TRY(temporal_to_zone(q, e, bt, tz, &zbt));
+    bt = &zbt;
+  }
   if (bdt && bdt->kind != SL_NULL) TRY(temporal_base(q, e, bdt, !bd && !week_based, !bt, es, &n));
   if (bd && bd->kind != SL_NULL && !week_based) TRY(temporal_base(q, e, bd, true, false, es, &n));
   const qv *wbase = bd ? bd : bdt;

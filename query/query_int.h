@@ -345,6 +345,8 @@ int fn_truncate(qctx *q, qexpr *e, qv *args, qv *out);         /* temporal_fn.c 
 int fn_duration_between(qctx *q, qexpr *e, qv *args, qv *out); /* temporal_fn.c */
 int fn_clock(qctx *q, qexpr *e, qv *args, qv *out);            /* temporal_fn.c */
 int fn_fromepoch(qctx *q, qexpr *e, qv *args, qv *out);        /* temporal_fn.c */
+int instant_in_zone(qctx *q, qexpr *e, int64_t secs, int32_t nanos, const char *zone, size_t zlen, qv *out);
+int temporal_to_zone(qctx *q, qexpr *e, const qv *v, const qv *zone, qv *out);
 qfunc_fn q_func_lookup(const char *name, int nargs, int *minargs, int *maxargs);
 bool q_is_agg_name(const char *name, int *kind);
 

@@ -236,7 +236,7 @@ int fn_duration_between(qctx *q, qexpr *e, qv *args, qv *out) {
 
 /* A UTC instant seen in a zone (an offset or an IANA name) as a datetime:
  * the zone's offset is that of the UTC wall time, corrected once. */
-static int instant_in_zone(qctx *q, qexpr *e, int64_t secs, int32_t nanos, const char *zone, size_t zlen, qv *out) {
+int instant_in_zone(qctx *q, qexpr *e, int64_t secs, int32_t nanos, const char *zone, size_t zlen, qv *out) {
   bool named = zlen && zone[0] != '+' && zone[0] != '-' && zone[0] != 'Z' && zone[0] != 'z';
   char zbuf[SL_ZONE_MAX + 1], why[200], text[160];
   sl_value v;
@@ -300,5 +300,23 @@ int fn_fromepoch(qctx *q, qexpr *e, qv *args, qv *out) {
   out->kind = out->u.v.kind = SL_DATETIME;
   out->u.v.u.t.seconds = secs;
   out->u.v.u.t.nanos = (int32_t)ns;
+  return 0;
+}
+
+/* A zoned time or datetime moved to another zone, keeping its instant
+ * (time({time: t, timezone: z}), datetime({datetime: dt, timezone: z})); a
+ * time moves by the offsets' difference on the day of the other value. */
+int temporal_to_zone(qctx *q, qexpr *e, const qv *v, const qv *zone, qv *out) {
+  *out = *v;
+  if ((v->kind != SL_TIME && v->kind != SL_DATETIME) || zone->kind != SL_STRING) return 0;
+  if (v->kind == SL_DATETIME)
+    return instant_in_zone(q, e, v->u.v.u.t.seconds, v->u.v.u.t.nanos, zone->u.v.u.s, zone->u.v.len, out);
+  qv now;
+  uint64_t us = sl_now_us();
+  int rc = instant_in_zone(q, e, (int64_t)(us / 1000000), 0, zone->u.v.u.s, zone->u.v.len, &now);
+  if (rc) return rc;
+  int64_t sod = v->u.v.u.t.seconds - v->u.v.u.t.offset + now.u.v.u.t.offset;
+  out->u.v.u.t.seconds = sod - floor_to(sod, 86400);
+  out->u.v.u.t.offset = now.u.v.u.t.offset;
   return 0;
 }

@@ -192,7 +192,6 @@ static int list_index(int64_t i, size_t n, size_t *out) {
   return 1;
 }
 
-
 static int get_key(qctx *q, qexpr *e, const qv *obj, const char *key, qv *out) {
   switch (obj->kind) {
   case SL_DATE:
@@ -1378,7 +1377,6 @@ void iso_week(int64_t days, int64_t *wy, int64_t *week, int64_t *dow) {
   *wy = y;
   *week = (thursday - days_from_civil(y, 1, 1)) / 7 + 1;
 }
-
 
 /* A map with base temporal values ({date: ..}, {time: ..}, {datetime: ..})
  * expanded into the plain fields; the map's own fields win. */

@@ -192,8 +192,6 @@ static int list_index(int64_t i, size_t n, size_t *out) {
   return 1;
 }
 
-static int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out);
-
 static int get_key(qctx *q, qexpr *e, const qv *obj, const char *key, qv *out) {
   switch (obj->kind) {
   case SL_DATE:
@@ -1233,14 +1231,14 @@ static int map_int(qctx *q, qexpr *e, const qv *m, const char *key, int64_t def,
   return 0;
 }
 
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
   y -= m <= 2;
   int64_t era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
   int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1, doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d) {
+void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d) {
   z += 719468;
   int64_t era = (z >= 0 ? z : z - 146096) / 146097, doe = z - era * 146097;
   int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
@@ -1372,15 +1370,13 @@ static int temporal_base(qctx *q, qexpr *e, const qv *t, bool want_date, bool wa
 }
 
 /* ISO week-year, week and day of week of a day. */
-static void iso_week(int64_t days, int64_t *wy, int64_t *week, int64_t *dow) {
+void iso_week(int64_t days, int64_t *wy, int64_t *week, int64_t *dow) {
   *dow = ((days % 7) + 7 + 3) % 7 + 1;
   int64_t thursday = days - (*dow - 1) + 3, y, m, d;
   civil_from_days(thursday, &y, &m, &d);
   *wy = y;
   *week = (thursday - days_from_civil(y, 1, 1)) / 7 + 1;
 }
-
-static int temporal_from_map(qctx *q, qexpr *e, const qv *m, sl_kind kind, qv *out);
 
 /* A map with base temporal values ({date: ..}, {time: ..}, {datetime: ..})
  * expanded into the plain fields; the map's own fields win. */
@@ -1394,6 +1390,17 @@ static int expand_base(qctx *q, qexpr *e, const qv *m, qv *out) {
   if (!es) return qerr_oom(q);
   size_t n = 0;
   bool week_based = map_key(m, "week") != NULL;
+  /* a new timezone for a zoned base keeps the base's instant */
+  const qv *tz = map_key(m, "timezone");
+  qv zbdt, zbt;
+  if (tz && bdt) {
+    TRY(temporal_to_zone(q, e, bdt, tz, &zbdt));
+    bdt = &zbdt;
+  }
+  if (tz && bt) {
+    TRY(temporal_to_zone(q, e, bt, tz, &zbt));
+    bt = &zbt;
+  }
   if (bdt && bdt->kind != SL_NULL) TRY(temporal_base(q, e, bdt, !bd && !week_based, !bt, es, &n));
   if (bd && bd->kind != SL_NULL && !week_based) TRY(temporal_base(q, e, bd, true, false, es, &n));
   const qv *wbase = bd ? bd : bdt;
@@ -1426,7 +1433,7 @@ static int expand_base(qctx *q, qexpr *e, const qv *m, qv *out) {
   return 0;
 }
 
-static int temporal_from_map(qctx *q, qexpr *e, const qv *m0, sl_kind kind, qv *out) {
+int temporal_from_map(qctx *q, qexpr *e, const qv *m0, sl_kind kind, qv *out) {
   if (kind == SL_DURATION) return duration_from_map(q, e, m0, out);
   qv mm;
   TRY(expand_base(q, e, m0, &mm));
@@ -1448,7 +1455,7 @@ static int temporal_from_map(qctx *q, qexpr *e, const qv *m0, sl_kind kind, qv *
 }
 
 /* d.year, t.hour, dur.days, ...: the components Neo4j's temporal values have. */
-static int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out) {
+int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out) {
   const sl_value *t = &v->u.v;
   if (t->kind == SL_DURATION) {
     int64_t mo = t->u.dur.months, d = t->u.dur.days, sec = t->u.dur.seconds, ns = t->u.dur.nanos;
@@ -1474,7 +1481,8 @@ static int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *o
   int64_t sod = t->kind == SL_DATE ? 0 : (t->kind == SL_LOCALTIME || t->kind == SL_TIME) ? t->u.t.seconds : local - days * 86400;
   int64_t y, mo, d;
   civil_from_days(days, &y, &mo, &d);
-  int64_t dow = ((days % 7) + 7 + 3) % 7 + 1, doy = days - days_from_civil(y, 1, 1) + 1;
+  int64_t dow, doy = days - days_from_civil(y, 1, 1) + 1, wy, wk;
+  iso_week(days, &wy, &wk, &dow);
   struct {
     const char *key;
     bool ok;
@@ -1483,6 +1491,8 @@ static int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *o
            {"quarter", has_date, (mo - 1) / 3 + 1},
            {"month", has_date, mo},
            {"day", has_date, d},
+           {"week", has_date, wk},
+           {"weekYear", has_date, wy},
            {"dayOfWeek", has_date, dow},
            {"weekDay", has_date, dow},
            {"ordinalDay", has_date, doy},
@@ -1764,6 +1774,17 @@ static const struct func {
     {"left", fn_left, 2, 2}, {"right", fn_right, 2, 2}, {"date", fn_date, 0, 1}, {"datetime", fn_datetime, 0, 1},
     {"localdatetime", fn_localdatetime, 0, 1}, {"localtime", fn_localtime, 0, 1}, {"time", fn_time, 0, 1},
     {"duration", fn_duration, 1, 1}, {"point", fn_point, 1, 1},
+    {"date.truncate", fn_truncate, 2, 3}, {"datetime.truncate", fn_truncate, 2, 3},
+    {"localdatetime.truncate", fn_truncate, 2, 3}, {"time.truncate", fn_truncate, 2, 3},
+    {"localtime.truncate", fn_truncate, 2, 3}, {"duration.between", fn_duration_between, 2, 2},
+    {"duration.inMonths", fn_duration_between, 2, 2}, {"duration.inDays", fn_duration_between, 2, 2},
+    {"duration.inSeconds", fn_duration_between, 2, 2},
+    {"date.transaction", fn_clock, 0, 1}, {"date.statement", fn_clock, 0, 1}, {"date.realtime", fn_clock, 0, 1},
+    {"time.transaction", fn_clock, 0, 1}, {"time.statement", fn_clock, 0, 1}, {"time.realtime", fn_clock, 0, 1},
+    {"localtime.transaction", fn_clock, 0, 1}, {"localtime.statement", fn_clock, 0, 1}, {"localtime.realtime", fn_clock, 0, 1},
+    {"datetime.transaction", fn_clock, 0, 1}, {"datetime.statement", fn_clock, 0, 1}, {"datetime.realtime", fn_clock, 0, 1},
+    {"localdatetime.transaction", fn_clock, 0, 1}, {"localdatetime.statement", fn_clock, 0, 1}, {"localdatetime.realtime", fn_clock, 0, 1},
+    {"datetime.fromepoch", fn_fromepoch, 2, 2}, {"datetime.fromepochmillis", fn_fromepoch, 1, 1},
 };
 
 qfunc_fn q_func_lookup(const char *name, int nargs, int *minargs, int *maxargs) {

@@ -335,6 +335,18 @@ int q_prop(qctx *q, const qv *ent, const char *key, qv *out);
 
 /* ---- eval.c ---------------------------------------------------------------------------- */
 int q_eval(qctx *q, qexpr *e, qv *out);
+/* Temporal helpers of eval.c, shared with temporal_fn.c. */
+int64_t days_from_civil(int64_t y, int64_t m, int64_t d);
+void civil_from_days(int64_t days, int64_t *y, int64_t *m, int64_t *d);
+void iso_week(int64_t days, int64_t *wy, int64_t *week, int64_t *dow);
+int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out);
+int temporal_from_map(qctx *q, qexpr *e, const qv *m, sl_kind kind, qv *out);
+int fn_truncate(qctx *q, qexpr *e, qv *args, qv *out);         /* temporal_fn.c */
+int fn_duration_between(qctx *q, qexpr *e, qv *args, qv *out); /* temporal_fn.c */
+int fn_clock(qctx *q, qexpr *e, qv *args, qv *out);            /* temporal_fn.c */
+int fn_fromepoch(qctx *q, qexpr *e, qv *args, qv *out);        /* temporal_fn.c */
+int instant_in_zone(qctx *q, qexpr *e, int64_t secs, int32_t nanos, const char *zone, size_t zlen, qv *out);
+int temporal_to_zone(qctx *q, qexpr *e, const qv *v, const qv *zone, qv *out);
 qfunc_fn q_func_lookup(const char *name, int nargs, int *minargs, int *maxargs);
 bool q_is_agg_name(const char *name, int *kind);
 

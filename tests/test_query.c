@@ -192,6 +192,23 @@ static void test_functions(void **state) {
   sl_store_close(st);
 }
 
+static void test_temporal_functions(void **state) {
+  (void)state;
+  sl_store *st = open_store("q_temporal_fn");
+  EXPECT(st, "RETURN date.truncate('week', date('2024-02-29')) AS a, datetime.truncate('millisecond', "
+             "datetime('2024-02-29T10:11:12.345678+01:00'), {nanosecond: 2}) AS b, localtime.truncate('hour', localtime('10:11')) AS c",
+         "{\"a\":{\"$date\":\"2024-02-26\"},\"b\":{\"$datetime\":\"2024-02-29T10:11:12.345000002+01:00\"},"
+         "\"c\":{\"$localtime\":\"10:00\"}}");
+  EXPECT_ERR(st, "RETURN time.truncate('year', time('10:00'))", "Neo.ClientError.Statement.ArgumentError 1:8");
+  EXPECT(st, "RETURN duration.between(date('2020-01-31'), date('2020-03-01')) AS a, "
+             "duration.inSeconds(localtime('12:00'), localtime('11:59:59.9')) AS b, duration.inDays(date('2020-01-01'), date('2021-01-01')) AS c",
+         "{\"a\":{\"$duration\":\"P1M1D\"},\"b\":{\"$duration\":\"PT-0.1S\"},\"c\":{\"$duration\":\"P366D\"}}");
+  EXPECT(st, "RETURN datetime.fromepochmillis(-1) AS a, datetime.fromepoch(1, 5) AS b, date.statement(null) AS c",
+         "{\"a\":{\"$datetime\":\"1969-12-31T23:59:59.999Z\"},\"b\":{\"$datetime\":\"1970-01-01T00:00:01.000000005Z\"},\"c\":null}");
+  EXPECT(st, "RETURN datetime.realtime('+05:00').offset AS o, date.transaction() IS NOT NULL AS d", "{\"o\":\"+05:00\",\"d\":true}");
+  sl_store_close(st);
+}
+
 static void test_nulls(void **state) {
   (void)state;
   sl_store *st = open_store("q_nulls");
@@ -390,7 +407,7 @@ static void test_script(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_clauses),      cmocka_unit_test(test_functions),
+      cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_clauses),      cmocka_unit_test(test_functions), cmocka_unit_test(test_temporal_functions),
       cmocka_unit_test(test_nulls),        cmocka_unit_test(test_aggregation),  cmocka_unit_test(test_order_mixed),
       cmocka_unit_test(test_writes),       cmocka_unit_test(test_rollback_and_read_only),
       cmocka_unit_test(test_limits),       cmocka_unit_test(test_script),

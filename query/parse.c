@@ -829,10 +829,26 @@ static int parse_expr(parser *p, qexpr **out) {
   return 0;
 }
 
+/* DELETE takes nodes, relationships and paths: a label test ("DELETE n:L",
+ * meant as REMOVE) and what can only be a number, string or boolean are
+ * refused before anything runs, as Neo4j does. */
+static int check_deletable(parser *p, const qtok *t, const qexpr *e) {
+  if (e->op == E_HASLABELS) return perr(p, t, "Invalid DELETE: labels are removed with REMOVE, not DELETE");
+  bool scalar = (e->op >= E_NOT && e->op <= E_ISNOTNULL) || (e->op == E_LIT && e->lit.kind != SL_NULL);
+  if (scalar)
+    return perr(p, t, "Type mismatch: DELETE expected Node, Path or Relationship but got %.*s", (int)e->srclen, e->src);
+  return 0;
+}
+
 /* ---- patterns ----------------------------------------------------------------------------- */
-static int parse_props(parser *p, qexpr **out) {
+/* A parameter as the whole property map is only for CREATE, as in Neo4j: a
+ * MATCH or MERGE must name the keys it compares. */
+static int parse_props(parser *p, int mode, qexpr **out) {
   if (at_punct(p, '{')) return parse_map_literal(p, out);
   if (TOK->type == T_PARAM) {
+    if (mode != PAT_CREATE)
+      return perr(p, TOK, "Parameter maps cannot be used in %s patterns (use a literal map, e.g. {id: $%s.id})",
+                  mode == PAT_MERGE ? "MERGE" : "MATCH", TOK->str);
     qexpr *e = mk(p, E_PARAM, TOK);
     if (!e) return qerr_oom(p->q);
     e->name = TOK->str;
@@ -887,7 +903,7 @@ static int parse_node_pat(parser *p, qnodepat *n, int mode) {
   }
   n->labels = labels.items;
   n->nlabels = labels.n;
-  FAILRC(parse_props(p, &n->props));
+  FAILRC(parse_props(p, mode, &n->props));
   FAILRC(expect(p, ')'));
   FAILRC(bind_var(p, name, nt, VT_NODE, &n->slot, &n->bound));
   if (n->bound && (mode == PAT_CREATE || mode == PAT_MERGE) && (n->nlabels || n->props) && name) {
@@ -940,7 +956,7 @@ static int parse_rel_pat(parser *p, qrelpat *r, int mode) {
       }
       if (r->max && r->max < r->min) r->max = r->min - 1; /* matches nothing */
     }
-    FAILRC(parse_props(p, &r->props));
+    FAILRC(parse_props(p, mode, &r->props));
     FAILRC(expect(p, ']'));
   }
   FAILRC(expect(p, '-'));
@@ -1476,7 +1492,9 @@ static int parse_single(parser *p, qsingle *s, bool first_part) {
       do {
         qexpr **e = vec_push(p, &dels);
         if (!e) return qerr_oom(p->q);
+        qtok *et = TOK;
         FAILRC(parse_expr(p, e));
+        FAILRC(check_deletable(p, et, *e));
       } while (accept(p, ','));
       c->dels = dels.items;
       c->ndels = dels.n;

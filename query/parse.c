@@ -24,9 +24,10 @@
 #include "query_int.h"
 
 /* What a variable holds, as far as the parser knows (VT_ANY: an expression
- * or UNWIND's value): a node variable may not be used as a relationship. */
-enum { VT_ANY, VT_NODE, VT_REL, VT_PATH, VT_RELS };
-static const char *const vt_names[] = {"Any", "Node", "Relationship", "Path", "List<Relationship>"};
+ * or UNWIND's value): a node variable may not be used as a relationship, nor
+ * a projected literal (VT_VALUE) or list (VT_LIST: fine for a *-relationship). */
+enum { VT_ANY, VT_NODE, VT_REL, VT_PATH, VT_RELS, VT_VALUE, VT_LIST };
+static const char *const vt_names[] = {"Any", "Node", "Relationship", "Path", "List<Relationship>", "Value", "List"};
 
 typedef struct svar {
   const char *name;
@@ -149,6 +150,15 @@ static int scope_type_of_slot(const scope *s, int slot) {
 }
 
 static int scope_add_t(parser *p, scope *s, const char *name, int slot, int type);
+
+/* What a projection item holds: a variable's type carries over; a literal,
+ * map, list or arithmetic result is no graph entity. */
+static int projected_type(const scope *old, const qexpr *e) {
+  if (e->op == E_VAR) return scope_type_of_slot(old, e->slot);
+  if (e->op == E_LIST) return VT_LIST;
+  if ((e->op == E_LIT && e->lit.kind != SL_NULL) || e->op == E_MAP || (e->op >= E_NOT && e->op <= E_ISNOTNULL)) return VT_VALUE;
+  return VT_ANY;
+}
 static int scope_add(parser *p, scope *s, const char *name, int slot) { return scope_add_t(p, s, name, slot, VT_ANY); }
 
 static int scope_add_t(parser *p, scope *s, const char *name, int slot, int type) {
@@ -872,7 +882,8 @@ static int bind_var(parser *p, const char *name, const qtok *nt, int type, int *
   int i = scope_index(&p->sc, name);
   if (i >= 0) {
     int had = p->sc.v[i].type;
-    if (had != VT_ANY && had != type && !(had == VT_RELS && type == VT_REL))
+    bool fits = had == VT_ANY || had == type || (had == VT_RELS && type == VT_REL) || (had == VT_LIST && type == VT_RELS);
+    if (!fits)
       return perr(p, nt, "Type mismatch: %s defined with conflicting type %s (expected %s)", name, vt_names[had], vt_names[type]);
     if (type == VT_REL && i >= p->pat_mark)
       return perr(p, nt, "Cannot use the same relationship variable '%s' for multiple relationships", name);
@@ -1155,8 +1166,7 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
   bool grouping = c->naggs > 0;
   for (int i = 0; i < c->nitems; i++) {
     c->items[i].slot = new_slot(p);
-    int type = c->items[i].e->op == E_VAR ? scope_type_of_slot(&old, c->items[i].e->slot) : VT_ANY;
-    FAILRC(scope_add_t(p, &nsc, c->items[i].name, c->items[i].slot, type));
+    FAILRC(scope_add_t(p, &nsc, c->items[i].name, c->items[i].slot, projected_type(&old, c->items[i].e)));
   }
   if (at_kw2(p, "ORDER", "BY")) {
     p->i += 2;

@@ -1065,7 +1065,7 @@ static int parse_where(parser *p, qexpr **out) {
  * comprehensions and the like are not in any scope: their slots are
  * ignored when they are bound inside e). */
 static const qexpr *var_outside(const qexpr *e, const scope *s) {
-  if (!e) return NULL;
+  if (!e || e->op == E_AGG) return NULL; /* an aggregate's value comes from the grouping */
   if (e->op == E_VAR) {
     for (int i = 0; i < s->n; i++)
       if (s->v[i].slot == e->slot) return NULL;
@@ -1079,6 +1079,33 @@ static const qexpr *var_outside(const qexpr *e, const scope *s) {
   for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++)
     if ((r = var_outside(e->args[i], s))) return r;
   return NULL;
+}
+
+/* ORDER BY after a projection: the whole expression, or a part of it written
+ * as one of the items, reads that item's column instead. Next to an aggregate
+ * only a property access may be reused (`ORDER BY me.age + count(x)` after
+ * `RETURN me.age AS age`); a larger expression stays ambiguous, as in Neo4j. */
+static int use_items(parser *p, const qclause *c, qexpr **e, bool whole, bool parts_any) {
+  qexpr *x = *e;
+  if (!x || x->op == E_AGG) return 0;
+  bool may = whole || parts_any || x->op == E_PROP;
+  for (int i = 0; may && i < c->nitems && x->op != E_VAR && x->op != E_LIT && x->op != E_PARAM; i++) {
+    const qexpr *ie = c->items[i].e;
+    if (ie->srclen == x->srclen && !memcmp(ie->src, x->src, ie->srclen)) {
+      qexpr *v = palloc(p, sizeof *v);
+      if (!v) return qerr_oom(p->q);
+      *v = (qexpr){.op = E_VAR, .line = x->line, .col = x->col, .src = x->src, .srclen = x->srclen,
+                   .slot = c->items[i].slot, .name = c->items[i].name};
+      *e = v;
+      return 0;
+    }
+  }
+  if (x->op == E_LISTCOMP || x->op == E_QUANT || x->op == E_REDUCE || x->op == E_PATTERN || x->op == E_PATCOMP) return 0;
+  FAILRC(use_items(p, c, &x->a, false, parts_any));
+  FAILRC(use_items(p, c, &x->b, false, parts_any));
+  FAILRC(use_items(p, c, &x->c, false, parts_any));
+  for (int i = 0; i < x->nargs && x->op != E_HASLABELS; i++) FAILRC(use_items(p, c, &x->args[i], false, parts_any));
+  return 0;
 }
 
 static int cmp_svar(const void *a, const void *b) { return strcmp(((const svar *)a)->name, ((const svar *)b)->name); }
@@ -1181,28 +1208,16 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
       qexpr **e = vec_push(p, &order);
       bool *d = vec_push(p, &desc);
       if (!e || !d) return qerr_oom(p->q);
-      qtok *t0 = TOK;
       /* an aggregate in ORDER BY must be one of the items, written again */
       qclause scratch = {0};
       p->proj = grouping ? &scratch : NULL;
       int rc = parse_expr(p, e);
       p->proj = NULL;
       if (rc) return rc;
-      bool same = false;
-      for (int i = 0; i < c->nitems && !same; i++) {
-        qexpr *ie = c->items[i].e;
-        if (ie->srclen == (*e)->srclen && !memcmp(ie->src, (*e)->src, ie->srclen) && (*e)->op != E_VAR) {
-          qexpr *v = mk(p, E_VAR, t0);
-          if (!v) return qerr_oom(p->q);
-          v->slot = c->items[i].slot;
-          v->name = c->items[i].name;
-          *e = v;
-          same = true;
-        }
-      }
+      FAILRC(use_items(p, c, e, true, scratch.naggs == 0));
       /* an aggregate inside an ORDER BY expression: one of the projection's,
        * written again, whose value the grouping operator leaves in q->aggres */
-      for (int k = 0; !same && k < scratch.naggs; k++) {
+      for (int k = 0; k < scratch.naggs; k++) {
         qexpr *ae = scratch.aggs[k];
         int hit = -1;
         for (int j = 0; j < c->naggs && hit < 0; j++)

@@ -1108,6 +1108,37 @@ static int use_items(parser *p, const qclause *c, qexpr **e, bool whole, bool pa
   return 0;
 }
 
+static bool has_agg(const qexpr *e) {
+  if (!e) return false;
+  if (e->op == E_AGG || e->op == E_COUNTSTAR) return true;
+  if (has_agg(e->a) || has_agg(e->b) || has_agg(e->c)) return true;
+  for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++)
+    if (has_agg(e->args[i])) return true;
+  return false;
+}
+
+/* An item mixing an aggregate with other values (`me.age + count(x)`) may
+ * only use grouping keys beside it, each a variable or property access
+ * projected on its own; anything else has no single value per group. */
+static int check_agg_item(parser *p, const qclause *c, const qexpr *item, const qexpr *e) {
+  if (!e || e->op == E_AGG || e->op == E_COUNTSTAR || e->op == E_LIT || e->op == E_PARAM || !has_agg(item)) return 0;
+  if (e->op == E_LISTCOMP || e->op == E_QUANT || e->op == E_REDUCE || e->op == E_PATTERN || e->op == E_PATCOMP) return 0;
+  if (e->op == E_VAR || e->op == E_PROP) {
+    for (int i = 0; i < c->nitems; i++) {
+      const qexpr *k = c->items[i].e;
+      if (!has_agg(k) && (k->op == E_VAR || k->op == E_PROP) && k->srclen == e->srclen && !memcmp(k->src, e->src, e->srclen)) return 0;
+    }
+    if (e->op == E_VAR)
+      return semerr(p, e->line, e->col, "Aggregation column contains implicit grouping expressions. `%.*s` must be projected on its own (as a grouping key) to be used beside an aggregate",
+                    (int)e->srclen, e->src);
+  }
+  FAILRC(check_agg_item(p, c, item, e->a));
+  FAILRC(check_agg_item(p, c, item, e->b));
+  FAILRC(check_agg_item(p, c, item, e->c));
+  for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++) FAILRC(check_agg_item(p, c, item, e->args[i]));
+  return 0;
+}
+
 static int cmp_svar(const void *a, const void *b) { return strcmp(((const svar *)a)->name, ((const svar *)b)->name); }
 
 /* SKIP / LIMIT: an expression of no variable; a literal is checked now. */
@@ -1180,6 +1211,8 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
   p->proj = NULL;
   c->items = items.items;
   c->nitems = items.n;
+  if (c->naggs)
+    for (int i = 0; i < c->nitems; i++) FAILRC(check_agg_item(p, c, c->items[i].e, c->items[i].e));
   for (int i = 0; i < c->nitems; i++)
     for (int j = 0; j < i; j++)
       if (!strcmp(c->items[i].name, c->items[j].name))

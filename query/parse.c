@@ -24,9 +24,10 @@
 #include "query_int.h"
 
 /* What a variable holds, as far as the parser knows (VT_ANY: an expression
- * or UNWIND's value): a node variable may not be used as a relationship. */
-enum { VT_ANY, VT_NODE, VT_REL, VT_PATH, VT_RELS };
-static const char *const vt_names[] = {"Any", "Node", "Relationship", "Path", "List<Relationship>"};
+ * or UNWIND's value): a node variable may not be used as a relationship, nor
+ * a projected literal (VT_VALUE) or list (VT_LIST: fine for a *-relationship). */
+enum { VT_ANY, VT_NODE, VT_REL, VT_PATH, VT_RELS, VT_VALUE, VT_LIST };
+static const char *const vt_names[] = {"Any", "Node", "Relationship", "Path", "List<Relationship>", "Value", "List"};
 
 typedef struct svar {
   const char *name;
@@ -149,6 +150,15 @@ static int scope_type_of_slot(const scope *s, int slot) {
 }
 
 static int scope_add_t(parser *p, scope *s, const char *name, int slot, int type);
+
+/* What a projection item holds: a variable's type carries over; a literal,
+ * map, list or arithmetic result is no graph entity. */
+static int projected_type(const scope *old, const qexpr *e) {
+  if (e->op == E_VAR) return scope_type_of_slot(old, e->slot);
+  if (e->op == E_LIST) return VT_LIST;
+  if ((e->op == E_LIT && e->lit.kind != SL_NULL) || e->op == E_MAP || (e->op >= E_NOT && e->op <= E_ISNOTNULL)) return VT_VALUE;
+  return VT_ANY;
+}
 static int scope_add(parser *p, scope *s, const char *name, int slot) { return scope_add_t(p, s, name, slot, VT_ANY); }
 
 static int scope_add_t(parser *p, scope *s, const char *name, int slot, int type) {
@@ -829,10 +839,26 @@ static int parse_expr(parser *p, qexpr **out) {
   return 0;
 }
 
+/* DELETE takes nodes, relationships and paths: a label test ("DELETE n:L",
+ * meant as REMOVE) and what can only be a number, string or boolean are
+ * refused before anything runs, as Neo4j does. */
+static int check_deletable(parser *p, const qtok *t, const qexpr *e) {
+  if (e->op == E_HASLABELS) return perr(p, t, "Invalid DELETE: labels are removed with REMOVE, not DELETE");
+  bool scalar = (e->op >= E_NOT && e->op <= E_ISNOTNULL) || (e->op == E_LIT && e->lit.kind != SL_NULL);
+  if (scalar)
+    return perr(p, t, "Type mismatch: DELETE expected Node, Path or Relationship but got %.*s", (int)e->srclen, e->src);
+  return 0;
+}
+
 /* ---- patterns ----------------------------------------------------------------------------- */
-static int parse_props(parser *p, qexpr **out) {
+/* A parameter as the whole property map is only for CREATE, as in Neo4j: a
+ * MATCH or MERGE must name the keys it compares. */
+static int parse_props(parser *p, int mode, qexpr **out) {
   if (at_punct(p, '{')) return parse_map_literal(p, out);
   if (TOK->type == T_PARAM) {
+    if (mode != PAT_CREATE)
+      return perr(p, TOK, "Parameter maps cannot be used in %s patterns (use a literal map, e.g. {id: $%s.id})",
+                  mode == PAT_MERGE ? "MERGE" : "MATCH", TOK->str);
     qexpr *e = mk(p, E_PARAM, TOK);
     if (!e) return qerr_oom(p->q);
     e->name = TOK->str;
@@ -856,7 +882,8 @@ static int bind_var(parser *p, const char *name, const qtok *nt, int type, int *
   int i = scope_index(&p->sc, name);
   if (i >= 0) {
     int had = p->sc.v[i].type;
-    if (had != VT_ANY && had != type && !(had == VT_RELS && type == VT_REL))
+    bool fits = had == VT_ANY || had == type || (had == VT_RELS && type == VT_REL) || (had == VT_LIST && type == VT_RELS);
+    if (!fits)
       return perr(p, nt, "Type mismatch: %s defined with conflicting type %s (expected %s)", name, vt_names[had], vt_names[type]);
     if (type == VT_REL && i >= p->pat_mark)
       return perr(p, nt, "Cannot use the same relationship variable '%s' for multiple relationships", name);
@@ -887,7 +914,7 @@ static int parse_node_pat(parser *p, qnodepat *n, int mode) {
   }
   n->labels = labels.items;
   n->nlabels = labels.n;
-  FAILRC(parse_props(p, &n->props));
+  FAILRC(parse_props(p, mode, &n->props));
   FAILRC(expect(p, ')'));
   FAILRC(bind_var(p, name, nt, VT_NODE, &n->slot, &n->bound));
   if (n->bound && (mode == PAT_CREATE || mode == PAT_MERGE) && (n->nlabels || n->props) && name) {
@@ -940,7 +967,7 @@ static int parse_rel_pat(parser *p, qrelpat *r, int mode) {
       }
       if (r->max && r->max < r->min) r->max = r->min - 1; /* matches nothing */
     }
-    FAILRC(parse_props(p, &r->props));
+    FAILRC(parse_props(p, mode, &r->props));
     FAILRC(expect(p, ']'));
   }
   FAILRC(expect(p, '-'));
@@ -1038,7 +1065,7 @@ static int parse_where(parser *p, qexpr **out) {
  * comprehensions and the like are not in any scope: their slots are
  * ignored when they are bound inside e). */
 static const qexpr *var_outside(const qexpr *e, const scope *s) {
-  if (!e) return NULL;
+  if (!e || e->op == E_AGG) return NULL; /* an aggregate's value comes from the grouping */
   if (e->op == E_VAR) {
     for (int i = 0; i < s->n; i++)
       if (s->v[i].slot == e->slot) return NULL;
@@ -1052,6 +1079,64 @@ static const qexpr *var_outside(const qexpr *e, const scope *s) {
   for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++)
     if ((r = var_outside(e->args[i], s))) return r;
   return NULL;
+}
+
+/* ORDER BY after a projection: the whole expression, or a part of it written
+ * as one of the items, reads that item's column instead. Next to an aggregate
+ * only a property access may be reused (`ORDER BY me.age + count(x)` after
+ * `RETURN me.age AS age`); a larger expression stays ambiguous, as in Neo4j. */
+static int use_items(parser *p, const qclause *c, qexpr **e, bool whole, bool parts_any) {
+  qexpr *x = *e;
+  if (!x || x->op == E_AGG) return 0;
+  bool may = whole || parts_any || x->op == E_PROP;
+  for (int i = 0; may && i < c->nitems && x->op != E_VAR && x->op != E_LIT && x->op != E_PARAM; i++) {
+    const qexpr *ie = c->items[i].e;
+    if (ie->srclen == x->srclen && !memcmp(ie->src, x->src, ie->srclen)) {
+      qexpr *v = palloc(p, sizeof *v);
+      if (!v) return qerr_oom(p->q);
+      *v = (qexpr){.op = E_VAR, .line = x->line, .col = x->col, .src = x->src, .srclen = x->srclen,
+                   .slot = c->items[i].slot, .name = c->items[i].name};
+      *e = v;
+      return 0;
+    }
+  }
+  if (x->op == E_LISTCOMP || x->op == E_QUANT || x->op == E_REDUCE || x->op == E_PATTERN || x->op == E_PATCOMP) return 0;
+  FAILRC(use_items(p, c, &x->a, false, parts_any));
+  FAILRC(use_items(p, c, &x->b, false, parts_any));
+  FAILRC(use_items(p, c, &x->c, false, parts_any));
+  for (int i = 0; i < x->nargs && x->op != E_HASLABELS; i++) FAILRC(use_items(p, c, &x->args[i], false, parts_any));
+  return 0;
+}
+
+static bool has_agg(const qexpr *e) {
+  if (!e) return false;
+  if (e->op == E_AGG || e->op == E_COUNTSTAR) return true;
+  if (has_agg(e->a) || has_agg(e->b) || has_agg(e->c)) return true;
+  for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++)
+    if (has_agg(e->args[i])) return true;
+  return false;
+}
+
+/* An item mixing an aggregate with other values (`me.age + count(x)`) may
+ * only use grouping keys beside it, each a variable or property access
+ * projected on its own; anything else has no single value per group. */
+static int check_agg_item(parser *p, const qclause *c, const qexpr *item, const qexpr *e) {
+  if (!e || e->op == E_AGG || e->op == E_COUNTSTAR || e->op == E_LIT || e->op == E_PARAM || !has_agg(item)) return 0;
+  if (e->op == E_LISTCOMP || e->op == E_QUANT || e->op == E_REDUCE || e->op == E_PATTERN || e->op == E_PATCOMP) return 0;
+  if (e->op == E_VAR || e->op == E_PROP) {
+    for (int i = 0; i < c->nitems; i++) {
+      const qexpr *k = c->items[i].e;
+      if (!has_agg(k) && (k->op == E_VAR || k->op == E_PROP) && k->srclen == e->srclen && !memcmp(k->src, e->src, e->srclen)) return 0;
+    }
+    if (e->op == E_VAR)
+      return semerr(p, e->line, e->col, "Aggregation column contains implicit grouping expressions. `%.*s` must be projected on its own (as a grouping key) to be used beside an aggregate",
+                    (int)e->srclen, e->src);
+  }
+  FAILRC(check_agg_item(p, c, item, e->a));
+  FAILRC(check_agg_item(p, c, item, e->b));
+  FAILRC(check_agg_item(p, c, item, e->c));
+  for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++) FAILRC(check_agg_item(p, c, item, e->args[i]));
+  return 0;
 }
 
 static int cmp_svar(const void *a, const void *b) { return strcmp(((const svar *)a)->name, ((const svar *)b)->name); }
@@ -1126,6 +1211,8 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
   p->proj = NULL;
   c->items = items.items;
   c->nitems = items.n;
+  if (c->naggs)
+    for (int i = 0; i < c->nitems; i++) FAILRC(check_agg_item(p, c, c->items[i].e, c->items[i].e));
   for (int i = 0; i < c->nitems; i++)
     for (int j = 0; j < i; j++)
       if (!strcmp(c->items[i].name, c->items[j].name))
@@ -1139,8 +1226,7 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
   bool grouping = c->naggs > 0;
   for (int i = 0; i < c->nitems; i++) {
     c->items[i].slot = new_slot(p);
-    int type = c->items[i].e->op == E_VAR ? scope_type_of_slot(&old, c->items[i].e->slot) : VT_ANY;
-    FAILRC(scope_add_t(p, &nsc, c->items[i].name, c->items[i].slot, type));
+    FAILRC(scope_add_t(p, &nsc, c->items[i].name, c->items[i].slot, projected_type(&old, c->items[i].e)));
   }
   if (at_kw2(p, "ORDER", "BY")) {
     p->i += 2;
@@ -1155,28 +1241,16 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
       qexpr **e = vec_push(p, &order);
       bool *d = vec_push(p, &desc);
       if (!e || !d) return qerr_oom(p->q);
-      qtok *t0 = TOK;
       /* an aggregate in ORDER BY must be one of the items, written again */
       qclause scratch = {0};
       p->proj = grouping ? &scratch : NULL;
       int rc = parse_expr(p, e);
       p->proj = NULL;
       if (rc) return rc;
-      bool same = false;
-      for (int i = 0; i < c->nitems && !same; i++) {
-        qexpr *ie = c->items[i].e;
-        if (ie->srclen == (*e)->srclen && !memcmp(ie->src, (*e)->src, ie->srclen) && (*e)->op != E_VAR) {
-          qexpr *v = mk(p, E_VAR, t0);
-          if (!v) return qerr_oom(p->q);
-          v->slot = c->items[i].slot;
-          v->name = c->items[i].name;
-          *e = v;
-          same = true;
-        }
-      }
+      FAILRC(use_items(p, c, e, true, scratch.naggs == 0));
       /* an aggregate inside an ORDER BY expression: one of the projection's,
        * written again, whose value the grouping operator leaves in q->aggres */
-      for (int k = 0; !same && k < scratch.naggs; k++) {
+      for (int k = 0; k < scratch.naggs; k++) {
         qexpr *ae = scratch.aggs[k];
         int hit = -1;
         for (int j = 0; j < c->naggs && hit < 0; j++)
@@ -1476,7 +1550,9 @@ static int parse_single(parser *p, qsingle *s, bool first_part) {
       do {
         qexpr **e = vec_push(p, &dels);
         if (!e) return qerr_oom(p->q);
+        qtok *et = TOK;
         FAILRC(parse_expr(p, e));
+        FAILRC(check_deletable(p, et, *e));
       } while (accept(p, ','));
       c->dels = dels.items;
       c->ndels = dels.n;

@@ -112,6 +112,21 @@ static void test_parse_errors(void **state) {
   EXPECT(st, "RETURN -9223372036854775808 AS m", "{\"m\":-9223372036854775808}");
   EXPECT_ERR(st, "CALL db.nothing()", "Neo.ClientError.Procedure.ProcedureNotFound 1:6");
   EXPECT_ERR(st, "RETURN $p", "Neo.ClientError.Statement.ParameterMissing 1:8");
+  /* a parameter map in a MATCH/MERGE pattern, DELETE of a label or a number */
+  EXPECT_ERR(st, "MATCH (n $p) RETURN n", "Neo.ClientError.Statement.SyntaxError 1:10");
+  EXPECT_ERR(st, "MERGE ()-[r:R $p]->()", "Neo.ClientError.Statement.SyntaxError 1:15");
+  EXPECT_ERR(st, "MATCH (n) DELETE n:L", "Neo.ClientError.Statement.SyntaxError 1:18");
+  EXPECT_ERR(st, "MATCH (n) DELETE 1 + 1", "Neo.ClientError.Statement.SyntaxError 1:18");
+  /* a projected value is no relationship */
+  EXPECT_ERR(st, "WITH 123 AS r MATCH ()-[r]-() RETURN r", "Neo.ClientError.Statement.SyntaxError 1:25");
+  /* beside an aggregate only projected grouping keys */
+  EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + count(you.age)", "Neo.ClientError.Statement.SyntaxError 1:26");
+  EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + you.age, me.age + you.age + count(*)",
+             "Neo.ClientError.Statement.SyntaxError 1:44");
+  EXPECT(st, "UNWIND [1, 2, 2] AS x RETURN x, x * 10 + count(*) AS c ORDER BY x", "{\"x\":1,\"c\":11}\n{\"x\":2,\"c\":22}");
+  /* ORDER BY reads a returned property access next to an aggregate */
+  EXPECT(st, "UNWIND [{a: 1}, {a: 1}, {a: 5}] AS m RETURN m.a AS a, count(*) AS n ORDER BY m.a - count(*) DESC",
+         "{\"a\":5,\"n\":1}\n{\"a\":1,\"n\":2}");
   sl_store_close(st);
 }
 

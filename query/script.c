@@ -336,6 +336,24 @@ static int statement(script *s, const char *text, size_t n, unsigned line, unsig
   return 0;
 }
 
+/* neo4j-shell's script format (APOC's apoc.export.cypher "neo4j-shell"): a
+ * line that is only BEGIN, COMMIT or ROLLBACK (a ';' allowed) is cypher-shell's
+ * :begin, :commit or :rollback; SCHEMA AWAIT waits for indexes, which are
+ * built by the statement that creates them here. Returns the command, "" for
+ * SCHEMA AWAIT, NULL for any other line; *end: where the line ends. */
+static const char *neo4j_shell_line(const char *t, size_t i, size_t len, size_t *end) {
+  static const char *const words[] = {"begin", "commit", "rollback"};
+  size_t e = i;
+  while (e < len && t[e] != '\n') e++;
+  *end = e;
+  size_t n = e - i;
+  while (n && (isspace((unsigned char)t[i + n - 1]) || t[i + n - 1] == ';')) n--;
+  for (size_t k = 0; k < sizeof words / sizeof *words; k++)
+    if (n == strlen(words[k]) && !strncasecmp(t + i, words[k], n)) return words[k];
+  if (n >= 12 && !strncasecmp(t + i, "SCHEMA AWAIT", 12) && (n == 12 || isspace((unsigned char)t[i + 12]))) return "";
+  return NULL;
+}
+
 int sl_query_script(sl_store *st, bool read_only, const char *text, size_t len, const char *name,
                     const sl_query_options *opt, const sl_qparam *params, size_t nparams, sl_script_rows_fn rows,
                     void *rows_arg, sl_script_result *res) {
@@ -352,6 +370,13 @@ int sl_query_script(sl_store *st, bool read_only, const char *text, size_t len, 
       size_t start = c.i + 1;
       while (c.i < len && text[c.i] != '\n') step(&c);
       rc = command(&s, text + start, c.i - start, line, col);
+      continue;
+    }
+    size_t line_end;
+    const char *kw = neo4j_shell_line(text, c.i, len, &line_end);
+    if (kw) {
+      while (c.i < line_end) step(&c);
+      rc = *kw ? command(&s, kw, strlen(kw), line, col) : 0;
       continue;
     }
     if (text[c.i] == ';') { /* an empty statement */

@@ -30,7 +30,8 @@ for (const line of readFileSync(0, 'utf8').split('\n')) {
     const n = `${text(o.m.get('labels'))} ${props}`;
     nodes.set(o.m.get('id').s, n);
     out.push(`N ${n}`);
-  } else rels.push(o);
+  } else if (o.m.get('type').s === 'relationship') rels.push(o);
+  /* index and constraint lines (the schema) are not the graph */
 }
 for (const r of rels) {
   const end = (k) => nodes.get(r.m.get(k).m.get('id').s) ?? `missing node ${r.m.get(k).m.get('id').s}`;

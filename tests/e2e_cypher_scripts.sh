@@ -66,11 +66,12 @@ for g in all nodekey; do
   done
 done
 if [ $schema = 1 ]; then
-  "$BIN" query "$T/apoc-all-cypher-shell" 'SHOW CONSTRAINTS YIELD name RETURN name ORDER BY name' --format jsonl >"$T/cons" 2>&1
-  same <(printf '%s\n' '{"name":"uniqueConstraint"}' '{"name":"uniqueConstraintComposite"}') "$T/cons" \
+  # SHOW ... YIELD is not supported (README "Queries"): the names are taken with jq
+  "$BIN" query "$T/apoc-all-cypher-shell" 'SHOW CONSTRAINTS' --format jsonl 2>&1 | jq -r '.name // empty' | sort >"$T/cons"
+  same <(printf '%s\n' uniqueConstraint uniqueConstraintComposite) "$T/cons" \
     "apoc-all: its constraints kept, UNIQUE_IMPORT_NAME dropped"
-  "$BIN" query "$T/apoc-nodekey-cypher-shell" 'SHOW CONSTRAINTS YIELD name RETURN count(*) AS n' --format jsonl >"$T/cons" 2>&1
-  contains "$T/cons" '{"n":10}' "apoc-nodekey: its 10 constraints"
+  "$BIN" query "$T/apoc-nodekey-cypher-shell" 'SHOW CONSTRAINTS' --format jsonl 2>&1 | jq -r '.name // empty' | wc -l | tr -d ' ' >"$T/cons"
+  contains "$T/cons" '10' "apoc-nodekey: its 10 constraints"
   expect 1 "apoc-nodekey: the NODE KEY refuses a second John Snow" \
     "$BIN" query "$T/apoc-nodekey-cypher-shell" "CREATE (:Person {name: 'John', surname: 'Snow'})"
   contains "$T/err" "Neo.ClientError.Schema.ConstraintValidationFailed" "apoc-nodekey: ... with ConstraintValidationFailed"

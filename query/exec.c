@@ -527,7 +527,10 @@ typedef struct op_page {
 static int page_count(qctx *q, qexpr *e, int64_t *out) {
   qv v;
   TRY(q_eval(q, e, &v));
-  if (v.kind == SL_DOUBLE && v.u.v.u.d == floor(v.u.v.u.d)) v = qv_int((int64_t)v.u.v.u.d);
+  /* an integral double in int64's range counts (2.0); inf, NaN and out of range do not */
+  if (v.kind == SL_DOUBLE && v.u.v.u.d == floor(v.u.v.u.d) && v.u.v.u.d >= -9223372036854775808.0 &&
+      v.u.v.u.d < 9223372036854775808.0)
+    v = qv_int((int64_t)v.u.v.u.d);
   if (v.kind != SL_INT || v.u.v.u.i < 0) {
     char buf[64];
     size_t n = 0;

@@ -256,6 +256,7 @@ typedef struct qctx {
   qop *root;
   sl_qstats stats;
   uint64_t deadline_ns; /* 0: none */
+  uint64_t clock_us;    /* the clock functions' time: read once, so every call in a statement agrees */
   uint32_t ticks;
   uint32_t max_hops;
   char store_uuid[40];

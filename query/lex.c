@@ -78,7 +78,8 @@ static int lex_string(lexer *l, qtok *t) {
       adv(l, 1);
       continue;
     }
-    if (l->p + 1 >= l->end) continue;
+    if (l->p + 1 >= l->end) /* a backslash last: the string never closes */
+      return qerr(l->q, SL_EINVAL, ST_SYNTAX, t->line, t->col, "Failed to parse string literal: missing closing %c", quote);
     char e = l->p[1];
     unsigned line = l->line, col = l->col;
     adv(l, 2);

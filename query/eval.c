@@ -1644,7 +1644,7 @@ static int temporal_ctor(qctx *q, qexpr *e, qv *args, qv *out, sl_kind kind) {
   if (e->nargs == 0) {
     if (kind == SL_DURATION) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "duration() needs an argument");
     /* now, in UTC */
-    uint64_t us = q->clock_us ? q->clock_us : (q->clock_us = sl_now_us());
+    uint64_t us = q_clock_us(q);
     sl_value v;
     memset(&v, 0, sizeof v);
     v.kind = kind;

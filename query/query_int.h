@@ -266,6 +266,10 @@ typedef struct qctx {
   unsigned defer_line, defer_col;
 } qctx;
 
+/* The statement's clock (date(), datetime.transaction(), ...): read once,
+ * so every clock function of a statement sees the same instant. */
+static inline uint64_t q_clock_us(qctx *q) { return q->clock_us ? q->clock_us : (q->clock_us = sl_now_us()); }
+
 /* Errors: set q->err (the first one wins) and return the code. */
 int qerr(qctx *q, int rc, const char *code, unsigned line, unsigned col, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));

@@ -266,7 +266,7 @@ int fn_clock(qctx *q, qexpr *e, qv *args, qv *out) {
   }
   if (e->nargs && args[0].kind != SL_STRING)
     return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "%s: the time zone must be a string", e->name);
-  uint64_t us = q->clock_us ? q->clock_us : (q->clock_us = sl_now_us());
+  uint64_t us = q_clock_us(q);
   qv dt;
   int rc = instant_in_zone(q, e, (int64_t)(us / 1000000), (int32_t)(us % 1000000) * 1000,
                            e->nargs ? args[0].u.v.u.s : "Z", e->nargs ? args[0].u.v.len : 1, &dt);
@@ -312,7 +312,7 @@ int temporal_to_zone(qctx *q, qexpr *e, const qv *v, const qv *zone, qv *out) {
   if (v->kind == SL_DATETIME)
     return instant_in_zone(q, e, v->u.v.u.t.seconds, v->u.v.u.t.nanos, zone->u.v.u.s, zone->u.v.len, out);
   qv now;
-  uint64_t us = q->clock_us ? q->clock_us : (q->clock_us = sl_now_us());
+  uint64_t us = q_clock_us(q);
   int rc = instant_in_zone(q, e, (int64_t)(us / 1000000), 0, zone->u.v.u.s, zone->u.v.len, &now);
   if (rc) return rc;
   int64_t sod = v->u.v.u.t.seconds - v->u.v.u.t.offset + now.u.v.u.t.offset;

@@ -674,8 +674,10 @@ void *sl__conn_main(void *arg) {
     serve(cx);
     sl__base_abort(cx->base); /* a session that ended inside a base */
     cx->base = NULL;
-    sl__stream_detach(cx->s, cx->c);
   }
+  /* Whatever ended the session, even a failed Welcome after the attach:
+   * an owner left behind would refuse every later shipper of the stream. */
+  if (cx->s) sl__stream_detach(cx->s, cx->c);
   if (cx->refused && !atomic_load(&cx->evicted)) sl_conn_linger(cx->c, LINGER_MS, cx->stop);
   sl_buf_free(&cx->raw);
   sl_buf_free(&cx->sealed);

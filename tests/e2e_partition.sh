@@ -123,6 +123,17 @@ caught_up "4: after failed sends and reads"
 n=$(($(grep -c "shipping stream s" "$T/ship.log") - before))
 check "4: each injected failure cost a reconnect ($n sessions)" [ "$n" -ge 2 ]
 
+# ---- 4b. the Welcome fails to send ------------------------------------------------------------
+# The receiver has attached the connection to the stream when its Welcome
+# send fails; the session must let go of the stream, or every later
+# shipper is refused as "the previous connection has not left yet".
+kill -9 "$RX_PID"
+wait "$RX_PID" 2>/dev/null
+start_receiver SL_FAULTS=10:EIO:0:1
+commit 500 7
+caught_up "4b: after the receiver's Welcome failed to send"
+check "4b: no shipper was refused for a stale owner" bash -c "! grep -q 'has not left yet' '$T/rx.log'"
+
 # ---- 5. the receiver loses power -----------------------------------------------------------------
 # At a receive (point 11) its unsynced archive writes are torn, it exits as
 # a crash (86); it comes back as after a reboot (a new boot id): its

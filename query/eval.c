@@ -73,10 +73,10 @@ static int arith(qctx *q, qexpr *e, const qv *a, const qv *b, qv *out) {
       size_t na = a->kind == SL_QLIST ? a->u.list.n : 1, nb = b->kind == SL_QLIST ? b->u.list.n : 1;
       qv *items = NULL;
       TRY(make_list(q, na + nb, &items, out));
-      if (a->kind == SL_QLIST) memcpy(items, a->u.list.items, sizeof *items * na);
-      else items[0] = *a;
-      if (b->kind == SL_QLIST) memcpy(items + na, b->u.list.items, sizeof *items * nb);
-      else items[na] = *b;
+      if (a->kind != SL_QLIST) items[0] = *a;
+      else if (na) memcpy(items, a->u.list.items, sizeof *items * na); /* [] may have no items */
+      if (b->kind != SL_QLIST) items[na] = *b;
+      else if (nb) memcpy(items + na, b->u.list.items, sizeof *items * nb);
       return 0;
     }
     if (a->kind == SL_STRING || b->kind == SL_STRING) {

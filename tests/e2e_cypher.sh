@@ -26,26 +26,7 @@ NPM_DIR=${SL_BUILD:-${SL_TEST_TMP:-/tmp/shiplog-test}}/npm-cypher-lint
 MOD=$NPM_DIR/node_modules/$PKG
 
 command -v node >/dev/null || { echo "skip: node is not installed, so the Cypher linter cannot run (scripts/deps.sh --tests installs nodejs)"; exit 77; }
-if ! cmp -s "$LOCK/package-lock.json" "$NPM_DIR/installed-lock.json" || [ ! -f "$MOD/package.json" ]; then
-  command -v npm >/dev/null || { echo "skip: npm is not installed, so $PKG cannot be installed (scripts/deps.sh --tests installs npm)"; exit 77; }
-  echo "installing $PKG as pinned by tests/cypher-lint/package-lock.json into $NPM_DIR (npm ci)"
-  mkdir -p "$NPM_DIR"
-  rm -f "$NPM_DIR/installed-lock.json"
-  cp "$LOCK/package.json" "$LOCK/package-lock.json" "$NPM_DIR/"
-  if ! (cd "$NPM_DIR" && timeout 600 npm ci --cache "$NPM_DIR/cache" --no-audit --no-fund --loglevel=error) >"$T/npm.log" 2>&1; then
-    # one line, for scripts/test.sh's summary: npm's error code and reason
-    why=$(grep -m1 -E '^npm (ERR!|error) (request|network) ' "$T/npm.log" ||
-      grep -m1 -E '^npm (ERR!|error) ' "$T/npm.log")
-    why=$(sed -E 's/^npm (ERR!|error) //' <<<"$why")
-    case $why in
-    *CERT* | *certificate*) why="$why (this system does not trust the certificate its connection to the registry presents)" ;;
-    esac
-    echo "skip: npm ci could not install $PKG from the npm registry: ${why:-$(tail -1 "$T/npm.log")}"
-    sed 's/^/    /' "$T/npm.log" | tail -5
-    exit 77
-  fi
-  cp "$LOCK/package-lock.json" "$NPM_DIR/installed-lock.json"
-fi
+SRC=$SRC "$SRC/tests/npm-pinned.sh" "$LOCK" "$NPM_DIR" "$PKG" || exit $?
 echo "linter: $PKG $(jq -r .version "$MOD/package.json" 2>/dev/null), node $(node --version)"
 
 passed=0

@@ -227,27 +227,14 @@ NFT
 e2e_heal() { e2e_in_ns nft delete table inet slcut 2>/dev/null; }
 
 # bolt_driver_install: Neo4j's JavaScript driver as tests/bolt-driver's
-# package-lock.json pins it, installed once with `npm ci` into the build
-# tree; exports NODE_PATH. Exits 77 (skip) when npm or the registry is not
-# there.
+# package-lock.json pins it, installed once into the build tree
+# (tests/npm-pinned.sh); exports NODE_PATH, and sets LOCK to the folder of
+# the driver scripts. Exits 77 (skip) when npm or the
+# registry is not there, 1 when the install fails otherwise.
 bolt_driver_install() {
   LOCK=$SRC/tests/bolt-driver
   NPM_DIR=$BUILD/npm-bolt-driver
-  if ! cmp -s "$LOCK/package-lock.json" "$NPM_DIR/installed-lock.json" || [ ! -f "$NPM_DIR/node_modules/neo4j-driver/package.json" ]; then
-    command -v npm >/dev/null || { echo "skip: npm is not installed, so neo4j-driver cannot be installed (scripts/deps.sh --tests installs npm)"; exit 77; }
-    echo "installing neo4j-driver as pinned by tests/bolt-driver/package-lock.json into $NPM_DIR (npm ci)"
-    mkdir -p "$NPM_DIR"
-    rm -f "$NPM_DIR/installed-lock.json"
-    cp "$LOCK/package.json" "$LOCK/package-lock.json" "$NPM_DIR/"
-    if ! (cd "$NPM_DIR" && timeout 600 npm ci --cache "$NPM_DIR/cache" --no-audit --no-fund --loglevel=error) >"$T/npm.log" 2>&1; then
-      why=$(grep -m1 -E '^npm (ERR!|error) (request|network) ' "$T/npm.log" || grep -m1 -E '^npm (ERR!|error) ' "$T/npm.log")
-      why=$(sed -E 's/^npm (ERR!|error) //' <<<"$why")
-      echo "skip: npm ci could not install neo4j-driver from the npm registry: ${why:-$(tail -1 "$T/npm.log")}"
-      sed 's/^/    /' "$T/npm.log" | tail -5
-      exit 77
-    fi
-    cp "$LOCK/package-lock.json" "$NPM_DIR/installed-lock.json"
-  fi
+  SRC=$SRC "$SRC/tests/npm-pinned.sh" "$LOCK" "$NPM_DIR" neo4j-driver || exit $?
   export NODE_PATH=$NPM_DIR/node_modules
   echo "driver: neo4j-driver $(jq -r .version "$NPM_DIR/node_modules/neo4j-driver/package.json"), node $(node --version)"
 }

@@ -189,9 +189,16 @@ if [[ -x $BUILD/bench_commit && -x $BUILD/bench_gen && -x $BUILD/shiplog ]]; the
   fi
   # bench_query beside PostgreSQL where bench/query can start one (root, PostgreSQL 15 installed),
   # else shiplog's side alone
+  # PostgreSQL runs as the postgres user, who may not reach into the
+  # checkout (CI's is under a root-only folder): its work folder is in /tmp.
   bench_query_smoke() {
     if ((EUID == 0)) && [[ -x /usr/lib/postgresql/15/bin/initdb ]]; then
-      bench/query --quick --no-build --build "$BUILD" --dir "$smoke"
+      local pgdir rc
+      pgdir=$(mktemp -d /tmp/shiplog-bench-query.XXXXXX) || return 1
+      bench/query --quick --no-build --build "$BUILD" --dir "$pgdir"
+      rc=$?
+      rm -rf "$pgdir"
+      return $rc
     else
       "$BUILD/bench_query" --quick --dir "$smoke" --shiplog "$BUILD/shiplog"
     fi

@@ -330,7 +330,7 @@ static void metrics_http_serves_several_scrapers(void **state) {
   }
   uint64_t ms = (sl_mono_ns() - t0) / 1000000;
   printf("3 scrapes beside 6 idle connections: %llu ms\n", (unsigned long long)ms);
-  assert_true(ms < 1000);
+  assert_true(ms < 6000); /* a generous bound: one at a time, the idle ones would cost 2 s each */
   /* The half request is finished and answered. */
   assert_int_equal(send(half, "ics HTTP/1.0\r\n\r\n", 17, 0), 17);
   char buf[4096];

@@ -144,6 +144,34 @@ int sl_buf_reserve(sl_buf *b, size_t cap);
 /* Free the memory and reset to {0}; safe on an empty buffer. */
 void sl_buf_free(sl_buf *b);
 
+/* ---- arenas (base/arena.c) ----------------------------------------------
+ * Bump allocation, freed or reset in one call: decoded records (the store),
+ * a statement's rows and values (the query engine), a Bolt message's values.
+ * `limit` caps the bytes one arena hands out (0: none); `budget`, when set,
+ * caps the chunk bytes of every arena that shares it (a statement's memory
+ * limit over its several arenas) and remembers that it was hit. */
+typedef struct sl_arena_budget {
+  size_t used, limit;
+  bool over;
+} sl_arena_budget;
+typedef struct sl_arena {
+  struct sl_arena_chunk *chunks; /* newest first */
+  uint8_t *p, *end;
+  size_t used;  /* bytes handed out since the last reset */
+  size_t limit; /* 0: none */
+  sl_arena_budget *budget;
+} sl_arena;
+void sl_arena_init(sl_arena *a, sl_arena_budget *budget); /* a zeroed sl_arena is one with neither */
+/* Aligned for any scalar type. NULL: malloc failed, or the limit or budget
+ * (then budget->over) was hit. */
+void *sl_arena_alloc(sl_arena *a, size_t n);
+void *sl_arena_zalloc(sl_arena *a, size_t n);
+char *sl_arena_strndup(sl_arena *a, const void *s, size_t n); /* n bytes and a NUL */
+/* Forget everything handed out; keeps one chunk as big as the last cycle
+ * needed, so that a steady loop stops calling malloc. */
+void sl_arena_reset(sl_arena *a);
+void sl_arena_free(sl_arena *a);
+
 /* ---- hex -------------------------------------------------------------- */
 /* in[0..n) as lower-case hex ("%02x" per byte): out gets 2n characters and
  * a NUL, so it must hold 2n + 1 bytes. */

@@ -37,20 +37,6 @@
 
 #include "sl_base.h"
 
-/* ---- arena ---------------------------------------------------------------------------- */
-/* A bump allocator: decoded values and the values a backend builds for a
- * record live here and are freed all at once. `limit` caps the bytes it
- * may hold (0: none); past it, allocations fail with SL_ETOOBIG. */
-typedef struct sl_arena {
-  struct sl_arena_block *head;
-  size_t used, limit;
-} sl_arena;
-void *sl_arena_alloc(sl_arena *a, size_t size);         /* 16-byte aligned; NULL: limit or ENOMEM */
-char *sl_arena_strdup(sl_arena *a, const char *s, size_t len); /* NUL-terminated copy */
-/* Free every block but keep the first for reuse; pointers from a die. */
-void sl_arena_reset(sl_arena *a);
-void sl_arena_free(sl_arena *a);
-
 /* ---- PackStream values ---------------------------------------------------------------- */
 typedef enum sl_pack_kind {
   SL_PACK_NULL, SL_PACK_BOOL, SL_PACK_INT, SL_PACK_FLOAT, SL_PACK_STRING, SL_PACK_BYTES,

@@ -681,7 +681,7 @@ static int eng_route(void *conn, const sl_pack *routing, const sl_pack *bookmark
   for (size_t i = 0; i < nr; i++)
     if (strcmp(readers[i], e->self)) routers[nroute++] = readers[i];
   sl_pack servers;
-  const char *writer = c->db.writer[0] ? sl_arena_strdup(a, c->db.writer, strlen(c->db.writer)) : e->writer;
+  const char *writer = c->db.writer[0] ? sl_arena_strndup(a, c->db.writer, strlen(c->db.writer)) : e->writer;
   uint32_t ns = writer ? 3 : 2, i = 0;
   if (!sl_pack_new_map(a, rt, 3) || !sl_pack_new_list(a, &servers, ns)) return -ENOMEM;
   if (writer) rc = add_server(a, &servers.u.items[i++], "WRITE", &writer, 1);
@@ -689,7 +689,7 @@ static int eng_route(void *conn, const sl_pack *routing, const sl_pack *bookmark
   if (!rc) rc = add_server(a, &servers.u.items[i++], "ROUTE", routers, nroute);
   if (rc) return rc;
   sl_pack_map_set(a, rt, 0, "ttl", sl_pack_int(300));
-  char *name = sl_arena_strdup(a, c->db.name, strlen(c->db.name));
+  char *name = sl_arena_strndup(a, c->db.name, strlen(c->db.name));
   if (!name) return -ENOMEM;
   sl_pack_map_set(a, rt, 1, "db", sl_pack_str(name));
   return sl_pack_map_set(a, rt, 2, "servers", servers);

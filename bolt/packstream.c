@@ -44,69 +44,6 @@
 const sl_pack_limits sl_pack_default_limits = {
     .max_depth = 64, .max_items = 1u << 20, .max_string = 16u << 20, .max_total = (size_t)64 << 20};
 
-/* ---- arena ---------------------------------------------------------------------------- */
-struct sl_arena_block {
-  struct sl_arena_block *next;
-  size_t size, used;
-  _Alignas(16) uint8_t data[];
-};
-
-#define ARENA_BLOCK_MIN 4096
-
-void *sl_arena_alloc(sl_arena *a, size_t size) {
-  size = (size + 15) & ~(size_t)15;
-  if (size == 0) size = 16;
-  if (a->limit && (size > a->limit || a->used > a->limit - size)) return NULL;
-  struct sl_arena_block *b = a->head;
-  if (!b || b->size - b->used < size) {
-    size_t want = size > ARENA_BLOCK_MIN ? size : (b ? b->size * 2 : ARENA_BLOCK_MIN);
-    if (want > ((size_t)1 << 24) && want > size) want = size > ((size_t)1 << 24) ? size : ((size_t)1 << 24);
-    struct sl_arena_block *nb = malloc(sizeof *nb + want);
-    if (!nb) return NULL;
-    nb->size = want;
-    nb->used = 0;
-    nb->next = b;
-    a->head = b = nb;
-  }
-  void *p = b->data + b->used;
-  b->used += size;
-  a->used += size;
-  return p;
-}
-
-char *sl_arena_strdup(sl_arena *a, const char *s, size_t len) {
-  char *p = sl_arena_alloc(a, len + 1);
-  if (!p) return NULL;
-  memcpy(p, s, len);
-  p[len] = 0;
-  return p;
-}
-
-void sl_arena_reset(sl_arena *a) {
-  struct sl_arena_block *b = a->head;
-  if (!b) return;
-  /* keep the oldest block (the smallest), free the rest */
-  while (b->next) {
-    struct sl_arena_block *n = b->next;
-    free(b);
-    b = n;
-  }
-  b->used = 0;
-  a->head = b;
-  a->used = 0;
-}
-
-void sl_arena_free(sl_arena *a) {
-  struct sl_arena_block *b = a->head;
-  while (b) {
-    struct sl_arena_block *n = b->next;
-    free(b);
-    b = n;
-  }
-  a->head = NULL;
-  a->used = 0;
-}
-
 /* ---- encoding ------------------------------------------------------------------------- */
 static int put(sl_buf *out, const void *p, size_t n) {
   if (!n) return 0;
@@ -367,7 +304,7 @@ sl_pack *sl_pack_new_struct(sl_arena *a, sl_pack *v, uint8_t tag, uint32_t n) {
 int sl_pack_map_set(sl_arena *a, sl_pack *map, uint32_t i, const char *key, sl_pack value) {
   if (map->kind != SL_PACK_MAP || i >= map->len) return SL_EINVAL;
   size_t n = strlen(key);
-  char *k = sl_arena_strdup(a, key, n);
+  char *k = sl_arena_strndup(a, key, n);
   if (!k) return -ENOMEM;
   map->u.items[2 * i] = (sl_pack){.kind = SL_PACK_STRING, .len = (uint32_t)n, .u.s = k};
   map->u.items[2 * i + 1] = value;
@@ -575,7 +512,7 @@ static int struct_to_value(sl_arena *a, const sl_pack *p, sl_bolt_dialect d, sl_
     ok = field_int(p, 0, &i0) && field_int(p, 1, &i1) && i1 >= 0 && i1 < NANOS && z->kind == SL_PACK_STRING &&
          z->len >= 1 && z->len <= SL_ZONE_MAX;
     if (!ok) break;
-    char *zn = sl_arena_strdup(a, z->u.s, z->len);
+    char *zn = sl_arena_strndup(a, z->u.s, z->len);
     if (!zn) return -ENOMEM;
     int32_t off = 0;
     int rc = (zone ? zone : sl_bolt_zone_offset_tzdb)(zn, i0, legacy, &off);
@@ -680,7 +617,7 @@ static int id_text(sl_arena *a, const char *element_id, int64_t id, sl_pack *out
     snprintf(buf, sizeof buf, "%lld", (long long)id);
     element_id = buf;
   }
-  char *s = sl_arena_strdup(a, element_id, strlen(element_id));
+  char *s = sl_arena_strndup(a, element_id, strlen(element_id));
   if (!s) return -ENOMEM;
   *out = sl_pack_str(s);
   return 0;

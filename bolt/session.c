@@ -395,7 +395,7 @@ static int handle_stream(sl_bolt_session *s, const sl_pack *msg) {
   if (sum.stats) sl_pack_map_set(&s->arena, &meta, i++, "stats", *sum.stats);
   if (sum.db) sl_pack_map_set(&s->arena, &meta, i++, "db", sl_pack_str(sum.db));
   if (autocommit && sum.bookmark[0]) {
-    char *b = sl_arena_strdup(&s->arena, sum.bookmark, strlen(sum.bookmark));
+    char *b = sl_arena_strndup(&s->arena, sum.bookmark, strlen(sum.bookmark));
     if (!b) return -ENOMEM;
     sl_pack_map_set(&s->arena, &meta, i++, "bookmark", sl_pack_str(b));
   }
@@ -424,7 +424,7 @@ static int handle_end_tx(sl_bolt_session *s, bool commit) {
   s->state = SL_BOLT_READY;
   if (!commit || !bookmark[0]) return success(s, NULL);
   sl_pack meta;
-  char *b = sl_arena_strdup(&s->arena, bookmark, strlen(bookmark));
+  char *b = sl_arena_strndup(&s->arena, bookmark, strlen(bookmark));
   if (!b || !sl_pack_new_map(&s->arena, &meta, 1)) return -ENOMEM;
   sl_pack_map_set(&s->arena, &meta, 0, "bookmark", sl_pack_str(b));
   return success(s, &meta);

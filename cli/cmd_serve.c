@@ -128,7 +128,7 @@ static size_t find_standbys(void *arg, sl_arena *a, const char **out, size_t max
     if (sl_ship_status_read(sr->store, stream, &st) || !st.bolt[0] || strcmp(st.state, "streaming") ||
         st.lag_ms > sr->max_lag_ms)
       continue;
-    if ((out[n] = sl_arena_strdup(a, st.bolt, strlen(st.bolt)))) n++;
+    if ((out[n] = sl_arena_strndup(a, st.bolt, strlen(st.bolt)))) n++;
   }
   if (d) closedir(d);
   return n;

@@ -27,7 +27,7 @@ typedef struct printer {
   sl__jbuf b;
   bool json;
   bool first; /* no field written yet in this op */
-  sl__arena arena;
+  sl_arena arena;
 } printer;
 
 static void field(printer *p, const char *name) {
@@ -188,7 +188,7 @@ int sl_txn_print(const uint8_t *payload, size_t len, bool json, FILE *out) {
   int rc = SL_ECORRUPT;
   Shiplog__Transaction *tx = shiplog__transaction__unpack(NULL, len, payload);
   if (!tx) return SL_ECORRUPT;
-  sl__arena_init(&p.arena);
+  sl_arena_init(&p.arena, NULL);
   sl_time_format(tx->commit_time_us, t, sizeof t);
   if (json) {
     sl__jbuf_puts(&p.b, "{\"txid\":");
@@ -214,6 +214,6 @@ int sl_txn_print(const uint8_t *payload, size_t len, bool json, FILE *out) {
 fail:
   shiplog__transaction__free_unpacked(tx, NULL);
   sl__jbuf_free(&p.b);
-  sl__arena_free(&p.arena);
+  sl_arena_free(&p.arena);
   return rc;
 }

@@ -137,9 +137,9 @@ fail:
 
 static void cursor_free(sl_qcursor *c) {
   q_op_free(c->q.root);
-  qa_free(&c->q.tmp);
-  qa_free(&c->q.out);
-  qa_free(&c->q.ast);
+  sl_arena_free(&c->q.tmp);
+  sl_arena_free(&c->q.out);
+  sl_arena_free(&c->q.ast);
   free(c->q.defer_ids);
   free(c);
 }
@@ -187,13 +187,13 @@ int sl_qtx_run(sl_qtx *t, const char *text, size_t len, const sl_qparam *params,
   q->mem.limit = t->opt.memory_bytes;
   q->max_hops = t->opt.max_hops;
   memcpy(q->store_uuid, t->uuid, sizeof q->store_uuid);
-  qa_init(&q->ast, &q->mem);
-  qa_init(&q->tmp, &q->mem);
-  qa_init(&q->out, &q->mem);
+  sl_arena_init(&q->ast, &q->mem);
+  sl_arena_init(&q->tmp, &q->mem);
+  sl_arena_init(&q->out, &q->mem);
   if (t->opt.timeout_ms) q->deadline_ns = sl_mono_ns() + t->opt.timeout_ms * 1000000ull;
   int rc = 0;
-  char *copy = qa_strndup(&q->ast, text, len);
-  sl_qparam *ps = qa_alloc(&q->ast, sizeof *ps * (nparams ? nparams : 1));
+  char *copy = sl_arena_strndup(&q->ast, text, len);
+  sl_qparam *ps = sl_arena_alloc(&q->ast, sizeof *ps * (nparams ? nparams : 1));
   if (!copy || !ps) {
     rc = qerr_oom(q);
     goto fail;
@@ -201,7 +201,7 @@ int sl_qtx_run(sl_qtx *t, const char *text, size_t len, const sl_qparam *params,
   q->text = copy;
   q->len = len;
   for (size_t i = 0; i < nparams; i++) {
-    ps[i].name = qa_strndup(&q->ast, params[i].name, strlen(params[i].name));
+    ps[i].name = sl_arena_strndup(&q->ast, params[i].name, strlen(params[i].name));
     if (!ps[i].name || qv_from_public(&q->ast, &params[i].value, &ps[i].value)) {
       rc = qerr_oom(q);
       goto fail;
@@ -224,10 +224,10 @@ int sl_qtx_run(sl_qtx *t, const char *text, size_t len, const sl_qparam *params,
     goto fail;
   }
   q->stats.contains_updates = q->stmt->writes;
-  q->row = qa_zalloc(&q->ast, sizeof *q->row * (size_t)(q->stmt->nslots ? q->stmt->nslots : 1));
+  q->row = sl_arena_zalloc(&q->ast, sizeof *q->row * (size_t)(q->stmt->nslots ? q->stmt->nslots : 1));
   c->ncols = q->stmt->ncols;
   c->colslots = q->stmt->nparts ? q->stmt->parts[0].colslots : NULL;
-  c->out = qa_zalloc(&q->ast, sizeof *c->out * (size_t)(c->ncols ? c->ncols : 1));
+  c->out = sl_arena_zalloc(&q->ast, sizeof *c->out * (size_t)(c->ncols ? c->ncols : 1));
   if (!q->row || !c->out) {
     rc = qerr_oom(q);
     goto fail;
@@ -270,8 +270,8 @@ int sl_qcursor_next(sl_qcursor *c, const sl_qvalue **row, sl_query_error *err) {
   memset(err, 0, sizeof *err);
   q->err = err;
   for (;;) {
-    qa_reset(&q->tmp);
-    qa_reset(&q->out);
+    sl_arena_reset(&q->tmp);
+    sl_arena_reset(&q->out);
     int rc = q->root->next(q, q->root);
     if (rc < 0) return cursor_fail(c, rc, err);
     if (rc == 0) {
@@ -375,7 +375,7 @@ int q_proc_columns(const char *name, const char *const **cols, int *ncols) {
 
 typedef struct names {
   qctx *q;
-  qarena *a;
+  sl_arena *a;
   char **v;
   size_t n, cap;
 } names;
@@ -386,20 +386,20 @@ static int add_name(void *arg, const char *name) {
     if (!strcmp(ns->v[i], name)) return 0;
   if (ns->n == ns->cap) {
     size_t cap = ns->cap ? ns->cap * 2 : 16;
-    char **nv = qa_alloc(ns->a, sizeof *nv * cap);
+    char **nv = sl_arena_alloc(ns->a, sizeof *nv * cap);
     if (!nv) return -ENOMEM;
     if (ns->n) memcpy(nv, ns->v, sizeof *nv * ns->n);
     ns->v = nv;
     ns->cap = cap;
   }
-  if (!(ns->v[ns->n] = qa_strndup(ns->a, name, strlen(name)))) return -ENOMEM;
+  if (!(ns->v[ns->n] = sl_arena_strndup(ns->a, name, strlen(name)))) return -ENOMEM;
   ns->n++;
   return 0;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int q_call_rows(qctx *q, qclause *c, qarena *a, qv **rows, size_t *nrows, int *ncols) {
+int q_call_rows(qctx *q, qclause *c, sl_arena *a, qv **rows, size_t *nrows, int *ncols) {
   const struct proc *p = find_proc(c->proc);
   *rows = NULL;
   *nrows = 0;
@@ -427,8 +427,8 @@ int q_call_rows(qctx *q, qclause *c, qarena *a, qv **rows, size_t *nrows, int *n
   size_t n = 0;
   int w = p->ncols;
   if (!strcasecmp(p->name, "dbms.components")) {
-    all = qa_alloc(a, sizeof *all * 3);
-    qv *vers = qa_alloc(a, sizeof *vers);
+    all = sl_arena_alloc(a, sizeof *all * 3);
+    qv *vers = sl_arena_alloc(a, sizeof *vers);
     if (!all || !vers) return qerr_oom(q);
     *vers = qv_str("5.26.0", 6);
     all[0] = qv_str("Neo4j Kernel", 12);
@@ -444,7 +444,7 @@ int q_call_rows(qctx *q, qclause *c, qarena *a, qv **rows, size_t *nrows, int *n
     if (rc == -ENOMEM) return qerr_oom(q);
     if (rc) return qerr_store(q, rc, c->line, c->col);
     if (ns.n) qsort(ns.v, ns.n, sizeof *ns.v, cmp_str);
-    all = qa_alloc(a, sizeof *all * (ns.n ? ns.n : 1));
+    all = sl_arena_alloc(a, sizeof *all * (ns.n ? ns.n : 1));
     if (!all) return qerr_oom(q);
     for (size_t i = 0; i < ns.n; i++) all[i] = qv_str(ns.v[i], strlen(ns.v[i]));
     n = ns.n;
@@ -453,7 +453,7 @@ int q_call_rows(qctx *q, qclause *c, qarena *a, qv **rows, size_t *nrows, int *n
     *nrows = c->standalone ? 0 : 1;
     return 0;
   }
-  qv *out = qa_alloc(a, sizeof *out * (n * (size_t)c->nyields + 1));
+  qv *out = sl_arena_alloc(a, sizeof *out * (n * (size_t)c->nyields + 1));
   if (!out) return qerr_oom(q);
   for (size_t r = 0; r < n; r++)
     for (int i = 0; i < c->nyields; i++) out[r * (size_t)c->nyields + (size_t)i] = all[r * (size_t)w + (size_t)map[i]];

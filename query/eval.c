@@ -40,7 +40,7 @@ static double num(const qv *v) { return v->kind == SL_INT ? (double)v->u.v.u.i :
 static int make_list(qctx *q, size_t n, qv **items, qv *out) {
   out->kind = SL_QLIST;
   out->u.list.n = n;
-  qv *it = qa_alloc(&q->tmp, sizeof *it * (n ? n : 1));
+  qv *it = sl_arena_alloc(&q->tmp, sizeof *it * (n ? n : 1));
   if (!it) return qerr_oom(q);
   out->u.list.items = it;
   *items = it;
@@ -48,7 +48,7 @@ static int make_list(qctx *q, size_t n, qv **items, qv *out) {
 }
 
 static int make_str(qctx *q, const char *s, size_t n, qv *out) {
-  char *p = qa_strndup(&q->tmp, s, n);
+  char *p = sl_arena_strndup(&q->tmp, s, n);
   if (!p) return qerr_oom(q);
   *out = qv_str(p, n);
   return 0;
@@ -85,7 +85,7 @@ static int arith(qctx *q, qexpr *e, const qv *a, const qv *b, qv *out) {
       if (!sa || !sb || (a->kind != SL_STRING && !is_num(a) && a->kind != SL_BOOL) ||
           (b->kind != SL_STRING && !is_num(b) && b->kind != SL_BOOL))
         return type_err(q, e, "Cannot add `%s` and `%s`", qv_type_name(a), qv_type_name(b));
-      char *s = qa_alloc(&q->tmp, la + lb + 1);
+      char *s = sl_arena_alloc(&q->tmp, la + lb + 1);
       if (!s) return qerr_oom(q);
       memcpy(s, sa, la);
       memcpy(s + la, sb, lb);
@@ -153,7 +153,7 @@ static int str_pred(qctx *q, qexpr *e, const qv *a, const qv *b, qv *out) {
   else if (e->op == E_ENDS) r = m <= n && !memcmp(s + n - m, t, m);
   else if (e->op == E_CONTAINS) r = m == 0 || (m <= n && memmem(s, n, t, m));
   else {
-    char *pat = qa_alloc(&q->tmp, m + 8), *subj = qa_strndup(&q->tmp, s, n);
+    char *pat = sl_arena_alloc(&q->tmp, m + 8), *subj = sl_arena_strndup(&q->tmp, s, n);
     if (!pat || !subj) return qerr_oom(q);
     snprintf(pat, m + 8, "^(%.*s)$", (int)m, t);
     regex_t re;
@@ -247,7 +247,7 @@ static int eval_index(qctx *q, qexpr *e, qv *out) {
   }
   if (a.kind == SL_QMAP || a.kind == SL_QNODE || a.kind == SL_QREL) {
     if (b.kind != SL_STRING) return type_err(q, e, "Type mismatch: expected String but was %s", qv_type_name(&b));
-    char *key = qa_strndup(&q->tmp, b.u.v.u.s, b.u.v.len);
+    char *key = sl_arena_strndup(&q->tmp, b.u.v.u.s, b.u.v.len);
     if (!key) return qerr_oom(q);
     return get_key(q, e, &a, key, out);
   }
@@ -402,11 +402,11 @@ static int eval_haslabels(qctx *q, qexpr *e, qv *out) {
 
 static int eval_patcomp(qctx *q, qexpr *e, qv *out) {
   /* the matcher binds into q->row: keep the row's slots it may touch */
-  qarena *a = &q->tmp;
+  sl_arena *a = &q->tmp;
   qmatch *m;
   TRY(qmatch_new(q, e->pat, a, &m));
   size_t n = 0, cap = 8;
-  qv *items = qa_alloc(a, sizeof *items * cap);
+  qv *items = sl_arena_alloc(a, sizeof *items * cap);
   if (!items) return qerr_oom(q);
   int rc;
   while ((rc = qmatch_next(q, m)) == 1) {
@@ -416,7 +416,7 @@ static int eval_patcomp(qctx *q, qexpr *e, qv *out) {
       if (!qv_true(&w)) continue;
     }
     if (n == cap) {
-      qv *ni = qa_alloc(a, sizeof *ni * cap * 2);
+      qv *ni = sl_arena_alloc(a, sizeof *ni * cap * 2);
       if (!ni) {
         rc = qerr_oom(q);
         break;
@@ -468,7 +468,7 @@ int q_eval(qctx *q, qexpr *e, qv *out) {
     return 0;
   }
   case E_MAP: {
-    sl_qentry *es = qa_alloc(&q->tmp, sizeof *es * (size_t)(e->nargs ? e->nargs : 1));
+    sl_qentry *es = sl_arena_alloc(&q->tmp, sizeof *es * (size_t)(e->nargs ? e->nargs : 1));
     if (!es) return qerr_oom(q);
     size_t n = 0;
     for (int i = 0; i < e->nargs; i++) {
@@ -487,7 +487,7 @@ int q_eval(qctx *q, qexpr *e, qv *out) {
     return 0;
   }
   case E_FUNC: {
-    qv *args = qa_alloc(&q->tmp, sizeof *args * (size_t)(e->nargs ? e->nargs : 1));
+    qv *args = sl_arena_alloc(&q->tmp, sizeof *args * (size_t)(e->nargs ? e->nargs : 1));
     if (!args) return qerr_oom(q);
     for (int i = 0; i < e->nargs; i++) TRY(q_eval(q, e->args[i], &args[i]));
     return e->fn(q, e, args, out);
@@ -642,7 +642,7 @@ static int rel_type(qctx *q, const qv *r, const char **type) {
   sl_rel rel;
   int rc = sl_view_rel(q->view, r->u.rel.id, &rel);
   if (rc) return qerr_store(q, rc, 0, 0);
-  *type = qa_strndup(&q->tmp, rel.type, strlen(rel.type));
+  *type = sl_arena_strndup(&q->tmp, rel.type, strlen(rel.type));
   return *type ? 0 : qerr_oom(q);
 }
 
@@ -671,10 +671,10 @@ static int entity_props(qctx *q, const qv *ent, qv *out) {
   }
   if (rc == SL_ENOTFOUND) n = 0;
   else if (rc) return qerr_store(q, rc, 0, 0);
-  sl_qentry *es = qa_alloc(&q->tmp, sizeof *es * (n ? n : 1));
+  sl_qentry *es = sl_arena_alloc(&q->tmp, sizeof *es * (n ? n : 1));
   if (!es) return qerr_oom(q);
   for (size_t i = 0; i < n; i++) {
-    es[i].key = qa_strndup(&q->tmp, props[i].key, strlen(props[i].key));
+    es[i].key = sl_arena_strndup(&q->tmp, props[i].key, strlen(props[i].key));
     if (!es[i].key || qv_from_prop(&q->tmp, &props[i].value, &es[i].value)) return qerr_oom(q);
   }
   out->kind = SL_QMAP;
@@ -834,7 +834,7 @@ FN(reverse) {
   if (args[0].kind == SL_STRING) {
     const char *s = args[0].u.v.u.s;
     size_t n = args[0].u.v.len;
-    char *r = qa_alloc(&q->tmp, n + 1);
+    char *r = sl_arena_alloc(&q->tmp, n + 1);
     if (!r) return qerr_oom(q);
     size_t o = n;
     for (size_t i = 0; i < n;) {
@@ -1043,7 +1043,7 @@ FN(randomuuid) {
 
 static int map_chars(qctx *q, const qv *in, int (*f)(int), qv *out) {
   size_t n = in->u.v.len;
-  char *s = qa_alloc(&q->tmp, n + 1);
+  char *s = sl_arena_alloc(&q->tmp, n + 1);
   if (!s) return qerr_oom(q);
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)in->u.v.u.s[i];
@@ -1083,7 +1083,7 @@ FN(replace) {
   } else if (rn > fn) {
     cap = n + (n / fn + 1) * (rn - fn) + 1;
   }
-  char *d = qa_alloc(&q->tmp, cap);
+  char *d = sl_arena_alloc(&q->tmp, cap);
   if (!d) return qerr_oom(q);
   if (fn == 0) {
     memcpy(d + o, r, rn), o += rn;
@@ -1386,7 +1386,7 @@ static int expand_base(qctx *q, qexpr *e, const qv *m, qv *out) {
     *out = *m;
     return 0;
   }
-  sl_qentry *es = qa_alloc(&q->tmp, sizeof *es * (m->u.map.n + 24));
+  sl_qentry *es = sl_arena_alloc(&q->tmp, sizeof *es * (m->u.map.n + 24));
   if (!es) return qerr_oom(q);
   size_t n = 0;
   bool week_based = map_key(m, "week") != NULL;
@@ -1450,7 +1450,7 @@ int temporal_from_map(qctx *q, qexpr *e, const qv *m0, sl_kind kind, qv *out) {
     return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "%s", why);
   out->kind = kind;
   out->u.v = v;
-  if (v.kind == SL_DATETIME && v.u.t.zone && !(out->u.v.u.t.zone = qa_strndup(&q->tmp, zbuf, strlen(zbuf)))) return qerr_oom(q);
+  if (v.kind == SL_DATETIME && v.u.t.zone && !(out->u.v.u.t.zone = sl_arena_strndup(&q->tmp, zbuf, strlen(zbuf)))) return qerr_oom(q);
   return 0;
 }
 
@@ -1686,7 +1686,7 @@ static int temporal_ctor(qctx *q, qexpr *e, qv *args, qv *out, sl_kind kind) {
   out->kind = kind;
   out->u.v = v;
   if (v.kind == SL_DATETIME && v.u.t.zone) {
-    char *z = qa_strndup(&q->tmp, zone, strlen(zone));
+    char *z = sl_arena_strndup(&q->tmp, zone, strlen(zone));
     if (!z) return qerr_oom(q);
     out->u.v.u.t.zone = z;
   }

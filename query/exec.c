@@ -30,14 +30,14 @@
     if (rc_) return rc_;   \
   } while (0)
 
-int row_stabilize(qctx *q, qarena *a, const int *live, int nlive) {
+int row_stabilize(qctx *q, sl_arena *a, const int *live, int nlive) {
   for (int i = 0; i < nlive; i++)
     if (qv_copy(a, &q->row[live[i]], &q->row[live[i]])) return qerr_oom(q);
   return 0;
 }
 
 static int pull(qctx *q, qop *child) {
-  qa_reset(&q->tmp);
+  sl_arena_reset(&q->tmp);
   return child->next(q, child);
 }
 
@@ -52,7 +52,7 @@ typedef struct vset {
   tuple *slots;
   size_t cap, n;
   int width;
-  qarena *a;
+  sl_arena *a;
 } vset;
 
 static uint64_t tuple_hash(const qv *vals, int width) {
@@ -71,7 +71,7 @@ static bool tuple_eq(const qv *a, const qv *b, int width) {
 static int vset_get(qctx *q, vset *s, const qv *vals, bool insert, tuple **out, bool *found) {
   if (s->n * 2 >= s->cap) {
     size_t cap = s->cap ? s->cap * 2 : 64;
-    tuple *ns = qa_zalloc(s->a, sizeof *ns * cap);
+    tuple *ns = sl_arena_zalloc(s->a, sizeof *ns * cap);
     if (!ns) return qerr_oom(q);
     for (size_t i = 0; i < s->cap; i++) {
       if (!s->slots[i].hash) continue;
@@ -95,7 +95,7 @@ static int vset_get(qctx *q, vset *s, const qv *vals, bool insert, tuple **out, 
   *found = false;
   *out = NULL;
   if (!insert) return 0;
-  qv *copy = qa_alloc(s->a, sizeof *copy * (size_t)(s->width ? s->width : 1));
+  qv *copy = sl_arena_alloc(s->a, sizeof *copy * (size_t)(s->width ? s->width : 1));
   if (!copy) return qerr_oom(q);
   for (int i = 0; i < s->width; i++)
     if (qv_copy(s->a, &vals[i], &copy[i])) return qerr_oom(q);
@@ -126,7 +126,7 @@ typedef struct op_match {
   qop op;
   qclause *c;
   qmatch *m;
-  qarena a, in;
+  sl_arena a, in;
   bool have_input, emitted;
   int *newslots, nnew;
 } op_match;
@@ -139,13 +139,13 @@ static int match_next(qctx *q, qop *op) {
     if (!o->have_input) {
       rc = pull(q, op->child);
       if (rc <= 0) return rc;
-      qa_reset(&o->in);
+      sl_arena_reset(&o->in);
       TRY(row_stabilize(q, &o->in, o->c->live_in, o->c->nlive_in));
       TRY(qmatch_reset(q, o->m));
       o->have_input = true;
       o->emitted = false;
     }
-    qa_reset(&q->tmp); /* the last candidate's temporaries (the input row is in o->in) */
+    sl_arena_reset(&q->tmp); /* the last candidate's temporaries (the input row is in o->in) */
     rc = qmatch_next(q, o->m);
     if (rc < 0) return rc;
     if (rc == 1) {
@@ -168,15 +168,15 @@ static int match_next(qctx *q, qop *op) {
 static void match_free(qop *op) {
   op_match *o = (op_match *)op;
   qmatch_free(o->m);
-  qa_free(&o->in);
-  qa_free(&o->a);
+  sl_arena_free(&o->in);
+  sl_arena_free(&o->a);
 }
 
 /* ---- UNWIND ------------------------------------------------------------------------------------ */
 typedef struct op_unwind {
   qop op;
   qclause *c;
-  qarena in;
+  sl_arena in;
   qv list;
   size_t pos;
   bool have;
@@ -192,7 +192,7 @@ static int unwind_next(qctx *q, qop *op) {
     }
     int rc = pull(q, op->child);
     if (rc <= 0) return rc;
-    qa_reset(&o->in);
+    sl_arena_reset(&o->in);
     qv v;
     TRY(q_eval(q, o->c->expr, &v));
     TRY(row_stabilize(q, &o->in, o->c->live_in, o->c->nlive_in));
@@ -209,14 +209,14 @@ static int unwind_next(qctx *q, qop *op) {
   }
 }
 
-static void unwind_free(qop *op) { qa_free(&((op_unwind *)op)->in); }
+static void unwind_free(qop *op) { sl_arena_free(&((op_unwind *)op)->in); }
 
 /* ---- WITH / RETURN without aggregates --------------------------------------------------------- */
 typedef struct op_project {
   qop op;
   qclause *c;
   vset seen;
-  qarena a;
+  sl_arena a;
   qv *vals;
 } op_project;
 
@@ -238,7 +238,7 @@ static int project_next(qctx *q, qop *op) {
   }
 }
 
-static void project_free(qop *op) { qa_free(&((op_project *)op)->a); }
+static void project_free(qop *op) { sl_arena_free(&((op_project *)op)->a); }
 
 /* ---- aggregation ------------------------------------------------------------------------------- */
 typedef struct aggstate {
@@ -260,7 +260,7 @@ typedef struct group {
 typedef struct op_agg {
   qop op;
   qclause *c;
-  qarena a;
+  sl_arena a;
   vset groups;
   int nkeys;
   int *keyitem;    /* item index of each key */
@@ -281,7 +281,7 @@ static int agg_add(qctx *q, op_agg *o, qexpr *e, aggstate *s) {
   if (v.kind == SL_NULL) return 0;
   if (e->distinct) {
     if (!s->distinct) {
-      s->distinct = qa_zalloc(&o->a, sizeof *s->distinct);
+      s->distinct = sl_arena_zalloc(&o->a, sizeof *s->distinct);
       if (!s->distinct) return qerr_oom(q);
       s->distinct->width = 1;
       s->distinct->a = &o->a;
@@ -296,7 +296,7 @@ static int agg_add(qctx *q, op_agg *o, qexpr *e, aggstate *s) {
   case AGG_COLLECT:
     if (s->n == s->cap) {
       size_t cap = s->cap ? s->cap * 2 : 8;
-      qv *ni = qa_alloc(&o->a, sizeof *ni * cap);
+      qv *ni = sl_arena_alloc(&o->a, sizeof *ni * cap);
       if (!ni) return qerr_oom(q);
       if (s->n) memcpy(ni, s->items, sizeof *ni * s->n);
       s->items = ni;
@@ -382,7 +382,7 @@ static qv agg_result(qctx *q, qexpr *e, aggstate *s) {
 
 static int agg_build(qctx *q, op_agg *o) {
   qclause *c = o->c;
-  qv *keys = qa_alloc(&o->a, sizeof *keys * (size_t)(o->nkeys ? o->nkeys : 1));
+  qv *keys = sl_arena_alloc(&o->a, sizeof *keys * (size_t)(o->nkeys ? o->nkeys : 1));
   if (!keys) return qerr_oom(q);
   int rc;
   while ((rc = pull(q, o->op.child)) == 1) {
@@ -392,13 +392,13 @@ static int agg_build(qctx *q, op_agg *o) {
     TRY(vset_get(q, &o->groups, keys, true, &t, &found));
     group *g = t->data;
     if (!found) {
-      g = qa_zalloc(&o->a, sizeof *g);
-      if (!g || !(g->st = qa_zalloc(&o->a, sizeof *g->st * (size_t)(c->naggs ? c->naggs : 1)))) return qerr_oom(q);
+      g = sl_arena_zalloc(&o->a, sizeof *g);
+      if (!g || !(g->st = sl_arena_zalloc(&o->a, sizeof *g->st * (size_t)(c->naggs ? c->naggs : 1)))) return qerr_oom(q);
       g->keys = t->vals;
       t->data = g;
       if (o->ngroups == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 16;
-        group **no = qa_alloc(&o->a, sizeof *no * cap);
+        group **no = sl_arena_alloc(&o->a, sizeof *no * cap);
         if (!no) return qerr_oom(q);
         if (o->ngroups) memcpy(no, o->order, sizeof *no * o->ngroups);
         o->order = no;
@@ -410,9 +410,9 @@ static int agg_build(qctx *q, op_agg *o) {
   }
   if (rc < 0) return rc;
   if (!o->ngroups && !o->nkeys) {
-    group *g = qa_zalloc(&o->a, sizeof *g);
-    if (!g || !(g->st = qa_zalloc(&o->a, sizeof *g->st * (size_t)(c->naggs ? c->naggs : 1))) ||
-        !(o->order = qa_alloc(&o->a, sizeof *o->order)))
+    group *g = sl_arena_zalloc(&o->a, sizeof *g);
+    if (!g || !(g->st = sl_arena_zalloc(&o->a, sizeof *g->st * (size_t)(c->naggs ? c->naggs : 1))) ||
+        !(o->order = sl_arena_alloc(&o->a, sizeof *o->order)))
       return qerr_oom(q);
     o->order[o->ngroups++] = g;
   }
@@ -425,7 +425,7 @@ static int agg_next(qctx *q, qop *op) {
   qclause *c = o->c;
   if (!o->built) TRY(agg_build(q, o));
   if (o->pos == o->ngroups) return 0;
-  qa_reset(&q->tmp);
+  sl_arena_reset(&q->tmp);
   group *g = o->order[o->pos++];
   for (int i = 0; i < c->naggs; i++) o->res[i] = agg_result(q, c->aggs[i], &g->st[i]);
   /* keys that are variables: restore them for the aggregate items that use them */
@@ -447,7 +447,7 @@ static int agg_next(qctx *q, qop *op) {
   return 1;
 }
 
-static void agg_free(qop *op) { qa_free(&((op_agg *)op)->a); }
+static void agg_free(qop *op) { sl_arena_free(&((op_agg *)op)->a); }
 
 /* ---- ORDER BY ---------------------------------------------------------------------------------- */
 typedef struct srow {
@@ -458,7 +458,7 @@ typedef struct srow {
 typedef struct op_sort {
   qop op;
   qclause *c;
-  qarena a;
+  sl_arena a;
   srow *rows;
   size_t n, cap, pos;
   bool built;
@@ -485,7 +485,7 @@ static int sort_next(qctx *q, qop *op) {
     while ((rc = pull(q, op->child)) == 1) {
       if (o->n == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 64;
-        srow *nr = qa_alloc(&o->a, sizeof *nr * cap);
+        srow *nr = sl_arena_alloc(&o->a, sizeof *nr * cap);
         if (!nr) return qerr_oom(q);
         if (o->n) memcpy(nr, o->rows, sizeof *nr * o->n);
         o->rows = nr;
@@ -493,7 +493,7 @@ static int sort_next(qctx *q, qop *op) {
       }
       srow *r = &o->rows[o->n];
       r->idx = o->n;
-      r->vals = qa_alloc(&o->a, sizeof *r->vals * (size_t)w);
+      r->vals = sl_arena_alloc(&o->a, sizeof *r->vals * (size_t)w);
       if (!r->vals) return qerr_oom(q);
       for (int i = 0; i < c->norder; i++) TRY(q_eval(q, c->order[i], &r->vals[c->nitems + i]));
       for (int i = 0; i < c->nitems; i++) r->vals[i] = q->row[c->items[i].slot];
@@ -513,7 +513,7 @@ static int sort_next(qctx *q, qop *op) {
   return 1;
 }
 
-static void sort_free(qop *op) { qa_free(&((op_sort *)op)->a); }
+static void sort_free(qop *op) { sl_arena_free(&((op_sort *)op)->a); }
 
 /* ---- SKIP / LIMIT, WHERE after WITH ------------------------------------------------------------ */
 typedef struct op_page {
@@ -587,8 +587,8 @@ static int filter_next(qctx *q, qop *op) {
 typedef struct op_write {
   qop op;
   qclause *c;
-  qarena a;      /* the input rows */
-  qarena outa;   /* the output rows (lazy: of one input row) */
+  sl_arena a;      /* the input rows */
+  sl_arena outa;   /* the output rows (lazy: of one input row) */
   qv **in, **out;
   size_t nin, incap, nout, outcap, inpos, outpos;
   bool built, finished;
@@ -596,16 +596,16 @@ typedef struct op_write {
   qmatch *m;
 } op_write;
 
-static int keep_row(qctx *q, qarena *a, qv ***rows, size_t *n, size_t *cap, const int *live, int nlive) {
+static int keep_row(qctx *q, sl_arena *a, qv ***rows, size_t *n, size_t *cap, const int *live, int nlive) {
   if (*n == *cap) {
     size_t ncap = *cap ? *cap * 2 : 64;
-    qv **nr = qa_alloc(a, sizeof *nr * ncap);
+    qv **nr = sl_arena_alloc(a, sizeof *nr * ncap);
     if (!nr) return qerr_oom(q);
     if (*n) memcpy(nr, *rows, sizeof *nr * *n);
     *rows = nr;
     *cap = ncap;
   }
-  qv *r = qa_alloc(a, sizeof *r * (size_t)q->stmt->nslots);
+  qv *r = sl_arena_alloc(a, sizeof *r * (size_t)q->stmt->nslots);
   if (!r) return qerr_oom(q);
   for (int i = 0; i < q->stmt->nslots; i++) r[i] = qv_null();
   for (int i = 0; i < nlive; i++)
@@ -619,7 +619,7 @@ static int write_one(qctx *q, op_write *o, qv *r) {
   qclause *c = o->c;
   int rc;
   size_t ns = (size_t)q->stmt->nslots;
-  qa_reset(&q->tmp);
+  sl_arena_reset(&q->tmp);
   memcpy(q->row, r, sizeof *q->row * ns);
   TRY(qtick(q));
   if (c->kind != C_MERGE) {
@@ -669,7 +669,7 @@ static int write_next(qctx *q, qop *op) {
       }
       return 0;
     }
-    qa_reset(&o->outa);
+    sl_arena_reset(&o->outa);
     o->nout = o->outcap = o->outpos = 0;
     o->out = NULL;
     TRY(write_one(q, o, o->in[o->inpos++]));
@@ -681,15 +681,15 @@ static int write_next(qctx *q, qop *op) {
 static void write_free(qop *op) {
   op_write *o = (op_write *)op;
   qmatch_free(o->m);
-  qa_free(&o->a);
-  qa_free(&o->outa);
+  sl_arena_free(&o->a);
+  sl_arena_free(&o->outa);
 }
 
 /* ---- CALL ---------------------------------------------------------------------------------------- */
 typedef struct op_call {
   qop op;
   qclause *c;
-  qarena a;
+  sl_arena a;
   qv *rows;
   size_t nrows, pos;
   int ncols;
@@ -703,7 +703,7 @@ static int call_next(qctx *q, qop *op) {
     if (!o->have) {
       int rc = pull(q, op->child);
       if (rc <= 0) return rc;
-      qa_reset(&o->a);
+      sl_arena_reset(&o->a);
       TRY(row_stabilize(q, &o->a, c->live_in, c->nlive_in));
       TRY(q_call_rows(q, c, &o->a, &o->rows, &o->nrows, &o->ncols));
       o->pos = 0;
@@ -727,7 +727,7 @@ static int call_next(qctx *q, qop *op) {
   }
 }
 
-static void call_free(qop *op) { qa_free(&((op_call *)op)->a); }
+static void call_free(qop *op) { sl_arena_free(&((op_call *)op)->a); }
 
 /* ---- UNION ---------------------------------------------------------------------------------------- */
 typedef struct op_union {
@@ -735,7 +735,7 @@ typedef struct op_union {
   qop **parts;
   int nparts, cur;
   vset seen;
-  qarena a;
+  sl_arena a;
   qv *vals;
 } op_union;
 
@@ -766,7 +766,7 @@ static int union_next(qctx *q, qop *op) {
 static void union_free(qop *op) {
   op_union *o = (op_union *)op;
   for (int i = 0; i < o->nparts; i++) q_op_free(o->parts[i]);
-  qa_free(&o->a);
+  sl_arena_free(&o->a);
 }
 
 /* ---- planning ------------------------------------------------------------------------------------- */
@@ -797,7 +797,7 @@ static void *new_op(size_t size, qop *child, int (*next)(qctx *, qop *), void (*
 static int collect_new_slots(qctx *q, qpattern *pat, op_match *o) {
   int max = 0;
   for (int i = 0; i < pat->npaths; i++) max += 2 * pat->paths[i].nrels + 2;
-  o->newslots = qa_alloc(&o->a, sizeof(int) * (size_t)max);
+  o->newslots = sl_arena_alloc(&o->a, sizeof(int) * (size_t)max);
   if (!o->newslots) return qerr_oom(q);
   for (int i = 0; i < pat->npaths; i++) {
     qpath *p = &pat->paths[i];
@@ -830,9 +830,9 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
     NEW_OP(op_agg, o, child, agg_next, agg_free);
     *top = &o->op;
     o->c = c;
-    qa_init(&o->a, &q->mem);
-    o->keyitem = qa_alloc(&o->a, sizeof(int) * (size_t)(c->nitems + 1));
-    o->res = qa_alloc(&o->a, sizeof(qv) * (size_t)(c->naggs + 1));
+    sl_arena_init(&o->a, &q->mem);
+    o->keyitem = sl_arena_alloc(&o->a, sizeof(int) * (size_t)(c->nitems + 1));
+    o->res = sl_arena_alloc(&o->a, sizeof(qv) * (size_t)(c->naggs + 1));
     if (!o->keyitem || !o->res) return qerr_oom(q);
     for (int i = 0; i < c->nitems; i++) {
       bool has = false;
@@ -850,27 +850,27 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
     if (c->distinct) {
       NEW_OP(op_project, d, *top, distinct_next, project_free);
       *top = &d->op;
-      qa_init(&d->a, &q->mem);
+      sl_arena_init(&d->a, &q->mem);
       d->c = c;
       d->seen.width = c->nitems;
       d->seen.a = &d->a;
-      d->vals = qa_alloc(&d->a, sizeof(qv) * (size_t)(c->nitems + 1));
+      d->vals = sl_arena_alloc(&d->a, sizeof(qv) * (size_t)(c->nitems + 1));
       if (!d->vals) return qerr_oom(q);
     }
   } else {
     NEW_OP(op_project, o, child, project_next, project_free);
     *top = &o->op;
     o->c = c;
-    qa_init(&o->a, &q->mem);
+    sl_arena_init(&o->a, &q->mem);
     o->seen.width = c->nitems;
     o->seen.a = &o->a;
-    o->vals = qa_alloc(&o->a, sizeof(qv) * (size_t)(c->nitems + 1));
+    o->vals = sl_arena_alloc(&o->a, sizeof(qv) * (size_t)(c->nitems + 1));
     if (!o->vals) return qerr_oom(q);
   }
   if (c->norder) {
     NEW_OP(op_sort, o, *top, sort_next, sort_free);
     o->c = c;
-    qa_init(&o->a, &q->mem);
+    sl_arena_init(&o->a, &q->mem);
     *top = &o->op;
   }
   if (c->skip || c->limit) {
@@ -898,8 +898,8 @@ static int plan_single(qctx *q, qsingle *s, qop **top) {
       NEW_OP(op_match, o, *top, match_next, match_free);
       *top = &o->op;
       o->c = c;
-      qa_init(&o->a, &q->mem);
-      qa_init(&o->in, &q->mem);
+      sl_arena_init(&o->a, &q->mem);
+      sl_arena_init(&o->in, &q->mem);
       c->pat.seek_where = c->where;
       TRY(qmatch_new(q, &c->pat, &o->a, &o->m));
       qmatch_seek(o->m, c->where);
@@ -910,7 +910,7 @@ static int plan_single(qctx *q, qsingle *s, qop **top) {
       NEW_OP(op_unwind, o, *top, unwind_next, unwind_free);
       *top = &o->op;
       o->c = c;
-      qa_init(&o->in, &q->mem);
+      sl_arena_init(&o->in, &q->mem);
       break;
     }
     case C_WITH:
@@ -919,15 +919,15 @@ static int plan_single(qctx *q, qsingle *s, qop **top) {
       NEW_OP(op_call, o, *top, call_next, call_free);
       *top = &o->op;
       o->c = c;
-      qa_init(&o->a, &q->mem);
+      sl_arena_init(&o->a, &q->mem);
       break;
     }
     default: {
       NEW_OP(op_write, o, *top, write_next, write_free);
       *top = &o->op;
       o->c = c;
-      qa_init(&o->a, &q->mem);
-      qa_init(&o->outa, &q->mem);
+      sl_arena_init(&o->a, &q->mem);
+      sl_arena_init(&o->outa, &q->mem);
       for (int k = i + 1; k < s->nclauses; k++)
         o->eager_out |= s->clauses[k].kind == C_MATCH || s->clauses[k].kind == C_MERGE || s->clauses[k].kind == C_CALL;
       if (c->kind == C_MERGE) TRY(qmatch_new(q, &c->pat, &o->a, &o->m));
@@ -945,11 +945,11 @@ int q_plan(qctx *q, qop **out) {
   op_union *u = new_op(sizeof *u, NULL, union_next, union_free);
   if (!u) return qerr_oom(q);
   *out = &u->op;
-  qa_init(&u->a, &q->mem);
+  sl_arena_init(&u->a, &q->mem);
   u->seen.width = s->ncols;
   u->seen.a = &u->a;
-  u->vals = qa_alloc(&u->a, sizeof(qv) * (size_t)(s->ncols + 1));
-  u->parts = qa_zalloc(&u->a, sizeof(qop *) * (size_t)s->nparts);
+  u->vals = sl_arena_alloc(&u->a, sizeof(qv) * (size_t)(s->ncols + 1));
+  u->parts = sl_arena_zalloc(&u->a, sizeof(qop *) * (size_t)s->nparts);
   if (!u->vals || !u->parts) return qerr_oom(q);
   u->nparts = s->nparts;
   for (int i = 0; i < s->nparts; i++) TRY(plan_single(q, &s->parts[i], &u->parts[i]));

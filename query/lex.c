@@ -63,7 +63,7 @@ static int hexval(char c) {
 static int lex_string(lexer *l, qtok *t) {
   char quote = *l->p;
   adv(l, 1);
-  char *buf = qa_alloc(&l->q->ast, (size_t)(l->end - l->p) + 1);
+  char *buf = sl_arena_alloc(&l->q->ast, (size_t)(l->end - l->p) + 1);
   if (!buf) return qerr_oom(l->q);
   size_t n = 0;
   for (;;) {
@@ -185,7 +185,7 @@ static int lex_ident(lexer *l, qtok *t) {
   const char *s = l->p, *p = s;
   while (p < l->end && ident_char((unsigned char)*p)) p++;
   t->type = T_IDENT;
-  t->str = qa_strndup(&l->q->ast, s, (size_t)(p - s));
+  t->str = sl_arena_strndup(&l->q->ast, s, (size_t)(p - s));
   if (!t->str) return qerr_oom(l->q);
   t->slen = (size_t)(p - s);
   adv(l, (size_t)(p - s));
@@ -194,7 +194,7 @@ static int lex_ident(lexer *l, qtok *t) {
 
 static int lex_quoted(lexer *l, qtok *t) {
   adv(l, 1);
-  char *buf = qa_alloc(&l->q->ast, (size_t)(l->end - l->p) + 1);
+  char *buf = sl_arena_alloc(&l->q->ast, (size_t)(l->end - l->p) + 1);
   if (!buf) return qerr_oom(l->q);
   size_t n = 0;
   for (;;) {
@@ -221,13 +221,13 @@ static int lex_quoted(lexer *l, qtok *t) {
 int q_lex(qctx *q, qtok **out, int *nout) {
   lexer l = {q, q->text, q->text + q->len, q->text, 1, 1};
   int cap = 64, n = 0;
-  qtok *toks = qa_alloc(&q->ast, sizeof *toks * (size_t)cap);
+  qtok *toks = sl_arena_alloc(&q->ast, sizeof *toks * (size_t)cap);
   if (!toks) return qerr_oom(q);
   for (;;) {
     int rc = skip_space(&l);
     if (rc) return rc;
     if (n == cap) {
-      qtok *nt = qa_alloc(&q->ast, sizeof *toks * (size_t)cap * 2);
+      qtok *nt = sl_arena_alloc(&q->ast, sizeof *toks * (size_t)cap * 2);
       if (!nt) return qerr_oom(q);
       memcpy(nt, toks, sizeof *toks * (size_t)n);
       toks = nt;
@@ -262,7 +262,7 @@ int q_lex(qctx *q, qtok **out, int *nout) {
       } else if (l.p < l.end && ident_char((unsigned char)*l.p)) {
         const char *s = l.p, *p = s;
         while (p < l.end && ident_char((unsigned char)*p)) p++;
-        t->str = qa_strndup(&q->ast, s, (size_t)(p - s));
+        t->str = sl_arena_strndup(&q->ast, s, (size_t)(p - s));
         if (!t->str) return qerr_oom(q);
         t->slen = (size_t)(p - s);
         adv(&l, (size_t)(p - s));

@@ -55,7 +55,7 @@ typedef struct level {
   bool seeking;     /* SRC_INDEX with values the index can seek (else: the label scan) */
   uint64_t *sids;
   qexpr *id_seek;   /* SRC_ID: the id the node must have (qmatch_seek) */
-  qarena arena;
+  sl_arena arena;
   /* LV_START */
   uint64_t ids[SCAN_BATCH];
   size_t nids, pos;
@@ -78,7 +78,7 @@ struct qmatch {
   int nlv;
   int cur;
   bool started;
-  qmem *mem;
+  sl_arena_budget *mem;
 };
 
 /* ---- planning ---------------------------------------------------------------------------- */
@@ -101,7 +101,7 @@ static bool choose_reverse(const qpath *p, const int *bound, int nb) {
 /* The node source of a start level: its variable, an index covering its
  * label and property map, its label, or every node; qmatch_seek then
  * prefers `id(n) = expr` (SRC_ID). */
-static void choose_source(qctx *q, level *lv, const qexpr *where, const int *bound, int nb, qarena *a) {
+static void choose_source(qctx *q, level *lv, const qexpr *where, const int *bound, int nb, sl_arena *a) {
   if (lv->node_bound) lv->src = SRC_BOUND;
   else if (lv->node->nlabels) {
     lv->src = q_schema_seek_plan(q, lv->node, where, bound, nb, a, &lv->seek) ? SRC_INDEX : SRC_LABEL;
@@ -111,16 +111,16 @@ static void choose_source(qctx *q, level *lv, const qexpr *where, const int *bou
   }
 }
 
-int qmatch_new(qctx *q, qpattern *pat, qarena *a, qmatch **out) {
-  qmatch *m = qa_zalloc(a, sizeof *m);
+int qmatch_new(qctx *q, qpattern *pat, sl_arena *a, qmatch **out) {
+  qmatch *m = sl_arena_zalloc(a, sizeof *m);
   int nlv = 0;
   for (int i = 0; i < pat->npaths; i++) nlv += 1 + pat->paths[i].nrels;
-  if (!m || !(m->lv = qa_zalloc(a, sizeof *m->lv * (size_t)nlv))) return qerr_oom(q);
+  if (!m || !(m->lv = sl_arena_zalloc(a, sizeof *m->lv * (size_t)nlv))) return qerr_oom(q);
   m->pat = pat;
   m->mem = &q->mem;
   /* bound before the clause: the first mention of a slot says */
-  int *bound = qa_alloc(a, sizeof(int) * (size_t)(nlv * 2 + 1)), nb = 0;
-  int *seen = qa_alloc(a, sizeof(int) * (size_t)(nlv * 2 + 1)), ns = 0, nb_before;
+  int *bound = sl_arena_alloc(a, sizeof(int) * (size_t)(nlv * 2 + 1)), nb = 0;
+  int *seen = sl_arena_alloc(a, sizeof(int) * (size_t)(nlv * 2 + 1)), ns = 0, nb_before;
   if (!bound || !seen) return qerr_oom(q);
   for (int i = 0; i < pat->npaths; i++) {
     qpath *p = &pat->paths[i];
@@ -143,7 +143,7 @@ int qmatch_new(qctx *q, qpattern *pat, qarena *a, qmatch **out) {
     for (int j = 0; j <= p->nrels; j++) {
       int ni = rev ? p->nrels - j : j;
       level *lv = &m->lv[k++];
-      qa_init(&lv->arena, &q->mem);
+      sl_arena_init(&lv->arena, &q->mem);
       lv->node = &p->nodes[ni];
       lv->node_bound = slot_in(bound, nb, lv->node->slot);
       if (j == 0) {
@@ -215,7 +215,7 @@ void qmatch_seek(qmatch *m, qexpr *where) {
 
 void qmatch_free(qmatch *m) {
   if (!m) return;
-  for (int i = 0; i < m->nlv; i++) qa_free(&m->lv[i].arena);
+  for (int i = 0; i < m->nlv; i++) sl_arena_free(&m->lv[i].arena);
 }
 
 int qmatch_reset(qctx *q, qmatch *m) {
@@ -291,7 +291,7 @@ static int collect_rel(void *arg, uint64_t rel, const char *type, uint64_t start
   collect *c = arg;
   if (*c->n == *c->cap) {
     size_t cap = *c->cap ? *c->cap * 2 : 16;
-    cand *nc = qa_alloc(&c->lv->arena, sizeof *nc * cap);
+    cand *nc = sl_arena_alloc(&c->lv->arena, sizeof *nc * cap);
     if (!nc) return -ENOMEM;
     if (*c->n) memcpy(nc, *c->arr, sizeof *nc * *c->n);
     *c->arr = nc;
@@ -304,7 +304,7 @@ static int collect_rel(void *arg, uint64_t rel, const char *type, uint64_t start
   x->other = start == c->from ? end : start;
   x->type = type; /* fixed below: the walk's buffer is temporary */
   size_t tl = strlen(type);
-  char *t = qa_strndup(&c->lv->arena, type, tl);
+  char *t = sl_arena_strndup(&c->lv->arena, type, tl);
   if (!t) return -ENOMEM;
   x->type = t;
   return 0;
@@ -340,7 +340,7 @@ static int rel_props_ok(qctx *q, level *lv, const cand *c, bool *ok) {
 static int push_trail(qctx *q, level *lv, const cand *path, size_t len, uint64_t end) {
   if (lv->ntrails == lv->tcap) {
     size_t cap = lv->tcap ? lv->tcap * 2 : 16;
-    trail *nt = qa_alloc(&lv->arena, sizeof *nt * cap);
+    trail *nt = sl_arena_alloc(&lv->arena, sizeof *nt * cap);
     if (!nt) return qerr_oom(q);
     if (lv->ntrails) memcpy(nt, lv->trails, sizeof *nt * lv->ntrails);
     lv->trails = nt;
@@ -349,7 +349,7 @@ static int push_trail(qctx *q, level *lv, const cand *path, size_t len, uint64_t
   if (lv->ntr + len > lv->trcap) {
     size_t cap = lv->trcap ? lv->trcap * 2 : 64;
     while (cap < lv->ntr + len) cap *= 2;
-    cand *nr = qa_alloc(&lv->arena, sizeof *nr * cap);
+    cand *nr = sl_arena_alloc(&lv->arena, sizeof *nr * cap);
     if (!nr) return qerr_oom(q);
     if (lv->ntr) memcpy(nr, lv->trail_rels, sizeof *nr * lv->ntr);
     lv->trail_rels = nr;
@@ -394,10 +394,10 @@ static int bfs_len(qctx *q, level *lv, uint64_t from, uint64_t to, uint32_t max,
     *len = 0;
     return 0;
   }
-  qarena a;
-  qa_init(&a, &q->mem);
+  sl_arena a;
+  sl_arena_init(&a, &q->mem);
   size_t cap = 1024, n = 1, head = 0, lvl_end = 1;
-  uint64_t *queue = qa_alloc(&a, sizeof *queue * cap);
+  uint64_t *queue = sl_arena_alloc(&a, sizeof *queue * cap);
   int rc = 0;
   if (!queue) {
     rc = qerr_oom(q);
@@ -406,7 +406,7 @@ static int bfs_len(qctx *q, level *lv, uint64_t from, uint64_t to, uint32_t max,
   queue[0] = from;
   /* visited: a simple open-addressing set */
   size_t vcap = 4096, vn = 0;
-  uint64_t *vis = qa_alloc(&a, sizeof *vis * vcap);
+  uint64_t *vis = sl_arena_alloc(&a, sizeof *vis * vcap);
   if (!vis) {
     rc = qerr_oom(q);
     goto out;
@@ -432,7 +432,7 @@ static int bfs_len(qctx *q, level *lv, uint64_t from, uint64_t to, uint32_t max,
         if (vn * 2 >= vcap) {
           /* grow the set */
           size_t ncap = vcap * 2;
-          uint64_t *nv = qa_alloc(&a, sizeof *nv * ncap);
+          uint64_t *nv = sl_arena_alloc(&a, sizeof *nv * ncap);
           if (!nv) {
             rc = qerr_oom(q);
             goto out;
@@ -452,7 +452,7 @@ static int bfs_len(qctx *q, level *lv, uint64_t from, uint64_t to, uint32_t max,
         vis[h] = o;
         vn++;
         if (n == cap) {
-          uint64_t *nq = qa_alloc(&a, sizeof *nq * cap * 2);
+          uint64_t *nq = sl_arena_alloc(&a, sizeof *nq * cap * 2);
           if (!nq) {
             rc = qerr_oom(q);
             goto out;
@@ -463,17 +463,17 @@ static int bfs_len(qctx *q, level *lv, uint64_t from, uint64_t to, uint32_t max,
         }
         queue[n++] = o;
       }
-      qa_reset(&lv->arena);
+      sl_arena_reset(&lv->arena);
     }
   }
 out:
-  qa_free(&a);
+  sl_arena_free(&a);
   return rc;
 }
 
 static int init_level(qctx *q, qmatch *m, int i) {
   level *lv = &m->lv[i];
-  qa_reset(&lv->arena);
+  sl_arena_reset(&lv->arena);
   lv->pos = 0;
   if (lv->kind == LV_START) {
     lv->nids = 0;
@@ -530,7 +530,7 @@ static int init_level(qctx *q, qmatch *m, int i) {
     const qv *l = &q->row[lv->rel->slot];
     if (l->kind != SL_QLIST) return 0;
     size_t n = l->u.list.n;
-    cand *path = qa_alloc(&lv->arena, sizeof *path * (n ? n : 1));
+    cand *path = sl_arena_alloc(&lv->arena, sizeof *path * (n ? n : 1));
     if (!path) return qerr_oom(q);
     uint64_t cur = from->u.node.id;
     for (size_t k = 0; k < n; k++) {
@@ -543,7 +543,7 @@ static int init_level(qctx *q, qmatch *m, int i) {
       int rc = sl_view_rel(q->view, r->u.rel.id, &rel);
       if (rc == SL_ENOTFOUND) return 0;
       if (rc) return qerr_store(q, rc, lv->rel->line, lv->rel->col);
-      type = qa_strndup(&lv->arena, rel.type, strlen(rel.type));
+      type = sl_arena_strndup(&lv->arena, rel.type, strlen(rel.type));
       if (!type) return qerr_oom(q);
       bool ok = !lv->rel->ntypes;
       for (int t = 0; t < lv->rel->ntypes && !ok; t++) ok = !strcmp(lv->rel->types[t], type);
@@ -556,7 +556,7 @@ static int init_level(qctx *q, qmatch *m, int i) {
     if (n < min || n > max || (target >= 0 && (uint64_t)target != cur)) return 0;
     return push_trail(q, lv, path, n, cur);
   }
-  cand *path = qa_alloc(&lv->arena, sizeof *path * (max + 1));
+  cand *path = sl_arena_alloc(&lv->arena, sizeof *path * (max + 1));
   if (!path) return qerr_oom(q);
   if (lv->shortest) {
     if (target < 0)
@@ -564,8 +564,8 @@ static int init_level(qctx *q, qmatch *m, int i) {
     int len;
     int rc = bfs_len(q, lv, from->u.node.id, (uint64_t)target, max, &len);
     if (rc) return rc;
-    qa_reset(&lv->arena);
-    path = qa_alloc(&lv->arena, sizeof *path * (max + 1));
+    sl_arena_reset(&lv->arena);
+    path = sl_arena_alloc(&lv->arena, sizeof *path * (max + 1));
     if (!path) return qerr_oom(q);
     if (len < 0 || (uint32_t)len < min) return 0;
     rc = dfs(q, m, lv, from->u.node.id, path, 0, (uint32_t)len, (uint32_t)len, target);
@@ -632,7 +632,7 @@ static int advance(qctx *q, qmatch *m, int i) {
       cand *c = &lv->trail_rels[t->off];
       q->row[lv->rel->slot] = qv_rel(c->rel, c->start, c->end, c->type);
     } else {
-      qv *items = qa_alloc(&lv->arena, sizeof *items * (t->len ? t->len : 1));
+      qv *items = sl_arena_alloc(&lv->arena, sizeof *items * (t->len ? t->len : 1));
       if (!items) return qerr_oom(q);
       for (size_t k = 0; k < t->len; k++) {
         cand *c = &lv->trail_rels[t->off + k];
@@ -660,8 +660,8 @@ static int build_paths(qctx *q, qmatch *m) {
       const qv *r = &q->row[p->rels[j].slot];
       nrels += r->kind == SL_QLIST ? r->u.list.n : 1;
     }
-    sl_qnode *nodes = qa_zalloc(&q->tmp, sizeof *nodes * (nrels + 1));
-    sl_qrel *rels = qa_zalloc(&q->tmp, sizeof *rels * (nrels ? nrels : 1));
+    sl_qnode *nodes = sl_arena_zalloc(&q->tmp, sizeof *nodes * (nrels + 1));
+    sl_qrel *rels = sl_arena_zalloc(&q->tmp, sizeof *rels * (nrels ? nrels : 1));
     if (!nodes || !rels) return qerr_oom(q);
     uint64_t cur = q->row[p->nodes[0].slot].u.node.id;
     size_t nn = 0, nr = 0;
@@ -714,11 +714,11 @@ int qmatch_next(qctx *q, qmatch *m) {
 }
 
 int q_pattern_exists(qctx *q, qpattern *pat, bool *out) {
-  qarena a;
-  qa_init(&a, &q->mem);
+  sl_arena a;
+  sl_arena_init(&a, &q->mem);
   qmatch *m;
   /* the matcher binds the pattern's own slots; keep the row as it was */
-  qv *saved = qa_alloc(&a, sizeof *saved * (size_t)q->stmt->nslots);
+  qv *saved = sl_arena_alloc(&a, sizeof *saved * (size_t)q->stmt->nslots);
   int rc = saved ? qmatch_new(q, pat, &a, &m) : qerr_oom(q);
   if (rc) goto out;
   memcpy(saved, q->row, sizeof *saved * (size_t)q->stmt->nslots);
@@ -730,6 +730,6 @@ int q_pattern_exists(qctx *q, qpattern *pat, bool *out) {
     rc = 0;
   }
 out:
-  qa_free(&a);
+  sl_arena_free(&a);
   return rc;
 }

@@ -86,7 +86,7 @@ static int unexpected(parser *p, const char *expected) {
   return perr(p, t, "Invalid input '%.*s': expected %s", (int)(t->n > 40 ? 40 : t->n), t->s, expected);
 }
 
-static void *palloc(parser *p, size_t n) { return qa_zalloc(&p->q->ast, n); }
+static void *palloc(parser *p, size_t n) { return sl_arena_zalloc(&p->q->ast, n); }
 
 static bool is_kw(const qtok *t, const char *kw) { return t->type == T_IDENT && !strcasecmp(t->str, kw); }
 static bool at_kw(parser *p, const char *kw) { return is_kw(TOK, kw); }
@@ -1203,7 +1203,7 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
       } else if (!is_return) {
         return semerr(p, t0->line, t0->col, "Expression in WITH must be aliased (use AS)");
       } else {
-        it->name = qa_strndup(&p->q->ast, it->e->src, it->e->srclen);
+        it->name = sl_arena_strndup(&p->q->ast, it->e->src, it->e->srclen);
         if (!it->name) return qerr_oom(p->q);
       }
     } while (accept(p, ','));

@@ -1,7 +1,6 @@
 /*
  * Internals shared by the files of query/ (not part of its contract).
  *
- *   arena.c   bump arenas with the statement's memory accounting
  *   lex.c     tokens with line:column
  *   parse.c   recursive descent into the AST below; variables are resolved
  *             to row slots while parsing (scopes), so semantic errors carry
@@ -41,26 +40,6 @@
 
 typedef sl_qvalue qv;
 typedef struct qctx qctx;
-
-/* ---- arenas ---------------------------------------------------------------------- */
-typedef struct qmem {
-  size_t used, limit;
-  bool over; /* the limit was hit: the statement fails with MemoryPoolOutOfMemoryError */
-} qmem;
-
-typedef struct qchunk qchunk;
-typedef struct qarena {
-  qchunk *chunks; /* newest first */
-  uint8_t *p, *end;
-  qmem *mem;
-} qarena;
-
-void qa_init(qarena *a, qmem *mem);
-void *qa_alloc(qarena *a, size_t n); /* NULL when out of memory or over the limit */
-void *qa_zalloc(qarena *a, size_t n);
-char *qa_strndup(qarena *a, const char *s, size_t n);
-void qa_reset(qarena *a); /* keeps the newest chunk */
-void qa_free(qarena *a);
 
 /* ---- tokens ------------------------------------------------------------------------ */
 enum tok_type { T_EOF, T_IDENT, T_QIDENT, T_INT, T_FLOAT, T_STRING, T_PARAM, T_PUNCT };
@@ -244,10 +223,10 @@ typedef struct qctx {
   sl_query_error *err;
   const char *text;  /* the statement */
   size_t len;
-  qmem mem;
-  qarena ast;        /* the AST and parameters: lives as long as the statement */
-  qarena tmp;        /* temporaries (see MEMORY) */
-  qarena out;        /* the row handed to the caller */
+  sl_arena_budget mem;
+  sl_arena ast;        /* the AST and parameters: lives as long as the statement */
+  sl_arena tmp;        /* temporaries (see MEMORY) */
+  sl_arena out;        /* the row handed to the caller */
   qstmt *stmt;
   const sl_qparam *params;
   size_t nparams;
@@ -307,7 +286,7 @@ qv qv_str(const char *s, size_t n);
 qv qv_node(uint64_t id);
 qv qv_rel(uint64_t id, uint64_t start, uint64_t end, const char *type);
 /* Deep copy into a. */
-int qv_copy(qarena *a, const qv *in, qv *out);
+int qv_copy(sl_arena *a, const qv *in, qv *out);
 /* Cypher's `=`: 1 true, 0 false, -1 null. */
 int qv_equal(const qv *a, const qv *b);
 /* Cypher's `<` etc.: 1 with *cmp set when comparable, 0 when null. */
@@ -317,17 +296,17 @@ int qv_order(const qv *a, const qv *b);
 uint64_t qv_hash(const qv *v);
 /* A stored property value as a runtime value (lists become SL_QLIST);
  * strings copied into a. */
-int qv_from_prop(qarena *a, const sl_value *in, qv *out);
+int qv_from_prop(sl_arena *a, const sl_value *in, qv *out);
 /* A runtime value as a storable property (SL_NULL for null); TypeError
  * otherwise. */
-int qv_to_prop(qctx *q, qarena *a, const qv *in, sl_value *out, unsigned line, unsigned col);
+int qv_to_prop(qctx *q, sl_arena *a, const qv *in, sl_value *out, unsigned line, unsigned col);
 /* A parameter (public form) into a runtime value. */
-int qv_from_public(qarena *a, const sl_qvalue *in, qv *out);
+int qv_from_public(sl_arena *a, const sl_qvalue *in, qv *out);
 /* The value materialized for the caller: nodes and relationships read
  * with labels, type and properties, element ids. */
-int qv_materialize(qctx *q, qarena *a, const qv *in, qv *out);
+int qv_materialize(qctx *q, sl_arena *a, const qv *in, qv *out);
 /* Cypher's toString text (strings as they are); NULL for kinds without one. */
-const char *qv_text(qctx *q, qarena *a, const qv *v, size_t *len);
+const char *qv_text(qctx *q, sl_arena *a, const qv *v, size_t *len);
 /* "Integer", "String", "Node", ... for messages. */
 const char *qv_type_name(const qv *v);
 /* Java's Double.toString, as Neo4j prints doubles. */
@@ -358,7 +337,7 @@ bool q_is_agg_name(const char *name, int *kind);
 /* ---- match.c ----------------------------------------------------------------------------- */
 typedef struct qmatch qmatch;
 /* An enumerator of the matches of a pattern given the bindings in q->row. */
-int qmatch_new(qctx *q, qpattern *pat, qarena *a, qmatch **out);
+int qmatch_new(qctx *q, qpattern *pat, sl_arena *a, qmatch **out);
 /* Start nodes known from the WHERE (`id(n) = expr`): seek, do not scan. */
 void qmatch_seek(qmatch *m, qexpr *where);
 /* Start over with the current row's bindings. */
@@ -379,11 +358,11 @@ struct qop {
 int q_plan(qctx *q, qop **out);
 void q_op_free(qop *op);
 /* Copy the live slots of q->row into a (the operator keeps the row). */
-int row_stabilize(qctx *q, qarena *a, const int *live, int nlive);
+int row_stabilize(qctx *q, sl_arena *a, const int *live, int nlive);
 
 /* ---- write.c --------------------------------------------------------------------------- */
 int q_write_row(qctx *q, qclause *c);   /* CREATE, SET, REMOVE, DELETE on one row */
-int q_write_finish(qctx *q, qclause *c, qarena *a); /* deferred node deletions */
+int q_write_finish(qctx *q, qclause *c, sl_arena *a); /* deferred node deletions */
 int q_merge_create(qctx *q, qclause *c); /* MERGE found nothing: create the path */
 int q_apply_sets(qctx *q, qsetitem *items, int n);
 int q_create_path(qctx *q, qpath *p);
@@ -414,15 +393,15 @@ typedef struct q_seek {
 /* A schema statement that changes the schema (not SHOW): *line, *col say
  * where it starts. */
 bool q_schema_writes(const qschema *s, unsigned *line, unsigned *col);
-int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int *bound, int nb, qarena *a,
+int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int *bound, int nb, sl_arena *a,
                        q_seek *out);
 /* The candidates of a seek with the current row's values (into a): 1, or 0
  * when the values cannot be sought (lists: scan the label instead). */
-int q_schema_seek_ids(qctx *q, const q_seek *s, qarena *a, uint64_t **ids, size_t *n);
+int q_schema_seek_ids(qctx *q, const q_seek *s, sl_arena *a, uint64_t **ids, size_t *n);
 
 /* ---- procedures (api.c) ---------------------------------------------------------------- */
 /* Rows of a procedure: each call of fn sets the yielded slots. */
-int q_call_rows(qctx *q, qclause *c, qarena *a, qv **rows, size_t *nrows, int *ncols);
+int q_call_rows(qctx *q, qclause *c, sl_arena *a, qv **rows, size_t *nrows, int *ncols);
 int q_proc_columns(const char *name, const char *const **cols, int *ncols);
 
 /* ---- store scans: batched, resumable (store/store.h sl_view_scan_ids) ---------------------- */

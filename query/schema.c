@@ -232,8 +232,8 @@ static const char *const show_constraint_cols[] = {"id", "name", "type", "entity
 
 int q_schema_parse(qctx *q, qtok *t, int n) {
   sp P = {.q = q, .t = t, .n = n}, *p = &P;
-  qstmt *st = qa_zalloc(&q->ast, sizeof *st);
-  qschema *s = qa_zalloc(&q->ast, sizeof *s);
+  qstmt *st = sl_arena_zalloc(&q->ast, sizeof *st);
+  qschema *s = sl_arena_zalloc(&q->ast, sizeof *s);
   if (!st || !s) return qerr_oom(q);
   q->stmt = st;
   st->schema = s;
@@ -288,12 +288,12 @@ int q_schema_parse(qctx *q, qtok *t, int n) {
   take_punct(p, ';');
   if (TK->type != T_EOF) return bad(p, "end of input");
   bool show = s->what == S_SHOW_INDEXES || s->what == S_SHOW_CONSTRAINTS;
-  qsingle *part = qa_zalloc(&q->ast, sizeof *part);
+  qsingle *part = sl_arena_zalloc(&q->ast, sizeof *part);
   if (!part) return qerr_oom(q);
   if (show) {
     part->ncols = s->what == S_SHOW_INDEXES ? (int)SL_ARRAY_LEN(show_index_cols) : (int)SL_ARRAY_LEN(show_constraint_cols);
     part->cols = (const char **)(s->what == S_SHOW_INDEXES ? show_index_cols : show_constraint_cols);
-    part->colslots = qa_alloc(&q->ast, sizeof(int) * (size_t)part->ncols);
+    part->colslots = sl_arena_alloc(&q->ast, sizeof(int) * (size_t)part->ncols);
     if (!part->colslots) return qerr_oom(q);
     for (int i = 0; i < part->ncols; i++) part->colslots[i] = i;
   }
@@ -309,7 +309,7 @@ int q_schema_parse(qctx *q, qtok *t, int n) {
 /* ---- running -------------------------------------------------------------------------------- */
 typedef struct op_schema {
   qop op;
-  qarena a;
+  sl_arena a;
   bool ran;
   qv *rows;
   size_t nrows, pos;
@@ -328,13 +328,13 @@ static const char *what_name(const sl_schema_rule *r) {
 }
 
 /* (:L {p, q}) or ()-[:T {p}]-(), for messages. */
-static const char *rule_text(qarena *a, const sl_schema_rule *r) {
+static const char *rule_text(sl_arena *a, const sl_schema_rule *r) {
   char buf[600];
   size_t off = (size_t)snprintf(buf, sizeof buf, "%s:%s {", r->rel ? "()-[" : "(", r->token);
   for (size_t i = 0; i < r->nkeys && off < sizeof buf; i++)
     off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s", i ? ", " : "", r->keys[i]);
   if (off < sizeof buf) snprintf(buf + off, sizeof buf - off, "}%s", r->rel ? "]-()" : ")");
-  return qa_strndup(a, buf, strlen(buf));
+  return sl_arena_strndup(a, buf, strlen(buf));
 }
 
 /* Create: Neo4j's checks and codes first, then the store's. */
@@ -392,8 +392,8 @@ static int run_drop(qctx *q, qschema *s, const sl_schema_rule *rules, size_t n) 
   return 0;
 }
 
-static qv strlist(qarena *a, const char *const *s, size_t n, bool *oom) {
-  qv v, *items = qa_alloc(a, sizeof *items * (n ? n : 1));
+static qv strlist(sl_arena *a, const char *const *s, size_t n, bool *oom) {
+  qv v, *items = sl_arena_alloc(a, sizeof *items * (n ? n : 1));
   if (!items) *oom = true;
   for (size_t i = 0; items && i < n; i++) items[i] = qv_str(s[i], strlen(s[i]));
   v.kind = SL_QLIST;
@@ -412,7 +412,7 @@ static const char *const constraint_types[2][4] = {
 static int show_rows(qctx *q, op_schema *o, qschema *s, const sl_schema_rule *rules, size_t n) {
   bool oom = false;
   o->ncols = q->stmt->ncols;
-  o->rows = qa_alloc(&o->a, sizeof(qv) * (size_t)o->ncols * (n ? n : 1));
+  o->rows = sl_arena_alloc(&o->a, sizeof(qv) * (size_t)o->ncols * (n ? n : 1));
   if (!o->rows) return qerr_oom(q);
   for (size_t i = 0; i < n; i++) {
     const sl_schema_rule *r = &rules[i];
@@ -456,16 +456,16 @@ static int schema_next(qctx *q, qop *op) {
     int rc = sl_view_schema(q->view, &rules, &n);
     if (rc) return qerr_store(q, rc, s->line, s->col);
     /* Copy: the view's scratch memory goes with its next read. */
-    sl_schema_rule *copy = qa_alloc(&o->a, sizeof *copy * (n ? n : 1));
+    sl_schema_rule *copy = sl_arena_alloc(&o->a, sizeof *copy * (n ? n : 1));
     if (!copy) return qerr_oom(q);
     for (size_t i = 0; i < n; i++) {
       copy[i] = rules[i];
-      const char **keys = qa_alloc(&o->a, sizeof *keys * rules[i].nkeys);
-      if (!keys || !(copy[i].name = qa_strndup(&o->a, rules[i].name, strlen(rules[i].name))) ||
-          !(copy[i].token = qa_strndup(&o->a, rules[i].token, strlen(rules[i].token))))
+      const char **keys = sl_arena_alloc(&o->a, sizeof *keys * rules[i].nkeys);
+      if (!keys || !(copy[i].name = sl_arena_strndup(&o->a, rules[i].name, strlen(rules[i].name))) ||
+          !(copy[i].token = sl_arena_strndup(&o->a, rules[i].token, strlen(rules[i].token))))
         return qerr_oom(q);
       for (size_t k = 0; k < rules[i].nkeys; k++)
-        if (!(keys[k] = qa_strndup(&o->a, rules[i].keys[k], strlen(rules[i].keys[k])))) return qerr_oom(q);
+        if (!(keys[k] = sl_arena_strndup(&o->a, rules[i].keys[k], strlen(rules[i].keys[k])))) return qerr_oom(q);
       copy[i].keys = keys;
     }
     if (s->what == S_CREATE_INDEX || s->what == S_CREATE_CONSTRAINT) return run_create(q, s, copy, n);
@@ -477,14 +477,14 @@ static int schema_next(qctx *q, qop *op) {
   return 1;
 }
 
-static void schema_free(qop *op) { qa_free(&((op_schema *)op)->a); }
+static void schema_free(qop *op) { sl_arena_free(&((op_schema *)op)->a); }
 
 int q_schema_plan(qctx *q, qop **out) {
   op_schema *o = calloc(1, sizeof *o);
   if (!o) return qerr_oom(q);
   o->op.next = schema_next;
   o->op.free = schema_free;
-  qa_init(&o->a, &q->mem);
+  sl_arena_init(&o->a, &q->mem);
   *out = &o->op;
   return 0;
 }
@@ -554,7 +554,7 @@ static void key_bounds(int slot, const qexpr *where, const int *bound, int nb, c
   }
 }
 
-int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int *bound, int nb, qarena *a,
+int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int *bound, int nb, sl_arena *a,
                        q_seek *out) {
   const sl_schema_rule *rules;
   size_t nr;
@@ -582,13 +582,13 @@ int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int
       int score = (b.lo || b.hi) ? 1 + (r->kind != SL_SCHEMA_INDEX) : 0;
       if (score > best_score) best = r, best_score = score, *out = b, best_label = l - 1;
     }
-    if (!best || !(out->index = qa_strndup(a, best->name, strlen(best->name)))) return 0;
+    if (!best || !(out->index = sl_arena_strndup(a, best->name, strlen(best->name)))) return 0;
     out->range = true;
     out->nkeys = 1;
     out->label = best_label;
     return 1;
   }
-  if (!(out->index = qa_strndup(a, best->name, strlen(best->name)))) return 0;
+  if (!(out->index = sl_arena_strndup(a, best->name, strlen(best->name)))) return 0;
   out->label = best_label;
   out->nkeys = (int)best->nkeys;
   for (size_t k = 0; k < best->nkeys; k++) out->vals[k] = key_value(n, where, bound, nb, best->keys[k]);
@@ -596,7 +596,7 @@ int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int
 }
 
 typedef struct idvec {
-  qarena *a;
+  sl_arena *a;
   uint64_t *v;
   size_t n, cap;
   bool oom;
@@ -606,7 +606,7 @@ static int push_id(void *arg, uint64_t id) {
   idvec *iv = arg;
   if (iv->n == iv->cap) {
     size_t cap = iv->cap ? 2 * iv->cap : 16;
-    uint64_t *v = qa_alloc(iv->a, sizeof *v * cap);
+    uint64_t *v = sl_arena_alloc(iv->a, sizeof *v * cap);
     if (!v) {
       iv->oom = true;
       return 1;
@@ -635,7 +635,7 @@ static int range_bound(qctx *q, qexpr *e, const sl_value **out, sl_value *tmp, i
   return 1;
 }
 
-int q_schema_seek_ids(qctx *q, const q_seek *s, qarena *a, uint64_t **ids, size_t *n) {
+int q_schema_seek_ids(qctx *q, const q_seek *s, sl_arena *a, uint64_t **ids, size_t *n) {
   sl_value vals[SL_SCHEMA_KEYS_MAX];
   *ids = NULL;
   *n = 0;

@@ -107,7 +107,7 @@ typedef struct script {
   bool read_only;
   const char *name;
   const sl_query_options *opt;
-  qarena params_arena;
+  sl_arena params_arena;
   sl_qparam *params;
   size_t nparams, pcap;
   sl_qtx *open;       /* between :begin and :commit */
@@ -142,7 +142,7 @@ static int set_param(script *s, const char *name, size_t nlen, const sl_qvalue *
       s->params = np;
       s->pcap = cap;
     }
-    s->params[i].name = qa_strndup(&s->params_arena, name, nlen);
+    s->params[i].name = sl_arena_strndup(&s->params_arena, name, nlen);
     if (!s->params[i].name) return -ENOMEM;
     s->nparams++;
   }
@@ -358,7 +358,7 @@ int sl_query_script(sl_store *st, bool read_only, const char *text, size_t len, 
                     const sl_query_options *opt, const sl_qparam *params, size_t nparams, sl_script_rows_fn rows,
                     void *rows_arg, sl_script_result *res) {
   script s = {.st = st, .read_only = read_only, .name = name, .opt = opt, .rows = rows, .rows_arg = rows_arg};
-  qa_init(&s.params_arena, NULL);
+  sl_arena_init(&s.params_arena, NULL);
   int rc = 0;
   for (size_t i = 0; i < nparams && !rc; i++) rc = set_param(&s, params[i].name, strlen(params[i].name), &params[i].value);
   cursor_pos c = {text, len, 0, 1, 1};
@@ -400,7 +400,7 @@ int sl_query_script(sl_store *st, bool read_only, const char *text, size_t len, 
     if (s.res.statements > 1 || s.res.committed) report_committed(&s);
   }
   free(s.params);
-  qa_free(&s.params_arena);
+  sl_arena_free(&s.params_arena);
   if (res) *res = s.res;
   return rc;
 }

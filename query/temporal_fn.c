@@ -64,7 +64,7 @@ int fn_truncate(qctx *q, qexpr *e, qv *args, qv *out) {
                 unit_names[unit]);
 
   size_t nover = over && over->kind == SL_QMAP ? over->u.map.n : 0;
-  sl_qentry *es = qa_alloc(&q->tmp, sizeof *es * (nover + 8));
+  sl_qentry *es = sl_arena_alloc(&q->tmp, sizeof *es * (nover + 8));
   if (!es) return qerr_oom(q);
   size_t n = 0;
 #define PUT(k, v) (es[n].key = (k), es[n].value = qv_int(v), n++)
@@ -253,7 +253,7 @@ int instant_in_zone(qctx *q, qexpr *e, int64_t secs, int32_t nanos, const char *
   }
   out->kind = SL_DATETIME;
   out->u.v = v;
-  if (v.u.t.zone && !(out->u.v.u.t.zone = qa_strndup(&q->tmp, zbuf, strlen(zbuf)))) return qerr_oom(q);
+  if (v.u.t.zone && !(out->u.v.u.t.zone = sl_arena_strndup(&q->tmp, zbuf, strlen(zbuf)))) return qerr_oom(q);
   return 0;
 }
 

@@ -47,13 +47,13 @@ qv qv_rel(uint64_t id, uint64_t start, uint64_t end, const char *type) {
 
 static bool is_prop_kind(int k) { return k >= SL_BOOL && k <= SL_POINT && k != SL_LIST; }
 
-int qv_copy(qarena *a, const qv *in, qv *out) {
+int qv_copy(sl_arena *a, const qv *in, qv *out) {
   *out = *in;
   switch (in->kind) {
   case SL_STRING:
   case SL_BYTES:
     if (in->u.v.len) {
-      void *p = qa_alloc(a, in->u.v.len);
+      void *p = sl_arena_alloc(a, in->u.v.len);
       if (!p) return -ENOMEM;
       memcpy(p, in->u.v.u.s, in->u.v.len);
       out->u.v.u.s = p;
@@ -61,14 +61,14 @@ int qv_copy(qarena *a, const qv *in, qv *out) {
     return 0;
   case SL_DATETIME:
     if (in->u.v.u.t.zone) {
-      char *z = qa_strndup(a, in->u.v.u.t.zone, strlen(in->u.v.u.t.zone));
+      char *z = sl_arena_strndup(a, in->u.v.u.t.zone, strlen(in->u.v.u.t.zone));
       if (!z) return -ENOMEM;
       out->u.v.u.t.zone = z;
     }
     return 0;
   case SL_QLIST: {
     if (!in->u.list.n) return 0;
-    qv *items = qa_alloc(a, sizeof *items * in->u.list.n);
+    qv *items = sl_arena_alloc(a, sizeof *items * in->u.list.n);
     if (!items) return -ENOMEM;
     for (size_t i = 0; i < in->u.list.n; i++)
       if (qv_copy(a, &in->u.list.items[i], &items[i])) return -ENOMEM;
@@ -77,10 +77,10 @@ int qv_copy(qarena *a, const qv *in, qv *out) {
   }
   case SL_QMAP: {
     if (!in->u.map.n) return 0;
-    sl_qentry *es = qa_alloc(a, sizeof *es * in->u.map.n);
+    sl_qentry *es = sl_arena_alloc(a, sizeof *es * in->u.map.n);
     if (!es) return -ENOMEM;
     for (size_t i = 0; i < in->u.map.n; i++) {
-      es[i].key = qa_strndup(a, in->u.map.entries[i].key, strlen(in->u.map.entries[i].key));
+      es[i].key = sl_arena_strndup(a, in->u.map.entries[i].key, strlen(in->u.map.entries[i].key));
       if (!es[i].key || qv_copy(a, &in->u.map.entries[i].value, &es[i].value)) return -ENOMEM;
     }
     out->u.map.entries = es;
@@ -88,15 +88,15 @@ int qv_copy(qarena *a, const qv *in, qv *out) {
   }
   case SL_QREL:
     if (in->u.rel.type) {
-      char *t = qa_strndup(a, in->u.rel.type, strlen(in->u.rel.type));
+      char *t = sl_arena_strndup(a, in->u.rel.type, strlen(in->u.rel.type));
       if (!t) return -ENOMEM;
       out->u.rel.type = t;
     }
     return 0;
   case SL_QPATH: {
     size_t nn = in->u.path.nnodes, nr = in->u.path.nrels;
-    sl_qnode *nodes = qa_alloc(a, sizeof *nodes * nn);
-    sl_qrel *rels = qa_alloc(a, sizeof *rels * (nr ? nr : 1));
+    sl_qnode *nodes = sl_arena_alloc(a, sizeof *nodes * nn);
+    sl_qrel *rels = sl_arena_alloc(a, sizeof *rels * (nr ? nr : 1));
     if (!nodes || !rels) return -ENOMEM;
     memcpy(nodes, in->u.path.nodes, sizeof *nodes * nn);
     for (size_t i = 0; i < nr; i++) {
@@ -298,13 +298,13 @@ uint64_t qv_hash(const qv *v) {
 }
 
 /* ---- properties ------------------------------------------------------------------------------ */
-int qv_from_prop(qarena *a, const sl_value *in, qv *out) {
+int qv_from_prop(sl_arena *a, const sl_value *in, qv *out) {
   if (in->kind == SL_LIST) {
     out->kind = SL_QLIST;
     out->u.list.n = in->len;
     out->u.list.items = NULL;
     if (!in->len) return 0;
-    qv *items = qa_alloc(a, sizeof *items * in->len);
+    qv *items = sl_arena_alloc(a, sizeof *items * in->len);
     if (!items) return -ENOMEM;
     for (size_t i = 0; i < in->len; i++) {
       sl_value e = in->u.items[i];
@@ -324,7 +324,7 @@ int qv_from_prop(qarena *a, const sl_value *in, qv *out) {
   return qv_copy(a, &tmp, out);
 }
 
-int qv_to_prop(qctx *q, qarena *a, const qv *in, sl_value *out, unsigned line, unsigned col) {
+int qv_to_prop(qctx *q, sl_arena *a, const qv *in, sl_value *out, unsigned line, unsigned col) {
   memset(out, 0, sizeof *out);
   if (in->kind == SL_NULL) return 0;
   if (is_prop_kind(in->kind)) {
@@ -333,7 +333,7 @@ int qv_to_prop(qctx *q, qarena *a, const qv *in, sl_value *out, unsigned line, u
   }
   if (in->kind == SL_QLIST) {
     size_t n = in->u.list.n;
-    sl_value *items = qa_alloc(a, sizeof *items * (n ? n : 1));
+    sl_value *items = sl_arena_alloc(a, sizeof *items * (n ? n : 1));
     if (!items) return qerr_oom(q);
     int kind = SL_NULL;
     for (size_t i = 0; i < n; i++) {
@@ -357,7 +357,7 @@ int qv_to_prop(qctx *q, qarena *a, const qv *in, sl_value *out, unsigned line, u
               "Property values can only be of primitive types or arrays thereof. Encountered: %s.", qv_type_name(in));
 }
 
-int qv_from_public(qarena *a, const sl_qvalue *in, qv *out) {
+int qv_from_public(sl_arena *a, const sl_qvalue *in, qv *out) {
   if (in->kind == SL_LIST) return qv_from_prop(a, &in->u.v, out);
   return qv_copy(a, in, out);
 }
@@ -440,7 +440,7 @@ size_t q_double_text(double d, char *buf, size_t size) {
   return (size_t)snprintf(buf, size, "%s", out);
 }
 
-const char *qv_text(qctx *q, qarena *a, const qv *v, size_t *len) {
+const char *qv_text(qctx *q, sl_arena *a, const qv *v, size_t *len) {
   char buf[SL_TEMPORAL_TEXT_MAX + 64];
   size_t n;
   switch (v->kind) {
@@ -477,7 +477,7 @@ const char *qv_text(qctx *q, qarena *a, const qv *v, size_t *len) {
   }
   default: (void)q; return NULL;
   }
-  char *s = qa_strndup(a, buf, n);
+  char *s = sl_arena_strndup(a, buf, n);
   *len = n;
   return s;
 }
@@ -517,17 +517,17 @@ int q_prop(qctx *q, const qv *ent, const char *key, qv *out) {
   return qv_from_prop(&q->tmp, &v, out) ? qerr_oom(q) : 0;
 }
 
-static int copy_props(qarena *a, const sl_prop *in, size_t n, const sl_prop **out) {
-  sl_prop *ps = qa_alloc(a, sizeof *ps * (n ? n : 1));
+static int copy_props(sl_arena *a, const sl_prop *in, size_t n, const sl_prop **out) {
+  sl_prop *ps = sl_arena_alloc(a, sizeof *ps * (n ? n : 1));
   if (!ps) return -ENOMEM;
   for (size_t i = 0; i < n; i++) {
-    ps[i].key = qa_strndup(a, in[i].key, strlen(in[i].key));
+    ps[i].key = sl_arena_strndup(a, in[i].key, strlen(in[i].key));
     if (!ps[i].key) return -ENOMEM;
     ps[i].value = in[i].value;
     qv t, c;
     if (in[i].value.kind == SL_LIST) {
       size_t len = in[i].value.len;
-      sl_value *items = qa_alloc(a, sizeof *items * (len ? len : 1));
+      sl_value *items = sl_arena_alloc(a, sizeof *items * (len ? len : 1));
       if (!items) return -ENOMEM;
       for (size_t j = 0; j < len; j++) {
         t.kind = in[i].value.elem_kind;
@@ -549,28 +549,28 @@ static int copy_props(qarena *a, const sl_prop *in, size_t n, const sl_prop **ou
   return 0;
 }
 
-static int mat_node(qctx *q, qarena *a, uint64_t id, sl_qnode *out) {
+static int mat_node(qctx *q, sl_arena *a, uint64_t id, sl_qnode *out) {
   memset(out, 0, sizeof *out);
   out->id = id;
   char eid[SL_ELEMENT_ID_MAX];
   q_element_id(q, false, id, eid);
-  out->element_id = qa_strndup(a, eid, strlen(eid));
+  out->element_id = sl_arena_strndup(a, eid, strlen(eid));
   if (!out->element_id) return qerr_oom(q);
   sl_node n;
   int rc = sl_view_node(q->view, id, &n);
   if (rc == SL_ENOTFOUND) return 0; /* deleted in this transaction */
   if (rc) return qerr_store(q, rc, 0, 0);
-  const char **labels = qa_alloc(a, sizeof *labels * (n.nlabels ? n.nlabels : 1));
+  const char **labels = sl_arena_alloc(a, sizeof *labels * (n.nlabels ? n.nlabels : 1));
   if (!labels) return qerr_oom(q);
   for (size_t i = 0; i < n.nlabels; i++)
-    if (!(labels[i] = qa_strndup(a, n.labels[i], strlen(n.labels[i])))) return qerr_oom(q);
+    if (!(labels[i] = sl_arena_strndup(a, n.labels[i], strlen(n.labels[i])))) return qerr_oom(q);
   out->labels = labels;
   out->nlabels = n.nlabels;
   out->nprops = n.nprops;
   return copy_props(a, n.props, n.nprops, &out->props) ? qerr_oom(q) : 0;
 }
 
-static int mat_rel(qctx *q, qarena *a, const sl_qrel *in, sl_qrel *out) {
+static int mat_rel(qctx *q, sl_arena *a, const sl_qrel *in, sl_qrel *out) {
   memset(out, 0, sizeof *out);
   out->id = in->id;
   out->start = in->start;
@@ -582,23 +582,23 @@ static int mat_rel(qctx *q, qarena *a, const sl_qrel *in, sl_qrel *out) {
   if (!rc) {
     out->start = r.start;
     out->end = r.end;
-    out->type = qa_strndup(a, r.type, strlen(r.type));
+    out->type = sl_arena_strndup(a, r.type, strlen(r.type));
     out->nprops = r.nprops;
     if (!out->type || copy_props(a, r.props, r.nprops, &out->props)) return qerr_oom(q);
   } else {
-    out->type = in->type ? qa_strndup(a, in->type, strlen(in->type)) : "";
+    out->type = in->type ? sl_arena_strndup(a, in->type, strlen(in->type)) : "";
   }
   q_element_id(q, true, out->id, eid);
-  out->element_id = qa_strndup(a, eid, strlen(eid));
+  out->element_id = sl_arena_strndup(a, eid, strlen(eid));
   q_element_id(q, false, out->start, eid);
-  out->start_element_id = qa_strndup(a, eid, strlen(eid));
+  out->start_element_id = sl_arena_strndup(a, eid, strlen(eid));
   q_element_id(q, false, out->end, eid);
-  out->end_element_id = qa_strndup(a, eid, strlen(eid));
+  out->end_element_id = sl_arena_strndup(a, eid, strlen(eid));
   if (!out->element_id || !out->start_element_id || !out->end_element_id || !out->type) return qerr_oom(q);
   return 0;
 }
 
-int qv_materialize(qctx *q, qarena *a, const qv *in, qv *out) {
+int qv_materialize(qctx *q, sl_arena *a, const qv *in, qv *out) {
   int rc;
   switch (in->kind) {
   case SL_QNODE:
@@ -610,8 +610,8 @@ int qv_materialize(qctx *q, qarena *a, const qv *in, qv *out) {
   case SL_QPATH: {
     out->kind = SL_QPATH;
     size_t nn = in->u.path.nnodes, nr = in->u.path.nrels;
-    sl_qnode *nodes = qa_alloc(a, sizeof *nodes * nn);
-    sl_qrel *rels = qa_alloc(a, sizeof *rels * (nr ? nr : 1));
+    sl_qnode *nodes = sl_arena_alloc(a, sizeof *nodes * nn);
+    sl_qrel *rels = sl_arena_alloc(a, sizeof *rels * (nr ? nr : 1));
     if (!nodes || !rels) return qerr_oom(q);
     for (size_t i = 0; i < nn; i++)
       if ((rc = mat_node(q, a, in->u.path.nodes[i].id, &nodes[i]))) return rc;
@@ -626,7 +626,7 @@ int qv_materialize(qctx *q, qarena *a, const qv *in, qv *out) {
   case SL_QLIST: {
     out->kind = SL_QLIST;
     out->u.list.n = in->u.list.n;
-    qv *items = qa_alloc(a, sizeof *items * (in->u.list.n ? in->u.list.n : 1));
+    qv *items = sl_arena_alloc(a, sizeof *items * (in->u.list.n ? in->u.list.n : 1));
     if (!items) return qerr_oom(q);
     for (size_t i = 0; i < in->u.list.n; i++)
       if ((rc = qv_materialize(q, a, &in->u.list.items[i], &items[i]))) return rc;
@@ -636,10 +636,10 @@ int qv_materialize(qctx *q, qarena *a, const qv *in, qv *out) {
   case SL_QMAP: {
     out->kind = SL_QMAP;
     out->u.map.n = in->u.map.n;
-    sl_qentry *es = qa_alloc(a, sizeof *es * (in->u.map.n ? in->u.map.n : 1));
+    sl_qentry *es = sl_arena_alloc(a, sizeof *es * (in->u.map.n ? in->u.map.n : 1));
     if (!es) return qerr_oom(q);
     for (size_t i = 0; i < in->u.map.n; i++) {
-      es[i].key = qa_strndup(a, in->u.map.entries[i].key, strlen(in->u.map.entries[i].key));
+      es[i].key = sl_arena_strndup(a, in->u.map.entries[i].key, strlen(in->u.map.entries[i].key));
       if (!es[i].key) return qerr_oom(q);
       if ((rc = qv_materialize(q, a, &in->u.map.entries[i].value, &es[i].value))) return rc;
     }

@@ -28,7 +28,7 @@ static int eval_props(qctx *q, qexpr *e, sl_prop **out, size_t *n) {
   TRY(q_eval(q, e, &m));
   if (m.kind == SL_NULL) return 0;
   if (m.kind != SL_QMAP) return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "Type mismatch: expected a map but was %s", qv_type_name(&m));
-  sl_prop *ps = qa_alloc(&q->tmp, sizeof *ps * (m.u.map.n ? m.u.map.n : 1));
+  sl_prop *ps = sl_arena_alloc(&q->tmp, sizeof *ps * (m.u.map.n ? m.u.map.n : 1));
   if (!ps) return qerr_oom(q);
   size_t k = 0;
   for (size_t i = 0; i < m.u.map.n; i++) {
@@ -98,8 +98,8 @@ int q_create_path(qctx *q, qpath *p) {
     q->row[r->slot] = qv_rel(id, a, b, r->types[0]);
   }
   if (p->slot >= 0) {
-    sl_qnode *nodes = qa_zalloc(&q->tmp, sizeof *nodes * (size_t)(p->nrels + 1));
-    sl_qrel *rels = qa_zalloc(&q->tmp, sizeof *rels * (size_t)(p->nrels ? p->nrels : 1));
+    sl_qnode *nodes = sl_arena_zalloc(&q->tmp, sizeof *nodes * (size_t)(p->nrels + 1));
+    sl_qrel *rels = sl_arena_zalloc(&q->tmp, sizeof *rels * (size_t)(p->nrels ? p->nrels : 1));
     if (!nodes || !rels) return qerr_oom(q);
     for (int j = 0; j <= p->nrels; j++) nodes[j].id = q->row[p->nodes[j].slot].u.node.id;
     for (int j = 0; j < p->nrels; j++) rels[j] = q->row[p->rels[j].slot].u.rel;
@@ -151,10 +151,10 @@ static int entity_keys(qctx *q, const qv *ent, const char ***keys, size_t *n) {
     *n = r.nprops;
   }
   if (rc) return qerr_store(q, rc, 0, 0);
-  *keys = qa_alloc(&q->tmp, sizeof **keys * (*n ? *n : 1));
+  *keys = sl_arena_alloc(&q->tmp, sizeof **keys * (*n ? *n : 1));
   if (!*keys) return qerr_oom(q);
   for (size_t i = 0; i < *n; i++)
-    if (!((*keys)[i] = qa_strndup(&q->tmp, props[i].key, strlen(props[i].key)))) return qerr_oom(q);
+    if (!((*keys)[i] = sl_arena_strndup(&q->tmp, props[i].key, strlen(props[i].key)))) return qerr_oom(q);
   return 0;
 }
 
@@ -167,7 +167,7 @@ static int set_map(qctx *q, qsetitem *si, const qv *ent, bool replace) {
     const char **keys;
     size_t n;
     TRY(entity_keys(q, &m, &keys, &n));
-    sl_qentry *es = qa_alloc(&q->tmp, sizeof *es * (n ? n : 1));
+    sl_qentry *es = sl_arena_alloc(&q->tmp, sizeof *es * (n ? n : 1));
     if (!es) return qerr_oom(q);
     for (size_t i = 0; i < n; i++) {
       es[i].key = keys[i];
@@ -319,7 +319,7 @@ int q_write_row(qctx *q, qclause *c) {
   }
 }
 
-int q_write_finish(qctx *q, qclause *c, qarena *a) {
+int q_write_finish(qctx *q, qclause *c, sl_arena *a) {
   (void)a;
   if (c->kind != C_DELETE) return 0;
   int rc = 0;

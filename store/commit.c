@@ -178,7 +178,7 @@ static void tx_rollback(sl_tx *tx) {
   rc = sl__wbegin(st, &tx->w);
   for (size_t i = 0; !rc && i < st->pend_n; i++) {
     rc = sl__apply_record(&tx->w, &st->apply_arena, st->pend + st->pend_off[i], st->pend_lens[i]);
-    sl__arena_reset(&st->apply_arena);
+    sl_arena_reset(&st->apply_arena);
   }
   if (rc) {
     sl_diag_error("%s: re-applying %zu pending transactions after an abort: %s", st->dir, st->pend_n,
@@ -317,7 +317,7 @@ int sl_tx_begin(sl_store *st, sl_tx **out) {
     tx->ops_cap = 0;
   }
   tx->view_open = false;
-  sl__arena_reset(&tx->arena);
+  sl_arena_reset(&tx->arena);
   int rc = reserve_space(st);
   if (!rc && !tx->w.txn) rc = sl__wbegin(st, &tx->w); /* else: the group's, holding the pending records */
   tx->w.err[0] = 0;
@@ -449,7 +449,7 @@ int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const siz
   if ((rc = st->failed) || (rc = reserve_space(st)) || (rc = sl__wbegin(st, &w))) goto out;
   for (size_t i = 0; i < n; i++) {
     rc = sl__apply_record(&w, &st->apply_arena, payloads[i], lens[i]);
-    sl__arena_reset(&st->apply_arena);
+    sl_arena_reset(&st->apply_arena);
     if (rc) goto out;
     bytes += lens[i] + SL_FRAME_HEADER_SIZE;
   }

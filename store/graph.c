@@ -492,11 +492,11 @@ static int op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t s
 }
 
 /* ---- replaying a record ------------------------------------------------------------- */
-static int pb_props(sl__wctx *w, sl__arena *a, Shiplog__Property **pp, size_t n, sl_prop **out) {
+static int pb_props(sl__wctx *w, sl_arena *a, Shiplog__Property **pp, size_t n, sl_prop **out) {
   sl_prop *props = NULL;
   *out = NULL;
   if (!n) return 0;
-  if (!(props = sl__arena_alloc(a, n * sizeof *props))) return -ENOMEM;
+  if (!(props = sl_arena_alloc(a, n * sizeof *props))) return -ENOMEM;
   for (size_t i = 0; i < n; i++) {
     props[i].key = pp[i]->key;
     if (sl__value_from_pb(a, pp[i]->value, &props[i].value))
@@ -506,7 +506,7 @@ static int pb_props(sl__wctx *w, sl__arena *a, Shiplog__Property **pp, size_t n,
   return 0;
 }
 
-static int apply_op(sl__wctx *w, sl__arena *a, const Shiplog__Op *op) {
+static int apply_op(sl__wctx *w, sl_arena *a, const Shiplog__Op *op) {
   sl_prop *props;
   sl_value v;
   uint64_t id;
@@ -566,7 +566,7 @@ static int apply_op(sl__wctx *w, sl__arena *a, const Shiplog__Op *op) {
   }
 }
 
-int sl__apply_record(sl__wctx *w, sl__arena *a, const uint8_t *payload, size_t len) {
+int sl__apply_record(sl__wctx *w, sl_arena *a, const uint8_t *payload, size_t len) {
   ProtobufCAllocator al;
   sl__arena_pb_allocator(a, &al);
   Shiplog__Transaction *t = shiplog__transaction__unpack(&al, len, payload);
@@ -660,17 +660,17 @@ static int record(sl_tx *tx, Shiplog__Op__OpCase kind, void *msg) {
   tx->nops++;
   rc = 0;
 out:
-  sl__arena_reset(&tx->arena);
+  sl_arena_reset(&tx->arena);
   return rc;
 }
 
 /* The messages built for record() are packed before the call returns, so
  * they point at the caller's strings rather than copy them. */
 static Shiplog__Property **pb_props_of(sl_tx *tx, const sl_prop *props, size_t n) {
-  Shiplog__Property **pp = sl__arena_alloc(&tx->arena, (n ? n : 1) * sizeof *pp);
+  Shiplog__Property **pp = sl_arena_alloc(&tx->arena, (n ? n : 1) * sizeof *pp);
   if (!pp) return NULL;
   for (size_t i = 0; i < n; i++) {
-    Shiplog__Property *p = sl__arena_alloc(&tx->arena, sizeof *p);
+    Shiplog__Property *p = sl_arena_alloc(&tx->arena, sizeof *p);
     if (!p) return NULL;
     shiplog__property__init(p);
     p->key = (char *)props[i].key;
@@ -680,7 +680,7 @@ static Shiplog__Property **pb_props_of(sl_tx *tx, const sl_prop *props, size_t n
   return pp;
 }
 
-#define NEW_MSG(tx, type, init) ({ type *m_ = sl__arena_alloc(&(tx)->arena, sizeof(type)); if (m_) init(m_); m_; })
+#define NEW_MSG(tx, type, init) ({ type *m_ = sl_arena_alloc(&(tx)->arena, sizeof(type)); if (m_) init(m_); m_; })
 
 int sl_tx_create_node(sl_tx *tx, uint64_t id, const char *const *labels, size_t nlabels, const sl_prop *props,
                       size_t nprops, uint64_t *out_id) {

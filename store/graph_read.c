@@ -57,7 +57,7 @@ typedef struct grow {
 static void *grow_next(grow *g) {
   if (g->n == g->cap) {
     size_t cap = g->cap ? g->cap * 2 : 8;
-    void *items = sl__arena_alloc(&g->v->scratch, cap * g->size);
+    void *items = sl_arena_alloc(&g->v->scratch, cap * g->size);
     if (!items) return NULL;
     if (g->n) memcpy(items, g->items, g->n * g->size);
     g->items = items;
@@ -70,7 +70,7 @@ static int collect_label(void *arg, const MDB_val *k, const MDB_val *d) {
   (void)d;
   grow *g = arg;
   const char **slot = grow_next(g);
-  if (!slot || !(*slot = sl__arena_strndup(&g->v->scratch, (const uint8_t *)k->mv_data + 8, k->mv_size - 8)))
+  if (!slot || !(*slot = sl_arena_strndup(&g->v->scratch, (const uint8_t *)k->mv_data + 8, k->mv_size - 8)))
     return -ENOMEM;
   return 0;
 }
@@ -78,7 +78,7 @@ static int collect_label(void *arg, const MDB_val *k, const MDB_val *d) {
 static int collect_prop(void *arg, const MDB_val *k, const MDB_val *d) {
   grow *g = arg;
   sl_prop *p = grow_next(g);
-  if (!p || !(p->key = sl__arena_strndup(&g->v->scratch, (const uint8_t *)k->mv_data + 8, k->mv_size - 8)))
+  if (!p || !(p->key = sl_arena_strndup(&g->v->scratch, (const uint8_t *)k->mv_data + 8, k->mv_size - 8)))
     return -ENOMEM;
   int rc = sl__value_decode(d->mv_data, d->mv_size, &g->v->scratch, &p->value);
   if (rc == SL_ECORRUPT) sl_diag_error("LMDB: property %s has a malformed value", p->key);
@@ -98,7 +98,7 @@ static int read_props(sl_view *v, bool rel, uint64_t id, size_t *n, sl_prop **pr
 int sl_view_node(sl_view *v, uint64_t id, sl_node *out) {
   uint8_t k[8];
   MDB_val val;
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   memset(out, 0, sizeof *out);
   sl_put_be64(k, id);
   int rc = view_get(v, SL__DB_NODES, k, 8, &val);
@@ -114,7 +114,7 @@ int sl_view_node(sl_view *v, uint64_t id, sl_node *out) {
 int sl_view_rel(sl_view *v, uint64_t id, sl_rel *out) {
   uint8_t k[8];
   MDB_val val;
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   memset(out, 0, sizeof *out);
   sl_put_be64(k, id);
   int rc = view_get(v, SL__DB_RELS, k, 8, &val);
@@ -126,14 +126,14 @@ int sl_view_rel(sl_view *v, uint64_t id, sl_rel *out) {
   out->id = id;
   out->start = sl_get_be64(val.mv_data);
   out->end = sl_get_be64((uint8_t *)val.mv_data + 8);
-  if (!(out->type = sl__arena_strndup(&v->scratch, (uint8_t *)val.mv_data + 16, val.mv_size - 16))) return -ENOMEM;
+  if (!(out->type = sl_arena_strndup(&v->scratch, (uint8_t *)val.mv_data + 16, val.mv_size - 16))) return -ENOMEM;
   return read_props(v, true, id, &out->nprops, &out->props);
 }
 
 static int view_prop(sl_view *v, bool rel, uint64_t id, const char *key, sl_value *out) {
   uint8_t k[8 + SL_NAME_MAX];
   MDB_val val;
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   memset(out, 0, sizeof *out);
   int kl = sl__name_check(key);
   if (kl < 0) return SL_EINVAL;
@@ -180,7 +180,7 @@ int sl_view_node_rels(sl_view *v, uint64_t node, sl_dir dir, const char *type, s
   uint8_t k[10 + SL_NAME_MAX];
   MDB_val val;
   int tl = 0, rc;
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   if ((dir & ~SL_DIR_BOTH) || !dir || (type && (tl = sl__name_check(type)) < 0)) return SL_EINVAL;
   sl_put_be64(k, node);
   if ((rc = view_get(v, SL__DB_NODES, k, 8, &val))) return rc;
@@ -215,7 +215,7 @@ static int walk_tail_id(void *arg, const MDB_val *k, const MDB_val *d) {
 
 static int label_scan(sl_view *v, const char *label, id_walk *iw) {
   uint8_t k[1 + SL_NAME_MAX];
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   int ll = sl__name_check(label);
   if (ll < 0) return SL_EINVAL;
   k[0] = (uint8_t)ll;
@@ -237,19 +237,19 @@ int sl_view_count_label(sl_view *v, const char *label, uint64_t *out) {
 
 int sl_view_all_nodes(sl_view *v, sl_id_fn fn, void *arg) {
   id_walk iw = {fn, arg, 0};
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   return scan(v, SL__DB_NODES, NULL, 0, walk_tail_id, &iw);
 }
 
 int sl_view_all_rels(sl_view *v, sl_id_fn fn, void *arg) {
   id_walk iw = {fn, arg, 0};
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   return scan(v, SL__DB_RELS, NULL, 0, walk_tail_id, &iw);
 }
 
 int sl_view_counts(sl_view *v, sl_counts *out) {
   sl__meta m;
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   memset(out, 0, sizeof *out);
   if (v->tx_meta) {
     m = *v->tx_meta;
@@ -272,7 +272,7 @@ int sl_view_scan_ids(sl_view *v, bool rels, const char *label, uint64_t from, ui
   size_t pn = 0, kn;
   enum sl__db db = rels ? SL__DB_RELS : label ? SL__DB_LABEL_INDEX : SL__DB_NODES;
   *n = 0;
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   if (label) {
     int ll = sl__name_check(label);
     if (ll < 0) return SL_EINVAL;
@@ -337,7 +337,7 @@ static int walk_name(void *arg, const MDB_val *k, const MDB_val *d) {
 }
 
 int sl_view_names(sl_view *v, int what, sl_name_fn fn, void *arg) {
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   if (what == 0) {
     /* label_index: len(1) label id(8); jump from label to label */
     MDB_cursor *c;

@@ -79,7 +79,7 @@ int sl__schema_dbs_ensure(sl_store *st) {
 typedef struct rctx {
   sl_store *st;
   MDB_txn *txn;
-  sl__arena *a;
+  sl_arena *a;
 } rctx;
 
 static int mdb_error(rctx *c, int rc, enum sl__db db) {
@@ -88,7 +88,7 @@ static int mdb_error(rctx *c, int rc, enum sl__db db) {
 }
 
 /* Decode a schema record into *out (strings in a). */
-static int rule_decode(sl__arena *a, const MDB_val *k, const MDB_val *d, sl__rule *out) {
+static int rule_decode(sl_arena *a, const MDB_val *k, const MDB_val *d, sl__rule *out) {
   ProtobufCAllocator al;
   const uint8_t *p = d->mv_data;
   if (d->mv_size < 4) return SL_ECORRUPT;
@@ -120,7 +120,7 @@ static int rules_read(rctx *c, sl__rule **out, size_t *n) {
   for (mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
     if (*n == cap) {
       cap = cap ? 2 * cap : 8;
-      sl__rule *r = sl__arena_alloc(c->a, cap * sizeof *r);
+      sl__rule *r = sl_arena_alloc(c->a, cap * sizeof *r);
       if (!r) {
         rc = -ENOMEM;
         goto out;
@@ -143,8 +143,8 @@ out:
 
 void sl__schema_free(sl__wctx *w) {
   if (!w->schema) return;
-  sl__arena_free(&w->schema->arena);
-  sl__arena_free(&w->schema->scratch);
+  sl_arena_free(&w->schema->arena);
+  sl_arena_free(&w->schema->scratch);
   free(w->schema);
   w->schema = NULL;
 }
@@ -153,8 +153,8 @@ int sl__schema_get(sl__wctx *w, sl__schema **out) {
   if (!w->schema) {
     sl__schema *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
-    sl__arena_init(&s->arena);
-    sl__arena_init(&s->scratch);
+    sl_arena_init(&s->arena, NULL);
+    sl_arena_init(&s->scratch, NULL);
     w->schema = s;
     rctx c = {w->st, w->txn, &s->arena};
     int rc = rules_read(&c, &s->rules, &s->n);
@@ -320,7 +320,7 @@ int sl__schema_entity(sl__wctx *w, bool rel, uint64_t id, const char *token, con
   int rc = sl__schema_get(w, &s);
   if (rc || !s->n) return rc;
   rctx c = {w->st, w->txn, &s->scratch};
-  sl__arena_reset(&s->scratch);
+  sl_arena_reset(&s->scratch);
   for (size_t i = 0; i < s->n; i++) {
     const sl__rule *ru = &s->rules[i];
     if (ru->r.rel != rel || (token && strcmp(ru->r.token, token)) || (key && !rule_has_key(&ru->r, key))) continue;
@@ -454,7 +454,7 @@ int sl__schema_check(sl__wctx *w) {
   qsort(w->touched, w->ntouched, sizeof *w->touched, touched_cmp);
   for (size_t t = 0; t < w->ntouched && !rc; t++) {
     if (t && !touched_cmp(&w->touched[t], &w->touched[t - 1])) continue;
-    sl__arena_reset(&s->scratch);
+    sl_arena_reset(&s->scratch);
     for (size_t i = 0; i < s->n && !rc; i++) {
       const sl__rule *ru = &s->rules[i];
       if (ru->r.kind == SL_SCHEMA_INDEX || ru->r.rel != w->touched[t].rel) continue;
@@ -478,7 +478,7 @@ static int build_entity(void *arg, uint64_t id) {
   build *b = arg;
   sl_value vals[SL_SCHEMA_KEYS_MAX];
   int rc;
-  sl__arena_reset(b->c->a);
+  sl_arena_reset(b->c->a);
   if (sl__rule_indexed(b->ru->r.kind)) {
     int all = entity_values(b->c, b->ru->r.rel, id, &b->ru->r, vals);
     if (all < 0) return all;
@@ -571,12 +571,12 @@ int sl__schema_op_create(sl__wctx *w, const sl_schema_rule *r) {
   if ((rc = rule_put(w, r, (uint32_t)next))) return rc;
   sl__schema_free(w); /* the rules changed */
   sl__rule ru = {(uint32_t)next, *r};
-  sl__arena scratch;
-  sl__arena_init(&scratch);
+  sl_arena scratch;
+  sl_arena_init(&scratch, NULL);
   rctx c = {w->st, w->txn, &scratch};
   build b = {w, &c, &ru};
   rc = each_entity(&c, r->rel, r->token, build_entity, &b);
-  sl__arena_free(&scratch);
+  sl_arena_free(&scratch);
   if (rc == SL_ECONSTRAINT) {
     size_t l = strlen(w->err);
     snprintf(w->err + l, sizeof w->err - l, ": the existing data violates the new constraint");
@@ -620,12 +620,12 @@ int sl__schema_op_drop(sl__wctx *w, bool constraint, const char *name) {
 /* ---- reads (sl_view_*) ----------------------------------------------------------------------- */
 int sl_view_schema(sl_view *v, const sl_schema_rule **rules, size_t *n) {
   sl__rule *ru;
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   rctx c = {v->st, v->txn, &v->scratch};
   *rules = NULL;
   int rc = rules_read(&c, &ru, n);
   if (rc || !*n) return rc;
-  sl_schema_rule *out = sl__arena_alloc(&v->scratch, *n * sizeof *out);
+  sl_schema_rule *out = sl_arena_alloc(&v->scratch, *n * sizeof *out);
   if (!out) return -ENOMEM;
   for (size_t i = 0; i < *n; i++) {
     out[i] = ru[i].r;
@@ -688,14 +688,14 @@ static int seek_entry(void *arg, const MDB_val *k, uint64_t entity) {
 int sl_view_index_seek(sl_view *v, const char *name, const sl_value *values, size_t nvalues, sl_id_fn fn,
                        void *arg) {
   sl__rule ru;
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   rctx c = {v->st, v->txn, &v->scratch};
   int rc = view_rule(v, &c, name, &ru);
   if (rc) return rc;
   if (nvalues != ru.r.nkeys || (nvalues && !values)) return SL_EINVAL;
   for (size_t i = 0; i < nvalues; i++)
     if (values[i].kind == SL_NULL || sl__value_check(&values[i], NULL, 0)) return values[i].kind == SL_NULL ? 0 : SL_EINVAL;
-  sl__keybuf *b = sl__arena_alloc(&v->scratch, sizeof *b);
+  sl__keybuf *b = sl_arena_alloc(&v->scratch, sizeof *b);
   if (!b) return -ENOMEM;
   rule_key(b, &ru, values, SL_ID_NEW);
   seek s = {&c, &ru, values, fn, arg};
@@ -736,15 +736,15 @@ static int range_entry(void *arg, const MDB_val *k, uint64_t entity) {
 int sl_view_index_range(sl_view *v, const char *name, const sl_value *lo, bool lo_incl, const sl_value *hi,
                         bool hi_incl, sl_id_fn fn, void *arg) {
   sl__rule ru;
-  sl__arena_reset(&v->scratch);
+  sl_arena_reset(&v->scratch);
   rctx c = {v->st, v->txn, &v->scratch};
   int rc = view_rule(v, &c, name, &ru);
   if (rc) return rc;
   if ((!lo && !hi) || (lo && sl__value_check(lo, NULL, 0)) || (hi && sl__value_check(hi, NULL, 0))) return SL_EINVAL;
   if ((lo && lo->kind == SL_DOUBLE && lo->u.d != lo->u.d) || (hi && hi->kind == SL_DOUBLE && hi->u.d != hi->u.d))
     return 0; /* nothing compares with NaN */
-  sl__keybuf *from = sl__arena_alloc(&v->scratch, sizeof *from), *to = sl__arena_alloc(&v->scratch, sizeof *to),
-             *cls_lo = sl__arena_alloc(&v->scratch, sizeof *cls_lo), *cls_hi = sl__arena_alloc(&v->scratch, sizeof *cls_hi);
+  sl__keybuf *from = sl_arena_alloc(&v->scratch, sizeof *from), *to = sl_arena_alloc(&v->scratch, sizeof *to),
+             *cls_lo = sl_arena_alloc(&v->scratch, sizeof *cls_lo), *cls_hi = sl_arena_alloc(&v->scratch, sizeof *cls_hi);
   if (!from || !to || !cls_lo || !cls_hi) return -ENOMEM;
   sl__keybuf *bound[2] = {from, to};
   const sl_value *val[2] = {lo, hi};
@@ -799,7 +799,7 @@ static int expect_entity(void *arg, uint64_t id) {
   keyset *ks = arg;
   sl_value vals[SL_SCHEMA_KEYS_MAX];
   static __thread sl__keybuf b;
-  sl__arena_reset(ks->c->a);
+  sl_arena_reset(ks->c->a);
   int all = entity_values(ks->c, ks->ru->r.rel, id, &ks->ru->r, vals);
   if (all <= 0) return all;
   rule_key(&b, ks->ru, vals, id);
@@ -880,18 +880,18 @@ typedef struct cverify {
 
 static int verify_entity(void *arg, uint64_t id) {
   cverify *cv = arg;
-  sl__arena_reset(cv->c->a);
+  sl_arena_reset(cv->c->a);
   return check_entity(cv->w, cv->c, cv->ru, id);
 }
 
 int sl_store_schema_verify(sl_view *v, char *why, size_t wn) {
   sl__rule *rules;
   size_t n, entries = 0;
-  sl__arena rules_a, vals_a;
+  sl_arena rules_a, vals_a;
   sl__wctx w = {.st = v->st, .txn = v->txn};
   MDB_stat ms;
-  sl__arena_init(&rules_a);
-  sl__arena_init(&vals_a);
+  sl_arena_init(&rules_a, NULL);
+  sl_arena_init(&vals_a, NULL);
   rctx rc_rules = {v->st, v->txn, &rules_a}, c = {v->st, v->txn, &vals_a};
   int rc = rules_read(&rc_rules, &rules, &n);
   why[0] = 0;
@@ -908,7 +908,7 @@ int sl_store_schema_verify(sl_view *v, char *why, size_t wn) {
     rc = SL_ECORRUPT;
   }
   if (rc && !why[0]) snprintf(why, wn, "cannot read the schema: %s", sl_strerror(rc));
-  sl__arena_free(&rules_a);
-  sl__arena_free(&vals_a);
+  sl_arena_free(&rules_a);
+  sl_arena_free(&vals_a);
   return rc;
 }

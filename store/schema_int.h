@@ -54,8 +54,8 @@ struct sl__schema {
   sl__rule *rules;
   size_t n;
   bool constraints;     /* any rule is a constraint */
-  sl__arena arena;      /* the rules */
-  sl__arena scratch;    /* values read by one hook */
+  sl_arena arena;      /* the rules */
+  sl_arena scratch;    /* values read by one hook */
 };
 
 /* Does this kind keep index entries? */

@@ -352,7 +352,7 @@ static int replay(sl_store *st, const char *logdir) {
   if ((rc = sl__wbegin(st, &w))) goto out;
   while ((rc = sl_log_reader_next(r, &f)) == 0) {
     rc = sl__apply_record(&w, &st->apply_arena, f.payload, f.payload_len);
-    sl__arena_reset(&st->apply_arena);
+    sl_arena_reset(&st->apply_arena);
     if (rc) {
       sl_diag_error("%s: replaying txid %" PRIu64 " (segment %" PRIu64 " offset %" PRIu64 ") failed", st->dir,
                    f.txid, f.segno, f.offset);
@@ -605,9 +605,9 @@ static void store_free(sl_store *st, bool mark_clean) {
     if (mark_clean) sl__lock_state_write(st, "closed");
     close(st->lock_fd); /* releases the flock */
   }
-  sl__arena_free(&st->tx.arena);
-  sl__arena_free(&st->tx.view.scratch);
-  sl__arena_free(&st->apply_arena);
+  sl_arena_free(&st->tx.arena);
+  sl_arena_free(&st->tx.view.scratch);
+  sl_arena_free(&st->apply_arena);
   free(st->tx.ops);
   free(st->tx.w.touched);
   free(st->pend);
@@ -637,9 +637,9 @@ int sl_store_open(const char *dir, unsigned flags, sl_store **out) {
   pthread_cond_init(&st->gc_cv, NULL);
   st->waiters_tail = &st->waiters;
   pthread_mutex_init(&st->ckpt_lock, NULL);
-  sl__arena_init(&st->tx.arena);
-  sl__arena_init(&st->tx.view.scratch);
-  sl__arena_init(&st->apply_arena);
+  sl_arena_init(&st->tx.arena, NULL);
+  sl_arena_init(&st->tx.view.scratch, NULL);
+  sl_arena_init(&st->apply_arena, NULL);
   int rc = sl_store_read_id(dir, st->id);
   if (!rc) rc = st->rdonly ? open_rdonly(st) : open_writer(st);
   if (rc) {
@@ -752,7 +752,7 @@ int sl_view_begin(sl_store *st, sl_view **out) {
   sl_view *v = calloc(1, sizeof *v);
   if (!v) return -ENOMEM;
   v->st = st;
-  sl__arena_init(&v->scratch);
+  sl_arena_init(&v->scratch, NULL);
   int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &v->txn);
   if (rc) {
     sl_diag_error("%s: LMDB read transaction: %s", st->dir, mdb_strerror(rc));
@@ -768,6 +768,6 @@ void sl_view_end(sl_view *v) {
   if (!v || v->owned_by_tx) return;
   sl__cursors_close(&v->cur);
   mdb_txn_abort(v->txn);
-  sl__arena_free(&v->scratch);
+  sl_arena_free(&v->scratch);
   free(v);
 }

@@ -30,25 +30,9 @@
 #include "store.h"
 #include "transaction.pb-c.h"
 
-/* ---- arena: bump allocation, freed or reset in one call ------------------ */
-typedef struct sl__chunk sl__chunk;
-typedef struct sl__arena {
-  sl__chunk *chunks; /* newest first */
-  uint8_t *p, *end;
-  size_t used;       /* bytes handed out since the last reset (sizing hint) */
-} sl__arena;
-
-void sl__arena_init(sl__arena *a);
-/* NULL only when malloc fails. Aligned for any scalar type. */
-void *sl__arena_alloc(sl__arena *a, size_t n);
-/* Copy n bytes and append a NUL. */
-char *sl__arena_strndup(sl__arena *a, const void *s, size_t n);
-/* Forget everything handed out; keeps one chunk big enough for the last
- * cycle so that a steady workload does not call malloc again. */
-void sl__arena_reset(sl__arena *a);
-void sl__arena_free(sl__arena *a);
+/* ---- arenas (sl_arena, base/arena.c) ----------------------------------- */
 /* A protobuf-c allocator drawing from the arena (free is a no-op). */
-void sl__arena_pb_allocator(sl__arena *a, ProtobufCAllocator *out);
+void sl__arena_pb_allocator(sl_arena *a, ProtobufCAllocator *out);
 
 /* ---- LMDB schema ------------------------------------------------------------ */
 enum sl__db {
@@ -123,7 +107,7 @@ struct sl_view {
   bool owned_by_tx;
   const sl__meta *tx_meta; /* a tx view reads the tx's uncommitted meta */
   sl__cursors cur;
-  sl__arena scratch;
+  sl_arena scratch;
 };
 
 struct sl_tx {
@@ -132,7 +116,7 @@ struct sl_tx {
   int err;                 /* first error: the tx may only be aborted */
   bool has_commit_time;
   uint64_t commit_us;
-  sl__arena arena;         /* the op message being recorded (reset per op) */
+  sl_arena arena;         /* the op message being recorded (reset per op) */
   uint8_t *ops;            /* the packed ops (graph.c, record()); kept across
                               transactions up to TX_OPS_KEEP bytes */
   size_t nops, ops_len, ops_cap;
@@ -159,7 +143,7 @@ struct sl_store {
   int failed;               /* sticky until reopen: LMDB and the log disagree, or
                                LMDB met a damaged page (SL_ECORRUPT) */
   sl_tx tx;                 /* the one write transaction, reused */
-  sl__arena apply_arena;    /* unpacked records (under wlock) */
+  sl_arena apply_arena;    /* unpacked records (under wlock) */
 
   /* Group commit (commit.c, GROUP COMMIT): transactions committed into the
    * open LMDB transaction tx.w but not yet in the log (under wlock). */
@@ -244,7 +228,7 @@ int sl__meta_put_bytes(MDB_txn *txn, MDB_dbi meta_dbi, const char *name, const v
 /* Apply one packed Transaction to w (its txid must be w->meta.applied_txid
  * + 1 and its commit time not below the last); updates w->meta. The arena
  * holds the unpacked record (the caller resets it). */
-int sl__apply_record(sl__wctx *w, sl__arena *a, const uint8_t *payload, size_t len);
+int sl__apply_record(sl__wctx *w, sl_arena *a, const uint8_t *payload, size_t len);
 
 /* ---- structural check (lmdb_check.c) ------------------------------------------ */
 /* Check every B-tree page of txn's snapshot (a read transaction) before a
@@ -284,9 +268,9 @@ int sl__value_check(const sl_value *v, char *why, size_t whylen);
 size_t sl__value_encoded_size(const sl_value *v);
 void sl__value_encode(const sl_value *v, uint8_t *out);
 /* Decode LMDB bytes; strings are copied into the arena, NUL-terminated. */
-int sl__value_decode(const uint8_t *p, size_t n, sl__arena *a, sl_value *out);
+int sl__value_decode(const uint8_t *p, size_t n, sl_arena *a, sl_value *out);
 /* sl_value -> protobuf (copies into the arena) and back (points into pb). */
-int sl__value_to_pb(sl__arena *a, const sl_value *v, Shiplog__Value **out);
-int sl__value_from_pb(sl__arena *a, const Shiplog__Value *pb, sl_value *out);
+int sl__value_to_pb(sl_arena *a, const sl_value *v, Shiplog__Value **out);
+int sl__value_from_pb(sl_arena *a, const Shiplog__Value *pb, sl_value *out);
 
 #endif

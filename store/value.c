@@ -55,10 +55,8 @@
  * coordinates are not range-checked: a backup tool keeps what the source
  * database held.
  *
- * THE ARENA: a bump allocator of malloc'd chunks. Transactions, record
- * unpacking and view results each own one and reset it per use; reset
- * coalesces the chunks into one big enough for the last cycle, so a steady
- * workload stops calling malloc.
+ * Decoded values live in an arena (sl_arena, base/arena.c); protobuf-c
+ * unpacks into one through sl__arena_pb_allocator.
  */
 #include <errno.h>
 #include <math.h>
@@ -70,87 +68,11 @@
 
 #include "store_int.h"
 
-/* ---- arena ----------------------------------------------------------------- */
-struct sl__chunk {
-  sl__chunk *next;
-  size_t size;
-  alignas(max_align_t) uint8_t data[];
-};
-
-#define ARENA_MIN_CHUNK (16u << 10)
-#define ARENA_ALIGN (alignof(max_align_t))
-
-void sl__arena_init(sl__arena *a) { memset(a, 0, sizeof *a); }
-
-static sl__chunk *chunk_new(size_t size) {
-  sl__chunk *c = malloc(sizeof *c + size);
-  if (!c) return NULL;
-  c->next = NULL;
-  c->size = size;
-  return c;
-}
-
-void *sl__arena_alloc(sl__arena *a, size_t n) {
-  n = (n + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
-  if (n == 0) n = ARENA_ALIGN;
-  if (!a->chunks || (size_t)(a->end - a->p) < n) {
-    size_t size = a->chunks ? a->chunks->size * 2 : ARENA_MIN_CHUNK;
-    if (size < n) size = n;
-    sl__chunk *c = chunk_new(size);
-    if (!c) return NULL;
-    c->next = a->chunks;
-    a->chunks = c;
-    a->p = c->data;
-    a->end = c->data + size;
-  }
-  void *r = a->p;
-  a->p += n;
-  a->used += n;
-  return r;
-}
-
-char *sl__arena_strndup(sl__arena *a, const void *s, size_t n) {
-  char *r = sl__arena_alloc(a, n + 1);
-  if (!r) return NULL;
-  if (n) memcpy(r, s, n);
-  r[n] = 0;
-  return r;
-}
-
-void sl__arena_reset(sl__arena *a) {
-  sl__chunk *c = a->chunks;
-  if (!c) return;
-  if (c->next) {
-    size_t total = 0;
-    while (c) {
-      sl__chunk *next = c->next;
-      total += c->size;
-      free(c);
-      c = next;
-    }
-    /* One chunk for what the last cycle needed; on failure start empty. */
-    a->chunks = chunk_new(total);
-    c = a->chunks;
-  }
-  a->p = c ? c->data : NULL;
-  a->end = c ? c->data + c->size : NULL;
-  a->used = 0;
-}
-
-void sl__arena_free(sl__arena *a) {
-  sl__chunk *c = a->chunks;
-  while (c) {
-    sl__chunk *next = c->next;
-    free(c);
-    c = next;
-  }
-  memset(a, 0, sizeof *a);
-}
-
-static void *pb_alloc(void *data, size_t size) { return sl__arena_alloc(data, size); }
+/* ---- arenas as protobuf-c allocators -------------------------------------- */
+static void *pb_alloc(void *data, size_t size) { return sl_arena_alloc(data, size); }
 static void pb_free(void *data, void *p) { (void)data; (void)p; }
 
-void sl__arena_pb_allocator(sl__arena *a, ProtobufCAllocator *out) {
+void sl__arena_pb_allocator(sl_arena *a, ProtobufCAllocator *out) {
   out->alloc = pb_alloc;
   out->free = pb_free;
   out->allocator_data = a;
@@ -457,7 +379,7 @@ static double get_double(const uint8_t *p) {
 }
 
 /* Decode one non-list value of `kind` from p[0..n); *used gets its size. */
-static int scalar_decode(sl_kind kind, const uint8_t *p, size_t n, bool in_list, sl__arena *a,
+static int scalar_decode(sl_kind kind, const uint8_t *p, size_t n, bool in_list, sl_arena *a,
                          sl_value *out, size_t *used) {
   size_t len = fixed_size(kind);
   int64_t nano_of_day;
@@ -497,7 +419,7 @@ static int scalar_decode(sl_kind kind, const uint8_t *p, size_t n, bool in_list,
     out->u.t.nanos = (int32_t)sl_get_le32(p + 8);
     out->u.t.offset = (int32_t)sl_get_le32(p + 12);
     *used = 17 + (size_t)p[16];
-    if (p[16] && !(out->u.t.zone = sl__arena_strndup(a, p + 17, p[16]))) return -ENOMEM;
+    if (p[16] && !(out->u.t.zone = sl_arena_strndup(a, p + 17, p[16]))) return -ENOMEM;
     if (p[16] && strlen(out->u.t.zone) != p[16]) return SL_ECORRUPT; /* a NUL inside */
     break;
   case SL_DURATION:
@@ -527,7 +449,7 @@ static int scalar_decode(sl_kind kind, const uint8_t *p, size_t n, bool in_list,
       *used = n;
     }
     out->len = len;
-    out->u.s = sl__arena_strndup(a, p, len);
+    out->u.s = sl_arena_strndup(a, p, len);
     return out->u.s ? 0 : -ENOMEM;
   default:
     return SL_ECORRUPT;
@@ -535,7 +457,7 @@ static int scalar_decode(sl_kind kind, const uint8_t *p, size_t n, bool in_list,
   return scalar_invalid(out) ? SL_ECORRUPT : 0;
 }
 
-int sl__value_decode(const uint8_t *p, size_t n, sl__arena *a, sl_value *out) {
+int sl__value_decode(const uint8_t *p, size_t n, sl_arena *a, sl_value *out) {
   size_t used;
   if (n < 1) return SL_ECORRUPT;
   sl_kind kind = p[0];
@@ -551,7 +473,7 @@ int sl__value_decode(const uint8_t *p, size_t n, sl__arena *a, sl_value *out) {
   if ((elem == SL_NULL && count) || (elem != SL_NULL && !elem_kind_ok(elem)) || count > n)
     return SL_ECORRUPT; /* every element takes at least one byte */
   sl_value *items = NULL;
-  if (count && !(items = sl__arena_alloc(a, count * sizeof *items))) return -ENOMEM;
+  if (count && !(items = sl_arena_alloc(a, count * sizeof *items))) return -ENOMEM;
   for (uint32_t i = 0; i < count; i++) {
     int rc = scalar_decode(elem, p, n, true, a, &items[i], &used);
     if (rc) return rc;
@@ -567,8 +489,8 @@ int sl__value_decode(const uint8_t *p, size_t n, sl__arena *a, sl_value *out) {
 }
 
 /* ---- protobuf ------------------------------------------------------------------- */
-static Shiplog__Temporal *temporal_to_pb(sl__arena *a, const sl_value *v) {
-  Shiplog__Temporal *t = sl__arena_alloc(a, sizeof *t);
+static Shiplog__Temporal *temporal_to_pb(sl_arena *a, const sl_value *v) {
+  Shiplog__Temporal *t = sl_arena_alloc(a, sizeof *t);
   if (!t) return NULL;
   shiplog__temporal__init(t);
   t->has_seconds = v->u.t.seconds != 0;
@@ -577,12 +499,12 @@ static Shiplog__Temporal *temporal_to_pb(sl__arena *a, const sl_value *v) {
   t->nanos = (uint32_t)v->u.t.nanos;
   t->has_offset = v->u.t.offset != 0;
   t->offset = v->u.t.offset;
-  if (v->u.t.zone && !(t->zone = sl__arena_strndup(a, v->u.t.zone, strlen(v->u.t.zone)))) return NULL;
+  if (v->u.t.zone && !(t->zone = sl_arena_strndup(a, v->u.t.zone, strlen(v->u.t.zone)))) return NULL;
   return t;
 }
 
-static Shiplog__Duration *duration_to_pb(sl__arena *a, const sl_value *v) {
-  Shiplog__Duration *d = sl__arena_alloc(a, sizeof *d);
+static Shiplog__Duration *duration_to_pb(sl_arena *a, const sl_value *v) {
+  Shiplog__Duration *d = sl_arena_alloc(a, sizeof *d);
   if (!d) return NULL;
   shiplog__duration__init(d);
   d->has_months = v->u.dur.months != 0;
@@ -596,8 +518,8 @@ static Shiplog__Duration *duration_to_pb(sl__arena *a, const sl_value *v) {
   return d;
 }
 
-static Shiplog__Point *point_to_pb(sl__arena *a, const sl_value *v) {
-  Shiplog__Point *p = sl__arena_alloc(a, sizeof *p);
+static Shiplog__Point *point_to_pb(sl_arena *a, const sl_value *v) {
+  Shiplog__Point *p = sl_arena_alloc(a, sizeof *p);
   if (!p) return NULL;
   shiplog__point__init(p);
   p->srid = v->u.pt.srid;
@@ -609,55 +531,55 @@ static Shiplog__Point *point_to_pb(sl__arena *a, const sl_value *v) {
 }
 
 /* The list's elements into the ValueList array of their kind. */
-static int list_to_pb(sl__arena *a, const sl_value *v, Shiplog__ValueList *l) {
+static int list_to_pb(sl_arena *a, const sl_value *v, Shiplog__ValueList *l) {
   size_t n = v->len;
   const sl_value *it = v->u.items;
   if (!n) return 0;
   switch (v->elem_kind) {
   case SL_BOOL:
-    if (!(l->bools = sl__arena_alloc(a, n * sizeof *l->bools))) return -ENOMEM;
+    if (!(l->bools = sl_arena_alloc(a, n * sizeof *l->bools))) return -ENOMEM;
     for (size_t i = 0; i < n; i++) l->bools[i] = it[i].u.b;
     l->n_bools = n;
     return 0;
   case SL_INT:
-    if (!(l->ints = sl__arena_alloc(a, n * sizeof *l->ints))) return -ENOMEM;
+    if (!(l->ints = sl_arena_alloc(a, n * sizeof *l->ints))) return -ENOMEM;
     for (size_t i = 0; i < n; i++) l->ints[i] = it[i].u.i;
     l->n_ints = n;
     return 0;
   case SL_DOUBLE:
-    if (!(l->doubles = sl__arena_alloc(a, n * sizeof *l->doubles))) return -ENOMEM;
+    if (!(l->doubles = sl_arena_alloc(a, n * sizeof *l->doubles))) return -ENOMEM;
     for (size_t i = 0; i < n; i++) l->doubles[i] = it[i].u.d;
     l->n_doubles = n;
     return 0;
   case SL_STRING:
-    if (!(l->strings = sl__arena_alloc(a, n * sizeof *l->strings))) return -ENOMEM;
+    if (!(l->strings = sl_arena_alloc(a, n * sizeof *l->strings))) return -ENOMEM;
     for (size_t i = 0; i < n; i++)
-      if (!(l->strings[i] = sl__arena_strndup(a, it[i].u.s, it[i].len))) return -ENOMEM;
+      if (!(l->strings[i] = sl_arena_strndup(a, it[i].u.s, it[i].len))) return -ENOMEM;
     l->n_strings = n;
     return 0;
   case SL_BYTES:
-    if (!(l->bytes_list = sl__arena_alloc(a, n * sizeof *l->bytes_list))) return -ENOMEM;
+    if (!(l->bytes_list = sl_arena_alloc(a, n * sizeof *l->bytes_list))) return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
       l->bytes_list[i].len = it[i].len;
-      if (!(l->bytes_list[i].data = (uint8_t *)sl__arena_strndup(a, it[i].u.bytes, it[i].len))) return -ENOMEM;
+      if (!(l->bytes_list[i].data = (uint8_t *)sl_arena_strndup(a, it[i].u.bytes, it[i].len))) return -ENOMEM;
     }
     l->n_bytes_list = n;
     return 0;
   case SL_DURATION:
-    if (!(l->durations = sl__arena_alloc(a, n * sizeof *l->durations))) return -ENOMEM;
+    if (!(l->durations = sl_arena_alloc(a, n * sizeof *l->durations))) return -ENOMEM;
     for (size_t i = 0; i < n; i++)
       if (!(l->durations[i] = duration_to_pb(a, &it[i]))) return -ENOMEM;
     l->n_durations = n;
     return 0;
   case SL_POINT:
-    if (!(l->points = sl__arena_alloc(a, n * sizeof *l->points))) return -ENOMEM;
+    if (!(l->points = sl_arena_alloc(a, n * sizeof *l->points))) return -ENOMEM;
     for (size_t i = 0; i < n; i++)
       if (!(l->points[i] = point_to_pb(a, &it[i]))) return -ENOMEM;
     l->n_points = n;
     return 0;
   default:
     if (!is_temporal(v->elem_kind)) return SL_EINVAL;
-    if (!(l->temporals = sl__arena_alloc(a, n * sizeof *l->temporals))) return -ENOMEM;
+    if (!(l->temporals = sl_arena_alloc(a, n * sizeof *l->temporals))) return -ENOMEM;
     for (size_t i = 0; i < n; i++)
       if (!(l->temporals[i] = temporal_to_pb(a, &it[i]))) return -ENOMEM;
     l->n_temporals = n;
@@ -665,8 +587,8 @@ static int list_to_pb(sl__arena *a, const sl_value *v, Shiplog__ValueList *l) {
   }
 }
 
-int sl__value_to_pb(sl__arena *a, const sl_value *v, Shiplog__Value **out) {
-  Shiplog__Value *pb = sl__arena_alloc(a, sizeof *pb);
+int sl__value_to_pb(sl_arena *a, const sl_value *v, Shiplog__Value **out) {
+  Shiplog__Value *pb = sl_arena_alloc(a, sizeof *pb);
   int rc;
   if (!pb) return -ENOMEM;
   shiplog__value__init(pb);
@@ -685,15 +607,15 @@ int sl__value_to_pb(sl__arena *a, const sl_value *v, Shiplog__Value **out) {
     break;
   case SL_STRING:
     pb->kind_case = SHIPLOG__VALUE__KIND_STRING_VALUE;
-    if (!(pb->string_value = sl__arena_strndup(a, v->u.s, v->len))) return -ENOMEM;
+    if (!(pb->string_value = sl_arena_strndup(a, v->u.s, v->len))) return -ENOMEM;
     break;
   case SL_BYTES:
     pb->kind_case = SHIPLOG__VALUE__KIND_BYTES_VALUE;
     pb->bytes_value.len = v->len;
-    if (!(pb->bytes_value.data = (uint8_t *)sl__arena_strndup(a, v->u.bytes, v->len))) return -ENOMEM;
+    if (!(pb->bytes_value.data = (uint8_t *)sl_arena_strndup(a, v->u.bytes, v->len))) return -ENOMEM;
     break;
   case SL_LIST: {
-    Shiplog__ValueList *l = sl__arena_alloc(a, sizeof *l);
+    Shiplog__ValueList *l = sl_arena_alloc(a, sizeof *l);
     if (!l) return -ENOMEM;
     shiplog__value_list__init(l);
     pb->kind_case = SHIPLOG__VALUE__KIND_LIST_VALUE;
@@ -762,7 +684,7 @@ static int point_from_pb(const Shiplog__Point *p, sl_value *out) {
   return (bool)p->has_z == srid_3d(p->srid) ? 0 : SL_EINVAL;
 }
 
-static int list_from_pb(sl__arena *a, const Shiplog__ValueList *l, sl_value *out) {
+static int list_from_pb(sl_arena *a, const Shiplog__ValueList *l, sl_value *out) {
   sl_kind elem = l->has_kind ? (sl_kind)l->kind : SL_NULL;
   if (elem != SL_NULL && !elem_kind_ok(elem)) return SL_EINVAL;
   /* Elements only in the array of the declared kind. */
@@ -775,7 +697,7 @@ static int list_from_pb(sl__arena *a, const Shiplog__ValueList *l, sl_value *out
     if (k != elem && counts[k]) return SL_EINVAL;
   if (!is_temporal(elem)) n = counts[elem];
   sl_value *items = NULL;
-  if (n && !(items = sl__arena_alloc(a, n * sizeof *items))) return -ENOMEM;
+  if (n && !(items = sl_arena_alloc(a, n * sizeof *items))) return -ENOMEM;
   for (size_t i = 0; i < n; i++) {
     sl_value *it = &items[i];
     memset(it, 0, sizeof *it);
@@ -807,7 +729,7 @@ static int list_from_pb(sl__arena *a, const Shiplog__ValueList *l, sl_value *out
   return 0;
 }
 
-int sl__value_from_pb(sl__arena *a, const Shiplog__Value *pb, sl_value *out) {
+int sl__value_from_pb(sl_arena *a, const Shiplog__Value *pb, sl_value *out) {
   memset(out, 0, sizeof *out);
   if (!pb) return SL_EINVAL;
   switch (pb->kind_case) {

@@ -233,8 +233,8 @@ static void values_codecs(void **state) {
   fill_values();
   sl_prop props[64];
   size_t n = all_props(props);
-  sl__arena a;
-  sl__arena_init(&a);
+  sl_arena a;
+  sl_arena_init(&a, NULL);
   for (size_t i = 0; i < n; i++) {
     const sl_value *v = &props[i].value;
     size_t len = sl__value_encoded_size(v);
@@ -260,7 +260,7 @@ static void values_codecs(void **state) {
     OK(sl__value_from_pb(&a, back, &out));
     if (!sl_value_equal(&out, v)) fail_msg("%s: the log's value reads back as another", props[i].key);
     free(pbuf);
-    sl__arena_reset(&a);
+    sl_arena_reset(&a);
   }
   /* Out-of-range payloads: a date past year 999999999, a LocalTime of
    * 86400 s, a 2D point with z bytes, an offset of 18 h + 1 s, a zone with
@@ -316,7 +316,7 @@ static void values_codecs(void **state) {
   OK(sl__value_from_pb(&a, &lv, &out));
   assert_int_equal(out.len, 1);
   assert_int_equal(out.elem_kind, SL_DURATION);
-  sl__arena_free(&a);
+  sl_arena_free(&a);
 }
 
 /* Values out of range are refused naming the key and the reason; nothing

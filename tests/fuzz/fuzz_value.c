@@ -23,10 +23,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
-  sl__arena a;
+  sl_arena a;
   sl_value v, w;
   int rc;
-  sl__arena_init(&a);
+  sl_arena_init(&a, NULL);
   if (data[0] & 1) {
     ProtobufCAllocator al;
     sl__arena_pb_allocator(&a, &al);
@@ -49,6 +49,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Shiplog__Value *pb;
     if (sl__value_to_pb(&a, &v, &pb) == -ENOMEM) abort();
   }
-  sl__arena_free(&a);
+  sl_arena_free(&a);
   return 0;
 }

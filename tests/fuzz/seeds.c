@@ -66,8 +66,8 @@ static void value_seeds(const char *outdir) {
       {.kind = SL_LIST, .elem_kind = SL_DATE, .len = 2, .u.items = dates},
       {.kind = SL_LIST, .elem_kind = SL_NULL},
   };
-  sl__arena a;
-  sl__arena_init(&a);
+  sl_arena a;
+  sl_arena_init(&a, NULL);
   for (size_t i = 0; i < SL_ARRAY_LEN(v); i++) {
     uint8_t buf[256];
     char name[64];
@@ -85,7 +85,7 @@ static void value_seeds(const char *outdir) {
     snprintf(name, sizeof name, "pb-%02zu-kind%d", i, v[i].kind);
     put(dir, name, buf, 1 + n);
   }
-  sl__arena_free(&a);
+  sl_arena_free(&a);
 }
 
 int main(int argc, char **argv) {

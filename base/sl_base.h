@@ -172,6 +172,17 @@ char *sl_arena_strndup(sl_arena *a, const void *s, size_t n); /* n bytes and a N
 void sl_arena_reset(sl_arena *a);
 void sl_arena_free(sl_arena *a);
 
+/* ---- TCP addresses (base/net.c) --------------------------------------- */
+struct addrinfo;
+/* Parse "HOST:PORT" ("[v6]:PORT" too): SL_EINVAL when it is neither. */
+int sl_hostport_parse(const char *text, char *host, size_t hostlen, char *port, size_t portlen);
+/* getaddrinfo of HOST:PORT; passive: for a listener, where host "*" is any. */
+int sl_resolve(const char *hostport, bool passive, struct addrinfo **res);
+/* A listening TCP socket (SO_REUSEADDR, CLOEXEC) on the first address that binds. */
+int sl_listen(const char *hostport, int backlog, int *fd_out);
+/* The local port of a socket (a listener on port 0 learns its own), or -errno. */
+int sl_socket_port(int fd);
+
 /* ---- hex -------------------------------------------------------------- */
 /* in[0..n) as lower-case hex ("%02x" per byte): out gets 2n characters and
  * a NUL, so it must hold 2n + 1 bytes. */

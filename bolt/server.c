@@ -92,49 +92,6 @@ static void count(sl_bolt_server *s, uint64_t *field) {
 }
 
 /* ---- listening --------------------------------------------------------------------------- */
-static int listen_on(const char *hostport, int *fd_out, int *port_out) {
-  char host[256], port[16];
-  const char *colon = strrchr(hostport, ':');
-  if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host || strlen(colon + 1) >= sizeof port)
-    return SL_EINVAL;
-  size_t hl = (size_t)(colon - hostport);
-  if (hostport[0] == '[' && hostport[hl - 1] == ']') {
-    memcpy(host, hostport + 1, hl - 2);
-    host[hl - 2] = 0;
-  } else {
-    memcpy(host, hostport, hl);
-    host[hl] = 0;
-  }
-  snprintf(port, sizeof port, "%s", colon + 1);
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
-  if (getaddrinfo(host[0] && strcmp(host, "*") ? host : NULL, port, &hints, &ai)) return SL_EINVAL;
-  int rc = -EADDRNOTAVAIL;
-  for (struct addrinfo *p = ai; p; p = p->ai_next) {
-    int fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      rc = -errno;
-      continue;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, p->ai_addr, p->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-      rc = -errno;
-      close(fd);
-      continue;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                               : ((struct sockaddr_in *)&ss)->sin_port);
-    *fd_out = fd;
-    rc = 0;
-    break;
-  }
-  freeaddrinfo(ai);
-  return rc;
-}
-
 static int tls_context(const sl_bolt_server_config *cfg, SSL_CTX **out) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   const char *file = cfg->tls_cert;
@@ -178,7 +135,9 @@ int sl_bolt_server_start(const sl_bolt_server_config *cfg, sl_bolt_server **out)
   s->listen_fd = -1;
   int rc = cfg->tls_cert ? tls_context(cfg, &s->tls) : 0;
   if (rc) goto fail;
-  if ((rc = listen_on(cfg->listen, &s->listen_fd, &s->port))) {
+  if ((rc = sl_listen(cfg->listen, 128, &s->listen_fd)) == 0 && (s->port = sl_socket_port(s->listen_fd)) < 0)
+    rc = s->port;
+  if (rc) {
     sl_diag_error("bolt: cannot listen on %s: %s", cfg->listen, sl_strerror(rc));
     goto fail;
   }
@@ -186,7 +145,7 @@ int sl_bolt_server_start(const sl_bolt_server_config *cfg, sl_bolt_server **out)
     /* routing tables name this server as the client reached it */
     const char *colon = strrchr(cfg->listen, ':');
     snprintf(s->advertise, sizeof s->advertise, "%.*s:%d", (int)(colon - cfg->listen), cfg->listen, s->port);
-    if (!strncmp(s->advertise, "0.0.0.0:", 8) || s->advertise[0] == ':' || !strncmp(s->advertise, "[::]:", 5))
+    if (!strncmp(s->advertise, "0.0.0.0:", 8) || s->advertise[0] == '*' || !strncmp(s->advertise, "[::]:", 5))
       snprintf(s->advertise, sizeof s->advertise, "localhost:%d", s->port);
     s->cfg.session.advertise = s->advertise;
   }

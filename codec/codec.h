@@ -134,10 +134,7 @@ int sl_base_end_check(const Shiplog__Repl__BaseEnd *e, uint64_t size, uint32_t c
 /* ---- connections -------------------------------------------------------------- */
 typedef struct sl_conn sl_conn;
 
-/* Parse "HOST:PORT" ("[v6]:PORT" too). */
-int sl_hostport_parse(const char *text, char *host, size_t hostlen, char *port, size_t portlen);
-/* Listening TCP socket (SO_REUSEADDR, CLOEXEC). */
-int sl_listen(const char *hostport, int backlog, int *fd_out);
+/* Addresses and listening sockets: sl_hostport_parse, sl_listen (sl_base.h). */
 /* Connect with a timeout; TCP_NODELAY. */
 int sl_conn_connect(const char *hostport, int timeout_ms, sl_conn **out);
 /* Wrap an accepted/connected socket; the conn owns fd. */

@@ -38,6 +38,9 @@ js() {
   done <"$T/js.out"
   [ $rc -eq 0 ] || grep -q '^FAIL' "$T/js.out" || { bad "$desc: exit $rc"; tail -5 "$T/js.out"; }
 }
+# routes_to PORT WANT: neo4j:// routing through PORT names WANT (a port, or
+# none) as the writer, silently (for e2e_until)
+routes_to() { timeout 60 node "$SRC/tests/bolt-driver/failover_test.js" writer "$1" main "$2" >/dev/null 2>&1; }
 # ship STORE: its shipper to the receiver as stream main; SHIP_PID
 ship() {
   "$BIN" ship "$1" --to "127.0.0.1:$RX_PORT" --stream main --insecure --heartbeat-ms 200 --backoff-max-ms 300 \
@@ -79,13 +82,16 @@ check "promote exits 0" "$BIN" promote --data "$D" --stream main --into "$P2" >"
 contains "$T/promote.out" "epoch 1 begins at txid ${LOST##*:}" "promote: epoch 1 begins after the archived txids"
 BOLT_RX2=$(free_port)
 start_receiver "$D" --insecure --bolt "127.0.0.1:$BOLT_RX2" --bolt-no-auth || exit 1
-start_serve new "$P2" --no-auth --database main || exit 1
-NEW=$PORT
-NEW_SERVE=$SERVE_PID
+# its shipper first, then serve: the shipper tells the receiver of the
+# Bolt server that started since its Hello (a Heartbeat)
 ship "$P2"
 NEW_SHIP=$SHIP_PID
 check "the new primary's shipper is welcomed by the standby" \
   e2e_until 30 grep -qsx "bolt=127.0.0.1:$BOLT_RX2" "$P2/ship/main.status"
+start_serve new "$P2" --no-auth --database main || exit 1
+NEW=$PORT
+NEW_SERVE=$SERVE_PID
+check "the standby learns that the new primary serves Bolt" e2e_until 30 routes_to "$BOLT_RX2" "$NEW"
 
 # ---- the driver after the failover ------------------------------------------------------
 js "after" after "$NEW" "$BOLT_RX2" "$OLD" main Kept "$KEPT" "$LOST"
@@ -102,6 +108,7 @@ js "routing after the old primary's refusal" writer "$BOLT_RX2" main "$NEW"
 stop_serve back
 SERVE_PID=$NEW_SERVE
 stop_serve new
+check "once the new primary's serve stops, the standby names no writer" e2e_until 30 routes_to "$BOLT_RX2" none
 
 grep -q 'Sanitizer\|runtime error' "$T"/*.log && bad "sanitizer report in a log"
 echo "passed $passed, failed $failed"

@@ -12,7 +12,7 @@
 //   with the new write's bookmark (epoch 1) sees it; prints "bookmark B"
 //   of that write;
 // MODE writer PORT DB WANT: neo4j:// routing through PORT names WANT (a
-//   port) as the only writer;
+//   port) as the only writer, or none (WANT "none");
 // MODE newer PORT DB B: a read bringing B (of a newer epoch than the
 //   server's: the old primary, back) is InvalidBookmark.
 // Ports are on 127.0.0.1; the servers run without auth. Prints "ok NAME" /
@@ -115,10 +115,11 @@ async function after(primary, standby, oldPrimary, db, kept, bKept, bLost) {
   else if (mode === 'after') await after(...args);
   else if (mode === 'writer') {
     const [port, db, want] = args;
+    const wanted = want === 'none' ? '' : `127.0.0.1:${want}`;
     try {
       const w = await writers(port, db);
-      if (w.join() === `127.0.0.1:${want}`) ok(`neo4j:// via 127.0.0.1:${port}: the writer is 127.0.0.1:${want}`);
-      else bad('routing', `writers ${w}, want 127.0.0.1:${want}`);
+      if (w.join() === wanted) ok(`neo4j:// via 127.0.0.1:${port}: the writer is ${wanted || 'none'}`);
+      else bad('routing', `writers ${w}, want ${wanted || 'none'}`);
     } catch (e) { bad('routing', `${e.code} ${e.message}`); }
   } else if (mode === 'newer') await refused('the old primary, given a bookmark of the new epoch', args[0], args[1], args[2],
     ['is of epoch 1', 'promoted after this one']);

@@ -337,8 +337,8 @@ static int judge_bookmark(engine_conn *c, const char *b, uint64_t *want, uint64_
     if (!c->e->cfg.read_only)
       return fail(c, err, invalid,
                   "Supplied bookmark '%.200s' is of epoch %" PRIu64 ", but database '%s' is at epoch %" PRIu64
-                  ": its write was made on a primary promoted after this one (a failover), which this server "
-                  "no longer is. Connect to the current primary.",
+                  ": its write was made on a primary promoted after this one (a failover), so this server is "
+                  "no longer the primary. Connect to the current primary.",
                   b, epoch, c->db.name, c->db.epoch);
     if (epoch > *newer) *newer = epoch;
     break;

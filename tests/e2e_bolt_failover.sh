@@ -3,17 +3,18 @@
 # across a failover (README "Failover", "Connect an application"). A
 # primary served over Bolt ships to a receiver with --bolt; the driver
 # writes and keeps the bookmark of a write that was archived, then, with
-# the shipper stopped, of one that never was; the primary dies; the
-# standby is promoted as the README shows, served and shipped to the same
-# receiver. Then (tests/bolt-driver/failover_test.js): the archived
-# write's bookmark (epoch 0) is accepted by the new primary and the standby
-# and its write read; the lost one's is InvalidBookmark naming its txid and
-# where epoch 1 began; neo4j:// routing through either names the new
-# primary as the writer; a write routed via the standby lands there. The
-# old primary comes back: its shipper is refused (diverged), the standby
-# still routes writes to the new primary, and the old primary's serve
-# refuses a bookmark of the new epoch. Skips (77) without node or when npm
-# cannot install the driver.
+# the shipper stopped, of one that never was; the primary dies; the standby
+# is promoted as the README shows, shipped to the same receiver and then
+# served (the standby learns of that serve from a Heartbeat). Then
+# (tests/bolt-driver/failover_test.js): the archived write's bookmark
+# (epoch 0) is accepted by the new primary and the standby and its write
+# read; the lost one's is InvalidBookmark naming its txid and where epoch 1
+# began; neo4j:// routing through either names the new primary as the
+# writer; a write routed via the standby lands there. The old primary comes
+# back: its shipper is refused (diverged), the standby still routes writes
+# to the new primary, and the old primary's serve refuses a bookmark of the
+# new epoch. Once the new primary's serve stops, the standby names no
+# writer. Skips (77) without node or when npm cannot install the driver.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 e2e_need -c serve node jq

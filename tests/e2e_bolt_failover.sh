@@ -94,9 +94,33 @@ NEW=$PORT
 NEW_SERVE=$SERVE_PID
 check "the standby learns that the new primary serves Bolt" e2e_until 30 routes_to "$BOLT_RX2" "$NEW"
 
+# a cascade: the backup host's stream goes on to a second receiver, B,
+# which serves Bolt too; it is held back (SIGSTOP) from here
+BOLT_B=$(free_port)
+RX_D=$RX_PORT
+start_receiver "$T/backup-b" --insecure --bolt "127.0.0.1:$BOLT_B" --bolt-no-auth || exit 1
+RX_B=$RX_PORT
+RX_PORT=$RX_D
+"$BIN" ship "$D/streams/main" --to "127.0.0.1:$RX_B" --stream main --insecure --heartbeat-ms 200 2>>"$T/ship.log" &
+CASCADE=$!
+pids+=("$CASCADE")
+check "B has the archived txids" e2e_wait_applied "$T/backup-b" main "${KEPT##*:}" 30
+kill -STOP "$CASCADE"
+
 # ---- the driver after the failover ------------------------------------------------------
 js "after" after "$NEW" "$BOLT_RX2" "$OLD" main Kept "$KEPT" "$LOST"
 NEWER=$BOOKMARK
+# B has not received epoch 1: a read bringing a bookmark of it waits
+timeout 60 node "$SRC/tests/bolt-driver/failover_test.js" read "$BOLT_B" main AfterFailover "$NEWER" >"$T/b.out" 2>&1 &
+WAIT_PID=$!
+sleep 1
+check "B, behind the new epoch, waits with its bookmark" kill -0 "$WAIT_PID"
+kill -CONT "$CASCADE"
+wait "$WAIT_PID"
+while read -r word rest; do
+  case $word in ok) ok "B: $rest" ;; FAIL) bad "B: $rest" ;; esac
+done <"$T/b.out"
+grep -q '^ok' "$T/b.out" || { bad "B: no answer"; tail -3 "$T/b.out"; }
 
 # ---- the old primary comes back ---------------------------------------------------------
 start_serve back "$P1" --no-auth --database main || exit 1

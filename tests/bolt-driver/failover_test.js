@@ -11,6 +11,7 @@
 //   write routed through the standby lands there; a read on the standby
 //   with the new write's bookmark (epoch 1) sees it; prints "bookmark B"
 //   of that write;
+// MODE read PORT DB LABEL B: a read bringing B sees one (:LABEL);
 // MODE writer PORT DB WANT: neo4j:// routing through PORT names WANT (a
 //   port) as the only writer, or none (WANT "none");
 // MODE newer PORT DB B: a read bringing B (of a newer epoch than the
@@ -113,7 +114,14 @@ async function after(primary, standby, oldPrimary, db, kept, bKept, bLost) {
 (async () => {
   if (mode === 'write') await write(...args);
   else if (mode === 'after') await after(...args);
-  else if (mode === 'writer') {
+  else if (mode === 'read') {
+    const [port, db, label, bookmark] = args;
+    try {
+      const c = await countWith(port, db, label, [bookmark]);
+      if (c === 1) ok(`a read bringing ${bookmark} sees its write (:${label})`);
+      else bad('read', `${c} (:${label}) nodes`);
+    } catch (e) { bad('read', `${e.code} ${e.message}`); }
+  } else if (mode === 'writer') {
     const [port, db, want] = args;
     const wanted = want === 'none' ? '' : `127.0.0.1:${want}`;
     try {

@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lineage.h"
 #include "sl_base.h"
 
 /* ---- PackStream values ---------------------------------------------------------------- */
@@ -327,20 +328,31 @@ extern const sl_bolt_backend sl_bolt_echo_backend;
  *   BOOKMARKS. "shiplog:<store id, 32 hex>:<epoch>:<txid>". A transaction
  *   that brings bookmarks waits until its store has applied their txid (a
  *   standby: until the archive is replayed that far), up to
- *   bookmark_timeout_ms (Neo.TransientError.Transaction.BookmarkTimeout); a
- *   bookmark of another store or epoch is Neo.ClientError.Transaction.
- *   InvalidBookmark, naming the epochs.
+ *   bookmark_timeout_ms (Neo.TransientError.Transaction.BookmarkTimeout).
+ *   Epochs (failover) are judged against the database's history
+ *   (sl_history_place): a bookmark of an older epoch names a write the
+ *   database holds when its txid lies before the next epoch began, and is
+ *   waited for like any other; one whose write was lost at failover (its
+ *   txid past the end of its epoch), of an epoch the history does not
+ *   know, or of another store is Neo.ClientError.Transaction.
+ *   InvalidBookmark, saying which txid and epoch and where the next epoch
+ *   began. A newer epoch than the database's is refused by a writable
+ *   database (an old primary: the bookmark's writer was promoted after it)
+ *   and waited for by a standby (lookup again until it knows the epoch:
+ *   its primary may have been promoted and not shipped to it yet).
  *   ROUTING. WRITE: the database's writer, else `writer` (none when NULL);
  *   READ: `readers` and more_readers', or `self` when there are none;
  *   ROUTE: self and the readers.
  */
 struct sl_store;
 /* A database: its store (open for as long as the engine may use it), the
- * store's epoch (store/lineage.h), name, and its writer's Bolt address
- * for routing tables ("": the engine's `writer`). */
+ * store's epoch and epoch history (store/lineage.h; the epoch may be newer
+ * than the history's last entry), name, and its writer's Bolt address for
+ * routing tables ("": the engine's `writer`). */
 typedef struct sl_bolt_db {
   struct sl_store *store;
   uint64_t epoch;
+  sl_history history;
   char name[65];
   char writer[256];
 } sl_bolt_db;
@@ -354,6 +366,7 @@ typedef struct sl_bolt_engine_config {
   const char *database;        /* store's name; NULL: "neo4j" */
   bool read_only;              /* standbys */
   uint64_t epoch;              /* store's epoch (store/lineage.h) */
+  const sl_history *history;   /* store's epoch history (copied); NULL: none */
   uint64_t query_timeout_ms;   /* per statement; 0: none */
   uint64_t query_memory;       /* per statement; 0: query/'s default */
   int64_t tx_timeout_ms;       /* a transaction older than this is rolled back (at

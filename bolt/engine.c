@@ -37,6 +37,7 @@
 struct sl_bolt_engine {
   sl_bolt_engine_config cfg;
   char *database, *self, *writer, **readers;
+  sl_history history;       /* cfg.history's copy */
   sl_bolt_backend backend;
   sl_bolt_engine_stats stats; /* atomics by __atomic builtins */
 };
@@ -303,37 +304,98 @@ static int applied_txid(sl_store *st, uint64_t *txid) {
   return rc;
 }
 
-/* Wait until the store has applied every bookmark's txid. */
+/* The database's epochs for a message: "0 from txid 1, 1 from txid 101". */
+static void describe_epochs(const sl_bolt_db *db, char *buf, size_t len) {
+  const sl_history *h = &db->history;
+  size_t from = h->n > 4 ? h->n - 4 : 0, off = 0;
+  if (!from && (!h->n || h->e[0].epoch > 0)) off += (size_t)snprintf(buf, len, "0 from txid 1");
+  else off += (size_t)snprintf(buf, len, "%s", from ? "..." : "");
+  for (size_t i = from; i < h->n && off < len; i++)
+    off += (size_t)snprintf(buf + off, len - off, "%s%" PRIu64 " from txid %" PRIu64, off ? ", " : "", h->e[i].epoch,
+                            h->e[i].first_txid);
+  if (sl_history_epoch(h) < db->epoch && off < len)
+    snprintf(buf + off, len - off, ", then %" PRIu64 " (where it began is not recorded)", db->epoch);
+}
+
+/* Judge bookmark b against the database's lineage (bolt.h, BOOKMARKS):
+ * 0 with *want raised to its txid when it is to be waited for (*newer
+ * raised to its epoch when the database does not know that epoch yet),
+ * or 1 with err set when it is refused. */
+static int judge_bookmark(engine_conn *c, const char *b, uint64_t *want, uint64_t *newer, sl_bolt_error *err) {
+  const char *invalid = "Neo.ClientError.Transaction.InvalidBookmark";
+  char hex[2 * SL_STORE_ID_SIZE + 1], epochs[200];
+  uint64_t epoch, txid;
+  if (!parse_bookmark(b, hex, &epoch, &txid))
+    return fail(c, err, invalid, "Supplied bookmark '%.200s' is not a shiplog bookmark.", b);
+  if (strcmp(hex, c->store_hex))
+    return fail(c, err, invalid, "Supplied bookmark '%.200s' is of another store (database '%s' is store %s).", b,
+                c->db.name, c->store_hex);
+  sl_epoch_span span;
+  switch (sl_history_place(&c->db.history, c->db.epoch, epoch, txid, &span)) {
+  case SL_WRITE_HELD: break;
+  case SL_WRITE_NEWER:
+    if (!c->e->cfg.read_only)
+      return fail(c, err, invalid,
+                  "Supplied bookmark '%.200s' is of epoch %" PRIu64 ", but database '%s' is at epoch %" PRIu64
+                  ": its write was made on a primary promoted after this one (a failover), so this server is "
+                  "no longer the primary. Connect to the current primary.",
+                  b, epoch, c->db.name, c->db.epoch);
+    if (epoch > *newer) *newer = epoch;
+    break;
+  case SL_WRITE_LOST:
+    return fail(c, err, invalid,
+                "Supplied bookmark '%.200s' names txid %" PRIu64 " of epoch %" PRIu64
+                ", which database '%s' does not hold: epoch %" PRIu64 " ended at txid %" PRIu64 " and epoch %" PRIu64
+                " began at txid %" PRIu64 " (a failover: `shiplog promote`). The transaction was never archived "
+                "and was lost with the old primary; start a new session without this bookmark.",
+                b, txid, epoch, c->db.name, epoch, span.last, span.next_epoch, span.last + 1);
+  case SL_WRITE_UNKNOWN:
+    describe_epochs(&c->db, epochs, sizeof epochs);
+    return fail(c, err, invalid,
+                "Supplied bookmark '%.200s' names txid %" PRIu64 " of epoch %" PRIu64
+                ", which is not in the history of database '%s' (epochs %s): it is of another history of this "
+                "store. Start a new session without this bookmark.",
+                b, txid, epoch, c->db.name, epochs);
+  }
+  if (txid > *want) *want = txid;
+  return 0;
+}
+
+/* The database's lineage now: a standby's grows with its archive (a
+ * promotion upstream reaches it as a new epoch). */
+static void refresh_lineage(engine_conn *c) {
+  sl_bolt_engine *e = c->e;
+  sl_bolt_db now = {0};
+  if (!e->cfg.store && e->cfg.lookup(e->cfg.lookup_arg, c->db.name, &now) == 0 && now.store == c->db.store) {
+    c->db.epoch = now.epoch;
+    c->db.history = now.history;
+  }
+}
+
+/* Wait until the store has applied every bookmark's txid, judging them
+ * again against the lineage as it was when that txid was applied (the
+ * history is read after the applied txid, so it covers it). */
 static int await_bookmarks(engine_conn *c, const sl_pack *bookmarks, sl_bolt_error *err) {
   sl_bolt_engine *e = c->e;
-  uint64_t want = 0;
-  for (uint32_t i = 0; bookmarks && i < bookmarks->len; i++) {
-    const char *b = bookmarks->u.items[i].u.s;
-    char hex[2 * SL_STORE_ID_SIZE + 1];
-    uint64_t epoch, txid;
-    if (!parse_bookmark(b, hex, &epoch, &txid))
-      return fail(c, err, "Neo.ClientError.Transaction.InvalidBookmark", "Supplied bookmark '%.200s' is not a shiplog bookmark.", b);
-    if (strcmp(hex, c->store_hex))
-      return fail(c, err, "Neo.ClientError.Transaction.InvalidBookmark",
-                  "Supplied bookmark '%.200s' is of another store (database '%s' is store %s).", b, c->db.name,
-                  c->store_hex);
-    if (epoch != c->db.epoch)
-      return fail(c, err, "Neo.ClientError.Transaction.InvalidBookmark",
-                  "Supplied bookmark '%.200s' is of epoch %" PRIu64 " but database '%s' is at epoch %" PRIu64
-                  " (a failover happened since): what it names may not exist here; start a new session.",
-                  b, epoch, c->db.name, c->db.epoch);
-    if (txid > want) want = txid;
-  }
-  if (!want) return 0;
+  if (!bookmarks || !bookmarks->len) return 0;
   int timeout_ms = e->cfg.bookmark_timeout_ms > 0 ? e->cfg.bookmark_timeout_ms : 5000;
-  uint64_t end = sl_mono_ns() + (uint64_t)timeout_ms * 1000000u, have = 0;
+  uint64_t end = sl_mono_ns() + (uint64_t)timeout_ms * 1000000u, have = 0, want = 0, newer = 0;
   for (long nap_us = 200;; nap_us = nap_us < 5000 ? nap_us * 2 : 5000) {
     int rc = applied_txid(c->db.store, &have);
     if (rc) return rc;
-    if (have >= want) return 0;
+    refresh_lineage(c);
+    want = newer = 0;
+    for (uint32_t i = 0; i < bookmarks->len; i++)
+      if ((rc = judge_bookmark(c, bookmarks->u.items[i].u.s, &want, &newer, err))) return rc;
+    if (!newer && have >= want) return 0;
     if (sl_mono_ns() >= end) break;
     nanosleep(&(struct timespec){0, nap_us * 1000}, NULL);
   }
+  if (newer)
+    return fail(c, err, "Neo.TransientError.Transaction.BookmarkTimeout",
+                "Database '%s' has not heard of epoch %" PRIu64 " of the given bookmarks within %d ms (it is at "
+                "epoch %" PRIu64 ", txid %" PRIu64 "): its primary was promoted and does not ship to it yet.",
+                c->db.name, newer, timeout_ms, c->db.epoch, have);
   return fail(c, err, "Neo.TransientError.Transaction.BookmarkTimeout",
               "Database '%s' has not reached txid %" PRIu64 " of the given bookmarks within %d ms (it is at %" PRIu64
               ").",
@@ -347,7 +409,7 @@ static int resolve_db(engine_conn *c, const char *db, sl_bolt_error *err) {
   if (e->cfg.store) {
     if (db && strcmp(db, e->database)) rc = -ENOENT;
     else {
-      c->db = (sl_bolt_db){.store = e->cfg.store, .epoch = e->cfg.epoch};
+      c->db = (sl_bolt_db){.store = e->cfg.store, .epoch = e->cfg.epoch, .history = e->history};
       snprintf(c->db.name, sizeof c->db.name, "%s", e->database);
       rc = 0;
     }
@@ -704,6 +766,7 @@ int sl_bolt_engine_new(const sl_bolt_engine_config *cfg, sl_bolt_engine **out) {
   e->self = strdup(cfg->self ? cfg->self : "localhost:7687");
   e->writer = cfg->writer ? strdup(cfg->writer) : NULL;
   e->readers = calloc(cfg->n_readers + 1, sizeof *e->readers);
+  if (cfg->history) e->history = *cfg->history;
   bool ok = e->database && e->self && (e->writer || !cfg->writer) && e->readers;
   for (size_t i = 0; ok && i < cfg->n_readers; i++) ok = (e->readers[i] = strdup(cfg->readers[i])) != NULL;
   if (!ok) {

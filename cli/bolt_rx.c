@@ -22,7 +22,7 @@ static int lookup(void *arg, const char *db, sl_bolt_db *out) {
   cli_bolt_rx *b = arg;
   struct sl__receiver *r = atomic_load(&b->receiver);
   if (!r) return -EAGAIN;
-  return sl_receiver_standby(r, db, &out->store, &out->epoch, out->name, out->writer);
+  return sl_receiver_standby(r, db, &out->store, &out->epoch, &out->history, out->name, out->writer);
 }
 
 static void on_streams(void *arg, struct sl__receiver *r) {

@@ -267,6 +267,7 @@ int cmd_serve(int argc, char **argv) {
   serve_metrics sm = {0};
   bool daemon = false, address_written = false;
   char self[300];
+  sl_history history;
   if (auth && sl_bolt_users_load(auth, &users)) goto out;
   if (no_auth) sl_diag_warn("--no-auth: anyone who reaches %s may read and write the store, as admin", sc.listen);
   if (sl_bolt_throttle_new(100, 2000, &throttle)) goto out;
@@ -277,6 +278,8 @@ int cmd_serve(int argc, char **argv) {
   if (cli_open_store(pos[0], 0, &st)) goto out;
   ec.store = st;
   ec.epoch = sl_log_epoch(sl_store_log(st));
+  sl_log_history(sl_store_log(st), &history); /* bookmarks of older epochs are judged by it */
+  ec.history = &history;
   volatile sig_atomic_t *stop = cli_stop_on_signals();
   if (cli_daemon_start(&d, metrics)) goto out;
   daemon = true;

@@ -207,7 +207,10 @@ size_t sl_conn_identities(const sl_conn *c, const char *const **ids);
 
 /* ROUTING (Hello.bolt_address): `shiplog serve` keeps its advertised Bolt
  * address in STORE/bolt.address while it runs (one line HOST:PORT; removed
- * at exit), and the shipper reads it for each Hello. read: 0 and the
+ * at exit), and the shipper reads it for each Hello and once a heartbeat
+ * interval, sending a Heartbeat at once when it changed (every Heartbeat
+ * carries it, "" for none: serve may start or stop while the session
+ * lives, and the receiver names what it last heard). read: 0 and the
  * address in buf, or -ENOENT (no Bolt server) / -errno / SL_EINVAL (not
  * one line of at most len - 1 bytes). */
 #define SL_BOLT_ADDRESS_FILE "bolt.address"

@@ -179,13 +179,15 @@ int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop)
 
 /* The hot standby of stream `name` (NULL: the only stream, when there is
  * exactly one) while sl_receiver_run runs: 0 with *st (open until
- * before_close returns; read it through views), *epoch (the archive's
- * newest, store/lineage.h), its name in name_out and the primary's Bolt
- * address as its shipper last said ("" when none) in primary_bolt.
- * -ENOENT: no such stream; -EAGAIN: it has no standby now (being built,
- * stopped, archive only). */
+ * before_close returns; read it through views), *epoch and *history (the
+ * archive's newest epoch and its epoch history through its durable txid,
+ * store/lineage.h; read after the standby's applied txid, they cover it),
+ * its name in name_out and the primary's Bolt address as its shipper last
+ * said ("" when none) in primary_bolt. -ENOENT: no such stream; -EAGAIN:
+ * it has no standby now (being built, stopped, archive only). */
+struct sl_history;
 int sl_receiver_standby(struct sl__receiver *r, const char *name, struct sl_store **st, uint64_t *epoch,
-                        char name_out[65], char primary_bolt[256]);
+                        struct sl_history *history, char name_out[65], char primary_bolt[256]);
 
 typedef struct sl_stream_status {
   char name[65];

@@ -512,6 +512,11 @@ static int on_message(sl__conn_ctx *cx, const Shiplog__Repl__Message *m, bool *b
   case SHIPLOG__REPL__MESSAGE__BODY_HEARTBEAT:
     sl__stream_note_primary(cx->s, m->heartbeat->has_committed_txid ? m->heartbeat->committed_txid : 0,
                             m->heartbeat->has_time_us ? m->heartbeat->time_us : 0);
+    if (m->heartbeat->bolt_address) { /* ROUTING: the primary's serve started or stopped */
+      pthread_mutex_lock(&cx->s->mu);
+      snprintf(cx->s->primary_bolt, sizeof cx->s->primary_bolt, "%s", m->heartbeat->bolt_address);
+      pthread_mutex_unlock(&cx->s->mu);
+    }
     return 0;
   case SHIPLOG__REPL__MESSAGE__BODY_ERROR:
     sl_diag_error("stream %s from %s: the shipper reports error %d: %s", cx->s->name,

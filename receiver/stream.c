@@ -353,8 +353,8 @@ int sl__streams_open_all(sl__receiver *r) {
   return rc;
 }
 
-int sl_receiver_standby(sl__receiver *r, const char *name, sl_store **st, uint64_t *epoch, char name_out[65],
-                        char primary_bolt[256]) {
+int sl_receiver_standby(sl__receiver *r, const char *name, sl_store **st, uint64_t *epoch, sl_history *history,
+                        char name_out[65], char primary_bolt[256]) {
   sl__stream *s = NULL;
   pthread_mutex_lock(&r->mu);
   for (size_t i = 0; i < r->nstreams; i++)
@@ -365,7 +365,9 @@ int sl_receiver_standby(sl__receiver *r, const char *name, sl_store **st, uint64
   int rc = s->standby && !s->standby_stopped ? 0 : -EAGAIN;
   if (!rc) {
     *st = s->standby;
-    *epoch = s->lin_valid && s->lin_hist.n ? s->lin_hist.e[s->lin_hist.n - 1].epoch : 0;
+    if (s->lin_valid) *history = s->lin_hist;
+    else history->n = 0;
+    *epoch = sl_history_epoch(history);
     snprintf(name_out, 65, "%s", s->name);
     snprintf(primary_bolt, 256, "%s", s->primary_bolt);
   }

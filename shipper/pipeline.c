@@ -302,8 +302,18 @@ static int fill(shipper *s, uint64_t now) {
   return flush_sealer(s);
 }
 
+bool sl__ship_bolt_changed(shipper *s) {
+  char now[sizeof s->primary_bolt];
+  if (sl_bolt_address_read(s->opt->store_dir, now, sizeof now)) now[0] = 0;
+  s->bolt_check_ns = sl_mono_ns();
+  if (!strcmp(now, s->primary_bolt)) return false;
+  memcpy(s->primary_bolt, now, sizeof now);
+  return true;
+}
+
 int sl__ship_send_heartbeat(shipper *s) {
   Shiplog__Repl__Heartbeat hb = SHIPLOG__REPL__HEARTBEAT__INIT;
+  hb.bolt_address = s->primary_bolt;
   hb.has_time_us = true;
   hb.time_us = sl_now_us();
   /* The clock first, then the durable mark: "every commit up to time_us is
@@ -334,7 +344,9 @@ int sl__ship_session_stream(shipper *s) {
     if (s->mark_dirty && (rc = sl__ship_refresh_mark(s))) return rc;
     uint64_t now = sl_mono_ns();
     if ((rc = fill(s, now))) return rc;
-    if (now >= s->last_send_ns + (uint64_t)s->heartbeat_ms * ms && (rc = sl__ship_send_heartbeat(s)))
+    /* a heartbeat when idle, or at once when `serve` started or stopped (ROUTING) */
+    bool bolt_moved = now >= s->bolt_check_ns + (uint64_t)s->heartbeat_ms * ms && sl__ship_bolt_changed(s);
+    if ((bolt_moved || now >= s->last_send_ns + (uint64_t)s->heartbeat_ms * ms) && (rc = sl__ship_send_heartbeat(s)))
       return rc;
     if (now >= s->last_recv_ns + (uint64_t)s->timeout_ms * ms)
       return sl__ship_transient(s, -ETIMEDOUT, "receiver %s silent for %d ms", s->opt->to, s->timeout_ms);

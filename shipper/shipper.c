@@ -263,8 +263,8 @@ static int session_connect(shipper *s) {
   }
   h.has_committed_txid = true;
   h.committed_txid = s->committed;
-  char bolt[256];
-  if (sl_bolt_address_read(s->opt->store_dir, bolt, sizeof bolt) == 0) h.bolt_address = bolt;
+  sl__ship_bolt_changed(s);
+  if (s->primary_bolt[0]) h.bolt_address = s->primary_bolt;
   /* LINEAGE: what the receiver judges this store's history by. */
   h.has_checksum = h.has_start_checksum = true;
   if ((rc = sl_history_load(s->logdir, &s->hist)) ||

@@ -149,6 +149,8 @@ typedef struct shipper {
   int logged_rc;
   char error[1024];           /* a receiver's refusal may name commands to run */
   char standby_bolt[256];     /* the last Welcome's bolt_address (ROUTING), "" if none */
+  char primary_bolt[256];     /* STORE/bolt.address as last sent (Hello, Heartbeat), "" if none */
+  uint64_t bolt_check_ns;     /* when STORE/bolt.address was last looked at */
 } shipper;
 
 /* ---- shipper.c: the session ------------------------------------------------------ */
@@ -182,6 +184,9 @@ void sl__ship_sealer_stop(sealer *z);
 /* The send window's invariants, asserted in every build. */
 void sl__ship_window_check(const shipper *s);
 int sl__ship_send_heartbeat(shipper *s);
+/* ROUTING: read STORE/bolt.address into primary_bolt ("" when there is
+ * none); true when it differs from what was there (a Heartbeat says so). */
+bool sl__ship_bolt_changed(shipper *s);
 /* STREAMING until the state moves on. */
 int sl__ship_session_stream(shipper *s);
 

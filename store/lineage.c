@@ -107,6 +107,25 @@ bool sl_history_has(const sl_history *h, const sl_epoch_start *e) {
   return false;
 }
 
+sl_write_place sl_history_place(const sl_history *h, uint64_t current, uint64_t epoch, uint64_t txid,
+                                sl_epoch_span *span) {
+  *span = (sl_epoch_span){.last = UINT64_MAX};
+  if (epoch > current) return SL_WRITE_NEWER;
+  size_t i = 0;
+  while (i < h->n && h->e[i].epoch < epoch) i++;
+  bool listed = i < h->n && h->e[i].epoch == epoch;
+  if (listed) span->first = h->e[i++].first_txid;
+  else if (epoch == 0 && i == 0) span->first = 1; /* epoch 0 is implicit */
+  if (i < h->n) {
+    span->last = h->e[i].first_txid - 1;
+    span->next_epoch = h->e[i].epoch;
+  }
+  if (epoch == current) return span->first && txid < span->first ? SL_WRITE_UNKNOWN : SL_WRITE_HELD;
+  /* an older epoch: only a history that knows where it began and ended can tell */
+  if (!span->first || span->last == UINT64_MAX || txid < span->first) return SL_WRITE_UNKNOWN;
+  return txid > span->last ? SL_WRITE_LOST : SL_WRITE_HELD;
+}
+
 const char *sl_lineage_verdict_name(sl_lineage_verdict v) {
   switch (v) {
   case SL_LINEAGE_EQUAL: return "equal";

@@ -68,6 +68,30 @@ int sl_history_add(sl_history *h, uint64_t epoch, uint64_t first_txid, uint64_t 
 void sl_history_cut(sl_history *h, uint64_t last_txid);
 bool sl_history_has(const sl_history *h, const sl_epoch_start *e);
 
+/* WHERE A WRITE LIES (Bolt's bookmarks name epoch:txid, bolt/bolt.h): does
+ * the log whose history is h and whose current epoch is `current`
+ * (sl_log_epoch; h may stop short of it, e.g. a store loaded from a dump)
+ * hold txid as committed in `epoch`? Epoch 0 begins at txid 1 unless h
+ * lists it; each epoch runs up to the txid before the next one's start.
+ *   HELD     the current epoch at or after its start (txid may be still to
+ *            come), or an older epoch that ran through txid: it is there.
+ *   LOST     an older epoch that ended before txid (at span.last, when
+ *            span.next_epoch began: a failover): the write was never
+ *            archived, and the log's txid is another transaction.
+ *   NEWER    an epoch after `current`: written after a promotion this log
+ *            has not seen (yet).
+ *   UNKNOWN  an older epoch h does not list or whose end it does not know,
+ *            or txid before the epoch's start: not of this history, as far
+ *            as it can tell.
+ * span: the epoch's txids here (first 0: unknown; last UINT64_MAX: open)
+ * and the epoch that followed it (next_epoch, when last is known). */
+typedef enum sl_write_place { SL_WRITE_HELD, SL_WRITE_LOST, SL_WRITE_NEWER, SL_WRITE_UNKNOWN } sl_write_place;
+typedef struct sl_epoch_span {
+  uint64_t first, last, next_epoch;
+} sl_epoch_span;
+sl_write_place sl_history_place(const sl_history *h, uint64_t current, uint64_t epoch, uint64_t txid,
+                                sl_epoch_span *span);
+
 typedef enum sl_lineage_verdict {
   SL_LINEAGE_EQUAL,
   SL_LINEAGE_EXTENDS,

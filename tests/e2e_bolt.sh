@@ -26,28 +26,6 @@ run_js() {
   done <"$T/js.out"
   [ $rc -eq 0 ] || grep -q '^FAIL' "$T/js.out" || { bad "$desc: exit $rc"; tail -5 "$T/js.out"; }
 }
-# start_serve NAME STORE ARGS...: `shiplog serve` on a free port; sets
-# SERVE_PID and PORT; its stderr in $T/NAME.log
-start_serve() {
-  local name=$1 store=$2
-  shift 2
-  rm -f "$T/$name.port"
-  "$BIN" serve "$store" --listen 127.0.0.1:0 --ready-file "$T/$name.port" "$@" 2>"$T/$name.log" &
-  SERVE_PID=$!
-  pids+=("$SERVE_PID")
-  e2e_until 30 test -s "$T/$name.port" || { bad "$name: serve did not start"; tail -5 "$T/$name.log"; return 1; }
-  PORT=$(cat "$T/$name.port")
-}
-# stop_serve NAME: SIGTERM; it must exit 0 (under ASan: no leak, no report)
-stop_serve() {
-  kill -TERM "$SERVE_PID"
-  if wait "$SERVE_PID"; then ok "$1: SIGTERM stops serve, exit 0"; else
-    bad "$1: serve exited $? on SIGTERM"
-    grep -m5 -E 'Sanitizer|runtime error' "$T/$1.log"
-  fi
-}
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 U=$T/users
 for who in admin:admin reader:reader editor:editor; do
   "$BIN" passwd "$U" "${who%%:*}" --role "${who#*:}" <<<"pw-${who%%:*}" 2>/dev/null

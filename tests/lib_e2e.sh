@@ -3,7 +3,8 @@
 # directory, a printed and replayable seed, pass/fail counters, and a
 # cleanup that SIGKILLs every process whose PID the script appended to pids
 # and keeps $T when something failed; then the checks scripts share
-# (expect, contains), file helpers (flip, size) and start_receiver.
+# (expect, contains), file helpers (flip, size), start_receiver and, for
+# Bolt, start_serve.
 
 # e2e_need [-c COMMAND] [-g] [TOOL...]: skip (exit 77) unless $SL_BIN runs
 # (and has COMMAND), with -g unless bench_gen is built, and unless every
@@ -238,3 +239,28 @@ bolt_driver_install() {
   export NODE_PATH=$NPM_DIR/node_modules
   echo "driver: neo4j-driver $(jq -r .version "$NPM_DIR/node_modules/neo4j-driver/package.json"), node $(node --version)"
 }
+
+# ---- Bolt: `shiplog serve` (tests/e2e_bolt*.sh) ----------------------------------------
+# start_serve NAME STORE ARGS...: `shiplog serve` on a free port; sets
+# SERVE_PID (added to pids) and PORT; its stderr in $T/NAME.log
+start_serve() {
+  local name=$1 store=$2
+  shift 2
+  rm -f "$T/$name.port"
+  "$BIN" serve "$store" --listen 127.0.0.1:0 --ready-file "$T/$name.port" "$@" 2>"$T/$name.log" &
+  SERVE_PID=$!
+  pids+=("$SERVE_PID")
+  e2e_until 30 test -s "$T/$name.port" || { bad "$name: serve did not start"; tail -5 "$T/$name.log"; return 1; }
+  PORT=$(cat "$T/$name.port")
+}
+# stop_serve NAME: SIGTERM; it must exit 0 (under ASan: no leak, no report)
+stop_serve() {
+  kill -TERM "$SERVE_PID"
+  if wait "$SERVE_PID"; then ok "$1: SIGTERM stops serve, exit 0"; else
+    bad "$1: serve exited $? on SIGTERM"
+    grep -m5 -E 'Sanitizer|runtime error' "$T/$1.log"
+  fi
+}
+
+# free_port: a port free now (for a --bolt HOST:PORT that must be known before it listens)
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

@@ -209,6 +209,32 @@ static sl_lineage_verdict judge(const sl_history *rh, uint64_t r, const sl_histo
   return res.verdict;
 }
 
+/* Where a bookmark's write lies: epochs 0 (1..49), 1 (50..89), 4 (90..). */
+static void lineage_write_place(void **state) {
+  (void)state;
+  sl_history h = {0};
+  sl_epoch_span sp;
+  assert_int_equal(sl_history_place(&h, 0, 0, 7, &sp), SL_WRITE_HELD); /* never promoted */
+  assert_int_equal(sl_history_place(&h, 0, 1, 7, &sp), SL_WRITE_NEWER);
+  assert_int_equal(sl_history_add(&h, 1, 50, 0), 0);
+  assert_int_equal(sl_history_add(&h, 4, 90, 0), 0);
+  assert_int_equal(sl_history_place(&h, 4, 0, 49, &sp), SL_WRITE_HELD); /* archived before the failover */
+  assert_int_equal(sl_history_place(&h, 4, 0, 50, &sp), SL_WRITE_LOST); /* the old primary's alone */
+  assert_true(sp.first == 1 && sp.last == 49 && sp.next_epoch == 1);
+  assert_int_equal(sl_history_place(&h, 4, 1, 89, &sp), SL_WRITE_HELD);
+  assert_int_equal(sl_history_place(&h, 4, 1, 95, &sp), SL_WRITE_LOST);
+  assert_true(sp.first == 50 && sp.last == 89 && sp.next_epoch == 4);
+  assert_int_equal(sl_history_place(&h, 4, 1, 20, &sp), SL_WRITE_UNKNOWN); /* before epoch 1 began here */
+  assert_int_equal(sl_history_place(&h, 4, 2, 60, &sp), SL_WRITE_UNKNOWN); /* an epoch this history skipped */
+  assert_int_equal(sl_history_place(&h, 4, 4, 1000, &sp), SL_WRITE_HELD);  /* the current one: may be to come */
+  assert_int_equal(sl_history_place(&h, 4, 4, 80, &sp), SL_WRITE_UNKNOWN);
+  assert_int_equal(sl_history_place(&h, 4, 5, 95, &sp), SL_WRITE_NEWER);
+  /* a log in epoch 6 whose history stops at 4 (loaded from a dump): 4's end is unknown */
+  assert_int_equal(sl_history_place(&h, 6, 4, 95, &sp), SL_WRITE_UNKNOWN);
+  assert_int_equal(sl_history_place(&h, 6, 6, 95, &sp), SL_WRITE_HELD);
+  assert_int_equal(sl_history_place(&h, 6, 1, 60, &sp), SL_WRITE_HELD);
+}
+
 static void lineage_judge_rules(void **state) {
   (void)state;
   sl_history none = {0}, promoted = {0}, other = {0}, late = {0}, early = {0};
@@ -316,6 +342,7 @@ int main(void) {
       cmocka_unit_test(lineage_truncate_and_diverge),
       cmocka_unit_test(lineage_frames_match_reader),
       cmocka_unit_test(lineage_history_file),
+      cmocka_unit_test(lineage_write_place),
       cmocka_unit_test(lineage_judge_rules),
       cmocka_unit_test(lineage_origin),
   };

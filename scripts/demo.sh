@@ -24,7 +24,13 @@
 #      mode 0600) makes the shipper seal every frame, the receiver open them
 #      for its standby and seal its snapshots, and the dump of step 10 sealed
 #      Cypher queries (shiplog query) on the LDBC graph, on the primary and on
-#      the standby (read-only while the receiver holds it).
+#      the standby (read-only while the receiver holds it). Then, when node and
+#      npm are there and Neo4j's JavaScript driver installs as
+#      tests/bolt-driver pins it (else one "skipped: ..." line): the primary
+#      served over Bolt (shiplog serve), the standby too (receive --bolt),
+#      both with TLS, and examples/bolt_routing.js writes a node through
+#      neo4j:// routing on the primary and reads it back from the standby
+#      with the write's bookmark.
 #  10. an encrypted backup file: dump --key-file, shown to hold no plaintext,
 #      and loaded back with the key
 # Each step is a function; it stops at the first failure with a non-zero
@@ -167,7 +173,8 @@ make_certs() {
     openssl x509 -req -in receiver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
       -extfile receiver.ext -out receiver.crt
     openssl req -new "${ec[@]}" -subj "/CN=demo-primary" -keyout primary.key -out primary.csr
-    printf 'extendedKeyUsage=clientAuth\n' >primary.ext
+    # a client for shipping, a server for Bolt (step 9's shiplog serve)
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=clientAuth,serverAuth\n' >primary.ext
     openssl x509 -req -in primary.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
       -extfile primary.ext -out primary.crt
   ) 2>/dev/null
@@ -181,6 +188,51 @@ cypher_queries() {
     RETURN p.firstName + ' ' + p.lastName AS person, count(DISTINCT f) AS friends ORDER BY friends DESC, person LIMIT 3"
   run "$SHIPLOG" query "$1" --format jsonl "MATCH (t:Tag)<-[:HAS_TAG]-(m) RETURN t.name AS tag, count(m) AS uses
     ORDER BY uses DESC, tag LIMIT 3"
+}
+
+# Neo4j's JavaScript driver as tests/bolt-driver pins it, installed once
+# into the build tree (tests/npm-pinned.sh, as the tests do): sets
+# BOLT_NODE_PATH, or BOLT_SKIP to why the driver step is left out.
+bolt_driver_ready() {
+  local out
+  BOLT_SKIP=
+  command -v node >/dev/null || { BOLT_SKIP="node is not installed"; return; }
+  command -v npm >/dev/null || { BOLT_SKIP="npm is not installed"; return; }
+  if ! out=$(SRC=$PWD tests/npm-pinned.sh tests/bolt-driver "$BUILD/npm-bolt-driver" neo4j-driver 2>&1); then
+    BOLT_SKIP=$(grep -m1 -E '^(skip|FAIL)' <<<"$out" | sed -E 's/^(skip|FAIL):? //')
+    BOLT_SKIP=${BOLT_SKIP:-the pinned neo4j-driver did not install}
+    return
+  fi
+  BOLT_NODE_PATH=$(cd "$BUILD/npm-bolt-driver/node_modules" && pwd)
+}
+
+# The primary over Bolt (shiplog serve, TLS with its certificate, the stream's
+# name as database) beside the receiver's --bolt, and the driver on both.
+bolt_driver_demo() {
+  local pki=$1 port i standby=
+  echo
+  echo "Neo4j's JavaScript driver on the primary and the standby (neo4j:// routing, a bookmark):"
+  echo "\$ $SHIPLOG serve $STORE --listen 127.0.0.1:0 --no-auth --database demo --tls-cert $pki/primary.crt" \
+    "--tls-key $pki/primary.key --ready-file $DEMO/serve.port &"
+  "$SHIPLOG" serve "$STORE" --listen 127.0.0.1:0 --no-auth --database demo --tls-cert "$pki/primary.crt" \
+    --tls-key "$pki/primary.key" --ready-file "$DEMO/serve.port" 2>"$DEMO/serve.log" &
+  bg_pids+=($!)
+  for i in $(seq 100); do
+    port=$(cat "$DEMO/serve.port" 2>/dev/null || true)
+    [[ $port =~ ^[0-9]+$ ]] && break
+    sleep 0.1
+  done
+  [[ $port =~ ^[0-9]+$ ]] || { echo "demo: shiplog serve did not start (see $DEMO/serve.log)" >&2; return 1; }
+  # the primary names as readers the standbys its shipper reports (receive --bolt)
+  for i in $(seq 100); do
+    standby=$(sed -n 's/^bolt=//p' "$STORE/ship/demo.status" 2>/dev/null || true)
+    [[ -n $standby ]] && break
+    sleep 0.1
+  done
+  [[ -n $standby ]] || { echo "demo: the shipper did not learn the standby's Bolt address" >&2; return 1; }
+  echo "the primary serves Bolt on 127.0.0.1:$port; its shipper learned the standby's: $standby ($STORE/ship/demo.status)"
+  # (--no-deprecation: node warns that the driver names an IP address as the TLS server name)
+  run env NODE_PATH="$BOLT_NODE_PATH" node --no-deprecation examples/bolt_routing.js "127.0.0.1:$port" demo "$pki/ca.crt"
 }
 
 step_ship_restore() {
@@ -202,6 +254,9 @@ step_ship_restore() {
   rx_tls+=(--key-file "$KEYS")
   sh_tls+=(--key-file "$KEYS")
   [[ $(id -u) -eq 0 ]] && root=(--allow-root) # the receiver refuses root unless told
+  bolt_driver_ready
+  # with the driver: the standby over Bolt too (TLS with the receiver's certificate)
+  if [[ -z $BOLT_SKIP ]]; then rx_tls+=(--bolt 127.0.0.1:0 --bolt-no-auth); fi
   echo "\$ $SHIPLOG receive --listen 127.0.0.1:0 --data $data --ready-file $port_file ${rx_tls[*]} ${root[*]} &"
   "$SHIPLOG" receive --listen 127.0.0.1:0 --data "$data" --ready-file "$port_file" "${rx_tls[@]}" "${root[@]}" \
     2>"$DEMO/receiver.log" &
@@ -229,6 +284,12 @@ step_ship_restore() {
   echo "Cypher on the primary, then the same queries on the standby (read-only, while the receiver applies):"
   cypher_queries "$STORE"
   cypher_queries "$data/streams/demo/standby"
+  if [[ -z $BOLT_SKIP ]]; then
+    bolt_driver_demo "$pki"
+  else
+    echo
+    echo "skipped: Neo4j's JavaScript driver on the primary and the standby ($BOLT_SKIP)"
+  fi
   echo "the archive holds sealed frames: a Person's name from the LDBC data is in the primary's log"
   echo "but in no byte of the receiver's archive:"
   local name

@@ -5,13 +5,15 @@
 // most frequent causes of failure.
 //
 // tck.mjs holds the TCK's semantics (Gherkin, steps, values, side effects);
-// backends/*.mjs run queries: `cli` drives the shiplog binary; another
-// backend (Neo4j's JS driver over Bolt) is one more file exporting a
-// make*Backend function with the same {name, newGraph()} shape.
+// backends/*.mjs run queries: `cli` drives the shiplog binary, `bolt`
+// `shiplog serve` through Neo4j's JavaScript driver; each exports a
+// make*Backend function of the same {name, newGraph()} shape.
 //
 // skip.txt names the scenarios not run, one reason each ("KEY :: reason");
-// passing.txt the scenarios that passed when it was last written: one of
-// them failing fails the run (exit 1); --update rewrites it from this run.
+// skip-bolt.txt, in the same form, those the bolt backend does not run
+// besides. passing.txt the scenarios that passed through the cli backend
+// when it was last written: one of them failing (through either backend)
+// fails the run (exit 1); --update rewrites it from a cli run.
 // A scenario's KEY is "DIR/FILE.feature:[N] name", with " #I" for the I-th
 // row of a Scenario Outline's Examples.
 
@@ -40,7 +42,7 @@ const IN_SCOPE = new Set([
 
 const USAGE = `usage: node tests/tck/run.mjs [options]
   --bin PATH         the shiplog binary (default $SL_BIN, else build/shiplog)
-  --backend NAME     cli (default)
+  --backend NAME     cli (default) or bolt (needs neo4j-driver on NODE_PATH)
   --filter REGEX     run only the scenarios whose key matches
   --jobs N           scenarios run at once (default 2)
   --timeout-ms N     per query (default 30000)
@@ -48,7 +50,7 @@ const USAGE = `usage: node tests/tck/run.mjs [options]
   --parse-only       parse every feature, scenario, step and value, check that every
                      expected value reads back from the engine's JSON; print the counts
   --run-skipped      run the scenarios of skip.txt too (to see which pass now)
-  --update           rewrite passing.txt from this run
+  --update           rewrite passing.txt from this run (cli backend only)
   --verbose          print each failure's detail
   --failures FILE    write each failure's detail to FILE
   --features DIR     default tests/tck/features`;
@@ -81,6 +83,7 @@ function parseArgs(argv) {
       default: usage(`unknown argument ${a}`);
     }
   }
+  if (o.update && o.backend !== 'cli') usage('--update writes passing.txt from the cli backend only');
   return o;
 }
 
@@ -121,18 +124,22 @@ async function readList(file) {
   return new Set((await readFile(file, 'utf8')).split('\n').filter((l) => l && !l.startsWith('#')));
 }
 
+// --backend NAME: its module, its constructor, its own skip list (beside skip.txt)
+const BACKENDS = new Map([
+  ['cli', { file: 'cli.mjs', make: 'makeCliBackend', skips: null }],
+  ['bolt', { file: 'bolt.mjs', make: 'makeBoltBackend', skips: 'skip-bolt.txt' }],
+]);
+
 const dirOf = (key) => key.slice(0, key.lastIndexOf('/', key.indexOf('.feature:')));
 
 async function loadBackend(o) {
-  if (o.backend === 'cli') {
-    const bin = o.bin || process.env.SL_BIN || join(HERE, '..', '..', 'build', 'shiplog');
-    if (!existsSync(bin)) usage(`${bin}: no shiplog binary (--bin or $SL_BIN)`);
-    const tmp = o.tmp || process.env.SL_TEST_TMP || tmpdir();
-    await mkdir(tmp, { recursive: true });
-    const { makeCliBackend } = await import('./backends/cli.mjs');
-    return makeCliBackend({ bin, tmp, timeoutMs: o.timeoutMs });
-  }
-  usage(`unknown backend ${o.backend} (cli; bolt comes with the Bolt issue)`);
+  if (!BACKENDS.has(o.backend)) usage(`unknown backend ${o.backend} (${[...BACKENDS.keys()].join(', ')})`);
+  const bin = o.bin || process.env.SL_BIN || join(HERE, '..', '..', 'build', 'shiplog');
+  if (!existsSync(bin)) usage(`${bin}: no shiplog binary (--bin or $SL_BIN)`);
+  const tmp = o.tmp || process.env.SL_TEST_TMP || tmpdir();
+  await mkdir(tmp, { recursive: true });
+  const { file, make } = BACKENDS.get(o.backend);
+  return (await import(`./backends/${file}`))[make]({ bin, tmp, timeoutMs: o.timeoutMs });
 }
 
 function pct(a, b) { return b ? `${((100 * a) / b).toFixed(1)}%` : '-'; }
@@ -179,6 +186,14 @@ async function main() {
   const passFile = join(HERE, 'passing.txt');
   const skips = await readSkips(skipFile);
   for (const k of skips.keys()) if (!keys.has(k)) console.error(`skip.txt: no scenario ${k}`);
+  const ownSkips = BACKENDS.get(o.backend)?.skips;
+  if (ownSkips) {
+    for (const [k, why] of await readSkips(join(HERE, ownSkips))) {
+      if (!keys.has(k)) console.error(`${ownSkips}: no scenario ${k}`);
+      if (skips.has(k)) console.error(`${ownSkips}: ${k} is in skip.txt already`);
+      skips.set(k, why);
+    }
+  }
 
   if (o.parseOnly) {
     const byDir = new Map();

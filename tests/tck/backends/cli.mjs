@@ -157,7 +157,7 @@ function isStatsLine(o) {
 
 // ---- processes -----------------------------------------------------------------
 
-function run(bin, args, timeoutMs) {
+export function run(bin, args, timeoutMs) {
   return new Promise((resolve) => {
     const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const out = [], err = [];
@@ -173,11 +173,29 @@ function run(bin, args, timeoutMs) {
   });
 }
 
-function processFailure(r, what) {
+export function processFailure(r, what) {
   if (r.spawnError) return `${what}: ${r.spawnError}`;
   if (r.timedOut) return `${what}: timed out`;
   if (r.signal) return `${what}: killed by ${r.signal}`;
   return null;
+}
+
+// The graph's state for the side effects, read from `shiplog export STORE`
+// (also beside a running `shiplog serve`, which holds the store open).
+export async function exportState(bin, store, timeoutMs) {
+  const r = await run(bin, ['export', store], timeoutMs);
+  if (r.code !== 0) throw new Error(`shiplog export: ${processFailure(r, 'export') || r.stderr.trim()}`);
+  const state = { nodes: new Set(), rels: new Set(), labels: new Set(), props: [] };
+  for (const line of r.stdout.split('\n')) {
+    if (!line) continue;
+    const o = parseJson(line);
+    const type = o.m.get('type').s;
+    const id = `${type[0]}${o.m.get('id').s}`;
+    (type === 'node' ? state.nodes : state.rels).add(id);
+    if (type === 'node') for (const l of o.m.get('labels').a) state.labels.add(l.s);
+    for (const [k, v] of o.m.get('properties').m) state.props.push(`${id}\u0000${k}\u0000${stringify(v)}`);
+  }
+  return state;
 }
 
 export function makeCliBackend({ bin, tmp, timeoutMs = 30000 }) {
@@ -218,21 +236,7 @@ export function makeCliBackend({ bin, tmp, timeoutMs = 30000 }) {
           }
           return { columns: columns || [], rows };
         },
-        async measure() {
-          const r = await run(bin, ['export', store], timeoutMs);
-          if (r.code !== 0) throw new Error(`shiplog export: ${processFailure(r, 'export') || r.stderr.trim()}`);
-          const state = { nodes: new Set(), rels: new Set(), labels: new Set(), props: [] };
-          for (const line of r.stdout.split('\n')) {
-            if (!line) continue;
-            const o = parseJson(line);
-            const type = o.m.get('type').s;
-            const id = `${type[0]}${o.m.get('id').s}`;
-            (type === 'node' ? state.nodes : state.rels).add(id);
-            if (type === 'node') for (const l of o.m.get('labels').a) state.labels.add(l.s);
-            for (const [k, v] of o.m.get('properties').m) state.props.push(`${id}\u0000${k}\u0000${stringify(v)}`);
-          }
-          return state;
-        },
+        measure: () => exportState(bin, store, timeoutMs),
         async close() { await rm(dir, { recursive: true, force: true }); },
       };
     },

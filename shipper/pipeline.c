@@ -43,7 +43,8 @@
  * frame under another key fails to open on the receiver, naming it). */
 static int seal_frames(slot *b) {
   uint64_t txid;
-  int rc = sl_batch_encrypt_frames(b->kr, b->store_id, b->raw.data, b->raw.len, 0, b->cs_before, &b->sealed, &txid);
+  int rc = sl_batch_encrypt_frames(b->kr, b->store_id, b->raw.data, b->raw.len, 0, b->cs_before, b->lz4_frames,
+                                   &b->sealed, &txid);
   if (rc)
     sl_diag_error("seal txid %llu with key %s: %s", (unsigned long long)txid, sl_keyring_primary(b->kr),
                  sl_strerror(rc));
@@ -279,6 +280,7 @@ static int fill(shipper *s, uint64_t now) {
       b->raw_crc = 0;
       b->first = run.first_txid;
       b->start_ns = now;
+      b->lz4_frames = s->sealed_lz4;
     }
     /* While the frames are in cache: the sealer only compresses. */
     if (!b->kr) b->raw_crc = sl_crc32c(b->raw_crc, b->raw.data + before, run.bytes);

@@ -52,12 +52,15 @@ static int seal_frames(slot *b) {
 }
 
 /* Compress the batch in b (sealing its frames first with a keyring): the
- * one step the sealer thread takes over (PIPELINE), so it does nothing else. */
+ * one step the sealer thread takes over (PIPELINE), so it does nothing else.
+ * Frames compressed before sealing leave the batch nothing to compress
+ * (ciphertext), so it goes without a second LZ4 pass. */
 static int seal_slot(slot *b) {
   if (!b->kr) return sl_batch_seal_crc(b->raw.data, b->raw.len, b->raw_crc, b->first, b->last, true,
                                        &b->lz4, &b->bt);
   int rc = seal_frames(b);
-  if (rc == 0) rc = sl_batch_seal(b->sealed.data, b->sealed.len, b->first, b->last, true, &b->lz4, &b->bt);
+  if (rc == 0)
+    rc = sl_batch_seal(b->sealed.data, b->sealed.len, b->first, b->last, !b->lz4_frames, &b->lz4, &b->bt);
   if (rc == 0) b->bt.key_id = (char *)sl_keyring_primary(b->kr);
   return rc;
 }

@@ -45,7 +45,10 @@ static int seal_frames(slot *b) {
   uint64_t txid;
   int rc = sl_batch_encrypt_frames(b->kr, b->store_id, b->raw.data, b->raw.len, 0, b->cs_before, b->lz4_frames,
                                    &b->sealed, &txid);
-  if (rc)
+  if (rc == SL_EVERSION)
+    sl_diag_error("txid %llu is sealed compressed (store/log.h SEALED FRAMES) and the receiver does not read "
+                 "compressed sealed frames (an older shiplog): upgrade it", (unsigned long long)txid);
+  else if (rc)
     sl_diag_error("seal txid %llu with key %s: %s", (unsigned long long)txid, sl_keyring_primary(b->kr),
                  sl_strerror(rc));
   return rc;

@@ -21,6 +21,7 @@
 
 #include "testutil.h"
 
+#include "codec.h"
 #include "crypt.h"
 #include "dump.h"
 #include "log.h"
@@ -466,6 +467,47 @@ static void log_rotation(void **state) {
   free(logdir);
 }
 
+/* sl_batch_encrypt_frames compresses for an archive that reads it, and a
+ * frame sealed compressed already is not passed on to one that does not. */
+static void batch_lz4(void **state) {
+  (void)state;
+  const char *dir = tu_tmpdir("crypt_batch_lz4");
+  sl_keyring *kr = keyring(dir, "k", "a " KEY_A "\n");
+  uint8_t raw[3 * 700];
+  size_t len = 0;
+  for (uint64_t t = 1; t <= 3; t++) {
+    size_t n = compressible_txn(t, 1700000000000000ull + t, raw + len + SL_FRAME_HEADER_SIZE);
+    sl_frame_header_encode(raw + len + SL_FRAME_HEADER_SIZE, (uint32_t)n, raw + len);
+    len += SL_FRAME_HEADER_SIZE + n;
+  }
+  sl_buf plain_sealed = {0}, lz4_sealed = {0}, again = {0};
+  uint64_t txid;
+  OK(sl_batch_encrypt_frames(kr, store_id, raw, len, 1, 0, false, &plain_sealed, &txid));
+  OK(sl_batch_encrypt_frames(kr, store_id, raw, len, 1, 0, true, &lz4_sealed, &txid));
+  assert_true(lz4_sealed.len < len && len < plain_sealed.len);
+  for (size_t off = 0; off < lz4_sealed.len;) {
+    const uint8_t *payload, *ct;
+    uint32_t plen;
+    size_t flen, ct_len;
+    sl_sealed_meta m;
+    OK(sl_frame_decode(lz4_sealed.data + off, lz4_sealed.len - off, &payload, &plen, &flen));
+    OK(sl_crypt_frame_parse(payload, plen, &m, &ct, &ct_len));
+    assert_true(m.lz4_len > 0);
+    off += flen;
+  }
+  /* Sealed already (a cascade from an archive): as they are, or refused. */
+  OK(sl_batch_encrypt_frames(kr, store_id, lz4_sealed.data, lz4_sealed.len, 1, 0, true, &again, &txid));
+  assert_int_equal(again.len, lz4_sealed.len);
+  assert_memory_equal(again.data, lz4_sealed.data, again.len);
+  assert_int_equal(sl_batch_encrypt_frames(kr, store_id, lz4_sealed.data, lz4_sealed.len, 1, 0, false, &again, &txid),
+                   SL_EVERSION);
+  assert_int_equal(txid, 1);
+  sl_buf_free(&plain_sealed);
+  sl_buf_free(&lz4_sealed);
+  sl_buf_free(&again);
+  sl_keyring_free(kr);
+}
+
 static uint32_t seg_flags(const char *logdir, uint64_t segno) {
   char path[4200];
   uint8_t h[SL_SEG_HEADER_SIZE];
@@ -742,6 +784,7 @@ int main(void) {
       cmocka_unit_test(keyfile_parsing),   cmocka_unit_test(frame_round_trip_and_flips),
       cmocka_unit_test(chunk_round_trip_and_flips), cmocka_unit_test(log_rotation),
       cmocka_unit_test(frame_lz4),         cmocka_unit_test(log_lz4_segments),
+      cmocka_unit_test(batch_lz4),
       cmocka_unit_test(dump_sealed),       cmocka_unit_test(sealed_never_applied),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,7 +27,9 @@
 #      archived in fewer bytes than the primary's log holds, in segments flagged SL_SEG_F_SEALED_LZ4 (0x5),
 #      holding no plaintext; restore and check --data with the key read it;
 #      an archive written before compression (tests/data/sealed-v1, by the
-#      shiplog of then) still restores to its primary's state.
+#      shiplog of then) still restores to its primary's state, and continued
+#      by this shiplog (new segments flagged 0x5 after the old 0x1 ones)
+#      restores whole.
 # Needs $SL_BIN, bench_gen, openssl, jq.
 set -u
 
@@ -251,6 +253,23 @@ expect 0 "7: an archive sealed before compression restores" \
   "$BIN" restore --data "$T/old" --stream old --to-txid 59 --into "$T/rest_old" --key-file "$T/old/old.keys" --quiet
 check "7: ...equal to its primary's state" e2e_same_export "$T/p_old" "$T/rest_old"
 expect 0 "7: ...and check --data opens it" "$BIN" check --data "$T/old" --stream old --key-file "$T/old/old.keys"
+# Upgraded: the restored store (same store id and log) goes on committing
+# and ships its continuation to this shiplog's receiver over the old
+# archive: the compressed frames start a flagged segment after the old ones.
+"$GEN" --tx 100 --ops-per-tx 20-40 --seed "$SEED" --id-base 1000000 >"$T/w_up.jsonl"
+"$BIN" exec "$T/rest_old" "$T/w_up.jsonl" >/dev/null
+N_UP=$(e2e_last_txid "$T/rest_old")
+start_receiver "$T/old" "${TLS_RX[@]}" --key-file "$T/old/old.keys" --segment-size 4K || exit 1
+check "7: the old archive's stream continues from a store restored from it" \
+  ship "$T/rest_old" old p1 --key-file "$T/old/old.keys"
+check "7: ...and is applied" e2e_wait_status "$T/old" old applied "$N_UP" 120
+stop_receiver
+flags_up=$(for f in "$T/old/streams/old/archive/"*.seg; do od -An -tu4 -j12 -N4 "$f"; done | tr -s ' \n' ' ')
+check "7: ...old segments keep flags 0x1, new ones have 0x5" \
+  bash -c '[[ "$1" =~ ^\ (1\ ){3}(5\ )+$ ]]' _ "$flags_up"
+expect 0 "7: the mixed archive restores" \
+  "$BIN" restore --data "$T/old" --stream old --to-txid "$N_UP" --into "$T/rest_up" --key-file "$T/old/old.keys" --quiet
+check "7: ...equal to the store it was shipped from" e2e_same_export "$T/rest_old" "$T/rest_up"
 
 echo "passed $passed, failed $failed"
 [ "$failed" -eq 0 ]

@@ -45,11 +45,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <lz4.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
-#include <lz4.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -129,7 +129,7 @@ int sl_base_end_check(const Shiplog__Repl__BaseEnd *e, uint64_t size, uint32_t c
 /* ---- batches ------------------------------------------------------------------- */
 
 int sl_batch_encrypt_frames(struct sl_keyring *kr, const uint8_t store_id[SL_STORE_ID_SIZE], const uint8_t *frames,
-                            size_t len, uint64_t from, uint64_t cs_before, sl_buf *out, uint64_t *txid) {
+                            size_t len, uint64_t from, uint64_t cs_before, bool lz4, sl_buf *out, uint64_t *txid) {
   uint64_t cs = cs_before;
   size_t off = 0;
   out->len = 0;
@@ -149,11 +149,12 @@ int sl_batch_encrypt_frames(struct sl_keyring *kr, const uint8_t store_id[SL_STO
     uint8_t *dst = out->data + out->len;
     cs = m.checksum = sl_frame_lineage(cs, m.txid, frame, plen);
     if (sl_crypt_frame_parse(payload, plen, &already, &ct, &ct_len) == 0) {
+      if (already.lz4_len && !lz4) return SL_EVERSION; /* compressed, for an archive that cannot read it */
       memcpy(dst, frame, flen);
       out->len += flen;
       continue;
     }
-    if ((rc = sl_crypt_seal_frame(kr, NULL, store_id, &m, payload, plen, dst + SL_FRAME_HEADER_SIZE, &slen)))
+    if ((rc = sl_crypt_seal_frame(kr, NULL, store_id, &m, payload, plen, lz4, dst + SL_FRAME_HEADER_SIZE, &slen)))
       return rc;
     sl_frame_header_encode(dst + SL_FRAME_HEADER_SIZE, (uint32_t)slen, dst);
     out->len += SL_FRAME_HEADER_SIZE + slen;

@@ -113,10 +113,13 @@ int sl_batch_seal_crc(const uint8_t *frames, size_t len, uint32_t raw_crc, uint6
  * (older ones are left out) sealed with the keyring's first key into out,
  * the rolling checksum folded on from cs_before over each frame's
  * plaintext, so no one can tell where a frame was sealed. A frame sealed
- * already goes as it is. On failure *txid names the frame. */
+ * already goes as it is. lz4: compress each frame's plaintext before
+ * sealing it where that saves bytes (crypt.h COMPRESSED; only for an
+ * archive that says it reads them, Welcome.accepts_sealed_lz4). On failure
+ * *txid names the frame. */
 struct sl_keyring;
 int sl_batch_encrypt_frames(struct sl_keyring *kr, const uint8_t store_id[SL_STORE_ID_SIZE], const uint8_t *frames,
-                            size_t len, uint64_t from, uint64_t cs_before, sl_buf *out, uint64_t *txid);
+                            size_t len, uint64_t from, uint64_t cs_before, bool lz4, sl_buf *out, uint64_t *txid);
 /* Decompress and check a batch (see BATCH PAYLOAD). raw receives the frames.
  * Errors: SL_ETOOBIG (raw_len over max_raw), SL_ECORRUPT (decompression,
  * CRC, a frame), SL_EGAP (txids not dense or not first..last). */

@@ -29,14 +29,23 @@
  * chunks).
  *
  * SEALED TRANSACTION ENCODING is written and parsed by hand (protobuf wire
- * format: varint fields 1-3, fixed64 field 5, length-delimited field 6, in
- * field order, as protobuf-c would write them), so the module needs no
- * generated code and sl_txn_peek reads fields 1-3 unchanged.
+ * format: varint fields 1-3, fixed64 field 5, length-delimited field 6,
+ * varint field 7, in field order, as protobuf-c would write them), so the
+ * module needs no generated code and sl_txn_peek reads fields 1-3
+ * unchanged.
+ *
+ * COMPRESSION (crypt.h, COMPRESSED) runs before encryption, since
+ * ciphertext does not compress: LZ4's block format into a per-thread
+ * scratch buffer whose capacity is what may be saved, so a frame LZ4 does
+ * not shrink costs one failed attempt and is sealed as it is. Opening
+ * decrypts a compressed body into that scratch and decompresses it into
+ * the caller's buffer. The scratch is wiped when its thread ends.
  */
 #include "crypt.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <lz4.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -58,6 +67,8 @@
 #define FRAME_INFO "shiplog frame v1"
 #define DUMP_INFO "shiplog dump v1"
 #define FRAME_AAD_SIZE (4 * 8 + SL_CRYPT_STORE_ID_SIZE + SL_CRYPT_KEY_ID_MAX)
+#define FRAME_AAD_LZ4_SIZE (FRAME_AAD_SIZE + 8) /* | le64 lz4_len */
+#define FRAME_LZ4_MIN 64 /* smaller frames are sealed as they are */
 
 typedef struct key {
   char id[SL_CRYPT_KEY_ID_MAX + 1];
@@ -298,6 +309,8 @@ typedef struct thread_ciphers {
   cipher seal, open;
   uint8_t nonce[SL_CRYPT_NONCE_SIZE];
   unsigned nonce_gen; /* fork_gen + 1 when drawn; 0: not drawn */
+  uint8_t *lz4;       /* COMPRESSION scratch */
+  size_t lz4_cap;
 } thread_ciphers;
 
 static pthread_key_t ciphers_key;
@@ -310,6 +323,8 @@ static void ciphers_free(void *p) {
   thread_ciphers *t = p;
   EVP_CIPHER_CTX_free(t->seal.ctx);
   EVP_CIPHER_CTX_free(t->open.ctx);
+  if (t->lz4) OPENSSL_cleanse(t->lz4, t->lz4_cap);
+  free(t->lz4);
   OPENSSL_cleanse(t, sizeof *t);
   free(t);
 }
@@ -332,6 +347,22 @@ static thread_ciphers *thread_state(void) {
     }
   }
   return t;
+}
+
+/* The calling thread's COMPRESSION scratch, at least n bytes; NULL when
+ * out of memory. */
+static uint8_t *thread_scratch(size_t n) {
+  thread_ciphers *t = thread_state();
+  if (!t) return NULL;
+  if (t->lz4_cap < n) {
+    size_t cap = n < 4096 ? 4096 : n;
+    if (t->lz4) OPENSSL_cleanse(t->lz4, t->lz4_cap);
+    free(t->lz4);
+    t->lz4_cap = 0;
+    if (!(t->lz4 = malloc(cap))) return NULL;
+    t->lz4_cap = cap;
+  }
+  return t->lz4;
 }
 
 /* The next nonce of the calling thread (NONCES above) into out. */
@@ -431,8 +462,10 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
   return SL_ECORRUPT;
 }
 
-static void frame_aad(uint8_t aad[FRAME_AAD_SIZE], const sl_sealed_meta *m, const uint8_t *store_id,
-                      const char *key_id) {
+/* The frame's additional data; returns its length (COMPRESSED: le64
+ * lz4_len follows). */
+static size_t frame_aad(uint8_t aad[FRAME_AAD_LZ4_SIZE], const sl_sealed_meta *m, uint64_t lz4_len,
+                        const uint8_t *store_id, const char *key_id) {
   memset(aad, 0, FRAME_AAD_SIZE);
   sl_put_le64(aad, m->txid);
   sl_put_le64(aad + 8, m->commit_us);
@@ -440,14 +473,41 @@ static void frame_aad(uint8_t aad[FRAME_AAD_SIZE], const sl_sealed_meta *m, cons
   sl_put_le64(aad + 24, m->checksum);
   memcpy(aad + 32, store_id, SL_CRYPT_STORE_ID_SIZE);
   memcpy(aad + 32 + SL_CRYPT_STORE_ID_SIZE, key_id, strnlen(key_id, SL_CRYPT_KEY_ID_MAX));
+  if (!lz4_len) return FRAME_AAD_SIZE;
+  sl_put_le64(aad + FRAME_AAD_SIZE, lz4_len);
+  return FRAME_AAD_LZ4_SIZE;
+}
+
+static size_t varint_len(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
 }
 
 int sl_crypt_seal_frame(sl_keyring *kr, const char *key_id, const uint8_t store_id[SL_CRYPT_STORE_ID_SIZE],
-                        const sl_sealed_meta *m, const uint8_t *plain, size_t len, uint8_t *out,
+                        const sl_sealed_meta *m, const uint8_t *plain, size_t len, bool lz4, uint8_t *out,
                         size_t *out_len) {
-  uint8_t info[INFO_MAX], k[SL_CRYPT_KEY_SIZE], aad[FRAME_AAD_SIZE];
+  uint8_t info[INFO_MAX], k[SL_CRYPT_KEY_SIZE], aad[FRAME_AAD_LZ4_SIZE];
+  const uint8_t *body = plain;
+  size_t body_len = len;
+  uint64_t lz4_len = 0;
   if (!key_id) key_id = sl_keyring_primary(kr);
   if (len > UINT32_MAX - SL_CRYPT_FRAME_EXTRA) return SL_ETOOBIG;
+  if (lz4 && len >= FRAME_LZ4_MIN && len <= SL_CRYPT_PLAIN_MAX) {
+    /* Worth it only if the block and field 7 together are shorter. */
+    size_t room = len - 1 - varint_len(len) - 1;
+    uint8_t *z = thread_scratch(room);
+    if (!z) return -ENOMEM;
+    int n = LZ4_compress_default((const char *)plain, (char *)z, (int)len, (int)room);
+    if (n > 0) {
+      body = z;
+      body_len = (size_t)n;
+      lz4_len = len;
+    }
+  }
   int rc = subkey(kr, key_id, store_id, info, frame_info(m->txid, info), k);
   if (rc) return rc;
   uint8_t *p = out;
@@ -461,12 +521,16 @@ int sl_crypt_seal_frame(sl_keyring *kr, const char *key_id, const uint8_t store_
   sl_put_le64(p, m->checksum);
   p += 8;
   *p++ = 0x32;
-  p = put_varint(p, len + SL_CRYPT_OVERHEAD);
-  frame_aad(aad, m, store_id, key_id);
-  rc = gcm_seal(k, aad, sizeof aad, plain, len, p);
+  p = put_varint(p, body_len + SL_CRYPT_OVERHEAD);
+  rc = gcm_seal(k, aad, frame_aad(aad, m, lz4_len, store_id, key_id), body, body_len, p);
   OPENSSL_cleanse(k, sizeof k);
   if (rc) return rc;
-  *out_len = (size_t)(p - out) + len + SL_CRYPT_OVERHEAD;
+  p += body_len + SL_CRYPT_OVERHEAD;
+  if (lz4_len) {
+    *p++ = 0x38;
+    p = put_varint(p, lz4_len);
+  }
+  *out_len = (size_t)(p - out);
   return 0;
 }
 
@@ -498,6 +562,10 @@ int sl_crypt_frame_parse(const uint8_t *sealed, size_t len, sl_sealed_meta *m, c
       *ct_len = (size_t)v;
       p += v;
       break;
+    case 0x38: /* COMPRESSED: the declared length is bounded before anything trusts it */
+      if (get_varint(&p, end, &v) || v == 0 || v > SL_CRYPT_PLAIN_MAX) return SL_ECORRUPT;
+      m->lz4_len = v;
+      break;
     default:
       return SL_ECORRUPT; /* ops or unknown fields beside a sealed body */
     }
@@ -507,21 +575,42 @@ int sl_crypt_frame_parse(const uint8_t *sealed, size_t len, sl_sealed_meta *m, c
   return (seen & 0x46) == 0x46 ? 0 : SL_ECORRUPT;
 }
 
+int sl_crypt_frame_inflate(const uint8_t *block, size_t len, uint64_t lz4_len, uint8_t *out, size_t cap) {
+  if (lz4_len == 0 || lz4_len > SL_CRYPT_PLAIN_MAX || len > INT32_MAX) return SL_ECORRUPT;
+  if (cap < lz4_len) return SL_ETOOBIG;
+  int n = LZ4_decompress_safe((const char *)block, (char *)out, (int)len, (int)lz4_len);
+  return n == (int)lz4_len ? 0 : SL_ECORRUPT;
+}
+
+size_t sl_crypt_frame_open_size(const uint8_t *sealed, size_t len) {
+  sl_sealed_meta m;
+  const uint8_t *ct;
+  size_t ct_len;
+  if (sl_crypt_frame_parse(sealed, len, &m, &ct, &ct_len)) return 0;
+  return m.lz4_len ? (size_t)m.lz4_len : ct_len - SL_CRYPT_OVERHEAD;
+}
+
 int sl_crypt_open_frame(sl_keyring *kr, const char *key_id, const uint8_t store_id[SL_CRYPT_STORE_ID_SIZE],
-                        const uint8_t *sealed, size_t len, uint8_t *out, size_t *out_len,
+                        const uint8_t *sealed, size_t len, uint8_t *out, size_t cap, size_t *out_len,
                         sl_sealed_meta *mout) {
-  uint8_t info[INFO_MAX], k[SL_CRYPT_KEY_SIZE], aad[FRAME_AAD_SIZE];
+  uint8_t info[INFO_MAX], k[SL_CRYPT_KEY_SIZE], aad[FRAME_AAD_LZ4_SIZE];
   sl_sealed_meta m;
   const uint8_t *ct;
   size_t ct_len;
   int rc = sl_crypt_frame_parse(sealed, len, &m, &ct, &ct_len);
   if (rc) return rc;
+  size_t body_len = ct_len - SL_CRYPT_OVERHEAD, plain_len = m.lz4_len ? (size_t)m.lz4_len : body_len;
+  if (cap < plain_len) return SL_ETOOBIG;
+  uint8_t *body = m.lz4_len ? thread_scratch(body_len) : out;
+  if (!body) return -ENOMEM;
   if ((rc = subkey(kr, key_id, store_id, info, frame_info(m.txid, info), k))) return rc;
-  frame_aad(aad, &m, store_id, key_id);
-  rc = gcm_open(k, aad, sizeof aad, ct, ct_len, out);
+  rc = gcm_open(k, aad, frame_aad(aad, &m, m.lz4_len, store_id, key_id), ct, ct_len, body);
   OPENSSL_cleanse(k, sizeof k);
   if (rc) return rc;
-  *out_len = ct_len - SL_CRYPT_OVERHEAD;
+  /* Authenticated, so written by a sealer; a block that does not give its
+   * declared length is still refused, never half used. */
+  if (m.lz4_len && (rc = sl_crypt_frame_inflate(body, body_len, m.lz4_len, out, cap))) return rc;
+  *out_len = plain_len;
   if (mout) *mout = m;
   return 0;
 }

@@ -19,7 +19,15 @@
  *   under HKDF-SHA256(key, salt = store id, info = "shiplog frame v1" |
  *   le64(txid >> 24)), AAD = le64 txid | le64 commit_time_us | le64 epoch |
  *   le64 checksum | store id | key id (32, NUL-padded). The nonce is random.
- *   This module encodes and parses those five fields itself (it does not
+ *   COMPRESSED (SL_SEG_F_SEALED_LZ4 segments): when the sealer is asked to
+ *   and LZ4 saves bytes, what is encrypted is the LZ4 block of the packed
+ *   plaintext Transaction, and the sealed transaction carries lz4_len (7) =
+ *   the plaintext's length (1 .. SL_CRYPT_PLAIN_MAX), written after field 6;
+ *   the AAD is then followed by le64 lz4_len, so adding, removing or
+ *   changing field 7 makes the frame fail to open. Opening checks the
+ *   declared length before anything is allocated and decompresses with
+ *   bounds (LZ4_decompress_safe into exactly lz4_len bytes).
+ *   This module encodes and parses those six fields itself (it does not
  *   depend on proto/); a sealed transaction with any other field is refused.
  *
  * SEALED DUMP CHUNK (store/dump.h gives where): nonce 12 | ciphertext | tag
@@ -55,6 +63,9 @@
  * one: the overhead, four varints, a fixed64 and the field tags. */
 #define SL_CRYPT_FRAME_EXTRA (SL_CRYPT_OVERHEAD + 64)
 #define SL_CRYPT_ENV "SHIPLOG_KEY_FILE"
+/* The largest plaintext a compressed sealed frame may declare: the log's
+ * frame limit (store/log.h SL_FRAME_MAX, asserted equal there). */
+#define SL_CRYPT_PLAIN_MAX (256u << 20)
 
 typedef struct sl_keyring sl_keyring;
 
@@ -77,24 +88,40 @@ const char *sl_keyring_path(const sl_keyring *kr);
 /* ---- frames ------------------------------------------------------------------- */
 typedef struct sl_sealed_meta {
   uint64_t txid, commit_us, epoch, checksum;
+  /* Parsed: the plaintext length of a COMPRESSED frame, 0 for one sealed
+   * as it is. Sealing ignores it (its lz4 argument decides). */
+  uint64_t lz4_len;
 } sl_sealed_meta;
 
 /* Seal the packed plaintext Transaction plain[0..len) whose clear fields m
  * gives, under key_id (NULL: the primary key), into out (room for len +
  * SL_CRYPT_FRAME_EXTRA); *out_len receives the sealed payload's length.
+ * lz4: compress first when that makes the sealed payload smaller
+ * (COMPRESSED above; only for readers that know SL_SEG_F_SEALED_LZ4).
  * Errors: SL_ENOTFOUND (key id), SL_ETOOBIG, -ENOMEM / SL_EFAILED (libcrypto). */
 int sl_crypt_seal_frame(sl_keyring *kr, const char *key_id, const uint8_t store_id[SL_CRYPT_STORE_ID_SIZE],
-                        const sl_sealed_meta *m, const uint8_t *plain, size_t len, uint8_t *out,
+                        const sl_sealed_meta *m, const uint8_t *plain, size_t len, bool lz4, uint8_t *out,
                         size_t *out_len);
 /* Parse a sealed payload's clear fields without opening it. SL_ECORRUPT
  * if it is not a sealed transaction. *ct, *ct_len: the sealed bytes. */
 int sl_crypt_frame_parse(const uint8_t *sealed, size_t len, sl_sealed_meta *m, const uint8_t **ct,
                          size_t *ct_len);
-/* Open a sealed payload written under key_id into out (room for len bytes
- * suffices); *out_len gets the plaintext length, m (may be NULL) the clear
- * fields. Errors: SL_ENOTFOUND, SL_EAUTH, SL_ECORRUPT (above). */
+/* The room sl_crypt_open_frame needs for this sealed payload (its declared
+ * plaintext length when compressed), 0 when it is not a sealed transaction. */
+size_t sl_crypt_frame_open_size(const uint8_t *sealed, size_t len);
+/* The decompression step of opening a COMPRESSED frame (public for the
+ * fuzzer, which cannot forge a tag): the LZ4 block[0..len) into exactly
+ * lz4_len bytes of out[0..cap). SL_ECORRUPT: lz4_len 0 or over
+ * SL_CRYPT_PLAIN_MAX, or a block that does not decompress to exactly
+ * lz4_len bytes; SL_ETOOBIG: cap < lz4_len. */
+int sl_crypt_frame_inflate(const uint8_t *block, size_t len, uint64_t lz4_len, uint8_t *out, size_t cap);
+/* Open a sealed payload written under key_id into out[0..cap) (cap at
+ * least sl_crypt_frame_open_size, else SL_ETOOBIG); *out_len gets the
+ * plaintext length, m (may be NULL) the clear fields. Errors: SL_ENOTFOUND,
+ * SL_EAUTH, SL_ECORRUPT (above; also an authenticated LZ4 block that does
+ * not decompress to its declared length). */
 int sl_crypt_open_frame(sl_keyring *kr, const char *key_id, const uint8_t store_id[SL_CRYPT_STORE_ID_SIZE],
-                        const uint8_t *sealed, size_t len, uint8_t *out, size_t *out_len,
+                        const uint8_t *sealed, size_t len, uint8_t *out, size_t cap, size_t *out_len,
                         sl_sealed_meta *m);
 
 /* ---- dump chunks ------------------------------------------------------------- */

@@ -346,6 +346,7 @@ static int handshake(sl__conn_ctx *cx) {
   w.first_txid = archive_first;
   w.max_batch_bytes = (uint32_t)r->opt.max_batch_bytes;
   w.has_accepts_sealed = w.accepts_sealed = true;
+  w.has_accepts_sealed_lz4 = w.accepts_sealed_lz4 = true;
   w.bolt_address = (char *)r->opt.bolt_address;
   Shiplog__Repl__EpochStart hist_msg[SL_HISTORY_MAX], *hist_ptrs[SL_HISTORY_MAX];
   sl_log_history(s->log, &rh);
@@ -401,7 +402,7 @@ static Shiplog__Repl__ErrorCode batch_error_code(int rc) {
 static int seal_batch(sl__conn_ctx *cx, sl_keyring *kr, uint64_t from) {
   uint64_t txid; /* cs(from - 1) is the archive's end */
   return sl_batch_encrypt_frames(kr, cx->s->store_id, cx->raw.data, cx->raw.len, from, sl_log_checksum(cx->s->log),
-                                 &cx->sealed, &txid);
+                                 true, &cx->sealed, &txid);
 }
 
 /* Verify one batch and append its new frames (the group syncs them). */

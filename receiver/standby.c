@@ -232,7 +232,8 @@ static int grow_arrays(applier *a) {
   return a->offs && a->lens && a->ptrs && a->commit_us ? 0 : -ENOMEM;
 }
 
-/* Open the sealed frame f into a->data (room reserved). Without its key the
+/* Open the sealed frame f into a->data (room reserved: *plen bytes, its
+ * sl_crypt_frame_open_size; *plen gets the plaintext length). Without its key the
  * stream becomes archive-only; a frame that does not open stops the
  * standby. Either way nothing of the group is applied (negative return). */
 static int open_sealed(applier *a, const sl_frame *f, size_t *plen) {
@@ -251,7 +252,7 @@ static int open_sealed(applier *a, const sl_frame *f, size_t *plen) {
     return SL_ENOTFOUND;
   }
   int rc = sl_crypt_open_frame(kr, f->key_id, s->store_id, f->payload, f->payload_len,
-                               a->data.data + a->data.len, plen, NULL);
+                               a->data.data + a->data.len, *plen, plen, NULL);
   if (rc)
     stop_standby(s, "standby stopped at txid %llu: %s/%s offset %llu: sealed frame (key %s) does not open: %s",
                  (unsigned long long)f->txid, s->archive_dir, seg, (unsigned long long)f->offset, f->key_id,
@@ -279,6 +280,7 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
     sl_log_reader_set_max(a->rd, durable);
   }
   size_t n = 0;
+  uint64_t archived = 0; /* the frames' bytes in the archive (compressed sealed ones are fewer) */
   a->data.len = 0;
   while (n < APPLY_MAX_TX && a->data.len < APPLY_MAX_BYTES && a->next_txid <= durable) {
     rc = sl_log_reader_next(a->rd, &f);
@@ -290,9 +292,10 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
                    (unsigned long long)f.txid, (unsigned long long)a->next_txid);
       goto fail;
     }
-    rc = sl_buf_reserve(&a->data, a->data.len + f.payload_len);
+    /* A sealed frame that does not parse (0) is refused by open_sealed. */
+    size_t plen = f.key_id ? sl_crypt_frame_open_size(f.payload, f.payload_len) : f.payload_len;
+    rc = sl_buf_reserve(&a->data, a->data.len + plen);
     if (rc) goto fail;
-    size_t plen = f.payload_len;
     if (f.key_id) {
       if ((rc = open_sealed(a, &f, &plen))) return rc;
     } else {
@@ -302,6 +305,7 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
     a->lens[n] = plen;
     a->commit_us[n] = f.commit_us;
     a->data.len += plen;
+    archived += SL_FRAME_HEADER_SIZE + f.payload_len;
     a->next_txid++;
     n++;
   }
@@ -328,7 +332,7 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
     return -1;
   }
   pthread_mutex_lock(&s->mu); /* BOUNDED RTO: the replay speed (frame bytes, as the archive counts them) */
-  s->apply_bytes += a->data.len + n * SL_FRAME_HEADER_SIZE;
+  s->apply_bytes += archived;
   s->apply_ns += sl_mono_ns() - t0;
   pthread_mutex_unlock(&s->mu);
   publish_applied(s, a->next_txid - 1, a->commit_us[n - 1]);

@@ -43,20 +43,27 @@
  * frame under another key fails to open on the receiver, naming it). */
 static int seal_frames(slot *b) {
   uint64_t txid;
-  int rc = sl_batch_encrypt_frames(b->kr, b->store_id, b->raw.data, b->raw.len, 0, b->cs_before, &b->sealed, &txid);
-  if (rc)
+  int rc = sl_batch_encrypt_frames(b->kr, b->store_id, b->raw.data, b->raw.len, 0, b->cs_before, b->lz4_frames,
+                                   &b->sealed, &txid);
+  if (rc == SL_EVERSION)
+    sl_diag_error("txid %llu is sealed compressed (store/log.h SEALED FRAMES) and the receiver does not read "
+                 "compressed sealed frames (an older shiplog): upgrade it", (unsigned long long)txid);
+  else if (rc)
     sl_diag_error("seal txid %llu with key %s: %s", (unsigned long long)txid, sl_keyring_primary(b->kr),
                  sl_strerror(rc));
   return rc;
 }
 
 /* Compress the batch in b (sealing its frames first with a keyring): the
- * one step the sealer thread takes over (PIPELINE), so it does nothing else. */
+ * one step the sealer thread takes over (PIPELINE), so it does nothing else.
+ * Frames compressed before sealing leave the batch nothing to compress
+ * (ciphertext), so it goes without a second LZ4 pass. */
 static int seal_slot(slot *b) {
   if (!b->kr) return sl_batch_seal_crc(b->raw.data, b->raw.len, b->raw_crc, b->first, b->last, true,
                                        &b->lz4, &b->bt);
   int rc = seal_frames(b);
-  if (rc == 0) rc = sl_batch_seal(b->sealed.data, b->sealed.len, b->first, b->last, true, &b->lz4, &b->bt);
+  if (rc == 0)
+    rc = sl_batch_seal(b->sealed.data, b->sealed.len, b->first, b->last, !b->lz4_frames, &b->lz4, &b->bt);
   if (rc == 0) b->bt.key_id = (char *)sl_keyring_primary(b->kr);
   return rc;
 }
@@ -279,6 +286,7 @@ static int fill(shipper *s, uint64_t now) {
       b->raw_crc = 0;
       b->first = run.first_txid;
       b->start_ns = now;
+      b->lz4_frames = s->sealed_lz4;
     }
     /* While the frames are in cache: the sealer only compresses. */
     if (!b->kr) b->raw_crc = sl_crc32c(b->raw_crc, b->raw.data + before, run.bytes);

@@ -308,6 +308,7 @@ static int on_welcome(shipper *s, const Shiplog__Repl__Welcome *w) {
     return sl__ship_fatal(s, SL_EVERSION,
                           "receiver %s does not archive sealed frames (an older shiplog): upgrade it, or ship "
                           "without --key-file", o->to);
+  s->sealed_lz4 = w->has_accepts_sealed_lz4 && w->accepts_sealed_lz4;
   if (d > s->committed)
     return sl__ship_fatal(s, SL_EGAP,
                           "receiver %s holds stream %s up to txid %llu, but this store's log is durable "

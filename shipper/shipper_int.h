@@ -75,6 +75,7 @@ typedef struct slot {
   sl_buf raw, lz4, wire;
   sl_buf sealed;                 /* raw with every frame sealed (keyring) */
   sl_keyring *kr;                /* NULL: frames go as they are */
+  bool lz4_frames;               /* kr: compress before sealing (the session's receiver reads it) */
   const uint8_t *store_id;
   uint64_t first, last, commit_us, start_ns;
   uint64_t cs_before, cs;        /* LINEAGE: rolling checksum before first / through last */
@@ -139,6 +140,7 @@ typedef struct shipper {
   Shiplog__Repl__EpochStart hist_msg[SL_HISTORY_MAX], *hist_ptrs[SL_HISTORY_MAX];
   uint64_t confirmed;            /* consumer position: max(durable, start - 1) */
   size_t recv_limit;             /* the receiver's largest raw batch */
+  bool sealed_lz4;               /* the receiver reads compressed sealed frames (Welcome) */
   uint64_t bytes, batches, reconnects, sessions;
   uint64_t acks;                 /* Acks received (the one that confirms a base) */
   uint64_t compressed_bytes;     /* Batch.data bytes sent (after compression) */

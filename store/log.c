@@ -98,6 +98,7 @@
 /* log.h and crypt.h name the same sizes (crypt does not include store/). */
 _Static_assert(SL_KEY_ID_SIZE == SL_CRYPT_KEY_ID_MAX, "key id sizes differ");
 _Static_assert(SL_STORE_ID_SIZE == SL_CRYPT_STORE_ID_SIZE, "store id sizes differ");
+_Static_assert(SL_FRAME_MAX == SL_CRYPT_PLAIN_MAX, "a compressed sealed frame declares at most a frame");
 
 /* ---- invariants (SL_ASSERT: on in every build) ------------------------ */
 
@@ -217,9 +218,14 @@ int sl__log_seg_read_header(int fd, const char *path, sl_seg_header *h) {
     sl_diag_error("%s: segment header: %s", path, sl_strerror(rc));
     return rc;
   }
-  if (h->flags & ~(SL_SEG_F_SEALED | SL_SEG_F_LZ4)) {
-    sl_diag_error("%s: segment flags 0x%" PRIx32 " are not supported", path, h->flags);
+  if (h->flags & ~(SL_SEG_F_SEALED | SL_SEG_F_LZ4 | SL_SEG_F_SEALED_LZ4)) {
+    sl_diag_error("%s: segment flags 0x%" PRIx32 " are not supported (written by a newer shiplog?)", path,
+                 h->flags);
     return SL_EVERSION;
+  }
+  if ((h->flags & SL_SEG_F_SEALED_LZ4) && !(h->flags & SL_SEG_F_SEALED)) {
+    sl_diag_error("%s: segment header: compressed sealed frames in a segment that is not sealed", path);
+    return SL_ECORRUPT;
   }
   if (!(h->flags & SL_SEG_F_SEALED) != !h->key_id[0]) {
     sl_diag_error("%s: segment header: the sealed flag and the key id disagree", path);
@@ -509,6 +515,7 @@ int sl_log_open_keep(const char *logdir, const uint8_t *store_id, uint64_t keep_
   log->seg_first_txid = it.h.first_txid;
   memcpy(log->seg_key_id, it.h.key_id, sizeof log->seg_key_id);
   memcpy(log->key_id, it.h.key_id, sizeof log->key_id);
+  log->seg_lz4 = log->lz4_frames = (it.h.flags & SL_SEG_F_SEALED_LZ4) != 0;
 
   rc = sl__log_mark_read(logdir, &m);
   have_mark = rc == 0;

@@ -17,6 +17,8 @@
  *   12  4  flags: bit 0 SL_SEG_F_SEALED = every frame's payload is a
  *          sealed transaction under the key named at 64 (SEALED FRAMES);
  *          bit 1 SL_SEG_F_LZ4 = a packed segment (PACKED SEGMENTS);
+ *          bit 2 SL_SEG_F_SEALED_LZ4 (with bit 0 only) = sealed frames
+ *          may hold LZ4-compressed plaintext (SEALED FRAMES, compressed);
  *          other bits zero (a reader refuses bits it does not know)
  *   16 16  store id (random, fixed at sl_store_create)
  *   32  8  segment number
@@ -80,6 +82,19 @@
  *   bytes, NUL-padded). crypt/crypt.h seals and opens them. All frames of a
  *   segment use the segment's key; a writer whose key changes starts a new
  *   segment.
+ *   Compressed: a sealed frame may instead encrypt the LZ4 block (block
+ *   format) of the packed plaintext Transaction, when that is shorter. It
+ *   then carries lz4_len (field 7, varint) = the plaintext's length, 1 ..
+ *   SL_FRAME_MAX, and its additional data is the above followed by le64
+ *   lz4_len, so the field cannot be added, dropped or changed without the
+ *   frame failing to open. Readers check lz4_len against SL_FRAME_MAX before
+ *   allocating and decompress into exactly lz4_len bytes. Such frames are
+ *   written only into segments with flag SL_SEG_F_SEALED_LZ4 (a writer
+ *   whose active segment lacks it starts a new one, and keeps the flag on
+ *   the sealed segments after), which shiplog before compression refuses
+ *   by that flag ("segment flags 0x5 are not supported"); other frames of
+ *   such segments are sealed as before. The shipper compresses only for a
+ *   receiver whose Welcome says accepts_sealed_lz4.
  *
  * RECOVERY (sl_log_open for writing)
  *   Frames are scanned from the newest segment's start. At the first frame
@@ -157,6 +172,7 @@
 #define SL_DURABLE_MARK_FILE "durable"   /* LOGDIR/durable (DURABLE MARK) */
 #define SL_SEG_F_SEALED 0x1u
 #define SL_SEG_F_LZ4 0x2u
+#define SL_SEG_F_SEALED_LZ4 0x4u
 
 typedef struct sl_log sl_log;
 typedef struct sl_log_reader sl_log_reader;

@@ -55,6 +55,9 @@ struct sl_log {
   uint64_t last_commit_us; /* atomic, as next_txid */
   char key_id[SL_KEY_ID_SIZE + 1];     /* of frames appended from now on ("": plain) */
   char seg_key_id[SL_KEY_ID_SIZE + 1]; /* of the active segment */
+  bool seg_lz4;            /* the active segment has SL_SEG_F_SEALED_LZ4 */
+  bool lz4_frames;         /* so do sealed segments started from now on: a compressed
+                            * sealed frame was appended, or the newest segment had it */
   struct staged *stage;    /* sl_log_append_many's frames, allocated once (log_write.c) */
 
   pthread_mutex_t mu;

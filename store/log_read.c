@@ -274,13 +274,16 @@ int sl_log_reader_open_frame(sl_log_reader *r, sl_keyring *kr, sl_frame *f) {
                  "file %s", path, f->offset, f->txid, f->key_id, sl_keyring_path(kr));
     return rc;
   }
-  if (r->plain_cap < f->payload_len) {
-    uint8_t *p = realloc(r->plain, f->payload_len);
+  /* 0: does not parse, which the open below reports. */
+  size_t room = sl_crypt_frame_open_size(f->payload, f->payload_len);
+  if (r->plain_cap < room) {
+    uint8_t *p = realloc(r->plain, room);
     if (!p) return -ENOMEM;
     r->plain = p;
-    r->plain_cap = f->payload_len;
+    r->plain_cap = room;
   }
-  if ((rc = sl_crypt_open_frame(kr, f->key_id, r->store_id, f->payload, f->payload_len, r->plain, &len, NULL))) {
+  if ((rc = sl_crypt_open_frame(kr, f->key_id, r->store_id, f->payload, f->payload_len, r->plain, r->plain_cap,
+                                &len, NULL))) {
     sl_diag_error("%s: offset %" PRIu64 ": txid %" PRIu64 " sealed with key %s does not open: %s", path, f->offset,
                  f->txid, f->key_id,
                  rc == SL_EAUTH ? "authentication failed (wrong key, or changed bytes)" : sl_strerror(rc));

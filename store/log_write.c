@@ -145,6 +145,12 @@ fail:
   return rc;
 }
 
+/* The flags of a segment the log starts now (or rekeys). */
+static uint32_t new_seg_flags(const sl_log *log) {
+  if (!log->key_id[0]) return 0;
+  return SL_SEG_F_SEALED | (log->lz4_frames ? SL_SEG_F_SEALED_LZ4 : 0);
+}
+
 /* Seal the active segment and start the next (caller holds append_mu). */
 static int rotate(sl_log *log) {
   char path[PATH_MAX];
@@ -175,7 +181,7 @@ static int rotate(sl_log *log) {
                        .segment_size = log->seg_size};
     memcpy(h.store_id, log->store_id, SL_STORE_ID_SIZE);
     memcpy(h.key_id, log->key_id, sizeof h.key_id);
-    h.flags = h.key_id[0] ? SL_SEG_F_SEALED : 0;
+    h.flags = new_seg_flags(log);
     rc = sl__log_seg_create(log->dir, &h, &new_fd, &renamed);
   }
 
@@ -192,6 +198,7 @@ static int rotate(sl_log *log) {
     log->seg_first_txid = log->next_txid;
     log->seg_end = SL_SEG_HEADER_SIZE;
     memcpy(log->seg_key_id, log->key_id, sizeof log->seg_key_id);
+    log->seg_lz4 = (new_seg_flags(log) & SL_SEG_F_SEALED_LZ4) != 0;
     log->stats.rotations++;
     sl__log_check(log);
   }
@@ -252,7 +259,7 @@ static int write_staged(sl_log *log, staged *s) {
 }
 
 /* The active segment holds no frame: give its header the log's key id
- * (caller holds append_mu). */
+ * and the flags that go with it (caller holds append_mu). */
 static int rekey_empty_segment(sl_log *log) {
   uint8_t b[SL_SEG_HEADER_SIZE];
   char path[PATH_MAX];
@@ -262,7 +269,7 @@ static int rekey_empty_segment(sl_log *log) {
   int rc = r < 0 ? (int)r : r < SL_SEG_HEADER_SIZE ? SL_ECORRUPT : sl_seg_header_decode(b, &h);
   if (rc == 0) {
     memcpy(h.key_id, log->key_id, sizeof h.key_id);
-    h.flags = h.key_id[0] ? h.flags | SL_SEG_F_SEALED : h.flags & ~SL_SEG_F_SEALED;
+    h.flags = (h.flags & ~(SL_SEG_F_SEALED | SL_SEG_F_SEALED_LZ4)) | new_seg_flags(log);
     sl_seg_header_encode(&h, b);
     rc = sl_pwrite_all(log->fd, b, sizeof b, 0);
   }
@@ -272,6 +279,7 @@ static int rekey_empty_segment(sl_log *log) {
     return rc;
   }
   memcpy(log->seg_key_id, log->key_id, sizeof log->seg_key_id);
+  log->seg_lz4 = (h.flags & SL_SEG_F_SEALED_LZ4) != 0;
   return 0;
 }
 
@@ -352,8 +360,8 @@ static int stage_frame(sl_log *log, staged *s, const uint8_t *payload, size_t le
                  log->dir, txid, commit_us, last_us);
     return SL_ETIME;
   }
-  if (log->key_id[0] && sl_crypt_frame_parse(payload, len, &(sl_sealed_meta){0}, &(const uint8_t *){0},
-                                              &(size_t){0})) {
+  sl_sealed_meta sealed = {0};
+  if (log->key_id[0] && sl_crypt_frame_parse(payload, len, &sealed, &(const uint8_t *){0}, &(size_t){0})) {
     sl_diag_error("%s: txid %" PRIu64 " is not sealed but the log's key is %s", log->dir, txid, log->key_id);
     return SL_EINVAL;
   }
@@ -371,7 +379,10 @@ static int stage_frame(sl_log *log, staged *s, const uint8_t *payload, size_t le
   }
   size_t frame_len = SL_FRAME_HEADER_SIZE + len;
   uint64_t end = log->seg_end + s->bytes;
-  bool new_key = strcmp(log->key_id, log->seg_key_id) != 0;
+  /* A compressed sealed frame goes only into a segment flagged for it, so
+   * that a reader that does not know the flag refuses the segment. */
+  if (sealed.lz4_len) log->lz4_frames = true;
+  bool new_key = strcmp(log->key_id, log->seg_key_id) != 0 || (sealed.lz4_len && !log->seg_lz4);
   if (new_key && end == SL_SEG_HEADER_SIZE) {
     if ((rc = rekey_empty_segment(log))) return rc;
   } else if (end > SL_SEG_HEADER_SIZE && (new_key || end + frame_len > log->seg_size)) {

@@ -22,11 +22,19 @@
 #      what arrives in clear before it archives it (no byte of the archive
 #      holds the test string), its standby applies the plaintext; restore
 #      with the key equals the primary, without it is refused naming key A.
-# Needs $SL_BIN, openssl, jq.
+#   7. compression before sealing (store/log.h SEALED FRAMES, compressed):
+#      an encrypted stream of bench_gen data (large transactions) is
+#      archived in fewer bytes than the primary's log holds, in segments flagged SL_SEG_F_SEALED_LZ4 (0x5),
+#      holding no plaintext; restore and check --data with the key read it;
+#      an archive written before compression (tests/data/sealed-v1, by the
+#      shiplog of then) still restores to its primary's state, and continued
+#      by this shiplog (new segments flagged 0x5 after the old 0x1 ones)
+#      restores whole.
+# Needs $SL_BIN, bench_gen, openssl, jq.
 set -u
 
 . "$(dirname "$0")/lib_e2e.sh"
-e2e_need openssl jq
+e2e_need -g openssl jq
 e2e_begin e2e_crypt
 SECRET=TOPSECRET-7f3a9c
 mutations() { # mutations N FIRST_ID: N transactions creating a node each
@@ -210,6 +218,58 @@ expect 1 "6: restore without the key is refused" \
   "$BIN" restore --data "$R3" --stream s6 --to-txid "$N1" --into "$T/rest6b" --quiet
 contains "$T/err" "is sealed with key A: give the key file" "6: ...naming the key id"
 check "6: ...leaving nothing behind" [ ! -e "$T/rest6b" ]
+
+# ---- 7. compression before sealing ---------------------------------------------------------------------------
+seg_bytes() { cat "$1"/*.seg | wc -c; } # seg_bytes DIR: bytes of its log segments
+# Transactions of 20-40 ops (~1.3 KB): LZ4 finds their repeated labels and
+# keys within each frame (a frame is compressed alone; transactions of a few
+# ops barely shrink, and sealing adds ~60 bytes to each).
+"$GEN" --tx 800 --ops-per-tx 20-40 --seed "$SEED" >"$T/w7.jsonl"
+"$BIN" init "$T/p7" >/dev/null && "$BIN" exec "$T/p7" "$T/w7.jsonl" >/dev/null
+N7=$(e2e_last_txid "$T/p7")
+R7=$T/r7
+start_receiver "$R7" "${TLS_RX[@]}" --key-file "$T/a.keys" --segment-size 256K || exit 1
+check "7: an encrypted stream of bench_gen data ships" ship "$T/p7" s7 p1 --key-file "$T/a.keys"
+check "7: ...and is applied on the standby" e2e_wait_status "$R7" s7 applied "$N7" 120
+check "7: ...which equals the primary" e2e_same_export "$T/p7" "$R7/streams/s7/standby"
+stop_receiver
+LOG7=$(seg_bytes "$T/p7/log") ARCH7=$(seg_bytes "$R7/streams/s7/archive")
+echo "    primary's log $LOG7 bytes, encrypted archive $ARCH7 bytes ($((ARCH7 * 100 / LOG7))%)"
+check "7: the encrypted archive is smaller than the log it holds" [ "$ARCH7" -lt "$LOG7" ]
+flags7=$(for f in "$R7/streams/s7/archive/"*.seg; do od -An -tu4 -j12 -N4 "$f"; done | sort -u | tr -d ' ')
+check "7: ...in segments flagged sealed + compressed frames (0x5)" [ "$flags7" = 5 ]
+no_secret "7: ...holding no plaintext" "$R7/streams/s7/archive"
+if ! grep -qF -- '"Person"' "$T/w7.jsonl"; then bad "7: the workload has label Person"
+elif grep -rqaF -- 'Person' "$R7/streams/s7/archive"; then bad "7: the workload's label Person is in the archive"
+else ok "7: the workload's label Person is in no byte of the archive"; fi
+expect 0 "7: restore with the key" \
+  "$BIN" restore --data "$R7" --stream s7 --to-txid "$N7" --into "$T/rest7" --key-file "$T/a.keys" --quiet
+check "7: ...equals the primary" e2e_same_export "$T/p7" "$T/rest7"
+expect 0 "7: check --data opens every frame" "$BIN" check --data "$R7" --stream s7 --key-file "$T/a.keys"
+# An archive of the older sealed form (frames sealed as they are, flags 0x1).
+cp -r "$SRC/tests/data/sealed-v1" "$T/old" && chmod 600 "$T/old/old.keys"
+"$BIN" init "$T/p_old" >/dev/null && "$BIN" exec "$T/p_old" "$T/old/mutations.jsonl" >/dev/null
+expect 0 "7: an archive sealed before compression restores" \
+  "$BIN" restore --data "$T/old" --stream old --to-txid 59 --into "$T/rest_old" --key-file "$T/old/old.keys" --quiet
+check "7: ...equal to its primary's state" e2e_same_export "$T/p_old" "$T/rest_old"
+expect 0 "7: ...and check --data opens it" "$BIN" check --data "$T/old" --stream old --key-file "$T/old/old.keys"
+# Upgraded: the restored store (same store id and log) goes on committing
+# and ships its continuation to this shiplog's receiver over the old
+# archive: the compressed frames start a flagged segment after the old ones.
+"$GEN" --tx 100 --ops-per-tx 20-40 --seed "$SEED" --id-base 1000000 >"$T/w_up.jsonl"
+"$BIN" exec "$T/rest_old" "$T/w_up.jsonl" >/dev/null
+N_UP=$(e2e_last_txid "$T/rest_old")
+start_receiver "$T/old" "${TLS_RX[@]}" --key-file "$T/old/old.keys" --segment-size 4K || exit 1
+check "7: the old archive's stream continues from a store restored from it" \
+  ship "$T/rest_old" old p1 --key-file "$T/old/old.keys"
+check "7: ...and is applied" e2e_wait_status "$T/old" old applied "$N_UP" 120
+stop_receiver
+flags_up=$(for f in "$T/old/streams/old/archive/"*.seg; do od -An -tu4 -j12 -N4 "$f"; done | tr -s ' \n' ' ')
+check "7: ...old segments keep flags 0x1, new ones have 0x5" \
+  bash -c '[[ "$1" =~ ^\ (1\ ){3}(5\ )+$ ]]' _ "$flags_up"
+expect 0 "7: the mixed archive restores" \
+  "$BIN" restore --data "$T/old" --stream old --to-txid "$N_UP" --into "$T/rest_up" --key-file "$T/old/old.keys" --quiet
+check "7: ...equal to the store it was shipped from" e2e_same_export "$T/rest_old" "$T/rest_up"
 
 echo "passed $passed, failed $failed"
 [ "$failed" -eq 0 ]

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <lz4.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #include "testutil.h"
 
+#include "codec.h"
 #include "crypt.h"
 #include "dump.h"
 #include "log.h"
@@ -60,6 +62,27 @@ static size_t plain_txn(uint64_t txid, uint64_t commit_us, uint8_t *out) {
   Shiplog__CreateNode cn = SHIPLOG__CREATE_NODE__INIT;
   cn.id = txid;
   char *labels[] = {(char *)"Secret"};
+  cn.labels = labels;
+  cn.n_labels = 1;
+  Shiplog__Op op = SHIPLOG__OP__INIT, *ops[] = {&op};
+  op.op_case = SHIPLOG__OP__OP_CREATE_NODE;
+  op.create_node = &cn;
+  Shiplog__Transaction t = SHIPLOG__TRANSACTION__INIT;
+  t.txid = txid;
+  t.commit_time_us = commit_us;
+  t.ops = ops;
+  t.n_ops = 1;
+  return shiplog__transaction__pack(&t, out);
+}
+
+/* A transaction LZ4 shrinks: a node with a long label of repeated words. */
+static size_t compressible_txn(uint64_t txid, uint64_t commit_us, uint8_t *out) {
+  char label[400];
+  for (size_t i = 0; i + 1 < sizeof label; i++) label[i] = "Secret label "[i % 13];
+  label[sizeof label - 1] = 0;
+  Shiplog__CreateNode cn = SHIPLOG__CREATE_NODE__INIT;
+  cn.id = txid;
+  char *labels[] = {label};
   cn.labels = labels;
   cn.n_labels = 1;
   Shiplog__Op op = SHIPLOG__OP__INIT, *ops[] = {&op};
@@ -162,7 +185,7 @@ static void frame_round_trip_and_flips(void **state) {
   uint8_t plain[256], sealed[256 + SL_CRYPT_FRAME_EXTRA], out[512], flipped[sizeof sealed];
   size_t plen = plain_txn(1u << 25, 1700000000000000ull, plain), slen, olen;
   sl_sealed_meta m = {.txid = 1u << 25, .commit_us = 1700000000000000ull, .epoch = 3, .checksum = 0x1234};
-  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, sealed, &slen));
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, false, sealed, &slen));
   assert_true(slen <= plen + SL_CRYPT_FRAME_EXTRA);
   assert_null(memmem(sealed, slen, "Secret", 6));
 
@@ -174,7 +197,7 @@ static void frame_round_trip_and_flips(void **state) {
   assert_int_equal(epoch, 3);
 
   sl_sealed_meta got;
-  OK(sl_crypt_open_frame(kr, "a", store_id, sealed, slen, out, &olen, &got));
+  OK(sl_crypt_open_frame(kr, "a", store_id, sealed, slen, out, sizeof out, &olen, &got));
   assert_int_equal(olen, plen);
   assert_memory_equal(out, plain, plen);
   assert_int_equal(got.checksum, 0x1234);
@@ -184,20 +207,20 @@ static void frame_round_trip_and_flips(void **state) {
     for (int bit = 0; bit < 8; bit++) {
       memcpy(flipped, sealed, slen);
       flipped[i] ^= (uint8_t)(1u << bit);
-      int rc = sl_crypt_open_frame(kr, "a", store_id, flipped, slen, out, &olen, NULL);
+      int rc = sl_crypt_open_frame(kr, "a", store_id, flipped, slen, out, sizeof out, &olen, NULL);
       if (rc != SL_EAUTH && rc != SL_ECORRUPT)
         fail_msg("byte %zu bit %d flipped: %s", i, bit, sl_errname(rc));
     }
   /* Cut short at every length. */
   for (size_t n = 0; n < slen; n++)
-    if (sl_crypt_open_frame(kr, "a", store_id, sealed, n, out, &olen, NULL) == 0) fail_msg("opened %zu bytes", n);
+    if (sl_crypt_open_frame(kr, "a", store_id, sealed, n, out, sizeof out, &olen, NULL) == 0) fail_msg("opened %zu bytes", n);
 
   /* Wrong key bytes under the same id, another store, another key id. */
-  assert_int_equal(sl_crypt_open_frame(wrong, "a", store_id, sealed, slen, out, &olen, NULL), SL_EAUTH);
+  assert_int_equal(sl_crypt_open_frame(wrong, "a", store_id, sealed, slen, out, sizeof out, &olen, NULL), SL_EAUTH);
   uint8_t other_store[SL_STORE_ID_SIZE] = {9};
-  assert_int_equal(sl_crypt_open_frame(kr, "a", other_store, sealed, slen, out, &olen, NULL), SL_EAUTH);
+  assert_int_equal(sl_crypt_open_frame(kr, "a", other_store, sealed, slen, out, sizeof out, &olen, NULL), SL_EAUTH);
   tu_capture_begin();
-  int rc = sl_crypt_open_frame(other, "a", store_id, sealed, slen, out, &olen, NULL);
+  int rc = sl_crypt_open_frame(other, "a", store_id, sealed, slen, out, sizeof out, &olen, NULL);
   char *msg = tu_capture_end();
   assert_int_equal(rc, SL_ENOTFOUND);
   assert_contains(msg, "key id a is not in the key file");
@@ -211,12 +234,100 @@ static void frame_round_trip_and_flips(void **state) {
   /* Each seal draws a new nonce: the same frame seals differently. */
   uint8_t again[sizeof sealed];
   size_t alen;
-  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, again, &alen));
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, false, again, &alen));
   assert_int_equal(alen, slen);
   assert_true(memcmp(again, sealed, slen) != 0);
   sl_keyring_free(kr);
   sl_keyring_free(wrong);
   sl_keyring_free(other);
+}
+
+/* crypt.h COMPRESSED: smaller, opens to the same bytes, and field 7 is
+ * bound to the seal; a frame LZ4 cannot shrink is sealed as it is. */
+static void frame_lz4(void **state) {
+  (void)state;
+  const char *dir = tu_tmpdir("crypt_lz4");
+  sl_keyring *kr = keyring(dir, "k", "a " KEY_A "\n");
+  uint8_t plain[600], sealed[600 + SL_CRYPT_FRAME_EXTRA], as_is[sizeof sealed], out[600], bad[sizeof sealed + 8];
+  size_t plen = compressible_txn(7, 1700000000000000ull, plain), slen, alen, olen;
+  sl_sealed_meta m = {.txid = 7, .commit_us = 1700000000000000ull, .checksum = 99}, got;
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, true, sealed, &slen));
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, false, as_is, &alen));
+  assert_true(slen < alen / 2);
+  assert_null(memmem(sealed, slen, "Secret", 6));
+  const uint8_t *ct;
+  size_t ct_len;
+  OK(sl_crypt_frame_parse(sealed, slen, &got, &ct, &ct_len));
+  assert_int_equal(got.lz4_len, plen);
+  assert_int_equal(sl_crypt_frame_open_size(sealed, slen), plen);
+  assert_int_equal(sl_crypt_frame_open_size(as_is, alen), plen);
+  OK(sl_crypt_open_frame(kr, "a", store_id, sealed, slen, out, sizeof out, &olen, &got));
+  assert_int_equal(olen, plen);
+  assert_memory_equal(out, plain, plen);
+  assert_int_equal(got.checksum, 99);
+  /* Room for the compressed body but not the plaintext: refused first. */
+  assert_int_equal(sl_crypt_open_frame(kr, "a", store_id, sealed, slen, out, plen - 1, &olen, NULL), SL_ETOOBIG);
+
+  /* Every flipped bit: refused, never opened. */
+  for (size_t i = 0; i < slen; i++)
+    for (int bit = 0; bit < 8; bit++) {
+      memcpy(bad, sealed, slen);
+      bad[i] ^= (uint8_t)(1u << bit);
+      int rc = sl_crypt_open_frame(kr, "a", store_id, bad, slen, out, sizeof out, &olen, NULL);
+      if (rc != SL_EAUTH && rc != SL_ECORRUPT && rc != SL_ETOOBIG)
+        fail_msg("byte %zu bit %d flipped: %s", i, bit, sl_errname(rc));
+    }
+  /* Field 7 is the last: dropped (the body read as plaintext), or a
+   * different length declared: the tag does not verify. */
+  size_t f7 = 1 + 2; /* 0x38, varint of a length in 128..16383 */
+  assert_int_equal(sealed[slen - f7], 0x38);
+  assert_int_equal(sl_crypt_open_frame(kr, "a", store_id, sealed, slen - f7, out, sizeof out, &olen, NULL), SL_EAUTH);
+  memcpy(bad, sealed, slen);
+  bad[slen - 2] ^= 1;
+  assert_int_equal(sl_crypt_open_frame(kr, "a", store_id, bad, slen, out, sizeof out, &olen, NULL), SL_EAUTH);
+  /* ...added to a frame sealed as it is. */
+  memcpy(bad, as_is, alen);
+  memcpy(bad + alen, sealed + slen - f7, f7);
+  assert_int_equal(sl_crypt_open_frame(kr, "a", store_id, bad, alen + f7, out, sizeof out, &olen, NULL), SL_EAUTH);
+  /* A declared length past SL_CRYPT_PLAIN_MAX, or zero, does not parse. */
+  uint8_t *q = bad + slen - f7;
+  memcpy(bad, sealed, slen - f7);
+  *q++ = 0x38;
+  q[0] = 0x81, q[1] = 0x80, q[2] = 0x80, q[3] = 0x80, q[4] = 0x01; /* 2^28 + 1 */
+  assert_int_equal(sl_crypt_frame_open_size(bad, slen - f7 + 6), 0);
+  assert_int_equal(sl_crypt_open_frame(kr, "a", store_id, bad, slen - f7 + 6, out, sizeof out, &olen, NULL),
+                   SL_ECORRUPT);
+  q[0] = 0;
+  assert_int_equal(sl_crypt_open_frame(kr, "a", store_id, bad, slen - f7 + 2, out, sizeof out, &olen, NULL),
+                   SL_ECORRUPT);
+
+  /* The decompression alone: exactly the declared length, nothing else. */
+  OK(sl_crypt_frame_parse(sealed, slen, &got, &ct, &ct_len));
+  int zn = LZ4_compress_default((const char *)plain, (char *)bad, (int)plen, (int)sizeof bad);
+  assert_true(zn > 0);
+  OK(sl_crypt_frame_inflate(bad, (size_t)zn, plen, out, sizeof out));
+  assert_memory_equal(out, plain, plen);
+  assert_int_equal(sl_crypt_frame_inflate(bad, (size_t)zn, plen - 1, out, sizeof out), SL_ECORRUPT);
+  assert_int_equal(sl_crypt_frame_inflate(bad, (size_t)zn, plen + 1, out, sizeof out), SL_ECORRUPT);
+  assert_int_equal(sl_crypt_frame_inflate(bad, (size_t)zn - 1, plen, out, sizeof out), SL_ECORRUPT);
+  assert_int_equal(sl_crypt_frame_inflate(bad, (size_t)zn, plen, out, plen - 1), SL_ETOOBIG);
+  assert_int_equal(sl_crypt_frame_inflate(bad, (size_t)zn, (uint64_t)SL_CRYPT_PLAIN_MAX + 1, out, sizeof out),
+                   SL_ECORRUPT);
+
+  /* What LZ4 does not shrink is sealed as it is. */
+  uint8_t noise[200], sn[200 + SL_CRYPT_FRAME_EXTRA];
+  uint64_t x = 88172645463325252ull;
+  for (size_t i = 0; i < sizeof noise; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    noise[i] = (uint8_t)x;
+  }
+  size_t nlen, nlen_as_is;
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, noise, sizeof noise, true, sn, &nlen));
+  OK(sl_crypt_frame_parse(sn, nlen, &got, &ct, &ct_len));
+  assert_int_equal(got.lz4_len, 0);
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, noise, sizeof noise, false, sn, &nlen_as_is));
+  assert_int_equal(nlen, nlen_as_is);
+  sl_keyring_free(kr);
 }
 
 static void chunk_round_trip_and_flips(void **state) {
@@ -248,7 +359,7 @@ static void append_sealed(sl_log *log, sl_keyring *kr, uint64_t txid) {
   uint8_t plain[256], sealed[256 + SL_CRYPT_FRAME_EXTRA];
   size_t plen = plain_txn(txid, 1700000000000000ull + txid, plain), slen;
   sl_sealed_meta m = {.txid = txid, .commit_us = 1700000000000000ull + txid};
-  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, sealed, &slen));
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, false, sealed, &slen));
   OK(sl_log_append(log, sealed, slen));
 }
 
@@ -354,6 +465,129 @@ static void log_rotation(void **state) {
   sl_keyring_free(ba);
   sl_keyring_free(b_only);
   free(logdir);
+}
+
+/* sl_batch_encrypt_frames compresses for an archive that reads it, and a
+ * frame sealed compressed already is not passed on to one that does not. */
+static void batch_lz4(void **state) {
+  (void)state;
+  const char *dir = tu_tmpdir("crypt_batch_lz4");
+  sl_keyring *kr = keyring(dir, "k", "a " KEY_A "\n");
+  uint8_t raw[3 * 700];
+  size_t len = 0;
+  for (uint64_t t = 1; t <= 3; t++) {
+    size_t n = compressible_txn(t, 1700000000000000ull + t, raw + len + SL_FRAME_HEADER_SIZE);
+    sl_frame_header_encode(raw + len + SL_FRAME_HEADER_SIZE, (uint32_t)n, raw + len);
+    len += SL_FRAME_HEADER_SIZE + n;
+  }
+  sl_buf plain_sealed = {0}, lz4_sealed = {0}, again = {0};
+  uint64_t txid;
+  OK(sl_batch_encrypt_frames(kr, store_id, raw, len, 1, 0, false, &plain_sealed, &txid));
+  OK(sl_batch_encrypt_frames(kr, store_id, raw, len, 1, 0, true, &lz4_sealed, &txid));
+  assert_true(lz4_sealed.len < len && len < plain_sealed.len);
+  for (size_t off = 0; off < lz4_sealed.len;) {
+    const uint8_t *payload, *ct;
+    uint32_t plen;
+    size_t flen, ct_len;
+    sl_sealed_meta m;
+    OK(sl_frame_decode(lz4_sealed.data + off, lz4_sealed.len - off, &payload, &plen, &flen));
+    OK(sl_crypt_frame_parse(payload, plen, &m, &ct, &ct_len));
+    assert_true(m.lz4_len > 0);
+    off += flen;
+  }
+  /* Sealed already (a cascade from an archive): as they are, or refused. */
+  OK(sl_batch_encrypt_frames(kr, store_id, lz4_sealed.data, lz4_sealed.len, 1, 0, true, &again, &txid));
+  assert_int_equal(again.len, lz4_sealed.len);
+  assert_memory_equal(again.data, lz4_sealed.data, again.len);
+  assert_int_equal(sl_batch_encrypt_frames(kr, store_id, lz4_sealed.data, lz4_sealed.len, 1, 0, false, &again, &txid),
+                   SL_EVERSION);
+  assert_int_equal(txid, 1);
+  sl_buf_free(&plain_sealed);
+  sl_buf_free(&lz4_sealed);
+  sl_buf_free(&again);
+  sl_keyring_free(kr);
+}
+
+static uint32_t seg_flags(const char *logdir, uint64_t segno) {
+  char path[4200];
+  uint8_t h[SL_SEG_HEADER_SIZE];
+  snprintf(path, sizeof path, "%s/%020" PRIu64 ".seg", logdir, segno);
+  int fd = open(path, O_RDONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(sl_pread_full(fd, h, sizeof h, 0), sizeof h);
+  close(fd);
+  return sl_get_le32(h + 12);
+}
+
+/* Compressed sealed frames go only into SL_SEG_F_SEALED_LZ4 segments
+ * (log.h): the first one starts such a segment (or flags the empty one),
+ * later segments keep the flag, and readers open both kinds of frames. */
+static void log_lz4_segments(void **state) {
+  (void)state;
+  const char *base = tu_tmpdir("crypt_log_lz4");
+  char *logdir = tu_path(base, "log"), *fresh = tu_path(base, "fresh");
+  sl_keyring *a = keyring(base, "a", "A " KEY_A "\n");
+  sl_log_options lo = {.first_txid = 1, .segment_size = 4096};
+  memcpy(lo.store_id, store_id, sizeof store_id);
+  OK(sl_log_create(logdir, &lo));
+  OK(sl_log_create(fresh, &lo));
+  sl_log *log;
+  uint8_t plain[64][600], sealed[600 + SL_CRYPT_FRAME_EXTRA];
+  size_t plens[64], slen;
+
+  /* A fresh log whose first frame is compressed: its empty segment is
+   * flagged in place. */
+  OK(sl_log_open(fresh, store_id, &log));
+  sl_log_set_key_id(log, "A");
+  plens[0] = compressible_txn(1, 1700000000000001ull, plain[0]);
+  sl_sealed_meta m = {.txid = 1, .commit_us = 1700000000000001ull};
+  OK(sl_crypt_seal_frame(a, NULL, store_id, &m, plain[0], plens[0], true, sealed, &slen));
+  OK(sl_log_append(log, sealed, slen));
+  OK(sl_log_wait_durable(log, 1));
+  sl_log_close(log);
+  assert_int_equal(seg_flags(fresh, 1), SL_SEG_F_SEALED | SL_SEG_F_SEALED_LZ4);
+
+  /* An archive written before compression (txids 1-2 as they are), then
+   * compressed frames: a new segment, flagged; frames after it too. */
+  OK(sl_log_open(logdir, store_id, &log));
+  sl_log_set_key_id(log, "A");
+  for (uint64_t t = 1; t <= 40; t++) {
+    plens[t] = compressible_txn(t, 1700000000000000ull + t, plain[t]);
+    m = (sl_sealed_meta){.txid = t, .commit_us = 1700000000000000ull + t};
+    OK(sl_crypt_seal_frame(a, NULL, store_id, &m, plain[t], plens[t], t > 2 && t != 5, sealed, &slen));
+    OK(sl_log_append(log, sealed, slen));
+    if (t == 20) { /* reopened: the writer keeps compressing into flagged segments */
+      OK(sl_log_wait_durable(log, t));
+      sl_log_close(log);
+      OK(sl_log_open(logdir, store_id, &log));
+    }
+  }
+  OK(sl_log_wait_durable(log, 40));
+  sl_log_close(log);
+  sl_seg_info *segs;
+  size_t n;
+  OK(sl_log_list(logdir, &segs, &n));
+  assert_true(n >= 3);
+  assert_int_equal(segs[1].first_txid, 3);
+  free(segs);
+  assert_int_equal(seg_flags(logdir, 1), SL_SEG_F_SEALED);
+  for (uint64_t seg = 2; seg <= n; seg++) assert_int_equal(seg_flags(logdir, seg), SL_SEG_F_SEALED | SL_SEG_F_SEALED_LZ4);
+
+  sl_log_reader *r;
+  sl_frame f;
+  OK(sl_log_reader_open(logdir, 1, NULL, &r));
+  for (uint64_t t = 1; t <= 40; t++) {
+    OK(sl_log_reader_next(r, &f));
+    assert_int_equal(f.txid, t);
+    assert_true(t <= 2 || t == 5 ? f.payload_len > plens[t] : f.payload_len < plens[t] / 2);
+    OK(sl_log_reader_open_frame(r, a, &f));
+    assert_int_equal(f.payload_len, plens[t]);
+    assert_memory_equal(f.payload, plain[t], plens[t]);
+  }
+  sl_log_reader_close(r);
+  sl_keyring_free(a);
+  free(logdir);
+  free(fresh);
 }
 
 /* ---- sealed dump files ---------------------------------------------------------------------- */
@@ -531,7 +765,7 @@ static void sealed_never_applied(void **state) {
   uint8_t plain[256], sealed[256 + SL_CRYPT_FRAME_EXTRA];
   size_t plen = plain_txn(1, sl_now_us(), plain), slen;
   sl_sealed_meta m = {.txid = 1, .commit_us = sl_now_us()};
-  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, sealed, &slen));
+  OK(sl_crypt_seal_frame(kr, NULL, store_id, &m, plain, plen, false, sealed, &slen));
   sl_store *st;
   OK(sl_store_open(store, 0, &st));
   tu_capture_begin();
@@ -549,6 +783,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(keyfile_parsing),   cmocka_unit_test(frame_round_trip_and_flips),
       cmocka_unit_test(chunk_round_trip_and_flips), cmocka_unit_test(log_rotation),
+      cmocka_unit_test(frame_lz4),         cmocka_unit_test(log_lz4_segments),
+      cmocka_unit_test(batch_lz4),
       cmocka_unit_test(dump_sealed),       cmocka_unit_test(sealed_never_applied),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -364,8 +364,9 @@ static void log_create_and_open_refusals(void **state) {
     bool fix_crc;
     int rc;
   } cases[] = {{0, 'X', true, SL_ENOTLOG}, {8, 9, true, SL_EVERSION},
-               {40, 0x77, false, SL_ECORRUPT}, {12, 4, true, SL_EVERSION} /* unknown flag */,
-               {12, 1, true, SL_ECORRUPT} /* sealed without a key id */};
+               {40, 0x77, false, SL_ECORRUPT}, {12, 8, true, SL_EVERSION} /* unknown flag */,
+               {12, 1, true, SL_ECORRUPT} /* sealed without a key id */,
+               {12, 4, true, SL_ECORRUPT} /* compressed sealed frames, not sealed */};
   for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
     memcpy(bad, orig, sizeof bad);
     bad[cases[i].off] = cases[i].val;

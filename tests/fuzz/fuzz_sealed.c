@@ -7,9 +7,15 @@
  *      bytes (sl_crypt_open_chunk)
  *   2  a sealed dump file (version 2): sl_dump_open_keyed, then every
  *      record until the trailer or the first damage
+ *   3  the LZ4 block of a compressed sealed frame (crypt.h COMPRESSED) as
+ *      it is once the tag verified: le24 declared length (its low 20 bits,
+ *      so at most 1 MiB is allocated), then the block
+ *      (sl_crypt_frame_inflate)
  * A forged tag never opens, so the fuzzer mostly exercises the parsing
- * around the seal (field tags, lengths, chunk headers, trailer); the seeds
- * (tests/fuzz/corpus/sealed) are valid inputs under FUZZ_SEALED_KEY.
+ * around the seal (field tags, lengths -- lz4_len too --, chunk headers,
+ * trailer), and mode 3 reaches the decompression a sealer's block goes
+ * through; the seeds (tests/fuzz/corpus/sealed) are valid inputs under
+ * FUZZ_SEALED_KEY (frame, frame-lz4, block-lz4).
  */
 #include "fuzz.h"
 
@@ -39,17 +45,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1 || !kr) return 0;
   const uint8_t *in = data + 1;
   size_t len = size - 1;
-  uint8_t *out = malloc(len + 1);
+  /* Mode 0 opens into what the frame declares, up to 1 MiB (a larger
+   * declaration is refused as too big before anything is decrypted). */
+  size_t room = data[0] % 4 == 0 ? SL_MIN(sl_crypt_frame_open_size(in, len), (size_t)1 << 20) : 0;
+  uint8_t *out = malloc(SL_MAX(len, room) + 1);
   if (!out) return 0;
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
   case 0: {
     sl_sealed_meta m;
     const uint8_t *ct;
     size_t ct_len, olen;
     if (sl_crypt_frame_parse(in, len, &m, &ct, &ct_len) == 0)
-      (void)sl_crypt_open_frame(kr, "fz", store_id, in, len, out, &olen, &m);
+      (void)sl_crypt_open_frame(kr, "fz", store_id, in, len, out, room, &olen, &m);
     break;
   }
+  case 3:
+    if (len >= 3) {
+      size_t declared = (in[0] | (size_t)in[1] << 8 | (size_t)in[2] << 16) & 0xfffff;
+      uint8_t *plain = malloc(declared + 1);
+      if (plain) (void)sl_crypt_frame_inflate(in + 3, len - 3, declared, plain, declared);
+      free(plain);
+    }
+    break;
   case 1:
     if (len >= 20 + SL_CRYPT_OVERHEAD) (void)sl_crypt_open_chunk(kr, "fz", store_id, in, 20, in + 20, len - 20, out);
     break;

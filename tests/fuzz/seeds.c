@@ -4,12 +4,13 @@
  *   seeds LOGDIR OUTDIR   (LOGDIR: a store's log with a few transactions)
  * writes OUTDIR/msg/ (each message kind, and a hello + batches stream) and
  * OUTDIR/batch/ (the fuzz_batch input layout, see fuzz_batch.c),
- * OUTDIR/sealed/frame and chunk (fuzz_sealed.c), and OUTDIR/value/ (a value
+ * OUTDIR/sealed/frame, frame-lz4, block-lz4 and chunk (fuzz_sealed.c), and OUTDIR/value/ (a value
  * of every kind and a list, as LMDB bytes and as a packed Shiplog__Value,
  * fuzz_value.c). Run by
  * tests/fuzz/make_corpus.sh.
  */
 #include <errno.h>
+#include <lz4.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,10 +131,32 @@ int main(int argc, char **argv) {
   size_t l0 = sl_get_le32(frames), sl0;
   sl_sealed_meta sm = {.txid = first, .checksum = 1};
   if (sl_txn_peek(p0, l0, &sm.txid, &sm.commit_us, &sm.epoch) ||
-      sl_crypt_seal_frame(kr, NULL, fz_store, &sm, p0, l0, sbuf + 1, &sl0))
+      sl_crypt_seal_frame(kr, NULL, fz_store, &sm, p0, l0, false, sbuf + 1, &sl0))
     return 1;
   sbuf[0] = 0;
   put(sealed, "frame", sbuf, 1 + sl0);
+  /* ...compressed before sealing (crypt.h COMPRESSED): a transaction that
+   * LZ4 shrinks, sealed that way, and its block as mode 3 takes it. */
+  uint8_t ztxn[1024];
+  if (l0 > 512) return 1;
+  memcpy(ztxn, p0, l0);
+  size_t zl = l0;
+  while (zl + 12 <= sizeof ztxn) { /* field 15, unknown to readers of the plaintext: bytes that repeat */
+    ztxn[zl++] = 0x7a;
+    ztxn[zl++] = 10;
+    memcpy(ztxn + zl, "repeatrepe", 10);
+    zl += 10;
+  }
+  if (sl_crypt_seal_frame(kr, NULL, fz_store, &sm, ztxn, zl, true, sbuf + 1, &sl0)) return 1;
+  sbuf[0] = 0;
+  put(sealed, "frame-lz4", sbuf, 1 + sl0);
+  int zn = LZ4_compress_default((const char *)ztxn, (char *)sbuf + 4, (int)zl, (int)sizeof sbuf - 4);
+  if (zn <= 0) return 1;
+  sbuf[0] = 3;
+  sbuf[1] = (uint8_t)zl;
+  sbuf[2] = (uint8_t)(zl >> 8);
+  sbuf[3] = 0;
+  put(sealed, "block-lz4", sbuf, 4 + (size_t)zn);
   sbuf[0] = 1;
   memset(sbuf + 1, 3, 20);
   if (sl_crypt_seal_chunk(kr, NULL, fz_store, sbuf + 1, 20, frames, 64, sbuf + 21)) return 1;

@@ -711,7 +711,7 @@ static int report(const opts *o, table *t, int nsys) {
   printf("\ntargets (per run; the worst figure each covers)%s:\n", nsys < 2 ? " (no PostgreSQL: ratios unknown)" : "");
   for (size_t g = 0; g < SL_ARRAY_LEN(goals); g++) {
     json_t *vals = json_array();
-    bool met = true;
+    bool met = true, measured = false;
     printf("  %-60s", goals[g].name);
     for (int k = 0; k < reps; k++) {
       double worst = -1;
@@ -724,13 +724,15 @@ static int report(const opts *o, table *t, int nsys) {
         if (v < 0) continue;
         if (worst < 0 || (g == 2 ? v > worst : v < worst)) worst = v;
       }
+      measured = measured || worst >= 0;
       met = met && worst >= 0 && (g == 2 ? worst <= goals[g].want : worst >= goals[g].want);
       if (worst < 0) printf(" %8s", "-");
       else printf(g == 2 ? " %6.2fms" : " %7.2fx", worst);
       json_array_append_new(vals, num_or_null(worst));
     }
-    printf("  %s\n", met ? "met" : "NOT met");
-    json_array_append_new(targets, json_pack("{s:s, s:o, s:b}", "target", goals[g].name, "values", vals, "met", met));
+    printf("  %s\n", !measured ? "not measured" : met ? "met" : "NOT met");
+    json_array_append_new(targets, json_pack("{s:s, s:o, s:o}", "target", goals[g].name, "values", vals, "met",
+                                             measured ? json_boolean(met) : json_null()));
   }
   int rc = 0;
   if (o->json) {

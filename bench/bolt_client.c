@@ -2,8 +2,8 @@
  * The benches' Bolt client (bolt_client.h). Requests are streamed into one
  * buffer with sl_pack_put_* (no value tree to build), each message framed
  * with sl_bolt_chunk, and a request group goes out in one write. Answers
- * are reassembled with sl_bolt_dechunker; a RECORD is only counted (its
- * first field peeked at), a SUCCESS or FAILURE is decoded with
+ * are reassembled with sl_bolt_dechunker; a RECORD is only counted, a
+ * SUCCESS or FAILURE is decoded with
  * sl_pack_decode into an arena reset per message.
  *
  * A group of k requests gets k summaries back, in order. After a FAILURE
@@ -28,6 +28,7 @@ struct bolt_client {
   sl_conn *conn;
   uint16_t version;
   sl_buf out, msg;         /* requests being built; the message being read */
+  sl_buf body;             /* a request's body while it is framed */
   sl_bolt_dechunker in;
   sl_arena arena;          /* one decoded summary */
   char error[640];
@@ -42,15 +43,12 @@ static int put_str(sl_buf *b, const char *s) { return sl_pack_put_string(b, s, s
 
 /* Frame the message body[from..) that was just streamed into c->out. */
 static int frame(bolt_client *c, size_t from) {
-  sl_buf body = {0};
   size_t len = c->out.len - from;
-  int rc = sl_buf_reserve(&body, len ? len : 1);
+  int rc = sl_buf_reserve(&c->body, len ? len : 1);
   if (rc) return rc;
-  memcpy(body.data, c->out.data + from, len);
+  memcpy(c->body.data, c->out.data + from, len);
   c->out.len = from;
-  rc = sl_bolt_chunk(&c->out, body.data, len);
-  sl_buf_free(&body);
-  return rc;
+  return sl_bolt_chunk(&c->out, c->body.data, len);
 }
 
 /* The extra map of BEGIN or an autocommit RUN: db, mode, bookmarks. */
@@ -150,20 +148,7 @@ static int next_summary(bolt_client *c, bolt_result *res, const sl_pack **meta) 
       return SL_ECORRUPT;
     }
     if (b[1] == SL_BOLT_MSG_RECORD) {
-      if (res && res->rows++ == 0 && c->msg.len > 3 && (b[2] & 0xF0) == 0x90 && b[2] != 0x90) {
-        /* [field, ...]: peek at a small first field (tiny int, INT_8..64) */
-        const uint8_t *f = b + 3;
-        if (*f < 0x80 || *f >= 0xF0) res->first = (int8_t)*f;
-        else if (*f >= 0xC8 && *f <= 0xCB) {
-          int n = 1 << (*f - 0xC8);
-          if (c->msg.len >= (size_t)(4 + n)) {
-            uint64_t v = 0;
-            for (int i = 0; i < n; i++) v = v << 8 | f[1 + i];
-            int shift = 64 - 8 * n;
-            res->first = (int64_t)(v << shift) >> shift;
-          }
-        }
-      }
+      if (res) res->rows++;
       continue;
     }
     if (b[1] == SL_BOLT_MSG_IGNORED) return 2;
@@ -217,7 +202,6 @@ static int finish(bolt_client *c, int n, bolt_result *res) {
 
 static void result_init(bolt_result *res) {
   res->rows = 0;
-  res->first = -1;
   res->bookmark[0] = 0;
 }
 
@@ -250,6 +234,7 @@ void bolt_client_close(bolt_client *c) {
   }
   sl_buf_free(&c->out);
   sl_buf_free(&c->msg);
+  sl_buf_free(&c->body);
   sl_bolt_dechunk_free(&c->in);
   sl_arena_free(&c->arena);
   free(c);

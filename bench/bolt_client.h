@@ -24,7 +24,6 @@ typedef struct bolt_client bolt_client;
 /* What one request group returned. */
 typedef struct bolt_result {
   uint64_t rows;           /* RECORDs received */
-  int64_t first;           /* the first record's first field when it is an INTEGER, else -1 */
   char bookmark[128];      /* the commit's bookmark ("" for a read) */
 } bolt_result;
 

@@ -208,6 +208,14 @@ if [[ -x $BUILD/bench_commit && -x $BUILD/bench_gen && -x $BUILD/shiplog ]]; the
   else
     fail "bench_query smoke run failed"
   fi
+  # bench_bolt through bench/peer --bolt, shiplog's side alone (serve, ship, receive --bolt): no
+  # root, no PostgreSQL
+  if [[ ! -x $BUILD/bench_bolt ]] ||
+    bench/peer --bolt --no-pg --quick --no-build --build "$BUILD" --dir "$smoke" --json "$smoke/bolt.json"; then
+    passed=$((passed + 1))
+  else
+    fail "bench_bolt smoke run (bench/peer --bolt --no-pg --quick) failed"
+  fi
   rm -rf "$smoke"
 else
   fail "bench smoke: $BUILD/bench_commit, bench_gen or shiplog missing"

@@ -1804,7 +1804,8 @@ bool q_is_agg_name(const char *name, int *kind) {
     const char *n;
     int k;
   } aggs[] = {{"count", AGG_COUNT}, {"collect", AGG_COLLECT}, {"sum", AGG_SUM}, {"avg", AGG_AVG},
-              {"min", AGG_MIN},     {"max", AGG_MAX},         {"stDev", AGG_STDEV}, {"stDevP", AGG_STDEVP}};
+              {"min", AGG_MIN},     {"max", AGG_MAX},         {"stDev", AGG_STDEV}, {"stDevP", AGG_STDEVP},
+              {"percentileDisc", AGG_PERCENTILE_DISC}, {"percentileCont", AGG_PERCENTILE_CONT}};
   for (size_t i = 0; i < SL_ARRAY_LEN(aggs); i++)
     if (!strcasecmp(aggs[i].n, name)) {
       *kind = aggs[i].k;

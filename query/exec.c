@@ -247,8 +247,9 @@ typedef struct aggstate {
   int64_t isum;
   double dsum, sumsq;
   qv best;         /* min, max */
-  qv *items;       /* collect */
+  qv *items;       /* collect; the percentiles' values */
   size_t n, cap;
+  double percentile;
   vset *distinct;
 } aggstate;
 
@@ -293,6 +294,22 @@ static int agg_add(qctx *q, op_agg *o, qexpr *e, aggstate *s) {
   }
   switch (e->agg) {
   case AGG_COUNT: s->count++; break;
+  case AGG_PERCENTILE_DISC:
+  case AGG_PERCENTILE_CONT: {
+    qv pc;
+    TRY(q_eval(q, e->b, &pc));
+    double d = pc.kind == SL_INT ? (double)pc.u.v.u.i : pc.kind == SL_DOUBLE ? pc.u.v.u.d : NAN;
+    if (pc.kind != SL_INT && pc.kind != SL_DOUBLE)
+      return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "%s(...) expects a number as its percentile, got %s",
+                  e->name, qv_type_name(&pc));
+    if (!(d >= 0 && d <= 1))
+      return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "Number out of range: %g (a percentile lies in 0.0..1.0)", d);
+    if (v.kind != SL_INT && v.kind != SL_DOUBLE)
+      return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "%s(...) can only handle numerical values and null. Got %s",
+                  e->name, qv_type_name(&v));
+    s->percentile = d;
+  }
+    /* fall through - the values are kept as collect keeps them */
   case AGG_COLLECT:
     if (s->n == s->cap) {
       size_t cap = s->cap ? s->cap * 2 : 8;
@@ -325,13 +342,7 @@ static int agg_add(qctx *q, op_agg *o, qexpr *e, aggstate *s) {
         s->is_double = true;
         s->dsum = (double)(s->isum - v.u.v.u.i) + d;
       }
-      if (e->agg != AGG_SUM && !s->is_double) {
-        /* avg and stDev work in doubles */
-      }
       s->sumsq += d * d;
-      if (e->agg != AGG_SUM) {
-        /* keep a double sum too, for avg of ints */
-      }
     }
     break;
   case AGG_MIN:
@@ -350,6 +361,29 @@ static int agg_add(qctx *q, op_agg *o, qexpr *e, aggstate *s) {
   return 0;
 }
 
+static int num_order(const void *a, const void *b) { return qv_order(a, b); }
+static double num_of(const qv *v) { return v->kind == SL_INT ? (double)v->u.v.u.i : v->u.v.u.d; }
+
+/* Neo4j's percentiles over the sorted values: Disc picks one of them (the
+ * smallest with at least that share at or below it), Cont interpolates
+ * between the two around percentile * (n - 1). */
+static qv percentile(int kind, aggstate *s) {
+  if (!s->n) return qv_null();
+  qsort(s->items, s->n, sizeof *s->items, num_order);
+  double p = s->percentile;
+  if (p == 1.0 || s->n == 1)
+    return kind == AGG_PERCENTILE_CONT ? qv_double(num_of(&s->items[s->n - 1])) : s->items[s->n - 1];
+  if (kind == AGG_PERCENTILE_DISC) {
+    double at = p * (double)s->n;
+    size_t i = (size_t)at;
+    return s->items[(double)i != at || i == 0 ? i : i - 1];
+  }
+  double at = p * (double)(s->n - 1), lo = floor(at), hi = ceil(at);
+  size_t l = (size_t)lo, h = (size_t)hi;
+  if (l == h || l == s->n - 1) return qv_double(num_of(&s->items[l]));
+  return qv_double(num_of(&s->items[l]) * (hi - at) + num_of(&s->items[h]) * (at - lo));
+}
+
 static qv agg_result(qctx *q, qexpr *e, aggstate *s) {
   (void)q;
   if (e->op == E_COUNTSTAR) return qv_int(s->count);
@@ -363,6 +397,8 @@ static qv agg_result(qctx *q, qexpr *e, aggstate *s) {
     return l;
   }
   case AGG_SUM: return s->is_double ? qv_double(s->dsum) : qv_int(s->isum);
+  case AGG_PERCENTILE_DISC:
+  case AGG_PERCENTILE_CONT: return percentile(e->agg, s);
   case AGG_AVG: {
     if (!s->count) return qv_null();
     double sum = s->is_double ? s->dsum : (double)s->isum;

@@ -362,11 +362,12 @@ static int parse_func(parser *p, qtok *t0, const char *name, qexpr **out) {
     else accept_kw(p, "ALL");
     p->in_agg = true;
     FAILRC(parse_expr(p, &e->a));
-    p->in_agg = false;
-    if (kind == AGG_MIN || kind == AGG_MAX || kind == AGG_COUNT || kind == AGG_COLLECT || kind == AGG_SUM ||
-        kind == AGG_AVG || kind == AGG_STDEV || kind == AGG_STDEVP) {
-      FAILRC(expect(p, ')'));
+    if (kind == AGG_PERCENTILE_DISC || kind == AGG_PERCENTILE_CONT) {
+      FAILRC(expect(p, ','));
+      FAILRC(parse_expr(p, &e->b));
     }
+    p->in_agg = false;
+    FAILRC(expect(p, ')'));
     goto done;
   }
   vec args = {.size = sizeof(qexpr *)};

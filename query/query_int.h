@@ -66,7 +66,8 @@ enum expr_op {
   E_CASE, E_LISTCOMP, E_HASLABELS, E_PATTERN, E_PATCOMP, E_QUANT, E_REDUCE
 };
 
-enum agg_kind { AGG_COUNT, AGG_COLLECT, AGG_SUM, AGG_AVG, AGG_MIN, AGG_MAX, AGG_STDEV, AGG_STDEVP };
+enum agg_kind { AGG_COUNT, AGG_COLLECT, AGG_SUM, AGG_AVG, AGG_MIN, AGG_MAX, AGG_STDEV, AGG_STDEVP,
+                AGG_PERCENTILE_DISC, AGG_PERCENTILE_CONT /* the percentile is E_AGG's b */ };
 enum quant_kind { Q_ALL, Q_ANY, Q_NONE, Q_SINGLE };
 
 typedef struct qexpr qexpr;

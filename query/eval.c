@@ -18,12 +18,6 @@
 #include "query_int.h"
 
 #define ST_ARITH "Neo.ClientError.Statement.ArithmeticError"
-#define TRY(x)             \
-  do {                     \
-    int rc_ = (x);         \
-    if (rc_) return rc_;   \
-  } while (0)
-
 static int type_err(qctx *q, qexpr *e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int type_err(qctx *q, qexpr *e, const char *fmt, ...) {
   char msg[400];

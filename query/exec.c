@@ -24,12 +24,6 @@
 
 #include "query_int.h"
 
-#define TRY(x)             \
-  do {                     \
-    int rc_ = (x);         \
-    if (rc_) return rc_;   \
-  } while (0)
-
 int row_stabilize(qctx *q, sl_arena *a, const int *live, int nlive) {
   for (int i = 0; i < nlive; i++)
     if (qv_copy(a, &q->row[live[i]], &q->row[live[i]])) return qerr_oom(q);

@@ -41,6 +41,13 @@
 typedef sl_qvalue qv;
 typedef struct qctx qctx;
 
+/* Return x when it is an error (non-zero). */
+#define TRY(x)             \
+  do {                     \
+    int rc_ = (x);         \
+    if (rc_) return rc_;   \
+  } while (0)
+
 /* ---- tokens ------------------------------------------------------------------------ */
 enum tok_type { T_EOF, T_IDENT, T_QIDENT, T_INT, T_FLOAT, T_STRING, T_PARAM, T_PUNCT };
 enum { P_LE = 256, P_GE, P_NE, P_REGEX, P_PLUSEQ, P_DOTDOT };

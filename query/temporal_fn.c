@@ -193,6 +193,23 @@ static void put_duration(int64_t months, int64_t days, int64_t sec_days, int64_t
   out->u.v.u.dur.nanos = (int32_t)(nanos - s * 1000000000);
 }
 
+/* A side without a zone takes the other's: its offset, or for a named zone
+ * the offset in force at the side's own wall time there (a DST change
+ * between the two is then counted, as Neo4j counts it). */
+static int take_zone(qctx *q, qexpr *e, side *s, const sl_value *zoned) {
+  const char *zone = zoned->kind == SL_DATETIME ? zoned->u.t.zone : NULL;
+  if (!zone || !zone[0]) {
+    s->offset = zoned->u.t.offset;
+    return 0;
+  }
+  int64_t local = s->days * 86400 + floor_to(s->nod, 1000000000) / 1000000000, utc;
+  int32_t offset;
+  if (sl_tz_resolve_local(zone, local, NULL, &utc, &offset) < 0)
+    return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "%s: unknown time zone '%s'", e->name, zone);
+  s->offset = local - utc; /* in a gap, the wall time moved forward by it */
+  return 0;
+}
+
 /* duration.between / inMonths / inDays / inSeconds (from, to). As Neo4j 5:
  * a side without time is at midnight, without date on the other's date,
  * without zone in the other's zone; `to` is seen in `from`'s offset. */
@@ -208,11 +225,11 @@ int fn_duration_between(qctx *q, qexpr *e, qv *args, qv *out) {
   }
   const char *which = strchr(e->name, '.') + 1;
   side f = side_of(&args[0]), t = side_of(&args[1]);
-  if (!f.has_zone && t.has_zone) f.offset = t.offset;
-  if (!t.has_zone && f.has_zone) t.offset = f.offset;
   bool dated = f.has_date && t.has_date;
   if (!f.has_date) f.days = t.days;
   if (!t.has_date) t.days = f.days;
+  if (!f.has_zone && t.has_zone) TRY(take_zone(q, e, &f, &args[1].u.v));
+  if (!t.has_zone && f.has_zone) TRY(take_zone(q, e, &t, &args[0].u.v));
   /* `to` in from's offset */
   int64_t tn = t.nod + (f.offset - t.offset) * 1000000000, td = t.days + floor_to(tn, 86400000000000) / 86400000000000;
   tn -= (td - t.days) * 86400000000000;

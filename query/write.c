@@ -13,12 +13,6 @@
 #include "query_int.h"
 #include "store.h"
 
-#define TRY(x)             \
-  do {                     \
-    int rc_ = (x);         \
-    if (rc_) return rc_;   \
-  } while (0)
-
 /* A map of properties from an expression (map literal or parameter). */
 static int eval_props(qctx *q, qexpr *e, sl_prop **out, size_t *n) {
   *out = NULL;

@@ -1336,8 +1336,10 @@ static int duration_from_map(qctx *q, qexpr *e, const qv *m, qv *out) {
 }
 
 /* The fields of a temporal value as map entries (base of a temporal map:
- * {date: d, week: 2}, {datetime: dt, timezone: ...}). */
-static int temporal_base(qctx *q, qexpr *e, const qv *t, bool want_date, bool want_time, sl_qentry *es, size_t *n) {
+ * {date: d, week: 2}, {datetime: dt, timezone: ...}). For a value of kind
+ * `into`: a time has no named zone, so it takes the offset in force. */
+static int temporal_base(qctx *q, qexpr *e, const qv *t, bool want_date, bool want_time, sl_kind into, sl_qentry *es,
+                         size_t *n) {
   static const char *const date_keys[] = {"year", "month", "day"};
   static const char *const time_keys[] = {"hour", "minute", "second", "nanosecond"};
   bool has_date = t->kind == SL_DATE || t->kind == SL_LOCALDATETIME || t->kind == SL_DATETIME;
@@ -1356,7 +1358,7 @@ static int temporal_base(qctx *q, qexpr *e, const qv *t, bool want_date, bool wa
     }
     if (t->kind == SL_TIME || t->kind == SL_DATETIME) {
       es[*n].key = "timezone";
-      if (temporal_field(q, e, t, "timezone", &es[*n].value)) return SL_EINVAL;
+      if (temporal_field(q, e, t, into == SL_TIME ? "offset" : "timezone", &es[*n].value)) return SL_EINVAL;
       (*n)++;
     }
   }
@@ -1374,7 +1376,7 @@ void iso_week(int64_t days, int64_t *wy, int64_t *week, int64_t *dow) {
 
 /* A map with base temporal values ({date: ..}, {time: ..}, {datetime: ..})
  * expanded into the plain fields; the map's own fields win. */
-static int expand_base(qctx *q, qexpr *e, const qv *m, qv *out) {
+static int expand_base(qctx *q, qexpr *e, const qv *m, sl_kind into, qv *out) {
   const qv *bd = map_key(m, "date"), *bt = map_key(m, "time"), *bdt = map_key(m, "datetime");
   if (!bd && !bt && !bdt) {
     *out = *m;
@@ -1395,8 +1397,8 @@ static int expand_base(qctx *q, qexpr *e, const qv *m, qv *out) {
     TRY(temporal_to_zone(q, e, bt, tz, &zbt));
     bt = &zbt;
   }
-  if (bdt && bdt->kind != SL_NULL) TRY(temporal_base(q, e, bdt, !bd && !week_based, !bt, es, &n));
-  if (bd && bd->kind != SL_NULL && !week_based) TRY(temporal_base(q, e, bd, true, false, es, &n));
+  if (bdt && bdt->kind != SL_NULL) TRY(temporal_base(q, e, bdt, !bd && !week_based, !bt, into, es, &n));
+  if (bd && bd->kind != SL_NULL && !week_based) TRY(temporal_base(q, e, bd, true, false, into, es, &n));
   const qv *wbase = bd ? bd : bdt;
   if (week_based && wbase && wbase->kind != SL_NULL) {
     qv dd;
@@ -1410,7 +1412,13 @@ static int expand_base(qctx *q, qexpr *e, const qv *m, qv *out) {
     es[n].key = "year", es[n++].value = qv_int(wy);
     es[n].key = "dayOfWeek", es[n++].value = qv_int(dow);
   }
-  if (bt && bt->kind != SL_NULL) TRY(temporal_base(q, e, bt, false, true, es, &n));
+  /* a new quarter keeps the base's day of the quarter, as java.time's with(QUARTER_OF_YEAR) */
+  if (map_key(m, "quarter") && !map_key(m, "dayOfQuarter") && wbase && wbase->kind != SL_NULL) {
+    es[n].key = "dayOfQuarter";
+    TRY(temporal_field(q, e, wbase, "dayOfQuarter", &es[n].value));
+    n++;
+  }
+  if (bt && bt->kind != SL_NULL) TRY(temporal_base(q, e, bt, false, true, into, es, &n));
   for (size_t i = 0; i < m->u.map.n; i++) {
     const char *k = m->u.map.entries[i].key;
     if (!strcasecmp(k, "date") || !strcasecmp(k, "time") || !strcasecmp(k, "datetime")) continue;
@@ -1430,7 +1438,7 @@ static int expand_base(qctx *q, qexpr *e, const qv *m, qv *out) {
 int temporal_from_map(qctx *q, qexpr *e, const qv *m0, sl_kind kind, qv *out) {
   if (kind == SL_DURATION) return duration_from_map(q, e, m0, out);
   qv mm;
-  TRY(expand_base(q, e, m0, &mm));
+  TRY(expand_base(q, e, m0, kind, &mm));
   const qv *m = &mm;
   char date[64] = "", time[64] = "", zone[96] = "", text[256];
   if (kind == SL_DATE || kind == SL_LOCALDATETIME || kind == SL_DATETIME)
@@ -1665,7 +1673,7 @@ static int temporal_ctor(qctx *q, qexpr *e, qv *args, qv *out, sl_kind kind) {
     /* another temporal kind: its fields, as a map */
     sl_qentry es[8];
     size_t n = 0;
-    TRY(temporal_base(q, e, &args[0], true, true, es, &n));
+    TRY(temporal_base(q, e, &args[0], true, true, kind, es, &n));
     qv m = {.kind = SL_QMAP};
     m.u.map.n = n;
     m.u.map.entries = es;

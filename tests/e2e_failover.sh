@@ -63,7 +63,10 @@ ship "$P" "$RX_PORT" s
 "$BIN" exec "$P" "$T/w1" >/dev/null 2>&1 &
 EX=$!
 pids+=("$EX")
-sleep 0.$((5 + RANDOM % 5))
+# something archived first (a loaded machine may not have shipped anything in the sleep alone)
+archived() { [ "$(e2e_rx_json "$D" s durable 0)" -gt 0 ]; }
+e2e_until 60 archived
+sleep 0.$((2 + RANDOM % 5))
 kill9 "$SH_PID" # the link goes first: what the primary commits now, nobody archives
 sleep 0.$((2 + RANDOM % 3))
 kill9 "$EX" # then the primary's host

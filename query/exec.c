@@ -626,7 +626,10 @@ typedef struct op_write {
   qmatch *m;
 } op_write;
 
-static int keep_row(qctx *q, sl_arena *a, qv ***rows, size_t *n, size_t *cap, const int *live, int nlive) {
+/* Copy q->row's live slots into a. `from`: the input row the clause began
+ * with, kept in the operator's arena for its life: a slot still holding
+ * that row's value (bit for bit) shares it instead of copying it again. */
+static int keep_row(qctx *q, sl_arena *a, qv ***rows, size_t *n, size_t *cap, const int *live, int nlive, const qv *from) {
   if (*n == *cap) {
     size_t ncap = *cap ? *cap * 2 : 64;
     qv **nr = sl_arena_alloc(a, sizeof *nr * ncap);
@@ -638,8 +641,11 @@ static int keep_row(qctx *q, sl_arena *a, qv ***rows, size_t *n, size_t *cap, co
   qv *r = sl_arena_alloc(a, sizeof *r * (size_t)q->stmt->nslots);
   if (!r) return qerr_oom(q);
   for (int i = 0; i < q->stmt->nslots; i++) r[i] = qv_null();
-  for (int i = 0; i < nlive; i++)
-    if (qv_copy(a, &q->row[live[i]], &r[live[i]])) return qerr_oom(q);
+  for (int i = 0; i < nlive; i++) {
+    const qv *v = &q->row[live[i]];
+    if (from && !memcmp(v, &from[live[i]], sizeof *v)) r[live[i]] = *v;
+    else if (qv_copy(a, v, &r[live[i]])) return qerr_oom(q);
+  }
   (*rows)[(*n)++] = r;
   return 0;
 }
@@ -654,18 +660,18 @@ static int write_one(qctx *q, op_write *o, qv *r) {
   TRY(qtick(q));
   if (c->kind != C_MERGE) {
     TRY(q_write_row(q, c));
-    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out);
+    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out, r);
   }
   /* MERGE: the matches, or the pattern created */
   TRY(qmatch_reset(q, o->m));
   size_t before = o->nout;
-  while ((rc = qmatch_next(q, o->m)) == 1) TRY(keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out));
+  while ((rc = qmatch_next(q, o->m)) == 1) TRY(keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out, r));
   if (rc < 0) return rc;
   if (o->nout == before) {
     memcpy(q->row, r, sizeof *q->row * ns);
     TRY(q_merge_create(q, c));
     TRY(q_apply_sets(q, c->on_create, c->non_create));
-    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out);
+    return keep_row(q, &o->outa, &o->out, &o->nout, &o->outcap, c->live_out, c->nlive_out, r);
   }
   for (size_t k = before; k < o->nout && c->non_match; k++) {
     memcpy(q->row, o->out[k], sizeof *q->row * ns);
@@ -682,7 +688,7 @@ static int write_next(qctx *q, qop *op) {
       return qerr(q, SL_EINVAL, ST_ACCESS, o->c->line, o->c->col, "Writing in read access mode not allowed%s%s",
                   q->opt->read_only_reason ? ": " : "", q->opt->read_only_reason ? q->opt->read_only_reason : "");
     /* every input row first: no clause before this one sees its writes */
-    while ((rc = pull(q, o->op.child)) == 1) TRY(keep_row(q, &o->a, &o->in, &o->nin, &o->incap, o->c->live_in, o->c->nlive_in));
+    while ((rc = pull(q, o->op.child)) == 1) TRY(keep_row(q, &o->a, &o->in, &o->nin, &o->incap, o->c->live_in, o->c->nlive_in, NULL));
     if (rc < 0) return rc;
     o->built = true;
     if (o->eager_out) {

@@ -12,7 +12,9 @@
  * node first, then a labelled one (choose_start). choose_source() picks
  * where a start node comes from: its variable, an index seek (a label and
  * a property map that an index covers: schema.c's q_schema_seek_plan), a
- * label scan (batched, resumable: sl_view_scan_ids) or all nodes.
+ * label scan (batched, resumable: sl_view_scan_ids) or all nodes. An
+ * exact equality seek's candidates are not compared again on the values
+ * sought (q_schema_seek_ids says when the index's equality is Cypher's).
  *
  * Relationship uniqueness (Cypher's relationship isomorphism): every
  * relationship bound in one MATCH is distinct.
@@ -53,6 +55,7 @@ typedef struct level {
   const char *label;
   q_seek seek;      /* SRC_INDEX */
   bool seeking;     /* SRC_INDEX with values the index can seek (else: the label scan) */
+  bool exact;       /* seeking, and the candidates equal the sought values by `=` */
   uint64_t *sids;
   qexpr *id_seek;   /* SRC_ID: the id the node must have (qmatch_seek) */
   sl_arena arena;
@@ -225,6 +228,27 @@ int qmatch_reset(qctx *q, qmatch *m) {
 }
 
 /* ---- checks ------------------------------------------------------------------------------- */
+/* The property map of an exact seek's node, but for the values sought
+ * (its candidates equal them). A key given twice: the map keeps the last
+ * value, and so does the seek. */
+static int check_unsought_props(qctx *q, const level *lv, const qv *ent, bool *ok) {
+  const qexpr *m = lv->node->props;
+  *ok = true;
+  for (int i = 0; i < m->nargs; i++) { /* every other value evaluated, as the whole map would be */
+    bool sought = false, shadowed = false;
+    for (int k = 0; k < lv->seek.nkeys; k++) sought |= lv->seek.vals[k] == m->args[i];
+    if (sought) continue;
+    for (int j = i + 1; j < m->nargs; j++) shadowed |= !strcmp(m->keys[j], m->keys[i]);
+    qv want, have;
+    int rc = q_eval(q, m->args[i], &want);
+    if (rc) return rc;
+    if (shadowed || !*ok) continue;
+    if ((rc = q_prop(q, ent, m->keys[i], &have))) return rc;
+    *ok = qv_equal(&have, &want) == 1;
+  }
+  return 0;
+}
+
 static int check_props(qctx *q, qexpr *props, const qv *ent, bool *ok) {
   *ok = true;
   if (!props) return 0;
@@ -261,6 +285,8 @@ static int check_node(qctx *q, level *lv, uint64_t id, bool *ok) {
   }
   if (!*ok || !n->props) return 0;
   qv node = qv_node(id);
+  if (lv->kind == LV_START && lv->src == SRC_INDEX && lv->exact && n->props->op == E_MAP)
+    return check_unsought_props(q, lv, &node, ok);
   return check_props(q, n->props, &node, ok);
 }
 
@@ -486,7 +512,7 @@ static int init_level(qctx *q, qmatch *m, int i) {
         return qerr(q, SL_EINVAL, ST_TYPE, lv->node->line, lv->node->col, "Type mismatch: expected Node but was %s", qv_type_name(b));
       lv->scan_end = true;
     } else if (lv->src == SRC_INDEX) {
-      int rc = q_schema_seek_ids(q, &lv->seek, &lv->arena, &lv->sids, &lv->nids);
+      int rc = q_schema_seek_ids(q, &lv->seek, &lv->arena, &lv->sids, &lv->nids, &lv->exact);
       if (rc < 0) return rc;
       lv->seeking = rc == 1;
       lv->scan_end = lv->seeking;

@@ -404,8 +404,10 @@ bool q_schema_writes(const qschema *s, unsigned *line, unsigned *col);
 int q_schema_seek_plan(qctx *q, const qnodepat *n, const qexpr *where, const int *bound, int nb, sl_arena *a,
                        q_seek *out);
 /* The candidates of a seek with the current row's values (into a): 1, or 0
- * when the values cannot be sought (lists: scan the label instead). */
-int q_schema_seek_ids(qctx *q, const q_seek *s, sl_arena *a, uint64_t **ids, size_t *n);
+ * when the values cannot be sought (lists: scan the label instead).
+ * *exact: an equality seek whose candidates equal every sought value by
+ * Cypher's `=` as well (no need to compare them again). */
+int q_schema_seek_ids(qctx *q, const q_seek *s, sl_arena *a, uint64_t **ids, size_t *n, bool *exact);
 
 /* ---- procedures (api.c) ---------------------------------------------------------------- */
 /* Rows of a procedure: each call of fn sets the yielded slots. */

@@ -26,6 +26,7 @@
  * token lookup indexes have no counterpart (the label index is built in).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -515,7 +516,7 @@ static bool seekable(const qexpr *e, const int *bound, int nb) {
 static qexpr *key_value(const qnodepat *n, const qexpr *where, const int *bound, int nb, const char *key) {
   const qexpr *m = n->props;
   if (m && m->op == E_MAP)
-    for (int e = 0; e < m->nargs; e++)
+    for (int e = m->nargs - 1; e >= 0; e--) /* a key given twice: the map keeps the last value */
       if (!strcmp(m->keys[e], key)) return m->args[e];
   if (!where) return NULL;
   if (where->op == E_AND) {
@@ -635,10 +636,18 @@ static int range_bound(qctx *q, qexpr *e, const sl_value **out, sl_value *tmp, i
   return 1;
 }
 
-int q_schema_seek_ids(qctx *q, const q_seek *s, sl_arena *a, uint64_t **ids, size_t *n) {
+/* Is an index entry equal to v (the index's equality: sl_value_order's)
+ * equal to v by Cypher's `=` too? Numbers, strings and booleans, but not
+ * NaN (one index key for every NaN; NaN = NaN is false). */
+static bool index_equality_is_cyphers(const sl_value *v) {
+  return v->kind == SL_INT || v->kind == SL_STRING || v->kind == SL_BOOL || (v->kind == SL_DOUBLE && !isnan(v->u.d));
+}
+
+int q_schema_seek_ids(qctx *q, const q_seek *s, sl_arena *a, uint64_t **ids, size_t *n, bool *exact) {
   sl_value vals[SL_SCHEMA_KEYS_MAX];
   *ids = NULL;
   *n = 0;
+  *exact = false;
   if (s->range) {
     const sl_value *lo, *hi;
     sl_value tlo, thi;
@@ -669,5 +678,7 @@ int q_schema_seek_ids(qctx *q, const q_seek *s, sl_arena *a, uint64_t **ids, siz
   if (rc) return qerr_store(q, rc, s->vals[0]->line, s->vals[0]->col);
   *ids = iv.v;
   *n = iv.n;
+  *exact = true;
+  for (int k = 0; k < s->nkeys; k++) *exact &= index_equality_is_cyphers(&vals[k]);
   return 1;
 }

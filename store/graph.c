@@ -269,16 +269,14 @@ static int put_new(sl__wctx *w, enum sl__db db, MDB_val *key, MDB_val *val, unsi
   return mdb_put(w->txn, dbi(w, db), key, val, flags | MDB_NOOVERWRITE);
 }
 
-/* Put entity id's property: 1 if it existed and `must_be_new`. */
-static int put_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, size_t kl, const sl_value *v,
-                    bool must_be_new, bool fresh) {
+/* Put a new property of entity id: 1 if it existed (`fresh`: see put_new). */
+static int put_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, size_t kl, const sl_value *v, bool fresh) {
   enum sl__db db = rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS;
   uint8_t k[8 + SL_NAME_MAX];
   sl_put_be64(k, id);
   memcpy(k + 8, key, kl);
   MDB_val key_v = {8 + kl, k}, val = {sl__value_encoded_size(v), NULL};
-  int rc = must_be_new ? put_new(w, db, &key_v, &val, MDB_RESERVE, fresh)
-                       : mdb_put(w->txn, dbi(w, db), &key_v, &val, MDB_RESERVE);
+  int rc = put_new(w, db, &key_v, &val, MDB_RESERVE, fresh);
   if (rc == MDB_KEYEXIST) return 1;
   if (rc) return mdb_fail(w, rc, db);
   sl__value_encode(v, val.mv_data);
@@ -354,7 +352,7 @@ static int op_create_node(sl__wctx *w, uint64_t *id, const char *const *labels, 
   for (size_t i = 0; i < nlabels; i++)
     if ((rc = add_label(w, *id, labels[i], strlen(labels[i]), flag == MDB_APPEND)) < 0) return rc;
   for (size_t i = 0; i < nprops; i++) {
-    rc = put_prop(w, false, *id, props[i].key, strlen(props[i].key), &props[i].value, true, flag == MDB_APPEND);
+    rc = put_prop(w, false, *id, props[i].key, strlen(props[i].key), &props[i].value, flag == MDB_APPEND);
     if (rc < 0) return rc;
     if (rc) return op_fail(w, SL_EINVAL, "property %s given twice", props[i].key);
   }
@@ -447,6 +445,21 @@ static int op_remove_prop(sl__wctx *w, bool rel, uint64_t id, const char *key) {
   return rc ? mdb_fail(w, rc, db) : 0;
 }
 
+/* 0 if entity id exists, else SL_ENOTFOUND (must_exist). A property is
+ * only ever stored with its entity, so a key of id's next to where k (id
+ * and a property key) sorts says so without a look-up in nodes / rels:
+ * the common case of a set, whose entity has properties. Leaves c there. */
+static int prop_owner_exists(sl__wctx *w, bool rel, uint64_t id, MDB_cursor *c, const uint8_t *k, size_t kn) {
+  enum sl__db db = rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS;
+  MDB_val key = {kn, (void *)k}, val;
+  int mrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+  if (mrc == 0 && key.mv_size > 8 && !memcmp(key.mv_data, k, 8)) return 0;
+  if (mrc == 0 || mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, &key, &val, MDB_PREV); /* at the end: the last key */
+  if (mrc == 0 && key.mv_size > 8 && !memcmp(key.mv_data, k, 8)) return 0;
+  if (mrc && mrc != MDB_NOTFOUND) return mdb_fail(w, mrc, db);
+  return must_exist(w, rel, id, "");
+}
+
 static int op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, const sl_value *v) {
   if (!v || v->kind == SL_NULL) return op_remove_prop(w, rel, id, key);
   int kl = check_name(w, key, "property key"), rc;
@@ -454,9 +467,19 @@ static int op_set_prop(sl__wctx *w, bool rel, uint64_t id, const char *key, cons
   char why[120];
   if (sl__value_check(v, why, sizeof why))
     return op_fail(w, SL_EINVAL, "property %s: not a storable value: %s", key, why);
-  if ((rc = must_exist(w, rel, id, "")) || (rc = sl__schema_entity(w, rel, id, NULL, key, false)) ||
-      (rc = put_prop(w, rel, id, key, (size_t)kl, v, false, false)))
+  enum sl__db db = rel ? SL__DB_REL_PROPS : SL__DB_NODE_PROPS;
+  uint8_t k[8 + SL_NAME_MAX];
+  MDB_cursor *c;
+  sl_put_be64(k, id);
+  memcpy(k + 8, key, (size_t)kl);
+  if ((rc = sl__cursor(&w->cur, w->st->dbi, db, &c))) return op_fail(w, rc, "LMDB cursor");
+  if ((rc = prop_owner_exists(w, rel, id, c, k, 8 + (size_t)kl)) || (rc = sl__schema_entity(w, rel, id, NULL, key, false)))
     return rc;
+  /* through the cursor: LMDB finds the place on the leaf it is on */
+  MDB_val key_v = {8 + (size_t)kl, k}, val = {sl__value_encoded_size(v), NULL};
+  int mrc = mdb_cursor_put(c, &key_v, &val, MDB_RESERVE);
+  if (mrc) return mdb_fail(w, mrc, db);
+  sl__value_encode(v, val.mv_data);
   return sl__schema_entity(w, rel, id, NULL, key, true);
 }
 
@@ -483,7 +506,7 @@ static int op_create_rel(sl__wctx *w, uint64_t *id, const char *type, uint64_t s
   if ((rc = put(w, SL__DB_ADJACENCY, ak, adj_key(ak, end, DIR_IN, type, (size_t)tl, *id), other, 8, 0)))
     return mdb_fail(w, rc, SL__DB_ADJACENCY);
   for (size_t i = 0; i < nprops; i++) {
-    rc = put_prop(w, true, *id, props[i].key, strlen(props[i].key), &props[i].value, true, flag == MDB_APPEND);
+    rc = put_prop(w, true, *id, props[i].key, strlen(props[i].key), &props[i].value, flag == MDB_APPEND);
     if (rc < 0) return rc;
     if (rc) return op_fail(w, SL_EINVAL, "property %s given twice", props[i].key);
   }

@@ -56,6 +56,7 @@ contains "$T/err" "Neo.ClientError.Schema.ConstraintCreationFailed" "ConstraintC
 
 # seeks answer what scans answer: the same queries on a copy without schema
 expect 0 "a second label on some people" "${q[@]}" "MATCH (n:Person) WHERE n.age % 3 = 0 SET n:Vip"
+expect 0 "a person aged NaN" "${q[@]}" "CREATE (:Person {name: 'pnan', email: 'enan', age: 0.0 / 0.0})"
 "$BIN" export "$S" --to "$T/s.jsonl" 2>/dev/null
 grep -v '"type":"index"\|"type":"constraint"' "$T/s.jsonl" >"$T/plain.jsonl"
 "$BIN" import "$T/plain.jsonl" --into "$T/plain" >/dev/null
@@ -65,6 +66,10 @@ for query in "MATCH (n:Person {name: 'p7'}) RETURN id(n) ORDER BY id(n)" \
   "MATCH (n:Person) WHERE n.name = 'p7' AND n.age > 2 RETURN id(n) ORDER BY id(n)" \
   "MATCH (n:Person {email: 'e42'}) RETURN n.name" \
   "MATCH (n:Person {age: 3.0}) RETURN count(n)" \
+  "MATCH (n:Person {age: 0.0 / 0.0}) RETURN count(n)" \
+  "MATCH (n:Person {name: 'p7', age: 0}) RETURN id(n) ORDER BY id(n)" \
+  "MATCH (n:Person {name: 'p7', name: 'p8'}) RETURN id(n) ORDER BY id(n)" \
+  "MATCH (n:Person {email: 'e42', age: 0}) RETURN n.name" \
   "UNWIND ['p1', 'p2', 'nobody'] AS x MATCH (n:Person {name: x}) RETURN x, count(n) ORDER BY x" \
   "MATCH (n:Person) WHERE n.name = null RETURN count(n)" \
   "MERGE (n:Person {email: 'e7'}) RETURN id(n)" \

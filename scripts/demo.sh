@@ -3,7 +3,7 @@
 #
 # Installs what is missing, builds, then shows the store end to end in a demo
 # directory that is made anew on every run (./demo-data, or $SL_DEMO_DIR):
-#   1. dependencies and build (scripts/deps.sh --demo: openssl besides what
+#   1. dependencies and build (scripts/deps.sh --demo: openssl, nodejs and npm besides what
 #      building needs; scripts/build.sh)
 #   2. an empty store (shiplog init)
 #   3. the LDBC SNB example graph replayed as its own history: every creation

@@ -50,8 +50,11 @@ TEST_PACKAGES=(
   nodejs npm
 )
 # Demo (scripts/demo.sh, which builds through scripts/build.sh): openssl
-# makes its CA, certificates and the at-rest key.
-DEMO_PACKAGES=(openssl)
+# makes its CA, certificates and the at-rest key; nodejs and npm run Neo4j's
+# JavaScript driver against the primary and the standby (the driver itself
+# comes from the npm registry, pinned; without the registry that step is
+# skipped, saying why).
+DEMO_PACKAGES=(openssl nodejs npm)
 
 wanted=("${BUILD_PACKAGES[@]}")
 check=0

@@ -194,7 +194,7 @@ if [[ -x $BUILD/bench_commit && -x $BUILD/bench_gen && -x $BUILD/shiplog ]]; the
   bench_query_smoke() {
     if ((EUID == 0)) && [[ -x /usr/lib/postgresql/15/bin/initdb ]]; then
       local pgdir rc
-      pgdir=$(mktemp -d /tmp/shiplog-bench-query.XXXXXX) || return 1
+      pgdir=$(mktemp -d /tmp/shiplog-bench-query.XXXXXX) && chmod 755 "$pgdir" || return 1
       bench/query --quick --no-build --build "$BUILD" --dir "$pgdir"
       rc=$?
       rm -rf "$pgdir"

@@ -541,7 +541,7 @@ static int init_level(qctx *q, qmatch *m, int i) {
   lv->ntr = lv->trcap = lv->ntrails = lv->tcap = 0;
   uint32_t min = lv->rel->varlen ? lv->rel->min : 1, max = lv->rel->varlen ? lv->rel->max : 1;
   if (!lv->rel->varlen && lv->shortest) min = 1, max = 1;
-  if (lv->rel->varlen && !max) max = q->max_hops;
+  if (lv->rel->varlen && max == QREL_UNBOUNDED) max = q->max_hops;
   if (max > q->max_hops)
     return qerr(q, SL_EINVAL, ST_ARG, lv->rel->line, lv->rel->col,
                 "variable length relationship of up to %u hops exceeds the limit of %u (--max-hops)", max, q->max_hops);

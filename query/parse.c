@@ -952,21 +952,18 @@ static int parse_rel_pat(parser *p, qrelpat *r, int mode) {
     r->ntypes = types.n;
     if (accept(p, '*')) {
       r->varlen = true;
-      r->min = 1;
-      r->max = 0; /* unbounded: the limit */
+      r->min = 1; /* *..N keeps it */
+      r->max = QREL_UNBOUNDED;
       if (TOK->type == T_INT) {
         r->min = (uint32_t)TOK->i;
         r->max = r->min;
         p->i++;
       }
       if (accept(p, P_DOTDOT)) {
-        r->max = 0;
+        r->max = QREL_UNBOUNDED;
         if (TOK->type == T_INT) r->max = (uint32_t)TOK->i, p->i++;
-        if (p->t[p->i - 2].type != T_INT || p->t[p->i - 1].type == T_PUNCT) {
-          /* *..N keeps min 1 */
-        }
       }
-      if (r->max && r->max < r->min) r->max = r->min - 1; /* matches nothing */
+      /* an empty interval (*1..0, *..0) matches nothing; *0 only the start node */
     }
     FAILRC(parse_props(p, mode, &r->props));
     FAILRC(expect(p, ']'));

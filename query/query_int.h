@@ -110,6 +110,7 @@ typedef struct qnodepat {
   unsigned line, col;
 } qnodepat;
 
+#define QREL_UNBOUNDED UINT32_MAX
 typedef struct qrelpat {
   int slot;
   bool bound;
@@ -118,7 +119,7 @@ typedef struct qrelpat {
   qexpr *props;
   int dir;           /* SL_DIR_OUT (->), SL_DIR_IN (<-), SL_DIR_BOTH */
   bool varlen;
-  uint32_t min, max;
+  uint32_t min, max; /* max QREL_UNBOUNDED: up to the statement's hop limit */
   unsigned line, col;
 } qrelpat;
 

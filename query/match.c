@@ -72,7 +72,8 @@ typedef struct level {
   size_t ntr, trcap;
   trail *trails;
   size_t ntrails, tcap;
-  int prev_rel_levels; /* levels before this one (for uniqueness) */
+  int prev_rel_levels; /* levels before this one (for uniqueness): its own index */
+  bool reversed;       /* walked from the pattern's right end: a trail is in reverse pattern order */
 } level;
 
 struct qmatch {
@@ -161,6 +162,7 @@ int qmatch_new(qctx *q, qpattern *pat, sl_arena *a, qmatch **out) {
         int d = lv->rel->dir;
         if (rev && d != SL_DIR_BOTH) d = d == SL_DIR_OUT ? SL_DIR_IN : SL_DIR_OUT;
         lv->dir = d;
+        lv->reversed = rev;
         lv->from_slot = m->lv[k - 2].node->slot;
         if (!lv->rel_bound) bound[nb++] = lv->rel->slot;
       }
@@ -402,7 +404,7 @@ static int dfs(qctx *q, qmatch *m, level *lv, uint64_t node, cand *path, size_t 
   size_t n = 0, cap = 0;
   if ((rc = node_rels(q, lv, node, &cs, &n, &cap))) return rc;
   for (size_t i = 0; i < n; i++) {
-    bool dup = rel_used(q, m, lv->prev_rel_levels + 1, cs[i].rel), ok;
+    bool dup = rel_used(q, m, lv->prev_rel_levels, cs[i].rel), ok;
     for (size_t j = 0; j < depth && !dup; j++) dup = path[j].rel == cs[i].rel;
     if (dup) continue;
     if ((rc = rel_props_ok(q, lv, &cs[i], &ok))) return rc;
@@ -560,7 +562,7 @@ static int init_level(qctx *q, qmatch *m, int i) {
     if (!path) return qerr_oom(q);
     uint64_t cur = from->u.node.id;
     for (size_t k = 0; k < n; k++) {
-      const qv *r = &l->u.list.items[k];
+      const qv *r = &l->u.list.items[lv->reversed ? n - 1 - k : k];
       if (r->kind != SL_QREL) return 0;
       bool out = r->u.rel.start == cur, in = r->u.rel.end == cur;
       if (!((lv->dir & SL_DIR_OUT) && out) && !((lv->dir & SL_DIR_IN) && in)) return 0;
@@ -662,7 +664,7 @@ static int advance(qctx *q, qmatch *m, int i) {
       if (!items) return qerr_oom(q);
       for (size_t k = 0; k < t->len; k++) {
         cand *c = &lv->trail_rels[t->off + k];
-        items[k] = qv_rel(c->rel, c->start, c->end, c->type);
+        items[lv->reversed ? t->len - 1 - k : k] = qv_rel(c->rel, c->start, c->end, c->type);
       }
       qv list;
       list.kind = SL_QLIST;

@@ -216,4 +216,18 @@ int sl_view_node_has_label(sl_view *v, uint64_t id, const char *label, bool *out
 typedef int (*sl_name_fn)(void *arg, const char *name);
 int sl_view_names(sl_view *v, int what, sl_name_fn fn, void *arg);
 
+#ifdef SL_FAULT_INJECTION
+/* ---- tests: the steps of a checkpoint ------------------------------------------------ */
+/* When set, every checkpoint calls it at each step, from the thread that
+ * takes it (the checkpoint thread, or an open, close or sl_store_checkpoint
+ * caller): a test may hold a checkpoint there while commits go on, or lose
+ * power (sl_fault) at a step. */
+enum sl_checkpoint_step {
+  SL_CKPT_STEP_PINNED,  /* snapshot pinned, LMDB not yet synced */
+  SL_CKPT_STEP_SYNCED,  /* LMDB synced, DIR/checkpoint not yet written */
+  SL_CKPT_STEP_WRITTEN, /* DIR/checkpoint written; the old pin not yet released, the log not pruned */
+};
+extern void (*sl_test_checkpoint_step)(sl_store *st, enum sl_checkpoint_step step);
+#endif
+
 #endif

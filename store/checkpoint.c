@@ -7,10 +7,10 @@
  *
  * CHECKPOINTS: mdb_env_sync, then DIR/checkpoint := txid, then the log may
  * drop segments at or below it. Taken every min(segment size,
- * SL_CHECKPOINT_BYTES) of log (by the committer that crosses the mark,
- * after its own commit is durable, so no one waits for it under the writer
- * lock), during a long replay, and at close, before writer.lock says
- * "closed".
+ * SL_CHECKPOINT_BYTES) of log and when the pin has outgrown its budget
+ * (by the checkpoint thread, asked by the committer that crosses the mark:
+ * CHECKPOINT THREAD), at open, during a long replay, and at close, before
+ * writer.lock says "closed".
  *   A store with a log keeps the checkpoint's LMDB image intact on disk
  * until the next checkpoint, so that a power loss never needs the log
  * before it. Under the writer lock a checkpoint begins a read transaction
@@ -34,8 +34,30 @@
  * pin reach a sixteenth of the live pages (at least 8 MiB; pin_outgrown),
  * which keeps data.mdb within about 1.1x its live pages + 16 MiB.
  *
+ * CHECKPOINT THREAD. LMDB's sync (msync of the map, MDB_WRITEMAP; Linux
+ * makes it an fdatasync of data.mdb's range) takes 10-70 ms on a busy disk;
+ * a committer that ran it made every commit behind it wait. So a writable
+ * store has a thread of its own that takes the automatic checkpoints: a
+ * committer past the mark only sets ckpt_wanted and signals it. The
+ * thread runs the checkpoint above unchanged: it pins the newest snapshot S
+ * under the writer lock (a moment), syncs (every page of S was written
+ * before the sync began, and while the pin lives later commits write other
+ * pages), waits for the log through S's txid, writes DIR/checkpoint, then
+ * releases the previous pin and prunes the log. Commits go on throughout;
+ * while it is in flight two snapshots are pinned, so the pages freed
+ * between them wait for its end (what commits write during one sync).
+ * A power loss before DIR/checkpoint is renamed into place finds the
+ * previous checkpoint, still pinned, whole; after it, S. One checkpoint at
+ * a time (ckpt_lock): close, compact and sl_store_checkpoint wait for the
+ * thread's; close and compact stop the thread first. A failure is logged
+ * by the step that failed (naming the store and txid), the previous pin
+ * stays, and the next mark asks again, as when committers took them. The
+ * pins are LMDB read transactions ended by whichever thread takes the next
+ * checkpoint: the environment is opened MDB_NOTLS (store.c).
+ *
  * LOCKS: st->ckpt_lock keeps checkpoints one at a time; a checkpoint takes
- * the writer lock (commit.c, LOCKS) only to pin its snapshot.
+ * the writer lock (commit.c, LOCKS) only to pin its snapshot. st->ckpt_mu
+ * guards the thread's flags (never held with another lock).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -48,6 +48,12 @@
  *   snapshot, and only segments at or below the checkpoint may be pruned.
  *   The writer keeps a read transaction on the checkpoint's snapshot until
  *   the next checkpoint is on disk, so LMDB overwrites none of its pages.
+ *   The sync runs off the commit path, on the store's checkpoint thread: a
+ *   committer past a mark only asks for a checkpoint; the thread pins the
+ *   newest snapshot (under the writer lock, a moment), syncs data.mdb while
+ *   commits go on into pages the pins keep apart, writes the checkpoint
+ *   file, and only then releases the previous pin and prunes the log. One
+ *   at a time; close, compact and sl_store_checkpoint wait for it.
  *   After a power loss (writer.lock left behind by another boot) LMDB may be
  *   torn: the saved meta page is written back into data.mdb, which puts
  *   LMDB back at the checkpoint, and the log after it is replayed; every

@@ -448,7 +448,9 @@ int sl__pin_at_open(sl_store *st) {
   return sl_store_checkpoint(st);
 }
 /* ---- checkpoints ------------------------------------------------------------------------- */
-static int checkpoint_locked(sl_store *st) {
+/* if_due: only if still due (a request of the checkpoint thread: committers
+ * that saw the mark before the last checkpoint's pin ask again after it). */
+static int checkpoint_locked(sl_store *st, bool if_due) {
   MDB_txn *pin = NULL;
   uint8_t meta[META_BYTES];
   unsigned psize = 0;
@@ -462,6 +464,10 @@ static int checkpoint_locked(sl_store *st) {
     return SL_EFAILED;
   }
   pthread_mutex_lock(&st->wlock);
+  if (if_due && st->bytes_since_ckpt < st->ckpt_every) {
+    pthread_mutex_unlock(&st->wlock);
+    return 0;
+  }
   uint64_t txid = st->meta.applied_txid;
   st->bytes_since_ckpt = 0;
   if (image) rc = pin_snapshot(st, &pin, meta, &psize);
@@ -502,7 +508,7 @@ static int checkpoint_locked(sl_store *st) {
 int sl_store_checkpoint(sl_store *st) {
   if (st->rdonly) return SL_EREADONLY;
   pthread_mutex_lock(&st->ckpt_lock);
-  int rc = checkpoint_locked(st);
+  int rc = checkpoint_locked(st, false);
   pthread_mutex_unlock(&st->ckpt_lock);
   return rc;
 }
@@ -599,7 +605,7 @@ static void *checkpointer_main(void *arg) {
     /* A failure is logged (checkpoint_locked names the step, the store and
      * the txid), the previous checkpoint stays pinned, and the next mark
      * asks again. */
-    (void)checkpoint_locked(st);
+    (void)checkpoint_locked(st, true);
     pthread_mutex_unlock(&st->ckpt_lock);
     pthread_mutex_lock(&st->ckpt_mu);
   }

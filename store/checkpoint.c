@@ -39,7 +39,8 @@
  * a committer that ran it made every commit behind it wait. So a writable
  * store has a thread of its own that takes the automatic checkpoints: a
  * committer past the mark only sets ckpt_wanted and signals it. The
- * thread runs the checkpoint above unchanged: it pins the newest snapshot S
+ * thread runs the checkpoint above unchanged if it is still due (the
+ * committers that saw the mark before its pin ask again after it): it pins the newest snapshot S
  * under the writer lock (a moment), syncs (every page of S was written
  * before the sync began, and while the pin lives later commits write other
  * pages), waits for the log through S's txid, writes DIR/checkpoint, then

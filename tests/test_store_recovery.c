@@ -2,7 +2,8 @@
  * Tests of the graph store (store/store.h) across failures: crash recovery
  * with SIGKILL, readers in another process, concurrent writer threads and
  * group-commit faults, the writer lock, power-loss rebuilds (also of a
- * primary whose log is pruned), checkpoints, space (data.mdb tracks the
+ * primary whose log is pruned, and while a checkpoint is in flight on the
+ * checkpoint thread), checkpoints, space (data.mdb tracks the
  * live data; compaction), recovery replaying the log past LMDB, every I/O
  * fault point under a commit workload, and replay speed.
  */

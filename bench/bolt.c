@@ -72,6 +72,7 @@
 #endif
 
 #include "bolt_client.h"
+#include "latency.h"
 #include "sl_base.h"
 
 #define MAX_CLIENTS 64
@@ -420,33 +421,6 @@ static const sys_ops pg_sys = {"pg", pg_open, pg_close, pg_op, pg_marker_commit,
 
 /* ---- one timed run ------------------------------------------------------------------ */
 
-typedef struct lat {
-  uint64_t *ns;
-  size_t n, cap;
-} lat;
-
-static int lat_add(lat *l, uint64_t ns) {
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 4096;
-    uint64_t *p = realloc(l->ns, cap * sizeof *p);
-    if (!p) return -ENOMEM;
-    l->ns = p;
-    l->cap = cap;
-  }
-  l->ns[l->n++] = ns;
-  return 0;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double pct_ms(lat *l, double p) {
-  if (l->n == 0) return -1;
-  size_t i = (size_t)(p / 100.0 * (double)(l->n - 1) + 0.5);
-  return (double)l->ns[i] / 1e6;
-}
 
 typedef struct run {
   const sys_ops *ops;
@@ -589,14 +563,14 @@ static int measure(const sys_ops *ops, const opts *o, work w, int n, double seco
     rc = p.rc;
   }
   if (p.lost) sl_diag_error("%s probe: %" PRIu64 " markers not seen within 30 s", ops->name, p.lost);
-  if (all.n) qsort(all.ns, all.n, sizeof *all.ns, cmp_u64);
-  if (p.lat.n) qsort(p.lat.ns, p.lat.n, sizeof *p.lat.ns, cmp_u64);
+  lat_sort(&all);
+  lat_sort(&p.lat);
   f->per_s = (double)f->done / ((double)(end - r.t0) / 1e9);
-  f->p50_ms = pct_ms(&all, 50);
-  f->p99_ms = pct_ms(&all, 99);
-  f->lag_p50_ms = pct_ms(&p.lat, 50);
-  f->lag_p99_ms = pct_ms(&p.lat, 99);
-  f->lag_max_ms = pct_ms(&p.lat, 100);
+  f->p50_ms = lat_pct(&all, 50, 1e6);
+  f->p99_ms = lat_pct(&all, 99, 1e6);
+  f->lag_p50_ms = lat_pct(&p.lat, 50, 1e6);
+  f->lag_p99_ms = lat_pct(&p.lat, 99, 1e6);
+  f->lag_max_ms = lat_pct(&p.lat, 100, 1e6);
   free(all.ns);
 done:
   for (int k = 0; k < n; k++) {

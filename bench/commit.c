@@ -53,38 +53,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "latency.h"
 #include "sl_base.h"
 #include "store.h"
 
 #define RING 1024 /* recent node ids a writer links and updates */
 
-typedef struct lat {
-  uint64_t *ns;
-  size_t n, cap;
-} lat;
-
-static void lat_add(lat *l, uint64_t ns) {
-  if (l->n == l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 4096;
-    l->ns = realloc(l->ns, l->cap * sizeof *l->ns);
-    if (!l->ns) {
-      fprintf(stderr, "bench_commit: out of memory\n");
-      exit(1);
-    }
+/* A sample kept, or the bench stops: figures without it would be wrong. */
+static void lat_keep(lat *l, uint64_t ns) {
+  if (lat_add(l, ns)) {
+    fprintf(stderr, "bench_commit: out of memory\n");
+    exit(1);
   }
-  l->ns[l->n++] = ns;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* Percentile p (0..100) in µs of a sorted sample. */
-static double pct_us(const lat *l, double p) {
-  if (l->n == 0) return 0;
-  size_t i = (size_t)(p / 100.0 * (double)(l->n - 1) + 0.5);
-  return (double)l->ns[i] / 1000.0;
 }
 
 static void sleep_s(double s) {
@@ -127,13 +107,13 @@ static raw_result bench_raw(const char *dir, double seconds) {
     if (rc) die("write", rc);
     if (fdatasync(fd) != 0) die("fdatasync", -errno);
     now = sl_mono_ns();
-    lat_add(&l, now - t0);
+    lat_keep(&l, now - t0);
   }
   close(fd);
   unlink(path);
-  qsort(l.ns, l.n, sizeof *l.ns, cmp_u64);
+  lat_sort(&l);
   raw_result r = {.ops_per_s = (double)l.n / ((double)(now - t_start) / 1e9),
-                  .p50_us = pct_us(&l, 50), .p99_us = pct_us(&l, 99)};
+                  .p50_us = lat_pct(&l, 50, 1e3), .p99_us = lat_pct(&l, 99, 1e3)};
   free(l.ns);
   return r;
 }
@@ -217,7 +197,7 @@ static void *writer_main(void *arg) {
       w->rc = rc;
       return NULL;
     }
-    lat_add(&w->lat, sl_mono_ns() - t0);
+    lat_keep(&w->lat, sl_mono_ns() - t0);
     w->tx++;
     w->ops += nops;
   }
@@ -280,7 +260,7 @@ static run_result bench_store(const char *dir, unsigned run_no, unsigned nwriter
     if (ws[i].rc) die("a writer's transaction", ws[i].rc);
     tx += ws[i].tx;
     ops += ws[i].ops;
-    for (size_t k = 0; k < ws[i].lat.n; k++) lat_add(&all, ws[i].lat.ns[k]);
+    for (size_t k = 0; k < ws[i].lat.n; k++) lat_keep(&all, ws[i].lat.ns[k]);
     free(ws[i].lat.ns);
   }
   double elapsed = (double)(sl_mono_ns() - t_start) / 1e9;
@@ -290,11 +270,11 @@ static run_result bench_store(const char *dir, unsigned run_no, unsigned nwriter
   rc = sl_remove_tree(store_dir);
   if (rc) die(store_dir, rc);
 
-  qsort(all.ns, all.n, sizeof *all.ns, cmp_u64);
+  lat_sort(&all);
   run_result r = {.writers = nwriters, .size = size,
                   .tx_per_s = (double)tx / elapsed, .ops_per_s = (double)ops / elapsed,
                   .wal_mb_per_s = (double)bytes / elapsed / 1e6,
-                  .p50_us = pct_us(&all, 50), .p99_us = pct_us(&all, 99), .raw_per_s = raw_rate};
+                  .p50_us = lat_pct(&all, 50, 1e3), .p99_us = lat_pct(&all, 99, 1e3), .raw_per_s = raw_rate};
   r.gain = raw_rate > 0 ? r.tx_per_s / raw_rate : 0;
   free(all.ns);
   return r;

@@ -60,6 +60,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "latency.h"
 #include "peer.h"
 #include "sl_base.h"
 
@@ -89,34 +90,6 @@ static void sleep_until(uint64_t mono_ns) {
 
 /* ---- latency samples -------------------------------------------------------------- */
 
-typedef struct lat {
-  uint64_t *ns;
-  size_t n, cap;
-} lat;
-
-static int lat_add(lat *l, uint64_t ns) {
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 4096;
-    uint64_t *p = realloc(l->ns, cap * sizeof *p);
-    if (!p) return -ENOMEM;
-    l->ns = p;
-    l->cap = cap;
-  }
-  l->ns[l->n++] = ns;
-  return 0;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* Percentile p (0..100) in ms of a sorted sample. */
-static double pct_ms(const lat *l, double p) {
-  if (l->n == 0) return 0;
-  size_t i = (size_t)(p / 100.0 * (double)(l->n - 1) + 0.5);
-  return (double)l->ns[i] / 1e6;
-}
 
 /* ---- run ----------------------------------------------------------------------------- */
 
@@ -342,8 +315,8 @@ static int cmd_run(int argc, char **argv) {
   }
   if (exhausted) sl_diag_warn("%d clients ran out of lines before the time was up: make the workload longer", exhausted);
   if (p.rc) sl_diag_error("probe: %s", sl_strerror(p.rc));
-  if (all.n) qsort(all.ns, all.n, sizeof *all.ns, cmp_u64);
-  if (p.lat.n) qsort(p.lat.ns, p.lat.n, sizeof *p.lat.ns, cmp_u64);
+  lat_sort(&all);
+  lat_sort(&p.lat);
   double secs = (double)(end - r.t0) / 1e9;
   char iso[40] = "";
   if (target_us) sl_time_format(target_us, iso, sizeof iso);
@@ -355,8 +328,8 @@ static int cmd_run(int argc, char **argv) {
          "\"log_bytes_per_tx\":%.1f,\"wire_bytes_per_tx\":%.1f,\"syncs\":%" PRIu64 ",\"tx_per_sync\":%.2f,"
          "\"nodes\":%" PRIu64,
          rep, ops->name, label, nclients, rate, secs, tx, (double)tx / secs, (double)nops / secs, failed,
-         exhausted, pct_ms(&all, 50), pct_ms(&all, 99), pct_ms(&all, 100), p.lat.n, p.lost,
-         pct_ms(&p.lat, 50), pct_ms(&p.lat, 99), pct_ms(&p.lat, 100), tot.catchup_s, tot.log_bytes,
+         exhausted, lat_pct(&all, 50, 1e6), lat_pct(&all, 99, 1e6), lat_pct(&all, 100, 1e6), p.lat.n, p.lost,
+         lat_pct(&p.lat, 50, 1e6), lat_pct(&p.lat, 99, 1e6), lat_pct(&p.lat, 100, 1e6), tot.catchup_s, tot.log_bytes,
          tot.wire_bytes, tx ? (double)tot.log_bytes / (double)tx : 0, tx ? (double)tot.wire_bytes / (double)tx : 0,
          tot.syncs, tot.syncs ? (double)tx / (double)tot.syncs : 0, tot.nodes);
   if (target) printf(",\"target_us\":%" PRIu64 ",\"target\":\"%s\",\"nodes_at_target\":%" PRIu64, target_us, iso,

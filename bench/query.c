@@ -68,6 +68,7 @@
 #include <libpq-fe.h>
 #endif
 
+#include "latency.h"
 #include "shiplog.h"
 #include "sl_base.h"
 
@@ -126,28 +127,6 @@ static uint64_t knows_dst(uint64_t i, unsigned k) {
 static int64_t knows_since(uint64_t i, unsigned k) { return 2000 + (int64_t)(mix64(i * 64 + k + 32) % 25); }
 
 /* ---- latencies ---------------------------------------------------------------- */
-typedef struct lat {
-  uint64_t *ns;
-  size_t n, cap;
-} lat;
-
-static void lat_add(lat *l, uint64_t ns) {
-  if (l->n == l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 4096;
-    if (!(l->ns = realloc(l->ns, l->cap * sizeof *l->ns))) die("allocating", -ENOMEM);
-  }
-  l->ns[l->n++] = ns;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double pct_us(const lat *l, double p) {
-  if (!l->n) return 0;
-  return (double)l->ns[(size_t)(p / 100.0 * (double)(l->n - 1) + 0.5)] / 1000.0;
-}
 
 /* ---- workloads ---------------------------------------------------------------- */
 enum { W_POINT, W_HOP1, W_HOP2, W_AGG, W_UPSERT, W_COUNT };
@@ -507,7 +486,7 @@ static void *client_main(void *arg) {
     }
     seq++;
     uint64_t t = sl_mono_ns();
-    lat_add(&c->l, t - now);
+    if (lat_add(&c->l, t - now)) die("allocating", -ENOMEM);
     now = t;
     c->queries++;
     c->rows += rows;
@@ -541,7 +520,8 @@ static result timed(bool pg, int w, int nthreads) {
       fprintf(stderr, "bench_query: %s on %s: %s %s\n", work[w].name, pg ? "pg" : "shiplog", sl_strerror(cs[k].rc), cs[k].why);
       exit(1);
     }
-    for (size_t i = 0; i < cs[k].l.n; i++) lat_add(&all, cs[k].l.ns[i]);
+    for (size_t i = 0; i < cs[k].l.n; i++)
+      if (lat_add(&all, cs[k].l.ns[i])) die("allocating", -ENOMEM);
     queries += cs[k].queries;
     rows += cs[k].rows;
     free(cs[k].l.ns);
@@ -549,9 +529,9 @@ static result timed(bool pg, int w, int nthreads) {
     if (cs[k].conn) PQfinish(cs[k].conn);
 #endif
   }
-  qsort(all.ns, all.n, sizeof *all.ns, cmp_u64);
+  lat_sort(&all);
   double s = (double)(t1 - t0) / 1e9;
-  result r = {(double)queries / s, (double)rows / s, pct_us(&all, 50), pct_us(&all, 99)};
+  result r = {(double)queries / s, (double)rows / s, lat_pct(&all, 50, 1e3), lat_pct(&all, 99, 1e3)};
   free(all.ns);
   free(cs);
   return r;

@@ -255,9 +255,7 @@ static int write_staged(sl_log *log, staged *s) {
     return rc;
   }
   sl_fault_write(log->fd, (int64_t)off, s->bytes);
-  rc = pwritev_all(log->fd, s->iov, cnt, off);
-  sl_fault_write_end();
-  return rc;
+  return pwritev_all(log->fd, s->iov, cnt, off);
 }
 
 /* The active segment holds no frame: give its header the log's key id

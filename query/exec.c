@@ -30,6 +30,30 @@ int row_stabilize(qctx *q, sl_arena *a, const int *live, int nlive) {
   return 0;
 }
 
+/* An operator's copy of its input row: two arenas in turn, since the row
+ * may still hold values of the last copy while the next one is made. */
+typedef struct row_copy {
+  sl_arena a[2];
+  int cur;
+} row_copy;
+
+static void row_copy_init(row_copy *r, sl_arena_budget *mem) {
+  sl_arena_init(&r->a[0], mem);
+  sl_arena_init(&r->a[1], mem);
+  r->cur = 0;
+}
+
+static sl_arena *row_copy_next(row_copy *r) {
+  r->cur ^= 1;
+  sl_arena_reset(&r->a[r->cur]);
+  return &r->a[r->cur];
+}
+
+static void row_copy_free(row_copy *r) {
+  sl_arena_free(&r->a[0]);
+  sl_arena_free(&r->a[1]);
+}
+
 static int pull(qctx *q, qop *child) {
   sl_arena_reset(&q->tmp);
   return child->next(q, child);
@@ -120,7 +144,8 @@ typedef struct op_match {
   qop op;
   qclause *c;
   qmatch *m;
-  sl_arena a, in;
+  sl_arena a;
+  row_copy in;
   bool have_input, emitted;
   int *newslots, nnew;
 } op_match;
@@ -133,8 +158,7 @@ static int match_next(qctx *q, qop *op) {
     if (!o->have_input) {
       rc = pull(q, op->child);
       if (rc <= 0) return rc;
-      sl_arena_reset(&o->in);
-      TRY(row_stabilize(q, &o->in, o->c->live_in, o->c->nlive_in));
+      TRY(row_stabilize(q, row_copy_next(&o->in), o->c->live_in, o->c->nlive_in));
       TRY(qmatch_reset(q, o->m));
       o->have_input = true;
       o->emitted = false;
@@ -162,7 +186,7 @@ static int match_next(qctx *q, qop *op) {
 static void match_free(qop *op) {
   op_match *o = (op_match *)op;
   qmatch_free(o->m);
-  sl_arena_free(&o->in);
+  row_copy_free(&o->in);
   sl_arena_free(&o->a);
 }
 
@@ -170,7 +194,7 @@ static void match_free(qop *op) {
 typedef struct op_unwind {
   qop op;
   qclause *c;
-  sl_arena in;
+  row_copy in;
   qv list;
   size_t pos;
   bool have;
@@ -186,11 +210,11 @@ static int unwind_next(qctx *q, qop *op) {
     }
     int rc = pull(q, op->child);
     if (rc <= 0) return rc;
-    sl_arena_reset(&o->in);
     qv v;
     TRY(q_eval(q, o->c->expr, &v));
-    TRY(row_stabilize(q, &o->in, o->c->live_in, o->c->nlive_in));
-    if (qv_copy(&o->in, &v, &v)) return qerr_oom(q);
+    sl_arena *in = row_copy_next(&o->in);
+    TRY(row_stabilize(q, in, o->c->live_in, o->c->nlive_in));
+    if (qv_copy(in, &v, &v)) return qerr_oom(q);
     if (v.kind == SL_NULL) continue;
     if (v.kind != SL_QLIST) {
       q->row[o->c->slot] = v;
@@ -203,7 +227,7 @@ static int unwind_next(qctx *q, qop *op) {
   }
 }
 
-static void unwind_free(qop *op) { sl_arena_free(&((op_unwind *)op)->in); }
+static void unwind_free(qop *op) { row_copy_free(&((op_unwind *)op)->in); }
 
 /* ---- WITH / RETURN without aggregates --------------------------------------------------------- */
 typedef struct op_project {
@@ -935,7 +959,7 @@ static int plan_single(qctx *q, qsingle *s, qop **top) {
       *top = &o->op;
       o->c = c;
       sl_arena_init(&o->a, &q->mem);
-      sl_arena_init(&o->in, &q->mem);
+      row_copy_init(&o->in, &q->mem);
       c->pat.seek_where = c->where;
       TRY(qmatch_new(q, &c->pat, &o->a, &o->m));
       qmatch_seek(o->m, c->where);
@@ -946,7 +970,7 @@ static int plan_single(qctx *q, qsingle *s, qop **top) {
       NEW_OP(op_unwind, o, *top, unwind_next, unwind_free);
       *top = &o->op;
       o->c = c;
-      sl_arena_init(&o->in, &q->mem);
+      row_copy_init(&o->in, &q->mem);
       break;
     }
     case C_WITH:

@@ -674,7 +674,9 @@ static void security_receiver_silent_peers_cannot_lock_out(void **state) {
   /* Not a time bound (a loaded machine makes any too tight): the shipper
    * got in by a squatter's eviction, not by waiting out their timeout. */
   assert_true(lines < 120); /* 30 at once, then one a second; not one per connection */
-  assert_non_null(strstr(log, "more lines about connections from 127.0.0.1 suppressed"));
+  /* The notice comes once the burst is used up; on a loaded machine the
+   * flood may close most connections before the receiver logs them. */
+  if (lines >= 30) assert_non_null(strstr(log, "more lines about connections from 127.0.0.1 suppressed"));
   assert_non_null(strstr(log, "closed before its hello, to make room for"));
   free(log);
   free(s1);

@@ -57,29 +57,8 @@ static sl_keyring *keyring(const char *dir, const char *name, const char *text) 
   return kr;
 }
 
-/* A packed plaintext Transaction with one op creating node `id`. */
-static size_t plain_txn(uint64_t txid, uint64_t commit_us, uint8_t *out) {
-  Shiplog__CreateNode cn = SHIPLOG__CREATE_NODE__INIT;
-  cn.id = txid;
-  char *labels[] = {(char *)"Secret"};
-  cn.labels = labels;
-  cn.n_labels = 1;
-  Shiplog__Op op = SHIPLOG__OP__INIT, *ops[] = {&op};
-  op.op_case = SHIPLOG__OP__OP_CREATE_NODE;
-  op.create_node = &cn;
-  Shiplog__Transaction t = SHIPLOG__TRANSACTION__INIT;
-  t.txid = txid;
-  t.commit_time_us = commit_us;
-  t.ops = ops;
-  t.n_ops = 1;
-  return shiplog__transaction__pack(&t, out);
-}
-
-/* A transaction LZ4 shrinks: a node with a long label of repeated words. */
-static size_t compressible_txn(uint64_t txid, uint64_t commit_us, uint8_t *out) {
-  char label[400];
-  for (size_t i = 0; i + 1 < sizeof label; i++) label[i] = "Secret label "[i % 13];
-  label[sizeof label - 1] = 0;
+/* A packed plaintext Transaction with one op creating node `txid` with one label. */
+static size_t labelled_txn(uint64_t txid, uint64_t commit_us, char *label, uint8_t *out) {
   Shiplog__CreateNode cn = SHIPLOG__CREATE_NODE__INIT;
   cn.id = txid;
   char *labels[] = {label};
@@ -94,6 +73,18 @@ static size_t compressible_txn(uint64_t txid, uint64_t commit_us, uint8_t *out) 
   t.ops = ops;
   t.n_ops = 1;
   return shiplog__transaction__pack(&t, out);
+}
+
+static size_t plain_txn(uint64_t txid, uint64_t commit_us, uint8_t *out) {
+  return labelled_txn(txid, commit_us, (char *)"Secret", out);
+}
+
+/* A transaction LZ4 shrinks: a node with a long label of repeated words. */
+static size_t compressible_txn(uint64_t txid, uint64_t commit_us, uint8_t *out) {
+  char label[400];
+  for (size_t i = 0; i + 1 < sizeof label; i++) label[i] = "Secret label "[i % 13];
+  label[sizeof label - 1] = 0;
+  return labelled_txn(txid, commit_us, label, out);
 }
 
 /* ---- key files --------------------------------------------------------------------------- */

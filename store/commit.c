@@ -3,7 +3,7 @@
  * LMDB (also replay's, store.c), the space LMDB grows into, group commit,
  * sl_tx_begin/commit/abort and sl_store_apply*. graph.c holds the ops a
  * transaction applies and records; checkpoint.c the checkpoint a committer
- * past the mark takes.
+ * past the mark asks the checkpoint thread for.
  *
  * GROUP COMMIT (the commit path). A small commit used to hold the writer
  * lock for its ops, its write() to the log and its LMDB commit, which

@@ -598,6 +598,7 @@ static void env_close_trimmed(sl_store *st, bool trim) {
 }
 
 static void store_free(sl_store *st, bool mark_clean) {
+  sl__checkpointer_stop(st);
   if (st->log) sl_log_close(st->log);
   sl__pins_release(st);
   if (st->env) env_close_trimmed(st, mark_clean);
@@ -618,6 +619,8 @@ static void store_free(sl_store *st, bool mark_clean) {
   pthread_mutex_destroy(&st->gc_mu);
   pthread_cond_destroy(&st->gc_cv);
   pthread_mutex_destroy(&st->ckpt_lock);
+  pthread_mutex_destroy(&st->ckpt_mu);
+  pthread_cond_destroy(&st->ckpt_cv);
   free(st->dir);
   free(st);
 }
@@ -637,11 +640,14 @@ int sl_store_open(const char *dir, unsigned flags, sl_store **out) {
   pthread_cond_init(&st->gc_cv, NULL);
   st->waiters_tail = &st->waiters;
   pthread_mutex_init(&st->ckpt_lock, NULL);
+  pthread_mutex_init(&st->ckpt_mu, NULL);
+  pthread_cond_init(&st->ckpt_cv, NULL);
   sl_arena_init(&st->tx.arena, NULL);
   sl_arena_init(&st->tx.view.scratch, NULL);
   sl_arena_init(&st->apply_arena, NULL);
   int rc = sl_store_read_id(dir, st->id);
   if (!rc) rc = st->rdonly ? open_rdonly(st) : open_writer(st);
+  if (!rc && !st->rdonly) rc = sl__checkpointer_start(st);
   if (rc) {
     store_free(st, false);
     return rc;
@@ -654,6 +660,7 @@ void sl_store_close(sl_store *st) {
   if (!st) return;
   bool clean = false;
   if (!st->rdonly) {
+    sl__checkpointer_stop(st); /* after the checkpoint it runs, if any */
     /* "closed" promises a synced LMDB that no durable txid is missing from. */
     clean = !st->failed && (!st->log || sl_log_wait_durable(st->log, st->meta.applied_txid) == 0) &&
             sl_store_checkpoint(st) == 0;

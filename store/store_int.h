@@ -161,6 +161,15 @@ struct sl_store {
                                  the pending records at its flush (wlock) */
 
   pthread_mutex_t ckpt_lock;  /* one checkpoint at a time */
+  /* The checkpoint thread (checkpoint.c, CHECKPOINT THREAD) of a writable
+   * store: committers past the mark only ask it for a checkpoint, so that
+   * no commit waits for LMDB's sync. Under ckpt_mu. */
+  pthread_mutex_t ckpt_mu;
+  pthread_cond_t ckpt_cv;
+  pthread_t ckpt_thread;
+  bool ckpt_thread_on;        /* started, not yet joined */
+  bool ckpt_wanted;           /* a committer asked for a checkpoint */
+  bool ckpt_stop;             /* the thread is to end */
   uint64_t ckpt_every;        /* log bytes between automatic checkpoints */
   uint64_t bytes_since_ckpt;  /* under wlock */
   uint64_t reserved;          /* data.mdb bytes known allocated (under wlock) */
@@ -212,8 +221,14 @@ int sl__pin_at_open(sl_store *st);
 void sl__pins_release(sl_store *st);
 /* The pages freed since the pin reached its budget: a checkpoint is due. */
 bool sl__pin_outgrown(sl_store *st);
-/* From a committer past the mark; skipped if another checkpoint runs. */
+/* From a committer past the mark: asks the checkpoint thread for a
+ * checkpoint and returns at once. */
 void sl__checkpoint_if_due(sl_store *st, bool due);
+/* Start the checkpoint thread of a writable store (at the end of its
+ * open); stop it, waiting for a checkpoint it runs (close, compact; no-op
+ * when not running). */
+int sl__checkpointer_start(sl_store *st);
+void sl__checkpointer_stop(sl_store *st);
 
 /* ---- meta (graph.c) -------------------------------------------------------- */
 int sl__meta_read(MDB_txn *txn, MDB_dbi meta_dbi, sl__meta *m);

@@ -40,21 +40,25 @@
  * store has a thread of its own that takes the automatic checkpoints: a
  * committer past the mark only sets ckpt_wanted and signals it. The
  * thread runs the checkpoint above unchanged if it is still due (the
- * committers that saw the mark before its pin ask again after it): it pins the newest snapshot S
- * under the writer lock (a moment), syncs (every page of S was written
- * before the sync began, and while the pin lives later commits write other
- * pages), waits for the log through S's txid, writes DIR/checkpoint, then
- * releases the previous pin and prunes the log. Commits go on throughout;
- * while it is in flight two snapshots are pinned, so the pages freed
- * between them wait for its end (what commits write during one sync).
+ * committers that saw the mark before its pin ask again after it): it
+ * pins the newest snapshot S under the writer lock (a moment), syncs
+ * (every page of S was written before the sync began, and while the pin
+ * lives later commits write other pages), waits for the log through S's
+ * txid, writes DIR/checkpoint, then releases the previous pin and prunes
+ * the log. Commits go on throughout; while it is in flight two snapshots
+ * are pinned, so the pages freed between them wait for its end. A
+ * committer that crosses the mark again before that end waits for it
+ * (backpressure: ckpt_pin_seq, ckpt_inflight_seq), so a disk slower than
+ * the commits holds them back instead of letting data.mdb grow.
  * A power loss before DIR/checkpoint is renamed into place finds the
  * previous checkpoint, still pinned, whole; after it, S. One checkpoint at
  * a time (ckpt_lock): close, compact and sl_store_checkpoint wait for the
- * thread's; close and compact stop the thread first. A failure is logged
- * by the step that failed (naming the store and txid), the previous pin
- * stays, and the next mark asks again, as when committers took them. The
- * pins are LMDB read transactions ended by whichever thread takes the next
- * checkpoint: the environment is opened MDB_NOTLS (store.c).
+ * thread's; close and compact stop the thread first. A checkpoint file
+ * that cannot be written is logged (naming the store and txid), the
+ * previous pin stays, and the next mark asks again; a failed sync is final
+ * (sync_failed). The pins are LMDB read transactions ended by whichever
+ * thread takes the next checkpoint: the environment is opened MDB_NOTLS
+ * (store.c).
  *
  * LOCKS: st->ckpt_lock keeps checkpoints one at a time; a checkpoint takes
  * the writer lock (commit.c, LOCKS) only to pin its snapshot. st->ckpt_mu
@@ -449,6 +453,24 @@ int sl__pin_at_open(sl_store *st) {
   return sl_store_checkpoint(st);
 }
 /* ---- checkpoints ------------------------------------------------------------------------- */
+/* A failed sync of data.mdb is final for this open (PostgreSQL's lesson):
+ * Linux marks pages whose write-back failed clean, reports the error once,
+ * and a retried sync then succeeds over pages that never reached the disk;
+ * a checkpoint recorded after it would let a power loss restore them and
+ * the log before it be pruned. So the store takes no more writes, and
+ * writer.lock says "sync-failed": the next open restores LMDB to the last
+ * checkpoint that did sync and replays the log after it, which still holds
+ * every acknowledged transaction (nothing past that checkpoint was pruned). */
+static void sync_failed(sl_store *st, uint64_t txid, int rc) {
+  pthread_mutex_lock(&st->wlock);
+  if (!st->failed) st->failed = rc;
+  pthread_mutex_unlock(&st->wlock);
+  (void)sl__lock_state_write(st, SL__LOCK_SYNC_FAILED);
+  sl_diag_error("%s/data.mdb: LMDB's sync for the checkpoint at txid %" PRIu64 " failed: %s; the store takes no "
+               "more writes: reopen it (LMDB goes back to its last synced checkpoint and the log is replayed)",
+               st->dir, txid, sl_strerror(rc));
+}
+
 /* if_due: only if still due (a request of the checkpoint thread: committers
  * that saw the mark before the last checkpoint's pin ask again after it). */
 static int checkpoint_locked(sl_store *st, bool if_due) {
@@ -465,6 +487,11 @@ static int checkpoint_locked(sl_store *st, bool if_due) {
     return SL_EFAILED;
   }
   pthread_mutex_lock(&st->wlock);
+  if (st->failed) { /* its LMDB may not be what it logged, or did not sync */
+    rc = st->failed;
+    pthread_mutex_unlock(&st->wlock);
+    return rc;
+  }
   if (if_due && st->bytes_since_ckpt < st->ckpt_every) {
     pthread_mutex_unlock(&st->wlock);
     return 0;
@@ -472,6 +499,7 @@ static int checkpoint_locked(sl_store *st, bool if_due) {
   uint64_t txid = st->meta.applied_txid;
   st->bytes_since_ckpt = 0;
   if (image) rc = pin_snapshot(st, &pin, meta, &psize);
+  if (pin) atomic_store(&st->ckpt_inflight_seq, ++st->ckpt_pin_seq);
   pthread_mutex_unlock(&st->wlock);
   if (!rc && pin && (rc = sl__meta_read(pin, st->dbi[SL__DB_META], &m)) == 0) txid = m.applied_txid;
   if (rc) {
@@ -484,7 +512,7 @@ static int checkpoint_locked(sl_store *st, bool if_due) {
   rc = sl_fault(SL_FAULT_STORE_CHECKPOINT);
   if (!rc) rc = sl__mdb_err(mdb_env_sync(st->env, 1));
   if (rc) {
-    sl_diag_error("%s: LMDB sync for the checkpoint at txid %" PRIu64 ": %s", st->dir, txid, sl_strerror(rc));
+    sync_failed(st, txid, rc);
     if (pin) mdb_txn_abort(pin);
     return rc;
   }
@@ -506,12 +534,21 @@ static int checkpoint_locked(sl_store *st, bool if_due) {
   return 0;
 }
 
+/* One checkpoint under ckpt_lock; then committers held back by it go on. */
+static int checkpoint_run(sl_store *st, bool if_due) {
+  pthread_mutex_lock(&st->ckpt_lock);
+  int rc = checkpoint_locked(st, if_due);
+  pthread_mutex_unlock(&st->ckpt_lock);
+  pthread_mutex_lock(&st->ckpt_mu);
+  atomic_store(&st->ckpt_inflight_seq, 0);
+  pthread_cond_broadcast(&st->ckpt_done_cv);
+  pthread_mutex_unlock(&st->ckpt_mu);
+  return rc;
+}
+
 int sl_store_checkpoint(sl_store *st) {
   if (st->rdonly) return SL_EREADONLY;
-  pthread_mutex_lock(&st->ckpt_lock);
-  int rc = checkpoint_locked(st, false);
-  pthread_mutex_unlock(&st->ckpt_lock);
-  return rc;
+  return checkpoint_run(st, false);
 }
 
 /* ---- space ------------------------------------------------------------------------------- */
@@ -602,12 +639,10 @@ static void *checkpointer_main(void *arg) {
     if (st->ckpt_stop) break;
     st->ckpt_wanted = false;
     pthread_mutex_unlock(&st->ckpt_mu);
-    pthread_mutex_lock(&st->ckpt_lock);
     /* A failure is logged (checkpoint_locked names the step, the store and
      * the txid), the previous checkpoint stays pinned, and the next mark
      * asks again. */
-    (void)checkpoint_locked(st, true);
-    pthread_mutex_unlock(&st->ckpt_lock);
+    (void)checkpoint_run(st, true);
     pthread_mutex_lock(&st->ckpt_mu);
   }
   pthread_mutex_unlock(&st->ckpt_mu);
@@ -633,14 +668,19 @@ void sl__checkpointer_stop(sl_store *st) {
   pthread_mutex_lock(&st->ckpt_mu);
   st->ckpt_stop = true;
   pthread_cond_signal(&st->ckpt_cv);
+  pthread_cond_broadcast(&st->ckpt_done_cv);
   pthread_mutex_unlock(&st->ckpt_mu);
   pthread_join(st->ckpt_thread, NULL);
   st->ckpt_thread_on = false;
 }
 
-void sl__checkpoint_if_due(sl_store *st, bool due) {
+void sl__checkpoint_if_due(sl_store *st, bool due, uint64_t pin_seq) {
   if (!due) return;
   pthread_mutex_lock(&st->ckpt_mu);
+  /* Due again since the in-flight checkpoint's pin: its sync lags the
+   * commits, and the pages freed meanwhile wait for it; wait too. */
+  while (pin_seq && atomic_load(&st->ckpt_inflight_seq) == pin_seq && !st->ckpt_stop)
+    pthread_cond_wait(&st->ckpt_done_cv, &st->ckpt_mu);
   st->ckpt_wanted = true;
   pthread_cond_signal(&st->ckpt_cv);
   pthread_mutex_unlock(&st->ckpt_mu);

@@ -12,7 +12,8 @@
  *                    holds); a clean close trims it to the pages in use
  *   DIR/lock.mdb     LMDB's reader table
  *   DIR/writer.lock  flock()ed by the one process that opens for writing;
- *                    holds the boot id while open, for power-loss detection
+ *                    holds the boot id while open, for power-loss detection;
+ *                    "sync-failed" once a checkpoint's sync of data.mdb failed
  *   DIR/checkpoint   "txid\n": LMDB was synced to disk with every txid up to
  *                    this one applied; a store with a log adds
  *                    "lmdb-meta PSIZE HEX CRC\n": the meta page of that
@@ -54,6 +55,10 @@
  *   commits go on into pages the pins keep apart, writes the checkpoint
  *   file, and only then releases the previous pin and prunes the log. One
  *   at a time; close, compact and sl_store_checkpoint wait for it.
+ *   A failed sync of data.mdb is not retried: after a failed write-back
+ *   the kernel may call the same pages clean, so a second sync can succeed
+ *   over lost pages. The store takes no more writes and writer.lock says
+ *   "sync-failed"; the next open treats LMDB as after a power loss.
  *   After a power loss (writer.lock left behind by another boot) LMDB may be
  *   torn: the saved meta page is written back into data.mdb, which puts
  *   LMDB back at the checkpoint, and the log after it is replayed; every

@@ -539,18 +539,26 @@ static void store_checkpoint_prunes(void **state) {
   free(segs);
 
 #ifdef SL_FAULT_INJECTION
-  /* A failed sync: the checkpoint fails and close does not claim a clean state. */
-  sl_fault_set(SL_FAULT_STORE_CHECKPOINT, -EIO, 0, -1);
+  /* A failed sync is final for this open: the checkpoint fails, no sync is
+   * tried again (a later one that succeeds proves nothing), the store takes
+   * no more writes, close does not claim a clean state, and the next open
+   * restores LMDB to the last synced checkpoint and replays the log. */
+  sl_fault_set(SL_FAULT_STORE_CHECKPOINT, -EIO, 0, 1);
   ERR(-EIO, sl_store_checkpoint(st));
+  assert_true(sl_store_checkpoint(st) < 0);
+  uint64_t txid;
+  assert_true(commit_pair(st, 300, &txid) < 0);
   sl_store_close(st);
   sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
   char *lock = sub(dir, "writer.lock");
   OK(sl_read_file(lock, 100, &buf, &len));
-  assert_true(len > 5 && memcmp(buf, "open ", 5) == 0);
+  assert_true(len >= 11 && memcmp(buf, "sync-failed", 11) == 0);
   free(buf);
   free(lock);
   OK(sl_store_open(dir, 0, &st));
   assert_int_equal(counts_of(st).applied_txid, 300);
+  OK(commit_pair(st, 300, &txid));
+  assert_int_equal(txid, 301);
 #endif
   sl_store_close(st);
   free(p);
@@ -1061,7 +1069,11 @@ static void hold_step(sl_store *st, enum sl_checkpoint_step step) {
   pthread_mutex_unlock(&hold.mu);
 }
 
-enum { INFLIGHT_COMMITS = 100 }; /* acknowledged while the checkpoint is held */
+/* Acknowledged while the checkpoint is held. They must not make a
+ * checkpoint due again: a pair frees about ten pages, the pin's budget is
+ * at least 2,048 (checkpoint.c, PIN_BUDGET_MIN), and past it a committer
+ * waits for the held checkpoint (backpressure). */
+enum { INFLIGHT_COMMITS = 40 };
 
 /* Commits pairs (txid i + 1 is pair i) and acknowledges each through wfd;
  * once the checkpoint thread is held at `step`, INFLIGHT_COMMITS more, then
@@ -1127,7 +1139,9 @@ static void store_checkpoint_in_flight(void **state) {
   uint64_t rng = tu_seed("store_checkpoint_in_flight");
   char *dir = new_dir("store_inflight"), *mdir = new_dir("store_inflight_model");
   char *synced = sub(dir, "data.mdb.synced");
-  sl_store_options o = {.segment_size = 4096, .map_size = 64 << 20};
+  /* A checkpoint falls due once the pin outgrows its budget (every 200 or
+   * so pairs), long before a segment's worth of log. */
+  sl_store_options o = {.segment_size = 1 << 20, .map_size = 64 << 20};
   OK(sl_store_create(dir, &o));
   OK(sl_store_create(mdir, &o));
   setenv("SL_TEST_LMDB_SYNCED", synced, 1);

@@ -20,7 +20,12 @@
  * CRASH restores the old bytes and size; TEAR keeps, per overwrite, the old
  * or the new bytes, and a random prefix of the appended bytes whose tail
  * reads as zeros (an allocated block never written). Then _exit, with no
- * atexit handlers and no flush: the page cache now holds the "disk".
+ * atexit handlers and no flush: the page cache now holds the "disk". The
+ * power goes out for every thread at once: the crash waits for the tracked
+ * writes other threads are inside of (sl_fault_write .. sl_fault_write_end)
+ * and keeps fault_mu, so that no later write, and no sync's "durable",
+ * lands after the restore (a store's checkpoint thread writes and syncs
+ * while its committers do).
  *
  * Processes (the e2e and nemesis scripts) arm points through $SL_FAULTS,
  * read at the first fault point or tracked write.
@@ -36,6 +41,7 @@
 #ifdef SL_FAULT_INJECTION
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +100,11 @@ static struct fault faults[SL_FAULT__COUNT];
 static struct tracked *trk; /* under fault_mu */
 static size_t ntrk;
 static bool tracking; /* a crash or tear is armed */
+/* Tracked writes between sl_fault_write and sl_fault_write_end (atomic),
+ * and this thread's share of them. */
+static unsigned writes_in_flight;
+static __thread unsigned my_writes_in_flight;
+static __thread bool crashing; /* this thread is restoring the files */
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 
@@ -151,11 +162,13 @@ static void save_pre(struct tracked *t, int fd, uint64_t off, size_t len) {
 
 void sl_fault_write(int fd, int64_t off, size_t len) {
   pthread_once(&env_once, env_init);
-  if (!__atomic_load_n(&tracking, __ATOMIC_ACQUIRE)) return;
+  if (crashing || !__atomic_load_n(&tracking, __ATOMIC_ACQUIRE)) return;
   struct stat st;
   if (fstat(fd, &st) || !S_ISREG(st.st_mode)) return;
   if (off < 0 && (off = lseek(fd, 0, SEEK_CUR)) < 0) return;
-  pthread_mutex_lock(&fault_mu);
+  pthread_mutex_lock(&fault_mu); /* during a crash: for ever */
+  __atomic_add_fetch(&writes_in_flight, 1, __ATOMIC_ACQ_REL);
+  my_writes_in_flight++;
   struct tracked *t = track_find(&st);
   if (!t) {
     struct tracked *nt = realloc(trk, (ntrk + 1) * sizeof *nt);
@@ -179,11 +192,17 @@ out:
   pthread_mutex_unlock(&fault_mu);
 }
 
+void sl_fault_write_end(void) {
+  if (!my_writes_in_flight) return;
+  my_writes_in_flight--;
+  __atomic_sub_fetch(&writes_in_flight, 1, __ATOMIC_ACQ_REL);
+}
+
 static void fault_forget(int fd) {
-  if (!__atomic_load_n(&tracking, __ATOMIC_ACQUIRE)) return;
+  if (crashing || !__atomic_load_n(&tracking, __ATOMIC_ACQUIRE)) return;
   struct stat st;
   if (fstat(fd, &st)) return;
-  pthread_mutex_lock(&fault_mu);
+  pthread_mutex_lock(&fault_mu); /* during a crash: for ever, the sync did not finish */
   struct tracked *t = track_find(&st);
   if (t) {
     track_free(t);
@@ -192,14 +211,18 @@ static void fault_forget(int fd) {
   pthread_mutex_unlock(&fault_mu);
 }
 
-/* The power goes out (caller holds fault_mu). */
+/* The power goes out (caller holds fault_mu), for every thread: tracked
+ * writes other threads began are waited for, and from now on their
+ * sl_fault_write and their syncs' fault_forget wait for fault_mu, which is
+ * never released, so that no write or sync lands after the restore. */
 static void __attribute__((noreturn)) crash(enum sl_fault_point point, int code) {
   char msg[96];
   int n = snprintf(msg, sizeof msg, "fault point %d: simulated power loss (%s of %zu unsynced files)\n",
                    (int)point, code == SL_FAULT_TEAR ? "tear" : "drop", ntrk);
   if (write(STDERR_FILENO, msg, (size_t)n) < 0) { /* nothing to do */
   }
-  __atomic_store_n(&tracking, false, __ATOMIC_RELEASE); /* our own restores are not tracked */
+  crashing = true; /* our own restores are not tracked */
+  while (__atomic_load_n(&writes_in_flight, __ATOMIC_ACQUIRE) > my_writes_in_flight) sched_yield();
   for (size_t i = 0; i < ntrk; i++) {
     struct tracked *t = &trk[i];
     struct stat st;

@@ -39,35 +39,39 @@ int sl_path_join(char *out, size_t n, const char *dir, const char *name) {
 
 int sl_write_all(int fd, const void *buf, size_t len) {
   const uint8_t *p = buf;
+  int rc = 0;
   sl_fault_write(fd, -1, len);
-  while (len) {
+  while (len && !rc) {
     ssize_t w = write(fd, p, len);
     if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
+      if (errno != EINTR) rc = -errno;
+      continue;
     }
-    if (w == 0) return -EIO;
+    if (w == 0) rc = -EIO;
     p += w;
     len -= (size_t)w;
   }
-  return 0;
+  sl_fault_write_end();
+  return rc;
 }
 
 int sl_pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
   const uint8_t *p = buf;
+  int rc = 0;
   sl_fault_write(fd, (int64_t)off, len);
-  while (len) {
+  while (len && !rc) {
     ssize_t w = pwrite(fd, p, len, (off_t)off);
     if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
+      if (errno != EINTR) rc = -errno;
+      continue;
     }
-    if (w == 0) return -EIO;
+    if (w == 0) rc = -EIO;
     p += w;
     off += (uint64_t)w;
     len -= (size_t)w;
   }
-  return 0;
+  sl_fault_write_end();
+  return rc;
 }
 
 long sl_pread_full(int fd, void *buf, size_t len, uint64_t off) {

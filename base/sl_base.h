@@ -288,13 +288,17 @@ uint64_t sl_fault_hits(enum sl_fault_point point);
  * Returns 0 or SL_EINVAL. */
 int sl_fault_parse(const char *spec);
 /* Crash tracker: a write of len bytes at off (-1: the file position) is
- * about to happen on fd. Only active while a crash or tear is armed. */
+ * about to happen on fd, and sl_fault_write_end: it happened (or failed).
+ * Only active while a crash or tear is armed; a power loss in another
+ * thread waits for the writes in between. */
 void sl_fault_write(int fd, int64_t off, size_t len);
+void sl_fault_write_end(void);
 /* Seed of the tear's random choices ($SL_SEED in processes). */
 void sl_fault_seed(uint64_t seed);
 #else
 #define sl_fault(point) 0
 #define sl_fault_write(fd, off, len) ((void)0)
+#define sl_fault_write_end() ((void)0)
 #endif
 
 #define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -7,10 +7,10 @@
  *
  * CHECKPOINTS: mdb_env_sync, then DIR/checkpoint := txid, then the log may
  * drop segments at or below it. Taken every min(segment size,
- * SL_CHECKPOINT_BYTES) of log (by the committer that crosses the mark,
- * after its own commit is durable, so no one waits for it under the writer
- * lock), during a long replay, and at close, before writer.lock says
- * "closed".
+ * SL_CHECKPOINT_BYTES) of log and when the pin has outgrown its budget
+ * (by the checkpoint thread, asked by the committer that crosses the mark:
+ * CHECKPOINT THREAD), at open, during a long replay, and at close, before
+ * writer.lock says "closed".
  *   A store with a log keeps the checkpoint's LMDB image intact on disk
  * until the next checkpoint, so that a power loss never needs the log
  * before it. Under the writer lock a checkpoint begins a read transaction
@@ -34,12 +34,40 @@
  * pin reach a sixteenth of the live pages (at least 8 MiB; pin_outgrown),
  * which keeps data.mdb within about 1.1x its live pages + 16 MiB.
  *
+ * CHECKPOINT THREAD. LMDB's sync (msync of the map, MDB_WRITEMAP; Linux
+ * makes it an fdatasync of data.mdb's range) takes 10-70 ms on a busy disk;
+ * a committer that ran it made every commit behind it wait. So a writable
+ * store has a thread of its own that takes the automatic checkpoints: a
+ * committer past the mark only sets ckpt_wanted and signals it. The
+ * thread runs the checkpoint above unchanged if it is still due (the
+ * committers that saw the mark before its pin ask again after it): it
+ * pins the newest snapshot S under the writer lock (a moment), syncs
+ * (every page of S was written before the sync began, and while the pin
+ * lives later commits write other pages), waits for the log through S's
+ * txid, writes DIR/checkpoint, then releases the previous pin and prunes
+ * the log. Commits go on throughout; while it is in flight two snapshots
+ * are pinned, so the pages freed between them wait for its end. A
+ * committer that crosses the mark again before that end waits for it
+ * (backpressure: ckpt_pin_seq, ckpt_inflight_seq), so a disk slower than
+ * the commits holds them back instead of letting data.mdb grow.
+ * A power loss before DIR/checkpoint is renamed into place finds the
+ * previous checkpoint, still pinned, whole; after it, S. One checkpoint at
+ * a time (ckpt_lock): close, compact and sl_store_checkpoint wait for the
+ * thread's; close and compact stop the thread first. A checkpoint file
+ * that cannot be written is logged (naming the store and txid), the
+ * previous pin stays, and the next mark asks again; a failed sync is final
+ * (sync_failed). The pins are LMDB read transactions ended by whichever
+ * thread takes the next checkpoint: the environment is opened MDB_NOTLS
+ * (store.c).
+ *
  * LOCKS: st->ckpt_lock keeps checkpoints one at a time; a checkpoint takes
- * the writer lock (commit.c, LOCKS) only to pin its snapshot.
+ * the writer lock (commit.c, LOCKS) only to pin its snapshot. st->ckpt_mu
+ * guards the thread's flags (never held with another lock).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,17 +168,25 @@ int sl__data_file_check(const sl_store *st) {
  * so that the test can tell which pages a power loss may have torn. */
 static void test_note_synced(const char *dir, uint64_t bytes) {
   const char *to = getenv("SL_TEST_LMDB_SYNCED");
-  char p[4096];
-  if (!to || !*to || sl_path_join(p, sizeof p, dir, "data.mdb")) return;
-  int in = open(p, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  char p[4096], tmp[4096];
+  if (!to || !*to || sl_path_join(p, sizeof p, dir, "data.mdb") ||
+      snprintf(tmp, sizeof tmp, "%s.tmp", to) >= (int)sizeof tmp)
+    return;
+  int in = open(p, O_RDONLY | O_CLOEXEC), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   loff_t off = 0;
   while (in >= 0 && out >= 0 && (uint64_t)off < bytes && copy_file_range(in, &off, out, NULL, bytes - (uint64_t)off, 0) > 0) {
   }
   if (in >= 0) close(in);
   if (out >= 0) close(out);
+  /* Whole or not at all: another thread may lose power meanwhile. */
+  if ((uint64_t)off == bytes) (void)rename(tmp, to);
 }
+
+void (*sl_test_checkpoint_step)(sl_store *st, enum sl_checkpoint_step step);
+#define test_step(st, step) (sl_test_checkpoint_step ? sl_test_checkpoint_step(st, step) : (void)0)
 #else
 #define test_note_synced(dir, bytes) ((void)0)
+#define test_step(st, step) ((void)0)
 #endif
 
 /* The page counts of the free-page tree's records keyed (by the LMDB
@@ -417,7 +453,27 @@ int sl__pin_at_open(sl_store *st) {
   return sl_store_checkpoint(st);
 }
 /* ---- checkpoints ------------------------------------------------------------------------- */
-static int checkpoint_locked(sl_store *st) {
+/* A failed sync of data.mdb is final for this open (PostgreSQL's lesson):
+ * Linux marks pages whose write-back failed clean, reports the error once,
+ * and a retried sync then succeeds over pages that never reached the disk;
+ * a checkpoint recorded after it would let a power loss restore them and
+ * the log before it be pruned. So the store takes no more writes, and
+ * writer.lock says "sync-failed": the next open restores LMDB to the last
+ * checkpoint that did sync and replays the log after it, which still holds
+ * every acknowledged transaction (nothing past that checkpoint was pruned). */
+static void sync_failed(sl_store *st, uint64_t txid, int rc) {
+  pthread_mutex_lock(&st->wlock);
+  if (!st->failed) st->failed = rc;
+  pthread_mutex_unlock(&st->wlock);
+  (void)sl__lock_state_write(st, SL__LOCK_SYNC_FAILED);
+  sl_diag_error("%s/data.mdb: LMDB's sync for the checkpoint at txid %" PRIu64 " failed: %s; the store takes no "
+               "more writes: reopen it (LMDB goes back to its last synced checkpoint and the log is replayed)",
+               st->dir, txid, sl_strerror(rc));
+}
+
+/* if_due: only if still due (a request of the checkpoint thread: committers
+ * that saw the mark before the last checkpoint's pin ask again after it). */
+static int checkpoint_locked(sl_store *st, bool if_due) {
   MDB_txn *pin = NULL;
   uint8_t meta[META_BYTES];
   unsigned psize = 0;
@@ -431,24 +487,37 @@ static int checkpoint_locked(sl_store *st) {
     return SL_EFAILED;
   }
   pthread_mutex_lock(&st->wlock);
+  if (st->failed) { /* its LMDB may not be what it logged, or did not sync */
+    rc = st->failed;
+    pthread_mutex_unlock(&st->wlock);
+    return rc;
+  }
+  if (if_due && st->bytes_since_ckpt < st->ckpt_every) {
+    pthread_mutex_unlock(&st->wlock);
+    return 0;
+  }
   uint64_t txid = st->meta.applied_txid;
   st->bytes_since_ckpt = 0;
   if (image) rc = pin_snapshot(st, &pin, meta, &psize);
+  if (pin) atomic_store(&st->ckpt_inflight_seq, ++st->ckpt_pin_seq);
   pthread_mutex_unlock(&st->wlock);
   if (!rc && pin && (rc = sl__meta_read(pin, st->dbi[SL__DB_META], &m)) == 0) txid = m.applied_txid;
   if (rc) {
     if (pin) mdb_txn_abort(pin);
     return rc;
   }
-  /* Every commit up to txid is in the page cache: one sync covers them. */
+  /* Every commit up to txid is in the page cache: one sync covers them.
+   * Commits go on meanwhile, into pages the pin keeps apart. */
+  test_step(st, SL_CKPT_STEP_PINNED);
   rc = sl_fault(SL_FAULT_STORE_CHECKPOINT);
   if (!rc) rc = sl__mdb_err(mdb_env_sync(st->env, 1));
   if (rc) {
-    sl_diag_error("%s: LMDB sync for the checkpoint at txid %" PRIu64 ": %s", st->dir, txid, sl_strerror(rc));
+    sync_failed(st, txid, rc);
     if (pin) mdb_txn_abort(pin);
     return rc;
   }
   if (!mdb_env_info(st->env, &info)) test_note_synced(st->dir, ((uint64_t)info.me_last_pgno + 1) * psize);
+  test_step(st, SL_CKPT_STEP_SYNCED);
   /* Other committers' txids in the snapshot may not be durable yet: a
    * restored checkpoint must never be ahead of the log that survives. */
   if (st->log && (rc = sl_log_wait_durable(st->log, txid))) {
@@ -457,6 +526,7 @@ static int checkpoint_locked(sl_store *st) {
     return rc;
   }
   rc = checkpoint_file_write(st, txid, pin ? meta : NULL, psize);
+  if (!rc) test_step(st, SL_CKPT_STEP_WRITTEN);
   /* The previous pin goes only once the new checkpoint is surely on disk. */
   if (pin) pins_add(st, pin, rc == 0);
   if (rc) return rc;
@@ -464,12 +534,21 @@ static int checkpoint_locked(sl_store *st) {
   return 0;
 }
 
+/* One checkpoint under ckpt_lock; then committers held back by it go on. */
+static int checkpoint_run(sl_store *st, bool if_due) {
+  pthread_mutex_lock(&st->ckpt_lock);
+  int rc = checkpoint_locked(st, if_due);
+  pthread_mutex_unlock(&st->ckpt_lock);
+  pthread_mutex_lock(&st->ckpt_mu);
+  atomic_store(&st->ckpt_inflight_seq, 0);
+  pthread_cond_broadcast(&st->ckpt_done_cv);
+  pthread_mutex_unlock(&st->ckpt_mu);
+  return rc;
+}
+
 int sl_store_checkpoint(sl_store *st) {
   if (st->rdonly) return SL_EREADONLY;
-  pthread_mutex_lock(&st->ckpt_lock);
-  int rc = checkpoint_locked(st);
-  pthread_mutex_unlock(&st->ckpt_lock);
-  return rc;
+  return checkpoint_run(st, false);
 }
 
 /* ---- space ------------------------------------------------------------------------------- */
@@ -531,6 +610,7 @@ int sl_store_compact(const char *dir, uint64_t *before, uint64_t *after) {
   close(fd);
   fd = -1;
   st->failed = SL_EFAILED; /* until LMDB is open again: no checkpoint at close */
+  sl__checkpointer_stop(st); /* nothing commits here: the checkpoints below are explicit */
   sl__pins_release(st);
   mdb_env_close(st->env);
   st->env = NULL;
@@ -550,9 +630,58 @@ out:
   return rc;
 }
 
-/* From a committer past the mark; skipped if another checkpoint runs. */
-void sl__checkpoint_if_due(sl_store *st, bool due) {
-  if (!due || pthread_mutex_trylock(&st->ckpt_lock)) return;
-  checkpoint_locked(st); /* a failure is logged; the next mark retries */
-  pthread_mutex_unlock(&st->ckpt_lock);
+/* ---- the checkpoint thread ----------------------------------------------------------- */
+static void *checkpointer_main(void *arg) {
+  sl_store *st = arg;
+  pthread_mutex_lock(&st->ckpt_mu);
+  for (;;) {
+    while (!st->ckpt_wanted && !st->ckpt_stop) pthread_cond_wait(&st->ckpt_cv, &st->ckpt_mu);
+    if (st->ckpt_stop) break;
+    st->ckpt_wanted = false;
+    pthread_mutex_unlock(&st->ckpt_mu);
+    /* A failure is logged (checkpoint_locked names the step, the store and
+     * the txid), the previous checkpoint stays pinned, and the next mark
+     * asks again. */
+    (void)checkpoint_run(st, true);
+    pthread_mutex_lock(&st->ckpt_mu);
+  }
+  pthread_mutex_unlock(&st->ckpt_mu);
+  return NULL;
+}
+
+int sl__checkpointer_start(sl_store *st) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* signals go to the application's threads */
+  int rc = -pthread_create(&st->ckpt_thread, NULL, checkpointer_main, st);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc) {
+    sl_diag_error("%s: cannot start the checkpoint thread: %s", st->dir, sl_strerror(rc));
+    return rc;
+  }
+  st->ckpt_thread_on = true;
+  return 0;
+}
+
+void sl__checkpointer_stop(sl_store *st) {
+  if (!st->ckpt_thread_on) return;
+  pthread_mutex_lock(&st->ckpt_mu);
+  st->ckpt_stop = true;
+  pthread_cond_signal(&st->ckpt_cv);
+  pthread_cond_broadcast(&st->ckpt_done_cv);
+  pthread_mutex_unlock(&st->ckpt_mu);
+  pthread_join(st->ckpt_thread, NULL);
+  st->ckpt_thread_on = false;
+}
+
+void sl__checkpoint_if_due(sl_store *st, bool due, uint64_t pin_seq) {
+  if (!due) return;
+  pthread_mutex_lock(&st->ckpt_mu);
+  /* Due again since the in-flight checkpoint's pin: its sync lags the
+   * commits, and the pages freed meanwhile wait for it; wait too. */
+  while (pin_seq && atomic_load(&st->ckpt_inflight_seq) == pin_seq && !st->ckpt_stop)
+    pthread_cond_wait(&st->ckpt_done_cv, &st->ckpt_mu);
+  st->ckpt_wanted = true;
+  pthread_cond_signal(&st->ckpt_cv);
+  pthread_mutex_unlock(&st->ckpt_mu);
 }

@@ -3,7 +3,7 @@
  * LMDB (also replay's, store.c), the space LMDB grows into, group commit,
  * sl_tx_begin/commit/abort and sl_store_apply*. graph.c holds the ops a
  * transaction applies and records; checkpoint.c the checkpoint a committer
- * past the mark takes.
+ * past the mark asks the checkpoint thread for.
  *
  * GROUP COMMIT (the commit path). A small commit used to hold the writer
  * lock for its ops, its write() to the log and its LMDB commit, which
@@ -427,11 +427,12 @@ int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
             st->dir, st->waiters->txid, st->pend_n, txid);
   st->bytes_since_ckpt += len + SL_FRAME_HEADER_SIZE;
   bool due = st->bytes_since_ckpt >= st->ckpt_every;
+  uint64_t pin_seq = st->ckpt_pin_seq;
   pthread_mutex_unlock(&st->wlock);
   rc = group_wait(st, &me);
   if (txid_out && me.logged) *txid_out = txid; /* in the log, durable or not */
   if (rc) return rc;
-  sl__checkpoint_if_due(st, due);
+  sl__checkpoint_if_due(st, due, pin_seq);
   return 0;
 abort:
   tx_end(tx);
@@ -460,10 +461,10 @@ int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const siz
   if ((rc = wfinish(&w))) goto out;
   st->bytes_since_ckpt += bytes;
   bool due = st->bytes_since_ckpt >= st->ckpt_every;
-  uint64_t last = st->meta.applied_txid;
+  uint64_t last = st->meta.applied_txid, pin_seq = st->ckpt_pin_seq;
   pthread_mutex_unlock(&st->wlock);
   if (st->log && !(st->flags & SL_OPEN_BULK) && (rc = sl_log_wait_durable(st->log, last))) return rc;
-  sl__checkpoint_if_due(st, due);
+  sl__checkpoint_if_due(st, due, pin_seq);
   return 0;
 out:
   if (appended) {

@@ -255,7 +255,9 @@ static int write_staged(sl_log *log, staged *s) {
     return rc;
   }
   sl_fault_write(log->fd, (int64_t)off, s->bytes);
-  return pwritev_all(log->fd, s->iov, cnt, off);
+  rc = pwritev_all(log->fd, s->iov, cnt, off);
+  sl_fault_write_end();
+  return rc;
 }
 
 /* The active segment holds no frame: give its header the log's key id

@@ -297,8 +297,9 @@ static void foreign_of(char *text, const char *boot, char *foreign_boot, size_t 
 }
 
 /* Take writer.lock; *foreign_boot gets the boot id of a writer that never
- * closed the store, if it was another boot's (else ""). */
-static int lock_take(sl_store *st, char *foreign_boot, size_t n) {
+ * closed the store, if it was another boot's (else ""); *sync_failed says
+ * whether a checkpoint's sync of data.mdb failed in the last open. */
+static int lock_take(sl_store *st, char *foreign_boot, size_t n, bool *sync_failed) {
   char p[4096], buf[128];
   int rc = sl_path_join(p, sizeof p, st->dir, "writer.lock");
   if (rc) return rc;
@@ -321,6 +322,7 @@ static int lock_take(sl_store *st, char *foreign_boot, size_t n) {
   }
   buf[r] = 0;
   foreign_of(buf, st->boot_id, foreign_boot, n);
+  *sync_failed = strcmp(buf, SL__LOCK_SYNC_FAILED) == 0;
   return 0;
 }
 /* ---- recovery ------------------------------------------------------------------------ */
@@ -426,8 +428,8 @@ unlink_failed:
 
 static int open_writer(sl_store *st) {
   char foreign[64], logdir[4096], why[512];
-  bool has_log = sl__exists(st->dir, "log");
-  int rc = lock_take(st, foreign, sizeof foreign);
+  bool has_log = sl__exists(st->dir, "log"), sync_failed = false;
+  int rc = lock_take(st, foreign, sizeof foreign, &sync_failed);
   if (rc) return rc;
   if (has_log != !(st->flags & SL_OPEN_NOLOG)) {
     sl_diag_error("%s: %s", st->dir, has_log ? "has a log: open it without SL_OPEN_NOLOG"
@@ -439,6 +441,8 @@ static int open_writer(sl_store *st) {
   why[0] = 0;
   if (foreign[0] && has_log)
     snprintf(why, sizeof why, "the machine went down while the store was open (boot %s)", foreign);
+  else if (sync_failed && has_log)
+    snprintf(why, sizeof why, "a sync of data.mdb failed while the store was open");
   else if (!have_data && has_log)
     snprintf(why, sizeof why, "data.mdb is missing");
   if (!have_data && !has_log) {
@@ -448,6 +452,11 @@ static int open_writer(sl_store *st) {
   if (foreign[0] && !has_log) {
     sl_diag_error("%s: the machine went down while this standby was open (boot %s): its LMDB, written without "
                  "sync, may be torn; rebuild it from its archive", st->dir, foreign);
+    return SL_ECORRUPT;
+  }
+  if (sync_failed && !has_log) {
+    sl_diag_error("%s: a sync of data.mdb failed while this standby was open: its LMDB may lack pages; rebuild it "
+                 "from its archive", st->dir);
     return SL_ECORRUPT;
   }
   bool restored = false;
@@ -598,6 +607,7 @@ static void env_close_trimmed(sl_store *st, bool trim) {
 }
 
 static void store_free(sl_store *st, bool mark_clean) {
+  sl__checkpointer_stop(st);
   if (st->log) sl_log_close(st->log);
   sl__pins_release(st);
   if (st->env) env_close_trimmed(st, mark_clean);
@@ -618,6 +628,9 @@ static void store_free(sl_store *st, bool mark_clean) {
   pthread_mutex_destroy(&st->gc_mu);
   pthread_cond_destroy(&st->gc_cv);
   pthread_mutex_destroy(&st->ckpt_lock);
+  pthread_mutex_destroy(&st->ckpt_mu);
+  pthread_cond_destroy(&st->ckpt_cv);
+  pthread_cond_destroy(&st->ckpt_done_cv);
   free(st->dir);
   free(st);
 }
@@ -637,11 +650,15 @@ int sl_store_open(const char *dir, unsigned flags, sl_store **out) {
   pthread_cond_init(&st->gc_cv, NULL);
   st->waiters_tail = &st->waiters;
   pthread_mutex_init(&st->ckpt_lock, NULL);
+  pthread_mutex_init(&st->ckpt_mu, NULL);
+  pthread_cond_init(&st->ckpt_cv, NULL);
+  pthread_cond_init(&st->ckpt_done_cv, NULL);
   sl_arena_init(&st->tx.arena, NULL);
   sl_arena_init(&st->tx.view.scratch, NULL);
   sl_arena_init(&st->apply_arena, NULL);
   int rc = sl_store_read_id(dir, st->id);
   if (!rc) rc = st->rdonly ? open_rdonly(st) : open_writer(st);
+  if (!rc && !st->rdonly) rc = sl__checkpointer_start(st);
   if (rc) {
     store_free(st, false);
     return rc;
@@ -654,6 +671,7 @@ void sl_store_close(sl_store *st) {
   if (!st) return;
   bool clean = false;
   if (!st->rdonly) {
+    sl__checkpointer_stop(st); /* after the checkpoint it runs, if any */
     /* "closed" promises a synced LMDB that no durable txid is missing from. */
     clean = !st->failed && (!st->log || sl_log_wait_durable(st->log, st->meta.applied_txid) == 0) &&
             sl_store_checkpoint(st) == 0;

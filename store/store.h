@@ -12,7 +12,8 @@
  *                    holds); a clean close trims it to the pages in use
  *   DIR/lock.mdb     LMDB's reader table
  *   DIR/writer.lock  flock()ed by the one process that opens for writing;
- *                    holds the boot id while open, for power-loss detection
+ *                    holds the boot id while open, for power-loss detection;
+ *                    "sync-failed" once a checkpoint's sync of data.mdb failed
  *   DIR/checkpoint   "txid\n": LMDB was synced to disk with every txid up to
  *                    this one applied; a store with a log adds
  *                    "lmdb-meta PSIZE HEX CRC\n": the meta page of that
@@ -48,6 +49,16 @@
  *   snapshot, and only segments at or below the checkpoint may be pruned.
  *   The writer keeps a read transaction on the checkpoint's snapshot until
  *   the next checkpoint is on disk, so LMDB overwrites none of its pages.
+ *   The sync runs off the commit path, on the store's checkpoint thread: a
+ *   committer past a mark only asks for a checkpoint; the thread pins the
+ *   newest snapshot (under the writer lock, a moment), syncs data.mdb while
+ *   commits go on into pages the pins keep apart, writes the checkpoint
+ *   file, and only then releases the previous pin and prunes the log. One
+ *   at a time; close, compact and sl_store_checkpoint wait for it.
+ *   A failed sync of data.mdb is not retried: after a failed write-back
+ *   the kernel may call the same pages clean, so a second sync can succeed
+ *   over lost pages. The store takes no more writes and writer.lock says
+ *   "sync-failed"; the next open treats LMDB as after a power loss.
  *   After a power loss (writer.lock left behind by another boot) LMDB may be
  *   torn: the saved meta page is written back into data.mdb, which puts
  *   LMDB back at the checkpoint, and the log after it is replayed; every
@@ -215,5 +226,19 @@ int sl_view_node_has_label(sl_view *v, uint64_t id, const char *label, bool *out
  * call; a nonzero return stops the walk and is returned. */
 typedef int (*sl_name_fn)(void *arg, const char *name);
 int sl_view_names(sl_view *v, int what, sl_name_fn fn, void *arg);
+
+#ifdef SL_FAULT_INJECTION
+/* ---- tests: the steps of a checkpoint ------------------------------------------------ */
+/* When set, every checkpoint calls it at each step, from the thread that
+ * takes it (the checkpoint thread, or an open, close or sl_store_checkpoint
+ * caller): a test may hold a checkpoint there while commits go on, or lose
+ * power (sl_fault) at a step. */
+enum sl_checkpoint_step {
+  SL_CKPT_STEP_PINNED,  /* snapshot pinned, LMDB not yet synced */
+  SL_CKPT_STEP_SYNCED,  /* LMDB synced, DIR/checkpoint not yet written */
+  SL_CKPT_STEP_WRITTEN, /* DIR/checkpoint written; the old pin not yet released, the log not pruned */
+};
+extern void (*sl_test_checkpoint_step)(sl_store *st, enum sl_checkpoint_step step);
+#endif
 
 #endif

@@ -23,10 +23,12 @@
 #define SL_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include <lmdb.h>
 
 #include "sl_base.h"
+
 #include "store.h"
 #include "transaction.pb-c.h"
 
@@ -161,6 +163,23 @@ struct sl_store {
                                  the pending records at its flush (wlock) */
 
   pthread_mutex_t ckpt_lock;  /* one checkpoint at a time */
+  /* The checkpoint thread (checkpoint.c, CHECKPOINT THREAD) of a writable
+   * store: committers past the mark only ask it for a checkpoint, so that
+   * no commit waits for LMDB's sync. Under ckpt_mu. */
+  pthread_mutex_t ckpt_mu;
+  pthread_cond_t ckpt_cv;
+  pthread_t ckpt_thread;
+  bool ckpt_thread_on;        /* started, not yet joined */
+  bool ckpt_wanted;           /* a committer asked for a checkpoint */
+  bool ckpt_stop;             /* the thread is to end */
+  /* Backpressure: a checkpoint falls due again after the pin of the one in
+   * flight (its sync lags the commits): the committer waits for that one,
+   * so that data.mdb stays bounded. pin_seq counts pins (under wlock; a
+   * committer reads it with its `due`); inflight_seq is the in-flight
+   * checkpoint's (0: none); done_cv is broadcast when it ends. */
+  uint64_t ckpt_pin_seq;
+  _Atomic uint64_t ckpt_inflight_seq;
+  pthread_cond_t ckpt_done_cv;
   uint64_t ckpt_every;        /* log bytes between automatic checkpoints */
   uint64_t bytes_since_ckpt;  /* under wlock */
   uint64_t reserved;          /* data.mdb bytes known allocated (under wlock) */
@@ -202,6 +221,8 @@ void sl__wabort(sl__wctx *w);
 int sl__wcommit(sl__wctx *w);
 
 /* ---- checkpoints (checkpoint.c) ---------------------------------------------- */
+/* writer.lock's text after a failed sync of data.mdb (checkpoint.c). */
+#define SL__LOCK_SYNC_FAILED "sync-failed"
 /* Refuse (SL_ECORRUPT) a data.mdb shorter than its newest meta page says. */
 int sl__data_file_check(const sl_store *st);
 /* After a power loss: LMDB back to its checkpoint, opened, meta loaded;
@@ -212,8 +233,16 @@ int sl__pin_at_open(sl_store *st);
 void sl__pins_release(sl_store *st);
 /* The pages freed since the pin reached its budget: a checkpoint is due. */
 bool sl__pin_outgrown(sl_store *st);
-/* From a committer past the mark; skipped if another checkpoint runs. */
-void sl__checkpoint_if_due(sl_store *st, bool due);
+/* From a committer past the mark (pin_seq: ckpt_pin_seq when it saw the
+ * mark): asks the checkpoint thread for a checkpoint and returns at once,
+ * unless the mark was passed again since the pin of the checkpoint in
+ * flight: then it waits for that one first. */
+void sl__checkpoint_if_due(sl_store *st, bool due, uint64_t pin_seq);
+/* Start the checkpoint thread of a writable store (at the end of its
+ * open); stop it, waiting for a checkpoint it runs (close, compact; no-op
+ * when not running). */
+int sl__checkpointer_start(sl_store *st);
+void sl__checkpointer_stop(sl_store *st);
 
 /* ---- meta (graph.c) -------------------------------------------------------- */
 int sl__meta_read(MDB_txn *txn, MDB_dbi meta_dbi, sl__meta *m);

@@ -2,7 +2,8 @@
  * Tests of the graph store (store/store.h) across failures: crash recovery
  * with SIGKILL, readers in another process, concurrent writer threads and
  * group-commit faults, the writer lock, power-loss rebuilds (also of a
- * primary whose log is pruned), checkpoints, space (data.mdb tracks the
+ * primary whose log is pruned, and while a checkpoint is in flight on the
+ * checkpoint thread), checkpoints, space (data.mdb tracks the
  * live data; compaction), recovery replaying the log past LMDB, every I/O
  * fault point under a commit workload, and replay speed.
  */
@@ -538,18 +539,26 @@ static void store_checkpoint_prunes(void **state) {
   free(segs);
 
 #ifdef SL_FAULT_INJECTION
-  /* A failed sync: the checkpoint fails and close does not claim a clean state. */
-  sl_fault_set(SL_FAULT_STORE_CHECKPOINT, -EIO, 0, -1);
+  /* A failed sync is final for this open: the checkpoint fails, no sync is
+   * tried again (a later one that succeeds proves nothing), the store takes
+   * no more writes, close does not claim a clean state, and the next open
+   * restores LMDB to the last synced checkpoint and replays the log. */
+  sl_fault_set(SL_FAULT_STORE_CHECKPOINT, -EIO, 0, 1);
   ERR(-EIO, sl_store_checkpoint(st));
+  assert_true(sl_store_checkpoint(st) < 0);
+  uint64_t txid;
+  assert_true(commit_pair(st, 300, &txid) < 0);
   sl_store_close(st);
   sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
   char *lock = sub(dir, "writer.lock");
   OK(sl_read_file(lock, 100, &buf, &len));
-  assert_true(len > 5 && memcmp(buf, "open ", 5) == 0);
+  assert_true(len >= 11 && memcmp(buf, "sync-failed", 11) == 0);
   free(buf);
   free(lock);
   OK(sl_store_open(dir, 0, &st));
   assert_int_equal(counts_of(st).applied_txid, 300);
+  OK(commit_pair(st, 300, &txid));
+  assert_int_equal(txid, 301);
 #endif
   sl_store_close(st);
   free(p);
@@ -1035,6 +1044,166 @@ static void store_power_loss_pruned(void **state) {
 #endif
 }
 
+/* ---- a power loss while a checkpoint is in flight ------------------------------------------------ */
+#ifdef SL_FAULT_INJECTION
+/* Holds the checkpoint thread at one step of a checkpoint (after `skip`
+ * checkpoints that pass it) until released; checkpoints taken by the
+ * child's main thread (its open) pass. */
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t main;
+  enum sl_checkpoint_step step;
+  int skip;
+  bool held, release;
+} hold = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+static void hold_step(sl_store *st, enum sl_checkpoint_step step) {
+  (void)st;
+  if (pthread_equal(pthread_self(), hold.main) || step != hold.step) return;
+  pthread_mutex_lock(&hold.mu);
+  if (!hold.held && hold.skip-- <= 0) {
+    hold.held = true;
+    while (!hold.release) pthread_cond_wait(&hold.cv, &hold.mu);
+  }
+  pthread_mutex_unlock(&hold.mu);
+}
+
+/* Acknowledged while the checkpoint is held. They must not make a
+ * checkpoint due again: a pair frees about ten pages, the pin's budget is
+ * at least 2,048 (checkpoint.c, PIN_BUDGET_MIN), and past it a committer
+ * waits for the held checkpoint (backpressure). */
+enum { INFLIGHT_COMMITS = 40 };
+
+/* Commits pairs (txid i + 1 is pair i) and acknowledges each through wfd;
+ * once the checkpoint thread is held at `step`, INFLIGHT_COMMITS more, then
+ * the power goes out: at the thread's next fault point once released
+ * (crash_point; the commits go on meanwhile), or, with crash_point 0, at
+ * the next commit's log sync while the thread is still held. */
+static void inflight_child(const char *dir, enum sl_checkpoint_step step, int skip, int code, int crash_point,
+                           int wfd) {
+  sl_store *st;
+  sl_view *v;
+  sl_counts c;
+  alarm(120); /* commits that wait for the held checkpoint would hang */
+  if (sl_store_open(dir, 0, &st) || sl_view_begin(st, &v) || sl_view_counts(v, &c)) _exit(2);
+  sl_view_end(v);
+  hold.main = pthread_self();
+  hold.step = step;
+  hold.skip = skip;
+  sl_test_checkpoint_step = hold_step;
+  uint64_t during = 0;
+  for (uint64_t i = c.applied_txid; i < c.applied_txid + 20000; i++) {
+    uint64_t txid;
+    if (commit_pair(st, i, &txid)) _exit(4);
+    if (write(wfd, &txid, sizeof txid) != sizeof txid) _exit(3);
+    pthread_mutex_lock(&hold.mu);
+    if (hold.held && !hold.release && ++during == INFLIGHT_COMMITS) {
+      if (crash_point) {
+        sl_fault_set((enum sl_fault_point)crash_point, code, 0, 1);
+        hold.release = true;
+        pthread_cond_broadcast(&hold.cv);
+      } else {
+        sl_fault_set(SL_FAULT_LOG_FSYNC, code, 0, 1);
+      }
+    }
+    pthread_mutex_unlock(&hold.mu);
+  }
+  _exit(5); /* the checkpoint was never held, or the power never went out */
+}
+
+static uint64_t checkpoint_txid(const char *dir) {
+  char *p = sub(dir, "checkpoint");
+  uint8_t *buf;
+  size_t len;
+  OK(sl_read_file(p, 1000, &buf, &len));
+  uint64_t txid = strtoull((const char *)buf, NULL, 10);
+  free(buf);
+  free(p);
+  return txid;
+}
+#endif
+
+/* Checkpoints run on the store's checkpoint thread while commits go on:
+ * the thread is held at each step of a checkpoint (pinned, synced, file
+ * written) while INFLIGHT_COMMITS commits are acknowledged, then the power
+ * goes out (crash and tear; LMDB torn page by page since its last sync),
+ * from a commit while the thread is held or from the thread itself once
+ * released. Each time the store reopens from the checkpoint on disk with
+ * every acknowledged commit and equals the model. */
+static void store_checkpoint_in_flight(void **state) {
+  (void)state;
+#ifndef SL_FAULT_INJECTION
+  skip();
+#else
+  uint64_t rng = tu_seed("store_checkpoint_in_flight");
+  char *dir = new_dir("store_inflight"), *mdir = new_dir("store_inflight_model");
+  char *synced = sub(dir, "data.mdb.synced");
+  /* A checkpoint falls due once the pin outgrows its budget (every 200 or
+   * so pairs), long before a segment's worth of log. */
+  sl_store_options o = {.segment_size = 1 << 20, .map_size = 64 << 20};
+  OK(sl_store_create(dir, &o));
+  OK(sl_store_create(mdir, &o));
+  setenv("SL_TEST_LMDB_SYNCED", synced, 1);
+  sl_clock_set_for_test(fixed_clock);
+  static const struct {
+    enum sl_checkpoint_step step;
+    int crash_point; /* 0: a commit's log sync, the thread held */
+  } runs[] = {{SL_CKPT_STEP_PINNED, 0},
+              {SL_CKPT_STEP_SYNCED, 0},
+              {SL_CKPT_STEP_WRITTEN, 0},
+              {SL_CKPT_STEP_PINNED, SL_FAULT_STORE_CHECKPOINT},
+              {SL_CKPT_STEP_SYNCED, SL_FAULT_FILE_WRITE}};
+  static const char *const step_names[] = {"pinned", "synced", "written"};
+  uint64_t model_txid = 0;
+  for (size_t round = 0; round < 2 * SL_ARRAY_LEN(runs); round++) {
+    int code = round % 2 ? SL_FAULT_TEAR : SL_FAULT_CRASH, skip_n = (int)tu_rand_below(&rng, 4);
+    enum sl_checkpoint_step step = runs[round / 2].step;
+    int crash_point = runs[round / 2].crash_point;
+    int fds[2];
+    pid_t pid = fork_piped(&fds[0], &fds[1]);
+    if (pid == 0) inflight_child(dir, step, skip_n, code, crash_point, fds[1]);
+    uint64_t txid, acked = 0;
+    while (read(fds[0], &txid, sizeof txid) == sizeof txid) acked = txid;
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != SL_FAULT_CRASH_EXIT)
+      fail_msg("round %zu: the child did not lose power (status 0x%x)", round, status);
+    uint64_t torn = 0, ckpt = checkpoint_txid(dir);
+    tear_lmdb(dir, synced, &rng, &torn);
+    char boot[48];
+    snprintf(boot, sizeof boot, "inflight-boot-%zu", round);
+    setenv("SL_TEST_BOOT_ID", boot, 1); /* the machine comes back up */
+    sl_store *st, *ref;
+    OK(sl_store_open(dir, 0, &st));
+    sl_counts c = counts_of(st);
+    if (c.applied_txid < acked)
+      fail_msg("round %zu: acknowledged txid %" PRIu64 " lost (store at %" PRIu64 ")", round, acked, c.applied_txid);
+    /* The checkpoint on disk is at most the held one: the commits acknowledged meanwhile came after it. */
+    if (acked < ckpt + INFLIGHT_COMMITS)
+      fail_msg("round %zu: only %" PRIu64 " acknowledged, checkpoint at %" PRIu64, round, acked, ckpt);
+    check_pairs(st);
+    OK(sl_store_open(mdir, 0, &ref));
+    for (; model_txid < c.applied_txid; model_txid++) OK(commit_pair(ref, model_txid, &txid));
+    compare_stores(st, ref);
+    sl_store_close(ref);
+    fprintf(stderr, "store_checkpoint_in_flight: round %2zu: held %s after %d checkpoints, %s at %s: %" PRIu64
+            " LMDB pages torn, checkpoint file at txid %" PRIu64 ", recovered at txid %" PRIu64
+            " (last acknowledged %" PRIu64 ")\n", round, step_names[step], skip_n, code == SL_FAULT_CRASH ? "crash" : "tear",
+            crash_point ? "the thread's next fault point" : "a commit's log sync", torn, ckpt, c.applied_txid, acked);
+    sl_store_close(st);
+    sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
+  }
+  unsetenv("SL_TEST_BOOT_ID");
+  unsetenv("SL_TEST_LMDB_SYNCED");
+  sl_clock_set_for_test(NULL);
+  free(synced);
+  done_dir(dir);
+  done_dir(mdir);
+#endif
+}
+
 /* Every point a store passes (the log's, sl_write_file_atomic's, its own) x
  * {EIO, ENOSPC, power loss dropping or tearing unsynced writes}: after the
  * reopen every acknowledged commit is there, no commit is half applied, the
@@ -1111,6 +1280,7 @@ int main(void) {
       cmocka_unit_test(store_replays_log_tail),
       cmocka_unit_test(store_fault_points),
       cmocka_unit_test(store_power_loss_pruned),
+      cmocka_unit_test(store_checkpoint_in_flight),
       cmocka_unit_test(store_replay_speed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

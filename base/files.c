@@ -12,6 +12,17 @@
  * fsyncs and the renames pass fault points (SL_FAULT_FILE_FSYNC for every
  * fsync, SL_FAULT_FILE_RENAME, SL_FAULT_FILE_WRITE).
  *
+ * A held file says "my writer is alive": its writer flock()s it (LOCK_EX)
+ * before renaming it into place and keeps it open while it lives, so the
+ * kernel drops the lock when the writer exits, however it exits (SIGKILL
+ * included; a crash of the machine leaves no lock at all). A reader tries
+ * LOCK_SH|LOCK_NB on its own descriptor: refused means held, and it reads
+ * that same descriptor; granted means the file outlived its writer, and it
+ * is as if there were none. flock (one lock per open file description, not
+ * per process) asks nothing of PIDs, so a reused PID cannot fake a writer,
+ * and a reader in the writer's own process still sees the lock. The writer
+ * opens it O_CLOEXEC: a program it runs does not inherit the lock.
+ *
  * Functions that take a path log their failures with it (sl_read_file stays
  * quiet about a missing file, which callers treat as "not set"); functions
  * on a file descriptor leave the logging to the caller, who knows the name.
@@ -25,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,7 +114,10 @@ int sl_fsync_dir(const char *dir) {
   return rc;
 }
 
-int sl_write_file_atomic(const char *dir, const char *name, const void *buf, size_t len) {
+/* DIR/NAME.tmp, fsync, rename, fsync DIR. With held, the file is flocked
+ * (LOCK_EX) before the rename, so that it is never in place unlocked, and
+ * its descriptor stays open in *held. */
+static int write_atomic(const char *dir, const char *name, const void *buf, size_t len, int *held) {
   char path[PATH_MAX], tmp[PATH_MAX];
   if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path ||
       (size_t)snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= sizeof tmp)
@@ -123,11 +138,20 @@ int sl_write_file_atomic(const char *dir, const char *name, const void *buf, siz
     sl_diag_error("fsync %s: %s", tmp, sl_strerror(rc));
     goto fail;
   }
-  rc = close(fd) ? -errno : 0;
-  fd = -1;
-  if (rc) {
-    sl_diag_error("close %s: %s", tmp, sl_strerror(rc));
-    goto fail;
+  if (held) {
+    /* not blocking: only another writer of the same NAME, mid-way, holds it */
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+      rc = -errno;
+      sl_diag_error("lock %s: %s", tmp, sl_strerror(rc));
+      goto fail;
+    }
+  } else {
+    rc = close(fd) ? -errno : 0;
+    fd = -1;
+    if (rc) {
+      sl_diag_error("close %s: %s", tmp, sl_strerror(rc));
+      goto fail;
+    }
   }
   if ((rc = sl_fault(SL_FAULT_FILE_RENAME)) || (rc = rename(tmp, path) ? -errno : 0)) {
     sl_diag_error("rename %s to %s: %s", tmp, path, sl_strerror(rc));
@@ -139,12 +163,21 @@ int sl_write_file_atomic(const char *dir, const char *name, const void *buf, siz
     goto fail;
   }
   if ((rc = sl_fsync_dir(dir))) goto fail;
+  if (held) *held = fd;
   return 0;
 
 fail:
   if (fd >= 0) close(fd);
   if (!renamed) unlink(tmp);
   return rc;
+}
+
+int sl_write_file_atomic(const char *dir, const char *name, const void *buf, size_t len) {
+  return write_atomic(dir, name, buf, len, NULL);
+}
+
+int sl_write_file_held(const char *dir, const char *name, const void *buf, size_t len, int *held_fd) {
+  return write_atomic(dir, name, buf, len, held_fd);
 }
 
 int sl_rename_durable(const char *from, const char *to) {
@@ -170,15 +203,10 @@ int sl_rename_durable(const char *from, const char *to) {
   return sl_fsync_dir(dir);
 }
 
-int sl_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len) {
+/* Read fd (opened on path) whole, then close it. */
+static int read_whole(int fd, const char *path, size_t max, uint8_t **out, size_t *out_len) {
   uint8_t *buf = NULL;
   int rc;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    rc = -errno;
-    if (rc != -ENOENT) sl_diag_error("open %s: %s", path, sl_strerror(rc));
-    return rc;
-  }
   struct stat st;
   if (fstat(fd, &st)) {
     rc = -errno;
@@ -219,6 +247,39 @@ fail:
   free(buf);
   close(fd);
   return rc;
+}
+
+/* open(path) to read; a missing file is -ENOENT, not logged. */
+static int open_to_read(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    fd = -errno;
+    if (fd != -ENOENT) sl_diag_error("open %s: %s", path, sl_strerror(fd));
+  }
+  return fd;
+}
+
+int sl_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len) {
+  int fd = open_to_read(path);
+  return fd < 0 ? fd : read_whole(fd, path, max, out, out_len);
+}
+
+int sl_read_file_held(const char *path, size_t max, uint8_t **out, size_t *out_len) {
+  int fd = open_to_read(path);
+  if (fd < 0) return fd;
+  /* A shared lock is refused only while the writer's exclusive one is
+   * held; readers never refuse each other. */
+  if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+    close(fd); /* releases it */
+    return -ENOENT;
+  }
+  if (errno != EWOULDBLOCK) {
+    int rc = -errno;
+    sl_diag_error("lock %s: %s", path, sl_strerror(rc));
+    close(fd);
+    return rc;
+  }
+  return read_whole(fd, path, max, out, out_len);
 }
 
 int sl_mkdir_p(const char *path) {

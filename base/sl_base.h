@@ -232,6 +232,18 @@ int sl_write_file_atomic(const char *dir, const char *name, const void *buf, siz
 int sl_rename_durable(const char *from, const char *to);
 /* Read a whole small file (at most max bytes) into a malloc'd buffer. */
 int sl_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len);
+/* A held file exists only while its writer lives (files.c): written as
+ * sl_write_file_atomic, but flock()ed (LOCK_EX) before it is put in place,
+ * its descriptor left open in *held_fd. The writer keeps it open while it
+ * lives (the kernel releases the lock when it exits, SIGKILL included), and
+ * at a clean end unlinks the file, then closes held_fd. -EWOULDBLOCK when
+ * another writer of DIR/NAME is half-way. */
+int sl_write_file_held(const char *dir, const char *name, const void *buf, size_t len, int *held_fd);
+/* sl_read_file of a held file: -ENOENT also when the file is there but no
+ * writer holds it any more (it outlived a writer that was killed, or the
+ * machine crashed); the reader leaves such a file where it is (not its own:
+ * a new writer may be replacing it). */
+int sl_read_file_held(const char *path, size_t max, uint8_t **out, size_t *out_len);
 /* mkdir -p with mode 0700 for the created components. */
 int sl_mkdir_p(const char *path);
 /* rm -rf; missing is success. */

@@ -5,7 +5,9 @@
  * through bolt/'s server on the query engine backend (bolt/engine.c). Many
  * connections' commits share the store's group commit. While it runs,
  * STORE/bolt.address names its advertised address, which the shipper
- * passes on to the standbys (codec.h, ROUTING). SIGTERM/SIGINT: stop
+ * passes on to the standbys (codec.h, ROUTING); it holds a lock on that
+ * file while it lives, so a serve that is killed is not named by a file it
+ * could not remove. SIGTERM/SIGINT: stop
  * accepting, let the requests in flight finish, close the store.
  */
 #include <dirent.h>
@@ -265,7 +267,8 @@ int cmd_serve(int argc, char **argv) {
   sl_bolt_server *server = NULL;
   cli_daemon d = {0};
   serve_metrics sm = {0};
-  bool daemon = false, address_written = false;
+  bool daemon = false;
+  int address_fd = -1; /* bolt.address's lock, held while we live */
   char self[300];
   sl_history history;
   if (auth && sl_bolt_users_load(auth, &users)) goto out;
@@ -303,12 +306,11 @@ int cmd_serve(int argc, char **argv) {
     if (metrics_start(d.metrics, &sm)) goto out;
   }
   /* the shipper tells the standbys where their writer is (Hello.bolt_address) */
-  if ((rc = sl_bolt_address_write(pos[0], ec.self))) {
+  if ((rc = sl_bolt_address_write(pos[0], ec.self, &address_fd))) {
     sl_diag_error("%s/%s: %s", pos[0], SL_BOLT_ADDRESS_FILE, sl_strerror(rc));
     rc = CLI_FAIL;
     goto out;
   }
-  address_written = true;
   if (ready_fd >= 0) {
     dprintf(ready_fd, "%d\n", sl_bolt_server_port(server));
     close(ready_fd);
@@ -321,7 +323,7 @@ int cmd_serve(int argc, char **argv) {
 out:
   if (d.metrics && sm.engine) sl_metrics_off_collect(d.metrics, collect, &sm);
   if (daemon) cli_daemon_stop(&d);
-  if (address_written) sl_bolt_address_remove(pos[0]);
+  if (address_fd >= 0) sl_bolt_address_remove(pos[0], address_fd);
   sl_bolt_server_free(server);
   sl_bolt_engine_free(engine);
   sl_bolt_throttle_free(throttle);

@@ -472,7 +472,7 @@ int sl_bolt_address_read(const char *store_dir, char *buf, size_t len) {
   uint8_t *data = NULL;
   size_t n = 0;
   snprintf(path, sizeof path, "%s/" SL_BOLT_ADDRESS_FILE, store_dir);
-  int rc = sl_read_file(path, len, &data, &n);
+  int rc = sl_read_file_held(path, len, &data, &n); /* -ENOENT: serve is gone */
   if (rc) return rc;
   if (n && data[n - 1] == '\n') n--;
   rc = n && n < len && !memchr(data, '\n', n) && !memchr(data, 0, n) ? 0 : SL_EINVAL;
@@ -484,15 +484,16 @@ int sl_bolt_address_read(const char *store_dir, char *buf, size_t len) {
   return rc;
 }
 
-int sl_bolt_address_write(const char *store_dir, const char *address) {
+int sl_bolt_address_write(const char *store_dir, const char *address, int *held_fd) {
   char line[300];
   int n = snprintf(line, sizeof line, "%s\n", address);
   if (n < 0 || (size_t)n >= sizeof line) return SL_EINVAL;
-  return sl_write_file_atomic(store_dir, SL_BOLT_ADDRESS_FILE, line, (size_t)n);
+  return sl_write_file_held(store_dir, SL_BOLT_ADDRESS_FILE, line, (size_t)n, held_fd);
 }
 
-void sl_bolt_address_remove(const char *store_dir) {
+void sl_bolt_address_remove(const char *store_dir, int held_fd) {
   char path[4096];
   snprintf(path, sizeof path, "%s/" SL_BOLT_ADDRESS_FILE, store_dir);
-  unlink(path);
+  unlink(path); /* first: while it is there, it is held */
+  close(held_fd);
 }

@@ -213,13 +213,21 @@ size_t sl_conn_identities(const sl_conn *c, const char *const **ids);
  * at exit), and the shipper reads it for each Hello and once a heartbeat
  * interval, sending a Heartbeat at once when it changed (every Heartbeat
  * carries it, "" for none: serve may start or stop while the session
- * lives, and the receiver names what it last heard). read: 0 and the
- * address in buf, or -ENOENT (no Bolt server) / -errno / SL_EINVAL (not
- * one line of at most len - 1 bytes). */
+ * lives, and the receiver names what it last heard).
+ * Liveness: the file is a held file (sl_base.h, sl_write_file_held): serve
+ * holds a flock on it from before it is in place to its exit. A serve that
+ * was SIGKILLed, or a machine that crashed, leaves the file but no lock;
+ * read then takes it for no Bolt server (-ENOENT), so the standbys stop
+ * naming a dead writer within a heartbeat interval, and the stale file
+ * stays until the next serve replaces it (readers never remove it).
+ * write: the lock's descriptor in *held_fd, which serve keeps open, and
+ * gives to remove at a clean exit (unlink, then close). read: 0 and the
+ * address in buf, or -ENOENT (no Bolt server, or none alive) / -errno /
+ * SL_EINVAL (not one line of at most len - 1 bytes). */
 #define SL_BOLT_ADDRESS_FILE "bolt.address"
 int sl_bolt_address_read(const char *store_dir, char *buf, size_t len);
-int sl_bolt_address_write(const char *store_dir, const char *address);
-void sl_bolt_address_remove(const char *store_dir);
+int sl_bolt_address_write(const char *store_dir, const char *address, int *held_fd);
+void sl_bolt_address_remove(const char *store_dir, int held_fd);
 
 /* Build common messages (fields owned by the caller's storage). */
 void sl_msg_error(Shiplog__Repl__Message *m, Shiplog__Repl__Error *e,

@@ -14,7 +14,8 @@
 # back: its shipper is refused (diverged), the standby still routes writes
 # to the new primary, and the old primary's serve refuses a bookmark of the
 # new epoch. Once the new primary's serve stops, the standby names no
-# writer. Skips (77) without node or when npm cannot install the driver.
+# writer; nor once a serve started again is SIGKILLed (its bolt.address
+# stays, but nobody holds its lock). Skips (77) without node or when npm cannot install the driver.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 e2e_need -c serve node jq
@@ -134,6 +135,13 @@ stop_serve back
 SERVE_PID=$NEW_SERVE
 stop_serve new
 check "once the new primary's serve stops, the standby names no writer" e2e_until 30 routes_to "$BOLT_RX2" none
+# a serve killed cannot remove bolt.address: its lock, gone with it, says it is dead
+start_serve again "$P2" --no-auth --database main || exit 1
+check "the standby names the new primary's serve started again" e2e_until 30 routes_to "$BOLT_RX2" "$PORT"
+kill -KILL "$SERVE_PID"
+wait "$SERVE_PID" 2>/dev/null
+check "a SIGKILLed serve leaves bolt.address" grep -qx "127.0.0.1:$PORT" "$P2/bolt.address"
+check "once it is SIGKILLed, the standby names no writer" e2e_until 30 routes_to "$BOLT_RX2" none
 
 grep -q 'Sanitizer\|runtime error' "$T"/*.log && bad "sanitizer report in a log"
 echo "passed $passed, failed $failed"

@@ -2,14 +2,18 @@
  * codec: message framing (round trip, every truncation, every bit flip,
  * oversize lengths refused before allocating), batch sealing and opening
  * (lz4 and none, corrupt data, gaps), connections over a socketpair, stream
- * names, HOST:PORT and status files; BASE SHIPPING messages (round trip,
+ * names, HOST:PORT and status files; ROUTING's bolt.address, named only
+ * while its writer lives (SIGKILLed: no longer); BASE SHIPPING messages (round trip,
  * the chunk and end checks, and an old decoder that ignores the new fields).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -361,6 +365,60 @@ static void codec_status_file(void **state) {
   free(path);
 }
 
+/* ROUTING: bolt.address names a writer only while it lives. A reader in
+ * the writer's own process sees the lock too (flock is per open file, not
+ * per process); a writer SIGKILLed leaves the file, which then names
+ * nobody; the next writer's address replaces it. */
+static void codec_bolt_address_liveness(void **state) {
+  (void)state;
+  const char *dir = tu_tmpdir("codec_bolt_address");
+  char *path = tu_path(dir, SL_BOLT_ADDRESS_FILE), addr[64];
+  struct stat st;
+  int fd;
+  ERR(-ENOENT, sl_bolt_address_read(dir, addr, sizeof addr));
+  ERR(0, sl_bolt_address_write(dir, "127.0.0.1:7687", &fd));
+  ERR(0, sl_bolt_address_read(dir, addr, sizeof addr));
+  assert_string_equal(addr, "127.0.0.1:7687");
+  ERR(0, sl_bolt_address_read(dir, addr, sizeof addr)); /* readers do not refuse each other */
+  sl_bolt_address_remove(dir, fd);
+  assert_int_equal(stat(path, &st), -1);
+  ERR(-ENOENT, sl_bolt_address_read(dir, addr, sizeof addr));
+
+  /* a file no process holds, as a crash of the machine leaves it */
+  ERR(0, sl_write_file_atomic(dir, SL_BOLT_ADDRESS_FILE, "10.0.0.1:7687\n", 14));
+  ERR(-ENOENT, sl_bolt_address_read(dir, addr, sizeof addr));
+
+  /* a child writes it and waits; SIGKILLed, it cannot remove it */
+  int ready[2];
+  assert_int_equal(pipe(ready), 0);
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    close(ready[0]);
+    if (sl_bolt_address_write(dir, "127.0.0.1:7001", &fd) || write(ready[1], "k", 1) != 1) _exit(1);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char byte;
+  assert_int_equal(read(ready[0], &byte, 1), 1);
+  close(ready[0]);
+  ERR(0, sl_bolt_address_read(dir, addr, sizeof addr));
+  assert_string_equal(addr, "127.0.0.1:7001");
+  int status;
+  assert_int_equal(kill(child, SIGKILL), 0);
+  assert_int_equal(waitpid(child, &status, 0), child);
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(stat(path, &st), 0); /* the file outlived it... */
+  ERR(-ENOENT, sl_bolt_address_read(dir, addr, sizeof addr)); /* ...but names nobody */
+  assert_int_equal(stat(path, &st), 0); /* and the reader left it there */
+
+  ERR(0, sl_bolt_address_write(dir, "127.0.0.1:7002", &fd)); /* a new serve */
+  ERR(0, sl_bolt_address_read(dir, addr, sizeof addr));
+  assert_string_equal(addr, "127.0.0.1:7002");
+  sl_bolt_address_remove(dir, fd);
+  free(path);
+}
+
 /* BASE SHIPPING: the three messages survive the wire; the receiver's
  * checks refuse a chunk out of place, an oversized or empty one, and an end
  * whose size or CRC differ from what arrived. */
@@ -469,6 +527,7 @@ int main(void) {
       cmocka_unit_test(codec_conn_send_recv),
       cmocka_unit_test(codec_hostport),
       cmocka_unit_test(codec_status_file),
+      cmocka_unit_test(codec_bolt_address_liveness),
       cmocka_unit_test(codec_base_messages),
       cmocka_unit_test(codec_base_fields_compatible),
   };

@@ -29,7 +29,8 @@
  * reuse it (it counts once, in the run that parsed it).
  *
  * LOOKUP: FNV-1a of the text into chained buckets (twice max_entries, a
- * power of two), then the length and the bytes: an exact match.
+ * power of two, at most MAX_BUCKETS), then the length and the bytes: an
+ * exact match.
  *
  * THREADS: no locks: a cache and the cursors using it belong to one thread
  * at a time (the references are plain counters).
@@ -42,6 +43,7 @@
 
 #define DEFAULT_ENTRIES 64
 #define DEFAULT_BYTES (1u << 20)
+#define MAX_BUCKETS (1u << 16) /* more entries than that share buckets */
 
 struct qparsed {
   sl_arena mem;       /* the text's copy, its tokens, the AST */
@@ -71,7 +73,7 @@ int sl_qcache_new(size_t max_entries, size_t max_bytes, sl_qcache **out) {
   c->max_entries = max_entries ? max_entries : DEFAULT_ENTRIES;
   c->max_bytes = max_bytes ? max_bytes : DEFAULT_BYTES;
   size_t n = 2;
-  while (n < 2 * c->max_entries && n < SIZE_MAX / 4) n *= 2;
+  while (n / 2 < c->max_entries && n < MAX_BUCKETS) n *= 2;
   if (!(c->buckets = calloc(n, sizeof *c->buckets))) {
     free(c);
     return -ENOMEM;

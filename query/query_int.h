@@ -14,6 +14,7 @@
  *   exec.c    the operators, one per clause, pulled one row at a time
  *   write.c   CREATE, MERGE, SET, REMOVE, DELETE
  *   api.c     the public sl_qtx_* / sl_qcursor_* calls, procedures
+ *   cache.c   parsed statements kept by their text (sl_qcache)
  *   script.c  statement splitting and cypher-shell scripts (query.h)
  *
  * ROWS. A statement's variables each own a slot of one row array (slots

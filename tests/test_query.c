@@ -612,14 +612,21 @@ static void test_cache_eviction(void **state) {
   assert_true(counters(qc).bytes > 0);
   /* a statement whose entry leaves the cache while it runs, and one
    * running after its cache was freed, still run (ASan's tree checks) */
-  sl_qtx *ta, *tb;
+  sl_qtx *ta, *tb, *t2;
   sl_qcursor *ca = open_cached(st, qc, a, &ta);
+  /* two cursors of one cached statement at once, their rows interleaved */
+  const sl_qvalue *row;
+  sl_query_error err;
+  assert_int_equal(sl_qcursor_next(ca, &row, &err), 1);
+  assert_int_equal(row[0].u.v.u.i, 1);
+  sl_qcursor *c2 = open_cached(st, qc, a, &t2);
+  expect_rows(c2, t2, 1, 3);
   rows_cached(st, qc, c3, 3, 3);
   rows_cached(st, qc, "RETURN 7 AS x", 7, 1);
   assert_int_equal(counters(qc).entries, 2);
   sl_qcursor *cb = open_cached(st, qc, b, &tb);
   sl_qcache_free(qc);
-  expect_rows(ca, ta, 1, 3);
+  expect_rows(ca, ta, 2, 2);
   expect_rows(cb, tb, 2, 3);
   /* bounded by bytes: a statement bigger than the bound runs, not kept */
   OK(sl_qcache_new(0, 64, &qc));

@@ -659,7 +659,8 @@ int main(void) {
       cmocka_unit_test(test_nulls),        cmocka_unit_test(test_aggregation),  cmocka_unit_test(test_order_mixed),
       cmocka_unit_test(test_writes),       cmocka_unit_test(test_rollback_and_read_only),
       cmocka_unit_test(test_limits),       cmocka_unit_test(test_script),
-      cmocka_unit_test(test_cache_runs),   cmocka_unit_test(test_cache_errors_and_text), cmocka_unit_test(test_cache_eviction),
+      cmocka_unit_test(test_cache_runs),   cmocka_unit_test(test_cache_errors_and_text),
+      cmocka_unit_test(test_cache_eviction),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,8 +35,9 @@
  * THE WORKLOADS, each with parameters drawn per query (same seeds on both
  * sides), run for S seconds by T client threads; a shiplog client runs each
  * query as an application does: sl_qtx_begin (read) -> sl_qtx_run (parse,
- * plan, execute) -> every row -> close -> commit; a PostgreSQL client runs a
- * prepared statement on its own connection and reads every row.
+ * or the parse from the client's sl_qcache; plan, execute) -> every row ->
+ * close -> commit; a PostgreSQL client runs a prepared statement on its own
+ * connection and reads every row.
  *   point   MATCH (p:Person {id: $id}) RETURN p.name, p.age, p.city
  *   hop1    MATCH (p:Person {id: $id})-[k:KNOWS]->(f:Person) WHERE f.age >= $age
  *           RETURN f.id, f.name, k.since
@@ -253,12 +254,14 @@ static int sl_run(sl_qtx *q, int w, const sl_qparam *params, size_t np, uint64_t
   return rc < 0 ? rc : rc2;
 }
 
-/* One read query in a read transaction of its own. */
-static int sl_read(int w, uint64_t seq, uint64_t *rows, sl_query_error *err) {
+/* One read query in a read transaction of its own (cache: the client's
+ * parsed statements, or NULL). */
+static int sl_read(sl_qcache *cache, int w, uint64_t seq, uint64_t *rows, sl_query_error *err) {
   qargs a = draw(seq);
   sl_qparam p[2] = {{"id", qint(a.id)}, {w == W_HOP2 ? "city" : "age", w == W_HOP2 ? qstr(a.city) : qint(a.age)}};
+  sl_query_options o = {.cache = cache};
   sl_qtx *q;
-  int rc = sl_qtx_begin(store, false, NULL, &q);
+  int rc = sl_qtx_begin(store, false, &o, &q);
   if (rc) return rc;
   if ((rc = sl_run(q, w, p, (size_t)work[w].nparams, rows, err))) {
     sl_qtx_rollback(q);
@@ -268,7 +271,7 @@ static int sl_read(int w, uint64_t seq, uint64_t *rows, sl_query_error *err) {
 }
 
 /* Upsert batch b in one durable write transaction. */
-static int sl_upsert(uint64_t b, uint64_t *rows, sl_query_error *err) {
+static int sl_upsert(sl_qcache *cache, uint64_t b, uint64_t *rows, sl_query_error *err) {
   sl_qvalue *items = xcalloc(C.batch, sizeof *items);
   sl_qentry *entries = xcalloc(2 * (size_t)C.batch, sizeof *entries);
   char *names = xcalloc(C.batch, 32);
@@ -280,8 +283,9 @@ static int sl_upsert(uint64_t b, uint64_t *rows, sl_query_error *err) {
     items[r] = (sl_qvalue){.kind = SL_QMAP, .u.map = {2, &entries[2 * r]}};
   }
   sl_qparam p = {"rows", {.kind = SL_QLIST, .u.list = {C.batch, items}}};
+  sl_query_options o = {.cache = cache};
   sl_qtx *q;
-  int rc = sl_qtx_begin(store, true, NULL, &q);
+  int rc = sl_qtx_begin(store, true, &o, &q);
   if (!rc) {
     if ((rc = sl_run(q, W_UPSERT, &p, 1, rows, err))) sl_qtx_rollback(q);
     else rc = sl_qtx_commit(q, NULL, err);
@@ -470,6 +474,8 @@ static void *client_main(void *arg) {
   /* Each client its own sequence of parameters, the same on both sides. */
   uint64_t seq = (uint64_t)c->k << 40;
   if (c->w == W_UPSERT) seq = 1000 + (uint64_t)c->k * 1000000;
+  sl_qcache *cache; /* the client's statements parsed once, as a Bolt connection's */
+  if (sl_qcache_new(0, 0, &cache)) die("allocating", -ENOMEM);
   for (uint64_t now = sl_mono_ns(); now < c->deadline || (c->w == W_UPSERT && c->queries < 2);) {
     uint64_t rows = 0;
     sl_query_error err = {0};
@@ -478,11 +484,11 @@ static void *client_main(void *arg) {
     if (c->pg) rc = c->w == W_UPSERT ? pg_upsert(c->conn, seq, &rows) : pg_read(c->conn, c->w, seq, &rows);
     else
 #endif
-      rc = c->w == W_UPSERT ? sl_upsert(seq, &rows, &err) : sl_read(c->w, seq, &rows, &err);
+      rc = c->w == W_UPSERT ? sl_upsert(cache, seq, &rows, &err) : sl_read(cache, c->w, seq, &rows, &err);
     if (rc) {
       c->rc = rc;
       snprintf(c->why, sizeof c->why, "%s: %s", err.code, err.message);
-      return NULL;
+      break;
     }
     seq++;
     uint64_t t = sl_mono_ns();
@@ -491,6 +497,7 @@ static void *client_main(void *arg) {
     c->queries++;
     c->rows += rows;
   }
+  sl_qcache_free(cache);
   return NULL;
 }
 
@@ -546,7 +553,7 @@ static void check_same(int w) {
   for (uint64_t seq = 0; seq < (w == W_AGG ? 1 : CHECKS); seq++) {
     uint64_t a, b;
     sl_query_error err = {0};
-    int rc = sl_read(w, seq, &a, &err);
+    int rc = sl_read(NULL, w, seq, &a, &err);
     if (rc) {
       fprintf(stderr, "bench_query: %s: %s %s: %s\n", work[w].name, sl_strerror(rc), err.code, err.message);
       exit(1);

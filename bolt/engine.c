@@ -18,6 +18,10 @@
  * Values: sl_qvalue -> sl_pack with bolt's builders (packstream.c), in the
  * connection's dialect; parameters come back as sl_qvalue, maps and lists
  * of any kinds included.
+ *
+ * Each connection keeps the statements it ran parsed (an sl_qcache, freed
+ * with it), so a text sent again, or run again on a write transaction
+ * after AccessMode, is not lexed and parsed again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +37,10 @@
 #define MAX_RESULTS 64
 #define ACCESS_MODE "Neo.ClientError.Statement.AccessMode"
 #define MAX_FOUND_READERS 64 /* more_readers' per ROUTE */
+/* Parsed statements kept per connection (drivers send the same texts again
+ * and again): at most 256 KiB each, 64 MiB for the default 256 connections. */
+#define PARSED_ENTRIES 64
+#define PARSED_BYTES (256u << 10)
 
 struct sl_bolt_engine {
   sl_bolt_engine_config cfg;
@@ -68,6 +76,7 @@ typedef struct engine_conn {
   int64_t next_qid;
   result results[MAX_RESULTS];
   sl_arena scratch;  /* buffered rows' conversion, DISCARD's summary */
+  sl_qcache *parsed; /* the connection's statements, parsed */
 } engine_conn;
 
 static void count(uint64_t *c) { __atomic_add_fetch(c, 1, __ATOMIC_RELAXED); }
@@ -267,7 +276,7 @@ static bool may_write(const engine_conn *c) {
 static int begin_qtx(engine_conn *c, bool write, uint64_t timeout_ms) {
   sl_bolt_engine *e = c->e;
   char reason[160];
-  sl_query_options o = {.timeout_ms = timeout_ms, .memory_bytes = e->cfg.query_memory};
+  sl_query_options o = {.timeout_ms = timeout_ms, .memory_bytes = e->cfg.query_memory, .cache = c->parsed};
   if (!write && c->peer.role < SL_BOLT_ROLE_EDITOR) {
     snprintf(reason, sizeof reason, "user '%s' has role %s", c->user, sl_bolt_role_name(c->peer.role));
     o.read_only_reason = reason;
@@ -547,6 +556,10 @@ static int eng_open(void *ctx, const sl_bolt_peer *peer, void **conn, sl_bolt_er
   (void)err;
   engine_conn *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
+  if (sl_qcache_new(PARSED_ENTRIES, PARSED_BYTES, &c->parsed)) {
+    free(c);
+    return -ENOMEM;
+  }
   c->e = ctx;
   c->peer = *peer;
   snprintf(c->user, sizeof c->user, "%s", peer->user ? peer->user : "");
@@ -561,6 +574,7 @@ static void eng_close(void *conn) {
   engine_conn *c = conn;
   end_tx(c);
   sl_arena_free(&c->scratch);
+  sl_qcache_free(c->parsed);
   free(c);
 }
 

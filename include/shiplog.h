@@ -567,6 +567,24 @@ typedef struct sl_qstats {
   uint64_t indexes_added, indexes_removed, constraints_added, constraints_removed;
 } sl_qstats;
 
+/* A cache of parsed statements, kept by their exact text (parameters are
+ * not part of it: a statement run again with other values is not parsed
+ * again). Only the parse is kept: each run still plans against the schema
+ * its transaction sees. Bounded by max_entries and max_bytes (0: 64 and
+ * 1 MiB), the least recently used out first; statements that fail to parse
+ * are not kept. Used by one thread at a time (a connection's, say), and
+ * must outlive the transactions given it; a statement still running when
+ * its entry leaves the cache (or the cache is freed) keeps it until its
+ * cursor closes. */
+typedef struct sl_qcache sl_qcache;
+typedef struct sl_qcache_counters {
+  uint64_t hits, misses, evictions;
+  size_t entries, bytes;
+} sl_qcache_counters;
+SHIPLOG_API int sl_qcache_new(size_t max_entries, size_t max_bytes, sl_qcache **out);
+SHIPLOG_API void sl_qcache_free(sl_qcache *c);
+SHIPLOG_API void sl_qcache_stats(const sl_qcache *c, sl_qcache_counters *out);
+
 typedef struct sl_query_options {
   uint64_t timeout_ms;   /* per statement; 0: none. Past it:
                             Neo.ClientError.Transaction.TransactionTimedOut */
@@ -580,6 +598,8 @@ typedef struct sl_query_options {
   const char *read_only_reason; /* added to the refusal of a writing
                             statement in a read transaction ("the store is
                             open for writing by pid 42"); may be NULL */
+  sl_qcache *cache;      /* parsed statements to take from and add to; NULL:
+                            every statement is parsed */
 } sl_query_options;
 #define SL_QUERY_MAX_HOPS 32
 

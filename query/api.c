@@ -5,8 +5,9 @@
  * procedures (db.labels(), db.relationshipTypes(), db.propertyKeys(),
  * dbms.components(), db.awaitIndexes(), db.awaitIndex()).
  *
- * A statement lives in its cursor: the AST, the operators and their arenas
- * are freed by sl_qcursor_close. A statement that fails marks its
+ * A statement lives in its cursor: the AST (or its reference to a cached
+ * one: cache.c), the operators and their arenas are freed by
+ * sl_qcursor_close. A statement that fails marks its
  * transaction failed: it can then only be rolled back (as in Neo4j), which
  * is also what keeps "a failed statement changes nothing" true, since the
  * store's transaction has no savepoints.
@@ -36,6 +37,7 @@ struct sl_qtx {
 struct sl_qcursor {
   sl_qtx *t;
   qctx q;
+  qparsed *parsed; /* the cached parse it runs (a reference), or NULL: the AST is q.ast's */
   qv *out;
   int ncols;
   int *colslots;
@@ -140,6 +142,7 @@ static void cursor_free(sl_qcursor *c) {
   sl_arena_free(&c->q.tmp);
   sl_arena_free(&c->q.out);
   sl_arena_free(&c->q.ast);
+  q_parsed_release(c->parsed);
   free(c->q.defer_ids);
   free(c);
 }
@@ -191,15 +194,13 @@ int sl_qtx_run(sl_qtx *t, const char *text, size_t len, const sl_qparam *params,
   sl_arena_init(&q->tmp, &q->mem);
   sl_arena_init(&q->out, &q->mem);
   if (t->opt.timeout_ms) q->deadline_ns = sl_mono_ns() + t->opt.timeout_ms * 1000000ull;
-  int rc = 0;
-  char *copy = sl_arena_strndup(&q->ast, text, len);
+  int rc = q_parse_cached(q, t->opt.cache, text, len, &c->parsed);
+  if (rc) goto fail;
   sl_qparam *ps = sl_arena_alloc(&q->ast, sizeof *ps * (nparams ? nparams : 1));
-  if (!copy || !ps) {
+  if (!ps) {
     rc = qerr_oom(q);
     goto fail;
   }
-  q->text = copy;
-  q->len = len;
   for (size_t i = 0; i < nparams; i++) {
     ps[i].name = sl_arena_strndup(&q->ast, params[i].name, strlen(params[i].name));
     if (!ps[i].name || qv_from_public(&q->ast, &params[i].value, &ps[i].value)) {
@@ -209,7 +210,6 @@ int sl_qtx_run(sl_qtx *t, const char *text, size_t len, const sl_qparam *params,
   }
   q->params = ps;
   q->nparams = nparams;
-  if ((rc = q_parse(q))) goto fail;
   unsigned line, col;
   /* Refused before anything runs, so that a caller holding a snapshot
    * (bolt/) can move to a write transaction and run the statement again. */

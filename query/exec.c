@@ -960,7 +960,6 @@ static int plan_single(qctx *q, qsingle *s, qop **top) {
       o->c = c;
       sl_arena_init(&o->a, &q->mem);
       row_copy_init(&o->in, &q->mem);
-      c->pat.seek_where = c->where;
       TRY(qmatch_new(q, &c->pat, &o->a, &o->m));
       qmatch_seek(o->m, c->where);
       if (c->optional) TRY(collect_new_slots(q, &c->pat, o));

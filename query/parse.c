@@ -1471,16 +1471,13 @@ static int parse_single(parser *p, qsingle *s, bool first_part) {
     c->line = t->line;
     c->col = t->col;
     FAILRC(scope_slots(p, &c->live_in, &c->nlive_in));
-    if (at_kw2(p, "OPTIONAL", "MATCH")) {
-      p->i += 2;
-      c->kind = C_MATCH;
-      c->optional = true;
-      FAILRC(parse_pattern(p, &c->pat, PAT_MATCH));
-      FAILRC(parse_where(p, &c->where));
-    } else if (accept_kw(p, "MATCH")) {
+    if (at_kw2(p, "OPTIONAL", "MATCH") || at_kw(p, "MATCH")) {
+      c->optional = at_kw(p, "OPTIONAL");
+      p->i += c->optional ? 2 : 1;
       c->kind = C_MATCH;
       FAILRC(parse_pattern(p, &c->pat, PAT_MATCH));
       FAILRC(parse_where(p, &c->where));
+      c->pat.seek_where = c->where; /* here, not in the planner: a parsed statement is never written again */
     } else if (accept_kw(p, "UNWIND")) {
       c->kind = C_UNWIND;
       FAILRC(parse_expr(p, &c->expr));

@@ -9,7 +9,8 @@
  * (AST, variables resolved to row slots, semantic checks) -> planner (one
  * pull operator per clause) -> executor; expressions in eval.c; the pattern
  * matcher in match.c; writes through sl_tx_* in write.c. Reads go through
- * an sl_view (sl_tx_view inside a write transaction).
+ * an sl_view (sl_tx_view inside a write transaction). With an sl_qcache in
+ * the options, a text parsed before is taken from it (cache.c).
  *
  * LIMITS (sl_query_options): time per statement, memory per statement
  * (every arena the statement holds: rows kept for sorting, aggregation,

@@ -14,6 +14,7 @@
  *   exec.c    the operators, one per clause, pulled one row at a time
  *   write.c   CREATE, MERGE, SET, REMOVE, DELETE
  *   api.c     the public sl_qtx_* / sl_qcursor_* calls, procedures
+ *   cache.c   parsed statements kept by their text (sl_qcache)
  *   script.c  statement splitting and cypher-shell scripts (query.h)
  *
  * ROWS. A statement's variables each own a slot of one row array (slots
@@ -233,7 +234,8 @@ typedef struct qctx {
   const char *text;  /* the statement */
   size_t len;
   sl_arena_budget mem;
-  sl_arena ast;        /* the AST and parameters: lives as long as the statement */
+  sl_arena ast;        /* the text's copy and the AST (unless cached: cache.c), the
+                          parameters: lives as long as the statement */
   sl_arena tmp;        /* temporaries (see MEMORY) */
   sl_arena out;        /* the row handed to the caller */
   qstmt *stmt;
@@ -284,7 +286,18 @@ int qerr_store(qctx *q, int rc, unsigned line, unsigned col);
 int q_lex(qctx *q, qtok **toks, int *n);
 
 /* ---- parse.c --------------------------------------------------------------------------- */
+/* q->stmt from q->text (allocated in q->ast, as the tokens are). */
 int q_parse(qctx *q);
+
+/* ---- cache.c: parsed statements kept by text (sl_qcache) ------------------------------- */
+typedef struct qparsed qparsed;
+/* q->stmt for text[0..len): cache's (a hit), else parsed now into q->ast
+ * (a copy of the text first); with a cache the parse then moves into a new
+ * entry. *held: the entry the statement runs (a reference: release it
+ * with q_parsed_release when the statement ends), NULL when its AST is
+ * q->ast's. */
+int q_parse_cached(qctx *q, sl_qcache *cache, const char *text, size_t len, qparsed **held);
+void q_parsed_release(qparsed *p);
 
 /* ---- value.c ----------------------------------------------------------------------------- */
 static inline qv qv_null(void) { qv v; v.kind = SL_NULL; return v; }
@@ -303,6 +316,7 @@ int qv_compare(const qv *a, const qv *b, int *cmp);
 /* ORDER BY's total order (null last); 0 also means "equivalent" (DISTINCT). */
 int qv_order(const qv *a, const qv *b);
 uint64_t qv_hash(const qv *v);
+uint64_t q_hash_bytes(const void *p, size_t n); /* FNV-1a */
 /* A stored property value as a runtime value (lists become SL_QLIST);
  * strings copied into a. */
 int qv_from_prop(sl_arena *a, const sl_value *in, qv *out);

@@ -248,7 +248,7 @@ static uint64_t mix(uint64_t h, uint64_t x) {
   return h;
 }
 
-static uint64_t hash_bytes(const void *p, size_t n) {
+uint64_t q_hash_bytes(const void *p, size_t n) {
   uint64_t h = 1469598103934665603ull;
   const uint8_t *b = p;
   for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
@@ -274,7 +274,7 @@ uint64_t qv_hash(const qv *v) {
     return mix(13, bits);
   }
   case SL_STRING:
-  case SL_BYTES: return mix((uint64_t)v->kind, hash_bytes(v->u.v.u.s, v->u.v.len));
+  case SL_BYTES: return mix((uint64_t)v->kind, q_hash_bytes(v->u.v.u.s, v->u.v.len));
   case SL_QNODE: return mix(19, v->u.node.id);
   case SL_QREL: return mix(23, v->u.rel.id);
   case SL_QLIST: {
@@ -285,7 +285,7 @@ uint64_t qv_hash(const qv *v) {
   case SL_QMAP: {
     uint64_t h = 31;
     for (size_t i = 0; i < v->u.map.n; i++)
-      h += mix(hash_bytes(v->u.map.entries[i].key, strlen(v->u.map.entries[i].key)), qv_hash(&v->u.map.entries[i].value));
+      h += mix(q_hash_bytes(v->u.map.entries[i].key, strlen(v->u.map.entries[i].key)), qv_hash(&v->u.map.entries[i].value));
     return h;
   }
   case SL_QPATH: {

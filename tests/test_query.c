@@ -3,7 +3,7 @@
  * their positions, every clause and most functions on a small graph,
  * Cypher's null rules, grouping, ORDER BY over mixed kinds, writes and
  * their counters, rollback leaving the log untouched, and the limits (time,
- * memory, hops). Rows are compared as the JSONL that `shiplog query`
+ * memory, hops); the cache of parsed statements. Rows are compared as the JSONL that `shiplog query`
  * prints (interchange's sl_results_write), element ids cut short.
  */
 #include <stdio.h>
@@ -420,12 +420,247 @@ static void test_script(void **state) {
   sl_store_close(st);
 }
 
+/* ---- the cache of parsed statements (sl_qcache) ------------------------------------------ */
+static sl_qcache_counters counters(const sl_qcache *qc) {
+  sl_qcache_counters k;
+  sl_qcache_stats(qc, &k);
+  return k;
+}
+
+static sl_qvalue qint(int64_t i) { return (sl_qvalue){.kind = SL_INT, .u.v = {.kind = SL_INT, .u.i = i}}; }
+
+/* What run_opts gives for text through cache (params: {id: id} unless id < 0). */
+static char *run_cached(sl_store *st, sl_qcache *qc, bool write, const char *text, int64_t id) {
+  sl_query_options o = {.cache = qc};
+  sl_qparam p = {"id", qint(id)};
+  return run_opts(st, write, text, &p, id < 0 ? 0 : 1, &o);
+}
+
+#define EXPECT_CACHED(st, qc, text, id, want)                                                        \
+  do {                                                                                             \
+    char *got_ = run_cached(st, qc, true, text, id);                                               \
+    if (strcmp(got_, want)) fail_msg("%s ($id %d)\n  got:  %s\n  want: %s", text, (int)(id), got_, want); \
+    free(got_);                                                                                    \
+  } while (0)
+
+/* A statement through cache that writes: no error. */
+static void written(sl_store *st, sl_qcache *qc, const char *text, int64_t id) {
+  char *r = run_cached(st, qc, true, text, id);
+  if (strstr(r, "ERROR ")) fail_msg("%s ($id %d): %s", text, (int)id, r);
+  free(r);
+}
+
+static void test_cache_runs(void **state) {
+  (void)state;
+  sl_store *st = open_store("q_cache_runs");
+  free(run(st, "UNWIND range(1, 20) AS i CREATE (:P {id: i, name: 'p' + toString(i)})"));
+  sl_qcache *qc;
+  OK(sl_qcache_new(8, 0, &qc));
+  /* the same text again: the same rows, parsed once; other parameters */
+  const char *point = "MATCH (p:P {id: $id}) RETURN p.name AS name";
+  EXPECT_CACHED(st, qc, point, 3, "{\"name\":\"p3\"}");
+  EXPECT_CACHED(st, qc, point, 3, "{\"name\":\"p3\"}");
+  EXPECT_CACHED(st, qc, point, 7, "{\"name\":\"p7\"}");
+  EXPECT_CACHED(st, qc, point, 99, "");
+  assert_int_equal(counters(qc).misses, 1);
+  assert_int_equal(counters(qc).hits, 3);
+  assert_int_equal(counters(qc).entries, 1);
+  EXPECT_CACHED(st, qc, "RETURN $id AS v", -1, "ERROR Neo.ClientError.Statement.ParameterMissing 1:8");
+  EXPECT_CACHED(st, qc, "RETURN $id AS v", 5, "{\"v\":5}");
+  /* a write, then the schema changed between runs of the same parse: the
+   * plans follow (a seek of the new index, none of the dropped one) */
+  written(st, qc, "CREATE (:P {id: $id, name: 'new'})", 21);
+  written(st, qc, "CREATE INDEX byid FOR (p:P) ON (p.id)", -1);
+  EXPECT_CACHED(st, qc, point, 21, "{\"name\":\"new\"}");
+  EXPECT_CACHED(st, qc, "MATCH (p:P) WHERE p.id > $id RETURN count(*) AS n", 15, "{\"n\":6}");
+  written(st, qc, "DROP INDEX byid", -1);
+  EXPECT_CACHED(st, qc, point, 21, "{\"name\":\"new\"}");
+  EXPECT_CACHED(st, qc, "MATCH (p:P) WHERE p.id > $id RETURN count(*) AS n", 15, "{\"n\":6}");
+  written(st, qc, "CREATE CONSTRAINT uid FOR (p:P) REQUIRE p.id IS UNIQUE", -1);
+  EXPECT_CACHED(st, qc, point, 21, "{\"name\":\"new\"}");
+  sl_query_options o = {.cache = qc};
+  sl_qparam dup = {"id", qint(21)};
+  sl_qtx *t;
+  sl_qcursor *c;
+  sl_query_error err;
+  OK(sl_qtx_begin(st, true, &o, &t));
+  OK(sl_qtx_run(t, "CREATE (:P {id: $id, name: 'new'})", 34, &dup, 1, &c, &err));
+  OK(sl_qcursor_close(c, &err));
+  assert_int_equal(sl_qtx_commit(t, NULL, &err), SL_ECONSTRAINT);
+  assert_string_equal(err.code, "Neo.ClientError.Schema.ConstraintValidationFailed");
+  written(st, qc, "CREATE (:P {id: $id, name: 'new'})", 22);
+  /* refused in a read transaction, then run on a write one: parsed once */
+  sl_qcache_counters k = counters(qc);
+  char *r = run_cached(st, qc, false, "MATCH (p:P {id: $id}) SET p.name = 'set'", 1);
+  assert_non_null(strstr(r, "ERROR Neo.ClientError.Statement.AccessMode 1:23"));
+  free(r);
+  written(st, qc, "MATCH (p:P {id: $id}) SET p.name = 'set'", 1);
+  EXPECT_CACHED(st, qc, point, 1, "{\"name\":\"set\"}");
+  assert_int_equal(counters(qc).misses, k.misses + 1);
+  /* the same statements without a cache agree */
+  r = run(st, "MATCH (p:P) RETURN count(*) AS n, sum(p.id) AS s");
+  EXPECT_CACHED(st, qc, "MATCH (p:P) RETURN count(*) AS n, sum(p.id) AS s", -1, r);
+  free(r);
+  sl_qcache_free(qc);
+  sl_store_close(st);
+}
+
+/* The error of text run through qc in a read transaction of its own. */
+static sl_query_error run_error(sl_store *st, sl_qcache *qc, const char *text) {
+  sl_query_options o = {.cache = qc};
+  sl_qtx *t;
+  sl_qcursor *c;
+  sl_query_error err;
+  OK(sl_qtx_begin(st, false, &o, &t));
+  assert_int_not_equal(sl_qtx_run(t, text, strlen(text), NULL, 0, &c, &err), 0);
+  sl_qtx_rollback(t);
+  return err;
+}
+
+static void test_cache_errors_and_text(void **state) {
+  (void)state;
+  sl_store *st = open_store("q_cache_errors");
+  sl_qcache *qc;
+  OK(sl_qcache_new(0, 0, &qc));
+  /* a parse error is not kept: the same error again, message and position */
+  const char *bad[] = {"MATCH (n)\nWHERE count(n) > 1\nRETURN n", "MATCH (n RETURN n", "RETURN 'abc"};
+  for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+    sl_query_error a = run_error(st, qc, bad[i]), b = run_error(st, qc, bad[i]), plain = run_error(st, NULL, bad[i]);
+    assert_string_equal(a.code, "Neo.ClientError.Statement.SyntaxError");
+    assert_true(a.line > 0);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_memory_equal(&a, &plain, sizeof a);
+  }
+  assert_int_equal(counters(qc).entries, 0);
+  assert_int_equal(counters(qc).misses, 6);
+  /* the exact text, its length included: a prefix or a text that differs
+   * in a space is another statement */
+  sl_query_options o = {.cache = qc};
+  const char *text = "RETURN 1 AS xy";
+  const char *want[] = {"xy", "x", "xy"};
+  size_t lens[] = {14, 13, 14};
+  for (int i = 0; i < 3; i++) {
+    sl_qtx *t;
+    sl_qcursor *c;
+    sl_query_error err;
+    const char *const *names;
+    OK(sl_qtx_begin(st, false, &o, &t));
+    OK(sl_qtx_run(t, text, lens[i], NULL, 0, &c, &err));
+    assert_int_equal(sl_qcursor_columns(c, &names), 1);
+    assert_string_equal(names[0], want[i]);
+    OK(sl_qcursor_close(c, &err));
+    OK(sl_qtx_commit(t, NULL, &err));
+  }
+  char *r = run_cached(st, qc, false, "RETURN 1 AS xy ", -1);
+  assert_string_equal(r, "{\"xy\":1}");
+  free(r);
+  assert_int_equal(counters(qc).entries, 3);
+  assert_int_equal(counters(qc).hits, 1);
+  sl_qcache_free(qc);
+  sl_store_close(st);
+}
+
+/* Open a statement in a read transaction of its own. */
+static sl_qcursor *open_cached(sl_store *st, sl_qcache *qc, const char *text, sl_qtx **t) {
+  sl_query_options o = {.cache = qc};
+  sl_qcursor *c;
+  sl_query_error err;
+  OK(sl_qtx_begin(st, false, &o, t));
+  OK(sl_qtx_run(*t, text, strlen(text), NULL, 0, &c, &err));
+  return c;
+}
+
+static void expect_rows(sl_qcursor *c, sl_qtx *t, int64_t first, int64_t n) {
+  const sl_qvalue *row;
+  sl_query_error err;
+  for (int64_t i = 0; i < n; i++) {
+    assert_int_equal(sl_qcursor_next(c, &row, &err), 1);
+    assert_int_equal(row[0].u.v.u.i, first + i);
+  }
+  assert_int_equal(sl_qcursor_next(c, &row, &err), 0);
+  OK(sl_qcursor_close(c, &err));
+  OK(sl_qtx_commit(t, NULL, &err));
+}
+
+/* Run text in a read transaction of its own: rows first..first+n-1. */
+static void rows_cached(sl_store *st, sl_qcache *qc, const char *text, int64_t first, int64_t n) {
+  sl_qtx *t;
+  sl_qcursor *c = open_cached(st, qc, text, &t);
+  expect_rows(c, t, first, n);
+}
+
+static void test_cache_eviction(void **state) {
+  (void)state;
+  sl_store *st = open_store("q_cache_evict");
+  sl_qcache *qc;
+  OK(sl_qcache_new(2, 0, &qc));
+  const char *a = "UNWIND range(1, 3) AS x RETURN x", *b = "UNWIND range(2, 4) AS x RETURN x",
+             *c3 = "UNWIND range(3, 5) AS x RETURN x";
+  /* least recently used out first: a, b, a, c evicts b */
+  rows_cached(st, qc, a, 1, 3);
+  rows_cached(st, qc, b, 2, 3);
+  rows_cached(st, qc, a, 1, 3);
+  rows_cached(st, qc, c3, 3, 3);
+  sl_qcache_counters k = counters(qc);
+  assert_int_equal(k.entries, 2);
+  assert_int_equal(k.evictions, 1);
+  assert_int_equal(k.hits, 1);
+  rows_cached(st, qc, a, 1, 3);
+  assert_int_equal(counters(qc).hits, 2);
+  rows_cached(st, qc, b, 2, 3);
+  assert_int_equal(counters(qc).misses, k.misses + 1);
+  assert_true(counters(qc).bytes > 0);
+  /* a statement whose entry leaves the cache while it runs, and one
+   * running after its cache was freed, still run (ASan's tree checks) */
+  sl_qtx *ta, *tb, *t2;
+  sl_qcursor *ca = open_cached(st, qc, a, &ta);
+  /* two cursors of one cached statement at once, their rows interleaved */
+  const sl_qvalue *row;
+  sl_query_error err;
+  assert_int_equal(sl_qcursor_next(ca, &row, &err), 1);
+  assert_int_equal(row[0].u.v.u.i, 1);
+  sl_qcursor *c2 = open_cached(st, qc, a, &t2);
+  expect_rows(c2, t2, 1, 3);
+  rows_cached(st, qc, c3, 3, 3);
+  rows_cached(st, qc, "RETURN 7 AS x", 7, 1);
+  assert_int_equal(counters(qc).entries, 2);
+  sl_qcursor *cb = open_cached(st, qc, b, &tb);
+  sl_qcache_free(qc);
+  expect_rows(ca, ta, 2, 2);
+  expect_rows(cb, tb, 2, 3);
+  /* bounded by bytes: a statement bigger than the bound runs, not kept */
+  OK(sl_qcache_new(0, 64, &qc));
+  rows_cached(st, qc, a, 1, 3);
+  rows_cached(st, qc, a, 1, 3);
+  assert_int_equal(counters(qc).entries, 0);
+  assert_int_equal(counters(qc).misses, 2);
+  sl_qcache_free(qc);
+  /* bounded by bytes: the oldest leave to make room */
+  OK(sl_qcache_new(100, 0, &qc));
+  rows_cached(st, qc, a, 1, 3);
+  size_t one = counters(qc).bytes;
+  sl_qcache_free(qc);
+  OK(sl_qcache_new(100, 2 * one + one / 2, &qc));
+  rows_cached(st, qc, a, 1, 3);
+  rows_cached(st, qc, b, 2, 3);
+  rows_cached(st, qc, c3, 3, 3);
+  assert_int_equal(counters(qc).entries, 2);
+  assert_int_equal(counters(qc).evictions, 1);
+  rows_cached(st, qc, c3, 3, 3);
+  rows_cached(st, qc, b, 2, 3);
+  assert_int_equal(counters(qc).hits, 2);
+  sl_qcache_free(qc);
+  sl_store_close(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_clauses),      cmocka_unit_test(test_functions), cmocka_unit_test(test_temporal_functions),
       cmocka_unit_test(test_nulls),        cmocka_unit_test(test_aggregation),  cmocka_unit_test(test_order_mixed),
       cmocka_unit_test(test_writes),       cmocka_unit_test(test_rollback_and_read_only),
       cmocka_unit_test(test_limits),       cmocka_unit_test(test_script),
+      cmocka_unit_test(test_cache_runs),   cmocka_unit_test(test_cache_errors_and_text),
+      cmocka_unit_test(test_cache_eviction),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

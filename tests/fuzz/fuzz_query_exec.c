@@ -6,7 +6,9 @@
  * Cypher (clauses, patterns, expressions, functions, aggregations, writes),
  * which reaches the executor with valid queries far more often than mutated
  * text does (fuzz_query mutates text: the TCK's queries are among its
- * seeds). Any input must end in rows or a statement error: no crash, no
+ * seeds). Each statement runs twice through one small sl_qcache kept
+ * across inputs: the second run takes the first's parse, and must get as
+ * far and fail the same way. Any input must end in rows or a statement error: no crash, no
  * leak, no memory past the limit (the engine's own, and libFuzzer's
  * -rss_limit_mb in tests/fuzz/run.sh).
  *
@@ -214,24 +216,41 @@ static size_t generate(gen *g) {
   return g->len;
 }
 
+/* Run the statement in a transaction rolled back; *err: sl_qtx_run's. */
+static int run_once(const sl_query_options *opt, const char *text, size_t len, sl_query_error *err) {
+  sl_qparam param = {.name = "p", .value = {.kind = SL_QLIST}};
+  sl_qtx *q;
+  if (sl_qtx_begin(st, true, opt, &q)) abort();
+  sl_qcursor *c;
+  int rc = sl_qtx_run(q, text, len, &param, 1, &c, err);
+  if (rc == 0) {
+    const sl_qvalue *row;
+    sl_query_error rows_err;
+    for (int n = 0; n < 5000 && sl_qcursor_next(c, &row, &rows_err) > 0; n++) {
+    }
+    sl_qcursor_close(c, &rows_err);
+  }
+  sl_qtx_rollback(q);
+  return rc;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static gen g;
+  static sl_qcache *cache; /* kept across inputs, small: entries come and go */
   memset(&g, 0, sizeof g);
   g.p = data;
   g.end = data + size;
   size_t len = generate(&g);
-  sl_qparam param = {.name = "p", .value = {.kind = SL_QLIST}};
-  sl_qtx *q;
-  if (sl_qtx_begin(st, true, &limits, &q)) abort();
-  sl_qcursor *c;
-  sl_query_error err;
-  if (sl_qtx_run(q, g.buf, len, &param, 1, &c, &err) == 0) {
-    const sl_qvalue *row;
-    for (int n = 0; n < 5000 && sl_qcursor_next(c, &row, &err) > 0; n++) {
-    }
-    sl_qcursor_close(c, &err);
-  }
-  sl_qtx_rollback(q);
+  if (!cache && sl_qcache_new(4, 0, &cache)) abort();
+  sl_query_options opt = limits;
+  opt.cache = cache;
+  /* twice through the cache: parsed, then (when it parsed) the cached
+   * parse, which must plan and fail as the first did */
+  sl_query_error e1, e2;
+  int rc1 = run_once(&opt, g.buf, len, &e1), rc2 = run_once(&opt, g.buf, len, &e2);
+  if (rc1 != rc2 || strcmp(e1.code, e2.code) || strcmp(e1.message, e2.message) || e1.line != e2.line ||
+      e1.column != e2.column)
+    abort();
   return 0;
 }
 

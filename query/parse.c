@@ -341,6 +341,40 @@ static int parse_pattern_expr(parser *p, qexpr **out, bool comprehension) {
   return 0;
 }
 
+/* The functions whose argument's type the parser may know to be wrong: a
+ * variable bound to a graph entity, path or list of another kind (`type(n)`
+ * of a node, `length(r)` of a relationship). Neo4j refuses these before
+ * running; a value of unknown type is left to the function. */
+#define VT_BIT(t) (1u << (t))
+static int check_arg_type(parser *p, const qexpr *e) {
+  static const struct {
+    const char *fn;
+    unsigned refused; /* VT_BIT()s */
+    const char *expected;
+  } rules[] = {
+      {"type", VT_BIT(VT_NODE) | VT_BIT(VT_PATH) | VT_BIT(VT_RELS) | VT_BIT(VT_LIST), "Relationship"},
+      {"startNode", VT_BIT(VT_NODE) | VT_BIT(VT_PATH) | VT_BIT(VT_RELS) | VT_BIT(VT_LIST), "Relationship"},
+      {"endNode", VT_BIT(VT_NODE) | VT_BIT(VT_PATH) | VT_BIT(VT_RELS) | VT_BIT(VT_LIST), "Relationship"},
+      {"labels", VT_BIT(VT_REL) | VT_BIT(VT_PATH) | VT_BIT(VT_RELS) | VT_BIT(VT_LIST), "Node"},
+      {"length", VT_BIT(VT_NODE) | VT_BIT(VT_REL), "Path"},
+      {"nodes", VT_BIT(VT_NODE) | VT_BIT(VT_REL), "Path"},
+      {"relationships", VT_BIT(VT_NODE) | VT_BIT(VT_REL), "Path"},
+      {"size", VT_BIT(VT_NODE) | VT_BIT(VT_REL) | VT_BIT(VT_PATH), "String or List<T>"},
+  };
+  if (e->nargs != 1) return 0;
+  const qexpr *a = e->args[0];
+  if (!strcasecmp(e->name, "size") && a->op == E_PATTERN)
+    return semerr(p, a->line, a->col,
+                  "A pattern expression should only be used in order to test the existence of a pattern. It can no "
+                  "longer be used inside the function size(), an alternative is to replace size() with COUNT {}.");
+  if (a->op != E_VAR) return 0;
+  int type = scope_type_of_slot(&p->sc, a->slot);
+  for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+    if (!strcasecmp(e->name, rules[i].fn) && (rules[i].refused & VT_BIT(type)))
+      return semerr(p, a->line, a->col, "Type mismatch: expected %s but was %s", rules[i].expected, vt_names[type]);
+  return 0;
+}
+
 static int parse_func(parser *p, qtok *t0, const char *name, qexpr **out) {
   /* after '(' */
   int kind;
@@ -388,6 +422,7 @@ static int parse_func(parser *p, qtok *t0, const char *name, qexpr **out) {
     if (mn < 0) return perr(p, t0, "Unknown function '%s'", name);
     return perr(p, t0, "Insufficient parameters for function '%s'", name);
   }
+  FAILRC(check_arg_type(p, e));
 done:
   if (e->op == E_AGG || e->op == E_COUNTSTAR) {
     qclause *c = p->proj;
@@ -617,6 +652,11 @@ static int parse_postfix(parser *p, qexpr **out) {
   for (;;) {
     qtok *t = TOK;
     if (accept(p, '.')) {
+      int type = e->op == E_VAR ? scope_type_of_slot(&p->sc, e->slot) : VT_ANY;
+      if (type == VT_PATH || type == VT_RELS || type == VT_LIST)
+        return semerr(p, e->line, e->col,
+                      "Type mismatch: expected Map, Node, Relationship, Point, Duration, Date, Time, LocalTime, "
+                      "LocalDateTime or DateTime but was %s", vt_names[type]);
       qexpr *x = mk(p, E_PROP, t);
       if (!x) return qerr_oom(p->q);
       x->src = e->src;

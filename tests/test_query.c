@@ -119,6 +119,12 @@ static void test_parse_errors(void **state) {
   EXPECT_ERR(st, "MATCH (n) DELETE 1 + 1", "Neo.ClientError.Statement.SyntaxError 1:18");
   /* a projected value is no relationship */
   EXPECT_ERR(st, "WITH 123 AS r MATCH ()-[r]-() RETURN r", "Neo.ClientError.Statement.SyntaxError 1:25");
+  /* an argument or property access of a type the parser knows to be wrong */
+  EXPECT_ERR(st, "MATCH (n) RETURN length(n)", "Neo.ClientError.Statement.SyntaxError 1:25");
+  EXPECT_ERR(st, "MATCH ()-[r]->() RETURN size(r)", "Neo.ClientError.Statement.SyntaxError 1:30");
+  EXPECT_ERR(st, "MATCH p = ()-[*]->() RETURN p.name", "Neo.ClientError.Statement.SyntaxError 1:29");
+  EXPECT_ERR(st, "MATCH (a) RETURN size((a)--())", "Neo.ClientError.Statement.SyntaxError 1:23");
+  EXPECT(st, "MATCH p = ()-[r*]->() RETURN length(p), size(nodes(p)), size(r), type(r[0])", "");
   /* beside an aggregate only projected grouping keys */
   EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + count(you.age)", "Neo.ClientError.Statement.SyntaxError 1:26");
   EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + you.age, me.age + you.age + count(*)",

@@ -48,6 +48,7 @@ typedef struct parser {
   int nslots;
   qclause *proj;   /* the projection whose items may hold aggregates, or NULL */
   bool in_agg;     /* inside an aggregate's argument */
+  bool over_list;  /* inside the predicate or projection of a list comprehension, quantifier or reduce */
   bool writes;
   int pat_mark;    /* scope size where the pattern being parsed began */
 } parser;
@@ -282,11 +283,14 @@ static int parse_in_clause(parser *p, qexpr *e, bool allow_proj, bool need_where
   FAILRC(expect_kw(p, "IN"));
   FAILRC(parse_expr(p, &e->a));
   int saved = p->sc.n;
+  bool over_list = p->over_list;
   e->slot = new_slot(p);
   FAILRC(scope_add(p, &p->sc, name, e->slot));
+  p->over_list = true;
   if (accept_kw(p, "WHERE")) FAILRC(parse_expr(p, &e->b));
   else if (need_where) return unexpected(p, "WHERE");
   if (allow_proj && accept(p, '|')) FAILRC(parse_expr(p, &e->c));
+  p->over_list = over_list;
   p->sc.n = saved;
   return 0;
 }
@@ -385,6 +389,8 @@ static int parse_func(parser *p, qtok *t0, const char *name, qexpr **out) {
   if (agg) {
     if (!p->proj || p->in_agg)
       return semerr(p, t0->line, t0->col, "Invalid use of aggregating function %s(...) in this context", name);
+    if (p->over_list)
+      return semerr(p, t0->line, t0->col, "Can't use aggregating expressions inside of expressions executing over lists");
     e->agg = kind;
     if (!strcasecmp(name, "count") && at_punct(p, '*')) {
       p->i++;
@@ -615,7 +621,10 @@ static int parse_atom(parser *p, qexpr **out) {
           e->slot2 = new_slot(p);
           FAILRC(scope_add(p, &p->sc, var, e->slot));
           FAILRC(scope_add(p, &p->sc, acc, e->slot2));
+          bool over_list = p->over_list;
+          p->over_list = true;
           FAILRC(parse_expr(p, &e->b));
+          p->over_list = over_list;
           p->sc.n = saved;
           FAILRC(expect(p, ')'));
           break;

@@ -125,6 +125,10 @@ static void test_parse_errors(void **state) {
   EXPECT_ERR(st, "MATCH p = ()-[*]->() RETURN p.name", "Neo.ClientError.Statement.SyntaxError 1:29");
   EXPECT_ERR(st, "MATCH (a) RETURN size((a)--())", "Neo.ClientError.Statement.SyntaxError 1:23");
   EXPECT(st, "MATCH p = ()-[r*]->() RETURN length(p), size(nodes(p)), size(r), type(r[0])", "");
+  /* no aggregate over a list's elements; one of the list itself is fine */
+  EXPECT_ERR(st, "RETURN [x IN [1, 2] WHERE count(*) > 0]", "Neo.ClientError.Statement.SyntaxError 1:27");
+  EXPECT_ERR(st, "RETURN reduce(a = 0, x IN [1] | a + sum(x))", "Neo.ClientError.Statement.SyntaxError 1:37");
+  EXPECT(st, "UNWIND [1, 2] AS y RETURN [x IN collect(y) | x * 2] AS l", "{\"l\":[2,4]}");
   /* beside an aggregate only projected grouping keys */
   EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + count(you.age)", "Neo.ClientError.Statement.SyntaxError 1:26");
   EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + you.age, me.age + you.age + count(*)",

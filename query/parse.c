@@ -429,6 +429,9 @@ static int parse_func(parser *p, qtok *t0, const char *name, qexpr **out) {
     return perr(p, t0, "Insufficient parameters for function '%s'", name);
   }
   FAILRC(check_arg_type(p, e));
+  /* Neo4j refuses random values inside an aggregate */
+  if (p->in_agg && (!strcasecmp(name, "rand") || !strcasecmp(name, "randomUUID")))
+    return semerr(p, t0->line, t0->col, "Can't use non-deterministic (random) functions inside of aggregate functions.");
 done:
   if (e->op == E_AGG || e->op == E_COUNTSTAR) {
     qclause *c = p->proj;

@@ -129,6 +129,8 @@ static void test_parse_errors(void **state) {
   EXPECT_ERR(st, "RETURN [x IN [1, 2] WHERE count(*) > 0]", "Neo.ClientError.Statement.SyntaxError 1:27");
   EXPECT_ERR(st, "RETURN reduce(a = 0, x IN [1] | a + sum(x))", "Neo.ClientError.Statement.SyntaxError 1:37");
   EXPECT(st, "UNWIND [1, 2] AS y RETURN [x IN collect(y) | x * 2] AS l", "{\"l\":[2,4]}");
+  /* no random values inside an aggregate */
+  EXPECT_ERR(st, "UNWIND [1, 2] AS x RETURN sum(x * rand())", "Neo.ClientError.Statement.SyntaxError 1:35");
   /* beside an aggregate only projected grouping keys */
   EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + count(you.age)", "Neo.ClientError.Statement.SyntaxError 1:26");
   EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + you.age, me.age + you.age + count(*)",

@@ -1324,16 +1324,21 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
   if (accept_kw(p, "SKIP")) FAILRC(parse_count(p, &c->skip));
   if (accept_kw(p, "LIMIT")) FAILRC(parse_count(p, &c->limit));
   if (!is_return && at_kw(p, "WHERE")) {
-    /* WITH ... WHERE also sees the variables before the projection, unless
-     * it aggregates or is DISTINCT (openCypher) */
+    /* WITH ... WHERE also sees the variables before the projection; when
+     * it aggregates or is DISTINCT, only inside an item's expression
+     * written again (`WITH DISTINCT a.x AS x WHERE a.x = 1`), as ORDER BY */
     scope both = {0};
-    if (!grouping && !c->distinct)
-      for (int i = 0; i < old.n; i++) FAILRC(scope_add_t(p, &both, old.v[i].name, old.v[i].slot, old.v[i].type));
+    for (int i = 0; i < old.n; i++) FAILRC(scope_add_t(p, &both, old.v[i].name, old.v[i].slot, old.v[i].type));
     for (int i = 0; i < nsc.n; i++) FAILRC(scope_add_t(p, &both, nsc.v[i].name, nsc.v[i].slot, nsc.v[i].type));
     p->sc = both;
     int rc = parse_where(p, &c->where);
     p->sc = nsc;
     if (rc) return rc;
+    if (grouping || c->distinct) {
+      FAILRC(use_items(p, c, &c->where, true, true));
+      const qexpr *old_var = var_outside(c->where, &nsc);
+      if (old_var) return semerr(p, old_var->line, old_var->col, "Variable `%s` not defined", old_var->name ? old_var->name : "?");
+    }
   }
   return 0;
 }

@@ -136,6 +136,10 @@ static void test_parse_errors(void **state) {
   EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + you.age, me.age + you.age + count(*)",
              "Neo.ClientError.Statement.SyntaxError 1:44");
   EXPECT(st, "UNWIND [1, 2, 2] AS x RETURN x, x * 10 + count(*) AS c ORDER BY x", "{\"x\":1,\"c\":11}\n{\"x\":2,\"c\":22}");
+  /* WHERE after a DISTINCT or grouping WITH: an item's expression written again reads the item */
+  EXPECT(st, "UNWIND [{a: 1}, {a: 1}, {a: 5}] AS m WITH DISTINCT m.a AS a WHERE m.a > 2 RETURN a", "{\"a\":5}");
+  EXPECT(st, "UNWIND [{a: 1}, {a: 1}, {a: 5}] AS m WITH m.a AS a, count(*) AS n WHERE m.a < 2 RETURN a, n", "{\"a\":1,\"n\":2}");
+  EXPECT_ERR(st, "UNWIND [{a: 1}] AS m WITH DISTINCT m.a AS a WHERE m.b > 2 RETURN a", "Neo.ClientError.Statement.SyntaxError 1:51");
   /* ORDER BY reads a returned property access next to an aggregate */
   EXPECT(st, "UNWIND [{a: 1}, {a: 1}, {a: 5}] AS m RETURN m.a AS a, count(*) AS n ORDER BY m.a - count(*) DESC",
          "{\"a\":5,\"n\":1}\n{\"a\":1,\"n\":2}");

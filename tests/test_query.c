@@ -109,6 +109,8 @@ static void test_parse_errors(void **state) {
   EXPECT_ERR(st, "CREATE (a)-->(b)", "Neo.ClientError.Statement.SyntaxError 1:11");
   EXPECT_ERR(st, "RETURN 1 AS a, 2 AS a", "Neo.ClientError.Statement.SyntaxError 1:16");
   EXPECT_ERR(st, "RETURN 9223372036854775808", "Neo.ClientError.Statement.SyntaxError 1:8");
+  EXPECT_ERR(st, "RETURN 0x AS l", "Neo.ClientError.Statement.SyntaxError 1:8");
+  EXPECT(st, "RETURN 0x1F AS h, 0o17 AS o", "{\"h\":31,\"o\":15}");
   EXPECT(st, "RETURN -9223372036854775808 AS m", "{\"m\":-9223372036854775808}");
   EXPECT_ERR(st, "CALL db.nothing()", "Neo.ClientError.Procedure.ProcedureNotFound 1:6");
   EXPECT_ERR(st, "RETURN $p", "Neo.ClientError.Statement.ParameterMissing 1:8");

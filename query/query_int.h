@@ -374,7 +374,7 @@ int q_write_row(qctx *q, qclause *c);   /* CREATE, SET, REMOVE, DELETE on one ro
 int q_write_finish(qctx *q, qclause *c, sl_arena *a); /* deferred node deletions */
 int q_merge_create(qctx *q, qclause *c); /* MERGE found nothing: create the path */
 int q_apply_sets(qctx *q, qsetitem *items, int n);
-int q_create_path(qctx *q, qpath *p);
+int q_create_path(qctx *q, qpath *p, bool merge); /* merge: MERGE's create (null properties refused) */
 
 /* ---- schema statements (schema.c) -------------------------------------------------------- */
 /* Do the tokens start a schema statement (CREATE INDEX/CONSTRAINT, DROP, SHOW)? */

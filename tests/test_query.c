@@ -305,6 +305,9 @@ static void test_writes(void **state) {
   assert_non_null(strstr(r, "{\"i\":1,\"c\":1}\n{\"i\":2,\"c\":1}\n{\"i\":1,\"c\":2}\n"));
   free(r);
   EXPECT(st, "MATCH (n:M) RETURN count(*) AS c", "{\"c\":2}");
+  /* MERGE cannot create what no later MERGE would find: a null property */
+  EXPECT_ERR(st, "MERGE (:M {i: null})", "Neo.ClientError.Statement.SemanticError 1:11");
+  EXPECT_ERR(st, "MATCH (a:M {i: 1}), (b:M {i: 2}) MERGE (a)-[:T {w: null}]->(b)", "Neo.ClientError.Statement.SemanticError 1:48");
   /* MERGE of a relationship between bound nodes */
   r = run(st, "MATCH (a:M {i:1}), (b:M {i:2}) MERGE (a)-[r:T]->(b) MERGE (a)-[r2:T]->(b) RETURN r = r2 AS same");
   assert_non_null(strstr(r, "{\"same\":true}"));

@@ -366,6 +366,7 @@ static int eval_reduce(qctx *q, qexpr *e, qv *out) {
 static int node_labels(qctx *q, uint64_t id, sl_node *n) {
   int rc = sl_view_node(q->view, id, n);
   if (rc == SL_ENOTFOUND) {
+    if (q->stats.nodes_deleted) return q_deleted_entity(q, true, id);
     memset(n, 0, sizeof *n);
     return 0;
   }
@@ -663,6 +664,8 @@ static int entity_props(qctx *q, const qv *ent, qv *out) {
     props = r.props;
     n = r.nprops;
   }
+  if (rc == SL_ENOTFOUND && (q->stats.nodes_deleted || q->stats.relationships_deleted))
+    return q_deleted_entity(q, ent->kind == SL_QNODE, ent->kind == SL_QNODE ? ent->u.node.id : ent->u.rel.id);
   if (rc == SL_ENOTFOUND) n = 0;
   else if (rc) return qerr_store(q, rc, 0, 0);
   sl_qentry *es = sl_arena_alloc(&q->tmp, sizeof *es * (n ? n : 1));

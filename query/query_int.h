@@ -323,8 +323,11 @@ size_t q_double_text(double d, char *buf, size_t size);
 /* Is the value true (for WHERE): only boolean true. */
 static inline bool qv_true(const qv *v) { return v->kind == SL_BOOL && v->u.v.u.b; }
 void q_element_id(qctx *q, bool rel, uint64_t id, char *buf);
-/* Read an entity's property (null when absent). */
+/* Read an entity's property (null when absent; EntityNotFound when this
+ * transaction deleted the entity). */
 int q_prop(qctx *q, const qv *ent, const char *key, qv *out);
+/* The EntityNotFound error of reading an entity this transaction deleted. */
+int q_deleted_entity(qctx *q, bool node, uint64_t id);
 
 /* ---- eval.c ---------------------------------------------------------------------------- */
 int q_eval(qctx *q, qexpr *e, qv *out);

@@ -261,7 +261,13 @@ static int delete_rel(qctx *q, uint64_t id, unsigned line, unsigned col) {
 }
 
 static int delete_node(qctx *q, uint64_t id, bool detach, unsigned line, unsigned col) {
-  if (!detach) {
+  uint64_t nrels = 0;
+  int rc = sl_view_node_rels(q->view, id, SL_DIR_BOTH, NULL, count_rel, &nrels);
+  if (rc == SL_ENOTFOUND) return 0;
+  if (rc) return qerr_store(q, rc, line, col);
+  /* one with relationships waits for the end of the clause, which may
+   * delete them; the others go now, so later clauses see them deleted */
+  if (!detach && nrels) {
     if (q->ndefer == q->defer_cap) {
       size_t cap = q->defer_cap ? q->defer_cap * 2 : 64;
       uint64_t *ni = realloc(q->defer_ids, sizeof *ni * cap);
@@ -273,11 +279,7 @@ static int delete_node(qctx *q, uint64_t id, bool detach, unsigned line, unsigne
     q->defer_ids[q->ndefer++] = id;
     return 0;
   }
-  uint64_t nrels = 0;
-  int rc = sl_view_node_rels(q->view, id, SL_DIR_BOTH, NULL, count_rel, &nrels);
-  if (rc == SL_ENOTFOUND) return 0;
-  if (rc) return qerr_store(q, rc, line, col);
-  if ((rc = sl_tx_delete_node(q->tx, id, true))) return qerr_store(q, rc, line, col);
+  if ((rc = sl_tx_delete_node(q->tx, id, detach))) return qerr_store(q, rc, line, col);
   q->stats.nodes_deleted++;
   q->stats.relationships_deleted += nrels;
   return 0;

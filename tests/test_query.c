@@ -322,6 +322,11 @@ static void test_writes(void **state) {
   assert_non_null(strstr(r, "\"nodes_deleted\":2,\"relationships_created\":0,\"relationships_deleted\":1,"));
   free(r);
   EXPECT(st, "MATCH (n) RETURN count(*) AS c", "{\"c\":1}");
+  /* a node deleted by the statement cannot be read after (a failed statement changes nothing) */
+  EXPECT_ERR(st, "MATCH (n) DELETE n RETURN n.x", "Neo.ClientError.Statement.EntityNotFound 0:0");
+  EXPECT_ERR(st, "MATCH (n) DELETE n RETURN labels(n)", "Neo.ClientError.Statement.EntityNotFound 0:0");
+  EXPECT_ERR(st, "MATCH (n) DELETE n RETURN keys(n)", "Neo.ClientError.Statement.EntityNotFound 0:0");
+  EXPECT(st, "MATCH (n) RETURN count(*) AS c", "{\"c\":1}");
   /* a MATCH does not see what the CREATE after it makes */
   r = run(st, "MATCH (n) CREATE (:New) RETURN count(*) AS c");
   assert_non_null(strstr(r, "{\"c\":1}"));

@@ -239,6 +239,10 @@ static void test_temporal_functions(void **state) {
   EXPECT(st, "RETURN datetime.fromepochmillis(-1) AS a, datetime.fromepoch(1, 5) AS b, date.statement(null) AS c",
          "{\"a\":{\"$datetime\":\"1969-12-31T23:59:59.999Z\"},\"b\":{\"$datetime\":\"1970-01-01T00:00:01.000000005Z\"},\"c\":null}");
   EXPECT(st, "RETURN datetime.realtime('+05:00').offset AS o, date.transaction() IS NOT NULL AS d", "{\"o\":\"+05:00\",\"d\":true}");
+  /* a zoned time on another day takes that day's offset before moving to the new zone (Stockholm: +02:00 on 1984-03-28) */
+  EXPECT(st, "RETURN datetime({date: date('1984-03-28'), time: datetime('1984-10-11T12:00[Europe/Stockholm]'), "
+             "timezone: 'Pacific/Honolulu'}) AS d",
+         "{\"d\":{\"$datetime\":\"1984-03-28T00:00-10:00[Pacific/Honolulu]\"}}");
   sl_store_close(st);
 }
 

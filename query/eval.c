@@ -366,6 +366,7 @@ static int eval_reduce(qctx *q, qexpr *e, qv *out) {
 static int node_labels(qctx *q, uint64_t id, sl_node *n) {
   int rc = sl_view_node(q->view, id, n);
   if (rc == SL_ENOTFOUND) {
+    if (q->stats.nodes_deleted) return q_deleted_entity(q, true, id);
     memset(n, 0, sizeof *n);
     return 0;
   }
@@ -663,6 +664,8 @@ static int entity_props(qctx *q, const qv *ent, qv *out) {
     props = r.props;
     n = r.nprops;
   }
+  if (rc == SL_ENOTFOUND && (q->stats.nodes_deleted || q->stats.relationships_deleted))
+    return q_deleted_entity(q, ent->kind == SL_QNODE, ent->kind == SL_QNODE ? ent->u.node.id : ent->u.rel.id);
   if (rc == SL_ENOTFOUND) n = 0;
   else if (rc) return qerr_store(q, rc, 0, 0);
   sl_qentry *es = sl_arena_alloc(&q->tmp, sizeof *es * (n ? n : 1));
@@ -1437,6 +1440,21 @@ static int expand_base(qctx *q, qexpr *e, const qv *m, sl_kind into, qv *out) {
 
 int temporal_from_map(qctx *q, qexpr *e, const qv *m0, sl_kind kind, qv *out) {
   if (kind == SL_DURATION) return duration_from_map(q, e, m0, out);
+  /* a datetime from a zoned time base and a new timezone: the fields are set
+   * in the base's zone, then the instant moves to the new one, as Neo4j (the
+   * base's offset is that of the new day: 12:00 in Stockholm on 1984-03-28
+   * is +02:00 though the base's own day had +01:00) */
+  const qv *bt = map_key(m0, "time"), *tz = map_key(m0, "timezone");
+  if (kind == SL_DATETIME && bt && (bt->kind == SL_TIME || bt->kind == SL_DATETIME) && tz && tz->kind != SL_NULL) {
+    sl_qentry *es = sl_arena_alloc(&q->tmp, sizeof *es * m0->u.map.n);
+    if (!es) return qerr_oom(q);
+    qv in_base = {.kind = SL_QMAP}, local;
+    for (size_t i = 0; i < m0->u.map.n; i++)
+      if (strcasecmp(m0->u.map.entries[i].key, "timezone")) es[in_base.u.map.n++] = m0->u.map.entries[i];
+    in_base.u.map.entries = es;
+    TRY(temporal_from_map(q, e, &in_base, kind, &local));
+    return temporal_to_zone(q, e, &local, tz, out);
+  }
   qv mm;
   TRY(expand_base(q, e, m0, kind, &mm));
   const qv *m = &mm;

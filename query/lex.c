@@ -134,6 +134,8 @@ static int lex_number(lexer *l, qtok *t) {
       v = v * (uint64_t)base + (uint64_t)h;
       p++;
     }
+    if (p == s + 2) /* `0x` alone */
+      return qerr(l->q, SL_EINVAL, ST_SYNTAX, t->line, t->col, "Invalid input '%.*s': expected a number", 2, s);
     t->type = T_INT;
     t->i = (int64_t)v;
     t->int_overflow = over || v > (uint64_t)INT64_MAX + 1;

@@ -48,6 +48,7 @@ typedef struct parser {
   int nslots;
   qclause *proj;   /* the projection whose items may hold aggregates, or NULL */
   bool in_agg;     /* inside an aggregate's argument */
+  bool over_list;  /* inside the predicate or projection of a list comprehension, quantifier or reduce */
   bool writes;
   int pat_mark;    /* scope size where the pattern being parsed began */
 } parser;
@@ -282,11 +283,14 @@ static int parse_in_clause(parser *p, qexpr *e, bool allow_proj, bool need_where
   FAILRC(expect_kw(p, "IN"));
   FAILRC(parse_expr(p, &e->a));
   int saved = p->sc.n;
+  bool over_list = p->over_list;
   e->slot = new_slot(p);
   FAILRC(scope_add(p, &p->sc, name, e->slot));
+  p->over_list = true;
   if (accept_kw(p, "WHERE")) FAILRC(parse_expr(p, &e->b));
   else if (need_where) return unexpected(p, "WHERE");
   if (allow_proj && accept(p, '|')) FAILRC(parse_expr(p, &e->c));
+  p->over_list = over_list;
   p->sc.n = saved;
   return 0;
 }
@@ -341,6 +345,40 @@ static int parse_pattern_expr(parser *p, qexpr **out, bool comprehension) {
   return 0;
 }
 
+/* The functions whose argument's type the parser may know to be wrong: a
+ * variable bound to a graph entity, path or list of another kind (`type(n)`
+ * of a node, `length(r)` of a relationship). Neo4j refuses these before
+ * running; a value of unknown type is left to the function. */
+#define VT_BIT(t) (1u << (t))
+static int check_arg_type(parser *p, const qexpr *e) {
+  static const struct {
+    const char *fn;
+    unsigned refused; /* VT_BIT()s */
+    const char *expected;
+  } rules[] = {
+      {"type", VT_BIT(VT_NODE) | VT_BIT(VT_PATH) | VT_BIT(VT_RELS) | VT_BIT(VT_LIST), "Relationship"},
+      {"startNode", VT_BIT(VT_NODE) | VT_BIT(VT_PATH) | VT_BIT(VT_RELS) | VT_BIT(VT_LIST), "Relationship"},
+      {"endNode", VT_BIT(VT_NODE) | VT_BIT(VT_PATH) | VT_BIT(VT_RELS) | VT_BIT(VT_LIST), "Relationship"},
+      {"labels", VT_BIT(VT_REL) | VT_BIT(VT_PATH) | VT_BIT(VT_RELS) | VT_BIT(VT_LIST), "Node"},
+      {"length", VT_BIT(VT_NODE) | VT_BIT(VT_REL), "Path"},
+      {"nodes", VT_BIT(VT_NODE) | VT_BIT(VT_REL), "Path"},
+      {"relationships", VT_BIT(VT_NODE) | VT_BIT(VT_REL), "Path"},
+      {"size", VT_BIT(VT_NODE) | VT_BIT(VT_REL) | VT_BIT(VT_PATH), "String or List<T>"},
+  };
+  if (e->nargs != 1) return 0;
+  const qexpr *a = e->args[0];
+  if (!strcasecmp(e->name, "size") && a->op == E_PATTERN)
+    return semerr(p, a->line, a->col,
+                  "A pattern expression should only be used in order to test the existence of a pattern. It can no "
+                  "longer be used inside the function size(), an alternative is to replace size() with COUNT {}.");
+  if (a->op != E_VAR) return 0;
+  int type = scope_type_of_slot(&p->sc, a->slot);
+  for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+    if (!strcasecmp(e->name, rules[i].fn) && (rules[i].refused & VT_BIT(type)))
+      return semerr(p, a->line, a->col, "Type mismatch: expected %s but was %s", rules[i].expected, vt_names[type]);
+  return 0;
+}
+
 static int parse_func(parser *p, qtok *t0, const char *name, qexpr **out) {
   /* after '(' */
   int kind;
@@ -351,6 +389,8 @@ static int parse_func(parser *p, qtok *t0, const char *name, qexpr **out) {
   if (agg) {
     if (!p->proj || p->in_agg)
       return semerr(p, t0->line, t0->col, "Invalid use of aggregating function %s(...) in this context", name);
+    if (p->over_list)
+      return semerr(p, t0->line, t0->col, "Can't use aggregating expressions inside of expressions executing over lists");
     e->agg = kind;
     if (!strcasecmp(name, "count") && at_punct(p, '*')) {
       p->i++;
@@ -388,6 +428,10 @@ static int parse_func(parser *p, qtok *t0, const char *name, qexpr **out) {
     if (mn < 0) return perr(p, t0, "Unknown function '%s'", name);
     return perr(p, t0, "Insufficient parameters for function '%s'", name);
   }
+  FAILRC(check_arg_type(p, e));
+  /* Neo4j refuses random values inside an aggregate */
+  if (p->in_agg && (!strcasecmp(name, "rand") || !strcasecmp(name, "randomUUID")))
+    return semerr(p, t0->line, t0->col, "Can't use non-deterministic (random) functions inside of aggregate functions.");
 done:
   if (e->op == E_AGG || e->op == E_COUNTSTAR) {
     qclause *c = p->proj;
@@ -580,7 +624,10 @@ static int parse_atom(parser *p, qexpr **out) {
           e->slot2 = new_slot(p);
           FAILRC(scope_add(p, &p->sc, var, e->slot));
           FAILRC(scope_add(p, &p->sc, acc, e->slot2));
+          bool over_list = p->over_list;
+          p->over_list = true;
           FAILRC(parse_expr(p, &e->b));
+          p->over_list = over_list;
           p->sc.n = saved;
           FAILRC(expect(p, ')'));
           break;
@@ -617,6 +664,11 @@ static int parse_postfix(parser *p, qexpr **out) {
   for (;;) {
     qtok *t = TOK;
     if (accept(p, '.')) {
+      int type = e->op == E_VAR ? scope_type_of_slot(&p->sc, e->slot) : VT_ANY;
+      if (type == VT_PATH || type == VT_RELS || type == VT_LIST)
+        return semerr(p, e->line, e->col,
+                      "Type mismatch: expected Map, Node, Relationship, Point, Duration, Date, Time, LocalTime, "
+                      "LocalDateTime or DateTime but was %s", vt_names[type]);
       qexpr *x = mk(p, E_PROP, t);
       if (!x) return qerr_oom(p->q);
       x->src = e->src;
@@ -1272,16 +1324,21 @@ static int parse_projection(parser *p, qclause *c, bool is_return) {
   if (accept_kw(p, "SKIP")) FAILRC(parse_count(p, &c->skip));
   if (accept_kw(p, "LIMIT")) FAILRC(parse_count(p, &c->limit));
   if (!is_return && at_kw(p, "WHERE")) {
-    /* WITH ... WHERE also sees the variables before the projection, unless
-     * it aggregates or is DISTINCT (openCypher) */
+    /* WITH ... WHERE also sees the variables before the projection; when
+     * it aggregates or is DISTINCT, only inside an item's expression
+     * written again (`WITH DISTINCT a.x AS x WHERE a.x = 1`), as ORDER BY */
     scope both = {0};
-    if (!grouping && !c->distinct)
-      for (int i = 0; i < old.n; i++) FAILRC(scope_add_t(p, &both, old.v[i].name, old.v[i].slot, old.v[i].type));
+    for (int i = 0; i < old.n; i++) FAILRC(scope_add_t(p, &both, old.v[i].name, old.v[i].slot, old.v[i].type));
     for (int i = 0; i < nsc.n; i++) FAILRC(scope_add_t(p, &both, nsc.v[i].name, nsc.v[i].slot, nsc.v[i].type));
     p->sc = both;
     int rc = parse_where(p, &c->where);
     p->sc = nsc;
     if (rc) return rc;
+    if (grouping || c->distinct) {
+      FAILRC(use_items(p, c, &c->where, true, true));
+      const qexpr *old_var = var_outside(c->where, &nsc);
+      if (old_var) return semerr(p, old_var->line, old_var->col, "Variable `%s` not defined", old_var->name ? old_var->name : "?");
+    }
   }
   return 0;
 }

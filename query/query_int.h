@@ -337,8 +337,11 @@ size_t q_double_text(double d, char *buf, size_t size);
 /* Is the value true (for WHERE): only boolean true. */
 static inline bool qv_true(const qv *v) { return v->kind == SL_BOOL && v->u.v.u.b; }
 void q_element_id(qctx *q, bool rel, uint64_t id, char *buf);
-/* Read an entity's property (null when absent). */
+/* Read an entity's property (null when absent; EntityNotFound when this
+ * transaction deleted the entity). */
 int q_prop(qctx *q, const qv *ent, const char *key, qv *out);
+/* The EntityNotFound error of reading an entity this transaction deleted. */
+int q_deleted_entity(qctx *q, bool node, uint64_t id);
 
 /* ---- eval.c ---------------------------------------------------------------------------- */
 int q_eval(qctx *q, qexpr *e, qv *out);
@@ -388,7 +391,7 @@ int q_write_row(qctx *q, qclause *c);   /* CREATE, SET, REMOVE, DELETE on one ro
 int q_write_finish(qctx *q, qclause *c, sl_arena *a); /* deferred node deletions */
 int q_merge_create(qctx *q, qclause *c); /* MERGE found nothing: create the path */
 int q_apply_sets(qctx *q, qsetitem *items, int n);
-int q_create_path(qctx *q, qpath *p);
+int q_create_path(qctx *q, qpath *p, bool merge); /* merge: MERGE's create (null properties refused) */
 
 /* ---- schema statements (schema.c) -------------------------------------------------------- */
 /* Do the tokens start a schema statement (CREATE INDEX/CONSTRAINT, DROP, SHOW)? */

@@ -495,6 +495,11 @@ void sl_element_id(const sl_store *st, bool rel, uint64_t id, char *buf) {
            (unsigned long long)id);
 }
 
+int q_deleted_entity(qctx *q, bool node, uint64_t id) {
+  return qerr(q, SL_EINVAL, ST_NOTFOUND, 0, 0, "%s with id %llu has been deleted in this transaction", node ? "Node" : "Relationship",
+              (unsigned long long)id);
+}
+
 int q_prop(qctx *q, const qv *ent, const char *key, qv *out) {
   sl_value v;
   bool node = ent->kind == SL_QNODE;
@@ -505,9 +510,7 @@ int q_prop(qctx *q, const qv *ent, const char *key, qv *out) {
     size_t n;
     uint64_t got;
     int r = sl_view_scan_ids(q->view, !node, NULL, id, &got, 1, &n);
-    if (!r && (n == 0 || got != id))
-      return qerr(q, SL_EINVAL, ST_NOTFOUND, 0, 0, "%s with id %llu has been deleted in this transaction",
-                  node ? "Node" : "Relationship", (unsigned long long)id);
+    if (!r && (n == 0 || got != id)) return q_deleted_entity(q, node, id);
   }
   if (rc == SL_ENOTFOUND || (rc == SL_EINVAL && strlen(key) > SL_NAME_MAX)) {
     *out = qv_null();

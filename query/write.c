@@ -13,8 +13,10 @@
 #include "query_int.h"
 #include "store.h"
 
-/* A map of properties from an expression (map literal or parameter). */
-static int eval_props(qctx *q, qexpr *e, sl_prop **out, size_t *n) {
+/* A map of properties from an expression (map literal or parameter). A null
+ * value is no property, except in what MERGE creates (merge names the
+ * entity): Neo4j refuses it there, since no later MERGE could find it. */
+static int eval_props(qctx *q, qexpr *e, const char *merge, sl_prop **out, size_t *n) {
   *out = NULL;
   *n = 0;
   if (!e) return 0;
@@ -28,7 +30,10 @@ static int eval_props(qctx *q, qexpr *e, sl_prop **out, size_t *n) {
   for (size_t i = 0; i < m.u.map.n; i++) {
     sl_value v;
     TRY(qv_to_prop(q, &q->tmp, &m.u.map.entries[i].value, &v, e->line, e->col));
-    if (v.kind == SL_NULL) continue; /* a null property is no property */
+    if (v.kind == SL_NULL && merge)
+      return qerr(q, SL_EINVAL, ST_SEMANTIC, e->line, e->col, "Cannot merge the following %s because of null property value for '%s'",
+                  merge, m.u.map.entries[i].key);
+    if (v.kind == SL_NULL) continue;
     ps[k].key = m.u.map.entries[i].key;
     ps[k].value = v;
     k++;
@@ -38,10 +43,10 @@ static int eval_props(qctx *q, qexpr *e, sl_prop **out, size_t *n) {
   return 0;
 }
 
-static int create_node(qctx *q, qnodepat *np) {
+static int create_node(qctx *q, qnodepat *np, bool merge) {
   sl_prop *props;
   size_t n;
-  TRY(eval_props(q, np->props, &props, &n));
+  TRY(eval_props(q, np->props, merge ? "node" : NULL, &props, &n));
   uint64_t id;
   int rc = sl_tx_create_node(q->tx, SL_ID_NEW, np->labels, (size_t)np->nlabels, props, n, &id);
   if (rc) return qerr_store(q, rc, np->line, np->col);
@@ -64,13 +69,13 @@ static int node_of(qctx *q, qnodepat *np, uint64_t *id) {
   return 0;
 }
 
-int q_create_path(qctx *q, qpath *p) {
+int q_create_path(qctx *q, qpath *p, bool merge) {
   /* nodes first (a bound one is used as it is), then the relationships */
   for (int j = 0; j <= p->nrels; j++) {
     qnodepat *np = &p->nodes[j];
     bool earlier = false;
     for (int k = 0; k < j; k++) earlier |= p->nodes[k].slot == np->slot;
-    if (!np->bound && !earlier) TRY(create_node(q, np));
+    if (!np->bound && !earlier) TRY(create_node(q, np, merge));
   }
   for (int j = 0; j < p->nrels; j++) {
     qrelpat *r = &p->rels[j];
@@ -84,7 +89,7 @@ int q_create_path(qctx *q, qpath *p) {
     }
     sl_prop *props;
     size_t n;
-    TRY(eval_props(q, r->props, &props, &n));
+    TRY(eval_props(q, r->props, merge ? "relationship" : NULL, &props, &n));
     int rc = sl_tx_create_rel(q->tx, SL_ID_NEW, r->types[0], a, b, props, n, &id);
     if (rc) return qerr_store(q, rc, r->line, r->col);
     q->stats.relationships_created++;
@@ -107,7 +112,7 @@ int q_create_path(qctx *q, qpath *p) {
   return 0;
 }
 
-int q_merge_create(qctx *q, qclause *c) { return q_create_path(q, &c->pat.paths[0]); }
+int q_merge_create(qctx *q, qclause *c) { return q_create_path(q, &c->pat.paths[0], true); }
 
 /* ---- SET / REMOVE ---------------------------------------------------------------------------------- */
 static int set_prop(qctx *q, const qv *ent, const char *key, const qv *val, unsigned line, unsigned col) {
@@ -256,7 +261,13 @@ static int delete_rel(qctx *q, uint64_t id, unsigned line, unsigned col) {
 }
 
 static int delete_node(qctx *q, uint64_t id, bool detach, unsigned line, unsigned col) {
-  if (!detach) {
+  uint64_t nrels = 0;
+  int rc = sl_view_node_rels(q->view, id, SL_DIR_BOTH, NULL, count_rel, &nrels);
+  if (rc == SL_ENOTFOUND) return 0;
+  if (rc) return qerr_store(q, rc, line, col);
+  /* one with relationships waits for the end of the clause, which may
+   * delete them; the others go now, so later clauses see them deleted */
+  if (!detach && nrels) {
     if (q->ndefer == q->defer_cap) {
       size_t cap = q->defer_cap ? q->defer_cap * 2 : 64;
       uint64_t *ni = realloc(q->defer_ids, sizeof *ni * cap);
@@ -268,11 +279,7 @@ static int delete_node(qctx *q, uint64_t id, bool detach, unsigned line, unsigne
     q->defer_ids[q->ndefer++] = id;
     return 0;
   }
-  uint64_t nrels = 0;
-  int rc = sl_view_node_rels(q->view, id, SL_DIR_BOTH, NULL, count_rel, &nrels);
-  if (rc == SL_ENOTFOUND) return 0;
-  if (rc) return qerr_store(q, rc, line, col);
-  if ((rc = sl_tx_delete_node(q->tx, id, true))) return qerr_store(q, rc, line, col);
+  if ((rc = sl_tx_delete_node(q->tx, id, detach))) return qerr_store(q, rc, line, col);
   q->stats.nodes_deleted++;
   q->stats.relationships_deleted += nrels;
   return 0;
@@ -298,7 +305,7 @@ static int delete_value(qctx *q, qclause *c, qexpr *e, const qv *v) {
 int q_write_row(qctx *q, qclause *c) {
   switch (c->kind) {
   case C_CREATE:
-    for (int i = 0; i < c->pat.npaths; i++) TRY(q_create_path(q, &c->pat.paths[i]));
+    for (int i = 0; i < c->pat.npaths; i++) TRY(q_create_path(q, &c->pat.paths[i], false));
     return 0;
   case C_SET:
   case C_REMOVE: return q_apply_sets(q, c->sets, c->nsets);

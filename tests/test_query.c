@@ -109,6 +109,8 @@ static void test_parse_errors(void **state) {
   EXPECT_ERR(st, "CREATE (a)-->(b)", "Neo.ClientError.Statement.SyntaxError 1:11");
   EXPECT_ERR(st, "RETURN 1 AS a, 2 AS a", "Neo.ClientError.Statement.SyntaxError 1:16");
   EXPECT_ERR(st, "RETURN 9223372036854775808", "Neo.ClientError.Statement.SyntaxError 1:8");
+  EXPECT_ERR(st, "RETURN 0x AS l", "Neo.ClientError.Statement.SyntaxError 1:8");
+  EXPECT(st, "RETURN 0x1F AS h, 0o17 AS o", "{\"h\":31,\"o\":15}");
   EXPECT(st, "RETURN -9223372036854775808 AS m", "{\"m\":-9223372036854775808}");
   EXPECT_ERR(st, "CALL db.nothing()", "Neo.ClientError.Procedure.ProcedureNotFound 1:6");
   EXPECT_ERR(st, "RETURN $p", "Neo.ClientError.Statement.ParameterMissing 1:8");
@@ -119,11 +121,27 @@ static void test_parse_errors(void **state) {
   EXPECT_ERR(st, "MATCH (n) DELETE 1 + 1", "Neo.ClientError.Statement.SyntaxError 1:18");
   /* a projected value is no relationship */
   EXPECT_ERR(st, "WITH 123 AS r MATCH ()-[r]-() RETURN r", "Neo.ClientError.Statement.SyntaxError 1:25");
+  /* an argument or property access of a type the parser knows to be wrong */
+  EXPECT_ERR(st, "MATCH (n) RETURN length(n)", "Neo.ClientError.Statement.SyntaxError 1:25");
+  EXPECT_ERR(st, "MATCH ()-[r]->() RETURN size(r)", "Neo.ClientError.Statement.SyntaxError 1:30");
+  EXPECT_ERR(st, "MATCH p = ()-[*]->() RETURN p.name", "Neo.ClientError.Statement.SyntaxError 1:29");
+  EXPECT_ERR(st, "MATCH (a) RETURN size((a)--())", "Neo.ClientError.Statement.SyntaxError 1:23");
+  EXPECT(st, "MATCH p = ()-[r*]->() RETURN length(p), size(nodes(p)), size(r), type(r[0])", "");
+  /* no aggregate over a list's elements; one of the list itself is fine */
+  EXPECT_ERR(st, "RETURN [x IN [1, 2] WHERE count(*) > 0]", "Neo.ClientError.Statement.SyntaxError 1:27");
+  EXPECT_ERR(st, "RETURN reduce(a = 0, x IN [1] | a + sum(x))", "Neo.ClientError.Statement.SyntaxError 1:37");
+  EXPECT(st, "UNWIND [1, 2] AS y RETURN [x IN collect(y) | x * 2] AS l", "{\"l\":[2,4]}");
+  /* no random values inside an aggregate */
+  EXPECT_ERR(st, "UNWIND [1, 2] AS x RETURN sum(x * rand())", "Neo.ClientError.Statement.SyntaxError 1:35");
   /* beside an aggregate only projected grouping keys */
   EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + count(you.age)", "Neo.ClientError.Statement.SyntaxError 1:26");
   EXPECT_ERR(st, "MATCH (me)--(you) RETURN me.age + you.age, me.age + you.age + count(*)",
              "Neo.ClientError.Statement.SyntaxError 1:44");
   EXPECT(st, "UNWIND [1, 2, 2] AS x RETURN x, x * 10 + count(*) AS c ORDER BY x", "{\"x\":1,\"c\":11}\n{\"x\":2,\"c\":22}");
+  /* WHERE after a DISTINCT or grouping WITH: an item's expression written again reads the item */
+  EXPECT(st, "UNWIND [{a: 1}, {a: 1}, {a: 5}] AS m WITH DISTINCT m.a AS a WHERE m.a > 2 RETURN a", "{\"a\":5}");
+  EXPECT(st, "UNWIND [{a: 1}, {a: 1}, {a: 5}] AS m WITH m.a AS a, count(*) AS n WHERE m.a < 2 RETURN a, n", "{\"a\":1,\"n\":2}");
+  EXPECT_ERR(st, "UNWIND [{a: 1}] AS m WITH DISTINCT m.a AS a WHERE m.b > 2 RETURN a", "Neo.ClientError.Statement.SyntaxError 1:51");
   /* ORDER BY reads a returned property access next to an aggregate */
   EXPECT(st, "UNWIND [{a: 1}, {a: 1}, {a: 5}] AS m RETURN m.a AS a, count(*) AS n ORDER BY m.a - count(*) DESC",
          "{\"a\":5,\"n\":1}\n{\"a\":1,\"n\":2}");
@@ -221,6 +239,10 @@ static void test_temporal_functions(void **state) {
   EXPECT(st, "RETURN datetime.fromepochmillis(-1) AS a, datetime.fromepoch(1, 5) AS b, date.statement(null) AS c",
          "{\"a\":{\"$datetime\":\"1969-12-31T23:59:59.999Z\"},\"b\":{\"$datetime\":\"1970-01-01T00:00:01.000000005Z\"},\"c\":null}");
   EXPECT(st, "RETURN datetime.realtime('+05:00').offset AS o, date.transaction() IS NOT NULL AS d", "{\"o\":\"+05:00\",\"d\":true}");
+  /* a zoned time on another day takes that day's offset before moving to the new zone (Stockholm: +02:00 on 1984-03-28) */
+  EXPECT(st, "RETURN datetime({date: date('1984-03-28'), time: datetime('1984-10-11T12:00[Europe/Stockholm]'), "
+             "timezone: 'Pacific/Honolulu'}) AS d",
+         "{\"d\":{\"$datetime\":\"1984-03-28T00:00-10:00[Pacific/Honolulu]\"}}");
   sl_store_close(st);
 }
 
@@ -287,6 +309,9 @@ static void test_writes(void **state) {
   assert_non_null(strstr(r, "{\"i\":1,\"c\":1}\n{\"i\":2,\"c\":1}\n{\"i\":1,\"c\":2}\n"));
   free(r);
   EXPECT(st, "MATCH (n:M) RETURN count(*) AS c", "{\"c\":2}");
+  /* MERGE cannot create what no later MERGE would find: a null property */
+  EXPECT_ERR(st, "MERGE (:M {i: null})", "Neo.ClientError.Statement.SemanticError 1:11");
+  EXPECT_ERR(st, "MATCH (a:M {i: 1}), (b:M {i: 2}) MERGE (a)-[:T {w: null}]->(b)", "Neo.ClientError.Statement.SemanticError 1:48");
   /* MERGE of a relationship between bound nodes */
   r = run(st, "MATCH (a:M {i:1}), (b:M {i:2}) MERGE (a)-[r:T]->(b) MERGE (a)-[r2:T]->(b) RETURN r = r2 AS same");
   assert_non_null(strstr(r, "{\"same\":true}"));
@@ -300,6 +325,11 @@ static void test_writes(void **state) {
   r = run(st, "MATCH (n:M) DETACH DELETE n");
   assert_non_null(strstr(r, "\"nodes_deleted\":2,\"relationships_created\":0,\"relationships_deleted\":1,"));
   free(r);
+  EXPECT(st, "MATCH (n) RETURN count(*) AS c", "{\"c\":1}");
+  /* a node deleted by the statement cannot be read after (a failed statement changes nothing) */
+  EXPECT_ERR(st, "MATCH (n) DELETE n RETURN n.x", "Neo.ClientError.Statement.EntityNotFound 0:0");
+  EXPECT_ERR(st, "MATCH (n) DELETE n RETURN labels(n)", "Neo.ClientError.Statement.EntityNotFound 0:0");
+  EXPECT_ERR(st, "MATCH (n) DELETE n RETURN keys(n)", "Neo.ClientError.Statement.EntityNotFound 0:0");
   EXPECT(st, "MATCH (n) RETURN count(*) AS c", "{\"c\":1}");
   /* a MATCH does not see what the CREATE after it makes */
   r = run(st, "MATCH (n) CREATE (:New) RETURN count(*) AS c");

@@ -25,7 +25,12 @@
  *   accept -> read 20 handshake bytes -> answer the version (or 0, close)
  *   -> loop { poll until the deadline -> read -> every whole message:
  *             (a RESET queued behind it: sl_bolt_session_interrupt) ->
- *             sl_bolt_session_handle -> send its responses }
+ *             sl_bolt_session_handle -> once no whole message is left,
+ *             send all their responses at once }
+ * A pipelined transaction (BEGIN, RUN, PULL, COMMIT in one write, as the
+ * drivers send them) is answered with one send: each send on loopback
+ * wakes the client and runs its receive path, and four of them cost more
+ * than the statement. The session sends early only past 64 KiB.
  *   -> close (after a last FAILURE: shut down writing, drain briefly).
  * Stopping: sl_bolt_server_run's caller sets *stop; the listener closes,
  * every connection's socket is shut down (its poll wakes), and run waits
@@ -414,8 +419,8 @@ static void serve_connection(conn *c) {
       }
       if (was_authenticated && !sl_bolt_session_authenticated(session)) /* LOGOFF: a new login's time */
         hello_deadline = mono_ms() + (uint64_t)cfg->hello_timeout_ms;
-      if (out.len && flush_out(c, &out)) goto out;
     }
+    if (out.len && flush_out(c, &out)) goto out;
     /* give back what a big message took, once it is handled */
     if (!dc.in.len && dc.in.cap > BIG_BUFFER) sl_bolt_dechunk_free(&dc);
     if (msg.cap > BIG_BUFFER) sl_buf_free(&msg);

@@ -70,8 +70,8 @@
  *   a backup. The price of the pin: pages freed after a checkpoint are reused
  *   only after the next one, so every commit writes new pages; checkpoints
  *   are also taken whenever the pages freed since the last one reach a
- *   sixteenth of the live pages (at least 8 MiB), which keeps data.mdb
- *   within about 1.1x its live pages + 16 MiB.
+ *   quarter of the live pages (at least 8 MiB), which keeps data.mdb
+ *   within 1.5x its live pages + 16 MiB.
  *
  * LMDB DATABASES (keys big-endian so that memcmp order is numeric order)
  *   meta        name -> value (applied_txid, last_commit_us, next ids, counts)

@@ -197,7 +197,7 @@ struct sl_store {
   uint64_t pin_txnid;         /* LMDB transaction of the newest pin; 0: none */
   uint64_t pin_scanned;       /* free-page records up to this key are counted */
   uint64_t pin_held;          /* pages freed since the pin */
-  uint64_t pin_budget;        /* pages: 1/16 of the live pages, >= 8 MiB */
+  uint64_t pin_budget;        /* pages: 1/4 of the live pages, >= 8 MiB */
   MDB_txn *scan_txn;          /* a reset read transaction for the count */
 };
 

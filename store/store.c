@@ -439,9 +439,9 @@ static int open_writer(sl_store *st) {
   if ((rc = sl_path_join(logdir, sizeof logdir, st->dir, "log"))) return rc;
   bool have_data = sl__exists(st->dir, "data.mdb");
   why[0] = 0;
-  if (foreign[0] && has_log)
+  if (foreign[0])
     snprintf(why, sizeof why, "the machine went down while the store was open (boot %s)", foreign);
-  else if (sync_failed && has_log)
+  else if (sync_failed)
     snprintf(why, sizeof why, "a sync of data.mdb failed while the store was open");
   else if (!have_data && has_log)
     snprintf(why, sizeof why, "data.mdb is missing");
@@ -449,14 +449,9 @@ static int open_writer(sl_store *st) {
     sl_diag_error("%s: data.mdb is missing", st->dir);
     return SL_ECORRUPT;
   }
-  if (foreign[0] && !has_log) {
-    sl_diag_error("%s: the machine went down while this standby was open (boot %s): its LMDB, written without "
-                 "sync, may be torn; rebuild it from its archive", st->dir, foreign);
-    return SL_ECORRUPT;
-  }
-  if (sync_failed && !has_log) {
-    sl_diag_error("%s: a sync of data.mdb failed while this standby was open: its LMDB may lack pages; rebuild it "
-                 "from its archive", st->dir);
+  if (why[0] && !has_log) { /* a standby has no checkpoint to go back to */
+    sl_diag_error("%s: %s: this standby's LMDB, written without sync, may be torn or lack pages; rebuild it from "
+                 "its archive", st->dir, why);
     return SL_ECORRUPT;
   }
   bool restored = false;

@@ -53,7 +53,6 @@ struct qparsed {
   qstmt *stmt;
   size_t bytes;       /* mem's chunks and this struct */
   unsigned refs;
-  bool cached;
   qparsed *hnext;     /* the bucket's chain */
   qparsed *prev, *next; /* the recency list */
 };
@@ -108,7 +107,6 @@ static void evict(sl_qcache *c, qparsed *p) {
   while (*link != p) link = &(*link)->hnext;
   *link = p->hnext;
   lru_unlink(p);
-  p->cached = false;
   c->stats.entries--;
   c->stats.bytes -= p->bytes;
   q_parsed_release(p);
@@ -123,7 +121,6 @@ static void insert(sl_qcache *c, qparsed *p) {
   p->hnext = *b;
   *b = p;
   lru_push(c, p);
-  p->cached = true;
   p->refs++;
   c->stats.entries++;
   c->stats.bytes += p->bytes;

@@ -27,11 +27,11 @@
  *             (a RESET queued behind it: sl_bolt_session_interrupt) ->
  *             sl_bolt_session_handle -> once no whole message is left,
  *             send all their responses at once }
+ *   -> close (after a last FAILURE: shut down writing, drain briefly).
  * A pipelined transaction (BEGIN, RUN, PULL, COMMIT in one write, as the
  * drivers send them) is answered with one send: each send on loopback
  * wakes the client and runs its receive path, and four of them cost more
  * than the statement. The session sends early only past 64 KiB.
- *   -> close (after a last FAILURE: shut down writing, drain briefly).
  * Stopping: sl_bolt_server_run's caller sets *stop; the listener closes,
  * every connection's socket is shut down (its poll wakes), and run waits
  * for the threads. A request in flight finishes first (its thread notices

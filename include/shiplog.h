@@ -255,7 +255,9 @@ typedef struct sl_store_options {
  * removes what it made. */
 SHIPLOG_API int sl_store_create(const char *dir, const sl_store_options *opt);
 /* Open. For writing this takes writer.lock and recovers (log tail, replay).
- * Errors: SL_ELOCKED (another writer), SL_EINVAL (SL_OPEN_NOLOG on a store
+ * Errors: SL_ELOCKED (another writer, or this process has the store open
+ * already, in either mode: LMDB allows one environment per store and
+ * process; share the handle), SL_EINVAL (SL_OPEN_NOLOG on a store
  * with a log or its absence on one without), SL_ECORRUPT (LMDB cannot be
  * restored nor rebuilt after a power loss, or is ahead of the log), SL_ESTOREID,
  * SL_EVERSION, -ENOENT (no store.id: not a store, or half created).

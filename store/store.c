@@ -55,6 +55,15 @@
  * so about once a second), which bounds the dirty pages, not what a power
  * loss costs.
  *
+ * ONE ENVIRONMENT PER PROCESS. LMDB's locks on lock.mdb are fcntl locks,
+ * which never conflict within a process: a second environment on the same
+ * store in one process believes it is alone, initialises lock.mdb anew
+ * under the first (its reader table, its writer mutex, the last txnid, so
+ * that the next write transaction may start from an older meta page), and
+ * closing it drops the first's locks. An open of a store this process has
+ * open already is therefore refused (SL_ELOCKED), whatever the two modes;
+ * the directory's device and inode name the store (a rename keeps them).
+ *
  * LOCKS: the writer lock and the group commit's mutex are commit.c's
  * (LOCKS there), the checkpoint lock checkpoint.c's. Views need no lock
  * (LMDB read transactions, MDB_NOTLS so that a view may move between
@@ -601,6 +610,65 @@ static void env_close_trimmed(sl_store *st, bool trim) {
     sl_diag_warn("%s: cannot trim to its used size: %s", p, strerror(errno));
 }
 
+/* ---- one environment per process ------------------------------------------------------- */
+struct sl__open_dir {
+  dev_t dev;
+  ino_t ino;
+  struct sl__open_dir *next;
+};
+static pthread_mutex_t open_dirs_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sl__open_dir *open_dirs;
+static pthread_once_t open_dirs_once = PTHREAD_ONCE_INIT;
+
+/* A forked child inherits neither the parent's fcntl locks nor the use of
+ * its environments (LMDB's rule): its own opens are another process's.
+ * The claims stay with the handles that own them, unlisted. */
+static void open_dirs_lock(void) { pthread_mutex_lock(&open_dirs_mu); }
+static void open_dirs_unlock(void) { pthread_mutex_unlock(&open_dirs_mu); }
+static void open_dirs_forget(void) {
+  open_dirs = NULL;
+  pthread_mutex_unlock(&open_dirs_mu);
+}
+static void open_dirs_at_fork(void) { pthread_atfork(open_dirs_lock, open_dirs_unlock, open_dirs_forget); }
+
+static int open_dir_claim(sl_store *st) {
+  struct stat sb;
+  pthread_once(&open_dirs_once, open_dirs_at_fork);
+  if (stat(st->dir, &sb)) {
+    int rc = -errno;
+    sl_diag_error("%s: %s", st->dir, strerror(errno));
+    return rc;
+  }
+  int rc = 0;
+  pthread_mutex_lock(&open_dirs_mu);
+  for (struct sl__open_dir *d = open_dirs; d; d = d->next)
+    if (d->dev == sb.st_dev && d->ino == sb.st_ino) rc = SL_ELOCKED;
+  if (rc == 0 && (st->open_dir = malloc(sizeof *st->open_dir))) {
+    *st->open_dir = (struct sl__open_dir){sb.st_dev, sb.st_ino, open_dirs};
+    open_dirs = st->open_dir;
+  } else if (rc == 0) {
+    rc = -ENOMEM;
+  }
+  pthread_mutex_unlock(&open_dirs_mu);
+  if (rc == SL_ELOCKED)
+    sl_diag_error("%s: open in this process already (LMDB allows one environment per store and process: use "
+                 "that handle)", st->dir);
+  return rc;
+}
+
+static void open_dir_release(sl_store *st) {
+  if (!st->open_dir) return;
+  pthread_mutex_lock(&open_dirs_mu);
+  for (struct sl__open_dir **p = &open_dirs; *p; p = &(*p)->next)
+    if (*p == st->open_dir) {
+      *p = st->open_dir->next;
+      break;
+    }
+  pthread_mutex_unlock(&open_dirs_mu);
+  free(st->open_dir);
+  st->open_dir = NULL;
+}
+
 static void store_free(sl_store *st, bool mark_clean) {
   sl__checkpointer_stop(st);
   if (st->log) sl_log_close(st->log);
@@ -610,6 +678,7 @@ static void store_free(sl_store *st, bool mark_clean) {
     if (mark_clean) sl__lock_state_write(st, "closed");
     close(st->lock_fd); /* releases the flock */
   }
+  open_dir_release(st); /* after the environment is closed */
   sl_arena_free(&st->tx.arena);
   sl_arena_free(&st->tx.view.scratch);
   sl_arena_free(&st->apply_arena);
@@ -652,6 +721,7 @@ int sl_store_open(const char *dir, unsigned flags, sl_store **out) {
   sl_arena_init(&st->tx.view.scratch, NULL);
   sl_arena_init(&st->apply_arena, NULL);
   int rc = sl_store_read_id(dir, st->id);
+  if (!rc) rc = open_dir_claim(st);
   if (!rc) rc = st->rdonly ? open_rdonly(st) : open_writer(st);
   if (!rc && !st->rdonly) rc = sl__checkpointer_start(st);
   if (rc) {

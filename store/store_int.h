@@ -139,6 +139,7 @@ struct sl_store {
   sl_log *log;
   int lock_fd;              /* writer.lock, flock()ed; -1 when read-only */
   char boot_id[64];
+  struct sl__open_dir *open_dir; /* this process's claim on dir (ONE ENVIRONMENT PER PROCESS, store.c) */
 
   pthread_mutex_t wlock;    /* the writer lock: one tx or apply at a time */
   sl__meta meta;            /* committed meta (under wlock) */

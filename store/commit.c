@@ -99,13 +99,14 @@ int sl__wcommit(sl__wctx *w) {
   return wfinish(w);
 }
 /* ---- the commit path ---------------------------------------------------------------------- */
-/* MDB_WRITEMAP stores pages straight into the mapped data.mdb, a sparse
- * file: on a full disk a store into a hole is SIGBUS, not an error. So
- * before each write transaction the pages in use plus RESERVE_BYTES / 2 must
- * be allocated; when they are not, fallocate() up to RESERVE_BYTES past
- * them (once per few MiB of growth). A full disk then fails the
- * transaction with ENOSPC before anything is written. A single transaction
- * that adds more than RESERVE_BYTES / 2 of new pages still risks SIGBUS.
+/* LMDB writes a commit's pages after the group's frames went into the log
+ * (GROUP COMMIT): a full disk there would leave LMDB behind the log and
+ * fail the store until it is reopened. So before each write transaction
+ * the pages in use plus RESERVE_BYTES / 2 must be allocated; when they are
+ * not, fallocate() up to RESERVE_BYTES past them (once per few MiB of
+ * growth). A full disk then fails the transaction with ENOSPC before
+ * anything is written. A single transaction that adds more than
+ * RESERVE_BYTES / 2 of new pages may still meet it at LMDB's commit.
  * Caller holds wlock. */
 #define RESERVE_BYTES (8u << 20)
 static int reserve_space(sl_store *st) {

@@ -13,11 +13,15 @@
  * for the fdatasync of the log (GROUP COMMIT, commit.c). Since LMDB's meta
  * (applied_txid) changes in the same LMDB transaction as the ops, the
  * state LMDB holds is always exactly some prefix of the log.
- *   MDB_WRITEMAP too: without it every LMDB commit write()s its dirty pages,
- * which cost more than half of the time a small commit holds the writer
- * lock on ext4. The price: LMDB extends data.mdb to the map size (a sparse
- * file) while a writer has it open; a clean close truncates it to the pages
- * in use.
+ *
+ * NOT MDB_WRITEMAP. LMDB commits its dirty pages with pwrite(). Through the
+ * map a commit would save those copies and writes, but a store into a
+ * mapped page dirties the page cache's whole folio, and kernels from 6.16
+ * cache ext4 files in large folios (up to hundreds of KiB): on a 6.18
+ * kernel a small Bolt transaction (about 33 LMDB pages) then wrote 0.8-1 MB
+ * of data.mdb, 1 GB/s from one client, and the checkpoints' write-back of
+ * it made the commit tails (bench/README, "data.mdb write-back"). A pwrite
+ * dirties only the blocks it writes.
  *
  * RECOVERY (sl_store_open for writing)
  *   1. flock(writer.lock): one writer process (SL_ELOCKED otherwise).
@@ -45,7 +49,7 @@
  *      one LMDB transaction per REPLAY_BATCH_TX frames or REPLAY_BATCH_BYTES. LMDB ahead
  *      of the log cannot happen with these rules and is SL_ECORRUPT.
  *
- * A NO-LOG STORE (standby) is opened MDB_NOSYNC | MDB_WRITEMAP too: an
+ * A NO-LOG STORE (standby) is opened MDB_NOSYNC too: an
  * apply costs no fsync, so a standby follows its primary within a
  * fraction of a millisecond. It has no log to rebuild from, so after a
  * power loss (writer.lock left "open" by another boot) LMDB may be torn and
@@ -594,15 +598,16 @@ int sl_store_swap(const char *store, const char *built, const char *tag, char *k
 }
 
 /* ---- open / close -------------------------------------------------------------------- */
-/* MDB_WRITEMAP grew data.mdb to the map size: give back the unused tail.
- * Readers in other processes touch only pages of their snapshots, which lie
- * below the last page in use. */
+/* Give back the tail of data.mdb past the last page in use: the space
+ * reserve_space (commit.c) allocated ahead of LMDB, or the whole map when an
+ * older shiplog wrote through it (MDB_WRITEMAP). Readers in other processes
+ * touch only pages of their snapshots, which lie below the last page in use. */
 static void env_close_trimmed(sl_store *st, bool trim) {
   MDB_envinfo info;
   MDB_stat ms;
   char p[4096];
   unsigned flags = 0;
-  trim = trim && !mdb_env_get_flags(st->env, &flags) && (flags & MDB_WRITEMAP) && !mdb_env_info(st->env, &info) &&
+  trim = trim && !mdb_env_get_flags(st->env, &flags) && !(flags & MDB_RDONLY) && !mdb_env_info(st->env, &info) &&
          !mdb_env_stat(st->env, &ms) && !sl_path_join(p, sizeof p, st->dir, "data.mdb");
   mdb_env_close(st->env);
   st->env = NULL;

@@ -7,9 +7,9 @@
  *   DIR/store.id     "shiplog-store 1\n" + store id (32 hex) + "\n"
  *   DIR/log/         the transaction log (the truth)
  *   DIR/data.mdb     LMDB state (derived from the log; see below). While a
- *                    writer has a store with a log open, a sparse file as
- *                    large as the LMDB map (MDB_WRITEMAP; `du` shows what it
- *                    holds); a clean close trims it to the pages in use
+ *                    writer has it open, up to 8 MiB is allocated past the
+ *                    pages in use (commit.c, reserve_space); a clean close
+ *                    trims it to them
  *   DIR/lock.mdb     LMDB's reader table
  *   DIR/writer.lock  flock()ed by the one process that opens for writing;
  *                    holds the boot id while open, for power-loss detection;

@@ -203,8 +203,9 @@ struct sl_store {
 };
 
 /* ---- the store directory (store.c) ------------------------------------------ */
-/* How a writer opens LMDB, log or not (store.c, LMDB IS DERIVED STATE). */
-#define SL__ENV_FLAGS (MDB_NOSYNC | MDB_WRITEMAP)
+/* How a writer opens LMDB, log or not (store.c, LMDB IS DERIVED STATE and
+ * NOT MDB_WRITEMAP). */
+#define SL__ENV_FLAGS MDB_NOSYNC
 /* Paths are joined with base's sl_path_join (-ENAMETOOLONG, logged). */
 bool sl__exists(const char *dir, const char *name);
 /* Open st->env on st->dir (after sl__data_file_check); logged. */

@@ -22,8 +22,9 @@
  * (CRC'd, written atomically). LMDB is
  * copy-on-write and reuses a freed page only once no reader's snapshot is
  * older than the transaction that freed it (mdb_find_oldest), so while the
- * pin lives no page of the snapshot is written again. The previous pin is released only once the new checkpoint
- * file is on disk (after a failed write, both stay: the file may be either).
+ * pin lives no page of the snapshot is written again. The previous pin is
+ * released only once the new checkpoint file is on disk (after a failed
+ * write, both stay: the file may be either).
  * After a power loss the meta page goes back into data.mdb: LMDB then sees
  * exactly the checkpoint (its free-page list and last page make every page
  * written since free again), the reboot emptied lock.mdb's reader table,
@@ -34,8 +35,8 @@
  * which keeps data.mdb within 1.5x its live pages + 16 MiB.
  *
  * CHECKPOINT THREAD. LMDB's sync (an fdatasync of data.mdb) takes 10-70 ms
- * on a busy disk;
- * a committer that ran it made every commit behind it wait. So a writable
+ * on a busy disk; a committer that ran it made every commit behind it
+ * wait. So a writable
  * store has a thread of its own that takes the automatic checkpoints: a
  * committer past the mark only sets ckpt_wanted and signals it. The
  * thread runs the checkpoint above unchanged if it is still due (the
@@ -116,9 +117,10 @@ static bool meta_valid(const uint8_t m[META_BYTES], unsigned psize) {
 /* Before LMDB maps data.mdb: a file shorter than the pages its newest meta
  * page says are in use (a truncated copy, a full disk during a copy) would
  * make a reader die with SIGBUS at the first page past its end, and a
- * writer (which extends the file) read zeros there as pages. Refused with SL_ECORRUPT naming the file and both sizes. A file
- * whose meta pages are both invalid is left to LMDB (MDB_INVALID); a
- * missing file is a new store. */
+ * writer (which extends the file) read zeros there as pages. Refused with
+ * SL_ECORRUPT naming the file and both sizes. A file whose meta pages are
+ * both invalid is left to LMDB (MDB_INVALID); a missing file is a new
+ * store. */
 int sl__data_file_check(const sl_store *st) {
   uint8_t m[2][META_BYTES];
   char p[4096];

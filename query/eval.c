@@ -1474,6 +1474,13 @@ int temporal_from_map(qctx *q, qexpr *e, const qv *m0, sl_kind kind, qv *out) {
   return 0;
 }
 
+/* *out = a * m + b; true on overflow (a field no int64 holds: Neo4j's
+ * "long overflow"). */
+static bool scaled(int64_t a, int64_t m, int64_t b, int64_t *out) {
+  int64_t p;
+  return __builtin_mul_overflow(a, m, &p) || __builtin_add_overflow(p, b, out);
+}
+
 /* d.year, t.hour, dur.days, ...: the components Neo4j's temporal values have. */
 int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out) {
   const sl_value *t = &v->u.v;
@@ -1483,11 +1490,15 @@ int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out) {
                                        "milliseconds", "microseconds", "nanoseconds", "quartersOfYear", "monthsOfQuarter",
                                        "monthsOfYear", "daysOfWeek", "minutesOfHour", "secondsOfMinute",
                                        "millisecondsOfSecond", "microsecondsOfSecond", "nanosecondsOfSecond"};
-    int64_t vals[] = {mo / 12, mo / 3, mo, d / 7, d, sec / 3600, sec / 60, sec, sec * 1000 + ns / 1000000,
-                      sec * 1000000 + ns / 1000, sec * 1000000000 + ns, (mo % 12) / 3, mo % 3, mo % 12, d % 7,
-                      (sec / 60) % 60, sec % 60, ns / 1000000, ns / 1000, ns};
+    bool of[SL_ARRAY_LEN(keys)] = {0};
+    int64_t vals[] = {mo / 12, mo / 3, mo, d / 7, d, sec / 3600, sec / 60, sec, 0, 0, 0, (mo % 12) / 3, mo % 3,
+                      mo % 12, d % 7, (sec / 60) % 60, sec % 60, ns / 1000000, ns / 1000, ns};
+    of[8] = scaled(sec, 1000, ns / 1000000, &vals[8]);
+    of[9] = scaled(sec, 1000000, ns / 1000, &vals[9]);
+    of[10] = scaled(sec, 1000000000, ns, &vals[10]);
     for (size_t i = 0; i < SL_ARRAY_LEN(keys); i++)
       if (!strcmp(keys[i], key)) {
+        if (of[i]) return qerr(q, SL_EINVAL, ST_ARITH, e->line, e->col, "long overflow");
         *out = qv_int(vals[i]);
         return 0;
       }
@@ -1526,9 +1537,11 @@ int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out) {
            {"offsetSeconds", has_zone, t->u.t.offset},
            {"offsetMinutes", has_zone, t->u.t.offset / 60},
            {"epochSeconds", t->kind == SL_DATETIME, t->u.t.seconds},
-           {"epochMillis", t->kind == SL_DATETIME, t->u.t.seconds * 1000 + t->u.t.nanos / 1000000}};
+           {"epochMillis", t->kind == SL_DATETIME, 0}};
+  bool millis_of = scaled(t->u.t.seconds, 1000, t->u.t.nanos / 1000000, &f[SL_ARRAY_LEN(f) - 1].v);
   for (size_t i = 0; i < SL_ARRAY_LEN(f); i++)
     if (!strcmp(f[i].key, key) && f[i].ok) {
+      if (i == SL_ARRAY_LEN(f) - 1 && millis_of) return qerr(q, SL_EINVAL, ST_ARITH, e->line, e->col, "long overflow");
       *out = qv_int(f[i].v);
       return 0;
     }

@@ -499,9 +499,10 @@ static int struct_to_value(sl_arena *a, const sl_pack *p, sl_bolt_dialect d, sl_
   case SL_BOLT_DATETIME:
   case SL_BOLT_DATETIME_LEGACY:
     out->kind = SL_DATETIME;
+    /* legacy: local seconds; UTC ones past int64 are no instant */
     ok = field_int(p, 0, &i0) && field_int(p, 1, &i1) && i1 >= 0 && i1 < NANOS && field_int(p, 2, &i2) &&
-         i2 >= -SL_OFFSET_MAX && i2 <= SL_OFFSET_MAX;
-    out->u.t.seconds = legacy ? i0 - i2 : i0;
+         i2 >= -SL_OFFSET_MAX && i2 <= SL_OFFSET_MAX &&
+         !__builtin_sub_overflow(i0, legacy ? i2 : 0, &out->u.t.seconds);
     out->u.t.nanos = (int32_t)i1;
     out->u.t.offset = (int32_t)i2;
     break;
@@ -520,7 +521,7 @@ static int struct_to_value(sl_arena *a, const sl_pack *p, sl_bolt_dialect d, sl_
       snprintf(why, whylen, "unknown time zone '%s'", zn);
       return SL_EINVAL;
     }
-    out->u.t.seconds = legacy ? i0 - off : i0;
+    ok = !__builtin_sub_overflow(i0, legacy ? off : 0, &out->u.t.seconds);
     out->u.t.nanos = (int32_t)i1;
     out->u.t.offset = off;
     out->u.t.zone = zn;

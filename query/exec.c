@@ -354,11 +354,14 @@ static int agg_add(qctx *q, op_agg *o, qexpr *e, aggstate *s) {
     }
     {
       double d = v.kind == SL_INT ? (double)v.u.v.u.i : v.u.v.u.d;
+      int64_t isum;
       if (s->is_double) s->dsum += d;
-      else if (__builtin_add_overflow(s->isum, v.u.v.u.i, &s->isum)) {
+      else if (__builtin_add_overflow(s->isum, v.u.v.u.i, &isum)) {
         if (e->agg == AGG_SUM) return qerr(q, SL_EINVAL, "Neo.ClientError.Statement.ArithmeticError", e->line, e->col, "long overflow");
         s->is_double = true;
-        s->dsum = (double)(s->isum - v.u.v.u.i) + d;
+        s->dsum = (double)s->isum + d;
+      } else {
+        s->isum = isum;
       }
       s->sumsq += d * d;
     }

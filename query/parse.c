@@ -51,6 +51,7 @@ typedef struct parser {
   bool over_list;  /* inside the predicate or projection of a list comprehension, quantifier or reduce */
   bool writes;
   int pat_mark;    /* scope size where the pattern being parsed began */
+  int nest;        /* parse_expr, sign and NOT levels open (NESTING) */
 } parser;
 
 #define TOK (&p->t[p->i])
@@ -735,12 +736,22 @@ static int parse_unary(parser *p, qexpr **out) {
     }
     qexpr *e = mk(p, E_NEG, t);
     if (!e) return qerr_oom(p->q);
-    FAILRC(parse_unary(p, &e->a));
+    if (++p->nest > SL_QUERY_MAX_DEPTH)
+      return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
+    int rc = parse_unary(p, &e->a);
+    p->nest--;
+    FAILRC(rc);
     set_src_end(p, e);
     *out = e;
     return 0;
   }
-  if (accept(p, '+')) return parse_unary(p, out);
+  if (accept(p, '+')) {
+    if (++p->nest > SL_QUERY_MAX_DEPTH)
+      return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
+    int rc = parse_unary(p, out);
+    p->nest--;
+    return rc;
+  }
   return parse_postfix(p, out);
 }
 
@@ -847,7 +858,11 @@ static int parse_not(parser *p, qexpr **out) {
   if (accept_kw(p, "NOT")) {
     qexpr *e = mk(p, E_NOT, t);
     if (!e) return qerr_oom(p->q);
-    FAILRC(parse_not(p, &e->a));
+    if (++p->nest > SL_QUERY_MAX_DEPTH)
+      return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
+    int rc = parse_not(p, &e->a);
+    p->nest--;
+    FAILRC(rc);
     FAILRC(check_boolean_operand(p, e->a));
     set_src_end(p, e);
     *out = e;
@@ -880,7 +895,7 @@ static int parse_xor(parser *p, qexpr **out) {
   return 0;
 }
 
-static int parse_expr(parser *p, qexpr **out) {
+static int parse_or(parser *p, qexpr **out) {
   qexpr *e = NULL;
   FAILRC(parse_xor(p, &e));
   while (accept_kw(p, "OR")) {
@@ -890,6 +905,51 @@ static int parse_expr(parser *p, qexpr **out) {
   }
   *out = e;
   return 0;
+}
+
+/* The depth of e's tree, counted once per node (subtrees an inner
+ * parse_expr counted keep theirs); over `budget` it stops, so that its own
+ * recursion stays within SL_QUERY_MAX_DEPTH. */
+static int expr_depth(qexpr *e, int budget);
+static void deeper(int *d, int child) { *d = child > *d ? child : *d; }
+
+static int pattern_depth(qpattern *pat, int budget) {
+  int d = 0;
+  for (int i = 0; pat && i < pat->npaths && d <= budget; i++) {
+    qpath *path = &pat->paths[i];
+    for (int j = 0; j <= path->nrels && d <= budget; j++) deeper(&d, expr_depth(path->nodes[j].props, budget));
+    for (int j = 0; j < path->nrels && d <= budget; j++) deeper(&d, expr_depth(path->rels[j].props, budget));
+  }
+  if (pat && d <= budget) deeper(&d, expr_depth(pat->where, budget));
+  if (pat && d <= budget) deeper(&d, expr_depth(pat->proj, budget));
+  return d;
+}
+
+static int expr_depth(qexpr *e, int budget) {
+  if (!e) return 0;
+  if (e->depth) return e->depth;
+  if (budget <= 0) return 1;
+  int d = expr_depth(e->a, budget - 1);
+  if (d < budget) deeper(&d, expr_depth(e->b, budget - 1));
+  if (d < budget) deeper(&d, expr_depth(e->c, budget - 1));
+  for (int i = 0; e->args && i < e->nargs && d < budget; i++) deeper(&d, expr_depth(e->args[i], budget - 1)); /* E_HASLABELS: nargs labels */
+  if (d < budget) deeper(&d, pattern_depth(e->pat, budget - 1));
+  if (d >= budget) return d + 1; /* over: not kept, the statement is refused */
+  return e->depth = d + 1;
+}
+
+/* Every expression, nested ones included, comes through here: the parser's
+ * own recursion (parentheses, lists, NOT and signs, which nest here or in
+ * parse_unary / parse_not) and the tree's depth are both bounded. */
+static int parse_expr(parser *p, qexpr **out) {
+  qtok *t = TOK;
+  if (++p->nest > SL_QUERY_MAX_DEPTH)
+    return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
+  int rc = parse_or(p, out);
+  p->nest--;
+  if (rc == 0 && expr_depth(*out, SL_QUERY_MAX_DEPTH) > SL_QUERY_MAX_DEPTH)
+    return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
+  return rc;
 }
 
 /* DELETE takes nodes, relationships and paths: a label test ("DELETE n:L",

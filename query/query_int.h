@@ -100,7 +100,12 @@ struct qexpr {
   const char **keys; /* E_MAP keys; E_HASLABELS labels */
   qfunc_fn fn;      /* E_FUNC */
   qpattern *pat;    /* E_PATTERN, E_PATCOMP */
+  int depth;        /* levels of the tree below and with it; 0: not yet counted (parse.c, NESTING) */
 };
+/* NESTING: an expression tree deeper than this is refused when parsed
+ * (SyntaxError): the parser, the planner and the evaluator recurse over
+ * it, on a Bolt connection's thread too. */
+#define SL_QUERY_MAX_DEPTH 1000
 
 typedef struct qnodepat {
   int slot;          /* -1: anonymous (a hidden slot is still assigned) */

@@ -224,6 +224,22 @@ static void test_functions(void **state) {
   EXPECT(st, "RETURN datetime({year: 645876123}).year AS y", "{\"y\":645876123}");
   EXPECT_ERR(st, "RETURN datetime({year: 645876123}).epochMillis", "Neo.ClientError.Statement.ArithmeticError 1:8");
   EXPECT_ERR(st, "RETURN duration({seconds: 9000000000000}).nanoseconds", "Neo.ClientError.Statement.ArithmeticError 1:8");
+  /* NESTING: deeper than SL_QUERY_MAX_DEPTH is a SyntaxError, not a stack
+   * overflow (fuzz_query: 3,000 signs; a Bolt thread has 8 MiB) */
+  {
+    size_t n = 3000; /* 3x SL_QUERY_MAX_DEPTH */
+    char *deep = malloc(4 * n + 32), *chain = malloc(4 * n + 32);
+    assert_non_null(deep), assert_non_null(chain);
+    strcpy(deep, "RETURN ");
+    strcpy(chain, "RETURN 1");
+    for (size_t i = 0; i < n; i++) strcat(deep, "(");
+    strcat(deep, "1");
+    for (size_t i = 0; i < n; i++) strcat(deep, ")");
+    for (size_t i = 0; i < n; i++) strcat(chain, "+1");
+    EXPECT_ERR(st, deep, "Neo.ClientError.Statement.SyntaxError 1:1008");
+    EXPECT_ERR(st, chain, "Neo.ClientError.Statement.SyntaxError 1:8");
+    free(deep), free(chain);
+  }
   /* avg() goes on in doubles past int64 (fuzz_query_exec: the switch read
    * back the wrapped sum) */
   EXPECT(st, "UNWIND [9223372036854775807, 9223372036854775807] AS x RETURN avg(x) AS a",

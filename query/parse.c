@@ -206,6 +206,13 @@ static int parse_pattern_path(parser *p, qpath *path, int mode);
 
 enum { PAT_MATCH, PAT_CREATE, PAT_MERGE, PAT_EXPR };
 
+/* NESTING (query_int.h): a level opened at t; the caller closes it with
+ * p->nest-- once its operand parsed (a failed parse ends the statement). */
+static int too_deep(parser *p, const qtok *t) {
+  return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
+}
+static int nest_in(parser *p, const qtok *t) { return ++p->nest > SL_QUERY_MAX_DEPTH ? too_deep(p, t) : 0; }
+
 static qexpr *mk(parser *p, int op, const qtok *t) {
   qexpr *e = palloc(p, sizeof *e);
   if (!e) return NULL;
@@ -736,21 +743,18 @@ static int parse_unary(parser *p, qexpr **out) {
     }
     qexpr *e = mk(p, E_NEG, t);
     if (!e) return qerr_oom(p->q);
-    if (++p->nest > SL_QUERY_MAX_DEPTH)
-      return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
-    int rc = parse_unary(p, &e->a);
+    FAILRC(nest_in(p, t));
+    FAILRC(parse_unary(p, &e->a));
     p->nest--;
-    FAILRC(rc);
     set_src_end(p, e);
     *out = e;
     return 0;
   }
   if (accept(p, '+')) {
-    if (++p->nest > SL_QUERY_MAX_DEPTH)
-      return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
-    int rc = parse_unary(p, out);
+    FAILRC(nest_in(p, t));
+    FAILRC(parse_unary(p, out));
     p->nest--;
-    return rc;
+    return 0;
   }
   return parse_postfix(p, out);
 }
@@ -858,11 +862,9 @@ static int parse_not(parser *p, qexpr **out) {
   if (accept_kw(p, "NOT")) {
     qexpr *e = mk(p, E_NOT, t);
     if (!e) return qerr_oom(p->q);
-    if (++p->nest > SL_QUERY_MAX_DEPTH)
-      return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
-    int rc = parse_not(p, &e->a);
+    FAILRC(nest_in(p, t));
+    FAILRC(parse_not(p, &e->a));
     p->nest--;
-    FAILRC(rc);
     FAILRC(check_boolean_operand(p, e->a));
     set_src_end(p, e);
     *out = e;
@@ -943,13 +945,10 @@ static int expr_depth(qexpr *e, int budget) {
  * parse_unary / parse_not) and the tree's depth are both bounded. */
 static int parse_expr(parser *p, qexpr **out) {
   qtok *t = TOK;
-  if (++p->nest > SL_QUERY_MAX_DEPTH)
-    return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
-  int rc = parse_or(p, out);
+  FAILRC(nest_in(p, t));
+  FAILRC(parse_or(p, out));
   p->nest--;
-  if (rc == 0 && expr_depth(*out, SL_QUERY_MAX_DEPTH) > SL_QUERY_MAX_DEPTH)
-    return perr(p, t, "Expression nested too deeply (more than %d levels)", SL_QUERY_MAX_DEPTH);
-  return rc;
+  return expr_depth(*out, SL_QUERY_MAX_DEPTH) > SL_QUERY_MAX_DEPTH ? too_deep(p, t) : 0;
 }
 
 /* DELETE takes nodes, relationships and paths: a label test ("DELETE n:L",

@@ -1518,6 +1518,7 @@ int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out) {
     const char *key;
     bool ok;
     int64_t v;
+    bool overflow; /* no int64 holds it: "long overflow" when asked for */
   } f[] = {{"year", has_date, y},
            {"quarter", has_date, (mo - 1) / 3 + 1},
            {"month", has_date, mo},
@@ -1537,11 +1538,11 @@ int temporal_field(qctx *q, qexpr *e, const qv *v, const char *key, qv *out) {
            {"offsetSeconds", has_zone, t->u.t.offset},
            {"offsetMinutes", has_zone, t->u.t.offset / 60},
            {"epochSeconds", t->kind == SL_DATETIME, t->u.t.seconds},
-           {"epochMillis", t->kind == SL_DATETIME, 0}};
-  bool millis_of = scaled(t->u.t.seconds, 1000, t->u.t.nanos / 1000000, &f[SL_ARRAY_LEN(f) - 1].v);
+           {"epochMillis", t->kind == SL_DATETIME, 0, false}};
+  f[SL_ARRAY_LEN(f) - 1].overflow = scaled(t->u.t.seconds, 1000, t->u.t.nanos / 1000000, &f[SL_ARRAY_LEN(f) - 1].v);
   for (size_t i = 0; i < SL_ARRAY_LEN(f); i++)
     if (!strcmp(f[i].key, key) && f[i].ok) {
-      if (i == SL_ARRAY_LEN(f) - 1 && millis_of) return qerr(q, SL_EINVAL, ST_ARITH, e->line, e->col, "long overflow");
+      if (f[i].overflow) return qerr(q, SL_EINVAL, ST_ARITH, e->line, e->col, "long overflow");
       *out = qv_int(f[i].v);
       return 0;
     }

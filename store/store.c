@@ -606,9 +606,9 @@ static void env_close_trimmed(sl_store *st, bool trim) {
   MDB_envinfo info;
   MDB_stat ms;
   char p[4096];
-  unsigned flags = 0;
-  trim = trim && !mdb_env_get_flags(st->env, &flags) && !(flags & MDB_RDONLY) && !mdb_env_info(st->env, &info) &&
-         !mdb_env_stat(st->env, &ms) && !sl_path_join(p, sizeof p, st->dir, "data.mdb");
+  /* trim: a writer's clean close (sl_store_close); a reader never trims */
+  trim = trim && !mdb_env_info(st->env, &info) && !mdb_env_stat(st->env, &ms) &&
+         !sl_path_join(p, sizeof p, st->dir, "data.mdb");
   mdb_env_close(st->env);
   st->env = NULL;
   if (trim && truncate(p, (off_t)(info.me_last_pgno + 1) * ms.ms_psize))

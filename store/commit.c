@@ -16,14 +16,19 @@
  * done it takes the writer lock, appends every pending record with one
  * sl_log_append_many, commits LMDB (the records' frames are in the log
  * first, as before) and leads the fdatasync; the group's other committers
- * wait on gc_cv for done + durable. A transaction that fails or aborts
- * after writing cannot abort its part of the shared LMDB transaction: it
- * sets gc_rollback, no transaction begins until the opener's flush has
- * aborted it and re-applied the pending records (sl__apply_record), and the
- * flush goes on. Asserted in every build (SL_ASSERT): the pending records'
- * txids are contiguous and continue the log, and a committer is released
- * with success only once its txid is durable. Callers that need their own LMDB transaction
- * (sl_store_apply_batch, a begin past GROUP_MAX_BYTES) wait for the flush.
+ * wait for done + durable. WAKE-UPS: a flush wakes no one (its committers
+ * wait for durable as well); the end of a group's sync wakes that group's
+ * committers (gc_member_cv, by the group's parity) and the next opener
+ * (gc_cv), not the next group's members, which used to wake and sleep
+ * again. A transaction that fails or aborts after writing cannot abort
+ * its part of the shared LMDB transaction: it sets gc_rollback, no
+ * transaction begins until the opener's flush has aborted it and
+ * re-applied the pending records (sl__apply_record), and the flush goes on.
+ * Asserted in every build (SL_ASSERT): the pending records' txids are
+ * contiguous and continue the log, and a committer is released with
+ * success only once its txid is durable. Callers that need their own LMDB
+ * transaction (sl_store_apply_batch, a begin past GROUP_MAX_BYTES) wait
+ * for the flush.
  *
  * LOCKS: st->wlock is the writer lock: held from sl_tx_begin to the end of
  * commit/abort, by sl_store_apply* and by a group's flush. It guards
@@ -138,7 +143,15 @@ typedef struct sl__waiter {
   bool done;   /* under gc_mu: the record is in the log and LMDB, or failed (rc) */
   bool logged; /* under gc_mu: the record reached the log */
   bool opener; /* its thread began the group's LMDB transaction */
+  uint64_t group; /* st->gc_flushes when it joined: its group's number */
 } sl__waiter;
+
+/* Wake every committer: after a failure, or a sync no opener led. */
+static void wake_all(sl_store *st) {
+  pthread_cond_broadcast(&st->gc_cv);
+  pthread_cond_broadcast(&st->gc_member_cv[0]);
+  pthread_cond_broadcast(&st->gc_member_cv[1]);
+}
 
 /* Pending records past which the next sl_tx_begin flushes first: bounds
  * the LMDB transaction (and what reserve_space must cover). */
@@ -156,7 +169,11 @@ static void waiters_done(sl_store *st, int rc, size_t logged) {
     w->done = true;
   }
   st->gc_flushes++;
-  pthread_cond_broadcast(&st->gc_cv);
+  /* A committer taken without error waits for durable too: the flush's
+   * leader wakes it after the fdatasync. Only a failure, or a thread in
+   * group_drain, needs waking now (spares each committer a wake-up). */
+  if (rc) wake_all(st);
+  else if (st->gc_draining) pthread_cond_broadcast(&st->gc_cv);
   pthread_mutex_unlock(&st->gc_mu);
   st->waiters = NULL;
   st->waiters_tail = &st->waiters;
@@ -257,12 +274,16 @@ static int group_wait(sl_store *st, sl__waiter *me) {
   pthread_mutex_lock(&st->gc_mu);
   while (!me->rc && !(me->done && me->txid <= sl_log_durable_txid(st->log))) {
     if (st->gc_syncing || (!me->done && !me->opener)) {
-      pthread_cond_wait(&st->gc_cv, &st->gc_mu);
+      /* WAKE-UPS: an opener waits to lead, the others for their own
+       * group's sync, so a sync wakes its group and the next opener and
+       * not the next group's members. */
+      pthread_cond_wait(me->opener && !me->done ? &st->gc_cv : &st->gc_member_cv[me->group & 1], &st->gc_mu);
       continue;
     }
     st->gc_syncing = true;
     pthread_mutex_unlock(&st->gc_mu);
-    if (!me->done) {
+    bool flushes = !me->done;
+    if (flushes) {
       pthread_mutex_lock(&st->wlock);
       (void)flush_locked(st); /* its outcome reaches every committer it took, this one included */
       pthread_mutex_unlock(&st->wlock);
@@ -271,7 +292,12 @@ static int group_wait(sl_store *st, sl__waiter *me) {
     pthread_mutex_lock(&st->gc_mu);
     if (rc && !me->rc) me->rc = rc;
     st->gc_syncing = false;
-    pthread_cond_broadcast(&st->gc_cv);
+    if (flushes && !rc) {
+      pthread_cond_broadcast(&st->gc_cv);
+      pthread_cond_broadcast(&st->gc_member_cv[me->group & 1]);
+    } else {
+      wake_all(st);
+    }
   }
   int rc = me->rc;
   /* A committer is released with 0 only once its record is logged and durable. */
@@ -290,7 +316,9 @@ static void group_drain(sl_store *st, bool all) {
     pthread_mutex_lock(&st->gc_mu);
     uint64_t gen = st->gc_flushes;
     pthread_mutex_unlock(&st->wlock);
+    st->gc_draining++;
     while (st->gc_flushes == gen) pthread_cond_wait(&st->gc_cv, &st->gc_mu);
+    st->gc_draining--;
     pthread_mutex_unlock(&st->gc_mu);
     pthread_mutex_lock(&st->wlock);
   }
@@ -420,7 +448,7 @@ int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
   m->applied_txid = txid;
   m->last_commit_us = rec.commit_time_us;
   /* The record waits in the open LMDB transaction for its group's flush. */
-  sl__waiter me = {.txid = txid, .opener = st->pend_n == 1};
+  sl__waiter me = {.txid = txid, .opener = st->pend_n == 1, .group = st->gc_flushes};
   *st->waiters_tail = &me;
   st->waiters_tail = &me.next;
   /* One waiter per pending record, their txids contiguous from the first. */

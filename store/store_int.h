@@ -156,9 +156,11 @@ struct sl_store {
   const uint8_t **pend_ptrs;
   struct sl__waiter *waiters, **waiters_tail;
   pthread_mutex_t gc_mu;      /* guards gc_leader and the waiters' outcome */
-  pthread_cond_t gc_cv;
+  pthread_cond_t gc_cv;        /* openers waiting to lead, group_drain */
+  pthread_cond_t gc_member_cv[2]; /* the other committers, by their group's parity */
   bool gc_syncing;            /* an opener flushes and syncs its group */
   uint64_t gc_flushes;        /* groups flushed (under gc_mu) */
+  unsigned gc_draining;       /* threads in group_drain waiting for a flush (under gc_mu) */
   bool gc_rollback;           /* the group's LMDB transaction holds a failed
                                  transaction's writes: its opener re-applies
                                  the pending records at its flush (wlock) */

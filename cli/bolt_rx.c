@@ -56,6 +56,12 @@ const char *cli_bolt_advertised(const char *listen, int port, char *buf, size_t 
   return buf;
 }
 
+const char *cli_bolt_bound(const char *listen, int port, char *buf, size_t len) {
+  const char *colon = strrchr(listen, ':');
+  snprintf(buf, len, "%.*s:%d", colon ? (int)(colon - listen) : (int)strlen(listen), listen, port);
+  return buf;
+}
+
 int cli_bolt_rx_check(const cli_bolt_rx *b) {
   if (!b->listen) {
     if (b->auth || b->no_auth || b->advertise || b->tls_cert || b->tls_key || b->tls_ca)
@@ -77,11 +83,13 @@ int cli_bolt_rx_start(cli_bolt_rx *b, sl_receiver_options *ro) {
     sc.tls_key = ro->tls_key;
   }
   if (b->auth && sl_bolt_users_load(b->auth, &b->users)) goto fail;
-  if (b->no_auth) sl_diag_warn("--bolt-no-auth: anyone who reaches %s may read every standby", b->listen);
   if (sl_bolt_throttle_new(100, 2000, &b->throttle)) goto fail;
   sc.session = (sl_bolt_session_config){.backend = &b->backend, .users = b->users, .throttle = b->throttle,
                                         .server_agent = "Neo4j/5.26.0"};
   if (sl_bolt_server_start(&sc, &b->server)) goto fail;
+  char bound[300];
+  cli_bolt_bound(b->listen, sl_bolt_server_port(b->server), bound, sizeof bound);
+  if (b->no_auth) sl_diag_warn("--bolt-no-auth: anyone who reaches %s may read every standby", bound);
   if (!b->advertise) b->advertise = cli_bolt_advertised(b->listen, sl_bolt_server_port(b->server), b->self, sizeof b->self);
   sl_bolt_engine_config ec = {.lookup = lookup, .lookup_arg = b, .read_only = true,
                               .bookmark_timeout_ms = b->bookmark_timeout_ms, .self = b->advertise};
@@ -96,7 +104,7 @@ int cli_bolt_rx_start(cli_bolt_rx *b, sl_receiver_options *ro) {
   ro->before_close = before_close;
   ro->streams_arg = b;
   ro->bolt_address = b->advertise;
-  sl_diag_info("serving the standbys over Bolt on %s (advertised as %s)", b->listen, b->advertise);
+  sl_diag_info("serving the standbys over Bolt on %s (advertised as %s)", bound, b->advertise);
   return CLI_OK;
 fail:
   cli_bolt_rx_stop(b);

@@ -79,6 +79,9 @@ int cli_bolt_rx_check(const cli_bolt_rx *b);
 /* A Bolt server's address for routing tables when none is given: the
  * listening host (localhost for a wildcard) with the port bound. */
 const char *cli_bolt_advertised(const char *listen, int port, char *buf, size_t len);
+/* The address a Bolt server listens on, for people: HOST:PORT with the
+ * port it bound (a listen port of 0 says nothing). */
+const char *cli_bolt_bound(const char *listen, int port, char *buf, size_t len);
 int cli_bolt_rx_start(cli_bolt_rx *b, struct sl_receiver_options *ro);
 void cli_bolt_rx_stop(cli_bolt_rx *b);
 int cli_log_diverged(const char *store, const char *data, const char *stream, bool json);

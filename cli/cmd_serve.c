@@ -272,7 +272,6 @@ int cmd_serve(int argc, char **argv) {
   char self[300];
   sl_history history;
   if (auth && sl_bolt_users_load(auth, &users)) goto out;
-  if (no_auth) sl_diag_warn("--no-auth: anyone who reaches %s may read and write the store, as admin", sc.listen);
   if (sl_bolt_throttle_new(100, 2000, &throttle)) goto out;
   if (ready_file && (ready_fd = open(ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
     sl_diag_error("%s: %s", ready_file, strerror(errno));
@@ -292,6 +291,9 @@ int cmd_serve(int argc, char **argv) {
   sl_bolt_backend placeholder = {0};
   sc.session.backend = &placeholder;
   if (sl_bolt_server_start(&sc, &server)) goto out;
+  char bound[300];
+  cli_bolt_bound(sc.listen, sl_bolt_server_port(server), bound, sizeof bound);
+  if (no_auth) sl_diag_warn("--no-auth: anyone who reaches %s may read and write the store, as admin", bound);
   if (!ec.self) ec.self = cli_bolt_advertised(sc.listen, sl_bolt_server_port(server), self, sizeof self);
   ec.writer = ec.self;
   if (d.metrics) {
@@ -317,7 +319,7 @@ int cmd_serve(int argc, char **argv) {
     ready_fd = -1;
   }
   sl_diag_info("serving %s as database '%s' over Bolt on %s (advertised as %s)", pos[0],
-               ec.database ? ec.database : "neo4j", sc.listen, ec.self);
+               ec.database ? ec.database : "neo4j", bound, ec.self);
   cli_notify_ready((void *)"serving");
   rc = sl_bolt_server_run(server, stop) ? CLI_FAIL : CLI_OK;
 out:

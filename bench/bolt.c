@@ -142,8 +142,8 @@ typedef struct sl_cl {
 } sl_cl;
 
 static const char *const sl_queries[] = {
-    [W_WRITE] = "MATCH (b:Person {id: $dst}) "
-                "CREATE (a:Person {id: $id, name: $name, age: $age})-[:KNOWS {since: $since}]->(b)",
+    [W_WRITE] = ("MATCH (b:Person {id: $dst}) "
+                 "CREATE (a:Person {id: $id, name: $name, age: $age})-[:KNOWS {since: $since}]->(b)"),
     [W_POINT] = "MATCH (p:Person {id: $id}) RETURN p.name, p.age",
     [W_HOP1] = "MATCH (p:Person {id: $id})-[k:KNOWS]->(f:Person) RETURN f.id, f.name, k.since",
 };

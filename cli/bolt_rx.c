@@ -47,18 +47,17 @@ static void before_close(void *arg) {
   atomic_store(&b->receiver, NULL);
 }
 
-const char *cli_bolt_advertised(const char *listen, int port, char *buf, size_t len) {
-  const char *colon = strrchr(listen, ':');
-  int hlen = colon ? (int)(colon - listen) : 0;
-  bool any = hlen == 0 || !strncmp(listen, "0.0.0.0:", 8) || !strncmp(listen, "[::]:", 5);
-  if (any) snprintf(buf, len, "localhost:%d", port);
-  else snprintf(buf, len, "%.*s:%d", hlen, listen, port);
-  return buf;
-}
-
 const char *cli_bolt_bound(const char *listen, int port, char *buf, size_t len) {
   const char *colon = strrchr(listen, ':');
   snprintf(buf, len, "%.*s:%d", colon ? (int)(colon - listen) : (int)strlen(listen), listen, port);
+  return buf;
+}
+
+const char *cli_bolt_advertised(const char *listen, int port, char *buf, size_t len) {
+  const char *colon = strrchr(listen, ':');
+  bool any = !colon || colon == listen || !strncmp(listen, "0.0.0.0:", 8) || !strncmp(listen, "[::]:", 5);
+  if (!any) return cli_bolt_bound(listen, port, buf, len);
+  snprintf(buf, len, "localhost:%d", port);
   return buf;
 }
 

@@ -155,7 +155,7 @@ struct sl_store {
   size_t *pend_off, *pend_lens, pend_n, pend_max;
   const uint8_t **pend_ptrs;
   struct sl__waiter *waiters, **waiters_tail;
-  pthread_mutex_t gc_mu;      /* guards gc_leader and the waiters' outcome */
+  pthread_mutex_t gc_mu;      /* guards gc_syncing, gc_flushes, gc_draining, the waiters' outcome */
   pthread_cond_t gc_cv;        /* openers waiting to lead, group_drain */
   pthread_cond_t gc_member_cv[2]; /* the other committers, by their group's parity */
   bool gc_syncing;            /* an opener flushes and syncs its group */

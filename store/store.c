@@ -21,7 +21,8 @@
  * kernel a small Bolt transaction (about 33 LMDB pages) then wrote 0.8-1 MB
  * of data.mdb, 1 GB/s from one client, and the checkpoints' write-back of
  * it made the commit tails (bench/README, "data.mdb write-back"). A pwrite
- * dirties only the blocks it writes.
+ * dirties only the blocks it writes (and commit.c, SMALL FOLIOS, keeps the
+ * folios it writes into small).
  *
  * RECOVERY (sl_store_open for writing)
  *   1. flock(writer.lock): one writer process (SL_ELOCKED otherwise).

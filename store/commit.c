@@ -121,8 +121,9 @@ int sl__wcommit(sl__wctx *w) {
  * with one writev), and every later pwrite of one page of it walks the
  * blocks of the whole folio: under small Bolt transactions that was 6-15%
  * of the CPU of a primary and of its standby (ext4_block_write_begin),
- * 2-3% with this (bench/README, "Small folios"). A bulk load's pages are written once, in
- * long runs, which large folios serve best. Caller holds wlock. */
+ * 2-3% with this (bench/README, "Small folios"). A bulk load's pages are
+ * written once, in long runs, which large folios serve best.
+ * Caller holds wlock. */
 #define RESERVE_BYTES (8u << 20)
 static int reserve_space(sl_store *st) {
   MDB_envinfo info;
@@ -140,7 +141,8 @@ static int reserve_space(sl_store *st) {
                  sl_strerror(rc));
     return rc;
   }
-  if (!(st->flags & SL_OPEN_BULK)) (void)posix_fadvise(fd, (off_t)used, (off_t)(want - used), POSIX_FADV_WILLNEED);
+  if (!(st->flags & SL_OPEN_BULK) && want > used) /* a hint: its failure changes nothing */
+    (void)posix_fadvise(fd, (off_t)used, (off_t)(want - used), POSIX_FADV_WILLNEED);
   st->reserved = want;
   return 0;
 }

@@ -27,6 +27,9 @@
  * lands after the restore (a store's checkpoint thread writes and syncs
  * while its committers do).
  *
+ * A point may also stall (SL_FAULT_STALL): it sleeps, outside fault_mu,
+ * then lets the operation go on, as a disk that takes seconds to sync.
+ *
  * Processes (the e2e and nemesis scripts) arm points through $SL_FAULTS,
  * read at the first fault point or tracked write.
  *
@@ -46,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static void fault_forget(int fd);
 #endif
@@ -262,6 +266,12 @@ int sl_fault(enum sl_fault_point point) {
   }
   if (is_crash(rc)) crash(point, rc);
   pthread_mutex_unlock(&fault_mu);
+  if (rc == SL_FAULT_STALL) {
+    struct timespec ts = {SL_FAULT_STALL_MS / 1000, (SL_FAULT_STALL_MS % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+    }
+    rc = 0;
+  }
   return rc;
 }
 
@@ -295,7 +305,7 @@ int sl_fault_parse(const char *spec) {
     const char *name;
     int code;
   } codes[] = {{"EIO", -EIO}, {"ENOSPC", -ENOSPC}, {"EDQUOT", -EDQUOT}, {"EACCES", -EACCES},
-               {"crash", SL_FAULT_CRASH}, {"tear", SL_FAULT_TEAR}};
+               {"crash", SL_FAULT_CRASH}, {"tear", SL_FAULT_TEAR}, {"stall", SL_FAULT_STALL}};
   const char *p = spec;
   while (*p) {
     char name[16];

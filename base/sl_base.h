@@ -282,6 +282,9 @@ enum sl_fault_point {
 #define SL_FAULT_CRASH 1
 #define SL_FAULT_TEAR 2
 #define SL_FAULT_CRASH_EXIT 86
+/* A slow disk: the point waits SL_FAULT_STALL_MS, then goes on (returns 0). */
+#define SL_FAULT_STALL 3
+#define SL_FAULT_STALL_MS 3000
 /* fsync / fdatasync that also tell the crash tracker the file is durable.
  * Return 0 or -errno. */
 int sl_fsync(int fd);
@@ -295,7 +298,7 @@ void sl_fault_set(enum sl_fault_point point, int code, int skip, int times);
 /* How often each point was passed (to loop over reachable points). */
 uint64_t sl_fault_hits(enum sl_fault_point point);
 /* Arm points from text "POINT:CODE[:SKIP[:TIMES]],..." where CODE is EIO,
- * ENOSPC, crash or tear (skip 0, times 1 by default). Processes read it
+ * ENOSPC, crash, tear or stall (skip 0, times 1 by default). Processes read it
  * from $SL_FAULTS at their first fault point; tests may call it directly.
  * Returns 0 or SL_EINVAL. */
 int sl_fault_parse(const char *spec);

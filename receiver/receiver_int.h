@@ -114,6 +114,7 @@ typedef struct sl__stream {
   uint64_t base_txid;
   bool base_receiving;
   bool standby_stopped;          /* an apply failed: archiving goes on */
+  bool standby_ahead;            /* the archive failed below applied (stream.c, POSITIONS) */
   bool archive_only;             /* with standby_stopped: frames sealed with a key we lack */
   bool archive_failing;          /* an append or sync failed, nothing durable since: error stays */
   char error[256];
@@ -207,7 +208,8 @@ char *sl__rx_join(const char *a, const char *b);     /* "a/b", malloc'd; NULL: n
 void sl__hex_id(const uint8_t *id, char out[2 * SL_STORE_ID_SIZE + 1]);
 bool sl__dir_exists(const char *path);
 void sl__deadline_after_ms(struct timespec *ts, long ms); /* CLOCK_MONOTONIC, as the conds use */
-/* POSITIONS in order (mu held): applied <= durable <= received (SL_ASSERT). */
+/* POSITIONS in order (mu held): durable <= received, applied <= received
+ * (SL_ASSERT; stream.c says when applied may be past received). */
 void sl__stream_positions_check(const sl__stream *s);
 
 /* Open every stream under DIR/streams (archive recovery; appliers start and

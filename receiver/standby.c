@@ -15,8 +15,9 @@
  * not rebuilt: the standby stops with the reason in status, naming its
  * data.mdb, and never goes on differing from the primary.
  *
- * WORKER THREAD (one per stream): waits on `cond`; when durable > applied
- * it reads archived frames (up to the durable txid, never beyond) and
+ * WORKER THREAD (one per stream): waits on `cond`; when received > applied
+ * it reads archived frames (up to the received txid: written, their
+ * fdatasync perhaps still running; stream.c, APPLIED BEFORE DURABLE) and
  * applies them in groups of up to APPLY_MAX_TX transactions per LMDB
  * transaction (sl_store_apply_batch: a reader of the standby sees whole
  * transactions only), publishes `applied` and pokes the owner through an
@@ -139,10 +140,7 @@ static int open_standby(sl__stream *s, bool torn_ok) {
   }
   s->applied = c.applied_txid;
   s->applied_commit_us = c.last_commit_us;
-  if (s->applied > s->durable && !s->tail_cut_from)
-    stop_standby_locked(s, "standby %s holds txid %llu, past the archive's durable txid %llu", s->standby_dir,
-                 (unsigned long long)s->applied, (unsigned long long)s->durable);
-  return 0;
+  return 0; /* past the archive (only at load): sl__stream_prepare_standby rebuilds it */
 }
 
 /* ---- the worker: applies the archive to the standby ----------------------------- */
@@ -155,7 +153,7 @@ typedef struct applier {
   const uint8_t **ptrs;
   uint64_t *commit_us;
   uint64_t next_txid;          /* the reader's next frame */
-  unsigned empty_reads;        /* reads that found nothing below durable */
+  unsigned empty_reads;        /* reads that found nothing below received */
 } applier;
 
 static void poke_owner(sl__stream *s) {
@@ -260,9 +258,10 @@ static int open_sealed(applier *a, const sl_frame *f, size_t *plen) {
   return rc;
 }
 
-/* Read durable frames from applied+1 and apply one group. Returns the number
- * applied (0: nothing readable yet) or a negative code (standby stopped). */
-static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
+/* Read archived frames from applied+1 up to received and apply one group.
+ * Returns the number applied (0: nothing readable yet) or a negative code
+ * (standby stopped). */
+static int apply_group(applier *a, uint64_t applied, uint64_t received) {
   sl__stream *s = a->s;
   sl_frame f;
   int rc = grow_arrays(a);
@@ -272,17 +271,17 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
     a->rd = NULL;
   }
   if (!a->rd) {
-    sl_log_reader_options ro = {.max_txid = durable, .tolerate_tail = true};
+    sl_log_reader_options ro = {.max_txid = received, .tolerate_tail = true};
     rc = sl_log_reader_open(s->archive_dir, applied + 1, &ro, &a->rd);
     if (rc) goto fail;
     a->next_txid = applied + 1;
   } else {
-    sl_log_reader_set_max(a->rd, durable);
+    sl_log_reader_set_max(a->rd, received);
   }
   size_t n = 0;
   uint64_t archived = 0; /* the frames' bytes in the archive (compressed sealed ones are fewer) */
   a->data.len = 0;
-  while (n < APPLY_MAX_TX && a->data.len < APPLY_MAX_BYTES && a->next_txid <= durable) {
+  while (n < APPLY_MAX_TX && a->data.len < APPLY_MAX_BYTES && a->next_txid <= received) {
     rc = sl_log_reader_next(a->rd, &f);
     if (rc == SL_EEND) break;
     if (rc) goto fail;
@@ -310,12 +309,12 @@ static int apply_group(applier *a, uint64_t applied, uint64_t durable) {
     n++;
   }
   if (n == 0) {
-    /* Durable frames must be readable; a reader that keeps finding none
+    /* Received frames must be readable; a reader that keeps finding none
      * (e.g. it saw a segment before its rotation settled) is reopened,
      * and after that the standby is stopped rather than spun. */
     if (++a->empty_reads > 100) {
       rc = SL_ECORRUPT;
-      sl_diag_error("stream %s: archive %s: durable txid %llu cannot be read", s->name,
+      sl_diag_error("stream %s: archive %s: archived txid %llu cannot be read", s->name,
                    s->archive_dir, (unsigned long long)(applied + 1));
       goto fail;
     }
@@ -400,10 +399,10 @@ static void *worker_main(void *arg) {
       install_base(s, txid);
       continue;
     }
-    if (s->standby && !s->standby_stopped && s->applied < s->durable) {
-      uint64_t applied = s->applied, durable = s->durable;
+    if (s->standby && !s->standby_stopped && s->applied < s->received) {
+      uint64_t applied = s->applied, received = s->received;
       pthread_mutex_unlock(&s->mu);
-      int n = apply_group(&a, applied, durable);
+      int n = apply_group(&a, applied, received);
       pthread_mutex_lock(&s->mu);
       if (n <= 0) { /* < 0 and still applying: paused by a full disk */
         struct timespec ts;
@@ -755,11 +754,14 @@ void sl__stream_prepare_standby(sl__stream *s) {
   free(data);
   if (exists && !no_data && (open_standby(s, torn) != SL_ECORRUPT || !torn)) {
     if (!s->standby || s->applied <= s->durable) return;
-    /* It applied frames of a tail that was cut (TAIL REPAIR): rebuilt, so
+    /* It applied frames of a tail that was cut (TAIL REPAIR), or frames the
+     * archive lost when its sync failed (stream.c, POSITIONS): rebuilt, so
      * that it holds only what the archive holds. */
     sl_store_close(s->standby);
     s->standby = NULL;
-    if (rebuild_standby(s, "was ahead of the archive's cut tail") == 0) open_standby(s, false);
+    sl_diag_warn("stream %s: the standby holds txid %llu, past the archive's %llu", s->name,
+                 (unsigned long long)s->applied, (unsigned long long)s->durable);
+    if (rebuild_standby(s, "was ahead of the archive") == 0) open_standby(s, false);
     else stop_standby_locked(s, "standby %s is ahead of the archive and cannot be rebuilt", s->standby_dir);
     return;
   }

@@ -581,6 +581,38 @@ static void receiver_restart_resumes(void **state) {
   assert_int_equal(cn.applied_txid, 510);
 }
 
+/* APPLIED BEFORE DURABLE (receiver/stream.c): the standby applies what is
+ * archived while the archive's fdatasync still runs; the durable ack waits
+ * for the sync. */
+static void receiver_applies_before_durable(void **state) {
+  (void)state;
+#ifdef SL_FAULT_INJECTION
+  rx r;
+  rx_start(&r, tu_tmpdir("receiver_early_apply"), 0, 10000);
+  sl_conn *c = dial(&r);
+  assert_int_equal(hello_ok(c, "e", ID_A, 0, NULL), 0);
+  send_batch(c, 1, 5, true);
+  assert_int_equal(ack_until(c, 5), 5);
+  wait_applied(c, 5);
+  sl_fault_set(SL_FAULT_LOG_FSYNC, SL_FAULT_STALL, 0, 1); /* the next sync takes 3 s */
+  uint64_t t0 = sl_mono_ns();
+  send_batch(c, 6, 10, true);
+  wait_status(&r, "e", "applied", "10");
+  char path[4200], text[4096];
+  snprintf(path, sizeof path, "%s/streams/e/status", r.dir);
+  assert_int_equal(sl_status_load(path, text, sizeof text), 0);
+  if (sl_mono_ns() - t0 < SL_FAULT_STALL_MS * 1000000ull) /* else the machine was too slow to tell */
+    assert_int_equal(sl_status_get_u64(text, "durable"), 5);
+  assert_int_equal(ack_until(c, 10), 10);
+  sl_conn_close(c);
+  tu_receiver_stop(&r);
+  assert_int_equal(archive_last(&r, "e", 1), 10);
+  sl_counts cn;
+  standby_counts(&r, "e", &cn);
+  assert_int_equal(cn.applied_txid, 10);
+#endif
+}
+
 static void receiver_disk_error_resumes(void **state) {
   (void)state;
 #ifdef SL_FAULT_INJECTION
@@ -755,6 +787,7 @@ int main(void) {
       cmocka_unit_test(receiver_overlap_trimmed),
       cmocka_unit_test(receiver_takeover),
       cmocka_unit_test(receiver_restart_resumes),
+      cmocka_unit_test_teardown(receiver_applies_before_durable, clear_faults),
       cmocka_unit_test_teardown(receiver_disk_error_resumes, clear_faults),
       cmocka_unit_test(receiver_apply_error_stops_standby),
       cmocka_unit_test(receiver_from_txid_has_no_standby),

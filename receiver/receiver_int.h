@@ -77,7 +77,16 @@ typedef struct sl__stream {
   pthread_cond_t keeper_cond; /* stop */
   atomic_bool snap_cancel;
 
-  int notify_fd;            /* eventfd: applied moved; the owner sends an Ack */
+  int notify_fd;            /* eventfd: applied or durable moved, or a sync failed; the owner sends an Ack */
+  /* SYNCER (stream.c), all (mu): the owner's session's sync thread, the
+   * newest sync it was asked for (the archive's lineage at that frame),
+   * a sync in flight, and a failed one left for the owner. */
+  pthread_t syncer;
+  bool syncer_running, syncer_stop, syncing;
+  pthread_cond_t sync_cv;   /* a request, stop, or the end of a sync in flight */
+  uint64_t sync_target, sync_cs, sync_commit_us;
+  sl_history sync_hist;
+  int sync_rc;
   sl_conn *owner;           /* (mu) the attached connection, or NULL */
   _Atomic uint64_t owner_rx_ns; /* when the owner last received a message (sl_mono_ns) */
   char peer[80];            /* (mu) the owner's, or the last one's */
@@ -246,8 +255,21 @@ void sl__stream_detach(sl__stream *s, sl_conn *c);
  * sl_log_append; after a write error the archive is closed (see log). */
 int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len);
 /* Wait until every appended frame is durable, publish it, wake the worker.
- * SL_EFAILED when a failure closed the archive. */
+ * SL_EFAILED when a failure closed the archive. On the owner's thread,
+ * while its syncer is stopped. */
 int sl__stream_sync(sl__stream *s);
+/* SYNCER (stream.c): the owner's session starts its sync thread once it
+ * streams and stops it before it leaves; meanwhile it asks for a sync of
+ * everything appended after each group (false: all of it is durable
+ * already; else the syncer pokes notify_fd once it is), and after a poke
+ * takes a failed sync's code (0: none; the archive is then closed, as after
+ * a failed append). Owner only. */
+int sl__syncer_start(sl__stream *s);
+bool sl__syncer_request(sl__stream *s);
+int sl__syncer_failed(sl__stream *s);
+void sl__syncer_stop(sl__stream *s);
+/* Wake the owner (notify_fd). */
+void sl__stream_poke(sl__stream *s);
 /* Archive the next frames in segments of key_id (NULL: plaintext), as the
  * batch carrying them says (log.h: a new key starts a segment). */
 void sl__stream_set_key(sl__stream *s, const char *key_id);

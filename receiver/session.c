@@ -39,9 +39,11 @@
  *   txids) -> trim frames already appended -> the first new txid must be the
  *   archive's next one (else ERR_GAP) -> sl_log_append each frame -> if more
  *   bytes already wait in the socket, take the next message the same way
- *   (up to GROUP_MAX_BYTES) -> one fdatasync for the group
- *   (sl__stream_sync) -> Ack{durable, applied}. The worker applies and pokes
- *   the eventfd -> Ack{durable, applied} again. Heartbeat both ways when
+ *   (up to GROUP_MAX_BYTES) -> ask the syncer for one fdatasync of all of
+ *   it (stream.c, SYNCER) and go on receiving; the syncer pokes the eventfd
+ *   once it is durable -> Ack{durable, applied}. The worker applies (what
+ *   is appended, before it is durable: stream.c, POSITIONS) and pokes the
+ *   eventfd -> Ack{durable, applied} again. Heartbeat both ways when
  *   idle; a peer silent for timeout_ms is closed.
  *
  * LIMITS (messages; the connection limits are in receiver.c): before the
@@ -560,28 +562,37 @@ static int receive_group(sl__conn_ctx *cx) {
     rc = on_message(cx, m, &batch);
     sl_msg_free(m);
   } while (rc == 0 && group_bytes < GROUP_MAX_BYTES && sl_mono_ns() < until && conn_readable(cx->c));
-  /* What was appended before a failure is still synced. A batch that only
-   * repeated what is appended syncs too: frames left unsynced by a refused
-   * batch of an earlier session become durable that way. */
-  if (batch) {
-    int src = sl__stream_sync(cx->s);
-    if (src) {
-      char why[200];
-      snprintf(why, sizeof why, "archive sync failed: %s", sl_strerror(src));
-      if (rc == 0) refuse(cx, src, SHIPLOG__REPL__ERROR_CODE__ERR_IO, false, why);
-      return src;
-    }
-  }
-  if (batch && rc == 0) rc = send_ack(cx);
+  /* The syncer makes it durable (stream.c, SYNCER); the Ack goes out when
+   * it pokes. A batch that only repeated what is appended asks too: frames
+   * left unsynced by a refused batch of an earlier session become durable
+   * that way. What was appended before a failure is synced as the session
+   * ends (serve). */
+  if (batch && !sl__syncer_request(cx->s) && rc == 0) rc = send_ack(cx); /* durable already */
   return rc;
+}
+
+/* A poke: an Ack when durable or applied moved; a failed sync ends the
+ * session (the archive is closed, as after a failed append). */
+static int on_poke(sl__conn_ctx *cx) {
+  uint64_t v, durable, applied;
+  if (read(cx->s->notify_fd, &v, sizeof v) < 0 && errno != EAGAIN) return -errno;
+  int src = sl__syncer_failed(cx->s);
+  if (src) {
+    char why[200];
+    snprintf(why, sizeof why, "archive sync failed: %s", sl_strerror(src));
+    refuse(cx, src, SHIPLOG__REPL__ERROR_CODE__ERR_IO, false, why);
+    return src;
+  }
+  sl__stream_positions(cx->s, &durable, &applied);
+  return applied != cx->sent_applied || durable != cx->sent_durable ? send_ack(cx) : 0;
 }
 
 static int serve(sl__conn_ctx *cx) {
   sl__receiver *r = cx->r;
   uint64_t hb_ns = (uint64_t)r->opt.heartbeat_ms * 1000000u;
   uint64_t to_ns = (uint64_t)r->opt.timeout_ms * 1000000u;
-  int rc = 0;
-  while (!*cx->stop) {
+  int rc = sl__syncer_start(cx->s);
+  while (rc == 0 && !*cx->stop) {
     uint64_t now = sl_mono_ns();
     uint64_t hb_due = cx->last_tx_ns + hb_ns, to_due = cx->last_rx_ns + to_ns;
     uint64_t due = SL_MIN(hb_due, to_due);
@@ -599,19 +610,7 @@ static int serve(sl__conn_ctx *cx) {
       p[0].revents |= POLLIN;
       n = n > 0 ? n : 1;
     }
-    if (n > 0 && (p[1].revents & POLLIN)) {
-      uint64_t v;
-      if (read(cx->s->notify_fd, &v, sizeof v) < 0 && errno != EAGAIN) {
-        rc = -errno;
-        break;
-      }
-      uint64_t durable, applied;
-      sl__stream_positions(cx->s, &durable, &applied);
-      if (applied != cx->sent_applied || durable != cx->sent_durable) {
-        rc = send_ack(cx);
-        if (rc) break;
-      }
-    }
+    if (n > 0 && (p[1].revents & POLLIN) && (rc = on_poke(cx))) break;
     if (n > 0 && p[0].revents) {
       rc = receive_group(cx);
       if (rc) break;
@@ -632,6 +631,9 @@ static int serve(sl__conn_ctx *cx) {
       if (rc) break;
     }
   }
+  sl__syncer_stop(cx->s);
+  sl__syncer_failed(cx->s); /* a failure after the last poke closes the archive too */
+  sl__stream_sync(cx->s);   /* what this session appended, however it ends */
   return rc;
 }
 

@@ -156,18 +156,13 @@ typedef struct applier {
   unsigned empty_reads;        /* reads that found nothing below received */
 } applier;
 
-static void poke_owner(sl__stream *s) {
-  uint64_t one = 1;
-  if (write(s->notify_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-    sl_diag_warn("stream %s: eventfd: %s", s->name, strerror(errno));
-}
-
 /* Publish applied = last (mu not held). */
 static void publish_applied(sl__stream *s, uint64_t last, uint64_t commit_us) {
   pthread_mutex_lock(&s->mu);
   SL_ASSERT(last >= s->applied, "stream %s: applied back from %llu to %llu", s->name,
             (unsigned long long)s->applied, (unsigned long long)last);
   s->applied = last;
+  if (last > s->received) s->standby_ahead = true; /* the archive failed meanwhile (stream.c, POSITIONS) */
   sl__stream_positions_check(s);
   s->applied_commit_us = commit_us;
   if (strncmp(s->error, "standby paused", 14) == 0) s->error[0] = 0; /* space came back */
@@ -175,7 +170,7 @@ static void publish_applied(sl__stream *s, uint64_t last, uint64_t commit_us) {
   s->dirty = true;
   pthread_mutex_unlock(&s->mu);
   sl__rx_metrics_applied(s, commit_us);
-  poke_owner(s);
+  sl__stream_poke(s);
 }
 
 /* After SL_ECORRUPT from the standby: is its data.mdb damaged (the page

@@ -581,9 +581,10 @@ static void receiver_restart_resumes(void **state) {
   assert_int_equal(cn.applied_txid, 510);
 }
 
-/* APPLIED BEFORE DURABLE (receiver/stream.c): the standby applies what is
- * archived while the archive's fdatasync still runs; the durable ack waits
- * for the sync. */
+/* APPLIED BEFORE DURABLE and SYNCER (receiver/stream.c): the standby
+ * applies what is archived while the archive's fdatasync still runs, and
+ * batches that arrive meanwhile are archived and applied too; the durable
+ * ack waits for the syncs. */
 static void receiver_applies_before_durable(void **state) {
   (void)state;
 #ifdef SL_FAULT_INJECTION
@@ -598,18 +599,20 @@ static void receiver_applies_before_durable(void **state) {
   uint64_t t0 = sl_mono_ns();
   send_batch(c, 6, 10, true);
   wait_status(&r, "e", "applied", "10");
+  send_batch(c, 11, 15, true); /* while the sync of 6..10 stalls */
+  wait_status(&r, "e", "applied", "15");
   char path[4200], text[4096];
   snprintf(path, sizeof path, "%s/streams/e/status", r.dir);
   assert_int_equal(sl_status_load(path, text, sizeof text), 0);
   if (sl_mono_ns() - t0 < SL_FAULT_STALL_MS * 1000000ull) /* else the machine was too slow to tell */
     assert_int_equal(sl_status_get_u64(text, "durable"), 5);
-  assert_int_equal(ack_until(c, 10), 10);
+  assert_int_equal(ack_until(c, 15), 15);
   sl_conn_close(c);
   tu_receiver_stop(&r);
-  assert_int_equal(archive_last(&r, "e", 1), 10);
+  assert_int_equal(archive_last(&r, "e", 1), 15);
   sl_counts cn;
   standby_counts(&r, "e", &cn);
-  assert_int_equal(cn.applied_txid, 10);
+  assert_int_equal(cn.applied_txid, 15);
 #endif
 }
 

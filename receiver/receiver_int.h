@@ -48,6 +48,13 @@ typedef struct sl__allow sl__allow;
 typedef struct sl__stream_metrics sl__stream_metrics;
 typedef struct sl__base_rx sl__base_rx;   /* base.c */
 
+/* SYNCER (stream.c): what a sync through the archive's newest frame
+ * publishes: that txid and the archive's lineage there. */
+typedef struct sl__sync_point {
+  uint64_t target, cs, commit_us;
+  sl_history hist;
+} sl__sync_point;
+
 typedef struct sl__stream {
   sl__receiver *r;
   char name[65];
@@ -84,8 +91,7 @@ typedef struct sl__stream {
   pthread_t syncer;
   bool syncer_running, syncer_stop, syncing;
   pthread_cond_t sync_cv;   /* a request, stop, or the end of a sync in flight */
-  uint64_t sync_target, sync_cs, sync_commit_us;
-  sl_history sync_hist;
+  sl__sync_point sync_want;
   int sync_rc;
   sl_conn *owner;           /* (mu) the attached connection, or NULL */
   _Atomic uint64_t owner_rx_ns; /* when the owner last received a message (sl_mono_ns) */

@@ -655,30 +655,46 @@ int sl__stream_append(sl__stream *s, const uint8_t *raw, size_t len) {
   return 0;
 }
 
-/* Publish durable = target, the archive's lineage there (mu held). */
-static void durable_locked(sl__stream *s, uint64_t target, uint64_t cs, uint64_t commit_us, const sl_history *h) {
+/* The sync point of the archive's newest frame; by the owner, the only one
+ * appending. */
+static void sync_point_now(sl__stream *s, sl__sync_point *p) {
+  p->target = sl_log_next_txid(s->log) - 1;
+  p->cs = sl_log_checksum(s->log);
+  p->commit_us = sl_log_last_commit_us(s->log);
+  sl_log_history(s->log, &p->hist);
+}
+
+/* Wait until p->target is durable in log, then publish durable with the
+ * lineage there and wake the worker. 0, or the log's error (logged; the
+ * caller's to handle: only the owner closes the log). mu not held. */
+static int sync_publish(sl__stream *s, sl_log *log, const sl__sync_point *p) {
+  int rc = sl_log_wait_durable(log, p->target);
+  if (rc) {
+    sl_diag_error("stream %s: archive %s: sync up to txid %llu: %s", s->name, s->archive_dir,
+                  (unsigned long long)p->target, sl_strerror(rc));
+    return rc;
+  }
+  pthread_mutex_lock(&s->mu);
   if (s->archive_failing) { /* durable again: the archive's trouble is over */
     s->archive_failing = false;
     if (!s->standby_stopped) s->error[0] = 0;
     s->dirty = true;
   }
-  if (target > s->durable) {
-    s->durable = target;
-    s->lin_last = target;
-    s->lin_cs = cs;
-    s->lin_hist = *h;
-    s->last_commit_us = commit_us;
+  if (p->target > s->durable) {
+    s->durable = p->target;
+    s->lin_last = p->target;
+    s->lin_cs = p->cs;
+    s->lin_hist = p->hist;
+    s->last_commit_us = p->commit_us;
     sl__stream_update_behind(s);
     update_reachable(s);
     s->dirty = true;
     pthread_cond_signal(&s->cond);
   }
   sl__stream_positions_check(s);
-}
-
-static void sync_failed_log(sl__stream *s, uint64_t target, int rc) {
-  sl_diag_error("stream %s: archive %s: sync up to txid %llu: %s", s->name, s->archive_dir,
-                (unsigned long long)target, sl_strerror(rc));
+  pthread_mutex_unlock(&s->mu);
+  sl__rx_metrics_durable(s, p->commit_us);
+  return 0;
 }
 
 int sl__stream_sync(sl__stream *s) {
@@ -688,20 +704,11 @@ int sl__stream_sync(sl__stream *s) {
   bool done = target <= s->durable;
   pthread_mutex_unlock(&s->mu);
   if (done) return 0;
-  int rc = sl_log_wait_durable(s->log, target);
-  if (rc) {
-    sync_failed_log(s, target, rc);
-    archive_failed(s, rc);
-    return rc;
-  }
-  uint64_t commit_us = sl_log_last_commit_us(s->log), cs = sl_log_checksum(s->log);
-  sl_history h;
-  sl_log_history(s->log, &h);
-  pthread_mutex_lock(&s->mu);
-  durable_locked(s, target, cs, commit_us, &h);
-  pthread_mutex_unlock(&s->mu);
-  sl__rx_metrics_durable(s, commit_us);
-  return 0;
+  sl__sync_point p;
+  sync_point_now(s, &p);
+  int rc = sync_publish(s, s->log, &p);
+  if (rc) archive_failed(s, rc);
+  return rc;
 }
 
 /* ---- SYNCER ---------------------------------------------------------------------------- */
@@ -724,28 +731,24 @@ void sl__stream_poke(sl__stream *s) {
 
 static void *syncer_main(void *arg) {
   sl__stream *s = arg;
-  sl_history h;
+  sl__sync_point p;
   sl_diag_context(s->name, NULL);
   pthread_mutex_lock(&s->mu);
   while (!s->syncer_stop) {
-    if (s->sync_rc || !s->log || s->sync_target <= s->durable) {
+    if (s->sync_rc || !s->log || s->sync_want.target <= s->durable) {
       pthread_cond_wait(&s->sync_cv, &s->mu);
       continue;
     }
-    uint64_t target = s->sync_target, cs = s->sync_cs, commit_us = s->sync_commit_us;
-    h = s->sync_hist;
+    p = s->sync_want; /* the owner may ask again meanwhile */
     sl_log *log = s->log;
     s->syncing = true;
     pthread_mutex_unlock(&s->mu);
-    int rc = sl_log_wait_durable(log, target);
-    if (rc) sync_failed_log(s, target, rc);
+    int rc = sync_publish(s, log, &p);
     pthread_mutex_lock(&s->mu);
     s->syncing = false;
     pthread_cond_broadcast(&s->sync_cv);
     if (rc) s->sync_rc = rc;
-    else durable_locked(s, target, cs, commit_us, &h);
     pthread_mutex_unlock(&s->mu);
-    if (!rc) sl__rx_metrics_durable(s, commit_us);
     sl__stream_poke(s);
     pthread_mutex_lock(&s->mu);
   }
@@ -756,7 +759,7 @@ static void *syncer_main(void *arg) {
 int sl__syncer_start(sl__stream *s) {
   pthread_mutex_lock(&s->mu);
   s->syncer_stop = false;
-  s->sync_target = 0;
+  s->sync_want.target = 0;
   s->sync_rc = 0;
   pthread_mutex_unlock(&s->mu);
   int rc = -pthread_create(&s->syncer, NULL, syncer_main, s);
@@ -770,11 +773,8 @@ bool sl__syncer_request(sl__stream *s) {
   uint64_t target = sl_log_next_txid(s->log) - 1;
   pthread_mutex_lock(&s->mu);
   bool asked = target > s->durable;
-  if (asked && target > s->sync_target) {
-    s->sync_target = target;
-    s->sync_cs = sl_log_checksum(s->log);
-    s->sync_commit_us = sl_log_last_commit_us(s->log);
-    sl_log_history(s->log, &s->sync_hist);
+  if (asked && target > s->sync_want.target) {
+    sync_point_now(s, &s->sync_want);
     pthread_cond_signal(&s->sync_cv);
   }
   pthread_mutex_unlock(&s->mu);

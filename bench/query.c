@@ -7,7 +7,7 @@
  * USAGE
  *   bench_query [--dir DIR] [--nodes N] [--degree D] [--seconds S]
  *               [--threads 1,2] [--batch ROWS] [--pg CONNINFO]
- *               [--shiplog PATH] [--only LIST] [--quick] [--keep]
+ *               [--shiplog PATH] [--only LIST] [--map-mib M] [--quick] [--keep]
  *
  *   --dir DIR       scratch directory (default $TMPDIR, else /tmp); the store
  *                   goes to DIR/bench-query-store (removed unless --keep)
@@ -19,6 +19,8 @@
  *   --pg CONNINFO   libpq connection string of an empty database to load
  *   --shiplog PATH  the CLI, to time `shiplog query` once per invocation
  *   --only LIST     only these workloads (point,hop1,hop2,agg,upsert)
+ *   --map-mib M     the store's LMDB map size (default 64 GiB; valgrind
+ *                   needs a smaller one, e.g. 4096)
  *   --keep          leave the store behind
  *   --quick         a smoke run: 20,000 nodes, 0.3 s runs, 1,000-row batches
  *
@@ -93,6 +95,7 @@ typedef struct cfg {
   int threads[MAX_THREADS], nthreads;
   const char *only;
   bool keep;
+  uint64_t map_mib;
 } cfg;
 
 static cfg C = {.nodes = 1000000, .degree = 5, .batch = 10000, .seconds = 5, .threads = {1, 2}, .nthreads = 2};
@@ -182,7 +185,8 @@ static sl_store *store;
 
 static void load_shiplog(void) {
   uint64_t t0 = sl_mono_ns();
-  int rc = sl_store_create(store_dir, NULL);
+  sl_store_options o = {.map_size = C.map_mib << 20};
+  int rc = sl_store_create(store_dir, &o);
   if (rc) die(store_dir, rc);
   if ((rc = sl_store_open(store_dir, 0, &store))) die(store_dir, rc);
   sl_tx *tx = NULL;
@@ -620,7 +624,7 @@ static void usage(int code) {
   fprintf(code ? stderr : stdout,
           "usage: bench_query [--dir DIR] [--nodes N] [--degree D] [--seconds S] [--threads 1,2]\n"
           "                   [--batch ROWS] [--pg CONNINFO] [--shiplog PATH] [--only point,hop1,...]\n"
-          "                   [--quick] [--keep]\n"
+          "                   [--map-mib M] [--quick] [--keep]\n"
           "Cypher through the query API on a generated social graph, beside PostgreSQL (bench/query).\n");
   exit(code);
 }
@@ -639,6 +643,7 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(a, "--only")) C.only = v;
     else if (!strcmp(a, "--nodes")) C.nodes = strtoull(v, NULL, 10);
     else if (!strcmp(a, "--degree")) C.degree = (unsigned)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--map-mib")) C.map_mib = strtoull(v, NULL, 10);
     else if (!strcmp(a, "--batch")) C.batch = (unsigned)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--seconds")) C.seconds = strtod(v, NULL);
     else if (!strcmp(a, "--threads")) {

@@ -15,7 +15,9 @@
  * group's opener) alone ends it: once the previous group's fdatasync is
  * done it takes the writer lock, appends every pending record with one
  * sl_log_append_many, commits LMDB (the records' frames are in the log
- * first, as before) and leads the fdatasync; the group's other committers
+ * first, as before; a large group has the log's helper thread start the
+ * fdatasync meanwhile: SYNC AHEAD, log.c) and leads or waits for the
+ * fdatasync; the group's other committers
  * wait for done + durable. WAKE-UPS: a flush wakes no one (its committers
  * wait for durable as well); the end of a group's sync wakes that group's
  * committers (gc_member_cv, by the group's parity) and the next opener
@@ -220,6 +222,12 @@ static void tx_rollback(sl_tx *tx) {
   }
 }
 
+/* Pending record bytes from which a flush has the log's helper thread sync
+ * while LMDB commits (SYNC AHEAD, log.c). Below it the LMDB commit of a few
+ * small transactions is shorter than the helper's wake-up: the committer
+ * syncs after it, as before (bench/README, "Sync ahead"). */
+#define AHEAD_MIN_BYTES (32u << 10)
+
 /* Write the pending records to the log (one append) and commit the LMDB
  * transaction holding them: the order of a single commit, for the group.
  * Caller holds wlock, between transactions. */
@@ -240,6 +248,10 @@ static int flush_locked(sl_store *st) {
               st->waiters ? st->waiters->txid : 0, sl_log_next_txid(st->log));
     rc = sl_log_append_many(st->log, st->pend_ptrs, st->pend_lens, st->pend_n, &appended);
   }
+  /* SYNC AHEAD: for a large group the log's fdatasync runs while LMDB
+   * commits (the frames are written first, so the order is kept);
+   * group_wait waits for it. */
+  if (!rc && st->pend_len >= AHEAD_MIN_BYTES) sl_log_sync_ahead(st->log);
   if (!rc && (rc = wfinish(w))) appended = st->pend_n;
   if (rc) {
     if (appended) {

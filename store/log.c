@@ -37,6 +37,14 @@
  *   call returns SL_EFAILED, and nothing retries the sync (the kernel may
  *   have dropped the dirty pages and would report success the second time).
  *
+ * SYNC AHEAD (sl_log_sync_ahead)
+ *   A writer with more to do between its append and its wait (the store's
+ *   LMDB commit, commit.c) asks the log's helper thread to lead the group
+ *   commit for what is written, and waits later: the fdatasync overlaps
+ *   that work instead of following it. The helper is an ordinary waiter of
+ *   sl_log_wait_durable, started by the first request, stopped at close;
+ *   whichever of it and the writer comes first leads the sync.
+ *
  * ROTATION
  *   When the next frame would pass the segment size, the appender (holding
  *   append_mu) waits until no leader is syncing and takes the `syncing` role
@@ -497,6 +505,7 @@ int sl_log_open_keep(const char *logdir, const uint8_t *store_id, uint64_t keep_
   pthread_mutex_init(&log->append_mu, NULL);
   pthread_mutex_init(&log->mu, NULL);
   pthread_cond_init(&log->cv, NULL);
+  pthread_cond_init(&log->ahead_cv, NULL);
   if (!(log->dir = strdup(logdir))) {
     rc = -ENOMEM;
     goto fail;
@@ -584,10 +593,12 @@ fail:
 
 void sl_log_close(sl_log *log) {
   if (!log) return;
+  sl__log_ahead_stop(log);
   pthread_mutex_lock(&log->mu);
   while (log->syncing) pthread_cond_wait(&log->cv, &log->mu);
   pthread_mutex_unlock(&log->mu);
   pthread_cond_destroy(&log->cv);
+  pthread_cond_destroy(&log->ahead_cv);
   pthread_mutex_destroy(&log->mu);
   pthread_mutex_destroy(&log->append_mu);
   if (log->fd >= 0) close(log->fd);

@@ -291,6 +291,12 @@ const char *sl_log_key_id(sl_log *log);
  * log's sticky error (SL_EFAILED after a failed fdatasync). */
 int sl_log_wait_durable(sl_log *log, uint64_t txid);
 
+/* Start making what is written durable now, on the log's own thread, and
+ * return at once: for a writer with more to do before it waits for durable
+ * (the store commits LMDB meanwhile). The caller still calls
+ * sl_log_wait_durable, which finds the sync led already, or leads it. */
+void sl_log_sync_ahead(sl_log *log);
+
 /* LINEAGE of an open log: cs through the last appended txid; the epoch
  * new transactions carry (the newest of the history and the frames); a
  * copy of LOGDIR/history (store/lineage.h). An appended transaction of a

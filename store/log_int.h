@@ -67,9 +67,20 @@ struct sl_log {
   bool syncing;  /* a leader or a rotation owns the fd's sync */
   int fail_code; /* 0, or the error that made the log FAILED */
   sl_log_stats stats;
+  /* SYNC AHEAD (log_write.c): the helper thread, started by the first
+   * sl_log_sync_ahead; its fields are under mu. */
+  pthread_t ahead_thread;
+  pthread_cond_t ahead_cv;
+  uint64_t ahead_txid;  /* to make durable; 0: nothing asked */
+  bool ahead_on;        /* started, not yet joined */
+  bool ahead_stop;
+  bool ahead_refused;   /* pthread_create failed: callers sync themselves */
 };
 
 /* ---- log.c: invariants, paths, headers ------------------------------------ */
+
+/* Stop the SYNC AHEAD thread, if started (log_write.c; sl_log_close). */
+void sl__log_ahead_stop(sl_log *log);
 
 /* The whole writer state; caller holds mu and the appender is quiescent. */
 void sl__log_check(const sl_log *log);

@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,4 +476,57 @@ int sl_log_wait_durable(sl_log *log, uint64_t txid) {
             log->dir, txid, log->durable_txid);
   pthread_mutex_unlock(&log->mu);
   return rc;
+}
+
+/* ---- SYNC AHEAD (log.c) --------------------------------------------------- */
+
+static void *ahead_main(void *arg) {
+  sl_log *log = arg;
+  pthread_mutex_lock(&log->mu);
+  while (!log->ahead_stop) {
+    uint64_t t = log->ahead_txid;
+    if (!t) {
+      pthread_cond_wait(&log->ahead_cv, &log->mu);
+      continue;
+    }
+    log->ahead_txid = 0;
+    pthread_mutex_unlock(&log->mu);
+    (void)sl_log_wait_durable(log, t); /* a failure is logged and sticky: the writer's own wait returns it */
+    pthread_mutex_lock(&log->mu);
+  }
+  pthread_mutex_unlock(&log->mu);
+  return NULL;
+}
+
+void sl_log_sync_ahead(sl_log *log) {
+  pthread_mutex_lock(&log->mu);
+  if (!log->ahead_on && !log->ahead_refused) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals go to the application's threads */
+    int rc = pthread_create(&log->ahead_thread, NULL, ahead_main, log);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+      log->ahead_refused = true;
+      sl_diag_warn("%s: no sync-ahead thread (%s): commits sync after their LMDB commit", log->dir, strerror(rc));
+    } else {
+      log->ahead_on = true;
+    }
+  }
+  /* During a sync the helper waits for it, then leads the next. */
+  if (log->ahead_on && !log->fail_code && log->written_txid > log->durable_txid) {
+    log->ahead_txid = log->written_txid;
+    pthread_cond_signal(&log->ahead_cv);
+  }
+  pthread_mutex_unlock(&log->mu);
+}
+
+void sl__log_ahead_stop(sl_log *log) {
+  pthread_mutex_lock(&log->mu);
+  bool on = log->ahead_on;
+  log->ahead_stop = true;
+  pthread_cond_signal(&log->ahead_cv);
+  pthread_mutex_unlock(&log->mu);
+  if (on) pthread_join(log->ahead_thread, NULL);
+  log->ahead_on = false;
 }

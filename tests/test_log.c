@@ -1090,6 +1090,27 @@ static void log_consumers_and_prune(void **state) {
   free(dir);
 }
 
+/* SYNC AHEAD: the helper thread makes what is written durable without the
+ * caller leading the sync; the caller's wait then finds it done. */
+static void log_sync_ahead(void **state) {
+  (void)state;
+  char *dir = new_log("log_sync_ahead", 0);
+  sl_log *log;
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  append_range(log, 1, 3);
+  sl_log_sync_ahead(log);
+  for (int i = 0; i < 5000 && sl_log_durable_txid(log) < 3; i++) usleep(1000);
+  assert_int_equal(sl_log_durable_txid(log), 3);
+  assert_int_equal(sl_log_wait_durable(log, 3), 0);
+  sl_log_sync_ahead(log); /* nothing to sync: no request */
+  append_range(log, 4, 6);
+  sl_log_sync_ahead(log);
+  assert_int_equal(sl_log_wait_durable(log, 6), 0);
+  sl_log_close(log); /* joins the helper */
+  read_all(dir, 1, 6);
+  free(dir);
+}
+
 /* ---- fault injection -------------------------------------------------------------- */
 
 #ifdef SL_FAULT_INJECTION
@@ -1125,6 +1146,37 @@ static void log_fsync_failure_is_sticky(void **state) {
   assert_int_equal(sl_log_wait_durable(log, 5), 0);
   sl_log_close(log);
   read_all(dir, 1, 5);
+  free(dir);
+}
+
+/* A failed fdatasync on the sync-ahead thread fails the log as the
+ * caller's own would: its wait returns the sticky error. */
+static void log_sync_ahead_failure(void **state) {
+  (void)state;
+  char *dir = new_log("log_sync_ahead_fail", 0);
+  sl_log *log;
+  sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  append_range(log, 1, 2);
+  assert_int_equal(sl_log_wait_durable(log, 2), 0);
+  assert_int_equal(append_txid(log, 3), 0);
+  uint64_t hits = sl_fault_hits(SL_FAULT_LOG_FSYNC);
+  sl_fault_set(SL_FAULT_LOG_FSYNC, -EIO, 0, 1);
+  tu_capture_begin();
+  sl_log_sync_ahead(log);
+  for (int i = 0; i < 5000 && sl_fault_hits(SL_FAULT_LOG_FSYNC) == hits; i++) usleep(1000);
+  int rc = sl_log_wait_durable(log, 3);
+  char *msg = tu_capture_end();
+  assert_true(rc == SL_EFAILED || rc == -EIO); /* the helper's failure, or the caller's if it led */
+  assert_contains(msg, "FAILED");
+  free(msg);
+  assert_int_equal(sl_log_wait_durable(log, 3), SL_EFAILED);
+  assert_int_equal(sl_log_durable_txid(log), 2);
+  sl_log_close(log);
+  sl_fault_set(SL_FAULT_NONE, 0, 0, 0);
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  assert_int_equal(sl_log_next_txid(log), 4);
+  sl_log_close(log);
   free(dir);
 }
 
@@ -1348,6 +1400,7 @@ int main(void) {
       cmocka_unit_test(log_txn_peek),
       cmocka_unit_test(log_create_and_open_refusals),
       cmocka_unit_test(log_append_validation),
+      cmocka_unit_test(log_sync_ahead),
       cmocka_unit_test(log_rotation_and_reopen),
       cmocka_unit_test(log_torn_tail_every_offset),
       cmocka_unit_test(log_garbage_tail_is_cut),
@@ -1361,6 +1414,7 @@ int main(void) {
       cmocka_unit_test(log_consumers_and_prune),
 #ifdef SL_FAULT_INJECTION
       cmocka_unit_test(log_fsync_failure_is_sticky),
+      cmocka_unit_test(log_sync_ahead_failure),
       cmocka_unit_test(log_write_failure_tears_frame),
       cmocka_unit_test(log_rotation_faults),
       cmocka_unit_test(log_prune_faults),

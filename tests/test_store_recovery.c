@@ -211,8 +211,10 @@ enum { GF_T = 6, GF_N = 300 };
 typedef struct gf_arg {
   sl_store *st;
   int t;
+  bool big; /* each node carries 40 KB: every group syncs ahead (commit.c) */
   bool acked[GF_N], failed[GF_N];
 } gf_arg;
+static char gf_pad[40 << 10];
 
 static void *gf_writer(void *p) {
   gf_arg *a = p;
@@ -222,8 +224,8 @@ static void *gf_writer(void *p) {
       a->failed[i] = true;
       continue;
     }
-    sl_prop props[2] = {{"t", vint(a->t)}, {"i", vint(i)}};
-    if (sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, props, 2, NULL)) {
+    sl_prop props[3] = {{"t", vint(a->t)}, {"i", vint(i)}, {"pad", {.kind = SL_STRING, .len = sizeof gf_pad, .u.s = gf_pad}}};
+    if (sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, props, a->big ? 3 : 2, NULL)) {
       sl_tx_abort(tx);
       a->failed[i] = true;
       continue;
@@ -251,7 +253,7 @@ static int gf_collect(void *arg, uint64_t id) {
   return 0;
 }
 
-static void gf_run(enum sl_fault_point point, int code, int skip) {
+static void gf_run(enum sl_fault_point point, int code, int skip, bool big) {
   char *dir = new_dir("store_group_faults");
   sl_store *st = create_open(dir, NULL);
   pthread_t th[GF_T];
@@ -260,6 +262,7 @@ static void gf_run(enum sl_fault_point point, int code, int skip) {
   for (int t = 0; t < GF_T; t++) {
     args[t].st = st;
     args[t].t = t;
+    args[t].big = big;
     assert_int_equal(pthread_create(&th[t], NULL, gf_writer, &args[t]), 0);
   }
   for (int t = 0; t < GF_T; t++) pthread_join(th[t], NULL);
@@ -305,9 +308,11 @@ static void gf_run(enum sl_fault_point point, int code, int skip) {
 
 static void store_group_faults(void **state) {
   (void)state;
-  gf_run(SL_FAULT_LOG_WRITE, -ENOSPC, 40); /* a group cut back; the store goes on */
-  gf_run(SL_FAULT_LOG_WRITE, -EIO, 60);    /* FAILED mid-run */
-  gf_run(SL_FAULT_LOG_FSYNC, -EIO, 30);    /* a group's fdatasync fails */
+  memset(gf_pad, 'x', sizeof gf_pad);
+  gf_run(SL_FAULT_LOG_WRITE, -ENOSPC, 40, false); /* a group cut back; the store goes on */
+  gf_run(SL_FAULT_LOG_WRITE, -EIO, 60, false);    /* FAILED mid-run */
+  gf_run(SL_FAULT_LOG_FSYNC, -EIO, 30, false);    /* a group's fdatasync fails */
+  gf_run(SL_FAULT_LOG_FSYNC, -EIO, 30, true);     /* ... on the log's sync-ahead thread */
 }
 
 static void store_concurrent_writers(void **state) {

@@ -638,53 +638,142 @@ static int tx_done(sl_tx *tx, int rc) {
   return 0;
 }
 
+/* Protobuf's base-128 varint: its size, and written at p (returns the end). */
+static size_t pb_varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) v >>= 7, n++;
+  return n;
+}
+
+static uint8_t *pb_put_varint(uint8_t *p, uint64_t v) {
+  for (; v >= 0x80; v >>= 7) *p++ = (uint8_t)(v | 0x80);
+  *p++ = (uint8_t)v;
+  return p;
+}
+
 /* Record an applied op (its message built in tx->arena) by packing it at
  * once: a Transaction's `repeated Op ops = 4` is the concatenation of
  * [tag 0x22][varint length][packed Op] per op, so sl_tx_commit only puts
  * the packed txid, time and epoch before tx->ops. A transaction then holds
  * the bytes it will log, not a tree of messages (several times as large),
  * and the arena is reset for the next op. SL_ETOOBIG (with the reason in
- * sl_tx_error) once the ops pass what a frame may carry (SL_TXN_MAX). */
-static int record(sl_tx *tx, Shiplog__Op__OpCase kind, void *msg) {
-  int rc = -ENOMEM, ops_kind = kind >= SHIPLOG__OP__OP_CREATE_INDEX ? 2 : 1;
-  if (!msg) goto out;
+ * sl_tx_error) once the ops pass what a frame may carry (SL_TXN_MAX).
+ * op_begin makes room for an Op of n bytes and writes its tag and length;
+ * the op's bytes go where it points, and op_end counts them. */
+static uint8_t *op_begin(sl_tx *tx, Shiplog__Op__OpCase kind, size_t n, int *rc) {
+  int ops_kind = kind >= SHIPLOG__OP__OP_CREATE_INDEX ? 2 : 1;
   if (tx->ops_kind && tx->ops_kind != ops_kind) { /* the op is applied, but the tx can only abort */
     snprintf(tx->w.err, sizeof tx->w.err, "a transaction holds graph ops or schema ops, not both");
-    rc = SL_EINVAL;
-    goto out;
+    *rc = SL_EINVAL;
+    return NULL;
   }
-  tx->ops_kind = ops_kind;
-  Shiplog__Op op = SHIPLOG__OP__INIT;
-  op.op_case = kind;
-  op.create_node = msg; /* every member of the union is a message pointer */
-  size_t n = shiplog__op__get_packed_size(&op), need = tx->ops_len + 1 + 10 + n;
+  size_t need = tx->ops_len + 1 + 10 + n;
   /* The packed txid, time and epoch come before the ops: 3 x (tag + varint). */
   if (need + 3 * 11 > SL_TXN_MAX) {
     snprintf(tx->w.err, sizeof tx->w.err, "transaction too large: %zu bytes by op %zu, the limit is %u",
              need + 3 * 11, tx->nops + 1, SL_TXN_MAX);
-    rc = SL_ETOOBIG;
-    goto out;
+    *rc = SL_ETOOBIG;
+    return NULL;
   }
   if (need > tx->ops_cap) {
     size_t cap = SL_MAX(need, tx->ops_cap + tx->ops_cap / 2 + 4096);
     uint8_t *ops = realloc(tx->ops, cap);
-    if (!ops) goto out;
+    if (!ops) {
+      *rc = -ENOMEM;
+      return NULL;
+    }
     tx->ops = ops;
     tx->ops_cap = cap;
   }
+  tx->ops_kind = ops_kind;
   uint8_t *p = tx->ops + tx->ops_len;
   *p++ = 4 << 3 | 2; /* field 4, length-delimited */
-  for (size_t v = n; ; v >>= 7) {
-    *p++ = (uint8_t)(v & 0x7f) | (v >= 0x80 ? 0x80 : 0);
-    if (v < 0x80) break;
-  }
-  p += shiplog__op__pack(&op, p);
-  tx->ops_len = (size_t)(p - tx->ops);
+  return pb_put_varint(p, n);
+}
+
+static void op_end(sl_tx *tx, uint8_t *end) {
+  tx->ops_len = (size_t)(end - tx->ops);
   tx->nops++;
-  rc = 0;
-out:
+}
+
+static int record(sl_tx *tx, Shiplog__Op__OpCase kind, void *msg) {
+  int rc = -ENOMEM;
+  if (msg) {
+    Shiplog__Op op = SHIPLOG__OP__INIT;
+    op.op_case = kind;
+    op.create_node = msg; /* every member of the union is a message pointer */
+    size_t n = shiplog__op__get_packed_size(&op);
+    uint8_t *p = op_begin(tx, kind, n, &rc);
+    if (p) {
+      op_end(tx, p + shiplog__op__pack(&op, p));
+      rc = 0;
+    }
+  }
   sl_arena_reset(&tx->arena);
   return rc;
+}
+
+/* A property set to a scalar, packed by hand into the bytes protobuf-c
+ * gives record() (Op{set_node_prop = 5 | set_rel_prop = 9: SetProperty{id
+ * = 1, key = 2, value = 3: Value{one of fields 1-5}}}, fields in order,
+ * minimal varints) without building the messages: a bulk update records
+ * one per row (bench/README, "Upserts"). 1: not a scalar (record() it). */
+static int record_set_scalar(sl_tx *tx, bool rel, uint64_t id, const char *key, const sl_value *v) {
+  size_t kl = strlen(key), vn;
+  uint64_t zz = 0;
+  switch (v->kind) {
+  case SL_BOOL: vn = 2; break;
+  case SL_INT:
+    zz = ((uint64_t)v->u.i << 1) ^ (uint64_t)(v->u.i >> 63); /* sint64 */
+    vn = 1 + pb_varint_size(zz);
+    break;
+  case SL_DOUBLE: vn = 9; break;
+  case SL_STRING:
+  case SL_BYTES: vn = 1 + pb_varint_size(v->len) + v->len; break;
+  default: return 1;
+  }
+  size_t sn = 1 + pb_varint_size(id) + 1 + pb_varint_size(kl) + kl + 1 + pb_varint_size(vn) + vn;
+  size_t n = 1 + pb_varint_size(sn) + sn;
+  Shiplog__Op__OpCase kind = rel ? SHIPLOG__OP__OP_SET_REL_PROP : SHIPLOG__OP__OP_SET_NODE_PROP;
+  int rc;
+  uint8_t *p = op_begin(tx, kind, n, &rc);
+  if (!p) return rc;
+  *p++ = (uint8_t)(kind << 3 | 2);
+  p = pb_put_varint(p, sn);
+  *p++ = 1 << 3; /* id */
+  p = pb_put_varint(p, id);
+  *p++ = 2 << 3 | 2; /* key */
+  p = pb_put_varint(p, kl);
+  memcpy(p, key, kl);
+  p += kl;
+  *p++ = 3 << 3 | 2; /* value */
+  p = pb_put_varint(p, vn);
+  switch (v->kind) {
+  case SL_BOOL:
+    *p++ = 1 << 3;
+    *p++ = v->u.b ? 1 : 0;
+    break;
+  case SL_INT:
+    *p++ = 2 << 3;
+    p = pb_put_varint(p, zz);
+    break;
+  case SL_DOUBLE: {
+    uint64_t bits;
+    memcpy(&bits, &v->u.d, 8);
+    *p++ = 3 << 3 | 1;
+    sl_put_le64(p, bits);
+    p += 8;
+    break;
+  }
+  default: /* SL_STRING (4), SL_BYTES (5) */
+    *p++ = (uint8_t)((v->kind == SL_STRING ? 4 : 5) << 3 | 2);
+    p = pb_put_varint(p, v->len);
+    memcpy(p, v->kind == SL_STRING ? (const void *)v->u.s : (const void *)v->u.bytes, v->len);
+    p += v->len;
+    break;
+  }
+  op_end(tx, p);
+  return 0;
 }
 
 /* The messages built for record() are packed before the call returns, so
@@ -773,7 +862,7 @@ static int tx_set_prop(sl_tx *tx, bool rel, uint64_t id, const char *key, const 
   if (!v || v->kind == SL_NULL) return tx_remove_prop(tx, rel, id, key);
   if (tx->err) return tx->err;
   int rc = op_set_prop(&tx->w, rel, id, key, v);
-  if (rc == 0) {
+  if (rc == 0 && (rc = record_set_scalar(tx, rel, id, key, v)) == 1) {
     Shiplog__SetProperty *m = NEW_MSG(tx, Shiplog__SetProperty, shiplog__set_property__init);
     if (m) {
       m->id = id;

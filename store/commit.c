@@ -225,7 +225,8 @@ static void tx_rollback(sl_tx *tx) {
 /* Pending record bytes from which a flush has the log's helper thread sync
  * while LMDB commits (SYNC AHEAD, log.c). Below it the LMDB commit of a few
  * small transactions is shorter than the helper's wake-up: the committer
- * syncs after it, as before (bench/README, "Sync ahead"). */
+ * syncs after it, as before (bench/README, "Sync ahead and hand-packed
+ * ops"). */
 #define AHEAD_MIN_BYTES (32u << 10)
 
 /* Write the pending records to the log (one append) and commit the LMDB

@@ -608,9 +608,9 @@ static void store_apply_records(void **state) {
 }
 
 
-/* Scalar property sets are packed by hand (graph.c, record_set_scalar):
- * the logged transaction must be the bytes protobuf-c gives the same
- * message, and read back as what was set. */
+/* Creates and scalar property sets are packed by hand (graph.c,
+ * HAND-PACKED OPS): the logged transactions must be the bytes protobuf-c
+ * gives the same messages, and read back as what was written. */
 static void store_scalar_sets_pack_as_protobuf(void **state) {
   (void)state;
   char *dir = new_dir("store_scalar_pack");
@@ -625,11 +625,25 @@ static void store_scalar_sets_pack_as_protobuf(void **state) {
       {.kind = SL_BYTES, .len = 3, .u.bytes = (const uint8_t *)"\0\1\2"}};
   enum { N = sizeof vals / sizeof vals[0] };
   sl_tx *tx;
-  uint64_t node, rel;
+  uint64_t node, rel, other;
+  sl_prop props[N];
+  char pkeys[N][8];
+  for (int i = 0; i < N; i++) {
+    snprintf(pkeys[i], sizeof pkeys[i], "p%d", i);
+    props[i] = (sl_prop){pkeys[i], vals[i]};
+  }
+  const char *labels[] = {"A", "Label-two"};
+  const sl_value items[] = {vint(1), vint(2)};
+  sl_prop list_prop = {"l", {.kind = SL_LIST, .elem_kind = SL_INT, .len = 2, .u.items = items}};
   OK(sl_tx_begin(st, &tx));
   OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, &node));
+  OK(sl_tx_create_node(tx, 1000, labels, 2, props, N, &other));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, labels, 1, &list_prop, 1, NULL)); /* not a scalar: protobuf-c packs it */
   OK(sl_tx_create_rel(tx, SL_ID_NEW, "R", node, node, NULL, 0, &rel));
+  OK(sl_tx_create_rel(tx, 1u << 20, "KNOWS", node, other, props, N, NULL));
+  OK(sl_tx_create_rel(tx, SL_ID_NEW, "L", other, node, &list_prop, 1, NULL));
   assert_int_equal(commit(tx), 1);
+  assert_int_equal(other, 1000);
   OK(sl_tx_begin(st, &tx));
   char keys[N][8];
   for (int i = 0; i < N; i++) {
@@ -645,6 +659,31 @@ static void store_scalar_sets_pack_as_protobuf(void **state) {
   sl_log_reader_options ro = {0};
   sl_frame f;
   char *logdir = sub(dir, "log");
+  OK(sl_log_reader_open(logdir, 1, &ro, &r));
+  for (int k = 0; k < 2; k++) { /* both transactions: byte for byte what protobuf-c packs */
+    OK(sl_log_reader_next(r, &f));
+    Shiplog__Transaction *t = shiplog__transaction__unpack(NULL, f.payload_len, f.payload);
+    assert_non_null(t);
+    size_t n = shiplog__transaction__get_packed_size(t);
+    uint8_t *again = malloc(n);
+    shiplog__transaction__pack(t, again);
+    assert_int_equal(n, f.payload_len);
+    assert_memory_equal(again, f.payload, n);
+    free(again);
+    if (k == 0) {
+      assert_int_equal(t->n_ops, 6);
+      const Shiplog__CreateNode *cn = t->ops[1]->create_node;
+      assert_true(cn->id == 1000 && cn->n_labels == 2 && cn->n_props == N);
+      assert_string_equal(cn->labels[1], "Label-two");
+      assert_string_equal(cn->props[N - 1]->key, pkeys[N - 1]);
+      const Shiplog__CreateRelationship *cr = t->ops[4]->create_rel;
+      assert_true(cr->id == 1u << 20 && cr->start == node && cr->end == other && cr->n_props == N);
+      assert_string_equal(cr->type, "KNOWS");
+      assert_int_equal(t->ops[2]->create_node->props[0]->value->kind_case, SHIPLOG__VALUE__KIND_LIST_VALUE);
+    }
+    shiplog__transaction__free_unpacked(t, NULL);
+  }
+  sl_log_reader_close(r);
   OK(sl_log_reader_open(logdir, 2, &ro, &r));
   OK(sl_log_reader_next(r, &f));
   Shiplog__Transaction *t = shiplog__transaction__unpack(NULL, f.payload_len, f.payload);
@@ -686,6 +725,8 @@ static void store_scalar_sets_pack_as_protobuf(void **state) {
   for (int i = 0; i < N; i++) {
     sl_value got;
     OK(sl_view_node_prop(v, node, keys[i], &got));
+    assert_int_equal(got.kind, vals[i].kind);
+    OK(sl_view_node_prop(v, other, pkeys[i], &got));
     assert_int_equal(got.kind, vals[i].kind);
   }
   sl_view_end(v);

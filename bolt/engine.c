@@ -70,6 +70,8 @@ typedef struct engine_conn {
   char store_hex[2 * SL_STORE_ID_SIZE + 1];
   sl_qtx *qtx;
   bool write;        /* qtx is a write transaction */
+  bool wrote;        /* a write transaction began here: look statements up
+                        in `parsed` to begin writes as such (eng_run) */
   bool explicit_tx;  /* BEGIN ... COMMIT */
   bool mode_read;    /* mode "r" */
   uint64_t deadline_ns; /* the transaction's timeout; 0: none */
@@ -282,6 +284,7 @@ static int begin_qtx(engine_conn *c, bool write, uint64_t timeout_ms) {
     o.read_only_reason = reason;
   }
   c->write = write;
+  c->wrote |= write;
   return sl_qtx_begin(c->db.store, write, &o, &c->qtx);
 }
 
@@ -650,7 +653,12 @@ static int eng_run(void *conn, const char *query, const sl_pack *params, const s
   c->run_ns = sl_mono_ns();
   sl_query_error qe = {0};
   sl_qcursor *cur = NULL;
-  if (!c->qtx && (rc = begin_qtx(c, false, statement_timeout(c))))
+  /* A transaction begins on a snapshot and moves to a write transaction at
+   * its first write (below); a statement this connection ran before and
+   * knows to write begins there at once (a connection that never wrote
+   * does not look). */
+  if (!c->qtx && (rc = begin_qtx(c, c->wrote && may_write(c) && sl_qcache_writes(c->parsed, query, strlen(query)),
+                                 statement_timeout(c))))
     return fail(c, err, "Neo.TransientError.General.DatabaseUnavailable", "cannot begin a transaction: %s",
                 sl_strerror(rc));
   rc = sl_qtx_run(c->qtx, query, strlen(query), ps, np, &cur, &qe);

@@ -586,6 +586,12 @@ typedef struct sl_qcache_counters {
 SHIPLOG_API int sl_qcache_new(size_t max_entries, size_t max_bytes, sl_qcache **out);
 SHIPLOG_API void sl_qcache_free(sl_qcache *c);
 SHIPLOG_API void sl_qcache_stats(const sl_qcache *c, sl_qcache_counters *out);
+/* Whether c holds the statement `text` parsed and it writes (CREATE, MERGE,
+ * SET, REMOVE, DELETE or a schema command): a caller that would begin on a
+ * snapshot and move to a write transaction at the first write (bolt/) may
+ * begin the write transaction at once. False for a statement not in c (no
+ * lookup is counted and nothing is parsed). */
+SHIPLOG_API bool sl_qcache_writes(const sl_qcache *c, const char *text, size_t len);
 
 typedef struct sl_query_options {
   uint64_t timeout_ms;   /* per statement; 0: none. Past it:

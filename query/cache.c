@@ -126,7 +126,7 @@ static void insert(sl_qcache *c, qparsed *p) {
   c->stats.bytes += p->bytes;
 }
 
-static qparsed *find(sl_qcache *c, uint64_t hash, const char *text, size_t len) {
+static qparsed *find(const sl_qcache *c, uint64_t hash, const char *text, size_t len) {
   for (qparsed *p = c->buckets[hash & c->mask]; p; p = p->hnext)
     if (p->hash == hash && p->len == len && !memcmp(p->text, text, len)) return p;
   return NULL;
@@ -181,3 +181,9 @@ void sl_qcache_free(sl_qcache *c) {
 }
 
 void sl_qcache_stats(const sl_qcache *c, sl_qcache_counters *out) { *out = c->stats; }
+
+bool sl_qcache_writes(const sl_qcache *c, const char *text, size_t len) {
+  const qparsed *p = c ? find(c, q_hash_bytes(text, len), text, len) : NULL;
+  unsigned line, col;
+  return p && (p->stmt->writes || (p->stmt->schema && q_schema_writes(p->stmt->schema, &line, &col)));
+}

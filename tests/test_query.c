@@ -552,6 +552,14 @@ static void test_cache_runs(void **state) {
   written(st, qc, "MATCH (p:P {id: $id}) SET p.name = 'set'", 1);
   EXPECT_CACHED(st, qc, point, 1, "{\"name\":\"set\"}");
   assert_int_equal(counters(qc).misses, k.misses + 1);
+  /* which cached statements write (bolt/ begins their transaction for writing) */
+  const char *set = "MATCH (p:P {id: $id}) SET p.name = 'set'";
+  assert_true(sl_qcache_writes(qc, set, strlen(set)));
+  assert_false(sl_qcache_writes(qc, point, strlen(point)));
+  assert_true(sl_qcache_writes(qc, "DROP INDEX byid", 15));
+  assert_false(sl_qcache_writes(qc, "CREATE (:Q)", 11)); /* never run here: not known */
+  assert_false(sl_qcache_writes(NULL, set, strlen(set)));
+  assert_int_equal(counters(qc).misses, k.misses + 1); /* and not counted as look-ups */
   /* the same statements without a cache agree */
   r = run(st, "MATCH (p:P) RETURN count(*) AS n, sum(p.id) AS s");
   EXPECT_CACHED(st, qc, "MATCH (p:P) RETURN count(*) AS n, sum(p.id) AS s", -1, r);

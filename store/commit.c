@@ -17,13 +17,13 @@
  * sl_log_append_many, commits LMDB (the records' frames are in the log
  * first, as before; a large group has the log's helper thread start the
  * fdatasync meanwhile: SYNC AHEAD, log.c) and leads or waits for the
- * fdatasync; the group's other committers
- * wait for done + durable. WAKE-UPS: a flush wakes no one (its committers
- * wait for durable as well); the end of a group's sync wakes that group's
- * committers (gc_member_cv, by the group's parity) and the next opener
- * (gc_cv), not the next group's members, which used to wake and sleep
- * again. A transaction that fails or aborts after writing cannot abort
- * its part of the shared LMDB transaction: it sets gc_rollback, no
+ * fdatasync; the group's other committers wait for done + durable.
+ * WAKE-UPS: a flush wakes no one (its committers wait for durable as
+ * well); the end of a group's sync wakes that group's committers
+ * (gc_member_cv, by the group's parity) and the next opener (gc_cv), not
+ * the next group's members, which used to wake and sleep again. A
+ * transaction that fails or aborts after writing cannot abort its part of
+ * the shared LMDB transaction: it sets gc_rollback, no
  * transaction begins until the opener's flush has aborted it and
  * re-applied the pending records (sl__apply_record), and the flush goes on.
  * Asserted in every build (SL_ASSERT): the pending records' txids are

@@ -79,9 +79,6 @@ struct sl_log {
 
 /* ---- log.c: invariants, paths, headers ------------------------------------ */
 
-/* Stop the SYNC AHEAD thread, if started (log_write.c; sl_log_close). */
-void sl__log_ahead_stop(sl_log *log);
-
 /* The whole writer state; caller holds mu and the appender is quiescent. */
 void sl__log_check(const sl_log *log);
 /* DIR/NNNNNNNNNNNNNNNNNNNN.seg followed by suffix ("" or TMP_SUFFIX). */
@@ -106,6 +103,8 @@ typedef struct mark {
 int sl__log_mark_read(const char *logdir, mark *m);
 /* Publish a durable position (caller holds mu) and wake the waiters. */
 void sl__log_publish_durable(sl_log *log, uint64_t txid, uint64_t segno, uint64_t end);
+/* Stop the SYNC AHEAD thread, if started (sl_log_close). */
+void sl__log_ahead_stop(sl_log *log);
 /* Write the segment h describes (tmp, fdatasync, rename, fsync the
  * directory); *fd_out stays open O_RDWR; *renamed says whether it got that far. */
 int sl__log_seg_create(const char *dir, const sl_seg_header *h, int *fd_out, bool *renamed);

@@ -26,6 +26,7 @@
 #ifndef SL_BASE_H
 #define SL_BASE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -85,6 +86,11 @@ uint64_t sl_now_us(void);
 void sl_clock_set_for_test(uint64_t (*fn)(void));
 /* Monotonic clock in ns, for latencies and timeouts. */
 uint64_t sl_mono_ns(void);
+
+/* ---- threads (thread.c) ---------------------------------------------- */
+/* pthread_create with every signal blocked in the new thread (signals go to
+ * the application's threads). 0 or -errno. */
+int sl_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* Parse a TIME as spec/cli.md defines it: ISO-8601 with a zone
  * ("2026-11-25T14:03:07Z", "2026-11-25T15:03:07.250+01:00", up to µs), a

@@ -21,7 +21,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,11 +235,7 @@ int sl_metrics_serve(sl_metrics *m, int listen_fd, sl_metrics_server **out) {
     rc = -errno;
     goto fail;
   }
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  rc = -pthread_create(&s->thread, NULL, server_main, s);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  rc = sl_thread_start(&s->thread, server_main, s);
   if (rc) {
     close(s->stop_pipe[0]);
     close(s->stop_pipe[1]);

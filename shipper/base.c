@@ -97,7 +97,7 @@ int sl__ship_session_base(shipper *s) {
   }
   j.fd = p[1];
   p[1] = -1;
-  if ((rc = sl__ship_start_thread(&thread, base_main, &j))) {
+  if ((rc = sl_thread_start(&thread, base_main, &j))) {
     close(j.fd);
     sl__ship_fatal(s, rc, "cannot start the base's thread: %s", sl_strerror(rc));
     goto out;

@@ -107,7 +107,7 @@ static void *sealer_main(void *arg) {
 int sl__ship_sealer_start(sealer *z) {
   pthread_mutex_init(&z->mu, NULL);
   pthread_cond_init(&z->cv, NULL);
-  int rc = sl__ship_start_thread(&z->thread, sealer_main, z);
+  int rc = sl_thread_start(&z->thread, sealer_main, z);
   if (rc) return rc;
   z->started = true;
   return 0;

@@ -70,7 +70,7 @@ static void *reporter_main(void *arg) {
 int sl__ship_reporter_start(reporter *r) {
   pthread_mutex_init(&r->mu, NULL);
   pthread_cond_init(&r->cv, NULL);
-  int rc = sl__ship_start_thread(&r->thread, reporter_main, r);
+  int rc = sl_thread_start(&r->thread, reporter_main, r);
   if (rc) return rc;
   r->started = true;
   return 0;

@@ -75,17 +75,6 @@ _Static_assert(SL_TXN_MAX + SL_CRYPT_FRAME_EXTRA <= SL_FRAME_SHIP_MAX, "a sealed
 static const char *const state_name[] = {"connecting", "connecting", "streaming",
                                          "backoff", "stopped", "failed", "sending-base"};
 
-/* Helper threads block every signal, so that SIGINT/SIGTERM reach the
- * streaming thread and cut its wait short. */
-int sl__ship_start_thread(pthread_t *t, void *(*fn)(void *), void *arg) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(t, NULL, fn, arg);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  return -rc;
-}
-
 /* ---- the shipper: failures, reports, sends ------------------------------------------ */
 
 static const char *err_code_name(Shiplog__Repl__ErrorCode code) {

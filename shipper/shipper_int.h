@@ -157,8 +157,6 @@ typedef struct shipper {
 
 /* ---- shipper.c: the session ------------------------------------------------------ */
 
-/* A helper thread with every signal blocked (see shipper.c). Returns 0 or -errno. */
-int sl__ship_start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Close the connection and forget every batch on its way. */
 void sl__ship_disconnect(shipper *s);
 /* A failure worth retrying (to BACKOFF) / one that ends the shipper (to

@@ -67,7 +67,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -653,11 +652,7 @@ static void *checkpointer_main(void *arg) {
 }
 
 int sl__checkpointer_start(sl_store *st) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old); /* signals go to the application's threads */
-  int rc = -pthread_create(&st->ckpt_thread, NULL, checkpointer_main, st);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = sl_thread_start(&st->ckpt_thread, checkpointer_main, st);
   if (rc) {
     sl_diag_error("%s: cannot start the checkpoint thread: %s", st->dir, sl_strerror(rc));
     return rc;

@@ -15,7 +15,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -501,14 +500,10 @@ static void *ahead_main(void *arg) {
 void sl_log_sync_ahead(sl_log *log) {
   pthread_mutex_lock(&log->mu);
   if (!log->ahead_on && !log->ahead_refused) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals go to the application's threads */
-    int rc = pthread_create(&log->ahead_thread, NULL, ahead_main, log);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = sl_thread_start(&log->ahead_thread, ahead_main, log);
     if (rc) {
       log->ahead_refused = true;
-      sl_diag_warn("%s: no sync-ahead thread (%s): commits sync after their LMDB commit", log->dir, strerror(rc));
+      sl_diag_warn("%s: no sync-ahead thread (%s): commits sync after their LMDB commit", log->dir, sl_strerror(rc));
     } else {
       log->ahead_on = true;
     }

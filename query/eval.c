@@ -383,7 +383,7 @@ static int eval_haslabels(qctx *q, qexpr *e, qv *out) {
   if (a.kind != SL_QNODE) return type_err(q, e, "Type mismatch: expected Node but was %s", qv_type_name(&a));
   sl_node n;
   TRY(node_labels(q, a.u.node.id, &n));
-  for (int i = 0; i < e->nargs; i++) {
+  for (int i = 0; i < e->nlabels; i++) {
     bool found = false;
     for (size_t j = 0; j < n.nlabels && !found; j++) found = !strcmp(n.labels[j], e->keys[i]);
     if (!found) {

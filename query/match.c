@@ -191,7 +191,7 @@ static bool reads_pattern(const qexpr *e, const qpattern *pat) {
   }
   if (e->op == E_PATTERN || e->op == E_PATCOMP || e->op == E_AGG || e->op == E_COUNTSTAR) return true;
   if (reads_pattern(e->a, pat) || reads_pattern(e->b, pat) || reads_pattern(e->c, pat)) return true;
-  for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++)
+  for (int i = 0; i < e->nargs; i++)
     if (reads_pattern(e->args[i], pat)) return true;
   return false;
 }

@@ -716,7 +716,7 @@ static int parse_postfix(parser *p, qexpr **out) {
         FAILRC(parse_symbol(p, l, "a label name"));
       }
       x->keys = labels.items;
-      x->nargs = labels.n;
+      x->nlabels = labels.n;
       set_src_end(p, x);
       e = x;
     } else {
@@ -934,7 +934,7 @@ static int expr_depth(qexpr *e, int budget) {
   int d = expr_depth(e->a, budget - 1);
   if (d < budget) deeper(&d, expr_depth(e->b, budget - 1));
   if (d < budget) deeper(&d, expr_depth(e->c, budget - 1));
-  for (int i = 0; e->args && i < e->nargs && d < budget; i++) deeper(&d, expr_depth(e->args[i], budget - 1)); /* E_HASLABELS: nargs labels */
+  for (int i = 0; i < e->nargs && d < budget; i++) deeper(&d, expr_depth(e->args[i], budget - 1));
   if (d < budget) deeper(&d, pattern_depth(e->pat, budget - 1));
   if (d >= budget) return d + 1; /* over: not kept, the statement is refused */
   return e->depth = d + 1;
@@ -1185,7 +1185,7 @@ static const qexpr *var_outside(const qexpr *e, const scope *s) {
     if ((e->op == E_LISTCOMP || e->op == E_QUANT || e->op == E_REDUCE) && (r->slot == e->slot || r->slot == e->slot2)) return NULL;
     return r;
   }
-  for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++)
+  for (int i = 0; i < e->nargs; i++)
     if ((r = var_outside(e->args[i], s))) return r;
   return NULL;
 }
@@ -1213,7 +1213,7 @@ static int use_items(parser *p, const qclause *c, qexpr **e, bool whole, bool pa
   FAILRC(use_items(p, c, &x->a, false, parts_any));
   FAILRC(use_items(p, c, &x->b, false, parts_any));
   FAILRC(use_items(p, c, &x->c, false, parts_any));
-  for (int i = 0; i < x->nargs && x->op != E_HASLABELS; i++) FAILRC(use_items(p, c, &x->args[i], false, parts_any));
+  for (int i = 0; i < x->nargs; i++) FAILRC(use_items(p, c, &x->args[i], false, parts_any));
   return 0;
 }
 
@@ -1221,7 +1221,7 @@ static bool has_agg(const qexpr *e) {
   if (!e) return false;
   if (e->op == E_AGG || e->op == E_COUNTSTAR) return true;
   if (has_agg(e->a) || has_agg(e->b) || has_agg(e->c)) return true;
-  for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++)
+  for (int i = 0; i < e->nargs; i++)
     if (has_agg(e->args[i])) return true;
   return false;
 }
@@ -1244,7 +1244,7 @@ static int check_agg_item(parser *p, const qclause *c, const qexpr *item, const 
   FAILRC(check_agg_item(p, c, item, e->a));
   FAILRC(check_agg_item(p, c, item, e->b));
   FAILRC(check_agg_item(p, c, item, e->c));
-  for (int i = 0; i < e->nargs && e->op != E_HASLABELS; i++) FAILRC(check_agg_item(p, c, item, e->args[i]));
+  for (int i = 0; i < e->nargs; i++) FAILRC(check_agg_item(p, c, item, e->args[i]));
   return 0;
 }
 

@@ -96,8 +96,9 @@ struct qexpr {
   bool distinct;
   qexpr *a, *b, *c; /* operands; E_CASE: a = subject (may be NULL), c = else */
   qexpr **args;     /* E_FUNC, E_LIST, E_MAP values, E_CASE when/then pairs */
-  int nargs;
-  const char **keys; /* E_MAP keys; E_HASLABELS labels */
+  int nargs;        /* always the length of args: tree walkers rely on it */
+  const char **keys; /* E_MAP keys (nargs of them); E_HASLABELS labels (nlabels) */
+  int nlabels;
   qfunc_fn fn;      /* E_FUNC */
   qpattern *pat;    /* E_PATTERN, E_PATCOMP */
   int depth;        /* levels of the tree below and with it; 0: not yet counted (parse.c, NESTING) */

@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "disk.h"
 #include "latency.h"
 #include "sl_base.h"
 #include "store.h"
@@ -88,33 +89,9 @@ static void path_cat(char *buf, size_t len, const char *a, const char *b) {
 }
 
 /* ---- 1. the disk ------------------------------------------------------------ */
-typedef struct raw_result {
-  double ops_per_s, p50_us, p99_us;
-} raw_result;
-
-static raw_result bench_raw(const char *dir, double seconds) {
-  char path[4096];
-  path_cat(path, sizeof path, dir, "/fdatasync.dat");
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) die(path, -errno);
-  static uint8_t block[4096];
-  memset(block, 0xa5, sizeof block);
-  lat l = {0};
-  uint64_t t_start = sl_mono_ns(), deadline = t_start + (uint64_t)(seconds * 1e9), now = t_start;
-  while (now < deadline) {
-    uint64_t t0 = now;
-    int rc = sl_write_all(fd, block, sizeof block);
-    if (rc) die("write", rc);
-    if (fdatasync(fd) != 0) die("fdatasync", -errno);
-    now = sl_mono_ns();
-    lat_keep(&l, now - t0);
-  }
-  close(fd);
-  unlink(path);
-  lat_sort(&l);
-  raw_result r = {.ops_per_s = (double)l.n / ((double)(now - t_start) / 1e9),
-                  .p50_us = lat_pct(&l, 50, 1e3), .p99_us = lat_pct(&l, 99, 1e3)};
-  free(l.ns);
+static disk_sync_rate bench_raw(const char *dir, double seconds) {
+  disk_sync_rate r;
+  if (disk_sync_rate_measure(dir, seconds, &r)) exit(1);
   return r;
 }
 
@@ -328,9 +305,9 @@ int main(int argc, char **argv) {
 
   printf("bench_commit: %s%s, %.1f s per run\n", dir, tmpfs ? " (tmpfs: fdatasync costs nothing here)" : "",
          seconds);
-  raw_result raw = bench_raw(dir, seconds);
+  disk_sync_rate raw = bench_raw(dir, seconds);
   printf("raw disk: 4 KiB append + fdatasync, 1 thread: %.0f/s, p50 %.0f us, p99 %.0f us\n\n",
-         raw.ops_per_s, raw.p50_us, raw.p99_us);
+         raw.per_s, raw.p50_us, raw.p99_us);
 
   static const struct { const char *name; unsigned min, max; } sizes[] = {{"1-5", 1, 5}, {"1000", 1000, 1000}};
   run_result results[SL_ARRAY_LEN(writers) * SL_ARRAY_LEN(sizes)];
@@ -340,9 +317,9 @@ int main(int argc, char **argv) {
   double sample = seconds < 2 ? seconds / 2 : 1;
   for (size_t s = 0; s < SL_ARRAY_LEN(sizes); s++)
     for (unsigned i = 0; i < nw; i++) {
-      raw_result base_now = bench_raw(dir, sample);
+      disk_sync_rate base_now = bench_raw(dir, sample);
       run_result r = bench_store(dir, (unsigned)nres, writers[i], sizes[s].name, sizes[s].min, sizes[s].max,
-                                 seconds, base_now.ops_per_s);
+                                 seconds, base_now.per_s);
       results[nres++] = r;
       printf("%7u %6s %8.0f %9.0f %8.1f %8.0f %8.0f %8.0f %6.1fx %7ux\n", r.writers, r.size, r.tx_per_s,
              r.ops_per_s, r.wal_mb_per_s, r.p50_us, r.p99_us, r.raw_per_s, r.gain, r.writers);
@@ -368,7 +345,7 @@ int main(int argc, char **argv) {
     FILE *f = fopen(json_path, "w");
     if (!f) die(json_path, -errno);
     fprintf(f, "{\"seconds\":%g,\"tmpfs\":%s,\"raw_fdatasync\":{\"ops_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f},"
-               "\"runs\":[", seconds, tmpfs ? "true" : "false", raw.ops_per_s, raw.p50_us, raw.p99_us);
+               "\"runs\":[", seconds, tmpfs ? "true" : "false", raw.per_s, raw.p50_us, raw.p99_us);
     for (size_t k = 0; k < nres; k++)
       fprintf(f, "%s{\"writers\":%u,\"tx_ops\":\"%s\",\"tx_per_s\":%.1f,\"ops_per_s\":%.1f,\"wal_mb_per_s\":%.3f,"
                  "\"p50_us\":%.1f,\"p99_us\":%.1f,\"raw_fdatasync_per_s\":%.1f,\"gain\":%.2f}",

@@ -38,6 +38,11 @@
  *             PostgreSQL: BEGIN, INSERT person, INSERT knows, COMMIT in one
  *             pipeline (synchronous_commit=on, fsync=on). A CHECKPOINT
  *             before each PostgreSQL run.
+ *             With each: the machine's busy CPU time over the run (every
+ *             process: the clients, the servers, their standbys; other
+ *             jobs too) divided by the transactions: once both systems
+ *             are CPU-bound, the ratio of writes/s is about the inverse
+ *             of this one.
  *   point-R   reads/s, R clients: one Person by id (random 1..N), its name
  *             and age. shiplog: autocommit RUN + PULL in mode "r" on the
  *             primary; PostgreSQL: a prepared SELECT by primary key.
@@ -74,6 +79,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef SL_HAVE_LIBPQ
 #include <libpq-fe.h>
 #endif
@@ -519,8 +525,20 @@ static void *probe_main(void *arg) {
 /* What one run measured. */
 typedef struct figures {
   double per_s, p50_ms, p99_ms, lag_p50_ms, lag_p99_ms, lag_max_ms;
+  double busy_us; /* the machine's busy CPU time (every process) over the timed run */
   uint64_t done, rows;
 } figures;
+
+/* The machine's busy CPU time so far, in microseconds (/proc/stat: user,
+ * nice, system, irq and softirq of every CPU), or -1. */
+static double machine_busy_us(void) {
+  unsigned long long user, nice, sys, idle, iowait, irq, softirq;
+  FILE *f = fopen("/proc/stat", "r");
+  int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle, &iowait, &irq, &softirq) : 0;
+  if (f) fclose(f);
+  long hz = sysconf(_SC_CLK_TCK);
+  return n == 7 && hz > 0 ? (double)(user + nice + sys + irq + softirq) * 1e6 / (double)hz : -1;
+}
 
 /* n clients on `w` for `seconds` (rate > 0: open loop), with the
  * visibility probe when probing. */
@@ -549,8 +567,11 @@ static int measure(const sys_ops *ops, const opts *o, work w, int n, double seco
   for (; started < n; started++)
     if ((rc = -pthread_create(&cs[started].thread, NULL, client_main, &cs[started]))) break;
   if (rc == 0 && probing && !(rc = -pthread_create(&p.thread, NULL, probe_main, &p))) probe_started = true;
+  sleep_until(r.t0);
+  double busy0 = machine_busy_us();
   for (int k = 0; k < started; k++) pthread_join(cs[k].thread, NULL);
   uint64_t end = sl_mono_ns();
+  double busy1 = machine_busy_us();
   if (probe_started) pthread_join(p.thread, NULL);
   if (rc) goto done;
 
@@ -574,6 +595,7 @@ static int measure(const sys_ops *ops, const opts *o, work w, int n, double seco
   lat_sort(&all);
   lat_sort(&p.lat);
   f->per_s = (double)f->done / ((double)(end - r.t0) / 1e9);
+  f->busy_us = busy0 >= 0 && busy1 >= busy0 ? busy1 - busy0 : -1;
   f->p50_ms = lat_pct(&all, 50, 1e6);
   f->p99_ms = lat_pct(&all, 99, 1e6);
   f->lag_p50_ms = lat_pct(&p.lat, 50, 1e6);
@@ -704,7 +726,7 @@ static int report(const opts *o, table *t, int nsys) {
         row *r = &t->rows[i];
         bool mine = !strncmp(r->label, goals[g].prefix, strlen(goals[g].prefix)) ||
                     (goals[g].field && !strncmp(r->label, goals[g].field, strlen(goals[g].field)));
-        if (!mine || strstr(r->label, "-lat")) continue;
+        if (!mine || strstr(r->label, "-lat") || strstr(r->label, "-cpu")) continue;
         double v = g == 2 ? r->v[1][k] : ratio(r, k);
         if (v < 0) continue;
         if (worst < 0 || (g == 2 ? v > worst : v < worst)) worst = v;
@@ -919,6 +941,9 @@ int main(int argc, char **argv) {
         snprintf(label, sizeof label, "write-%d-lat", n);
         snprintf(title, sizeof title, "  commit latency p99, %d client%s", n, n > 1 ? "s" : "");
         table_row(&t, label, title, "ms", false)->v[s][rep] = f.p99_ms;
+        snprintf(label, sizeof label, "write-%d-cpu", n);
+        snprintf(title, sizeof title, "  machine's busy CPU per tx, %d client%s", n, n > 1 ? "s" : "");
+        table_row(&t, label, title, "us", false)->v[s][rep] = f.busy_us >= 0 && f.done ? f.busy_us / (double)f.done : -1;
       }
       if (rc == 0) rc = settle(ops, &o, &next_marker[s], 300);
       if (rc == 0)

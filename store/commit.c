@@ -38,7 +38,11 @@
  * the apply arena. st->gc_mu guards the committers' outcomes and the
  * syncing flag (order: wlock before gc_mu). st->ckpt_lock keeps checkpoints one at a
  * time. Views need no lock (LMDB read transactions, MDB_NOTLS so that a
- * view may move between threads).
+ * view may move between threads). LMDB's writer mutex is held by a group's
+ * opener from its sl_tx_begin to its flush, and the flush takes wlock:
+ * not a cycle, since the mutex is only asked for under wlock when no
+ * group is open (sl__wbegin), and is given back under wlock (ThreadSanitizer
+ * reports this hand-off as a lock-order inversion).
  */
 #include <errno.h>
 #include <fcntl.h>

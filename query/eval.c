@@ -1298,6 +1298,28 @@ static int map_zone_text(qctx *q, qexpr *e, const qv *m, char *buf, size_t n) {
   return snprintf(buf, n, "[%.*s]", (int)z->u.v.len, s);
 }
 
+/* *out = the duration of months, days and nanoseconds given as real
+ * numbers, the fractions cascading down as Neo4j's do (a month is
+ * 30.436875 days, a day 86400 s). A component no int64 holds is "long
+ * overflow" (fuzz_query: duration({days: 4.4e23}), a duration times 1e30). */
+static int duration_cascade(qctx *q, qexpr *e, long double months, long double days, long double nanos, qv *out) {
+  long double wm = truncl(months);
+  days += (months - wm) * 30.436875L;
+  long double wd = truncl(days);
+  nanos += (days - wd) * 86400e9L;
+  long double ws = truncl(nanos / 1e9L);
+  if (!(fabsl(wm) < 0x1p63L && fabsl(wd) < 0x1p63L && fabsl(ws) < 0x1p63L)) /* NaN too */
+    return qerr(q, SL_EINVAL, ST_ARITH, e->line, e->col, "long overflow");
+  memset(out, 0, sizeof *out);
+  out->kind = SL_DURATION;
+  out->u.v.kind = SL_DURATION;
+  out->u.v.u.dur.months = (int64_t)wm;
+  out->u.v.u.dur.days = (int64_t)wd;
+  out->u.v.u.dur.seconds = (int64_t)ws;
+  out->u.v.u.dur.nanos = (int32_t)llroundl(nanos - ws * 1e9L);
+  return 0;
+}
+
 static int duration_from_map(qctx *q, qexpr *e, const qv *m, qv *out) {
   static const struct {
     const char *key;
@@ -1317,25 +1339,14 @@ static int duration_from_map(qctx *q, qexpr *e, const qv *m, qv *out) {
     const qv *v = &m->u.map.entries[i].value;
     if (v->kind == SL_NULL) continue;
     if (!is_num(v)) return qerr(q, SL_EINVAL, ST_TYPE, e->line, e->col, "%s must be a number", units[k].key);
+    if (!isfinite(num(v)))
+      return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "%s must be a finite number", units[k].key);
     long double x = (long double)num(v) * units[k].mul;
     if (units[k].unit == 0) months += x;
     else if (units[k].unit == 1) days += x;
     else nanos += x;
   }
-  /* fractions cascade down, as Neo4j's: a month is 30.436875 days, a day 86400 s */
-  long double wm = truncl(months);
-  days += (months - wm) * 30.436875L;
-  long double wd = truncl(days);
-  nanos += (days - wd) * 86400e9L;
-  long double ws = truncl(nanos / 1e9L);
-  memset(out, 0, sizeof *out);
-  out->kind = SL_DURATION;
-  out->u.v.kind = SL_DURATION;
-  out->u.v.u.dur.months = (int64_t)wm;
-  out->u.v.u.dur.days = (int64_t)wd;
-  out->u.v.u.dur.seconds = (int64_t)ws;
-  out->u.v.u.dur.nanos = (int32_t)llroundl(nanos - ws * 1e9L);
-  return 0;
+  return duration_cascade(q, e, months, days, nanos, out);
 }
 
 /* The fields of a temporal value as map entries (base of a temporal map:
@@ -1585,9 +1596,16 @@ static int temporal_arith(qctx *q, qexpr *e, const qv *a, const qv *b, qv *out, 
     int sign = op == E_ADD ? 1 : -1;
     const sl_value *x = &a->u.v, *y = &b->u.v;
     __int128 nanos = ((__int128)x->u.dur.seconds * 1000000000 + x->u.dur.nanos) + sign * ((__int128)y->u.dur.seconds * 1000000000 + y->u.dur.nanos);
+    int64_t months, days;
+    bool of = sign > 0 ? __builtin_add_overflow(x->u.dur.months, y->u.dur.months, &months) ||
+                             __builtin_add_overflow(x->u.dur.days, y->u.dur.days, &days)
+                       : __builtin_sub_overflow(x->u.dur.months, y->u.dur.months, &months) ||
+                             __builtin_sub_overflow(x->u.dur.days, y->u.dur.days, &days);
+    if (of || nanos / 1000000000 > INT64_MAX || nanos / 1000000000 < INT64_MIN)
+      return qerr(q, SL_EINVAL, ST_ARITH, e->line, e->col, "long overflow");
     *out = *a;
-    out->u.v.u.dur.months = x->u.dur.months + sign * y->u.dur.months;
-    out->u.v.u.dur.days = x->u.dur.days + sign * y->u.dur.days;
+    out->u.v.u.dur.months = months;
+    out->u.v.u.dur.days = days;
     out->u.v.u.dur.seconds = (int64_t)(nanos / 1000000000);
     out->u.v.u.dur.nanos = (int32_t)(nanos % 1000000000);
     return 0;
@@ -1600,17 +1618,9 @@ static int temporal_arith(qctx *q, qexpr *e, const qv *a, const qv *b, qv *out, 
       if (f == 0) return qerr(q, SL_EINVAL, ST_ARITH, e->line, e->col, "/ by zero");
       f = 1 / f;
     }
-    /* fractions cascade down, as duration({...}) does */
-    long double months = d->u.v.u.dur.months * f, wm = truncl(months);
-    long double days = d->u.v.u.dur.days * f + (months - wm) * 30.436875L, wd = truncl(days);
-    long double nanos = ((long double)d->u.v.u.dur.seconds * 1e9L + d->u.v.u.dur.nanos) * f + (days - wd) * 86400e9L;
-    long double ws = truncl(nanos / 1e9L);
-    *out = *d;
-    out->u.v.u.dur.months = (int64_t)wm;
-    out->u.v.u.dur.days = (int64_t)wd;
-    out->u.v.u.dur.seconds = (int64_t)ws;
-    out->u.v.u.dur.nanos = (int32_t)llroundl(nanos - ws * 1e9L);
-    return 0;
+    if (!isfinite(f)) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "a duration times %s", isnan(f) ? "NaN" : "infinity");
+    return duration_cascade(q, e, d->u.v.u.dur.months * f, d->u.v.u.dur.days * f,
+                            ((long double)d->u.v.u.dur.seconds * 1e9L + d->u.v.u.dur.nanos) * f, out);
   }
   const qv *t = a->kind == SL_DURATION ? b : a, *d = a->kind == SL_DURATION ? a : b;
   bool temporal = t->kind >= SL_DATE && t->kind <= SL_DATETIME;

@@ -224,6 +224,14 @@ static void test_functions(void **state) {
   EXPECT(st, "RETURN datetime({year: 645876123}).year AS y", "{\"y\":645876123}");
   EXPECT_ERR(st, "RETURN datetime({year: 645876123}).epochMillis", "Neo.ClientError.Statement.ArithmeticError 1:8");
   EXPECT_ERR(st, "RETURN duration({seconds: 9000000000000}).nanoseconds", "Neo.ClientError.Statement.ArithmeticError 1:8");
+  EXPECT_ERR(st, "RETURN duration({days: 444444444444444444444441.5})", "Neo.ClientError.Statement.ArithmeticError 1:8");
+  EXPECT_ERR(st, "RETURN duration({years: -1.0e300})", "Neo.ClientError.Statement.ArithmeticError 1:8");
+  EXPECT_ERR(st, "RETURN duration({hours: 0.0 / 0.0})", "Neo.ClientError.Statement.ArgumentError 1:8");
+  EXPECT(st, "RETURN duration({days: 1.5}) AS d", "{\"d\":{\"$duration\":\"P1DT12H\"}}");
+  EXPECT(st, "RETURN duration('P1D') * 1.5 AS d", "{\"d\":{\"$duration\":\"P1DT12H\"}}");
+  EXPECT_ERR(st, "RETURN duration('P1D') * 1.0e30", "Neo.ClientError.Statement.ArithmeticError 1:8");
+  EXPECT_ERR(st, "RETURN duration({months: 9000000000000000000}) + duration({months: 9000000000000000000})",
+             "Neo.ClientError.Statement.ArithmeticError 1:8");
   /* NESTING: deeper than SL_QUERY_MAX_DEPTH is a SyntaxError, not a stack
    * overflow (fuzz_query: 3,000 signs; a Bolt thread has 8 MiB) */
   {

@@ -39,6 +39,13 @@
  * wait. So a writable
  * store has a thread of its own that takes the automatic checkpoints: a
  * committer past the mark only sets ckpt_wanted and signals it. The
+ * thread pins under wlock, which a writer that begins its next
+ * transaction as soon as it has committed would take first, again and
+ * again: a bulk load kept the thread waiting for seconds, while the pages
+ * it freed piled up (data.mdb reached 9x its live pages). So while the
+ * thread waits for wlock, new write transactions wait for it
+ * (ckpt_pin_pending, sl__wlock_for_begin); commits and group flushes do
+ * not, so no acknowledgement waits for a checkpoint. The
  * thread runs the checkpoint above unchanged if it is still due (the
  * committers that saw the mark before its pin ask again after it): it
  * pins the newest snapshot S under the writer lock (a moment), syncs
@@ -257,6 +264,25 @@ static int pin_snapshot(sl_store *st, MDB_txn **pin, uint8_t meta[META_BYTES], u
   mdb_txn_abort(*pin);
   *pin = NULL;
   return SL_ECORRUPT;
+}
+
+/* Unlock wlock after a checkpoint's pin (or its decision to take none),
+ * and let the write transactions that waited for it begin. */
+static void pin_pending_end(sl_store *st) {
+  pthread_mutex_unlock(&st->wlock);
+  pthread_mutex_lock(&st->ckpt_mu);
+  atomic_store(&st->ckpt_pin_pending, false);
+  pthread_cond_broadcast(&st->ckpt_done_cv);
+  pthread_mutex_unlock(&st->ckpt_mu);
+}
+
+void sl__wlock_for_begin(sl_store *st) {
+  if (atomic_load(&st->ckpt_pin_pending)) {
+    pthread_mutex_lock(&st->ckpt_mu);
+    while (atomic_load(&st->ckpt_pin_pending)) pthread_cond_wait(&st->ckpt_done_cv, &st->ckpt_mu);
+    pthread_mutex_unlock(&st->ckpt_mu);
+  }
+  pthread_mutex_lock(&st->wlock);
 }
 
 /* `pin` is the snapshot DIR/checkpoint now names (written) or may name
@@ -488,21 +514,22 @@ static int checkpoint_locked(sl_store *st, bool if_due) {
                  st->dir, st->npins);
     return SL_EFAILED;
   }
+  atomic_store(&st->ckpt_pin_pending, true); /* new write transactions wait (sl__wlock_for_begin) */
   pthread_mutex_lock(&st->wlock);
   if (st->failed) { /* its LMDB may not be what it logged, or did not sync */
     rc = st->failed;
-    pthread_mutex_unlock(&st->wlock);
+    pin_pending_end(st);
     return rc;
   }
   if (if_due && st->bytes_since_ckpt < st->ckpt_every) {
-    pthread_mutex_unlock(&st->wlock);
+    pin_pending_end(st);
     return 0;
   }
   uint64_t txid = st->meta.applied_txid;
   st->bytes_since_ckpt = 0;
   if (image) rc = pin_snapshot(st, &pin, meta, &psize);
   if (pin) atomic_store(&st->ckpt_inflight_seq, ++st->ckpt_pin_seq);
-  pthread_mutex_unlock(&st->wlock);
+  pin_pending_end(st);
   if (!rc && pin && (rc = sl__meta_read(pin, st->dbi[SL__DB_META], &m)) == 0) txid = m.applied_txid;
   if (rc) {
     if (pin) mdb_txn_abort(pin);

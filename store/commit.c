@@ -357,7 +357,7 @@ static void group_drain(sl_store *st, bool all) {
 int sl_tx_begin(sl_store *st, sl_tx **out) {
   *out = NULL;
   if (st->rdonly || st->no_log) return SL_EREADONLY;
-  pthread_mutex_lock(&st->wlock);
+  sl__wlock_for_begin(st);
   group_drain(st, false);
   if (st->failed) {
     int rc = st->failed;
@@ -504,7 +504,7 @@ int sl_store_apply_batch(sl_store *st, const uint8_t *const *payloads, const siz
   int rc;
   if (st->rdonly) return SL_EREADONLY;
   if (n == 0) return 0;
-  pthread_mutex_lock(&st->wlock);
+  sl__wlock_for_begin(st);
   group_drain(st, true); /* the pending records go first */
   if ((rc = st->failed) || (rc = reserve_space(st)) || (rc = sl__wbegin(st, &w))) goto out;
   for (size_t i = 0; i < n; i++) {

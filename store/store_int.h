@@ -183,6 +183,9 @@ struct sl_store {
   uint64_t ckpt_pin_seq;
   _Atomic uint64_t ckpt_inflight_seq;
   pthread_cond_t ckpt_done_cv;
+  /* A checkpoint waits for wlock to pin: new write transactions wait for
+   * it (set by the checkpoint, cleared under ckpt_mu with done_cv). */
+  _Atomic bool ckpt_pin_pending;
   uint64_t ckpt_every;        /* log bytes between automatic checkpoints */
   uint64_t bytes_since_ckpt;  /* under wlock */
   uint64_t reserved;          /* data.mdb bytes known allocated (under wlock) */
@@ -242,6 +245,9 @@ bool sl__pin_outgrown(sl_store *st);
  * unless the mark was passed again since the pin of the checkpoint in
  * flight: then it waits for that one first. */
 void sl__checkpoint_if_due(sl_store *st, bool due, uint64_t pin_seq);
+/* Take wlock to begin a write transaction: after the pin of a checkpoint
+ * that waits for it (checkpoint.c, CHECKPOINT THREAD). */
+void sl__wlock_for_begin(sl_store *st);
 /* Start the checkpoint thread of a writable store (at the end of its
  * open); stop it, waiting for a checkpoint it runs (close, compact; no-op
  * when not running). */

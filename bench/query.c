@@ -183,6 +183,18 @@ static uint64_t upsert_id(uint64_t b, unsigned r) {
 /* ---- shiplog ------------------------------------------------------------------ */
 static sl_store *store;
 
+/* data.mdb against its live pages, so that a speed bought with space
+ * shows beside it (README, "Derived state"). */
+static void print_space(const char *when) {
+  sl_space sp;
+  if (sl_store_space(store, &sp)) return;
+  uint64_t live = sp.pages_used - sp.pages_free;
+  printf("space %s: data.mdb %.1f MB, %.1f MB of it live (%.2fx)\n", when,
+         (double)(sp.pages_used * sp.page_size) / 1e6, (double)(live * sp.page_size) / 1e6,
+         live ? (double)sp.pages_used / (double)live : 0.0);
+  fflush(stdout);
+}
+
 static void load_shiplog(void) {
   uint64_t t0 = sl_mono_ns();
   sl_store_options o = {.map_size = C.map_mib << 20};
@@ -677,6 +689,7 @@ int main(int argc, char **argv) {
   printf("bench_query: %" PRIu64 " Person nodes, %u KNOWS each, %.1f s per run%s\n", C.nodes, C.degree, C.seconds,
          C.pg ? "" : " (no --pg: shiplog only)");
   load_shiplog();
+  print_space("after the load");
 #ifdef SL_HAVE_LIBPQ
   if (C.pg) load_pg();
 #endif
@@ -699,6 +712,7 @@ int main(int argc, char **argv) {
     }
   }
   time_cli();
+  print_space("at the end");
   sl_store_close(store);
   if (!C.keep) {
     char cmd[4200];

@@ -72,6 +72,8 @@ static const char serve_help[] =
 typedef struct serve_metrics {
   sl_bolt_server *server;
   sl_bolt_engine *engine;
+  sl_store *store;
+  sl_metric *lmdb_used, *lmdb_free;
   sl_metric *latency;
   sl_metric_family *errors;
   sl_metric *accepted, *refused, *auth_failed, *requests, *open, *commits, *rollbacks, *statements, *failures;
@@ -92,6 +94,11 @@ static void collect(void *arg) {
   sl_metric_set_count(m->rollbacks, e.rollbacks);
   sl_metric_set_count(m->statements, e.statements);
   sl_metric_set_count(m->failures, e.failures);
+  sl_space sp;
+  if (sl_store_space(m->store, &sp) == 0) {
+    sl_metric_set(m->lmdb_used, (double)(sp.pages_used * sp.page_size));
+    sl_metric_set(m->lmdb_free, (double)(sp.pages_free * sp.page_size));
+  }
 }
 
 static void on_statement(void *arg, double seconds, const char *code) {
@@ -147,6 +154,9 @@ static int metrics_start(sl_metrics *mx, serve_metrics *m) {
   m->rollbacks = series(mx, SL_METRIC_COUNTER, "shiplog_bolt_rollbacks_total", "transactions rolled back over Bolt");
   m->statements = series(mx, SL_METRIC_COUNTER, "shiplog_bolt_statements_total", "Cypher statements run over Bolt");
   m->failures = series(mx, SL_METRIC_COUNTER, "shiplog_bolt_failures_total", "Bolt requests that failed");
+  m->lmdb_used = series(mx, SL_METRIC_GAUGE, "shiplog_lmdb_used_bytes", "data.mdb up to LMDB's last page");
+  m->lmdb_free = series(mx, SL_METRIC_GAUGE, "shiplog_lmdb_free_bytes",
+                        "data.mdb's free pages (reused by later commits; shiplog compact gives them back)");
   m->errors = sl_metrics_family(mx, SL_METRIC_COUNTER, "shiplog_bolt_errors_total",
                                 "Bolt requests that failed, by Neo4j status code", (const char *const[]){"code", NULL},
                                 NULL, 0);
@@ -156,7 +166,7 @@ static int metrics_start(sl_metrics *mx, serve_metrics *m) {
   if (!m->errors || !lat) return -ENOMEM;
   m->latency = sl_metric_series(lat, NULL);
   if (!m->latency || !m->accepted || !m->refused || !m->auth_failed || !m->requests || !m->open || !m->commits || !m->rollbacks ||
-      !m->statements || !m->failures)
+      !m->statements || !m->failures || !m->lmdb_used || !m->lmdb_free)
     return -ENOMEM;
   return sl_metrics_on_collect(mx, collect, m);
 }
@@ -305,6 +315,7 @@ int cmd_serve(int argc, char **argv) {
   if (d.metrics) {
     sm.server = server;
     sm.engine = engine;
+    sm.store = st;
     if (metrics_start(d.metrics, &sm)) goto out;
   }
   /* the shipper tells the standbys where their writer is (Hello.bolt_address) */

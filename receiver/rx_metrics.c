@@ -13,7 +13,8 @@
  *     with a standby, else the durable one; lag in seconds counts from the
  *     newer of the newest applied commit and the moment it fell behind.
  *   - Archive size and snapshot age: from the stream's directories at
- *     scrape time (segment sizes; the newest *.snap file's mtime).
+ *     scrape time (segment sizes; the newest *.snap file's mtime); the
+ *     standby's data.mdb and its free pages from LMDB (a read transaction).
  *   - Latencies (commit -> durable, commit -> applied; the primary's commit
  *     time against this host's clock, so clock skew shows), compressed
  *     bytes and refusals: counted on the hot path with atomics only, through
@@ -41,6 +42,7 @@ struct sl__stream_metrics {
   sl_metric *to_durable, *to_applied;
   sl_metric *bytes, *compressed_bytes, *batches, *ratio;
   sl_metric *archive_bytes, *snapshot_age;
+  sl_metric *lmdb_used, *lmdb_free; /* the standby's data.mdb (absent without one) */
   sl_metric *restorable, *restorable_txid;
   uint64_t raw_run, compressed_run; /* atomics: this run's batches, for the ratio */
 };
@@ -160,6 +162,7 @@ static void collect_stream(sl__stream *s, sl_metrics *reg) {
   uint64_t behind_since = s->behind_since_us, bytes = s->bytes, batches = s->batches;
   uint64_t first = s->first_txid;
   bool connected = s->owner != NULL;
+  sl_store *standby_st = s->standby; /* open until the streams close, after the metrics stop */
   pthread_mutex_unlock(&s->mu);
 
   bool standby = access(s->standby_dir, F_OK) == 0;
@@ -193,6 +196,16 @@ static void collect_stream(sl__stream *s, sl_metrics *reg) {
     x->snapshot_age = one(reg, SL_METRIC_GAUGE, "shiplog_snapshot_age_seconds",
                           "Age of the stream's newest snapshot (absent without one).", s->name);
   if (x->snapshot_age) sl_metric_set(x->snapshot_age, newest && now > newest ? (double)(now - newest) / 1e6 : 0);
+  sl_space sp;
+  if (standby_st && sl_store_space(standby_st, &sp) == 0) {
+    if (!x->lmdb_used) {
+      x->lmdb_used = one(reg, SL_METRIC_GAUGE, "shiplog_lmdb_used_bytes", "The standby's data.mdb up to LMDB's last page.", s->name);
+      x->lmdb_free = one(reg, SL_METRIC_GAUGE, "shiplog_lmdb_free_bytes",
+                         "The standby's free pages in data.mdb (reused by later applies).", s->name);
+    }
+    if (x->lmdb_used) sl_metric_set(x->lmdb_used, (double)(sp.pages_used * sp.page_size));
+    if (x->lmdb_free) sl_metric_set(x->lmdb_free, (double)(sp.pages_free * sp.page_size));
+  }
 }
 
 static void collect(void *arg) {

@@ -48,6 +48,8 @@ run_js "driver" "$PORT" main admin pw-admin pw-reader pw-editor
 curl -sf "http://127.0.0.1:$MPORT/metrics" >"$T/metrics.txt"
 check "metrics: commits counted" grep -qE '^shiplog_bolt_commits_total [1-9]' "$T/metrics.txt"
 check "metrics: statement latencies" grep -qE '^shiplog_bolt_statement_seconds_count [1-9]' "$T/metrics.txt"
+check "metrics: data.mdb" grep -qE '^shiplog_lmdb_used_bytes [1-9]' "$T/metrics.txt"
+check "metrics: data.mdb's free pages" grep -qE '^shiplog_lmdb_free_bytes [0-9]' "$T/metrics.txt"
 contains "$T/metrics.txt" 'shiplog_bolt_errors_total{code="Neo.ClientError.Statement.SyntaxError"}' "metrics: errors by code"
 run_js "login" "$PORT" wrong-password admin
 expect 1 "another writer is refused while serve runs" "$BIN" exec "$S" - <<<'{"op":"create_node","labels":["X"]}'

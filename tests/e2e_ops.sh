@@ -122,6 +122,8 @@ for side in sh rx; do
 done
 grep -q '^shiplog_compression_ratio{stream="main"} ' "$T/sh.prom" && grep -q '^shiplog_archive_bytes{stream="main"} [1-9]' "$T/rx.prom" &&
   ok "1: compression ratio and archive size are there" || bad "1: compression ratio or archive size missing"
+grep -q '^shiplog_lmdb_used_bytes{stream="main"} [1-9]' "$T/rx.prom" && grep -q '^shiplog_lmdb_free_bytes{stream="main"} [0-9]' "$T/rx.prom" &&
+  ok "1: the standby's data.mdb and its free pages are there" || bad "1: the standby's data.mdb metrics are missing"
 if command -v promtool >/dev/null; then
   for side in sh rx; do
     if promtool check metrics <"$T/$side.prom" >"$T/promtool.out" 2>&1; then ok "1: promtool check metrics ($side)"

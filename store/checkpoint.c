@@ -32,7 +32,9 @@
  * a checkpoint wait for the next one, so each commit's copied pages are new
  * pages; a checkpoint is therefore also due once the pages freed since the
  * pin reach a quarter of the live pages (at least 8 MiB; pin_outgrown),
- * which keeps data.mdb within 1.5x its live pages + 16 MiB.
+ * which keeps data.mdb within 1.5x its live pages + 16 MiB, plus what one
+ * transaction frees past each mark (a 1M-node load's 50,000-op
+ * transactions: 1.56-1.63x; bench/README).
  *
  * CHECKPOINT THREAD. LMDB's sync (an fdatasync of data.mdb) takes 10-70 ms
  * on a busy disk; a committer that ran it made every commit behind it
@@ -222,7 +224,9 @@ static int free_pages_from(MDB_txn *txn, uint64_t from, uint64_t *pages, uint64_
  * pages, at least PIN_BUDGET_MIN. Once pages freed since the pin reach it,
  * the next checkpoint moves the pin and they are reused: data.mdb holds
  * the live pages, those freed in the last interval (being reused) and those
- * freed in this one: the live pages + 2x the budget at most, 1.5x. The
+ * freed in this one: the live pages + 2x the budget at most, 1.5x (each
+ * interval may overshoot by the frees of the transaction that passes the
+ * mark: the check runs between transactions). The
  * budget is also how often the checkpoint comes: a small transaction
  * copies some 30 pages (a path in each tree it touches) and, pinned, none
  * is reused, so each is written back once; a sixteenth (as before) made a

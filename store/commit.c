@@ -19,9 +19,13 @@
  * fdatasync meanwhile: SYNC AHEAD, log.c) and leads or waits for the
  * fdatasync; the group's other committers wait for done + durable.
  * WAKE-UPS: a flush wakes no one (its committers wait for durable as
- * well); the end of a group's sync wakes that group's committers
- * (gc_member_cv, by the group's parity) and the next opener (gc_cv), not
- * the next group's members, which used to wake and sleep again. A
+ * well); the end of a group's sync wakes that group's committers and the
+ * next opener (gc_cv), not the next group's members, which used to wake
+ * and sleep again. The other committers wait on a futex word of their group's
+ * parity (gc_member_seq), not on a condition variable: woken, each finds
+ * its outcome in its own waiter (done, an atomic) and returns without
+ * gc_mu, where a broadcast had all of them queue to take gc_mu again (with
+ * 64 Bolt clients, half of serve's futex calls). A
  * transaction that fails or aborts after writing cannot abort its part of
  * the shared LMDB transaction: it sets gc_rollback, no
  * transaction begins until the opener's flush has aborted it and
@@ -47,9 +51,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "schema_int.h"
 
@@ -159,17 +167,31 @@ typedef struct sl__waiter {
   struct sl__waiter *next;
   uint64_t txid;
   int rc;      /* under gc_mu: the outcome of the flush that took the record */
-  bool done;   /* under gc_mu: the record is in the log and LMDB, or failed (rc) */
+  _Atomic bool done; /* set under gc_mu, after rc and logged: the record is in
+                        the log and LMDB, or failed (rc) */
   bool logged; /* under gc_mu: the record reached the log */
   bool opener; /* its thread began the group's LMDB transaction */
   uint64_t group; /* st->gc_flushes when it joined: its group's number */
 } sl__waiter;
 
+/* Wake the committers of groups of this parity (caller holds gc_mu). */
+static void wake_members(sl_store *st, uint64_t group) {
+  _Atomic uint32_t *word = &st->gc_member_seq[group & 1];
+  atomic_fetch_add_explicit(word, 1, memory_order_release);
+  (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Wait until a wake_members of this parity after `seen` was read (or a
+ * spurious return); the caller checks its condition again. */
+static void wait_members(sl_store *st, uint64_t group, uint32_t seen) {
+  (void)syscall(SYS_futex, (uint32_t *)&st->gc_member_seq[group & 1], FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
 /* Wake every committer: after a failure, or a sync no opener led. */
 static void wake_all(sl_store *st) {
   pthread_cond_broadcast(&st->gc_cv);
-  pthread_cond_broadcast(&st->gc_member_cv[0]);
-  pthread_cond_broadcast(&st->gc_member_cv[1]);
+  wake_members(st, 0);
+  wake_members(st, 1);
 }
 
 /* Pending records past which the next sl_tx_begin flushes first: bounds
@@ -185,7 +207,7 @@ static void waiters_done(sl_store *st, int rc, size_t logged) {
     w->rc = rc;
     w->logged = logged > 0;
     if (logged) logged--;
-    w->done = true;
+    atomic_store_explicit(&w->done, true, memory_order_release);
   }
   st->gc_flushes++;
   /* A committer taken without error waits for durable too: the flush's
@@ -300,14 +322,27 @@ static int pend_reserve(sl_store *st, size_t len) {
  * commit: records committed meanwhile joined the group) and leads the
  * fdatasync. A committer whose record is in the log but not yet durable
  * when no one syncs (the syncing opener failed) leads a sync itself. */
+static bool released(sl_store *st, sl__waiter *me) {
+  return atomic_load_explicit(&me->done, memory_order_acquire) &&
+         (me->rc || me->txid <= sl_log_durable_txid(st->log));
+}
+
 static int group_wait(sl_store *st, sl__waiter *me) {
   pthread_mutex_lock(&st->gc_mu);
-  while (!me->rc && !(me->done && me->txid <= sl_log_durable_txid(st->log))) {
+  while (!me->rc && !released(st, me)) {
     if (st->gc_syncing || (!me->done && !me->opener)) {
       /* WAKE-UPS: an opener waits to lead, the others for their own
        * group's sync, so a sync wakes its group and the next opener and
        * not the next group's members. */
-      pthread_cond_wait(me->opener && !me->done ? &st->gc_cv : &st->gc_member_cv[me->group & 1], &st->gc_mu);
+      if (me->opener && !me->done) {
+        pthread_cond_wait(&st->gc_cv, &st->gc_mu);
+        continue;
+      }
+      uint32_t seen = atomic_load_explicit(&st->gc_member_seq[me->group & 1], memory_order_relaxed);
+      pthread_mutex_unlock(&st->gc_mu);
+      wait_members(st, me->group, seen);
+      if (released(st, me)) goto out; /* without gc_mu: WAKE-UPS */
+      pthread_mutex_lock(&st->gc_mu);
       continue;
     }
     st->gc_syncing = true;
@@ -324,17 +359,19 @@ static int group_wait(sl_store *st, sl__waiter *me) {
     st->gc_syncing = false;
     if (flushes && !rc) {
       pthread_cond_broadcast(&st->gc_cv);
-      pthread_cond_broadcast(&st->gc_member_cv[me->group & 1]);
+      wake_members(st, me->group);
     } else {
       wake_all(st);
     }
   }
+  pthread_mutex_unlock(&st->gc_mu);
+out:;
+  /* me->rc, done and logged are final once done is seen (waiters_done). */
   int rc = me->rc;
   /* A committer is released with 0 only once its record is logged and durable. */
   SL_ASSERT(rc || (me->done && me->logged && me->txid <= sl_log_durable_txid(st->log)),
             "%s: committer of txid %" PRIu64 " released (done %d, logged %d) at durable %" PRIu64, st->dir, me->txid,
-            me->done, me->logged, sl_log_durable_txid(st->log));
-  pthread_mutex_unlock(&st->gc_mu);
+            (int)me->done, me->logged, sl_log_durable_txid(st->log));
   return rc;
 }
 

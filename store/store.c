@@ -697,8 +697,6 @@ static void store_free(sl_store *st, bool mark_clean) {
   pthread_mutex_destroy(&st->wlock);
   pthread_mutex_destroy(&st->gc_mu);
   pthread_cond_destroy(&st->gc_cv);
-  pthread_cond_destroy(&st->gc_member_cv[0]);
-  pthread_cond_destroy(&st->gc_member_cv[1]);
   pthread_mutex_destroy(&st->ckpt_lock);
   pthread_mutex_destroy(&st->ckpt_mu);
   pthread_cond_destroy(&st->ckpt_cv);
@@ -720,8 +718,6 @@ int sl_store_open(const char *dir, unsigned flags, sl_store **out) {
   pthread_mutex_init(&st->wlock, NULL);
   pthread_mutex_init(&st->gc_mu, NULL);
   pthread_cond_init(&st->gc_cv, NULL);
-  pthread_cond_init(&st->gc_member_cv[0], NULL);
-  pthread_cond_init(&st->gc_member_cv[1], NULL);
   st->waiters_tail = &st->waiters;
   pthread_mutex_init(&st->ckpt_lock, NULL);
   pthread_mutex_init(&st->ckpt_mu, NULL);

@@ -157,7 +157,9 @@ struct sl_store {
   struct sl__waiter *waiters, **waiters_tail;
   pthread_mutex_t gc_mu;      /* guards gc_syncing, gc_flushes, gc_draining, the waiters' outcome */
   pthread_cond_t gc_cv;        /* openers waiting to lead, group_drain */
-  pthread_cond_t gc_member_cv[2]; /* the other committers, by their group's parity */
+  /* The other committers wait for their group's sync on a futex word (by
+   * the group's parity), bumped under gc_mu (commit.c, WAKE-UPS). */
+  _Atomic uint32_t gc_member_seq[2];
   bool gc_syncing;            /* an opener flushes and syncs its group */
   uint64_t gc_flushes;        /* groups flushed (under gc_mu) */
   unsigned gc_draining;       /* threads in group_drain waiting for a flush (under gc_mu) */

@@ -43,7 +43,7 @@ struct peer_side {
   sl_store *standby;
   pthread_t ship_thread;
   sl_shipper_options ship;
-  volatile sig_atomic_t ship_stop;
+  atomic_int ship_stop;
   int ship_rc;
   bool shipping;
 };

@@ -156,7 +156,7 @@ static void fill_text(char *p, size_t n, uint64_t *seed) {
 
 /* ---- the receiver, in a child process -------------------------------------------- */
 
-static volatile sig_atomic_t rx_stop;
+static atomic_int rx_stop;
 static void on_term(int sig) {
   (void)sig;
   rx_stop = 1;
@@ -285,7 +285,7 @@ static void sink_rx_stop(sinkrx *k) {
 typedef struct ship_run {
   pthread_t t;
   sl_shipper_options o;
-  volatile sig_atomic_t stop;
+  atomic_int stop;
   int rc;
 } ship_run;
 

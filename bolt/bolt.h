@@ -30,7 +30,7 @@
 #ifndef SL_BOLT_H
 #define SL_BOLT_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -513,7 +513,7 @@ int sl_bolt_server_start(const sl_bolt_server_config *cfg, sl_bolt_server **out)
 int sl_bolt_server_port(const sl_bolt_server *s);
 /* Accept and serve until *stop becomes true; then stop accepting, wake
  * every connection and wait for their threads. */
-int sl_bolt_server_run(sl_bolt_server *s, volatile sig_atomic_t *stop);
+int sl_bolt_server_run(sl_bolt_server *s, atomic_int *stop);
 void sl_bolt_server_get_stats(sl_bolt_server *s, sl_bolt_server_stats *out);
 void sl_bolt_server_free(sl_bolt_server *s);
 

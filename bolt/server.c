@@ -466,7 +466,7 @@ static void peer_name(const struct sockaddr_storage *ss, char out[64]) {
   snprintf(out, 64, ss->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
 }
 
-int sl_bolt_server_run(sl_bolt_server *s, volatile sig_atomic_t *stop) {
+int sl_bolt_server_run(sl_bolt_server *s, atomic_int *stop) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

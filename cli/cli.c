@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,14 +77,18 @@ int cli_parse_ms(const char *cmd, const char *opt, const char *text, int *out) {
   return CLI_OK;
 }
 
-static volatile sig_atomic_t stop_requested;
+/* Read by other threads (the receiver's sessions, serve's connections), so
+ * an atomic: a signal handler may store to a lock-free one, and a volatile
+ * sig_atomic_t is only safe within the handler's own thread. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flag is set from a signal handler");
+static atomic_int stop_requested;
 
 static void on_stop_signal(int sig) {
   (void)sig;
   stop_requested = 1;
 }
 
-volatile sig_atomic_t *cli_stop_on_signals(void) {
+atomic_int *cli_stop_on_signals(void) {
   struct sigaction sa = {.sa_handler = on_stop_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);

@@ -14,7 +14,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <jansson.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,7 +64,7 @@ typedef struct cli_bolt_rx {
   sl_bolt_backend backend;
   pthread_t thread;
   bool running;
-  volatile sig_atomic_t stop;
+  atomic_int stop;
   struct sl__receiver *_Atomic receiver;
   char self[300];
 } cli_bolt_rx;
@@ -126,7 +126,7 @@ int cli_parse_ms(const char *cmd, const char *opt, const char *text, int *out);
 /* For long-running commands: SIGINT and SIGTERM set the returned flag, which
  * the command's loop polls to stop cleanly; SIGPIPE is ignored (a closed
  * peer shows up as EPIPE instead). */
-volatile sig_atomic_t *cli_stop_on_signals(void);
+atomic_int *cli_stop_on_signals(void);
 /* BYTES with an optional K, M, G suffix (powers of 1024). */
 int cli_parse_size(const char *cmd, const char *opt, const char *text, uint64_t *out);
 /* TIME as spec/cli.md defines it. */

@@ -283,7 +283,7 @@ int cmd_receive(int argc, char **argv) {
     }
   }
 
-  volatile sig_atomic_t *stop = cli_stop_on_signals();
+  atomic_int *stop = cli_stop_on_signals();
   cli_daemon d;
   if (cli_daemon_start(&d, metrics)) return CLI_FAIL;
   ro.metrics = d.metrics;

@@ -292,7 +292,7 @@ int cmd_serve(int argc, char **argv) {
   ec.epoch = sl_log_epoch(sl_store_log(st));
   sl_log_history(sl_store_log(st), &history); /* bookmarks of older epochs are judged by it */
   ec.history = &history;
-  volatile sig_atomic_t *stop = cli_stop_on_signals();
+  atomic_int *stop = cli_stop_on_signals();
   if (cli_daemon_start(&d, metrics)) goto out;
   daemon = true;
   /* The server needs the engine's backend and the engine the server's

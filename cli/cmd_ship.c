@@ -159,7 +159,7 @@ int cmd_ship(int argc, char **argv) {
     return CLI_USAGE;
 
   if (cli_keyring(key_file, &o.keyring)) return CLI_FAIL;
-  volatile sig_atomic_t *stop = cli_stop_on_signals();
+  atomic_int *stop = cli_stop_on_signals();
   cli_daemon d;
   if (cli_daemon_start(&d, metrics)) {
     sl_keyring_free(o.keyring);

@@ -423,7 +423,7 @@ int sl_conn_recv(sl_conn *c, int timeout_ms, size_t max_body, Shiplog__Repl__Mes
 
 void sl_conn_shutdown(sl_conn *c) { shutdown(c->fd, SHUT_RDWR); }
 
-void sl_conn_linger(sl_conn *c, int ms, volatile sig_atomic_t *stop) {
+void sl_conn_linger(sl_conn *c, int ms, atomic_int *stop) {
   uint8_t junk[4096];
   uint64_t end = sl_mono_ns() + (uint64_t)ms * 1000000u;
   shutdown(c->fd, SHUT_WR);

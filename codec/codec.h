@@ -45,7 +45,7 @@
 #ifndef SL_CODEC_H
 #define SL_CODEC_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -158,7 +158,7 @@ void sl_conn_shutdown(sl_conn *c);
  * unread input sends a reset, which can destroy that message before the
  * peer reads it. So stop sending, then read and drop what comes until the
  * peer closes, for ms at most (or until *stop, when stop is given). */
-void sl_conn_linger(sl_conn *c, int ms, volatile sig_atomic_t *stop);
+void sl_conn_linger(sl_conn *c, int ms, atomic_int *stop);
 /* Close (a TLS session first sends close_notify) and free. */
 void sl_conn_close(sl_conn *c);
 

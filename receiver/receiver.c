@@ -282,7 +282,7 @@ static sl__conn_ctx *evict_oldest(sl__receiver *r, sl__conn_ctx *list, const cha
  * refused, so that connections which never authenticate cannot keep a
  * shipper out; only when all of them are introduced is it refused. Lines
  * about it are within its address's budget (LOG BUDGET). */
-static void accept_one(sl__receiver *r, int lfd, sl__conn_ctx **list, volatile sig_atomic_t *stop) {
+static void accept_one(sl__receiver *r, int lfd, sl__conn_ctx **list, atomic_int *stop) {
   int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
   if (fd < 0) {
     if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -355,8 +355,8 @@ static void accept_one(sl__receiver *r, int lfd, sl__conn_ctx **list, volatile s
   pthread_mutex_unlock(&r->mu);
 }
 
-int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop) {
-  static volatile sig_atomic_t never;
+int sl_receiver_run(const sl_receiver_options *opt, atomic_int *stop) {
+  static atomic_int never;
   sl__receiver r = {.opt = *opt, .lock_fd = -1};
   sl__conn_ctx *conns = NULL;
   int lfd = -1, ready_fd = opt->ready_fd;

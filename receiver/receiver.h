@@ -100,7 +100,7 @@
 #ifndef SL_RECEIVER_H
 #define SL_RECEIVER_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -175,7 +175,7 @@ typedef struct sl_receiver_options {
                                   (Welcome.bolt_address) for the primary's routing table */
 } sl_receiver_options;
 
-int sl_receiver_run(const sl_receiver_options *opt, volatile sig_atomic_t *stop);
+int sl_receiver_run(const sl_receiver_options *opt, atomic_int *stop);
 
 /* The hot standby of stream `name` (NULL: the only stream, when there is
  * exactly one) while sl_receiver_run runs: 0 with *st (open until

@@ -169,7 +169,7 @@ struct sl__receiver {
  * joined); its thread (session.c) uses every field. */
 typedef struct sl__conn_ctx {
   sl__receiver *r;
-  volatile sig_atomic_t *stop;
+  atomic_int *stop;
   sl_conn *c;
   pthread_t thread;
   bool done;                /* (r->mu) the thread has finished */

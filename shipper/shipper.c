@@ -584,7 +584,7 @@ static int read_store_id(shipper *s) {
   return sl_store_read_id(s->opt->store_dir, s->store_id);
 }
 
-static int setup(shipper *s, const sl_shipper_options *opt, volatile sig_atomic_t *stop) {
+static int setup(shipper *s, const sl_shipper_options *opt, atomic_int *stop) {
   int rc;
   s->opt = opt;
   s->stop = stop;
@@ -676,7 +676,7 @@ void sl_ship_consumer_name(const char *stream, const char *to, char *out, size_t
     snprintf(out + room - 9, 10, "-%08x", (unsigned)sl_crc32c(0, to, strlen(to)));
 }
 
-int sl_shipper_run(const sl_shipper_options *opt, volatile sig_atomic_t *stop) {
+int sl_shipper_run(const sl_shipper_options *opt, atomic_int *stop) {
   shipper *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
   sl_diag_context(opt->stream, opt->to);

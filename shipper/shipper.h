@@ -46,7 +46,7 @@
 #ifndef SL_SHIPPER_H
 #define SL_SHIPPER_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,7 +91,7 @@ typedef struct sl_shipper_options {
 /* Run until *stop becomes non-zero (signal handler), a permanent refusal
  * (returns SL_EINVAL / SL_ESTOREID / ... with the receiver's message logged)
  * or, with exit_when_caught_up, until caught up (returns 0). */
-int sl_shipper_run(const sl_shipper_options *opt, volatile sig_atomic_t *stop);
+int sl_shipper_run(const sl_shipper_options *opt, atomic_int *stop);
 
 /* The shipper's consumer name (store/log.h CONSUMERS) for STREAM shipped to
  * TO (HOST:PORT): "ship-STREAM@TO", every character of TO outside

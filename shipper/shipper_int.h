@@ -104,7 +104,7 @@ typedef struct sent {
 
 typedef struct shipper {
   const sl_shipper_options *opt;
-  volatile sig_atomic_t *stop;
+  atomic_int *stop;
   size_t batch_max, batch_cap, window;
   int heartbeat_ms, timeout_ms, backoff_max_ms;
   char logdir[PATH_MAX];

@@ -18,7 +18,7 @@
 
 #include "bolt.h"
 
-static volatile sig_atomic_t stop;
+static atomic_int stop;
 static void on_signal(int sig) {
   (void)sig;
   stop = 1;

@@ -764,7 +764,7 @@ static void receiver_data_dir_locked(void **state) {
   rx r;
   rx_start(&r, tu_tmpdir("receiver_locked"), 0, 10000);
   sl_receiver_options o = {.listen = "127.0.0.1:0", .data_dir = r.dir, .ready_fd = -1, .insecure = true};
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   assert_int_equal(sl_receiver_run(&o, &stop), SL_ELOCKED);
   tu_receiver_stop(&r);
 }

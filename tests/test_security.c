@@ -352,7 +352,7 @@ static char *make_store(const char *dir, const char *name, int ntx) {
 
 /* Ship store as stream with certificate cert (NULL: insecure) until caught up. */
 static int ship(const char *store, const char *to, const char *stream, const char *cert) {
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   char crt[64], key[64];
   snprintf(crt, sizeof crt, "%s.crt", cert ? cert : "");
   snprintf(key, sizeof key, "%s.key", cert ? cert : "");
@@ -496,7 +496,7 @@ static void security_receiver_survives_replay_and_truncation(void **state) {
   /* A legitimate session through a recording proxy. */
   proxy px;
   proxy_start(&px, r.addr);
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   sl_shipper_options o = {.store_dir = s1, .to = px.addr, .stream = "a", .heartbeat_ms = 100,
                           .timeout_ms = 3000, .exit_when_caught_up = true,
                           .tls_cert = pem("p1.crt"), .tls_key = pem("p1.key"),
@@ -688,7 +688,7 @@ static void security_receiver_silent_peers_cannot_lock_out(void **state) {
 static void security_receiver_refuses_bad_setups(void **state) {
   (void)state;
   const char *dir = strdup(tu_tmpdir("security_setup"));
-  volatile sig_atomic_t stop = 1;
+  atomic_int stop = 1;
   char data[4200];
   snprintf(data, sizeof data, "%s/data", dir);
   sl_receiver_options o = {.listen = "127.0.0.1:0", .data_dir = data, .ready_fd = -1};

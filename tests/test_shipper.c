@@ -709,7 +709,7 @@ static void shipper_session_resumes_from_receiver(void **state) {
   commit_n(dir, 150, 120);
   fake fk = {.archived = 40};
   fake_start(&fk);
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   sl_shipper_options o = ship_opts(dir, fk.addr);
   o.from_txid = 7; /* ignored: the stream already holds 1..40 */
   assert_int_equal(sl_shipper_run(&o, &stop), 0);
@@ -741,7 +741,7 @@ static void shipper_session_reconnects_after_drop(void **state) {
   commit_n(dir, 120, 200);
   fake fk = {.drop_after = 2};
   fake_start(&fk);
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   sl_shipper_options o = ship_opts(dir, fk.addr);
   assert_int_equal(sl_shipper_run(&o, &stop), 0);
   fake_stop(&fk);
@@ -767,7 +767,7 @@ static void shipper_session_since_time(void **state) {
   sl_store_close(st);
   fake fk = {0};
   fake_start(&fk);
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   sl_shipper_options o = ship_opts(dir, fk.addr);
   o.has_since = true;
   o.since_us = base + 45 * 1000;
@@ -799,7 +799,7 @@ static void shipper_session_pruned_log_starts_at_oldest(void **state) {
   assert_true(oldest > 1);
   fake fk = {0};
   fake_start(&fk);
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   sl_shipper_options o = ship_opts(dir, fk.addr);
   assert_int_equal(sl_shipper_run(&o, &stop), 0);
   fake_stop(&fk);
@@ -818,7 +818,7 @@ static void shipper_session_permanent_refusal(void **state) {
   commit_n(dir, 3, 10);
   fake fk = {.refuse = true};
   fake_start(&fk);
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   sl_shipper_options o = ship_opts(dir, fk.addr);
   assert_int_equal(sl_shipper_run(&o, &stop), SL_ESTOREID);
   fake_stop(&fk);
@@ -850,7 +850,7 @@ static void shipper_store_id_rules_are_the_stores(void **state) {
     assert_int_equal(sl_write_file_atomic(dir, SL_STORE_ID_FILE, text, (size_t)n), 0);
     sl_store *st = NULL;
     assert_int_equal(sl_store_open(dir, SL_OPEN_RDONLY, &st), bad[i].rc);
-    volatile sig_atomic_t stop = 1; /* a shipper that got past setup stops at once */
+    atomic_int stop = 1; /* a shipper that got past setup stops at once */
     sl_shipper_options o = ship_opts(dir, "127.0.0.1:1");
     assert_int_equal(sl_shipper_run(&o, &stop), bad[i].rc);
   }
@@ -859,7 +859,7 @@ static void shipper_store_id_rules_are_the_stores(void **state) {
 
 static void *stopper_main(void *arg) {
   usleep(300000);
-  *(volatile sig_atomic_t *)arg = 1;
+  *(atomic_int *)arg = 1;
   return NULL;
 }
 
@@ -876,7 +876,7 @@ static void shipper_session_stops_while_retrying(void **state) {
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
   close(lfd); /* nobody listens there now */
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   sl_shipper_options o = ship_opts(dir, addr);
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, stopper_main, (void *)&stop), 0);
@@ -909,7 +909,7 @@ static uint64_t ship_to_real_receiver(const char *name, int n, size_t batch_max,
   commit_n(dir, n, 300);
   rx r = {0};
   rx_start(&r, data);
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   sl_shipper_options o = ship_opts(dir, r.addr);
   o.batch_max_bytes = batch_max;
   o.window_bytes = window;
@@ -987,7 +987,7 @@ static void shipper_big_frame_goes_alone(void **state) {
   r.o = (sl_receiver_options){.listen = "127.0.0.1:0", .data_dir = data, .insecure = true, .heartbeat_ms = 100,
                               .max_batch_bytes = 64u << 10};
   tu_receiver_start(&r);
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   sl_shipper_options o = ship_opts(dir, r.addr);
   assert_int_equal(sl_shipper_run(&o, &stop), 0);
   tu_receiver_stop(&r);
@@ -1043,7 +1043,7 @@ static void shipper_unshippable_frame_says_so(void **state) {
 
   rx r = {0};
   rx_start(&r, data);
-  volatile sig_atomic_t stop = 0;
+  atomic_int stop = 0;
   sl_shipper_options o = ship_opts(dir, r.addr);
   assert_int_equal(sl_shipper_run(&o, &stop), SL_ETOOBIG);
   sl_ship_status ss;

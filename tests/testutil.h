@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
-#include <signal.h>
+#include <stdatomic.h>
 
 #include "codec.h"
 #include "receiver.h"
@@ -63,7 +63,7 @@ char *tu_export(const char *dir, size_t *len);
 /* A receiver in a thread of the test process (sl_receiver_run). */
 typedef struct tu_receiver {
   pthread_t t;
-  volatile sig_atomic_t stop;
+  atomic_int stop;
   int rc;                  /* what sl_receiver_run returned */
   sl_receiver_options o;   /* set by the test; ready_fd is set by start */
   char dir[4096];          /* room for its data directory's path */

@@ -40,7 +40,7 @@ pick() {
 }
 
 P=$T/primary D=$T/rx BOOT=boot-$SEED-0
-"$BIN" init "$P" --segment-size 64K >/dev/null
+"$BIN" init "$P" --segment-size 16K >/dev/null
 mkdir -p "$P/log/consumers" && echo 0 >"$P/log/consumers/ship-s" # as in e2e_nemesis.sh
 start_receiver "$D" --insecure || exit 1
 "$BIN" ship "$P" --to "127.0.0.1:$RX_PORT" --stream s --insecure --heartbeat-ms 200 --timeout-ms 1000 \

@@ -13,11 +13,14 @@
 #   eio      a failed log write or fdatasync at a random pass
 # THE MODEL: a seq divisible by 4 is an explicit transaction creating
 # (:T {seq}) and (:P {of: seq}), every other seq an autocommit creating
-# (:T {seq}); the client prints "ack SEQ" once the commit was acknowledged.
-# THE CHECKS, after serve is started again (recovering): every acknowledged
-# seq is on the primary, no seq twice, an explicit transaction's two nodes
-# both or neither; the standby applies up to the primary's last txid and
-# its export equals the primary's.
+# (:T {seq}); the client prints "ack SEQ" once the commit was acknowledged,
+# and reads every eighth acknowledged seq on the receiver's standby over
+# Bolt, bringing the write's bookmark.
+# THE CHECKS: no causal read ran without seeing its write (one that timed
+# out waiting is allowed); after serve is started again (recovering): every
+# acknowledged seq is on the primary, no seq twice, an explicit
+# transaction's two nodes both or neither; the standby applies up to the
+# primary's last txid and its export equals the primary's.
 #   SL_NEMESIS_ROUNDS (default 12, 6 under sanitizers); SL_SEED=N replays
 #   the nemesis's choices (not the threads' interleaving).
 set -u
@@ -42,7 +45,8 @@ pick() {
 P=$T/primary D=$T/rx BOOT=boot-$SEED-0
 "$BIN" init "$P" --segment-size 16K >/dev/null
 mkdir -p "$P/log/consumers" && echo 0 >"$P/log/consumers/ship-s" # as in e2e_nemesis.sh
-start_receiver "$D" --insecure || exit 1
+BOLT_RX=$(free_port)
+start_receiver "$D" --insecure --bolt "127.0.0.1:$BOLT_RX" --bolt-no-auth || exit 1
 "$BIN" ship "$P" --to "127.0.0.1:$RX_PORT" --stream s --insecure --heartbeat-ms 200 --timeout-ms 1000 \
   --backoff-max-ms 300 2>>"$T/ship.log" &
 pids+=($!)
@@ -59,7 +63,7 @@ serve_up() {
 }
 
 : >"$T/acked"
-NEXT_SEQ=1 lost_total=0 dup_total=0 torn_total=0 checks_failed=0
+NEXT_SEQ=1 lost_total=0 dup_total=0 torn_total=0 checks_failed=0 seen_total=0 stale_total=0 unseen_total=0
 declare -A injected=() fired=()
 check_round() {
   local r=$1 last lost dup torn
@@ -100,7 +104,8 @@ while [ "$round" -lt "$ROUNDS" ]; do
   esac
   : >"$T/w.out"
   if serve_up "${faults[@]}"; then
-    node "$SRC/tests/bolt-driver/ack_writer.js" "$PORT" "$workers" "$NEXT_SEQ" "$count" >"$T/w.out" 2>>"$T/w.err" &
+    node "$SRC/tests/bolt-driver/ack_writer.js" "$PORT" "$workers" "$NEXT_SEQ" "$count" "$BOLT_RX" s \
+      >"$T/w.out" 2>>"$T/w.err" &
     W_PID=$!
     pids+=("$W_PID")
     case $kind in # once the clients are writing
@@ -114,6 +119,11 @@ while [ "$round" -lt "$ROUNDS" ]; do
   fi # else the power went out while it opened the store
   NEXT_SEQ=$((NEXT_SEQ + count))
   awk '$1 == "ack" { print $2 }' "$T/w.out" >>"$T/acked"
+  seen_total=$((seen_total + $(grep -c '^seen' "$T/w.out")))
+  stale_total=$((stale_total + $(grep -c '^stale' "$T/w.out")))
+  unseen=$(grep -c '^unseen' "$T/w.out")
+  unseen_total=$((unseen_total + unseen))
+  [ "$unseen" -eq 0 ] || bad "round $round: $unseen reads with a write's bookmark ran on the standby without seeing it"
   # Serve outlived the workload (no fault fired, or an I/O error it reports
   # to the clients): SIGTERM.
   kill -0 "$SERVE_PID" 2>/dev/null && kill -TERM "$SERVE_PID"
@@ -134,7 +144,8 @@ echo "| fault | rounds | fired |"
 echo "| --- | ---: | ---: |"
 for k in $(printf '%s\n' "${!injected[@]}" | sort); do echo "| $k | ${injected[$k]} | ${fired[$k]:-0} |"; done
 echo "seed $SEED: $round rounds, $(wc -l <"$T/acked") acknowledged transactions, lost: $lost_total," \
-  "twice: $dup_total, half there: $torn_total, failed rounds: $checks_failed"
+  "twice: $dup_total, half there: $torn_total, failed rounds: $checks_failed; causal reads on the standby:" \
+  "$seen_total saw their write, $stale_total timed out or failed, $unseen_total ran without it"
 grep -m5 -E 'Sanitizer|runtime error' "$T/serve.log" "$T/rx.log" && bad "a sanitizer report"
 [ "$checks_failed" -eq 0 ] && ok "bolt nemesis: $round rounds, every check held"
 echo "$passed passed, $failed failed"

@@ -26,6 +26,19 @@
  * its outcome in its own waiter (done, an atomic) and returns without
  * gc_mu, where a broadcast had all of them queue to take gc_mu again (with
  * 64 Bolt clients, half of serve's futex calls). A
+ * COMMIT DELAY: with four Bolt clients, groups used to alternate halves
+ * of them (2 transactions per fdatasync): when a sync ends, the committers
+ * it releases are still answering their clients and running their next
+ * statements while the next opener, whose group gathered during the sync,
+ * flushes at once. So the leader notes, when its sync ends, how many
+ * records it synced plus how many are pending (gc_join_target: the
+ * committers of the last two groups), and the next opener waits, for at
+ * most GC_JOIN_WAIT_US, until its group holds that many (join_wait, on
+ * gc_join_cv with wlock released, signalled by the commit that completes
+ * it). One client never waits: its group is the one just synced. A wait
+ * in vain (slow or departed clients) turns the wait off for the next
+ * GC_JOIN_SKIP groups. PostgreSQL's commit_delay waits unconditionally.
+ * A
  * transaction that fails or aborts after writing cannot abort its part of
  * the shared LMDB transaction: it sets gc_rollback, no
  * transaction begins until the opener's flush has aborted it and
@@ -57,6 +70,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "schema_int.h"
@@ -187,6 +201,30 @@ static void wait_members(sl_store *st, uint64_t group, uint32_t seen) {
   (void)syscall(SYS_futex, (uint32_t *)&st->gc_member_seq[group & 1], FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
 }
 
+/* COMMIT DELAY: the opener's wait for the committers the last sync
+ * released (caller holds wlock; returns holding it). */
+#define GC_JOIN_WAIT_US 200
+#define GC_JOIN_SKIP 8
+static void join_wait(sl_store *st, size_t target) {
+  if (st->pend_n >= target) return;
+  if (st->gc_join_skip) {
+    st->gc_join_skip--;
+    return;
+  }
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_nsec += GC_JOIN_WAIT_US * 1000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  st->gc_join_want = target;
+  int rc = 0;
+  while (st->pend_n < target && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&st->gc_join_cv, &st->wlock, &until);
+  st->gc_join_want = 0;
+  if (st->pend_n < target) st->gc_join_skip = GC_JOIN_SKIP;
+}
+
 /* Wake every committer: after a failure, or a sync no opener led. */
 static void wake_all(sl_store *st) {
   pthread_cond_broadcast(&st->gc_cv);
@@ -219,6 +257,7 @@ static void waiters_done(sl_store *st, int rc, size_t logged) {
   st->waiters = NULL;
   st->waiters_tail = &st->waiters;
   st->pend_n = st->pend_len = 0;
+  atomic_store_explicit(&st->gc_pend_n, 0, memory_order_relaxed);
   if (st->pend_cap > PEND_KEEP) { /* after a large transaction: give it back */
     free(st->pend);
     st->pend = NULL;
@@ -346,10 +385,13 @@ static int group_wait(sl_store *st, sl__waiter *me) {
       continue;
     }
     st->gc_syncing = true;
+    size_t join_target = st->gc_join_target, flushed = 0;
     pthread_mutex_unlock(&st->gc_mu);
     bool flushes = !me->done;
     if (flushes) {
       pthread_mutex_lock(&st->wlock);
+      join_wait(st, join_target);
+      flushed = st->pend_n;
       (void)flush_locked(st); /* its outcome reaches every committer it took, this one included */
       pthread_mutex_unlock(&st->wlock);
     }
@@ -358,6 +400,8 @@ static int group_wait(sl_store *st, sl__waiter *me) {
     if (rc && !me->rc) me->rc = rc;
     st->gc_syncing = false;
     if (flushes && !rc) {
+      /* COMMIT DELAY: the committers woken now, and those that gathered meanwhile */
+      st->gc_join_target = flushed + atomic_load_explicit(&st->gc_pend_n, memory_order_relaxed);
       pthread_cond_broadcast(&st->gc_cv);
       wake_members(st, me->group);
     } else {
@@ -512,6 +556,8 @@ int sl_tx_commit(sl_tx *tx, uint64_t *txid_out) {
   st->pend_off[st->pend_n] = st->pend_len;
   st->pend_lens[st->pend_n++] = len;
   st->pend_len += len;
+  atomic_store_explicit(&st->gc_pend_n, st->pend_n, memory_order_relaxed);
+  if (st->gc_join_want && st->pend_n >= st->gc_join_want) pthread_cond_signal(&st->gc_join_cv); /* COMMIT DELAY */
   m->applied_txid = txid;
   m->last_commit_us = rec.commit_time_us;
   /* The record waits in the open LMDB transaction for its group's flush. */

@@ -697,6 +697,7 @@ static void store_free(sl_store *st, bool mark_clean) {
   pthread_mutex_destroy(&st->wlock);
   pthread_mutex_destroy(&st->gc_mu);
   pthread_cond_destroy(&st->gc_cv);
+  pthread_cond_destroy(&st->gc_join_cv);
   pthread_mutex_destroy(&st->ckpt_lock);
   pthread_mutex_destroy(&st->ckpt_mu);
   pthread_cond_destroy(&st->ckpt_cv);
@@ -718,6 +719,11 @@ int sl_store_open(const char *dir, unsigned flags, sl_store **out) {
   pthread_mutex_init(&st->wlock, NULL);
   pthread_mutex_init(&st->gc_mu, NULL);
   pthread_cond_init(&st->gc_cv, NULL);
+  pthread_condattr_t monotonic;
+  pthread_condattr_init(&monotonic);
+  pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC); /* commit.c's join_wait times out on it */
+  pthread_cond_init(&st->gc_join_cv, &monotonic);
+  pthread_condattr_destroy(&monotonic);
   st->waiters_tail = &st->waiters;
   pthread_mutex_init(&st->ckpt_lock, NULL);
   pthread_mutex_init(&st->ckpt_mu, NULL);

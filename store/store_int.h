@@ -163,6 +163,13 @@ struct sl_store {
   bool gc_syncing;            /* an opener flushes and syncs its group */
   uint64_t gc_flushes;        /* groups flushed (under gc_mu) */
   unsigned gc_draining;       /* threads in group_drain waiting for a flush (under gc_mu) */
+  /* COMMIT DELAY (commit.c): an opener waits a moment for the committers
+   * the last sync released to join its group. */
+  pthread_cond_t gc_join_cv;  /* with wlock: a record joined the open group */
+  size_t gc_join_want;        /* under wlock: an opener waits for this many records (0: none) */
+  unsigned gc_join_skip;      /* under wlock: groups left that do not wait (after a wait in vain) */
+  size_t gc_join_target;      /* under gc_mu: records of the last synced group + those pending then */
+  _Atomic size_t gc_pend_n;   /* pend_n, read by the syncing leader without wlock */
   bool gc_rollback;           /* the group's LMDB transaction holds a failed
                                  transaction's writes: its opener re-applies
                                  the pending records at its flush (wlock) */

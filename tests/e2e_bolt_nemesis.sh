@@ -21,7 +21,7 @@
 # acknowledged seq is on the primary, no seq twice, an explicit
 # transaction's two nodes both or neither; the standby applies up to the
 # primary's last txid and its export equals the primary's.
-#   SL_NEMESIS_ROUNDS (default 12, 6 under sanitizers); SL_SEED=N replays
+#   SL_NEMESIS_ROUNDS (default 8, 4 under sanitizers); SL_SEED=N replays
 #   the nemesis's choices (not the threads' interleaving).
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
@@ -29,8 +29,8 @@ e2e_need -c serve node jq
 e2e_begin e2e_bolt_nemesis
 bolt_driver_install
 
-DEFAULT_ROUNDS=12
-grep -qs "SL_SANITIZE:BOOL=ON" "$BUILD/CMakeCache.txt" && DEFAULT_ROUNDS=6
+DEFAULT_ROUNDS=8
+grep -qs "SL_SANITIZE:BOOL=ON" "$BUILD/CMakeCache.txt" && DEFAULT_ROUNDS=4
 ROUNDS=${SL_NEMESIS_ROUNDS:-$DEFAULT_ROUNDS}
 KINDS=(kill term crash tear eio)
 # The fault points serve passes: the log's write and fdatasync (every

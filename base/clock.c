@@ -38,6 +38,16 @@ uint64_t sl_mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void sl_deadline_after_ns(struct timespec *ts, clockid_t clock, uint64_t ns) {
+  clock_gettime(clock, ts);
+  ts->tv_sec += (time_t)(ns / 1000000000u);
+  ts->tv_nsec += (long)(ns % 1000000000u);
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;

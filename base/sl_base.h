@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* The error codes (SL_ERRNO_MAP, enum sl_error), sl_strerror, sl_errname and
  * sl_version are part of the public API: their one home is include/shiplog.h
@@ -86,6 +87,9 @@ uint64_t sl_now_us(void);
 void sl_clock_set_for_test(uint64_t (*fn)(void));
 /* Monotonic clock in ns, for latencies and timeouts. */
 uint64_t sl_mono_ns(void);
+/* *ts := ns from now on `clock`, the absolute time pthread_cond_timedwait
+ * takes (CLOCK_REALTIME unless the condition variable was given another). */
+void sl_deadline_after_ns(struct timespec *ts, clockid_t clock, uint64_t ns);
 
 /* ---- threads (thread.c) ---------------------------------------------- */
 /* pthread_create with every signal blocked in the new thread (signals go to

@@ -91,13 +91,7 @@ bool sl__dir_exists(const char *path) {
 }
 
 void sl__deadline_after_ms(struct timespec *ts, long ms) {
-  clock_gettime(CLOCK_MONOTONIC, ts);
-  ts->tv_sec += ms / 1000;
-  ts->tv_nsec += (ms % 1000) * 1000000L;
-  if (ts->tv_nsec >= 1000000000L) {
-    ts->tv_sec++;
-    ts->tv_nsec -= 1000000000L;
-  }
+  sl_deadline_after_ns(ts, CLOCK_MONOTONIC, ms > 0 ? (uint64_t)ms * 1000000u : 0);
 }
 
 /* ---- lifetime -------------------------------------------------------------------- */

@@ -54,12 +54,7 @@ static void *reporter_main(void *arg) {
     if (stopping) continue;
     /* Rate limit: sleep REPORT_MS unless stopped or asked to hurry. */
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += REPORT_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
+    sl_deadline_after_ns(&until, CLOCK_REALTIME, REPORT_MS * 1000000ull);
     while (!r->stop && !r->urgent && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) {
     }
   }

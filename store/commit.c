@@ -212,12 +212,7 @@ static void join_wait(sl_store *st, size_t target) {
     return;
   }
   struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_nsec += GC_JOIN_WAIT_US * 1000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  sl_deadline_after_ns(&until, CLOCK_MONOTONIC, GC_JOIN_WAIT_US * 1000ull);
   st->gc_join_want = target;
   int rc = 0;
   while (st->pend_n < target && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&st->gc_join_cv, &st->wlock, &until);

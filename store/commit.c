@@ -25,7 +25,7 @@
  * parity (gc_member_seq), not on a condition variable: woken, each finds
  * its outcome in its own waiter (done, an atomic) and returns without
  * gc_mu, where a broadcast had all of them queue to take gc_mu again (with
- * 64 Bolt clients, half of serve's futex calls). A
+ * 64 Bolt clients, half of serve's futex calls).
  * COMMIT DELAY: with four Bolt clients, groups used to alternate halves
  * of them (2 transactions per fdatasync): when a sync ends, the committers
  * it releases are still answering their clients and running their next
@@ -38,8 +38,7 @@
  * it). One client never waits: its group is the one just synced. A wait
  * in vain (slow or departed clients) turns the wait off for the next
  * GC_JOIN_SKIP groups. PostgreSQL's commit_delay waits unconditionally.
- * A
- * transaction that fails or aborts after writing cannot abort its part of
+ * ROLLBACK: a transaction that fails or aborts after writing cannot abort its part of
  * the shared LMDB transaction: it sets gc_rollback, no
  * transaction begins until the opener's flush has aborted it and
  * re-applied the pending records (sl__apply_record), and the flush goes on.

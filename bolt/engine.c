@@ -501,9 +501,11 @@ static bool changed_schema(const sl_qstats *s) {
 
 /* The statement's end: its counters, and whether it may change what it did. */
 static int statement_done(engine_conn *c, result *r, sl_bolt_error *err) {
-  sl_qcursor_stats(r->cur, &r->stats);
   sl_query_error qe = {0};
-  int rc = sl_qcursor_close(r->cur, &qe);
+  int rc = sl_qcursor_finish(r->cur, &qe); /* a write's rows not pulled count too (DISCARD) */
+  sl_qcursor_stats(r->cur, &r->stats);
+  int closed = sl_qcursor_close(r->cur, rc ? NULL : &qe);
+  if (!rc) rc = closed;
   r->cur = NULL;
   if (rc) return query_failed(c, rc, &qe, err);
   const sl_qstats *s = &r->stats;
@@ -524,9 +526,10 @@ static int buffer_rows(engine_conn *c, result *r, sl_bolt_error *err) {
     sl_arena_reset(&c->scratch);
     sl_pack list;
     if (!sl_pack_new_list(&c->scratch, &list, r->ncols)) return -ENOMEM;
-    for (uint32_t i = 0; i < r->ncols && !rc; i++) rc = to_pack(&c->scratch, c->peer.dialect, &row[i], &list.u.items[i]);
-    if (!rc) rc = sl_pack_encode(&r->rows, &list);
-    if (rc) return rc;
+    int prc = 0;
+    for (uint32_t i = 0; i < r->ncols && !prc; i++) prc = to_pack(&c->scratch, c->peer.dialect, &row[i], &list.u.items[i]);
+    if (!prc) prc = sl_pack_encode(&r->rows, &list);
+    if (prc) return prc;
     if (c->e->cfg.query_memory && r->rows.len > c->e->cfg.query_memory)
       return fail(c, err, "Neo.TransientError.General.MemoryPoolOutOfMemoryError",
                   "The rows of an open result pass the query memory limit (%" PRIu64
@@ -738,7 +741,7 @@ static int eng_discard(void *conn, int64_t qid, int64_t n, bool *has_more, sl_bo
   if (rc) return rc;
   result *r = find(c, qid);
   if (!r) return fail(c, err, "Neo.ClientError.Request.Invalid", "no open result with qid %lld", (long long)qid);
-  /* a statement that writes runs whole (sl_qcursor_close) */
+  /* a statement that writes runs whole (statement_done) */
   if (r->cur && (rc = statement_done(c, r, err))) return rc;
   *has_more = false;
   return result_end(c, r, sum, &c->scratch, err);

@@ -634,9 +634,13 @@ SHIPLOG_API size_t sl_qcursor_columns(const sl_qcursor *c, const char *const **n
 SHIPLOG_API int sl_qcursor_next(sl_qcursor *c, const sl_qvalue **row, sl_query_error *err);
 /* Counters so far (final once next returned 0). */
 SHIPLOG_API void sl_qcursor_stats(const sl_qcursor *c, sl_qstats *out);
-/* Close; the rows not pulled of a statement that writes are run first
- * (Neo4j's consume), so its writes are whole: then a failure is returned
- * with err filled (err may be NULL when the caller does not care). */
+/* Run the rows not pulled of a statement that writes (their values
+ * dropped: Neo4j's consume), so that its writes and sl_qcursor_stats are
+ * whole; a statement that only reads stops where it is. 0, or a failure
+ * as sl_qcursor_next (the cursor is then still to be closed). */
+SHIPLOG_API int sl_qcursor_finish(sl_qcursor *c, sl_query_error *err);
+/* Close, finishing first (sl_qcursor_finish): a failure is returned with
+ * err filled (err may be NULL when the caller does not care). */
 SHIPLOG_API int sl_qcursor_close(sl_qcursor *c, sl_query_error *err);
 /* Commit: *txid (may be NULL) receives the txid, 0 when nothing was written
  * or for a read transaction. The transaction is freed in every case. */

@@ -288,14 +288,19 @@ int sl_qcursor_next(sl_qcursor *c, const sl_qvalue **row, sl_query_error *err) {
 
 void sl_qcursor_stats(const sl_qcursor *c, sl_qstats *out) { *out = c->q.stats; }
 
-int sl_qcursor_close(sl_qcursor *c, sl_query_error *err) {
-  if (!c) return 0;
+int sl_qcursor_finish(sl_qcursor *c, sl_query_error *err) {
   int rc = 0;
   if (!c->failed && !c->done && c->q.stmt->writes) {
     const sl_qvalue *row;
     while ((rc = sl_qcursor_next(c, &row, err)) == 1) {
     }
   }
+  return rc < 0 ? rc : 0;
+}
+
+int sl_qcursor_close(sl_qcursor *c, sl_query_error *err) {
+  if (!c) return 0;
+  int rc = sl_qcursor_finish(c, err);
   if (c->failed) {
     c->t->failed = true;
     if (!rc) rc = SL_EINVAL;

@@ -90,6 +90,39 @@ async function main(user, password, readerPw, editorPw) {
       else bad('PULL n', `${got}`);
     }
 
+    // a second statement while the first result still has rows to fetch
+    // (the server buffers them), then the first's rows to its end
+    {
+      const s = driver.session({ fetchSize: 2 });
+      const tx = s.beginTransaction();
+      const first = tx.run('UNWIND range(1, 10) AS i RETURN i');
+      try {
+        const second = await tx.run('RETURN 5 AS five');
+        const rows = (await first).records.map((x) => x.get('i').toNumber());
+        await tx.commit();
+        if (second.records[0].get('five').equals(5) && rows.length === 10 && rows[9] === 10)
+          ok('a statement runs while an earlier result has rows left');
+        else bad('second statement', `${rows}`);
+      } catch (e) { bad('second statement', `${e.code} ${e.message}`); }
+      await s.close();
+    }
+
+    // write counters count every row the statement wrote, also the rows a
+    // client did not fetch (the rest is discarded and still runs)
+    {
+      const s = driver.session({ fetchSize: 5 });
+      const res = s.run('UNWIND range(1, 40) AS i CREATE (:Counted {i: i}) RETURN i');
+      let seen = 0;
+      for await (const rec of res) { if (++seen === 3) break; } // eslint-disable-line no-unused-vars
+      const sum = await res.summary();
+      const c = await s.run('MATCH (n:Counted) RETURN count(n) AS c');
+      await s.run('MATCH (n:Counted) DELETE n');
+      await s.close();
+      const created = sum.counters.updates().nodesCreated;
+      if (created === 40 && c.records[0].get('c').equals(40)) ok('write counters after a partial fetch: 40 nodes created');
+      else bad('counters after a partial fetch', `nodesCreated ${created}, stored ${c.records[0].get('c')}`);
+    }
+
     // explicit transaction: several results open, read your writes, commit
     {
       const s = driver.session();

@@ -131,7 +131,7 @@ int cli_bolt_rx_option(cli_bolt_rx *b, int c, const char *arg) {
   case 0x4205: b->tls_cert = arg; return 1;
   case 0x4206: b->tls_key = arg; return 1;
   case 0x4207: b->tls_ca = arg; return 1;
-  case 0x4208: return cli_parse_ms("receive", "--bookmark-timeout", arg, &b->bookmark_timeout_ms) ? CLI_USAGE : 1;
+  case 0x4208: return cli_parse_ms("receive", "bookmark-timeout", arg, &b->bookmark_timeout_ms) ? CLI_USAGE : 1;
   default: return 0;
   }
 }

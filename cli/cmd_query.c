@@ -231,14 +231,14 @@ static int run(int argc, char **argv, const char *cmd, bool exec) {
       }
       break;
     case OPT_TIMEOUT:
-      if (cli_parse_u64(cmd, "--query-timeout", optarg, &qo.timeout_ms)) goto out;
+      if (cli_parse_u64(cmd, "query-timeout", optarg, &qo.timeout_ms)) goto out;
       break;
     case OPT_MEMORY:
-      if (cli_parse_size(cmd, "--query-memory", optarg, &qo.memory_bytes)) goto out;
+      if (cli_parse_size(cmd, "query-memory", optarg, &qo.memory_bytes)) goto out;
       break;
     case OPT_HOPS: {
       uint64_t h;
-      if (cli_parse_u64(cmd, "--max-hops", optarg, &h)) goto out;
+      if (cli_parse_u64(cmd, "max-hops", optarg, &h)) goto out;
       if (!h || h > 1000) {
         cli_usage(cmd, "--max-hops takes 1..1000");
         goto out;

@@ -220,38 +220,38 @@ int cmd_serve(int argc, char **argv) {
     case O_KEY: sc.tls_key = optarg; break;
     case O_CA: sc.tls_ca = optarg; break;
     case O_MAXC:
-      if (cli_parse_u64("serve", "--max-connections", optarg, &u)) return CLI_USAGE;
+      if (cli_parse_u64("serve", "max-connections", optarg, &u)) return CLI_USAGE;
       if (!u || u > 100000) return cli_usage("serve", "--max-connections: 1..100000");
       sc.max_connections = (int)u;
       break;
     case O_IDLE:
-      if (cli_parse_u64("serve", "--idle-timeout", optarg, &u)) return CLI_USAGE;
+      if (cli_parse_u64("serve", "idle-timeout", optarg, &u)) return CLI_USAGE;
       if (!u || u > 86400) return cli_usage("serve", "--idle-timeout: 1..86400 seconds");
       sc.idle_timeout_s = (int)u;
       break;
     case O_MAXMSG:
-      if (cli_parse_size("serve", "--max-message", optarg, &u)) return CLI_USAGE;
+      if (cli_parse_size("serve", "max-message", optarg, &u)) return CLI_USAGE;
       if (u < 1024 || u > (1u << 30)) return cli_usage("serve", "--max-message: 1K..1G");
       sc.max_message = u;
       break;
     case O_QT:
-      if (cli_parse_u64("serve", "--query-timeout", optarg, &ec.query_timeout_ms)) return CLI_USAGE;
+      if (cli_parse_u64("serve", "query-timeout", optarg, &ec.query_timeout_ms)) return CLI_USAGE;
       break;
     case O_QM:
-      if (cli_parse_size("serve", "--query-memory", optarg, &ec.query_memory)) return CLI_USAGE;
+      if (cli_parse_size("serve", "query-memory", optarg, &ec.query_memory)) return CLI_USAGE;
       break;
     case O_TXT:
-      if (cli_parse_u64("serve", "--tx-timeout", optarg, &u)) return CLI_USAGE;
+      if (cli_parse_u64("serve", "tx-timeout", optarg, &u)) return CLI_USAGE;
       ec.tx_timeout_ms = (int64_t)u;
       break;
     case O_BMT:
-      if (cli_parse_ms("serve", "--bookmark-timeout", optarg, &ms)) return CLI_USAGE;
+      if (cli_parse_ms("serve", "bookmark-timeout", optarg, &ms)) return CLI_USAGE;
       ec.bookmark_timeout_ms = ms;
       break;
     case O_METRICS: metrics = optarg; break;
     case O_READY: ready_file = optarg; break;
     case O_LAG:
-      if (cli_parse_ms("serve", "--max-replica-lag", optarg, &ms)) return CLI_USAGE;
+      if (cli_parse_ms("serve", "max-replica-lag", optarg, &ms)) return CLI_USAGE;
       standbys.max_lag_ms = (uint64_t)ms;
       break;
     default: return cli_usage("serve", NULL);

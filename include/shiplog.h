@@ -77,7 +77,8 @@ extern "C" {
   X(SL_ETRUNCATED, -10015, "input ends inside a record")                       \
   X(SL_ENOTLOG, -10016, "not a shiplog file (bad magic)")                      \
   X(SL_EAUTH, -10017, "authentication failed (certificate or TLS)")           \
-  X(SL_ECONSTRAINT, -10018, "a schema constraint refuses the data")
+  X(SL_ECONSTRAINT, -10018, "a schema constraint refuses the data")          \
+  X(SL_ETXKIND, -10019, "a transaction holds data ops or schema ops, not both")
 
 enum sl_error {
 #define SL__ERR_ENUM(name, value, msg) name = value,

@@ -88,6 +88,7 @@ int qerr_store(qctx *q, int rc, unsigned line, unsigned col) {
   case SL_ECONSTRAINT:
   case SL_EHASRELS: return qerr(q, rc, ST_CONSTRAINT, line, col, "%s", why);
   case SL_EINVAL: return qerr(q, rc, ST_ARG, line, col, "%s", why);
+  case SL_ETXKIND: return qerr(q, rc, "Neo.ClientError.Transaction.ForbiddenDueToTransactionType", line, col, "%s", why);
   case SL_ETOOBIG: return qerr(q, rc, "Neo.TransientError.General.OutOfMemoryError", line, col, "%s", why);
   case SL_EREADONLY: return qerr(q, rc, ST_ACCESS, line, col, "Writing in read access mode not allowed");
   default: return qerr(q, rc, "Neo.DatabaseError.General.UnknownError", line, col, "%s", why);

@@ -663,8 +663,9 @@ static uint8_t *pb_put_varint(uint8_t *p, uint64_t v) {
 static uint8_t *op_begin(sl_tx *tx, Shiplog__Op__OpCase kind, size_t n, int *rc) {
   int ops_kind = kind >= SHIPLOG__OP__OP_CREATE_INDEX ? 2 : 1;
   if (tx->ops_kind && tx->ops_kind != ops_kind) { /* the op is applied, but the tx can only abort */
-    snprintf(tx->w.err, sizeof tx->w.err, "a transaction holds graph ops or schema ops, not both");
-    *rc = SL_EINVAL;
+    snprintf(tx->w.err, sizeof tx->w.err, "Cannot perform %s updates in a transaction that has performed %s updates.",
+             ops_kind == 2 ? "schema" : "data", ops_kind == 2 ? "data" : "schema"); /* Neo4j's words */
+    *rc = SL_ETXKIND;
     return NULL;
   }
   size_t need = tx->ops_len + 1 + 10 + n;

@@ -462,12 +462,6 @@ static void constraints_refuse(void **state) {
   ERR(SL_EEXIST, create_rule(st, &same, NULL)); /* the unique constraint's index covers it */
   sl_schema_rule taken = rule(SL_SCHEMA_INDEX, false, "Other", NAME_KEY, 1, "person_name");
   ERR(SL_EEXIST, create_rule(st, &taken, NULL));
-  /* schema and data ops do not mix */
-  OK(sl_tx_begin(st, &tx));
-  OK(sl_tx_create_node(tx, SL_ID_NEW, NULL, 0, NULL, 0, NULL));
-  sl_schema_rule ix = rule(SL_SCHEMA_INDEX, false, "Z", NAME_KEY, 1, NULL);
-  ERR(SL_EINVAL, sl_tx_create_index(tx, &ix, NULL));
-  sl_tx_abort(tx);
   verified(st);
   compare_with_replay(st, "schema_constraints_replay");
   sl_store_close(st);
@@ -600,6 +594,34 @@ static void verify_catches_damage(void **state) {
 }
 
 /* ---- an older reader refuses an op it does not know ---------------------------------------------- */
+/* ---- one transaction, data or schema ---------------------------------------------------- */
+static void data_and_schema_apart(void **state) {
+  (void)state;
+  char *dir = new_dir("schema_apart");
+  sl_store *st = create_open(dir, NULL);
+  sl_schema_rule r = rule(SL_SCHEMA_INDEX, false, "P", NAME_KEY, 1, "by_name");
+  const char *lab = "P";
+  sl_tx *tx;
+  OK(sl_tx_begin(st, &tx));
+  OK(sl_tx_create_node(tx, SL_ID_NEW, &lab, 1, NULL, 0, NULL));
+  ERR(SL_ETXKIND, sl_tx_create_index(tx, &r, NULL));
+  assert_string_equal(sl_tx_error(tx), "Cannot perform schema updates in a transaction that has performed data updates.");
+  sl_tx_abort(tx);
+  OK(sl_tx_begin(st, &tx));
+  OK(sl_tx_create_index(tx, &r, NULL));
+  ERR(SL_ETXKIND, sl_tx_create_node(tx, SL_ID_NEW, &lab, 1, NULL, 0, NULL));
+  assert_string_equal(sl_tx_error(tx), "Cannot perform data updates in a transaction that has performed schema updates.");
+  sl_tx_abort(tx);
+  sl_view *v;
+  sl_counts c;
+  OK(sl_view_begin(st, &v));
+  OK(sl_view_counts(v, &c));
+  assert_int_equal(c.nodes, 0);
+  sl_view_end(v);
+  sl_store_close(st);
+  done_dir(dir);
+}
+
 static void unknown_op_refused(void **state) {
   (void)state;
   char *dir = new_dir("schema_unknown_op");
@@ -684,6 +706,7 @@ int main(void) {
       cmocka_unit_test(schema_travels),        cmocka_unit_test(verify_catches_damage),
       cmocka_unit_test(unknown_op_refused),    cmocka_unit_test(old_store_upgraded),
       cmocka_unit_test(keys_agree_with_order), cmocka_unit_test(index_temporal_kinds),
+      cmocka_unit_test(data_and_schema_apart),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,6 +187,11 @@ async function main(user, password, readerPw, editorPw) {
       await session.run('CREATE (:U {k: 1})');
       await expectCode('unique constraint', 'Neo.ClientError.Schema.ConstraintValidationFailed',
         () => session.run('CREATE (:U {k: 1})'));
+      const mixed = session.beginTransaction();
+      await mixed.run('CREATE (:U {k: 2})');
+      await expectCode('schema after data in one transaction', 'Neo.ClientError.Transaction.ForbiddenDueToTransactionType',
+        () => mixed.run('CREATE INDEX u_v IF NOT EXISTS FOR (u:U) ON (u.v)'));
+      try { await mixed.rollback(); } catch (e) { /* the transaction failed already */ }
     }
     {
       const r = await session.run('RETURN 42 AS x');

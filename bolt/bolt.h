@@ -446,11 +446,18 @@ typedef enum sl_bolt_state {
 } sl_bolt_state;
 const char *sl_bolt_state_name(sl_bolt_state s);
 
+/* What HELLO's SUCCESS says the server is unless configured: drivers read
+ * PRODUCT/MAJOR.MINOR[.PATCH] from it (some refuse what they cannot parse). */
+#define SL_BOLT_SERVER_AGENT "Neo4j/5.26.0"
+/* Whether agent is one drivers parse: printable ASCII, at most 100 bytes,
+ * PRODUCT/MAJOR.MINOR followed by anything. */
+bool sl_bolt_agent_parsable(const char *agent);
+
 typedef struct sl_bolt_session_config {
   const sl_bolt_backend *backend;
   sl_bolt_users *users;        /* NULL: no authentication (scheme "none" or any) */
   sl_bolt_throttle *throttle;  /* NULL: failed logins are not slowed */
-  const char *server_agent;    /* "Neo4j/5.26.0" */
+  const char *server_agent;    /* NULL: SL_BOLT_SERVER_AGENT */
   const char *advertise;       /* HOST:PORT for the default routing table (server: NULL = the listen
                                   address with its port) */
   int idle_timeout_s;          /* told to drivers as connection.recv_timeout_seconds; 0: not */

@@ -75,13 +75,25 @@ void sl_bolt_error_set(sl_bolt_error *e, const char *code, const char *fmt, ...)
   va_end(ap);
 }
 
+bool sl_bolt_agent_parsable(const char *agent) {
+  size_t len = strlen(agent);
+  const char *slash = strchr(agent, '/'), *p;
+  if (len == 0 || len > 100 || !slash || slash == agent) return false;
+  for (p = agent; *p; p++)
+    if (*p <= ' ' || *p > '~') return false;
+  for (p = slash + 1; *p >= '0' && *p <= '9'; p++) {
+  }
+  if (p == slash + 1 || *p++ != '.' || *p < '0' || *p > '9') return false;
+  return true;
+}
+
 int sl_bolt_session_new(const sl_bolt_session_config *cfg, uint16_t version, const char *peer_address,
                         uint64_t connection_id, sl_bolt_session **out) {
   sl_bolt_session *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
   s->cfg = *cfg;
   if (!s->cfg.limits.max_depth) s->cfg.limits = sl_pack_default_limits;
-  if (!s->cfg.server_agent) s->cfg.server_agent = "Neo4j/5.26.0";
+  if (!s->cfg.server_agent) s->cfg.server_agent = SL_BOLT_SERVER_AGENT;
   s->version = version;
   s->dialect.element_ids = version >= SL_BOLT_V(5, 0);
   s->dialect.utc = version >= SL_BOLT_V(5, 0);

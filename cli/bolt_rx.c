@@ -63,7 +63,7 @@ const char *cli_bolt_advertised(const char *listen, int port, char *buf, size_t 
 
 int cli_bolt_rx_check(const cli_bolt_rx *b) {
   if (!b->listen) {
-    if (b->auth || b->no_auth || b->advertise || b->tls_cert || b->tls_key || b->tls_ca)
+    if (b->auth || b->no_auth || b->advertise || b->tls_cert || b->tls_key || b->tls_ca || b->agent)
       return cli_usage("receive", "the --bolt-* options need --bolt HOST:PORT");
     return CLI_OK;
   }
@@ -84,7 +84,7 @@ int cli_bolt_rx_start(cli_bolt_rx *b, sl_receiver_options *ro) {
   if (b->auth && sl_bolt_users_load(b->auth, &b->users)) goto fail;
   if (sl_bolt_throttle_new(100, 2000, &b->throttle)) goto fail;
   sc.session = (sl_bolt_session_config){.backend = &b->backend, .users = b->users, .throttle = b->throttle,
-                                        .server_agent = "Neo4j/5.26.0"};
+                                        .server_agent = b->agent};
   if (sl_bolt_server_start(&sc, &b->server)) goto fail;
   char bound[300];
   cli_bolt_bound(b->listen, sl_bolt_server_port(b->server), bound, sizeof bound);
@@ -132,6 +132,12 @@ int cli_bolt_rx_option(cli_bolt_rx *b, int c, const char *arg) {
   case 0x4206: b->tls_key = arg; return 1;
   case 0x4207: b->tls_ca = arg; return 1;
   case 0x4208: return cli_parse_ms("receive", "bookmark-timeout", arg, &b->bookmark_timeout_ms) ? CLI_USAGE : 1;
+  case 0x4209:
+    if (!sl_bolt_agent_parsable(arg))
+      return cli_usage("receive", "--bolt-server-agent '%s': drivers parse PRODUCT/MAJOR.MINOR[.PATCH], e.g. %s", arg,
+                       SL_BOLT_SERVER_AGENT);
+    b->agent = arg;
+    return 1;
   default: return 0;
   }
 }

@@ -54,7 +54,7 @@ int cmd_serve(int argc, char **argv);
  * stop after it. */
 struct sl_receiver_options;
 typedef struct cli_bolt_rx {
-  const char *listen, *advertise, *auth, *tls_cert, *tls_key, *tls_ca;
+  const char *listen, *advertise, *auth, *tls_cert, *tls_key, *tls_ca, *agent;
   bool no_auth;
   int bookmark_timeout_ms;
   sl_bolt_users *users;
@@ -72,7 +72,8 @@ typedef struct cli_bolt_rx {
   {"bolt", required_argument, NULL, 0x4201}, {"bolt-advertise", required_argument, NULL, 0x4202},                 \
       {"bolt-auth", required_argument, NULL, 0x4203}, {"bolt-no-auth", no_argument, NULL, 0x4204},                \
       {"bolt-tls-cert", required_argument, NULL, 0x4205}, {"bolt-tls-key", required_argument, NULL, 0x4206},      \
-      {"bolt-tls-ca", required_argument, NULL, 0x4207}, {"bookmark-timeout", required_argument, NULL, 0x4208}
+      {"bolt-tls-ca", required_argument, NULL, 0x4207}, {"bookmark-timeout", required_argument, NULL, 0x4208},    \
+      {"bolt-server-agent", required_argument, NULL, 0x4209}
 /* Take option c (one of CLI_BOLT_RX_OPTIONS): 1 taken, 0 not ours, CLI_USAGE. */
 int cli_bolt_rx_option(cli_bolt_rx *b, int c, const char *arg);
 int cli_bolt_rx_check(const cli_bolt_rx *b);

@@ -122,6 +122,8 @@ static const char receive_help[] =
     "                       also requires client certificates\n"
     "  --bookmark-timeout MS  how long a Bolt transaction waits for the standby\n"
     "                       to reach its bookmarks (default 5000)\n"
+    "  --bolt-server-agent AGENT  what drivers are told the server is, as\n"
+    "                       PRODUCT/MAJOR.MINOR[.PATCH] (default " SL_BOLT_SERVER_AGENT ")\n"
     "  --verbose            log connections and stream events\n"
     "  --config FILE        read options from FILE ('key = value' lines, keys named\n"
     "                       as the options; the command line wins)\n"

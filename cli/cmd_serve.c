@@ -35,7 +35,7 @@ static const char serve_help[] =
     "                     [--tls-ca FILE]] [--max-connections N] [--idle-timeout SECONDS]\n"
     "                     [--max-message BYTES] [--query-timeout MS] [--query-memory BYTES]\n"
     "                     [--tx-timeout MS] [--bookmark-timeout MS] [--metrics HOST:PORT]\n"
-    "                     [--ready-file FILE]\n"
+    "                     [--server-agent AGENT] [--ready-file FILE]\n"
     "\n"
     "Hold STORE open for writing and serve it over Bolt, the protocol of Neo4j's\n"
     "drivers (bolt://, neo4j://; bolt+s://, neo4j+s:// with TLS). Another writer\n"
@@ -65,6 +65,8 @@ static const char serve_help[] =
     "  --bookmark-timeout MS  how long a transaction waits for its bookmarks\n"
     "                         (default 5000)\n"
     "  --metrics HOST:PORT    serve Prometheus metrics at /metrics\n"
+    "  --server-agent AGENT   what drivers are told the server is, as\n"
+    "                         PRODUCT/MAJOR.MINOR[.PATCH] (default " SL_BOLT_SERVER_AGENT ")\n"
     "  --ready-file FILE      write the listening port to FILE once listening\n";
 
 /* The engine's and server's counters as metrics, read at each scrape;
@@ -173,7 +175,7 @@ static int metrics_start(sl_metrics *mx, serve_metrics *m) {
 
 int cmd_serve(int argc, char **argv) {
   enum { O_AUTH = 256, O_NOAUTH, O_DB, O_ADV, O_RR, O_CERT, O_KEY, O_CA, O_MAXC, O_IDLE, O_MAXMSG, O_QT, O_QM, O_TXT,
-         O_BMT, O_METRICS, O_READY, O_LAG };
+         O_BMT, O_METRICS, O_READY, O_LAG, O_AGENT };
   static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
                                        {"auth", required_argument, NULL, O_AUTH},
                                        {"no-auth", no_argument, NULL, O_NOAUTH},
@@ -192,10 +194,11 @@ int cmd_serve(int argc, char **argv) {
                                        {"bookmark-timeout", required_argument, NULL, O_BMT},
                                        {"metrics", required_argument, NULL, O_METRICS},
                                        {"ready-file", required_argument, NULL, O_READY},
+                                       {"server-agent", required_argument, NULL, O_AGENT},
                                        {"max-replica-lag", required_argument, NULL, O_LAG},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  const char *auth = NULL, *metrics = NULL, *ready_file = NULL, *readers[MAX_READ_REPLICAS];
+  const char *auth = NULL, *metrics = NULL, *ready_file = NULL, *agent = NULL, *readers[MAX_READ_REPLICAS];
   bool no_auth = false;
   uint64_t u;
   int ms;
@@ -249,6 +252,12 @@ int cmd_serve(int argc, char **argv) {
       ec.bookmark_timeout_ms = ms;
       break;
     case O_METRICS: metrics = optarg; break;
+    case O_AGENT:
+      if (!sl_bolt_agent_parsable(optarg))
+        return cli_usage("serve", "--server-agent '%s': drivers parse PRODUCT/MAJOR.MINOR[.PATCH], e.g. %s", optarg,
+                         SL_BOLT_SERVER_AGENT);
+      agent = optarg;
+      break;
     case O_READY: ready_file = optarg; break;
     case O_LAG:
       if (cli_parse_ms("serve", "max-replica-lag", optarg, &ms)) return CLI_USAGE;
@@ -297,7 +306,7 @@ int cmd_serve(int argc, char **argv) {
   daemon = true;
   /* The server needs the engine's backend and the engine the server's
    * address (port 0): the backend struct is the engine's, filled below. */
-  sc.session = (sl_bolt_session_config){.users = users, .throttle = throttle, .server_agent = "Neo4j/5.26.0"};
+  sc.session = (sl_bolt_session_config){.users = users, .throttle = throttle, .server_agent = agent};
   sl_bolt_backend placeholder = {0};
   sc.session.backend = &placeholder;
   if (sl_bolt_server_start(&sc, &server)) goto out;

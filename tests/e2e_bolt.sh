@@ -58,13 +58,18 @@ expect 0 "query reads the store beside serve" "$BIN" query "$S" 'MATCH (m:M) RET
 contains "$T/out" '{"v":1}' "query sees what the driver committed"
 stop_serve serve
 grep -q 'Sanitizer\|runtime error' "$T/serve.log" && bad "sanitizer report in serve.log"
-start_serve timeout "$S" --auth "$U" --tx-timeout 1500 || exit 1
+expect 2 "serve --server-agent that drivers cannot parse" "$BIN" serve "$S" --listen 127.0.0.1:0 --no-auth --server-agent Neo4j
+start_serve timeout "$S" --auth "$U" --tx-timeout 1500 --server-agent Neo4j/5.13.0-custom || exit 1
 run_js "tx timeout" "$PORT" tx-timeout editor pw-editor
+agent=$(timeout 60 node -e "const n = require('neo4j-driver'); const d = n.driver('bolt://127.0.0.1:$PORT', n.auth.basic('editor', 'pw-editor'));
+  d.getServerInfo().then((i) => { console.log(i.agent); return d.close(); })" 2>&1)
+if [ "$agent" = Neo4j/5.13.0-custom ]; then ok "--server-agent: the driver reads $agent"; else bad "--server-agent: the driver read '$agent'"; fi
 stop_serve timeout
 
 # ---- a standby over Bolt: receive --bolt ---------------------------------------------------
 expect 2 "receive --bolt without --bolt-auth or --bolt-no-auth" "$BIN" receive --listen 127.0.0.1:0 --data "$T/rx0" --insecure --bolt 127.0.0.1:0
 expect 2 "receive --bolt-auth without --bolt" "$BIN" receive --listen 127.0.0.1:0 --data "$T/rx0" --insecure --bolt-auth "$U"
+expect 2 "receive --bolt-server-agent that drivers cannot parse" "$BIN" receive --listen 127.0.0.1:0 --data "$T/rx0" --insecure --bolt 127.0.0.1:0 --bolt-no-auth --bolt-server-agent "a b/1.0"
 BOLT_RX=$(free_port)
 start_receiver "$T/rx" --insecure --bolt "127.0.0.1:$BOLT_RX" --bolt-auth "$U" --bookmark-timeout 30000 || exit 1
 start_serve primary "$S" --auth "$U" --database main || exit 1

@@ -434,6 +434,18 @@ static uint16_t shake(const uint32_t p[4], uint16_t max) {
   return v;
 }
 
+/* --server-agent: what drivers can parse (PRODUCT/MAJOR.MINOR...) */
+static void bolt_agent_parsable(void **state) {
+  (void)state;
+  const char *good[] = {SL_BOLT_SERVER_AGENT, "Neo4j/5.13", "Neo4j/5.13.0-custom", "Memgraph/2.1.0"};
+  const char *bad[] = {"", "Neo4j", "Neo4j/", "/5.1", "Neo4j/5", "Neo4j/5.", "Neo4j/x.1", "Neo 4j/5.1", "Neo4j/5.1\n"};
+  for (size_t i = 0; i < SL_ARRAY_LEN(good); i++) assert_true(sl_bolt_agent_parsable(good[i]));
+  for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) assert_false(sl_bolt_agent_parsable(bad[i]));
+  char long_agent[120];
+  snprintf(long_agent, sizeof long_agent, "Neo4j/5.1.%0100d", 0);
+  assert_false(sl_bolt_agent_parsable(long_agent));
+}
+
 static void bolt_handshake_choices(void **state) {
   (void)state;
   /* JS driver 6: manifest v1, 5.8..5.0, 4.4..4.2, 3.0 */
@@ -785,6 +797,7 @@ int main(void) {
       cmocka_unit_test(bolt_pack_markers), cmocka_unit_test(bolt_pack_refusals),
       cmocka_unit_test(bolt_structures),   cmocka_unit_test(bolt_chunking),
       cmocka_unit_test(bolt_handshake_choices), cmocka_unit_test(bolt_state_machine),
+      cmocka_unit_test(bolt_agent_parsable),
       cmocka_unit_test(bolt_auth),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

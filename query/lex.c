@@ -104,7 +104,9 @@ static int lex_string(lexer *l, qtok *t) {
       }
       char u[4];
       size_t un = sl_utf8_encode(cp, u);
-      if (!un || cp == 0) return qerr(l->q, SL_EINVAL, ST_SYNTAX, line, col, "Invalid input: bad unicode escape in string literal");
+      if (cp == 0) /* README, Values: the log's strings cannot hold it */
+        return qerr(l->q, SL_EINVAL, ST_ARG, line, col, "A string cannot hold U+0000 (NUL) in shiplog: use bytes");
+      if (!un) return qerr(l->q, SL_EINVAL, ST_SYNTAX, line, col, "Invalid input: bad unicode escape in string literal");
       memcpy(buf + n, u, un);
       n += un;
       break;

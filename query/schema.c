@@ -355,10 +355,19 @@ static int run_create(qctx *q, qschema *s, const sl_schema_rule *rules, size_t n
       return qerr(q, SL_EEXIST, index ? "Neo.ClientError.Schema.IndexWithNameAlreadyExists"
                                       : "Neo.ClientError.Schema.ConstraintWithNameAlreadyExists",
                   s->line, s->col, "There already exists an %s called '%s'.", what_name(o), o->name);
-    return qerr(q, SL_EEXIST, index ? "Neo.ClientError.Schema.IndexAlreadyExists"
-                                    : "Neo.ClientError.Schema.ConstraintAlreadyExists",
-                s->line, s->col, "%s %s already exists: %s '%s' covers %s", kind, rule_text(&q->tmp, &s->r),
-                what_name(o), o->name, rule_text(&q->tmp, o));
+    /* The code names what exists, as Neo4j's does, with its words where the kinds differ. */
+    bool has_index = o->kind == SL_SCHEMA_INDEX;
+    const char *code = has_index ? "Neo.ClientError.Schema.IndexAlreadyExists" : "Neo.ClientError.Schema.ConstraintAlreadyExists";
+    if (has_index && !index)
+      return qerr(q, SL_EEXIST, code, s->line, s->col,
+                  "There already exists an index %s. A constraint cannot be created until the index has been dropped.",
+                  rule_text(&q->tmp, o));
+    if (!has_index && index)
+      return qerr(q, SL_EEXIST, code, s->line, s->col,
+                  "There is a uniqueness constraint on %s, so an index is already created that matches this.",
+                  rule_text(&q->tmp, o));
+    return qerr(q, SL_EEXIST, code, s->line, s->col, "%s %s already exists: %s '%s' covers %s", kind,
+                rule_text(&q->tmp, &s->r), what_name(o), o->name, rule_text(&q->tmp, o));
   }
   int rc = index ? sl_tx_create_index(q->tx, &s->r, NULL) : sl_tx_create_constraint(q->tx, &s->r, NULL);
   if (rc == SL_ECONSTRAINT)

@@ -804,20 +804,32 @@ FN(isempty) {
   return 0;
 }
 
-FN(range) {
+int q_range_bounds(qctx *q, const qexpr *e, const qv *args, int64_t *from, int64_t *step, uint64_t *count) {
   for (int i = 0; i < e->nargs; i++)
     if (args[i].kind != SL_INT)
       return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "Invalid argument to range(): expected Integer but was %s", qv_type_name(&args[i]));
-  int64_t from = args[0].u.v.u.i, to = args[1].u.v.u.i, step = e->nargs > 2 ? args[2].u.v.u.i : 1;
-  if (step == 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "Step argument to range() can't be 0");
+  int64_t to = args[1].u.v.u.i;
+  *from = args[0].u.v.u.i;
+  *step = e->nargs > 2 ? args[2].u.v.u.i : 1;
+  if (*step == 0) return qerr(q, SL_EINVAL, ST_ARG, e->line, e->col, "Step argument to range() can't be 0");
   __int128 cnt = 0;
-  if ((step > 0 && from <= to) || (step < 0 && from >= to)) cnt = ((__int128)to - from) / step + 1;
-  if (cnt > 100000000) return qerr(q, SL_EINVAL, ST_OOM, e->line, e->col, "range() of %lld elements exceeds the memory limit", (long long)cnt);
+  if ((*step > 0 && *from <= to) || (*step < 0 && *from >= to)) cnt = ((__int128)to - *from) / *step + 1;
+  *count = (uint64_t)cnt; /* at most 2^64 - 1: from and to are int64 */
+  return 0;
+}
+
+FN(range) {
+  int64_t from, step;
+  uint64_t cnt;
+  TRY(q_range_bounds(q, e, args, &from, &step, &cnt));
+  if (cnt > 100000000) return qerr(q, SL_EINVAL, ST_OOM, e->line, e->col, "range() of %llu elements exceeds the memory limit", (unsigned long long)cnt);
   qv *items = NULL;
   TRY(make_list(q, (size_t)cnt, &items, out));
   for (int64_t i = 0; i < (int64_t)cnt; i++) items[i] = qv_int(from + i * step);
   return 0;
 }
+
+bool q_is_range(const qexpr *e) { return e->op == E_FUNC && e->fn == fn_range; }
 
 FN(reverse) {
   NULL_IN(0);

@@ -191,6 +191,8 @@ static void match_free(qop *op) {
 }
 
 /* ---- UNWIND ------------------------------------------------------------------------------------ */
+/* UNWIND range(...) counts through the range instead of building its
+ * list, as Neo4j does: its memory does not grow with the range. */
 typedef struct op_unwind {
   qop op;
   qclause *c;
@@ -198,18 +200,40 @@ typedef struct op_unwind {
   qv list;
   size_t pos;
   bool have;
+  int64_t next, step; /* range: the next value, the step, how many are left */
+  uint64_t left;
 } op_unwind;
+
+/* UNWIND range(a, b[, s]): the bounds of the row's range. */
+static int unwind_range(qctx *q, op_unwind *o) {
+  const qexpr *e = o->c->expr;
+  qv args[3];
+  for (int i = 0; i < e->nargs; i++) TRY(q_eval(q, e->args[i], &args[i]));
+  return q_range_bounds(q, e, args, &o->next, &o->step, &o->left);
+}
 
 static int unwind_next(qctx *q, qop *op) {
   op_unwind *o = (op_unwind *)op;
+  bool range = q_is_range(o->c->expr);
   for (;;) {
     TRY(qtick(q));
-    if (o->have && o->pos < o->list.u.list.n) {
+    if (range && o->left) {
+      q->row[o->c->slot] = qv_int(o->next);
+      o->next += --o->left ? o->step : 0; /* never past the range's end: no overflow */
+      return 1;
+    }
+    if (!range && o->have && o->pos < o->list.u.list.n) {
       q->row[o->c->slot] = o->list.u.list.items[o->pos++];
       return 1;
     }
     int rc = pull(q, op->child);
     if (rc <= 0) return rc;
+    if (range) {
+      TRY(unwind_range(q, o));
+      sl_arena *in = row_copy_next(&o->in);
+      TRY(row_stabilize(q, in, o->c->live_in, o->c->nlive_in));
+      continue;
+    }
     qv v;
     TRY(q_eval(q, o->c->expr, &v));
     sl_arena *in = row_copy_next(&o->in);

@@ -351,6 +351,10 @@ int q_deleted_entity(qctx *q, bool node, uint64_t id);
 
 /* ---- eval.c ---------------------------------------------------------------------------- */
 int q_eval(qctx *q, qexpr *e, qv *out);
+/* range(): whether e calls it, and its bounds from evaluated args (errors
+ * as the function's), for UNWIND to count through it without a list. */
+bool q_is_range(const qexpr *e);
+int q_range_bounds(qctx *q, const qexpr *e, const qv *args, int64_t *from, int64_t *step, uint64_t *count);
 /* Temporal helpers of eval.c, shared with temporal_fn.c. */
 int64_t days_from_civil(int64_t y, int64_t m, int64_t d);
 void civil_from_days(int64_t days, int64_t *y, int64_t *m, int64_t *d);

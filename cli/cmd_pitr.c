@@ -317,7 +317,10 @@ static const char prune_help[] =
     "removed, oldest first, never the newest: what the oldest kept snapshot needs\n"
     "to reach the present stays. With no snapshot, no segment is removed. Nothing\n"
     "that waits for its upload to object storage is removed. Runs while the\n"
-    "receiver runs; refused while a restore reads the stream.\n"
+    "receiver runs; refused while a restore reads the stream. Before anything is\n"
+    "removed, the oldest snapshot kept is read whole as a restore would load it:\n"
+    "a damaged one (or one sealed with a key not given) stops the prune, naming\n"
+    "the file and offset, and nothing is removed.\n"
     "\n"
     "Each file removed is named on its own line (standard output), then a summary\n"
     "per stream.\n"
@@ -327,6 +330,8 @@ static const char prune_help[] =
     "  --keep-snapshots N    keep the newest N snapshots\n"
     "  --keep-days D         keep the snapshots of the last D days (fractions allowed)\n"
     "  --dry-run             remove nothing: print what would be removed\n"
+    "  --key-file FILE       at-rest encryption keys (default $SHIPLOG_KEY_FILE): open\n"
+    "                        a sealed snapshot for the check below\n"
     "  --json                JSON Lines, one object per stream, with its files\n";
 
 typedef struct prune_report {
@@ -379,10 +384,11 @@ int cmd_prune(int argc, char **argv) {
                                        {"keep-snapshots", required_argument, NULL, 'n'},
                                        {"keep-days", required_argument, NULL, 'D'},
                                        {"dry-run", no_argument, NULL, 'n' + 256},
+                                       CLI_KEY_FILE_OPTION,
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
-  const char *data = NULL, *stream = NULL;
+  const char *data = NULL, *stream = NULL, *key_file = NULL;
   sl_prune_options o = {0};
   bool json = false;
   char *end;
@@ -402,28 +408,31 @@ int cmd_prune(int argc, char **argv) {
         return cli_usage("prune", "--keep-days: '%s' is not a positive number of days", optarg);
       break;
     case 'n' + 256: o.dry_run = true; break;
+    case CLI_OPT_KEY_FILE: key_file = optarg; break;
     case 'j': json = true; break;
     default: return cli_usage("prune", NULL);
     }
   }
   if (optind < argc) return cli_usage("prune", "unexpected argument '%s'", argv[optind]);
   if (!data) return cli_usage("prune", "--data DIR is required");
-  if (stream) {
-    if (!sl_stream_name_valid(stream))
-      return cli_usage("prune", "--stream: '%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", stream);
-    return prune_one(data, stream, &o, json);
-  }
+  if (stream && !sl_stream_name_valid(stream))
+    return cli_usage("prune", "--stream: '%s' is not a stream name ([A-Za-z0-9_.-]{1,64})", stream);
+  if (cli_keyring(key_file, &o.keyring)) return CLI_FAIL;
   char dir[4096];
-  char **names;
-  size_t n;
-  int rc = cli_list_names(sl_stream_path(dir, sizeof dir, data, NULL, NULL), "", &names, &n), status = CLI_OK;
-  if (rc) {
+  char **names = NULL;
+  size_t n = 0;
+  int rc, status = CLI_OK;
+  if (stream) {
+    status = prune_one(data, stream, &o, json);
+  } else if ((rc = cli_list_names(sl_stream_path(dir, sizeof dir, data, NULL, NULL), "", &names, &n))) {
     sl_diag_error("%s: %s", dir, sl_strerror(rc));
-    return CLI_FAIL;
+    status = CLI_FAIL;
+  } else {
+    for (size_t i = 0; i < n; i++)
+      if (prune_one(data, names[i], &o, json)) status = CLI_FAIL;
+    cli_free_names(names, n);
+    if (n == 0 && !json) printf("(no streams in %s)\n", data);
   }
-  for (size_t i = 0; i < n; i++)
-    if (prune_one(data, names[i], &o, json)) status = CLI_FAIL;
-  cli_free_names(names, n);
-  if (n == 0 && !json) printf("(no streams in %s)\n", data);
+  sl_keyring_free(o.keyring);
   return status;
 }

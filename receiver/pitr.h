@@ -169,6 +169,9 @@ typedef struct sl_prune_options {
    * first..last), with its size. */
   void (*removed)(void *arg, bool snapshot, const char *path, uint64_t first, uint64_t last, uint64_t bytes);
   void *removed_arg;
+  /* Opens sealed snapshots for the BASE CHECK (may be NULL: a sealed
+   * base cannot be checked, and nothing is removed). */
+  sl_keyring *keyring;
 } sl_prune_options;
 
 typedef struct sl_prune_result {
@@ -178,7 +181,15 @@ typedef struct sl_prune_result {
   uint64_t archive_first_txid;  /* the archive's first txid afterwards */
 } sl_prune_result;
 
-/* Apply the rules to DATA_DIR/streams/STREAM, then remove the archive
+/* BASE CHECK: what goes (snapshots and segments alike) is given up for the
+ * oldest snapshot kept, so before anything is removed that snapshot is read
+ * whole as a restore would load it (every chunk's checksum, the trailer,
+ * opened with the keyring when sealed); damaged, or sealed with a key not
+ * at hand, it stops the prune with SL_ECORRUPT (or the reader's error)
+ * naming the file and offset, and nothing is removed. A dry run checks it
+ * too.
+ *
+ * Apply the rules to DATA_DIR/streams/STREAM, then remove the archive
  * segments whose every txid is at or below the oldest kept snapshot's txid,
  * already applied by the standby and confirmed to every consumer of the
  * archive (ARCHIVE/consumers/: a cascade shipper's ship-NAME), oldest

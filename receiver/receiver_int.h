@@ -363,8 +363,10 @@ int sl__restore_target_free(const char *dir);
  * codes; not logged), and the store id in it. */
 int sl__seg_header_read(const char *path, sl_seg_header *h);
 int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]);
+/* *base_bad (may be NULL): the failure was base's damage (its load found
+ * it corrupt or cut short), so an older base may serve instead. */
 int sl__restore_build(const sl_restore_options *o, const char *archive, const uint8_t *store_id,
-                      const sl_snapshot *base, uint64_t txid, const char *tmp, sl_restore_result *res);
+                      const sl_snapshot *base, uint64_t txid, const char *tmp, sl_restore_result *res, bool *base_bad);
 /* upload.c: whether retention may remove the file at path of the stream in
  * sdir: true when the stream is not archived to object storage, or when its
  * upload is confirmed (listed in sdir/upload.json). */

@@ -216,6 +216,17 @@ static int resolve(const sl_restore_options *o, const char *archive, const holdi
   return 0;
 }
 
+/* The newest base older than base that the archive continues (and, for a
+ * time target, committed by then); NULL when there is none. */
+static const sl_snapshot *older_base(const sl_restore_options *o, const holdings *h, const sl_snapshot *base) {
+  const sl_snapshot *found = NULL;
+  for (size_t i = 0; i < h->nsnaps; i++) {
+    const sl_snapshot *s = &h->snaps[i];
+    if (s->txid < base->txid && s->txid + 1 >= h->first && (!o->by_time || s->commit_us <= o->time_us)) found = s;
+  }
+  return found;
+}
+
 int sl__restore_target_free(const char *dir) {
   struct stat sb;
   if (stat(dir, &sb)) return errno == ENOENT ? 0 : -errno;
@@ -376,14 +387,16 @@ static int carry_lineage(const sl_restore_options *o, const char *archive, uint6
 }
 
 int sl__restore_build(const sl_restore_options *o, const char *archive, const uint8_t *store_id,
-                      const sl_snapshot *base, uint64_t txid, const char *tmp, sl_restore_result *res) {
+                      const sl_snapshot *base, uint64_t txid, const char *tmp, sl_restore_result *res, bool *base_bad) {
   sl_store *st = NULL;
   uint64_t t0 = sl_mono_ns();
   int rc;
+  if (base_bad) *base_bad = false;
   sl_remove_tree(tmp); /* a leftover of a killed restore with our pid */
   if (base) {
     sl_load_options lo = {.progress = o->load_progress, .progress_arg = o->progress_arg, .keyring = o->keyring};
     rc = sl_load_full(base->path, tmp, &lo, NULL);
+    if (base_bad) *base_bad = rc == SL_ECORRUPT || rc == SL_ETRUNCATED || rc == SL_ENOTLOG || rc == SL_EVERSION;
     if (rc == 0) rc = carry_lineage(o, archive, base->txid, txid, tmp);
     res->base_txid = base->txid;
     res->commit_us = base->commit_us;
@@ -446,7 +459,19 @@ int sl_restore(const sl_restore_options *o, sl_restore_result *res) {
   if (o->into && (rc = sl__restore_target_free(o->into))) goto out;
   if (o->in_place && (rc = check_in_place(o->in_place, &h, o->stream, &store_lock))) goto out;
   made = true;
-  if ((rc = sl__restore_build(o, archive, h.store_id, base, txid, tmp, res))) goto out;
+  /* A damaged base (said above by the loader) gives way to the next older
+   * one the archive continues, down to the empty store when the archive
+   * starts at txid 1: the target stays restorable while one good base is. */
+  bool base_bad;
+  while ((rc = sl__restore_build(o, archive, h.store_id, base, txid, tmp, res, &base_bad)) && base_bad) {
+    const sl_snapshot *older = older_base(o, &h, base);
+    if (!older && h.first != 1) break;
+    sl_diag_warn("stream %s: %s is damaged (above): restoring from %s instead", o->stream, base->path,
+                older ? older->path : "the empty store (the archive starts at txid 1)");
+    base = older;
+    memset(res, 0, sizeof *res);
+  }
+  if (rc) goto out;
   res->txid = txid;
   if (o->into) {
     if (rename(tmp, o->into)) {

@@ -368,7 +368,7 @@ int sl_restore_s3(const sl_rx_s3_restore_options *o, sl_rx_s3_restore_result *ou
                            .archive_wait_arg = &p,
                            .keyring = o->keyring};
   built = true;
-  if ((rc = sl__restore_build(&ro, p.archive, m.store_id, base ? &snap : NULL, txid, tmp, &out->r))) goto out;
+  if ((rc = sl__restore_build(&ro, p.archive, m.store_id, base ? &snap : NULL, txid, tmp, &out->r, NULL))) goto out;
   out->r.txid = txid;
   if (base) snprintf(out->r.base_path, sizeof out->r.base_path, "%.2000s/%s/snapshots/%s", o->url, o->stream, base->name);
   if (rename(tmp, o->into)) {

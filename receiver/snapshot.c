@@ -335,6 +335,34 @@ static bool confirmed(const char *sdir, const char *path, const sl_prune_options
   return sl__upload_confirmed(sdir, path);
 }
 
+/* pitr.h, BASE CHECK: the oldest snapshot kept is read whole before the
+ * files it replaces go. Only when something would go: a prune that removes
+ * nothing (the receiver's periodic retention, mostly) reads nothing. */
+static int check_base(const char *stream, const char *sdir, const char *archive, const sl_snapshot *s, size_t n,
+                      const bool *keep, const sl_prune_options *o) {
+  size_t base = n;
+  bool removes = false;
+  for (size_t k = 0; k < n; k++) {
+    bool kept = keep[k] || !confirmed(sdir, s[k].path, o);
+    if (kept && base == n) base = k;
+    if (!kept) removes = true;
+  }
+  if (base == n) return 0; /* nothing kept, nothing removed (pitr.h: the newest always stays) */
+  sl_seg_info *segs = NULL;
+  size_t nseg = 0;
+  if (!removes && sl_log_list(archive, &segs, &nseg) == 0 && nseg >= 2 && segs[1].first_txid - 1 <= s[base].txid)
+    removes = true;
+  free(segs);
+  if (!removes) return 0;
+  int rc = sl_dump_verify_keyed(s[base].path, o->keyring, NULL, NULL, NULL);
+  if (rc)
+    sl_diag_error("stream %s: nothing pruned: %s, the oldest snapshot that would be kept (txid %" PRIu64
+                 "), cannot be loaded (%s, above), so the older snapshots and archive it would replace stay; "
+                 "move it aside (a restore then starts from the older base) or take a new snapshot",
+                 stream, s[base].path, s[base].txid, sl_strerror(rc));
+  return rc;
+}
+
 int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_options *o, sl_prune_result *out) {
   char sdir[4096], snaps[4200], archive[4200], standby[4200];
   sl_snapshot *s = NULL;
@@ -367,6 +395,7 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
     goto out;
   }
   sl__prune_choose_kept(s, n, o, keep);
+  if ((rc = check_base(stream, sdir, archive, s, n, keep, o))) goto out;
   uint64_t oldest_kept = 0;
   bool any_kept = false;
   for (size_t k = 0; k < n; k++) {

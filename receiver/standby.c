@@ -484,7 +484,7 @@ static void retain(keeper *k, uint64_t applied) {
   k->retain_ns = sl_mono_ns();
   sl_prune_options po = {.keep_snapshots = o->retain_snapshots, .keep_days = o->retain_days,
                          .off_site = o->off_site, .standby_applied = &applied, .removed = retain_removed,
-                         .removed_arg = k->s->name};
+                         .removed_arg = k->s->name, .keyring = o->keyring};
   sl_prune_result pr;
   int rc = sl_prune_stream(o->data_dir, k->s->name, &po, &pr);
   if (rc && rc != SL_ELOCKED) /* SL_ELOCKED: a restore reads the stream; next time */

@@ -161,9 +161,21 @@ expect 2 "3: prune with a bad --keep-days" "$BIN" prune --data "$D" --keep-days 
 newest=$(ls "$D/streams/s/snapshots" | grep '\.snap$' | tail -1)
 cp "$D/streams/s/snapshots/$newest" "$T/saved.snap"
 printf '\x55' | dd of="$D/streams/s/snapshots/$newest" bs=1 seek=300 conv=notrunc 2>/dev/null
-expect 1 "3: a damaged snapshot fails the restore" "$BIN" restore --data "$D" --stream s --to-txid "$L" --into "$T/x"
+expect 1 "3: prune keeps what a damaged newest snapshot would replace" "$BIN" prune --data "$D" --stream s --keep-snapshots 1
 contains "$T/err" "$newest: offset" "3: the message names the file and offset"
-check "3: a failed restore leaves nothing behind" [ -z "$(ls -d "$T"/x* 2>/dev/null)" ]
+contains "$T/err" "nothing pruned" "3: and says nothing was removed"
+check "3: every snapshot is still there" [ "$(ls "$D/streams/s/snapshots" | grep -c '\.snap$')" -ge 2 ]
+expect 0 "3: a damaged snapshot gives way to an older base" "$BIN" restore --data "$D" --stream s --to-txid "$L" --into "$T/x"
+contains "$T/err" "$newest: offset" "3: the damage is named (file and offset)"
+contains "$T/err" "restoring from" "3: and the base used instead"
+check "3: the restore from the older base equals the model at txid $L" e2e_same_export "$M" "$T/x"
+rm -rf "$T/x"
+for s in "$D/streams/s/snapshots/"*.snap; do cp "$s" "$s.saved"; printf '\x55' | dd of="$s" bs=1 seek=300 conv=notrunc 2>/dev/null; done
+expect 0 "3: every snapshot damaged: the empty store and the whole archive serve" "$BIN" restore --data "$D" --stream s --to-txid "$L" --into "$T/x" --json
+check "3: ... from txid 0" jqe '.base_txid == 0' "$T/out"
+check "3: ... and equals the model" e2e_same_export "$M" "$T/x"
+rm -rf "$T/x"
+for s in "$D/streams/s/snapshots/"*.snap.saved; do mv "$s" "${s%.saved}"; done
 cp "$T/saved.snap" "$D/streams/s/snapshots/$newest"
 
 # ---- 4. retention, while the receiver runs -----------------------------------------------------

@@ -367,12 +367,20 @@ static void only_these(const char *const *keep, size_t n) {
 static void restore_failure_leaves_nothing(void **state) {
   (void)state;
   static const char *const fixture_dirs[] = {"primary", "data"};
-  char *into = cat(F.root, "damaged"), snap[4096], saved[4200];
-  snprintf(snap, sizeof snap, "%s/%020" PRIu64 ".snap", F.snaps, F.snap_at[NSNAP - 1]);
-  snprintf(saved, sizeof saved, "%s/saved.snap", F.root);
-  assert_int_equal(tu_system("cp '%s' '%s'", snap, saved), 0);
-  /* One byte changed in the middle of the newest snapshot. */
-  int fd = open(snap, O_RDWR);
+  char *into = cat(F.root, "damaged"), seg[4096], saved[4200];
+  /* One byte changed in the middle of the last sealed archive segment,
+   * which the replay from the newest snapshot reads (a damaged snapshot
+   * gives way to an older base: restore_after_prune). */
+  sl_seg_info *segs;
+  size_t nseg;
+  OK(sl_log_list(F.archive, &segs, &nseg));
+  assert_true(nseg >= 2);
+  if (segs[nseg - 2].first_txid <= F.snap_at[NSNAP - 1]) fail_msg("the fixture's last sealed segment is below the newest snapshot");
+  snprintf(seg, sizeof seg, "%s", segs[nseg - 2].path);
+  free(segs);
+  snprintf(saved, sizeof saved, "%s/saved.seg", F.root);
+  assert_int_equal(tu_system("cp '%s' '%s'", seg, saved), 0);
+  int fd = open(seg, O_RDWR);
   struct stat sb;
   assert_true(fd >= 0 && fstat(fd, &sb) == 0);
   uint8_t b;
@@ -384,7 +392,7 @@ static void restore_failure_leaves_nothing(void **state) {
   sl_restore_result r;
   ERR(SL_ECORRUPT, sl_restore(&o, &r));
   assert_int_equal(access(into, F_OK), -1);
-  assert_int_equal(tu_system("mv '%s' '%s'", saved, snap), 0);
+  assert_int_equal(tu_system("mv '%s' '%s'", saved, seg), 0);
   only_these(fixture_dirs, 2);
   /* Interrupted: nothing either. */
   atomic_bool cancel = true;
@@ -532,6 +540,27 @@ static void restore_after_prune(void **state) {
   assert_int_equal(pr.snapshots_kept, NSNAP);
   assert_true(pr.segments_removed > 0); /* those below the oldest snapshot */
   assert_int_equal(access(tmp, F_OK), -1);
+  /* Bit rot in the newest snapshot: prune keeps what it would replace, and
+   * a restore past it starts from the next older base. */
+  char newest[4300], aside[4400];
+  snprintf(newest, sizeof newest, "%s/%020" PRIu64 ".snap", F.snaps, F.snap_at[NSNAP - 1]);
+  snprintf(aside, sizeof aside, "%s.good", newest);
+  assert_int_equal(tu_system("cp '%s' '%s' && printf '\\377' | dd of='%s' bs=1 seek=1000 conv=notrunc 2>/dev/null",
+                             newest, aside, newest), 0);
+  po = (sl_prune_options){.keep_snapshots = 1};
+  ERR(SL_ECORRUPT, sl_prune_stream(F.data, "s", &po, &pr));
+  assert_int_equal(count_files(F.snaps, ".snap"), NSNAP);
+  po.dry_run = true;
+  ERR(SL_ECORRUPT, sl_prune_stream(F.data, "s", &po, &pr));
+  char *fallback = cat(F.root, "fallback");
+  sl_restore_options fo = {.data_dir = F.data, .stream = "s", .txid = F.last, .into = fallback};
+  sl_restore_result fr;
+  OK(sl_restore(&fo, &fr));
+  assert_int_equal(fr.txid, F.last);
+  assert_int_equal(fr.base_txid, F.snap_at[NSNAP - 2]);
+  assert_int_equal(tu_system("rm -rf '%s' && mv '%s' '%s'", fallback, aside, newest), 0);
+  free(fallback);
+
   po = (sl_prune_options){.keep_snapshots = 2};
   OK(sl_prune_stream(F.data, "s", &po, &pr));
   assert_int_equal(pr.snapshots_removed, 1);

@@ -139,6 +139,17 @@ contains "$T/err" "$(basename "$seg")" "3: names the segment"
 contains "$T/out" "DAMAGED  segment" "3: and marks it"
 expect 1 "3: check --data --json" "$BIN" check --data "$T/dx" --stream main --json
 check "3: json: one damaged file" jqe '.ok == false and .damaged == 1 and (.files | map(select(.ok | not)) | length) == 1' "$T/out"
+rm -rf "$T/dx"
+cp -a "$D1" "$T/dx"
+snap=$(ls "$T/dx/streams/main/snapshots/"*.snap | head -1)
+if [ -n "$snap" ]; then
+  flip "$snap" 10 # the header: the inventory leaves the file out, check must not
+  expect 1 "3: check --data with a snapshot whose header is damaged" "$BIN" check --data "$T/dx" --stream main
+  contains "$T/out" "DAMAGED  snapshot" "3: marks the snapshot"
+  contains "$T/err" "$(basename "$snap")" "3: names it"
+else
+  skip "3: a damaged snapshot header (the stream has no snapshot)"
+fi
 expect 2 "3: check with two targets" "$BIN" check "$T/full.dump" --chain "$T/chain"
 
 # ---- 4. prune --dry-run ------------------------------------------------------------------

@@ -26,14 +26,8 @@ static const char *base_name(const char *path) {
 
 /* The commit time of txid in the archive (0 when it cannot be read). */
 static uint64_t commit_time_of(const char *archive, uint64_t txid) {
-  sl_log_reader *r;
-  sl_frame f;
   uint64_t us = 0;
-  sl_log_reader_options ro = {.max_txid = txid, .tolerate_tail = true};
-  if (sl_log_reader_open(archive, txid, &ro, &r)) return 0;
-  if (sl_log_reader_next(r, &f) == 0) us = f.commit_us;
-  sl_log_reader_close(r);
-  return us;
+  return sl__archive_commit_time(archive, txid, &us) ? 0 : us;
 }
 
 static bool in_manifest(const sl_rx_s3_manifest *m, bool segment, const char *path) {
@@ -128,7 +122,8 @@ int sl_stream_inventory_read(const char *data_dir, const char *stream, sl_stream
     snprintf(p->key_id, sizeof p->key_id, "%s", sl_dump_reader_header(r)->key_id);
     sl_dump_close(r);
     p->s = s[i];
-    p->base = s[i].txid + 1 >= out->first_txid && s[i].txid <= out->durable;
+    p->other_history = !sl__snapshot_in_history(archive, &s[i], out->first_txid, out->durable, &p->archive_commit_us);
+    p->base = s[i].txid + 1 >= out->first_txid && s[i].txid <= out->durable && !p->other_history;
     p->uploaded = out->s3 && in_manifest(&m, false, s[i].path);
     if (out->s3 && !p->uploaded) out->pending_files++, out->pending_bytes += s[i].bytes;
     out->nsnaps++;
@@ -315,7 +310,12 @@ int sl_stream_check(const char *data_dir, const char *stream, sl_keyring *kr,
     const sl_inv_snapshot *p = &inv.snaps[i];
     sl_dump_info info = {0};
     problem[0] = 0;
-    if (p->key_id[0] && !kr) {
+    if (p->other_history) {
+      snprintf(problem, sizeof problem,
+               "a snapshot of another history: its txid %" PRIu64 " committed at %" PRIu64
+               " us, the archive's at %" PRIu64 " us",
+               p->s.txid, p->s.commit_us, p->archive_commit_us);
+    } else if (p->key_id[0] && !kr) {
       snprintf(problem, sizeof problem, "sealed with key %s: pass --key-file to check it", p->key_id);
     } else {
       int vrc = sl_dump_verify_keyed(p->s.path, kr, NULL, NULL, &info);

@@ -184,8 +184,10 @@ typedef struct sl_prune_result {
 /* BASE CHECK: what goes (snapshots and segments alike) is given up for the
  * oldest snapshot kept, so before anything is removed that snapshot is read
  * whole as a restore would load it (every chunk's checksum, the trailer,
- * opened with the keyring when sealed); damaged, or sealed with a key not
- * at hand, it stops the prune with SL_ECORRUPT (or the reader's error)
+ * opened with the keyring when sealed) and checked to be of the archive's
+ * history (its last commit time is the archive's for its txid); damaged,
+ * of another history, or sealed with a key not at hand, it stops the prune
+ * with SL_ECORRUPT (or the reader's error)
  * naming the file and offset, and nothing is removed. A dry run checks it
  * too.
  *

@@ -363,6 +363,18 @@ int sl__restore_target_free(const char *dir);
  * codes; not logged), and the store id in it. */
 int sl__seg_header_read(const char *path, sl_seg_header *h);
 int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]);
+/* The commit time of txid in ARCHIVE: 0, SL_ENOTFOUND when the archive does
+ * not hold it, or the reader's error. */
+int sl__archive_commit_time(const char *archive, uint64_t txid, uint64_t *us);
+/* HISTORY: whether snapshot s is of the history ARCHIVE holds (txids
+ * first..durable): its last commit time is the archive's commit time of its
+ * txid. A snapshot of another history with the same store id (a copied
+ * store's, a file copied between streams) committed that txid at another
+ * microsecond; one taken before the two forked is the same state and
+ * passes. True when the archive does not hold the txid (nothing to
+ * compare). *archive_us: the archive's time (0 when not compared). */
+bool sl__snapshot_in_history(const char *archive, const sl_snapshot *s, uint64_t first, uint64_t durable,
+                             uint64_t *archive_us);
 /* *base_bad (may be NULL): the failure was base's damage (its load found
  * it corrupt or cut short), so an older base may serve instead. */
 int sl__restore_build(const sl_restore_options *o, const char *archive, const uint8_t *store_id,

@@ -84,20 +84,6 @@ int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]) {
   return rc;
 }
 
-/* Commit time of txid in the archive. */
-static int commit_time_of(const char *archive, uint64_t txid, uint64_t *us) {
-  sl_log_reader *r;
-  sl_frame f;
-  sl_log_reader_options ro = {.max_txid = txid, .tolerate_tail = true};
-  int rc = sl_log_reader_open(archive, txid, &ro, &r);
-  if (rc) return rc;
-  rc = sl_log_reader_next(r, &f);
-  if (rc == 0) *us = f.commit_us;
-  else if (rc == SL_EEND) rc = SL_ENOTFOUND;
-  sl_log_reader_close(r);
-  return rc;
-}
-
 uint64_t sl__stream_reachable_us(const char *stream_dir) {
   char path[4200], text[4096];
   uint64_t r = 0;
@@ -129,12 +115,12 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
   rc = sl_log_read_durable_mark(archive, &h->durable);
   if (rc == SL_ENOTFOUND) h->durable = h->first - 1, rc = 0;
   if (rc) goto out;
-  if (h->durable >= h->first && (rc = commit_time_of(archive, h->durable, &h->durable_commit_us))) {
+  if (h->durable >= h->first && (rc = sl__archive_commit_time(archive, h->durable, &h->durable_commit_us))) {
     sl_diag_error("stream %s: cannot read the archive's durable txid %" PRIu64 ": %s", stream, h->durable,
                  sl_strerror(rc));
     goto out;
   }
-  if (h->durable >= h->first && (rc = commit_time_of(archive, h->first, &h->first_commit_us))) {
+  if (h->durable >= h->first && (rc = sl__archive_commit_time(archive, h->first, &h->first_commit_us))) {
     sl_diag_error("stream %s: cannot read the archive's first txid %" PRIu64 ": %s", stream, h->first,
                  sl_strerror(rc));
     goto out;
@@ -142,7 +128,17 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
   /* Everything committed before the newest archived commit is archived
    * (commit times never decrease); the primary's reports may say more. */
   h->reachable_us = SL_MAX(sl__stream_reachable_us(sdir), h->durable_commit_us ? h->durable_commit_us - 1 : 0);
-  rc = sl_snapshot_list(snaps, h->store_id, &h->snaps, &h->nsnaps);
+  if ((rc = sl_snapshot_list(snaps, h->store_id, &h->snaps, &h->nsnaps))) goto out;
+  size_t kept = 0; /* HISTORY (receiver_int.h): another history's snapshot is no base */
+  for (size_t i = 0; i < h->nsnaps; i++) {
+    uint64_t us;
+    if (sl__snapshot_in_history(archive, &h->snaps[i], h->first, h->durable, &us)) h->snaps[kept++] = h->snaps[i];
+    else
+      sl_diag_error("%s: left out: a snapshot of another history than stream %s's (its txid %" PRIu64
+                   " committed at %" PRIu64 " us, the archive's at %" PRIu64 " us)",
+                   h->snaps[i].path, stream, h->snaps[i].txid, h->snaps[i].commit_us, us);
+  }
+  h->nsnaps = kept;
 out:
   free(segs);
   return rc;

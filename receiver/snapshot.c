@@ -162,6 +162,29 @@ void sl__snapshots_clean(const char *snap_dir) {
   closedir(d);
 }
 
+int sl__archive_commit_time(const char *archive, uint64_t txid, uint64_t *us) {
+  sl_log_reader *r;
+  sl_frame f;
+  sl_log_reader_options ro = {.max_txid = txid, .tolerate_tail = true};
+  int rc = sl_log_reader_open(archive, txid, &ro, &r);
+  if (rc) return rc;
+  rc = sl_log_reader_next(r, &f);
+  if (rc == 0 && f.txid != txid) rc = SL_ENOTFOUND;
+  if (rc == 0) *us = f.commit_us;
+  else if (rc == SL_EEND) rc = SL_ENOTFOUND;
+  sl_log_reader_close(r);
+  return rc;
+}
+
+bool sl__snapshot_in_history(const char *archive, const sl_snapshot *s, uint64_t first, uint64_t durable,
+                             uint64_t *archive_us) {
+  uint64_t us = 0;
+  *archive_us = 0;
+  if (s->txid < first || s->txid > durable || sl__archive_commit_time(archive, s->txid, &us)) return true;
+  *archive_us = us;
+  return us == s->commit_us;
+}
+
 /* ---- taking one ----------------------------------------------------------------------- */
 
 typedef struct take_ctx {
@@ -350,10 +373,20 @@ static int check_base(const char *stream, const char *sdir, const char *archive,
   if (base == n) return 0; /* nothing kept, nothing removed (pitr.h: the newest always stays) */
   sl_seg_info *segs = NULL;
   size_t nseg = 0;
-  if (!removes && sl_log_list(archive, &segs, &nseg) == 0 && nseg >= 2 && segs[1].first_txid - 1 <= s[base].txid)
-    removes = true;
+  uint64_t first = 0, durable = 0, us;
+  if (sl_log_list(archive, &segs, &nseg) == 0 && nseg) {
+    first = segs[0].first_txid;
+    if (nseg >= 2 && segs[1].first_txid - 1 <= s[base].txid) removes = true;
+  }
   free(segs);
   if (!removes) return 0;
+  if (sl_log_read_durable_mark(archive, &durable)) durable = first ? first - 1 : 0;
+  if (!sl__snapshot_in_history(archive, &s[base], first, durable, &us)) {
+    sl_diag_error("stream %s: nothing pruned: %s, the oldest snapshot that would be kept, is of another history "
+                 "(its txid %" PRIu64 " committed at %" PRIu64 " us, the archive's at %" PRIu64 " us): move it out",
+                 stream, s[base].path, s[base].txid, s[base].commit_us, us);
+    return SL_ECORRUPT;
+  }
   int rc = sl_dump_verify_keyed(s[base].path, o->keyring, NULL, NULL, NULL);
   if (rc)
     sl_diag_error("stream %s: nothing pruned: %s, the oldest snapshot that would be kept (txid %" PRIu64

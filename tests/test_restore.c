@@ -28,6 +28,7 @@
 #include "testutil.h"
 
 #include "interchange.h"
+#include "dump.h"
 #include "log.h"
 #include "pitr.h"
 #include "sl_base.h"
@@ -558,6 +559,25 @@ static void restore_after_prune(void **state) {
   OK(sl_restore(&fo, &fr));
   assert_int_equal(fr.txid, F.last);
   assert_int_equal(fr.base_txid, F.snap_at[NSNAP - 2]);
+  assert_int_equal(tu_system("rm -rf '%s' && mv '%s' '%s'", fallback, aside, newest), 0);
+
+  /* A snapshot of another history with the same store id (its last txid
+   * committed at another time than the archive's): no base, and no prune. */
+  assert_int_equal(tu_system("cp '%s' '%s'", newest, aside), 0);
+  uint8_t hb[SL_DUMP_HEADER_SIZE];
+  sl_dump_header hh;
+  int hfd = open(newest, O_RDWR);
+  assert_true(hfd >= 0 && pread(hfd, hb, sizeof hb, 0) == (ssize_t)sizeof hb);
+  OK(sl_dump_header_decode(hb, &hh));
+  hh.last_commit_us += 1;
+  sl_dump_header_encode(&hh, hb);
+  assert_true(pwrite(hfd, hb, sizeof hb, 0) == (ssize_t)sizeof hb);
+  close(hfd);
+  OK(sl_restore(&fo, &fr));
+  assert_int_equal(fr.base_txid, F.snap_at[NSNAP - 2]);
+  po = (sl_prune_options){.keep_snapshots = 1};
+  ERR(SL_ECORRUPT, sl_prune_stream(F.data, "s", &po, &pr));
+  assert_int_equal(count_files(F.snaps, ".snap"), NSNAP);
   assert_int_equal(tu_system("rm -rf '%s' && mv '%s' '%s'", fallback, aside, newest), 0);
   free(fallback);
 

@@ -256,7 +256,7 @@ static int check_in_place(const char *dir, const holdings *h, const char *stream
     sl_diag_error("%s is another store than the primary of stream %s: refusing to replace it", dir, stream);
     return SL_ESTOREID;
   }
-  if ((rc = sl_store_lock_unused(dir, lock_fd)))
+  if ((rc = sl_store_lock_unshipped(dir, lock_fd)))
     sl_diag_error("%s is in use: stop the processes that have it open, then restore in place", dir);
   return rc;
 }

@@ -589,6 +589,7 @@ static int setup(shipper *s, const sl_shipper_options *opt, atomic_int *stop) {
   s->opt = opt;
   s->stop = stop;
   s->fd = -1;
+  s->lock_fd = -1;
   s->batch_max = opt->batch_max_bytes ? opt->batch_max_bytes : DEFAULT_BATCH_BYTES;
   s->batch_max = SL_MIN(s->batch_max, (size_t)SL_BATCH_RAW_MAX);
   s->batch_cap = s->batch_max;
@@ -641,6 +642,7 @@ static int setup(shipper *s, const sl_shipper_options *opt, atomic_int *stop) {
     return -ENAMETOOLONG;
 
   if ((rc = read_store_id(s))) return rc;
+  if (!s->cascade && (rc = sl_store_lock_shipping(opt->store_dir, &s->lock_fd))) return rc;
   if ((rc = sl__ship_metrics_open(opt->metrics, opt->stream, s->logdir, &s->mx))) return rc;
   if ((rc = sl_mkdir_p(shipdir))) {
     sl_diag_error("%s: %s", shipdir, sl_strerror(rc));
@@ -708,6 +710,7 @@ done:
   sl__ship_metrics_close(s->mx);
   sl__tail_close(s->tail);
   sl__io_close(s->io);
+  if (s->lock_fd >= 0) close(s->lock_fd);
   sl_tls_ctx_free(s->tls);
   sl_buf_free(&s->rbuf);
   sl_buf_free(&s->sbuf);

@@ -123,6 +123,7 @@ typedef struct shipper {
   int rc;                        /* FAILED: the code sl_shipper_run returns */
   sl_conn *conn;
   int fd;
+  int lock_fd; /* store.h SHIPPING LOCK: held while shipping a store (not a cascade) */
   sl_buf rbuf, sbuf;              /* received bytes; small messages to send */
   slot slots[SLOTS];             /* slots[z.given % SLOTS] fills (see sealer) */
   uint64_t to_send;              /* the next batch of the ring to send */

@@ -175,7 +175,7 @@ int sl_store_rewind(const char *dir, uint64_t to, const sl_rewind_options *o, sl
   memset(out, 0, sizeof *out);
   join(logdir, sizeof logdir, dir, "log");
   /* Recovery first: what a killed primary appended counts as its own. */
-  if ((rc = sl_store_lock_unused(dir, &lock)) || (rc = sl_log_open(logdir, NULL, &log))) goto out;
+  if ((rc = sl_store_lock_unshipped(dir, &lock)) || (rc = sl_log_open(logdir, NULL, &log))) goto out;
   sl_log_close(log);
   if ((rc = sl_log_list(logdir, &segs, &nseg))) goto out;
   uint64_t first = nseg ? segs[0].first_txid : 0;

@@ -574,6 +574,41 @@ fail:
   return rc;
 }
 
+/* SHIPPING LOCK (store.h): byte 1 of writer.lock, by open-file-description
+ * locks, which neither writers' flock of the file nor LMDB's fcntl locks
+ * (another file) meet. */
+static int shipping_lock(int fd, short type) {
+  struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1};
+  if (fcntl(fd, F_OFD_SETLK, &fl) == 0) return 0;
+  return errno == EAGAIN || errno == EACCES ? SL_ELOCKED : -errno;
+}
+
+int sl_store_lock_shipping(const char *dir, int *lock_fd) {
+  char p[4096];
+  int rc;
+  *lock_fd = -1;
+  if ((rc = sl_path_join(p, sizeof p, dir, "writer.lock"))) return rc;
+  int fd = open(p, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  if ((rc = shipping_lock(fd, F_RDLCK))) {
+    close(fd);
+    if (rc == SL_ELOCKED) sl_diag_error("%s: being replaced (a restore in place or a rewind): ship it once that is done", dir);
+    return rc;
+  }
+  *lock_fd = fd;
+  return 0;
+}
+
+int sl_store_lock_unshipped(const char *dir, int *lock_fd) {
+  int rc = sl_store_lock_unused(dir, lock_fd);
+  if (rc == 0 && (rc = shipping_lock(*lock_fd, F_WRLCK))) {
+    close(*lock_fd);
+    *lock_fd = -1;
+    sl_diag_error("%s: its log is being shipped (a `shiplog ship` of it runs): stop it first", dir);
+  }
+  return rc;
+}
+
 int sl_store_swap(const char *store, const char *built, const char *tag, char *kept, size_t klen) {
   char stamp[32], parent[4096];
   time_t now = (time_t)(sl_now_us() / 1000000);

@@ -126,6 +126,14 @@
  * SL_ELOCKED otherwise, logged naming DIR and, for a reader, its pid. The
  * caller's own process must not have DIR open. */
 int sl_store_lock_unused(const char *dir, int *lock_fd);
+/* SHIPPING LOCK. A process that reads DIR's log without opening the store
+ * (the shipper) holds *lock_fd, a shared lock on byte 1 of writer.lock that
+ * writers do not meet; SL_ELOCKED (logged) while DIR is being replaced.
+ * sl_store_lock_unshipped is sl_store_lock_unused plus that byte locked
+ * exclusively, for what replaces or cuts the log under a shipper (a
+ * restore in place, a rewind): SL_ELOCKED, logged, while one ships it. */
+int sl_store_lock_shipping(const char *dir, int *lock_fd);
+int sl_store_lock_unshipped(const char *dir, int *lock_fd);
 /* Put the complete store BUILT (a directory beside STORE) in STORE's place,
  * keeping STORE's old state: STORE is renamed STORE.TAG-<UTC time
  * YYYYMMDDTHHMMSSZ>[-N] (that name into kept, klen bytes), BUILT takes the

@@ -242,6 +242,9 @@ contains "$T/out" "restored s to txid $((L - 1))" "6: it reached the transaction
 "$BIN" export "$T/restored" --to "$T/restored.json"
 check "6: the restored store equals the primary before the mistake" cmp -s "$T/before-mistake.json" "$T/restored.json"
 
+expect 1 "6: --in-place is refused while its log is being shipped" \
+  "$BIN" restore --data "$D" --stream s --to-time "$BEFORE" --in-place "$P"
+contains "$T/err" "its log is being shipped" "6: it says why"
 stop "$SH" # the primary's own processes stop before it is replaced
 mkfifo "$T/fifo"
 exec 3<>"$T/fifo"

@@ -124,6 +124,7 @@ int cmd_rewind(int argc, char **argv) {
   const char *store = pos[0];
   sl_rewind_options ro = {.keep = keep_json};
   sl_rewind_result res;
+  if (data && (rc = sl_stream_seed_check(data, stream))) goto out; /* before anything is cut */
   if ((rc = sl_store_rewind(store, to, &ro, &res))) goto out;
   if (data && (rc = sl_stream_seed(data, stream, cli_join(logdir, sizeof logdir, store, "log")))) goto out;
   printf("rewound %s to txid %" PRIu64 "\n", store, to);

@@ -96,20 +96,33 @@ out:
 
 /* ---- seeding a stream ---------------------------------------------------------------------- */
 
-int sl_stream_seed(const char *data_dir, const char *stream, const char *logdir) {
-  char streams[4096], tmp[4200], final[4200], p[4300];
-  int lock = -1, rc;
+static int seed_free(const char *data_dir, const char *stream) {
+  char final[4200];
   if (!sl_stream_name_valid(stream)) {
     sl_diag_error("invalid stream name '%s'", stream);
     return SL_EINVAL;
   }
-  sl_stream_path(streams, sizeof streams, data_dir, NULL, NULL);
-  snprintf(tmp, sizeof tmp, "%s/%s" SL__NEW_SUFFIX, streams, stream);
   sl_stream_path(final, sizeof final, data_dir, stream, NULL);
   if (access(final, F_OK) == 0) {
     sl_diag_error("%s: stream %s exists already", data_dir, stream);
     return SL_EEXIST;
   }
+  return 0;
+}
+
+int sl_stream_seed_check(const char *data_dir, const char *stream) {
+  int lock = -1, rc = seed_free(data_dir, stream);
+  if (rc == 0 && access(data_dir, F_OK) == 0 && (rc = lock_receiver(data_dir, &lock)) == 0) close(lock);
+  return rc;
+}
+
+int sl_stream_seed(const char *data_dir, const char *stream, const char *logdir) {
+  char streams[4096], tmp[4200], final[4200], p[4300];
+  int lock = -1, rc;
+  if ((rc = seed_free(data_dir, stream))) return rc;
+  sl_stream_path(streams, sizeof streams, data_dir, NULL, NULL);
+  snprintf(tmp, sizeof tmp, "%s/%s" SL__NEW_SUFFIX, streams, stream);
+  sl_stream_path(final, sizeof final, data_dir, stream, NULL);
   if ((rc = sl_mkdir_p(streams)) || (rc = lock_receiver(data_dir, &lock))) return rc;
   /* The receiver refuses a data directory others may write (receiver.h). */
   chmod(data_dir, 0700);

@@ -58,5 +58,9 @@ int sl_promote(const char *data_dir, const char *stream, const char *into, sl_pr
  * when a receiver serves DATA_DIR. Errors logged; nothing is left half
  * built. */
 int sl_stream_seed(const char *data_dir, const char *stream, const char *logdir);
+/* Whether sl_stream_seed could begin now (a valid name, no such stream, no
+ * receiver serving DATA_DIR): 0 or its error, logged, with nothing written,
+ * for a job that must not start what it cannot finish (rewind). */
+int sl_stream_seed_check(const char *data_dir, const char *stream);
 
 #endif

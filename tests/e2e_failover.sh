@@ -126,6 +126,11 @@ check "... as the stream's status says, without an error" test "$("$BIN" status 
 kill9 "$LIVE"
 
 # ---- 3. rewind makes the old primary a standby ----------------------------------------------
+mkdir -p "$T/taken/streams/s"
+P_LAST=$(e2e_last_txid "$P")
+expect 1 "rewind with a standby stream that exists already is refused" "$BIN" rewind "$P" --to-txid "$R" --standby-data "$T/taken" --stream s
+contains "$T/err" "stream s exists already" "... saying why"
+check "... before anything was cut" test "$(e2e_last_txid "$P")" = "$P_LAST" -a ! -e "$P/rewound"
 check "rewind exits 0" "$BIN" rewind "$P" --to-txid "$R" --standby-data "$T/old-host" --stream s
 check "the old primary is at txid $R" test "$(e2e_last_txid "$P")" = "$R"
 if [ "$OLD_LAST" -gt "$R" ]; then

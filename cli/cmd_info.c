@@ -69,7 +69,7 @@ static json_t *inventory_json(const char *name, const sl_stream_inventory *v) {
     json_array_append_new(snaps, json_pack("{s:s,s:I,s:I,s:I,s:I,s:s,s:b,s:b,s:b}", "path", p->s.path, "txid",
                                            (json_int_t)p->s.txid, "commit_us", (json_int_t)p->s.commit_us,
                                            "created_us", (json_int_t)p->s.created_us, "bytes", (json_int_t)p->s.bytes,
-                                           "key_id", p->key_id, "base", p->base, "uploaded", p->uploaded,
+                                           "key_id", p->s.key_id, "base", p->base, "uploaded", p->uploaded,
                                            "other_history", p->other_history));
   }
   for (size_t i = 0; i < v->nsegs; i++) {
@@ -147,7 +147,7 @@ static void inventory_print(const char *name, const sl_stream_inventory *v) {
       const sl_inv_snapshot *p = &v->snaps[i];
       printf("               %-10" PRIu64 " %-27s %-27s %10.1f  %-12s %s%s\n", p->s.txid,
              when(p->s.commit_us, a, sizeof a), when(p->s.created_us, b, sizeof b), mib(p->s.bytes),
-             p->key_id[0] ? p->key_id : "-", p->base ? "base" : p->other_history ? "of another history (not a base)" : "not continued by the archive",
+             p->s.key_id[0] ? p->s.key_id : "-", p->base ? "base" : p->other_history ? "of another history (not a base)" : "not continued by the archive",
              v->s3 ? (p->uploaded ? ", uploaded" : ", upload pending") : "");
     }
   } else {

@@ -76,7 +76,7 @@ extern "C" {
   X(SL_ETOOBIG, -10014, "record or message exceeds the size limit")            \
   X(SL_ETRUNCATED, -10015, "input ends inside a record")                       \
   X(SL_ENOTLOG, -10016, "not a shiplog file (bad magic)")                      \
-  X(SL_EAUTH, -10017, "authentication failed (certificate or TLS)")           \
+  X(SL_EAUTH, -10017, "authentication failed (a TLS peer or certificate, or sealed data: wrong key or changed bytes)") \
   X(SL_ECONSTRAINT, -10018, "a schema constraint refuses the data")          \
   X(SL_ETXKIND, -10019, "a transaction holds data ops or schema ops, not both")
 

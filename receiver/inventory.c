@@ -117,10 +117,6 @@ int sl_stream_inventory_read(const char *data_dir, const char *stream, sl_stream
   }
   for (size_t i = 0; i < nsnap; i++) {
     sl_inv_snapshot *p = &out->snaps[out->nsnaps];
-    sl_dump_reader *r;
-    if (sl_dump_open(s[i].path, &r)) continue; /* pruned meanwhile (or damaged: check says) */
-    snprintf(p->key_id, sizeof p->key_id, "%s", sl_dump_reader_header(r)->key_id);
-    sl_dump_close(r);
     p->s = s[i];
     p->other_history = !sl__snapshot_in_history(archive, &s[i], out->first_txid, out->durable, &p->archive_commit_us);
     p->base = s[i].txid + 1 >= out->first_txid && s[i].txid <= out->durable && !p->other_history;
@@ -315,8 +311,8 @@ int sl_stream_check(const char *data_dir, const char *stream, sl_keyring *kr,
                "a snapshot of another history: its txid %" PRIu64 " committed at %" PRIu64
                " us, the archive's at %" PRIu64 " us",
                p->s.txid, p->s.commit_us, p->archive_commit_us);
-    } else if (p->key_id[0] && !kr) {
-      snprintf(problem, sizeof problem, "sealed with key %s: pass --key-file to check it", p->key_id);
+    } else if (p->s.key_id[0] && !kr) {
+      snprintf(problem, sizeof problem, "sealed with key %s: pass --key-file to check it", p->s.key_id);
     } else {
       int vrc = sl_dump_verify_keyed(p->s.path, kr, NULL, NULL, &info);
       if (vrc) snprintf(problem, sizeof problem, "%s (the offset is in the message above)", sl_strerror(vrc));

@@ -41,7 +41,6 @@
 
 typedef struct sl_inv_snapshot {
   sl_snapshot s;
-  char key_id[SL_KEY_ID_SIZE + 1]; /* "" plaintext */
   bool base;                       /* the archive continues it: a restore may start here */
   bool other_history;              /* HISTORY (receiver_int.h): not of this archive's history */
   uint64_t archive_commit_us;      /* with other_history: the archive's commit time of its txid */

@@ -61,6 +61,7 @@ typedef struct sl_snapshot {
   uint64_t commit_us;   /* commit time of txid (0 for an empty standby) */
   uint64_t created_us;  /* when it was taken */
   uint64_t bytes;       /* file size */
+  char key_id[SL_KEY_ID_SIZE + 1]; /* sealed with this key; "" plaintext */
   char path[4096];
 } sl_snapshot;
 

@@ -128,6 +128,7 @@ int sl_snapshot_list(const char *snap_dir, const uint8_t *store_id, sl_snapshot 
     s->commit_us = h.last_commit_us;
     s->created_us = h.created_us;
     s->bytes = size;
+    snprintf(s->key_id, sizeof s->key_id, "%s", h.key_id);
     n++;
   }
   closedir(d);

@@ -100,6 +100,10 @@ no_secret "2: no byte of the receiver's archive holds it" "$R1/streams/s1/archiv
 check "2: a snapshot of the stream" "$BIN" snapshot --data "$R1" --stream s1 --key-file "$T/a.keys" --quiet
 SNAP=$(ls "$R1/streams/s1/snapshots/"*.snap 2>/dev/null | tail -1)
 no_secret "2: no byte of the snapshot holds it" "$R1/streams/s1/snapshots"
+SHIPLOG_KEY_FILE= "$BIN" info --data "$R1" --stream s1 --json >"$T/info.json" 2>"$T/info.err"
+check "2: info without the key lists the sealed snapshot, with its key id" \
+  jqe '.streams[0].snapshots | map(select(.key_id == "A")) | length >= 1' "$T/info.json"
+check "2: ...without an error" [ ! -s "$T/info.err" ]
 check "2: an encrypted dump" "$BIN" dump "$T/p1" --to "$T/p1.dump" --key-file "$T/a.keys" --quiet
 no_secret "2: no byte of the dump holds it" "$T/p1.dump"
 check "2: the dump's header names key A" [ "$(dd if="$T/p1.dump" bs=1 skip=80 count=1 status=none)" = A ]

@@ -115,10 +115,15 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
   rc = sl_log_read_durable_mark(archive, &h->durable);
   if (rc == SL_ENOTFOUND) h->durable = h->first - 1, rc = 0;
   if (rc) goto out;
+  /* Damage at the durable txid (named above by the reader) does not stop a
+   * restore to a point before it: the replay meets any damage it must
+   * cross and names it there. */
   if (h->durable >= h->first && (rc = sl__archive_commit_time(archive, h->durable, &h->durable_commit_us))) {
-    sl_diag_error("stream %s: cannot read the archive's durable txid %" PRIu64 ": %s", stream, h->durable,
-                 sl_strerror(rc));
-    goto out;
+    sl_diag_warn("stream %s: cannot read the archive's durable txid %" PRIu64 " (%s): only targets before the "
+                "damage can be restored; `shiplog check --data DIR --stream %s` lists what is damaged",
+                stream, h->durable, sl_strerror(rc), stream);
+    h->durable_commit_us = 0;
+    rc = 0;
   }
   if (h->durable >= h->first && (rc = sl__archive_commit_time(archive, h->first, &h->first_commit_us))) {
     sl_diag_error("stream %s: cannot read the archive's first txid %" PRIu64 ": %s", stream, h->first,

@@ -166,7 +166,7 @@ void sl__snapshots_clean(const char *snap_dir) {
 int sl__archive_commit_time(const char *archive, uint64_t txid, uint64_t *us) {
   sl_log_reader *r;
   sl_frame f;
-  sl_log_reader_options ro = {.max_txid = txid, .tolerate_tail = true};
+  sl_log_reader_options ro = {.max_txid = txid, .tolerate_tail = false}; /* at most durable: damage, not a tail */
   int rc = sl_log_reader_open(archive, txid, &ro, &r);
   if (rc) return rc;
   rc = sl_log_reader_next(r, &f);

@@ -216,11 +216,11 @@ static int judge_lineage(sl__conn_ctx *cx, sl__stream *s, const Shiplog__Repl__H
   case SL_LINEAGE_DIVERGED:
     snprintf(why, sizeof why,
              "diverged: stream %s (epoch %llu, txids up to %llu) and this store (epoch %llu, txids up to %llu) part "
-             "after txid %llu at the latest (txid %llu is checked shared); txids %llu..%llu exist only on this store. "
-             "List them with `shiplog log STORE --diverged --data DIR --stream %s`, then `shiplog rewind STORE "
-             "--to-txid N` to follow the new primary",
+             "after txid %llu at the latest (txid %llu is checked shared): this store's txids %llu..%llu may exist "
+             "only here (from %llu on they do). List them with `shiplog log STORE --diverged --data DIR --stream %s`, "
+             "then `shiplog rewind STORE --to-txid N` to follow the new primary",
              s->name, E, R, SE, S, (unsigned long long)res.fork_max, (unsigned long long)res.fork,
-             (unsigned long long)res.fork_max + 1, S, s->name);
+             (unsigned long long)res.fork + 1, S, (unsigned long long)res.fork_max + 1, s->name);
     break;
   }
   return refuse(cx, SL_EGAP, SHIPLOG__REPL__ERROR_CODE__ERR_DIVERGED, true, why);

@@ -57,6 +57,7 @@ typedef struct result {
   sl_buf rows;       /* buffered rows: one PackStream LIST each */
   size_t rows_off;
   uint32_t ncols;
+  const char *type; /* sl_qcursor_type */
   sl_qstats stats;
 } result;
 
@@ -495,11 +496,7 @@ static result *find(engine_conn *c, int64_t qid) {
   return NULL;
 }
 
-static bool changed_schema(const sl_qstats *s) {
-  return s->indexes_added || s->indexes_removed || s->constraints_added || s->constraints_removed;
-}
-
-/* The statement's end: its counters, and whether it may change what it did. */
+/* The statement's end: its counters, or the failure of the rest of it. */
 static int statement_done(engine_conn *c, result *r, sl_bolt_error *err) {
   sl_query_error qe = {0};
   int rc = sl_qcursor_finish(r->cur, &qe); /* a write's rows not pulled count too (DISCARD) */
@@ -508,11 +505,6 @@ static int statement_done(engine_conn *c, result *r, sl_bolt_error *err) {
   if (!rc) rc = closed;
   r->cur = NULL;
   if (rc) return query_failed(c, rc, &qe, err);
-  const sl_qstats *s = &r->stats;
-  if (changed_schema(s) && c->peer.role < SL_BOLT_ROLE_ADMIN)
-    return fail(c, err, "Neo.ClientError.Security.Forbidden",
-                "Schema operations are not allowed for user '%s' with roles [%s].", c->user,
-                sl_bolt_role_name(c->peer.role));
   observe(c, NULL);
   return 0;
 }
@@ -542,7 +534,7 @@ static int buffer_rows(engine_conn *c, result *r, sl_bolt_error *err) {
 
 static void summarize(engine_conn *c, result *r, sl_bolt_summary *sum, sl_arena *a) {
   const sl_qstats *s = &r->stats;
-  sum->type = changed_schema(s) ? "s" : !s->contains_updates ? "r" : r->ncols ? "rw" : "w";
+  sum->type = r->type;
   sum->db = c->db.name;
   static const char *const names[] = {"nodes-created",  "nodes-deleted",   "relationships-created",
                                       "relationships-deleted", "properties-set", "labels-added",
@@ -676,8 +668,16 @@ static int eng_run(void *conn, const char *query, const sl_pack *params, const s
     rc = sl_qtx_run(c->qtx, query, strlen(query), ps, np, &cur, &qe);
   }
   if (rc) return query_failed(c, rc, &qe, err);
+  const char *type = sl_qcursor_type(cur);
+  if (!strcmp(type, "s") && c->peer.role < SL_BOLT_ROLE_ADMIN) { /* before it runs: Neo4j's order */
+    sl_qcursor_close(cur, NULL); /* nothing ran; RESET ends the transaction, as after any failure */
+    return fail(c, err, "Neo.ClientError.Security.Forbidden",
+                "Schema operations are not allowed for user '%s' with roles [%s].", c->user,
+                sl_bolt_role_name(c->peer.role));
+  }
   const char *const *names;
   memset(r, 0, sizeof *r);
+  r->type = type;
   r->open = true;
   r->cur = cur;
   r->ncols = (uint32_t)sl_qcursor_columns(cur, &names);

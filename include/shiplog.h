@@ -633,6 +633,12 @@ SHIPLOG_API size_t sl_qcursor_columns(const sl_qcursor *c, const char *const **n
 /* The next row: 1 and *row = ncolumns values (valid until the next call or
  * close), 0 at the end, or a negative code with err filled as sl_qtx_run. */
 SHIPLOG_API int sl_qcursor_next(sl_qcursor *c, const sl_qvalue **row, sl_query_error *err);
+/* The statement's query type as Neo4j's summaries name it: "s" a schema
+ * change (CREATE/DROP INDEX or CONSTRAINT, whether or not IF [NOT] EXISTS
+ * finds anything to do), "w" it writes and returns no columns, "rw" it
+ * writes and returns, "r" it only reads (SHOW INDEXES too). Known before
+ * the first row, so a caller may refuse it by role before it runs. */
+SHIPLOG_API const char *sl_qcursor_type(const sl_qcursor *c);
 /* Counters so far (final once next returned 0). */
 SHIPLOG_API void sl_qcursor_stats(const sl_qcursor *c, sl_qstats *out);
 /* Run the rows not pulled of a statement that writes (their values

@@ -244,6 +244,13 @@ fail:
   return rc;
 }
 
+const char *sl_qcursor_type(const sl_qcursor *c) {
+  unsigned line, col;
+  const qstmt *s = c->q.stmt;
+  if (s->schema) return q_schema_writes(s->schema, &line, &col) ? "s" : "r";
+  return !s->writes ? "r" : s->ncols ? "rw" : "w";
+}
+
 size_t sl_qcursor_columns(const sl_qcursor *c, const char *const **names) {
   *names = c->q.stmt->cols;
   return (size_t)c->ncols;

@@ -217,6 +217,14 @@ async function main(user, password, readerPw, editorPw) {
         const shown = await driver.executeQuery('SHOW INDEXES');
         if (shown.records.some((r) => r.get('name') === 'e_v')) bad('refused schema change', 'the index e_v exists after all');
         else ok('... and the index was not created');
+        // refused before it runs: a no-op IF NOT EXISTS, and one that would fail, say Forbidden too
+        await expectCode('an editor: CREATE CONSTRAINT IF NOT EXISTS that exists', 'Neo.ClientError.Security.Forbidden',
+          () => ed.executeQuery('CREATE CONSTRAINT one_k IF NOT EXISTS FOR (u:U) REQUIRE u.k IS UNIQUE'));
+        await expectCode('an editor: an index on a constraint\'s schema', 'Neo.ClientError.Security.Forbidden',
+          () => ed.executeQuery('CREATE INDEX FOR (u:U) ON (u.k)'));
+        const noop = await driver.executeQuery('CREATE CONSTRAINT one_k IF NOT EXISTS FOR (u:U) REQUIRE u.k IS UNIQUE');
+        if (noop.summary.queryType === 's') ok('a schema statement with nothing to do is of query type s');
+        else bad('query type of a no-op schema statement', noop.summary.queryType);
       }
       await ed.close();
     }

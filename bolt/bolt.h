@@ -260,6 +260,8 @@ typedef struct sl_bolt_sink {
 typedef struct sl_bolt_summary {
   const char *type;        /* "r", "w", "rw", "s"; NULL: "r" */
   const sl_pack *stats;    /* MAP of counters or NULL */
+  const sl_pack *plan;     /* EXPLAIN: "plan", PROFILE: "profile" (a MAP tree of operators), or NULL */
+  bool profiled;
   char bookmark[128];      /* autocommit: the commit's bookmark, or "" */
   const char *db;          /* NULL: the session's */
 } sl_bolt_summary;

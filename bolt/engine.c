@@ -58,6 +58,8 @@ typedef struct result {
   size_t rows_off;
   uint32_t ncols;
   const char *type; /* sl_qcursor_type */
+  char *plan;       /* sl_qcursor_plan, copied (EXPLAIN, PROFILE); NULL: none */
+  bool profiled;
   sl_qstats stats;
 } result;
 
@@ -216,6 +218,8 @@ static int from_pack(sl_arena *a, sl_bolt_dialect d, const sl_pack *p, sl_qvalue
 static void close_result(result *r) {
   if (r->cur) sl_qcursor_close(r->cur, NULL);
   r->cur = NULL;
+  free(r->plan);
+  r->plan = NULL;
   sl_buf_free(&r->rows);
   r->open = false;
 }
@@ -532,9 +536,49 @@ static int buffer_rows(engine_conn *c, result *r, sl_bolt_error *err) {
   return statement_done(c, r, err);
 }
 
+/* EXPLAIN's plan line (query/: "A <- B(details) <- C") as the operator
+ * tree drivers read: operatorType NAME@shiplog, args.Details, children (a
+ * profile's rows and db hits are not counted: PROFILE gives the plan). */
+static sl_pack *plan_tree(sl_arena *a, const char *line, bool profiled) {
+  const char *sep = strstr(line, " <- ");
+  size_t len = sep ? (size_t)(sep - line) : strlen(line);
+  const char *paren = memchr(line, '(', len);
+  size_t nlen = paren ? (size_t)(paren - line) : len;
+  sl_pack *node = sl_arena_alloc(a, sizeof *node), ids, args, children;
+  char *type = sl_arena_alloc(a, nlen + 9);
+  if (!node || !type || !sl_pack_new_map(a, node, profiled ? 6 : 4) || !sl_pack_new_list(a, &ids, 0) ||
+      !sl_pack_new_map(a, &args, paren ? 1 : 0) || !sl_pack_new_list(a, &children, sep ? 1 : 0))
+    return NULL;
+  snprintf(type, nlen + 9, "%.*s@shiplog", (int)nlen, line);
+  if (paren) {
+    char *details = sl_arena_strndup(a, paren + 1, len - nlen - 2);
+    if (!details) return NULL;
+    sl_pack_map_set(a, &args, 0, "Details", sl_pack_str(details));
+  }
+  if (sep) {
+    sl_pack *child = plan_tree(a, sep + 4, profiled);
+    if (!child) return NULL;
+    children.u.items[0] = *child;
+  }
+  uint32_t k = 0;
+  sl_pack_map_set(a, node, k++, "operatorType", sl_pack_str(type));
+  sl_pack_map_set(a, node, k++, "args", args);
+  sl_pack_map_set(a, node, k++, "identifiers", ids);
+  sl_pack_map_set(a, node, k++, "children", children);
+  if (profiled) {
+    sl_pack_map_set(a, node, k++, "dbHits", sl_pack_int(0));
+    sl_pack_map_set(a, node, k++, "rows", sl_pack_int(0));
+  }
+  return node;
+}
+
 static void summarize(engine_conn *c, result *r, sl_bolt_summary *sum, sl_arena *a) {
   const sl_qstats *s = &r->stats;
   sum->type = r->type;
+  if (r->plan) {
+    sum->plan = plan_tree(a, r->plan, r->profiled); /* a courtesy: NULL on no memory */
+    sum->profiled = r->profiled;
+  }
   sum->db = c->db.name;
   static const char *const names[] = {"nodes-created",  "nodes-deleted",   "relationships-created",
                                       "relationships-deleted", "properties-set", "labels-added",
@@ -678,6 +722,11 @@ static int eng_run(void *conn, const char *query, const sl_pack *params, const s
   const char *const *names;
   memset(r, 0, sizeof *r);
   r->type = type;
+  const char *plan = sl_qcursor_plan(cur, &r->profiled);
+  if (plan && !(r->plan = strdup(plan))) {
+    sl_qcursor_close(cur, NULL);
+    return -ENOMEM;
+  }
   r->open = true;
   r->cur = cur;
   r->ncols = (uint32_t)sl_qcursor_columns(cur, &names);

@@ -399,12 +399,13 @@ static int handle_stream(sl_bolt_session *s, const sl_pack *msg) {
   bool autocommit = s->state == SL_BOLT_STREAMING;
   if (autocommit) s->state = SL_BOLT_READY;
   else if (!s->n_open) s->state = SL_BOLT_TX_READY;
-  uint32_t k = 2 + (sum.stats != NULL) + (sum.db != NULL) + (autocommit && sum.bookmark[0]);
+  uint32_t k = 2 + (sum.stats != NULL) + (sum.plan != NULL) + (sum.db != NULL) + (autocommit && sum.bookmark[0]);
   if (!sl_pack_new_map(&s->arena, &meta, k)) return -ENOMEM;
   uint32_t i = 0;
   sl_pack_map_set(&s->arena, &meta, i++, "type", sl_pack_str(sum.type ? sum.type : "r"));
   sl_pack_map_set(&s->arena, &meta, i++, "t_last", sl_pack_int((int64_t)(now_ms() - t0)));
   if (sum.stats) sl_pack_map_set(&s->arena, &meta, i++, "stats", *sum.stats);
+  if (sum.plan) sl_pack_map_set(&s->arena, &meta, i++, sum.profiled ? "profile" : "plan", *sum.plan);
   if (sum.db) sl_pack_map_set(&s->arena, &meta, i++, "db", sl_pack_str(sum.db));
   if (autocommit && sum.bookmark[0]) {
     char *b = sl_arena_strndup(&s->arena, sum.bookmark, strlen(sum.bookmark));

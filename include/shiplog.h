@@ -639,6 +639,11 @@ SHIPLOG_API int sl_qcursor_next(sl_qcursor *c, const sl_qvalue **row, sl_query_e
  * writes and returns, "r" it only reads (SHOW INDEXES too). Known before
  * the first row, so a caller may refuse it by role before it runs. */
 SHIPLOG_API const char *sl_qcursor_type(const sl_qcursor *c);
+/* EXPLAIN or PROFILE before the statement: its plan as one line, the
+ * operators from ProduceResults down to the leaf as Neo4j names them
+ * (EXPLAIN then gives no row and changes nothing); NULL otherwise. Valid
+ * until close. *profile (may be NULL): it was PROFILE, which runs. */
+SHIPLOG_API const char *sl_qcursor_plan(const sl_qcursor *c, bool *profile);
 /* Counters so far (final once next returned 0). */
 SHIPLOG_API void sl_qcursor_stats(const sl_qcursor *c, sl_qstats *out);
 /* Run the rows not pulled of a statement that writes (their values

@@ -395,6 +395,16 @@ int sl_results_write(FILE *out, sl_results_format f, sl_qcursor *c, sl_query_err
   } else if (f == SL_RESULTS_JSONL && st.contains_updates) {
     stats_json(&b, &st);
   }
+  const char *plan = sl_qcursor_plan(c, NULL); /* EXPLAIN, PROFILE: one line after the rows */
+  if (plan && f == SL_RESULTS_JSONL) {
+    sl__jbuf_puts(&b, "{\"plan\":");
+    sl__jbuf_str(&b, plan, strlen(plan));
+    sl__jbuf_puts(&b, "}\n");
+  } else if (plan) {
+    sl__jbuf_puts(&b, "plan: ");
+    sl__jbuf_puts(&b, plan);
+    sl__jbuf_putc(&b, '\n');
+  }
   rc = sl__jbuf_flush(&b, out, name);
 out:
   if (nrows) *nrows = rows;

@@ -42,6 +42,7 @@ struct sl_qcursor {
   int ncols;
   int *colslots;
   bool done, failed;
+  char *plan; /* EXPLAIN, PROFILE: q_plan_describe's line */
 };
 
 /* ---- errors ------------------------------------------------------------------------------- */
@@ -214,17 +215,18 @@ int sl_qtx_run(sl_qtx *t, const char *text, size_t len, const sl_qparam *params,
   unsigned line, col;
   /* Refused before anything runs, so that a caller holding a snapshot
    * (bolt/) can move to a write transaction and run the statement again. */
-  if (!t->tx && q->stmt->schema && q_schema_writes(q->stmt->schema, &line, &col)) {
+  bool runs = q->stmt->explain != Q_EXPLAIN; /* EXPLAIN plans and runs nothing: no access mode to check */
+  if (runs && !t->tx && q->stmt->schema && q_schema_writes(q->stmt->schema, &line, &col)) {
     rc = qerr(q, SL_EREADONLY, ST_ACCESS, line, col, "Schema operations are not allowed in read access mode%s%s",
               t->opt.read_only_reason ? ": " : "", t->opt.read_only_reason ? t->opt.read_only_reason : "");
     goto fail;
   }
-  if (!t->tx && first_write_clause(q->stmt, &line, &col)) {
+  if (runs && !t->tx && first_write_clause(q->stmt, &line, &col)) {
     rc = qerr(q, SL_EINVAL, ST_ACCESS, line, col, "Writing in read access mode not allowed%s%s",
               t->opt.read_only_reason ? ": " : "", t->opt.read_only_reason ? t->opt.read_only_reason : "");
     goto fail;
   }
-  q->stats.contains_updates = q->stmt->writes;
+  q->stats.contains_updates = runs && q->stmt->writes;
   q->row = sl_arena_zalloc(&q->ast, sizeof *q->row * (size_t)(q->stmt->nslots ? q->stmt->nslots : 1));
   c->ncols = q->stmt->ncols;
   c->colslots = q->stmt->nparts ? q->stmt->parts[0].colslots : NULL;
@@ -234,6 +236,15 @@ int sl_qtx_run(sl_qtx *t, const char *text, size_t len, const sl_qparam *params,
     goto fail;
   }
   if ((rc = q_plan(q, &q->root))) goto fail;
+  if (q->stmt->explain) {
+    char line_buf[2048];
+    q_plan_describe(q->root, line_buf, sizeof line_buf);
+    if (!(c->plan = sl_arena_strndup(&q->ast, line_buf, strlen(line_buf)))) {
+      rc = qerr_oom(q);
+      goto fail;
+    }
+    c->done = !runs;
+  }
   t->open = c;
   *out = c;
   return 0;
@@ -242,6 +253,11 @@ fail:
   t->failed = true;
   cursor_free(c);
   return rc;
+}
+
+const char *sl_qcursor_plan(const sl_qcursor *c, bool *profile) {
+  if (profile) *profile = c->q.stmt->explain == Q_PROFILE;
+  return c->plan;
 }
 
 const char *sl_qcursor_type(const sl_qcursor *c) {

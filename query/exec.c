@@ -877,6 +877,53 @@ static void *new_op(size_t size, qop *child, int (*next)(qctx *, qop *), void (*
 
 /* The new operator on top of child; on failure child stays the caller's
  * (it is reachable from the plan's root, which the cursor frees). */
+static const char *write_op_name(const qclause *c) {
+  switch (c->kind) {
+  case C_CREATE: return "Create";
+  case C_MERGE: return "Merge";
+  case C_SET: return "SetProperty";
+  case C_REMOVE: return "Remove";
+  case C_DELETE: return c->detach ? "DetachDelete" : "Delete";
+  default: return "Write";
+  }
+}
+
+/* ---- EXPLAIN ---------------------------------------------------------------------------------- */
+#define PUT(...) (n < len ? n += (size_t)snprintf(buf + n, len - n, __VA_ARGS__) : 0)
+
+static size_t describe_chain(const qop *op, char *buf, size_t len) {
+  size_t n = 0;
+  for (; op; op = op->child) {
+    if (op->next == union_next) {
+      const op_union *u = (const op_union *)op;
+      PUT("%s(", op->name);
+      for (int i = 0; i < u->nparts; i++) {
+        PUT("%s", i ? " | " : "");
+        if (n < len) n += describe_chain(u->parts[i], buf + n, len - n);
+      }
+      PUT(")");
+    } else if (op->next == match_next) {
+      if (!strcmp(op->name, "Optional")) PUT("Optional <- ");
+      if (n < len) n += qmatch_describe(((const op_match *)op)->m, buf + n, len - n);
+    } else if (op->next != once_next || op->child) { /* the leaf Argument says nothing */
+      PUT("%s", op->name);
+    } else if (n >= 4 && !strcmp(buf + n - 4, " <- ")) {
+      n -= 4; /* the chain ended on the Argument: no arrow to it */
+      buf[n] = 0;
+    }
+    if (op->child && n < len && !(op->child->next == once_next && !op->child->child)) PUT(" <- ");
+  }
+  return n < len ? n : len;
+}
+
+void q_plan_describe(const qop *root, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = 0;
+  PUT("ProduceResults <- ");
+  if (n < len) describe_chain(root, buf + n, len - n);
+}
+#undef PUT
+
 #define NEW_OP(type, var, child, next, fr)                   \
   type *var = new_op(sizeof(type), child, next, fr);         \
   if (!var) return qerr_oom(q);
@@ -915,6 +962,7 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
   qop *child = *top;
   if (c->naggs) {
     NEW_OP(op_agg, o, child, agg_next, agg_free);
+    o->op.name = "EagerAggregation";
     *top = &o->op;
     o->c = c;
     sl_arena_init(&o->a, &q->mem);
@@ -936,6 +984,7 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
      * aggregates may repeat: a distinct filter on the item slots above */
     if (c->distinct) {
       NEW_OP(op_project, d, *top, distinct_next, project_free);
+      d->op.name = "Distinct";
       *top = &d->op;
       sl_arena_init(&d->a, &q->mem);
       d->c = c;
@@ -946,6 +995,7 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
     }
   } else {
     NEW_OP(op_project, o, child, project_next, project_free);
+    o->op.name = c->distinct ? "Distinct" : "Projection";
     *top = &o->op;
     o->c = c;
     sl_arena_init(&o->a, &q->mem);
@@ -956,17 +1006,20 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
   }
   if (c->norder) {
     NEW_OP(op_sort, o, *top, sort_next, sort_free);
+    o->op.name = "Sort";
     o->c = c;
     sl_arena_init(&o->a, &q->mem);
     *top = &o->op;
   }
   if (c->skip || c->limit) {
     NEW_OP(op_page, o, *top, page_next, NULL);
+    o->op.name = c->limit ? "Limit" : "Skip";
     o->c = c;
     *top = &o->op;
   }
   if (c->where) {
     NEW_OP(op_filter, o, *top, filter_next, NULL);
+    o->op.name = "Filter";
     o->where = c->where;
     *top = &o->op;
   }
@@ -977,12 +1030,14 @@ static int plan_projection(qctx *q, qclause *c, qop **top) {
  * that on a failure the cursor frees what was built. */
 static int plan_single(qctx *q, qsingle *s, qop **top) {
   NEW_OP(op_once, start, NULL, once_next, NULL);
+  start->op.name = "Argument";
   *top = &start->op;
   for (int i = 0; i < s->nclauses; i++) {
     qclause *c = &s->clauses[i];
     switch (c->kind) {
     case C_MATCH: {
       NEW_OP(op_match, o, *top, match_next, match_free);
+      o->op.name = c->optional ? "Optional" : "Match"; /* q_plan_describe: the match's own operators */
       *top = &o->op;
       o->c = c;
       sl_arena_init(&o->a, &q->mem);
@@ -994,6 +1049,7 @@ static int plan_single(qctx *q, qsingle *s, qop **top) {
     }
     case C_UNWIND: {
       NEW_OP(op_unwind, o, *top, unwind_next, unwind_free);
+      o->op.name = "Unwind";
       *top = &o->op;
       o->c = c;
       row_copy_init(&o->in, &q->mem);
@@ -1003,6 +1059,7 @@ static int plan_single(qctx *q, qsingle *s, qop **top) {
     case C_RETURN: TRY(plan_projection(q, c, top)); break;
     case C_CALL: {
       NEW_OP(op_call, o, *top, call_next, call_free);
+      o->op.name = "ProcedureCall";
       *top = &o->op;
       o->c = c;
       sl_arena_init(&o->a, &q->mem);
@@ -1010,6 +1067,7 @@ static int plan_single(qctx *q, qsingle *s, qop **top) {
     }
     default: {
       NEW_OP(op_write, o, *top, write_next, write_free);
+      o->op.name = write_op_name(c);
       *top = &o->op;
       o->c = c;
       sl_arena_init(&o->a, &q->mem);
@@ -1030,6 +1088,7 @@ int q_plan(qctx *q, qop **out) {
   if (s->nparts == 1) return plan_single(q, &s->parts[0], out);
   op_union *u = new_op(sizeof *u, NULL, union_next, union_free);
   if (!u) return qerr_oom(q);
+  u->op.name = s->union_all ? "Union" : "Distinct Union";
   *out = &u->op;
   sl_arena_init(&u->a, &q->mem);
   u->seen.width = s->ncols;

@@ -218,6 +218,26 @@ void qmatch_seek(qmatch *m, qexpr *where) {
   }
 }
 
+size_t qmatch_describe(const qmatch *m, char *buf, size_t len) {
+  size_t n = 0;
+#define PUT(...) (n < len ? n += (size_t)snprintf(buf + n, len - n, __VA_ARGS__) : 0)
+  for (int i = m->nlv; i-- > 0;) { /* from the last level down to the source */
+    const level *lv = &m->lv[i];
+    if (lv->kind == LV_EXPAND) PUT("Expand(All)");
+    else if (lv->kind == LV_VARLEN) PUT("%s", lv->shortest ? "ShortestPath" : "VarLengthExpand(All)");
+    else if (lv->src == SRC_ID) PUT("NodeByIdSeek");
+    else if (lv->src == SRC_INDEX) /* as planned: a row whose values an index cannot seek scans the label */
+      PUT("%s(:%s, %s)", lv->seek.range ? "NodeIndexSeekByRange" : "NodeIndexSeek", lv->node->labels[lv->seek.label],
+          lv->seek.index);
+    else if (lv->src == SRC_LABEL) PUT("NodeByLabelScan(:%s)", lv->label);
+    else if (lv->src == SRC_ALL) PUT("AllNodesScan");
+    else PUT("Argument");
+    if (i) PUT(" <- ");
+  }
+#undef PUT
+  return n < len ? n : len;
+}
+
 void qmatch_free(qmatch *m) {
   if (!m) return;
   for (int i = 0; i < m->nlv; i++) sl_arena_free(&m->lv[i].arena);

@@ -1719,8 +1719,7 @@ int q_parse(qctx *q) {
   qstmt *s = palloc(p, sizeof *s);
   if (!s) return qerr_oom(q);
   vec parts = {.size = sizeof(qsingle)};
-  if (accept_kw(p, "EXPLAIN") || accept_kw(p, "PROFILE"))
-    return perr(p, &p->t[p->i - 1], "EXPLAIN and PROFILE are not supported");
+  uint8_t explain = accept_kw(p, "EXPLAIN") ? Q_EXPLAIN : accept_kw(p, "PROFILE") ? Q_PROFILE : 0;
   for (;;) {
     qsingle *part = vec_push(p, &parts);
     if (!part) return qerr_oom(q);
@@ -1750,6 +1749,7 @@ int q_parse(qctx *q) {
     }
   }
   s->writes = p->writes;
+  s->explain = explain;
   s->nslots = p->nslots;
   q->stmt = s;
   return 0;

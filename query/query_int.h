@@ -223,6 +223,7 @@ typedef struct qstmt {
   int nparts;
   bool union_all;
   bool writes;
+  uint8_t explain;   /* Q_EXPLAIN: plan only, no row; Q_PROFILE: run, with the plan */
   int nslots;
   int ncols;
   const char **cols;
@@ -386,12 +387,21 @@ int q_pattern_exists(qctx *q, qpattern *pat, bool *out);
 /* The shortest path search of a MATCH path (1 = found). */
 
 /* ---- exec.c ------------------------------------------------------------------------------ */
+enum { Q_EXPLAIN = 1, Q_PROFILE = 2 };
+
 struct qop {
   int (*next)(qctx *q, qop *op); /* 1 row ready in q->row, 0 done, <0 error */
   void (*free)(qop *op);
   qop *child;
+  const char *name;              /* Neo4j's operator name, for EXPLAIN */
 };
 int q_plan(qctx *q, qop **out);
+/* EXPLAIN's plan line: the operators from the root (ProduceResults) down
+ * to the leaf, as Neo4j names them, the MATCH sources with what they read
+ * (NodeIndexSeek(n:Person(id)), NodeByLabelScan(n:Person), ...). */
+void q_plan_describe(const qop *root, char *buf, size_t len);
+/* A MATCH's operators, leaf last (match.c). */
+size_t qmatch_describe(const qmatch *m, char *buf, size_t len);
 void q_op_free(qop *op);
 /* Copy the live slots of q->row into a (the operator keeps the row). */
 int row_stabilize(qctx *q, sl_arena *a, const int *live, int nlive);

@@ -145,6 +145,15 @@ if [ -d "$L" ]; then
   expect 0 "LDBC: the most connected" "$BIN" query "$T/ldbc" \
     "MATCH (p:Person)-[:KNOWS]-(f) RETURN p.firstName AS name, count(f) AS degree ORDER BY degree DESC, name LIMIT 3" --format csv
   check "LDBC: a top three" test "$(wc -l <"$T/out")" -eq 4
+  expect 0 "EXPLAIN: the plan line, no row" "$BIN" query "$T/ldbc" \
+    "EXPLAIN MATCH (p:Person)-[:KNOWS]-(f) WHERE id(p) = 1 RETURN f.firstName AS name ORDER BY name" --format jsonl
+  check "EXPLAIN: from ProduceResults down to an id seek" \
+    jqe -s 'length == 1 and (.[0].plan | test("^ProduceResults <- Sort <- Projection <- Expand\\(All\\) <- NodeByIdSeek$"))' "$T/out"
+  expect 0 "EXPLAIN of a write changes nothing" "$BIN" query "$T/ldbc" "EXPLAIN CREATE (:Explained)" --format jsonl
+  expect 0 "... (none made)" "$BIN" query "$T/ldbc" "MATCH (e:Explained) RETURN count(e) AS c" --format jsonl
+  check "... as a count says" jqe '.c == 0' "$T/out"
+  expect 0 "PROFILE: the rows, then the plan" "$BIN" query "$T/ldbc" "PROFILE UNWIND [1, 2] AS x RETURN x" --format jsonl
+  check "PROFILE: two rows and the plan line" jqe -s 'length == 3 and .[2].plan == "ProduceResults <- Projection <- Unwind"' "$T/out"
 else
   bad "LDBC sample not found in $SRC/data or ../shared/data"
 fi

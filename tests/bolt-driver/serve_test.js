@@ -90,6 +90,21 @@ async function main(user, password, readerPw, editorPw) {
       else bad('PULL n', `${got}`);
     }
 
+    // EXPLAIN: the plan, the columns, no row, nothing written; PROFILE runs
+    {
+      const r = await driver.executeQuery('EXPLAIN CREATE (:Explained) RETURN 1 AS one');
+      const c = await driver.executeQuery('MATCH (e:Explained) RETURN count(e) AS c');
+      const plan = r.summary.plan;
+      if (r.records.length === 0 && r.keys[0] === 'one' && plan && plan.operatorType === 'ProduceResults@shiplog' &&
+          plan.children.length === 1 && c.records[0].get('c').equals(0))
+        ok(`EXPLAIN: a plan (${plan.operatorType} <- ${plan.children[0].operatorType}), no row, nothing written`);
+      else bad('EXPLAIN', JSON.stringify({ n: r.records.length, keys: r.keys, plan }));
+      const p = await driver.executeQuery('PROFILE UNWIND [1, 2] AS x RETURN x');
+      if (p.records.length === 2 && p.summary.profile && p.summary.profile.operatorType === 'ProduceResults@shiplog')
+        ok('PROFILE: the rows and the plan');
+      else bad('PROFILE', JSON.stringify(p.summary.profile));
+    }
+
     // a second statement while the first result still has rows to fetch
     // (the server buffers them), then the first's rows to its end
     {

@@ -713,20 +713,15 @@ static int eng_run(void *conn, const char *query, const sl_pack *params, const s
   }
   if (rc) return query_failed(c, rc, &qe, err);
   const char *type = sl_qcursor_type(cur);
-  if (!strcmp(type, "s") && c->peer.role < SL_BOLT_ROLE_ADMIN) { /* before it runs: Neo4j's order */
-    sl_qcursor_close(cur, NULL); /* nothing ran; RESET ends the transaction, as after any failure */
+  if (!strcmp(type, "s") && c->peer.role < SL_BOLT_ROLE_ADMIN) /* before it runs (fail's rollback frees cur) */
     return fail(c, err, "Neo.ClientError.Security.Forbidden",
                 "Schema operations are not allowed for user '%s' with roles [%s].", c->user,
                 sl_bolt_role_name(c->peer.role));
-  }
   const char *const *names;
   memset(r, 0, sizeof *r);
   r->type = type;
   const char *plan = sl_qcursor_plan(cur, &r->profiled);
-  if (plan && !(r->plan = strdup(plan))) {
-    sl_qcursor_close(cur, NULL);
-    return -ENOMEM;
-  }
+  if (plan && !(r->plan = strdup(plan))) return -ENOMEM; /* the connection ends: its rollback frees cur */
   r->open = true;
   r->cur = cur;
   r->ncols = (uint32_t)sl_qcursor_columns(cur, &names);

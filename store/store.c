@@ -588,8 +588,11 @@ int sl_store_lock_shipping(const char *dir, int *lock_fd) {
   int rc;
   *lock_fd = -1;
   if ((rc = sl_path_join(p, sizeof p, dir, "writer.lock"))) return rc;
-  int fd = open(p, O_RDWR | O_CLOEXEC);
-  if (fd < 0) return -errno;
+  int fd = open(p, O_RDONLY | O_CLOEXEC); /* a read lock needs no more */
+  if (fd < 0) {
+    sl_diag_warn("%s: %s: a restore in place would not see this reader", p, strerror(errno));
+    return 0; /* shipping goes on: the lock guards a rarer mistake than it would cause */
+  }
   if ((rc = shipping_lock(fd, F_RDLCK))) {
     close(fd);
     if (rc == SL_ELOCKED) sl_diag_error("%s: being replaced (a restore in place or a rewind): ship it once that is done", dir);

@@ -128,7 +128,8 @@
 int sl_store_lock_unused(const char *dir, int *lock_fd);
 /* SHIPPING LOCK. A process that reads DIR's log without opening the store
  * (the shipper) holds *lock_fd, a shared lock on byte 1 of writer.lock that
- * writers do not meet; SL_ELOCKED (logged) while DIR is being replaced.
+ * writers do not meet; SL_ELOCKED (logged) while DIR is being replaced;
+ * 0 with *lock_fd -1 (and a warning) when writer.lock cannot be opened.
  * sl_store_lock_unshipped is sl_store_lock_unused plus that byte locked
  * exclusively, for what replaces or cuts the log under a shipper (a
  * restore in place, a rewind): SL_ELOCKED, logged, while one ships it. */

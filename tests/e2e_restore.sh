@@ -9,8 +9,8 @@
 #      with `shiplog exec` (an independent path: mutation parsing and
 #      commits), canonical exports compared byte for byte; each restore must
 #      start from the newest snapshot at or before its target;
-#   3. refusals: a target past the end, usage errors; a failed restore
-#      (damaged snapshot) leaves nothing behind;
+#   3. refusals: a target past the end, usage errors; a damaged snapshot:
+#      prune keeps what it would replace, a restore takes an older base;
 #   4. retention (prune) while the receiver runs, then restores from the
 #      oldest kept snapshot, and a target before it refused;
 #   5. a power loss (the standby's writer.lock left open by another boot):

@@ -121,11 +121,12 @@ awk -v seed="$SEED" 'BEGIN { srand(seed); for (i = 1; i <= 40000; i++) {
   "$BIN" load "$T/big.dump" --into "$T/big" --quiet || exit 1
 echo "    big base: dump of $(size "$T/big.dump") bytes"
 start_proxy() { # start_proxy RATE: a slow link to the receiver; sets PX_PID, PXPORT
-  PXPORT=$((20000 + RANDOM % 20000))
-  "$PROXY" --listen "127.0.0.1:$PXPORT" --to "127.0.0.1:$RX_PORT" --rate "$1" 2>>"$T/proxy.log" &
+  rm -f "$T/proxy.port" # port 0 and a ready file: a random port may be taken
+  "$PROXY" --listen 127.0.0.1:0 --to "127.0.0.1:$RX_PORT" --rate "$1" --ready-file "$T/proxy.port" 2>>"$T/proxy.log" &
   PX_PID=$!
   pids+=("$PX_PID")
-  sleep 0.3
+  e2e_until 30 test -s "$T/proxy.port" || bad "the proxy did not start"
+  PXPORT=$(cat "$T/proxy.port")
 }
 start_proxy 400000
 e2e_gen "$T/w3" 600 3 1-3

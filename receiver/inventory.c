@@ -307,10 +307,7 @@ int sl_stream_check(const char *data_dir, const char *stream, sl_keyring *kr,
     sl_dump_info info = {0};
     problem[0] = 0;
     if (p->other_history) {
-      snprintf(problem, sizeof problem,
-               "a snapshot of another history: its txid %" PRIu64 " committed at %" PRIu64
-               " us, the archive's at %" PRIu64 " us",
-               p->s.txid, p->s.commit_us, p->archive_commit_us);
+      sl__other_history_why(problem, sizeof problem, &p->s, p->archive_commit_us);
     } else if (p->s.key_id[0] && !kr) {
       snprintf(problem, sizeof problem, "sealed with key %s: pass --key-file to check it", p->s.key_id);
     } else {

@@ -375,6 +375,9 @@ int sl__archive_commit_time(const char *archive, uint64_t txid, uint64_t *us);
  * compare). *archive_us: the archive's time (0 when not compared). */
 bool sl__snapshot_in_history(const char *archive, const sl_snapshot *s, uint64_t first, uint64_t durable,
                              uint64_t *archive_us);
+/* "a snapshot of another history (its txid N committed at .. us, the
+ * archive's at .. us)" in buf, for the messages of those that leave one out. */
+const char *sl__other_history_why(char *buf, size_t len, const sl_snapshot *s, uint64_t archive_us);
 /* *base_bad (may be NULL): the failure was base's damage (its load found
  * it corrupt or cut short), so an older base may serve instead. */
 int sl__restore_build(const sl_restore_options *o, const char *archive, const uint8_t *store_id,

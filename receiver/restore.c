@@ -137,11 +137,11 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
   size_t kept = 0; /* HISTORY (receiver_int.h): another history's snapshot is no base */
   for (size_t i = 0; i < h->nsnaps; i++) {
     uint64_t us;
+    char why[200];
     if (sl__snapshot_in_history(archive, &h->snaps[i], h->first, h->durable, &us)) h->snaps[kept++] = h->snaps[i];
     else
-      sl_diag_error("%s: left out: a snapshot of another history than stream %s's (its txid %" PRIu64
-                   " committed at %" PRIu64 " us, the archive's at %" PRIu64 " us)",
-                   h->snaps[i].path, stream, h->snaps[i].txid, h->snaps[i].commit_us, us);
+      sl_diag_error("stream %s: %s left out: %s", stream, h->snaps[i].path,
+                   sl__other_history_why(why, sizeof why, &h->snaps[i], us));
   }
   h->nsnaps = kept;
 out:

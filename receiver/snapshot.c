@@ -359,11 +359,17 @@ static bool confirmed(const char *sdir, const char *path, const sl_prune_options
   return sl__upload_confirmed(sdir, path);
 }
 
+const char *sl__other_history_why(char *buf, size_t len, const sl_snapshot *s, uint64_t archive_us) {
+  snprintf(buf, len, "a snapshot of another history (its txid %" PRIu64 " committed at %" PRIu64 " us, the archive's at %" PRIu64 " us)",
+           s->txid, s->commit_us, archive_us);
+  return buf;
+}
+
 /* pitr.h, BASE CHECK: the oldest snapshot kept is read whole before the
  * files it replaces go. Only when something would go: a prune that removes
  * nothing (the receiver's periodic retention, mostly) reads nothing. */
 static int check_base(const char *stream, const char *sdir, const char *archive, const sl_snapshot *s, size_t n,
-                      const bool *keep, const sl_prune_options *o) {
+                      const bool *keep, const sl_seg_info *segs, size_t nseg, const sl_prune_options *o) {
   size_t base = n;
   bool removes = false;
   for (size_t k = 0; k < n; k++) {
@@ -372,20 +378,14 @@ static int check_base(const char *stream, const char *sdir, const char *archive,
     if (!kept) removes = true;
   }
   if (base == n) return 0; /* nothing kept, nothing removed (pitr.h: the newest always stays) */
-  sl_seg_info *segs = NULL;
-  size_t nseg = 0;
-  uint64_t first = 0, durable = 0, us;
-  if (sl_log_list(archive, &segs, &nseg) == 0 && nseg) {
-    first = segs[0].first_txid;
-    if (nseg >= 2 && segs[1].first_txid - 1 <= s[base].txid) removes = true;
-  }
-  free(segs);
+  uint64_t first = nseg ? segs[0].first_txid : 0, durable = 0, us;
+  if (nseg >= 2 && segs[1].first_txid - 1 <= s[base].txid) removes = true;
   if (!removes) return 0;
   if (sl_log_read_durable_mark(archive, &durable)) durable = first ? first - 1 : 0;
   if (!sl__snapshot_in_history(archive, &s[base], first, durable, &us)) {
-    sl_diag_error("stream %s: nothing pruned: %s, the oldest snapshot that would be kept, is of another history "
-                 "(its txid %" PRIu64 " committed at %" PRIu64 " us, the archive's at %" PRIu64 " us): move it out",
-                 stream, s[base].path, s[base].txid, s[base].commit_us, us);
+    char why[200];
+    sl_diag_error("stream %s: nothing pruned: %s, the oldest snapshot that would be kept, is %s: move it out", stream,
+                 s[base].path, sl__other_history_why(why, sizeof why, &s[base], us));
     return SL_ECORRUPT;
   }
   int rc = sl_dump_verify_keyed(s[base].path, o->keyring, NULL, NULL, NULL);
@@ -429,7 +429,10 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
     goto out;
   }
   sl__prune_choose_kept(s, n, o, keep);
-  if ((rc = check_base(stream, sdir, archive, s, n, keep, o))) goto out;
+  /* Listed once, before anything goes: the receiver only appends segments
+   * after these, and only these are judged below. */
+  if ((rc = sl_log_list(archive, &segs, &nseg))) goto out;
+  if ((rc = check_base(stream, sdir, archive, s, n, keep, segs, nseg, o))) goto out;
   uint64_t oldest_kept = 0;
   bool any_kept = false;
   for (size_t k = 0; k < n; k++) {
@@ -451,7 +454,6 @@ int sl_prune_stream(const char *data_dir, const char *stream, const sl_prune_opt
   }
   if (out->snapshots_removed && !o->dry_run && (rc = sl_fsync_dir(snaps))) goto out;
 
-  if ((rc = sl_log_list(archive, &segs, &nseg))) goto out;
   if (nseg) out->archive_first_txid = segs[0].first_txid;
   if (!any_kept || nseg < 2) goto out;
   /* A dry run removes no snapshot: the segments are judged against the

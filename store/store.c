@@ -70,7 +70,9 @@
  * the directory's device and inode name the store (a rename keeps them).
  *
  * LOCKS: the writer lock and the group commit's mutex are commit.c's
- * (LOCKS there), the checkpoint lock checkpoint.c's. Views need no lock
+ * (LOCKS there), the checkpoint lock checkpoint.c's. A shipper marks that
+ * it reads the log by byte 1 of writer.lock (store.h SHIPPING LOCK), which
+ * a restore in place and a rewind test. Views need no lock
  * (LMDB read transactions, MDB_NOTLS so that a view may move between
  * threads).
  */

@@ -10,6 +10,7 @@
  */
 #include "shipper_int.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,7 +41,7 @@ static void *reporter_main(void *arg) {
       sl_diag_warn("%s: cannot record consumer %s at txid %llu: %s", r->logdir, r->consumer,
                   (unsigned long long)want, sl_strerror(rc));
     logged_rc = rc;
-    if (write_status) (void)sl_status_write(r->status_path, status);
+    if (write_status && sl__ship_reporter_own(r)) (void)sl_status_write(r->status_path, status);
 
     pthread_mutex_lock(&r->mu);
     if (write_consumer && rc == 0) {
@@ -60,6 +61,15 @@ static void *reporter_main(void *arg) {
   }
   pthread_mutex_unlock(&r->mu);
   return NULL;
+}
+
+/* ALIVE LOCK (shipper.h): take the status file's lock unless another
+ * running shipper of the stream holds it. Without a lock file, write as
+ * before: the report is still right, only not known to be alive. */
+bool sl__ship_reporter_own(reporter *r) {
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+  if (r->owner || r->alive_fd < 0) return true;
+  return r->owner = fcntl(r->alive_fd, F_OFD_SETLK, &fl) == 0;
 }
 
 int sl__ship_reporter_start(reporter *r) {

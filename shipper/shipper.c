@@ -584,12 +584,42 @@ static int read_store_id(shipper *s) {
   return sl_store_read_id(s->opt->store_dir, s->store_id);
 }
 
+/* ALIVE LOCK (shipper.h): byte 0 of ship/STREAM.lock. */
+static int alive_lock_path(const char *shipdir, const char *stream, char *out, size_t len) {
+  return snprintf(out, len, "%s/%s.lock", shipdir, stream) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+static void open_alive_lock(shipper *s, const char *shipdir) {
+  char path[PATH_MAX];
+  if (alive_lock_path(shipdir, s->opt->stream, path, sizeof path)) return;
+  if ((s->rep.alive_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+    sl_diag_warn("%s: %s: shiplog status will say this shipper is not running", path, strerror(errno));
+  else if (!sl__ship_reporter_own(&s->rep))
+    sl_diag_info("stream %s: another shipper of it writes %s; this one reports to its log only",
+                 s->opt->stream, s->rep.status_path);
+}
+
+/* Does a process hold the ALIVE LOCK of STREAM? A lock that cannot be
+ * tested counts as held: the status file then speaks for itself. */
+static bool shipper_alive(const char *store_dir, const char *stream) {
+  char shipdir[PATH_MAX], path[PATH_MAX];
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+  snprintf(shipdir, sizeof shipdir, "%s/ship", store_dir);
+  if (alive_lock_path(shipdir, stream, path, sizeof path)) return true;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno != ENOENT;
+  bool held = fcntl(fd, F_OFD_GETLK, &fl) != 0 || fl.l_type != F_UNLCK;
+  close(fd);
+  return held;
+}
+
 static int setup(shipper *s, const sl_shipper_options *opt, atomic_int *stop) {
   int rc;
   s->opt = opt;
   s->stop = stop;
   s->fd = -1;
   s->lock_fd = -1;
+  s->rep.alive_fd = -1;
   s->batch_max = opt->batch_max_bytes ? opt->batch_max_bytes : DEFAULT_BATCH_BYTES;
   s->batch_max = SL_MIN(s->batch_max, (size_t)SL_BATCH_RAW_MAX);
   s->batch_cap = s->batch_max;
@@ -648,6 +678,7 @@ static int setup(shipper *s, const sl_shipper_options *opt, atomic_int *stop) {
     sl_diag_error("%s: %s", shipdir, sl_strerror(rc));
     return rc;
   }
+  open_alive_lock(s, shipdir);
   if (opt->has_since && (rc = sl_log_find_after_time(s->logdir, opt->since_us, &s->since_txid))) {
     sl_diag_error("%s: cannot find where --since starts: %s", s->logdir, sl_strerror(rc));
     return rc;
@@ -711,6 +742,7 @@ done:
   sl__tail_close(s->tail);
   sl__io_close(s->io);
   if (s->lock_fd >= 0) close(s->lock_fd);
+  if (s->rep.alive_fd >= 0) close(s->rep.alive_fd);
   sl_tls_ctx_free(s->tls);
   sl_buf_free(&s->rbuf);
   sl_buf_free(&s->sbuf);
@@ -748,5 +780,13 @@ int sl_ship_status_read(const char *store_dir, const char *stream, sl_ship_statu
   out->lag_ms = sl_status_get_u64(text, "lag_ms");
   out->updated_us = sl_status_get_u64(text, "updated_us");
   sl_status_get(text, "bolt", out->bolt, sizeof out->bolt);
+  bool final = !strcmp(out->state, "stopped") || !strcmp(out->state, "failed");
+  if (!final && !shipper_alive(store_dir, stream)) {
+    snprintf(out->state, sizeof out->state, "not-running");
+    if (!out->error[0])
+      snprintf(out->error, sizeof out->error,
+               "no shipper runs: the last one ended without a final report (killed, crashed or "
+               "the machine restarted)");
+  }
   return 0;
 }

@@ -42,6 +42,15 @@
  * `shiplog status STORE`. The same numbers, and latency histograms, go to
  * opt->metrics when given (updated when the status is, at most every
  * 200 ms; histograms as acknowledgements arrive).
+ *
+ * ALIVE LOCK: the shipper that writes STREAM.status holds an exclusive
+ * open-file-description lock on byte 0 of STORE/ship/STREAM.lock for as
+ * long as it runs. Another shipper of the same stream name (a second one
+ * refused by the receiver, or one shipping to another receiver) finds it
+ * held and leaves the file alone until it can take the lock. A status file
+ * that says a shipper is at work while no process holds the lock is the
+ * report of one that was killed or crashed: sl_ship_status_read says
+ * "not-running" instead.
  */
 #ifndef SL_SHIPPER_H
 #define SL_SHIPPER_H
@@ -104,7 +113,8 @@ void sl_ship_consumer_name(const char *stream, const char *to, char *out, size_t
 
 /* Status of the shipper of STREAM on STORE, from its status file. */
 typedef struct sl_ship_status {
-  char state[32];              /* connecting, streaming, sending-base, backoff, stopped, failed */
+  char state[32];              /* connecting, streaming, sending-base, backoff, stopped, failed,
+                                  not-running (ALIVE LOCK) */
   char peer[80];
   uint64_t committed, shipped, durable, applied;
   uint64_t bytes, batches, reconnects;

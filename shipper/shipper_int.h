@@ -58,6 +58,8 @@ typedef struct reporter {
   char logdir[PATH_MAX];
   char consumer[SL_LOG_CONSUMER_NAME_MAX + 1];
   char status_path[PATH_MAX];
+  int alive_fd;             /* ship/STREAM.lock (shipper.h ALIVE LOCK); -1: none */
+  bool owner;               /* holds it: the status file is this shipper's (reporter thread) */
   /* guarded by mu */
   bool stop, urgent;
   bool have_want;
@@ -202,6 +204,7 @@ int sl__ship_reporter_start(reporter *r);
 /* Post a consumer position; with wait, return once it is on disk. */
 int sl__ship_reporter_consumer(reporter *r, uint64_t txid, bool wait);
 void sl__ship_reporter_status(reporter *r, const char *text);
+bool sl__ship_reporter_own(reporter *r);
 /* Write what is pending and end the thread. */
 void sl__ship_reporter_stop(reporter *r);
 

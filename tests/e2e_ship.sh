@@ -133,6 +133,8 @@ expect 1 "1: a second shipper for a live stream is refused (exit 1)" \
 contains "$T/err" "stream s1 is live: it is shipped from 127.0.0.1:" "1: ...with the receiver's reason"
 check "1: ...and the first one keeps the stream" [ "$(grep -c "takes over" "$T/rx.log")" = "$TAKEOVERS" ]
 check "1: ...still running" kill -0 "$SH1"
+"$BIN" status "$P1" --json >"$T/st.json"
+check "1: ...and status STORE still says the first one streams" jqe '.streams[0].state == "streaming"' "$T/st.json"
 
 # Catch-up: commit with the shipper stopped, then time the standby.
 kill9 "$SH1"
@@ -212,6 +214,9 @@ check "4: stream a equals its primary" same_as_primary "$PA" "$D" a
 kill9 "$SHA"
 kill9 "$SHB"
 kill9 "$SH1"
+"$BIN" status "$P1" --json >"$T/st.json"
+check "4: status STORE after the shipper's SIGKILL: not-running, and why" \
+  jqe '.streams[0] | .state == "not-running" and (.error | test("no shipper runs"))' "$T/st.json"
 kill -TERM "$RX1"
 wait "$RX1"
 check "4: the receiver stops cleanly on SIGTERM (exit 0)" [ $? -eq 0 ]

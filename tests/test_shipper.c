@@ -39,6 +39,7 @@
 #include "log.h"
 #include "receiver.h"
 #include "shipper.h"
+#include "sl_status.h"
 #include "sl_base.h"
 #include "store.h"
 #include "tail.h"
@@ -735,6 +736,42 @@ static void shipper_session_resumes_from_receiver(void **state) {
   free(dir);
 }
 
+/* A status file left by a shipper that was killed says it is at work:
+ * without the ALIVE LOCK held, status reads "not-running" (shipper.h); a
+ * final state stands as written. */
+static void shipper_status_of_a_killed_shipper(void **state) {
+  (void)state;
+  char *dir = make_store("status_killed", SL_SEG_SIZE_MIN);
+  char shipdir[PATH_MAX], path[PATH_MAX + 16];
+  snprintf(shipdir, sizeof shipdir, "%s/ship", dir);
+  assert_int_equal(sl_mkdir_p(shipdir), 0);
+  snprintf(path, sizeof path, "%s/s1.status", shipdir);
+  assert_int_equal(sl_status_write(path, "state=streaming\npeer=127.0.0.1:1\napplied=5\nerror=\n"), 0);
+  sl_ship_status ss;
+  assert_int_equal(sl_ship_status_read(dir, "s1", &ss), 0);
+  assert_string_equal(ss.state, "not-running");
+  assert_non_null(strstr(ss.error, "no shipper runs"));
+  assert_int_equal(ss.applied, 5);
+
+  snprintf(path, sizeof path, "%s/s1.lock", shipdir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  assert_true(fd >= 0);
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+  assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+  assert_int_equal(sl_ship_status_read(dir, "s1", &ss), 0);
+  assert_string_equal(ss.state, "streaming");
+  assert_string_equal(ss.error, "");
+  close(fd);
+  assert_int_equal(sl_ship_status_read(dir, "s1", &ss), 0);
+  assert_string_equal(ss.state, "not-running");
+
+  snprintf(path, sizeof path, "%s/s1.status", shipdir);
+  assert_int_equal(sl_status_write(path, "state=stopped\n"), 0);
+  assert_int_equal(sl_ship_status_read(dir, "s1", &ss), 0);
+  assert_string_equal(ss.state, "stopped");
+  free(dir);
+}
+
 static void shipper_session_reconnects_after_drop(void **state) {
   (void)state;
   char *dir = make_store("session_drop", SL_SEG_SIZE_MIN);
@@ -1087,6 +1124,7 @@ static void shipper_pipeline_with_small_window(void **state) {
   cmocka_unit_test(shipper_io_waits_and_moves_bytes),                    \
   cmocka_unit_test(shipper_session_resumes_from_receiver),               \
   cmocka_unit_test(shipper_session_reconnects_after_drop),               \
+  cmocka_unit_test(shipper_status_of_a_killed_shipper),                  \
   cmocka_unit_test(shipper_session_since_time),                          \
   cmocka_unit_test(shipper_session_pruned_log_starts_at_oldest),         \
   cmocka_unit_test(shipper_session_permanent_refusal),                   \

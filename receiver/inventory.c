@@ -74,9 +74,7 @@ int sl_stream_inventory_read(const char *data_dir, const char *stream, sl_stream
     goto out;
   }
   out->first_txid = nseg ? segs[0].first_txid : 1;
-  rc = sl_log_read_durable_mark(archive, &out->durable);
-  if (rc == SL_ENOTFOUND) out->durable = out->first_txid - 1, rc = 0;
-  if (rc) goto out;
+  if ((rc = sl__archive_durable(archive, segs, nseg, &out->durable))) goto out;
   if (out->durable >= out->first_txid) {
     out->first_commit_us = commit_time_of(archive, out->first_txid);
     out->durable_commit_us = commit_time_of(archive, out->durable);
@@ -296,6 +294,7 @@ int sl_stream_check(const char *data_dir, const char *stream, sl_keyring *kr,
   /* Snapshots: every chunk, record and trailer. The whole ones the archive
    * continues are the bases (with the empty store when it starts at 1). */
   uint64_t *bases = calloc(inv.nsnaps + 1, sizeof *bases);
+  uint64_t before = 0; /* the newest whole snapshot the archive starts after, with a gap */
   size_t nbases = 0;
   if (!bases) {
     rc = -ENOMEM;
@@ -320,6 +319,7 @@ int sl_stream_check(const char *data_dir, const char *stream, sl_keyring *kr,
     out->snapshots++;
     out->bytes += p->s.bytes;
     if (!it.problem && p->base) bases[nbases++] = p->s.txid;
+    if (!it.problem && !p->other_history && p->s.txid + 1 < inv.first_txid) before = SL_MAX(before, p->s.txid);
   }
 
   report_left_out(&c, data_dir, stream, &inv);
@@ -365,7 +365,12 @@ int sl_stream_check(const char *data_dir, const char *stream, sl_keyring *kr,
     if (out->restorable) out->base_txid = bases[b];
   }
   free(seg_ok);
-  if (nbases == 0)
+  if (nbases == 0 && before)
+    snprintf(out->gap, sizeof out->gap,
+             "no whole base: the archive starts at txid %" PRIu64 ", and the newest whole snapshot before it is at "
+             "txid %" PRIu64 ": no archive segment holds txids %" PRIu64 "..%" PRIu64 " (removed or lost?)",
+             inv.first_txid, before, before + 1, inv.first_txid - 1);
+  else if (nbases == 0)
     snprintf(out->gap, sizeof out->gap,
              "no whole base: the archive starts at txid %" PRIu64 " and no whole snapshot is continued by it",
              inv.first_txid);

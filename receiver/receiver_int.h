@@ -366,6 +366,11 @@ int sl__seg_store_id(const char *path, uint8_t id[SL_STORE_ID_SIZE]);
 /* The commit time of txid in ARCHIVE: 0, SL_ENOTFOUND when the archive does
  * not hold it, or the reader's error. */
 int sl__archive_commit_time(const char *archive, uint64_t txid, uint64_t *us);
+/* The archive's durable txid: its durable mark (store/log.h), or, when the
+ * file is missing (it is derived), the last whole frame of the newest of
+ * segs, as the archive's recovery would find it (warned). No segment:
+ * 0. Errors of reading the mark or the segment otherwise. */
+int sl__archive_durable(const char *archive, const sl_seg_info *segs, size_t nseg, uint64_t *durable);
 /* HISTORY: whether snapshot s is of the history ARCHIVE holds (txids
  * first..durable): its last commit time is the archive's commit time of its
  * txid. A snapshot of another history with the same store id (a copied

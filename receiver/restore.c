@@ -112,9 +112,7 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
     goto out;
   }
   h->first = segs[0].first_txid;
-  rc = sl_log_read_durable_mark(archive, &h->durable);
-  if (rc == SL_ENOTFOUND) h->durable = h->first - 1, rc = 0;
-  if (rc) goto out;
+  if ((rc = sl__archive_durable(archive, segs, nseg, &h->durable))) goto out;
   /* Damage at the durable txid (named above by the reader) does not stop a
    * restore to a point before it: the replay meets any damage it must
    * cross and names it there. */

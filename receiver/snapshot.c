@@ -177,6 +177,24 @@ int sl__archive_commit_time(const char *archive, uint64_t txid, uint64_t *us) {
   return rc;
 }
 
+int sl__archive_durable(const char *archive, const sl_seg_info *segs, size_t nseg, uint64_t *durable) {
+  sl_log_reader *r;
+  sl_frame f;
+  sl_log_reader_options ro = {.tolerate_tail = true}; /* as the archive's recovery reads it */
+  int rc = sl_log_read_durable_mark(archive, durable);
+  if (rc != SL_ENOTFOUND) return rc;
+  *durable = nseg ? segs[0].first_txid - 1 : 0;
+  if (!nseg) return 0;
+  if ((rc = sl_log_reader_open(archive, segs[nseg - 1].first_txid, &ro, &r))) return rc;
+  *durable = segs[nseg - 1].first_txid - 1;
+  while ((rc = sl_log_reader_next(r, &f)) == 0) *durable = f.txid;
+  sl_log_reader_close(r);
+  if (rc != SL_EEND) return rc;
+  sl_diag_warn("%s/" SL_DURABLE_MARK_FILE ": missing; the archive's end (txid %" PRIu64 ") was found by reading its "
+              "newest segment (a receiver rewrites the file when it opens the archive)", archive, *durable);
+  return 0;
+}
+
 bool sl__snapshot_in_history(const char *archive, const sl_snapshot *s, uint64_t first, uint64_t durable,
                              uint64_t *archive_us) {
   uint64_t us = 0;
@@ -381,7 +399,7 @@ static int check_base(const char *stream, const char *sdir, const char *archive,
   uint64_t first = nseg ? segs[0].first_txid : 0, durable = 0, us;
   if (nseg >= 2 && segs[1].first_txid - 1 <= s[base].txid) removes = true;
   if (!removes) return 0;
-  if (sl_log_read_durable_mark(archive, &durable)) durable = first ? first - 1 : 0;
+  if (sl__archive_durable(archive, segs, nseg, &durable)) durable = first ? first - 1 : 0;
   if (!sl__snapshot_in_history(archive, &s[base], first, durable, &us)) {
     char why[200];
     sl_diag_error("stream %s: nothing pruned: %s, the oldest snapshot that would be kept, is %s: move it out", stream,

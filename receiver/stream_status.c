@@ -158,13 +158,13 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
   uint64_t mark;
   if (sl_log_read_durable_mark(archive, &mark) == 0 && mark > out->durable) out->durable = mark;
   if (out->received < out->durable) out->received = out->durable;
-  if (out->first_txid == 0) {
-    sl_seg_info *segs;
-    size_t n;
-    if (sl_log_list(archive, &segs, &n) == 0) {
-      if (n) out->first_txid = segs[0].first_txid;
-      free(segs);
-    }
+  /* The archive's oldest segment, not the status file's word: a segment
+   * removed behind the receiver's back must not leave a base "continued". */
+  sl_seg_info *segs;
+  size_t n;
+  if (sl_log_list(archive, &segs, &n) == 0) {
+    if (n) out->first_txid = segs[0].first_txid;
+    free(segs);
   }
   sl_store *st;
   if (sl__dir_exists(standby) && sl_store_open(standby, SL_OPEN_RDONLY, &st) == 0) {

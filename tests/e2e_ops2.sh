@@ -11,7 +11,8 @@
 #   3. check: a dump file (whole, then one flipped byte: exit 1 naming the
 #      offset), a dump chain (whole, then damaged), a receiver's stream
 #      (whole, then a flipped byte in a sealed archive segment: exit 1 naming
-#      the segment; still restorable from a later snapshot, said as a GAP).
+#      the segment; still restorable from a later snapshot, said as a GAP;
+#      without the archive's durable mark, read to its end, with a warning).
 #   4. prune --dry-run removes nothing and names exactly what prune removes.
 #   5. dump refuses an existing FILE without --overwrite; load --into a store
 #      with --overwrite-destination keeps the old one aside.
@@ -150,6 +151,32 @@ if [ -n "$snap" ]; then
 else
   skip "3: a damaged snapshot header (the stream has no snapshot)"
 fi
+# The archive's durable mark is derived (a receiver rewrites it): without
+# it, check and restore read the archive's end from its newest segment,
+# and say so; they used to take the archive for empty.
+rm -rf "$T/dx"
+cp -a "$D1" "$T/dx"
+"$BIN" check --data "$D1" --stream main --json >"$T/whole.json"
+rm "$T/dx/streams/main/archive/durable"
+expect 0 "3: check --data without the archive's durable mark" "$BIN" check --data "$T/dx" --stream main --json
+check "3: ...finds the same durable txid and frames" \
+  jqe --slurpfile w "$T/whole.json" '.restorable and .durable == $w[0].durable and .frames == $w[0].frames' "$T/out"
+contains "$T/err" "archive/durable: missing" "3: ...and names the missing file"
+expect 0 "3: restore to the last txid without the durable mark" "$BIN" restore --data "$T/dx" --stream main \
+  --to-txid "$(jq .durable "$T/whole.json")" --into "$T/dx-restored" --quiet
+rm -rf "$T/dx" "$T/dx-restored"
+# The oldest segment removed behind the receiver's back: status must not go
+# on saying "restorable" from a snapshot the archive no longer continues.
+cp -a "$D1" "$T/dx"
+rm "$(ls "$T/dx/streams/main/archive/"*.seg* | head -1)"
+"$BIN" check --data "$T/dx" --stream main --json >"$T/chk.json" 2>/dev/null
+"$BIN" status --data "$T/dx" --stream main --json >"$T/st.json" 2>/dev/null
+check "3: without the oldest segment, status and check agree on restorable, and from where" \
+  jqe --slurpfile c "$T/chk.json" '.streams[0] | .restorable == $c[0].restorable and
+    ((.restorable | not) or .restorable_from_txid == $c[0].base_txid)' "$T/st.json"
+echo "    check: restorable $(jq .restorable "$T/chk.json") from $(jq .base_txid "$T/chk.json");" \
+  "status: from $(jq .streams[0].restorable_from_txid "$T/st.json")"
+rm -rf "$T/dx"
 expect 2 "3: check with two targets" "$BIN" check "$T/full.dump" --chain "$T/chain"
 
 # ---- 4. prune --dry-run ------------------------------------------------------------------

@@ -539,7 +539,7 @@ static int status_data(const char *data, const char *only, bool json) {
       if (st.restorable && st.restorable_us) sl_time_format(st.restorable_us, when, sizeof when);
       if (st.restorable && !st.restorable_txid) printf("  restorable from txid 1 on (the base is the empty store)\n");
       else if (st.restorable) printf("  restorable from txid %" PRIu64 " (%s)\n", st.restorable_txid, when);
-      else if (strcmp(st.base, "none") != 0)
+      else if (strcmp(st.base, "none") != 0 && strcmp(st.state, "unrestorable") != 0)
         printf("  not restorable yet: a base is %s\n", strcmp(st.base, "receiving") == 0 ? "arriving"
                                                          : "stored, the archive has not reached its txid");
       if (up.present)

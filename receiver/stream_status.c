@@ -162,7 +162,9 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
    * removed behind the receiver's back must not leave a base "continued". */
   sl_seg_info *segs;
   size_t n;
-  if (sl_log_list(archive, &segs, &n) == 0) {
+  int lrc = sl_log_list(archive, &segs, &n);
+  if (lrc == -ENOENT) lrc = sl_log_list(archive, &segs, &n); /* a segment pruned while listing */
+  if (lrc == 0) {
     if (n) out->first_txid = segs[0].first_txid;
     free(segs);
   }
@@ -196,7 +198,15 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
   out->restorable_us = b.from_us;
   snprintf(out->base, sizeof out->base, "%s",
            b.usable ? "ok" : strcmp(base, "receiving") == 0 ? "receiving" : b.pending ? "pending" : "none");
-  if (strcmp(out->base, "none") == 0 && out->first_txid > 1) {
+  if (lrc && lrc != -ENOENT) {
+    /* Every restore reads the archive's list first, and fails with it. */
+    out->restorable = false;
+    snprintf(out->state, sizeof out->state, "unrestorable");
+    snprintf(out->error, sizeof out->error,
+             "not restorable: the archive cannot be listed (%s): a segment is missing or its header is damaged "
+             "(the message above names it)",
+             sl_strerror(lrc));
+  } else if (strcmp(out->base, "none") == 0 && out->first_txid > 1) {
     snprintf(out->state, sizeof out->state, "unrestorable");
     snprintf(out->error, sizeof out->error,
              "not restorable: the archive starts at txid %llu and no base (a snapshot at txid %llu or later) is "

@@ -38,6 +38,8 @@ static void pack_tmp(char *out, size_t len, const char *path) {
   snprintf(out, len, "%s.pack-%d-%u.tmp", path, (int)getpid(), atomic_fetch_add(&n, 1));
 }
 
+#define UNPACK_SLICE (64 * 1024) /* packed bytes per LZ4F_decompress call */
+
 /* The plain image (header, then the frames) of the packed segment open as
  * fd, in one malloc'd buffer. */
 static int unpack_image(int fd, const char *path, const sl_seg_header *h, uint8_t **image, size_t *image_len) {
@@ -85,10 +87,17 @@ static int unpack_image(int fd, const char *path, const sl_seg_header *h, uint8_
   }
   size_t done = 0;
   for (;;) {
-    size_t d = dst - done, n = in_len - at;
+    /* Fed in slices so that damage is named by where in the file it lies. */
+    size_t d = dst - done, n = SL_MIN(in_len - at, (size_t)UNPACK_SLICE);
     size_t more = LZ4F_decompress(dctx, out + SL_SEG_HEADER_SIZE + done, &d, in + at, &n, NULL);
     if (LZ4F_isError(more)) {
-      sl_diag_error("%s: packed segment: %s", path, LZ4F_getErrorName(more));
+      size_t from = SL_SEG_HEADER_SIZE + at, to = from + n;
+      if (!strcmp(LZ4F_getErrorName(more), "ERROR_contentChecksum_invalid"))
+        sl_diag_error("%s: packed segment: its content checksum does not match: a byte changed somewhere in "
+                      "offsets %d..%zu", path, SL_SEG_HEADER_SIZE, SL_SEG_HEADER_SIZE + in_len);
+      else
+        sl_diag_error("%s: packed segment: %s in the bytes at offsets %zu..%zu", path, LZ4F_getErrorName(more),
+                      from, to);
       rc = SL_ECORRUPT;
       goto out;
     }

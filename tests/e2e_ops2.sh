@@ -177,6 +177,15 @@ check "3: without the oldest segment, status and check agree on restorable, and 
 echo "    check: restorable $(jq .restorable "$T/chk.json") from $(jq .base_txid "$T/chk.json");" \
   "status: from $(jq .streams[0].restorable_from_txid "$T/st.json")"
 rm -rf "$T/dx"
+# A segment missing in the middle: every restore fails listing the archive,
+# so status must say so (it said "restorable" from the last snapshot).
+cp -a "$D1" "$T/dx"
+rm "$(ls "$T/dx/streams/main/archive/"*.seg* | sed -n 2p)"
+expect 1 "3: status --data with a segment missing in the middle: exit 1" "$BIN" status --data "$T/dx" --stream main
+contains "$T/out" "unrestorable" "3: ...the stream is unrestorable"
+contains "$T/out" "cannot be listed" "3: ...because the archive cannot be listed"
+contains "$T/err" "is missing before it" "3: ...naming the missing segment"
+rm -rf "$T/dx"
 expect 2 "3: check with two targets" "$BIN" check "$T/full.dump" --chain "$T/chain"
 
 # ---- 4. prune --dry-run ------------------------------------------------------------------

@@ -162,6 +162,25 @@ static const char *first_write_clause(const qstmt *s, unsigned *line, unsigned *
   return NULL;
 }
 
+/* Every parameter the statement names is given: else ParameterMissing
+ * naming all that are not, at the first one. */
+static int check_params(qctx *q) {
+  char names[512] = "";
+  size_t used = 0;
+  const qtok *first = NULL;
+  for (int i = 0; i < q->stmt->nparams; i++) {
+    const qtok *t = q->stmt->params[i];
+    size_t k = 0;
+    while (k < q->nparams && strcmp(q->params[k].name, t->str)) k++;
+    if (k < q->nparams) continue;
+    if (!first) first = t;
+    int w = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", t->str);
+    if (w > 0) used = SL_MIN(used + (size_t)w, sizeof names - 1);
+  }
+  if (!first) return 0;
+  return qerr(q, SL_EINVAL, ST_PARAM, first->line, first->col, "Expected parameter(s): %s", names);
+}
+
 int sl_qtx_run(sl_qtx *t, const char *text, size_t len, const sl_qparam *params, size_t nparams, sl_qcursor **out,
                sl_query_error *err) {
   sl_query_error dummy;
@@ -213,6 +232,7 @@ int sl_qtx_run(sl_qtx *t, const char *text, size_t len, const sl_qparam *params,
   q->params = ps;
   q->nparams = nparams;
   unsigned line, col;
+  if (q->stmt->explain != Q_EXPLAIN && (rc = check_params(q))) goto fail;
   /* Refused before anything runs, so that a caller holding a snapshot
    * (bolt/) can move to a write transaction and run the statement again. */
   bool runs = q->stmt->explain != Q_EXPLAIN; /* EXPLAIN plans and runs nothing: no access mode to check */

@@ -1712,6 +1712,23 @@ static int parse_single(parser *p, qsingle *s, bool first_part) {
   return 0;
 }
 
+/* The parameters the text names, so that a run without one of them fails
+ * before it starts, naming them all, as Neo4j's ParameterMissing does
+ * (and not only when an evaluation reaches one). */
+static int collect_params(parser *p, qstmt *s) {
+  int n = 0;
+  for (int i = 0; i < p->nt; i++) n += p->t[i].type == T_PARAM;
+  if (!n) return 0;
+  if (!(s->params = palloc(p, sizeof *s->params * (size_t)n))) return qerr_oom(p->q);
+  for (int i = 0; i < p->nt; i++) {
+    if (p->t[i].type != T_PARAM) continue;
+    int k = 0;
+    while (k < s->nparams && strcmp(s->params[k]->str, p->t[i].str)) k++;
+    if (k == s->nparams) s->params[s->nparams++] = &p->t[i];
+  }
+  return 0;
+}
+
 int q_parse(qctx *q) {
   parser P = {.q = q}, *p = &P;
   FAILRC(q_lex(q, &p->t, &p->nt));
@@ -1751,6 +1768,7 @@ int q_parse(qctx *q) {
   s->writes = p->writes;
   s->explain = explain;
   s->nslots = p->nslots;
+  FAILRC(collect_params(p, s));
   q->stmt = s;
   return 0;
 }

@@ -227,6 +227,8 @@ typedef struct qstmt {
   int nslots;
   int ncols;
   const char **cols;
+  const qtok **params; /* each $name the text uses, once, in order (checked before a run) */
+  int nparams;
 } qstmt;
 
 /* ---- the statement context --------------------------------------------------------------- */

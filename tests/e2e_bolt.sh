@@ -100,8 +100,11 @@ while read -r word rest; do
 done <"$T/wait.out"
 grep -q '^ok' "$T/wait.out" || { bad "bookmark wait: no answer"; tail -3 "$T/wait.out"; }
 
-kill -TERM "$SHIP_PID"
+# a shipper killed outright no longer feeds the standby: the primary's
+# routing table stops naming it (the shipper's status file stays behind)
+kill -KILL "$SHIP_PID"
 wait "$SHIP_PID" 2>/dev/null
+run_js "routing after the shipper's SIGKILL" "$PORT" primary-route-gone reader pw-reader main "$BOLT_RX"
 stop_serve primary
 check "serve removes bolt.address at exit" test ! -e "$S/bolt.address"
 kill -TERM "$RX_PID"

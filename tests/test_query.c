@@ -114,6 +114,9 @@ static void test_parse_errors(void **state) {
   EXPECT(st, "RETURN -9223372036854775808 AS m", "{\"m\":-9223372036854775808}");
   EXPECT_ERR(st, "CALL db.nothing()", "Neo.ClientError.Procedure.ProcedureNotFound 1:6");
   EXPECT_ERR(st, "RETURN $p", "Neo.ClientError.Statement.ParameterMissing 1:8");
+  /* before anything runs, even where no row would evaluate it (Neo4j's way) */
+  EXPECT_ERR(st, "UNWIND [] AS x RETURN $a + $b", "Neo.ClientError.Statement.ParameterMissing 1:23");
+  EXPECT(st, "EXPLAIN RETURN $p AS p", "{\"plan\":\"ProduceResults <- Projection\"}");
   /* a parameter map in a MATCH/MERGE pattern, DELETE of a label or a number */
   EXPECT_ERR(st, "MATCH (n $p) RETURN n", "Neo.ClientError.Statement.SyntaxError 1:10");
   EXPECT_ERR(st, "MERGE ()-[r:R $p]->()", "Neo.ClientError.Statement.SyntaxError 1:15");

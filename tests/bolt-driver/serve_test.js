@@ -9,7 +9,7 @@
 // MODE standby USER PASSWORD DB NODES PRIMARY_PORT: reads NODES nodes, writes
 //   refused, neo4j:// writes go to the primary;
 // MODE primary-route USER PASSWORD DB STANDBY_PORT: the primary's READ
-//   servers include the standby;
+//   servers include the standby; primary-route-gone: they do not;
 // MODE wrong-password USER: the login must be refused;
 // MODE tx-timeout USER PASSWORD: a quiet transaction is rolled back.
 // Prints "ok NAME" / "FAIL NAME: why" per check.
@@ -357,14 +357,14 @@ async function txTimeout(user, password) {
 }
 
 // The primary's routing table lists the standby that ships from it.
-async function primaryRoute(standbyPort) {
+async function primaryRoute(standbyPort, named = true) {
   const driver = standbyDriver('neo4j');
   try {
     const r = await driver.executeQuery('MATCH (n) RETURN count(n) AS c', {}, { database: sDb, routing: neo4j.routing.READ });
     const rt = await driver._getOrCreateConnectionProvider()._routingTableRegistry.get(sDb);
     const readers = rt ? rt.readers.map(String) : [];
-    if (r.records.length === 1 && readers.includes(`127.0.0.1:${standbyPort}`))
-      ok(`the primary's routing table names its standby as reader (${readers})`);
+    if (r.records.length === 1 && readers.includes(`127.0.0.1:${standbyPort}`) === named)
+      ok(`the primary's routing table ${named ? 'names' : 'no longer names'} its standby as reader (${readers})`);
     else bad('primary routing', `readers ${readers}`);
   } catch (e) { bad('primary routing', `${e.code} ${e.message}`); }
   await driver.close();
@@ -382,6 +382,7 @@ async function wrongPassword(user) {
   else if (mode === 'bookmark-wait') await bookmarkWait(args[3], args[4]);
   else if (mode === 'standby') await standby(args[3], args[4]);
   else if (mode === 'primary-route') await primaryRoute(args[3]);
+  else if (mode === 'primary-route-gone') await primaryRoute(args[3], false);
   else if (mode === 'wrong-password') await wrongPassword(args[0]);
   else if (mode === 'tx-timeout') await txTimeout(args[0], args[1]);
   else bad('usage', mode);

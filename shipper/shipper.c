@@ -592,7 +592,7 @@ static int alive_lock_path(const char *shipdir, const char *stream, char *out, s
 static void open_alive_lock(shipper *s, const char *shipdir) {
   char path[PATH_MAX];
   if (alive_lock_path(shipdir, s->opt->stream, path, sizeof path)) return;
-  if ((s->rep.alive_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+  if ((s->rep.alive_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
     sl_diag_warn("%s: %s: shiplog status will say this shipper is not running", path, strerror(errno));
   else if (!sl__ship_reporter_own(&s->rep))
     sl_diag_info("stream %s: another shipper of it writes %s; this one reports to its log only",

@@ -38,10 +38,26 @@ static bool is_full(const entry *e) { return e->h.kind == SL_DUMP_FULL; }
 
 static int by_time(const void *a, const void *b) {
   const entry *x = a, *y = b;
-  if (x->h.created_us != y->h.created_us) return x->h.created_us < y->h.created_us ? -1 : 1;
+  if (x->when_us != y->when_us) return x->when_us < y->when_us ? -1 : 1;
   if (is_full(x) != is_full(y)) return is_full(x) ? -1 : 1;
   if (x->h.first_txid != y->h.first_txid) return x->h.first_txid < y->h.first_txid ? -1 : 1;
   return strcmp(x->name, y->name);
+}
+
+/* Where a file that cannot be read goes (chain.h A CHAIN): the last
+ * microsecond of the second its name was written in, UINT64_MAX when the
+ * name is not <YYYYMMDDTHHMMSSZ>-... (it might be the newest file). Sorted
+ * by its zeroed header instead, it came first, and loading took the chain
+ * before it as whole: a damaged newest incremental gave an older state,
+ * exit 0. */
+static uint64_t name_time(const char *name) {
+  char iso[32];
+  uint64_t us;
+  for (int i = 0; i < 16; i++)
+    if (!(i == 8 ? name[i] == 'T' : i == 15 ? name[i] == 'Z' : name[i] >= '0' && name[i] <= '9')) return UINT64_MAX;
+  if (name[16] != '-') return UINT64_MAX;
+  snprintf(iso, sizeof iso, "%.4s-%.2s-%.2sT%.2s:%.2s:%.2sZ", name, name + 4, name + 6, name + 9, name + 11, name + 13);
+  return sl_time_parse(iso, &us) ? UINT64_MAX : us + 999999u;
 }
 
 int sl_chain_list(const char *dir, sl_keyring *keys, bool verify, sl_chain_listing *out) {
@@ -79,6 +95,7 @@ int sl_chain_list(const char *dir, sl_keyring *keys, bool verify, sl_chain_listi
     int frc = verify ? sl_dump_verify_keyed(path, keys, NULL, NULL, &info) : sl_dump_open_keyed(path, keys, &r);
     if (frc) {
       snprintf(e->problem, sizeof e->problem, "cannot be read: %s", sl_strerror(frc));
+      e->when_us = name_time(e->name);
       out->broken = true;
       continue;
     }
@@ -97,6 +114,7 @@ int sl_chain_list(const char *dir, sl_keyring *keys, bool verify, sl_chain_listi
                                  : e->h.has_prev_checksum && e->h.first_txid > e->h.last_txid;
       e->end_cs = is_full(e) ? e->h.checksum : e->h.prev_checksum;
     }
+    e->when_us = e->h.created_us;
   }
   closedir(d);
   if (rc) {
@@ -347,7 +365,13 @@ int sl_chain_load(const char *dir, const char *into, const sl_chain_load_options
   struct stat sb;
   for (size_t i = first + 1; i < l.n; i++) {
     if (l.e[i].chain >= 0) continue; /* a newer full's chain would be the newest: only breaks of this one */
-    sl_diag_error("%s/%s: %s; the chain of %s is broken there and would restore only up to txid %" PRIu64
+    if (!l.e[i].h.kind)
+      sl_diag_error("%s/%s: %s; written after %s (by its name), it may hold the chain's newest transactions, and "
+                   "the chain without it restores only up to txid %" PRIu64 ": nothing was loaded (move it aside "
+                   "if it is not needed; `shiplog dump --chain %s` lists the chain)",
+                   dir, l.e[i].name, l.e[i].problem, l.e[first].name, l.e[end - 1].h.last_txid, dir);
+    else
+      sl_diag_error("%s/%s: %s; the chain of %s is broken there and would restore only up to txid %" PRIu64
                  ", older than the files after it: nothing was loaded (`shiplog dump --chain %s` lists the chain)",
                  dir, l.e[i].name, l.e[i].problem, l.e[first].name, l.e[end - 1].h.last_txid, dir);
     rc = SL_EGAP;

@@ -12,7 +12,12 @@
  * so a *.dump name always holds a whole file.
  *
  * A CHAIN is a full dump and the incrementals after it (ordered by creation
- * time, then first txid) up to the next full. Each incremental must belong
+ * time, then first txid) up to the next full. A file that cannot be read
+ * has no header to say when it was written: it takes its place from its
+ * name (the end of the second the name gives), or the last place when the
+ * name gives none, so that damage to a chain's newest file breaks that
+ * chain (loading refuses, the next file starts a new chain) instead of
+ * being passed over as if it were older than the chain. Each incremental must belong
  * to the same store and start at its parent's last txid + 1 (an empty one,
  * first = last + 1, changes nothing) and, where both are known, continue
  * its parent's history (its cs(first - 1) is the parent's cs(last), dump.h
@@ -71,6 +76,7 @@
 typedef struct sl_chain_file {
   char name[256];
   sl_dump_header h;   /* zero when the file cannot be read (see problem) */
+  uint64_t when_us;   /* its place in time: h.created_us, else from its name (A CHAIN) */
   uint64_t size;
   int chain;          /* index of its chain (0 = oldest); -1: it belongs to none */
   bool has_end_cs;    /* end_cs = cs(last txid) is known (dump.h sl_dump_info) */
@@ -79,7 +85,7 @@ typedef struct sl_chain_file {
 } sl_chain_file;
 
 typedef struct sl_chain_listing {
-  sl_chain_file *e;   /* ordered by creation time, then kind (full first), first txid, name */
+  sl_chain_file *e;   /* ordered by when_us, then kind (full first), first txid, name */
   size_t n;
   int chains;
   bool broken;        /* some file has a problem */

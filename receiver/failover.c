@@ -43,11 +43,18 @@ static int lock_receiver(const char *data_dir, int *fd_out) {
 
 /* ---- promote ---------------------------------------------------------------------------- */
 
+/* The folder that holds path (for its fsync after a rename). */
+static void parent_of(const char *path, char *out, size_t len) {
+  const char *slash = strrchr(path, '/');
+  snprintf(out, len, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".");
+}
+
 int sl_promote(const char *data_dir, const char *stream, const char *into, sl_promote_result *out) {
-  char sdir[4096], archive[4096], newlog[4200], text[4200];
+  char sdir[4096], archive[4096], newlog[4400], text[4200], tmp[4300], parent[4300];
   sl_log *log = NULL;
   int lock = -1, rc;
-  bool built = false;
+  bool built = false, placed = false, fenced = false;
+  uint64_t last = 0, epoch = 0;
   memset(out, 0, sizeof *out);
   if (!sl_stream_name_valid(stream)) {
     sl_diag_error("invalid stream name '%s'", stream);
@@ -61,6 +68,10 @@ int sl_promote(const char *data_dir, const char *stream, const char *into, sl_pr
     return -ENAMETOOLONG;
   }
   into = out->into;
+  size_t il = strlen(into);
+  while (il > 1 && into[il - 1] == '/') il--;
+  snprintf(tmp, sizeof tmp, "%.*s.promote-tmp-%d", (int)il, into, (int)getpid());
+  parent_of(tmp, parent, sizeof parent);
   if (access(archive, F_OK) != 0) {
     sl_diag_error("%s: no stream %s in this data directory", data_dir, stream);
     return SL_ENOTFOUND;
@@ -68,27 +79,50 @@ int sl_promote(const char *data_dir, const char *stream, const char *into, sl_pr
   if ((rc = lock_receiver(data_dir, &lock))) return rc;
   /* 1: the archive, recovered: everything in it is durable. */
   if ((rc = sl_log_open(archive, NULL, &log))) goto out;
-  uint64_t last = sl_log_next_txid(log) - 1, cs = sl_log_checksum(log), epoch = sl_log_epoch(log) + 1;
-  /* 2: the fence. */
-  if ((rc = sl_log_begin_epoch(log, epoch))) goto out;
-  /* 3: the new primary. */
-  sl_restore_options ro = {.data_dir = data_dir, .stream = stream, .txid = last, .into = into};
+  last = sl_log_next_txid(log) - 1;
+  epoch = sl_log_epoch(log) + 1;
+  uint64_t cs = sl_log_checksum(log);
+  /* 2: the new primary's state at R, built beside INTO before anything is
+   * fenced: a promote that fails here (INTO not empty, no base, a full
+   * disk) leaves the stream as it was and the old primary may ship on. It
+   * fenced first and then failed, which refused the old primary with no
+   * new one, and said nothing of the fence. */
+  if ((rc = sl__restore_target_free(into))) goto out;
+  sl_remove_tree(tmp); /* a leftover of a killed promote with our pid */
+  sl_restore_options ro = {.data_dir = data_dir, .stream = stream, .txid = last, .into = tmp};
   sl_restore_result res;
   if ((rc = sl_restore(&ro, &res))) goto out;
   built = true;
-  snprintf(newlog, sizeof newlog, "%s/log", into);
+  /* 3: the fence. Until INTO appears (step 4) no new primary exists, so
+   * there is never one beside an unfenced old primary. */
+  if ((rc = sl_log_begin_epoch(log, epoch))) goto out;
+  fenced = true;
+  /* 4: the new primary's log is the archive's (its history included), then it goes into place. */
+  snprintf(newlog, sizeof newlog, "%s/log", tmp);
   if ((rc = sl_remove_tree(newlog)) || (rc = sl_log_copy(archive, newlog))) goto out;
-  /* 4: the record. */
+  if (rename(tmp, into) != 0) {
+    rc = -errno;
+    sl_diag_error("%s: cannot rename to %s: %s", tmp, into, sl_strerror(rc));
+    goto out;
+  }
+  placed = true;
+  if ((rc = sl_fsync_dir(parent))) goto out;
+  /* 5: the record. */
   int n = snprintf(text, sizeof text, "epoch=%" PRIu64 "\ntxid=%" PRIu64 "\nchecksum=%016" PRIx64 "\ntime_us=%" PRIu64
                    "\ninto=%s\n", epoch, last, cs, sl_now_us(), into);
   if ((rc = sl_write_file_atomic(sdir, SL_STREAM_PROMOTED, text, (size_t)n))) goto out;
-  built = false;
+  built = placed = false;
   out->epoch = epoch;
   out->last_txid = last;
   out->checksum = cs;
 out:
   if (rc) sl_diag_error("promote %s in %s: %s", stream, data_dir, sl_strerror(rc));
-  if (built) sl_remove_tree(into);
+  if (rc && fenced)
+    sl_diag_error("stream %s is fenced all the same: epoch %" PRIu64 " begins at txid %" PRIu64 " in %s, so the "
+                 "receiver refuses the old primary from now on, and no new primary was left: run promote again",
+                 stream, epoch, last + 1, archive);
+  if (placed) sl_remove_tree(into);
+  else if (built) sl_remove_tree(tmp);
   sl_log_close(log);
   if (lock >= 0) close(lock);
   return rc;

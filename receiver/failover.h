@@ -8,21 +8,29 @@
  * receiver's lock, sl_receiver_lock, for its whole run, so none starts
  * meanwhile): then the archive stands still and everything in it is
  * durable and acknowledged. Order, so that no acknowledged transaction is
- * lost and the old primary can never write on:
+ * lost, the old primary can never write on once a new primary exists, and
+ * a promote that fails before the new primary is whole leaves the stream
+ * as it was:
  *   1. open the archive (recovery: R = its last txid, all durable);
- *   2. record epoch E+1 starting at R+1 in the archive's history: from now
+ *   2. build the new primary's state at R beside INTO, in
+ *      INTO.promote-tmp-PID (sl_restore: newest snapshot + archive replay),
+ *      INTO checked missing or empty first;
+ *   3. record epoch E+1 starting at R+1 in the archive's history: from now
  *      on the receiver refuses the old primary's history (behind or
  *      diverged) -- the fence comes before the new primary exists;
- *   3. build the new primary: the state at R (sl_restore: newest snapshot +
- *      archive replay), its log replaced by a copy of the archive (same
- *      bytes, so the same rolling checksums) and the archive's history;
- *   4. DIR/streams/NAME/promoted records when, where and which epoch:
+ *   4. replace the new primary's log by a copy of the archive (same bytes,
+ *      so the same rolling checksums) and the archive's history, and rename
+ *      it to INTO;
+ *   5. DIR/streams/NAME/promoted records when, where and which epoch:
  *      "epoch=E+1\ntxid=R\nchecksum=<16 hex>\ntime_us=T\ninto=PATH\n",
  *      written atomically.
  * The stream's standby stays a standby: when the new primary ships to the
  * same stream it continues the archive, and the standby follows it. A
- * failure after step 2 leaves the fence (the old primary stays refused)
- * and no new primary: promote can be run again.
+ * failure in step 2 (INTO not empty, a base that cannot be loaded, a full
+ * disk) fences nothing: the old primary may ship on (the fence used to come
+ * first, so such a failure refused the only primary, unsaid). A failure
+ * after step 3 leaves the fence and no new primary, and says so: promote
+ * can be run again.
  *
  * SEEDING (rewind --standby-data): DIR/streams/NAME is built from a log, as
  * the receiver builds a new stream (NAME~new/{archive,snapshots}, renamed

@@ -2,7 +2,8 @@
  * Tests of dump chains (backup/chain.h) on real stores and real files: a
  * chain of a store (a full dump, then incrementals, then nothing new) is
  * listed and checked; a missing middle file breaks the chain and loading
- * it is refused with nothing built; --keep-full retention removes whole
+ * it is refused with nothing built, and so is a newest file that cannot
+ * be read (its name places it); --keep-full retention removes whole
  * older chains; loading the chain gives a store whose canonical export
  * equals the source's.
  */
@@ -179,6 +180,91 @@ static void chain_missing_middle(void **state) {
   free(into);
 }
 
+/* Flip one byte of the file at off. */
+static void flip_byte(const char *path, long off) {
+  FILE *f = fopen(path, "r+b");
+  assert_non_null(f);
+  assert_int_equal(fseek(f, off, SEEK_SET), 0);
+  int c = fgetc(f);
+  assert_true(c != EOF);
+  assert_int_equal(fseek(f, off, SEEK_SET), 0);
+  assert_int_equal(fputc(c ^ 0x55, f), c ^ 0x55);
+  assert_int_equal(fclose(f), 0);
+}
+
+/* The newest incremental's header damaged: the file cannot be read, so it
+ * has no creation time of its own. It used to sort first (a zeroed
+ * header), the chain before it counted as whole, and loading gave txid 4
+ * of a chain that holds 6, exit 0. Its name places it now: loading is
+ * refused, the next run starts a new chain, and a damaged file that its
+ * name puts before the newest full (an older chain's) no longer matters;
+ * one whose name says nothing is refused as possibly the newest. */
+static void chain_damaged_newest(void **state) {
+  (void)state;
+  char *st = store_dir("backup_dmg");
+  char *dir = tu_path(tu_tmpdir("backup_dmg_files"), "chain");
+  char *into = tu_path(tu_tmpdir("backup_dmg_into"), "restored");
+  uint64_t next = 1;
+  sl_chain_add_result r;
+  char newest[320];
+  struct stat sb;
+
+  for (int i = 0; i < 3; i++) {
+    commit(st, &next, 2);
+    add(st, dir, SL_CHAIN_FULL_EVERY_DEFAULT_S, &r);
+  }
+  assert_int_equal(r.info.header.kind, SL_DUMP_INCREMENTAL);
+  assert_int_equal(r.last_txid, 6);
+  snprintf(newest, sizeof newest, "%s", r.name);
+  char *p = chain_path(dir, newest);
+  flip_byte(p, 10);
+
+  sl_chain_listing l;
+  OK(sl_chain_list(dir, NULL, false, &l));
+  assert_int_equal(l.n, 3);
+  assert_true(l.broken);
+  assert_string_equal(l.e[2].name, newest); /* after the chain it belongs to */
+  assert_int_equal(l.e[2].chain, -1);
+  assert_non_null(strstr(l.e[2].problem, "cannot be read"));
+  sl_chain_listing_free(&l);
+  sl_chain_load_result lr;
+  ERR(SL_EGAP, sl_chain_load(dir, into, &(sl_chain_load_options){0}, &lr));
+  assert_int_equal(stat(into, &sb), -1);
+
+  /* The next run does not continue the chain past a file it cannot read. */
+  commit(st, &next, 1);
+  add(st, dir, SL_CHAIN_FULL_EVERY_DEFAULT_S, &r);
+  assert_true(r.written);
+  assert_non_null(r.why);
+  assert_int_equal(r.info.header.kind, SL_DUMP_FULL);
+  assert_int_equal(r.last_txid, 7);
+
+  /* Named as written before that full: an older chain's, passed over. */
+  char *older = chain_path(dir, "20000101T000000Z-incr-5-6.dump");
+  assert_int_equal(rename(p, older), 0);
+  OK(sl_chain_load(dir, into, &(sl_chain_load_options){0}, &lr));
+  assert_int_equal(lr.last_txid, 7);
+  size_t la, lb;
+  char *a = tu_export(st, &la), *b = tu_export(into, &lb);
+  assert_int_equal(la, lb);
+  assert_memory_equal(a, b, la);
+  free(a);
+  free(b);
+  OK(sl_remove_tree(into));
+
+  /* A name that gives no time: it may be the newest file. */
+  char *odd = chain_path(dir, "copy.dump");
+  assert_int_equal(rename(older, odd), 0);
+  ERR(SL_EGAP, sl_chain_load(dir, into, &(sl_chain_load_options){0}, &lr));
+  assert_int_equal(stat(into, &sb), -1);
+  free(odd);
+  free(older);
+  free(p);
+  free(st);
+  free(dir);
+  free(into);
+}
+
 static void count_removed(void *arg, const char *name) {
   (void)name;
   ++*(int *)arg;
@@ -235,6 +321,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(chain_build_list_load),
       cmocka_unit_test(chain_missing_middle),
+      cmocka_unit_test(chain_damaged_newest),
       cmocka_unit_test(chain_keep_full),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -218,6 +218,28 @@ static void failover_promote_stream(void **state) {
   tu_receiver_stop(&r);
   assert_int_equal(access(into, F_OK), -1);
 
+  /* A promote that cannot build the new primary (INTO holds a file) fences
+   * nothing: the old primary's history is still the stream's. It used to
+   * record epoch 1 first and fail after, so the only primary was refused
+   * as diverged and no new one existed. */
+  sl_stream_path(archive, sizeof archive, data, "s", SL_STREAM_ARCHIVE);
+  sl_stream_path(promoted, sizeof promoted, data, "s", SL_STREAM_PROMOTED);
+  char *stray = tu_path(into, "stray");
+  OK(sl_mkdir_p(into));
+  FILE *sf = fopen(stray, "w");
+  assert_non_null(sf);
+  fclose(sf);
+  ERR(SL_EEXIST, sl_promote(data, "s", into, &res));
+  sl_history h0;
+  OK(sl_history_load(archive, &h0));
+  assert_int_equal(sl_history_epoch(&h0), 0);
+  assert_int_equal(access(promoted, F_OK), -1);
+  uint64_t f0, l0;
+  OK(sl_log_find_fork(plog, archive, &f0, &l0));
+  assert_int_equal(f0, 30); /* the old primary shares all 30: it may ship on */
+  assert_int_equal(unlink(stray), 0);
+  free(stray);
+
   OK(sl_promote(data, "s", into, &res));
   assert_int_equal(res.epoch, 1);
   assert_int_equal(res.last_txid, 30);

@@ -305,7 +305,7 @@ void cli_restore_temp_remove(char *store_dir) {
 /* ---- prune -------------------------------------------------------------------------- */
 static const char prune_help[] =
     "Usage: shiplog prune --data DIR [--stream NAME] [--keep-snapshots N] [--keep-days D]\n"
-    "                     [--dry-run] [--json]\n"
+    "                     [--dry-run] [--key-file FILE] [--json]\n"
     "\n"
     "Retention of a receiver's snapshots and archive segments (every stream, or\n"
     "NAME). A snapshot is kept when it is one of the newest N, or was taken in the\n"

@@ -65,7 +65,7 @@ int sl_stream_inventory_read(const char *data_dir, const char *stream, sl_stream
     else sl_diag_error("%s: stream %s: %s", data_dir, stream, sl_strerror(rc));
     return rc;
   }
-  if ((rc = sl_log_list(archive, &segs, &nseg))) {
+  if ((rc = sl_log_list_newest_run(archive, &segs, &nseg, &out->cut_segno))) {
     sl_diag_error("%s: cannot list the archive: %s", archive, sl_strerror(rc));
     goto out;
   }
@@ -256,7 +256,7 @@ static uint64_t check_segment(const char *archive, const sl_inv_segment *g, uint
   sl_log_reader *r = NULL;
   sl_frame f;
   uint64_t frames = 0, want = g->first_txid;
-  sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false};
+  sl_log_reader_options ro = {.max_txid = last, .tolerate_tail = false, .newest_run = true};
   int rc = last < g->first_txid ? SL_EEND : sl_log_reader_open(archive, g->first_txid, &ro, &r);
   while (rc == 0 && (rc = sl_log_reader_next(r, &f)) == 0) {
     if (f.txid != want) {
@@ -323,6 +323,14 @@ int sl_stream_check(const char *data_dir, const char *stream, sl_keyring *kr,
   }
 
   report_left_out(&c, data_dir, stream, &inv);
+  if (inv.cut_segno) {
+    char what[4400];
+    snprintf(what, sizeof what, "%s/ (segments before %" PRIu64 ")", archive, inv.cut_segno);
+    sl_check_item it = {.path = what,
+                        .problem = "a segment is missing or its header is damaged (named above): the archive is read "
+                                   "from the next one on, and no restore reaches what came before it"};
+    report(&c, &it);
+  }
 
   /* Archive segments: every frame up to the durable mark, dense. */
   bool *seg_ok = inv.nsegs ? calloc(inv.nsegs, sizeof *seg_ok) : NULL;

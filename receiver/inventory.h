@@ -60,6 +60,8 @@ typedef struct sl_stream_inventory {
   sl_stream_status status;         /* state, peer, primary, applied, restorable from */
   uint8_t store_id[SL_STORE_ID_SIZE];
   uint64_t first_txid, durable;    /* the archive's txids (durable < first: none yet) */
+  uint64_t cut_segno;              /* a segment before it missing or unreadable: the archive is read
+                                      from this segment on (store/log.h NEWEST RUN); 0: none */
   uint64_t first_commit_us, durable_commit_us, reachable_us;
   sl_inv_snapshot *snaps;
   size_t nsnaps;

@@ -100,7 +100,8 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
   size_t nseg = 0;
   snprintf(archive, sizeof archive, "%s/" SL_STREAM_ARCHIVE, sdir);
   snprintf(snaps, sizeof snaps, "%s/" SL_STREAM_SNAPSHOTS, sdir);
-  int rc = sl_log_list(archive, &segs, &nseg);
+  uint64_t cut;
+  int rc = sl_log_list_newest_run(archive, &segs, &nseg, &cut); /* a gap cuts off what came before it */
   if (rc) goto out;
   if (nseg == 0) {
     sl_diag_error("stream %s: its archive %s holds no segment", stream, archive);
@@ -180,7 +181,7 @@ static int resolve(const sl_restore_options *o, const char *archive, const holdi
       return SL_EINVAL;
     }
     uint64_t after;
-    int rc = sl_log_find_after_time(archive, o->time_us, &after);
+    int rc = sl_log_find_after_time_newest_run(archive, o->time_us, &after);
     if (rc) return rc;
     n = SL_MIN(after - 1, h->durable);
   } else {
@@ -304,7 +305,7 @@ static int replay(const sl_restore_options *o, const char *archive, sl_store *st
   if (!(r.buf = malloc(r.cap)) || !(r.offs = malloc(REPLAY_BATCH_TX * sizeof *r.offs)) ||
       !(r.lens = malloc(REPLAY_BATCH_TX * sizeof *r.lens)) || !(r.ptrs = malloc(REPLAY_BATCH_TX * sizeof *r.ptrs)))
     goto out;
-  sl_log_reader_options ro = {.max_txid = to, .tolerate_tail = false};
+  sl_log_reader_options ro = {.max_txid = to, .tolerate_tail = false, .newest_run = true};
   if (o->cancel && atomic_load(o->cancel)) {
     rc = -ECANCELED;
     goto out;

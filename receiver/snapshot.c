@@ -166,7 +166,7 @@ void sl__snapshots_clean(const char *snap_dir) {
 int sl__archive_commit_time(const char *archive, uint64_t txid, uint64_t *us) {
   sl_log_reader *r;
   sl_frame f;
-  sl_log_reader_options ro = {.max_txid = txid, .tolerate_tail = false}; /* at most durable: damage, not a tail */
+  sl_log_reader_options ro = {.max_txid = txid, .tolerate_tail = false, .newest_run = true}; /* at most durable: damage, not a tail */
   int rc = sl_log_reader_open(archive, txid, &ro, &r);
   if (rc) return rc;
   rc = sl_log_reader_next(r, &f);
@@ -180,7 +180,7 @@ int sl__archive_commit_time(const char *archive, uint64_t txid, uint64_t *us) {
 int sl__archive_durable(const char *archive, const sl_seg_info *segs, size_t nseg, uint64_t *durable) {
   sl_log_reader *r;
   sl_frame f;
-  sl_log_reader_options ro = {.tolerate_tail = true}; /* as the archive's recovery reads it */
+  sl_log_reader_options ro = {.tolerate_tail = true, .newest_run = true}; /* as the archive's recovery reads it */
   int rc = sl_log_read_durable_mark(archive, durable);
   if (rc != SL_ENOTFOUND) return rc;
   *durable = nseg ? segs[0].first_txid - 1 : 0;

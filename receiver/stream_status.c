@@ -162,8 +162,8 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
    * removed behind the receiver's back must not leave a base "continued". */
   sl_seg_info *segs;
   size_t n;
-  int lrc = sl_log_list(archive, &segs, &n);
-  if (lrc == -ENOENT) lrc = sl_log_list(archive, &segs, &n); /* a segment pruned while listing */
+  uint64_t cut = 0;
+  int lrc = sl_log_list_newest_run(archive, &segs, &n, &cut); /* as a restore lists it */
   if (lrc == 0) {
     if (n) out->first_txid = segs[0].first_txid;
     free(segs);
@@ -198,13 +198,11 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
   out->restorable_us = b.from_us;
   snprintf(out->base, sizeof out->base, "%s",
            b.usable ? "ok" : strcmp(base, "receiving") == 0 ? "receiving" : b.pending ? "pending" : "none");
-  if (lrc && lrc != -ENOENT) {
+  if (lrc) {
     /* Every restore reads the archive's list first, and fails with it. */
     out->restorable = false;
     snprintf(out->state, sizeof out->state, "unrestorable");
-    snprintf(out->error, sizeof out->error,
-             "not restorable: the archive cannot be listed (%s): a segment is missing or its header is damaged "
-             "(the message above names it)",
+    snprintf(out->error, sizeof out->error, "not restorable: the archive cannot be listed (%s; named above)",
              sl_strerror(lrc));
   } else if (strcmp(out->base, "none") == 0 && out->first_txid > 1) {
     snprintf(out->state, sizeof out->state, "unrestorable");
@@ -212,6 +210,11 @@ int sl_stream_status_read(const char *data_dir, const char *stream, sl_stream_st
              "not restorable: the archive starts at txid %llu and no base (a snapshot at txid %llu or later) is "
              "held or on its way; a shipper of this version sends one when it connects",
              (unsigned long long)out->first_txid, (unsigned long long)out->first_txid - 1);
+  } else if (cut && !out->error[0]) {
+    snprintf(out->error, sizeof out->error,
+             "archive segments before %llu cannot be reached: one is missing or its header is damaged (named "
+             "above); restores start from a base at txid %llu or later",
+             (unsigned long long)cut, (unsigned long long)out->first_txid - 1);
   }
 
   /* Lag in time: since the newest applied commit, or since falling behind

@@ -208,63 +208,114 @@ fail:
   return rc;
 }
 
-/* Read and check the header of an open segment file. */
-int sl__log_seg_read_header(int fd, const char *path, sl_seg_header *h) {
+/* Read and check the header of an open segment file; why (may be NULL)
+ * gets the reason, which is logged unless quiet. */
+#define HDR_FAIL(...)                                      \
+  do {                                                     \
+    if (why) snprintf(why, whylen, __VA_ARGS__);           \
+    if (!quiet) sl_diag_error(__VA_ARGS__);                \
+  } while (0)
+static int read_header(int fd, const char *path, sl_seg_header *h, bool quiet, char *why, size_t whylen) {
   uint8_t buf[SL_SEG_HEADER_SIZE];
   long r = sl_pread_full(fd, buf, sizeof buf, 0);
   int rc;
   if (r < 0) {
     rc = (int)r;
-    sl_diag_error("read header of %s: %s", path, sl_strerror(rc));
+    HDR_FAIL("read header of %s: %s", path, sl_strerror(rc));
     return rc;
   }
   if (r < SL_SEG_HEADER_SIZE) {
-    sl_diag_error("%s: %ld bytes, shorter than a segment header", path, r);
+    HDR_FAIL("%s: %ld bytes, shorter than a segment header", path, r);
     return r >= 8 && memcmp(buf, SL_SEG_MAGIC, 8) == 0 ? SL_ECORRUPT : SL_ENOTLOG;
   }
   if ((rc = sl_seg_header_decode(buf, h))) {
-    sl_diag_error("%s: segment header: %s", path, sl_strerror(rc));
+    HDR_FAIL("%s: segment header: %s", path, sl_strerror(rc));
     return rc;
   }
   if (h->flags & ~(SL_SEG_F_SEALED | SL_SEG_F_LZ4 | SL_SEG_F_SEALED_LZ4)) {
-    sl_diag_error("%s: segment flags 0x%" PRIx32 " are not supported (written by a newer shiplog?)", path,
-                 h->flags);
+    HDR_FAIL("%s: segment flags 0x%" PRIx32 " are not supported (written by a newer shiplog?)", path, h->flags);
     return SL_EVERSION;
   }
   if ((h->flags & SL_SEG_F_SEALED_LZ4) && !(h->flags & SL_SEG_F_SEALED)) {
-    sl_diag_error("%s: segment header: compressed sealed frames in a segment that is not sealed", path);
+    HDR_FAIL("%s: segment header: compressed sealed frames in a segment that is not sealed", path);
     return SL_ECORRUPT;
   }
   if (!(h->flags & SL_SEG_F_SEALED) != !h->key_id[0]) {
-    sl_diag_error("%s: segment header: the sealed flag and the key id disagree", path);
+    HDR_FAIL("%s: segment header: the sealed flag and the key id disagree", path);
     return SL_ECORRUPT;
   }
   return 0;
 }
 
-int sl_log_list(const char *logdir, sl_seg_info **out, size_t *count) {
+#undef HDR_FAIL
+
+int sl__log_seg_read_header(int fd, const char *path, sl_seg_header *h) {
+  return read_header(fd, path, h, false, NULL, 0);
+}
+
+/* NEWEST RUN's warning, once per process for each log directory and cut:
+ * every reader's open lists the segments again. */
+static void warn_cut_once(const char *logdir, uint64_t from, const char *why) {
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  static struct {
+    char dir[256];
+    uint64_t from;
+  } seen[8];
+  static unsigned next;
+  bool warned = false;
+  pthread_mutex_lock(&mu);
+  for (size_t i = 0; i < 8 && !warned; i++)
+    warned = seen[i].from == from && !strncmp(seen[i].dir, logdir, sizeof seen[i].dir - 1);
+  if (!warned) {
+    snprintf(seen[next % 8].dir, sizeof seen[0].dir, "%s", logdir);
+    seen[next++ % 8].from = from;
+  }
+  pthread_mutex_unlock(&mu);
+  if (!warned)
+    sl_diag_warn("%s; so %s is read from segment %" PRIu64 " on, and nothing before it can be reached", why, logdir,
+                from);
+}
+
+/* Both listings (log.h). newest_run: a segment that cannot be opened or
+ * whose header is damaged, or a segment number missing, starts the list
+ * again after it; *cut is then the first segment number of what is kept. */
+static int list_segments(const char *logdir, bool newest_run, sl_seg_info **out, size_t *count, uint64_t *cut) {
   uint64_t *segnos = NULL;
-  size_t n = 0;
+  size_t n = 0, k = 0; /* k: entries of v kept */
   sl_seg_info *v = NULL;
   uint8_t store_id[SL_STORE_ID_SIZE];
+  bool have_id = false;
+  uint64_t from = 0; /* newest_run: where the kept run starts, when something was left out */
+  char why[4400] = "";
   int fd = -1;
   int rc = list_segnos(logdir, "", &segnos, &n);
+  if (cut) *cut = 0;
   if (rc) return rc;
   if (n && !(v = calloc(n, sizeof *v))) {
     rc = -ENOMEM;
     goto fail;
   }
   for (size_t i = 0; i < n; i++) {
-    sl_seg_info *s = &v[i];
+    sl_seg_info *s = &v[k];
     sl_seg_header h;
     struct stat st;
     if ((rc = sl__log_seg_path(s->path, logdir, segnos[i], ""))) goto fail;
     if ((fd = open(s->path, O_RDONLY | O_CLOEXEC)) < 0) {
       rc = -errno;
-      sl_diag_error("open %s: %s", s->path, sl_strerror(rc));
-      goto fail;
+      if (newest_run && rc == -ENOENT && k == 0) continue; /* the oldest, pruned while listing */
+      snprintf(why, sizeof why, "open %s: %s", s->path, sl_strerror(rc));
+      if (!newest_run) {
+        sl_diag_error("%s", why);
+        goto fail;
+      }
+      goto broken;
     }
-    if ((rc = sl__log_seg_read_header(fd, s->path, &h))) goto fail;
+    if ((rc = read_header(fd, s->path, &h, newest_run, why, sizeof why))) {
+      if (!newest_run) goto fail;
+      close(fd);
+      fd = -1;
+      goto broken;
+    }
     if (fstat(fd, &st)) {
       rc = -errno;
       sl_diag_error("stat %s: %s", s->path, sl_strerror(rc));
@@ -273,34 +324,56 @@ int sl_log_list(const char *logdir, sl_seg_info **out, size_t *count) {
     close(fd);
     fd = -1;
     if (h.segno != segnos[i]) {
-      sl_diag_error("%s: header names segment %" PRIu64, s->path, h.segno);
+      snprintf(why, sizeof why, "%s: header names segment %" PRIu64, s->path, h.segno);
       rc = SL_ECORRUPT;
-      goto fail;
+      if (!newest_run) {
+        sl_diag_error("%s", why);
+        goto fail;
+      }
+      goto broken;
     }
-    if (i == 0) {
+    if (!have_id) {
       memcpy(store_id, h.store_id, SL_STORE_ID_SIZE);
+      have_id = true;
     } else if (memcmp(store_id, h.store_id, SL_STORE_ID_SIZE)) {
       sl_diag_error("%s: belongs to another store than %s", s->path, v[0].path);
       rc = SL_ESTOREID;
       goto fail;
-    } else if (segnos[i] != segnos[i - 1] + 1) {
-      sl_diag_error("%s: segment %" PRIu64 " is missing before it", s->path, segnos[i - 1] + 1);
+    }
+    if (k && segnos[i] != v[k - 1].segno + 1) {
+      snprintf(why, sizeof why, "%s: segment %" PRIu64 " is missing before it", s->path, v[k - 1].segno + 1);
       rc = SL_EGAP;
-      goto fail;
-    } else if (h.first_txid <= v[i - 1].first_txid) {
+      if (!newest_run) {
+        sl_diag_error("%s", why);
+        goto fail;
+      }
+      memmove(v, s, sizeof *s); /* this one starts the run */
+      s = v;
+      k = 0;
+      from = segnos[i];
+    } else if (k && h.first_txid <= v[k - 1].first_txid) {
       sl_diag_error("%s: first txid %" PRIu64 " does not follow segment %" PRIu64
                    "'s first txid %" PRIu64,
-                   s->path, h.first_txid, v[i - 1].segno, v[i - 1].first_txid);
+                   s->path, h.first_txid, v[k - 1].segno, v[k - 1].first_txid);
       rc = SL_ECORRUPT;
       goto fail;
     }
     s->segno = h.segno;
     s->first_txid = h.first_txid;
     s->size = (uint64_t)st.st_size;
+    k++;
+    continue;
+  broken: /* newest_run: what came before this one cannot be reached */
+    k = 0;
+    from = segnos[i] + 1;
+  }
+  if (from) {
+    warn_cut_once(logdir, from, why);
+    *cut = from;
   }
   free(segnos);
   *out = v;
-  *count = n;
+  *count = k;
   return 0;
 
 fail:
@@ -308,6 +381,14 @@ fail:
   free(segnos);
   free(v);
   return rc;
+}
+
+int sl_log_list(const char *logdir, sl_seg_info **out, size_t *count) {
+  return list_segments(logdir, false, out, count, NULL);
+}
+
+int sl_log_list_newest_run(const char *logdir, sl_seg_info **out, size_t *count, uint64_t *cut) {
+  return list_segments(logdir, true, out, count, cut);
 }
 
 /* ---- segment headers of lineage (lineage.c) --------------------------------- */
@@ -672,9 +753,11 @@ static size_t seg_holding(const sl_seg_info *segs, size_t n, uint64_t txid) {
 int sl_log_checksum_at(const char *logdir, uint64_t txid, uint64_t *cs) {
   sl_seg_info *segs = NULL;
   size_t n = 0;
+  uint64_t cut;
   seg_iter it = {.s.fd = -1};
   sl_frame f;
-  int rc = sl_log_list(logdir, &segs, &n);
+  /* Only the segment holding txid is read: a gap before it does not matter (NEWEST RUN). */
+  int rc = sl_log_list_newest_run(logdir, &segs, &n, &cut);
   if (rc) return rc;
   if (n == 0 || txid + 1 < segs[0].first_txid) {
     rc = SL_ENOTFOUND;

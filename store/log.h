@@ -364,6 +364,15 @@ typedef struct sl_seg_info {
 /* List LOGDIR's segments in order into a malloc'd array (free()).
  * Checks every header (store id against the first). */
 int sl_log_list(const char *logdir, sl_seg_info **out, size_t *count);
+/* NEWEST RUN, for readers of a receiver's archive (restore, check, status):
+ * as sl_log_list, but a segment that is missing (a gap in the numbers) or
+ * whose file or header cannot be read does not fail the listing: what came
+ * before it is left out, as if pruned, and the list is the newest run of
+ * readable segments numbered without a gap (possibly none). *cut is the
+ * first segment number that run starts at when anything was left out, 0
+ * otherwise (warned, the damage named above). A segment of another store
+ * fails both. */
+int sl_log_list_newest_run(const char *logdir, sl_seg_info **out, size_t *count, uint64_t *cut);
 
 /* A forward reader over a log directory, usable from any process while a
  * writer appends. It starts at from_txid (the first txid it returns; a txid
@@ -389,6 +398,8 @@ typedef struct sl_log_reader_options {
    * SL_EEND (it may be an append in progress); false: any bad frame is
    * SL_ECORRUPT with file and offset (verify, restore from an archive). */
   bool tolerate_tail;
+  /* true: list the segments as sl_log_list_newest_run does (an archive). */
+  bool newest_run;
 } sl_log_reader_options;
 
 int sl_log_reader_open(const char *logdir, uint64_t from_txid,
@@ -411,6 +422,8 @@ void sl_log_reader_close(sl_log_reader *r);
 /* Find the first txid whose commit time is > since_us (for --since), by
  * scanning segment headers then frames. *txid = next txid if none. */
 int sl_log_find_after_time(const char *logdir, uint64_t since_us, uint64_t *txid);
+/* The same over the segments sl_log_list_newest_run keeps (an archive). */
+int sl_log_find_after_time_newest_run(const char *logdir, uint64_t since_us, uint64_t *txid);
 
 /* Pack the sealed segment at path (PACKED SEGMENTS): every frame checked,
  * then written packed beside it and renamed over it. Nothing is done (0)

@@ -164,7 +164,8 @@ int sl_log_reader_open(const char *logdir, uint64_t from_txid, const sl_log_read
   sl_seg_info *segs = NULL;
   size_t n = 0, i;
   sl_log_reader *r = NULL;
-  int rc = sl_log_list(logdir, &segs, &n);
+  uint64_t cut;
+  int rc = opt && opt->newest_run ? sl_log_list_newest_run(logdir, &segs, &n, &cut) : sl_log_list(logdir, &segs, &n);
   if (rc) return rc;
   if (n == 0) {
     sl_diag_error("%s: no log segments", logdir);
@@ -326,13 +327,13 @@ static int first_commit(seg_iter *it, const sl_seg_info *seg, bool newest, uint6
   return rc;
 }
 
-int sl_log_find_after_time(const char *logdir, uint64_t since_us, uint64_t *txid) {
+static int find_after_time(const char *logdir, bool newest_run, uint64_t since_us, uint64_t *txid) {
   sl_seg_info *segs = NULL;
   size_t n = 0;
   seg_iter it = {.s.fd = -1};
-  uint64_t us;
+  uint64_t us, cut;
   bool none;
-  int rc = sl_log_list(logdir, &segs, &n);
+  int rc = newest_run ? sl_log_list_newest_run(logdir, &segs, &n, &cut) : sl_log_list(logdir, &segs, &n);
   if (rc) return rc;
   if (n == 0) {
     sl_diag_error("%s: no log segments", logdir);
@@ -374,4 +375,12 @@ out:
   free(it.s.buf);
   free(segs);
   return rc;
+}
+
+int sl_log_find_after_time(const char *logdir, uint64_t since_us, uint64_t *txid) {
+  return find_after_time(logdir, false, since_us, txid);
+}
+
+int sl_log_find_after_time_newest_run(const char *logdir, uint64_t since_us, uint64_t *txid) {
+  return find_after_time(logdir, true, since_us, txid);
 }

@@ -1379,6 +1379,54 @@ static void log_pack(void **state) {
   free(dir);
 }
 
+/* NEWEST RUN: a segment missing in the middle fails the strict listing;
+ * readers of an archive list the run after it, and read and find
+ * checksums there as before. */
+static void log_newest_run_after_gap(void **state) {
+  (void)state;
+  sl_log *log;
+  sl_seg_info *segs;
+  size_t n;
+  uint64_t cut, cs_before, cs_after, txid;
+  char *dir = new_log("log_newest_run", 4096);
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  append_range(log, 1, 120);
+  sl_log_close(log);
+  assert_int_equal(sl_log_list(dir, &segs, &n), 0);
+  assert_true(n >= 4);
+  size_t whole = n;
+  uint64_t third_first = segs[2].first_txid;
+  free(segs);
+  assert_int_equal(sl_log_checksum_at(dir, 110, &cs_before), 0);
+
+  char *second = seg_file(dir, 2);
+  assert_int_equal(unlink(second), 0);
+  free(second);
+  assert_int_equal(sl_log_list(dir, &segs, &n), SL_EGAP);
+  assert_int_equal(sl_log_list_newest_run(dir, &segs, &n, &cut), 0);
+  assert_int_equal(cut, 3);
+  assert_int_equal(n, whole - 2);
+  assert_int_equal(segs[0].first_txid, third_first);
+  free(segs);
+
+  sl_log_reader *r;
+  sl_frame f;
+  sl_log_reader_options strict = {0}, run = {.newest_run = true};
+  assert_int_equal(sl_log_reader_open(dir, 110, &strict, &r), SL_EGAP);
+  assert_int_equal(sl_log_reader_open(dir, 1, &run, &r), SL_ENOTFOUND); /* cut off */
+  assert_int_equal(sl_log_reader_open(dir, 110, &run, &r), 0);
+  for (uint64_t t = 110; t <= 120; t++) {
+    assert_int_equal(sl_log_reader_next(r, &f), 0);
+    check_frame(&f, t);
+  }
+  sl_log_reader_close(r);
+  assert_int_equal(sl_log_checksum_at(dir, 110, &cs_after), 0);
+  assert_int_equal(cs_after, cs_before);
+  assert_int_equal(sl_log_find_after_time_newest_run(dir, tcommit(115), &txid), 0);
+  assert_int_equal(txid, 116);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(log_frame_codec),
@@ -1397,6 +1445,7 @@ int main(void) {
       cmocka_unit_test(log_reader_from_middle),
       cmocka_unit_test(log_reader_tails_writer),
       cmocka_unit_test(log_find_after_time),
+      cmocka_unit_test(log_newest_run_after_gap),
       cmocka_unit_test(log_consumers_and_prune),
 #ifdef SL_FAULT_INJECTION
       cmocka_unit_test(log_fsync_failure_is_sticky),

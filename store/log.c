@@ -368,6 +368,7 @@ static int list_segments(const char *logdir, bool newest_run, sl_seg_info **out,
     from = segnos[i] + 1;
   }
   if (from) {
+    if (k) from = v[0].segno; /* a gap may follow a damaged one */
     warn_cut_once(logdir, from, why);
     *cut = from;
   }

@@ -92,6 +92,7 @@ static json_t *inventory_json(const char *name, const sl_stream_inventory *v) {
       "archive_first_txid", (json_int_t)v->first_txid, "durable", (json_int_t)v->durable, "applied",
       (json_int_t)st->applied, "base_txid", (json_int_t)st->restorable_txid, "snapshots", snaps, "segments", segs,
       "consumers", cons);
+  if (o && v->cut_segno) json_object_set_new(o, "cut_before_segment", json_integer((json_int_t)v->cut_segno));
   if (o && v->s3)
     json_object_set_new(o, "upload", json_pack("{s:I,s:I,s:I,s:I,s:s}", "uploaded_txid", (json_int_t)v->uploaded_txid,
                                                "pending_files", (json_int_t)v->pending_files, "pending_bytes",
@@ -127,6 +128,9 @@ static void inventory_print(const char *name, const sl_stream_inventory *v) {
   }
   printf("  archive      txids %" PRIu64 "..%" PRIu64 " in %zu segments; standby applied txid %" PRIu64 "\n",
          v->first_txid, v->durable, v->nsegs, st->applied);
+  if (v->cut_segno)
+    printf("               segments before %" PRIu64 " cannot be reached: one is missing or its header is damaged "
+           "(shiplog check --data names it)\n", v->cut_segno);
   if (st->retain_snapshots || st->retain_days > 0) {
     char rule[128] = "";
     if (st->retain_snapshots) snprintf(rule, sizeof rule, "the newest %" PRIu64 " snapshots", st->retain_snapshots);

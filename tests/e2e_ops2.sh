@@ -192,6 +192,8 @@ check "3: ...status and check agree on restorable, and from where" \
   jqe --slurpfile c "$T/chk.json" '.streams[0] | .restorable == $c[0].restorable and
     ((.restorable | not) or .restorable_from_txid == $c[0].base_txid)' "$T/st.json"
 check "3: ...and status says what cannot be reached" jqe '.streams[0].error | test("cannot be reached")' "$T/st.json"
+"$BIN" info --data "$T/dx" --stream main --json >"$T/info.json" 2>/dev/null
+check "3: ...and info names the segment the archive is read from" jqe '.streams[0].cut_before_segment > 1' "$T/info.json"
 if [ "$(jq .restorable "$T/chk.json")" = true ]; then
   expect 0 "3: ...a restore to the durable txid from a base after the gap" "$BIN" restore --data "$T/dx" --stream main \
     --to-txid "$(jq .durable "$T/chk.json")" --into "$T/dx-restored" --quiet

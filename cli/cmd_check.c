@@ -102,6 +102,8 @@ static void stream_item(void *arg, const sl_check_item *it) {
   if (it->snapshot)
     printf("%-8s snapshot %s (txid %" PRIu64 ", %" PRIu64 " records)\n", it->problem ? "DAMAGED" : "ok", it->path,
            it->first_txid, it->units);
+  else if (!it->first_txid) /* what a cut leaves out (receiver/inventory.h) */
+    printf("%-8s segment  %s (txids up to %" PRIu64 ")\n", "DAMAGED", it->path, it->last_txid);
   else
     printf("%-8s segment  %s (txids %" PRIu64 "..%" PRIu64 ", %" PRIu64 " frames)\n", it->problem ? "DAMAGED" : "ok",
            it->path, it->first_txid, it->last_txid, it->units);

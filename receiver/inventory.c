@@ -326,7 +326,7 @@ int sl_stream_check(const char *data_dir, const char *stream, sl_keyring *kr,
   if (inv.cut_segno) {
     char what[4400];
     snprintf(what, sizeof what, "%s/ (segments before %" PRIu64 ")", archive, inv.cut_segno);
-    sl_check_item it = {.path = what,
+    sl_check_item it = {.path = what, .last_txid = inv.first_txid - 1,
                         .problem = "a segment is missing or its header is damaged (named above): the archive is read "
                                    "from the next one on, and no restore reaches what came before it"};
     report(&c, &it);

@@ -100,8 +100,7 @@ static int read_holdings(const char *sdir, const char *stream, holdings *h) {
   size_t nseg = 0;
   snprintf(archive, sizeof archive, "%s/" SL_STREAM_ARCHIVE, sdir);
   snprintf(snaps, sizeof snaps, "%s/" SL_STREAM_SNAPSHOTS, sdir);
-  uint64_t cut;
-  int rc = sl_log_list_newest_run(archive, &segs, &nseg, &cut); /* a gap cuts off what came before it */
+  int rc = sl_log_list_newest_run(archive, &segs, &nseg, NULL); /* a gap cuts off what came before it */
   if (rc) goto out;
   if (nseg == 0) {
     sl_diag_error("stream %s: its archive %s holds no segment", stream, archive);

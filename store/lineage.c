@@ -203,8 +203,8 @@ static uint64_t frame_epoch(const char *logdir, uint64_t txid) {
   sl_log_reader *r = NULL;
   sl_log_reader_options ro = {.max_txid = txid, .newest_run = true};
   sl_frame f;
-  uint64_t epoch = 0, cut;
-  bool held = sl_log_list_newest_run(logdir, &segs, &n, &cut) == 0 && n && txid >= segs[0].first_txid;
+  uint64_t epoch = 0;
+  bool held = sl_log_list_newest_run(logdir, &segs, &n, NULL) == 0 && n && txid >= segs[0].first_txid;
   free(segs);
   if (held && sl_log_reader_open(logdir, txid, &ro, &r) == 0 && sl_log_reader_next(r, &f) == 0 && f.txid == txid)
     epoch = f.epoch;

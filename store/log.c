@@ -276,9 +276,10 @@ static void warn_cut_once(const char *logdir, uint64_t from, const char *why) {
                 from);
 }
 
-/* Both listings (log.h). newest_run: a segment that cannot be opened or
- * whose header is damaged, or a segment number missing, starts the list
- * again after it; *cut is then the first segment number of what is kept. */
+/* Both listings (log.h). A segment that cannot be opened, whose header is
+ * damaged, or before which a number is missing fails the strict listing;
+ * with newest_run it starts the list again after it (a missing number: at
+ * it), and *cut (may be NULL) is then the first segment number kept. */
 static int list_segments(const char *logdir, bool newest_run, sl_seg_info **out, size_t *count, uint64_t *cut) {
   uint64_t *segnos = NULL;
   size_t n = 0, k = 0; /* k: entries of v kept */
@@ -304,18 +305,9 @@ static int list_segments(const char *logdir, bool newest_run, sl_seg_info **out,
       rc = -errno;
       if (newest_run && rc == -ENOENT && k == 0) continue; /* the oldest, pruned while listing */
       snprintf(why, sizeof why, "open %s: %s", s->path, sl_strerror(rc));
-      if (!newest_run) {
-        sl_diag_error("%s", why);
-        goto fail;
-      }
       goto broken;
     }
-    if ((rc = read_header(fd, s->path, &h, newest_run, why, sizeof why))) {
-      if (!newest_run) goto fail;
-      close(fd);
-      fd = -1;
-      goto broken;
-    }
+    if ((rc = read_header(fd, s->path, &h, true, why, sizeof why))) goto broken;
     if (fstat(fd, &st)) {
       rc = -errno;
       sl_diag_error("stat %s: %s", s->path, sl_strerror(rc));
@@ -326,10 +318,6 @@ static int list_segments(const char *logdir, bool newest_run, sl_seg_info **out,
     if (h.segno != segnos[i]) {
       snprintf(why, sizeof why, "%s: header names segment %" PRIu64, s->path, h.segno);
       rc = SL_ECORRUPT;
-      if (!newest_run) {
-        sl_diag_error("%s", why);
-        goto fail;
-      }
       goto broken;
     }
     if (!have_id) {
@@ -343,10 +331,7 @@ static int list_segments(const char *logdir, bool newest_run, sl_seg_info **out,
     if (k && segnos[i] != v[k - 1].segno + 1) {
       snprintf(why, sizeof why, "%s: segment %" PRIu64 " is missing before it", s->path, v[k - 1].segno + 1);
       rc = SL_EGAP;
-      if (!newest_run) {
-        sl_diag_error("%s", why);
-        goto fail;
-      }
+      if (!newest_run) goto broken;
       memmove(v, s, sizeof *s); /* this one starts the run */
       s = v;
       k = 0;
@@ -363,14 +348,20 @@ static int list_segments(const char *logdir, bool newest_run, sl_seg_info **out,
     s->size = (uint64_t)st.st_size;
     k++;
     continue;
-  broken: /* newest_run: what came before this one cannot be reached */
+  broken: /* strict: the listing fails; newest_run: what came before this one cannot be reached */
+    if (!newest_run) {
+      sl_diag_error("%s", why);
+      goto fail;
+    }
+    if (fd >= 0) close(fd);
+    fd = -1;
     k = 0;
     from = segnos[i] + 1;
   }
   if (from) {
     if (k) from = v[0].segno; /* a gap may follow a damaged one */
     warn_cut_once(logdir, from, why);
-    *cut = from;
+    if (cut) *cut = from;
   }
   free(segnos);
   *out = v;
@@ -754,11 +745,10 @@ static size_t seg_holding(const sl_seg_info *segs, size_t n, uint64_t txid) {
 int sl_log_checksum_at(const char *logdir, uint64_t txid, uint64_t *cs) {
   sl_seg_info *segs = NULL;
   size_t n = 0;
-  uint64_t cut;
   seg_iter it = {.s.fd = -1};
   sl_frame f;
   /* Only the segment holding txid is read: a gap before it does not matter (NEWEST RUN). */
-  int rc = sl_log_list_newest_run(logdir, &segs, &n, &cut);
+  int rc = sl_log_list_newest_run(logdir, &segs, &n, NULL);
   if (rc) return rc;
   if (n == 0 || txid + 1 < segs[0].first_txid) {
     rc = SL_ENOTFOUND;

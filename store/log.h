@@ -368,10 +368,10 @@ int sl_log_list(const char *logdir, sl_seg_info **out, size_t *count);
  * as sl_log_list, but a segment that is missing (a gap in the numbers) or
  * whose file or header cannot be read does not fail the listing: what came
  * before it is left out, as if pruned, and the list is the newest run of
- * readable segments numbered without a gap (possibly none). *cut is the
- * first segment number that run starts at when anything was left out, 0
- * otherwise (warned, the damage named above). A segment of another store
- * fails both. */
+ * readable segments numbered without a gap (possibly none). *cut (cut may
+ * be NULL) is the first segment number that run starts at when anything
+ * was left out, 0 otherwise; the cut is warned once per process, naming
+ * the damage. A segment of another store fails both. */
 int sl_log_list_newest_run(const char *logdir, sl_seg_info **out, size_t *count, uint64_t *cut);
 
 /* A forward reader over a log directory, usable from any process while a

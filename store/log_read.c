@@ -164,8 +164,7 @@ int sl_log_reader_open(const char *logdir, uint64_t from_txid, const sl_log_read
   sl_seg_info *segs = NULL;
   size_t n = 0, i;
   sl_log_reader *r = NULL;
-  uint64_t cut;
-  int rc = opt && opt->newest_run ? sl_log_list_newest_run(logdir, &segs, &n, &cut) : sl_log_list(logdir, &segs, &n);
+  int rc = opt && opt->newest_run ? sl_log_list_newest_run(logdir, &segs, &n, NULL) : sl_log_list(logdir, &segs, &n);
   if (rc) return rc;
   if (n == 0) {
     sl_diag_error("%s: no log segments", logdir);
@@ -331,9 +330,9 @@ static int find_after_time(const char *logdir, bool newest_run, uint64_t since_u
   sl_seg_info *segs = NULL;
   size_t n = 0;
   seg_iter it = {.s.fd = -1};
-  uint64_t us, cut;
+  uint64_t us;
   bool none;
-  int rc = newest_run ? sl_log_list_newest_run(logdir, &segs, &n, &cut) : sl_log_list(logdir, &segs, &n);
+  int rc = newest_run ? sl_log_list_newest_run(logdir, &segs, &n, NULL) : sl_log_list(logdir, &segs, &n);
   if (rc) return rc;
   if (n == 0) {
     sl_diag_error("%s: no log segments", logdir);

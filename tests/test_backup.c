@@ -54,6 +54,17 @@ static void add(const char *store, const char *dir, uint64_t full_every_s, sl_ch
 
 static char *chain_path(const char *dir, const char *name) { return tu_path(dir, name); }
 
+/* The store a chain was loaded into holds the source's graph, byte for byte. */
+static void assert_same_graph(const char *src, const char *loaded) {
+  size_t la, lb;
+  char *a = tu_export(src, &la), *b = tu_export(loaded, &lb);
+  assert_true(la > 0);
+  assert_int_equal(la, lb);
+  assert_memory_equal(a, b, la);
+  free(a);
+  free(b);
+}
+
 /* Full, two incrementals, nothing new: listed as one whole chain. */
 static void chain_build_list_load(void **state) {
   (void)state;
@@ -117,13 +128,7 @@ static void chain_build_list_load(void **state) {
   assert_int_equal(lr.last_txid, 10);
   assert_int_equal(lr.incrementals, 2);
   assert_int_equal(lr.applied, 5);
-  size_t la, lb;
-  char *a = tu_export(st, &la), *b = tu_export(into, &lb);
-  assert_true(la > 0);
-  assert_int_equal(la, lb);
-  assert_memory_equal(a, b, la);
-  free(a);
-  free(b);
+  assert_same_graph(st, into);
   free(logdir);
   free(st);
   free(dir);
@@ -244,12 +249,7 @@ static void chain_damaged_newest(void **state) {
   assert_int_equal(rename(p, older), 0);
   OK(sl_chain_load(dir, into, &(sl_chain_load_options){0}, &lr));
   assert_int_equal(lr.last_txid, 7);
-  size_t la, lb;
-  char *a = tu_export(st, &la), *b = tu_export(into, &lb);
-  assert_int_equal(la, lb);
-  assert_memory_equal(a, b, la);
-  free(a);
-  free(b);
+  assert_same_graph(st, into);
   OK(sl_remove_tree(into));
 
   /* A name that gives no time: it may be the newest file. */

@@ -50,7 +50,7 @@
  *             RETURN f.id, f.name, k.since` / the join knows -> person.
  *   disk-1    with --disk DIR (the disk the servers keep their data on),
  *             right before each system's write runs: the disk's own rate
- *             of 4 KiB appends each fdatasync()ed, one writer (disk.h).
+ *             of 4 KiB writes each fdatasync()ed, one writer (disk.h).
  *             W closed-loop clients of a system that answers a commit once
  *             it is durable commit at most W times that; the targets say
  *             where 3x PostgreSQL's rate with one client lies beyond it.
@@ -912,7 +912,7 @@ int main(int argc, char **argv) {
       if (o.disk && o.n_writers && rc == 0) {
         disk_sync_rate d;
         if ((rc = disk_sync_rate_measure(o.disk, 1.0, &d))) break;
-        table_row(&t, "disk-1", "disk: 4 KiB append+fdatasync/s, 1 writer", "/s", true)->v[s][rep] = d.per_s;
+        table_row(&t, "disk-1", "disk: 4 KiB write+fdatasync/s, 1 writer", "/s", true)->v[s][rep] = d.per_s;
         fprintf(stderr, "  %-8s %-10s %9.0f /s   p50 %.3f ms  p99 %.3f ms  (before %s's writes)\n", "disk", "disk-1",
                 d.per_s, d.p50_us / 1e3, d.p99_us / 1e3, ops->name);
       }

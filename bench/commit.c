@@ -12,7 +12,7 @@
  *   --json FILE     also write the figures as one JSON object.
  *
  * WHAT IT MEASURES
- *   1. The disk: a loop of 4 KiB append + fdatasync on one file, from one
+ *   1. The disk: a loop of 4 KiB write + fdatasync on one file, from one
  *      thread: fdatasyncs per second and their latency (p50/p99). This is
  *      the rate a store without group commit could reach.
  *   2. The store: for each writer count W and each transaction size, a fresh
@@ -306,7 +306,7 @@ int main(int argc, char **argv) {
   printf("bench_commit: %s%s, %.1f s per run\n", dir, tmpfs ? " (tmpfs: fdatasync costs nothing here)" : "",
          seconds);
   disk_sync_rate raw = bench_raw(dir, seconds);
-  printf("raw disk: 4 KiB append + fdatasync, 1 thread: %.0f/s, p50 %.0f us, p99 %.0f us\n\n",
+  printf("raw disk: 4 KiB write + fdatasync, 1 thread: %.0f/s, p50 %.0f us, p99 %.0f us\n\n",
          raw.per_s, raw.p50_us, raw.p99_us);
 
   static const struct { const char *name; unsigned min, max; } sizes[] = {{"1-5", 1, 5}, {"1000", 1000, 1000}};

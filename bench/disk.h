@@ -1,7 +1,10 @@
 /*
  * The disk's own durable-write rate, the baseline of every durable-commit
- * figure: one thread appending 4 KiB blocks to a new file in a directory
- * and fdatasync()ing each (a commit's shape when nobody shares its sync).
+ * figure: one thread writing 4 KiB blocks one after the other into a file
+ * whose blocks were written (zeros) and synced before, and fdatasync()ing
+ * each (a commit's shape when nobody shares its sync, in a log that keeps
+ * zeros ahead of its end as shiplog's and PostgreSQL's do: store/log.h,
+ * ZEROED TAIL).
  * A system that answers a commit only once it is durable can commit at most
  * W times this rate with W closed-loop clients, each waiting for its own.
  */

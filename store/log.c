@@ -490,8 +490,25 @@ static int iter_walk_sealed(seg_iter *it, sl_frame *last) {
   int rc;
   last->txid = 0;
   while ((rc = sl__log_iter_frame(it, &f)) == 0) *last = f;
-  if (rc == BAD_FRAME) return sl__log_iter_corrupt(it, "");
+  if (rc == BAD_FRAME || it->zeroed) return sl__log_iter_corrupt(it, "");
   return rc == SL_EEND ? 0 : rc;
+}
+
+/* Is every byte of the segment from off to its end zero? */
+static int zero_to_end(seg_iter *it, uint64_t off, bool *zero) {
+  uint8_t b[4096];
+  *zero = true;
+  while (*zero && off < it->s.size) {
+    long r = sl_pread_full(it->s.fd, b, (size_t)SL_MIN((uint64_t)sizeof b, it->s.size - off), off);
+    if (r <= 0) {
+      int rc = r < 0 ? (int)r : SL_ETRUNCATED;
+      sl_diag_error("read %s at offset %" PRIu64 ": %s", it->s.path, off, sl_strerror(rc));
+      return rc;
+    }
+    for (long i = 0; i < r; i++) *zero = *zero && !b[i];
+    off += (uint64_t)r;
+  }
+  return 0;
 }
 
 /* RECOVERY of log.h on the newest segment, opened in it (O_RDWR). Sets the
@@ -505,6 +522,16 @@ static int recover_newest(sl_log *log, seg_iter *it, const mark *m, uint64_t kee
     epoch = f.epoch;
   }
   if (rc != SL_EEND && rc != BAD_FRAME) return rc;
+  if (rc == SL_EEND && it->zeroed) {
+    /* A ZEROED TAIL is kept; zeros followed by anything else are torn. */
+    bool zero;
+    int zrc = zero_to_end(it, it->off, &zero);
+    if (zrc) return zrc;
+    if (!zero) {
+      rc = BAD_FRAME;
+      it->bad = SL_ECORRUPT;
+    }
+  }
 
   if (rc == BAD_FRAME && valid_frame_follows(it))
     return sl__log_iter_corrupt(it, "; a valid frame follows it, so this is not a torn tail");
@@ -543,6 +570,7 @@ static int recover_newest(sl_log *log, seg_iter *it, const mark *m, uint64_t kee
     it->s.buf_len = 0;
   }
   log->seg_end = it->off;
+  log->zeroed_end = it->s.size;
   log->next_txid = it->next_txid;
   log->last_commit_us = last_commit;
   log->epoch = epoch;
@@ -670,6 +698,7 @@ void sl_log_close(sl_log *log) {
   pthread_mutex_lock(&log->mu);
   while (log->syncing) pthread_cond_wait(&log->cv, &log->mu);
   pthread_mutex_unlock(&log->mu);
+  if (log->fd >= 0) (void)sl__log_cut_zeroed(log); /* the zeros left are a kept tail (RECOVERY) */
   pthread_cond_destroy(&log->cv);
   pthread_cond_destroy(&log->ahead_cv);
   pthread_mutex_destroy(&log->mu);

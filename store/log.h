@@ -47,6 +47,22 @@
  * would pass the segment size, then a new segment starts (a frame larger than
  * the segment size gets a segment of its own).
  *
+ * ZEROED TAIL. The active segment may end in zeros after its last frame:
+ * the writer keeps up to SL_SEG_ZERO_AHEAD zero bytes written ahead of it,
+ * so that the fdatasync of a commit overwrites blocks the file already has
+ * instead of growing the file (which makes the fdatasync also write the
+ * inode and its block map: 5,000-6,500 against 10,000 syncs/s on the
+ * project's ext4; PostgreSQL zero-fills its WAL segments for the same
+ * reason). A frame header of eight zero bytes therefore ends a segment's
+ * frames, as the end of the file does: readers stop there, never call it
+ * damage, and read it again when tailing. The writer cuts the tail before it
+ * seals the segment (ROTATION), so a sealed segment still ends with its last
+ * frame and zeros after it are damage there; it also cuts it when it closes
+ * the log, and one left by a crash stays until the next writer appends over
+ * it (RECOVERY). A build
+ * without this rule reads a zeroed tail only where it tolerates a torn tail,
+ * and its recovery cuts it as one.
+ *
  * PACKED SEGMENTS (receivers' archives; log_pack.c)
  *   A sealed segment may be stored packed: its header (flag SL_SEG_F_LZ4)
  *   followed by one LZ4 frame (lz4frame format, content size and content
@@ -104,6 +120,8 @@
  *       of the log: SL_ECORRUPT naming file and offset, nothing is changed;
  *     - otherwise it is a torn tail (a crash during an unacknowledged append):
  *       the file is truncated at the bad frame and the cut is logged.
+ *   A ZEROED TAIL with nothing but zeros to the end of the file is no bad
+ *   frame: it is kept, and appended over.
  *   A bad frame in any segment but the newest is always SL_ECORRUPT. So is
  *   a torn tail holding a txid the opener's derived state already applied
  *   (sl_log_open_keep); that is decided before anything is changed.
@@ -167,6 +185,7 @@
 #define SL_TXN_MAX (SL_FRAME_SHIP_MAX - 4096u)
 #define SL_SEG_SIZE_DEFAULT (64ull << 20)
 #define SL_SEG_SIZE_MIN (4096ull)
+#define SL_SEG_ZERO_AHEAD (64u << 10) /* ZEROED TAIL */
 #define SL_KEY_ID_SIZE 32
 #define SL_DURABLE_MARK_SIZE 32
 #define SL_DURABLE_MARK_FILE "durable"   /* LOGDIR/durable (DURABLE MARK) */

@@ -48,6 +48,8 @@ struct sl_log {
   uint64_t segno;
   uint64_t seg_first_txid;
   uint64_t seg_end;        /* offset of the next frame in the active segment */
+  uint64_t zeroed_end;     /* ZEROED TAIL: [seg_end, zeroed_end) holds zeros (log_write.c) */
+  bool zero_refused;       /* writing zeros ahead failed once: this log appends without */
   uint64_t epoch;          /* current (LINEAGE): the next header's epoch */
   uint64_t cs;             /* rolling checksum through next_txid - 1 */
   sl_history hist;         /* LOGDIR/history as on disk */
@@ -103,6 +105,9 @@ typedef struct mark {
 int sl__log_mark_read(const char *logdir, mark *m);
 /* Publish a durable position (caller holds mu) and wake the waiters. */
 void sl__log_publish_durable(sl_log *log, uint64_t txid, uint64_t segno, uint64_t end);
+/* Cut the active segment's ZEROED TAIL (log.h); append_mu held or the log
+ * quiescent, no sync running on its fd. Logged on failure. */
+int sl__log_cut_zeroed(sl_log *log);
 /* Stop the SYNC AHEAD thread, if started (sl_log_close). */
 void sl__log_ahead_stop(sl_log *log);
 /* Write the segment h describes (tmp, fdatasync, rename, fsync the
@@ -119,6 +124,7 @@ typedef struct seg_scan {
   size_t cap;
   uint64_t buf_off; /* file offset of buf[0] */
   size_t buf_len;
+  uint64_t reads;   /* preads into buf so far */
   bool packed;      /* log_pack.c: buf holds the whole unpacked segment, size its length */
 } seg_scan;
 
@@ -129,6 +135,7 @@ typedef struct seg_iter {
   uint64_t next_txid; /* the txid the frame at off must carry */
   uint64_t cs;        /* LINEAGE: through next_txid - 1 */
   int bad;            /* after BAD_FRAME: SL_ETRUNCATED or SL_ECORRUPT */
+  bool zeroed;        /* after SL_EEND: it stopped at a ZEROED TAIL (log.h), not at the file's end */
 } seg_iter;
 
 /* The frame at off, with CRC checked: 0, SL_ETRUNCATED, SL_ECORRUPT, -errno. */

@@ -48,6 +48,7 @@ static int scan_fill(seg_scan *s, uint64_t off, size_t n) {
     s->cap = want;
   }
   s->buf_len = 0;
+  s->reads++;
   long r = sl_pread_full(s->fd, s->buf, want, off);
   if (r < 0) return (int)r;
   s->buf_off = off;
@@ -99,15 +100,23 @@ int sl__log_iter_open(seg_iter *it, const char *path, int flags) {
 
 /* The next frame of the segment: 0 (frame filled, iterator advanced);
  * SL_EEND when the file (as last measured) ends exactly at a frame
- * boundary; BAD_FRAME when the bytes at it->off are not a whole frame with a
+ * boundary, or a ZEROED TAIL (log.h) starts there (it->zeroed); BAD_FRAME when the bytes at it->off are not a whole frame with a
  * good CRC (not logged: the caller decides whether that is a torn tail);
  * SL_ECORRUPT / SL_EGAP (logged) for a frame with a good CRC whose payload
  * is not the expected transaction; -errno. */
 int sl__log_iter_frame(seg_iter *it, sl_frame *f) {
+  it->zeroed = false;
   if (it->off >= it->s.size) return SL_EEND;
   const uint8_t *p;
   uint32_t plen;
   size_t flen;
+  static const uint8_t zero_header[SL_FRAME_HEADER_SIZE];
+  if (scan_fill(&it->s, it->off, SL_FRAME_HEADER_SIZE) == 0 &&
+      memcmp(it->s.buf + (it->off - it->s.buf_off), zero_header, SL_FRAME_HEADER_SIZE) == 0) {
+    it->zeroed = true;
+    it->bad = SL_ECORRUPT; /* what it is where no zeroed tail may be (a sealed segment) */
+    return SL_EEND;
+  }
   int rc = sl__log_scan_frame(&it->s, it->off, &p, &plen, &flen);
   if (rc == SL_ETRUNCATED || rc == SL_ECORRUPT) {
     it->bad = rc;
@@ -154,6 +163,7 @@ struct sl_log_reader {
   uint64_t from_txid;
   uint8_t store_id[SL_STORE_ID_SIZE];
   int err; /* a failed segment switch leaves no segment to read: sticky */
+  bool sealed_seen; /* the next segment was seen: the current one is read once more, as final */
   seg_iter it;
   uint8_t *plain; /* sl_log_reader_open_frame's output */
   size_t plain_cap;
@@ -224,31 +234,46 @@ static int reader_next_segment(sl_log_reader *r) {
 }
 
 int sl_log_reader_next(sl_log_reader *r, sl_frame *frame) {
+  uint64_t reads_before = r->it.s.reads;
   for (;;) {
     if (r->opt.max_txid && r->it.next_txid > r->opt.max_txid) return SL_EEND;
     if (r->err) return r->err;
     int rc = sl__log_iter_frame(&r->it, frame);
     if (rc == 0) {
+      r->sealed_seen = false;
       if (frame->txid < r->from_txid) continue;
       return 0;
     }
     if (rc != SL_EEND && rc != BAD_FRAME) return rc;
+    /* An end seen in bytes read ahead by an earlier call may be a ZEROED
+     * TAIL that frames have overwritten since: read them again first. */
+    if (r->it.s.buf_len && r->it.s.reads == reads_before) {
+      r->it.s.buf_len = 0;
+      continue;
+    }
 
     /* No whole frame in what we saw of the file. Look for the next segment
-     * first and measure afterwards: if the next one exists then, the size
-     * measured later is final. */
+     * first and measure afterwards: if the next one exists then, this one
+     * is sealed, and what is read of it after the look is final (frames
+     * written over a ZEROED TAIL change no size, so it is read once more). */
     char next[PATH_MAX];
     struct stat st;
     if ((rc = sl__log_seg_path(next, r->dir, r->it.h.segno + 1, ""))) return rc;
     bool has_next = stat(next, &st) == 0;
     uint64_t seen = r->it.s.size;
-    r->it.s.buf_len = 0; /* bytes past a torn tail may still change */
+    r->it.s.buf_len = 0; /* bytes past a torn or zeroed tail may still change */
     if ((rc = scan_refresh(&r->it.s))) return rc;
     if (r->it.s.size != seen) continue;
     if (!has_next) {
-      if (r->it.off < r->it.s.size && !r->opt.tolerate_tail) return sl__log_iter_corrupt(&r->it, "");
+      if (r->it.off < r->it.s.size && !r->it.zeroed && !r->opt.tolerate_tail)
+        return sl__log_iter_corrupt(&r->it, "");
       return SL_EEND;
     }
+    if (!r->sealed_seen) {
+      r->sealed_seen = true;
+      continue;
+    }
+    r->sealed_seen = false;
     if (r->it.off < r->it.s.size)
       return sl__log_iter_corrupt(&r->it, " in a sealed segment (a later segment exists)");
     if ((rc = reader_next_segment(r))) {
@@ -361,7 +386,7 @@ static int find_after_time(const char *logdir, bool newest_run, uint64_t since_u
       goto out;
     }
   }
-  if (rc == BAD_FRAME && lo + 1 < n) {
+  if ((rc == BAD_FRAME || it.zeroed) && lo + 1 < n) {
     rc = sl__log_iter_corrupt(&it, "");
     goto out;
   }

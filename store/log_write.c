@@ -168,7 +168,11 @@ static int rotate(sl_log *log) {
   pthread_mutex_unlock(&log->mu);
 
   sl__log_seg_path(path, log->dir, log->segno, "");
-  if ((rc = sl_fault(SL_FAULT_LOG_SEG_FSYNC)) || (rc = sl_fdatasync(log->fd))) {
+  /* A sealed segment ends with its last frame (log.h, ZEROED TAIL): cut
+   * and synced before the next segment exists. */
+  if ((rc = sl__log_cut_zeroed(log))) {
+    sl_diag_error("%s: the log is FAILED until reopened", log->dir);
+  } else if ((rc = sl_fault(SL_FAULT_LOG_SEG_FSYNC)) || (rc = sl_fdatasync(log->fd))) {
     sl_diag_error("fdatasync %s (sealing it): %s; the log is FAILED until reopened", path,
                  sl_strerror(rc));
   } else {
@@ -196,7 +200,7 @@ static int rotate(sl_log *log) {
     log->fd = new_fd;
     log->segno++;
     log->seg_first_txid = log->next_txid;
-    log->seg_end = SL_SEG_HEADER_SIZE;
+    log->seg_end = log->zeroed_end = SL_SEG_HEADER_SIZE;
     memcpy(log->seg_key_id, log->key_id, sizeof log->seg_key_id);
     log->seg_lz4 = (new_seg_flags(log) & SL_SEG_F_SEALED_LZ4) != 0;
     log->stats.rotations++;
@@ -294,6 +298,45 @@ void sl_log_set_key_id(sl_log *log, const char *key_id) {
 
 const char *sl_log_key_id(sl_log *log) { return log->key_id; }
 
+/* ZEROED TAIL (log.h): keep zeros written ahead of the last frame, so that
+ * the group's fdatasync overwrites allocated blocks. The file grows here in
+ * steps of at least half of SL_SEG_ZERO_AHEAD, and the next fdatasync (the
+ * one of the frames just written) writes the inode once for the step. A
+ * failure only costs speed: whatever zeros were written stay a valid tail,
+ * and this log appends without them from then on. append_mu held. */
+static void zero_ahead(sl_log *log) {
+  static const uint8_t zeros[SL_SEG_ZERO_AHEAD];
+  if (log->zero_refused || log->zeroed_end >= log->seg_end + SL_SEG_ZERO_AHEAD / 2) return;
+  uint64_t from = SL_MAX(log->seg_end, log->zeroed_end);
+  uint64_t to = SL_MIN(log->seg_end + SL_SEG_ZERO_AHEAD, log->seg_size);
+  if (to <= from) return;
+  int rc = sl_pwrite_all(log->fd, zeros, (size_t)(to - from), from);
+  if (rc) {
+    char path[PATH_MAX];
+    sl__log_seg_path(path, log->dir, log->segno, "");
+    sl_diag_warn("%s: writing zeros ahead of offset %" PRIu64 ": %s; appends go on without them", path, from,
+                 sl_strerror(rc));
+    log->zero_refused = true;
+    return;
+  }
+  log->zeroed_end = to;
+}
+
+/* Cut the active segment's ZEROED TAIL (append_mu held, no sync running on
+ * fd): before it is sealed, and at close. Logged on failure. */
+int sl__log_cut_zeroed(sl_log *log) {
+  if (log->zeroed_end <= log->seg_end) return 0;
+  if (ftruncate(log->fd, (off_t)log->seg_end)) {
+    char path[PATH_MAX];
+    int rc = -errno;
+    sl__log_seg_path(path, log->dir, log->segno, "");
+    sl_diag_error("%s: cutting the zeros after offset %" PRIu64 ": %s", path, log->seg_end, sl_strerror(rc));
+    return rc;
+  }
+  log->zeroed_end = log->seg_end;
+  return 0;
+}
+
 /* Write the staged frames and publish them as written (append_mu held). */
 static int flush_staged(sl_log *log, staged *s) {
   char path[PATH_MAX];
@@ -307,6 +350,7 @@ static int flush_staged(sl_log *log, staged *s) {
     /* A full disk: cut the partial frames back; nothing of them was ever
      * synced or published, so the log stays usable for when space returns. */
     if ((rc == -ENOSPC || rc == -EDQUOT) && ftruncate(log->fd, (off_t)log->seg_end) == 0) {
+      log->zeroed_end = log->seg_end;
       sl_diag_error("write txids %" PRIu64 "..%" PRIu64 " to %s at offset %" PRIu64 ": %s; the transactions "
                    "are not logged (the frames were cut back)", s->last_txid + 1 - s->n, s->last_txid, path,
                    log->seg_end, sl_strerror(rc));
@@ -322,6 +366,7 @@ static int flush_staged(sl_log *log, staged *s) {
     return rc;
   }
   log->seg_end += s->bytes;
+  zero_ahead(log);
   log->cs = s->cs;
   __atomic_store_n(&log->last_commit_us, s->last_commit_us, __ATOMIC_RELEASE);
   pthread_mutex_lock(&log->mu);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define T0 1700000000000000ull
@@ -577,9 +578,12 @@ static void log_garbage_tail_is_cut(void **state) {
       char *msg = tu_capture_end();
       if (rc) fail_msg("%zu %s bytes: %s\n%s", sizes[i], zero ? "zero" : "random", sl_errname(rc), msg);
       free(msg);
-      assert_int_equal(file_size(seg), len);
+      /* Eight zero bytes or more are a ZEROED TAIL: kept while open, cut at close. */
+      bool kept = zero && sizes[i] >= SL_FRAME_HEADER_SIZE;
+      assert_int_equal(file_size(seg), kept ? len + sizes[i] : len);
       assert_int_equal(sl_log_next_txid(log), 4);
       sl_log_close(log);
+      assert_int_equal(file_size(seg), len);
     }
   }
   /* A frame header claiming a huge length, and nothing behind it. */
@@ -606,6 +610,102 @@ static void log_garbage_tail_is_cut(void **state) {
   assert_int_equal(file_size(seg), len + sizeof junk);
   free(g);
   free(full);
+  free(seg);
+  free(dir);
+}
+
+/* The bytes of path from off to its end are all zero (and there are some). */
+static void assert_zero_after(const char *path, uint64_t off) {
+  size_t len;
+  uint8_t *b = read_whole(path, &len);
+  assert_true(len > off);
+  for (size_t i = off; i < len; i++)
+    if (b[i]) fail_msg("%s: byte %zu is %u, not zero", path, i, b[i]);
+  free(b);
+}
+
+/* log.h, ZEROED TAIL: zeros ahead of the frames while a writer has the log
+ * open, read as the end by every reader, kept by recovery after a crash,
+ * cut when a segment is sealed and at close. */
+static void log_zeroed_tail(void **state) {
+  (void)state;
+  char *dir = new_log("log_zeroed", 0);
+  char *seg = seg_file(dir, 1);
+  sl_log *log;
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  append_range(log, 1, 3);
+  assert_int_equal(sl_log_wait_durable(log, 3), 0);
+  uint64_t end = SL_SEG_HEADER_SIZE + frame_len(1) + frame_len(2) + frame_len(3);
+  assert_true(file_size(seg) > end && file_size(seg) <= end + SL_SEG_ZERO_AHEAD);
+  assert_zero_after(seg, end);
+  read_all(dir, 1, 3); /* a strict reader: the zeros are the end, not damage */
+  assert_int_equal(sl_log_bytes_after(dir, 1, 3), frame_len(2) + frame_len(3)); /* no zeros counted */
+  sl_log_close(log);
+  assert_int_equal(file_size(seg), end);
+
+  /* A writer killed with its zeros in place: reopened without a word, the
+   * zeros kept and appended over. */
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    sl_log *child;
+    if (sl_log_open(dir, STORE_ID, &child) || append_txid(child, 4) || append_txid(child, 5) ||
+        sl_log_wait_durable(child, 5))
+      _exit(1);
+    _exit(0); /* no close: as SIGKILL leaves it */
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  end += frame_len(4) + frame_len(5);
+  assert_true(file_size(seg) > end);
+  assert_zero_after(seg, end);
+  uint64_t kept = file_size(seg);
+  tu_capture_begin();
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  char *msg = tu_capture_end();
+  assert_string_equal(msg, "");
+  free(msg);
+  assert_int_equal(file_size(seg), kept);
+  assert_int_equal(sl_log_next_txid(log), 6);
+  assert_int_equal(sl_log_durable_txid(log), 5);
+  append_range(log, 6, 6);
+  assert_int_equal(sl_log_wait_durable(log, 6), 0);
+  read_all(dir, 1, 6);
+  sl_log_close(log);
+  end += frame_len(6);
+  assert_int_equal(file_size(seg), end);
+
+  /* Zeros with anything after them are a torn tail: cut, and said so. */
+  static const uint8_t torn[17] = {[16] = 0x5a};
+  append_bytes(seg, torn, sizeof torn);
+  tu_capture_begin();
+  assert_int_equal(sl_log_open(dir, STORE_ID, &log), 0);
+  msg = tu_capture_end();
+  assert_contains(msg, "cutting a torn tail");
+  free(msg);
+  assert_true(file_size(seg) == end || file_size(seg) == end + SL_SEG_ZERO_AHEAD);
+  sl_log_close(log);
+  assert_int_equal(file_size(seg), end);
+  read_all(dir, 1, 6);
+
+  /* Sealed segments hold their frames and nothing after them. */
+  char *dir2 = new_log("log_zeroed_rotation", 4096);
+  assert_int_equal(sl_log_open(dir2, STORE_ID, &log), 0);
+  append_range(log, 1, 200);
+  assert_int_equal(sl_log_wait_durable(log, 200), 0);
+  sl_seg_info *segs;
+  size_t count;
+  assert_int_equal(sl_log_list(dir2, &segs, &count), 0);
+  assert_true(count > 3);
+  uint64_t off[201], segno[201];
+  frame_offsets(dir2, 200, off, segno);
+  for (uint64_t t = 1; t < 200; t++)
+    if (segno[t + 1] != segno[t]) assert_int_equal(file_size(segs[segno[t] - 1].path), off[t] + frame_len(t));
+  sl_log_close(log);
+  read_all(dir2, 1, 200);
+  free(segs);
+  free(dir2);
   free(seg);
   free(dir);
 }
@@ -1438,6 +1538,7 @@ int main(void) {
       cmocka_unit_test(log_rotation_and_reopen),
       cmocka_unit_test(log_torn_tail_every_offset),
       cmocka_unit_test(log_garbage_tail_is_cut),
+      cmocka_unit_test(log_zeroed_tail),
       cmocka_unit_test(log_corrupt_middle_refused),
       cmocka_unit_test(log_txid_gap_refused),
       cmocka_unit_test(log_corrupt_older_segment),

@@ -100,8 +100,9 @@ int sl__log_iter_open(seg_iter *it, const char *path, int flags) {
 
 /* The next frame of the segment: 0 (frame filled, iterator advanced);
  * SL_EEND when the file (as last measured) ends exactly at a frame
- * boundary, or a ZEROED TAIL (log.h) starts there (it->zeroed); BAD_FRAME when the bytes at it->off are not a whole frame with a
- * good CRC (not logged: the caller decides whether that is a torn tail);
+ * boundary, or a ZEROED TAIL (log.h) starts there (it->zeroed); BAD_FRAME
+ * when the bytes at it->off are not a whole frame with a good CRC (not
+ * logged: the caller decides whether that is a torn tail);
  * SL_ECORRUPT / SL_EGAP (logged) for a frame with a good CRC whose payload
  * is not the expected transaction; -errno. */
 int sl__log_iter_frame(seg_iter *it, sl_frame *f) {

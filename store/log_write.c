@@ -303,7 +303,7 @@ const char *sl_log_key_id(sl_log *log) { return log->key_id; }
  * steps of at least half of SL_SEG_ZERO_AHEAD, and the next fdatasync (the
  * one of the frames just written) writes the inode once for the step. A
  * failure only costs speed: whatever zeros were written stay a valid tail,
- * and this log appends without them from then on. append_mu held. */
+ * and this sl_log appends without them from then on. append_mu held. */
 static void zero_ahead(sl_log *log) {
   static const uint8_t zeros[SL_SEG_ZERO_AHEAD];
   if (log->zero_refused || log->zeroed_end >= log->seg_end + SL_SEG_ZERO_AHEAD / 2) return;
@@ -314,7 +314,7 @@ static void zero_ahead(sl_log *log) {
   if (rc) {
     char path[PATH_MAX];
     sl__log_seg_path(path, log->dir, log->segno, "");
-    sl_diag_warn("%s: writing zeros ahead of offset %" PRIu64 ": %s; appends go on without them", path, from,
+    sl_diag_warn("%s: writing zeros ahead of offset %" PRIu64 ": %s; appends go on without them until it is reopened", path, from,
                  sl_strerror(rc));
     log->zero_refused = true;
     return;

@@ -490,7 +490,7 @@ static int iter_walk_sealed(seg_iter *it, sl_frame *last) {
   int rc;
   last->txid = 0;
   while ((rc = sl__log_iter_frame(it, &f)) == 0) *last = f;
-  if (rc == BAD_FRAME || it->zeroed) return sl__log_iter_corrupt(it, "");
+  if (sl__log_iter_bad_if_sealed(it, rc)) return sl__log_iter_corrupt(it, "");
   return rc == SL_EEND ? 0 : rc;
 }
 

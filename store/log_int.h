@@ -138,6 +138,13 @@ typedef struct seg_iter {
   bool zeroed;        /* after SL_EEND: it stopped at a ZEROED TAIL (log.h), not at the file's end */
 } seg_iter;
 
+/* After sl__log_iter_frame returned rc: did it stop where a sealed segment
+ * (one a later segment follows) may not end -- at a bad frame, or at zeros
+ * after its last frame (log.h, ZEROED TAIL: only the newest may have them)? */
+static inline bool sl__log_iter_bad_if_sealed(const seg_iter *it, int rc) {
+  return rc == BAD_FRAME || (rc == SL_EEND && it->zeroed);
+}
+
 /* The frame at off, with CRC checked: 0, SL_ETRUNCATED, SL_ECORRUPT, -errno. */
 int sl__log_scan_frame(seg_scan *s, uint64_t off, const uint8_t **payload, uint32_t *plen,
                        size_t *flen);

@@ -188,7 +188,7 @@ int sl_log_seg_pack(const char *path, uint64_t *plain_bytes, uint64_t *packed_by
   if ((rc = sl__log_iter_open(&it, path, O_RDONLY))) goto out;
   if (it.h.flags & (SL_SEG_F_LZ4 | SL_SEG_F_SEALED)) goto out; /* packed already, or ciphertext */
   while ((rc = sl__log_iter_frame(&it, &f)) == 0) continue;
-  if (rc == BAD_FRAME) rc = sl__log_iter_corrupt(&it, ": not packed");
+  if (sl__log_iter_bad_if_sealed(&it, rc)) rc = sl__log_iter_corrupt(&it, ": not packed");
   if (rc != SL_EEND) goto out;
   rc = 0;
   size_t plain = (size_t)it.s.size - SL_SEG_HEADER_SIZE;

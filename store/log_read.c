@@ -387,7 +387,7 @@ static int find_after_time(const char *logdir, bool newest_run, uint64_t since_u
       goto out;
     }
   }
-  if ((rc == BAD_FRAME || it.zeroed) && lo + 1 < n) {
+  if (sl__log_iter_bad_if_sealed(&it, rc) && lo + 1 < n) {
     rc = sl__log_iter_corrupt(&it, "");
     goto out;
   }

@@ -1503,6 +1503,16 @@ static void log_pack(void **state) {
   assert_int_equal(sl_log_reader_open(dir, 1, &ro, &r), SL_ECORRUPT);
   xor_byte(s2, SL_SEG_HEADER_SIZE + 20, 0x40);
   assert_int_equal(sl_log_seg_pack(s2, &plain, &packed), SL_ECORRUPT);
+  /* zeros after the last frame of a sealed segment: damage there (log.h, ZEROED TAIL) */
+  char *s3 = seg_file(dir, 3);
+  static const uint8_t zeros[16];
+  append_bytes(s3, zeros, sizeof zeros);
+  tu_capture_begin();
+  assert_int_equal(sl_log_seg_pack(s3, &plain, &packed), SL_ECORRUPT);
+  char *msg = tu_capture_end();
+  assert_contains(msg, s3);
+  free(msg);
+  free(s3);
   free(s1);
   free(s2);
   free(dir);
